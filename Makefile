@@ -1,0 +1,141 @@
+# aulac build.  `make` builds the three programs; `make demo` and `make test`
+# first install missing Debian packages (scripts/deps.sh).
+#
+#   make NO_GPU=1      CPU-only build even where nvcc exists
+#   make SAN=1         AddressSanitizer + UBSan build (into build-san/)
+#   make BUILD=dir     put objects and programs under dir/
+
+BUILD   ?= build
+NO_GPU  ?= 0
+SAN     ?= 0
+ifeq ($(SAN),1)
+BUILD   := build-san
+NO_GPU  := 1
+endif
+
+CC      ?= cc
+PKGS    := grpc libprotobuf-c libsodium lmdb libfyaml libzstd openblas libmicrohttpd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+OPT     ?= -O2
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread -Wall -Wextra -Werror \
+           -Wno-unused-parameter -I. -I$(BUILD)/gen $(PKG_CFLAGS)
+LDLIBS  := $(PKG_LIBS) -lm -lpthread
+
+ifeq ($(SAN),1)
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# --- CUDA detection -------------------------------------------------------
+NVCC := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(NO_GPU),1)
+NVCC :=
+endif
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CU_SRC := $(wildcard codec/*.cu model/*.cu worker/*.cu)
+ifneq ($(NVCC),)
+CFLAGS    += -DAULAC_HAVE_CUDA -I$(CUDA_HOME)/include
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lnccl
+NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall -I. -I$(BUILD)/gen \
+             -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+             -DAULAC_HAVE_CUDA
+CU_OBJ    := $(patsubst %.cu,$(BUILD)/obj/%.cu.o,$(CU_SRC))
+else
+CU_OBJ    :=
+endif
+
+# --- sources --------------------------------------------------------------
+PROTO_C  := $(BUILD)/gen/proto/aulac.pb-c.c
+PROTO_H  := $(BUILD)/gen/proto/aulac.pb-c.h
+LIB_DIRS := common crypto ledger policies codec model proto
+LIB_SRC  := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/aulac.pb-c.o $(CU_OBJ)
+
+COORD_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c))
+WORKER_SRC:= $(filter-out worker/main.c,$(wildcard worker/*.c))
+CLI_SRC   := $(filter-out cli/main.c,$(wildcard cli/*.c))
+COORD_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(COORD_SRC))
+WORKER_OBJ:= $(patsubst %.c,$(BUILD)/obj/%.o,$(WORKER_SRC))
+CLI_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+
+LIBAULAC  := $(BUILD)/libaulac.a
+LIBAULAC_SO := $(BUILD)/libaulac.so
+PROGRAMS  := $(BUILD)/aulac-coordinator $(BUILD)/aulac-worker $(BUILD)/aulac
+
+TEST_SRC  := $(wildcard tests/unit/test_*.c)
+TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_SUPPORT := $(wildcard tests/support/*.c)
+TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps demo test tests bench clean reference fuzz
+all: $(PROGRAMS) $(LIBAULAC_SO)
+
+# Every object waits for the generated protobuf header.
+$(BUILD)/obj/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.cu.o: %.cu $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(PROTO_C) $(PROTO_H): proto/aulac.proto
+	@mkdir -p $(BUILD)/gen
+	protoc-c --proto_path=. --c_out=$(BUILD)/gen proto/aulac.proto
+
+$(BUILD)/obj/gen/aulac.pb-c.o: $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(LIBAULAC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(LIBAULAC_SO): $(LIB_OBJ)
+	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/libcoord.a: $(COORD_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+$(BUILD)/libworker.a: $(WORKER_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+$(BUILD)/libcli.a: $(CLI_OBJ)
+	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
+
+$(BUILD)/aulac-coordinator: $(BUILD)/obj/coordinator/main.o $(BUILD)/libcoord.a $(LIBAULAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/aulac-worker: $(BUILD)/obj/worker/main.o $(BUILD)/libworker.a $(LIBAULAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/aulac: $(BUILD)/obj/cli/main.o $(BUILD)/libcli.a $(LIBAULAC)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(BUILD)/libcli.a $(LIBAULAC) $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(BUILD)/libcli.a $(LIBAULAC) $(LDLIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
+
+tests: $(PROGRAMS) $(TEST_BINS)
+bench: $(PROGRAMS) $(BENCH_BINS)
+
+deps:
+	@scripts/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory tests
+	@scripts/test.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

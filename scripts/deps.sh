@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian packages aulac needs to build, test and run its demo, when
+# they are missing. Uses sudo when not root. Prints what it installs.
+set -euo pipefail
+
+pkgs=(build-essential pkg-config make
+      libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libsodium-dev liblmdb-dev
+      libfyaml-dev libzstd-dev libopenblas-dev libmicrohttpd-dev libcmocka-dev
+      lmdb-utils openssl curl python3 dpkg-dev)
+
+missing=()
+for p in "${pkgs[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+echo "deps: installing missing Debian packages: ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null; then sudo="sudo"; else
+        echo "deps: not root and no sudo: install these packages first: ${missing[*]}" >&2
+        exit 1
+    fi
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+echo "deps: installed ${missing[*]}"
