@@ -1,0 +1,105 @@
+#ifndef AULAC_CODEC_CODEC_H
+#define AULAC_CODEC_CODEC_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Update compression (ARCHITECTURE §5): block top-k + per-block quantization + zstd.
+ *
+ * The flat fp32 vector is cut into blocks of block_size values (the last block may be
+ * short). In each block the k_per_block values of largest magnitude are kept (ties go
+ * to the lower index; exact zeros are never kept, so a block may keep fewer), their
+ * in-block positions are stored as u16 gaps and their values quantized against a
+ * per-block fp32 scale. k_per_block >= block_size is dense mode: every value, no
+ * positions. A zstd frame wraps the body when zstd_level > 0 and it helps. The byte
+ * layout is in codec/README.md.
+ *
+ * The decoder treats the payload as hostile: it validates the whole payload before it
+ * writes a single float of the accumulator. */
+
+/* Error codes (range -1300..-1399). */
+#define CODEC_ERR_ARG        (-1300) /* NULL pointer, or error feedback without a residual */
+#define CODEC_ERR_PARAMS     (-1301) /* codec_params out of range */
+#define CODEC_ERR_NOMEM      (-1302)
+#define CODEC_ERR_NONFINITE  (-1303) /* encode: NaN/Inf in delta + residual */
+#define CODEC_ERR_TOO_LARGE  (-1304) /* n over CODEC_MAX_N */
+#define CODEC_ERR_ZSTD       (-1305) /* compression failed */
+#define CODEC_ERR_TRUNCATED  (-1310) /* decode: fewer bytes than the header or body needs */
+#define CODEC_ERR_MAGIC      (-1311) /* not a codec payload */
+#define CODEC_ERR_VERSION    (-1312) /* unknown format version */
+#define CODEC_ERR_HEADER     (-1313) /* header fields out of range (quant, block size, flags) */
+#define CODEC_ERR_LENGTH     (-1314) /* vector length differs from the expected one */
+#define CODEC_ERR_COUNT      (-1315) /* per-block or total count out of range */
+#define CODEC_ERR_INDEX      (-1316) /* a position outside its block */
+#define CODEC_ERR_SCALE      (-1317) /* a scale negative, NaN, Inf or too large */
+#define CODEC_ERR_VALUE      (-1318) /* a value code the encoder never emits (NaN, -128...) */
+#define CODEC_ERR_FRAME      (-1319) /* zstd frame malformed, size undeclared or over bound */
+#define CODEC_ERR_TRAILING   (-1320) /* bytes after the payload's end */
+#define CODEC_ERR_NO_CUDA    (-1330) /* built without CUDA, or no device */
+#define CODEC_ERR_CUDA       (-1331) /* a CUDA runtime call failed (why/log says which) */
+
+#define CODEC_FORMAT_VERSION 1
+#define CODEC_MAX_BLOCK      65536u           /* in-block positions are u16 */
+#define CODEC_MAX_N          (UINT64_C(1) << 36)
+#define CODEC_HEADER_LEN     40
+
+enum codec_quant {
+    CODEC_QUANT_FP32 = 0,
+    CODEC_QUANT_INT8 = 1,       /* q in [-127, 127], scale = max|v| / 127 */
+    CODEC_QUANT_FP16 = 2,       /* IEEE half of v / scale, scale = max|v| */
+    CODEC_QUANT_FP8_E4M3 = 3,   /* OCP E4M3 (max 448) of v / scale, scale = max|v| / 448 */
+    CODEC_QUANT_INT4 = 4,       /* q in [-7, 7], two per byte, scale = max|v| / 7 */
+    CODEC_QUANT_COUNT = 5
+};
+
+struct codec_params {
+    uint32_t format_version;    /* CODEC_FORMAT_VERSION */
+    uint32_t block_size;        /* 1..CODEC_MAX_BLOCK */
+    uint32_t k_per_block;       /* >= 1; >= block_size means dense */
+    enum codec_quant quant;
+    int zstd_level;             /* 0 = none, 1..22 */
+    int error_feedback;         /* 0 or 1 */
+};
+
+/* Fills *p with the defaults: v1, B 4096, k 41 (1%), int8, zstd 3, error feedback on. */
+void codec_params_default(struct codec_params *p);
+
+/* 0 or CODEC_ERR_PARAMS (why, when not NULL, says which field). */
+int codec_params_validate(const struct codec_params *p, char *why, size_t why_len);
+
+/* Compresses delta[0..n). With params->error_feedback, residual (n floats, required)
+ * is added to delta before selection and receives what the payload does not carry
+ * (dropped values and quantization error): delta + old residual == decoded + new
+ * residual up to float rounding. Without it, residual is ignored and may be NULL.
+ * *payload is malloc'd (caller frees) and *payload_len set.
+ * Errors: CODEC_ERR_ARG, CODEC_ERR_PARAMS, CODEC_ERR_TOO_LARGE, CODEC_ERR_NONFINITE,
+ * CODEC_ERR_NOMEM, CODEC_ERR_ZSTD; on error residual is unchanged and *payload NULL. */
+int codec_encode(const float *delta, size_t n, const struct codec_params *params,
+                 float *residual, uint8_t **payload, size_t *payload_len)
+    __attribute__((warn_unused_result));
+
+/* acc[0..n_expected) += weight * decode(payload). The payload is untrusted: every
+ * length, count, position, scale and value code is checked, and the zstd frame must
+ * declare its content size, which must match the body the header describes. On any
+ * error acc is left untouched, a CODEC_ERR_* code returned and why (when not NULL)
+ * names the failing block or field. Temporary memory: the decompressed body only
+ * (bounded by the dense size of n_expected), never a dense copy of the vector. */
+int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expected,
+                            float weight, float *acc, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
+/* Reads the header only (no body checks): the parameters the payload was encoded with
+ * (zstd_level and error_feedback are reported as 0) and its vector length. Lets a
+ * receiver refuse payloads that are denser than its policy allows.
+ * Errors: CODEC_ERR_TRUNCATED, CODEC_ERR_MAGIC, CODEC_ERR_VERSION, CODEC_ERR_HEADER. */
+int codec_payload_info(const uint8_t *payload, size_t len, struct codec_params *params,
+                       uint64_t *n);
+
+/* Largest payload codec_encode() can produce for n values with these params
+ * (0 if params invalid or n too large). */
+size_t codec_max_payload_len(size_t n, const struct codec_params *params);
+
+/* Words for any CODEC_ERR_* code. */
+const char *codec_strerror(int code);
+const char *codec_quant_name(enum codec_quant q);
+
+#endif

@@ -1,0 +1,147 @@
+#ifndef AULAC_COORDINATOR_COORD_H
+#define AULAC_COORDINATOR_COORD_H
+/* The coordinator daemon's state: one struct, passed explicitly.
+ *
+ * Life cycle: coord_open() loads the key, roster and policy, opens the data
+ * directory (LMDB: ledger + state), records the genesis roster and the experiment
+ * on first start or resumes the open round after a restart (re-accumulating the
+ * accepted payloads kept in LMDB); coord_serve() starts the gRPC service and the
+ * round timer; coord_close() stops both and frees everything.
+ *
+ * Locking: c->mu guards the experiment (round, model, accumulator, accepted set).
+ * LMDB write transactions are taken inside c->mu, never the other way round. */
+#include <lmdb.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "coordinator/outer.h"
+#include "crypto/keys.h"
+#include "ledger/ledger.h"
+#include "model/gpt2.h"
+#include "policies/policy.h"
+#include "policies/roster.h"
+
+/* Error codes of the coordinator (range -1600..-1649; outer.h has -1650..). */
+#define COORD_ERR_CONFIG   (-1600)  /* key, roster, policy or data dir unusable (logged) */
+#define COORD_ERR_STATE    (-1601)  /* stored state unreadable or inconsistent (logged) */
+#define COORD_ERR_NOMEM    (-1602)
+#define COORD_ERR_IO       (-1603)
+#define COORD_ERR_SERVE    (-1604)  /* cannot listen (logged with the address) */
+
+#define COORD_EXPERIMENT_MAX 64
+#define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
+
+struct coord_options {
+    const char *data_dir;
+    const char *listen_addr;        /* default 127.0.0.1:7443 */
+    const char *key_path;           /* the coordinator's secret key file */
+    const char *roster_path;
+    const char *policy_path;
+    const char *tls_cert, *tls_key, *tls_client_ca;
+    int require_client_cert;
+    const char *port_file;          /* written with the bound port once serving */
+    int keep_checkpoints;           /* > 0: keep only the current and previous checkpoints */
+    int max_calls;                  /* concurrent RPCs; default 64 */
+};
+
+enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
+
+/* An immutable model version; downloads hold a reference while they stream it. */
+struct model_snapshot {
+    int refs;                       /* guarded by coord.mu */
+    uint64_t round;                 /* rounds completed when it was made */
+    uint8_t hash[32];
+    size_t n;
+    float *params;
+};
+
+struct round_member {
+    char id[CRYPTO_ID_MAX + 1];
+    uint64_t tokens, samples, bytes;
+    float train_loss, val_loss;
+};
+
+struct member_stats {
+    char id[CRYPTO_ID_MAX + 1];
+    uint64_t rounds_joined, tokens, bytes_sent, rejected;
+};
+
+struct seen_nonce {
+    uint8_t nonce[16];
+    int64_t at_ms;                  /* 0: free slot */
+};
+#define COORD_NONCES 4096
+
+struct coord {
+    struct coord_options opt;
+    struct crypto_key *key;
+    struct crypto_public_key pub;
+    struct roster roster;
+    struct policy policy;
+    uint8_t policy_hash[32];
+    uint8_t *policy_yaml;
+    size_t policy_yaml_len;
+    struct gpt2_config cfg;
+    size_t n_params;
+    struct codec_params uplink;
+
+    struct ledger *ledger;
+    MDB_dbi db_state;               /* "coord.state": experiment record */
+    MDB_dbi db_payloads;            /* "coord.payloads": open round's accepted updates */
+    MDB_dbi db_members;             /* "coord.members": contribution counters */
+    MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
+
+    pthread_mutex_t mu;
+    pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */
+
+    /* Everything below is guarded by mu. */
+    char experiment[COORD_EXPERIMENT_MAX + 1];
+    enum coord_exp_state state;
+    uint64_t round;                 /* the open round, 1-based; > total when finished */
+    uint64_t total_rounds;
+    struct model_snapshot *model;   /* the open round's base model */
+    struct outer_opt outer;
+    float *acc;                     /* sum of weight * decoded update */
+    double weight_sum;
+    struct round_member *accepted;  /* n_accepted of n_eligible slots */
+    size_t n_accepted, n_eligible;
+    int64_t round_opened_ms, deadline_ms;
+    int deadline_logged;
+    struct member_stats *members;   /* one per roster member */
+
+    struct seen_nonce nonces[COORD_NONCES];   /* join replay window, guarded by mu */
+
+    struct rpc_server *srv;
+    int port;
+    pthread_t timer;
+    int timer_running;
+    int stopping;
+};
+
+int  coord_open(struct coord *c, const struct coord_options *opt);
+int  coord_serve(struct coord *c);
+void coord_close(struct coord *c);
+const char *coord_strerror(int rc);
+
+/* --- used across coordinator/ ------------------------------------------- */
+
+/* experiment.c */
+int  experiment_resume_or_start(struct coord *c);
+int  round_close_locked(struct coord *c);       /* mu held */
+void round_timer_tick(struct coord *c);          /* takes mu */
+void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
+struct member_stats *coord_member_stats(struct coord *c, const char *id);
+
+/* models.c: checkpoints named by hash under data_dir/models/. */
+int models_save(struct coord *c, const float *params, const uint8_t hash[32]);
+int models_load(struct coord *c, const uint8_t hash[32], float *params);
+void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
+int outer_state_save(struct coord *c, uint64_t completed_rounds);
+int outer_state_load(struct coord *c, uint64_t completed_rounds);
+
+/* service.c */
+int service_start(struct coord *c);
+
+#endif

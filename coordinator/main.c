@@ -1,0 +1,136 @@
+/* aulac-coordinator: runs one approved experiment for the alliance. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "coordinator/coord.h"
+
+static const char usage[] =
+    "usage: aulac-coordinator --data-dir DIR --key FILE --roster FILE --policy FILE [options]\n"
+    "\n"
+    "Runs the experiment of a policy for the members of a roster: announces rounds,\n"
+    "verifies and aggregates the members' signed updates, applies the outer optimizer,\n"
+    "checkpoints the global model and records everything in the ledger under DIR.\n"
+    "Restarted on the same DIR, it resumes the open round.\n"
+    "\n"
+    "  --data-dir DIR        ledger, state and checkpoints (created 0700)\n"
+    "  --key FILE            the coordinator's secret key (aulac keygen --id coordinator)\n"
+    "  --roster FILE         the alliance roster (YAML)\n"
+    "  --policy FILE         the experiment policy (YAML)\n"
+    "  --listen ADDR         gRPC address (default 127.0.0.1:7443; port 0 picks one)\n"
+    "  --port-file FILE      write the bound port here once serving\n"
+    "  --tls-cert FILE       server certificate chain (PEM); with --tls-key enables TLS\n"
+    "  --tls-key FILE        server private key (PEM)\n"
+    "  --tls-client-ca FILE  verify client certificates against this CA\n"
+    "  --require-client-cert mutual TLS: refuse clients without a certificate\n"
+    "  --insecure            serve plaintext (no TLS): for loopback tests only\n"
+    "  --keep-checkpoints    keep only the current and previous model checkpoints\n"
+    "  --max-calls N         concurrent RPCs (default 64)\n"
+    "  -v, --verbose         debug logging\n"
+    "  -h, --help            this help\n";
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) { (void)sig; stop_requested = 1; }
+
+int main(int argc, char **argv)
+{
+    log_set_component("coordinator");
+    struct coord_options o = { 0 };
+    o.listen_addr = "127.0.0.1:7443";
+    o.max_calls = 64;
+    int insecure = 0;
+    enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
+           O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS };
+    static const struct option longopts[] = {
+        { "data-dir", required_argument, 0, O_DATA },
+        { "key", required_argument, 0, O_KEY },
+        { "roster", required_argument, 0, O_ROSTER },
+        { "policy", required_argument, 0, O_POLICY },
+        { "listen", required_argument, 0, O_LISTEN },
+        { "port-file", required_argument, 0, O_PORTFILE },
+        { "tls-cert", required_argument, 0, O_CERT },
+        { "tls-key", required_argument, 0, O_TKEY },
+        { "tls-client-ca", required_argument, 0, O_CCA },
+        { "require-client-cert", no_argument, 0, O_REQ },
+        { "insecure", no_argument, 0, O_INSECURE },
+        { "keep-checkpoints", no_argument, 0, O_KEEP },
+        { "max-calls", required_argument, 0, O_MAXCALLS },
+        { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case O_DATA: o.data_dir = optarg; break;
+        case O_KEY: o.key_path = optarg; break;
+        case O_ROSTER: o.roster_path = optarg; break;
+        case O_POLICY: o.policy_path = optarg; break;
+        case O_LISTEN: o.listen_addr = optarg; break;
+        case O_PORTFILE: o.port_file = optarg; break;
+        case O_CERT: o.tls_cert = optarg; break;
+        case O_TKEY: o.tls_key = optarg; break;
+        case O_CCA: o.tls_client_ca = optarg; break;
+        case O_REQ: o.require_client_cert = 1; break;
+        case O_INSECURE: insecure = 1; break;
+        case O_KEEP: o.keep_checkpoints = 1; break;
+        case O_MAXCALLS:
+            o.max_calls = atoi(optarg);
+            if (o.max_calls < 1 || o.max_calls > 10000) {
+                fprintf(stderr, "aulac-coordinator: --max-calls must be 1..10000\n");
+                return 2;
+            }
+            break;
+        case 'v': log_set_level(LOG_DEBUG); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aulac-coordinator: unexpected argument '%s'\n%s", argv[optind], usage);
+        return 2;
+    }
+    const char *missing = !o.data_dir ? "--data-dir" : !o.key_path ? "--key"
+                        : !o.roster_path ? "--roster" : !o.policy_path ? "--policy" : NULL;
+    if (missing) {
+        fprintf(stderr, "aulac-coordinator: %s is required\n%s", missing, usage);
+        return 2;
+    }
+    if (!o.tls_cert != !o.tls_key) {
+        fprintf(stderr, "aulac-coordinator: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if (!o.tls_cert && !insecure) {
+        fprintf(stderr, "aulac-coordinator: no TLS certificate given: pass --tls-cert and "
+                        "--tls-key, or --insecure to serve plaintext on a trusted network\n");
+        return 2;
+    }
+    if (insecure)
+        log_warn("serving without TLS (--insecure): anyone on the network path can read the "
+                 "traffic; member signatures still protect every update");
+
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    static struct coord c;
+    int rc = coord_open(&c, &o);
+    if (rc == 0)
+        rc = coord_serve(&c);
+    if (rc != 0) {
+        log_error("cannot start: %s", coord_strerror(rc));
+        coord_close(&c);
+        return 1;
+    }
+    while (!stop_requested)
+        usleep(100 * 1000);
+    log_info("stopping");
+    coord_close(&c);
+    return 0;
+}

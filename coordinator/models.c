@@ -1,0 +1,153 @@
+/* Model checkpoints, named by hash: data_dir/models/<hex>/{model.safetensors,
+ * config.json} (GPT-2 layout, loadable by common Python tooling), written to a
+ * temporary directory, fsynced and renamed. The outer optimizer's state for each
+ * number of completed rounds: data_dir/outer/<n>.bin. */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/hex.h"
+#include "common/log.h"
+#include "coordinator/coord.h"
+#include "model/errors.h"
+#include "model/gpt2.h"
+#include "model/model_hash.h"
+
+static void model_dir(const struct coord *c, const uint8_t hash[32], char *out, size_t cap)
+{
+    char hex[65];
+    hex_encode(hash, 32, hex);
+    snprintf(out, cap, "%s/models/%s", c->opt.data_dir, hex);
+}
+
+int models_save(struct coord *c, const float *params, const uint8_t hash[32])
+{
+    char dir[PATH_MAX], tmp[PATH_MAX + 16];
+    model_dir(c, hash, dir, sizeof dir);
+    if (file_exists(dir))
+        return 0;
+    snprintf(tmp, sizeof tmp, "%s.tmp", dir);
+    int rc = file_mkdirs(tmp, 0755);
+    if (rc == 0)
+        rc = gpt2_save(tmp, &c->cfg, params);
+    if (rc == 0 && rename(tmp, dir) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = file_fsync_dir_of(dir);
+    if (rc != 0) {
+        log_error("cannot write the model checkpoint %s: %s", dir,
+                  rc < -1000 ? model_strerror(rc) : strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    return 0;
+}
+
+int models_load(struct coord *c, const uint8_t hash[32], float *params)
+{
+    char dir[PATH_MAX];
+    model_dir(c, hash, dir, sizeof dir);
+    struct gpt2_config cfg;
+    float *flat = NULL;
+    int rc = gpt2_load(dir, &cfg, &flat);
+    if (rc != 0) {
+        log_error("cannot load the model checkpoint %s: %s", dir, model_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || gpt2_num_params(&cfg) != c->n_params) {
+        log_error("the checkpoint %s has another model shape than the policy", dir);
+        free(flat);
+        return COORD_ERR_STATE;
+    }
+    uint8_t got[32];
+    model_hash(flat, c->n_params, got);
+    if (memcmp(got, hash, 32) != 0) {
+        log_error("the checkpoint %s does not hash to its name: the file was altered", dir);
+        free(flat);
+        return COORD_ERR_STATE;
+    }
+    memcpy(params, flat, c->n_params * sizeof(float));
+    free(flat);
+    return 0;
+}
+
+void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)
+{
+    char root[PATH_MAX];
+    snprintf(root, sizeof root, "%s/models", c->opt.data_dir);
+    DIR *d = opendir(root);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint8_t h[32];
+        if (hex_decode(e->d_name, h, 32) != 0)
+            continue;
+        int kept = 0;
+        for (size_t i = 0; i < n_keep; i++)
+            kept |= memcmp(keep[i], h, 32) == 0;
+        if (kept)
+            continue;
+        char path[PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s/model.safetensors", root, e->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s/config.json", root, e->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+        rmdir(path);
+    }
+    closedir(d);
+}
+
+static void outer_path(const struct coord *c, uint64_t completed, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/outer/%llu.bin", c->opt.data_dir, (unsigned long long)completed);
+}
+
+int outer_state_save(struct coord *c, uint64_t completed_rounds)
+{
+    char path[PATH_MAX];
+    outer_path(c, completed_rounds, path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    if (outer_state_encode(&c->outer, &buf, &len) != 0)
+        return COORD_ERR_NOMEM;
+    int rc = file_write_atomic(path, buf, len, 0644);
+    free(buf);
+    if (rc != 0) {
+        log_error("cannot write the outer optimizer state %s: %s", path, strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    if (completed_rounds >= 2) {   /* the previous one is no longer needed */
+        outer_path(c, completed_rounds - 2, path, sizeof path);
+        unlink(path);
+    }
+    return 0;
+}
+
+int outer_state_load(struct coord *c, uint64_t completed_rounds)
+{
+    if (completed_rounds == 0)
+        return 0;   /* a fresh optimizer */
+    char path[PATH_MAX];
+    outer_path(c, completed_rounds, path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    int rc = file_read_all(path, (size_t)1 << 34, &buf, &len);
+    if (rc != 0) {
+        log_error("cannot read the outer optimizer state %s: %s", path, strerror(-rc));
+        return COORD_ERR_STATE;
+    }
+    rc = outer_state_decode(&c->outer, buf, len);
+    free(buf);
+    if (rc != 0) {
+        log_error("the outer optimizer state %s does not match the policy", path);
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}

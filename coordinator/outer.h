@@ -1,0 +1,39 @@
+#ifndef AULAC_COORDINATOR_OUTER_H
+#define AULAC_COORDINATOR_OUTER_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* The outer optimizer: applies a round's aggregated pseudo-gradient
+ * delta = theta_base - mean(theta_local) to the global parameters.
+ *   fedavg    theta -= lr * delta                      (lr 1: plain model averaging)
+ *   nesterov  m = mu*m + delta; theta -= lr * (delta + mu*m)   (DiLoCo: lr 0.7, mu 0.9)
+ *   fedadam   m = b1*m + (1-b1)*delta; v = b2*v + (1-b2)*delta^2;
+ *             theta -= lr * m / (sqrt(v) + tau)        (Reddi et al. 2021, no bias correction)
+ * The state (m, v, step) is part of the coordinator's checkpoint. */
+
+enum outer_kind { OUTER_FEDAVG = 0, OUTER_NESTEROV = 1, OUTER_FEDADAM = 2 };
+
+#define OUTER_ERR_NOMEM   (-1650)
+#define OUTER_ERR_FORMAT  (-1651)
+#define OUTER_ERR_SIZE    (-1652)
+
+struct outer_opt {
+    enum outer_kind kind;
+    float lr, momentum, beta1, beta2, tau;
+    size_t n;
+    uint64_t step;
+    float *m;   /* n floats for nesterov and fedadam, NULL for fedavg */
+    float *v;   /* n floats for fedadam, else NULL */
+};
+
+int  outer_init(struct outer_opt *o, enum outer_kind kind, size_t n, float lr, float momentum);
+void outer_free(struct outer_opt *o);
+void outer_step(struct outer_opt *o, float *params, const float *delta);
+const char *outer_kind_name(enum outer_kind kind);
+
+/* State as bytes: "AUOS" u32 version, u32 kind, u64 n, u64 step, then m and v (LE fp32).
+ * outer_state_decode checks the kind and n against o and every length. */
+int outer_state_encode(const struct outer_opt *o, uint8_t **out, size_t *len);
+int outer_state_decode(struct outer_opt *o, const uint8_t *buf, size_t len);
+
+#endif

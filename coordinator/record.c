@@ -1,0 +1,131 @@
+#include "coordinator/record.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "ledger/entry.h"
+
+static int append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index)
+{
+    e->timestamp_ms = time_now_unix_ms();
+    uint8_t *buf;
+    size_t len;
+    int rc = entry_encode(e, &buf, &len);
+    if (rc != 0) {
+        log_error("cannot encode a %s ledger entry: %s", entry_type_name(e->type),
+                  ledger_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    rc = ledger_append(c->ledger, txn, buf, len, index);
+    free(buf);
+    if (rc != 0) {
+        log_error("cannot append a %s ledger entry: %s", entry_type_name(e->type),
+                  ledger_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+int record_genesis(struct coord *c, MDB_txn *txn)
+{
+    const size_t n = c->roster.n_members;
+    struct entry_member *m = calloc(n + 1, sizeof *m);
+    if (!m)
+        return COORD_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const struct roster_member *r = &c->roster.members[i];
+        snprintf(m[i].id, sizeof m[i].id, "%s", r->id);
+        m[i].organization = (char *)r->organization;
+        m[i].roles = r->roles;   /* roster roles use the entry's bit values */
+        memcpy(m[i].public_key, r->public_key, 32);
+    }
+    /* The coordinator's own key is part of the founding record: it signs receipts
+     * and checkpoints that members check against this entry. */
+    snprintf(m[n].id, sizeof m[n].id, "%s", crypto_key_member(c->key));
+    m[n].roles = ENTRY_ROLE_COORDINATOR;
+    memcpy(m[n].public_key, c->pub.key, 32);
+    struct entry e = { .type = ENTRY_GENESIS };
+    e.u.genesis.alliance = c->roster.alliance;
+    e.u.genesis.n_members = (uint32_t)n + 1;
+    e.u.genesis.members = m;
+    int rc = append(c, txn, &e, NULL);
+    free(m);
+    return rc;
+}
+
+static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type,
+                             uint64_t rounds)
+{
+    struct entry e = { .type = type };
+    snprintf(e.u.experiment.experiment, sizeof e.u.experiment.experiment, "%s", c->experiment);
+    memcpy(e.u.experiment.policy_hash, c->policy_hash, 32);
+    memcpy(e.u.experiment.model_hash, c->model->hash, 32);
+    e.u.experiment.rounds = rounds;
+    return append(c, txn, &e, NULL);
+}
+
+int record_experiment_started(struct coord *c, MDB_txn *txn)
+{
+    return record_experiment(c, txn, ENTRY_EXPERIMENT_STARTED, c->total_rounds);
+}
+
+int record_experiment_finished(struct coord *c, MDB_txn *txn)
+{
+    return record_experiment(c, txn, ENTRY_EXPERIMENT_FINISHED, c->model->round);
+}
+
+int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
+                           const uint8_t signature[64], double train_loss, uint64_t *index)
+{
+    struct entry e = { .type = ENTRY_UPDATE_ACCEPTED };
+    struct entry_update *u = &e.u.update;
+    snprintf(u->experiment, sizeof u->experiment, "%s", env->experiment);
+    snprintf(u->member, sizeof u->member, "%s", env->member);
+    u->round = env->round;
+    memcpy(u->payload_hash, env->payload_hash, 32);
+    u->tokens = env->tokens;
+    u->samples = env->samples;
+    u->bytes = env->payload_bytes;
+    memcpy(u->envelope_signature, signature, 64);
+    u->train_loss = train_loss;
+    return append(c, txn, &e, index);
+}
+
+int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,
+                           uint64_t round, const char *member, const char *reason,
+                           uint64_t *index)
+{
+    struct entry e = { .type = ENTRY_UPDATE_REJECTED };
+    struct entry_update *u = &e.u.update;
+    /* Ids from the wire may be anything; the ledger records only valid ones. */
+    snprintf(u->experiment, sizeof u->experiment, "%s",
+             crypto_id_valid(experiment) ? experiment : "invalid-id");
+    snprintf(u->member, sizeof u->member, "%s", crypto_id_valid(member) ? member : "invalid-id");
+    u->round = round;
+    u->reason = (char *)reason;
+    return append(c, txn, &e, index);
+}
+
+int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
+                        const uint8_t aggregate_hash[32])
+{
+    struct entry e = { .type = ENTRY_ROUND_CLOSED };
+    struct entry_round_closed *r = &e.u.round_closed;
+    snprintf(r->experiment, sizeof r->experiment, "%s", c->experiment);
+    r->round = s->round;
+    r->n_participants = (uint32_t)s->n_members;
+    r->participants = calloc(s->n_members + 1, sizeof *r->participants);
+    if (!r->participants)
+        return COORD_ERR_NOMEM;
+    for (size_t i = 0; i < s->n_members; i++)
+        snprintf(r->participants[i], sizeof r->participants[i], "%s", s->members[i].id);
+    memcpy(r->aggregate_hash, aggregate_hash, 32);
+    memcpy(r->model_hash, s->model_hash, 32);
+    r->mean_loss = s->mean_train_loss;
+    r->tokens = s->tokens;
+    int rc = append(c, txn, &e, NULL);
+    free(r->participants);
+    return rc;
+}

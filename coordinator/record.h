@@ -1,0 +1,21 @@
+#ifndef AULAC_COORDINATOR_RECORD_H
+#define AULAC_COORDINATOR_RECORD_H
+/* The coordinator's ledger entries (ledger/entry.h), each appended in the caller's
+ * write transaction so that it commits with the state change it records.
+ * Return 0 or COORD_ERR_STATE (logged). */
+#include "coordinator/coord.h"
+#include "coordinator/state.h"
+#include "crypto/envelope.h"
+
+int record_genesis(struct coord *c, MDB_txn *txn);
+int record_experiment_started(struct coord *c, MDB_txn *txn);
+int record_experiment_finished(struct coord *c, MDB_txn *txn);
+int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
+                           const uint8_t signature[64], double train_loss, uint64_t *index);
+int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,
+                           uint64_t round, const char *member, const char *reason,
+                           uint64_t *index);
+int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
+                        const uint8_t aggregate_hash[32]);
+
+#endif

@@ -1,0 +1,556 @@
+/* The Federation service: one handler per RPC of proto/aulac.proto. Handlers run on
+ * their own threads (proto/rpc.h); they translate messages to the experiment's
+ * operations and back. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "coordinator/coord.h"
+#include "coordinator/state.h"
+#include "coordinator/update.h"
+#include "crypto/envelope.h"
+#include "proto/aulac.pb-c.h"
+#include "proto/pb.h"
+#include "proto/rpc.h"
+#include "proto/service.h"
+
+#define AULAC_VERSION "aulac 0.1"
+#define JOIN_SKEW_MS  (5 * 60 * 1000)
+
+/* --- Hello ------------------------------------------------------------------ */
+
+static void on_hello(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__hello_request__descriptor, &in) != 0)
+        return;
+    protobuf_c_message_free_unpacked(in, NULL);
+    Aulac__V1__HelloReply r = AULAC__V1__HELLO_REPLY__INIT;
+    r.server_version = AULAC_VERSION;
+    r.alliance = c->roster.alliance;
+    r.coordinator_public_key.data = c->pub.key;
+    r.coordinator_public_key.len = 32;
+    r.max_chunk_bytes = FED_MAX_CHUNK_BYTES;
+    r.max_message_bytes = FED_DEFAULT_MAX_MESSAGE_BYTES;
+    pb_call_finish(call, &r.base);
+}
+
+/* --- Join ------------------------------------------------------------------- */
+
+/* Nonces seen within the clock-skew window; a replayed join is refused. */
+static int nonce_seen(struct coord *c, const uint8_t *nonce, int64_t now)
+{
+    int seen = 0;
+    size_t free_slot = SIZE_MAX;
+    for (size_t i = 0; i < COORD_NONCES; i++) {
+        struct seen_nonce *s = &c->nonces[i];
+        if (s->at_ms && now - s->at_ms > 2 * JOIN_SKEW_MS)
+            s->at_ms = 0;
+        if (!s->at_ms) {
+            if (free_slot == SIZE_MAX)
+                free_slot = i;
+            continue;
+        }
+        if (memcmp(s->nonce, nonce, ENVELOPE_NONCE_BYTES) == 0)
+            seen = 1;
+    }
+    if (!seen) {
+        size_t slot = free_slot != SIZE_MAX ? free_slot : (size_t)(now % COORD_NONCES);
+        memcpy(c->nonces[slot].nonce, nonce, ENVELOPE_NONCE_BYTES);
+        c->nonces[slot].at_ms = now;
+    }
+    return seen;
+}
+
+static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, char *why,
+                              size_t cap)
+{
+    const char *member = q->member_id ? q->member_id : "";
+    if (!crypto_id_valid(member)) {
+        snprintf(why, cap, "member id '%.64s' is not 1..64 of [a-z0-9._-]", member);
+        return why;
+    }
+    const struct roster_member *m = roster_find(&c->roster, member);
+    if (!m) {
+        snprintf(why, cap, "unknown member '%s': it is not in the alliance roster; ask the "
+                 "alliance to add its public key by a governance proposal", member);
+        return why;
+    }
+    if (q->nonce.len != ENVELOPE_NONCE_BYTES || q->signature.len != CRYPTO_SIGNATURE_BYTES) {
+        snprintf(why, cap, "malformed join request: nonce must be 16 bytes, signature 64");
+        return why;
+    }
+    int64_t now = time_now_unix_ms();
+    if (q->timestamp_ms < now - JOIN_SKEW_MS || q->timestamp_ms > now + JOIN_SKEW_MS) {
+        snprintf(why, cap, "the request's timestamp is %+" PRId64 " s from the coordinator's "
+                 "clock (window: 300 s); check the member's clock", (q->timestamp_ms - now) / 1000);
+        return why;
+    }
+    struct join_request j = { 0 };
+    snprintf(j.member, sizeof j.member, "%s", member);
+    j.timestamp_unix_ms = q->timestamp_ms;
+    memcpy(j.nonce, q->nonce.data, ENVELOPE_NONCE_BYTES);
+    if (envelope_join_verify(&j, m->public_key, q->signature.data) != 0) {
+        snprintf(why, cap, "bad signature: the join request of '%s' does not verify with its "
+                 "roster key (is the worker using the right --key?)", member);
+        return why;
+    }
+    pthread_mutex_lock(&c->mu);
+    int replay = nonce_seen(c, j.nonce, now);
+    pthread_mutex_unlock(&c->mu);
+    if (replay) {
+        snprintf(why, cap, "replayed join request (nonce already used)");
+        return why;
+    }
+    if (policy_member_index(&c->policy, member) < 0) {
+        snprintf(why, cap, "member '%s' does not take part in experiment %s", member,
+                 c->experiment);
+        return why;
+    }
+    return NULL;
+}
+
+static void on_join(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__join_request__descriptor, &in) != 0)
+        return;
+    Aulac__V1__JoinRequest *q = (Aulac__V1__JoinRequest *)in;
+    char why[320];
+    const char *refusal = join_check(c, q, why, sizeof why);
+    Aulac__V1__JoinReply r = AULAC__V1__JOIN_REPLY__INIT;
+    if (refusal) {
+        log_warn("refused join from %s (%s): %s", rpc_call_peer(call),
+                 crypto_id_valid(q->member_id) ? q->member_id : "invalid id", refusal);
+        r.accepted = 0;
+        r.reason = (char *)refusal;
+    } else {
+        r.accepted = 1;
+        r.reason = "";
+        r.experiment_id = c->experiment;
+        r.policy_hash.data = c->policy_hash;
+        r.policy_hash.len = 32;
+        r.policy_yaml = (char *)c->policy_yaml;
+        pthread_mutex_lock(&c->mu);
+        r.current_round = c->round;
+        pthread_mutex_unlock(&c->mu);
+        log_info("member %s joined from %s", q->member_id, rpc_call_peer(call));
+    }
+    pb_call_finish(call, &r.base);
+    protobuf_c_message_free_unpacked(in, NULL);
+}
+
+/* --- GetTask (long poll) ---------------------------------------------------- */
+
+static int member_reported_locked(const struct coord *c, const char *member)
+{
+    for (size_t i = 0; i < c->n_accepted; i++)
+        if (strcmp(c->accepted[i].id, member) == 0)
+            return 1;
+    return 0;
+}
+
+static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__TrainingParams *p,
+                             Aulac__V1__CodecParams *cp, uint8_t hash[32], uint8_t sig[64])
+{
+    const struct policy_training *tr = &c->policy.training;
+    t->kind = AULAC__V1__TASK__KIND__TRAIN;
+    t->experiment_id = c->experiment;
+    t->round = c->round;
+    t->total_rounds = c->total_rounds;
+    memcpy(hash, c->model->hash, 32);
+    t->base_model_hash.data = hash;
+    t->base_model_hash.len = 32;
+    t->deadline_unix_ms = c->deadline_ms;
+    t->model_params = c->n_params;
+    p->local_steps = tr->local_steps;
+    p->batch_size = tr->batch_size;
+    p->seq_len = tr->seq_len;
+    p->lr = (float)tr->inner.lr;
+    p->weight_decay = (float)tr->inner.weight_decay;
+    p->grad_clip = (float)tr->inner.grad_clip;
+    p->beta1 = (float)tr->inner.beta1;
+    p->beta2 = (float)tr->inner.beta2;
+    p->seed = c->policy.model.seed;
+    t->params = p;
+    cp->format_version = c->uplink.format_version;
+    cp->block_size = c->uplink.block_size;
+    cp->k_per_block = c->uplink.k_per_block;
+    cp->quant = (uint32_t)c->uplink.quant;
+    cp->zstd_level = c->uplink.zstd_level;
+    cp->error_feedback = c->uplink.error_feedback != 0;
+    t->codec = cp;
+    struct task_announcement a = { 0 };
+    snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
+    a.round = c->round;
+    memcpy(a.base_model_hash, hash, 32);
+    a.deadline_unix_ms = c->deadline_ms;
+    a.total_rounds = c->total_rounds;
+    if (envelope_task_sign(&a, c->key, sig) == 0) {
+        t->signature.data = sig;
+        t->signature.len = 64;
+    }
+}
+
+static void on_get_task(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__task_request__descriptor, &in) != 0)
+        return;
+    Aulac__V1__TaskRequest *q = (Aulac__V1__TaskRequest *)in;
+    const char *member = q->member_id ? q->member_id : "";
+    if (!roster_find(&c->roster, member)) {
+        rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED,
+                        "unknown member: not in the alliance roster", NULL, 0);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
+    uint32_t wait_ms = q->wait_ms < FED_MAX_LONG_POLL_MS ? q->wait_ms : FED_MAX_LONG_POLL_MS;
+    int64_t until = time_mono_ms() + wait_ms;
+    Aulac__V1__Task t = AULAC__V1__TASK__INIT;
+    Aulac__V1__TrainingParams p = AULAC__V1__TRAINING_PARAMS__INIT;
+    Aulac__V1__CodecParams cp = AULAC__V1__CODEC_PARAMS__INIT;
+    uint8_t hash[32], sig[64];
+    char message[160] = "";
+
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (c->state != EXP_RUNNING) {
+            t.kind = AULAC__V1__TASK__KIND__FINISHED;
+            t.experiment_id = c->experiment;
+            t.round = c->round;
+            t.total_rounds = c->total_rounds;
+            memcpy(hash, c->model->hash, 32);
+            t.base_model_hash.data = hash;   /* the final model */
+            t.base_model_hash.len = 32;
+            t.model_params = c->n_params;
+            snprintf(message, sizeof message, "experiment %s finished after %" PRIu64 " rounds",
+                     c->experiment, c->total_rounds);
+            break;
+        }
+        int newer = !q->have_round || c->round > q->after_round;
+        if (newer && !member_reported_locked(c, member)) {
+            fill_task_locked(c, &t, &p, &cp, hash, sig);
+            break;
+        }
+        int64_t left = until - time_mono_ms();
+        if (left <= 0 || rpc_call_is_cancelled(call) || c->stopping)
+            break;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t slice = left < 100 ? left : 100;
+        ts.tv_nsec += slice * 1000000;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        pthread_cond_timedwait(&c->changed, &c->mu, &ts);
+    }
+    pthread_mutex_unlock(&c->mu);
+    t.message = message;
+    pb_call_finish(call, &t.base);
+    protobuf_c_message_free_unpacked(in, NULL);
+}
+
+/* --- DownloadModel ------------------------------------------------------------ */
+
+static void on_download(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__model_request__descriptor, &in) != 0)
+        return;
+    Aulac__V1__ModelRequest *q = (Aulac__V1__ModelRequest *)in;
+    pthread_mutex_lock(&c->mu);
+    struct model_snapshot *s = c->model;
+    int match = q->model_hash.len == 0 ||
+                (q->model_hash.len == 32 && memcmp(q->model_hash.data, s->hash, 32) == 0);
+    if (match)
+        s->refs++;
+    pthread_mutex_unlock(&c->mu);
+    if (!match) {
+        char want[65], msg[200];
+        hex_encode(s->hash, 32, want);
+        snprintf(msg, sizeof msg, "that model is not the current global model (%.16s); ask "
+                 "for a new task", want);
+        rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
+    const uint8_t *bytes = (const uint8_t *)s->params;
+    const uint64_t total = (uint64_t)s->n * sizeof(float);
+    uint64_t off = q->offset;
+    if (off > total) {
+        rpc_call_finish(call, GRPC_STATUS_OUT_OF_RANGE, "offset past the end of the model",
+                        NULL, 0);
+    } else {
+        int rc = 0;
+        do {
+            size_t n = total - off < FED_MAX_CHUNK_BYTES ? (size_t)(total - off) : FED_MAX_CHUNK_BYTES;
+            Aulac__V1__ModelChunk ch = AULAC__V1__MODEL_CHUNK__INIT;
+            ch.model_hash.data = s->hash;
+            ch.model_hash.len = 32;
+            ch.total_bytes = total;
+            ch.offset = off;
+            ch.data.data = (uint8_t *)bytes + off;
+            ch.data.len = n;
+            ch.round = s->round;
+            rc = pb_call_send(call, &ch.base);
+            off += n;
+        } while (rc == 0 && off < total);
+        if (rc == 0)
+            rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
+    }
+    pthread_mutex_lock(&c->mu);
+    snapshot_release(c, s);
+    pthread_mutex_unlock(&c->mu);
+    protobuf_c_message_free_unpacked(in, NULL);
+}
+
+/* --- SubmitUpdate --------------------------------------------------------------- */
+
+static void finish_receipt(struct rpc_call *call, const struct update_check *u)
+{
+    Aulac__V1__Receipt r = AULAC__V1__RECEIPT__INIT;
+    r.accepted = u->accepted;
+    r.reason = u->accepted ? "" : (char *)u->reason;
+    r.ledger_index = u->ledger_index;
+    r.ledger_size = u->ledger_size;
+    r.ledger_root.data = (uint8_t *)u->ledger_root;
+    r.ledger_root.len = 32;
+    r.signature.data = (uint8_t *)u->receipt_signature;
+    r.signature.len = 64;
+    pb_call_finish(call, &r.base);
+}
+
+static void on_submit(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__update_chunk__descriptor, &in) != 0)
+        return;
+    Aulac__V1__UpdateChunk *first = (Aulac__V1__UpdateChunk *)in;
+    struct update_check u;
+    if (first->part_case != AULAC__V1__UPDATE_CHUNK__PART_HEADER) {
+        protobuf_c_message_free_unpacked(in, NULL);
+        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT,
+                        "SubmitUpdate: the first message must be the header", NULL, 0);
+        return;
+    }
+    int ok = update_check_header(c, first->header, &u) == 0;
+    protobuf_c_message_free_unpacked(in, NULL);
+    if (!ok) {
+        if (update_reject(c, &u) == 0)
+            finish_receipt(call, &u);
+        else
+            rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
+        return;
+    }
+
+    const size_t want = (size_t)u.env.payload_bytes;
+    uint8_t *payload = malloc(want);
+    if (!payload) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "payload too large", NULL, 0);
+        return;
+    }
+    size_t got = 0;
+    int rc;
+    for (;;) {
+        rc = pb_call_recv(call, &aulac__v1__update_chunk__descriptor, &in);
+        if (rc != 0)
+            break;
+        Aulac__V1__UpdateChunk *ch = (Aulac__V1__UpdateChunk *)in;
+        const char *bad = NULL;
+        if (ch->part_case != AULAC__V1__UPDATE_CHUNK__PART_DATA)
+            bad = "a second header in one upload";
+        else if (ch->data.len > FED_MAX_CHUNK_BYTES)
+            bad = "a chunk larger than 1 MiB";
+        else if (ch->data.len > want - got)
+            bad = "more payload bytes than the signed header declares";
+        if (!bad) {
+            memcpy(payload + got, ch->data.data, ch->data.len);
+            got += ch->data.len;
+        }
+        protobuf_c_message_free_unpacked(in, NULL);
+        if (bad) {
+            snprintf(u.reason, sizeof u.reason, "malformed upload stream: %s", bad);
+            rc = -1;
+            break;
+        }
+    }
+    if (rc == RPC_EOS && got < want) {
+        snprintf(u.reason, sizeof u.reason, "truncated upload: the stream ended after %zu of "
+                 "%zu payload bytes", got, want);
+        rc = -1;
+    }
+    if (rc == RPC_EOS) {
+        if (update_accept(c, &u, payload, got) == 0)
+            finish_receipt(call, &u);
+        else
+            rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, u.reason, NULL, 0);
+    } else if (rc == -1) {
+        if (update_reject(c, &u) == 0)
+            finish_receipt(call, &u);
+        else
+            rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
+    } else if (rc == RPC_ERR_CANCELLED) {
+        snprintf(u.reason, sizeof u.reason, "upload cut off after %zu of %zu payload bytes "
+                 "(client gone or deadline passed)", got, want);
+        update_reject(c, &u);
+    }
+    /* PB_ERR_*: pb_call_recv has already finished the call with the error. */
+    free(payload);
+}
+
+/* --- Status ------------------------------------------------------------------------ */
+
+static const char *state_name(enum coord_exp_state s)
+{
+    switch (s) {
+    case EXP_RUNNING: return "running";
+    case EXP_FINISHED: return "finished";
+    case EXP_FAILED: return "failed";
+    }
+    return "unknown";
+}
+
+static void on_status(struct rpc_call *call, void *ctx)
+{
+    struct coord *c = ctx;
+    ProtobufCMessage *in;
+    if (pb_call_recv(call, &aulac__v1__status_request__descriptor, &in) != 0)
+        return;
+    protobuf_c_message_free_unpacked(in, NULL);
+
+    Aulac__V1__StatusReply r = AULAC__V1__STATUS_REPLY__INIT;
+    uint8_t model[32], root[32];
+    pthread_mutex_lock(&c->mu);
+    r.experiment_id = c->experiment;
+    r.state = (char *)state_name(c->state);
+    r.round = c->round;
+    r.total_rounds = c->total_rounds;
+    memcpy(model, c->model->hash, 32);
+    uint64_t closed = c->model->round;
+    size_t n_members = c->roster.n_members;
+    struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
+    if (ms)
+        memcpy(ms, c->members, n_members * sizeof *ms);
+    pthread_mutex_unlock(&c->mu);
+    r.model_hash.data = model;
+    r.model_hash.len = 32;
+    r.policy_name = c->policy.metadata.name;
+    if (ledger_size(c->ledger, &r.ledger_size) == 0 &&
+        ledger_root(c->ledger, r.ledger_size, root) == 0) {
+        r.ledger_root.data = root;
+        r.ledger_root.len = 32;
+    }
+
+    Aulac__V1__MemberStatus *mrows = calloc(n_members + 1, sizeof *mrows);
+    Aulac__V1__MemberStatus **mptr = calloc(n_members + 1, sizeof *mptr);
+    for (size_t i = 0; ms && mrows && mptr && i < n_members; i++) {
+        aulac__v1__member_status__init(&mrows[i]);
+        mrows[i].member_id = ms[i].id;
+        mrows[i].organization = c->roster.members[i].organization;
+        mrows[i].rounds_joined = ms[i].rounds_joined;
+        mrows[i].tokens = ms[i].tokens;
+        mrows[i].bytes_sent = ms[i].bytes_sent;
+        mrows[i].rejected = ms[i].rejected;
+        mptr[i] = &mrows[i];
+        r.n_members = i + 1;
+    }
+    r.members = mptr;
+
+    struct round_summary *sums = calloc(closed + 1, sizeof *sums);
+    Aulac__V1__RoundSummary *rrows = calloc(closed + 1, sizeof *rrows);
+    Aulac__V1__RoundSummary **rptr = calloc(closed + 1, sizeof *rptr);
+    char ***names = calloc(closed + 1, sizeof *names);
+    Aulac__V1__MemberLoss **lrows = calloc(closed + 1, sizeof *lrows);
+    Aulac__V1__MemberLoss ***lptr = calloc(closed + 1, sizeof *lptr);
+    for (uint64_t i = 0; sums && rrows && rptr && names && lrows && lptr && i < closed; i++) {
+        int found;
+        if (state_get_round(c, i + 1, &sums[i], &found) != 0 || !found)
+            break;
+        struct round_summary *s = &sums[i];
+        aulac__v1__round_summary__init(&rrows[i]);
+        rrows[i].round = s->round;
+        rrows[i].model_hash.data = s->model_hash;
+        rrows[i].model_hash.len = 32;
+        rrows[i].mean_train_loss = s->mean_train_loss;
+        rrows[i].tokens = s->tokens;
+        rrows[i].upload_bytes = s->bytes;
+        names[i] = calloc(s->n_members + 1, sizeof(char *));
+        lrows[i] = calloc(s->n_members + 1, sizeof **lrows);
+        lptr[i] = calloc(s->n_members + 1, sizeof **lptr);
+        if (!names[i] || !lrows[i] || !lptr[i])
+            break;
+        for (size_t k = 0; k < s->n_members; k++) {
+            names[i][k] = s->members[k].id;
+            aulac__v1__member_loss__init(&lrows[i][k]);
+            lrows[i][k].member_id = s->members[k].id;
+            lrows[i][k].val_loss = s->members[k].val_loss;
+            lrows[i][k].train_loss = s->members[k].train_loss;
+            lrows[i][k].tokens = s->members[k].tokens;
+            lrows[i][k].upload_bytes = s->members[k].bytes;
+            lptr[i][k] = &lrows[i][k];
+        }
+        rrows[i].participants = names[i];
+        rrows[i].n_participants = s->n_members;
+        rrows[i].member_losses = lptr[i];
+        rrows[i].n_member_losses = s->n_members;
+        rptr[i] = &rrows[i];
+        r.n_rounds = i + 1;
+    }
+    r.rounds = rptr;
+    pb_call_finish(call, &r.base);
+    for (uint64_t i = 0; sums && i < closed; i++) {
+        free(sums[i].members);
+        if (names)
+            free(names[i]);
+        if (lrows)
+            free(lrows[i]);
+        if (lptr)
+            free(lptr[i]);
+    }
+    free(sums);
+    free(rrows);
+    free(rptr);
+    free(names);
+    free(lrows);
+    free(lptr);
+    free(mrows);
+    free(mptr);
+    free(ms);
+}
+
+static const struct rpc_method methods[] = {
+    { FED_METHOD_HELLO, RPC_UNARY, on_hello },
+    { FED_METHOD_JOIN, RPC_UNARY, on_join },
+    { FED_METHOD_GET_TASK, RPC_UNARY, on_get_task },
+    { FED_METHOD_DOWNLOAD_MODEL, RPC_SERVER_STREAM, on_download },
+    { FED_METHOD_SUBMIT_UPDATE, RPC_CLIENT_STREAM, on_submit },
+    { FED_METHOD_STATUS, RPC_UNARY, on_status },
+};
+
+int service_start(struct coord *c)
+{
+    struct rpc_server_options o = { 0 };
+    o.listen_addr = c->opt.listen_addr;
+    o.max_message_bytes = FED_DEFAULT_MAX_MESSAGE_BYTES;
+    o.max_concurrent_calls = c->opt.max_calls;
+    o.tls_cert_file = c->opt.tls_cert;
+    o.tls_key_file = c->opt.tls_key;
+    o.tls_client_ca_file = c->opt.tls_client_ca;
+    o.require_client_cert = c->opt.require_client_cert;
+    int rc = rpc_server_start(&o, methods, sizeof methods / sizeof methods[0], c, &c->srv,
+                              &c->port);
+    if (rc != 0) {
+        log_error("cannot serve on %s: %s", c->opt.listen_addr, rpc_strerror(rc));
+        return COORD_ERR_SERVE;
+    }
+    return 0;
+}

@@ -1,0 +1,373 @@
+/* The coordinator's own LMDB records, kept in the ledger's environment so that a
+ * state change and the ledger entry recording it commit together.
+ *
+ *   coord.state    "experiment" -> experiment record
+ *   coord.members  member id -> contribution counters
+ *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
+ *                  open round (metadata + compressed payload), deleted at close
+ *   coord.rounds   round_key(exp, round) -> closed round summary
+ *
+ * Every record starts with a u32 version; all integers are big-endian. */
+#include "coordinator/state.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/bytes.h"
+#include "common/log.h"
+
+#define RECORD_VERSION 1
+
+static int open_db(struct coord *c, MDB_txn *txn, const char *name, MDB_dbi *dbi)
+{
+    int rc = mdb_dbi_open(txn, name, MDB_CREATE, dbi);
+    if (rc != 0) {
+        log_error("cannot open LMDB database %s in %s: %s", name, c->opt.data_dir,
+                  mdb_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+int state_open_dbs(struct coord *c)
+{
+    MDB_txn *txn;
+    int rc = ledger_txn_begin(c->ledger, &txn);
+    if (rc != 0)
+        return COORD_ERR_STATE;
+    if ((rc = open_db(c, txn, "coord.state", &c->db_state)) != 0 ||
+        (rc = open_db(c, txn, "coord.members", &c->db_members)) != 0 ||
+        (rc = open_db(c, txn, "coord.payloads", &c->db_payloads)) != 0 ||
+        (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+static int put_record(struct coord *c, MDB_txn *txn, MDB_dbi dbi, const void *key,
+                      size_t key_len, struct bytes_writer *w)
+{
+    if (w->failed) {
+        free(w->buf);
+        return COORD_ERR_NOMEM;
+    }
+    MDB_val k = { key_len, (void *)key }, v = { w->len, w->buf };
+    int rc = mdb_put(txn, dbi, &k, &v, 0);
+    free(w->buf);
+    if (rc != 0) {
+        log_error("cannot write coordinator state: %s", mdb_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+/* Reads key in a fresh read-only transaction into a malloc'd copy. */
+static int get_record(struct coord *c, MDB_txn *txn, MDB_dbi dbi, const void *key,
+                      size_t key_len, uint8_t **out, size_t *len)
+{
+    MDB_txn *own = NULL;
+    int rc;
+    if (!txn) {
+        rc = mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &own);
+        if (rc != 0)
+            return COORD_ERR_STATE;
+        txn = own;
+    }
+    MDB_val k = { key_len, (void *)key }, v;
+    rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = NULL;
+        *len = 0;
+        rc = 0;
+    } else if (rc == 0) {
+        *out = malloc(v.mv_size ? v.mv_size : 1);
+        if (*out) {
+            memcpy(*out, v.mv_data, v.mv_size);
+            *len = v.mv_size;
+        } else {
+            rc = COORD_ERR_NOMEM;
+        }
+    } else {
+        log_error("cannot read coordinator state: %s", mdb_strerror(rc));
+        rc = COORD_ERR_STATE;
+    }
+    if (own)
+        mdb_txn_abort(own);
+    return rc;
+}
+
+/* --- experiment ----------------------------------------------------------- */
+
+int state_put_experiment(struct coord *c, MDB_txn *txn)
+{
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, RECORD_VERSION);
+    bw_str(&w, c->experiment);
+    bw_raw(&w, c->policy_hash, 32);
+    bw_u8(&w, (uint8_t)c->state);
+    bw_u64(&w, c->round);
+    bw_u64(&w, c->total_rounds);
+    bw_raw(&w, c->model->hash, 32);
+    bw_u64(&w, c->model->round);
+    bw_u64(&w, (uint64_t)c->round_opened_ms);
+    return put_record(c, txn, c->db_state, "experiment", 10, &w);
+}
+
+int state_get_experiment(struct coord *c, struct experiment_record *rec, int *found)
+{
+    uint8_t *buf;
+    size_t len;
+    int rc = get_record(c, NULL, c->db_state, "experiment", 10, &buf, &len);
+    if (rc != 0)
+        return rc;
+    *found = buf != NULL;
+    if (!buf)
+        return 0;
+    struct bytes_reader r = { buf, len, 0 };
+    memset(rec, 0, sizeof *rec);
+    uint32_t version = br_u32(&r);
+    br_str(&r, rec->experiment, sizeof rec->experiment);
+    const uint8_t *ph = br_raw(&r, 32);
+    if (ph)
+        memcpy(rec->policy_hash, ph, 32);
+    rec->state = br_u8(&r);
+    rec->round = br_u64(&r);
+    rec->total_rounds = br_u64(&r);
+    const uint8_t *mh = br_raw(&r, 32);
+    if (mh)
+        memcpy(rec->model_hash, mh, 32);
+    rec->completed_rounds = br_u64(&r);
+    rec->round_opened_ms = (int64_t)br_u64(&r);
+    free(buf);
+    if (r.failed || r.left != 0 || version != RECORD_VERSION) {
+        log_error("the experiment record in %s is unreadable (version %u)", c->opt.data_dir,
+                  version);
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+/* --- members -------------------------------------------------------------- */
+
+int state_put_member(struct coord *c, MDB_txn *txn, const struct member_stats *m)
+{
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, RECORD_VERSION);
+    bw_u64(&w, m->rounds_joined);
+    bw_u64(&w, m->tokens);
+    bw_u64(&w, m->bytes_sent);
+    bw_u64(&w, m->rejected);
+    return put_record(c, txn, c->db_members, m->id, strlen(m->id), &w);
+}
+
+int state_load_members(struct coord *c)
+{
+    for (size_t i = 0; i < c->roster.n_members; i++) {
+        struct member_stats *m = &c->members[i];
+        uint8_t *buf;
+        size_t len;
+        int rc = get_record(c, NULL, c->db_members, m->id, strlen(m->id), &buf, &len);
+        if (rc != 0)
+            return rc;
+        if (!buf)
+            continue;
+        struct bytes_reader r = { buf, len, 0 };
+        uint32_t version = br_u32(&r);
+        m->rounds_joined = br_u64(&r);
+        m->tokens = br_u64(&r);
+        m->bytes_sent = br_u64(&r);
+        m->rejected = br_u64(&r);
+        free(buf);
+        if (r.failed || version != RECORD_VERSION) {
+            log_error("the contribution record of %s is unreadable", m->id);
+            return COORD_ERR_STATE;
+        }
+    }
+    return 0;
+}
+
+/* --- the open round's accepted payloads ------------------------------------ */
+
+int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *m,
+                      double weight, uint64_t ledger_index, const uint8_t *payload,
+                      size_t len)
+{
+    uint8_t key[LEDGER_UPDATE_KEY_MAX];
+    int klen = ledger_update_key(c->experiment, c->round, m->id, key);
+    if (klen < 0)
+        return COORD_ERR_STATE;
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, RECORD_VERSION);
+    bw_str(&w, m->id);
+    bw_u64(&w, m->tokens);
+    bw_u64(&w, m->samples);
+    bw_u64(&w, m->bytes);
+    bw_f32(&w, m->train_loss);
+    bw_f32(&w, m->val_loss);
+    bw_f64(&w, weight);
+    bw_u64(&w, ledger_index);
+    bw_u64(&w, len);
+    bw_raw(&w, payload, len);
+    return put_record(c, txn, c->db_payloads, key, (size_t)klen, &w);
+}
+
+/* Calls fn for each stored payload of the open round, in key order. */
+int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
+{
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    /* The key of member "0" shares the (experiment, round) prefix; cut the member. */
+    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
+    if (plen < 0)
+        return COORD_ERR_STATE;
+    plen -= 2;
+    MDB_txn *txn;
+    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
+        return COORD_ERR_STATE;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return COORD_ERR_STATE;
+    }
+    MDB_val k = { (size_t)plen, prefix }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int out = 0;
+    while (rc == 0 && k.mv_size >= (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
+        struct bytes_reader r = { v.mv_data, v.mv_size, 0 };
+        struct round_member m = { 0 };
+        uint32_t version = br_u32(&r);
+        br_str(&r, m.id, sizeof m.id);
+        m.tokens = br_u64(&r);
+        m.samples = br_u64(&r);
+        m.bytes = br_u64(&r);
+        m.train_loss = br_f32(&r);
+        m.val_loss = br_f32(&r);
+        double weight = br_f64(&r);
+        (void)br_u64(&r);   /* ledger index */
+        uint64_t len = br_u64(&r);
+        const uint8_t *payload = br_raw(&r, (size_t)len);
+        if (r.failed || r.left != 0 || version != RECORD_VERSION) {
+            log_error("a stored update of round %llu is unreadable",
+                      (unsigned long long)c->round);
+            out = COORD_ERR_STATE;
+            break;
+        }
+        out = fn(c, &m, weight, payload, (size_t)len, arg);
+        if (out != 0)
+            break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return out;
+}
+
+int state_delete_payloads(struct coord *c, MDB_txn *txn)
+{
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
+    if (plen < 0)
+        return COORD_ERR_STATE;
+    plen -= 2;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0)
+        return COORD_ERR_STATE;
+    MDB_val k = { (size_t)plen, prefix }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int out = 0;
+    while (rc == 0 && k.mv_size >= (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
+        if (mdb_cursor_del(cur, 0) != 0) {
+            out = COORD_ERR_STATE;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return out;
+}
+
+/* --- closed rounds --------------------------------------------------------- */
+
+static size_t round_key(const char *experiment, uint64_t round, uint8_t *key)
+{
+    size_t n = strlen(experiment);
+    key[0] = (uint8_t)n;
+    memcpy(key + 1, experiment, n);
+    be64_put(key + 1 + n, round);
+    return 1 + n + 8;
+}
+
+int state_put_round(struct coord *c, MDB_txn *txn, const struct round_summary *s)
+{
+    uint8_t key[1 + COORD_EXPERIMENT_MAX + 8];
+    size_t klen = round_key(c->experiment, s->round, key);
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, RECORD_VERSION);
+    bw_raw(&w, s->model_hash, 32);
+    bw_f32(&w, s->mean_train_loss);
+    bw_u64(&w, s->tokens);
+    bw_u64(&w, s->bytes);
+    bw_u64(&w, (uint64_t)s->closed_ms);
+    bw_u32(&w, (uint32_t)s->n_members);
+    for (size_t i = 0; i < s->n_members; i++) {
+        bw_str(&w, s->members[i].id);
+        bw_u64(&w, s->members[i].tokens);
+        bw_u64(&w, s->members[i].bytes);
+        bw_f32(&w, s->members[i].train_loss);
+        bw_f32(&w, s->members[i].val_loss);
+    }
+    return put_record(c, txn, c->db_rounds, key, klen, &w);
+}
+
+int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, int *found)
+{
+    uint8_t key[1 + COORD_EXPERIMENT_MAX + 8];
+    size_t klen = round_key(c->experiment, round, key);
+    uint8_t *buf;
+    size_t len;
+    int rc = get_record(c, NULL, c->db_rounds, key, klen, &buf, &len);
+    if (rc != 0)
+        return rc;
+    memset(s, 0, sizeof *s);
+    *found = buf != NULL;
+    if (!buf)
+        return 0;
+    struct bytes_reader r = { buf, len, 0 };
+    uint32_t version = br_u32(&r);
+    s->round = round;
+    const uint8_t *h = br_raw(&r, 32);
+    if (h)
+        memcpy(s->model_hash, h, 32);
+    s->mean_train_loss = br_f32(&r);
+    s->tokens = br_u64(&r);
+    s->bytes = br_u64(&r);
+    s->closed_ms = (int64_t)br_u64(&r);
+    uint32_t n = br_u32(&r);
+    if (!r.failed && n <= ROSTER_MAX_MEMBERS) {
+        s->members = calloc(n ? n : 1, sizeof *s->members);
+        if (!s->members) {
+            free(buf);
+            return COORD_ERR_NOMEM;
+        }
+        for (uint32_t i = 0; i < n && !r.failed; i++) {
+            br_str(&r, s->members[i].id, sizeof s->members[i].id);
+            s->members[i].tokens = br_u64(&r);
+            s->members[i].bytes = br_u64(&r);
+            s->members[i].train_loss = br_f32(&r);
+            s->members[i].val_loss = br_f32(&r);
+        }
+        s->n_members = n;
+    } else {
+        r.failed = 1;
+    }
+    free(buf);
+    if (r.failed || r.left != 0 || version != RECORD_VERSION) {
+        free(s->members);
+        s->members = NULL;
+        log_error("the summary of round %llu is unreadable", (unsigned long long)round);
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}

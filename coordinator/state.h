@@ -1,0 +1,45 @@
+#ifndef AULAC_COORDINATOR_STATE_H
+#define AULAC_COORDINATOR_STATE_H
+/* The coordinator's LMDB records (state.c has the layouts). Writers take the caller's
+ * write transaction; readers open their own read-only snapshot. Errors: COORD_ERR_*. */
+#include "coordinator/coord.h"
+
+struct experiment_record {
+    char experiment[COORD_EXPERIMENT_MAX + 1];
+    uint8_t policy_hash[32];
+    int state;                      /* enum coord_exp_state */
+    uint64_t round, total_rounds;
+    uint8_t model_hash[32];         /* base model of the open round */
+    uint64_t completed_rounds;      /* outer optimizer steps taken */
+    int64_t round_opened_ms;
+};
+
+struct round_summary {
+    uint64_t round;
+    uint8_t model_hash[32];         /* the model the round produced */
+    float mean_train_loss;
+    uint64_t tokens, bytes;
+    int64_t closed_ms;
+    struct round_member *members;   /* malloc'd */
+    size_t n_members;
+};
+
+int state_open_dbs(struct coord *c);
+
+int state_put_experiment(struct coord *c, MDB_txn *txn);
+int state_get_experiment(struct coord *c, struct experiment_record *rec, int *found);
+
+int state_put_member(struct coord *c, MDB_txn *txn, const struct member_stats *m);
+int state_load_members(struct coord *c);
+
+int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *m,
+                      double weight, uint64_t ledger_index, const uint8_t *payload, size_t len);
+typedef int (*state_payload_fn)(struct coord *c, const struct round_member *m, double weight,
+                                const uint8_t *payload, size_t len, void *arg);
+int state_each_payload(struct coord *c, state_payload_fn fn, void *arg);
+int state_delete_payloads(struct coord *c, MDB_txn *txn);
+
+int state_put_round(struct coord *c, MDB_txn *txn, const struct round_summary *s);
+int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, int *found);
+
+#endif

@@ -1,0 +1,288 @@
+/* One member update: the header is checked and its signature verified before a byte
+ * of payload is read; the payload's hash is then compared with the signed one, and
+ * the payload decoded straight into the round's accumulator. Acceptance (payload,
+ * index, contribution counters, ledger entry) commits in one LMDB transaction before
+ * the receipt is sent. Every refusal is answered with its reason and recorded. */
+#include "coordinator/update.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "coordinator/record.h"
+#include "coordinator/state.h"
+
+static int fail(struct update_check *u, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int fail(struct update_check *u, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(u->reason, sizeof u->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static void copy_id(char *dst, size_t cap, const char *src)
+{
+    snprintf(dst, cap, "%s", src ? src : "");
+}
+
+static int codec_matches(const struct envelope_codec *got, const struct codec_params *want)
+{
+    return got->format_version == want->format_version && got->block_size == want->block_size &&
+           got->k_per_block == want->k_per_block && got->quant == (uint32_t)want->quant;
+}
+
+/* Checks against the open round; mu held. */
+static int check_round_locked(struct coord *c, struct update_check *u)
+{
+    const struct update_envelope *e = &u->env;
+    if (c->state != EXP_RUNNING)
+        return fail(u, "experiment %s is not running (it has finished)", c->experiment);
+    if (strcmp(e->experiment, c->experiment) != 0)
+        return fail(u, "unknown experiment '%s' (this coordinator runs '%s')", e->experiment,
+                    c->experiment);
+    if (e->round < c->round)
+        return fail(u, "round %" PRIu64 " is closed; the open round is %" PRIu64
+                    ": late updates are not accepted", e->round, c->round);
+    if (e->round > c->round)
+        return fail(u, "round %" PRIu64 " is not open yet; the open round is %" PRIu64,
+                    e->round, c->round);
+    for (size_t i = 0; i < c->n_accepted; i++)
+        if (strcmp(c->accepted[i].id, e->member) == 0)
+            return fail(u, "an update of %s for round %" PRIu64 " was already accepted; "
+                        "each member is counted once per round", e->member, e->round);
+    if (!crypto_equal(e->base_model_hash, c->model->hash, 32)) {
+        char want[65];
+        hex_encode(c->model->hash, 32, want);
+        return fail(u, "the update was trained from another model than round %" PRIu64
+                    "'s base %.16s; download the base model and train again", c->round, want);
+    }
+    return 0;
+}
+
+int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
+                        struct update_check *u)
+{
+    memset(u, 0, sizeof *u);
+    struct update_envelope *e = &u->env;
+    copy_id(u->member, sizeof u->member, h->member_id);
+    copy_id(u->experiment, sizeof u->experiment, h->experiment_id);
+    u->round = h->round;
+    if (!crypto_id_valid(u->member))
+        return fail(u, "malformed header: member id '%.64s' is not 1..64 of [a-z0-9._-]",
+                    h->member_id ? h->member_id : "");
+    if (!crypto_id_valid(u->experiment))
+        return fail(u, "malformed header: experiment id is not 1..64 of [a-z0-9._-]");
+    if (h->base_model_hash.len != 32 || h->payload_hash.len != 32)
+        return fail(u, "malformed header: base_model_hash and payload_hash must be 32 bytes");
+    if (h->signature.len != CRYPTO_SIGNATURE_BYTES)
+        return fail(u, "malformed header: the signature must be 64 bytes, got %zu",
+                    h->signature.len);
+    if (!h->codec)
+        return fail(u, "malformed header: codec parameters are missing");
+    if (h->payload_bytes == 0 || h->payload_bytes > COORD_MAX_UPLOAD_BYTES)
+        return fail(u, "payload_bytes %" PRIu64 " is outside 1..%llu", h->payload_bytes,
+                    (unsigned long long)COORD_MAX_UPLOAD_BYTES);
+
+    copy_id(e->experiment, sizeof e->experiment, u->experiment);
+    copy_id(e->member, sizeof e->member, u->member);
+    e->round = h->round;
+    memcpy(e->base_model_hash, h->base_model_hash.data, 32);
+    memcpy(e->payload_hash, h->payload_hash.data, 32);
+    e->payload_bytes = h->payload_bytes;
+    e->samples = h->samples;
+    e->tokens = h->tokens;
+    e->codec.format_version = h->codec->format_version;
+    e->codec.block_size = h->codec->block_size;
+    e->codec.k_per_block = h->codec->k_per_block;
+    e->codec.quant = h->codec->quant;
+    e->codec.zstd_level = h->codec->zstd_level;
+    e->codec.error_feedback = h->codec->error_feedback ? 1 : 0;
+    memcpy(u->signature, h->signature.data, CRYPTO_SIGNATURE_BYTES);
+    u->train_loss = h->train_loss;
+    u->val_loss = h->val_loss;
+
+    const struct roster_member *m = roster_find(&c->roster, u->member);
+    if (!m)
+        return fail(u, "unknown member '%s': it is not in the alliance roster", u->member);
+    u->known_member = 1;
+    if (policy_member_index(&c->policy, u->member) < 0)
+        return fail(u, "member '%s' does not take part in experiment %s (policy "
+                    "participation.members)", u->member, c->experiment);
+    if (envelope_verify(e, m->public_key, u->signature) != 0)
+        return fail(u, "bad signature: the update envelope does not verify with %s's roster "
+                    "key", u->member);
+    if (!codec_matches(&e->codec, &c->uplink))
+        return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
+                    "uplink (block %u, k %u, quant %u)", e->codec.block_size,
+                    e->codec.k_per_block, e->codec.quant, c->uplink.block_size,
+                    c->uplink.k_per_block, (unsigned)c->uplink.quant);
+    const struct policy_training *t = &c->policy.training;
+    uint64_t max_samples = (uint64_t)t->local_steps * t->batch_size;
+    if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
+        e->tokens > max_samples * t->seq_len)
+        return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
+                    "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
+                    e->tokens, max_samples, t->seq_len);
+
+    pthread_mutex_lock(&c->mu);
+    int rc = check_round_locked(c, u);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}
+
+static double update_weight(const struct coord *c, const struct update_envelope *e)
+{
+    switch (c->policy.aggregation.weighting) {
+    case POLICY_WEIGHT_SAMPLES: return (double)e->samples;
+    case POLICY_WEIGHT_UNIFORM: return 1.0;
+    default: return (double)e->tokens;
+    }
+}
+
+static int receipt_fill(struct coord *c, MDB_txn *txn, struct update_check *u, int accepted,
+                        uint64_t index)
+{
+    u->ledger_index = index;
+    if (ledger_size_txn(c->ledger, txn, &u->ledger_size) != 0 ||
+        ledger_root_txn(c->ledger, txn, u->ledger_size, u->ledger_root) != 0)
+        return COORD_ERR_STATE;
+    struct update_receipt r = { 0 };
+    snprintf(r.experiment, sizeof r.experiment, "%s",
+             crypto_id_valid(u->experiment) ? u->experiment : "invalid-id");
+    snprintf(r.member, sizeof r.member, "%s", crypto_id_valid(u->member) ? u->member : "invalid-id");
+    r.round = u->round;
+    memcpy(r.payload_hash, u->env.payload_hash, 32);
+    r.accepted = (uint8_t)accepted;
+    r.ledger_index = index;
+    r.ledger_size = u->ledger_size;
+    memcpy(r.ledger_root, u->ledger_root, 32);
+    return envelope_receipt_sign(&r, c->key, u->receipt_signature) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+int update_accept(struct coord *c, struct update_check *u, const uint8_t *payload, size_t len)
+{
+    uint8_t got[32];
+    if (len != u->env.payload_bytes) {
+        fail(u, "the payload has %zu bytes but the signed header says %" PRIu64, len,
+             u->env.payload_bytes);
+        return update_reject(c, u);
+    }
+    crypto_blake2b256(payload, len, got);
+    if (!crypto_equal(got, u->env.payload_hash, 32)) {
+        fail(u, "the payload's hash differs from the signed payload hash: it was altered "
+             "after signing or damaged in transit");
+        return update_reject(c, u);
+    }
+
+    pthread_mutex_lock(&c->mu);
+    if (check_round_locked(c, u) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        return update_reject(c, u);
+    }
+    const double weight = update_weight(c, &u->env);
+    char why[200];
+    int rc = codec_decode_accumulate(payload, len, c->n_params, (float)weight, c->acc, why,
+                                     sizeof why);
+    if (rc != 0) {
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "the payload does not decode: %s", why);
+        return update_reject(c, u);
+    }
+
+    struct round_member rm = { 0 };
+    snprintf(rm.id, sizeof rm.id, "%s", u->member);
+    rm.tokens = u->env.tokens;
+    rm.samples = u->env.samples;
+    rm.bytes = len;
+    rm.train_loss = u->train_loss;
+    rm.val_loss = u->val_loss;
+    struct member_stats *ms = coord_member_stats(c, u->member);
+    struct member_stats next = *ms;
+    next.tokens += rm.tokens;
+    next.bytes_sent += len;
+
+    MDB_txn *txn;
+    uint64_t index = 0;
+    uint8_t key[LEDGER_UPDATE_KEY_MAX];
+    int klen = ledger_update_key(u->env.experiment, u->env.round, u->env.member, key);
+    rc = ledger_txn_begin(c->ledger, &txn);
+    if (rc == 0) {
+        rc = record_update_accepted(c, txn, &u->env, u->signature, u->train_loss, &index);
+        if (rc == 0 && (klen < 0 || ledger_index_put(c->ledger, txn, "update", key,
+                                                     (size_t)klen, index) != 0))
+            rc = COORD_ERR_STATE;
+        if (rc == 0)
+            rc = state_put_payload(c, txn, &rm, weight, index, payload, len);
+        if (rc == 0)
+            rc = state_put_member(c, txn, &next);
+        if (rc == 0)
+            rc = receipt_fill(c, txn, u, 1, index);
+        if (rc == 0)
+            rc = ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+        else
+            ledger_txn_abort(c->ledger, txn);
+    }
+    if (rc != 0) {
+        /* Not durable, so not accepted: take the update back out of the sum. */
+        int undo = codec_decode_accumulate(payload, len, c->n_params, (float)-weight, c->acc,
+                                           NULL, 0);
+        (void)undo;
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "the coordinator could not record the update (storage error); retry later");
+        u->accepted = 0;
+        return rc;
+    }
+    *ms = next;
+    c->accepted[c->n_accepted++] = rm;
+    c->weight_sum += weight;
+    u->accepted = 1;
+    log_info("round %" PRIu64 ": accepted %s (%" PRIu64 " tokens, %zu bytes, loss %.4f) "
+             "%zu/%zu, ledger #%" PRIu64, u->env.round, u->member, rm.tokens, len,
+             rm.train_loss, c->n_accepted, c->n_eligible, index);
+    if (c->n_accepted == c->n_eligible)
+        round_close_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+int update_reject(struct coord *c, struct update_check *u)
+{
+    u->accepted = 0;
+    log_warn("round %" PRIu64 ": rejected update from %s: %s", u->round,
+             crypto_id_valid(u->member) ? u->member : "(invalid id)", u->reason);
+    pthread_mutex_lock(&c->mu);
+    MDB_txn *txn;
+    uint64_t index = 0;
+    int rc = ledger_txn_begin(c->ledger, &txn);
+    if (rc == 0) {
+        rc = record_update_rejected(c, txn, u->experiment, u->round, u->member, u->reason,
+                                    &index);
+        struct member_stats *ms = u->known_member ? coord_member_stats(c, u->member) : NULL;
+        struct member_stats next;
+        if (ms) {
+            next = *ms;
+            next.rejected++;
+            if (rc == 0)
+                rc = state_put_member(c, txn, &next);
+        }
+        if (rc == 0)
+            rc = receipt_fill(c, txn, u, 0, index);
+        if (rc == 0 && ledger_txn_commit(c->ledger, txn) == 0) {
+            if (ms)
+                *ms = next;
+        } else {
+            if (rc != 0)
+                ledger_txn_abort(c->ledger, txn);
+            rc = COORD_ERR_STATE;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rc;
+}

@@ -1,0 +1,1052 @@
+#include "ledger/entry.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/hex.h"
+#include "crypto/digest.h"
+
+/* --- field tables -------------------------------------------------------------
+ * Each entry type is a list of fields in ascending tag order; encode, decode,
+ * free and JSON all walk the same table, so the documented layout
+ * (ledger/README.md) is this table. */
+
+enum kind {
+    K_BOOL,      /* u8, 0 or 1 */
+    K_U32,       /* u32 BE */
+    K_U64,       /* u64 BE */
+    K_F64,       /* IEEE 754 binary64, bits as u64 BE */
+    K_H32,       /* 32 bytes: hash or public key */
+    K_SIG,       /* 64 bytes: Ed25519 signature */
+    K_ID,        /* char[ENTRY_ID_MAX + 1]; 1..64 bytes on the wire */
+    K_TEXT,      /* char *; UTF-8 without NUL, <= ENTRY_TEXT_MAX */
+    K_BLOB,      /* uint8_t * + size_t at aux; <= ENTRY_BLOB_MAX */
+    K_MEMBER,    /* struct entry_member, nested fields */
+    K_MEMBERS,   /* struct entry_member * + uint32_t count at aux; tag repeated */
+    K_IDS,       /* char (*)[ENTRY_ID_MAX + 1] + uint32_t count at aux; tag repeated */
+    K_SCORES,    /* struct entry_score * + uint32_t count at aux; tag repeated */
+};
+
+enum { OPT = 0, REQ = 1 };
+
+struct field {
+    uint16_t    tag;
+    uint8_t     kind;
+    uint8_t     required;   /* optional hashes/signatures are omitted when all zero,
+                               optional texts when NULL */
+    const char *name;
+    size_t      off;
+    size_t      aux;
+};
+
+#define F(tag, kind, req, type, m)        { tag, kind, req, #m, offsetof(type, m), 0 }
+#define FL(tag, kind, req, type, m, cnt)  { tag, kind, req, #m, offsetof(type, m), offsetof(type, cnt) }
+#define END                               { 0, 0, 0, NULL, 0, 0 }
+
+static const struct field member_fields[] = {
+    F(1, K_ID,   REQ, struct entry_member, id),
+    F(2, K_TEXT, OPT, struct entry_member, organization),
+    F(3, K_U32,  REQ, struct entry_member, roles),
+    F(4, K_H32,  REQ, struct entry_member, public_key),
+    END
+};
+
+static const struct field score_fields[] = {
+    F(1, K_ID,  REQ, struct entry_score, member),
+    F(2, K_F64, REQ, struct entry_score, value),
+    END
+};
+
+static const struct field genesis_fields[] = {
+    F(1, K_TEXT,     OPT, struct entry_genesis, alliance),
+    FL(2, K_MEMBERS, REQ, struct entry_genesis, members, n_members),
+    END
+};
+
+static const struct field member_added_fields[] = {
+    F(1, K_MEMBER, REQ, struct entry_member_added, member),
+    F(2, K_H32,    OPT, struct entry_member_added, proposal_hash),
+    END
+};
+
+static const struct field member_removed_fields[] = {
+    F(1, K_ID,   REQ, struct entry_member_removed, member),
+    F(2, K_TEXT, OPT, struct entry_member_removed, reason),
+    F(3, K_H32,  OPT, struct entry_member_removed, proposal_hash),
+    END
+};
+
+static const struct field key_rotated_fields[] = {
+    F(1, K_ID,  REQ, struct entry_key_rotated, member),
+    F(2, K_H32, REQ, struct entry_key_rotated, new_public_key),
+    F(3, K_H32, OPT, struct entry_key_rotated, proposal_hash),
+    END
+};
+
+static const struct field policy_fields[] = {
+    F(1, K_H32,     REQ, struct entry_policy_proposed, policy_hash),
+    F(2, K_ID,      REQ, struct entry_policy_proposed, proposer),
+    F(3, K_ID,      REQ, struct entry_policy_proposed, experiment),
+    FL(4, K_BLOB,   REQ, struct entry_policy_proposed, yaml, yaml_len),
+    F(5, K_SIG,     REQ, struct entry_policy_proposed, signature),
+    END
+};
+
+static const struct field vote_fields[] = {
+    F(1, K_H32,  REQ, struct entry_vote, policy_hash),
+    F(2, K_ID,   REQ, struct entry_vote, voter),
+    F(3, K_BOOL, REQ, struct entry_vote, approve),
+    F(4, K_SIG,  REQ, struct entry_vote, signature),
+    END
+};
+
+static const struct field experiment_started_fields[] = {
+    F(1, K_ID,  REQ, struct entry_experiment, experiment),
+    F(2, K_H32, REQ, struct entry_experiment, policy_hash),
+    F(3, K_H32, REQ, struct entry_experiment, model_hash),
+    F(4, K_U64, REQ, struct entry_experiment, rounds),
+    END
+};
+
+static const struct field experiment_finished_fields[] = {
+    F(1, K_ID,  REQ, struct entry_experiment, experiment),
+    F(2, K_H32, OPT, struct entry_experiment, policy_hash),
+    F(3, K_H32, REQ, struct entry_experiment, model_hash),
+    F(4, K_U64, REQ, struct entry_experiment, rounds),
+    END
+};
+
+static const struct field experiment_stopped_fields[] = {   /* cancelled, failed */
+    F(1, K_ID,   REQ, struct entry_experiment, experiment),
+    F(2, K_H32,  OPT, struct entry_experiment, policy_hash),
+    F(3, K_H32,  OPT, struct entry_experiment, model_hash),
+    F(4, K_U64,  REQ, struct entry_experiment, rounds),
+    F(5, K_TEXT, REQ, struct entry_experiment, reason),
+    END
+};
+
+static const struct field update_accepted_fields[] = {
+    F(1, K_ID,  REQ, struct entry_update, experiment),
+    F(2, K_U64, REQ, struct entry_update, round),
+    F(3, K_ID,  REQ, struct entry_update, member),
+    F(4, K_H32, REQ, struct entry_update, payload_hash),
+    F(5, K_U64, REQ, struct entry_update, tokens),
+    F(6, K_U64, REQ, struct entry_update, samples),
+    F(7, K_U64, REQ, struct entry_update, bytes),
+    F(8, K_SIG, REQ, struct entry_update, envelope_signature),
+    F(9, K_F64, REQ, struct entry_update, train_loss),
+    END
+};
+
+static const struct field update_rejected_fields[] = {
+    F(1, K_ID,    REQ, struct entry_update, experiment),
+    F(2, K_U64,   REQ, struct entry_update, round),
+    F(3, K_ID,    REQ, struct entry_update, member),
+    F(4, K_H32,   OPT, struct entry_update, payload_hash),
+    F(5, K_U64,   REQ, struct entry_update, tokens),
+    F(6, K_U64,   REQ, struct entry_update, samples),
+    F(7, K_U64,   REQ, struct entry_update, bytes),
+    F(8, K_SIG,   OPT, struct entry_update, envelope_signature),
+    F(10, K_TEXT, REQ, struct entry_update, reason),
+    END
+};
+
+static const struct field round_closed_fields[] = {
+    F(1, K_ID,   REQ, struct entry_round_closed, experiment),
+    F(2, K_U64,  REQ, struct entry_round_closed, round),
+    FL(3, K_IDS, OPT, struct entry_round_closed, participants, n_participants),
+    F(4, K_H32,  REQ, struct entry_round_closed, aggregate_hash),
+    F(5, K_H32,  REQ, struct entry_round_closed, model_hash),
+    F(6, K_F64,  REQ, struct entry_round_closed, mean_loss),
+    F(7, K_U64,  REQ, struct entry_round_closed, tokens),
+    END
+};
+
+static const struct field scores_fields[] = {
+    F(1, K_ID,      REQ, struct entry_scores, experiment),
+    F(2, K_U64,     REQ, struct entry_scores, round),
+    F(3, K_TEXT,    OPT, struct entry_scores, measure),
+    FL(4, K_SCORES, OPT, struct entry_scores, scores, n),
+    END
+};
+
+struct type_desc {
+    enum entry_type     type;
+    const char         *name;    /* JSON */
+    const char         *words;   /* entry_describe */
+    const struct field *fields;
+};
+
+static const struct type_desc types[] = {
+    { ENTRY_GENESIS,              "genesis",              "genesis",              genesis_fields },
+    { ENTRY_MEMBER_ADDED,         "member_added",         "member added",         member_added_fields },
+    { ENTRY_MEMBER_REMOVED,       "member_removed",       "member removed",       member_removed_fields },
+    { ENTRY_KEY_ROTATED,          "key_rotated",          "key rotated",          key_rotated_fields },
+    { ENTRY_POLICY_PROPOSED,      "policy_proposed",      "policy proposed",      policy_fields },
+    { ENTRY_VOTE,                 "vote",                 "vote",                 vote_fields },
+    { ENTRY_EXPERIMENT_STARTED,   "experiment_started",   "experiment started",   experiment_started_fields },
+    { ENTRY_EXPERIMENT_FINISHED,  "experiment_finished",  "experiment finished",  experiment_finished_fields },
+    { ENTRY_EXPERIMENT_CANCELLED, "experiment_cancelled", "experiment cancelled", experiment_stopped_fields },
+    { ENTRY_EXPERIMENT_FAILED,    "experiment_failed",    "experiment failed",    experiment_stopped_fields },
+    { ENTRY_UPDATE_ACCEPTED,      "update_accepted",      "update accepted",      update_accepted_fields },
+    { ENTRY_UPDATE_REJECTED,      "update_rejected",      "update rejected",      update_rejected_fields },
+    { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields },
+    { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields },
+    { ENTRY_CREDITS,              "credits",              "credits",              scores_fields },
+};
+
+static const struct type_desc *type_of(uint32_t t)
+{
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if ((uint32_t)types[i].type == t)
+            return &types[i];
+    return NULL;
+}
+
+const char *entry_type_name(enum entry_type t)
+{
+    const struct type_desc *d = type_of((uint32_t)t);
+    return d ? d->name : NULL;
+}
+
+static const struct field *nested_fields(enum kind k)
+{
+    return k == K_SCORES ? score_fields : member_fields;
+}
+
+static size_t element_size(enum kind k)
+{
+    switch (k) {
+    case K_MEMBERS: return sizeof(struct entry_member);
+    case K_IDS:     return ENTRY_ID_MAX + 1;
+    case K_SCORES:  return sizeof(struct entry_score);
+    default:        return 0;
+    }
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+#define AT(base, off, type) ((type *)((uint8_t *)(base) + (off)))
+
+/* --- encoding ---------------------------------------------------------------------- */
+
+struct buf {
+    uint8_t *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void put(struct buf *b, const void *d, size_t n)
+{
+    if (b->oom)
+        return;
+    if (n > b->cap - b->len) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap - b->len < n) {
+            if (cap > SIZE_MAX / 2) {
+                b->oom = 1;
+                return;
+            }
+            cap *= 2;
+        }
+        uint8_t *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    if (n)
+        memcpy(b->p + b->len, d, n);
+    b->len += n;
+}
+
+static void put_be(struct buf *b, uint64_t v, int bytes)
+{
+    uint8_t t[8];
+    for (int i = 0; i < bytes; i++)
+        t[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+    put(b, t, (size_t)bytes);
+}
+
+static void put_tl(struct buf *b, uint16_t tag, uint32_t len)
+{
+    put_be(b, tag, 2);
+    put_be(b, len, 4);
+}
+
+static uint64_t f64_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, 8);
+    return u;
+}
+
+static int encode_record(const struct field *fields, const void *base, struct buf *b);
+
+static int encode_nested(uint16_t tag, const struct field *fields, const void *base, struct buf *b)
+{
+    put_tl(b, tag, 0);
+    size_t start = b->len;
+    int rc = encode_record(fields, base, b);
+    if (rc || b->oom)
+        return rc;
+    size_t n = b->len - start;
+    if (n > UINT32_MAX)
+        return LEDGER_ERR_ENTRY_FIELD;
+    for (int i = 0; i < 4; i++)
+        b->p[start - 4 + i] = (uint8_t)(n >> (8 * (3 - i)));
+    return 0;
+}
+
+static int encode_id(uint16_t tag, const char *id, struct buf *b)
+{
+    if (!crypto_id_valid(id))
+        return LEDGER_ERR_ENTRY_ID;
+    size_t n = strlen(id);
+    put_tl(b, tag, (uint32_t)n);
+    put(b, id, n);
+    return 0;
+}
+
+static int encode_record(const struct field *fields, const void *base, struct buf *b)
+{
+    int rc = 0;
+    for (const struct field *f = fields; f->name && rc == 0; f++) {
+        const void *v = AT(base, f->off, const void);
+        switch ((enum kind)f->kind) {
+        case K_BOOL:
+            if (*(const uint8_t *)v > 1)
+                return LEDGER_ERR_ENTRY_FIELD;
+            put_tl(b, f->tag, 1);
+            put_be(b, *(const uint8_t *)v, 1);
+            break;
+        case K_U32:
+            put_tl(b, f->tag, 4);
+            put_be(b, *(const uint32_t *)v, 4);
+            break;
+        case K_U64:
+            put_tl(b, f->tag, 8);
+            put_be(b, *(const uint64_t *)v, 8);
+            break;
+        case K_F64:
+            put_tl(b, f->tag, 8);
+            put_be(b, f64_bits(*(const double *)v), 8);
+            break;
+        case K_H32:
+        case K_SIG: {
+            size_t n = f->kind == K_H32 ? 32 : 64;
+            if (!f->required && all_zero(v, n))
+                break;
+            put_tl(b, f->tag, (uint32_t)n);
+            put(b, v, n);
+            break;
+        }
+        case K_ID:
+            rc = encode_id(f->tag, v, b);
+            break;
+        case K_TEXT: {
+            const char *s = *(const char *const *)v;
+            if (!s) {
+                if (f->required)
+                    return LEDGER_ERR_ENTRY_MISSING;
+                break;
+            }
+            size_t n = strlen(s);
+            if (n > ENTRY_TEXT_MAX)
+                return LEDGER_ERR_ENTRY_FIELD;
+            put_tl(b, f->tag, (uint32_t)n);
+            put(b, s, n);
+            break;
+        }
+        case K_BLOB: {
+            const uint8_t *p = *(const uint8_t *const *)v;
+            size_t n = *AT(base, f->aux, const size_t);
+            if (n && !p)
+                return LEDGER_ERR_ARG;
+            if (n > ENTRY_BLOB_MAX)
+                return LEDGER_ERR_ENTRY_FIELD;
+            put_tl(b, f->tag, (uint32_t)n);
+            put(b, p, n);
+            break;
+        }
+        case K_MEMBER:
+            rc = encode_nested(f->tag, member_fields, v, b);
+            break;
+        case K_MEMBERS:
+        case K_IDS:
+        case K_SCORES: {
+            const uint8_t *arr = *(const uint8_t *const *)v;
+            uint32_t n = *AT(base, f->aux, const uint32_t);
+            if (n && !arr)
+                return LEDGER_ERR_ARG;
+            if (n > ENTRY_LIST_MAX)
+                return LEDGER_ERR_ENTRY_FIELD;
+            if (f->required && n == 0)
+                return LEDGER_ERR_ENTRY_MISSING;
+            size_t es = element_size(f->kind);
+            for (uint32_t i = 0; i < n && rc == 0; i++) {
+                const void *el = arr + (size_t)i * es;
+                rc = f->kind == K_IDS ? encode_id(f->tag, el, b)
+                                      : encode_nested(f->tag, nested_fields(f->kind), el, b);
+            }
+            break;
+        }
+        }
+    }
+    return rc;
+}
+
+int entry_encode(const struct entry *e, uint8_t **out, size_t *len)
+{
+    if (!e || !out || !len)
+        return LEDGER_ERR_ARG;
+    *out = NULL;
+    *len = 0;
+    const struct type_desc *d = type_of((uint32_t)e->type);
+    if (!d)
+        return LEDGER_ERR_ENTRY_TYPE;
+    struct buf b = { 0 };
+    put(&b, ENTRY_MAGIC, 4);
+    put_be(&b, ENTRY_VERSION, 1);
+    put_be(&b, (uint16_t)e->type, 2);
+    put_be(&b, (uint64_t)e->timestamp_ms, 8);
+    int rc = encode_record(d->fields, &e->u, &b);
+    if (rc == 0 && b.oom)
+        rc = LEDGER_ERR_NOMEM;
+    if (rc) {
+        free(b.p);
+        return rc;
+    }
+    *out = b.p;
+    *len = b.len;
+    return 0;
+}
+
+/* --- decoding untrusted bytes -------------------------------------------------------- */
+
+static uint64_t rd_be(const uint8_t *p, int bytes)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < bytes; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+static void free_record(const struct field *fields, void *base);
+
+static int decode_record(const struct field *fields, void *base, const uint8_t *p, size_t len,
+                         int depth);
+
+static int decode_id(const uint8_t *p, size_t n, char *out)
+{
+    if (n == 0 || n > ENTRY_ID_MAX)
+        return LEDGER_ERR_ENTRY_ID;
+    memcpy(out, p, n);
+    out[n] = 0;
+    if (strlen(out) != n || !crypto_id_valid(out))
+        return LEDGER_ERR_ENTRY_ID;
+    return 0;
+}
+
+/* Adds a zeroed element to a list field; the count includes it at once, so a
+ * failure while filling it is still freed by free_record. */
+static void *list_grow(const struct field *f, void *base)
+{
+    uint8_t **arr = AT(base, f->off, uint8_t *);
+    uint32_t *n = AT(base, f->aux, uint32_t);
+    size_t es = element_size(f->kind);
+    if (*n >= ENTRY_LIST_MAX)
+        return NULL;
+    /* capacity is the next power of two >= count: full when count is one */
+    if ((*n & (*n - 1)) == 0) {
+        uint8_t *q = realloc(*arr, (size_t)(*n ? 2 * *n : 1) * es);
+        if (!q)
+            return NULL;
+        *arr = q;
+    }
+    uint8_t *el = *arr + (size_t)(*n) * es;
+    memset(el, 0, es);
+    (*n)++;
+    return el;
+}
+
+static int decode_value(const struct field *f, void *base, const uint8_t *p, size_t n, int depth)
+{
+    void *v = AT(base, f->off, void);
+    switch ((enum kind)f->kind) {
+    case K_BOOL:
+        if (n != 1 || p[0] > 1)
+            return LEDGER_ERR_ENTRY_FIELD;
+        *(uint8_t *)v = p[0];
+        return 0;
+    case K_U32:
+        if (n != 4)
+            return LEDGER_ERR_ENTRY_FIELD;
+        *(uint32_t *)v = (uint32_t)rd_be(p, 4);
+        return 0;
+    case K_U64:
+        if (n != 8)
+            return LEDGER_ERR_ENTRY_FIELD;
+        *(uint64_t *)v = rd_be(p, 8);
+        return 0;
+    case K_F64: {
+        if (n != 8)
+            return LEDGER_ERR_ENTRY_FIELD;
+        uint64_t u = rd_be(p, 8);
+        memcpy(v, &u, 8);
+        return 0;
+    }
+    case K_H32:
+    case K_SIG:
+        if (n != (f->kind == K_H32 ? 32u : 64u))
+            return LEDGER_ERR_ENTRY_FIELD;
+        memcpy(v, p, n);
+        return 0;
+    case K_ID:
+        return decode_id(p, n, v);
+    case K_TEXT: {
+        if (n > ENTRY_TEXT_MAX || memchr(p, 0, n))
+            return LEDGER_ERR_ENTRY_FIELD;
+        char *s = malloc(n + 1);
+        if (!s)
+            return LEDGER_ERR_NOMEM;
+        memcpy(s, p, n);
+        s[n] = 0;
+        *(char **)v = s;
+        return 0;
+    }
+    case K_BLOB: {
+        if (n > ENTRY_BLOB_MAX)
+            return LEDGER_ERR_ENTRY_FIELD;
+        uint8_t *s = malloc(n ? n : 1);
+        if (!s)
+            return LEDGER_ERR_NOMEM;
+        memcpy(s, p, n);
+        *(uint8_t **)v = s;
+        *AT(base, f->aux, size_t) = n;
+        return 0;
+    }
+    case K_MEMBER:
+        return decode_record(member_fields, v, p, n, depth + 1);
+    case K_MEMBERS:
+    case K_IDS:
+    case K_SCORES: {
+        void *el = list_grow(f, base);
+        if (!el)
+            return *AT(base, f->aux, uint32_t) >= ENTRY_LIST_MAX ? LEDGER_ERR_ENTRY_FIELD
+                                                                 : LEDGER_ERR_NOMEM;
+        if (f->kind == K_IDS)
+            return decode_id(p, n, el);
+        return decode_record(nested_fields(f->kind), el, p, n, depth + 1);
+    }
+    }
+    return LEDGER_ERR_ENTRY_FIELD;
+}
+
+static int is_list(const struct field *f)
+{
+    return f->kind == K_MEMBERS || f->kind == K_IDS || f->kind == K_SCORES;
+}
+
+static int decode_record(const struct field *fields, void *base, const uint8_t *p, size_t len,
+                         int depth)
+{
+    uint64_t seen = 0;
+    unsigned last_tag = 0;
+    size_t pos = 0;
+    if (depth > 1)
+        return LEDGER_ERR_ENTRY_FIELD;   /* records nest one level at most */
+    while (pos < len) {
+        if (len - pos < 6)
+            return LEDGER_ERR_ENTRY_TRUNCATED;
+        unsigned tag = (unsigned)rd_be(p + pos, 2);
+        size_t n = (size_t)rd_be(p + pos + 2, 4);
+        pos += 6;
+        if (n > len - pos)
+            return LEDGER_ERR_ENTRY_TRUNCATED;
+        const struct field *f = NULL;
+        int fi = 0;
+        for (const struct field *g = fields; g->name; g++, fi++)
+            if (g->tag == tag) {
+                f = g;
+                break;
+            }
+        /* canonical order: tags ascend; only a list may repeat its tag */
+        if (tag == 0 || tag < last_tag || (tag == last_tag && !(f && is_list(f))))
+            return LEDGER_ERR_ENTRY_FIELD;
+        last_tag = tag;
+        if (f) {
+            int rc = decode_value(f, base, p + pos, n, depth);
+            if (rc)
+                return rc;
+            seen |= (uint64_t)1 << fi;
+        }
+        pos += n;
+    }
+    int fi = 0;
+    for (const struct field *f = fields; f->name; f++, fi++)
+        if (f->required && !(seen & ((uint64_t)1 << fi)))
+            return LEDGER_ERR_ENTRY_MISSING;
+    return 0;
+}
+
+int entry_decode(const uint8_t *data, size_t len, struct entry *e)
+{
+    if (!e || (!data && len))
+        return LEDGER_ERR_ARG;
+    memset(e, 0, sizeof *e);
+    if (len < ENTRY_HEADER_BYTES)
+        return len >= 4 && memcmp(data, ENTRY_MAGIC, 4) != 0 ? LEDGER_ERR_ENTRY_MAGIC
+                                                             : LEDGER_ERR_ENTRY_TRUNCATED;
+    if (memcmp(data, ENTRY_MAGIC, 4) != 0)
+        return LEDGER_ERR_ENTRY_MAGIC;
+    if (data[4] != ENTRY_VERSION)
+        return LEDGER_ERR_ENTRY_VERSION;
+    const struct type_desc *d = type_of((uint32_t)rd_be(data + 5, 2));
+    if (!d)
+        return LEDGER_ERR_ENTRY_TYPE;
+    e->type = d->type;
+    e->timestamp_ms = (int64_t)rd_be(data + 7, 8);
+    int rc = decode_record(d->fields, &e->u, data + ENTRY_HEADER_BYTES, len - ENTRY_HEADER_BYTES, 0);
+    if (rc)
+        entry_free(e);
+    return rc;
+}
+
+static void free_record(const struct field *fields, void *base)
+{
+    for (const struct field *f = fields; f->name; f++) {
+        void *v = AT(base, f->off, void);
+        switch ((enum kind)f->kind) {
+        case K_TEXT:
+        case K_BLOB:
+            free(*(void **)v);
+            *(void **)v = NULL;
+            break;
+        case K_MEMBER:
+            free_record(member_fields, v);
+            break;
+        case K_MEMBERS:
+        case K_SCORES: {
+            uint8_t *arr = *(uint8_t **)v;
+            uint32_t n = *AT(base, f->aux, uint32_t);
+            for (uint32_t i = 0; arr && i < n; i++)
+                free_record(nested_fields(f->kind), arr + (size_t)i * element_size(f->kind));
+            free(arr);
+            *(void **)v = NULL;
+            break;
+        }
+        case K_IDS:
+            free(*(void **)v);
+            *(void **)v = NULL;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+void entry_free(struct entry *e)
+{
+    if (!e)
+        return;
+    const struct type_desc *d = type_of((uint32_t)e->type);
+    if (d)
+        free_record(d->fields, &e->u);
+    memset(e, 0, sizeof *e);
+}
+
+/* --- JSON --------------------------------------------------------------------------- */
+
+struct str {
+    char *p;
+    size_t len, cap;
+    int oom;
+};
+
+static void sput(struct str *s, const char *d, size_t n)
+{
+    if (s->oom)
+        return;
+    if (n + 1 > s->cap - s->len) {
+        size_t cap = s->cap ? s->cap : 256;
+        while (cap - s->len < n + 1)
+            cap *= 2;
+        char *p = realloc(s->p, cap);
+        if (!p) {
+            s->oom = 1;
+            return;
+        }
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, d, n);
+    s->len += n;
+    s->p[s->len] = 0;
+}
+
+static void sputs(struct str *s, const char *d)
+{
+    sput(s, d, strlen(d));
+}
+
+__attribute__((format(printf, 2, 3)))
+static void sprintf_(struct str *s, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        sput(s, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* Length of a valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t utf8_len(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    size_t len;
+    uint32_t cp;
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) { len = 2; cp = c & 0x1f; }
+    else if ((c & 0xf0) == 0xe0) { len = 3; cp = c & 0x0f; }
+    else if ((c & 0xf8) == 0xf0) { len = 4; cp = c & 0x07; }
+    else return 0;
+    if (len > n)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3f);
+    }
+    static const uint32_t min[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+    if (cp < min[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
+
+/* A JSON string; bytes that are not valid UTF-8 become U+FFFD. */
+static void json_string(struct str *s, const uint8_t *p, size_t n)
+{
+    sput(s, "\"", 1);
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c == '"' || c == '\\') {
+            char esc[2] = { '\\', (char)c };
+            sput(s, esc, 2);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            switch (c) {
+            case '\n': sputs(s, "\\n"); break;
+            case '\r': sputs(s, "\\r"); break;
+            case '\t': sputs(s, "\\t"); break;
+            default: sprintf_(s, "\\u%04x", c);
+            }
+            i++;
+        } else {
+            size_t l = utf8_len(p + i, n - i);
+            if (l == 0) {
+                sputs(s, "\\ufffd");
+                i++;
+            } else {
+                sput(s, (const char *)p + i, l);
+                i += l;
+            }
+        }
+    }
+    sput(s, "\"", 1);
+}
+
+static void json_hex(struct str *s, const uint8_t *p, size_t n)
+{
+    char h[129];
+    hex_encode(p, n, h);
+    sput(s, "\"", 1);
+    sput(s, h, 2 * n);
+    sput(s, "\"", 1);
+}
+
+static void json_double(struct str *s, double d)
+{
+    if (!isfinite(d))
+        sputs(s, "null");
+    else
+        sprintf_(s, "%.17g", d);
+}
+
+static void json_roles(struct str *s, uint32_t roles)
+{
+    static const char *names[] = { "member", "researcher", "secretariat", "coordinator" };
+    int first = 1;
+    sput(s, "[", 1);
+    for (unsigned b = 0; b < 32; b++) {
+        if (!(roles & (1u << b)))
+            continue;
+        if (!first)
+            sput(s, ",", 1);
+        first = 0;
+        if (b < 4)
+            sprintf_(s, "\"%s\"", names[b]);
+        else
+            sprintf_(s, "\"role-bit-%u\"", b);
+    }
+    sput(s, "]", 1);
+}
+
+static void json_record(struct str *s, const struct field *fields, const void *base);
+
+static void json_value(struct str *s, const struct field *f, const void *base)
+{
+    const void *v = AT(base, f->off, const void);
+    switch ((enum kind)f->kind) {
+    case K_BOOL:
+        sputs(s, *(const uint8_t *)v ? "true" : "false");
+        break;
+    case K_U32:
+        if (strcmp(f->name, "roles") == 0)
+            json_roles(s, *(const uint32_t *)v);
+        else
+            sprintf_(s, "%" PRIu32, *(const uint32_t *)v);
+        break;
+    case K_U64:
+        sprintf_(s, "%" PRIu64, *(const uint64_t *)v);
+        break;
+    case K_F64:
+        json_double(s, *(const double *)v);
+        break;
+    case K_H32:
+        json_hex(s, v, 32);
+        break;
+    case K_SIG:
+        json_hex(s, v, 64);
+        break;
+    case K_ID:
+        json_string(s, v, strlen(v));
+        break;
+    case K_TEXT: {
+        const char *t = *(const char *const *)v;
+        json_string(s, (const uint8_t *)t, strlen(t));
+        break;
+    }
+    case K_BLOB:
+        json_string(s, *(const uint8_t *const *)v, *AT(base, f->aux, const size_t));
+        break;
+    case K_MEMBER:
+        json_record(s, member_fields, v);
+        break;
+    case K_MEMBERS:
+    case K_IDS:
+    case K_SCORES: {
+        const uint8_t *arr = *(const uint8_t *const *)v;
+        uint32_t n = *AT(base, f->aux, const uint32_t);
+        size_t es = element_size(f->kind);
+        sput(s, "[", 1);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i)
+                sput(s, ",", 1);
+            const void *el = arr + (size_t)i * es;
+            if (f->kind == K_IDS)
+                json_string(s, el, strlen(el));
+            else
+                json_record(s, nested_fields(f->kind), el);
+        }
+        sput(s, "]", 1);
+        break;
+    }
+    }
+}
+
+/* Absent optional fields are left out, as on the wire. */
+static int present(const struct field *f, const void *base)
+{
+    const void *v = AT(base, f->off, const void);
+    if (f->required)
+        return f->kind != K_TEXT || *(const char *const *)v;
+    switch ((enum kind)f->kind) {
+    case K_H32:  return !all_zero(v, 32);
+    case K_SIG:  return !all_zero(v, 64);
+    case K_TEXT: return *(const char *const *)v != NULL;
+    default:     return 1;
+    }
+}
+
+static void json_record(struct str *s, const struct field *fields, const void *base)
+{
+    int first = 1;
+    sput(s, "{", 1);
+    for (const struct field *f = fields; f->name; f++) {
+        if (!present(f, base))
+            continue;
+        if (!first)
+            sput(s, ",", 1);
+        first = 0;
+        sprintf_(s, "\"%s\":", f->name);
+        json_value(s, f, base);
+    }
+    sput(s, "}", 1);
+}
+
+static void iso_time(int64_t ms, char out[80])
+{
+    time_t t = (time_t)(ms / 1000);
+    int rem = (int)(ms % 1000);
+    if (rem < 0) {
+        rem += 1000;
+        t -= 1;
+    }
+    struct tm tm;
+    if (!gmtime_r(&t, &tm) || tm.tm_year > 9999 - 1900 || tm.tm_year < -1900) {
+        snprintf(out, 80, "invalid");
+        return;
+    }
+    snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, rem);
+}
+
+char *entry_to_json(const struct entry *e)
+{
+    struct str s = { 0 };
+    const struct type_desc *d = e ? type_of((uint32_t)e->type) : NULL;
+    char when[80];
+    if (!d)
+        return NULL;
+    iso_time(e->timestamp_ms, when);
+    sprintf_(&s, "{\"type\":\"%s\",\"version\":%d,\"timestamp_ms\":%" PRId64 ",\"time\":\"%s\"",
+             d->name, ENTRY_VERSION, e->timestamp_ms, when);
+    /* the type's fields follow in the same object */
+    struct str body = { 0 };
+    json_record(&body, d->fields, &e->u);
+    if (body.oom) {
+        free(body.p);
+        free(s.p);
+        return NULL;
+    }
+    if (body.len > 2) {
+        sput(&s, ",", 1);
+        sput(&s, body.p + 1, body.len - 1);   /* skip its '{' */
+    } else {
+        sput(&s, "}", 1);
+    }
+    free(body.p);
+    if (s.oom) {
+        free(s.p);
+        return NULL;
+    }
+    return s.p;
+}
+
+/* --- one line for people ----------------------------------------------------------- */
+
+static void human_count(uint64_t v, char out[16])
+{
+    if (v >= 1000000000ULL)
+        snprintf(out, 16, "%.2fG", (double)v / 1e9);
+    else if (v >= 1000000ULL)
+        snprintf(out, 16, "%.2fM", (double)v / 1e6);
+    else if (v >= 10000ULL)
+        snprintf(out, 16, "%.1fk", (double)v / 1e3);
+    else
+        snprintf(out, 16, "%" PRIu64, v);
+}
+
+static void short_hex(const uint8_t *h, char out[17])
+{
+    hex_encode(h, 8, out);
+}
+
+int entry_describe(const struct entry *e, char *buf, size_t cap)
+{
+    const struct type_desc *d = e ? type_of((uint32_t)e->type) : NULL;
+    char h[17], c1[16];
+    if (!d)
+        return snprintf(buf, cap, "unknown entry type");
+    switch (e->type) {
+    case ENTRY_GENESIS: {
+        const struct entry_genesis *g = &e->u.genesis;
+        char first[ENTRY_ID_MAX + 16] = "";
+        if (g->n_members)
+            snprintf(first, sizeof first, " (%s%s)", g->members[0].id, g->n_members > 1 ? ", ..." : "");
+        return snprintf(buf, cap, "genesis: alliance %s, %u founding member%s%s",
+                        g->alliance ? g->alliance : "(unnamed)", g->n_members,
+                        g->n_members == 1 ? "" : "s", first);
+    }
+    case ENTRY_MEMBER_ADDED: {
+        const struct entry_member *m = &e->u.member_added.member;
+        return snprintf(buf, cap, "member added: %s (%s)", m->id, m->organization ? m->organization : "no organization");
+    }
+    case ENTRY_MEMBER_REMOVED:
+        return snprintf(buf, cap, "member removed: %s%s%s", e->u.member_removed.member,
+                        e->u.member_removed.reason ? ": " : "",
+                        e->u.member_removed.reason ? e->u.member_removed.reason : "");
+    case ENTRY_KEY_ROTATED:
+        short_hex(e->u.key_rotated.new_public_key, h);
+        return snprintf(buf, cap, "key rotated: %s, new key %s…", e->u.key_rotated.member, h);
+    case ENTRY_POLICY_PROPOSED:
+        short_hex(e->u.policy.policy_hash, h);
+        return snprintf(buf, cap, "policy proposed: %s by %s, policy %s…, %zu bytes of YAML",
+                        e->u.policy.experiment, e->u.policy.proposer, h, e->u.policy.yaml_len);
+    case ENTRY_VOTE:
+        short_hex(e->u.vote.policy_hash, h);
+        return snprintf(buf, cap, "vote: %s votes %s on policy %s…", e->u.vote.voter,
+                        e->u.vote.approve ? "yes" : "no", h);
+    case ENTRY_EXPERIMENT_STARTED:
+        short_hex(e->u.experiment.model_hash, h);
+        return snprintf(buf, cap, "experiment started: %s, %" PRIu64 " rounds, initial model %s…",
+                        e->u.experiment.experiment, e->u.experiment.rounds, h);
+    case ENTRY_EXPERIMENT_FINISHED:
+        short_hex(e->u.experiment.model_hash, h);
+        return snprintf(buf, cap, "experiment finished: %s after %" PRIu64 " rounds, final model %s…",
+                        e->u.experiment.experiment, e->u.experiment.rounds, h);
+    case ENTRY_EXPERIMENT_CANCELLED:
+    case ENTRY_EXPERIMENT_FAILED:
+        return snprintf(buf, cap, "%s: %s after %" PRIu64 " rounds: %s", d->words,
+                        e->u.experiment.experiment, e->u.experiment.rounds,
+                        e->u.experiment.reason ? e->u.experiment.reason : "no reason given");
+    case ENTRY_UPDATE_ACCEPTED: {
+        const struct entry_update *u = &e->u.update;
+        human_count(u->tokens, c1);
+        short_hex(u->payload_hash, h);
+        return snprintf(buf, cap, "update accepted: %s, %s round %" PRIu64 ", %s tokens, payload %s…, loss %.4f",
+                        u->member, u->experiment, u->round, c1, h, u->train_loss);
+    }
+    case ENTRY_UPDATE_REJECTED: {
+        const struct entry_update *u = &e->u.update;
+        return snprintf(buf, cap, "update rejected: %s, %s round %" PRIu64 ": %s", u->member,
+                        u->experiment, u->round, u->reason ? u->reason : "no reason given");
+    }
+    case ENTRY_ROUND_CLOSED: {
+        const struct entry_round_closed *r = &e->u.round_closed;
+        human_count(r->tokens, c1);
+        short_hex(r->model_hash, h);
+        return snprintf(buf, cap, "round closed: %s round %" PRIu64 ", %u participant%s, %s tokens, mean loss %.4f, model %s…",
+                        r->experiment, r->round, r->n_participants, r->n_participants == 1 ? "" : "s",
+                        c1, r->mean_loss, h);
+    }
+    case ENTRY_CONTRIBUTION_SCORES:
+    case ENTRY_CREDITS: {
+        const struct entry_scores *s = &e->u.scores;
+        char round[40] = "";
+        if (s->round || e->type == ENTRY_CONTRIBUTION_SCORES)
+            snprintf(round, sizeof round, " round %" PRIu64, s->round);
+        return snprintf(buf, cap, "%s: %s%s, %u member%s%s%s", d->words, s->experiment, round, s->n,
+                        s->n == 1 ? "" : "s", s->measure ? ", by " : "", s->measure ? s->measure : "");
+    }
+    }
+    return snprintf(buf, cap, "%s", d->words);
+}

@@ -1,0 +1,195 @@
+#ifndef AULAC_LEDGER_ENTRY_H
+#define AULAC_LEDGER_ENTRY_H
+/* Ledger entries: what each leaf of the log says, and its byte encoding
+ * (ledger/README.md documents every byte).
+ *
+ *   "AULE" | version u8 (1) | type u16 BE | timestamp ms i64 BE | fields
+ *   field:  tag u16 BE | length u32 BE | value
+ *
+ * Fields appear in ascending tag order; a list repeats its tag once per element.
+ * Decoders skip tags they do not know (newer writers may add fields), so
+ * old readers still show new entries.
+ *
+ * One tagged struct holds any entry: set .type and fill the matching member of
+ * the union. Ownership: a struct you fill yourself stays yours (point its
+ * strings and arrays anywhere); a struct filled by entry_decode owns copies of
+ * everything and is released with entry_free.
+ *
+ * Errors: ledger/errors.h (LEDGER_ERR_ENTRY_*, LEDGER_ERR_NOMEM, LEDGER_ERR_ARG). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ledger/errors.h"
+
+#define ENTRY_MAGIC        "AULE"
+#define ENTRY_VERSION      1
+#define ENTRY_HEADER_BYTES 15
+#define ENTRY_ID_MAX       64            /* ids: 1..64 of [a-z0-9._-], first a letter or digit */
+#define ENTRY_TEXT_MAX     (1u << 20)    /* organization, reason, measure strings */
+#define ENTRY_BLOB_MAX     (16u << 20)   /* policy YAML */
+#define ENTRY_LIST_MAX     100000        /* members, participants, scores */
+
+enum entry_type {
+    ENTRY_GENESIS              = 1,
+    ENTRY_MEMBER_ADDED         = 2,
+    ENTRY_MEMBER_REMOVED       = 3,
+    ENTRY_KEY_ROTATED          = 4,
+    ENTRY_POLICY_PROPOSED      = 5,
+    ENTRY_VOTE                 = 6,
+    ENTRY_EXPERIMENT_STARTED   = 7,
+    ENTRY_EXPERIMENT_FINISHED  = 8,
+    ENTRY_EXPERIMENT_CANCELLED = 9,
+    ENTRY_EXPERIMENT_FAILED    = 10,
+    ENTRY_UPDATE_ACCEPTED      = 11,
+    ENTRY_UPDATE_REJECTED      = 12,
+    ENTRY_ROUND_CLOSED         = 13,
+    ENTRY_CONTRIBUTION_SCORES  = 14,
+    ENTRY_CREDITS              = 15,
+};
+
+/* Roles, a bit set. */
+enum {
+    ENTRY_ROLE_MEMBER      = 1u << 0,
+    ENTRY_ROLE_RESEARCHER  = 1u << 1,
+    ENTRY_ROLE_SECRETARIAT = 1u << 2,
+    ENTRY_ROLE_COORDINATOR = 1u << 3,   /* the key that signs receipts and checkpoints */
+};
+
+struct entry_member {
+    char     id[ENTRY_ID_MAX + 1];
+    char    *organization;               /* may be NULL (then omitted) */
+    uint32_t roles;
+    uint8_t  public_key[32];
+};
+
+struct entry_genesis {                   /* the founding roster; leaf 0 */
+    char                *alliance;       /* name of the alliance; may be NULL */
+    uint32_t             n_members;
+    struct entry_member *members;
+};
+
+struct entry_member_added {
+    struct entry_member member;
+    uint8_t             proposal_hash[32];   /* the approved governance proposal */
+};
+
+struct entry_member_removed {
+    char    member[ENTRY_ID_MAX + 1];
+    char   *reason;                      /* may be NULL */
+    uint8_t proposal_hash[32];
+};
+
+struct entry_key_rotated {
+    char    member[ENTRY_ID_MAX + 1];
+    uint8_t new_public_key[32];
+    uint8_t proposal_hash[32];
+};
+
+struct entry_policy_proposed {
+    uint8_t  policy_hash[32];            /* canonical policy hash (policies/) */
+    char     proposer[ENTRY_ID_MAX + 1];
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint8_t *yaml;                       /* the policy file as proposed */
+    size_t   yaml_len;
+    uint8_t  signature[64];              /* proposer's signature (policies/ defines over what) */
+};
+
+struct entry_vote {
+    uint8_t policy_hash[32];             /* what is voted on */
+    char    voter[ENTRY_ID_MAX + 1];
+    uint8_t approve;                     /* 1 yes, 0 no */
+    uint8_t signature[64];
+};
+
+/* started / finished / cancelled / failed */
+struct entry_experiment {
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint8_t  policy_hash[32];
+    uint8_t  model_hash[32];             /* started: initial model; finished: final model; else optional */
+    uint64_t rounds;                     /* started: planned; otherwise completed */
+    char    *reason;                     /* cancelled / failed; may be NULL */
+};
+
+/* accepted / rejected */
+struct entry_update {
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint64_t round;
+    char     member[ENTRY_ID_MAX + 1];
+    uint8_t  payload_hash[32];
+    uint64_t tokens;
+    uint64_t samples;
+    uint64_t bytes;
+    uint8_t  envelope_signature[64];
+    double   train_loss;                 /* accepted only */
+    char    *reason;                     /* rejected: why, as told to the worker */
+};
+
+struct entry_round_closed {
+    char      experiment[ENTRY_ID_MAX + 1];
+    uint64_t  round;
+    uint32_t  n_participants;
+    char    (*participants)[ENTRY_ID_MAX + 1];
+    uint8_t   aggregate_hash[32];
+    uint8_t   model_hash[32];
+    double    mean_loss;
+    uint64_t  tokens;
+};
+
+struct entry_score {
+    char   member[ENTRY_ID_MAX + 1];
+    double value;
+};
+
+/* contribution scores (per round) and credits (per round, or round 0 = whole experiment) */
+struct entry_scores {
+    char                experiment[ENTRY_ID_MAX + 1];
+    uint64_t            round;
+    char               *measure;         /* e.g. "tokens", "loss-delta", "shapley"; may be NULL */
+    uint32_t            n;
+    struct entry_score *scores;
+};
+
+struct entry {
+    enum entry_type type;
+    int64_t         timestamp_ms;        /* unix ms, set by the writer */
+    union {
+        struct entry_genesis         genesis;
+        struct entry_member_added    member_added;
+        struct entry_member_removed  member_removed;
+        struct entry_key_rotated     key_rotated;
+        struct entry_policy_proposed policy;
+        struct entry_vote            vote;
+        struct entry_experiment      experiment;   /* the four EXPERIMENT_* types */
+        struct entry_update          update;       /* UPDATE_ACCEPTED, UPDATE_REJECTED */
+        struct entry_round_closed    round_closed;
+        struct entry_scores          scores;       /* CONTRIBUTION_SCORES, CREDITS */
+    } u;
+};
+
+/* "update_accepted", ...; NULL for an unknown type. */
+const char *entry_type_name(enum entry_type t);
+
+/* Encodes e into a malloc'd buffer (*out, *len); the caller frees *out.
+ * Validates first: LEDGER_ERR_ENTRY_TYPE, LEDGER_ERR_ENTRY_ID, LEDGER_ERR_ENTRY_FIELD
+ * (a string with a NUL byte or over its limit, a flag other than 0/1). */
+int entry_encode(const struct entry *e, uint8_t **out, size_t *len);
+
+/* Decodes untrusted bytes into *e (zeroed first). On success the caller calls
+ * entry_free(e); on failure nothing needs freeing. Every length is checked
+ * against what remains; ids are checked; strings may not contain NUL. */
+int entry_decode(const uint8_t *data, size_t len, struct entry *e);
+
+/* Frees what entry_decode allocated and zeroes *e. Only for decoded entries. */
+void entry_free(struct entry *e);
+
+/* JSON object, one line, malloc'd, NUL-terminated: {"type":"update_accepted",
+ * "timestamp_ms":...,"time":"2026-...Z", fields...}. Hashes, keys and
+ * signatures are lower-case hex; roles an array of names; non-finite numbers null.
+ * Returns NULL when out of memory. The caller frees. */
+char *entry_to_json(const struct entry *e);
+
+/* One line for people, e.g. "update accepted: fpt, gpt2-vi round 3, 1.20M tokens,
+ * payload 3f2a9c01…, loss 2.3140". Truncated to cap; returns what snprintf would. */
+int entry_describe(const struct entry *e, char *buf, size_t cap);
+
+#endif

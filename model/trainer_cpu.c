@@ -1,0 +1,258 @@
+/* The CPU trainer: gpt2.c (fp32, OpenBLAS) + adamw.c. */
+#include "model/trainer_impl.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/timeutil.h"
+#include "model/adamw.h"
+
+struct cpu_trainer {
+    struct gpt2 *model;
+    int cap_B, cap_T; /* the model's activation capacity */
+    struct adamw_state opt;
+    struct adamw_group *groups;
+    int n_groups;
+    uint8_t *tokens;  /* cap_B * (cap_T + 1) */
+    int32_t *inputs, *targets;
+};
+
+static void apply_threads(int threads)
+{
+    openblas_set_num_threads(threads > 0 ? threads : openblas_get_num_procs());
+}
+
+/* Model and batch buffers for B x T; params copied from the old model if any. */
+static int cpu_alloc(struct trainer *t, struct cpu_trainer *c, int B, int T)
+{
+    struct gpt2 *m;
+    int rc = gpt2_create(&t->cfg, B, T, &m);
+    if (rc)
+        return rc;
+    size_t bt = (size_t)B * (size_t)T;
+    uint8_t *tok = malloc((size_t)B * ((size_t)T + 1));
+    int32_t *in = malloc(bt * sizeof(int32_t)), *tg = malloc(bt * sizeof(int32_t));
+    if (!tok || !in || !tg) {
+        gpt2_destroy(m);
+        free(tok);
+        free(in);
+        free(tg);
+        return MODEL_ERR_NOMEM;
+    }
+    if (c->model) {
+        memcpy(gpt2_params(m), gpt2_params(c->model), t->n_params * sizeof(float));
+        gpt2_destroy(c->model);
+    }
+    free(c->tokens);
+    free(c->inputs);
+    free(c->targets);
+    c->model = m, c->cap_B = B, c->cap_T = T;
+    c->tokens = tok, c->inputs = in, c->targets = tg;
+    return 0;
+}
+
+static void cpu_destroy(struct trainer *t)
+{
+    struct cpu_trainer *c = t->impl;
+    if (!c)
+        return;
+    gpt2_destroy(c->model);
+    adamw_free(&c->opt);
+    free(c->groups);
+    free(c->tokens);
+    free(c->inputs);
+    free(c->targets);
+    free(c);
+    t->impl = NULL;
+}
+
+static int cpu_set_params(struct trainer *t, const float *flat)
+{
+    struct cpu_trainer *c = t->impl;
+    memcpy(gpt2_params(c->model), flat, t->n_params * sizeof(float));
+    return 0;
+}
+
+static int cpu_get_params(struct trainer *t, float *flat)
+{
+    struct cpu_trainer *c = t->impl;
+    memcpy(flat, gpt2_params(c->model), t->n_params * sizeof(float));
+    return 0;
+}
+
+static int cpu_set_opts(struct trainer *t, const struct trainer_opts *o)
+{
+    struct cpu_trainer *c = t->impl;
+    if (o->batch > c->cap_B || o->seq_len > c->cap_T) {
+        int B = o->batch > c->cap_B ? o->batch : c->cap_B;
+        int T = o->seq_len > c->cap_T ? o->seq_len : c->cap_T;
+        int rc = cpu_alloc(t, c, B, T);
+        if (rc)
+            return rc;
+    }
+    apply_threads(o->threads);
+    return 0;
+}
+
+/* Splits B rows of T+1 bytes into inputs and targets. */
+static void split_batch(const uint8_t *tok, int32_t *in, int32_t *tg, int B, int T)
+{
+    for (int b = 0; b < B; b++) {
+        const uint8_t *row = tok + (size_t)b * ((size_t)T + 1);
+        for (int i = 0; i < T; i++) {
+            in[(size_t)b * T + i] = row[i];
+            tg[(size_t)b * T + i] = row[i + 1];
+        }
+    }
+}
+
+static int cpu_train_steps(struct trainer *t, int steps, trainer_batch_fn next_batch,
+                           void *batch_ctx, trainer_progress_fn progress, void *pctx,
+                           struct trainer_stats *out)
+{
+    struct cpu_trainer *c = t->impl;
+    const int B = t->opts.batch, T = t->opts.seq_len;
+    const struct adamw_hparams h = {.lr = t->opts.lr, .beta1 = t->opts.beta1,
+                                    .beta2 = t->opts.beta2, .eps = t->opts.eps,
+                                    .weight_decay = t->opts.weight_decay};
+    double t0 = time_mono_s(), loss_sum = 0.0;
+    int rc = 0;
+    apply_threads(t->opts.threads);
+    for (int s = 0; s < steps; s++) {
+        rc = next_batch(batch_ctx, c->tokens, B, T);
+        if (rc) {
+            rc = rc < 0 ? rc : MODEL_ERR_BATCH;
+            break;
+        }
+        split_batch(c->tokens, c->inputs, c->targets, B, T);
+        float loss;
+        rc = gpt2_forward(c->model, c->inputs, c->targets, B, T, &loss);
+        if (rc)
+            break;
+        if (!isfinite(loss)) {
+            rc = MODEL_ERR_NONFINITE;
+            break;
+        }
+        rc = gpt2_backward(c->model);
+        if (rc)
+            break;
+        float *g = gpt2_grads(c->model);
+        double norm = grad_clip_global_norm(g, t->n_params, t->opts.grad_clip);
+        if (!isfinite(norm)) {
+            rc = MODEL_ERR_NONFINITE;
+            break;
+        }
+        rc = adamw_step(&c->opt, gpt2_params(c->model), g, &h, c->groups, c->n_groups);
+        if (rc)
+            break;
+        loss_sum += loss;
+        out->steps = s + 1;
+        out->mean_loss = loss_sum / (s + 1);
+        out->last_loss = loss;
+        out->last_grad_norm = norm;
+        out->tokens += (uint64_t)B * (uint64_t)T;
+        out->seconds = time_mono_s() - t0;
+        if (progress) {
+            struct trainer_progress p = {.step = s + 1, .steps = steps, .loss = loss,
+                                         .grad_norm = norm, .tokens = out->tokens,
+                                         .seconds = out->seconds};
+            if (progress(pctx, &p) != 0) {
+                rc = MODEL_ERR_CANCELLED;
+                break;
+            }
+        }
+    }
+    out->seconds = time_mono_s() - t0;
+    return rc;
+}
+
+static int cpu_evaluate(struct trainer *t, const uint8_t *tokens, size_t n, int max_windows,
+                        float *mean_loss)
+{
+    struct cpu_trainer *c = t->impl;
+    const int B = t->opts.batch;
+    int T = t->opts.seq_len;
+    if (n - 1 < (size_t)T)
+        T = (int)(n - 1);
+    size_t windows = (n - 1) / (size_t)T;
+    if (max_windows > 0 && windows > (size_t)max_windows)
+        windows = (size_t)max_windows;
+    apply_threads(t->opts.threads);
+    double total = 0.0;
+    for (size_t w = 0; w < windows; w += (size_t)B) {
+        int rows = windows - w < (size_t)B ? (int)(windows - w) : B;
+        for (int b = 0; b < rows; b++) {
+            const uint8_t *src = tokens + (w + (size_t)b) * (size_t)T;
+            for (int i = 0; i < T; i++) {
+                c->inputs[(size_t)b * T + i] = src[i];
+                c->targets[(size_t)b * T + i] = src[i + 1];
+            }
+        }
+        float loss;
+        int rc = gpt2_forward(c->model, c->inputs, c->targets, rows, T, &loss);
+        if (rc)
+            return rc;
+        total += (double)loss * rows;
+    }
+    *mean_loss = (float)(total / (double)windows);
+    return 0;
+}
+
+static uint64_t cpu_optimizer_step(const struct trainer *t)
+{
+    const struct cpu_trainer *c = t->impl;
+    return c->opt.step;
+}
+
+static void cpu_reset_optimizer(struct trainer *t)
+{
+    struct cpu_trainer *c = t->impl;
+    adamw_reset(&c->opt);
+}
+
+static int cpu_save_state(struct trainer *t, const char *path)
+{
+    struct cpu_trainer *c = t->impl;
+    return adamw_save(path, &c->opt);
+}
+
+static int cpu_load_state(struct trainer *t, const char *path)
+{
+    struct cpu_trainer *c = t->impl;
+    return adamw_load(path, &c->opt);
+}
+
+static const struct trainer_ops cpu_ops = {
+    .destroy = cpu_destroy,
+    .set_params = cpu_set_params,
+    .get_params = cpu_get_params,
+    .set_opts = cpu_set_opts,
+    .train_steps = cpu_train_steps,
+    .evaluate = cpu_evaluate,
+    .optimizer_step = cpu_optimizer_step,
+    .reset_optimizer = cpu_reset_optimizer,
+    .save_state = cpu_save_state,
+    .load_state = cpu_load_state,
+};
+
+int trainer_cpu_init(struct trainer *t)
+{
+    struct cpu_trainer *c = calloc(1, sizeof *c);
+    if (!c)
+        return MODEL_ERR_NOMEM;
+    t->impl = c;
+    t->ops = &cpu_ops;
+    int rc = cpu_alloc(t, c, t->opts.batch, t->opts.seq_len);
+    if (!rc)
+        rc = adamw_init(&c->opt, t->n_params);
+    if (!rc)
+        rc = adamw_groups_gpt2(&t->cfg, &c->groups, &c->n_groups);
+    if (rc) {
+        cpu_destroy(t);
+        return rc;
+    }
+    apply_threads(t->opts.threads);
+    return 0;
+}

@@ -1,0 +1,624 @@
+#include "policies/policy.h"
+
+#include <math.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "policies/schema.h"
+
+_Static_assert(sizeof(enum policy_outer_kind) == sizeof(int) &&
+               sizeof(enum codec_quant) == sizeof(int) &&
+               sizeof(enum policy_model_family) == sizeof(int),
+               "enums are stored through int pointers by the schema walker");
+
+static const char *const family_names[] = {"gpt2", NULL};
+static const char *const inner_names[] = {"adamw", NULL};
+static const char *const outer_names[] = {"fedavg", "nesterov", "fedadam", NULL};
+static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "krum", NULL};
+static const char *const weighting_names[] = {"tokens", "samples", "uniform", NULL};
+static const char *const method_names[] = {"none", "topk", NULL};
+/* Indexed by enum codec_quant. */
+static const char *const quant_names[] = {"fp32", "int8", "fp16", "fp8", "int4", NULL};
+static const char *const measure_names[] = {"tokens", "samples", "rounds", "alignment",
+                                            "loss_delta", NULL};
+
+#define OFF(fld) offsetof(struct policy, fld)
+#define U32(k, fld, lo, hi, fl) \
+    {.key = k, .type = SF_U32, .off = OFF(fld), .imin = lo, .imax = hi, .flags = fl}
+#define U64(k, fld, lo, hi, fl) \
+    {.key = k, .type = SF_U64, .off = OFF(fld), .imin = lo, .imax = hi, .flags = fl}
+#define INT(k, fld, lo, hi, fl) \
+    {.key = k, .type = SF_INT, .off = OFF(fld), .imin = lo, .imax = hi, .flags = fl}
+#define F64(k, fld, lo, hi, fl) \
+    {.key = k, .type = SF_F64, .off = OFF(fld), .fmin = lo, .fmax = hi, .flags = fl}
+#define BOOL(k, fld) {.key = k, .type = SF_BOOL, .off = OFF(fld)}
+#define ENUM(k, fld, nm) {.key = k, .type = SF_ENUM, .off = OFF(fld), .names = nm}
+#define SECTION(k, ch, fl) {.key = k, .type = SF_SECTION, .children = ch, .flags = fl}
+#define END {.key = NULL}
+
+static const struct sfield metadata_fields[] = {
+    {.key = "name", .type = SF_ID, .off = OFF(metadata.name), .imax = POLICY_NAME_MAX,
+     .flags = SF_REQUIRED},
+    {.key = "proposer", .type = SF_ID, .off = OFF(metadata.proposer), .imax = POLICY_ID_MAX},
+    {.key = "description", .type = SF_TEXT, .off = OFF(metadata.description),
+     .imax = POLICY_DESCRIPTION_MAX},
+    END,
+};
+
+static const struct sfield model_fields[] = {
+    ENUM("family", model.family, family_names),
+    U32("vocab_size", model.vocab_size, 2, 1u << 20, 0),
+    {.key = "n_positions", .alias = "seq_len", .type = SF_U32, .off = OFF(model.n_positions),
+     .imin = 1, .imax = 1u << 16, .flags = SF_REQUIRED},
+    U32("n_layer", model.n_layer, 1, 1024, SF_REQUIRED),
+    U32("n_head", model.n_head, 1, 1024, SF_REQUIRED),
+    U32("n_embd", model.n_embd, 1, 1u << 16, SF_REQUIRED),
+    U64("seed", model.seed, 0, UINT64_MAX, 0),
+    END,
+};
+
+static const struct sfield data_fields[] = {
+    U64("min_tokens_per_member", data.min_tokens_per_member, 0, UINT64_C(1) << 62, 0),
+    F64("validation_fraction", data.validation_fraction, 0, 0.5, 0),
+    END,
+};
+
+static const struct sfield inner_fields[] = {
+    ENUM("kind", training.inner.kind, inner_names),
+    F64("lr", training.inner.lr, 0, 10, SF_MIN_EXCL),
+    F64("weight_decay", training.inner.weight_decay, 0, 10, 0),
+    F64("beta1", training.inner.beta1, 0, 1, SF_MAX_EXCL),
+    F64("beta2", training.inner.beta2, 0, 1, SF_MAX_EXCL),
+    F64("eps", training.inner.eps, 0, 1, SF_MIN_EXCL),
+    F64("grad_clip", training.inner.grad_clip, 0, 1e6, 0),
+    U32("warmup_steps", training.inner.warmup_steps, 0, 1000000000, 0),
+    END,
+};
+
+static const struct sfield outer_fields[] = {
+    ENUM("kind", training.outer.kind, outer_names),
+    F64("lr", training.outer.lr, 0, 10, SF_MIN_EXCL),
+    F64("momentum", training.outer.momentum, 0, 1, SF_MAX_EXCL),
+    F64("beta1", training.outer.beta1, 0, 1, SF_MAX_EXCL),
+    F64("beta2", training.outer.beta2, 0, 1, SF_MAX_EXCL),
+    F64("eps", training.outer.eps, 0, 1, SF_MIN_EXCL),
+    END,
+};
+
+static const struct sfield training_fields[] = {
+    U32("rounds", training.rounds, 1, 10000000, SF_REQUIRED),
+    U32("local_steps", training.local_steps, 1, 10000000, 0),
+    U32("batch_size", training.batch_size, 1, 65536, 0),
+    U32("seq_len", training.seq_len, 1, 1u << 16, 0),
+    SECTION("inner", inner_fields, 0),
+    SECTION("outer", outer_fields, 0),
+    END,
+};
+
+static const struct sfield aggregation_fields[] = {
+    ENUM("rule", aggregation.rule, rule_names),
+    ENUM("weighting", aggregation.weighting, weighting_names),
+    F64("norm_bound", aggregation.norm_bound, 0, INFINITY, 0),
+    F64("trim_fraction", aggregation.trim_fraction, 0, 0.5, SF_MAX_EXCL),
+    U32("krum_byzantine", aggregation.krum_byzantine, 0, POLICY_MAX_MEMBERS, 0),
+    END,
+};
+
+#define LINK_FIELDS(L)                                                                     \
+    {                                                                                      \
+        ENUM("method", compression.L.method, method_names),                                \
+        U32("block_size", compression.L.block_size, 1, CODEC_MAX_BLOCK, 0),                \
+        U32("k_per_block", compression.L.k_per_block, 1, CODEC_MAX_BLOCK, 0),              \
+        F64("density", compression.L.density, 0, 1, SF_MIN_EXCL | SF_NOHASH),             \
+        ENUM("quant", compression.L.quant, quant_names),                                   \
+        INT("zstd_level", compression.L.zstd_level, 0, 22, 0),                             \
+        BOOL("error_feedback", compression.L.error_feedback),                              \
+        U32("dense_warmup_rounds", compression.L.dense_warmup_rounds, 0, 10000000, 0),     \
+        END,                                                                               \
+    }
+
+static const struct sfield uplink_fields[] = LINK_FIELDS(uplink);
+static const struct sfield downlink_fields[] = LINK_FIELDS(downlink);
+
+static const struct sfield compression_fields[] = {
+    SECTION("uplink", uplink_fields, 0),
+    SECTION("downlink", downlink_fields, 0),
+    END,
+};
+
+static const struct sfield participation_fields[] = {
+    {.key = "members", .type = SF_IDLIST, .off = OFF(participation.members),
+     .off2 = OFF(participation.n_members), .imax = POLICY_MAX_MEMBERS},
+    U32("min_members", participation.min_members, 1, POLICY_MAX_MEMBERS, 0),
+    U32("round_deadline_s", participation.round_deadline_s, 1, 7 * 86400, 0),
+    U32("grace_s", participation.grace_s, 0, 86400, 0),
+    END,
+};
+
+static const struct sfield privacy_fields[] = {
+    F64("clip", privacy.clip, 0, INFINITY, 0),
+    F64("noise_multiplier", privacy.noise_multiplier, 0, 1000, 0),
+    END,
+};
+
+static const struct sfield contribution_fields[] = {
+    {.key = "measures", .type = SF_ENUMSET, .off = OFF(contribution.measures),
+     .names = measure_names},
+    {.key = "credit_weights", .type = SF_WEIGHTS, .off = OFF(contribution.credit_weights),
+     .names = measure_names, .fmin = 0, .fmax = 1e6},
+    END,
+};
+
+static const struct sfield governance_fields[] = {
+    F64("quorum", governance.quorum, 0, 1, SF_MIN_EXCL),
+    END,
+};
+
+static const struct sfield policy_fields[] = {
+    U32("schema", schema, 1, 1000, SF_REQUIRED),
+    SECTION("metadata", metadata_fields, SF_REQUIRED),
+    SECTION("model", model_fields, SF_REQUIRED),
+    SECTION("data", data_fields, 0),
+    SECTION("training", training_fields, SF_REQUIRED),
+    SECTION("aggregation", aggregation_fields, 0),
+    SECTION("compression", compression_fields, 0),
+    SECTION("participation", participation_fields, 0),
+    SECTION("privacy", privacy_fields, 0),
+    SECTION("contribution", contribution_fields, 0),
+    SECTION("governance", governance_fields, 0),
+    END,
+};
+
+static void link_defaults(struct policy_link *l, bool uplink)
+{
+    l->method = uplink ? POLICY_COMPRESS_TOPK : POLICY_COMPRESS_NONE;
+    l->block_size = 4096;
+    l->k_per_block = 0;         /* derived after parsing */
+    l->density = 0;
+    l->quant = uplink ? CODEC_QUANT_INT8 : CODEC_QUANT_FP32;
+    l->zstd_level = 3;
+    l->error_feedback = uplink;
+    l->dense_warmup_rounds = 0;
+}
+
+static void policy_defaults(struct policy *p)
+{
+    memset(p, 0, sizeof *p);
+    p->model.family = POLICY_FAMILY_GPT2;
+    p->model.vocab_size = 256;
+    p->model.seed = 1337;
+    p->data.min_tokens_per_member = 0;
+    p->data.validation_fraction = 0.01;
+    p->training.local_steps = 100;
+    p->training.batch_size = 8;
+    p->training.seq_len = 0;    /* model.n_positions unless given */
+    p->training.inner.kind = POLICY_INNER_ADAMW;
+    p->training.inner.lr = 6e-4;
+    p->training.inner.weight_decay = 0.1;
+    p->training.inner.beta1 = 0.9;
+    p->training.inner.beta2 = 0.95;
+    p->training.inner.eps = 1e-8;
+    p->training.inner.grad_clip = 1.0;
+    p->training.outer.kind = POLICY_OUTER_FEDAVG;
+    /* lr and momentum depend on the kind: filled after parsing unless given. */
+    p->training.outer.beta1 = 0.9;
+    p->training.outer.beta2 = 0.99;
+    p->training.outer.eps = 1e-3;
+    p->aggregation.rule = POLICY_AGG_FEDAVG;
+    p->aggregation.weighting = POLICY_WEIGHT_TOKENS;
+    p->aggregation.trim_fraction = 0.1;
+    p->aggregation.krum_byzantine = 1;
+    link_defaults(&p->compression.uplink, true);
+    link_defaults(&p->compression.downlink, false);
+    p->participation.round_deadline_s = 600;
+    p->participation.grace_s = 30;
+    p->contribution.measures = 1u << POLICY_MEASURE_TOKENS;
+    p->governance.quorum = 0.5;
+}
+
+/* --- cross-field rules ----------------------------------------------------- */
+
+struct post {
+    struct schema_ctx *ctx;
+    const char *file;
+    struct policy_error *err;
+};
+
+/* Error located at path's value when the file gave it, else at the key of fallback,
+ * else at the top. */
+static int fail_at(struct post *pc, int code, const char *path, const char *fallback,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int fail_at(struct post *pc, int code, const char *path, const char *fallback,
+                   const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    const struct schema_seen *s = schema_seen(pc->ctx, path);
+    int line = 1, column = 1;
+    if (s) {
+        line = s->vline;
+        column = s->vcolumn;
+    } else if (fallback && (s = schema_seen(pc->ctx, fallback)) != NULL) {
+        line = s->line;
+        column = s->column;
+    }
+    yaml_error(pc->err, code, pc->file, line, column, path, "%s", detail);
+    return code;
+}
+
+static bool seen(struct post *pc, const char *path)
+{
+    return schema_seen(pc->ctx, path) != NULL;
+}
+
+static int post_link(struct post *pc, struct policy *p, struct policy_link *l, const char *name)
+{
+    char pk[64], pd[64], pw[64], sec[24];
+    snprintf(sec, sizeof sec, "compression.%.8s", name);
+    snprintf(pk, sizeof pk, "%s.k_per_block", sec);
+    snprintf(pd, sizeof pd, "%s.density", sec);
+    snprintf(pw, sizeof pw, "%s.dense_warmup_rounds", sec);
+    bool has_k = seen(pc, pk), has_d = seen(pc, pd);
+    if (l->method == POLICY_COMPRESS_NONE) {
+        if (has_k || has_d)
+            return fail_at(pc, POLICY_ERR_INVALID, has_k ? pk : pd, sec,
+                           "only meaningful with method: topk (method is none: every value "
+                           "is sent)");
+        l->k_per_block = l->block_size;
+    } else {
+        if (has_k && has_d)
+            return fail_at(pc, POLICY_ERR_INVALID, pd, sec,
+                           "give either k_per_block or density, not both");
+        if (has_d) {
+            double k = ceil(l->density * l->block_size - 1e-9);
+            l->k_per_block = k < 1 ? 1 : (k > l->block_size ? l->block_size : (uint32_t)k);
+        } else if (!has_k) {
+            l->k_per_block = (l->block_size + 99) / 100;   /* 1% */
+        } else if (l->k_per_block > l->block_size) {
+            return fail_at(pc, POLICY_ERR_INVALID, pk, sec,
+                           "k_per_block %u is larger than block_size %u", l->k_per_block,
+                           l->block_size);
+        }
+    }
+    l->density = (double)l->k_per_block / l->block_size;
+    if (l->dense_warmup_rounds > p->training.rounds) {
+        return fail_at(pc, POLICY_ERR_INVALID, pw, sec,
+                       "%u warm-up rounds but training.rounds is %u", l->dense_warmup_rounds,
+                       p->training.rounds);
+    }
+    return 0;
+}
+
+static int post_validate(struct post *pc, struct policy *p)
+{
+    int rc;
+    if (p->schema != POLICY_SCHEMA_VERSION)
+        return fail_at(pc, POLICY_ERR_RANGE, "schema", NULL,
+                       "schema version %u is not supported (this aulac reads version %d)",
+                       p->schema, POLICY_SCHEMA_VERSION);
+
+    struct policy_model *m = &p->model;
+    if (m->n_embd % m->n_head != 0)
+        return fail_at(pc, POLICY_ERR_INVALID, "model.n_embd", "model",
+                       "n_embd %u is not divisible by n_head %u", m->n_embd, m->n_head);
+
+    struct policy_training *t = &p->training;
+    if (!seen(pc, "training.seq_len"))
+        t->seq_len = m->n_positions;
+    else if (t->seq_len > m->n_positions)
+        return fail_at(pc, POLICY_ERR_INVALID, "training.seq_len", "training",
+                       "seq_len %u is longer than the model's n_positions %u", t->seq_len,
+                       m->n_positions);
+    if (t->inner.warmup_steps > (uint64_t)t->local_steps * t->rounds)
+        return fail_at(pc, POLICY_ERR_INVALID, "training.inner.warmup_steps", "training",
+                       "%u warm-up steps but the experiment has only %llu inner steps",
+                       t->inner.warmup_steps,
+                       (unsigned long long)t->local_steps * t->rounds);
+
+    struct policy_outer_optimizer *o = &t->outer;
+    if (!seen(pc, "training.outer.lr"))
+        o->lr = o->kind == POLICY_OUTER_NESTEROV ? 0.7 : (o->kind == POLICY_OUTER_FEDADAM ? 0.01 : 1.0);
+    if (!seen(pc, "training.outer.momentum"))
+        o->momentum = o->kind == POLICY_OUTER_NESTEROV ? 0.9 : 0.0;
+    if (o->kind == POLICY_OUTER_FEDADAM && seen(pc, "training.outer.momentum"))
+        return fail_at(pc, POLICY_ERR_INVALID, "training.outer.momentum", NULL,
+                       "not used by fedadam (it takes beta1, beta2, eps)");
+    if (o->kind != POLICY_OUTER_FEDADAM) {
+        static const char *const adam_keys[] = {"training.outer.beta1", "training.outer.beta2",
+                                                "training.outer.eps"};
+        for (int i = 0; i < 3; i++)
+            if (seen(pc, adam_keys[i]))
+                return fail_at(pc, POLICY_ERR_INVALID, adam_keys[i], NULL,
+                               "only used by kind: fedadam (kind is %s)",
+                               policy_outer_kind_name(o->kind));
+    }
+
+    struct policy_aggregation *a = &p->aggregation;
+    if (seen(pc, "aggregation.trim_fraction") && a->rule != POLICY_AGG_TRIMMED_MEAN)
+        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.trim_fraction", NULL,
+                       "only used by rule: trimmed_mean (rule is %s)",
+                       policy_agg_rule_name(a->rule));
+    if (seen(pc, "aggregation.krum_byzantine") && a->rule != POLICY_AGG_KRUM)
+        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.krum_byzantine", NULL,
+                       "only used by rule: krum (rule is %s)", policy_agg_rule_name(a->rule));
+    if (a->rule != POLICY_AGG_TRIMMED_MEAN)
+        a->trim_fraction = 0;
+    if (a->rule != POLICY_AGG_KRUM)
+        a->krum_byzantine = 0;
+
+    if ((rc = post_link(pc, p, &p->compression.uplink, "uplink")))
+        return rc;
+    if ((rc = post_link(pc, p, &p->compression.downlink, "downlink")))
+        return rc;
+
+    struct policy_participation *pp = &p->participation;
+    if (!seen(pc, "participation.min_members"))
+        pp->min_members = pp->n_members ? (uint32_t)pp->n_members : 1;
+    else if (pp->n_members && pp->min_members > pp->n_members)
+        return fail_at(pc, POLICY_ERR_INVALID, "participation.min_members", "participation",
+                       "min_members %u is more than the %zu members listed", pp->min_members,
+                       pp->n_members);
+    if (pp->grace_s > pp->round_deadline_s && seen(pc, "participation.grace_s"))
+        return fail_at(pc, POLICY_ERR_INVALID, "participation.grace_s", "participation",
+                       "grace_s %u is longer than round_deadline_s %u", pp->grace_s,
+                       pp->round_deadline_s);
+    if (a->rule == POLICY_AGG_KRUM && pp->n_members &&
+        pp->n_members < 2 * (size_t)a->krum_byzantine + 3)
+        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.rule", "aggregation",
+                       "krum with krum_byzantine %u needs at least %u members, %zu listed",
+                       a->krum_byzantine, 2 * a->krum_byzantine + 3, pp->n_members);
+
+    if (p->privacy.noise_multiplier > 0 && p->privacy.clip == 0)
+        return fail_at(pc, POLICY_ERR_INVALID, "privacy.noise_multiplier", "privacy",
+                       "noise needs a clip bound: set privacy.clip > 0");
+
+    struct policy_contribution *c = &p->contribution;
+    if (c->measures == 0)
+        return fail_at(pc, POLICY_ERR_INVALID, "contribution.measures", "contribution",
+                       "at least one measure is needed");
+    if (!seen(pc, "contribution.credit_weights")) {
+        int k = __builtin_popcount(c->measures);
+        for (int i = 0; i < POLICY_MEASURE_COUNT; i++)
+            c->credit_weights[i] = (c->measures & (1u << i)) ? 1.0 / k : 0.0;
+    } else {
+        double sum = 0;
+        for (int i = 0; i < POLICY_MEASURE_COUNT; i++) {
+            char path[96];
+            snprintf(path, sizeof path, "contribution.credit_weights.%s", measure_names[i]);
+            if (!(c->measures & (1u << i)) && seen(pc, path)) {
+                const struct schema_seen *s = schema_seen(pc->ctx, path);
+                yaml_error(pc->err, POLICY_ERR_INVALID, pc->file, s->line, s->column, path,
+                           "measure %s has a weight but is not in contribution.measures",
+                           measure_names[i]);
+                return POLICY_ERR_INVALID;
+            }
+            sum += c->credit_weights[i];
+        }
+        if (!(sum > 0))
+            return fail_at(pc, POLICY_ERR_INVALID, "contribution.credit_weights", NULL,
+                           "the weights add up to 0");
+    }
+    return 0;
+}
+
+/* --- public ---------------------------------------------------------------- */
+
+int policy_load_buffer(const char *name, const void *bytes, size_t len, struct policy *out,
+                       struct policy_error *err)
+{
+    struct policy_error scratch;
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (!out || (!bytes && len)) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
+        return POLICY_ERR_ARG;
+    }
+    if (!name)
+        name = "<policy>";
+    policy_defaults(out);
+
+    struct ynode *root = NULL;
+    int rc = yaml_tree_parse(name, bytes, len, &root, err);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        return rc;
+    }
+    struct schema_ctx ctx = {.file = name, .err = err};
+    rc = schema_walk(&ctx, root, policy_fields, out, "", root ? root->line : 1,
+                     root ? root->column : 1);
+    if (!rc) {
+        struct post pc = {.ctx = &ctx, .file = name, .err = err};
+        rc = post_validate(&pc, out);
+    }
+    if (!rc && !out->metadata.description) {
+        out->metadata.description = strdup("");
+        if (!out->metadata.description)
+            rc = POLICY_ERR_NOMEM;
+    }
+    if (rc == POLICY_ERR_NOMEM && err->code != POLICY_ERR_NOMEM)
+        yaml_error(err, rc, name, 0, 0, NULL, "out of memory");
+    schema_ctx_free(&ctx);
+    yaml_tree_free(root);
+    if (rc)
+        policy_free(out);
+    return rc;
+}
+
+int policy_load_file(const char *path, struct policy *out, struct policy_error *err)
+{
+    struct policy_error scratch;
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (!path || !out) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_ARG, path, 0, 0, NULL, "invalid argument");
+        return POLICY_ERR_ARG;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = file_read_all(path, POLICY_FILE_MAX, &buf, &len);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+        return POLICY_ERR_IO;
+    }
+    rc = policy_load_buffer(path, buf, len, out, err);
+    free(buf);
+    return rc;
+}
+
+void policy_free(struct policy *p)
+{
+    if (!p)
+        return;
+    schema_free(policy_fields, p);
+    memset(p, 0, sizeof *p);
+}
+
+static int cmp_line(const void *a, const void *b)
+{
+    const char *x = *(char *const *)a, *y = *(char *const *)b;
+    size_t lx = strcspn(x, "="), ly = strcspn(y, "=");
+    int c = memcmp(x, y, lx < ly ? lx : ly);
+    if (c)
+        return c;
+    return lx < ly ? -1 : (lx > ly);
+}
+
+#define CANONICAL_HEADER "aulac-policy-canonical/v1\n"
+
+int policy_canonical(const struct policy *p, char **out, size_t *len)
+{
+    if (!p || !out || !len)
+        return POLICY_ERR_ARG;
+    *out = NULL;
+    *len = 0;
+    struct schema_lines lines = {0};
+    int rc = schema_canonical(policy_fields, p, "", &lines);
+    if (rc) {
+        schema_lines_free(&lines);
+        return rc;
+    }
+    qsort(lines.line, lines.n, sizeof *lines.line, cmp_line);
+    size_t total = strlen(CANONICAL_HEADER) + 1;
+    for (size_t i = 0; i < lines.n; i++)
+        total += strlen(lines.line[i]);
+    char *buf = malloc(total);
+    if (!buf) {
+        schema_lines_free(&lines);
+        return POLICY_ERR_NOMEM;
+    }
+    size_t o = 0;
+    memcpy(buf, CANONICAL_HEADER, strlen(CANONICAL_HEADER));
+    o += strlen(CANONICAL_HEADER);
+    for (size_t i = 0; i < lines.n; i++) {
+        size_t l = strlen(lines.line[i]);
+        memcpy(buf + o, lines.line[i], l);
+        o += l;
+    }
+    buf[o] = '\0';
+    schema_lines_free(&lines);
+    *out = buf;
+    *len = o;
+    return 0;
+}
+
+int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN])
+{
+    if (!p || !out)
+        return POLICY_ERR_ARG;
+    char *canon;
+    size_t len;
+    int rc = policy_canonical(p, &canon, &len);
+    if (rc)
+        return rc;
+    if (sodium_init() < 0) {
+        free(canon);
+        return POLICY_ERR_NOMEM;
+    }
+    crypto_generichash(out, POLICY_HASH_LEN, (const unsigned char *)canon, len, NULL, 0);
+    free(canon);
+    return 0;
+}
+
+uint64_t policy_model_parameters(const struct policy_model *m)
+{
+    uint64_t C = m->n_embd, V = m->vocab_size, T = m->n_positions, L = m->n_layer;
+    /* wte + wpe + per layer (ln_1, attn qkv + proj, ln_2, mlp fc + proj) + ln_f;
+     * the LM head is tied to wte. */
+    return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
+}
+
+void policy_link_codec_params(const struct policy_link *l, struct codec_params *out)
+{
+    memset(out, 0, sizeof *out);
+    out->format_version = CODEC_FORMAT_VERSION;
+    out->block_size = l->block_size;
+    out->k_per_block = l->method == POLICY_COMPRESS_NONE ? l->block_size : l->k_per_block;
+    out->quant = l->quant;
+    out->zstd_level = l->zstd_level;
+    out->error_feedback = l->error_feedback ? 1 : 0;
+}
+
+int policy_member_index(const struct policy *p, const char *member)
+{
+    if (!p || !member)
+        return -1;
+    for (size_t i = 0; i < p->participation.n_members; i++)
+        if (!strcmp(p->participation.members[i], member))
+            return (int)i;
+    return -1;
+}
+
+static const char *name_or(const char *const *names, int n, int i)
+{
+    return (i >= 0 && i < n) ? names[i] : "?";
+}
+
+const char *policy_outer_kind_name(enum policy_outer_kind k)
+{
+    return name_or(outer_names, 3, (int)k);
+}
+const char *policy_agg_rule_name(enum policy_agg_rule r) { return name_or(rule_names, 4, (int)r); }
+const char *policy_weighting_name(enum policy_weighting w)
+{
+    return name_or(weighting_names, 3, (int)w);
+}
+const char *policy_quant_name(enum codec_quant q) { return name_or(quant_names, 5, (int)q); }
+const char *policy_measure_name(enum policy_measure m)
+{
+    return name_or(measure_names, POLICY_MEASURE_COUNT, (int)m);
+}
+
+const char *policy_strerror(int code)
+{
+    switch (code) {
+    case 0: return "success";
+    case POLICY_ERR_IO: return "policy file could not be read";
+    case POLICY_ERR_SYNTAX: return "policy is not well-formed YAML";
+    case POLICY_ERR_UNKNOWN_KEY: return "unknown key in policy";
+    case POLICY_ERR_DUPLICATE: return "duplicate key or list entry in policy";
+    case POLICY_ERR_TYPE: return "policy value has the wrong type";
+    case POLICY_ERR_RANGE: return "policy value out of range";
+    case POLICY_ERR_MISSING: return "required policy key missing";
+    case POLICY_ERR_INVALID: return "policy values inconsistent";
+    case POLICY_ERR_UNSUPPORTED: return "YAML feature not supported in policies";
+    case POLICY_ERR_TOO_LARGE: return "policy file too large or too deeply nested";
+    case POLICY_ERR_NOMEM: return "out of memory";
+    case POLICY_ERR_ARG: return "invalid argument";
+    case POLICY_ERR_SITE_REFUSED: return "site policy refuses the experiment";
+    default: return "unknown policy error";
+    }
+}

@@ -1,0 +1,225 @@
+#ifndef AULAC_POLICIES_POLICY_H
+#define AULAC_POLICIES_POLICY_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+
+/* Experiment policies: the YAML file a researcher proposes and the members vote on.
+ *
+ *   struct policy p;
+ *   struct policy_error err;
+ *   if (policy_load_file("demo.yaml", &p, &err) != 0) {
+ *       fprintf(stderr, "%s\n", err.message);   // demo.yaml:12:5: training.local_steps: ...
+ *       ...
+ *   }
+ *   uint8_t h[POLICY_HASH_LEN];
+ *   policy_hash(&p, h);
+ *   policy_free(&p);
+ *
+ * Every key, type, default and range is documented in policies/README.md. Parsing is
+ * strict: unknown keys, duplicate keys, wrong types, out-of-range values, anchors,
+ * aliases, tags and multi-document streams are errors naming file:line:column and the
+ * key path. The hash is taken over a canonical encoding of the parsed values (with
+ * defaults filled in), so comments, key order, formatting and spelling out a default
+ * do not change it. */
+
+/* Error codes (range -1200..-1299). */
+#define POLICY_ERR_IO           (-1200) /* the file could not be read */
+#define POLICY_ERR_SYNTAX       (-1201) /* not well-formed YAML */
+#define POLICY_ERR_UNKNOWN_KEY  (-1202)
+#define POLICY_ERR_DUPLICATE    (-1203) /* a key appears twice in one mapping / list item twice */
+#define POLICY_ERR_TYPE         (-1204) /* e.g. a string where an integer is expected */
+#define POLICY_ERR_RANGE        (-1205) /* a value outside its documented range */
+#define POLICY_ERR_MISSING      (-1206) /* a required key is absent */
+#define POLICY_ERR_INVALID      (-1207) /* values inconsistent with each other */
+#define POLICY_ERR_UNSUPPORTED  (-1208) /* anchors, aliases, tags, several documents */
+#define POLICY_ERR_TOO_LARGE    (-1209) /* file, nesting or node count over the limits */
+#define POLICY_ERR_NOMEM        (-1210)
+#define POLICY_ERR_ARG          (-1211) /* NULL argument */
+#define POLICY_ERR_SITE_REFUSED (-1220) /* site_check(): the site policy refuses the experiment */
+
+#define POLICY_SCHEMA_VERSION   1
+#define POLICY_NAME_MAX         64      /* metadata.name: [a-z0-9._-]{1,64} */
+#define POLICY_ID_MAX           32      /* member ids, proposer: [a-z0-9._-]{1,32} */
+#define POLICY_DESCRIPTION_MAX  4096    /* bytes of metadata.description */
+#define POLICY_MAX_MEMBERS      1024
+#define POLICY_FILE_MAX         (1u << 20)  /* policy files larger than 1 MiB are refused */
+#define POLICY_HASH_LEN         32
+
+enum policy_model_family { POLICY_FAMILY_GPT2 = 0 };
+enum policy_inner_kind { POLICY_INNER_ADAMW = 0 };
+enum policy_outer_kind { POLICY_OUTER_FEDAVG = 0, POLICY_OUTER_NESTEROV = 1, POLICY_OUTER_FEDADAM = 2 };
+enum policy_agg_rule {
+    POLICY_AGG_FEDAVG = 0, POLICY_AGG_TRIMMED_MEAN = 1, POLICY_AGG_MEDIAN = 2, POLICY_AGG_KRUM = 3
+};
+enum policy_weighting { POLICY_WEIGHT_TOKENS = 0, POLICY_WEIGHT_SAMPLES = 1, POLICY_WEIGHT_UNIFORM = 2 };
+enum policy_compress_method { POLICY_COMPRESS_NONE = 0, POLICY_COMPRESS_TOPK = 1 };
+/* Contribution measures; policy_contribution.measures is a bit set of 1u << measure. */
+enum policy_measure {
+    POLICY_MEASURE_TOKENS = 0,      /* tokens trained on */
+    POLICY_MEASURE_SAMPLES = 1,     /* sequences trained on */
+    POLICY_MEASURE_ROUNDS = 2,      /* rounds with an accepted update */
+    POLICY_MEASURE_ALIGNMENT = 3,   /* cosine of the update with the aggregate */
+    POLICY_MEASURE_LOSS_DELTA = 4,  /* validation loss reduction attributed to the member */
+    POLICY_MEASURE_COUNT = 5
+};
+
+struct policy_metadata {
+    char name[POLICY_NAME_MAX + 1];
+    char proposer[POLICY_ID_MAX + 1];   /* "" when not given */
+    char *description;                  /* never NULL ("" when not given); owned */
+};
+
+struct policy_model {
+    enum policy_model_family family;
+    uint32_t vocab_size;
+    uint32_t n_positions;   /* maximum context length (YAML: n_positions or seq_len) */
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_embd;
+    uint64_t seed;
+};
+
+struct policy_data {
+    uint64_t min_tokens_per_member;
+    double validation_fraction;
+};
+
+struct policy_inner_optimizer {
+    enum policy_inner_kind kind;
+    double lr, weight_decay, beta1, beta2, eps, grad_clip;   /* grad_clip 0 = off */
+    uint32_t warmup_steps;
+};
+
+struct policy_outer_optimizer {
+    enum policy_outer_kind kind;
+    double lr, momentum;        /* nesterov, and fedavg with server momentum */
+    double beta1, beta2, eps;   /* fedadam */
+};
+
+struct policy_training {
+    uint32_t rounds;
+    uint32_t local_steps;       /* H: inner steps per round */
+    uint32_t batch_size;        /* sequences per inner step per member */
+    uint32_t seq_len;           /* tokens per sequence, <= model.n_positions */
+    struct policy_inner_optimizer inner;
+    struct policy_outer_optimizer outer;
+};
+
+struct policy_aggregation {
+    enum policy_agg_rule rule;
+    enum policy_weighting weighting;
+    double norm_bound;          /* L2 bound on an update; 0 = none */
+    double trim_fraction;       /* trimmed_mean: fraction cut at each end */
+    uint32_t krum_byzantine;    /* krum: tolerated byzantine members f */
+};
+
+struct policy_link {
+    enum policy_compress_method method;
+    uint32_t block_size;
+    uint32_t k_per_block;       /* == block_size when method is none (dense) */
+    double density;             /* k_per_block / block_size (the YAML may give either;
+                                   density d means k = ceil(d * block_size)); not hashed */
+    enum codec_quant quant;
+    int zstd_level;             /* 0 = no zstd stage */
+    bool error_feedback;
+    uint32_t dense_warmup_rounds;
+};
+
+struct policy_compression {
+    struct policy_link uplink;
+    struct policy_link downlink;
+};
+
+struct policy_participation {
+    char **members;             /* n_members ids in file order; owned */
+    size_t n_members;
+    uint32_t min_members;
+    uint32_t round_deadline_s;
+    uint32_t grace_s;
+};
+
+struct policy_privacy {
+    double clip;                /* per-update L2 clip; 0 = off */
+    double noise_multiplier;    /* Gaussian noise stddev / clip; 0 = off */
+};
+
+struct policy_contribution {
+    uint32_t measures;          /* bit set of 1u << enum policy_measure */
+    double credit_weights[POLICY_MEASURE_COUNT];  /* 0 for measures not in the set */
+};
+
+struct policy_governance {
+    double quorum;              /* fraction of members whose approval is needed */
+};
+
+struct policy {
+    uint32_t schema;
+    struct policy_metadata metadata;
+    struct policy_model model;
+    struct policy_data data;
+    struct policy_training training;
+    struct policy_aggregation aggregation;
+    struct policy_compression compression;
+    struct policy_participation participation;
+    struct policy_privacy privacy;
+    struct policy_contribution contribution;
+    struct policy_governance governance;
+};
+
+/* Where and why parsing failed. message is the whole line for a person:
+ * "demo.yaml:12:5: training.local_steps: expected a positive integer, got \"ten\"".
+ * line and column are 1-based (0 when the error has no position, e.g. POLICY_ERR_IO). */
+struct policy_error {
+    int code;
+    int line, column;
+    char path[128];             /* key path, "" when none (syntax errors) */
+    char message[768];
+};
+
+/* Parses and validates a policy file. On success fills *out (release with
+ * policy_free()) and returns 0; otherwise returns a POLICY_ERR_* code, describes it in
+ * *err (which may be NULL) and leaves *out empty (policy_free() on it is harmless).
+ * The file name in messages is path as given. */
+int policy_load_file(const char *path, struct policy *out, struct policy_error *err)
+    __attribute__((warn_unused_result));
+
+/* Same, from memory; name is used in messages ("demo.yaml"). bytes need not be
+ * NUL-terminated. */
+int policy_load_buffer(const char *name, const void *bytes, size_t len,
+                       struct policy *out, struct policy_error *err)
+    __attribute__((warn_unused_result));
+
+/* Releases what a loaded policy owns and zeroes it. */
+void policy_free(struct policy *p);
+
+/* The canonical encoding (policies/README.md): sorted "key.path=value\n" lines behind a
+ * header line. *out is malloc'd and NUL-terminated (not counted in *len); caller frees.
+ * Returns 0 or POLICY_ERR_NOMEM / POLICY_ERR_ARG. */
+int policy_canonical(const struct policy *p, char **out, size_t *len);
+
+/* BLAKE2b-256 of policy_canonical(). Returns 0 or POLICY_ERR_NOMEM / POLICY_ERR_ARG. */
+int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
+
+/* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
+uint64_t policy_model_parameters(const struct policy_model *m);
+
+/* The codec parameters a link's policy implies (format version 1). */
+void policy_link_codec_params(const struct policy_link *l, struct codec_params *out);
+
+/* Index of member id in participation.members, or -1. */
+int policy_member_index(const struct policy *p, const char *member);
+
+/* Names used in the YAML for the enums ("nesterov", "krum", "int8", ...). */
+const char *policy_outer_kind_name(enum policy_outer_kind k);
+const char *policy_agg_rule_name(enum policy_agg_rule r);
+const char *policy_weighting_name(enum policy_weighting w);
+const char *policy_quant_name(enum codec_quant q);
+const char *policy_measure_name(enum policy_measure m);
+
+/* Words for any POLICY_ERR_* code. */
+const char *policy_strerror(int code);
+
+#endif

@@ -1,0 +1,873 @@
+#include "policies/schema.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FIELD_AT(base, off, type) ((type *)((char *)(base) + (off)))
+#define CFIELD_AT(base, off, type) ((const type *)((const char *)(base) + (off)))
+typedef char **strlist;
+
+/* --- scalars -------------------------------------------------------------- */
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* YAML 1.2 core-schema integer: [-+]?[0-9]+ | 0x[0-9a-fA-F]+ | 0o[0-7]+.
+ * Returns 0, -1 (not an integer) or -2 (does not fit in 64 bits). */
+static int parse_int_text(const char *s, bool *neg, uint64_t *mag)
+{
+    *neg = false;
+    *mag = 0;
+    unsigned base = 10;
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+        base = s[1] == 'x' ? 16 : 8;
+        s += 2;
+    } else if (*s == '-' || *s == '+') {
+        *neg = *s == '-';
+        s++;
+    }
+    if (!*s)
+        return -1;
+    uint64_t v = 0;
+    for (; *s; s++) {
+        unsigned d;
+        if (is_digit(*s))
+            d = (unsigned)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            d = (unsigned)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            d = (unsigned)(*s - 'A' + 10);
+        else
+            return -1;
+        if (d >= base)
+            return -1;
+        if (v > (UINT64_MAX - d) / base)
+            return -2;
+        v = v * base + d;
+    }
+    *mag = v;
+    return 0;
+}
+
+/* YAML 1.2 core-schema float: [-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?
+ * plus [-+]?.inf and .nan (which callers refuse). strtod() is given the digits without
+ * the decimal point, so the process locale cannot change the result.
+ * Returns 0 or -1 (not a number). */
+static int parse_float_text(const char *s, double *out)
+{
+    const char *p = s;
+    bool neg = false;
+    if (*p == '-' || *p == '+')
+        neg = *p++ == '-';
+    if (!strcmp(p, ".inf") || !strcmp(p, ".Inf") || !strcmp(p, ".INF")) {
+        *out = neg ? -INFINITY : INFINITY;
+        return 0;
+    }
+    if (p == s && (!strcmp(p, ".nan") || !strcmp(p, ".NaN") || !strcmp(p, ".NAN"))) {
+        *out = NAN;
+        return 0;
+    }
+    char digits[400];
+    size_t nd = 0;
+    long frac = 0;
+    bool any = false, point = false;
+    for (; *p && (is_digit(*p) || *p == '.'); p++) {
+        if (*p == '.') {
+            if (point)
+                return -1;
+            point = true;
+            continue;
+        }
+        any = true;
+        if (nd + 1 >= sizeof digits - 16)
+            return -1;
+        digits[nd++] = *p;
+        if (point)
+            frac++;
+    }
+    if (!any)
+        return -1;
+    long exp10 = 0;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        bool eneg = false;
+        if (*p == '-' || *p == '+')
+            eneg = *p++ == '-';
+        if (!is_digit(*p))
+            return -1;
+        for (; is_digit(*p); p++) {
+            if (exp10 < 100000)
+                exp10 = exp10 * 10 + (*p - '0');
+        }
+        if (eneg)
+            exp10 = -exp10;
+    }
+    if (*p)
+        return -1;
+    digits[nd] = '\0';
+    char buf[sizeof digits + 32];
+    snprintf(buf, sizeof buf, "%s%se%ld", neg ? "-" : "", digits, exp10 - frac);
+    *out = strtod(buf, NULL);
+    return 0;
+}
+
+void schema_format_double(double d, char *out, size_t out_len)
+{
+    if (d == 0) {
+        snprintf(out, out_len, "0");
+        return;
+    }
+    if (!isfinite(d)) {
+        snprintf(out, out_len, isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, out_len, "%.*g", prec, d);
+        if (strtod(out, NULL) == d)
+            break;
+    }
+    /* Whatever the locale's decimal point was, the canonical one is '.'. */
+    for (char *c = out; *c; c++)
+        if (*c == ',')
+            *c = '.';
+}
+
+bool schema_valid_id(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || is_digit(s[0])))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || is_digit(c) || c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool valid_glob(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || is_digit(c) || strchr("._-*?[]!", c)) || c == '\0')
+            return false;
+    }
+    return true;
+}
+
+/* Printable UTF-8 with \n and \t; no other control characters, no overlongs or
+ * surrogates. */
+static bool valid_text(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f)
+                return false;
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= need)
+            return false;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp < 0xa0))
+            return false;
+        i += need + 1;
+    }
+    return true;
+}
+
+/* --- the walk ------------------------------------------------------------- */
+
+static void join_path(char *out, size_t out_len, const char *prefix, const char *key)
+{
+    int r = (prefix && *prefix) ? snprintf(out, out_len, "%s.%s", prefix, key)
+                                : snprintf(out, out_len, "%s", key);
+    if (r < 0 && out_len)
+        out[0] = '\0';
+}
+
+const struct schema_seen *schema_seen(const struct schema_ctx *ctx, const char *path)
+{
+    for (size_t i = 0; i < ctx->n_seen; i++)
+        if (!strcmp(ctx->seen[i].path, path))
+            return &ctx->seen[i];
+    return NULL;
+}
+
+static int record_seen(struct schema_ctx *ctx, const char *path, const struct ynode *k,
+                       const struct ynode *v)
+{
+    if (ctx->n_seen == ctx->cap_seen) {
+        size_t cap = ctx->cap_seen ? ctx->cap_seen * 2 : 64;
+        struct schema_seen *s = realloc(ctx->seen, cap * sizeof *s);
+        if (!s)
+            return POLICY_ERR_NOMEM;
+        ctx->seen = s;
+        ctx->cap_seen = cap;
+    }
+    struct schema_seen *s = &ctx->seen[ctx->n_seen++];
+    snprintf(s->path, sizeof s->path, "%s", path);
+    s->line = k->line;
+    s->column = k->column;
+    s->vline = v ? v->line : k->line;
+    s->vcolumn = v ? v->column : k->column;
+    return 0;
+}
+
+void schema_ctx_free(struct schema_ctx *ctx)
+{
+    free(ctx->seen);
+    ctx->seen = NULL;
+    ctx->n_seen = ctx->cap_seen = 0;
+}
+
+static int name_index(const char *const *names, const char *s, size_t len)
+{
+    for (int i = 0; names[i]; i++)
+        if (strlen(names[i]) == len && !memcmp(names[i], s, len))
+            return i;
+    return -1;
+}
+
+static void names_list(const char *const *names, char *out, size_t out_len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int i = 0; names[i] && o < out_len; i++)
+        o += (size_t)snprintf(out + o, out_len - o, "%s%s", i ? ", " : "", names[i]);
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    size_t d[41][41];
+    for (size_t i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t c = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < c)
+                c = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < c)
+                c = d[i][j - 1] + 1;
+            d[i][j] = c;
+        }
+    return d[la][lb];
+}
+
+static int err_at(struct schema_ctx *ctx, int code, const struct ynode *n, const char *path,
+                  const char *fmt, const char *a, const char *b)
+{
+    char detail[600];
+    snprintf(detail, sizeof detail, fmt, a, b ? b : "");
+    yaml_error(ctx->err, code, ctx->file, n->line, n->column, path, "%s", detail);
+    return code;
+}
+
+static void int_desc(const struct sfield *f, char *out, size_t len)
+{
+    snprintf(out, len, "%s", f->imin >= 1 ? "a positive integer" : "a non-negative integer");
+}
+
+static int store_int(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                     const char *path, void *base)
+{
+    char got[128], desc[64];
+    ynode_describe(v, got, sizeof got);
+    int_desc(f, desc, sizeof desc);
+    bool neg = false;
+    uint64_t mag = 0;
+    int rc = -1;
+    if (v->kind == YNODE_SCALAR && v->plain && !ynode_is_null(v)) {
+        rc = parse_int_text(v->text, &neg, &mag);
+        if (rc == -1) {
+            /* 1e6 and 2.0 are floats in YAML; an integral one is taken at its value. */
+            double d;
+            if (parse_float_text(v->text, &d) == 0 && isfinite(d) && d == floor(d) &&
+                fabs(d) < 18446744073709551616.0) {
+                neg = d < 0;
+                mag = (uint64_t)fabs(d);
+                rc = 0;
+            } else if (parse_float_text(v->text, &d) == 0 && isfinite(d)) {
+                rc = -3;
+            }
+        }
+    }
+    if (rc == -1 || rc == -3) {
+        return err_at(ctx, POLICY_ERR_TYPE, v, path,
+                      rc == -3 ? "expected %s, got a fraction: %s" : "expected %s, got %s",
+                      desc, got);
+    }
+    if (rc == -2 || (neg && mag > 0) || mag < f->imin || mag > f->imax) {
+        char range[96];
+        snprintf(range, sizeof range, "an integer in [%llu, %llu]",
+                 (unsigned long long)f->imin, (unsigned long long)f->imax);
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected %s, got %s", range, got);
+    }
+    if (f->type == SF_U32)
+        *FIELD_AT(base, f->off, uint32_t) = (uint32_t)mag;
+    else if (f->type == SF_U64)
+        *FIELD_AT(base, f->off, uint64_t) = mag;
+    else
+        *FIELD_AT(base, f->off, int) = (int)mag;
+    return 0;
+}
+
+static int check_f64(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                     const char *path, double *out)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    double d;
+    if (v->kind != YNODE_SCALAR || !v->plain || ynode_is_null(v) ||
+        parse_float_text(v->text, &d) != 0)
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected %s, got %s", "a number", got);
+    bool lo_bad = (f->flags & SF_MIN_EXCL) ? !(d > f->fmin) : !(d >= f->fmin);
+    bool hi_bad = (f->flags & SF_MAX_EXCL) ? !(d < f->fmax) : !(d <= f->fmax);
+    if (!isfinite(d) || lo_bad || hi_bad) {
+        char lo[40], hi[40], range[120];
+        schema_format_double(f->fmin, lo, sizeof lo);
+        schema_format_double(f->fmax, hi, sizeof hi);
+        if (isinf(f->fmax))
+            snprintf(range, sizeof range, "a finite number %s %s",
+                     (f->flags & SF_MIN_EXCL) ? ">" : ">=", lo);
+        else
+            snprintf(range, sizeof range, "a number in %c%s, %s%c",
+                     (f->flags & SF_MIN_EXCL) ? '(' : '[', lo, hi,
+                     (f->flags & SF_MAX_EXCL) ? ')' : ']');
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected %s, got %s", range, got);
+    }
+    *out = d == 0 ? 0.0 : d;   /* no -0 in canonical output */
+    return 0;
+}
+
+static int store_string_list(struct schema_ctx *ctx, const struct sfield *f,
+                             const struct ynode *v, const char *path, void *base)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    const char *what = f->type == SF_IDLIST ? "a list of ids" : "a list of name patterns";
+    if (ynode_is_null(v))
+        return 0;
+    if (v->kind != YNODE_SEQ)
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected %s, got %s", what, got);
+    if (v->n > f->imax) {
+        char lim[32];
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "more than %s entries%s", lim, NULL);
+    }
+    char **list = calloc(v->n ? v->n : 1, sizeof *list);
+    if (!list)
+        return POLICY_ERR_NOMEM;
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < v->n && !rc; i++) {
+        const struct ynode *it = v->vals[i];
+        char item[128];
+        ynode_describe(it, item, sizeof item);
+        bool ok = it->kind == YNODE_SCALAR && !ynode_is_null(it) &&
+                  (f->type == SF_IDLIST ? schema_valid_id(it->text, it->len, POLICY_ID_MAX)
+                                        : valid_glob(it->text, it->len, POLICY_NAME_MAX));
+        if (!ok) {
+            rc = err_at(ctx, it->kind == YNODE_SCALAR ? POLICY_ERR_RANGE : POLICY_ERR_TYPE, it,
+                        path,
+                        f->type == SF_IDLIST
+                            ? "expected an id ([a-z0-9][a-z0-9._-]*, at most 32 characters), got %s%s"
+                            : "expected a name pattern ([a-z0-9._-] and * ? [ ] !, at most 64 characters), got %s%s",
+                        item, NULL);
+            break;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (!strcmp(list[j], it->text)) {
+                rc = err_at(ctx, POLICY_ERR_DUPLICATE, it, path, "%s is listed twice%s", item,
+                            NULL);
+                break;
+            }
+        }
+        if (rc)
+            break;
+        list[n] = strdup(it->text);
+        if (!list[n]) {
+            rc = POLICY_ERR_NOMEM;
+            break;
+        }
+        n++;
+    }
+    if (rc) {
+        for (size_t j = 0; j < n; j++)
+            free(list[j]);
+        free(list);
+        return rc;
+    }
+    char ***dst = FIELD_AT(base, f->off, char **);
+    size_t *cnt = FIELD_AT(base, f->off2, size_t);
+    if (*dst) {
+        for (size_t j = 0; j < *cnt; j++)
+            free((*dst)[j]);
+        free(*dst);
+    }
+    *dst = list;
+    *cnt = n;
+    return 0;
+}
+
+static int store_value(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                       const char *path, void *base)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    switch (f->type) {
+    case SF_SECTION:
+        return schema_walk(ctx, v, f->children, base, path, v->line, v->column);
+    case SF_U32:
+    case SF_U64:
+    case SF_INT:
+        return store_int(ctx, f, v, path, base);
+    case SF_F64: {
+        double d;
+        int rc = check_f64(ctx, f, v, path, &d);
+        if (!rc)
+            *FIELD_AT(base, f->off, double) = d;
+        return rc;
+    }
+    case SF_BOOL: {
+        if (v->kind == YNODE_SCALAR && v->plain) {
+            if (!strcmp(v->text, "true") || !strcmp(v->text, "True") || !strcmp(v->text, "TRUE")) {
+                *FIELD_AT(base, f->off, bool) = true;
+                return 0;
+            }
+            if (!strcmp(v->text, "false") || !strcmp(v->text, "False") ||
+                !strcmp(v->text, "FALSE")) {
+                *FIELD_AT(base, f->off, bool) = false;
+                return 0;
+            }
+        }
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected true or false, got %s%s", got,
+                      NULL);
+    }
+    case SF_ENUM: {
+        int idx = v->kind == YNODE_SCALAR ? name_index(f->names, v->text, v->len) : -1;
+        if (idx < 0) {
+            char names[256];
+            names_list(f->names, names, sizeof names);
+            return err_at(ctx, v->kind == YNODE_SCALAR ? POLICY_ERR_RANGE : POLICY_ERR_TYPE, v,
+                          path, "expected one of %s, got %s", names, got);
+        }
+        *FIELD_AT(base, f->off, int) = idx;
+        return 0;
+    }
+    case SF_ID: {
+        if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a name, got %s%s", got, NULL);
+        if (!schema_valid_id(v->text, v->len, (size_t)f->imax)) {
+            char lim[24];
+            snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+            yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, v->line, v->column, path,
+                       "expected a name of 1 to %s characters from [a-z0-9._-] starting with "
+                       "a letter or digit, got %s", lim, got);
+            return POLICY_ERR_RANGE;
+        }
+        memcpy(FIELD_AT(base, f->off, char), v->text, v->len + 1);
+        return 0;
+    }
+    case SF_TEXT: {
+        if (v->kind != YNODE_SCALAR)
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a string, got %s%s", got, NULL);
+        const char *t = ynode_is_null(v) ? "" : v->text;
+        size_t len = ynode_is_null(v) ? 0 : v->len;
+        if (len > f->imax) {
+            char lim[24];
+            snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+            return err_at(ctx, POLICY_ERR_RANGE, v, path, "longer than %s bytes%s", lim, NULL);
+        }
+        if (!valid_text(t, len))
+            return err_at(ctx, POLICY_ERR_RANGE, v, path,
+                          "contains control characters or invalid UTF-8%s%s", "", NULL);
+        char *copy = strdup(t);
+        if (!copy)
+            return POLICY_ERR_NOMEM;
+        char **dst = FIELD_AT(base, f->off, char *);
+        free(*dst);
+        *dst = copy;
+        return 0;
+    }
+    case SF_IDLIST:
+    case SF_GLOBLIST:
+        return store_string_list(ctx, f, v, path, base);
+    case SF_ENUMSET: {
+        char names[256];
+        names_list(f->names, names, sizeof names);
+        if (ynode_is_null(v)) {
+            *FIELD_AT(base, f->off, uint32_t) = 0;
+            return 0;
+        }
+        if (v->kind != YNODE_SEQ)
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a list of: %s; got %s",
+                          names, got);
+        uint32_t set = 0;
+        for (size_t i = 0; i < v->n; i++) {
+            const struct ynode *it = v->vals[i];
+            char item[128];
+            ynode_describe(it, item, sizeof item);
+            int idx = it->kind == YNODE_SCALAR ? name_index(f->names, it->text, it->len) : -1;
+            if (idx < 0)
+                return err_at(ctx, POLICY_ERR_RANGE, it, path, "expected one of %s, got %s",
+                              names, item);
+            if (set & (1u << idx))
+                return err_at(ctx, POLICY_ERR_DUPLICATE, it, path, "%s is listed twice%s", item,
+                              NULL);
+            set |= 1u << idx;
+        }
+        *FIELD_AT(base, f->off, uint32_t) = set;
+        return 0;
+    }
+    case SF_WEIGHTS: {
+        char names[256];
+        names_list(f->names, names, sizeof names);
+        if (ynode_is_null(v))
+            return 0;
+        if (v->kind != YNODE_MAP)
+            return err_at(ctx, POLICY_ERR_TYPE, v, path,
+                          "expected a mapping of measure: weight, got %s%s", got, NULL);
+        double *w = FIELD_AT(base, f->off, double);
+        for (int i = 0; f->names[i]; i++)
+            w[i] = 0;
+        for (size_t i = 0; i < v->n; i++) {
+            const struct ynode *k = v->keys[i];
+            char sub[160];
+            join_path(sub, sizeof sub, path, k->text);
+            int idx = name_index(f->names, k->text, k->len);
+            if (idx < 0) {
+                char item[128];
+                ynode_describe(k, item, sizeof item);
+                return err_at(ctx, POLICY_ERR_UNKNOWN_KEY, k, path, "unknown measure %s; "
+                              "measures are: %s", item, names);
+            }
+            int rc = record_seen(ctx, sub, k, v->vals[i]);
+            if (rc)
+                return rc;
+            if ((rc = check_f64(ctx, f, v->vals[i], sub, &w[idx])))
+                return rc;
+        }
+        return 0;
+    }
+    }
+    return POLICY_ERR_TYPE;
+}
+
+static bool section_has_required(const struct sfield *f, char *path, size_t path_len,
+                                 const char *prefix)
+{
+    for (; f->key; f++) {
+        char sub[160];
+        join_path(sub, sizeof sub, prefix, f->key);
+        if (f->flags & SF_REQUIRED) {
+            snprintf(path, path_len, "%s", sub);
+            if (f->type != SF_SECTION)
+                return true;
+            section_has_required(f->children, path, path_len, sub);
+            return true;
+        }
+    }
+    return false;
+}
+
+int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
+                void *base, const char *prefix, int line, int column)
+{
+    if (map && !ynode_is_null(map) && map->kind != YNODE_MAP) {
+        char got[128];
+        ynode_describe(map, got, sizeof got);
+        yaml_error(ctx->err, POLICY_ERR_TYPE, ctx->file, map->line, map->column, prefix,
+                   "expected a mapping of keys, got %s", got);
+        return POLICY_ERR_TYPE;
+    }
+    size_t n = (map && map->kind == YNODE_MAP) ? map->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *k = map->keys[i], *v = map->vals[i];
+        const struct sfield *f = NULL;
+        for (const struct sfield *c = fields; c->key; c++) {
+            if ((strlen(c->key) == k->len && !memcmp(c->key, k->text, k->len)) ||
+                (c->alias && strlen(c->alias) == k->len && !memcmp(c->alias, k->text, k->len))) {
+                f = c;
+                break;
+            }
+        }
+        char kname[128];
+        ynode_describe(k, kname, sizeof kname);
+        if (!f) {
+            char path[160];
+            join_path(path, sizeof path, prefix, k->len < 60 ? k->text : "?");
+            const char *best = NULL;
+            size_t bestd = 3;
+            for (const struct sfield *c = fields; c->key; c++) {
+                size_t d = edit_distance(k->text, c->key);
+                if (d < bestd) {
+                    bestd = d;
+                    best = c->key;
+                }
+            }
+            char valid[400];
+            size_t o = 0;
+            valid[0] = '\0';
+            for (const struct sfield *c = fields; c->key && o < sizeof valid; c++)
+                o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", o ? ", " : "",
+                                      c->key);
+            if (best)
+                yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column,
+                           path, "unknown key (did you mean \"%s\"?)", best);
+            else
+                yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column,
+                           path, "unknown key; valid keys here: %s", valid);
+            return POLICY_ERR_UNKNOWN_KEY;
+        }
+        char path[160];
+        join_path(path, sizeof path, prefix, f->key);
+        const struct schema_seen *prev = schema_seen(ctx, path);
+        if (prev) {
+            /* Only an alias can get here: the tree refuses repeated keys. */
+            yaml_error(ctx->err, POLICY_ERR_DUPLICATE, ctx->file, k->line, k->column, path,
+                       "%s sets the same value as the key at line %d, column %d; give only one",
+                       kname, prev->line, prev->column);
+            return POLICY_ERR_DUPLICATE;
+        }
+        int rc = record_seen(ctx, path, k, v);
+        if (rc)
+            return rc;
+        if ((rc = store_value(ctx, f, v, path, base)))
+            return rc;
+    }
+    for (const struct sfield *f = fields; f->key; f++) {
+        if (!(f->flags & SF_REQUIRED))
+            continue;
+        char path[160];
+        join_path(path, sizeof path, prefix, f->key);
+        if (schema_seen(ctx, path))
+            continue;
+        char missing[160];
+        snprintf(missing, sizeof missing, "%s", path);
+        if (f->type == SF_SECTION)
+            section_has_required(f->children, missing, sizeof missing, path);
+        yaml_error(ctx->err, POLICY_ERR_MISSING, ctx->file, line, column, missing,
+                   "required key is missing");
+        return POLICY_ERR_MISSING;
+    }
+    return 0;
+}
+
+void schema_free(const struct sfield *fields, void *base)
+{
+    for (const struct sfield *f = fields; f->key; f++) {
+        if (f->type == SF_SECTION) {
+            schema_free(f->children, base);
+        } else if (f->type == SF_TEXT) {
+            char **p = FIELD_AT(base, f->off, char *);
+            free(*p);
+            *p = NULL;
+        } else if (f->type == SF_IDLIST || f->type == SF_GLOBLIST) {
+            char ***p = FIELD_AT(base, f->off, char **);
+            size_t *cnt = FIELD_AT(base, f->off2, size_t);
+            if (*p)
+                for (size_t i = 0; i < *cnt; i++)
+                    free((*p)[i]);
+            free(*p);
+            *p = NULL;
+            *cnt = 0;
+        }
+    }
+}
+
+/* --- canonical lines ------------------------------------------------------ */
+
+static int push_line(struct schema_lines *l, const char *path, const char *value)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 128;
+        char **p = realloc(l->line, cap * sizeof *p);
+        if (!p)
+            return POLICY_ERR_NOMEM;
+        l->line = p;
+        l->cap = cap;
+    }
+    size_t len = strlen(path) + 1 + strlen(value) + 2;
+    char *s = malloc(len);
+    if (!s)
+        return POLICY_ERR_NOMEM;
+    snprintf(s, len, "%s=%s\n", path, value);
+    l->line[l->n++] = s;
+    return 0;
+}
+
+void schema_lines_free(struct schema_lines *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->line[i]);
+    free(l->line);
+    l->line = NULL;
+    l->n = l->cap = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Text values: bytes as they are, except '\\' -> "\\\\", newline -> "\\n", tab -> "\\t",
+ * so every value stays on one line. */
+static char *escape_text(const char *s)
+{
+    size_t len = strlen(s);
+    char *out = malloc(2 * len + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' || s[i] == '\n' || s[i] == '\t') {
+            out[o++] = '\\';
+            out[o++] = s[i] == '\\' ? '\\' : (s[i] == '\n' ? 'n' : 't');
+        } else {
+            out[o++] = s[i];
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static int push_list(struct schema_lines *out, const char *path, char *const *items, size_t n)
+{
+    /* Lists of ids are sets: sorted, comma-separated. */
+    char **sorted = malloc((n ? n : 1) * sizeof *sorted);
+    if (!sorted)
+        return POLICY_ERR_NOMEM;
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++) {
+        sorted[i] = items[i];
+        total += strlen(items[i]) + 1;
+    }
+    qsort(sorted, n, sizeof *sorted, cmp_str);
+    char *buf = malloc(total);
+    if (!buf) {
+        free(sorted);
+        return POLICY_ERR_NOMEM;
+    }
+    size_t o = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n; i++)
+        o += (size_t)snprintf(buf + o, total - o, "%s%s", i ? "," : "", sorted[i]);
+    int rc = push_line(out, path, buf);
+    free(buf);
+    free(sorted);
+    return rc;
+}
+
+int schema_canonical(const struct sfield *fields, const void *base, const char *prefix,
+                     struct schema_lines *out)
+{
+    for (const struct sfield *f = fields; f->key; f++) {
+        if (f->flags & SF_NOHASH)
+            continue;
+        char path[160], val[512];
+        join_path(path, sizeof path, prefix, f->key);
+        int rc = 0;
+        switch (f->type) {
+        case SF_SECTION:
+            rc = schema_canonical(f->children, base, path, out);
+            break;
+        case SF_U32:
+            snprintf(val, sizeof val, "%u", *CFIELD_AT(base, f->off, uint32_t));
+            rc = push_line(out, path, val);
+            break;
+        case SF_U64:
+            snprintf(val, sizeof val, "%llu",
+                     (unsigned long long)*CFIELD_AT(base, f->off, uint64_t));
+            rc = push_line(out, path, val);
+            break;
+        case SF_INT:
+            snprintf(val, sizeof val, "%d", *CFIELD_AT(base, f->off, int));
+            rc = push_line(out, path, val);
+            break;
+        case SF_F64:
+            schema_format_double(*CFIELD_AT(base, f->off, double), val, sizeof val);
+            rc = push_line(out, path, val);
+            break;
+        case SF_BOOL:
+            rc = push_line(out, path, *CFIELD_AT(base, f->off, bool) ? "true" : "false");
+            break;
+        case SF_ENUM: {
+            int idx = *CFIELD_AT(base, f->off, int);
+            rc = push_line(out, path, f->names[idx]);
+            break;
+        }
+        case SF_ID:
+            rc = push_line(out, path, CFIELD_AT(base, f->off, char));
+            break;
+        case SF_TEXT: {
+            const char *t = *CFIELD_AT(base, f->off, char *);
+            char *e = escape_text(t ? t : "");
+            if (!e)
+                return POLICY_ERR_NOMEM;
+            rc = push_line(out, path, e);
+            free(e);
+            break;
+        }
+        case SF_IDLIST:
+        case SF_GLOBLIST:
+            rc = push_list(out, path, *CFIELD_AT(base, f->off, strlist),
+                           *CFIELD_AT(base, f->off2, size_t));
+            break;
+        case SF_ENUMSET: {
+            uint32_t set = *CFIELD_AT(base, f->off, uint32_t);
+            char *items[32];
+            size_t n = 0;
+            for (int i = 0; f->names[i] && i < 32; i++)
+                if (set & (1u << i))
+                    items[n++] = (char *)f->names[i];
+            rc = push_list(out, path, items, n);
+            break;
+        }
+        case SF_WEIGHTS: {
+            const double *w = CFIELD_AT(base, f->off, double);
+            for (int i = 0; f->names[i] && !rc; i++) {
+                char sub[200];
+                join_path(sub, sizeof sub, path, f->names[i]);
+                schema_format_double(w[i], val, sizeof val);
+                rc = push_line(out, sub, val);
+            }
+            break;
+        }
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,89 @@
+#ifndef AULAC_POLICIES_SCHEMA_H
+#define AULAC_POLICIES_SCHEMA_H
+/* Internal to policies/: a table describes a YAML section (keys, types, ranges, where
+ * each value goes in a C struct); schema_walk() checks a parsed tree against it and
+ * stores the values, and schema_canonical() writes them back out as the canonical
+ * "key.path=value" lines. policy.c and site.c each own one table. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policies/yaml_tree.h"
+
+enum sfield_type {
+    SF_SECTION,   /* nested mapping: children */
+    SF_U32,       /* uint32_t, imin..imax */
+    SF_U64,       /* uint64_t, imin..imax */
+    SF_INT,       /* int, imin..imax (non-negative ranges only) */
+    SF_F64,       /* double, fmin..fmax (SF_MIN_EXCL / SF_MAX_EXCL) */
+    SF_BOOL,      /* bool */
+    SF_ENUM,      /* an enum stored as int: index into names */
+    SF_ID,        /* char[imax + 1]: [a-z0-9][a-z0-9._-]*, 1..imax characters */
+    SF_TEXT,      /* char * (malloc'd): printable UTF-8, newlines and tabs, <= imax bytes */
+    SF_IDLIST,    /* char ** at off, size_t count at off2: ids, no duplicates, <= imax items */
+    SF_GLOBLIST,  /* same with glob patterns ([a-z0-9._*?[]!-]) */
+    SF_ENUMSET,   /* uint32_t bit set at off: a list of names, no duplicates */
+    SF_WEIGHTS,   /* double[] at off indexed like names: a mapping name -> fmin..fmax */
+};
+
+#define SF_REQUIRED  1u
+#define SF_MIN_EXCL  2u
+#define SF_MAX_EXCL  4u
+#define SF_NOHASH    8u   /* parsed and stored, but not part of the canonical encoding */
+
+struct sfield {
+    const char *key;
+    enum sfield_type type;
+    size_t off, off2;
+    uint64_t imin, imax;
+    double fmin, fmax;
+    unsigned flags;
+    const char *const *names;          /* SF_ENUM / SF_ENUMSET / SF_WEIGHTS; NULL-ended */
+    const struct sfield *children;     /* SF_SECTION; ended by an entry with key NULL */
+    const char *alias;                 /* a second key accepted for the same value */
+};
+
+struct schema_seen {
+    char path[96];
+    int line, column;           /* of the key */
+    int vline, vcolumn;         /* of the value */
+};
+
+struct schema_ctx {
+    const char *file;
+    struct policy_error *err;
+    struct schema_seen *seen;
+    size_t n_seen, cap_seen;
+};
+
+/* Walks map (may be NULL or null: an empty section) against fields, storing values
+ * into base. line/column locate the mapping for "required key is missing" errors.
+ * Returns 0 or a POLICY_ERR_* with ctx->err filled. */
+int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
+                void *base, const char *prefix, int line, int column);
+
+/* The key (and value) position of path if it was given in the file, else NULL. */
+const struct schema_seen *schema_seen(const struct schema_ctx *ctx, const char *path);
+
+void schema_ctx_free(struct schema_ctx *ctx);
+
+/* Releases what a walk allocated in base (SF_TEXT, SF_IDLIST, SF_GLOBLIST). */
+void schema_free(const struct sfield *fields, void *base);
+
+/* Appends "prefix.key=value" lines for every field into a growing array of malloc'd
+ * strings. Returns 0 or POLICY_ERR_NOMEM. */
+struct schema_lines {
+    char **line;
+    size_t n, cap;
+};
+int schema_canonical(const struct sfield *fields, const void *base, const char *prefix,
+                     struct schema_lines *out);
+void schema_lines_free(struct schema_lines *l);
+
+/* Shortest decimal that reads back as exactly d, with '.' whatever the locale. */
+void schema_format_double(double d, char *out, size_t out_len);
+
+/* The id rule ([a-z0-9][a-z0-9._-]*, 1..max bytes). */
+bool schema_valid_id(const char *s, size_t len, size_t max);
+
+#endif

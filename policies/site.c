@@ -1,0 +1,232 @@
+#include "policies/site.h"
+
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "policies/schema.h"
+
+#define OFF(fld) offsetof(struct site_policy, fld)
+
+static const struct sfield allow_fields[] = {
+    {.key = "proposers", .type = SF_IDLIST, .off = OFF(proposers), .off2 = OFF(n_proposers),
+     .imax = POLICY_MAX_MEMBERS},
+    {.key = "experiments", .type = SF_GLOBLIST, .off = OFF(experiments),
+     .off2 = OFF(n_experiments), .imax = 1024},
+    {.key = NULL},
+};
+
+static const struct sfield limits_fields[] = {
+    {.key = "max_parameters", .type = SF_U64, .off = OFF(max_parameters), .imax = UINT64_C(1) << 50},
+    {.key = "max_rounds", .type = SF_U32, .off = OFF(max_rounds), .imax = 10000000},
+    {.key = "max_local_steps", .type = SF_U32, .off = OFF(max_local_steps), .imax = 10000000},
+    {.key = "max_batch_size", .type = SF_U32, .off = OFF(max_batch_size), .imax = 65536},
+    {.key = "max_seq_len", .type = SF_U32, .off = OFF(max_seq_len), .imax = 1u << 16},
+    {.key = "max_tokens_per_round", .type = SF_U64, .off = OFF(max_tokens_per_round),
+     .imax = UINT64_C(1) << 62},
+    {.key = NULL},
+};
+
+static const struct sfield require_fields[] = {
+    {.key = "min_noise_multiplier", .type = SF_F64, .off = OFF(min_noise_multiplier),
+     .fmin = 0, .fmax = 1000},
+    {.key = NULL},
+};
+
+static const struct sfield site_fields[] = {
+    {.key = "schema", .type = SF_U32, .off = OFF(schema), .imin = 1, .imax = 1000,
+     .flags = SF_REQUIRED},
+    {.key = "member", .type = SF_ID, .off = OFF(member), .imax = POLICY_ID_MAX},
+    {.key = "allow", .type = SF_SECTION, .children = allow_fields},
+    {.key = "limits", .type = SF_SECTION, .children = limits_fields},
+    {.key = "require", .type = SF_SECTION, .children = require_fields},
+    {.key = NULL},
+};
+
+void site_policy_init(struct site_policy *s)
+{
+    memset(s, 0, sizeof *s);
+    s->schema = 1;
+    s->any_proposer = true;
+    s->any_experiment = true;
+}
+
+void site_policy_free(struct site_policy *s)
+{
+    if (!s)
+        return;
+    schema_free(site_fields, s);
+    memset(s, 0, sizeof *s);
+}
+
+int site_load_buffer(const char *name, const void *bytes, size_t len, struct site_policy *out,
+                     struct policy_error *err)
+{
+    struct policy_error scratch;
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (!name)
+        name = "<site>";
+    if (!out || (!bytes && len)) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
+        return POLICY_ERR_ARG;
+    }
+    memset(out, 0, sizeof *out);
+    struct ynode *root = NULL;
+    int rc = yaml_tree_parse(name, bytes, len, &root, err);
+    if (rc)
+        return rc;
+    struct schema_ctx ctx = {.file = name, .err = err};
+    rc = schema_walk(&ctx, root, site_fields, out, "", root ? root->line : 1,
+                     root ? root->column : 1);
+    if (!rc && out->schema != POLICY_SCHEMA_VERSION) {
+        const struct schema_seen *s = schema_seen(&ctx, "schema");
+        yaml_error(err, POLICY_ERR_RANGE, name, s ? s->vline : 1, s ? s->vcolumn : 1, "schema",
+                   "schema version %u is not supported (this aulac reads version %d)",
+                   out->schema, POLICY_SCHEMA_VERSION);
+        rc = POLICY_ERR_RANGE;
+    }
+    if (!rc) {
+        out->any_proposer = schema_seen(&ctx, "allow.proposers") == NULL;
+        out->any_experiment = schema_seen(&ctx, "allow.experiments") == NULL;
+    }
+    schema_ctx_free(&ctx);
+    yaml_tree_free(root);
+    if (rc)
+        site_policy_free(out);
+    return rc;
+}
+
+int site_load_file(const char *path, struct site_policy *out, struct policy_error *err)
+{
+    struct policy_error scratch;
+    if (!err)
+        err = &scratch;
+    memset(err, 0, sizeof *err);
+    if (!path || !out) {
+        if (out)
+            memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_ARG, path, 0, 0, NULL, "invalid argument");
+        return POLICY_ERR_ARG;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = file_read_all(path, POLICY_FILE_MAX, &buf, &len);
+    if (rc) {
+        memset(out, 0, sizeof *out);
+        yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+        return POLICY_ERR_IO;
+    }
+    rc = site_load_buffer(path, buf, len, out, err);
+    free(buf);
+    return rc;
+}
+
+static int refuse(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int refuse(char *why, size_t why_len, const char *fmt, ...)
+{
+    if (why && why_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return POLICY_ERR_SITE_REFUSED;
+}
+
+static void join_list(char *const *items, size_t n, char *out, size_t out_len)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && o + 1 < out_len; i++) {
+        int r = snprintf(out + o, out_len - o, "%s%s", i ? ", " : "", items[i]);
+        if (r < 0)
+            break;
+        o += (size_t)r;
+    }
+    if (n == 0)
+        snprintf(out, out_len, "none");
+}
+
+int site_check(const struct site_policy *s, const struct policy *p, char *why, size_t why_len)
+{
+    if (why && why_len)
+        why[0] = '\0';
+    if (!s || !p)
+        return POLICY_ERR_ARG;
+    char list[512];
+    const char *name = p->metadata.name;
+    const char *proposer = p->metadata.proposer;
+
+    if (!s->any_proposer) {
+        bool ok = false;
+        for (size_t i = 0; i < s->n_proposers && !ok; i++)
+            ok = !strcmp(s->proposers[i], proposer);
+        if (!ok) {
+            join_list(s->proposers, s->n_proposers, list, sizeof list);
+            return refuse(why, why_len,
+                          "experiment %s: proposer \"%s\" is not in this site's "
+                          "allow.proposers (%s)", name, proposer[0] ? proposer : "(none given)",
+                          list);
+        }
+    }
+    if (!s->any_experiment) {
+        bool ok = false;
+        for (size_t i = 0; i < s->n_experiments && !ok; i++)
+            ok = fnmatch(s->experiments[i], name, 0) == 0;
+        if (!ok) {
+            join_list(s->experiments, s->n_experiments, list, sizeof list);
+            return refuse(why, why_len,
+                          "experiment %s: name matches none of this site's "
+                          "allow.experiments (%s)", name, list);
+        }
+    }
+    if (s->member[0] && p->participation.n_members > 0 &&
+        policy_member_index(p, s->member) < 0)
+        return refuse(why, why_len,
+                      "experiment %s: this site (%s) is not among its participation.members",
+                      name, s->member);
+
+    uint64_t params = policy_model_parameters(&p->model);
+    if (s->max_parameters && params > s->max_parameters)
+        return refuse(why, why_len,
+                      "experiment %s: the model has %llu parameters, over this site's "
+                      "limits.max_parameters %llu", name, (unsigned long long)params,
+                      (unsigned long long)s->max_parameters);
+    const struct policy_training *t = &p->training;
+    if (s->max_rounds && t->rounds > s->max_rounds)
+        return refuse(why, why_len,
+                      "experiment %s: training.rounds %u is over this site's "
+                      "limits.max_rounds %u", name, t->rounds, s->max_rounds);
+    if (s->max_local_steps && t->local_steps > s->max_local_steps)
+        return refuse(why, why_len,
+                      "experiment %s: training.local_steps %u is over this site's "
+                      "limits.max_local_steps %u", name, t->local_steps, s->max_local_steps);
+    if (s->max_batch_size && t->batch_size > s->max_batch_size)
+        return refuse(why, why_len,
+                      "experiment %s: training.batch_size %u is over this site's "
+                      "limits.max_batch_size %u", name, t->batch_size, s->max_batch_size);
+    if (s->max_seq_len && t->seq_len > s->max_seq_len)
+        return refuse(why, why_len,
+                      "experiment %s: training.seq_len %u is over this site's "
+                      "limits.max_seq_len %u", name, t->seq_len, s->max_seq_len);
+    uint64_t tokens = (uint64_t)t->local_steps * t->batch_size * t->seq_len;
+    if (s->max_tokens_per_round && tokens > s->max_tokens_per_round)
+        return refuse(why, why_len,
+                      "experiment %s: %llu tokens per round (local_steps x batch_size x "
+                      "seq_len) is over this site's limits.max_tokens_per_round %llu", name,
+                      (unsigned long long)tokens, (unsigned long long)s->max_tokens_per_round);
+    if (s->min_noise_multiplier > 0 && p->privacy.noise_multiplier < s->min_noise_multiplier)
+        return refuse(why, why_len,
+                      "experiment %s: privacy.noise_multiplier %g is below this site's "
+                      "require.min_noise_multiplier %g", name, p->privacy.noise_multiplier,
+                      s->min_noise_multiplier);
+    return 0;
+}

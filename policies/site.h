@@ -1,0 +1,64 @@
+#ifndef AULAC_POLICIES_SITE_H
+#define AULAC_POLICIES_SITE_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policies/policy.h"
+
+/* A worker's own site policy (site.yaml): which experiments this member's machines may
+ * run. The worker checks every task against it and refuses, with the reason, what it
+ * does not allow. Same strict YAML rules and error messages as experiment policies;
+ * the keys are in policies/README.md ("Site policy").
+ *
+ *   schema: 1
+ *   member: fpt
+ *   allow:
+ *     proposers: [hust, vnpt]
+ *     experiments: ["demo-*", "gpt2-124m-*"]
+ *   limits:
+ *     max_parameters: 200000000
+ *     max_rounds: 5000
+ *     max_local_steps: 1000
+ */
+
+struct site_policy {
+    uint32_t schema;
+    char member[POLICY_ID_MAX + 1];     /* this site's member id; "" = not checked */
+    bool any_proposer;                  /* allow.proposers absent: every proposer */
+    char **proposers;                   /* allowed proposers; owned */
+    size_t n_proposers;
+    bool any_experiment;                /* allow.experiments absent: every name */
+    char **experiments;                 /* fnmatch(3) patterns for metadata.name; owned */
+    size_t n_experiments;
+    /* Compute budget; 0 means no limit. */
+    uint64_t max_parameters;
+    uint32_t max_rounds;
+    uint32_t max_local_steps;
+    uint32_t max_batch_size;
+    uint32_t max_seq_len;
+    uint64_t max_tokens_per_round;      /* local_steps * batch_size * seq_len */
+    double min_noise_multiplier;        /* privacy floor the experiment must meet; 0 = none */
+};
+
+/* An allow-everything site policy (no limits). Owns nothing; site_policy_free() is
+ * still fine to call. */
+void site_policy_init(struct site_policy *s);
+
+/* Parse site.yaml. Returns 0 or a POLICY_ERR_* with err filled (file:line:col: path:
+ * message). On error *out is left allow-nothing-owned and zeroed. */
+int site_load_file(const char *path, struct site_policy *out, struct policy_error *err)
+    __attribute__((warn_unused_result));
+int site_load_buffer(const char *name, const void *bytes, size_t len,
+                     struct site_policy *out, struct policy_error *err)
+    __attribute__((warn_unused_result));
+
+void site_policy_free(struct site_policy *s);
+
+/* 0 if the site allows the experiment p; otherwise POLICY_ERR_SITE_REFUSED with the
+ * first reason in why ("proposer \"mallory\" is not in allow.proposers (hust, vnpt)"),
+ * or POLICY_ERR_ARG. */
+int site_check(const struct site_policy *s, const struct policy *p, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+
+#endif

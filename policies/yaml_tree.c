@@ -1,0 +1,424 @@
+#include "policies/yaml_tree.h"
+
+#include <libfyaml.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define YAML_TREE_MAX_KEYS 1024     /* keys in one mapping (duplicate check is quadratic) */
+
+void yaml_error(struct policy_error *err, int code, const char *file, int line, int column,
+                const char *path, const char *fmt, ...)
+{
+    if (!err)
+        return;
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    err->line = line;
+    err->column = column;
+    snprintf(err->path, sizeof err->path, "%s", path ? path : "");
+    char where[300];
+    int r;
+    if (line > 0)
+        r = snprintf(where, sizeof where, "%s:%d:%d", file ? file : "<policy>", line, column);
+    else
+        r = snprintf(where, sizeof where, "%s", file ? file : "<policy>");
+    if (r < 0)
+        where[0] = '\0';
+    if (path && *path)
+        r = snprintf(err->message, sizeof err->message, "%s: %s: %s", where, path, detail);
+    else
+        r = snprintf(err->message, sizeof err->message, "%s: %s", where, detail);
+    if (r < 0)
+        err->message[0] = '\0';
+}
+
+bool ynode_is_null(const struct ynode *n)
+{
+    if (!n)
+        return true;
+    if (n->kind != YNODE_SCALAR || !n->plain)
+        return false;
+    return n->len == 0 || strcmp(n->text, "~") == 0 || strcmp(n->text, "null") == 0 ||
+           strcmp(n->text, "Null") == 0 || strcmp(n->text, "NULL") == 0;
+}
+
+void ynode_describe(const struct ynode *n, char *out, size_t out_len)
+{
+    if (!out_len)
+        return;
+    if (!n || ynode_is_null(n)) {
+        snprintf(out, out_len, "null");
+        return;
+    }
+    if (n->kind == YNODE_MAP) {
+        snprintf(out, out_len, "a mapping");
+        return;
+    }
+    if (n->kind == YNODE_SEQ) {
+        snprintf(out, out_len, "a list");
+        return;
+    }
+    /* Plain scalars that look like numbers or booleans are shown bare, the rest quoted. */
+    bool bare = n->plain && n->len > 0 && n->len <= 40;
+    for (size_t i = 0; bare && i < n->len; i++) {
+        char c = n->text[i];
+        if (!((c >= '0' && c <= '9') || c == '.' || c == '-' || c == '+' || c == 'e' ||
+              c == 'E' || c == 'x' || c == 'o' || (c >= 'a' && c <= 'f') ||
+              (c >= 'A' && c <= 'F')))
+            bare = false;
+    }
+    if (n->plain && (!strcmp(n->text, "true") || !strcmp(n->text, "false")))
+        bare = true;
+    if (bare && !(n->text[0] >= '0' && n->text[0] <= '9') && n->text[0] != '-' &&
+        n->text[0] != '+' && n->text[0] != '.' && strcmp(n->text, "true") &&
+        strcmp(n->text, "false"))
+        bare = false;
+    if (bare) {
+        snprintf(out, out_len, "%s", n->text);
+        return;
+    }
+    size_t o = 0;
+    if (o + 1 < out_len)
+        out[o++] = '"';
+    for (size_t i = 0; i < n->len && o + 6 < out_len; i++) {
+        unsigned char c = (unsigned char)n->text[i];
+        if (i == 40) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            o += (size_t)snprintf(out + o, out_len - o, "\\x%02x", c);
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (o + 1 < out_len)
+        out[o++] = '"';
+    out[o < out_len ? o : out_len - 1] = '\0';
+}
+
+void yaml_tree_free(struct ynode *n)
+{
+    if (!n)
+        return;
+    for (size_t i = 0; i < n->n; i++) {
+        if (n->keys)
+            yaml_tree_free(n->keys[i]);
+        if (n->vals)
+            yaml_tree_free(n->vals[i]);
+    }
+    if (n->pending)
+        yaml_tree_free(n->keys[n->n]);
+    free(n->keys);
+    free(n->vals);
+    free(n->text);
+    free(n);
+}
+
+struct builder {
+    const char *file;
+    struct policy_error *err;
+    struct ynode *root;
+    struct ynode *stack[YAML_TREE_MAX_DEPTH];
+    int depth;
+    size_t nodes;
+    int documents;
+    int last_line, last_column;
+};
+
+static void mark_of(struct fy_event *e, struct builder *b, int *line, int *column)
+{
+    const struct fy_mark *m = fy_event_start_mark(e);
+    if (m && m->line >= 0) {
+        *line = m->line + 1;
+        *column = m->column + 1;
+        b->last_line = *line;
+        b->last_column = *column;
+    } else {
+        *line = b->last_line > 0 ? b->last_line : 1;
+        *column = b->last_line > 0 ? b->last_column : 1;
+    }
+}
+
+static int grow(struct ynode *p, bool with_keys)
+{
+    if (p->n < p->cap)
+        return 0;
+    size_t cap = p->cap ? p->cap * 2 : 8;
+    struct ynode **v = realloc(p->vals, cap * sizeof *v);
+    if (!v)
+        return POLICY_ERR_NOMEM;
+    p->vals = v;
+    if (with_keys) {
+        struct ynode **k = realloc(p->keys, cap * sizeof *k);
+        if (!k)
+            return POLICY_ERR_NOMEM;
+        p->keys = k;
+    }
+    p->cap = cap;
+    return 0;
+}
+
+/* Attaches node to the open collection (or makes it the root); takes ownership. */
+static int attach(struct builder *b, struct ynode *node)
+{
+    if (++b->nodes > YAML_TREE_MAX_NODES) {
+        yaml_tree_free(node);
+        yaml_error(b->err, POLICY_ERR_TOO_LARGE, b->file, b->last_line, b->last_column, NULL,
+                   "more than %d YAML nodes", YAML_TREE_MAX_NODES);
+        return POLICY_ERR_TOO_LARGE;
+    }
+    if (b->depth == 0) {
+        b->root = node;
+        return 0;
+    }
+    struct ynode *p = b->stack[b->depth - 1];
+    if (p->kind == YNODE_SEQ) {
+        if (grow(p, false)) {
+            yaml_tree_free(node);
+            return POLICY_ERR_NOMEM;
+        }
+        p->vals[p->n++] = node;
+        return 0;
+    }
+    /* Mapping: keys and values alternate; a pending key sits in keys[n], n not yet
+     * incremented. */
+    if (p->pending) {
+        p->vals[p->n++] = node;
+        p->pending = false;
+        return 0;
+    }
+    if (node->kind != YNODE_SCALAR) {
+        int line = node->line, column = node->column;
+        yaml_tree_free(node);
+        yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                   "mapping keys must be plain strings");
+        return POLICY_ERR_UNSUPPORTED;
+    }
+    if (p->n >= YAML_TREE_MAX_KEYS) {
+        yaml_error(b->err, POLICY_ERR_TOO_LARGE, b->file, node->line, node->column, NULL,
+                   "more than %d keys in one mapping", YAML_TREE_MAX_KEYS);
+        yaml_tree_free(node);
+        return POLICY_ERR_TOO_LARGE;
+    }
+    for (size_t i = 0; i < p->n; i++) {
+        struct ynode *k = p->keys[i];
+        if (k->len == node->len && memcmp(k->text, node->text, k->len) == 0) {
+            char shown[80];
+            ynode_describe(node, shown, sizeof shown);
+            yaml_error(b->err, POLICY_ERR_DUPLICATE, b->file, node->line, node->column, NULL,
+                       "duplicate key %s (first defined at line %d, column %d)", shown,
+                       k->line, k->column);
+            yaml_tree_free(node);
+            return POLICY_ERR_DUPLICATE;
+        }
+    }
+    if (grow(p, true)) {
+        yaml_tree_free(node);
+        return POLICY_ERR_NOMEM;
+    }
+    p->keys[p->n] = node;
+    p->vals[p->n] = NULL;
+    p->pending = true;
+    return 0;
+}
+
+static int check_props(struct builder *b, struct fy_token *anchor, struct fy_token *tag,
+                       int line, int column)
+{
+    if (anchor) {
+        yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                   "anchors (&name) are not supported in policy files");
+        return POLICY_ERR_UNSUPPORTED;
+    }
+    if (tag) {
+        yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                   "tags (!tag) are not supported in policy files");
+        return POLICY_ERR_UNSUPPORTED;
+    }
+    return 0;
+}
+
+static struct ynode *new_node(enum ynode_kind kind, int line, int column)
+{
+    struct ynode *n = calloc(1, sizeof *n);
+    if (n) {
+        n->kind = kind;
+        n->line = line;
+        n->column = column;
+    }
+    return n;
+}
+
+static int on_event(struct builder *b, struct fy_event *e)
+{
+    int line, column, rc;
+    switch (e->type) {
+    case FYET_STREAM_START:
+    case FYET_STREAM_END:
+    case FYET_DOCUMENT_END:
+        return 0;
+    case FYET_DOCUMENT_START:
+        if (++b->documents > 1) {
+            mark_of(e, b, &line, &column);
+            yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                       "only one YAML document is allowed in a policy file");
+            return POLICY_ERR_UNSUPPORTED;
+        }
+        return 0;
+    case FYET_ALIAS:
+        mark_of(e, b, &line, &column);
+        yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                   "aliases (*name) are not supported in policy files");
+        return POLICY_ERR_UNSUPPORTED;
+    case FYET_SCALAR: {
+        mark_of(e, b, &line, &column);
+        if ((rc = check_props(b, e->scalar.anchor, e->scalar.tag, line, column)))
+            return rc;
+        struct ynode *n = new_node(YNODE_SCALAR, line, column);
+        if (!n)
+            return POLICY_ERR_NOMEM;
+        size_t len = 0;
+        const char *t = e->scalar.value ? fy_token_get_text(e->scalar.value, &len) : NULL;
+        if (!t)
+            len = 0;
+        n->text = malloc(len + 1);
+        if (!n->text) {
+            free(n);
+            return POLICY_ERR_NOMEM;
+        }
+        if (len)
+            memcpy(n->text, t, len);
+        n->text[len] = '\0';
+        n->len = len;
+        n->plain = !e->scalar.value ||
+                   fy_token_scalar_style(e->scalar.value) == FYSS_PLAIN;
+        return attach(b, n);
+    }
+    case FYET_MAPPING_START:
+    case FYET_SEQUENCE_START: {
+        mark_of(e, b, &line, &column);
+        bool map = e->type == FYET_MAPPING_START;
+        rc = map ? check_props(b, e->mapping_start.anchor, e->mapping_start.tag, line, column)
+                 : check_props(b, e->sequence_start.anchor, e->sequence_start.tag, line, column);
+        if (rc)
+            return rc;
+        if (b->depth >= YAML_TREE_MAX_DEPTH) {
+            yaml_error(b->err, POLICY_ERR_TOO_LARGE, b->file, line, column, NULL,
+                       "nesting deeper than %d levels", YAML_TREE_MAX_DEPTH);
+            return POLICY_ERR_TOO_LARGE;
+        }
+        struct ynode *n = new_node(map ? YNODE_MAP : YNODE_SEQ, line, column);
+        if (!n)
+            return POLICY_ERR_NOMEM;
+        if ((rc = attach(b, n)))
+            return rc;
+        b->stack[b->depth++] = n;
+        return 0;
+    }
+    case FYET_MAPPING_END:
+    case FYET_SEQUENCE_END:
+        if (b->depth > 0)
+            b->depth--;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int yaml_tree_parse(const char *file, const void *bytes, size_t len,
+                    struct ynode **root, struct policy_error *err)
+{
+    *root = NULL;
+    if (len > POLICY_FILE_MAX) {
+        yaml_error(err, POLICY_ERR_TOO_LARGE, file, 0, 0, NULL,
+                   "file is %zu bytes, over the %u byte limit", len, POLICY_FILE_MAX);
+        return POLICY_ERR_TOO_LARGE;
+    }
+    if (len > 0 && memchr(bytes, '\0', len)) {
+        /* libfyaml would stop at it; a policy file is text. */
+        const char *s = bytes;
+        const char *z = memchr(bytes, '\0', len);
+        int line = 1, column = 1;
+        for (const char *c = s; c < z; c++) {
+            if (*c == '\n') {
+                line++;
+                column = 1;
+            } else {
+                column++;
+            }
+        }
+        yaml_error(err, POLICY_ERR_SYNTAX, file, line, column, NULL,
+                   "NUL byte in a policy file");
+        return POLICY_ERR_SYNTAX;
+    }
+
+    struct fy_diag_cfg dcfg;
+    fy_diag_cfg_default(&dcfg);
+    dcfg.fp = NULL;
+    dcfg.output_fn = NULL;
+    struct fy_diag *diag = fy_diag_create(&dcfg);
+    if (!diag)
+        return POLICY_ERR_NOMEM;
+    fy_diag_set_collect_errors(diag, true);
+    struct fy_parse_cfg pcfg = {.flags = FYPCF_QUIET, .diag = diag};
+    struct fy_parser *fyp = fy_parser_create(&pcfg);
+    if (!fyp) {
+        fy_diag_destroy(diag);
+        return POLICY_ERR_NOMEM;
+    }
+    /* An empty string would make libfyaml complain; an empty file is an empty document. */
+    static const char empty[] = "\n";
+    if (fy_parser_set_string(fyp, len ? bytes : empty, len ? len : 1) != 0) {
+        fy_parser_destroy(fyp);
+        fy_diag_destroy(diag);
+        return POLICY_ERR_NOMEM;
+    }
+
+    struct builder b = {.file = file, .err = err};
+    int rc = 0;
+    struct fy_event *e;
+    while ((e = fy_parser_parse(fyp)) != NULL) {
+        rc = on_event(&b, e);
+        fy_parser_event_free(fyp, e);
+        if (rc)
+            break;
+    }
+    if (!rc && fy_parser_get_stream_error(fyp)) {
+        rc = POLICY_ERR_SYNTAX;
+        void *it = NULL;
+        struct fy_diag_error *de;
+        bool found = false;
+        while ((de = fy_diag_errors_iterate(diag, &it)) != NULL) {
+            if (de->type < FYET_ERROR)
+                continue;
+            yaml_error(err, rc, file, de->line > 0 ? de->line : 1,
+                       de->column > 0 ? de->column : 1, NULL, "YAML syntax error: %s",
+                       de->msg ? de->msg : "malformed");
+            found = true;
+            break;
+        }
+        if (!found)
+            yaml_error(err, rc, file, b.last_line > 0 ? b.last_line : 1,
+                       b.last_column > 0 ? b.last_column : 1, NULL, "YAML syntax error");
+    }
+    fy_parser_destroy(fyp);
+    fy_diag_destroy(diag);
+    if (rc) {
+        if (rc == POLICY_ERR_NOMEM)
+            yaml_error(err, rc, file, 0, 0, NULL, "out of memory");
+        yaml_tree_free(b.root);
+        return rc;
+    }
+    *root = b.root;
+    return 0;
+}

@@ -1,0 +1,48 @@
+#ifndef AULAC_POLICIES_YAML_TREE_H
+#define AULAC_POLICIES_YAML_TREE_H
+/* Internal to policies/: a YAML document read with libfyaml into a small tree that
+ * remembers where every node starts, and the error formatting shared by policy.c and
+ * site.c. Only plain data survives: anchors, aliases, tags and multi-document streams
+ * are refused here, duplicate keys too, so nothing downstream has to think of them. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "policies/policy.h"
+
+#define YAML_TREE_MAX_DEPTH 32
+#define YAML_TREE_MAX_NODES 100000
+
+enum ynode_kind { YNODE_SCALAR, YNODE_MAP, YNODE_SEQ };
+
+struct ynode {
+    enum ynode_kind kind;
+    int line, column;           /* 1-based start of the node */
+    /* scalar */
+    char *text;                 /* NUL-terminated; may contain NUL if quoted "\0" */
+    size_t len;
+    bool plain;                 /* plain style: typed by content (number, bool, null) */
+    /* map: keys[i] (scalars) -> vals[i]; seq: vals[i] */
+    struct ynode **keys, **vals;
+    size_t n, cap;
+    bool pending;               /* map: keys[n] read, its value not yet */
+};
+
+/* Parses one YAML document. On success *root is the document's top node (NULL for an
+ * empty document). Errors fill err with file:line:col and return a POLICY_ERR_*. */
+int yaml_tree_parse(const char *file, const void *bytes, size_t len,
+                    struct ynode **root, struct policy_error *err);
+void yaml_tree_free(struct ynode *n);
+
+/* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
+bool ynode_is_null(const struct ynode *n);
+
+/* Fills err: code, position, path and the message "file:line:col: path: <fmt>". */
+void yaml_error(struct policy_error *err, int code, const char *file, int line, int column,
+                const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+
+/* How a value is named in messages: "ten" in quotes, 12 bare, null, a mapping... */
+void ynode_describe(const struct ynode *n, char *out, size_t out_len);
+
+#endif

@@ -1,0 +1,314 @@
+#include "proto/client.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/pb.h"
+#include "proto/rpc_internal.h"
+#include "proto/service.h"
+
+#define FED_DEFAULT_CALL_TIMEOUT_MS    15000
+#define FED_DEFAULT_STREAM_TIMEOUT_MS  (3600 * 1000)
+
+struct fed_client {
+    struct rpc_channel *ch;
+    int64_t call_timeout_ms;
+    int64_t stream_timeout_ms;
+    int     wait_for_ready;
+};
+
+int fed_client_open(const char *target, const struct fed_client_options *opts,
+                    struct fed_client **out)
+{
+    static const struct fed_client_options defaults;
+    if (!target || !out)
+        return RPC_ERR_INVALID_ARG;
+    *out = NULL;
+    if (!opts)
+        opts = &defaults;
+    if (opts->call_timeout_ms < 0 || opts->stream_timeout_ms < 0)
+        return RPC_ERR_INVALID_ARG;
+    struct fed_client *c = calloc(1, sizeof *c);
+    if (!c)
+        return RPC_ERR_NOMEM;
+    struct rpc_channel_options ch_opts = opts->channel;
+    if (!ch_opts.max_message_bytes)
+        ch_opts.max_message_bytes = FED_DEFAULT_MAX_MESSAGE_BYTES;
+    int rc = rpc_channel_open(target, &ch_opts, &c->ch);
+    if (rc != 0) {
+        free(c);
+        return rc;
+    }
+    c->call_timeout_ms = opts->call_timeout_ms ? opts->call_timeout_ms : FED_DEFAULT_CALL_TIMEOUT_MS;
+    c->stream_timeout_ms =
+        opts->stream_timeout_ms ? opts->stream_timeout_ms : FED_DEFAULT_STREAM_TIMEOUT_MS;
+    c->wait_for_ready = opts->wait_for_ready;
+    *out = c;
+    return 0;
+}
+
+void fed_client_close(struct fed_client *c)
+{
+    if (!c)
+        return;
+    rpc_channel_close(c->ch);
+    free(c);
+}
+
+/* Rewrites st->details into one printable line naming the method. reason
+ * (may be NULL) replaces the generic text of a local failure. */
+static int fed_fail(struct rpc_status *st, const char *method, int rc, const char *reason)
+{
+    char line[sizeof st->details];
+    if (rc == RPC_ERR_STATUS)
+        snprintf(line, sizeof line, "%s: %s: %.400s", method, rpc_status_name(st->code),
+                 st->details[0] ? st->details : "(no details)");
+    else
+        snprintf(line, sizeof line, "%s: %.400s", method, reason ? reason : rpc_strerror(rc));
+    memcpy(st->details, line, sizeof line);
+    return rc;
+}
+
+static struct rpc_call_options call_options(const struct fed_client *c, int64_t timeout_ms)
+{
+    struct rpc_call_options o = {
+        .timeout_ms = timeout_ms,
+        .wait_for_ready = c->wait_for_ready,
+    };
+    return o;
+}
+
+static int fed_unary(struct fed_client *c, const char *name, const char *path,
+                     int64_t timeout_ms, const ProtobufCMessage *req,
+                     const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
+                     struct rpc_status *st)
+{
+    *reply = NULL;
+    rpc_status_set(st, GRPC_STATUS_OK, "", 0);
+    if (!c)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    struct rpc_call_options o = call_options(c, timeout_ms);
+    int rc = pb_unary(c->ch, path, &o, req, reply_desc, reply, st);
+    return rc ? fed_fail(st, name, rc, NULL) : 0;
+}
+
+int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
+              Aulac__V1__HelloReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "Hello", FED_METHOD_HELLO, c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__hello_reply__descriptor, &m, st ? st : &local);
+    *reply = (Aulac__V1__HelloReply *)m;
+    return rc;
+}
+
+int fed_join(struct fed_client *c, const Aulac__V1__JoinRequest *req,
+             Aulac__V1__JoinReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "Join", FED_METHOD_JOIN, c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__join_reply__descriptor, &m, st ? st : &local);
+    *reply = (Aulac__V1__JoinReply *)m;
+    return rc;
+}
+
+int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
+                 Aulac__V1__Task **task, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !task)
+        return RPC_ERR_INVALID_ARG;
+    int64_t timeout = (int64_t)req->wait_ms + FED_LONG_POLL_MARGIN_MS;
+    int rc = fed_unary(c, "GetTask", FED_METHOD_GET_TASK, timeout, &req->base,
+                       &aulac__v1__task__descriptor, &m, st ? st : &local);
+    *task = (Aulac__V1__Task *)m;
+    return rc;
+}
+
+int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
+               Aulac__V1__StatusReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "Status", FED_METHOD_STATUS, c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__status_reply__descriptor, &m, st ? st : &local);
+    *reply = (Aulac__V1__StatusReply *)m;
+    return rc;
+}
+
+/* ----------------------------------------------------------- DownloadModel */
+
+struct download_check {
+    uint64_t next_offset;
+    uint64_t total;
+    size_t   n_chunks;
+    char     why[160];
+};
+
+static int check_chunk(struct download_check *d, const Aulac__V1__ModelChunk *ch)
+{
+    if (d->n_chunks > 0 && ch->total_bytes != d->total) {
+        snprintf(d->why, sizeof d->why, "chunk says total %" PRIu64 " bytes, earlier %" PRIu64,
+                 ch->total_bytes, d->total);
+        return FED_ERR_BAD_REPLY;
+    }
+    if (ch->offset != d->next_offset) {
+        snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 ", expected %" PRIu64,
+                 ch->offset, d->next_offset);
+        return FED_ERR_BAD_REPLY;
+    }
+    if (ch->offset > ch->total_bytes || ch->data.len > ch->total_bytes - ch->offset) {
+        snprintf(d->why, sizeof d->why,
+                 "chunk [%" PRIu64 ", +%zu) runs past total %" PRIu64 " bytes",
+                 ch->offset, ch->data.len, ch->total_bytes);
+        return FED_ERR_BAD_REPLY;
+    }
+    d->total = ch->total_bytes;
+    d->next_offset += ch->data.len;
+    d->n_chunks++;
+    return 0;
+}
+
+/* Reads chunks until the end of the stream or the first problem. */
+static int download_chunks(struct rpc_stream *s, struct download_check *d,
+                           fed_chunk_fn on_chunk, void *ctx)
+{
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = pb_stream_recv(s, &aulac__v1__model_chunk__descriptor, &m);
+        if (rc == RPC_EOS)
+            return 0;
+        if (rc != 0)
+            return rc;
+        Aulac__V1__ModelChunk *chunk = (Aulac__V1__ModelChunk *)m;
+        rc = check_chunk(d, chunk);
+        if (rc == 0 && on_chunk(chunk, ctx) != 0)
+            rc = FED_ERR_ABORTED;
+        aulac__v1__model_chunk__free_unpacked(chunk, NULL);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
+                       fed_chunk_fn on_chunk, void *ctx, struct rpc_status *st)
+{
+    static const char name[] = "DownloadModel";
+    struct rpc_status local;
+    if (!st)
+        st = &local;
+    rpc_status_set(st, GRPC_STATUS_OK, "", 0);
+    if (!c || !req || !on_chunk)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
+    struct rpc_stream *s;
+    int rc = rpc_stream_open(c->ch, FED_METHOD_DOWNLOAD_MODEL, &o, &s);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+
+    struct download_check d = { .next_offset = req->offset };
+    rc = pb_stream_send(s, &req->base);
+    if (rc == 0)
+        rc = rpc_stream_close_send(s);
+    if (rc == 0)
+        rc = download_chunks(s, &d, on_chunk, ctx);
+    /* RPC_ERR_CANCELLED: the status below says why. Anything else is ours. */
+    int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
+    if (local_failure)
+        rpc_stream_cancel(s);
+    int frc = rpc_stream_finish(s, st);
+    if (local_failure)
+        return fed_fail(st, name, rc, d.why[0] ? d.why : NULL);
+    if (frc != 0)
+        return fed_fail(st, name, frc, NULL);
+    if (rc != 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
+    if (d.n_chunks == 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+    if (d.next_offset != d.total) {
+        snprintf(d.why, sizeof d.why, "stream ended at %" PRIu64 " of %" PRIu64 " bytes",
+                 d.next_offset, d.total);
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, d.why);
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------ SubmitUpdate */
+
+static int send_update(struct rpc_stream *s, const Aulac__V1__UpdateHeader *hdr,
+                       const uint8_t *payload, size_t payload_len, size_t chunk_bytes)
+{
+    Aulac__V1__UpdateChunk msg = AULAC__V1__UPDATE_CHUNK__INIT;
+    msg.part_case = AULAC__V1__UPDATE_CHUNK__PART_HEADER;
+    msg.header = (Aulac__V1__UpdateHeader *)hdr;  /* packing only reads it */
+    int rc = pb_stream_send(s, &msg.base);
+    for (size_t off = 0; rc == 0 && off < payload_len; off += chunk_bytes) {
+        size_t n = payload_len - off < chunk_bytes ? payload_len - off : chunk_bytes;
+        msg.part_case = AULAC__V1__UPDATE_CHUNK__PART_DATA;
+        msg.data.data = (uint8_t *)payload + off;
+        msg.data.len = n;
+        rc = pb_stream_send(s, &msg.base);
+    }
+    if (rc == 0)
+        rc = rpc_stream_close_send(s);
+    return rc;
+}
+
+int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
+                      const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
+                      Aulac__V1__Receipt **receipt, struct rpc_status *st)
+{
+    static const char name[] = "SubmitUpdate";
+    struct rpc_status local;
+    if (!st)
+        st = &local;
+    rpc_status_set(st, GRPC_STATUS_OK, "", 0);
+    if (!receipt)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    *receipt = NULL;
+    if (chunk_bytes == 0)
+        chunk_bytes = FED_MAX_CHUNK_BYTES;
+    if (!c || !hdr || (!payload && payload_len) || chunk_bytes > FED_MAX_CHUNK_BYTES)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    if (hdr->payload_bytes != payload_len)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, "header payload_bytes differs from the payload");
+
+    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
+    struct rpc_stream *s;
+    int rc = rpc_stream_open(c->ch, FED_METHOD_SUBMIT_UPDATE, &o, &s);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+    /* RPC_ERR_CANCELLED here may just mean the coordinator answered before
+     * reading everything (a rejection): its receipt is still read below. */
+    rc = send_update(s, hdr, payload, payload_len, chunk_bytes);
+    if (rc != 0 && rc != RPC_ERR_CANCELLED) {
+        rpc_stream_cancel(s);
+        rpc_stream_finish(s, st);
+        return fed_fail(st, name, rc, NULL);
+    }
+    ProtobufCMessage *m = NULL;
+    int rrc = pb_stream_recv(s, &aulac__v1__receipt__descriptor, &m);
+    int frc = rpc_stream_finish(s, st);
+    if (frc != 0 || rrc != 0) {
+        if (m)
+            aulac__v1__receipt__free_unpacked((Aulac__V1__Receipt *)m, NULL);
+        if (frc != 0)
+            return fed_fail(st, name, frc, NULL);
+        if (rrc == RPC_EOS || rrc == RPC_ERR_CANCELLED)
+            return fed_fail(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
+        return fed_fail(st, name, rrc, NULL);
+    }
+    *receipt = (Aulac__V1__Receipt *)m;
+    return 0;
+}

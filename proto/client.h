@@ -1,0 +1,71 @@
+#ifndef AULAC_PROTO_CLIENT_H
+#define AULAC_PROTO_CLIENT_H
+/* Typed client of the Federation service (proto/aulac.proto).
+ *
+ * Every function returns 0 or a negative code (rpc_strerror). When st is not
+ * NULL it receives the call's gRPC status; on failure st->details holds a
+ * printable line such as "GetTask: UNAVAILABLE: failed to connect to all
+ * addresses". Replies are unpacked messages the caller frees with the
+ * generated aulac__v1__*__free_unpacked(reply, NULL).
+ * Codes: RPC_ERR_STATUS (the server answered non-OK: see st),
+ * RPC_ERR_INVALID_ARG, RPC_ERR_NOMEM, RPC_ERR_CALL_START, PB_ERR_MALFORMED /
+ * PB_ERR_TOO_LARGE or FED_ERR_BAD_REPLY (the server's reply is unusable),
+ * FED_ERR_ABORTED (a callback stopped a download). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/aulac.pb-c.h"
+#include "proto/rpc.h"
+
+#define FED_ERR_ABORTED    (-1530)
+#define FED_ERR_BAD_REPLY  (-1531)
+
+struct fed_client;
+
+struct fed_client_options {
+    struct rpc_channel_options channel;  /* TLS and message limit; zeros: plaintext,
+                                            FED_DEFAULT_MAX_MESSAGE_BYTES */
+    int64_t call_timeout_ms;     /* Hello, Join, Status; 0: 15 s */
+    int64_t stream_timeout_ms;   /* whole DownloadModel / SubmitUpdate call; 0: 1 h */
+    int     wait_for_ready;      /* 1: wait for the coordinator (until the deadline)
+                                    instead of failing at once when it is down */
+};
+
+/* opts may be NULL. The connection is made on the first call. A client may be
+ * used from several threads at once. */
+int fed_client_open(const char *target, const struct fed_client_options *opts,
+                    struct fed_client **out) __attribute__((warn_unused_result));
+/* No call may be running. NULL is a no-op. */
+void fed_client_close(struct fed_client *c);
+
+int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
+              Aulac__V1__HelloReply **reply, struct rpc_status *st);
+int fed_join(struct fed_client *c, const Aulac__V1__JoinRequest *req,
+             Aulac__V1__JoinReply **reply, struct rpc_status *st);
+/* Long poll: the deadline is req->wait_ms + FED_LONG_POLL_MARGIN_MS. */
+int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
+                 Aulac__V1__Task **task, struct rpc_status *st);
+int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
+               Aulac__V1__StatusReply **reply, struct rpc_status *st);
+
+/* Called once per chunk, in order; the chunk is freed when it returns.
+ * Return 0 to go on, anything else to cancel the download (FED_ERR_ABORTED). */
+typedef int (*fed_chunk_fn)(const Aulac__V1__ModelChunk *chunk, void *ctx);
+
+/* Streams the model chunk by chunk to on_chunk, never holding more than one
+ * chunk. Checks the stream as untrusted input: chunks must be contiguous from
+ * req->offset, agree on total_bytes, not run past it, and the last must end
+ * at total_bytes (else FED_ERR_BAD_REPLY). The caller still checks the hash. */
+int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
+                       fed_chunk_fn on_chunk, void *ctx, struct rpc_status *st);
+
+/* Sends hdr, then payload in chunks of chunk_bytes (0: FED_MAX_CHUNK_BYTES;
+ * at most that), and returns the coordinator's receipt. hdr->payload_bytes
+ * must equal payload_len. A receipt with accepted = 0 is still a 0 return:
+ * the reason is in (*receipt)->reason. If the coordinator stops reading
+ * early, sending stops and its answer is returned all the same. */
+int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
+                      const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
+                      Aulac__V1__Receipt **receipt, struct rpc_status *st);
+
+#endif

@@ -1,0 +1,219 @@
+#ifndef AULAC_PROTO_RPC_H
+#define AULAC_PROTO_RPC_H
+/* Bytes-level gRPC glue over the gRPC C core (grpc/grpc.h).
+ *
+ * Server: every accepted call runs its handler on a thread of its own, so a
+ * handler is plain blocking code: rpc_call_recv() the request(s),
+ * rpc_call_send() stream messages, rpc_call_finish() with a status.
+ * Client: rpc_unary() for one request / one reply, struct rpc_stream for
+ * streams in either direction. One message is in flight at a time, so streams
+ * of any total size use bounded memory.
+ *
+ * rpc_server_start() and rpc_channel_open() take a reference on the gRPC
+ * library (grpc_init); rpc_server_stop() and rpc_channel_close() drop it.
+ *
+ * Return values: 0 on success, RPC_EOS (> 0) at the end of a stream, and a
+ * negative code in -1500..-1599 on failure; rpc_strerror() describes any of
+ * them (codes of proto/pb.h and proto/client.h share the range). */
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/status.h>
+
+#define RPC_EOS                 1      /* end of stream: no more messages */
+
+#define RPC_ERR_INVALID_ARG     (-1500)
+#define RPC_ERR_NOMEM           (-1501)
+#define RPC_ERR_LISTEN          (-1502)  /* cannot listen on the address */
+#define RPC_ERR_TLS_FILE        (-1503)  /* cannot read a certificate/key file */
+#define RPC_ERR_TLS             (-1504)  /* cannot build TLS credentials */
+#define RPC_ERR_THREAD          (-1505)
+#define RPC_ERR_CALL_START      (-1506)  /* gRPC refused to start the call/op */
+#define RPC_ERR_STATUS          (-1507)  /* call ended with a non-OK status */
+#define RPC_ERR_CANCELLED       (-1508)  /* call cancelled, failed or past deadline */
+#define RPC_ERR_FINISHED        (-1509)  /* call already finished */
+#define RPC_ERR_NOT_FOUND       (-1510)  /* metadata key not present */
+#define RPC_ERR_NO_REPLY        (-1511)  /* status OK but no reply message */
+#define RPC_ERR_TOO_LARGE       (-1512)  /* message larger than the limit */
+/* -1520..-1529: proto/pb.h; -1530..-1539: proto/client.h */
+
+#define RPC_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)
+#define RPC_DEFAULT_MAX_CALLS          64
+#define RPC_DEFAULT_SHUTDOWN_GRACE_MS  1000
+
+/* Any code of the proto/ module (or 0, RPC_EOS) in words; never NULL. */
+const char *rpc_strerror(int rc);
+/* "OK", "CANCELLED", ..., "UNAUTHENTICATED"; never NULL. */
+const char *rpc_status_name(grpc_status_code code);
+
+/* The outcome of a client call. Caller-owned; details are copied in
+ * (truncated to fit) and need no freeing. */
+struct rpc_status {
+    grpc_status_code code;
+    char details[512];
+};
+
+/* One request metadata entry. Keys are lower-case; keys ending in "-bin"
+ * carry arbitrary bytes, others printable ASCII. */
+struct rpc_metadata {
+    const char    *key;
+    const uint8_t *value;
+    size_t         value_len;
+};
+
+/* ------------------------------------------------------------------ server */
+
+struct rpc_server;
+struct rpc_call;
+
+enum rpc_kind {
+    RPC_UNARY,          /* one request, one reply */
+    RPC_SERVER_STREAM,  /* one request, a stream of replies */
+    RPC_CLIENT_STREAM,  /* a stream of requests, one reply */
+    RPC_BIDI_STREAM,    /* both; the glue treats all kinds the same */
+};
+
+/* Runs on the call's own thread. It should end with rpc_call_finish(); if it
+ * returns without, the glue finishes the call with INTERNAL. ctx is the
+ * pointer given to rpc_server_start(). */
+typedef void (*rpc_handler)(struct rpc_call *call, void *ctx);
+
+struct rpc_method {
+    const char    *path;      /* "/aulac.v1.Federation/Hello"; must outlive the server */
+    enum rpc_kind  kind;
+    rpc_handler    handler;
+};
+
+struct rpc_server_options {
+    const char *listen_addr;          /* "127.0.0.1:0" picks a free port */
+    size_t      max_message_bytes;    /* both directions; 0: RPC_DEFAULT_MAX_MESSAGE_BYTES */
+    int         max_concurrent_calls; /* more are refused with RESOURCE_EXHAUSTED;
+                                         0: RPC_DEFAULT_MAX_CALLS */
+    int         shutdown_grace_ms;    /* rpc_server_stop waits this long for calls
+                                         to end before cancelling them; 0: default */
+    /* TLS: cert and key both NULL means an insecure (plaintext) listener. */
+    const char *tls_cert_file;        /* PEM chain */
+    const char *tls_key_file;         /* PEM private key */
+    const char *tls_client_ca_file;   /* verify client certificates against it */
+    int         require_client_cert;  /* mutual TLS: refuse clients without one */
+};
+
+/* Binds, starts and returns a running server; *bound_port (may be NULL)
+ * receives the port actually bound. methods[] and ctx must outlive the server.
+ * Errors: RPC_ERR_INVALID_ARG, RPC_ERR_LISTEN (address in use or invalid),
+ * RPC_ERR_TLS_FILE, RPC_ERR_TLS, RPC_ERR_NOMEM, RPC_ERR_THREAD. */
+int rpc_server_start(const struct rpc_server_options *opts,
+                     const struct rpc_method *methods, size_t n_methods,
+                     void *ctx, struct rpc_server **out, int *bound_port)
+    __attribute__((warn_unused_result));
+
+/* Stops accepting calls, gives running calls shutdown_grace_ms to end, then
+ * cancels the rest, joins every thread and frees the server. From the moment
+ * it is called, rpc_call_is_cancelled() is true for every call. NULL is a
+ * no-op. Must not be called from a handler. */
+void rpc_server_stop(struct rpc_server *srv);
+
+/* Inside a handler. All of these are for the handler's own thread only. */
+
+/* Next request message into a malloc'd buffer the caller frees (never NULL on
+ * success, even for an empty message). Returns 0, RPC_EOS when the client has
+ * closed its side, RPC_ERR_CANCELLED (client gone, deadline, shutdown, message
+ * over the size limit: gRPC has already told the client) or RPC_ERR_FINISHED.
+ * RPC_EOS comes after a short wait (50 ms) that tells a clean end of stream
+ * from a cancelled one; rpc_call_finish still reports a later cancellation. */
+int rpc_call_recv(struct rpc_call *call, uint8_t **buf, size_t *len);
+
+/* Sends one stream message; returns when gRPC has taken it (flow control), so
+ * buf may be reused at once. RPC_ERR_CANCELLED, RPC_ERR_FINISHED. */
+int rpc_call_send(struct rpc_call *call, const uint8_t *buf, size_t len);
+
+/* Ends the call: optional reply message (NULL for none), then the status.
+ * details may be NULL. Call once; a second call gives RPC_ERR_FINISHED.
+ * RPC_ERR_CANCELLED if the client is gone (nothing to do about it). */
+int rpc_call_finish(struct rpc_call *call, grpc_status_code code, const char *details,
+                    const uint8_t *reply, size_t reply_len);
+
+/* The method path being served. Valid until the handler returns. */
+const char *rpc_call_method(const struct rpc_call *call);
+
+/* The client's address ("ipv4:127.0.0.1:53422"); unauthenticated, for logs
+ * only. Valid until the handler returns; never NULL. */
+const char *rpc_call_peer(struct rpc_call *call);
+
+/* Request metadata value for key (exact, lower-case). *value points into the
+ * call and is valid until the handler returns; "-bin" values are already
+ * decoded. If a key repeats, the first value. RPC_ERR_NOT_FOUND. */
+int rpc_call_metadata_get(const struct rpc_call *call, const char *key,
+                          const uint8_t **value, size_t *value_len);
+
+/* Milliseconds left until the client's deadline: 0 when passed, INT64_MAX
+ * when the client set none. */
+int64_t rpc_call_deadline_ms(const struct rpc_call *call);
+
+/* 1 if the call can no longer succeed: client cancelled or disconnected,
+ * deadline passed, or the server is stopping. Cheap and non-blocking: a
+ * handler that waits on its own condition variable (long poll) should wait
+ * in slices of <= 100 ms and check this between them. */
+int rpc_call_is_cancelled(struct rpc_call *call);
+
+/* ------------------------------------------------------------------ client */
+
+struct rpc_channel;
+struct rpc_stream;
+
+struct rpc_channel_options {
+    size_t      max_message_bytes;    /* both directions; 0: RPC_DEFAULT_MAX_MESSAGE_BYTES */
+    /* TLS: tls_ca_file set means TLS, checking the server against that CA. */
+    const char *tls_ca_file;
+    const char *tls_cert_file;        /* client certificate for mutual TLS */
+    const char *tls_key_file;
+    const char *tls_server_name_override; /* name expected in the server cert */
+};
+
+/* Per-call settings. */
+struct rpc_call_options {
+    int64_t timeout_ms;                   /* > 0: every call has a deadline */
+    const struct rpc_metadata *metadata;  /* request metadata; may be NULL */
+    size_t  n_metadata;
+    int     wait_for_ready;               /* 1: wait for the connection until the
+                                             deadline instead of failing fast */
+};
+
+/* Opens a channel; it connects lazily on the first call. opts may be NULL
+ * (insecure, default limits). Errors: RPC_ERR_INVALID_ARG, RPC_ERR_TLS_FILE,
+ * RPC_ERR_TLS, RPC_ERR_NOMEM. A channel may be used by many threads at once. */
+int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
+                     struct rpc_channel **out) __attribute__((warn_unused_result));
+
+/* Every call and stream on it must have ended. NULL is a no-op. */
+void rpc_channel_close(struct rpc_channel *ch);
+
+/* One request, one reply. On 0, *reply is a malloc'd buffer the caller frees.
+ * st (may be NULL) always receives the call's status. Errors:
+ * RPC_ERR_STATUS (see st), RPC_ERR_NO_REPLY, RPC_ERR_INVALID_ARG,
+ * RPC_ERR_CALL_START, RPC_ERR_NOMEM. */
+int rpc_unary(struct rpc_channel *ch, const char *method,
+              const struct rpc_call_options *opts,
+              const uint8_t *req, size_t req_len,
+              uint8_t **reply, size_t *reply_len, struct rpc_status *st);
+
+/* Streams. Use from one thread. Pattern:
+ *   rpc_stream_open → rpc_stream_send… → rpc_stream_close_send →
+ *   rpc_stream_recv… until RPC_EOS → rpc_stream_finish.
+ * When send fails (RPC_ERR_CANCELLED) the server has ended or refused the
+ * call: stop sending; its reply, if any, can still be received. When recv
+ * fails, go to rpc_stream_finish for the status. To stop reading a server
+ * stream early, rpc_stream_cancel first, or finish waits for the server
+ * until the deadline. */
+int rpc_stream_open(struct rpc_channel *ch, const char *method,
+                    const struct rpc_call_options *opts, struct rpc_stream **out)
+    __attribute__((warn_unused_result));
+int rpc_stream_send(struct rpc_stream *s, const uint8_t *buf, size_t len);
+int rpc_stream_close_send(struct rpc_stream *s);
+/* Next message into a malloc'd buffer the caller frees; RPC_EOS at the end. */
+int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len);
+void rpc_stream_cancel(struct rpc_stream *s);
+/* Half-closes if not done, waits for the status, frees s (always, once).
+ * 0 if the status is OK, else RPC_ERR_STATUS; st (may be NULL) gets it. */
+int rpc_stream_finish(struct rpc_stream *s, struct rpc_status *st);
+
+#endif

@@ -1,0 +1,169 @@
+#include "proto/rpc_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/support/time.h>
+#include <sodium.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "proto/client.h"
+#include "proto/pb.h"
+
+const char *rpc_strerror(int rc)
+{
+    switch (rc) {
+    case 0:                      return "success";
+    case RPC_EOS:                return "end of stream";
+    case RPC_ERR_INVALID_ARG:    return "invalid argument";
+    case RPC_ERR_NOMEM:          return "out of memory";
+    case RPC_ERR_LISTEN:         return "cannot listen on the address (in use, not local, or malformed)";
+    case RPC_ERR_TLS_FILE:       return "cannot read a TLS certificate or key file";
+    case RPC_ERR_TLS:            return "cannot build TLS credentials";
+    case RPC_ERR_THREAD:         return "cannot start a thread";
+    case RPC_ERR_CALL_START:     return "gRPC refused to start the call";
+    case RPC_ERR_STATUS:         return "the call ended with a non-OK status";
+    case RPC_ERR_CANCELLED:      return "the call was cancelled, failed or passed its deadline";
+    case RPC_ERR_FINISHED:       return "the call is already finished";
+    case RPC_ERR_NOT_FOUND:      return "metadata key not present";
+    case RPC_ERR_NO_REPLY:       return "the server answered OK without a reply message";
+    case RPC_ERR_TOO_LARGE:      return "message larger than the limit";
+    case PB_ERR_MALFORMED:       return "malformed protobuf message";
+    case PB_ERR_TOO_LARGE:       return "protobuf message larger than the limit";
+    case FED_ERR_ABORTED:        return "stopped by the caller's callback";
+    case FED_ERR_BAD_REPLY:      return "the server's reply is malformed or incomplete";
+    default:                     return "unknown rpc error";
+    }
+}
+
+const char *rpc_status_name(grpc_status_code code)
+{
+    static const char *const names[] = {
+        "OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED",
+        "NOT_FOUND", "ALREADY_EXISTS", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE", "UNIMPLEMENTED",
+        "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED",
+    };
+    if ((unsigned)code < sizeof names / sizeof names[0])
+        return names[code];
+    return "UNKNOWN_STATUS";
+}
+
+void rpc_status_set(struct rpc_status *st, grpc_status_code code, const char *details,
+                    size_t details_len)
+{
+    if (!st)
+        return;
+    st->code = code;
+    if (details_len >= sizeof st->details)
+        details_len = sizeof st->details - 1;
+    if (details_len)
+        memcpy(st->details, details, details_len);
+    st->details[details_len] = 0;
+}
+
+int rpc_buffer_copy_out(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
+{
+    *out = NULL;
+    *len = 0;
+    grpc_byte_buffer_reader reader;
+    if (!grpc_byte_buffer_reader_init(&reader, bb))
+        return RPC_ERR_NOMEM;
+    /* Exact for uncompressed messages; a decompressed one grows below. */
+    size_t cap = grpc_byte_buffer_length(bb);
+    uint8_t *buf = malloc(cap ? cap : 1);
+    size_t used = 0;
+    grpc_slice slice;
+    while (buf && grpc_byte_buffer_reader_next(&reader, &slice)) {
+        size_t n = GRPC_SLICE_LENGTH(slice);
+        if (n > cap - used) {
+            size_t want = used + n > 2 * cap ? used + n : 2 * cap;
+            uint8_t *bigger = realloc(buf, want);
+            if (!bigger) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf = bigger;
+                cap = want;
+            }
+        }
+        if (buf) {
+            memcpy(buf + used, GRPC_SLICE_START_PTR(slice), n);
+            used += n;
+        }
+        grpc_slice_unref(slice);
+    }
+    grpc_byte_buffer_reader_destroy(&reader);
+    if (!buf)
+        return RPC_ERR_NOMEM;
+    *out = buf;
+    *len = used;
+    return 0;
+}
+
+grpc_byte_buffer *rpc_buffer_copy_in(const uint8_t *buf, size_t len)
+{
+    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)buf, len);
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
+    grpc_slice_unref(slice);
+    return bb;
+}
+
+gpr_timespec rpc_deadline_after_ms(int64_t timeout_ms)
+{
+    return gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                        gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+}
+
+int64_t rpc_ms_until(gpr_timespec t)
+{
+    gpr_timespec mono = gpr_convert_clock_type(t, GPR_CLOCK_MONOTONIC);
+    if (gpr_time_cmp(mono, gpr_inf_future(GPR_CLOCK_MONOTONIC)) == 0)
+        return INT64_MAX;
+    gpr_timespec left = gpr_time_sub(mono, gpr_now(GPR_CLOCK_MONOTONIC));
+    if (left.tv_sec < 0)
+        return 0;
+    return left.tv_sec * 1000 + left.tv_nsec / 1000000;
+}
+
+int rpc_read_pem(const char *path, char **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    *out = NULL;
+    int rc = file_read_all(path, 1u << 20, &data, &len);
+    if (rc != 0) {
+        log_error("rpc: cannot read TLS file %s: %s", path, strerror(-rc));
+        return RPC_ERR_TLS_FILE;
+    }
+    if (len == 0 || memchr(data, 0, len)) {
+        log_error("rpc: TLS file %s is empty or not PEM text", path);
+        rpc_free_pem((char *)data);
+        return RPC_ERR_TLS_FILE;
+    }
+    *out = (char *)data;
+    return 0;
+}
+
+void rpc_free_pem(char *pem)
+{
+    if (!pem)
+        return;
+    sodium_memzero(pem, strlen(pem));
+    free(pem);
+}
+
+void rpc_cq_destroy(grpc_completion_queue *cq)
+{
+    if (!cq)
+        return;
+    grpc_completion_queue_shutdown(cq);
+    grpc_event ev;
+    do {
+        ev = grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    } while (ev.type != GRPC_QUEUE_SHUTDOWN);
+    grpc_completion_queue_destroy(cq);
+}

@@ -1,0 +1,39 @@
+#ifndef AULAC_PROTO_RPC_INTERNAL_H
+#define AULAC_PROTO_RPC_INTERNAL_H
+/* Shared by rpc_server.c and rpc_client.c; not part of the public API. */
+#include <stddef.h>
+#include <stdint.h>
+#include <grpc/grpc.h>
+
+#include "proto/rpc.h"
+
+/* Copies a received message into a malloc'd buffer (at least 1 byte
+ * allocated). 0 or RPC_ERR_NOMEM. Does not destroy bb. */
+int rpc_buffer_copy_out(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
+
+/* A byte buffer holding a private copy of buf: gRPC may keep referring to
+ * the slice after the send completes, so caller memory is never lent out.
+ * NULL on allocation failure. Destroy with grpc_byte_buffer_destroy. */
+grpc_byte_buffer *rpc_buffer_copy_in(const uint8_t *buf, size_t len);
+
+/* Deadline timeout_ms from now, for grpc calls and plucks. */
+gpr_timespec rpc_deadline_after_ms(int64_t timeout_ms);
+
+/* Milliseconds from now until t: 0 if passed, INT64_MAX if infinite. */
+int64_t rpc_ms_until(gpr_timespec t);
+
+/* Reads a PEM file (at most 1 MiB) into a malloc'd NUL-terminated string.
+ * 0 or RPC_ERR_TLS_FILE (logged with the path and reason). */
+int rpc_read_pem(const char *path, char **out);
+/* Wipes and frees a PEM that may hold a private key. NULL is a no-op. */
+void rpc_free_pem(char *pem);
+
+/* Shuts a pluck completion queue down and destroys it. Every batch started on it
+ * must have been plucked already. */
+void rpc_cq_destroy(grpc_completion_queue *cq);
+
+/* Fills a status (code + copied, truncated details). */
+void rpc_status_set(struct rpc_status *st, grpc_status_code code, const char *details,
+                    size_t details_len);
+
+#endif

@@ -1,0 +1,28 @@
+#ifndef AULAC_PROTO_SERVICE_H
+#define AULAC_PROTO_SERVICE_H
+/* The Federation service of proto/aulac.proto: method paths and limits
+ * shared by the coordinator (server) and the typed client (proto/client.h). */
+
+#define FED_METHOD_HELLO           "/aulac.v1.Federation/Hello"           /* unary */
+#define FED_METHOD_JOIN            "/aulac.v1.Federation/Join"            /* unary */
+#define FED_METHOD_GET_TASK        "/aulac.v1.Federation/GetTask"         /* unary, long poll */
+#define FED_METHOD_DOWNLOAD_MODEL  "/aulac.v1.Federation/DownloadModel"   /* server stream */
+#define FED_METHOD_SUBMIT_UPDATE   "/aulac.v1.Federation/SubmitUpdate"    /* client stream */
+#define FED_METHOD_STATUS          "/aulac.v1.Federation/Status"          /* unary */
+
+/* DownloadModel answers with at least one ModelChunk; chunks are contiguous
+ * from the requested offset, all carry the same total_bytes, and the last
+ * ends at total_bytes (a resume at the end sends one empty chunk).
+ * SubmitUpdate's first message is the header, then data chunks in order. */
+
+/* Largest data part of a ModelChunk or UpdateChunk. */
+#define FED_MAX_CHUNK_BYTES            (1u << 20)
+/* Message limit both sides set unless configured otherwise: a full chunk
+ * plus its header fits with room to spare. */
+#define FED_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)
+/* Longest GetTask wait a server should honour, and the extra time a client
+ * allows on top of wait_ms for the reply to arrive. */
+#define FED_MAX_LONG_POLL_MS           60000u
+#define FED_LONG_POLL_MARGIN_MS        10000u
+
+#endif
