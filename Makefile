@@ -110,7 +110,7 @@ $(BUILD)/aulac-coordinator: $(BUILD)/obj/coordinator/main.o $(BUILD)/libcoord.a 
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/aulac-worker: $(BUILD)/obj/worker/main.o $(BUILD)/libworker.a $(LIBAULAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/aulac: $(BUILD)/obj/cli/main.o $(BUILD)/libcli.a $(LIBAULAC)
+$(BUILD)/aulac: $(BUILD)/obj/cli/main.o $(BUILD)/libcli.a $(BUILD)/libworker.a $(LIBAULAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(BUILD)/libcli.a $(LIBAULAC) $(PROTO_H)

@@ -230,8 +230,10 @@ int safetensors_write(const char *path, const struct st_tensor *tensors, size_t 
             rc = ST_ERR_DUPLICATE;
             goto out;
         }
-    memcpy(msorted, meta, n_meta * sizeof *meta);
-    qsort(msorted, n_meta, sizeof *msorted, cmp_meta_key);
+    if (n_meta) {
+        memcpy(msorted, meta, n_meta * sizeof *meta);
+        qsort(msorted, n_meta, sizeof *msorted, cmp_meta_key);
+    }
     for (size_t i = 1; i < n_meta; i++)
         if (strcmp(msorted[i - 1].key, msorted[i].key) == 0) {
             rc = ST_ERR_DUPLICATE;

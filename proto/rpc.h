@@ -33,7 +33,6 @@
 #define RPC_ERR_FINISHED        (-1509)  /* call already finished */
 #define RPC_ERR_NOT_FOUND       (-1510)  /* metadata key not present */
 #define RPC_ERR_NO_REPLY        (-1511)  /* status OK but no reply message */
-#define RPC_ERR_TOO_LARGE       (-1512)  /* message larger than the limit */
 /* -1520..-1529: proto/pb.h; -1530..-1539: proto/client.h */
 
 #define RPC_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)

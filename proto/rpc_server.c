@@ -18,7 +18,7 @@
 
 /* Tags on a call's own completion queue. Each op is plucked before the next
  * of its kind starts, so fixed values are unique per queue. */
-enum { TAG_RECV = 1, TAG_SEND, TAG_FINISH, TAG_CLOSE, TAG_START };
+enum { TAG_RECV = 1, TAG_SEND, TAG_FINISH, TAG_CLOSE };
 #define TAG(t) ((void *)(intptr_t)(t))
 
 #define EOS_CONFIRM_MS 50
@@ -262,16 +262,23 @@ static void *dispatch_loop(void *arg)
             continue;
         }
         struct rpc_call *c = ev.tag;
+        const struct rpc_method *m = c->method;
         srv->n_requested--;
-        if (!ev.success || atomic_load(&srv->stopping)) {
+        if (atomic_load(&srv->stopping)) {
             if (ev.success)
                 refuse(c, GRPC_STATUS_UNAVAILABLE, "server is shutting down");
             call_free(c);
             continue;
         }
+        if (!ev.success) {
+            log_warn("rpc: a request for %s calls failed; asking again", m ? m->path : "other");
+            call_free(c);
+            request_call(srv, m);
+            continue;
+        }
         if (!c->method)
             c->deadline = c->details.deadline;
-        request_call(srv, c->method);
+        request_call(srv, m);
         accept_call(srv, c);
     }
     return NULL;

@@ -283,9 +283,20 @@ static void test_determinism_and_exact_resume(void **state)
     assert_int_equal(trainer_create(&other, &o, &e), 0);
     assert_int_equal(trainer_load_state(e, path), MODEL_ERR_STATE);
     assert_int_equal(trainer_optimizer_step(e), 0);
-    /* a model checkpoint is not an optimizer state */
-    assert_int_equal(trainer_save_state(e, path), 0);
-    assert_int_equal(trainer_load_state(d, "/nonexistent/state.safetensors") < 0, 1);
+    /* a model checkpoint is not an optimizer state; a missing file is an error */
+    char dir[] = "/tmp/aulac-test-ckpt-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    float *zeros = calloc(gpt2_num_params(&other), sizeof(float));
+    assert_int_equal(gpt2_save(dir, &other, zeros), 0);
+    char model_path[64];
+    snprintf(model_path, sizeof model_path, "%s/model.safetensors", dir);
+    assert_int_equal(trainer_load_state(e, model_path), MODEL_ERR_FORMAT);
+    free(zeros);
+    unlink(model_path);
+    snprintf(model_path, sizeof model_path, "%s/config.json", dir);
+    unlink(model_path);
+    rmdir(dir);
+    assert_true(trainer_load_state(d, "/nonexistent/state.safetensors") < 0);
     trainer_destroy(e);
     unlink(path);
     trainer_destroy(d);

@@ -1,0 +1,20 @@
+#ifndef AULAC_CLI_CLI_H
+#define AULAC_CLI_CLI_H
+/* The aulac command line: one function per command, each parsing its own options
+ * (getopt_long, argv[0] is the command name) and returning the process exit status:
+ * 0 success, 1 failure, 2 usage error. */
+
+int cmd_keygen(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_ledger(int argc, char **argv);   /* show | verify */
+int cmd_eval(int argc, char **argv);
+int cmd_policy(int argc, char **argv);   /* check */
+
+/* Prints "aulac CMD: message" to stderr; returns 2 (usage) or 1. */
+int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a non-negative integer option; -1 with a message on bad input. */
+int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned long long *out);
+
+#endif

@@ -1,0 +1,78 @@
+/* aulac: keys, status, ledger and model tools for members and the secretariat. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+static const char usage[] =
+    "usage: aulac COMMAND [options]     (aulac COMMAND --help for each)\n"
+    "\n"
+    "  keygen          make an Ed25519 key pair for a member or the coordinator\n"
+    "  status          the coordinator's experiment, rounds and contributions\n"
+    "  ledger show     print ledger entries (text or JSON lines)\n"
+    "  ledger verify   recompute every leaf and the Merkle root of a ledger\n"
+    "  eval            validation loss of a saved model on a corpus\n"
+    "  policy check    parse and validate a policy file, print its hash\n";
+
+int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "aulac %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n%s", u);
+    va_end(ap);
+    return 2;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "aulac %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned long long *out)
+{
+    char *end;
+    if (!s[0] || s[0] == '-') {
+        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
+        return -1;
+    }
+    *out = strtoull(s, &end, 10);
+    if (*end) {
+        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
+        return -1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_set_component("aulac");
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "keygen") == 0)
+        return cmd_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(cmd, "ledger") == 0)
+        return cmd_ledger(argc - 1, argv + 1);
+    if (strcmp(cmd, "eval") == 0)
+        return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "policy") == 0)
+        return cmd_policy(argc - 1, argv + 1);
+    fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);
+    return 2;
+}

@@ -1,0 +1,147 @@
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/hex.h"
+#include "proto/client.h"
+
+static const char usage[] =
+    "usage: aulac status --coordinator ADDR (--tls-ca FILE | --insecure) [--json]\n"
+    "\n"
+    "Shows the coordinator's experiment: state and round, each closed round's\n"
+    "participants with their validation and training losses, and each member's\n"
+    "contribution (rounds joined, tokens, bytes sent, rejected updates).\n"
+    "\n"
+    "  --coordinator ADDR   gRPC address of the coordinator\n"
+    "  --tls-ca FILE        verify the coordinator against this CA\n"
+    "  --tls-server-name N  name expected in its certificate\n"
+    "  --insecure           plaintext connection\n"
+    "  --json               one JSON object instead of tables\n";
+
+static void print_json(const Aulac__V1__StatusReply *r)
+{
+    char hex[65] = "";
+    if (r->model_hash.len == 32)
+        hex_encode(r->model_hash.data, 32, hex);
+    char root[65] = "";
+    if (r->ledger_root.len == 32)
+        hex_encode(r->ledger_root.data, 32, root);
+    printf("{\"experiment\":\"%s\",\"policy\":\"%s\",\"state\":\"%s\",\"round\":%" PRIu64
+           ",\"total_rounds\":%" PRIu64 ",\"model_hash\":\"%s\",\"ledger_size\":%" PRIu64
+           ",\"ledger_root\":\"%s\",\"rounds\":[", r->experiment_id, r->policy_name, r->state,
+           r->round, r->total_rounds, hex, r->ledger_size, root);
+    for (size_t i = 0; i < r->n_rounds; i++) {
+        const Aulac__V1__RoundSummary *s = r->rounds[i];
+        printf("%s{\"round\":%" PRIu64 ",\"mean_train_loss\":%.6f,\"tokens\":%" PRIu64
+               ",\"upload_bytes\":%" PRIu64 ",\"members\":[", i ? "," : "", s->round,
+               s->mean_train_loss, s->tokens, s->upload_bytes);
+        for (size_t k = 0; k < s->n_member_losses; k++) {
+            const Aulac__V1__MemberLoss *m = s->member_losses[k];
+            printf("%s{\"member\":\"%s\",\"val_loss\":", k ? "," : "", m->member_id);
+            if (isfinite(m->val_loss))
+                printf("%.6f", m->val_loss);
+            else
+                printf("null");
+            printf(",\"train_loss\":%.6f,\"tokens\":%" PRIu64 ",\"upload_bytes\":%" PRIu64 "}",
+                   m->train_loss, m->tokens, m->upload_bytes);
+        }
+        printf("]}");
+    }
+    printf("],\"members\":[");
+    for (size_t i = 0; i < r->n_members; i++) {
+        const Aulac__V1__MemberStatus *m = r->members[i];
+        printf("%s{\"member\":\"%s\",\"organization\":\"", i ? "," : "", m->member_id);
+        for (const char *p = m->organization; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                putchar('\\');
+            putchar(*p);
+        }
+        printf("\",\"rounds_joined\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
+               ",\"rejected\":%" PRIu64 "}", m->rounds_joined, m->tokens, m->bytes_sent,
+               m->rejected);
+    }
+    printf("]}\n");
+}
+
+static void print_text(const Aulac__V1__StatusReply *r)
+{
+    char hex[65] = "";
+    if (r->model_hash.len == 32)
+        hex_encode(r->model_hash.data, 32, hex);
+    uint64_t shown = r->round > r->total_rounds ? r->total_rounds : r->round;
+    printf("experiment %s (policy %s): %s, round %" PRIu64 " of %" PRIu64 "\n",
+           r->experiment_id, r->policy_name, r->state, shown, r->total_rounds);
+    printf("global model %.16s, ledger %" PRIu64 " entries\n\n", hex, r->ledger_size);
+    if (r->n_rounds) {
+        printf("%-6s %-8s %-40s %s\n", "round", "members", "validation loss of the round's base model", "train loss");
+        for (size_t i = 0; i < r->n_rounds; i++) {
+            const Aulac__V1__RoundSummary *s = r->rounds[i];
+            char losses[256] = "";
+            size_t used = 0;
+            for (size_t k = 0; k < s->n_member_losses && used < sizeof losses; k++)
+                used += (size_t)snprintf(losses + used, sizeof losses - used, "%s %.3f  ",
+                                         s->member_losses[k]->member_id,
+                                         s->member_losses[k]->val_loss);
+            printf("%-6" PRIu64 " %-8zu %-40s %.4f\n", s->round, s->n_member_losses, losses,
+                   s->mean_train_loss);
+        }
+        printf("\n");
+    }
+    printf("%-10s %-28s %8s %12s %14s %9s\n", "member", "organization", "rounds", "tokens",
+           "bytes sent", "rejected");
+    for (size_t i = 0; i < r->n_members; i++) {
+        const Aulac__V1__MemberStatus *m = r->members[i];
+        printf("%-10s %-28.28s %8" PRIu64 " %12" PRIu64 " %14" PRIu64 " %9" PRIu64 "\n",
+               m->member_id, m->organization, m->rounds_joined, m->tokens, m->bytes_sent,
+               m->rejected);
+    }
+}
+
+int cmd_status(int argc, char **argv)
+{
+    const char *addr = NULL;
+    struct fed_client_options co = { 0 };
+    int json = 0, insecure = 0, ch;
+    static const struct option lo[] = {
+        { "coordinator", required_argument, 0, 'c' }, { "tls-ca", required_argument, 0, 'a' },
+        { "tls-server-name", required_argument, 0, 'n' }, { "insecure", no_argument, 0, 'i' },
+        { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c': addr = optarg; break;
+        case 'a': co.channel.tls_ca_file = optarg; break;
+        case 'n': co.channel.tls_server_name_override = optarg; break;
+        case 'i': insecure = 1; break;
+        case 'j': json = 1; break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return 2;
+        }
+    }
+    if (!addr)
+        return cli_usage_error("status", usage, "--coordinator is required");
+    if (!co.channel.tls_ca_file && !insecure)
+        return cli_usage_error("status", usage, "pass --tls-ca FILE, or --insecure for plaintext");
+    struct fed_client *c;
+    int rc = fed_client_open(addr, &co, &c);
+    if (rc != 0)
+        return cli_fail("status", "cannot open a channel to %s: %s", addr, rpc_strerror(rc));
+    Aulac__V1__StatusRequest q = AULAC__V1__STATUS_REQUEST__INIT;
+    Aulac__V1__StatusReply *r = NULL;
+    struct rpc_status st = { 0 };
+    rc = fed_status(c, &q, &r, &st);
+    if (rc != 0) {
+        fed_client_close(c);
+        return cli_fail("status", "%s", st.details[0] ? st.details : rpc_strerror(rc));
+    }
+    if (json)
+        print_json(r);
+    else
+        print_text(r);
+    aulac__v1__status_reply__free_unpacked(r, NULL);
+    fed_client_close(c);
+    return 0;
+}

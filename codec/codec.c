@@ -1,0 +1,947 @@
+#include "codec/codec.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "codec/codec_internal.h"
+#include "codec/codec_quant.h"
+
+/* Hot loops use GCC/Clang vector extensions, 4 lanes: GCC's -O2 cost model leaves the
+ * plain loops scalar. They lower to SSE2 on baseline x86-64, NEON on arm64. */
+#define CHUNK 16
+#define VL 4
+typedef float f32v __attribute__((vector_size(16)));
+typedef int32_t i32v __attribute__((vector_size(16)));
+typedef int8_t i8v __attribute__((vector_size(4)));
+
+static inline f32v vload(const float *p)
+{
+    f32v v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstore(float *p, f32v v) { memcpy(p, &v, sizeof v); }
+static inline i32v vloadi(const uint32_t *p)
+{
+    i32v v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void vstorei(uint32_t *p, i32v v) { memcpy(p, &v, sizeof v); }
+static inline i32v vmaxi(i32v a, i32v b)
+{
+    i32v m = a > b;
+    return (a & m) | (b & ~m);
+}
+static inline int32_t hmaxi(i32v v)
+{
+    int32_t m = v[0];
+    for (int j = 1; j < VL; j++)
+        m = v[j] > m ? v[j] : m;
+    return m;
+}
+static inline int any_set(i32v v)
+{
+    uint64_t w[2];
+    memcpy(w, &v, sizeof w);
+    return (w[0] | w[1]) != 0;
+}
+
+static inline uint16_t ld16(const uint8_t *p)
+{
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static inline uint32_t ld32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t ld64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static inline float ldf(const uint8_t *p)
+{
+    float v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline void st16(uint8_t *p, uint16_t v) { memcpy(p, &v, 2); }
+static inline void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static inline void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static inline void stf(uint8_t *p, float v) { memcpy(p, &v, 4); }
+
+static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
+{
+    if (why && why_len) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_len, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+/* --- parameters ------------------------------------------------------------ */
+
+void codec_params_default(struct codec_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->format_version = CODEC_FORMAT_VERSION;
+    p->block_size = 4096;
+    p->k_per_block = 41;
+    p->quant = CODEC_QUANT_INT8;
+    p->zstd_level = 3;
+    p->error_feedback = 1;
+}
+
+int codec_params_validate(const struct codec_params *p, char *why, size_t why_len)
+{
+    if (!p)
+        return fail(why, why_len, CODEC_ERR_ARG, "no parameters");
+    if (p->format_version != CODEC_FORMAT_VERSION)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "format_version %u (supported: %d)",
+                    p->format_version, CODEC_FORMAT_VERSION);
+    if (p->block_size < 1 || p->block_size > CODEC_MAX_BLOCK)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "block_size %u not in [1, %u]",
+                    p->block_size, CODEC_MAX_BLOCK);
+    if (p->k_per_block < 1)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "k_per_block must be at least 1");
+    if ((unsigned)p->quant >= CODEC_QUANT_COUNT)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "quant %d unknown", (int)p->quant);
+    if (p->zstd_level < 0 || p->zstd_level > 22)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "zstd_level %d not in [0, 22]",
+                    p->zstd_level);
+    if (p->error_feedback != 0 && p->error_feedback != 1)
+        return fail(why, why_len, CODEC_ERR_PARAMS, "error_feedback must be 0 or 1");
+    return 0;
+}
+
+uint64_t codec_body_len(int dense, enum codec_quant q, uint64_t n, uint64_t nb, uint64_t total)
+{
+    uint64_t scales = q == CODEC_QUANT_FP32 ? 0 : nb * 4;
+    if (dense)
+        return scales + codec_values_bytes(q, n);
+    return nb * 2 + scales + total * 2 + codec_values_bytes(q, total);
+}
+
+/* Most values a sparse payload can carry: min(K, block length) per block. */
+static uint64_t max_total(uint64_t n, uint32_t B, uint32_t K)
+{
+    if (n == 0)
+        return 0;
+    uint64_t nb = (n + B - 1) / B;
+    uint64_t last = n - (nb - 1) * B;
+    return (nb - 1) * K + (last < K ? last : K);
+}
+
+size_t codec_max_payload_len(size_t n, const struct codec_params *p)
+{
+    if (codec_params_validate(p, NULL, 0) || n > CODEC_MAX_N)
+        return 0;
+    uint32_t B = p->block_size, K = p->k_per_block < B ? p->k_per_block : B;
+    uint64_t nb = (n + B - 1) / B;
+    int dense = K == B;
+    uint64_t body = codec_body_len(dense, p->quant, n, nb, dense ? n : max_total(n, B, K));
+    uint64_t z = p->zstd_level > 0 ? ZSTD_compressBound((size_t)body) : 0;
+    return (size_t)(CODEC_HEADER_LEN + (z > body ? z : body));
+}
+
+/* --- encode ---------------------------------------------------------------- */
+
+static inline uint32_t abs_bits(float v) { return codec_f32_bits(v) & 0x7fffffffu; }
+
+/* 1 if every delta[i] + residual[i] is finite. Runs before the residual is touched so a
+ * refused encode leaves it as it was. */
+static bool sum_all_finite(const float *d, const float *r, size_t n)
+{
+    const i32v expo = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
+    size_t i = 0;
+    while (i + 4096 <= n) {
+        i32v bad = {0};
+        for (size_t j = i; j < i + 4096; j += VL) {
+            i32v e = (i32v)(vload(d + j) + vload(r + j)) & expo;
+            bad |= e == expo;
+        }
+        if (any_set(bad))
+            return false;
+        i += 4096;
+    }
+    for (; i < n; i++)
+        if ((codec_f32_bits(d[i] + r[i]) & 0x7f800000u) == 0x7f800000u)
+            return false;
+    return true;
+}
+
+/* v = delta + residual, written back into the residual, when feedback is on (r), else
+ * v = delta; |v| bits into a[]; returns max |v| bits. */
+static uint32_t load_block(const float *d, float *r, uint32_t *a, uint32_t len)
+{
+    /* Magnitude bits are below 2^31, so a signed max orders them; NaN and Inf sort above
+     * every finite value, which is how the caller spots them (max >= 0x7f800000). */
+    const i32v absmask = {0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff};
+    i32v mxv = {0};
+    size_t i = 0, n = len;
+    if (r) {
+        for (; i + VL <= n; i += VL) {
+            f32v x = vload(d + i) + vload(r + i);
+            vstore(r + i, x);
+            i32v b = (i32v)x & absmask;
+            vstorei(a + i, b);
+            mxv = vmaxi(mxv, b);
+        }
+    } else {
+        for (; i + VL <= n; i += VL) {
+            i32v b = (i32v)vload(d + i) & absmask;
+            vstorei(a + i, b);
+            mxv = vmaxi(mxv, b);
+        }
+    }
+    uint32_t mx = (uint32_t)hmaxi(mxv);
+    for (; i < n; i++) {
+        float x = r ? d[i] + r[i] : d[i];
+        if (r)
+            r[i] = x;
+        a[i] = abs_bits(x);
+        mx = a[i] > mx ? a[i] : mx;
+    }
+    return mx;
+}
+
+static void sort_desc_u32(uint32_t *x, uint32_t n)
+{
+    for (uint32_t i = 1; i < n; i++) {
+        uint32_t t = x[i], j = i;
+        while (j > 0 && x[j - 1] < t) {
+            x[j] = x[j - 1];
+            j--;
+        }
+        x[j] = t;
+    }
+}
+
+static int cmp_u64_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : (x > y ? -1 : 0);
+}
+
+/* The k-th largest (1-based) of n distinct keys; reorders x. Quickselect with a
+ * median-of-three pivot, falling back to a sort if it keeps choosing badly. */
+static uint64_t kth_largest(uint64_t *x, uint32_t n, uint32_t k)
+{
+    int64_t lo = 0, hi = (int64_t)n - 1, target = (int64_t)k - 1;
+    int rounds = 0;
+    while (lo < hi) {
+        if (++rounds > 64) {
+            qsort(x + lo, (size_t)(hi - lo + 1), sizeof *x, cmp_u64_desc);
+            break;
+        }
+        int64_t mid = lo + (hi - lo) / 2;
+        uint64_t a = x[lo], b = x[mid], c = x[hi];
+        uint64_t pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (x[i] > pivot)
+                i++;
+            while (x[j] < pivot)
+                j--;
+            if (i <= j) {
+                uint64_t t = x[i];
+                x[i] = x[j];
+                x[j] = t;
+                i++;
+                j--;
+            }
+        }
+        if (target <= j)
+            hi = j;
+        else if (target >= i)
+            lo = i;
+        else
+            break;
+    }
+    return x[target];
+}
+
+/* Positions (increasing) of the k largest |v| of the block, ties to the lower index,
+ * zeros never. The key (|v| bits << 16 | 0xffff - i) orders exactly that way and is
+ * unique. A strided sample sets a threshold that lets through about 2k candidates, so
+ * the exact selection runs over those only. Returns the count kept. */
+static uint32_t select_block(const uint32_t *a, uint32_t len, uint32_t k, uint64_t *cand,
+                             uint64_t *work, uint16_t *pos)
+{
+    uint32_t t = 1;
+    if ((uint64_t)len > 4ull * k && len >= 64) {
+        uint32_t sample[64], step = len / 64;
+        for (uint32_t j = 0; j < 64; j++)
+            sample[j] = a[j * step];
+        sort_desc_u32(sample, 64);
+        uint32_t r = (uint32_t)((2ull * k * 64 + len - 1) / len) + 2;
+        if (r < 64 && sample[r] > 1)
+            t = sample[r];
+    }
+    uint32_t c;
+    for (;;) {
+        c = 0;
+        uint32_t i = 0;
+        for (; i < len; i++) {
+            cand[c] = ((uint64_t)a[i] << 16) | (0xffffu - i);
+            c += a[i] >= t;
+        }
+        if (c >= k || t == 1)
+            break;
+        t = 1;
+    }
+    if (c <= k) {
+        for (uint32_t j = 0; j < c; j++)
+            pos[j] = (uint16_t)(0xffffu - (cand[j] & 0xffffu));
+        return c;
+    }
+    memcpy(work, cand, (size_t)c * sizeof *work);
+    uint64_t kth = kth_largest(work, c, k);
+    uint32_t m = 0;
+    for (uint32_t j = 0; j < c; j++) {
+        pos[m] = (uint16_t)(0xffffu - (cand[j] & 0xffffu));
+        m += cand[j] >= kth;
+    }
+    return m;
+}
+
+static inline void put_value(enum codec_quant q, uint8_t *vals, uint64_t j, uint32_t code)
+{
+    switch (q) {
+    case CODEC_QUANT_FP32: st32(vals + 4 * j, code); break;
+    case CODEC_QUANT_FP16: st16(vals + 2 * j, (uint16_t)code); break;
+    case CODEC_QUANT_INT8:
+    case CODEC_QUANT_FP8_E4M3: vals[j] = (uint8_t)code; break;
+    case CODEC_QUANT_INT4:
+        if (j & 1)
+            vals[j >> 1] |= (uint8_t)((code & 0xfu) << 4);
+        else
+            vals[j >> 1] = (uint8_t)(code & 0xfu);
+        break;
+    default: break;
+    }
+}
+
+/* Dense int8 is the common dense case; it gets a loop the compiler can vectorize. */
+static void dense_int8_block(const float *v, float *r, uint32_t len, float scale,
+                             int8_t *restrict out)
+{
+    if (!(scale > 0.0f)) {
+        memset(out, 0, len);
+        return;         /* the residual already holds v */
+    }
+    uint32_t i = 0;
+    for (; i + CHUNK <= len; i += CHUNK)
+        for (uint32_t j = 0; j < CHUNK; j++) {
+            float q = codec_rint(v[i + j] / scale);
+            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
+            out[i + j] = (int8_t)q;
+            if (r)
+                r[i + j] = v[i + j] - q * scale;
+        }
+    for (; i < len; i++) {
+        float deq;
+        out[i] = (int8_t)(int32_t)codec_quantize(CODEC_QUANT_INT8, v[i], scale, &deq);
+        if (r)
+            r[i] = v[i] - deq;
+    }
+}
+
+struct enc_scratch {
+    uint32_t *a;
+    uint64_t *cand, *work;
+    uint16_t *pos;
+};
+
+static int encode_dense(const float *delta, uint64_t n, const struct codec_params *p,
+                        float *residual, uint8_t *body, struct enc_scratch *s)
+{
+    enum codec_quant q = p->quant;
+    uint32_t B = p->block_size;
+    uint64_t nb = (n + B - 1) / B;
+    uint8_t *scales = body;
+    uint8_t *vals = body + (q == CODEC_QUANT_FP32 ? 0 : nb * 4);
+    float qmax = codec_qmax(q);
+    for (uint64_t b = 0; b < nb; b++) {
+        uint64_t base = b * B;
+        uint32_t len = (uint32_t)(n - base < B ? n - base : B);
+        float *r = residual ? residual + base : NULL;
+        uint32_t mx = load_block(delta + base, r, s->a, len);
+        if (mx >= 0x7f800000u)
+            return CODEC_ERR_NONFINITE;
+        const float *v = r ? r : delta + base;
+        if (q == CODEC_QUANT_FP32) {
+            memcpy(vals + base * 4, v, (size_t)len * 4);
+            if (r)
+                memset(r, 0, (size_t)len * 4);
+            continue;
+        }
+        float scale = codec_bits_f32(mx) / qmax;
+        stf(scales + 4 * b, scale);
+        if (q == CODEC_QUANT_INT8) {
+            dense_int8_block(v, r, len, scale, (int8_t *)(vals + base));
+            continue;
+        }
+        for (uint32_t i = 0; i < len; i++) {
+            float deq;
+            uint32_t code = codec_quantize(q, v[i], scale, &deq);
+            put_value(q, vals, base + i, code);
+            if (r)
+                r[i] = v[i] - deq;
+        }
+    }
+    return 0;
+}
+
+/* Sparse body: counts | scales | gaps | values; values go to vals_tmp first because
+ * their offset depends on the final count. Returns total via *total. */
+static int encode_sparse(const float *delta, uint64_t n, const struct codec_params *p,
+                         float *residual, uint8_t *body, uint8_t *vals_tmp,
+                         struct enc_scratch *s, uint64_t *total_out, size_t *body_len)
+{
+    enum codec_quant q = p->quant;
+    uint32_t B = p->block_size, K = p->k_per_block;
+    uint64_t nb = (n + B - 1) / B;
+    uint8_t *counts = body;
+    uint8_t *scales = body + nb * 2;
+    uint8_t *gaps = scales + (q == CODEC_QUANT_FP32 ? 0 : nb * 4);
+    float qmax = codec_qmax(q);
+    uint64_t total = 0;
+    for (uint64_t b = 0; b < nb; b++) {
+        uint64_t base = b * B;
+        uint32_t len = (uint32_t)(n - base < B ? n - base : B);
+        float *r = residual ? residual + base : NULL;
+        uint32_t mx = load_block(delta + base, r, s->a, len);
+        if (mx >= 0x7f800000u)
+            return CODEC_ERR_NONFINITE;
+        const float *v = r ? r : delta + base;
+        uint32_t k = K < len ? K : len;
+        uint32_t c = mx ? select_block(s->a, len, k, s->cand, s->work, s->pos) : 0;
+        float scale = codec_bits_f32(mx) / qmax;
+        st16(counts + 2 * b, (uint16_t)c);
+        if (q != CODEC_QUANT_FP32)
+            stf(scales + 4 * b, scale);
+        uint32_t prev = 0;
+        for (uint32_t j = 0; j < c; j++) {
+            uint32_t at = s->pos[j];
+            st16(gaps + 2 * (total + j), (uint16_t)(j ? at - prev - 1 : at));
+            prev = at;
+            float deq;
+            uint32_t code = codec_quantize(q, v[at], scale, &deq);
+            put_value(q, vals_tmp, total + j, code);
+            if (r)
+                r[at] = v[at] - deq;
+        }
+        total += c;
+    }
+    uint8_t *vals = gaps + total * 2;
+    memcpy(vals, vals_tmp, codec_values_bytes(q, total));
+    *total_out = total;
+    *body_len = (size_t)codec_body_len(0, q, n, nb, total);
+    return 0;
+}
+
+int codec_finish(const struct codec_params *p, uint64_t n, uint64_t total, uint8_t *buf,
+                 size_t body_len, uint8_t **payload, size_t *payload_len)
+{
+    uint32_t K = p->k_per_block < p->block_size ? p->k_per_block : p->block_size;
+    uint8_t hdr[CODEC_HEADER_LEN];
+    memcpy(hdr, CODEC_MAGIC, 4);
+    st16(hdr + 4, CODEC_FORMAT_VERSION);
+    hdr[6] = (uint8_t)p->quant;
+    hdr[7] = 0;
+    st32(hdr + 8, p->block_size);
+    st32(hdr + 12, K);
+    st64(hdr + 16, n);
+    st64(hdr + 24, total);
+    st64(hdr + 32, body_len);
+    if (p->zstd_level > 0 && body_len > 0) {
+        size_t bound = ZSTD_compressBound(body_len);
+        uint8_t *z = malloc(CODEC_HEADER_LEN + bound);
+        if (!z) {
+            free(buf);
+            return CODEC_ERR_NOMEM;
+        }
+        size_t zlen = ZSTD_compress(z + CODEC_HEADER_LEN, bound, buf + CODEC_HEADER_LEN,
+                                    body_len, p->zstd_level);
+        if (ZSTD_isError(zlen)) {
+            free(z);
+            free(buf);
+            return CODEC_ERR_ZSTD;
+        }
+        if (zlen < body_len) {
+            free(buf);
+            hdr[7] = CODEC_FLAG_ZSTD;
+            memcpy(z, hdr, CODEC_HEADER_LEN);
+            uint8_t *shrunk = realloc(z, CODEC_HEADER_LEN + zlen);
+            *payload = shrunk ? shrunk : z;
+            *payload_len = CODEC_HEADER_LEN + zlen;
+            return 0;
+        }
+        free(z);    /* incompressible: the raw body is smaller */
+    }
+    memcpy(buf, hdr, CODEC_HEADER_LEN);
+    uint8_t *shrunk = realloc(buf, CODEC_HEADER_LEN + body_len);
+    *payload = shrunk ? shrunk : buf;
+    *payload_len = CODEC_HEADER_LEN + body_len;
+    return 0;
+}
+
+int codec_encode(const float *delta, size_t n, const struct codec_params *params,
+                 float *residual, uint8_t **payload, size_t *payload_len)
+{
+    if (!payload || !payload_len || !params || (n && !delta))
+        return CODEC_ERR_ARG;
+    *payload = NULL;
+    *payload_len = 0;
+    int rc = codec_params_validate(params, NULL, 0);
+    if (rc)
+        return rc;
+    if ((uint64_t)n > CODEC_MAX_N)
+        return CODEC_ERR_TOO_LARGE;
+    if (params->error_feedback && n && !residual)
+        return CODEC_ERR_ARG;
+    float *res = params->error_feedback ? residual : NULL;
+    if (res && !sum_all_finite(delta, res, n))
+        return CODEC_ERR_NONFINITE;
+
+    struct codec_params p = *params;
+    uint32_t B = p.block_size;
+    if (p.k_per_block > B)
+        p.k_per_block = B;
+    int dense = p.k_per_block == B;
+    enum codec_quant q = p.quant;
+    uint64_t nb = (n + B - 1) / B;
+
+    struct enc_scratch s = {0};
+    s.a = malloc((size_t)B * sizeof *s.a);
+    if (!dense) {
+        s.cand = malloc((size_t)B * sizeof *s.cand);
+        s.work = malloc((size_t)B * sizeof *s.work);
+        s.pos = malloc((size_t)B * sizeof *s.pos);
+    }
+    uint64_t mt = dense ? n : max_total(n, B, p.k_per_block);
+    uint64_t cap = codec_body_len(dense, q, n, nb, mt);
+    uint8_t *buf = malloc((size_t)(CODEC_HEADER_LEN + cap));
+    uint8_t *vals_tmp = dense ? NULL : malloc((size_t)codec_values_bytes(q, mt) + 1);
+    uint64_t total = 0;
+    size_t body_len = 0;
+    if (!s.a || !buf || (!dense && (!s.cand || !s.work || !s.pos || !vals_tmp))) {
+        rc = CODEC_ERR_NOMEM;
+    } else if (dense) {
+        rc = encode_dense(delta, n, &p, res, buf + CODEC_HEADER_LEN, &s);
+        total = n;
+        body_len = (size_t)cap;
+    } else {
+        rc = encode_sparse(delta, n, &p, res, buf + CODEC_HEADER_LEN, vals_tmp, &s, &total,
+                           &body_len);
+    }
+    free(s.a);
+    free(s.cand);
+    free(s.work);
+    free(s.pos);
+    free(vals_tmp);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    return codec_finish(&p, n, total, buf, body_len, payload, payload_len);
+}
+
+/* --- decode ---------------------------------------------------------------- */
+
+static int parse_header(const uint8_t *p, size_t len, struct codec_header *h, char *why,
+                        size_t why_len)
+{
+    if (!p || len < CODEC_HEADER_LEN)
+        return fail(why, why_len, CODEC_ERR_TRUNCATED, "payload of %zu bytes is shorter than "
+                    "the %d byte header", len, CODEC_HEADER_LEN);
+    if (memcmp(p, CODEC_MAGIC, 4) != 0)
+        return fail(why, why_len, CODEC_ERR_MAGIC, "bad magic (not an aulac codec payload)");
+    h->version = ld16(p + 4);
+    if (h->version != CODEC_FORMAT_VERSION)
+        return fail(why, why_len, CODEC_ERR_VERSION, "format version %u (supported: %d)",
+                    h->version, CODEC_FORMAT_VERSION);
+    h->quant = (enum codec_quant)p[6];
+    h->flags = p[7];
+    h->block_size = ld32(p + 8);
+    h->k_per_block = ld32(p + 12);
+    h->n = ld64(p + 16);
+    h->total = ld64(p + 24);
+    h->body_len = ld64(p + 32);
+    if (p[6] >= CODEC_QUANT_COUNT)
+        return fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization %u", p[6]);
+    if (h->flags & ~CODEC_FLAG_ZSTD)
+        return fail(why, why_len, CODEC_ERR_HEADER, "unknown flags 0x%02x", h->flags);
+    if (h->block_size < 1 || h->block_size > CODEC_MAX_BLOCK)
+        return fail(why, why_len, CODEC_ERR_HEADER, "block_size %u not in [1, %u]",
+                    h->block_size, CODEC_MAX_BLOCK);
+    if (h->k_per_block < 1 || h->k_per_block > h->block_size)
+        return fail(why, why_len, CODEC_ERR_HEADER, "k_per_block %u not in [1, block_size %u]",
+                    h->k_per_block, h->block_size);
+    if (h->n > CODEC_MAX_N)
+        return fail(why, why_len, CODEC_ERR_HEADER, "n %llu over the limit",
+                    (unsigned long long)h->n);
+    return 0;
+}
+
+int codec_payload_info(const uint8_t *payload, size_t len, struct codec_params *params,
+                       uint64_t *n)
+{
+    struct codec_header h;
+    int rc = parse_header(payload, len, &h, NULL, 0);
+    if (rc)
+        return rc;
+    if (params) {
+        memset(params, 0, sizeof *params);
+        params->format_version = h.version;
+        params->block_size = h.block_size;
+        params->k_per_block = h.k_per_block;
+        params->quant = h.quant;
+    }
+    if (n)
+        *n = h.n;
+    return 0;
+}
+
+static int validate_values(const struct codec_view *v, char *why, size_t why_len)
+{
+    enum codec_quant q = v->h.quant;
+    uint64_t total = v->h.total;
+    const uint8_t *x = v->values;
+    uint64_t i = 0;
+    switch (q) {
+    case CODEC_QUANT_INT8:
+    case CODEC_QUANT_FP8_E4M3: {
+        /* int8: -128 is never emitted; e4m3: S.1111.111 is NaN. */
+        uint8_t mask = q == CODEC_QUANT_INT8 ? 0xff : 0x7f;
+        uint8_t bad = q == CODEC_QUANT_INT8 ? 0x80 : 0x7f;
+        while (i < total) {
+            uint64_t end = total - i > 4096 ? i + 4096 : total;
+            uint32_t hit = 0;
+            for (uint64_t j = i; j < end; j++)
+                hit |= (x[j] & mask) == bad;
+            if (hit)
+                for (uint64_t j = i; j < end; j++)
+                    if ((x[j] & mask) == bad)
+                        return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is "
+                                    "not a valid %s value", (unsigned long long)j, x[j],
+                                    codec_quant_name(q));
+            i = end;
+        }
+        return 0;
+    }
+    case CODEC_QUANT_INT4: {
+        uint64_t bytes = (total + 1) / 2;
+        for (uint64_t j = 0; j < bytes; j++) {
+            if ((x[j] & 0x0f) == 0x08 || (x[j] & 0xf0) == 0x80)
+                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: int4 code -8 is never "
+                            "emitted", (unsigned long long)(2 * j + ((x[j] & 0x0f) != 0x08)));
+        }
+        if ((total & 1) && (x[bytes - 1] & 0xf0))
+            return fail(why, why_len, CODEC_ERR_VALUE, "the spare last int4 nibble is not 0");
+        return 0;
+    }
+    case CODEC_QUANT_FP16:
+        for (uint64_t j = 0; j < total; j++)
+            if ((ld16(x + 2 * j) & 0x7c00u) == 0x7c00u)
+                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp16 Inf or NaN",
+                            (unsigned long long)j);
+        return 0;
+    case CODEC_QUANT_FP32:
+        for (uint64_t j = 0; j < total; j++)
+            if ((ld32(x + 4 * j) & 0x7f800000u) == 0x7f800000u)
+                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp32 Inf or NaN",
+                            (unsigned long long)j);
+        return 0;
+    default:
+        return fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization");
+    }
+}
+
+static int validate_sections(struct codec_view *v, char *why, size_t why_len)
+{
+    const struct codec_header *h = &v->h;
+    uint32_t B = h->block_size, K = h->k_per_block;
+    uint64_t n = h->n;
+    if (v->scales) {
+        float smax = FLT_MAX / codec_code_max(h->quant);
+        for (uint64_t b = 0; b < v->nb; b++) {
+            float s = ldf(v->scales + 4 * b);
+            if ((codec_f32_bits(s) >> 31) || !(s <= smax))
+                return fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
+                            "not finite or too large", (unsigned long long)b, (double)s);
+        }
+    }
+    if (!v->dense) {
+        uint64_t sum = 0, at = 0;
+        for (uint64_t b = 0; b < v->nb; b++) {
+            uint32_t len = (uint32_t)(n - b * B < B ? n - b * B : B);
+            uint32_t c = ld16(v->counts + 2 * b);
+            if (c > K || c > len)
+                return fail(why, why_len, CODEC_ERR_COUNT, "block %llu: %u values, more than "
+                            "min(k_per_block %u, block length %u)", (unsigned long long)b, c, K,
+                            len);
+            sum += c;
+            if (sum > h->total)
+                return fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to more than "
+                            "the header's total %llu", (unsigned long long)h->total);
+            if (c) {
+                /* Positions: first = gap[0], next = previous + 1 + gap: increasing by
+                 * construction, so the last one is the only one to bound. */
+                uint64_t last = c - 1;
+                const uint8_t *g = v->gaps + 2 * at;
+                for (uint32_t j = 0; j < c; j++)
+                    last += ld16(g + 2 * j);
+                if (last >= len)
+                    return fail(why, why_len, CODEC_ERR_INDEX, "block %llu: position %llu is "
+                                "outside the block of %u", (unsigned long long)b,
+                                (unsigned long long)last, len);
+            }
+            at += c;
+        }
+        if (sum != h->total)
+            return fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to %llu, header "
+                        "says %llu", (unsigned long long)sum, (unsigned long long)h->total);
+    }
+    return validate_values(v, why, why_len);
+}
+
+int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
+                    struct codec_view *v, char *why, size_t why_len)
+{
+    memset(v, 0, sizeof *v);
+    struct codec_header *h = &v->h;
+    int rc = parse_header(payload, len, h, why, why_len);
+    if (rc)
+        return rc;
+    if (h->n != (uint64_t)n_expected)
+        return fail(why, why_len, CODEC_ERR_LENGTH, "payload holds %llu values, expected %zu",
+                    (unsigned long long)h->n, n_expected);
+    uint32_t B = h->block_size, K = h->k_per_block;
+    v->nb = (h->n + B - 1) / B;
+    v->dense = K == B;
+    uint64_t limit = v->dense ? h->n : max_total(h->n, B, K);
+    if (v->dense ? h->total != h->n : h->total > limit)
+        return fail(why, why_len, CODEC_ERR_COUNT, "total %llu values is impossible for n %llu, "
+                    "block %u, k %u", (unsigned long long)h->total, (unsigned long long)h->n, B,
+                    K);
+    uint64_t body_len = codec_body_len(v->dense, h->quant, h->n, v->nb, h->total);
+    if (h->body_len != body_len || body_len > SIZE_MAX - CODEC_HEADER_LEN)
+        return fail(why, why_len, CODEC_ERR_HEADER, "body length %llu, the header's counts "
+                    "need %llu", (unsigned long long)h->body_len, (unsigned long long)body_len);
+
+    const uint8_t *src = payload + CODEC_HEADER_LEN;
+    size_t rest = len - CODEC_HEADER_LEN;
+    const uint8_t *body;
+    if (h->flags & CODEC_FLAG_ZSTD) {
+        unsigned long long fcs = ZSTD_getFrameContentSize(src, rest);
+        if (fcs == ZSTD_CONTENTSIZE_ERROR)
+            return fail(why, why_len, rest < 18 ? CODEC_ERR_TRUNCATED : CODEC_ERR_FRAME,
+                        "body is not a zstd frame");
+        if (fcs == ZSTD_CONTENTSIZE_UNKNOWN)
+            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not declare its size");
+        if (fcs != body_len)
+            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame declares %llu bytes, the "
+                        "header %llu", fcs, (unsigned long long)body_len);
+        size_t csize = ZSTD_findFrameCompressedSize(src, rest);
+        if (ZSTD_isError(csize))
+            return fail(why, why_len, CODEC_ERR_TRUNCATED, "zstd frame truncated or malformed: "
+                        "%s", ZSTD_getErrorName(csize));
+        if (csize != rest)
+            return fail(why, why_len, CODEC_ERR_TRAILING, "%zu bytes after the zstd frame",
+                        rest - csize);
+        v->owned = malloc(body_len ? (size_t)body_len : 1);
+        if (!v->owned)
+            return fail(why, why_len, CODEC_ERR_NOMEM, "no memory for a %llu byte body",
+                        (unsigned long long)body_len);
+        size_t got = ZSTD_decompress(v->owned, (size_t)body_len, src, csize);
+        if (ZSTD_isError(got) || got != body_len) {
+            codec_view_close(v);
+            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not decode: %s",
+                        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+        }
+        body = v->owned;
+    } else {
+        if (rest < body_len)
+            return fail(why, why_len, CODEC_ERR_TRUNCATED, "body has %zu of %llu bytes", rest,
+                        (unsigned long long)body_len);
+        if (rest > body_len)
+            return fail(why, why_len, CODEC_ERR_TRAILING, "%llu bytes after the body",
+                        (unsigned long long)(rest - body_len));
+        body = src;
+    }
+
+    const uint8_t *c = body;
+    if (!v->dense) {
+        v->counts = c;
+        c += v->nb * 2;
+    }
+    if (h->quant != CODEC_QUANT_FP32) {
+        v->scales = c;
+        c += v->nb * 4;
+    }
+    if (!v->dense) {
+        v->gaps = c;
+        c += h->total * 2;
+    }
+    v->values = c;
+    rc = validate_sections(v, why, why_len);
+    if (rc)
+        codec_view_close(v);
+    return rc;
+}
+
+void codec_view_close(struct codec_view *v)
+{
+    free(v->owned);
+    v->owned = NULL;
+}
+
+static inline float code_value(enum codec_quant q, const uint8_t *vals, uint64_t j)
+{
+    switch (q) {
+    case CODEC_QUANT_INT8: return (float)(int8_t)vals[j];
+    case CODEC_QUANT_INT4: {
+        uint8_t nib = (uint8_t)((vals[j >> 1] >> ((j & 1) * 4)) & 0xf);
+        return (float)((int8_t)(uint8_t)(nib << 4) >> 4);
+    }
+    case CODEC_QUANT_FP16: return codec_f16_to_f32(ld16(vals + 2 * j));
+    case CODEC_QUANT_FP8_E4M3: return codec_e4m3_to_f32(vals[j]);
+    default: return ldf(vals + 4 * j);
+    }
+}
+
+static void accumulate_dense(const struct codec_view *v, float weight, float *acc)
+{
+    enum codec_quant q = v->h.quant;
+    uint32_t B = v->h.block_size;
+    uint64_t n = v->h.n;
+    for (uint64_t b = 0; b < v->nb; b++) {
+        uint64_t base = b * B;
+        uint32_t len = (uint32_t)(n - base < B ? n - base : B);
+        float ws = v->scales ? weight * ldf(v->scales + 4 * b) : weight;
+        float *a = acc + base;
+        uint32_t i = 0;
+        if (q == CODEC_QUANT_INT8) {
+            const int8_t *x = (const int8_t *)v->values + base;
+            for (; i + CHUNK <= len; i += CHUNK)
+                for (uint32_t j = 0; j < CHUNK; j++)
+                    a[i + j] += (float)x[i + j] * ws;
+        } else if (q == CODEC_QUANT_FP32) {
+            const uint8_t *x = v->values + 4 * base;
+            for (; i + CHUNK <= len; i += CHUNK)
+                for (uint32_t j = 0; j < CHUNK; j++)
+                    a[i + j] += ldf(x + 4 * (i + j)) * ws;
+        }
+        for (; i < len; i++)
+            a[i] += code_value(q, v->values, base + i) * ws;
+    }
+}
+
+static void accumulate_sparse(const struct codec_view *v, float weight, float *acc)
+{
+    enum codec_quant q = v->h.quant;
+    uint32_t B = v->h.block_size;
+    uint64_t j = 0;
+    for (uint64_t b = 0; b < v->nb; b++) {
+        uint32_t c = ld16(v->counts + 2 * b);
+        if (!c)
+            continue;
+        float ws = v->scales ? weight * ldf(v->scales + 4 * b) : weight;
+        float *a = acc + b * B;
+        const uint8_t *g = v->gaps + 2 * j;
+        uint32_t at = ld16(g);
+        if (q == CODEC_QUANT_INT8) {
+            const int8_t *x = (const int8_t *)v->values + j;
+            a[at] += (float)x[0] * ws;
+            for (uint32_t e = 1; e < c; e++) {
+                at += 1u + ld16(g + 2 * e);
+                a[at] += (float)x[e] * ws;
+            }
+        } else {
+            a[at] += code_value(q, v->values, j) * ws;
+            for (uint32_t e = 1; e < c; e++) {
+                at += 1u + ld16(g + 2 * e);
+                a[at] += code_value(q, v->values, j + e) * ws;
+            }
+        }
+        j += c;
+    }
+}
+
+int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expected,
+                            float weight, float *acc, char *why, size_t why_len)
+{
+    if (why && why_len)
+        why[0] = '\0';
+    if (!payload || (n_expected && !acc))
+        return fail(why, why_len, CODEC_ERR_ARG, "NULL payload or accumulator");
+    if (!isfinite(weight))
+        return fail(why, why_len, CODEC_ERR_ARG, "weight is not finite");
+    struct codec_view v;
+    int rc = codec_view_open(payload, len, n_expected, &v, why, why_len);
+    if (rc)
+        return rc;
+    if (v.dense)
+        accumulate_dense(&v, weight, acc);
+    else
+        accumulate_sparse(&v, weight, acc);
+    codec_view_close(&v);
+    return 0;
+}
+
+const char *codec_quant_name(enum codec_quant q)
+{
+    switch (q) {
+    case CODEC_QUANT_FP32: return "fp32";
+    case CODEC_QUANT_INT8: return "int8";
+    case CODEC_QUANT_FP16: return "fp16";
+    case CODEC_QUANT_FP8_E4M3: return "fp8";
+    case CODEC_QUANT_INT4: return "int4";
+    default: return "?";
+    }
+}
+
+const char *codec_strerror(int code)
+{
+    switch (code) {
+    case 0: return "success";
+    case CODEC_ERR_ARG: return "invalid argument to the codec";
+    case CODEC_ERR_PARAMS: return "codec parameters out of range";
+    case CODEC_ERR_NOMEM: return "out of memory";
+    case CODEC_ERR_NONFINITE: return "update contains NaN or Inf";
+    case CODEC_ERR_TOO_LARGE: return "update too large for the codec";
+    case CODEC_ERR_ZSTD: return "zstd compression failed";
+    case CODEC_ERR_TRUNCATED: return "payload truncated";
+    case CODEC_ERR_MAGIC: return "not a codec payload";
+    case CODEC_ERR_VERSION: return "unsupported codec format version";
+    case CODEC_ERR_HEADER: return "codec header invalid";
+    case CODEC_ERR_LENGTH: return "payload length does not match the model";
+    case CODEC_ERR_COUNT: return "payload value count invalid";
+    case CODEC_ERR_INDEX: return "payload position out of range";
+    case CODEC_ERR_SCALE: return "payload scale invalid";
+    case CODEC_ERR_VALUE: return "payload value invalid";
+    case CODEC_ERR_FRAME: return "payload zstd frame invalid";
+    case CODEC_ERR_TRAILING: return "trailing bytes after payload";
+    case CODEC_ERR_NO_CUDA: return "no CUDA device or CUDA support";
+    case CODEC_ERR_CUDA: return "CUDA error in the codec";
+    default: return "unknown codec error";
+    }
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Independent reference for the signed statements of crypto/README.md.
+
+Builds each header byte by byte from the README's tables (not from the C code),
+hashes it with hashlib's BLAKE2b-256 and signs the digest with Ed25519 from the
+`cryptography` package. Prints the worked examples; tests/unit/test_crypto.c
+asserts the same digests and signatures.
+
+    python3 crypto/reference.py
+"""
+import hashlib
+import struct
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives import serialization
+
+
+def domain(d):
+    return d.encode() + b"\x00"
+
+
+def ident(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def update_header(f):
+    return (domain("aulac/update/v1") + ident(f["experiment"]) + struct.pack(">Q", f["round"])
+            + ident(f["member"]) + f["base_model_hash"] + f["payload_hash"]
+            + struct.pack(">QQQ", f["payload_bytes"], f["samples"], f["tokens"])
+            + struct.pack(">IIIIiB", f["format_version"], f["block_size"], f["k_per_block"],
+                          f["quant"], f["zstd_level"], f["error_feedback"]))
+
+
+def task_header(f):
+    return (domain("aulac/task/v1") + ident(f["experiment"]) + struct.pack(">Q", f["round"])
+            + f["base_model_hash"] + struct.pack(">qQ", f["deadline_unix_ms"], f["total_rounds"]))
+
+
+def receipt_header(f):
+    return (domain("aulac/receipt/v1") + ident(f["experiment"]) + struct.pack(">Q", f["round"])
+            + ident(f["member"]) + f["payload_hash"]
+            + struct.pack(">BQQ", f["accepted"], f["ledger_index"], f["ledger_size"])
+            + f["ledger_root"])
+
+
+def join_header(f):
+    return domain("aulac/join/v1") + ident(f["member"]) + struct.pack(">q", f["timestamp_unix_ms"]) + f["nonce"]
+
+
+def checkpoint_header(f):
+    return (domain("aulac/checkpoint/v1") + struct.pack(">Q", f["size"]) + f["root"]
+            + struct.pack(">q", f["timestamp_unix_ms"]))
+
+
+SEED = bytes(range(32))
+BASE = bytes(0xa0 + i for i in range(32))
+PAYLOAD = hashlib.blake2b(b"example payload", digest_size=32).digest()
+ROOT = bytes(0x50 + i for i in range(32))
+
+EXAMPLES = [
+    ("update", update_header, dict(
+        experiment="gpt2-vi-small", round=7, member="fpt", base_model_hash=BASE,
+        payload_hash=PAYLOAD, payload_bytes=123456, samples=2048, tokens=1048576,
+        format_version=1, block_size=4096, k_per_block=64, quant=1, zstd_level=3,
+        error_feedback=1)),
+    ("task", task_header, dict(
+        experiment="gpt2-vi-small", round=7, base_model_hash=BASE,
+        deadline_unix_ms=1767229200000, total_rounds=100)),
+    ("receipt", receipt_header, dict(
+        experiment="gpt2-vi-small", round=7, member="fpt", payload_hash=PAYLOAD, accepted=1,
+        ledger_index=41, ledger_size=42, ledger_root=ROOT)),
+    ("join", join_header, dict(
+        member="fpt", timestamp_unix_ms=1767225600000, nonce=bytes(range(0xf0, 0x100)))),
+    ("checkpoint", checkpoint_header, dict(
+        size=42, root=ROOT, timestamp_unix_ms=1767225600000)),
+]
+
+
+def main():
+    key = Ed25519PrivateKey.from_private_bytes(SEED)
+    pub = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    print("seed        ", SEED.hex())
+    print("public key  ", pub.hex())
+    print("key id      ", hashlib.blake2b(pub, digest_size=32).digest()[:8].hex())
+    print("payload hash", PAYLOAD.hex())
+    for name, build, fields in EXAMPLES:
+        header = build(fields)
+        digest = hashlib.blake2b(header, digest_size=32).digest()
+        sig = key.sign(digest)
+        print(f"\n[{name}] {len(header)} header bytes")
+        print("header   ", header.hex())
+        print("digest   ", digest.hex())
+        print("signature", sig.hex())
+
+
+if __name__ == "__main__":
+    main()

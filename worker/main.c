@@ -1,0 +1,149 @@
+/* aulac-worker: a member's trainer. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "worker/worker.h"
+
+static const char usage[] =
+    "usage: aulac-worker --coordinator HOST:PORT --member ID --key FILE --data DIR\n"
+    "                    --state-dir DIR [options]\n"
+    "\n"
+    "Joins the alliance's coordinator as member ID and trains on the private corpus in\n"
+    "DIR (any tree of UTF-8 text files; it never leaves this machine). For each round it\n"
+    "downloads the base model when needed, trains locally, and uploads a signed,\n"
+    "compressed update. It resumes from --state-dir after a restart. Exits 0 when the\n"
+    "experiment finishes, 3 when the coordinator or the site policy refuses.\n"
+    "\n"
+    "  --coordinator ADDR    the coordinator's gRPC address\n"
+    "  --member ID           this member's id in the roster\n"
+    "  --key FILE            this member's secret key (mode 0600)\n"
+    "  --data DIR            the private corpus\n"
+    "  --state-dir DIR       replica, optimizer state and residual (created 0700)\n"
+    "  --site FILE           this site's policy (site.yaml): what it agrees to run\n"
+    "  --coordinator-pub F   refuse a coordinator whose key differs from this .pub file\n"
+    "  --tls-ca FILE         verify the coordinator's TLS certificate against this CA\n"
+    "  --tls-cert FILE       client certificate (mutual TLS)\n"
+    "  --tls-key FILE        client certificate key\n"
+    "  --tls-server-name N   name expected in the coordinator's certificate\n"
+    "  --insecure            plaintext connection (no TLS): loopback tests only\n"
+    "  --threads N           CPU threads for training (default: all cores)\n"
+    "  --gpus N              train on N local GPUs (CUDA builds)\n"
+    "  --eval-windows N      validation windows per evaluation (default 32)\n"
+    "  --max-rounds N        leave after N accepted rounds\n"
+    "  --connect-timeout S   give up when the coordinator stays unreachable S seconds\n"
+    "  -v, --verbose         debug logging\n"
+    "  -h, --help            this help\n";
+
+static void on_signal(int sig) { (void)sig; worker_request_stop(); }
+
+static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (*s == 0 || *end != 0 || v < lo || v > hi) {
+        fprintf(stderr, "aulac-worker: %s expects an integer in %d..%d, got '%s'\n", flag, lo,
+                hi, s);
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    log_set_component("worker");
+    struct worker_options o = { 0 };
+    int insecure = 0, tmp;
+    enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
+           O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_CTO };
+    static const struct option longopts[] = {
+        { "coordinator", required_argument, 0, O_COORD },
+        { "member", required_argument, 0, O_MEMBER },
+        { "key", required_argument, 0, O_KEY },
+        { "data", required_argument, 0, O_DATA },
+        { "state-dir", required_argument, 0, O_STATE },
+        { "site", required_argument, 0, O_SITE },
+        { "coordinator-pub", required_argument, 0, O_PUB },
+        { "tls-ca", required_argument, 0, O_CA },
+        { "tls-cert", required_argument, 0, O_CERT },
+        { "tls-key", required_argument, 0, O_TKEY },
+        { "tls-server-name", required_argument, 0, O_SNAME },
+        { "insecure", no_argument, 0, O_INSECURE },
+        { "threads", required_argument, 0, O_THREADS },
+        { "gpus", required_argument, 0, O_GPUS },
+        { "eval-windows", required_argument, 0, O_EVAL },
+        { "max-rounds", required_argument, 0, O_MAXR },
+        { "connect-timeout", required_argument, 0, O_CTO },
+        { "verbose", no_argument, 0, 'v' },
+        { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 },
+    };
+    int ch;
+    while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
+        switch (ch) {
+        case O_COORD: o.coordinator = optarg; break;
+        case O_MEMBER: o.member = optarg; break;
+        case O_KEY: o.key_path = optarg; break;
+        case O_DATA: o.data_dir = optarg; break;
+        case O_STATE: o.state_dir = optarg; break;
+        case O_SITE: o.site_path = optarg; break;
+        case O_PUB: o.coordinator_pub = optarg; break;
+        case O_CA: o.tls_ca = optarg; break;
+        case O_CERT: o.tls_cert = optarg; break;
+        case O_TKEY: o.tls_key = optarg; break;
+        case O_SNAME: o.tls_server_name = optarg; break;
+        case O_INSECURE: insecure = 1; break;
+        case O_THREADS:
+            if (parse_int("--threads", optarg, 0, 1024, &o.threads)) return WORKER_EXIT_USAGE;
+            break;
+        case O_GPUS:
+            if (parse_int("--gpus", optarg, 0, 64, &o.gpus)) return WORKER_EXIT_USAGE;
+            break;
+        case O_EVAL:
+            if (parse_int("--eval-windows", optarg, 1, 1 << 20, &o.eval_windows))
+                return WORKER_EXIT_USAGE;
+            break;
+        case O_MAXR:
+            if (parse_int("--max-rounds", optarg, 1, 1 << 30, &o.max_rounds))
+                return WORKER_EXIT_USAGE;
+            break;
+        case O_CTO:
+            if (parse_int("--connect-timeout", optarg, 1, 1 << 30, &tmp))
+                return WORKER_EXIT_USAGE;
+            o.connect_timeout_ms = (int64_t)tmp * 1000;
+            break;
+        case 'v': log_set_level(LOG_DEBUG); break;
+        case 'h': fputs(usage, stdout); return 0;
+        default: fputs(usage, stderr); return WORKER_EXIT_USAGE;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "aulac-worker: unexpected argument '%s'\n%s", argv[optind], usage);
+        return WORKER_EXIT_USAGE;
+    }
+    const char *missing = !o.coordinator ? "--coordinator" : !o.member ? "--member"
+                        : !o.key_path ? "--key" : !o.data_dir ? "--data"
+                        : !o.state_dir ? "--state-dir" : NULL;
+    if (missing) {
+        fprintf(stderr, "aulac-worker: %s is required\n%s", missing, usage);
+        return WORKER_EXIT_USAGE;
+    }
+    if (!o.tls_ca && !insecure) {
+        fprintf(stderr, "aulac-worker: no --tls-ca given: pass the alliance CA to check the "
+                        "coordinator, or --insecure for a plaintext connection\n");
+        return WORKER_EXIT_USAGE;
+    }
+    if (insecure)
+        log_warn("connecting without TLS (--insecure)");
+    struct sigaction sa = { 0 };
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    static struct worker w;
+    return worker_run(&w, &o);
+}

@@ -1,0 +1,139 @@
+#include "worker/state.h"
+
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/hex.h"
+#include "common/log.h"
+#include "model/model_hash.h"
+
+static void path_of(const struct worker *w, const char *name, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/%s", w->opt.state_dir, name);
+}
+
+int worker_state_open(struct worker *w)
+{
+    int rc = file_mkdirs(w->opt.state_dir, 0700);
+    if (rc != 0) {
+        log_error("cannot create the state directory %s: %s", w->opt.state_dir, strerror(-rc));
+        return WORKER_EXIT_ERROR;
+    }
+    return 0;
+}
+
+/* Reads a file of exactly n floats into dst; 0, or -1 when absent or of another size. */
+static int load_floats(const struct worker *w, const char *name, float *dst, size_t n)
+{
+    char path[PATH_MAX];
+    path_of(w, name, path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    if (file_read_all(path, n * sizeof(float), &buf, &len) != 0)
+        return -1;
+    int ok = len == n * sizeof(float);
+    if (ok)
+        memcpy(dst, buf, len);
+    free(buf);
+    return ok ? 0 : -1;
+}
+
+static int save_floats(const struct worker *w, const char *name, const float *src, size_t n)
+{
+    char path[PATH_MAX];
+    path_of(w, name, path, sizeof path);
+    int rc = file_write_atomic(path, src, n * sizeof(float), 0600);
+    if (rc != 0)
+        log_warn("cannot write %s: %s", path, strerror(-rc));
+    return rc;
+}
+
+int worker_state_load(struct worker *w)
+{
+    char path[PATH_MAX];
+    path_of(w, "progress", path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    if (file_read_all(path, 4096, &buf, &len) != 0)
+        return 0;   /* a fresh member */
+    char exp[CRYPTO_ID_MAX + 1] = "", model[65] = "";
+    unsigned long long last = 0;
+    int n = sscanf((const char *)buf, "aulac-worker-state v1\nexperiment: %64s\nlast_round: "
+                   "%llu\nmodel: %64s", exp, &last, model);
+    free(buf);
+    if (n != 3) {
+        log_warn("%s is unreadable; starting this member's state afresh", path);
+        return 0;
+    }
+    if (strcmp(exp, w->experiment) != 0) {
+        log_info("the state in %s belongs to experiment %s; starting afresh for %s",
+                 w->opt.state_dir, exp, w->experiment);
+        return 0;
+    }
+    w->last_round = last;
+    uint8_t want[32], got[32];
+    if (hex_decode(model, want, 32) == 0 && load_floats(w, "model.f32", w->base, w->n) == 0) {
+        model_hash(w->base, w->n, got);
+        if (memcmp(got, want, 32) == 0) {
+            memcpy(w->base_hash, got, 32);
+            w->have_base = 1;
+        }
+    }
+    if (load_floats(w, "residual.f32", w->residual, w->n) != 0)
+        memset(w->residual, 0, w->n * sizeof(float));
+    path_of(w, "optimizer.st", path, sizeof path);
+    if (file_exists(path) && trainer_load_state(w->trainer, path) != 0)
+        log_warn("cannot restore the inner optimizer state from %s; starting it afresh", path);
+    log_info("resuming from %s: last accepted round %llu%s", w->opt.state_dir, last,
+             w->have_base ? ", replica intact" : "");
+    return 0;
+}
+
+int worker_state_save_model(struct worker *w)
+{
+    return save_floats(w, "model.f32", w->base, w->n) == 0 ? worker_state_save_progress(w) : 0;
+}
+
+int worker_state_save_training(struct worker *w)
+{
+    save_floats(w, "residual.f32", w->residual, w->n);
+    char path[PATH_MAX];
+    path_of(w, "optimizer.st", path, sizeof path);
+    int rc = trainer_save_state(w->trainer, path);
+    if (rc != 0)
+        log_warn("cannot save the inner optimizer state to %s: %s", path, model_strerror(rc));
+    return 0;
+}
+
+int worker_state_save_progress(struct worker *w)
+{
+    char hex[65] = "none";
+    if (w->have_base)
+        hex_encode(w->base_hash, 32, hex);
+    char text[256];
+    int n = snprintf(text, sizeof text,
+                     "aulac-worker-state v1\nexperiment: %s\nlast_round: %" PRIu64 "\nmodel: %s\n",
+                     w->experiment, w->last_round, hex);
+    char path[PATH_MAX];
+    path_of(w, "progress", path, sizeof path);
+    int rc = file_write_atomic(path, text, (size_t)n, 0600);
+    if (rc != 0)
+        log_warn("cannot write %s: %s", path, strerror(-rc));
+    return 0;
+}
+
+int worker_state_save_final(struct worker *w)
+{
+    char path[PATH_MAX];
+    path_of(w, "final", path, sizeof path);
+    int rc = gpt2_save(path, &w->cfg, w->base);
+    if (rc != 0)
+        log_warn("cannot save the final model to %s: %s", path, model_strerror(rc));
+    else
+        log_info("final model saved to %s (model.safetensors + config.json)", path);
+    return rc;
+}

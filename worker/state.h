@@ -1,0 +1,22 @@
+#ifndef AULAC_WORKER_STATE_H
+#define AULAC_WORKER_STATE_H
+/* The worker's state directory, so that it resumes after a restart of either side:
+ *
+ *   progress        text: experiment id, last accepted round, replica model hash
+ *   model.f32       the replica: the last base model (flat little-endian fp32)
+ *   residual.f32    error-feedback residual
+ *   optimizer.st    the inner AdamW state (model/trainer.h format)
+ *   final/          the experiment's final model (safetensors + config.json)
+ *
+ * Every file is written atomically (temp file, fsync, rename). State of another
+ * experiment is ignored (and replaced as the new one proceeds). */
+#include "worker/worker.h"
+
+int worker_state_open(struct worker *w);            /* creates the directory (0700) */
+int worker_state_load(struct worker *w);            /* after the trainer exists */
+int worker_state_save_model(struct worker *w);
+int worker_state_save_training(struct worker *w);   /* residual + optimizer */
+int worker_state_save_progress(struct worker *w);
+int worker_state_save_final(struct worker *w);
+
+#endif

@@ -1,0 +1,562 @@
+#include "worker/worker.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/hex.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "crypto/envelope.h"
+#include "model/model_hash.h"
+#include "proto/service.h"
+#include "worker/state.h"
+
+#define TASK_WAIT_MS 20000u
+
+static volatile sig_atomic_t stop_flag;
+void worker_request_stop(void) { stop_flag = 1; }
+
+/* Sleeps up to ms, waking early on stop. */
+static void nap(int64_t ms)
+{
+    while (ms > 0 && !stop_flag) {
+        int64_t s = ms < 100 ? ms : 100;
+        time_sleep_ms(s);
+        ms -= s;
+    }
+}
+
+/* --- connecting ------------------------------------------------------------- */
+
+static int hello(struct worker *w)
+{
+    int64_t start = time_mono_ms(), backoff = 250;
+    for (int attempt = 1;; attempt++) {
+        Aulac__V1__HelloRequest q = AULAC__V1__HELLO_REQUEST__INIT;
+        q.client_version = "aulac-worker 0.1";
+        q.member_id = (char *)w->opt.member;
+        Aulac__V1__HelloReply *r = NULL;
+        struct rpc_status st = { 0 };
+        int rc = fed_hello(w->client, &q, &r, &st);
+        if (rc == 0) {
+            int ok = r->coordinator_public_key.len == 32;
+            if (ok)
+                memcpy(w->coordinator_key, r->coordinator_public_key.data, 32);
+            log_info("connected to %s (%s, alliance %s)", w->opt.coordinator, r->server_version,
+                     r->alliance);
+            aulac__v1__hello_reply__free_unpacked(r, NULL);
+            if (!ok) {
+                log_error("the coordinator sent no valid public key");
+                return WORKER_EXIT_ERROR;
+            }
+            if (w->opt.coordinator_pub) {
+                struct crypto_public_key pk;
+                rc = crypto_public_key_load(w->opt.coordinator_pub, &pk);
+                if (rc != 0) {
+                    log_error("cannot read %s: %s", w->opt.coordinator_pub, crypto_strerror(rc));
+                    return WORKER_EXIT_ERROR;
+                }
+                if (!crypto_equal(pk.key, w->coordinator_key, 32)) {
+                    log_error("the coordinator at %s is not the one pinned by %s: its key "
+                              "differs; refusing to work for it", w->opt.coordinator,
+                              w->opt.coordinator_pub);
+                    return WORKER_EXIT_REFUSED;
+                }
+            }
+            return 0;
+        }
+        if (stop_flag)
+            return WORKER_EXIT_ERROR;
+        if (w->opt.connect_timeout_ms > 0 && time_mono_ms() - start > w->opt.connect_timeout_ms) {
+            log_error("cannot reach the coordinator at %s: %s", w->opt.coordinator, st.details);
+            return WORKER_EXIT_ERROR;
+        }
+        if (attempt == 1 || attempt % 10 == 0)
+            log_warn("coordinator %s not reachable yet (%s); retrying", w->opt.coordinator,
+                     st.details[0] ? st.details : rpc_strerror(rc));
+        nap(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
+static int join(struct worker *w)
+{
+    struct join_request j = { 0 };
+    snprintf(j.member, sizeof j.member, "%s", w->opt.member);
+    j.timestamp_unix_ms = time_now_unix_ms();
+    randombytes_buf(j.nonce, sizeof j.nonce);
+    uint8_t sig[CRYPTO_SIGNATURE_BYTES];
+    int rc = envelope_join_sign(&j, w->key, sig);
+    if (rc != 0) {
+        log_error("cannot sign the join request: %s", crypto_strerror(rc));
+        return WORKER_EXIT_ERROR;
+    }
+    Aulac__V1__JoinRequest q = AULAC__V1__JOIN_REQUEST__INIT;
+    q.member_id = (char *)w->opt.member;
+    q.timestamp_ms = j.timestamp_unix_ms;
+    q.nonce.data = j.nonce;
+    q.nonce.len = sizeof j.nonce;
+    q.signature.data = sig;
+    q.signature.len = sizeof sig;
+    Aulac__V1__JoinReply *r = NULL;
+    struct rpc_status st = { 0 };
+    rc = fed_join(w->client, &q, &r, &st);
+    if (rc != 0) {
+        log_error("join failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
+        return WORKER_EXIT_ERROR;
+    }
+    if (!r->accepted) {
+        log_error("the coordinator refused member %s: %s", w->opt.member, r->reason);
+        aulac__v1__join_reply__free_unpacked(r, NULL);
+        return WORKER_EXIT_REFUSED;
+    }
+    snprintf(w->experiment, sizeof w->experiment, "%s", r->experiment_id);
+    struct policy_error err;
+    struct policy p;
+    rc = policy_load_buffer("experiment policy", r->policy_yaml, strlen(r->policy_yaml), &p, &err);
+    if (rc != 0) {
+        log_error("the coordinator's policy does not parse: %s", err.message);
+        aulac__v1__join_reply__free_unpacked(r, NULL);
+        return WORKER_EXIT_ERROR;
+    }
+    uint8_t h[32];
+    if (policy_hash(&p, h) != 0 || r->policy_hash.len != 32 || !crypto_equal(h, r->policy_hash.data, 32)) {
+        log_error("the coordinator's policy does not hash to the policy hash it announced");
+        policy_free(&p);
+        aulac__v1__join_reply__free_unpacked(r, NULL);
+        return WORKER_EXIT_REFUSED;
+    }
+    aulac__v1__join_reply__free_unpacked(r, NULL);
+    char why[512];
+    if (site_check(&w->site, &p, why, sizeof why) != 0) {
+        log_error("this site's policy refuses experiment %s: %s", w->experiment, why);
+        policy_free(&p);
+        return WORKER_EXIT_REFUSED;
+    }
+    if (w->have_policy)
+        policy_free(&w->policy);
+    w->policy = p;
+    w->have_policy = 1;
+    log_info("joined experiment %s (%s: %u rounds of %u local steps)", w->experiment,
+             p.metadata.name, p.training.rounds, p.training.local_steps);
+    return 0;
+}
+
+/* --- local training ------------------------------------------------------------ */
+
+static int setup_training(struct worker *w)
+{
+    if (w->trainer)
+        return 0;
+    const struct policy_model *m = &w->policy.model;
+    w->cfg.vocab_size = (int)m->vocab_size;
+    w->cfg.max_seq_len = (int)m->n_positions;
+    w->cfg.n_layer = (int)m->n_layer;
+    w->cfg.n_head = (int)m->n_head;
+    w->cfg.n_embd = (int)m->n_embd;
+    w->n = gpt2_num_params(&w->cfg);
+    struct trainer_opts to;
+    trainer_opts_default(&to);
+    to.batch = (int)w->policy.training.batch_size;
+    to.seq_len = (int)w->policy.training.seq_len;
+    to.threads = w->opt.threads;
+    to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
+    int rc = trainer_create(&w->cfg, &to, &w->trainer);
+    if (rc != 0) {
+        log_error("cannot create the trainer: %s", model_strerror(rc));
+        return WORKER_EXIT_ERROR;
+    }
+    uint8_t seed_src[32];
+    crypto_blake2b256(w->opt.member, strlen(w->opt.member), seed_src);
+    uint64_t seed;
+    memcpy(&seed, seed_src, sizeof seed);
+    struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
+                              .seq_len = to.seq_len, .seed = seed };
+    char why[512];
+    rc = data_open(w->opt.data_dir, &dopt, &w->data, why, sizeof why);
+    if (rc != 0) {
+        log_error("cannot use the corpus %s: %s", w->opt.data_dir, why);
+        return WORKER_EXIT_ERROR;
+    }
+    log_info("corpus %s: %zu file(s), %" PRIu64 " bytes (%" PRIu64 " train, %" PRIu64
+             " validation)", w->opt.data_dir, data_num_files(w->data), data_total_bytes(w->data),
+             data_train_bytes(w->data), data_val_bytes(w->data));
+    if (data_train_bytes(w->data) < w->policy.data.min_tokens_per_member) {
+        log_error("the corpus has %" PRIu64 " training bytes; the policy asks for at least %"
+                  PRIu64 " per member", data_train_bytes(w->data),
+                  w->policy.data.min_tokens_per_member);
+        return WORKER_EXIT_REFUSED;
+    }
+    w->base = malloc(w->n * sizeof(float));
+    w->local = malloc(w->n * sizeof(float));
+    w->residual = calloc(w->n, sizeof(float));
+    if (!w->base || !w->local || !w->residual)
+        return WORKER_EXIT_ERROR;
+    return worker_state_load(w);
+}
+
+struct download_ctx {
+    struct worker *w;
+    uint64_t total;
+};
+
+static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    struct download_ctx *d = arg;
+    if (ch->total_bytes != d->total || ch->offset + ch->data.len > d->total)
+        return 1;
+    memcpy((uint8_t *)d->w->base + ch->offset, ch->data.data, ch->data.len);
+    return 0;
+}
+
+static int fetch_model(struct worker *w, const uint8_t hash[32])
+{
+    if (w->have_base && crypto_equal(w->base_hash, hash, 32))
+        return 0;
+    char hex[65];
+    hex_encode(hash, 32, hex);
+    double t0 = time_mono_s();
+    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+    q.member_id = (char *)w->opt.member;
+    q.experiment_id = w->experiment;
+    q.model_hash.data = (uint8_t *)hash;
+    q.model_hash.len = 32;
+    struct download_ctx d = { w, (uint64_t)w->n * sizeof(float) };
+    struct rpc_status st = { 0 };
+    w->have_base = 0;
+    int rc = fed_download_model(w->client, &q, on_chunk, &d, &st);
+    if (rc != 0) {
+        log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
+        return -1;
+    }
+    uint8_t got[32];
+    model_hash(w->base, w->n, got);
+    if (!crypto_equal(got, hash, 32)) {
+        log_warn("the downloaded model does not hash to %.16s; discarding it", hex);
+        return -1;
+    }
+    memcpy(w->base_hash, hash, 32);
+    w->have_base = 1;
+    double dt = time_mono_s() - t0;
+    log_info("downloaded model %.16s: %.1f MB in %.2f s", hex, (double)d.total / 1e6, dt);
+    return worker_state_save_model(w);
+}
+
+struct progress_ctx {
+    uint64_t round;
+    int every;
+};
+
+static int on_progress(void *arg, const struct trainer_progress *p)
+{
+    struct progress_ctx *pc = arg;
+    if (p->step == p->steps || p->step % pc->every == 0) {
+        double tps = p->seconds > 0 ? (double)p->tokens / p->seconds : 0;
+        double eta = p->step ? p->seconds / p->step * (p->steps - p->step) : 0;
+        log_info("round %" PRIu64 " step %d/%d loss %.4f  %.0f tok/s  eta %.1fs", pc->round,
+                 p->step, p->steps, p->loss, tps, eta);
+    }
+    return stop_flag ? 1 : 0;
+}
+
+static int verify_task(struct worker *w, const Aulac__V1__Task *t)
+{
+    if (t->base_model_hash.len != 32 || t->signature.len != 64 || !t->params || !t->codec)
+        return -1;
+    struct task_announcement a = { 0 };
+    snprintf(a.experiment, sizeof a.experiment, "%s", t->experiment_id);
+    a.round = t->round;
+    memcpy(a.base_model_hash, t->base_model_hash.data, 32);
+    a.deadline_unix_ms = t->deadline_unix_ms;
+    a.total_rounds = t->total_rounds;
+    return envelope_task_verify(&a, w->coordinator_key, t->signature.data) == 0 ? 0 : -1;
+}
+
+static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *payload, size_t len,
+                  const struct trainer_stats *ts, float val_loss)
+{
+    const Aulac__V1__CodecParams *cp = t->codec;
+    struct update_envelope e = { 0 };
+    snprintf(e.experiment, sizeof e.experiment, "%s", t->experiment_id);
+    snprintf(e.member, sizeof e.member, "%s", w->opt.member);
+    e.round = t->round;
+    memcpy(e.base_model_hash, t->base_model_hash.data, 32);
+    crypto_blake2b256(payload, len, e.payload_hash);
+    e.payload_bytes = len;
+    e.samples = (uint64_t)ts->steps * t->params->batch_size;
+    e.tokens = ts->tokens;
+    e.codec.format_version = cp->format_version;
+    e.codec.block_size = cp->block_size;
+    e.codec.k_per_block = cp->k_per_block;
+    e.codec.quant = cp->quant;
+    e.codec.zstd_level = cp->zstd_level;
+    e.codec.error_feedback = cp->error_feedback ? 1 : 0;
+    uint8_t sig[CRYPTO_SIGNATURE_BYTES];
+    if (envelope_sign(&e, w->key, sig) != 0)
+        return -1;
+
+    Aulac__V1__CodecParams hc = AULAC__V1__CODEC_PARAMS__INIT;
+    hc = *cp;
+    hc.base.unknown_fields = NULL;
+    hc.base.n_unknown_fields = 0;
+    Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
+    h.experiment_id = e.experiment;
+    h.round = e.round;
+    h.member_id = e.member;
+    h.base_model_hash.data = e.base_model_hash;
+    h.base_model_hash.len = 32;
+    h.payload_hash.data = e.payload_hash;
+    h.payload_hash.len = 32;
+    h.payload_bytes = len;
+    h.samples = e.samples;
+    h.tokens = e.tokens;
+    h.codec = &hc;
+    h.signature.data = sig;
+    h.signature.len = sizeof sig;
+    h.train_loss = (float)ts->mean_loss;
+    h.val_loss = val_loss;
+
+    for (int attempt = 1; attempt <= 5 && !stop_flag; attempt++) {
+        Aulac__V1__Receipt *r = NULL;
+        struct rpc_status st = { 0 };
+        int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
+        if (rc != 0) {
+            log_warn("upload of round %" PRIu64 " failed (%s); retry %d", e.round,
+                     st.details[0] ? st.details : rpc_strerror(rc), attempt);
+            nap(500 * attempt);
+            continue;
+        }
+        struct update_receipt rec = { 0 };
+        snprintf(rec.experiment, sizeof rec.experiment, "%s", e.experiment);
+        snprintf(rec.member, sizeof rec.member, "%s", e.member);
+        rec.round = e.round;
+        memcpy(rec.payload_hash, e.payload_hash, 32);
+        rec.accepted = r->accepted ? 1 : 0;
+        rec.ledger_index = r->ledger_index;
+        rec.ledger_size = r->ledger_size;
+        int sig_ok = r->ledger_root.len == 32 && r->signature.len == 64;
+        if (sig_ok) {
+            memcpy(rec.ledger_root, r->ledger_root.data, 32);
+            sig_ok = envelope_receipt_verify(&rec, w->coordinator_key, r->signature.data) == 0;
+        }
+        if (!sig_ok)
+            log_warn("the receipt for round %" PRIu64 " is not signed by the coordinator key",
+                     e.round);
+        if (r->accepted) {
+            log_info("round %" PRIu64 ": update accepted, %zu bytes (dense fp32: %zu, %.0fx "
+                     "smaller), ledger entry #%" PRIu64 " of %" PRIu64, e.round, len,
+                     w->n * sizeof(float), (double)(w->n * sizeof(float)) / (double)len,
+                     r->ledger_index, r->ledger_size);
+            w->last_round = e.round;
+        } else {
+            log_warn("round %" PRIu64 ": update rejected: %s", e.round, r->reason);
+        }
+        int accepted = r->accepted;
+        aulac__v1__receipt__free_unpacked(r, NULL);
+        return accepted ? 0 : 1;
+    }
+    return -1;
+}
+
+static int train_round(struct worker *w, const Aulac__V1__Task *t)
+{
+    if (verify_task(w, t) != 0) {
+        log_warn("ignoring a task for round %" PRIu64 " whose signature does not verify with "
+                 "the coordinator's key", t->round);
+        return -1;
+    }
+    if (t->model_params != w->n) {
+        log_error("the task's model has %" PRIu64 " parameters; the policy gives %zu",
+                  t->model_params, w->n);
+        return -1;
+    }
+    if (fetch_model(w, t->base_model_hash.data) != 0)
+        return -1;
+    const Aulac__V1__TrainingParams *p = t->params;
+    struct trainer_opts to;
+    trainer_get_opts(w->trainer, &to);
+    to.batch = (int)p->batch_size;
+    to.seq_len = (int)p->seq_len;
+    to.lr = p->lr;
+    to.weight_decay = p->weight_decay;
+    to.grad_clip = p->grad_clip;
+    to.beta1 = p->beta1;
+    to.beta2 = p->beta2;
+    int rc = trainer_set_opts(w->trainer, &to);
+    if (rc == 0)
+        rc = trainer_set_params(w->trainer, w->base, w->n);
+    float val_loss = NAN;
+    if (rc == 0) {
+        const uint8_t *val;
+        size_t vlen;
+        if (data_validation(w->data, 0, &val, &vlen) == 0)
+            rc = trainer_evaluate(w->trainer, val, vlen, w->opt.eval_windows, &val_loss);
+    }
+    if (rc != 0) {
+        log_error("cannot prepare round %" PRIu64 ": %s", t->round, model_strerror(rc));
+        return -1;
+    }
+    log_info("round %" PRIu64 "/%" PRIu64 ": base model validation loss %.4f on %s's "
+             "held-out text; training %u steps", t->round, t->total_rounds, val_loss,
+             w->opt.member, p->local_steps);
+    data_reseed(w->data, p->seed ^ (t->round * 0x9e3779b97f4a7c15ULL) ^ w->n);
+    struct progress_ctx pc = { t->round, p->local_steps >= 10 ? (int)p->local_steps / 5 : 1 };
+    struct trainer_stats ts;
+    rc = trainer_train_steps(w->trainer, (int)p->local_steps, data_next_batch, w->data,
+                             on_progress, &pc, &ts);
+    if (rc != 0) {
+        log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
+        return -1;
+    }
+    trainer_get_params(w->trainer, w->local, w->n);
+    for (size_t i = 0; i < w->n; i++)
+        w->local[i] = w->base[i] - w->local[i];   /* pseudo-gradient */
+
+    struct codec_params cp = {
+        .format_version = t->codec->format_version, .block_size = t->codec->block_size,
+        .k_per_block = t->codec->k_per_block, .quant = (enum codec_quant)t->codec->quant,
+        .zstd_level = t->codec->zstd_level, .error_feedback = t->codec->error_feedback,
+    };
+    uint8_t *payload;
+    size_t len;
+    rc = codec_encode(w->local, w->n, &cp, cp.error_feedback ? w->residual : NULL, &payload, &len);
+    if (rc != 0) {
+        log_error("cannot compress the update of round %" PRIu64 ": %s", t->round,
+                  codec_strerror(rc));
+        return -1;
+    }
+    worker_state_save_training(w);
+    rc = submit(w, t, payload, len, &ts, val_loss);
+    free(payload);
+    if (rc == 0) {
+        w->rounds_done++;
+        worker_state_save_progress(w);
+    }
+    return rc;
+}
+
+static int finish(struct worker *w, const Aulac__V1__Task *t)
+{
+    log_info("%s", t->message && t->message[0] ? t->message : "the experiment finished");
+    if (t->base_model_hash.len == 32 && fetch_model(w, t->base_model_hash.data) == 0) {
+        const uint8_t *val;
+        size_t vlen;
+        float loss = NAN;
+        if (trainer_set_params(w->trainer, w->base, w->n) == 0 &&
+            data_validation(w->data, 0, &val, &vlen) == 0 &&
+            trainer_evaluate(w->trainer, val, vlen, w->opt.eval_windows, &loss) == 0)
+            log_info("final model: validation loss %.4f on %s's held-out text", loss,
+                     w->opt.member);
+        worker_state_save_final(w);
+    }
+    return WORKER_EXIT_DONE;
+}
+
+static int task_loop(struct worker *w)
+{
+    int64_t backoff = 250;
+    while (!stop_flag) {
+        Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
+        q.member_id = (char *)w->opt.member;
+        q.experiment_id = w->experiment;
+        q.after_round = w->last_round;
+        q.have_round = w->last_round > 0;
+        q.wait_ms = TASK_WAIT_MS;
+        Aulac__V1__Task *t = NULL;
+        struct rpc_status st = { 0 };
+        int rc = fed_get_task(w->client, &q, &t, &st);
+        if (rc != 0) {
+            log_warn("waiting for the coordinator: %s",
+                     st.details[0] ? st.details : rpc_strerror(rc));
+            if (st.code == GRPC_STATUS_PERMISSION_DENIED)
+                return WORKER_EXIT_REFUSED;
+            nap(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            continue;
+        }
+        backoff = 250;
+        int out = -1;
+        if (t->kind == AULAC__V1__TASK__KIND__FINISHED) {
+            out = finish(w, t);
+        } else if (t->kind == AULAC__V1__TASK__KIND__TRAIN) {
+            if (strcmp(t->experiment_id, w->experiment) != 0) {
+                log_warn("a task for experiment %s, not %s: joining again", t->experiment_id,
+                         w->experiment);
+                aulac__v1__task__free_unpacked(t, NULL);
+                if ((rc = join(w)) != 0)
+                    return rc;
+                continue;
+            }
+            if (train_round(w, t) != 0)
+                nap(1000);
+            if (w->opt.max_rounds > 0 && w->rounds_done >= (uint64_t)w->opt.max_rounds)
+                out = WORKER_EXIT_DONE;
+        }
+        aulac__v1__task__free_unpacked(t, NULL);
+        if (out >= 0)
+            return out;
+    }
+    log_info("stopping");
+    return WORKER_EXIT_DONE;
+}
+
+int worker_run(struct worker *w, const struct worker_options *opt)
+{
+    memset(w, 0, sizeof *w);
+    w->opt = *opt;
+    if (w->opt.eval_windows <= 0)
+        w->opt.eval_windows = 32;
+    site_policy_init(&w->site);
+    int rc = WORKER_EXIT_ERROR, r;
+    if (crypto_init() != 0)
+        goto out;
+    if ((r = crypto_key_load(opt->key_path, &w->key)) != 0) {
+        log_error("cannot load the member key %s: %s", opt->key_path, crypto_strerror(r));
+        goto out;
+    }
+    if (strcmp(crypto_key_member(w->key), opt->member) != 0) {
+        log_error("the key %s belongs to member '%s', not '%s'", opt->key_path,
+                  crypto_key_member(w->key), opt->member);
+        goto out;
+    }
+    if (opt->site_path) {
+        struct policy_error err;
+        site_policy_free(&w->site);
+        if (site_load_file(opt->site_path, &w->site, &err) != 0) {
+            log_error("%s", err.message);
+            site_policy_init(&w->site);
+            goto out;
+        }
+    }
+    if ((r = worker_state_open(w)) != 0)
+        goto out;
+    struct fed_client_options co = { 0 };
+    co.channel.tls_ca_file = opt->tls_ca;
+    co.channel.tls_cert_file = opt->tls_cert;
+    co.channel.tls_key_file = opt->tls_key;
+    co.channel.tls_server_name_override = opt->tls_server_name;
+    if ((r = fed_client_open(opt->coordinator, &co, &w->client)) != 0) {
+        log_error("cannot open a channel to %s: %s", opt->coordinator, rpc_strerror(r));
+        goto out;
+    }
+    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = setup_training(w)) != 0)
+        goto out;
+    rc = task_loop(w);
+out:
+    fed_client_close(w->client);
+    trainer_destroy(w->trainer);
+    data_close(w->data);
+    free(w->base);
+    free(w->local);
+    free(w->residual);
+    if (w->have_policy)
+        policy_free(&w->policy);
+    site_policy_free(&w->site);
+    crypto_key_free(w->key);
+    return rc;
+}

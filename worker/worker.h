@@ -1,0 +1,66 @@
+#ifndef AULAC_WORKER_WORKER_H
+#define AULAC_WORKER_WORKER_H
+/* The member daemon: joins the coordinator, and for each announced round brings its
+ * replica to the base model, trains locally on the member's private corpus, and
+ * uploads the signed, compressed pseudo-gradient. Its state directory keeps the
+ * replica, the inner optimizer state and the error-feedback residual across restarts. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/codec.h"
+#include "crypto/keys.h"
+#include "model/trainer.h"
+#include "policies/policy.h"
+#include "policies/site.h"
+#include "proto/client.h"
+#include "worker/data.h"
+
+/* Exit statuses of aulac-worker. */
+#define WORKER_EXIT_DONE     0   /* the experiment finished */
+#define WORKER_EXIT_ERROR    1   /* a local error (corpus, key, state dir, ...) */
+#define WORKER_EXIT_USAGE    2
+#define WORKER_EXIT_REFUSED  3   /* the coordinator refused this member, or the site policy
+                                    refuses the experiment */
+
+struct worker_options {
+    const char *coordinator;        /* host:port */
+    const char *member;
+    const char *key_path;
+    const char *data_dir;           /* the private corpus */
+    const char *state_dir;
+    const char *site_path;          /* optional site.yaml */
+    const char *coordinator_pub;    /* optional: pin the coordinator's public key file */
+    const char *tls_ca, *tls_cert, *tls_key, *tls_server_name;
+    int threads;
+    int gpus;
+    int eval_windows;               /* validation windows per evaluation (default 32) */
+    int max_rounds;                 /* stop after this many rounds (0: until finished) */
+    int64_t connect_timeout_ms;     /* give up when the coordinator stays unreachable */
+};
+
+struct worker {
+    struct worker_options opt;
+    struct crypto_key *key;
+    struct fed_client *client;
+    uint8_t coordinator_key[32];
+    struct site_policy site;
+    struct policy policy;
+    int have_policy;
+    char experiment[CRYPTO_ID_MAX + 1];
+    struct gpt2_config cfg;
+    size_t n;
+    struct trainer *trainer;
+    struct data *data;
+    float *base;                    /* the round's base model */
+    uint8_t base_hash[32];
+    int have_base;
+    float *local;                   /* after local training */
+    float *residual;                /* error feedback */
+    uint64_t last_round;            /* last round whose update the coordinator accepted */
+    uint64_t rounds_done;
+};
+
+int  worker_run(struct worker *w, const struct worker_options *opt);
+void worker_request_stop(void);
+
+#endif
