@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "codec/codec_internal.h"
 #include "codec/codec_quant.h"
@@ -19,6 +22,7 @@
 typedef float f32v __attribute__((vector_size(16)));
 typedef int32_t i32v __attribute__((vector_size(16)));
 typedef int8_t i8v __attribute__((vector_size(4)));
+typedef uint8_t u8v __attribute__((vector_size(16)));
 
 static inline f32v vload(const float *p)
 {
@@ -27,12 +31,14 @@ static inline f32v vload(const float *p)
     return v;
 }
 static inline void vstore(float *p, f32v v) { memcpy(p, &v, sizeof v); }
+#ifndef __SSE2__
 static inline i32v vloadi(const uint32_t *p)
 {
     i32v v;
     memcpy(&v, p, sizeof v);
     return v;
 }
+#endif
 static inline void vstorei(uint32_t *p, i32v v) { memcpy(p, &v, sizeof v); }
 static inline i32v vmaxi(i32v a, i32v b)
 {
@@ -221,18 +227,6 @@ static uint32_t load_block(const float *d, float *r, uint32_t *a, uint32_t len)
     return mx;
 }
 
-static void sort_desc_u32(uint32_t *x, uint32_t n)
-{
-    for (uint32_t i = 1; i < n; i++) {
-        uint32_t t = x[i], j = i;
-        while (j > 0 && x[j - 1] < t) {
-            x[j] = x[j - 1];
-            j--;
-        }
-        x[j] = t;
-    }
-}
-
 static int cmp_u64_desc(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -277,35 +271,79 @@ static uint64_t kth_largest(uint64_t *x, uint32_t n, uint32_t k)
     return x[target];
 }
 
+static uint32_t gather_candidates(const uint32_t *a, uint32_t len, uint32_t t, uint64_t *cand)
+{
+    /* t >= 1, so "a > t - 1" is "a >= t" in signed arithmetic (a < 2^31). Groups of 16
+     * are tested with vector compares; only the hits are visited. */
+    const int32_t t1 = (int32_t)t - 1;
+    uint32_t c = 0, i = 0;
+#ifdef __SSE2__
+    const __m128i tv = _mm_set1_epi32(t1);
+    for (; i + 16 <= len; i += 16) {
+        __m128i m0 = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(a + i)), tv);
+        __m128i m1 = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(a + i + 4)), tv);
+        __m128i m2 = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(a + i + 8)), tv);
+        __m128i m3 = _mm_cmpgt_epi32(_mm_loadu_si128((const __m128i *)(a + i + 12)), tv);
+        unsigned mask = (unsigned)_mm_movemask_epi8(
+            _mm_packs_epi16(_mm_packs_epi32(m0, m1), _mm_packs_epi32(m2, m3)));
+        while (mask) {
+            uint32_t j = i + (uint32_t)__builtin_ctz(mask);
+            cand[c++] = ((uint64_t)a[j] << 16) | (0xffffu - j);
+            mask &= mask - 1;
+        }
+    }
+#else
+    const i32v tv = {t1, t1, t1, t1};
+    for (; i + 16 <= len; i += 16) {
+        i32v m = (vloadi(a + i) > tv) | (vloadi(a + i + 4) > tv) | (vloadi(a + i + 8) > tv) |
+                 (vloadi(a + i + 12) > tv);
+        if (!any_set(m))
+            continue;
+        for (uint32_t j = i; j < i + 16; j++) {
+            cand[c] = ((uint64_t)a[j] << 16) | (0xffffu - j);
+            c += a[j] >= t;
+        }
+    }
+#endif
+    for (; i < len; i++) {
+        cand[c] = ((uint64_t)a[i] << 16) | (0xffffu - i);
+        c += a[i] >= t;
+    }
+    return c;
+}
+
 /* Positions (increasing) of the k largest |v| of the block, ties to the lower index,
  * zeros never. The key (|v| bits << 16 | 0xffff - i) orders exactly that way and is
- * unique. A strided sample sets a threshold that lets through about 2k candidates, so
- * the exact selection runs over those only. Returns the count kept. */
+ * unique. 256 strided samples set a threshold expected to let about 3k values through,
+ * so the exact selection runs over those only; when the sample misjudges (fewer than k
+ * pass) every non-zero value is a candidate. Returns the count kept. */
 static uint32_t select_block(const uint32_t *a, uint32_t len, uint32_t k, uint64_t *cand,
                              uint64_t *work, uint16_t *pos)
 {
     uint32_t t = 1;
-    if ((uint64_t)len > 4ull * k && len >= 64) {
-        uint32_t sample[64], step = len / 64;
-        for (uint32_t j = 0; j < 64; j++)
-            sample[j] = a[j * step];
-        sort_desc_u32(sample, 64);
-        uint32_t r = (uint32_t)((2ull * k * 64 + len - 1) / len) + 2;
-        if (r < 64 && sample[r] > 1)
-            t = sample[r];
-    }
-    uint32_t c;
-    for (;;) {
-        c = 0;
-        uint32_t i = 0;
-        for (; i < len; i++) {
-            cand[c] = ((uint64_t)a[i] << 16) | (0xffffu - i);
-            c += a[i] >= t;
+    if (len >= 256 && (uint64_t)len > 8ull * k) {
+        uint32_t step = len / 256;
+        uint32_t r = (uint32_t)((3ull * k * 256 + len - 1) / len);
+        uint32_t top[32], have = 0;
+        if (r < 32) {
+            for (uint32_t j = 0; j < 256; j++) {
+                uint32_t x = a[j * step];
+                if (have > r && x <= top[r])
+                    continue;
+                uint32_t at = have <= r ? have++ : r;
+                while (at > 0 && top[at - 1] < x) {
+                    top[at] = top[at - 1];
+                    at--;
+                }
+                top[at] = x;
+            }
+            if (top[r] > 1)
+                t = top[r];
         }
-        if (c >= k || t == 1)
-            break;
-        t = 1;
     }
+    uint32_t c = gather_candidates(a, len, t, cand);
+    if (c < k && t > 1)
+        c = gather_candidates(a, len, 1, cand);
     if (c <= k) {
         for (uint32_t j = 0; j < c; j++)
             pos[j] = (uint16_t)(0xffffu - (cand[j] & 0xffffu));
@@ -338,23 +376,28 @@ static inline void put_value(enum codec_quant q, uint8_t *vals, uint64_t j, uint
     }
 }
 
-/* Dense int8 is the common dense case; it gets a loop the compiler can vectorize. */
-static void dense_int8_block(const float *v, float *r, uint32_t len, float scale,
-                             int8_t *restrict out)
+/* Dense int8 is the common dense case; it gets a vector loop. Same arithmetic as
+ * codec_quantize(): q = rint(v / scale) clamped to +-127, deq = q * scale. */
+static void dense_int8_block(const float *v, float *r, uint32_t len, float scale, int8_t *out)
 {
     if (!(scale > 0.0f)) {
         memset(out, 0, len);
         return;         /* the residual already holds v */
     }
-    uint32_t i = 0;
-    for (; i + CHUNK <= len; i += CHUNK)
-        for (uint32_t j = 0; j < CHUNK; j++) {
-            float q = codec_rint(v[i + j] / scale);
-            q = q > 127.0f ? 127.0f : (q < -127.0f ? -127.0f : q);
-            out[i + j] = (int8_t)q;
-            if (r)
-                r[i + j] = v[i + j] - q * scale;
-        }
+    const f32v sv = {scale, scale, scale, scale};
+    const f32v magic = {12582912.0f, 12582912.0f, 12582912.0f, 12582912.0f};
+    const f32v lim = {127.0f, 127.0f, 127.0f, 127.0f};
+    size_t i = 0;
+    for (; i + VL <= len; i += VL) {
+        f32v x = vload(v + i);
+        f32v q = (x / sv + magic) - magic;      /* |x / scale| <= ~127: exact RNE */
+        i32v hi = q > lim, lo = q < -lim;
+        q = (f32v)(((i32v)q & ~hi & ~lo) | ((i32v)lim & hi) | ((i32v)(-lim) & lo));
+        i8v b = __builtin_convertvector(__builtin_convertvector(q, i32v), i8v);
+        memcpy(out + i, &b, sizeof b);
+        if (r)
+            vstore(r + i, x - q * sv);
+    }
     for (; i < len; i++) {
         float deq;
         out[i] = (int8_t)(int32_t)codec_quantize(CODEC_QUANT_INT8, v[i], scale, &deq);
@@ -377,7 +420,6 @@ static int encode_dense(const float *delta, uint64_t n, const struct codec_param
     uint64_t nb = (n + B - 1) / B;
     uint8_t *scales = body;
     uint8_t *vals = body + (q == CODEC_QUANT_FP32 ? 0 : nb * 4);
-    float qmax = codec_qmax(q);
     for (uint64_t b = 0; b < nb; b++) {
         uint64_t base = b * B;
         uint32_t len = (uint32_t)(n - base < B ? n - base : B);
@@ -392,7 +434,7 @@ static int encode_dense(const float *delta, uint64_t n, const struct codec_param
                 memset(r, 0, (size_t)len * 4);
             continue;
         }
-        float scale = codec_bits_f32(mx) / qmax;
+        float scale = codec_block_scale(q, codec_bits_f32(mx));
         stf(scales + 4 * b, scale);
         if (q == CODEC_QUANT_INT8) {
             dense_int8_block(v, r, len, scale, (int8_t *)(vals + base));
@@ -421,7 +463,6 @@ static int encode_sparse(const float *delta, uint64_t n, const struct codec_para
     uint8_t *counts = body;
     uint8_t *scales = body + nb * 2;
     uint8_t *gaps = scales + (q == CODEC_QUANT_FP32 ? 0 : nb * 4);
-    float qmax = codec_qmax(q);
     uint64_t total = 0;
     for (uint64_t b = 0; b < nb; b++) {
         uint64_t base = b * B;
@@ -433,7 +474,7 @@ static int encode_sparse(const float *delta, uint64_t n, const struct codec_para
         const float *v = r ? r : delta + base;
         uint32_t k = K < len ? K : len;
         uint32_t c = mx ? select_block(s->a, len, k, s->cand, s->work, s->pos) : 0;
-        float scale = codec_bits_f32(mx) / qmax;
+        float scale = codec_block_scale(q, codec_bits_f32(mx));
         st16(counts + 2 * b, (uint16_t)c);
         if (q != CODEC_QUANT_FP32)
             stf(scales + 4 * b, scale);
@@ -632,19 +673,24 @@ static int validate_values(const struct codec_view *v, char *why, size_t why_len
         /* int8: -128 is never emitted; e4m3: S.1111.111 is NaN. */
         uint8_t mask = q == CODEC_QUANT_INT8 ? 0xff : 0x7f;
         uint8_t bad = q == CODEC_QUANT_INT8 ? 0x80 : 0x7f;
-        while (i < total) {
-            uint64_t end = total - i > 4096 ? i + 4096 : total;
-            uint32_t hit = 0;
-            for (uint64_t j = i; j < end; j++)
-                hit |= (x[j] & mask) == bad;
-            if (hit)
-                for (uint64_t j = i; j < end; j++)
-                    if ((x[j] & mask) == bad)
-                        return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is "
-                                    "not a valid %s value", (unsigned long long)j, x[j],
-                                    codec_quant_name(q));
-            i = end;
+        const u8v mv = {mask, mask, mask, mask, mask, mask, mask, mask,
+                        mask, mask, mask, mask, mask, mask, mask, mask};
+        const u8v bv = {bad, bad, bad, bad, bad, bad, bad, bad,
+                        bad, bad, bad, bad, bad, bad, bad, bad};
+        u8v hit = {0};
+        for (; i + 16 <= total; i += 16) {
+            u8v b;
+            memcpy(&b, x + i, sizeof b);
+            hit |= (u8v)((b & mv) == bv);
         }
+        uint64_t w[2];
+        memcpy(w, &hit, sizeof w);
+        if (w[0] | w[1])
+            i = 0;      /* find it for the message */
+        for (; i < total; i++)
+            if ((x[i] & mask) == bad)
+                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is not a "
+                            "valid %s value", (unsigned long long)i, x[i], codec_quant_name(q));
         return 0;
     }
     case CODEC_QUANT_INT4: {
@@ -681,10 +727,10 @@ static int validate_sections(struct codec_view *v, char *why, size_t why_len)
     uint32_t B = h->block_size, K = h->k_per_block;
     uint64_t n = h->n;
     if (v->scales) {
-        float smax = FLT_MAX / codec_code_max(h->quant);
+        float qm = codec_qmax(h->quant);
         for (uint64_t b = 0; b < v->nb; b++) {
             float s = ldf(v->scales + 4 * b);
-            if ((codec_f32_bits(s) >> 31) || !(s <= smax))
+            if ((codec_f32_bits(s) >> 31) || !(s * qm <= FLT_MAX))
                 return fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
                             "not finite or too large", (unsigned long long)b, (double)s);
         }
@@ -839,16 +885,22 @@ static void accumulate_dense(const struct codec_view *v, float weight, float *ac
         float ws = v->scales ? weight * ldf(v->scales + 4 * b) : weight;
         float *a = acc + base;
         uint32_t i = 0;
+        const f32v wv = {ws, ws, ws, ws};
         if (q == CODEC_QUANT_INT8) {
             const int8_t *x = (const int8_t *)v->values + base;
-            for (; i + CHUNK <= len; i += CHUNK)
-                for (uint32_t j = 0; j < CHUNK; j++)
-                    a[i + j] += (float)x[i + j] * ws;
+            for (; i + VL <= len; i += VL) {
+                i8v b;
+                memcpy(&b, x + i, sizeof b);
+                f32v f = __builtin_convertvector(__builtin_convertvector(b, i32v), f32v);
+                vstore(a + i, vload(a + i) + f * wv);
+            }
         } else if (q == CODEC_QUANT_FP32) {
             const uint8_t *x = v->values + 4 * base;
-            for (; i + CHUNK <= len; i += CHUNK)
-                for (uint32_t j = 0; j < CHUNK; j++)
-                    a[i + j] += ldf(x + 4 * (i + j)) * ws;
+            for (; i + VL <= len; i += VL) {
+                f32v f;
+                memcpy(&f, x + 4 * i, sizeof f);
+                vstore(a + i, vload(a + i) + f * wv);
+            }
         }
         for (; i < len; i++)
             a[i] += code_value(q, v->values, base + i) * ws;

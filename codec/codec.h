@@ -45,7 +45,7 @@
 enum codec_quant {
     CODEC_QUANT_FP32 = 0,
     CODEC_QUANT_INT8 = 1,       /* q in [-127, 127], scale = max|v| / 127 */
-    CODEC_QUANT_FP16 = 2,       /* IEEE half of v / scale, scale = max|v| */
+    CODEC_QUANT_FP16 = 2,       /* IEEE half of v / scale, scale = max|v| / 65504 */
     CODEC_QUANT_FP8_E4M3 = 3,   /* OCP E4M3 (max 448) of v / scale, scale = max|v| / 448 */
     CODEC_QUANT_INT4 = 4,       /* q in [-7, 7], two per byte, scale = max|v| / 7 */
     CODEC_QUANT_COUNT = 5

@@ -15,6 +15,14 @@
 #define CODEC_HD static inline
 #endif
 
+/* A product the device compiler may not fuse into a following add (nvcc contracts
+ * a * b - c into an FMA by default), so host and device round it the same way. */
+#ifdef __CUDA_ARCH__
+#define CODEC_MUL(a, b) __fmul_rn((a), (b))
+#else
+#define CODEC_MUL(a, b) ((a) * (b))
+#endif
+
 CODEC_HD uint32_t codec_f32_bits(float f)
 {
 #ifdef __CUDA_ARCH__
@@ -60,20 +68,10 @@ CODEC_HD uint64_t codec_values_bytes(enum codec_quant q, uint64_t count)
     return q == CODEC_QUANT_INT4 ? (count + 1) / 2 : count * codec_value_bytes(q);
 }
 
-/* The largest code magnitude: scale = max|v| / codec_qmax. */
+/* The largest code magnitude of each format, which max|v| of a block maps to:
+ * scale = max|v| / codec_qmax. A valid payload's codes never exceed it, so a scale with
+ * scale * codec_qmax finite cannot overflow on decode. fp32 has no scale. */
 CODEC_HD float codec_qmax(enum codec_quant q)
-{
-    switch (q) {
-    case CODEC_QUANT_INT8: return 127.0f;
-    case CODEC_QUANT_INT4: return 7.0f;
-    case CODEC_QUANT_FP8_E4M3: return 448.0f;
-    default: return 1.0f;   /* fp16 keeps v / max|v| in [-1, 1]; fp32 has no scale */
-    }
-}
-
-/* The largest decoded code magnitude a valid payload can hold; a scale above
- * FLT_MAX / this could overflow on decode. */
-CODEC_HD float codec_code_max(enum codec_quant q)
 {
     switch (q) {
     case CODEC_QUANT_INT8: return 127.0f;
@@ -82,6 +80,17 @@ CODEC_HD float codec_code_max(enum codec_quant q)
     case CODEC_QUANT_FP16: return 65504.0f;
     default: return 1.0f;
     }
+}
+
+/* scale = max|v| / qmax, nudged down in the rare case (max|v| near FLT_MAX) where
+ * scale * qmax would round up to Inf. */
+CODEC_HD float codec_block_scale(enum codec_quant q, float amax)
+{
+    float qm = codec_qmax(q);
+    float s = amax / qm;
+    while (CODEC_MUL(s, qm) > 3.4028234663852886e38f)
+        s = codec_bits_f32(codec_f32_bits(s) - 1u);
+    return s;
 }
 
 /* --- IEEE half ------------------------------------------------------------ */
@@ -170,17 +179,17 @@ CODEC_HD uint32_t codec_quantize(enum codec_quant q, float v, float scale, float
         float lim = q == CODEC_QUANT_INT8 ? 127.0f : 7.0f;
         float r = codec_rint(x);
         r = r > lim ? lim : (r < -lim ? -lim : r);
-        *deq = r * scale;
+        *deq = CODEC_MUL(r, scale);
         return (uint32_t)(int32_t)r;
     }
     case CODEC_QUANT_FP16: {
         uint16_t h = codec_f32_to_f16(x);
-        *deq = codec_f16_to_f32(h) * scale;
+        *deq = CODEC_MUL(codec_f16_to_f32(h), scale);
         return h;
     }
     case CODEC_QUANT_FP8_E4M3: {
         uint8_t b = codec_f32_to_e4m3(x);
-        *deq = codec_e4m3_to_f32(b) * scale;
+        *deq = CODEC_MUL(codec_e4m3_to_f32(b), scale);
         return b;
     }
     default:

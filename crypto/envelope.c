@@ -95,7 +95,7 @@ static int member_of_key(const struct crypto_key *k, const char *member)
 {
     if (!k)
         return CRYPTO_ERR_ARG;
-    return strcmp(k->id, member) == 0 ? 0 : CRYPTO_ERR_KEY_MISMATCH;
+    return strncmp(k->id, member, sizeof k->id) == 0 ? 0 : CRYPTO_ERR_KEY_MISMATCH;
 }
 
 /* --- update envelope -------------------------------------------------------- */

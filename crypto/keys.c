@@ -319,11 +319,6 @@ int crypto_key_save_secret(const struct crypto_key *k, const char *path, int ove
         log_error("cannot write secret key file %s: %s", path, strerror(-rc));
         return CRYPTO_ERR_IO;
     }
-    /* umask may only have removed bits; make sure nothing was added either */
-    if (chmod(path, 0600) != 0) {
-        log_error("cannot chmod 600 secret key file %s: %s", path, strerror(errno));
-        return CRYPTO_ERR_IO;
-    }
     return 0;
 }
 

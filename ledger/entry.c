@@ -584,8 +584,9 @@ static int decode_record(const struct field *fields, void *base, const uint8_t *
                 f = g;
                 break;
             }
-        /* canonical order: tags ascend; only a list may repeat its tag */
-        if (tag == 0 || tag < last_tag || (tag == last_tag && !(f && is_list(f))))
+        /* canonical order: tags ascend; only a list may repeat its tag (an
+         * unknown tag may be a newer writer's list) */
+        if (tag == 0 || tag < last_tag || (tag == last_tag && f && !is_list(f)))
             return LEDGER_ERR_ENTRY_FIELD;
         last_tag = tag;
         if (f) {

@@ -71,13 +71,19 @@ int adamw_groups_gpt2(const struct gpt2_config *cfg, struct adamw_group **out, i
     return 0;
 }
 
-double grad_global_norm(const float *g, size_t n)
+double grad_sum_squares(const float *g, size_t n)
 {
-    double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (double)g[i] * (double)g[i];
-    return sqrt(s);
+    double acc[4] = {0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++)
+            acc[k] += (double)g[i + k] * (double)g[i + k];
+    for (; i < n; i++)
+        acc[0] += (double)g[i] * (double)g[i];
+    return (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
+
+double grad_global_norm(const float *g, size_t n) { return sqrt(grad_sum_squares(g, n)); }
 
 double grad_clip_global_norm(float *g, size_t n, float max_norm)
 {
@@ -93,25 +99,56 @@ double grad_clip_global_norm(float *g, size_t n, float max_norm)
     return norm;
 }
 
-static void adamw_update_range(float *p, float *m, float *v, const float *g, size_t n,
-                               float lr, float b1, float b2, float eps, float decay_mul,
-                               float step_size, float inv_sqrt_bc2)
+void adamw_begin_step(struct adamw_state *s, const struct adamw_hparams *h,
+                      struct adamw_coefs *c)
 {
+    s->step++;
+    double bc1 = 1.0 - pow((double)h->beta1, (double)s->step);
+    double bc2 = 1.0 - pow((double)h->beta2, (double)s->step);
+    c->beta1 = h->beta1;
+    c->beta2 = h->beta2;
+    c->eps = h->eps;
+    c->step_size = (float)((double)h->lr / bc1);
+    c->inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
+    c->decay_mul = 1.0f - h->lr * h->weight_decay;
+}
+
+static void update(float *restrict p, float *restrict m, float *restrict v,
+                   const float *restrict g, size_t n, const struct adamw_coefs *c, int decay)
+{
+    const float b1 = c->beta1, b2 = c->beta2, eps = c->eps, step = c->step_size,
+                ib = c->inv_sqrt_bc2, dm = decay ? c->decay_mul : 1.0f;
     for (size_t i = 0; i < n; i++) {
         float gi = g[i];
         float mi = b1 * m[i] + (1.0f - b1) * gi;
         float vi = b2 * v[i] + (1.0f - b2) * gi * gi;
         m[i] = mi;
         v[i] = vi;
-        float denom = sqrtf(vi) * inv_sqrt_bc2 + eps;
-        p[i] = p[i] * decay_mul - step_size * (mi / denom);
+        p[i] = p[i] * dm - step * (mi / (sqrtf(vi) * ib + eps));
     }
 }
 
-int adamw_step(struct adamw_state *s, float *params, const float *grads,
-               const struct adamw_hparams *h, const struct adamw_group *groups, int n_groups)
+void adamw_apply_range(struct adamw_state *s, float *params, const float *grads,
+                       const struct adamw_coefs *c, const struct adamw_group *groups,
+                       int n_groups, size_t begin, size_t end)
 {
-    if (!s || !s->m || !params || !grads || !h || n_groups < 0 || (n_groups && !groups))
+    if (n_groups == 0) {
+        update(params + begin, s->m + begin, s->v + begin, grads + begin, end - begin, c, 1);
+        return;
+    }
+    for (int i = 0; i < n_groups; i++) {
+        size_t b = groups[i].offset, e = b + groups[i].count;
+        b = b > begin ? b : begin;
+        e = e < end ? e : end;
+        if (b < e)
+            update(params + b, s->m + b, s->v + b, grads + b, e - b, c, groups[i].decay);
+    }
+}
+
+int adamw_groups_check(const struct adamw_state *s, const struct adamw_group *groups,
+                       int n_groups)
+{
+    if (!s || !s->m || n_groups < 0 || (n_groups && !groups))
         return MODEL_ERR_ARG;
     size_t covered = 0;
     for (int i = 0; i < n_groups; i++) {
@@ -119,25 +156,17 @@ int adamw_step(struct adamw_state *s, float *params, const float *grads,
             return MODEL_ERR_ARG;
         covered += groups[i].count;
     }
-    if (n_groups && covered != s->n)
+    return n_groups && covered != s->n ? MODEL_ERR_ARG : 0;
+}
+
+int adamw_step(struct adamw_state *s, float *params, const float *grads,
+               const struct adamw_hparams *h, const struct adamw_group *groups, int n_groups)
+{
+    if (!params || !grads || !h || adamw_groups_check(s, groups, n_groups) != 0)
         return MODEL_ERR_ARG;
-    s->step++;
-    double bc1 = 1.0 - pow((double)h->beta1, (double)s->step);
-    double bc2 = 1.0 - pow((double)h->beta2, (double)s->step);
-    float step_size = (float)((double)h->lr / bc1);
-    float inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-    float decay_mul = 1.0f - h->lr * h->weight_decay;
-    if (n_groups == 0) {
-        adamw_update_range(params, s->m, s->v, grads, s->n, h->lr, h->beta1, h->beta2, h->eps,
-                           decay_mul, step_size, inv_sqrt_bc2);
-        return 0;
-    }
-    for (int i = 0; i < n_groups; i++) {
-        size_t o = groups[i].offset;
-        adamw_update_range(params + o, s->m + o, s->v + o, grads + o, groups[i].count, h->lr,
-                           h->beta1, h->beta2, h->eps, groups[i].decay ? decay_mul : 1.0f,
-                           step_size, inv_sqrt_bc2);
-    }
+    struct adamw_coefs c;
+    adamw_begin_step(s, h, &c);
+    adamw_apply_range(s, params, grads, &c, groups, n_groups, 0, s->n);
     return 0;
 }
 

@@ -47,8 +47,9 @@ void adamw_reset(struct adamw_state *s);
  * (no decay), merged when adjacent. Caller frees *out. MODEL_ERR_CONFIG/NOMEM. */
 int adamw_groups_gpt2(const struct gpt2_config *cfg, struct adamw_group **out, int *n_groups);
 
-/* L2 norm of g[n], accumulated in double. */
+/* L2 norm of g[n], and its square, accumulated in double. */
 double grad_global_norm(const float *g, size_t n);
+double grad_sum_squares(const float *g, size_t n);
 
 /* Clips g in place to global norm max_norm (no-op when max_norm <= 0) and returns the
  * norm before clipping (NaN/Inf when g holds non-finite values; then g is untouched). */
@@ -58,6 +59,21 @@ double grad_clip_global_norm(float *g, size_t n, float max_norm);
  * once (n_groups == 0 means one group with decay on everything). MODEL_ERR_ARG. */
 int adamw_step(struct adamw_state *s, float *params, const float *grads,
                const struct adamw_hparams *h, const struct adamw_group *groups, int n_groups);
+
+/* The same update in parts, for callers that spread it over threads: begin once per
+ * step (increments the step, computes the bias corrections), then apply disjoint
+ * ranges [begin, end) of the parameters in any order; together they equal adamw_step.
+ * adamw_groups_check validates groups as adamw_step does (MODEL_ERR_ARG). */
+struct adamw_coefs {
+    float beta1, beta2, eps, step_size, inv_sqrt_bc2, decay_mul;
+};
+int adamw_groups_check(const struct adamw_state *s, const struct adamw_group *groups,
+                       int n_groups);
+void adamw_begin_step(struct adamw_state *s, const struct adamw_hparams *h,
+                      struct adamw_coefs *c);
+void adamw_apply_range(struct adamw_state *s, float *params, const float *grads,
+                       const struct adamw_coefs *c, const struct adamw_group *groups,
+                       int n_groups, size_t begin, size_t end);
 
 /* The state as a safetensors file (written atomically: tmp, fsync, rename): tensors
  * "adamw.m" and "adamw.v" [n] F32, metadata format=aulac-adamw-v1 and step.

@@ -1,14 +1,26 @@
 /* GPT-2 forward and backward in fp32 on the CPU. Every matmul is an OpenBLAS sgemm;
- * the rest (LayerNorm, GELU, softmax, cross-entropy) are plain loops over rows.
+ * the rest (LayerNorm, GELU, softmax, cross-entropy) are loops over rows. All of it
+ * runs on the model's own thread pool (model/parallel.h): matmuls split into
+ * single-threaded sgemm calls over row or column blocks, attention over (batch, head)
+ * pairs, reductions over columns so that no two threads write the same float.
  * Layouts and the parameter order are documented in gpt2.h. */
 #include "model/gpt2.h"
+
+/* GCC's default -ftrapping-math keeps the float selects (clamps, max) of the loops
+ * below as branches, which stops them from vectorizing. Nothing here enables FP traps,
+ * so let it assume they cannot happen; values are unchanged. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "model/parallel.h"
 #include "model/rng.h"
 
 /* ---- configuration and tensor table ------------------------------------------ */
@@ -201,9 +213,12 @@ struct gpt2 {
     float *encoded; /* [BT,C] */
     struct layer_acts *la;
     float *lnf, *lnf_mean, *lnf_rstd;
-    float *logits; /* [BT,V]; backward turns it into dlogits */
+    float *logits;  /* [BT,V]; backward turns it into dlogits */
+    float *losses;  /* [BT] per-position cross-entropy */
     /* backward scratch */
-    float *dres, *dln, *dbig, *dqkv, *datty, *dscratch;
+    float *dres, *dln, *dbig, *dqkv, *datty;
+    float *att_scratch; /* threads x T x T */
+    struct parallel *pool;
     int32_t *inputs, *targets; /* copies of the last forward's batch */
     int B, T, have_targets;
 };
@@ -237,12 +252,12 @@ static size_t carve_acts(struct gpt2 *m, float *base)
     TAKE(m->lnf_mean, BT);
     TAKE(m->lnf_rstd, BT);
     TAKE(m->logits, BT * V);
+    TAKE(m->losses, BT);
     TAKE(m->dres, BT * C);
     TAKE(m->dln, BT * C);
     TAKE(m->dbig, BT * 4 * C);
     TAKE(m->dqkv, BT * 3 * C);
     TAKE(m->datty, BT * C);
-    TAKE(m->dscratch, 2 * T * T);
 #undef TAKE
     return used;
 }
@@ -272,15 +287,38 @@ int gpt2_create(const struct gpt2_config *cfg, int max_B, int max_T, struct gpt2
     m->inputs = malloc(BT * sizeof(int32_t));
     m->targets = malloc(BT * sizeof(int32_t));
     if (!m->params || !m->grads || !m->p.h || !m->g.h || !m->la || !m->acts || !m->inputs ||
-        !m->targets) {
+        !m->targets || gpt2_set_threads(m, 1) != 0) {
         gpt2_destroy(m);
         return MODEL_ERR_NOMEM;
     }
     carve_params(cfg, m->params, &m->p);
     carve_params(cfg, m->grads, &m->g);
-
     carve_acts(m, m->acts);
     *out = m;
+    return 0;
+}
+
+int gpt2_set_threads(struct gpt2 *m, int threads)
+{
+    if (threads <= 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (int)n : 1;
+    }
+    if (threads > 1024)
+        threads = 1024;
+    if (m->pool && parallel_threads(m->pool) == threads)
+        return 0;
+    struct parallel *pool;
+    size_t T = (size_t)m->max_T;
+    float *scratch = malloc((size_t)threads * T * T * sizeof(float));
+    if (!scratch || parallel_create(threads, &pool) != 0) {
+        free(scratch);
+        return MODEL_ERR_NOMEM;
+    }
+    parallel_destroy(m->pool);
+    free(m->att_scratch);
+    m->pool = pool;
+    m->att_scratch = scratch;
     return 0;
 }
 
@@ -288,6 +326,8 @@ void gpt2_destroy(struct gpt2 *m)
 {
     if (!m)
         return;
+    parallel_destroy(m->pool);
+    free(m->att_scratch);
     free(m->params);
     free(m->grads);
     free(m->p.h);
@@ -300,200 +340,590 @@ void gpt2_destroy(struct gpt2 *m)
 }
 
 const struct gpt2_config *gpt2_get_config(const struct gpt2 *m) { return &m->cfg; }
+struct parallel *gpt2_parallel(struct gpt2 *m) { return m->pool; }
 float *gpt2_params(struct gpt2 *m) { return m->params; }
 float *gpt2_grads(struct gpt2 *m) { return m->grads; }
 const float *gpt2_logits(const struct gpt2 *m) { return m->logits; }
 
-/* ---- layers ------------------------------------------------------------------- */
+/* ---- elementwise math ------------------------------------------------------------
+ * Loops run in blocks of VB with a fixed trip count, which the compiler vectorizes at
+ * -O2; tanh and exp are branch-free so they vectorize too. */
 
-/* out[N,OC] = in[N,IC] W[IC,OC] + bias (+ resid when given). */
-static void matmul_forward(float *out, const float *in, const float *W, const float *bias,
-                           const float *resid, size_t N, size_t IC, size_t OC)
+#define VB 16
+
+/* Hot loops get an AVX2+FMA clone next to the baseline build, picked at load time
+ * (GCC function multiversioning); elsewhere they are compiled once. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SIMD_CLONES
+#endif
+
+/* tanh to ~4e-7 absolute (rational minimax approximation, as in Eigen). */
+static inline float fast_tanhf(float x)
 {
-    for (size_t n = 0; n < N; n++) {
-        float *o = out + n * OC;
-        if (resid) {
-            const float *r = resid + n * OC;
-            for (size_t j = 0; j < OC; j++)
-                o[j] = r[j] + bias[j];
+    const float c = 7.90531110763549805f;
+    x = x > c ? c : x;
+    x = x < -c ? -c : x;
+    float x2 = x * x;
+    float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+    p = x2 * p + -8.60467152213735e-11f;
+    p = x2 * p + 5.12229709037114e-08f;
+    p = x2 * p + 1.48572235717979e-05f;
+    p = x2 * p + 6.37261928875436e-04f;
+    p = x2 * p + 4.89352455891786e-03f;
+    p = x * p;
+    float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+    q = x2 * q + 2.26843463243900e-03f;
+    q = x2 * q + 4.89352518554385e-03f;
+    return p / q;
+}
+
+/* exp to ~2 ulp for x in [-87, 88] (clamped): 2^k e^r with |r| <= ln2/2. */
+static inline float fast_expf(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to int */
+    float r = x - k * 0.693145751953125f;
+    r = r - k * 1.428606765330187045e-06f;
+    float p = 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t e = ((int32_t)k + 127) << 23;
+    float s;
+    memcpy(&s, &e, sizeof s);
+    return p * s;
+}
+
+SIMD_CLONES
+static float max_of(const float *x, size_t n)
+{
+    float acc[VB];
+    size_t i = 0;
+    float mx = x[0];
+    if (n >= VB) {
+        for (int j = 0; j < VB; j++)
+            acc[j] = x[j];
+        for (i = VB; i + VB <= n; i += VB)
+            for (int j = 0; j < VB; j++)
+                acc[j] = x[i + j] > acc[j] ? x[i + j] : acc[j];
+        for (int j = 0; j < VB; j++)
+            mx = acc[j] > mx ? acc[j] : mx;
+    }
+    for (; i < n; i++)
+        mx = x[i] > mx ? x[i] : mx;
+    return mx;
+}
+
+/* sum_i exp(x[i] - shift) */
+SIMD_CLONES
+static float sum_exp(const float *x, size_t n, float shift)
+{
+    float acc[VB] = {0}, s = 0.0f;
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int j = 0; j < VB; j++)
+            acc[j] += fast_expf(x[i + j] - shift);
+    for (; i < n; i++)
+        s += fast_expf(x[i] - shift);
+    for (int j = 0; j < VB; j++)
+        s += acc[j];
+    return s;
+}
+
+/* x[i] = exp(x[i] - shift); returns their sum */
+SIMD_CLONES
+static float exp_inplace(float *x, size_t n, float shift)
+{
+    float acc[VB] = {0}, s = 0.0f;
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int j = 0; j < VB; j++) {
+            float e = fast_expf(x[i + j] - shift);
+            x[i + j] = e;
+            acc[j] += e;
+        }
+    for (; i < n; i++) {
+        float e = fast_expf(x[i] - shift);
+        x[i] = e;
+        s += e;
+    }
+    for (int j = 0; j < VB; j++)
+        s += acc[j];
+    return s;
+}
+
+SIMD_CLONES
+static float sum_of(const float *x, size_t n)
+{
+    float acc[VB] = {0}, s = 0.0f;
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int j = 0; j < VB; j++)
+            acc[j] += x[i + j];
+    for (; i < n; i++)
+        s += x[i];
+    for (int j = 0; j < VB; j++)
+        s += acc[j];
+    return s;
+}
+
+SIMD_CLONES
+static float dot_of(const float *x, const float *y, size_t n)
+{
+    float acc[VB] = {0}, s = 0.0f;
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int j = 0; j < VB; j++)
+            acc[j] += x[i + j] * y[i + j];
+    for (; i < n; i++)
+        s += x[i] * y[i];
+    for (int j = 0; j < VB; j++)
+        s += acc[j];
+    return s;
+}
+
+/* acc[i] += x[i] */
+SIMD_CLONES
+static void add_into(float *restrict acc, const float *restrict x, size_t n)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int k = 0; k < VB; k++)
+            acc[i + k] += x[i + k];
+    for (; i < n; i++)
+        acc[i] += x[i];
+}
+
+/* out[i] = a[i] + b[i] */
+SIMD_CLONES
+static void add_to(float *restrict out, const float *restrict a, const float *restrict b,
+                   size_t n)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int k = 0; k < VB; k++)
+            out[i + k] = a[i + k] + b[i + k];
+    for (; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+/* ---- parallel matmul ------------------------------------------------------------ */
+
+struct gemm_job {
+    CBLAS_TRANSPOSE ta, tb;
+    int M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+    int split_m; /* split the rows of C (else its columns), in units of 16 */
+};
+
+static void gemm_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct gemm_job *j = ctx;
+    int lo = (int)b * 16, hi = (int)e * 16;
+    if (j->split_m) {
+        if (hi > j->M)
+            hi = j->M;
+        const float *A = j->ta == CblasNoTrans ? j->A + (size_t)lo * j->lda : j->A + lo;
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, hi - lo, j->N, j->K, j->alpha, A, j->lda, j->B,
+                    j->ldb, j->beta, j->C + (size_t)lo * j->ldc, j->ldc);
+    } else {
+        if (hi > j->N)
+            hi = j->N;
+        const float *B = j->tb == CblasNoTrans ? j->B + lo : j->B + (size_t)lo * j->ldb;
+        cblas_sgemm(CblasRowMajor, j->ta, j->tb, j->M, hi - lo, j->K, j->alpha, j->A, j->lda, B,
+                    j->ldb, j->beta, j->C + lo, j->ldc);
+    }
+}
+
+/* C = alpha op(A) op(B) + beta C (row-major), split over the pool along the larger of
+ * C's dimensions; each part is a single-threaded sgemm. */
+static void par_sgemm(struct gpt2 *m, CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N,
+                      int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                      float beta, float *C, int ldc)
+{
+    struct gemm_job j = {ta, tb, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, M >= N};
+    size_t dim = (size_t)(j.split_m ? M : N), other = (size_t)(j.split_m ? N : M);
+    size_t units = (dim + 15) / 16;
+    size_t work_per_unit = 16 * other * (size_t)K;
+    size_t grain = work_per_unit ? (((size_t)1 << 18) + work_per_unit - 1) / work_per_unit : 1;
+    parallel_for(m->pool, units, grain, gemm_range, &j);
+}
+
+/* ---- layers --------------------------------------------------------------------- */
+
+struct rows_job {
+    float *out, *out2, *out3;
+    const float *in, *in2, *w, *b;
+    const int32_t *tok;
+    size_t N, C, T, OC; /* rows, width, positions, output width */
+};
+
+static void encoder_forward_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* out = wte[tok] + wpe[t]; in = wte, in2 = wpe */
+    for (size_t n = b; n < e; n++) {
+        const float *te = j->in + (size_t)j->tok[n] * j->C, *pe = j->in2 + (n % j->T) * j->C;
+        add_to(j->out + n * j->C, te, pe, j->C);
+    }
+}
+
+/* columns [b, e): every row adds into the same wte/wpe rows, so split by column */
+static void encoder_backward_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* in = dres [BT, C], out = dwte, out2 = dwpe */
+    for (size_t n = 0; n < j->N; n++) {
+        const float *d = j->in + n * j->C;
+        add_into(j->out + (size_t)j->tok[n] * j->C + b, d + b, e - b);
+        add_into(j->out2 + (n % j->T) * j->C + b, d + b, e - b);
+    }
+}
+
+static void zero_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx;
+    memset(j->out + b, 0, (e - b) * sizeof(float));
+}
+
+/* out = bias (+ resid), the start of a matmul that accumulates onto it */
+static void bias_init_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* in = resid or NULL, b = bias */
+    for (size_t n = b; n < e; n++) {
+        float *o = j->out + n * j->OC;
+        if (j->in) {
+            add_to(o, j->in + n * j->OC, j->b, j->OC);
         } else {
-            memcpy(o, bias, OC * sizeof(float));
+            memcpy(o, j->b, j->OC * sizeof(float));
         }
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)OC, (int)IC, 1.0f, in,
-                (int)IC, W, (int)OC, 1.0f, out, (int)OC);
+}
+
+static void bias_grad_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* out += column sums of in [N, OC] */
+    for (size_t n = 0; n < j->N; n++)
+        add_into(j->out + b, j->in + n * j->OC + b, e - b);
+}
+
+/* out[N,OC] = in[N,IC] W[IC,OC] + bias (+ resid when given). */
+static void matmul_forward(struct gpt2 *m, float *out, const float *in, const float *W,
+                           const float *bias, const float *resid, size_t N, size_t IC, size_t OC)
+{
+    struct rows_job j = {.out = out, .in = resid, .b = bias, .OC = OC};
+    parallel_for(m->pool, N, 64, bias_init_range, &j);
+    par_sgemm(m, CblasNoTrans, CblasNoTrans, (int)N, (int)OC, (int)IC, 1.0f, in, (int)IC, W,
+              (int)OC, 1.0f, out, (int)OC);
 }
 
 /* Backward of matmul_forward: din = dout W^T (overwritten), dW += in^T dout,
  * dbias += column sums of dout. */
-static void matmul_backward(float *din, float *dW, float *dbias, const float *dout,
-                            const float *in, const float *W, size_t N, size_t IC, size_t OC)
+static void matmul_backward(struct gpt2 *m, float *din, float *dW, float *dbias,
+                            const float *dout, const float *in, const float *W, size_t N,
+                            size_t IC, size_t OC)
 {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)IC, (int)OC, 1.0f, dout,
-                (int)OC, W, (int)OC, 0.0f, din, (int)IC);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)IC, (int)OC, (int)N, 1.0f, in,
-                (int)IC, dout, (int)OC, 1.0f, dW, (int)OC);
-    for (size_t n = 0; n < N; n++) {
-        const float *d = dout + n * OC;
-        for (size_t j = 0; j < OC; j++)
-            dbias[j] += d[j];
-    }
+    par_sgemm(m, CblasNoTrans, CblasTrans, (int)N, (int)IC, (int)OC, 1.0f, dout, (int)OC, W,
+              (int)OC, 0.0f, din, (int)IC);
+    par_sgemm(m, CblasTrans, CblasNoTrans, (int)IC, (int)OC, (int)N, 1.0f, in, (int)IC, dout,
+              (int)OC, 1.0f, dW, (int)OC);
+    struct rows_job j = {.out = dbias, .in = dout, .N = N, .OC = OC};
+    parallel_for(m->pool, OC, 32, bias_grad_range, &j);
 }
 
-static void layernorm_forward(float *out, float *mean, float *rstd, const float *in,
-                              const float *w, const float *b, size_t N, size_t C)
+struct ln_job {
+    float *out, *mean, *rstd, *din, *dw, *db;
+    const float *in, *w, *b, *dout;
+    const float *cmean, *crstd;
+    size_t N, C;
+};
+
+SIMD_CLONES
+static void layernorm_forward_range(void *ctx, size_t b, size_t e, int tid)
 {
-    for (size_t n = 0; n < N; n++) {
-        const float *x = in + n * C;
-        float s = 0.0f;
-        for (size_t i = 0; i < C; i++)
-            s += x[i];
-        float mu = s / (float)C;
-        float v = 0.0f;
-        for (size_t i = 0; i < C; i++) {
-            float d = x[i] - mu;
-            v += d * d;
-        }
+    const struct ln_job *j = ctx;
+    const size_t C = j->C;
+    for (size_t n = b; n < e; n++) {
+        const float *x = j->in + n * C;
+        float mu = sum_of(x, C) / (float)C;
+        float acc[VB] = {0}, v = 0.0f;
+        size_t i = 0;
+        for (; i + VB <= C; i += VB)
+            for (int k = 0; k < VB; k++) {
+                float d = x[i + k] - mu;
+                acc[k] += d * d;
+            }
+        for (; i < C; i++)
+            v += (x[i] - mu) * (x[i] - mu);
+        for (int k = 0; k < VB; k++)
+            v += acc[k];
         v /= (float)C;
         float r = 1.0f / sqrtf(v + GPT2_LN_EPS);
-        float *o = out + n * C;
-        for (size_t i = 0; i < C; i++)
-            o[i] = (x[i] - mu) * r * w[i] + b[i];
-        mean[n] = mu;
-        rstd[n] = r;
+        float *o = j->out + n * C;
+        for (i = 0; i < C; i++)
+            o[i] = (x[i] - mu) * r * j->w[i] + j->b[i];
+        j->mean[n] = mu;
+        j->rstd[n] = r;
     }
 }
 
-/* din += dLN/din; dw, db accumulate. */
-static void layernorm_backward(float *din, float *dw, float *db, const float *dout,
-                               const float *in, const float *w, const float *mean,
-                               const float *rstd, size_t N, size_t C)
+/* din += dLN/din for rows [b, e) */
+SIMD_CLONES
+static void layernorm_backward_rows(void *ctx, size_t b, size_t e, int tid)
 {
-    for (size_t n = 0; n < N; n++) {
-        const float *x = in + n * C, *dy = dout + n * C;
-        float *dx = din + n * C;
-        float mu = mean[n], r = rstd[n];
-        float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-        for (size_t i = 0; i < C; i++) {
-            float xhat = (x[i] - mu) * r;
-            float dn = w[i] * dy[i];
+    const struct ln_job *j = ctx;
+    const size_t C = j->C;
+    for (size_t n = b; n < e; n++) {
+        const float *x = j->in + n * C, *dy = j->dout + n * C;
+        float *dx = j->din + n * C;
+        float mu = j->cmean[n], r = j->crstd[n];
+        float a1[VB] = {0}, a2[VB] = {0}, dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        size_t i = 0;
+        for (; i + VB <= C; i += VB)
+            for (int k = 0; k < VB; k++) {
+                float dn = j->w[i + k] * dy[i + k];
+                a1[k] += dn;
+                a2[k] += dn * (x[i + k] - mu) * r;
+            }
+        for (; i < C; i++) {
+            float dn = j->w[i] * dy[i];
             dnorm_mean += dn;
-            dnorm_norm_mean += dn * xhat;
+            dnorm_norm_mean += dn * (x[i] - mu) * r;
+        }
+        for (int k = 0; k < VB; k++) {
+            dnorm_mean += a1[k];
+            dnorm_norm_mean += a2[k];
         }
         dnorm_mean /= (float)C;
         dnorm_norm_mean /= (float)C;
-        for (size_t i = 0; i < C; i++) {
+        for (i = 0; i < C; i++) {
             float xhat = (x[i] - mu) * r;
-            float dn = w[i] * dy[i];
-            db[i] += dy[i];
-            dw[i] += xhat * dy[i];
-            dx[i] += (dn - dnorm_mean - xhat * dnorm_norm_mean) * r;
+            dx[i] += (j->w[i] * dy[i] - dnorm_mean - xhat * dnorm_norm_mean) * r;
         }
     }
+}
+
+SIMD_CLONES
+static void ln_param_grads(float *restrict dw, float *restrict db, const float *restrict x,
+                           const float *restrict dy, float mu, float r, size_t n)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int k = 0; k < VB; k++) {
+            db[i + k] += dy[i + k];
+            dw[i + k] += (x[i + k] - mu) * r * dy[i + k];
+        }
+    for (; i < n; i++) {
+        db[i] += dy[i];
+        dw[i] += (x[i] - mu) * r * dy[i];
+    }
+}
+
+/* dw, db for columns [b, e): sums over all rows */
+static void layernorm_backward_cols(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct ln_job *j = ctx;
+    const size_t C = j->C;
+    for (size_t n = 0; n < j->N; n++)
+        ln_param_grads(j->dw + b, j->db + b, j->in + n * C + b, j->dout + n * C + b, j->cmean[n],
+                       j->crstd[n], e - b);
+}
+
+static void layernorm_forward(struct gpt2 *m, float *out, float *mean, float *rstd,
+                              const float *in, const float *w, const float *b, size_t N,
+                              size_t C)
+{
+    struct ln_job j = {.out = out, .mean = mean, .rstd = rstd, .in = in, .w = w, .b = b,
+                       .N = N, .C = C};
+    parallel_for(m->pool, N, 16, layernorm_forward_range, &j);
+}
+
+/* din += dLN/din; dw, db accumulate. */
+static void layernorm_backward(struct gpt2 *m, float *din, float *dw, float *db,
+                               const float *dout, const float *in, const float *w,
+                               const float *mean, const float *rstd, size_t N, size_t C)
+{
+    struct ln_job j = {.din = din, .dw = dw, .db = db, .dout = dout, .in = in, .w = w,
+                       .cmean = mean, .crstd = rstd, .N = N, .C = C};
+    parallel_for(m->pool, N, 16, layernorm_backward_rows, &j);
+    parallel_for(m->pool, C, 32, layernorm_backward_cols, &j);
 }
 
 #define GELU_SCALE 0.7978845608028654f /* sqrt(2/pi) */
 
-static void gelu_forward(float *out, const float *in, size_t n)
+static inline float gelu(float x)
 {
-    for (size_t i = 0; i < n; i++) {
-        float x = in[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        out[i] = 0.5f * x * (1.0f + tanhf(u));
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    return 0.5f * x * (1.0f + fast_tanhf(u));
+}
+
+static inline float gelu_grad(float x)
+{
+    float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+    float th = fast_tanhf(u);
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+}
+
+SIMD_CLONES
+static void gelu_forward_block(float *restrict out, const float *restrict in, size_t n)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int k = 0; k < VB; k++)
+            out[i + k] = gelu(in[i + k]);
+    for (; i < n; i++)
+        out[i] = gelu(in[i]);
+}
+
+SIMD_CLONES
+static void gelu_backward_block(float *restrict d, const float *restrict in, size_t n)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int k = 0; k < VB; k++)
+            d[i + k] *= gelu_grad(in[i + k]);
+    for (; i < n; i++)
+        d[i] *= gelu_grad(in[i]);
+}
+
+static void gelu_forward_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* out = gelu(in), elements [b, e) */
+    gelu_forward_block(j->out + b, j->in + b, e - b);
+}
+
+static void gelu_backward_range(void *ctx, size_t b, size_t e, int tid)
+{
+    const struct rows_job *j = ctx; /* out *= gelu'(in), elements [b, e) */
+    gelu_backward_block(j->out + b, j->in + b, e - b);
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+struct att_job {
+    float *out, *att, *dqkv, *scratch;
+    const float *qkv, *dout, *catt;
+    int B, T, C, H;
+};
+
+/* Causal self-attention for (batch, head) pairs [b, e) over qkv [B,T,3C] into out
+ * [B,T,C]; att keeps the probabilities [B,H,T,T] for the backward pass. */
+static void attention_forward_range(void *ctx, size_t b0, size_t e0, int tid)
+{
+    const struct att_job *j = ctx;
+    const int T = j->T, C = j->C, H = j->H, hs = C / H;
+    const float scale = 1.0f / sqrtf((float)hs);
+    for (size_t bh = b0; bh < e0; bh++) {
+        int b = (int)bh / H, h = (int)bh % H;
+        const float *q = j->qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *P = j->att + bh * T * T;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C,
+                    0.0f, P, T);
+        for (int i = 0; i < T; i++) {
+            float *row = P + (size_t)i * T;
+            float mx = max_of(row, (size_t)i + 1);
+            float inv = 1.0f / exp_inplace(row, (size_t)i + 1, mx);
+            for (int t = 0; t <= i; t++)
+                row[t] *= inv;
+            for (int t = i + 1; t < T; t++)
+                row[t] = 0.0f;
+        }
+        float *o = j->out + (size_t)b * T * C + (size_t)h * hs;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, v, 3 * C,
+                    0.0f, o, C);
     }
 }
 
-/* dx = dgelu/dx(in) * dout (overwrites dx; dx may alias dout). */
-static void gelu_backward(float *dx, const float *in, const float *dout, size_t n)
+/* dqkv (overwritten) from dout [B,T,C] for (batch, head) pairs [b, e). */
+static void attention_backward_range(void *ctx, size_t b0, size_t e0, int tid)
 {
-    for (size_t i = 0; i < n; i++) {
-        float x = in[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
-        float sech2 = 1.0f - th * th;
-        float local = 0.5f * (1.0f + th) +
-                      0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
-        dx[i] = local * dout[i];
+    const struct att_job *j = ctx;
+    const int T = j->T, C = j->C, H = j->H, hs = C / H;
+    const float scale = 1.0f / sqrtf((float)hs);
+    float *dP = j->scratch + (size_t)tid * T * T;
+    for (size_t bh = b0; bh < e0; bh++) {
+        int b = (int)bh / H, h = (int)bh % H;
+        const float *q = j->qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
+        const float *k = q + C, *v = q + 2 * C;
+        float *dq = j->dqkv + (size_t)b * T * 3 * C + (size_t)h * hs;
+        float *dk = dq + C, *dv = dq + 2 * C;
+        const float *P = j->catt + bh * T * T;
+        const float *dO = j->dout + (size_t)b * T * C + (size_t)h * hs;
+        /* dP = dO V^T, dV = P^T dO */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v, 3 * C,
+                    0.0f, dP, T);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, dO, C, 0.0f,
+                    dv, 3 * C);
+        /* softmax backward in place: dS = P * (dP - sum_t P dP); 0 above the diagonal */
+        for (int i = 0; i < T; i++) {
+            const float *p = P + (size_t)i * T;
+            float *d = dP + (size_t)i * T;
+            float dot = dot_of(p, d, (size_t)i + 1);
+            for (int t = 0; t <= i; t++)
+                d[t] = p[t] * (d[t] - dot);
+            for (int t = i + 1; t < T; t++)
+                d[t] = 0.0f;
+        }
+        /* S = scale Q K^T: dQ = scale dS K, dK = scale dS^T Q */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dP, T, k, 3 * C,
+                    0.0f, dq, 3 * C);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dP, T, q, 3 * C,
+                    0.0f, dk, 3 * C);
     }
 }
 
-/* Causal self-attention over qkv [B,T,3C] into out [B,T,C]; att keeps the
- * probabilities [B,H,T,T] for the backward pass. */
-static void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C,
-                              int H)
+/* ---- cross-entropy -------------------------------------------------------------- */
+
+struct ce_job {
+    float *logits, *losses;
+    const int32_t *targets;
+    size_t V;
+    float inv_bt;
+};
+
+static void ce_forward_range(void *ctx, size_t b, size_t e, int tid)
 {
-    int hs = C / H;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
-            const float *k = q + C, *v = q + 2 * C;
-            float *P = att + ((size_t)b * H + h) * T * T;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k,
-                        3 * C, 0.0f, P, T);
-            for (int i = 0; i < T; i++) {
-                float *row = P + (size_t)i * T;
-                float mx = row[0];
-                for (int j = 1; j <= i; j++)
-                    mx = row[j] > mx ? row[j] : mx;
-                float sum = 0.0f;
-                for (int j = 0; j <= i; j++) {
-                    row[j] = expf(row[j] - mx);
-                    sum += row[j];
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= i; j++)
-                    row[j] *= inv;
-                for (int j = i + 1; j < T; j++)
-                    row[j] = 0.0f;
-            }
-            float *o = out + (size_t)b * T * C + (size_t)h * hs;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, v,
-                        3 * C, 0.0f, o, C);
-        }
+    const struct ce_job *j = ctx;
+    for (size_t n = b; n < e; n++) {
+        const float *row = j->logits + n * j->V;
+        float mx = max_of(row, j->V);
+        float s = sum_exp(row, j->V, mx);
+        j->losses[n] = mx + logf(s) - row[j->targets[n]];
+    }
 }
 
-/* dqkv (overwritten) from dout [B,T,C]; scratch holds 2*T*T floats. */
-static void attention_backward(float *dqkv, const float *dout, const float *qkv,
-                               const float *att, float *scratch, int B, int T, int C, int H)
+/* logits -> d(mean CE)/dlogits = (softmax - onehot) / BT, in place */
+static void ce_backward_range(void *ctx, size_t b, size_t e, int tid)
 {
-    int hs = C / H;
-    float scale = 1.0f / sqrtf((float)hs);
-    float *dP = scratch;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
-            const float *q = qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
-            const float *k = q + C, *v = q + 2 * C;
-            float *dq = dqkv + (size_t)b * T * 3 * C + (size_t)h * hs;
-            float *dk = dq + C, *dv = dq + 2 * C;
-            const float *P = att + ((size_t)b * H + h) * T * T;
-            const float *dO = dout + (size_t)b * T * C + (size_t)h * hs;
-            /* dP = dO V^T, dV = P^T dO */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v,
-                        3 * C, 0.0f, dP, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, dO, C,
-                        0.0f, dv, 3 * C);
-            /* softmax backward in place: dS = P * (dP - sum_j P dP); 0 above diagonal */
-            for (int i = 0; i < T; i++) {
-                const float *p = P + (size_t)i * T;
-                float *d = dP + (size_t)i * T;
-                float dot = 0.0f;
-                for (int j = 0; j <= i; j++)
-                    dot += p[j] * d[j];
-                for (int j = 0; j <= i; j++)
-                    d[j] = p[j] * (d[j] - dot);
-                for (int j = i + 1; j < T; j++)
-                    d[j] = 0.0f;
-            }
-            /* S = scale * Q K^T: dQ = scale dS K, dK = scale dS^T Q */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dP, T, k,
-                        3 * C, 0.0f, dq, 3 * C);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dP, T, q,
-                        3 * C, 0.0f, dk, 3 * C);
-        }
+    const struct ce_job *j = ctx;
+    for (size_t n = b; n < e; n++) {
+        float *row = j->logits + n * j->V;
+        float mx = max_of(row, j->V);
+        float scale = j->inv_bt / exp_inplace(row, j->V, mx);
+        for (size_t v = 0; v < j->V; v++)
+            row[v] *= scale;
+        row[j->targets[n]] -= j->inv_bt;
+    }
 }
 
 /* ---- forward and backward ----------------------------------------------------- */
+
+/* The model parallelizes around single-threaded BLAS calls; a threaded BLAS inside
+ * would oversubscribe the cores. */
+static void blas_single_threaded(void)
+{
+    if (openblas_get_num_threads() != 1)
+        openblas_set_num_threads(1);
+}
 
 int gpt2_forward(struct gpt2 *m, const int32_t *inputs, const int32_t *targets, int B,
                  int T, float *loss)
@@ -507,53 +937,48 @@ int gpt2_forward(struct gpt2 *m, const int32_t *inputs, const int32_t *targets, 
         if (inputs[i] < 0 || inputs[i] >= V || (targets && (targets[i] < 0 || targets[i] >= V)))
             return MODEL_ERR_TOKEN;
     }
+    blas_single_threaded();
     memcpy(m->inputs, inputs, BT * sizeof(int32_t));
     if (targets)
         memcpy(m->targets, targets, BT * sizeof(int32_t));
     m->B = B, m->T = T, m->have_targets = targets != NULL;
 
     const struct params *p = &m->p;
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            float *o = m->encoded + ((size_t)b * T + t) * C;
-            const float *te = p->wte + (size_t)inputs[(size_t)b * T + t] * C;
-            const float *pe = p->wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++)
-                o[i] = te[i] + pe[i];
-        }
+    struct rows_job enc = {.out = m->encoded, .in = p->wte, .in2 = p->wpe, .tok = m->inputs,
+                           .C = (size_t)C, .T = (size_t)T};
+    parallel_for(m->pool, BT, 64, encoder_forward_range, &enc);
 
     const float *x = m->encoded;
     for (int l = 0; l < L; l++) {
         const struct layer_params *lp = &p->h[l];
         struct layer_acts *la = &m->la[l];
-        layernorm_forward(la->ln1, la->ln1_mean, la->ln1_rstd, x, lp->ln1_w, lp->ln1_b, BT, C);
-        matmul_forward(la->qkv, la->ln1, lp->attn_w, lp->attn_b, NULL, BT, C, 3 * (size_t)C);
-        attention_forward(la->atty, la->att, la->qkv, B, T, C, H);
-        matmul_forward(la->res2, la->atty, lp->attnproj_w, lp->attnproj_b, x, BT, C, C);
-        layernorm_forward(la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, lp->ln2_w, lp->ln2_b,
-                          BT, C);
-        matmul_forward(la->fch, la->ln2, lp->fc_w, lp->fc_b, NULL, BT, C, 4 * (size_t)C);
-        gelu_forward(la->fch_gelu, la->fch, BT * 4 * C);
-        matmul_forward(la->res3, la->fch_gelu, lp->fcproj_w, lp->fcproj_b, la->res2, BT,
+        layernorm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, x, lp->ln1_w, lp->ln1_b, BT,
+                          C);
+        matmul_forward(m, la->qkv, la->ln1, lp->attn_w, lp->attn_b, NULL, BT, C, 3 * (size_t)C);
+        struct att_job aj = {.out = la->atty, .att = la->att, .qkv = la->qkv, .B = B, .T = T,
+                             .C = C, .H = H};
+        parallel_for(m->pool, (size_t)B * H, 1, attention_forward_range, &aj);
+        matmul_forward(m, la->res2, la->atty, lp->attnproj_w, lp->attnproj_b, x, BT, C, C);
+        layernorm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->res2, lp->ln2_w,
+                          lp->ln2_b, BT, C);
+        matmul_forward(m, la->fch, la->ln2, lp->fc_w, lp->fc_b, NULL, BT, C, 4 * (size_t)C);
+        struct rows_job gj = {.out = la->fch_gelu, .in = la->fch};
+        parallel_for(m->pool, BT * 4 * C, 4096, gelu_forward_range, &gj);
+        matmul_forward(m, la->res3, la->fch_gelu, lp->fcproj_w, lp->fcproj_b, la->res2, BT,
                        4 * (size_t)C, C);
         x = la->res3;
     }
-    layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, p->lnf_w, p->lnf_b, BT, C);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)BT, V, C, 1.0f, m->lnf, C, p->wte,
-                C, 0.0f, m->logits, V);
+    layernorm_forward(m, m->lnf, m->lnf_mean, m->lnf_rstd, x, p->lnf_w, p->lnf_b, BT, C);
+    par_sgemm(m, CblasNoTrans, CblasTrans, (int)BT, V, C, 1.0f, m->lnf, C, p->wte, C, 0.0f,
+              m->logits, V);
 
     if (targets) {
+        struct ce_job cj = {.logits = m->logits, .losses = m->losses, .targets = m->targets,
+                            .V = (size_t)V};
+        parallel_for(m->pool, BT, 16, ce_forward_range, &cj);
         double total = 0.0;
-        for (size_t n = 0; n < BT; n++) {
-            const float *row = m->logits + n * V;
-            float mx = row[0];
-            for (int j = 1; j < V; j++)
-                mx = row[j] > mx ? row[j] : mx;
-            float sum = 0.0f;
-            for (int j = 0; j < V; j++)
-                sum += expf(row[j] - mx);
-            total += (double)(mx + logf(sum) - row[targets[n]]);
-        }
+        for (size_t n = 0; n < BT; n++)
+            total += m->losses[n];
         if (loss)
             *loss = (float)(total / (double)BT);
     }
@@ -565,39 +990,27 @@ int gpt2_backward(struct gpt2 *m)
     if (!m || !m->have_targets)
         return MODEL_ERR_ARG;
     m->have_targets = 0; /* the logits are consumed below */
+    blas_single_threaded();
     const int B = m->B, T = m->T, V = m->cfg.vocab_size, C = m->cfg.n_embd,
               H = m->cfg.n_head, L = m->cfg.n_layer;
     const size_t BT = (size_t)B * T;
     const struct params *p = &m->p;
     const struct params *g = &m->g;
-    memset(m->grads, 0, m->n_params * sizeof(float));
+    struct rows_job zj = {.out = m->grads};
+    parallel_for(m->pool, m->n_params, 1 << 16, zero_range, &zj);
 
-    /* d(mean CE)/dlogits = (softmax - onehot) / BT, in place */
-    const float inv_bt = 1.0f / (float)BT;
-    for (size_t n = 0; n < BT; n++) {
-        float *row = m->logits + n * V;
-        float mx = row[0];
-        for (int j = 1; j < V; j++)
-            mx = row[j] > mx ? row[j] : mx;
-        float sum = 0.0f;
-        for (int j = 0; j < V; j++) {
-            row[j] = expf(row[j] - mx);
-            sum += row[j];
-        }
-        float scale = inv_bt / sum;
-        for (int j = 0; j < V; j++)
-            row[j] *= scale;
-        row[m->targets[n]] -= inv_bt;
-    }
+    struct ce_job cj = {.logits = m->logits, .targets = m->targets, .V = (size_t)V,
+                        .inv_bt = 1.0f / (float)BT};
+    parallel_for(m->pool, BT, 16, ce_backward_range, &cj);
     const float *dlogits = m->logits;
     /* logits = lnf wte^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)BT, C, V, 1.0f, dlogits, V,
-                p->wte, C, 0.0f, m->dln, C);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, (int)BT, 1.0f, dlogits, V,
-                m->lnf, C, 1.0f, g->wte, C);
+    par_sgemm(m, CblasNoTrans, CblasNoTrans, (int)BT, C, V, 1.0f, dlogits, V, p->wte, C, 0.0f,
+              m->dln, C);
+    par_sgemm(m, CblasTrans, CblasNoTrans, V, C, (int)BT, 1.0f, dlogits, V, m->lnf, C, 1.0f,
+              g->wte, C);
     const float *xlast = m->la[L - 1].res3;
     memset(m->dres, 0, BT * C * sizeof(float));
-    layernorm_backward(m->dres, g->lnf_w, g->lnf_b, m->dln, xlast, p->lnf_w, m->lnf_mean,
+    layernorm_backward(m, m->dres, g->lnf_w, g->lnf_b, m->dln, xlast, p->lnf_w, m->lnf_mean,
                        m->lnf_rstd, BT, C);
 
     for (int l = L - 1; l >= 0; l--) {
@@ -606,31 +1019,27 @@ int gpt2_backward(struct gpt2 *m)
         const struct layer_acts *la = &m->la[l];
         const float *x = l == 0 ? m->encoded : m->la[l - 1].res3;
         /* res3 = res2 + gelu(fch) Wp + bp: dres flows to res2 unchanged */
-        matmul_backward(m->dbig, lg->fcproj_w, lg->fcproj_b, m->dres, la->fch_gelu,
+        matmul_backward(m, m->dbig, lg->fcproj_w, lg->fcproj_b, m->dres, la->fch_gelu,
                         lp->fcproj_w, BT, 4 * (size_t)C, C);
-        gelu_backward(m->dbig, la->fch, m->dbig, BT * 4 * C);
-        matmul_backward(m->dln, lg->fc_w, lg->fc_b, m->dbig, la->ln2, lp->fc_w, BT, C,
+        struct rows_job gj = {.out = m->dbig, .in = la->fch};
+        parallel_for(m->pool, BT * 4 * C, 4096, gelu_backward_range, &gj);
+        matmul_backward(m, m->dln, lg->fc_w, lg->fc_b, m->dbig, la->ln2, lp->fc_w, BT, C,
                         4 * (size_t)C);
-        layernorm_backward(m->dres, lg->ln2_w, lg->ln2_b, m->dln, la->res2, lp->ln2_w,
+        layernorm_backward(m, m->dres, lg->ln2_w, lg->ln2_b, m->dln, la->res2, lp->ln2_w,
                            la->ln2_mean, la->ln2_rstd, BT, C);
         /* res2 = x + atty Wp + bp */
-        matmul_backward(m->datty, lg->attnproj_w, lg->attnproj_b, m->dres, la->atty,
+        matmul_backward(m, m->datty, lg->attnproj_w, lg->attnproj_b, m->dres, la->atty,
                         lp->attnproj_w, BT, C, C);
-        attention_backward(m->dqkv, m->datty, la->qkv, la->att, m->dscratch, B, T, C, H);
-        matmul_backward(m->dln, lg->attn_w, lg->attn_b, m->dqkv, la->ln1, lp->attn_w, BT, C,
+        struct att_job aj = {.dqkv = m->dqkv, .scratch = m->att_scratch, .qkv = la->qkv,
+                             .dout = m->datty, .catt = la->att, .B = B, .T = T, .C = C, .H = H};
+        parallel_for(m->pool, (size_t)B * H, 1, attention_backward_range, &aj);
+        matmul_backward(m, m->dln, lg->attn_w, lg->attn_b, m->dqkv, la->ln1, lp->attn_w, BT, C,
                         3 * (size_t)C);
-        layernorm_backward(m->dres, lg->ln1_w, lg->ln1_b, m->dln, x, lp->ln1_w, la->ln1_mean,
+        layernorm_backward(m, m->dres, lg->ln1_w, lg->ln1_b, m->dln, x, lp->ln1_w, la->ln1_mean,
                            la->ln1_rstd, BT, C);
     }
-    for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *d = m->dres + ((size_t)b * T + t) * C;
-            float *dte = g->wte + (size_t)m->inputs[(size_t)b * T + t] * C;
-            float *dpe = g->wpe + (size_t)t * C;
-            for (int i = 0; i < C; i++) {
-                dte[i] += d[i];
-                dpe[i] += d[i];
-            }
-        }
+    struct rows_job ej = {.out = g->wte, .out2 = g->wpe, .in = m->dres, .tok = m->inputs,
+                          .N = BT, .C = (size_t)C, .T = (size_t)T};
+    parallel_for(m->pool, (size_t)C, 32, encoder_backward_range, &ej);
     return 0;
 }

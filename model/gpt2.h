@@ -87,13 +87,25 @@ int gpt2_tensor(const struct gpt2_config *cfg, int i, struct gpt2_tensor_info *o
 int gpt2_init_params(const struct gpt2_config *cfg, uint64_t seed, float *flat);
 
 /* A model instance: parameters, gradients and activations for up to max_B x max_T,
- * each in one allocation. Not thread-safe; BLAS threads are the trainer's business. */
+ * each in one allocation, and a pool of worker threads. One caller at a time. */
 struct gpt2;
 
 /* MODEL_ERR_CONFIG, MODEL_ERR_ARG (max_B < 1, max_T < 1 or > max_seq_len),
  * MODEL_ERR_NOMEM. Parameters start zeroed: call gpt2_init_params or copy in. */
 int gpt2_create(const struct gpt2_config *cfg, int max_B, int max_T, struct gpt2 **out);
 void gpt2_destroy(struct gpt2 *m);
+
+/* Threads for forward and backward (the caller's thread counts as one); threads <= 0
+ * means one per online CPU. The model parallelizes around single-threaded BLAS calls,
+ * so it sets OpenBLAS to one thread (process-wide) when it runs. Results are
+ * reproducible for a given thread count; across counts they differ by float rounding.
+ * Starts at 1. MODEL_ERR_NOMEM (the old pool stays). */
+int gpt2_set_threads(struct gpt2 *m, int threads);
+
+/* The model's thread pool (model/parallel.h), for model/ code that runs its own loops
+ * on the same threads between passes (the trainer's optimizer step). Owned by m. */
+struct parallel;
+struct parallel *gpt2_parallel(struct gpt2 *m);
 
 const struct gpt2_config *gpt2_get_config(const struct gpt2 *m);
 /* Flat parameter and gradient vectors (gpt2_num_params floats each), owned by m and

@@ -1,13 +1,15 @@
 /* The CPU trainer: gpt2.c (fp32, OpenBLAS) + adamw.c. */
 #include "model/trainer_impl.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/timeutil.h"
 #include "model/adamw.h"
+#include "model/parallel.h"
+
+#define MAX_THREADS 1024
 
 struct cpu_trainer {
     struct gpt2 *model;
@@ -18,11 +20,6 @@ struct cpu_trainer {
     uint8_t *tokens;  /* cap_B * (cap_T + 1) */
     int32_t *inputs, *targets;
 };
-
-static void apply_threads(int threads)
-{
-    openblas_set_num_threads(threads > 0 ? threads : openblas_get_num_procs());
-}
 
 /* Model and batch buffers for B x T; params copied from the old model if any. */
 static int cpu_alloc(struct trainer *t, struct cpu_trainer *c, int B, int T)
@@ -40,6 +37,13 @@ static int cpu_alloc(struct trainer *t, struct cpu_trainer *c, int B, int T)
         free(in);
         free(tg);
         return MODEL_ERR_NOMEM;
+    }
+    if ((rc = gpt2_set_threads(m, t->opts.threads)) != 0) {
+        gpt2_destroy(m);
+        free(tok);
+        free(in);
+        free(tg);
+        return rc;
     }
     if (c->model) {
         memcpy(gpt2_params(m), gpt2_params(c->model), t->n_params * sizeof(float));
@@ -92,8 +96,68 @@ static int cpu_set_opts(struct trainer *t, const struct trainer_opts *o)
         if (rc)
             return rc;
     }
-    apply_threads(o->threads);
-    return 0;
+    return gpt2_set_threads(c->model, o->threads);
+}
+
+/* The optimizer step on the model's threads: global norm, clipping, AdamW. */
+struct opt_job {
+    struct cpu_trainer *c;
+    float *params, *grads;
+    float scale;
+    struct adamw_coefs coefs;
+    double partial[MAX_THREADS];
+};
+
+static void sumsq_range(void *ctx, size_t b, size_t e, int tid)
+{
+    struct opt_job *j = ctx;
+    j->partial[tid] = grad_sum_squares(j->grads + b, e - b);
+}
+
+static void scale_range(void *ctx, size_t b, size_t e, int tid)
+{
+    struct opt_job *j = ctx;
+    for (size_t i = b; i < e; i++)
+        j->grads[i] *= j->scale;
+}
+
+static void adamw_range(void *ctx, size_t b, size_t e, int tid)
+{
+    struct opt_job *j = ctx;
+    adamw_apply_range(&j->c->opt, j->params, j->grads, &j->coefs, j->c->groups,
+                      j->c->n_groups, b, e);
+}
+
+/* As grad_clip_global_norm + adamw_step; returns the norm before clipping, and
+ * applies nothing when it is not finite. The parts per thread are summed in thread
+ * order, so the result depends only on the thread count. */
+static double optimizer_step(struct trainer *t, struct cpu_trainer *c,
+                             const struct adamw_hparams *h)
+{
+    struct parallel *pool = gpt2_parallel(c->model);
+    static const size_t grain = 1 << 15;
+    struct opt_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NAN;
+    j->c = c;
+    j->params = gpt2_params(c->model);
+    j->grads = gpt2_grads(c->model);
+    parallel_for(pool, t->n_params, grain, sumsq_range, j);
+    double ss = 0.0;
+    for (int i = 0; i < parallel_threads(pool) && i < MAX_THREADS; i++)
+        ss += j->partial[i];
+    double norm = sqrt(ss);
+    if (isfinite(norm)) {
+        double coef = (double)t->opts.grad_clip / (norm + 1e-6);
+        if (t->opts.grad_clip > 0.0f && coef < 1.0) {
+            j->scale = (float)coef;
+            parallel_for(pool, t->n_params, grain, scale_range, j);
+        }
+        adamw_begin_step(&c->opt, h, &j->coefs);
+        parallel_for(pool, t->n_params, grain, adamw_range, j);
+    }
+    free(j);
+    return norm;
 }
 
 /* Splits B rows of T+1 bytes into inputs and targets. */
@@ -119,7 +183,6 @@ static int cpu_train_steps(struct trainer *t, int steps, trainer_batch_fn next_b
                                     .weight_decay = t->opts.weight_decay};
     double t0 = time_mono_s(), loss_sum = 0.0;
     int rc = 0;
-    apply_threads(t->opts.threads);
     for (int s = 0; s < steps; s++) {
         rc = next_batch(batch_ctx, c->tokens, B, T);
         if (rc) {
@@ -138,15 +201,11 @@ static int cpu_train_steps(struct trainer *t, int steps, trainer_batch_fn next_b
         rc = gpt2_backward(c->model);
         if (rc)
             break;
-        float *g = gpt2_grads(c->model);
-        double norm = grad_clip_global_norm(g, t->n_params, t->opts.grad_clip);
+        double norm = optimizer_step(t, c, &h);
         if (!isfinite(norm)) {
             rc = MODEL_ERR_NONFINITE;
             break;
         }
-        rc = adamw_step(&c->opt, gpt2_params(c->model), g, &h, c->groups, c->n_groups);
-        if (rc)
-            break;
         loss_sum += loss;
         out->steps = s + 1;
         out->mean_loss = loss_sum / (s + 1);
@@ -179,7 +238,6 @@ static int cpu_evaluate(struct trainer *t, const uint8_t *tokens, size_t n, int 
     size_t windows = (n - 1) / (size_t)T;
     if (max_windows > 0 && windows > (size_t)max_windows)
         windows = (size_t)max_windows;
-    apply_threads(t->opts.threads);
     double total = 0.0;
     for (size_t w = 0; w < windows; w += (size_t)B) {
         int rows = windows - w < (size_t)B ? (int)(windows - w) : B;
@@ -253,6 +311,5 @@ int trainer_cpu_init(struct trainer *t)
         cpu_destroy(t);
         return rc;
     }
-    apply_threads(t->opts.threads);
     return 0;
 }

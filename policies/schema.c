@@ -122,6 +122,10 @@ void schema_format_double(double d, char *out, size_t out_len)
         snprintf(out, out_len, isnan(d) ? "nan" : (d > 0 ? "inf" : "-inf"));
         return;
     }
+    if (d == floor(d) && fabs(d) < 1e15) {
+        snprintf(out, out_len, "%.0f", d);
+        return;
+    }
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(out, out_len, "%.*g", prec, d);
         if (strtod(out, NULL) == d)

@@ -232,15 +232,26 @@ static int attach(struct builder *b, struct ynode *node)
     return 0;
 }
 
+static void token_mark(struct fy_token *t, int *line, int *column)
+{
+    const struct fy_mark *m = fy_token_start_mark(t);
+    if (m && m->line >= 0) {
+        *line = m->line + 1;
+        *column = m->column + 1;
+    }
+}
+
 static int check_props(struct builder *b, struct fy_token *anchor, struct fy_token *tag,
                        int line, int column)
 {
     if (anchor) {
+        token_mark(anchor, &line, &column);
         yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
                    "anchors (&name) are not supported in policy files");
         return POLICY_ERR_UNSUPPORTED;
     }
     if (tag) {
+        token_mark(tag, &line, &column);
         yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
                    "tags (!tag) are not supported in policy files");
         return POLICY_ERR_UNSUPPORTED;

@@ -3,7 +3,8 @@
 /* Typed client of the Federation service (proto/aulac.proto).
  *
  * Every function returns 0 or a negative code (rpc_strerror). When st is not
- * NULL it receives the call's gRPC status; on failure st->details holds a
+ * NULL it receives the call's gRPC status (st->code stays OK when the failure
+ * was local, e.g. a malformed reply); on failure st->details holds a
  * printable line such as "GetTask: UNAVAILABLE: failed to connect to all
  * addresses". Replies are unpacked messages the caller frees with the
  * generated aulac__v1__*__free_unpacked(reply, NULL).

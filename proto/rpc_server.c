@@ -144,7 +144,8 @@ static void *call_main(void *arg)
     watch_close(c);
     c->method->handler(c, srv->ctx);
     if (!c->finished) {
-        log_warn("rpc: %s: handler returned without finishing the call", c->method->path);
+        if (!rpc_call_is_cancelled(c))
+            log_warn("rpc: %s: handler returned without finishing the call", c->method->path);
         rpc_call_finish(c, GRPC_STATUS_INTERNAL, "the server did not answer the call", NULL, 0);
     }
     if (!c->status_started)

@@ -488,6 +488,7 @@ static void specific_decode_errors(void **state)
     raw_header(&r, ENTRY_MEMBER_REMOVED);          /* unknown tag from a newer writer: skipped */
     raw_str(&r, 1, "hust");
     raw_tlv(&r, 99, "\x12\x34", 2);
+    raw_tlv(&r, 99, "\x56", 1);
     assert_int_equal(entry_decode(r.b, r.n, &d), 0);
     assert_string_equal(d.u.member_removed.member, "hust");
     assert_null(d.u.member_removed.reason);

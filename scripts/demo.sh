@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# The demo alliance: three members (fpt, vnpt, hust) train a small Vietnamese
+# byte-level GPT-2 together through a real coordinator on loopback.
+#
+#   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
+#   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
+#
+# Stops every process it started on exit, failure or Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+RUN_DIR=${RUN_DIR:-demo-run}
+POLICY=${POLICY:-policies/examples/demo.yaml}
+MEMBERS=(fpt vnpt hust)
+declare -A ORG=([fpt]="FPT Corporation" [vnpt]="VNPT" [hust]="Hanoi University of Science and Technology")
+bin=$BUILD
+prepare_only=0
+[ "${1:-}" = "--prepare-only" ] && prepare_only=1
+
+start=$(date +%s)
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+pids=()
+cleanup() {
+    local rc=$?
+    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+    if [ $rc -ne 0 ]; then
+        echo "demo: failed (exit $rc); logs are in $RUN_DIR/logs" >&2
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+
+for p in aulac aulac-coordinator aulac-worker; do
+    [ -x "$bin/$p" ] || { echo "demo: $bin/$p is missing: run 'make' first" >&2; exit 1; }
+done
+
+rm -rf "$RUN_DIR"
+mkdir -p "$RUN_DIR"/{keys,logs,state}
+say "private corpora (Vietnamese text from Debian documentation packages)"
+scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache"
+
+say "keys and roster"
+"$bin/aulac" keygen --id coordinator --dir "$RUN_DIR/keys" >/dev/null
+{
+    echo "alliance: au-lac-demo"
+    echo "members:"
+    for m in "${MEMBERS[@]}"; do
+        "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
+        echo "  - id: $m"
+        echo "    organization: ${ORG[$m]}"
+        echo "    roles: [member]"
+        echo "    public_key: $(sed -n 's/^public: //p' "$RUN_DIR/keys/$m.pub")"
+    done
+} >"$RUN_DIR/roster.yaml"
+cp "$POLICY" "$RUN_DIR/policy.yaml"
+"$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
+[ $prepare_only -eq 1 ] && { echo "prepared $RUN_DIR"; exit 0; }
+
+say "coordinator"
+"$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
+    --roster "$RUN_DIR/roster.yaml" --policy "$RUN_DIR/policy.yaml" \
+    --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" --insecure \
+    >"$RUN_DIR/logs/coordinator.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
+[ -s "$RUN_DIR/port" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo: coordinator did not start" >&2; exit 1; }
+addr="127.0.0.1:$(cat "$RUN_DIR/port")"
+echo "  listening on $addr (log: $RUN_DIR/logs/coordinator.log)"
+
+say "workers"
+wpids=()
+for m in "${MEMBERS[@]}"; do
+    "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
+        --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" --insecure --threads 1 \
+        >"$RUN_DIR/logs/$m.log" 2>&1 &
+    pids+=($!); wpids+=($!)
+    echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m (log: $RUN_DIR/logs/$m.log)"
+done
+
+say "rounds"
+# Follow the coordinator's round closes until every worker has left.
+tail -n +1 -F "$RUN_DIR/logs/coordinator.log" 2>/dev/null | grep --line-buffered -E 'round [0-9]+ closed|rejected|finished' | sed -u 's/^[^ ]* coordinator [a-z]*: /  /' &
+tailpid=$!
+pids+=($tailpid)
+fail=0
+for i in "${!wpids[@]}"; do
+    if ! wait "${wpids[$i]}"; then
+        echo "demo: worker ${MEMBERS[$i]} failed; see $RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
+        tail -5 "$RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
+        fail=1
+    fi
+done
+sleep 0.3
+kill $tailpid 2>/dev/null || true
+[ $fail -eq 0 ] || exit 1
+
+say "validation loss of the global model on each member's held-out text"
+"$bin/aulac" status --coordinator "$addr" --insecure --json >"$RUN_DIR/status.json"
+python3 - "$RUN_DIR" "${MEMBERS[@]}" <<'PY'
+import json, re, sys
+run, members = sys.argv[1], sys.argv[2:]
+s = json.load(open(run + "/status.json"))
+final = {}
+for m in members:
+    for line in open("%s/logs/%s.log" % (run, m), encoding="utf-8", errors="replace"):
+        g = re.search(r"final model: validation loss ([0-9.]+)", line)
+        if g: final[m] = float(g.group(1))
+print("  %-12s %s" % ("model", "  ".join("%8s" % m for m in members)))
+for r in s["rounds"]:
+    by = {x["member"]: x["val_loss"] for x in r["members"]}
+    name = "round 0" if r["round"] == 1 else "round %d" % (r["round"] - 1)
+    print("  %-12s %s" % (name, "  ".join("%8s" % ("%.4f" % by[m] if by.get(m) is not None else "-") for m in members)))
+print("  %-12s %s" % ("final", "  ".join("%8s" % ("%.4f" % final[m] if m in final else "-") for m in members)))
+up = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
+PY
+
+say "contributions"
+"$bin/aulac" status --coordinator "$addr" --insecure | sed -n '/^member/,$p' | sed 's/^/  /'
+python3 - "$RUN_DIR" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1] + "/status.json"))
+ups = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
+dense = None
+import re
+for line in open(sys.argv[1] + "/logs/fpt.log", errors="replace"):
+    g = re.search(r"dense fp32: (\d+)", line)
+    if g: dense = int(g.group(1))
+if ups and dense:
+    print("  upload per member per round: mean %.0f bytes vs %d dense fp32 (%.1fx smaller)"
+          % (sum(ups) / len(ups), dense, dense / (sum(ups) / len(ups))))
+PY
+
+say "ledger"
+"$bin/aulac" ledger verify --data-dir "$RUN_DIR/coordinator" | sed 's/^/  /'
+echo "  last entries:"
+"$bin/aulac" ledger show --data-dir "$RUN_DIR/coordinator" | tail -4 | sed 's/^/    /'
+echo
+echo "demo finished in $(( $(date +%s) - start )) s; everything is under $RUN_DIR/"

@@ -1,0 +1,589 @@
+/* Unit tests for policies/: the examples parse, the hash ignores formatting and follows
+ * values, every kind of malformed policy is refused with file:line:col and key path,
+ * and site policies refuse what they do not allow. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "policies/policy.h"
+#include "policies/site.h"
+
+/* The source tree: $AULAC_SRCDIR, else found from this file's path or from the test
+ * binary's (build/tests/test_policy), so the test runs from any directory. */
+static char root[2100];
+static int has_examples(const char *dir)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "%s/policies/examples/demo.yaml", dir);
+    FILE *f = fopen(p, "r");
+    if (f)
+        fclose(f);
+    return f != NULL;
+}
+static void find_root(void)
+{
+    const char *env = getenv("AULAC_SRCDIR");
+    if (env && has_examples(env)) {
+        snprintf(root, sizeof root, "%s/", env);
+        return;
+    }
+    const char *f = __FILE__;
+    const char *tail = strstr(f, "tests/unit/test_policy.c");
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%.*s.", (int)(tail ? tail - f : 0), f);
+    if (has_examples(dir)) {
+        snprintf(root, sizeof root, "%s/", dir);
+        return;
+    }
+    char exe[900] = "";
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    for (int up = 0; up < 4; up++) {
+        char *slash = strrchr(exe, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        if (has_examples(exe)) {
+            snprintf(root, sizeof root, "%s/", exe);
+            return;
+        }
+    }
+    snprintf(root, sizeof root, "./");
+}
+static const char *path_of(const char *rel)
+{
+    static char buf[2400];
+    snprintf(buf, sizeof buf, "%s%s", root, rel);
+    return buf;
+}
+
+static const char *minimal =
+    "schema: 1\n"
+    "metadata:\n"
+    "  name: t\n"
+    "model:\n"
+    "  n_positions: 64\n"
+    "  n_layer: 2\n"
+    "  n_head: 4\n"
+    "  n_embd: 64\n"
+    "training:\n"
+    "  rounds: 3\n";
+
+static int load(const char *text, struct policy *p, struct policy_error *e)
+{
+    return policy_load_buffer("t.yaml", text, strlen(text), p, e);
+}
+
+static void hash_of(const char *text, uint8_t h[32])
+{
+    struct policy p;
+    struct policy_error e;
+    int rc = load(text, &p, &e);
+    if (rc)
+        fail_msg("did not parse: %s", e.message);
+    assert_int_equal(policy_hash(&p, h), 0);
+    policy_free(&p);
+}
+
+static void test_examples_parse(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    const char *files[] = {"policies/examples/demo.yaml",
+                           "policies/examples/gpt2-124m-diloco.yaml"};
+    for (size_t i = 0; i < 2; i++) {
+        int rc = policy_load_file(path_of(files[i]), &p, &e);
+        if (rc)
+            fail_msg("%s: %s", files[i], e.message);
+        uint8_t h[32];
+        assert_int_equal(policy_hash(&p, h), 0);
+        policy_free(&p);
+    }
+
+    assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &p, &e), 0);
+    assert_string_equal(p.metadata.name, "demo-gpt2-bytes");
+    assert_string_equal(p.metadata.proposer, "hust");
+    assert_int_equal(p.participation.n_members, 3);
+    assert_string_equal(p.participation.members[0], "fpt");
+    assert_string_equal(p.participation.members[1], "vnpt");
+    assert_string_equal(p.participation.members[2], "hust");
+    assert_int_equal(p.model.family, POLICY_FAMILY_GPT2);
+    assert_int_equal(p.model.vocab_size, 256);
+    assert_true(p.model.n_layer >= 2 && p.model.n_layer <= 4);
+    assert_true(p.model.n_embd >= 64 && p.model.n_embd <= 128);
+    assert_int_equal(p.model.n_head, 4);
+    assert_true(p.training.seq_len >= 64 && p.training.seq_len <= 128);
+    assert_true(p.training.rounds >= 10);
+    assert_int_equal(p.training.local_steps, 20);
+    assert_int_equal(p.training.outer.kind, POLICY_OUTER_NESTEROV);
+    assert_true(p.training.outer.lr == 0.7 && p.training.outer.momentum == 0.9);
+    assert_int_equal(p.compression.uplink.method, POLICY_COMPRESS_TOPK);
+    assert_int_equal(p.compression.uplink.quant, CODEC_QUANT_INT8);
+    assert_true(p.compression.uplink.error_feedback);
+    assert_true(p.contribution.measures & (1u << POLICY_MEASURE_ALIGNMENT));
+    struct codec_params cp;
+    policy_link_codec_params(&p.compression.uplink, &cp);
+    assert_int_equal(codec_params_validate(&cp, NULL, 0), 0);
+    assert_int_equal(cp.k_per_block, p.compression.uplink.k_per_block);
+    assert_int_equal(policy_member_index(&p, "vnpt"), 1);
+    assert_int_equal(policy_member_index(&p, "viettel"), -1);
+    policy_free(&p);
+    policy_free(&p);    /* twice is harmless */
+
+    assert_int_equal(policy_load_file(path_of("policies/examples/gpt2-124m-diloco.yaml"), &p,
+                                      &e), 0);
+    assert_int_equal(policy_model_parameters(&p.model), 124439808u);
+    assert_int_equal(p.compression.uplink.k_per_block, 41);     /* density 0.01 of 4096 */
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_TRIMMED_MEAN);
+    assert_int_equal(p.compression.downlink.quant, CODEC_QUANT_FP16);
+    policy_free(&p);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(minimal, &p, &e), 0);
+    assert_int_equal(p.schema, 1);
+    assert_string_equal(p.metadata.proposer, "");
+    assert_string_equal(p.metadata.description, "");
+    assert_int_equal(p.model.vocab_size, 256);
+    assert_int_equal(p.training.seq_len, 64);
+    assert_int_equal(p.training.local_steps, 100);
+    assert_int_equal(p.training.outer.kind, POLICY_OUTER_FEDAVG);
+    assert_true(p.training.outer.lr == 1.0 && p.training.outer.momentum == 0.0);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_FEDAVG);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_TOKENS);
+    assert_int_equal(p.compression.uplink.block_size, 4096);
+    assert_int_equal(p.compression.uplink.k_per_block, 41);
+    assert_int_equal(p.compression.downlink.method, POLICY_COMPRESS_NONE);
+    assert_int_equal(p.compression.downlink.k_per_block, 4096);
+    assert_int_equal(p.participation.n_members, 0);
+    assert_int_equal(p.participation.min_members, 1);
+    assert_int_equal(p.contribution.measures, 1u << POLICY_MEASURE_TOKENS);
+    assert_true(p.contribution.credit_weights[POLICY_MEASURE_TOKENS] == 1.0);
+    assert_true(p.governance.quorum == 0.5);
+    policy_free(&p);
+
+    /* nesterov brings its own lr and momentum; integral floats are integers */
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s  outer:\n    kind: nesterov\n  local_steps: 1e2\n", minimal);
+    assert_int_equal(load(buf, &p, &e), 0);
+    assert_true(p.training.outer.lr == 0.7 && p.training.outer.momentum == 0.9);
+    assert_int_equal(p.training.local_steps, 100);
+    policy_free(&p);
+
+    /* model.seq_len is another name for model.n_positions */
+    const char *alias = "schema: 1\nmetadata: {name: t}\n"
+                        "model: {seq_len: 128, n_layer: 1, n_head: 2, n_embd: 8}\n"
+                        "training: {rounds: 1}\n";
+    assert_int_equal(load(alias, &p, &e), 0);
+    assert_int_equal(p.model.n_positions, 128);
+    policy_free(&p);
+}
+
+/* Same policy, written differently: comments, key order, flow style, quoting, number
+ * spelling, list order, defaults spelled out. */
+static const char *demo_a =
+    "schema: 1\n"
+    "metadata:\n"
+    "  name: demo\n"
+    "  proposer: hust\n"
+    "  description: a small run\n"
+    "model:\n"
+    "  family: gpt2\n"
+    "  n_positions: 64\n"
+    "  n_layer: 2\n"
+    "  n_head: 4\n"
+    "  n_embd: 64\n"
+    "training:\n"
+    "  rounds: 12\n"
+    "  local_steps: 20\n"
+    "  inner:\n"
+    "    lr: 0.003\n"
+    "  outer:\n"
+    "    kind: nesterov\n"
+    "    lr: 0.7\n"
+    "    momentum: 0.9\n"
+    "compression:\n"
+    "  uplink:\n"
+    "    method: topk\n"
+    "    block_size: 1024\n"
+    "    k_per_block: 64\n"
+    "participation:\n"
+    "  members: [fpt, vnpt, hust]\n"
+    "  min_members: 2\n";
+
+static const char *demo_b =
+    "# the same experiment\n"
+    "participation: {min_members: 2, members: [hust, fpt, vnpt]}   # set order\n"
+    "training:\n"
+    "  outer: {momentum: 9e-1, lr: .70, kind: \"nesterov\"}\n"
+    "  inner:\n"
+    "      lr: 3.0e-3\n"
+    "      kind: adamw        # the default, spelled out\n"
+    "  local_steps: 0x14\n"
+    "  rounds: 12\n"
+    "compression:\n"
+    "  uplink:\n"
+    "    density: 0.0625      # 64 of 1024\n"
+    "    block_size: 1024\n"
+    "    method: 'topk'\n"
+    "    quant: int8\n"
+    "model: {n_embd: 64, n_head: 4, n_layer: 2, seq_len: 64, vocab_size: 256}\n"
+    "metadata:\n"
+    "  description: \"a small run\"\n"
+    "  proposer: hust\n"
+    "  name: demo\n"
+    "schema: 1\n";
+
+static void test_hash_invariance(void **state)
+{
+    (void)state;
+    uint8_t a[32], b[32], c[32];
+    hash_of(demo_a, a);
+    hash_of(demo_b, b);
+    assert_memory_equal(a, b, 32);
+
+    /* any value change changes the hash */
+    const char *changes[][2] = {
+        {"  rounds: 12\n", "  rounds: 13\n"},
+        {"    lr: 0.7\n", "    lr: 0.71\n"},
+        {"  members: [fpt, vnpt, hust]\n", "  members: [fpt, vnpt, viettel]\n"},
+        {"  description: a small run\n", "  description: a smaller run\n"},
+        {"    k_per_block: 64\n", "    k_per_block: 65\n"},
+        {"  name: demo\n", "  name: demo2\n"},
+    };
+    for (size_t i = 0; i < sizeof changes / sizeof *changes; i++) {
+        char buf[2048];
+        const char *at = strstr(demo_a, changes[i][0]);
+        assert_non_null(at);
+        snprintf(buf, sizeof buf, "%.*s%s%s", (int)(at - demo_a), demo_a, changes[i][1],
+                 at + strlen(changes[i][0]));
+        hash_of(buf, c);
+        if (memcmp(a, c, 32) == 0)
+            fail_msg("changing %s did not change the hash", changes[i][0]);
+    }
+
+    /* the canonical text itself */
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(demo_b, &p, &e), 0);
+    char *canon;
+    size_t len;
+    assert_int_equal(policy_canonical(&p, &canon, &len), 0);
+    assert_int_equal(strlen(canon), len);
+    assert_memory_equal(canon, "aulac-policy-canonical/v1\n", 26);
+    assert_non_null(strstr(canon, "\ntraining.outer.lr=0.7\n"));
+    assert_non_null(strstr(canon, "\ntraining.inner.lr=0.003\n"));
+    assert_non_null(strstr(canon, "\nparticipation.members=fpt,hust,vnpt\n"));
+    assert_non_null(strstr(canon, "\ncompression.uplink.k_per_block=64\n"));
+    assert_null(strstr(canon, "density"));
+    /* keys in byte order */
+    const char *prev = NULL;
+    for (char *line = strchr(canon, '\n') + 1; *line; line = strchr(line, '\n') + 1) {
+        if (prev) {
+            size_t lp = strcspn(prev, "="), ll = strcspn(line, "=");
+            int cmp = memcmp(prev, line, lp < ll ? lp : ll);
+            assert_true(cmp < 0 || (cmp == 0 && lp < ll));
+        }
+        prev = line;
+    }
+    free(canon);
+    policy_free(&p);
+}
+
+struct bad_case {
+    const char *yaml;
+    int code;
+    const char *message;    /* the whole message */
+};
+
+#define HEAD "schema: 1\nmetadata:\n  name: t\n"
+#define MODEL "model:\n  n_positions: 64\n  n_layer: 2\n  n_head: 4\n  n_embd: 64\n"
+
+static const struct bad_case bad_cases[] = {
+    /* wrong type */
+    {HEAD MODEL "training:\n  rounds: 3\n  local_steps: ten\n", POLICY_ERR_TYPE,
+     "t.yaml:11:16: training.local_steps: expected a positive integer, got \"ten\""},
+    {HEAD MODEL "training:\n  rounds: \"3\"\n", POLICY_ERR_TYPE,
+     "t.yaml:10:12: training.rounds: expected a positive integer, got \"3\""},
+    {HEAD MODEL "training:\n  rounds: 2.5\n", POLICY_ERR_TYPE,
+     "t.yaml:10:11: training.rounds: expected a positive integer, got a fraction: 2.5"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    error_feedback: yes\n",
+     POLICY_ERR_TYPE,
+     "t.yaml:13:21: compression.uplink.error_feedback: expected true or false, got \"yes\""},
+    {HEAD "model: 5\ntraining:\n  rounds: 3\n", POLICY_ERR_TYPE,
+     "t.yaml:4:8: model: expected a mapping of keys, got 5"},
+    {"- schema\n- 1\n", POLICY_ERR_TYPE, "t.yaml:1:1: expected a mapping of keys, got a list"},
+    {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    lr: fast\n", POLICY_ERR_TYPE,
+     "t.yaml:12:9: training.inner.lr: expected a number, got \"fast\""},
+    {HEAD MODEL "training:\n  rounds: 3\nparticipation:\n  members: fpt\n", POLICY_ERR_TYPE,
+     "t.yaml:12:12: participation.members: expected a list of ids, got \"fpt\""},
+    /* out of range */
+    {HEAD MODEL "training:\n  rounds: 0\n", POLICY_ERR_RANGE,
+     "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got 0"},
+    {HEAD MODEL "training:\n  rounds: -4\n", POLICY_ERR_RANGE,
+     "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got -4"},
+    {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    lr: -1e-3\n", POLICY_ERR_RANGE,
+     "t.yaml:12:9: training.inner.lr: expected a number in (0, 10], got -1e-3"},
+    {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    beta2: 1\n", POLICY_ERR_RANGE,
+     "t.yaml:12:12: training.inner.beta2: expected a number in [0, 1), got 1"},
+    {HEAD MODEL "training:\n  rounds: 3\naggregation:\n  norm_bound: .inf\n", POLICY_ERR_RANGE,
+     "t.yaml:12:15: aggregation.norm_bound: expected a finite number >= 0, got \".inf\""},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    quant: int3\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:12: compression.uplink.quant: expected one of fp32, int8, fp16, fp8, int4, "
+     "got \"int3\""},
+    {"schema: 1\nmetadata:\n  name: Demo\n" MODEL "training:\n  rounds: 3\n", POLICY_ERR_RANGE,
+     "t.yaml:3:9: metadata.name: expected a name of 1 to 64 characters from [a-z0-9._-] "
+     "starting with a letter or digit, got \"Demo\""},
+    {"schema: 2\nmetadata:\n  name: t\n" MODEL "training:\n  rounds: 3\n", POLICY_ERR_RANGE,
+     "t.yaml:1:9: schema: schema version 2 is not supported (this aulac reads version 1)"},
+    {HEAD MODEL "training:\n  rounds: 99999999999999999999\n", POLICY_ERR_RANGE,
+     "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got "
+     "99999999999999999999"},
+    /* unknown and duplicate keys */
+    {HEAD MODEL "  n_layers: 3\ntraining:\n  rounds: 3\n", POLICY_ERR_UNKNOWN_KEY,
+     "t.yaml:9:3: model.n_layers: unknown key (did you mean \"n_layer\"?)"},
+    {HEAD MODEL "training:\n  rounds: 3\nextra: 1\n", POLICY_ERR_UNKNOWN_KEY,
+     "t.yaml:11:1: extra: unknown key; valid keys here: schema, metadata, model, data, "
+     "training, aggregation, compression, participation, privacy, contribution, governance"},
+    {HEAD MODEL "training:\n  rounds: 3\n  rounds: 4\n", POLICY_ERR_DUPLICATE,
+     "t.yaml:11:3: duplicate key \"rounds\" (first defined at line 10, column 3)"},
+    {HEAD "model: {n_positions: 64, seq_len: 64, n_layer: 2, n_head: 4, n_embd: 64}\n"
+     "training: {rounds: 3}\n", POLICY_ERR_DUPLICATE,
+     "t.yaml:4:26: model.n_positions: \"seq_len\" sets the same value as the key at line 4, "
+     "column 9; give only one"},
+    {HEAD MODEL "training:\n  rounds: 3\nparticipation:\n  members: [fpt, vnpt, fpt]\n",
+     POLICY_ERR_DUPLICATE, "t.yaml:12:24: participation.members: \"fpt\" is listed twice"},
+    /* missing */
+    {HEAD MODEL "training:\n  local_steps: 3\n", POLICY_ERR_MISSING,
+     "t.yaml:10:3: training.rounds: required key is missing"},
+    {"schema: 1\n" MODEL "training:\n  rounds: 3\n", POLICY_ERR_MISSING,
+     "t.yaml:1:1: metadata.name: required key is missing"},
+    {"", POLICY_ERR_MISSING, "t.yaml:1:1: schema: required key is missing"},
+    {HEAD "model:\n  n_positions: 64\n  n_layer: 2\n  n_embd: 64\ntraining:\n  rounds: 3\n",
+     POLICY_ERR_MISSING, "t.yaml:5:3: model.n_head: required key is missing"},
+    /* inconsistent */
+    {HEAD "model:\n  n_positions: 64\n  n_layer: 2\n  n_head: 3\n  n_embd: 64\n"
+     "training:\n  rounds: 3\n", POLICY_ERR_INVALID,
+     "t.yaml:8:11: model.n_embd: n_embd 64 is not divisible by n_head 3"},
+    {HEAD MODEL "training:\n  rounds: 3\nparticipation:\n  members: [fpt, vnpt]\n"
+     "  min_members: 3\n", POLICY_ERR_INVALID,
+     "t.yaml:13:16: participation.min_members: min_members 3 is more than the 2 members listed"},
+    {HEAD MODEL "training:\n  rounds: 3\n  seq_len: 128\n", POLICY_ERR_INVALID,
+     "t.yaml:11:12: training.seq_len: seq_len 128 is longer than the model's n_positions 64"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    k_per_block: 4\n",
+     POLICY_ERR_INVALID,
+     "t.yaml:13:18: compression.downlink.k_per_block: only meaningful with method: topk "
+     "(method is none: every value is sent)"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    k_per_block: 4\n"
+     "    density: 0.5\n", POLICY_ERR_INVALID,
+     "t.yaml:14:14: compression.uplink.density: give either k_per_block or density, not both"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    block_size: 256\n"
+     "    k_per_block: 300\n", POLICY_ERR_INVALID,
+     "t.yaml:14:18: compression.uplink.k_per_block: k_per_block 300 is larger than "
+     "block_size 256"},
+    {HEAD MODEL "training:\n  rounds: 3\naggregation:\n  trim_fraction: 0.2\n",
+     POLICY_ERR_INVALID,
+     "t.yaml:12:18: aggregation.trim_fraction: only used by rule: trimmed_mean (rule is fedavg)"},
+    {HEAD MODEL "training:\n  rounds: 3\n  outer: {kind: fedadam, momentum: 0.9}\n",
+     POLICY_ERR_INVALID,
+     "t.yaml:11:36: training.outer.momentum: not used by fedadam (it takes beta1, beta2, eps)"},
+    {HEAD MODEL "training:\n  rounds: 3\nprivacy:\n  noise_multiplier: 1.1\n",
+     POLICY_ERR_INVALID,
+     "t.yaml:12:21: privacy.noise_multiplier: noise needs a clip bound: set privacy.clip > 0"},
+    {HEAD MODEL "training:\n  rounds: 3\ncontribution:\n  measures: [tokens]\n"
+     "  credit_weights: {tokens: 1, alignment: 1}\n", POLICY_ERR_INVALID,
+     "t.yaml:13:31: contribution.credit_weights.alignment: measure alignment has a weight but "
+     "is not in contribution.measures"},
+    {HEAD MODEL "training:\n  rounds: 3\naggregation:\n  rule: krum\nparticipation:\n"
+     "  members: [a, b, c, d]\n", POLICY_ERR_INVALID,
+     "t.yaml:12:9: aggregation.rule: krum with krum_byzantine 1 needs at least 5 members, "
+     "4 listed"},
+    /* YAML itself */
+    {HEAD MODEL "training:\n  rounds: [3\n", POLICY_ERR_SYNTAX, NULL},
+    {HEAD MODEL "training:\n\trounds: 3\n", POLICY_ERR_SYNTAX, NULL},
+    {HEAD MODEL "training: &t\n  rounds: 3\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:9:12: anchors (&name) are not supported in policy files"},
+    {HEAD MODEL "training:\n  rounds: !!int 3\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:10:11: tags (!tag) are not supported in policy files"},
+    {HEAD MODEL "training:\n  rounds: 3\n---\nschema: 1\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:11:1: only one YAML document is allowed in a policy file"},
+    {HEAD MODEL "training:\n  rounds: 3\n  ? [a, b]\n  : 1\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:11:5: mapping keys must be plain strings"},
+    {"schema: 1\x00\n", POLICY_ERR_SYNTAX, "t.yaml:1:10: NUL byte in a policy file"},
+};
+
+static void test_malformed(void **state)
+{
+    (void)state;
+    int bad = 0;
+    for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
+        const struct bad_case *c = &bad_cases[i];
+        struct policy p;
+        struct policy_error e;
+        size_t len = strlen(c->yaml);
+        if (c->message && strstr(c->message, "NUL byte"))
+            len += 2;
+        int rc = policy_load_buffer("t.yaml", c->yaml, len, &p, &e);
+        if (rc != c->code) {
+            print_error("case %zu: expected %d, got %d: %s\n", i, c->code, rc, e.message);
+            bad++;
+            continue;
+        }
+        assert_int_equal(e.code, rc);
+        if (c->message && strcmp(e.message, c->message) != 0) {
+            print_error("case %zu:\n  want: %s\n  got:  %s\n", i, c->message, e.message);
+            bad++;
+            continue;
+        }
+        /* every message starts with file:line:col */
+        int line = 0, col = 0;
+        assert_int_equal(sscanf(e.message, "t.yaml:%d:%d:", &line, &col), 2);
+        assert_true(line >= 1 && col >= 1);
+        assert_int_equal(line, e.line);
+        assert_int_equal(col, e.column);
+        /* nothing to free on failure, and freeing is harmless */
+        assert_null(p.participation.members);
+        assert_null(p.metadata.description);
+        policy_free(&p);
+    }
+    assert_int_equal(bad, 0);
+    /* syntax errors name the place */
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(HEAD MODEL "training:\n\trounds: 3\n", &p, &e), POLICY_ERR_SYNTAX);
+    assert_memory_equal(e.message, "t.yaml:10:1: YAML syntax error: ", 32);
+    assert_int_equal(load(HEAD MODEL "training:\n  rounds: [3\n", &p, &e), POLICY_ERR_SYNTAX);
+    print_message("syntax error example: %s\n", e.message);
+    assert_int_equal(policy_load_file("/nonexistent/x.yaml", &p, &e), POLICY_ERR_IO);
+    assert_string_equal(e.message, "/nonexistent/x.yaml: cannot read: No such file or directory");
+    assert_int_equal(policy_load_buffer("t.yaml", NULL, 4, &p, NULL), POLICY_ERR_ARG);
+    for (int code = -1200; code >= -1220; code--)
+        assert_non_null(policy_strerror(code));
+    assert_string_equal(policy_strerror(POLICY_ERR_MISSING), "required policy key missing");
+}
+
+static int site_text(const char *text, struct site_policy *s, struct policy_error *e)
+{
+    return site_load_buffer("site.yaml", text, strlen(text), s, e);
+}
+
+static void test_site(void **state)
+{
+    (void)state;
+    struct site_policy s;
+    struct policy_error e;
+    struct policy demo, big;
+    char why[512];
+    int rc = site_load_file(path_of("policies/examples/site-fpt.yaml"), &s, &e);
+    if (rc)
+        fail_msg("%s", e.message);
+    assert_string_equal(s.member, "fpt");
+    assert_false(s.any_proposer);
+    assert_int_equal(s.n_experiments, 2);
+    assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &demo, &e), 0);
+    assert_int_equal(policy_load_file(path_of("policies/examples/gpt2-124m-diloco.yaml"), &big,
+                                      &e), 0);
+    assert_int_equal(site_check(&s, &demo, why, sizeof why), 0);
+    assert_string_equal(why, "");
+    assert_int_equal(site_check(&s, &big, why, sizeof why), 0);
+
+    struct site_policy t;
+    const char *cases[][2] = {
+        {"schema: 1\nallow: {proposers: [vnpt]}\n",
+         "experiment demo-gpt2-bytes: proposer \"hust\" is not in this site's allow.proposers "
+         "(vnpt)"},
+        {"schema: 1\nallow: {proposers: []}\n",
+         "experiment demo-gpt2-bytes: proposer \"hust\" is not in this site's allow.proposers "
+         "(none)"},
+        {"schema: 1\nallow: {experiments: [\"gpt2-*\", \"llama-?b\"]}\n",
+         "experiment demo-gpt2-bytes: name matches none of this site's allow.experiments "
+         "(gpt2-*, llama-?b)"},
+        {"schema: 1\nmember: viettel\n",
+         "experiment demo-gpt2-bytes: this site (viettel) is not among its participation.members"},
+        {"schema: 1\nlimits: {max_parameters: 100000}\n",
+         "experiment demo-gpt2-bytes: the model has 120576 parameters, over this site's "
+         "limits.max_parameters 100000"},
+        {"schema: 1\nlimits: {max_rounds: 10}\n",
+         "experiment demo-gpt2-bytes: training.rounds 12 is over this site's limits.max_rounds 10"},
+        {"schema: 1\nlimits: {max_local_steps: 19}\n",
+         "experiment demo-gpt2-bytes: training.local_steps 20 is over this site's "
+         "limits.max_local_steps 19"},
+        {"schema: 1\nlimits: {max_batch_size: 4}\n",
+         "experiment demo-gpt2-bytes: training.batch_size 8 is over this site's "
+         "limits.max_batch_size 4"},
+        {"schema: 1\nlimits: {max_seq_len: 32}\n",
+         "experiment demo-gpt2-bytes: training.seq_len 64 is over this site's "
+         "limits.max_seq_len 32"},
+        {"schema: 1\nlimits: {max_tokens_per_round: 10000}\n",
+         "experiment demo-gpt2-bytes: 10240 tokens per round (local_steps x batch_size x "
+         "seq_len) is over this site's limits.max_tokens_per_round 10000"},
+        {"schema: 1\nrequire: {min_noise_multiplier: 0.5}\n",
+         "experiment demo-gpt2-bytes: privacy.noise_multiplier 0 is below this site's "
+         "require.min_noise_multiplier 0.5"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        rc = site_load_buffer("site.yaml", cases[i][0], strlen(cases[i][0]), &t, &e);
+        if (rc)
+            fail_msg("case %zu: %s", i, e.message);
+        rc = site_check(&t, &demo, why, sizeof why);
+        assert_int_equal(rc, POLICY_ERR_SITE_REFUSED);
+        if (strcmp(why, cases[i][1]) != 0)
+            fail_msg("case %zu:\n  want: %s\n  got:  %s", i, cases[i][1], why);
+        site_policy_free(&t);
+    }
+    /* the 124M model is over a 100M budget */
+    rc = site_text("schema: 1\nlimits:\n  max_parameters: 1e8\n", &t, &e);
+    assert_int_equal(rc, 0);
+    assert_int_equal(site_check(&t, &big, why, sizeof why), POLICY_ERR_SITE_REFUSED);
+    assert_non_null(strstr(why, "124439808 parameters"));
+    site_policy_free(&t);
+
+    /* parse errors use the same messages */
+    rc = site_text("schema: 1\nlimits:\n  max_gpus: 4\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_UNKNOWN_KEY);
+    assert_string_equal(e.message, "site.yaml:3:3: limits.max_gpus: unknown key; valid keys "
+                        "here: max_parameters, max_rounds, max_local_steps, max_batch_size, "
+                        "max_seq_len, max_tokens_per_round");
+    rc = site_text("schema: 1\nallow:\n  experiments: [\"a/b\"]\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_RANGE);
+    if (!strstr(e.message, "site.yaml:3:18: allow.experiments: expected a name pattern"))
+        fail_msg("%s", e.message);
+    rc = site_text("member: fpt\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_MISSING);
+    assert_string_equal(e.message, "site.yaml:1:1: schema: required key is missing");
+
+    site_policy_init(&t);
+    assert_int_equal(site_check(&t, &big, why, sizeof why), 0);
+    site_policy_free(&t);
+    assert_int_equal(site_check(NULL, &big, why, sizeof why), POLICY_ERR_ARG);
+
+    site_policy_free(&s);
+    policy_free(&demo);
+    policy_free(&big);
+}
+
+int main(void)
+{
+    find_root();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_examples_parse),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_hash_invariance),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_site),
+    };
+    return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
+}
