@@ -30,7 +30,7 @@ cleanup() {
     exit $rc
 }
 trap cleanup EXIT
-trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
+trap 'trap - INT TERM; echo; echo "demo: interrupted"; exit 130' INT TERM
 
 for p in aulac aulac-coordinator aulac-worker; do
     [ -x "$bin/$p" ] || { echo "demo: $bin/$p is missing: run 'make' first" >&2; exit 1; }
@@ -80,10 +80,25 @@ for m in "${MEMBERS[@]}"; do
 done
 
 say "rounds"
-# Follow the coordinator's round closes until every worker has left.
-tail -n +1 -F "$RUN_DIR/logs/coordinator.log" 2>/dev/null | grep --line-buffered -E 'round [0-9]+ closed|rejected|finished' | sed -u 's/^[^ ]* coordinator [a-z]*: /  /' &
-tailpid=$!
-pids+=($tailpid)
+# Print the coordinator's round closes as they happen, until every worker has left.
+pattern='round [0-9]+ closed|rejected update|experiment .* finished'
+seen=0
+follow() {
+    local n
+    n=$(grep -cE "$pattern" "$RUN_DIR/logs/coordinator.log" || true)
+    if [ "$n" -gt "$seen" ]; then
+        grep -E "$pattern" "$RUN_DIR/logs/coordinator.log" | sed -n "$((seen + 1)),${n}p" |
+            sed 's/^[^ ]* coordinator [a-z]*: /  /'
+        seen=$n
+    fi
+}
+while :; do
+    alive=0
+    for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    follow
+    [ $alive -eq 1 ] || break
+    sleep 0.5
+done
 fail=0
 for i in "${!wpids[@]}"; do
     if ! wait "${wpids[$i]}"; then
@@ -92,8 +107,6 @@ for i in "${!wpids[@]}"; do
         fail=1
     fi
 done
-sleep 0.3
-kill $tailpid 2>/dev/null || true
 [ $fail -eq 0 ] || exit 1
 
 say "validation loss of the global model on each member's held-out text"
