@@ -9,6 +9,8 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "coordinator/auth.h"
+#include "coordinator/governance.h"
 #include "coordinator/state.h"
 #include "proto/rpc.h"
 
@@ -105,7 +107,8 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     if ((rc = load_policy(c)) != 0)
         return rc;
     c->members = calloc(c->roster.n_members, sizeof *c->members);
-    c->accepted = calloc(c->n_eligible, sizeof *c->accepted);
+    /* governance may make any policy member eligible later */
+    c->accepted = calloc(c->policy.participation.n_members + 1, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
     if (!c->members || !c->accepted || !c->acc)
         return COORD_ERR_NOMEM;
@@ -135,7 +138,16 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         log_error("cannot open the ledger in %s: %s", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_CONFIG;
     }
+    /* Every commit from here on publishes a checkpoint signed with our key. */
+    char origin[CHECKPOINT_ORIGIN_MAX + 1];
+    if (checkpoint_origin(c->roster.alliance, origin, sizeof origin) != 0 ||
+        (rc = ledger_set_signer(c->ledger, origin, c->key)) != 0) {
+        log_error("cannot sign ledger checkpoints in %s (see above)", opt->data_dir);
+        return COORD_ERR_STATE;
+    }
     if ((rc = state_open_dbs(c)) != 0)
+        return rc;
+    if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0)
         return rc;
     return experiment_resume_or_start(c);
 }
@@ -191,6 +203,8 @@ void coord_close(struct coord *c)
     c->model = NULL;
     ledger_close(c->ledger);
     c->ledger = NULL;
+    governance_close(c);
+    auth_close(c);
     outer_free(&c->outer);
     free(c->acc);
     free(c->accepted);

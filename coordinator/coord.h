@@ -8,7 +8,8 @@
  * accepted payloads kept in LMDB); coord_serve() starts the gRPC service and the
  * round timer; coord_close() stops both and frees everything.
  *
- * Locking: c->mu guards the experiment (round, model, accumulator, accepted set).
+ * Locking: c->mu guards the experiment (round, model, accumulator, accepted set)
+ * and c->roster / c->members, which governance.c keeps equal to the live roster.
  * LMDB write transactions are taken inside c->mu, never the other way round. */
 #include <lmdb.h>
 #include <pthread.h>
@@ -47,6 +48,9 @@ struct coord_options {
 };
 
 enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
+
+struct governance;
+struct auth;
 
 /* An immutable model version; downloads hold a reference while they stream it. */
 struct model_snapshot {
@@ -113,6 +117,9 @@ struct coord {
 
     struct seen_nonce nonces[COORD_NONCES];   /* join replay window, guarded by mu */
 
+    struct governance *gov;         /* live roster, proposals, votes (governance.h) */
+    struct auth *auth;              /* request nonce replay cache (auth.h) */
+
     struct rpc_server *srv;
     int port;
     pthread_t timer;
@@ -126,6 +133,9 @@ void coord_close(struct coord *c);
 const char *coord_strerror(int rc);
 
 /* --- used across coordinator/ ------------------------------------------- */
+
+/* The uplink codec of a round: the policy's, dense during its warm-up rounds. */
+void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out);
 
 /* experiment.c */
 int  experiment_resume_or_start(struct coord *c);

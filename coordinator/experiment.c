@@ -46,6 +46,13 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
     }
 }
 
+void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out)
+{
+    *out = c->uplink;
+    if (round <= c->policy.compression.uplink.dense_warmup_rounds)
+        out->k_per_block = out->block_size;
+}
+
 struct member_stats *coord_member_stats(struct coord *c, const char *id)
 {
     for (size_t i = 0; i < c->roster.n_members; i++)

@@ -9,7 +9,10 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "coordinator/auth.h"
 #include "coordinator/coord.h"
+#include "coordinator/governance.h"
+#include "coordinator/service_ledger.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
 #include "crypto/envelope.h"
@@ -17,6 +20,7 @@
 #include "proto/pb.h"
 #include "proto/rpc.h"
 #include "proto/service.h"
+#include "proto/service_ledger.h"
 
 #define AULAC_VERSION "aulac 0.1"
 #define JOIN_SKEW_MS  (5 * 60 * 1000)
@@ -75,12 +79,9 @@ static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, 
         snprintf(why, cap, "member id '%.64s' is not 1..64 of [a-z0-9._-]", member);
         return why;
     }
-    const struct roster_member *m = roster_find(&c->roster, member);
-    if (!m) {
-        snprintf(why, cap, "unknown member '%s': it is not in the alliance roster; ask the "
-                 "alliance to add its public key by a governance proposal", member);
+    uint8_t member_key[32];
+    if (governance_member_key(c, member, member_key, why, cap) != 0)
         return why;
-    }
     if (q->nonce.len != ENVELOPE_NONCE_BYTES || q->signature.len != CRYPTO_SIGNATURE_BYTES) {
         snprintf(why, cap, "malformed join request: nonce must be 16 bytes, signature 64");
         return why;
@@ -95,7 +96,7 @@ static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, 
     snprintf(j.member, sizeof j.member, "%s", member);
     j.timestamp_unix_ms = q->timestamp_ms;
     memcpy(j.nonce, q->nonce.data, ENVELOPE_NONCE_BYTES);
-    if (envelope_join_verify(&j, m->public_key, q->signature.data) != 0) {
+    if (envelope_join_verify(&j, member_key, q->signature.data) != 0) {
         snprintf(why, cap, "bad signature: the join request of '%s' does not verify with its "
                  "roster key (is the worker using the right --key?)", member);
         return why;
@@ -119,7 +120,7 @@ static void on_join(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (pb_call_recv(call, &aulac__v1__join_request__descriptor, &in) != 0)
+    if (auth_call_recv(c, call, &aulac__v1__join_request__descriptor, &in, NULL) != 0)
         return;
     Aulac__V1__JoinRequest *q = (Aulac__V1__JoinRequest *)in;
     char why[320];
@@ -179,12 +180,14 @@ static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__Tra
     p->beta2 = (float)tr->inner.beta2;
     p->seed = c->policy.model.seed;
     t->params = p;
-    cp->format_version = c->uplink.format_version;
-    cp->block_size = c->uplink.block_size;
-    cp->k_per_block = c->uplink.k_per_block;
-    cp->quant = (uint32_t)c->uplink.quant;
-    cp->zstd_level = c->uplink.zstd_level;
-    cp->error_feedback = c->uplink.error_feedback != 0;
+    struct codec_params rc;
+    coord_round_codec(c, c->round, &rc);
+    cp->format_version = rc.format_version;
+    cp->block_size = rc.block_size;
+    cp->k_per_block = rc.k_per_block;
+    cp->quant = (uint32_t)rc.quant;
+    cp->zstd_level = rc.zstd_level;
+    cp->error_feedback = rc.error_feedback != 0;
     t->codec = cp;
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
@@ -202,16 +205,11 @@ static void on_get_task(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (pb_call_recv(call, &aulac__v1__task_request__descriptor, &in) != 0)
+    /* authenticated: the member is in the current roster and signed it */
+    if (auth_call_recv(c, call, &aulac__v1__task_request__descriptor, &in, NULL) != 0)
         return;
     Aulac__V1__TaskRequest *q = (Aulac__V1__TaskRequest *)in;
     const char *member = q->member_id ? q->member_id : "";
-    if (!roster_find(&c->roster, member)) {
-        rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED,
-                        "unknown member: not in the alliance roster", NULL, 0);
-        protobuf_c_message_free_unpacked(in, NULL);
-        return;
-    }
     uint32_t wait_ms = q->wait_ms < FED_MAX_LONG_POLL_MS ? q->wait_ms : FED_MAX_LONG_POLL_MS;
     int64_t until = time_mono_ms() + wait_ms;
     Aulac__V1__Task t = AULAC__V1__TASK__INIT;
@@ -263,7 +261,7 @@ static void on_download(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (pb_call_recv(call, &aulac__v1__model_request__descriptor, &in) != 0)
+    if (auth_call_recv(c, call, &aulac__v1__model_request__descriptor, &in, NULL) != 0)
         return;
     Aulac__V1__ModelRequest *q = (Aulac__V1__ModelRequest *)in;
     pthread_mutex_lock(&c->mu);
@@ -314,9 +312,11 @@ static void on_download(struct rpc_call *call, void *ctx)
 
 /* --- SubmitUpdate --------------------------------------------------------------- */
 
-static void finish_receipt(struct rpc_call *call, const struct update_check *u)
+static void finish_receipt(struct coord *c, struct rpc_call *call, const struct update_check *u)
 {
     Aulac__V1__Receipt r = AULAC__V1__RECEIPT__INIT;
+    struct receipt_ledger rl;
+    receipt_ledger_fill(c, u, &r, &rl);
     r.accepted = u->accepted;
     r.reason = u->accepted ? "" : (char *)u->reason;
     r.ledger_index = u->ledger_index;
@@ -326,13 +326,14 @@ static void finish_receipt(struct rpc_call *call, const struct update_check *u)
     r.signature.data = (uint8_t *)u->receipt_signature;
     r.signature.len = 64;
     pb_call_finish(call, &r.base);
+    receipt_ledger_free(&rl);
 }
 
 static void on_submit(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (pb_call_recv(call, &aulac__v1__update_chunk__descriptor, &in) != 0)
+    if (auth_call_recv(c, call, &aulac__v1__update_chunk__descriptor, &in, NULL) != 0)
         return;
     Aulac__V1__UpdateChunk *first = (Aulac__V1__UpdateChunk *)in;
     struct update_check u;
@@ -346,7 +347,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
     protobuf_c_message_free_unpacked(in, NULL);
     if (!ok) {
         if (update_reject(c, &u) == 0)
-            finish_receipt(call, &u);
+            finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
         return;
@@ -390,12 +391,12 @@ static void on_submit(struct rpc_call *call, void *ctx)
     }
     if (rc == RPC_EOS) {
         if (update_accept(c, &u, payload, got) == 0)
-            finish_receipt(call, &u);
+            finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, u.reason, NULL, 0);
     } else if (rc == -1) {
         if (update_reject(c, &u) == 0)
-            finish_receipt(call, &u);
+            finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
     } else if (rc == RPC_ERR_CANCELLED) {
@@ -438,8 +439,11 @@ static void on_status(struct rpc_call *call, void *ctx)
     uint64_t closed = c->model->round;
     size_t n_members = c->roster.n_members;
     struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
+    struct roster_member *rm = calloc(n_members + 1, sizeof *rm);  /* governance may change it */
     if (ms)
         memcpy(ms, c->members, n_members * sizeof *ms);
+    if (rm)
+        memcpy(rm, c->roster.members, n_members * sizeof *rm);
     pthread_mutex_unlock(&c->mu);
     r.model_hash.data = model;
     r.model_hash.len = 32;
@@ -452,10 +456,10 @@ static void on_status(struct rpc_call *call, void *ctx)
 
     Aulac__V1__MemberStatus *mrows = calloc(n_members + 1, sizeof *mrows);
     Aulac__V1__MemberStatus **mptr = calloc(n_members + 1, sizeof *mptr);
-    for (size_t i = 0; ms && mrows && mptr && i < n_members; i++) {
+    for (size_t i = 0; ms && rm && mrows && mptr && i < n_members; i++) {
         aulac__v1__member_status__init(&mrows[i]);
         mrows[i].member_id = ms[i].id;
-        mrows[i].organization = c->roster.members[i].organization;
+        mrows[i].organization = rm[i].organization;
         mrows[i].rounds_joined = ms[i].rounds_joined;
         mrows[i].tokens = ms[i].tokens;
         mrows[i].bytes_sent = ms[i].bytes_sent;
@@ -525,6 +529,7 @@ static void on_status(struct rpc_call *call, void *ctx)
     free(mrows);
     free(mptr);
     free(ms);
+    free(rm);
 }
 
 static const struct rpc_method methods[] = {
@@ -534,6 +539,14 @@ static const struct rpc_method methods[] = {
     { FED_METHOD_DOWNLOAD_MODEL, RPC_SERVER_STREAM, on_download },
     { FED_METHOD_SUBMIT_UPDATE, RPC_CLIENT_STREAM, on_submit },
     { FED_METHOD_STATUS, RPC_UNARY, on_status },
+    { FED_METHOD_GET_CHECKPOINT, RPC_UNARY, service_get_checkpoint },
+    { FED_METHOD_GET_CONSISTENCY, RPC_UNARY, service_get_consistency_proof },
+    { FED_METHOD_GET_INCLUSION, RPC_UNARY, service_get_inclusion_proof },
+    { FED_METHOD_GET_ENTRIES, RPC_UNARY, service_get_entries },
+    { FED_METHOD_GET_CHECKPOINTS, RPC_UNARY, service_get_checkpoints },
+    { FED_METHOD_PROPOSE_ROSTER, RPC_UNARY, governance_on_propose },
+    { FED_METHOD_VOTE, RPC_UNARY, governance_on_vote },
+    { FED_METHOD_LIST_PROPOSALS, RPC_UNARY, governance_on_list },
 };
 
 int service_start(struct coord *c)

@@ -12,6 +12,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "coordinator/governance.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
 
@@ -108,21 +109,24 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     u->train_loss = h->train_loss;
     u->val_loss = h->val_loss;
 
-    const struct roster_member *m = roster_find(&c->roster, u->member);
-    if (!m)
-        return fail(u, "unknown member '%s': it is not in the alliance roster", u->member);
+    uint8_t member_key[32];
+    char why[300];
+    if (governance_member_key(c, u->member, member_key, why, sizeof why) != 0)
+        return fail(u, "%s", why);
     u->known_member = 1;
     if (policy_member_index(&c->policy, u->member) < 0)
         return fail(u, "member '%s' does not take part in experiment %s (policy "
                     "participation.members)", u->member, c->experiment);
-    if (envelope_verify(e, m->public_key, u->signature) != 0)
+    if (envelope_verify(e, member_key, u->signature) != 0)
         return fail(u, "bad signature: the update envelope does not verify with %s's roster "
                     "key", u->member);
-    if (!codec_matches(&e->codec, &c->uplink))
+    struct codec_params want;
+    coord_round_codec(c, e->round, &want);
+    if (!codec_matches(&e->codec, &want))
         return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
-                    "uplink (block %u, k %u, quant %u)", e->codec.block_size,
-                    e->codec.k_per_block, e->codec.quant, c->uplink.block_size,
-                    c->uplink.k_per_block, (unsigned)c->uplink.quant);
+                    "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
+                    e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
+                    want.block_size, want.k_per_block, (unsigned)want.quant);
     const struct policy_training *t = &c->policy.training;
     uint64_t max_samples = (uint64_t)t->local_steps * t->batch_size;
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
@@ -184,6 +188,13 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     pthread_mutex_lock(&c->mu);
     if (check_round_locked(c, u) != 0) {
         pthread_mutex_unlock(&c->mu);
+        return update_reject(c, u);
+    }
+    if (!coord_member_stats(c, u->member)) {   /* removed while its upload streamed in */
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "member '%s' was removed from the alliance while its update was uploading",
+             u->member);
+        u->known_member = 0;
         return update_reject(c, u);
     }
     const double weight = update_weight(c, &u->env);

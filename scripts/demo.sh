@@ -5,6 +5,11 @@
 #   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
 #
+# Everything runs over TLS on loopback: the demo makes an alliance CA and the
+# coordinator's certificate (aulac tls). MTLS=1 also gives every member a client
+# certificate and makes the coordinator require one; INSECURE=1 runs plaintext.
+# Either way every member request is signed with the member's key.
+#
 # Stops every process it started on exit, failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,24 +61,46 @@ say "keys and roster"
 } >"$RUN_DIR/roster.yaml"
 cp "$POLICY" "$RUN_DIR/policy.yaml"
 "$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
+
+coord_tls=(--insecure); client_tls=(--insecure)
+declare -A member_tls
+if [ "${INSECURE:-0}" != 1 ]; then
+    say "TLS: the alliance CA and the coordinator's certificate"
+    "$bin/aulac" tls init --dir "$RUN_DIR/tls" --name "au-lac-demo" | sed 's/^/  /'
+    "$bin/aulac" tls issue --ca-dir "$RUN_DIR/tls" --name coordinator --server \
+        --dns localhost --ip 127.0.0.1 | sed 's/^/  /'
+    coord_tls=(--tls-cert "$RUN_DIR/tls/coordinator.pem" --tls-key "$RUN_DIR/tls/coordinator.key")
+    client_tls=(--tls-ca "$RUN_DIR/tls/ca.pem")
+    if [ "${MTLS:-0}" = 1 ]; then
+        coord_tls+=(--tls-client-ca "$RUN_DIR/tls/ca.pem" --require-client-cert)
+        for m in "${MEMBERS[@]}"; do
+            "$bin/aulac" tls issue --ca-dir "$RUN_DIR/tls" --name "$m" --client >/dev/null
+            member_tls[$m]="--tls-cert $RUN_DIR/tls/$m.pem --tls-key $RUN_DIR/tls/$m.key"
+        done
+        "$bin/aulac" tls issue --ca-dir "$RUN_DIR/tls" --name secretariat --client >/dev/null
+        client_tls+=(--tls-cert "$RUN_DIR/tls/secretariat.pem" --tls-key "$RUN_DIR/tls/secretariat.key")
+        echo "  mutual TLS: a client certificate for each member and the secretariat"
+    fi
+fi
 [ $prepare_only -eq 1 ] && { echo "prepared $RUN_DIR"; exit 0; }
 
 say "coordinator"
 "$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
     --roster "$RUN_DIR/roster.yaml" --policy "$RUN_DIR/policy.yaml" \
-    --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" --insecure \
+    --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" "${coord_tls[@]}" \
     >"$RUN_DIR/logs/coordinator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
 [ -s "$RUN_DIR/port" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo: coordinator did not start" >&2; exit 1; }
 addr="127.0.0.1:$(cat "$RUN_DIR/port")"
-echo "  listening on $addr (log: $RUN_DIR/logs/coordinator.log)"
+echo "  listening on $addr ($([ "${coord_tls[0]}" = --insecure ] && echo plaintext || echo TLS); log: $RUN_DIR/logs/coordinator.log)"
 
 say "workers"
 wpids=()
 for m in "${MEMBERS[@]}"; do
     "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
-        --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" --insecure --threads 1 \
+        --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" "${client_tls[@]:0:2}" \
+        ${member_tls[$m]:-} --threads 1 \
         >"$RUN_DIR/logs/$m.log" 2>&1 &
     pids+=($!); wpids+=($!)
     echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m (log: $RUN_DIR/logs/$m.log)"
@@ -110,7 +137,7 @@ done
 [ $fail -eq 0 ] || exit 1
 
 say "validation loss of the global model on each member's held-out text"
-"$bin/aulac" status --coordinator "$addr" --insecure --json >"$RUN_DIR/status.json"
+"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --json >"$RUN_DIR/status.json"
 python3 - "$RUN_DIR" "${MEMBERS[@]}" <<'PY'
 import json, re, sys
 run, members = sys.argv[1], sys.argv[2:]
@@ -130,7 +157,7 @@ up = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
 PY
 
 say "contributions"
-"$bin/aulac" status --coordinator "$addr" --insecure | sed -n '/^member/,$p' | sed 's/^/  /'
+"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" | sed -n '/^member/,$p' | sed 's/^/  /'
 python3 - "$RUN_DIR" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1] + "/status.json"))

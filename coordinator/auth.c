@@ -1,0 +1,248 @@
+/* Request authentication for member RPCs (auth.h). The signature is checked
+ * against the raw bytes received, before the message is unpacked; the nonce is
+ * remembered only after the signature verifies, so unauthenticated traffic
+ * cannot fill the replay cache. */
+#include "coordinator/auth.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "coordinator/governance.h"
+#include "coordinator/replay.h"
+#include "coordinator/update.h"
+#include "crypto/request.h"
+#include "proto/aulac.pb-c.h"
+#include "proto/pb.h"
+
+struct auth {
+    pthread_mutex_t mu;               /* guards cache */
+    struct replay_cache *cache;
+};
+
+int auth_open(struct coord *c)
+{
+    struct auth *a = calloc(1, sizeof *a);
+    if (!a)
+        return COORD_ERR_NOMEM;
+    a->cache = replay_new(AUTH_REPLAY_CAPACITY);
+    if (!a->cache) {
+        free(a);
+        return COORD_ERR_NOMEM;
+    }
+    pthread_mutex_init(&a->mu, NULL);
+    c->auth = a;
+    return 0;
+}
+
+void auth_close(struct coord *c)
+{
+    struct auth *a = c->auth;
+    if (!a)
+        return;
+    replay_free(a->cache);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+    c->auth = NULL;
+}
+
+struct auth_attempt {
+    char member[CRYPTO_ID_MAX + 1];     /* as claimed; valid id or "" */
+    char reason[280];   /* fits update_check.reason with its prefix */
+};
+
+static int refuse(struct auth_attempt *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int refuse(struct auth_attempt *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->reason, sizeof t->reason, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+/* A metadata value as a NUL-terminated string of at most cap - 1 bytes. */
+static int md_string(struct rpc_call *call, const char *key, char *out, size_t cap)
+{
+    const uint8_t *v;
+    size_t n;
+    if (rpc_call_metadata_get(call, key, &v, &n) != 0 || n == 0 || n >= cap ||
+        memchr(v, 0, n))
+        return -1;
+    memcpy(out, v, n);
+    out[n] = 0;
+    return 0;
+}
+
+static int md_bytes(struct rpc_call *call, const char *key, uint8_t *out, size_t want)
+{
+    const uint8_t *v;
+    size_t n;
+    if (rpc_call_metadata_get(call, key, &v, &n) != 0 || n != want)
+        return -1;
+    memcpy(out, v, n);
+    return 0;
+}
+
+/* Checks the metadata and the signature over body; fills t->member. */
+static int check_request(struct coord *c, struct rpc_call *call, const uint8_t *body,
+                         size_t len, struct auth_attempt *t)
+{
+    struct request_statement s = { 0 };
+    uint8_t sig[CRYPTO_SIGNATURE_BYTES];
+    char ts[24], key_id[CRYPTO_KEY_ID_CHARS + 1] = "";
+    if (md_string(call, REQUEST_MD_MEMBER, s.member, sizeof s.member) != 0 ||
+        md_bytes(call, REQUEST_MD_SIGNATURE, sig, sizeof sig) != 0)
+        return refuse(t, "unsigned request: %s needs the metadata %s, %s, %s and %s (a "
+                      "signature by the member's key; crypto/README.md \"Request\")",
+                      rpc_call_method(call), REQUEST_MD_MEMBER, REQUEST_MD_TIMESTAMP,
+                      REQUEST_MD_NONCE, REQUEST_MD_SIGNATURE);
+    if (!crypto_id_valid(s.member))
+        return refuse(t, "malformed request metadata: member id is not 1..64 of [a-z0-9._-]");
+    memcpy(t->member, s.member, sizeof t->member);
+    char *end;
+    errno = 0;
+    if (md_string(call, REQUEST_MD_TIMESTAMP, ts, sizeof ts) != 0 ||
+        (s.timestamp_unix_ms = strtoll(ts, &end, 10), errno != 0 || *end != 0 || end == ts))
+        return refuse(t, "malformed request metadata: %s must be Unix milliseconds in decimal",
+                      REQUEST_MD_TIMESTAMP);
+    if (md_bytes(call, REQUEST_MD_NONCE, s.nonce, sizeof s.nonce) != 0)
+        return refuse(t, "malformed request metadata: %s must be %d bytes", REQUEST_MD_NONCE,
+                      REQUEST_NONCE_BYTES);
+    (void)md_string(call, REQUEST_MD_KEY_ID, key_id, sizeof key_id);
+
+    const int64_t now = time_now_unix_ms();
+    if (s.timestamp_unix_ms < now - AUTH_SKEW_MS || s.timestamp_unix_ms > now + AUTH_SKEW_MS)
+        return refuse(t, "request timestamp is %+" PRId64 " s from the coordinator's clock "
+                      "(allowed: +-%d s); check the member's clock (NTP)",
+                      (s.timestamp_unix_ms - now) / 1000, AUTH_SKEW_MS / 1000);
+
+    uint8_t key[32];
+    char why[300];
+    if (governance_member_key(c, s.member, key, why, sizeof why) != 0)
+        return refuse(t, "%s", why);
+    snprintf(s.method, sizeof s.method, "%s", rpc_call_method(call));
+    request_body_digest(body, len, s.body_digest);
+    if (request_verify(&s, key, sig) != 0) {
+        governance_explain_bad_key(c, s.member, key_id[0] ? key_id : NULL, why, sizeof why);
+        return refuse(t, "%s", why);
+    }
+
+    /* The nonce is the member's: key it by member so nobody else can burn it. */
+    uint8_t k[32];
+    struct crypto_digest_state d;
+    (void)crypto_digest_init(&d, "aulac/replay-key");
+    crypto_digest_update(&d, s.member, strlen(s.member) + 1);
+    crypto_digest_update(&d, s.nonce, sizeof s.nonce);
+    crypto_digest_final(&d, k);
+    pthread_mutex_lock(&c->auth->mu);
+    enum replay_result r = replay_check(c->auth->cache, k, s.timestamp_unix_ms, now,
+                                        AUTH_SKEW_MS);
+    pthread_mutex_unlock(&c->auth->mu);
+    if (r == REPLAY_SEEN)
+        return refuse(t, "replayed request: this nonce of %s was already used within the "
+                      "last %d s", s.member, AUTH_SKEW_MS / 1000);
+    if (r == REPLAY_TOO_OLD)
+        return refuse(t, "request too old for the coordinator's replay window under the "
+                      "current load; retry with a fresh request");
+    return 0;
+}
+
+/* The member a request message speaks for; NULL when it names none. */
+static const char *body_member(const ProtobufCMessage *m)
+{
+    const ProtobufCMessageDescriptor *d = m->descriptor;
+    if (d == &aulac__v1__join_request__descriptor)
+        return ((const Aulac__V1__JoinRequest *)m)->member_id;
+    if (d == &aulac__v1__task_request__descriptor)
+        return ((const Aulac__V1__TaskRequest *)m)->member_id;
+    if (d == &aulac__v1__model_request__descriptor)
+        return ((const Aulac__V1__ModelRequest *)m)->member_id;
+    if (d == &aulac__v1__roster_proposal__descriptor)
+        return ((const Aulac__V1__RosterProposal *)m)->proposer_id;
+    if (d == &aulac__v1__vote_request__descriptor)
+        return ((const Aulac__V1__VoteRequest *)m)->voter_id;
+    if (d == &aulac__v1__proposals_request__descriptor)
+        return ((const Aulac__V1__ProposalsRequest *)m)->member_id;
+    if (d == &aulac__v1__update_chunk__descriptor) {
+        const Aulac__V1__UpdateChunk *u = (const Aulac__V1__UpdateChunk *)m;
+        return u->part_case == AULAC__V1__UPDATE_CHUNK__PART_HEADER && u->header
+                   ? u->header->member_id : NULL;
+    }
+    return NULL;
+}
+
+/* A refused upload is a rejected update: the ledger records the attempt. */
+static void record_refused_upload(struct coord *c, const ProtobufCMessage *msg,
+                                  const struct auth_attempt *t)
+{
+    struct update_check u;
+    memset(&u, 0, sizeof u);
+    const Aulac__V1__UpdateHeader *h = NULL;
+    if (msg && ((const Aulac__V1__UpdateChunk *)msg)->part_case ==
+                   AULAC__V1__UPDATE_CHUNK__PART_HEADER)
+        h = ((const Aulac__V1__UpdateChunk *)msg)->header;
+    const char *member = h && h->member_id && h->member_id[0] ? h->member_id : t->member;
+    snprintf(u.member, sizeof u.member, "%s", member ? member : "");
+    snprintf(u.experiment, sizeof u.experiment, "%s", h && h->experiment_id ? h->experiment_id
+                                                                            : c->experiment);
+    u.round = h ? h->round : 0;
+    if (h && h->payload_hash.len == 32)
+        memcpy(u.env.payload_hash, h->payload_hash.data, 32);
+    snprintf(u.reason, sizeof u.reason, "request authentication failed: %s", t->reason);
+    u.known_member = 0;   /* a forgery must not count against the member it names */
+    if (update_reject(c, &u) != 0)
+        log_error("cannot record the refused upload in the ledger");
+}
+
+int auth_call_recv(struct coord *c, struct rpc_call *call,
+                   const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+                   char member[CRYPTO_ID_MAX + 1])
+{
+    uint8_t *buf;
+    size_t len;
+    *out = NULL;
+    int rc = rpc_call_recv(call, &buf, &len);
+    if (rc != 0)
+        return rc;
+    struct auth_attempt t = { .member = "" };
+    int refused = check_request(c, call, buf, len, &t);
+    int err = 0;
+    ProtobufCMessage *m = pb_unpack(desc, buf, len, SIZE_MAX, &err);
+    free(buf);
+    if (!m) {
+        if (err == PB_ERR_TOO_LARGE)
+            rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                            "request decodes to more memory than allowed", NULL, 0);
+        else
+            rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message",
+                            NULL, 0);
+        return err ? err : -1;
+    }
+    if (!refused) {
+        const char *named = body_member(m);
+        if (named && strcmp(named, t.member) != 0)
+            refused = refuse(&t, "the request is signed by '%s' but made for member '%.64s'",
+                             t.member, named);
+    }
+    if (refused) {
+        log_warn("refused %s from %s (member %s): %s", rpc_call_method(call),
+                 rpc_call_peer(call), t.member[0] ? t.member : "(none)", t.reason);
+        if (desc == &aulac__v1__update_chunk__descriptor)
+            record_refused_upload(c, m, &t);
+        protobuf_c_message_free_unpacked(m, NULL);
+        rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, t.reason, NULL, 0);
+        return -1;
+    }
+    if (member)
+        memcpy(member, t.member, CRYPTO_ID_MAX + 1);
+    *out = m;
+    return 0;
+}

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Bad input is refused with a message that says what and where, and the coordinator
+# keeps serving: a malformed policy, a malformed roster, a port in use, missing and
+# empty corpus directories, a world-readable key, unknown command-line arguments.
+cd "$(dirname "$0")/../.."
+. tests/integration/lib.sh
+
+expect() {  # expect NAME RC PATTERN CMD...: CMD exits RC and prints PATTERN
+    local name=$1 want=$2 pattern=$3 rc=0; shift 3
+    timeout 60 "$@" >"$T/logs/$name.log" 2>&1 || rc=$?
+    [ "$rc" -eq "$want" ] || { cat "$T/logs/$name.log" >&2; fail "$name: exit $rc, expected $want"; }
+    grep -qE -- "$pattern" "$T/logs/$name.log" || { cat "$T/logs/$name.log" >&2; fail "$name: no '$pattern'"; }
+    note "$name: $(grep -E -- "$pattern" "$T/logs/$name.log" | head -1 | sed 's/^[^ ]*Z [a-z]* [a-z]*: //')"
+}
+
+make_corpora
+make_alliance alpha beta
+write_policy 2 alpha beta
+
+# Policies and rosters with errors name file:line:column.
+sed 's/local_steps: 12/local_steps: twelve/' "$T/policy.yaml" >"$T/bad-policy.yaml"
+expect bad-policy 1 'bad-policy.yaml:[0-9]+:[0-9]+: training.local_steps' \
+    "$BIN/aulac-coordinator" --data-dir "$T/c1" --key "$T/keys/coordinator.key" \
+    --roster "$T/roster.yaml" --policy "$T/bad-policy.yaml" --listen 127.0.0.1:0 --insecure
+printf 'schema: 1\nmetadata: { name: x }\nmodel: { n_layer: 1, n_head: 3, n_embd: 32 }\n' >"$T/bad2.yaml"
+expect bad-policy-heads 1 'bad2.yaml:[0-9]+:[0-9]+' "$BIN/aulac" policy check "$T/bad2.yaml"
+sed 's/public_key: .*/public_key: not-base64!/' "$T/roster.yaml" >"$T/bad-roster.yaml"
+expect bad-roster 1 'bad-roster.yaml:[0-9]+:[0-9]+: members\[0\].public_key' \
+    "$BIN/aulac-coordinator" --data-dir "$T/c2" --key "$T/keys/coordinator.key" \
+    --roster "$T/bad-roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 --insecure
+expect missing-policy 1 'nope.yaml' \
+    "$BIN/aulac-coordinator" --data-dir "$T/c3" --key "$T/keys/coordinator.key" \
+    --roster "$T/roster.yaml" --policy "$T/nope.yaml" --listen 127.0.0.1:0 --insecure
+
+# A port in use: the second coordinator says which address, the first keeps serving.
+start_coordinator
+expect port-in-use 1 "cannot serve on 127.0.0.1:$PORT" \
+    "$BIN/aulac-coordinator" --data-dir "$T/c4" --key "$T/keys/coordinator.key" \
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen "127.0.0.1:$PORT" --insecure
+status_json | grep -q '"state":"running"' || fail "the first coordinator stopped serving"
+
+# Corpora: missing, empty.
+expect missing-corpus 1 "$T/no-such-dir" \
+    "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha --key "$T/keys/alpha.key" \
+    --data "$T/no-such-dir" --state-dir "$T/state/a1" --insecure --connect-timeout 20
+mkdir -p "$T/empty"
+expect empty-corpus 1 "$T/empty" \
+    "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha --key "$T/keys/alpha.key" \
+    --data "$T/empty" --state-dir "$T/state/a2" --insecure --connect-timeout 20
+
+# A secret key others can read is refused before it is used.
+cp "$T/keys/beta.key" "$T/beta-open.key"; chmod 644 "$T/beta-open.key"
+expect open-key 1 "beta-open.key" \
+    "$BIN/aulac-worker" --coordinator "$ADDR" --member beta --key "$T/beta-open.key" \
+    --data "$T/corpus/beta" --state-dir "$T/state/b1" --insecure
+
+# Command lines.
+expect worker-usage 2 "--member is required" "$BIN/aulac-worker" --coordinator "$ADDR" --insecure
+expect worker-bad-int 2 "--threads expects an integer" "$BIN/aulac-worker" --threads lots
+expect coord-usage 2 "--data-dir is required" "$BIN/aulac-coordinator" --insecure
+expect cli-unknown 2 "unknown command 'frobnicate'" "$BIN/aulac" frobnicate
+expect cli-ledger-dir 1 "cannot open the ledger" "$BIN/aulac" ledger verify --data-dir "$T/none"
+for p in aulac aulac-coordinator aulac-worker; do
+    "$BIN/$p" --help | grep -q usage || fail "$p --help"
+done
+
+# After all that, the experiment still runs to the end.
+for m in alpha beta; do start_worker "$m"; done
+pids=("${BG[@]: -2}")
+for p in "${pids[@]}"; do rc=0; wait_pid "$p" 200 || rc=$?; [ $rc -eq 0 ] || fail "worker exited $rc"; done
+status_json | grep -q '"state":"finished"' || fail "the experiment did not finish"
+note "ok"
