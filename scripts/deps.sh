@@ -6,7 +6,7 @@ set -euo pipefail
 pkgs=(build-essential pkg-config make
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libsodium-dev liblmdb-dev
       libfyaml-dev libzstd-dev libopenblas-dev libmicrohttpd-dev libcmocka-dev
-      lmdb-utils openssl curl python3 dpkg-dev)
+      lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

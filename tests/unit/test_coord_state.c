@@ -1,0 +1,211 @@
+/* The coordinator's LMDB records: what a restart reads back is what was written. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/coord.h"
+#include "coordinator/state.h"
+
+struct fixture {
+    char dir[64];
+    struct coord c;
+    struct model_snapshot snap;
+    struct member_stats members[2];
+};
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/aulac-state-XXXXXX");
+    if (!mkdtemp(f->dir))
+        return -1;
+    struct coord *c = &f->c;
+    c->opt.data_dir = f->dir;
+    if (ledger_open(f->dir, NULL, &c->ledger) != 0 || state_open_dbs(c) != 0)
+        return -1;
+    snprintf(c->experiment, sizeof c->experiment, "exp-1");
+    memset(c->policy_hash, 0xab, 32);
+    c->state = EXP_RUNNING;
+    c->round = 3;
+    c->total_rounds = 10;
+    c->round_opened_ms = 1234567;
+    memset(f->snap.hash, 0x5c, 32);
+    f->snap.round = 2;
+    c->model = &f->snap;
+    c->roster.n_members = 2;
+    c->members = f->members;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    ledger_close(f->c.ledger);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    if (system(cmd) != 0)
+        return -1;
+    free(f);
+    return 0;
+}
+
+static void commit(struct coord *c, int (*fn)(struct coord *, MDB_txn *, void *), void *arg)
+{
+    MDB_txn *txn;
+    assert_int_equal(ledger_txn_begin(c->ledger, &txn), 0);
+    assert_int_equal(fn(c, txn, arg), 0);
+    assert_int_equal(ledger_txn_commit(c->ledger, txn), 0);
+}
+
+static int put_exp(struct coord *c, MDB_txn *txn, void *arg) { (void)arg; return state_put_experiment(c, txn); }
+
+static void experiment_record_round_trips(void **state)
+{
+    struct fixture *f = *state;
+    struct experiment_record rec;
+    int found = 1;
+    assert_int_equal(state_get_experiment(&f->c, &rec, &found), 0);
+    assert_false(found);
+    commit(&f->c, put_exp, NULL);
+    assert_int_equal(state_get_experiment(&f->c, &rec, &found), 0);
+    assert_true(found);
+    assert_string_equal(rec.experiment, "exp-1");
+    assert_memory_equal(rec.policy_hash, f->c.policy_hash, 32);
+    assert_int_equal(rec.state, EXP_RUNNING);
+    assert_int_equal(rec.round, 3);
+    assert_int_equal(rec.total_rounds, 10);
+    assert_memory_equal(rec.model_hash, f->snap.hash, 32);
+    assert_int_equal(rec.completed_rounds, 2);
+    assert_int_equal(rec.round_opened_ms, 1234567);
+}
+
+struct payload_arg {
+    const char *member;
+    uint64_t tokens;
+    const char *bytes;
+};
+
+static int put_payload(struct coord *c, MDB_txn *txn, void *arg)
+{
+    const struct payload_arg *p = arg;
+    struct round_member m = { 0 };
+    snprintf(m.id, sizeof m.id, "%s", p->member);
+    m.tokens = p->tokens;
+    m.samples = 7;
+    m.bytes = strlen(p->bytes);
+    m.train_loss = 2.5f;
+    m.val_loss = 3.5f;
+    return state_put_payload(c, txn, &m, (double)p->tokens, 42, (const uint8_t *)p->bytes,
+                             strlen(p->bytes));
+}
+
+struct seen {
+    char ids[4][16];
+    char bytes[4][16];
+    double weights[4];
+    int n;
+};
+
+static int collect(struct coord *c, const struct round_member *m, double weight,
+                   const uint8_t *payload, size_t len, void *arg)
+{
+    struct seen *s = arg;
+    (void)c;
+    assert_true(s->n < 4);
+    snprintf(s->ids[s->n], 16, "%.15s", m->id);
+    snprintf(s->bytes[s->n], 16, "%.*s", (int)len, (const char *)payload);
+    s->weights[s->n] = weight;
+    assert_int_equal(m->samples, 7);
+    assert_true(m->val_loss == 3.5f);
+    s->n++;
+    return 0;
+}
+
+static int delete_round(struct coord *c, MDB_txn *txn, void *arg) { (void)arg; return state_delete_payloads(c, txn); }
+
+static void payloads_are_kept_per_round_until_deleted(void **state)
+{
+    struct fixture *f = *state;
+    struct payload_arg a = { "vnpt", 100, "BBBB" }, b = { "fpt", 50, "AA" }, later = { "fpt", 9, "ZZ" };
+    commit(&f->c, put_payload, &a);
+    commit(&f->c, put_payload, &b);
+    f->c.round = 4;
+    commit(&f->c, put_payload, &later);
+    f->c.round = 3;
+
+    struct seen s = { 0 };
+    assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
+    assert_int_equal(s.n, 2);                 /* round 4's update is not round 3's */
+    assert_string_equal(s.ids[0], "fpt");     /* key order: by member */
+    assert_string_equal(s.bytes[0], "AA");
+    assert_true(s.weights[0] == 50.0);
+    assert_string_equal(s.ids[1], "vnpt");
+    assert_string_equal(s.bytes[1], "BBBB");
+
+    commit(&f->c, delete_round, NULL);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
+    assert_int_equal(s.n, 0);
+    f->c.round = 4;
+    assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
+    assert_int_equal(s.n, 1);
+}
+
+static int put_round(struct coord *c, MDB_txn *txn, void *arg) { return state_put_round(c, txn, arg); }
+
+static void round_summaries_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct round_member members[2] = { { .id = "fpt", .tokens = 10, .bytes = 99, .train_loss = 1.5f, .val_loss = 2.5f },
+                                       { .id = "hust", .tokens = 20, .bytes = 77, .train_loss = 1.25f, .val_loss = 2.0f } };
+    struct round_summary s = { .round = 3, .mean_train_loss = 1.33f, .tokens = 30, .bytes = 176,
+                               .closed_ms = 99, .members = members, .n_members = 2 };
+    memset(s.model_hash, 0x77, 32);
+    commit(&f->c, put_round, &s);
+    struct round_summary got;
+    int found;
+    assert_int_equal(state_get_round(&f->c, 3, &got, &found), 0);
+    assert_true(found);
+    assert_int_equal(got.n_members, 2);
+    assert_string_equal(got.members[1].id, "hust");
+    assert_true(got.members[1].val_loss == 2.0f);
+    assert_int_equal(got.bytes, 176);
+    assert_memory_equal(got.model_hash, s.model_hash, 32);
+    free(got.members);
+    assert_int_equal(state_get_round(&f->c, 4, &got, &found), 0);
+    assert_false(found);
+}
+
+static int put_member(struct coord *c, MDB_txn *txn, void *arg) { return state_put_member(c, txn, arg); }
+
+static void contribution_counters_survive_a_reload(void **state)
+{
+    struct fixture *f = *state;
+    struct member_stats m = { .id = "fpt", .rounds_joined = 4, .tokens = 1000, .bytes_sent = 55, .rejected = 1 };
+    commit(&f->c, put_member, &m);
+    snprintf(f->members[0].id, sizeof f->members[0].id, "fpt");
+    snprintf(f->members[1].id, sizeof f->members[1].id, "hust");
+    assert_int_equal(state_load_members(&f->c), 0);
+    assert_int_equal(f->members[0].rounds_joined, 4);
+    assert_int_equal(f->members[0].tokens, 1000);
+    assert_int_equal(f->members[0].bytes_sent, 55);
+    assert_int_equal(f->members[0].rejected, 1);
+    assert_int_equal(f->members[1].tokens, 0);     /* never written: zero */
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(experiment_record_round_trips, setup, teardown),
+        cmocka_unit_test_setup_teardown(payloads_are_kept_per_round_until_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(round_summaries_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(contribution_counters_survive_a_reload, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
