@@ -38,7 +38,7 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 CU_SRC := $(wildcard codec/*.cu model/*.cu worker/*.cu)
 ifneq ($(NVCC),)
 CFLAGS    += -DAULAC_HAVE_CUDA -I$(CUDA_HOME)/include
-LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lnccl
+LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas -lcublasLt -lnccl -lstdc++
 NVCCFLAGS ?= -O3 -std=c++17 -Xcompiler -fPIC,-Wall -I. -I$(BUILD)/gen \
              -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
              -DAULAC_HAVE_CUDA

@@ -60,13 +60,18 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.uplink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    /* Members that may report: in the policy and in the roster. */
+    const struct policy_link *down = &c->policy.compression.downlink;
+    policy_link_codec_params(down, &c->downlink);
+    c->down_on = down->method != POLICY_COMPRESS_NONE || down->quant != CODEC_QUANT_FP32;
+    if (c->down_on && codec_params_validate(&c->downlink, why, sizeof why) != 0) {
+        log_error("%s: compression.downlink: %s", c->opt.policy_path, why);
+        return COORD_ERR_CONFIG;
+    }
+    /* Members that may report: in the policy and in the roster (the founding one
+     * here; governance_open recounts with the live roster and names the others). */
     for (size_t i = 0; i < c->policy.participation.n_members; i++) {
         if (roster_find(&c->roster, c->policy.participation.members[i]))
             c->n_eligible++;
-        else
-            log_warn("policy member '%s' is not in the roster: it cannot take part",
-                     c->policy.participation.members[i]);
     }
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0) {
         log_error("%s: only %zu policy member(s) are in the roster, fewer than min_members "
@@ -110,7 +115,10 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     /* governance may make any policy member eligible later */
     c->accepted = calloc(c->policy.participation.n_members + 1, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
-    if (!c->members || !c->accepted || !c->acc)
+    if (c->down_on && c->downlink.error_feedback)
+        c->down_residual = calloc(c->n_params, sizeof(float));
+    if (!c->members || !c->accepted || !c->acc ||
+        (c->down_on && c->downlink.error_feedback && !c->down_residual))
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);
@@ -207,6 +215,8 @@ void coord_close(struct coord *c)
     auth_close(c);
     outer_free(&c->outer);
     free(c->acc);
+    free(c->down_residual);
+    free(c->down_payload);
     free(c->accepted);
     free(c->members);
     free(c->policy_yaml);

@@ -90,6 +90,8 @@ struct coord {
     struct gpt2_config cfg;
     size_t n_params;
     struct codec_params uplink;
+    struct codec_params downlink;   /* compression.downlink, when down_on */
+    int down_on;                    /* broadcast compressed round updates */
 
     struct ledger *ledger;
     MDB_dbi db_state;               /* "coord.state": experiment record */
@@ -106,6 +108,11 @@ struct coord {
     uint64_t round;                 /* the open round, 1-based; > total when finished */
     uint64_t total_rounds;
     struct model_snapshot *model;   /* the open round's base model */
+    /* The compressed update from the previous model to c->model (downlink). */
+    uint8_t *down_payload;
+    size_t down_len;
+    uint8_t down_from[32];
+    float *down_residual;           /* server-side error feedback of the downlink */
     struct outer_opt outer;
     float *acc;                     /* sum of weight * decoded update */
     double weight_sum;
@@ -150,6 +157,13 @@ int models_load(struct coord *c, const uint8_t hash[32], float *params);
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
 int outer_state_save(struct coord *c, uint64_t completed_rounds);
 int outer_state_load(struct coord *c, uint64_t completed_rounds);
+/* The downlink update that leads to model `to` (data_dir/downlink/<hex>.bin: the
+ * previous model's hash, then the codec payload), and the downlink residual. */
+int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
+                  const uint8_t *payload, size_t len);
+int downlink_load(struct coord *c, const uint8_t to[32]);   /* sets c->down_*; 0 if absent */
+int down_residual_save(struct coord *c, uint64_t completed_rounds);
+int down_residual_load(struct coord *c, uint64_t completed_rounds);
 
 /* service.c */
 int service_start(struct coord *c);

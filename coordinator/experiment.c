@@ -169,7 +169,10 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         return rc;
     }
     c->model = s;
-    if ((rc = outer_state_load(c, rec->completed_rounds)) != 0)
+    if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
+        (rc = down_residual_load(c, rec->completed_rounds)) != 0)
+        return rc;
+    if (c->down_on && (rc = downlink_load(c, rec->model_hash)) != 0)
         return rc;
     round_open(c, rec->round_opened_ms);
     if (c->state == EXP_RUNNING && (rc = state_each_payload(c, accumulate_stored, NULL)) != 0)
@@ -195,6 +198,30 @@ int experiment_resume_or_start(struct coord *c)
     if ((rc = state_load_members(c)) != 0)
         return rc;
     return found ? resume(c, &rec) : start_new(c);
+}
+
+static void close_failed(const char *what) __attribute__((noreturn));
+
+/* The downlink: the round's model change is itself compressed (with server-side
+ * error feedback), and the new global model is defined as the previous one plus the
+ * decoded change, so that every replica that applies the same payload holds exactly
+ * the coordinator's model (members check the hash). c->acc is free as scratch here. */
+static void downlink_compress(struct coord *c, const struct model_snapshot *prev,
+                              struct model_snapshot *next, uint8_t **out, size_t *out_len)
+{
+    const size_t n = c->n_params;
+    struct codec_params dl = c->downlink;
+    if (c->round <= c->policy.compression.downlink.dense_warmup_rounds)
+        dl.k_per_block = dl.block_size;
+    for (size_t i = 0; i < n; i++)
+        c->acc[i] = next->params[i] - prev->params[i];
+    if (codec_encode(c->acc, n, &dl, dl.error_feedback ? c->down_residual : NULL, out,
+                     out_len) != 0)
+        close_failed("the downlink update could not be compressed");
+    memcpy(next->params, prev->params, n * sizeof(float));
+    char why[200];
+    if (codec_decode_accumulate(*out, *out_len, n, 1.0f, next->params, why, sizeof why) != 0)
+        close_failed(why);
 }
 
 /* Fatal: the round's outcome cannot be made durable. Everything acknowledged is in
@@ -224,13 +251,19 @@ int round_close_locked(struct coord *c)
         if (!isfinite(next->params[i]))
             close_failed("the new model has non-finite parameters");
     }
-    model_hash(next->params, n, next->hash);
     uint8_t aggregate_hash[32];
     model_hash(c->acc, n, aggregate_hash);
+    uint8_t *down = NULL;
+    size_t down_len = 0;
+    if (c->down_on)
+        downlink_compress(c, c->model, next, &down, &down_len);
+    model_hash(next->params, n, next->hash);
     if (models_save(c, next->params, next->hash) != 0)
         close_failed("the checkpoint could not be written");
-    if (outer_state_save(c, next->round) != 0)
+    if (outer_state_save(c, next->round) != 0 || down_residual_save(c, next->round) != 0)
         close_failed("the outer optimizer state could not be written");
+    if (down && downlink_save(c, next->hash, c->model->hash, down, down_len) != 0)
+        close_failed("the downlink update could not be written");
 
     struct round_summary sum = { 0 };
     sum.round = c->round;
@@ -280,6 +313,10 @@ int round_close_locked(struct coord *c)
     if (ledger_txn_commit(c->ledger, txn) != 0)
         close_failed("the state could not be committed");
 
+    free(c->down_payload);
+    c->down_payload = down;
+    c->down_len = down_len;
+    memcpy(c->down_from, prev->hash, 32);
     char hex[65];
     hex_encode(next->hash, 32, hex);
     log_info("round %llu closed: %zu member(s), %llu tokens, %llu upload bytes, train loss "

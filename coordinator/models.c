@@ -151,3 +151,99 @@ int outer_state_load(struct coord *c, uint64_t completed_rounds)
     }
     return 0;
 }
+
+static void downlink_path(const struct coord *c, const uint8_t to[32], char *out, size_t cap)
+{
+    char hex[65];
+    hex_encode(to, 32, hex);
+    snprintf(out, cap, "%s/downlink/%s.bin", c->opt.data_dir, hex);
+}
+
+int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
+                  const uint8_t *payload, size_t len)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/downlink", c->opt.data_dir);
+    file_mkdirs(path, 0755);
+    downlink_path(c, to, path, sizeof path);
+    uint8_t *buf = malloc(32 + len);
+    if (!buf)
+        return COORD_ERR_NOMEM;
+    memcpy(buf, from, 32);
+    memcpy(buf + 32, payload, len);
+    int rc = file_write_atomic(path, buf, 32 + len, 0644);
+    free(buf);
+    if (rc != 0) {
+        log_error("cannot write the downlink update %s: %s", path, strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    return 0;
+}
+
+int downlink_load(struct coord *c, const uint8_t to[32])
+{
+    char path[PATH_MAX];
+    downlink_path(c, to, path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    if (file_read_all(path, (size_t)1 << 34, &buf, &len) != 0)
+        return 0;   /* none: members download the whole model */
+    if (len <= 32) {
+        free(buf);
+        return 0;
+    }
+    free(c->down_payload);
+    memcpy(c->down_from, buf, 32);
+    c->down_len = len - 32;
+    c->down_payload = malloc(c->down_len);
+    if (!c->down_payload) {
+        free(buf);
+        return COORD_ERR_NOMEM;
+    }
+    memcpy(c->down_payload, buf + 32, c->down_len);
+    free(buf);
+    return 0;
+}
+
+static void down_residual_path(const struct coord *c, uint64_t completed, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/outer/%llu.down", c->opt.data_dir, (unsigned long long)completed);
+}
+
+int down_residual_save(struct coord *c, uint64_t completed_rounds)
+{
+    if (!c->down_residual)
+        return 0;
+    char path[PATH_MAX];
+    down_residual_path(c, completed_rounds, path, sizeof path);
+    int rc = file_write_atomic(path, c->down_residual, c->n_params * sizeof(float), 0644);
+    if (rc != 0) {
+        log_error("cannot write the downlink residual %s: %s", path, strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    if (completed_rounds >= 2) {
+        down_residual_path(c, completed_rounds - 2, path, sizeof path);
+        unlink(path);
+    }
+    return 0;
+}
+
+int down_residual_load(struct coord *c, uint64_t completed_rounds)
+{
+    if (!c->down_residual || completed_rounds == 0)
+        return 0;
+    char path[PATH_MAX];
+    down_residual_path(c, completed_rounds, path, sizeof path);
+    uint8_t *buf;
+    size_t len;
+    int rc = file_read_all(path, c->n_params * sizeof(float), &buf, &len);
+    if (rc != 0 || len != c->n_params * sizeof(float)) {
+        if (rc == 0)
+            free(buf);
+        log_error("cannot read the downlink residual %s", path);
+        return COORD_ERR_STATE;
+    }
+    memcpy(c->down_residual, buf, len);
+    free(buf);
+    return 0;
+}

@@ -189,6 +189,11 @@ static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__Tra
     cp->zstd_level = rc.zstd_level;
     cp->error_feedback = rc.error_feedback != 0;
     t->codec = cp;
+    if (c->down_payload) {
+        t->prev_model_hash.data = c->down_from;
+        t->prev_model_hash.len = 32;
+        t->downlink_bytes = c->down_len;
+    }
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
     a.round = c->round;
@@ -229,6 +234,11 @@ static void on_get_task(struct rpc_call *call, void *ctx)
             t.base_model_hash.data = hash;   /* the final model */
             t.base_model_hash.len = 32;
             t.model_params = c->n_params;
+            if (c->down_payload) {
+                t.prev_model_hash.data = c->down_from;
+                t.prev_model_hash.len = 32;
+                t.downlink_bytes = c->down_len;
+            }
             snprintf(message, sizeof message, "experiment %s finished after %" PRIu64 " rounds",
                      c->experiment, c->total_rounds);
             break;
@@ -270,6 +280,18 @@ static void on_download(struct rpc_call *call, void *ctx)
                 (q->model_hash.len == 32 && memcmp(q->model_hash.data, s->hash, 32) == 0);
     if (match)
         s->refs++;
+    /* A replica one round behind gets the compressed round update instead. */
+    uint8_t *update = NULL, from[32];
+    size_t update_len = 0;
+    if (match && c->down_payload && q->from_model_hash.len == 32 &&
+        memcmp(q->from_model_hash.data, c->down_from, 32) == 0) {
+        update = malloc(c->down_len);
+        if (update) {
+            memcpy(update, c->down_payload, c->down_len);
+            update_len = c->down_len;
+            memcpy(from, c->down_from, 32);
+        }
+    }
     pthread_mutex_unlock(&c->mu);
     if (!match) {
         char want[65], msg[200];
@@ -280,8 +302,8 @@ static void on_download(struct rpc_call *call, void *ctx)
         protobuf_c_message_free_unpacked(in, NULL);
         return;
     }
-    const uint8_t *bytes = (const uint8_t *)s->params;
-    const uint64_t total = (uint64_t)s->n * sizeof(float);
+    const uint8_t *bytes = update ? update : (const uint8_t *)s->params;
+    const uint64_t total = update ? update_len : (uint64_t)s->n * sizeof(float);
     uint64_t off = q->offset;
     if (off > total) {
         rpc_call_finish(call, GRPC_STATUS_OUT_OF_RANGE, "offset past the end of the model",
@@ -298,12 +320,18 @@ static void on_download(struct rpc_call *call, void *ctx)
             ch.data.data = (uint8_t *)bytes + off;
             ch.data.len = n;
             ch.round = s->round;
+            if (update) {
+                ch.is_update = 1;
+                ch.from_model_hash.data = from;
+                ch.from_model_hash.len = 32;
+            }
             rc = pb_call_send(call, &ch.base);
             off += n;
         } while (rc == 0 && off < total);
         if (rc == 0)
             rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
     }
+    free(update);
     pthread_mutex_lock(&c->mu);
     snapshot_release(c, s);
     pthread_mutex_unlock(&c->mu);

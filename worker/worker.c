@@ -14,6 +14,7 @@
 #include "crypto/envelope.h"
 #include "model/model_hash.h"
 #include "proto/service.h"
+#include "worker/ledger_watch.h"
 #include "worker/state.h"
 
 #define TASK_WAIT_MS 20000u
@@ -108,7 +109,7 @@ static int join(struct worker *w)
     rc = fed_join(w->client, &q, &r, &st);
     if (rc != 0) {
         log_error("join failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
-        return WORKER_EXIT_ERROR;
+        return st.code == GRPC_STATUS_UNAUTHENTICATED ? WORKER_EXIT_REFUSED : WORKER_EXIT_ERROR;
     }
     if (!r->accepted) {
         log_error("the coordinator refused member %s: %s", w->opt.member, r->reason);
@@ -200,50 +201,118 @@ static int setup_training(struct worker *w)
     return worker_state_load(w);
 }
 
+/* A download is either the whole model, straight into w->base, or (when the replica
+ * holds the previous round's model) the compressed round update, which is applied to
+ * the replica once complete. The first chunk says which. */
 struct download_ctx {
     struct worker *w;
+    uint64_t model_bytes;
+    int started, is_update;
     uint64_t total;
+    uint8_t *update;
 };
 
 static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
 {
     struct download_ctx *d = arg;
-    if (ch->total_bytes != d->total || ch->offset + ch->data.len > d->total)
+    if (!d->started) {
+        d->started = 1;
+        d->is_update = ch->is_update;
+        d->total = ch->total_bytes;
+        if (d->is_update) {
+            /* A compressed update is never larger than twice the dense model. */
+            if (d->total == 0 || d->total > 2 * d->model_bytes || ch->from_model_hash.len != 32 ||
+                !crypto_equal(ch->from_model_hash.data, d->w->base_hash, 32))
+                return 1;
+            d->update = malloc(d->total);
+            if (!d->update)
+                return 1;
+        } else if (d->total != d->model_bytes) {
+            return 1;
+        }
+    }
+    if (ch->is_update != d->is_update || ch->total_bytes != d->total ||
+        ch->offset + ch->data.len > d->total)
         return 1;
-    memcpy((uint8_t *)d->w->base + ch->offset, ch->data.data, ch->data.len);
+    uint8_t *dst = d->is_update ? d->update : (uint8_t *)d->w->base;
+    memcpy(dst + ch->offset, ch->data.data, ch->data.len);
     return 0;
 }
 
-static int fetch_model(struct worker *w, const uint8_t hash[32])
+static int download(struct worker *w, const uint8_t hash[32], int as_update,
+                    struct download_ctx *d)
+{
+    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+    q.member_id = (char *)w->opt.member;
+    q.experiment_id = w->experiment;
+    q.model_hash.data = (uint8_t *)hash;
+    q.model_hash.len = 32;
+    if (as_update) {
+        q.from_model_hash.data = w->base_hash;
+        q.from_model_hash.len = 32;
+    }
+    memset(d, 0, sizeof *d);
+    d->w = w;
+    d->model_bytes = (uint64_t)w->n * sizeof(float);
+    struct rpc_status st = { 0 };
+    int rc = fed_download_model(w->client, &q, on_chunk, d, &st);
+    if (rc != 0) {
+        log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
+        free(d->update);
+        d->update = NULL;
+        return -1;
+    }
+    if (d->is_update) {
+        char why[200];
+        rc = codec_decode_accumulate(d->update, d->total, w->n, 1.0f, w->base, why, sizeof why);
+        free(d->update);
+        d->update = NULL;
+        if (rc != 0) {
+            log_warn("the round update does not decode (%s); downloading the whole model", why);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Brings the replica to the model `hash`: by the compressed round update when the
+ * replica holds `prev` and the coordinator offers one, else by a full download. */
+static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *prev)
 {
     if (w->have_base && crypto_equal(w->base_hash, hash, 32))
         return 0;
     char hex[65];
     hex_encode(hash, 32, hex);
     double t0 = time_mono_s();
-    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
-    q.member_id = (char *)w->opt.member;
-    q.experiment_id = w->experiment;
-    q.model_hash.data = (uint8_t *)hash;
-    q.model_hash.len = 32;
-    struct download_ctx d = { w, (uint64_t)w->n * sizeof(float) };
-    struct rpc_status st = { 0 };
+    struct download_ctx d;
+    int as_update = prev && w->have_base && crypto_equal(w->base_hash, prev, 32);
     w->have_base = 0;
-    int rc = fed_download_model(w->client, &q, on_chunk, &d, &st);
-    if (rc != 0) {
-        log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
-        return -1;
-    }
     uint8_t got[32];
-    model_hash(w->base, w->n, got);
-    if (!crypto_equal(got, hash, 32)) {
-        log_warn("the downloaded model does not hash to %.16s; discarding it", hex);
-        return -1;
+    int rc = download(w, hash, as_update, &d);
+    if (rc == 0) {
+        model_hash(w->base, w->n, got);
+        if (!crypto_equal(got, hash, 32)) {
+            log_warn("the %s does not lead to model %.16s; %s", d.is_update ? "round update" :
+                     "downloaded model", hex, d.is_update ? "downloading the whole model" :
+                     "discarding it");
+            rc = -1;
+        }
     }
+    if (rc != 0 && as_update) {
+        rc = download(w, hash, 0, &d);
+        if (rc == 0) {
+            model_hash(w->base, w->n, got);
+            rc = crypto_equal(got, hash, 32) ? 0 : -1;
+        }
+    }
+    if (rc != 0)
+        return -1;
     memcpy(w->base_hash, hash, 32);
     w->have_base = 1;
     double dt = time_mono_s() - t0;
-    log_info("downloaded model %.16s: %.1f MB in %.2f s", hex, (double)d.total / 1e6, dt);
+    log_info("model %.16s: %s, %.3f MB in %.2f s", hex,
+             d.is_update ? "applied the compressed round update" : "downloaded",
+             (double)d.total / 1e6, dt);
     return worker_state_save_model(w);
 }
 
@@ -347,6 +416,7 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
         if (!sig_ok)
             log_warn("the receipt for round %" PRIu64 " is not signed by the coordinator key",
                      e.round);
+        ledger_watch_receipt(w, r, &e, sig);
         if (r->accepted) {
             log_info("round %" PRIu64 ": update accepted, %zu bytes (dense fp32: %zu, %.0fx "
                      "smaller), ledger entry #%" PRIu64 " of %" PRIu64, e.round, len,
@@ -365,6 +435,9 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
 
 static int train_round(struct worker *w, const Aulac__V1__Task *t)
 {
+    ledger_watch_refresh(w);
+    if (ledger_watch_failed(w))
+        return -1;
     if (verify_task(w, t) != 0) {
         log_warn("ignoring a task for round %" PRIu64 " whose signature does not verify with "
                  "the coordinator's key", t->round);
@@ -375,7 +448,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
                   t->model_params, w->n);
         return -1;
     }
-    if (fetch_model(w, t->base_model_hash.data) != 0)
+    const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
+    if (fetch_model(w, t->base_model_hash.data, prev) != 0)
         return -1;
     const Aulac__V1__TrainingParams *p = t->params;
     struct trainer_opts to;
@@ -443,7 +517,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
 static int finish(struct worker *w, const Aulac__V1__Task *t)
 {
     log_info("%s", t->message && t->message[0] ? t->message : "the experiment finished");
-    if (t->base_model_hash.len == 32 && fetch_model(w, t->base_model_hash.data) == 0) {
+    const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
+    if (t->base_model_hash.len == 32 && fetch_model(w, t->base_model_hash.data, prev) == 0) {
         const uint8_t *val;
         size_t vlen;
         float loss = NAN;
@@ -461,6 +536,8 @@ static int task_loop(struct worker *w)
 {
     int64_t backoff = 250;
     while (!stop_flag) {
+        if (ledger_watch_failed(w))
+            return WORKER_EXIT_LEDGER;
         Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
         q.member_id = (char *)w->opt.member;
         q.experiment_id = w->experiment;
@@ -473,7 +550,8 @@ static int task_loop(struct worker *w)
         if (rc != 0) {
             log_warn("waiting for the coordinator: %s",
                      st.details[0] ? st.details : rpc_strerror(rc));
-            if (st.code == GRPC_STATUS_PERMISSION_DENIED)
+            if (st.code == GRPC_STATUS_PERMISSION_DENIED ||
+                st.code == GRPC_STATUS_UNAUTHENTICATED)   /* e.g. removed, or key rotated */
                 return WORKER_EXIT_REFUSED;
             nap(backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
@@ -540,14 +618,17 @@ int worker_run(struct worker *w, const struct worker_options *opt)
     co.channel.tls_cert_file = opt->tls_cert;
     co.channel.tls_key_file = opt->tls_key;
     co.channel.tls_server_name_override = opt->tls_server_name;
+    co.identity = w->key;   /* every member RPC is signed (crypto/request.h) */
     if ((r = fed_client_open(opt->coordinator, &co, &w->client)) != 0) {
         log_error("cannot open a channel to %s: %s", opt->coordinator, rpc_strerror(r));
         goto out;
     }
-    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = setup_training(w)) != 0)
+    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = ledger_watch_start(w)) != 0 ||
+        (rc = setup_training(w)) != 0)
         goto out;
     rc = task_loop(w);
 out:
+    ledger_watch_stop(w);
     fed_client_close(w->client);
     trainer_destroy(w->trainer);
     data_close(w->data);

@@ -29,8 +29,8 @@ grep -q "unknown member 'mallory'" "$T/logs/stranger.log" || fail "the stranger 
 rc=0; wait_pid "$impostor" 30 || rc=$?
 [ $rc -eq 3 ] || fail "the impostor's worker exited $rc, expected 3 (refused)"
 grep -q "bad signature" "$T/logs/impostor.log" || fail "the impostor was not told its signature is bad"
-note "stranger refused: $(grep -o "refused member.*" "$T/logs/stranger.log" | head -1)"
-note "impostor refused: $(grep -o "refused member.*" "$T/logs/impostor.log" | head -1)"
+note "stranger: $(grep -m1 -oE "(refused|unknown member).*" "$T/logs/stranger.log")"
+note "impostor: $(grep -m1 -oE "(refused|bad signature).*" "$T/logs/impostor.log")"
 
 for i in 0 1 2; do
     rc=0; wait_pid "${pids[$i]}" 240 || rc=$?
@@ -64,4 +64,9 @@ PY
 grep -q ": OK" "$T/verify.txt" || fail "ledger verify"
 n_closed=$("$BIN/aulac" ledger show --data-dir "$T/coord" --json | grep -c '"type":"round_closed"')
 [ "$n_closed" -eq 4 ] || fail "expected 4 round_closed entries, got $n_closed"
-note "ok: 4 rounds closed with alpha, beta, gamma; ledger verifies"
+# Rounds after the first reach the replicas as compressed round updates.
+for m in alpha beta gamma; do
+    n=$(grep -c "applied the compressed round update" "$T/logs/worker-$m.log" || true)
+    [ "$n" -ge 3 ] || fail "$m applied $n compressed round updates, expected at least 3"
+done
+note "ok: 4 rounds closed with alpha, beta, gamma; replicas followed by compressed updates; ledger verifies"

@@ -74,6 +74,7 @@ training:
 aggregation: { rule: fedavg, weighting: tokens }
 compression:
   uplink: { method: topk, block_size: 256, k_per_block: 32, quant: int8, zstd_level: 3, error_feedback: true }
+  downlink: { method: topk, block_size: 256, k_per_block: 128, quant: int8, zstd_level: 3, error_feedback: true }
 participation: { members: [$list], min_members: 2, round_deadline_s: 60, grace_s: 1 }
 YAML
 }
