@@ -3,6 +3,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Update compression (ARCHITECTURE §5): block top-k + per-block quantization + zstd.
  *
  * The flat fp32 vector is cut into blocks of block_size values (the last block may be
@@ -101,5 +105,9 @@ size_t codec_max_payload_len(size_t n, const struct codec_params *params);
 /* Words for any CODEC_ERR_* code. */
 const char *codec_strerror(int code);
 const char *codec_quant_name(enum codec_quant q);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -30,6 +30,10 @@ const char *model_strerror(int rc)
     case MODEL_ERR_SHORT: return "evaluation data too short (need at least 2 tokens)";
     case MODEL_ERR_STATE: return "optimizer state does not match this model "
                                  "(different parameter count)";
+    case MODEL_ERR_CUDA: return "a CUDA, cuBLAS or NCCL call failed (see the log for where "
+                                "and why); recreate the trainer";
+    case MODEL_ERR_NO_DEVICE: return "not enough usable CUDA devices for the requested GPU "
+                                     "count (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
     default: return "unknown model error";
     }
 }

@@ -25,6 +25,9 @@ enum model_error {
     MODEL_ERR_BATCH = -1410,     /* the batch callback failed with a non-negative code */
     MODEL_ERR_SHORT = -1411,     /* evaluation data shorter than 2 tokens */
     MODEL_ERR_STATE = -1412,     /* optimizer state does not match this model */
+    MODEL_ERR_CUDA = -1413,      /* the CUDA runtime, cuBLAS, NCCL or a kernel failed (logged
+                                    with file:line); the trainer may only be destroyed */
+    MODEL_ERR_NO_DEVICE = -1414, /* CUDA build, but fewer usable devices than asked for */
 };
 
 /* Words for any code of -1400..-1499 (and 0). Static string; never NULL. */

@@ -85,6 +85,8 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
                      "  \"scale_attn_by_inverse_layer_idx\": false,\n"
                      "  \"reorder_and_upcast_attn\": false,\n"
                      "  \"tie_word_embeddings\": true,\n"
+                     "  \"bos_token_id\": null,\n"
+                     "  \"eos_token_id\": null,\n"
                      "  \"use_cache\": true,\n"
                      "  \"torch_dtype\": \"float32\"\n"
                      "}\n",

@@ -217,7 +217,7 @@ struct gpt2 {
     float *losses;  /* [BT] per-position cross-entropy */
     /* backward scratch */
     float *dres, *dln, *dbig, *dqkv, *datty;
-    float *att_scratch; /* threads x T x T */
+    float *att_scratch; /* threads x T x T: one per parallel_for chunk */
     struct parallel *pool;
     int32_t *inputs, *targets; /* copies of the last forward's batch */
     int B, T, have_targets;
@@ -353,7 +353,8 @@ const float *gpt2_logits(const struct gpt2 *m) { return m->logits; }
 
 /* Hot loops get an AVX2+FMA clone next to the baseline build, picked at load time
  * (GCC function multiversioning); elsewhere they are compiled once. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(__SANITIZE_THREAD__) /* TSan instruments the resolver, which runs too early */
 #define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define SIMD_CLONES
@@ -394,7 +395,8 @@ static inline float fast_expf(float x)
     p = p * r + 0.5f;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
-    int32_t e = ((int32_t)k + 127) << 23;
+    float kc = k > -127.0f ? k : -127.0f; /* NaN too: the conversion below is defined, */
+    int32_t e = ((int32_t)kc + 127) << 23; /* and p, computed from x, stays NaN */
     float s;
     memcpy(&s, &e, sizeof s);
     return p * s;
@@ -525,7 +527,7 @@ struct gemm_job {
     int split_m; /* split the rows of C (else its columns), in units of 16 */
 };
 
-static void gemm_range(void *ctx, size_t b, size_t e, int tid)
+static void gemm_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct gemm_job *j = ctx;
     int lo = (int)b * 16, hi = (int)e * 16;
@@ -567,7 +569,7 @@ struct rows_job {
     size_t N, C, T, OC; /* rows, width, positions, output width */
 };
 
-static void encoder_forward_range(void *ctx, size_t b, size_t e, int tid)
+static void encoder_forward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* out = wte[tok] + wpe[t]; in = wte, in2 = wpe */
     for (size_t n = b; n < e; n++) {
@@ -577,7 +579,7 @@ static void encoder_forward_range(void *ctx, size_t b, size_t e, int tid)
 }
 
 /* columns [b, e): every row adds into the same wte/wpe rows, so split by column */
-static void encoder_backward_range(void *ctx, size_t b, size_t e, int tid)
+static void encoder_backward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* in = dres [BT, C], out = dwte, out2 = dwpe */
     for (size_t n = 0; n < j->N; n++) {
@@ -587,14 +589,14 @@ static void encoder_backward_range(void *ctx, size_t b, size_t e, int tid)
     }
 }
 
-static void zero_range(void *ctx, size_t b, size_t e, int tid)
+static void zero_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx;
     memset(j->out + b, 0, (e - b) * sizeof(float));
 }
 
 /* out = bias (+ resid), the start of a matmul that accumulates onto it */
-static void bias_init_range(void *ctx, size_t b, size_t e, int tid)
+static void bias_init_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* in = resid or NULL, b = bias */
     for (size_t n = b; n < e; n++) {
@@ -607,7 +609,7 @@ static void bias_init_range(void *ctx, size_t b, size_t e, int tid)
     }
 }
 
-static void bias_grad_range(void *ctx, size_t b, size_t e, int tid)
+static void bias_grad_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* out += column sums of in [N, OC] */
     for (size_t n = 0; n < j->N; n++)
@@ -646,7 +648,7 @@ struct ln_job {
 };
 
 SIMD_CLONES
-static void layernorm_forward_range(void *ctx, size_t b, size_t e, int tid)
+static void layernorm_forward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ln_job *j = ctx;
     const size_t C = j->C;
@@ -676,7 +678,7 @@ static void layernorm_forward_range(void *ctx, size_t b, size_t e, int tid)
 
 /* din += dLN/din for rows [b, e) */
 SIMD_CLONES
-static void layernorm_backward_rows(void *ctx, size_t b, size_t e, int tid)
+static void layernorm_backward_rows(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ln_job *j = ctx;
     const size_t C = j->C;
@@ -727,7 +729,7 @@ static void ln_param_grads(float *restrict dw, float *restrict db, const float *
 }
 
 /* dw, db for columns [b, e): sums over all rows */
-static void layernorm_backward_cols(void *ctx, size_t b, size_t e, int tid)
+static void layernorm_backward_cols(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ln_job *j = ctx;
     const size_t C = j->C;
@@ -794,13 +796,13 @@ static void gelu_backward_block(float *restrict d, const float *restrict in, siz
         d[i] *= gelu_grad(in[i]);
 }
 
-static void gelu_forward_range(void *ctx, size_t b, size_t e, int tid)
+static void gelu_forward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* out = gelu(in), elements [b, e) */
     gelu_forward_block(j->out + b, j->in + b, e - b);
 }
 
-static void gelu_backward_range(void *ctx, size_t b, size_t e, int tid)
+static void gelu_backward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct rows_job *j = ctx; /* out *= gelu'(in), elements [b, e) */
     gelu_backward_block(j->out + b, j->in + b, e - b);
@@ -816,7 +818,7 @@ struct att_job {
 
 /* Causal self-attention for (batch, head) pairs [b, e) over qkv [B,T,3C] into out
  * [B,T,C]; att keeps the probabilities [B,H,T,T] for the backward pass. */
-static void attention_forward_range(void *ctx, size_t b0, size_t e0, int tid)
+static void attention_forward_range(void *ctx, size_t b0, size_t e0, int chunk)
 {
     const struct att_job *j = ctx;
     const int T = j->T, C = j->C, H = j->H, hs = C / H;
@@ -844,12 +846,12 @@ static void attention_forward_range(void *ctx, size_t b0, size_t e0, int tid)
 }
 
 /* dqkv (overwritten) from dout [B,T,C] for (batch, head) pairs [b, e). */
-static void attention_backward_range(void *ctx, size_t b0, size_t e0, int tid)
+static void attention_backward_range(void *ctx, size_t b0, size_t e0, int chunk)
 {
     const struct att_job *j = ctx;
     const int T = j->T, C = j->C, H = j->H, hs = C / H;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *dP = j->scratch + (size_t)tid * T * T;
+    float *dP = j->scratch + (size_t)chunk * T * T; /* one T x T per chunk */
     for (size_t bh = b0; bh < e0; bh++) {
         int b = (int)bh / H, h = (int)bh % H;
         const float *q = j->qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
@@ -890,7 +892,7 @@ struct ce_job {
     float inv_bt;
 };
 
-static void ce_forward_range(void *ctx, size_t b, size_t e, int tid)
+static void ce_forward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ce_job *j = ctx;
     for (size_t n = b; n < e; n++) {
@@ -902,7 +904,7 @@ static void ce_forward_range(void *ctx, size_t b, size_t e, int tid)
 }
 
 /* logits -> d(mean CE)/dlogits = (softmax - onehot) / BT, in place */
-static void ce_backward_range(void *ctx, size_t b, size_t e, int tid)
+static void ce_backward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ce_job *j = ctx;
     for (size_t n = b; n < e; n++) {

@@ -91,7 +91,9 @@ int gpt2_init_params(const struct gpt2_config *cfg, uint64_t seed, float *flat);
 struct gpt2;
 
 /* MODEL_ERR_CONFIG, MODEL_ERR_ARG (max_B < 1, max_T < 1 or > max_seq_len),
- * MODEL_ERR_NOMEM. Parameters start zeroed: call gpt2_init_params or copy in. */
+ * MODEL_ERR_NOMEM. Parameters start zeroed: call gpt2_init_params or copy in.
+ * Memory: 2 x 4 bytes per parameter, and activations of about
+ * 4 B T (n_layer (16 C + H T) + 13 C + V) bytes (attention probabilities are kept). */
 int gpt2_create(const struct gpt2_config *cfg, int max_B, int max_T, struct gpt2 **out);
 void gpt2_destroy(struct gpt2 *m);
 
@@ -109,7 +111,8 @@ struct parallel *gpt2_parallel(struct gpt2 *m);
 
 const struct gpt2_config *gpt2_get_config(const struct gpt2 *m);
 /* Flat parameter and gradient vectors (gpt2_num_params floats each), owned by m and
- * valid until gpt2_destroy. Writing the parameters between calls is allowed. */
+ * valid until gpt2_destroy. Write the parameters only between a backward (or a
+ * forward without targets) and the next forward. */
 float *gpt2_params(struct gpt2 *m);
 float *gpt2_grads(struct gpt2 *m);
 

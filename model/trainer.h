@@ -20,8 +20,9 @@
  * MODEL_ERR_BACKEND in builds with CUDA until its trainer is linked in.
  *
  * Errors: model/errors.h (model_strerror). Codes returned by the batch callback
- * (e.g. worker/data.h's) are passed through unchanged. A trainer is not thread-safe;
- * the `threads` option sets OpenBLAS's thread count for the whole process. */
+ * (e.g. worker/data.h's) are passed through unchanged. A trainer is not thread-safe
+ * (one caller at a time). It runs its own threads and sets OpenBLAS to one thread
+ * for the whole process (model/gpt2.h, gpt2_set_threads). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,7 +41,8 @@ struct trainer_opts {
     float beta1, beta2;    /* in [0, 1) */
     float eps;             /* > 0 */
     float grad_clip;       /* global-norm clip; 0 disables */
-    int threads;           /* CPU threads for BLAS and the trainer's loops; 0: all cores */
+    int threads;           /* CPU threads (the model's own pool; BLAS calls inside run
+                              single-threaded); 0: one per online CPU */
     enum trainer_backend backend;
 };
 

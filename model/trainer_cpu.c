@@ -11,6 +11,15 @@
 
 #define MAX_THREADS 1024
 
+/* The optimizer step on the model's threads: global norm, clipping, AdamW. */
+struct opt_job {
+    struct cpu_trainer *c;
+    float *params, *grads;
+    float scale;
+    struct adamw_coefs coefs;
+    double partial[MAX_THREADS];
+};
+
 struct cpu_trainer {
     struct gpt2 *model;
     int cap_B, cap_T; /* the model's activation capacity */
@@ -19,6 +28,7 @@ struct cpu_trainer {
     int n_groups;
     uint8_t *tokens;  /* cap_B * (cap_T + 1) */
     int32_t *inputs, *targets;
+    struct opt_job *job; /* the optimizer step's shared state (large: one per trainer) */
 };
 
 /* Model and batch buffers for B x T; params copied from the old model if any. */
@@ -68,6 +78,7 @@ static void cpu_destroy(struct trainer *t)
     free(c->tokens);
     free(c->inputs);
     free(c->targets);
+    free(c->job);
     free(c);
     t->impl = NULL;
 }
@@ -99,19 +110,10 @@ static int cpu_set_opts(struct trainer *t, const struct trainer_opts *o)
     return gpt2_set_threads(c->model, o->threads);
 }
 
-/* The optimizer step on the model's threads: global norm, clipping, AdamW. */
-struct opt_job {
-    struct cpu_trainer *c;
-    float *params, *grads;
-    float scale;
-    struct adamw_coefs coefs;
-    double partial[MAX_THREADS];
-};
-
-static void sumsq_range(void *ctx, size_t b, size_t e, int tid)
+static void sumsq_range(void *ctx, size_t b, size_t e, int chunk)
 {
     struct opt_job *j = ctx;
-    j->partial[tid] = grad_sum_squares(j->grads + b, e - b);
+    j->partial[chunk] = grad_sum_squares(j->grads + b, e - b);
 }
 
 static void scale_range(void *ctx, size_t b, size_t e, int tid)
@@ -129,16 +131,15 @@ static void adamw_range(void *ctx, size_t b, size_t e, int tid)
 }
 
 /* As grad_clip_global_norm + adamw_step; returns the norm before clipping, and
- * applies nothing when it is not finite. The parts per thread are summed in thread
+ * applies nothing when it is not finite. The parts per chunk are summed in chunk
  * order, so the result depends only on the thread count. */
 static double optimizer_step(struct trainer *t, struct cpu_trainer *c,
                              const struct adamw_hparams *h)
 {
     struct parallel *pool = gpt2_parallel(c->model);
     static const size_t grain = 1 << 15;
-    struct opt_job *j = calloc(1, sizeof *j);
-    if (!j)
-        return NAN;
+    struct opt_job *j = c->job;
+    memset(j->partial, 0, sizeof j->partial);
     j->c = c;
     j->params = gpt2_params(c->model);
     j->grads = gpt2_grads(c->model);
@@ -156,7 +157,6 @@ static double optimizer_step(struct trainer *t, struct cpu_trainer *c,
         adamw_begin_step(&c->opt, h, &j->coefs);
         parallel_for(pool, t->n_params, grain, adamw_range, j);
     }
-    free(j);
     return norm;
 }
 
@@ -302,7 +302,8 @@ int trainer_cpu_init(struct trainer *t)
         return MODEL_ERR_NOMEM;
     t->impl = c;
     t->ops = &cpu_ops;
-    int rc = cpu_alloc(t, c, t->opts.batch, t->opts.seq_len);
+    c->job = calloc(1, sizeof *c->job);
+    int rc = c->job ? cpu_alloc(t, c, t->opts.batch, t->opts.seq_len) : MODEL_ERR_NOMEM;
     if (!rc)
         rc = adamw_init(&c->opt, t->n_params);
     if (!rc)

@@ -6,6 +6,10 @@
 
 #include "codec/codec.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Experiment policies: the YAML file a researcher proposes and the members vote on.
  *
  *   struct policy p;
@@ -221,5 +225,9 @@ const char *policy_measure_name(enum policy_measure m);
 
 /* Words for any POLICY_ERR_* code. */
 const char *policy_strerror(int code);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

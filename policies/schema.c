@@ -630,8 +630,13 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
         char kname[128];
         ynode_describe(k, kname, sizeof kname);
         if (!f) {
-            char path[160];
-            join_path(path, sizeof path, prefix, k->len < 60 ? k->text : "?");
+            /* The key goes into a one-line message: printable ASCII only. */
+            char shown[64], path[160];
+            size_t m = 0;
+            for (size_t c = 0; c < k->len && m + 1 < sizeof shown; c++)
+                shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
+            shown[m] = '\0';
+            join_path(path, sizeof path, prefix, m ? shown : "?");
             const char *best = NULL;
             size_t bestd = 3;
             for (const struct sfield *c = fields; c->key; c++) {

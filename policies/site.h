@@ -6,6 +6,10 @@
 
 #include "policies/policy.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* A worker's own site policy (site.yaml): which experiments this member's machines may
  * run. The worker checks every task against it and refuses, with the reason, what it
  * does not allow. Same strict YAML rules and error messages as experiment policies;
@@ -60,5 +64,9 @@ void site_policy_free(struct site_policy *s);
  * or POLICY_ERR_ARG. */
 int site_check(const struct site_policy *s, const struct policy *p, char *why, size_t why_len)
     __attribute__((warn_unused_result));
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

@@ -1,6 +1,8 @@
+#define _GNU_SOURCE     /* memmem */
 #include "policies/yaml_tree.h"
 
 #include <libfyaml.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +128,8 @@ void yaml_tree_free(struct ynode *n)
 
 struct builder {
     const char *file;
+    const char *input;
+    size_t input_len;
     struct policy_error *err;
     struct ynode *root;
     struct ynode *stack[YAML_TREE_MAX_DEPTH];
@@ -259,6 +263,24 @@ static int check_props(struct builder *b, struct fy_token *anchor, struct fy_tok
     return 0;
 }
 
+/* libfyaml 0.7.12 leaks memory formatting some single-quoted scalars that contain the
+ * '' escape (a hostile proposal could repeat one until the coordinator runs out), so
+ * that escape is refused before the text is asked for. Token marks span the scalar's
+ * source text without its quotes. */
+static int check_single_quoted(struct builder *b, struct fy_token *t, int line, int column)
+{
+    const struct fy_mark *s = fy_token_start_mark(t), *e = fy_token_end_mark(t);
+    if (!s || !e || e->input_pos < s->input_pos || e->input_pos > b->input_len)
+        return 0;
+    if (memmem(b->input + s->input_pos, e->input_pos - s->input_pos, "''", 2)) {
+        yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
+                   "the '' escape in single-quoted strings is not supported; use double "
+                   "quotes for text that contains a single quote");
+        return POLICY_ERR_UNSUPPORTED;
+    }
+    return 0;
+}
+
 static struct ynode *new_node(enum ynode_kind kind, int line, int column)
 {
     struct ynode *n = calloc(1, sizeof *n);
@@ -294,6 +316,9 @@ static int on_event(struct builder *b, struct fy_event *e)
     case FYET_SCALAR: {
         mark_of(e, b, &line, &column);
         if ((rc = check_props(b, e->scalar.anchor, e->scalar.tag, line, column)))
+            return rc;
+        if (e->scalar.value && fy_token_scalar_style(e->scalar.value) == FYSS_SINGLE_QUOTED &&
+            (rc = check_single_quoted(b, e->scalar.value, line, column)))
             return rc;
         struct ynode *n = new_node(YNODE_SCALAR, line, column);
         if (!n)
@@ -346,6 +371,49 @@ static int on_event(struct builder *b, struct fy_event *e)
     }
 }
 
+/* Offset of the first byte that is not part of well-formed UTF-8 text (control
+ * characters other than tab, newline and carriage return count as bad), or len. */
+static size_t text_check(const void *bytes, size_t len)
+{
+    const unsigned char *p = bytes;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = p[i];
+        if (c < 0x80) {
+            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+                return i;
+            i++;
+            continue;
+        }
+        size_t need;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) {
+            need = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            need = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            need = 3;
+            cp = c & 0x07;
+        } else {
+            return i;
+        }
+        if (len - i <= need)
+            return i;
+        for (size_t k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return i;
+            cp = (cp << 6) | (p[i + k] & 0x3f);
+        }
+        if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return i;
+        i += need + 1;
+    }
+    return len;
+}
+
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                     struct ynode **root, struct policy_error *err)
 {
@@ -355,21 +423,29 @@ int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                    "file is %zu bytes, over the %u byte limit", len, POLICY_FILE_MAX);
         return POLICY_ERR_TOO_LARGE;
     }
-    if (len > 0 && memchr(bytes, '\0', len)) {
-        /* libfyaml would stop at it; a policy file is text. */
-        const char *s = bytes;
-        const char *z = memchr(bytes, '\0', len);
+    /* libfyaml is only ever given well-formed UTF-8 text: some invalid byte sequences
+     * make its scanner (0.7.12) loop forever. */
+    size_t bad = text_check(bytes, len);
+    if (bad < len) {
+        const unsigned char *c = bytes;
         int line = 1, column = 1;
-        for (const char *c = s; c < z; c++) {
-            if (*c == '\n') {
+        for (size_t i = 0; i < bad; i++) {
+            if (c[i] == '\n') {
                 line++;
                 column = 1;
-            } else {
+            } else if ((c[i] & 0xc0) != 0x80) {
                 column++;
             }
         }
-        yaml_error(err, POLICY_ERR_SYNTAX, file, line, column, NULL,
-                   "NUL byte in a policy file");
+        if (c[bad] == 0)
+            yaml_error(err, POLICY_ERR_SYNTAX, file, line, column, NULL,
+                       "NUL byte in a policy file");
+        else if (c[bad] < 0x80)
+            yaml_error(err, POLICY_ERR_SYNTAX, file, line, column, NULL,
+                       "control character 0x%02x in a policy file", c[bad]);
+        else
+            yaml_error(err, POLICY_ERR_SYNTAX, file, line, column, NULL,
+                       "invalid UTF-8 (byte 0x%02x); policy files are UTF-8 text", c[bad]);
         return POLICY_ERR_SYNTAX;
     }
 
@@ -395,7 +471,8 @@ int yaml_tree_parse(const char *file, const void *bytes, size_t len,
         return POLICY_ERR_NOMEM;
     }
 
-    struct builder b = {.file = file, .err = err};
+    struct builder b = {.file = file, .err = err, .input = len ? bytes : empty,
+                        .input_len = len ? len : 1};
     int rc = 0;
     struct fy_event *e;
     while ((e = fy_parser_parse(fyp)) != NULL) {

@@ -222,6 +222,47 @@ static void test_round_trip(void **state)
 
 /* delta + old residual == decoded + new residual, element by element, over several
  * rounds; the residual is what the payload did not carry. */
+/* The kept set against the reference on inputs that trouble selection algorithms:
+ * sorted, reverse sorted, all equal, few distinct values, one outlier per block. */
+static void test_selection_patterns(void **state)
+{
+    (void)state;
+    const size_t n = 9000;
+    float *v = malloc(n * 4);
+    uint8_t *kept = malloc(n), *ref = malloc(n);
+    uint32_t Bs[] = {64, 1000, 4096};
+    for (int pattern = 0; pattern < 6; pattern++) {
+        for (size_t i = 0; i < n; i++) {
+            switch (pattern) {
+            case 0: v[i] = (float)i; break;
+            case 1: v[i] = -(float)(n - i); break;
+            case 2: v[i] = 0.25f; break;
+            case 3: v[i] = (float)(i % 3) - 1.0f; break;
+            case 4: v[i] = (i % 500 == 7) ? 1e6f : gauss() * 1e-6f; break;
+            default: v[i] = (float)((i * 2654435761u) % 97) * ((i & 1) ? 1.0f : -1.0f); break;
+            }
+        }
+        for (size_t b = 0; b < 3; b++) {
+            uint32_t Ks[] = {1, 2, 7, 41, Bs[b] / 4, Bs[b] - 1};
+            for (size_t k = 0; k < 6; k++) {
+                struct codec_params p = params(Bs[b], Ks[k], CODEC_QUANT_FP32, 0, 0);
+                uint8_t *pl;
+                size_t len;
+                assert_int_equal(codec_encode(v, n, &p, NULL, &pl, &len), 0);
+                kept_set(pl, len, n, kept, NULL);
+                ref_topk(v, n, Bs[b], Ks[k], ref);
+                if (memcmp(kept, ref, n) != 0)
+                    fail_msg("pattern %d B %u K %u: kept set differs from the reference",
+                             pattern, Bs[b], Ks[k]);
+                free(pl);
+            }
+        }
+    }
+    free(v);
+    free(kept);
+    free(ref);
+}
+
 static void test_error_feedback_conserves(void **state)
 {
     (void)state;
@@ -781,6 +822,7 @@ int main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_number_formats),
         cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_selection_patterns),
         cmocka_unit_test(test_error_feedback_conserves),
         cmocka_unit_test(test_weighted_accumulate),
         cmocka_unit_test(test_edge_shapes),

@@ -15,6 +15,7 @@
 #include "common/fileio.h"
 #include "common/safetensors.h"
 #include "model/gpt2.h"
+#include "model/parallel.h"
 #include "model/rng.h"
 
 #ifndef INIT_FNV_1234
@@ -346,6 +347,93 @@ static void test_causal_and_batch_independent(void **state)
     gpt2_destroy(m);
 }
 
+/* The threaded paths (row, column and (batch, head) splits, uneven ranges with 3
+ * threads) against the single-threaded run that the gradient check validated. */
+static void test_threads_match_serial(void **state)
+{
+    (void)state;
+    const struct gpt2_config c = {256, 32, 2, 4, 64};
+    const int B = 4, T = 32;
+    struct gpt2 *a, *b;
+    assert_int_equal(gpt2_create(&c, B, T, &a), 0);
+    assert_int_equal(gpt2_create(&c, B, T, &b), 0);
+    assert_int_equal(gpt2_set_threads(b, 3), 0);
+    size_t n = gpt2_num_params(&c);
+    rough_params(&c, gpt2_params(a), 17);
+    memcpy(gpt2_params(b), gpt2_params(a), n * sizeof(float));
+    int32_t in[128], tg[128];
+    random_tokens(in, 128, 1);
+    random_tokens(tg, 128, 2);
+    float la, lb;
+    assert_int_equal(gpt2_forward(a, in, tg, B, T, &la), 0);
+    assert_int_equal(gpt2_forward(b, in, tg, B, T, &lb), 0);
+    for (size_t i = 0; i < (size_t)B * T * 256; i++)
+        assert_true(fabsf(gpt2_logits(a)[i] - gpt2_logits(b)[i]) <=
+                    1e-4f * (1.0f + fabsf(gpt2_logits(a)[i])));
+    assert_true(fabsf(la - lb) <= 1e-5f * la);
+    assert_int_equal(gpt2_backward(a), 0);
+    assert_int_equal(gpt2_backward(b), 0);
+    const float *ga = gpt2_grads(a), *gb = gpt2_grads(b);
+    for (int t = 0; t < gpt2_num_tensors(&c); t++) {
+        struct gpt2_tensor_info ti;
+        gpt2_tensor(&c, t, &ti);
+        double diff = 0, norm = 0;
+        for (size_t i = ti.offset; i < ti.offset + ti.numel; i++) {
+            diff += ((double)ga[i] - gb[i]) * ((double)ga[i] - gb[i]);
+            norm += (double)ga[i] * ga[i];
+        }
+        assert_true(norm > 0);
+        if (sqrt(diff) > 1e-4 * sqrt(norm))
+            printf("%s: |ga - gb| / |ga| = %.2e\n", ti.name, sqrt(diff / norm));
+        assert_true(sqrt(diff) <= 1e-4 * sqrt(norm));
+    }
+    /* same thread count, same bits */
+    float lc;
+    assert_int_equal(gpt2_forward(b, in, tg, B, T, &lc), 0);
+    assert_true(lc == lb);
+    gpt2_destroy(a);
+    gpt2_destroy(b);
+}
+
+struct count_job {
+    int *hits;
+    int chunk_busy[8];
+    int overlaps;
+};
+
+static void count_range(void *ctx, size_t b, size_t e, int chunk)
+{
+    struct count_job *j = ctx;
+    if (__atomic_exchange_n(&j->chunk_busy[chunk], 1, __ATOMIC_ACQ_REL))
+        __atomic_add_fetch(&j->overlaps, 1, __ATOMIC_RELAXED);
+    for (size_t i = b; i < e; i++)
+        __atomic_add_fetch(&j->hits[i], 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&j->chunk_busy[chunk], 0, __ATOMIC_RELEASE);
+}
+
+/* Thousands of jobs of every size on more threads than cores: each index is run
+ * exactly once per job, and no chunk number is in use twice at a time. */
+static void test_parallel_pool(void **state)
+{
+    (void)state;
+    struct parallel *p;
+    assert_int_equal(parallel_create(5, &p), 0);
+    assert_int_equal(parallel_threads(p), 5);
+    int *hits = calloc(5000, sizeof(int));
+    struct count_job j = {.hits = hits};
+    for (int round = 0; round < 3000; round++) {
+        size_t n = (size_t)(round * 7919) % 5000, grain = 1 + (size_t)round % 50;
+        memset(hits, 0, n * sizeof(int));
+        parallel_for(p, n, grain, count_range, &j);
+        for (size_t i = 0; i < n; i++)
+            if (hits[i] != 1)
+                fail_msg("round %d: index %zu of %zu ran %d times", round, i, n, hits[i]);
+    }
+    assert_int_equal(j.overlaps, 0);
+    parallel_destroy(p);
+    free(hits);
+}
+
 static void test_backward_requires_targets(void **state)
 {
     (void)state;
@@ -554,6 +642,8 @@ int main(void)
         cmocka_unit_test(test_loss_at_init),
         cmocka_unit_test(test_gradcheck),
         cmocka_unit_test(test_causal_and_batch_independent),
+        cmocka_unit_test(test_parallel_pool),
+        cmocka_unit_test(test_threads_match_serial),
         cmocka_unit_test(test_backward_requires_targets),
         cmocka_unit_test_setup_teardown(test_save_load_roundtrip, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_load_rejects, setup_tmp, teardown_tmp),
