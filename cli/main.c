@@ -15,7 +15,10 @@ static const char usage[] =
     "  ledger show     print ledger entries (text or JSON lines)\n"
     "  ledger verify   recompute every leaf and the Merkle root of a ledger\n"
     "  eval            validation loss of a saved model on a corpus\n"
-    "  policy check    parse and validate a policy file, print its hash\n";
+    "  policy check    parse and validate a policy file, print its hash\n"
+    "  member          propose roster changes (add, remove, rotate a key); list the roster\n"
+    "  vote            approve or refuse a roster proposal\n"
+    "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
 
 int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
 {
@@ -73,6 +76,12 @@ int main(int argc, char **argv)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "member") == 0)
+        return cmd_member(argc - 1, argv + 1);
+    if (strcmp(cmd, "vote") == 0)
+        return cmd_vote(argc - 1, argv + 1);
+    if (strcmp(cmd, "tls") == 0)
+        return cmd_tls(argc - 1, argv + 1);
     fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

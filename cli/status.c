@@ -18,6 +18,8 @@ static const char usage[] =
     "  --coordinator ADDR   gRPC address of the coordinator\n"
     "  --tls-ca FILE        verify the coordinator against this CA\n"
     "  --tls-server-name N  name expected in its certificate\n"
+    "  --tls-cert FILE      client certificate, when the coordinator requires mutual TLS\n"
+    "  --tls-key FILE       its private key\n"
     "  --insecure           plaintext connection\n"
     "  --json               one JSON object instead of tables\n";
 
@@ -108,6 +110,7 @@ int cmd_status(int argc, char **argv)
     static const struct option lo[] = {
         { "coordinator", required_argument, 0, 'c' }, { "tls-ca", required_argument, 0, 'a' },
         { "tls-server-name", required_argument, 0, 'n' }, { "insecure", no_argument, 0, 'i' },
+        { "tls-cert", required_argument, 0, 'C' }, { "tls-key", required_argument, 0, 'K' },
         { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -115,6 +118,8 @@ int cmd_status(int argc, char **argv)
         case 'c': addr = optarg; break;
         case 'a': co.channel.tls_ca_file = optarg; break;
         case 'n': co.channel.tls_server_name_override = optarg; break;
+        case 'C': co.channel.tls_cert_file = optarg; break;
+        case 'K': co.channel.tls_key_file = optarg; break;
         case 'i': insecure = 1; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage, stdout); return 0;

@@ -122,7 +122,8 @@ static int check_request(struct coord *c, struct rpc_call *call, const uint8_t *
     if (s.timestamp_unix_ms < now - AUTH_SKEW_MS || s.timestamp_unix_ms > now + AUTH_SKEW_MS)
         return refuse(t, "request timestamp is %+" PRId64 " s from the coordinator's clock "
                       "(allowed: +-%d s); check the member's clock (NTP)",
-                      (s.timestamp_unix_ms - now) / 1000, AUTH_SKEW_MS / 1000);
+                      (s.timestamp_unix_ms - now + (s.timestamp_unix_ms > now ? 500 : -500)) /
+                          1000, AUTH_SKEW_MS / 1000);
 
     uint8_t key[32];
     char why[300];

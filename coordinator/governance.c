@@ -446,6 +446,10 @@ int governance_open(struct coord *c)
     }
     if ((rc = sync_roster_locked(c)) != 0)
         return rc;
+    for (size_t i = 0; i < c->policy.participation.n_members; i++)
+        if (!gov_member_find(&g->st, c->policy.participation.members[i]))
+            log_warn("policy member '%s' is not in the roster: it takes part once the members "
+                     "add it (aulac member propose-add)", c->policy.participation.members[i]);
     size_t open = 0;
     for (size_t i = 0; i < g->st.n_proposals; i++)
         open += gov_state_at(&g->st.proposals[i], time_now_unix_ms()) == GOV_OPEN;

@@ -48,6 +48,27 @@ def join_header(f):
     return domain("aulac/join/v1") + ident(f["member"]) + struct.pack(">q", f["timestamp_unix_ms"]) + f["nonce"]
 
 
+def text(s):
+    b = s.encode()
+    return struct.pack(">H", len(b)) + b
+
+
+def request_header(f):
+    return (domain("aulac/request/v1") + text(f["method"]) + ident(f["member"])
+            + struct.pack(">q", f["timestamp_unix_ms"]) + f["nonce"] + f["body_digest"])
+
+
+def proposal_header(f):
+    return (domain("aulac/roster-proposal/v1") + text(f["alliance"]) + struct.pack(">B", f["action"])
+            + ident(f["proposer"]) + ident(f["member"]) + text(f["organization"])
+            + struct.pack(">I", f["roles"]) + f["public_key"] + text(f["reason"])
+            + struct.pack(">qq", f["created_unix_ms"], f["expires_unix_ms"]))
+
+
+def vote_header(f):
+    return domain("aulac/vote/v1") + f["proposal_hash"] + ident(f["voter"]) + struct.pack(">B", f["approve"])
+
+
 def checkpoint_header(f):
     return (domain("aulac/checkpoint/v1") + struct.pack(">Q", f["size"]) + f["root"]
             + struct.pack(">q", f["timestamp_unix_ms"]))
@@ -57,6 +78,14 @@ SEED = bytes(range(32))
 BASE = bytes(0xa0 + i for i in range(32))
 PAYLOAD = hashlib.blake2b(b"example payload", digest_size=32).digest()
 ROOT = bytes(0x50 + i for i in range(32))
+BODY = hashlib.blake2b(b"example request", digest_size=32).digest()
+NEW_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32, 64))).public_key().public_bytes(
+    serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+PROPOSAL = dict(
+    alliance="au-lac", action=1, proposer="fpt", member="uet",
+    organization="VNU University of Engineering and Technology", roles=3, public_key=NEW_KEY,
+    reason="joins the alliance", created_unix_ms=1767225600000, expires_unix_ms=1767830400000)
+PROPOSAL_HASH = hashlib.blake2b(proposal_header(PROPOSAL), digest_size=32).digest()
 
 EXAMPLES = [
     ("update", update_header, dict(
@@ -74,6 +103,11 @@ EXAMPLES = [
         member="fpt", timestamp_unix_ms=1767225600000, nonce=bytes(range(0xf0, 0x100)))),
     ("checkpoint", checkpoint_header, dict(
         size=42, root=ROOT, timestamp_unix_ms=1767225600000)),
+    ("request", request_header, dict(
+        method="/aulac.v1.Federation/GetTask", member="fpt", timestamp_unix_ms=1767225600000,
+        nonce=bytes(range(0xf0, 0x100)), body_digest=BODY)),
+    ("roster proposal", proposal_header, PROPOSAL),
+    ("vote", vote_header, dict(proposal_hash=PROPOSAL_HASH, voter="vnpt", approve=1)),
 ]
 
 
@@ -84,6 +118,8 @@ def main():
     print("public key  ", pub.hex())
     print("key id      ", hashlib.blake2b(pub, digest_size=32).digest()[:8].hex())
     print("payload hash", PAYLOAD.hex())
+    print("body digest ", BODY.hex())
+    print("new key     ", NEW_KEY.hex())
     for name, build, fields in EXAMPLES:
         header = build(fields)
         digest = hashlib.blake2b(header, digest_size=32).digest()

@@ -175,6 +175,21 @@ static const struct field scores_fields[] = {
     END
 };
 
+static const struct field roster_proposed_fields[] = {
+    F(1, K_H32,   REQ, struct entry_roster_proposed, proposal_hash),
+    F(2, K_U32,   REQ, struct entry_roster_proposed, action),
+    F(3, K_ID,    REQ, struct entry_roster_proposed, proposer),
+    F(4, K_ID,    REQ, struct entry_roster_proposed, member),
+    F(5, K_TEXT,  OPT, struct entry_roster_proposed, organization),
+    F(6, K_U32,   REQ, struct entry_roster_proposed, roles),
+    F(7, K_H32,   OPT, struct entry_roster_proposed, public_key),
+    F(8, K_TEXT,  OPT, struct entry_roster_proposed, reason),
+    F(9, K_U64,   REQ, struct entry_roster_proposed, created_ms),
+    F(10, K_U64,  REQ, struct entry_roster_proposed, expires_ms),
+    F(11, K_SIG,  REQ, struct entry_roster_proposed, signature),
+    END
+};
+
 struct type_desc {
     enum entry_type     type;
     const char         *name;    /* JSON */
@@ -198,6 +213,7 @@ static const struct type_desc types[] = {
     { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields },
     { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields },
     { ENTRY_CREDITS,              "credits",              "credits",              scores_fields },
+    { ENTRY_ROSTER_PROPOSED,      "roster_proposed",      "roster change proposed", roster_proposed_fields },
 };
 
 static const struct type_desc *type_of(uint32_t t)
@@ -1004,8 +1020,15 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
                         e->u.policy.experiment, e->u.policy.proposer, h, e->u.policy.yaml_len);
     case ENTRY_VOTE:
         short_hex(e->u.vote.policy_hash, h);
-        return snprintf(buf, cap, "vote: %s votes %s on policy %s…", e->u.vote.voter,
+        return snprintf(buf, cap, "vote: %s votes %s on %s…", e->u.vote.voter,
                         e->u.vote.approve ? "yes" : "no", h);
+    case ENTRY_ROSTER_PROPOSED: {
+        const struct entry_roster_proposed *p = &e->u.roster_proposed;
+        static const char *const verbs[] = { "change", "add", "remove", "rotate the key of" };
+        short_hex(p->proposal_hash, h);
+        return snprintf(buf, cap, "roster change proposed: %s proposes to %s %s (proposal %s…)",
+                        p->proposer, verbs[p->action <= 3 ? p->action : 0], p->member, h);
+    }
     case ENTRY_EXPERIMENT_STARTED:
         short_hex(e->u.experiment.model_hash, h);
         return snprintf(buf, cap, "experiment started: %s, %" PRIu64 " rounds, initial model %s…",

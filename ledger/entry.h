@@ -45,6 +45,7 @@ enum entry_type {
     ENTRY_ROUND_CLOSED         = 13,
     ENTRY_CONTRIBUTION_SCORES  = 14,
     ENTRY_CREDITS              = 15,
+    ENTRY_ROSTER_PROPOSED      = 16,
 };
 
 /* Roles, a bit set. */
@@ -94,8 +95,24 @@ struct entry_policy_proposed {
     uint8_t  signature[64];              /* proposer's signature (policies/ defines over what) */
 };
 
+/* A signed proposal to change the roster (crypto/proposal.h has the statement the
+ * proposer signed; every signed field is here so anyone can re-check it). */
+struct entry_roster_proposed {
+    uint8_t  proposal_hash[32];          /* BLAKE2b-256 of the signed proposal header */
+    uint32_t action;                     /* 1 add, 2 remove, 3 rotate */
+    char     proposer[ENTRY_ID_MAX + 1];
+    char     member[ENTRY_ID_MAX + 1];   /* whom it is about */
+    char    *organization;               /* add; may be NULL */
+    uint32_t roles;                      /* add; else 0 */
+    uint8_t  public_key[32];             /* add / rotate; all zero for remove */
+    char    *reason;                     /* may be NULL */
+    uint64_t created_ms, expires_ms;
+    uint8_t  signature[64];              /* proposer's */
+};
+
 struct entry_vote {
-    uint8_t policy_hash[32];             /* what is voted on */
+    uint8_t policy_hash[32];             /* what is voted on: a policy hash or a roster
+                                            proposal hash */
     char    voter[ENTRY_ID_MAX + 1];
     uint8_t approve;                     /* 1 yes, 0 no */
     uint8_t signature[64];
@@ -163,6 +180,7 @@ struct entry {
         struct entry_update          update;       /* UPDATE_ACCEPTED, UPDATE_REJECTED */
         struct entry_round_closed    round_closed;
         struct entry_scores          scores;       /* CONTRIBUTION_SCORES, CREDITS */
+        struct entry_roster_proposed roster_proposed;
     } u;
 };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/timeutil.h"
 #include "proto/pb.h"
 #include "proto/rpc_internal.h"
 #include "proto/service.h"
@@ -17,6 +18,9 @@ struct fed_client {
     int64_t call_timeout_ms;
     int64_t stream_timeout_ms;
     int     wait_for_ready;
+    const struct crypto_key *identity;
+    fed_sign_fn sign;
+    void   *sign_ctx;
 };
 
 int fed_client_open(const char *target, const struct fed_client_options *opts,
@@ -45,6 +49,9 @@ int fed_client_open(const char *target, const struct fed_client_options *opts,
     c->stream_timeout_ms =
         opts->stream_timeout_ms ? opts->stream_timeout_ms : FED_DEFAULT_STREAM_TIMEOUT_MS;
     c->wait_for_ready = opts->wait_for_ready;
+    c->identity = opts->identity;
+    c->sign = opts->sign;
+    c->sign_ctx = opts->sign_ctx;
     *out = c;
     return 0;
 }
@@ -80,18 +87,83 @@ static struct rpc_call_options call_options(const struct fed_client *c, int64_t 
     return o;
 }
 
+/* --- request authentication ------------------------------------------------- */
+
+/* The metadata of one signed request; lives as long as the call. */
+struct signed_md {
+    struct fed_request_auth a;
+    char ts[24];
+    struct rpc_metadata md[5];
+};
+
+static int default_sign(const struct crypto_key *k, const char *method, const uint8_t *body,
+                        size_t len, struct fed_request_auth *a)
+{
+    struct crypto_public_key pk;
+    crypto_key_public(k, &pk);
+    memcpy(a->key_id, pk.key_id, sizeof a->key_id);
+    return request_sign_new(k, method, body, len, time_now_unix_ms(), &a->st, a->signature);
+}
+
+/* Signs body for method into m and points o at it; nothing when the client has
+ * no identity. 0 or FED_ERR_SIGN. */
+static int sign_request(const struct fed_client *c, const char *method, const uint8_t *body,
+                        size_t len, struct signed_md *m, struct rpc_call_options *o)
+{
+    if (!c->sign && !c->identity)
+        return 0;
+    memset(m, 0, sizeof *m);
+    int rc = c->sign ? c->sign(c->sign_ctx, method, body, len, &m->a)
+                     : default_sign(c->identity, method, body, len, &m->a);
+    if (rc != 0 || !crypto_id_valid(m->a.st.member))
+        return FED_ERR_SIGN;
+    snprintf(m->ts, sizeof m->ts, "%" PRId64, m->a.st.timestamp_unix_ms);
+    size_t n = 0;
+    m->md[n++] = (struct rpc_metadata){ REQUEST_MD_MEMBER, (const uint8_t *)m->a.st.member,
+                                        strlen(m->a.st.member) };
+    m->md[n++] = (struct rpc_metadata){ REQUEST_MD_TIMESTAMP, (const uint8_t *)m->ts,
+                                        strlen(m->ts) };
+    m->md[n++] = (struct rpc_metadata){ REQUEST_MD_NONCE, m->a.st.nonce, REQUEST_NONCE_BYTES };
+    m->md[n++] = (struct rpc_metadata){ REQUEST_MD_SIGNATURE, m->a.signature,
+                                        CRYPTO_SIGNATURE_BYTES };
+    if (m->a.key_id[0])
+        m->md[n++] = (struct rpc_metadata){ REQUEST_MD_KEY_ID, (const uint8_t *)m->a.key_id,
+                                            strlen(m->a.key_id) };
+    o->metadata = m->md;
+    o->n_metadata = n;
+    return 0;
+}
+
+/* signed_call: 1 to sign the request (member RPCs), 0 for Hello and Status. */
 static int fed_unary(struct fed_client *c, const char *name, const char *path,
                      int64_t timeout_ms, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-                     struct rpc_status *st)
+                     struct rpc_status *st, int signed_call)
 {
     *reply = NULL;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c)
         return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct rpc_call_options o = call_options(c, timeout_ms);
-    int rc = pb_unary(c->ch, path, &o, req, reply_desc, reply, st);
-    return rc ? fed_fail(st, name, rc, NULL) : 0;
+    if (!signed_call) {
+        int rc = pb_unary(c->ch, path, &o, req, reply_desc, reply, st);
+        return rc ? fed_fail(st, name, rc, NULL) : 0;
+    }
+    uint8_t *body, *out;
+    size_t body_len, out_len;
+    int rc = pb_pack(req, &body, &body_len);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+    struct signed_md m;
+    rc = sign_request(c, path, body, body_len, &m, &o);
+    if (rc == 0)
+        rc = rpc_unary(c->ch, path, &o, body, body_len, &out, &out_len, st);
+    free(body);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+    *reply = pb_unpack(reply_desc, out, out_len, SIZE_MAX, &rc);
+    free(out);
+    return *reply ? 0 : fed_fail(st, name, rc, NULL);
 }
 
 int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
@@ -102,7 +174,7 @@ int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
     if (!req || !reply)
         return RPC_ERR_INVALID_ARG;
     int rc = fed_unary(c, "Hello", FED_METHOD_HELLO, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__hello_reply__descriptor, &m, st ? st : &local);
+                       &aulac__v1__hello_reply__descriptor, &m, st ? st : &local, 0);
     *reply = (Aulac__V1__HelloReply *)m;
     return rc;
 }
@@ -115,7 +187,7 @@ int fed_join(struct fed_client *c, const Aulac__V1__JoinRequest *req,
     if (!req || !reply)
         return RPC_ERR_INVALID_ARG;
     int rc = fed_unary(c, "Join", FED_METHOD_JOIN, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__join_reply__descriptor, &m, st ? st : &local);
+                       &aulac__v1__join_reply__descriptor, &m, st ? st : &local, 1);
     *reply = (Aulac__V1__JoinReply *)m;
     return rc;
 }
@@ -129,7 +201,7 @@ int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
         return RPC_ERR_INVALID_ARG;
     int64_t timeout = (int64_t)req->wait_ms + FED_LONG_POLL_MARGIN_MS;
     int rc = fed_unary(c, "GetTask", FED_METHOD_GET_TASK, timeout, &req->base,
-                       &aulac__v1__task__descriptor, &m, st ? st : &local);
+                       &aulac__v1__task__descriptor, &m, st ? st : &local, 1);
     *task = (Aulac__V1__Task *)m;
     return rc;
 }
@@ -142,8 +214,49 @@ int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
     if (!req || !reply)
         return RPC_ERR_INVALID_ARG;
     int rc = fed_unary(c, "Status", FED_METHOD_STATUS, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__status_reply__descriptor, &m, st ? st : &local);
+                       &aulac__v1__status_reply__descriptor, &m, st ? st : &local, 0);
     *reply = (Aulac__V1__StatusReply *)m;
+    return rc;
+}
+
+int fed_propose_roster_change(struct fed_client *c, const Aulac__V1__RosterProposal *req,
+                              Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "ProposeRosterChange", FED_METHOD_PROPOSE_ROSTER,
+                       c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__governance_reply__descriptor, &m, st ? st : &local, 1);
+    *reply = (Aulac__V1__GovernanceReply *)m;
+    return rc;
+}
+
+int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
+             Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "Vote", FED_METHOD_VOTE, c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__governance_reply__descriptor, &m, st ? st : &local, 1);
+    *reply = (Aulac__V1__GovernanceReply *)m;
+    return rc;
+}
+
+int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
+                       Aulac__V1__ProposalsReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "ListProposals", FED_METHOD_LIST_PROPOSALS,
+                       c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__proposals_reply__descriptor, &m, st ? st : &local, 1);
+    *reply = (Aulac__V1__ProposalsReply *)m;
     return rc;
 }
 
@@ -212,13 +325,24 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
     if (!c || !req || !on_chunk)
         return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
-    struct rpc_stream *s;
-    int rc = rpc_stream_open(c->ch, FED_METHOD_DOWNLOAD_MODEL, &o, &s);
+    uint8_t *body;
+    size_t body_len;
+    struct signed_md sm;
+    int rc = pb_pack(&req->base, &body, &body_len);
+    if (rc == 0 && (rc = sign_request(c, FED_METHOD_DOWNLOAD_MODEL, body, body_len, &sm, &o)) != 0)
+        free(body);
     if (rc != 0)
         return fed_fail(st, name, rc, NULL);
+    struct rpc_stream *s;
+    rc = rpc_stream_open(c->ch, FED_METHOD_DOWNLOAD_MODEL, &o, &s);
+    if (rc != 0) {
+        free(body);
+        return fed_fail(st, name, rc, NULL);
+    }
 
     struct download_check d = { .next_offset = req->offset };
-    rc = pb_stream_send(s, &req->base);
+    rc = rpc_stream_send(s, body, body_len);
+    free(body);
     if (rc == 0)
         rc = rpc_stream_close_send(s);
     if (rc == 0)
@@ -246,13 +370,12 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
 
 /* ------------------------------------------------------------ SubmitUpdate */
 
-static int send_update(struct rpc_stream *s, const Aulac__V1__UpdateHeader *hdr,
+/* first: the packed header message, already signed for the call's metadata. */
+static int send_update(struct rpc_stream *s, const uint8_t *first, size_t first_len,
                        const uint8_t *payload, size_t payload_len, size_t chunk_bytes)
 {
     Aulac__V1__UpdateChunk msg = AULAC__V1__UPDATE_CHUNK__INIT;
-    msg.part_case = AULAC__V1__UPDATE_CHUNK__PART_HEADER;
-    msg.header = (Aulac__V1__UpdateHeader *)hdr;  /* packing only reads it */
-    int rc = pb_stream_send(s, &msg.base);
+    int rc = rpc_stream_send(s, first, first_len);
     for (size_t off = 0; rc == 0 && off < payload_len; off += chunk_bytes) {
         size_t n = payload_len - off < chunk_bytes ? payload_len - off : chunk_bytes;
         msg.part_case = AULAC__V1__UPDATE_CHUNK__PART_DATA;
@@ -285,13 +408,27 @@ int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
         return fed_fail(st, name, RPC_ERR_INVALID_ARG, "header payload_bytes differs from the payload");
 
     struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
-    struct rpc_stream *s;
-    int rc = rpc_stream_open(c->ch, FED_METHOD_SUBMIT_UPDATE, &o, &s);
+    Aulac__V1__UpdateChunk head = AULAC__V1__UPDATE_CHUNK__INIT;
+    head.part_case = AULAC__V1__UPDATE_CHUNK__PART_HEADER;
+    head.header = (Aulac__V1__UpdateHeader *)hdr;  /* packing only reads it */
+    uint8_t *first;
+    size_t first_len;
+    struct signed_md sm;
+    int rc = pb_pack(&head.base, &first, &first_len);
+    if (rc == 0 && (rc = sign_request(c, FED_METHOD_SUBMIT_UPDATE, first, first_len, &sm, &o)) != 0)
+        free(first);
     if (rc != 0)
         return fed_fail(st, name, rc, NULL);
+    struct rpc_stream *s;
+    rc = rpc_stream_open(c->ch, FED_METHOD_SUBMIT_UPDATE, &o, &s);
+    if (rc != 0) {
+        free(first);
+        return fed_fail(st, name, rc, NULL);
+    }
     /* RPC_ERR_CANCELLED here may just mean the coordinator answered before
      * reading everything (a rejection): its receipt is still read below. */
-    rc = send_update(s, hdr, payload, payload_len, chunk_bytes);
+    rc = send_update(s, first, first_len, payload, payload_len, chunk_bytes);
+    free(first);
     if (rc != 0 && rc != RPC_ERR_CANCELLED) {
         rpc_stream_cancel(s);
         rpc_stream_finish(s, st);

@@ -15,13 +15,30 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crypto/keys.h"
+#include "crypto/request.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/rpc.h"
 
 #define FED_ERR_ABORTED    (-1530)
 #define FED_ERR_BAD_REPLY  (-1531)
+#define FED_ERR_SIGN       (-1532)  /* the request could not be signed */
 
 struct fed_client;
+
+/* Request authentication (crypto/request.h): what one request carries in its
+ * metadata. Every call but Hello and Status is signed when the client has an
+ * identity or a signer. */
+struct fed_request_auth {
+    struct request_statement st;                 /* method, member, timestamp, nonce, body digest */
+    uint8_t signature[CRYPTO_SIGNATURE_BYTES];
+    char    key_id[CRYPTO_KEY_ID_CHARS + 1];     /* optional ("" to leave it out) */
+};
+
+/* Fills a for one request of method whose message bytes are body. Return 0 to
+ * send the request, anything else to fail the call with FED_ERR_SIGN. */
+typedef int (*fed_sign_fn)(void *ctx, const char *method, const uint8_t *body,
+                           size_t body_len, struct fed_request_auth *a);
 
 struct fed_client_options {
     struct rpc_channel_options channel;  /* TLS and message limit; zeros: plaintext,
@@ -30,6 +47,10 @@ struct fed_client_options {
     int64_t stream_timeout_ms;   /* whole DownloadModel / SubmitUpdate call; 0: 1 h */
     int     wait_for_ready;      /* 1: wait for the coordinator (until the deadline)
                                     instead of failing at once when it is down */
+    const struct crypto_key *identity;  /* signs each request with the current time and a
+                                           random nonce; must outlive the client */
+    fed_sign_fn sign;            /* or a signer of one's own (tests); wins over identity */
+    void       *sign_ctx;
 };
 
 /* opts may be NULL. The connection is made on the first call. A client may be
@@ -48,6 +69,16 @@ int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
                  Aulac__V1__Task **task, struct rpc_status *st);
 int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
                Aulac__V1__StatusReply **reply, struct rpc_status *st);
+
+/* Roster governance (signed requests; the proposal and vote carry their own
+ * signatures too). A refusal by the coordinator is a 0 return with
+ * (*reply)->accepted = 0 and the reason. */
+int fed_propose_roster_change(struct fed_client *c, const Aulac__V1__RosterProposal *req,
+                              Aulac__V1__GovernanceReply **reply, struct rpc_status *st);
+int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
+             Aulac__V1__GovernanceReply **reply, struct rpc_status *st);
+int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
+                       Aulac__V1__ProposalsReply **reply, struct rpc_status *st);
 
 /* Called once per chunk, in order; the chunk is freed when it returns.
  * Return 0 to go on, anything else to cancel the download (FED_ERR_ABORTED). */

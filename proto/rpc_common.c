@@ -34,6 +34,7 @@ const char *rpc_strerror(int rc)
     case PB_ERR_TOO_LARGE:       return "protobuf message larger than the limit";
     case FED_ERR_ABORTED:        return "stopped by the caller's callback";
     case FED_ERR_BAD_REPLY:      return "the server's reply is malformed or incomplete";
+    case FED_ERR_SIGN:           return "the request could not be signed (member key)";
     default:                     return "unknown rpc error";
     }
 }

@@ -9,6 +9,9 @@
 #define FED_METHOD_DOWNLOAD_MODEL  "/aulac.v1.Federation/DownloadModel"   /* server stream */
 #define FED_METHOD_SUBMIT_UPDATE   "/aulac.v1.Federation/SubmitUpdate"    /* client stream */
 #define FED_METHOD_STATUS          "/aulac.v1.Federation/Status"          /* unary */
+#define FED_METHOD_PROPOSE_ROSTER  "/aulac.v1.Federation/ProposeRosterChange" /* unary */
+#define FED_METHOD_VOTE            "/aulac.v1.Federation/Vote"            /* unary */
+#define FED_METHOD_LIST_PROPOSALS  "/aulac.v1.Federation/ListProposals"   /* unary */
 
 /* DownloadModel answers with at least one ModelChunk; chunks are contiguous
  * from the requested offset, all carry the same total_bytes, and the last

@@ -120,6 +120,18 @@ static struct entry sample(enum entry_type t)
         e.u.scores.n = 2;
         e.u.scores.scores = scores;
         break;
+    case ENTRY_ROSTER_PROPOSED:
+        fill(e.u.roster_proposed.proposal_hash, 32, 0x50);
+        e.u.roster_proposed.action = 1;
+        strcpy(e.u.roster_proposed.proposer, "fpt");
+        strcpy(e.u.roster_proposed.member, "uet");
+        e.u.roster_proposed.organization = "VNU University of Engineering and Technology";
+        e.u.roster_proposed.roles = ENTRY_ROLE_MEMBER;
+        fill(e.u.roster_proposed.public_key, 32, 0x60);
+        e.u.roster_proposed.created_ms = (uint64_t)T0;
+        e.u.roster_proposed.expires_ms = (uint64_t)T0 + 86400000;
+        fill(e.u.roster_proposed.signature, 64, 0x70);
+        break;
     }
     return e;
 }
@@ -129,6 +141,7 @@ static const enum entry_type all_types[] = {
     ENTRY_POLICY_PROPOSED, ENTRY_VOTE, ENTRY_EXPERIMENT_STARTED, ENTRY_EXPERIMENT_FINISHED,
     ENTRY_EXPERIMENT_CANCELLED, ENTRY_EXPERIMENT_FAILED, ENTRY_UPDATE_ACCEPTED,
     ENTRY_UPDATE_REJECTED, ENTRY_ROUND_CLOSED, ENTRY_CONTRIBUTION_SCORES, ENTRY_CREDITS,
+    ENTRY_ROSTER_PROPOSED,
 };
 #define NTYPES (sizeof all_types / sizeof all_types[0])
 

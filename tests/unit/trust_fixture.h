@@ -1,0 +1,408 @@
+#ifndef AULAC_TESTS_TRUST_FIXTURE_H
+#define AULAC_TESTS_TRUST_FIXTURE_H
+/* A real coordinator in this process (coord_open + coord_serve on 127.0.0.1:0, a
+ * temporary data directory, a tiny GPT-2 policy) and Federation clients whose
+ * requests are signed by a hook the test controls. Shared by test_auth.c and
+ * test_governance.c; everything is static inline so that a test file may use
+ * only part of it. Include after cmocka.h. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
+#include "common/timeutil.h"
+#include "coordinator/coord.h"
+#include "crypto/envelope.h"
+#include "crypto/keys.h"
+#include "crypto/proposal.h"
+#include "crypto/request.h"
+#include "ledger/entry.h"
+#include "ledger/ledger.h"
+#include "proto/client.h"
+#include "proto/roster_msg.h"
+
+enum { FPT, VNPT, HUST, UET, N_KEYS };   /* UET is not in the founding roster */
+static const char *const fx_ids[N_KEYS] = { "fpt", "vnpt", "hust", "uet" };
+
+static const char fx_policy[] =
+    "schema: 1\n"
+    "metadata: {name: trust-test, proposer: fpt, description: tiny}\n"
+    "model: {family: gpt2, vocab_size: 256, n_positions: 16, n_layer: 1, n_head: 2,"
+    " n_embd: 16, seed: 7}\n"
+    "data: {min_tokens_per_member: 100, validation_fraction: 0.05}\n"
+    "training:\n"
+    "  rounds: 3\n  local_steps: 2\n  batch_size: 2\n  seq_len: 16\n"
+    "  inner: {kind: adamw, lr: 0.001, weight_decay: 0.0, beta1: 0.9, beta2: 0.95,"
+    " grad_clip: 1.0, warmup_steps: 0}\n"
+    "  outer: {kind: fedavg, lr: 1.0}\n"
+    "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n"
+    "compression:\n"
+    "  uplink: {method: topk, block_size: 256, k_per_block: 16, quant: int8, zstd_level: 1,"
+    " error_feedback: false, dense_warmup_rounds: 0}\n"
+    "  downlink: {method: none, quant: fp32, zstd_level: 1}\n"
+    "participation: {members: [fpt, vnpt, hust, uet], min_members: 1, round_deadline_s: 600,"
+    " grace_s: 1}\n"
+    "privacy: {clip: 0, noise_multiplier: 0}\n"
+    "contribution: {measures: [tokens], credit_weights: {tokens: 1.0}}\n"
+    "governance: {quorum: 0.66}\n";
+
+struct fx {
+    char dir[256];
+    char addr[64];
+    struct coord *c;
+    struct coord_options opt;
+    char paths[4][300];             /* data dir, key, roster, policy */
+    struct crypto_key *keys[N_KEYS];
+    struct crypto_key *coordinator;
+};
+
+/* Deterministic keys: seed bytes (16 * who + i). */
+static inline struct crypto_key *fx_key(const char *id, int who)
+{
+    uint8_t seed[32];
+    for (int i = 0; i < 32; i++)
+        seed[i] = (uint8_t)(16 * who + i);
+    struct crypto_key *k;
+    assert_int_equal(crypto_key_from_seed(id, seed, &k), 0);
+    return k;
+}
+
+static inline void fx_write(const char *path, const char *text, unsigned mode)
+{
+    assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
+}
+
+/* Files only; fx_start opens the coordinator. */
+static inline void fx_prepare(struct fx *f)
+{
+    memset(f, 0, sizeof *f);
+    const char *tmp = getenv("TMPDIR");
+    snprintf(f->dir, sizeof f->dir, "%s/aulac-trust-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(f->dir));
+    for (int i = 0; i < N_KEYS; i++)
+        f->keys[i] = fx_key(fx_ids[i], i + 1);
+    f->coordinator = fx_key("coordinator", 9);
+    snprintf(f->paths[0], sizeof f->paths[0], "%s/data", f->dir);
+    snprintf(f->paths[1], sizeof f->paths[1], "%s/coordinator.key", f->dir);
+    snprintf(f->paths[2], sizeof f->paths[2], "%s/roster.yaml", f->dir);
+    snprintf(f->paths[3], sizeof f->paths[3], "%s/policy.yaml", f->dir);
+    assert_int_equal(crypto_key_save_secret(f->coordinator, f->paths[1], 0), 0);
+    char roster[4096];
+    size_t n = (size_t)snprintf(roster, sizeof roster, "alliance: trust-test\nmembers:\n");
+    for (int i = 0; i < UET; i++) {
+        struct crypto_public_key pk;
+        char b64[45];
+        crypto_key_public(f->keys[i], &pk);
+        crypto_public_key_to_base64(pk.key, b64);
+        n += (size_t)snprintf(roster + n, sizeof roster - n,
+                              "  - id: %s\n    organization: Org %s\n    roles: [member]\n"
+                              "    public_key: %s\n", fx_ids[i], fx_ids[i], b64);
+    }
+    fx_write(f->paths[2], roster, 0644);
+    fx_write(f->paths[3], fx_policy, 0644);
+    f->opt.data_dir = f->paths[0];
+    f->opt.key_path = f->paths[1];
+    f->opt.roster_path = f->paths[2];
+    f->opt.policy_path = f->paths[3];
+    f->opt.listen_addr = "127.0.0.1:0";
+    f->opt.max_calls = 64;
+}
+
+static inline void fx_start(struct fx *f)
+{
+    f->c = calloc(1, sizeof *f->c);
+    assert_non_null(f->c);
+    assert_int_equal(coord_open(f->c, &f->opt), 0);
+    assert_int_equal(coord_serve(f->c), 0);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->c->port);
+}
+
+static inline void fx_stop(struct fx *f)
+{
+    if (f->c) {
+        coord_close(f->c);
+        free(f->c);
+        f->c = NULL;
+    }
+}
+
+static inline void fx_free(struct fx *f)
+{
+    fx_stop(f);
+    for (int i = 0; i < N_KEYS; i++)
+        crypto_key_free(f->keys[i]);
+    crypto_key_free(f->coordinator);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* --- signing hooks ---------------------------------------------------------- */
+
+struct signer {
+    struct crypto_key *key;         /* signs */
+    const char *claim;              /* member named in the metadata (NULL: the key's) */
+    int64_t skew_ms;                /* added to the clock */
+    int fixed;                      /* 1: reuse nonce and timestamp below */
+    uint8_t nonce[16];
+    int64_t ts;
+    int calls;
+};
+
+static inline int fx_sign(void *ctx, const char *method, const uint8_t *body, size_t len,
+                          struct fed_request_auth *a)
+{
+    struct signer *s = ctx;
+    s->calls++;
+    struct request_statement *st = &a->st;
+    memset(st, 0, sizeof *st);
+    snprintf(st->method, sizeof st->method, "%s", method);
+    snprintf(st->member, sizeof st->member, "%s",
+             s->claim ? s->claim : crypto_key_member(s->key));
+    st->timestamp_unix_ms = s->fixed ? s->ts : time_now_unix_ms() + s->skew_ms;
+    if (s->fixed)
+        memcpy(st->nonce, s->nonce, 16);
+    else
+        randombytes_buf(st->nonce, 16);
+    request_body_digest(body, len, st->body_digest);
+    uint8_t d[32];
+    if (request_digest(st, d) != 0)
+        return -1;
+    struct crypto_public_key pk;
+    crypto_key_public(s->key, &pk);
+    memcpy(a->key_id, pk.key_id, sizeof a->key_id);
+    return crypto_signature_create(s->key, d, sizeof d, a->signature);
+}
+
+static inline struct fed_client *fx_client(struct fx *f, struct signer *s)
+{
+    struct fed_client_options o = { 0 };
+    o.call_timeout_ms = 10000;
+    o.stream_timeout_ms = 20000;
+    if (s) {
+        o.sign = fx_sign;
+        o.sign_ctx = s;
+    }
+    struct fed_client *c;
+    assert_int_equal(fed_client_open(f->addr, &o, &c), 0);
+    return c;
+}
+
+/* --- updates ------------------------------------------------------------------ */
+
+struct upd {
+    struct update_envelope e;
+    uint8_t sig[64];
+    uint8_t *payload;
+    size_t len;
+    Aulac__V1__UpdateHeader h;
+    Aulac__V1__CodecParams cp;
+};
+
+/* The header fields follow e and sig. */
+static inline void upd_header(struct upd *u)
+{
+    aulac__v1__codec_params__init(&u->cp);
+    u->cp.format_version = u->e.codec.format_version;
+    u->cp.block_size = u->e.codec.block_size;
+    u->cp.k_per_block = u->e.codec.k_per_block;
+    u->cp.quant = u->e.codec.quant;
+    u->cp.zstd_level = u->e.codec.zstd_level;
+    u->cp.error_feedback = u->e.codec.error_feedback;
+    aulac__v1__update_header__init(&u->h);
+    u->h.experiment_id = u->e.experiment;
+    u->h.round = u->e.round;
+    u->h.member_id = u->e.member;
+    u->h.base_model_hash.data = u->e.base_model_hash;
+    u->h.base_model_hash.len = 32;
+    u->h.payload_hash.data = u->e.payload_hash;
+    u->h.payload_hash.len = 32;
+    u->h.payload_bytes = u->e.payload_bytes;
+    u->h.samples = u->e.samples;
+    u->h.tokens = u->e.tokens;
+    u->h.codec = &u->cp;
+    u->h.signature.data = u->sig;
+    u->h.signature.len = 64;
+    u->h.train_loss = 3.0f;
+    u->h.val_loss = 3.5f;
+}
+
+static inline void upd_sign(struct upd *u, const struct crypto_key *k)
+{
+    assert_int_equal(envelope_sign(&u->e, k, u->sig), 0);
+    upd_header(u);
+}
+
+/* A valid update of member for the open round, signed with k. */
+static inline void upd_make(struct fx *f, struct upd *u, const struct crypto_key *k, int salt)
+{
+    memset(u, 0, sizeof *u);
+    struct coord *c = f->c;
+    size_t n = c->n_params;
+    float *delta = malloc(n * sizeof *delta);
+    assert_non_null(delta);
+    for (size_t i = 0; i < n; i++)
+        delta[i] = (float)(((i * 2654435761u + (unsigned)salt * 97u) % 2001) - 1000) * 1e-5f;
+    assert_int_equal(codec_encode(delta, n, &c->uplink, NULL, &u->payload, &u->len), 0);
+    free(delta);
+    pthread_mutex_lock(&c->mu);
+    snprintf(u->e.experiment, sizeof u->e.experiment, "%s", c->experiment);
+    u->e.round = c->round;
+    memcpy(u->e.base_model_hash, c->model->hash, 32);
+    pthread_mutex_unlock(&c->mu);
+    snprintf(u->e.member, sizeof u->e.member, "%s", crypto_key_member(k));
+    crypto_blake2b256(u->payload, u->len, u->e.payload_hash);
+    u->e.payload_bytes = u->len;
+    u->e.samples = 4;
+    u->e.tokens = 64;
+    u->e.codec.format_version = c->uplink.format_version;
+    u->e.codec.block_size = c->uplink.block_size;
+    u->e.codec.k_per_block = c->uplink.k_per_block;
+    u->e.codec.quant = (uint32_t)c->uplink.quant;
+    u->e.codec.zstd_level = c->uplink.zstd_level;
+    u->e.codec.error_feedback = (uint8_t)c->uplink.error_feedback;
+    upd_sign(u, k);
+}
+
+static inline void upd_free(struct upd *u)
+{
+    free(u->payload);
+    u->payload = NULL;
+}
+
+/* --- what the coordinator holds ----------------------------------------------- */
+
+/* The last ledger entry, decoded (entry_free it). */
+static inline void fx_last_entry(struct fx *f, struct entry *e, uint64_t *index)
+{
+    uint64_t size;
+    assert_int_equal(ledger_size(f->c->ledger, &size), 0);
+    assert_true(size > 0);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(ledger_get(f->c->ledger, size - 1, &bytes, &len), 0);
+    assert_int_equal(entry_decode(bytes, len, e), 0);
+    free(bytes);
+    if (index)
+        *index = size - 1;
+}
+
+static inline uint64_t fx_ledger_size(struct fx *f)
+{
+    uint64_t size;
+    assert_int_equal(ledger_size(f->c->ledger, &size), 0);
+    return size;
+}
+
+/* The ledger's last entry is a rejection of member's update saying pat. */
+static inline void fx_expect_rejection(struct fx *f, const char *member, const char *pat)
+{
+    struct entry e;
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_UPDATE_REJECTED);
+    assert_string_equal(e.u.update.member, member);
+    if (!strstr(e.u.update.reason, pat))
+        fail_msg("ledger reason \"%s\" lacks \"%s\"", e.u.update.reason, pat);
+    entry_free(&e);
+}
+
+/* Sum of |acc| and the accepted count, read under the coordinator's lock. */
+static inline double fx_acc_abs(struct fx *f, size_t *n_accepted)
+{
+    double s = 0;
+    pthread_mutex_lock(&f->c->mu);
+    for (size_t i = 0; i < f->c->n_params; i++)
+        s += f->c->acc[i] < 0 ? -(double)f->c->acc[i] : (double)f->c->acc[i];
+    if (n_accepted)
+        *n_accepted = f->c->n_accepted;
+    pthread_mutex_unlock(&f->c->mu);
+    return s;
+}
+
+static inline void fx_expect_nothing_aggregated(struct fx *f)
+{
+    size_t n;
+    assert_true(fx_acc_abs(f, &n) == 0.0);
+    assert_int_equal(n, 0);
+    pthread_mutex_lock(&f->c->mu);
+    assert_true(f->c->weight_sum == 0.0);
+    pthread_mutex_unlock(&f->c->mu);
+}
+
+static inline void expect_status(int rc, const struct rpc_status *st, grpc_status_code code,
+                                 const char *pat)
+{
+    if (rc != RPC_ERR_STATUS || st->code != code || !strstr(st->details, pat))
+        fail_msg("expected %s with \"%s\"; got rc %d, %s: %s", rpc_status_name(code), pat, rc,
+                 rpc_status_name(st->code), st->details);
+}
+
+/* --- governance through the RPCs ------------------------------------------------ */
+
+/* Proposes as the key's member; returns the reply (free it) and the hash. */
+static inline Aulac__V1__GovernanceReply *fx_propose(struct fx *f, struct fed_client *cl,
+                                                     const struct crypto_key *proposer,
+                                                     int action, const char *member,
+                                                     const struct crypto_key *subject_key,
+                                                     uint8_t hash[32])
+{
+    struct roster_proposal p = { 0 };
+    snprintf(p.alliance, sizeof p.alliance, "trust-test");
+    p.action = (uint8_t)action;
+    snprintf(p.proposer, sizeof p.proposer, "%s", crypto_key_member(proposer));
+    snprintf(p.member, sizeof p.member, "%s", member);
+    if (action == PROPOSAL_ADD) {
+        snprintf(p.organization, sizeof p.organization, "Org %s", member);
+        p.roles = 1;
+    }
+    if (subject_key) {
+        struct crypto_public_key pk;
+        crypto_key_public(subject_key, &pk);
+        memcpy(p.public_key, pk.key, 32);
+    }
+    p.created_unix_ms = time_now_unix_ms();
+    p.expires_unix_ms = p.created_unix_ms + 3600 * 1000;
+    uint8_t sig[64];
+    assert_int_equal(proposal_sign(&p, proposer, sig), 0);
+    assert_int_equal(proposal_hash(&p, hash), 0);
+    Aulac__V1__RosterProposal q;
+    Aulac__V1__RosterChange ch;
+    roster_proposal_to_msg(&p, sig, &q, &ch);
+    Aulac__V1__GovernanceReply *r = NULL;
+    struct rpc_status st;
+    int rc = fed_propose_roster_change(cl, &q, &r, &st);
+    if (rc != 0)
+        fail_msg("propose: %s", st.details);
+    (void)f;
+    return r;
+}
+
+static inline Aulac__V1__GovernanceReply *fx_vote(struct fed_client *cl,
+                                                  const struct crypto_key *voter,
+                                                  const uint8_t hash[32], int approve)
+{
+    struct roster_vote v = { 0 };
+    memcpy(v.proposal_hash, hash, 32);
+    snprintf(v.voter, sizeof v.voter, "%s", crypto_key_member(voter));
+    v.approve = (uint8_t)approve;
+    uint8_t sig[64];
+    assert_int_equal(vote_sign(&v, voter, sig), 0);
+    Aulac__V1__VoteRequest q = AULAC__V1__VOTE_REQUEST__INIT;
+    q.proposal_hash.data = (uint8_t *)hash;
+    q.proposal_hash.len = 32;
+    q.voter_id = v.voter;
+    q.approve = approve;
+    q.signature.data = sig;
+    q.signature.len = 64;
+    Aulac__V1__GovernanceReply *r = NULL;
+    struct rpc_status st;
+    int rc = fed_vote(cl, &q, &r, &st);
+    if (rc != 0)
+        fail_msg("vote: %s", st.details);
+    return r;
+}
+
+#endif
