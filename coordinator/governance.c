@@ -519,12 +519,12 @@ void governance_explain_bad_key(struct coord *c, const char *id, const char *key
         snprintf(why, cap, "member '%s' signed with key %s, which was rotated out of the "
                  "roster (ledger #%" PRIu64 "); its key is now %s: use the new key", id,
                  key_id, hit->index, cur);
+    else if (key_id)
+        snprintf(why, cap, "bad signature: the request does not verify with member '%s''s "
+                 "roster key %s (it was signed with key %s)", id, cur, key_id);
     else
         snprintf(why, cap, "bad signature: the request does not verify with member '%s''s "
-                 "roster key %s%s%s", id, cur, key_id ? " (it names key " : "",
-                 key_id ? key_id : "");
-    if (!hit && key_id)
-        strncat(why, ")", cap - strlen(why) - 1);
+                 "roster key %s", id, cur);
     pthread_rwlock_unlock(&g->lock);
 }
 
