@@ -1,73 +1,477 @@
+/* aulac ledger: show, verify, prove, export and follow the coordinator's ledger,
+ * from its data directory (read-only, beside a running coordinator) or over RPC
+ * from any member's machine. Everything read is checked here as untrusted. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sodium.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileio.h"
 #include "common/hex.h"
+#include "crypto/keys.h"
+#include "ledger/checkpoint.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
+#include "proto/client.h"
+#include "proto/ledger_client.h"
+#include "proto/service_ledger.h"
 
 static const char usage[] =
-    "usage: aulac ledger show   --data-dir DIR [--from N] [--to M] [--json]\n"
-    "       aulac ledger verify --data-dir DIR\n"
+    "usage: aulac ledger show        SOURCE [--from N] [--to M] [--json]\n"
+    "       aulac ledger verify      SOURCE [--key FILE]\n"
+    "       aulac ledger checkpoint  SOURCE [--size N] [--key FILE] [--json]\n"
+    "       aulac ledger proof       SOURCE --index N [--size S] [--key FILE] [--json]\n"
+    "       aulac ledger consistency SOURCE (--from-size M | --checkpoint FILE) [--to-size N]\n"
+    "                                [--key FILE] [--json]\n"
+    "       aulac ledger export      SOURCE [--from N] [--to M]\n"
     "\n"
-    "show    prints entries N..M (default: all): one line each, or JSON lines\n"
-    "verify  recomputes every leaf hash from the stored entry bytes and every subtree\n"
-    "        hash up to the root (RFC 6962); names the first bad index if any\n"
+    "SOURCE is --data-dir DIR (the coordinator's data directory, opened read-only; a\n"
+    "running coordinator may keep writing) or --coordinator ADDR with --tls-ca FILE\n"
+    "[--tls-server-name NAME] or --insecure (its ledger over RPC).\n"
     "\n"
-    "The data directory may belong to a running coordinator: it is opened read-only.\n";
+    "show         entries N..M (default: all), one line each or JSON lines\n"
+    "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
+    "             the root (RFC 6962), checks every signed checkpoint against them,\n"
+    "             and names the first bad index. Exit 0 only when all of it holds\n"
+    "checkpoint   the latest signed checkpoint (or the one of tree size N), verified\n"
+    "proof        inclusion proof of entry N in the signed tree of size S (default:\n"
+    "             the latest checkpoint), verified from the entry's bytes\n"
+    "consistency  consistency proof from tree size M, or from a checkpoint file kept\n"
+    "             earlier (a worker's state/ledger-checkpoint), to size N (default:\n"
+    "             the latest checkpoint), verified against both signed roots\n"
+    "export       JSON lines: one per entry (index, leaf_hash, base64 bytes, decoded\n"
+    "             fields), then one per signed checkpoint; enough to verify offline\n"
+    "\n"
+    "  --key FILE   the coordinator's public key file to check signatures with\n"
+    "               (default: the key the genesis entry names; over RPC also the key\n"
+    "               the coordinator presents, which must match)\n"
+    "\n"
+    "Exit status: 0 ok, 1 the ledger failed a check or could not be read, 2 usage.\n";
 
-static int open_ro(const char *dir, struct ledger **l)
+#define CMD "ledger"
+
+struct opts {
+    const char *sub;
+    const char *dir, *coordinator, *tls_ca, *tls_server_name, *key_file, *checkpoint_file;
+    int insecure, json;
+    unsigned long long from, to, index, size, from_size, to_size;
+    int have_from, have_to, have_index, have_size, have_from_size, have_to_size;
+};
+
+/* --- where the ledger comes from ----------------------------------------------------- */
+
+struct source {
+    const char *name;
+    struct ledger *l;              /* --data-dir */
+    struct fed_ledger *rpc;        /* --coordinator */
+    struct fed_client *fc;
+    char alliance[CHECKPOINT_ORIGIN_MAX + 1];   /* RPC: from Hello */
+    uint8_t presented_key[32];     /* RPC: the key the coordinator presents */
+    int have_presented_key;
+};
+
+static int open_source(const struct opts *o, struct source *s)
 {
-    struct ledger_options o = { .read_only = 1 };
-    int rc = ledger_open(dir, &o, l);
+    memset(s, 0, sizeof *s);
+    if (o->dir) {
+        s->name = o->dir;
+        struct ledger_options lo = { .read_only = 1 };
+        int rc = ledger_open(o->dir, &lo, &s->l);
+        if (rc != 0)
+            return cli_fail(CMD, "cannot open the ledger in %s: %s", o->dir, ledger_strerror(rc));
+        return 0;
+    }
+    s->name = o->coordinator;
+    struct rpc_channel_options ch = { .tls_ca_file = o->tls_ca,
+                                      .tls_server_name_override = o->tls_server_name };
+    struct fed_client_options co = { .channel = ch };
+    int rc = fed_ledger_open(o->coordinator, &ch, 0, 0, &s->rpc);
+    if (rc == 0)
+        rc = fed_client_open(o->coordinator, &co, &s->fc);
     if (rc != 0)
-        return cli_fail("ledger", "cannot open the ledger in %s: %s", dir, ledger_strerror(rc));
+        return cli_fail(CMD, "cannot open a channel to %s: %s", o->coordinator, rpc_strerror(rc));
+    Aulac__V1__HelloRequest q = AULAC__V1__HELLO_REQUEST__INIT;
+    q.client_version = "aulac-cli 0.1";
+    Aulac__V1__HelloReply *r = NULL;
+    struct rpc_status st;
+    if ((rc = fed_hello(s->fc, &q, &r, &st)) != 0)
+        return cli_fail(CMD, "cannot reach the coordinator at %s: %s", o->coordinator, st.details);
+    snprintf(s->alliance, sizeof s->alliance, "%s", r->alliance ? r->alliance : "");
+    if (r->coordinator_public_key.len == 32) {
+        memcpy(s->presented_key, r->coordinator_public_key.data, 32);
+        s->have_presented_key = 1;
+    }
+    aulac__v1__hello_reply__free_unpacked(r, NULL);
     return 0;
 }
 
-static int show(struct ledger *l, uint64_t from, uint64_t to, int json)
+static void close_source(struct source *s)
 {
-    uint64_t size;
-    if (ledger_size(l, &size) != 0)
-        return cli_fail("ledger", "cannot read the ledger size");
-    if (to == UINT64_MAX || to >= size)
-        to = size ? size - 1 : 0;
-    int bad = 0;
-    for (uint64_t i = from; size && i <= to; i++) {
-        uint8_t *bytes;
-        size_t len;
-        if (ledger_get(l, i, &bytes, &len) != 0) {
-            bad = cli_fail("ledger", "entry %" PRIu64 " is missing", i);
-            break;
-        }
-        struct entry e;
-        int rc = entry_decode(bytes, len, &e);
-        free(bytes);
-        if (rc != 0) {
-            if (json)
-                printf("{\"index\":%" PRIu64 ",\"error\":\"%s\"}\n", i, ledger_strerror(rc));
-            else
-                printf("#%-6" PRIu64 " undecodable entry: %s\n", i, ledger_strerror(rc));
-            bad = 1;
+    ledger_close(s->l);
+    fed_ledger_close(s->rpc);
+    fed_client_close(s->fc);
+}
+
+/* Number of entries. */
+static int src_size(struct source *s, uint64_t *size)
+{
+    if (s->l) {
+        int rc = ledger_size(s->l, size);
+        return rc ? cli_fail(CMD, "cannot read the ledger size: %s", ledger_strerror(rc)) : 0;
+    }
+    Aulac__V1__EntriesPage *p;
+    struct rpc_status st;
+    if (fed_get_entries(s->rpc, UINT64_MAX, 1, &p, &st) != 0)
+        return cli_fail(CMD, "%s", st.details);
+    *size = p->size;
+    aulac__v1__entries_page__free_unpacked(p, NULL);
+    return 0;
+}
+
+typedef int (*entry_fn)(uint64_t index, const uint8_t *data, size_t len, void *arg);
+
+/* Calls fn for entries [from, to) in order; stops at fn's first nonzero. */
+static int src_entries(struct source *s, uint64_t from, uint64_t to, entry_fn fn, void *arg)
+{
+    uint64_t i = from;
+    while (i < to) {
+        if (s->l) {
+            uint8_t *data;
+            size_t len;
+            int rc = ledger_get(s->l, i, &data, &len);
+            if (rc != 0)
+                return cli_fail(CMD, "cannot read entry %" PRIu64 ": %s", i, ledger_strerror(rc));
+            rc = fn(i, data, len, arg);
+            free(data);
+            if (rc)
+                return rc;
+            i++;
             continue;
         }
-        if (json) {
-            char *j = entry_to_json(&e);
-            if (j && j[0] == '{')
-                printf("{\"index\":%" PRIu64 ",%s\n", i, j + 1);
-            free(j);
-        } else {
-            char line[1024];
-            entry_describe(&e, line, sizeof line);
-            printf("#%-6" PRIu64 " %s\n", i, line);
+        Aulac__V1__EntriesPage *p;
+        struct rpc_status st;
+        uint64_t want = to - i < FED_LEDGER_PAGE_ITEMS ? to - i : FED_LEDGER_PAGE_ITEMS;
+        if (fed_get_entries(s->rpc, i, want, &p, &st) != 0)
+            return cli_fail(CMD, "%s", st.details);
+        if (p->n_entries == 0) {
+            aulac__v1__entries_page__free_unpacked(p, NULL);
+            return cli_fail(CMD, "the coordinator sent no entry at index %" PRIu64 " although "
+                            "its ledger has %" PRIu64, i, to);
         }
-        entry_free(&e);
+        int rc = 0;
+        for (size_t k = 0; k < p->n_entries && rc == 0 && i < to; k++, i++)
+            rc = fn(i, p->entries[k]->data.data, p->entries[k]->data.len, arg);
+        aulac__v1__entries_page__free_unpacked(p, NULL);
+        if (rc)
+            return rc;
     }
-    return bad;
+    return 0;
 }
+
+/* A stored checkpoint note (malloc'd): size, or LEDGER_LATEST. 0, 1 when none, or
+ * an error (reported). */
+static int src_checkpoint(struct source *s, uint64_t size, char **note, uint64_t *found)
+{
+    *note = NULL;
+    if (s->l) {
+        int rc = ledger_checkpoint_get(s->l, size, 0, note, NULL, found);
+        if (rc == LEDGER_ERR_NOT_FOUND)
+            return 1;
+        return rc ? cli_fail(CMD, "cannot read a checkpoint: %s", ledger_strerror(rc)) : 0;
+    }
+    Aulac__V1__Checkpoint *r;
+    struct rpc_status st;
+    if (fed_get_checkpoint(s->rpc, size != LEDGER_LATEST, size == LEDGER_LATEST ? 0 : size, &r,
+                           &st) != 0) {
+        if (st.code == GRPC_STATUS_NOT_FOUND)
+            return 1;
+        return cli_fail(CMD, "%s", st.details);
+    }
+    *note = strdup(r->note ? r->note : "");
+    *found = r->size;
+    aulac__v1__checkpoint__free_unpacked(r, NULL);
+    return *note ? 0 : cli_fail(CMD, "out of memory");
+}
+
+typedef int (*note_fn)(uint64_t size, const char *note, size_t len, void *arg);
+
+static int src_checkpoints(struct source *s, note_fn fn, void *arg)
+{
+    if (s->l) {
+        int rc = ledger_checkpoint_each(s->l, 0, fn, arg);
+        if (rc < 0)
+            return cli_fail(CMD, "cannot read the checkpoints: %s", ledger_strerror(rc));
+        return rc;
+    }
+    uint64_t from = 0;
+    for (;;) {
+        Aulac__V1__CheckpointsPage *p;
+        struct rpc_status st;
+        if (fed_get_checkpoints(s->rpc, from, 0, &p, &st) != 0)
+            return cli_fail(CMD, "%s", st.details);
+        int rc = 0;
+        for (size_t k = 0; k < p->n_checkpoints && rc == 0; k++) {
+            const char *n = p->checkpoints[k]->note ? p->checkpoints[k]->note : "";
+            rc = fn(p->checkpoints[k]->size, n, strlen(n), arg);
+            from = p->checkpoints[k]->size + 1;
+        }
+        int more = p->more && p->n_checkpoints > 0;
+        aulac__v1__checkpoints_page__free_unpacked(p, NULL);
+        if (rc || !more)
+            return rc;
+    }
+}
+
+static int src_inclusion(struct source *s, uint64_t index, uint64_t size, uint8_t (*proof)[32],
+                         size_t *len)
+{
+    if (s->l) {
+        *len = MERKLE_PROOF_MAX;
+        int rc = ledger_inclusion_proof(s->l, index, size, proof, len);
+        return rc ? cli_fail(CMD, "cannot make the inclusion proof: %s", ledger_strerror(rc)) : 0;
+    }
+    Aulac__V1__Proof *p;
+    struct rpc_status st;
+    if (fed_get_inclusion_proof(s->rpc, index, size, &p, proof, len, &st) != 0)
+        return cli_fail(CMD, "%s", st.details);
+    aulac__v1__proof__free_unpacked(p, NULL);
+    return 0;
+}
+
+static int src_consistency(struct source *s, uint64_t old_size, uint64_t new_size,
+                           uint8_t (*proof)[32], size_t *len)
+{
+    if (s->l) {
+        *len = MERKLE_PROOF_MAX;
+        int rc = ledger_consistency_proof(s->l, old_size, new_size, proof, len);
+        return rc ? cli_fail(CMD, "cannot make the consistency proof: %s", ledger_strerror(rc))
+                  : 0;
+    }
+    Aulac__V1__Proof *p;
+    struct rpc_status st;
+    if (fed_get_consistency_proof(s->rpc, old_size, new_size, &p, proof, len, &st) != 0)
+        return cli_fail(CMD, "%s", st.details);
+    aulac__v1__proof__free_unpacked(p, NULL);
+    return 0;
+}
+
+/* --- the coordinator's key ------------------------------------------------------------- */
+
+struct genesis_info {
+    int found;
+    char alliance[CHECKPOINT_ORIGIN_MAX + 1];
+    int have_key;
+    uint8_t key[32];
+};
+
+static int read_genesis(uint64_t index, const uint8_t *data, size_t len, void *arg)
+{
+    struct genesis_info *g = arg;
+    struct entry e;
+    if (entry_decode(data, len, &e) != 0)
+        return 0;
+    if (e.type == ENTRY_GENESIS) {
+        g->found = 1;
+        if (e.u.genesis.alliance)
+            snprintf(g->alliance, sizeof g->alliance, "%s", e.u.genesis.alliance);
+        for (uint32_t i = 0; i < e.u.genesis.n_members; i++) {
+            if (e.u.genesis.members[i].roles & ENTRY_ROLE_COORDINATOR) {
+                memcpy(g->key, e.u.genesis.members[i].public_key, 32);
+                g->have_key = 1;
+            }
+        }
+    }
+    entry_free(&e);
+    return 0;
+}
+
+/* The key checkpoints are checked with, and one line saying where it came from. */
+static int resolve_key(struct source *s, const struct opts *o, struct checkpoint_key *k,
+                       char *from, size_t cap)
+{
+    struct genesis_info g = { 0 };
+    uint64_t size;
+    if (src_size(s, &size) != 0)
+        return -1;
+    if (size > 0 && src_entries(s, 0, 1, read_genesis, &g) != 0)
+        return -1;
+    const char *alliance = s->rpc ? s->alliance : g.alliance;
+    char origin[CHECKPOINT_ORIGIN_MAX + 1];
+    if (!alliance[0] || checkpoint_origin(alliance, origin, sizeof origin) != 0) {
+        /* no alliance to go by: take the log's name from its latest checkpoint */
+        char *note;
+        uint64_t found;
+        struct checkpoint c;
+        if (src_checkpoint(s, LEDGER_LATEST, &note, &found) != 0)
+            return cli_fail(CMD, "%s: no alliance name and no checkpoint: cannot tell which log "
+                            "this is", s->name), -1;
+        int rc = checkpoint_parse(note, strlen(note), &c, NULL, 0);
+        free(note);
+        if (rc != 0)
+            return cli_fail(CMD, "%s: the latest checkpoint is malformed", s->name), -1;
+        snprintf(origin, sizeof origin, "%s", c.origin);
+    }
+    uint8_t key[32];
+    if (o->key_file) {
+        struct crypto_public_key pk;
+        int rc = crypto_public_key_load(o->key_file, &pk);
+        if (rc != 0)
+            return cli_fail(CMD, "cannot read the key file %s: %s", o->key_file,
+                            crypto_strerror(rc)), -1;
+        memcpy(key, pk.key, 32);
+        snprintf(from, cap, "%s", o->key_file);
+        if (g.have_key && !crypto_equal(g.key, key, 32))
+            fprintf(stderr, "aulac ledger: warning: the genesis entry names another coordinator "
+                            "key than %s\n", o->key_file);
+    } else if (g.have_key) {
+        memcpy(key, g.key, 32);
+        snprintf(from, cap, "the genesis entry");
+    } else if (s->have_presented_key) {
+        memcpy(key, s->presented_key, 32);
+        snprintf(from, cap, "the coordinator's Hello (no genesis entry names a key)");
+    } else {
+        return cli_fail(CMD, "%s: no genesis entry names the coordinator's key; give its public "
+                        "key file with --key", s->name), -1;
+    }
+    if (s->have_presented_key && !crypto_equal(s->presented_key, key, 32))
+        return cli_fail(CMD, "the coordinator at %s presents another key than %s: it is not the "
+                        "coordinator that signed this ledger", s->name, from), -1;
+    if (checkpoint_key_init(k, origin, key) != 0)
+        return cli_fail(CMD, "'%s' cannot name a log", origin), -1;
+    char id[CRYPTO_KEY_ID_CHARS + 1];
+    crypto_key_id(key, id);
+    size_t n = strlen(from);
+    snprintf(from + n, cap - n, ", key id %s", id);
+    return 0;
+}
+
+/* --- show and export -------------------------------------------------------------------- */
+
+static void json_string(const char *s)
+{
+    putchar('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            printf("\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", stdout);
+        else if (*p < 0x20)
+            printf("\\u%04x", *p);
+        else
+            putchar(*p);
+    }
+    putchar('"');
+}
+
+struct show_ctx {
+    int json, export_, bad;
+};
+
+static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
+{
+    struct show_ctx *x = arg;
+    struct entry e;
+    int rc = entry_decode(bytes, len, &e);
+    char leaf_hex[65] = "";
+    if (x->export_) {
+        uint8_t leaf[32];
+        merkle_leaf_hash(bytes, len, leaf);
+        hex_encode(leaf, 32, leaf_hex);
+    }
+    if (rc != 0) {
+        x->bad = 1;
+        if (x->json || x->export_) {
+            printf("{\"index\":%" PRIu64 ",\"error\":\"%s\"", i, ledger_strerror(rc));
+            if (!x->export_) {
+                printf("}\n");
+                return 0;
+            }
+        } else {
+            printf("#%-6" PRIu64 " undecodable entry: %s\n", i, ledger_strerror(rc));
+            return 0;
+        }
+    }
+    if (x->export_) {
+        size_t cap = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+        char *b64 = malloc(cap);
+        if (!b64) {
+            if (rc == 0)
+                entry_free(&e);
+            return cli_fail(CMD, "out of memory");
+        }
+        sodium_bin2base64(b64, cap, bytes, len, sodium_base64_VARIANT_ORIGINAL);
+        if (rc != 0) {
+            printf(",\"leaf_hash\":\"%s\",\"bytes\":\"%s\"}\n", leaf_hex, b64);
+        } else {
+            char *j = entry_to_json(&e);
+            printf("{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"bytes\":\"%s\",\"entry\":%s}\n",
+                   i, leaf_hex, b64, j ? j : "null");
+            free(j);
+        }
+        free(b64);
+    } else if (x->json) {
+        char *j = entry_to_json(&e);
+        if (j && j[0] == '{')
+            printf("{\"index\":%" PRIu64 ",%s\n", i, j + 1);
+        free(j);
+    } else {
+        char line[1024];
+        entry_describe(&e, line, sizeof line);
+        printf("#%-6" PRIu64 " %s\n", i, line);
+    }
+    if (rc == 0)
+        entry_free(&e);
+    return 0;
+}
+
+static int export_checkpoint(uint64_t size, const char *note, size_t len, void *arg)
+{
+    char *copy = strndup(note, len);
+    if (!copy)
+        return cli_fail(CMD, "out of memory");
+    printf("{\"checkpoint_size\":%" PRIu64 ",\"checkpoint\":", size);
+    json_string(copy);
+    printf("}\n");
+    free(copy);
+    return 0;
+}
+
+/* [from, to] clipped to the log; 1 when empty. */
+static int range_of(struct source *s, const struct opts *o, uint64_t *from, uint64_t *to_excl)
+{
+    uint64_t size;
+    if (src_size(s, &size) != 0)
+        return -1;
+    *from = o->have_from ? o->from : 0;
+    *to_excl = o->have_to && o->to < size ? o->to + 1 : size;
+    if (o->have_from && o->from >= size && size > 0)
+        return cli_fail(CMD, "--from %llu is past the last entry (%" PRIu64 " entries, indexes 0.."
+                        "%" PRIu64 ")", o->from, size, size - 1), -1;
+    return *from >= *to_excl;
+}
+
+static int cmd_show(struct source *s, const struct opts *o, int export_)
+{
+    uint64_t from, to;
+    int rc = range_of(s, o, &from, &to);
+    if (rc < 0)
+        return 1;
+    struct show_ctx x = { .json = o->json, .export_ = export_ };
+    if (rc == 0 && src_entries(s, from, to, show_one, &x) != 0)
+        return 1;
+    if (export_ && src_checkpoints(s, export_checkpoint, NULL) != 0)
+        return 1;
+    if (x.bad)
+        fprintf(stderr, "aulac ledger: some entries do not decode (see above); run aulac ledger "
+                        "verify\n");
+    return x.bad;
+}
+
+/* --- verify -------------------------------------------------------------------------------- */
 
 static void verify_progress(uint64_t done, uint64_t total, void *arg)
 {
@@ -78,36 +482,508 @@ static void verify_progress(uint64_t done, uint64_t total, void *arg)
         fputc('\n', stderr);
 }
 
-static int verify(struct ledger *l, const char *dir)
+struct decode_ctx {
+    uint64_t bad;
+    int rc;
+    uint8_t (*leaves)[32];   /* RPC: every leaf hash, to find a first bad index */
+};
+
+static int decode_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
 {
-    uint64_t bad = 0, size = 0;
-    uint8_t root[32];
-    int rc = ledger_verify_all(l, &bad, verify_progress, NULL, &size, root);
+    struct decode_ctx *d = arg;
+    if (d->leaves)
+        merkle_leaf_hash(data, len, d->leaves[i]);
+    if (d->rc == 0) {
+        struct entry e;
+        int rc = entry_decode(data, len, &e);
+        if (rc != 0) {
+            d->rc = rc;
+            d->bad = i;
+        } else {
+            entry_free(&e);
+        }
+    }
+    return 0;
+}
+
+static int verify_dir(struct source *s, const struct opts *o)
+{
+    struct checkpoint_key key;
+    char key_from[300];
+    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
+        return 1;
+    struct ledger_audit a;
+    int rc = ledger_audit(s->l, &key, verify_progress, NULL, &a);
     if (rc == LEDGER_ERR_CORRUPT) {
-        printf("ledger %s: FAILED at entry %" PRIu64 ": its stored bytes do not match the "
-               "Merkle tree (edited or damaged)\n", dir, bad);
+        printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
+        return 1;
+    }
+    if (rc != 0 && a.bad_checkpoint) {
+        printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
         return 1;
     }
     if (rc != 0)
-        return cli_fail("ledger", "verify: %s", ledger_strerror(rc));
-    for (uint64_t i = 0; i < size; i++) {
-        uint8_t *bytes;
+        return cli_fail(CMD, "verify: %s", a.why[0] ? a.why : ledger_strerror(rc));
+    struct decode_ctx d = { 0 };
+    if (src_entries(s, 0, a.size, decode_one, &d) != 0)
+        return 1;
+    if (d.rc != 0) {
+        printf("ledger %s: FAILED at entry %" PRIu64 ": its bytes hash correctly but do not "
+               "decode: %s\n", s->name, d.bad, ledger_strerror(d.rc));
+        return 1;
+    }
+    char hex[65];
+    hex_encode(a.root, 32, hex);
+    printf("ledger %s: OK, %" PRIu64 " entries, every leaf and subtree hash recomputed, root %s\n",
+           s->name, a.size, hex);
+    if (a.checkpoints == 0) {
+        printf("  no signed checkpoint is stored (a ledger from before checkpoints?)\n");
+    } else {
+        printf("  %" PRIu64 " signed checkpoint(s), each signed by %s (key ID %08x; key from %s) "
+               "and matching the entries; the latest is of size %" PRIu64 "%s\n",
+               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint,
+               a.last_good_checkpoint == a.size ? "" : " (entries after it are not signed yet)");
+    }
+    return 0;
+}
+
+/* First index at which the fetched entries differ from what the signed root covers:
+ * the largest m whose root (from our leaves) the coordinator proves consistent. */
+static uint64_t first_bad_index(struct source *s, uint8_t (*leaves)[32], uint64_t n,
+                                const uint8_t root[32])
+{
+    uint64_t lo = 0, hi = n;   /* prefix of lo entries is good; of hi is bad */
+    while (hi - lo > 1) {
+        uint64_t m = lo + (hi - lo) / 2;
+        uint8_t rm[32], proof[MERKLE_PROOF_MAX][32];
         size_t len;
-        struct entry e;
-        if (ledger_get(l, i, &bytes, &len) != 0)
-            return cli_fail("ledger", "entry %" PRIu64 " is missing", i);
-        rc = entry_decode(bytes, len, &e);
-        free(bytes);
-        if (rc != 0) {
-            printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", dir, i, ledger_strerror(rc));
-            return 1;
-        }
-        entry_free(&e);
+        if (merkle_root((const uint8_t (*)[32])leaves, m, rm) != 0 ||
+            src_consistency(s, m, n, proof, &len) != 0)
+            break;
+        if (merkle_verify_consistency(m, n, rm, root, (const uint8_t (*)[32])proof, len) == 0)
+            lo = m;
+        else
+            hi = m;
+    }
+    return lo;
+}
+
+struct rpc_ckpt_ctx {
+    const struct checkpoint_key *key;
+    uint8_t (*leaves)[32];
+    uint64_t n;             /* leaves fetched */
+    uint64_t checked;
+    uint64_t bad_size;
+    char why[400];
+};
+
+static int check_rpc_checkpoint(uint64_t size, const char *note, size_t len, void *arg)
+{
+    struct rpc_ckpt_ctx *x = arg;
+    if (size > x->n)
+        return 0;   /* newer than the entries fetched */
+    struct checkpoint c;
+    char why[300];
+    uint8_t root[32];
+    int rc = checkpoint_verify(note, len, x->key, &c, why, sizeof why);
+    if (rc == 0 && c.size != size) {
+        snprintf(why, sizeof why, "it says size %" PRIu64, c.size);
+        rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+    }
+    if (rc == 0 && merkle_root((const uint8_t (*)[32])x->leaves, size, root) == 0 &&
+        !crypto_equal(root, c.root, 32)) {
+        snprintf(why, sizeof why, "its root differs from the root of the entries served");
+        rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+    }
+    if (rc != 0) {
+        x->bad_size = size;
+        snprintf(x->why, sizeof x->why, "checkpoint of size %" PRIu64 ": %s", size, why);
+        return 1;
+    }
+    x->checked++;
+    return 0;
+}
+
+static int verify_rpc(struct source *s, const struct opts *o)
+{
+    struct checkpoint_key key;
+    char key_from[300];
+    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
+        return 1;
+    char *note;
+    uint64_t found;
+    int rc = src_checkpoint(s, LEDGER_LATEST, &note, &found);
+    if (rc < 0)
+        return 1;
+    if (rc == 1)
+        return cli_fail(CMD, "the coordinator at %s has no signed checkpoint to verify against",
+                        s->name);
+    struct checkpoint latest;
+    char why[400];
+    rc = checkpoint_verify(note, strlen(note), &key, &latest, why, sizeof why);
+    free(note);
+    if (rc != 0) {
+        printf("ledger at %s: FAILED: its latest checkpoint: %s\n", s->name, why);
+        return 1;
+    }
+    uint64_t n = latest.size;
+    uint8_t (*leaves)[32] = malloc((n ? n : 1) * 32);
+    if (!leaves)
+        return cli_fail(CMD, "out of memory for %" PRIu64 " leaf hashes", n);
+    struct decode_ctx d = { .leaves = leaves };
+    int result = 1;
+    if (src_entries(s, 0, n, decode_one, &d) != 0)
+        goto out;
+    uint8_t root[32];
+    merkle_root((const uint8_t (*)[32])leaves, n, root);
+    if (!crypto_equal(root, latest.root, 32)) {
+        uint64_t bad = first_bad_index(s, leaves, n, latest.root);
+        printf("ledger at %s: FAILED at entry %" PRIu64 ": the entries served do not hash to the "
+               "signed root of size %" PRIu64 "; entries before %" PRIu64 " match it\n", s->name,
+               bad, n, bad);
+        goto out;
+    }
+    if (d.rc != 0) {
+        printf("ledger at %s: FAILED at entry %" PRIu64 ": it does not decode: %s\n", s->name,
+               d.bad, ledger_strerror(d.rc));
+        goto out;
+    }
+    struct rpc_ckpt_ctx x = { .key = &key, .leaves = leaves, .n = n };
+    rc = src_checkpoints(s, check_rpc_checkpoint, &x);
+    if (rc < 0)
+        goto out;
+    if (x.bad_size) {
+        printf("ledger at %s: FAILED: %s\n", s->name, x.why);
+        goto out;
     }
     char hex[65];
     hex_encode(root, 32, hex);
-    printf("ledger %s: OK, %" PRIu64 " entries, every leaf and subtree hash recomputed, "
-           "root %s\n", dir, size, hex);
+    printf("ledger at %s: OK, %" PRIu64 " entries fetched, every leaf hash recomputed, root %s\n"
+           "  = the root of its latest checkpoint, signed by %s (key ID %08x; key from %s);\n"
+           "  %" PRIu64 " signed checkpoint(s) checked against the entries\n", s->name, n, hex,
+           key.name, (unsigned)key.id, key_from, x.checked);
+    result = 0;
+out:
+    free(leaves);
+    return result;
+}
+
+/* --- checkpoint, proof, consistency ---------------------------------------------------------- */
+
+/* Reads and verifies the checkpoint of size (or the latest). 0, or 1 (reported). */
+static int verified_checkpoint(struct source *s, const struct opts *o, uint64_t size,
+                               struct checkpoint *c, char **note_out)
+{
+    struct checkpoint_key key;
+    char key_from[300], why[400];
+    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
+        return 1;
+    char *note;
+    uint64_t found;
+    int rc = src_checkpoint(s, size, &note, &found);
+    if (rc < 0)
+        return 1;
+    if (rc == 1) {
+        if (size == LEDGER_LATEST)
+            return cli_fail(CMD, "%s has no signed checkpoint yet", s->name);
+        return cli_fail(CMD, "%s has no checkpoint of tree size %" PRIu64 " (one is signed per "
+                        "commit; `aulac ledger export` lists them)", s->name, size);
+    }
+    rc = checkpoint_verify(note, strlen(note), &key, c, why, sizeof why);
+    if (rc != 0) {
+        printf("checkpoint of size %" PRIu64 " at %s: FAILED: %s\n", found, s->name, why);
+        free(note);
+        return 1;
+    }
+    if (note_out)
+        *note_out = note;
+    else
+        free(note);
+    return 0;
+}
+
+static int cmd_checkpoint(struct source *s, const struct opts *o)
+{
+    struct checkpoint c;
+    char *note;
+    if (verified_checkpoint(s, o, o->have_size ? o->size : LEDGER_LATEST, &c, &note) != 0)
+        return 1;
+    if (o->json) {
+        char hex[65];
+        hex_encode(c.root, 32, hex);
+        printf("{\"origin\":");
+        json_string(c.origin);
+        printf(",\"size\":%" PRIu64 ",\"root\":\"%s\",\"verified\":true,\"note\":", c.size, hex);
+        json_string(note);
+        printf("}\n");
+    } else {
+        fputs(note, stdout);
+        printf("(verified: signed by the coordinator's key for %s)\n", c.origin);
+    }
+    free(note);
+    return 0;
+}
+
+static void print_proof(const char *label, uint8_t (*proof)[32], size_t len, int json)
+{
+    char hex[65];
+    if (json) {
+        printf("\"%s\":[", label);
+        for (size_t i = 0; i < len; i++) {
+            hex_encode(proof[i], 32, hex);
+            printf("%s\"%s\"", i ? "," : "", hex);
+        }
+        printf("]");
+        return;
+    }
+    printf("%s (%zu hash%s, leaf side first):\n", label, len, len == 1 ? "" : "es");
+    for (size_t i = 0; i < len; i++) {
+        hex_encode(proof[i], 32, hex);
+        printf("  %s\n", hex);
+    }
+}
+
+struct one_entry {
+    uint8_t *data;
+    size_t len;
+};
+
+static int grab(uint64_t i, const uint8_t *data, size_t len, void *arg)
+{
+    struct one_entry *e = arg;
+    e->data = malloc(len ? len : 1);
+    if (!e->data)
+        return cli_fail(CMD, "out of memory");
+    memcpy(e->data, data, len);
+    e->len = len;
+    return 0;
+}
+
+static int cmd_proof(struct source *s, const struct opts *o)
+{
+    struct checkpoint c;
+    if (verified_checkpoint(s, o, o->have_size ? o->size : LEDGER_LATEST, &c, NULL) != 0)
+        return 1;
+    if (o->index >= c.size)
+        return cli_fail(CMD, "--index %llu is not in the signed tree of size %" PRIu64 " (indexes "
+                        "0..%" PRIu64 ")%s", o->index, c.size, c.size ? c.size - 1 : 0,
+                        o->have_size ? "" : "; the entry may be newer than the latest checkpoint");
+    struct one_entry e = { 0 };
+    if (src_entries(s, o->index, o->index + 1, grab, &e) != 0)
+        return 1;
+    uint8_t leaf[32], proof[MERKLE_PROOF_MAX][32];
+    size_t len;
+    merkle_leaf_hash(e.data, e.len, leaf);
+    int rc = src_inclusion(s, o->index, c.size, proof, &len);
+    int ok = rc == 0 && merkle_verify_inclusion(o->index, c.size, leaf,
+                                                (const uint8_t (*)[32])proof, len, c.root) == 0;
+    char leaf_hex[65], root_hex[65], line[1024] = "(does not decode)";
+    hex_encode(leaf, 32, leaf_hex);
+    hex_encode(c.root, 32, root_hex);
+    struct entry en;
+    if (entry_decode(e.data, e.len, &en) == 0) {
+        entry_describe(&en, line, sizeof line);
+        entry_free(&en);
+    }
+    free(e.data);
+    if (rc != 0)
+        return 1;
+    if (o->json) {
+        printf("{\"index\":%llu,\"size\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"root\":\"%s\",",
+               o->index, c.size, leaf_hex, root_hex);
+        print_proof("proof", proof, len, 1);
+        printf(",\"verified\":%s}\n", ok ? "true" : "false");
+    } else {
+        printf("entry #%llu: %s\nleaf hash %s\nsigned tree: size %" PRIu64 ", root %s\n",
+               o->index, line, leaf_hex, c.size, root_hex);
+        print_proof("inclusion proof", proof, len, 0);
+        printf(ok ? "verified: entry %llu, as served, is in the signed tree of size %" PRIu64 "\n"
+                  : "FAILED: the inclusion proof of entry %llu does not lead to the signed root "
+                    "of size %" PRIu64 "\n", o->index, c.size);
+    }
+    return ok ? 0 : 1;
+}
+
+static int collect_leaf(uint64_t i, const uint8_t *data, size_t len, void *arg)
+{
+    merkle_leaf_hash(data, len, ((uint8_t (*)[32])arg)[i]);
+    return 0;
+}
+
+/* The root of the first m entries as served, computed here. */
+static int served_root(struct source *s, uint64_t m, uint8_t root[32])
+{
+    uint8_t (*leaves)[32] = malloc((m ? m : 1) * 32);
+    if (!leaves)
+        return cli_fail(CMD, "out of memory for %" PRIu64 " leaf hashes", m);
+    int rc = src_entries(s, 0, m, collect_leaf, leaves);
+    if (rc == 0)
+        merkle_root((const uint8_t (*)[32])leaves, m, root);
+    free(leaves);
+    return rc;
+}
+
+static int cmd_consistency(struct source *s, const struct opts *o)
+{
+    struct checkpoint newer, older;
+    const char *old_kind = "signed";
+    if (verified_checkpoint(s, o, o->have_to_size ? o->to_size : LEDGER_LATEST, &newer, NULL) != 0)
+        return 1;
+    if (o->checkpoint_file) {
+        uint8_t *buf;
+        size_t blen;
+        int rc = file_read_all(o->checkpoint_file, CHECKPOINT_NOTE_MAX, &buf, &blen);
+        if (rc != 0)
+            return cli_fail(CMD, "cannot read %s: %s", o->checkpoint_file, strerror(-rc));
+        struct checkpoint_key key;
+        char key_from[300], why[400];
+        if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0) {
+            free(buf);
+            return 1;
+        }
+        rc = checkpoint_verify((const char *)buf, blen, &key, &older, why, sizeof why);
+        free(buf);
+        if (rc != 0)
+            return cli_fail(CMD, "%s is not a checkpoint signed by this coordinator (%s): %s",
+                            o->checkpoint_file, key.name, why);
+    } else {
+        if (o->from_size > newer.size)
+            return cli_fail(CMD, "--from-size %llu is larger than the newer tree (%" PRIu64 ")",
+                            o->from_size, newer.size);
+        char *note;
+        uint64_t found;
+        int rc = src_checkpoint(s, o->from_size, &note, &found);
+        if (rc < 0)
+            return 1;
+        free(note);
+        if (rc == 0) {
+            if (verified_checkpoint(s, o, o->from_size, &older, NULL) != 0)
+                return 1;
+        } else {
+            /* no checkpoint of that size is kept: take the root of the entries as served */
+            older = newer;
+            older.size = o->from_size;
+            if (served_root(s, older.size, older.root) != 0)
+                return 1;
+            old_kind = "of the entries served; no checkpoint of that size is kept";
+        }
+    }
+    uint8_t proof[MERKLE_PROOF_MAX][32];
+    size_t len = 0;
+    if (older.size <= newer.size && src_consistency(s, older.size, newer.size, proof, &len) != 0)
+        return 1;
+    char why[400];
+    int rc = checkpoint_check_extension(&older, &newer, (const uint8_t (*)[32])proof, len, why,
+                                        sizeof why);
+    char a[65], b[65];
+    hex_encode(older.root, 32, a);
+    hex_encode(newer.root, 32, b);
+    if (o->json) {
+        printf("{\"old_size\":%" PRIu64 ",\"old_root\":\"%s\",\"size\":%" PRIu64
+               ",\"root\":\"%s\",", older.size, a, newer.size, b);
+        print_proof("proof", proof, len, 1);
+        printf(",\"verified\":%s}\n", rc == 0 ? "true" : "false");
+    } else {
+        printf("from: size %" PRIu64 ", root %s (%s)\nto:   size %" PRIu64 ", root %s "
+               "(signed)\n", older.size, a, old_kind, newer.size, b);
+        print_proof("consistency proof", proof, len, 0);
+        if (rc == 0)
+            printf("verified: the ledger of size %" PRIu64 " extends the one of size %" PRIu64
+                   "\n", newer.size, older.size);
+        else
+            printf("FAILED: the %s\n", why);
+    }
+    return rc == 0 ? 0 : 1;
+}
+
+/* --- arguments ------------------------------------------------------------------------------ */
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {
+        { "data-dir", required_argument, 0, 'd' }, { "coordinator", required_argument, 0, 'c' },
+        { "tls-ca", required_argument, 0, 'a' }, { "tls-server-name", required_argument, 0, 'n' },
+        { "insecure", no_argument, 0, 'I' }, { "key", required_argument, 0, 'k' },
+        { "from", required_argument, 0, 'f' }, { "to", required_argument, 0, 't' },
+        { "index", required_argument, 0, 'x' }, { "size", required_argument, 0, 's' },
+        { "from-size", required_argument, 0, 'F' }, { "to-size", required_argument, 0, 'T' },
+        { "checkpoint", required_argument, 0, 'p' }, { "json", no_argument, 0, 'j' },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc - 1, argv + 1, ":h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'd': o->dir = optarg; break;
+        case 'c': o->coordinator = optarg; break;
+        case 'a': o->tls_ca = optarg; break;
+        case 'n': o->tls_server_name = optarg; break;
+        case 'I': o->insecure = 1; break;
+        case 'k': o->key_file = optarg; break;
+        case 'p': o->checkpoint_file = optarg; break;
+        case 'j': o->json = 1; break;
+#define NUM(flag, field, have)                                          \
+            if (cli_parse_u64(CMD, flag, optarg, &o->field)) return 2;  \
+            o->have = 1;                                                \
+            break;
+        case 'f': NUM("--from", from, have_from)
+        case 't': NUM("--to", to, have_to)
+        case 'x': NUM("--index", index, have_index)
+        case 's': NUM("--size", size, have_size)
+        case 'F': NUM("--from-size", from_size, have_from_size)
+        case 'T': NUM("--to-size", to_size, have_to_size)
+#undef NUM
+        case 'h': fputs(usage, stdout); return 0;
+        case ':':
+            return cli_usage_error(CMD, usage, "%s needs a value", argv[optind]);
+        default:
+            return cli_usage_error(CMD, usage, "unknown option '%s' for 'ledger %s'",
+                                   argv[optind], o->sub);
+        }
+    }
+    if (optind + 1 < argc)
+        return cli_usage_error(CMD, usage, "unexpected argument '%s'", argv[optind + 1]);
+    return -1;
+}
+
+/* Which options each subcommand takes, beyond the source. */
+static int check_options(const struct opts *o)
+{
+    const char *s = o->sub;
+    int show = !strcmp(s, "show"), export_ = !strcmp(s, "export"), proof = !strcmp(s, "proof"),
+        cons = !strcmp(s, "consistency"), ckpt = !strcmp(s, "checkpoint");
+    if (!o->dir == !o->coordinator)
+        return cli_usage_error(CMD, usage, "ledger %s needs one source: --data-dir DIR or "
+                               "--coordinator ADDR", s);
+    if (o->coordinator && !o->tls_ca && !o->insecure)
+        return cli_usage_error(CMD, usage, "--coordinator needs --tls-ca FILE (or --insecure for "
+                               "a plaintext connection)");
+    if (o->dir && (o->tls_ca || o->insecure || o->tls_server_name))
+        return cli_usage_error(CMD, usage, "--tls-ca, --tls-server-name and --insecure go with "
+                               "--coordinator, not --data-dir");
+    if ((o->have_from || o->have_to) && !show && !export_)
+        return cli_usage_error(CMD, usage, "--from/--to are for show and export");
+    if (o->have_from && o->have_to && o->from > o->to)
+        return cli_usage_error(CMD, usage, "--from %llu is after --to %llu", o->from, o->to);
+    if (o->json && !show && !proof && !cons && !ckpt)
+        return cli_usage_error(CMD, usage, "--json is for show, checkpoint, proof and "
+                               "consistency (export always writes JSON lines)");
+    if (o->key_file && (show || export_))
+        return cli_usage_error(CMD, usage, "--key is for verify, checkpoint, proof and "
+                               "consistency");
+    if (o->have_index != proof)
+        return cli_usage_error(CMD, usage, proof ? "ledger proof needs --index N"
+                                                 : "--index is for ledger proof");
+    if (o->have_size && !proof && !ckpt)
+        return cli_usage_error(CMD, usage, "--size is for proof and checkpoint");
+    if (cons && !o->have_from_size == !o->checkpoint_file)
+        return cli_usage_error(CMD, usage, "ledger consistency needs --from-size M or "
+                               "--checkpoint FILE (one of them)");
+    if (!cons && (o->have_from_size || o->have_to_size || o->checkpoint_file))
+        return cli_usage_error(CMD, usage, "--from-size, --to-size and --checkpoint are for "
+                               "ledger consistency");
+    if (o->have_size && o->size == 0)
+        return cli_usage_error(CMD, usage, "--size 0: the empty tree has no entries to prove");
     return 0;
 }
 
@@ -117,35 +993,39 @@ int cmd_ledger(int argc, char **argv)
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    const char *sub = argv[1];
-    if (strcmp(sub, "show") != 0 && strcmp(sub, "verify") != 0)
-        return cli_usage_error("ledger", usage, "unknown subcommand '%s'", sub);
-    const char *dir = NULL;
-    unsigned long long from = 0, to = UINT64_MAX;
-    int json = 0, ch;
-    static const struct option lo[] = {
-        { "data-dir", required_argument, 0, 'd' }, { "from", required_argument, 0, 'f' },
-        { "to", required_argument, 0, 't' }, { "json", no_argument, 0, 'j' },
-        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    optind = 1;
-    while ((ch = getopt_long(argc - 1, argv + 1, "h", lo, NULL)) != -1) {
-        switch (ch) {
-        case 'd': dir = optarg; break;
-        case 'f': if (cli_parse_u64("ledger", "--from", optarg, &from)) return 2; break;
-        case 't': if (cli_parse_u64("ledger", "--to", optarg, &to)) return 2; break;
-        case 'j': json = 1; break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return 2;
-        }
-    }
-    if (!dir)
-        return cli_usage_error("ledger", usage, "--data-dir is required");
-    if (from > to)
-        return cli_usage_error("ledger", usage, "--from %llu is after --to %llu", from, to);
-    struct ledger *l;
-    if (open_ro(dir, &l) != 0)
+    static const char *subs[] = { "show", "verify", "checkpoint", "proof", "consistency",
+                                  "export" };
+    struct opts o = { .sub = argv[1] };
+    int known = 0;
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++)
+        known |= strcmp(o.sub, subs[i]) == 0;
+    if (!known)
+        return cli_usage_error(CMD, usage, "unknown subcommand '%s' (show, verify, checkpoint, "
+                               "proof, consistency or export)", o.sub);
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if ((rc = check_options(&o)) != 0)
+        return rc;
+    if (sodium_init() < 0)
+        return cli_fail(CMD, "libsodium failed to initialize");
+    struct source s;
+    if (open_source(&o, &s) != 0) {
+        close_source(&s);
         return 1;
-    int rc = strcmp(sub, "show") == 0 ? show(l, from, to, json) : verify(l, dir);
-    ledger_close(l);
+    }
+    if (!strcmp(o.sub, "show"))
+        rc = cmd_show(&s, &o, 0);
+    else if (!strcmp(o.sub, "export"))
+        rc = cmd_show(&s, &o, 1);
+    else if (!strcmp(o.sub, "verify"))
+        rc = s.l ? verify_dir(&s, &o) : verify_rpc(&s, &o);
+    else if (!strcmp(o.sub, "checkpoint"))
+        rc = cmd_checkpoint(&s, &o);
+    else if (!strcmp(o.sub, "proof"))
+        rc = cmd_proof(&s, &o);
+    else
+        rc = cmd_consistency(&s, &o);
+    close_source(&s);
     return rc;
 }

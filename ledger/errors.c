@@ -25,6 +25,12 @@ const char *ledger_strerror(int rc)
     case LEDGER_ERR_ENTRY_FIELD:     return "malformed ledger entry field";
     case LEDGER_ERR_ENTRY_MISSING:   return "ledger entry lacks a required field";
     case LEDGER_ERR_ENTRY_ID:        return "invalid id in ledger entry";
+    case LEDGER_ERR_NOTE_FORMAT:     return "malformed signed note";
+    case LEDGER_ERR_CHECKPOINT_FORMAT: return "malformed checkpoint";
+    case LEDGER_ERR_NOTE_UNSIGNED:   return "checkpoint not signed by the expected key";
+    case LEDGER_ERR_NOTE_SIGNATURE:  return "checkpoint signature does not verify";
+    case LEDGER_ERR_CHECKPOINT_MISMATCH: return "checkpoint does not match the log";
+    case LEDGER_ERR_REWRITTEN:       return "ledger history was rewritten (not an extension of an earlier checkpoint)";
     default:                         return "unknown ledger error";
     }
 }

@@ -29,6 +29,13 @@ enum ledger_error {
     LEDGER_ERR_ENTRY_FIELD     = -1154, /* bad field: length, value or order */
     LEDGER_ERR_ENTRY_MISSING   = -1155, /* required field absent */
     LEDGER_ERR_ENTRY_ID        = -1156, /* id outside 1..64 of [a-z0-9._-] */
+    /* signed checkpoints (checkpoint.h) */
+    LEDGER_ERR_NOTE_FORMAT     = -1160, /* signed note malformed (framing, UTF-8, signature line) */
+    LEDGER_ERR_CHECKPOINT_FORMAT = -1161, /* checkpoint text malformed (origin, size, root) */
+    LEDGER_ERR_NOTE_UNSIGNED   = -1162, /* no signature by the expected key */
+    LEDGER_ERR_NOTE_SIGNATURE  = -1163, /* a signature by the expected key does not verify */
+    LEDGER_ERR_CHECKPOINT_MISMATCH = -1164, /* checkpoint disagrees with the log it claims */
+    LEDGER_ERR_REWRITTEN       = -1165, /* a newer checkpoint is not an extension of an older one */
 };
 
 const char *ledger_strerror(int rc);

@@ -10,6 +10,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "crypto/digest.h"
+#include "ledger/checkpoint.h"
 #include "ledger/merkle_src.h"
 
 #define FORMAT_VERSION 1u
@@ -20,7 +21,12 @@ struct ledger {
     int read_only;
     pthread_mutex_t dbi_lock;   /* guards the lazy open below (read-only mode) */
     int have_dbis;              /* 0 while a read-only opener finds no ledger yet */
-    MDB_dbi entries, nodes, index, meta;
+    int have_checkpoints;       /* 0 for a read-only opener of a ledger older than them */
+    MDB_dbi entries, nodes, index, meta, checkpoints;
+    /* set by ledger_set_signer; read in the (single) write transaction */
+    const struct crypto_key *signer;
+    char origin[CHECKPOINT_ORIGIN_MAX + 1];
+    uint64_t checkpoint_interval;
 };
 
 static int lmdb_error(int rc, const char *what)
@@ -65,6 +71,11 @@ static int open_dbis(struct ledger *l, MDB_txn *txn)
         || (rc = mdb_dbi_open(txn, "ledger.nodes", flags, &l->nodes))
         || (rc = mdb_dbi_open(txn, "ledger.index", flags, &l->index))
         || (rc = mdb_dbi_open(txn, "ledger.meta", flags, &l->meta)))
+        return rc;
+    rc = mdb_dbi_open(txn, "ledger.checkpoints", flags, &l->checkpoints);
+    if (rc == 0)
+        l->have_checkpoints = 1;
+    else if (rc != MDB_NOTFOUND || !l->read_only)
         return rc;
     return 0;
 }
@@ -146,7 +157,7 @@ int ledger_open(const char *dir, const struct ledger_options *opts, struct ledge
         o.max_dbs = LEDGER_DEFAULT_MAX_DBS;
     if (!o.map_size && !o.read_only)
         o.map_size = LEDGER_DEFAULT_MAP_SIZE;
-    if (o.max_dbs < 4)
+    if (o.max_dbs < 5)
         return LEDGER_ERR_ARG;
 
     if (!o.read_only) {
@@ -167,6 +178,8 @@ int ledger_open(const char *dir, const struct ledger_options *opts, struct ledge
     if (!l)
         return LEDGER_ERR_NOMEM;
     l->read_only = o.read_only;
+    l->checkpoint_interval = o.checkpoint_interval ? o.checkpoint_interval
+                                                   : LEDGER_DEFAULT_CHECKPOINT_INTERVAL;
     pthread_mutex_init(&l->dbi_lock, NULL);
     int rc = mdb_env_create(&l->env);
     if (rc) {
@@ -247,10 +260,19 @@ int ledger_txn_begin(struct ledger *l, MDB_txn **txn)
     return rc ? lmdb_error(rc, "beginning a write transaction") : 0;
 }
 
+static int publish_in(struct ledger *l, MDB_txn *txn);
+
 int ledger_txn_commit(struct ledger *l, MDB_txn *txn)
 {
     if (!l || !txn)
         return LEDGER_ERR_ARG;
+    if (l->signer) {
+        int prc = publish_in(l, txn);
+        if (prc) {
+            mdb_txn_abort(txn);
+            return prc;
+        }
+    }
     int rc = mdb_txn_commit(txn);
     return rc ? lmdb_error(rc, "committing") : 0;
 }
@@ -549,24 +571,14 @@ int ledger_consistency_proof(struct ledger *l, uint64_t old_size, uint64_t new_s
 
 /* --- appending ---------------------------------------------------------------------- */
 
-int ledger_append(struct ledger *l, MDB_txn *txn, const uint8_t *entry, size_t len,
-                  uint64_t *index)
+/* Stores entry as leaf i (the current size) and the subtrees it completes. */
+static int append_at(struct ledger *l, MDB_txn *txn, MDB_cursor *cur, uint64_t i,
+                     const uint8_t *entry, size_t len)
 {
-    if (!l || !txn || !entry || len == 0)
-        return LEDGER_ERR_ARG;
-    if (l->read_only)
-        return LEDGER_ERR_READ_ONLY;
-    if (len > LEDGER_ENTRY_MAX)
-        return LEDGER_ERR_TOO_LARGE;
-    uint64_t i;
-    int rc = size_in(l, txn, &i);
-    if (rc)
-        return rc;
-
     uint8_t kb[8];
     be64(i, kb);
     MDB_val k = { 8, kb }, v = { len, (void *)entry };
-    rc = mdb_put(txn, l->entries, &k, &v, MDB_APPEND);
+    int rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
     if (rc == MDB_KEYEXIST) {
         /* keys are not exactly 0..n-1: a leaf was deleted behind our back */
         log_error("ledger: cannot append leaf %llu: stored leaf keys are not contiguous; "
@@ -591,16 +603,419 @@ int ledger_append(struct ledger *l, MDB_txn *txn, const uint8_t *entry, size_t l
         if ((rc = node_put(l, txn, level, j >> 1, h)))
             return rc;
     }
-    if (index)
-        *index = i;
     return 0;
+}
+
+int ledger_append_batch(struct ledger *l, MDB_txn *txn, const uint8_t *const *entries,
+                        const size_t *lens, size_t n, uint64_t *first_index)
+{
+    if (!l || !txn || (n && (!entries || !lens)))
+        return LEDGER_ERR_ARG;
+    if (l->read_only)
+        return LEDGER_ERR_READ_ONLY;
+    for (size_t j = 0; j < n; j++) {
+        if (!entries[j] || lens[j] == 0)
+            return LEDGER_ERR_ARG;
+        if (lens[j] > LEDGER_ENTRY_MAX)
+            return LEDGER_ERR_TOO_LARGE;
+    }
+    uint64_t i;
+    int rc = size_in(l, txn, &i);
+    if (rc)
+        return rc;
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, l->entries, &cur)))
+        return lmdb_error(rc, "opening a cursor on ledger.entries");
+    for (size_t j = 0; j < n && rc == 0; j++)
+        rc = append_at(l, txn, cur, i + j, entries[j], lens[j]);
+    mdb_cursor_close(cur);
+    if (rc == 0 && first_index)
+        *first_index = i;
+    return rc;
+}
+
+int ledger_append(struct ledger *l, MDB_txn *txn, const uint8_t *entry, size_t len,
+                  uint64_t *index)
+{
+    if (!entry || len == 0)
+        return LEDGER_ERR_ARG;
+    return ledger_append_batch(l, txn, &entry, &len, 1, index);
+}
+
+/* --- checkpoints ------------------------------------------------------------------------ */
+
+/* The stored checkpoint with the largest size: 0 with *size and *note (pointing
+ * into the transaction), 1 when there is none, or an error. */
+static int checkpoint_last_in(struct ledger *l, MDB_txn *txn, uint64_t *size, MDB_val *note)
+{
+    if (!l->have_checkpoints)
+        return 1;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, l->checkpoints, &cur);
+    if (rc)
+        return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
+    MDB_val k, v;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    if (rc)
+        return lmdb_error(rc, "reading ledger.checkpoints");
+    if (k.mv_size != 8) {
+        log_error("ledger: a key of ledger.checkpoints is not 8 bytes");
+        return LEDGER_ERR_CORRUPT;
+    }
+    *size = rd64(k.mv_data);
+    if (note)
+        *note = v;
+    return 0;
+}
+
+/* After a checkpoint of size n was stored beside the previous latest, last: the
+ * previous one stays only if it is the first stored at or past a multiple of the
+ * checkpoint interval (so roughly one per interval, plus the latest, remain). */
+static int thin_checkpoints(struct ledger *l, MDB_txn *txn, uint64_t last)
+{
+    const uint64_t k = l->checkpoint_interval;
+    if (k <= 1)
+        return 0;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(txn, l->checkpoints, &cur);
+    if (rc)
+        return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
+    uint8_t kb[8];
+    be64(last, kb);
+    MDB_val key = { 8, kb }, v;
+    rc = mdb_cursor_get(cur, &key, &v, MDB_SET_KEY);
+    if (rc == 0) {
+        MDB_val pk;
+        int prc = mdb_cursor_get(cur, &pk, &v, MDB_PREV);
+        int first_of_bucket = prc != 0 || pk.mv_size != 8 || rd64(pk.mv_data) / k < last / k;
+        if (prc == 0)
+            prc = mdb_cursor_get(cur, &pk, &v, MDB_NEXT);   /* back on last */
+        if (!first_of_bucket && prc == 0)
+            rc = mdb_cursor_del(cur, 0);
+    }
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc ? lmdb_error(rc, "thinning ledger.checkpoints") : 0;
+}
+
+/* Signs and stores a checkpoint of the transaction's tree size unless one of
+ * that size (or larger) is stored already. */
+static int publish_in(struct ledger *l, MDB_txn *txn)
+{
+    uint64_t n, last = 0;
+    int rc = size_in(l, txn, &n);
+    if (rc)
+        return rc;
+    rc = checkpoint_last_in(l, txn, &last, NULL);
+    if (rc < 0)
+        return rc;
+    int had_last = rc == 0;
+    if (n == 0 || (had_last && last >= n))
+        return 0;
+    struct checkpoint c = { .size = n };
+    memcpy(c.origin, l->origin, sizeof c.origin);
+    if ((rc = root_in(l, txn, n, c.root)))
+        return rc;
+    char note[CHECKPOINT_SIGNED_MAX];
+    size_t len;
+    if ((rc = checkpoint_sign(&c, l->signer, note, sizeof note, &len)) != 0) {
+        log_error("ledger: cannot sign the checkpoint of size %llu", (unsigned long long)n);
+        return rc;
+    }
+    uint8_t kb[8];
+    be64(n, kb);
+    MDB_val k = { 8, kb }, v = { len, note };
+    rc = mdb_put(txn, l->checkpoints, &k, &v, MDB_APPEND);
+    if (rc)
+        return lmdb_error(rc, "writing ledger.checkpoints");
+    return had_last ? thin_checkpoints(l, txn, last) : 0;
+}
+
+int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_key *key)
+{
+    if (!l || !key || !checkpoint_name_valid(origin))
+        return LEDGER_ERR_ARG;
+    if (l->read_only)
+        return LEDGER_ERR_READ_ONLY;
+    MDB_txn *txn;
+    int rc = ledger_txn_begin(l, &txn);
+    if (rc)
+        return rc;
+    /* Never sign a checkpoint that contradicts one signed before: the log must
+     * still hold exactly what the last stored checkpoint covers. */
+    uint64_t n, last = 0;
+    MDB_val note;
+    rc = size_in(l, txn, &n);
+    int have = rc ? rc : checkpoint_last_in(l, txn, &last, &note);
+    if (have < 0) {
+        mdb_txn_abort(txn);
+        return have;
+    }
+    if (have == 0) {
+        struct checkpoint c;
+        char why[200];
+        uint8_t root[32];
+        rc = checkpoint_parse(note.mv_data, note.mv_size, &c, why, sizeof why);
+        if (rc == 0 && (c.size != last || strcmp(c.origin, origin) != 0)) {
+            snprintf(why, sizeof why, "it is stored as size %llu of log '%s'",
+                     (unsigned long long)last, origin);
+            rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+        }
+        if (rc == 0 && last > n) {
+            snprintf(why, sizeof why, "the log has only %llu entries: entries were removed",
+                     (unsigned long long)n);
+            rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+        }
+        if (rc == 0 && (rc = root_in(l, txn, last, root)) == 0 && !crypto_equal(root, c.root, 32)) {
+            snprintf(why, sizeof why, "the first %llu stored entries no longer hash to its root",
+                     (unsigned long long)last);
+            rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+        }
+        if (rc) {
+            mdb_txn_abort(txn);
+            log_error("ledger: refusing to sign checkpoints: the last signed checkpoint (size "
+                      "%llu) does not match the log: %s. Run `aulac ledger verify`",
+                      (unsigned long long)last, why);
+            return rc;
+        }
+    }
+    memcpy(l->origin, origin, strlen(origin) + 1);
+    l->signer = key;
+    return ledger_txn_commit(l, txn);   /* publishes the current size if not yet signed */
+}
+
+static int copy_note(const MDB_val *v, char **note, size_t *len)
+{
+    char *copy = malloc(v->mv_size + 1);
+    if (!copy)
+        return LEDGER_ERR_NOMEM;
+    memcpy(copy, v->mv_data, v->mv_size);
+    copy[v->mv_size] = '\0';
+    *note = copy;
+    if (len)
+        *len = v->mv_size;
+    return 0;
+}
+
+int ledger_checkpoint_get(struct ledger *l, uint64_t size, int at_least, char **note,
+                          size_t *len, uint64_t *found_size)
+{
+    MDB_txn *txn = NULL;
+    int own;
+    if (!note)
+        return LEDGER_ERR_ARG;
+    *note = NULL;
+    int rc = read_open(l, &txn, &own);
+    if (rc <= 0)
+        return rc ? rc : LEDGER_ERR_NOT_FOUND;
+    MDB_val k, v;
+    uint8_t kb[8];
+    if (!l->have_checkpoints) {
+        rc = LEDGER_ERR_NOT_FOUND;
+    } else if (size == LEDGER_LATEST) {
+        uint64_t last = 0;
+        rc = checkpoint_last_in(l, txn, &last, &v);
+        if (rc == 1)
+            rc = LEDGER_ERR_NOT_FOUND;
+        be64(last, kb);
+        k.mv_size = 8;
+        k.mv_data = kb;
+    } else {
+        MDB_cursor *cur;
+        be64(size, kb);
+        k.mv_size = 8;
+        k.mv_data = kb;
+        rc = mdb_cursor_open(txn, l->checkpoints, &cur);
+        if (rc == 0) {
+            rc = mdb_cursor_get(cur, &k, &v, at_least ? MDB_SET_RANGE : MDB_SET_KEY);
+            mdb_cursor_close(cur);
+        }
+        if (rc == MDB_NOTFOUND)
+            rc = LEDGER_ERR_NOT_FOUND;
+        else if (rc > 0)
+            rc = lmdb_error(rc, "reading ledger.checkpoints");
+        else if (k.mv_size != 8)
+            rc = LEDGER_ERR_CORRUPT;
+    }
+    if (rc == 0) {
+        if (found_size)
+            *found_size = rd64(k.mv_data);
+        rc = copy_note(&v, note, len);
+    }
+    read_end(txn, own);
+    return rc;
+}
+
+int ledger_checkpoint_each(struct ledger *l, uint64_t from_size, ledger_checkpoint_fn fn,
+                           void *arg)
+{
+    MDB_txn *txn = NULL;
+    int own;
+    if (!fn)
+        return LEDGER_ERR_ARG;
+    int rc = read_open(l, &txn, &own);
+    if (rc <= 0 || !l->have_checkpoints) {
+        if (rc > 0)
+            read_end(txn, own);
+        return rc < 0 ? rc : 0;
+    }
+    MDB_cursor *cur;
+    if ((rc = mdb_cursor_open(txn, l->checkpoints, &cur))) {
+        read_end(txn, own);
+        return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
+    }
+    uint8_t kb[8];
+    be64(from_size, kb);
+    MDB_val k = { 8, kb }, v;
+    int op = MDB_SET_RANGE, stop = 0;
+    while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
+        op = MDB_NEXT;
+        if (k.mv_size != 8)
+            stop = LEDGER_ERR_CORRUPT;
+        else
+            stop = fn(rd64(k.mv_data), v.mv_data, v.mv_size, arg);
+        if (stop)
+            break;
+    }
+    if (stop)
+        rc = stop;
+    else if (rc == MDB_NOTFOUND)
+        rc = 0;
+    else
+        rc = lmdb_error(rc, "reading ledger.checkpoints");
+    mdb_cursor_close(cur);
+    read_end(txn, own);
+    return rc;
 }
 
 /* --- audit ----------------------------------------------------------------------------- */
 
+/* Checkpoints met during the audit, in size order. */
+struct ckpt_audit {
+    MDB_cursor *cur;                     /* NULL: checkpoints are not checked */
+    int have;                            /* cur is on the next checkpoint to check */
+    uint64_t next;                       /* its size */
+    MDB_val note;
+    const struct checkpoint_key *key;    /* NULL: roots only, signatures unchecked */
+    struct ledger_audit *out;
+};
+
+static int ckpt_advance(struct ckpt_audit *a, MDB_cursor_op op)
+{
+    MDB_val k;
+    int rc = mdb_cursor_get(a->cur, &k, &a->note, op);
+    a->have = 0;
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return lmdb_error(rc, "reading ledger.checkpoints");
+    if (k.mv_size != 8)
+        return LEDGER_ERR_CORRUPT;
+    a->next = rd64(k.mv_data);
+    a->have = 1;
+    return 0;
+}
+
+/* Checks the checkpoint stored under size n against the recomputed root. */
+static int ckpt_check(struct ckpt_audit *a, uint64_t n, const uint8_t root[32])
+{
+    struct ledger_audit *o = a->out;
+    struct checkpoint c;
+    char why[240];
+    int rc = a->key ? checkpoint_verify(a->note.mv_data, a->note.mv_size, a->key, &c, why, sizeof why)
+                    : checkpoint_parse(a->note.mv_data, a->note.mv_size, &c, why, sizeof why);
+    if (rc == 0 && c.size != n) {
+        snprintf(why, sizeof why, "it says size %llu but is stored as the checkpoint of size %llu",
+                 (unsigned long long)c.size, (unsigned long long)n);
+        rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+    }
+    if (rc == 0 && !crypto_equal(c.root, root, 32)) {
+        snprintf(why, sizeof why, "its root differs from the root of the stored entries: an "
+                 "entry in %llu..%llu differs from what was signed",
+                 (unsigned long long)o->last_good_checkpoint, (unsigned long long)n - 1);
+        rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
+    }
+    if (rc) {
+        o->bad_checkpoint = n;
+        o->bad_index = o->last_good_checkpoint;
+        snprintf(o->why, sizeof o->why, "checkpoint of size %llu: %s", (unsigned long long)n, why);
+        return rc;
+    }
+    o->checkpoints++;
+    o->last_good_checkpoint = n;
+    return 0;
+}
+
+/* Stored subtree hashes read in index order, one cursor per level: the audit
+ * asks for (level, 0), (level, 1), ... so each read is a step, not a search. */
+struct level_reader {
+    MDB_cursor *cur[64];
+    uint64_t next[64];    /* the index the cursor of that level is just before */
+};
+
+static int level_get(struct ledger *l, MDB_txn *txn, struct level_reader *r, unsigned level,
+                     uint64_t i, uint8_t out[32])
+{
+    MDB_val k, v;
+    int rc = MDB_NOTFOUND;
+    if (r->cur[level] && r->next[level] == i) {
+        rc = mdb_cursor_get(r->cur[level], &k, &v, MDB_NEXT);
+        if (rc == 0 && (k.mv_size != NODE_KEY_BYTES || ((uint8_t *)k.mv_data)[0] != level ||
+                        rd64((uint8_t *)k.mv_data + 1) != i))
+            rc = MDB_NOTFOUND;   /* a gap: look it up below */
+    }
+    if (rc != 0) {
+        if (!r->cur[level] && (rc = mdb_cursor_open(txn, l->nodes, &r->cur[level])))
+            return lmdb_error(rc, "opening a cursor on ledger.nodes");
+        uint8_t kb[NODE_KEY_BYTES];
+        node_key(level, i, kb);
+        k.mv_size = NODE_KEY_BYTES;
+        k.mv_data = kb;
+        rc = mdb_cursor_get(r->cur[level], &k, &v, MDB_SET_KEY);
+        if (rc == MDB_NOTFOUND) {
+            r->next[level] = UINT64_MAX;
+            log_error("ledger: stored hash of subtree (level %u, %llu) is missing", level,
+                      (unsigned long long)i);
+            return LEDGER_ERR_CORRUPT;
+        }
+        if (rc)
+            return lmdb_error(rc, "reading ledger.nodes");
+    }
+    r->next[level] = i + 1;
+    if (v.mv_size != 32) {
+        log_error("ledger: stored hash of subtree (level %u, %llu) is not 32 bytes", level,
+                  (unsigned long long)i);
+        return LEDGER_ERR_CORRUPT;
+    }
+    memcpy(out, v.mv_data, 32);
+    return 0;
+}
+
+static void level_reader_close(struct level_reader *r)
+{
+    for (int i = 0; i < 64; i++)
+        if (r->cur[i])
+            mdb_cursor_close(r->cur[i]);
+}
+
+static void fold(uint8_t (*stack)[32], int depth, uint8_t root[32])
+{
+    if (depth == 0) {
+        crypto_hash_sha256(root, NULL, 0);
+        return;
+    }
+    memcpy(root, stack[depth - 1], 32);
+    for (int d = depth - 2; d >= 0; d--)
+        merkle_node_hash(stack[d], root, root);
+}
+
 static int verify_in(struct ledger *l, MDB_txn *txn, uint64_t *bad_index,
                      ledger_progress_fn progress, void *arg,
-                     uint64_t *size_out, uint8_t root_out[32])
+                     uint64_t *size_out, uint8_t root_out[32], struct ckpt_audit *ca)
 {
     uint64_t n;
     int rc = size_in(l, txn, &n);
@@ -609,26 +1024,34 @@ static int verify_in(struct ledger *l, MDB_txn *txn, uint64_t *bad_index,
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, l->entries, &cur)))
         return lmdb_error(rc, "opening a cursor on ledger.entries");
+    struct level_reader lr;
+    memset(&lr, 0, sizeof lr);
 
     uint8_t stack[64][32];
     int depth = 0;
     uint64_t i = 0;
     MDB_val k, v;
     int op = MDB_FIRST;
-    rc = 0;
+    char why[200] = "";
+    if (ca && ca->have && ca->next == 0) {
+        uint8_t empty[32];
+        fold(stack, 0, empty);
+        if ((rc = ckpt_check(ca, 0, empty)) || (rc = ckpt_advance(ca, MDB_NEXT)))
+            goto done;
+    }
     while ((rc = mdb_cursor_get(cur, &k, &v, op)) == 0) {
         op = MDB_NEXT;
         if (k.mv_size != 8 || rd64(k.mv_data) != i) {
-            log_error("ledger verify: leaf %llu is missing", (unsigned long long)i);
+            snprintf(why, sizeof why, "leaf %llu is missing", (unsigned long long)i);
             rc = LEDGER_ERR_CORRUPT;
             break;
         }
         uint8_t h[32], stored[32];
         merkle_leaf_hash(v.mv_data, v.mv_size, h);
-        rc = node_get(l, txn, 0, i, stored);
+        rc = level_get(l, txn, &lr, 0, i, stored);
         if (rc == 0 && sodium_memcmp(h, stored, 32) != 0) {
-            log_error("ledger verify: entry %llu does not match its stored leaf hash "
-                      "(the entry bytes or the hash were edited)", (unsigned long long)i);
+            snprintf(why, sizeof why, "entry %llu does not match its stored leaf hash "
+                     "(the entry bytes or the hash were edited)", (unsigned long long)i);
             rc = LEDGER_ERR_CORRUPT;
         }
         if (rc)
@@ -637,11 +1060,11 @@ static int verify_in(struct ledger *l, MDB_txn *txn, uint64_t *bad_index,
         for (uint64_t j = i; j & 1; j >>= 1) {
             merkle_node_hash(stack[--depth], h, h);
             level++;
-            rc = node_get(l, txn, level, j >> 1, stored);
+            rc = level_get(l, txn, &lr, level, j >> 1, stored);
             if (rc == 0 && sodium_memcmp(h, stored, 32) != 0) {
-                log_error("ledger verify: stored hash of subtree (level %u, %llu) ending at "
-                          "leaf %llu is wrong", level, (unsigned long long)(j >> 1),
-                          (unsigned long long)i);
+                snprintf(why, sizeof why, "stored hash of subtree (level %u, %llu) ending at "
+                         "leaf %llu is wrong", level, (unsigned long long)(j >> 1),
+                         (unsigned long long)i);
                 rc = LEDGER_ERR_CORRUPT;
             }
             if (rc)
@@ -651,36 +1074,55 @@ static int verify_in(struct ledger *l, MDB_txn *txn, uint64_t *bad_index,
             break;
         memcpy(stack[depth++], h, 32);
         i++;
+        if (ca && ca->have && ca->next == i) {
+            uint8_t root[32];
+            fold(stack, depth, root);
+            if ((rc = ckpt_check(ca, i, root)) || (rc = ckpt_advance(ca, MDB_NEXT)))
+                break;
+        }
         if (progress && (i & 4095) == 0)
             progress(i, n, arg);
     }
-    mdb_cursor_close(cur);
     if (rc == MDB_NOTFOUND) {
         rc = i == n ? 0 : LEDGER_ERR_CORRUPT;
         /* a leaf hash past the last entry: the last entries were removed */
         uint8_t extra[32];
         if (rc == 0 && node_get_quiet(l, txn, 0, n, extra) == 0) {
-            log_error("ledger verify: leaf %llu has a stored hash but no entry (entries were "
-                      "removed from the end)", (unsigned long long)n);
+            snprintf(why, sizeof why, "leaf %llu has a stored hash but no entry (entries were "
+                     "removed from the end)", (unsigned long long)n);
             rc = LEDGER_ERR_CORRUPT;
+        }
+        if (rc == 0 && ca && ca->have && ca->next > n) {
+            snprintf(ca->out->why, sizeof ca->out->why, "a checkpoint was signed at size %llu "
+                     "but the log has only %llu entries: entries from %llu on were removed",
+                     (unsigned long long)ca->next, (unsigned long long)n, (unsigned long long)n);
+            ca->out->bad_checkpoint = ca->next;
+            ca->out->bad_index = n;
+            rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
         }
     } else if (rc > 0)
         rc = lmdb_error(rc, "reading ledger.entries");
+done:
+    level_reader_close(&lr);
+    mdb_cursor_close(cur);
+    if (rc == LEDGER_ERR_CORRUPT && !why[0])
+        snprintf(why, sizeof why, "a stored hash of a subtree ending at leaf %llu is missing "
+                 "or malformed", (unsigned long long)i);
+    if (rc == LEDGER_ERR_CORRUPT && why[0]) {
+        if (ca)
+            snprintf(ca->out->why, sizeof ca->out->why, "%s", why);
+        else
+            log_error("ledger verify: %s", why);
+    }
     if (rc) {
-        if (bad_index)
+        if (bad_index && rc == LEDGER_ERR_CORRUPT)
             *bad_index = i;
         return rc;
     }
     if (progress)
         progress(n, n, arg);
     uint8_t root[32];
-    if (depth == 0) {
-        crypto_hash_sha256(root, NULL, 0);
-    } else {
-        memcpy(root, stack[--depth], 32);
-        while (depth > 0)
-            merkle_node_hash(stack[--depth], root, root);
-    }
+    fold(stack, depth, root);
     if (size_out)
         *size_out = n;
     if (root_out)
@@ -701,7 +1143,38 @@ int ledger_verify_all(struct ledger *l, uint64_t *bad_index,
     int rc = read_open(l, &txn, &own);
     if (rc <= 0)
         return rc;
-    rc = verify_in(l, txn, bad_index, progress, arg, size_out, root_out);
+    rc = verify_in(l, txn, bad_index, progress, arg, size_out, root_out, NULL);
+    read_end(txn, own);
+    return rc;
+}
+
+int ledger_audit(struct ledger *l, const struct checkpoint_key *key,
+                 ledger_progress_fn progress, void *arg, struct ledger_audit *out)
+{
+    MDB_txn *txn = NULL;
+    int own;
+    if (!out)
+        return LEDGER_ERR_ARG;
+    memset(out, 0, sizeof *out);
+    crypto_hash_sha256(out->root, NULL, 0);
+    int rc = read_open(l, &txn, &own);
+    if (rc <= 0)
+        return rc;
+    struct ckpt_audit ca = { .key = key, .out = out };
+    if (l->have_checkpoints) {
+        if ((rc = mdb_cursor_open(txn, l->checkpoints, &ca.cur))) {
+            read_end(txn, own);
+            return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
+        }
+        rc = ckpt_advance(&ca, MDB_FIRST);
+    }
+    if (rc == 0) {
+        rc = verify_in(l, txn, &out->bad_index, progress, arg, &out->size, out->root, &ca);
+    }
+    if (rc && !out->why[0])
+        snprintf(out->why, sizeof out->why, "%s", ledger_strerror(rc));
+    if (ca.cur)
+        mdb_cursor_close(ca.cur);
     read_end(txn, own);
     return rc;
 }

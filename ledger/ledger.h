@@ -10,6 +10,7 @@
  *                   over leaves [i·2^level, (i+1)·2^level); level 0 = leaf hashes
  *   ledger.index    name ‖ 0x00 ‖ key -> u64 BE leaf index (secondary indexes)
  *   ledger.meta     "format" -> u32 BE 1
+ *   ledger.checkpoints  u64 BE tree size -> signed checkpoint note (checkpoint.h)
  *
  * Callers keep their own state databases in the same environment (ledger_env),
  * so a state change and the ledger entry that records it commit in one write
@@ -23,6 +24,16 @@
  *
  * On any error inside a write transaction, abort it: LMDB leaves a failed write
  * transaction unusable.
+ *
+ * Signed checkpoints: once ledger_set_signer() gave the ledger a key, every
+ * ledger_txn_commit() of a transaction that appended entries also stores, in
+ * that same transaction, a checkpoint of the new tree size signed with the key.
+ * Appends committed together (ledger_append_batch, or several ledger_append
+ * calls in one transaction) share one commit, one fsync and one checkpoint.
+ * Not every checkpoint is kept: the latest always, and of the others the first
+ * one at or past each multiple of checkpoint_interval entries (so an audit checks
+ * about n / 1024 signatures, not one per commit). Members keep the checkpoints
+ * they were given; consistency proofs need none stored.
  *
  * Appends cost O(log n) (one leaf, one leaf hash, the subtrees the leaf
  * completes); roots and proofs for any past size read O(log n) stored hashes.
@@ -42,6 +53,8 @@
 #include <stdint.h>
 #include <lmdb.h>
 
+#include "crypto/keys.h"
+#include "ledger/checkpoint.h"
 #include "ledger/errors.h"
 #include "ledger/merkle.h"
 
@@ -50,11 +63,16 @@
 #define LEDGER_ENTRY_MAX         (64u << 20)   /* largest entry ledger_append takes */
 #define LEDGER_INDEX_KEY_MAX     400           /* name + 1 + key, within LMDB's 511 */
 #define LEDGER_UPDATE_KEY_MAX    (1 + 64 + 8 + 1 + 64)
+#define LEDGER_LATEST            UINT64_MAX    /* "the latest checkpoint" */
+#define LEDGER_DEFAULT_CHECKPOINT_INTERVAL 1024
 
 struct ledger_options {
     uint64_t map_size;   /* LMDB map size in bytes; 0: 4 GiB (read-only: what the file has) */
-    unsigned max_dbs;    /* named databases in the environment, the ledger's 4 included; 0: 32 */
+    unsigned max_dbs;    /* named databases in the environment, the ledger's 5 included; 0: 32 */
     int      read_only;  /* MDB_RDONLY: for readers beside a running coordinator */
+    uint64_t checkpoint_interval;   /* checkpoints kept: the latest, and the first one
+                                       signed at or past each multiple of this many
+                                       entries; 0: 1024; 1: every one */
 };
 
 struct ledger;
@@ -69,7 +87,8 @@ void ledger_close(struct ledger *l);   /* no transaction may be open; NULL is fi
 MDB_env *ledger_env(struct ledger *l);
 
 /* Write transactions. begin: LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB.
- * commit: the transaction is gone whatever it returns. */
+ * commit: the transaction is gone whatever it returns. With a signer set, commit
+ * first stores the checkpoint of the transaction's tree size if it appended. */
 int  ledger_txn_begin(struct ledger *l, MDB_txn **txn);
 int  ledger_txn_commit(struct ledger *l, MDB_txn *txn);
 void ledger_txn_abort(struct ledger *l, MDB_txn *txn);
@@ -80,6 +99,34 @@ void ledger_txn_abort(struct ledger *l, MDB_txn *txn);
 int ledger_append(struct ledger *l, MDB_txn *txn, const uint8_t *entry, size_t len,
                   uint64_t *index);
 
+/* Appends n entries as consecutive leaves; *first_index (may be NULL) gets the
+ * index of the first. Every length is checked before anything is written. Same
+ * errors as ledger_append. */
+int ledger_append_batch(struct ledger *l, MDB_txn *txn, const uint8_t *const *entries,
+                        const size_t *lens, size_t n, uint64_t *first_index);
+
+/* From now on every commit that appends also stores a checkpoint signed by key
+ * under origin (checkpoint.h; key must outlive the ledger or the next call).
+ * Publishes the current size at once if it has no checkpoint yet. Refuses
+ * (LEDGER_ERR_CHECKPOINT_MISMATCH, logged) when the log no longer holds what its
+ * last stored checkpoint signed: entries removed or altered since. Also
+ * LEDGER_ERR_ARG (origin not a key name), LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB. */
+int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_key *key);
+
+/* A copy of a stored signed checkpoint note (malloc'd, NUL-terminated; the caller
+ * frees *note; *len and *found_size may be NULL). size: the tree size, or
+ * LEDGER_LATEST; at_least: the smallest stored size >= size instead of exactly
+ * size. The note is as stored: verify it before relying on it.
+ * LEDGER_ERR_NOT_FOUND, LEDGER_ERR_NOMEM. */
+int ledger_checkpoint_get(struct ledger *l, uint64_t size, int at_least, char **note,
+                          size_t *len, uint64_t *found_size);
+
+/* Calls fn for each stored checkpoint of size >= from_size, in size order, from
+ * one snapshot; note points into it (valid during the call). fn returns 0 to go
+ * on; anything else stops the walk and is returned. */
+typedef int (*ledger_checkpoint_fn)(uint64_t size, const char *note, size_t len, void *arg);
+int ledger_checkpoint_each(struct ledger *l, uint64_t from_size, ledger_checkpoint_fn fn,
+                           void *arg);
 /* Number of leaves. */
 int ledger_size(struct ledger *l, uint64_t *size);
 int ledger_size_txn(struct ledger *l, MDB_txn *txn, uint64_t *size);
@@ -119,6 +166,25 @@ typedef void (*ledger_progress_fn)(uint64_t done, uint64_t total, void *arg);
 int ledger_verify_all(struct ledger *l, uint64_t *bad_index,
                       ledger_progress_fn progress, void *arg,
                       uint64_t *size_out, uint8_t root_out[32]);
+
+/* ledger_verify_all plus every stored checkpoint, in the same pass: each note
+ * must parse, be signed by key (when key is not NULL), and carry the root that
+ * the stored entries give at its size; a checkpoint beyond the log's size means
+ * entries were removed. Returns 0 or the first problem in index order:
+ * LEDGER_ERR_CORRUPT (bad_index = first bad leaf), LEDGER_ERR_CHECKPOINT_MISMATCH
+ * or a checkpoint.h error (bad_checkpoint = that checkpoint's size, bad_index =
+ * the first index that may differ from what was signed); why says which. */
+struct ledger_audit {
+    uint64_t size;                  /* verified entries */
+    uint8_t  root[32];              /* their root */
+    uint64_t checkpoints;           /* checkpoints checked and matching */
+    uint64_t last_good_checkpoint;  /* size of the last of them (0: none) */
+    uint64_t bad_index;
+    uint64_t bad_checkpoint;
+    char     why[320];
+};
+int ledger_audit(struct ledger *l, const struct checkpoint_key *key,
+                 ledger_progress_fn progress, void *arg, struct ledger_audit *out);
 
 /* Secondary indexes: name (1..64 chars, no NUL) ‖ key -> leaf index, written in
  * the caller's write transaction. put refuses to replace: LEDGER_ERR_EXISTS,

@@ -21,6 +21,9 @@
 #define WORKER_EXIT_USAGE    2
 #define WORKER_EXIT_REFUSED  3   /* the coordinator refused this member, or the site policy
                                     refuses the experiment */
+#define WORKER_EXIT_LEDGER   4   /* the coordinator's ledger failed a check (worker/ledger_watch.h) */
+
+struct ledger_watch;
 
 struct worker_options {
     const char *coordinator;        /* host:port */
@@ -58,6 +61,7 @@ struct worker {
     float *residual;                /* error feedback */
     uint64_t last_round;            /* last round whose update the coordinator accepted */
     uint64_t rounds_done;
+    struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
 };
 
 int  worker_run(struct worker *w, const struct worker_options *opt);

@@ -27,10 +27,13 @@ start_coordinator
 [ "$(run_worker fpt "$S" --max-rounds 1)" = 0 ] || fail "round 2 failed"
 m2=$(size_of "$S/ledger-checkpoint")
 [ "$m2" -gt "$m1" ] || fail "the kept checkpoint did not advance ($m1 -> $m2)"
-grep -q "consistent with the one seen before" "$T/logs/fpt.log" || fail "no consistency check logged"
-grep -q "is included in the signed tree" "$T/logs/fpt.log" || fail "no inclusion check logged"
-expect_rc 0 "$AULAC" ledger consistency --coordinator "$ADDR" --insecure --from-size "$m1"
+grep -q "is included in the signed tree of size $m2, consistent with every checkpoint seen" \
+    "$T/logs/fpt.log" || fail "no inclusion and consistency check logged"
+expect_rc 0 "$AULAC" ledger consistency --coordinator "$ADDR" --insecure \
+    --checkpoint "$T/state-after-round-1/ledger-checkpoint"
 expect_out "verified: the ledger of size $(latest) extends the one of size $m1"
+expect_rc 0 "$AULAC" ledger consistency --coordinator "$ADDR" --insecure --from-size 2
+expect_out "verified: the ledger of size $(latest) extends the one of size 2"
 stop_coordinator
 
 say "roll the coordinator back to the backup: the entries after round 1 are gone"

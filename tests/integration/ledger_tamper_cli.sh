@@ -26,8 +26,14 @@ expect_out "OK"
 expect_rc 0 "$AULAC" ledger consistency --coordinator "$ADDR" --insecure \
     --checkpoint "$T/state/fpt/ledger-checkpoint"
 expect_out "verified"
-stop_coordinator
 "$AULAC" ledger export --data-dir "$D" >"$T/export.jsonl"
+"$AULAC" ledger export --coordinator "$ADDR" --insecure >"$T/export-rpc.jsonl"
+cmp -s "$T/export.jsonl" "$T/export-rpc.jsonl" || fail "export differs between --data-dir and RPC"
+expect_rc 0 "$AULAC" ledger proof --coordinator "$ADDR" --insecure --index 1 --json
+expect_out '"verified":true'
+expect_rc 0 "$AULAC" ledger show --coordinator "$ADDR" --insecure --from 0 --to 1
+expect_out "genesis"
+stop_coordinator
 
 # the first update_accepted entry: its index and exact bytes
 read -r K B64 < <(python3 - "$T/export.jsonl" <<'PY'

@@ -218,6 +218,64 @@ static void ct_inclusion_and_consistency_vectors(void **state)
     }
 }
 
+/* RFC 6962 section 2.1.3, the worked examples, node for node: seven leaves d0..d6
+ * with leaf hashes a..f and j, inner nodes g = (a,b), h = (c,d), i = (e,f),
+ * k = (g,h), l = (i,j). The audit paths of d0, d3 and d6 are [b, h, l], [c, g, l]
+ * and [i, k]; the consistency proofs of the trees of sizes 3, 4 and 6 with the
+ * tree of size 7 are [c, d, g, l], [l] and [i, j, k]. */
+static void rfc6962_worked_examples(void **state)
+{
+    const uint8_t (*L)[32] = (const uint8_t (*)[32])ct_leaves;
+    uint8_t a[32], b[32], c[32], d[32], e[32], f[32], g[32], h[32], i[32], j[32], k[32], l[32];
+    memcpy(a, L[0], 32); memcpy(b, L[1], 32); memcpy(c, L[2], 32); memcpy(d, L[3], 32);
+    memcpy(e, L[4], 32); memcpy(f, L[5], 32); memcpy(j, L[6], 32);
+    merkle_node_hash(a, b, g);
+    merkle_node_hash(c, d, h);
+    merkle_node_hash(e, f, i);
+    merkle_node_hash(g, h, k);
+    merkle_node_hash(i, j, l);
+    uint8_t root7[32], root[32];
+    merkle_node_hash(k, l, root7);
+    assert_memory_equal(root7, ct_roots[7], 32);
+
+    const struct { uint64_t index; size_t len; const uint8_t *p[4]; } inc[] = {
+        { 0, 3, { b, h, l } }, { 3, 3, { c, g, l } }, { 6, 2, { i, k } },
+    };
+    for (size_t t = 0; t < 3; t++) {
+        uint8_t proof[MERKLE_PROOF_MAX][32];
+        size_t len = MERKLE_PROOF_MAX;
+        assert_int_equal(merkle_inclusion_proof(L, 7, inc[t].index, proof, &len), 0);
+        assert_int_equal(len, inc[t].len);
+        for (size_t x = 0; x < len; x++)
+            assert_memory_equal(proof[x], inc[t].p[x], 32);
+        assert_int_equal(merkle_verify_inclusion(inc[t].index, 7, L[inc[t].index], PROOF(proof),
+                                                 len, root7), 0);
+    }
+    const struct { uint64_t old; size_t len; const uint8_t *p[4]; } cons[] = {
+        { 3, 4, { c, d, g, l } }, { 4, 1, { l } }, { 6, 3, { i, j, k } },
+    };
+    for (size_t t = 0; t < 3; t++) {
+        uint8_t proof[MERKLE_PROOF_MAX][32];
+        size_t len = MERKLE_PROOF_MAX;
+        assert_int_equal(merkle_consistency_proof(L, 7, cons[t].old, proof, &len), 0);
+        assert_int_equal(len, cons[t].len);
+        for (size_t x = 0; x < len; x++)
+            assert_memory_equal(proof[x], cons[t].p[x], 32);
+        assert_int_equal(merkle_root(L, cons[t].old, root), 0);
+        assert_int_equal(merkle_verify_consistency(cons[t].old, 7, root, root7, PROOF(proof), len), 0);
+    }
+    /* hash0 = (g, c), hash1 = k, hash2 = (k, i) as the RFC names the older roots */
+    uint8_t hash0[32], hash2[32];
+    merkle_node_hash(g, c, hash0);
+    merkle_node_hash(k, i, hash2);
+    assert_int_equal(merkle_root(L, 3, root), 0);
+    assert_memory_equal(root, hash0, 32);
+    assert_int_equal(merkle_root(L, 4, root), 0);
+    assert_memory_equal(root, k, 32);
+    assert_int_equal(merkle_root(L, 6, root), 0);
+    assert_memory_equal(root, hash2, 32);
+}
+
 /* --- exhaustive cross-check against the reference ------------------------------------ */
 
 static void roots_match_reference(void **state)
@@ -400,6 +458,7 @@ int main(void)
         cmocka_unit_test(leaf_and_node_hash_prefixes),
         cmocka_unit_test(ct_roots_for_sizes_0_to_8),
         cmocka_unit_test(ct_inclusion_and_consistency_vectors),
+        cmocka_unit_test(rfc6962_worked_examples),
         cmocka_unit_test(roots_match_reference),
         cmocka_unit_test(every_inclusion_proof_matches_reference_and_verifies),
         cmocka_unit_test(every_consistency_proof_matches_reference_and_verifies),
