@@ -518,8 +518,13 @@ static int verify_dir(struct source *s, const struct opts *o)
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
         return 1;
     }
-    if (rc != 0 && a.bad_checkpoint) {
+    if (rc == LEDGER_ERR_CHECKPOINT_MISMATCH) {
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
+        return 1;
+    }
+    if (rc != 0 && a.bad_checkpoint) {
+        /* the entries may be fine; a stored checkpoint is not a valid one by this key */
+        printf("ledger %s: FAILED: %s\n", s->name, a.why);
         return 1;
     }
     if (rc != 0)
