@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,16 +98,34 @@ static void test_examples_parse(void **state)
     (void)state;
     struct policy p;
     struct policy_error e;
-    const char *files[] = {"policies/examples/demo.yaml",
-                           "policies/examples/gpt2-124m-diloco.yaml"};
-    for (size_t i = 0; i < 2; i++) {
-        int rc = policy_load_file(path_of(files[i]), &p, &e);
+    /* every example: site-*.yaml are site policies, the rest experiments */
+    glob_t g;
+    char pattern[2500];
+    snprintf(pattern, sizeof pattern, "%spolicies/examples/*.yaml", root);
+    assert_int_equal(glob(pattern, 0, NULL, &g), 0);
+    size_t experiments = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+        int rc;
+        if (strncmp(base, "site-", 5) == 0) {
+            struct site_policy s;
+            rc = site_load_file(g.gl_pathv[i], &s, &e);
+            site_policy_free(&s);
+        } else {
+            rc = policy_load_file(g.gl_pathv[i], &p, &e);
+            if (!rc) {
+                uint8_t h[32];
+                assert_int_equal(policy_hash(&p, h), 0);
+                policy_free(&p);
+                experiments++;
+            }
+        }
         if (rc)
-            fail_msg("%s: %s", files[i], e.message);
-        uint8_t h[32];
-        assert_int_equal(policy_hash(&p, h), 0);
-        policy_free(&p);
+            fail_msg("%s: %s", g.gl_pathv[i], e.message);
     }
+    print_message("%zu example files parse (%zu experiments)\n", g.gl_pathc, experiments);
+    assert_true(experiments >= 3);
+    globfree(&g);
 
     assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &p, &e), 0);
     assert_string_equal(p.metadata.name, "demo-gpt2-bytes");
@@ -253,6 +272,18 @@ static void test_hash_invariance(void **state)
     hash_of(demo_a, a);
     hash_of(demo_b, b);
     assert_memory_equal(a, b, 32);
+
+    /* a byte-order mark and Windows line endings change nothing either */
+    char crlf[4096] = "\xef\xbb\xbf";
+    size_t o = 3;
+    for (const char *c = demo_a; *c; c++) {
+        if (*c == '\n')
+            crlf[o++] = '\r';
+        crlf[o++] = *c;
+    }
+    crlf[o] = '\0';
+    hash_of(crlf, c);
+    assert_memory_equal(a, c, 32);
 
     /* any value change changes the hash */
     const char *changes[][2] = {
@@ -423,6 +454,11 @@ static const struct bad_case bad_cases[] = {
     {HEAD MODEL "training:\n  rounds: 3\n  ? [a, b]\n  : 1\n", POLICY_ERR_UNSUPPORTED,
      "t.yaml:11:5: mapping keys must be plain strings"},
     {"schema: 1\x00\n", POLICY_ERR_SYNTAX, "t.yaml:1:10: NUL byte in a policy file"},
+    {"schema: 1\nmetadata:\n  name: t\n  description: \xc3\xa9t\xe9\n", POLICY_ERR_SYNTAX,
+     "t.yaml:4:18: invalid UTF-8 (byte 0xe9); policy files are UTF-8 text"},
+    {"schema: 1\nmetadata:\n  description: 'it''s'\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:3:17: the '' escape in single-quoted strings is not supported; use double quotes "
+     "for text that contains a single quote"},
 };
 
 static void test_malformed(void **state)
@@ -514,7 +550,7 @@ static void test_site(void **state)
         {"schema: 1\nmember: viettel\n",
          "experiment demo-gpt2-bytes: this site (viettel) is not among its participation.members"},
         {"schema: 1\nlimits: {max_parameters: 100000}\n",
-         "experiment demo-gpt2-bytes: the model has 120576 parameters, over this site's "
+         "experiment demo-gpt2-bytes: the model has 366432 parameters, over this site's "
          "limits.max_parameters 100000"},
         {"schema: 1\nlimits: {max_rounds: 10}\n",
          "experiment demo-gpt2-bytes: training.rounds 12 is over this site's limits.max_rounds 10"},
