@@ -82,7 +82,7 @@ $(BUILD)/obj/%.o: %.c $(PROTO_H)
 
 $(BUILD)/obj/%.cu.o: %.cu $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -MMD -MP -c $< -o $@
 
 $(PROTO_C) $(PROTO_H): proto/aulac.proto
 	@mkdir -p $(BUILD)/gen

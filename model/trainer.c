@@ -1,5 +1,6 @@
 /* Backend-independent half of model/trainer.h: option checks and dispatch. */
 #include "model/trainer_impl.h"
+#include "model/trainer_cuda.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -16,12 +17,14 @@ void trainer_opts_default(struct trainer_opts *o)
     o->grad_clip = 1.0f;
     o->threads = 0;
     o->backend = TRAINER_BACKEND_CPU;
+    o->gpus = 0;
 }
 
 static int opts_check(const struct gpt2_config *cfg, const struct trainer_opts *o)
 {
     if (!o || o->batch < 1 || o->batch > (1 << 20) || o->seq_len < 1 ||
-        o->seq_len > cfg->max_seq_len || o->threads < 0 || o->threads > 4096)
+        o->seq_len > cfg->max_seq_len || o->threads < 0 || o->threads > 4096 || o->gpus < 0 ||
+        o->gpus > TRAINER_MAX_GPUS)
         return MODEL_ERR_ARG;
     if (!isfinite(o->lr) || o->lr < 0 || !isfinite(o->weight_decay) || o->weight_decay < 0 ||
         !(o->beta1 >= 0 && o->beta1 < 1) || !(o->beta2 >= 0 && o->beta2 < 1) ||
@@ -30,8 +33,8 @@ static int opts_check(const struct gpt2_config *cfg, const struct trainer_opts *
     return 0;
 }
 
-int trainer_create(const struct gpt2_config *cfg, const struct trainer_opts *opts,
-                   struct trainer **out)
+static int create(const struct gpt2_config *cfg, const struct trainer_opts *opts,
+                  const struct trainer_nccl_boot *boot, struct trainer **out)
 {
     *out = NULL;
     if (gpt2_config_check(cfg) != 0)
@@ -41,28 +44,43 @@ int trainer_create(const struct gpt2_config *cfg, const struct trainer_opts *opt
     int rc = opts_check(cfg, opts);
     if (rc)
         return rc;
-    if (opts->backend == TRAINER_BACKEND_CUDA) {
-#ifdef AULAC_HAVE_CUDA
+    if (opts->backend != TRAINER_BACKEND_CPU && opts->backend != TRAINER_BACKEND_CUDA)
         return MODEL_ERR_BACKEND;
-#else
-        return MODEL_ERR_NO_CUDA;
-#endif
+    if (boot) {
+        int local = opts->gpus > 0 ? opts->gpus : 1;
+        if (opts->backend != TRAINER_BACKEND_CUDA || boot->nranks < local ||
+            boot->first_rank < 0 || boot->first_rank > boot->nranks - local)
+            return MODEL_ERR_ARG;
     }
-    if (opts->backend != TRAINER_BACKEND_CPU)
-        return MODEL_ERR_BACKEND;
     struct trainer *t = calloc(1, sizeof *t);
     if (!t)
         return MODEL_ERR_NOMEM;
     t->cfg = *cfg;
     t->opts = *opts;
     t->n_params = gpt2_num_params(cfg);
-    rc = trainer_cpu_init(t);
+    rc = opts->backend == TRAINER_BACKEND_CUDA ? trainer_cuda_init(t, boot) : trainer_cpu_init(t);
     if (rc) {
         free(t);
         return rc;
     }
     *out = t;
     return 0;
+}
+
+int trainer_create(const struct gpt2_config *cfg, const struct trainer_opts *opts,
+                   struct trainer **out)
+{
+    return create(cfg, opts, NULL, out);
+}
+
+int trainer_create_distributed(const struct gpt2_config *cfg, const struct trainer_opts *opts,
+                               const struct trainer_nccl_boot *boot, struct trainer **out)
+{
+    if (!boot) {
+        *out = NULL;
+        return MODEL_ERR_ARG;
+    }
+    return create(cfg, opts, boot, out);
 }
 
 void trainer_destroy(struct trainer *t)
@@ -97,7 +115,7 @@ int trainer_set_opts(struct trainer *t, const struct trainer_opts *opts)
     int rc = opts_check(&t->cfg, opts);
     if (rc)
         return rc;
-    if (opts->backend != t->opts.backend)
+    if (opts->backend != t->opts.backend || opts->gpus != t->opts.gpus)
         return MODEL_ERR_ARG;
     rc = t->ops->set_opts(t, opts);
     if (rc == 0)

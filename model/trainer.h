@@ -16,8 +16,11 @@
  * vocab_size must therefore be at least 256.
  *
  * Backends: TRAINER_BACKEND_CPU (fp32, OpenBLAS) is always present.
- * TRAINER_BACKEND_CUDA answers MODEL_ERR_NO_CUDA in builds without CUDA and
- * MODEL_ERR_BACKEND in builds with CUDA until its trainer is linked in.
+ * TRAINER_BACKEND_CUDA (bf16 matmuls, fp32 master weights, NCCL across local GPUs;
+ * model/trainer_cuda.h, model/README.md) answers MODEL_ERR_NO_CUDA in builds without
+ * CUDA and MODEL_ERR_NO_DEVICE when fewer than opts.gpus devices are usable; its
+ * CUDA/cuBLAS/NCCL failures are MODEL_ERR_CUDA, after which the trainer may only be
+ * destroyed. Both backends read and write the same optimizer state files.
  *
  * Errors: model/errors.h (model_strerror). Codes returned by the batch callback
  * (e.g. worker/data.h's) are passed through unchanged. A trainer is not thread-safe
@@ -44,10 +47,13 @@ struct trainer_opts {
     int threads;           /* CPU threads (the model's own pool; BLAS calls inside run
                               single-threaded); 0: one per online CPU */
     enum trainer_backend backend;
+    int gpus;              /* CUDA: data-parallel over local devices 0..gpus-1, each
+                              drawing its own batch per step (model/trainer_cuda.h);
+                              0 means 1; at most 64; fixed after creation */
 };
 
 /* B 8, T 256, lr 6e-4, weight_decay 0.1, betas 0.9/0.95, eps 1e-8, clip 1.0,
- * threads 0, CPU. */
+ * threads 0, CPU, gpus 0. */
 void trainer_opts_default(struct trainer_opts *o);
 
 struct trainer_stats {
@@ -79,7 +85,7 @@ struct trainer;
 /* Validates cfg and opts and allocates everything for opts->batch x opts->seq_len.
  * Parameters start at zero: call trainer_set_params. MODEL_ERR_CONFIG, MODEL_ERR_ARG
  * (bad option or vocab_size < 256), MODEL_ERR_NOMEM, MODEL_ERR_NO_CUDA,
- * MODEL_ERR_BACKEND. *out is NULL on error. */
+ * MODEL_ERR_BACKEND, MODEL_ERR_NO_DEVICE, MODEL_ERR_CUDA. *out is NULL on error. */
 int trainer_create(const struct gpt2_config *cfg, const struct trainer_opts *opts,
                    struct trainer **out);
 void trainer_destroy(struct trainer *t);
@@ -93,12 +99,14 @@ int trainer_set_params(struct trainer *t, const float *flat, size_t n);
 int trainer_get_params(struct trainer *t, float *flat, size_t n);
 
 /* New hyperparameters, e.g. for a new round. B and T may change (buffers grow as
- * needed); the backend may not (MODEL_ERR_ARG). MODEL_ERR_NOMEM leaves t as it was. */
+ * needed); the backend and gpus may not (MODEL_ERR_ARG). MODEL_ERR_NOMEM leaves t as
+ * it was. */
 int trainer_set_opts(struct trainer *t, const struct trainer_opts *opts);
 void trainer_get_opts(const struct trainer *t, struct trainer_opts *out);
 
-/* Runs `steps` optimizer steps, each on one batch from next_batch. progress may be
- * NULL; out (may be NULL) describes the steps completed, also on error.
+/* Runs `steps` optimizer steps, each on one batch from next_batch (one per GPU with
+ * CUDA and gpus > 1). progress may be NULL; out (may be NULL) describes the steps
+ * completed, also on error.
  * MODEL_ERR_NONFINITE: a loss or gradient was NaN/Inf; that step's update was not
  * applied and training stopped. MODEL_ERR_CANCELLED, MODEL_ERR_BATCH or the batch
  * callback's own code. */

@@ -30,5 +30,9 @@ struct trainer {
 
 /* Backends: fill t->ops and t->impl; t->cfg, t->opts, t->n_params are set. */
 int trainer_cpu_init(struct trainer *t);
+/* boot: NULL, or this process's place in a multi-node group (trainer_cuda.h).
+ * MODEL_ERR_NO_CUDA in builds without CUDA. */
+struct trainer_nccl_boot;
+int trainer_cuda_init(struct trainer *t, const struct trainer_nccl_boot *boot);
 
 #endif

@@ -167,6 +167,7 @@ static int setup_training(struct worker *w)
     to.seq_len = (int)w->policy.training.seq_len;
     to.threads = w->opt.threads;
     to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
+    to.gpus = w->opt.gpus;
     int rc = trainer_create(&w->cfg, &to, &w->trainer);
     if (rc != 0) {
         log_error("cannot create the trainer: %s", model_strerror(rc));

@@ -405,13 +405,19 @@ static void test_errors_and_callbacks(void **state)
     struct trainer_opts o = opts_small();
     struct trainer *t = NULL;
     o.backend = TRAINER_BACKEND_CUDA;
+    int rc = trainer_create(&small, &o, &t);
 #ifdef AULAC_HAVE_CUDA
-    assert_int_equal(trainer_create(&small, &o, &t), MODEL_ERR_BACKEND);
+    if (rc == 0) { /* a GPU is present: tests/unit/test_model_cuda.c covers it */
+        trainer_destroy(t);
+        t = NULL;
+    } else {
+        assert_int_equal(rc, MODEL_ERR_NO_DEVICE);
+    }
 #else
-    assert_int_equal(trainer_create(&small, &o, &t), MODEL_ERR_NO_CUDA);
+    assert_int_equal(rc, MODEL_ERR_NO_CUDA);
 #endif
     assert_null(t);
-    printf("CUDA request: %s\n", model_strerror(MODEL_ERR_NO_CUDA));
+    printf("CUDA request: %s\n", model_strerror(rc));
     o = opts_small();
     struct gpt2_config c = small;
     c.vocab_size = 128; /* bytes need 256 */
