@@ -4,8 +4,9 @@
 #
 #   scripts/fuzz.sh [seconds]     seconds per target (default $AULAC_FUZZ_SECONDS or 20)
 #
-# Targets: fuzz_codec_decode (codec_decode_accumulate on hostile payloads) and
-# fuzz_policy (policy and site YAML). Objects, corpora and crash files go under
+# Targets: fuzz_codec_decode (codec_decode_accumulate on hostile payloads),
+# fuzz_policy (policy and site YAML), fuzz_ledger_entry (ledger entry_decode) and
+# fuzz_checkpoint_note (signed checkpoint notes). Objects, corpora and crash files go under
 # $BUILD/fuzz (default build/fuzz). Exits non-zero when a target finds a crash, leak or
 # sanitizer report; the reproducer is left in $BUILD/fuzz/crashes/.
 set -euo pipefail
@@ -36,6 +37,10 @@ build() {
 build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c
 build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
     policies/schema.c policies/yaml_tree.c codec/codec.c common/fileio.c
+ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c
+            crypto/keys.c common/hex.c common/fileio.c common/log.c)
+build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
+build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
 
 # Seed corpora: valid payloads of every codec mode; the example policies.
 mkdir -p "$out/corpus/codec" "$out/corpus/policy"
@@ -43,6 +48,11 @@ mkdir -p "$out/corpus/codec" "$out/corpus/policy"
     -o "$out/make_codec_seeds" $pkg_libs -lm
 "$out/make_codec_seeds" "$out/corpus/codec"
 cp policies/examples/*.yaml "$out/corpus/policy/"
+# Ledger: one entry of every type; signed checkpoint notes.
+mkdir -p "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
+"$CLANG" -std=gnu11 -O1 -I. $pkg_cflags tests/fuzz/make_ledger_seeds.c "${ledger_src[@]}" \
+    -o "$out/make_ledger_seeds" $pkg_libs -lm
+"$out/make_ledger_seeds" "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
 
 status=0
 run() {
@@ -53,14 +63,16 @@ run() {
          -rss_limit_mb=2048 -artifact_prefix="$out/crashes/$name-" "$@" "$corpus" \
          >"$out/$name.log" 2>&1; then
         echo "fuzz: $name FAILED (log: $out/$name.log; reproducers in $out/crashes/)"
-        grep -E "ERROR|SUMMARY|==[0-9]+==|artifact" "$out/$name.log" | head -20
+        grep -aE "ERROR|SUMMARY|==[0-9]+==|artifact" "$out/$name.log" | head -20
         status=1
     else
-        grep -E "stat::number_of_executed_units|cov: " "$out/$name.log" | tail -2
+        grep -aE "stat::number_of_executed_units|cov: " "$out/$name.log" | tail -2
         echo "fuzz: $name ok"
     fi
 }
 
 run fuzz_codec_decode "$out/corpus/codec" -max_len=65536
 run fuzz_policy "$out/corpus/policy" -max_len=16384 -dict=tests/fuzz/policy.dict
+run fuzz_ledger_entry "$out/corpus/ledger_entry" -max_len=65536
+run fuzz_checkpoint_note "$out/corpus/checkpoint_note" -max_len=8192
 exit $status
