@@ -730,7 +730,8 @@ static int gemm(struct gpt2_cuda *m, bool ta, bool tb, int M, int Nn, int K, flo
 {
     if (!C || beta == 0.0f)
         C = D;
-    if (m->use_lt) {
+    // no preference describes the bias pointer's alignment: give cuBLASLt aligned ones only
+    if (m->use_lt && (!bias || (uintptr_t)bias % 16 == 0)) {
         bool done;
         TRY(gemm_lt(m, ta, tb, M, Nn, K, alpha, A, lda, B, ldb, beta, C, D, bias, &done));
         if (done)
