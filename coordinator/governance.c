@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "coordinator/auth.h"
+#include "coordinator/record.h"
 #include "coordinator/state.h"
 #include "crypto/proposal.h"
 #include "ledger/entry.h"
@@ -92,27 +93,6 @@ static int sync_roster_locked(struct coord *c)
 
 /* --- ledger entries ----------------------------------------------------------- */
 
-static int append_entry(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index)
-{
-    e->timestamp_ms = time_now_unix_ms();
-    uint8_t *buf;
-    size_t len;
-    int rc = entry_encode(e, &buf, &len);
-    if (rc != 0) {
-        log_error("cannot encode a %s ledger entry: %s", entry_type_name(e->type),
-                  ledger_strerror(rc));
-        return COORD_ERR_STATE;
-    }
-    rc = ledger_append(c->ledger, txn, buf, len, index);
-    free(buf);
-    if (rc != 0) {
-        log_error("cannot append a %s ledger entry: %s", entry_type_name(e->type),
-                  ledger_strerror(rc));
-        return COORD_ERR_STATE;
-    }
-    return 0;
-}
-
 static int record_proposal(struct coord *c, MDB_txn *txn, const struct roster_proposal *p,
                            const uint8_t hash[32], const uint8_t sig[64], uint64_t *index)
 {
@@ -129,7 +109,7 @@ static int record_proposal(struct coord *c, MDB_txn *txn, const struct roster_pr
     r->created_ms = (uint64_t)p->created_unix_ms;
     r->expires_ms = (uint64_t)p->expires_unix_ms;
     memcpy(r->signature, sig, 64);
-    return append_entry(c, txn, &e, index);
+    return record_append(c, txn, &e, index);
 }
 
 static int record_vote(struct coord *c, MDB_txn *txn, const uint8_t hash[32], const char *voter,
@@ -140,7 +120,7 @@ static int record_vote(struct coord *c, MDB_txn *txn, const uint8_t hash[32], co
     snprintf(e.u.vote.voter, sizeof e.u.vote.voter, "%s", voter);
     e.u.vote.approve = approve ? 1 : 0;
     memcpy(e.u.vote.signature, sig, 64);
-    return append_entry(c, txn, &e, index);
+    return record_append(c, txn, &e, index);
 }
 
 /* The member_added / member_removed / key_rotated entry of an approved proposal. */
@@ -173,7 +153,7 @@ static int record_outcome(struct coord *c, MDB_txn *txn, const struct gov_propos
     default:
         return COORD_ERR_STATE;
     }
-    return append_entry(c, txn, &e, index);
+    return record_append(c, txn, &e, index);
 }
 
 static void log_applied(const struct gov_proposal *p, const struct gov_tally *t)

@@ -7,7 +7,7 @@
 #include "common/timeutil.h"
 #include "ledger/entry.h"
 
-static int append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index)
+int record_append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index)
 {
     e->timestamp_ms = time_now_unix_ms();
     uint8_t *buf;
@@ -50,7 +50,7 @@ int record_genesis(struct coord *c, MDB_txn *txn)
     e.u.genesis.alliance = c->roster.alliance;
     e.u.genesis.n_members = (uint32_t)n + 1;
     e.u.genesis.members = m;
-    int rc = append(c, txn, &e, NULL);
+    int rc = record_append(c, txn, &e, NULL);
     free(m);
     return rc;
 }
@@ -63,7 +63,7 @@ static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type
     memcpy(e.u.experiment.policy_hash, c->policy_hash, 32);
     memcpy(e.u.experiment.model_hash, c->model->hash, 32);
     e.u.experiment.rounds = rounds;
-    return append(c, txn, &e, NULL);
+    return record_append(c, txn, &e, NULL);
 }
 
 int record_experiment_started(struct coord *c, MDB_txn *txn)
@@ -90,7 +90,7 @@ int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_en
     u->bytes = env->payload_bytes;
     memcpy(u->envelope_signature, signature, 64);
     u->train_loss = train_loss;
-    return append(c, txn, &e, index);
+    return record_append(c, txn, &e, index);
 }
 
 int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,
@@ -105,7 +105,7 @@ int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment
     snprintf(u->member, sizeof u->member, "%s", crypto_id_valid(member) ? member : "invalid-id");
     u->round = round;
     u->reason = (char *)reason;
-    return append(c, txn, &e, index);
+    return record_append(c, txn, &e, index);
 }
 
 int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
@@ -125,7 +125,7 @@ int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summar
     memcpy(r->model_hash, s->model_hash, 32);
     r->mean_loss = s->mean_train_loss;
     r->tokens = s->tokens;
-    int rc = append(c, txn, &e, NULL);
+    int rc = record_append(c, txn, &e, NULL);
     free(r->participants);
     return rc;
 }

@@ -7,6 +7,11 @@
 #include "coordinator/state.h"
 #include "crypto/envelope.h"
 
+struct entry;
+
+/* Stamps e with the time, encodes it and appends it; *index (may be NULL) gets its leaf. */
+int record_append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index);
+
 int record_genesis(struct coord *c, MDB_txn *txn);
 int record_experiment_started(struct coord *c, MDB_txn *txn);
 int record_experiment_finished(struct coord *c, MDB_txn *txn);
