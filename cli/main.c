@@ -11,6 +11,7 @@ static const char usage[] =
     "usage: aulac COMMAND [options]     (aulac COMMAND --help for each)\n"
     "\n"
     "  keygen          make an Ed25519 key pair for a member or the coordinator\n"
+    "  roster add      add a member's public key to the founding roster (show: list it)\n"
     "  status          the coordinator's experiment, rounds and contributions\n"
     "  ledger show     print ledger entries (text or JSON lines)\n"
     "  ledger verify   recompute every leaf, the Merkle root and every signed checkpoint\n"
@@ -82,6 +83,8 @@ int main(int argc, char **argv)
         return cmd_member(argc - 1, argv + 1);
     if (strcmp(cmd, "vote") == 0)
         return cmd_vote(argc - 1, argv + 1);
+    if (strcmp(cmd, "roster") == 0)
+        return cmd_roster(argc - 1, argv + 1);
     if (strcmp(cmd, "tls") == 0)
         return cmd_tls(argc - 1, argv + 1);
     fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);

@@ -272,3 +272,81 @@ int roster_load_file(const char *path, struct roster *out, struct policy_error *
     free(buf);
     return rc;
 }
+
+int roster_roles_parse(const char *text, uint32_t *roles)
+{
+    *roles = 0;
+    const char *p = text;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        int found = -1;
+        for (int i = 0; role_names[i]; i++)
+            if (strlen(role_names[i]) == n && strncmp(p, role_names[i], n) == 0)
+                found = i;
+        if (found < 0)
+            return -1;
+        *roles |= 1u << found;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return *roles ? 0 : -1;
+}
+
+int roster_add(struct roster *r, const struct roster_member *m, char *why, size_t why_len)
+{
+    for (size_t i = 0; i < r->n_members; i++) {
+        const struct roster_member *o = &r->members[i];
+        const char *what = strcmp(o->id, m->id) == 0 ? "id"
+                         : memcmp(o->public_key, m->public_key, 32) == 0 ? "public key" : NULL;
+        if (what) {
+            if (why)
+                snprintf(why, why_len, "member '%s' has the same %s as member '%s'", m->id,
+                         what, o->id);
+            return POLICY_ERR_DUPLICATE;
+        }
+    }
+    if (r->n_members >= ROSTER_MAX_MEMBERS)
+        return POLICY_ERR_TOO_LARGE;
+    struct roster_member *grown = realloc(r->members, (r->n_members + 1) * sizeof *grown);
+    if (!grown)
+        return POLICY_ERR_NOMEM;
+    r->members = grown;
+    r->members[r->n_members++] = *m;
+    return 0;
+}
+
+/* A YAML double-quoted scalar: organization names may hold any printable text. */
+static void put_quoted(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+int roster_format(const struct roster *r, char **out, size_t *len)
+{
+    FILE *f = open_memstream(out, len);
+    if (!f)
+        return POLICY_ERR_NOMEM;
+    fprintf(f, "# The alliance's founding roster: recorded as the ledger's first entry.\n"
+               "# Later changes are governance proposals (aulac member propose-*).\n"
+               "alliance: %s\nmembers:\n", r->alliance);
+    for (size_t i = 0; i < r->n_members; i++) {
+        const struct roster_member *m = &r->members[i];
+        char roles[40], b64[45];
+        roster_roles_format(m->roles, roles, sizeof roles);
+        crypto_public_key_to_base64(m->public_key, b64);
+        fprintf(f, "  - id: %s\n    organization: ", m->id);
+        put_quoted(f, m->organization);
+        fprintf(f, "\n    roles: [");
+        for (const char *p = roles; *p; p++)
+            fputs(*p == ',' ? ", " : (char[2]){ *p, 0 }, f);
+        fprintf(f, "]\n    public_key: %s\n", b64);
+    }
+    return fclose(f) == 0 ? 0 : POLICY_ERR_NOMEM;
+}

@@ -51,7 +51,17 @@ void roster_free(struct roster *r);
 /* The member with this id, or NULL. Valid while r lives. */
 const struct roster_member *roster_find(const struct roster *r, const char *id);
 
+/* The roster as YAML that roster_load_buffer reads back to the same roster: a
+ * malloc'd, NUL-terminated text the caller frees. POLICY_ERR_NOMEM. */
+int roster_format(const struct roster *r, char **out, size_t *len);
+
+/* Appends m (copied). POLICY_ERR_DUPLICATE when its id or public key is already there,
+ * with why (may be NULL) naming the other member; POLICY_ERR_TOO_LARGE, _NOMEM. */
+int roster_add(struct roster *r, const struct roster_member *m, char *why, size_t why_len);
+
 /* "member,researcher" for a role set; out needs 40 bytes. */
 void roster_roles_format(uint32_t roles, char *out, size_t out_len);
+/* Parses "member,researcher" into a role set; -1 on an unknown or empty role. */
+int roster_roles_parse(const char *text, uint32_t *roles);
 
 #endif

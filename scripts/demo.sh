@@ -48,17 +48,12 @@ scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache"
 
 say "keys and roster"
 "$bin/aulac" keygen --id coordinator --dir "$RUN_DIR/keys" >/dev/null
-{
-    echo "alliance: au-lac-demo"
-    echo "members:"
-    for m in "${MEMBERS[@]}"; do
-        "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
-        echo "  - id: $m"
-        echo "    organization: ${ORG[$m]}"
-        echo "    roles: [member]"
-        echo "    public_key: $(sed -n 's/^public: //p' "$RUN_DIR/keys/$m.pub")"
-    done
-} >"$RUN_DIR/roster.yaml"
+for m in "${MEMBERS[@]}"; do
+    "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
+    "$bin/aulac" roster add --roster "$RUN_DIR/roster.yaml" --alliance au-lac-demo \
+        --pub "$RUN_DIR/keys/$m.pub" --organization "${ORG[$m]}" >/dev/null
+done
+"$bin/aulac" roster show --roster "$RUN_DIR/roster.yaml" | sed 's/^/  /'
 cp "$POLICY" "$RUN_DIR/policy.yaml"
 "$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
 

@@ -59,6 +59,12 @@ expect worker-usage 2 "--member is required" "$BIN/aulac-worker" --coordinator "
 expect worker-bad-int 2 "--threads expects an integer" "$BIN/aulac-worker" --threads lots
 expect coord-usage 2 "--data-dir is required" "$BIN/aulac-coordinator" --insecure
 expect cli-unknown 2 "unknown command 'frobnicate'" "$BIN/aulac" frobnicate
+expect roster-duplicate 1 "member 'alpha' has the same id as member 'alpha'" \
+    "$BIN/aulac" roster add --roster "$T/roster.yaml" --pub "$T/keys/alpha.pub"
+expect roster-no-alliance 2 "give --alliance to create it" \
+    "$BIN/aulac" roster add --roster "$T/new-roster.yaml" --pub "$T/keys/alpha.pub"
+expect roster-bad-roles 2 "roles are member, researcher, secretariat" \
+    "$BIN/aulac" roster add --roster "$T/roster.yaml" --pub "$T/keys/alpha.pub" --roles king
 expect cli-ledger-dir 1 "cannot open the ledger" "$BIN/aulac" ledger verify --data-dir "$T/none"
 for p in aulac aulac-coordinator aulac-worker; do
     "$BIN/$p" --help | grep -q usage || fail "$p --help"

@@ -52,18 +52,12 @@ make_corpus() {
 make_alliance() {
     mkdir -p "$T/keys" "$T/logs" "$T/state"
     "$AULAC" keygen --id coordinator --dir "$T/keys" >/dev/null
-    {
-        echo "alliance: ledger-test"
-        echo "members:"
-        for m in "$@"; do
-            "$AULAC" keygen --id "$m" --dir "$T/keys" >/dev/null
-            echo "  - id: $m"
-            echo "    organization: $m"
-            echo "    roles: [member]"
-            echo "    public_key: $(sed -n 's/^public: //p' "$T/keys/$m.pub")"
-            make_corpus "$m" "$T/corpus/$m"
-        done
-    } >"$T/roster.yaml"
+    for m in "$@"; do
+        "$AULAC" keygen --id "$m" --dir "$T/keys" >/dev/null
+        "$AULAC" roster add --roster "$T/roster.yaml" --alliance ledger-test \
+            --pub "$T/keys/$m.pub" >/dev/null
+        make_corpus "$m" "$T/corpus/$m"
+    done
     local list
     list=$(IFS=,; echo "$*")
     sed -e 's/^  rounds: .*/  rounds: 6/' -e 's/^  local_steps: .*/  local_steps: 2/' \

@@ -41,17 +41,11 @@ make_corpora() {
 # make_alliance MEMBER...: keys for the coordinator and each member, and a roster.
 make_alliance() {
     "$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
-    {
-        echo "alliance: test-alliance"
-        echo "members:"
-        for m in "$@"; do
-            "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-            echo "  - id: $m"
-            echo "    organization: Org $m"
-            echo "    roles: [member]"
-            echo "    public_key: $(sed -n 's/^public: //p' "$T/keys/$m.pub")"
-        done
-    } >"$T/roster.yaml"
+    for m in "$@"; do
+        "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
+        "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
+            --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
+    done
 }
 
 # write_policy ROUNDS MEMBER...: a tiny experiment.

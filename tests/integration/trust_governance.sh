@@ -43,16 +43,10 @@ for m in coordinator fpt vnpt hust uet; do
     "$bin/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
 done
 "$bin/aulac" keygen --id vnpt --dir "$T/newkeys" >/dev/null
-{
-    echo "alliance: trust-test"
-    echo "members:"
-    for m in fpt vnpt hust; do
-        echo "  - id: $m"
-        echo "    organization: Org $m"
-        echo "    roles: [member]"
-        echo "    public_key: $(sed -n 's/^public: //p' "$T/keys/$m.pub")"
-    done
-} >"$T/roster.yaml"
+for m in fpt vnpt hust; do
+    "$bin/aulac" roster add --roster "$T/roster.yaml" --alliance trust-test \
+        --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
+done
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt, hust, uet]/' \
     -e 's/^  round_deadline_s: .*/  round_deadline_s: 600/' \
     -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 5/' \

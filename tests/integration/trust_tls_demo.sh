@@ -36,16 +36,10 @@ command -v openssl >/dev/null || fail "the openssl program is needed"
 step "keys, roster, policy, corpora"
 mkdir -p "$T/keys"
 for m in coordinator fpt vnpt; do "$bin/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null; done
-{
-    echo "alliance: tls-test"
-    echo "members:"
-    for m in fpt vnpt; do
-        echo "  - id: $m"
-        echo "    organization: Org $m"
-        echo "    roles: [member]"
-        echo "    public_key: $(sed -n 's/^public: //p' "$T/keys/$m.pub")"
-    done
-} >"$T/roster.yaml"
+for m in fpt vnpt; do
+    "$bin/aulac" roster add --roster "$T/roster.yaml" --alliance tls-test \
+        --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
+done
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt]/' \
     -e 's/^  rounds: .*/  rounds: 2/' -e 's/^  local_steps: .*/  local_steps: 5/' \
     policies/examples/demo.yaml >"$T/policy.yaml"
