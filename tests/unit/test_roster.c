@@ -3,6 +3,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "policies/roster.h"
@@ -89,12 +91,56 @@ static void missing_file_is_an_io_error(void **state)
     assert_non_null(strstr(err.message, "/nonexistent/roster.yaml"));
 }
 
+static void format_reads_back_and_add_refuses_duplicates(void **state)
+{
+    struct roster r;
+    struct policy_error err;
+    assert_int_equal(roster_load_buffer("roster.yaml", good, strlen(good), &r, &err), 0);
+    struct roster_member m = { .id = "vnpt", .roles = ROSTER_ROLE_SECRETARIAT };
+    snprintf(m.organization, sizeof m.organization, "VNPT \"Group\" \\ Hà Nội");
+    memset(m.public_key, 7, 32);
+    char why[200];
+    assert_int_equal(roster_add(&r, &m, why, sizeof why), 0);
+    assert_int_equal(roster_add(&r, &m, why, sizeof why), POLICY_ERR_DUPLICATE);
+    assert_non_null(strstr(why, "same id"));
+    struct roster_member same_key = m;
+    snprintf(same_key.id, sizeof same_key.id, "other");
+    assert_int_equal(roster_add(&r, &same_key, why, sizeof why), POLICY_ERR_DUPLICATE);
+    assert_non_null(strstr(why, "same public key"));
+
+    char *text;
+    size_t len;
+    assert_int_equal(roster_format(&r, &text, &len), 0);
+    struct roster back;
+    if (roster_load_buffer("formatted.yaml", text, len, &back, &err) != 0)
+        fail_msg("%s\n%s", err.message, text);
+    assert_string_equal(back.alliance, r.alliance);
+    assert_int_equal(back.n_members, 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_string_equal(back.members[i].id, r.members[i].id);
+        assert_string_equal(back.members[i].organization, r.members[i].organization);
+        assert_int_equal(back.members[i].roles, r.members[i].roles);
+        assert_memory_equal(back.members[i].public_key, r.members[i].public_key, 32);
+    }
+    free(text);
+    roster_free(&back);
+    roster_free(&r);
+
+    uint32_t roles;
+    assert_int_equal(roster_roles_parse("member,secretariat", &roles), 0);
+    assert_int_equal(roles, ROSTER_ROLE_MEMBER | ROSTER_ROLE_SECRETARIAT);
+    assert_int_equal(roster_roles_parse("member,,", &roles), -1);
+    assert_int_equal(roster_roles_parse("", &roles), -1);
+    assert_int_equal(roster_roles_parse("admin", &roles), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(parses_members_roles_and_defaults),
         cmocka_unit_test(bad_rosters_name_file_line_column),
         cmocka_unit_test(missing_file_is_an_io_error),
+        cmocka_unit_test(format_reads_back_and_add_refuses_duplicates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
