@@ -25,8 +25,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    fx_stop(f);
     fx_free(f);
+    free(f);
     return 0;
 }
 
