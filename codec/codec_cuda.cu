@@ -13,7 +13,7 @@
 // Encode, dense: per-block scales, then one thread per value (per byte for int4).
 // Decode: the payload is validated on the host (codec_view_open); positions and values
 // are uploaded and one thread block per codec block adds weight * value into acc.
-// The programs link the C++ runtime (-lstdc++) for nvcc's kernel launch stubs.
+// The programs link the C++ runtime (-lstdc++) for nvcc's kernel launch code.
 
 #include "codec/codec_cuda.h"
 

@@ -41,5 +41,5 @@ const char *codec_cuda_last_error(const struct codec_cuda *c)
     return "this build has no CUDA support";
 }
 #else
-typedef int codec_cuda_stub_unused;    /* ISO C wants a declaration in every unit */
+typedef int codec_cuda_absent_unused;    /* ISO C wants a declaration in every unit */
 #endif
