@@ -124,6 +124,11 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC)
 tests: $(PROGRAMS) $(TEST_BINS)
 bench: $(PROGRAMS) $(BENCH_BINS)
 
+# PyTorch goldens and the transformers export check (PyPI venv; never needed by make test)
+reference: $(LIBAULAC)
+	@BUILD=$(BUILD) AULAC_REF_CC='$(CC)' AULAC_REF_CFLAGS='$(CFLAGS)' \
+	    AULAC_REF_LDLIBS='$(LDFLAGS) $(LDLIBS)' scripts/reference.sh
+
 deps:
 	@scripts/deps.sh
 

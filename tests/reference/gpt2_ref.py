@@ -6,8 +6,10 @@
    attn.c_proj, ln_2, mlp.c_fc, mlp.c_proj, then ln_f; linear weights [in, out]).
 2. Checked against Hugging Face transformers' GPT2LMHeadModel on the same weights.
 3. Optionally: a checkpoint directory written by the C code (model/export.c) must load
-   with GPT2LMHeadModel.from_pretrained without missing or unexpected weights and give
-   the reference's logits.
+   with GPT2LMHeadModel.from_pretrained without missing or unexpected weights, give
+   the reference's logits, and (when tests/reference/export_check.c wrote it, with
+   eval.bin + eval.json) the loss aulac measured on the same bytes, within 1e-4
+   relative.
 4. Writes golden files (safetensors) for tests/unit/test_model_golden.c: parameters,
    input bytes, loss, logits, gradients, and a 10-step AdamW trajectory (global-norm
    clipping, weight decay on matrices only) with the batches it used; and one golden's
@@ -22,7 +24,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 CONFIGS = {
     # name: (vocab, positions, layers, heads, embd, B, T)
@@ -171,6 +173,57 @@ def check_c_checkpoint(path):
     err = (hf - ref).abs().max().item()
     print(f"  C checkpoint {path}: from_pretrained OK, max |dlogits| vs reference = {err:.2e}")
     assert err < 1e-4, err
+    check_c_loss(m, path)
+
+
+def check_c_loss(m, path):
+    """The loss aulac measured (trainer_evaluate, written by export_check.c) against
+    GPT2LMHeadModel's own loss (labels=input_ids) on the same bytes: window k is bytes
+    [kT, kT+T], predicting bytes kT+1..kT+T, as trainer_evaluate splits them."""
+    import json
+    meta_path = os.path.join(path, "eval.json")
+    if not os.path.exists(meta_path):
+        print(f"  {path}: no eval.json (not written by tests/reference/export_check.c); "
+              "loss check skipped")
+        return
+    meta = json.load(open(meta_path))
+    T, W = meta["seq_len"], meta["windows"]
+    data = open(os.path.join(path, "eval.bin"), "rb").read()
+    assert len(data) == W * T + 1, (len(data), W, T)
+    rows = torch.tensor([list(data[k * T:k * T + T + 1]) for k in range(W)], dtype=torch.long)
+    with torch.no_grad():
+        hf_loss = m(input_ids=rows, labels=rows).loss.item()
+    c_loss = meta["aulac_loss"]
+    rel = abs(hf_loss - c_loss) / abs(hf_loss)
+    print(f"  same {W}x{T + 1} bytes: aulac loss {c_loss:.6f}, transformers GPT2LMHeadModel "
+          f"loss {hf_loss:.6f}, relative difference {rel:.2e} (limit 1e-4)")
+    if not rel <= 1e-4:
+        raise SystemExit(f"reference: the exported model's loss differs: aulac {c_loss} vs "
+                         f"transformers {hf_loss}")
+
+
+def save_deterministic(tensors, path, metadata):
+    """safetensors, byte for byte the same on every run (save_file orders the metadata
+    by hash, so rerunning `make reference` would rewrite the committed goldens):
+    header keys sorted, data in insertion order, header padded with spaces to 8."""
+    import json
+    import struct
+    dtypes = {torch.float32: "F32", torch.int32: "I32", torch.uint8: "U8"}
+    header, blobs, off = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
+    for name, t in tensors.items():
+        b = t.detach().contiguous().cpu().numpy().tobytes()
+        header[name] = {"dtype": dtypes[t.dtype], "shape": list(t.shape),
+                        "data_offsets": [off, off + len(b)]}
+        blobs.append(b)
+        off += len(b)
+    h = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        for b in blobs:
+            f.write(b)
+    os.replace(tmp, path)
 
 
 def make_golden(name, V, P, L, H, C, B, T, seed):
@@ -242,11 +295,18 @@ def main():
     ap.add_argument("--c-checkpoint")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+    try:  # transformers' loading/saving progress bars say nothing here
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
     os.makedirs(args.out, exist_ok=True)
     for i, (name, (V, P, L, H, C, B, T)) in enumerate(CONFIGS.items()):
         tensors, meta, flat0, table = make_golden(name, V, P, L, H, C, B, T, seed=1000 + i)
         path = os.path.join(args.out, name + ".safetensors")
-        save_file(tensors, path, metadata=meta)
+        save_deterministic(tensors, path, meta)
+        back = load_file(path)  # the file reads back as written
+        assert all(torch.equal(back[k], v) for k, v in tensors.items())
         print(f"  wrote {path} ({os.path.getsize(path)} bytes)")
         if name == "gpt2_l1_c16_h4":
             save_hf_checkpoint(flat0, table, L, H, os.path.join(args.out, "hf_" + name))
