@@ -191,6 +191,12 @@ int gpt2_init_params(const struct gpt2_config *cfg, uint64_t seed, float *flat)
 
 /* ---- the model instance ------------------------------------------------------- */
 
+/* Causal attention works on blocks of ATT_BLOCK query rows: block [r0, r0 + rows) only
+ * sees keys [0, r0 + rows), so the scores, the softmax and the products skip the
+ * masked upper triangle (about half the work at long T), and a block's scores stay
+ * in cache between the matmuls. */
+#define ATT_BLOCK 64
+
 struct layer_acts {
     float *ln1, *ln1_mean, *ln1_rstd; /* [BT,C], [BT], [BT] */
     float *qkv;                       /* [BT,3C] */
@@ -215,9 +221,10 @@ struct gpt2 {
     float *lnf, *lnf_mean, *lnf_rstd;
     float *logits;  /* [BT,V]; backward turns it into dlogits */
     float *losses;  /* [BT] per-position cross-entropy */
+    float *lse;     /* [BT] log-sum-exp of each logits row, for the backward pass */
     /* backward scratch */
     float *dres, *dln, *dbig, *dqkv, *datty;
-    float *att_scratch; /* threads x T x T: one per parallel_for chunk */
+    float *att_scratch; /* threads x ATT_BLOCK x T: one per parallel_for chunk */
     struct parallel *pool;
     int32_t *inputs, *targets; /* copies of the last forward's batch */
     int B, T, have_targets;
@@ -253,6 +260,7 @@ static size_t carve_acts(struct gpt2 *m, float *base)
     TAKE(m->lnf_rstd, BT);
     TAKE(m->logits, BT * V);
     TAKE(m->losses, BT);
+    TAKE(m->lse, BT);
     TAKE(m->dres, BT * C);
     TAKE(m->dln, BT * C);
     TAKE(m->dbig, BT * 4 * C);
@@ -310,7 +318,7 @@ int gpt2_set_threads(struct gpt2 *m, int threads)
         return 0;
     struct parallel *pool;
     size_t T = (size_t)m->max_T;
-    float *scratch = malloc((size_t)threads * T * T * sizeof(float));
+    float *scratch = malloc((size_t)threads * ATT_BLOCK * T * sizeof(float));
     if (!scratch || parallel_create(threads, &pool) != 0) {
         free(scratch);
         return MODEL_ERR_NOMEM;
@@ -460,6 +468,18 @@ static float exp_inplace(float *x, size_t n, float shift)
     return s;
 }
 
+/* x[i] = exp(x[i] - shift) * scale */
+SIMD_CLONES
+static void exp_scale_inplace(float *x, size_t n, float shift, float scale)
+{
+    size_t i = 0;
+    for (; i + VB <= n; i += VB)
+        for (int j = 0; j < VB; j++)
+            x[i + j] = fast_expf(x[i + j] - shift) * scale;
+    for (; i < n; i++)
+        x[i] = fast_expf(x[i] - shift) * scale;
+}
+
 SIMD_CLONES
 static float sum_of(const float *x, size_t n)
 {
@@ -589,12 +609,6 @@ static void encoder_backward_range(void *ctx, size_t b, size_t e, int chunk)
     }
 }
 
-static void zero_range(void *ctx, size_t b, size_t e, int chunk)
-{
-    const struct rows_job *j = ctx;
-    memset(j->out + b, 0, (e - b) * sizeof(float));
-}
-
 /* out = bias (+ resid), the start of a matmul that accumulates onto it */
 static void bias_init_range(void *ctx, size_t b, size_t e, int chunk)
 {
@@ -626,7 +640,7 @@ static void matmul_forward(struct gpt2 *m, float *out, const float *in, const fl
               (int)OC, 1.0f, out, (int)OC);
 }
 
-/* Backward of matmul_forward: din = dout W^T (overwritten), dW += in^T dout,
+/* Backward of matmul_forward: din = dout W^T and dW = in^T dout (both overwritten),
  * dbias += column sums of dout. */
 static void matmul_backward(struct gpt2 *m, float *din, float *dW, float *dbias,
                             const float *dout, const float *in, const float *W, size_t N,
@@ -635,7 +649,7 @@ static void matmul_backward(struct gpt2 *m, float *din, float *dW, float *dbias,
     par_sgemm(m, CblasNoTrans, CblasTrans, (int)N, (int)IC, (int)OC, 1.0f, dout, (int)OC, W,
               (int)OC, 0.0f, din, (int)IC);
     par_sgemm(m, CblasTrans, CblasNoTrans, (int)IC, (int)OC, (int)N, 1.0f, in, (int)IC, dout,
-              (int)OC, 1.0f, dW, (int)OC);
+              (int)OC, 0.0f, dW, (int)OC);
     struct rows_job j = {.out = dbias, .in = dout, .N = N, .OC = OC};
     parallel_for(m->pool, OC, 32, bias_grad_range, &j);
 }
@@ -816,8 +830,41 @@ struct att_job {
     int B, T, C, H;
 };
 
+/* row[0, n) = softmax(row[0, n)); row[n, len) = 0 (the masked scores) */
+SIMD_CLONES
+static void softmax_causal_row(float *row, size_t n, size_t len)
+{
+    float mx = max_of(row, n);
+    float inv = 1.0f / exp_inplace(row, n, mx);
+    size_t t = 0;
+    for (; t + VB <= n; t += VB)
+        for (int k = 0; k < VB; k++)
+            row[t + k] *= inv;
+    for (; t < n; t++)
+        row[t] *= inv;
+    memset(row + n, 0, (len - n) * sizeof(float));
+}
+
+/* Softmax backward of one row, in place over d = dL/dP: d = p * (d - sum_t p d) on
+ * [0, n), 0 on [n, len). */
+SIMD_CLONES
+static void softmax_causal_backward_row(float *restrict d, const float *restrict p, size_t n,
+                                        size_t len)
+{
+    float dot = dot_of(p, d, n);
+    size_t t = 0;
+    for (; t + VB <= n; t += VB)
+        for (int k = 0; k < VB; k++)
+            d[t + k] = p[t + k] * (d[t + k] - dot);
+    for (; t < n; t++)
+        d[t] = p[t] * (d[t] - dot);
+    memset(d + n, 0, (len - n) * sizeof(float));
+}
+
 /* Causal self-attention for (batch, head) pairs [b, e) over qkv [B,T,3C] into out
- * [B,T,C]; att keeps the probabilities [B,H,T,T] for the backward pass. */
+ * [B,T,C]; att keeps the probabilities [B,H,T,T] for the backward pass: row i holds
+ * them in columns [0, i] and zeros up to the end of its block; the columns after
+ * that are never written nor read. */
 static void attention_forward_range(void *ctx, size_t b0, size_t e0, int chunk)
 {
     const struct att_job *j = ctx;
@@ -827,66 +874,66 @@ static void attention_forward_range(void *ctx, size_t b0, size_t e0, int chunk)
         int b = (int)bh / H, h = (int)bh % H;
         const float *q = j->qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
         const float *k = q + C, *v = q + 2 * C;
-        float *P = j->att + bh * T * T;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, 3 * C, k, 3 * C,
-                    0.0f, P, T);
-        for (int i = 0; i < T; i++) {
-            float *row = P + (size_t)i * T;
-            float mx = max_of(row, (size_t)i + 1);
-            float inv = 1.0f / exp_inplace(row, (size_t)i + 1, mx);
-            for (int t = 0; t <= i; t++)
-                row[t] *= inv;
-            for (int t = i + 1; t < T; t++)
-                row[t] = 0.0f;
-        }
         float *o = j->out + (size_t)b * T * C + (size_t)h * hs;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, v, 3 * C,
-                    0.0f, o, C);
+        for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+            int rows = T - r0 < ATT_BLOCK ? T - r0 : ATT_BLOCK, keys = r0 + rows;
+            float *S = j->att + bh * T * T + (size_t)r0 * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, scale,
+                        q + (size_t)r0 * 3 * C, 3 * C, k, 3 * C, 0.0f, S, T);
+            for (int i = 0; i < rows; i++)
+                softmax_causal_row(S + (size_t)i * T, (size_t)r0 + (size_t)i + 1, (size_t)keys);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, 1.0f, S, T, v,
+                        3 * C, 0.0f, o + (size_t)r0 * C, C);
+        }
     }
 }
 
-/* dqkv (overwritten) from dout [B,T,C] for (batch, head) pairs [b, e). */
+/* dqkv (overwritten) from dout [B,T,C] for (batch, head) pairs [b, e), block by block
+ * as the forward pass: a block's dQ is written once, dK and dV of its keys
+ * accumulate over the blocks that see them. */
 static void attention_backward_range(void *ctx, size_t b0, size_t e0, int chunk)
 {
     const struct att_job *j = ctx;
     const int T = j->T, C = j->C, H = j->H, hs = C / H;
     const float scale = 1.0f / sqrtf((float)hs);
-    float *dP = j->scratch + (size_t)chunk * T * T; /* one T x T per chunk */
+    float *dS = j->scratch + (size_t)chunk * ATT_BLOCK * T; /* one block per chunk */
     for (size_t bh = b0; bh < e0; bh++) {
         int b = (int)bh / H, h = (int)bh % H;
         const float *q = j->qkv + (size_t)b * T * 3 * C + (size_t)h * hs;
         const float *k = q + C, *v = q + 2 * C;
         float *dq = j->dqkv + (size_t)b * T * 3 * C + (size_t)h * hs;
         float *dk = dq + C, *dv = dq + 2 * C;
-        const float *P = j->catt + bh * T * T;
         const float *dO = j->dout + (size_t)b * T * C + (size_t)h * hs;
-        /* dP = dO V^T, dV = P^T dO */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, dO, C, v, 3 * C,
-                    0.0f, dP, T);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, P, T, dO, C, 0.0f,
-                    dv, 3 * C);
-        /* softmax backward in place: dS = P * (dP - sum_t P dP); 0 above the diagonal */
-        for (int i = 0; i < T; i++) {
-            const float *p = P + (size_t)i * T;
-            float *d = dP + (size_t)i * T;
-            float dot = dot_of(p, d, (size_t)i + 1);
-            for (int t = 0; t <= i; t++)
-                d[t] = p[t] * (d[t] - dot);
-            for (int t = i + 1; t < T; t++)
-                d[t] = 0.0f;
+        for (int t = 0; t < T; t++) {
+            memset(dk + (size_t)t * 3 * C, 0, (size_t)hs * sizeof(float));
+            memset(dv + (size_t)t * 3 * C, 0, (size_t)hs * sizeof(float));
         }
-        /* S = scale Q K^T: dQ = scale dS K, dK = scale dS^T Q */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, dP, T, k, 3 * C,
-                    0.0f, dq, 3 * C);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, dP, T, q, 3 * C,
-                    0.0f, dk, 3 * C);
+        for (int r0 = 0; r0 < T; r0 += ATT_BLOCK) {
+            int rows = T - r0 < ATT_BLOCK ? T - r0 : ATT_BLOCK, keys = r0 + rows;
+            const float *P = j->catt + bh * T * T + (size_t)r0 * T;
+            const float *dOb = dO + (size_t)r0 * C;
+            /* dP = dO V^T; dV += P^T dO */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, keys, hs, 1.0f, dOb, C, v,
+                        3 * C, 0.0f, dS, keys);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, hs, rows, 1.0f, P, T, dOb, C,
+                        1.0f, dv, 3 * C);
+            /* softmax backward turns dP into dS in place */
+            for (int i = 0; i < rows; i++)
+                softmax_causal_backward_row(dS + (size_t)i * keys, P + (size_t)i * T,
+                                            (size_t)r0 + (size_t)i + 1, (size_t)keys);
+            /* S = scale Q K^T: dQ = scale dS K, dK += scale dS^T Q */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hs, keys, scale, dS, keys,
+                        k, 3 * C, 0.0f, dq + (size_t)r0 * 3 * C, 3 * C);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, keys, hs, rows, scale, dS, keys,
+                        q + (size_t)r0 * 3 * C, 3 * C, 1.0f, dk, 3 * C);
+        }
     }
 }
 
 /* ---- cross-entropy -------------------------------------------------------------- */
 
 struct ce_job {
-    float *logits, *losses;
+    float *logits, *losses, *lse;
     const int32_t *targets;
     size_t V;
     float inv_bt;
@@ -898,21 +945,20 @@ static void ce_forward_range(void *ctx, size_t b, size_t e, int chunk)
     for (size_t n = b; n < e; n++) {
         const float *row = j->logits + n * j->V;
         float mx = max_of(row, j->V);
-        float s = sum_exp(row, j->V, mx);
-        j->losses[n] = mx + logf(s) - row[j->targets[n]];
+        float lse = mx + logf(sum_exp(row, j->V, mx));
+        j->lse[n] = lse;
+        j->losses[n] = lse - row[j->targets[n]];
     }
 }
 
-/* logits -> d(mean CE)/dlogits = (softmax - onehot) / BT, in place */
+/* logits -> d(mean CE)/dlogits = (softmax - onehot) / BT, in place, in one pass with
+ * the forward's log-sum-exp */
 static void ce_backward_range(void *ctx, size_t b, size_t e, int chunk)
 {
     const struct ce_job *j = ctx;
     for (size_t n = b; n < e; n++) {
         float *row = j->logits + n * j->V;
-        float mx = max_of(row, j->V);
-        float scale = j->inv_bt / exp_inplace(row, j->V, mx);
-        for (size_t v = 0; v < j->V; v++)
-            row[v] *= scale;
+        exp_scale_inplace(row, j->V, j->lse[n], j->inv_bt);
         row[j->targets[n]] -= j->inv_bt;
     }
 }
@@ -975,8 +1021,8 @@ int gpt2_forward(struct gpt2 *m, const int32_t *inputs, const int32_t *targets, 
               m->logits, V);
 
     if (targets) {
-        struct ce_job cj = {.logits = m->logits, .losses = m->losses, .targets = m->targets,
-                            .V = (size_t)V};
+        struct ce_job cj = {.logits = m->logits, .losses = m->losses, .lse = m->lse,
+                            .targets = m->targets, .V = (size_t)V};
         parallel_for(m->pool, BT, 16, ce_forward_range, &cj);
         double total = 0.0;
         for (size_t n = 0; n < BT; n++)
@@ -985,6 +1031,27 @@ int gpt2_forward(struct gpt2 *m, const int32_t *inputs, const int32_t *targets, 
             *loss = (float)(total / (double)BT);
     }
     return 0;
+}
+
+/* The backward pass overwrites the gradients of the weight matrices (their sgemm
+ * runs with beta 0) and of wte (the LM head's, before the encoder adds into it), so
+ * only what accumulates needs zeroing first: wpe, biases and LayerNorm parameters,
+ * a small part of the vector. */
+static void zero_accumulated_grads(struct gpt2 *m)
+{
+    const size_t C = (size_t)m->cfg.n_embd;
+    const struct params *g = &m->g;
+    memset(g->wpe, 0, (size_t)m->cfg.max_seq_len * C * sizeof(float));
+    memset(g->lnf_w, 0, C * sizeof(float));
+    memset(g->lnf_b, 0, C * sizeof(float));
+    for (int l = 0; l < m->cfg.n_layer; l++) {
+        const struct layer_params *lg = &g->h[l];
+        float *vecs[] = {lg->ln1_w, lg->ln1_b, lg->attnproj_b, lg->ln2_w, lg->ln2_b, lg->fcproj_b};
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+            memset(vecs[i], 0, C * sizeof(float));
+        memset(lg->attn_b, 0, 3 * C * sizeof(float));
+        memset(lg->fc_b, 0, 4 * C * sizeof(float));
+    }
 }
 
 int gpt2_backward(struct gpt2 *m)
@@ -998,18 +1065,17 @@ int gpt2_backward(struct gpt2 *m)
     const size_t BT = (size_t)B * T;
     const struct params *p = &m->p;
     const struct params *g = &m->g;
-    struct rows_job zj = {.out = m->grads};
-    parallel_for(m->pool, m->n_params, 1 << 16, zero_range, &zj);
+    zero_accumulated_grads(m);
 
-    struct ce_job cj = {.logits = m->logits, .targets = m->targets, .V = (size_t)V,
-                        .inv_bt = 1.0f / (float)BT};
+    struct ce_job cj = {.logits = m->logits, .lse = m->lse, .targets = m->targets,
+                        .V = (size_t)V, .inv_bt = 1.0f / (float)BT};
     parallel_for(m->pool, BT, 16, ce_backward_range, &cj);
     const float *dlogits = m->logits;
     /* logits = lnf wte^T */
     par_sgemm(m, CblasNoTrans, CblasNoTrans, (int)BT, C, V, 1.0f, dlogits, V, p->wte, C, 0.0f,
               m->dln, C);
-    par_sgemm(m, CblasTrans, CblasNoTrans, V, C, (int)BT, 1.0f, dlogits, V, m->lnf, C, 1.0f,
-              g->wte, C);
+    par_sgemm(m, CblasTrans, CblasNoTrans, V, C, (int)BT, 1.0f, dlogits, V, m->lnf, C, 0.0f,
+              g->wte, C); /* the encoder's part is added at the end */
     const float *xlast = m->la[L - 1].res3;
     memset(m->dres, 0, BT * C * sizeof(float));
     layernorm_backward(m, m->dres, g->lnf_w, g->lnf_b, m->dln, xlast, p->lnf_w, m->lnf_mean,

@@ -116,18 +116,21 @@ static void sumsq_range(void *ctx, size_t b, size_t e, int chunk)
     j->partial[chunk] = grad_sum_squares(j->grads + b, e - b);
 }
 
-static void scale_range(void *ctx, size_t b, size_t e, int tid)
-{
-    struct opt_job *j = ctx;
-    for (size_t i = b; i < e; i++)
-        j->grads[i] *= j->scale;
-}
+/* Clipping and the update in one pass over memory: each block of gradients is scaled
+ * while it is still in cache for the AdamW update that reads it next. */
+#define OPT_BLOCK 4096
 
 static void adamw_range(void *ctx, size_t b, size_t e, int tid)
 {
     struct opt_job *j = ctx;
-    adamw_apply_range(&j->c->opt, j->params, j->grads, &j->coefs, j->c->groups,
-                      j->c->n_groups, b, e);
+    for (size_t lo = b; lo < e; lo += OPT_BLOCK) {
+        size_t hi = e - lo < OPT_BLOCK ? e : lo + OPT_BLOCK;
+        if (j->scale != 1.0f)
+            for (size_t i = lo; i < hi; i++)
+                j->grads[i] *= j->scale;
+        adamw_apply_range(&j->c->opt, j->params, j->grads, &j->coefs, j->c->groups,
+                          j->c->n_groups, lo, hi);
+    }
 }
 
 /* As grad_clip_global_norm + adamw_step; returns the norm before clipping, and
@@ -150,10 +153,7 @@ static double optimizer_step(struct trainer *t, struct cpu_trainer *c,
     double norm = sqrt(ss);
     if (isfinite(norm)) {
         double coef = (double)t->opts.grad_clip / (norm + 1e-6);
-        if (t->opts.grad_clip > 0.0f && coef < 1.0) {
-            j->scale = (float)coef;
-            parallel_for(pool, t->n_params, grain, scale_range, j);
-        }
+        j->scale = t->opts.grad_clip > 0.0f && coef < 1.0 ? (float)coef : 1.0f;
         adamw_begin_step(&c->opt, h, &j->coefs);
         parallel_for(pool, t->n_params, grain, adamw_range, j);
     }
