@@ -177,6 +177,7 @@ static int setup_training(struct worker *w)
     crypto_blake2b256(w->opt.member, strlen(w->opt.member), seed_src);
     uint64_t seed;
     memcpy(&seed, seed_src, sizeof seed);
+    w->member_seed = seed;
     struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
                               .seq_len = to.seq_len, .seed = seed };
     char why[512];
@@ -320,18 +321,59 @@ static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *
 struct progress_ctx {
     uint64_t round;
     int every;
+    int offset, total;      /* steps done before this trainer call, and in the round */
+    double seconds;         /* spent before this trainer call */
 };
 
 static int on_progress(void *arg, const struct trainer_progress *p)
 {
     struct progress_ctx *pc = arg;
-    if (p->step == p->steps || p->step % pc->every == 0) {
+    int step = pc->offset + p->step;
+    if (step == pc->total || step % pc->every == 0) {
+        double secs = pc->seconds + p->seconds;
         double tps = p->seconds > 0 ? (double)p->tokens / p->seconds : 0;
-        double eta = p->step ? p->seconds / p->step * (p->steps - p->step) : 0;
+        double eta = secs / step * (pc->total - step);
         log_info("round %" PRIu64 " step %d/%d loss %.4f  %.0f tok/s  eta %.1fs", pc->round,
-                 p->step, p->steps, p->loss, tps, eta);
+                 step, pc->total, p->loss, tps, eta);
     }
     return stop_flag ? 1 : 0;
+}
+
+/* Runs `steps` inner steps at learning rate lr, with the policy's linear warm-up over
+ * the first inner.warmup_steps optimizer steps of this replica (counted across
+ * rounds, as the AdamW state is). Fills *ts for all the steps together. */
+static int train_local(struct worker *w, int steps, float lr, struct progress_ctx *pc,
+                       struct trainer_stats *ts)
+{
+    const uint64_t warm = w->policy.training.inner.warmup_steps;
+    struct trainer_opts to;
+    trainer_get_opts(w->trainer, &to);
+    memset(ts, 0, sizeof *ts);
+    double loss_sum = 0;
+    int done = 0, rc = 0;
+    while (done < steps && rc == 0) {
+        uint64_t step = trainer_optimizer_step(w->trainer);
+        int n = step < warm ? 1 : steps - done;   /* warm-up: one step per learning rate */
+        to.lr = step < warm ? lr * (float)(step + 1) / (float)warm : lr;
+        struct trainer_stats part;
+        pc->offset = done;
+        pc->total = steps;
+        pc->seconds = ts->seconds;
+        if ((rc = trainer_set_opts(w->trainer, &to)) == 0)
+            rc = trainer_train_steps(w->trainer, n, data_next_batch, w->data, on_progress, pc,
+                                     &part);
+        if (rc != 0)
+            break;
+        done += part.steps;
+        loss_sum += part.mean_loss * part.steps;
+        ts->steps += part.steps;
+        ts->tokens += part.tokens;
+        ts->seconds += part.seconds;
+        ts->last_loss = part.last_loss;
+        ts->last_grad_norm = part.last_grad_norm;
+    }
+    ts->mean_loss = ts->steps ? loss_sum / ts->steps : 0;
+    return rc;
 }
 
 static int verify_task(struct worker *w, const Aulac__V1__Task *t)
@@ -479,11 +521,10 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     log_info("round %" PRIu64 "/%" PRIu64 ": base model validation loss %.4f on %s's "
              "held-out text; training %u steps", t->round, t->total_rounds, val_loss,
              w->opt.member, p->local_steps);
-    data_reseed(w->data, p->seed ^ (t->round * 0x9e3779b97f4a7c15ULL) ^ w->n);
-    struct progress_ctx pc = { t->round, p->local_steps >= 10 ? (int)p->local_steps / 5 : 1 };
+    data_reseed(w->data, p->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL));
+    struct progress_ctx pc = { t->round, p->local_steps >= 10 ? (int)p->local_steps / 5 : 1, 0, 0, 0 };
     struct trainer_stats ts;
-    rc = trainer_train_steps(w->trainer, (int)p->local_steps, data_next_batch, w->data,
-                             on_progress, &pc, &ts);
+    rc = train_local(w, (int)p->local_steps, p->lr, &pc, &ts);
     if (rc != 0) {
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
         return -1;

@@ -59,6 +59,7 @@ struct worker {
     int have_base;
     float *local;                   /* after local training */
     float *residual;                /* error feedback */
+    uint64_t member_seed;           /* from the member id: members draw different windows */
     uint64_t last_round;            /* last round whose update the coordinator accepted */
     uint64_t rounds_done;
     struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
