@@ -1043,3 +1043,33 @@ const char *codec_strerror(int code)
     default: return "unknown codec error";
     }
 }
+
+int codec_payload_norm(const uint8_t *payload, size_t len, size_t n_expected, double *l2,
+                       char *why, size_t why_len)
+{
+    if (why && why_len)
+        why[0] = '\0';
+    if (!payload || !l2)
+        return fail(why, why_len, CODEC_ERR_ARG, "NULL payload or result");
+    struct codec_view v;
+    int rc = codec_view_open(payload, len, n_expected, &v, why, why_len);
+    if (rc != 0)
+        return rc;
+    const enum codec_quant q = v.h.quant;
+    const uint32_t B = v.h.block_size;
+    double sum = 0;
+    uint64_t j = 0;
+    for (uint64_t b = 0; b < v.nb; b++) {
+        uint64_t kept = v.dense ? (v.h.n - b * B < B ? v.h.n - b * B : B) : ld16(v.counts + 2 * b);
+        double s = v.scales ? (double)ldf(v.scales + 4 * b) : 1.0, block = 0;
+        for (uint64_t e = 0; e < kept; e++) {
+            double x = (double)code_value(q, v.values, j + e);
+            block += x * x;
+        }
+        sum += block * s * s;
+        j += kept;
+    }
+    codec_view_close(&v);
+    *l2 = sqrt(sum);
+    return 0;
+}

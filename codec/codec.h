@@ -91,6 +91,12 @@ int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expecte
                             float weight, float *acc, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
+/* The L2 norm of decode(payload), computed in double without writing any vector: what a
+ * receiver checks against a norm bound before it accumulates. Validates the payload as
+ * codec_decode_accumulate does (same errors). */
+int codec_payload_norm(const uint8_t *payload, size_t len, size_t n_expected, double *l2,
+                       char *why, size_t why_len) __attribute__((warn_unused_result));
+
 /* Reads the header only (no body checks): the parameters the payload was encoded with
  * (zstd_level and error_feedback are reported as 0) and its vector length. Lets a
  * receiver refuse payloads that are denser than its policy allows.

@@ -60,6 +60,12 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.uplink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
+    if (c->policy.aggregation.rule != POLICY_AGG_FEDAVG) {
+        log_error("%s: aggregation.rule %s is not supported by this coordinator yet (only "
+                  "fedavg); refusing to run the experiment with another rule than the members "
+                  "approved", c->opt.policy_path, policy_agg_rule_name(c->policy.aggregation.rule));
+        return COORD_ERR_CONFIG;
+    }
     const struct policy_link *down = &c->policy.compression.downlink;
     policy_link_codec_params(down, &c->downlink);
     c->down_on = down->method != POLICY_COMPRESS_NONE || down->quant != CODEC_QUANT_FP32;

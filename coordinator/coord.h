@@ -145,6 +145,10 @@ const char *coord_strerror(int rc);
 void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out);
 
 /* experiment.c */
+int  round_member_reported_locked(const struct coord *c, const char *member);
+/* 1 when the experiment runs, at least one update is in, and every member that may
+ * report (in the policy and the live roster) has reported. mu held. */
+int  round_all_reported_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
 int  round_close_locked(struct coord *c);       /* mu held */
 void round_timer_tick(struct coord *c);          /* takes mu */

@@ -46,6 +46,26 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
     }
 }
 
+int round_member_reported_locked(const struct coord *c, const char *member)
+{
+    for (size_t i = 0; i < c->n_accepted; i++)
+        if (strcmp(c->accepted[i].id, member) == 0)
+            return 1;
+    return 0;
+}
+
+int round_all_reported_locked(const struct coord *c)
+{
+    if (c->state != EXP_RUNNING || c->n_accepted == 0)
+        return 0;
+    for (size_t i = 0; i < c->policy.participation.n_members; i++) {
+        const char *id = c->policy.participation.members[i];
+        if (roster_find(&c->roster, id) && !round_member_reported_locked(c, id))
+            return 0;
+    }
+    return 1;
+}
+
 void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out)
 {
     *out = c->uplink;
@@ -177,6 +197,12 @@ static int resume(struct coord *c, const struct experiment_record *rec)
     round_open(c, rec->round_opened_ms);
     if (c->state == EXP_RUNNING && (rc = state_each_payload(c, accumulate_stored, NULL)) != 0)
         return rc;
+    if (round_all_reported_locked(c)) {
+        /* The crash came after the last update of the round and before its close. */
+        log_info("round %llu: every member had reported before the restart; closing",
+                 (unsigned long long)c->round);
+        round_close_locked(c);
+    }
     hex_encode(s->hash, 32, hex);
     if (c->state == EXP_RUNNING)
         log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "

@@ -32,13 +32,6 @@ static void key_short(const uint8_t key[32], char out[CRYPTO_KEY_ID_CHARS + 1])
 
 /* --- the coordinator's view of the roster ----------------------------------- */
 
-static int member_reported_locked(const struct coord *c, const char *id)
-{
-    for (size_t i = 0; i < c->n_accepted; i++)
-        if (strcmp(c->accepted[i].id, id) == 0)
-            return 1;
-    return 0;
-}
 
 /* c->roster, c->members and c->n_eligible from the governance state. c->mu and
  * the governance lock held (or single-threaded at open). */
@@ -73,17 +66,12 @@ static int sync_roster_locked(struct coord *c)
     int rc = state_load_members(c);   /* counters of members (re)joining */
     if (rc != 0)
         return rc;
-    size_t eligible = 0, reported = 0;
-    for (size_t i = 0; i < c->policy.participation.n_members; i++) {
-        const char *id = c->policy.participation.members[i];
-        if (!roster_find(&c->roster, id))
-            continue;
-        eligible++;
-        reported += member_reported_locked(c, id);
-    }
+    size_t eligible = 0;
+    for (size_t i = 0; i < c->policy.participation.n_members; i++)
+        eligible += roster_find(&c->roster, c->policy.participation.members[i]) != NULL;
     c->n_eligible = eligible;
     /* A removal may leave every remaining member reported. */
-    if (c->model && c->state == EXP_RUNNING && c->n_accepted > 0 && reported == eligible) {
+    if (c->model && round_all_reported_locked(c)) {
         log_info("round %" PRIu64 ": every remaining member has reported; closing", c->round);
         round_close_locked(c);
     }

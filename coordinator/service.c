@@ -149,16 +149,10 @@ static void on_join(struct rpc_call *call, void *ctx)
 
 /* --- GetTask (long poll) ---------------------------------------------------- */
 
-static int member_reported_locked(const struct coord *c, const char *member)
-{
-    for (size_t i = 0; i < c->n_accepted; i++)
-        if (strcmp(c->accepted[i].id, member) == 0)
-            return 1;
-    return 0;
-}
 
 static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__TrainingParams *p,
-                             Aulac__V1__CodecParams *cp, uint8_t hash[32], uint8_t sig[64])
+                             Aulac__V1__CodecParams *cp, uint8_t hash[32], uint8_t prev[32],
+                             uint8_t sig[64])
 {
     const struct policy_training *tr = &c->policy.training;
     t->kind = AULAC__V1__TASK__KIND__TRAIN;
@@ -190,7 +184,8 @@ static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__Tra
     cp->error_feedback = rc.error_feedback != 0;
     t->codec = cp;
     if (c->down_payload) {
-        t->prev_model_hash.data = c->down_from;
+        memcpy(prev, c->down_from, 32);   /* a copy: the reply is packed after unlock */
+        t->prev_model_hash.data = prev;
         t->prev_model_hash.len = 32;
         t->downlink_bytes = c->down_len;
     }
@@ -220,7 +215,7 @@ static void on_get_task(struct rpc_call *call, void *ctx)
     Aulac__V1__Task t = AULAC__V1__TASK__INIT;
     Aulac__V1__TrainingParams p = AULAC__V1__TRAINING_PARAMS__INIT;
     Aulac__V1__CodecParams cp = AULAC__V1__CODEC_PARAMS__INIT;
-    uint8_t hash[32], sig[64];
+    uint8_t hash[32], prev[32], sig[64];
     char message[160] = "";
 
     pthread_mutex_lock(&c->mu);
@@ -235,7 +230,8 @@ static void on_get_task(struct rpc_call *call, void *ctx)
             t.base_model_hash.len = 32;
             t.model_params = c->n_params;
             if (c->down_payload) {
-                t.prev_model_hash.data = c->down_from;
+                memcpy(prev, c->down_from, 32);
+                t.prev_model_hash.data = prev;
                 t.prev_model_hash.len = 32;
                 t.downlink_bytes = c->down_len;
             }
@@ -244,8 +240,8 @@ static void on_get_task(struct rpc_call *call, void *ctx)
             break;
         }
         int newer = !q->have_round || c->round > q->after_round;
-        if (newer && !member_reported_locked(c, member)) {
-            fill_task_locked(c, &t, &p, &cp, hash, sig);
+        if (newer && !round_member_reported_locked(c, member)) {
+            fill_task_locked(c, &t, &p, &cp, hash, prev, sig);
             break;
         }
         int64_t left = until - time_mono_ms();

@@ -199,11 +199,24 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     }
     const double weight = update_weight(c, &u->env);
     char why[200];
-    int rc = codec_decode_accumulate(payload, len, c->n_params, (float)weight, c->acc, why,
+    double norm = 0;
+    int rc = codec_payload_norm(payload, len, c->n_params, &norm, why, sizeof why);
+    if (rc == 0 && !(norm * weight * (double)(c->n_eligible + 1) < 1e36)) {
+        snprintf(why, sizeof why, "its L2 norm %.3g is too large to aggregate", norm);
+        rc = -1;
+    }
+    const double bound = c->policy.aggregation.norm_bound;
+    if (rc == 0 && bound > 0 && norm > bound) {
+        snprintf(why, sizeof why, "its L2 norm %.4g exceeds the policy's aggregation.norm_bound "
+                 "%.4g", norm, bound);
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = codec_decode_accumulate(payload, len, c->n_params, (float)weight, c->acc, why,
                                      sizeof why);
     if (rc != 0) {
         pthread_mutex_unlock(&c->mu);
-        fail(u, "the payload does not decode: %s", why);
+        fail(u, "the update is refused: %s", why);
         return update_reject(c, u);
     }
 
@@ -257,7 +270,7 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     log_info("round %" PRIu64 ": accepted %s (%" PRIu64 " tokens, %zu bytes, loss %.4f) "
              "%zu/%zu, ledger #%" PRIu64, u->env.round, u->member, rm.tokens, len,
              rm.train_loss, c->n_accepted, c->n_eligible, index);
-    if (c->n_accepted == c->n_eligible)
+    if (round_all_reported_locked(c))
         round_close_locked(c);
     pthread_mutex_unlock(&c->mu);
     return 0;

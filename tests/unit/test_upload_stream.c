@@ -131,11 +131,86 @@ static void vanished_uploader_is_recorded(void **state)
     upd_free(&u);
 }
 
+/* A finite but enormous update must not poison the aggregate: refused before it is
+ * accumulated, so the round (and every later restart) goes on. */
+static void oversized_update_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct coord *c = f->c;
+    size_t n = c->n_params;
+    float *delta = malloc(n * sizeof *delta);
+    assert_non_null(delta);
+    for (size_t i = 0; i < n; i++)
+        delta[i] = (i % 2 ? 3e38f : -3e38f);   /* finite; times the weight it is not */
+    struct upd u;
+    upd_make(f, &u, f->keys[HUST], 8);
+    free(u.payload);
+    assert_int_equal(codec_encode(delta, n, &c->uplink, NULL, &u.payload, &u.len), 0);
+    free(delta);
+    crypto_blake2b256(u.payload, u.len, u.e.payload_hash);
+    u.e.payload_bytes = u.len;
+    upd_sign(&u, f->keys[HUST]);
+    struct signer s = { .key = f->keys[HUST] };
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    assert_false(r->accepted);
+    if (!strstr(r->reason, "too large to aggregate"))
+        fail_msg("the member was told \"%s\"", r->reason);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    fx_expect_rejection(f, "hust", "too large to aggregate");
+    fx_expect_nothing_aggregated(f);
+    expect_still_serving(f, HUST, 9);
+    upd_free(&u);
+}
+
+/* The same fixture with a norm bound in the policy. */
+static int setup_bounded(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    fx_prepare(f);
+    const char *from = "norm_bound: 0}", *to = "norm_bound: 0.01}";
+    const char *at = strstr(fx_policy, from);
+    assert_non_null(at);
+    char text[sizeof fx_policy + 16];
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - fx_policy), fx_policy, to,
+             at + strlen(from));
+    fx_write(f->paths[3], text, 0644);
+    fx_start(f);
+    *state = f;
+    return 0;
+}
+
+static void update_over_the_norm_bound_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct signer s = { .key = f->keys[FPT] };
+    struct upd u;
+    upd_make(f, &u, f->keys[FPT], 11);
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    assert_false(r->accepted);
+    if (!strstr(r->reason, "exceeds the policy's aggregation.norm_bound 0.01"))
+        fail_msg("the member was told \"%s\"", r->reason);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    fx_expect_rejection(f, "fpt", "norm_bound");
+    fx_expect_nothing_aggregated(f);
+    upd_free(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(half_closed_upload_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(vanished_uploader_is_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(oversized_update_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(update_over_the_norm_bound_is_refused, setup_bounded,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
