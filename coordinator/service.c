@@ -343,6 +343,8 @@ static void finish_receipt(struct coord *c, struct rpc_call *call, const struct 
     receipt_ledger_fill(c, u, &r, &rl);
     r.accepted = u->accepted;
     r.reason = u->accepted ? "" : (char *)u->reason;
+    r.duplicate = u->duplicate;
+    r.accepted_index = u->duplicate_of;
     r.ledger_index = u->ledger_index;
     r.ledger_size = u->ledger_size;
     r.ledger_root.data = (uint8_t *)u->ledger_root;
@@ -367,9 +369,9 @@ static void on_submit(struct rpc_call *call, void *ctx)
                         "SubmitUpdate: the first message must be the header", NULL, 0);
         return;
     }
-    int ok = update_check_header(c, first->header, &u) == 0;
+    int check = update_check_header(c, first->header, &u);
     protobuf_c_message_free_unpacked(in, NULL);
-    if (!ok) {
+    if (check != 0) {
         if (update_reject(c, &u) == 0)
             finish_receipt(c, call, &u);
         else

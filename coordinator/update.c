@@ -6,6 +6,7 @@
 #include "coordinator/update.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "coordinator/governance.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
+#include "ledger/entry.h"
 
 static int fail(struct update_check *u, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -65,6 +67,36 @@ static int check_round_locked(struct coord *c, struct update_check *u)
                     "'s base %.16s; download the base model and train again", c->round, want);
     }
     return 0;
+}
+
+/* The same signed update sent again, typically because its receipt was lost (a cut
+ * connection, a coordinator restart between commit and reply): 1 with u->duplicate_of
+ * set to the ledger index of the original acceptance. It is refused and recorded like
+ * any replay, counted once, and the receipt tells the member where its update stands. */
+static int already_accepted(struct coord *c, struct update_check *u)
+{
+    uint8_t key[LEDGER_UPDATE_KEY_MAX];
+    int klen = ledger_update_key(u->env.experiment, u->env.round, u->env.member, key);
+    uint64_t index;
+    if (klen < 0 || ledger_index_get(c->ledger, NULL, "update", key, (size_t)klen, &index) != 0)
+        return 0;
+    uint8_t *bytes;
+    size_t len;
+    if (ledger_get(c->ledger, index, &bytes, &len) != 0)
+        return 0;
+    struct entry e;
+    int same = 0;
+    if (entry_decode(bytes, len, &e) == 0) {
+        same = e.type == ENTRY_UPDATE_ACCEPTED &&
+               crypto_equal(e.u.update.payload_hash, u->env.payload_hash, 32);
+        entry_free(&e);
+    }
+    free(bytes);
+    if (same) {
+        u->duplicate = 1;
+        u->duplicate_of = index;
+    }
+    return same;
 }
 
 int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
@@ -120,6 +152,10 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     if (envelope_verify(e, member_key, u->signature) != 0)
         return fail(u, "bad signature: the update envelope does not verify with %s's roster "
                     "key", u->member);
+    if (already_accepted(c, u))
+        return fail(u, "this update of %s for round %" PRIu64 " was already accepted (ledger "
+                    "#%" PRIu64 "); each member is counted once per round", u->member, u->round,
+                    u->duplicate_of);
     struct codec_params want;
     coord_round_codec(c, e->round, &want);
     if (!codec_matches(&e->codec, &want))

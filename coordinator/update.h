@@ -16,6 +16,8 @@ struct update_check {
     float train_loss, val_loss;
     /* outcome */
     int accepted;
+    int duplicate;                  /* refused as a resend of an accepted update */
+    uint64_t duplicate_of;          /* the original acceptance's ledger index */
     char reason[320];
     uint64_t ledger_index, ledger_size;
     uint8_t ledger_root[32];
@@ -25,7 +27,8 @@ struct update_check {
 /* Everything that can be checked before the payload arrives: well-formed ids and
  * lengths, roster membership, participation, the envelope signature, codec
  * parameters, claimed counts, and the open round (experiment, round, duplicate,
- * base model). 0 when the payload should be read; -1 with u->reason otherwise. */
+ * base model). 0 when the payload should be read; -1 with u->reason otherwise (and
+ * u->duplicate when it is this very update, accepted before). */
 int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
                         struct update_check *u);
 

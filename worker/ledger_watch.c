@@ -288,3 +288,31 @@ void ledger_watch_stop(struct worker *w)
     free(w->ledger_watch);
     w->ledger_watch = NULL;
 }
+
+int ledger_watch_confirm_accepted(struct worker *w, uint64_t index,
+                                  const struct update_envelope *e)
+{
+    if (!w->ledger_watch || !w->ledger_watch->client)
+        return 0;
+    Aulac__V1__EntriesPage *page = NULL;
+    struct rpc_status st;
+    if (fed_get_entries(w->ledger_watch->client, index, 1, &page, &st) != 0) {
+        log_warn("cannot read ledger entry %" PRIu64 ": %s", index, st.details);
+        return 0;
+    }
+    int ok = 0;
+    struct entry en;
+    if (page->n_entries == 1 &&
+        entry_decode(page->entries[0]->data.data, page->entries[0]->data.len, &en) == 0) {
+        const struct entry_update *u = &en.u.update;
+        ok = en.type == ENTRY_UPDATE_ACCEPTED && u->round == e->round &&
+             strcmp(u->experiment, e->experiment) == 0 && strcmp(u->member, e->member) == 0 &&
+             memcmp(u->payload_hash, e->payload_hash, 32) == 0;
+        entry_free(&en);
+    }
+    aulac__v1__entries_page__free_unpacked(page, NULL);
+    if (!ok)
+        log_warn("ledger entry %" PRIu64 " does not record the acceptance of this update",
+                 index);
+    return ok;
+}

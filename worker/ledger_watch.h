@@ -32,6 +32,12 @@ void ledger_watch_refresh(struct worker *w);
 void ledger_watch_receipt(struct worker *w, const Aulac__V1__Receipt *r,
                           const struct update_envelope *e, const uint8_t sig[64]);
 
+/* 1 when ledger entry `index` records the acceptance of exactly the update e (same
+ * experiment, round, member and payload hash): a refused resend after a lost receipt
+ * then still counts as accepted. 0 otherwise (logged). */
+int  ledger_watch_confirm_accepted(struct worker *w, uint64_t index,
+                                   const struct update_envelope *e);
+
 /* 1 once the coordinator's ledger failed a check: stop working for it. */
 int  ledger_watch_failed(const struct worker *w);
 

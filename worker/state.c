@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/hex.h"
@@ -72,6 +73,12 @@ int worker_state_load(struct worker *w)
     if (strcmp(exp, w->experiment) != 0) {
         log_info("the state in %s belongs to experiment %s; starting afresh for %s",
                  w->opt.state_dir, exp, w->experiment);
+        /* Another experiment's residual and moments must never be picked up later. */
+        static const char *const stale[] = { "residual.f32", "optimizer.st", "model.f32" };
+        for (size_t i = 0; i < sizeof stale / sizeof stale[0]; i++) {
+            path_of(w, stale[i], path, sizeof path);
+            unlink(path);
+        }
         return 0;
     }
     w->last_round = last;

@@ -433,14 +433,25 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
     h.train_loss = (float)ts->mean_loss;
     h.val_loss = val_loss;
 
-    for (int attempt = 1; attempt <= 5 && !stop_flag; attempt++) {
+    /* The trained update is worth keeping: retry until the round's deadline (and a
+     * minute past it, for the grace period and a coordinator restart), not a fixed count. */
+    const int64_t give_up = t->deadline_unix_ms + 60000;
+    int64_t backoff = 500;
+    for (int attempt = 1; !stop_flag; attempt++) {
         Aulac__V1__Receipt *r = NULL;
         struct rpc_status st = { 0 };
         int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
         if (rc != 0) {
-            log_warn("upload of round %" PRIu64 " failed (%s); retry %d", e.round,
-                     st.details[0] ? st.details : rpc_strerror(rc), attempt);
-            nap(500 * attempt);
+            if (time_now_unix_ms() > give_up) {
+                log_error("giving up the upload of round %" PRIu64 " after %d attempts: the "
+                          "round's deadline has passed (%s)", e.round, attempt,
+                          st.details[0] ? st.details : rpc_strerror(rc));
+                return -1;
+            }
+            log_warn("upload of round %" PRIu64 " failed (%s); retry %d in %.1f s", e.round,
+                     st.details[0] ? st.details : rpc_strerror(rc), attempt, backoff / 1e3);
+            nap(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
             continue;
         }
         struct update_receipt rec = { 0 };
@@ -460,6 +471,15 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
             log_warn("the receipt for round %" PRIu64 " is not signed by the coordinator key",
                      e.round);
         ledger_watch_receipt(w, r, &e, sig);
+        if (!r->accepted && r->duplicate &&
+            ledger_watch_confirm_accepted(w, r->accepted_index, &e)) {
+            log_info("round %" PRIu64 ": the coordinator had already accepted this update "
+                     "(ledger entry #%" PRIu64 "); its first receipt was lost", e.round,
+                     r->accepted_index);
+            w->last_round = e.round;
+            aulac__v1__receipt__free_unpacked(r, NULL);
+            return 0;
+        }
         if (r->accepted) {
             log_info("round %" PRIu64 ": update accepted, %zu bytes (dense fp32: %zu, %.0fx "
                      "smaller), ledger entry #%" PRIu64 " of %" PRIu64, e.round, len,

@@ -166,6 +166,35 @@ static void oversized_update_is_refused(void **state)
     upd_free(&u);
 }
 
+/* A member whose receipt was lost sends the same update again: refused and recorded
+ * as a replay, counted once, and the receipt points at the original acceptance. */
+static void resend_points_at_the_original_acceptance(void **state)
+{
+    struct fx *f = *state;
+    struct signer s = { .key = f->keys[VNPT] };
+    struct upd u;
+    upd_make(f, &u, f->keys[VNPT], 12);
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    assert_true(r->accepted);
+    assert_false(r->duplicate);
+    uint64_t original = r->ledger_index;
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    assert_false(r->accepted);
+    assert_true(r->duplicate);
+    assert_int_equal(r->accepted_index, original);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    fx_expect_rejection(f, "vnpt", "was already accepted");
+    size_t n;
+    (void)fx_acc_abs(f, &n);
+    assert_int_equal(n, 1);
+    upd_free(&u);
+}
+
 /* The same fixture with a norm bound in the policy. */
 static int setup_bounded(void **state)
 {
@@ -209,6 +238,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(half_closed_upload_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(vanished_uploader_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_update_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(resend_points_at_the_original_acceptance, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(update_over_the_norm_bound_is_refused, setup_bounded,
                                         teardown),
     };
