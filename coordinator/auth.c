@@ -199,6 +199,21 @@ static void record_refused_upload(struct coord *c, const ProtobufCMessage *msg,
         memcpy(u.env.payload_hash, h->payload_hash.data, 32);
     snprintf(u.reason, sizeof u.reason, "request authentication failed: %s", t->reason);
     u.known_member = 0;   /* a forgery must not count against the member it names */
+    int64_t now = time_now_unix_ms();
+    pthread_mutex_lock(&c->mu);
+    if (now - c->refusals_window_ms >= 60000) {
+        c->refusals_window_ms = now;
+        c->refusals_in_window = 0;
+    }
+    int record = c->refusals_in_window < COORD_REFUSALS_PER_MINUTE;
+    if (record)
+        c->refusals_in_window++;
+    pthread_mutex_unlock(&c->mu);
+    if (!record) {
+        log_warn("not recording this refused upload in the ledger: more than %d "
+                 "unauthenticated uploads were refused this minute", COORD_REFUSALS_PER_MINUTE);
+        return;
+    }
     if (update_reject(c, &u) != 0)
         log_error("cannot record the refused upload in the ledger");
 }

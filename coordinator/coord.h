@@ -77,6 +77,10 @@ struct seen_nonce {
     int64_t at_ms;                  /* 0: free slot */
 };
 #define COORD_NONCES 4096
+/* Anyone who reaches the port can send unauthenticated uploads; recording each refusal
+ * would let them grow the ledger without bound, so only so many are recorded a minute
+ * (every one is still logged). */
+#define COORD_REFUSALS_PER_MINUTE 60
 
 struct coord {
     struct coord_options opt;
@@ -122,6 +126,8 @@ struct coord {
     int deadline_logged;
     struct member_stats *members;   /* one per roster member */
 
+    int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
+    int refusals_in_window;         /* this minute, at most COORD_REFUSALS_PER_MINUTE */
     struct seen_nonce nonces[COORD_NONCES];   /* join replay window, guarded by mu */
 
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */

@@ -163,6 +163,10 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
                     "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
                     e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
                     want.block_size, want.k_per_block, (unsigned)want.quant);
+    size_t max_len = codec_max_payload_len(c->n_params, &want);
+    if (max_len > 0 && e->payload_bytes > max_len)
+        return fail(u, "payload_bytes %" PRIu64 " is more than these codec parameters can "
+                    "produce for %zu parameters (%zu)", e->payload_bytes, c->n_params, max_len);
     const struct policy_training *t = &c->policy.training;
     uint64_t max_samples = (uint64_t)t->local_steps * t->batch_size;
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||

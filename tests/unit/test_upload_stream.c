@@ -195,6 +195,30 @@ static void resend_points_at_the_original_acceptance(void **state)
     upd_free(&u);
 }
 
+/* Anyone can send unsigned uploads; they are all refused, but only so many a minute
+ * are written to the ledger, which must not grow without bound. */
+static void unauthenticated_refusals_are_recorded_at_a_bounded_rate(void **state)
+{
+    struct fx *f = *state;
+    struct upd u;
+    upd_make(f, &u, f->keys[FPT], 13);
+    uint64_t before = fx_ledger_size(f);
+    struct fed_client *cl = fx_client(f, NULL);     /* no signature on the request */
+    for (int i = 0; i < COORD_REFUSALS_PER_MINUTE + 15; i++) {
+        Aulac__V1__Receipt *r = NULL;
+        struct rpc_status st;
+        assert_int_not_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+        assert_int_equal(st.code, GRPC_STATUS_UNAUTHENTICATED);
+    }
+    fed_client_close(cl);
+    uint64_t grown = fx_ledger_size(f) - before;
+    assert_true(grown >= 1);
+    assert_true(grown <= COORD_REFUSALS_PER_MINUTE);
+    fx_expect_nothing_aggregated(f);
+    expect_still_serving(f, FPT, 14);
+    upd_free(&u);
+}
+
 /* The same fixture with a norm bound in the policy. */
 static int setup_bounded(void **state)
 {
@@ -238,6 +262,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(half_closed_upload_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(vanished_uploader_is_recorded, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_update_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(unauthenticated_refusals_are_recorded_at_a_bounded_rate,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(resend_points_at_the_original_acceptance, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(update_over_the_norm_bound_is_refused, setup_bounded,
