@@ -30,7 +30,7 @@ for target in 2 4; do
         --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
         --listen "127.0.0.1:$PORT" --insecure
     COORD_PID=$LAST_PID
-    for _ in $(seq 100); do grep -q "serving" "$T/logs/coordinator.log" 2>/dev/null && break; sleep 0.1; done
+    for _ in $(seq 100); do grep -q "serving the Federation service" "$T/logs/coordinator.log" 2>/dev/null && break; sleep 0.1; done
     grep -q "resumed experiment" "$T/logs/coordinator.log" || fail "the restarted coordinator did not resume"
     note "$(grep -o 'resumed experiment.*' "$T/logs/coordinator.log")"
 done
