@@ -458,7 +458,7 @@ out:
 
 struct pool {
     const struct sim *sim;
-    const struct variant **todo;
+    const struct variant **queued;
     struct result *results;
     size_t n;
     atomic_size_t next;
@@ -472,14 +472,14 @@ static void *worker_main(void *arg)
         size_t i = atomic_fetch_add(&pl->next, 1);
         if (i >= pl->n)
             return NULL;
-        simulate(pl->sim, pl->todo[i], &pl->results[i]);
+        simulate(pl->sim, pl->queued[i], &pl->results[i]);
         pthread_mutex_lock(&pl->lock);
         const struct result *r = &pl->results[i];
         if (r->rc)
-            fprintf(stderr, "  %-15s failed: %s\n", pl->todo[i]->name, r->why);
+            fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
         else
             fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
-                    pl->todo[i]->name, r->loss, r->bytes_all, r->seconds);
+                    pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
         pthread_mutex_unlock(&pl->lock);
     }
 }
@@ -583,16 +583,16 @@ int main(int argc, char **argv)
     }
 
     /* The uncompressed run comes first: every gap is against it. */
-    const struct variant *todo[MAX_VARIANTS + N_BUILTIN];
-    size_t n_todo = 0;
-    todo[n_todo++] = &builtin[0];
+    const struct variant *queued[MAX_VARIANTS + N_BUILTIN];
+    size_t n_queued = 0;
+    queued[n_queued++] = &builtin[0];
     if (!list) {
         for (size_t i = 1; i < N_BUILTIN; i++)
             if (builtin[i].set && n_added == 0)
-                todo[n_todo++] = &builtin[i];
+                queued[n_queued++] = &builtin[i];
     } else if (!strcmp(list, "all")) {
         for (size_t i = 1; i < N_BUILTIN; i++)
-            todo[n_todo++] = &builtin[i];
+            queued[n_queued++] = &builtin[i];
     } else {
         char buf[1024];
         snprintf(buf, sizeof buf, "%s", list);
@@ -604,12 +604,12 @@ int main(int argc, char **argv)
                 fprintf(stderr, "compression: no variant '%s' (--variants list)\n", tok);
                 return 2;
             }
-            if (i > 0 && n_todo < N_BUILTIN)
-                todo[n_todo++] = &builtin[i];
+            if (i > 0 && n_queued < N_BUILTIN)
+                queued[n_queued++] = &builtin[i];
         }
     }
     for (size_t i = 0; i < n_added; i++)
-        todo[n_todo++] = &added[i];
+        queued[n_queued++] = &added[i];
 
     printf("bench/compression: policy %s (%s), %zu parameters (%zu bytes fp32)\n",
            policy_path, p->metadata.name, s.n, 4 * s.n);
@@ -622,17 +622,17 @@ int main(int argc, char **argv)
            policy_outer_kind_name(p->training.outer.kind), p->training.outer.lr,
            p->training.outer.momentum);
     printf("  downlink: %s; %zu variant(s), %ld at a time\n",
-           s.downlink ? "the policy's compression" : "exact (the uplink alone varies)", n_todo,
+           s.downlink ? "the policy's compression" : "exact (the uplink alone varies)", n_queued,
            jobs);
     fflush(stdout);
 
-    struct result *results = calloc(n_todo, sizeof *results);
+    struct result *results = calloc(n_queued, sizeof *results);
     if (!results)
         return 1;
-    struct pool pl = {.sim = &s, .todo = todo, .results = results, .n = n_todo};
+    struct pool pl = {.sim = &s, .queued = queued, .results = results, .n = n_queued};
     atomic_init(&pl.next, 0);
     pthread_mutex_init(&pl.lock, NULL);
-    size_t nt = (size_t)jobs < n_todo ? (size_t)jobs : n_todo;
+    size_t nt = (size_t)jobs < n_queued ? (size_t)jobs : n_queued;
     pthread_t th[64];
     if (nt > 64)
         nt = 64;
@@ -646,8 +646,8 @@ int main(int argc, char **argv)
     const double dense_bytes = 4.0 * (double)s.n;
     const struct result *ref = results[0].rc == 0 ? &results[0] : NULL;
     const struct result *best = NULL;   /* the best uncompressed run, whatever its outer */
-    for (size_t i = 0; i < n_todo; i++)
-        if (!results[i].rc && todo[i]->k >= todo[i]->block && todo[i]->quant == CODEC_QUANT_FP32 &&
+    for (size_t i = 0; i < n_queued; i++)
+        if (!results[i].rc && queued[i]->k >= queued[i]->block && queued[i]->quant == CODEC_QUANT_FP32 &&
             (!best || results[i].loss < best->loss))
             best = &results[i];
     printf("\n%-15s %11s %7s %11s %7s %6s %9s %8s %8s", "variant", "bytes/round", "ratio",
@@ -655,13 +655,13 @@ int main(int argc, char **argv)
     for (int m = 0; m < s.n_members; m++)
         printf(" %7.7s", p->participation.members[m]);
     printf("\n");
-    for (size_t i = 0; i < n_todo; i++) {
+    for (size_t i = 0; i < n_queued; i++) {
         const struct result *r = &results[i];
         if (r->rc) {
-            printf("%-15s failed: %s\n", todo[i]->name, r->why);
+            printf("%-15s failed: %s\n", queued[i]->name, r->why);
             continue;
         }
-        printf("%-15s %11.0f %6.1fx %11.0f %6.1fx %5.1f%% %9.4f", todo[i]->name, r->bytes_all,
+        printf("%-15s %11.0f %6.1fx %11.0f %6.1fx %5.1f%% %9.4f", queued[i]->name, r->bytes_all,
                dense_bytes / r->bytes_all, r->bytes_sparse, dense_bytes / r->bytes_sparse,
                100.0 * r->kept, r->loss);
         if (ref)
@@ -683,7 +683,7 @@ int main(int argc, char **argv)
            "text, mean over members; gap: vs dense (the policy's outer optimizer); vs best: vs "
            "the best uncompressed run in this table.\n", dense_bytes);
     if (s.downlink)
-        printf("downlink (%s): %.0f bytes per round (%.1fx)\n", todo[0]->name,
+        printf("downlink (%s): %.0f bytes per round (%.1fx)\n", queued[0]->name,
                results[0].down_bytes, dense_bytes / results[0].down_bytes);
     if (s.curve) {
         printf("\nvalidation loss after round\n%-15s", "round");
@@ -691,10 +691,10 @@ int main(int argc, char **argv)
             if (r % (uint32_t)s.curve == 0 || r == s.rounds)
                 printf(" %6u", r);
         printf("\n");
-        for (size_t i = 0; i < n_todo; i++) {
+        for (size_t i = 0; i < n_queued; i++) {
             if (results[i].rc)
                 continue;
-            printf("%-15s", todo[i]->name);
+            printf("%-15s", queued[i]->name);
             for (uint32_t r = 1; r <= s.rounds && r < MAX_ROUNDS; r++)
                 if (r % (uint32_t)s.curve == 0 || r == s.rounds)
                     printf(" %6.3f", results[i].curve[r]);
@@ -702,8 +702,8 @@ int main(int argc, char **argv)
         }
     }
     printf("\nvariants:\n");
-    for (size_t i = 0; i < n_todo; i++)
-        printf("  %-15s %s\n", todo[i]->name, todo[i]->what);
+    for (size_t i = 0; i < n_queued; i++)
+        printf("  %-15s %s\n", queued[i]->name, queued[i]->what);
     printf("wall time %.1f s on %ld job(s)\n", wall, jobs);
     free(results);
     policy_free(&s.policy);

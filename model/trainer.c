@@ -1,5 +1,6 @@
 /* Backend-independent half of model/trainer.h: option checks and dispatch. */
 #include "model/trainer_impl.h"
+#include "common/timeutil.h"
 #include "model/trainer_cuda.h"
 
 #include <math.h>
@@ -163,4 +164,52 @@ int trainer_load_state(struct trainer *t, const char *path)
     if (!t || !path)
         return MODEL_ERR_ARG;
     return t->ops->load_state(t, path);
+}
+
+int trainer_report_step(struct trainer_stats *out, double *loss_sum, int s, int steps,
+                        float loss, double grad_norm, uint64_t step_tokens, double t0,
+                        trainer_progress_fn progress, void *pctx)
+{
+    *loss_sum += loss;
+    out->steps = s + 1;
+    out->mean_loss = *loss_sum / (s + 1);
+    out->last_loss = loss;
+    out->last_grad_norm = grad_norm;
+    out->tokens += step_tokens;
+    out->seconds = time_mono_s() - t0;
+    if (!progress)
+        return 0;
+    struct trainer_progress p = {.step = s + 1, .steps = steps, .loss = loss,
+                                 .grad_norm = grad_norm, .tokens = out->tokens,
+                                 .seconds = out->seconds};
+    return progress(pctx, &p) != 0 ? MODEL_ERR_CANCELLED : 0;
+}
+
+int trainer_eval_windows(const uint8_t *tokens, size_t n, int B, int T, int max_windows,
+                         int32_t *inputs, int32_t *targets, trainer_window_loss_fn fn,
+                         void *ctx, float *mean_loss)
+{
+    if (n - 1 < (size_t)T)
+        T = (int)(n - 1);
+    size_t windows = (n - 1) / (size_t)T;
+    if (max_windows > 0 && windows > (size_t)max_windows)
+        windows = (size_t)max_windows;
+    double total = 0.0;
+    for (size_t w = 0; w < windows; w += (size_t)B) {
+        int rows = windows - w < (size_t)B ? (int)(windows - w) : B;
+        for (int b = 0; b < rows; b++) {
+            const uint8_t *src = tokens + (w + (size_t)b) * (size_t)T;
+            for (int i = 0; i < T; i++) {
+                inputs[(size_t)b * T + i] = src[i];
+                targets[(size_t)b * T + i] = src[i + 1];
+            }
+        }
+        float loss;
+        int rc = fn(ctx, rows, T, &loss);
+        if (rc)
+            return rc;
+        total += (double)loss * rows;
+    }
+    *mean_loss = (float)(total / (double)windows);
+    return 0;
 }

@@ -179,25 +179,20 @@ static int cuda_train_steps(struct trainer *t, int steps, trainer_batch_fn next_
             break;
         }
         c->step++;
-        loss_sum += loss;
-        out->steps = s + 1;
-        out->mean_loss = loss_sum / (s + 1);
-        out->last_loss = loss;
-        out->last_grad_norm = norm;
-        out->tokens += step_tokens;
-        out->seconds = time_mono_s() - t0;
-        if (progress) {
-            struct trainer_progress p = {.step = s + 1, .steps = steps, .loss = loss,
-                                         .grad_norm = norm, .tokens = out->tokens,
-                                         .seconds = out->seconds};
-            if (progress(pctx, &p) != 0) {
-                rc = MODEL_ERR_CANCELLED;
-                break;
-            }
-        }
+        rc = trainer_report_step(out, &loss_sum, s, steps, loss, norm, step_tokens, t0,
+                                 progress, pctx);
+        if (rc != 0)
+            break;
     }
     out->seconds = time_mono_s() - t0;
     return rc;
+}
+
+static int cuda_window_loss(void *ctx, int rows, int T, float *loss)
+{
+    struct cuda_trainer *c = ctx;
+    int rc = gpt2_cuda_forward(c->rep[0], c->inputs, c->targets, rows, T);
+    return rc ? rc : gpt2_cuda_loss(c->rep[0], loss);
 }
 
 /* On replica 0, window chunks of B rows as the CPU trainer does. */
@@ -205,33 +200,8 @@ static int cuda_evaluate(struct trainer *t, const uint8_t *tokens, size_t n, int
                          float *mean_loss)
 {
     struct cuda_trainer *c = t->impl;
-    const int B = t->opts.batch;
-    int T = t->opts.seq_len;
-    if (n - 1 < (size_t)T)
-        T = (int)(n - 1);
-    size_t windows = (n - 1) / (size_t)T;
-    if (max_windows > 0 && windows > (size_t)max_windows)
-        windows = (size_t)max_windows;
-    double total = 0.0;
-    for (size_t w = 0; w < windows; w += (size_t)B) {
-        int rows = windows - w < (size_t)B ? (int)(windows - w) : B;
-        for (int b = 0; b < rows; b++) {
-            const uint8_t *src = tokens + (w + (size_t)b) * (size_t)T;
-            for (int i = 0; i < T; i++) {
-                c->inputs[(size_t)b * T + i] = src[i];
-                c->targets[(size_t)b * T + i] = src[i + 1];
-            }
-        }
-        float loss;
-        int rc = gpt2_cuda_forward(c->rep[0], c->inputs, c->targets, rows, T);
-        if (!rc)
-            rc = gpt2_cuda_loss(c->rep[0], &loss);
-        if (rc)
-            return rc;
-        total += (double)loss * rows;
-    }
-    *mean_loss = (float)(total / (double)windows);
-    return 0;
+    return trainer_eval_windows(tokens, n, t->opts.batch, t->opts.seq_len, max_windows,
+                                c->inputs, c->targets, cuda_window_loss, c, mean_loss);
 }
 
 static uint64_t cuda_optimizer_step(const struct trainer *t)

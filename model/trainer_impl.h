@@ -28,6 +28,23 @@ struct trainer {
     void *impl; /* the backend's state */
 };
 
+/* Shared by the backends (trainer.c). */
+
+/* Books step s (0-based) of `steps` into *out (loss_sum carries the running sum) and
+ * calls progress when given; MODEL_ERR_CANCELLED when progress asks to stop, else 0. */
+int trainer_report_step(struct trainer_stats *out, double *loss_sum, int s, int steps,
+                        float loss, double grad_norm, uint64_t step_tokens, double t0,
+                        trainer_progress_fn progress, void *pctx);
+
+/* The loss of one batch of rows x T windows (inputs and targets filled). */
+typedef int (*trainer_window_loss_fn)(void *ctx, int rows, int T, float *loss);
+
+/* Mean loss over non-overlapping windows of tokens[n] (at most max_windows; T shrinks to
+ * n - 1 for short input), B rows at a time packed into inputs/targets (B*T each). */
+int trainer_eval_windows(const uint8_t *tokens, size_t n, int B, int T, int max_windows,
+                         int32_t *inputs, int32_t *targets, trainer_window_loss_fn fn,
+                         void *ctx, float *mean_loss);
+
 /* Backends: fill t->ops and t->impl; t->cfg, t->opts, t->n_params are set. */
 int trainer_cpu_init(struct trainer *t);
 /* boot: NULL, or this process's place in a multi-node group (trainer_cuda.h).
