@@ -1,5 +1,6 @@
 #include "worker/state.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
@@ -56,6 +57,11 @@ static int save_floats(const struct worker *w, const char *name, const float *sr
 int worker_state_load(struct worker *w)
 {
     char path[PATH_MAX];
+    /* Training state of a round whose acceptance never became known: not the state. */
+    path_of(w, "residual.pending", path, sizeof path);
+    unlink(path);
+    path_of(w, "optimizer.pending", path, sizeof path);
+    unlink(path);
     path_of(w, "progress", path, sizeof path);
     uint8_t *buf;
     size_t len;
@@ -105,15 +111,34 @@ int worker_state_save_model(struct worker *w)
     return save_floats(w, "model.f32", w->base, w->n) == 0 ? worker_state_save_progress(w) : 0;
 }
 
+/* The residual and moments after a round's training are first written as *.pending and
+ * become the state only when the coordinator has accepted that round's update
+ * (worker_state_commit_training): a crash in between restarts from the state of the last
+ * accepted round, consistent with `progress`, instead of training the round again on top
+ * of state that already includes it. */
 int worker_state_save_training(struct worker *w)
 {
-    save_floats(w, "residual.f32", w->residual, w->n);
+    save_floats(w, "residual.pending", w->residual, w->n);
     char path[PATH_MAX];
-    path_of(w, "optimizer.st", path, sizeof path);
+    path_of(w, "optimizer.pending", path, sizeof path);
     int rc = trainer_save_state(w->trainer, path);
     if (rc != 0)
         log_warn("cannot save the inner optimizer state to %s: %s", path, model_strerror(rc));
     return 0;
+}
+
+int worker_state_commit_training(struct worker *w)
+{
+    static const char *const names[][2] = { { "residual.pending", "residual.f32" },
+                                            { "optimizer.pending", "optimizer.st" } };
+    for (size_t i = 0; i < 2; i++) {
+        char from[PATH_MAX], to[PATH_MAX];
+        path_of(w, names[i][0], from, sizeof from);
+        path_of(w, names[i][1], to, sizeof to);
+        if (rename(from, to) != 0)
+            log_warn("cannot move %s to %s: %s", from, to, strerror(errno));
+    }
+    return worker_state_save_progress(w);   /* its directory fsync makes the renames durable */
 }
 
 int worker_state_save_progress(struct worker *w)

@@ -4,8 +4,9 @@
  *
  *   progress        text: experiment id, last accepted round, replica model hash
  *   model.f32       the replica: the last base model (flat little-endian fp32)
- *   residual.f32    error-feedback residual
- *   optimizer.st    the inner AdamW state (model/trainer.h format)
+ *   residual.f32    error-feedback residual      } as of the last accepted round;
+ *   optimizer.st    the inner AdamW state        } *.pending until the coordinator
+ *                   (model/trainer.h format)     } accepts the round's update
  *   final/          the experiment's final model (safetensors + config.json)
  *
  * Every file is written atomically (temp file, fsync, rename). State of another
@@ -15,7 +16,8 @@
 int worker_state_open(struct worker *w);            /* creates the directory (0700) */
 int worker_state_load(struct worker *w);            /* after the trainer exists */
 int worker_state_save_model(struct worker *w);
-int worker_state_save_training(struct worker *w);   /* residual + optimizer */
+int worker_state_save_training(struct worker *w);   /* residual + optimizer, as pending */
+int worker_state_commit_training(struct worker *w); /* the round was accepted: pending → state */
 int worker_state_save_progress(struct worker *w);
 int worker_state_save_final(struct worker *w);
 

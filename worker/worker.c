@@ -571,7 +571,7 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     free(payload);
     if (rc == 0) {
         w->rounds_done++;
-        worker_state_save_progress(w);
+        worker_state_commit_training(w);
     }
     return rc;
 }

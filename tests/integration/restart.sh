@@ -33,11 +33,29 @@ for target in 2 4; do
     for _ in $(seq 100); do grep -q "serving the Federation service" "$T/logs/coordinator.log" 2>/dev/null && break; sleep 0.1; done
     grep -q "resumed experiment" "$T/logs/coordinator.log" || fail "the restarted coordinator did not resume"
     note "$(grep -o 'resumed experiment.*' "$T/logs/coordinator.log")"
+    if [ $target -eq 2 ]; then
+        # A member's node dies too, mid-round, and comes back on the same state dir.
+        kill -9 "${pids[0]}"
+        wait "${pids[0]}" 2>/dev/null || true
+        mv "$T/logs/worker-alpha.log" "$T/logs/worker-alpha-1.log"
+        start_worker alpha
+        pids[0]=$LAST_PID
+        for _ in $(seq 100); do grep -q "resuming from" "$T/logs/worker-alpha.log" && break; sleep 0.1; done
+        grep -q "resuming from" "$T/logs/worker-alpha.log" || fail "the restarted worker did not resume its state"
+        note "worker alpha: $(grep -o 'resuming from.*' "$T/logs/worker-alpha.log")"
+    fi
 done
 
 for i in 0 1 2; do
     rc=0; wait_pid "${pids[$i]}" 300 || rc=$?
     [ $rc -eq 0 ] || fail "worker $i exited $rc"
+done
+for m in alpha beta gamma; do
+    # The state is that of the last accepted round; nothing is left pending.
+    [ -f "$T/state/$m/residual.f32" ] && [ -f "$T/state/$m/optimizer.st" ] ||
+        fail "$m has no committed training state"
+    [ ! -e "$T/state/$m/residual.pending" ] && [ ! -e "$T/state/$m/optimizer.pending" ] ||
+        fail "$m left training state pending"
 done
 "$BIN/aulac" ledger verify --data-dir "$T/coord" | grep -q ": OK" || fail "ledger verify"
 "$BIN/aulac" ledger show --data-dir "$T/coord" --json >"$T/ledger.jsonl"
@@ -58,4 +76,4 @@ assert sum(acc.values()) == 18, acc
 assert entries[-1]["type"] == "experiment_finished", entries[-1]["type"]
 print("rounds closed:", closed, "- each of 18 (round, member) updates accepted exactly once")
 PY
-note "ok: two SIGKILLs survived"
+note "ok: three SIGKILLs survived (coordinator twice, a worker once)"
