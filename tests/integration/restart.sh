@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fault test: the coordinator is killed with SIGKILL in the middle of the experiment
-# (twice) and restarted on the same data directory. The workers ride it out; the
-# experiment finishes; no acknowledged update is lost or counted twice; the ledger
-# verifies.
+# (twice) and restarted on the same data directory, and one worker is killed mid-round
+# and restarted on its state directory. The others ride it out; the experiment
+# finishes; no acknowledged update is lost or counted twice; the ledger verifies; every
+# worker's committed training state is that of its last accepted round.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
