@@ -150,6 +150,21 @@ static int join(struct worker *w)
 
 /* --- local training ------------------------------------------------------------ */
 
+/* The policy's batch_size is the member's sequences per inner step; with --gpus N each
+ * GPU draws batch_size / N of them, so a round trains what the policy says whatever
+ * hardware the member has. */
+static int per_device_batch(const struct worker *w, uint32_t batch, int *out)
+{
+    int gpus = w->opt.gpus > 1 ? w->opt.gpus : 1;
+    if (batch % (uint32_t)gpus != 0) {
+        log_error("the policy's batch_size %u does not split evenly over --gpus %d: use a "
+                  "GPU count that divides it", batch, gpus);
+        return -1;
+    }
+    *out = (int)(batch / (uint32_t)gpus);
+    return 0;
+}
+
 static int setup_training(struct worker *w)
 {
     if (w->trainer)
@@ -163,7 +178,10 @@ static int setup_training(struct worker *w)
     w->n = gpt2_num_params(&w->cfg);
     struct trainer_opts to;
     trainer_opts_default(&to);
-    to.batch = (int)w->policy.training.batch_size;
+    int per_gpu = 0;
+    if (per_device_batch(w, w->policy.training.batch_size, &per_gpu) != 0)
+        return WORKER_EXIT_REFUSED;
+    to.batch = per_gpu;
     to.seq_len = (int)w->policy.training.seq_len;
     to.threads = w->opt.threads;
     to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
@@ -517,7 +535,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     const Aulac__V1__TrainingParams *p = t->params;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
-    to.batch = (int)p->batch_size;
+    if (per_device_batch(w, p->batch_size, &to.batch) != 0)
+        return -1;
     to.seq_len = (int)p->seq_len;
     to.lr = p->lr;
     to.weight_decay = p->weight_decay;

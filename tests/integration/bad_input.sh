@@ -48,6 +48,11 @@ expect empty-corpus 1 "$T/empty" \
     "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha --key "$T/keys/alpha.key" \
     --data "$T/empty" --state-dir "$T/state/a2" --insecure --connect-timeout 20
 
+# The policy's batch (4 sequences a step) must split evenly over the member's GPUs.
+expect gpus-split 3 "batch_size 4 does not split evenly over --gpus 3" \
+    "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha --key "$T/keys/alpha.key" \
+    --data "$T/corpus/alpha" --state-dir "$T/state/a3" --insecure --gpus 3 --connect-timeout 20
+
 # A secret key others can read is refused before it is used.
 cp "$T/keys/beta.key" "$T/beta-open.key"; chmod 644 "$T/beta-open.key"
 expect open-key 1 "beta-open.key" \
