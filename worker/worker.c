@@ -394,10 +394,30 @@ static int train_local(struct worker *w, int steps, float lr, struct progress_ct
     return rc;
 }
 
+/* The hyperparameters of a task are not part of its signature: they must be those of
+ * the policy this member checked (by hash) and its site policy allowed. */
+static int task_matches_policy(const struct worker *w, const Aulac__V1__Task *t)
+{
+    const struct policy_training *tr = &w->policy.training;
+    const Aulac__V1__TrainingParams *p = t->params;
+    struct codec_params cp;
+    policy_link_codec_params(&w->policy.compression.uplink, &cp);
+    if (t->round <= w->policy.compression.uplink.dense_warmup_rounds)
+        cp.k_per_block = cp.block_size;
+    return p->local_steps == tr->local_steps && p->batch_size == tr->batch_size &&
+           p->seq_len == tr->seq_len && p->lr == (float)tr->inner.lr &&
+           p->weight_decay == (float)tr->inner.weight_decay &&
+           p->grad_clip == (float)tr->inner.grad_clip && p->beta1 == (float)tr->inner.beta1 &&
+           p->beta2 == (float)tr->inner.beta2 && t->codec->block_size == cp.block_size &&
+           t->codec->k_per_block == cp.k_per_block && t->codec->quant == (uint32_t)cp.quant &&
+           t->codec->format_version == cp.format_version;
+}
+
 static int verify_task(struct worker *w, const Aulac__V1__Task *t)
 {
     if (t->base_model_hash.len != 32 || t->signature.len != 64 || !t->params || !t->codec)
         return -1;
+
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", t->experiment_id);
     a.round = t->round;
@@ -522,6 +542,11 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     if (verify_task(w, t) != 0) {
         log_warn("ignoring a task for round %" PRIu64 " whose signature does not verify with "
                  "the coordinator's key", t->round);
+        return -1;
+    }
+    if (!task_matches_policy(w, t)) {
+        log_warn("ignoring the task for round %" PRIu64 ": it asks for other hyperparameters "
+                 "or codec than the approved policy", t->round);
         return -1;
     }
     if (t->model_params != w->n) {
