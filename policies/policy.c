@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/fileio.h"
 #include "policies/schema.h"
 
 _Static_assert(sizeof(enum policy_outer_kind) == sizeof(int) &&
@@ -468,11 +467,10 @@ int policy_load_file(const char *path, struct policy *out, struct policy_error *
     }
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = file_read_all(path, POLICY_FILE_MAX, &buf, &len);
+    int rc = yaml_file_read(path, &buf, &len, err);
     if (rc) {
         memset(out, 0, sizeof *out);
-        yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
-        return POLICY_ERR_IO;
+        return rc;
     }
     rc = policy_load_buffer(path, buf, len, out, err);
     free(buf);

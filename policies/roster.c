@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/fileio.h"
 #include "crypto/keys.h"
 #include "policies/yaml_tree.h"
 
@@ -260,14 +259,10 @@ int roster_load_file(const char *path, struct roster *out, struct policy_error *
     memset(out, 0, sizeof *out);
     uint8_t *buf;
     size_t len;
-    int rc = file_read_all(path, POLICY_FILE_MAX, &buf, &len);
-    if (rc != 0) {
-        memset(err, 0, sizeof *err);
-        err->code = POLICY_ERR_IO;
-        snprintf(err->message, sizeof err->message, "%s: cannot read the roster: %s", path,
-                 strerror(-rc));
-        return POLICY_ERR_IO;
-    }
+    memset(err, 0, sizeof *err);
+    int rc = yaml_file_read(path, &buf, &len, err);
+    if (rc != 0)
+        return rc;
     rc = roster_load_buffer(path, buf, len, out, err);
     free(buf);
     return rc;

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
+
 #define YAML_TREE_MAX_KEYS 1024     /* keys in one mapping (duplicate check is quadratic) */
 
 void yaml_error(struct policy_error *err, int code, const char *file, int line, int column,
@@ -371,16 +373,15 @@ static int on_event(struct builder *b, struct fy_event *e)
     }
 }
 
-/* Offset of the first byte that is not part of well-formed UTF-8 text (control
- * characters other than tab, newline and carriage return count as bad), or len. */
-static size_t text_check(const void *bytes, size_t len)
+size_t yaml_text_check(const void *bytes, size_t len, unsigned flags)
 {
     const unsigned char *p = bytes;
     size_t i = 0;
     while (i < len) {
         unsigned c = p[i];
         if (c < 0x80) {
-            if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f)
+            int allowed = c == '\t' || c == '\n' || (c == '\r' && (flags & YAML_TEXT_CR));
+            if ((c < 0x20 && !allowed) || c == 0x7f)
                 return i;
             i++;
             continue;
@@ -407,11 +408,21 @@ static size_t text_check(const void *bytes, size_t len)
             cp = (cp << 6) | (p[i + k] & 0x3f);
         }
         if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10ffff)) ||
-            (cp >= 0xd800 && cp <= 0xdfff))
+            (cp >= 0xd800 && cp <= 0xdfff) ||
+            ((flags & YAML_TEXT_NO_C1) && cp >= 0x80 && cp < 0xa0))
             return i;
         i += need + 1;
     }
     return len;
+}
+
+int yaml_file_read(const char *path, uint8_t **buf, size_t *len, struct policy_error *err)
+{
+    int rc = file_read_all(path, POLICY_FILE_MAX, buf, len);
+    if (rc == 0)
+        return 0;
+    yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+    return POLICY_ERR_IO;
 }
 
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
@@ -425,7 +436,7 @@ int yaml_tree_parse(const char *file, const void *bytes, size_t len,
     }
     /* libfyaml is only ever given well-formed UTF-8 text: some invalid byte sequences
      * make its scanner (0.7.12) loop forever. */
-    size_t bad = text_check(bytes, len);
+    size_t bad = yaml_text_check(bytes, len, YAML_TEXT_CR);
     if (bad < len) {
         const unsigned char *c = bytes;
         int line = 1, column = 1;

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policies/policy.h"
 
@@ -33,6 +34,17 @@ struct ynode {
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                     struct ynode **root, struct policy_error *err);
 void yaml_tree_free(struct ynode *n);
+
+/* Offset of the first byte that is not well-formed UTF-8 text, or len. Tab and newline
+ * are allowed; carriage return with YAML_TEXT_CR; C1 controls (U+0080..U+009F) are
+ * refused with YAML_TEXT_NO_C1. Overlongs and surrogates are always refused. */
+#define YAML_TEXT_CR    1u
+#define YAML_TEXT_NO_C1 2u
+size_t yaml_text_check(const void *bytes, size_t len, unsigned flags);
+
+/* Reads a policy, site or roster file (at most POLICY_FILE_MAX bytes) into a malloc'd
+ * buffer; on failure fills err ("file: cannot read: ...") and returns POLICY_ERR_IO. */
+int yaml_file_read(const char *path, uint8_t **buf, size_t *len, struct policy_error *err);
 
 /* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
 bool ynode_is_null(const struct ynode *n);
