@@ -20,6 +20,9 @@ const char *crypto_strerror(int rc)
     case CRYPTO_ERR_KEY_MISMATCH:  return "key does not belong to the claimed member or key id";
     case CRYPTO_ERR_BAD_KEY:       return "not a valid Ed25519 public key";
     case CRYPTO_ERR_BUFFER:        return "buffer too small";
+    case CRYPTO_ERR_MALFORMED:     return "malformed statement (truncated, oversized or bad field)";
+    case CRYPTO_ERR_EXPIRED:       return "statement expired (or valid for longer than allowed)";
+    case CRYPTO_ERR_REPLAYED:      return "statement replayed (nonce seen before)";
     default:                       return "unknown crypto error";
     }
 }

@@ -37,6 +37,9 @@ enum crypto_error {
     CRYPTO_ERR_KEY_MISMATCH   = -1009, /* key's member id or key id differs from what is claimed */
     CRYPTO_ERR_BAD_KEY        = -1010, /* public key bytes are not a valid Ed25519 point */
     CRYPTO_ERR_BUFFER         = -1011, /* caller's buffer too small */
+    CRYPTO_ERR_MALFORMED      = -1012, /* received statement bytes do not decode */
+    CRYPTO_ERR_EXPIRED        = -1013, /* statement past its expiry (or valid for too long) */
+    CRYPTO_ERR_REPLAYED       = -1014, /* statement's nonce was seen before */
 };
 
 /* Words for any crypto error code (and "ok" for 0). Never NULL. */

@@ -74,6 +74,15 @@ def checkpoint_header(f):
             + struct.pack(">q", f["timestamp_unix_ms"]))
 
 
+def node_task_header(f):
+    return (domain("aulac/node-task/v1") + ident(f["member"]) + struct.pack(">B", f["kind"])
+            + text(f["experiment"]) + struct.pack(">QQIII", f["round"], f["seq"], f["node_rank"],
+                                                  f["nranks"], f["first_rank"])
+            + f["nccl_id"] + f["base_model_hash"] + struct.pack(">I", f["inner_steps"])
+            + f["policy_hash"] + struct.pack(">Qq", f["data_seed"], f["expires_unix_ms"])
+            + f["nonce"])
+
+
 SEED = bytes(range(32))
 BASE = bytes(0xa0 + i for i in range(32))
 PAYLOAD = hashlib.blake2b(b"example payload", digest_size=32).digest()
@@ -108,6 +117,12 @@ EXAMPLES = [
         nonce=bytes(range(0xf0, 0x100)), body_digest=BODY)),
     ("roster proposal", proposal_header, PROPOSAL),
     ("vote", vote_header, dict(proposal_hash=PROPOSAL_HASH, voter="vnpt", approve=1)),
+    ("node task", node_task_header, dict(
+        member="fpt", kind=3, experiment="gpt2-vi-small", round=7, seq=12, node_rank=1,
+        nranks=16, first_rank=8, nccl_id=bytes(range(128)), base_model_hash=BASE,
+        inner_steps=500, policy_hash=bytes(0xc0 + i for i in range(32)),
+        data_seed=0x0123456789abcdef, expires_unix_ms=1767225660000,
+        nonce=bytes(range(0xf0, 0x100)))),
 ]
 
 
