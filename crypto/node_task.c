@@ -163,9 +163,8 @@ static int refuse(int rc, char *why, size_t cap, const char *fmt, ...)
     return rc;
 }
 
-/* CRYPTO_ERR_REPLAYED, or 0 after remembering the nonce until expires. */
-static int replay_check(struct node_task_replay *r, const uint8_t *nonce, int64_t expires,
-                        int64_t now)
+int node_task_replay_check(struct node_task_replay *r, const uint8_t nonce[NODE_TASK_NONCE_BYTES],
+                           int64_t expires, int64_t now)
 {
     if (expires <= r->floor)
         return CRYPTO_ERR_REPLAYED;
@@ -228,7 +227,7 @@ int node_task_accept(const uint8_t *header, size_t header_len, const uint8_t *si
                       "node task valid for %" PRId64 " s more, over the %d s allowed (check "
                       "the nodes' clocks)", (t.expires_unix_ms - now_unix_ms) / 1000,
                       NODE_TASK_MAX_LIFETIME_MS / 1000);
-    if (replay_check(r, t.nonce, t.expires_unix_ms, now_unix_ms) != 0)
+    if (node_task_replay_check(r, t.nonce, t.expires_unix_ms, now_unix_ms) != 0)
         return refuse(CRYPTO_ERR_REPLAYED, why, why_cap,
                       "replayed node task (seq %" PRIu64 "): its nonce was seen before", t.seq);
     *out = t;

@@ -78,6 +78,12 @@ struct node_task_replay {
     size_t  next;
 };
 
+/* CRYPTO_ERR_REPLAYED when nonce was seen (or is older than what the full cache still
+ * covers), else 0 after remembering it until expires. The leader uses it for the
+ * follower's request nonces too. */
+int node_task_replay_check(struct node_task_replay *r, const uint8_t nonce[NODE_TASK_NONCE_BYTES],
+                           int64_t expires, int64_t now) CRYPTO_WARN_UNUSED;
+
 /* The follower's check of one received task (header bytes and signature as received):
  * all the rules above, with now_unix_ms as the clock. On 0 *out holds the task and its
  * nonce is remembered in r; otherwise why (may be NULL) says what was wrong in words. */

@@ -9,6 +9,7 @@
 #include "proto/pb.h"
 #include "proto/rpc_internal.h"
 #include "proto/service.h"
+#include "proto/service_node.h"
 
 #define FED_DEFAULT_CALL_TIMEOUT_MS    15000
 #define FED_DEFAULT_STREAM_TIMEOUT_MS  (3600 * 1000)
@@ -203,6 +204,20 @@ int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
     int rc = fed_unary(c, "GetTask", FED_METHOD_GET_TASK, timeout, &req->base,
                        &aulac__v1__task__descriptor, &m, st ? st : &local, 1);
     *task = (Aulac__V1__Task *)m;
+    return rc;
+}
+
+int fed_get_node_task(struct fed_client *c, const Aulac__V1__NodeTaskRequest *req,
+                      Aulac__V1__NodeTask **task, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !task)
+        return RPC_ERR_INVALID_ARG;
+    int64_t timeout = (int64_t)req->wait_ms + FED_LONG_POLL_MARGIN_MS;
+    int rc = fed_unary(c, "GetNodeTask", NODE_METHOD_GET_NODE_TASK, timeout, &req->base,
+                       &aulac__v1__node_task__descriptor, &m, st ? st : &local, 1);
+    *task = (Aulac__V1__NodeTask *)m;
     return rc;
 }
 

@@ -67,6 +67,10 @@ int fed_join(struct fed_client *c, const Aulac__V1__JoinRequest *req,
 /* Long poll: the deadline is req->wait_ms + FED_LONG_POLL_MARGIN_MS. */
 int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
                  Aulac__V1__Task **task, struct rpc_status *st);
+/* The Node service (proto/service_node.h), for a follower node polling its leader
+ * node: the same channel options and request signing. Long poll as fed_get_task. */
+int fed_get_node_task(struct fed_client *c, const Aulac__V1__NodeTaskRequest *req,
+                      Aulac__V1__NodeTask **task, struct rpc_status *st);
 int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
                Aulac__V1__StatusReply **reply, struct rpc_status *st);
 
