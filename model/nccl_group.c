@@ -174,6 +174,64 @@ int nccl_group_allreduce_avg(struct nccl_group *g, float *const *bufs, size_t co
     return 0;
 }
 
+int nccl_group_broadcast_host(struct nccl_group *g, float *host, size_t count)
+{
+    if (g->aborted)
+        return MODEL_ERR_CUDA;
+    const size_t bytes = count * sizeof(float);
+    float *dev[TRAINER_MAX_GPUS] = { 0 };
+    int rc = 0;
+    for (int i = 0; i < g->n && !rc; i++) {
+        cudaError_t e = cudaSetDevice(g->devices[i]);
+        if (e == cudaSuccess && (e = cudaMalloc((void **)&dev[i], bytes)) != cudaSuccess) {
+            cudaGetLastError();
+            dev[i] = NULL;
+            rc = MODEL_ERR_NOMEM;
+            break;
+        }
+        if (e == cudaSuccess)
+            e = cudaMemcpyAsync(dev[i], host, bytes, cudaMemcpyHostToDevice, g->stream[i]);
+        if (e != cudaSuccess)
+            rc = cuda_fail(e, "staging the broadcast", __FILE__, __LINE__);
+    }
+    if (!rc) {
+        ncclResult_t first = ncclGroupStart();
+        int first_i = 0;
+        for (int i = 0; i < g->n && first == ncclSuccess; i++) {
+            first = ncclBroadcast(dev[i], dev[i], count, ncclFloat, 0, g->comm[i], g->stream[i]);
+            first_i = i;
+        }
+        ncclResult_t end = ncclGroupEnd();
+        if (first == ncclSuccess)
+            first = end;
+        if (first != ncclSuccess)
+            rc = nccl_fail(first, g->comm[first_i], "ncclBroadcast", __FILE__, __LINE__);
+    }
+    for (int i = 0; i < g->n && !rc; i++) {
+        cudaError_t e = cudaSetDevice(g->devices[i]);
+        if (e == cudaSuccess)
+            e = cudaEventRecord(g->done[i], g->stream[i]);
+        if (e != cudaSuccess)
+            rc = cuda_fail(e, "cudaEventRecord (broadcast)", __FILE__, __LINE__);
+    }
+    if (!rc)
+        rc = nccl_group_wait(g);
+    if (!rc) {
+        cudaError_t e = cudaSetDevice(g->devices[0]);
+        if (e == cudaSuccess)
+            e = cudaMemcpy(host, dev[0], bytes, cudaMemcpyDeviceToHost);
+        if (e != cudaSuccess)
+            rc = cuda_fail(e, "reading the broadcast", __FILE__, __LINE__);
+    }
+    for (int i = 0; i < g->n; i++) {
+        if (dev[i]) {
+            cudaSetDevice(g->devices[i]);
+            cudaFree(dev[i]);
+        }
+    }
+    return rc;
+}
+
 int nccl_group_wait(struct nccl_group *g)
 {
     if (g->aborted)

@@ -29,6 +29,11 @@ int nccl_group_ranks(const struct nccl_group *g);
 int nccl_group_allreduce_avg(struct nccl_group *g, float *const *bufs, size_t count,
                              void *const *compute_streams);
 
+/* Copies host[0..count) of rank 0 (its first local device) to host on every rank, staged
+ * through device memory of each local device (an ncclBroadcast). A collective: every
+ * rank calls it. Waits, watching NCCL's asynchronous errors as nccl_group_wait. */
+int nccl_group_broadcast_host(struct nccl_group *g, float *host, size_t count);
+
 /* Waits for the last all-reduce on every local device while watching NCCL's
  * asynchronous errors (a rank that died or a network failure): on such an error the
  * communicators are aborted and MODEL_ERR_CUDA returned; the group may then only be

@@ -250,6 +250,34 @@ static int cuda_load_state(struct trainer *t, const char *path)
     return rc;
 }
 
+int trainer_cuda_sync_from_rank0(struct trainer *t)
+{
+    if (!t || t->opts.backend != TRAINER_BACKEND_CUDA || !t->impl)
+        return MODEL_ERR_ARG;
+    struct cuda_trainer *c = t->impl;
+    if (!c->nccl)
+        return MODEL_ERR_ARG;
+    const size_t n = t->n_params, count = 3 * n + 2; /* params, m, v, step (as 2 floats) */
+    float *host = malloc(count * sizeof(float));
+    if (!host)
+        return MODEL_ERR_NOMEM;
+    int rc = gpt2_cuda_get_params(c->rep[0], host); /* what rank 0 sends; others' is overwritten */
+    if (!rc)
+        rc = gpt2_cuda_get_moments(c->rep[0], host + n, host + 2 * n);
+    memcpy(host + 3 * n, &c->step, sizeof c->step);
+    if (!rc)
+        rc = nccl_group_broadcast_host(c->nccl, host, count);
+    for (int i = 0; i < c->n_dev && !rc; i++) {
+        rc = gpt2_cuda_set_params(c->rep[i], host);
+        if (!rc)
+            rc = gpt2_cuda_set_moments(c->rep[i], host + n, host + 2 * n);
+    }
+    if (!rc)
+        memcpy(&c->step, host + 3 * n, sizeof c->step);
+    free(host);
+    return rc;
+}
+
 static const struct trainer_ops cuda_ops = {
     .destroy = cuda_destroy,
     .set_params = cuda_set_params,
@@ -312,5 +340,7 @@ int trainer_cuda_init(struct trainer *t, const struct trainer_nccl_boot *boot)
 {
     return MODEL_ERR_NO_CUDA;
 }
+
+int trainer_cuda_sync_from_rank0(struct trainer *t) { return MODEL_ERR_NO_CUDA; }
 
 #endif

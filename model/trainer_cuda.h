@@ -50,4 +50,11 @@ int trainer_nccl_id_new(uint8_t id[TRAINER_NCCL_ID_BYTES]);
 int trainer_create_distributed(const struct gpt2_config *cfg, const struct trainer_opts *opts,
                                const struct trainer_nccl_boot *boot, struct trainer **out);
 
+/* For a trainer of trainer_create_distributed(): every replica of every rank takes the
+ * parameters, AdamW moments and optimizer step of rank 0's first replica (an NCCL
+ * broadcast), so that all nodes start a round from the same state, whatever each had
+ * before. A collective: every rank calls it. MODEL_ERR_ARG (not a CUDA trainer, or one
+ * without a group), MODEL_ERR_NO_CUDA, MODEL_ERR_NOMEM, MODEL_ERR_CUDA. */
+int trainer_cuda_sync_from_rank0(struct trainer *t);
+
 #endif
