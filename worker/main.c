@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "worker/node_worker.h"
 #include "worker/worker.h"
 
 static const char usage[] =
@@ -35,8 +36,22 @@ static const char usage[] =
     "  --eval-windows N      validation windows per evaluation (default 32)\n"
     "  --max-rounds N        leave after N accepted rounds\n"
     "  --connect-timeout S   give up when the coordinator stays unreachable S seconds\n"
+    "                        (a follower node: when its leader does)\n"
     "  -v, --verbose         debug logging\n"
-    "  -h, --help            this help\n";
+    "  -h, --help            this help\n"
+    "\n"
+    "Several nodes in one member (CUDA builds with GPUs; model/README.md): one worker per\n"
+    "node, all with the member's --key and the same --nodes and --gpus. Only the leader\n"
+    "talks to the coordinator; followers need neither --coordinator nor --state-dir.\n"
+    "  --nodes N             nodes training this member's one replica (default 1)\n"
+    "  --node-rank R         this node: 0 the leader (default), 1..N-1 a follower\n"
+    "  --node-listen ADDR    leader: where the followers reach it (host:port)\n"
+    "  --node-tls-cert FILE  leader: its certificate for the node channel (from the CA)\n"
+    "  --node-tls-key FILE   leader: that certificate's key\n"
+    "  --leader ADDR         follower: the leader's --node-listen address; its certificate\n"
+    "                        is checked against --tls-ca (name: --tls-server-name)\n"
+    "  --check-nodes         only check the node channel, TLS and keys (a signed probe from\n"
+    "                        the leader to every follower), then exit; needs no GPU\n";
 
 static void on_signal(int sig) { (void)sig; worker_request_stop(); }
 
@@ -59,7 +74,8 @@ int main(int argc, char **argv)
     struct worker_options o = { 0 };
     int insecure = 0, tmp;
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
-           O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_CTO };
+           O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_CTO,
+           O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK };
     static const struct option longopts[] = {
         { "coordinator", required_argument, 0, O_COORD },
         { "member", required_argument, 0, O_MEMBER },
@@ -78,6 +94,13 @@ int main(int argc, char **argv)
         { "eval-windows", required_argument, 0, O_EVAL },
         { "max-rounds", required_argument, 0, O_MAXR },
         { "connect-timeout", required_argument, 0, O_CTO },
+        { "nodes", required_argument, 0, O_NODES },
+        { "node-rank", required_argument, 0, O_NRANK },
+        { "node-listen", required_argument, 0, O_NLISTEN },
+        { "node-tls-cert", required_argument, 0, O_NCERT },
+        { "node-tls-key", required_argument, 0, O_NKEY },
+        { "leader", required_argument, 0, O_LEADER },
+        { "check-nodes", no_argument, 0, O_CHECK },
         { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -116,6 +139,17 @@ int main(int argc, char **argv)
                 return WORKER_EXIT_USAGE;
             o.connect_timeout_ms = (int64_t)tmp * 1000;
             break;
+        case O_NODES:
+            if (parse_int("--nodes", optarg, 1, 1024, &o.nodes)) return WORKER_EXIT_USAGE;
+            break;
+        case O_NRANK:
+            if (parse_int("--node-rank", optarg, 0, 1023, &o.node_rank)) return WORKER_EXIT_USAGE;
+            break;
+        case O_NLISTEN: o.node_listen = optarg; break;
+        case O_NCERT: o.node_tls_cert = optarg; break;
+        case O_NKEY: o.node_tls_key = optarg; break;
+        case O_LEADER: o.leader = optarg; break;
+        case O_CHECK: o.check_nodes = 1; break;
         case 'v': log_set_level(LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return WORKER_EXIT_USAGE;
@@ -125,9 +159,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "aulac-worker: unexpected argument '%s'\n%s", argv[optind], usage);
         return WORKER_EXIT_USAGE;
     }
-    const char *missing = !o.coordinator ? "--coordinator" : !o.member ? "--member"
-                        : !o.key_path ? "--key" : !o.data_dir ? "--data"
-                        : !o.state_dir ? "--state-dir" : NULL;
+    o.insecure = insecure;
+    /* a follower node never talks to the coordinator; a channel check trains nothing */
+    const int follower = o.nodes > 1 && o.node_rank > 0, training = !o.check_nodes;
+    const char *missing = !o.coordinator && !follower && training ? "--coordinator"
+                        : !o.member ? "--member" : !o.key_path ? "--key"
+                        : !o.data_dir && training ? "--data"
+                        : !o.state_dir && !follower && training ? "--state-dir" : NULL;
     if (missing) {
         fprintf(stderr, "aulac-worker: %s is required\n%s", missing, usage);
         return WORKER_EXIT_USAGE;
@@ -139,6 +177,9 @@ int main(int argc, char **argv)
     }
     if (insecure)
         log_warn("connecting without TLS (--insecure)");
+    int pre = node_worker_preflight(&o);
+    if (pre != 0)
+        return pre;
     struct sigaction sa = { 0 };
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);

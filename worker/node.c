@@ -354,6 +354,9 @@ int node_follower_next(struct node_follower *f, uint32_t wait_ms, struct node_ta
     int rc = fed_get_node_task(f->client, &q, &r, &st);
     if (rc != 0) {
         snprintf(why, why_cap, "%s", st.details[0] ? st.details : rpc_strerror(rc));
+        if (st.code == GRPC_STATUS_UNAUTHENTICATED || st.code == GRPC_STATUS_INVALID_ARGUMENT)
+            return refused(why, why_cap, "the leader refused this node (do all nodes hold "
+                           "the same member key, --nodes and --node-rank?): %.400s", st.details);
         return NODE_POLL_UNREACHABLE;
     }
     if (r->header.len == 0) {

@@ -65,8 +65,8 @@ int node_follower_open(const char *leader, const struct rpc_channel_options *ch,
 /* One long poll of up to wait_ms. Returns 0 with the next verified task in *t and its
  * policy text in *policy_yaml (malloc'd, caller frees; "" when none was sent);
  * NODE_POLL_NOTHING when nothing new came; NODE_POLL_UNREACHABLE when the leader
- * could not be asked or refused the request; NODE_POLL_REFUSED when its answer fails
- * the checks (bad signature, another member, stale, replayed, malformed, or meant for
+ * could not be asked; NODE_POLL_REFUSED when it refused this node's request or its
+ * answer fails the checks (bad signature, another member, stale, replayed, malformed, or meant for
  * another node layout). why says what happened in the last three cases. */
 #define NODE_POLL_NOTHING      1
 #define NODE_POLL_UNREACHABLE  (-1)

@@ -15,6 +15,8 @@
 #include "model/model_hash.h"
 #include "proto/service.h"
 #include "worker/ledger_watch.h"
+#include "worker/node.h"
+#include "worker/node_worker.h"
 #include "worker/state.h"
 
 #define TASK_WAIT_MS 20000u
@@ -132,6 +134,8 @@ static int join(struct worker *w)
         aulac__v1__join_reply__free_unpacked(r, NULL);
         return WORKER_EXIT_REFUSED;
     }
+    free(w->policy_yaml);   /* follower nodes get the policy as the coordinator sent it */
+    w->policy_yaml = strdup(r->policy_yaml);
     aulac__v1__join_reply__free_unpacked(r, NULL);
     char why[512];
     if (site_check(&w->site, &p, why, sizeof why) != 0) {
@@ -153,15 +157,16 @@ static int join(struct worker *w)
 /* The policy's batch_size is the member's sequences per inner step; with --gpus N each
  * GPU draws batch_size / N of them, so a round trains what the policy says whatever
  * hardware the member has. */
-static int per_device_batch(const struct worker *w, uint32_t batch, int *out)
+int worker_per_device_batch(const struct worker *w, uint32_t batch, int *out)
 {
     int gpus = w->opt.gpus > 1 ? w->opt.gpus : 1;
-    if (batch % (uint32_t)gpus != 0) {
-        log_error("the policy's batch_size %u does not split evenly over --gpus %d: use a "
-                  "GPU count that divides it", batch, gpus);
+    int nodes = w->opt.nodes > 1 ? w->opt.nodes : 1;   /* all the member's GPUs share it */
+    if (batch % (uint32_t)(gpus * nodes) != 0) {
+        log_error("the policy's batch_size %u does not split evenly over --gpus %d on %d "
+                  "node(s): use a GPU count that divides it", batch, gpus, nodes);
         return -1;
     }
-    *out = (int)(batch / (uint32_t)gpus);
+    *out = (int)(batch / (uint32_t)(gpus * nodes));
     return 0;
 }
 
@@ -179,14 +184,16 @@ static int setup_training(struct worker *w)
     struct trainer_opts to;
     trainer_opts_default(&to);
     int per_gpu = 0;
-    if (per_device_batch(w, w->policy.training.batch_size, &per_gpu) != 0)
+    if (worker_per_device_batch(w, w->policy.training.batch_size, &per_gpu) != 0)
         return WORKER_EXIT_REFUSED;
     to.batch = per_gpu;
     to.seq_len = (int)w->policy.training.seq_len;
     to.threads = w->opt.threads;
     to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
     to.gpus = w->opt.gpus;
-    int rc = trainer_create(&w->cfg, &to, &w->trainer);
+    if (w->opt.nodes > 1 && node_worker_create_trainer(w, &to) != 0)
+        return WORKER_EXIT_ERROR;
+    int rc = w->trainer ? 0 : trainer_create(&w->cfg, &to, &w->trainer);
     if (rc != 0) {
         log_error("cannot create the trainer: %s", model_strerror(rc));
         return WORKER_EXIT_ERROR;
@@ -394,6 +401,15 @@ static int train_local(struct worker *w, int steps, float lr, struct progress_ct
     return rc;
 }
 
+int worker_train_local(struct worker *w, uint64_t round, int steps, float lr,
+                       struct trainer_stats *ts)
+{
+    struct progress_ctx pc = { round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
+    return train_local(w, steps, lr, &pc, ts);
+}
+
+int worker_stopping(void) { return stop_flag; }
+
 /* The hyperparameters of a task are not part of its signature: they must be those of
  * the policy this member checked (by hash) and its site policy allowed. */
 static int task_matches_policy(const struct worker *w, const Aulac__V1__Task *t)
@@ -560,7 +576,7 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     const Aulac__V1__TrainingParams *p = t->params;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
-    if (per_device_batch(w, p->batch_size, &to.batch) != 0)
+    if (worker_per_device_batch(w, p->batch_size, &to.batch) != 0)
         return -1;
     to.seq_len = (int)p->seq_len;
     to.lr = p->lr;
@@ -571,6 +587,13 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     int rc = trainer_set_opts(w->trainer, &to);
     if (rc == 0)
         rc = trainer_set_params(w->trainer, w->base, w->n);
+    const uint64_t data_seed = p->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    if (rc == 0 && w->opt.nodes > 1 &&
+        node_worker_start_round(w, t->round, t->base_model_hash.data, p->local_steps,
+                                data_seed) != 0) {
+        node_worker_regroup(w);
+        return -1;
+    }
     float val_loss = NAN;
     if (rc == 0) {
         const uint8_t *val;
@@ -585,12 +608,14 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     log_info("round %" PRIu64 "/%" PRIu64 ": base model validation loss %.4f on %s's "
              "held-out text; training %u steps", t->round, t->total_rounds, val_loss,
              w->opt.member, p->local_steps);
-    data_reseed(w->data, p->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL));
+    data_reseed(w->data, data_seed);
     struct progress_ctx pc = { t->round, p->local_steps >= 10 ? (int)p->local_steps / 5 : 1, 0, 0, 0 };
     struct trainer_stats ts;
     rc = train_local(w, (int)p->local_steps, p->lr, &pc, &ts);
     if (rc != 0) {
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
+        if (w->opt.nodes > 1 && rc == MODEL_ERR_CUDA)
+            node_worker_regroup(w);
         return -1;
     }
     trainer_get_params(w->trainer, w->local, w->n);
@@ -717,6 +742,14 @@ int worker_run(struct worker *w, const struct worker_options *opt)
             goto out;
         }
     }
+    if (opt->nodes > 1 && opt->node_rank > 0) {   /* a follower node: never the coordinator */
+        rc = node_worker_follow(w);
+        goto out;
+    }
+    if (opt->check_nodes) {
+        rc = node_worker_check_leader(w);
+        goto out;
+    }
     if ((r = worker_state_open(w)) != 0)
         goto out;
     struct fed_client_options co = { 0 };
@@ -734,6 +767,9 @@ int worker_run(struct worker *w, const struct worker_options *opt)
         goto out;
     rc = task_loop(w);
 out:
+    if (w->node_leader && !opt->check_nodes)
+        node_worker_stop_followers(w);
+    node_leader_stop(w->node_leader);
     ledger_watch_stop(w);
     fed_client_close(w->client);
     trainer_destroy(w->trainer);
@@ -744,6 +780,7 @@ out:
     if (w->have_policy)
         policy_free(&w->policy);
     site_policy_free(&w->site);
+    free(w->policy_yaml);
     crypto_key_free(w->key);
     return rc;
 }

@@ -24,6 +24,7 @@
 #define WORKER_EXIT_LEDGER   4   /* the coordinator's ledger failed a check (worker/ledger_watch.h) */
 
 struct ledger_watch;
+struct node_leader;
 
 struct worker_options {
     const char *coordinator;        /* host:port */
@@ -39,6 +40,13 @@ struct worker_options {
     int eval_windows;               /* validation windows per evaluation (default 32) */
     int max_rounds;                 /* stop after this many rounds (0: until finished) */
     int64_t connect_timeout_ms;     /* give up when the coordinator stays unreachable */
+    int insecure;                   /* plaintext channels (--insecure) */
+    /* Several nodes in one member (worker/node_worker.h); nodes <= 1: one node. */
+    int nodes, node_rank;
+    const char *node_listen;        /* leader: where followers reach it */
+    const char *node_tls_cert, *node_tls_key;   /* leader: its certificate there */
+    const char *leader;             /* follower: the leader's host:port */
+    int check_nodes;                /* only check the node channel and keys, then exit */
 };
 
 struct worker {
@@ -63,9 +71,19 @@ struct worker {
     uint64_t last_round;            /* last round whose update the coordinator accepted */
     uint64_t rounds_done;
     struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
+    char *policy_yaml;              /* the approved policy as the coordinator sent it */
+    struct node_leader *node_leader;     /* multi-node leader (worker/node_worker.h) */
+    uint8_t nccl_id[128];           /* the current group's NCCL id */
 };
 
 int  worker_run(struct worker *w, const struct worker_options *opt);
+int  worker_stopping(void);
+/* The policy's batch_size per GPU: split over --gpus on every node (-1, logged, when
+ * it does not divide). */
+int  worker_per_device_batch(const struct worker *w, uint32_t batch, int *out);
+/* Runs steps inner steps (worker.c): the policy's warm-up, progress logged under round. */
+int  worker_train_local(struct worker *w, uint64_t round, int steps, float lr,
+                        struct trainer_stats *ts);
 void worker_request_stop(void);
 
 #endif
