@@ -70,63 +70,68 @@ struct variant {
     enum codec_quant quant;
     int zstd, ef;
     uint32_t dense_warmup;   /* first rounds sent dense (same quant and zstd) */
-    float ef_decay;          /* residual *= decay before each encode (1: the codec's own) */
     int outer;               /* -1: the policy's outer optimizer, else enum outer_kind */
     float outer_lr, outer_momentum;
-    int set;                 /* 1: the five runs, 2: improved, 0: other */
+    int set;                 /* 1: the five runs, 2: what the knobs do, 0: other */
+    /* The policy's sparse-uplink knobs (policies/README.md) unless PLAIN: */
+    int plain;               /* 1: decay 1, average members, sparse_scale 1 */
+    float decay;             /* > 0: error_feedback_decay instead of the policy's */
+    int average;             /* >= 0: enum policy_average instead of the policy's */
+    float scale;             /* > 0: sparse_scale instead of the policy's */
 };
 
 #define POLICY_OUTER -1, 0, 0
 #define FEDAVG(lr) OUTER_FEDAVG, lr, 0
+#define NESTEROV(lr, mu) OUTER_NESTEROV, lr, mu
+#define KNOBS 0, 0, -1, 0       /* the policy's decay, average and sparse_scale */
+#define PLAIN 1, 0, -1, 0       /* none of them: plain error feedback and averaging */
 
-/* set 1: the issue's five runs, on the policy's outer optimizer; set 2: the same byte
- * budgets after the improvements this bench found (error feedback as the only momentum,
- * i.e. outer fedavg with lr > 1; blocks of 65536; int4 values at twice the density for
- * the bytes of int8); set 0: other investigations (--variants all or by name). */
+/* set 1: the issue's five runs on the policy (default policies/examples/sparse.yaml:
+ * blocks of 65536, outer fedavg, error_feedback_decay 0.8, average senders, sparse_scale
+ * 2); set 2: the same without those knobs, and in blocks of 4096; set 0: earlier
+ * investigations, on the demo's Nesterov outer step (bench/README.md). */
 static const struct variant builtin[] = {
     {"dense", "compression off: dense fp32, no zstd",
-     4096, 4096, CODEC_QUANT_FP32, 0, 0, 0, 1, POLICY_OUTER, 1},
-    {"1%", "top-k 1% (B 4096, k 41), int8 + zstd 3, no error feedback",
-     4096, 41, CODEC_QUANT_INT8, 3, 0, 0, 1, POLICY_OUTER, 1},
-    {"1%+ef", "top-k 1% (B 4096, k 41), int8 + zstd 3, error feedback",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, 1, POLICY_OUTER, 1},
-    {"0.3%", "top-k 0.3% (B 4096, k 12), int8 + zstd 3, no error feedback",
-     4096, 12, CODEC_QUANT_INT8, 3, 0, 0, 1, POLICY_OUTER, 1},
-    {"0.3%+ef", "top-k 0.3% (B 4096, k 12), int8 + zstd 3, error feedback",
-     4096, 12, CODEC_QUANT_INT8, 3, 1, 0, 1, POLICY_OUTER, 1},
+     65536, 65536, CODEC_QUANT_FP32, 0, 0, 0, POLICY_OUTER, 1, KNOBS},
+    {"1%", "top-k 1% (B 65536, k 656), int8 + zstd 3, no error feedback",
+     65536, 656, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
+    {"1%+ef", "top-k 1% (B 65536, k 656), int8 + zstd 3, error feedback",
+     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
+    {"0.3%", "top-k 0.3% (B 65536, k 197), int8 + zstd 3, no error feedback",
+     65536, 197, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
+    {"0.3%+ef", "top-k 0.3% (B 65536, k 197), int8 + zstd 3, error feedback",
+     65536, 197, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
 
-    {"dense/fedavg", "dense fp32, outer fedavg lr 1 (the best dense run found)",
-     4096, 4096, CODEC_QUANT_FP32, 0, 0, 0, 1, FEDAVG(1.0f), 2},
-    {"1%+ef*", "top-k 1% (B 65536, k 655), int8 + zstd 3, error feedback, outer fedavg lr 2",
-     65536, 655, CODEC_QUANT_INT8, 3, 1, 0, 1, FEDAVG(2.0f), 2},
-    {"1.5%i4+ef*", "top-k 1.5% (B 65536, k 983), int4 + zstd 3 (the bytes of 1% int8), "
-     "error feedback, outer fedavg lr 2",
-     65536, 983, CODEC_QUANT_INT4, 3, 1, 0, 1, FEDAVG(2.0f), 2},
-    {"0.3%+ef*", "top-k 0.3% (B 65536, k 197), int8 + zstd 3, error feedback, outer fedavg lr 3",
-     65536, 197, CODEC_QUANT_INT8, 3, 1, 0, 1, FEDAVG(3.0f), 2},
-    {"0.6%i4+ef*", "top-k 0.6% (B 65536, k 394), int4 + zstd 3 (the bytes of 0.3% int8), "
-     "error feedback, outer fedavg lr 2",
-     65536, 394, CODEC_QUANT_INT4, 3, 1, 0, 1, FEDAVG(2.0f), 2},
-    {"3%i4+ef*", "top-k 3% (B 65536, k 1967), int4 + zstd 3, error feedback, outer fedavg lr 2",
-     65536, 1967, CODEC_QUANT_INT4, 3, 1, 0, 1, FEDAVG(2.0f), 2},
+    {"1%+ef/plain", "1%+ef with plain error feedback and averaging (decay 1, average "
+     "members, scale 1)", 65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
+    {"1%+ef/decay", "1%+ef with the residual's decay only (average members, scale 1)",
+     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 0, POLICY_AVERAGE_MEMBERS, 1},
+    {"1%+ef/senders", "1%+ef with average senders only (decay 1, scale 1)",
+     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 1, POLICY_AVERAGE_SENDERS, 1},
+    {"1%+ef/4k", "1%+ef in blocks of 4096 (k 41)",
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, KNOBS},
+    {"0.3%+ef/plain", "0.3%+ef with plain error feedback and averaging",
+     65536, 197, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
 
+    {"n/dense", "dense fp32 on the demo's outer step (Nesterov lr 0.7, momentum 0.9)",
+     65536, 65536, CODEC_QUANT_FP32, 0, 0, 0, NESTEROV(0.7f, 0.9f), 0, PLAIN},
+    {"n/1%+ef", "top-k 1% (B 4096, k 41), int8 + zstd 3, error feedback, Nesterov",
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, NESTEROV(0.7f, 0.9f), 0, PLAIN},
+    {"n/1%+ef+w1", "n/1%+ef after one dense int8 warm-up round",
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 1, NESTEROV(0.7f, 0.9f), 0, PLAIN},
+    {"n/0.3%+ef", "top-k 0.3% (B 4096, k 12), int8 + zstd 3, error feedback, Nesterov",
+     4096, 12, CODEC_QUANT_INT8, 3, 1, 0, NESTEROV(0.7f, 0.9f), 0, PLAIN},
     {"dense-int8", "dense int8 + zstd 3 (no top-k), no error feedback",
-     4096, 4096, CODEC_QUANT_INT8, 3, 0, 0, 1, POLICY_OUTER, 0},
-    {"1%+ef+w1", "1%+ef after one dense int8 warm-up round",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 1, 1, POLICY_OUTER, 0},
-    {"1%+ef/64k", "1%+ef in blocks of 65536 (k 655)",
-     65536, 655, CODEC_QUANT_INT8, 3, 1, 0, 1, POLICY_OUTER, 0},
-    {"1%+ef.9", "1%+ef with the residual decayed by 0.9 per round",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, 0.9f, POLICY_OUTER, 0},
-    {"1%+ef/fedavg", "1%+ef, outer fedavg lr 1",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, 1, FEDAVG(1.0f), 0},
-    {"1%+ef/64k/fa1", "1%+ef in blocks of 65536 (k 655), outer fedavg lr 1",
-     65536, 655, CODEC_QUANT_INT8, 3, 1, 0, 1, FEDAVG(1.0f), 0},
-    {"6%+ef/fedavg", "top-k 6.25% (B 65536, k 4096), int8, error feedback, outer fedavg lr 1",
-     65536, 4096, CODEC_QUANT_INT8, 3, 1, 0, 1, FEDAVG(1.0f), 0},
+     65536, 65536, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 0, KNOBS},
+    {"1.5%i4+ef", "top-k 1.5% (B 65536, k 983), int4 + zstd 3 (about the bytes of 1% int8), "
+     "error feedback", 65536, 983, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"0.6%i4+ef", "top-k 0.6% (B 65536, k 394), int4 + zstd 3 (about the bytes of 0.3% int8), "
+     "error feedback", 65536, 394, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"6%+ef", "top-k 6.25% (B 65536, k 4096), int8 + zstd 3, error feedback",
+     65536, 4096, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
     {"demo-uplink", "the demo policy's own uplink: B 1024, k 64 (6.25%), int8 + zstd 3, error "
-     "feedback, one dense warm-up round",
-     1024, 64, CODEC_QUANT_INT8, 3, 1, 1, 1, POLICY_OUTER, 0},
+     "feedback, one dense warm-up round, Nesterov", 1024, 64, CODEC_QUANT_INT8, 3, 1, 1,
+     NESTEROV(0.7f, 0.9f), 0, PLAIN},
 };
 #define N_BUILTIN (sizeof builtin / sizeof builtin[0])
 #define MAX_VARIANTS 64
@@ -165,7 +170,12 @@ static int parse_variant(const char *spec, struct variant *v)
         else if (!strcmp(key, "zstd") && num) v->zstd = (int)x;
         else if (!strcmp(key, "ef") && num) v->ef = x != 0;
         else if (!strcmp(key, "warmup") && num) v->dense_warmup = (uint32_t)x;
-        else if (!strcmp(key, "decay") && num) v->ef_decay = (float)x;
+        else if (!strcmp(key, "decay") && num && x > 0 && x <= 1) v->decay = (float)x;
+        else if (!strcmp(key, "scale") && num && x > 0) v->scale = (float)x;
+        else if (!strcmp(key, "average") && !strcmp(val, "members"))
+            v->average = POLICY_AVERAGE_MEMBERS;
+        else if (!strcmp(key, "average") && !strcmp(val, "senders"))
+            v->average = POLICY_AVERAGE_SENDERS;
         else if (!strcmp(key, "lr") && num) v->outer_lr = (float)x;
         else if (!strcmp(key, "momentum") && num) v->outer_momentum = (float)x;
         else if (!strcmp(key, "quant")) {
@@ -265,12 +275,18 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
     float *theta = malloc(n * sizeof(float)), *acc = malloc(n * sizeof(float));
     float *local = malloc(n * sizeof(float)), *prev = malloc(n * sizeof(float));
     float *down_residual = calloc(n, sizeof(float)), *scratch = malloc(n * sizeof(float));
+    const struct policy_link *up = &p->compression.uplink;
+    const float decay = v->plain ? 1.0f : v->decay > 0 ? v->decay : (float)up->error_feedback_decay;
+    const int senders = v->plain ? 0 : v->average >= 0 ? v->average == POLICY_AVERAGE_SENDERS
+                                                       : up->average == POLICY_AVERAGE_SENDERS;
+    const float scale = v->plain ? 1.0f : v->scale > 0 ? v->scale : (float)up->sparse_scale;
+    float *support = senders ? malloc(n * sizeof(float)) : NULL;
     struct outer_opt outer = {0};
     int rc = 0;
     uint64_t bytes_all = 0, bytes_sparse = 0, down_bytes = 0, sparse_rounds = 0;
     memset(res, 0, sizeof *res);
     double kept_sum = 0;
-    if (!theta || !acc || !local || !prev || !down_residual || !scratch) {
+    if (!theta || !acc || !local || !prev || !down_residual || !scratch || (senders && !support)) {
         fail(res, -1, "%s", "out of memory");
         goto out;
     }
@@ -336,6 +352,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
             cp.k_per_block = cp.block_size;
         const int sparse = cp.k_per_block < cp.block_size;
         memset(acc, 0, n * sizeof(float));
+        if (support)
+            memset(support, 0, n * sizeof(float));
         double wsum = 0;
         for (int m = 0; m < s->n_members; m++) {
             struct trainer_stats st;
@@ -355,9 +373,9 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
             }
             for (size_t i = 0; i < n; i++)
                 local[i] = theta[i] - local[i];   /* pseudo-gradient */
-            if (v->ef && v->ef_decay != 1.0f)
+            if (v->ef && decay != 1.0f)   /* as worker/worker.c does */
                 for (size_t i = 0; i < n; i++)
-                    residual[m][i] *= v->ef_decay;
+                    residual[m][i] *= decay;
             double sent_norm2 = 0, norm2 = 0;   /* what the codec was asked to carry */
             for (size_t i = 0; i < n; i++) {
                 double x = (double)local[i] + (v->ef ? residual[m][i] : 0.0);
@@ -380,8 +398,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
                 kept_sum += norm2 > 0 ? sent_norm2 / norm2 : 0;
             }
             if (rc == 0)
-                rc = codec_decode_accumulate(payload, len, n, (float)st.tokens, acc, why,
-                                             sizeof why);
+                rc = codec_decode_accumulate_support(payload, len, n, (float)st.tokens, acc,
+                                                     support, why, sizeof why);
             free(payload);
             if (rc != 0) {
                 fail(res, rc, "codec_decode_accumulate: %s", why);
@@ -390,9 +408,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
             wsum += (double)st.tokens;
         }
         sparse_rounds += sparse;
-        const float inv = (float)(1.0 / wsum);
-        for (size_t i = 0; i < n; i++)
-            acc[i] *= inv;
+        /* As coordinator/experiment.c closes a round. */
+        outer_average(acc, sparse ? support : NULL, n, wsum, sparse ? scale : 1.0f);
         memcpy(prev, theta, n * sizeof(float));
         outer_step(&outer, theta, acc);
         if (s->downlink && p->compression.downlink.method != POLICY_COMPRESS_NONE) {
@@ -451,6 +468,7 @@ out:
     free(prev);
     free(down_residual);
     free(scratch);
+    free(support);
     return res->rc;
 }
 

@@ -984,8 +984,37 @@ static void accumulate_sparse(const struct codec_view *v, float weight, float *a
     }
 }
 
+/* support[i] += weight for every position the sparse payload carries. */
+static void support_sparse(const struct codec_view *v, float weight, float *support)
+{
+    uint32_t B = v->h.block_size;
+    uint64_t j = 0;
+    for (uint64_t b = 0; b < v->nb; b++) {
+        uint32_t c = ld16(v->counts + 2 * b);
+        if (!c)
+            continue;
+        float *s = support + b * B;
+        const uint8_t *g = v->gaps + 2 * j;
+        uint32_t at = ld16(g);
+        s[at] += weight;
+        for (uint32_t e = 1; e < c; e++) {
+            at += 1u + ld16(g + 2 * e);
+            s[at] += weight;
+        }
+        j += c;
+    }
+}
+
 int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expected,
                             float weight, float *acc, char *why, size_t why_len)
+{
+    return codec_decode_accumulate_support(payload, len, n_expected, weight, acc, NULL, why,
+                                           why_len);
+}
+
+int codec_decode_accumulate_support(const uint8_t *payload, size_t len, size_t n_expected,
+                                    float weight, float *acc, float *support, char *why,
+                                    size_t why_len)
 {
     if (why && why_len)
         why[0] = '\0';
@@ -1001,6 +1030,11 @@ int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expecte
         accumulate_dense(&v, weight, acc);
     else
         accumulate_sparse(&v, weight, acc);
+    if (support && v.dense)
+        for (uint64_t i = 0; i < v.h.n; i++)
+            support[i] += weight;
+    else if (support)
+        support_sparse(&v, weight, support);
     codec_view_close(&v);
     return 0;
 }

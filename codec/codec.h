@@ -91,6 +91,15 @@ int codec_decode_accumulate(const uint8_t *payload, size_t len, size_t n_expecte
                             float weight, float *acc, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 
+/* As codec_decode_accumulate(), and also support[i] += weight for every position i the
+ * payload carries (every position of a dense payload; a kept value that quantized to
+ * zero still counts): with it a receiver averages each coordinate over the senders that
+ * carried it (policy compression.uplink.average: senders). support may be NULL; like
+ * acc, it is untouched when the payload is refused. */
+int codec_decode_accumulate_support(const uint8_t *payload, size_t len, size_t n_expected,
+                                    float weight, float *acc, float *support, char *why,
+                                    size_t why_len) __attribute__((warn_unused_result));
+
 /* The L2 norm of decode(payload), computed in double without writing any vector: what a
  * receiver checks against a norm bound before it accumulates. Validates the payload as
  * codec_decode_accumulate does (same errors). */

@@ -121,9 +121,12 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     /* governance may make any policy member eligible later */
     c->accepted = calloc(c->policy.participation.n_members + 1, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
+    if (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS)
+        c->support = calloc(c->n_params, sizeof(float));
     if (c->down_on && c->downlink.error_feedback)
         c->down_residual = calloc(c->n_params, sizeof(float));
     if (!c->members || !c->accepted || !c->acc ||
+        (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS && !c->support) ||
         (c->down_on && c->downlink.error_feedback && !c->down_residual))
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
@@ -221,6 +224,7 @@ void coord_close(struct coord *c)
     auth_close(c);
     outer_free(&c->outer);
     free(c->acc);
+    free(c->support);
     free(c->down_residual);
     free(c->down_payload);
     free(c->accepted);

@@ -119,6 +119,7 @@ struct coord {
     float *down_residual;           /* server-side error feedback of the downlink */
     struct outer_opt outer;
     float *acc;                     /* sum of weight * decoded update */
+    float *support;                 /* average: senders: weight that carried each value */
     double weight_sum;
     struct round_member *accepted;  /* n_accepted of n_eligible slots */
     size_t n_accepted, n_eligible;

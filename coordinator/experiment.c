@@ -84,6 +84,8 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id)
 static void round_open(struct coord *c, int64_t opened_ms)
 {
     memset(c->acc, 0, c->n_params * sizeof(float));
+    if (c->support)
+        memset(c->support, 0, c->n_params * sizeof(float));
     c->weight_sum = 0;
     c->n_accepted = 0;
     c->round_opened_ms = opened_ms;
@@ -106,8 +108,8 @@ static int accumulate_stored(struct coord *c, const struct round_member *m, doub
 {
     (void)arg;
     char why[200];
-    int rc = codec_decode_accumulate(payload, len, c->n_params, (float)weight, c->acc, why,
-                                     sizeof why);
+    int rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
+                                             c->support, why, sizeof why);
     if (rc != 0) {
         log_error("stored update of %s for round %llu no longer decodes: %s", m->id,
                   (unsigned long long)c->round, why);
@@ -259,14 +261,24 @@ static void close_failed(const char *what)
     exit(70);
 }
 
+/* c->acc becomes the round's average update: the weighted sum over the weight of every
+ * member that reported or, with average: senders, of those that carried each value;
+ * sparse rounds are then multiplied by the policy's sparse_scale. */
+static void average_round(struct coord *c)
+{
+    struct codec_params cp;
+    coord_round_codec(c, c->round, &cp);
+    const int sparse = cp.k_per_block < cp.block_size;
+    outer_average(c->acc, sparse ? c->support : NULL, c->n_params, c->weight_sum,
+                  sparse ? (float)c->policy.compression.uplink.sparse_scale : 1.0f);
+}
+
 int round_close_locked(struct coord *c)
 {
     if (c->state != EXP_RUNNING || c->n_accepted == 0)
         return 0;
     const size_t n = c->n_params;
-    const float inv = (float)(1.0 / c->weight_sum);
-    for (size_t i = 0; i < n; i++)
-        c->acc[i] *= inv;
+    average_round(c);
 
     struct model_snapshot *next = snapshot_new(n, c->model->round + 1);
     if (!next)

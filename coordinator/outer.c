@@ -46,6 +46,19 @@ const char *outer_kind_name(enum outer_kind kind)
     return "unknown";
 }
 
+void outer_average(float *acc, const float *support, size_t n, double weight_sum,
+                   float scale)
+{
+    if (support) {
+        for (size_t i = 0; i < n; i++)
+            acc[i] = support[i] > 0 ? acc[i] * scale / support[i] : 0.0f;
+        return;
+    }
+    const float k = (float)(scale / weight_sum);
+    for (size_t i = 0; i < n; i++)
+        acc[i] *= k;
+}
+
 void outer_step(struct outer_opt *o, float *params, const float *delta)
 {
     const size_t n = o->n;

@@ -29,6 +29,13 @@ struct outer_opt {
 int  outer_init(struct outer_opt *o, enum outer_kind kind, size_t n, float lr, float momentum);
 void outer_free(struct outer_opt *o);
 void outer_step(struct outer_opt *o, float *params, const float *delta);
+
+/* A round's average update, in place: acc holds sum(weight * decoded update). Without
+ * support, acc *= scale / weight_sum; with it (policy average: senders: support[i] is the
+ * weight of the updates that carried value i), acc[i] *= scale / support[i], and 0 where
+ * no update carried i. scale is the policy's sparse_scale in sparse rounds, else 1. */
+void outer_average(float *acc, const float *support, size_t n, double weight_sum,
+                   float scale);
 const char *outer_kind_name(enum outer_kind kind);
 
 /* State as bytes: "AUOS" u32 version, u32 kind, u64 n, u64 step, then m and v (LE fp32).

@@ -252,8 +252,8 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
         rc = -1;
     }
     if (rc == 0)
-        rc = codec_decode_accumulate(payload, len, c->n_params, (float)weight, c->acc, why,
-                                     sizeof why);
+        rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
+                                             c->support, why, sizeof why);
     if (rc != 0) {
         pthread_mutex_unlock(&c->mu);
         fail(u, "the update is refused: %s", why);
@@ -295,8 +295,8 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     }
     if (rc != 0) {
         /* Not durable, so not accepted: take the update back out of the sum. */
-        int undo = codec_decode_accumulate(payload, len, c->n_params, (float)-weight, c->acc,
-                                           NULL, 0);
+        int undo = codec_decode_accumulate_support(payload, len, c->n_params, (float)-weight,
+                                                   c->acc, c->support, NULL, 0);
         (void)undo;
         pthread_mutex_unlock(&c->mu);
         fail(u, "the coordinator could not record the update (storage error); retry later");

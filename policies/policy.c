@@ -20,6 +20,7 @@ static const char *const outer_names[] = {"fedavg", "nesterov", "fedadam", NULL}
 static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "krum", NULL};
 static const char *const weighting_names[] = {"tokens", "samples", "uniform", NULL};
 static const char *const method_names[] = {"none", "topk", NULL};
+static const char *const average_names[] = {"members", "senders", NULL};
 /* Indexed by enum codec_quant. */
 static const char *const quant_names[] = {"fp32", "int8", "fp16", "fp8", "int4", NULL};
 static const char *const measure_names[] = {"tokens", "samples", "rounds", "alignment",
@@ -108,20 +109,25 @@ static const struct sfield aggregation_fields[] = {
 };
 
 #define LINK_FIELDS(L)                                                                     \
-    {                                                                                      \
-        ENUM("method", compression.L.method, method_names),                                \
-        U32("block_size", compression.L.block_size, 1, CODEC_MAX_BLOCK, 0),                \
-        U32("k_per_block", compression.L.k_per_block, 1, CODEC_MAX_BLOCK, 0),              \
-        F64("density", compression.L.density, 0, 1, SF_MIN_EXCL | SF_NOHASH),             \
-        ENUM("quant", compression.L.quant, quant_names),                                   \
-        INT("zstd_level", compression.L.zstd_level, 0, 22, 0),                             \
-        BOOL("error_feedback", compression.L.error_feedback),                              \
-        U32("dense_warmup_rounds", compression.L.dense_warmup_rounds, 0, 10000000, 0),     \
-        END,                                                                               \
-    }
+    ENUM("method", compression.L.method, method_names),                                    \
+    U32("block_size", compression.L.block_size, 1, CODEC_MAX_BLOCK, 0),                    \
+    U32("k_per_block", compression.L.k_per_block, 1, CODEC_MAX_BLOCK, 0),                  \
+    F64("density", compression.L.density, 0, 1, SF_MIN_EXCL | SF_NOHASH),                 \
+    ENUM("quant", compression.L.quant, quant_names),                                       \
+    INT("zstd_level", compression.L.zstd_level, 0, 22, 0),                                 \
+    BOOL("error_feedback", compression.L.error_feedback),                                  \
+    U32("dense_warmup_rounds", compression.L.dense_warmup_rounds, 0, 10000000, 0)
 
-static const struct sfield uplink_fields[] = LINK_FIELDS(uplink);
-static const struct sfield downlink_fields[] = LINK_FIELDS(downlink);
+/* The uplink also says how the worker's residual decays and how the coordinator
+ * averages sparse updates (policies/README.md, compression). */
+static const struct sfield uplink_fields[] = {
+    LINK_FIELDS(uplink),
+    F64("error_feedback_decay", compression.uplink.error_feedback_decay, 0, 1, SF_MIN_EXCL),
+    ENUM("average", compression.uplink.average, average_names),
+    F64("sparse_scale", compression.uplink.sparse_scale, 0, 100, SF_MIN_EXCL),
+    END,
+};
+static const struct sfield downlink_fields[] = {LINK_FIELDS(downlink), END};
 
 static const struct sfield compression_fields[] = {
     SECTION("uplink", uplink_fields, 0),
@@ -182,6 +188,9 @@ static void link_defaults(struct policy_link *l, bool uplink)
     l->zstd_level = 3;
     l->error_feedback = uplink;
     l->dense_warmup_rounds = 0;
+    l->error_feedback_decay = 1.0;
+    l->average = POLICY_AVERAGE_MEMBERS;
+    l->sparse_scale = 1.0;
 }
 
 static void policy_defaults(struct policy *p)

@@ -60,6 +60,10 @@ enum policy_agg_rule {
 };
 enum policy_weighting { POLICY_WEIGHT_TOKENS = 0, POLICY_WEIGHT_SAMPLES = 1, POLICY_WEIGHT_UNIFORM = 2 };
 enum policy_compress_method { POLICY_COMPRESS_NONE = 0, POLICY_COMPRESS_TOPK = 1 };
+/* How the coordinator averages a sparse round's updates, coordinate by coordinate:
+ * over all members that reported (weight sum of the round), or over the members whose
+ * payload carried that coordinate. */
+enum policy_average { POLICY_AVERAGE_MEMBERS = 0, POLICY_AVERAGE_SENDERS = 1 };
 /* Contribution measures; policy_contribution.measures is a bit set of 1u << measure. */
 enum policy_measure {
     POLICY_MEASURE_TOKENS = 0,      /* tokens trained on */
@@ -130,6 +134,10 @@ struct policy_link {
     int zstd_level;             /* 0 = no zstd stage */
     bool error_feedback;
     uint32_t dense_warmup_rounds;
+    /* Uplink only (the downlink's are always 1, members, 1): */
+    double error_feedback_decay; /* worker: residual *= decay before each encode */
+    enum policy_average average; /* coordinator: how sparse rounds are averaged */
+    double sparse_scale;         /* coordinator: multiplies a sparse round's average */
 };
 
 struct policy_compression {
