@@ -568,6 +568,15 @@ int codec_finish(const struct codec_params *p, uint64_t n, uint64_t total, uint8
     return 0;
 }
 
+void codec_residual_decay(const struct codec_params *params, float *residual, size_t n,
+                          float decay)
+{
+    if (!params || !residual || !params->error_feedback || decay == 1.0f)
+        return;
+    for (size_t i = 0; i < n; i++)
+        residual[i] *= decay;
+}
+
 int codec_encode(const float *delta, size_t n, const struct codec_params *params,
                  float *residual, uint8_t **payload, size_t *payload_len)
 {

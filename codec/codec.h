@@ -81,6 +81,12 @@ int codec_encode(const float *delta, size_t n, const struct codec_params *params
                  float *residual, uint8_t **payload, size_t *payload_len)
     __attribute__((warn_unused_result));
 
+/* Before codec_encode(): residual[0..n) *= decay when params->error_feedback and
+ * decay != 1 (policy compression.uplink.error_feedback_decay, in (0, 1]), so that the
+ * residual forgets mass the global model has moved past; otherwise nothing. */
+void codec_residual_decay(const struct codec_params *params, float *residual, size_t n,
+                          float decay);
+
 /* acc[0..n_expected) += weight * decode(payload). The payload is untrusted: every
  * length, count, position, scale and value code is checked, and the zstd frame must
  * declare its content size, which must match the body the header describes. On any

@@ -627,10 +627,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
         .k_per_block = t->codec->k_per_block, .quant = (enum codec_quant)t->codec->quant,
         .zstd_level = t->codec->zstd_level, .error_feedback = t->codec->error_feedback,
     };
-    const float decay = (float)w->policy.compression.uplink.error_feedback_decay;
-    if (cp.error_feedback && decay != 1.0f)
-        for (size_t i = 0; i < w->n; i++)
-            w->residual[i] *= decay;
+    codec_residual_decay(&cp, w->residual, w->n,
+                         (float)w->policy.compression.uplink.error_feedback_decay);
     uint8_t *payload;
     size_t len;
     rc = codec_encode(w->local, w->n, &cp, cp.error_feedback ? w->residual : NULL, &payload, &len);

@@ -310,6 +310,51 @@ static void test_error_feedback_conserves(void **state)
     free(acc);
 }
 
+/* codec_residual_decay (the worker calls it before each encode): with error feedback the
+ * residual is multiplied by the decay, so delta + decay * old residual == decoded + new
+ * residual; without error feedback, or with decay 1, the residual is left alone. */
+static void test_residual_decay(void **state)
+{
+    (void)state;
+    rng_state = 0xdecau;
+    const size_t n = 3000;
+    float *d = malloc(n * 4), *r = malloc(n * 4), *r0 = malloc(n * 4), *acc = malloc(n * 4);
+    fill(d, n);
+    fill(r0, n);
+    struct codec_params p = params(300, 9, CODEC_QUANT_INT8, 1, 1);
+    memcpy(r, r0, n * 4);
+    codec_residual_decay(&p, r, n, 0.8f);
+    for (size_t i = 0; i < n; i++)
+        assert_true(r[i] == r0[i] * 0.8f);
+    uint8_t *pl;
+    size_t len;
+    assert_int_equal(codec_encode(d, n, &p, r, &pl, &len), 0);
+    memset(acc, 0, n * 4);
+    assert_int_equal(codec_decode_accumulate(pl, len, n, 1.0f, acc, NULL, 0), 0);
+    for (size_t i = 0; i < n; i++) {
+        float want = d[i] + 0.8f * r0[i], got = acc[i] + r[i];
+        float tol = 2 * FLT_EPSILON * fmaxf(fabsf(want), fabsf(acc[i])) + 1e-37f;
+        if (fabsf(want - got) > tol)
+            fail_msg("i %zu: %g + 0.8 * %g != %g + %g", i, (double)d[i], (double)r0[i],
+                     (double)acc[i], (double)r[i]);
+    }
+    free(pl);
+
+    memcpy(r, r0, n * 4);
+    codec_residual_decay(&p, r, n, 1.0f);
+    assert_memory_equal(r, r0, n * 4);
+    p.error_feedback = 0;
+    codec_residual_decay(&p, r, n, 0.5f);
+    assert_memory_equal(r, r0, n * 4);
+    codec_residual_decay(&p, NULL, n, 0.5f);
+    codec_residual_decay(NULL, r, n, 0.5f);
+    assert_memory_equal(r, r0, n * 4);
+    free(d);
+    free(r);
+    free(r0);
+    free(acc);
+}
+
 static void test_weighted_accumulate(void **state)
 {
     (void)state;
@@ -342,6 +387,115 @@ static void test_weighted_accumulate(void **state)
     free(base);
     free(one);
     free(acc);
+}
+
+/* codec_decode_accumulate_support: support gains the weight exactly at the positions the
+ * payload carries (the reference top-k set; every position when dense), acc gains
+ * exactly what codec_decode_accumulate adds, and a refused payload touches neither. */
+static void test_accumulate_support(void **state)
+{
+    (void)state;
+    rng_state = 4242;
+    const size_t n = 1000;              /* B 300: the last block holds 100 values */
+    const float w = 0.75f;
+    float *v = malloc(n * 4), *one = malloc(n * 4), *acc = malloc(n * 4), *acc_ref = malloc(n * 4);
+    float *sup = malloc(n * 4), *sup0 = malloc(n * 4);
+    uint8_t *kept = malloc(n);
+    fill(v, n);
+    for (size_t i = 0; i < n; i++)
+        sup0[i] = (float)(i % 5);
+    for (int q = 0; q < CODEC_QUANT_COUNT; q++)
+        for (int z = 0; z <= 3; z += 3)
+            for (uint32_t K = 7; K <= 300; K += 293) {      /* sparse, then dense */
+                struct codec_params p = params(300, K, (enum codec_quant)q, z, 0);
+                uint8_t *pl;
+                size_t len;
+                assert_int_equal(codec_encode(v, n, &p, NULL, &pl, &len), 0);
+                memset(one, 0, n * 4);
+                assert_int_equal(codec_decode_accumulate(pl, len, n, 1.0f, one, NULL, 0), 0);
+                for (size_t i = 0; i < n; i++)
+                    acc[i] = acc_ref[i] = (float)i * 0.01f - 2.0f;
+                memcpy(sup, sup0, n * 4);
+                assert_int_equal(codec_decode_accumulate(pl, len, n, w, acc_ref, NULL, 0), 0);
+                char why[200];
+                assert_int_equal(codec_decode_accumulate_support(pl, len, n, w, acc, sup, why,
+                                                                 sizeof why), 0);
+                assert_memory_equal(acc, acc_ref, n * 4);
+                if (K >= 300)
+                    memset(kept, 1, n);
+                else
+                    ref_topk(v, n, 300, K, kept);
+                size_t carried = 0;
+                for (size_t i = 0; i < n; i++) {
+                    if (one[i] != 0.0f && !kept[i])
+                        fail_msg("quant %d K %u: value %zu decodes nonzero but is not kept", q,
+                                 K, i);
+                    float want = kept[i] ? sup0[i] + w : sup0[i];
+                    if (sup[i] != want)
+                        fail_msg("quant %d K %u: support[%zu] = %g, want %g", q, K, i,
+                                 (double)sup[i], (double)want);
+                    carried += kept[i];
+                }
+                assert_true(K >= 300 ? carried == n : carried < n / 10);
+                /* support NULL is plain accumulation */
+                memcpy(acc, acc_ref, n * 4);
+                assert_int_equal(codec_decode_accumulate_support(pl, len, n, -w, acc, NULL, NULL,
+                                                                 0), 0);
+                assert_int_equal(codec_decode_accumulate(pl, len, n, w, acc, NULL, 0), 0);
+                for (size_t i = 0; i < n; i++)
+                    assert_float_equal(acc[i], acc_ref[i], 1e-5);
+                /* refused: truncated, trailing byte, wrong length, a position out of range */
+                memcpy(acc, acc_ref, n * 4);
+                memcpy(sup, sup0, n * 4);
+                uint8_t *bad = malloc(len + 1);
+                memcpy(bad, pl, len);
+                bad[len] = 0;
+                assert_true(codec_decode_accumulate_support(bad, len - 1, n, w, acc, sup, why,
+                                                            sizeof why) < 0);
+                assert_true(codec_decode_accumulate_support(bad, len + 1, n, w, acc, sup, why,
+                                                            sizeof why) < 0);
+                assert_int_equal(codec_decode_accumulate_support(pl, len, n + 1, w, acc, sup, why,
+                                                                 sizeof why), CODEC_ERR_LENGTH);
+                assert_true(why[0] != '\0');
+                if (q == CODEC_QUANT_INT8 && z == 0 && K < 300) {
+                    /* the last gap walks out of its block: found after three good blocks */
+                    const size_t nb = 4;
+                    uint64_t total;
+                    memcpy(&total, pl + 24, 8);
+                    const size_t gaps = CODEC_HEADER_LEN + 2 * nb + 4 * nb;
+                    memcpy(bad + gaps + 2 * (total - 1), &(uint16_t){0xffff}, 2);
+                    assert_int_equal(codec_decode_accumulate_support(bad, len, n, w, acc, sup,
+                                                                     why, sizeof why),
+                                     CODEC_ERR_INDEX);
+                }
+                assert_memory_equal(acc, acc_ref, n * 4);
+                assert_memory_equal(sup, sup0, n * 4);
+                free(bad);
+                free(pl);
+            }
+
+    /* A position the payload carries counts even when its value quantizes to zero: int8
+     * with scale 1/127 sends 1e-6 as 0. Exact zeros are never kept. */
+    const float tiny[8] = { 1.0f, 1e-6f, 0.0f, 0.0f, 0.0f, -2.0f, 0.0f, 0.0f };
+    struct codec_params p = params(4, 2, CODEC_QUANT_INT8, 0, 0);
+    uint8_t *pl;
+    size_t len;
+    assert_int_equal(codec_encode(tiny, 8, &p, NULL, &pl, &len), 0);
+    float a[8] = { 0 }, s[8] = { 0 };
+    assert_int_equal(codec_decode_accumulate_support(pl, len, 8, 2.0f, a, s, NULL, 0), 0);
+    const float want_a[8] = { 2.0f, 0.0f, 0, 0, 0, -4.0f, 0, 0 };
+    const float want_s[8] = { 2.0f, 2.0f, 0, 0, 0, 2.0f, 0, 0 };
+    assert_memory_equal(a, want_a, sizeof a);
+    assert_memory_equal(s, want_s, sizeof s);
+    free(pl);
+
+    free(v);
+    free(one);
+    free(acc);
+    free(acc_ref);
+    free(sup);
+    free(sup0);
+    free(kept);
 }
 
 static void test_edge_shapes(void **state)
@@ -824,7 +978,9 @@ int main(void)
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_selection_patterns),
         cmocka_unit_test(test_error_feedback_conserves),
+        cmocka_unit_test(test_residual_decay),
         cmocka_unit_test(test_weighted_accumulate),
+        cmocka_unit_test(test_accumulate_support),
         cmocka_unit_test(test_edge_shapes),
         cmocka_unit_test(test_encode_refuses_nonfinite),
         cmocka_unit_test(test_hostile_header),

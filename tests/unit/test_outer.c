@@ -71,6 +71,48 @@ static void state_round_trips_and_rejects_mismatch(void **state)
     outer_free(&c);
 }
 
+/* Without support: acc * scale / weight_sum. */
+static void average_over_members(void **state)
+{
+    float acc[3] = { 2, -4, 6 };
+    outer_average(acc, NULL, 3, 4.0, 1.0f);
+    assert_float_equal(acc[0], 0.5f, 1e-7);
+    assert_float_equal(acc[1], -1.0f, 1e-7);
+    assert_float_equal(acc[2], 1.5f, 1e-7);
+    float scaled[3] = { 2, -4, 6 };
+    outer_average(scaled, NULL, 3, 4.0, 3.0f);
+    assert_float_equal(scaled[0], 1.5f, 1e-6);
+    assert_float_equal(scaled[1], -3.0f, 1e-6);
+    assert_float_equal(scaled[2], 4.5f, 1e-6);
+}
+
+/* With support: each coordinate over the weight that carried it, times scale; a
+ * coordinate no update carried becomes 0 whatever acc holds; weight_sum is unused. */
+static void average_over_senders(void **state)
+{
+    /* members of weight 1 and 3: both sent 0, only the second sent 1, only the first
+     * sent 2, nobody sent 3 (whatever acc holds there is not read) */
+    float acc[4] = { 1 * 2.0f + 3 * 6.0f, 3 * -1.0f, 1 * 4.0f, 5.0f };
+    const float support[4] = { 4, 3, 1, 0 };
+    outer_average(acc, support, 4, 123.0, 1.0f);
+    assert_float_equal(acc[0], 5.0f, 1e-6);
+    assert_float_equal(acc[1], -1.0f, 1e-6);
+    assert_float_equal(acc[2], 4.0f, 1e-6);
+    assert_true(acc[3] == 0.0f);
+    float scaled[4] = { 20, -3, 4, 5 };
+    outer_average(scaled, support, 4, 123.0, 2.0f);
+    assert_float_equal(scaled[0], 10.0f, 1e-5);
+    assert_float_equal(scaled[1], -2.0f, 1e-6);
+    assert_float_equal(scaled[2], 8.0f, 1e-6);
+    assert_true(scaled[3] == 0.0f);
+    /* where every member carried every coordinate it is the members' average */
+    float a[2] = { 8, -2 }, b[2] = { 8, -2 };
+    const float all[2] = { 4, 4 };
+    outer_average(a, all, 2, 4.0, 1.5f);
+    outer_average(b, NULL, 2, 4.0, 1.5f);
+    assert_memory_equal(a, b, sizeof a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -78,6 +120,8 @@ int main(void)
         cmocka_unit_test(nesterov_matches_hand_computation),
         cmocka_unit_test(fedadam_moves_against_delta),
         cmocka_unit_test(state_round_trips_and_rejects_mismatch),
+        cmocka_unit_test(average_over_members),
+        cmocka_unit_test(average_over_senders),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

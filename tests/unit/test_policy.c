@@ -164,6 +164,15 @@ static void test_examples_parse(void **state)
     assert_int_equal(p.aggregation.rule, POLICY_AGG_TRIMMED_MEAN);
     assert_int_equal(p.compression.downlink.quant, CODEC_QUANT_FP16);
     policy_free(&p);
+
+    assert_int_equal(policy_load_file(path_of("policies/examples/sparse.yaml"), &p, &e), 0);
+    assert_int_equal(p.compression.uplink.method, POLICY_COMPRESS_TOPK);
+    assert_true(p.compression.uplink.k_per_block < p.compression.uplink.block_size);
+    assert_true(p.compression.uplink.error_feedback);
+    assert_true(p.compression.uplink.error_feedback_decay == 0.8);
+    assert_int_equal(p.compression.uplink.average, POLICY_AVERAGE_SENDERS);
+    assert_true(p.compression.uplink.sparse_scale == 2.0);
+    policy_free(&p);
 }
 
 static void test_defaults(void **state)
@@ -186,6 +195,12 @@ static void test_defaults(void **state)
     assert_int_equal(p.compression.uplink.k_per_block, 41);
     assert_int_equal(p.compression.downlink.method, POLICY_COMPRESS_NONE);
     assert_int_equal(p.compression.downlink.k_per_block, 4096);
+    assert_true(p.compression.uplink.error_feedback_decay == 1.0);
+    assert_int_equal(p.compression.uplink.average, POLICY_AVERAGE_MEMBERS);
+    assert_true(p.compression.uplink.sparse_scale == 1.0);
+    assert_true(p.compression.downlink.error_feedback_decay == 1.0);
+    assert_int_equal(p.compression.downlink.average, POLICY_AVERAGE_MEMBERS);
+    assert_true(p.compression.downlink.sparse_scale == 1.0);
     assert_int_equal(p.participation.n_members, 0);
     assert_int_equal(p.participation.min_members, 1);
     assert_int_equal(p.contribution.measures, 1u << POLICY_MEASURE_TOKENS);
@@ -305,6 +320,43 @@ static void test_hash_invariance(void **state)
             fail_msg("changing %s did not change the hash", changes[i][0]);
     }
 
+    /* the uplink's decay, average and sparse scale: defaults spelled out change nothing,
+     * any other value changes the hash and shows in the canonical text */
+    const char *uplink_at = "    k_per_block: 64\n";
+    const char *after = strstr(demo_a, uplink_at);
+    assert_non_null(after);
+    after += strlen(uplink_at);
+    const char *tuned[][2] = {
+        {"    error_feedback_decay: 1\n    average: members\n    sparse_scale: 1.0\n", NULL},
+        {"    error_feedback_decay: 0.8\n", "compression.uplink.error_feedback_decay=0.8"},
+        {"    average: senders\n", "compression.uplink.average=senders"},
+        {"    sparse_scale: 2\n", "compression.uplink.sparse_scale=2"},
+    };
+    for (size_t i = 0; i < sizeof tuned / sizeof *tuned; i++) {
+        char buf[2048];
+        snprintf(buf, sizeof buf, "%.*s%s%s", (int)(after - demo_a), demo_a, tuned[i][0],
+                 after);
+        hash_of(buf, c);
+        if ((memcmp(a, c, 32) == 0) != (tuned[i][1] == NULL))
+            fail_msg("%s: the hash %s", tuned[i][0],
+                     tuned[i][1] ? "did not change" : "changed for a default");
+        struct policy t;
+        struct policy_error te;
+        assert_int_equal(load(buf, &t, &te), 0);
+        char *text;
+        size_t text_len;
+        assert_int_equal(policy_canonical(&t, &text, &text_len), 0);
+        if (tuned[i][1] && !strstr(text, tuned[i][1]))
+            fail_msg("the canonical text lacks %s", tuned[i][1]);
+        if (!tuned[i][1] && (!strstr(text, "\ncompression.uplink.average=members\n") ||
+                             !strstr(text, "\ncompression.uplink.error_feedback_decay=1\n") ||
+                             !strstr(text, "\ncompression.uplink.sparse_scale=1\n")))
+            fail_msg("the canonical text lacks the uplink defaults");
+        assert_null(strstr(text, "compression.downlink.average"));
+        free(text);
+        policy_free(&t);
+    }
+
     /* the canonical text itself */
     struct policy p;
     struct policy_error e;
@@ -380,6 +432,22 @@ static const struct bad_case bad_cases[] = {
      "starting with a letter or digit, got \"Demo\""},
     {"schema: 2\nmetadata:\n  name: t\n" MODEL "training:\n  rounds: 3\n", POLICY_ERR_RANGE,
      "t.yaml:1:9: schema: schema version 2 is not supported (this aulac reads version 1)"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    error_feedback_decay: 0\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:27: compression.uplink.error_feedback_decay: expected a number in (0, 1], got 0"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    error_feedback_decay: 1.5\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:27: compression.uplink.error_feedback_decay: expected a number in (0, 1], "
+     "got 1.5"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    sparse_scale: 0\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:19: compression.uplink.sparse_scale: expected a number in (0, 100], got 0"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    sparse_scale: 101\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:19: compression.uplink.sparse_scale: expected a number in (0, 100], got 101"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    average: foo\n",
+     POLICY_ERR_RANGE,
+     "t.yaml:13:14: compression.uplink.average: expected one of members, senders, got \"foo\""},
     {HEAD MODEL "training:\n  rounds: 99999999999999999999\n", POLICY_ERR_RANGE,
      "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got "
      "99999999999999999999"},
@@ -389,6 +457,18 @@ static const struct bad_case bad_cases[] = {
     {HEAD MODEL "training:\n  rounds: 3\nextra: 1\n", POLICY_ERR_UNKNOWN_KEY,
      "t.yaml:11:1: extra: unknown key; valid keys here: schema, metadata, model, data, "
      "training, aggregation, compression, participation, privacy, contribution, governance"},
+    /* the uplink's averaging keys mean nothing on the downlink */
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    average: senders\n",
+     POLICY_ERR_UNKNOWN_KEY,
+     "t.yaml:13:5: compression.downlink.average: unknown key; valid keys here: method, "
+     "block_size, k_per_block, density, quant, zstd_level, error_feedback, dense_warmup_rounds"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n"
+     "    error_feedback_decay: 0.5\n", POLICY_ERR_UNKNOWN_KEY,
+     "t.yaml:13:5: compression.downlink.error_feedback_decay: unknown key; valid keys here: "
+     "method, block_size, k_per_block, density, quant, zstd_level, error_feedback, "
+     "dense_warmup_rounds"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    sparse_scale: 2\n",
+     POLICY_ERR_UNKNOWN_KEY, NULL},
     {HEAD MODEL "training:\n  rounds: 3\n  rounds: 4\n", POLICY_ERR_DUPLICATE,
      "t.yaml:11:3: duplicate key \"rounds\" (first defined at line 10, column 3)"},
     {HEAD "model: {n_positions: 64, seq_len: 64, n_layer: 2, n_head: 4, n_embd: 64}\n"
