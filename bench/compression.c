@@ -7,7 +7,7 @@
  *
  * A federated run simulated in one process, round for round what the coordinator
  * and the workers do (coordinator/experiment.c, worker/worker.c), on the policy's
- * model, data split, inner and outer optimizers (default policies/examples/demo.yaml,
+ * model, data split, inner and outer optimizers (default policies/examples/sparse.yaml,
  * corpora DIR/<member> for each member of participation.members, default
  * build/demo-corpus, made by scripts/demo-corpus.sh; scripts/bench-compression.sh
  * does both):
@@ -87,31 +87,31 @@ struct variant {
 #define PLAIN 1, 0, -1, 0       /* none of them: plain error feedback and averaging */
 
 /* set 1: the issue's five runs on the policy (default policies/examples/sparse.yaml:
- * blocks of 65536, outer fedavg, error_feedback_decay 0.8, average senders, sparse_scale
- * 2); set 2: the same without those knobs, and in blocks of 4096; set 0: earlier
+ * blocks of 4096, outer fedavg, error_feedback_decay 0.8, average senders, sparse_scale
+ * 2); set 2: the same without those knobs, and in blocks of 65536; set 0: earlier
  * investigations, on the demo's Nesterov outer step (bench/README.md). */
 static const struct variant builtin[] = {
     {"dense", "compression off: dense fp32, no zstd",
      65536, 65536, CODEC_QUANT_FP32, 0, 0, 0, POLICY_OUTER, 1, KNOBS},
-    {"1%", "top-k 1% (B 65536, k 656), int8 + zstd 3, no error feedback",
-     65536, 656, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
-    {"1%+ef", "top-k 1% (B 65536, k 656), int8 + zstd 3, error feedback",
-     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
-    {"0.3%", "top-k 0.3% (B 65536, k 197), int8 + zstd 3, no error feedback",
-     65536, 197, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
-    {"0.3%+ef", "top-k 0.3% (B 65536, k 197), int8 + zstd 3, error feedback",
-     65536, 197, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
+    {"1%", "top-k 1% (B 4096, k 41), int8 + zstd 3, no error feedback",
+     4096, 41, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
+    {"1%+ef", "top-k 1% (B 4096, k 41), int8 + zstd 3, error feedback",
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
+    {"0.3%", "top-k 0.3% (B 4096, k 12), int8 + zstd 3, no error feedback",
+     4096, 12, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 1, KNOBS},
+    {"0.3%+ef", "top-k 0.3% (B 4096, k 12), int8 + zstd 3, error feedback",
+     4096, 12, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 1, KNOBS},
 
     {"1%+ef/plain", "1%+ef with plain error feedback and averaging (decay 1, average "
-     "members, scale 1)", 65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
+     "members, scale 1)", 4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
     {"1%+ef/decay", "1%+ef with the residual's decay only (average members, scale 1)",
-     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 0, POLICY_AVERAGE_MEMBERS, 1},
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 0, POLICY_AVERAGE_MEMBERS, 1},
     {"1%+ef/senders", "1%+ef with average senders only (decay 1, scale 1)",
-     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 1, POLICY_AVERAGE_SENDERS, 1},
-    {"1%+ef/4k", "1%+ef in blocks of 4096 (k 41)",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, KNOBS},
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 1, POLICY_AVERAGE_SENDERS, 1},
+    {"1%+ef/64k", "1%+ef in blocks of 65536 (k 656)",
+     65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, KNOBS},
     {"0.3%+ef/plain", "0.3%+ef with plain error feedback and averaging",
-     65536, 197, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
+     4096, 12, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
 
     {"n/dense", "dense fp32 on the demo's outer step (Nesterov lr 0.7, momentum 0.9)",
      65536, 65536, CODEC_QUANT_FP32, 0, 0, 0, NESTEROV(0.7f, 0.9f), 0, PLAIN},
@@ -123,12 +123,12 @@ static const struct variant builtin[] = {
      4096, 12, CODEC_QUANT_INT8, 3, 1, 0, NESTEROV(0.7f, 0.9f), 0, PLAIN},
     {"dense-int8", "dense int8 + zstd 3 (no top-k), no error feedback",
      65536, 65536, CODEC_QUANT_INT8, 3, 0, 0, POLICY_OUTER, 0, KNOBS},
-    {"1.5%i4+ef", "top-k 1.5% (B 65536, k 983), int4 + zstd 3 (about the bytes of 1% int8), "
-     "error feedback", 65536, 983, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
-    {"0.6%i4+ef", "top-k 0.6% (B 65536, k 394), int4 + zstd 3 (about the bytes of 0.3% int8), "
-     "error feedback", 65536, 394, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
-    {"6%+ef", "top-k 6.25% (B 65536, k 4096), int8 + zstd 3, error feedback",
-     65536, 4096, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"1.5%i4+ef", "top-k 1.5% (B 4096, k 62), int4 + zstd 3 (about the bytes of 1% int8), "
+     "error feedback", 4096, 62, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"0.6%i4+ef", "top-k 0.6% (B 4096, k 25), int4 + zstd 3 (about the bytes of 0.3% int8), "
+     "error feedback", 4096, 25, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"6%+ef", "top-k 6.25% (B 4096, k 256), int8 + zstd 3, error feedback",
+     4096, 256, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
     {"demo-uplink", "the demo policy's own uplink: B 1024, k 64 (6.25%), int8 + zstd 3, error "
      "feedback, one dense warm-up round, Nesterov", 1024, 64, CODEC_QUANT_INT8, 3, 1, 1,
      NESTEROV(0.7f, 0.9f), 0, PLAIN},
@@ -509,7 +509,7 @@ static void usage(FILE *f)
             "                   [--variants LIST|all|list] [--add NAME:key=value,...]\n"
             "                   [--jobs N] [--downlink] [--curve N]\n"
             "  --policy FILE   model, data, training and outer settings "
-            "(policies/examples/demo.yaml)\n"
+            "(policies/examples/sparse.yaml)\n"
             "  --corpus DIR    DIR/<member> per policy member (build/demo-corpus; "
             "scripts/demo-corpus.sh makes it)\n"
             "  --rounds R      rounds (policy's training.rounds)\n"
@@ -528,7 +528,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *policy_path = "policies/examples/demo.yaml", *corpus = "build/demo-corpus";
+    const char *policy_path = "policies/examples/sparse.yaml", *corpus = "build/demo-corpus";
     const char *list = NULL;
     long rounds = 0, steps = 0, jobs = sysconf(_SC_NPROCESSORS_ONLN);
     static struct sim s;
@@ -634,11 +634,16 @@ int main(int argc, char **argv)
     printf("  %d members, corpora %s/{", s.n_members, corpus);
     for (int m = 0; m < s.n_members; m++)
         printf("%s%s", m ? "," : "", p->participation.members[m]);
-    printf("}\n  %u rounds x %u local steps of %u x %u tokens, inner AdamW lr %g (constant, as "
-           "the worker runs it), outer %s lr %g momentum %g\n", s.rounds, s.steps,
-           p->training.batch_size, p->training.seq_len, p->training.inner.lr,
+    printf("}\n  %u rounds x %u local steps of %u x %u tokens, inner AdamW lr %g (constant: the "
+           "policy's warm-up of %u steps is not simulated), outer %s lr %g momentum %g\n",
+           s.rounds, s.steps, p->training.batch_size, p->training.seq_len,
+           p->training.inner.lr, p->training.inner.warmup_steps,
            policy_outer_kind_name(p->training.outer.kind), p->training.outer.lr,
            p->training.outer.momentum);
+    const struct policy_link *up = &p->compression.uplink;
+    printf("  sparse uplinks: error_feedback_decay %g, average %s, sparse_scale %g (unless a "
+           "variant says otherwise)\n", up->error_feedback_decay,
+           up->average == POLICY_AVERAGE_SENDERS ? "senders" : "members", up->sparse_scale);
     printf("  downlink: %s; %zu variant(s), %ld at a time\n",
            s.downlink ? "the policy's compression" : "exact (the uplink alone varies)", n_queued,
            jobs);

@@ -274,9 +274,17 @@ static int post_link(struct post *pc, struct policy *p, struct policy_link *l, c
     snprintf(pd, sizeof pd, "%s.density", sec);
     snprintf(pw, sizeof pw, "%s.dense_warmup_rounds", sec);
     bool has_k = seen(pc, pk), has_d = seen(pc, pd);
+    char pe[64], pa[64], ps[64];
+    snprintf(pe, sizeof pe, "%s.error_feedback_decay", sec);
+    snprintf(pa, sizeof pa, "%s.average", sec);
+    snprintf(ps, sizeof ps, "%s.sparse_scale", sec);
+    if (!l->error_feedback && seen(pc, pe))
+        return fail_at(pc, POLICY_ERR_INVALID, pe, sec,
+                       "only meaningful with error_feedback: true (there is no residual)");
     if (l->method == POLICY_COMPRESS_NONE) {
-        if (has_k || has_d)
-            return fail_at(pc, POLICY_ERR_INVALID, has_k ? pk : pd, sec,
+        if (has_k || has_d || seen(pc, pa) || seen(pc, ps))
+            return fail_at(pc, POLICY_ERR_INVALID,
+                           has_k ? pk : has_d ? pd : seen(pc, pa) ? pa : ps, sec,
                            "only meaningful with method: topk (method is none: every value "
                            "is sent)");
         l->k_per_block = l->block_size;

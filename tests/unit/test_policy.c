@@ -169,7 +169,7 @@ static void test_examples_parse(void **state)
     assert_int_equal(p.compression.uplink.method, POLICY_COMPRESS_TOPK);
     assert_true(p.compression.uplink.k_per_block < p.compression.uplink.block_size);
     assert_true(p.compression.uplink.error_feedback);
-    assert_true(p.compression.uplink.error_feedback_decay == 0.8);
+    assert_true(p.compression.uplink.error_feedback_decay == 0.9);
     assert_int_equal(p.compression.uplink.average, POLICY_AVERAGE_SENDERS);
     assert_true(p.compression.uplink.sparse_scale == 2.0);
     policy_free(&p);
@@ -448,6 +448,14 @@ static const struct bad_case bad_cases[] = {
     {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    average: foo\n",
      POLICY_ERR_RANGE,
      "t.yaml:13:14: compression.uplink.average: expected one of members, senders, got \"foo\""},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    error_feedback: false\n"
+     "    error_feedback_decay: 0.9\n", POLICY_ERR_INVALID,
+     "t.yaml:14:27: compression.uplink.error_feedback_decay: only meaningful with "
+     "error_feedback: true (there is no residual)"},
+    {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  uplink:\n    method: none\n"
+     "    error_feedback: false\n    average: senders\n", POLICY_ERR_INVALID,
+     "t.yaml:15:14: compression.uplink.average: only meaningful with method: topk (method is "
+     "none: every value is sent)"},
     {HEAD MODEL "training:\n  rounds: 99999999999999999999\n", POLICY_ERR_RANGE,
      "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got "
      "99999999999999999999"},
