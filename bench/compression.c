@@ -14,10 +14,12 @@
  *
  *   each member has its own trainer (AdamW state kept across rounds), corpus, split
  *   and error-feedback residual; per round it loads the global model, trains H local
- *   steps, and encodes Δ = θ_base − θ_local with codec_encode() (the residual when
- *   the variant has error feedback); the "coordinator" adds every payload into one
- *   accumulator with codec_decode_accumulate() weighted by tokens, divides by the
- *   weight, and takes the outer step (coordinator/outer.h).
+ *   steps, decays its residual (error_feedback_decay) and encodes Δ = θ_base − θ_local
+ *   with codec_encode(); the "coordinator" adds every payload into one accumulator with
+ *   codec_decode_accumulate_support() weighted by tokens, averages it with
+ *   outer_average() (over all members, or coordinate by coordinate over the senders,
+ *   and times sparse_scale in sparse rounds) and takes the outer step
+ *   (coordinator/outer.h).
  *
  * The downlink is exact unless --downlink, which applies the policy's downlink
  * compression (server-side error feedback, replicas take prev + decoded change) as
@@ -29,12 +31,12 @@
  * member, averaged over all rounds (dense warm-up rounds included) and over the
  * sparse rounds alone; ratio: 4n (the fp32 vector) over that.
  *
- * Variants (--variants list): by default the issue's five runs (dense; top-k 1% and
- * 0.3% in blocks of 4096, int8 + zstd 3, with and without error feedback) on the
- * policy's outer optimizer, then the same byte budgets with what this bench found to
- * help (bench/README.md): outer fedavg with lr 2-3 instead of Nesterov momentum (the
- * residual already acts as momentum), blocks of 65536, int4 values at 1.5-2x the
- * density. --add defines more without recompiling.
+ * Variants (--variants list): by default the issue's five runs on the policy (dense;
+ * top-k 1% and 0.3% in blocks of 4096, int8 + zstd 3, with and without error
+ * feedback), then 1%+ef and 0.3%+ef without the policy's sparse-uplink knobs, one knob
+ * at a time, and in blocks of 65536 (bench/README.md); 'all' adds earlier
+ * investigations on the demo's Nesterov outer step. --add defines more without
+ * recompiling.
  *
  * Variants run in parallel (--jobs, default: online CPUs), one trainer thread each;
  * everything is seeded from the policy, so the results do not depend on --jobs or the
@@ -137,8 +139,8 @@ static const struct variant builtin[] = {
 #define MAX_VARIANTS 64
 
 /* --add NAME:key=value,...: a variant of one's own, starting from 1%+ef. Keys: block,
- * k, density, quant (fp32|int8|fp16|fp8|int4), zstd, ef, warmup, decay,
- * outer (policy|fedavg|nesterov|fedadam), lr, momentum. */
+ * k, density, quant (fp32|int8|fp16|fp8|int4), zstd, ef, warmup, decay, average
+ * (members|senders), scale, outer (policy|fedavg|nesterov|fedadam), lr, momentum. */
 static int parse_variant(const char *spec, struct variant *v)
 {
     *v = builtin[2];
@@ -519,7 +521,8 @@ static void usage(FILE *f)
             "                  same budgets improved)\n"
             "  --add SPEC      one more variant, from 1%%+ef: NAME:key=value,... with keys block, k,\n"
             "                  density, quant (fp32|int8|fp16|fp8|int4), zstd, ef (0|1), warmup\n"
-            "                  (dense rounds), decay (residual factor per round), outer\n"
+            "                  (dense rounds), decay (error_feedback_decay), average\n"
+            "                  (members|senders), scale (sparse_scale), outer\n"
             "                  (policy|fedavg|nesterov|fedadam), lr, momentum; repeatable\n"
             "  --jobs N        variants run at once (online CPUs)\n"
             "  --downlink      apply the policy's downlink compression (default: exact)\n"

@@ -28,8 +28,8 @@ static void start_with(struct fx *f, const char *average)
     assert_non_null(at);
     char to[160], text[sizeof fx_policy + 160];
     snprintf(to, sizeof to,
-             "error_feedback: false, dense_warmup_rounds: 1, error_feedback_decay: 0.5,"
-             " average: %s, sparse_scale: %g}", average, SPARSE_SCALE);
+             "error_feedback: false, dense_warmup_rounds: 1, average: %s, sparse_scale: %g}",
+             average, SPARSE_SCALE);
     snprintf(text, sizeof text, "%.*s%s%s", (int)(at - fx_policy), fx_policy, to,
              at + strlen(from));
     fx_write(f->paths[3], text, 0644);
