@@ -246,13 +246,7 @@ static int follower_setup(struct worker *w)
 {
     if (w->data)
         return 0;
-    const struct policy_model *m = &w->policy.model;
-    w->cfg.vocab_size = (int)m->vocab_size;
-    w->cfg.max_seq_len = (int)m->n_positions;
-    w->cfg.n_layer = (int)m->n_layer;
-    w->cfg.n_head = (int)m->n_head;
-    w->cfg.n_embd = (int)m->n_embd;
-    w->n = gpt2_num_params(&w->cfg);
+    worker_model_from_policy(w);
     struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
                               .seq_len = (int)w->policy.training.seq_len, .seed = 0 };
     char why[512];

@@ -170,10 +170,8 @@ int worker_per_device_batch(const struct worker *w, uint32_t batch, int *out)
     return 0;
 }
 
-static int setup_training(struct worker *w)
+void worker_model_from_policy(struct worker *w)
 {
-    if (w->trainer)
-        return 0;
     const struct policy_model *m = &w->policy.model;
     w->cfg.vocab_size = (int)m->vocab_size;
     w->cfg.max_seq_len = (int)m->n_positions;
@@ -181,6 +179,13 @@ static int setup_training(struct worker *w)
     w->cfg.n_head = (int)m->n_head;
     w->cfg.n_embd = (int)m->n_embd;
     w->n = gpt2_num_params(&w->cfg);
+}
+
+static int setup_training(struct worker *w)
+{
+    if (w->trainer)
+        return 0;
+    worker_model_from_policy(w);
     struct trainer_opts to;
     trainer_opts_default(&to);
     int per_gpu = 0;

@@ -80,6 +80,8 @@ int  worker_run(struct worker *w, const struct worker_options *opt);
 int  worker_stopping(void);
 /* The policy's batch_size per GPU: split over --gpus on every node (-1, logged, when
  * it does not divide). */
+/* w->cfg and w->n from the policy's model section. */
+void worker_model_from_policy(struct worker *w);
 int  worker_per_device_batch(const struct worker *w, uint32_t batch, int *out);
 /* Runs steps inner steps (worker.c): the policy's warm-up, progress logged under round. */
 int  worker_train_local(struct worker *w, uint64_t round, int steps, float lr,
