@@ -48,7 +48,8 @@ make_alliance() {
     done
 }
 
-# write_policy ROUNDS MEMBER...: a tiny experiment.
+# write_policy ROUNDS MEMBER...: a tiny experiment. LOCAL_STEPS sets the inner steps and
+# UPLINK_EXTRA (", key: value, ...") adds settings to the uplink.
 write_policy() {
     local rounds=$1; shift
     local list
@@ -67,7 +68,7 @@ training:
   outer: { kind: nesterov, lr: 0.7, momentum: 0.9 }
 aggregation: { rule: fedavg, weighting: tokens }
 compression:
-  uplink: { method: topk, block_size: 256, k_per_block: 32, quant: int8, zstd_level: 3, error_feedback: true }
+  uplink: { method: topk, block_size: 256, k_per_block: 32, quant: int8, zstd_level: 3, error_feedback: true${UPLINK_EXTRA:-} }
   downlink: { method: topk, block_size: 256, k_per_block: 128, quant: int8, zstd_level: 3, error_feedback: true }
 participation: { members: [$list], min_members: 2, round_deadline_s: 60, grace_s: 1 }
 YAML

@@ -3,13 +3,16 @@
 # (twice) and restarted on the same data directory, and one worker is killed mid-round
 # and restarted on its state directory. The others ride it out; the experiment
 # finishes; no acknowledged update is lost or counted twice; the ledger verifies; every
-# worker's committed training state is that of its last accepted round.
+# worker's committed training state is that of its last accepted round. The uplink
+# averages over senders, so the restart must rebuild the per-coordinate support too.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
 make_corpora
 make_alliance alpha beta gamma
-LOCAL_STEPS=400 write_policy 6 alpha beta gamma
+# The sparse-uplink settings too: a restart re-accumulates the per-coordinate support.
+LOCAL_STEPS=400 UPLINK_EXTRA=", error_feedback_decay: 0.9, average: senders, sparse_scale: 2" \
+    write_policy 6 alpha beta gamma
 start_coordinator
 pids=()
 for m in alpha beta gamma; do start_worker "$m"; pids+=($LAST_PID); done
