@@ -168,7 +168,7 @@ int node_task_replay_check(struct node_task_replay *r, const uint8_t nonce[NODE_
 {
     if (expires <= r->floor)
         return CRYPTO_ERR_REPLAYED;
-    size_t free_slot = SIZE_MAX;
+    size_t free_slot = SIZE_MAX, oldest = 0;
     for (size_t i = 0; i < NODE_TASK_REPLAY_SLOTS; i++) {
         if (r->expires[i] < now) {    /* expired (or never used): the nonce may go */
             if (free_slot == SIZE_MAX)
@@ -177,10 +177,14 @@ int node_task_replay_check(struct node_task_replay *r, const uint8_t nonce[NODE_
         }
         if (crypto_equal(r->nonce[i], nonce, NODE_TASK_NONCE_BYTES))
             return CRYPTO_ERR_REPLAYED;
+        if (r->expires[i] < r->expires[oldest])
+            oldest = i;
     }
-    if (free_slot == SIZE_MAX) {      /* full: forget the oldest, refuse what it covered */
-        free_slot = r->next;
-        r->next = (r->next + 1) % NODE_TASK_REPLAY_SLOTS;
+    /* Full: forget the nonce expiring first and refuse what it covered. A ring position
+     * would not do: slots freed by expiry are reused out of order, and dropping a recent
+     * nonce would raise the floor over live requests from nodes whose clocks lag. */
+    if (free_slot == SIZE_MAX) {
+        free_slot = oldest;
         if (r->expires[free_slot] > r->floor)
             r->floor = r->expires[free_slot];
     }

@@ -75,7 +75,6 @@ struct node_task_replay {
     uint8_t nonce[NODE_TASK_REPLAY_SLOTS][NODE_TASK_NONCE_BYTES];
     int64_t expires[NODE_TASK_REPLAY_SLOTS];
     int64_t floor;     /* tasks expiring at or before this are refused */
-    size_t  next;
 };
 
 /* CRYPTO_ERR_REPLAYED when nonce was seen (or is older than what the full cache still

@@ -287,6 +287,27 @@ static void test_replay_cache_full(void **state)
     crypto_key_free(k);
 }
 
+/* Slots freed by expiry are reused out of order; a full cache must still drop the nonce
+ * expiring first, not a recent one, or it refuses live tasks. */
+static void test_replay_cache_drops_oldest(void **state)
+{
+    static struct node_task_replay r;
+    memset(&r, 0, sizeof r);
+    uint8_t nonce[NODE_TASK_NONCE_BYTES] = { 0 };
+    uint32_t i;
+    for (i = 0; i < NODE_TASK_REPLAY_SLOTS; i++) {
+        memcpy(nonce, &i, sizeof i);
+        assert_int_equal(node_task_replay_check(&r, nonce, NOW + 1000 + i, NOW), 0);
+    }
+    const int64_t later = NOW + 1005;   /* the first five have expired */
+    for (; i < NODE_TASK_REPLAY_SLOTS + 6; i++) {
+        memcpy(nonce, &i, sizeof i);
+        assert_int_equal(node_task_replay_check(&r, nonce, NOW + 100000, later), 0);
+    }
+    memcpy(nonce, &i, sizeof i);
+    assert_int_equal(node_task_replay_check(&r, nonce, NOW + 2000, later), 0);
+}
+
 int main(void)
 {
     if (crypto_init() != 0)
@@ -299,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_expiry),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_replay_cache_full),
+        cmocka_unit_test(test_replay_cache_drops_oldest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
