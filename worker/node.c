@@ -27,6 +27,7 @@ struct node_leader {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct node_task task;      /* the latest; seq 0: none yet */
+    uint64_t seq_base;          /* wall-clock ms at start: seqs above a previous leader's */
     char *policy_yaml;
     uint64_t *fetched;          /* per node rank: the seq it last received */
     struct node_task_replay seen;   /* request nonces */
@@ -215,6 +216,10 @@ int node_leader_start(const struct node_leader_options *o, const struct crypto_k
     }
     l->o = *o;
     l->key = key;
+    /* Followers ask for a seq above the last they took: a restarted leader counting from
+     * 1 again would never be heard. Starting above the clock's ms at start keeps each
+     * leader's seqs above those of one that ran before it (one task per ms at most). */
+    l->seq_base = (uint64_t)time_now_unix_ms();
     crypto_key_public(key, &l->pub);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -242,7 +247,7 @@ int node_leader_publish(struct node_leader *l, const struct node_task *t,
     if (policy_yaml && !copy)
         return -1;
     pthread_mutex_lock(&l->mu);
-    uint64_t seq = l->task.seq + 1;
+    uint64_t seq = (l->task.seq > l->seq_base ? l->task.seq : l->seq_base) + 1;
     l->task = *t;
     l->task.seq = seq;
     free(l->policy_yaml);
