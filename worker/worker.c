@@ -137,6 +137,11 @@ static int join(struct worker *w)
     free(w->policy_yaml);   /* follower nodes get the policy as the coordinator sent it */
     w->policy_yaml = strdup(r->policy_yaml);
     aulac__v1__join_reply__free_unpacked(r, NULL);
+    if (!w->policy_yaml) {
+        log_error("out of memory keeping the experiment policy");
+        policy_free(&p);
+        return WORKER_EXIT_ERROR;
+    }
     char why[512];
     if (site_check(&w->site, &p, why, sizeof why) != 0) {
         log_error("this site's policy refuses experiment %s: %s", w->experiment, why);
@@ -575,6 +580,10 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
                   t->model_params, w->n);
         return -1;
     }
+    /* A regroup that failed (node_worker_regroup) left no trainer: build the group again,
+     * as the regroup would have, before anything uses it. */
+    if (!w->trainer && (setup_training(w) != 0 || worker_state_load(w) != 0))
+        return -1;
     const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
     if (fetch_model(w, t->base_model_hash.data, prev) != 0)
         return -1;
