@@ -211,7 +211,8 @@ int node_worker_check_leader(struct worker *w)
 
 /* --- follower ---------------------------------------------------------------------- */
 
-/* Adopts the policy the leader sent, once it hashes to what the task signs. */
+/* Adopts the policy the leader sent, once it hashes to what the task signs; a new
+ * policy drops what the follower set up for the previous one. */
 static int adopt_policy(struct worker *w, const struct node_task *t, const char *yaml)
 {
     uint8_t h[32];
@@ -234,8 +235,16 @@ static int adopt_policy(struct worker *w, const struct node_task *t, const char 
         policy_free(&p);
         return -1;
     }
-    if (w->have_policy)
+    if (w->have_policy) {
+        /* Another experiment: its model size, corpus split and group are new too. */
+        trainer_destroy(w->trainer);
+        w->trainer = NULL;
+        data_close(w->data);
+        w->data = NULL;
+        free(w->local);
+        w->local = NULL;
         policy_free(&w->policy);
+    }
     w->policy = p;
     w->have_policy = 1;
     snprintf(w->experiment, sizeof w->experiment, "%s", t->experiment);
