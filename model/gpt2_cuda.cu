@@ -614,13 +614,16 @@ __global__ void adamw_update(float *p, bf16 *pbf, float *m1, float *m2, const fl
     }
     GRID_STRIDE(i, n)
     {
-        float gi = g[i] * scale;
-        float mi = k.beta1 * m1[i] + (1.0f - k.beta1) * gi;
-        float vi = k.beta2 * m2[i] + (1.0f - k.beta2) * gi * gi;
+        // _rn intrinsics: nvcc would otherwise contract these into FMAs, which round
+        // differently from adamw.c's separate multiplies and adds
+        float gi = __fmul_rn(g[i], scale);
+        float mi = __fadd_rn(__fmul_rn(k.beta1, m1[i]), __fmul_rn(1.0f - k.beta1, gi));
+        float vi = __fadd_rn(__fmul_rn(k.beta2, m2[i]), __fmul_rn(__fmul_rn(1.0f - k.beta2, gi), gi));
         m1[i] = mi;
         m2[i] = vi;
         float dm = param_decays(i, dl) ? k.decay_mul : 1.0f;
-        float pi = p[i] * dm - k.step_size * (mi / (sqrtf(vi) * k.inv_sqrt_bc2 + k.eps));
+        float den = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), k.inv_sqrt_bc2), k.eps);
+        float pi = __fsub_rn(__fmul_rn(p[i], dm), __fmul_rn(k.step_size, __fdiv_rn(mi, den)));
         p[i] = pi;
         pbf[i] = __float2bfloat16(pi);
     }
