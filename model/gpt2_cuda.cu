@@ -156,7 +156,7 @@ struct gpt2_cuda {
     size_t pbytes;
     float *params, *grads, *mom1, *mom2; // grads: n_params + 1 (the loss last)
     bf16 *params_bf;
-    float *norm_partials; // [NORM_BLOCKS]
+    double *norm_partials; // [NORM_BLOCKS]
     double *sumsq;
     float *loss_dev;
 
@@ -559,19 +559,20 @@ __global__ void encoder_backward_wte(float *dwte, const float *dres, const int32
     dwte[(size_t)tok[u] * C + c] += s;
 }
 
-// Partial sums of g^2, one per block (NORM_BLOCKS blocks), then their sum in double.
-__global__ void grad_sumsq_partial(float *partials, const float *g, size_t n)
+// Partial sums of g^2 in double (as grad_sum_squares: a float sum overflows to Inf where
+// the CPU's norm is finite), one per block (NORM_BLOCKS blocks), then their sum.
+__global__ void grad_sumsq_partial(double *partials, const float *g, size_t n)
 {
-    __shared__ float smem[32];
-    float acc = 0.0f;
+    __shared__ double smem[32];
+    double acc = 0.0;
     GRID_STRIDE(i, n)
-    acc += g[i] * g[i];
-    acc = block_sum(acc, smem);
+    acc += (double)g[i] * (double)g[i];
+    acc = block_sum_d(acc, smem);
     if (threadIdx.x == 0)
         partials[blockIdx.x] = acc;
 }
 
-__global__ void grad_sumsq_final(double *out, const float *partials, int count)
+__global__ void grad_sumsq_final(double *out, const double *partials, int count)
 {
     __shared__ double smem[32];
     double acc = 0.0;
@@ -962,7 +963,7 @@ static int params_alloc(struct gpt2_cuda *m)
 {
     const size_t n = m->n_params;
     size_t used = 0, off[8];
-    const size_t sizes[8] = {n * 4, (n + 1) * 4, n * 4, n * 4, n * 2, NORM_BLOCKS * 4, 8, 4};
+    const size_t sizes[8] = {n * 4, (n + 1) * 4, n * 4, n * 4, n * 2, NORM_BLOCKS * 8, 8, 4};
     for (int i = 0; i < 8; i++) {
         used = (used + ALIGN - 1) / ALIGN * ALIGN;
         off[i] = used;
@@ -976,7 +977,7 @@ static int params_alloc(struct gpt2_cuda *m)
     m->mom1 = (float *)(b + off[2]);
     m->mom2 = (float *)(b + off[3]);
     m->params_bf = (bf16 *)(b + off[4]);
-    m->norm_partials = (float *)(b + off[5]);
+    m->norm_partials = (double *)(b + off[5]);
     m->sumsq = (double *)(b + off[6]);
     m->loss_dev = (float *)(b + off[7]);
     CU(cudaMemsetAsync(m->pbase, 0, used, m->stream));
