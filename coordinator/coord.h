@@ -45,6 +45,9 @@ struct coord_options {
     const char *port_file;          /* written with the bound port once serving */
     int keep_checkpoints;           /* > 0: keep only the current and previous checkpoints */
     int max_calls;                  /* concurrent RPCs; default 64 */
+    /* Tests: called by a round close while it computes outside mu. */
+    void (*close_hook)(void *arg);
+    void *close_hook_arg;
 };
 
 enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
@@ -125,6 +128,10 @@ struct coord {
     size_t n_accepted, n_eligible;
     int64_t round_opened_ms, deadline_ms;
     int deadline_logged;
+    int closing;                    /* a round close is computing outside mu: acc, support,
+                                       outer, down_residual and the round belong to it */
+    int close_pending;              /* the timer closes the round (asked with mu held by a
+                                       caller that cannot let mu go) */
     struct member_stats *members;   /* one per roster member */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
@@ -157,7 +164,9 @@ int  round_member_reported_locked(const struct coord *c, const char *member);
  * report (in the policy and the live roster) has reported. mu held. */
 int  round_all_reported_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
-int  round_close_locked(struct coord *c);       /* mu held */
+/* mu held; lets mu go while it computes the new model and writes its files (other
+ * callers see c->closing and wait or return), and holds it again when it returns. */
+int  round_close_locked(struct coord *c);
 void round_timer_tick(struct coord *c);          /* takes mu */
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
 struct member_stats *coord_member_stats(struct coord *c, const char *id);

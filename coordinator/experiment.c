@@ -203,7 +203,9 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         /* The crash came after the last update of the round and before its close. */
         log_info("round %llu: every member had reported before the restart; closing",
                  (unsigned long long)c->round);
+        pthread_mutex_lock(&c->mu);   /* no other thread yet; round_close_locked lets mu go */
         round_close_locked(c);
+        pthread_mutex_unlock(&c->mu);
     }
     hex_encode(s->hash, 32, hex);
     if (c->state == EXP_RUNNING)
@@ -275,15 +277,24 @@ static void average_round(struct coord *c)
 
 int round_close_locked(struct coord *c)
 {
-    if (c->state != EXP_RUNNING || c->n_accepted == 0)
+    if (c->state != EXP_RUNNING || c->n_accepted == 0 || c->closing)
         return 0;
+    /* The heavy part (outer step, hashes, downlink, checkpoint fsyncs: seconds at 124M)
+     * runs without mu, so Status, long polls and downloads are served meanwhile. Nothing
+     * else touches acc, support, outer, down_residual, model or round while closing is
+     * set: updates wait for it (check_round_locked), other closes return. */
+    c->closing = 1;
     const size_t n = c->n_params;
-    average_round(c);
+    struct model_snapshot *const base = c->model;
+    pthread_mutex_unlock(&c->mu);
+    if (c->opt.close_hook)
+        c->opt.close_hook(c->opt.close_hook_arg);
 
-    struct model_snapshot *next = snapshot_new(n, c->model->round + 1);
+    average_round(c);
+    struct model_snapshot *next = snapshot_new(n, base->round + 1);
     if (!next)
         close_failed("out of memory");
-    memcpy(next->params, c->model->params, n * sizeof(float));
+    memcpy(next->params, base->params, n * sizeof(float));
     outer_step(&c->outer, next->params, c->acc);
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(next->params[i]))
@@ -294,15 +305,16 @@ int round_close_locked(struct coord *c)
     uint8_t *down = NULL;
     size_t down_len = 0;
     if (c->down_on)
-        downlink_compress(c, c->model, next, &down, &down_len);
+        downlink_compress(c, base, next, &down, &down_len);
     model_hash(next->params, n, next->hash);
     if (models_save(c, next->params, next->hash) != 0)
         close_failed("the checkpoint could not be written");
     if (outer_state_save(c, next->round) != 0 || down_residual_save(c, next->round) != 0)
         close_failed("the outer optimizer state could not be written");
-    if (down && downlink_save(c, next->hash, c->model->hash, down, down_len) != 0)
+    if (down && downlink_save(c, next->hash, base->hash, down, down_len) != 0)
         close_failed("the downlink update could not be written");
 
+    pthread_mutex_lock(&c->mu);
     struct round_summary sum = { 0 };
     sum.round = c->round;
     memcpy(sum.model_hash, next->hash, 32);
@@ -367,7 +379,9 @@ int round_close_locked(struct coord *c)
     snapshot_release(c, prev);
     if (c->opt.keep_checkpoints > 0)
         models_prune(c, (const uint8_t(*)[32])keep, 2);
-    round_open(c, now);
+    c->closing = 0;
+    c->close_pending = 0;
+    round_open(c, now);   /* wakes whoever waits for the close */
     if (c->state == EXP_FINISHED)
         log_info("experiment %s finished after %llu rounds", c->experiment,
                  (unsigned long long)c->total_rounds);
@@ -378,6 +392,14 @@ void round_timer_tick(struct coord *c)
 {
     pthread_mutex_lock(&c->mu);
     int64_t now = time_now_unix_ms();
+    if (c->close_pending) {
+        c->close_pending = 0;
+        if (round_all_reported_locked(c)) {
+            log_info("round %llu: every remaining member has reported; closing",
+                     (unsigned long long)c->round);
+            round_close_locked(c);
+        }
+    }
     if (c->state == EXP_RUNNING && now >= c->deadline_ms) {
         uint32_t min = c->policy.participation.min_members;
         int64_t grace_end = c->deadline_ms + (int64_t)c->policy.participation.grace_s * 1000;

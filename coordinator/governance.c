@@ -71,10 +71,8 @@ static int sync_roster_locked(struct coord *c)
         eligible += roster_find(&c->roster, c->policy.participation.members[i]) != NULL;
     c->n_eligible = eligible;
     /* A removal may leave every remaining member reported. */
-    if (c->model && round_all_reported_locked(c)) {
-        log_info("round %" PRIu64 ": every remaining member has reported; closing", c->round);
-        round_close_locked(c);
-    }
+    if (c->model && round_all_reported_locked(c))
+        c->close_pending = 1;   /* the timer closes it: the caller keeps mu throughout */
     pthread_cond_broadcast(&c->changed);
     return 0;
 }

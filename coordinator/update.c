@@ -45,6 +45,8 @@ static int codec_matches(const struct envelope_codec *got, const struct codec_pa
 static int check_round_locked(struct coord *c, struct update_check *u)
 {
     const struct update_envelope *e = &u->env;
+    while (c->closing)   /* the round is being closed outside mu: see what follows it */
+        pthread_cond_wait(&c->changed, &c->mu);
     if (c->state != EXP_RUNNING)
         return fail(u, "experiment %s is not running (it has finished)", c->experiment);
     if (strcmp(e->experiment, c->experiment) != 0)

@@ -295,12 +295,99 @@ static void restart_mid_round_reaches_the_same_model(void **state)
     run_free(&restarted);
 }
 
+/* The test's hold on a round close: the close calls hold_close() while it computes
+ * outside the coordinator's mutex and waits there until the test says go. */
+struct gate {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int inside, go;
+};
+
+static void hold_close(void *arg)
+{
+    struct gate *g = arg;
+    pthread_mutex_lock(&g->mu);
+    g->inside = 1;
+    pthread_cond_broadcast(&g->cv);
+    while (!g->go)
+        pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+struct submitter {
+    struct fx *f;
+    int m;
+};
+
+static void *submit_main(void *arg)
+{
+    struct submitter *s = arg;
+    submit(s->f, s->m, NULL);
+    return NULL;
+}
+
+/* While a round closes (outer step, hashes, checkpoint fsyncs: seconds for a large
+ * model), the coordinator's mutex is free: Status answers with the closing round, and
+ * the new round opens once the close finishes. */
+static void status_is_served_while_a_round_closes(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fx *f = &fx;
+    start_with(f, "senders");
+    struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+    pthread_mutex_lock(&f->c->mu);
+    f->c->opt.close_hook = hold_close;
+    f->c->opt.close_hook_arg = &g;
+    pthread_mutex_unlock(&f->c->mu);
+    for (int m = 0; m < N_MEMBERS - 1; m++)
+        submit(f, m, NULL);
+    struct submitter last = { f, N_MEMBERS - 1 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, submit_main, &last), 0);   /* closes round 1 */
+    pthread_mutex_lock(&g.mu);
+    while (!g.inside)
+        pthread_cond_wait(&g.cv, &g.mu);
+    pthread_mutex_unlock(&g.mu);
+
+    int free_now = pthread_mutex_trylock(&f->c->mu) == 0;
+    if (free_now)
+        pthread_mutex_unlock(&f->c->mu);
+    struct signer s = { .key = f->keys[0] };
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__StatusRequest req = AULAC__V1__STATUS_REQUEST__INIT;
+    Aulac__V1__StatusReply *r = NULL;
+    struct rpc_status st;
+    int rc = fed_status(cl, &req, &r, &st);
+    uint64_t status_round = r ? r->round : 0;
+    if (r)
+        aulac__v1__status_reply__free_unpacked(r, NULL);
+
+    pthread_mutex_lock(&g.mu);
+    g.go = 1;
+    pthread_cond_broadcast(&g.cv);
+    pthread_mutex_unlock(&g.mu);
+    assert_int_equal(pthread_join(th, NULL), 0);
+    fed_client_close(cl);
+    assert_true(free_now);
+    assert_int_equal(rc, 0);
+    assert_int_equal(status_round, 1);
+    uint64_t round;
+    float *params = malloc(f->c->n_params * sizeof *params);
+    assert_non_null(params);
+    model_now(f, params, &round, NULL);
+    free(params);
+    fx_free(f);
+    assert_int_equal(round, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(senders_average_is_scaled_per_coordinate),
         cmocka_unit_test(members_average_is_scaled_by_the_round_weight),
         cmocka_unit_test(restart_mid_round_reaches_the_same_model),
+        cmocka_unit_test(status_is_served_while_a_round_closes),
     };
     return cmocka_run_group_tests_name("aggregate", tests, NULL, NULL);
 }
