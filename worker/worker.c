@@ -34,6 +34,28 @@ static void nap(int64_t ms)
     }
 }
 
+/* --- the coordinator's answers ---------------------------------------------------- */
+
+/* Every call to the coordinator reports its outcome here, with the monotonic time it
+ * started: a run of calls that did not reach it (UNAVAILABLE or DEADLINE_EXCEEDED: the
+ * coordinator restarting, a network cut) is timed, and the first call that gets through
+ * says how long the coordinator was away and how long that call took (a long poll holds
+ * its answer up to TASK_WAIT_MS). */
+static void coordinator_outcome(struct worker *w, int64_t call_start_ms, int rc,
+                                const struct rpc_status *st)
+{
+    if (rc == 0 ||
+        (st->code != GRPC_STATUS_UNAVAILABLE && st->code != GRPC_STATUS_DEADLINE_EXCEEDED)) {
+        if (w->away_since_ms)
+            log_info("the coordinator answers again: unreachable for %.2f s until the call "
+                     "that got through, which took %.2f s", (double)(call_start_ms -
+                     w->away_since_ms) / 1e3, (double)(time_mono_ms() - call_start_ms) / 1e3);
+        w->away_since_ms = 0;
+    } else if (!w->away_since_ms) {
+        w->away_since_ms = call_start_ms;
+    }
+}
+
 /* --- connecting ------------------------------------------------------------- */
 
 static int hello(struct worker *w)
@@ -45,7 +67,9 @@ static int hello(struct worker *w)
         q.member_id = (char *)w->opt.member;
         Aulac__V1__HelloReply *r = NULL;
         struct rpc_status st = { 0 };
+        int64_t t0 = time_mono_ms();
         int rc = fed_hello(w->client, &q, &r, &st);
+        coordinator_outcome(w, t0, rc, &st);
         if (rc == 0) {
             int ok = r->coordinator_public_key.len == 32;
             if (ok)
@@ -108,7 +132,9 @@ static int join(struct worker *w)
     q.signature.len = sizeof sig;
     Aulac__V1__JoinReply *r = NULL;
     struct rpc_status st = { 0 };
+    int64_t t0 = time_mono_ms();
     rc = fed_join(w->client, &q, &r, &st);
+    coordinator_outcome(w, t0, rc, &st);
     if (rc != 0) {
         log_error("join failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
         return st.code == GRPC_STATUS_UNAUTHENTICATED ? WORKER_EXIT_REFUSED : WORKER_EXIT_ERROR;
@@ -292,7 +318,9 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
     d->w = w;
     d->model_bytes = (uint64_t)w->n * sizeof(float);
     struct rpc_status st = { 0 };
+    int64_t t0 = time_mono_ms();
     int rc = fed_download_model(w->client, &q, on_chunk, d, &st);
+    coordinator_outcome(w, t0, rc, &st);
     if (rc != 0) {
         log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
         free(d->update);
@@ -504,7 +532,9 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
     for (int attempt = 1; !stop_flag; attempt++) {
         Aulac__V1__Receipt *r = NULL;
         struct rpc_status st = { 0 };
+        int64_t t0 = time_mono_ms();
         int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
+        coordinator_outcome(w, t0, rc, &st);
         if (rc != 0) {
             if (time_now_unix_ms() > give_up) {
                 log_error("giving up the upload of round %" PRIu64 " after %d attempts: the "
@@ -693,7 +723,9 @@ static int task_loop(struct worker *w)
         q.wait_ms = TASK_WAIT_MS;
         Aulac__V1__Task *t = NULL;
         struct rpc_status st = { 0 };
+        int64_t t0 = time_mono_ms();
         int rc = fed_get_task(w->client, &q, &t, &st);
+        coordinator_outcome(w, t0, rc, &st);
         if (rc != 0) {
             log_warn("waiting for the coordinator: %s",
                      st.details[0] ? st.details : rpc_strerror(rc));

@@ -70,6 +70,8 @@ struct worker {
     uint64_t member_seed;           /* from the member id: members draw different windows */
     uint64_t last_round;            /* last round whose update the coordinator accepted */
     uint64_t rounds_done;
+    int64_t away_since_ms;          /* monotonic time of the first failed call of a run of
+                                       UNAVAILABLE ones; 0 while the coordinator answers */
     struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
     char *policy_yaml;              /* the approved policy as the coordinator sent it */
     struct node_leader *node_leader;     /* multi-node leader (worker/node_worker.h) */
