@@ -54,6 +54,8 @@ void auth_close(struct coord *c)
 struct auth_attempt {
     char member[CRYPTO_ID_MAX + 1];     /* as claimed; valid id or "" */
     char reason[280];   /* fits update_check.reason with its prefix */
+    int  not_in_roster; /* the member, or the key it signs with, is not in the roster:
+                           refused with PERMISSION_DENIED, which no retry cures */
 };
 
 static int refuse(struct auth_attempt *t, const char *fmt, ...)
@@ -127,12 +129,15 @@ static int check_request(struct coord *c, struct rpc_call *call, const uint8_t *
 
     uint8_t key[32];
     char why[300];
-    if (governance_member_key(c, s.member, key, why, sizeof why) != 0)
+    if (governance_member_key(c, s.member, key, why, sizeof why) != 0) {
+        t->not_in_roster = 1;
         return refuse(t, "%s", why);
+    }
     snprintf(s.method, sizeof s.method, "%s", rpc_call_method(call));
     request_body_digest(body, len, s.body_digest);
     if (request_verify(&s, key, sig) != 0) {
-        governance_explain_bad_key(c, s.member, key_id[0] ? key_id : NULL, why, sizeof why);
+        t->not_in_roster = governance_explain_bad_key(c, s.member, key_id[0] ? key_id : NULL,
+                                                      why, sizeof why);
         return refuse(t, "%s", why);
     }
 
@@ -254,7 +259,8 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
         if (desc == &aulac__v1__update_chunk__descriptor)
             record_refused_upload(c, m, &t);
         protobuf_c_message_free_unpacked(m, NULL);
-        rpc_call_finish(call, GRPC_STATUS_UNAUTHENTICATED, t.reason, NULL, 0);
+        rpc_call_finish(call, t.not_in_roster ? GRPC_STATUS_PERMISSION_DENIED
+                                              : GRPC_STATUS_UNAUTHENTICATED, t.reason, NULL, 0);
         return -1;
     }
     if (member)

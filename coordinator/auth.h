@@ -3,13 +3,19 @@
 /* Request authentication: every member RPC (Join, GetTask, DownloadModel,
  * SubmitUpdate, ProposeRosterChange, Vote, ListProposals) carries a signature
  * over (method, member, timestamp, nonce, body digest) in its metadata
- * (crypto/request.h). The coordinator refuses, with UNAUTHENTICATED and a reason:
+ * (crypto/request.h). The coordinator refuses, with PERMISSION_DENIED and a
+ * reason, what no retry can cure (the client should stop):
+ *
+ *   - a member that is not in the current roster (never was, or was removed);
+ *   - a signature by a key that is not the member's roster key, as named by the
+ *     request's key id (a rotated-out key is named as such);
+ *
+ * and with UNAUTHENTICATED and a reason what a fresh request may cure:
  *
  *   - missing or malformed metadata;
  *   - a timestamp more than AUTH_SKEW_MS from its clock;
- *   - a member that is not in the current roster (never was, or was removed);
- *   - a signature that does not verify with the member's current key (a
- *     rotated-out key is named as such);
+ *   - a signature that does not verify with the member's current key (no key id,
+ *     or the current key's);
  *   - a nonce seen before within the window (coordinator/replay.h, bounded);
  *   - a request message that names another member than the signer.
  *

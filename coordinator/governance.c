@@ -463,8 +463,8 @@ int governance_member_key(struct coord *c, const char *id, uint8_t key[32], char
     return rc;
 }
 
-void governance_explain_bad_key(struct coord *c, const char *id, const char *key_id,
-                                char *why, size_t cap)
+int governance_explain_bad_key(struct coord *c, const char *id, const char *key_id,
+                               char *why, size_t cap)
 {
     struct governance *g = c->gov;
     char cur[CRYPTO_KEY_ID_CHARS + 1] = "?", old[CRYPTO_KEY_ID_CHARS + 1];
@@ -485,6 +485,9 @@ void governance_explain_bad_key(struct coord *c, const char *id, const char *key
         snprintf(why, cap, "member '%s' signed with key %s, which was rotated out of the "
                  "roster (ledger #%" PRIu64 "); its key is now %s: use the new key", id,
                  key_id, hit->index, cur);
+    else if (key_id && strcmp(key_id, cur) != 0)
+        snprintf(why, cap, "bad signature: member '%s' signed with key %s, which is not in "
+                 "the roster (its roster key is %s): use the member's key", id, key_id, cur);
     else if (key_id)
         snprintf(why, cap, "bad signature: the request does not verify with member '%s''s "
                  "roster key %s (it was signed with key %s)", id, cur, key_id);
@@ -492,6 +495,7 @@ void governance_explain_bad_key(struct coord *c, const char *id, const char *key
         snprintf(why, cap, "bad signature: the request does not verify with member '%s''s "
                  "roster key %s", id, cur);
     pthread_rwlock_unlock(&g->lock);
+    return key_id && strcmp(key_id, cur) != 0;
 }
 
 /* --- replies --------------------------------------------------------------------- */

@@ -29,9 +29,11 @@ int governance_member_key(struct coord *c, const char *id, uint8_t key[32], char
                           size_t cap);
 
 /* After a signature by member id failed to verify with its current key: words
- * for why, naming a rotated-out key when key_id (may be NULL) is one. */
-void governance_explain_bad_key(struct coord *c, const char *id, const char *key_id,
-                                char *why, size_t cap);
+ * for why, naming a rotated-out key when key_id (may be NULL) is one. Returns 1 when
+ * key_id names a key other than the member's roster key (rotated out, or never its
+ * key): a refusal no retry can cure. 0 otherwise (a bad signature by the roster key). */
+int governance_explain_bad_key(struct coord *c, const char *id, const char *key_id,
+                               char *why, size_t cap);
 
 /* The governance RPCs (proto/aulac.proto); ctx is the struct coord. */
 void governance_on_propose(struct rpc_call *call, void *ctx);

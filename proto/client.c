@@ -65,6 +65,11 @@ void fed_client_close(struct fed_client *c)
     free(c);
 }
 
+int fed_client_wait_ready(struct fed_client *c, int64_t timeout_ms)
+{
+    return c ? rpc_channel_wait_ready(c->ch, timeout_ms) : RPC_ERR_INVALID_ARG;
+}
+
 /* Rewrites st->details into one printable line naming the method. reason
  * (may be NULL) replaces the generic text of a local failure. */
 static int fed_fail(struct rpc_status *st, const char *method, int rc, const char *reason)

@@ -59,6 +59,10 @@ int fed_client_open(const char *target, const struct fed_client_options *opts,
                     struct fed_client **out) __attribute__((warn_unused_result));
 /* No call may be running. NULL is a no-op. */
 void fed_client_close(struct fed_client *c);
+/* rpc_channel_wait_ready on the client's channel: after a call failed with UNAVAILABLE,
+ * returns (0) as soon as the coordinator can be reached again, or RPC_ERR_CANCELLED
+ * after timeout_ms. */
+int fed_client_wait_ready(struct fed_client *c, int64_t timeout_ms);
 
 int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
               Aulac__V1__HelloReply **reply, struct rpc_status *st);

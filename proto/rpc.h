@@ -36,6 +36,13 @@
 /* -1520..-1529: proto/pb.h; -1530..-1539: proto/client.h */
 
 #define RPC_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)
+/* A client channel that lost its server tries to connect again after
+ * RPC_RECONNECT_BACKOFF_INITIAL_MS, then ever less often (x1.6, jitter +-20 %)
+ * but at least every RPC_RECONNECT_BACKOFF_MAX_MS; in between, calls that do not
+ * wait for ready fail at once with the last connection error. (gRPC's defaults,
+ * 1 s growing to 120 s, left a restarted coordinator unseen for many seconds.) */
+#define RPC_RECONNECT_BACKOFF_INITIAL_MS  100
+#define RPC_RECONNECT_BACKOFF_MAX_MS      1000
 #define RPC_DEFAULT_MAX_CALLS          64
 #define RPC_DEFAULT_SHUTDOWN_GRACE_MS  1000
 
@@ -185,6 +192,14 @@ int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
 
 /* Every call and stream on it must have ended. NULL is a no-op. */
 void rpc_channel_close(struct rpc_channel *ch);
+
+/* Waits up to timeout_ms for the channel to be connected, connecting if it is idle,
+ * and returns as soon as it is: 0, or RPC_ERR_CANCELLED when it is not by then (or is
+ * shut down), RPC_ERR_INVALID_ARG. For a client whose calls failed because the server
+ * is away: a call that does not wait for ready fails at once while the channel is in
+ * reconnect backoff, and a channel nobody waits on processes its reconnection attempts
+ * late; this waits on it, so the next call goes out as soon as the server is back. */
+int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms);
 
 /* One request, one reply. On 0, *reply is a malloc'd buffer the caller frees.
  * st (may be NULL) always receives the call's status. Errors:

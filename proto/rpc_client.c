@@ -9,7 +9,7 @@
 
 #include "common/log.h"
 
-enum { TAG_OPEN = 1, TAG_SEND, TAG_CLOSE_SEND, TAG_RECV, TAG_STATUS, TAG_UNARY };
+enum { TAG_OPEN = 1, TAG_SEND, TAG_CLOSE_SEND, TAG_RECV, TAG_STATUS, TAG_UNARY, TAG_WATCH };
 #define TAG(t) ((void *)(intptr_t)(t))
 
 struct rpc_channel {
@@ -104,11 +104,13 @@ int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
     }
     size_t max = opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAX_MESSAGE_BYTES;
     int max_int = max > INT_MAX ? INT_MAX : (int)max;
-    grpc_arg args[3] = {
+    grpc_arg args[5] = {
         int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_int),
         int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_int),
+        int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, RPC_RECONNECT_BACKOFF_INITIAL_MS),
+        int_arg(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, RPC_RECONNECT_BACKOFF_MAX_MS),
     };
-    size_t n_args = 2;
+    size_t n_args = 4;
     if (opts->tls_server_name_override)
         args[n_args++] = string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
                                     opts->tls_server_name_override);
@@ -117,6 +119,33 @@ int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
     grpc_channel_credentials_release(creds);
     *out = ch;
     return 0;
+}
+
+int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms)
+{
+    if (!ch || timeout_ms < 0)
+        return RPC_ERR_INVALID_ARG;
+    gpr_timespec deadline = rpc_deadline_after_ms(timeout_ms);
+    grpc_completion_queue *cq = grpc_completion_queue_create_for_pluck(NULL);
+    int rc = 0;
+    grpc_connectivity_state s;
+    /* Plucking the watch is what polls the connection attempt: a channel nobody waits
+     * on only notices at gRPC's backup poll, every 5 s. */
+    while ((s = grpc_channel_check_connectivity_state(ch->channel, 1)) != GRPC_CHANNEL_READY) {
+        if (s == GRPC_CHANNEL_SHUTDOWN) {
+            rc = RPC_ERR_CANCELLED;
+            break;
+        }
+        grpc_channel_watch_connectivity_state(ch->channel, s, deadline, cq, TAG(TAG_WATCH));
+        grpc_event ev = grpc_completion_queue_pluck(cq, TAG(TAG_WATCH),
+                                                    gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        if (ev.type != GRPC_OP_COMPLETE || !ev.success) {   /* the deadline passed */
+            rc = RPC_ERR_CANCELLED;
+            break;
+        }
+    }
+    rpc_cq_destroy(cq);
+    return rc;
 }
 
 void rpc_channel_close(struct rpc_channel *ch)

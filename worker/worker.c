@@ -36,32 +36,101 @@ static void nap(int64_t ms)
 
 /* --- the coordinator's answers ---------------------------------------------------- */
 
+/* While the coordinator is away, calls fail at once; the worker waits on the channel
+ * instead (fed_client_wait_ready), which retries the connection at least every
+ * RPC_RECONNECT_BACKOFF_MAX_MS and returns as soon as it is up: the next call goes
+ * out within about a second of the coordinator serving again. */
+#define AWAY_WAIT_MS       1000    /* then retry the call (and look at the stop flag) */
+#define AWAY_MIN_GAP_MS    100     /* between calls, even when the channel says ready */
+#define AWAY_LOG_EVERY_MS  30000
+#define RETRY_MIN_MS       250     /* other failures: exponential backoff ... */
+#define RETRY_MAX_MS       5000    /* ... up to this */
+
+enum call_outcome {
+    CALL_OK,             /* answered (the reply may still say no) */
+    CALL_AWAY,           /* did not reach the coordinator: restarting, network cut */
+    CALL_FAILED,         /* reached it and failed (clock skew, replayed nonce, overload...):
+                            a fresh request may pass */
+    CALL_NOT_IN_ROSTER,  /* PERMISSION_DENIED: this member or its key left the roster */
+};
+
 /* Every call to the coordinator reports its outcome here, with the monotonic time it
- * started: a run of calls that did not reach it (UNAVAILABLE or DEADLINE_EXCEEDED: the
- * coordinator restarting, a network cut) is timed, and the first call that gets through
- * says how long the coordinator was away and how long that call took (a long poll holds
- * its answer up to TASK_WAIT_MS). */
-static void coordinator_outcome(struct worker *w, int64_t call_start_ms, int rc,
-                                const struct rpc_status *st)
+ * started. A run of calls that did not reach it is logged once (and every
+ * AWAY_LOG_EVERY_MS), and the first call that gets through says how long the
+ * coordinator was away and how long that call took (a long poll holds its answer up to
+ * TASK_WAIT_MS). A roster refusal is logged with what to do and sets w->not_in_roster. */
+static enum call_outcome coordinator_outcome(struct worker *w, int64_t call_start_ms, int rc,
+                                             const struct rpc_status *st)
 {
-    if (rc == 0 ||
-        (st->code != GRPC_STATUS_UNAVAILABLE && st->code != GRPC_STATUS_DEADLINE_EXCEEDED)) {
-        if (w->away_since_ms)
-            log_info("the coordinator answers again: unreachable for %.2f s until the call "
-                     "that got through, which took %.2f s", (double)(call_start_ms -
-                     w->away_since_ms) / 1e3, (double)(time_mono_ms() - call_start_ms) / 1e3);
-        w->away_since_ms = 0;
-    } else if (!w->away_since_ms) {
-        w->away_since_ms = call_start_ms;
+    const int away = rc != 0 && (st->code == GRPC_STATUS_UNAVAILABLE ||
+                                 st->code == GRPC_STATUS_DEADLINE_EXCEEDED);
+    if (away) {
+        int64_t now = time_mono_ms();
+        if (!w->away_since_ms) {
+            w->away_since_ms = now;
+            w->away_logged_ms = now;
+            log_warn("the coordinator at %s does not answer (%s); waiting for it",
+                     w->opt.coordinator, st->details);
+        } else if (now - w->away_logged_ms >= AWAY_LOG_EVERY_MS) {
+            w->away_logged_ms = now;
+            log_warn("the coordinator at %s has not answered for %.0f s (%s)", w->opt.coordinator,
+                     (double)(now - w->away_since_ms) / 1e3, st->details);
+        }
+        return CALL_AWAY;
     }
+    if (w->away_since_ms)
+        log_info("the coordinator answers again: unreachable for %.2f s until the call "
+                 "that got through, which took %.2f s", (double)(call_start_ms -
+                 w->away_since_ms) / 1e3, (double)(time_mono_ms() - call_start_ms) / 1e3);
+    w->away_since_ms = 0;
+    if (rc == 0)
+        return CALL_OK;
+    if (st->code == GRPC_STATUS_PERMISSION_DENIED) {
+        if (!w->not_in_roster)
+            log_error("the coordinator refuses member %s: the member, or the key it signs "
+                      "with, is no longer in the alliance roster (%s). Stopping (exit %d): "
+                      "no retry can pass. If the member was removed, this worker has nothing "
+                      "more to do; if its key was rotated, restart it with the new --key; "
+                      "`aulac member list` shows the roster", w->opt.member, st->details,
+                      WORKER_EXIT_NOT_IN_ROSTER);
+        w->not_in_roster = 1;
+        return CALL_NOT_IN_ROSTER;
+    }
+    return CALL_FAILED;
+}
+
+/* The wait before retrying a call that reached the coordinator and failed: *backoff,
+ * which doubles from RETRY_MIN_MS up to RETRY_MAX_MS. */
+static int64_t backoff_next(int64_t *backoff)
+{
+    int64_t ms = *backoff < RETRY_MIN_MS ? RETRY_MIN_MS : *backoff;
+    *backoff = ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ms * 2;
+    return ms;
+}
+
+/* Before retrying a call with outcome o: while the coordinator is away, until the
+ * channel is connected again (at most AWAY_WAIT_MS); else backoff_next(backoff), with
+ * what failed logged as `what`. */
+static void retry_pause(struct worker *w, enum call_outcome o, int64_t *backoff,
+                        const char *what, const struct rpc_status *st)
+{
+    if (o == CALL_AWAY) {
+        int64_t t0 = time_mono_ms();
+        (void)fed_client_wait_ready(w->client, AWAY_WAIT_MS);
+        nap(AWAY_MIN_GAP_MS - (time_mono_ms() - t0));
+        return;
+    }
+    int64_t ms = backoff_next(backoff);
+    log_warn("%s (%s); retrying in %.1f s", what, st->details, ms / 1e3);
+    nap(ms);
 }
 
 /* --- connecting ------------------------------------------------------------- */
 
 static int hello(struct worker *w)
 {
-    int64_t start = time_mono_ms(), backoff = 250;
-    for (int attempt = 1;; attempt++) {
+    int64_t start = time_mono_ms(), backoff = 0;
+    for (;;) {
         Aulac__V1__HelloRequest q = AULAC__V1__HELLO_REQUEST__INIT;
         q.client_version = "aulac-worker 0.1";
         q.member_id = (char *)w->opt.member;
@@ -69,7 +138,7 @@ static int hello(struct worker *w)
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_hello(w->client, &q, &r, &st);
-        coordinator_outcome(w, t0, rc, &st);
+        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
         if (rc == 0) {
             int ok = r->coordinator_public_key.len == 32;
             if (ok)
@@ -103,15 +172,13 @@ static int hello(struct worker *w)
             log_error("cannot reach the coordinator at %s: %s", w->opt.coordinator, st.details);
             return WORKER_EXIT_ERROR;
         }
-        if (attempt == 1 || attempt % 10 == 0)
-            log_warn("coordinator %s not reachable yet (%s); retrying", w->opt.coordinator,
-                     st.details[0] ? st.details : rpc_strerror(rc));
-        nap(backoff);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        retry_pause(w, o, &backoff, "Hello failed", &st);
     }
 }
 
-static int join(struct worker *w)
+/* One signed Join call (a fresh timestamp and nonce each time). */
+static int join_call(struct worker *w, Aulac__V1__JoinReply **r, struct rpc_status *st,
+                     enum call_outcome *o)
 {
     struct join_request j = { 0 };
     snprintf(j.member, sizeof j.member, "%s", w->opt.member);
@@ -130,14 +197,36 @@ static int join(struct worker *w)
     q.nonce.len = sizeof j.nonce;
     q.signature.data = sig;
     q.signature.len = sizeof sig;
-    Aulac__V1__JoinReply *r = NULL;
-    struct rpc_status st = { 0 };
     int64_t t0 = time_mono_ms();
-    rc = fed_join(w->client, &q, &r, &st);
-    coordinator_outcome(w, t0, rc, &st);
-    if (rc != 0) {
-        log_error("join failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
-        return st.code == GRPC_STATUS_UNAUTHENTICATED ? WORKER_EXIT_REFUSED : WORKER_EXIT_ERROR;
+    rc = fed_join(w->client, &q, r, st);
+    *o = coordinator_outcome(w, t0, rc, st);
+    return 0;
+}
+
+static int join(struct worker *w)
+{
+    Aulac__V1__JoinReply *r = NULL;
+    int64_t backoff = 0;
+    for (;;) {
+        struct rpc_status st = { 0 };
+        enum call_outcome o;
+        int rc = join_call(w, &r, &st, &o);
+        if (rc != 0)
+            return rc;
+        if (o == CALL_OK)
+            break;
+        if (o == CALL_NOT_IN_ROSTER)
+            return WORKER_EXIT_NOT_IN_ROSTER;
+        /* Away, or a refusal a fresh request may pass (clock skew, a replayed nonce, a
+         * busy coordinator): try again. Anything else will not change. */
+        if (o == CALL_FAILED && st.code != GRPC_STATUS_UNAUTHENTICATED &&
+            st.code != GRPC_STATUS_RESOURCE_EXHAUSTED) {
+            log_error("join failed: %s", st.details);
+            return WORKER_EXIT_ERROR;
+        }
+        if (stop_flag)
+            return WORKER_EXIT_ERROR;
+        retry_pause(w, o, &backoff, "join refused for now", &st);
     }
     if (!r->accepted) {
         log_error("the coordinator refused member %s: %s", w->opt.member, r->reason);
@@ -147,7 +236,7 @@ static int join(struct worker *w)
     snprintf(w->experiment, sizeof w->experiment, "%s", r->experiment_id);
     struct policy_error err;
     struct policy p;
-    rc = policy_load_buffer("experiment policy", r->policy_yaml, strlen(r->policy_yaml), &p, &err);
+    int rc = policy_load_buffer("experiment policy", r->policy_yaml, strlen(r->policy_yaml), &p, &err);
     if (rc != 0) {
         log_error("the coordinator's policy does not parse: %s", err.message);
         aulac__v1__join_reply__free_unpacked(r, NULL);
@@ -320,9 +409,9 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
     struct rpc_status st = { 0 };
     int64_t t0 = time_mono_ms();
     int rc = fed_download_model(w->client, &q, on_chunk, d, &st);
-    coordinator_outcome(w, t0, rc, &st);
-    if (rc != 0) {
-        log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
+    if (coordinator_outcome(w, t0, rc, &st) != CALL_OK) {
+        if (!w->away_since_ms && !w->not_in_roster)   /* those are logged already */
+            log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
         free(d->update);
         d->update = NULL;
         return -1;
@@ -363,7 +452,7 @@ static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *
             rc = -1;
         }
     }
-    if (rc != 0 && as_update) {
+    if (rc != 0 && as_update && !w->not_in_roster) {
         rc = download(w, hash, 0, &d);
         if (rc == 0) {
             model_hash(w->base, w->n, got);
@@ -534,7 +623,9 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
-        coordinator_outcome(w, t0, rc, &st);
+        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
+        if (o == CALL_NOT_IN_ROSTER)
+            return -1;   /* every retry would be refused, and recorded in the ledger */
         if (rc != 0) {
             if (time_now_unix_ms() > give_up) {
                 log_error("giving up the upload of round %" PRIu64 " after %d attempts: the "
@@ -542,10 +633,10 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
                           st.details[0] ? st.details : rpc_strerror(rc));
                 return -1;
             }
-            log_warn("upload of round %" PRIu64 " failed (%s); retry %d in %.1f s", e.round,
-                     st.details[0] ? st.details : rpc_strerror(rc), attempt, backoff / 1e3);
-            nap(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            char what[96];
+            snprintf(what, sizeof what, "upload of round %" PRIu64 " failed (attempt %d)",
+                     e.round, attempt);
+            retry_pause(w, o, &backoff, what, &st);
             continue;
         }
         struct update_receipt rec = { 0 };
@@ -706,12 +797,12 @@ static int finish(struct worker *w, const Aulac__V1__Task *t)
                      w->opt.member);
         worker_state_save_final(w);
     }
-    return WORKER_EXIT_DONE;
+    return w->not_in_roster ? WORKER_EXIT_NOT_IN_ROSTER : WORKER_EXIT_DONE;
 }
 
 static int task_loop(struct worker *w)
 {
-    int64_t backoff = 250;
+    int64_t backoff = 0;
     while (!stop_flag) {
         if (ledger_watch_failed(w))
             return WORKER_EXIT_LEDGER;
@@ -725,18 +816,14 @@ static int task_loop(struct worker *w)
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_get_task(w->client, &q, &t, &st);
-        coordinator_outcome(w, t0, rc, &st);
+        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
+        if (o == CALL_NOT_IN_ROSTER)
+            return WORKER_EXIT_NOT_IN_ROSTER;
         if (rc != 0) {
-            log_warn("waiting for the coordinator: %s",
-                     st.details[0] ? st.details : rpc_strerror(rc));
-            if (st.code == GRPC_STATUS_PERMISSION_DENIED ||
-                st.code == GRPC_STATUS_UNAUTHENTICATED)   /* e.g. removed, or key rotated */
-                return WORKER_EXIT_REFUSED;
-            nap(backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            retry_pause(w, o, &backoff, "no task from the coordinator", &st);
             continue;
         }
-        backoff = 250;
+        backoff = 0;
         int out = -1;
         if (t->kind == AULAC__V1__TASK__KIND__FINISHED) {
             out = finish(w, t);
@@ -749,9 +836,12 @@ static int task_loop(struct worker *w)
                     return rc;
                 continue;
             }
-            if (train_round(w, t) != 0)
+            /* (while the coordinator is away, the next GetTask waits for it) */
+            if (train_round(w, t) != 0 && !w->not_in_roster && !w->away_since_ms)
                 nap(1000);
-            if (w->opt.max_rounds > 0 && w->rounds_done >= (uint64_t)w->opt.max_rounds)
+            if (w->not_in_roster)
+                out = WORKER_EXIT_NOT_IN_ROSTER;
+            else if (w->opt.max_rounds > 0 && w->rounds_done >= (uint64_t)w->opt.max_rounds)
                 out = WORKER_EXIT_DONE;
         }
         aulac__v1__task__free_unpacked(t, NULL);

@@ -22,6 +22,9 @@
 #define WORKER_EXIT_REFUSED  3   /* the coordinator refused this member, or the site policy
                                     refuses the experiment */
 #define WORKER_EXIT_LEDGER   4   /* the coordinator's ledger failed a check (worker/ledger_watch.h) */
+#define WORKER_EXIT_NOT_IN_ROSTER 5  /* the coordinator refused a request with PERMISSION_DENIED:
+                                        this member, or the key it signs with, is not in the
+                                        alliance roster (removed, never added, key rotated out) */
 
 struct ledger_watch;
 struct node_leader;
@@ -70,8 +73,10 @@ struct worker {
     uint64_t member_seed;           /* from the member id: members draw different windows */
     uint64_t last_round;            /* last round whose update the coordinator accepted */
     uint64_t rounds_done;
-    int64_t away_since_ms;          /* monotonic time of the first failed call of a run of
-                                       UNAVAILABLE ones; 0 while the coordinator answers */
+    int64_t away_since_ms;          /* monotonic start of the first call of a run that did
+                                       not reach the coordinator; 0 while it answers */
+    int64_t away_logged_ms;         /* when that run was last logged */
+    int not_in_roster;              /* a call was refused with PERMISSION_DENIED: stop */
     struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
     char *policy_yaml;              /* the approved policy as the coordinator sent it */
     struct node_leader *node_leader;     /* multi-node leader (worker/node_worker.h) */

@@ -24,10 +24,10 @@ pids=()
 for m in alpha beta gamma; do start_worker "$m"; pids+=($LAST_PID); done
 
 rc=0; wait_pid "$stranger" 30 || rc=$?
-[ $rc -eq 3 ] || fail "the stranger's worker exited $rc, expected 3 (refused)"
+[ $rc -eq 5 ] || fail "the stranger's worker exited $rc, expected 5 (not in the roster)"
 grep -q "unknown member 'mallory'" "$T/logs/stranger.log" || fail "the stranger was not told it is unknown"
 rc=0; wait_pid "$impostor" 30 || rc=$?
-[ $rc -eq 3 ] || fail "the impostor's worker exited $rc, expected 3 (refused)"
+[ $rc -eq 5 ] || fail "the impostor's worker exited $rc, expected 5 (its key is not in the roster)"
 grep -q "bad signature" "$T/logs/impostor.log" || fail "the impostor was not told its signature is bad"
 note "stranger: $(grep -m1 -oE "(refused|unknown member).*" "$T/logs/stranger.log")"
 note "impostor: $(grep -m1 -oE "(refused|bad signature).*" "$T/logs/impostor.log")"

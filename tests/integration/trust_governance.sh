@@ -6,7 +6,10 @@
 #     trains a round that the coordinator accepts;
 #   - vnpt rotates its key: from the approval on, the old key is refused (named as
 #     rotated out) and the new one accepted;
-#   - hust is removed: its next request is refused;
+#   - hust is removed while its worker trains a round: the upload that follows is
+#     refused (PERMISSION_DENIED) and recorded once, and the worker stops at once with
+#     exit 5 saying the member is no longer in the roster, instead of retrying (and
+#     adding a ledger entry per retry) until the round's deadline;
 #   - after a restart the coordinator rebuilds the same roster from the ledger;
 #   - the ledger holds every proposal, vote and change and verifies;
 #   - a world-readable key file is refused; a client trusting another CA cannot connect.
@@ -49,7 +52,7 @@ for m in fpt vnpt hust; do
 done
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt, hust, uet]/' \
     -e 's/^  round_deadline_s: .*/  round_deadline_s: 600/' \
-    -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 5/' \
+    -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 60/' \
     policies/examples/demo.yaml >"$T/policy.yaml"
 grep -q 'members: \[fpt, vnpt, hust, uet\]' "$T/policy.yaml" || fail "could not edit the policy"
 "$bin/aulac" tls init --dir "$T/tls" --name "trust test" >/dev/null
@@ -97,6 +100,11 @@ expect_refused() {   # PATTERN cmd...: must fail and say PATTERN
     grep -q -- "$pat" "$T/out" || { cat "$T/out" >&2; fail "the refusal does not say '$pat'"; }
 }
 proposal_of() { sed -n 's/^proposal \([0-9a-f]\{64\}\)$/\1/p' "$T/out" | head -1; }
+# wait_line FILE PATTERN SECONDS: as soon as a line of FILE matches (inotify, not polling).
+wait_line() {
+    grep -q -m1 -- "$2" < <(timeout "$3" tail -n +1 -f "$1" 2>/dev/null) || true
+    grep -q -- "$2" "$1"
+}
 
 start_coordinator
 echo "   coordinator on $addr (TLS)"
@@ -140,6 +148,15 @@ grep -q "state: approved" "$T/out" || { cat "$T/out"; fail "rotation not approve
 expect_refused "rotated out" as vnpt "$T/keys/vnpt.key" member list
 expect_ok as vnpt "$T/newkeys/vnpt.key" member list
 
+step "hust's worker trains round 1; it is held (SIGSTOP) before its upload"
+"$bin/aulac-worker" --coordinator "$addr" --member hust --key "$T/keys/hust.key" \
+    --data "$T/corpus" --state-dir "$T/state-hust" --tls-ca "$T/tls/ca.pem" --threads 1 \
+    --eval-windows 2 >"$T/hust.log" 2>&1 &
+hust_pid=$!
+pids+=($hust_pid)
+wait_line "$T/hust.log" "round 1/3: .*training 60 steps" 60 || { cat "$T/hust.log"; fail "hust's worker did not train"; }
+kill -STOP "$hust_pid"
+
 step "fpt proposes to remove hust; hust does not vote on its own removal; uet approves"
 expect_ok as fpt "$T/keys/fpt.key" member propose-remove --id hust --reason "left the alliance"
 p_rm=$(proposal_of)
@@ -147,7 +164,21 @@ grep -q "1 approval(s) of 2 needed" "$T/out" || { cat "$T/out"; fail "removal ta
 expect_refused "own removal" as hust "$T/keys/hust.key" vote --proposal "$p_rm" --no
 expect_ok as uet "$T/keys/uet.key" vote --proposal "$p_rm" --yes
 grep -q "state: approved" "$T/out" || { cat "$T/out"; fail "removal not approved"; }
-expect_refused "was removed" as hust "$T/keys/hust.key" member list
+expect_refused "PERMISSION_DENIED: member 'hust' was removed" as hust "$T/keys/hust.key" member list
+
+step "hust's worker goes on: its upload is refused once, and it stops with exit 5"
+kill -CONT "$hust_pid"
+for _ in $(seq 300); do kill -0 "$hust_pid" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$hust_pid" 2>/dev/null; then
+    tail "$T/hust.log" >&2
+    fail "the removed member's worker still runs 30 s after its refused upload"
+fi
+rc=0; wait "$hust_pid" || rc=$?
+[ $rc -eq 5 ] || { tail "$T/hust.log" >&2; fail "hust's worker exited $rc, expected 5 (not in the roster)"; }
+grep -q "SubmitUpdate: PERMISSION_DENIED: member 'hust' was removed" "$T/hust.log" &&
+    grep -q "no longer in the alliance roster.*Stopping (exit 5)" "$T/hust.log" ||
+    { tail "$T/hust.log" >&2; fail "hust's worker does not say it left the roster"; }
+if grep -q "update accepted" "$T/hust.log"; then fail "hust's upload went through before its removal"; fi
 
 step "a proposal refused: the one other voter says no"
 expect_ok as uet "$T/keys/uet.key" member propose-remove --id fpt --reason "test of a refusal"
@@ -185,4 +216,8 @@ for want in "roster change proposed: fpt proposes to add uet" "vote: vnpt votes 
     grep -q "$want" "$T/ledger.txt" || { cat "$T/ledger.txt"; fail "ledger lacks '$want'"; }
 done
 "$bin/aulac" ledger verify --data-dir "$T/data" >/dev/null || fail "ledger verify"
+# The removed member's one refused upload is recorded; no retry added more.
+n=$(grep -c "update rejected: hust, .*request authentication failed: member 'hust' was removed" \
+    "$T/ledger.txt" || true)
+[ "$n" -eq 1 ] || { grep "update rejected" "$T/ledger.txt" >&2; fail "$n refused uploads of hust in the ledger, expected 1"; }
 echo "trust_governance: ok"

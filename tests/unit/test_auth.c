@@ -212,7 +212,7 @@ static void unknown_key_refused(void **state)
     upd_make(f, &u, f->keys[UET], 3);
     Aulac__V1__Receipt *r = NULL;
     struct rpc_status st;
-    expect_status(submit(f, &s, &u, &r, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(submit(f, &s, &u, &r, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "unknown member 'uet'");
     fx_expect_rejection(f, "uet", "unknown member 'uet'");
     fx_expect_nothing_aggregated(f);
@@ -222,15 +222,27 @@ static void unknown_key_refused(void **state)
 static void bad_request_signature_refused(void **state)
 {
     struct fx *f = *state;
-    /* fpt's name, vnpt's key: the request does not verify with fpt's roster key */
+    /* fpt's name, vnpt's key: the request does not verify with fpt's roster key. As the
+     * key id names it, that key is not fpt's roster key: no retry cures it. */
     struct signer s = { .key = f->keys[VNPT], .claim = "fpt" };
     struct upd u;
     upd_make(f, &u, f->keys[FPT], 4);
     Aulac__V1__Receipt *r = NULL;
     struct rpc_status st;
-    expect_status(submit(f, &s, &u, &r, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
-                  "bad signature");
+    expect_status(submit(f, &s, &u, &r, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
+                  "which is not in the roster");
     fx_expect_rejection(f, "fpt", "bad signature");
+    fx_expect_nothing_aggregated(f);
+    /* with no key id, or fpt's own: a bad signature, which a fresh request may cure */
+    struct crypto_public_key pk;
+    crypto_key_public(f->keys[FPT], &pk);
+    const char *ids[] = { "", pk.key_id };
+    for (int i = 0; i < 2; i++) {
+        s.key_id = ids[i];
+        expect_status(submit(f, &s, &u, &r, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                      "bad signature: the request does not verify with member 'fpt''s");
+        fx_expect_rejection(f, "fpt", "bad signature");
+    }
     fx_expect_nothing_aggregated(f);
     upd_free(&u);
 }
@@ -427,7 +439,7 @@ static void removed_member_refused(void **state)
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     /* from the next request on */
-    expect_status(submit(f, &sh, &u, &r, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(submit(f, &sh, &u, &r, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "member 'hust' was removed from the alliance");
     fx_expect_rejection(f, "hust", "was removed");
     fx_expect_nothing_aggregated(f);
@@ -435,7 +447,7 @@ static void removed_member_refused(void **state)
     Aulac__V1__JoinRequest jq = AULAC__V1__JOIN_REQUEST__INIT;
     jq.member_id = "hust";
     Aulac__V1__JoinReply *jr = NULL;
-    expect_status(fed_join(ch, &jq, &jr, &st), &st, GRPC_STATUS_UNAUTHENTICATED, "was removed");
+    expect_status(fed_join(ch, &jq, &jr, &st), &st, GRPC_STATUS_PERMISSION_DENIED, "was removed");
     fed_client_close(ch);
     pthread_mutex_lock(&f->c->mu);
     assert_null(roster_find(&f->c->roster, "hust"));
@@ -469,7 +481,7 @@ static void rotated_key_refused(void **state)
     Aulac__V1__Receipt *r = NULL;
     struct rpc_status st;
     int rc;
-    expect_status(submit(f, &sf, &u, &r, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(submit(f, &sf, &u, &r, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "rotated out");
     fx_expect_rejection(f, "fpt", "rotated out");
     fx_expect_nothing_aggregated(f);

@@ -383,7 +383,7 @@ static void add_member_by_quorum(void **state)
     Aulac__V1__TaskRequest tq = AULAC__V1__TASK_REQUEST__INIT;
     tq.member_id = "uet";
     Aulac__V1__Task *t = NULL;
-    expect_status(fed_get_task(cu, &tq, &t, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(fed_get_task(cu, &tq, &t, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "unknown member 'uet'");
 
     uint8_t h[32];
@@ -397,7 +397,7 @@ static void add_member_by_quorum(void **state)
     uint64_t proposed_at = g->ledger_index;
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     check_proposal_entry(f, proposed_at, f->keys[FPT]);
-    expect_status(fed_get_task(cu, &tq, &t, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(fed_get_task(cu, &tq, &t, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "unknown member 'uet'");
 
     g = fx_vote(cv, f->keys[VNPT], h, 1);
@@ -595,7 +595,7 @@ static void roster_rebuilt_after_restart(void **state)
     lq.member_id = "vnpt";
     Aulac__V1__ProposalsReply *lr = NULL;
     struct rpc_status st;
-    expect_status(fed_list_proposals(co, &lq, &lr, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+    expect_status(fed_list_proposals(co, &lq, &lr, &st), &st, GRPC_STATUS_PERMISSION_DENIED,
                   "rotated out");
     assert_int_equal(fed_list_proposals(cn, &lq, &lr, &st), 0);
     assert_int_equal(lr->n_roster, 3);

@@ -145,6 +145,7 @@ static inline void fx_free(struct fx *f)
 struct signer {
     struct crypto_key *key;         /* signs */
     const char *claim;              /* member named in the metadata (NULL: the key's) */
+    const char *key_id;             /* key id in the metadata (NULL: the key's; "": none) */
     int64_t skew_ms;                /* added to the clock */
     int fixed;                      /* 1: reuse nonce and timestamp below */
     uint8_t nonce[16];
@@ -173,7 +174,7 @@ static inline int fx_sign(void *ctx, const char *method, const uint8_t *body, si
         return -1;
     struct crypto_public_key pk;
     crypto_key_public(s->key, &pk);
-    memcpy(a->key_id, pk.key_id, sizeof a->key_id);
+    snprintf(a->key_id, sizeof a->key_id, "%s", s->key_id ? s->key_id : pk.key_id);
     return crypto_signature_create(s->key, d, sizeof d, a->signature);
 }
 
