@@ -46,25 +46,27 @@ static void nap(int64_t ms)
 #define RETRY_MIN_MS       250     /* other failures: exponential backoff ... */
 #define RETRY_MAX_MS       5000    /* ... up to this */
 
-enum call_outcome {
-    CALL_OK,             /* answered (the reply may still say no) */
-    CALL_AWAY,           /* did not reach the coordinator: restarting, network cut */
-    CALL_FAILED,         /* reached it and failed (clock skew, replayed nonce, overload...):
-                            a fresh request may pass */
-    CALL_NOT_IN_ROSTER,  /* PERMISSION_DENIED: this member or its key left the roster */
-};
+enum worker_call_outcome worker_call_outcome(int rc, grpc_status_code code)
+{
+    if (rc == 0)
+        return WORKER_CALL_OK;
+    if (code == GRPC_STATUS_UNAVAILABLE || code == GRPC_STATUS_DEADLINE_EXCEEDED)
+        return WORKER_CALL_AWAY;
+    if (code == GRPC_STATUS_PERMISSION_DENIED)
+        return WORKER_CALL_NOT_IN_ROSTER;
+    return WORKER_CALL_FAILED;
+}
 
 /* Every call to the coordinator reports its outcome here, with the monotonic time it
  * started. A run of calls that did not reach it is logged once (and every
  * AWAY_LOG_EVERY_MS), and the first call that gets through says how long the
  * coordinator was away and how long that call took (a long poll holds its answer up to
  * TASK_WAIT_MS). A roster refusal is logged with what to do and sets w->not_in_roster. */
-static enum call_outcome coordinator_outcome(struct worker *w, int64_t call_start_ms, int rc,
-                                             const struct rpc_status *st)
+static enum worker_call_outcome coordinator_outcome(struct worker *w, int64_t call_start_ms,
+                                                    int rc, const struct rpc_status *st)
 {
-    const int away = rc != 0 && (st->code == GRPC_STATUS_UNAVAILABLE ||
-                                 st->code == GRPC_STATUS_DEADLINE_EXCEEDED);
-    if (away) {
+    const enum worker_call_outcome o = worker_call_outcome(rc, st->code);
+    if (o == WORKER_CALL_AWAY) {
         int64_t now = time_mono_ms();
         if (!w->away_since_ms) {
             w->away_since_ms = now;
@@ -76,16 +78,14 @@ static enum call_outcome coordinator_outcome(struct worker *w, int64_t call_star
             log_warn("the coordinator at %s has not answered for %.0f s (%s)", w->opt.coordinator,
                      (double)(now - w->away_since_ms) / 1e3, st->details);
         }
-        return CALL_AWAY;
+        return o;
     }
     if (w->away_since_ms)
         log_info("the coordinator answers again: unreachable for %.2f s until the call "
                  "that got through, which took %.2f s", (double)(call_start_ms -
                  w->away_since_ms) / 1e3, (double)(time_mono_ms() - call_start_ms) / 1e3);
     w->away_since_ms = 0;
-    if (rc == 0)
-        return CALL_OK;
-    if (st->code == GRPC_STATUS_PERMISSION_DENIED) {
+    if (o == WORKER_CALL_NOT_IN_ROSTER) {
         if (!w->not_in_roster)
             log_error("the coordinator refuses member %s: the member, or the key it signs "
                       "with, is no longer in the alliance roster (%s). Stopping (exit %d): "
@@ -94,9 +94,8 @@ static enum call_outcome coordinator_outcome(struct worker *w, int64_t call_star
                       "`aulac member list` shows the roster", w->opt.member, st->details,
                       WORKER_EXIT_NOT_IN_ROSTER);
         w->not_in_roster = 1;
-        return CALL_NOT_IN_ROSTER;
     }
-    return CALL_FAILED;
+    return o;
 }
 
 /* The wait before retrying a call that reached the coordinator and failed: *backoff,
@@ -111,10 +110,10 @@ static int64_t backoff_next(int64_t *backoff)
 /* Before retrying a call with outcome o: while the coordinator is away, until the
  * channel is connected again (at most AWAY_WAIT_MS); else backoff_next(backoff), with
  * what failed logged as `what`. */
-static void retry_pause(struct worker *w, enum call_outcome o, int64_t *backoff,
+static void retry_pause(struct worker *w, enum worker_call_outcome o, int64_t *backoff,
                         const char *what, const struct rpc_status *st)
 {
-    if (o == CALL_AWAY) {
+    if (o == WORKER_CALL_AWAY) {
         int64_t t0 = time_mono_ms();
         (void)fed_client_wait_ready(w->client, AWAY_WAIT_MS);
         nap(AWAY_MIN_GAP_MS - (time_mono_ms() - t0));
@@ -138,7 +137,7 @@ static int hello(struct worker *w)
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_hello(w->client, &q, &r, &st);
-        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
+        enum worker_call_outcome o = coordinator_outcome(w, t0, rc, &st);
         if (rc == 0) {
             int ok = r->coordinator_public_key.len == 32;
             if (ok)
@@ -178,7 +177,7 @@ static int hello(struct worker *w)
 
 /* One signed Join call (a fresh timestamp and nonce each time). */
 static int join_call(struct worker *w, Aulac__V1__JoinReply **r, struct rpc_status *st,
-                     enum call_outcome *o)
+                     enum worker_call_outcome *o)
 {
     struct join_request j = { 0 };
     snprintf(j.member, sizeof j.member, "%s", w->opt.member);
@@ -209,17 +208,17 @@ static int join(struct worker *w)
     int64_t backoff = 0;
     for (;;) {
         struct rpc_status st = { 0 };
-        enum call_outcome o;
+        enum worker_call_outcome o;
         int rc = join_call(w, &r, &st, &o);
         if (rc != 0)
             return rc;
-        if (o == CALL_OK)
+        if (o == WORKER_CALL_OK)
             break;
-        if (o == CALL_NOT_IN_ROSTER)
+        if (o == WORKER_CALL_NOT_IN_ROSTER)
             return WORKER_EXIT_NOT_IN_ROSTER;
         /* Away, or a refusal a fresh request may pass (clock skew, a replayed nonce, a
          * busy coordinator): try again. Anything else will not change. */
-        if (o == CALL_FAILED && st.code != GRPC_STATUS_UNAUTHENTICATED &&
+        if (o == WORKER_CALL_FAILED && st.code != GRPC_STATUS_UNAUTHENTICATED &&
             st.code != GRPC_STATUS_RESOURCE_EXHAUSTED) {
             log_error("join failed: %s", st.details);
             return WORKER_EXIT_ERROR;
@@ -409,7 +408,7 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
     struct rpc_status st = { 0 };
     int64_t t0 = time_mono_ms();
     int rc = fed_download_model(w->client, &q, on_chunk, d, &st);
-    if (coordinator_outcome(w, t0, rc, &st) != CALL_OK) {
+    if (coordinator_outcome(w, t0, rc, &st) != WORKER_CALL_OK) {
         if (!w->away_since_ms && !w->not_in_roster)   /* those are logged already */
             log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
         free(d->update);
@@ -623,8 +622,8 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
-        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
-        if (o == CALL_NOT_IN_ROSTER)
+        enum worker_call_outcome o = coordinator_outcome(w, t0, rc, &st);
+        if (o == WORKER_CALL_NOT_IN_ROSTER)
             return -1;   /* every retry would be refused, and recorded in the ledger */
         if (rc != 0) {
             if (time_now_unix_ms() > give_up) {
@@ -816,8 +815,8 @@ static int task_loop(struct worker *w)
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_get_task(w->client, &q, &t, &st);
-        enum call_outcome o = coordinator_outcome(w, t0, rc, &st);
-        if (o == CALL_NOT_IN_ROSTER)
+        enum worker_call_outcome o = coordinator_outcome(w, t0, rc, &st);
+        if (o == WORKER_CALL_NOT_IN_ROSTER)
             return WORKER_EXIT_NOT_IN_ROSTER;
         if (rc != 0) {
             retry_pause(w, o, &backoff, "no task from the coordinator", &st);

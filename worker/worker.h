@@ -83,6 +83,19 @@ struct worker {
     uint8_t nccl_id[128];           /* the current group's NCCL id */
 };
 
+/* What the worker makes of a call to the coordinator that returned rc with status code:
+ * answered; AWAY (UNAVAILABLE, DEADLINE_EXCEEDED: it waits for the channel and calls
+ * again); FAILED (reached and refused or failed, e.g. UNAUTHENTICATED for clock skew or
+ * a replayed nonce, RESOURCE_EXHAUSTED: it backs off and calls again);
+ * NOT_IN_ROSTER (PERMISSION_DENIED: it stops, WORKER_EXIT_NOT_IN_ROSTER). */
+enum worker_call_outcome {
+    WORKER_CALL_OK,
+    WORKER_CALL_AWAY,
+    WORKER_CALL_FAILED,
+    WORKER_CALL_NOT_IN_ROSTER,
+};
+enum worker_call_outcome worker_call_outcome(int rc, grpc_status_code code);
+
 int  worker_run(struct worker *w, const struct worker_options *opt);
 int  worker_stopping(void);
 /* The policy's batch_size per GPU: split over --gpus on every node (-1, logged, when

@@ -5,7 +5,7 @@
 #     uet's own key works at once (nobody re-issues credentials) and its worker
 #     trains a round that the coordinator accepts;
 #   - vnpt rotates its key: from the approval on, the old key is refused (named as
-#     rotated out) and the new one accepted;
+#     rotated out) and the new one accepted; a worker with the old key stops (exit 5);
 #   - hust is removed while its worker trains a round: the upload that follows is
 #     refused (PERMISSION_DENIED) and recorded once, and the worker stops at once with
 #     exit 5 saying the member is no longer in the roster, instead of retrying (and
@@ -147,6 +147,12 @@ expect_ok as hust "$T/keys/hust.key" vote --proposal "$p_rot" --yes
 grep -q "state: approved" "$T/out" || { cat "$T/out"; fail "rotation not approved"; }
 expect_refused "rotated out" as vnpt "$T/keys/vnpt.key" member list
 expect_ok as vnpt "$T/newkeys/vnpt.key" member list
+rc=0
+timeout 30 "$bin/aulac-worker" --coordinator "$addr" --member vnpt --key "$T/keys/vnpt.key" \
+    --data "$T/corpus" --state-dir "$T/state-vnpt" --tls-ca "$T/tls/ca.pem" --threads 1 \
+    >"$T/vnpt.log" 2>&1 || rc=$?
+[ $rc -eq 5 ] && grep -q "Join: PERMISSION_DENIED: .*rotated out.*Stopping (exit 5)" "$T/vnpt.log" ||
+    { tail "$T/vnpt.log" >&2; fail "a worker with vnpt's old key exited $rc, expected 5 (key rotated out)"; }
 
 step "hust's worker trains round 1; it is held (SIGSTOP) before its upload"
 "$bin/aulac-worker" --coordinator "$addr" --member hust --key "$T/keys/hust.key" \
