@@ -27,9 +27,6 @@ start_coordinator
 for m in "${members[@]:0:$WORKERS}"; do start_worker "$m"; done
 for _ in $(seq 300); do grep -q "round 1 step" "$T/logs/worker-alpha.log" && break; sleep 0.1; done
 
-iso_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
-# answered_after LOG TS: the first "answers again" line of LOG stamped after TS.
-answered_after() { awk -v k="$2" '$1 > k && /the coordinator answers again/ { print; exit }' "$1"; }
 noticed_after() { awk -v k="$2" '$1 > k && / warning: / { n = 1 } END { exit !n }' "$1"; }
 
 : >"$T/events"
@@ -37,18 +34,8 @@ for i in $(seq "$RESTARTS"); do
     sleep "$GAP_S"
     down=${downs[$(((i - 1) % ${#downs[@]}))]}
     kill_ts=$(iso_now)
-    kill -9 "$COORD_PID"
-    wait "$COORD_PID" 2>/dev/null || true
-    mv "$T/logs/coordinator.log" "$T/logs/coordinator-$i.log"
-    sleep "$down"
-    start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
-        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
-        --listen "127.0.0.1:$PORT" --insecure
-    COORD_PID=$LAST_PID
-    for _ in $(seq 300); do grep -q "serving the Federation" "$T/logs/coordinator.log" && break; sleep 0.05; done
-    serve_ts=$(grep -m1 "serving the Federation" "$T/logs/coordinator.log" | cut -d' ' -f1)
-    [ -n "$serve_ts" ] || fail "restart $i: the coordinator did not serve"
-    line="$i $down $kill_ts $serve_ts"
+    restart_coordinator "$down" "coordinator-$i"
+    line="$i $down $kill_ts $SERVE_TS"
     for m in "${members[@]:0:$WORKERS}"; do
         got=""
         for _ in $(seq 1200); do

@@ -109,4 +109,24 @@ wait_pid() {
     return $rc
 }
 
+# restart_coordinator DOWN_S NAME: kills the coordinator (SIGKILL), keeps its log as
+# logs/NAME.log, waits DOWN_S seconds and starts it again on the same port and data
+# directory; sets COORD_PID, and SERVE_TS to the timestamp of its "serving" line.
+restart_coordinator() {
+    kill -9 "$COORD_PID"
+    wait "$COORD_PID" 2>/dev/null || true
+    mv "$T/logs/coordinator.log" "$T/logs/$2.log"
+    sleep "$1"
+    start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
+        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
+        --listen "127.0.0.1:$PORT" --insecure
+    COORD_PID=$LAST_PID
+    for _ in $(seq 300); do grep -q "serving the Federation" "$T/logs/coordinator.log" && break; sleep 0.05; done
+    SERVE_TS=$(grep -m1 "serving the Federation" "$T/logs/coordinator.log" | cut -d' ' -f1)
+    [ -n "$SERVE_TS" ] || fail "the coordinator did not come back after $1 s down"
+}
+iso_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
+# answered_after LOG TS: LOG's first "the coordinator answers again" line stamped after TS.
+answered_after() { awk -v k="$2" '$1 > k && /the coordinator answers again/ { print; exit }' "$1"; }
+
 status_json() { "$BIN/aulac" status --coordinator "$ADDR" --insecure --json; }

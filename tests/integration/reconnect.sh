@@ -23,31 +23,19 @@ worker=$LAST_PID
 for _ in $(seq 300); do grep -q "update accepted" "$T/logs/worker-alpha.log" && break; sleep 0.1; done
 grep -q "update accepted" "$T/logs/worker-alpha.log" || fail "the worker did not train a round"
 
-iso_now() { date -u +%Y-%m-%dT%H:%M:%S.%3NZ; }
 for down in 4 6 8; do
     kill_ts=$(iso_now)
-    kill -9 "$COORD_PID"
-    wait "$COORD_PID" 2>/dev/null || true
-    mv "$T/logs/coordinator.log" "$T/logs/coordinator-down-$down.log"
-    sleep "$down"
-    start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
-        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
-        --listen "127.0.0.1:$PORT" --insecure
-    COORD_PID=$LAST_PID
-    for _ in $(seq 300); do grep -q "serving the Federation" "$T/logs/coordinator.log" && break; sleep 0.05; done
-    serve_ts=$(grep -m1 "serving the Federation" "$T/logs/coordinator.log" | cut -d' ' -f1)
-    [ -n "$serve_ts" ] || fail "the coordinator did not come back after $down s down"
+    restart_coordinator "$down" "coordinator-down-$down"
     # Wait (bounded) for the worker's line; the assertion is on the log timestamps.
     line=""
     for _ in $(seq 600); do
-        line=$(awk -v k="$kill_ts" '$1 > k && /the coordinator answers again/ { print; exit }' \
-            "$T/logs/worker-alpha.log")
+        line=$(answered_after "$T/logs/worker-alpha.log" "$kill_ts")
         [ -n "$line" ] && break
         kill -0 "$worker" 2>/dev/null || fail "the worker exited"
         sleep 0.05
     done
     [ -n "$line" ] || fail "the worker did not get through within 30 s of a $down s restart"
-    python3 - "$serve_ts" "$line" "$down" "$BOUND" <<'PY' || fail "reconnection too slow"
+    python3 - "$SERVE_TS" "$line" "$down" "$BOUND" <<'PY' || fail "reconnection too slow"
 import datetime, re, sys
 t = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
 serve, line, down, bound = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])

@@ -13,22 +13,27 @@
 static void only_a_roster_refusal_stops_the_worker(void **state)
 {
     (void)state;
-    assert_int_equal(worker_call_outcome(0, GRPC_STATUS_OK), WORKER_CALL_OK);
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_PERMISSION_DENIED),
-                     WORKER_CALL_NOT_IN_ROSTER);
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_UNAVAILABLE),
-                     WORKER_CALL_AWAY);
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_DEADLINE_EXCEEDED),
-                     WORKER_CALL_AWAY);
-    /* clock skew, bad signature by the roster key, replayed nonce: retried */
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_UNAUTHENTICATED),
-                     WORKER_CALL_FAILED);
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_RESOURCE_EXHAUSTED),
-                     WORKER_CALL_FAILED);
-    assert_int_equal(worker_call_outcome(RPC_ERR_STATUS, GRPC_STATUS_INTERNAL),
-                     WORKER_CALL_FAILED);
-    /* a local failure (a malformed reply) keeps the status OK */
-    assert_int_equal(worker_call_outcome(FED_ERR_BAD_REPLY, GRPC_STATUS_OK), WORKER_CALL_FAILED);
+    static const struct {
+        int rc;
+        grpc_status_code code;
+        enum worker_call_outcome want;
+    } cases[] = {
+        { 0, GRPC_STATUS_OK, WORKER_CALL_OK },
+        { RPC_ERR_STATUS, GRPC_STATUS_PERMISSION_DENIED, WORKER_CALL_NOT_IN_ROSTER },
+        { RPC_ERR_STATUS, GRPC_STATUS_UNAVAILABLE, WORKER_CALL_AWAY },
+        { RPC_ERR_STATUS, GRPC_STATUS_DEADLINE_EXCEEDED, WORKER_CALL_AWAY },
+        /* clock skew, a bad signature by the roster key, a replayed nonce: retried */
+        { RPC_ERR_STATUS, GRPC_STATUS_UNAUTHENTICATED, WORKER_CALL_FAILED },
+        { RPC_ERR_STATUS, GRPC_STATUS_RESOURCE_EXHAUSTED, WORKER_CALL_FAILED },
+        { RPC_ERR_STATUS, GRPC_STATUS_INTERNAL, WORKER_CALL_FAILED },
+        /* a local failure (a malformed reply) leaves the status OK */
+        { FED_ERR_BAD_REPLY, GRPC_STATUS_OK, WORKER_CALL_FAILED },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        if (worker_call_outcome(cases[i].rc, cases[i].code) != cases[i].want)
+            fail_msg("case %zu: rc %d, %s: outcome %d, expected %d", i, cases[i].rc,
+                     rpc_status_name(cases[i].code),
+                     (int)worker_call_outcome(cases[i].rc, cases[i].code), (int)cases[i].want);
 }
 
 int main(void)
