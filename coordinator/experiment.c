@@ -21,7 +21,7 @@
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 
-static struct model_snapshot *snapshot_new(size_t n, uint64_t round)
+struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 {
     struct model_snapshot *s = calloc(1, sizeof *s);
     if (!s)
@@ -39,8 +39,9 @@ static struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 
 void snapshot_release(struct coord *c, struct model_snapshot *s)
 {
-    (void)c;
     if (s && --s->refs == 0) {
+        if (c->archived == s)
+            c->archived = NULL;
         free(s->params);
         free(s);
     }
