@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client_tls.h"
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "crypto/keys.h"
@@ -31,7 +32,8 @@ static const char usage[] =
     "\n"
     "SOURCE is --data-dir DIR (the coordinator's data directory, opened read-only; a\n"
     "running coordinator may keep writing) or --coordinator ADDR with --tls-ca FILE\n"
-    "[--tls-server-name NAME] or --insecure (its ledger over RPC).\n"
+    "[--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] or --insecure (its\n"
+    "ledger over RPC; --tls-cert and --tls-key where it requires client certificates).\n"
     "\n"
     "show         entries N..M (default: all), one line each or JSON lines\n"
     "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
@@ -50,14 +52,18 @@ static const char usage[] =
     "               (default: the key the genesis entry names; over RPC also the key\n"
     "               the coordinator presents, which must match)\n"
     "\n"
+    "Reaching the coordinator (with --coordinator ADDR):\n"
+    CLIENT_TLS_USAGE
+    "\n"
     "Exit status: 0 ok, 1 the ledger failed a check or could not be read, 2 usage.\n";
 
 #define CMD "ledger"
 
 struct opts {
     const char *sub;
-    const char *dir, *coordinator, *tls_ca, *tls_server_name, *key_file, *checkpoint_file;
-    int insecure, json;
+    const char *dir, *coordinator, *key_file, *checkpoint_file;
+    struct client_tls tls;
+    int json;
     unsigned long long from, to, index, size, from_size, to_size;
     int have_from, have_to, have_index, have_size, have_from_size, have_to_size;
 };
@@ -86,8 +92,8 @@ static int open_source(const struct opts *o, struct source *s)
         return 0;
     }
     s->name = o->coordinator;
-    struct rpc_channel_options ch = { .tls_ca_file = o->tls_ca,
-                                      .tls_server_name_override = o->tls_server_name };
+    struct rpc_channel_options ch = { 0 };
+    client_tls_channel(&o->tls, &ch);
     struct fed_client_options co = { .channel = ch };
     int rc = fed_ledger_open(o->coordinator, &ch, 0, 0, &s->rpc);
     if (rc == 0)
@@ -907,8 +913,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
         { "data-dir", required_argument, 0, 'd' }, { "coordinator", required_argument, 0, 'c' },
-        { "tls-ca", required_argument, 0, 'a' }, { "tls-server-name", required_argument, 0, 'n' },
-        { "insecure", no_argument, 0, 'I' }, { "key", required_argument, 0, 'k' },
+        CLIENT_TLS_OPTIONS, { "key", required_argument, 0, 'k' },
         { "from", required_argument, 0, 'f' }, { "to", required_argument, 0, 't' },
         { "index", required_argument, 0, 'x' }, { "size", required_argument, 0, 's' },
         { "from-size", required_argument, 0, 'F' }, { "to-size", required_argument, 0, 'T' },
@@ -918,12 +923,11 @@ static int parse(int argc, char **argv, struct opts *o)
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc - 1, argv + 1, ":h", lo, NULL)) != -1) {
+        if (client_tls_option(&o->tls, ch, optarg))
+            continue;
         switch (ch) {
         case 'd': o->dir = optarg; break;
         case 'c': o->coordinator = optarg; break;
-        case 'a': o->tls_ca = optarg; break;
-        case 'n': o->tls_server_name = optarg; break;
-        case 'I': o->insecure = 1; break;
         case 'k': o->key_file = optarg; break;
         case 'p': o->checkpoint_file = optarg; break;
         case 'j': o->json = 1; break;
@@ -960,12 +964,11 @@ static int check_options(const struct opts *o)
     if (!o->dir == !o->coordinator)
         return cli_usage_error(CMD, usage, "ledger %s needs one source: --data-dir DIR or "
                                "--coordinator ADDR", s);
-    if (o->coordinator && !o->tls_ca && !o->insecure)
-        return cli_usage_error(CMD, usage, "--coordinator needs --tls-ca FILE (or --insecure for "
-                               "a plaintext connection)");
-    if (o->dir && (o->tls_ca || o->insecure || o->tls_server_name))
-        return cli_usage_error(CMD, usage, "--tls-ca, --tls-server-name and --insecure go with "
-                               "--coordinator, not --data-dir");
+    if (o->coordinator && client_tls_check(&o->tls, CMD, usage) != 0)
+        return 2;
+    if (o->dir && client_tls_given(&o->tls))
+        return cli_usage_error(CMD, usage, "--tls-ca, --tls-cert, --tls-key, --tls-server-name "
+                               "and --insecure go with --coordinator, not --data-dir");
     if ((o->have_from || o->have_to) && !show && !export_)
         return cli_usage_error(CMD, usage, "--from/--to are for show and export");
     if (o->have_from && o->have_to && o->from > o->to)
