@@ -11,7 +11,8 @@
  * No dropout. The loss is the mean cross-entropy over all B*T positions.
  *
  * Parameters: one flat fp32 vector, the wire format of the model (proto/aulac.proto
- * transfers it as little-endian fp32 and hashes those bytes). Canonical order, with
+ * transfers it as little-endian fp32; model/model_hash.h hashes those bytes after the
+ * domain "aulac/model/v1" 0x00). Canonical order, with
  * C = n_embd, V = vocab_size, P = max_seq_len, every tensor row-major:
  *
  *   wte.weight                    [V, C]
