@@ -12,42 +12,14 @@
 #include "model/model_hash.h"
 #include "trust_fixture.h"
 
-static int setup(void **state)
-{
-    struct fx *f = calloc(1, sizeof *f);
-    assert_non_null(f);
-    fx_prepare(f);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct fx *f = *state;
-    fx_free(f);
-    free(f);
-    return 0;
-}
-
 /* Every member of the roster reports: the last update closes the round. */
 static void close_round(struct fx *f)
 {
     pthread_mutex_lock(&f->c->mu);
     uint64_t round = f->c->round;
     pthread_mutex_unlock(&f->c->mu);
-    for (int m = FPT; m <= HUST; m++) {
-        struct signer s = { .key = f->keys[m] };
-        struct upd u;
-        upd_make(f, &u, f->keys[m], m + 10 * (int)round);
-        struct fed_client *cl = fx_client(f, &s);
-        Aulac__V1__Receipt *r = NULL;
-        struct rpc_status st;
-        assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
-        assert_true(r->accepted);
-        aulac__v1__receipt__free_unpacked(r, NULL);
-        fed_client_close(cl);
-        upd_free(&u);
-    }
+    for (int m = FPT; m <= HUST; m++)
+        fx_submit_accepted(f, m, m + 10 * (int)round);
     pthread_mutex_lock(&f->c->mu);
     assert_int_equal(f->c->round, round + 1);
     pthread_mutex_unlock(&f->c->mu);
@@ -74,6 +46,16 @@ static void current_hash(struct fx *f, uint8_t out[32])
     pthread_mutex_lock(&f->c->mu);
     memcpy(out, f->c->model->hash, 32);
     pthread_mutex_unlock(&f->c->mu);
+}
+
+/* Starts the coordinator and closes two rounds: h0 the initial model, h1 round 1's. */
+static void start_and_close_two_rounds(struct fx *f, uint8_t h0[32], uint8_t h1[32])
+{
+    fx_start(f);
+    current_hash(f, h0);
+    close_round(f);
+    current_hash(f, h1);
+    close_round(f);
 }
 
 struct sink {
@@ -146,12 +128,8 @@ static void expect_refused(struct fx *f, const uint8_t *ask, size_t len, grpc_st
 static void older_models_are_served_by_hash(void **state)
 {
     struct fx *f = *state;
-    fx_start(f);
     uint8_t h0[32], h1[32], h2[32];
-    current_hash(f, h0);
-    close_round(f);
-    current_hash(f, h1);
-    close_round(f);
+    start_and_close_two_rounds(f, h0, h1);
     current_hash(f, h2);
     assert_memory_not_equal(h0, h1, 32);
 
@@ -178,12 +156,8 @@ static void pruned_model_not_found(void **state)
 {
     struct fx *f = *state;
     f->opt.keep_checkpoints = 1;              /* only the current and previous checkpoints */
-    fx_start(f);
     uint8_t h0[32], h1[32];
-    current_hash(f, h0);
-    close_round(f);
-    current_hash(f, h1);
-    close_round(f);
+    start_and_close_two_rounds(f, h0, h1);
     expect_refused(f, h0, 32, GRPC_STATUS_NOT_FOUND, "not held by this coordinator");
     expect_model(f, h1, 32, h1, 1);
 }
@@ -193,12 +167,8 @@ static void pruned_model_not_found(void **state)
 static void one_older_model_in_memory(void **state)
 {
     struct fx *f = *state;
-    fx_start(f);
     uint8_t h0[32], h1[32];
-    current_hash(f, h0);
-    close_round(f);
-    current_hash(f, h1);
-    close_round(f);
+    start_and_close_two_rounds(f, h0, h1);
 
     struct model_snapshot *a, *b;
     assert_int_equal(models_acquire(f->c, h0, &a), 0);   /* as a download streaming h0 */
@@ -218,10 +188,10 @@ int main(void)
 {
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(older_models_are_served_by_hash, setup, teardown),
-        cmocka_unit_test_setup_teardown(unknown_model_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(pruned_model_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(one_older_model_in_memory, setup, teardown),
+        cmocka_unit_test_setup_teardown(older_models_are_served_by_hash, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(unknown_model_not_found, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(pruned_model_not_found, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(one_older_model_in_memory, fx_setup_prepared, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
