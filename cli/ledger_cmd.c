@@ -518,7 +518,7 @@ static int verify_dir(struct source *s, const struct opts *o)
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
         return 1;
     }
-    if (rc == LEDGER_ERR_CHECKPOINT_MISMATCH) {
+    if (rc == LEDGER_ERR_CHECKPOINT_MISMATCH || rc == LEDGER_ERR_UNSIGNED_ENTRIES) {
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
         return 1;
     }
@@ -541,14 +541,10 @@ static int verify_dir(struct source *s, const struct opts *o)
     hex_encode(a.root, 32, hex);
     printf("ledger %s: OK, %" PRIu64 " entries, every leaf and subtree hash recomputed, root %s\n",
            s->name, a.size, hex);
-    if (a.checkpoints == 0) {
-        printf("  no signed checkpoint is stored (a ledger from before checkpoints?)\n");
-    } else {
+    if (a.checkpoints > 0)
         printf("  %" PRIu64 " signed checkpoint(s), each signed by %s (key ID %08x; key from %s) "
-               "and matching the entries; the latest is of size %" PRIu64 "%s\n",
-               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint,
-               a.last_good_checkpoint == a.size ? "" : " (entries after it are not signed yet)");
-    }
+               "and matching the entries; the latest covers all %" PRIu64 " entries\n",
+               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint);
     return 0;
 }
 
