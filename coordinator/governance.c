@@ -92,8 +92,8 @@ static int record_proposal(struct coord *c, MDB_txn *txn, const struct roster_pr
     r->roles = p->roles;
     memcpy(r->public_key, p->public_key, 32);
     r->reason = p->reason[0] ? (char *)p->reason : NULL;
-    r->created_ms = (uint64_t)p->created_unix_ms;
-    r->expires_ms = (uint64_t)p->expires_unix_ms;
+    r->created_ms = p->created_unix_ms;
+    r->expires_ms = p->expires_unix_ms;
     memcpy(r->signature, sig, 64);
     return record_append(c, txn, &e, index);
 }
@@ -242,8 +242,8 @@ static int replay_entry(struct coord *c, const struct entry *e, uint64_t index)
         p.roles = r->roles;
         memcpy(p.public_key, r->public_key, 32);
         snprintf(p.reason, sizeof p.reason, "%.256s", r->reason ? r->reason : "");
-        p.created_unix_ms = (int64_t)r->created_ms;
-        p.expires_unix_ms = (int64_t)r->expires_ms;
+        p.created_unix_ms = r->created_ms;
+        p.expires_unix_ms = r->expires_ms;
         return gov_add_proposal(st, &p, r->proposal_hash, r->signature, index);
     }
     case ENTRY_VOTE: {
