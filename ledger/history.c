@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "common/hex.h"
-#include "crypto/proposal.h"
 #include "ledger/ledger.h"
 
 struct member {
@@ -101,6 +100,45 @@ void entry_update_envelope(const struct entry_update *u, struct update_envelope 
                                           .quant = u->codec.quant,
                                           .zstd_level = u->codec.zstd_level,
                                           .error_feedback = u->codec.error_feedback };
+}
+
+void entry_proposed_from_proposal(struct entry_roster_proposed *r, const struct roster_proposal *p,
+                                  const uint8_t hash[32], const uint8_t sig[64])
+{
+    memcpy(r->proposal_hash, hash, 32);
+    r->action = p->action;
+    snprintf(r->proposer, sizeof r->proposer, "%s", p->proposer);
+    snprintf(r->member, sizeof r->member, "%s", p->member);
+    r->organization = p->organization[0] ? (char *)p->organization : NULL;
+    r->roles = p->roles;
+    memcpy(r->public_key, p->public_key, 32);
+    r->reason = p->reason[0] ? (char *)p->reason : NULL;
+    r->created_ms = p->created_unix_ms;
+    r->expires_ms = p->expires_unix_ms;
+    memcpy(r->signature, sig, 64);
+}
+
+int entry_proposed_proposal(const struct entry_roster_proposed *r, const char *alliance,
+                            struct roster_proposal *p)
+{
+    memset(p, 0, sizeof *p);
+    const char *org = r->organization ? r->organization : "";
+    const char *reason = r->reason ? r->reason : "";
+    if (strlen(alliance) > PROPOSAL_ALLIANCE_MAX || r->action > 0xff ||
+        strlen(r->member) > PROPOSAL_MEMBER_MAX || strlen(org) > PROPOSAL_ORG_MAX ||
+        strlen(reason) > PROPOSAL_REASON_MAX)
+        return -1;
+    snprintf(p->alliance, sizeof p->alliance, "%s", alliance);
+    p->action = (uint8_t)r->action;
+    snprintf(p->proposer, sizeof p->proposer, "%s", r->proposer);
+    snprintf(p->member, sizeof p->member, "%s", r->member);
+    snprintf(p->organization, sizeof p->organization, "%s", org);
+    p->roles = r->roles;
+    memcpy(p->public_key, r->public_key, 32);
+    snprintf(p->reason, sizeof p->reason, "%s", reason);
+    p->created_unix_ms = r->created_ms;
+    p->expires_unix_ms = r->expires_ms;
+    return 0;
 }
 
 /* --- the roster of the moment ------------------------------------------------------ */
@@ -292,24 +330,9 @@ static int check_proposed(const struct ctx *x, const struct entry_roster_propose
         return refuse(x, LEDGER_ERR_HISTORY, "a roster proposal by %s, who is not in the "
                       "roster at that point", r->proposer);
     struct roster_proposal p;
-    memset(&p, 0, sizeof p);
-    int fits = r->action <= 0xff && strlen(r->member) <= PROPOSAL_MEMBER_MAX &&
-               (!r->organization || strlen(r->organization) <= PROPOSAL_ORG_MAX) &&
-               (!r->reason || strlen(r->reason) <= PROPOSAL_REASON_MAX);
     char why[200] = "a field is over its limit";
-    if (fits) {
-        snprintf(p.alliance, sizeof p.alliance, "%s", h->alliance);
-        p.action = (uint8_t)r->action;
-        snprintf(p.proposer, sizeof p.proposer, "%s", r->proposer);
-        snprintf(p.member, sizeof p.member, "%s", r->member);
-        snprintf(p.organization, sizeof p.organization, "%s", r->organization ? r->organization : "");
-        p.roles = r->roles;
-        memcpy(p.public_key, r->public_key, 32);
-        snprintf(p.reason, sizeof p.reason, "%s", r->reason ? r->reason : "");
-        p.created_unix_ms = r->created_ms;
-        p.expires_unix_ms = r->expires_ms;
-        fits = proposal_check(&p, why, sizeof why) == 0;
-    }
+    int fits = entry_proposed_proposal(r, h->alliance, &p) == 0 &&
+               proposal_check(&p, why, sizeof why) == 0;
     if (!fits)
         return refuse(x, LEDGER_ERR_HISTORY, "the roster proposal by %s is not a valid "
                       "proposal: %s", r->proposer, why);

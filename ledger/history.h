@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "crypto/envelope.h"
+#include "crypto/proposal.h"
 #include "ledger/entry.h"
 #include "ledger/errors.h"
 
@@ -61,5 +62,14 @@ void ledger_history_counts(const struct ledger_history *h, struct ledger_history
  * signed: the coordinator records with the first, verifiers rebuild with the second. */
 void entry_update_from_envelope(struct entry_update *u, const struct update_envelope *env);
 void entry_update_envelope(const struct entry_update *u, struct update_envelope *env);
+
+/* The same for a roster_proposed entry and the proposal its proposer signed. The
+ * first fills r from p, hash and sig (r's organization and reason point into p,
+ * or are NULL when empty). The second rebuilds the proposal of alliance from r:
+ * 0, or -1 when a field of r is over a proposal's limit (then it cannot be one). */
+void entry_proposed_from_proposal(struct entry_roster_proposed *r, const struct roster_proposal *p,
+                                  const uint8_t hash[32], const uint8_t sig[64]);
+int  entry_proposed_proposal(const struct entry_roster_proposed *r, const char *alliance,
+                             struct roster_proposal *p);
 
 #endif

@@ -648,17 +648,24 @@ static void rewrite_nodes(MDB_txn *txn, MDB_dbi dbi, void *arg)
     }
 }
 
-static void consistent_rewrite_is_caught_by_checkpoints(void **state)
+/* 18 signed entries in 6 commits (checkpoints at 3, 6, ..., 18), then entry 10 and
+ * every hash over it rewritten consistently; the ledger is left closed. */
+static void sign_18_then_rewrite_entry_10(struct lfix *f)
 {
-    struct lfix *f = *state;
     assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), 0);
     for (int i = 0; i < 6; i++)
-        append_commit(f, 3);   /* checkpoints at 3, 6, ..., 18 */
+        append_commit(f, 3);
     ledger_close(f->l);
     f->l = NULL;
     struct rewrite r = { .index = 10, .n = 18 };
     raw_edit(f->dir, "ledger.entries", rewrite_entries, &r);
     raw_edit(f->dir, "ledger.nodes", rewrite_nodes, &r);
+}
+
+static void consistent_rewrite_is_caught_by_checkpoints(void **state)
+{
+    struct lfix *f = *state;
+    sign_18_then_rewrite_entry_10(f);
     struct ledger_options keep_all = { .checkpoint_interval = 1 };
     assert_int_equal(ledger_open(f->dir, &keep_all, &f->l), 0);
     uint64_t bad = 0;
@@ -720,14 +727,7 @@ static void drop_checkpoints_above(MDB_txn *txn, MDB_dbi dbi, void *arg)
 static void rewrite_with_its_checkpoints_deleted_is_refused(void **state)
 {
     struct lfix *f = *state;
-    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), 0);
-    for (int i = 0; i < 6; i++)
-        append_commit(f, 3);   /* checkpoints at 3, 6, ..., 18 */
-    ledger_close(f->l);
-    f->l = NULL;
-    struct rewrite r = { .index = 10, .n = 18 };
-    raw_edit(f->dir, "ledger.entries", rewrite_entries, &r);
-    raw_edit(f->dir, "ledger.nodes", rewrite_nodes, &r);
+    sign_18_then_rewrite_entry_10(f);
     struct ckpt_cut cut = { .above = 9 };   /* those of 12, 15, 18 cover entry 10 */
     raw_edit(f->dir, "ledger.checkpoints", drop_checkpoints_above, &cut);
     struct ledger_options keep_all = { .checkpoint_interval = 1 };

@@ -235,17 +235,24 @@ static void decoded_fields_are_the_written_ones(void **state)
     free(a);
 }
 
+/* The encoding of e in hex (cap bytes at most); returns the encoded bytes (free them). */
+static uint8_t *encode_hex(const struct entry *e, char *hex, size_t cap, size_t *len)
+{
+    uint8_t *a;
+    assert_int_equal(entry_encode(e, &a, len), 0);
+    assert_true(*len * 2 < cap);
+    hex_encode(a, *len, hex);
+    return a;
+}
+
 /* ledger/README.md walks through these bytes. */
 static void documented_example_bytes(void **state)
 {
     struct entry e = sample(ENTRY_MEMBER_REMOVED);
     e.timestamp_ms = T0;
-    uint8_t *a;
     size_t len;
-    assert_int_equal(entry_encode(&e, &a, &len), 0);
     char hex[256];
-    assert_true(len * 2 < sizeof hex);
-    hex_encode(a, len, hex);
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
     assert_string_equal(hex,
         "41554c45" "02" "0003" "0000019b76daa800"
         "0001" "00000004" "68757374"
@@ -279,12 +286,9 @@ static void documented_update_accepted_rechecks_its_signature(void **state)
     entry_update_from_envelope(&e.u.update, &env);
     assert_int_equal(envelope_sign(&env, k, e.u.update.envelope_signature), 0);
     e.u.update.train_loss = 2.5;
-    uint8_t *a;
     size_t len;
-    assert_int_equal(entry_encode(&e, &a, &len), 0);
     char hex[700];
-    assert_true(len * 2 < sizeof hex);
-    hex_encode(a, len, hex);
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
     assert_string_equal(hex,
         "41554c45" "02" "000b" "0000019b76daa800"
         "0001" "0000000d" "677074322d76692d736d616c6c"

@@ -144,19 +144,10 @@ static struct roster_proposal proposal(int proposer, int action, int member, con
 static struct entry proposed(const struct roster_proposal *p, int signer, uint8_t hash[32])
 {
     struct entry e = { .type = ENTRY_ROSTER_PROPOSED };
-    struct entry_roster_proposed *r = &e.u.roster_proposed;
+    uint8_t sig[64];
     assert_int_equal(proposal_hash(p, hash), 0);
-    memcpy(r->proposal_hash, hash, 32);
-    r->action = p->action;
-    strcpy(r->proposer, p->proposer);
-    strcpy(r->member, p->member);
-    r->organization = p->organization[0] ? (char *)p->organization : NULL;
-    r->roles = p->roles;
-    memcpy(r->public_key, p->public_key, 32);
-    r->reason = p->reason[0] ? (char *)p->reason : NULL;
-    r->created_ms = p->created_unix_ms;
-    r->expires_ms = p->expires_unix_ms;
-    assert_int_equal(proposal_sign(p, keys[signer], r->signature), 0);
+    assert_int_equal(proposal_sign(p, keys[signer], sig), 0);
+    entry_proposed_from_proposal(&e.u.roster_proposed, p, hash, sig);
     return e;
 }
 
