@@ -16,6 +16,7 @@
 #include "crypto/keys.h"
 #include "ledger/checkpoint.h"
 #include "ledger/entry.h"
+#include "ledger/history.h"
 #include "ledger/ledger.h"
 #include "proto/client.h"
 #include "proto/ledger_client.h"
@@ -37,8 +38,11 @@ static const char usage[] =
     "\n"
     "show         entries N..M (default: all), one line each or JSON lines\n"
     "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
-    "             the root (RFC 6962), checks every signed checkpoint against them,\n"
-    "             and names the first bad index. Exit 0 only when all of it holds\n"
+    "             the root (RFC 6962), checks every signed checkpoint against them and\n"
+    "             that the latest covers every entry, re-checks every member signature\n"
+    "             stored (update envelopes, roster proposals, votes) against the roster\n"
+    "             of its moment and that no update is accepted twice, and names the\n"
+    "             first bad index. Exit 0 only when all of it holds\n"
     "checkpoint   the latest signed checkpoint (or the one of tree size N), verified\n"
     "proof        inclusion proof of entry N in the signed tree of size S (default:\n"
     "             the latest checkpoint), verified from the entry's bytes\n"
@@ -488,28 +492,42 @@ static void verify_progress(uint64_t done, uint64_t total, void *arg)
         fputc('\n', stderr);
 }
 
-struct decode_ctx {
-    uint64_t bad;
-    int rc;
+/* Every entry through ledger/history.h: it decodes, and what members signed in it
+ * holds against the roster of its moment. */
+struct history_ctx {
+    struct ledger_history *h;
+    int rc;                  /* the first failure */
+    char why[600];
     uint8_t (*leaves)[32];   /* RPC: every leaf hash, to find a first bad index */
 };
 
-static int decode_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
+static int history_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
 {
-    struct decode_ctx *d = arg;
-    if (d->leaves)
-        merkle_leaf_hash(data, len, d->leaves[i]);
-    if (d->rc == 0) {
-        struct entry e;
-        int rc = entry_decode(data, len, &e);
-        if (rc != 0) {
-            d->rc = rc;
-            d->bad = i;
-        } else {
-            entry_free(&e);
-        }
-    }
+    struct history_ctx *x = arg;
+    if (x->leaves)
+        merkle_leaf_hash(data, len, x->leaves[i]);
+    if (x->rc == 0)
+        x->rc = ledger_history_add(x->h, i, data, len, x->why, sizeof x->why);
     return 0;
+}
+
+/* Runs entries [0, n) through a new history; 0, or 1 when they could not be read
+ * (reported). x->rc and x->why say what the history found. */
+static int check_history(struct source *s, uint64_t n, struct history_ctx *x)
+{
+    if (ledger_history_new(&x->h) != 0)
+        return cli_fail(CMD, "out of memory");
+    return src_entries(s, 0, n, history_one, x) != 0;
+}
+
+static void print_history_ok(const struct history_ctx *x)
+{
+    struct ledger_history_counts k;
+    ledger_history_counts(x->h, &k);
+    printf("  member signatures re-checked against the roster of their moment: %" PRIu64
+           " update envelope(s), %" PRIu64 " roster proposal(s), %" PRIu64 " vote(s) (%" PRIu64
+           " roster change(s) replayed); no (experiment, round, member) accepted twice\n",
+           k.updates, k.proposals, k.votes, k.roster_changes);
 }
 
 static int verify_dir(struct source *s, const struct opts *o)
@@ -520,41 +538,40 @@ static int verify_dir(struct source *s, const struct opts *o)
         return 1;
     struct ledger_audit a;
     int rc = ledger_audit(s->l, &key, verify_progress, NULL, &a);
-    if (rc == LEDGER_ERR_CORRUPT) {
+    int failed = 0;
+    if (rc == LEDGER_ERR_CORRUPT || rc == LEDGER_ERR_CHECKPOINT_MISMATCH ||
+        rc == LEDGER_ERR_UNSIGNED_ENTRIES) {
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
-        return 1;
-    }
-    if (rc == LEDGER_ERR_CHECKPOINT_MISMATCH) {
-        printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
-        return 1;
-    }
-    if (rc != 0 && a.bad_checkpoint) {
+        failed = 1;
+    } else if (rc != 0 && a.bad_checkpoint) {
         /* the entries may be fine; a stored checkpoint is not a valid one by this key */
         printf("ledger %s: FAILED: %s\n", s->name, a.why);
-        return 1;
-    }
-    if (rc != 0)
+        failed = 1;
+    } else if (rc != 0) {
         return cli_fail(CMD, "verify: %s", a.why[0] ? a.why : ledger_strerror(rc));
-    struct decode_ctx d = { 0 };
-    if (src_entries(s, 0, a.size, decode_one, &d) != 0)
-        return 1;
-    if (d.rc != 0) {
-        printf("ledger %s: FAILED at entry %" PRIu64 ": its bytes hash correctly but do not "
-               "decode: %s\n", s->name, d.bad, ledger_strerror(d.rc));
+    }
+    /* the signatures too, even when the hashes failed: say what else is wrong */
+    uint64_t n;
+    struct history_ctx x = { 0 };
+    int unreadable = src_size(s, &n) != 0 || check_history(s, n, &x) != 0;
+    if (!unreadable && x.rc != 0) {
+        printf("ledger %s: FAILED at %s\n", s->name, x.why);
+        failed = 1;
+    }
+    if (failed || unreadable) {
+        ledger_history_free(x.h);
         return 1;
     }
     char hex[65];
     hex_encode(a.root, 32, hex);
     printf("ledger %s: OK, %" PRIu64 " entries, every leaf and subtree hash recomputed, root %s\n",
            s->name, a.size, hex);
-    if (a.checkpoints == 0) {
-        printf("  no signed checkpoint is stored (a ledger from before checkpoints?)\n");
-    } else {
+    if (a.checkpoints > 0)
         printf("  %" PRIu64 " signed checkpoint(s), each signed by %s (key ID %08x; key from %s) "
-               "and matching the entries; the latest is of size %" PRIu64 "%s\n",
-               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint,
-               a.last_good_checkpoint == a.size ? "" : " (entries after it are not signed yet)");
-    }
+               "and matching the entries; the latest covers all %" PRIu64 " entries\n",
+               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint);
+    print_history_ok(&x);
+    ledger_history_free(x.h);
     return 0;
 }
 
@@ -622,13 +639,20 @@ static int verify_rpc(struct source *s, const struct opts *o)
     if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
         return 1;
     char *note;
-    uint64_t found;
+    uint64_t found, size_before;
+    if (src_size(s, &size_before) != 0)
+        return 1;
     int rc = src_checkpoint(s, LEDGER_LATEST, &note, &found);
     if (rc < 0)
         return 1;
-    if (rc == 1)
-        return cli_fail(CMD, "the coordinator at %s has no signed checkpoint to verify against",
-                        s->name);
+    if (rc == 1) {
+        if (size_before == 0)
+            return cli_fail(CMD, "the coordinator at %s has an empty ledger and no signed "
+                            "checkpoint yet", s->name);
+        printf("ledger at %s: FAILED at entry 0: entries 0..%" PRIu64 " are covered by no "
+               "signed checkpoint (no signed checkpoint is served)\n", s->name, size_before - 1);
+        return 1;
+    }
     struct checkpoint latest;
     char why[400];
     rc = checkpoint_verify(note, strlen(note), &key, &latest, why, sizeof why);
@@ -638,12 +662,19 @@ static int verify_rpc(struct source *s, const struct opts *o)
         return 1;
     }
     uint64_t n = latest.size;
+    if (n < size_before) {
+        /* a checkpoint commits with its entries: the latest covers every entry there was */
+        printf("ledger at %s: FAILED at entry %" PRIu64 ": entries %" PRIu64 "..%" PRIu64
+               " are covered by no signed checkpoint (the latest is of size %" PRIu64 ")\n",
+               s->name, n, n, size_before - 1, n);
+        return 1;
+    }
     uint8_t (*leaves)[32] = malloc((n ? n : 1) * 32);
     if (!leaves)
         return cli_fail(CMD, "out of memory for %" PRIu64 " leaf hashes", n);
-    struct decode_ctx d = { .leaves = leaves };
+    struct history_ctx d = { .leaves = leaves };
     int result = 1;
-    if (src_entries(s, 0, n, decode_one, &d) != 0)
+    if (check_history(s, n, &d) != 0)
         goto out;
     uint8_t root[32];
     merkle_root((const uint8_t (*)[32])leaves, n, root);
@@ -655,8 +686,7 @@ static int verify_rpc(struct source *s, const struct opts *o)
         goto out;
     }
     if (d.rc != 0) {
-        printf("ledger at %s: FAILED at entry %" PRIu64 ": it does not decode: %s\n", s->name,
-               d.bad, ledger_strerror(d.rc));
+        printf("ledger at %s: FAILED at %s\n", s->name, d.why);
         goto out;
     }
     struct rpc_ckpt_ctx x = { .key = &key, .leaves = leaves, .n = n };
@@ -673,8 +703,10 @@ static int verify_rpc(struct source *s, const struct opts *o)
            "  = the root of its latest checkpoint, signed by %s (key ID %08x; key from %s);\n"
            "  %" PRIu64 " signed checkpoint(s) checked against the entries\n", s->name, n, hex,
            key.name, (unsigned)key.id, key_from, x.checked);
+    print_history_ok(&d);
     result = 0;
 out:
+    ledger_history_free(d.h);
     free(leaves);
     return result;
 }

@@ -157,11 +157,17 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         log_error("cannot open the ledger in %s: %s", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_CONFIG;
     }
-    /* Every commit from here on publishes a checkpoint signed with our key. */
+    /* Every commit from here on publishes a checkpoint signed with our key; a log
+     * that does not end in one of ours (rewritten, entries or checkpoints deleted)
+     * is refused before anything is signed or appended. */
     char origin[CHECKPOINT_ORIGIN_MAX + 1];
-    if (checkpoint_origin(c->roster.alliance, origin, sizeof origin) != 0 ||
-        (rc = ledger_set_signer(c->ledger, origin, c->key)) != 0) {
-        log_error("cannot sign ledger checkpoints in %s (see above)", opt->data_dir);
+    if (checkpoint_origin(c->roster.alliance, origin, sizeof origin) != 0) {
+        log_error("%s: alliance '%s' cannot name a ledger", opt->roster_path, c->roster.alliance);
+        return COORD_ERR_CONFIG;
+    }
+    if ((rc = ledger_set_signer(c->ledger, origin, c->key)) != 0) {
+        log_error("refusing to start on %s: %s (details above); nothing was signed or "
+                  "written", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_STATE;
     }
     if ((rc = state_open_dbs(c)) != 0)

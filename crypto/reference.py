@@ -70,11 +70,6 @@ def vote_header(f):
     return domain("aulac/vote/v1") + f["proposal_hash"] + ident(f["voter"]) + struct.pack(">B", f["approve"])
 
 
-def checkpoint_header(f):
-    return (domain("aulac/checkpoint/v1") + struct.pack(">Q", f["size"]) + f["root"]
-            + struct.pack(">q", f["timestamp_unix_ms"]))
-
-
 def node_task_header(f):
     return (domain("aulac/node-task/v1") + ident(f["member"]) + struct.pack(">B", f["kind"])
             + text(f["experiment"]) + struct.pack(">QQIII", f["round"], f["seq"], f["node_rank"],
@@ -152,8 +147,6 @@ EXAMPLES = [
         ledger_index=41, ledger_size=42, ledger_root=ROOT)),
     ("join", join_header, dict(
         member="fpt", timestamp_unix_ms=1767225600000, nonce=bytes(range(0xf0, 0x100)))),
-    ("checkpoint", checkpoint_header, dict(
-        size=42, root=ROOT, timestamp_unix_ms=1767225600000)),
     ("request", request_header, dict(
         method="/aulac.v1.Federation/GetTask", member="fpt", timestamp_unix_ms=1767225600000,
         nonce=bytes(range(0xf0, 0x100)), body_digest=BODY)),

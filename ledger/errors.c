@@ -31,6 +31,9 @@ const char *ledger_strerror(int rc)
     case LEDGER_ERR_NOTE_SIGNATURE:  return "checkpoint signature does not verify";
     case LEDGER_ERR_CHECKPOINT_MISMATCH: return "checkpoint does not match the log";
     case LEDGER_ERR_REWRITTEN:       return "ledger history was rewritten (not an extension of an earlier checkpoint)";
+    case LEDGER_ERR_UNSIGNED_ENTRIES: return "entries are covered by no signed checkpoint";
+    case LEDGER_ERR_MEMBER_SIGNATURE: return "a member's signature stored in the ledger does not verify";
+    case LEDGER_ERR_HISTORY:         return "a ledger entry contradicts the entries before it";
     default:                         return "unknown ledger error";
     }
 }

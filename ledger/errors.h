@@ -36,6 +36,10 @@ enum ledger_error {
     LEDGER_ERR_NOTE_SIGNATURE  = -1163, /* a signature by the expected key does not verify */
     LEDGER_ERR_CHECKPOINT_MISMATCH = -1164, /* checkpoint disagrees with the log it claims */
     LEDGER_ERR_REWRITTEN       = -1165, /* a newer checkpoint is not an extension of an older one */
+    LEDGER_ERR_UNSIGNED_ENTRIES = -1166, /* entries beyond the newest signed checkpoint, or none */
+    /* what members signed (history.h) */
+    LEDGER_ERR_MEMBER_SIGNATURE = -1170, /* a member's signature stored in an entry does not verify */
+    LEDGER_ERR_HISTORY         = -1171, /* an entry contradicts the ones before it */
 };
 
 const char *ledger_strerror(int rc);

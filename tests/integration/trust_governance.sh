@@ -184,5 +184,7 @@ for want in "roster change proposed: fpt proposes to add uet" "vote: vnpt votes 
     "roster change proposed: uet proposes to remove fpt"; do
     grep -q "$want" "$T/ledger.txt" || { cat "$T/ledger.txt"; fail "ledger lacks '$want'"; }
 done
-"$bin/aulac" ledger verify --data-dir "$T/data" >/dev/null || fail "ledger verify"
+"$bin/aulac" ledger verify --data-dir "$T/data" >"$T/verify.txt" || { cat "$T/verify.txt"; fail "ledger verify"; }
+grep -q "4 roster proposal(s), [1-9][0-9]* vote(s) (3 roster change(s) replayed)" "$T/verify.txt" ||
+    { cat "$T/verify.txt"; fail "verify did not re-check the proposals and votes"; }
 echo "trust_governance: ok"

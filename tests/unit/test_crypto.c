@@ -374,16 +374,6 @@ static void coordinator_statement_vectors(void **state)
     r.accepted = 2;
     assert_int_equal(envelope_receipt_verify(&r, pk.key, sig), CRYPTO_ERR_ARG);
 
-    struct ledger_checkpoint c = { .size = 42, .timestamp_unix_ms = 1767225600000 };
-    memcpy(c.root, root, 32);
-    assert_int_equal(envelope_checkpoint_digest(&c, d), 0);
-    assert_hex(d, 32, "5d8748f878b49dadb98ce82070ec00080a7bdc639049328275edd8b1baeffffb");
-    assert_int_equal(envelope_checkpoint_sign(&c, k, sig), 0);
-    assert_hex(sig, 64, "0b2de8897912dfddfb151b6f577bff9c16dac84b9edecd9f697e8f76b1dab83d"
-                        "7271255e183168dbb93764c4ce8184041ddacb6018cd14b0236da0f3b29e5a03");
-    assert_int_equal(envelope_checkpoint_verify(&c, pk.key, sig), 0);
-    c.size = 43;
-    assert_int_equal(envelope_checkpoint_verify(&c, pk.key, sig), CRYPTO_ERR_BAD_SIGNATURE);
     crypto_key_free(k);
 }
 
@@ -573,14 +563,16 @@ static void tampered_envelope_fields_fail(void **state)
     crypto_key_free(vnpt);
 }
 
-/* Domains keep statements apart: a receipt signature is no checkpoint signature. */
+/* Domains keep statements apart: a receipt signature is no task signature. */
 static void domains_separate_statement_kinds(void **state)
 {
-    struct ledger_checkpoint c = { .size = 1 };
+    struct update_receipt r = { .round = 1 };
     struct task_announcement t = { .round = 1 };
+    strcpy(r.experiment, "x");
+    strcpy(r.member, "x");
     strcpy(t.experiment, "x");
     uint8_t a[32], b[32];
-    assert_int_equal(envelope_checkpoint_digest(&c, a), 0);
+    assert_int_equal(envelope_receipt_digest(&r, a), 0);
     assert_int_equal(envelope_task_digest(&t, b), 0);
     assert_memory_not_equal(a, b, 32);
 }
