@@ -105,6 +105,7 @@ struct coord {
     MDB_dbi db_payloads;            /* "coord.payloads": open round's accepted updates */
     MDB_dbi db_members;             /* "coord.members": contribution counters */
     MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
+    MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
 
     pthread_mutex_t mu;
     pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */

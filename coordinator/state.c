@@ -6,6 +6,9 @@
  *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
  *                  open round (metadata + compressed payload), deleted at close
  *   coord.rounds   round_key(exp, round) -> closed round summary
+ *   coord.replay   u64 timestamp ms ‖ 16-byte replay key -> u32 version: the signed
+ *                  requests accepted within the replay window (auth.c), kept in
+ *                  timestamp order so that the expired ones are pruned from the front
  *
  * Every record starts with a u32 version; all integers are big-endian. */
 #include "coordinator/state.h"
@@ -38,7 +41,8 @@ int state_open_dbs(struct coord *c)
     if ((rc = open_db(c, txn, "coord.state", &c->db_state)) != 0 ||
         (rc = open_db(c, txn, "coord.members", &c->db_members)) != 0 ||
         (rc = open_db(c, txn, "coord.payloads", &c->db_payloads)) != 0 ||
-        (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0) {
+        (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0 ||
+        (rc = open_db(c, txn, "coord.replay", &c->db_replay)) != 0) {
         ledger_txn_abort(c->ledger, txn);
         return rc;
     }
@@ -370,4 +374,89 @@ int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, in
         return COORD_ERR_STATE;
     }
     return 0;
+}
+
+/* --- accepted request keys (replay protection) ------------------------------ */
+
+#define REPLAY_ROW_KEY (8 + STATE_REPLAY_KEY_BYTES)
+
+/* Deletes rows timestamped before before_ms: they sit at the front. */
+static int replay_prune(MDB_txn *txn, MDB_dbi dbi, int64_t before_ms)
+{
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, dbi, &cur) != 0)
+        return COORD_ERR_STATE;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST), out = 0;
+    while (rc == 0) {
+        if (k.mv_size != REPLAY_ROW_KEY || (int64_t)be64_get(k.mv_data) >= before_ms)
+            break;
+        if (mdb_cursor_del(cur, 0) != 0) {
+            out = COORD_ERR_STATE;
+            break;
+        }
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+    return out;
+}
+
+int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTES],
+                        int64_t timestamp_ms, int64_t prune_before_ms)
+{
+    uint8_t row[REPLAY_ROW_KEY];
+    be64_put(row, (uint64_t)timestamp_ms);
+    memcpy(row + 8, key, STATE_REPLAY_KEY_BYTES);
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0)
+        return COORD_ERR_STATE;
+    int rc = replay_prune(txn, c->db_replay, prune_before_ms);
+    if (rc == 0) {
+        struct bytes_writer w = { 0 };
+        bw_u32(&w, RECORD_VERSION);
+        rc = put_record(c, txn, c->db_replay, row, sizeof row, &w);
+    }
+    if (rc != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
+        return COORD_ERR_STATE;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->db_replay, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return COORD_ERR_STATE;
+    }
+    uint8_t start[8];
+    be64_put(start, (uint64_t)(from_ms > 0 ? from_ms : 0));
+    MDB_val k = { sizeof start, start }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), out = 0;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct bytes_reader r = { v.mv_data, v.mv_size, 0 };
+        uint32_t version = br_u32(&r);
+        if (k.mv_size != REPLAY_ROW_KEY || r.failed || r.left != 0 ||
+            version != RECORD_VERSION) {
+            log_error("a stored request nonce in %s is unreadable (coord.replay)",
+                      c->opt.data_dir);
+            out = COORD_ERR_STATE;
+            break;
+        }
+        const uint8_t *p = k.mv_data;
+        fn((int64_t)be64_get(p), p + 8, arg);
+    }
+    if (out == 0 && rc != MDB_NOTFOUND) {
+        log_error("cannot read the stored request nonces: %s", mdb_strerror(rc));
+        out = COORD_ERR_STATE;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return out;
 }
