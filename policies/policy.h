@@ -23,9 +23,9 @@ extern "C" {
  *   policy_free(&p);
  *
  * Every key, type, default and range is documented in policies/README.md. Parsing is
- * strict: unknown keys, duplicate keys, wrong types, out-of-range values, anchors,
- * aliases, tags and multi-document streams are errors naming file:line:column and the
- * key path. The hash is taken over a canonical encoding of the parsed values (with
+ * strict: unknown keys, duplicate keys, wrong types, out-of-range values, numbers with a
+ * leading zero, anchors, aliases, tags, directives other than %YAML 1.2 and
+ * multi-document streams are errors naming file:line:column and the key path. The hash is taken over a canonical encoding of the parsed values (with
  * defaults filled in), so comments, key order, formatting and spelling out a default
  * do not change it. */
 

@@ -290,20 +290,20 @@ static int refuse_leading_zero(struct schema_ctx *ctx, const struct ynode *v, co
     const char *sign = v->text[0] == '-' ? "-" : "";
     int digits = (int)(d - s) - 1;   /* after the first zero */
     if (*d) {
-        snprintf(readings, sizeof readings, "YAML 1.2 reads a number, YAML 1.1 a string");
+        snprintf(readings, sizeof readings, "YAML 1.2: a number, YAML 1.1: a string");
         snprintf(hint, sizeof hint, "write it without the leading zero");
     } else if (octal) {
-        snprintf(readings, sizeof readings, "YAML 1.2 reads %s%llu, YAML 1.1 octal %s%llu", sign,
+        snprintf(readings, sizeof readings, "YAML 1.2: decimal %s%llu, YAML 1.1: octal %s%llu", sign,
                  (unsigned long long)dec, sign, (unsigned long long)oct);
         snprintf(hint, sizeof hint, "write %s%llu, or %s0o%.*s for octal", sign,
                  (unsigned long long)dec, sign, digits, s + 1);
     } else {
-        snprintf(readings, sizeof readings, "YAML 1.2 reads %s%llu, YAML 1.1 a string", sign,
+        snprintf(readings, sizeof readings, "YAML 1.2: decimal %s%llu, YAML 1.1: a string", sign,
                  (unsigned long long)dec);
         snprintf(hint, sizeof hint, "write %s%llu", sign, (unsigned long long)dec);
     }
     yaml_error(ctx->err, POLICY_ERR_TYPE, ctx->file, v->line, v->column, path,
-               "%s has a leading zero, which YAML readers disagree on (%s); %s", got, readings,
+               "%s has a leading zero, which YAML readers read differently (%s); %s", got, readings,
                hint);
     return POLICY_ERR_TYPE;
 }

@@ -2,8 +2,9 @@
 #define AULAC_POLICIES_YAML_TREE_H
 /* Internal to policies/: a YAML document read with libfyaml into a small tree that
  * remembers where every node starts, and the error formatting shared by policy.c and
- * site.c. Only plain data survives: anchors, aliases, tags and multi-document streams
- * are refused here, duplicate keys too, so nothing downstream has to think of them. */
+ * site.c. Only plain data survives: anchors, aliases, tags, directives other than
+ * %YAML 1.2 and multi-document streams are refused here, duplicate keys too, so nothing
+ * downstream has to think of them. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>

@@ -558,14 +558,15 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:1:1: unknown YAML directive %FOO bar; policy files take none but %YAML 1.2"},
     /* leading zeros: 017 is 17 to YAML 1.2 and 15 to YAML 1.1 readers */
     {HEAD MODEL "training:\n  rounds: 017\n", POLICY_ERR_TYPE,
-     "t.yaml:10:11: training.rounds: 017 has a leading zero, which YAML readers disagree on "
-     "(YAML 1.2 reads 17, YAML 1.1 octal 15); write 17, or 0o17 for octal"},
+     "t.yaml:10:11: training.rounds: 017 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: decimal 17, YAML 1.1: octal 15); write 17, or 0o17 for octal"},
     {HEAD MODEL "training:\n  rounds: 019\n", POLICY_ERR_TYPE,
-     "t.yaml:10:11: training.rounds: 019 has a leading zero, which YAML readers disagree on "
-     "(YAML 1.2 reads 19, YAML 1.1 a string); write 19"},
+     "t.yaml:10:11: training.rounds: 019 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: decimal 19, YAML 1.1: a string); write 19"},
     {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    lr: 01e-3\n", POLICY_ERR_TYPE,
-     "t.yaml:12:9: training.inner.lr: 01e-3 has a leading zero, which YAML readers disagree "
-     "on (YAML 1.2 reads a number, YAML 1.1 a string); write it without the leading zero"},
+     "t.yaml:12:9: training.inner.lr: 01e-3 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: a number, YAML 1.1: a string); write it without the leading "
+     "zero"},
     /* the trainer's bound on the model, checked where the model is written */
     {HEAD "model:\n  n_positions: 64\n  n_layer: 1024\n  n_head: 16\n  n_embd: 65536\n"
      "training:\n  rounds: 3\n", POLICY_ERR_INVALID,
