@@ -266,20 +266,18 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
     return out;
 }
 
-int state_delete_payloads(struct coord *c, MDB_txn *txn)
+/* Deletes the run of rows that starts at the first key >= from (the first row when
+ * from is NULL) and goes on while in_run(key, arg). */
+static int delete_run(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,
+                      int (*in_run)(const MDB_val *key, const void *arg), const void *arg)
 {
-    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
-    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
-    if (plen < 0)
-        return COORD_ERR_STATE;
-    plen -= 2;
     MDB_cursor *cur;
-    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0)
+    if (mdb_cursor_open(txn, dbi, &cur) != 0)
         return COORD_ERR_STATE;
-    MDB_val k = { (size_t)plen, prefix }, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    MDB_val k = from ? *from : (MDB_val){ 0, NULL }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
     int out = 0;
-    while (rc == 0 && k.mv_size >= (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
+    while (rc == 0 && in_run(&k, arg)) {
         if (mdb_cursor_del(cur, 0) != 0) {
             out = COORD_ERR_STATE;
             break;
@@ -290,6 +288,23 @@ int state_delete_payloads(struct coord *c, MDB_txn *txn)
     }
     mdb_cursor_close(cur);
     return out;
+}
+
+static int has_prefix(const MDB_val *k, const void *arg)
+{
+    const MDB_val *prefix = arg;
+    return k->mv_size >= prefix->mv_size &&
+           memcmp(k->mv_data, prefix->mv_data, prefix->mv_size) == 0;
+}
+
+int state_delete_payloads(struct coord *c, MDB_txn *txn)
+{
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
+    if (plen < 0)
+        return COORD_ERR_STATE;
+    MDB_val p = { (size_t)plen - 2, prefix };
+    return delete_run(txn, c->db_payloads, &p, has_prefix, &p);
 }
 
 /* --- closed rounds --------------------------------------------------------- */
@@ -380,27 +395,11 @@ int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, in
 
 #define REPLAY_ROW_KEY (8 + STATE_REPLAY_KEY_BYTES)
 
-/* Deletes rows timestamped before before_ms: they sit at the front. */
-static int replay_prune(MDB_txn *txn, MDB_dbi dbi, int64_t before_ms)
+/* Rows timestamped before *arg (ms): they sit at the front, oldest first. */
+static int expired(const MDB_val *k, const void *arg)
 {
-    MDB_cursor *cur;
-    if (mdb_cursor_open(txn, dbi, &cur) != 0)
-        return COORD_ERR_STATE;
-    MDB_val k, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST), out = 0;
-    while (rc == 0) {
-        if (k.mv_size != REPLAY_ROW_KEY || (int64_t)be64_get(k.mv_data) >= before_ms)
-            break;
-        if (mdb_cursor_del(cur, 0) != 0) {
-            out = COORD_ERR_STATE;
-            break;
-        }
-        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
-        if (rc == MDB_NOTFOUND)
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(cur);
-    return out;
+    return k->mv_size == REPLAY_ROW_KEY &&
+           (int64_t)be64_get(k->mv_data) < *(const int64_t *)arg;
 }
 
 int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTES],
@@ -412,7 +411,7 @@ int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTE
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0)
         return COORD_ERR_STATE;
-    int rc = replay_prune(txn, c->db_replay, prune_before_ms);
+    int rc = delete_run(txn, c->db_replay, NULL, expired, &prune_before_ms);
     if (rc == 0) {
         struct bytes_writer w = { 0 };
         bw_u32(&w, RECORD_VERSION);
