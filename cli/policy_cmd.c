@@ -25,11 +25,17 @@ static const char site_usage[] =
     "POLICY, and why not. Errors are FILE:line:col: key.path: message. Exit status 0 when\n"
     "valid (and allowed), 1 otherwise.\n";
 
-/* getopt over argv[1..] (argv[1] is the subcommand); returns -1 to go on, else an exit
- * status. *file gets the one operand. */
-static int parse(const char *cmd, const char *usage, int argc, char **argv,
-                 const struct option *lo, const char **file, const char **policy)
+/* "CMD check FILE [options]" (or "CMD --help"): returns -1 to go on with *file (and
+ * *policy for --policy), else the exit status. */
+static int parse_check(const char *cmd, const char *usage, int argc, char **argv,
+                       const struct option *lo, const char **file, const char **policy)
 {
+    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (argc < 2 || strcmp(argv[1], "check") != 0)
+        return cli_usage_error(cmd, usage, "expected: %s check FILE", cmd);
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc - 1, argv + 1, "h", lo, NULL)) != -1) {
@@ -45,22 +51,11 @@ static int parse(const char *cmd, const char *usage, int argc, char **argv,
     return -1;
 }
 
-static int is_help(int argc, char **argv)
-{
-    return argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
-}
-
 int cmd_policy(int argc, char **argv)
 {
-    if (is_help(argc, argv)) {
-        fputs(policy_usage, stdout);
-        return 0;
-    }
-    if (argc < 2 || strcmp(argv[1], "check") != 0)
-        return cli_usage_error("policy", policy_usage, "expected: policy check FILE");
     static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     const char *file = NULL, *unused = NULL;
-    int rc = parse("policy", policy_usage, argc, argv, lo, &file, &unused);
+    int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &unused);
     if (rc >= 0)
         return rc;
     struct policy p;
@@ -91,17 +86,11 @@ int cmd_policy(int argc, char **argv)
 
 int cmd_site(int argc, char **argv)
 {
-    if (is_help(argc, argv)) {
-        fputs(site_usage, stdout);
-        return 0;
-    }
-    if (argc < 2 || strcmp(argv[1], "check") != 0)
-        return cli_usage_error("site", site_usage, "expected: site check FILE");
     static const struct option lo[] = {
         { "policy", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 } };
     const char *file = NULL, *policy_file = NULL;
-    int rc = parse("site", site_usage, argc, argv, lo, &file, &policy_file);
+    int rc = parse_check("site", site_usage, argc, argv, lo, &file, &policy_file);
     if (rc >= 0)
         return rc;
     struct site_policy s;
