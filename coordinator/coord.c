@@ -32,17 +32,19 @@ const char *coord_strerror(int rc)
     return "unknown coordinator error";
 }
 
+_Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
+               "policy check must refuse exactly the models the trainer refuses");
+
 static int load_policy(struct coord *c)
 {
     struct policy_error err;
-    if (policy_load_file(c->opt.policy_path, &c->policy, &err) != 0) {
+    /* One read: the bytes kept (and recorded) are the ones parsed and hashed. */
+    if (policy_read_file(c->opt.policy_path, &c->policy_yaml, &c->policy_yaml_len, &err) != 0 ||
+        policy_load_buffer(c->opt.policy_path, c->policy_yaml, c->policy_yaml_len, &c->policy,
+                           &err) != 0) {
         log_error("%s", err.message);
         return COORD_ERR_CONFIG;
     }
-    size_t len;
-    if (file_read_all(c->opt.policy_path, POLICY_FILE_MAX, &c->policy_yaml, &len) != 0)
-        return COORD_ERR_CONFIG;
-    c->policy_yaml_len = len;
     if (policy_hash(&c->policy, c->policy_hash) != 0)
         return COORD_ERR_NOMEM;
     const struct policy_model *m = &c->policy.model;
@@ -75,15 +77,15 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.downlink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    /* Members that may report: in the policy and in the roster (the founding one
-     * here; governance_open recounts with the live roster and names the others). */
-    for (size_t i = 0; i < c->policy.participation.n_members; i++) {
-        if (roster_find(&c->roster, c->policy.participation.members[i]))
-            c->n_eligible++;
-    }
+    /* Members that may report: in the policy (all when it lists none) and in the roster
+     * (the founding one here; governance_open recounts with the live roster and names
+     * the others). */
+    c->n_eligible = coord_eligible_count_locked(c);
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0) {
-        log_error("%s: only %zu policy member(s) are in the roster, fewer than min_members "
-                  "%u", c->opt.policy_path, c->n_eligible, c->policy.participation.min_members);
+        log_error("%s: only %zu %s in the roster %s, fewer than participation.min_members %u",
+                  c->opt.policy_path, c->n_eligible,
+                  c->policy.participation.n_members ? "policy member(s) are" : "member(s)",
+                  c->opt.roster_path, c->policy.participation.min_members);
         return COORD_ERR_CONFIG;
     }
     return 0;
@@ -121,7 +123,7 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         return rc;
     c->members = calloc(c->roster.n_members, sizeof *c->members);
     /* governance may make any policy member eligible later */
-    c->accepted = calloc(c->policy.participation.n_members + 1, sizeof *c->accepted);
+    c->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
     if (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS)
         c->support = calloc(c->n_params, sizeof(float));

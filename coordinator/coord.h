@@ -34,6 +34,7 @@
 #define COORD_ERR_BUSY     (-1606)  /* another older model is being served: retry later */
 
 #define COORD_EXPERIMENT_MAX 64
+#define COORD_ROUND_MAX_UPDATES ROSTER_MAX_MEMBERS   /* accepted updates of one round */
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
 
 struct coord_options {
@@ -108,6 +109,7 @@ struct coord {
     MDB_dbi db_payloads;            /* "coord.payloads": open round's accepted updates */
     MDB_dbi db_members;             /* "coord.members": contribution counters */
     MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
+    MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
 
     pthread_mutex_t mu;
     pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */
@@ -168,6 +170,9 @@ int  round_member_reported_locked(const struct coord *c, const char *member);
 /* 1 when the experiment runs, at least one update is in, and every member that may
  * report (in the policy and the live roster) has reported. mu held. */
 int  round_all_reported_locked(const struct coord *c);
+/* Members of c->roster that take part in the experiment (policy_takes_part): those
+ * listed in participation.members, or all of them when the list is empty. */
+size_t coord_eligible_count_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
 /* mu held; lets mu go while it computes the new model and writes its files (other
  * callers see c->closing and wait or return), and holds it again when it returns. */

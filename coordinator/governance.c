@@ -67,10 +67,7 @@ static int sync_roster_locked(struct coord *c)
     int rc = state_load_members(c);   /* counters of members (re)joining */
     if (rc != 0)
         return rc;
-    size_t eligible = 0;
-    for (size_t i = 0; i < c->policy.participation.n_members; i++)
-        eligible += roster_find(&c->roster, c->policy.participation.members[i]) != NULL;
-    c->n_eligible = eligible;
+    c->n_eligible = coord_eligible_count_locked(c);
     /* A removal may leave every remaining member reported. */
     if (c->model && round_all_reported_locked(c))
         c->close_pending = 1;   /* the timer closes it: the caller keeps mu throughout */

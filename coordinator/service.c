@@ -108,7 +108,7 @@ static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, 
         snprintf(why, cap, "replayed join request (nonce already used)");
         return why;
     }
-    if (policy_member_index(&c->policy, member) < 0) {
+    if (!policy_takes_part(&c->policy, member)) {
         snprintf(why, cap, "member '%s' does not take part in experiment %s", member,
                  c->experiment);
         return why;

@@ -55,8 +55,10 @@ struct gpt2_config {
     int n_embd;      /* must be divisible by n_head */
 };
 
+#define GPT2_MAX_PARAMS (1ull << 36)   /* n_params must stay below (policies check it too) */
+
 /* Checks sizes: all positive, n_embd % n_head == 0, and small enough that every
- * count fits comfortably (n_params < 2^36, vocab_size <= 2^24). MODEL_ERR_CONFIG. */
+ * count fits comfortably (n_params < GPT2_MAX_PARAMS, vocab_size <= 2^24). MODEL_ERR_CONFIG. */
 int gpt2_config_check(const struct gpt2_config *cfg);
 
 /* Number of fp32 parameters; 0 when the config fails gpt2_config_check(). */
