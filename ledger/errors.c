@@ -31,6 +31,7 @@ const char *ledger_strerror(int rc)
     case LEDGER_ERR_NOTE_SIGNATURE:  return "checkpoint signature does not verify";
     case LEDGER_ERR_CHECKPOINT_MISMATCH: return "checkpoint does not match the log";
     case LEDGER_ERR_REWRITTEN:       return "ledger history was rewritten (not an extension of an earlier checkpoint)";
+    case LEDGER_ERR_SPLIT_VIEW:      return "split view: members were shown inconsistent ledgers";
     default:                         return "unknown ledger error";
     }
 }

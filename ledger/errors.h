@@ -36,6 +36,7 @@ enum ledger_error {
     LEDGER_ERR_NOTE_SIGNATURE  = -1163, /* a signature by the expected key does not verify */
     LEDGER_ERR_CHECKPOINT_MISMATCH = -1164, /* checkpoint disagrees with the log it claims */
     LEDGER_ERR_REWRITTEN       = -1165, /* a newer checkpoint is not an extension of an older one */
+    LEDGER_ERR_SPLIT_VIEW      = -1166, /* members cosigned checkpoints of inconsistent logs (witness.h) */
 };
 
 const char *ledger_strerror(int rc);

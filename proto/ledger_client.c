@@ -216,3 +216,17 @@ int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count
     }
     return 0;
 }
+
+int fed_get_cosignatures(struct fed_ledger *c, Aulac__V1__CosignaturesReply **reply,
+                         struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!reply)
+        return RPC_ERR_INVALID_ARG;
+    Aulac__V1__CosignaturesRequest q = AULAC__V1__COSIGNATURES_REQUEST__INIT;
+    int rc = call(c, "GetCosignatures", FED_METHOD_GET_COSIGNATURES, &q.base,
+                  &aulac__v1__cosignatures_reply__descriptor, &m, st ? st : &local);
+    *reply = (Aulac__V1__CosignaturesReply *)m;
+    return rc;
+}

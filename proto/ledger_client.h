@@ -46,6 +46,10 @@ int fed_get_entries(struct fed_ledger *c, uint64_t from, uint64_t count,
 int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count,
                         Aulac__V1__CheckpointsPage **reply, struct rpc_status *st);
 
+/* Every member's latest cosigned checkpoint (unverified: ledger/witness.h checks). */
+int fed_get_cosignatures(struct fed_ledger *c, Aulac__V1__CosignaturesReply **reply,
+                         struct rpc_status *st);
+
 /* Copies the repeated bytes of a proof into proof[MERKLE_PROOF_MAX]; 0 or
  * FED_ERR_BAD_REPLY. */
 int fed_proof_hashes(const ProtobufCBinaryData *items, size_t n, uint8_t (*proof)[32],

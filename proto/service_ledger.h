@@ -10,6 +10,8 @@
 #define FED_METHOD_GET_INCLUSION       "/aulac.v1.Federation/GetInclusionProof"    /* unary */
 #define FED_METHOD_GET_ENTRIES         "/aulac.v1.Federation/GetEntries"           /* unary, paged */
 #define FED_METHOD_GET_CHECKPOINTS     "/aulac.v1.Federation/GetCheckpoints"       /* unary, paged */
+#define FED_METHOD_ADD_COSIGNATURE     "/aulac.v1.Federation/AddCosignature"       /* unary, signed */
+#define FED_METHOD_GET_COSIGNATURES    "/aulac.v1.Federation/GetCosignatures"      /* unary */
 
 /* A page of GetEntries / GetCheckpoints holds at most this many items, and the
  * entries of one page at most FED_LEDGER_PAGE_BYTES bytes (one entry larger than
