@@ -118,6 +118,51 @@ int cosignature_add(const char *note, size_t len, const char *origin, const char
     return 0;
 }
 
+/* The key ID of a signature line "— name base64" whose framing is valid (0 when the
+ * base64 holds fewer than 4 bytes); *name / *name_len the name. */
+static uint32_t line_key_id(const char *p, const char *nl, const char **name, size_t *name_len)
+{
+    *name = p + sizeof EM_DASH_SPACE - 1;
+    const char *sp = memchr(*name, ' ', (size_t)(nl - *name));
+    *name_len = (size_t)(sp - *name);
+    uint8_t blob[8];
+    char b64[8];
+    size_t bl = 0;
+    if (nl - (sp + 1) < 8)
+        return 0;
+    memcpy(b64, sp + 1, 8);    /* the first 8 characters hold the first 6 bytes */
+    if (sodium_base642bin(blob, sizeof blob, b64, 8, NULL, &bl, NULL,
+                          sodium_base64_VARIANT_ORIGINAL) != 0 || bl < 4)
+        return 0;
+    return (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 | (uint32_t)blob[2] << 8 | blob[3];
+}
+
+int cosignature_base_note(const char *note, size_t len, const struct checkpoint_key *log,
+                          char *out, size_t cap, size_t *out_len)
+{
+    if (!note || !log || !out || len == 0)
+        return LEDGER_ERR_ARG;
+    size_t tlen = text_length(note, len), n = tlen + 1, keep = strlen(log->name);
+    if (tlen == 0 || n >= cap)
+        return LEDGER_ERR_ARG;
+    memmove(out, note, n);
+    for (const char *p = note + tlen + 1, *end = note + len; p < end;) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p)), *name;
+        size_t name_len, line = (size_t)(nl - p) + 1;
+        if (line_key_id(p, nl, &name, &name_len) == log->id && name_len == keep &&
+            memcmp(name, log->name, keep) == 0) {
+            if (n + line >= cap)
+                return LEDGER_ERR_ARG;
+            memmove(out + n, p, line);
+            n += line;
+        }
+        p = nl + 1;
+    }
+    out[n] = '\0';
+    *out_len = n;
+    return 0;
+}
+
 size_t cosignature_count_lines(const char *note, size_t len)
 {
     size_t tlen = len ? text_length(note, len) : 0, n = 0;

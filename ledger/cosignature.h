@@ -84,6 +84,12 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
                        const struct cosigner *k, struct checkpoint *out, uint64_t *timestamp,
                        char *why, size_t why_cap) __attribute__((warn_unused_result));
 
+/* The note as the log signed it: its text and only the signature lines by log
+ * (name and key ID), others (cosignatures) dropped, into out (NUL-terminated).
+ * The note must have been verified with log. LEDGER_ERR_ARG (cap too small). */
+int cosignature_base_note(const char *note, size_t len, const struct checkpoint_key *log,
+                          char *out, size_t cap, size_t *out_len);
+
 /* Number of signature lines of a note whose framing is valid (checkpoint_parse
  * accepted it); 0 when it has none. */
 size_t cosignature_count_lines(const char *note, size_t len);

@@ -11,6 +11,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "ledger/entry.h"
 
 struct witness_store {
     struct ledger *l;
@@ -159,6 +160,29 @@ int witness_store_each(struct witness_store *s, witness_note_fn fn, void *arg)
 }
 
 /* --- cross-check --------------------------------------------------------------------------- */
+
+int witness_set_from_genesis(const uint8_t *entry, size_t len, const char *origin,
+                             struct cosigner *out, size_t cap, size_t *n)
+{
+    struct entry e;
+    *n = 0;
+    int rc = entry_decode(entry, len, &e);
+    if (rc != 0)
+        return rc;
+    if (e.type != ENTRY_GENESIS) {
+        entry_free(&e);
+        return LEDGER_ERR_ENTRY_TYPE;
+    }
+    for (uint32_t i = 0; i < e.u.genesis.n_members && rc == 0; i++) {
+        const struct entry_member *m = &e.u.genesis.members[i];
+        if (m->roles & ENTRY_ROLE_COORDINATOR)
+            continue;
+        rc = *n < cap ? cosigner_init(&out[*n], origin, m->id, m->public_key) : LEDGER_ERR_RANGE;
+        *n += rc == 0;
+    }
+    entry_free(&e);
+    return rc;
+}
 
 int witness_views_from_note(const char *note, size_t len, const struct checkpoint_key *log,
                             const struct cosigner *set, size_t n_set, struct witness_view *v,

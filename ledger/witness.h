@@ -57,6 +57,13 @@ int witness_store_each(struct witness_store *s, witness_note_fn fn, void *arg);
 
 /* --- cross-check ------------------------------------------------------------------------ */
 
+/* The witnesses the founding roster names: the members of the genesis entry
+ * (entry bytes, leaf 0; the caller proved its inclusion) but the coordinator, as
+ * cosigners of the log origin. LEDGER_ERR_ENTRY_* (does not decode),
+ * LEDGER_ERR_ENTRY_TYPE (not a genesis entry), LEDGER_ERR_RANGE (more than cap). */
+int witness_set_from_genesis(const uint8_t *entry, size_t len, const char *origin,
+                             struct cosigner *out, size_t cap, size_t *n);
+
 /* One verified cosignature: who, on which checkpoint, when. */
 struct witness_view {
     char              member[CRYPTO_ID_MAX + 1];
