@@ -270,15 +270,8 @@ int witness_check(const struct checkpoint *c, const struct witness_view *v, size
     memset(r, 0, sizeof *r);
     char shown[64];
     snprintf(shown, sizeof shown, "the checkpoint shown here");
-    /* same size, different root: no proof needed */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = i + 1; j < n; j++)
-            if (v[i].c.size == v[j].c.size && memcmp(v[i].c.root, v[j].c.root, 32) != 0) {
-                char other[96];
-                snprintf(other, sizeof other, "what %s cosigned", v[j].member);
-                return split(r, v[i].member, &v[i].c, other, &v[j].c,
-                             "same size, different root");
-            }
+    /* each against the checkpoint shown; those beyond it against the largest too: all
+     * of them are then one history (equal sizes included) */
     size_t largest = n;
     for (size_t i = 0; i < n; i++)
         if (v[i].c.size > c->size && (largest == n || v[i].c.size > v[largest].c.size))
