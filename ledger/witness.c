@@ -278,11 +278,15 @@ int witness_check(const struct checkpoint *c, const struct witness_view *v, size
             largest = i;
     for (size_t i = 0; i < n; i++) {
         int rc = check_pair(&v[i], &v[i].c, shown, c, proof, arg, r);
-        if (rc == 0 && largest < n && i != largest && v[i].c.size > c->size) {
-            char other[96];
-            snprintf(other, sizeof other, "what %s cosigned", v[largest].member);
-            rc = check_pair(&v[i], &v[i].c, other, &v[largest].c, proof, arg, r);
-        }
+        if (rc != 0)
+            return rc;
+    }
+    for (size_t i = 0; largest < n && i < n; i++) {
+        if (i == largest || v[i].c.size <= c->size)
+            continue;
+        char other[96];
+        snprintf(other, sizeof other, "what %s cosigned", v[largest].member);
+        int rc = check_pair(&v[i], &v[i].c, other, &v[largest].c, proof, arg, r);
         if (rc != 0)
             return rc;
     }
