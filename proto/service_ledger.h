@@ -3,7 +3,7 @@
 /* The ledger methods of the Federation service (proto/aulac.proto): paths and
  * page limits shared by the coordinator and proto/ledger_client.h. They are
  * unauthenticated reads, like Status: anyone who can reach the coordinator may
- * audit its ledger. */
+ * audit its ledger; but AddCosignature, a signed member RPC (proto/client.h). */
 
 #define FED_METHOD_GET_CHECKPOINT      "/aulac.v1.Federation/GetCheckpoint"        /* unary */
 #define FED_METHOD_GET_CONSISTENCY     "/aulac.v1.Federation/GetConsistencyProof"  /* unary */
