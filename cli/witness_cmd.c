@@ -162,15 +162,7 @@ static int proof_from_source(void *arg, uint64_t old_size, uint64_t new_size,
             snprintf(why, cap, "%s", ledger_strerror(rc));
         return rc ? -1 : 0;
     }
-    Aulac__V1__Proof *p = NULL;
-    struct rpc_status st;
-    int rc = fed_get_consistency_proof(s->rpc, old_size, new_size, &p, proof, proof_len, &st);
-    if (p)
-        aulac__v1__proof__free_unpacked(p, NULL);
-    if (rc == 0)
-        return 0;
-    snprintf(why, cap, "%s", st.details);
-    return st.code == GRPC_STATUS_OUT_OF_RANGE ? 1 : -1;
+    return fed_witness_proof(s->rpc, old_size, new_size, proof, proof_len, why, cap);
 }
 
 struct collect {

@@ -5,7 +5,6 @@
 
 #include <inttypes.h>
 #include <sodium.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,31 +12,9 @@
 
 #define EM_DASH_SPACE "\xe2\x80\x94 "
 
-static int failf(char *why, size_t cap, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int failf(char *why, size_t cap, int rc, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 uint32_t cosignature_key_id(const char *name, const uint8_t public_key[32])
 {
-    crypto_hash_sha256_state st;
-    const uint8_t sep[2] = { 0x0a, COSIGNATURE_TYPE };
-    uint8_t h[32];
-    crypto_hash_sha256_init(&st);
-    crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));
-    crypto_hash_sha256_update(&st, sep, 2);
-    crypto_hash_sha256_update(&st, public_key, 32);
-    crypto_hash_sha256_final(&st, h);
-    return (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+    return checkpoint_typed_key_id(name, COSIGNATURE_TYPE, public_key);
 }
 
 int cosigner_init(struct cosigner *k, const char *origin, const char *member,
@@ -178,7 +155,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
                        char *why, size_t cap)
 {
     if (!note || !log || !k)
-        return failf(why, cap, LEDGER_ERR_ARG, "no note or key");
+        return ledger_fail(why, cap, LEDGER_ERR_ARG, "no note or key");
     struct checkpoint c;
     int rc = checkpoint_verify(note, len, log, &c, why, cap);
     if (rc != 0)
@@ -212,7 +189,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
             if (bl != COSIGNATURE_BLOB_BYTES ||
                 cosignature_message(note, tlen, t, msg, sizeof msg, &mlen) != 0 ||
                 crypto_signature_verify(k->public_key, msg, mlen, blob + 12) != 0)
-                return failf(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
+                return ledger_fail(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
                              "line %u: the cosignature by %s (key ID %08x) does not verify: the "
                              "checkpoint or its time was altered, or another key signed it",
                              line, k->member, (unsigned)k->id);
@@ -223,7 +200,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
         p = nl + 1;
     }
     if (!found)
-        return failf(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
+        return ledger_fail(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
                      "no cosignature by %s (%s, key ID %08x) on the checkpoint of size %" PRIu64,
                      k->member, k->name, (unsigned)k->id, c.size);
     if (out)

@@ -39,6 +39,12 @@ enum ledger_error {
     LEDGER_ERR_SPLIT_VIEW      = -1166, /* members cosigned checkpoints of inconsistent logs (witness.h) */
 };
 
+#include <stddef.h>
+
 const char *ledger_strerror(int rc);
+
+/* Writes the printf-formatted reason into why (when why and cap) and returns rc. */
+int ledger_fail(char *why, size_t cap, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -230,3 +230,18 @@ int fed_get_cosignatures(struct fed_ledger *c, Aulac__V1__CosignaturesReply **re
     *reply = (Aulac__V1__CosignaturesReply *)m;
     return rc;
 }
+
+int fed_witness_proof(void *arg, uint64_t old_size, uint64_t new_size, uint8_t (*proof)[32],
+                      size_t *proof_len, char *why, size_t why_cap)
+{
+    Aulac__V1__Proof *p = NULL;
+    struct rpc_status st;
+    int rc = fed_get_consistency_proof(arg, old_size, new_size, &p, proof, proof_len, &st);
+    if (p)
+        aulac__v1__proof__free_unpacked(p, NULL);
+    if (rc == 0)
+        return 0;
+    if (why && why_cap)
+        snprintf(why, why_cap, "%s", st.details);
+    return st.code == GRPC_STATUS_OUT_OF_RANGE ? 1 : -1;
+}

@@ -26,6 +26,7 @@ struct ledger_watch {
     int failed;
     int warned_no_checkpoint;
     struct member_witness *wit;    /* worker/witness.h */
+    int await_witnesses;           /* first contact: wait for witnesses at the next refresh */
 };
 
 int ledger_watch_failed(const struct worker *w)
@@ -126,6 +127,8 @@ static int take_note(struct ledger_watch *lw, const char *note, size_t len, cons
     return advance(lw, &c, note, len, source);
 }
 
+static void await_witnesses(struct worker *w);
+
 void ledger_watch_refresh(struct worker *w)
 {
     struct ledger_watch *lw = w->ledger_watch;
@@ -150,6 +153,10 @@ void ledger_watch_refresh(struct worker *w)
         member_witness_refresh(lw->wit, &c, note, strlen(note), why, sizeof why) != 0)
         fatal(lw, why);
     aulac__v1__checkpoint__free_unpacked(r, NULL);
+    if (lw->await_witnesses && !lw->failed) {
+        lw->await_witnesses = 0;
+        await_witnesses(w);
+    }
 }
 
 /* At first contact: the ledger is taken only once other members witnessed it. */
@@ -160,7 +167,9 @@ static void await_witnesses(struct worker *w)
     char why[700], msg[1000];
     int waited = 0;
     while (!lw->failed && !member_witness_quorum_met(lw->wit, why, sizeof why)) {
-        if (time_mono_ms() >= deadline || worker_stopping()) {
+        if (worker_stopping())
+            return;
+        if (time_mono_ms() >= deadline) {
             snprintf(msg, sizeof msg, "the coordinator's ledger (checkpoint of size %" PRIu64
                      ") is not witnessed: this member has no checkpoint of its own to compare "
                      "with, and after %d s %s. A coordinator could be showing it a ledger no "
@@ -318,8 +327,8 @@ int ledger_watch_start(struct worker *w)
         return rc;
     member_witness_republish(lw->wit);
     ledger_watch_refresh(w);
-    if (first_contact)
-        await_witnesses(w);
+    /* the wait comes with the first round's check, after the local set-up was checked */
+    lw->await_witnesses = first_contact;
     return lw->failed ? WORKER_EXIT_LEDGER : 0;
 }
 

@@ -119,21 +119,6 @@ static int load_genesis_set(struct member_witness *m, const struct checkpoint *c
     return 0;
 }
 
-static int proof_over_rpc(void *arg, uint64_t old_size, uint64_t new_size, uint8_t (*proof)[32],
-                          size_t *proof_len, char *why, size_t cap)
-{
-    struct member_witness *m = arg;
-    Aulac__V1__Proof *p = NULL;
-    struct rpc_status st;
-    int rc = fed_get_consistency_proof(m->lc, old_size, new_size, &p, proof, proof_len, &st);
-    if (p)
-        aulac__v1__proof__free_unpacked(p, NULL);
-    if (rc == 0)
-        return 0;
-    snprintf(why, cap, "%s", st.details);
-    return st.code == GRPC_STATUS_OUT_OF_RANGE ? 1 : -1;
-}
-
 /* Cross-checks what the coordinator serves against c. 0, 1 (not now), -1 (why). */
 static int cross_check(struct member_witness *m, const struct checkpoint *c, char *why,
                        size_t cap)
@@ -157,7 +142,7 @@ static int cross_check(struct member_witness *m, const struct checkpoint *c, cha
     }
     aulac__v1__cosignatures_reply__free_unpacked(r, NULL);
     if (rc == 0) {
-        rc = witness_check(c, v, n, m->w->opt.member, proof_over_rpc, m, &m->last);
+        rc = witness_check(c, v, n, m->w->opt.member, fed_witness_proof, m->lc, &m->last);
         if (rc == LEDGER_ERR_SPLIT_VIEW) {
             snprintf(why, cap, "%s", m->last.why);
             rc = -1;
