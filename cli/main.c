@@ -17,6 +17,7 @@ static const char usage[] =
     "  ledger verify   recompute every leaf, the Merkle root and every signed checkpoint\n"
     "  ledger checkpoint|proof|consistency|export   signed tree heads, inclusion and\n"
     "                  consistency proofs, JSON-lines export (data dir or coordinator)\n"
+    "  witness check   cross-check the members' cosigned checkpoints: catch a split view\n"
     "  eval            validation loss of a saved model on a corpus\n"
     "  policy check    parse and validate a policy file, print its hash\n"
     "  site check      validate a member's site policy (site.yaml), optionally against a policy\n"
@@ -76,6 +77,8 @@ int main(int argc, char **argv)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "ledger") == 0)
         return cmd_ledger(argc - 1, argv + 1);
+    if (strcmp(cmd, "witness") == 0)
+        return cmd_witness(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)

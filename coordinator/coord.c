@@ -12,6 +12,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
 #include "coordinator/state.h"
+#include "coordinator/witness.h"
 #include "proto/rpc.h"
 
 const char *coord_strerror(int rc)
@@ -174,7 +175,8 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     }
     if ((rc = state_open_dbs(c)) != 0)
         return rc;
-    if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0)
+    if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
+        (rc = coord_witness_open(c)) != 0)
         return rc;
     return experiment_resume_or_start(c);
 }
@@ -228,6 +230,7 @@ void coord_close(struct coord *c)
     if (c->model)
         snapshot_release(c, c->model);
     c->model = NULL;
+    coord_witness_close(c);
     ledger_close(c->ledger);
     c->ledger = NULL;
     governance_close(c);

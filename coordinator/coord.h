@@ -57,6 +57,7 @@ enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
 
 struct governance;
 struct auth;
+struct witness_store;
 
 /* An immutable model version; downloads hold a reference while they stream it. */
 struct model_snapshot {
@@ -147,6 +148,7 @@ struct coord {
 
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
+    struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
 
     struct rpc_server *srv;
     int port;

@@ -15,6 +15,7 @@
 #include "coordinator/service_ledger.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
+#include "coordinator/witness.h"
 #include "crypto/envelope.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
@@ -600,6 +601,8 @@ static const struct rpc_method methods[] = {
     { FED_METHOD_GET_INCLUSION, RPC_UNARY, service_get_inclusion_proof },
     { FED_METHOD_GET_ENTRIES, RPC_UNARY, service_get_entries },
     { FED_METHOD_GET_CHECKPOINTS, RPC_UNARY, service_get_checkpoints },
+    { FED_METHOD_ADD_COSIGNATURE, RPC_UNARY, witness_on_add_cosignature },
+    { FED_METHOD_GET_COSIGNATURES, RPC_UNARY, witness_on_get_cosignatures },
     { FED_METHOD_PROPOSE_ROSTER, RPC_UNARY, governance_on_propose },
     { FED_METHOD_VOTE, RPC_UNARY, governance_on_vote },
     { FED_METHOD_LIST_PROPOSALS, RPC_UNARY, governance_on_list },

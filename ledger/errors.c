@@ -1,5 +1,8 @@
 #include "ledger/errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *ledger_strerror(int rc)
 {
     switch (rc) {
@@ -34,6 +37,18 @@ const char *ledger_strerror(int rc)
     case LEDGER_ERR_UNSIGNED_ENTRIES: return "entries are covered by no signed checkpoint";
     case LEDGER_ERR_MEMBER_SIGNATURE: return "a member's signature stored in the ledger does not verify";
     case LEDGER_ERR_HISTORY:         return "a ledger entry contradicts the entries before it";
+    case LEDGER_ERR_SPLIT_VIEW:      return "split view: members were shown inconsistent ledgers";
     default:                         return "unknown ledger error";
     }
+}
+
+int ledger_fail(char *why, size_t cap, int rc, const char *fmt, ...)
+{
+    if (why && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }
