@@ -9,9 +9,11 @@ int cmd_status(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);   /* show | verify | checkpoint | proof | consistency | export */
 int cmd_eval(int argc, char **argv);
 int cmd_policy(int argc, char **argv);   /* check */
+int cmd_site(int argc, char **argv);     /* check */
 int cmd_member(int argc, char **argv);   /* propose-add | propose-remove | propose-rotate | list */
 int cmd_vote(int argc, char **argv);
 int cmd_tls(int argc, char **argv);
+int cmd_witness(int argc, char **argv);  /* check */
 int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue */
 
 /* Prints "aulac CMD: message" to stderr; returns 2 (usage) or 1. */

@@ -9,7 +9,6 @@
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 #include "model/trainer.h"
-#include "policies/policy.h"
 #include "worker/data.h"
 
 static const char usage[] =
@@ -25,39 +24,6 @@ static const char usage[] =
     "  --seq-len T         evaluation window (default: the model's context length)\n"
     "  --windows N         at most N windows (default 64)\n"
     "  --threads N         CPU threads (default: all cores)\n";
-
-int cmd_policy(int argc, char **argv)
-{
-    static const char pusage[] =
-        "usage: aulac policy check FILE\n\nParses and validates an experiment policy; "
-        "prints its canonical hash and the model size, or the error with file:line:col.\n";
-    if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        fputs(pusage, stdout);
-        return 0;
-    }
-    if (argc != 3 || strcmp(argv[1], "check") != 0)
-        return cli_usage_error("policy", pusage, "expected: policy check FILE");
-    struct policy p;
-    struct policy_error err;
-    if (policy_load_file(argv[2], &p, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    uint8_t h[32];
-    char hex[65];
-    if (policy_hash(&p, h) != 0) {
-        policy_free(&p);
-        return cli_fail("policy", "out of memory");
-    }
-    hex_encode(h, 32, hex);
-    printf("%s: ok\nname: %s\nhash: %s\nmodel: gpt2 %u layers, %u heads, %u wide, %llu "
-           "parameters\nrounds: %u x %u local steps, %zu members (min %u)\n", argv[2],
-           p.metadata.name, hex, p.model.n_layer, p.model.n_head, p.model.n_embd,
-           (unsigned long long)policy_model_parameters(&p.model), p.training.rounds,
-           p.training.local_steps, p.participation.n_members, p.participation.min_members);
-    policy_free(&p);
-    return 0;
-}
 
 int cmd_eval(int argc, char **argv)
 {

@@ -10,11 +10,13 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client_tls.h"
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "crypto/keys.h"
 #include "ledger/checkpoint.h"
 #include "ledger/entry.h"
+#include "ledger/history.h"
 #include "ledger/ledger.h"
 #include "proto/client.h"
 #include "proto/ledger_client.h"
@@ -31,12 +33,16 @@ static const char usage[] =
     "\n"
     "SOURCE is --data-dir DIR (the coordinator's data directory, opened read-only; a\n"
     "running coordinator may keep writing) or --coordinator ADDR with --tls-ca FILE\n"
-    "[--tls-server-name NAME] or --insecure (its ledger over RPC).\n"
+    "[--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] or --insecure (its\n"
+    "ledger over RPC; --tls-cert and --tls-key where it requires client certificates).\n"
     "\n"
     "show         entries N..M (default: all), one line each or JSON lines\n"
     "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
-    "             the root (RFC 6962), checks every signed checkpoint against them,\n"
-    "             and names the first bad index. Exit 0 only when all of it holds\n"
+    "             the root (RFC 6962), checks every signed checkpoint against them and\n"
+    "             that the latest covers every entry, re-checks every member signature\n"
+    "             stored (update envelopes, roster proposals, votes) against the roster\n"
+    "             of its moment and that no update is accepted twice, and names the\n"
+    "             first bad index. Exit 0 only when all of it holds\n"
     "checkpoint   the latest signed checkpoint (or the one of tree size N), verified\n"
     "proof        inclusion proof of entry N in the signed tree of size S (default:\n"
     "             the latest checkpoint), verified from the entry's bytes\n"
@@ -50,14 +56,18 @@ static const char usage[] =
     "               (default: the key the genesis entry names; over RPC also the key\n"
     "               the coordinator presents, which must match)\n"
     "\n"
+    "Reaching the coordinator (with --coordinator ADDR):\n"
+    CLIENT_TLS_USAGE
+    "\n"
     "Exit status: 0 ok, 1 the ledger failed a check or could not be read, 2 usage.\n";
 
 #define CMD "ledger"
 
 struct opts {
     const char *sub;
-    const char *dir, *coordinator, *tls_ca, *tls_server_name, *key_file, *checkpoint_file;
-    int insecure, json;
+    const char *dir, *coordinator, *key_file, *checkpoint_file;
+    struct client_tls tls;
+    int json;
     unsigned long long from, to, index, size, from_size, to_size;
     int have_from, have_to, have_index, have_size, have_from_size, have_to_size;
 };
@@ -86,8 +96,8 @@ static int open_source(const struct opts *o, struct source *s)
         return 0;
     }
     s->name = o->coordinator;
-    struct rpc_channel_options ch = { .tls_ca_file = o->tls_ca,
-                                      .tls_server_name_override = o->tls_server_name };
+    struct rpc_channel_options ch = { 0 };
+    client_tls_channel(&o->tls, &ch);
     struct fed_client_options co = { .channel = ch };
     int rc = fed_ledger_open(o->coordinator, &ch, 0, 0, &s->rpc);
     if (rc == 0)
@@ -482,28 +492,42 @@ static void verify_progress(uint64_t done, uint64_t total, void *arg)
         fputc('\n', stderr);
 }
 
-struct decode_ctx {
-    uint64_t bad;
-    int rc;
+/* Every entry through ledger/history.h: it decodes, and what members signed in it
+ * holds against the roster of its moment. */
+struct history_ctx {
+    struct ledger_history *h;
+    int rc;                  /* the first failure */
+    char why[600];
     uint8_t (*leaves)[32];   /* RPC: every leaf hash, to find a first bad index */
 };
 
-static int decode_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
+static int history_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
 {
-    struct decode_ctx *d = arg;
-    if (d->leaves)
-        merkle_leaf_hash(data, len, d->leaves[i]);
-    if (d->rc == 0) {
-        struct entry e;
-        int rc = entry_decode(data, len, &e);
-        if (rc != 0) {
-            d->rc = rc;
-            d->bad = i;
-        } else {
-            entry_free(&e);
-        }
-    }
+    struct history_ctx *x = arg;
+    if (x->leaves)
+        merkle_leaf_hash(data, len, x->leaves[i]);
+    if (x->rc == 0)
+        x->rc = ledger_history_add(x->h, i, data, len, x->why, sizeof x->why);
     return 0;
+}
+
+/* Runs entries [0, n) through a new history; 0, or 1 when they could not be read
+ * (reported). x->rc and x->why say what the history found. */
+static int check_history(struct source *s, uint64_t n, struct history_ctx *x)
+{
+    if (ledger_history_new(&x->h) != 0)
+        return cli_fail(CMD, "out of memory");
+    return src_entries(s, 0, n, history_one, x) != 0;
+}
+
+static void print_history_ok(const struct history_ctx *x)
+{
+    struct ledger_history_counts k;
+    ledger_history_counts(x->h, &k);
+    printf("  member signatures re-checked against the roster of their moment: %" PRIu64
+           " update envelope(s), %" PRIu64 " roster proposal(s), %" PRIu64 " vote(s) (%" PRIu64
+           " roster change(s) replayed); no (experiment, round, member) accepted twice\n",
+           k.updates, k.proposals, k.votes, k.roster_changes);
 }
 
 static int verify_dir(struct source *s, const struct opts *o)
@@ -514,41 +538,40 @@ static int verify_dir(struct source *s, const struct opts *o)
         return 1;
     struct ledger_audit a;
     int rc = ledger_audit(s->l, &key, verify_progress, NULL, &a);
-    if (rc == LEDGER_ERR_CORRUPT) {
+    int failed = 0;
+    if (rc == LEDGER_ERR_CORRUPT || rc == LEDGER_ERR_CHECKPOINT_MISMATCH ||
+        rc == LEDGER_ERR_UNSIGNED_ENTRIES) {
         printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
-        return 1;
-    }
-    if (rc == LEDGER_ERR_CHECKPOINT_MISMATCH) {
-        printf("ledger %s: FAILED at entry %" PRIu64 ": %s\n", s->name, a.bad_index, a.why);
-        return 1;
-    }
-    if (rc != 0 && a.bad_checkpoint) {
+        failed = 1;
+    } else if (rc != 0 && a.bad_checkpoint) {
         /* the entries may be fine; a stored checkpoint is not a valid one by this key */
         printf("ledger %s: FAILED: %s\n", s->name, a.why);
-        return 1;
-    }
-    if (rc != 0)
+        failed = 1;
+    } else if (rc != 0) {
         return cli_fail(CMD, "verify: %s", a.why[0] ? a.why : ledger_strerror(rc));
-    struct decode_ctx d = { 0 };
-    if (src_entries(s, 0, a.size, decode_one, &d) != 0)
-        return 1;
-    if (d.rc != 0) {
-        printf("ledger %s: FAILED at entry %" PRIu64 ": its bytes hash correctly but do not "
-               "decode: %s\n", s->name, d.bad, ledger_strerror(d.rc));
+    }
+    /* the signatures too, even when the hashes failed: say what else is wrong */
+    uint64_t n;
+    struct history_ctx x = { 0 };
+    int unreadable = src_size(s, &n) != 0 || check_history(s, n, &x) != 0;
+    if (!unreadable && x.rc != 0) {
+        printf("ledger %s: FAILED at %s\n", s->name, x.why);
+        failed = 1;
+    }
+    if (failed || unreadable) {
+        ledger_history_free(x.h);
         return 1;
     }
     char hex[65];
     hex_encode(a.root, 32, hex);
     printf("ledger %s: OK, %" PRIu64 " entries, every leaf and subtree hash recomputed, root %s\n",
            s->name, a.size, hex);
-    if (a.checkpoints == 0) {
-        printf("  no signed checkpoint is stored (a ledger from before checkpoints?)\n");
-    } else {
+    if (a.checkpoints > 0)
         printf("  %" PRIu64 " signed checkpoint(s), each signed by %s (key ID %08x; key from %s) "
-               "and matching the entries; the latest is of size %" PRIu64 "%s\n",
-               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint,
-               a.last_good_checkpoint == a.size ? "" : " (entries after it are not signed yet)");
-    }
+               "and matching the entries; the latest covers all %" PRIu64 " entries\n",
+               a.checkpoints, key.name, (unsigned)key.id, key_from, a.last_good_checkpoint);
+    print_history_ok(&x);
+    ledger_history_free(x.h);
     return 0;
 }
 
@@ -616,13 +639,20 @@ static int verify_rpc(struct source *s, const struct opts *o)
     if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
         return 1;
     char *note;
-    uint64_t found;
+    uint64_t found, size_before;
+    if (src_size(s, &size_before) != 0)
+        return 1;
     int rc = src_checkpoint(s, LEDGER_LATEST, &note, &found);
     if (rc < 0)
         return 1;
-    if (rc == 1)
-        return cli_fail(CMD, "the coordinator at %s has no signed checkpoint to verify against",
-                        s->name);
+    if (rc == 1) {
+        if (size_before == 0)
+            return cli_fail(CMD, "the coordinator at %s has an empty ledger and no signed "
+                            "checkpoint yet", s->name);
+        printf("ledger at %s: FAILED at entry 0: entries 0..%" PRIu64 " are covered by no "
+               "signed checkpoint (no signed checkpoint is served)\n", s->name, size_before - 1);
+        return 1;
+    }
     struct checkpoint latest;
     char why[400];
     rc = checkpoint_verify(note, strlen(note), &key, &latest, why, sizeof why);
@@ -632,12 +662,19 @@ static int verify_rpc(struct source *s, const struct opts *o)
         return 1;
     }
     uint64_t n = latest.size;
+    if (n < size_before) {
+        /* a checkpoint commits with its entries: the latest covers every entry there was */
+        printf("ledger at %s: FAILED at entry %" PRIu64 ": entries %" PRIu64 "..%" PRIu64
+               " are covered by no signed checkpoint (the latest is of size %" PRIu64 ")\n",
+               s->name, n, n, size_before - 1, n);
+        return 1;
+    }
     uint8_t (*leaves)[32] = malloc((n ? n : 1) * 32);
     if (!leaves)
         return cli_fail(CMD, "out of memory for %" PRIu64 " leaf hashes", n);
-    struct decode_ctx d = { .leaves = leaves };
+    struct history_ctx d = { .leaves = leaves };
     int result = 1;
-    if (src_entries(s, 0, n, decode_one, &d) != 0)
+    if (check_history(s, n, &d) != 0)
         goto out;
     uint8_t root[32];
     merkle_root((const uint8_t (*)[32])leaves, n, root);
@@ -649,8 +686,7 @@ static int verify_rpc(struct source *s, const struct opts *o)
         goto out;
     }
     if (d.rc != 0) {
-        printf("ledger at %s: FAILED at entry %" PRIu64 ": it does not decode: %s\n", s->name,
-               d.bad, ledger_strerror(d.rc));
+        printf("ledger at %s: FAILED at %s\n", s->name, d.why);
         goto out;
     }
     struct rpc_ckpt_ctx x = { .key = &key, .leaves = leaves, .n = n };
@@ -667,8 +703,10 @@ static int verify_rpc(struct source *s, const struct opts *o)
            "  = the root of its latest checkpoint, signed by %s (key ID %08x; key from %s);\n"
            "  %" PRIu64 " signed checkpoint(s) checked against the entries\n", s->name, n, hex,
            key.name, (unsigned)key.id, key_from, x.checked);
+    print_history_ok(&d);
     result = 0;
 out:
+    ledger_history_free(d.h);
     free(leaves);
     return result;
 }
@@ -907,8 +945,7 @@ static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
         { "data-dir", required_argument, 0, 'd' }, { "coordinator", required_argument, 0, 'c' },
-        { "tls-ca", required_argument, 0, 'a' }, { "tls-server-name", required_argument, 0, 'n' },
-        { "insecure", no_argument, 0, 'I' }, { "key", required_argument, 0, 'k' },
+        CLIENT_TLS_OPTIONS, { "key", required_argument, 0, 'k' },
         { "from", required_argument, 0, 'f' }, { "to", required_argument, 0, 't' },
         { "index", required_argument, 0, 'x' }, { "size", required_argument, 0, 's' },
         { "from-size", required_argument, 0, 'F' }, { "to-size", required_argument, 0, 'T' },
@@ -918,12 +955,11 @@ static int parse(int argc, char **argv, struct opts *o)
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc - 1, argv + 1, ":h", lo, NULL)) != -1) {
+        if (client_tls_option(&o->tls, ch, optarg))
+            continue;
         switch (ch) {
         case 'd': o->dir = optarg; break;
         case 'c': o->coordinator = optarg; break;
-        case 'a': o->tls_ca = optarg; break;
-        case 'n': o->tls_server_name = optarg; break;
-        case 'I': o->insecure = 1; break;
         case 'k': o->key_file = optarg; break;
         case 'p': o->checkpoint_file = optarg; break;
         case 'j': o->json = 1; break;
@@ -960,12 +996,11 @@ static int check_options(const struct opts *o)
     if (!o->dir == !o->coordinator)
         return cli_usage_error(CMD, usage, "ledger %s needs one source: --data-dir DIR or "
                                "--coordinator ADDR", s);
-    if (o->coordinator && !o->tls_ca && !o->insecure)
-        return cli_usage_error(CMD, usage, "--coordinator needs --tls-ca FILE (or --insecure for "
-                               "a plaintext connection)");
-    if (o->dir && (o->tls_ca || o->insecure || o->tls_server_name))
-        return cli_usage_error(CMD, usage, "--tls-ca, --tls-server-name and --insecure go with "
-                               "--coordinator, not --data-dir");
+    if (o->coordinator && client_tls_check(&o->tls, CMD, usage) != 0)
+        return 2;
+    if (o->dir && client_tls_given(&o->tls))
+        return cli_usage_error(CMD, usage, "--tls-ca, --tls-cert, --tls-key, --tls-server-name "
+                               "and --insecure go with --coordinator, not --data-dir");
     if ((o->have_from || o->have_to) && !show && !export_)
         return cli_usage_error(CMD, usage, "--from/--to are for show and export");
     if (o->have_from && o->have_to && o->from > o->to)

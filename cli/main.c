@@ -17,8 +17,10 @@ static const char usage[] =
     "  ledger verify   recompute every leaf, the Merkle root and every signed checkpoint\n"
     "  ledger checkpoint|proof|consistency|export   signed tree heads, inclusion and\n"
     "                  consistency proofs, JSON-lines export (data dir or coordinator)\n"
+    "  witness check   cross-check the members' cosigned checkpoints: catch a split view\n"
     "  eval            validation loss of a saved model on a corpus\n"
     "  policy check    parse and validate a policy file, print its hash\n"
+    "  site check      validate a member's site policy (site.yaml), optionally against a policy\n"
     "  member          propose roster changes (add, remove, rotate a key); list the roster\n"
     "  vote            approve or refuse a roster proposal\n"
     "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
@@ -75,10 +77,14 @@ int main(int argc, char **argv)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(cmd, "ledger") == 0)
         return cmd_ledger(argc - 1, argv + 1);
+    if (strcmp(cmd, "witness") == 0)
+        return cmd_witness(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
+    if (strcmp(cmd, "site") == 0)
+        return cmd_site(argc - 1, argv + 1);
     if (strcmp(cmd, "member") == 0)
         return cmd_member(argc - 1, argv + 1);
     if (strcmp(cmd, "vote") == 0)

@@ -11,13 +11,8 @@ int signed_client_option(struct signed_client *s, int ch, const char *arg)
     case SC_COORDINATOR: s->coordinator = arg; return 1;
     case SC_MEMBER: s->member = arg; return 1;
     case SC_KEY: s->key_path = arg; return 1;
-    case SC_TLS_CA: s->tls_ca = arg; return 1;
-    case SC_TLS_CERT: s->tls_cert = arg; return 1;
-    case SC_TLS_KEY: s->tls_key = arg; return 1;
-    case SC_TLS_NAME: s->tls_name = arg; return 1;
-    case SC_INSECURE: s->insecure = 1; return 1;
     }
-    return 0;
+    return client_tls_option(&s->tls, ch, arg);
 }
 
 int signed_client_open(struct signed_client *s, const char *cmd, const char *usage)
@@ -27,17 +22,13 @@ int signed_client_open(struct signed_client *s, const char *cmd, const char *usa
     if (!s->member || !s->key_path)
         return cli_usage_error(cmd, usage, "--member and --key are required: requests are "
                                "signed with the member's key");
-    if (!s->tls_ca && !s->insecure)
-        return cli_usage_error(cmd, usage, "pass --tls-ca FILE (the alliance CA), or "
-                               "--insecure for plaintext");
-    if (!s->tls_cert != !s->tls_key)
-        return cli_usage_error(cmd, usage, "--tls-cert and --tls-key go together");
-    if (s->insecure && s->tls_ca)
-        return cli_usage_error(cmd, usage, "--insecure and --tls-ca contradict each other");
-    if (s->insecure)
+    int rc = client_tls_check(&s->tls, cmd, usage);
+    if (rc != 0)
+        return rc;
+    if (s->tls.insecure)
         fprintf(stderr, "aulac %s: warning: plaintext connection (--insecure); the request "
                 "is still signed\n", cmd);
-    int rc = crypto_key_load(s->key_path, &s->key);
+    rc = crypto_key_load(s->key_path, &s->key);
     if (rc != 0)
         return cli_fail(cmd, "cannot use the key %s: %s%s", s->key_path, crypto_strerror(rc),
                         rc == CRYPTO_ERR_KEY_PERMS ? " (run: chmod 600 on it)" : "");
@@ -45,10 +36,7 @@ int signed_client_open(struct signed_client *s, const char *cmd, const char *usa
         return cli_fail(cmd, "the key %s belongs to '%s', not to --member '%s'", s->key_path,
                         crypto_key_member(s->key), s->member);
     struct fed_client_options co = { 0 };
-    co.channel.tls_ca_file = s->tls_ca;
-    co.channel.tls_cert_file = s->tls_cert;
-    co.channel.tls_key_file = s->tls_key;
-    co.channel.tls_server_name_override = s->tls_name;
+    client_tls_channel(&s->tls, &co.channel);
     co.call_timeout_ms = 15000;
     co.identity = s->key;
     if ((rc = fed_client_open(s->coordinator, &co, &s->fc)) != 0)

@@ -5,39 +5,29 @@
  * id and secret key), and a client that signs every request with that key. */
 #include <getopt.h>
 
+#include "cli/client_tls.h"
 #include "crypto/keys.h"
 #include "proto/client.h"
 
-/* The long options below take these values; commands add their own from 300 up. */
-enum {
-    SC_COORDINATOR = 200, SC_MEMBER, SC_KEY, SC_TLS_CA, SC_TLS_CERT, SC_TLS_KEY,
-    SC_TLS_NAME, SC_INSECURE,
-};
+/* The long options below take these values (and client_tls.h's); commands add their
+ * own from 300 up. */
+enum { SC_COORDINATOR = 200, SC_MEMBER, SC_KEY };
 
 #define SIGNED_CLIENT_OPTIONS                                                         \
     { "coordinator", required_argument, 0, SC_COORDINATOR },                          \
     { "member", required_argument, 0, SC_MEMBER },                                    \
     { "key", required_argument, 0, SC_KEY },                                          \
-    { "tls-ca", required_argument, 0, SC_TLS_CA },                                    \
-    { "tls-cert", required_argument, 0, SC_TLS_CERT },                                \
-    { "tls-key", required_argument, 0, SC_TLS_KEY },                                  \
-    { "tls-server-name", required_argument, 0, SC_TLS_NAME },                         \
-    { "insecure", no_argument, 0, SC_INSECURE }
+    CLIENT_TLS_OPTIONS
 
 #define SIGNED_CLIENT_USAGE                                                                 \
     "  --coordinator ADDR   the coordinator's gRPC address (host:port)\n"                    \
     "  --member ID          your member id\n"                                                \
     "  --key FILE           your secret key (mode 0600); signs the request and what it carries\n" \
-    "  --tls-ca FILE        check the coordinator's certificate against the alliance CA\n"   \
-    "  --tls-cert FILE      client certificate (mutual TLS)\n"                               \
-    "  --tls-key FILE       its private key\n"                                               \
-    "  --tls-server-name N  name expected in the coordinator's certificate\n"                \
-    "  --insecure           plaintext connection (no TLS)\n"
+    CLIENT_TLS_USAGE
 
 struct signed_client {
     const char *coordinator, *member, *key_path;
-    const char *tls_ca, *tls_cert, *tls_key, *tls_name;
-    int insecure;
+    struct client_tls tls;
     struct crypto_key *key;
     struct fed_client *fc;
     char alliance[128];                 /* from Hello */

@@ -5,22 +5,20 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/client_tls.h"
 #include "common/hex.h"
 #include "proto/client.h"
 
 static const char usage[] =
-    "usage: aulac status --coordinator ADDR (--tls-ca FILE | --insecure) [--json]\n"
+    "usage: aulac status --coordinator ADDR (--tls-ca FILE [--tls-cert FILE --tls-key FILE]\n"
+    "                    | --insecure) [--json]\n"
     "\n"
     "Shows the coordinator's experiment: state and round, each closed round's\n"
     "participants with their validation and training losses, and each member's\n"
     "contribution (rounds joined, tokens, bytes sent, rejected updates).\n"
     "\n"
     "  --coordinator ADDR   gRPC address of the coordinator\n"
-    "  --tls-ca FILE        verify the coordinator against this CA\n"
-    "  --tls-server-name N  name expected in its certificate\n"
-    "  --tls-cert FILE      client certificate, when the coordinator requires mutual TLS\n"
-    "  --tls-key FILE       its private key\n"
-    "  --insecure           plaintext connection\n"
+    CLIENT_TLS_USAGE
     "  --json               one JSON object instead of tables\n";
 
 static void print_json(const Aulac__V1__StatusReply *r)
@@ -106,21 +104,17 @@ int cmd_status(int argc, char **argv)
 {
     const char *addr = NULL;
     struct fed_client_options co = { 0 };
-    int json = 0, insecure = 0, ch;
+    struct client_tls tls = { 0 };
+    int json = 0, ch;
     static const struct option lo[] = {
-        { "coordinator", required_argument, 0, 'c' }, { "tls-ca", required_argument, 0, 'a' },
-        { "tls-server-name", required_argument, 0, 'n' }, { "insecure", no_argument, 0, 'i' },
-        { "tls-cert", required_argument, 0, 'C' }, { "tls-key", required_argument, 0, 'K' },
+        { "coordinator", required_argument, 0, 'c' }, CLIENT_TLS_OPTIONS,
         { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (client_tls_option(&tls, ch, optarg))
+            continue;
         switch (ch) {
         case 'c': addr = optarg; break;
-        case 'a': co.channel.tls_ca_file = optarg; break;
-        case 'n': co.channel.tls_server_name_override = optarg; break;
-        case 'C': co.channel.tls_cert_file = optarg; break;
-        case 'K': co.channel.tls_key_file = optarg; break;
-        case 'i': insecure = 1; break;
         case 'j': json = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -128,10 +122,12 @@ int cmd_status(int argc, char **argv)
     }
     if (!addr)
         return cli_usage_error("status", usage, "--coordinator is required");
-    if (!co.channel.tls_ca_file && !insecure)
-        return cli_usage_error("status", usage, "pass --tls-ca FILE, or --insecure for plaintext");
+    int rc = client_tls_check(&tls, "status", usage);
+    if (rc != 0)
+        return rc;
+    client_tls_channel(&tls, &co.channel);
     struct fed_client *c;
-    int rc = fed_client_open(addr, &co, &c);
+    rc = fed_client_open(addr, &co, &c);
     if (rc != 0)
         return cli_fail("status", "cannot open a channel to %s: %s", addr, rpc_strerror(rc));
     Aulac__V1__StatusRequest q = AULAC__V1__STATUS_REQUEST__INIT;

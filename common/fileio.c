@@ -10,53 +10,149 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int file_read_all(const char *path, size_t max_len, uint8_t **out, size_t *len)
+void file_size_words(uint64_t n, char *out, size_t out_len)
+{
+    if (n >= (1u << 20) && n % (1u << 20) == 0)
+        snprintf(out, out_len, "%llu MiB", (unsigned long long)(n >> 20));
+    else if (n >= 1024 && n % 1024 == 0)
+        snprintf(out, out_len, "%llu KiB", (unsigned long long)(n >> 10));
+    else
+        snprintf(out, out_len, "%llu bytes", (unsigned long long)n);
+}
+
+static const char *type_name(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO (named pipe)";
+    if (S_ISSOCK(m))
+        return "a socket";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    return "not a plain file";
+}
+
+static int refuse_type(mode_t m, char *why, size_t why_len)
+{
+    if (why)
+        snprintf(why, why_len, "is %s, not a regular file", type_name(m));
+    return S_ISDIR(m) ? -EISDIR : -EINVAL;
+}
+
+static int refuse_size(uint64_t size, size_t max_len, int grew, char *why, size_t why_len)
+{
+    if (why) {
+        char limit[32];
+        file_size_words(max_len, limit, sizeof limit);
+        snprintf(why, why_len, "%s %llu bytes, over the %s limit", grew ? "grew to" : "is",
+                 (unsigned long long)size, limit);
+    }
+    return -EFBIG;
+}
+
+static int fail_errno(int e, char *why, size_t why_len)
+{
+    if (why)
+        snprintf(why, why_len, "%s", strerror(e));
+    return -e;
+}
+
+int file_read_all_why(const char *path, size_t max_len, uint8_t **out, size_t *len,
+                      char *why, size_t why_len)
 {
     *out = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    if (why && why_len)
+        why[0] = 0;
+    /* Look before opening: opening a FIFO for reading waits for a writer, and opening
+     * a device may act on it. */
     struct stat st;
+    if (stat(path, &st) != 0)
+        return fail_errno(errno, why, why_len);
+    if (!S_ISREG(st.st_mode))
+        return refuse_type(st.st_mode, why, why_len);
+    if ((uint64_t)st.st_size > max_len)
+        return refuse_size((uint64_t)st.st_size, max_len, 0, why, why_len);
+    /* It may have been swapped since: never block, and check what was opened. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return fail_errno(errno, why, why_len);
+    int rc = 0;
+    uint8_t *buf = NULL;
+    size_t got = 0;
     if (fstat(fd, &st) != 0) {
-        int e = errno;
-        close(fd);
-        return -e;
+        rc = fail_errno(errno, why, why_len);
+        goto out;
     }
     if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EISDIR;
+        rc = refuse_type(st.st_mode, why, why_len);
+        goto out;
     }
-    if ((uint64_t)st.st_size > max_len) {
-        close(fd);
-        return -EFBIG;
-    }
-    size_t cap = (size_t)st.st_size;
-    uint8_t *buf = malloc(cap + 1);
+    /* Read to the end, whatever the size said (it may grow, or be 0 as in /proc),
+     * and never past max_len. */
+    size_t cap = (uint64_t)st.st_size < max_len ? (size_t)st.st_size : max_len;
+    cap = cap < 4096 ? 4096 : cap;
+    if (cap > max_len)
+        cap = max_len;
+    buf = malloc(cap + 1);
     if (!buf) {
-        close(fd);
-        return -ENOMEM;
+        rc = fail_errno(ENOMEM, why, why_len);
+        goto out;
     }
-    size_t got = 0;
-    while (got < cap) {
+    for (;;) {
+        if (got == cap) {
+            uint8_t probe;
+            ssize_t r = read(fd, &probe, 1);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                rc = fail_errno(errno, why, why_len);
+                goto out;
+            }
+            if (r == 0)
+                break;
+            if (cap == max_len) {
+                rc = refuse_size((uint64_t)got + 1, max_len, 1, why, why_len);
+                goto out;
+            }
+            size_t ncap = cap > max_len / 2 ? max_len : cap * 2;
+            uint8_t *nb = realloc(buf, ncap + 1);
+            if (!nb) {
+                rc = fail_errno(ENOMEM, why, why_len);
+                goto out;
+            }
+            buf = nb;
+            cap = ncap;
+            buf[got++] = probe;
+            continue;
+        }
         ssize_t r = read(fd, buf + got, cap - got);
         if (r < 0) {
             if (errno == EINTR)
                 continue;
-            int e = errno;
-            free(buf);
-            close(fd);
-            return -e;
+            rc = fail_errno(errno, why, why_len);
+            goto out;
         }
         if (r == 0)
             break;
         got += (size_t)r;
     }
-    close(fd);
     buf[got] = 0;
     *out = buf;
     *len = got;
-    return 0;
+    buf = NULL;
+out:
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+int file_read_all(const char *path, size_t max_len, uint8_t **out, size_t *len)
+{
+    return file_read_all_why(path, max_len, out, len, NULL, 0);
 }
 
 int file_fsync_dir_of(const char *path)

@@ -6,9 +6,21 @@
 /* Files: whole-file reads and crash-safe writes.
  * Errors are negative errno values (e.g. -ENOENT); strerror(-rc) describes them. */
 
-/* Reads the whole file into a malloc'd buffer (NUL-terminated, not counted in *len).
- * Refuses files larger than max_len with -EFBIG. Caller frees *out. */
+/* Reads the whole regular file at path into a malloc'd buffer (NUL-terminated, not
+ * counted in *len); caller frees *out. Anything else is refused before it is opened
+ * for reading, so a FIFO or a device can neither block nor feed endless bytes:
+ * -EISDIR for a directory, -EINVAL for a FIFO, socket or device. A file larger than
+ * max_len (when asked, or grown while read) is refused with -EFBIG. */
 int file_read_all(const char *path, size_t max_len, uint8_t **out, size_t *len);
+
+/* The same, and why (may be NULL) says what went wrong in words for a person: "is a
+ * FIFO (named pipe), not a regular file", "is 2097152 bytes, over the 1 MiB limit",
+ * or strerror()'s text. */
+int file_read_all_why(const char *path, size_t max_len, uint8_t **out, size_t *len,
+                      char *why, size_t why_len);
+
+/* "1 MiB", "64 KiB" or "1000 bytes". */
+void file_size_words(uint64_t n, char *out, size_t out_len);
 
 /* Writes data to path atomically: path.tmp.<pid>, fsync, rename, fsync of the
  * directory. mode is applied at creation (e.g. 0600 for secrets). */

@@ -1,7 +1,9 @@
 /* Request authentication for member RPCs (auth.h). The signature is checked
  * against the raw bytes received, before the message is unpacked; the nonce is
  * remembered only after the signature verifies, so unauthenticated traffic
- * cannot fill the replay cache. */
+ * cannot fill the replay cache. Each accepted nonce is also committed to LMDB
+ * (coord.replay) before the request is acted on, and auth_open() reloads those of
+ * the last window, so a restart (or kill -9) does not reopen the window. */
 #include "coordinator/auth.h"
 
 #include <errno.h>
@@ -15,15 +17,33 @@
 #include "common/timeutil.h"
 #include "coordinator/governance.h"
 #include "coordinator/replay.h"
+#include "coordinator/state.h"
 #include "coordinator/update.h"
 #include "crypto/request.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
 
+_Static_assert(REPLAY_KEY_BYTES == STATE_REPLAY_KEY_BYTES, "one replay key, stored as is");
+
 struct auth {
     pthread_mutex_t mu;               /* guards cache */
     struct replay_cache *cache;
 };
+
+struct reload {
+    struct replay_cache *cache;
+    int64_t now;
+    size_t n;
+};
+
+/* Rows come oldest first, so a full cache evicts and raises its floor as it did when
+ * they were accepted: every stored key is either held again or at or below the floor. */
+static void reload_key(int64_t timestamp_ms, const uint8_t *key, void *arg)
+{
+    struct reload *r = arg;
+    (void)replay_check(r->cache, key, timestamp_ms, r->now, AUTH_SKEW_MS);
+    r->n++;
+}
 
 int auth_open(struct coord *c)
 {
@@ -37,6 +57,13 @@ int auth_open(struct coord *c)
     }
     pthread_mutex_init(&a->mu, NULL);
     c->auth = a;
+    struct reload r = { a->cache, time_now_unix_ms(), 0 };
+    int rc = state_replay_each(c, r.now - AUTH_SKEW_MS, reload_key, &r);
+    if (rc != 0)
+        return rc;
+    if (r.n)
+        log_info("replay protection: %zu request nonce(s) of the last %d s reloaded",
+                 r.n, AUTH_SKEW_MS / 1000);
     return 0;
 }
 
@@ -56,6 +83,7 @@ struct auth_attempt {
     char reason[280];   /* fits update_check.reason with its prefix */
     int  not_in_roster; /* the member, or the key it signs with, is not in the roster:
                            refused with PERMISSION_DENIED, which no retry cures */
+    int  unavailable;   /* the coordinator failed, not the request: retry */
 };
 
 static int refuse(struct auth_attempt *t, const char *fmt, ...)
@@ -158,6 +186,12 @@ static int check_request(struct coord *c, struct rpc_call *call, const uint8_t *
     if (r == REPLAY_TOO_OLD)
         return refuse(t, "request too old for the coordinator's replay window under the "
                       "current load; retry with a fresh request");
+    /* Durable before the request is acted on: a restart reloads it (auth_open). */
+    if (state_replay_record(c, k, s.timestamp_unix_ms, now - AUTH_SKEW_MS) != 0) {
+        t->unavailable = 1;
+        return refuse(t, "the coordinator could not record this request's nonce (storage); "
+                      "retry with a fresh request");
+    }
     return 0;
 }
 
@@ -256,11 +290,13 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
     if (refused) {
         log_warn("refused %s from %s (member %s): %s", rpc_call_method(call),
                  rpc_call_peer(call), t.member[0] ? t.member : "(none)", t.reason);
-        if (desc == &aulac__v1__update_chunk__descriptor)
+        if (desc == &aulac__v1__update_chunk__descriptor && !t.unavailable)
             record_refused_upload(c, m, &t);
         protobuf_c_message_free_unpacked(m, NULL);
-        rpc_call_finish(call, t.not_in_roster ? GRPC_STATUS_PERMISSION_DENIED
-                                              : GRPC_STATUS_UNAUTHENTICATED, t.reason, NULL, 0);
+        rpc_call_finish(call, t.unavailable     ? GRPC_STATUS_UNAVAILABLE
+                              : t.not_in_roster ? GRPC_STATUS_PERMISSION_DENIED
+                                                : GRPC_STATUS_UNAUTHENTICATED,
+                        t.reason, NULL, 0);
         return -1;
     }
     if (member)

@@ -16,9 +16,12 @@
  *   - a timestamp more than AUTH_SKEW_MS from its clock;
  *   - a signature that does not verify with the member's current key (no key id,
  *     or the current key's);
- *   - a nonce seen before within the window (coordinator/replay.h, bounded);
+ *   - a nonce seen before within the window (coordinator/replay.h, bounded), also
+ *     across restarts: each accepted nonce is committed to LMDB (coord.replay) before
+ *     the request is acted on and reloaded by auth_open();
  *   - a request message that names another member than the signer.
  *
+ * A nonce that cannot be stored refuses the request with UNAVAILABLE (retry).
  * A refused SubmitUpdate is also recorded in the ledger as a rejected update, so
  * the member's and the alliance's record shows every attempt. */
 #include <protobuf-c/protobuf-c.h>
@@ -29,7 +32,9 @@
 #define AUTH_SKEW_MS          (5 * 60 * 1000)   /* +-5 minutes */
 #define AUTH_REPLAY_CAPACITY  65536             /* nonces remembered at most (~3 MiB) */
 
-int  auth_open(struct coord *c);    /* COORD_ERR_NOMEM */
+/* Reloads the nonces of the last window from coord.replay (state_open_dbs first).
+ * COORD_ERR_NOMEM, COORD_ERR_STATE. */
+int  auth_open(struct coord *c);
 void auth_close(struct coord *c);
 
 /* Receives the request message (for a client stream: its first message) of a

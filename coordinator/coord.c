@@ -12,6 +12,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
 #include "coordinator/state.h"
+#include "coordinator/witness.h"
 #include "proto/rpc.h"
 
 const char *coord_strerror(int rc)
@@ -23,6 +24,8 @@ const char *coord_strerror(int rc)
     case COORD_ERR_NOMEM: return "out of memory";
     case COORD_ERR_IO: return "I/O error (see the log above)";
     case COORD_ERR_SERVE: return "cannot serve (see the log above)";
+    case COORD_ERR_NOT_FOUND: return "no checkpoint of that model is held";
+    case COORD_ERR_BUSY: return "busy serving another older model; retry later";
     case OUTER_ERR_NOMEM: return "out of memory (outer optimizer)";
     case OUTER_ERR_FORMAT: return "outer optimizer state malformed";
     case OUTER_ERR_SIZE: return "outer optimizer state does not match the model";
@@ -30,17 +33,19 @@ const char *coord_strerror(int rc)
     return "unknown coordinator error";
 }
 
+_Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
+               "policy check must refuse exactly the models the trainer refuses");
+
 static int load_policy(struct coord *c)
 {
     struct policy_error err;
-    if (policy_load_file(c->opt.policy_path, &c->policy, &err) != 0) {
+    /* One read: the bytes kept (and recorded) are the ones parsed and hashed. */
+    if (policy_read_file(c->opt.policy_path, &c->policy_yaml, &c->policy_yaml_len, &err) != 0 ||
+        policy_load_buffer(c->opt.policy_path, c->policy_yaml, c->policy_yaml_len, &c->policy,
+                           &err) != 0) {
         log_error("%s", err.message);
         return COORD_ERR_CONFIG;
     }
-    size_t len;
-    if (file_read_all(c->opt.policy_path, POLICY_FILE_MAX, &c->policy_yaml, &len) != 0)
-        return COORD_ERR_CONFIG;
-    c->policy_yaml_len = len;
     if (policy_hash(&c->policy, c->policy_hash) != 0)
         return COORD_ERR_NOMEM;
     const struct policy_model *m = &c->policy.model;
@@ -73,15 +78,15 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.downlink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    /* Members that may report: in the policy and in the roster (the founding one
-     * here; governance_open recounts with the live roster and names the others). */
-    for (size_t i = 0; i < c->policy.participation.n_members; i++) {
-        if (roster_find(&c->roster, c->policy.participation.members[i]))
-            c->n_eligible++;
-    }
+    /* Members that may report: in the policy (all when it lists none) and in the roster
+     * (the founding one here; governance_open recounts with the live roster and names
+     * the others). */
+    c->n_eligible = coord_eligible_count_locked(c);
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0) {
-        log_error("%s: only %zu policy member(s) are in the roster, fewer than min_members "
-                  "%u", c->opt.policy_path, c->n_eligible, c->policy.participation.min_members);
+        log_error("%s: only %zu %s in the roster %s, fewer than participation.min_members %u",
+                  c->opt.policy_path, c->n_eligible,
+                  c->policy.participation.n_members ? "policy member(s) are" : "member(s)",
+                  c->opt.roster_path, c->policy.participation.min_members);
         return COORD_ERR_CONFIG;
     }
     return 0;
@@ -119,7 +124,7 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         return rc;
     c->members = calloc(c->roster.n_members, sizeof *c->members);
     /* governance may make any policy member eligible later */
-    c->accepted = calloc(c->policy.participation.n_members + 1, sizeof *c->accepted);
+    c->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
     if (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS)
         c->support = calloc(c->n_params, sizeof(float));
@@ -155,16 +160,23 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         log_error("cannot open the ledger in %s: %s", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_CONFIG;
     }
-    /* Every commit from here on publishes a checkpoint signed with our key. */
+    /* Every commit from here on publishes a checkpoint signed with our key; a log
+     * that does not end in one of ours (rewritten, entries or checkpoints deleted)
+     * is refused before anything is signed or appended. */
     char origin[CHECKPOINT_ORIGIN_MAX + 1];
-    if (checkpoint_origin(c->roster.alliance, origin, sizeof origin) != 0 ||
-        (rc = ledger_set_signer(c->ledger, origin, c->key)) != 0) {
-        log_error("cannot sign ledger checkpoints in %s (see above)", opt->data_dir);
+    if (checkpoint_origin(c->roster.alliance, origin, sizeof origin) != 0) {
+        log_error("%s: alliance '%s' cannot name a ledger", opt->roster_path, c->roster.alliance);
+        return COORD_ERR_CONFIG;
+    }
+    if ((rc = ledger_set_signer(c->ledger, origin, c->key)) != 0) {
+        log_error("refusing to start on %s: %s (details above); nothing was signed or "
+                  "written", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_STATE;
     }
     if ((rc = state_open_dbs(c)) != 0)
         return rc;
-    if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0)
+    if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
+        (rc = coord_witness_open(c)) != 0)
         return rc;
     return experiment_resume_or_start(c);
 }
@@ -218,6 +230,7 @@ void coord_close(struct coord *c)
     if (c->model)
         snapshot_release(c, c->model);
     c->model = NULL;
+    coord_witness_close(c);
     ledger_close(c->ledger);
     c->ledger = NULL;
     governance_close(c);

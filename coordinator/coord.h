@@ -30,8 +30,11 @@
 #define COORD_ERR_NOMEM    (-1602)
 #define COORD_ERR_IO       (-1603)
 #define COORD_ERR_SERVE    (-1604)  /* cannot listen (logged with the address) */
+#define COORD_ERR_NOT_FOUND (-1605) /* no checkpoint of that model hash is held */
+#define COORD_ERR_BUSY     (-1606)  /* another older model is being served: retry later */
 
 #define COORD_EXPERIMENT_MAX 64
+#define COORD_ROUND_MAX_UPDATES ROSTER_MAX_MEMBERS   /* accepted updates of one round */
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
 
 struct coord_options {
@@ -54,10 +57,12 @@ enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
 
 struct governance;
 struct auth;
+struct witness_store;
 
 /* An immutable model version; downloads hold a reference while they stream it. */
 struct model_snapshot {
     int refs;                       /* guarded by coord.mu */
+    int loading;                    /* guarded by coord.mu: params not read yet (archived) */
     uint64_t round;                 /* rounds completed when it was made */
     uint8_t hash[32];
     size_t n;
@@ -105,6 +110,7 @@ struct coord {
     MDB_dbi db_payloads;            /* "coord.payloads": open round's accepted updates */
     MDB_dbi db_members;             /* "coord.members": contribution counters */
     MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
+    MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
 
     pthread_mutex_t mu;
     pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */
@@ -115,6 +121,8 @@ struct coord {
     uint64_t round;                 /* the open round, 1-based; > total when finished */
     uint64_t total_rounds;
     struct model_snapshot *model;   /* the open round's base model */
+    struct model_snapshot *archived;/* an older model that downloads stream (models_acquire);
+                                       NULL once the last of them releases it */
     /* The compressed update from the previous model to c->model (downlink). */
     uint8_t *down_payload;
     size_t down_len;
@@ -140,6 +148,7 @@ struct coord {
 
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
+    struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
 
     struct rpc_server *srv;
     int port;
@@ -163,11 +172,15 @@ int  round_member_reported_locked(const struct coord *c, const char *member);
 /* 1 when the experiment runs, at least one update is in, and every member that may
  * report (in the policy and the live roster) has reported. mu held. */
 int  round_all_reported_locked(const struct coord *c);
+/* Members of c->roster that take part in the experiment (policy_takes_part): those
+ * listed in participation.members, or all of them when the list is empty. */
+size_t coord_eligible_count_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
 /* mu held; lets mu go while it computes the new model and writes its files (other
  * callers see c->closing and wait or return), and holds it again when it returns. */
 int  round_close_locked(struct coord *c);
 void round_timer_tick(struct coord *c);          /* takes mu */
+struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
@@ -175,6 +188,15 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id);
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);
 int models_load(struct coord *c, const uint8_t hash[32], float *params);
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
+/* The model named hash (NULL: the current one) for a download, with a reference the
+ * caller gives back with snapshot_release (mu held). Any model whose checkpoint the
+ * coordinator still holds is served: the current one from memory, an older one read
+ * from data_dir/models/ (hash checked) once and shared by the downloads that stream it
+ * meanwhile. One older model is in memory at a time, so memory stays bounded: a
+ * request for another while it streams gets COORD_ERR_BUSY. Takes mu.
+ * COORD_ERR_NOT_FOUND (no such checkpoint: never made, or pruned), COORD_ERR_BUSY,
+ * COORD_ERR_NOMEM, COORD_ERR_STATE (the checkpoint does not load; logged). */
+int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapshot **out);
 int outer_state_save(struct coord *c, uint64_t completed_rounds);
 int outer_state_load(struct coord *c, uint64_t completed_rounds);
 /* The downlink update that leads to model `to` (data_dir/downlink/<hex>.bin: the

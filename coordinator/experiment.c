@@ -21,7 +21,7 @@
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 
-static struct model_snapshot *snapshot_new(size_t n, uint64_t round)
+struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 {
     struct model_snapshot *s = calloc(1, sizeof *s);
     if (!s)
@@ -39,8 +39,9 @@ static struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 
 void snapshot_release(struct coord *c, struct model_snapshot *s)
 {
-    (void)c;
     if (s && --s->refs == 0) {
+        if (c->archived == s)
+            c->archived = NULL;
         free(s->params);
         free(s);
     }
@@ -58,12 +59,20 @@ int round_all_reported_locked(const struct coord *c)
 {
     if (c->state != EXP_RUNNING || c->n_accepted == 0)
         return 0;
-    for (size_t i = 0; i < c->policy.participation.n_members; i++) {
-        const char *id = c->policy.participation.members[i];
-        if (roster_find(&c->roster, id) && !round_member_reported_locked(c, id))
+    for (size_t i = 0; i < c->roster.n_members; i++) {
+        const char *id = c->roster.members[i].id;
+        if (policy_takes_part(&c->policy, id) && !round_member_reported_locked(c, id))
             return 0;
     }
     return 1;
+}
+
+size_t coord_eligible_count_locked(const struct coord *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < c->roster.n_members; i++)
+        n += policy_takes_part(&c->policy, c->roster.members[i].id);
+    return n;
 }
 
 void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out)

@@ -15,6 +15,7 @@
 #include "coordinator/state.h"
 #include "crypto/proposal.h"
 #include "ledger/entry.h"
+#include "ledger/history.h"
 #include "policies/governance.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
@@ -66,10 +67,7 @@ static int sync_roster_locked(struct coord *c)
     int rc = state_load_members(c);   /* counters of members (re)joining */
     if (rc != 0)
         return rc;
-    size_t eligible = 0;
-    for (size_t i = 0; i < c->policy.participation.n_members; i++)
-        eligible += roster_find(&c->roster, c->policy.participation.members[i]) != NULL;
-    c->n_eligible = eligible;
+    c->n_eligible = coord_eligible_count_locked(c);
     /* A removal may leave every remaining member reported. */
     if (c->model && round_all_reported_locked(c))
         c->close_pending = 1;   /* the timer closes it: the caller keeps mu throughout */
@@ -83,18 +81,7 @@ static int record_proposal(struct coord *c, MDB_txn *txn, const struct roster_pr
                            const uint8_t hash[32], const uint8_t sig[64], uint64_t *index)
 {
     struct entry e = { .type = ENTRY_ROSTER_PROPOSED };
-    struct entry_roster_proposed *r = &e.u.roster_proposed;
-    memcpy(r->proposal_hash, hash, 32);
-    r->action = p->action;
-    snprintf(r->proposer, sizeof r->proposer, "%s", p->proposer);
-    snprintf(r->member, sizeof r->member, "%s", p->member);
-    r->organization = p->organization[0] ? (char *)p->organization : NULL;
-    r->roles = p->roles;
-    memcpy(r->public_key, p->public_key, 32);
-    r->reason = p->reason[0] ? (char *)p->reason : NULL;
-    r->created_ms = (uint64_t)p->created_unix_ms;
-    r->expires_ms = (uint64_t)p->expires_unix_ms;
-    memcpy(r->signature, sig, 64);
+    entry_proposed_from_proposal(&e.u.roster_proposed, p, hash, sig);
     return record_append(c, txn, &e, index);
 }
 
@@ -232,18 +219,9 @@ static int replay_entry(struct coord *c, const struct entry *e, uint64_t index)
         return rc;
     case ENTRY_ROSTER_PROPOSED: {
         const struct entry_roster_proposed *r = &e->u.roster_proposed;
-        struct roster_proposal p = { 0 };
-        snprintf(p.alliance, sizeof p.alliance, "%s", st->alliance);
-        p.action = (uint8_t)r->action;
-        snprintf(p.proposer, sizeof p.proposer, "%s", r->proposer);
-        snprintf(p.member, sizeof p.member, "%s", r->member);
-        snprintf(p.organization, sizeof p.organization, "%.128s",
-                 r->organization ? r->organization : "");
-        p.roles = r->roles;
-        memcpy(p.public_key, r->public_key, 32);
-        snprintf(p.reason, sizeof p.reason, "%.256s", r->reason ? r->reason : "");
-        p.created_unix_ms = (int64_t)r->created_ms;
-        p.expires_unix_ms = (int64_t)r->expires_ms;
+        struct roster_proposal p;
+        if (entry_proposed_proposal(r, st->alliance, &p) != 0)
+            return GOV_ERR_REFUSED;   /* a field over a proposal's limit: not one we wrote */
         return gov_add_proposal(st, &p, r->proposal_hash, r->signature, index);
     }
     case ENTRY_VOTE: {

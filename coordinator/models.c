@@ -15,6 +15,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "coordinator/coord.h"
+#include "coordinator/state.h"
 #include "model/errors.h"
 #include "model/gpt2.h"
 #include "model/model_hash.h"
@@ -74,6 +75,86 @@ int models_load(struct coord *c, const uint8_t hash[32], float *params)
     memcpy(params, flat, c->n_params * sizeof(float));
     free(flat);
     return 0;
+}
+
+/* Rounds completed when model hash was made: the closed round whose summary names it,
+ * searched from `upto` down, or 0 (the initial model). */
+static uint64_t model_round(struct coord *c, const uint8_t hash[32], uint64_t upto)
+{
+    for (uint64_t r = upto; r >= 1; r--) {
+        struct round_summary s;
+        int found = 0;
+        if (state_get_round(c, r, &s, &found) != 0 || !found)
+            continue;
+        free(s.members);
+        if (memcmp(s.model_hash, hash, 32) == 0)
+            return r;
+    }
+    return 0;
+}
+
+int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapshot **out)
+{
+    *out = NULL;
+    struct model_snapshot *s = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        if (!hash || memcmp(c->model->hash, hash, 32) == 0) {
+            s = c->model;
+            break;
+        }
+        struct model_snapshot *a = c->archived;
+        if (!a || memcmp(a->hash, hash, 32) != 0)
+            break;
+        if (!a->loading) {
+            s = a;
+            break;
+        }
+        pthread_cond_wait(&c->changed, &c->mu);   /* another download is reading it */
+    }
+    if (s) {
+        s->refs++;
+        pthread_mutex_unlock(&c->mu);
+        *out = s;
+        return 0;
+    }
+    if (c->archived) {
+        pthread_mutex_unlock(&c->mu);
+        return COORD_ERR_BUSY;
+    }
+    char path[PATH_MAX + 20];
+    model_dir(c, hash, path, PATH_MAX);
+    strcat(path, "/model.safetensors");
+    const uint64_t upto = c->model->round;
+    if (!file_exists(path)) {
+        pthread_mutex_unlock(&c->mu);
+        return COORD_ERR_NOT_FOUND;
+    }
+    s = snapshot_new(c->n_params, 0);
+    if (!s) {
+        pthread_mutex_unlock(&c->mu);
+        return COORD_ERR_NOMEM;
+    }
+    memcpy(s->hash, hash, 32);
+    s->loading = 1;
+    c->archived = s;
+    pthread_mutex_unlock(&c->mu);
+
+    /* Reading and hashing the checkpoint takes a while: without mu. */
+    int rc = models_load(c, hash, s->params);
+    const uint64_t round = rc == 0 ? model_round(c, hash, upto) : 0;
+
+    pthread_mutex_lock(&c->mu);
+    s->loading = 0;
+    s->round = round;
+    if (rc != 0) {
+        snapshot_release(c, s);
+        s = NULL;
+    }
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->mu);
+    *out = s;
+    return rc;
 }
 
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)

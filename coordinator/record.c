@@ -6,6 +6,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "ledger/entry.h"
+#include "ledger/history.h"
 
 int record_append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *index)
 {
@@ -80,16 +81,9 @@ int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_en
                            const uint8_t signature[64], double train_loss, uint64_t *index)
 {
     struct entry e = { .type = ENTRY_UPDATE_ACCEPTED };
-    struct entry_update *u = &e.u.update;
-    snprintf(u->experiment, sizeof u->experiment, "%s", env->experiment);
-    snprintf(u->member, sizeof u->member, "%s", env->member);
-    u->round = env->round;
-    memcpy(u->payload_hash, env->payload_hash, 32);
-    u->tokens = env->tokens;
-    u->samples = env->samples;
-    u->bytes = env->payload_bytes;
-    memcpy(u->envelope_signature, signature, 64);
-    u->train_loss = train_loss;
+    entry_update_from_envelope(&e.u.update, env);   /* every field the member signed */
+    memcpy(e.u.update.envelope_signature, signature, 64);
+    e.u.update.train_loss = train_loss;
     return record_append(c, txn, &e, index);
 }
 

@@ -15,6 +15,7 @@
 #include "coordinator/service_ledger.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
+#include "coordinator/witness.h"
 #include "crypto/envelope.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
@@ -108,7 +109,7 @@ static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, 
         snprintf(why, cap, "replayed join request (nonce already used)");
         return why;
     }
-    if (policy_member_index(&c->policy, member) < 0) {
+    if (!policy_takes_part(&c->policy, member)) {
         snprintf(why, cap, "member '%s' does not take part in experiment %s", member,
                  c->experiment);
         return why;
@@ -263,6 +264,37 @@ static void on_get_task(struct rpc_call *call, void *ctx)
 
 /* --- DownloadModel ------------------------------------------------------------ */
 
+/* Why a model cannot be downloaded, as the call's status. */
+static void refuse_download(struct coord *c, struct rpc_call *call, const uint8_t hash[32],
+                            int rc)
+{
+    char want[65], have[65], msg[400];
+    hex_encode(hash, 32, want);
+    pthread_mutex_lock(&c->mu);
+    hex_encode(c->model->hash, 32, have);
+    pthread_mutex_unlock(&c->mu);
+    switch (rc) {
+    case COORD_ERR_NOT_FOUND:
+        snprintf(msg, sizeof msg, "model %.16s is not held by this coordinator: it keeps the "
+                 "checkpoints of its experiment's rounds (with --keep-checkpoints only the "
+                 "current and previous ones); the current model is %.16s", want, have);
+        rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
+        break;
+    case COORD_ERR_BUSY:
+        snprintf(msg, sizeof msg, "another older model is being downloaded; retry model "
+                 "%.16s later (the current model %.16s is always served)", want, have);
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, msg, NULL, 0);
+        break;
+    case COORD_ERR_NOMEM:
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        break;
+    default:
+        snprintf(msg, sizeof msg, "the checkpoint of model %.16s does not load: %s", want,
+                 coord_strerror(rc));
+        rpc_call_finish(call, GRPC_STATUS_INTERNAL, msg, NULL, 0);
+    }
+}
+
 static void on_download(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
@@ -270,16 +302,25 @@ static void on_download(struct rpc_call *call, void *ctx)
     if (auth_call_recv(c, call, &aulac__v1__model_request__descriptor, &in, NULL) != 0)
         return;
     Aulac__V1__ModelRequest *q = (Aulac__V1__ModelRequest *)in;
-    pthread_mutex_lock(&c->mu);
-    struct model_snapshot *s = c->model;
-    int match = q->model_hash.len == 0 ||
-                (q->model_hash.len == 32 && memcmp(q->model_hash.data, s->hash, 32) == 0);
-    if (match)
-        s->refs++;
-    /* A replica one round behind gets the compressed round update instead. */
+    if (q->model_hash.len != 0 && q->model_hash.len != 32) {
+        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "model_hash must be 32 bytes, or "
+                        "empty for the current model", NULL, 0);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
+    struct model_snapshot *s;
+    int rc = models_acquire(c, q->model_hash.len ? q->model_hash.data : NULL, &s);
+    if (rc != 0) {
+        refuse_download(c, call, q->model_hash.data, rc);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
+    /* A replica one round behind the current model gets the compressed round update
+     * instead. */
     uint8_t *update = NULL, from[32];
     size_t update_len = 0;
-    if (match && c->down_payload && q->from_model_hash.len == 32 &&
+    pthread_mutex_lock(&c->mu);
+    if (s == c->model && c->down_payload && q->from_model_hash.len == 32 &&
         memcmp(q->from_model_hash.data, c->down_from, 32) == 0) {
         update = malloc(c->down_len);
         if (update) {
@@ -289,15 +330,6 @@ static void on_download(struct rpc_call *call, void *ctx)
         }
     }
     pthread_mutex_unlock(&c->mu);
-    if (!match) {
-        char want[65], msg[200];
-        hex_encode(s->hash, 32, want);
-        snprintf(msg, sizeof msg, "that model is not the current global model (%.16s); ask "
-                 "for a new task", want);
-        rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
-        protobuf_c_message_free_unpacked(in, NULL);
-        return;
-    }
     const uint8_t *bytes = update ? update : (const uint8_t *)s->params;
     const uint64_t total = update ? update_len : (uint64_t)s->n * sizeof(float);
     uint64_t off = q->offset;
@@ -305,7 +337,6 @@ static void on_download(struct rpc_call *call, void *ctx)
         rpc_call_finish(call, GRPC_STATUS_OUT_OF_RANGE, "offset past the end of the model",
                         NULL, 0);
     } else {
-        int rc = 0;
         do {
             size_t n = total - off < FED_MAX_CHUNK_BYTES ? (size_t)(total - off) : FED_MAX_CHUNK_BYTES;
             Aulac__V1__ModelChunk ch = AULAC__V1__MODEL_CHUNK__INIT;
@@ -570,6 +601,8 @@ static const struct rpc_method methods[] = {
     { FED_METHOD_GET_INCLUSION, RPC_UNARY, service_get_inclusion_proof },
     { FED_METHOD_GET_ENTRIES, RPC_UNARY, service_get_entries },
     { FED_METHOD_GET_CHECKPOINTS, RPC_UNARY, service_get_checkpoints },
+    { FED_METHOD_ADD_COSIGNATURE, RPC_UNARY, witness_on_add_cosignature },
+    { FED_METHOD_GET_COSIGNATURES, RPC_UNARY, witness_on_get_cosignatures },
     { FED_METHOD_PROPOSE_ROSTER, RPC_UNARY, governance_on_propose },
     { FED_METHOD_VOTE, RPC_UNARY, governance_on_vote },
     { FED_METHOD_LIST_PROPOSALS, RPC_UNARY, governance_on_list },

@@ -6,6 +6,9 @@
  *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
  *                  open round (metadata + compressed payload), deleted at close
  *   coord.rounds   round_key(exp, round) -> closed round summary
+ *   coord.replay   u64 timestamp ms ‖ 16-byte replay key -> u32 version: the signed
+ *                  requests accepted within the replay window (auth.c), kept in
+ *                  timestamp order so that the expired ones are pruned from the front
  *
  * Every record starts with a u32 version; all integers are big-endian. */
 #include "coordinator/state.h"
@@ -38,7 +41,8 @@ int state_open_dbs(struct coord *c)
     if ((rc = open_db(c, txn, "coord.state", &c->db_state)) != 0 ||
         (rc = open_db(c, txn, "coord.members", &c->db_members)) != 0 ||
         (rc = open_db(c, txn, "coord.payloads", &c->db_payloads)) != 0 ||
-        (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0) {
+        (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0 ||
+        (rc = open_db(c, txn, "coord.replay", &c->db_replay)) != 0) {
         ledger_txn_abort(c->ledger, txn);
         return rc;
     }
@@ -262,20 +266,18 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
     return out;
 }
 
-int state_delete_payloads(struct coord *c, MDB_txn *txn)
+/* Deletes the run of rows that starts at the first key >= from (the first row when
+ * from is NULL) and goes on while in_run(key, arg). */
+static int delete_run(MDB_txn *txn, MDB_dbi dbi, const MDB_val *from,
+                      int (*in_run)(const MDB_val *key, const void *arg), const void *arg)
 {
-    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
-    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
-    if (plen < 0)
-        return COORD_ERR_STATE;
-    plen -= 2;
     MDB_cursor *cur;
-    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0)
+    if (mdb_cursor_open(txn, dbi, &cur) != 0)
         return COORD_ERR_STATE;
-    MDB_val k = { (size_t)plen, prefix }, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    MDB_val k = from ? *from : (MDB_val){ 0, NULL }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, from ? MDB_SET_RANGE : MDB_FIRST);
     int out = 0;
-    while (rc == 0 && k.mv_size >= (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
+    while (rc == 0 && in_run(&k, arg)) {
         if (mdb_cursor_del(cur, 0) != 0) {
             out = COORD_ERR_STATE;
             break;
@@ -286,6 +288,23 @@ int state_delete_payloads(struct coord *c, MDB_txn *txn)
     }
     mdb_cursor_close(cur);
     return out;
+}
+
+static int has_prefix(const MDB_val *k, const void *arg)
+{
+    const MDB_val *prefix = arg;
+    return k->mv_size >= prefix->mv_size &&
+           memcmp(k->mv_data, prefix->mv_data, prefix->mv_size) == 0;
+}
+
+int state_delete_payloads(struct coord *c, MDB_txn *txn)
+{
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
+    if (plen < 0)
+        return COORD_ERR_STATE;
+    MDB_val p = { (size_t)plen - 2, prefix };
+    return delete_run(txn, c->db_payloads, &p, has_prefix, &p);
 }
 
 /* --- closed rounds --------------------------------------------------------- */
@@ -370,4 +389,73 @@ int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, in
         return COORD_ERR_STATE;
     }
     return 0;
+}
+
+/* --- accepted request keys (replay protection) ------------------------------ */
+
+#define REPLAY_ROW_KEY (8 + STATE_REPLAY_KEY_BYTES)
+
+/* Rows timestamped before *arg (ms): they sit at the front, oldest first. */
+static int expired(const MDB_val *k, const void *arg)
+{
+    return k->mv_size == REPLAY_ROW_KEY &&
+           (int64_t)be64_get(k->mv_data) < *(const int64_t *)arg;
+}
+
+int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTES],
+                        int64_t timestamp_ms, int64_t prune_before_ms)
+{
+    uint8_t row[REPLAY_ROW_KEY];
+    be64_put(row, (uint64_t)timestamp_ms);
+    memcpy(row + 8, key, STATE_REPLAY_KEY_BYTES);
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0)
+        return COORD_ERR_STATE;
+    int rc = delete_run(txn, c->db_replay, NULL, expired, &prune_before_ms);
+    if (rc == 0) {
+        struct bytes_writer w = { 0 };
+        bw_u32(&w, RECORD_VERSION);
+        rc = put_record(c, txn, c->db_replay, row, sizeof row, &w);
+    }
+    if (rc != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void *arg)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
+        return COORD_ERR_STATE;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->db_replay, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return COORD_ERR_STATE;
+    }
+    uint8_t start[8];
+    be64_put(start, (uint64_t)(from_ms > 0 ? from_ms : 0));
+    MDB_val k = { sizeof start, start }, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE), out = 0;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct bytes_reader r = { v.mv_data, v.mv_size, 0 };
+        uint32_t version = br_u32(&r);
+        if (k.mv_size != REPLAY_ROW_KEY || r.failed || r.left != 0 ||
+            version != RECORD_VERSION) {
+            log_error("a stored request nonce in %s is unreadable (coord.replay)",
+                      c->opt.data_dir);
+            out = COORD_ERR_STATE;
+            break;
+        }
+        const uint8_t *p = k.mv_data;
+        fn((int64_t)be64_get(p), p + 8, arg);
+    }
+    if (out == 0 && rc != MDB_NOTFOUND) {
+        log_error("cannot read the stored request nonces: %s", mdb_strerror(rc));
+        out = COORD_ERR_STATE;
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return out;
 }

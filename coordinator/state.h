@@ -39,6 +39,15 @@ typedef int (*state_payload_fn)(struct coord *c, const struct round_member *m, d
 int state_each_payload(struct coord *c, state_payload_fn fn, void *arg);
 int state_delete_payloads(struct coord *c, MDB_txn *txn);
 
+/* coord.replay: a signed request accepted at timestamp_ms (its replay key), committed
+ * (durable) before it returns 0; rows older than prune_before_ms go in the same
+ * transaction. state_replay_each calls fn for every row from from_ms on, oldest first. */
+#define STATE_REPLAY_KEY_BYTES 16
+int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTES],
+                        int64_t timestamp_ms, int64_t prune_before_ms);
+typedef void (*state_replay_fn)(int64_t timestamp_ms, const uint8_t *key, void *arg);
+int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void *arg);
+
 int state_put_round(struct coord *c, MDB_txn *txn, const struct round_summary *s);
 int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, int *found);
 

@@ -62,6 +62,9 @@ static int check_round_locked(struct coord *c, struct update_check *u)
         if (strcmp(c->accepted[i].id, e->member) == 0)
             return fail(u, "an update of %s for round %" PRIu64 " was already accepted; "
                         "each member is counted once per round", e->member, e->round);
+    if (c->n_accepted >= COORD_ROUND_MAX_UPDATES)   /* members removed and added mid-round */
+        return fail(u, "round %" PRIu64 " already has %d updates, the most one round takes",
+                    e->round, COORD_ROUND_MAX_UPDATES);
     if (!crypto_equal(e->base_model_hash, c->model->hash, 32)) {
         char want[65];
         hex_encode(c->model->hash, 32, want);
@@ -148,7 +151,7 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     if (governance_member_key(c, u->member, member_key, why, sizeof why) != 0)
         return fail(u, "%s", why);
     u->known_member = 1;
-    if (policy_member_index(&c->policy, u->member) < 0)
+    if (!policy_takes_part(&c->policy, u->member))
         return fail(u, "member '%s' does not take part in experiment %s (policy "
                     "participation.members)", u->member, c->experiment);
     if (envelope_verify(e, member_key, u->signature) != 0)

@@ -269,37 +269,3 @@ int envelope_join_verify(const struct join_request *j,
 {
     return verify_of(enc_join, j, public_key, sig);
 }
-
-/* --- ledger checkpoint ---------------------------------------------------------- */
-
-int envelope_checkpoint_encode(const struct ledger_checkpoint *c, uint8_t *buf, size_t cap, size_t *len)
-{
-    if (!c || !buf)
-        return CRYPTO_ERR_ARG;
-    struct writer w = { buf, cap, 0, 0 };
-    put_domain(&w, ENVELOPE_CHECKPOINT_DOMAIN);
-    put_u64(&w, c->size);
-    put(&w, c->root, 32);
-    put_i64(&w, c->timestamp_unix_ms);
-    return finish(&w, len);
-}
-
-static int enc_checkpoint(const void *o, uint8_t *b, size_t c, size_t *l) { return envelope_checkpoint_encode(o, b, c, l); }
-
-int envelope_checkpoint_digest(const struct ledger_checkpoint *c, uint8_t out[CRYPTO_DIGEST_BYTES])
-{
-    return digest_of(enc_checkpoint, c, out);
-}
-
-int envelope_checkpoint_sign(const struct ledger_checkpoint *c, const struct crypto_key *k,
-                             uint8_t sig[CRYPTO_SIGNATURE_BYTES])
-{
-    return sign_of(enc_checkpoint, c, k, sig);
-}
-
-int envelope_checkpoint_verify(const struct ledger_checkpoint *c,
-                               const uint8_t public_key[CRYPTO_PUBLIC_KEY_BYTES],
-                               const uint8_t sig[CRYPTO_SIGNATURE_BYTES])
-{
-    return verify_of(enc_checkpoint, c, public_key, sig);
-}

@@ -1,7 +1,8 @@
 #ifndef AULAC_CRYPTO_ENVELOPE_H
 #define AULAC_CRYPTO_ENVELOPE_H
 /* Signed statements: the member's update envelope and the coordinator's task
- * announcements, receipts and checkpoints, and a member's join request.
+ * announcements and receipts, and a member's join request. (Ledger checkpoints are
+ * C2SP signed notes: ledger/checkpoint.h.)
  *
  * Each is a fixed binary header (crypto/README.md gives every byte) that begins
  * with its domain string and a NUL:
@@ -26,7 +27,6 @@
 #define ENVELOPE_TASK_DOMAIN       "aulac/task/v1"
 #define ENVELOPE_RECEIPT_DOMAIN    "aulac/receipt/v1"
 #define ENVELOPE_JOIN_DOMAIN       "aulac/join/v1"
-#define ENVELOPE_CHECKPOINT_DOMAIN "aulac/checkpoint/v1"
 
 #define ENVELOPE_HEADER_MAX 512    /* every header below fits */
 #define ENVELOPE_NONCE_BYTES 16
@@ -119,20 +119,5 @@ int envelope_join_sign(const struct join_request *j, const struct crypto_key *k,
 int envelope_join_verify(const struct join_request *j,
                          const uint8_t public_key[CRYPTO_PUBLIC_KEY_BYTES],
                          const uint8_t sig[CRYPTO_SIGNATURE_BYTES]) CRYPTO_WARN_UNUSED;
-
-/* Coordinator: the ledger had this size and root at this time. */
-struct ledger_checkpoint {
-    uint64_t size;
-    uint8_t  root[32];
-    int64_t  timestamp_unix_ms;
-};
-
-int envelope_checkpoint_encode(const struct ledger_checkpoint *c, uint8_t *buf, size_t cap, size_t *len);
-int envelope_checkpoint_digest(const struct ledger_checkpoint *c, uint8_t out[CRYPTO_DIGEST_BYTES]);
-int envelope_checkpoint_sign(const struct ledger_checkpoint *c, const struct crypto_key *k,
-                             uint8_t sig[CRYPTO_SIGNATURE_BYTES]);
-int envelope_checkpoint_verify(const struct ledger_checkpoint *c,
-                               const uint8_t public_key[CRYPTO_PUBLIC_KEY_BYTES],
-                               const uint8_t sig[CRYPTO_SIGNATURE_BYTES]) CRYPTO_WARN_UNUSED;
 
 #endif

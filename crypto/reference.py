@@ -2,6 +2,7 @@
 """Independent reference for the signed statements of crypto/README.md.
 
 Builds each header byte by byte from the README's tables (not from the C code),
+the model hash, and the first SubmitUpdate message whose digest a request signs,
 hashes it with hashlib's BLAKE2b-256 and signs the digest with Ed25519 from the
 `cryptography` package. Prints the worked examples; tests/unit/test_crypto.c
 asserts the same digests and signatures.
@@ -69,11 +70,6 @@ def vote_header(f):
     return domain("aulac/vote/v1") + f["proposal_hash"] + ident(f["voter"]) + struct.pack(">B", f["approve"])
 
 
-def checkpoint_header(f):
-    return (domain("aulac/checkpoint/v1") + struct.pack(">Q", f["size"]) + f["root"]
-            + struct.pack(">q", f["timestamp_unix_ms"]))
-
-
 def node_task_header(f):
     return (domain("aulac/node-task/v1") + ident(f["member"]) + struct.pack(">B", f["kind"])
             + text(f["experiment"]) + struct.pack(">QQIII", f["round"], f["seq"], f["node_rank"],
@@ -81,6 +77,44 @@ def node_task_header(f):
             + f["nccl_id"] + f["base_model_hash"] + struct.pack(">I", f["inner_steps"])
             + f["policy_hash"] + struct.pack(">Qq", f["data_seed"], f["expires_unix_ms"])
             + f["nonce"])
+
+
+def model_hash(params):
+    """aulac/model/v1: BLAKE2b-256 over the domain, 0x00 and the fp32 parameters (little-endian)."""
+    return hashlib.blake2b(domain("aulac/model/v1") + struct.pack("<%df" % len(params), *params),
+                           digest_size=32).digest()
+
+
+def varint(n):
+    out = b""
+    n &= (1 << 64) - 1           # negative int32/int64 are sign-extended to 64 bits
+    while n >= 0x80:
+        out += bytes([n & 0x7f | 0x80])
+        n >>= 7
+    return out + bytes([n])
+
+
+def pb(field, value, kind):
+    """One protobuf field as protobuf-c writes it: proto3 defaults (0, empty) are left out."""
+    if kind == "varint":
+        return varint(field << 3) + varint(value) if value else b""
+    if kind == "float":
+        return varint(field << 3 | 5) + struct.pack("<f", value) if value else b""
+    return varint(field << 3 | 2) + varint(len(value)) + value if value else b""   # bytes
+
+
+def submit_update_first_message(f, signature, train_loss, val_loss):
+    """SubmitUpdate's first stream message: UpdateChunk{header = UpdateHeader{...}}."""
+    codec = (pb(1, f["format_version"], "varint") + pb(2, f["block_size"], "varint")
+             + pb(3, f["k_per_block"], "varint") + pb(4, f["quant"], "varint")
+             + pb(5, f["zstd_level"], "varint") + pb(6, f["error_feedback"], "varint"))
+    header = (pb(1, f["experiment"].encode(), "bytes") + pb(2, f["round"], "varint")
+              + pb(3, f["member"].encode(), "bytes") + pb(4, f["base_model_hash"], "bytes")
+              + pb(5, f["payload_hash"], "bytes") + pb(6, f["payload_bytes"], "varint")
+              + pb(7, f["samples"], "varint") + pb(8, f["tokens"], "varint")
+              + pb(9, codec, "bytes") + pb(10, signature, "bytes")
+              + pb(11, train_loss, "float") + pb(12, val_loss, "float"))
+    return pb(1, header, "bytes")
 
 
 SEED = bytes(range(32))
@@ -96,12 +130,15 @@ PROPOSAL = dict(
     reason="joins the alliance", created_unix_ms=1767225600000, expires_unix_ms=1767830400000)
 PROPOSAL_HASH = hashlib.blake2b(proposal_header(PROPOSAL), digest_size=32).digest()
 
+UPDATE = dict(
+    experiment="gpt2-vi-small", round=7, member="fpt", base_model_hash=BASE,
+    payload_hash=PAYLOAD, payload_bytes=123456, samples=2048, tokens=1048576,
+    format_version=1, block_size=4096, k_per_block=64, quant=1, zstd_level=3,
+    error_feedback=1)
+MODEL = [1.0, -2.0, 0.5, 0.0]
+
 EXAMPLES = [
-    ("update", update_header, dict(
-        experiment="gpt2-vi-small", round=7, member="fpt", base_model_hash=BASE,
-        payload_hash=PAYLOAD, payload_bytes=123456, samples=2048, tokens=1048576,
-        format_version=1, block_size=4096, k_per_block=64, quant=1, zstd_level=3,
-        error_feedback=1)),
+    ("update", update_header, UPDATE),
     ("task", task_header, dict(
         experiment="gpt2-vi-small", round=7, base_model_hash=BASE,
         deadline_unix_ms=1767229200000, total_rounds=100)),
@@ -110,8 +147,6 @@ EXAMPLES = [
         ledger_index=41, ledger_size=42, ledger_root=ROOT)),
     ("join", join_header, dict(
         member="fpt", timestamp_unix_ms=1767225600000, nonce=bytes(range(0xf0, 0x100)))),
-    ("checkpoint", checkpoint_header, dict(
-        size=42, root=ROOT, timestamp_unix_ms=1767225600000)),
     ("request", request_header, dict(
         method="/aulac.v1.Federation/GetTask", member="fpt", timestamp_unix_ms=1767225600000,
         nonce=bytes(range(0xf0, 0x100)), body_digest=BODY)),
@@ -135,6 +170,7 @@ def main():
     print("payload hash", PAYLOAD.hex())
     print("body digest ", BODY.hex())
     print("new key     ", NEW_KEY.hex())
+    print("model hash  ", model_hash(MODEL).hex(), "of", MODEL)
     for name, build, fields in EXAMPLES:
         header = build(fields)
         digest = hashlib.blake2b(header, digest_size=32).digest()
@@ -143,6 +179,20 @@ def main():
         print("header   ", header.hex())
         print("digest   ", digest.hex())
         print("signature", sig.hex())
+
+    # SubmitUpdate: the request signature covers the first stream message as sent.
+    update_sig = key.sign(hashlib.blake2b(update_header(UPDATE), digest_size=32).digest())
+    first = submit_update_first_message(UPDATE, update_sig, 3.25, 3.5)
+    body = hashlib.blake2b(first, digest_size=32).digest()
+    header = request_header(dict(
+        method="/aulac.v1.Federation/SubmitUpdate", member="fpt",
+        timestamp_unix_ms=1767225600000, nonce=bytes(range(0xf0, 0x100)), body_digest=body))
+    digest = hashlib.blake2b(header, digest_size=32).digest()
+    print(f"\n[request SubmitUpdate] first message UpdateChunk{{header}}, {len(first)} bytes")
+    print("message  ", first.hex())
+    print("body     ", body.hex())
+    print("digest   ", digest.hex())
+    print("signature", key.sign(digest).hex())
 
 
 if __name__ == "__main__":

@@ -59,8 +59,13 @@ int checkpoint_origin(const char *alliance, char *out, size_t cap)
 
 uint32_t checkpoint_key_id(const char *name, const uint8_t public_key[32])
 {
+    return checkpoint_typed_key_id(name, SIG_TYPE_ED25519, public_key);
+}
+
+uint32_t checkpoint_typed_key_id(const char *name, uint8_t type, const uint8_t public_key[32])
+{
     crypto_hash_sha256_state st;
-    const uint8_t sep[2] = { 0x0a, SIG_TYPE_ED25519 };
+    const uint8_t sep[2] = { 0x0a, type };
     uint8_t h[32];
     crypto_hash_sha256_init(&st);
     crypto_hash_sha256_update(&st, (const uint8_t *)name, strlen(name));

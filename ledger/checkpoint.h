@@ -59,6 +59,8 @@ int checkpoint_name_valid(const char *name);
 
 /* SHA-256(name ‖ 0x0A ‖ 0x01 ‖ public_key)[:4], big-endian. */
 uint32_t checkpoint_key_id(const char *name, const uint8_t public_key[32]);
+/* The same with another signature type byte (0x04: cosignature/v1). */
+uint32_t checkpoint_typed_key_id(const char *name, uint8_t type, const uint8_t public_key[32]);
 
 /* Fills k (id included). LEDGER_ERR_ARG for an invalid name. */
 int checkpoint_key_init(struct checkpoint_key *k, const char *name, const uint8_t public_key[32]);

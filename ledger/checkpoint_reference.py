@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Independent reference for ledger checkpoints (ledger/checkpoint.h), written from
-c2sp.org/tlog-checkpoint and c2sp.org/signed-note with hashlib and `cryptography`.
-Prints the worked example that tests/unit/test_checkpoint.c asserts byte for byte."""
+"""Independent reference for ledger checkpoints (ledger/checkpoint.h) and member
+cosignatures (ledger/cosignature.h), written from c2sp.org/tlog-checkpoint,
+c2sp.org/signed-note and c2sp.org/tlog-cosignature with hashlib and `cryptography`.
+Prints the worked examples that tests/unit/test_checkpoint.c and
+tests/unit/test_cosignature.c assert byte for byte."""
 import base64
 import hashlib
 
@@ -23,6 +25,20 @@ def sign_note(text: bytes, name: str, sk: Ed25519PrivateKey) -> bytes:
     return text + b"\n" + "\u2014 ".encode() + name.encode() + b" " + base64.b64encode(sig) + b"\n"
 
 
+def cosigner_key_id(name: str, public_key: bytes) -> bytes:
+    return hashlib.sha256(name.encode() + b"\x0a" + b"\x04" + public_key).digest()[:4]
+
+
+def cosign(note: bytes, origin: str, member: str, sk: Ed25519PrivateKey, timestamp: int) -> bytes:
+    """Appends the cosignature/v1 line of member to a signed checkpoint note."""
+    text = note[:note.rindex(b"\n\n") + 1]
+    name = "%s/witness/%s" % (origin, member)
+    pk = sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    msg = b"cosignature/v1\ntime %d\n" % timestamp + text
+    blob = cosigner_key_id(name, pk) + timestamp.to_bytes(8, "big") + sk.sign(msg)
+    return note + "\u2014 ".encode() + name.encode() + b" " + base64.b64encode(blob) + b"\n"
+
+
 def main():
     seed = bytes(range(32))                     # the key of crypto/README.md's example
     sk = Ed25519PrivateKey.from_private_bytes(seed)
@@ -39,6 +55,15 @@ def main():
     empty = sign_note(checkpoint_text(origin, 0, hashlib.sha256(b"").digest()), origin, sk)
     print("empty-tree note:")
     print(empty.decode(), end="")
+    # member hust (key of seed 20..3f) cosigns the note above at 2026-01-01T00:00:00Z
+    member_sk = Ed25519PrivateKey.from_private_bytes(bytes(range(0x20, 0x40)))
+    member_pk = member_sk.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    name = origin + "/witness/hust"
+    print("cosigner   ", name, "public key", member_pk.hex())
+    print("cosigner key id", cosigner_key_id(name, member_pk).hex())
+    cosigned = cosign(note, origin, "hust", member_sk, 1767225600)
+    print("cosigned note (%d bytes):" % len(cosigned))
+    print(cosigned.decode(), end="")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ enum kind {
     K_BOOL,      /* u8, 0 or 1 */
     K_U32,       /* u32 BE */
     K_U64,       /* u64 BE */
+    K_I32,       /* i32 BE, two's complement */
+    K_I64,       /* i64 BE, two's complement */
     K_F64,       /* IEEE 754 binary64, bits as u64 BE */
     K_H32,       /* 32 bytes: hash or public key */
     K_SIG,       /* 64 bytes: Ed25519 signature */
@@ -30,6 +32,7 @@ enum kind {
     K_MEMBERS,   /* struct entry_member * + uint32_t count at aux; tag repeated */
     K_IDS,       /* char (*)[ENTRY_ID_MAX + 1] + uint32_t count at aux; tag repeated */
     K_SCORES,    /* struct entry_score * + uint32_t count at aux; tag repeated */
+    K_CODEC,     /* struct entry_codec, nested fields */
 };
 
 enum { OPT = 0, REQ = 1 };
@@ -59,6 +62,16 @@ static const struct field member_fields[] = {
 static const struct field score_fields[] = {
     F(1, K_ID,  REQ, struct entry_score, member),
     F(2, K_F64, REQ, struct entry_score, value),
+    END
+};
+
+static const struct field codec_fields[] = {
+    F(1, K_U32,  REQ, struct entry_codec, format_version),
+    F(2, K_U32,  REQ, struct entry_codec, block_size),
+    F(3, K_U32,  REQ, struct entry_codec, k_per_block),
+    F(4, K_U32,  REQ, struct entry_codec, quant),
+    F(5, K_I32,  REQ, struct entry_codec, zstd_level),
+    F(6, K_BOOL, REQ, struct entry_codec, error_feedback),
     END
 };
 
@@ -140,6 +153,8 @@ static const struct field update_accepted_fields[] = {
     F(7, K_U64, REQ, struct entry_update, bytes),
     F(8, K_SIG, REQ, struct entry_update, envelope_signature),
     F(9, K_F64, REQ, struct entry_update, train_loss),
+    F(11, K_H32, REQ, struct entry_update, base_model_hash),
+    F(12, K_CODEC, REQ, struct entry_update, codec),
     END
 };
 
@@ -184,8 +199,8 @@ static const struct field roster_proposed_fields[] = {
     F(6, K_U32,   REQ, struct entry_roster_proposed, roles),
     F(7, K_H32,   OPT, struct entry_roster_proposed, public_key),
     F(8, K_TEXT,  OPT, struct entry_roster_proposed, reason),
-    F(9, K_U64,   REQ, struct entry_roster_proposed, created_ms),
-    F(10, K_U64,  REQ, struct entry_roster_proposed, expires_ms),
+    F(9, K_I64,   REQ, struct entry_roster_proposed, created_ms),
+    F(10, K_I64,  REQ, struct entry_roster_proposed, expires_ms),
     F(11, K_SIG,  REQ, struct entry_roster_proposed, signature),
     END
 };
@@ -230,9 +245,14 @@ const char *entry_type_name(enum entry_type t)
     return d ? d->name : NULL;
 }
 
+/* The fields of a record kind (K_MEMBER, K_MEMBERS, K_SCORES, K_CODEC). */
 static const struct field *nested_fields(enum kind k)
 {
-    return k == K_SCORES ? score_fields : member_fields;
+    switch (k) {
+    case K_SCORES: return score_fields;
+    case K_CODEC:  return codec_fields;
+    default:       return member_fields;
+    }
 }
 
 static size_t element_size(enum kind k)
@@ -357,6 +377,14 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             put_tl(b, f->tag, 8);
             put_be(b, *(const uint64_t *)v, 8);
             break;
+        case K_I32:
+            put_tl(b, f->tag, 4);
+            put_be(b, (uint32_t)*(const int32_t *)v, 4);
+            break;
+        case K_I64:
+            put_tl(b, f->tag, 8);
+            put_be(b, (uint64_t)*(const int64_t *)v, 8);
+            break;
         case K_F64:
             put_tl(b, f->tag, 8);
             put_be(b, f64_bits(*(const double *)v), 8);
@@ -399,7 +427,8 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             break;
         }
         case K_MEMBER:
-            rc = encode_nested(f->tag, member_fields, v, b);
+        case K_CODEC:
+            rc = encode_nested(f->tag, nested_fields(f->kind), v, b);
             break;
         case K_MEMBERS:
         case K_IDS:
@@ -518,6 +547,16 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
             return LEDGER_ERR_ENTRY_FIELD;
         *(uint64_t *)v = rd_be(p, 8);
         return 0;
+    case K_I32:
+        if (n != 4)
+            return LEDGER_ERR_ENTRY_FIELD;
+        *(int32_t *)v = (int32_t)(uint32_t)rd_be(p, 4);
+        return 0;
+    case K_I64:
+        if (n != 8)
+            return LEDGER_ERR_ENTRY_FIELD;
+        *(int64_t *)v = (int64_t)rd_be(p, 8);
+        return 0;
     case K_F64: {
         if (n != 8)
             return LEDGER_ERR_ENTRY_FIELD;
@@ -556,7 +595,8 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
         return 0;
     }
     case K_MEMBER:
-        return decode_record(member_fields, v, p, n, depth + 1);
+    case K_CODEC:
+        return decode_record(nested_fields(f->kind), v, p, n, depth + 1);
     case K_MEMBERS:
     case K_IDS:
     case K_SCORES: {
@@ -654,7 +694,8 @@ static void free_record(const struct field *fields, void *base)
             *(void **)v = NULL;
             break;
         case K_MEMBER:
-            free_record(member_fields, v);
+        case K_CODEC:
+            free_record(nested_fields(f->kind), v);
             break;
         case K_MEMBERS:
         case K_SCORES: {
@@ -844,6 +885,12 @@ static void json_value(struct str *s, const struct field *f, const void *base)
     case K_U64:
         sprintf_(s, "%" PRIu64, *(const uint64_t *)v);
         break;
+    case K_I32:
+        sprintf_(s, "%" PRId32, *(const int32_t *)v);
+        break;
+    case K_I64:
+        sprintf_(s, "%" PRId64, *(const int64_t *)v);
+        break;
     case K_F64:
         json_double(s, *(const double *)v);
         break;
@@ -865,7 +912,8 @@ static void json_value(struct str *s, const struct field *f, const void *base)
         json_string(s, *(const uint8_t *const *)v, *AT(base, f->aux, const size_t));
         break;
     case K_MEMBER:
-        json_record(s, member_fields, v);
+    case K_CODEC:
+        json_record(s, nested_fields(f->kind), v);
         break;
     case K_MEMBERS:
     case K_IDS:

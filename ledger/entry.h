@@ -3,7 +3,7 @@
 /* Ledger entries: what each leaf of the log says, and its byte encoding
  * (ledger/README.md documents every byte).
  *
- *   "AULE" | version u8 (1) | type u16 BE | timestamp ms i64 BE | fields
+ *   "AULE" | version u8 (2) | type u16 BE | timestamp ms i64 BE | fields
  *   field:  tag u16 BE | length u32 BE | value
  *
  * Fields appear in ascending tag order; a list repeats its tag once per element.
@@ -22,7 +22,8 @@
 #include "ledger/errors.h"
 
 #define ENTRY_MAGIC        "AULE"
-#define ENTRY_VERSION      1
+#define ENTRY_VERSION      2             /* 2: update_accepted holds every field the
+                                            member signed; roster_proposed times are i64 */
 #define ENTRY_HEADER_BYTES 15
 #define ENTRY_ID_MAX       64            /* ids: 1..64 of [a-z0-9._-], first a letter or digit */
 #define ENTRY_TEXT_MAX     (1u << 20)    /* organization, reason, measure strings */
@@ -106,7 +107,7 @@ struct entry_roster_proposed {
     uint32_t roles;                      /* add; else 0 */
     uint8_t  public_key[32];             /* add / rotate; all zero for remove */
     char    *reason;                     /* may be NULL */
-    uint64_t created_ms, expires_ms;
+    int64_t  created_ms, expires_ms;     /* Unix ms, as signed (i64) */
     uint8_t  signature[64];              /* proposer's */
 };
 
@@ -127,7 +128,18 @@ struct entry_experiment {
     char    *reason;                     /* cancelled / failed; may be NULL */
 };
 
-/* accepted / rejected */
+/* The codec parameters an update envelope signs (crypto/envelope.h). */
+struct entry_codec {
+    uint32_t format_version;
+    uint32_t block_size;
+    uint32_t k_per_block;
+    uint32_t quant;
+    int32_t  zstd_level;
+    uint8_t  error_feedback;             /* 0 or 1 */
+};
+
+/* accepted / rejected. An accepted update holds every field of the envelope the
+ * member signed, so its signature re-checks from the entry and the roster alone. */
 struct entry_update {
     char     experiment[ENTRY_ID_MAX + 1];
     uint64_t round;
@@ -139,6 +151,8 @@ struct entry_update {
     uint8_t  envelope_signature[64];
     double   train_loss;                 /* accepted only */
     char    *reason;                     /* rejected: why, as told to the worker */
+    uint8_t  base_model_hash[32];        /* accepted only: the model it was trained from */
+    struct entry_codec codec;            /* accepted only: as signed */
 };
 
 struct entry_round_closed {

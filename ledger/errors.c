@@ -1,5 +1,8 @@
 #include "ledger/errors.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *ledger_strerror(int rc)
 {
     switch (rc) {
@@ -31,6 +34,21 @@ const char *ledger_strerror(int rc)
     case LEDGER_ERR_NOTE_SIGNATURE:  return "checkpoint signature does not verify";
     case LEDGER_ERR_CHECKPOINT_MISMATCH: return "checkpoint does not match the log";
     case LEDGER_ERR_REWRITTEN:       return "ledger history was rewritten (not an extension of an earlier checkpoint)";
+    case LEDGER_ERR_UNSIGNED_ENTRIES: return "entries are covered by no signed checkpoint";
+    case LEDGER_ERR_MEMBER_SIGNATURE: return "a member's signature stored in the ledger does not verify";
+    case LEDGER_ERR_HISTORY:         return "a ledger entry contradicts the entries before it";
+    case LEDGER_ERR_SPLIT_VIEW:      return "split view: members were shown inconsistent ledgers";
     default:                         return "unknown ledger error";
     }
+}
+
+int ledger_fail(char *why, size_t cap, int rc, const char *fmt, ...)
+{
+    if (why && cap) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, cap, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
 }

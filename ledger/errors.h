@@ -36,8 +36,19 @@ enum ledger_error {
     LEDGER_ERR_NOTE_SIGNATURE  = -1163, /* a signature by the expected key does not verify */
     LEDGER_ERR_CHECKPOINT_MISMATCH = -1164, /* checkpoint disagrees with the log it claims */
     LEDGER_ERR_REWRITTEN       = -1165, /* a newer checkpoint is not an extension of an older one */
+    LEDGER_ERR_UNSIGNED_ENTRIES = -1166, /* entries beyond the newest signed checkpoint, or none */
+    LEDGER_ERR_SPLIT_VIEW      = -1167, /* members cosigned checkpoints of inconsistent logs (witness.h) */
+    /* what members signed (history.h) */
+    LEDGER_ERR_MEMBER_SIGNATURE = -1170, /* a member's signature stored in an entry does not verify */
+    LEDGER_ERR_HISTORY         = -1171, /* an entry contradicts the ones before it */
 };
 
+#include <stddef.h>
+
 const char *ledger_strerror(int rc);
+
+/* Writes the printf-formatted reason into why (when why and cap) and returns rc. */
+int ledger_fail(char *why, size_t cap, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -735,6 +735,22 @@ static int publish_in(struct ledger *l, MDB_txn *txn)
     return had_last ? thin_checkpoints(l, txn, last) : 0;
 }
 
+/* One line on entries [from, n) that no stored checkpoint covers. */
+static void unsigned_entries_why(uint64_t from, uint64_t n, int have_checkpoint, char *why,
+                                 size_t cap)
+{
+    char newest[64];
+    if (have_checkpoint)
+        snprintf(newest, sizeof newest, "the newest signed checkpoint is of size %llu",
+                 (unsigned long long)from);
+    else
+        snprintf(newest, sizeof newest, "no signed checkpoint is stored");
+    snprintf(why, cap, "entries %llu..%llu are covered by no signed checkpoint (%s); every "
+             "commit stores the checkpoint of its entries, so these were written without the "
+             "coordinator's key or their checkpoints were deleted", (unsigned long long)from,
+             (unsigned long long)n - 1, newest);
+}
+
 int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_key *key)
 {
     if (!l || !key || !checkpoint_name_valid(origin))
@@ -742,11 +758,11 @@ int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_
     if (l->read_only)
         return LEDGER_ERR_READ_ONLY;
     MDB_txn *txn;
-    int rc = ledger_txn_begin(l, &txn);
+    int rc = read_begin(l, &txn);
     if (rc)
         return rc;
-    /* Never sign a checkpoint that contradicts one signed before: the log must
-     * still hold exactly what the last stored checkpoint covers. */
+    /* Never sign over entries no checkpoint of ours covers, nor contradict one signed
+     * before: the log must hold exactly what the last stored checkpoint covers. */
     uint64_t n, last = 0;
     MDB_val note;
     rc = size_in(l, txn, &n);
@@ -755,9 +771,9 @@ int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_
         mdb_txn_abort(txn);
         return have;
     }
+    char why[400] = "";
     if (have == 0) {
         struct checkpoint c;
-        char why[200];
         uint8_t root[32];
         rc = checkpoint_parse(note.mv_data, note.mv_size, &c, why, sizeof why);
         if (rc == 0 && (c.size != last || strcmp(c.origin, origin) != 0)) {
@@ -783,9 +799,17 @@ int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_
             return rc;
         }
     }
+    mdb_txn_abort(txn);
+    if (last < n) {
+        unsigned_entries_why(last, n, have == 0, why, sizeof why);
+        log_error("ledger: refusing to sign checkpoints over this log: %s. Run `aulac ledger "
+                  "verify`, and restore the data directory from a copy whose every entry is "
+                  "signed", why);
+        return LEDGER_ERR_UNSIGNED_ENTRIES;
+    }
     memcpy(l->origin, origin, strlen(origin) + 1);
     l->signer = key;
-    return ledger_txn_commit(l, txn);   /* publishes the current size if not yet signed */
+    return 0;
 }
 
 static int copy_note(const MDB_val *v, char **note, size_t *len)
@@ -1168,8 +1192,13 @@ int ledger_audit(struct ledger *l, const struct checkpoint_key *key,
         }
         rc = ckpt_advance(&ca, MDB_FIRST);
     }
-    if (rc == 0) {
+    if (rc == 0)
         rc = verify_in(l, txn, &out->bad_index, progress, arg, &out->size, out->root, &ca);
+    if (rc == 0 && out->last_good_checkpoint < out->size) {
+        unsigned_entries_why(out->last_good_checkpoint, out->size, out->checkpoints > 0,
+                             out->why, sizeof out->why);
+        out->bad_index = out->last_good_checkpoint;
+        rc = LEDGER_ERR_UNSIGNED_ENTRIES;
     }
     if (rc && !out->why[0])
         snprintf(out->why, sizeof out->why, "%s", ledger_strerror(rc));

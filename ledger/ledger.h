@@ -28,6 +28,8 @@
  * Signed checkpoints: once ledger_set_signer() gave the ledger a key, every
  * ledger_txn_commit() of a transaction that appended entries also stores, in
  * that same transaction, a checkpoint of the new tree size signed with the key.
+ * So entries beyond the newest checkpoint were never committed by a signer:
+ * ledger_set_signer refuses such a log and ledger_audit fails it.
  * Appends committed together (ledger_append_batch, or several ledger_append
  * calls in one transaction) share one commit, one fsync and one checkpoint.
  * Not every checkpoint is kept: the latest always, and of the others the first
@@ -107,10 +109,16 @@ int ledger_append_batch(struct ledger *l, MDB_txn *txn, const uint8_t *const *en
 
 /* From now on every commit that appends also stores a checkpoint signed by key
  * under origin (checkpoint.h; key must outlive the ledger or the next call).
- * Publishes the current size at once if it has no checkpoint yet. Refuses
- * (LEDGER_ERR_CHECKPOINT_MISMATCH, logged) when the log no longer holds what its
- * last stored checkpoint signed: entries removed or altered since. Also
- * LEDGER_ERR_ARG (origin not a key name), LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB. */
+ * Since a checkpoint commits with the entries it covers, a log written by a signer
+ * ends with a checkpoint of its whole size; set_signer refuses (logged, naming the
+ * entries) to sign on top of any other log:
+ *   LEDGER_ERR_CHECKPOINT_MISMATCH  the log no longer holds what its last stored
+ *                                   checkpoint signed (entries removed or altered);
+ *   LEDGER_ERR_UNSIGNED_ENTRIES     entries lie beyond the newest stored checkpoint,
+ *                                   or the log has entries and no checkpoint at all
+ *                                   (written without the key, or checkpoints deleted).
+ * An empty log is fine. Also LEDGER_ERR_ARG (origin not a key name),
+ * LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB. */
 int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_key *key);
 
 /* A copy of a stored signed checkpoint note (malloc'd, NUL-terminated; the caller
@@ -170,10 +178,12 @@ int ledger_verify_all(struct ledger *l, uint64_t *bad_index,
 /* ledger_verify_all plus every stored checkpoint, in the same pass: each note
  * must parse, be signed by key (when key is not NULL), and carry the root that
  * the stored entries give at its size; a checkpoint beyond the log's size means
- * entries were removed. Returns 0 or the first problem in index order:
- * LEDGER_ERR_CORRUPT (bad_index = first bad leaf), LEDGER_ERR_CHECKPOINT_MISMATCH
- * or a checkpoint.h error (bad_checkpoint = that checkpoint's size, bad_index =
- * the first index that may differ from what was signed); why says which. */
+ * entries were removed; and the newest checkpoint must cover every entry.
+ * Returns 0 or the first problem in index order: LEDGER_ERR_CORRUPT (bad_index =
+ * first bad leaf), LEDGER_ERR_CHECKPOINT_MISMATCH or a checkpoint.h error
+ * (bad_checkpoint = that checkpoint's size, bad_index = the first index that may
+ * differ from what was signed), LEDGER_ERR_UNSIGNED_ENTRIES (bad_index = the
+ * first entry no checkpoint covers); why says which. */
 struct ledger_audit {
     uint64_t size;                  /* verified entries */
     uint8_t  root[32];              /* their root */

@@ -42,7 +42,7 @@ int gpt2_config_check(const struct gpt2_config *cfg)
     uint64_t C = (uint64_t)cfg->n_embd;
     uint64_t n = ((uint64_t)cfg->vocab_size + (uint64_t)cfg->max_seq_len) * C +
                  (uint64_t)cfg->n_layer * (12 * C * C + 13 * C) + 2 * C;
-    if (n >= (1ull << 36))
+    if (n >= GPT2_MAX_PARAMS)
         return MODEL_ERR_CONFIG;
     return 0;
 }

@@ -11,7 +11,8 @@
  * No dropout. The loss is the mean cross-entropy over all B*T positions.
  *
  * Parameters: one flat fp32 vector, the wire format of the model (proto/aulac.proto
- * transfers it as little-endian fp32 and hashes those bytes). Canonical order, with
+ * transfers it as little-endian fp32; model/model_hash.h hashes those bytes after the
+ * domain "aulac/model/v1" 0x00). Canonical order, with
  * C = n_embd, V = vocab_size, P = max_seq_len, every tensor row-major:
  *
  *   wte.weight                    [V, C]
@@ -54,8 +55,10 @@ struct gpt2_config {
     int n_embd;      /* must be divisible by n_head */
 };
 
+#define GPT2_MAX_PARAMS (1ull << 36)   /* n_params must stay below (policies check it too) */
+
 /* Checks sizes: all positive, n_embd % n_head == 0, and small enough that every
- * count fits comfortably (n_params < 2^36, vocab_size <= 2^24). MODEL_ERR_CONFIG. */
+ * count fits comfortably (n_params < GPT2_MAX_PARAMS, vocab_size <= 2^24). MODEL_ERR_CONFIG. */
 int gpt2_config_check(const struct gpt2_config *cfg);
 
 /* Number of fp32 parameters; 0 when the config fails gpt2_config_check(). */

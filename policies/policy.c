@@ -325,6 +325,17 @@ static int post_validate(struct post *pc, struct policy *p)
         return fail_at(pc, POLICY_ERR_INVALID, "model.n_embd", "model",
                        "n_embd %u is not divisible by n_head %u", m->n_embd, m->n_head);
 
+    uint64_t n_params = policy_model_parameters(m);
+    if (n_params >= POLICY_MAX_PARAMETERS) {
+        const struct schema_seen *s = schema_seen(pc->ctx, "model");
+        yaml_error(pc->err, POLICY_ERR_INVALID, pc->file, s ? s->line : 1, s ? s->column : 1,
+                   "model", "the model has %llu parameters (vocab_size %u, n_positions %u, "
+                   "n_layer %u, n_embd %u); the trainer takes fewer than 2^36 = %llu",
+                   (unsigned long long)n_params, m->vocab_size, m->n_positions, m->n_layer,
+                   m->n_embd, (unsigned long long)POLICY_MAX_PARAMETERS);
+        return POLICY_ERR_INVALID;
+    }
+
     struct policy_training *t = &p->training;
     if (!seen(pc, "training.seq_len"))
         t->seq_len = m->n_positions;
@@ -484,7 +495,7 @@ int policy_load_file(const char *path, struct policy *out, struct policy_error *
     }
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = yaml_file_read(path, &buf, &len, err);
+    int rc = policy_read_file(path, &buf, &len, err);
     if (rc) {
         memset(out, 0, sizeof *out);
         return rc;
@@ -492,6 +503,11 @@ int policy_load_file(const char *path, struct policy *out, struct policy_error *
     rc = policy_load_buffer(path, buf, len, out, err);
     free(buf);
     return rc;
+}
+
+int policy_read_file(const char *path, uint8_t **buf, size_t *len, struct policy_error *err)
+{
+    return yaml_file_read(path, "policy", buf, len, err);
 }
 
 void policy_free(struct policy *p)
@@ -585,6 +601,11 @@ void policy_link_codec_params(const struct policy_link *l, struct codec_params *
     out->quant = l->quant;
     out->zstd_level = l->zstd_level;
     out->error_feedback = l->error_feedback ? 1 : 0;
+}
+
+bool policy_takes_part(const struct policy *p, const char *member)
+{
+    return p->participation.n_members == 0 || policy_member_index(p, member) >= 0;
 }
 
 int policy_member_index(const struct policy *p, const char *member)

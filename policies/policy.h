@@ -23,9 +23,9 @@ extern "C" {
  *   policy_free(&p);
  *
  * Every key, type, default and range is documented in policies/README.md. Parsing is
- * strict: unknown keys, duplicate keys, wrong types, out-of-range values, anchors,
- * aliases, tags and multi-document streams are errors naming file:line:column and the
- * key path. The hash is taken over a canonical encoding of the parsed values (with
+ * strict: unknown keys, duplicate keys, wrong types, out-of-range values, numbers with a
+ * leading zero, anchors, aliases, tags, directives other than %YAML 1.2 and
+ * multi-document streams are errors naming file:line:column and the key path. The hash is taken over a canonical encoding of the parsed values (with
  * defaults filled in), so comments, key order, formatting and spelling out a default
  * do not change it. */
 
@@ -50,6 +50,8 @@ extern "C" {
 #define POLICY_DESCRIPTION_MAX  4096    /* bytes of metadata.description */
 #define POLICY_MAX_MEMBERS      1024
 #define POLICY_FILE_MAX         (1u << 20)  /* policy files larger than 1 MiB are refused */
+#define POLICY_MAX_PARAMETERS   (1ull << 36) /* models must have fewer parameters: the trainer's
+                                                bound (model/gpt2.h GPT2_MAX_PARAMS) */
 #define POLICY_HASH_LEN         32
 
 enum policy_model_family { POLICY_FAMILY_GPT2 = 0 };
@@ -198,6 +200,13 @@ struct policy_error {
 int policy_load_file(const char *path, struct policy *out, struct policy_error *err)
     __attribute__((warn_unused_result));
 
+/* Reads a policy file as policy_load_file() does, for a caller that keeps its bytes:
+ * only a regular file of at most POLICY_FILE_MAX bytes (a FIFO or a device is refused
+ * without blocking on it). *buf is malloc'd and NUL-terminated; caller frees. Returns
+ * 0, POLICY_ERR_IO or POLICY_ERR_TOO_LARGE with err filled. */
+int policy_read_file(const char *path, uint8_t **buf, size_t *len, struct policy_error *err)
+    __attribute__((warn_unused_result));
+
 /* Same, from memory; name is used in messages ("demo.yaml"). bytes need not be
  * NUL-terminated. */
 int policy_load_buffer(const char *name, const void *bytes, size_t len,
@@ -223,6 +232,10 @@ void policy_link_codec_params(const struct policy_link *l, struct codec_params *
 
 /* Index of member id in participation.members, or -1. */
 int policy_member_index(const struct policy *p, const char *member);
+
+/* Whether member takes part: participation.members lists it, or is empty (then every
+ * member of the roster takes part; the caller checks the roster). */
+bool policy_takes_part(const struct policy *p, const char *member);
 
 /* Names used in the YAML for the enums ("nesterov", "krum", "int8", ...). */
 const char *policy_outer_kind_name(enum policy_outer_kind k);

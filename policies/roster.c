@@ -260,7 +260,7 @@ int roster_load_file(const char *path, struct roster *out, struct policy_error *
     uint8_t *buf;
     size_t len;
     memset(err, 0, sizeof *err);
-    int rc = yaml_file_read(path, &buf, &len, err);
+    int rc = yaml_file_read(path, "roster", &buf, &len, err);
     if (rc != 0)
         return rc;
     rc = roster_load_buffer(path, buf, len, out, err);

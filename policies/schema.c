@@ -262,6 +262,52 @@ static int err_at(struct schema_ctx *ctx, int code, const struct ynode *n, const
     return code;
 }
 
+/* 017 is 17 in YAML 1.2 and octal 15 in YAML 1.1 (and to many YAML libraries); 019 is 19
+ * or a string. A plain number whose integer part has a leading zero is refused, so that
+ * nobody reading the signed policy with another YAML reader sees another value. */
+static int refuse_leading_zero(struct schema_ctx *ctx, const struct ynode *v, const char *path)
+{
+    if (v->kind != YNODE_SCALAR || !v->plain)
+        return 0;
+    const char *s = v->text, *d;
+    if (*s == '-' || *s == '+')
+        s++;
+    if (s[0] != '0' || !is_digit(s[1]))
+        return 0;
+    bool octal = true;
+    uint64_t dec = 0, oct = 0;
+    for (d = s; is_digit(*d); d++) {
+        octal = octal && *d <= '7';
+        if (dec < UINT64_MAX / 10)
+            dec = dec * 10 + (uint64_t)(*d - '0');
+        if (oct < UINT64_MAX / 8)
+            oct = oct * 8 + (uint64_t)(*d - '0');
+    }
+    if (*d && *d != 'e' && *d != 'E')
+        return 0;   /* 00.5: a decimal fraction to every reader */
+    char got[64], readings[96], hint[96];
+    ynode_describe(v, got, sizeof got);
+    const char *sign = v->text[0] == '-' ? "-" : "";
+    int digits = (int)(d - s) - 1;   /* after the first zero */
+    if (*d) {
+        snprintf(readings, sizeof readings, "YAML 1.2: a number, YAML 1.1: a string");
+        snprintf(hint, sizeof hint, "write it without the leading zero");
+    } else if (octal) {
+        snprintf(readings, sizeof readings, "YAML 1.2: decimal %s%llu, YAML 1.1: octal %s%llu", sign,
+                 (unsigned long long)dec, sign, (unsigned long long)oct);
+        snprintf(hint, sizeof hint, "write %s%llu, or %s0o%.*s for octal", sign,
+                 (unsigned long long)dec, sign, digits, s + 1);
+    } else {
+        snprintf(readings, sizeof readings, "YAML 1.2: decimal %s%llu, YAML 1.1: a string", sign,
+                 (unsigned long long)dec);
+        snprintf(hint, sizeof hint, "write %s%llu", sign, (unsigned long long)dec);
+    }
+    yaml_error(ctx->err, POLICY_ERR_TYPE, ctx->file, v->line, v->column, path,
+               "%s has a leading zero, which YAML readers read differently (%s); %s", got, readings,
+               hint);
+    return POLICY_ERR_TYPE;
+}
+
 static void int_desc(const struct sfield *f, char *out, size_t len)
 {
     snprintf(out, len, "%s", f->imin >= 1 ? "a positive integer" : "a non-negative integer");
@@ -271,6 +317,9 @@ static int store_int(struct schema_ctx *ctx, const struct sfield *f, const struc
                      const char *path, void *base)
 {
     char got[128], desc[64];
+    int rz = refuse_leading_zero(ctx, v, path);
+    if (rz)
+        return rz;
     ynode_describe(v, got, sizeof got);
     int_desc(f, desc, sizeof desc);
     bool neg = false;
@@ -315,6 +364,9 @@ static int check_f64(struct schema_ctx *ctx, const struct sfield *f, const struc
                      const char *path, double *out)
 {
     char got[128];
+    int rz = refuse_leading_zero(ctx, v, path);
+    if (rz)
+        return rz;
     ynode_describe(v, got, sizeof got);
     double d;
     if (v->kind != YNODE_SCALAR || !v->plain || ynode_is_null(v) ||

@@ -116,7 +116,7 @@ int site_load_file(const char *path, struct site_policy *out, struct policy_erro
     }
     uint8_t *buf = NULL;
     size_t len = 0;
-    int rc = yaml_file_read(path, &buf, &len, err);
+    int rc = yaml_file_read(path, "site policy", &buf, &len, err);
     if (rc) {
         memset(out, 0, sizeof *out);
         return rc;
@@ -186,8 +186,7 @@ int site_check(const struct site_policy *s, const struct policy *p, char *why, s
                           "allow.experiments (%s)", name, list);
         }
     }
-    if (s->member[0] && p->participation.n_members > 0 &&
-        policy_member_index(p, s->member) < 0)
+    if (s->member[0] && !policy_takes_part(p, s->member))
         return refuse(why, why_len,
                       "experiment %s: this site (%s) is not among its participation.members",
                       name, s->member);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE     /* memmem */
 #include "policies/yaml_tree.h"
 
+#include <errno.h>
 #include <libfyaml.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -294,6 +295,57 @@ static struct ynode *new_node(enum ynode_kind kind, int line, int column)
     return n;
 }
 
+/* Directives sit on lines of their own, starting with '%', before the "---" that opens
+ * the document. Policies are YAML 1.2 read with the core schema, so "%YAML 1.2" is the
+ * only one that changes nothing: under 1.1 a reader takes 017 for octal 15 and yes for
+ * true, and %TAG only serves tags, which are refused anyway. */
+static int check_directives(struct builder *b, struct fy_event *e)
+{
+    const struct fy_mark *m = fy_event_start_mark(e);
+    if (e->document_start.implicit || !m || m->line < 0)
+        return 0;
+    const char *in = b->input;
+    size_t n = b->input_len, p = 0;
+    if (n >= 3 && memcmp(in, "\xef\xbb\xbf", 3) == 0)
+        p = 3;
+    for (int line = 1; p < n && line <= m->line; line++) {
+        size_t eol = p;
+        while (eol < n && in[eol] != '\n')
+            eol++;
+        if (in[p] == '%') {
+            size_t end = eol;
+            while (end > p && (in[end - 1] == '\r' || in[end - 1] == ' ' || in[end - 1] == '\t'))
+                end--;
+            const char *d = in + p;
+            int len = (int)(end - p) > 80 ? 80 : (int)(end - p);
+            if (len >= 6 && memcmp(d, "%YAML", 5) == 0 && (d[5] == ' ' || d[5] == '\t')) {
+                const char *v = d + 6;
+                while (v < d + len && (*v == ' ' || *v == '\t'))
+                    v++;
+                int vlen = (int)(d + len - v);
+                if (vlen == 3 && memcmp(v, "1.2", 3) == 0) {
+                    p = eol + 1;
+                    continue;
+                }
+                yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, 1, NULL,
+                           "%.*s: policy files are YAML 1.2, read with its core schema (under "
+                           "YAML 1.1, 017 would be octal 15 and yes would be true); remove "
+                           "the directive", len, d);
+            } else if (len >= 4 && memcmp(d, "%TAG", 4) == 0) {
+                yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, 1, NULL,
+                           "%%TAG directives are not supported in policy files (nor are tags)");
+            } else {
+                yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, 1, NULL,
+                           "unknown YAML directive %.*s; policy files take none but "
+                           "%%YAML 1.2", len, d);
+            }
+            return POLICY_ERR_UNSUPPORTED;
+        }
+        p = eol + 1;
+    }
+    return 0;
+}
+
 static int on_event(struct builder *b, struct fy_event *e)
 {
     int line, column, rc;
@@ -309,7 +361,7 @@ static int on_event(struct builder *b, struct fy_event *e)
                        "only one YAML document is allowed in a policy file");
             return POLICY_ERR_UNSUPPORTED;
         }
-        return 0;
+        return check_directives(b, e);
     case FYET_ALIAS:
         mark_of(e, b, &line, &column);
         yaml_error(b->err, POLICY_ERR_UNSUPPORTED, b->file, line, column, NULL,
@@ -416,12 +468,18 @@ size_t yaml_text_check(const void *bytes, size_t len, unsigned flags)
     return len;
 }
 
-int yaml_file_read(const char *path, uint8_t **buf, size_t *len, struct policy_error *err)
+int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                   struct policy_error *err)
 {
-    int rc = file_read_all(path, POLICY_FILE_MAX, buf, len);
+    char why[160];
+    int rc = file_read_all_why(path, POLICY_FILE_MAX, buf, len, why, sizeof why);
     if (rc == 0)
         return 0;
-    yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", strerror(-rc));
+    if (rc == -EFBIG) {
+        yaml_error(err, POLICY_ERR_TOO_LARGE, path, 0, 0, NULL, "%s for %s files", why, kind);
+        return POLICY_ERR_TOO_LARGE;
+    }
+    yaml_error(err, POLICY_ERR_IO, path, 0, 0, NULL, "cannot read: %s", why);
     return POLICY_ERR_IO;
 }
 
@@ -430,8 +488,10 @@ int yaml_tree_parse(const char *file, const void *bytes, size_t len,
 {
     *root = NULL;
     if (len > POLICY_FILE_MAX) {
-        yaml_error(err, POLICY_ERR_TOO_LARGE, file, 0, 0, NULL,
-                   "file is %zu bytes, over the %u byte limit", len, POLICY_FILE_MAX);
+        char limit[32];
+        file_size_words(POLICY_FILE_MAX, limit, sizeof limit);
+        yaml_error(err, POLICY_ERR_TOO_LARGE, file, 0, 0, NULL, "is %zu bytes, over the %s limit",
+                   len, limit);
         return POLICY_ERR_TOO_LARGE;
     }
     /* libfyaml is only ever given well-formed UTF-8 text: some invalid byte sequences

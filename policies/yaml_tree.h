@@ -2,8 +2,9 @@
 #define AULAC_POLICIES_YAML_TREE_H
 /* Internal to policies/: a YAML document read with libfyaml into a small tree that
  * remembers where every node starts, and the error formatting shared by policy.c and
- * site.c. Only plain data survives: anchors, aliases, tags and multi-document streams
- * are refused here, duplicate keys too, so nothing downstream has to think of them. */
+ * site.c. Only plain data survives: anchors, aliases, tags, directives other than
+ * %YAML 1.2 and multi-document streams are refused here, duplicate keys too, so nothing
+ * downstream has to think of them. */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,9 +43,13 @@ void yaml_tree_free(struct ynode *n);
 #define YAML_TEXT_NO_C1 2u
 size_t yaml_text_check(const void *bytes, size_t len, unsigned flags);
 
-/* Reads a policy, site or roster file (at most POLICY_FILE_MAX bytes) into a malloc'd
- * buffer; on failure fills err ("file: cannot read: ...") and returns POLICY_ERR_IO. */
-int yaml_file_read(const char *path, uint8_t **buf, size_t *len, struct policy_error *err);
+/* Reads a policy, site or roster file (kind: "policy", "site policy", "roster") into a
+ * malloc'd buffer. Only a regular file of at most POLICY_FILE_MAX bytes is read (FIFOs
+ * and devices are refused without blocking, common/fileio.h). On failure fills err:
+ * "file: is 2097152 bytes, over the 1 MiB limit for policy files" (POLICY_ERR_TOO_LARGE)
+ * or "file: cannot read: is a FIFO (named pipe), not a regular file" (POLICY_ERR_IO). */
+int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                   struct policy_error *err);
 
 /* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
 bool ynode_is_null(const struct ynode *n);

@@ -9,6 +9,7 @@
 #include "proto/pb.h"
 #include "proto/rpc_internal.h"
 #include "proto/service.h"
+#include "proto/service_ledger.h"
 #include "proto/service_node.h"
 
 #define FED_DEFAULT_CALL_TIMEOUT_MS    15000
@@ -277,6 +278,20 @@ int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *
                        c ? c->call_timeout_ms : 0, &req->base,
                        &aulac__v1__proposals_reply__descriptor, &m, st ? st : &local, 1);
     *reply = (Aulac__V1__ProposalsReply *)m;
+    return rc;
+}
+
+int fed_add_cosignature(struct fed_client *c, const Aulac__V1__CosignatureRequest *req,
+                        Aulac__V1__CosignatureReply **reply, struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!req || !reply)
+        return RPC_ERR_INVALID_ARG;
+    int rc = fed_unary(c, "AddCosignature", FED_METHOD_ADD_COSIGNATURE,
+                       c ? c->call_timeout_ms : 0, &req->base,
+                       &aulac__v1__cosignature_reply__descriptor, &m, st ? st : &local, 1);
+    *reply = (Aulac__V1__CosignatureReply *)m;
     return rc;
 }
 

@@ -88,6 +88,11 @@ int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
 int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
                        Aulac__V1__ProposalsReply **reply, struct rpc_status *st);
 
+/* Witnessing (ledger/witness.h): sends this member's cosigned checkpoint (signed
+ * request). A refusal is a 0 return with (*reply)->accepted = 0 and the reason. */
+int fed_add_cosignature(struct fed_client *c, const Aulac__V1__CosignatureRequest *req,
+                        Aulac__V1__CosignatureReply **reply, struct rpc_status *st);
+
 /* Called once per chunk, in order; the chunk is freed when it returns.
  * Return 0 to go on, anything else to cancel the download (FED_ERR_ABORTED). */
 typedef int (*fed_chunk_fn)(const Aulac__V1__ModelChunk *chunk, void *ctx);

@@ -216,3 +216,32 @@ int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count
     }
     return 0;
 }
+
+int fed_get_cosignatures(struct fed_ledger *c, Aulac__V1__CosignaturesReply **reply,
+                         struct rpc_status *st)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m;
+    if (!reply)
+        return RPC_ERR_INVALID_ARG;
+    Aulac__V1__CosignaturesRequest q = AULAC__V1__COSIGNATURES_REQUEST__INIT;
+    int rc = call(c, "GetCosignatures", FED_METHOD_GET_COSIGNATURES, &q.base,
+                  &aulac__v1__cosignatures_reply__descriptor, &m, st ? st : &local);
+    *reply = (Aulac__V1__CosignaturesReply *)m;
+    return rc;
+}
+
+int fed_witness_proof(void *arg, uint64_t old_size, uint64_t new_size, uint8_t (*proof)[32],
+                      size_t *proof_len, char *why, size_t why_cap)
+{
+    Aulac__V1__Proof *p = NULL;
+    struct rpc_status st;
+    int rc = fed_get_consistency_proof(arg, old_size, new_size, &p, proof, proof_len, &st);
+    if (p)
+        aulac__v1__proof__free_unpacked(p, NULL);
+    if (rc == 0)
+        return 0;
+    if (why && why_cap)
+        snprintf(why, why_cap, "%s", st.details);
+    return st.code == GRPC_STATUS_OUT_OF_RANGE ? 1 : -1;
+}

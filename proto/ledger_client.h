@@ -46,6 +46,16 @@ int fed_get_entries(struct fed_ledger *c, uint64_t from, uint64_t count,
 int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count,
                         Aulac__V1__CheckpointsPage **reply, struct rpc_status *st);
 
+/* Every member's latest cosigned checkpoint (unverified: ledger/witness.h checks). */
+int fed_get_cosignatures(struct fed_ledger *c, Aulac__V1__CosignaturesReply **reply,
+                         struct rpc_status *st);
+
+/* A witness_proof_fn (ledger/witness.h) over the channel arg (a struct fed_ledger):
+ * the consistency proof from old_size to new_size; 1 when the coordinator answers
+ * OUT_OF_RANGE (it cannot prove it), -1 on any other failure; why gets the status. */
+int fed_witness_proof(void *arg, uint64_t old_size, uint64_t new_size, uint8_t (*proof)[32],
+                      size_t *proof_len, char *why, size_t why_cap);
+
 /* Copies the repeated bytes of a proof into proof[MERKLE_PROOF_MAX]; 0 or
  * FED_ERR_BAD_REPLY. */
 int fed_proof_hashes(const ProtobufCBinaryData *items, size_t n, uint8_t (*proof)[32],

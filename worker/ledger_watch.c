@@ -10,9 +10,11 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "ledger/checkpoint.h"
 #include "ledger/entry.h"
 #include "proto/ledger_client.h"
+#include "worker/witness.h"
 
 struct ledger_watch {
     struct fed_ledger *client;
@@ -23,6 +25,8 @@ struct ledger_watch {
     struct checkpoint seen;        /* the last checkpoint verified */
     int failed;
     int warned_no_checkpoint;
+    struct member_witness *wit;    /* worker/witness.h */
+    int await_witnesses;           /* first contact: wait for witnesses at the next refresh */
 };
 
 int ledger_watch_failed(const struct worker *w)
@@ -123,6 +127,8 @@ static int take_note(struct ledger_watch *lw, const char *note, size_t len, cons
     return advance(lw, &c, note, len, source);
 }
 
+static void await_witnesses(struct worker *w);
+
 void ledger_watch_refresh(struct worker *w)
 {
     struct ledger_watch *lw = w->ledger_watch;
@@ -137,9 +143,49 @@ void ledger_watch_refresh(struct worker *w)
         lw->warned_no_checkpoint = 1;
         return;
     }
-    take_note(lw, r->note ? r->note : "", r->note ? strlen(r->note) : 0,
-              "the coordinator's latest checkpoint", NULL);
+    struct checkpoint c;
+    const char *note = r->note ? r->note : "";
+    char why[1200];
+    /* witness only what was verified as an extension of everything seen: the one seen */
+    if (take_note(lw, note, strlen(note), "the coordinator's latest checkpoint", &c) == 0 &&
+        lw->wit && lw->have_seen && lw->seen.size == c.size &&
+        memcmp(lw->seen.root, c.root, 32) == 0 &&
+        member_witness_refresh(lw->wit, &c, note, strlen(note), why, sizeof why) != 0)
+        fatal(lw, why);
     aulac__v1__checkpoint__free_unpacked(r, NULL);
+    if (lw->await_witnesses && !lw->failed) {
+        lw->await_witnesses = 0;
+        await_witnesses(w);
+    }
+}
+
+/* At first contact: the ledger is taken only once other members witnessed it. */
+static void await_witnesses(struct worker *w)
+{
+    struct ledger_watch *lw = w->ledger_watch;
+    const int64_t deadline = time_mono_ms() + (int64_t)w->opt.witness_wait_s * 1000;
+    char why[700], msg[1000];
+    int waited = 0;
+    while (!lw->failed && !member_witness_quorum_met(lw->wit, why, sizeof why)) {
+        if (worker_stopping())
+            return;
+        if (time_mono_ms() >= deadline) {
+            snprintf(msg, sizeof msg, "the coordinator's ledger (checkpoint of size %" PRIu64
+                     ") is not witnessed: this member has no checkpoint of its own to compare "
+                     "with, and after %d s %s. A coordinator could be showing it a ledger no "
+                     "other member sees; start it while other members are online, or lower "
+                     "--witness-quorum", lw->seen.size, w->opt.witness_wait_s, why);
+            fatal(lw, msg);
+            return;
+        }
+        if (!waited++)
+            log_info("waiting up to %d s for other members to witness the ledger: %s",
+                     w->opt.witness_wait_s, why);
+        time_sleep_ms(1000);
+        ledger_watch_refresh(w);
+    }
+    if (!lw->failed && waited)
+        log_info("the ledger is witnessed by other members");
 }
 
 /* The entry must record this member's update, as sent. NULL when it does, else why. */
@@ -276,7 +322,13 @@ int ledger_watch_start(struct worker *w)
     }
     if ((rc = load_seen(lw)) != 0)
         return rc;
+    const int first_contact = !lw->have_seen;
+    if ((rc = member_witness_open(w, lw->client, &lw->key, &lw->wit)) != 0)
+        return rc;
+    member_witness_republish(lw->wit);
     ledger_watch_refresh(w);
+    /* the wait comes with the first round's check, after the local set-up was checked */
+    lw->await_witnesses = first_contact;
     return lw->failed ? WORKER_EXIT_LEDGER : 0;
 }
 
@@ -284,6 +336,7 @@ void ledger_watch_stop(struct worker *w)
 {
     if (!w->ledger_watch)
         return;
+    member_witness_close(w->ledger_watch->wit);
     fed_ledger_close(w->ledger_watch->client);
     free(w->ledger_watch);
     w->ledger_watch = NULL;

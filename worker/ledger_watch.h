@@ -11,7 +11,12 @@
  * must lead to the receipt's checkpoint. When the log was rewritten, or the
  * coordinator cannot prove what it claims, the watch logs why and from then on
  * ledger_watch_failed() is true: the worker stops (WORKER_EXIT_LEDGER).
- * Failures to reach the coordinator are only warnings: the check is retried. */
+ * Failures to reach the coordinator are only warnings: the check is retried.
+ *
+ * Witnessing (worker/witness.h): every checkpoint taken is cross-checked against the
+ * members' cosigned checkpoints and cosigned; a split view fails the watch. A member
+ * with no kept checkpoint waits, at the first refresh after the start (before its
+ * first round), for --witness-quorum other members to have witnessed the ledger. */
 #include "crypto/envelope.h"
 #include "proto/aulac.pb-c.h"
 #include "worker/worker.h"

@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "worker/node_worker.h"
+#include "worker/witness.h"
 #include "worker/worker.h"
 
 static const char usage[] =
@@ -41,6 +42,17 @@ static const char usage[] =
     "  --max-rounds N        leave after N accepted rounds\n"
     "  --connect-timeout S   give up when the coordinator stays unreachable S seconds\n"
     "                        (a follower node: when its leader does)\n"
+    "\n"
+    "Witnessing (ledger/README.md \"Witnesses\"): the worker cosigns every checkpoint it\n"
+    "verified and cross-checks the other members' cosigned checkpoints; a split view (the\n"
+    "coordinator showed members different ledgers) stops it with exit 4.\n"
+    "  --witnesses FILE      roster file naming the witnesses and their keys (default: the\n"
+    "                        members of the ledger's genesis entry)\n"
+    "  --witness-quorum N    at first contact (no checkpoint kept in --state-dir), accept\n"
+    "                        the ledger only once N other members cosigned checkpoints\n"
+    "                        consistent with it (default 1; at most the other witnesses;\n"
+    "                        0: do not wait)\n"
+    "  --witness-wait S      wait that long for them, then stop with exit 4 (default 300)\n"
     "  -v, --verbose         debug logging\n"
     "  -h, --help            this help\n"
     "\n"
@@ -75,11 +87,13 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
 int main(int argc, char **argv)
 {
     log_set_component("worker");
-    struct worker_options o = { 0 };
+    struct worker_options o = { .witness_quorum = WITNESS_DEFAULT_QUORUM,
+                                .witness_wait_s = WITNESS_DEFAULT_WAIT_S };
     int insecure = 0, tmp;
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
            O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_CTO,
-           O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK };
+           O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK, O_WITNESSES,
+           O_WQUORUM, O_WWAIT };
     static const struct option longopts[] = {
         { "coordinator", required_argument, 0, O_COORD },
         { "member", required_argument, 0, O_MEMBER },
@@ -105,6 +119,9 @@ int main(int argc, char **argv)
         { "node-tls-key", required_argument, 0, O_NKEY },
         { "leader", required_argument, 0, O_LEADER },
         { "check-nodes", no_argument, 0, O_CHECK },
+        { "witnesses", required_argument, 0, O_WITNESSES },
+        { "witness-quorum", required_argument, 0, O_WQUORUM },
+        { "witness-wait", required_argument, 0, O_WWAIT },
         { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -154,6 +171,15 @@ int main(int argc, char **argv)
         case O_NKEY: o.node_tls_key = optarg; break;
         case O_LEADER: o.leader = optarg; break;
         case O_CHECK: o.check_nodes = 1; break;
+        case O_WITNESSES: o.witnesses = optarg; break;
+        case O_WQUORUM:
+            if (parse_int("--witness-quorum", optarg, 0, 256, &o.witness_quorum))
+                return 2;
+            break;
+        case O_WWAIT:
+            if (parse_int("--witness-wait", optarg, 0, 1 << 24, &o.witness_wait_s))
+                return 2;
+            break;
         case 'v': log_set_level(LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return WORKER_EXIT_USAGE;

@@ -44,6 +44,9 @@ struct worker_options {
     int max_rounds;                 /* stop after this many rounds (0: until finished) */
     int64_t connect_timeout_ms;     /* give up when the coordinator stays unreachable */
     int insecure;                   /* plaintext channels (--insecure) */
+    const char *witnesses;          /* roster file of the ledger's witnesses (worker/witness.h) */
+    int witness_quorum;             /* other members' cosignatures needed at first contact */
+    int witness_wait_s;             /* how long to wait for them */
     /* Several nodes in one member (worker/node_worker.h); nodes <= 1: one node. */
     int nodes, node_rank;
     const char *node_listen;        /* leader: where followers reach it */

@@ -66,6 +66,8 @@ int main(int argc, char **argv)
             e.u.update.tokens = 1000;
             e.u.update.reason = "late";
             memset(e.u.update.envelope_signature, 7, 64);
+            memset(e.u.update.base_model_hash, 9, 32);
+            e.u.update.codec = (struct entry_codec){ 1, 4096, 64, 1, -3, 1 };
             break;
         case ENTRY_ROUND_CLOSED:
             strcpy(e.u.round_closed.experiment, "gpt2-vi");

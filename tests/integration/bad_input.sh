@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Bad input is refused with a message that says what and where, and the coordinator
-# keeps serving: a malformed policy, a malformed roster, a port in use, missing and
+# keeps serving: a malformed policy, a malformed roster, policy, site and roster files
+# that are FIFOs, devices, too large or ambiguous YAML, a port in use, missing and
 # empty corpus directories, a world-readable key, unknown command-line arguments.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
@@ -31,6 +32,45 @@ expect bad-roster 1 'bad-roster.yaml:[0-9]+:[0-9]+: members\[0\].public_key' \
 expect missing-policy 1 'nope.yaml' \
     "$BIN/aulac-coordinator" --data-dir "$T/c3" --key "$T/keys/coordinator.key" \
     --roster "$T/roster.yaml" --policy "$T/nope.yaml" --listen 127.0.0.1:0 --insecure
+
+# Policy, site and roster files: nothing but a regular file is read (a FIFO would hang
+# the reader), the size limit is stated, and what YAML readers disagree on is refused.
+mkfifo "$T/fifo.yaml"
+expect policy-fifo 1 'fifo.yaml: cannot read: is a FIFO \(named pipe\), not a regular file' \
+    "$BIN/aulac" policy check "$T/fifo.yaml"
+expect coord-policy-fifo 1 'fifo.yaml: cannot read: is a FIFO' \
+    "$BIN/aulac-coordinator" --data-dir "$T/c5" --key "$T/keys/coordinator.key" \
+    --roster "$T/roster.yaml" --policy "$T/fifo.yaml" --listen 127.0.0.1:0 --insecure
+expect roster-fifo 1 'fifo.yaml: cannot read: is a FIFO' \
+    "$BIN/aulac" roster show --roster "$T/fifo.yaml"
+expect policy-dev-zero 1 '/dev/zero: cannot read: is a character device, not a regular file' \
+    "$BIN/aulac" policy check /dev/zero
+expect policy-dir 1 'cannot read: is a directory' "$BIN/aulac" policy check "$T"
+{ cat "$T/policy.yaml"; head -c 1100000 /dev/zero | tr '\0' '#'; } >"$T/big.yaml"
+expect policy-too-large 1 'big.yaml: is [0-9]+ bytes, over the 1 MiB limit for policy files' \
+    "$BIN/aulac" policy check "$T/big.yaml"
+{ printf '%%YAML 1.1\n---\n'; cat "$T/policy.yaml"; } >"$T/yaml11.yaml"
+expect policy-yaml11 1 'yaml11.yaml:1:1: %YAML 1.1: policy files are YAML 1.2' \
+    "$BIN/aulac" policy check "$T/yaml11.yaml"
+sed 's/rounds: \([0-9]*\)/rounds: 0\1/' "$T/policy.yaml" >"$T/octal.yaml"
+expect policy-leading-zero 1 'octal.yaml:[0-9]+:[0-9]+: training.rounds: 02 has a leading zero' \
+    "$BIN/aulac" policy check "$T/octal.yaml"
+sed 's/n_layer: 1, n_head: 2, n_embd: 32/n_layer: 1024, n_head: 64, n_embd: 65536/' \
+    "$T/policy.yaml" >"$T/huge.yaml"
+expect policy-too-many-params 1 'huge.yaml:3:1: model: the model has [0-9]+ parameters' \
+    "$BIN/aulac" policy check "$T/huge.yaml"
+expect policy-help 0 'usage: aulac policy check FILE' "$BIN/aulac" policy check --help
+sed 's/members: \[[^]]*\]/members: []/' "$T/policy.yaml" >"$T/everyone.yaml"
+expect policy-everyone 0 'every roster member' "$BIN/aulac" policy check "$T/everyone.yaml"
+printf 'schema: 1\nmember: alpha\nlimits: { max_rounds: 1 }\n' >"$T/site.yaml"
+expect site-ok 0 'site.yaml: ok' "$BIN/aulac" site check "$T/site.yaml"
+expect site-refuses 1 'site.yaml: refuses experiment it-tiny: .*max_rounds 1' \
+    "$BIN/aulac" site check "$T/site.yaml" --policy "$T/policy.yaml"
+printf 'schema: 1\nlimits: { max_rounds: 010 }\n' >"$T/bad-site.yaml"
+expect site-bad 1 'bad-site.yaml:2:23: limits.max_rounds: 010 has a leading zero' \
+    "$BIN/aulac" site check "$T/bad-site.yaml"
+expect site-fifo 1 'fifo.yaml: cannot read: is a FIFO' "$BIN/aulac" site check "$T/fifo.yaml"
+expect site-help 0 'usage: aulac site check FILE' "$BIN/aulac" site check --help
 
 # A port in use: the second coordinator says which address, the first keeps serving.
 start_coordinator

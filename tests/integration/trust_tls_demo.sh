@@ -2,6 +2,8 @@
 # A demo-like alliance over TLS on loopback, with mutual TLS, made with aulac tls:
 #   - two workers train two rounds through a coordinator that requires client
 #     certificates; every request is also signed with the member's key;
+#   - aulac ledger reads and verifies its ledger with a member's client certificate,
+#     and cannot connect without one;
 #   - plaintext needs --insecure (and warns); without a certificate and without
 #     --insecure the coordinator refuses to start;
 #   - a worker that trusts another CA cannot connect; one without a client
@@ -118,6 +120,26 @@ grep -q "experiment .* finished after 2 rounds" "$T/coordinator.log" || fail "th
 grep -q '"state":"finished"' "$T/status.json" || fail "status: $(cat "$T/status.json")"
 if grep -q "rejected update" "$T/coordinator.log"; then fail "an update was rejected"; fi
 "$bin/aulac" ledger verify --data-dir "$T/data" >/dev/null || fail "ledger verify"
+
+step "aulac ledger over mutual TLS: with the member's client certificate, not without"
+"$bin/aulac" ledger verify --coordinator "$addr" --tls-ca "$T/tls/ca.pem" \
+    --tls-cert "$T/tls/fpt.pem" --tls-key "$T/tls/fpt.key" >"$T/ledger-mtls.log" 2>&1 ||
+    fail "ledger verify over mutual TLS: $(tail -2 "$T/ledger-mtls.log")"
+"$bin/aulac" ledger checkpoint --coordinator "$addr" --tls-ca "$T/tls/ca.pem" \
+    --tls-cert "$T/tls/vnpt.pem" --tls-key "$T/tls/vnpt.key" --json >"$T/ckpt.json" ||
+    fail "ledger checkpoint over mutual TLS"
+grep -q '"verified":true' "$T/ckpt.json" || fail "checkpoint: $(cat "$T/ckpt.json")"
+if "$bin/aulac" ledger verify --coordinator "$addr" --tls-ca "$T/tls/ca.pem" \
+    >"$T/ledger-nocert.log" 2>&1; then fail "ledger verify without a client cert connected"; fi
+grep -q "cannot reach the coordinator" "$T/ledger-nocert.log" ||
+    fail "ledger without cert: $(tail -2 "$T/ledger-nocert.log")"
+set +e
+"$bin/aulac" ledger verify --coordinator "$addr" --tls-ca "$T/tls/ca.pem" \
+    --tls-cert "$T/tls/fpt.pem" >"$T/out" 2>&1
+rc=$?
+set -e
+[ $rc = 2 ] && grep -q -- "--tls-cert and --tls-key go together" "$T/out" ||
+    fail "ledger --tls-cert without --tls-key: rc $rc, $(cat "$T/out")"
 
 step "plaintext with --insecure warns"
 "$bin/aulac-coordinator" --data-dir "$T/data2" --key "$T/keys/coordinator.key" \

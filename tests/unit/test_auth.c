@@ -10,6 +10,10 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <libgen.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 
 #include "common/hex.h"
 #include "common/log.h"
@@ -394,6 +398,90 @@ static void replayed_request_nonce_refused(void **state)
     upd_free(&u);
 }
 
+/* --- replays across restarts ------------------------------------------------------ */
+
+extern char **environ;
+
+/* Starts this build's aulac-coordinator (BUILD/tests/.. holds it) on f's files and
+ * sets f->addr; returns its pid. */
+static pid_t spawn_coordinator(struct fx *f)
+{
+    char exe[4096], bin[4096], port_file[300];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    assert_true(n > 0);
+    exe[n] = 0;
+    snprintf(bin, sizeof bin, "%s/aulac-coordinator", dirname(dirname(exe)));
+    snprintf(port_file, sizeof port_file, "%s/port", f->dir);
+    unlink(port_file);
+    char *argv[] = { bin, "--data-dir", f->paths[0], "--key", f->paths[1], "--roster",
+                     f->paths[2], "--policy", f->paths[3], "--listen", "127.0.0.1:0",
+                     "--port-file", port_file, "--insecure", NULL };
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    for (int i = 0; i < 300 && !text; i++) {   /* up to 30 s */
+        if (file_read_all(port_file, 32, &text, &len) != 0 || len == 0) {
+            free(text);
+            text = NULL;
+            time_sleep_ms(100);
+        }
+    }
+    if (!text)
+        fail_msg("%s did not start", bin);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", atoi((char *)text));
+    free(text);
+    return pid;
+}
+
+static int get_task_as(struct fx *f, struct signer *s, struct rpc_status *st)
+{
+    struct fed_client *cl = fx_client(f, s);
+    Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
+    q.member_id = "fpt";
+    q.wait_ms = 0;
+    Aulac__V1__Task *t = NULL;
+    int rc = fed_get_task(cl, &q, &t, st);
+    if (t)
+        aulac__v1__task__free_unpacked(t, NULL);
+    fed_client_close(cl);
+    return rc;
+}
+
+/* A request accepted just before the coordinator dies (kill -9) or stops is refused
+ * when replayed to the restarted one, inside the timestamp window. */
+static void replayed_request_refused_after_restart(void **state)
+{
+    (void)state;
+    struct fx f;
+    fx_prepare(&f);
+    struct signer a = { .key = f.keys[FPT], .fixed = 1, .ts = time_now_unix_ms() };
+    struct signer b = { .key = f.keys[FPT], .fixed = 1, .ts = time_now_unix_ms() };
+    randombytes_buf(a.nonce, sizeof a.nonce);
+    randombytes_buf(b.nonce, sizeof b.nonce);
+    struct rpc_status st;
+
+    pid_t pid = spawn_coordinator(&f);
+    assert_int_equal(get_task_as(&f, &a, &st), 0);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+
+    fx_start(&f);                     /* same data directory, in this process */
+    expect_status(get_task_as(&f, &a, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                  "replayed request");
+    assert_int_equal(get_task_as(&f, &b, &st), 0);   /* a fresh nonce still works */
+    fx_stop(&f);
+
+    fx_start(&f);                     /* an orderly restart */
+    expect_status(get_task_as(&f, &a, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                  "replayed request");
+    expect_status(get_task_as(&f, &b, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                  "replayed request");
+    fx_free(&f);
+}
+
 static void timestamp_outside_window_refused(void **state)
 {
     struct fx *f = *state;
@@ -610,6 +698,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(payload_byte_changed_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(replayed_envelope_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(replayed_request_nonce_refused, setup, teardown),
+        cmocka_unit_test(replayed_request_refused_after_restart),
         cmocka_unit_test_setup_teardown(timestamp_outside_window_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(removed_member_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(rotated_key_refused, setup, teardown),

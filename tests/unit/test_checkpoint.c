@@ -514,11 +514,11 @@ static int collect(uint64_t size, const char *note, size_t len, void *arg)
 static void each_commit_publishes_a_checkpoint(void **state)
 {
     struct lfix *f = *state;
-    append_commit(f, 3);   /* before a signer: no checkpoint */
     char *note = NULL;
+    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), 0);   /* empty: signs nothing */
     assert_int_equal(ledger_checkpoint_get(f->l, LEDGER_LATEST, 0, &note, NULL, NULL),
                      LEDGER_ERR_NOT_FOUND);
-    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), 0);   /* publishes size 3 */
+    append_commit(f, 3);
     append_commit(f, 1);
     append_commit(f, 5);
     MDB_txn *txn;   /* a commit that appends nothing publishes nothing */
@@ -648,17 +648,24 @@ static void rewrite_nodes(MDB_txn *txn, MDB_dbi dbi, void *arg)
     }
 }
 
-static void consistent_rewrite_is_caught_by_checkpoints(void **state)
+/* 18 signed entries in 6 commits (checkpoints at 3, 6, ..., 18), then entry 10 and
+ * every hash over it rewritten consistently; the ledger is left closed. */
+static void sign_18_then_rewrite_entry_10(struct lfix *f)
 {
-    struct lfix *f = *state;
     assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), 0);
     for (int i = 0; i < 6; i++)
-        append_commit(f, 3);   /* checkpoints at 3, 6, ..., 18 */
+        append_commit(f, 3);
     ledger_close(f->l);
     f->l = NULL;
     struct rewrite r = { .index = 10, .n = 18 };
     raw_edit(f->dir, "ledger.entries", rewrite_entries, &r);
     raw_edit(f->dir, "ledger.nodes", rewrite_nodes, &r);
+}
+
+static void consistent_rewrite_is_caught_by_checkpoints(void **state)
+{
+    struct lfix *f = *state;
+    sign_18_then_rewrite_entry_10(f);
     struct ledger_options keep_all = { .checkpoint_interval = 1 };
     assert_int_equal(ledger_open(f->dir, &keep_all, &f->l), 0);
     uint64_t bad = 0;
@@ -673,6 +680,82 @@ static void consistent_rewrite_is_caught_by_checkpoints(void **state)
     assert_non_null(strstr(a.why, "entry in 9..11"));
     /* and the coordinator refuses to sign on top of it */
     assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), LEDGER_ERR_CHECKPOINT_MISMATCH);
+}
+
+/* Entries committed without a signer: no checkpoint covers them, so nothing may sign
+ * on top of them and the audit fails them. */
+static void entries_without_a_checkpoint_are_refused(void **state)
+{
+    struct lfix *f = *state;
+    append_commit(f, 3);
+    struct ledger_audit a;
+    assert_int_equal(ledger_audit(f->l, &f->v, NULL, NULL, &a), LEDGER_ERR_UNSIGNED_ENTRIES);
+    assert_int_equal(a.bad_index, 0);
+    assert_int_equal(a.size, 3);
+    assert_non_null(strstr(a.why, "entries 0..2 are covered by no signed checkpoint (no signed "
+                                  "checkpoint is stored)"));
+    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), LEDGER_ERR_UNSIGNED_ENTRIES);
+    /* refused means not signing: the next commit publishes nothing */
+    append_commit(f, 1);
+    char *note = NULL;
+    assert_int_equal(ledger_checkpoint_get(f->l, LEDGER_LATEST, 0, &note, NULL, NULL),
+                     LEDGER_ERR_NOT_FOUND);
+}
+
+struct ckpt_cut { uint64_t above; };
+
+static void drop_checkpoints_above(MDB_txn *txn, MDB_dbi dbi, void *arg)
+{
+    const struct ckpt_cut *c = arg;
+    MDB_cursor *cur;
+    assert_int_equal(mdb_cursor_open(txn, dbi, &cur), 0);
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (rc == 0) {
+        uint64_t size = 0;
+        for (int i = 0; i < 8; i++)
+            size = (size << 8) | ((uint8_t *)k.mv_data)[i];
+        if (size > c->above)
+            assert_int_equal(mdb_cursor_del(cur, 0), 0);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    mdb_cursor_close(cur);
+}
+
+/* Issue 10, item 3: a consistent rewrite of an entry and every hash, with the
+ * checkpoints that cover it deleted (or all of them), is refused and named. */
+static void rewrite_with_its_checkpoints_deleted_is_refused(void **state)
+{
+    struct lfix *f = *state;
+    sign_18_then_rewrite_entry_10(f);
+    struct ckpt_cut cut = { .above = 9 };   /* those of 12, 15, 18 cover entry 10 */
+    raw_edit(f->dir, "ledger.checkpoints", drop_checkpoints_above, &cut);
+    struct ledger_options keep_all = { .checkpoint_interval = 1 };
+    assert_int_equal(ledger_open(f->dir, &keep_all, &f->l), 0);
+    assert_int_equal(ledger_verify_all(f->l, NULL, NULL, NULL, NULL, NULL), 0);
+    struct ledger_audit a;
+    assert_int_equal(ledger_audit(f->l, &f->v, NULL, NULL, &a), LEDGER_ERR_UNSIGNED_ENTRIES);
+    assert_int_equal(a.checkpoints, 3);
+    assert_int_equal(a.bad_index, 9);
+    assert_non_null(strstr(a.why, "entries 9..17 are covered by no signed checkpoint (the "
+                                  "newest signed checkpoint is of size 9)"));
+    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), LEDGER_ERR_UNSIGNED_ENTRIES);
+    uint64_t latest = 0;
+    char *note;
+    assert_int_equal(ledger_checkpoint_get(f->l, LEDGER_LATEST, 0, &note, NULL, &latest), 0);
+    free(note);
+    assert_int_equal(latest, 9);   /* nothing was signed over the forgery */
+
+    ledger_close(f->l);
+    f->l = NULL;
+    cut.above = 0;
+    raw_edit(f->dir, "ledger.checkpoints", drop_checkpoints_above, &cut);
+    assert_int_equal(ledger_open(f->dir, &keep_all, &f->l), 0);
+    assert_int_equal(ledger_audit(f->l, &f->v, NULL, NULL, &a), LEDGER_ERR_UNSIGNED_ENTRIES);
+    assert_int_equal(a.bad_index, 0);
+    assert_non_null(strstr(a.why, "entries 0..17 are covered by no signed checkpoint (no "
+                                  "signed checkpoint is stored)"));
+    assert_int_equal(ledger_set_signer(f->l, "aulac/test", f->k), LEDGER_ERR_UNSIGNED_ENTRIES);
 }
 
 static void drop_tail(MDB_txn *txn, MDB_dbi dbi, void *arg)
@@ -979,6 +1062,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(each_commit_publishes_a_checkpoint, lf_setup, lf_teardown),
         cmocka_unit_test_setup_teardown(consistent_rewrite_is_caught_by_checkpoints, lf_setup, lf_teardown),
         cmocka_unit_test_setup_teardown(dropped_entries_contradict_a_checkpoint, lf_setup, lf_teardown),
+        cmocka_unit_test_setup_teardown(entries_without_a_checkpoint_are_refused, lf_setup, lf_teardown),
+        cmocka_unit_test_setup_teardown(rewrite_with_its_checkpoints_deleted_is_refused, lf_setup, lf_teardown),
         cmocka_unit_test_setup_teardown(tampered_checkpoint_is_named, lf_setup, lf_teardown),
         cmocka_unit_test_setup_teardown(checkpoints_are_thinned, lf_setup, lf_teardown),
         cmocka_unit_test_setup_teardown(group_commit_shares_commits, lf_setup, lf_teardown),

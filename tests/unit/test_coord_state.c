@@ -199,6 +199,56 @@ static void contribution_counters_survive_a_reload(void **state)
     assert_int_equal(f->members[1].tokens, 0);     /* never written: zero */
 }
 
+struct seen_keys {
+    int64_t ts[8];
+    uint8_t first[8];
+    int n;
+};
+
+static void collect_key(int64_t timestamp_ms, const uint8_t *key, void *arg)
+{
+    struct seen_keys *k = arg;
+    if (k->n < 8) {
+        k->ts[k->n] = timestamp_ms;
+        k->first[k->n] = key[0];
+    }
+    k->n++;
+}
+
+/* Accepted request keys come back oldest first; each commit prunes those older than
+ * its window, and a reader can start anywhere. */
+static void replay_keys_kept_for_the_window(void **state)
+{
+    struct fixture *f = *state;
+    struct coord *c = &f->c;
+    uint8_t key[STATE_REPLAY_KEY_BYTES];
+    const int64_t t0 = 1767225600000;
+    for (int i = 0; i < 4; i++) {
+        memset(key, 0x10 * (i + 1), sizeof key);
+        assert_int_equal(state_replay_record(c, key, t0 + 1000 * (3 - i), 0), 0);
+    }
+    struct seen_keys k = { .n = 0 };
+    assert_int_equal(state_replay_each(c, 0, collect_key, &k), 0);
+    assert_int_equal(k.n, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(k.ts[i], t0 + 1000 * i);
+        assert_int_equal(k.first[i], 0x10 * (4 - i));
+    }
+    k.n = 0;
+    assert_int_equal(state_replay_each(c, t0 + 1500, collect_key, &k), 0);
+    assert_int_equal(k.n, 2);
+    assert_int_equal(k.ts[0], t0 + 2000);
+    /* the next record drops everything before t0 + 2000 */
+    memset(key, 0x77, sizeof key);
+    assert_int_equal(state_replay_record(c, key, t0 + 5000, t0 + 2000), 0);
+    k.n = 0;
+    assert_int_equal(state_replay_each(c, 0, collect_key, &k), 0);
+    assert_int_equal(k.n, 3);
+    assert_int_equal(k.ts[0], t0 + 2000);
+    assert_int_equal(k.ts[2], t0 + 5000);
+    assert_int_equal(k.first[2], 0x77);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +256,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(payloads_are_kept_per_round_until_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(round_summaries_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(contribution_counters_survive_a_reload, setup, teardown),
+        cmocka_unit_test_setup_teardown(replay_keys_kept_for_the_window, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

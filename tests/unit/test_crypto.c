@@ -16,6 +16,11 @@
 #include "crypto/digest.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
+#include "crypto/request.h"
+#include "model/model_hash.h"
+#include "proto/aulac.pb-c.h"
+#include "proto/pb.h"
+#include "proto/service.h"
 
 static char tmpdir[256];
 
@@ -369,16 +374,6 @@ static void coordinator_statement_vectors(void **state)
     r.accepted = 2;
     assert_int_equal(envelope_receipt_verify(&r, pk.key, sig), CRYPTO_ERR_ARG);
 
-    struct ledger_checkpoint c = { .size = 42, .timestamp_unix_ms = 1767225600000 };
-    memcpy(c.root, root, 32);
-    assert_int_equal(envelope_checkpoint_digest(&c, d), 0);
-    assert_hex(d, 32, "5d8748f878b49dadb98ce82070ec00080a7bdc639049328275edd8b1baeffffb");
-    assert_int_equal(envelope_checkpoint_sign(&c, k, sig), 0);
-    assert_hex(sig, 64, "0b2de8897912dfddfb151b6f577bff9c16dac84b9edecd9f697e8f76b1dab83d"
-                        "7271255e183168dbb93764c4ce8184041ddacb6018cd14b0236da0f3b29e5a03");
-    assert_int_equal(envelope_checkpoint_verify(&c, pk.key, sig), 0);
-    c.size = 43;
-    assert_int_equal(envelope_checkpoint_verify(&c, pk.key, sig), CRYPTO_ERR_BAD_SIGNATURE);
     crypto_key_free(k);
 }
 
@@ -406,6 +401,97 @@ static void join_request_vector(void **state)
 }
 
 /* Every field of the update envelope is covered by the signature. */
+/* crypto/README.md "Model hash": the domain comes first, so it is not BLAKE2b-256 of
+ * the parameter bytes alone. */
+static void model_hash_vector(void **state)
+{
+    const float params[4] = { 1.0f, -2.0f, 0.5f, 0.0f };
+    uint8_t h[32], plain[32];
+    model_hash(params, 4, h);
+    assert_hex(h, 32, "177229b9bf30235791a46c9821125474ec2fbe2528c95343bdaf56b73a771301");
+    uint8_t bytes[16];
+    memcpy(bytes, params, sizeof bytes);
+    assert_hex(bytes, 16, "0000803f000000c00000003f00000000");
+    crypto_blake2b256(bytes, sizeof bytes, plain);
+    assert_memory_not_equal(h, plain, 32);
+    assert_int_equal(crypto_digest(MODEL_HASH_DOMAIN, bytes, sizeof bytes, plain), 0);
+    assert_memory_equal(h, plain, 32);
+}
+
+/* crypto/README.md "Request", SubmitUpdate: the body digest is over the first stream
+ * message exactly as the client packs and sends it: UpdateChunk{header}, not the bare
+ * UpdateHeader. */
+static void submit_update_request_vector(void **state)
+{
+    struct crypto_key *k = vector_key("fpt");
+    struct update_envelope e = vector_update();
+    uint8_t sig[64];
+    assert_int_equal(envelope_sign(&e, k, sig), 0);
+    Aulac__V1__CodecParams cp = AULAC__V1__CODEC_PARAMS__INIT;
+    cp.format_version = e.codec.format_version;
+    cp.block_size = e.codec.block_size;
+    cp.k_per_block = e.codec.k_per_block;
+    cp.quant = e.codec.quant;
+    cp.zstd_level = e.codec.zstd_level;
+    cp.error_feedback = e.codec.error_feedback;
+    Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
+    h.experiment_id = e.experiment;
+    h.round = e.round;
+    h.member_id = e.member;
+    h.base_model_hash = (ProtobufCBinaryData){ 32, e.base_model_hash };
+    h.payload_hash = (ProtobufCBinaryData){ 32, e.payload_hash };
+    h.payload_bytes = e.payload_bytes;
+    h.samples = e.samples;
+    h.tokens = e.tokens;
+    h.codec = &cp;
+    h.signature = (ProtobufCBinaryData){ 64, sig };
+    h.train_loss = 3.25f;
+    h.val_loss = 3.5f;
+    Aulac__V1__UpdateChunk first = AULAC__V1__UPDATE_CHUNK__INIT;
+    first.part_case = AULAC__V1__UPDATE_CHUNK__PART_HEADER;
+    first.header = &h;
+    uint8_t *msg;
+    size_t len;
+    assert_int_equal(pb_pack(&first.base, &msg, &len), 0);
+    assert_int_equal(len, 195);
+    char hex[2 * 195 + 1];
+    hex_encode(msg, len, hex);
+    assert_string_equal(hex,
+        "0ac001"                                             /* UpdateChunk.header, 192 bytes */
+        "0a0d677074322d76692d736d616c6c" "1007" "1a03667074"
+        "2220a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "2a204eb9c55d110e9af15f550fbb11e363e197ad66edd8ace3ab1de6cacaa1b3a3c8"
+        "30c0c407" "38801040808040"
+        "4a0d" "0801" "108020" "1840" "2001" "2803" "3001"
+        "5240328f58116fb2e6e8fc3edbbc23b435144bd3566b984f6926b019b47d9a4f1b73"
+        "e432e870675f43af18cd4fec7b0cc80ffc5a0727242911eab1c54b5b976f5b01"
+        "5d00005040" "6500006040");
+    struct request_statement st = { 0 };
+    strcpy(st.method, FED_METHOD_SUBMIT_UPDATE);
+    strcpy(st.member, "fpt");
+    st.timestamp_unix_ms = 1767225600000;
+    for (int i = 0; i < 16; i++)
+        st.nonce[i] = (uint8_t)(0xf0 + i);
+    request_body_digest(msg, len, st.body_digest);
+    assert_hex(st.body_digest, 32, "b16087823ad7610d266bf3365fb9b3d02168408080b2e536cd26732f2e1f2155");
+    uint8_t d[32], rsig[64];
+    assert_int_equal(request_digest(&st, d), 0);
+    assert_hex(d, 32, "990938d6ec7edb532fa5f494d4d7e8759c38d6f38d3f9a741322dc2f29f30edb");
+    assert_int_equal(request_sign(&st, k, rsig), 0);
+    assert_hex(rsig, 64, "d9ec92ab0b737406efd641e92b2513d26f696b06f7f4c1b5f63063030e3912cc"
+                         "e9e4bbb24e0699b2a127c7764de20d379cf74bfa75c01a0c754d0455fef3a808");
+    /* The bare header (the mistake a client made from the old wording) differs. */
+    uint8_t *bare, other[32];
+    size_t bare_len;
+    assert_int_equal(pb_pack(&h.base, &bare, &bare_len), 0);
+    assert_int_equal(bare_len, len - 3);
+    request_body_digest(bare, bare_len, other);
+    assert_memory_not_equal(other, st.body_digest, 32);
+    free(bare);
+    free(msg);
+    crypto_key_free(k);
+}
+
 static void tampered_envelope_fields_fail(void **state)
 {
     struct crypto_key *k = vector_key("fpt");
@@ -477,14 +563,16 @@ static void tampered_envelope_fields_fail(void **state)
     crypto_key_free(vnpt);
 }
 
-/* Domains keep statements apart: a receipt signature is no checkpoint signature. */
+/* Domains keep statements apart: a receipt signature is no task signature. */
 static void domains_separate_statement_kinds(void **state)
 {
-    struct ledger_checkpoint c = { .size = 1 };
+    struct update_receipt r = { .round = 1 };
     struct task_announcement t = { .round = 1 };
+    strcpy(r.experiment, "x");
+    strcpy(r.member, "x");
     strcpy(t.experiment, "x");
     uint8_t a[32], b[32];
-    assert_int_equal(envelope_checkpoint_digest(&c, a), 0);
+    assert_int_equal(envelope_receipt_digest(&r, a), 0);
     assert_int_equal(envelope_task_digest(&t, b), 0);
     assert_memory_not_equal(a, b, 32);
 }
@@ -502,6 +590,8 @@ int main(void)
         cmocka_unit_test(update_envelope_test_vector),
         cmocka_unit_test(coordinator_statement_vectors),
         cmocka_unit_test(join_request_vector),
+        cmocka_unit_test(model_hash_vector),
+        cmocka_unit_test(submit_update_request_vector),
         cmocka_unit_test(tampered_envelope_fields_fail),
         cmocka_unit_test(domains_separate_statement_kinds),
     };

@@ -661,6 +661,85 @@ static void removal_closes_the_round(void **state)
     fed_client_close(cv);
 }
 
+/* participation.members: [] is every member of the live roster (policies/README.md):
+ * the coordinator starts, waits for all three founders before it closes a round, and
+ * takes a member the alliance adds later. */
+static void empty_member_list_means_live_roster(void **state)
+{
+    (void)state;
+    struct fx fx, *f = &fx;
+    fx_prepare(f);
+    char text[sizeof fx_policy + 16];
+    const char *list = strstr(fx_policy, "members: [fpt, vnpt, hust, uet]");
+    assert_non_null(list);
+    snprintf(text, sizeof text, "%.*smembers: []%s", (int)(list - fx_policy), fx_policy,
+             list + strlen("members: [fpt, vnpt, hust, uet]"));
+    fx_write(f->paths[3], text, 0644);
+    fx_start(f);
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->n_eligible, 3);
+    pthread_mutex_unlock(&f->c->mu);
+
+    struct signer sg[N_KEYS];
+    struct fed_client *cl[N_KEYS];
+    for (int m = FPT; m < N_KEYS; m++) {
+        sg[m] = (struct signer){ .key = f->keys[m] };
+        cl[m] = fx_client(f, &sg[m]);
+    }
+    struct rpc_status st;
+    uint64_t round = 0;
+    for (int m = FPT; m <= HUST; m++) {
+        pthread_mutex_lock(&f->c->mu);
+        round = f->c->round;
+        pthread_mutex_unlock(&f->c->mu);
+        assert_int_equal(round, 1);       /* not closed before the last founder reports */
+        struct upd u;
+        upd_make(f, &u, f->keys[m], m + 1);
+        Aulac__V1__Receipt *r = NULL;
+        assert_int_equal(fed_submit_update(cl[m], &u.h, u.payload, u.len, 0, &r, &st), 0);
+        if (!r->accepted)
+            fail_msg("%s: %s", fx_ids[m], r->reason);
+        aulac__v1__receipt__free_unpacked(r, NULL);
+        upd_free(&u);
+    }
+    for (int i = 0; i < 200 && round < 2; i++) {    /* the close may run on the timer */
+        pthread_mutex_lock(&f->c->mu);
+        round = f->c->round;
+        pthread_mutex_unlock(&f->c->mu);
+        if (round < 2)
+            usleep(50000);
+    }
+    assert_int_equal(round, 2);
+
+    uint8_t h[32];
+    Aulac__V1__GovernanceReply *g = fx_propose(f, cl[FPT], f->keys[FPT], PROPOSAL_ADD, "uet",
+                                               f->keys[UET], h);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    g = fx_vote(cl[VNPT], f->keys[VNPT], h, 1);
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->n_eligible, 4);
+    pthread_mutex_unlock(&f->c->mu);
+    Aulac__V1__TaskRequest tq = AULAC__V1__TASK_REQUEST__INIT;
+    tq.member_id = "uet";
+    Aulac__V1__Task *t = NULL;
+    assert_int_equal(fed_get_task(cl[UET], &tq, &t, &st), 0);
+    assert_int_equal(t->kind, AULAC__V1__TASK__KIND__TRAIN);
+    aulac__v1__task__free_unpacked(t, NULL);
+    struct upd u;
+    upd_make(f, &u, f->keys[UET], 9);
+    Aulac__V1__Receipt *r = NULL;
+    assert_int_equal(fed_submit_update(cl[UET], &u.h, u.payload, u.len, 0, &r, &st), 0);
+    if (!r->accepted)
+        fail_msg("uet: %s", r->reason);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    upd_free(&u);
+    for (int m = FPT; m < N_KEYS; m++)
+        fed_client_close(cl[m]);
+    fx_free(f);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -673,6 +752,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(forged_governance_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(roster_rebuilt_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(removal_closes_the_round, setup, teardown),
+        cmocka_unit_test(empty_member_list_means_live_roster),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include "common/hex.h"
+#include "crypto/envelope.h"
+#include "crypto/keys.h"
 #include "ledger/entry.h"
+#include "ledger/history.h"
 
 static const int64_t T0 = 1767225600000;   /* 2026-01-01T00:00:00.000Z */
 
@@ -97,9 +100,13 @@ static struct entry sample(enum entry_type t)
         e.u.update.samples = 2344;
         e.u.update.bytes = 5123456;
         fill(e.u.update.envelope_signature, 64, 0xe0);
-        if (t == ENTRY_UPDATE_ACCEPTED)
+        if (t == ENTRY_UPDATE_ACCEPTED) {
             e.u.update.train_loss = 2.314;
-        else
+            fill(e.u.update.base_model_hash, 32, 0xa0);
+            e.u.update.codec = (struct entry_codec){ .format_version = 1, .block_size = 4096,
+                                                     .k_per_block = 64, .quant = 1,
+                                                     .zstd_level = -3, .error_feedback = 1 };
+        } else
             e.u.update.reason = "base model hash differs from round 3's";
         break;
     case ENTRY_ROUND_CLOSED:
@@ -128,8 +135,8 @@ static struct entry sample(enum entry_type t)
         e.u.roster_proposed.organization = "VNU University of Engineering and Technology";
         e.u.roster_proposed.roles = ENTRY_ROLE_MEMBER;
         fill(e.u.roster_proposed.public_key, 32, 0x60);
-        e.u.roster_proposed.created_ms = (uint64_t)T0;
-        e.u.roster_proposed.expires_ms = (uint64_t)T0 + 86400000;
+        e.u.roster_proposed.created_ms = T0;
+        e.u.roster_proposed.expires_ms = T0 + 86400000;
         fill(e.u.roster_proposed.signature, 64, 0x70);
         break;
     }
@@ -196,6 +203,18 @@ static void decoded_fields_are_the_written_ones(void **state)
     assert_memory_equal(d.u.update.envelope_signature, e.u.update.envelope_signature, 64);
     assert_true(d.u.update.train_loss == 2.314);
     assert_null(d.u.update.reason);
+    assert_memory_equal(d.u.update.base_model_hash, e.u.update.base_model_hash, 32);
+    assert_memory_equal(&d.u.update.codec, &e.u.update.codec, sizeof d.u.update.codec);
+    assert_int_equal(d.u.update.codec.zstd_level, -3);
+    entry_free(&d);
+    free(a);
+
+    e = sample(ENTRY_ROSTER_PROPOSED);
+    e.u.roster_proposed.created_ms = -1;   /* i64 as signed: negative survives */
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_true(d.u.roster_proposed.created_ms == -1);
+    assert_true(d.u.roster_proposed.expires_ms == T0 + 86400000);
     entry_free(&d);
     free(a);
 
@@ -216,22 +235,88 @@ static void decoded_fields_are_the_written_ones(void **state)
     free(a);
 }
 
+/* The encoding of e in hex (cap bytes at most); returns the encoded bytes (free them). */
+static uint8_t *encode_hex(const struct entry *e, char *hex, size_t cap, size_t *len)
+{
+    uint8_t *a;
+    assert_int_equal(entry_encode(e, &a, len), 0);
+    assert_true(*len * 2 < cap);
+    hex_encode(a, *len, hex);
+    return a;
+}
+
 /* ledger/README.md walks through these bytes. */
 static void documented_example_bytes(void **state)
 {
     struct entry e = sample(ENTRY_MEMBER_REMOVED);
     e.timestamp_ms = T0;
-    uint8_t *a;
     size_t len;
-    assert_int_equal(entry_encode(&e, &a, &len), 0);
     char hex[256];
-    assert_true(len * 2 < sizeof hex);
-    hex_encode(a, len, hex);
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
     assert_string_equal(hex,
-        "41554c45" "01" "0003" "0000019b76daa800"
+        "41554c45" "02" "0003" "0000019b76daa800"
         "0001" "00000004" "68757374"
         "0002" "00000011" "6c6566742074686520616c6c69616e6365");
     free(a);
+}
+
+/* ledger/README.md's update_accepted example (ledger/entry_reference.py prints it):
+ * the envelope of crypto/README.md's example, whose signature re-checks from the
+ * decoded entry alone. */
+static void documented_update_accepted_rechecks_its_signature(void **state)
+{
+    uint8_t seed[32];
+    fill(seed, 32, 0);
+    struct crypto_key *k;
+    assert_int_equal(crypto_key_from_seed("fpt", seed, &k), 0);
+    struct crypto_public_key pk;
+    crypto_key_public(k, &pk);
+    struct update_envelope env;
+    memset(&env, 0, sizeof env);
+    strcpy(env.experiment, "gpt2-vi-small");
+    env.round = 7;
+    strcpy(env.member, "fpt");
+    fill(env.base_model_hash, 32, 0xa0);
+    crypto_blake2b256("example payload", 15, env.payload_hash);
+    env.payload_bytes = 123456;
+    env.samples = 2048;
+    env.tokens = 1048576;
+    env.codec = (struct envelope_codec){ 1, 4096, 64, 1, 3, 1 };
+    struct entry e = { .type = ENTRY_UPDATE_ACCEPTED, .timestamp_ms = T0 };
+    entry_update_from_envelope(&e.u.update, &env);
+    assert_int_equal(envelope_sign(&env, k, e.u.update.envelope_signature), 0);
+    e.u.update.train_loss = 2.5;
+    size_t len;
+    char hex[700];
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_string_equal(hex,
+        "41554c45" "02" "000b" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0002" "00000008" "0000000000000007"
+        "0003" "00000003" "667074"
+        "0004" "00000020" "4eb9c55d110e9af15f550fbb11e363e197ad66edd8ace3ab1de6cacaa1b3a3c8"
+        "0005" "00000008" "0000000000100000"
+        "0006" "00000008" "0000000000000800"
+        "0007" "00000008" "000000000001e240"
+        "0008" "00000040" "328f58116fb2e6e8fc3edbbc23b435144bd3566b984f6926b019b47d9a4f1b73"
+                          "e432e870675f43af18cd4fec7b0cc80ffc5a0727242911eab1c54b5b976f5b01"
+        "0009" "00000008" "4004000000000000"
+        "000b" "00000020" "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "000c" "00000039"
+            "0001" "00000004" "00000001" "0002" "00000004" "00001000"
+            "0003" "00000004" "00000040" "0004" "00000004" "00000001"
+            "0005" "00000004" "00000003" "0006" "00000001" "01");
+    struct entry d;
+    struct update_envelope back;
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    entry_update_envelope(&d.u.update, &back);
+    assert_int_equal(envelope_verify(&back, pk.key, d.u.update.envelope_signature), 0);
+    strcpy(back.member, "hust");   /* credited to another member: no longer what was signed */
+    assert_int_equal(envelope_verify(&back, pk.key, d.u.update.envelope_signature),
+                     CRYPTO_ERR_BAD_SIGNATURE);
+    entry_free(&d);
+    free(a);
+    crypto_key_free(k);
 }
 
 static void json_and_description(void **state)
@@ -239,11 +324,14 @@ static void json_and_description(void **state)
     struct entry e = sample(ENTRY_UPDATE_ACCEPTED);
     char *j = entry_to_json(&e);
     assert_non_null(j);
-    assert_non_null(strstr(j, "{\"type\":\"update_accepted\",\"version\":1,\"timestamp_ms\":1767225600011,"
+    assert_non_null(strstr(j, "{\"type\":\"update_accepted\",\"version\":2,\"timestamp_ms\":1767225600011,"
                               "\"time\":\"2026-01-01T00:00:00.011Z\",\"experiment\":\"gpt2-vi\",\"round\":3,"
                               "\"member\":\"vnpt\",\"payload_hash\":\"d0d1d2"));
     assert_non_null(strstr(j, "\"tokens\":1200000,\"samples\":2344,\"bytes\":5123456,"));
-    assert_non_null(strstr(j, "\"train_loss\":2.3140000000000001}"));
+    assert_non_null(strstr(j, "\"train_loss\":2.3140000000000001,\"base_model_hash\":\"a0a1"));
+    assert_non_null(strstr(j, "\"codec\":{\"format_version\":1,\"block_size\":4096,"
+                              "\"k_per_block\":64,\"quant\":1,\"zstd_level\":-3,"
+                              "\"error_feedback\":true}}"));
     free(j);
 
     char line[256];
@@ -370,7 +458,8 @@ struct raw {
 
 static void raw_header(struct raw *r, uint16_t type)
 {
-    static const uint8_t head[15] = { 'A', 'U', 'L', 'E', 1, 0, 0, 0, 0, 0x01, 0x9b, 0x76, 0xda, 0xa8, 0x00 };
+    static const uint8_t head[15] = { 'A', 'U', 'L', 'E', ENTRY_VERSION, 0, 0, 0, 0, 0x01, 0x9b,
+                                      0x76, 0xda, 0xa8, 0x00 };
     memcpy(r->b, head, 15);
     r->b[5] = (uint8_t)(type >> 8);
     r->b[6] = (uint8_t)type;
@@ -432,9 +521,11 @@ static void specific_decode_errors(void **state)
     r.b[0] = 'X';
     assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_MAGIC);
     r.b[0] = 'A';
-    r.b[4] = 2;
+    r.b[4] = 1;   /* version 1 entries lack what version 2 requires: refused by version */
     assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_VERSION);
-    r.b[4] = 1;
+    r.b[4] = 3;
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_VERSION);
+    r.b[4] = ENTRY_VERSION;
     r.b[6] = 77;
     assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_TYPE);
 
@@ -547,6 +638,7 @@ int main(void)
         cmocka_unit_test(every_type_round_trips),
         cmocka_unit_test(decoded_fields_are_the_written_ones),
         cmocka_unit_test(documented_example_bytes),
+        cmocka_unit_test(documented_update_accepted_rechecks_its_signature),
         cmocka_unit_test(json_and_description),
         cmocka_unit_test(encode_refuses_bad_input),
         cmocka_unit_test(every_truncation_is_handled),

@@ -11,9 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "model/gpt2.h"
 #include "policies/policy.h"
+#include "policies/roster.h"
 #include "policies/site.h"
 
 /* The source tree: $AULAC_SRCDIR, else found from this file's path or from the test
@@ -544,6 +547,32 @@ static const struct bad_case bad_cases[] = {
     {"schema: 1\x00\n", POLICY_ERR_SYNTAX, "t.yaml:1:10: NUL byte in a policy file"},
     {"schema: 1\nmetadata:\n  name: t\n  description: \xc3\xa9t\xe9\n", POLICY_ERR_SYNTAX,
      "t.yaml:4:18: invalid UTF-8 (byte 0xe9); policy files are UTF-8 text"},
+    /* directives: policies are YAML 1.2; %TAG only serves tags */
+    {"%YAML 1.1\n---\n" HEAD MODEL "training:\n  rounds: 3\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:1:1: %YAML 1.1: policy files are YAML 1.2, read with its core schema (under "
+     "YAML 1.1, 017 would be octal 15 and yes would be true); remove the directive"},
+    {"# note\n%TAG !e! tag:example.com,2000:\n---\n" HEAD MODEL "training:\n  rounds: 3\n",
+     POLICY_ERR_UNSUPPORTED,
+     "t.yaml:2:1: %TAG directives are not supported in policy files (nor are tags)"},
+    {"%FOO bar\n---\n" HEAD MODEL "training:\n  rounds: 3\n", POLICY_ERR_UNSUPPORTED,
+     "t.yaml:1:1: unknown YAML directive %FOO bar; policy files take none but %YAML 1.2"},
+    /* leading zeros: 017 is 17 to YAML 1.2 and 15 to YAML 1.1 readers */
+    {HEAD MODEL "training:\n  rounds: 017\n", POLICY_ERR_TYPE,
+     "t.yaml:10:11: training.rounds: 017 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: decimal 17, YAML 1.1: octal 15); write 17, or 0o17 for octal"},
+    {HEAD MODEL "training:\n  rounds: 019\n", POLICY_ERR_TYPE,
+     "t.yaml:10:11: training.rounds: 019 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: decimal 19, YAML 1.1: a string); write 19"},
+    {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    lr: 01e-3\n", POLICY_ERR_TYPE,
+     "t.yaml:12:9: training.inner.lr: 01e-3 has a leading zero, which YAML readers read "
+     "differently (YAML 1.2: a number, YAML 1.1: a string); write it without the leading "
+     "zero"},
+    /* the trainer's bound on the model, checked where the model is written */
+    {HEAD "model:\n  n_positions: 64\n  n_layer: 1024\n  n_head: 16\n  n_embd: 65536\n"
+     "training:\n  rounds: 3\n", POLICY_ERR_INVALID,
+     "t.yaml:4:1: model: the model has 52777451651072 parameters (vocab_size 256, "
+     "n_positions 64, n_layer 1024, n_embd 65536); the trainer takes fewer than 2^36 = "
+     "68719476736"},
     {"schema: 1\nmetadata:\n  description: 'it''s'\n", POLICY_ERR_UNSUPPORTED,
      "t.yaml:3:17: the '' escape in single-quoted strings is not supported; use double quotes "
      "for text that contains a single quote"},
@@ -597,6 +626,118 @@ static void test_malformed(void **state)
     for (int code = -1200; code >= -1220; code--)
         assert_non_null(policy_strerror(code));
     assert_string_equal(policy_strerror(POLICY_ERR_MISSING), "required policy key missing");
+}
+
+/* What YAML 1.2 and YAML 1.1 readers agree on still parses; the parameter bound is the
+ * trainer's, to the parameter. */
+static void test_numbers_directives_and_size(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load("%YAML 1.2\n---\n" HEAD MODEL "training:\n  rounds: 0o17\n"
+                          "  inner: {lr: 0.5e-3}\ndata: {validation_fraction: 0.25}\n", &p, &e),
+                     0);
+    assert_int_equal(p.training.rounds, 15);
+    assert_true(p.training.inner.lr == 0.5e-3 && p.data.validation_fraction == 0.25);
+    policy_free(&p);
+    assert_int_equal(load(HEAD MODEL "training:\n  rounds: 10\n  inner: {warmup_steps: 0}\n",
+                          &p, &e), 0);
+    policy_free(&p);
+    /* n_embd 8192, n_layer 85 / 86 straddle 2^36 with the default vocabulary */
+    const int layers[] = { 85, 86 };
+    for (int i = 0; i < 2; i++) {
+        char text[512];
+        snprintf(text, sizeof text, HEAD "model: {n_positions: 1024, n_layer: %d, n_head: 64, "
+                 "n_embd: 8192}\ntraining: {rounds: 1}\n", layers[i]);
+        struct gpt2_config cfg = { .vocab_size = 256, .max_seq_len = 1024,
+                                   .n_layer = layers[i], .n_head = 64, .n_embd = 8192 };
+        int rc = load(text, &p, &e);
+        assert_int_equal(rc == 0, gpt2_config_check(&cfg) == 0);
+        assert_int_equal(rc == 0, i == 0);
+        if (rc == 0)
+            assert_true(policy_model_parameters(&p.model) < POLICY_MAX_PARAMETERS);
+        else
+            assert_non_null(strstr(e.message, "t.yaml:4:1: model: the model has "));
+        policy_free(&p);
+    }
+}
+
+/* participation.members: [] (or absent) is every roster member, as the coordinator and
+ * site_check read it; a list is just those. */
+static void test_empty_members_take_part(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    struct site_policy s;
+    char why[256];
+    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: []}\n",
+                          &p, &e), 0);
+    assert_int_equal(p.participation.n_members, 0);
+    assert_int_equal(p.participation.min_members, 1);
+    assert_true(policy_takes_part(&p, "viettel"));
+    const char site[] = "schema: 1\nmember: viettel\n";
+    assert_int_equal(site_load_buffer("site.yaml", site, strlen(site), &s, &e), 0);
+    assert_int_equal(site_check(&s, &p, why, sizeof why), 0);
+    policy_free(&p);
+    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: [fpt]}\n",
+                          &p, &e), 0);
+    assert_true(policy_takes_part(&p, "fpt"));
+    assert_false(policy_takes_part(&p, "viettel"));
+    assert_int_equal(site_check(&s, &p, why, sizeof why), POLICY_ERR_SITE_REFUSED);
+    site_policy_free(&s);
+    policy_free(&p);
+}
+
+/* Policy, site and roster files are read by one reader that refuses anything but a
+ * regular file without blocking on it, and states the size limit. */
+static void test_file_kinds(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/aulac-policy-files-XXXXXX", fifo[64], big[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(fifo, sizeof fifo, "%s/fifo.yaml", dir);
+    snprintf(big, sizeof big, "%s/big.yaml", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);   /* nobody ever writes: a blocking open hangs */
+    FILE *f = fopen(big, "w");
+    assert_non_null(f);
+    for (int i = 0; i < (1 << 20) / 32 + 1; i++)
+        fputs("# -----------------------------\n", f);   /* 32 bytes */
+    fclose(f);
+    struct policy p;
+    struct site_policy s;
+    struct roster r;
+    struct policy_error e;
+    char want[256];
+    assert_int_equal(policy_load_file(fifo, &p, &e), POLICY_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot read: is a FIFO (named pipe), not a regular file",
+             fifo);
+    assert_string_equal(e.message, want);
+    assert_int_equal(site_load_file(fifo, &s, &e), POLICY_ERR_IO);
+    assert_string_equal(e.message, want);
+    assert_int_equal(roster_load_file(fifo, &r, &e), POLICY_ERR_IO);
+    assert_string_equal(e.message, want);
+    assert_int_equal(policy_load_file("/dev/zero", &p, &e), POLICY_ERR_IO);
+    assert_string_equal(e.message,
+                        "/dev/zero: cannot read: is a character device, not a regular file");
+    assert_int_equal(policy_load_file(dir, &p, &e), POLICY_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot read: is a directory, not a regular file", dir);
+    assert_string_equal(e.message, want);
+    assert_int_equal(policy_load_file(big, &p, &e), POLICY_ERR_TOO_LARGE);
+    snprintf(want, sizeof want, "%s: is 1048608 bytes, over the 1 MiB limit for policy files",
+             big);
+    assert_string_equal(e.message, want);
+    assert_int_equal(site_load_file(big, &s, &e), POLICY_ERR_TOO_LARGE);
+    assert_non_null(strstr(e.message, "over the 1 MiB limit for site policy files"));
+    assert_int_equal(roster_load_file(big, &r, &e), POLICY_ERR_TOO_LARGE);
+    assert_non_null(strstr(e.message, "over the 1 MiB limit for roster files"));
+    /* one byte less is within the limit: then it is the content that is wrong */
+    assert_int_equal(truncate(big, 1 << 20), 0);
+    assert_int_equal(policy_load_file(big, &p, &e), POLICY_ERR_MISSING);
+    unlink(fifo);
+    unlink(big);
+    rmdir(dir);
 }
 
 static int site_text(const char *text, struct site_policy *s, struct policy_error *e)
@@ -707,6 +848,9 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hash_invariance),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_numbers_directives_and_size),
+        cmocka_unit_test(test_file_kinds),
+        cmocka_unit_test(test_empty_members_take_part),
         cmocka_unit_test(test_site),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

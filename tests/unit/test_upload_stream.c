@@ -70,17 +70,7 @@ static struct rpc_stream *open_partial(struct fx *f, struct rpc_channel **ch,
 /* The upload still works for everyone afterwards. */
 static void expect_still_serving(struct fx *f, int who, int salt)
 {
-    struct signer s = { .key = f->keys[who] };
-    struct upd u;
-    upd_make(f, &u, f->keys[who], salt);
-    struct fed_client *cl = fx_client(f, &s);
-    Aulac__V1__Receipt *r = NULL;
-    struct rpc_status st;
-    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
-    assert_true(r->accepted);
-    aulac__v1__receipt__free_unpacked(r, NULL);
-    fed_client_close(cl);
-    upd_free(&u);
+    fx_submit_accepted(f, who, salt);
 }
 
 static void half_closed_upload_is_refused(void **state)

@@ -120,6 +120,28 @@ static inline void fx_start(struct fx *f)
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->c->port);
 }
 
+/* cmocka setup: a fixture in *state, prepared but not started, so that a test may still
+ * change f->opt before fx_start. fx_teardown frees it, started or not. */
+static inline int fx_setup_prepared(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (!f)
+        return -1;
+    fx_prepare(f);
+    *state = f;
+    return 0;
+}
+
+static inline void fx_free(struct fx *f);
+
+static inline int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    fx_free(f);
+    free(f);
+    return 0;
+}
+
 static inline void fx_stop(struct fx *f)
 {
     if (f->c) {
@@ -272,6 +294,24 @@ static inline void upd_free(struct upd *u)
 {
     free(u->payload);
     u->payload = NULL;
+}
+
+/* A valid update of member `who` for the open round, sent through a client signing with
+ * its key; the coordinator must accept it. */
+static inline void fx_submit_accepted(struct fx *f, int who, int salt)
+{
+    struct signer s = { .key = f->keys[who] };
+    struct upd u;
+    upd_make(f, &u, f->keys[who], salt);
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    if (!r->accepted)
+        fail_msg("the update of %s was refused: %s", fx_ids[who], r->reason);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    upd_free(&u);
 }
 
 /* --- what the coordinator holds ----------------------------------------------- */

@@ -1,0 +1,197 @@
+/* DownloadModel serves any model the coordinator still holds, by hash (proto/aulac.proto):
+ * the current one, and older ones from their checkpoints; NOT_FOUND with a reason for a
+ * model it does not hold (never made, or pruned by --keep-checkpoints). Against a real
+ * coordinator in this process (tests/unit/trust_fixture.h). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "model/model_hash.h"
+#include "trust_fixture.h"
+
+/* Every member of the roster reports: the last update closes the round. */
+static void close_round(struct fx *f)
+{
+    pthread_mutex_lock(&f->c->mu);
+    uint64_t round = f->c->round;
+    pthread_mutex_unlock(&f->c->mu);
+    for (int m = FPT; m <= HUST; m++)
+        fx_submit_accepted(f, m, m + 10 * (int)round);
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->round, round + 1);
+    pthread_mutex_unlock(&f->c->mu);
+}
+
+/* The older model in memory, if any, once the handlers of finished downloads have let
+ * it go (they release it just after the client has seen the end of the stream). */
+static struct model_snapshot *archived_after_downloads(struct fx *f)
+{
+    struct model_snapshot *a = NULL;
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        a = f->c->archived;
+        pthread_mutex_unlock(&f->c->mu);
+        if (!a)
+            break;
+        time_sleep_ms(10);
+    }
+    return a;
+}
+
+static void current_hash(struct fx *f, uint8_t out[32])
+{
+    pthread_mutex_lock(&f->c->mu);
+    memcpy(out, f->c->model->hash, 32);
+    pthread_mutex_unlock(&f->c->mu);
+}
+
+/* Starts the coordinator and closes two rounds: h0 the initial model, h1 round 1's. */
+static void start_and_close_two_rounds(struct fx *f, uint8_t h0[32], uint8_t h1[32])
+{
+    fx_start(f);
+    current_hash(f, h0);
+    close_round(f);
+    current_hash(f, h1);
+    close_round(f);
+}
+
+struct sink {
+    uint8_t *buf;
+    size_t cap;
+    uint64_t total, round;
+    uint8_t hash[32];
+};
+
+static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    struct sink *k = arg;
+    assert_false(ch->is_update);
+    assert_int_equal(ch->model_hash.len, 32);
+    assert_true(ch->offset + ch->data.len <= k->cap);
+    memcpy(k->buf + ch->offset, ch->data.data, ch->data.len);
+    memcpy(k->hash, ch->model_hash.data, 32);
+    k->total = ch->total_bytes;
+    k->round = ch->round;
+    return 0;
+}
+
+/* Downloads hash (len 0: the current model) as fpt; the rc, the status and the bytes. */
+static int download(struct fx *f, const uint8_t *hash, size_t len, struct sink *k,
+                    struct rpc_status *st)
+{
+    memset(k, 0, sizeof *k);
+    k->cap = f->c->n_params * sizeof(float);
+    k->buf = malloc(k->cap);
+    assert_non_null(k->buf);
+    struct signer s = { .key = f->keys[FPT] };
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+    q.member_id = "fpt";
+    q.model_hash.data = (uint8_t *)hash;
+    q.model_hash.len = len;
+    int rc = fed_download_model(cl, &q, on_chunk, k, st);
+    fed_client_close(cl);
+    return rc;
+}
+
+/* A complete download of exactly the model `want`, made after `round` rounds. */
+static void expect_model(struct fx *f, const uint8_t *ask, size_t ask_len,
+                         const uint8_t want[32], uint64_t round)
+{
+    struct sink k;
+    struct rpc_status st;
+    int rc = download(f, ask, ask_len, &k, &st);
+    if (rc != 0)
+        fail_msg("download failed: %d %s", rc, st.details);
+    assert_int_equal(k.total, k.cap);
+    assert_memory_equal(k.hash, want, 32);
+    assert_int_equal(k.round, round);
+    uint8_t got[32];
+    model_hash((const float *)k.buf, f->c->n_params, got);
+    assert_memory_equal(got, want, 32);
+    free(k.buf);
+}
+
+static void expect_refused(struct fx *f, const uint8_t *ask, size_t len, grpc_status_code code,
+                           const char *pat)
+{
+    struct sink k;
+    struct rpc_status st;
+    int rc = download(f, ask, len, &k, &st);
+    free(k.buf);
+    expect_status(rc, &st, code, pat);
+}
+
+static void older_models_are_served_by_hash(void **state)
+{
+    struct fx *f = *state;
+    uint8_t h0[32], h1[32], h2[32];
+    start_and_close_two_rounds(f, h0, h1);
+    current_hash(f, h2);
+    assert_memory_not_equal(h0, h1, 32);
+
+    expect_model(f, NULL, 0, h2, 2);          /* no hash: the current model */
+    expect_model(f, h2, 32, h2, 2);
+    expect_model(f, h0, 32, h0, 0);           /* the initial model, from its checkpoint */
+    expect_model(f, h1, 32, h1, 1);
+    expect_model(f, h1, 32, h1, 1);
+    assert_null(archived_after_downloads(f)); /* nothing older kept once nobody streams it */
+}
+
+static void unknown_model_not_found(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f);
+    uint8_t other[32];
+    memset(other, 0x5a, sizeof other);
+    expect_refused(f, other, 32, GRPC_STATUS_NOT_FOUND,
+                   "model 5a5a5a5a5a5a5a5a is not held by this coordinator");
+    expect_refused(f, other, 5, GRPC_STATUS_INVALID_ARGUMENT, "model_hash must be 32 bytes");
+}
+
+static void pruned_model_not_found(void **state)
+{
+    struct fx *f = *state;
+    f->opt.keep_checkpoints = 1;              /* only the current and previous checkpoints */
+    uint8_t h0[32], h1[32];
+    start_and_close_two_rounds(f, h0, h1);
+    expect_refused(f, h0, 32, GRPC_STATUS_NOT_FOUND, "not held by this coordinator");
+    expect_model(f, h1, 32, h1, 1);
+}
+
+/* One older model is in memory at a time: the downloads of it share one copy, and
+ * another older model waits until nobody streams the first. */
+static void one_older_model_in_memory(void **state)
+{
+    struct fx *f = *state;
+    uint8_t h0[32], h1[32];
+    start_and_close_two_rounds(f, h0, h1);
+
+    struct model_snapshot *a, *b;
+    assert_int_equal(models_acquire(f->c, h0, &a), 0);   /* as a download streaming h0 */
+    assert_int_equal(models_acquire(f->c, h0, &b), 0);
+    assert_ptr_equal(a, b);
+    expect_model(f, h0, 32, h0, 0);
+    expect_refused(f, h1, 32, GRPC_STATUS_RESOURCE_EXHAUSTED, "retry model");
+    pthread_mutex_lock(&f->c->mu);
+    snapshot_release(f->c, a);
+    snapshot_release(f->c, b);
+    pthread_mutex_unlock(&f->c->mu);
+    assert_null(archived_after_downloads(f));
+    expect_model(f, h1, 32, h1, 1);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(older_models_are_served_by_hash, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(unknown_model_not_found, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(pruned_model_not_found, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(one_older_model_in_memory, fx_setup_prepared, fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,416 @@
+/* ledger/history: every member signature stored in the ledger re-checked against the
+ * roster of its moment, and an update accepted once. Entries are built with the real
+ * signing code (crypto/), encoded with entry_encode and fed as bytes, as `aulac
+ * ledger verify` feeds them. Run under ASan too. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "crypto/envelope.h"
+#include "crypto/keys.h"
+#include "crypto/proposal.h"
+#include "ledger/entry.h"
+#include "ledger/history.h"
+
+static const int64_t T0 = 1767225600000;
+enum { FPT, VNPT, HUST, UET, VNPT2, COORD, N_KEYS };
+static const char *const ids[N_KEYS] = { "fpt", "vnpt", "hust", "uet", "vnpt", "coordinator" };
+static struct crypto_key *keys[N_KEYS];
+
+static const uint8_t *pub(int who)
+{
+    static struct crypto_public_key pk[N_KEYS];
+    crypto_key_public(keys[who], &pk[who]);
+    return pk[who].key;
+}
+
+static int setup(void **state)
+{
+    for (int i = 0; i < N_KEYS; i++) {
+        uint8_t seed[32];
+        memset(seed, 0x10 * (i + 1), sizeof seed);
+        if (crypto_key_from_seed(ids[i], seed, &keys[i]) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < N_KEYS; i++)
+        crypto_key_free(keys[i]);
+    return 0;
+}
+
+/* The log being built: encoded entries in order. */
+struct log {
+    uint8_t *b[32];
+    size_t len[32];
+    size_t n;
+};
+
+static void add(struct log *l, struct entry *e)
+{
+    e->timestamp_ms = T0 + (int64_t)l->n;
+    assert_true(l->n < 32);
+    assert_int_equal(entry_encode(e, &l->b[l->n], &l->len[l->n]), 0);
+    l->n++;
+}
+
+static void log_free(struct log *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->b[i]);
+}
+
+/* Feeds the whole log; returns the first failure (why filled) or 0. */
+static int check(struct log *l, struct ledger_history_counts *counts, char *why, size_t cap)
+{
+    struct ledger_history *h;
+    assert_int_equal(ledger_history_new(&h), 0);
+    int rc = 0;
+    for (size_t i = 0; i < l->n && rc == 0; i++)
+        rc = ledger_history_add(h, i, l->b[i], l->len[i], why, cap);
+    if (counts)
+        ledger_history_counts(h, counts);
+    ledger_history_free(h);
+    return rc;
+}
+
+static void genesis(struct log *l)
+{
+    struct entry_member m[4];
+    memset(m, 0, sizeof m);
+    const int who[4] = { FPT, VNPT, HUST, COORD };
+    for (int i = 0; i < 4; i++) {
+        snprintf(m[i].id, sizeof m[i].id, "%s", ids[who[i]]);
+        m[i].roles = who[i] == COORD ? ENTRY_ROLE_COORDINATOR : ENTRY_ROLE_MEMBER;
+        memcpy(m[i].public_key, pub(who[i]), 32);
+    }
+    struct entry e = { .type = ENTRY_GENESIS };
+    e.u.genesis.alliance = "au-lac";
+    e.u.genesis.n_members = 4;
+    e.u.genesis.members = m;
+    add(l, &e);
+}
+
+/* An accepted update of member (signed with key signer) for round. */
+static struct entry update(int member, int signer, uint64_t round)
+{
+    struct update_envelope env;
+    memset(&env, 0, sizeof env);
+    strcpy(env.experiment, "gpt2-vi");
+    env.round = round;
+    strcpy(env.member, ids[member]);
+    memset(env.base_model_hash, (int)round, 32);
+    memset(env.payload_hash, 0x40 + member, 32);
+    env.payload_bytes = 1000 + (uint64_t)member;
+    env.samples = 8;
+    env.tokens = 1024;
+    env.codec = (struct envelope_codec){ 1, 256, 16, 1, -1, 1 };
+    struct entry e = { .type = ENTRY_UPDATE_ACCEPTED };
+    entry_update_from_envelope(&e.u.update, &env);
+    assert_int_equal(envelope_sign(&env, keys[signer], e.u.update.envelope_signature), 0);
+    e.u.update.train_loss = 3.0;
+    return e;
+}
+
+static struct roster_proposal proposal(int proposer, int action, int member, const char *reason)
+{
+    struct roster_proposal p;
+    memset(&p, 0, sizeof p);
+    strcpy(p.alliance, "au-lac");
+    p.action = (uint8_t)action;
+    strcpy(p.proposer, ids[proposer]);
+    strcpy(p.member, ids[member]);
+    if (action == PROPOSAL_ADD) {
+        strcpy(p.organization, "VNU University of Engineering and Technology");
+        p.roles = 1;
+    }
+    if (action != PROPOSAL_REMOVE)
+        memcpy(p.public_key, pub(member), 32);
+    snprintf(p.reason, sizeof p.reason, "%s", reason);
+    p.created_unix_ms = T0;
+    p.expires_unix_ms = T0 + 86400000;
+    return p;
+}
+
+/* roster_proposed entry of p, signed by its proposer; *hash gets the proposal hash. */
+static struct entry proposed(const struct roster_proposal *p, int signer, uint8_t hash[32])
+{
+    struct entry e = { .type = ENTRY_ROSTER_PROPOSED };
+    uint8_t sig[64];
+    assert_int_equal(proposal_hash(p, hash), 0);
+    assert_int_equal(proposal_sign(p, keys[signer], sig), 0);
+    entry_proposed_from_proposal(&e.u.roster_proposed, p, hash, sig);
+    return e;
+}
+
+static struct entry vote(const uint8_t hash[32], int voter, int approve)
+{
+    struct roster_vote v;
+    memset(&v, 0, sizeof v);
+    memcpy(v.proposal_hash, hash, 32);
+    strcpy(v.voter, ids[voter]);
+    v.approve = (uint8_t)approve;
+    struct entry e = { .type = ENTRY_VOTE };
+    memcpy(e.u.vote.policy_hash, hash, 32);
+    strcpy(e.u.vote.voter, ids[voter]);
+    e.u.vote.approve = (uint8_t)approve;
+    assert_int_equal(vote_sign(&v, keys[voter], e.u.vote.signature), 0);
+    return e;
+}
+
+/* genesis; round 1 (vnpt, hust); fpt proposes uet, vnpt votes, uet added; round 2
+ * (uet); vnpt rotates its key; round 3 (vnpt, new key); hust removed. */
+static void honest_log(struct log *l)
+{
+    uint8_t h_add[32], h_rot[32], h_rm[32];
+    genesis(l);
+    struct entry e = update(VNPT, VNPT, 1);
+    add(l, &e);
+    e = update(HUST, HUST, 1);
+    add(l, &e);
+    struct roster_proposal p = proposal(FPT, PROPOSAL_ADD, UET, "joins the alliance");
+    e = proposed(&p, FPT, h_add);
+    add(l, &e);
+    e = vote(h_add, VNPT, 1);
+    add(l, &e);
+    e = (struct entry){ .type = ENTRY_MEMBER_ADDED };
+    strcpy(e.u.member_added.member.id, "uet");
+    e.u.member_added.member.roles = 1;
+    memcpy(e.u.member_added.member.public_key, pub(UET), 32);
+    memcpy(e.u.member_added.proposal_hash, h_add, 32);
+    add(l, &e);
+    e = update(UET, UET, 2);
+    add(l, &e);
+    p = proposal(VNPT, PROPOSAL_ROTATE, VNPT2, "");
+    e = proposed(&p, VNPT, h_rot);
+    add(l, &e);
+    e = vote(h_rot, FPT, 1);
+    add(l, &e);
+    e = (struct entry){ .type = ENTRY_KEY_ROTATED };
+    strcpy(e.u.key_rotated.member, "vnpt");
+    memcpy(e.u.key_rotated.new_public_key, pub(VNPT2), 32);
+    memcpy(e.u.key_rotated.proposal_hash, h_rot, 32);
+    add(l, &e);
+    e = update(VNPT, VNPT2, 3);
+    add(l, &e);
+    p = proposal(FPT, PROPOSAL_REMOVE, HUST, "left");
+    e = proposed(&p, FPT, h_rm);
+    add(l, &e);
+    e = (struct entry){ .type = ENTRY_MEMBER_REMOVED };
+    strcpy(e.u.member_removed.member, "hust");
+    memcpy(e.u.member_removed.proposal_hash, h_rm, 32);
+    add(l, &e);
+}
+
+static void honest_history_verifies(void **state)
+{
+    struct log l = { 0 };
+    honest_log(&l);
+    struct ledger_history_counts k;
+    char why[400];
+    assert_int_equal(check(&l, &k, why, sizeof why), 0);
+    assert_int_equal(k.entries, l.n);
+    assert_int_equal(k.updates, 4);
+    assert_int_equal(k.proposals, 3);
+    assert_int_equal(k.votes, 2);
+    assert_int_equal(k.roster_changes, 3);
+    log_free(&l);
+}
+
+/* The issue's forgery: vnpt's update credited to hust (hashes recomputed, so only
+ * the signature can tell). */
+static void update_credited_to_another_member_is_named(void **state)
+{
+    struct log l = { 0 };
+    genesis(&l);
+    struct entry e = update(HUST, HUST, 1);
+    add(&l, &e);
+    e = update(VNPT, VNPT, 1);
+    strcpy(e.u.update.member, "hust");
+    add(&l, &e);
+    char why[400];
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_string_equal(why, "entry 2: the update envelope of hust for gpt2-vi round 1 does "
+                             "not verify with hust's key of that moment: this entry is not "
+                             "what hust signed");
+    log_free(&l);
+}
+
+static void update_accepted_twice_is_named(void **state)
+{
+    struct log l = { 0 };
+    genesis(&l);
+    struct entry e = update(HUST, HUST, 1);
+    add(&l, &e);
+    e = update(VNPT, VNPT, 1);
+    add(&l, &e);
+    e = update(HUST, HUST, 1);   /* the same signed update, counted again */
+    add(&l, &e);
+    char why[400];
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 3: an update of hust for gpt2-vi round 1 was already "
+                             "accepted at entry 1; each member is counted once per round");
+    /* the next round is another key */
+    log_free(&l);
+    memset(&l, 0, sizeof l);
+    genesis(&l);
+    e = update(HUST, HUST, 1);
+    add(&l, &e);
+    e = update(HUST, HUST, 2);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), 0);
+    log_free(&l);
+}
+
+/* After the rotation vnpt's old key no longer counts; after the removal hust's
+ * updates are refused. */
+static void roster_of_the_moment_decides(void **state)
+{
+    struct log l = { 0 };
+    honest_log(&l);
+    struct entry e = update(VNPT, VNPT, 4);   /* old key */
+    add(&l, &e);
+    char why[400];
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_non_null(strstr(why, "entry 13: the update envelope of vnpt for gpt2-vi round 4 "
+                                "does not verify with vnpt's key of that moment"));
+    free(l.b[--l.n]);
+    e = update(HUST, HUST, 4);   /* removed at entry 12 */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 13: an update of hust for gpt2-vi round 4 is recorded as "
+                             "accepted, but hust is removed from the roster at that point");
+    free(l.b[--l.n]);
+    e = update(UET, UET, 0);   /* uet before it was added: build a log without the add */
+    log_free(&l);
+    memset(&l, 0, sizeof l);
+    genesis(&l);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "entry 1: an update of uet for gpt2-vi round 0 is recorded as "
+                                "accepted, but uet is not in the roster"));
+    log_free(&l);
+}
+
+static void forged_votes_proposals_and_changes_are_refused(void **state)
+{
+    uint8_t h[32];
+    char why[400];
+    struct log l = { 0 };
+    genesis(&l);
+    struct roster_proposal p = proposal(FPT, PROPOSAL_ADD, UET, "joins");
+    struct entry e = proposed(&p, FPT, h);
+    add(&l, &e);
+    e = vote(h, VNPT, 1);
+    e.u.vote.approve = 0;   /* a yes turned into a no */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_non_null(strstr(why, "entry 2: the vote of vnpt on "));
+    assert_non_null(strstr(why, "does not verify with vnpt's key of that moment"));
+    free(l.b[--l.n]);
+    e = vote(h, UET, 1);   /* uet is no member yet */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "a vote by uet on"));
+    free(l.b[--l.n]);
+
+    /* a proposal whose stored fields were edited after signing */
+    e = proposed(&p, FPT, h);
+    e.u.roster_proposed.reason = "edited";
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "entry 2: the roster proposal by fpt to add uet does not hash "
+                                "to its stored proposal hash"));
+    free(l.b[--l.n]);
+    /* signed by another key than the proposer's */
+    e = proposed(&p, FPT, h);
+    struct roster_proposal q = p;
+    strcpy(q.proposer, "hust");
+    assert_int_equal(proposal_sign(&q, keys[HUST], e.u.roster_proposed.signature), 0);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_non_null(strstr(why, "does not verify with fpt's key of that moment"));
+    free(l.b[--l.n]);
+
+    /* a change that names no proposal, or another one than it applies */
+    e = (struct entry){ .type = ENTRY_MEMBER_ADDED };
+    strcpy(e.u.member_added.member.id, "uet");
+    e.u.member_added.member.roles = 1;
+    memcpy(e.u.member_added.member.public_key, pub(HUST), 32);   /* not the proposed key */
+    memcpy(e.u.member_added.proposal_hash, h, 32);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "the change to uet is not the one proposal"));
+    free(l.b[--l.n]);
+    memset(e.u.member_added.proposal_hash, 0x99, 32);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "which no earlier roster_proposed entry holds"));
+    free(l.b[--l.n]);
+    e = (struct entry){ .type = ENTRY_MEMBER_REMOVED };
+    strcpy(e.u.member_removed.member, "uet");
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 2: member uet is removed but not in the roster");
+    log_free(&l);
+}
+
+static void genesis_order_and_policy_rules(void **state)
+{
+    char why[400];
+    struct log l = { 0 };
+    struct entry e = update(HUST, HUST, 1);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 0: the first entry is a update_accepted, not the genesis "
+                             "roster");
+    log_free(&l);
+    memset(&l, 0, sizeof l);
+    genesis(&l);
+    genesis(&l);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "entry 1: a second genesis entry"));
+    free(l.b[--l.n]);
+    e = (struct entry){ .type = ENTRY_POLICY_PROPOSED };
+    strcpy(e.u.policy.proposer, "hust");
+    strcpy(e.u.policy.experiment, "gpt2-vi");
+    e.u.policy.yaml = (uint8_t *)"schema: 1\n";
+    e.u.policy.yaml_len = 10;
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "no signed statement is defined for policy proposals"));
+
+    /* entries out of order, undecodable bytes, and a failed history stays failed */
+    struct ledger_history *h;
+    assert_int_equal(ledger_history_new(&h), 0);
+    assert_int_equal(ledger_history_add(h, 1, l.b[0], l.len[0], why, sizeof why), LEDGER_ERR_ARG);
+    assert_int_equal(ledger_history_add(h, 0, l.b[0], l.len[0], why, sizeof why), 0);
+    assert_int_equal(ledger_history_add(h, 1, (const uint8_t *)"AULE", 4, why, sizeof why),
+                     LEDGER_ERR_ENTRY_TRUNCATED);
+    assert_non_null(strstr(why, "entry 1: does not decode"));
+    assert_int_equal(ledger_history_add(h, 1, l.b[0], l.len[0], why, sizeof why),
+                     LEDGER_ERR_ENTRY_TRUNCATED);
+    ledger_history_free(h);
+    log_free(&l);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(honest_history_verifies),
+        cmocka_unit_test(update_credited_to_another_member_is_named),
+        cmocka_unit_test(update_accepted_twice_is_named),
+        cmocka_unit_test(roster_of_the_moment_decides),
+        cmocka_unit_test(forged_votes_proposals_and_changes_are_refused),
+        cmocka_unit_test(genesis_order_and_policy_rules),
+    };
+    return cmocka_run_group_tests_name("ledger history", tests, setup, teardown);
+}
