@@ -166,6 +166,31 @@ int attack_call_wait(struct attack_call *c, int64_t wait_ms, grpc_status_code *c
     return 1;
 }
 
+int attack_calls_wait_ended(struct attack_call **calls, int n, int want, int64_t limit_ms,
+                            grpc_status_code code, const char *pattern, char *unexpected,
+                            size_t cap)
+{
+    gpr_timespec until = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                      gpr_time_from_millis(limit_ms, GPR_TIMESPAN));
+    int ended = 0;
+    uint8_t *seen = calloc((size_t)n, 1);
+    while (ended < want && gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), until) < 0)
+        for (int i = 0; i < n && ended >= 0; i++) {
+            grpc_status_code got;
+            char details[300];
+            if (seen[i] || !attack_call_wait(calls[i], 5, &got, details, sizeof details))
+                continue;
+            seen[i] = 1;
+            ended++;
+            if (got != code || !strstr(details, pattern)) {
+                snprintf(unexpected, cap, "call %d: status %d \"%s\"", i, (int)got, details);
+                ended = -1;
+            }
+        }
+    free(seen);
+    return ended;
+}
+
 void attack_call_free(struct attack_call *c)
 {
     if (!c)

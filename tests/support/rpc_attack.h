@@ -24,6 +24,12 @@ struct attack_call *attack_call_start(struct attack_channel *ch, const char *met
  * wait_ms. details may be NULL. */
 int attack_call_wait(struct attack_call *c, int64_t wait_ms, grpc_status_code *code,
                      char *details, size_t cap);
+/* Polls calls[0..n) until want of them have ended or limit_ms has passed;
+ * returns how many ended, each with status code and details containing
+ * pattern, or -1 (and the status in unexpected) at the first that did not. */
+int attack_calls_wait_ended(struct attack_call **calls, int n, int want, int64_t limit_ms,
+                            grpc_status_code code, const char *pattern, char *unexpected,
+                            size_t cap);
 /* Cancels the call if still running, waits for its end and frees it. */
 void attack_call_free(struct attack_call *c);
 

@@ -894,29 +894,6 @@ static void expect_status(struct attack_call *c, int64_t wait_ms, grpc_status_co
                  rpc_status_name(want), pattern);
 }
 
-/* Polls calls[0..n) until `refused` of them have ended; returns how many did. */
-static int wait_refusals(struct attack_call **calls, int n, int refused, int64_t limit_ms,
-                         const char *pattern)
-{
-    int64_t until = time_mono_ms() + limit_ms;
-    int ended = 0;
-    uint8_t *done = calloc((size_t)n, 1);
-    while (ended < refused && time_mono_ms() < until)
-        for (int i = 0; i < n; i++) {
-            grpc_status_code code;
-            char details[300];
-            if (done[i] || !attack_call_wait(calls[i], 5, &code, details, sizeof details))
-                continue;
-            done[i] = 1;
-            ended++;
-            if (code != GRPC_STATUS_RESOURCE_EXHAUSTED || !strstr(details, pattern))
-                fail_msg("call %d: status %s \"%s\"; expected RESOURCE_EXHAUSTED \"%s\"", i,
-                         rpc_status_name(code), details, pattern);
-        }
-    free(done);
-    return ended;
-}
-
 static void test_peer_address_and_admission(void **state)
 {
     char a[RPC_PEER_ADDRESS_MAX];
@@ -975,8 +952,10 @@ static void test_silent_calls_cannot_stall_the_server(void **state)
     struct attack_call *calls[64];
     for (int i = 0; i < 64; i++)
         calls[i] = attack_call_start(holder, M_SUM, NULL, 0, 60000);
-    assert_int_equal(wait_refusals(calls, 64, 56, 20000, "too many calls from ipv4:127.0.0.2"),
-                     56);
+    char why[400] = "";
+    assert_int_equal(attack_calls_wait_ended(calls, 64, 56, 20000, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                             "too many calls from ipv4:127.0.0.2", why,
+                                             sizeof why), 56);
 
     /* Members authenticate and hold long polls; anonymous calls still work. */
     struct poll_client p[20];
