@@ -95,9 +95,9 @@ struct rpc_method {
  *     any port), run at once. rpc_call_set_authenticated() moves a call out of
  *     both, so anonymous clients never take more than max_unauthenticated_calls
  *     slots from authenticated ones; and an address from which a call
- *     authenticated in the last 10 minutes may start calls even when that
- *     budget is full (members keep their way in while anonymous clients on
- *     other addresses fill it). Refused: RESOURCE_EXHAUSTED.
+ *     authenticated in the last 10 minutes is exempt from both (members keep
+ *     their way in while anonymous clients on other addresses fill the
+ *     budget). Refused: RESOURCE_EXHAUSTED.
  *   - Time: a call's first request message must arrive within first_message_ms
  *     of its start, and each next one within message_gap_ms of the handler
  *     asking for it; otherwise the call ends with DEADLINE_EXCEEDED ("no request

@@ -6,9 +6,9 @@
  * address. Authenticated calls count only against max_calls, so anonymous
  * clients can never take more than max_unauthenticated slots from the members.
  * An address from which a call authenticated within RPC_TRUSTED_PEER_MS is
- * exempt from max_unauthenticated (not from the other two), so that anonymous
- * clients on other addresses filling that budget do not keep members' new
- * calls out either.
+ * exempt from max_unauthenticated and max_per_peer (not from max_calls), so
+ * that anonymous clients on other addresses filling that budget do not keep
+ * members' new calls out, and a member's bursts of new calls are not refused.
  *
  * Not thread-safe: the server holds its mutex around every function here. */
 #include <stddef.h>
