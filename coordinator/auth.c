@@ -299,6 +299,7 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
                         t.reason, NULL, 0);
         return -1;
     }
+    rpc_call_set_authenticated(call);
     if (member)
         memcpy(member, t.member, CRYPTO_ID_MAX + 1);
     *out = m;

@@ -23,7 +23,8 @@
  *
  * A nonce that cannot be stored refuses the request with UNAVAILABLE (retry).
  * A refused SubmitUpdate is also recorded in the ledger as a rejected update, so
- * the member's and the alliance's record shows every attempt. */
+ * the member's and the alliance's record shows every attempt. An accepted call
+ * leaves the server's unauthenticated budgets (rpc_call_set_authenticated). */
 #include <protobuf-c/protobuf-c.h>
 
 #include "coordinator/coord.h"

@@ -48,6 +48,12 @@ struct coord_options {
     const char *port_file;          /* written with the bound port once serving */
     int keep_checkpoints;           /* > 0: keep only the current and previous checkpoints */
     int max_calls;                  /* concurrent RPCs; default 64 */
+    /* 0: proto/rpc.h defaults (struct rpc_server_options) */
+    int max_unauthenticated_calls;  /* of those, before a request signature verifies */
+    int max_calls_per_peer;         /* unauthenticated, from one client address */
+    int first_message_ms;           /* a call's first request message must come by */
+    int message_gap_ms;             /* ...and each next message of an upload */
+    size_t memory_quota_bytes;      /* gRPC buffers of all connections */
     /* Tests: called by a round close while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;

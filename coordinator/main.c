@@ -1,4 +1,5 @@
 /* aulac-coordinator: runs one approved experiment for the alliance. */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,9 +30,37 @@ static const char usage[] =
     "  --require-client-cert mutual TLS: refuse clients without a certificate\n"
     "  --insecure            serve plaintext (no TLS): for loopback tests only\n"
     "  --keep-checkpoints    keep only the current and previous model checkpoints\n"
-    "  --max-calls N         concurrent RPCs (default 64)\n"
+    "  --max-calls N         concurrent RPCs (default 64); more are refused as busy\n"
+    "  --max-unauthenticated-calls N\n"
+    "                        of those, calls whose request signature has not verified\n"
+    "                        yet (default a quarter of --max-calls): anonymous clients\n"
+    "                        never hold the rest\n"
+    "  --max-calls-per-peer N  unauthenticated calls from one client address (default 8)\n"
+    "                        (addresses where a member signed a call in the last 10\n"
+    "                        minutes are exempt from these two limits)\n"
+    "  --first-message-timeout S  a call whose first request message has not come\n"
+    "                        within S seconds is cancelled (default 10)\n"
+    "  --message-timeout S   an upload that sends no next message within S seconds is\n"
+    "                        cancelled (default 60)\n"
+    "  --memory-quota MIB    memory gRPC may hold for all connections' incoming data\n"
+    "                        (default 128); past it, streams are reset\n"
     "  -v, --verbose         debug logging\n"
     "  -h, --help            this help\n";
+
+/* A whole decimal integer in lo..hi, or a message and -1. */
+static int int_option(const char *name, const char *arg, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(arg, &end, 10);
+    if (errno || end == arg || *end || v < lo || v > hi) {
+        fprintf(stderr, "aulac-coordinator: --%s must be an integer %ld..%ld, not '%s'\n",
+                name, lo, hi, arg);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
 
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
@@ -44,7 +73,8 @@ int main(int argc, char **argv)
     o.max_calls = 64;
     int insecure = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
-           O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS };
+           O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
+           O_MSGGAP, O_QUOTA };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -59,11 +89,17 @@ int main(int argc, char **argv)
         { "insecure", no_argument, 0, O_INSECURE },
         { "keep-checkpoints", no_argument, 0, O_KEEP },
         { "max-calls", required_argument, 0, O_MAXCALLS },
+        { "max-unauthenticated-calls", required_argument, 0, O_MAXUNAUTH },
+        { "max-calls-per-peer", required_argument, 0, O_PERPEER },
+        { "first-message-timeout", required_argument, 0, O_FIRSTMSG },
+        { "message-timeout", required_argument, 0, O_MSGGAP },
+        { "memory-quota", required_argument, 0, O_QUOTA },
         { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
     };
     int ch;
+    long v = 0;
     while ((ch = getopt_long(argc, argv, "vh", longopts, NULL)) != -1) {
         switch (ch) {
         case O_DATA: o.data_dir = optarg; break;
@@ -79,11 +115,34 @@ int main(int argc, char **argv)
         case O_INSECURE: insecure = 1; break;
         case O_KEEP: o.keep_checkpoints = 1; break;
         case O_MAXCALLS:
-            o.max_calls = atoi(optarg);
-            if (o.max_calls < 1 || o.max_calls > 10000) {
-                fprintf(stderr, "aulac-coordinator: --max-calls must be 1..10000\n");
+            if (int_option("max-calls", optarg, 1, 10000, &v) != 0)
                 return 2;
-            }
+            o.max_calls = (int)v;
+            break;
+        case O_MAXUNAUTH:
+            if (int_option("max-unauthenticated-calls", optarg, 1, 10000, &v) != 0)
+                return 2;
+            o.max_unauthenticated_calls = (int)v;
+            break;
+        case O_PERPEER:
+            if (int_option("max-calls-per-peer", optarg, 1, 10000, &v) != 0)
+                return 2;
+            o.max_calls_per_peer = (int)v;
+            break;
+        case O_FIRSTMSG:
+            if (int_option("first-message-timeout", optarg, 1, 3600, &v) != 0)
+                return 2;
+            o.first_message_ms = (int)v * 1000;
+            break;
+        case O_MSGGAP:
+            if (int_option("message-timeout", optarg, 1, 3600, &v) != 0)
+                return 2;
+            o.message_gap_ms = (int)v * 1000;
+            break;
+        case O_QUOTA:
+            if (int_option("memory-quota", optarg, 16, 1 << 20, &v) != 0)
+                return 2;
+            o.memory_quota_bytes = (size_t)v << 20;
             break;
         case 'v': log_set_level(LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
@@ -98,6 +157,11 @@ int main(int argc, char **argv)
                         : !o.roster_path ? "--roster" : !o.policy_path ? "--policy" : NULL;
     if (missing) {
         fprintf(stderr, "aulac-coordinator: %s is required\n%s", missing, usage);
+        return 2;
+    }
+    if (o.max_unauthenticated_calls > o.max_calls) {
+        fprintf(stderr, "aulac-coordinator: --max-unauthenticated-calls (%d) cannot exceed "
+                        "--max-calls (%d)\n", o.max_unauthenticated_calls, o.max_calls);
         return 2;
     }
     if (!o.tls_cert != !o.tls_key) {

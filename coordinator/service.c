@@ -614,6 +614,11 @@ int service_start(struct coord *c)
     o.listen_addr = c->opt.listen_addr;
     o.max_message_bytes = FED_DEFAULT_MAX_MESSAGE_BYTES;
     o.max_concurrent_calls = c->opt.max_calls;
+    o.max_unauthenticated_calls = c->opt.max_unauthenticated_calls;
+    o.max_calls_per_peer = c->opt.max_calls_per_peer;
+    o.first_message_ms = c->opt.first_message_ms;
+    o.message_gap_ms = c->opt.message_gap_ms;
+    o.memory_quota_bytes = c->opt.memory_quota_bytes;
     o.tls_cert_file = c->opt.tls_cert;
     o.tls_key_file = c->opt.tls_key;
     o.tls_client_ca_file = c->opt.tls_client_ca;

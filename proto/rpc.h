@@ -45,6 +45,10 @@
 #define RPC_RECONNECT_BACKOFF_MAX_MS      1000
 #define RPC_DEFAULT_MAX_CALLS          64
 #define RPC_DEFAULT_SHUTDOWN_GRACE_MS  1000
+#define RPC_DEFAULT_MAX_CALLS_PER_PEER 8       /* unauthenticated, per client address */
+#define RPC_DEFAULT_FIRST_MESSAGE_MS   10000
+#define RPC_DEFAULT_MESSAGE_GAP_MS     60000
+#define RPC_DEFAULT_MEMORY_QUOTA_BYTES ((size_t)128 << 20)
 
 /* Any code of the proto/ module (or 0, RPC_EOS) in words; never NULL. */
 const char *rpc_strerror(int rc);
@@ -89,11 +93,43 @@ struct rpc_method {
     rpc_handler    handler;
 };
 
+/* Limits against clients that hold the server's resources without using them.
+ * Every refusal reaches the client as a status with a reason:
+ *
+ *   - Calls: at most max_concurrent_calls run at once. A call starts
+ *     unauthenticated; at most max_unauthenticated_calls of those, and at most
+ *     max_calls_per_peer of those from one client address (the peer's host,
+ *     any port), run at once. rpc_call_set_authenticated() moves a call out of
+ *     both, so anonymous clients never take more than max_unauthenticated_calls
+ *     slots from authenticated ones; and an address from which a call
+ *     authenticated in the last 10 minutes is exempt from both (members keep
+ *     their way in while anonymous clients on other addresses fill the
+ *     budget). Refused: RESOURCE_EXHAUSTED.
+ *   - Time: a call's first request message must arrive within first_message_ms
+ *     of its start, and each next one within message_gap_ms of the handler
+ *     asking for it; otherwise the call ends with DEADLINE_EXCEEDED ("no request
+ *     message within N s") and rpc_call_recv returns RPC_ERR_CANCELLED.
+ *     Nothing limits how long a handler may take to answer (long polls).
+ *   - Memory: gRPC buffers a whole incoming message before it applies
+ *     max_message_bytes (gRPC 1.51), so the bytes held for all connections are
+ *     bounded by a gRPC resource quota of memory_quota_bytes. Past it gRPC
+ *     resets streams (RST_STREAM ENHANCE_YOUR_CALM: RESOURCE_EXHAUSTED at the
+ *     client), beginning with the oldest connection that has calls: under such
+ *     an attack a member's call in flight may be reset too and must be retried;
+ *     nothing it was told succeeded is lost. */
 struct rpc_server_options {
     const char *listen_addr;          /* "127.0.0.1:0" picks a free port */
     size_t      max_message_bytes;    /* both directions; 0: RPC_DEFAULT_MAX_MESSAGE_BYTES */
-    int         max_concurrent_calls; /* more are refused with RESOURCE_EXHAUSTED;
-                                         0: RPC_DEFAULT_MAX_CALLS */
+    int         max_concurrent_calls; /* 0: RPC_DEFAULT_MAX_CALLS */
+    int         max_unauthenticated_calls; /* <= max_concurrent_calls;
+                                         0: a quarter of it (at least 1) */
+    int         max_calls_per_peer;   /* unauthenticated calls from one address;
+                                         0: RPC_DEFAULT_MAX_CALLS_PER_PEER (at most
+                                         max_unauthenticated_calls) */
+    int         first_message_ms;     /* 0: RPC_DEFAULT_FIRST_MESSAGE_MS */
+    int         message_gap_ms;       /* 0: RPC_DEFAULT_MESSAGE_GAP_MS */
+    size_t      memory_quota_bytes;   /* at least 2 * max_message_bytes;
+                                         0: RPC_DEFAULT_MEMORY_QUOTA_BYTES */
     int         shutdown_grace_ms;    /* rpc_server_stop waits this long for calls
                                          to end before cancelling them; 0: default */
     /* TLS: cert and key both NULL means an insecure (plaintext) listener. */
@@ -123,7 +159,9 @@ void rpc_server_stop(struct rpc_server *srv);
 /* Next request message into a malloc'd buffer the caller frees (never NULL on
  * success, even for an empty message). Returns 0, RPC_EOS when the client has
  * closed its side, RPC_ERR_CANCELLED (client gone, deadline, shutdown, message
- * over the size limit: gRPC has already told the client) or RPC_ERR_FINISHED.
+ * over the size limit, no message in time: gRPC has already told the client;
+ * the call is over, and rpc_call_finish gives RPC_ERR_FINISHED or
+ * RPC_ERR_CANCELLED) or RPC_ERR_FINISHED.
  * RPC_EOS comes after a short wait (50 ms) that tells a clean end of stream
  * from a cancelled one; rpc_call_finish still reports a later cancellation. */
 int rpc_call_recv(struct rpc_call *call, uint8_t **buf, size_t *len);
@@ -154,6 +192,12 @@ int rpc_call_metadata_get(const struct rpc_call *call, const char *key,
 /* Milliseconds left until the client's deadline: 0 when passed, INT64_MAX
  * when the client set none. */
 int64_t rpc_call_deadline_ms(const struct rpc_call *call);
+
+/* The handler has authenticated the request (a signature verified): the call
+ * leaves the unauthenticated budgets (struct rpc_server_options) and counts
+ * only against max_concurrent_calls. Call once the first message is checked;
+ * a second call is a no-op. */
+void rpc_call_set_authenticated(struct rpc_call *call);
 
 /* 1 if the call can no longer succeed: client cancelled or disconnected,
  * deadline passed, or the server is stopping. Cheap and non-blocking: a

@@ -13,8 +13,9 @@
 #include <grpc/support/time.h>
 
 #include <stdio.h>
-
 #include "common/log.h"
+#include "common/timeutil.h"
+#include "proto/rpc_admission.h"
 
 /* Tags on a call's own completion queue. Each op is plucked before the next
  * of its kind starts, so fixed values are unique per queue. */
@@ -33,6 +34,10 @@ struct rpc_call {
     grpc_call_details        details;    /* unregistered calls only */
     char                    *peer;       /* gpr_malloc'd on first use */
     pthread_t                thread;
+    struct rpc_admission_slot slot;      /* guarded by srv->mu */
+    int admitted;                        /* slot counted in srv->admission */
+    gpr_timespec             recv_by;    /* the first message's deadline */
+    int received;         /* request messages received so far */
     int close_pending;    /* RECV_CLOSE_ON_SERVER started, not plucked yet */
     int closed;
     int close_cancelled;  /* written by gRPC when the close completes */
@@ -50,8 +55,8 @@ struct rpc_server {
     size_t                   n_methods;
     void                   **registered; /* grpc handle per method */
     void                    *ctx;
-    int                      max_calls;
     int                      grace_ms;
+    int                      first_message_ms, message_gap_ms;
     pthread_t                dispatcher;
     int                      n_requested; /* dispatcher thread only */
     atomic_int               stopping;
@@ -60,11 +65,24 @@ struct rpc_server {
     pthread_mutex_t  mu;
     pthread_cond_t   cond;               /* CLOCK_MONOTONIC */
     int              n_active;           /* handler threads still serving */
+    struct rpc_admission admission;
     int              shutdown_done;
     struct rpc_call *done;               /* handler threads to join */
 };
 
 /* ------------------------------------------------------------ call plumbing */
+
+/* Gives the call's admission slot back: before the client can learn that the
+ * call ended, so that its next call never finds its own last one counted. */
+static void call_leave(struct rpc_call *c)
+{
+    if (!c->admitted)
+        return;
+    pthread_mutex_lock(&c->srv->mu);
+    rpc_admission_leave(&c->srv->admission, &c->slot);
+    pthread_mutex_unlock(&c->srv->mu);
+    c->admitted = 0;
+}
 
 static void call_release_grpc(struct rpc_call *c)
 {
@@ -87,9 +105,21 @@ static void call_free(struct rpc_call *c)
     free(c);
 }
 
+/* Ends the call with a status of its own while a batch is in flight; the
+ * batch then completes (failed). The handler can no longer finish it. */
+static void cancel_with_status(struct rpc_call *c, grpc_status_code code, const char *why)
+{
+    call_leave(c);
+    grpc_call_cancel_with_status(c->call, code, why, NULL);
+    c->finished = 1;
+    c->status_started = 1;
+}
+
 /* Starts ops and blocks until they complete. The call's deadline, the client
- * going away, or rpc_server_stop always complete them. */
-static int run_batch(struct rpc_call *c, const grpc_op *ops, size_t n, int tag)
+ * going away, or rpc_server_stop always complete them; so does `by`, after
+ * which the call is cancelled with DEADLINE_EXCEEDED and `why`. */
+static int run_batch_by(struct rpc_call *c, const grpc_op *ops, size_t n, int tag,
+                        gpr_timespec by, const char *why)
 {
     grpc_call_error e = grpc_call_start_batch(c->call, ops, n, TAG(tag), NULL);
     if (e != GRPC_CALL_OK) {
@@ -97,9 +127,20 @@ static int run_batch(struct rpc_call *c, const grpc_op *ops, size_t n, int tag)
                   grpc_call_error_to_string(e));
         return RPC_ERR_CALL_START;
     }
-    grpc_event ev = grpc_completion_queue_pluck(c->cq, TAG(tag),
-                                                gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+    grpc_event ev = grpc_completion_queue_pluck(c->cq, TAG(tag), by, NULL);
+    if (ev.type == GRPC_QUEUE_TIMEOUT) {
+        log_warn("rpc: %s from %s: %s; call cancelled", rpc_call_method(c), rpc_call_peer(c),
+                 why);
+        cancel_with_status(c, GRPC_STATUS_DEADLINE_EXCEEDED, why);
+        grpc_completion_queue_pluck(c->cq, TAG(tag), gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
+        return RPC_ERR_CANCELLED;
+    }
     return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : RPC_ERR_CANCELLED;
+}
+
+static int run_batch(struct rpc_call *c, const grpc_op *ops, size_t n, int tag)
+{
+    return run_batch_by(c, ops, n, tag, gpr_inf_future(GPR_CLOCK_REALTIME), NULL);
 }
 
 static void poll_close(struct rpc_call *c, gpr_timespec until)
@@ -143,6 +184,7 @@ static void *call_main(void *arg)
 
     watch_close(c);
     c->method->handler(c, srv->ctx);
+    call_leave(c);
     if (!c->finished) {
         if (!rpc_call_is_cancelled(c))
             log_warn("rpc: %s: handler returned without finishing the call", c->method->path);
@@ -218,19 +260,25 @@ static void accept_call(struct rpc_server *srv, struct rpc_call *c)
         call_free(c);
         return;
     }
+    char why[256];
+    const char *peer = rpc_call_peer(c);
     pthread_mutex_lock(&srv->mu);
-    int full = srv->n_active >= srv->max_calls;
-    if (!full)
+    int refused = rpc_admission_enter(&srv->admission, &c->slot, peer, time_mono_ms(), why,
+                                      sizeof why);
+    if (!refused)
         srv->n_active++;
     pthread_mutex_unlock(&srv->mu);
-    if (full) {
-        log_warn("rpc: %s: refused, %d calls already running", c->method->path, srv->max_calls);
-        refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, "server busy: too many concurrent calls");
+    if (refused) {
+        log_warn("rpc: %s from %s: refused: %s", c->method->path, peer, why);
+        refuse(c, GRPC_STATUS_RESOURCE_EXHAUSTED, why);
         call_free(c);
         return;
     }
+    c->admitted = 1;
+    c->recv_by = rpc_deadline_after_ms(srv->first_message_ms);
     if (pthread_create(&c->thread, NULL, call_main, c) != 0) {
         log_error("rpc: %s: cannot start a handler thread", c->method->path);
+        call_leave(c);
         pthread_mutex_lock(&srv->mu);
         srv->n_active--;
         pthread_mutex_unlock(&srv->mu);
@@ -339,15 +387,51 @@ static grpc_arg int_arg(const char *key, int value)
     return a;
 }
 
+/* The options with every 0 replaced by its default. */
+static struct rpc_server_options options_resolved(const struct rpc_server_options *o)
+{
+    struct rpc_server_options r = *o;
+    if (!r.max_message_bytes)
+        r.max_message_bytes = RPC_DEFAULT_MAX_MESSAGE_BYTES;
+    if (!r.max_concurrent_calls)
+        r.max_concurrent_calls = RPC_DEFAULT_MAX_CALLS;
+    if (!r.max_unauthenticated_calls)
+        r.max_unauthenticated_calls = r.max_concurrent_calls >= 4 ? r.max_concurrent_calls / 4 : 1;
+    if (!r.max_calls_per_peer)
+        r.max_calls_per_peer = RPC_DEFAULT_MAX_CALLS_PER_PEER < r.max_unauthenticated_calls
+                                   ? RPC_DEFAULT_MAX_CALLS_PER_PEER : r.max_unauthenticated_calls;
+    if (!r.first_message_ms)
+        r.first_message_ms = RPC_DEFAULT_FIRST_MESSAGE_MS;
+    if (!r.message_gap_ms)
+        r.message_gap_ms = RPC_DEFAULT_MESSAGE_GAP_MS;
+    if (!r.memory_quota_bytes)
+        r.memory_quota_bytes = RPC_DEFAULT_MEMORY_QUOTA_BYTES;
+    if (!r.shutdown_grace_ms)
+        r.shutdown_grace_ms = RPC_DEFAULT_SHUTDOWN_GRACE_MS;
+    return r;
+}
+
 static int options_valid(const struct rpc_server_options *o, const struct rpc_method *methods,
                          size_t n_methods)
 {
     if (!o || !o->listen_addr || !methods || n_methods == 0 || o->max_concurrent_calls < 0 ||
-        o->shutdown_grace_ms < 0)
+        o->max_unauthenticated_calls < 0 || o->max_calls_per_peer < 0 ||
+        o->first_message_ms < 0 || o->message_gap_ms < 0 || o->shutdown_grace_ms < 0)
         return 0;
     for (size_t i = 0; i < n_methods; i++)
         if (!methods[i].path || methods[i].path[0] != '/' || !methods[i].handler)
             return 0;
+    struct rpc_server_options r = options_resolved(o);
+    if (r.max_unauthenticated_calls > r.max_concurrent_calls) {
+        log_error("rpc: max_unauthenticated_calls (%d) exceeds max_concurrent_calls (%d)",
+                  r.max_unauthenticated_calls, r.max_concurrent_calls);
+        return 0;
+    }
+    if (r.memory_quota_bytes / 2 < r.max_message_bytes) {
+        log_error("rpc: a memory quota of %zu bytes cannot hold two messages of the %zu "
+                  "allowed", r.memory_quota_bytes, r.max_message_bytes);
+        return 0;
+    }
     return 1;
 }
 
@@ -365,6 +449,18 @@ static void server_free(struct rpc_server *srv)
     grpc_shutdown();
 }
 
+static grpc_arg quota_arg(grpc_resource_quota *q)
+{
+    grpc_arg a;
+    memset(&a, 0, sizeof a);
+    a.type = GRPC_ARG_POINTER;
+    a.key = (char *)GRPC_ARG_RESOURCE_QUOTA;
+    a.value.pointer.p = q;
+    a.value.pointer.vtable = grpc_resource_quota_arg_vtable();
+    return a;
+}
+
+/* o: resolved (options_resolved). */
 static struct rpc_server *server_new(const struct rpc_server_options *o,
                                      const struct rpc_method *methods, size_t n_methods,
                                      void *ctx)
@@ -381,8 +477,11 @@ static struct rpc_server *server_new(const struct rpc_server_options *o,
     srv->methods = methods;
     srv->n_methods = n_methods;
     srv->ctx = ctx;
-    srv->max_calls = o->max_concurrent_calls ? o->max_concurrent_calls : RPC_DEFAULT_MAX_CALLS;
-    srv->grace_ms = o->shutdown_grace_ms ? o->shutdown_grace_ms : RPC_DEFAULT_SHUTDOWN_GRACE_MS;
+    rpc_admission_init(&srv->admission, o->max_concurrent_calls, o->max_unauthenticated_calls,
+                       o->max_calls_per_peer);
+    srv->grace_ms = o->shutdown_grace_ms;
+    srv->first_message_ms = o->first_message_ms;
+    srv->message_gap_ms = o->message_gap_ms;
     atomic_init(&srv->stopping, 0);
     pthread_mutex_init(&srv->mu, NULL);
     pthread_condattr_t ca;
@@ -391,16 +490,22 @@ static struct rpc_server *server_new(const struct rpc_server_options *o,
     pthread_cond_init(&srv->cond, &ca);
     pthread_condattr_destroy(&ca);
 
-    size_t max = o->max_message_bytes ? o->max_message_bytes : RPC_DEFAULT_MAX_MESSAGE_BYTES;
-    int max_int = max > INT_MAX ? INT_MAX : (int)max;
+    int max_int = o->max_message_bytes > INT_MAX ? INT_MAX : (int)o->max_message_bytes;
+    /* gRPC 1.51 grants flow-control window for the whole length a message
+     * announces and applies the message limit only once it is all in memory;
+     * the quota is what bounds that memory (rpc.h). */
+    grpc_resource_quota *quota = grpc_resource_quota_create("aulac-rpc-server");
+    grpc_resource_quota_resize(quota, o->memory_quota_bytes);
     grpc_arg args[] = {
         int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_int),
         int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_int),
         /* With SO_REUSEPORT a second server on a busy port would "succeed". */
         int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0),
+        quota_arg(quota),
     };
     grpc_channel_args ch_args = { .num_args = sizeof args / sizeof args[0], .args = args };
     srv->server = grpc_server_create(&ch_args, NULL);
+    grpc_resource_quota_unref(quota);
     srv->cq = grpc_completion_queue_create_for_next(NULL);
     grpc_server_register_completion_queue(srv->server, srv->cq, NULL);
     return srv;
@@ -433,7 +538,8 @@ int rpc_server_start(const struct rpc_server_options *opts,
     if (!out || !options_valid(opts, methods, n_methods))
         return RPC_ERR_INVALID_ARG;
     *out = NULL;
-    struct rpc_server *srv = server_new(opts, methods, n_methods, ctx);
+    struct rpc_server_options resolved = options_resolved(opts);
+    struct rpc_server *srv = server_new(&resolved, methods, n_methods, ctx);
     if (!srv)
         return RPC_ERR_NOMEM;
     int rc = register_methods(srv);
@@ -529,7 +635,14 @@ int rpc_call_recv(struct rpc_call *c, uint8_t **buf, size_t *len)
     memset(&op, 0, sizeof op);
     op.op = GRPC_OP_RECV_MESSAGE;
     op.data.recv_message.recv_message = &bb;
-    int rc = run_batch(c, &op, 1, TAG_RECV);
+    int limit_ms = c->received ? c->srv->message_gap_ms : c->srv->first_message_ms;
+    gpr_timespec by = c->received ? rpc_deadline_after_ms(limit_ms) : c->recv_by;
+    char why[96];
+    if (limit_ms % 1000)
+        snprintf(why, sizeof why, "no request message within %d ms", limit_ms);
+    else
+        snprintf(why, sizeof why, "no request message within %d s", limit_ms / 1000);
+    int rc = run_batch_by(c, &op, 1, TAG_RECV, by, why);
     if (rc != 0) {
         if (bb)
             grpc_byte_buffer_destroy(bb);
@@ -546,6 +659,7 @@ int rpc_call_recv(struct rpc_call *c, uint8_t **buf, size_t *len)
         c->recv_eos = 1;
         return RPC_EOS;
     }
+    c->received++;
     rc = rpc_buffer_copy_out(bb, buf, len);
     grpc_byte_buffer_destroy(bb);
     return rc;
@@ -585,6 +699,7 @@ int rpc_call_finish(struct rpc_call *c, grpc_status_code code, const char *detai
     if (c->finished)
         return RPC_ERR_FINISHED;
     c->finished = 1;
+    call_leave(c);
     grpc_byte_buffer *bb = NULL;
     if (reply) {
         bb = rpc_buffer_copy_in(reply, reply_len);
@@ -645,6 +760,14 @@ int rpc_call_metadata_get(const struct rpc_call *c, const char *key,
 int64_t rpc_call_deadline_ms(const struct rpc_call *c)
 {
     return rpc_ms_until(c->deadline);
+}
+
+void rpc_call_set_authenticated(struct rpc_call *c)
+{
+    pthread_mutex_lock(&c->srv->mu);
+    if (c->admitted)
+        rpc_admission_authenticated(&c->srv->admission, &c->slot, time_mono_ms());
+    pthread_mutex_unlock(&c->srv->mu);
 }
 
 int rpc_call_is_cancelled(struct rpc_call *c)

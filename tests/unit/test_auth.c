@@ -19,6 +19,7 @@
 #include "common/log.h"
 #include "coordinator/replay.h"
 #include "proto/service.h"
+#include "tests/support/rpc_attack.h"
 #include "trust_fixture.h"
 
 static void unhex(const char *h, uint8_t *out, size_t n)
@@ -206,6 +207,49 @@ static void unsigned_request_refused(void **state)
                   "unsigned request");
     fed_client_close(cl);
     upd_free(&u);
+}
+
+/* Issue 10, item 1: one anonymous client opens 64 uploads (--max-calls) and sends
+ * nothing. Members' signed calls and Status must still be answered. */
+static void silent_uploads_do_not_stall_members(void **state)
+{
+    struct fx *f = *state;
+    struct attack_channel *holder = attack_connect("127.0.0.2", f->c->port);
+    assert_non_null(holder);
+    struct attack_call *calls[64];
+    for (int i = 0; i < 64; i++)
+        calls[i] = attack_call_start(holder, FED_METHOD_SUBMIT_UPDATE, NULL, 0, 60000);
+    char why[400] = "";
+    int refused = attack_calls_wait_ended(calls, 64, 56, 5000, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                          "too many calls from ipv4:127.0.0.2", why, sizeof why);
+    if (refused < 0)
+        fail_msg("%s", why);
+    int held = 64 - refused;
+    printf("    silent uploads held by one client: %d of 64\n", held);
+
+    struct signer s = { .key = f->keys[FPT] };
+    struct fed_client *cl = fx_client(f, &s);
+    struct rpc_status st;
+    Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
+    q.member_id = "fpt";
+    q.wait_ms = 10;
+    Aulac__V1__Task *t = NULL;
+    int rc = fed_get_task(cl, &q, &t, &st);
+    if (rc != 0)
+        fail_msg("GetTask: %s", st.details);
+    assert_int_equal(t->kind, AULAC__V1__TASK__KIND__TRAIN);
+    aulac__v1__task__free_unpacked(t, NULL);
+    Aulac__V1__StatusRequest sq = AULAC__V1__STATUS_REQUEST__INIT;
+    Aulac__V1__StatusReply *sr = NULL;
+    rc = fed_status(cl, &sq, &sr, &st);
+    if (rc != 0)
+        fail_msg("Status: %s", st.details);
+    aulac__v1__status_reply__free_unpacked(sr, NULL);
+    fed_client_close(cl);
+    assert_true(held <= 8);
+    for (int i = 0; i < 64; i++)
+        attack_call_free(calls[i]);
+    attack_close(holder);
 }
 
 static void unknown_key_refused(void **state)
@@ -690,6 +734,7 @@ int main(void)
         cmocka_unit_test(replay_cache_bounds),
         cmocka_unit_test_setup_teardown(accepted_baseline, setup, teardown),
         cmocka_unit_test_setup_teardown(unsigned_request_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(silent_uploads_do_not_stall_members, setup, teardown),
         cmocka_unit_test_setup_teardown(unknown_key_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_request_signature_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_envelope_signature_refused, setup, teardown),

@@ -20,7 +20,9 @@
 #include "proto/client.h"
 #include "proto/pb.h"
 #include "proto/rpc.h"
+#include "proto/rpc_admission.h"
 #include "proto/service.h"
+#include "tests/support/rpc_attack.h"
 
 #define M_ECHO      "/test.T/Echo"
 #define M_SLEEP     "/test.T/Sleep"
@@ -30,6 +32,7 @@
 #define M_META      "/test.T/Meta"
 #define M_NOFINISH  "/test.T/NoFinish"
 #define M_WATCH     "/test.T/WatchCancel"
+#define M_AUTH_POLL "/test.T/AuthLongPoll"
 
 #define MiB (1024u * 1024u)
 
@@ -53,19 +56,6 @@ static void ctx_destroy(struct test_ctx *t)
 {
     pthread_cond_destroy(&t->cond);
     pthread_mutex_destroy(&t->mu);
-}
-
-static long rss_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kib = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
 }
 
 static void put_u64(uint8_t *p, uint64_t v)
@@ -164,14 +154,8 @@ static void wait_slice(struct test_ctx *t, int ms)
 }
 
 /* Waits on its own condition variable until the call is cancelled. */
-static void h_long_poll(struct rpc_call *call, void *ctx)
+static void poll_until_cancelled(struct rpc_call *call, struct test_ctx *t)
 {
-    struct test_ctx *t = ctx;
-    uint8_t *buf;
-    size_t len;
-    if (rpc_call_recv(call, &buf, &len) != 0)
-        return;
-    free(buf);
     pthread_mutex_lock(&t->mu);
     t->polls_waiting++;
     pthread_cond_broadcast(&t->cond);
@@ -180,6 +164,29 @@ static void h_long_poll(struct rpc_call *call, void *ctx)
     t->polls_waiting--;
     pthread_mutex_unlock(&t->mu);
     rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "server stopping", NULL, 0);
+}
+
+static void h_long_poll(struct rpc_call *call, void *ctx)
+{
+    uint8_t *buf;
+    size_t len;
+    if (rpc_call_recv(call, &buf, &len) != 0)
+        return;
+    free(buf);
+    poll_until_cancelled(call, ctx);
+}
+
+/* A long poll whose request "member" counts as authenticated. */
+static void h_auth_long_poll(struct rpc_call *call, void *ctx)
+{
+    uint8_t *buf;
+    size_t len;
+    if (rpc_call_recv(call, &buf, &len) != 0)
+        return;
+    if (len == 6 && memcmp(buf, "member", 6) == 0)
+        rpc_call_set_authenticated(call);
+    free(buf);
+    poll_until_cancelled(call, ctx);
 }
 
 /* Replies "<x-member>|<x-sig-bin as hex>|<peer starts with ipv4:>". */
@@ -361,6 +368,7 @@ static const struct rpc_method test_methods[] = {
     { M_META, RPC_UNARY, h_meta },
     { M_NOFINISH, RPC_UNARY, h_no_finish },
     { M_WATCH, RPC_CLIENT_STREAM, h_watch_cancel },
+    { M_AUTH_POLL, RPC_UNARY, h_auth_long_poll },
     { FED_METHOD_HELLO, RPC_UNARY, h_fed_hello },
     { FED_METHOD_GET_TASK, RPC_UNARY, h_fed_get_task },
     { FED_METHOD_DOWNLOAD_MODEL, RPC_SERVER_STREAM, h_fed_download },
@@ -483,7 +491,7 @@ static void test_server_stream_200mib_bounded_memory(void **state)
 
     struct rpc_call_options o = { .timeout_ms = 120000 };
     struct rpc_stream *s;
-    long rss_before = rss_kib(), rss_max = rss_before;
+    long rss_before = rss_now_kib(), rss_max = rss_before;
     double t0 = time_mono_s();
     assert_int_equal(rpc_stream_open(e.ch, M_STREAM, &o, &s), 0);
     assert_int_equal(rpc_stream_send(s, req, sizeof req), 0);
@@ -500,7 +508,7 @@ static void test_server_stream_200mib_bounded_memory(void **state)
         k++;
         free(buf);
         if (k % 4 == 0) {
-            long r = rss_kib();
+            long r = rss_now_kib();
             if (r > rss_max)
                 rss_max = r;
         }
@@ -639,6 +647,7 @@ static void test_deadline_exceeded(void **state)
 
 struct poll_client {
     struct rpc_channel *ch;
+    int                 authenticated;   /* M_AUTH_POLL as a member, not M_POLL */
     int                 rc;
     struct rpc_status   st;
 };
@@ -649,7 +658,9 @@ static void *poll_client_main(void *arg)
     struct rpc_call_options o = { .timeout_ms = 30000 };
     uint8_t *out = NULL;
     size_t len;
-    p->rc = rpc_unary(p->ch, M_POLL, &o, (const uint8_t *)"wait", 4, &out, &len, &p->st);
+    const char *req = p->authenticated ? "member" : "wait";
+    p->rc = rpc_unary(p->ch, p->authenticated ? M_AUTH_POLL : M_POLL, &o, (const uint8_t *)req,
+                      strlen(req), &out, &len, &p->st);
     free(out);
     return NULL;
 }
@@ -753,7 +764,8 @@ static void test_stop_is_graceful(void **state)
 static void test_concurrency_limit(void **state)
 {
     struct env e;
-    struct rpc_server_options so = { .listen_addr = "127.0.0.1:0", .max_concurrent_calls = 2 };
+    struct rpc_server_options so = { .listen_addr = "127.0.0.1:0", .max_concurrent_calls = 2,
+                                     .max_unauthenticated_calls = 2 };
     env_start(&e, &so, NULL);
     struct poll_client p[2] = { { .ch = e.ch }, { .ch = e.ch } };
     pthread_t th[2];
@@ -846,7 +858,9 @@ static void *echo_worker_main(void *arg)
 static void test_20_concurrent_clients(void **state)
 {
     struct env e;
-    env_start(&e, NULL, NULL);
+    struct rpc_server_options so = { .listen_addr = "127.0.0.1:0",
+                                     .max_unauthenticated_calls = 20, .max_calls_per_peer = 20 };
+    env_start(&e, &so, NULL);
     struct echo_worker w[20];
     pthread_t th[20];
     for (int i = 0; i < 20; i++) {
@@ -858,6 +872,228 @@ static void test_20_concurrent_clients(void **state)
         assert_int_equal(w[i].failures, 0);
     }
     env_stop(&e);
+}
+
+/* ------------------------------------------------- limits against abuse */
+
+static int env_port(const struct env *e)
+{
+    return atoi(strrchr(e->target, ':') + 1);
+}
+
+static void expect_status(struct attack_call *c, int64_t wait_ms, grpc_status_code want,
+                          const char *pattern)
+{
+    grpc_status_code code;
+    char details[300];
+    if (!attack_call_wait(c, wait_ms, &code, details, sizeof details))
+        fail_msg("the call is still running after %lld ms; expected %s \"%s\"",
+                 (long long)wait_ms, rpc_status_name(want), pattern);
+    if (code != want || !strstr(details, pattern))
+        fail_msg("status %s \"%s\"; expected %s \"%s\"", rpc_status_name(code), details,
+                 rpc_status_name(want), pattern);
+}
+
+static void test_peer_address_and_admission(void **state)
+{
+    char a[RPC_PEER_ADDRESS_MAX];
+    rpc_peer_address("ipv4:10.0.0.7:51234", a, sizeof a);
+    assert_string_equal(a, "ipv4:10.0.0.7");
+    rpc_peer_address("ipv6:[::1]:443", a, sizeof a);
+    assert_string_equal(a, "ipv6:[::1]");
+    rpc_peer_address("unix:/run/aulac.sock", a, sizeof a);
+    assert_string_equal(a, "unix:/run/aulac.sock");
+
+    static struct rpc_admission adm;   /* the trusted table is large */
+    struct rpc_admission_slot s[6];
+    memset(s, 0, sizeof s);
+    char why[256];
+    rpc_admission_init(&adm, 5, 3, 2);
+    assert_int_equal(rpc_admission_enter(&adm, &s[0], "ipv4:10.0.0.1:1", 0, why, sizeof why), 0);
+    assert_int_equal(rpc_admission_enter(&adm, &s[1], "ipv4:10.0.0.1:2", 0, why, sizeof why), 0);
+    assert_int_equal(rpc_admission_enter(&adm, &s[2], "ipv4:10.0.0.1:3", 0, why, sizeof why), -1);
+    assert_non_null(strstr(why, "too many calls from ipv4:10.0.0.1"));
+    assert_int_equal(rpc_admission_enter(&adm, &s[2], "ipv4:10.0.0.2:1", 0, why, sizeof why), 0);
+    assert_int_equal(rpc_admission_enter(&adm, &s[3], "ipv4:10.0.0.3:1", 0, why, sizeof why), -1);
+    assert_non_null(strstr(why, "3 calls have not authenticated yet"));
+    /* 10.0.0.1 authenticates one: the budget frees a slot, and its address is trusted */
+    rpc_admission_authenticated(&adm, &s[0], 1000);
+    rpc_admission_authenticated(&adm, &s[0], 1000);   /* idempotent */
+    assert_int_equal(adm.n_unauthenticated, 2);
+    assert_int_equal(rpc_admission_enter(&adm, &s[3], "ipv4:10.0.0.3:1", 1000, why, sizeof why), 0);
+    assert_int_equal(rpc_admission_enter(&adm, &s[4], "ipv4:10.0.0.4:1", 1000, why, sizeof why), -1);
+    assert_int_equal(rpc_admission_enter(&adm, &s[4], "ipv4:10.0.0.1:9", 2000, why, sizeof why), 0);
+    assert_int_equal(adm.n_unauthenticated, 4);   /* over the budget: a trusted address */
+    assert_int_equal(rpc_admission_enter(&adm, &s[5], "ipv4:10.0.0.1:8", 2000, why, sizeof why), -1);
+    assert_non_null(strstr(why, "5 calls already running"));
+    /* the trust expires */
+    rpc_admission_leave(&adm, &s[4]);
+    rpc_admission_leave(&adm, &s[3]);
+    assert_int_equal(rpc_admission_enter(&adm, &s[3], "ipv4:10.0.0.3:1", 0, why, sizeof why), 0);
+    assert_int_equal(rpc_admission_enter(&adm, &s[4], "ipv4:10.0.0.1:7", 1000 + RPC_TRUSTED_PEER_MS,
+                                         why, sizeof why), -1);
+    for (int i = 0; i < 4; i++)
+        rpc_admission_leave(&adm, &s[i]);
+    assert_int_equal(adm.n_calls, 0);
+    assert_int_equal(adm.n_unauthenticated, 0);
+    assert_null(adm.unauthenticated);
+}
+
+/* One client opens 64 uploads and never sends a message (issue 10, item 1). */
+static void test_silent_calls_cannot_stall_the_server(void **state)
+{
+    struct env e;
+    struct rpc_server_options so = { .listen_addr = "127.0.0.1:0", .first_message_ms = 4000,
+                                     .message_gap_ms = 1000 };
+    env_start(&e, &so, NULL);
+    /* defaults: 64 calls, 16 unauthenticated, 8 per address */
+    struct attack_channel *holder = attack_connect("127.0.0.2", env_port(&e));
+    assert_non_null(holder);
+    struct attack_call *calls[64];
+    for (int i = 0; i < 64; i++)
+        calls[i] = attack_call_start(holder, M_SUM, NULL, 0, 60000);
+    char why[400] = "";
+    assert_int_equal(attack_calls_wait_ended(calls, 64, 56, 20000, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                             "too many calls from ipv4:127.0.0.2", why,
+                                             sizeof why), 56);
+
+    /* Members authenticate and hold long polls; anonymous calls still work. Once
+     * a call from an address has authenticated, its bursts are not refused. */
+    struct poll_client p[20];
+    pthread_t th[20];
+    for (int i = 0; i < 20; i++) {
+        p[i] = (struct poll_client){ .ch = e.ch, .authenticated = 1 };
+        assert_int_equal(pthread_create(&th[i], NULL, poll_client_main, &p[i]), 0);
+        if (i == 0)
+            wait_for_polls(&e.ctx, 1);
+    }
+    wait_for_polls(&e.ctx, 20);
+    char *reply;
+    struct rpc_status st;
+    assert_int_equal(unary_str(e.ch, M_ECHO, "status?", &reply, &st), 0);
+    free(reply);
+
+    /* A second address fills the unauthenticated budget; a third is refused... */
+    struct attack_channel *b = attack_connect("127.0.0.3", env_port(&e));
+    struct attack_channel *c = attack_connect("127.0.0.4", env_port(&e));
+    struct attack_call *more[8];
+    for (int i = 0; i < 8; i++)
+        more[i] = attack_call_start(b, M_SUM, NULL, 0, 60000);
+    time_sleep_ms(200);
+    struct attack_call *third = attack_call_start(c, M_SUM, NULL, 0, 60000);
+    expect_status(third, 10000, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                  "16 calls have not authenticated yet");
+    /* ...but the members' address, where calls authenticated, still gets in. */
+    assert_int_equal(unary_str(e.ch, M_ECHO, "status?", &reply, &st), 0);
+    free(reply);
+
+    /* The silent calls end with a reason once the first-message time is up. */
+    for (int i = 0; i < 64; i++)
+        if (!attack_call_wait(calls[i], 0, NULL, NULL, 0))
+            expect_status(calls[i], 20000, GRPC_STATUS_DEADLINE_EXCEEDED,
+                          "no request message within 4 s");
+    for (int i = 0; i < 8; i++)
+        expect_status(more[i], 20000, GRPC_STATUS_DEADLINE_EXCEEDED,
+                      "no request message within 4 s");
+    /* An upload that stops sending ends after the gap limit. */
+    size_t one = 3;
+    struct attack_call *stalled = attack_call_start(holder, M_SUM, &one, 1, 60000);
+    expect_status(stalled, 20000, GRPC_STATUS_DEADLINE_EXCEEDED,
+                  "no request message within 1 s");
+
+    rpc_server_stop(e.srv);
+    for (int i = 0; i < 20; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(p[i].rc, RPC_ERR_STATUS);   /* ended by the stop, not refused */
+        assert_int_equal(p[i].st.code, GRPC_STATUS_UNAVAILABLE);
+    }
+    for (int i = 0; i < 64; i++)
+        attack_call_free(calls[i]);
+    for (int i = 0; i < 8; i++)
+        attack_call_free(more[i]);
+    attack_call_free(third);
+    attack_call_free(stalled);
+    attack_close(holder);
+    attack_close(b);
+    attack_close(c);
+    rpc_channel_close(e.ch);
+    ctx_destroy(&e.ctx);
+}
+
+struct big_sender {
+    struct attack_channel *ch;
+    size_t bytes;
+    grpc_status_code code;
+    int ended;
+};
+
+static void *big_sender_main(void *arg)
+{
+    struct big_sender *b = arg;
+    struct attack_call *c = attack_call_start(b->ch, M_ECHO, &b->bytes, 1, 20000);
+    b->ended = attack_call_wait(c, 30000, &b->code, NULL, 0);
+    attack_call_free(c);
+    return NULL;
+}
+
+/* A 1000 MiB message, then two of 600 MiB at once, to a 4 MiB limit (issue 10,
+ * item 2): the server's memory must not follow them. The sender's messages are
+ * views of one 1 MiB buffer, so this process's RSS is the server's. */
+static void test_oversized_messages_do_not_raise_memory(void **state)
+{
+    struct env e;
+    env_start(&e, NULL, NULL);
+    struct attack_channel *a = attack_connect("127.0.0.2", env_port(&e));
+    assert_non_null(a);
+    struct big_sender one = { .ch = a, .bytes = (size_t)1000 * MiB };
+    struct rss_sampler *rs = rss_sampler_start();
+    big_sender_main(&one);
+    long single_mib = rss_sampler_stop(rs);
+
+    struct big_sender two[2] = { { .ch = a, .bytes = (size_t)600 * MiB },
+                                 { .ch = a, .bytes = (size_t)600 * MiB } };
+    pthread_t th[2];
+    rs = rss_sampler_start();
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, big_sender_main, &two[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    long double_mib = rss_sampler_stop(rs);
+    printf("    RSS growth: 1000 MiB message +%ld MiB; two 600 MiB messages +%ld MiB\n",
+           single_mib, double_mib);
+    assert_true(one.ended && two[0].ended && two[1].ended);
+    assert_int_equal(one.code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(two[0].code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+    assert_int_equal(two[1].code, GRPC_STATUS_RESOURCE_EXHAUSTED);
+#if defined(__SANITIZE_ADDRESS__)
+    printf("    (RSS bound not checked under AddressSanitizer)\n");
+#else
+    assert_true(single_mib < 300);
+    assert_true(double_mib < 300);
+#endif
+    /* Everyone else is still served. */
+    char *reply;
+    struct rpc_status st;
+    assert_int_equal(unary_str(e.ch, M_ECHO, "still there?", &reply, &st), 0);
+    assert_string_equal(reply, "still there?");
+    free(reply);
+    attack_close(a);
+    env_stop(&e);
+}
+
+static void test_limit_options_checked(void **state)
+{
+    struct rpc_server *srv = (struct rpc_server *)1;
+    struct rpc_server_options so = { .listen_addr = "127.0.0.1:0", .max_concurrent_calls = 4,
+                                     .max_unauthenticated_calls = 5 };
+    assert_int_equal(rpc_server_start(&so, test_methods, N_TEST_METHODS, NULL, &srv, NULL),
+                     RPC_ERR_INVALID_ARG);
+    so = (struct rpc_server_options){ .listen_addr = "127.0.0.1:0", .memory_quota_bytes = MiB };
+    assert_int_equal(rpc_server_start(&so, test_methods, N_TEST_METHODS, NULL, &srv, NULL),
+                     RPC_ERR_INVALID_ARG);
+    so = (struct rpc_server_options){ .listen_addr = "127.0.0.1:0", .first_message_ms = -1 };
+    assert_int_equal(rpc_server_start(&so, test_methods, N_TEST_METHODS, NULL, &srv, NULL),
+                     RPC_ERR_INVALID_ARG);
 }
 
 /* ------------------------------------------------------------------ TLS */
@@ -1224,6 +1460,10 @@ int main(void)
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_malformed_typed_request),
         cmocka_unit_test(test_20_concurrent_clients),
+        cmocka_unit_test(test_peer_address_and_admission),
+        cmocka_unit_test(test_silent_calls_cannot_stall_the_server),
+        cmocka_unit_test(test_oversized_messages_do_not_raise_memory),
+        cmocka_unit_test(test_limit_options_checked),
         cmocka_unit_test(test_tls),
         cmocka_unit_test(test_mutual_tls),
         cmocka_unit_test(test_fed_client),
