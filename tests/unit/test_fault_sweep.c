@@ -20,7 +20,8 @@
  * round 1 closed without faults.
  *
  *   build/tests/test_fault_sweep                      every sweep (prints runs per class)
- *   build/tests/test_fault_sweep --trial close alloc 17 DIR   one run, on a template copy
+ *   build/tests/test_fault_sweep --trial close alloc 17 once DIR   one run (DIR: a copy
+ *                                                     of a template, next to `reference`)
  *   AULAC_FAULT_KEEP=1 ...                              keeps the directories of failed runs
  *
  * To cover a new path: add a scenario to the table in main (what runs armed) or a
@@ -41,6 +42,7 @@
 
 #include "common/hex.h"
 #include "coordinator/state.h"
+#include "proto/pb.h"
 #include "tests/fault/fault.h"
 
 enum { N_ROUND = 3 };               /* fpt, vnpt, hust report in round 1 */
@@ -72,19 +74,21 @@ static int coord_up(struct fx *f)
 
 struct sent {
     int rc;                         /* fed_submit_update's, or fed_client_open's */
+    grpc_status_code code;          /* with rc RPC_ERR_STATUS */
     int accepted, duplicate;
     char reason[320];
 };
 
 /* Sends u as its member would; with class k armed at n when n >= 0 (0: counting). */
-static void send_update(struct fx *f, struct upd *u, int m, int k, long n, struct sent *out)
+static void send_update(struct fx *f, struct upd *u, int m, int k, long n, int persistent,
+                        struct sent *out)
 {
     memset(out, 0, sizeof *out);
     struct signer s = { .key = f->keys[m] };
     struct fed_client_options o = { .call_timeout_ms = 10000, .stream_timeout_ms = 20000,
                                     .sign = fx_sign, .sign_ctx = &s };
     if (n >= 0)
-        fault_arm((enum fault_class)k, n, 0);
+        fault_arm((enum fault_class)k, n, persistent);
     struct fed_client *cl = NULL;
     Aulac__V1__Receipt *r = NULL;
     struct rpc_status st;
@@ -94,6 +98,7 @@ static void send_update(struct fx *f, struct upd *u, int m, int k, long n, struc
         out->rc = fed_submit_update(cl, &u->h, u->payload, u->len, 0, &r, &st);
     fed_client_close(cl);
     fault_disarm();
+    out->code = st.code;
     if (out->rc == 0) {
         out->accepted = r->accepted;
         out->duplicate = r->duplicate;
@@ -217,7 +222,7 @@ static void settle(struct fx *f, const int acked[N_ROUND])
         struct upd u;
         update_of(f, m, &u);
         struct sent s;
-        send_update(f, &u, m, 0, -1, &s);
+        send_update(f, &u, m, 0, -1, 0, &s);
         upd_free(&u);
         if (s.rc != 0)
             fail_msg("%s's update cannot be sent again: %s", fx_ids[m], s.reason);
@@ -255,9 +260,10 @@ static void write_hits(void)
     }
 }
 
-/* One run of scenario (accept, close, restart) with class k's nth call failing, on
- * the copy of its template in dir. Exit status 0: every check passed. */
-static int trial(const char *scenario, int k, long n, const char *dir)
+/* One run of scenario (accept, close, restart) with class k's nth call failing (and
+ * every later one when persistent), on the copy of its template in dir. Exit status 0:
+ * every check passed. */
+static int trial(const char *scenario, int k, long n, int persistent, const char *dir)
 {
     snprintf(hits_path, sizeof hits_path, "%s/hits", dir);
     atexit(write_hits);
@@ -268,7 +274,7 @@ static int trial(const char *scenario, int k, long n, const char *dir)
         acked[1] = acked[2] = 1;
         f->c = calloc(1, sizeof *f->c);
         assert_non_null(f->c);
-        fault_arm((enum fault_class)k, n, 0);
+        fault_arm((enum fault_class)k, n, persistent);
         int rc = coord_open(f->c, &f->opt);
         if (rc == 0)
             rc = coord_serve(f->c);
@@ -291,12 +297,19 @@ static int trial(const char *scenario, int k, long n, const char *dir)
         struct upd u;
         update_of(f, m, &u);
         struct sent s;
-        send_update(f, &u, m, k, n, &s);
+        send_update(f, &u, m, k, n, persistent, &s);
         upd_free(&u);
         fprintf(stderr, "trial: %s's update: rc %d, accepted %d, duplicate %d: %s\n",
                 fx_ids[m], s.rc, s.accepted, s.duplicate, s.reason);
         if ((s.rc != 0 || !s.accepted) && fault_hits() == 0)
             fail_msg("the update failed without an injected fault: %s", s.reason);
+        /* A fault of ours is never the update's: it is not refused (a refusal is final
+         * for the worker, and recorded), and not called malformed. */
+        if (s.rc == 0 && !s.accepted)
+            fail_msg("a valid update was refused: %s", s.reason);
+        if (s.rc == PB_ERR_MALFORMED ||
+            (s.rc == RPC_ERR_STATUS && s.code == GRPC_STATUS_INVALID_ARGUMENT))
+            fail_msg("a valid update was called malformed: %s", s.reason);
         acked[m] = s.rc == 0 && s.accepted;
     }
     settle(f, acked);
@@ -321,7 +334,7 @@ static void submit_ok(struct fx *f, int m)
     struct upd u;
     update_of(f, m, &u);
     struct sent s;
-    send_update(f, &u, m, 0, -1, &s);
+    send_update(f, &u, m, 0, -1, 0, &s);
     upd_free(&u);
     if (s.rc != 0 || !s.accepted)
         fail_msg("%s's update: %s", fx_ids[m], s.reason);
@@ -464,7 +477,7 @@ static int jobs(void)
 }
 
 /* Sweeps class k over scenario, run on copies of template; returns failures. */
-static int sweep_class(const char *scenario, const char *tmpl, int k)
+static int sweep_class(const char *scenario, const char *tmpl, int k, const char *mode)
 {
     struct slot slots[MAX_JOBS];
     memset(slots, 0, sizeof slots);
@@ -483,7 +496,7 @@ static int sweep_class(const char *scenario, const char *tmpl, int k)
             char nbuf[24];
             snprintf(nbuf, sizeof nbuf, "%ld", next);
             const char *args[] = { self, "--trial", scenario, fault_class_name(k), nbuf,
-                                   sl->dir, NULL };
+                                   mode, sl->dir, NULL };
             sl->n = next++;
             sl->resuming = 0;
             sl->pid = start_child(args, sl->log, 120);
@@ -518,14 +531,14 @@ static int sweep_class(const char *scenario, const char *tmpl, int k)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
             char what[80];
             describe(status, what, sizeof what);
-            fprintf(stderr, "FAULT SWEEP FAILURE: %s, %s call #%ld fails: %s%s\n", scenario,
-                    fault_class_name(k), sl->n, sl->resuming ? "the restart after the stop: " : "",
-                    what);
+            fprintf(stderr, "FAULT SWEEP FAILURE: %s, %s call #%ld fails (%s): %s%s\n",
+                    scenario, fault_class_name(k), sl->n, mode,
+                    sl->resuming ? "the restart after the stop: " : "", what);
             show_log(sl->log);
             if (getenv("AULAC_FAULT_KEEP")) {
                 char kept[PATH_MAX];
-                snprintf(kept, sizeof kept, "%s-failed-%s-%s-%ld", root, scenario,
-                         fault_class_name(k), sl->n);
+                snprintf(kept, sizeof kept, "%s-failed-%s-%s-%ld-%s", root, scenario,
+                         fault_class_name(k), sl->n, mode);
                 copy_dir(sl->dir, kept);
                 fprintf(stderr, "    kept in %s\n", kept);
             }
@@ -534,21 +547,26 @@ static int sweep_class(const char *scenario, const char *tmpl, int k)
         if (hits == 0 && sl->n < end)
             end = sl->n;   /* the run made fewer than n calls of this class */
     }
-    printf("  %-8s %-6s %4ld runs, %ld fail-stop(s) resumed, %d failure(s)\n", scenario,
-           fault_class_name(k), end - 1, stops, failures);
+    printf("  %-8s %-6s %-10s %4ld runs, %3ld fail-stop(s) resumed, %d failure(s)\n",
+           scenario, fault_class_name(k), mode, end - 1, stops, failures);
     if (end > MAX_N)
         fail_msg("%s: class %s never stopped reaching the Nth call", scenario,
                  fault_class_name(k));
     return failures;
 }
 
-static void sweep(const char *scenario, const char *template)
+/* persistent: allocation is also swept with every call after the nth failing too (what
+ * an error path allocates then fails as well). */
+static void sweep(const char *scenario, const char *template, int persistent)
 {
     char tmpl[PATH_MAX];
     snprintf(tmpl, sizeof tmpl, "%s/%s", root, template);
     int failures = 0;
-    for (int k = 0; k < FAULT_N_CLASSES; k++)
-        failures += sweep_class(scenario, tmpl, k);
+    for (int k = 0; k < FAULT_N_CLASSES; k++) {
+        failures += sweep_class(scenario, tmpl, k, "once");
+        if (persistent && k == FAULT_ALLOC)
+            failures += sweep_class(scenario, tmpl, k, "persistent");
+    }
     if (failures)
         fail_msg("%d run(s) failed (above)", failures);
 }
@@ -556,19 +574,19 @@ static void sweep(const char *scenario, const char *template)
 static void accepting_an_update_survives_every_fault(void **state)
 {
     (void)state;
-    sweep("accept", "one");
+    sweep("accept", "one", 1);
 }
 
 static void closing_a_round_survives_every_fault(void **state)
 {
     (void)state;
-    sweep("close", "two");
+    sweep("close", "two", 1);
 }
 
 static void restarting_survives_every_fault(void **state)
 {
     (void)state;
-    sweep("restart", "three");
+    sweep("restart", "three", 0);
 }
 
 static int make_root(void **state)
@@ -610,12 +628,12 @@ int main(int argc, char **argv)
         snprintf(root, sizeof root, "%s", argv[2]);
         return make_templates();
     }
-    if (argc == 6 && strcmp(argv[1], "--trial") == 0) {
+    if (argc == 7 && strcmp(argv[1], "--trial") == 0) {
         int k = fault_class_parse(argv[3]);
         if (k < 0)
             return 2;
-        snprintf(root, sizeof root, "%s/..", argv[5]);
-        return trial(argv[2], k, atol(argv[4]), argv[5]);
+        snprintf(root, sizeof root, "%s/..", argv[6]);
+        return trial(argv[2], k, atol(argv[4]), strcmp(argv[5], "persistent") == 0, argv[6]);
     }
     if (argc == 3 && strcmp(argv[1], "--resume") == 0) {
         snprintf(root, sizeof root, "%s/..", argv[2]);
