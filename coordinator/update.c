@@ -256,6 +256,11 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     if (rc == 0)
         rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
                                              c->support, why, sizeof why);
+    if (rc == CODEC_ERR_NOMEM) {   /* ours, not the update's: nothing is recorded */
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "the coordinator is short of memory to decode the update; retry later");
+        return COORD_ERR_NOMEM;
+    }
     if (rc != 0) {
         pthread_mutex_unlock(&c->mu);
         fail(u, "the update is refused: %s", why);
