@@ -164,6 +164,10 @@ int  round_member_reported_locked(const struct coord *c, const char *member);
  * report (in the policy and the live roster) has reported. mu held. */
 int  round_all_reported_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
+/* After a failed acceptance (its decode went into the sum before its commit failed):
+ * the sum and accepted set rebuilt from the updates stored in LMDB. mu held. Stops the
+ * process (exit 70) when it cannot, as a failed round close does. */
+void round_reaccumulate_locked(struct coord *c);
 /* mu held; lets mu go while it computes the new model and writes its files (other
  * callers see c->closing and wait or return), and holds it again when it returns. */
 int  round_close_locked(struct coord *c);

@@ -301,10 +301,9 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
             ledger_txn_abort(c->ledger, txn);
     }
     if (rc != 0) {
-        /* Not durable, so not accepted: take the update back out of the sum. */
-        int undo = codec_decode_accumulate_support(payload, len, c->n_params, (float)-weight,
-                                                   c->acc, c->support, NULL, 0);
-        (void)undo;
+        /* Not durable, so not accepted: the sum is rebuilt from the stored updates (an
+         * exact undo, which subtracting this one again is not). */
+        round_reaccumulate_locked(c);
         pthread_mutex_unlock(&c->mu);
         fail(u, "the coordinator could not record the update (storage error); retry later");
         u->accepted = 0;
