@@ -227,7 +227,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         round_close_locked(c);
         pthread_mutex_unlock(&c->mu);
     }
-    hex_encode(s->hash, 32, hex);
+    hex_encode(c->model->hash, 32, hex);   /* s is freed if the round closed just above */
     if (c->state == EXP_RUNNING)
         log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "
                  "base model %.16s", c->experiment, (unsigned long long)c->round,
