@@ -6,7 +6,9 @@
  *   - the process ended cleanly: no crash, no sanitizer report, no leak; the one
  *     allowed stop is the round close's fail-stop exit(70), after a fault, when the
  *     round's outcome could not be made durable;
- *   - what failed reported an error (a failed call without an injected fault fails);
+ *   - what failed reported an error (a failed call without an injected fault fails),
+ *     and our fault is never the update's: a valid update is not refused (a refusal
+ *     is recorded and final for the worker) nor called malformed;
  *   - the state resumes: the missing updates are sent again (an update acknowledged
  *     before must come back as a duplicate), round 1 closes on exactly the model of
  *     the run without faults (bit for bit), the ledger verifies, holds one acceptance
@@ -23,9 +25,16 @@
  *   build/tests/test_fault_sweep --trial close alloc 17 once DIR   one run (DIR: a copy
  *                                                     of a template, next to `reference`)
  *   AULAC_FAULT_KEEP=1 ...                              keeps the directories of failed runs
+ *   AULAC_FAULT_JOBS=8 AULAC_FAULT_STRIDE=1 ...         runs at once (4); every how many N
+ *                                                       (1; 2 under ASan, several times slower)
  *
- * To cover a new path: add a scenario to the table in main (what runs armed) or a
- * class to fault.h and the Makefile's FAULT_WRAP (what fails). */
+ * Allocation is swept twice over accept and close: failing once, and persistently
+ * (every call from the Nth on), which reaches the allocations of error paths.
+ *
+ * To cover a new path: a test function calling sweep(name, template, persistent) and
+ * a branch in trial() for what runs armed (a new template in make_templates if it
+ * needs another starting state); a new kind of failure: a class in fault.h, its
+ * wrappers in fault.c and the symbols in the Makefile's FAULT_WRAP. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -476,15 +485,29 @@ static int jobs(void)
     return j < 1 ? 1 : j > MAX_JOBS ? MAX_JOBS : j;
 }
 
+/* Every how many N a sweep runs: 1, but 2 in the sanitizer build (each run there is
+ * several times slower); AULAC_FAULT_STRIDE sets it. */
+static long stride(void)
+{
+    const char *e = getenv("AULAC_FAULT_STRIDE");
+#if defined(__SANITIZE_ADDRESS__)
+    long st = e ? atol(e) : 2;
+#else
+    long st = e ? atol(e) : 1;
+#endif
+    return st < 1 ? 1 : st;
+}
+
 /* Sweeps class k over scenario, run on copies of template; returns failures. */
 static int sweep_class(const char *scenario, const char *tmpl, int k, const char *mode)
 {
     struct slot slots[MAX_JOBS];
     memset(slots, 0, sizeof slots);
     const int n_jobs = jobs();
+    const long step = stride();
     long next = 1, end = MAX_N + 1;   /* end: the first n no run reached */
     int failures = 0, active = 0;
-    long stops = 0;
+    long stops = 0, runs = 0;
     for (;;) {
         for (int i = 0; i < n_jobs && next < end; i++) {
             struct slot *sl = &slots[i];
@@ -497,7 +520,9 @@ static int sweep_class(const char *scenario, const char *tmpl, int k, const char
             snprintf(nbuf, sizeof nbuf, "%ld", next);
             const char *args[] = { self, "--trial", scenario, fault_class_name(k), nbuf,
                                    mode, sl->dir, NULL };
-            sl->n = next++;
+            sl->n = next;
+            next += step;
+            runs++;
             sl->resuming = 0;
             sl->pid = start_child(args, sl->log, 120);
             active++;
@@ -547,8 +572,8 @@ static int sweep_class(const char *scenario, const char *tmpl, int k, const char
         if (hits == 0 && sl->n < end)
             end = sl->n;   /* the run made fewer than n calls of this class */
     }
-    printf("  %-8s %-6s %-10s %4ld runs, %3ld fail-stop(s) resumed, %d failure(s)\n",
-           scenario, fault_class_name(k), mode, end - 1, stops, failures);
+    printf("  %-8s %-6s %-10s %4ld calls, %4ld runs, %3ld fail-stop(s) resumed, %d failure(s)\n",
+           scenario, fault_class_name(k), mode, end - 1, runs, stops, failures);
     if (end > MAX_N)
         fail_msg("%s: class %s never stopped reaching the Nth call", scenario,
                  fault_class_name(k));
