@@ -273,7 +273,7 @@ int safetensors_write(const char *path, const struct st_tensor *tensors, size_t 
         buf_puts(&hdr, "}");
     }
     buf_puts(&hdr, "}");
-    while ((8 + hdr.len) % 8 != 0)
+    while (!hdr.oom && (8 + hdr.len) % 8 != 0)   /* out of memory, len stops growing */
         buf_puts(&hdr, " ");
     if (hdr.oom) {
         rc = ST_ERR_NOMEM;

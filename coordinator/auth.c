@@ -265,6 +265,8 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
     size_t len;
     *out = NULL;
     int rc = rpc_call_recv(call, &buf, &len);
+    if (rc == RPC_ERR_NOMEM)
+        pb_call_finish_unpack_error(call, rc);
     if (rc != 0)
         return rc;
     struct auth_attempt t = { .member = "" };
@@ -273,12 +275,7 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
     ProtobufCMessage *m = pb_unpack(desc, buf, len, SIZE_MAX, &err);
     free(buf);
     if (!m) {
-        if (err == PB_ERR_TOO_LARGE)
-            rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                            "request decodes to more memory than allowed", NULL, 0);
-        else
-            rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message",
-                            NULL, 0);
+        pb_call_finish_unpack_error(call, err);
         return err ? err : -1;
     }
     if (!refused) {

@@ -182,6 +182,10 @@ int  round_all_reported_locked(const struct coord *c);
  * listed in participation.members, or all of them when the list is empty. */
 size_t coord_eligible_count_locked(const struct coord *c);
 int  experiment_resume_or_start(struct coord *c);
+/* After a failed acceptance (its decode went into the sum before its commit failed):
+ * the sum and accepted set rebuilt from the updates stored in LMDB. mu held. Stops the
+ * process (exit 70) when it cannot, as a failed round close does. */
+void round_reaccumulate_locked(struct coord *c);
 /* mu held; lets mu go while it computes the new model and writes its files (other
  * callers see c->closing and wait or return), and holds it again when it returns. */
 int  round_close_locked(struct coord *c);

@@ -90,13 +90,18 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id)
     return NULL;
 }
 
-static void round_open(struct coord *c, int64_t opened_ms)
+static void round_sum_clear(struct coord *c)
 {
     memset(c->acc, 0, c->n_params * sizeof(float));
     if (c->support)
         memset(c->support, 0, c->n_params * sizeof(float));
     c->weight_sum = 0;
     c->n_accepted = 0;
+}
+
+static void round_open(struct coord *c, int64_t opened_ms)
+{
+    round_sum_clear(c);
     c->round_opened_ms = opened_ms;
     c->deadline_ms = opened_ms + (int64_t)c->policy.participation.round_deadline_s * 1000;
     c->deadline_logged = 0;
@@ -127,6 +132,21 @@ static int accumulate_stored(struct coord *c, const struct round_member *m, doub
     c->accepted[c->n_accepted++] = *m;
     c->weight_sum += weight;
     return 0;
+}
+
+/* The open round's sum from its accepted updates stored in LMDB, in key order. */
+static int round_accumulate_stored(struct coord *c)
+{
+    round_sum_clear(c);
+    return state_each_payload(c, accumulate_stored, NULL);
+}
+
+static void round_failed(const char *what) __attribute__((noreturn));
+
+void round_reaccumulate_locked(struct coord *c)
+{
+    if (round_accumulate_stored(c) != 0)
+        round_failed("its accepted updates could not be summed again");
 }
 
 static int start_new(struct coord *c)
@@ -206,7 +226,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
     if (c->down_on && (rc = downlink_load(c, rec->model_hash)) != 0)
         return rc;
     round_open(c, rec->round_opened_ms);
-    if (c->state == EXP_RUNNING && (rc = state_each_payload(c, accumulate_stored, NULL)) != 0)
+    if (c->state == EXP_RUNNING && (rc = round_accumulate_stored(c)) != 0)
         return rc;
     if (round_all_reported_locked(c)) {
         /* The crash came after the last update of the round and before its close. */
@@ -216,7 +236,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         round_close_locked(c);
         pthread_mutex_unlock(&c->mu);
     }
-    hex_encode(s->hash, 32, hex);
+    hex_encode(c->model->hash, 32, hex);   /* s is freed if the round closed just above */
     if (c->state == EXP_RUNNING)
         log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "
                  "base model %.16s", c->experiment, (unsigned long long)c->round,
@@ -268,6 +288,14 @@ static void downlink_compress(struct coord *c, const struct model_snapshot *prev
 static void close_failed(const char *what)
 {
     log_error("cannot close the round: %s; stopping so that a restart redoes the close "
+              "from the stored updates", what);
+    exit(70);
+}
+
+/* Fatal: the open round in memory no longer matches LMDB; a restart rebuilds it. */
+static void round_failed(const char *what)
+{
+    log_error("the open round is inconsistent: %s; stopping so that a restart rebuilds it "
               "from the stored updates", what);
     exit(70);
 }

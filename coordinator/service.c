@@ -412,8 +412,10 @@ static void on_submit(struct rpc_call *call, void *ctx)
 
     const size_t want = (size_t)u.env.payload_bytes;
     uint8_t *payload = malloc(want);
-    if (!payload) {
-        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "payload too large", NULL, 0);
+    if (!payload) {   /* payload_bytes is within bounds (update_check_header): ours */
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "the coordinator is short of memory for the payload; retry later", NULL,
+                        0);
         return;
     }
     size_t got = 0;

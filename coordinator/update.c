@@ -259,6 +259,11 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     if (rc == 0)
         rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
                                              c->support, why, sizeof why);
+    if (rc == CODEC_ERR_NOMEM) {   /* ours, not the update's: nothing is recorded */
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "the coordinator is short of memory to decode the update; retry later");
+        return COORD_ERR_NOMEM;
+    }
     if (rc != 0) {
         pthread_mutex_unlock(&c->mu);
         fail(u, "the update is refused: %s", why);
@@ -299,10 +304,9 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
             ledger_txn_abort(c->ledger, txn);
     }
     if (rc != 0) {
-        /* Not durable, so not accepted: take the update back out of the sum. */
-        int undo = codec_decode_accumulate_support(payload, len, c->n_params, (float)-weight,
-                                                   c->acc, c->support, NULL, 0);
-        (void)undo;
+        /* Not durable, so not accepted: the sum is rebuilt from the stored updates (an
+         * exact undo, which subtracting this one again is not). */
+        round_reaccumulate_locked(c);
         pthread_mutex_unlock(&c->mu);
         fail(u, "the coordinator could not record the update (storage error); retry later");
         u->accepted = 0;

@@ -5,6 +5,7 @@
 struct unpack_budget {
     size_t left;
     int    refused;
+    int    oom;                     /* malloc failed: ours, not the message's */
 };
 
 static void *budget_alloc(void *data, size_t size)
@@ -15,7 +16,9 @@ static void *budget_alloc(void *data, size_t size)
         return NULL;
     }
     b->left -= size;
-    return malloc(size);
+    void *p = malloc(size);
+    b->oom |= !p;
+    return p;
 }
 
 /* Plain free: memory from budget_alloc is malloc'd, so the unpacked message
@@ -58,7 +61,7 @@ ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *desc,
     };
     ProtobufCMessage *msg = protobuf_c_message_unpack(desc, &allocator, len, buf);
     if (!msg) {
-        *err = budget.refused ? PB_ERR_TOO_LARGE : PB_ERR_MALFORMED;
+        *err = budget.refused ? PB_ERR_TOO_LARGE : budget.oom ? RPC_ERR_NOMEM : PB_ERR_MALFORMED;
         return NULL;
     }
     return msg;
@@ -71,6 +74,8 @@ int pb_call_recv(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
     size_t len;
     *out = NULL;
     int rc = rpc_call_recv(call, &buf, &len);
+    if (rc == RPC_ERR_NOMEM)
+        pb_call_finish_unpack_error(call, rc);
     if (rc != 0)
         return rc;
     int err;
@@ -78,12 +83,21 @@ int pb_call_recv(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
     free(buf);
     if (*out)
         return 0;
-    if (err == PB_ERR_TOO_LARGE)
+    pb_call_finish_unpack_error(call, err);
+    return err;
+}
+
+void pb_call_finish_unpack_error(struct rpc_call *call, int err)
+{
+    if (err == RPC_ERR_NOMEM)
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                        "the server is short of memory to read the request; retry later", NULL,
+                        0);
+    else if (err == PB_ERR_TOO_LARGE)
         rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
                         "request decodes to more memory than allowed", NULL, 0);
     else
         rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed request message", NULL, 0);
-    return err;
 }
 
 int pb_call_send(struct rpc_call *call, const ProtobufCMessage *msg)

@@ -24,8 +24,8 @@
 int pb_pack(const ProtobufCMessage *msg, uint8_t **out, size_t *len);
 
 /* Unpacks untrusted bytes as a message of type desc. Returns the message, or
- * NULL with *err (may be NULL) set to PB_ERR_MALFORMED or PB_ERR_TOO_LARGE
- * (len > max_len, or the allocation budget above exceeded). */
+ * NULL with *err (may be NULL) set to PB_ERR_MALFORMED, PB_ERR_TOO_LARGE
+ * (len > max_len, or the allocation budget above exceeded) or RPC_ERR_NOMEM. */
 ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *desc,
                             const uint8_t *buf, size_t len, size_t max_len, int *err);
 
@@ -33,10 +33,13 @@ ProtobufCMessage *pb_unpack(const ProtobufCMessageDescriptor *desc,
 
 /* Receives the next request message and unpacks it. On malformed bytes it
  * finishes the call with INVALID_ARGUMENT itself and returns PB_ERR_MALFORMED
- * (or PB_ERR_TOO_LARGE, with RESOURCE_EXHAUSTED). Otherwise the codes of
- * rpc_call_recv (RPC_EOS, RPC_ERR_CANCELLED, ...). */
+ * (or PB_ERR_TOO_LARGE, and RPC_ERR_NOMEM when we are out of memory, with
+ * RESOURCE_EXHAUSTED). Otherwise the codes of rpc_call_recv (RPC_EOS,
+ * RPC_ERR_CANCELLED, ...). */
 int pb_call_recv(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
                  ProtobufCMessage **out);
+/* Finishes the call with the status for a pb_unpack error (or RPC_ERR_NOMEM). */
+void pb_call_finish_unpack_error(struct rpc_call *call, int err);
 /* Packs and sends one stream message (rpc_call_send codes, RPC_ERR_NOMEM). */
 int pb_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 /* Finishes the call with status OK and reply as the reply message. */

@@ -235,6 +235,14 @@ static int request_call(struct rpc_server *srv, const struct rpc_method *m)
     return 0;
 }
 
+/* A method whose call is not requested is never served again: ask until gRPC takes
+ * the request (out of memory now and then) or the server stops. */
+static void request_again(struct rpc_server *srv, const struct rpc_method *m)
+{
+    while (request_call(srv, m) != 0 && !atomic_load(&srv->stopping))
+        time_sleep_ms(10);
+}
+
 static void reap_done(struct rpc_server *srv)
 {
     pthread_mutex_lock(&srv->mu);
@@ -322,12 +330,12 @@ static void *dispatch_loop(void *arg)
         if (!ev.success) {
             log_warn("rpc: a request for %s calls failed; asking again", m ? m->path : "other");
             call_free(c);
-            request_call(srv, m);
+            request_again(srv, m);
             continue;
         }
         if (!c->method)
             c->deadline = c->details.deadline;
-        request_call(srv, m);
+        request_again(srv, m);
         accept_call(srv, c);
     }
     return NULL;

@@ -75,13 +75,11 @@ static inline void fx_write(const char *path, const char *text, unsigned mode)
     assert_int_equal(file_write_atomic(path, text, strlen(text), mode), 0);
 }
 
-/* Files only; fx_start opens the coordinator. */
-static inline void fx_prepare(struct fx *f)
+/* Keys, paths and options for the fixture's files in dir (which fx_prepare writes). */
+static inline void fx_use_dir(struct fx *f, const char *dir)
 {
     memset(f, 0, sizeof *f);
-    const char *tmp = getenv("TMPDIR");
-    snprintf(f->dir, sizeof f->dir, "%s/aulac-trust-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->dir, sizeof f->dir, "%s", dir);
     for (int i = 0; i < N_KEYS; i++)
         f->keys[i] = fx_key(fx_ids[i], i + 1);
     f->coordinator = fx_key("coordinator", 9);
@@ -89,6 +87,22 @@ static inline void fx_prepare(struct fx *f)
     snprintf(f->paths[1], sizeof f->paths[1], "%s/coordinator.key", f->dir);
     snprintf(f->paths[2], sizeof f->paths[2], "%s/roster.yaml", f->dir);
     snprintf(f->paths[3], sizeof f->paths[3], "%s/policy.yaml", f->dir);
+    f->opt.data_dir = f->paths[0];
+    f->opt.key_path = f->paths[1];
+    f->opt.roster_path = f->paths[2];
+    f->opt.policy_path = f->paths[3];
+    f->opt.listen_addr = "127.0.0.1:0";
+    f->opt.max_calls = 64;
+}
+
+/* Files only, in a new temporary directory; fx_start opens the coordinator. */
+static inline void fx_prepare(struct fx *f)
+{
+    const char *tmp = getenv("TMPDIR");
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/aulac-trust-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    fx_use_dir(f, dir);
     assert_int_equal(crypto_key_save_secret(f->coordinator, f->paths[1], 0), 0);
     char roster[4096];
     size_t n = (size_t)snprintf(roster, sizeof roster, "alliance: trust-test\nmembers:\n");
@@ -103,12 +117,6 @@ static inline void fx_prepare(struct fx *f)
     }
     fx_write(f->paths[2], roster, 0644);
     fx_write(f->paths[3], fx_policy, 0644);
-    f->opt.data_dir = f->paths[0];
-    f->opt.key_path = f->paths[1];
-    f->opt.roster_path = f->paths[2];
-    f->opt.policy_path = f->paths[3];
-    f->opt.listen_addr = "127.0.0.1:0";
-    f->opt.max_calls = 64;
 }
 
 static inline void fx_start(struct fx *f)
@@ -151,12 +159,18 @@ static inline void fx_stop(struct fx *f)
     }
 }
 
-static inline void fx_free(struct fx *f)
+/* Stops the coordinator and frees the keys; the directory stays. */
+static inline void fx_release(struct fx *f)
 {
     fx_stop(f);
     for (int i = 0; i < N_KEYS; i++)
         crypto_key_free(f->keys[i]);
     crypto_key_free(f->coordinator);
+}
+
+static inline void fx_free(struct fx *f)
+{
+    fx_release(f);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);
