@@ -1,4 +1,5 @@
 #include "codec/codec.h"
+#include "common/why.h"
 
 #include <float.h>
 #include <math.h>
@@ -88,19 +89,6 @@ static inline void st32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
 static inline void st64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static inline void stf(uint8_t *p, float v) { memcpy(p, &v, 4); }
 
-static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t why_len, int code, const char *fmt, ...)
-{
-    if (why && why_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_len, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 /* --- parameters ------------------------------------------------------------ */
 
 void codec_params_default(struct codec_params *p)
@@ -117,22 +105,22 @@ void codec_params_default(struct codec_params *p)
 int codec_params_validate(const struct codec_params *p, char *why, size_t why_len)
 {
     if (!p)
-        return fail(why, why_len, CODEC_ERR_ARG, "no parameters");
+        return why_fail(why, why_len, CODEC_ERR_ARG, "no parameters");
     if (p->format_version != CODEC_FORMAT_VERSION)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "format_version %u (supported: %d)",
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "format_version %u (supported: %d)",
                     p->format_version, CODEC_FORMAT_VERSION);
     if (p->block_size < 1 || p->block_size > CODEC_MAX_BLOCK)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "block_size %u not in [1, %u]",
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "block_size %u not in [1, %u]",
                     p->block_size, CODEC_MAX_BLOCK);
     if (p->k_per_block < 1)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "k_per_block must be at least 1");
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "k_per_block must be at least 1");
     if ((unsigned)p->quant >= CODEC_QUANT_COUNT)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "quant %d unknown", (int)p->quant);
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "quant %d unknown", (int)p->quant);
     if (p->zstd_level < 0 || p->zstd_level > 22)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "zstd_level %d not in [0, 22]",
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "zstd_level %d not in [0, 22]",
                     p->zstd_level);
     if (p->error_feedback != 0 && p->error_feedback != 1)
-        return fail(why, why_len, CODEC_ERR_PARAMS, "error_feedback must be 0 or 1");
+        return why_fail(why, why_len, CODEC_ERR_PARAMS, "error_feedback must be 0 or 1");
     return 0;
 }
 
@@ -644,13 +632,13 @@ static int parse_header(const uint8_t *p, size_t len, struct codec_header *h, ch
                         size_t why_len)
 {
     if (!p || len < CODEC_HEADER_LEN)
-        return fail(why, why_len, CODEC_ERR_TRUNCATED, "payload of %zu bytes is shorter than "
+        return why_fail(why, why_len, CODEC_ERR_TRUNCATED, "payload of %zu bytes is shorter than "
                     "the %d byte header", len, CODEC_HEADER_LEN);
     if (memcmp(p, CODEC_MAGIC, 4) != 0)
-        return fail(why, why_len, CODEC_ERR_MAGIC, "bad magic (not an aulac codec payload)");
+        return why_fail(why, why_len, CODEC_ERR_MAGIC, "bad magic (not an aulac codec payload)");
     h->version = ld16(p + 4);
     if (h->version != CODEC_FORMAT_VERSION)
-        return fail(why, why_len, CODEC_ERR_VERSION, "format version %u (supported: %d)",
+        return why_fail(why, why_len, CODEC_ERR_VERSION, "format version %u (supported: %d)",
                     h->version, CODEC_FORMAT_VERSION);
     h->quant = (enum codec_quant)p[6];
     h->flags = p[7];
@@ -660,17 +648,17 @@ static int parse_header(const uint8_t *p, size_t len, struct codec_header *h, ch
     h->total = ld64(p + 24);
     h->body_len = ld64(p + 32);
     if (p[6] >= CODEC_QUANT_COUNT)
-        return fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization %u", p[6]);
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization %u", p[6]);
     if (h->flags & ~CODEC_FLAG_ZSTD)
-        return fail(why, why_len, CODEC_ERR_HEADER, "unknown flags 0x%02x", h->flags);
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "unknown flags 0x%02x", h->flags);
     if (h->block_size < 1 || h->block_size > CODEC_MAX_BLOCK)
-        return fail(why, why_len, CODEC_ERR_HEADER, "block_size %u not in [1, %u]",
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "block_size %u not in [1, %u]",
                     h->block_size, CODEC_MAX_BLOCK);
     if (h->k_per_block < 1 || h->k_per_block > h->block_size)
-        return fail(why, why_len, CODEC_ERR_HEADER, "k_per_block %u not in [1, block_size %u]",
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "k_per_block %u not in [1, block_size %u]",
                     h->k_per_block, h->block_size);
     if (h->n > CODEC_MAX_N)
-        return fail(why, why_len, CODEC_ERR_HEADER, "n %llu over the limit",
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "n %llu over the limit",
                     (unsigned long long)h->n);
     return 0;
 }
@@ -722,7 +710,7 @@ static int validate_values(const struct codec_view *v, char *why, size_t why_len
             i = 0;      /* find it for the message */
         for (; i < total; i++)
             if ((x[i] & mask) == bad)
-                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is not a "
+                return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is not a "
                             "valid %s value", (unsigned long long)i, x[i], codec_quant_name(q));
         return 0;
     }
@@ -730,27 +718,27 @@ static int validate_values(const struct codec_view *v, char *why, size_t why_len
         uint64_t bytes = (total + 1) / 2;
         for (uint64_t j = 0; j < bytes; j++) {
             if ((x[j] & 0x0f) == 0x08 || (x[j] & 0xf0) == 0x80)
-                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: int4 code -8 is never "
+                return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: int4 code -8 is never "
                             "emitted", (unsigned long long)(2 * j + ((x[j] & 0x0f) != 0x08)));
         }
         if ((total & 1) && (x[bytes - 1] & 0xf0))
-            return fail(why, why_len, CODEC_ERR_VALUE, "the spare last int4 nibble is not 0");
+            return why_fail(why, why_len, CODEC_ERR_VALUE, "the spare last int4 nibble is not 0");
         return 0;
     }
     case CODEC_QUANT_FP16:
         for (uint64_t j = 0; j < total; j++)
             if ((ld16(x + 2 * j) & 0x7c00u) == 0x7c00u)
-                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp16 Inf or NaN",
+                return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp16 Inf or NaN",
                             (unsigned long long)j);
         return 0;
     case CODEC_QUANT_FP32:
         for (uint64_t j = 0; j < total; j++)
             if ((ld32(x + 4 * j) & 0x7f800000u) == 0x7f800000u)
-                return fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp32 Inf or NaN",
+                return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp32 Inf or NaN",
                             (unsigned long long)j);
         return 0;
     default:
-        return fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization");
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization");
     }
 }
 
@@ -764,7 +752,7 @@ static int validate_sections(struct codec_view *v, char *why, size_t why_len)
         for (uint64_t b = 0; b < v->nb; b++) {
             float s = ldf(v->scales + 4 * b);
             if ((codec_f32_bits(s) >> 31) || !(s * qm <= FLT_MAX))
-                return fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
+                return why_fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
                             "not finite or too large", (unsigned long long)b, (double)s);
         }
     }
@@ -774,12 +762,12 @@ static int validate_sections(struct codec_view *v, char *why, size_t why_len)
             uint32_t len = (uint32_t)(n - b * B < B ? n - b * B : B);
             uint32_t c = ld16(v->counts + 2 * b);
             if (c > K || c > len)
-                return fail(why, why_len, CODEC_ERR_COUNT, "block %llu: %u values, more than "
+                return why_fail(why, why_len, CODEC_ERR_COUNT, "block %llu: %u values, more than "
                             "min(k_per_block %u, block length %u)", (unsigned long long)b, c, K,
                             len);
             sum += c;
             if (sum > h->total)
-                return fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to more than "
+                return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to more than "
                             "the header's total %llu", (unsigned long long)h->total);
             if (c) {
                 /* Positions: first = gap[0], next = previous + 1 + gap: increasing by
@@ -789,14 +777,14 @@ static int validate_sections(struct codec_view *v, char *why, size_t why_len)
                 for (uint32_t j = 0; j < c; j++)
                     last += ld16(g + 2 * j);
                 if (last >= len)
-                    return fail(why, why_len, CODEC_ERR_INDEX, "block %llu: position %llu is "
+                    return why_fail(why, why_len, CODEC_ERR_INDEX, "block %llu: position %llu is "
                                 "outside the block of %u", (unsigned long long)b,
                                 (unsigned long long)last, len);
             }
             at += c;
         }
         if (sum != h->total)
-            return fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to %llu, header "
+            return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to %llu, header "
                         "says %llu", (unsigned long long)sum, (unsigned long long)h->total);
     }
     return validate_values(v, why, why_len);
@@ -811,19 +799,19 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
     if (rc)
         return rc;
     if (h->n != (uint64_t)n_expected)
-        return fail(why, why_len, CODEC_ERR_LENGTH, "payload holds %llu values, expected %zu",
+        return why_fail(why, why_len, CODEC_ERR_LENGTH, "payload holds %llu values, expected %zu",
                     (unsigned long long)h->n, n_expected);
     uint32_t B = h->block_size, K = h->k_per_block;
     v->nb = (h->n + B - 1) / B;
     v->dense = K == B;
     uint64_t limit = v->dense ? h->n : max_total(h->n, B, K);
     if (v->dense ? h->total != h->n : h->total > limit)
-        return fail(why, why_len, CODEC_ERR_COUNT, "total %llu values is impossible for n %llu, "
+        return why_fail(why, why_len, CODEC_ERR_COUNT, "total %llu values is impossible for n %llu, "
                     "block %u, k %u", (unsigned long long)h->total, (unsigned long long)h->n, B,
                     K);
     uint64_t body_len = codec_body_len(v->dense, h->quant, h->n, v->nb, h->total);
     if (h->body_len != body_len || body_len > SIZE_MAX - CODEC_HEADER_LEN)
-        return fail(why, why_len, CODEC_ERR_HEADER, "body length %llu, the header's counts "
+        return why_fail(why, why_len, CODEC_ERR_HEADER, "body length %llu, the header's counts "
                     "need %llu", (unsigned long long)h->body_len, (unsigned long long)body_len);
 
     const uint8_t *src = payload + CODEC_HEADER_LEN;
@@ -832,37 +820,37 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
     if (h->flags & CODEC_FLAG_ZSTD) {
         unsigned long long fcs = ZSTD_getFrameContentSize(src, rest);
         if (fcs == ZSTD_CONTENTSIZE_ERROR)
-            return fail(why, why_len, rest < 18 ? CODEC_ERR_TRUNCATED : CODEC_ERR_FRAME,
+            return why_fail(why, why_len, rest < 18 ? CODEC_ERR_TRUNCATED : CODEC_ERR_FRAME,
                         "body is not a zstd frame");
         if (fcs == ZSTD_CONTENTSIZE_UNKNOWN)
-            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not declare its size");
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not declare its size");
         if (fcs != body_len)
-            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame declares %llu bytes, the "
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame declares %llu bytes, the "
                         "header %llu", fcs, (unsigned long long)body_len);
         size_t csize = ZSTD_findFrameCompressedSize(src, rest);
         if (ZSTD_isError(csize))
-            return fail(why, why_len, CODEC_ERR_TRUNCATED, "zstd frame truncated or malformed: "
+            return why_fail(why, why_len, CODEC_ERR_TRUNCATED, "zstd frame truncated or malformed: "
                         "%s", ZSTD_getErrorName(csize));
         if (csize != rest)
-            return fail(why, why_len, CODEC_ERR_TRAILING, "%zu bytes after the zstd frame",
+            return why_fail(why, why_len, CODEC_ERR_TRAILING, "%zu bytes after the zstd frame",
                         rest - csize);
         v->owned = malloc(body_len ? (size_t)body_len : 1);
         if (!v->owned)
-            return fail(why, why_len, CODEC_ERR_NOMEM, "no memory for a %llu byte body",
+            return why_fail(why, why_len, CODEC_ERR_NOMEM, "no memory for a %llu byte body",
                         (unsigned long long)body_len);
         size_t got = ZSTD_decompress(v->owned, (size_t)body_len, src, csize);
         if (ZSTD_isError(got) || got != body_len) {
             codec_view_close(v);
-            return fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not decode: %s",
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not decode: %s",
                         ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
         }
         body = v->owned;
     } else {
         if (rest < body_len)
-            return fail(why, why_len, CODEC_ERR_TRUNCATED, "body has %zu of %llu bytes", rest,
+            return why_fail(why, why_len, CODEC_ERR_TRUNCATED, "body has %zu of %llu bytes", rest,
                         (unsigned long long)body_len);
         if (rest > body_len)
-            return fail(why, why_len, CODEC_ERR_TRAILING, "%llu bytes after the body",
+            return why_fail(why, why_len, CODEC_ERR_TRAILING, "%llu bytes after the body",
                         (unsigned long long)(rest - body_len));
         body = src;
     }
@@ -1028,9 +1016,9 @@ int codec_decode_accumulate_support(const uint8_t *payload, size_t len, size_t n
     if (why && why_len)
         why[0] = '\0';
     if (!payload || (n_expected && !acc))
-        return fail(why, why_len, CODEC_ERR_ARG, "NULL payload or accumulator");
+        return why_fail(why, why_len, CODEC_ERR_ARG, "NULL payload or accumulator");
     if (!isfinite(weight))
-        return fail(why, why_len, CODEC_ERR_ARG, "weight is not finite");
+        return why_fail(why, why_len, CODEC_ERR_ARG, "weight is not finite");
     struct codec_view v;
     int rc = codec_view_open(payload, len, n_expected, &v, why, why_len);
     if (rc)
@@ -1093,7 +1081,7 @@ int codec_payload_norm(const uint8_t *payload, size_t len, size_t n_expected, do
     if (why && why_len)
         why[0] = '\0';
     if (!payload || !l2)
-        return fail(why, why_len, CODEC_ERR_ARG, "NULL payload or result");
+        return why_fail(why, why_len, CODEC_ERR_ARG, "NULL payload or result");
     struct codec_view v;
     int rc = codec_view_open(payload, len, n_expected, &v, why, why_len);
     if (rc != 0)

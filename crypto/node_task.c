@@ -1,4 +1,5 @@
 #include "crypto/node_task.h"
+#include "common/why.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -150,19 +151,6 @@ int node_task_verify(const struct node_task *t,
     return rc ? rc : crypto_signature_verify(public_key, d, sizeof d, sig);
 }
 
-static int refuse(int rc, char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int refuse(int rc, char *why, size_t cap, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
-
 int node_task_replay_check(struct node_task_replay *r, const uint8_t nonce[NODE_TASK_NONCE_BYTES],
                            int64_t expires, int64_t now)
 {
@@ -200,39 +188,39 @@ int node_task_accept(const uint8_t *header, size_t header_len, const uint8_t *si
                      size_t why_cap)
 {
     if (!header || !sig || !member || !public_key || !r || !out)
-        return refuse(CRYPTO_ERR_ARG, why, why_cap, "invalid argument");
+        return why_fail(why, why_cap, CRYPTO_ERR_ARG, "invalid argument");
     if (header_len > NODE_TASK_HEADER_MAX)
-        return refuse(CRYPTO_ERR_MALFORMED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_MALFORMED,
                       "node task of %zu bytes: oversized (at most %d)", header_len,
                       NODE_TASK_HEADER_MAX);
     if (sig_len != CRYPTO_SIGNATURE_BYTES)
-        return refuse(CRYPTO_ERR_MALFORMED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_MALFORMED,
                       "node task signature of %zu bytes, expected %d", sig_len,
                       CRYPTO_SIGNATURE_BYTES);
     struct node_task t;
     if (node_task_decode(header, header_len, &t) != 0)
-        return refuse(CRYPTO_ERR_MALFORMED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_MALFORMED,
                       "malformed node task (%zu bytes): not an %s statement, truncated, "
                       "trailing bytes or a bad field", header_len, NODE_TASK_DOMAIN);
     if (strcmp(t.member, member) != 0)
-        return refuse(CRYPTO_ERR_KEY_MISMATCH, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_KEY_MISMATCH,
                       "node task signed for member '%s', this node belongs to '%s'", t.member,
                       member);
     if (node_task_verify(&t, public_key, sig) != 0)
-        return refuse(CRYPTO_ERR_BAD_SIGNATURE, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_BAD_SIGNATURE,
                       "node task signature does not verify with member %s's key: the "
                       "leader signs with another key", member);
     if (t.expires_unix_ms < now_unix_ms)
-        return refuse(CRYPTO_ERR_EXPIRED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_EXPIRED,
                       "stale node task: expired %" PRId64 " ms ago (check the nodes' clocks)",
                       now_unix_ms - t.expires_unix_ms);
     if (t.expires_unix_ms - now_unix_ms > NODE_TASK_MAX_LIFETIME_MS)
-        return refuse(CRYPTO_ERR_EXPIRED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_EXPIRED,
                       "node task valid for %" PRId64 " s more, over the %d s allowed (check "
                       "the nodes' clocks)", (t.expires_unix_ms - now_unix_ms) / 1000,
                       NODE_TASK_MAX_LIFETIME_MS / 1000);
     if (node_task_replay_check(r, t.nonce, t.expires_unix_ms, now_unix_ms) != 0)
-        return refuse(CRYPTO_ERR_REPLAYED, why, why_cap,
+        return why_fail(why, why_cap, CRYPTO_ERR_REPLAYED,
                       "replayed node task (seq %" PRIu64 "): its nonce was seen before", t.seq);
     *out = t;
     return 0;

@@ -1,4 +1,5 @@
 #include "crypto/proposal.h"
+#include "common/why.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,65 +47,52 @@ static int text_ok(const char *s, size_t max)
     return 1;
 }
 
-static int bad(int rc, char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int bad(int rc, char *why, size_t cap, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int proposal_check(const struct roster_proposal *p, char *why, size_t cap)
 {
     if (why && cap)
         why[0] = 0;
     if (!p)
-        return bad(CRYPTO_ERR_ARG, why, cap, "no proposal");
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "no proposal");
     if (!p->alliance[0] || !text_ok(p->alliance, PROPOSAL_ALLIANCE_MAX))
-        return bad(CRYPTO_ERR_ARG, why, cap, "alliance name must be 1..%d printable bytes",
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "alliance name must be 1..%d printable bytes",
                    PROPOSAL_ALLIANCE_MAX);
     if (!proposal_action_name(p->action))
-        return bad(CRYPTO_ERR_ARG, why, cap, "action %u is not add (1), remove (2) or rotate (3)",
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "action %u is not add (1), remove (2) or rotate (3)",
                    p->action);
     if (!crypto_id_valid(p->proposer))
-        return bad(CRYPTO_ERR_BAD_ID, why, cap, "proposer id is not 1..64 of [a-z0-9._-]");
+        return why_fail(why, cap, CRYPTO_ERR_BAD_ID, "proposer id is not 1..64 of [a-z0-9._-]");
     if (!crypto_id_valid(p->member) || strlen(p->member) > PROPOSAL_MEMBER_MAX)
-        return bad(CRYPTO_ERR_BAD_ID, why, cap, "member id is not 1..%d of [a-z0-9._-]",
+        return why_fail(why, cap, CRYPTO_ERR_BAD_ID, "member id is not 1..%d of [a-z0-9._-]",
                    PROPOSAL_MEMBER_MAX);
     if (!text_ok(p->organization, PROPOSAL_ORG_MAX))
-        return bad(CRYPTO_ERR_ARG, why, cap, "organization must be at most %d printable bytes",
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "organization must be at most %d printable bytes",
                    PROPOSAL_ORG_MAX);
     if (!text_ok(p->reason, PROPOSAL_REASON_MAX))
-        return bad(CRYPTO_ERR_ARG, why, cap, "reason must be at most %d printable bytes",
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "reason must be at most %d printable bytes",
                    PROPOSAL_REASON_MAX);
     if (p->created_unix_ms <= 0 || p->expires_unix_ms <= p->created_unix_ms)
-        return bad(CRYPTO_ERR_ARG, why, cap, "the proposal must expire after it is created");
+        return why_fail(why, cap, CRYPTO_ERR_ARG, "the proposal must expire after it is created");
     switch (p->action) {
     case PROPOSAL_ADD:
         if (!p->organization[0])
-            return bad(CRYPTO_ERR_ARG, why, cap, "adding a member needs its organization");
+            return why_fail(why, cap, CRYPTO_ERR_ARG, "adding a member needs its organization");
         if (p->roles == 0 || (p->roles & ~PROPOSAL_ROLES_ALL))
-            return bad(CRYPTO_ERR_ARG, why, cap, "adding a member needs roles among member, "
+            return why_fail(why, cap, CRYPTO_ERR_ARG, "adding a member needs roles among member, "
                        "researcher, secretariat");
         if (!proposal_key_valid(p->public_key))
-            return bad(CRYPTO_ERR_BAD_KEY, why, cap, "the new member's public key is not a "
+            return why_fail(why, cap, CRYPTO_ERR_BAD_KEY, "the new member's public key is not a "
                        "valid Ed25519 key");
         break;
     case PROPOSAL_REMOVE:
         if (p->organization[0] || p->roles || !all_zero(p->public_key, 32))
-            return bad(CRYPTO_ERR_ARG, why, cap, "a removal carries no organization, roles or key");
+            return why_fail(why, cap, CRYPTO_ERR_ARG, "a removal carries no organization, roles or key");
         break;
     case PROPOSAL_ROTATE:
         if (p->organization[0] || p->roles)
-            return bad(CRYPTO_ERR_ARG, why, cap, "a key rotation carries no organization or roles");
+            return why_fail(why, cap, CRYPTO_ERR_ARG, "a key rotation carries no organization or roles");
         if (!proposal_key_valid(p->public_key))
-            return bad(CRYPTO_ERR_BAD_KEY, why, cap, "the new public key is not a valid Ed25519 key");
+            return why_fail(why, cap, CRYPTO_ERR_BAD_KEY, "the new public key is not a valid Ed25519 key");
         break;
     }
     return 0;

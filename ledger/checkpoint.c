@@ -1,6 +1,7 @@
 /* C2SP signed-note checkpoints: formatting, signing, and parsing of untrusted notes.
  * Every byte of a note is checked here, once, before anything else looks at it. */
 #include "ledger/checkpoint.h"
+#include "common/why.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -15,19 +16,6 @@
 #define NOTE_SIGS_MAX     100               /* signature lines looked at in one note */
 #define ROOT_B64_CHARS    44
 
-static int failf(char *why, size_t cap, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int failf(char *why, size_t cap, int rc, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 int checkpoint_name_valid(const char *name)
 {
@@ -183,18 +171,18 @@ static int check_bytes(const char *note, size_t len, char *why, size_t cap)
             continue;
         }
         if (p[i] < 0x20 || p[i] == 0x7f)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u column %u: control character 0x%02x (%s)", line, col, p[i],
                          p[i] == '\r' ? "notes end lines with LF only" : "not allowed in a note");
         size_t k = utf8_seq(p + i, len - i);
         if (k == 0)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u column %u: invalid UTF-8 byte 0x%02x", line, col, p[i]);
         i += k;
         col++;
     }
     if (p[len - 1] != '\n')
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                      "the note does not end with a newline (truncated?)");
     return 0;
 }
@@ -230,11 +218,11 @@ static int parse_body(const char *text, size_t tlen, struct checkpoint *c, char 
         size_t n = (size_t)(nl - p);   /* the text ends in a newline: nl is never NULL */
         line++;
         if (n == 0)
-            return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                          "line %u is empty: checkpoint lines may not be empty", line);
         if (line == 1) {
             if (n > CHECKPOINT_ORIGIN_MAX)
-                return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+                return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                              "line 1: the origin is %zu bytes, more than %d", n,
                              CHECKPOINT_ORIGIN_MAX);
             memcpy(c->origin, p, n);
@@ -243,17 +231,17 @@ static int parse_body(const char *text, size_t tlen, struct checkpoint *c, char 
             uint64_t v = 0;
             for (size_t i = 0; i < n; i++)
                 if (p[i] < '0' || p[i] > '9')
-                    return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+                    return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                                  "line 2: tree size '%.*s' is not a decimal number",
                                  (int)(n < 24 ? n : 24), p);
             if (n > 20 || (n > 1 && p[0] == '0'))
-                return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+                return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                              "line 2: tree size '%.*s' %s", (int)(n < 24 ? n : 24), p,
                              n > 20 ? "is too long" : "has a leading zero");
             for (size_t i = 0; i < n; i++) {
                 unsigned d = (unsigned)(p[i] - '0');
                 if (v > (UINT64_MAX - d) / 10)
-                    return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+                    return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                                  "line 2: tree size %.*s does not fit in 64 bits", (int)n, p);
                 v = v * 10 + d;
             }
@@ -263,7 +251,7 @@ static int parse_body(const char *text, size_t tlen, struct checkpoint *c, char 
             size_t bl;
             if (n != ROOT_B64_CHARS || b64_decode_canonical(p, n, buf, sizeof buf, &bl) != 0 ||
                 bl != 32)
-                return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+                return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                              "line 3: the root hash is not 44 characters of base64 for 32 bytes");
             memcpy(c->root, buf, 32);
         }
@@ -271,7 +259,7 @@ static int parse_body(const char *text, size_t tlen, struct checkpoint *c, char 
         p = nl + 1;
     }
     if (line < 3)
-        return failf(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
+        return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_FORMAT,
                      "the checkpoint has %u line(s); it needs origin, tree size and root hash",
                      line);
     return 0;
@@ -283,11 +271,11 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
                      size_t *text_len, char *why, size_t cap)
 {
     if (!note)
-        return failf(why, cap, LEDGER_ERR_ARG, "no note");
+        return why_fail(why, cap, LEDGER_ERR_ARG, "no note");
     if (len == 0)
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note is empty");
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note is empty");
     if (len > CHECKPOINT_NOTE_MAX)
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note is %zu bytes, more than %d",
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note is %zu bytes, more than %d",
                      len, CHECKPOINT_NOTE_MAX);
     int rc = check_bytes(note, len, why, cap);
     if (rc)
@@ -301,13 +289,13 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
         }
     }
     if (sep == SIZE_MAX || sep < 1)
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                      "no blank line separates the text from the signature lines");
     const size_t tlen = sep;       /* text, with its final newline */
     if (tlen == 1)
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note text is empty");
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note text is empty");
     if (sep + 1 >= len)
-        return failf(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note has no signature line");
+        return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT, "the note has no signature line");
 
     unsigned text_lines = 0;
     for (size_t i = 0; i < tlen; i++)
@@ -320,21 +308,21 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
         size_t n = (size_t)(nl - p);
         line++;
         if (++n_sigs > NOTE_SIGS_MAX)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT, "more than %d signature lines",
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT, "more than %d signature lines",
                          NOTE_SIGS_MAX);
         const size_t pre = sizeof EM_DASH_SPACE - 1;
         if (n < pre || memcmp(p, EM_DASH_SPACE, pre) != 0)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u: a signature line starts with an em dash (U+2014) and a space",
                          line);
         const char *name = p + pre;
         const char *sp = memchr(name, ' ', (size_t)(nl - name));
         if (!sp || sp == name)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u: expected '— <key name> <base64 signature>'", line);
         size_t name_len = (size_t)(sp - name);
         if (memchr(name, '+', name_len))
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u: the key name contains '+'", line);
         const char *b64 = sp + 1;
         size_t b64_len = (size_t)(nl - b64);
@@ -342,10 +330,10 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
         size_t bl;
         if (memchr(b64, ' ', b64_len) ||
             b64_decode_canonical(b64, b64_len, blob, sizeof blob, &bl) != 0)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u: the signature is not canonical base64", line);
         if (bl < 5)
-            return failf(why, cap, LEDGER_ERR_NOTE_FORMAT,
+            return why_fail(why, cap, LEDGER_ERR_NOTE_FORMAT,
                          "line %u: the signature has %zu bytes; it needs a 4-byte key ID and "
                          "a signature", line, bl);
         uint32_t id = (uint32_t)blob[0] << 24 | (uint32_t)blob[1] << 16 |
@@ -354,7 +342,7 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
             memcmp(name, key->name, name_len) == 0) {
             if (bl != 4 + 64 ||
                 crypto_signature_verify(key->public_key, note, tlen, blob + 4) != 0)
-                return failf(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
+                return why_fail(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
                              "line %u: the signature by %s (key ID %08x) does not verify: "
                              "the checkpoint was altered or not signed by that key", line,
                              key->name, (unsigned)id);
@@ -363,7 +351,7 @@ static int open_note(const char *note, size_t len, const struct checkpoint_key *
         p = nl + 1;
     }
     if (key && !found)
-        return failf(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
+        return why_fail(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
                      "no signature by %s (key ID %08x) among the note's %u signature "
                      "line(s): signed by another key?", key->name, (unsigned)key->id, n_sigs);
     *text_len = tlen;
@@ -375,7 +363,7 @@ int checkpoint_note_open(const char *note, size_t len, const struct checkpoint_k
 {
     size_t tl;
     if (!key)
-        return failf(why, why_cap, LEDGER_ERR_ARG, "no key to verify with");
+        return why_fail(why, why_cap, LEDGER_ERR_ARG, "no key to verify with");
     int rc = open_note(note, len, key, &tl, why, why_cap);
     if (rc == 0 && text_len)
         *text_len = tl;
@@ -388,7 +376,7 @@ static int parse_note(const char *note, size_t len, const struct checkpoint_key 
 {
     size_t tlen;
     if (!out)
-        return failf(why, cap, LEDGER_ERR_ARG, "no checkpoint to fill");
+        return why_fail(why, cap, LEDGER_ERR_ARG, "no checkpoint to fill");
     int rc = open_note(note, len, key, &tlen, why, cap);
     if (rc)
         return rc;
@@ -397,7 +385,7 @@ static int parse_note(const char *note, size_t len, const struct checkpoint_key 
         return rc;
     if (key) {
         if (strcmp(c.origin, key->name) != 0)
-            return failf(why, cap, LEDGER_ERR_CHECKPOINT_MISMATCH,
+            return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_MISMATCH,
                          "the checkpoint is of log '%s', not the expected '%s'", c.origin,
                          key->name);
     }
@@ -409,7 +397,7 @@ int checkpoint_verify(const char *note, size_t len, const struct checkpoint_key 
                       struct checkpoint *out, char *why, size_t why_cap)
 {
     if (!key)
-        return failf(why, why_cap, LEDGER_ERR_ARG, "no key to verify with");
+        return why_fail(why, why_cap, LEDGER_ERR_ARG, "no key to verify with");
     return parse_note(note, len, key, out, why, why_cap);
 }
 
@@ -424,9 +412,9 @@ int checkpoint_check_extension(const struct checkpoint *a, const struct checkpoi
                                char *why, size_t cap)
 {
     if (!a || !b)
-        return failf(why, cap, LEDGER_ERR_ARG, "no checkpoint");
+        return why_fail(why, cap, LEDGER_ERR_ARG, "no checkpoint");
     if (strcmp(a->origin, b->origin) != 0)
-        return failf(why, cap, LEDGER_ERR_CHECKPOINT_MISMATCH,
+        return why_fail(why, cap, LEDGER_ERR_CHECKPOINT_MISMATCH,
                      "the checkpoints are of different logs ('%s' and '%s')", a->origin,
                      b->origin);
     const char *detail = NULL;
@@ -438,7 +426,7 @@ int checkpoint_check_extension(const struct checkpoint *a, const struct checkpoi
              merkle_verify_consistency(a->size, b->size, a->root, b->root, proof, proof_len) != 0)
         detail = "the consistency proof between them does not verify";
     if (detail)
-        return failf(why, cap, LEDGER_ERR_REWRITTEN,
+        return why_fail(why, cap, LEDGER_ERR_REWRITTEN,
                      "ledger at size %" PRIu64 " is not an extension of the one seen at "
                      "size %" PRIu64 ": history was rewritten (%s)", b->size, a->size, detail);
     return 0;

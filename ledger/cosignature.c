@@ -2,6 +2,7 @@
  * cosignature lines of untrusted notes. The note's framing is checked by
  * checkpoint.c before any line is looked at here. */
 #include "ledger/cosignature.h"
+#include "common/why.h"
 
 #include <inttypes.h>
 #include <sodium.h>
@@ -155,7 +156,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
                        char *why, size_t cap)
 {
     if (!note || !log || !k)
-        return ledger_fail(why, cap, LEDGER_ERR_ARG, "no note or key");
+        return why_fail(why, cap, LEDGER_ERR_ARG, "no note or key");
     struct checkpoint c;
     int rc = checkpoint_verify(note, len, log, &c, why, cap);
     if (rc != 0)
@@ -189,7 +190,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
             if (bl != COSIGNATURE_BLOB_BYTES ||
                 cosignature_message(note, tlen, t, msg, sizeof msg, &mlen) != 0 ||
                 crypto_signature_verify(k->public_key, msg, mlen, blob + 12) != 0)
-                return ledger_fail(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
+                return why_fail(why, cap, LEDGER_ERR_NOTE_SIGNATURE,
                              "line %u: the cosignature by %s (key ID %08x) does not verify: the "
                              "checkpoint or its time was altered, or another key signed it",
                              line, k->member, (unsigned)k->id);
@@ -200,7 +201,7 @@ int cosignature_verify(const char *note, size_t len, const struct checkpoint_key
         p = nl + 1;
     }
     if (!found)
-        return ledger_fail(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
+        return why_fail(why, cap, LEDGER_ERR_NOTE_UNSIGNED,
                      "no cosignature by %s (%s, key ID %08x) on the checkpoint of size %" PRIu64,
                      k->member, k->name, (unsigned)k->id, c.size);
     if (out)

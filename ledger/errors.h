@@ -43,12 +43,6 @@ enum ledger_error {
     LEDGER_ERR_HISTORY         = -1171, /* an entry contradicts the ones before it */
 };
 
-#include <stddef.h>
-
 const char *ledger_strerror(int rc);
-
-/* Writes the printf-formatted reason into why (when why and cap) and returns rc. */
-int ledger_fail(char *why, size_t cap, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,4 +1,5 @@
 #include "policies/governance.h"
+#include "common/why.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -21,19 +22,6 @@ const char *gov_state_name(enum gov_state s)
     return "unknown";
 }
 
-static int refuse(int rc, char *why, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int refuse(int rc, char *why, size_t cap, const char *fmt, ...)
-{
-    if (why && cap) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, cap, fmt, ap);
-        va_end(ap);
-    }
-    return rc;
-}
 
 /* Grows an array of n used elements to hold one more. */
 static int grow(void **arr, size_t *cap, size_t n, size_t elem)
@@ -137,10 +125,10 @@ static int key_usable(const struct governance_state *g, const uint8_t key[32], c
     short_key(key, k);
     const struct gov_member *holder = member_with_key(g, key);
     if (holder)
-        return refuse(GOV_ERR_REFUSED, why, cap, "key %s… is already %s's key", k, holder->id);
+        return why_fail(why, cap, GOV_ERR_REFUSED, "key %s… is already %s's key", k, holder->id);
     const struct gov_retired *r = gov_retired_find(g, NULL, key);
     if (r)
-        return refuse(GOV_ERR_REFUSED, why, cap, "key %s… was %s's and left the roster at "
+        return why_fail(why, cap, GOV_ERR_REFUSED, "key %s… was %s's and left the roster at "
                       "ledger #%" PRIu64 "; a key is never accepted again", k, r->member,
                       r->index);
     return 0;
@@ -153,24 +141,24 @@ int gov_applicable(const struct governance_state *g, const struct roster_proposa
     switch (p->action) {
     case PROPOSAL_ADD:
         if (m)
-            return refuse(GOV_ERR_REFUSED, why, cap, "'%s' is already a member", p->member);
+            return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is already a member", p->member);
         if (g->n_members >= GOV_MAX_MEMBERS)
-            return refuse(GOV_ERR_LIMIT, why, cap, "the roster is full (%d members)",
+            return why_fail(why, cap, GOV_ERR_LIMIT, "the roster is full (%d members)",
                           GOV_MAX_MEMBERS);
         return key_usable(g, p->public_key, why, cap);
     case PROPOSAL_REMOVE:
         if (!m)
-            return refuse(GOV_ERR_REFUSED, why, cap, "'%s' is not a member", p->member);
+            return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is not a member", p->member);
         if (g->n_members < 2)
-            return refuse(GOV_ERR_REFUSED, why, cap, "'%s' is the last member; an alliance "
+            return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is the last member; an alliance "
                           "cannot remove its last member", p->member);
         return 0;
     case PROPOSAL_ROTATE:
         if (!m)
-            return refuse(GOV_ERR_REFUSED, why, cap, "'%s' is not a member", p->member);
+            return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is not a member", p->member);
         return key_usable(g, p->public_key, why, cap);
     }
-    return refuse(GOV_ERR_REFUSED, why, cap, "unknown action %u", p->action);
+    return why_fail(why, cap, GOV_ERR_REFUSED, "unknown action %u", p->action);
 }
 
 int gov_check_proposal(const struct governance_state *g, const struct roster_proposal *p,
@@ -180,29 +168,29 @@ int gov_check_proposal(const struct governance_state *g, const struct roster_pro
     if (proposal_check(p, why, cap) != 0)
         return GOV_ERR_REFUSED;
     if (strcmp(p->alliance, g->alliance) != 0)
-        return refuse(GOV_ERR_REFUSED, why, cap, "the proposal is for alliance '%s', this is "
+        return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal is for alliance '%s', this is "
                       "'%s'", p->alliance, g->alliance);
     if (!gov_member_find(g, p->proposer))
-        return refuse(GOV_ERR_REFUSED, why, cap, "proposer '%s' is not a current member",
+        return why_fail(why, cap, GOV_ERR_REFUSED, "proposer '%s' is not a current member",
                       p->proposer);
     if (p->created_unix_ms < now_ms - skew_ms || p->created_unix_ms > now_ms + skew_ms)
-        return refuse(GOV_ERR_REFUSED, why, cap, "the proposal was made %+" PRId64 " s from "
+        return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal was made %+" PRId64 " s from "
                       "the coordinator's clock (window: %" PRId64 " s); sign a fresh one",
                       (p->created_unix_ms - now_ms) / 1000, skew_ms / 1000);
     if (p->expires_unix_ms <= now_ms)
-        return refuse(GOV_ERR_REFUSED, why, cap, "the proposal has already expired");
+        return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal has already expired");
     if (p->expires_unix_ms - p->created_unix_ms > GOV_MAX_TTL_MS)
-        return refuse(GOV_ERR_REFUSED, why, cap, "a proposal may stay open at most 30 days");
+        return why_fail(why, cap, GOV_ERR_REFUSED, "a proposal may stay open at most 30 days");
     for (size_t i = 0; i < g->n_proposals; i++) {
         if (memcmp(g->proposals[i].hash, hash, 32) == 0)
-            return refuse(GOV_ERR_REFUSED, why, cap, "this proposal was already made (ledger "
+            return why_fail(why, cap, GOV_ERR_REFUSED, "this proposal was already made (ledger "
                           "#%" PRIu64 ")", g->proposals[i].index);
     }
     size_t open = 0;
     for (size_t i = 0; i < g->n_proposals; i++)
         open += gov_state_at(&g->proposals[i], now_ms) == GOV_OPEN;
     if (open >= GOV_MAX_OPEN)
-        return refuse(GOV_ERR_LIMIT, why, cap, "%d proposals are open already; vote on them "
+        return why_fail(why, cap, GOV_ERR_LIMIT, "%d proposals are open already; vote on them "
                       "or let them expire first", GOV_MAX_OPEN);
     return gov_applicable(g, p, why, cap);
 }
@@ -236,18 +224,18 @@ int gov_check_vote(struct governance_state *g, const struct gov_proposal *p,
 {
     enum gov_state s = gov_state_at(p, now_ms);
     if (s != GOV_OPEN)
-        return refuse(GOV_ERR_REFUSED, why, cap, "the proposal is %s: votes are closed",
+        return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal is %s: votes are closed",
                       gov_state_name(s));
     if (!gov_member_find(g, voter))
-        return refuse(GOV_ERR_REFUSED, why, cap, "'%s' is not a current member", voter);
+        return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is not a current member", voter);
     if (!is_voter(g, p, voter))
-        return refuse(GOV_ERR_REFUSED, why, cap, "'%s' does not vote on its own removal", voter);
+        return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' does not vote on its own removal", voter);
     if (strcmp(p->p.proposer, voter) == 0)
-        return refuse(GOV_ERR_REFUSED, why, cap, "'%s' made the proposal: its approval is "
+        return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' made the proposal: its approval is "
                       "already counted", voter);
     for (size_t i = 0; i < p->n_votes; i++)
         if (strcmp(p->votes[i].voter, voter) == 0)
-            return refuse(GOV_ERR_REFUSED, why, cap, "'%s' has already voted %s on it (ledger "
+            return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' has already voted %s on it (ledger "
                           "#%" PRIu64 ")", voter, p->votes[i].approve ? "yes" : "no",
                           p->votes[i].index);
     return 0;

@@ -34,17 +34,17 @@ build() {
     "$CLANG" "${flags[@]}" $pkg_cflags "$@" -o "$out/$name" $pkg_libs -lm
 }
 
-build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c
+build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c common/why.c
 build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
-    policies/schema.c policies/yaml_tree.c codec/codec.c common/fileio.c
+    policies/schema.c policies/yaml_tree.c codec/codec.c common/fileio.c common/why.c
 ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c
-            crypto/keys.c common/hex.c common/fileio.c common/log.c)
+            crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
 build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
 build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
 
 # Seed corpora: valid payloads of every codec mode; the example policies.
 mkdir -p "$out/corpus/codec" "$out/corpus/policy"
-"$CLANG" -std=gnu11 -O1 -I. $pkg_cflags tests/fuzz/make_codec_seeds.c codec/codec.c \
+"$CLANG" -std=gnu11 -O1 -I. $pkg_cflags tests/fuzz/make_codec_seeds.c codec/codec.c common/why.c \
     -o "$out/make_codec_seeds" $pkg_libs -lm
 "$out/make_codec_seeds" "$out/corpus/codec"
 cp policies/examples/*.yaml "$out/corpus/policy/"
