@@ -20,6 +20,7 @@ static const char usage[] =
     "  witness check   cross-check the members' cosigned checkpoints: catch a split view\n"
     "  eval            validation loss of a saved model on a corpus\n"
     "  policy check    parse and validate a policy file, print its hash\n"
+    "  policy diff     the keys two policy files set differently\n"
     "  site check      validate a member's site policy (site.yaml), optionally against a policy\n"
     "  member          propose roster changes (add, remove, rotate a key); list the roster\n"
     "  vote            approve or refuse a roster proposal\n"

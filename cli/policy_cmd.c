@@ -1,6 +1,7 @@
 /* aulac policy check, aulac site check: validate the YAML files a researcher proposes
  * and a member's worker obeys, with the errors (file:line:col: path: message) the
- * coordinator and the worker would give. */
+ * coordinator and the worker would give. aulac policy diff: what two policies set
+ * differently, key by key. */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,10 +13,29 @@
 
 static const char policy_usage[] =
     "usage: aulac policy check FILE\n"
+    "       aulac policy diff A B\n"
     "\n"
-    "Parses and validates an experiment policy as the coordinator does (policies/README.md);\n"
-    "prints its canonical hash, the model size and the rounds, or the first error as\n"
-    "FILE:line:col: key.path: message. Exit status 0 when valid, 1 when not.\n";
+    "check: parses and validates an experiment policy as the coordinator does\n"
+    "(policies/README.md); prints its canonical hash, the model size and the rounds, or the\n"
+    "first error as FILE:line:col: key.path: message. A key this aulac does not apply is an\n"
+    "error (\"not implemented yet\"). Exit status 0 when valid, 1 when not.\n"
+    "\n"
+    "diff: see aulac policy diff --help.\n";
+
+static const char diff_usage[] =
+    "usage: aulac policy diff A B\n"
+    "\n"
+    "Compares two experiment policy files key by key, on the values they mean: every\n"
+    "default filled in and written canonically (policies/README.md), so comments, key\n"
+    "order, quoting, number spelling, list order and spelled-out defaults never show.\n"
+    "Prints one line per key that differs, in key order:\n"
+    "\n"
+    "    training.rounds: 12 -> 24\n"
+    "    participation.members: * -> fpt,hust,vnpt      (* is members: all)\n"
+    "\n"
+    "or, when nothing differs, that they are the same policy and its hash.\n"
+    "Exit status 0 when the same, 1 when they differ, 2 on error (a file that does not\n"
+    "load, with its FILE:line:col: key.path: message; a usage error).\n";
 
 static const char site_usage[] =
     "usage: aulac site check FILE [--policy POLICY]\n"
@@ -51,19 +71,78 @@ static int parse_check(const char *cmd, const char *usage, int argc, char **argv
     return -1;
 }
 
+/* A policy named on the command line: a file. 0, or -1 with the error printed. */
+static int load_policy_arg(const char *arg, struct policy *out)
+{
+    struct policy_error err;
+    if (policy_load_file(arg, out, &err) != 0) {
+        fprintf(stderr, "%s\n", err.message);
+        return -1;
+    }
+    return 0;
+}
+
+static int print_difference(const char *path, const char *a, const char *b, void *arg)
+{
+    (void)arg;
+    printf("%s: %s -> %s\n", path, a ? a : "(absent)", b ? b : "(absent)");
+    return 0;
+}
+
+static int policy_diff_cmd(int argc, char **argv)
+{
+    static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'h': fputs(diff_usage, stdout); return 0;
+        default: fputs(diff_usage, stderr); return 2;
+        }
+    }
+    if (argc - optind != 2)
+        return cli_usage_error("policy diff", diff_usage, "expected two policies, A and B");
+    struct policy a, b;
+    if (load_policy_arg(argv[optind], &a) != 0)
+        return 2;
+    if (load_policy_arg(argv[optind + 1], &b) != 0) {
+        policy_free(&a);
+        return 2;
+    }
+    size_t n = 0;
+    uint8_t h[32];
+    int rc = policy_diff(&a, &b, print_difference, NULL, &n);
+    if (rc == 0 && n == 0)
+        rc = policy_hash(&a, h);
+    if (rc == 0 && n == 0) {
+        char hex[65];
+        hex_encode(h, 32, hex);
+        printf("%s and %s are the same policy (hash %s)\n", argv[optind], argv[optind + 1],
+               hex);
+    }
+    policy_free(&a);
+    policy_free(&b);
+    if (rc != 0) {
+        cli_fail("policy diff", "%s", policy_strerror(rc));
+        return 2;
+    }
+    return n == 0 ? 0 : 1;
+}
+
 int cmd_policy(int argc, char **argv)
 {
     static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    if (argc >= 2 && strcmp(argv[1], "diff") == 0)
+        return policy_diff_cmd(argc - 1, argv + 1);
+    if (argc >= 2 && strcmp(argv[1], "check") != 0 && argv[1][0] != '-')
+        return cli_usage_error("policy", policy_usage, "unknown subcommand '%s'", argv[1]);
     const char *file = NULL, *unused = NULL;
     int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &unused);
     if (rc >= 0)
         return rc;
     struct policy p;
-    struct policy_error err;
-    if (policy_load_file(file, &p, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    if (load_policy_arg(file, &p) != 0)
         return 1;
-    }
     uint8_t h[32];
     char hex[65], members[48];
     if (policy_hash(&p, h) != 0) {
@@ -71,10 +150,10 @@ int cmd_policy(int argc, char **argv)
         return cli_fail("policy", "out of memory");
     }
     hex_encode(h, 32, hex);
-    if (p.participation.n_members)
-        snprintf(members, sizeof members, "%zu members", p.participation.n_members);
+    if (policy_all_members(&p))
+        snprintf(members, sizeof members, "every roster member (members: all)");
     else
-        snprintf(members, sizeof members, "every roster member");
+        snprintf(members, sizeof members, "%zu members", p.participation.n_members);
     printf("%s: ok\nname: %s\nhash: %s\nmodel: gpt2 %u layers, %u heads, %u wide, %llu "
            "parameters\nrounds: %u x %u local steps, %s (min %u)\n", file,
            p.metadata.name, hex, p.model.n_layer, p.model.n_head, p.model.n_embd,

@@ -65,12 +65,6 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.uplink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    if (c->policy.aggregation.rule != POLICY_AGG_FEDAVG) {
-        log_error("%s: aggregation.rule %s is not supported by this coordinator yet (only "
-                  "fedavg); refusing to run the experiment with another rule than the members "
-                  "approved", c->opt.policy_path, policy_agg_rule_name(c->policy.aggregation.rule));
-        return COORD_ERR_CONFIG;
-    }
     const struct policy_link *down = &c->policy.compression.downlink;
     policy_link_codec_params(down, &c->downlink);
     c->down_on = down->method != POLICY_COMPRESS_NONE || down->quant != CODEC_QUANT_FP32;
@@ -85,7 +79,7 @@ static int load_policy(struct coord *c)
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0) {
         log_error("%s: only %zu %s in the roster %s, fewer than participation.min_members %u",
                   c->opt.policy_path, c->n_eligible,
-                  c->policy.participation.n_members ? "policy member(s) are" : "member(s)",
+                  policy_all_members(&c->policy) ? "member(s)" : "policy member(s) are",
                   c->opt.roster_path, c->policy.participation.min_members);
         return COORD_ERR_CONFIG;
     }

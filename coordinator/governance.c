@@ -366,7 +366,9 @@ int governance_open(struct coord *c)
     if (!g)
         return COORD_ERR_NOMEM;
     pthread_rwlock_init(&g->lock, NULL);
-    gov_init(&g->st, c->roster.alliance, c->policy.governance.quorum);
+    /* The quorum left the experiment policy for the alliance charter (issue 11, part G);
+     * until the charter lands, the 0.66 every example policy and test fixture set. */
+    gov_init(&g->st, c->roster.alliance, 0.66);
     c->gov = g;
     uint64_t size;
     if (ledger_size(c->ledger, &size) != 0)

@@ -23,8 +23,6 @@ static const char *const method_names[] = {"none", "topk", NULL};
 static const char *const average_names[] = {"members", "senders", NULL};
 /* Indexed by enum codec_quant. */
 static const char *const quant_names[] = {"fp32", "int8", "fp16", "fp8", "int4", NULL};
-static const char *const measure_names[] = {"tokens", "samples", "rounds", "alignment",
-                                            "loss_delta", NULL};
 
 #define OFF(fld) offsetof(struct policy, fld)
 #define U32(k, fld, lo, hi, fl) \
@@ -37,6 +35,9 @@ static const char *const measure_names[] = {"tokens", "samples", "rounds", "alig
     {.key = k, .type = SF_F64, .off = OFF(fld), .fmin = lo, .fmax = hi, .flags = fl}
 #define BOOL(k, fld) {.key = k, .type = SF_BOOL, .off = OFF(fld)}
 #define ENUM(k, fld, nm) {.key = k, .type = SF_ENUM, .off = OFF(fld), .names = nm}
+/* Not applied by the code: refused whatever the value (see policies/README.md, "Key
+ * status"). */
+#define REFUSED(k, why) {.key = k, .type = SF_SECTION, .flags = SF_REFUSED, .note = why}
 #define SECTION(k, ch, fl) {.key = k, .type = SF_SECTION, .children = ch, .flags = fl}
 #define END {.key = NULL}
 
@@ -51,7 +52,8 @@ static const struct sfield metadata_fields[] = {
 
 static const struct sfield model_fields[] = {
     ENUM("family", model.family, family_names),
-    U32("vocab_size", model.vocab_size, 2, 1u << 20, 0),
+    /* tokens are bytes: the trainer needs at least 256 rows (model/trainer.h) */
+    U32("vocab_size", model.vocab_size, 256, 1u << 20, 0),
     {.key = "n_positions", .alias = "seq_len", .type = SF_U32, .off = OFF(model.n_positions),
      .imin = 1, .imax = 1u << 16, .flags = SF_REQUIRED},
     U32("n_layer", model.n_layer, 1, 1024, SF_REQUIRED),
@@ -73,7 +75,9 @@ static const struct sfield inner_fields[] = {
     F64("weight_decay", training.inner.weight_decay, 0, 10, 0),
     F64("beta1", training.inner.beta1, 0, 1, SF_MAX_EXCL),
     F64("beta2", training.inner.beta2, 0, 1, SF_MAX_EXCL),
-    F64("eps", training.inner.eps, 0, 1, SF_MIN_EXCL),
+    {.key = "eps", .type = SF_F64, .off = OFF(training.inner.eps), .fmin = 0, .fmax = 1,
+     .flags = SF_MIN_EXCL | SF_FIXED,
+     .note = "the trainer's AdamW always uses eps 1e-8 (write 1e-8 or leave the key out)"},
     F64("grad_clip", training.inner.grad_clip, 0, 1e6, 0),
     U32("warmup_steps", training.inner.warmup_steps, 0, 1000000000, 0),
     END,
@@ -100,11 +104,14 @@ static const struct sfield training_fields[] = {
 };
 
 static const struct sfield aggregation_fields[] = {
-    ENUM("rule", aggregation.rule, rule_names),
+    {.key = "rule", .type = SF_ENUM, .off = OFF(aggregation.rule), .names = rule_names,
+     .flags = SF_FIXED, .note = "the coordinator aggregates with fedavg only"},
     ENUM("weighting", aggregation.weighting, weighting_names),
     F64("norm_bound", aggregation.norm_bound, 0, INFINITY, 0),
-    F64("trim_fraction", aggregation.trim_fraction, 0, 0.5, SF_MAX_EXCL),
-    U32("krum_byzantine", aggregation.krum_byzantine, 0, POLICY_MAX_MEMBERS, 0),
+    REFUSED("trim_fraction", "not implemented yet: rule trimmed_mean is not (the coordinator "
+            "aggregates with fedavg only); remove the key"),
+    REFUSED("krum_byzantine", "not implemented yet: rule krum is not (the coordinator "
+            "aggregates with fedavg only); remove the key"),
     END,
 };
 
@@ -137,29 +144,10 @@ static const struct sfield compression_fields[] = {
 
 static const struct sfield participation_fields[] = {
     {.key = "members", .type = SF_IDLIST, .off = OFF(participation.members),
-     .off2 = OFF(participation.n_members), .imax = POLICY_MAX_MEMBERS},
+     .off2 = OFF(participation.n_members), .imax = POLICY_MAX_MEMBERS, .flags = SF_ALL},
     U32("min_members", participation.min_members, 1, POLICY_MAX_MEMBERS, 0),
     U32("round_deadline_s", participation.round_deadline_s, 1, 7 * 86400, 0),
     U32("grace_s", participation.grace_s, 0, 86400, 0),
-    END,
-};
-
-static const struct sfield privacy_fields[] = {
-    F64("clip", privacy.clip, 0, INFINITY, 0),
-    F64("noise_multiplier", privacy.noise_multiplier, 0, 1000, 0),
-    END,
-};
-
-static const struct sfield contribution_fields[] = {
-    {.key = "measures", .type = SF_ENUMSET, .off = OFF(contribution.measures),
-     .names = measure_names},
-    {.key = "credit_weights", .type = SF_WEIGHTS, .off = OFF(contribution.credit_weights),
-     .names = measure_names, .fmin = 0, .fmax = 1e6},
-    END,
-};
-
-static const struct sfield governance_fields[] = {
-    F64("quorum", governance.quorum, 0, 1, SF_MIN_EXCL),
     END,
 };
 
@@ -172,9 +160,13 @@ static const struct sfield policy_fields[] = {
     SECTION("aggregation", aggregation_fields, 0),
     SECTION("compression", compression_fields, 0),
     SECTION("participation", participation_fields, 0),
-    SECTION("privacy", privacy_fields, 0),
-    SECTION("contribution", contribution_fields, 0),
-    SECTION("governance", governance_fields, 0),
+    REFUSED("privacy", "not implemented yet: updates are neither clipped nor noised; remove "
+            "the section"),
+    REFUSED("contribution", "not implemented yet: no credits are computed from a policy (the "
+            "coordinator counts each member's rounds, tokens and bytes: aulac status); remove "
+            "the section"),
+    REFUSED("governance", "not part of an experiment policy any more: the quorum is the "
+            "alliance charter's (charter.quorum in the roster file); remove the section"),
     END,
 };
 
@@ -218,14 +210,10 @@ static void policy_defaults(struct policy *p)
     p->training.outer.eps = 1e-3;
     p->aggregation.rule = POLICY_AGG_FEDAVG;
     p->aggregation.weighting = POLICY_WEIGHT_TOKENS;
-    p->aggregation.trim_fraction = 0.1;
-    p->aggregation.krum_byzantine = 1;
     link_defaults(&p->compression.uplink, true);
     link_defaults(&p->compression.downlink, false);
     p->participation.round_deadline_s = 600;
     p->participation.grace_s = 30;
-    p->contribution.measures = 1u << POLICY_MEASURE_TOKENS;
-    p->governance.quorum = 0.5;
 }
 
 /* --- cross-field rules ----------------------------------------------------- */
@@ -357,6 +345,10 @@ static int post_validate(struct post *pc, struct policy *p)
     if (o->kind == POLICY_OUTER_FEDADAM && seen(pc, "training.outer.momentum"))
         return fail_at(pc, POLICY_ERR_INVALID, "training.outer.momentum", NULL,
                        "not used by fedadam (it takes beta1, beta2, eps)");
+    if (o->kind == POLICY_OUTER_FEDAVG && o->momentum != 0)
+        return fail_at(pc, POLICY_ERR_UNIMPLEMENTED, "training.outer.momentum", NULL,
+                       "server momentum with kind fedavg is not implemented yet (its step "
+                       "is lr x the average); use kind: nesterov, or momentum: 0");
     if (o->kind != POLICY_OUTER_FEDADAM) {
         static const char *const adam_keys[] = {"training.outer.beta1", "training.outer.beta2",
                                                 "training.outer.eps"};
@@ -366,19 +358,6 @@ static int post_validate(struct post *pc, struct policy *p)
                                "only used by kind: fedadam (kind is %s)",
                                policy_outer_kind_name(o->kind));
     }
-
-    struct policy_aggregation *a = &p->aggregation;
-    if (seen(pc, "aggregation.trim_fraction") && a->rule != POLICY_AGG_TRIMMED_MEAN)
-        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.trim_fraction", NULL,
-                       "only used by rule: trimmed_mean (rule is %s)",
-                       policy_agg_rule_name(a->rule));
-    if (seen(pc, "aggregation.krum_byzantine") && a->rule != POLICY_AGG_KRUM)
-        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.krum_byzantine", NULL,
-                       "only used by rule: krum (rule is %s)", policy_agg_rule_name(a->rule));
-    if (a->rule != POLICY_AGG_TRIMMED_MEAN)
-        a->trim_fraction = 0;
-    if (a->rule != POLICY_AGG_KRUM)
-        a->krum_byzantine = 0;
 
     if ((rc = post_link(pc, p, &p->compression.uplink, "uplink")))
         return rc;
@@ -396,42 +375,6 @@ static int post_validate(struct post *pc, struct policy *p)
         return fail_at(pc, POLICY_ERR_INVALID, "participation.grace_s", "participation",
                        "grace_s %u is longer than round_deadline_s %u", pp->grace_s,
                        pp->round_deadline_s);
-    if (a->rule == POLICY_AGG_KRUM && pp->n_members &&
-        pp->n_members < 2 * (size_t)a->krum_byzantine + 3)
-        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.rule", "aggregation",
-                       "krum with krum_byzantine %u needs at least %u members, %zu listed",
-                       a->krum_byzantine, 2 * a->krum_byzantine + 3, pp->n_members);
-
-    if (p->privacy.noise_multiplier > 0 && p->privacy.clip == 0)
-        return fail_at(pc, POLICY_ERR_INVALID, "privacy.noise_multiplier", "privacy",
-                       "noise needs a clip bound: set privacy.clip > 0");
-
-    struct policy_contribution *c = &p->contribution;
-    if (c->measures == 0)
-        return fail_at(pc, POLICY_ERR_INVALID, "contribution.measures", "contribution",
-                       "at least one measure is needed");
-    if (!seen(pc, "contribution.credit_weights")) {
-        int k = __builtin_popcount(c->measures);
-        for (int i = 0; i < POLICY_MEASURE_COUNT; i++)
-            c->credit_weights[i] = (c->measures & (1u << i)) ? 1.0 / k : 0.0;
-    } else {
-        double sum = 0;
-        for (int i = 0; i < POLICY_MEASURE_COUNT; i++) {
-            char path[96];
-            snprintf(path, sizeof path, "contribution.credit_weights.%s", measure_names[i]);
-            if (!(c->measures & (1u << i)) && seen(pc, path)) {
-                const struct schema_seen *s = schema_seen(pc->ctx, path);
-                yaml_error(pc->err, POLICY_ERR_INVALID, pc->file, s->line, s->column, path,
-                           "measure %s has a weight but is not in contribution.measures",
-                           measure_names[i]);
-                return POLICY_ERR_INVALID;
-            }
-            sum += c->credit_weights[i];
-        }
-        if (!(sum > 0))
-            return fail_at(pc, POLICY_ERR_INVALID, "contribution.credit_weights", NULL,
-                           "the weights add up to 0");
-    }
     return 0;
 }
 
@@ -528,7 +471,19 @@ static int cmp_line(const void *a, const void *b)
     return lx < ly ? -1 : (lx > ly);
 }
 
-#define CANONICAL_HEADER "aulac-policy-canonical/v1\n"
+#define CANONICAL_HEADER "aulac-policy-canonical/v2\n"
+
+/* The canonical "key.path=value\n" lines of p, sorted by key path. */
+static int canonical_lines(const struct policy *p, struct schema_lines *lines)
+{
+    int rc = schema_canonical(policy_fields, p, "", lines);
+    if (rc) {
+        schema_lines_free(lines);
+        return rc;
+    }
+    qsort(lines->line, lines->n, sizeof *lines->line, cmp_line);
+    return 0;
+}
 
 int policy_canonical(const struct policy *p, char **out, size_t *len)
 {
@@ -537,12 +492,9 @@ int policy_canonical(const struct policy *p, char **out, size_t *len)
     *out = NULL;
     *len = 0;
     struct schema_lines lines = {0};
-    int rc = schema_canonical(policy_fields, p, "", &lines);
-    if (rc) {
-        schema_lines_free(&lines);
+    int rc = canonical_lines(p, &lines);
+    if (rc)
         return rc;
-    }
-    qsort(lines.line, lines.n, sizeof *lines.line, cmp_line);
     size_t total = strlen(CANONICAL_HEADER) + 1;
     for (size_t i = 0; i < lines.n; i++)
         total += strlen(lines.line[i]);
@@ -584,6 +536,68 @@ int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN])
     return 0;
 }
 
+/* "key.path=value\n" split into its key (length *klen) and value (copied into val,
+ * without the newline). */
+static const char *line_value(const char *line, size_t *klen, char **val)
+{
+    *klen = strcspn(line, "=");
+    const char *v = line + *klen + (line[*klen] == '=');
+    *val = strndup(v, strcspn(v, "\n"));
+    return *val;
+}
+
+static int diff_report(policy_diff_fn fn, void *arg, const char *line, size_t klen,
+                       const char *a, const char *b)
+{
+    if (!fn)
+        return 0;
+    char *path = strndup(line, klen);
+    if (!path)
+        return POLICY_ERR_NOMEM;
+    int rc = fn(path, a, b, arg);
+    free(path);
+    return rc;
+}
+
+int policy_diff(const struct policy *a, const struct policy *b, policy_diff_fn fn, void *arg,
+                size_t *n_diff)
+{
+    if (n_diff)
+        *n_diff = 0;
+    if (!a || !b)
+        return POLICY_ERR_ARG;
+    struct schema_lines la = {0}, lb = {0};
+    int rc = canonical_lines(a, &la);
+    if (rc == 0 && (rc = canonical_lines(b, &lb)) != 0)
+        schema_lines_free(&la);
+    if (rc)
+        return rc;
+    size_t i = 0, j = 0, n = 0;
+    while (rc == 0 && (i < la.n || j < lb.n)) {
+        /* both sorted by key: a merge walk, a key on one side only is NULL on the other */
+        int order = i == la.n ? 1 : j == lb.n ? -1 : cmp_line(&la.line[i], &lb.line[j]);
+        const char *line = order <= 0 ? la.line[i] : lb.line[j];
+        size_t klen;
+        char *va = NULL, *vb = NULL;
+        if ((order <= 0 && !line_value(la.line[i], &klen, &va)) ||
+            (order >= 0 && !line_value(lb.line[j], &klen, &vb))) {
+            rc = POLICY_ERR_NOMEM;
+        } else if (order != 0 || strcmp(va, vb) != 0) {
+            n++;
+            rc = diff_report(fn, arg, line, klen, va, vb);
+        }
+        free(va);
+        free(vb);
+        i += order <= 0;
+        j += order >= 0;
+    }
+    schema_lines_free(&la);
+    schema_lines_free(&lb);
+    if (n_diff)
+        *n_diff = n;
+    return rc;
+}
+
 uint64_t policy_model_parameters(const struct policy_model *m)
 {
     uint64_t C = m->n_embd, V = m->vocab_size, T = m->n_positions, L = m->n_layer;
@@ -603,9 +617,14 @@ void policy_link_codec_params(const struct policy_link *l, struct codec_params *
     out->error_feedback = l->error_feedback ? 1 : 0;
 }
 
+bool policy_all_members(const struct policy *p)
+{
+    return p->participation.n_members == 0;
+}
+
 bool policy_takes_part(const struct policy *p, const char *member)
 {
-    return p->participation.n_members == 0 || policy_member_index(p, member) >= 0;
+    return policy_all_members(p) || policy_member_index(p, member) >= 0;
 }
 
 int policy_member_index(const struct policy *p, const char *member)
@@ -633,10 +652,6 @@ const char *policy_weighting_name(enum policy_weighting w)
     return name_or(weighting_names, 3, (int)w);
 }
 const char *policy_quant_name(enum codec_quant q) { return name_or(quant_names, 5, (int)q); }
-const char *policy_measure_name(enum policy_measure m)
-{
-    return name_or(measure_names, POLICY_MEASURE_COUNT, (int)m);
-}
 
 const char *policy_strerror(int code)
 {
@@ -654,6 +669,7 @@ const char *policy_strerror(int code)
     case POLICY_ERR_TOO_LARGE: return "policy file too large or too deeply nested";
     case POLICY_ERR_NOMEM: return "out of memory";
     case POLICY_ERR_ARG: return "invalid argument";
+    case POLICY_ERR_UNIMPLEMENTED: return "policy key not applied by this aulac (not implemented yet)";
     case POLICY_ERR_SITE_REFUSED: return "site policy refuses the experiment";
     default: return "unknown policy error";
     }

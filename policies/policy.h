@@ -25,9 +25,12 @@ extern "C" {
  * Every key, type, default and range is documented in policies/README.md. Parsing is
  * strict: unknown keys, duplicate keys, wrong types, out-of-range values, numbers with a
  * leading zero, anchors, aliases, tags, directives other than %YAML 1.2 and
- * multi-document streams are errors naming file:line:column and the key path. The hash is taken over a canonical encoding of the parsed values (with
- * defaults filled in), so comments, key order, formatting and spelling out a default
- * do not change it. */
+ * multi-document streams are errors naming file:line:column and the key path. So is a
+ * key the code does not apply (privacy, contribution, aggregation rules other than
+ * fedavg...: POLICY_ERR_UNIMPLEMENTED, "not implemented yet"): what a policy says is what
+ * runs. The hash is taken over a canonical encoding of the parsed values (with defaults
+ * filled in), so comments, key order, formatting and spelling out a default do not
+ * change it. */
 
 /* Error codes (range -1200..-1299). */
 #define POLICY_ERR_IO           (-1200) /* the file could not be read */
@@ -42,6 +45,8 @@ extern "C" {
 #define POLICY_ERR_TOO_LARGE    (-1209) /* file, nesting or node count over the limits */
 #define POLICY_ERR_NOMEM        (-1210)
 #define POLICY_ERR_ARG          (-1211) /* NULL argument */
+#define POLICY_ERR_UNIMPLEMENTED (-1212) /* a key or value the code does not apply (not
+                                            implemented yet, or no longer a policy's) */
 #define POLICY_ERR_SITE_REFUSED (-1220) /* site_check(): the site policy refuses the experiment */
 
 #define POLICY_SCHEMA_VERSION   1
@@ -57,6 +62,8 @@ extern "C" {
 enum policy_model_family { POLICY_FAMILY_GPT2 = 0 };
 enum policy_inner_kind { POLICY_INNER_ADAMW = 0 };
 enum policy_outer_kind { POLICY_OUTER_FEDAVG = 0, POLICY_OUTER_NESTEROV = 1, POLICY_OUTER_FEDADAM = 2 };
+/* Only fedavg is implemented: the others are names the schema recognizes to refuse them
+ * as "not implemented yet"; a loaded policy always holds POLICY_AGG_FEDAVG. */
 enum policy_agg_rule {
     POLICY_AGG_FEDAVG = 0, POLICY_AGG_TRIMMED_MEAN = 1, POLICY_AGG_MEDIAN = 2, POLICY_AGG_KRUM = 3
 };
@@ -66,15 +73,6 @@ enum policy_compress_method { POLICY_COMPRESS_NONE = 0, POLICY_COMPRESS_TOPK = 1
  * over all members that reported (weight sum of the round), or over the members whose
  * payload carried that coordinate. */
 enum policy_average { POLICY_AVERAGE_MEMBERS = 0, POLICY_AVERAGE_SENDERS = 1 };
-/* Contribution measures; policy_contribution.measures is a bit set of 1u << measure. */
-enum policy_measure {
-    POLICY_MEASURE_TOKENS = 0,      /* tokens trained on */
-    POLICY_MEASURE_SAMPLES = 1,     /* sequences trained on */
-    POLICY_MEASURE_ROUNDS = 2,      /* rounds with an accepted update */
-    POLICY_MEASURE_ALIGNMENT = 3,   /* cosine of the update with the aggregate */
-    POLICY_MEASURE_LOSS_DELTA = 4,  /* validation loss reduction attributed to the member */
-    POLICY_MEASURE_COUNT = 5
-};
 
 struct policy_metadata {
     char name[POLICY_NAME_MAX + 1];
@@ -99,13 +97,14 @@ struct policy_data {
 
 struct policy_inner_optimizer {
     enum policy_inner_kind kind;
-    double lr, weight_decay, beta1, beta2, eps, grad_clip;   /* grad_clip 0 = off */
+    double lr, weight_decay, beta1, beta2, grad_clip;   /* grad_clip 0 = off */
+    double eps;                 /* always 1e-8: the trainer's (other values are refused) */
     uint32_t warmup_steps;
 };
 
 struct policy_outer_optimizer {
     enum policy_outer_kind kind;
-    double lr, momentum;        /* nesterov, and fedavg with server momentum */
+    double lr, momentum;        /* momentum: nesterov only (0 for the others) */
     double beta1, beta2, eps;   /* fedadam */
 };
 
@@ -119,11 +118,9 @@ struct policy_training {
 };
 
 struct policy_aggregation {
-    enum policy_agg_rule rule;
+    enum policy_agg_rule rule;  /* always POLICY_AGG_FEDAVG */
     enum policy_weighting weighting;
-    double norm_bound;          /* L2 bound on an update; 0 = none */
-    double trim_fraction;       /* trimmed_mean: fraction cut at each end */
-    uint32_t krum_byzantine;    /* krum: tolerated byzantine members f */
+    double norm_bound;          /* updates with a larger L2 norm are refused; 0 = none */
 };
 
 struct policy_link {
@@ -148,25 +145,14 @@ struct policy_compression {
 };
 
 struct policy_participation {
-    char **members;             /* n_members ids in file order; owned */
+    /* members: all (or absent): n_members 0, every member of the live roster at each
+     * round, members added after approval included. Otherwise the fixed list of
+     * n_members (>= 1) ids in file order; owned. */
+    char **members;
     size_t n_members;
     uint32_t min_members;
     uint32_t round_deadline_s;
     uint32_t grace_s;
-};
-
-struct policy_privacy {
-    double clip;                /* per-update L2 clip; 0 = off */
-    double noise_multiplier;    /* Gaussian noise stddev / clip; 0 = off */
-};
-
-struct policy_contribution {
-    uint32_t measures;          /* bit set of 1u << enum policy_measure */
-    double credit_weights[POLICY_MEASURE_COUNT];  /* 0 for measures not in the set */
-};
-
-struct policy_governance {
-    double quorum;              /* fraction of members whose approval is needed */
 };
 
 struct policy {
@@ -178,9 +164,6 @@ struct policy {
     struct policy_aggregation aggregation;
     struct policy_compression compression;
     struct policy_participation participation;
-    struct policy_privacy privacy;
-    struct policy_contribution contribution;
-    struct policy_governance governance;
 };
 
 /* Where and why parsing failed. message is the whole line for a person:
@@ -224,6 +207,21 @@ int policy_canonical(const struct policy *p, char **out, size_t *len);
 /* BLAKE2b-256 of policy_canonical(). Returns 0 or POLICY_ERR_NOMEM / POLICY_ERR_ARG. */
 int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
 
+/* One key whose canonical value differs: path "training.rounds", a_value and b_value as
+ * the canonical encoding writes them ("12", "0.003", "fpt,hust", "*" for members: all);
+ * NULL for a key only one side has (not within one schema version). The strings are
+ * valid during the call. A non-zero return stops policy_diff, which returns it. */
+typedef int (*policy_diff_fn)(const char *path, const char *a_value, const char *b_value,
+                              void *arg);
+
+/* Compares a and b key by key over their canonical encodings (defaults filled in, so
+ * formatting and spelled-out defaults never differ), calling fn (may be NULL) for each
+ * difference in key order. *n_diff (may be NULL) gets the number of differences: 0
+ * exactly when the hashes are equal. Returns 0, POLICY_ERR_NOMEM / POLICY_ERR_ARG, or
+ * what fn returned. */
+int policy_diff(const struct policy *a, const struct policy *b, policy_diff_fn fn, void *arg,
+                size_t *n_diff);
+
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);
 
@@ -233,16 +231,18 @@ void policy_link_codec_params(const struct policy_link *l, struct codec_params *
 /* Index of member id in participation.members, or -1. */
 int policy_member_index(const struct policy *p, const char *member);
 
-/* Whether member takes part: participation.members lists it, or is empty (then every
+/* Whether member takes part: participation.members lists it, or is `all` (then every
  * member of the roster takes part; the caller checks the roster). */
 bool policy_takes_part(const struct policy *p, const char *member);
+
+/* participation.members is `all` (the live roster), not a fixed list. */
+bool policy_all_members(const struct policy *p);
 
 /* Names used in the YAML for the enums ("nesterov", "krum", "int8", ...). */
 const char *policy_outer_kind_name(enum policy_outer_kind k);
 const char *policy_agg_rule_name(enum policy_agg_rule r);
 const char *policy_weighting_name(enum policy_weighting w);
 const char *policy_quant_name(enum codec_quant q);
-const char *policy_measure_name(enum policy_measure m);
 
 /* Words for any POLICY_ERR_* code. */
 const char *policy_strerror(int code);

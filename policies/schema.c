@@ -231,6 +231,18 @@ static void names_list(const char *const *names, char *out, size_t out_len)
         o += (size_t)snprintf(out + o, out_len - o, "%s%s", i ? ", " : "", names[i]);
 }
 
+/* An SF_FIXED enum: "fedavg (trimmed_mean, median, krum: not implemented yet)". */
+static void fixed_names_list(const struct sfield *f, int fixed, char *out, size_t out_len)
+{
+    size_t o = (size_t)snprintf(out, out_len, "%s (", f->names[fixed]);
+    int n = 0;
+    for (int i = 0; f->names[i] && o < out_len; i++)
+        if (i != fixed)
+            o += (size_t)snprintf(out + o, out_len - o, "%s%s", n++ ? ", " : "", f->names[i]);
+    if (o < out_len)
+        snprintf(out + o, out_len - o, ": not implemented yet)");
+}
+
 static size_t edit_distance(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -396,9 +408,18 @@ static int store_string_list(struct schema_ctx *ctx, const struct sfield *f,
 {
     char got[128];
     ynode_describe(v, got, sizeof got);
-    const char *what = f->type == SF_IDLIST ? "a list of ids" : "a list of name patterns";
-    if (ynode_is_null(v))
+    const char *what = (f->flags & SF_ALL) ? "all or a list of ids"
+                       : f->type == SF_IDLIST ? "a list of ids" : "a list of name patterns";
+    if (f->flags & SF_ALL) {
+        if (v->kind == YNODE_SCALAR && v->len == 3 && !memcmp(v->text, "all", 3))
+            return 0;   /* the default: count 0 */
+        if (v->kind == YNODE_SEQ && v->n == 0)
+            return err_at(ctx, POLICY_ERR_RANGE, v, path,
+                          "an empty list names nobody; write `all` for every roster member "
+                          "(members added later included), or list the members%s", "", NULL);
+    } else if (ynode_is_null(v)) {
         return 0;
+    }
     if (v->kind != YNODE_SEQ)
         return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected %s, got %s", what, got);
     if (v->n > f->imax) {
@@ -461,6 +482,39 @@ static int store_string_list(struct schema_ctx *ctx, const struct sfield *f,
     return 0;
 }
 
+static size_t scalar_size(enum sfield_type t)
+{
+    switch (t) {
+    case SF_U32: return sizeof(uint32_t);
+    case SF_U64: return sizeof(uint64_t);
+    case SF_INT: case SF_ENUM: return sizeof(int);
+    case SF_F64: return sizeof(double);
+    case SF_BOOL: return sizeof(bool);
+    default: return 0;
+    }
+}
+
+static int store_value(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                       const char *path, void *base);
+
+/* SF_FIXED: the value must be the one base held (the default, what the code does). */
+static int store_fixed(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                       const char *path, void *base)
+{
+    unsigned char was[sizeof(uint64_t) > sizeof(double) ? sizeof(uint64_t) : sizeof(double)];
+    size_t size = scalar_size(f->type);
+    memcpy(was, FIELD_AT(base, f->off, unsigned char), size);
+    int rc = store_value(ctx, f, v, path, base);
+    if (rc == 0 && memcmp(was, FIELD_AT(base, f->off, unsigned char), size) != 0) {
+        char got[128];
+        ynode_describe(v, got, sizeof got);
+        memcpy(FIELD_AT(base, f->off, unsigned char), was, size);
+        return err_at(ctx, POLICY_ERR_UNIMPLEMENTED, v, path, "%s is not implemented yet; %s",
+                      got, f->note);
+    }
+    return rc;
+}
+
 static int store_value(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
                        const char *path, void *base)
 {
@@ -498,10 +552,13 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     case SF_ENUM: {
         int idx = v->kind == YNODE_SCALAR ? name_index(f->names, v->text, v->len) : -1;
         if (idx < 0) {
-            char names[256];
-            names_list(f->names, names, sizeof names);
+            char names[256] = "one of ";
+            if (f->flags & SF_FIXED)
+                fixed_names_list(f, *FIELD_AT(base, f->off, int), names, sizeof names);
+            else
+                names_list(f->names, names + 7, sizeof names - 7);
             return err_at(ctx, v->kind == YNODE_SCALAR ? POLICY_ERR_RANGE : POLICY_ERR_TYPE, v,
-                          path, "expected one of %s, got %s", names, got);
+                          path, "expected %s, got %s", names, got);
         }
         *FIELD_AT(base, f->off, int) = idx;
         return 0;
@@ -571,36 +628,6 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
         *FIELD_AT(base, f->off, uint32_t) = set;
         return 0;
     }
-    case SF_WEIGHTS: {
-        char names[256];
-        names_list(f->names, names, sizeof names);
-        if (ynode_is_null(v))
-            return 0;
-        if (v->kind != YNODE_MAP)
-            return err_at(ctx, POLICY_ERR_TYPE, v, path,
-                          "expected a mapping of measure: weight, got %s%s", got, NULL);
-        double *w = FIELD_AT(base, f->off, double);
-        for (int i = 0; f->names[i]; i++)
-            w[i] = 0;
-        for (size_t i = 0; i < v->n; i++) {
-            const struct ynode *k = v->keys[i];
-            char sub[160];
-            join_path(sub, sizeof sub, path, k->text);
-            int idx = name_index(f->names, k->text, k->len);
-            if (idx < 0) {
-                char item[128];
-                ynode_describe(k, item, sizeof item);
-                return err_at(ctx, POLICY_ERR_UNKNOWN_KEY, k, path, "unknown measure %s; "
-                              "measures are: %s", item, names);
-            }
-            int rc = record_seen(ctx, sub, k, v->vals[i]);
-            if (rc)
-                return rc;
-            if ((rc = check_f64(ctx, f, v->vals[i], sub, &w[idx])))
-                return rc;
-        }
-        return 0;
-    }
     }
     return POLICY_ERR_TYPE;
 }
@@ -656,6 +683,8 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
             const char *best = NULL;
             size_t bestd = 3;
             for (const struct sfield *c = fields; c->key; c++) {
+                if (c->flags & SF_REFUSED)
+                    continue;
                 size_t d = edit_distance(k->text, c->key);
                 if (d < bestd) {
                     bestd = d;
@@ -666,8 +695,9 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
             size_t o = 0;
             valid[0] = '\0';
             for (const struct sfield *c = fields; c->key && o < sizeof valid; c++)
-                o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", o ? ", " : "",
-                                      c->key);
+                if (!(c->flags & SF_REFUSED))
+                    o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", o ? ", " : "",
+                                          c->key);
             if (best)
                 yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column,
                            path, "unknown key (did you mean \"%s\"?)", best);
@@ -678,6 +708,11 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
         }
         char path[160];
         join_path(path, sizeof path, prefix, f->key);
+        if (f->flags & SF_REFUSED) {
+            yaml_error(ctx->err, POLICY_ERR_UNIMPLEMENTED, ctx->file, k->line, k->column, path,
+                       "%s", f->note);
+            return POLICY_ERR_UNIMPLEMENTED;
+        }
         const struct schema_seen *prev = schema_seen(ctx, path);
         if (prev) {
             /* Only an alias can get here: the tree refuses repeated keys. */
@@ -689,7 +724,9 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
         int rc = record_seen(ctx, path, k, v);
         if (rc)
             return rc;
-        if ((rc = store_value(ctx, f, v, path, base)))
+        rc = (f->flags & SF_FIXED) ? store_fixed(ctx, f, v, path, base)
+                                   : store_value(ctx, f, v, path, base);
+        if (rc)
             return rc;
     }
     for (const struct sfield *f = fields; f->key; f++) {
@@ -713,6 +750,8 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
 void schema_free(const struct sfield *fields, void *base)
 {
     for (const struct sfield *f = fields; f->key; f++) {
+        if (f->flags & SF_REFUSED)
+            continue;
         if (f->type == SF_SECTION) {
             schema_free(f->children, base);
         } else if (f->type == SF_TEXT) {
@@ -819,7 +858,7 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
                      struct schema_lines *out)
 {
     for (const struct sfield *f = fields; f->key; f++) {
-        if (f->flags & SF_NOHASH)
+        if (f->flags & (SF_NOHASH | SF_REFUSED))
             continue;
         char path[160], val[512];
         join_path(path, sizeof path, prefix, f->key);
@@ -867,8 +906,11 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
         }
         case SF_IDLIST:
         case SF_GLOBLIST:
-            rc = push_list(out, path, *CFIELD_AT(base, f->off, strlist),
-                           *CFIELD_AT(base, f->off2, size_t));
+            if ((f->flags & SF_ALL) && *CFIELD_AT(base, f->off2, size_t) == 0)
+                rc = push_line(out, path, "*");   /* `all`: no id has a '*' */
+            else
+                rc = push_list(out, path, *CFIELD_AT(base, f->off, strlist),
+                               *CFIELD_AT(base, f->off2, size_t));
             break;
         case SF_ENUMSET: {
             uint32_t set = *CFIELD_AT(base, f->off, uint32_t);
@@ -878,16 +920,6 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
                 if (set & (1u << i))
                     items[n++] = (char *)f->names[i];
             rc = push_list(out, path, items, n);
-            break;
-        }
-        case SF_WEIGHTS: {
-            const double *w = CFIELD_AT(base, f->off, double);
-            for (int i = 0; f->names[i] && !rc; i++) {
-                char sub[200];
-                join_path(sub, sizeof sub, path, f->names[i]);
-                schema_format_double(w[i], val, sizeof val);
-                rc = push_line(out, sub, val);
-            }
             break;
         }
         }

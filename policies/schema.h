@@ -23,13 +23,21 @@ enum sfield_type {
     SF_IDLIST,    /* char ** at off, size_t count at off2: ids, no duplicates, <= imax items */
     SF_GLOBLIST,  /* same with glob patterns ([a-z0-9._*?[]!-]) */
     SF_ENUMSET,   /* uint32_t bit set at off: a list of names, no duplicates */
-    SF_WEIGHTS,   /* double[] at off indexed like names: a mapping name -> fmin..fmax */
 };
 
 #define SF_REQUIRED  1u
 #define SF_MIN_EXCL  2u
 #define SF_MAX_EXCL  4u
 #define SF_NOHASH    8u   /* parsed and stored, but not part of the canonical encoding */
+/* Honest schema (policies/README.md, "Key status"): every key is applied by the code, or
+ * refused when the file is checked. */
+#define SF_REFUSED  16u   /* refused whatever its value, with note (POLICY_ERR_UNIMPLEMENTED);
+                             stores nothing, encodes nothing, not offered as a valid key */
+#define SF_FIXED    32u   /* accepted only with the value base holds before the walk (its
+                             default: what the code does); another value is refused with
+                             note (POLICY_ERR_UNIMPLEMENTED) */
+#define SF_ALL      64u   /* SF_IDLIST: the scalar `all` means every member (count 0), an
+                             empty list is refused; canonical value of `all`: "*" */
 
 struct sfield {
     const char *key;
@@ -38,13 +46,14 @@ struct sfield {
     uint64_t imin, imax;
     double fmin, fmax;
     unsigned flags;
-    const char *const *names;          /* SF_ENUM / SF_ENUMSET / SF_WEIGHTS; NULL-ended */
+    const char *const *names;          /* SF_ENUM / SF_ENUMSET; NULL-ended */
     const struct sfield *children;     /* SF_SECTION; ended by an entry with key NULL */
     const char *alias;                 /* a second key accepted for the same value */
+    const char *note;                  /* SF_REFUSED / SF_FIXED: why, what to do instead */
 };
 
 struct schema_seen {
-    char path[96];
+    char path[160];             /* as long as the walk's paths */
     int line, column;           /* of the key */
     int vline, vcolumn;         /* of the value */
 };

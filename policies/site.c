@@ -29,19 +29,17 @@ static const struct sfield limits_fields[] = {
     {.key = NULL},
 };
 
-static const struct sfield require_fields[] = {
-    {.key = "min_noise_multiplier", .type = SF_F64, .off = OFF(min_noise_multiplier),
-     .fmin = 0, .fmax = 1000},
-    {.key = NULL},
-};
-
 static const struct sfield site_fields[] = {
     {.key = "schema", .type = SF_U32, .off = OFF(schema), .imin = 1, .imax = 1000,
      .flags = SF_REQUIRED},
     {.key = "member", .type = SF_ID, .off = OFF(member), .imax = POLICY_ID_MAX},
     {.key = "allow", .type = SF_SECTION, .children = allow_fields},
     {.key = "limits", .type = SF_SECTION, .children = limits_fields},
-    {.key = "require", .type = SF_SECTION, .children = require_fields},
+    /* require.min_noise_multiplier would ask for noise that experiments cannot add */
+    {.key = "require", .type = SF_SECTION, .flags = SF_REFUSED,
+     .note = "not implemented yet: experiments cannot add noise (their privacy section is not "
+             "implemented), so no experiment could meet require.min_noise_multiplier; remove "
+             "the section"},
     {.key = NULL},
 };
 
@@ -220,10 +218,5 @@ int site_check(const struct site_policy *s, const struct policy *p, char *why, s
                       "experiment %s: %llu tokens per round (local_steps x batch_size x "
                       "seq_len) is over this site's limits.max_tokens_per_round %llu", name,
                       (unsigned long long)tokens, (unsigned long long)s->max_tokens_per_round);
-    if (s->min_noise_multiplier > 0 && p->privacy.noise_multiplier < s->min_noise_multiplier)
-        return refuse(why, why_len,
-                      "experiment %s: privacy.noise_multiplier %g is below this site's "
-                      "require.min_noise_multiplier %g", name, p->privacy.noise_multiplier,
-                      s->min_noise_multiplier);
     return 0;
 }

@@ -42,7 +42,6 @@ struct site_policy {
     uint32_t max_batch_size;
     uint32_t max_seq_len;
     uint64_t max_tokens_per_round;      /* local_steps * batch_size * seq_len */
-    double min_noise_multiplier;        /* privacy floor the experiment must meet; 0 = none */
 };
 
 /* An allow-everything site policy (no limits). Owns nothing; site_policy_free() is

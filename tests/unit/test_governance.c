@@ -661,7 +661,7 @@ static void removal_closes_the_round(void **state)
     fed_client_close(cv);
 }
 
-/* participation.members: [] is every member of the live roster (policies/README.md):
+/* participation.members: all is every member of the live roster (policies/README.md):
  * the coordinator starts, waits for all three founders before it closes a round, and
  * takes a member the alliance adds later. */
 static void empty_member_list_means_live_roster(void **state)
@@ -672,7 +672,7 @@ static void empty_member_list_means_live_roster(void **state)
     char text[sizeof fx_policy + 16];
     const char *list = strstr(fx_policy, "members: [fpt, vnpt, hust, uet]");
     assert_non_null(list);
-    snprintf(text, sizeof text, "%.*smembers: []%s", (int)(list - fx_policy), fx_policy,
+    snprintf(text, sizeof text, "%.*smembers: all%s", (int)(list - fx_policy), fx_policy,
              list + strlen("members: [fpt, vnpt, hust, uet]"));
     fx_write(f->paths[3], text, 0644);
     fx_start(f);

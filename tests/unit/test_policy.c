@@ -150,7 +150,6 @@ static void test_examples_parse(void **state)
     assert_int_equal(p.compression.uplink.method, POLICY_COMPRESS_TOPK);
     assert_int_equal(p.compression.uplink.quant, CODEC_QUANT_INT8);
     assert_true(p.compression.uplink.error_feedback);
-    assert_true(p.contribution.measures & (1u << POLICY_MEASURE_ALIGNMENT));
     struct codec_params cp;
     policy_link_codec_params(&p.compression.uplink, &cp);
     assert_int_equal(codec_params_validate(&cp, NULL, 0), 0);
@@ -164,7 +163,8 @@ static void test_examples_parse(void **state)
                                       &e), 0);
     assert_int_equal(policy_model_parameters(&p.model), 124439808u);
     assert_int_equal(p.compression.uplink.k_per_block, 41);     /* density 0.01 of 4096 */
-    assert_int_equal(p.aggregation.rule, POLICY_AGG_TRIMMED_MEAN);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_FEDAVG);
+    assert_true(p.aggregation.norm_bound == 50.0);
     assert_int_equal(p.compression.downlink.quant, CODEC_QUANT_FP16);
     policy_free(&p);
 
@@ -206,9 +206,8 @@ static void test_defaults(void **state)
     assert_true(p.compression.downlink.sparse_scale == 1.0);
     assert_int_equal(p.participation.n_members, 0);
     assert_int_equal(p.participation.min_members, 1);
-    assert_int_equal(p.contribution.measures, 1u << POLICY_MEASURE_TOKENS);
-    assert_true(p.contribution.credit_weights[POLICY_MEASURE_TOKENS] == 1.0);
-    assert_true(p.governance.quorum == 0.5);
+    assert_true(policy_all_members(&p));
+    assert_true(p.training.inner.eps == 1e-8);
     policy_free(&p);
 
     /* nesterov brings its own lr and momentum; integral floats are integers */
@@ -368,7 +367,7 @@ static void test_hash_invariance(void **state)
     size_t len;
     assert_int_equal(policy_canonical(&p, &canon, &len), 0);
     assert_int_equal(strlen(canon), len);
-    assert_memory_equal(canon, "aulac-policy-canonical/v1\n", 26);
+    assert_memory_equal(canon, "aulac-policy-canonical/v2\n", 26);
     assert_non_null(strstr(canon, "\ntraining.outer.lr=0.7\n"));
     assert_non_null(strstr(canon, "\ntraining.inner.lr=0.003\n"));
     assert_non_null(strstr(canon, "\nparticipation.members=fpt,hust,vnpt\n"));
@@ -414,7 +413,9 @@ static const struct bad_case bad_cases[] = {
     {HEAD MODEL "training:\n  rounds: 3\n  inner:\n    lr: fast\n", POLICY_ERR_TYPE,
      "t.yaml:12:9: training.inner.lr: expected a number, got \"fast\""},
     {HEAD MODEL "training:\n  rounds: 3\nparticipation:\n  members: fpt\n", POLICY_ERR_TYPE,
-     "t.yaml:12:12: participation.members: expected a list of ids, got \"fpt\""},
+     "t.yaml:12:12: participation.members: expected all or a list of ids, got \"fpt\""},
+    {HEAD MODEL "training:\n  rounds: 3\nparticipation:\n  members:\n", POLICY_ERR_TYPE,
+     "t.yaml:12:3: participation.members: expected all or a list of ids, got null"},
     /* out of range */
     {HEAD MODEL "training:\n  rounds: 0\n", POLICY_ERR_RANGE,
      "t.yaml:10:11: training.rounds: expected an integer in [1, 10000000], got 0"},
@@ -467,7 +468,7 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:9:3: model.n_layers: unknown key (did you mean \"n_layer\"?)"},
     {HEAD MODEL "training:\n  rounds: 3\nextra: 1\n", POLICY_ERR_UNKNOWN_KEY,
      "t.yaml:11:1: extra: unknown key; valid keys here: schema, metadata, model, data, "
-     "training, aggregation, compression, participation, privacy, contribution, governance"},
+     "training, aggregation, compression, participation"},
     /* the uplink's averaging keys mean nothing on the downlink */
     {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    average: senders\n",
      POLICY_ERR_UNKNOWN_KEY,
@@ -516,23 +517,9 @@ static const struct bad_case bad_cases[] = {
      "    k_per_block: 300\n", POLICY_ERR_INVALID,
      "t.yaml:14:18: compression.uplink.k_per_block: k_per_block 300 is larger than "
      "block_size 256"},
-    {HEAD MODEL "training:\n  rounds: 3\naggregation:\n  trim_fraction: 0.2\n",
-     POLICY_ERR_INVALID,
-     "t.yaml:12:18: aggregation.trim_fraction: only used by rule: trimmed_mean (rule is fedavg)"},
     {HEAD MODEL "training:\n  rounds: 3\n  outer: {kind: fedadam, momentum: 0.9}\n",
      POLICY_ERR_INVALID,
      "t.yaml:11:36: training.outer.momentum: not used by fedadam (it takes beta1, beta2, eps)"},
-    {HEAD MODEL "training:\n  rounds: 3\nprivacy:\n  noise_multiplier: 1.1\n",
-     POLICY_ERR_INVALID,
-     "t.yaml:12:21: privacy.noise_multiplier: noise needs a clip bound: set privacy.clip > 0"},
-    {HEAD MODEL "training:\n  rounds: 3\ncontribution:\n  measures: [tokens]\n"
-     "  credit_weights: {tokens: 1, alignment: 1}\n", POLICY_ERR_INVALID,
-     "t.yaml:13:31: contribution.credit_weights.alignment: measure alignment has a weight but "
-     "is not in contribution.measures"},
-    {HEAD MODEL "training:\n  rounds: 3\naggregation:\n  rule: krum\nparticipation:\n"
-     "  members: [a, b, c, d]\n", POLICY_ERR_INVALID,
-     "t.yaml:12:9: aggregation.rule: krum with krum_byzantine 1 needs at least 5 members, "
-     "4 listed"},
     /* YAML itself */
     {HEAD MODEL "training:\n  rounds: [3\n", POLICY_ERR_SYNTAX, NULL},
     {HEAD MODEL "training:\n\trounds: 3\n", POLICY_ERR_SYNTAX, NULL},
@@ -626,6 +613,7 @@ static void test_malformed(void **state)
     for (int code = -1200; code >= -1220; code--)
         assert_non_null(policy_strerror(code));
     assert_string_equal(policy_strerror(POLICY_ERR_MISSING), "required policy key missing");
+    assert_string_not_equal(policy_strerror(POLICY_ERR_UNIMPLEMENTED), "unknown policy error");
 }
 
 /* What YAML 1.2 and YAML 1.1 readers agree on still parses; the parameter bound is the
@@ -663,33 +651,149 @@ static void test_numbers_directives_and_size(void **state)
     }
 }
 
-/* participation.members: [] (or absent) is every roster member, as the coordinator and
- * site_check read it; a list is just those. */
-static void test_empty_members_take_part(void **state)
+/* participation.members: all (or absent) is every roster member at each round, as the
+ * coordinator and site_check read it, and hashes apart from any list (even [all]: a
+ * member named "all"); a list is just those; [] names nobody and is refused. */
+static void test_members_all(void **state)
 {
     (void)state;
     struct policy p;
     struct policy_error e;
     struct site_policy s;
     char why[256];
-    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: []}\n",
-                          &p, &e), 0);
+    uint8_t absent[32], all[32], listed[32], named_all[32];
+    hash_of(HEAD MODEL "training: {rounds: 1}\n", absent);
+    hash_of(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: all}\n", all);
+    hash_of(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: [fpt]}\n", listed);
+    hash_of(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: [all]}\n", named_all);
+    assert_memory_equal(absent, all, 32);
+    assert_memory_not_equal(all, listed, 32);
+    assert_memory_not_equal(all, named_all, 32);
+
+    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation:\n  members: all\n"
+                          "  min_members: 5\n", &p, &e), 0);
+    assert_true(policy_all_members(&p));
     assert_int_equal(p.participation.n_members, 0);
-    assert_int_equal(p.participation.min_members, 1);
+    assert_int_equal(p.participation.min_members, 5);   /* checked against the roster */
     assert_true(policy_takes_part(&p, "viettel"));
+    char *canon;
+    size_t len;
+    assert_int_equal(policy_canonical(&p, &canon, &len), 0);
+    assert_non_null(strstr(canon, "\nparticipation.members=*\n"));
+    free(canon);
     const char site[] = "schema: 1\nmember: viettel\n";
     assert_int_equal(site_load_buffer("site.yaml", site, strlen(site), &s, &e), 0);
     assert_int_equal(site_check(&s, &p, why, sizeof why), 0);
     policy_free(&p);
+
     assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: [fpt]}\n",
                           &p, &e), 0);
+    assert_false(policy_all_members(&p));
     assert_true(policy_takes_part(&p, "fpt"));
     assert_false(policy_takes_part(&p, "viettel"));
     assert_int_equal(site_check(&s, &p, why, sizeof why), POLICY_ERR_SITE_REFUSED);
-    site_policy_free(&s);
     policy_free(&p);
+
+    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: [all]}\n",
+                          &p, &e), 0);
+    assert_false(policy_all_members(&p));
+    assert_true(policy_takes_part(&p, "all"));
+    assert_false(policy_takes_part(&p, "fpt"));
+    assert_int_equal(policy_canonical(&p, &canon, &len), 0);
+    assert_non_null(strstr(canon, "\nparticipation.members=all\n"));
+    free(canon);
+    policy_free(&p);
+
+    assert_int_equal(load(HEAD MODEL "training: {rounds: 1}\nparticipation: {members: []}\n",
+                          &p, &e), POLICY_ERR_RANGE);
+    assert_string_equal(e.message, "t.yaml:10:26: participation.members: an empty list names "
+                        "nobody; write `all` for every roster member (members added later "
+                        "included), or list the members");
+    assert_null(p.participation.members);
+    site_policy_free(&s);
 }
 
+/* What the code does not apply is refused when the policy is checked, naming the key
+ * and saying it is not implemented yet; the value the code uses anyway, spelled out,
+ * is accepted and changes nothing. */
+static void test_unapplied_keys_refused(void **state)
+{
+    (void)state;
+    static const struct bad_case cases[] = {
+        {HEAD MODEL "training: {rounds: 3}\nprivacy:\n  clip: 1.0\n  noise_multiplier: 0.8\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: privacy: not implemented yet: updates are "
+         "neither clipped nor noised; remove the section"},
+        {HEAD MODEL "training: {rounds: 3}\nprivacy: {clip: 0, noise_multiplier: 0}\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: privacy: not implemented yet: updates are "
+         "neither clipped nor noised; remove the section"},
+        {HEAD MODEL "training: {rounds: 3}\nprivacy:\n", POLICY_ERR_UNIMPLEMENTED,
+         "t.yaml:10:1: privacy: not implemented yet: updates are neither clipped nor noised; "
+         "remove the section"},
+        {HEAD MODEL "training: {rounds: 3}\ncontribution: {measures: [tokens]}\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: contribution: not implemented yet: no credits "
+         "are computed from a policy (the coordinator counts each member's rounds, tokens and "
+         "bytes: aulac status); remove the section"},
+        {HEAD MODEL "training: {rounds: 3}\ngovernance:\n  quorum: 0.66\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: governance: not part of an experiment policy "
+         "any more: the quorum is the alliance charter's (charter.quorum in the roster file); "
+         "remove the section"},
+        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  rule: median\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:9: aggregation.rule: \"median\" is not "
+         "implemented yet; the coordinator aggregates with fedavg only"},
+        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: krum}\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:21: aggregation.rule: \"krum\" is not "
+         "implemented yet; the coordinator aggregates with fedavg only"},
+        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: trimmed_mean}\n",
+         POLICY_ERR_UNIMPLEMENTED, NULL},
+        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: mean}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:21: aggregation.rule: expected fedavg (trimmed_mean, median, krum: not "
+         "implemented yet), got \"mean\""},
+        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  trim_fraction: 0.2\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:3: aggregation.trim_fraction: not implemented "
+         "yet: rule trimmed_mean is not (the coordinator aggregates with fedavg only); remove "
+         "the key"},
+        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  krum_byzantine: 2\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:3: aggregation.krum_byzantine: not implemented "
+         "yet: rule krum is not (the coordinator aggregates with fedavg only); remove the key"},
+        {HEAD MODEL "training:\n  rounds: 3\n  inner: {eps: 1e-6}\n", POLICY_ERR_UNIMPLEMENTED,
+         "t.yaml:11:16: training.inner.eps: 1e-6 is not implemented yet; the trainer's AdamW "
+         "always uses eps 1e-8 (write 1e-8 or leave the key out)"},
+        {HEAD MODEL "training:\n  rounds: 3\n  outer: {kind: fedavg, momentum: 0.5}\n",
+         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:35: training.outer.momentum: server momentum "
+         "with kind fedavg is not implemented yet (its step is lr x the average); use kind: "
+         "nesterov, or momentum: 0"},
+        {HEAD MODEL "training:\n  rounds: 3\n  outer: {momentum: 0.9}\n",
+         POLICY_ERR_UNIMPLEMENTED, NULL},
+        {HEAD "model: {vocab_size: 128, n_positions: 64, n_layer: 2, n_head: 4, n_embd: 64}\n"
+         "training: {rounds: 3}\n", POLICY_ERR_RANGE,
+         "t.yaml:4:21: model.vocab_size: expected an integer in [256, 1048576], got 128"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct policy p;
+        struct policy_error e;
+        int rc = load(cases[i].yaml, &p, &e);
+        if (rc != cases[i].code || e.code != rc ||
+            (cases[i].message && strcmp(e.message, cases[i].message) != 0)) {
+            print_error("case %zu: want %d %s\n  got %d %s\n", i, cases[i].code,
+                        cases[i].message ? cases[i].message : "", rc, e.message);
+            bad++;
+        }
+        if (cases[i].code == POLICY_ERR_UNIMPLEMENTED && !strstr(e.message, "not implemented") &&
+            !strstr(e.message, "not part of an experiment policy"))
+            fail_msg("case %zu does not say it is not implemented: %s", i, e.message);
+        policy_free(&p);
+    }
+    assert_int_equal(bad, 0);
+
+    /* the values the code applies anyway, spelled out, are the default policy */
+    uint8_t plain[32], spelled[32];
+    hash_of(minimal, plain);
+    hash_of(HEAD MODEL "training:\n  rounds: 3\n  inner: {kind: adamw, eps: 1.0e-8}\n"
+            "  outer: {kind: fedavg, momentum: 0}\n"
+            "aggregation: {rule: fedavg}\n", spelled);
+    assert_memory_equal(plain, spelled, 32);
+}
 /* Policy, site and roster files are read by one reader that refuses anything but a
  * regular file without blocking on it, and states the size limit. */
 static void test_file_kinds(void **state)
@@ -795,9 +899,6 @@ static void test_site(void **state)
         {"schema: 1\nlimits: {max_tokens_per_round: 10000}\n",
          "experiment demo-gpt2-bytes: 10240 tokens per round (local_steps x batch_size x "
          "seq_len) is over this site's limits.max_tokens_per_round 10000"},
-        {"schema: 1\nrequire: {min_noise_multiplier: 0.5}\n",
-         "experiment demo-gpt2-bytes: privacy.noise_multiplier 0 is below this site's "
-         "require.min_noise_multiplier 0.5"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         rc = site_load_buffer("site.yaml", cases[i][0], strlen(cases[i][0]), &t, &e);
@@ -850,7 +951,8 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_numbers_directives_and_size),
         cmocka_unit_test(test_file_kinds),
-        cmocka_unit_test(test_empty_members_take_part),
+        cmocka_unit_test(test_members_all),
+        cmocka_unit_test(test_unapplied_keys_refused),
         cmocka_unit_test(test_site),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);

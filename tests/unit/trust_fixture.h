@@ -44,10 +44,7 @@ static const char fx_policy[] =
     " error_feedback: false, dense_warmup_rounds: 0}\n"
     "  downlink: {method: none, quant: fp32, zstd_level: 1}\n"
     "participation: {members: [fpt, vnpt, hust, uet], min_members: 1, round_deadline_s: 600,"
-    " grace_s: 1}\n"
-    "privacy: {clip: 0, noise_multiplier: 0}\n"
-    "contribution: {measures: [tokens], credit_weights: {tokens: 1.0}}\n"
-    "governance: {quorum: 0.66}\n";
+    " grace_s: 1}\n";
 
 struct fx {
     char dir[256];
