@@ -29,6 +29,11 @@ sed 's/public_key: .*/public_key: not-base64!/' "$T/roster.yaml" >"$T/bad-roster
 expect bad-roster 1 'bad-roster.yaml:[0-9]+:[0-9]+: members\[0\].public_key' \
     "$BIN/aulac-coordinator" --data-dir "$T/c2" --key "$T/keys/coordinator.key" \
     --roster "$T/bad-roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 --insecure
+# A key the code does not apply is refused at start too, with the checker's message.
+sed 's/rule: fedavg/rule: median/' "$T/policy.yaml" >"$T/median.yaml"
+expect coord-policy-median 1 'median.yaml:[0-9]+:[0-9]+: aggregation.rule: "median" is not implemented yet' \
+    "$BIN/aulac-coordinator" --data-dir "$T/c6" --key "$T/keys/coordinator.key" \
+    --roster "$T/roster.yaml" --policy "$T/median.yaml" --listen 127.0.0.1:0 --insecure
 expect missing-policy 1 'nope.yaml' \
     "$BIN/aulac-coordinator" --data-dir "$T/c3" --key "$T/keys/coordinator.key" \
     --roster "$T/roster.yaml" --policy "$T/nope.yaml" --listen 127.0.0.1:0 --insecure
@@ -60,8 +65,11 @@ sed 's/n_layer: 1, n_head: 2, n_embd: 32/n_layer: 1024, n_head: 64, n_embd: 6553
 expect policy-too-many-params 1 'huge.yaml:3:1: model: the model has [0-9]+ parameters' \
     "$BIN/aulac" policy check "$T/huge.yaml"
 expect policy-help 0 'usage: aulac policy check FILE' "$BIN/aulac" policy check --help
-sed 's/members: \[[^]]*\]/members: []/' "$T/policy.yaml" >"$T/everyone.yaml"
+sed 's/members: \[[^]]*\]/members: all/' "$T/policy.yaml" >"$T/everyone.yaml"
 expect policy-everyone 0 'every roster member' "$BIN/aulac" policy check "$T/everyone.yaml"
+sed 's/members: \[[^]]*\]/members: []/' "$T/policy.yaml" >"$T/nobody.yaml"
+expect policy-nobody 1 'nobody.yaml:[0-9]+:[0-9]+: participation.members: an empty list names nobody; write `all`' \
+    "$BIN/aulac" policy check "$T/nobody.yaml"
 printf 'schema: 1\nmember: alpha\nlimits: { max_rounds: 1 }\n' >"$T/site.yaml"
 expect site-ok 0 'site.yaml: ok' "$BIN/aulac" site check "$T/site.yaml"
 expect site-refuses 1 'site.yaml: refuses experiment it-tiny: .*max_rounds 1' \

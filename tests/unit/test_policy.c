@@ -387,6 +387,91 @@ static void test_hash_invariance(void **state)
     policy_free(&p);
 }
 
+struct diff_seen {
+    char line[8][160];
+    size_t n, stop_at;
+};
+
+static int collect_diff(const char *path, const char *a, const char *b, void *arg)
+{
+    struct diff_seen *d = arg;
+    if (d->n < 8)
+        snprintf(d->line[d->n], sizeof d->line[0], "%s: %s -> %s", path, a ? a : "(absent)",
+                 b ? b : "(absent)");
+    return ++d->n == d->stop_at ? 42 : 0;
+}
+
+static char *replaced(const char *text, const char *const (*edits)[2], size_t n)
+{
+    char *out = strdup(text);
+    for (size_t i = 0; i < n && out; i++) {
+        char *at = strstr(out, edits[i][0]);
+        assert_non_null(at);
+        size_t len = strlen(out) - strlen(edits[i][0]) + strlen(edits[i][1]) + 1;
+        char *next = malloc(len);
+        assert_non_null(next);
+        snprintf(next, len, "%.*s%s%s", (int)(at - out), out, edits[i][1],
+                 at + strlen(edits[i][0]));
+        free(out);
+        out = next;
+    }
+    return out;
+}
+
+/* policy_diff: nothing for the same policy written differently; each changed key once,
+ * in key order, with canonical values (members: all is "*"); the callback can stop it. */
+static void test_policy_diff(void **state)
+{
+    (void)state;
+    struct policy a, b;
+    struct policy_error e;
+    struct diff_seen d = {0};
+    size_t n = 99;
+    assert_int_equal(load(demo_a, &a, &e), 0);
+    assert_int_equal(load(demo_b, &b, &e), 0);
+    assert_int_equal(policy_diff(&a, &b, collect_diff, &d, &n), 0);
+    assert_int_equal(n, 0);
+    assert_int_equal(d.n, 0);
+    policy_free(&b);
+
+    static const char *const edits[][2] = {
+        {"  rounds: 12\n", "  rounds: 24\n"},
+        {"    lr: 0.003\n", "    lr: 1e-3\n"},
+        {"  members: [fpt, vnpt, hust]\n", "  members: all\n"},
+        {"  description: a small run\n", "  description: \"two\\nlines\"\n"},
+        {"    k_per_block: 64\n", "    density: 0.0625\n"},   /* the same k: no difference */
+    };
+    char *text = replaced(demo_a, edits, sizeof edits / sizeof *edits);
+    assert_int_equal(load(text, &b, &e), 0);
+    assert_int_equal(policy_diff(&a, &b, collect_diff, &d, &n), 0);
+    const char *want[] = {
+        "metadata.description: a small run -> two\\nlines",
+        "participation.members: fpt,hust,vnpt -> *",
+        "training.inner.lr: 0.003 -> 0.001",
+        "training.rounds: 12 -> 24",
+    };
+    assert_int_equal(n, 4);
+    assert_int_equal(d.n, 4);
+    for (size_t i = 0; i < 4; i++)
+        assert_string_equal(d.line[i], want[i]);
+    uint8_t ha[32], hb[32];
+    assert_int_equal(policy_hash(&a, ha), 0);
+    assert_int_equal(policy_hash(&b, hb), 0);
+    assert_memory_not_equal(ha, hb, 32);
+    /* the other way round, counting only; and a callback that stops at the second */
+    assert_int_equal(policy_diff(&b, &a, NULL, NULL, &n), 0);
+    assert_int_equal(n, 4);
+    struct diff_seen stop = {.stop_at = 2};
+    assert_int_equal(policy_diff(&a, &b, collect_diff, &stop, &n), 42);
+    assert_int_equal(n, 2);
+    assert_string_equal(stop.line[1], "participation.members: fpt,hust,vnpt -> *");
+    assert_int_equal(policy_diff(NULL, &b, collect_diff, &d, &n), POLICY_ERR_ARG);
+    assert_int_equal(n, 0);
+    free(text);
+    policy_free(&a);
+    policy_free(&b);
+}
+
 struct bad_case {
     const char *yaml;
     int code;
@@ -948,6 +1033,7 @@ int main(void)
         cmocka_unit_test(test_examples_parse),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hash_invariance),
+        cmocka_unit_test(test_policy_diff),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_numbers_directives_and_size),
         cmocka_unit_test(test_file_kinds),

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# The policy command line: `aulac policy check` passes every shipped example policy
+# (`aulac site check` every example site policy), and `aulac policy diff A B` prints
+# the keys two policies set differently as "path: A -> B", nothing for the same policy
+# written differently; exit 0 same, 1 different, 2 error.
+cd "$(dirname "$0")/../.."
+. tests/integration/lib.sh
+
+# want_run RC EXPECTED_STDOUT CMD...: CMD exits RC and prints exactly EXPECTED_STDOUT
+want_run() {
+    local want_rc=$1 want_out=$2 rc=0; shift 2
+    "$@" >"$T/out" 2>"$T/err" || rc=$?
+    [ "$rc" -eq "$want_rc" ] || { cat "$T/out" "$T/err" >&2; fail "$*: exit $rc, expected $want_rc"; }
+    [ "$(cat "$T/out")" = "$want_out" ] || { diff <(echo "$want_out") "$T/out" >&2; fail "$*: output differs"; }
+}
+
+n=0
+for f in policies/examples/*.yaml; do
+    case $(basename "$f") in
+    site-*) "$BIN/aulac" site check "$f" >"$T/out" 2>&1 || { cat "$T/out"; fail "site check $f"; } ;;
+    *) "$BIN/aulac" policy check "$f" >"$T/out" 2>&1 || { cat "$T/out"; fail "policy check $f"; } ;;
+    esac
+    n=$((n + 1))
+done
+[ "$n" -ge 5 ] || fail "only $n example files"
+note "$n example files pass aulac policy check / site check"
+
+A=policies/examples/demo.yaml
+# the same policy written differently: no comments, another spelling of a number, the
+# members in another order, a default spelled out
+grep -v '^ *#' "$A" | sed 's/ *#.*$//; s/^    lr: 3.0e-3$/    lr: .003/;
+    s/^  members: \[fpt, vnpt, hust\]$/  members: [hust, fpt, vnpt]/;
+    s/^    beta1: 0.9$/    beta1: 0.9\n    eps: 1e-8/' >"$T/same.yaml"
+[ "$(diff "$A" "$T/same.yaml" | grep -c '^>')" -ge 4 ] || fail "same.yaml is not rewritten"
+hash=$("$BIN/aulac" policy check "$A" | sed -n 's/^hash: //p')
+want_run 0 "$A and $T/same.yaml are the same policy (hash $hash)" \
+    "$BIN/aulac" policy diff "$A" "$T/same.yaml"
+
+sed 's/^  rounds: 12$/  rounds: 24/; s/^  members: \[fpt, vnpt, hust\]$/  members: all/' "$A" >"$T/b.yaml"
+want_run 1 "participation.members: fpt,hust,vnpt -> *
+training.rounds: 12 -> 24" "$BIN/aulac" policy diff "$A" "$T/b.yaml"
+want_run 1 "participation.members: * -> fpt,hust,vnpt
+training.rounds: 24 -> 12" "$BIN/aulac" policy diff "$T/b.yaml" "$A"
+
+# errors: a policy that does not load names file:line:col, usage errors say so
+printf 'privacy:\n  clip: 1\n' >>"$T/b.yaml"
+want_run 2 "" "$BIN/aulac" policy diff "$A" "$T/b.yaml"
+grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "diff: no located error"; }
+want_run 1 "" "$BIN/aulac" policy check "$T/b.yaml"
+grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "check: no located error"; }
+want_run 2 "" "$BIN/aulac" policy diff "$A" "$T/missing.yaml"
+grep -q "missing.yaml: cannot read" "$T/err" || fail "diff: missing file not named"
+want_run 2 "" "$BIN/aulac" policy diff "$A"
+grep -q "expected two policies, A and B" "$T/err" || fail "diff: one argument not refused"
+want_run 2 "" "$BIN/aulac" policy diff --bogus "$A" "$A"
+want_run 2 "" "$BIN/aulac" policy frobnicate "$A"
+grep -q "unknown subcommand 'frobnicate'" "$T/err" || fail "unknown subcommand not named"
+"$BIN/aulac" policy diff --help | grep -q '^usage: aulac policy diff A B' || fail "policy diff --help"
+"$BIN/aulac" policy --help | grep -q 'aulac policy diff A B' || fail "policy --help lists diff"
+note "policy diff: same 0, different 1 (path: A -> B), errors 2"
+echo "policy_cli: ok"
