@@ -387,6 +387,86 @@ static void test_hash_invariance(void **state)
     policy_free(&p);
 }
 
+/* The vector of policies/README.md ("Canonical encoding and hash"): the minimal policy's
+ * canonical text, byte for byte, and its BLAKE2b-256 (b2sum -l 256 agrees). */
+static void test_canonical_vector(void **state)
+{
+    (void)state;
+    static const char want[] =
+    "aulac-policy-canonical/v2\n"
+    "aggregation.norm_bound=0\n"
+    "aggregation.rule=fedavg\n"
+    "aggregation.weighting=tokens\n"
+    "compression.downlink.block_size=4096\n"
+    "compression.downlink.dense_warmup_rounds=0\n"
+    "compression.downlink.error_feedback=false\n"
+    "compression.downlink.k_per_block=4096\n"
+    "compression.downlink.method=none\n"
+    "compression.downlink.quant=fp32\n"
+    "compression.downlink.zstd_level=3\n"
+    "compression.uplink.average=members\n"
+    "compression.uplink.block_size=4096\n"
+    "compression.uplink.dense_warmup_rounds=0\n"
+    "compression.uplink.error_feedback=true\n"
+    "compression.uplink.error_feedback_decay=1\n"
+    "compression.uplink.k_per_block=41\n"
+    "compression.uplink.method=topk\n"
+    "compression.uplink.quant=int8\n"
+    "compression.uplink.sparse_scale=1\n"
+    "compression.uplink.zstd_level=3\n"
+    "data.min_tokens_per_member=0\n"
+    "data.validation_fraction=0.01\n"
+    "metadata.description=\n"
+    "metadata.name=t\n"
+    "metadata.proposer=\n"
+    "model.family=gpt2\n"
+    "model.n_embd=64\n"
+    "model.n_head=4\n"
+    "model.n_layer=2\n"
+    "model.n_positions=64\n"
+    "model.seed=1337\n"
+    "model.vocab_size=256\n"
+    "participation.grace_s=30\n"
+    "participation.members=*\n"
+    "participation.min_members=1\n"
+    "participation.round_deadline_s=600\n"
+    "schema=1\n"
+    "training.batch_size=8\n"
+    "training.inner.beta1=0.9\n"
+    "training.inner.beta2=0.95\n"
+    "training.inner.eps=1e-08\n"
+    "training.inner.grad_clip=1\n"
+    "training.inner.kind=adamw\n"
+    "training.inner.lr=0.0006\n"
+    "training.inner.warmup_steps=0\n"
+    "training.inner.weight_decay=0.1\n"
+    "training.local_steps=100\n"
+    "training.outer.beta1=0.9\n"
+    "training.outer.beta2=0.99\n"
+    "training.outer.eps=0.001\n"
+    "training.outer.kind=fedavg\n"
+    "training.outer.lr=1\n"
+    "training.outer.momentum=0\n"
+    "training.rounds=3\n"
+    "training.seq_len=64\n";
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(minimal, &p, &e), 0);
+    char *canon;
+    size_t len;
+    assert_int_equal(policy_canonical(&p, &canon, &len), 0);
+    assert_int_equal(len, sizeof want - 1);
+    assert_string_equal(canon, want);
+    uint8_t h[32];
+    assert_int_equal(policy_hash(&p, h), 0);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", h[i]);
+    assert_string_equal(hex, "621d79ac07e68171820c6ccc5eec3bb534c0ccaba92ba8387409057c6d18b497");
+    free(canon);
+    policy_free(&p);
+}
+
 struct diff_seen {
     char line[8][160];
     size_t n, stop_at;
@@ -1033,6 +1113,7 @@ int main(void)
         cmocka_unit_test(test_examples_parse),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hash_invariance),
+        cmocka_unit_test(test_canonical_vector),
         cmocka_unit_test(test_policy_diff),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_numbers_directives_and_size),
