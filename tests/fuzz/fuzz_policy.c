@@ -1,6 +1,6 @@
 /* libFuzzer target: the policy and site-policy parsers on hostile YAML. A policy that
- * parses must hash, encode canonically and round-trip through site_check(); nothing may
- * crash, leak or read out of bounds.
+ * parses must hash, encode canonically, show no difference with itself (policy_diff) and
+ * round-trip through site_check(); nothing may crash, leak or read out of bounds.
  *
  *   clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_policy.c \
  *         policies/{policy,site,schema,yaml_tree}.c codec/codec.c common/fileio.c \
@@ -29,6 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (policy_canonical(&p, &canon, &len) || strlen(canon) != len)
             abort();
         free(canon);
+        size_t n_diff = 1;
+        if (policy_diff(&p, &p, NULL, NULL, &n_diff) || n_diff != 0)
+            abort();
         struct site_policy s;
         site_policy_init(&s);
         char why[256];
