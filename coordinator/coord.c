@@ -72,7 +72,7 @@ static int load_policy(struct coord *c)
         log_error("%s: compression.downlink: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    /* Members that may report: in the policy (all when it lists none) and in the roster
+    /* Members that may report: in the policy (every one with members: all) and in the roster
      * (the founding one here; governance_open recounts with the live roster and names
      * the others). */
     c->n_eligible = coord_eligible_count_locked(c);

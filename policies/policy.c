@@ -270,11 +270,24 @@ static int post_link(struct post *pc, struct policy *p, struct policy_link *l, c
         return fail_at(pc, POLICY_ERR_INVALID, pe, sec,
                        "only meaningful with error_feedback: true (there is no residual)");
     if (l->method == POLICY_COMPRESS_NONE) {
-        if (has_k || has_d || seen(pc, pa) || seen(pc, ps))
-            return fail_at(pc, POLICY_ERR_INVALID,
-                           has_k ? pk : has_d ? pd : seen(pc, pa) ? pa : ps, sec,
+        const char *given = has_k ? pk : has_d ? pd : seen(pc, pa) ? pa : seen(pc, ps) ? ps
+                          : seen(pc, pw) ? pw : NULL;
+        if (given)
+            return fail_at(pc, POLICY_ERR_INVALID, given, sec,
                            "only meaningful with method: topk (method is none: every value "
                            "is sent)");
+        /* A dense fp32 downlink is off: members fetch the new model itself. */
+        static const char *const off_keys[] = {"block_size", "zstd_level", "error_feedback"};
+        for (int i = 0; i < 3 && !strcmp(name, "downlink") && l->quant == CODEC_QUANT_FP32;
+             i++) {
+            char path[64];
+            snprintf(path, sizeof path, "%s.%s", sec, off_keys[i]);
+            if (seen(pc, path))
+                return fail_at(pc, POLICY_ERR_INVALID, path, sec,
+                               "not applied: the downlink is off (method none, quant fp32: "
+                               "members fetch the new model as it is); compress it (method: "
+                               "topk, or another quant) or remove the key");
+        }
         l->k_per_block = l->block_size;
     } else {
         if (has_k && has_d)

@@ -929,6 +929,16 @@ static void test_unapplied_keys_refused(void **state)
          "nesterov, or momentum: 0"},
         {HEAD MODEL "training:\n  rounds: 3\n  outer: {momentum: 0.9}\n",
          POLICY_ERR_UNIMPLEMENTED, NULL},
+        {HEAD MODEL "training: {rounds: 3}\ncompression:\n  downlink: {zstd_level: 1}\n",
+         POLICY_ERR_INVALID, "t.yaml:11:26: compression.downlink.zstd_level: not applied: the "
+         "downlink is off (method none, quant fp32: members fetch the new model as it is); "
+         "compress it (method: topk, or another quant) or remove the key"},
+        {HEAD MODEL "training: {rounds: 3}\ncompression:\n  downlink: {error_feedback: true}\n",
+         POLICY_ERR_INVALID, NULL},
+        {HEAD MODEL "training: {rounds: 3}\ncompression:\n  uplink: {method: none, "
+         "error_feedback: false, dense_warmup_rounds: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:11:70: compression.uplink.dense_warmup_rounds: only meaningful with method: "
+         "topk (method is none: every value is sent)"},
         {HEAD "model: {vocab_size: 128, n_positions: 64, n_layer: 2, n_head: 4, n_embd: 64}\n"
          "training: {rounds: 3}\n", POLICY_ERR_RANGE,
          "t.yaml:4:21: model.vocab_size: expected an integer in [256, 1048576], got 128"},
@@ -958,6 +968,8 @@ static void test_unapplied_keys_refused(void **state)
             "  outer: {kind: fedavg, momentum: 0}\n"
             "aggregation: {rule: fedavg}\n", spelled);
     assert_memory_equal(plain, spelled, 32);
+    hash_of(HEAD MODEL "training: {rounds: 3}\ncompression:\n  downlink: {quant: fp16, "
+            "zstd_level: 1, error_feedback: true, block_size: 1024}\n", spelled);
 }
 /* Policy, site and roster files are read by one reader that refuses anything but a
  * regular file without blocking on it, and states the size limit. */

@@ -42,7 +42,7 @@ static const char fx_policy[] =
     "compression:\n"
     "  uplink: {method: topk, block_size: 256, k_per_block: 16, quant: int8, zstd_level: 1,"
     " error_feedback: false, dense_warmup_rounds: 0}\n"
-    "  downlink: {method: none, quant: fp32, zstd_level: 1}\n"
+    "  downlink: {method: none, quant: fp32}\n"
     "participation: {members: [fpt, vnpt, hust, uet], min_members: 1, round_deadline_s: 600,"
     " grace_s: 1}\n";
 
