@@ -1104,6 +1104,12 @@ static void test_site(void **state)
     assert_int_equal(rc, POLICY_ERR_RANGE);
     if (!strstr(e.message, "site.yaml:3:18: allow.experiments: expected a name pattern"))
         fail_msg("%s", e.message);
+    /* a floor on noise that no experiment can add: refused, not silently unmeetable */
+    rc = site_text("schema: 1\nrequire:\n  min_noise_multiplier: 0\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_UNIMPLEMENTED);
+    assert_string_equal(e.message, "site.yaml:2:1: require: not implemented yet: experiments "
+                        "cannot add noise (their privacy section is not implemented), so no "
+                        "experiment could meet require.min_noise_multiplier; remove the section");
     rc = site_text("member: fpt\n", &t, &e);
     assert_int_equal(rc, POLICY_ERR_MISSING);
     assert_string_equal(e.message, "site.yaml:1:1: schema: required key is missing");
