@@ -223,12 +223,13 @@ static int name_index(const char *const *names, const char *s, size_t len)
     return -1;
 }
 
+/* "one of fedavg, nesterov, fedadam" */
 static void names_list(const char *const *names, char *out, size_t out_len)
 {
     size_t o = 0;
     out[0] = '\0';
     for (int i = 0; names[i] && o < out_len; i++)
-        o += (size_t)snprintf(out + o, out_len - o, "%s%s", i ? ", " : "", names[i]);
+        o += (size_t)snprintf(out + o, out_len - o, "%s%s", i ? ", " : "one of ", names[i]);
 }
 
 /* An SF_FIXED enum: "fedavg (trimmed_mean, median, krum: not implemented yet)". */
@@ -552,11 +553,11 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     case SF_ENUM: {
         int idx = v->kind == YNODE_SCALAR ? name_index(f->names, v->text, v->len) : -1;
         if (idx < 0) {
-            char names[256] = "one of ";
+            char names[256];
             if (f->flags & SF_FIXED)
                 fixed_names_list(f, *FIELD_AT(base, f->off, int), names, sizeof names);
             else
-                names_list(f->names, names + 7, sizeof names - 7);
+                names_list(f->names, names, sizeof names);
             return err_at(ctx, v->kind == YNODE_SCALAR ? POLICY_ERR_RANGE : POLICY_ERR_TYPE, v,
                           path, "expected %s, got %s", names, got);
         }
@@ -601,33 +602,6 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     case SF_IDLIST:
     case SF_GLOBLIST:
         return store_string_list(ctx, f, v, path, base);
-    case SF_ENUMSET: {
-        char names[256];
-        names_list(f->names, names, sizeof names);
-        if (ynode_is_null(v)) {
-            *FIELD_AT(base, f->off, uint32_t) = 0;
-            return 0;
-        }
-        if (v->kind != YNODE_SEQ)
-            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a list of: %s; got %s",
-                          names, got);
-        uint32_t set = 0;
-        for (size_t i = 0; i < v->n; i++) {
-            const struct ynode *it = v->vals[i];
-            char item[128];
-            ynode_describe(it, item, sizeof item);
-            int idx = it->kind == YNODE_SCALAR ? name_index(f->names, it->text, it->len) : -1;
-            if (idx < 0)
-                return err_at(ctx, POLICY_ERR_RANGE, it, path, "expected one of %s, got %s",
-                              names, item);
-            if (set & (1u << idx))
-                return err_at(ctx, POLICY_ERR_DUPLICATE, it, path, "%s is listed twice%s", item,
-                              NULL);
-            set |= 1u << idx;
-        }
-        *FIELD_AT(base, f->off, uint32_t) = set;
-        return 0;
-    }
     }
     return POLICY_ERR_TYPE;
 }
@@ -912,16 +886,6 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
                 rc = push_list(out, path, *CFIELD_AT(base, f->off, strlist),
                                *CFIELD_AT(base, f->off2, size_t));
             break;
-        case SF_ENUMSET: {
-            uint32_t set = *CFIELD_AT(base, f->off, uint32_t);
-            char *items[32];
-            size_t n = 0;
-            for (int i = 0; f->names[i] && i < 32; i++)
-                if (set & (1u << i))
-                    items[n++] = (char *)f->names[i];
-            rc = push_list(out, path, items, n);
-            break;
-        }
         }
         if (rc)
             return rc;

@@ -22,7 +22,6 @@ enum sfield_type {
     SF_TEXT,      /* char * (malloc'd): printable UTF-8, newlines and tabs, <= imax bytes */
     SF_IDLIST,    /* char ** at off, size_t count at off2: ids, no duplicates, <= imax items */
     SF_GLOBLIST,  /* same with glob patterns ([a-z0-9._*?[]!-]) */
-    SF_ENUMSET,   /* uint32_t bit set at off: a list of names, no duplicates */
 };
 
 #define SF_REQUIRED  1u
@@ -33,9 +32,10 @@ enum sfield_type {
  * refused when the file is checked. */
 #define SF_REFUSED  16u   /* refused whatever its value, with note (POLICY_ERR_UNIMPLEMENTED);
                              stores nothing, encodes nothing, not offered as a valid key */
-#define SF_FIXED    32u   /* accepted only with the value base holds before the walk (its
-                             default: what the code does); another value is refused with
-                             note (POLICY_ERR_UNIMPLEMENTED) */
+#define SF_FIXED    32u   /* scalars (U32, U64, INT, F64, BOOL, ENUM): accepted only with
+                             the value base holds before the walk (its default: what the
+                             code does); another value is refused with note
+                             (POLICY_ERR_UNIMPLEMENTED) */
 #define SF_ALL      64u   /* SF_IDLIST: the scalar `all` means every member (count 0), an
                              empty list is refused; canonical value of `all`: "*" */
 
@@ -46,7 +46,7 @@ struct sfield {
     uint64_t imin, imax;
     double fmin, fmax;
     unsigned flags;
-    const char *const *names;          /* SF_ENUM / SF_ENUMSET; NULL-ended */
+    const char *const *names;          /* SF_ENUM; NULL-ended */
     const struct sfield *children;     /* SF_SECTION; ended by an entry with key NULL */
     const char *alias;                 /* a second key accepted for the same value */
     const char *note;                  /* SF_REFUSED / SF_FIXED: why, what to do instead */
