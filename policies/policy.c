@@ -592,17 +592,6 @@ uint64_t policy_model_parameters(const struct policy_model *m)
     return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
 }
 
-void policy_link_codec_params(const struct policy_link *l, struct codec_params *out)
-{
-    memset(out, 0, sizeof *out);
-    out->format_version = CODEC_FORMAT_VERSION;
-    out->block_size = l->block_size;
-    out->k_per_block = l->method == POLICY_COMPRESS_NONE ? l->block_size : l->k_per_block;
-    out->quant = l->quant;
-    out->zstd_level = l->zstd_level;
-    out->error_feedback = l->error_feedback ? 1 : 0;
-}
-
 bool policy_takes_part(const struct policy *p, const char *member)
 {
     return p->participation.n_members == 0 || policy_member_index(p, member) >= 0;

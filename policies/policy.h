@@ -227,9 +227,6 @@ int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);
 
-/* The codec parameters a link's policy implies (format version 1). */
-void policy_link_codec_params(const struct policy_link *l, struct codec_params *out);
-
 /* Index of member id in participation.members, or -1. */
 int policy_member_index(const struct policy *p, const char *member);
 

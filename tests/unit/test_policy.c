@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "model/gpt2.h"
+#include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
 #include "policies/site.h"
@@ -151,10 +152,9 @@ static void test_examples_parse(void **state)
     assert_int_equal(p.compression.uplink.quant, CODEC_QUANT_INT8);
     assert_true(p.compression.uplink.error_feedback);
     assert_true(p.contribution.measures & (1u << POLICY_MEASURE_ALIGNMENT));
-    struct codec_params cp;
-    policy_link_codec_params(&p.compression.uplink, &cp);
-    assert_int_equal(codec_params_validate(&cp, NULL, 0), 0);
-    assert_int_equal(cp.k_per_block, p.compression.uplink.k_per_block);
+    struct policy_round_plan plan;   /* tests/unit/test_plan.c: the plans of every example */
+    assert_int_equal(policy_round_plan(&p, p.training.rounds, &plan, NULL, 0), 0);
+    assert_int_equal(plan.uplink.k_per_block, p.compression.uplink.k_per_block);
     assert_int_equal(policy_member_index(&p, "vnpt"), 1);
     assert_int_equal(policy_member_index(&p, "viettel"), -1);
     policy_free(&p);
