@@ -547,10 +547,7 @@ int worker_train_local(struct worker *w, const struct policy_round_plan *plan, i
 
 int worker_stopping(void) { return stop_flag; }
 
-/* The coordinator's signature over the task, and the policy it names: a task for another
- * policy than the one this member joined with (and its site policy allowed) is refused.
- * 0, or -1 logged. */
-static int verify_task(struct worker *w, const Aulac__V1__Task *t)
+int worker_verify_task(const struct worker *w, const Aulac__V1__Task *t)
 {
     struct task_announcement a = { 0 };
     int ok = t->base_model_hash.len == 32 && t->policy_hash.len == 32 && t->signature.len == 64;
@@ -701,7 +698,7 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     ledger_watch_refresh(w);
     if (ledger_watch_failed(w))
         return -1;
-    if (verify_task(w, t) != 0)
+    if (worker_verify_task(w, t) != 0)
         return -1;
     struct policy_round_plan plan;
     if (worker_plan(w, t->round, &plan) != 0)

@@ -103,6 +103,10 @@ enum worker_call_outcome worker_call_outcome(int rc, grpc_status_code code);
 
 int  worker_run(struct worker *w, const struct worker_options *opt);
 int  worker_stopping(void);
+/* A TRAIN task is trained only when the coordinator's key signs it (crypto/README.md,
+ * "Task announcement") and it names the policy this member joined with (and its site
+ * policy allowed), w->policy_hash: 0, or -1 with the reason logged. */
+int  worker_verify_task(const struct worker *w, const Aulac__V1__Task *t);
 /* The plan of round `round` of the policy this worker joined with (policies/plan.h):
  * 0, or -1 with the reason logged. Round 1 for what every round shares (the model). */
 int  worker_plan(const struct worker *w, uint64_t round, struct policy_round_plan *out);
