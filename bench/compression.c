@@ -209,7 +209,7 @@ static int parse_variant(const char *spec, struct variant *v)
 
 struct sim {
     struct policy policy;
-    struct gpt2_config cfg;
+    struct policy_round_plan first;   /* round 1's plan: the model and the trainer options */
     size_t n;
     int n_members;
     char corpus[MAX_MEMBERS][4096];
@@ -293,25 +293,26 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         fail(res, -1, "%s", "out of memory");
         goto out;
     }
-    if ((rc = gpt2_init_params(&s->cfg, p->model.seed, theta)) != 0) {
+    if ((rc = gpt2_init_params(&s->first.model, s->first.seed, theta)) != 0) {
         fail(res, rc, "gpt2_init_params: %s", model_strerror(rc));
         goto out;
     }
 
     const struct policy_training *t = &p->training;
+    const struct policy_round_plan *f = &s->first;
     struct trainer_opts to;
     trainer_opts_default(&to);
-    to.batch = (int)t->batch_size;
-    to.seq_len = (int)t->seq_len;
-    to.lr = (float)t->inner.lr;
-    to.weight_decay = (float)t->inner.weight_decay;
-    to.beta1 = (float)t->inner.beta1;
-    to.beta2 = (float)t->inner.beta2;
-    to.eps = (float)t->inner.eps;
-    to.grad_clip = (float)t->inner.grad_clip;
+    to.batch = (int)f->batch_size;
+    to.seq_len = (int)f->seq_len;
+    to.lr = f->lr;
+    to.weight_decay = f->weight_decay;
+    to.beta1 = f->beta1;
+    to.beta2 = f->beta2;
+    to.eps = f->eps;
+    to.grad_clip = f->grad_clip;
     to.threads = 1;
     for (int m = 0; m < s->n_members; m++) {
-        if ((rc = trainer_create(&s->cfg, &to, &tr[m])) != 0) {
+        if ((rc = trainer_create(&s->first.model, &to, &tr[m])) != 0) {
             fail(res, rc, "trainer_create: %s", model_strerror(rc));
             goto out;
         }
@@ -586,14 +587,12 @@ int main(int argc, char **argv)
     const struct policy *p = &s.policy;
     s.rounds = rounds ? (uint32_t)rounds : p->training.rounds;
     s.policy.training.rounds = s.rounds;   /* so that every round run has its plan */
-    struct policy_round_plan first;
     char why[300];
-    if (policy_round_plan(p, 1, &first, why, sizeof why) != 0) {
+    if (policy_round_plan(p, 1, &s.first, why, sizeof why) != 0) {
         fprintf(stderr, "compression: %s: %s\n", policy_path, why);
         return 1;
     }
-    s.cfg = first.model;
-    s.n = first.n_params;
+    s.n = s.first.n_params;
     s.steps = steps ? (uint32_t)steps : p->training.local_steps;
     if (p->participation.n_members > MAX_MEMBERS) {
         fprintf(stderr, "compression: at most %d members\n", MAX_MEMBERS);

@@ -69,50 +69,32 @@ struct expect {
     enum policy_average average;
 };
 
-#define DEMO "demo.yaml", /* 366 k parameters; uplink dense in round 1; downlink k 256 */
-#define D124 "gpt2-124m-diloco.yaml", /* uplink dense in rounds 1-2; downlink dense fp16 */
-#define D355 "gpt2-355m-robust-dp.yaml", /* no warm-up; int4 uplink */
-#define SPARSE "sparse.yaml", /* no warm-up, no downlink, the sparse-uplink knobs */
+/* One row per round; within a policy only the round and the codecs' k change. */
+#define DEMO(round, up_k)   /* 366 k parameters; uplink dense in round 1; downlink k 256 */ \
+    {"demo.yaml", round, {256, 64, 3, 4, 96}, 366432, 20, 8, 64, 10, 0x1.89374cp-9f,       \
+     0x1.47ae14p-7f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u,      \
+     {1, 1024, up_k, 1, 3, 1}, 1, {1, 1024, 256, 1, 3, 1}, 0x1p+0f, 0x1p+0f,              \
+     POLICY_AVERAGE_MEMBERS}
+#define D124(round, up_k)   /* uplink dense in rounds 1-2; downlink dense fp16 */          \
+    {"gpt2-124m-diloco.yaml", round, {50257, 1024, 12, 12, 768}, 124439808, 500, 64, 1024, \
+     1000, 0x1.3a92a4p-11f, 0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f,       \
+     0x1.5798eep-27f, 20240601u, {1, 4096, up_k, 1, 3, 1}, 1, {1, 4096, 4096, 2, 1, 1},     \
+     0x1p+0f, 0x1p+0f, POLICY_AVERAGE_MEMBERS}
+#define D355(round)         /* no warm-up; int4 uplink */                                  \
+    {"gpt2-355m-robust-dp.yaml", round, {50257, 1024, 24, 16, 1024}, 354823168, 200, 32,    \
+     1024, 2000, 0x1.3a92a4p-12f, 0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f,  \
+     0x1.5798eep-27f, 7u, {1, 8192, 164, 4, 5, 1}, 1, {1, 4096, 205, 1, 3, 1}, 0x1p+0f,     \
+     0x1p+0f, POLICY_AVERAGE_MEMBERS}
+#define SPARSE(round)       /* no warm-up, no downlink, the sparse-uplink knobs */          \
+    {"sparse.yaml", round, {256, 64, 6, 6, 192}, 2731008, 5, 8, 64, 0, 0x1.0624dep-10f,     \
+     0x1.47ae14p-7f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u,      \
+     {1, 4096, 41, 1, 3, 1}, 0, {0, 0, 0, 0, 0, 0}, 0x1.ccccccp-1f, 0x1p+1f,               \
+     POLICY_AVERAGE_SENDERS}
 static const struct expect expected[] = {
-    {DEMO 1, {256, 64, 3, 4, 96}, 366432, 20, 8, 64, 10, 0x1.89374cp-9f, 0x1.47ae14p-7f, 0x1p+0f,
-     0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u, {1, 1024, 1024, 1, 3, 1}, 1,
-     {1, 1024, 256, 1, 3, 1}, 0x1p+0f, 0x1p+0f, POLICY_AVERAGE_MEMBERS},
-    {DEMO 2, {256, 64, 3, 4, 96}, 366432, 20, 8, 64, 10, 0x1.89374cp-9f, 0x1.47ae14p-7f, 0x1p+0f,
-     0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u, {1, 1024, 64, 1, 3, 1}, 1,
-     {1, 1024, 256, 1, 3, 1}, 0x1p+0f, 0x1p+0f, POLICY_AVERAGE_MEMBERS},
-    {DEMO 12, {256, 64, 3, 4, 96}, 366432, 20, 8, 64, 10, 0x1.89374cp-9f, 0x1.47ae14p-7f, 0x1p+0f,
-     0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u, {1, 1024, 64, 1, 3, 1}, 1,
-     {1, 1024, 256, 1, 3, 1}, 0x1p+0f, 0x1p+0f, POLICY_AVERAGE_MEMBERS},
-    {D124 1, {50257, 1024, 12, 12, 768}, 124439808, 500, 64, 1024, 1000, 0x1.3a92a4p-11f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 20240601u,
-     {1, 4096, 4096, 1, 3, 1}, 1, {1, 4096, 4096, 2, 1, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {D124 2, {50257, 1024, 12, 12, 768}, 124439808, 500, 64, 1024, 1000, 0x1.3a92a4p-11f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 20240601u,
-     {1, 4096, 4096, 1, 3, 1}, 1, {1, 4096, 4096, 2, 1, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {D124 3, {50257, 1024, 12, 12, 768}, 124439808, 500, 64, 1024, 1000, 0x1.3a92a4p-11f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 20240601u,
-     {1, 4096, 41, 1, 3, 1}, 1, {1, 4096, 4096, 2, 1, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {D124 400, {50257, 1024, 12, 12, 768}, 124439808, 500, 64, 1024, 1000, 0x1.3a92a4p-11f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 20240601u,
-     {1, 4096, 41, 1, 3, 1}, 1, {1, 4096, 4096, 2, 1, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {D355 1, {50257, 1024, 24, 16, 1024}, 354823168, 200, 32, 1024, 2000, 0x1.3a92a4p-12f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 7u,
-     {1, 8192, 164, 4, 5, 1}, 1, {1, 4096, 205, 1, 3, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {D355 600, {50257, 1024, 24, 16, 1024}, 354823168, 200, 32, 1024, 2000, 0x1.3a92a4p-12f,
-     0x1.99999ap-4f, 0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 7u,
-     {1, 8192, 164, 4, 5, 1}, 1, {1, 4096, 205, 1, 3, 1}, 0x1p+0f, 0x1p+0f,
-     POLICY_AVERAGE_MEMBERS},
-    {SPARSE 1, {256, 64, 6, 6, 192}, 2731008, 5, 8, 64, 0, 0x1.0624dep-10f, 0x1.47ae14p-7f,
-     0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u, {1, 4096, 41, 1, 3, 1},
-     0, {0, 0, 0, 0, 0, 0}, 0x1.ccccccp-1f, 0x1p+1f, POLICY_AVERAGE_SENDERS},
-    {SPARSE 48, {256, 64, 6, 6, 192}, 2731008, 5, 8, 64, 0, 0x1.0624dep-10f, 0x1.47ae14p-7f,
-     0x1p+0f, 0x1.ccccccp-1f, 0x1.e66666p-1f, 0x1.5798eep-27f, 1337u, {1, 4096, 41, 1, 3, 1},
-     0, {0, 0, 0, 0, 0, 0}, 0x1.ccccccp-1f, 0x1p+1f, POLICY_AVERAGE_SENDERS},
+    DEMO(1, 1024), DEMO(2, 64), DEMO(12, 64),
+    D124(1, 4096), D124(2, 4096), D124(3, 41), D124(400, 41),
+    D355(1), D355(600),
+    SPARSE(1), SPARSE(48),
 };
 
 #define SAME(field, fmt)                                                                    \
