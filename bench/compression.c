@@ -58,6 +58,7 @@
 #include "crypto/digest.h"
 #include "model/gpt2.h"
 #include "model/trainer.h"
+#include "policies/plan.h"
 #include "policies/policy.h"
 #include "worker/data.h"
 
@@ -208,7 +209,7 @@ static int parse_variant(const char *spec, struct variant *v)
 
 struct sim {
     struct policy policy;
-    struct gpt2_config cfg;
+    struct policy_round_plan first;   /* round 1's plan: the model and the trainer options */
     size_t n;
     int n_members;
     char corpus[MAX_MEMBERS][4096];
@@ -292,25 +293,26 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         fail(res, -1, "%s", "out of memory");
         goto out;
     }
-    if ((rc = gpt2_init_params(&s->cfg, p->model.seed, theta)) != 0) {
+    if ((rc = gpt2_init_params(&s->first.model, s->first.seed, theta)) != 0) {
         fail(res, rc, "gpt2_init_params: %s", model_strerror(rc));
         goto out;
     }
 
     const struct policy_training *t = &p->training;
+    const struct policy_round_plan *f = &s->first;
     struct trainer_opts to;
     trainer_opts_default(&to);
-    to.batch = (int)t->batch_size;
-    to.seq_len = (int)t->seq_len;
-    to.lr = (float)t->inner.lr;
-    to.weight_decay = (float)t->inner.weight_decay;
-    to.beta1 = (float)t->inner.beta1;
-    to.beta2 = (float)t->inner.beta2;
-    to.eps = (float)t->inner.eps;
-    to.grad_clip = (float)t->inner.grad_clip;
+    to.batch = (int)f->batch_size;
+    to.seq_len = (int)f->seq_len;
+    to.lr = f->lr;
+    to.weight_decay = f->weight_decay;
+    to.beta1 = f->beta1;
+    to.beta2 = f->beta2;
+    to.eps = f->eps;
+    to.grad_clip = f->grad_clip;
     to.threads = 1;
     for (int m = 0; m < s->n_members; m++) {
-        if ((rc = trainer_create(&s->cfg, &to, &tr[m])) != 0) {
+        if ((rc = trainer_create(&s->first.model, &to, &tr[m])) != 0) {
             fail(res, rc, "trainer_create: %s", model_strerror(rc));
             goto out;
         }
@@ -345,9 +347,6 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         outer.beta2 = (float)t->outer.beta2;
         outer.tau = (float)t->outer.eps;
     }
-    struct codec_params down;
-    policy_link_codec_params(&p->compression.downlink, &down);
-
     for (uint32_t r = 1; r <= s->rounds; r++) {
         struct codec_params cp = {CODEC_FORMAT_VERSION, v->block, v->k, v->quant, v->zstd, v->ef};
         if (cp.k_per_block > cp.block_size || r <= v->dense_warmup)
@@ -414,16 +413,19 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         outer_average(acc, sparse ? support : NULL, n, wsum, sparse ? scale : 1.0f);
         memcpy(prev, theta, n * sizeof(float));
         outer_step(&outer, theta, acc);
-        if (s->downlink && p->compression.downlink.method != POLICY_COMPRESS_NONE) {
-            struct codec_params dl = down;
-            if (r <= p->compression.downlink.dense_warmup_rounds)
-                dl.k_per_block = dl.block_size;
+        struct policy_round_plan plan = { 0 };   /* the coordinator's downlink of round r */
+        char why[300];
+        if (s->downlink && policy_round_plan(p, r, &plan, why, sizeof why) != 0) {
+            fail(res, -1, "%s", why);
+            goto out;
+        }
+        if (s->downlink && plan.downlink_on) {
+            const struct codec_params *dl = &plan.downlink;
             for (size_t i = 0; i < n; i++)
                 acc[i] = theta[i] - prev[i];
             uint8_t *payload;
             size_t len;
-            char why[200];
-            rc = codec_encode(acc, n, &dl, dl.error_feedback ? down_residual : NULL, &payload,
+            rc = codec_encode(acc, n, dl, dl->error_feedback ? down_residual : NULL, &payload,
                               &len);
             if (rc == 0) {
                 memcpy(theta, prev, n * sizeof(float));
@@ -583,11 +585,14 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct policy *p = &s.policy;
-    s.cfg = (struct gpt2_config){(int)p->model.vocab_size, (int)p->model.n_positions,
-                                 (int)p->model.n_layer, (int)p->model.n_head,
-                                 (int)p->model.n_embd};
-    s.n = gpt2_num_params(&s.cfg);
     s.rounds = rounds ? (uint32_t)rounds : p->training.rounds;
+    s.policy.training.rounds = s.rounds;   /* so that every round run has its plan */
+    char why[300];
+    if (policy_round_plan(p, 1, &s.first, why, sizeof why) != 0) {
+        fprintf(stderr, "compression: %s: %s\n", policy_path, why);
+        return 1;
+    }
+    s.n = s.first.n_params;
     s.steps = steps ? (uint32_t)steps : p->training.local_steps;
     if (p->participation.n_members > MAX_MEMBERS) {
         fprintf(stderr, "compression: at most %d members\n", MAX_MEMBERS);

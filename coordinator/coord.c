@@ -36,7 +36,9 @@ const char *coord_strerror(int rc)
 _Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
                "policy check must refuse exactly the models the trainer refuses");
 
-static int load_policy(struct coord *c)
+/* The policy, and the plan of its first round: what every round allocates (the model,
+ * the downlink's residual, the senders' support) is the same in all of them. */
+static int load_policy(struct coord *c, struct policy_round_plan *first)
 {
     struct policy_error err;
     /* One read: the bytes kept (and recorded) are the ones parsed and hashed. */
@@ -48,30 +50,14 @@ static int load_policy(struct coord *c)
     }
     if (policy_hash(&c->policy, c->policy_hash) != 0)
         return COORD_ERR_NOMEM;
-    const struct policy_model *m = &c->policy.model;
-    c->cfg.vocab_size = (int)m->vocab_size;
-    c->cfg.max_seq_len = (int)m->n_positions;
-    c->cfg.n_layer = (int)m->n_layer;
-    c->cfg.n_head = (int)m->n_head;
-    c->cfg.n_embd = (int)m->n_embd;
-    if (gpt2_config_check(&c->cfg) != 0) {
-        log_error("%s: the model section does not describe a valid GPT-2", c->opt.policy_path);
+    char why[300];
+    if (policy_round_plan(&c->policy, 1, first, why, sizeof why) != 0) {
+        log_error("%s: %s", c->opt.policy_path, why);
         return COORD_ERR_CONFIG;
     }
-    c->n_params = gpt2_num_params(&c->cfg);
-    policy_link_codec_params(&c->policy.compression.uplink, &c->uplink);
-    char why[200];
-    if (codec_params_validate(&c->uplink, why, sizeof why) != 0) {
-        log_error("%s: compression.uplink: %s", c->opt.policy_path, why);
-        return COORD_ERR_CONFIG;
-    }
-    const struct policy_link *down = &c->policy.compression.downlink;
-    policy_link_codec_params(down, &c->downlink);
-    c->down_on = down->method != POLICY_COMPRESS_NONE || down->quant != CODEC_QUANT_FP32;
-    if (c->down_on && codec_params_validate(&c->downlink, why, sizeof why) != 0) {
-        log_error("%s: compression.downlink: %s", c->opt.policy_path, why);
-        return COORD_ERR_CONFIG;
-    }
+    c->cfg = first->model;
+    c->n_params = first->n_params;
+    c->down_on = first->downlink_on;
     /* Members that may report: in the policy (every one with members: all) and in the roster
      * (the founding one here; governance_open recounts with the live roster and names
      * the others). */
@@ -114,19 +100,21 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         log_error("%s", err.message);
         return COORD_ERR_CONFIG;
     }
-    if ((rc = load_policy(c)) != 0)
+    struct policy_round_plan first;
+    if ((rc = load_policy(c, &first)) != 0)
         return rc;
     c->members = calloc(c->roster.n_members, sizeof *c->members);
     /* governance may make any policy member eligible later */
     c->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *c->accepted);
     c->acc = calloc(c->n_params, sizeof(float));
-    if (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS)
+    const int senders = first.average == POLICY_AVERAGE_SENDERS;
+    const int down_ef = first.downlink_on && first.downlink.error_feedback;
+    if (senders)
         c->support = calloc(c->n_params, sizeof(float));
-    if (c->down_on && c->downlink.error_feedback)
+    if (down_ef)
         c->down_residual = calloc(c->n_params, sizeof(float));
-    if (!c->members || !c->accepted || !c->acc ||
-        (c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS && !c->support) ||
-        (c->down_on && c->downlink.error_feedback && !c->down_residual))
+    if (!c->members || !c->accepted || !c->acc || (senders && !c->support) ||
+        (down_ef && !c->down_residual))
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);

@@ -21,6 +21,7 @@
 #include "crypto/keys.h"
 #include "ledger/ledger.h"
 #include "model/gpt2.h"
+#include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
 
@@ -105,10 +106,10 @@ struct coord {
     uint8_t policy_hash[32];
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
+    /* From the policy's round plan (policies/plan.h), the same in every round; the
+     * codecs of a round come from policy_round_plan(&policy, round). */
     struct gpt2_config cfg;
     size_t n_params;
-    struct codec_params uplink;
-    struct codec_params downlink;   /* compression.downlink, when down_on */
     int down_on;                    /* broadcast compressed round updates */
 
     struct ledger *ledger;
@@ -169,9 +170,6 @@ void coord_close(struct coord *c);
 const char *coord_strerror(int rc);
 
 /* --- used across coordinator/ ------------------------------------------- */
-
-/* The uplink codec of a round: the policy's, dense during its warm-up rounds. */
-void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out);
 
 /* experiment.c */
 int  round_member_reported_locked(const struct coord *c, const char *member);

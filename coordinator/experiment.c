@@ -75,13 +75,6 @@ size_t coord_eligible_count_locked(const struct coord *c)
     return n;
 }
 
-void coord_round_codec(const struct coord *c, uint64_t round, struct codec_params *out)
-{
-    *out = c->uplink;
-    if (round <= c->policy.compression.uplink.dense_warmup_rounds)
-        out->k_per_block = out->block_size;
-}
-
 struct member_stats *coord_member_stats(struct coord *c, const char *id)
 {
     for (size_t i = 0; i < c->roster.n_members; i++)
@@ -261,20 +254,28 @@ int experiment_resume_or_start(struct coord *c)
 
 static void close_failed(const char *what) __attribute__((noreturn));
 
+/* The plan of the round being closed; the policy gave one for round 1 at start, so it
+ * gives one for every round. */
+static void close_plan(const struct coord *c, struct policy_round_plan *plan)
+{
+    char why[300];
+    if (policy_round_plan(&c->policy, c->round, plan, why, sizeof why) != 0)
+        close_failed(why);
+}
+
 /* The downlink: the round's model change is itself compressed (with server-side
  * error feedback), and the new global model is defined as the previous one plus the
  * decoded change, so that every replica that applies the same payload holds exactly
  * the coordinator's model (members check the hash). c->acc is free as scratch here. */
-static void downlink_compress(struct coord *c, const struct model_snapshot *prev,
-                              struct model_snapshot *next, uint8_t **out, size_t *out_len)
+static void downlink_compress(struct coord *c, const struct policy_round_plan *plan,
+                              const struct model_snapshot *prev, struct model_snapshot *next,
+                              uint8_t **out, size_t *out_len)
 {
     const size_t n = c->n_params;
-    struct codec_params dl = c->downlink;
-    if (c->round <= c->policy.compression.downlink.dense_warmup_rounds)
-        dl.k_per_block = dl.block_size;
+    const struct codec_params *dl = &plan->downlink;
     for (size_t i = 0; i < n; i++)
         c->acc[i] = next->params[i] - prev->params[i];
-    if (codec_encode(c->acc, n, &dl, dl.error_feedback ? c->down_residual : NULL, out,
+    if (codec_encode(c->acc, n, dl, dl->error_feedback ? c->down_residual : NULL, out,
                      out_len) != 0)
         close_failed("the downlink update could not be compressed");
     memcpy(next->params, prev->params, n * sizeof(float));
@@ -303,13 +304,11 @@ static void round_failed(const char *what)
 /* c->acc becomes the round's average update: the weighted sum over the weight of every
  * member that reported or, with average: senders, of those that carried each value;
  * sparse rounds are then multiplied by the policy's sparse_scale. */
-static void average_round(struct coord *c)
+static void average_round(struct coord *c, const struct policy_round_plan *plan)
 {
-    struct codec_params cp;
-    coord_round_codec(c, c->round, &cp);
-    const int sparse = cp.k_per_block < cp.block_size;
+    const int sparse = plan->uplink.k_per_block < plan->uplink.block_size;
     outer_average(c->acc, sparse ? c->support : NULL, c->n_params, c->weight_sum,
-                  sparse ? (float)c->policy.compression.uplink.sparse_scale : 1.0f);
+                  sparse ? plan->sparse_scale : 1.0f);
 }
 
 int round_close_locked(struct coord *c)
@@ -327,7 +326,9 @@ int round_close_locked(struct coord *c)
     if (c->opt.close_hook)
         c->opt.close_hook(c->opt.close_hook_arg);
 
-    average_round(c);
+    struct policy_round_plan plan;
+    close_plan(c, &plan);
+    average_round(c, &plan);
     struct model_snapshot *next = snapshot_new(n, base->round + 1);
     if (!next)
         close_failed("out of memory");
@@ -342,7 +343,7 @@ int round_close_locked(struct coord *c)
     uint8_t *down = NULL;
     size_t down_len = 0;
     if (c->down_on)
-        downlink_compress(c, base, next, &down, &down_len);
+        downlink_compress(c, &plan, base, next, &down, &down_len);
     model_hash(next->params, n, next->hash);
     if (models_save(c, next->params, next->hash) != 0)
         close_failed("the checkpoint could not be written");

@@ -151,47 +151,30 @@ static void on_join(struct rpc_call *call, void *ctx)
 /* --- GetTask (long poll) ---------------------------------------------------- */
 
 
-static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, Aulac__V1__TrainingParams *p,
-                             Aulac__V1__CodecParams *cp, uint8_t hash[32], uint8_t prev[32],
-                             uint8_t sig[64])
+/* hash, policy, prev, sig: the caller's buffers, as the reply is packed after unlock. */
+static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, uint8_t hash[32],
+                             uint8_t policy[32], uint8_t prev[32], uint8_t sig[64])
 {
-    const struct policy_training *tr = &c->policy.training;
     t->kind = AULAC__V1__TASK__KIND__TRAIN;
     t->experiment_id = c->experiment;
+    memcpy(policy, c->policy_hash, 32);
+    t->policy_hash.data = policy;
+    t->policy_hash.len = 32;
     t->round = c->round;
     t->total_rounds = c->total_rounds;
     memcpy(hash, c->model->hash, 32);
     t->base_model_hash.data = hash;
     t->base_model_hash.len = 32;
     t->deadline_unix_ms = c->deadline_ms;
-    t->model_params = c->n_params;
-    p->local_steps = tr->local_steps;
-    p->batch_size = tr->batch_size;
-    p->seq_len = tr->seq_len;
-    p->lr = (float)tr->inner.lr;
-    p->weight_decay = (float)tr->inner.weight_decay;
-    p->grad_clip = (float)tr->inner.grad_clip;
-    p->beta1 = (float)tr->inner.beta1;
-    p->beta2 = (float)tr->inner.beta2;
-    p->seed = c->policy.model.seed;
-    t->params = p;
-    struct codec_params rc;
-    coord_round_codec(c, c->round, &rc);
-    cp->format_version = rc.format_version;
-    cp->block_size = rc.block_size;
-    cp->k_per_block = rc.k_per_block;
-    cp->quant = (uint32_t)rc.quant;
-    cp->zstd_level = rc.zstd_level;
-    cp->error_feedback = rc.error_feedback != 0;
-    t->codec = cp;
     if (c->down_payload) {
-        memcpy(prev, c->down_from, 32);   /* a copy: the reply is packed after unlock */
+        memcpy(prev, c->down_from, 32);
         t->prev_model_hash.data = prev;
         t->prev_model_hash.len = 32;
         t->downlink_bytes = c->down_len;
     }
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
+    memcpy(a.policy_hash, c->policy_hash, 32);
     a.round = c->round;
     memcpy(a.base_model_hash, hash, 32);
     a.deadline_unix_ms = c->deadline_ms;
@@ -214,9 +197,7 @@ static void on_get_task(struct rpc_call *call, void *ctx)
     uint32_t wait_ms = q->wait_ms < FED_MAX_LONG_POLL_MS ? q->wait_ms : FED_MAX_LONG_POLL_MS;
     int64_t until = time_mono_ms() + wait_ms;
     Aulac__V1__Task t = AULAC__V1__TASK__INIT;
-    Aulac__V1__TrainingParams p = AULAC__V1__TRAINING_PARAMS__INIT;
-    Aulac__V1__CodecParams cp = AULAC__V1__CODEC_PARAMS__INIT;
-    uint8_t hash[32], prev[32], sig[64];
+    uint8_t hash[32], policy[32], prev[32], sig[64];
     char message[160] = "";
 
     pthread_mutex_lock(&c->mu);
@@ -229,7 +210,9 @@ static void on_get_task(struct rpc_call *call, void *ctx)
             memcpy(hash, c->model->hash, 32);
             t.base_model_hash.data = hash;   /* the final model */
             t.base_model_hash.len = 32;
-            t.model_params = c->n_params;
+            memcpy(policy, c->policy_hash, 32);
+            t.policy_hash.data = policy;
+            t.policy_hash.len = 32;
             if (c->down_payload) {
                 memcpy(prev, c->down_from, 32);
                 t.prev_model_hash.data = prev;
@@ -242,7 +225,7 @@ static void on_get_task(struct rpc_call *call, void *ctx)
         }
         int newer = !q->have_round || c->round > q->after_round;
         if (newer && !round_member_reported_locked(c, member)) {
-            fill_task_locked(c, &t, &p, &cp, hash, prev, sig);
+            fill_task_locked(c, &t, hash, policy, prev, sig);
             break;
         }
         int64_t left = until - time_mono_ms();

@@ -161,24 +161,25 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
         return fail(u, "this update of %s for round %" PRIu64 " was already accepted (ledger "
                     "#%" PRIu64 "); each member is counted once per round", u->member, u->round,
                     u->duplicate_of);
-    struct codec_params want;
-    coord_round_codec(c, e->round, &want);
-    if (!codec_matches(&e->codec, &want))
+    struct policy_round_plan plan;
+    if (policy_round_plan(&c->policy, e->round, &plan, why, sizeof why) != 0)
+        return fail(u, "%s", why);
+    const struct codec_params *want = &plan.uplink;
+    if (!codec_matches(&e->codec, want))
         return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
                     "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
                     e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
-                    want.block_size, want.k_per_block, (unsigned)want.quant);
-    size_t max_len = codec_max_payload_len(c->n_params, &want);
+                    want->block_size, want->k_per_block, (unsigned)want->quant);
+    size_t max_len = codec_max_payload_len(c->n_params, want);
     if (max_len > 0 && e->payload_bytes > max_len)
         return fail(u, "payload_bytes %" PRIu64 " is more than these codec parameters can "
                     "produce for %zu parameters (%zu)", e->payload_bytes, c->n_params, max_len);
-    const struct policy_training *t = &c->policy.training;
-    uint64_t max_samples = (uint64_t)t->local_steps * t->batch_size;
+    uint64_t max_samples = (uint64_t)plan.local_steps * plan.batch_size;
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
-        e->tokens > max_samples * t->seq_len)
+        e->tokens > max_samples * plan.seq_len)
         return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
                     "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
-                    e->tokens, max_samples, t->seq_len);
+                    e->tokens, max_samples, plan.seq_len);
 
     pthread_mutex_lock(&c->mu);
     int rc = check_round_locked(c, u);

@@ -161,6 +161,7 @@ int envelope_task_encode(const struct task_announcement *t, uint8_t *buf, size_t
     struct writer w = { buf, cap, 0, 0 };
     put_domain(&w, ENVELOPE_TASK_DOMAIN);
     put_id(&w, t->experiment);
+    put(&w, t->policy_hash, 32);
     put_u64(&w, t->round);
     put(&w, t->base_model_hash, 32);
     put_i64(&w, t->deadline_unix_ms);

@@ -24,7 +24,7 @@
 #include "crypto/keys.h"
 
 #define ENVELOPE_UPDATE_DOMAIN     "aulac/update/v1"
-#define ENVELOPE_TASK_DOMAIN       "aulac/task/v1"
+#define ENVELOPE_TASK_DOMAIN       "aulac/task/v2"
 #define ENVELOPE_RECEIPT_DOMAIN    "aulac/receipt/v1"
 #define ENVELOPE_JOIN_DOMAIN       "aulac/join/v1"
 
@@ -65,9 +65,11 @@ int envelope_verify(const struct update_envelope *e,
                     const uint8_t public_key[CRYPTO_PUBLIC_KEY_BYTES],
                     const uint8_t sig[CRYPTO_SIGNATURE_BYTES]) CRYPTO_WARN_UNUSED;
 
-/* Coordinator: round r of an experiment is open. */
+/* Coordinator: round r of an experiment is open, to be trained as the policy with that
+ * hash plans it (policies/plan.h); the task carries nothing else of the policy. */
 struct task_announcement {
     char     experiment[CRYPTO_ID_MAX + 1];
+    uint8_t  policy_hash[CRYPTO_DIGEST_BYTES];
     uint64_t round;
     uint8_t  base_model_hash[CRYPTO_DIGEST_BYTES];
     int64_t  deadline_unix_ms;

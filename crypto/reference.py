@@ -34,8 +34,9 @@ def update_header(f):
 
 
 def task_header(f):
-    return (domain("aulac/task/v1") + ident(f["experiment"]) + struct.pack(">Q", f["round"])
-            + f["base_model_hash"] + struct.pack(">qQ", f["deadline_unix_ms"], f["total_rounds"]))
+    return (domain("aulac/task/v2") + ident(f["experiment"]) + f["policy_hash"]
+            + struct.pack(">Q", f["round"]) + f["base_model_hash"]
+            + struct.pack(">qQ", f["deadline_unix_ms"], f["total_rounds"]))
 
 
 def receipt_header(f):
@@ -119,6 +120,7 @@ def submit_update_first_message(f, signature, train_loss, val_loss):
 
 SEED = bytes(range(32))
 BASE = bytes(0xa0 + i for i in range(32))
+POLICY = bytes(0xc0 + i for i in range(32))
 PAYLOAD = hashlib.blake2b(b"example payload", digest_size=32).digest()
 ROOT = bytes(0x50 + i for i in range(32))
 BODY = hashlib.blake2b(b"example request", digest_size=32).digest()
@@ -140,7 +142,7 @@ MODEL = [1.0, -2.0, 0.5, 0.0]
 EXAMPLES = [
     ("update", update_header, UPDATE),
     ("task", task_header, dict(
-        experiment="gpt2-vi-small", round=7, base_model_hash=BASE,
+        experiment="gpt2-vi-small", policy_hash=POLICY, round=7, base_model_hash=BASE,
         deadline_unix_ms=1767229200000, total_rounds=100)),
     ("receipt", receipt_header, dict(
         experiment="gpt2-vi-small", round=7, member="fpt", payload_hash=PAYLOAD, accepted=1,
@@ -155,7 +157,7 @@ EXAMPLES = [
     ("node task", node_task_header, dict(
         member="fpt", kind=3, experiment="gpt2-vi-small", round=7, seq=12, node_rank=1,
         nranks=16, first_rank=8, nccl_id=bytes(range(128)), base_model_hash=BASE,
-        inner_steps=500, policy_hash=bytes(0xc0 + i for i in range(32)),
+        inner_steps=500, policy_hash=POLICY,
         data_seed=0x0123456789abcdef, expires_unix_ms=1767225660000,
         nonce=bytes(range(0xf0, 0x100)))),
 ]

@@ -75,9 +75,7 @@ static const struct sfield inner_fields[] = {
     F64("weight_decay", training.inner.weight_decay, 0, 10, 0),
     F64("beta1", training.inner.beta1, 0, 1, SF_MAX_EXCL),
     F64("beta2", training.inner.beta2, 0, 1, SF_MAX_EXCL),
-    {.key = "eps", .type = SF_F64, .off = OFF(training.inner.eps), .fmin = 0, .fmax = 1,
-     .flags = SF_MIN_EXCL | SF_FIXED,
-     .note = "the trainer's AdamW always uses eps 1e-8 (write 1e-8 or leave the key out)"},
+    F64("eps", training.inner.eps, 0, 1, SF_MIN_EXCL),
     F64("grad_clip", training.inner.grad_clip, 0, 1e6, 0),
     U32("warmup_steps", training.inner.warmup_steps, 0, 1000000000, 0),
     END,
@@ -617,17 +615,6 @@ uint64_t policy_model_parameters(const struct policy_model *m)
     /* wte + wpe + per layer (ln_1, attn qkv + proj, ln_2, mlp fc + proj) + ln_f;
      * the LM head is tied to wte. */
     return V * C + T * C + L * (12 * C * C + 13 * C) + 2 * C;
-}
-
-void policy_link_codec_params(const struct policy_link *l, struct codec_params *out)
-{
-    memset(out, 0, sizeof *out);
-    out->format_version = CODEC_FORMAT_VERSION;
-    out->block_size = l->block_size;
-    out->k_per_block = l->method == POLICY_COMPRESS_NONE ? l->block_size : l->k_per_block;
-    out->quant = l->quant;
-    out->zstd_level = l->zstd_level;
-    out->error_feedback = l->error_feedback ? 1 : 0;
 }
 
 bool policy_all_members(const struct policy *p)

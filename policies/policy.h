@@ -97,8 +97,7 @@ struct policy_data {
 
 struct policy_inner_optimizer {
     enum policy_inner_kind kind;
-    double lr, weight_decay, beta1, beta2, grad_clip;   /* grad_clip 0 = off */
-    double eps;                 /* always 1e-8: the trainer's (other values are refused) */
+    double lr, weight_decay, beta1, beta2, eps, grad_clip;   /* grad_clip 0 = off */
     uint32_t warmup_steps;
 };
 
@@ -224,9 +223,6 @@ int policy_diff(const struct policy *a, const struct policy *b, policy_diff_fn f
 
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);
-
-/* The codec parameters a link's policy implies (format version 1). */
-void policy_link_codec_params(const struct policy_link *l, struct codec_params *out);
 
 /* Index of member id in participation.members, or -1. */
 int policy_member_index(const struct policy *p, const char *member);

@@ -2,7 +2,7 @@
 """A client's view of aulac written from the documents alone (python3 stdlib only).
 
 What a member or auditor implements from proto/aulac.proto, crypto/README.md
-("Model hash", "Request", "Update envelope"), model/gpt2.h (the canonical tensor
+("Model hash", "Request", "Update envelope", "Task announcement"), model/gpt2.h (the canonical tensor
 order) and common/safetensors.h (the checkpoint file format), without reading the C
 code or crypto/reference.py. tests/unit/test_docs_client.c feeds it what a real
 coordinator and a real client produced and compares its answers with theirs.
@@ -10,11 +10,13 @@ coordinator and a real client produced and compares its answers with theirs.
 Input (stdin), one item per line:
     checkpoint DIR      a model checkpoint directory (model.safetensors, config.json)
     submit KEY VALUE    a field of one SubmitUpdate request (see read_submit)
+    task HEX            a Task message (GetTask's reply) as received
 Output (stdout), one line per answer:
     model_hash HEX DIR
     submit_first_message HEX
     submit_body_digest HEX
     request_digest HEX
+    task_digest HEX SIGNATURE_HEX    the digest the task's signature is over
 """
 import hashlib
 import json
@@ -115,6 +117,52 @@ def request_digest(method, member, timestamp_ms, nonce, body_digest):
     return blake2b256(header)
 
 
+# --- the task announcement (proto/aulac.proto Task, crypto/README.md) ---------
+
+def read_varint(buf, i):
+    shift = value = 0
+    while True:
+        b = buf[i]
+        i += 1
+        value |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return value, i
+
+
+def parse_message(buf):
+    """{field number: value}: varints as int, length-delimited fields as bytes."""
+    fields, i = {}, 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        number, wire = key >> 3, key & 7
+        if wire == 0:
+            fields[number], i = read_varint(buf, i)
+        elif wire == 2:
+            n, i = read_varint(buf, i)
+            fields[number], i = buf[i:i + n], i + n
+        elif wire == 1:
+            fields[number], i = buf[i:i + 8], i + 8
+        elif wire == 5:
+            fields[number], i = buf[i:i + 4], i + 4
+        else:
+            raise ValueError("wire type %d" % wire)
+    return fields
+
+
+def task_digest(message):
+    """The Task's signed statement: aulac/task/v2 over experiment, policy hash, round,
+    base model hash, deadline and total rounds (Task fields 2, 14, 3, 5, 6, 4)."""
+    t = parse_message(message)
+    deadline = t.get(6, 0)
+    if deadline >= 1 << 63:       # int64: a negative value is its two's complement
+        deadline -= 1 << 64
+    header = (b"aulac/task/v2\x00" + text(t[2].decode()) + t[14]
+              + struct.pack(">Q", t.get(3, 0)) + t[5]
+              + struct.pack(">qQ", deadline, t.get(4, 0)))
+    return blake2b256(header), t[10]
+
+
 INTS = ("round", "payload_bytes", "samples", "tokens", "format_version", "block_size",
         "k_per_block", "quant", "zstd_level", "error_feedback", "timestamp_ms")
 HEXES = ("base_model_hash", "payload_hash", "signature", "nonce")
@@ -146,6 +194,9 @@ def main():
         elif words[0] == "submit":
             key, value = words[1].split()
             read_submit(submit, key, value)
+        elif words[0] == "task":
+            digest, signature = task_digest(bytes.fromhex(words[1].strip()))
+            print("task_digest", digest.hex(), signature.hex())
         else:
             raise ValueError("unknown input line: " + line)
     if submit:

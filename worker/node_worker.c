@@ -103,7 +103,7 @@ static void task_base(const struct worker *w, struct node_task *t, uint8_t kind)
     snprintf(t->experiment, sizeof t->experiment, "%s", w->experiment);
     memcpy(t->nccl_id, w->nccl_id, sizeof t->nccl_id);
     if (w->have_policy)
-        (void)policy_hash(&w->policy, t->policy_hash);
+        memcpy(t->policy_hash, w->policy_hash, sizeof t->policy_hash);
 }
 
 int node_worker_create_trainer(struct worker *w, const struct trainer_opts *to)
@@ -216,7 +216,7 @@ int node_worker_check_leader(struct worker *w)
 static int adopt_policy(struct worker *w, const struct node_task *t, const char *yaml)
 {
     uint8_t h[32];
-    if (w->have_policy && policy_hash(&w->policy, h) == 0 && crypto_equal(h, t->policy_hash, 32))
+    if (w->have_policy && crypto_equal(w->policy_hash, t->policy_hash, 32))
         return 0;
     struct policy p;
     struct policy_error err;
@@ -246,6 +246,7 @@ static int adopt_policy(struct worker *w, const struct node_task *t, const char 
         policy_free(&w->policy);
     }
     w->policy = p;
+    memcpy(w->policy_hash, h, 32);
     w->have_policy = 1;
     snprintf(w->experiment, sizeof w->experiment, "%s", t->experiment);
     return 0;
@@ -255,9 +256,13 @@ static int follower_setup(struct worker *w)
 {
     if (w->data)
         return 0;
-    worker_model_from_policy(w);
+    struct policy_round_plan plan;
+    if (worker_plan(w, 1, &plan) != 0)
+        return -1;
+    w->cfg = plan.model;
+    w->n = plan.n_params;
     struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
-                              .seq_len = (int)w->policy.training.seq_len, .seed = 0 };
+                              .seq_len = (int)plan.seq_len, .seed = 0 };
     char why[512];
     if (data_open(w->opt.data_dir, &dopt, &w->data, why, sizeof why) != 0) {
         log_error("cannot use the corpus %s: %s", w->opt.data_dir, why);
@@ -273,11 +278,11 @@ static int follower_join_group(struct worker *w, const struct node_task *t)
         return 0;
     trainer_destroy(w->trainer);
     w->trainer = NULL;
+    struct policy_round_plan plan;
     struct trainer_opts to;
     trainer_opts_default(&to);
-    if (worker_per_device_batch(w, w->policy.training.batch_size, &to.batch) != 0)
+    if (worker_plan(w, 1, &plan) != 0 || worker_trainer_opts(w, &plan, &to) != 0)
         return -1;
-    to.seq_len = (int)w->policy.training.seq_len;
     to.threads = w->opt.threads;
     to.backend = TRAINER_BACKEND_CUDA;
     to.gpus = w->opt.gpus > 0 ? w->opt.gpus : 1;
@@ -297,14 +302,11 @@ static int follower_join_group(struct worker *w, const struct node_task *t)
 
 static int follower_round(struct worker *w, const struct node_task *t)
 {
-    const struct policy_training *tr = &w->policy.training;
+    struct policy_round_plan plan;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
-    to.lr = (float)tr->inner.lr;
-    to.weight_decay = (float)tr->inner.weight_decay;
-    to.grad_clip = (float)tr->inner.grad_clip;
-    to.beta1 = (float)tr->inner.beta1;
-    to.beta2 = (float)tr->inner.beta2;
+    if (worker_plan(w, t->round, &plan) != 0 || worker_trainer_opts(w, &plan, &to) != 0)
+        return -1;
     int rc = trainer_set_opts(w->trainer, &to);
     if (rc == 0)
         rc = trainer_cuda_sync_from_rank0(w->trainer);
@@ -323,7 +325,7 @@ static int follower_round(struct worker *w, const struct node_task *t)
     }
     data_reseed(w->data, node_worker_rank_seed(t->data_seed, w->opt.node_rank));
     struct trainer_stats ts;
-    rc = worker_train_local(w, t->round, (int)t->inner_steps, to.lr, &ts);
+    rc = worker_train_local(w, &plan, (int)t->inner_steps, &ts);
     if (rc != 0) {
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
         return -1;

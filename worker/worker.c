@@ -265,6 +265,7 @@ static int join(struct worker *w)
     if (w->have_policy)
         policy_free(&w->policy);
     w->policy = p;
+    memcpy(w->policy_hash, h, 32);
     w->have_policy = 1;
     log_info("joined experiment %s (%s: %u rounds of %u local steps)", w->experiment,
              p.metadata.name, p.training.rounds, p.training.local_steps);
@@ -273,45 +274,54 @@ static int join(struct worker *w)
 
 /* --- local training ------------------------------------------------------------ */
 
-/* The policy's batch_size is the member's sequences per inner step; with --gpus N each
- * GPU draws batch_size / N of them, so a round trains what the policy says whatever
- * hardware the member has. */
-int worker_per_device_batch(const struct worker *w, uint32_t batch, int *out)
+int worker_plan(const struct worker *w, uint64_t round, struct policy_round_plan *out)
 {
-    int gpus = w->opt.gpus > 1 ? w->opt.gpus : 1;
-    int nodes = w->opt.nodes > 1 ? w->opt.nodes : 1;   /* all the member's GPUs share it */
-    if (batch % (uint32_t)(gpus * nodes) != 0) {
-        log_error("the policy's batch_size %u does not split evenly over --gpus %d on %d "
-                  "node(s): use a GPU count that divides it", batch, gpus, nodes);
+    char why[300];
+    if (policy_round_plan(&w->policy, round, out, why, sizeof why) != 0) {
+        log_error("experiment %s: no plan for round %" PRIu64 " from its policy: %s",
+                  w->experiment, round, why);
         return -1;
     }
-    *out = (int)(batch / (uint32_t)(gpus * nodes));
     return 0;
 }
 
-void worker_model_from_policy(struct worker *w)
+/* The plan's batch_size is the member's sequences per inner step; with --gpus N each
+ * GPU draws batch_size / N of them, so a round trains what the policy says whatever
+ * hardware the member has. */
+int worker_trainer_opts(const struct worker *w, const struct policy_round_plan *plan,
+                        struct trainer_opts *to)
 {
-    const struct policy_model *m = &w->policy.model;
-    w->cfg.vocab_size = (int)m->vocab_size;
-    w->cfg.max_seq_len = (int)m->n_positions;
-    w->cfg.n_layer = (int)m->n_layer;
-    w->cfg.n_head = (int)m->n_head;
-    w->cfg.n_embd = (int)m->n_embd;
-    w->n = gpt2_num_params(&w->cfg);
+    int gpus = w->opt.gpus > 1 ? w->opt.gpus : 1;
+    int nodes = w->opt.nodes > 1 ? w->opt.nodes : 1;   /* all the member's GPUs share it */
+    if (plan->batch_size % (uint32_t)(gpus * nodes) != 0) {
+        log_error("the policy's batch_size %u does not split evenly over --gpus %d on %d "
+                  "node(s): use a GPU count that divides it", plan->batch_size, gpus, nodes);
+        return -1;
+    }
+    to->batch = (int)(plan->batch_size / (uint32_t)(gpus * nodes));
+    to->seq_len = (int)plan->seq_len;
+    to->lr = plan->lr;
+    to->weight_decay = plan->weight_decay;
+    to->grad_clip = plan->grad_clip;
+    to->beta1 = plan->beta1;
+    to->beta2 = plan->beta2;
+    to->eps = plan->eps;
+    return 0;
 }
 
 static int setup_training(struct worker *w)
 {
     if (w->trainer)
         return 0;
-    worker_model_from_policy(w);
+    struct policy_round_plan plan;
+    if (worker_plan(w, 1, &plan) != 0)
+        return WORKER_EXIT_REFUSED;
+    w->cfg = plan.model;
+    w->n = plan.n_params;
     struct trainer_opts to;
     trainer_opts_default(&to);
-    int per_gpu = 0;
-    if (worker_per_device_batch(w, w->policy.training.batch_size, &per_gpu) != 0)
+    if (worker_trainer_opts(w, &plan, &to) != 0)
         return WORKER_EXIT_REFUSED;
-    to.batch = per_gpu;
-    to.seq_len = (int)w->policy.training.seq_len;
     to.threads = w->opt.threads;
     to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
     to.gpus = w->opt.gpus;
@@ -490,13 +500,14 @@ static int on_progress(void *arg, const struct trainer_progress *p)
     return stop_flag ? 1 : 0;
 }
 
-/* Runs `steps` inner steps at learning rate lr, with the policy's linear warm-up over
- * the first inner.warmup_steps optimizer steps of this replica (counted across
- * rounds, as the AdamW state is). Fills *ts for all the steps together. */
-static int train_local(struct worker *w, int steps, float lr, struct progress_ctx *pc,
-                       struct trainer_stats *ts)
+/* Runs `steps` inner steps at the plan's learning rate, with its linear warm-up over
+ * the first warmup_steps optimizer steps of this replica (counted across rounds, as
+ * the AdamW state is). Fills *ts for all the steps together. */
+static int train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
+                       struct progress_ctx *pc, struct trainer_stats *ts)
 {
-    const uint64_t warm = w->policy.training.inner.warmup_steps;
+    const uint64_t warm = plan->warmup_steps;
+    const float lr = plan->lr;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
     memset(ts, 0, sizeof *ts);
@@ -527,52 +538,51 @@ static int train_local(struct worker *w, int steps, float lr, struct progress_ct
     return rc;
 }
 
-int worker_train_local(struct worker *w, uint64_t round, int steps, float lr,
+int worker_train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
                        struct trainer_stats *ts)
 {
-    struct progress_ctx pc = { round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
-    return train_local(w, steps, lr, &pc, ts);
+    struct progress_ctx pc = { plan->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
+    return train_local(w, plan, steps, &pc, ts);
 }
 
 int worker_stopping(void) { return stop_flag; }
 
-/* The hyperparameters of a task are not part of its signature: they must be those of
- * the policy this member checked (by hash) and its site policy allowed. */
-static int task_matches_policy(const struct worker *w, const Aulac__V1__Task *t)
+int worker_verify_task(const struct worker *w, const Aulac__V1__Task *t)
 {
-    const struct policy_training *tr = &w->policy.training;
-    const Aulac__V1__TrainingParams *p = t->params;
-    struct codec_params cp;
-    policy_link_codec_params(&w->policy.compression.uplink, &cp);
-    if (t->round <= w->policy.compression.uplink.dense_warmup_rounds)
-        cp.k_per_block = cp.block_size;
-    return p->local_steps == tr->local_steps && p->batch_size == tr->batch_size &&
-           p->seq_len == tr->seq_len && p->lr == (float)tr->inner.lr &&
-           p->weight_decay == (float)tr->inner.weight_decay &&
-           p->grad_clip == (float)tr->inner.grad_clip && p->beta1 == (float)tr->inner.beta1 &&
-           p->beta2 == (float)tr->inner.beta2 && t->codec->block_size == cp.block_size &&
-           t->codec->k_per_block == cp.k_per_block && t->codec->quant == (uint32_t)cp.quant &&
-           t->codec->format_version == cp.format_version;
-}
-
-static int verify_task(struct worker *w, const Aulac__V1__Task *t)
-{
-    if (t->base_model_hash.len != 32 || t->signature.len != 64 || !t->params || !t->codec)
-        return -1;
-
     struct task_announcement a = { 0 };
-    snprintf(a.experiment, sizeof a.experiment, "%s", t->experiment_id);
-    a.round = t->round;
-    memcpy(a.base_model_hash, t->base_model_hash.data, 32);
-    a.deadline_unix_ms = t->deadline_unix_ms;
-    a.total_rounds = t->total_rounds;
-    return envelope_task_verify(&a, w->coordinator_key, t->signature.data) == 0 ? 0 : -1;
+    int ok = t->base_model_hash.len == 32 && t->policy_hash.len == 32 && t->signature.len == 64;
+    if (ok) {
+        snprintf(a.experiment, sizeof a.experiment, "%s", t->experiment_id);
+        memcpy(a.policy_hash, t->policy_hash.data, 32);
+        a.round = t->round;
+        memcpy(a.base_model_hash, t->base_model_hash.data, 32);
+        a.deadline_unix_ms = t->deadline_unix_ms;
+        a.total_rounds = t->total_rounds;
+        ok = envelope_task_verify(&a, w->coordinator_key, t->signature.data) == 0;
+    }
+    if (!ok) {
+        log_warn("ignoring a task for round %" PRIu64 " whose signature does not verify with "
+                 "the coordinator's key", t->round);
+        return -1;
+    }
+    if (!crypto_equal(a.policy_hash, w->policy_hash, 32)) {
+        char got[65], want[65];
+        hex_encode(a.policy_hash, 32, got);
+        hex_encode(w->policy_hash, 32, want);
+        log_warn("refusing the task for round %" PRIu64 " of experiment %s: it is for policy "
+                 "%.16s, and this member joined the experiment with policy %.16s (the one its "
+                 "site policy allowed); it trains no other", t->round, t->experiment_id, got,
+                 want);
+        return -1;
+    }
+    return 0;
 }
 
-static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *payload, size_t len,
+static int submit(struct worker *w, const Aulac__V1__Task *t,
+                  const struct policy_round_plan *plan, const uint8_t *payload, size_t len,
                   const struct trainer_stats *ts, float val_loss)
 {
-    const Aulac__V1__CodecParams *cp = t->codec;
+    const struct codec_params *cp = &plan->uplink;
     struct update_envelope e = { 0 };
     snprintf(e.experiment, sizeof e.experiment, "%s", t->experiment_id);
     snprintf(e.member, sizeof e.member, "%s", w->opt.member);
@@ -580,12 +590,12 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
     memcpy(e.base_model_hash, t->base_model_hash.data, 32);
     crypto_blake2b256(payload, len, e.payload_hash);
     e.payload_bytes = len;
-    e.samples = (uint64_t)ts->steps * t->params->batch_size;
+    e.samples = (uint64_t)ts->steps * plan->batch_size;
     e.tokens = ts->tokens;
     e.codec.format_version = cp->format_version;
     e.codec.block_size = cp->block_size;
     e.codec.k_per_block = cp->k_per_block;
-    e.codec.quant = cp->quant;
+    e.codec.quant = (uint32_t)cp->quant;
     e.codec.zstd_level = cp->zstd_level;
     e.codec.error_feedback = cp->error_feedback ? 1 : 0;
     uint8_t sig[CRYPTO_SIGNATURE_BYTES];
@@ -593,9 +603,12 @@ static int submit(struct worker *w, const Aulac__V1__Task *t, const uint8_t *pay
         return -1;
 
     Aulac__V1__CodecParams hc = AULAC__V1__CODEC_PARAMS__INIT;
-    hc = *cp;
-    hc.base.unknown_fields = NULL;
-    hc.base.n_unknown_fields = 0;
+    hc.format_version = e.codec.format_version;
+    hc.block_size = e.codec.block_size;
+    hc.k_per_block = e.codec.k_per_block;
+    hc.quant = e.codec.quant;
+    hc.zstd_level = e.codec.zstd_level;
+    hc.error_feedback = e.codec.error_feedback != 0;
     Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
     h.experiment_id = e.experiment;
     h.round = e.round;
@@ -685,45 +698,33 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     ledger_watch_refresh(w);
     if (ledger_watch_failed(w))
         return -1;
-    if (verify_task(w, t) != 0) {
-        log_warn("ignoring a task for round %" PRIu64 " whose signature does not verify with "
-                 "the coordinator's key", t->round);
+    if (worker_verify_task(w, t) != 0)
         return -1;
-    }
-    if (!task_matches_policy(w, t)) {
-        log_warn("ignoring the task for round %" PRIu64 ": it asks for other hyperparameters "
-                 "or codec than the approved policy", t->round);
+    struct policy_round_plan plan;
+    if (worker_plan(w, t->round, &plan) != 0)
         return -1;
-    }
-    if (t->model_params != w->n) {
-        log_error("the task's model has %" PRIu64 " parameters; the policy gives %zu",
-                  t->model_params, w->n);
-        return -1;
-    }
     /* A regroup that failed (node_worker_regroup) left no trainer: build the group again,
      * as the regroup would have, before anything uses it. */
     if (!w->trainer && (setup_training(w) != 0 || worker_state_load(w) != 0))
         return -1;
+    if (plan.n_params != w->n) {
+        log_error("round %" PRIu64 ": the policy's model has %zu parameters; this worker's "
+                  "replica was set up with %zu", t->round, plan.n_params, w->n);
+        return -1;
+    }
     const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
     if (fetch_model(w, t->base_model_hash.data, prev) != 0)
         return -1;
-    const Aulac__V1__TrainingParams *p = t->params;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
-    if (worker_per_device_batch(w, p->batch_size, &to.batch) != 0)
+    if (worker_trainer_opts(w, &plan, &to) != 0)
         return -1;
-    to.seq_len = (int)p->seq_len;
-    to.lr = p->lr;
-    to.weight_decay = p->weight_decay;
-    to.grad_clip = p->grad_clip;
-    to.beta1 = p->beta1;
-    to.beta2 = p->beta2;
     int rc = trainer_set_opts(w->trainer, &to);
     if (rc == 0)
         rc = trainer_set_params(w->trainer, w->base, w->n);
-    const uint64_t data_seed = p->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    const uint64_t data_seed = plan.seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
     if (rc == 0 && w->opt.nodes > 1 &&
-        node_worker_start_round(w, t->round, t->base_model_hash.data, p->local_steps,
+        node_worker_start_round(w, t->round, t->base_model_hash.data, plan.local_steps,
                                 data_seed) != 0) {
         node_worker_regroup(w);
         return -1;
@@ -741,11 +742,12 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     }
     log_info("round %" PRIu64 "/%" PRIu64 ": base model validation loss %.4f on %s's "
              "held-out text; training %u steps", t->round, t->total_rounds, val_loss,
-             w->opt.member, p->local_steps);
+             w->opt.member, plan.local_steps);
     data_reseed(w->data, data_seed);
-    struct progress_ctx pc = { t->round, p->local_steps >= 10 ? (int)p->local_steps / 5 : 1, 0, 0, 0 };
+    const int steps = (int)plan.local_steps;
+    struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
     struct trainer_stats ts;
-    rc = train_local(w, (int)p->local_steps, p->lr, &pc, &ts);
+    rc = train_local(w, &plan, steps, &pc, &ts);
     if (rc != 0) {
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
         if (w->opt.nodes > 1 && rc == MODEL_ERR_CUDA)
@@ -756,23 +758,19 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     for (size_t i = 0; i < w->n; i++)
         w->local[i] = w->base[i] - w->local[i];   /* pseudo-gradient */
 
-    struct codec_params cp = {
-        .format_version = t->codec->format_version, .block_size = t->codec->block_size,
-        .k_per_block = t->codec->k_per_block, .quant = (enum codec_quant)t->codec->quant,
-        .zstd_level = t->codec->zstd_level, .error_feedback = t->codec->error_feedback,
-    };
-    codec_residual_decay(&cp, w->residual, w->n,
-                         (float)w->policy.compression.uplink.error_feedback_decay);
+    const struct codec_params *cp = &plan.uplink;
+    codec_residual_decay(cp, w->residual, w->n, plan.error_feedback_decay);
     uint8_t *payload;
     size_t len;
-    rc = codec_encode(w->local, w->n, &cp, cp.error_feedback ? w->residual : NULL, &payload, &len);
+    rc = codec_encode(w->local, w->n, cp, cp->error_feedback ? w->residual : NULL, &payload,
+                      &len);
     if (rc != 0) {
         log_error("cannot compress the update of round %" PRIu64 ": %s", t->round,
                   codec_strerror(rc));
         return -1;
     }
     worker_state_save_training(w);
-    rc = submit(w, t, payload, len, &ts, val_loss);
+    rc = submit(w, t, &plan, payload, len, &ts, val_loss);
     free(payload);
     if (rc == 0) {
         w->rounds_done++;

@@ -10,6 +10,7 @@
 #include "codec/codec.h"
 #include "crypto/keys.h"
 #include "model/trainer.h"
+#include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/site.h"
 #include "proto/client.h"
@@ -62,10 +63,11 @@ struct worker {
     uint8_t coordinator_key[32];
     struct site_policy site;
     struct policy policy;
+    uint8_t policy_hash[32];        /* of policy: a task must name this one */
     int have_policy;
     char experiment[CRYPTO_ID_MAX + 1];
-    struct gpt2_config cfg;
-    size_t n;
+    struct gpt2_config cfg;         /* the replica's model and size, from the policy's */
+    size_t n;                       /* round plan when the buffers are set up */
     struct trainer *trainer;
     struct data *data;
     float *base;                    /* the round's base model */
@@ -101,13 +103,21 @@ enum worker_call_outcome worker_call_outcome(int rc, grpc_status_code code);
 
 int  worker_run(struct worker *w, const struct worker_options *opt);
 int  worker_stopping(void);
-/* The policy's batch_size per GPU: split over --gpus on every node (-1, logged, when
- * it does not divide). */
-/* w->cfg and w->n from the policy's model section. */
-void worker_model_from_policy(struct worker *w);
-int  worker_per_device_batch(const struct worker *w, uint32_t batch, int *out);
-/* Runs steps inner steps (worker.c): the policy's warm-up, progress logged under round. */
-int  worker_train_local(struct worker *w, uint64_t round, int steps, float lr,
+/* A TRAIN task is trained only when the coordinator's key signs it (crypto/README.md,
+ * "Task announcement") and it names the policy this member joined with (and its site
+ * policy allowed), w->policy_hash: 0, or -1 with the reason logged. */
+int  worker_verify_task(const struct worker *w, const Aulac__V1__Task *t);
+/* The plan of round `round` of the policy this worker joined with (policies/plan.h):
+ * 0, or -1 with the reason logged. Round 1 for what every round shares (the model). */
+int  worker_plan(const struct worker *w, uint64_t round, struct policy_round_plan *out);
+/* The plan's trainer options into *to (the rest of *to is kept): batch_size split over
+ * --gpus on every node, seq_len, lr, weight decay, clip, betas, eps. -1, logged, when
+ * the batch does not split evenly. */
+int  worker_trainer_opts(const struct worker *w, const struct policy_round_plan *plan,
+                         struct trainer_opts *to);
+/* Runs steps inner steps (worker.c) at the plan's lr, with its warm-up over the
+ * replica's first optimizer steps; progress logged under the plan's round. */
+int  worker_train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
                         struct trainer_stats *ts);
 void worker_request_stop(void);
 

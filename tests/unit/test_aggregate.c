@@ -61,9 +61,10 @@ static void submit(struct fx *f, int m, float *decoded)
     const size_t n = c->n_params;
     struct upd u;
     memset(&u, 0, sizeof u);
-    struct codec_params cp;
+    struct policy_round_plan plan;
     pthread_mutex_lock(&c->mu);
-    coord_round_codec(c, c->round, &cp);
+    assert_int_equal(policy_round_plan(&c->policy, c->round, &plan, NULL, 0), 0);
+    const struct codec_params cp = plan.uplink;
     snprintf(u.e.experiment, sizeof u.e.experiment, "%s", c->experiment);
     u.e.round = c->round;
     memcpy(u.e.base_model_hash, c->model->hash, 32);

@@ -348,14 +348,28 @@ static void coordinator_statement_vectors(void **state)
 
     struct task_announcement t = { .round = 7, .deadline_unix_ms = 1767229200000, .total_rounds = 100 };
     strcpy(t.experiment, "gpt2-vi-small");
+    for (int i = 0; i < 32; i++)
+        t.policy_hash[i] = (uint8_t)(0xc0 + i);
     memcpy(t.base_model_hash, base, 32);
+    uint8_t hdr[ENVELOPE_HEADER_MAX];
+    size_t len;
+    assert_int_equal(envelope_task_encode(&t, hdr, sizeof hdr, &len), 0);
+    assert_int_equal(len, 117);   /* crypto/reference.py prints the same header */
+    assert_hex(hdr, len, "61756c61632f7461736b2f763200000d677074322d76692d736d616c6c"
+                         "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+                         "0000000000000007"
+                         "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+                         "0000019b77119680" "0000000000000064");
     assert_int_equal(envelope_task_digest(&t, d), 0);
-    assert_hex(d, 32, "19a77474aa89a95c03cd8b3c2b53946c5d0f0cf76e3ecc6ba4dc869369e373c3");
+    assert_hex(d, 32, "a5def8b8f6d611876e51c4f8d462a38e615e61ac7e3c3c45d9c34d52ea460c62");
     assert_int_equal(envelope_task_sign(&t, k, sig), 0);
-    assert_hex(sig, 64, "0cf14e3af7e817a4a65e4dc9ec63b268200bdd71d87a52e8a0bcea0492d4407e"
-                        "01f6cf0aa4f770d59d9d74ca44ebb2ec058e6fb27455314e15937f7f4f9a910d");
+    assert_hex(sig, 64, "48e8f1f972f055b23f68f39a62f88e41baf2d27190bf977300e333012c1b6b8d"
+                        "447a4a0dfcf807596898eca00337446e2bcc6dd902d5721fe5d3e0e9ebd04301");
     assert_int_equal(envelope_task_verify(&t, pk.key, sig), 0);
     t.deadline_unix_ms++;
+    assert_int_equal(envelope_task_verify(&t, pk.key, sig), CRYPTO_ERR_BAD_SIGNATURE);
+    t.deadline_unix_ms--;
+    t.policy_hash[31] ^= 1;   /* a task signed for one policy is no task for another */
     assert_int_equal(envelope_task_verify(&t, pk.key, sig), CRYPTO_ERR_BAD_SIGNATURE);
 
     struct update_receipt r = { .round = 7, .accepted = 1, .ledger_index = 41, .ledger_size = 42 };

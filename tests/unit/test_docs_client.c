@@ -4,7 +4,8 @@
  *   - the model hash of every checkpoint the coordinator wrote (named by its hash, and
  *     the hash it announces), from the safetensors file;
  *   - the first SubmitUpdate message, its body digest and the request statement digest
- *     that the real client (proto/client.c) signed and the coordinator accepted.
+ *     that the real client (proto/client.c) signed and the coordinator accepted;
+ *   - the digest of a Task the coordinator sent, over which its signature verifies.
  * Needs python3 (stdlib only); run from the repository root, as scripts/test.sh does. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,7 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "proto/pb.h"
 #include "proto/service.h"
 #include "trust_fixture.h"
 
@@ -149,6 +151,31 @@ static void docs_client_agrees_with_the_code(void **state)
     put_hex(in, "signature", first.sig, 64);
     fprintf(in, "submit train_loss %.9g\nsubmit val_loss %.9g\n", (double)first.h.train_loss,
             (double)first.h.val_loss);
+
+    /* The task of round 2 for fpt, as it came over the wire. */
+    struct signer s = { .key = f.keys[FPT] };
+    struct fed_client *cl = fx_client(&f, &s);
+    Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
+    q.member_id = "fpt";
+    Aulac__V1__Task *task = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_get_task(cl, &q, &task, &st), 0);
+    fed_client_close(cl);
+    assert_int_equal(task->kind, AULAC__V1__TASK__KIND__TRAIN);
+    assert_int_equal(task->round, 2);
+    assert_true(task->policy_hash.len == 32 && task->signature.len == 64);
+    assert_memory_equal(task->policy_hash.data, f.c->policy_hash, 32);
+    uint8_t task_sig[64], *packed;
+    size_t packed_len;
+    memcpy(task_sig, task->signature.data, 64);
+    assert_int_equal(pb_pack(&task->base, &packed, &packed_len), 0);
+    aulac__v1__task__free_unpacked(task, NULL);
+    char *task_hex = malloc(2 * packed_len + 1);
+    assert_non_null(task_hex);
+    hex_encode(packed, packed_len, task_hex);
+    fprintf(in, "task %s\n", task_hex);
+    free(task_hex);
+    free(packed);
     fclose(in);
 
     snprintf(cmd, sizeof cmd, "python3 tests/docs_client.py <'%s' >'%s'", in_path, out_path);
@@ -190,6 +217,17 @@ static void docs_client_agrees_with_the_code(void **state)
     assert_int_equal(request_digest(&rec.st, want), 0);
     answer(out, "request_digest", digest, 32);
     assert_memory_equal(digest, want, 32);
+
+    /* The task: the coordinator signed the digest the documents give. */
+    uint8_t task_digest[32], sig_read[64];
+    answer(out, "task_digest", task_digest, 32);
+    char *sig_hex = strndup(strstr(out, "task_digest ") + strlen("task_digest ") + 65, 128);
+    assert_int_equal(hex_decode(sig_hex, sig_read, 64), 0);
+    free(sig_hex);
+    assert_memory_equal(sig_read, task_sig, 64);
+    struct crypto_public_key coordinator;
+    crypto_key_public(f.coordinator, &coordinator);
+    assert_int_equal(crypto_signature_verify(coordinator.key, task_digest, 32, task_sig), 0);
 
     free(out);
     free(rec.body);

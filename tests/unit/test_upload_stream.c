@@ -135,7 +135,9 @@ static void oversized_update_is_refused(void **state)
     struct upd u;
     upd_make(f, &u, f->keys[HUST], 8);
     free(u.payload);
-    assert_int_equal(codec_encode(delta, n, &c->uplink, NULL, &u.payload, &u.len), 0);
+    struct policy_round_plan plan;
+    assert_int_equal(policy_round_plan(&c->policy, u.e.round, &plan, NULL, 0), 0);
+    assert_int_equal(codec_encode(delta, n, &plan.uplink, NULL, &u.payload, &u.len), 0);
     free(delta);
     crypto_blake2b256(u.payload, u.len, u.e.payload_hash);
     u.e.payload_bytes = u.len;

@@ -280,24 +280,27 @@ static inline void upd_make(struct fx *f, struct upd *u, const struct crypto_key
     assert_non_null(delta);
     for (size_t i = 0; i < n; i++)
         delta[i] = (float)(((i * 2654435761u + (unsigned)salt * 97u) % 2001) - 1000) * 1e-5f;
-    assert_int_equal(codec_encode(delta, n, &c->uplink, NULL, &u->payload, &u->len), 0);
-    free(delta);
     pthread_mutex_lock(&c->mu);
     snprintf(u->e.experiment, sizeof u->e.experiment, "%s", c->experiment);
     u->e.round = c->round;
     memcpy(u->e.base_model_hash, c->model->hash, 32);
     pthread_mutex_unlock(&c->mu);
+    struct policy_round_plan plan;
+    assert_int_equal(policy_round_plan(&c->policy, u->e.round, &plan, NULL, 0), 0);
+    const struct codec_params *cp = &plan.uplink;
+    assert_int_equal(codec_encode(delta, n, cp, NULL, &u->payload, &u->len), 0);
+    free(delta);
     snprintf(u->e.member, sizeof u->e.member, "%s", crypto_key_member(k));
     crypto_blake2b256(u->payload, u->len, u->e.payload_hash);
     u->e.payload_bytes = u->len;
     u->e.samples = 4;
     u->e.tokens = 64;
-    u->e.codec.format_version = c->uplink.format_version;
-    u->e.codec.block_size = c->uplink.block_size;
-    u->e.codec.k_per_block = c->uplink.k_per_block;
-    u->e.codec.quant = (uint32_t)c->uplink.quant;
-    u->e.codec.zstd_level = c->uplink.zstd_level;
-    u->e.codec.error_feedback = (uint8_t)c->uplink.error_feedback;
+    u->e.codec.format_version = cp->format_version;
+    u->e.codec.block_size = cp->block_size;
+    u->e.codec.k_per_block = cp->k_per_block;
+    u->e.codec.quant = (uint32_t)cp->quant;
+    u->e.codec.zstd_level = cp->zstd_level;
+    u->e.codec.error_feedback = (uint8_t)cp->error_feedback;
     upd_sign(u, k);
 }
 
