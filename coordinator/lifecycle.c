@@ -75,7 +75,10 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     memcpy(c->policy_yaml, info->policy_yaml, info->policy_yaml_len);
     c->policy_yaml[info->policy_yaml_len] = 0;
     c->policy_yaml_len = info->policy_yaml_len;
-    if (policy_load_buffer(name, c->policy_yaml, c->policy_yaml_len, &c->policy, &err) != 0)
+    int rc = policy_load_buffer(name, c->policy_yaml, c->policy_yaml_len, &c->policy, &err);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;   /* ours, not the policy's */
+    if (rc != 0)
         return refuse(why, cap, "its policy no longer loads: %s", err.message);
     if (policy_hash(&c->policy, c->policy_hash) != 0)
         return COORD_ERR_NOMEM;
