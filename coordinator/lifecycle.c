@@ -8,7 +8,6 @@
  * coord.state: the experiment it names is loaded again (running: its open round is
  * re-accumulated; ended: its final model is served), else the queue's first is
  * started. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "common/why.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
@@ -52,17 +52,6 @@ static enum outer_kind outer_kind_of(enum policy_outer_kind k)
     }
 }
 
-static int refuse(char *why, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int refuse(char *why, size_t cap, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, cap, fmt, ap);
-    va_end(ap);
-    return COORD_ERR_CONFIG;
-}
-
 /* c->policy and what derives from it, from the record's exact text. */
 static int load_policy(struct coord *c, const struct experiment_info *info, char *why,
                        size_t cap)
@@ -79,15 +68,16 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     if (rc == POLICY_ERR_NOMEM)
         return COORD_ERR_NOMEM;   /* ours, not the policy's */
     if (rc != 0)
-        return refuse(why, cap, "its policy no longer loads: %s", err.message);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its policy no longer loads: %s",
+                        err.message);
     if (policy_hash(&c->policy, c->policy_hash) != 0)
         return COORD_ERR_NOMEM;
     if (memcmp(c->policy_hash, info->policy_hash, 32) != 0) {
         char want[65], got[65];
         hex_encode(info->policy_hash, 32, want);
         hex_encode(c->policy_hash, 32, got);
-        return refuse(why, cap, "its policy text now hashes to %.16s, not the approved %.16s "
-                      "(the policy schema changed)", got, want);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its policy text now hashes to %.16s, "
+                        "not the approved %.16s (the policy schema changed)", got, want);
     }
     const struct policy_model *m = &c->policy.model;
     c->cfg.vocab_size = (int)m->vocab_size;
@@ -96,30 +86,32 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     c->cfg.n_head = (int)m->n_head;
     c->cfg.n_embd = (int)m->n_embd;
     if (gpt2_config_check(&c->cfg) != 0)
-        return refuse(why, cap, "the model section does not describe a valid GPT-2");
+        return why_fail(why, cap, COORD_ERR_CONFIG,
+                        "the model section does not describe a valid GPT-2");
     c->n_params = gpt2_num_params(&c->cfg);
     policy_link_codec_params(&c->policy.compression.uplink, &c->uplink);
     char what[200];
     if (codec_params_validate(&c->uplink, what, sizeof what) != 0)
-        return refuse(why, cap, "compression.uplink: %s", what);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "compression.uplink: %s", what);
     if (c->policy.aggregation.rule != POLICY_AGG_FEDAVG)
-        return refuse(why, cap, "aggregation.rule %s is not supported by this coordinator yet "
-                      "(only fedavg); refusing to run the experiment with another rule than "
-                      "the members approved",
-                      policy_agg_rule_name(c->policy.aggregation.rule));
+        return why_fail(why, cap, COORD_ERR_CONFIG, "aggregation.rule %s is not supported by "
+                        "this coordinator yet (only fedavg); refusing to run the experiment "
+                        "with another rule than the members approved",
+                        policy_agg_rule_name(c->policy.aggregation.rule));
     const struct policy_link *down = &c->policy.compression.downlink;
     policy_link_codec_params(down, &c->downlink);
     c->down_on = down->method != POLICY_COMPRESS_NONE || down->quant != CODEC_QUANT_FP32;
     if (c->down_on && codec_params_validate(&c->downlink, what, sizeof what) != 0)
-        return refuse(why, cap, "compression.downlink: %s", what);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "compression.downlink: %s", what);
     /* Members that may report: in the policy (all when it lists none) and in the roster
      * (at open the founding one; governance_open recounts with the live roster). */
     c->n_eligible = coord_eligible_count_locked(c);
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0)
-        return refuse(why, cap, "only %zu %s in the roster, fewer than "
-                      "participation.min_members %u", c->n_eligible,
-                      c->policy.participation.n_members ? "policy member(s) are" : "member(s)",
-                      c->policy.participation.min_members);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "only %zu %s in the roster, fewer than "
+                        "participation.min_members %u", c->n_eligible,
+                        c->policy.participation.n_members ? "policy member(s) are"
+                                                          : "member(s)",
+                        c->policy.participation.min_members);
     return 0;
 }
 
@@ -210,7 +202,8 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     int rc = gpt2_init_params(&c->cfg, c->policy.model.seed, s->params);
     if (rc != 0) {
         snapshot_release(c, s);
-        return refuse(why, cap, "cannot initialize the model: %s", model_strerror(rc));
+        return why_fail(why, cap, COORD_ERR_CONFIG, "cannot initialize the model: %s",
+                        model_strerror(rc));
     }
     model_hash(s->params, s->n, s->hash);
     if ((rc = models_save(c, s->params, s->hash)) != 0) {

@@ -52,58 +52,55 @@ int models_save(struct coord *c, const float *params, const uint8_t hash[32])
     return 0;
 }
 
-int models_load(struct coord *c, const uint8_t hash[32], float *params)
+/* The checkpoint named hash, of whatever shape, read and checked against its name:
+ * *flat (malloc'd) holds its *n parameters. */
+static int load_checked(struct coord *c, const uint8_t hash[32], struct gpt2_config *cfg,
+                        float **flat, size_t *n)
 {
     char dir[PATH_MAX];
     model_dir(c, hash, dir, sizeof dir);
-    struct gpt2_config cfg;
-    float *flat = NULL;
-    int rc = gpt2_load(dir, &cfg, &flat);
+    int rc = gpt2_load(dir, cfg, flat);
     if (rc != 0) {
         log_error("cannot load the model checkpoint %s: %s", dir, model_strerror(rc));
         return COORD_ERR_STATE;
     }
-    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || gpt2_num_params(&cfg) != c->n_params) {
-        log_error("the checkpoint %s has another model shape than the policy", dir);
-        free(flat);
-        return COORD_ERR_STATE;
-    }
+    *n = gpt2_num_params(cfg);
     uint8_t got[32];
-    model_hash(flat, c->n_params, got);
+    model_hash(*flat, *n, got);
     if (memcmp(got, hash, 32) != 0) {
         log_error("the checkpoint %s does not hash to its name: the file was altered", dir);
+        free(*flat);
+        *flat = NULL;
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+int models_load(struct coord *c, const uint8_t hash[32], float *params)
+{
+    struct gpt2_config cfg;
+    float *flat = NULL;
+    size_t n = 0;
+    int rc = load_checked(c, hash, &cfg, &flat, &n);
+    if (rc != 0)
+        return rc;
+    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || n != c->n_params) {
+        char hex[65];
+        hex_encode(hash, 32, hex);
+        log_error("the checkpoint of model %.16s has another model shape than the policy", hex);
         free(flat);
         return COORD_ERR_STATE;
     }
-    memcpy(params, flat, c->n_params * sizeof(float));
+    memcpy(params, flat, n * sizeof(float));
     free(flat);
     return 0;
 }
 
-/* The checkpoint named hash, of whatever shape (an ended experiment's), as a snapshot
- * (refs 1, loading). */
+/* The checkpoint named hash, of whatever shape (an ended experiment's), into s. */
 static int models_load_any(struct coord *c, const uint8_t hash[32], struct model_snapshot *s)
 {
-    char dir[PATH_MAX];
-    model_dir(c, hash, dir, sizeof dir);
     struct gpt2_config cfg;
-    float *flat = NULL;
-    int rc = gpt2_load(dir, &cfg, &flat);
-    if (rc != 0) {
-        log_error("cannot load the model checkpoint %s: %s", dir, model_strerror(rc));
-        return COORD_ERR_STATE;
-    }
-    const size_t n = gpt2_num_params(&cfg);
-    uint8_t got[32];
-    model_hash(flat, n, got);
-    if (memcmp(got, hash, 32) != 0) {
-        log_error("the checkpoint %s does not hash to its name: the file was altered", dir);
-        free(flat);
-        return COORD_ERR_STATE;
-    }
-    s->params = flat;
-    s->n = n;
-    return 0;
+    return load_checked(c, hash, &cfg, &s->params, &s->n);
 }
 
 /* Rounds completed when model hash was made: the closed round whose summary names it,

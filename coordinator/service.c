@@ -178,6 +178,17 @@ struct task_bufs {
     char message[200];
 };
 
+/* The downlink update to the current model, when there is one. */
+static void fill_downlink_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
+{
+    if (c->down_payload) {
+        memcpy(b->prev, c->down_from, 32);
+        t->prev_model_hash.data = b->prev;
+        t->prev_model_hash.len = 32;
+        t->downlink_bytes = c->down_len;
+    }
+}
+
 static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
 {
     const struct policy_training *tr = &c->policy.training;
@@ -212,12 +223,7 @@ static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, struct task_bu
     cp->zstd_level = rc.zstd_level;
     cp->error_feedback = rc.error_feedback != 0;
     t->codec = cp;
-    if (c->down_payload) {
-        memcpy(b->prev, c->down_from, 32);
-        t->prev_model_hash.data = b->prev;
-        t->prev_model_hash.len = 32;
-        t->downlink_bytes = c->down_len;
-    }
+    fill_downlink_locked(c, t, b);
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
     a.round = c->round;
@@ -252,12 +258,7 @@ static void fill_finished_loaded_locked(struct coord *c, Aulac__V1__Task *t,
     t->base_model_hash.data = b->hash;   /* the final model */
     t->base_model_hash.len = 32;
     t->model_params = c->n_params;
-    if (c->down_payload) {
-        memcpy(b->prev, c->down_from, 32);
-        t->prev_model_hash.data = b->prev;
-        t->prev_model_hash.len = 32;
-        t->downlink_bytes = c->down_len;
-    }
+    fill_downlink_locked(c, t, b);
     snprintf(b->message, sizeof b->message, "experiment %s %s after %" PRIu64 " rounds",
              c->experiment, ended_verb(phase), c->model->round);
 }

@@ -254,7 +254,8 @@ static int enter_experiment(struct worker *w, const Aulac__V1__JoinReply *r)
         return WORKER_EXIT_ERROR;
     }
     uint8_t h[32];
-    if (policy_hash(&p, h) != 0 || r->policy_hash.len != 32 || !crypto_equal(h, r->policy_hash.data, 32)) {
+    if (policy_hash(&p, h) != 0 || r->policy_hash.len != 32 ||
+        !crypto_equal(h, r->policy_hash.data, 32)) {
         log_error("the coordinator's policy does not hash to the policy hash it announced");
         policy_free(&p);
         return WORKER_EXIT_REFUSED;
