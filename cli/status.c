@@ -13,8 +13,9 @@ static const char usage[] =
     "usage: aulac status --coordinator ADDR (--tls-ca FILE [--tls-cert FILE --tls-key FILE]\n"
     "                    | --insecure) [--json]\n"
     "\n"
-    "Shows the coordinator's experiment: state and round, each closed round's\n"
-    "participants with their validation and training losses, and each member's\n"
+    "Shows the coordinator's experiment: state (idle, running, finished, cancelled,\n"
+    "failed) and round, how many approved experiments wait in its queue, each closed\n"
+    "round's participants with their validation and training losses, and each member's\n"
     "contribution (rounds joined, tokens, bytes sent, rejected updates).\n"
     "\n"
     "  --coordinator ADDR   gRPC address of the coordinator\n"
@@ -31,8 +32,9 @@ static void print_json(const Aulac__V1__StatusReply *r)
         hex_encode(r->ledger_root.data, 32, root);
     printf("{\"experiment\":\"%s\",\"policy\":\"%s\",\"state\":\"%s\",\"round\":%" PRIu64
            ",\"total_rounds\":%" PRIu64 ",\"model_hash\":\"%s\",\"ledger_size\":%" PRIu64
-           ",\"ledger_root\":\"%s\",\"rounds\":[", r->experiment_id, r->policy_name, r->state,
-           r->round, r->total_rounds, hex, r->ledger_size, root);
+           ",\"ledger_root\":\"%s\",\"queue_length\":%u,\"rounds\":[", r->experiment_id,
+           r->policy_name, r->state, r->round, r->total_rounds, hex, r->ledger_size, root,
+           r->queue_length);
     for (size_t i = 0; i < r->n_rounds; i++) {
         const Aulac__V1__RoundSummary *s = r->rounds[i];
         printf("%s{\"round\":%" PRIu64 ",\"mean_train_loss\":%.6f,\"tokens\":%" PRIu64
@@ -72,8 +74,12 @@ static void print_text(const Aulac__V1__StatusReply *r)
     if (r->model_hash.len == 32)
         hex_encode(r->model_hash.data, 32, hex);
     uint64_t shown = r->round > r->total_rounds ? r->total_rounds : r->round;
-    printf("experiment %s (policy %s): %s, round %" PRIu64 " of %" PRIu64 "\n",
-           r->experiment_id, r->policy_name, r->state, shown, r->total_rounds);
+    if (!r->experiment_id[0])
+        printf("no experiment (%s), %u queued\n", r->state, r->queue_length);
+    else
+        printf("experiment %s (policy %s): %s, round %" PRIu64 " of %" PRIu64 "; %u queued "
+               "after it\n", r->experiment_id, r->policy_name, r->state, shown, r->total_rounds,
+               r->queue_length);
     printf("global model %.16s, ledger %" PRIu64 " entries\n\n", hex, r->ledger_size);
     if (r->n_rounds) {
         printf("%-6s %-8s %-40s %s\n", "round", "members", "validation loss of the round's base model", "train loss");

@@ -231,8 +231,8 @@ static void record_refused_upload(struct coord *c, const ProtobufCMessage *msg,
         h = ((const Aulac__V1__UpdateChunk *)msg)->header;
     const char *member = h && h->member_id && h->member_id[0] ? h->member_id : t->member;
     snprintf(u.member, sizeof u.member, "%s", member ? member : "");
-    snprintf(u.experiment, sizeof u.experiment, "%s", h && h->experiment_id ? h->experiment_id
-                                                                            : c->experiment);
+    if (h && h->experiment_id)
+        snprintf(u.experiment, sizeof u.experiment, "%s", h->experiment_id);
     u.round = h ? h->round : 0;
     if (h && h->payload_hash.len == 32)
         memcpy(u.env.payload_hash, h->payload_hash.data, 32);
@@ -240,6 +240,8 @@ static void record_refused_upload(struct coord *c, const ProtobufCMessage *msg,
     u.known_member = 0;   /* a forgery must not count against the member it names */
     int64_t now = time_now_unix_ms();
     pthread_mutex_lock(&c->mu);
+    if (!(h && h->experiment_id))   /* the loaded one (the timer may change it) */
+        snprintf(u.experiment, sizeof u.experiment, "%s", c->experiment);
     if (now - c->refusals_window_ms >= 60000) {
         c->refusals_window_ms = now;
         c->refusals_in_window = 0;

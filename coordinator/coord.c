@@ -11,6 +11,8 @@
 #include "common/timeutil.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
+#include "coordinator/queue.h"
+#include "coordinator/record.h"
 #include "coordinator/state.h"
 #include "coordinator/witness.h"
 #include "proto/rpc.h"
@@ -33,52 +35,86 @@ const char *coord_strerror(int rc)
     return "unknown coordinator error";
 }
 
-_Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
-               "policy check must refuse exactly the models the trainer refuses");
-
-/* The policy, and the plan of its first round: what every round allocates (the model,
- * the downlink's residual, the senders' support) is the same in all of them. */
-static int load_policy(struct coord *c, struct policy_round_plan *first)
+/* The genesis entry, once: the founding roster (and the coordinator's key) is the
+ * ledger's first entry, before any experiment's. */
+static int record_genesis_once(struct coord *c)
 {
+    uint64_t size;
+    if (ledger_size(c->ledger, &size) != 0)
+        return COORD_ERR_STATE;
+    if (size > 0)
+        return 0;
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0)
+        return COORD_ERR_STATE;
+    int rc = record_genesis(c, txn);
+    if (rc != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+/* One policy file read and parsed as a queue entry (id, hash, exact text). */
+static int read_policy_file(const char *path, struct experiment_info *e)
+{
+    memset(e, 0, sizeof *e);
+    struct policy p;
     struct policy_error err;
-    /* One read: the bytes kept (and recorded) are the ones parsed and hashed. */
-    if (policy_read_file(c->opt.policy_path, &c->policy_yaml, &c->policy_yaml_len, &err) != 0 ||
-        policy_load_buffer(c->opt.policy_path, c->policy_yaml, c->policy_yaml_len, &c->policy,
-                           &err) != 0) {
+    if (policy_read_file(path, &e->policy_yaml, &e->policy_yaml_len, &err) != 0 ||
+        policy_load_buffer(path, e->policy_yaml, e->policy_yaml_len, &p, &err) != 0) {
         log_error("%s", err.message);
         return COORD_ERR_CONFIG;
     }
-    if (policy_hash(&c->policy, c->policy_hash) != 0)
-        return COORD_ERR_NOMEM;
-    char why[300];
-    if (policy_round_plan(&c->policy, 1, first, why, sizeof why) != 0) {
-        log_error("%s: %s", c->opt.policy_path, why);
-        return COORD_ERR_CONFIG;
-    }
-    c->cfg = first->model;
-    c->n_params = first->n_params;
-    c->down_on = first->downlink_on;
-    /* Members that may report: in the policy (every one with members: all) and in the roster
-     * (the founding one here; governance_open recounts with the live roster and names
-     * the others). */
-    c->n_eligible = coord_eligible_count_locked(c);
-    if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0) {
-        log_error("%s: only %zu %s in the roster %s, fewer than participation.min_members %u",
-                  c->opt.policy_path, c->n_eligible,
-                  policy_all_members(&c->policy) ? "member(s)" : "policy member(s) are",
-                  c->opt.roster_path, c->policy.participation.min_members);
-        return COORD_ERR_CONFIG;
-    }
-    return 0;
+    int rc = policy_hash(&p, e->policy_hash) == 0 ? 0 : COORD_ERR_NOMEM;
+    if (rc == 0)
+        coord_experiment_id(&p, e->policy_hash, e->experiment, sizeof e->experiment);
+    policy_free(&p);
+    return rc;
 }
 
-static enum outer_kind outer_kind_of(enum policy_outer_kind k)
+/* --policy FILE..., in order, each unless a policy of its hash was queued before; every
+ * file is read and checked before anything is written. Until experiments are proposed
+ * and approved by vote, this is how the queue is filled. */
+int queue_policy_files(struct coord *c)
 {
-    switch (k) {
-    case POLICY_OUTER_NESTEROV: return OUTER_NESTEROV;
-    case POLICY_OUTER_FEDADAM: return OUTER_FEDADAM;
-    default: return OUTER_FEDAVG;
+    const size_t n = (c->opt.policy_path ? 1 : 0) + c->opt.n_policy_paths;
+    struct experiment_info *e = calloc(n + 1, sizeof *e);
+    if (!e)
+        return COORD_ERR_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const char *path = c->opt.policy_path ? (i == 0 ? c->opt.policy_path
+                                                         : c->opt.policy_paths[i - 1])
+                                              : c->opt.policy_paths[i];
+        rc = read_policy_file(path, &e[i]);
     }
+    MDB_txn *txn = NULL;
+    if (rc == 0 && n > 0 && ledger_txn_begin(c->ledger, &txn) != 0)
+        rc = COORD_ERR_STATE;
+    for (size_t i = 0; rc == 0 && txn && i < n; i++) {
+        struct experiment_info old;
+        int found = 0;
+        rc = queue_find_policy(c, e[i].policy_hash, &old, &found);
+        for (size_t k = 0; rc == 0 && !found && k < i; k++)   /* the same file twice */
+            found = memcmp(e[k].policy_hash, e[i].policy_hash, 32) == 0;
+        if (rc == 0 && found) {
+            log_info("experiment %s was queued before (%s); not queued again",
+                     e[i].experiment, old.experiment[0] ? queue_phase_name(old.phase)
+                                                        : "given twice");
+        } else if (rc == 0 && (rc = queue_push_txn(c, txn, &e[i])) == 0) {
+            log_info("experiment %s queued", e[i].experiment);
+        }
+        experiment_info_free(&old);
+    }
+    if (txn && rc != 0)
+        ledger_txn_abort(c->ledger, txn);
+    else if (txn && ledger_txn_commit(c->ledger, txn) != 0)
+        rc = COORD_ERR_STATE;
+    for (size_t i = 0; i < n; i++)
+        experiment_info_free(&e[i]);
+    free(e);
+    return rc;
 }
 
 int coord_open(struct coord *c, const struct coord_options *opt)
@@ -100,33 +136,13 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         log_error("%s", err.message);
         return COORD_ERR_CONFIG;
     }
-    struct policy_round_plan first;
-    if ((rc = load_policy(c, &first)) != 0)
-        return rc;
     c->members = calloc(c->roster.n_members, sizeof *c->members);
     /* governance may make any policy member eligible later */
     c->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *c->accepted);
-    c->acc = calloc(c->n_params, sizeof(float));
-    const int senders = first.average == POLICY_AVERAGE_SENDERS;
-    const int down_ef = first.downlink_on && first.downlink.error_feedback;
-    if (senders)
-        c->support = calloc(c->n_params, sizeof(float));
-    if (down_ef)
-        c->down_residual = calloc(c->n_params, sizeof(float));
-    if (!c->members || !c->accepted || !c->acc || (senders && !c->support) ||
-        (down_ef && !c->down_residual))
+    if (!c->members || !c->accepted)
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);
-    const struct policy_outer_optimizer *o = &c->policy.training.outer;
-    if (outer_init(&c->outer, outer_kind_of(o->kind), c->n_params, (float)o->lr,
-                   (float)o->momentum) != 0)
-        return COORD_ERR_NOMEM;
-    if (o->kind == POLICY_OUTER_FEDADAM) {
-        c->outer.beta1 = (float)o->beta1;
-        c->outer.beta2 = (float)o->beta2;
-        c->outer.tau = (float)o->eps;
-    }
 
     char path[4096];
     if ((rc = file_mkdirs(opt->data_dir, 0700)) != 0) {
@@ -135,7 +151,7 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     }
     snprintf(path, sizeof path, "%s/models", opt->data_dir);
     file_mkdirs(path, 0755);
-    snprintf(path, sizeof path, "%s/outer", opt->data_dir);
+    snprintf(path, sizeof path, "%s/experiments", opt->data_dir);
     file_mkdirs(path, 0755);
     struct ledger_options lo = { 0 };
     if ((rc = ledger_open(opt->data_dir, &lo, &c->ledger)) != 0) {
@@ -155,7 +171,11 @@ int coord_open(struct coord *c, const struct coord_options *opt)
                   "written", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_STATE;
     }
-    if ((rc = state_open_dbs(c)) != 0)
+    if ((rc = state_open_dbs(c)) != 0 || (rc = queue_open_dbs(c)) != 0 ||
+        (rc = queue_policy_files(c)) != 0 || (rc = record_genesis_once(c)) != 0)
+        return rc;
+    /* The experiment is loaded before governance, which reads its policy. */
+    if ((rc = experiment_open(c)) != 0)
         return rc;
     if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
         (rc = coord_witness_open(c)) != 0)
@@ -209,23 +229,14 @@ void coord_close(struct coord *c)
     if (c->timer_running)
         pthread_join(c->timer, NULL);
     c->timer_running = 0;
-    if (c->model)
-        snapshot_release(c, c->model);
-    c->model = NULL;
+    experiment_unload(c);
     coord_witness_close(c);
     ledger_close(c->ledger);
     c->ledger = NULL;
     governance_close(c);
     auth_close(c);
-    outer_free(&c->outer);
-    free(c->acc);
-    free(c->support);
-    free(c->down_residual);
-    free(c->down_payload);
     free(c->accepted);
     free(c->members);
-    free(c->policy_yaml);
-    policy_free(&c->policy);
     roster_free(&c->roster);
     crypto_key_free(c->key);
     c->key = NULL;

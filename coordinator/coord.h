@@ -2,11 +2,15 @@
 #define AULAC_COORDINATOR_COORD_H
 /* The coordinator daemon's state: one struct, passed explicitly.
  *
- * Life cycle: coord_open() loads the key, roster and policy, opens the data
- * directory (LMDB: ledger + state), records the genesis roster and the experiment
- * on first start or resumes the open round after a restart (re-accumulating the
- * accepted payloads kept in LMDB); coord_serve() starts the gRPC service and the
- * round timer; coord_close() stops both and frees everything.
+ * Life cycle: coord_open() loads the key and roster, opens the data directory (LMDB:
+ * ledger, state, the experiment queue of coordinator/queue.h), records the genesis
+ * roster on first start, resumes the experiment that ran (its open round
+ * re-accumulated from the payloads kept in LMDB) or starts the first queued one;
+ * coord_serve() starts the gRPC service and the timer; coord_close() stops both and
+ * frees everything. With nothing queued the coordinator serves idle (no experiment
+ * loaded: c->state EXP_IDLE, c->model NULL). Experiments run one after another: the
+ * timer thread starts the next queued one once none runs (coordinator/lifecycle.c).
+ * An experiment that ended stays loaded (its final model served) until the next starts.
  *
  * Locking: c->mu guards the experiment (round, model, accumulator, accepted set)
  * and c->roster / c->members, which governance.c keeps equal to the live roster.
@@ -43,7 +47,11 @@ struct coord_options {
     const char *listen_addr;        /* default 127.0.0.1:7443 */
     const char *key_path;           /* the coordinator's secret key file */
     const char *roster_path;
+    /* Policy files queued at start, in order, unless a policy of the same hash was
+     * queued before (queue_policy_files): policy_path first, then policy_paths. */
     const char *policy_path;
+    const char *const *policy_paths;
+    size_t n_policy_paths;
     const char *tls_cert, *tls_key, *tls_client_ca;
     int require_client_cert;
     const char *port_file;          /* written with the bound port once serving */
@@ -60,7 +68,10 @@ struct coord_options {
     void *close_hook_arg;
 };
 
-enum coord_exp_state { EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3 };
+/* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
+ * coord.state); an ended one stays loaded until the next starts. */
+enum coord_exp_state { EXP_IDLE = 0, EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAILED = 3,
+                       EXP_CANCELLED = 4 };
 
 struct governance;
 struct auth;
@@ -102,8 +113,11 @@ struct coord {
     struct crypto_key *key;
     struct crypto_public_key pub;
     struct roster roster;
+    /* The loaded experiment (experiment_load .. experiment_unload); changed only by the
+     * timer thread (or coord_open) with mu held: readers on other threads hold mu. */
     struct policy policy;
     uint8_t policy_hash[32];
+    uint8_t proposal_hash[32];      /* the approved proposal it runs (zero: none) */
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
     /* From the policy's round plan (policies/plan.h), the same in every round; the
@@ -111,6 +125,7 @@ struct coord {
     struct gpt2_config cfg;
     size_t n_params;
     int down_on;                    /* broadcast compressed round updates */
+    int down_ef;                    /* ... with server-side error feedback (down_residual) */
 
     struct ledger *ledger;
     MDB_dbi db_state;               /* "coord.state": experiment record */
@@ -118,9 +133,12 @@ struct coord {
     MDB_dbi db_members;             /* "coord.members": contribution counters */
     MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
     MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
+    MDB_dbi db_experiments;         /* "coord.experiments": every queued experiment (queue.h) */
+    MDB_dbi db_queue;               /* "coord.queue": those waiting, in order */
 
     pthread_mutex_t mu;
-    pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */
+    pthread_cond_t changed;         /* broadcast when a round opens or an experiment starts
+                                       or ends */
 
     /* Everything below is guarded by mu. */
     char experiment[COORD_EXPERIMENT_MAX + 1];
@@ -147,6 +165,8 @@ struct coord {
                                        outer, down_residual and the round belong to it */
     int close_pending;              /* the timer closes the round (asked with mu held by a
                                        caller that cannot let mu go) */
+    int64_t next_start_ms;          /* monotonic: the timer's next try at starting the next
+                                       queued experiment after a storage error */
     struct member_stats *members;   /* one per roster member */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
@@ -171,7 +191,7 @@ const char *coord_strerror(int rc);
 
 /* --- used across coordinator/ ------------------------------------------- */
 
-/* experiment.c */
+/* experiment.c: the rounds of the loaded experiment */
 int  round_member_reported_locked(const struct coord *c, const char *member);
 /* 1 when the experiment runs, at least one update is in, and every member that may
  * report (in the policy and the live roster) has reported. mu held. */
@@ -179,7 +199,9 @@ int  round_all_reported_locked(const struct coord *c);
 /* Members of c->roster that take part in the experiment (policy_takes_part): those
  * listed in participation.members, or all of them when the list is empty. */
 size_t coord_eligible_count_locked(const struct coord *c);
-int  experiment_resume_or_start(struct coord *c);
+void round_open(struct coord *c, int64_t opened_ms);
+/* The open round's sum from its accepted updates stored in LMDB. */
+int  round_accumulate_stored(struct coord *c);
 /* After a failed acceptance (its decode went into the sum before its commit failed):
  * the sum and accepted set rebuilt from the updates stored in LMDB. mu held. Stops the
  * process (exit 70) when it cannot, as a failed round close does. */
@@ -192,9 +214,38 @@ struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NU
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
+/* lifecycle.c: experiments one after another (coordinator/queue.h has the queue).
+ * experiment_open: before governance_open, loads the experiment that ran (coord.state)
+ * or else the first queued one (policy, buffers), so that governance sees its policy;
+ * experiment_resume_or_start: then resumes the loaded one (model, outer state, open
+ * round) or starts it. Queued experiments whose policy no longer loads are recorded as
+ * failed and skipped. */
+struct experiment_info;
+int  experiment_open(struct coord *c);
+int  experiment_resume_or_start(struct coord *c);
+/* The running experiment's policy, parsed from info's text (its hash must be
+ * info->policy_hash), and its buffers; COORD_ERR_CONFIG with why when the policy does
+ * not load or cannot run here, COORD_ERR_NOMEM. Nothing loaded on failure. */
+int  experiment_load(struct coord *c, const struct experiment_info *info, char *why,
+                     size_t cap);
+/* Frees what experiment_load set up and the model reference; c->state EXP_IDLE. mu held
+ * (or single-threaded), no round closing. */
+void experiment_unload(struct coord *c);
+/* Timer: when no experiment runs (and none closes), unloads the ended one and starts
+ * the next queued one. mu held. */
+void experiment_start_next_locked(struct coord *c);
+/* data_dir/experiments/<id>: the loaded experiment's own files (outer state, downlink). */
+void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
+/* The id an experiment of policy p (of hash) runs as: "<metadata.name>-<8 hex of hash>". */
+void coord_experiment_id(const struct policy *p, const uint8_t hash[32], char *out, size_t cap);
+/* Pushes each policy file of the options onto the queue, in order, unless a policy of
+ * the same hash was queued before. COORD_ERR_CONFIG (a file does not load; logged). */
+int  queue_policy_files(struct coord *c);
+
 /* models.c: checkpoints named by hash under data_dir/models/. */
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);
 int models_load(struct coord *c, const uint8_t hash[32], float *params);
+/* Deletes every checkpoint but keep[] and the last models of ended experiments. */
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
 /* The model named hash (NULL: the current one) for a download, with a reference the
  * caller gives back with snapshot_release (mu held). Any model whose checkpoint the

@@ -1,5 +1,6 @@
-/* The experiment and its rounds: start or resume, accept into the accumulator,
- * close (outer step, checkpoint, ledger), and the deadline timer.
+/* The loaded experiment's rounds: accept into the accumulator, close (outer step,
+ * checkpoint, ledger), and the deadline timer, which also starts the next queued
+ * experiment when none runs (lifecycle.c).
  *
  * Crash safety: a round's accepted payloads are in LMDB until the round closes, so a
  * restart re-accumulates them. Closing writes the new checkpoint and the outer
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "coordinator/coord.h"
+#include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
 #include "model/gpt2.h"
@@ -92,22 +94,13 @@ static void round_sum_clear(struct coord *c)
     c->n_accepted = 0;
 }
 
-static void round_open(struct coord *c, int64_t opened_ms)
+void round_open(struct coord *c, int64_t opened_ms)
 {
     round_sum_clear(c);
     c->round_opened_ms = opened_ms;
     c->deadline_ms = opened_ms + (int64_t)c->policy.participation.round_deadline_s * 1000;
     c->deadline_logged = 0;
     pthread_cond_broadcast(&c->changed);
-}
-
-/* Experiment ids: the policy name and the first 4 bytes of its hash, so a changed
- * policy never reuses the id of another. */
-static void experiment_id(const struct coord *c, char *out, size_t cap)
-{
-    char hex[65];
-    hex_encode(c->policy_hash, 32, hex);
-    snprintf(out, cap, "%.55s-%.8s", c->policy.metadata.name, hex);
 }
 
 static int accumulate_stored(struct coord *c, const struct round_member *m, double weight,
@@ -128,7 +121,7 @@ static int accumulate_stored(struct coord *c, const struct round_member *m, doub
 }
 
 /* The open round's sum from its accepted updates stored in LMDB, in key order. */
-static int round_accumulate_stored(struct coord *c)
+int round_accumulate_stored(struct coord *c)
 {
     round_sum_clear(c);
     return state_each_payload(c, accumulate_stored, NULL);
@@ -142,114 +135,26 @@ void round_reaccumulate_locked(struct coord *c)
         round_failed("its accepted updates could not be summed again");
 }
 
-static int start_new(struct coord *c)
-{
-    struct model_snapshot *s = snapshot_new(c->n_params, 0);
-    if (!s)
-        return COORD_ERR_NOMEM;
-    int rc = gpt2_init_params(&c->cfg, c->policy.model.seed, s->params);
-    if (rc != 0) {
-        log_error("cannot initialize the model: %s", model_strerror(rc));
-        snapshot_release(c, s);
-        return COORD_ERR_CONFIG;
-    }
-    model_hash(s->params, s->n, s->hash);
-    if ((rc = models_save(c, s->params, s->hash)) != 0) {
-        snapshot_release(c, s);
-        return rc;
-    }
-    experiment_id(c, c->experiment, sizeof c->experiment);
-    c->model = s;
-    c->state = EXP_RUNNING;
-    c->round = 1;
-    c->total_rounds = c->policy.training.rounds;
-    round_open(c, time_now_unix_ms());
+static void close_failed(const char *what) __attribute__((noreturn));
 
-    MDB_txn *txn;
-    if (ledger_txn_begin(c->ledger, &txn) != 0)
-        return COORD_ERR_STATE;
-    uint64_t size;
-    rc = ledger_size_txn(c->ledger, txn, &size) == 0 ? 0 : COORD_ERR_STATE;
-    if (rc == 0 && size == 0)
-        rc = record_genesis(c, txn);
-    if (rc == 0)
-        rc = record_experiment_started(c, txn);
-    if (rc == 0)
-        rc = state_put_experiment(c, txn);
-    if (rc != 0) {
-        ledger_txn_abort(c->ledger, txn);
-        return rc;
-    }
-    if (ledger_txn_commit(c->ledger, txn) != 0)
-        return COORD_ERR_STATE;
-    char hex[65];
-    hex_encode(s->hash, 32, hex);
-    log_info("experiment %s started: %llu rounds, %zu parameters, round-0 model %.16s",
-             c->experiment, (unsigned long long)c->total_rounds, c->n_params, hex);
-    return 0;
-}
-
-static int resume(struct coord *c, const struct experiment_record *rec)
+/* The experiment's queue record at its last close: finished, with its final model. */
+static int record_queue_finished(struct coord *c, MDB_txn *txn)
 {
-    char hex[65];
-    if (memcmp(rec->policy_hash, c->policy_hash, 32) != 0) {
-        hex_encode(rec->policy_hash, 32, hex);
-        log_error("%s runs experiment %s with policy hash %.16s; the policy given now "
-                  "hashes differently. Use the same policy file, or another --data-dir "
-                  "for a new experiment", c->opt.data_dir, rec->experiment, hex);
-        return COORD_ERR_CONFIG;
-    }
-    memcpy(c->experiment, rec->experiment, sizeof c->experiment);
-    c->state = (enum coord_exp_state)rec->state;
-    c->round = rec->round;
-    c->total_rounds = rec->total_rounds;
-    struct model_snapshot *s = snapshot_new(c->n_params, rec->completed_rounds);
-    if (!s)
-        return COORD_ERR_NOMEM;
-    memcpy(s->hash, rec->model_hash, 32);
-    int rc = models_load(c, rec->model_hash, s->params);
-    if (rc != 0) {
-        snapshot_release(c, s);
-        return rc;
-    }
-    c->model = s;
-    if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
-        (rc = down_residual_load(c, rec->completed_rounds)) != 0)
-        return rc;
-    if (c->down_on && (rc = downlink_load(c, rec->model_hash)) != 0)
-        return rc;
-    round_open(c, rec->round_opened_ms);
-    if (c->state == EXP_RUNNING && (rc = round_accumulate_stored(c)) != 0)
-        return rc;
-    if (round_all_reported_locked(c)) {
-        /* The crash came after the last update of the round and before its close. */
-        log_info("round %llu: every member had reported before the restart; closing",
-                 (unsigned long long)c->round);
-        pthread_mutex_lock(&c->mu);   /* no other thread yet; round_close_locked lets mu go */
-        round_close_locked(c);
-        pthread_mutex_unlock(&c->mu);
-    }
-    hex_encode(c->model->hash, 32, hex);   /* s is freed if the round closed just above */
-    if (c->state == EXP_RUNNING)
-        log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "
-                 "base model %.16s", c->experiment, (unsigned long long)c->round,
-                 (unsigned long long)c->total_rounds, c->n_accepted, hex);
-    else
-        log_info("experiment %s is finished (%llu rounds); final model %.16s", c->experiment,
-                 (unsigned long long)c->total_rounds, hex);
-    return 0;
-}
-
-int experiment_resume_or_start(struct coord *c)
-{
-    struct experiment_record rec;
+    struct experiment_info info;
     int found;
-    int rc = state_get_experiment(c, &rec, &found);
+    int rc = queue_get_txn(c, txn, c->experiment, &info, &found);
     if (rc != 0)
         return rc;
-    if ((rc = state_load_members(c)) != 0)
-        return rc;
-    return found ? resume(c, &rec) : start_new(c);
+    if (!found) {
+        log_error("experiment %s has no queue record", c->experiment);
+        return COORD_ERR_STATE;
+    }
+    info.phase = PHASE_FINISHED;
+    info.rounds_done = c->model->round;
+    memcpy(info.final_model_hash, c->model->hash, 32);
+    rc = queue_record_put_txn(c, txn, &info);
+    experiment_info_free(&info);
+    return rc;
 }
 
 static void close_failed(const char *what) __attribute__((noreturn));
@@ -353,6 +258,18 @@ int round_close_locked(struct coord *c)
         close_failed("the downlink update could not be written");
 
     pthread_mutex_lock(&c->mu);
+    if (c->state != EXP_RUNNING) {
+        /* Cancelled meanwhile (experiment_cancel_locked): the round never closes. Its
+         * files (checkpoint, outer state) are left unreferenced. */
+        log_info("round %llu of experiment %s: the experiment was cancelled during its "
+                 "close; its result is dropped", (unsigned long long)c->round, c->experiment);
+        snapshot_release(c, next);
+        free(down);
+        c->closing = 0;
+        c->close_pending = 0;
+        pthread_cond_broadcast(&c->changed);
+        return 0;
+    }
     struct round_summary sum = { 0 };
     sum.round = c->round;
     memcpy(sum.model_hash, next->hash, 32);
@@ -394,6 +311,8 @@ int round_close_locked(struct coord *c)
         rc = state_put_experiment(c, txn);
     if (rc == 0 && c->state == EXP_FINISHED)
         rc = record_experiment_finished(c, txn);
+    if (rc == 0 && c->state == EXP_FINISHED)
+        rc = record_queue_finished(c, txn);
     if (rc != 0) {
         ledger_txn_abort(c->ledger, txn);
         close_failed("the state could not be written");
@@ -454,5 +373,6 @@ void round_timer_tick(struct coord *c)
             c->deadline_logged = 1;
         }
     }
+    experiment_start_next_locked(c);
     pthread_mutex_unlock(&c->mu);
 }

@@ -1,4 +1,4 @@
-/* aulac-coordinator: runs one approved experiment for the alliance. */
+/* aulac-coordinator: runs the alliance's approved experiments, one after another. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -11,17 +11,22 @@
 #include "coordinator/coord.h"
 
 static const char usage[] =
-    "usage: aulac-coordinator --data-dir DIR --key FILE --roster FILE --policy FILE [options]\n"
+    "usage: aulac-coordinator --data-dir DIR --key FILE --roster FILE [--policy FILE]...\n"
+    "                         [options]\n"
     "\n"
-    "Runs the experiment of a policy for the members of a roster: announces rounds,\n"
-    "verifies and aggregates the members' signed updates, applies the outer optimizer,\n"
-    "checkpoints the global model and records everything in the ledger under DIR.\n"
-    "Restarted on the same DIR, it resumes the open round.\n"
+    "Runs the alliance's experiments one after another for the members of a roster:\n"
+    "announces rounds, verifies and aggregates the members' signed updates, applies the\n"
+    "outer optimizer, checkpoints the global model and records everything in the ledger\n"
+    "under DIR. Experiments wait in a queue kept in DIR; the next starts when the\n"
+    "current one ends. With nothing queued it serves idle. Restarted on the same DIR,\n"
+    "it resumes the open round and keeps the queue.\n"
     "\n"
-    "  --data-dir DIR        ledger, state and checkpoints (created 0700)\n"
+    "  --data-dir DIR        ledger, state, queue and checkpoints (created 0700)\n"
     "  --key FILE            the coordinator's secret key (aulac keygen --id coordinator)\n"
     "  --roster FILE         the alliance roster (YAML)\n"
-    "  --policy FILE         the experiment policy (YAML)\n"
+    "  --policy FILE         queue the experiment of this policy (YAML) unless a policy\n"
+    "                        of the same hash was queued before; may be given several\n"
+    "                        times (queued in that order)\n"
     "  --listen ADDR         gRPC address (default 127.0.0.1:7443; port 0 picks one)\n"
     "  --port-file FILE      write the bound port here once serving\n"
     "  --tls-cert FILE       server certificate chain (PEM); with --tls-key enables TLS\n"
@@ -72,6 +77,8 @@ int main(int argc, char **argv)
     o.listen_addr = "127.0.0.1:7443";
     o.max_calls = 64;
     int insecure = 0;
+    const char *policies[64];
+    size_t n_policies = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
            O_MSGGAP, O_QUOTA };
@@ -105,7 +112,14 @@ int main(int argc, char **argv)
         case O_DATA: o.data_dir = optarg; break;
         case O_KEY: o.key_path = optarg; break;
         case O_ROSTER: o.roster_path = optarg; break;
-        case O_POLICY: o.policy_path = optarg; break;
+        case O_POLICY:
+            if (n_policies == sizeof policies / sizeof policies[0]) {
+                fprintf(stderr, "aulac-coordinator: at most %zu --policy files\n",
+                        sizeof policies / sizeof policies[0]);
+                return 2;
+            }
+            policies[n_policies++] = optarg;
+            break;
         case O_LISTEN: o.listen_addr = optarg; break;
         case O_PORTFILE: o.port_file = optarg; break;
         case O_CERT: o.tls_cert = optarg; break;
@@ -154,11 +168,13 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *missing = !o.data_dir ? "--data-dir" : !o.key_path ? "--key"
-                        : !o.roster_path ? "--roster" : !o.policy_path ? "--policy" : NULL;
+                        : !o.roster_path ? "--roster" : NULL;
     if (missing) {
         fprintf(stderr, "aulac-coordinator: %s is required\n%s", missing, usage);
         return 2;
     }
+    o.policy_paths = policies;
+    o.n_policy_paths = n_policies;
     if (o.max_unauthenticated_calls > o.max_calls) {
         fprintf(stderr, "aulac-coordinator: --max-unauthenticated-calls (%d) cannot exceed "
                         "--max-calls (%d)\n", o.max_unauthenticated_calls, o.max_calls);

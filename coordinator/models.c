@@ -1,7 +1,9 @@
-/* Model checkpoints, named by hash: data_dir/models/<hex>/{model.safetensors,
- * config.json} (GPT-2 layout, loadable by common Python tooling), written to a
- * temporary directory, fsynced and renamed. The outer optimizer's state for each
- * number of completed rounds: data_dir/outer/<n>.bin. */
+/* Model checkpoints, named by hash and shared by every experiment:
+ * data_dir/models/<hex>/{model.safetensors, config.json} (GPT-2 layout, loadable by
+ * common Python tooling), written to a temporary directory, fsynced and renamed. The
+ * loaded experiment's own files, under data_dir/experiments/<id>/: the outer optimizer's
+ * state for each number of completed rounds (outer/<n>.bin, outer/<n>.down for the
+ * downlink residual) and the downlink updates (downlink/<hex>.bin). */
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -15,6 +17,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "coordinator/coord.h"
+#include "coordinator/queue.h"
 #include "coordinator/state.h"
 #include "model/errors.h"
 #include "model/gpt2.h"
@@ -49,42 +52,66 @@ int models_save(struct coord *c, const float *params, const uint8_t hash[32])
     return 0;
 }
 
-int models_load(struct coord *c, const uint8_t hash[32], float *params)
+/* The checkpoint named hash, of whatever shape, read and checked against its name:
+ * *flat (malloc'd) holds its *n parameters. */
+static int load_checked(struct coord *c, const uint8_t hash[32], struct gpt2_config *cfg,
+                        float **flat, size_t *n)
 {
     char dir[PATH_MAX];
     model_dir(c, hash, dir, sizeof dir);
-    struct gpt2_config cfg;
-    float *flat = NULL;
-    int rc = gpt2_load(dir, &cfg, &flat);
+    int rc = gpt2_load(dir, cfg, flat);
     if (rc != 0) {
         log_error("cannot load the model checkpoint %s: %s", dir, model_strerror(rc));
         return COORD_ERR_STATE;
     }
-    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || gpt2_num_params(&cfg) != c->n_params) {
-        log_error("the checkpoint %s has another model shape than the policy", dir);
-        free(flat);
-        return COORD_ERR_STATE;
-    }
+    *n = gpt2_num_params(cfg);
     uint8_t got[32];
-    model_hash(flat, c->n_params, got);
+    model_hash(*flat, *n, got);
     if (memcmp(got, hash, 32) != 0) {
         log_error("the checkpoint %s does not hash to its name: the file was altered", dir);
+        free(*flat);
+        *flat = NULL;
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+int models_load(struct coord *c, const uint8_t hash[32], float *params)
+{
+    struct gpt2_config cfg;
+    float *flat = NULL;
+    size_t n = 0;
+    int rc = load_checked(c, hash, &cfg, &flat, &n);
+    if (rc != 0)
+        return rc;
+    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || n != c->n_params) {
+        char hex[65];
+        hex_encode(hash, 32, hex);
+        log_error("the checkpoint of model %.16s has another model shape than the policy", hex);
         free(flat);
         return COORD_ERR_STATE;
     }
-    memcpy(params, flat, c->n_params * sizeof(float));
+    memcpy(params, flat, n * sizeof(float));
     free(flat);
     return 0;
 }
 
+/* The checkpoint named hash, of whatever shape (an ended experiment's), into s. */
+static int models_load_any(struct coord *c, const uint8_t hash[32], struct model_snapshot *s)
+{
+    struct gpt2_config cfg;
+    return load_checked(c, hash, &cfg, &s->params, &s->n);
+}
+
 /* Rounds completed when model hash was made: the closed round whose summary names it,
  * searched from `upto` down, or 0 (the initial model). */
-static uint64_t model_round(struct coord *c, const uint8_t hash[32], uint64_t upto)
+static uint64_t model_round(struct coord *c, const char *experiment, const uint8_t hash[32],
+                            uint64_t upto)
 {
     for (uint64_t r = upto; r >= 1; r--) {
         struct round_summary s;
         int found = 0;
-        if (state_get_round(c, r, &s, &found) != 0 || !found)
+        if (state_get_round(c, experiment, r, &s, &found) != 0 || !found)
             continue;
         free(s.members);
         if (memcmp(s.model_hash, hash, 32) == 0)
@@ -98,8 +125,12 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
     *out = NULL;
     struct model_snapshot *s = NULL;
     pthread_mutex_lock(&c->mu);
+    if (!hash && !c->model) {
+        pthread_mutex_unlock(&c->mu);
+        return COORD_ERR_NOT_FOUND;   /* idle: no current model */
+    }
     for (;;) {
-        if (!hash || memcmp(c->model->hash, hash, 32) == 0) {
+        if (c->model && (!hash || memcmp(c->model->hash, hash, 32) == 0)) {
             s = c->model;
             break;
         }
@@ -125,24 +156,27 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
     char path[PATH_MAX + 20];
     model_dir(c, hash, path, PATH_MAX);
     strcat(path, "/model.safetensors");
-    const uint64_t upto = c->model->round;
+    const uint64_t upto = c->model ? c->model->round : 0;
+    char experiment[COORD_EXPERIMENT_MAX + 1];   /* an older model of another: round 0 */
+    snprintf(experiment, sizeof experiment, "%s", c->experiment);
     if (!file_exists(path)) {
         pthread_mutex_unlock(&c->mu);
         return COORD_ERR_NOT_FOUND;
     }
-    s = snapshot_new(c->n_params, 0);
+    s = calloc(1, sizeof *s);   /* params: models_load_any, of the checkpoint's size */
     if (!s) {
         pthread_mutex_unlock(&c->mu);
         return COORD_ERR_NOMEM;
     }
+    s->refs = 1;
     memcpy(s->hash, hash, 32);
     s->loading = 1;
     c->archived = s;
     pthread_mutex_unlock(&c->mu);
 
     /* Reading and hashing the checkpoint takes a while: without mu. */
-    int rc = models_load(c, hash, s->params);
-    const uint64_t round = rc == 0 ? model_round(c, hash, upto) : 0;
+    int rc = models_load_any(c, hash, s);
+    const uint64_t round = rc == 0 ? model_round(c, experiment, hash, upto) : 0;
 
     pthread_mutex_lock(&c->mu);
     s->loading = 0;
@@ -161,9 +195,16 @@ void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)
 {
     char root[PATH_MAX];
     snprintf(root, sizeof root, "%s/models", c->opt.data_dir);
+    /* The last models of earlier experiments stay, whatever the current one prunes. */
+    struct experiment_info *ended = NULL;
+    size_t n_ended = 0;
+    if (queue_list(c, &ended, &n_ended) != 0)
+        return;   /* logged; nothing pruned */
     DIR *d = opendir(root);
-    if (!d)
+    if (!d) {
+        queue_list_free(ended, n_ended);
         return;
+    }
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         uint8_t h[32];
@@ -172,6 +213,8 @@ void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)
         int kept = 0;
         for (size_t i = 0; i < n_keep; i++)
             kept |= memcmp(keep[i], h, 32) == 0;
+        for (size_t i = 0; i < n_ended; i++)
+            kept |= memcmp(ended[i].final_model_hash, h, 32) == 0;
         if (kept)
             continue;
         char path[PATH_MAX + 300];
@@ -183,11 +226,14 @@ void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)
         rmdir(path);
     }
     closedir(d);
+    queue_list_free(ended, n_ended);
 }
 
 static void outer_path(const struct coord *c, uint64_t completed, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/outer/%llu.bin", c->opt.data_dir, (unsigned long long)completed);
+    char dir[PATH_MAX / 2];
+    coord_experiment_dir(c, dir, sizeof dir);
+    snprintf(out, cap, "%s/outer/%llu.bin", dir, (unsigned long long)completed);
 }
 
 int outer_state_save(struct coord *c, uint64_t completed_rounds)
@@ -235,16 +281,18 @@ int outer_state_load(struct coord *c, uint64_t completed_rounds)
 
 static void downlink_path(const struct coord *c, const uint8_t to[32], char *out, size_t cap)
 {
-    char hex[65];
+    char hex[65], dir[PATH_MAX / 2];
     hex_encode(to, 32, hex);
-    snprintf(out, cap, "%s/downlink/%s.bin", c->opt.data_dir, hex);
+    coord_experiment_dir(c, dir, sizeof dir);
+    snprintf(out, cap, "%s/downlink/%s.bin", dir, hex);
 }
 
 int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
                   const uint8_t *payload, size_t len)
 {
     char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/downlink", c->opt.data_dir);
+    coord_experiment_dir(c, path, sizeof path - 16);
+    strcat(path, "/downlink");
     file_mkdirs(path, 0755);
     downlink_path(c, to, path, sizeof path);
     uint8_t *buf = malloc(32 + len);
@@ -288,7 +336,9 @@ int downlink_load(struct coord *c, const uint8_t to[32])
 
 static void down_residual_path(const struct coord *c, uint64_t completed, char *out, size_t cap)
 {
-    snprintf(out, cap, "%s/outer/%llu.down", c->opt.data_dir, (unsigned long long)completed);
+    char dir[PATH_MAX / 2];
+    coord_experiment_dir(c, dir, sizeof dir);
+    snprintf(out, cap, "%s/outer/%llu.down", dir, (unsigned long long)completed);
 }
 
 int down_residual_save(struct coord *c, uint64_t completed_rounds)

@@ -56,15 +56,25 @@ int record_genesis(struct coord *c, MDB_txn *txn)
     return rc;
 }
 
+int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
+                            const char *experiment, const uint8_t policy_hash[32],
+                            const uint8_t *model_hash, uint64_t rounds, const char *reason)
+{
+    struct entry e = { .type = type };
+    snprintf(e.u.experiment.experiment, sizeof e.u.experiment.experiment, "%s", experiment);
+    memcpy(e.u.experiment.policy_hash, policy_hash, 32);
+    if (model_hash)
+        memcpy(e.u.experiment.model_hash, model_hash, 32);
+    e.u.experiment.rounds = rounds;
+    e.u.experiment.reason = (char *)reason;
+    return record_append(c, txn, &e, NULL);
+}
+
 static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type,
                              uint64_t rounds)
 {
-    struct entry e = { .type = type };
-    snprintf(e.u.experiment.experiment, sizeof e.u.experiment.experiment, "%s", c->experiment);
-    memcpy(e.u.experiment.policy_hash, c->policy_hash, 32);
-    memcpy(e.u.experiment.model_hash, c->model->hash, 32);
-    e.u.experiment.rounds = rounds;
-    return record_append(c, txn, &e, NULL);
+    return record_experiment_event(c, txn, type, c->experiment, c->policy_hash, c->model->hash,
+                                   rounds, NULL);
 }
 
 int record_experiment_started(struct coord *c, MDB_txn *txn)

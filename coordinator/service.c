@@ -12,6 +12,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/coord.h"
 #include "coordinator/governance.h"
+#include "coordinator/queue.h"
 #include "coordinator/service_ledger.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
@@ -109,11 +110,8 @@ static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, 
         snprintf(why, cap, "replayed join request (nonce already used)");
         return why;
     }
-    if (!policy_takes_part(&c->policy, member)) {
-        snprintf(why, cap, "member '%s' does not take part in experiment %s", member,
-                 c->experiment);
-        return why;
-    }
+    /* A member that the experiment's participation.members leaves out is still a
+     * member: it learns the experiment and sits it out (GetTask never hands it TRAIN). */
     return NULL;
 }
 
@@ -132,57 +130,175 @@ static void on_join(struct rpc_call *call, void *ctx)
                  crypto_id_valid(q->member_id) ? q->member_id : "invalid id", refusal);
         r.accepted = 0;
         r.reason = (char *)refusal;
-    } else {
+    }
+    /* The loaded experiment, copied under mu: the timer may start the next meanwhile.
+     * None (idle): accepted with an empty experiment id and no policy. */
+    char experiment[COORD_EXPERIMENT_MAX + 1] = "";
+    uint8_t policy_hash[32];
+    char *yaml = NULL;
+    if (!refusal) {
+        pthread_mutex_lock(&c->mu);
+        if (c->experiment[0] && (yaml = strdup((const char *)c->policy_yaml)) != NULL) {
+            snprintf(experiment, sizeof experiment, "%s", c->experiment);
+            memcpy(policy_hash, c->policy_hash, 32);
+            r.current_round = c->round;
+        }
+        int no_memory = c->experiment[0] && !yaml;
+        pthread_mutex_unlock(&c->mu);
+        if (no_memory) {
+            rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+            protobuf_c_message_free_unpacked(in, NULL);
+            return;
+        }
         r.accepted = 1;
         r.reason = "";
-        r.experiment_id = c->experiment;
-        r.policy_hash.data = c->policy_hash;
-        r.policy_hash.len = 32;
-        r.policy_yaml = (char *)c->policy_yaml;
-        pthread_mutex_lock(&c->mu);
-        r.current_round = c->round;
-        pthread_mutex_unlock(&c->mu);
-        log_info("member %s joined from %s", q->member_id, rpc_call_peer(call));
+        r.experiment_id = experiment;
+        if (yaml) {
+            r.policy_hash.data = policy_hash;
+            r.policy_hash.len = 32;
+            r.policy_yaml = yaml;
+        }
+        log_info("member %s joined from %s%s%s", q->member_id, rpc_call_peer(call),
+                 experiment[0] ? ": experiment " : " (idle: no experiment yet)", experiment);
     }
     pb_call_finish(call, &r.base);
+    free(yaml);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
 /* --- GetTask (long poll) ---------------------------------------------------- */
 
 
-/* hash, policy, prev, sig: the caller's buffers, as the reply is packed after unlock. */
-static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, uint8_t hash[32],
-                             uint8_t policy[32], uint8_t prev[32], uint8_t sig[64])
+/* The buffers a Task reply points into: filled with mu held, packed after. */
+struct task_bufs {
+    char experiment[COORD_EXPERIMENT_MAX + 1];
+    uint8_t hash[32], policy[32], prev[32], sig[64];
+    char message[200];
+};
+
+/* The downlink update to the current model, when there is one. */
+static void fill_downlink_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
 {
-    t->kind = AULAC__V1__TASK__KIND__TRAIN;
-    t->experiment_id = c->experiment;
-    memcpy(policy, c->policy_hash, 32);
-    t->policy_hash.data = policy;
-    t->policy_hash.len = 32;
-    t->round = c->round;
-    t->total_rounds = c->total_rounds;
-    memcpy(hash, c->model->hash, 32);
-    t->base_model_hash.data = hash;
-    t->base_model_hash.len = 32;
-    t->deadline_unix_ms = c->deadline_ms;
     if (c->down_payload) {
-        memcpy(prev, c->down_from, 32);
-        t->prev_model_hash.data = prev;
+        memcpy(b->prev, c->down_from, 32);
+        t->prev_model_hash.data = b->prev;
         t->prev_model_hash.len = 32;
         t->downlink_bytes = c->down_len;
     }
+}
+
+static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
+{
+    t->kind = AULAC__V1__TASK__KIND__TRAIN;
+    snprintf(b->experiment, sizeof b->experiment, "%s", c->experiment);
+    t->experiment_id = b->experiment;
+    memcpy(b->policy, c->policy_hash, 32);
+    t->policy_hash.data = b->policy;
+    t->policy_hash.len = 32;
+    t->round = c->round;
+    t->total_rounds = c->total_rounds;
+    memcpy(b->hash, c->model->hash, 32);
+    t->base_model_hash.data = b->hash;
+    t->base_model_hash.len = 32;
+    t->deadline_unix_ms = c->deadline_ms;
+    fill_downlink_locked(c, t, b);
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
     memcpy(a.policy_hash, c->policy_hash, 32);
     a.round = c->round;
-    memcpy(a.base_model_hash, hash, 32);
+    memcpy(a.base_model_hash, b->hash, 32);
     a.deadline_unix_ms = c->deadline_ms;
     a.total_rounds = c->total_rounds;
-    if (envelope_task_sign(&a, c->key, sig) == 0) {
-        t->signature.data = sig;
+    if (envelope_task_sign(&a, c->key, b->sig) == 0) {
+        t->signature.data = b->sig;
         t->signature.len = 64;
     }
+}
+
+static const char *ended_verb(int phase)
+{
+    return phase == PHASE_CANCELLED ? "was cancelled" : phase == PHASE_FAILED ? "failed"
+                                                                               : "finished";
+}
+
+/* FINISHED for the loaded experiment, which has ended: its last model, with the
+ * downlink update to it. */
+static void fill_finished_loaded_locked(struct coord *c, Aulac__V1__Task *t,
+                                        struct task_bufs *b)
+{
+    const int phase = c->state == EXP_CANCELLED ? PHASE_CANCELLED
+                    : c->state == EXP_FAILED ? PHASE_FAILED : PHASE_FINISHED;
+    t->kind = AULAC__V1__TASK__KIND__FINISHED;
+    snprintf(b->experiment, sizeof b->experiment, "%s", c->experiment);
+    t->experiment_id = b->experiment;
+    t->round = c->round;
+    t->total_rounds = c->total_rounds;
+    memcpy(b->hash, c->model->hash, 32);
+    t->base_model_hash.data = b->hash;   /* the final model */
+    t->base_model_hash.len = 32;
+    memcpy(b->policy, c->policy_hash, 32);
+    t->policy_hash.data = b->policy;
+    t->policy_hash.len = 32;
+    fill_downlink_locked(c, t, b);
+    snprintf(b->message, sizeof b->message, "experiment %s %s after %" PRIu64 " rounds",
+             c->experiment, ended_verb(phase), c->model->round);
+}
+
+/* FINISHED for an experiment that ended before the loaded one, from its record. */
+static void fill_finished_record(Aulac__V1__Task *t, struct task_bufs *b,
+                                 const struct experiment_info *e)
+{
+    static const uint8_t zero[32];
+    t->kind = AULAC__V1__TASK__KIND__FINISHED;
+    snprintf(b->experiment, sizeof b->experiment, "%s", e->experiment);
+    t->experiment_id = b->experiment;
+    t->round = e->rounds_done + 1;
+    t->total_rounds = e->rounds_done;
+    if (memcmp(e->final_model_hash, zero, 32) != 0) {
+        memcpy(b->hash, e->final_model_hash, 32);
+        t->base_model_hash.data = b->hash;
+        t->base_model_hash.len = 32;
+    }
+    snprintf(b->message, sizeof b->message, "experiment %s %s after %" PRIu64 " rounds",
+             e->experiment, ended_verb(e->phase), e->rounds_done);
+}
+
+static int phase_ended(int phase)
+{
+    return phase == PHASE_FINISHED || phase == PHASE_CANCELLED || phase == PHASE_FAILED;
+}
+
+/* One look at the state for GetTask: 1 when *t is the answer. mu held. */
+static int task_answer_locked(struct coord *c, const Aulac__V1__TaskRequest *q,
+                              const char *member, Aulac__V1__Task *t, struct task_bufs *b)
+{
+    const char *want = q->experiment_id ? q->experiment_id : "";
+    const int same = want[0] && c->experiment[0] && strcmp(want, c->experiment) == 0;
+    if (want[0] && !same) {
+        /* The member's experiment is not the loaded one: it ended before (FINISHED), or
+         * the member names one that is queued or unknown: treated as asking for any. */
+        struct experiment_info e;
+        int found = 0;
+        if (queue_get(c, want, &e, &found) == 0 && found && phase_ended(e.phase)) {
+            fill_finished_record(t, b, &e);
+            experiment_info_free(&e);
+            return 1;
+        }
+        experiment_info_free(&e);
+    }
+    if (same && c->state != EXP_RUNNING && c->state != EXP_IDLE) {
+        fill_finished_loaded_locked(c, t, b);
+        return 1;
+    }
+    if (c->state != EXP_RUNNING || (same && q->sit_out) ||
+        !policy_takes_part(&c->policy, member))
+        return 0;   /* idle, sitting this one out, or not one of its members: wait */
+    int newer = !same || !q->have_round || c->round > q->after_round;
+    if (newer && !round_member_reported_locked(c, member)) {
+        fill_task_locked(c, t, b);
+        return 1;
+    }
+    return 0;
 }
 
 static void on_get_task(struct rpc_call *call, void *ctx)
@@ -197,37 +313,17 @@ static void on_get_task(struct rpc_call *call, void *ctx)
     uint32_t wait_ms = q->wait_ms < FED_MAX_LONG_POLL_MS ? q->wait_ms : FED_MAX_LONG_POLL_MS;
     int64_t until = time_mono_ms() + wait_ms;
     Aulac__V1__Task t = AULAC__V1__TASK__INIT;
-    uint8_t hash[32], policy[32], prev[32], sig[64];
-    char message[160] = "";
+    struct task_bufs *b = calloc(1, sizeof *b);
+    if (!b) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
 
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        if (c->state != EXP_RUNNING) {
-            t.kind = AULAC__V1__TASK__KIND__FINISHED;
-            t.experiment_id = c->experiment;
-            t.round = c->round;
-            t.total_rounds = c->total_rounds;
-            memcpy(hash, c->model->hash, 32);
-            t.base_model_hash.data = hash;   /* the final model */
-            t.base_model_hash.len = 32;
-            memcpy(policy, c->policy_hash, 32);
-            t.policy_hash.data = policy;
-            t.policy_hash.len = 32;
-            if (c->down_payload) {
-                memcpy(prev, c->down_from, 32);
-                t.prev_model_hash.data = prev;
-                t.prev_model_hash.len = 32;
-                t.downlink_bytes = c->down_len;
-            }
-            snprintf(message, sizeof message, "experiment %s finished after %" PRIu64 " rounds",
-                     c->experiment, c->total_rounds);
+        if (task_answer_locked(c, q, member, &t, b))
             break;
-        }
-        int newer = !q->have_round || c->round > q->after_round;
-        if (newer && !round_member_reported_locked(c, member)) {
-            fill_task_locked(c, &t, hash, policy, prev, sig);
-            break;
-        }
         int64_t left = until - time_mono_ms();
         if (left <= 0 || rpc_call_is_cancelled(call) || c->stopping)
             break;
@@ -239,9 +335,12 @@ static void on_get_task(struct rpc_call *call, void *ctx)
         ts.tv_nsec %= 1000000000;
         pthread_cond_timedwait(&c->changed, &c->mu, &ts);
     }
+    if (t.kind == AULAC__V1__TASK__KIND__NONE && c->state == EXP_IDLE)
+        snprintf(b->message, sizeof b->message, "no experiment is running");
     pthread_mutex_unlock(&c->mu);
-    t.message = message;
+    t.message = b->message;
     pb_call_finish(call, &t.base);
+    free(b);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -251,10 +350,12 @@ static void on_get_task(struct rpc_call *call, void *ctx)
 static void refuse_download(struct coord *c, struct rpc_call *call, const uint8_t hash[32],
                             int rc)
 {
-    char want[65], have[65], msg[400];
-    hex_encode(hash, 32, want);
+    char want[65], have[65] = "(none: no experiment is loaded)", msg[400];
+    static const uint8_t none[32];
+    hex_encode(hash ? hash : none, 32, want);
     pthread_mutex_lock(&c->mu);
-    hex_encode(c->model->hash, 32, have);
+    if (c->model)
+        hex_encode(c->model->hash, 32, have);
     pthread_mutex_unlock(&c->mu);
     switch (rc) {
     case COORD_ERR_NOT_FOUND:
@@ -294,7 +395,7 @@ static void on_download(struct rpc_call *call, void *ctx)
     struct model_snapshot *s;
     int rc = models_acquire(c, q->model_hash.len ? q->model_hash.data : NULL, &s);
     if (rc != 0) {
-        refuse_download(c, call, q->model_hash.data, rc);
+        refuse_download(c, call, q->model_hash.len ? q->model_hash.data : NULL, rc);
         protobuf_c_message_free_unpacked(in, NULL);
         return;
     }
@@ -458,6 +559,8 @@ static const char *state_name(enum coord_exp_state s)
     case EXP_RUNNING: return "running";
     case EXP_FINISHED: return "finished";
     case EXP_FAILED: return "failed";
+    case EXP_CANCELLED: return "cancelled";
+    case EXP_IDLE: return "idle";
     }
     return "unknown";
 }
@@ -472,13 +575,25 @@ static void on_status(struct rpc_call *call, void *ctx)
 
     Aulac__V1__StatusReply r = AULAC__V1__STATUS_REPLY__INIT;
     uint8_t model[32], root[32];
+    char experiment[COORD_EXPERIMENT_MAX + 1], policy_name[POLICY_NAME_MAX + 1];
+    size_t queued = 0;
+    (void)queue_length(c, &queued);
+    r.queue_length = (uint32_t)queued;
     pthread_mutex_lock(&c->mu);
-    r.experiment_id = c->experiment;
+    snprintf(experiment, sizeof experiment, "%s", c->experiment);
+    snprintf(policy_name, sizeof policy_name, "%s",
+             c->policy.metadata.name);
+    r.experiment_id = experiment;
+    r.policy_name = policy_name;
     r.state = (char *)state_name(c->state);
     r.round = c->round;
     r.total_rounds = c->total_rounds;
-    memcpy(model, c->model->hash, 32);
-    uint64_t closed = c->model->round;
+    if (c->model) {
+        memcpy(model, c->model->hash, 32);
+        r.model_hash.data = model;
+        r.model_hash.len = 32;
+    }
+    uint64_t closed = c->model ? c->model->round : 0;
     size_t n_members = c->roster.n_members;
     struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
     struct roster_member *rm = calloc(n_members + 1, sizeof *rm);  /* governance may change it */
@@ -487,9 +602,6 @@ static void on_status(struct rpc_call *call, void *ctx)
     if (rm)
         memcpy(rm, c->roster.members, n_members * sizeof *rm);
     pthread_mutex_unlock(&c->mu);
-    r.model_hash.data = model;
-    r.model_hash.len = 32;
-    r.policy_name = c->policy.metadata.name;
     if (ledger_size(c->ledger, &r.ledger_size) == 0 &&
         ledger_root(c->ledger, r.ledger_size, root) == 0) {
         r.ledger_root.data = root;
@@ -519,7 +631,7 @@ static void on_status(struct rpc_call *call, void *ctx)
     Aulac__V1__MemberLoss ***lptr = calloc(closed + 1, sizeof *lptr);
     for (uint64_t i = 0; sums && rrows && rptr && names && lrows && lptr && i < closed; i++) {
         int found;
-        if (state_get_round(c, i + 1, &sums[i], &found) != 0 || !found)
+        if (state_get_round(c, experiment, i + 1, &sums[i], &found) != 0 || !found)
             break;
         struct round_summary *s = &sums[i];
         aulac__v1__round_summary__init(&rrows[i]);

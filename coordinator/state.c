@@ -1,7 +1,7 @@
 /* The coordinator's own LMDB records, kept in the ledger's environment so that a
  * state change and the ledger entry recording it commit together.
  *
- *   coord.state    "experiment" -> experiment record
+ *   coord.state    "experiment" -> the loaded experiment's record (absent: idle)
  *   coord.members  member id -> contribution counters
  *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
  *                  open round (metadata + compressed payload), deleted at close
@@ -147,6 +147,17 @@ int state_get_experiment(struct coord *c, struct experiment_record *rec, int *fo
     if (r.failed || r.left != 0 || version != RECORD_VERSION) {
         log_error("the experiment record in %s is unreadable (version %u)", c->opt.data_dir,
                   version);
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+int state_delete_experiment(struct coord *c, MDB_txn *txn)
+{
+    MDB_val k = { 10, "experiment" };
+    int rc = mdb_del(txn, c->db_state, &k, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        log_error("cannot delete the experiment record: %s", mdb_strerror(rc));
         return COORD_ERR_STATE;
     }
     return 0;
@@ -340,10 +351,11 @@ int state_put_round(struct coord *c, MDB_txn *txn, const struct round_summary *s
     return put_record(c, txn, c->db_rounds, key, klen, &w);
 }
 
-int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, int *found)
+int state_get_round(struct coord *c, const char *experiment, uint64_t round,
+                    struct round_summary *s, int *found)
 {
     uint8_t key[1 + COORD_EXPERIMENT_MAX + 8];
-    size_t klen = round_key(c->experiment, round, key);
+    size_t klen = round_key(experiment, round, key);
     uint8_t *buf;
     size_t len;
     int rc = get_record(c, NULL, c->db_rounds, key, klen, &buf, &len);

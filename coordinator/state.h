@@ -28,6 +28,7 @@ int state_open_dbs(struct coord *c);
 
 int state_put_experiment(struct coord *c, MDB_txn *txn);
 int state_get_experiment(struct coord *c, struct experiment_record *rec, int *found);
+int state_delete_experiment(struct coord *c, MDB_txn *txn);   /* nothing loaded at restart */
 
 int state_put_member(struct coord *c, MDB_txn *txn, const struct member_stats *m);
 int state_load_members(struct coord *c);
@@ -49,6 +50,8 @@ typedef void (*state_replay_fn)(int64_t timestamp_ms, const uint8_t *key, void *
 int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void *arg);
 
 int state_put_round(struct coord *c, MDB_txn *txn, const struct round_summary *s);
-int state_get_round(struct coord *c, uint64_t round, struct round_summary *s, int *found);
+/* The summary of round `round` of experiment (not necessarily the loaded one). */
+int state_get_round(struct coord *c, const char *experiment, uint64_t round,
+                    struct round_summary *s, int *found);
 
 #endif

@@ -41,17 +41,53 @@ static int codec_matches(const struct envelope_codec *got, const struct codec_pa
            got->k_per_block == want->k_per_block && got->quant == (uint32_t)want->quant;
 }
 
+/* Checks against the loaded experiment's policy (after its id matched); mu held. */
+static int check_policy_locked(struct coord *c, struct update_check *u)
+{
+    const struct update_envelope *e = &u->env;
+    if (!policy_takes_part(&c->policy, u->member))
+        return fail(u, "member '%s' does not take part in experiment %s (policy "
+                    "participation.members)", u->member, c->experiment);
+    struct policy_round_plan plan;
+    char why[200];
+    if (policy_round_plan(&c->policy, e->round, &plan, why, sizeof why) != 0)
+        return fail(u, "%s", why);
+    const struct codec_params *want = &plan.uplink;
+    if (!codec_matches(&e->codec, want))
+        return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
+                    "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
+                    e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
+                    want->block_size, want->k_per_block, (unsigned)want->quant);
+    size_t max_len = codec_max_payload_len(c->n_params, want);
+    if (max_len > 0 && e->payload_bytes > max_len)
+        return fail(u, "payload_bytes %" PRIu64 " is more than these codec parameters can "
+                    "produce for %zu parameters (%zu)", e->payload_bytes, c->n_params, max_len);
+    uint64_t max_samples = (uint64_t)plan.local_steps * plan.batch_size;
+    if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
+        e->tokens > max_samples * plan.seq_len)
+        return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
+                    "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
+                    e->tokens, max_samples, plan.seq_len);
+    return 0;
+}
+
 /* Checks against the open round; mu held. */
 static int check_round_locked(struct coord *c, struct update_check *u)
 {
     const struct update_envelope *e = &u->env;
     while (c->closing)   /* the round is being closed outside mu: see what follows it */
         pthread_cond_wait(&c->changed, &c->mu);
+    if (c->state == EXP_IDLE)
+        return fail(u, "no experiment is running (the update names '%s')", e->experiment);
+    if (c->state != EXP_RUNNING && strcmp(e->experiment, c->experiment) == 0)
+        return fail(u, "experiment %s is not running (it has ended)", c->experiment);
     if (c->state != EXP_RUNNING)
-        return fail(u, "experiment %s is not running (it has finished)", c->experiment);
+        return fail(u, "experiment %s is not running (no experiment runs now)", e->experiment);
     if (strcmp(e->experiment, c->experiment) != 0)
         return fail(u, "unknown experiment '%s' (this coordinator runs '%s')", e->experiment,
                     c->experiment);
+    if (check_policy_locked(c, u) != 0)
+        return -1;
     if (e->round < c->round)
         return fail(u, "round %" PRIu64 " is closed; the open round is %" PRIu64
                     ": late updates are not accepted", e->round, c->round);
@@ -151,9 +187,6 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     if (governance_member_key(c, u->member, member_key, why, sizeof why) != 0)
         return fail(u, "%s", why);
     u->known_member = 1;
-    if (!policy_takes_part(&c->policy, u->member))
-        return fail(u, "member '%s' does not take part in experiment %s (policy "
-                    "participation.members)", u->member, c->experiment);
     if (envelope_verify(e, member_key, u->signature) != 0)
         return fail(u, "bad signature: the update envelope does not verify with %s's roster "
                     "key", u->member);
@@ -161,26 +194,6 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
         return fail(u, "this update of %s for round %" PRIu64 " was already accepted (ledger "
                     "#%" PRIu64 "); each member is counted once per round", u->member, u->round,
                     u->duplicate_of);
-    struct policy_round_plan plan;
-    if (policy_round_plan(&c->policy, e->round, &plan, why, sizeof why) != 0)
-        return fail(u, "%s", why);
-    const struct codec_params *want = &plan.uplink;
-    if (!codec_matches(&e->codec, want))
-        return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
-                    "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
-                    e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
-                    want->block_size, want->k_per_block, (unsigned)want->quant);
-    size_t max_len = codec_max_payload_len(c->n_params, want);
-    if (max_len > 0 && e->payload_bytes > max_len)
-        return fail(u, "payload_bytes %" PRIu64 " is more than these codec parameters can "
-                    "produce for %zu parameters (%zu)", e->payload_bytes, c->n_params, max_len);
-    uint64_t max_samples = (uint64_t)plan.local_steps * plan.batch_size;
-    if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
-        e->tokens > max_samples * plan.seq_len)
-        return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
-                    "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
-                    e->tokens, max_samples, plan.seq_len);
-
     pthread_mutex_lock(&c->mu);
     int rc = check_round_locked(c, u);
     pthread_mutex_unlock(&c->mu);

@@ -95,7 +95,7 @@ wpids=()
 for m in "${MEMBERS[@]}"; do
     "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
         --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" "${client_tls[@]:0:2}" \
-        ${member_tls[$m]:-} --threads 1 \
+        ${member_tls[$m]:-} --threads 1 --exit-when-idle \
         >"$RUN_DIR/logs/$m.log" 2>&1 &
     pids+=($!); wpids+=($!)
     echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m (log: $RUN_DIR/logs/$m.log)"

@@ -19,7 +19,12 @@ static const char usage[] =
     "downloads the base model when needed, trains locally, and uploads a signed,\n"
     "compressed update. It resumes from --state-dir after a restart, and rides out a\n"
     "coordinator restart (it retries every 0.25 s while the coordinator is away).\n"
-    "Exit status: 0 the experiment finished (or --max-rounds reached); 1 a local error;\n"
+    "The coordinator runs experiments one after another: the worker stays connected and\n"
+    "moves on to the next (starting afresh: nothing of one experiment's replica,\n"
+    "optimizer or residual is carried into the next). An experiment that --site refuses,\n"
+    "or that does not list this member, it sits out, logging why, and waits for the next.\n"
+    "Exit status: 0 with --exit-when-idle, its experiment ended and nothing is queued\n"
+    "(or --max-rounds reached, or SIGINT/SIGTERM); 1 a local error;\n"
     "2 usage; 3 the coordinator or the site policy refuses; 4 the coordinator's ledger\n"
     "failed a check; 5 the member, or the key it signs with, is no longer in the\n"
     "alliance roster (removed, or key rotated: restart with the new --key).\n"
@@ -40,6 +45,8 @@ static const char usage[] =
     "  --gpus N              train on N local GPUs (CUDA builds)\n"
     "  --eval-windows N      validation windows per evaluation (default 32)\n"
     "  --max-rounds N        leave after N accepted rounds\n"
+    "  --exit-when-idle      exit 0 once no experiment runs and none is queued (default:\n"
+    "                        keep waiting for the next experiment)\n"
     "  --connect-timeout S   give up when the coordinator stays unreachable S seconds\n"
     "                        (a follower node: when its leader does)\n"
     "\n"
@@ -91,7 +98,7 @@ int main(int argc, char **argv)
                                 .witness_wait_s = WITNESS_DEFAULT_WAIT_S };
     int insecure = 0, tmp;
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
-           O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_CTO,
+           O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_IDLE, O_CTO,
            O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK, O_WITNESSES,
            O_WQUORUM, O_WWAIT };
     static const struct option longopts[] = {
@@ -111,6 +118,7 @@ int main(int argc, char **argv)
         { "gpus", required_argument, 0, O_GPUS },
         { "eval-windows", required_argument, 0, O_EVAL },
         { "max-rounds", required_argument, 0, O_MAXR },
+        { "exit-when-idle", no_argument, 0, O_IDLE },
         { "connect-timeout", required_argument, 0, O_CTO },
         { "nodes", required_argument, 0, O_NODES },
         { "node-rank", required_argument, 0, O_NRANK },
@@ -151,6 +159,7 @@ int main(int argc, char **argv)
             if (parse_int("--eval-windows", optarg, 1, 1 << 20, &o.eval_windows))
                 return WORKER_EXIT_USAGE;
             break;
+        case O_IDLE: o.exit_when_idle = 1; break;
         case O_MAXR:
             if (parse_int("--max-rounds", optarg, 1, 1 << 30, &o.max_rounds))
                 return WORKER_EXIT_USAGE;

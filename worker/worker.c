@@ -202,6 +202,103 @@ static int join_call(struct worker *w, Aulac__V1__JoinReply **r, struct rpc_stat
     return 0;
 }
 
+static int setup_training(struct worker *w);
+
+/* Everything of the current experiment goes: trainer, corpus reader, replica, residual,
+ * policy. The next experiment starts from nothing (its state in --state-dir too:
+ * worker_state_load discards another experiment's files). */
+static void leave_experiment(struct worker *w)
+{
+    trainer_destroy(w->trainer);
+    w->trainer = NULL;
+    data_close(w->data);
+    w->data = NULL;
+    free(w->base);
+    free(w->local);
+    free(w->residual);
+    w->base = w->local = w->residual = NULL;
+    w->have_base = 0;
+    w->last_round = 0;
+    if (w->have_policy)
+        policy_free(&w->policy);
+    w->have_policy = 0;
+    memset(w->policy_hash, 0, sizeof w->policy_hash);
+    w->experiment[0] = 0;
+    w->sitting_out = 0;
+}
+
+/* The experiment a JoinReply names: none (idle), one this member sits out (its site
+ * refuses it, or it does not list the member), or one it trains for (trainer and
+ * state set up). 0, or the exit status. */
+static int enter_experiment(struct worker *w, const Aulac__V1__JoinReply *r)
+{
+    const char *id = r->experiment_id ? r->experiment_id : "";
+    if (id[0] && strcmp(id, w->experiment) == 0)
+        return 0;   /* joined again into the same one: nothing changes */
+    if (w->experiment[0])
+        log_info("leaving experiment %s", w->experiment);
+    leave_experiment(w);
+    if (!id[0]) {
+        log_info("the coordinator runs no experiment yet; waiting for one");
+        return 0;
+    }
+    if (!r->policy_yaml) {
+        log_error("the coordinator named experiment %s without its policy", id);
+        return WORKER_EXIT_ERROR;
+    }
+    struct policy_error err;
+    struct policy p;
+    int rc = policy_load_buffer("experiment policy", r->policy_yaml, strlen(r->policy_yaml), &p,
+                                &err);
+    if (rc != 0) {
+        log_error("the coordinator's policy does not parse: %s", err.message);
+        return WORKER_EXIT_ERROR;
+    }
+    uint8_t h[32];
+    if (policy_hash(&p, h) != 0 || r->policy_hash.len != 32 ||
+        !crypto_equal(h, r->policy_hash.data, 32)) {
+        log_error("the coordinator's policy does not hash to the policy hash it announced");
+        policy_free(&p);
+        return WORKER_EXIT_REFUSED;
+    }
+    snprintf(w->experiment, sizeof w->experiment, "%s", id);
+    free(w->policy_yaml);   /* follower nodes get the policy as the coordinator sent it */
+    w->policy_yaml = strdup(r->policy_yaml);
+    if (!w->policy_yaml) {
+        log_error("out of memory keeping the experiment policy");
+        policy_free(&p);
+        return WORKER_EXIT_ERROR;
+    }
+    char why[512];
+    if (site_check(&w->site, &p, why, sizeof why) != 0) {
+        log_warn("this site's policy refuses experiment %s: %s; sitting it out", id, why);
+        w->sitting_out = 1;
+        policy_free(&p);
+        return 0;
+    }
+    if (!policy_takes_part(&p, w->opt.member)) {
+        log_info("experiment %s does not list member %s (participation.members); sitting "
+                 "it out", id, w->opt.member);
+        w->sitting_out = 1;
+        policy_free(&p);
+        return 0;
+    }
+    w->policy = p;
+    memcpy(w->policy_hash, h, 32);
+    w->have_policy = 1;
+    log_info("joined experiment %s (%s: %u rounds of %u local steps)", w->experiment,
+             p.metadata.name, p.training.rounds, p.training.local_steps);
+    rc = setup_training(w);
+    if (rc == WORKER_EXIT_REFUSED) {   /* this member cannot run it (logged why) */
+        log_warn("sitting experiment %s out", id);
+        leave_experiment(w);
+        snprintf(w->experiment, sizeof w->experiment, "%s", id);
+        w->sitting_out = 1;
+        return 0;
+    }
+    return rc;
+}
+
 static int join(struct worker *w)
 {
     Aulac__V1__JoinReply *r = NULL;
@@ -227,49 +324,32 @@ static int join(struct worker *w)
             return WORKER_EXIT_ERROR;
         retry_pause(w, o, &backoff, "join refused for now", &st);
     }
+    int rc;
     if (!r->accepted) {
         log_error("the coordinator refused member %s: %s", w->opt.member, r->reason);
-        aulac__v1__join_reply__free_unpacked(r, NULL);
-        return WORKER_EXIT_REFUSED;
+        rc = WORKER_EXIT_REFUSED;
+    } else {
+        rc = enter_experiment(w, r);
     }
-    snprintf(w->experiment, sizeof w->experiment, "%s", r->experiment_id);
-    struct policy_error err;
-    struct policy p;
-    int rc = policy_load_buffer("experiment policy", r->policy_yaml, strlen(r->policy_yaml), &p, &err);
-    if (rc != 0) {
-        log_error("the coordinator's policy does not parse: %s", err.message);
-        aulac__v1__join_reply__free_unpacked(r, NULL);
-        return WORKER_EXIT_ERROR;
-    }
-    uint8_t h[32];
-    if (policy_hash(&p, h) != 0 || r->policy_hash.len != 32 || !crypto_equal(h, r->policy_hash.data, 32)) {
-        log_error("the coordinator's policy does not hash to the policy hash it announced");
-        policy_free(&p);
-        aulac__v1__join_reply__free_unpacked(r, NULL);
-        return WORKER_EXIT_REFUSED;
-    }
-    free(w->policy_yaml);   /* follower nodes get the policy as the coordinator sent it */
-    w->policy_yaml = strdup(r->policy_yaml);
     aulac__v1__join_reply__free_unpacked(r, NULL);
-    if (!w->policy_yaml) {
-        log_error("out of memory keeping the experiment policy");
-        policy_free(&p);
-        return WORKER_EXIT_ERROR;
-    }
-    char why[512];
-    if (site_check(&w->site, &p, why, sizeof why) != 0) {
-        log_error("this site's policy refuses experiment %s: %s", w->experiment, why);
-        policy_free(&p);
-        return WORKER_EXIT_REFUSED;
-    }
-    if (w->have_policy)
-        policy_free(&w->policy);
-    w->policy = p;
-    memcpy(w->policy_hash, h, 32);
-    w->have_policy = 1;
-    log_info("joined experiment %s (%s: %u rounds of %u local steps)", w->experiment,
-             p.metadata.name, p.training.rounds, p.training.local_steps);
-    return 0;
+    return rc;
+}
+
+/* 1 when the coordinator runs no experiment and none waits in its queue (Status). */
+static int coordinator_idle(struct worker *w)
+{
+    Aulac__V1__StatusRequest q = AULAC__V1__STATUS_REQUEST__INIT;
+    Aulac__V1__StatusReply *r = NULL;
+    struct rpc_status st = { 0 };
+    int64_t t0 = time_mono_ms();
+    int rc = fed_status(w->client, &q, &r, &st);
+    if (coordinator_outcome(w, t0, rc, &st) != WORKER_CALL_OK)
+        return 0;
+    int idle = strcmp(r->state, "running") != 0 && r->queue_length == 0;
+    if (idle)
+        log_info("no experiment runs and none is queued (coordinator %s)", r->state);
+    aulac__v1__status_reply__free_unpacked(r, NULL);
+    return idle;
 }
 
 /* --- local training ------------------------------------------------------------ */
@@ -779,9 +859,12 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     return rc;
 }
 
-static int finish(struct worker *w, const Aulac__V1__Task *t)
+/* The member's experiment ended: keep its last model (when it trained for it). */
+static void finish(struct worker *w, const Aulac__V1__Task *t)
 {
-    log_info("%s", t->message && t->message[0] ? t->message : "the experiment finished");
+    log_info("%s", t->message && t->message[0] ? t->message : "the experiment ended");
+    if (w->sitting_out || !w->trainer)
+        return;
     const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
     if (t->base_model_hash.len == 32 && fetch_model(w, t->base_model_hash.data, prev) == 0) {
         const uint8_t *val;
@@ -794,7 +877,6 @@ static int finish(struct worker *w, const Aulac__V1__Task *t)
                      w->opt.member);
         worker_state_save_final(w);
     }
-    return w->not_in_roster ? WORKER_EXIT_NOT_IN_ROSTER : WORKER_EXIT_DONE;
 }
 
 static int task_loop(struct worker *w)
@@ -806,8 +888,9 @@ static int task_loop(struct worker *w)
         Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
         q.member_id = (char *)w->opt.member;
         q.experiment_id = w->experiment;
+        q.sit_out = w->sitting_out;
         q.after_round = w->last_round;
-        q.have_round = w->last_round > 0;
+        q.have_round = !w->sitting_out && w->last_round > 0;
         q.wait_ms = TASK_WAIT_MS;
         Aulac__V1__Task *t = NULL;
         struct rpc_status st = { 0 };
@@ -821,27 +904,35 @@ static int task_loop(struct worker *w)
             continue;
         }
         backoff = 0;
-        int out = -1;
-        if (t->kind == AULAC__V1__TASK__KIND__FINISHED) {
-            out = finish(w, t);
-        } else if (t->kind == AULAC__V1__TASK__KIND__TRAIN) {
-            if (strcmp(t->experiment_id, w->experiment) != 0) {
-                log_warn("a task for experiment %s, not %s: joining again", t->experiment_id,
-                         w->experiment);
-                aulac__v1__task__free_unpacked(t, NULL);
-                if ((rc = join(w)) != 0)
-                    return rc;
-                continue;
-            }
+        int out = -1, between = 0;
+        const char *tid = t->experiment_id ? t->experiment_id : "";
+        if (t->kind == AULAC__V1__TASK__KIND__FINISHED && strcmp(tid, w->experiment) == 0 &&
+            w->experiment[0]) {
+            finish(w, t);
+            log_info("experiment %s is over for %s; asking for the next one", w->experiment,
+                     w->opt.member);
+            leave_experiment(w);
+            between = 1;
+        } else if (t->kind == AULAC__V1__TASK__KIND__TRAIN && strcmp(tid, w->experiment) != 0) {
+            log_info("experiment %s runs now: joining it", tid);
+            aulac__v1__task__free_unpacked(t, NULL);
+            if ((rc = join(w)) != 0)
+                return rc;
+            continue;
+        } else if (t->kind == AULAC__V1__TASK__KIND__TRAIN && !w->sitting_out) {
             /* (while the coordinator is away, the next GetTask waits for it) */
             if (train_round(w, t) != 0 && !w->not_in_roster && !w->away_since_ms)
                 nap(1000);
-            if (w->not_in_roster)
-                out = WORKER_EXIT_NOT_IN_ROSTER;
-            else if (w->opt.max_rounds > 0 && w->rounds_done >= (uint64_t)w->opt.max_rounds)
+            if (w->opt.max_rounds > 0 && w->rounds_done >= (uint64_t)w->opt.max_rounds)
                 out = WORKER_EXIT_DONE;
+        } else if (t->kind == AULAC__V1__TASK__KIND__NONE) {
+            between = !w->experiment[0] || w->sitting_out;
         }
         aulac__v1__task__free_unpacked(t, NULL);
+        if (w->not_in_roster)
+            out = WORKER_EXIT_NOT_IN_ROSTER;
+        if (out < 0 && between && w->opt.exit_when_idle && coordinator_idle(w))
+            out = WORKER_EXIT_DONE;
         if (out >= 0)
             return out;
     }
@@ -897,8 +988,7 @@ int worker_run(struct worker *w, const struct worker_options *opt)
         log_error("cannot open a channel to %s: %s", opt->coordinator, rpc_strerror(r));
         goto out;
     }
-    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = ledger_watch_start(w)) != 0 ||
-        (rc = setup_training(w)) != 0)
+    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = ledger_watch_start(w)) != 0)
         goto out;
     rc = task_loop(w);
 out:
@@ -907,13 +997,7 @@ out:
     node_leader_stop(w->node_leader);
     ledger_watch_stop(w);
     fed_client_close(w->client);
-    trainer_destroy(w->trainer);
-    data_close(w->data);
-    free(w->base);
-    free(w->local);
-    free(w->residual);
-    if (w->have_policy)
-        policy_free(&w->policy);
+    leave_experiment(w);
     site_policy_free(&w->site);
     free(w->policy_yaml);
     crypto_key_free(w->key);

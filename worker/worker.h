@@ -3,7 +3,14 @@
 /* The member daemon: joins the coordinator, and for each announced round brings its
  * replica to the base model, trains locally on the member's private corpus, and
  * uploads the signed, compressed pseudo-gradient. Its state directory keeps the
- * replica, the inner optimizer state and the error-feedback residual across restarts. */
+ * replica, the inner optimizer state and the error-feedback residual across restarts.
+ *
+ * The coordinator runs experiments one after another; the worker stays connected
+ * across them. When its experiment ends it asks for the next; a TRAIN task of another
+ * experiment makes it join again, check the new policy against its site policy and
+ * rebuild its trainer, replica, optimizer and residual from nothing (nothing of one
+ * experiment is carried into the next). An experiment its site refuses, or that does
+ * not list this member, it sits out (GetTask with sit_out) without exiting. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -17,7 +24,8 @@
 #include "worker/data.h"
 
 /* Exit statuses of aulac-worker. */
-#define WORKER_EXIT_DONE     0   /* the experiment finished */
+#define WORKER_EXIT_DONE     0   /* --exit-when-idle: the experiment ended and nothing is queued
+                                    (or --max-rounds reached, or stopped by a signal) */
 #define WORKER_EXIT_ERROR    1   /* a local error (corpus, key, state dir, ...) */
 #define WORKER_EXIT_USAGE    2
 #define WORKER_EXIT_REFUSED  3   /* the coordinator refused this member, or the site policy
@@ -43,6 +51,8 @@ struct worker_options {
     int gpus;
     int eval_windows;               /* validation windows per evaluation (default 32) */
     int max_rounds;                 /* stop after this many rounds (0: until finished) */
+    int exit_when_idle;             /* exit 0 once no experiment runs and none is queued
+                                       (default: wait for the next one) */
     int64_t connect_timeout_ms;     /* give up when the coordinator stays unreachable */
     int insecure;                   /* plaintext channels (--insecure) */
     const char *witnesses;          /* roster file of the ledger's witnesses (worker/witness.h) */
@@ -65,7 +75,8 @@ struct worker {
     struct policy policy;
     uint8_t policy_hash[32];        /* of policy: a task must name this one */
     int have_policy;
-    char experiment[CRYPTO_ID_MAX + 1];
+    char experiment[CRYPTO_ID_MAX + 1];   /* "": none (idle, or the last one ended) */
+    int sitting_out;                /* experiment is one this member does not run */
     struct gpt2_config cfg;         /* the replica's model and size, from the policy's */
     size_t n;                       /* round plan when the buffers are set up */
     struct trainer *trainer;

@@ -96,7 +96,7 @@ run_worker() {
     local rc=0
     timeout 120 "$BUILD/aulac-worker" --coordinator "$ADDR" --member "$m" \
         --key "$T/keys/$m.key" --data "$T/corpus/$m" --state-dir "$state" --insecure \
-        --threads 1 --connect-timeout 20 "$@" >>"$T/logs/$m.log" 2>&1 || rc=$?
+        --threads 1 --connect-timeout 20 --exit-when-idle "$@" >>"$T/logs/$m.log" 2>&1 || rc=$?
     echo "$rc"
 }
 

@@ -89,13 +89,14 @@ start_coordinator() {
     ADDR=127.0.0.1:$PORT
 }
 
-# start_worker MEMBER [CORPUS] [extra args]: sets LAST_PID.
+# start_worker MEMBER [CORPUS] [extra args]: sets LAST_PID. The worker exits 0 once its
+# experiment ended and nothing else is queued (--exit-when-idle).
 start_worker() {
     local m=$1 corpus=${2:-$T/corpus/$1}
     shift; [ $# -gt 0 ] && shift
     start_bg "worker-$m" "$BIN/aulac-worker" --coordinator "$ADDR" --member "$m" \
         --key "$T/keys/$m.key" --data "$corpus" --state-dir "$T/state/$m" --insecure \
-        --threads 1 --eval-windows 16 "$@"
+        --threads 1 --eval-windows 16 --exit-when-idle "$@"
 }
 
 # wait_pid PID SECONDS: the exit status of PID, or 124 after SECONDS.

@@ -93,7 +93,8 @@ write_policy 3 alpha beta
 start_coordinator
 start_bg alpha-leader env CUDA_VISIBLE_DEVICES=0 "$BIN/aulac-worker" --coordinator "$ADDR" \
     --member alpha --key "$T/keys/alpha.key" --data "$T/corpus/alpha" --state-dir "$T/state/alpha" \
-    --insecure --gpus 1 --nodes 2 --node-rank 0 --node-listen 127.0.0.1:0 --eval-windows 16
+    --insecure --gpus 1 --nodes 2 --node-rank 0 --node-listen 127.0.0.1:0 --eval-windows 16 \
+    --exit-when-idle
 leader=$LAST_PID
 port=$(leader_port "$T/logs/alpha-leader.log")
 start_bg alpha-follower env CUDA_VISIBLE_DEVICES=1 "$BIN/aulac-worker" --member alpha \

@@ -91,7 +91,7 @@ worker() {   # member log extra-args...
     shift 2
     timeout 120 "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$T/keys/$m.key" \
         --data "$T/corpus/$m" --state-dir "$T/state-$m-$log" --threads 1 --eval-windows 2 \
-        --connect-timeout 3 "$@" >"$T/$log.log" 2>&1
+        --connect-timeout 3 --exit-when-idle "$@" >"$T/$log.log" 2>&1
 }
 
 step "refused: another CA, no client certificate, a world-readable key"

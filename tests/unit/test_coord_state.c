@@ -170,7 +170,7 @@ static void round_summaries_round_trip(void **state)
     commit(&f->c, put_round, &s);
     struct round_summary got;
     int found;
-    assert_int_equal(state_get_round(&f->c, 3, &got, &found), 0);
+    assert_int_equal(state_get_round(&f->c, f->c.experiment, 3, &got, &found), 0);
     assert_true(found);
     assert_int_equal(got.n_members, 2);
     assert_string_equal(got.members[1].id, "hust");
@@ -178,7 +178,7 @@ static void round_summaries_round_trip(void **state)
     assert_int_equal(got.bytes, 176);
     assert_memory_equal(got.model_hash, s.model_hash, 32);
     free(got.members);
-    assert_int_equal(state_get_round(&f->c, 4, &got, &found), 0);
+    assert_int_equal(state_get_round(&f->c, f->c.experiment, 4, &got, &found), 0);
     assert_false(found);
 }
 

@@ -210,7 +210,7 @@ static void check_round_one_closed(struct fx *f, const uint8_t ref[32])
         fail_msg("%zu payload(s) left after the close", (size_t)st.ms_entries);
     struct round_summary sum;
     int found;
-    assert_int_equal(state_get_round(c, 1, &sum, &found), 0);
+    assert_int_equal(state_get_round(c, c->experiment, 1, &sum, &found), 0);
     assert_true(found);
     assert_int_equal(sum.n_members, N_ROUND);
     assert_memory_equal(sum.model_hash, ref, 32);

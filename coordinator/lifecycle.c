@@ -1,0 +1,499 @@
+/* Experiments one after another: load an approved experiment's policy and buffers,
+ * start it (experiment_started) or resume it after a restart, record it failed when
+ * its policy no longer loads, cancel it, and start the next queued one when none runs.
+ *
+ * Crash safety: each step commits its queue change (coordinator/queue.h), the
+ * coord.state record of the loaded experiment and its ledger entry in one LMDB
+ * transaction; files (the round-0 checkpoint) are written before it. A restart reads
+ * coord.state: the experiment it names is loaded again (running: its open round is
+ * re-accumulated; ended: its final model is served), else the queue's first is
+ * started. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "common/hex.h"
+#include "common/log.h"
+#include "common/timeutil.h"
+#include "common/why.h"
+#include "coordinator/coord.h"
+#include "coordinator/queue.h"
+#include "coordinator/record.h"
+#include "coordinator/state.h"
+#include "model/gpt2.h"
+#include "model/model_hash.h"
+
+#define START_RETRY_MS 10000   /* after a storage error starting the next experiment */
+
+_Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
+               "policy check must refuse exactly the models the trainer refuses");
+
+/* Experiment ids: the policy name and the first 4 bytes of its hash, so a changed
+ * policy never reuses the id of another. */
+void coord_experiment_id(const struct policy *p, const uint8_t hash[32], char *out, size_t cap)
+{
+    char hex[65];
+    hex_encode(hash, 32, hex);
+    snprintf(out, cap, "%.55s-%.8s", p->metadata.name, hex);
+}
+
+void coord_experiment_dir(const struct coord *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/experiments/%s", c->opt.data_dir, c->experiment);
+}
+
+static enum outer_kind outer_kind_of(enum policy_outer_kind k)
+{
+    switch (k) {
+    case POLICY_OUTER_NESTEROV: return OUTER_NESTEROV;
+    case POLICY_OUTER_FEDADAM: return OUTER_FEDADAM;
+    default: return OUTER_FEDAVG;
+    }
+}
+
+/* c->policy and what derives from it, from the record's exact text. */
+static int load_policy(struct coord *c, const struct experiment_info *info, char *why,
+                       size_t cap)
+{
+    const char *name = info->experiment;
+    struct policy_error err;
+    c->policy_yaml = malloc(info->policy_yaml_len + 1);
+    if (!c->policy_yaml)
+        return COORD_ERR_NOMEM;
+    memcpy(c->policy_yaml, info->policy_yaml, info->policy_yaml_len);
+    c->policy_yaml[info->policy_yaml_len] = 0;
+    c->policy_yaml_len = info->policy_yaml_len;
+    int rc = policy_load_buffer(name, c->policy_yaml, c->policy_yaml_len, &c->policy, &err);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;   /* ours, not the policy's */
+    if (rc != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its policy no longer loads: %s",
+                        err.message);
+    if (policy_hash(&c->policy, c->policy_hash) != 0)
+        return COORD_ERR_NOMEM;
+    if (memcmp(c->policy_hash, info->policy_hash, 32) != 0) {
+        char want[65], got[65];
+        hex_encode(info->policy_hash, 32, want);
+        hex_encode(c->policy_hash, 32, got);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its policy text now hashes to %.16s, "
+                        "not the approved %.16s (the policy schema changed)", got, want);
+    }
+    struct policy_round_plan first;
+    char what[300];
+    if (policy_round_plan(&c->policy, 1, &first, what, sizeof what) != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "%s", what);
+    c->cfg = first.model;
+    c->n_params = first.n_params;
+    c->down_on = first.downlink_on;
+    c->down_ef = first.downlink_on && first.downlink.error_feedback;
+    /* Members that may report: in the policy (all when it lists none) and in the roster
+     * (at open the founding one; governance_open recounts with the live roster). */
+    c->n_eligible = coord_eligible_count_locked(c);
+    if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "only %zu %s in the roster, fewer than "
+                        "participation.min_members %u", c->n_eligible,
+                        policy_all_members(&c->policy) ? "member(s)"
+                                                       : "policy member(s) are",
+                        c->policy.participation.min_members);
+    return 0;
+}
+
+int experiment_load(struct coord *c, const struct experiment_info *info, char *why, size_t cap)
+{
+    snprintf(why, cap, "out of memory");
+    snprintf(c->experiment, sizeof c->experiment, "%s", info->experiment);
+    memcpy(c->proposal_hash, info->proposal_hash, 32);
+    c->state = EXP_IDLE;   /* loaded, not started or resumed yet */
+    int rc = load_policy(c, info, why, cap);
+    const int senders = c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS;
+    const int down_ef = c->down_ef;
+    if (rc == 0) {
+        c->acc = calloc(c->n_params, sizeof(float));
+        if (senders)
+            c->support = calloc(c->n_params, sizeof(float));
+        if (down_ef)
+            c->down_residual = calloc(c->n_params, sizeof(float));
+        if (!c->acc || (senders && !c->support) || (down_ef && !c->down_residual))
+            rc = COORD_ERR_NOMEM;
+    }
+    const struct policy_outer_optimizer *o = &c->policy.training.outer;
+    if (rc == 0 && outer_init(&c->outer, outer_kind_of(o->kind), c->n_params, (float)o->lr,
+                              (float)o->momentum) != 0)
+        rc = COORD_ERR_NOMEM;
+    if (rc == 0 && o->kind == POLICY_OUTER_FEDADAM) {
+        c->outer.beta1 = (float)o->beta1;
+        c->outer.beta2 = (float)o->beta2;
+        c->outer.tau = (float)o->eps;
+    }
+    char dir[4096];
+    coord_experiment_dir(c, dir, sizeof dir - 16);
+    strcat(dir, "/outer");
+    int mk;
+    if (rc == 0 && (mk = file_mkdirs(dir, 0755)) != 0) {
+        log_error("cannot create %s: %s", dir, strerror(-mk));
+        rc = COORD_ERR_IO;
+    }
+    if (rc != 0)
+        experiment_unload(c);
+    return rc;
+}
+
+void experiment_unload(struct coord *c)
+{
+    if (c->model)
+        snapshot_release(c, c->model);
+    c->model = NULL;
+    outer_free(&c->outer);
+    memset(&c->outer, 0, sizeof c->outer);
+    free(c->acc);
+    free(c->support);
+    free(c->down_residual);
+    free(c->down_payload);
+    c->acc = c->support = c->down_residual = NULL;
+    c->down_payload = NULL;
+    c->down_len = 0;
+    free(c->policy_yaml);
+    c->policy_yaml = NULL;
+    c->policy_yaml_len = 0;
+    policy_free(&c->policy);
+    memset(&c->policy, 0, sizeof c->policy);
+    memset(c->policy_hash, 0, 32);
+    memset(c->proposal_hash, 0, 32);
+    memset(&c->cfg, 0, sizeof c->cfg);
+    c->down_on = c->down_ef = 0;
+    c->n_params = 0;
+    c->experiment[0] = 0;
+    c->state = EXP_IDLE;
+    c->round = c->total_rounds = 0;
+    c->n_accepted = 0;
+    c->weight_sum = 0;
+    c->n_eligible = 0;
+    c->deadline_ms = c->round_opened_ms = 0;
+    c->close_pending = 0;
+}
+
+/* The loaded (queued) experiment info starts: round-0 model, experiment_started, the
+ * record running and out of the queue, in one transaction. */
+static int start_loaded(struct coord *c, const struct experiment_info *info, char *why,
+                        size_t cap)
+{
+    struct model_snapshot *s = snapshot_new(c->n_params, 0);
+    if (!s)
+        return COORD_ERR_NOMEM;
+    int rc = gpt2_init_params(&c->cfg, c->policy.model.seed, s->params);
+    if (rc != 0) {
+        snapshot_release(c, s);
+        return why_fail(why, cap, COORD_ERR_CONFIG, "cannot initialize the model: %s",
+                        model_strerror(rc));
+    }
+    model_hash(s->params, s->n, s->hash);
+    if ((rc = models_save(c, s->params, s->hash)) != 0) {
+        snapshot_release(c, s);
+        return rc;
+    }
+    c->model = s;
+    c->state = EXP_RUNNING;
+    c->round = 1;
+    c->total_rounds = c->policy.training.rounds;
+    c->round_opened_ms = time_now_unix_ms();
+
+    struct experiment_info rec = *info;
+    rec.phase = PHASE_RUNNING;
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0) {
+        rc = COORD_ERR_STATE;
+    } else {
+        rc = record_experiment_started(c, txn);
+        if (rc == 0)
+            rc = state_put_experiment(c, txn);
+        if (rc == 0)
+            rc = queue_record_put_txn(c, txn, &rec);
+        if (rc == 0)
+            rc = queue_remove_txn(c, txn, info->seq);
+        if (rc != 0)
+            ledger_txn_abort(c->ledger, txn);
+        else if (ledger_txn_commit(c->ledger, txn) != 0)
+            rc = COORD_ERR_STATE;
+    }
+    if (rc != 0) {
+        c->state = EXP_IDLE;
+        return rc;
+    }
+    round_open(c, c->round_opened_ms);
+    char hex[65];
+    hex_encode(s->hash, 32, hex);
+    log_info("experiment %s started: %llu rounds, %zu parameters, round-0 model %.16s",
+             c->experiment, (unsigned long long)c->total_rounds, c->n_params, hex);
+    return 0;
+}
+
+/* A queued experiment that cannot run: experiment_failed with why, out of the queue. */
+static int fail_queued(struct coord *c, const struct experiment_info *info, const char *why)
+{
+    log_error("experiment %s cannot start: %s; recorded as failed, the queue moves on",
+              info->experiment, why);
+    struct experiment_info rec = *info;
+    rec.phase = PHASE_FAILED;
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0)
+        return COORD_ERR_STATE;
+    int rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_FAILED, info->experiment,
+                                     info->policy_hash, NULL, 0, why);
+    if (rc == 0)
+        rc = queue_record_put_txn(c, txn, &rec);
+    if (rc == 0)
+        rc = queue_remove_txn(c, txn, info->seq);
+    if (rc != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
+}
+
+/* Loads the first queued experiment that loads (the others are recorded failed) and,
+ * with start, starts it. Nothing loaded on entry; 0 also when the queue is empty. */
+static int load_queued(struct coord *c, int start)
+{
+    for (;;) {
+        struct experiment_info head;
+        int found;
+        int rc = queue_head(c, NULL, &head, &found);
+        if (rc != 0 || !found)
+            return rc;
+        char why[512];
+        rc = experiment_load(c, &head, why, sizeof why);
+        if (rc == 0 && start && (rc = start_loaded(c, &head, why, sizeof why)) != 0)
+            experiment_unload(c);
+        if (rc == COORD_ERR_CONFIG)
+            rc = fail_queued(c, &head, why);
+        else if (rc == 0)
+            found = 0;   /* done */
+        experiment_info_free(&head);
+        if (rc != 0 || !found)
+            return rc;
+    }
+}
+
+int experiment_open(struct coord *c)
+{
+    struct experiment_record rec;
+    int found;
+    int rc = state_get_experiment(c, &rec, &found);
+    if (rc != 0)
+        return rc;
+    if (!found)
+        return load_queued(c, 0);
+    struct experiment_info info;
+    if ((rc = queue_get(c, rec.experiment, &info, &found)) != 0)
+        return rc;
+    if (!found) {
+        log_error("%s ran experiment %s, which has no record in its queue (coord.experiments): "
+                  "the data directory was made by an older aulac-coordinator; finish that "
+                  "experiment with it, or start this one on a new --data-dir",
+                  c->opt.data_dir, rec.experiment);
+        return COORD_ERR_STATE;
+    }
+    char why[512];
+    rc = experiment_load(c, &info, why, sizeof why);
+    if (rc != COORD_ERR_CONFIG) {
+        experiment_info_free(&info);
+        return rc;
+    }
+    /* Its policy no longer loads (e.g. the schema changed under it): a running one
+     * fails; an ended one is no longer served. Either way nothing is loaded after. */
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0) {
+        experiment_info_free(&info);
+        return COORD_ERR_STATE;
+    }
+    rc = state_delete_experiment(c, txn);
+    if (rc == 0 && rec.state == EXP_RUNNING) {
+        log_error("experiment %s cannot resume: %s; recorded as failed", info.experiment, why);
+        info.phase = PHASE_FAILED;
+        info.rounds_done = rec.completed_rounds;
+        memcpy(info.final_model_hash, rec.model_hash, 32);
+        rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_FAILED, info.experiment,
+                                     info.policy_hash, rec.model_hash, rec.completed_rounds, why);
+        if (rc == 0)
+            rc = queue_record_put_txn(c, txn, &info);
+    } else if (rc == 0) {
+        log_warn("experiment %s (ended) is not loaded: %s", info.experiment, why);
+    }
+    experiment_info_free(&info);
+    if (rc != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return rc;
+    }
+    if (ledger_txn_commit(c->ledger, txn) != 0)
+        return COORD_ERR_STATE;
+    return load_queued(c, 0);
+}
+
+static int resume(struct coord *c, const struct experiment_record *rec)
+{
+    char hex[65];
+    if (memcmp(rec->policy_hash, c->policy_hash, 32) != 0) {
+        log_error("the experiment record of %s names another policy than its queue record",
+                  rec->experiment);
+        return COORD_ERR_STATE;
+    }
+    c->state = (enum coord_exp_state)rec->state;
+    c->round = rec->round;
+    c->total_rounds = rec->total_rounds;
+    struct model_snapshot *s = snapshot_new(c->n_params, rec->completed_rounds);
+    if (!s)
+        return COORD_ERR_NOMEM;
+    memcpy(s->hash, rec->model_hash, 32);
+    int rc = models_load(c, rec->model_hash, s->params);
+    if (rc != 0) {
+        snapshot_release(c, s);
+        return rc;
+    }
+    c->model = s;
+    if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
+        (rc = down_residual_load(c, rec->completed_rounds)) != 0)
+        return rc;
+    if (c->down_on && (rc = downlink_load(c, rec->model_hash)) != 0)
+        return rc;
+    round_open(c, rec->round_opened_ms);
+    if (c->state == EXP_RUNNING && (rc = round_accumulate_stored(c)) != 0)
+        return rc;
+    if (round_all_reported_locked(c)) {
+        /* The crash came after the last update of the round and before its close. */
+        log_info("round %llu: every member had reported before the restart; closing",
+                 (unsigned long long)c->round);
+        pthread_mutex_lock(&c->mu);   /* no other thread yet; round_close_locked lets mu go */
+        round_close_locked(c);
+        pthread_mutex_unlock(&c->mu);
+    }
+    hex_encode(c->model->hash, 32, hex);   /* s is freed if the round closed just above */
+    if (c->state == EXP_RUNNING)
+        log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "
+                 "base model %.16s", c->experiment, (unsigned long long)c->round,
+                 (unsigned long long)c->total_rounds, c->n_accepted, hex);
+    else
+        log_info("experiment %s is %s (%llu rounds); last model %.16s", c->experiment,
+                 c->state == EXP_FINISHED ? "finished" : c->state == EXP_CANCELLED
+                 ? "cancelled" : "failed", (unsigned long long)c->model->round, hex);
+    return 0;
+}
+
+int experiment_resume_or_start(struct coord *c)
+{
+    int rc = state_load_members(c);
+    if (rc != 0)
+        return rc;
+    if (!c->experiment[0]) {
+        log_info("no experiment approved yet: serving idle until one is queued");
+        return 0;
+    }
+    struct experiment_record rec;
+    int found;
+    if ((rc = state_get_experiment(c, &rec, &found)) != 0)
+        return rc;
+    if (found && strcmp(rec.experiment, c->experiment) == 0)
+        return resume(c, &rec);
+    struct experiment_info head;
+    if ((rc = queue_head(c, NULL, &head, &found)) != 0)
+        return rc;
+    if (!found || strcmp(head.experiment, c->experiment) != 0) {
+        experiment_info_free(&head);
+        log_error("experiment %s was loaded but is not the first in the queue", c->experiment);
+        return COORD_ERR_STATE;
+    }
+    char why[512];
+    rc = start_loaded(c, &head, why, sizeof why);
+    if (rc != 0)
+        experiment_unload(c);
+    if (rc == COORD_ERR_CONFIG && (rc = fail_queued(c, &head, why)) == 0)
+        rc = load_queued(c, 1);
+    experiment_info_free(&head);
+    return rc;
+}
+
+void experiment_start_next_locked(struct coord *c)
+{
+    if (c->state == EXP_RUNNING || c->closing || c->stopping)
+        return;
+    int64_t now = time_mono_ms();
+    if (now < c->next_start_ms)
+        return;
+    size_t n = 0;
+    if (queue_length(c, &n) != 0 || n == 0)
+        return;
+    if (c->experiment[0])
+        log_info("experiment %s has ended; starting the next of %zu queued", c->experiment, n);
+    experiment_unload(c);
+    int rc = load_queued(c, 1);
+    if (rc != 0) {
+        log_error("cannot start the next queued experiment: %s; trying again in %d s",
+                  coord_strerror(rc), START_RETRY_MS / 1000);
+        c->next_start_ms = now + START_RETRY_MS;
+    }
+    pthread_cond_broadcast(&c->changed);
+}
+
+int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experiment,
+                             const char *reason, char *why, size_t cap)
+{
+    struct experiment_info info;
+    int found;
+    int rc = queue_get_txn(c, txn, experiment, &info, &found);
+    if (rc != 0)
+        return rc;
+    if (!found) {
+        snprintf(why, cap, "no experiment %s was approved here", experiment);
+        return COORD_ERR_STATE;
+    }
+    const int running = info.phase == PHASE_RUNNING && c->state == EXP_RUNNING &&
+                        strcmp(c->experiment, experiment) == 0;
+    if (info.phase != PHASE_QUEUED && !running) {
+        snprintf(why, cap, "experiment %s has already ended (%s): only a queued or running "
+                 "experiment can be cancelled", experiment, queue_phase_name(info.phase));
+        experiment_info_free(&info);
+        return COORD_ERR_STATE;
+    }
+    const uint64_t seq = info.seq;
+    info.phase = PHASE_CANCELLED;
+    if (running) {
+        /* A round close computing outside mu now (c->closing) sees the state and drops
+         * its result (round_close_locked): its model never becomes the experiment's. */
+        info.rounds_done = c->model->round;
+        memcpy(info.final_model_hash, c->model->hash, 32);
+        rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
+                                     info.policy_hash, c->model->hash, c->model->round, reason);
+        if (rc == 0)
+            rc = state_delete_payloads(c, txn);
+        if (rc == 0) {
+            c->state = EXP_CANCELLED;
+            rc = state_put_experiment(c, txn);
+            if (rc != 0)
+                c->state = EXP_RUNNING;
+        }
+    } else {
+        rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
+                                     info.policy_hash, NULL, 0, reason);
+        if (rc == 0)
+            rc = queue_remove_txn(c, txn, seq);
+    }
+    if (rc == 0)
+        rc = queue_record_put_txn(c, txn, &info);
+    experiment_info_free(&info);
+    if (rc != 0) {
+        if (running)
+            c->state = EXP_RUNNING;
+        snprintf(why, cap, "the cancellation could not be written (storage error)");
+        return rc;
+    }
+    if (running) {
+        c->n_accepted = 0;
+        c->weight_sum = 0;
+        log_info("experiment %s cancelled at round %llu: %s", experiment,
+                 (unsigned long long)c->round, reason ? reason : "");
+    } else {
+        log_info("queued experiment %s cancelled: %s", experiment, reason ? reason : "");
+    }
+    pthread_cond_broadcast(&c->changed);
+    return 0;
+}
