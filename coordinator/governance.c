@@ -196,6 +196,10 @@ static void genesis_checks(struct coord *c, const struct entry_genesis *g)
         log_warn("%s differs from the founding roster in the ledger; the ledger wins (roster "
                  "changes go through proposals: aulac member propose-add|remove|rotate)",
                  c->opt.roster_path);
+    if (!charter_equal(&c->gov->st.charter, &c->roster.charter))
+        log_warn("the charter section of %s differs from the charter in force in the ledger; "
+                 "the ledger wins (the charter changes by motion: aulac charter propose)",
+                 c->opt.roster_path);
 }
 
 static int replay_entry(struct coord *c, const struct entry *e, uint64_t index)
@@ -209,6 +213,15 @@ static int replay_entry(struct coord *c, const struct entry *e, uint64_t index)
             return 0;
         if (e->u.genesis.alliance)
             snprintf(st->alliance, sizeof st->alliance, "%s", e->u.genesis.alliance);
+        if (e->u.genesis.charter) {
+            const char *text = e->u.genesis.charter;
+            struct policy_error err;
+            if (charter_load_buffer("the genesis charter", text, strlen(text), &st->charter,
+                                    &err) != 0) {
+                log_error("ledger entry #0: %s", err.message);
+                return GOV_ERR_REFUSED;
+            }
+        }   /* a ledger from before charters: the default charter (gov_init) */
         genesis_checks(c, &e->u.genesis);
         for (uint32_t i = 0; i < e->u.genesis.n_members && rc == 0; i++) {
             if (e->u.genesis.members[i].roles & ENTRY_ROLE_COORDINATOR)
@@ -324,7 +337,7 @@ static enum gov_state decide(struct coord *c, struct gov_proposal *p, struct gov
 }
 
 /* Proposals still open after the replay whose tally now decides them (the
- * quorum of this policy may differ from the last run's). */
+ * roster may differ from when they were last counted). */
 static int settle_open(struct coord *c)
 {
     struct governance_state *st = &c->gov->st;
@@ -366,7 +379,8 @@ int governance_open(struct coord *c)
     if (!g)
         return COORD_ERR_NOMEM;
     pthread_rwlock_init(&g->lock, NULL);
-    gov_init(&g->st, c->roster.alliance, c->policy.governance.quorum);
+    /* The roster file's charter founds a new ledger; replay takes the genesis one. */
+    gov_init(&g->st, c->roster.alliance, NULL);
     c->gov = g;
     uint64_t size;
     if (ledger_size(c->ledger, &size) != 0)
@@ -374,6 +388,7 @@ int governance_open(struct coord *c)
     int rc = 0;
     if (size == 0) {
         /* A new ledger: the roster file becomes the genesis entry. */
+        g->st.charter = c->roster.charter;
         for (size_t i = 0; i < c->roster.n_members && rc == 0; i++) {
             const struct roster_member *r = &c->roster.members[i];
             struct gov_member m = { 0 };
@@ -397,8 +412,9 @@ int governance_open(struct coord *c)
     size_t open = 0;
     for (size_t i = 0; i < g->st.n_proposals; i++)
         open += gov_state_at(&g->st.proposals[i], time_now_unix_ms()) == GOV_OPEN;
-    log_info("roster: %zu member(s), quorum %.2f, %zu open proposal(s)%s", g->st.n_members,
-             g->st.quorum, open, size ? " (rebuilt from the ledger)" : "");
+    log_info("roster: %zu member(s), roster quorum %.2f, %zu open proposal(s)%s",
+             g->st.n_members, g->st.charter.roster_quorum, open,
+             size ? " (rebuilt from the ledger)" : "");
     return 0;
 }
 
@@ -782,7 +798,7 @@ void governance_on_list(struct rpc_call *call, void *ctx)
 
     pthread_rwlock_rdlock(&g->lock);
     snprintf(alliance, sizeof alliance, "%s", g->st.alliance);
-    r.quorum = g->st.quorum;
+    r.quorum = g->st.charter.roster_quorum;
     n_members = g->st.n_members;
     members = calloc(n_members + 1, sizeof *members);
     views = calloc(g->st.n_proposals + 1, sizeof *views);

@@ -51,7 +51,10 @@ int record_genesis(struct coord *c, MDB_txn *txn)
     e.u.genesis.alliance = c->roster.alliance;
     e.u.genesis.n_members = (uint32_t)n + 1;
     e.u.genesis.members = m;
-    int rc = record_append(c, txn, &e, NULL);
+    size_t len;
+    int rc = charter_format(&c->roster.charter, &e.u.genesis.charter, &len) == 0
+                 ? record_append(c, txn, &e, NULL) : COORD_ERR_NOMEM;
+    free(e.u.genesis.charter);
     free(m);
     return rc;
 }

@@ -78,6 +78,7 @@ static const struct field codec_fields[] = {
 static const struct field genesis_fields[] = {
     F(1, K_TEXT,     OPT, struct entry_genesis, alliance),
     FL(2, K_MEMBERS, REQ, struct entry_genesis, members, n_members),
+    F(3, K_TEXT,     OPT, struct entry_genesis, charter),
     END
 };
 

@@ -68,6 +68,9 @@ struct entry_genesis {                   /* the founding roster; leaf 0 */
     char                *alliance;       /* name of the alliance; may be NULL */
     uint32_t             n_members;
     struct entry_member *members;
+    char                *charter;        /* the alliance charter's canonical text
+                                            (policies/charter.h); NULL in ledgers written
+                                            before charters: the default charter */
 };
 
 struct entry_member_added {

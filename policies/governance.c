@@ -37,11 +37,14 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-void gov_init(struct governance_state *g, const char *alliance, double quorum)
+void gov_init(struct governance_state *g, const char *alliance, const struct charter *charter)
 {
     memset(g, 0, sizeof *g);
     snprintf(g->alliance, sizeof g->alliance, "%s", alliance ? alliance : "");
-    g->quorum = quorum > 0 && quorum <= 1 ? quorum : 0.5;
+    if (charter)
+        g->charter = *charter;
+    else
+        charter_default(&g->charter);
 }
 
 void gov_free(struct governance_state *g)
@@ -263,7 +266,7 @@ enum gov_state gov_tally(const struct governance_state *g, const struct gov_prop
     for (size_t i = 0; i < g->n_members; i++)
         x.voters += is_voter(g, p, g->members[i].id);
     /* A tolerance keeps e.g. 0.7 x 10 = 7.000000000000001 from needing 8. */
-    double need = ceil(g->quorum * (double)x.voters - 1e-9);
+    double need = ceil(g->charter.roster_quorum * (double)x.voters - 1e-9);
     x.needed = need < 1 ? 1 : (uint32_t)need;
     if (is_voter(g, p, p->p.proposer))
         x.yes++;

@@ -7,7 +7,7 @@
  * members approves:
  *
  *   voters V  = the current members; for a removal, all but the member removed
- *   needed    = max(1, ceil(quorum x V))          quorum: the policy's governance.quorum
+ *   needed    = max(1, ceil(quorum x V))          quorum: the charter's quorum.roster
  *   yes       = the proposer (while a voter) + the approving votes of current voters
  *   no        = the refusing votes of current voters
  *   approved  when yes >= needed;  rejected when no > V - needed;  otherwise open,
@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "crypto/proposal.h"
+#include "policies/charter.h"
 
 #define GOV_MAX_OPEN            256                      /* open proposals at once */
 #define GOV_MAX_TTL_MS          (30LL * 24 * 3600 * 1000)   /* a proposal lives at most 30 days */
@@ -81,7 +82,7 @@ struct gov_tally {
 
 struct governance_state {
     char     alliance[PROPOSAL_ALLIANCE_MAX + 1];
-    double   quorum;                /* (0, 1] */
+    struct charter charter;         /* the alliance charter in force */
     struct gov_member *members;
     size_t   n_members, cap_members;
     struct gov_retired *retired;
@@ -97,7 +98,8 @@ struct governance_state {
 
 const char *gov_state_name(enum gov_state s);   /* "open", "applied", ... */
 
-void gov_init(struct governance_state *g, const char *alliance, double quorum);
+/* charter NULL: charter_default(). */
+void gov_init(struct governance_state *g, const char *alliance, const struct charter *charter);
 void gov_free(struct governance_state *g);
 
 /* Founding members (genesis). GOV_ERR_NOMEM, GOV_ERR_LIMIT, GOV_ERR_REFUSED

@@ -183,7 +183,10 @@ static void quorum_arithmetic(void **state)
     uint8_t zero[64] = { 0 };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct governance_state g;
-        gov_init(&g, "a", cases[i].q);
+        struct charter ch;
+        charter_default(&ch);
+        ch.roster_quorum = cases[i].q;
+        gov_init(&g, "a", &ch);
         add_members(&g, cases[i].members);
         struct gov_proposal *p = add_proposal(&g, PROPOSAL_ADD, "m0", "new", 100, 1000);
         struct gov_tally t;
@@ -216,7 +219,10 @@ static void voting_rules(void **state)
     uint8_t zero[64] = { 0 };
     char why[300];
     struct governance_state g;
-    gov_init(&g, "a", 0.66);
+    struct charter ch;
+    charter_default(&ch);
+    ch.roster_quorum = 0.66;
+    gov_init(&g, "a", &ch);
     add_members(&g, 3);   /* m0 m1 m2 */
 
     /* removal: the subject does not vote; 2 voters, 2 needed; one no rejects */
@@ -740,6 +746,57 @@ static void empty_member_list_means_live_roster(void **state)
     fx_free(f);
 }
 
+
+/* The genesis entry records the roster file's charter; after that the ledger's charter
+ * governs, whatever the roster file says at a restart. */
+static void genesis_charter_governs(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(ledger_get(f->c->ledger, 0, &bytes, &len), 0);
+    struct entry e;
+    assert_int_equal(entry_decode(bytes, len, &e), 0);
+    free(bytes);
+    assert_int_equal(e.type, ENTRY_GENESIS);
+    assert_non_null(e.u.genesis.charter);
+    struct charter ch;
+    struct policy_error err;
+    assert_int_equal(charter_load_buffer("genesis", e.u.genesis.charter,
+                                         strlen(e.u.genesis.charter), &ch, &err), 0);
+    assert_true(ch.roster_quorum == 0.66 && ch.experiment_quorum == 0.66);
+    entry_free(&e);
+
+    fx_stop(f);
+    char roster[8192];
+    FILE *rf = fopen(f->paths[2], "r");
+    assert_non_null(rf);
+    size_t n = fread(roster, 1, sizeof roster - 1, rf);
+    fclose(rf);
+    roster[n] = 0;
+    char *sec = strstr(roster, "charter:");
+    assert_non_null(sec);
+    snprintf(sec, sizeof roster - (size_t)(sec - roster), "charter:\n  quorum: {roster: 1.0, "
+             "experiments: 1.0, charter: 1.0}\n");
+    fx_write(f->paths[2], roster, 0644);
+    fx_start(f);
+    struct signer sf = { .key = f->keys[FPT] };
+    struct fed_client *cf = fx_client(f, &sf);
+    Aulac__V1__ProposalsRequest lq = AULAC__V1__PROPOSALS_REQUEST__INIT;
+    lq.member_id = "fpt";
+    Aulac__V1__ProposalsReply *lr = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_list_proposals(cf, &lq, &lr, &st), 0);
+    assert_true(lr->quorum == 0.66);
+    aulac__v1__proposals_reply__free_unpacked(lr, NULL);
+    uint8_t h[32];
+    Aulac__V1__GovernanceReply *g = fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "uet",
+                                               f->keys[UET], h);
+    assert_int_equal(g->proposal->needed, 2);   /* 0.66 of 3, not 1.0 of 3 */
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    fed_client_close(cf);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -753,6 +810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(roster_rebuilt_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(removal_closes_the_round, setup, teardown),
         cmocka_unit_test(empty_member_list_means_live_roster),
+        cmocka_unit_test_setup_teardown(genesis_charter_governs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

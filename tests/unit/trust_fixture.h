@@ -115,6 +115,8 @@ static inline void fx_prepare(struct fx *f)
                               "  - id: %s\n    organization: Org %s\n    roles: [member]\n"
                               "    public_key: %s\n", fx_ids[i], fx_ids[i], b64);
     }
+    snprintf(roster + n, sizeof roster - n, "charter:\n  quorum: {roster: 0.66, experiments: "
+             "0.66, charter: 0.67}\n  proposers: [researcher]\n");
     fx_write(f->paths[2], roster, 0644);
     fx_write(f->paths[3], fx_policy, 0644);
 }
