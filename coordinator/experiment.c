@@ -108,15 +108,6 @@ static void round_open(struct coord *c, int64_t opened_ms)
     pthread_cond_broadcast(&c->changed);
 }
 
-/* Experiment ids: the policy name and the first 4 bytes of its hash, so a changed
- * policy never reuses the id of another. */
-static void experiment_id(const struct coord *c, char *out, size_t cap)
-{
-    char hex[65];
-    hex_encode(c->policy_hash, 32, hex);
-    snprintf(out, cap, "%.55s-%.8s", c->policy.metadata.name, hex);
-}
-
 static int accumulate_stored(struct coord *c, const struct round_member *m, double weight,
                              const uint8_t *payload, size_t len, void *arg)
 {
@@ -165,7 +156,7 @@ static int start_new(struct coord *c)
         snapshot_release(c, s);
         return rc;
     }
-    experiment_id(c, c->experiment, sizeof c->experiment);
+    policy_experiment_id(&c->policy, c->policy_hash, c->experiment, sizeof c->experiment);
     c->model = s;
     c->state = EXP_RUNNING;
     c->round = 1;

@@ -584,6 +584,22 @@ int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN])
     return 0;
 }
 
+int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_LEN], char *out,
+                         size_t cap)
+{
+    if (!p || !hash || !out || cap == 0)
+        return POLICY_ERR_ARG;
+    static const char digits[] = "0123456789abcdef";
+    char hex[9];
+    for (int i = 0; i < 4; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    hex[8] = 0;
+    int n = snprintf(out, cap, "%.55s-%s", p->metadata.name, hex);
+    return n < 0 || (size_t)n >= cap ? POLICY_ERR_ARG : 0;
+}
+
 uint64_t policy_model_parameters(const struct policy_model *m)
 {
     uint64_t C = m->n_embd, V = m->vocab_size, T = m->n_positions, L = m->n_layer;

@@ -224,6 +224,14 @@ int policy_canonical(const struct policy *p, char **out, size_t *len);
 /* BLAKE2b-256 of policy_canonical(). Returns 0 or POLICY_ERR_NOMEM / POLICY_ERR_ARG. */
 int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
 
+/* The id an approved policy runs as: "<metadata.name>-<first 8 hex of hash>" (the name
+ * cut to 55 bytes, so the id fits the 64-byte id rule), so a changed policy never
+ * reuses another's id. hash is policy_hash(p). Writes at most cap bytes with the NUL;
+ * cap >= POLICY_EXPERIMENT_ID_MAX + 1 always fits. Returns 0 or POLICY_ERR_ARG. */
+#define POLICY_EXPERIMENT_ID_MAX 64
+int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_LEN], char *out,
+                         size_t cap);
+
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);
 
