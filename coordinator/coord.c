@@ -11,6 +11,7 @@
 #include "common/timeutil.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
+#include "coordinator/queue.h"
 #include "coordinator/state.h"
 #include "coordinator/witness.h"
 #include "proto/rpc.h"
@@ -173,7 +174,7 @@ int coord_open(struct coord *c, const struct coord_options *opt)
                   "written", opt->data_dir, ledger_strerror(rc));
         return COORD_ERR_STATE;
     }
-    if ((rc = state_open_dbs(c)) != 0)
+    if ((rc = state_open_dbs(c)) != 0 || (rc = queue_open(c)) != 0)
         return rc;
     if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
         (rc = coord_witness_open(c)) != 0)
@@ -191,6 +192,7 @@ static void *timer_main(void *arg)
         if (stop)
             break;
         round_timer_tick(c);
+        governance_tick(c);
         time_sleep_ms(200);
     }
     return NULL;

@@ -43,6 +43,8 @@ struct coord_options {
     const char *key_path;           /* the coordinator's secret key file */
     const char *roster_path;
     const char *policy_path;
+    const char *operator_key_path;  /* with policy_path: file it as a proposal signed by
+                                       this member key (governance_propose_operator) */
     const char *tls_cert, *tls_key, *tls_client_ca;
     int require_client_cert;
     const char *port_file;          /* written with the bound port once serving */
@@ -117,6 +119,7 @@ struct coord {
     MDB_dbi db_members;             /* "coord.members": contribution counters */
     MDB_dbi db_rounds;              /* "coord.rounds": closed round summaries */
     MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
+    MDB_dbi db_experiments, db_queue;   /* approved experiments and their order (queue.h) */
 
     pthread_mutex_t mu;
     pthread_cond_t changed;         /* broadcast when a round opens or the experiment ends */

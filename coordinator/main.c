@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "coordinator/coord.h"
+#include "coordinator/governance.h"
 
 static const char usage[] =
     "usage: aulac-coordinator --data-dir DIR --key FILE --roster FILE --policy FILE [options]\n"
@@ -22,6 +23,10 @@ static const char usage[] =
     "  --key FILE            the coordinator's secret key (aulac keygen --id coordinator)\n"
     "  --roster FILE         the alliance roster (YAML)\n"
     "  --policy FILE         the experiment policy (YAML)\n"
+    "  --operator-key FILE   with --policy: also file the policy as an experiment\n"
+    "                        proposal signed by this member's secret key (unless that\n"
+    "                        policy was proposed before); members then vote on it\n"
+    "                        (aulac vote), and the coordinator logs that it filed it\n"
     "  --listen ADDR         gRPC address (default 127.0.0.1:7443; port 0 picks one)\n"
     "  --port-file FILE      write the bound port here once serving\n"
     "  --tls-cert FILE       server certificate chain (PEM); with --tls-key enables TLS\n"
@@ -74,12 +79,13 @@ int main(int argc, char **argv)
     int insecure = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
-           O_MSGGAP, O_QUOTA };
+           O_MSGGAP, O_QUOTA, O_OPKEY };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
         { "roster", required_argument, 0, O_ROSTER },
         { "policy", required_argument, 0, O_POLICY },
+        { "operator-key", required_argument, 0, O_OPKEY },
         { "listen", required_argument, 0, O_LISTEN },
         { "port-file", required_argument, 0, O_PORTFILE },
         { "tls-cert", required_argument, 0, O_CERT },
@@ -106,6 +112,7 @@ int main(int argc, char **argv)
         case O_KEY: o.key_path = optarg; break;
         case O_ROSTER: o.roster_path = optarg; break;
         case O_POLICY: o.policy_path = optarg; break;
+        case O_OPKEY: o.operator_key_path = optarg; break;
         case O_LISTEN: o.listen_addr = optarg; break;
         case O_PORTFILE: o.port_file = optarg; break;
         case O_CERT: o.tls_cert = optarg; break;
@@ -185,6 +192,8 @@ int main(int argc, char **argv)
 
     static struct coord c;
     int rc = coord_open(&c, &o);
+    if (rc == 0 && o.operator_key_path)
+        rc = governance_propose_operator(&c, o.policy_path);
     if (rc == 0)
         rc = coord_serve(&c);
     if (rc != 0) {

@@ -634,7 +634,7 @@ static void add_member_by_quorum(void **state)
     g = fx_vote(cf, f->keys[FPT], h, 1);
     expect_refused(g, "votes are closed");
     uint8_t unknown[32] = { 1 };
-    expect_refused(fx_vote(cf, f->keys[FPT], unknown, 1), "no roster proposal");
+    expect_refused(fx_vote(cf, f->keys[FPT], unknown, 1), "no proposal");
     expect_refused(fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "uet", f->keys[UET], h),
                    "already a member");
     expect_refused(fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "ptit", f->keys[VNPT], h),
