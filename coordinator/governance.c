@@ -788,30 +788,11 @@ static void view_free(struct prop_view *v)
     free(v->voted);
 }
 
-/* The motion's message (without its document), pointing into m and sig. */
-static void motion_to_msg(const struct motion *m, const uint8_t *sig, Aulac__V1__Motion *q)
-{
-    aulac__v1__motion__init(q);
-    q->kind = m->kind;
-    q->proposer_id = (char *)m->proposer;
-    q->experiment_id = (char *)m->experiment;
-    if (m->kind != MOTION_CANCEL) {
-        q->content_hash.data = (uint8_t *)m->content_hash;
-        q->content_hash.len = 32;
-    }
-    q->reason = (char *)m->reason;
-    q->created_ms = m->created_unix_ms;
-    q->expires_ms = m->expires_unix_ms;
-    q->signature.data = (uint8_t *)sig;
-    q->signature.len = 64;
-    q->alliance = (char *)m->alliance;
-}
-
 static int view_fill(struct prop_view *v)
 {
     aulac__v1__proposal_status__init(&v->ps);
     if (v->p.family == GOV_MOTION) {
-        motion_to_msg(&v->p.m, v->p.signature, &v->mo);
+        motion_to_msg(&v->p.m, v->p.signature, NULL, 0, NULL, &v->mo);
         v->ps.motion = &v->mo;
     } else {
         roster_proposal_to_msg(&v->p.p, v->p.signature, &v->rp, &v->rc);
@@ -1311,7 +1292,7 @@ static const char *document_name(const char *name, const char *fallback)
 /* The motion a message carries, with its document checked as `aulac policy check` /
  * a charter file would be. 0, or -1 with why (and *error: the document's error as
  * FILE:line:col: path: message, when that is what failed). */
-static int motion_from_msg(struct coord *c, const Aulac__V1__Motion *q, struct motion *m,
+static int motion_from_msg(const Aulac__V1__Motion *q, struct motion *m,
                            struct charter *charter, char *why, size_t cap, char *error,
                            size_t error_cap)
 {
@@ -1371,24 +1352,17 @@ static int motion_from_msg(struct coord *c, const Aulac__V1__Motion *q, struct m
                             "hash", name);
         return 0;
     }
-    struct policy p;
-    if (policy_load_buffer(name, doc, len, &p, &err) != 0) {
+    char id[POLICY_EXPERIMENT_ID_MAX + 1];
+    if (policy_identify(name, doc, len, content, id, sizeof id, &err) != 0) {
         snprintf(error, error_cap, "%s", err.message);
         return why_fail(why, cap, -1, "%s", err.message);
     }
-    char id[POLICY_EXPERIMENT_ID_MAX + 1];
-    int rc = policy_hash(&p, content) == 0 &&
-             policy_experiment_id(&p, content, id, sizeof id) == 0 ? 0 : -1;
-    policy_free(&p);
-    if (rc != 0)
-        return why_fail(why, cap, -1, "out of memory");
     if (!crypto_equal(content, m->content_hash, 32))
         return why_fail(why, cap, -1, "%s: the motion's content hash is not this policy's hash "
                         "(aulac policy check prints it)", name);
     if (strcmp(id, m->experiment) != 0)
         return why_fail(why, cap, -1, "%s: this policy runs as experiment %s, not %s", name,
                         id, m->experiment);
-    (void)c;
     return 0;
 }
 
@@ -1404,7 +1378,7 @@ void governance_on_propose_motion(struct rpc_call *call, void *ctx)
     char why[1024], error[sizeof ((struct policy_error *)0)->message];
     struct prop_view v;
     uint64_t index = 0;
-    if (motion_from_msg(c, q, &m, &charter, why, sizeof why, error, sizeof error) != 0 ||
+    if (motion_from_msg(q, &m, &charter, why, sizeof why, error, sizeof error) != 0 ||
         motion_propose(c, &m, q->signature.data, q->document.data, q->document.len,
                        m.kind == MOTION_CHARTER ? &charter : NULL, &v, &index, why,
                        sizeof why) != 0) {
@@ -1675,25 +1649,21 @@ int governance_propose_operator(struct coord *c, const char *path)
     uint8_t *doc = NULL;
     size_t len = 0;
     struct crypto_key *key = NULL;
-    struct policy p;
     int rc = crypto_key_load(c->opt.operator_key_path, &key);
     if (rc != 0) {
         log_error("cannot load the operator key %s: %s", c->opt.operator_key_path,
                   crypto_strerror(rc));
         return COORD_ERR_CONFIG;
     }
+    struct motion m = { .kind = MOTION_EXPERIMENT };
     if (policy_read_file(path, &doc, &len, &err) != 0 ||
-        policy_load_buffer(path, doc, len, &p, &err) != 0) {
+        policy_identify(path, doc, len, m.content_hash, m.experiment, sizeof m.experiment,
+                        &err) != 0) {
         log_error("%s", err.message);
         free(doc);
         crypto_key_free(key);
         return COORD_ERR_CONFIG;
     }
-    struct motion m = { .kind = MOTION_EXPERIMENT };
-    rc = policy_hash(&p, m.content_hash) == 0 &&
-         policy_experiment_id(&p, m.content_hash, m.experiment, sizeof m.experiment) == 0
-             ? 0 : COORD_ERR_NOMEM;
-    policy_free(&p);
     uint64_t earlier = 0;
     int known = 0;
     pthread_rwlock_rdlock(&c->gov->lock);

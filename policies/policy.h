@@ -232,6 +232,13 @@ int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
 int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_LEN], char *out,
                          size_t cap);
 
+/* A policy document's hash and experiment id (policy_load_buffer, policy_hash and
+ * policy_experiment_id in one): what a proposal of it signs. id needs
+ * POLICY_EXPERIMENT_ID_MAX + 1 bytes. 0, or a POLICY_ERR_* with err filled. */
+int policy_identify(const char *name, const void *bytes, size_t len,
+                    uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                    struct policy_error *err) __attribute__((warn_unused_result));
+
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);
 

@@ -17,10 +17,13 @@
 #include "coordinator/coord.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
+#include "crypto/motion.h"
 #include "crypto/proposal.h"
 #include "crypto/request.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
+#include "policies/charter.h"
+#include "policies/policy.h"
 #include "proto/client.h"
 #include "proto/roster_msg.h"
 
@@ -112,8 +115,9 @@ static inline void fx_prepare(struct fx *f)
         crypto_key_public(f->keys[i], &pk);
         crypto_public_key_to_base64(pk.key, b64);
         n += (size_t)snprintf(roster + n, sizeof roster - n,
-                              "  - id: %s\n    organization: Org %s\n    roles: [member]\n"
-                              "    public_key: %s\n", fx_ids[i], fx_ids[i], b64);
+                              "  - id: %s\n    organization: Org %s\n    roles: [member%s]\n"
+                              "    public_key: %s\n", fx_ids[i], fx_ids[i],
+                              i == HUST ? ", researcher" : "", b64);
     }
     snprintf(roster + n, sizeof roster - n, "charter:\n  quorum: {roster: 0.66, experiments: "
              "0.66, charter: 0.67}\n  proposers: [researcher]\n");
@@ -143,6 +147,15 @@ static inline int fx_setup_prepared(void **state)
 }
 
 static inline void fx_free(struct fx *f);
+
+/* cmocka setup: a fixture with its coordinator started. */
+static inline int fx_setup_started(void **state)
+{
+    int rc = fx_setup_prepared(state);
+    if (rc == 0)
+        fx_start(*state);
+    return rc;
+}
 
 static inline int fx_teardown(void **state)
 {
@@ -459,6 +472,53 @@ static inline Aulac__V1__GovernanceReply *fx_vote(struct fed_client *cl,
     int rc = fed_vote(cl, &q, &r, &st);
     if (rc != 0)
         fail_msg("vote: %s", st.details);
+    return r;
+}
+
+/* A motion by the key's member: kind 1 with a policy document (hash and id computed
+ * from it; a document that does not parse gets a zero hash and id "unparsed-0"),
+ * kind 2 for experiment, kind 3 with a charter document. ttl_ms 0: one hour. Returns
+ * the reply (free it) or NULL with *st filled when the call itself failed. */
+static inline Aulac__V1__GovernanceReply *fx_motion(struct fed_client *cl,
+                                                    const struct crypto_key *proposer, int kind,
+                                                    const char *experiment, const char *doc,
+                                                    size_t doc_len, const char *doc_name,
+                                                    int64_t ttl_ms, uint8_t hash[32],
+                                                    struct rpc_status *st)
+{
+    struct motion m = { .kind = (uint8_t)kind };
+    snprintf(m.alliance, sizeof m.alliance, "trust-test");
+    snprintf(m.proposer, sizeof m.proposer, "%s", crypto_key_member(proposer));
+    struct policy_error err;
+    if (kind == MOTION_EXPERIMENT &&
+        policy_identify("p.yaml", doc, doc_len, m.content_hash, m.experiment,
+                        sizeof m.experiment, &err) != 0) {
+        memset(m.content_hash, 0x11, 32);
+        snprintf(m.experiment, sizeof m.experiment, "unparsed-0");
+    }
+    if (kind == MOTION_CANCEL)
+        snprintf(m.experiment, sizeof m.experiment, "%s", experiment);
+    if (kind == MOTION_CHARTER) {
+        struct charter ch;
+        if (charter_load_buffer("c.yaml", doc, doc_len, &ch, &err) != 0 ||
+            charter_hash(&ch, m.content_hash) != 0)
+            memset(m.content_hash, 0x22, 32);
+    }
+    if (doc)
+        crypto_blake2b256(doc, doc_len, m.document_digest);
+    if (kind != MOTION_CANCEL && doc_len > 0 && !doc)
+        memset(m.document_digest, 0x33, 32);
+    m.created_unix_ms = time_now_unix_ms();
+    m.expires_unix_ms = m.created_unix_ms + (ttl_ms ? ttl_ms : 3600 * 1000);
+    uint8_t sig[64];
+    assert_int_equal(motion_sign(&m, proposer, sig), 0);
+    assert_int_equal(motion_hash(&m, hash), 0);
+    Aulac__V1__Motion q;
+    motion_to_msg(&m, sig, (const uint8_t *)doc, doc_len, doc_name, &q);
+    Aulac__V1__GovernanceReply *r = NULL;
+    struct rpc_status local;
+    if (fed_propose_motion(cl, &q, &r, st ? st : &local) != 0)
+        return NULL;
     return r;
 }
 
