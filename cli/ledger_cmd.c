@@ -40,9 +40,10 @@ static const char usage[] =
     "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
     "             the root (RFC 6962), checks every signed checkpoint against them and\n"
     "             that the latest covers every entry, re-checks every member signature\n"
-    "             stored (update envelopes, roster proposals, votes) against the roster\n"
-    "             of its moment and that no update is accepted twice, and names the\n"
-    "             first bad index. Exit 0 only when all of it holds\n"
+    "             stored (update envelopes, roster proposals, motions, votes, withdrawals)\n"
+    "             against the roster of its moment and that no update is accepted\n"
+    "             twice, shows the charter in force, and names the first bad index.\n"
+    "             Exit 0 only when all of it holds\n"
     "checkpoint   the latest signed checkpoint (or the one of tree size N), verified\n"
     "proof        inclusion proof of entry N in the signed tree of size S (default:\n"
     "             the latest checkpoint), verified from the entry's bytes\n"
@@ -528,6 +529,18 @@ static void print_history_ok(const struct history_ctx *x)
            " update envelope(s), %" PRIu64 " roster proposal(s), %" PRIu64 " vote(s) (%" PRIu64
            " roster change(s) replayed); no (experiment, round, member) accepted twice\n",
            k.updates, k.proposals, k.votes, k.roster_changes);
+    uint8_t charter[32];
+    uint64_t at;
+    ledger_history_charter(x->h, charter, &at);
+    char hex[65];
+    hex_encode(charter, 32, hex);
+    printf("  governance: %" PRIu64 " motion(s) (experiment, cancel, charter) with their "
+           "documents, %" PRIu64 " decision(s) (withdrawal signatures re-checked); charter in "
+           "force: %s\n", k.motions, k.decisions, k.charter_changes == 0 && charter[0] == 0 &&
+           !memcmp(charter, charter + 1, 31) ? "the default charter (genesis has none)" : hex);
+    if (k.charter_changes)
+        printf("  the charter was amended %" PRIu64 " time(s), last at entry %" PRIu64 "\n",
+               k.charter_changes, at);
 }
 
 static int verify_dir(struct source *s, const struct opts *o)

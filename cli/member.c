@@ -26,7 +26,7 @@ static const char usage[] =
     "Changes the alliance roster the only way it changes: a proposal signed by a\n"
     "member, approved by a quorum of current members (aulac vote), then applied by\n"
     "the coordinator and recorded in the ledger. The proposer's own approval counts;\n"
-    "the quorum is the policy's governance.quorum, a fraction of the current members\n"
+    "the quorum is the alliance charter's quorum.roster, a fraction of the current members\n"
     "(policies/GOVERNANCE.md). A removed member, or a key rotated out, is refused\n"
     "from its next request on.\n"
     "\n"

@@ -115,6 +115,7 @@ int cmd_roster(int argc, char **argv)
                                path);
     } else {
         snprintf(r.alliance, sizeof r.alliance, "%s", alliance);
+        charter_default(&r.charter);
     }
     char why[200] = "";
     char *text = NULL;

@@ -211,6 +211,12 @@ static const char *body_member(const ProtobufCMessage *m)
         return ((const Aulac__V1__VoteRequest *)m)->voter_id;
     if (d == &aulac__v1__proposals_request__descriptor)
         return ((const Aulac__V1__ProposalsRequest *)m)->member_id;
+    if (d == &aulac__v1__motion__descriptor)
+        return ((const Aulac__V1__Motion *)m)->proposer_id;
+    if (d == &aulac__v1__withdraw_request__descriptor)
+        return ((const Aulac__V1__WithdrawRequest *)m)->member_id;
+    if (d == &aulac__v1__experiments_request__descriptor)
+        return ((const Aulac__V1__ExperimentsRequest *)m)->member_id;
     if (d == &aulac__v1__update_chunk__descriptor) {
         const Aulac__V1__UpdateChunk *u = (const Aulac__V1__UpdateChunk *)m;
         return u->part_case == AULAC__V1__UPDATE_CHUNK__PART_HEADER && u->header

@@ -55,67 +55,6 @@ static int record_genesis_once(struct coord *c)
     return ledger_txn_commit(c->ledger, txn) == 0 ? 0 : COORD_ERR_STATE;
 }
 
-/* One policy file read and parsed as a queue entry (id, hash, exact text). */
-static int read_policy_file(const char *path, struct experiment_info *e)
-{
-    memset(e, 0, sizeof *e);
-    struct policy p;
-    struct policy_error err;
-    if (policy_read_file(path, &e->policy_yaml, &e->policy_yaml_len, &err) != 0 ||
-        policy_load_buffer(path, e->policy_yaml, e->policy_yaml_len, &p, &err) != 0) {
-        log_error("%s", err.message);
-        return COORD_ERR_CONFIG;
-    }
-    int rc = policy_hash(&p, e->policy_hash) == 0 ? 0 : COORD_ERR_NOMEM;
-    if (rc == 0)
-        coord_experiment_id(&p, e->policy_hash, e->experiment, sizeof e->experiment);
-    policy_free(&p);
-    return rc;
-}
-
-/* --policy FILE..., in order, each unless a policy of its hash was queued before; every
- * file is read and checked before anything is written. Until experiments are proposed
- * and approved by vote, this is how the queue is filled. */
-int queue_policy_files(struct coord *c)
-{
-    const size_t n = (c->opt.policy_path ? 1 : 0) + c->opt.n_policy_paths;
-    struct experiment_info *e = calloc(n + 1, sizeof *e);
-    if (!e)
-        return COORD_ERR_NOMEM;
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const char *path = c->opt.policy_path ? (i == 0 ? c->opt.policy_path
-                                                         : c->opt.policy_paths[i - 1])
-                                              : c->opt.policy_paths[i];
-        rc = read_policy_file(path, &e[i]);
-    }
-    MDB_txn *txn = NULL;
-    if (rc == 0 && n > 0 && ledger_txn_begin(c->ledger, &txn) != 0)
-        rc = COORD_ERR_STATE;
-    for (size_t i = 0; rc == 0 && txn && i < n; i++) {
-        struct experiment_info old;
-        int found = 0;
-        rc = queue_find_policy(c, e[i].policy_hash, &old, &found);
-        for (size_t k = 0; rc == 0 && !found && k < i; k++)   /* the same file twice */
-            found = memcmp(e[k].policy_hash, e[i].policy_hash, 32) == 0;
-        if (rc == 0 && found) {
-            log_info("experiment %s was queued before (%s); not queued again",
-                     e[i].experiment, old.experiment[0] ? queue_phase_name(old.phase)
-                                                        : "given twice");
-        } else if (rc == 0 && (rc = queue_push_txn(c, txn, &e[i])) == 0) {
-            log_info("experiment %s queued", e[i].experiment);
-        }
-        experiment_info_free(&old);
-    }
-    if (txn && rc != 0)
-        ledger_txn_abort(c->ledger, txn);
-    else if (txn && ledger_txn_commit(c->ledger, txn) != 0)
-        rc = COORD_ERR_STATE;
-    for (size_t i = 0; i < n; i++)
-        experiment_info_free(&e[i]);
-    free(e);
-    return rc;
-}
 
 int coord_open(struct coord *c, const struct coord_options *opt)
 {
@@ -172,15 +111,17 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         return COORD_ERR_STATE;
     }
     if ((rc = state_open_dbs(c)) != 0 || (rc = queue_open_dbs(c)) != 0 ||
-        (rc = queue_policy_files(c)) != 0 || (rc = record_genesis_once(c)) != 0)
+        (rc = record_genesis_once(c)) != 0)
         return rc;
-    /* The experiment is loaded before governance, which reads its policy. */
     if ((rc = experiment_open(c)) != 0)
         return rc;
     if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
-        (rc = coord_witness_open(c)) != 0)
+        (rc = coord_witness_open(c)) != 0 || (rc = experiment_resume_or_start(c)) != 0)
         return rc;
-    return experiment_resume_or_start(c);
+    /* --policy: each filed as a proposal signed by the operator's member key. */
+    for (size_t i = 0; rc == 0 && i < opt->n_policy_paths; i++)
+        rc = governance_propose_operator(c, opt->policy_paths[i]);
+    return rc;
 }
 
 static void *timer_main(void *arg)
@@ -193,6 +134,7 @@ static void *timer_main(void *arg)
         if (stop)
             break;
         round_timer_tick(c);
+        governance_tick(c);
         time_sleep_ms(200);
     }
     return NULL;

@@ -47,11 +47,12 @@ struct coord_options {
     const char *listen_addr;        /* default 127.0.0.1:7443 */
     const char *key_path;           /* the coordinator's secret key file */
     const char *roster_path;
-    /* Policy files queued at start, in order, unless a policy of the same hash was
-     * queued before (queue_policy_files): policy_path first, then policy_paths. */
-    const char *policy_path;
+    /* --policy: each file is filed at start, in order, as an experiment proposal signed
+     * by the operator's member key (governance_propose_operator), unless a policy of the
+     * same hash was proposed before; it runs once members approve it. */
     const char *const *policy_paths;
     size_t n_policy_paths;
+    const char *operator_key_path;
     const char *tls_cert, *tls_key, *tls_client_ca;
     int require_client_cert;
     const char *port_file;          /* written with the bound port once serving */
@@ -236,11 +237,6 @@ void experiment_unload(struct coord *c);
 void experiment_start_next_locked(struct coord *c);
 /* data_dir/experiments/<id>: the loaded experiment's own files (outer state, downlink). */
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
-/* The id an experiment of policy p (of hash) runs as: "<metadata.name>-<8 hex of hash>". */
-void coord_experiment_id(const struct policy *p, const uint8_t hash[32], char *out, size_t cap);
-/* Pushes each policy file of the options onto the queue, in order, unless a policy of
- * the same hash was queued before. COORD_ERR_CONFIG (a file does not load; logged). */
-int  queue_policy_files(struct coord *c);
 
 /* models.c: checkpoints named by hash under data_dir/models/. */
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);

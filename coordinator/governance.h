@@ -1,12 +1,15 @@
 #ifndef AULAC_COORDINATOR_GOVERNANCE_H
 #define AULAC_COORDINATOR_GOVERNANCE_H
-/* The roster as governance, in the coordinator: the live roster is the ledger's
+/* Governance in the coordinator: the roster, the charter and the motions that
+ * decide experiments (policies/GOVERNANCE.md). The live roster is the ledger's
  * genesis entry plus every member_added / member_removed / key_rotated entry
  * after it, rebuilt from the ledger at every start (the roster file only founds
  * the ledger). Roster changes come only from signed proposals approved by a
  * quorum of current members (policies/governance.h has the rules); each
  * proposal, vote and change is a ledger entry, and a change commits in the same
- * transaction as the vote that approved it.
+ * transaction as the vote that approved it. Motions likewise: each motion, vote,
+ * withdrawal and decision is an entry, and an approved experiment is queued
+ * (coordinator/queue.h) in the transaction of its decision.
  *
  * Locking: the rules' state has its own reader/writer lock, so request
  * authentication (coordinator/auth.c) never waits on c->mu. Writers take c->mu
@@ -39,5 +42,19 @@ int governance_explain_bad_key(struct coord *c, const char *id, const char *key_
 void governance_on_propose(struct rpc_call *call, void *ctx);
 void governance_on_vote(struct rpc_call *call, void *ctx);
 void governance_on_list(struct rpc_call *call, void *ctx);
+void governance_on_propose_motion(struct rpc_call *call, void *ctx);
+void governance_on_withdraw(struct rpc_call *call, void *ctx);
+void governance_on_list_experiments(struct rpc_call *call, void *ctx);
+
+/* The timer's turn (never a member's RPC thread): every open motion past its expiry
+ * gets its proposal_decided (expired) entry. Takes mu and the write lock. */
+void governance_tick(struct coord *c);
+
+/* --policy FILE with --operator-key KEY (c->opt.operator_key_path): files an
+ * experiment proposal of the policy at path signed by that member key, unless this
+ * policy hash was proposed before, and logs what it did. Votes are then needed as
+ * for any proposal. 0, or COORD_ERR_CONFIG (the key, the file or the proposal was
+ * refused; logged), COORD_ERR_NOMEM. */
+int governance_propose_operator(struct coord *c, const char *path);
 
 #endif

@@ -29,15 +29,6 @@
 _Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
                "policy check must refuse exactly the models the trainer refuses");
 
-/* Experiment ids: the policy name and the first 4 bytes of its hash, so a changed
- * policy never reuses the id of another. */
-void coord_experiment_id(const struct policy *p, const uint8_t hash[32], char *out, size_t cap)
-{
-    char hex[65];
-    hex_encode(hash, 32, hex);
-    snprintf(out, cap, "%.55s-%.8s", p->metadata.name, hex);
-}
-
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/experiments/%s", c->opt.data_dir, c->experiment);
@@ -239,7 +230,7 @@ static int fail_queued(struct coord *c, const struct experiment_info *info, cons
     if (ledger_txn_begin(c->ledger, &txn) != 0)
         return COORD_ERR_STATE;
     int rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_FAILED, info->experiment,
-                                     info->policy_hash, NULL, 0, why);
+                                     info->policy_hash, info->proposal_hash, NULL, 0, why);
     if (rc == 0)
         rc = queue_record_put_txn(c, txn, &rec);
     if (rc == 0)
@@ -314,7 +305,7 @@ int experiment_open(struct coord *c)
         info.rounds_done = rec.completed_rounds;
         memcpy(info.final_model_hash, rec.model_hash, 32);
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_FAILED, info.experiment,
-                                     info.policy_hash, rec.model_hash, rec.completed_rounds, why);
+                                     info.policy_hash, info.proposal_hash, rec.model_hash, rec.completed_rounds, why);
         if (rc == 0)
             rc = queue_record_put_txn(c, txn, &info);
     } else if (rc == 0) {
@@ -462,7 +453,8 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
         info.rounds_done = c->model->round;
         memcpy(info.final_model_hash, c->model->hash, 32);
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
-                                     info.policy_hash, c->model->hash, c->model->round, reason);
+                                     info.policy_hash, info.proposal_hash, c->model->hash,
+                                     c->model->round, reason);
         if (rc == 0)
             rc = state_delete_payloads(c, txn);
         if (rc == 0) {
@@ -473,7 +465,7 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
         }
     } else {
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
-                                     info.policy_hash, NULL, 0, reason);
+                                     info.policy_hash, info.proposal_hash, NULL, 0, reason);
         if (rc == 0)
             rc = queue_remove_txn(c, txn, seq);
     }

@@ -9,6 +9,7 @@
 
 #include "common/log.h"
 #include "coordinator/coord.h"
+#include "coordinator/governance.h"
 
 static const char usage[] =
     "usage: aulac-coordinator --data-dir DIR --key FILE --roster FILE [--policy FILE]...\n"
@@ -24,9 +25,13 @@ static const char usage[] =
     "  --data-dir DIR        ledger, state, queue and checkpoints (created 0700)\n"
     "  --key FILE            the coordinator's secret key (aulac keygen --id coordinator)\n"
     "  --roster FILE         the alliance roster (YAML)\n"
-    "  --policy FILE         queue the experiment of this policy (YAML) unless a policy\n"
-    "                        of the same hash was queued before; may be given several\n"
-    "                        times (queued in that order)\n"
+    "  --policy FILE         file this policy (YAML) as an experiment proposal signed by\n"
+    "                        the --operator-key member, unless it was proposed before;\n"
+    "                        members then vote on it as on any proposal (aulac vote) and\n"
+    "                        it runs once approved; may be given several times (filed in\n"
+    "                        that order). Researchers normally use aulac experiment propose\n"
+    "  --operator-key FILE   the operator's member secret key that signs --policy proposals\n"
+    "                        (the member needs a role the charter lets propose)\n"
     "  --listen ADDR         gRPC address (default 127.0.0.1:7443; port 0 picks one)\n"
     "  --port-file FILE      write the bound port here once serving\n"
     "  --tls-cert FILE       server certificate chain (PEM); with --tls-key enables TLS\n"
@@ -81,12 +86,13 @@ int main(int argc, char **argv)
     size_t n_policies = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
-           O_MSGGAP, O_QUOTA };
+           O_MSGGAP, O_QUOTA, O_OPKEY };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
         { "roster", required_argument, 0, O_ROSTER },
         { "policy", required_argument, 0, O_POLICY },
+        { "operator-key", required_argument, 0, O_OPKEY },
         { "listen", required_argument, 0, O_LISTEN },
         { "port-file", required_argument, 0, O_PORTFILE },
         { "tls-cert", required_argument, 0, O_CERT },
@@ -120,6 +126,7 @@ int main(int argc, char **argv)
             }
             policies[n_policies++] = optarg;
             break;
+        case O_OPKEY: o.operator_key_path = optarg; break;
         case O_LISTEN: o.listen_addr = optarg; break;
         case O_PORTFILE: o.port_file = optarg; break;
         case O_CERT: o.tls_cert = optarg; break;
@@ -175,6 +182,17 @@ int main(int argc, char **argv)
     }
     o.policy_paths = policies;
     o.n_policy_paths = n_policies;
+    if (n_policies > 0 && !o.operator_key_path) {
+        fprintf(stderr, "aulac-coordinator: --policy files an experiment proposal, which a "
+                        "member signs: give --operator-key MEMBER.key (the operator's member "
+                        "key), or let a researcher propose it with aulac experiment propose\n");
+        return 2;
+    }
+    if (o.operator_key_path && n_policies == 0) {
+        fprintf(stderr, "aulac-coordinator: --operator-key only signs --policy proposals; "
+                        "give --policy FILE too\n");
+        return 2;
+    }
     if (o.max_unauthenticated_calls > o.max_calls) {
         fprintf(stderr, "aulac-coordinator: --max-unauthenticated-calls (%d) cannot exceed "
                         "--max-calls (%d)\n", o.max_unauthenticated_calls, o.max_calls);

@@ -51,18 +51,23 @@ int record_genesis(struct coord *c, MDB_txn *txn)
     e.u.genesis.alliance = c->roster.alliance;
     e.u.genesis.n_members = (uint32_t)n + 1;
     e.u.genesis.members = m;
-    int rc = record_append(c, txn, &e, NULL);
+    size_t len;
+    int rc = charter_format(&c->roster.charter, &e.u.genesis.charter, &len) == 0
+                 ? record_append(c, txn, &e, NULL) : COORD_ERR_NOMEM;
+    free(e.u.genesis.charter);
     free(m);
     return rc;
 }
 
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
-                            const uint8_t *model_hash, uint64_t rounds, const char *reason)
+                            const uint8_t proposal_hash[32], const uint8_t *model_hash,
+                            uint64_t rounds, const char *reason)
 {
     struct entry e = { .type = type };
     snprintf(e.u.experiment.experiment, sizeof e.u.experiment.experiment, "%s", experiment);
     memcpy(e.u.experiment.policy_hash, policy_hash, 32);
+    memcpy(e.u.experiment.proposal_hash, proposal_hash, 32);
     if (model_hash)
         memcpy(e.u.experiment.model_hash, model_hash, 32);
     e.u.experiment.rounds = rounds;
@@ -73,8 +78,8 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
 static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type,
                              uint64_t rounds)
 {
-    return record_experiment_event(c, txn, type, c->experiment, c->policy_hash, c->model->hash,
-                                   rounds, NULL);
+    return record_experiment_event(c, txn, type, c->experiment, c->policy_hash, c->proposal_hash,
+                                   c->model->hash, rounds, NULL);
 }
 
 int record_experiment_started(struct coord *c, MDB_txn *txn)

@@ -17,11 +17,12 @@ int record_genesis(struct coord *c, MDB_txn *txn);
 int record_experiment_started(struct coord *c, MDB_txn *txn);
 int record_experiment_finished(struct coord *c, MDB_txn *txn);
 /* Any of the four experiment entries, of an experiment that need not be loaded:
- * model_hash (NULL: none) its initial or last model, rounds planned (started) or closed,
+ * proposal_hash the approved policy_proposed motion's, model_hash (NULL: none) its initial or last model, rounds planned (started) or closed,
  * reason (cancelled, failed; may be NULL). */
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
-                            const uint8_t *model_hash, uint64_t rounds, const char *reason);
+                            const uint8_t proposal_hash[32], const uint8_t *model_hash,
+                            uint64_t rounds, const char *reason);
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
                            const uint8_t signature[64], double train_loss, uint64_t *index);
 int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,

@@ -703,6 +703,9 @@ static const struct rpc_method methods[] = {
     { FED_METHOD_PROPOSE_ROSTER, RPC_UNARY, governance_on_propose },
     { FED_METHOD_VOTE, RPC_UNARY, governance_on_vote },
     { FED_METHOD_LIST_PROPOSALS, RPC_UNARY, governance_on_list },
+    { FED_METHOD_PROPOSE_MOTION, RPC_UNARY, governance_on_propose_motion },
+    { FED_METHOD_WITHDRAW, RPC_UNARY, governance_on_withdraw },
+    { FED_METHOD_LIST_EXPERIMENTS, RPC_UNARY, governance_on_list_experiments },
 };
 
 int service_start(struct coord *c)

@@ -27,26 +27,6 @@ int proposal_key_valid(const uint8_t key[CRYPTO_PUBLIC_KEY_BYTES])
     return crypto_sign_ed25519_pk_to_curve25519(curve, key) == 0 && crypto_core_ed25519_is_valid_point(key);
 }
 
-static int all_zero(const uint8_t *p, size_t n)
-{
-    uint8_t acc = 0;
-    for (size_t i = 0; i < n; i++)
-        acc |= p[i];
-    return acc == 0;
-}
-
-/* Text rules: at most max bytes, no C0 control character or DEL. */
-static int text_ok(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max + 1);
-    if (n > max)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-            return 0;
-    return 1;
-}
-
 
 int proposal_check(const struct roster_proposal *p, char *why, size_t cap)
 {
@@ -54,7 +34,7 @@ int proposal_check(const struct roster_proposal *p, char *why, size_t cap)
         why[0] = 0;
     if (!p)
         return why_fail(why, cap, CRYPTO_ERR_ARG, "no proposal");
-    if (!p->alliance[0] || !text_ok(p->alliance, PROPOSAL_ALLIANCE_MAX))
+    if (!p->alliance[0] || !stmt_text_ok(p->alliance, PROPOSAL_ALLIANCE_MAX))
         return why_fail(why, cap, CRYPTO_ERR_ARG, "alliance name must be 1..%d printable bytes",
                    PROPOSAL_ALLIANCE_MAX);
     if (!proposal_action_name(p->action))
@@ -65,10 +45,10 @@ int proposal_check(const struct roster_proposal *p, char *why, size_t cap)
     if (!crypto_id_valid(p->member) || strlen(p->member) > PROPOSAL_MEMBER_MAX)
         return why_fail(why, cap, CRYPTO_ERR_BAD_ID, "member id is not 1..%d of [a-z0-9._-]",
                    PROPOSAL_MEMBER_MAX);
-    if (!text_ok(p->organization, PROPOSAL_ORG_MAX))
+    if (!stmt_text_ok(p->organization, PROPOSAL_ORG_MAX))
         return why_fail(why, cap, CRYPTO_ERR_ARG, "organization must be at most %d printable bytes",
                    PROPOSAL_ORG_MAX);
-    if (!text_ok(p->reason, PROPOSAL_REASON_MAX))
+    if (!stmt_text_ok(p->reason, PROPOSAL_REASON_MAX))
         return why_fail(why, cap, CRYPTO_ERR_ARG, "reason must be at most %d printable bytes",
                    PROPOSAL_REASON_MAX);
     if (p->created_unix_ms <= 0 || p->expires_unix_ms <= p->created_unix_ms)
@@ -85,7 +65,7 @@ int proposal_check(const struct roster_proposal *p, char *why, size_t cap)
                        "valid Ed25519 key");
         break;
     case PROPOSAL_REMOVE:
-        if (p->organization[0] || p->roles || !all_zero(p->public_key, 32))
+        if (p->organization[0] || p->roles || !stmt_all_zero(p->public_key, 32))
             return why_fail(why, cap, CRYPTO_ERR_ARG, "a removal carries no organization, roles or key");
         break;
     case PROPOSAL_ROTATE:

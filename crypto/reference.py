@@ -71,6 +71,17 @@ def vote_header(f):
     return domain("aulac/vote/v1") + f["proposal_hash"] + ident(f["voter"]) + struct.pack(">B", f["approve"])
 
 
+def motion_header(f):
+    return (domain("aulac/motion/v1") + text(f["alliance"]) + struct.pack(">B", f["kind"])
+            + ident(f["proposer"]) + text(f["experiment"]) + f["document_digest"]
+            + f["content_hash"] + text(f["reason"])
+            + struct.pack(">qq", f["created_unix_ms"], f["expires_unix_ms"]))
+
+
+def withdraw_header(f):
+    return domain("aulac/withdraw/v1") + f["proposal_hash"] + ident(f["member"])
+
+
 def node_task_header(f):
     return (domain("aulac/node-task/v1") + ident(f["member"]) + struct.pack(">B", f["kind"])
             + text(f["experiment"]) + struct.pack(">QQIII", f["round"], f["seq"], f["node_rank"],
@@ -132,6 +143,17 @@ PROPOSAL = dict(
     reason="joins the alliance", created_unix_ms=1767225600000, expires_unix_ms=1767830400000)
 PROPOSAL_HASH = hashlib.blake2b(proposal_header(PROPOSAL), digest_size=32).digest()
 
+MOTION = dict(
+    alliance="au-lac", kind=1, proposer="hust", experiment="demo-c0c1c2c3",
+    document_digest=hashlib.blake2b(b"example policy document", digest_size=32).digest(),
+    content_hash=bytes(0xc0 + i for i in range(32)), reason="first run",
+    created_unix_ms=1767225600000, expires_unix_ms=1767830400000)
+MOTION_HASH = hashlib.blake2b(motion_header(MOTION), digest_size=32).digest()
+CHARTER_TEXT = (b"# aulac charter v1\nquorum:\n  roster: 0.5\n  experiments: 0.5\n"
+                b"  charter: 0.67\nproposers: [researcher]\nproposal_expiry_days: 7\n"
+                b"concurrent_experiments: 1\n")
+CHARTER_HASH = hashlib.blake2b(CHARTER_TEXT, digest_size=32).digest()
+
 UPDATE = dict(
     experiment="gpt2-vi-small", round=7, member="fpt", base_model_hash=BASE,
     payload_hash=PAYLOAD, payload_bytes=123456, samples=2048, tokens=1048576,
@@ -154,6 +176,18 @@ EXAMPLES = [
         nonce=bytes(range(0xf0, 0x100)), body_digest=BODY)),
     ("roster proposal", proposal_header, PROPOSAL),
     ("vote", vote_header, dict(proposal_hash=PROPOSAL_HASH, voter="vnpt", approve=1)),
+    ("experiment motion", motion_header, MOTION),
+    ("cancel motion", motion_header, dict(
+        alliance="au-lac", kind=2, proposer="fpt", experiment="demo-c0c1c2c3",
+        document_digest=bytes(32), content_hash=bytes(32), reason="",
+        created_unix_ms=1767229200000, expires_unix_ms=1767834000000)),
+    ("charter motion", motion_header, dict(
+        alliance="au-lac", kind=3, proposer="fpt", experiment="",
+        document_digest=CHARTER_HASH, content_hash=CHARTER_HASH, reason="back to the defaults",
+        created_unix_ms=1767225600000, expires_unix_ms=1767830400000)),
+    ("vote on the experiment motion", vote_header, dict(proposal_hash=MOTION_HASH, voter="vnpt",
+                                                        approve=1)),
+    ("withdrawal", withdraw_header, dict(proposal_hash=MOTION_HASH, member="hust")),
     ("node task", node_task_header, dict(
         member="fpt", kind=3, experiment="gpt2-vi-small", round=7, seq=12, node_rank=1,
         nranks=16, first_rank=8, nccl_id=bytes(range(128)), base_model_hash=BASE,
@@ -173,6 +207,8 @@ def main():
     print("body digest ", BODY.hex())
     print("new key     ", NEW_KEY.hex())
     print("model hash  ", model_hash(MODEL).hex(), "of", MODEL)
+    print("policy doc  ", MOTION["document_digest"].hex(), "= BLAKE2b-256(b'example policy document')")
+    print("charter hash", CHARTER_HASH.hex(), "= BLAKE2b-256(the default charter's canonical text)")
     for name, build, fields in EXAMPLES:
         header = build(fields)
         digest = hashlib.blake2b(header, digest_size=32).digest()

@@ -50,6 +50,27 @@ static inline void stmt_put_str(struct stmt_writer *w, const char *s)
     stmt_put(w, s, n);
 }
 
+/* 1 when the n bytes at p are all zero. */
+static inline int stmt_all_zero(const uint8_t *p, size_t n)
+{
+    uint8_t acc = 0;
+    for (size_t i = 0; i < n; i++)
+        acc |= p[i];
+    return acc == 0;
+}
+
+/* Text rules of statement fields: at most max bytes, no C0 control character or DEL. */
+static inline int stmt_text_ok(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max + 1);
+    if (n > max)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+            return 0;
+    return 1;
+}
+
 static inline int stmt_finish(const struct stmt_writer *w, size_t *len)
 {
     if (w->overflow)

@@ -78,6 +78,7 @@ static const struct field codec_fields[] = {
 static const struct field genesis_fields[] = {
     F(1, K_TEXT,     OPT, struct entry_genesis, alliance),
     FL(2, K_MEMBERS, REQ, struct entry_genesis, members, n_members),
+    F(3, K_TEXT,     OPT, struct entry_genesis, charter),
     END
 };
 
@@ -101,12 +102,31 @@ static const struct field key_rotated_fields[] = {
     END
 };
 
-static const struct field policy_fields[] = {
-    F(1, K_H32,     REQ, struct entry_policy_proposed, policy_hash),
-    F(2, K_ID,      REQ, struct entry_policy_proposed, proposer),
-    F(3, K_ID,      REQ, struct entry_policy_proposed, experiment),
-    FL(4, K_BLOB,   REQ, struct entry_policy_proposed, yaml, yaml_len),
-    F(5, K_SIG,     REQ, struct entry_policy_proposed, signature),
+static const struct field motion_fields[] = {
+    F(1, K_H32,     REQ, struct entry_motion, proposal_hash),
+    F(2, K_U32,     REQ, struct entry_motion, kind),
+    F(3, K_ID,      REQ, struct entry_motion, proposer),
+    F(4, K_ID,      OPT, struct entry_motion, experiment),
+    FL(5, K_BLOB,   OPT, struct entry_motion, document, document_len),
+    F(6, K_H32,     OPT, struct entry_motion, document_digest),
+    F(7, K_H32,     OPT, struct entry_motion, content_hash),
+    F(8, K_TEXT,    OPT, struct entry_motion, reason),
+    F(9, K_I64,     REQ, struct entry_motion, created_ms),
+    F(10, K_I64,    REQ, struct entry_motion, expires_ms),
+    F(11, K_SIG,    REQ, struct entry_motion, signature),
+    END
+};
+
+static const struct field decided_fields[] = {
+    F(1, K_H32,  REQ, struct entry_proposal_decided, proposal_hash),
+    F(2, K_U32,  REQ, struct entry_proposal_decided, outcome),
+    F(3, K_ID,   OPT, struct entry_proposal_decided, experiment),
+    F(4, K_U32,  REQ, struct entry_proposal_decided, yes),
+    F(5, K_U32,  REQ, struct entry_proposal_decided, no),
+    F(6, K_U32,  REQ, struct entry_proposal_decided, needed),
+    F(7, K_U32,  REQ, struct entry_proposal_decided, voters),
+    F(8, K_TEXT, OPT, struct entry_proposal_decided, reason),
+    F(9, K_SIG,  OPT, struct entry_proposal_decided, withdraw_signature),
     END
 };
 
@@ -123,6 +143,7 @@ static const struct field experiment_started_fields[] = {
     F(2, K_H32, REQ, struct entry_experiment, policy_hash),
     F(3, K_H32, REQ, struct entry_experiment, model_hash),
     F(4, K_U64, REQ, struct entry_experiment, rounds),
+    F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
     END
 };
 
@@ -131,6 +152,7 @@ static const struct field experiment_finished_fields[] = {
     F(2, K_H32, OPT, struct entry_experiment, policy_hash),
     F(3, K_H32, REQ, struct entry_experiment, model_hash),
     F(4, K_U64, REQ, struct entry_experiment, rounds),
+    F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
     END
 };
 
@@ -140,6 +162,7 @@ static const struct field experiment_stopped_fields[] = {   /* cancelled, failed
     F(3, K_H32,  OPT, struct entry_experiment, model_hash),
     F(4, K_U64,  REQ, struct entry_experiment, rounds),
     F(5, K_TEXT, REQ, struct entry_experiment, reason),
+    F(6, K_H32,  OPT, struct entry_experiment, proposal_hash),
     END
 };
 
@@ -217,7 +240,7 @@ static const struct type_desc types[] = {
     { ENTRY_MEMBER_ADDED,         "member_added",         "member added",         member_added_fields },
     { ENTRY_MEMBER_REMOVED,       "member_removed",       "member removed",       member_removed_fields },
     { ENTRY_KEY_ROTATED,          "key_rotated",          "key rotated",          key_rotated_fields },
-    { ENTRY_POLICY_PROPOSED,      "policy_proposed",      "policy proposed",      policy_fields },
+    { ENTRY_POLICY_PROPOSED,      "policy_proposed",      "experiment proposed",  motion_fields },
     { ENTRY_VOTE,                 "vote",                 "vote",                 vote_fields },
     { ENTRY_EXPERIMENT_STARTED,   "experiment_started",   "experiment started",   experiment_started_fields },
     { ENTRY_EXPERIMENT_FINISHED,  "experiment_finished",  "experiment finished",  experiment_finished_fields },
@@ -229,6 +252,9 @@ static const struct type_desc types[] = {
     { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields },
     { ENTRY_CREDITS,              "credits",              "credits",              scores_fields },
     { ENTRY_ROSTER_PROPOSED,      "roster_proposed",      "roster change proposed", roster_proposed_fields },
+    { ENTRY_CHARTER_PROPOSED,     "charter_proposed",     "charter change proposed", motion_fields },
+    { ENTRY_CANCEL_PROPOSED,      "cancel_proposed",      "cancellation proposed", motion_fields },
+    { ENTRY_PROPOSAL_DECIDED,     "proposal_decided",     "proposal decided",     decided_fields },
 };
 
 static const struct type_desc *type_of(uint32_t t)
@@ -399,6 +425,8 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             break;
         }
         case K_ID:
+            if (!f->required && !*(const char *)v)
+                break;   /* an optional id is left out when empty */
             rc = encode_id(f->tag, v, b);
             break;
         case K_TEXT: {
@@ -420,6 +448,8 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             size_t n = *AT(base, f->aux, const size_t);
             if (n && !p)
                 return LEDGER_ERR_ARG;
+            if (!p && !f->required)
+                break;   /* an optional blob is left out when absent */
             if (n > ENTRY_BLOB_MAX)
                 return LEDGER_ERR_ENTRY_FIELD;
             put_tl(b, f->tag, (uint32_t)n);
@@ -946,7 +976,9 @@ static int present(const struct field *f, const void *base)
     switch ((enum kind)f->kind) {
     case K_H32:  return !all_zero(v, 32);
     case K_SIG:  return !all_zero(v, 64);
-    case K_TEXT: return *(const char *const *)v != NULL;
+    case K_TEXT:
+    case K_BLOB: return *(const void *const *)v != NULL;
+    case K_ID:   return *(const char *)v != 0;
     default:     return 1;
     }
 }
@@ -1063,9 +1095,29 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
         short_hex(e->u.key_rotated.new_public_key, h);
         return snprintf(buf, cap, "key rotated: %s, new key %s…", e->u.key_rotated.member, h);
     case ENTRY_POLICY_PROPOSED:
-        short_hex(e->u.policy.policy_hash, h);
-        return snprintf(buf, cap, "policy proposed: %s by %s, policy %s…, %zu bytes of YAML",
-                        e->u.policy.experiment, e->u.policy.proposer, h, e->u.policy.yaml_len);
+    case ENTRY_CHARTER_PROPOSED:
+    case ENTRY_CANCEL_PROPOSED: {
+        const struct entry_motion *m = &e->u.motion;
+        short_hex(m->proposal_hash, h);
+        if (e->type == ENTRY_CANCEL_PROPOSED)
+            return snprintf(buf, cap, "cancellation proposed: %s proposes to cancel %s "
+                            "(proposal %s…)", m->proposer, m->experiment, h);
+        if (e->type == ENTRY_CHARTER_PROPOSED)
+            return snprintf(buf, cap, "charter change proposed: by %s, %zu bytes (proposal %s…)",
+                            m->proposer, m->document_len, h);
+        return snprintf(buf, cap, "experiment proposed: %s by %s, %zu bytes of policy "
+                        "(proposal %s…)", m->experiment, m->proposer, m->document_len, h);
+    }
+    case ENTRY_PROPOSAL_DECIDED: {
+        static const char *const outcomes[] = { "decided", "approved", "rejected", "expired",
+                                                "withdrawn", "obsolete" };
+        const struct entry_proposal_decided *d = &e->u.decided;
+        short_hex(d->proposal_hash, h);
+        return snprintf(buf, cap, "proposal %s…%s%s %s (%u yes, %u no, %u of %u needed)%s%s", h,
+                        d->experiment[0] ? " for " : "", d->experiment,
+                        outcomes[d->outcome <= 5 ? d->outcome : 0], d->yes, d->no, d->needed,
+                        d->voters, d->reason ? ": " : "", d->reason ? d->reason : "");
+    }
     case ENTRY_VOTE:
         short_hex(e->u.vote.policy_hash, h);
         return snprintf(buf, cap, "vote: %s votes %s on %s…", e->u.vote.voter,

@@ -27,7 +27,7 @@
 #define ENTRY_HEADER_BYTES 15
 #define ENTRY_ID_MAX       64            /* ids: 1..64 of [a-z0-9._-], first a letter or digit */
 #define ENTRY_TEXT_MAX     (1u << 20)    /* organization, reason, measure strings */
-#define ENTRY_BLOB_MAX     (16u << 20)   /* policy YAML */
+#define ENTRY_BLOB_MAX     (16u << 20)   /* policy / charter documents */
 #define ENTRY_LIST_MAX     100000        /* members, participants, scores */
 
 enum entry_type {
@@ -47,6 +47,9 @@ enum entry_type {
     ENTRY_CONTRIBUTION_SCORES  = 14,
     ENTRY_CREDITS              = 15,
     ENTRY_ROSTER_PROPOSED      = 16,
+    ENTRY_CHARTER_PROPOSED     = 17,
+    ENTRY_CANCEL_PROPOSED      = 18,
+    ENTRY_PROPOSAL_DECIDED     = 19,
 };
 
 /* Roles, a bit set. */
@@ -68,6 +71,9 @@ struct entry_genesis {                   /* the founding roster; leaf 0 */
     char                *alliance;       /* name of the alliance; may be NULL */
     uint32_t             n_members;
     struct entry_member *members;
+    char                *charter;        /* the alliance charter's canonical text
+                                            (policies/charter.h); NULL in ledgers written
+                                            before charters: the default charter */
 };
 
 struct entry_member_added {
@@ -87,13 +93,42 @@ struct entry_key_rotated {
     uint8_t proposal_hash[32];
 };
 
-struct entry_policy_proposed {
-    uint8_t  policy_hash[32];            /* canonical policy hash (policies/) */
+/* A signed motion (crypto/motion.h): policy_proposed (kind 1, run an experiment),
+ * cancel_proposed (kind 2), charter_proposed (kind 3). Every field the proposer
+ * signed is here, with the document's exact bytes, so anyone can re-check it and
+ * rebuild the document byte for byte. */
+struct entry_motion {
+    uint8_t  proposal_hash[32];          /* BLAKE2b-256 of the signed motion header */
+    uint32_t kind;                       /* 1 experiment, 2 cancel, 3 charter */
     char     proposer[ENTRY_ID_MAX + 1];
-    char     experiment[ENTRY_ID_MAX + 1];
-    uint8_t *yaml;                       /* the policy file as proposed */
-    size_t   yaml_len;
-    uint8_t  signature[64];              /* proposer's signature (policies/ defines over what) */
+    char     experiment[ENTRY_ID_MAX + 1];   /* "" (omitted) for a charter */
+    uint8_t *document;                   /* the policy / charter file as proposed; NULL
+                                            (omitted) for a cancel */
+    size_t   document_len;
+    uint8_t  document_digest[32];        /* BLAKE2b-256 of document; zero for a cancel */
+    uint8_t  content_hash[32];           /* policy hash / charter hash; zero for a cancel */
+    char    *reason;                     /* may be NULL */
+    int64_t  created_ms, expires_ms;     /* Unix ms, as signed */
+    uint8_t  signature[64];              /* proposer's */
+};
+
+/* How a motion ended (written for motions; roster proposals end in member_added...). */
+enum entry_outcome {
+    ENTRY_OUTCOME_APPROVED  = 1,
+    ENTRY_OUTCOME_REJECTED  = 2,
+    ENTRY_OUTCOME_EXPIRED   = 3,
+    ENTRY_OUTCOME_WITHDRAWN = 4,
+    ENTRY_OUTCOME_OBSOLETE  = 5,
+};
+
+struct entry_proposal_decided {
+    uint8_t  proposal_hash[32];
+    uint32_t outcome;                    /* enum entry_outcome */
+    char     experiment[ENTRY_ID_MAX + 1];   /* "" (omitted) for a charter */
+    uint32_t yes, no, needed, voters;    /* the tally that decided it */
+    char    *reason;                     /* may be NULL */
+    uint8_t  withdraw_signature[64];     /* outcome 4: the proposer's withdrawal
+                                            (crypto/motion.h); else zero (omitted) */
 };
 
 /* A signed proposal to change the roster (crypto/proposal.h has the statement the
@@ -126,6 +161,8 @@ struct entry_experiment {
     uint8_t  model_hash[32];             /* started: initial model; finished: final model; else optional */
     uint64_t rounds;                     /* started: planned; otherwise completed */
     char    *reason;                     /* cancelled / failed; may be NULL */
+    uint8_t  proposal_hash[32];          /* the approved policy_proposed motion; zero
+                                            (omitted) for an experiment run without one */
 };
 
 /* The codec parameters an update envelope signs (crypto/envelope.h). */
@@ -188,7 +225,8 @@ struct entry {
         struct entry_member_added    member_added;
         struct entry_member_removed  member_removed;
         struct entry_key_rotated     key_rotated;
-        struct entry_policy_proposed policy;
+        struct entry_motion          motion;       /* POLICY_ / CHARTER_ / CANCEL_PROPOSED */
+        struct entry_proposal_decided decided;
         struct entry_vote            vote;
         struct entry_experiment      experiment;   /* the four EXPERIMENT_* types */
         struct entry_update          update;       /* UPDATE_ACCEPTED, UPDATE_REJECTED */

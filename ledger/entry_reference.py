@@ -2,10 +2,12 @@
 """Independent reference for ledger entries, version 2 (ledger/README.md, "Entry
 encoding"), written from the README's tables with struct and hashlib.
 
-Prints the two worked examples that tests/unit/test_ledger_entry.c asserts byte for
-byte: the member_removed entry, and an update_accepted entry holding the update
+Prints the worked examples that tests/unit/test_ledger_entry.c asserts byte for
+byte: the member_removed entry; an update_accepted entry holding the update
 envelope of crypto/README.md's worked example, whose signature re-checks from the
-entry's fields alone (the header is rebuilt here and verified with the member key).
+entry's fields alone (the header is rebuilt here and verified with the member key);
+and a policy_proposed entry holding crypto/README.md's experiment motion and its
+document, re-checked the same way.
 
     python3 ledger/entry_reference.py
 """
@@ -67,6 +69,28 @@ def update_accepted(timestamp_ms, f, signature, train_loss):
             + field(12, codec_record(f)))
 
 
+def i64(v):
+    return struct.pack(">q", v)
+
+
+def motion_entry(entry_type, timestamp_ms, proposal_hash, f, document, signature):
+    """policy_proposed (5) / charter_proposed (17) / cancel_proposed (18)."""
+    out = (header(entry_type, timestamp_ms) + field(1, proposal_hash) + field(2, u32(f["kind"]))
+           + field(3, f["proposer"].encode()))
+    if f["experiment"]:
+        out += field(4, f["experiment"].encode())
+    if document is not None:
+        out += field(5, document)
+    if any(f["document_digest"]):
+        out += field(6, f["document_digest"])
+    if any(f["content_hash"]):
+        out += field(7, f["content_hash"])
+    if f["reason"]:
+        out += field(8, f["reason"].encode())
+    return (out + field(9, i64(f["created_unix_ms"])) + field(10, i64(f["expires_unix_ms"]))
+            + field(11, signature))
+
+
 def fields_of(entry):
     """Top-level (tag, value) pairs; enough to read the example back."""
     pos, out = 15, {}
@@ -109,6 +133,27 @@ def main():
     digest = hashlib.blake2b(crypto_ref.update_header(rebuilt), digest_size=32).digest()
     key.public_key().verify(stored_sig, digest)  # raises if the entry lost a signed field
     print("envelope signature re-checked from the entry: ok (digest %s)" % digest.hex())
+
+    # policy_proposed: crypto/README.md's experiment motion with its document
+    m = crypto_ref.MOTION
+    document = b"example policy document"
+    assert hashlib.blake2b(document, digest_size=32).digest() == m["document_digest"]
+    proposal_hash = hashlib.blake2b(crypto_ref.motion_header(m), digest_size=32).digest()
+    msig = key.sign(proposal_hash)
+    e = motion_entry(5, T0, proposal_hash, m, document, msig)
+    print("\n[policy_proposed] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+    f = fields_of(e)
+    rebuilt = dict(alliance="au-lac", kind=struct.unpack(">I", f[2])[0], proposer=f[3].decode(),
+                   experiment=f[4].decode(), document_digest=f[6], content_hash=f[7],
+                   reason=f[8].decode(), created_unix_ms=struct.unpack(">q", f[9])[0],
+                   expires_unix_ms=struct.unpack(">q", f[10])[0])
+    assert hashlib.blake2b(f[5], digest_size=32).digest() == f[6]
+    digest = hashlib.blake2b(crypto_ref.motion_header(rebuilt), digest_size=32).digest()
+    assert digest == f[1]
+    key.public_key().verify(f[11], digest)
+    print("motion signature re-checked from the entry: ok (proposal hash %s)" % digest.hex())
 
 
 if __name__ == "__main__":

@@ -15,11 +15,17 @@ struct member {
     int     active;                    /* 0 once removed */
 };
 
+/* A roster proposal (motion 0) or a motion (motion 1) recorded so far. */
 struct proposal {
     uint8_t  hash[32];
-    uint32_t action;
-    char     member[ENTRY_ID_MAX + 1];
-    uint8_t  key[32];
+    uint32_t action;                   /* roster: 1 add, 2 remove, 3 rotate */
+    char     member[ENTRY_ID_MAX + 1]; /* roster: whom it is about; motion: the proposer */
+    uint8_t  key[32];                  /* roster: the key; motion: the content hash */
+    int      motion;
+    uint32_t kind;                     /* motion: enum motion_kind */
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint32_t outcome;                  /* motion: 0 open, else enum entry_outcome */
+    int      started;                  /* experiment motion: an experiment_started names it */
 };
 
 /* (experiment, round, member) accepted: the first 16 bytes of BLAKE2b-256 of the
@@ -40,6 +46,8 @@ struct ledger_history {
     struct accepted *accepted;
     size_t n_accepted, cap_accepted;   /* cap: a power of two */
     struct ledger_history_counts counts;
+    uint8_t charter[32];               /* the charter in force (ledger_history_charter) */
+    uint64_t charter_index;
 };
 
 int ledger_history_new(struct ledger_history **out)
@@ -63,6 +71,60 @@ void ledger_history_free(struct ledger_history *h)
 void ledger_history_counts(const struct ledger_history *h, struct ledger_history_counts *out)
 {
     *out = h->counts;
+}
+
+void ledger_history_charter(const struct ledger_history *h, uint8_t hash[32], uint64_t *index)
+{
+    memcpy(hash, h->charter, 32);
+    if (index)
+        *index = h->charter_index;
+}
+
+void entry_motion_from_motion(struct entry_motion *r, const struct motion *m,
+                              const uint8_t hash[32], const uint8_t sig[64],
+                              const uint8_t *document, size_t document_len)
+{
+    memcpy(r->proposal_hash, hash, 32);
+    r->kind = m->kind;
+    snprintf(r->proposer, sizeof r->proposer, "%s", m->proposer);
+    snprintf(r->experiment, sizeof r->experiment, "%s", m->experiment);
+    r->document = (uint8_t *)document;
+    r->document_len = document ? document_len : 0;
+    memcpy(r->document_digest, m->document_digest, 32);
+    memcpy(r->content_hash, m->content_hash, 32);
+    r->reason = m->reason[0] ? (char *)m->reason : NULL;
+    r->created_ms = m->created_unix_ms;
+    r->expires_ms = m->expires_unix_ms;
+    memcpy(r->signature, sig, 64);
+}
+
+int entry_motion_motion(const struct entry_motion *r, const char *alliance, struct motion *m)
+{
+    memset(m, 0, sizeof *m);
+    const char *reason = r->reason ? r->reason : "";
+    if (strlen(alliance) > PROPOSAL_ALLIANCE_MAX || r->kind > 0xff ||
+        strlen(reason) > PROPOSAL_REASON_MAX)
+        return -1;
+    snprintf(m->alliance, sizeof m->alliance, "%s", alliance);
+    m->kind = (uint8_t)r->kind;
+    snprintf(m->proposer, sizeof m->proposer, "%s", r->proposer);
+    snprintf(m->experiment, sizeof m->experiment, "%s", r->experiment);
+    memcpy(m->document_digest, r->document_digest, 32);
+    memcpy(m->content_hash, r->content_hash, 32);
+    snprintf(m->reason, sizeof m->reason, "%s", reason);
+    m->created_unix_ms = r->created_ms;
+    m->expires_unix_ms = r->expires_ms;
+    return 0;
+}
+
+enum entry_type entry_motion_type(uint32_t kind)
+{
+    switch (kind) {
+    case MOTION_EXPERIMENT: return ENTRY_POLICY_PROPOSED;
+    case MOTION_CANCEL: return ENTRY_CANCEL_PROPOSED;
+    case MOTION_CHARTER: return ENTRY_CHARTER_PROPOSED;
+    }
+    return 0;
 }
 
 void entry_update_from_envelope(struct entry_update *u, const struct update_envelope *env)
@@ -186,12 +248,22 @@ static int member_add(struct ledger_history *h, const char *id, const uint8_t ke
     return 0;
 }
 
-static const struct proposal *proposal_find(const struct ledger_history *h, const uint8_t hash[32])
+static struct proposal *proposal_find(struct ledger_history *h, const uint8_t hash[32])
 {
     for (size_t i = 0; i < h->n_proposals; i++)
         if (memcmp(h->proposals[i].hash, hash, 32) == 0)
             return &h->proposals[i];
     return NULL;
+}
+
+static struct proposal *proposal_new(struct ledger_history *h, const uint8_t hash[32])
+{
+    if (grow((void **)&h->proposals, h->n_proposals, &h->cap_proposals, sizeof *h->proposals))
+        return NULL;
+    struct proposal *q = &h->proposals[h->n_proposals++];
+    memset(q, 0, sizeof *q);
+    memcpy(q->hash, hash, 32);
+    return q;
 }
 
 /* --- accepted updates ---------------------------------------------------------------- */
@@ -282,6 +354,8 @@ static int check_genesis(const struct ctx *x, const struct entry_genesis *g)
                       "entry 0 only)");
     if (g->alliance)
         snprintf(h->alliance, sizeof h->alliance, "%s", g->alliance);
+    if (g->charter)
+        crypto_blake2b256(g->charter, strlen(g->charter), h->charter);
     for (uint32_t i = 0; i < g->n_members; i++) {
         const struct entry_member *m = &g->members[i];
         if (m->roles & ENTRY_ROLE_COORDINATOR)
@@ -347,16 +421,111 @@ static int check_proposed(const struct ctx *x, const struct entry_roster_propose
                       proposal_action_name(p.action), r->member, r->proposer);
     if (proposal_find(h, hash))
         return refuse(x, LEDGER_ERR_HISTORY, "the same roster proposal is recorded twice");
-    int rc = grow((void **)&h->proposals, h->n_proposals, &h->cap_proposals,
-                  sizeof *h->proposals);
-    if (rc)
-        return rc;
-    struct proposal *q = &h->proposals[h->n_proposals++];
-    memcpy(q->hash, hash, 32);
+    struct proposal *q = proposal_new(h, hash);
+    if (!q)
+        return LEDGER_ERR_NOMEM;
     q->action = r->action;
     snprintf(q->member, sizeof q->member, "%s", r->member);
     memcpy(q->key, r->public_key, 32);
     h->counts.proposals++;
+    return 0;
+}
+
+static int check_motion(const struct ctx *x, enum entry_type type, const struct entry_motion *r)
+{
+    struct ledger_history *h = x->h;
+    const char *what = motion_kind_name((int)r->kind);
+    if (!what || entry_motion_type(r->kind) != type)
+        return refuse(x, LEDGER_ERR_HISTORY, "a %s entry holds a motion of kind %u",
+                      entry_type_name(type), r->kind);
+    const struct member *m = active_member(h, r->proposer);
+    if (!m)
+        return refuse(x, LEDGER_ERR_HISTORY, "a%s %s motion by %s, who is not in the roster "
+                      "at that point", r->kind == MOTION_EXPERIMENT ? "n" : "", what,
+                      r->proposer);
+    uint8_t digest[32], hash[32];
+    if (r->document)
+        crypto_blake2b256(r->document, r->document_len, digest);
+    else
+        memset(digest, 0, 32);
+    if (!crypto_equal(digest, r->document_digest, 32))
+        return refuse(x, LEDGER_ERR_HISTORY, "the %s motion by %s holds a document that does "
+                      "not hash to its signed document digest: it is not the file %s proposed",
+                      what, r->proposer, r->proposer);
+    struct motion mo;
+    char why[200] = "a field is over its limit";
+    if (entry_motion_motion(r, h->alliance, &mo) != 0 || motion_check(&mo, why, sizeof why) != 0)
+        return refuse(x, LEDGER_ERR_HISTORY, "the %s motion by %s is not a valid motion: %s",
+                      what, r->proposer, why);
+    if (motion_hash(&mo, hash) != 0 || !crypto_equal(hash, r->proposal_hash, 32))
+        return refuse(x, LEDGER_ERR_HISTORY, "the %s motion by %s does not hash to its stored "
+                      "proposal hash", what, r->proposer);
+    if (motion_verify(&mo, m->key, r->signature) != 0)
+        return refuse(x, LEDGER_ERR_MEMBER_SIGNATURE, "the %s motion by %s does not verify with "
+                      "%s's key of that moment", what, r->proposer, r->proposer);
+    if (proposal_find(h, hash))
+        return refuse(x, LEDGER_ERR_HISTORY, "the same %s motion is recorded twice", what);
+    struct proposal *q = proposal_new(h, hash);
+    if (!q)
+        return LEDGER_ERR_NOMEM;
+    q->motion = 1;
+    q->kind = r->kind;
+    snprintf(q->member, sizeof q->member, "%s", r->proposer);
+    snprintf(q->experiment, sizeof q->experiment, "%s", r->experiment);
+    memcpy(q->key, r->content_hash, 32);
+    h->counts.motions++;
+    return 0;
+}
+
+static int check_decided(const struct ctx *x, const struct entry_proposal_decided *d)
+{
+    struct ledger_history *h = x->h;
+    char hx[17];
+    hex_encode(d->proposal_hash, 8, hx);
+    struct proposal *p = proposal_find(h, d->proposal_hash);
+    if (!p || !p->motion)
+        return refuse(x, LEDGER_ERR_HISTORY, "a decision on proposal %s…, which no earlier "
+                      "motion entry holds", hx);
+    if (d->outcome < ENTRY_OUTCOME_APPROVED || d->outcome > ENTRY_OUTCOME_OBSOLETE)
+        return refuse(x, LEDGER_ERR_HISTORY, "a decision on proposal %s… with unknown outcome "
+                      "%u", hx, d->outcome);
+    /* decided once; only an approved experiment may be withdrawn afterwards, before it starts */
+    int late_withdrawal = p->outcome == ENTRY_OUTCOME_APPROVED && p->kind == MOTION_EXPERIMENT &&
+                          d->outcome == ENTRY_OUTCOME_WITHDRAWN && !p->started;
+    if (p->outcome && !late_withdrawal)
+        return refuse(x, LEDGER_ERR_HISTORY, "proposal %s… is decided twice", hx);
+    if (d->outcome == ENTRY_OUTCOME_WITHDRAWN) {
+        const struct member *m = active_member(h, p->member);
+        struct withdrawal w = { 0 };
+        memcpy(w.proposal_hash, d->proposal_hash, 32);
+        snprintf(w.member, sizeof w.member, "%s", p->member);
+        if (!m || withdrawal_verify(&w, m->key, d->withdraw_signature) != 0)
+            return refuse(x, LEDGER_ERR_MEMBER_SIGNATURE, "the withdrawal of proposal %s… does "
+                          "not verify with its proposer %s's key of that moment", hx, p->member);
+    }
+    p->outcome = d->outcome;
+    if (p->kind == MOTION_CHARTER && d->outcome == ENTRY_OUTCOME_APPROVED) {
+        memcpy(h->charter, p->key, 32);
+        h->charter_index = x->index;
+        h->counts.charter_changes++;
+    }
+    h->counts.decisions++;
+    return 0;
+}
+
+/* experiment_started naming its proposal: the experiment can no longer be withdrawn. */
+static int check_started(const struct ctx *x, const struct entry_experiment *e)
+{
+    static const uint8_t zero[32];
+    if (memcmp(e->proposal_hash, zero, 32) == 0)
+        return 0;
+    struct proposal *p = proposal_find(x->h, e->proposal_hash);
+    char hx[17];
+    hex_encode(e->proposal_hash, 8, hx);
+    if (!p || !p->motion || p->kind != MOTION_EXPERIMENT || p->outcome != ENTRY_OUTCOME_APPROVED)
+        return refuse(x, LEDGER_ERR_HISTORY, "experiment %s starts under proposal %s…, which "
+                      "is no approved experiment motion before it", e->experiment, hx);
+    p->started = 1;
     return 0;
 }
 
@@ -368,6 +537,9 @@ static int check_vote(const struct ctx *x, const struct entry_vote *v)
     if (!m)
         return refuse(x, LEDGER_ERR_HISTORY, "a vote by %s on %s…, who is not in the roster "
                       "at that point", v->voter, h);
+    if (!proposal_find(x->h, v->policy_hash))
+        return refuse(x, LEDGER_ERR_HISTORY, "a vote by %s on %s…, which no earlier proposal "
+                      "or motion entry holds", v->voter, h);
     struct roster_vote rv;
     memset(&rv, 0, sizeof rv);
     memcpy(rv.proposal_hash, v->policy_hash, 32);
@@ -390,7 +562,7 @@ static int check_outcome(const struct ctx *x, const uint8_t hash[32], uint32_t a
     const struct proposal *p = proposal_find(x->h, hash);
     char hx[17];
     hex_encode(hash, 8, hx);
-    if (!p)
+    if (!p || p->motion)
         return refuse(x, LEDGER_ERR_HISTORY, "the change to %s names proposal %s…, which no "
                       "earlier roster_proposed entry holds", member, hx);
     if (p->action != action || strcmp(p->member, member) != 0 ||
@@ -464,9 +636,13 @@ static int check_entry(const struct ctx *x, const struct entry *e)
     case ENTRY_KEY_ROTATED:
         return check_roster_change(x, e);
     case ENTRY_POLICY_PROPOSED:
-        return refuse(x, LEDGER_ERR_HISTORY, "a policy proposal by %s: no signed statement is "
-                      "defined for policy proposals, so its signature cannot be checked",
-                      e->u.policy.proposer);
+    case ENTRY_CHARTER_PROPOSED:
+    case ENTRY_CANCEL_PROPOSED:
+        return check_motion(x, e->type, &e->u.motion);
+    case ENTRY_PROPOSAL_DECIDED:
+        return check_decided(x, &e->u.decided);
+    case ENTRY_EXPERIMENT_STARTED:
+        return check_started(x, &e->u.experiment);
     default:
         return 0;
     }

@@ -16,12 +16,22 @@
  *   - roster_proposed: the proposer is in the roster; the header rebuilt from the
  *     entry (alliance from genesis; crypto/proposal.h) hashes to the stored
  *     proposal hash and the proposer's signature verifies;
- *   - vote: the voter is in the roster and its signature verifies;
+ *   - policy_proposed / cancel_proposed / charter_proposed (motions): the kind is the
+ *     entry type's; the proposer is in the roster; the document hashes to the stored
+ *     document digest; the motion rebuilt from the entry (alliance from genesis;
+ *     crypto/motion.h) hashes to the stored proposal hash and the proposer's
+ *     signature verifies; a proposal hash is recorded once;
+ *   - vote: the voter is in the roster, its signature verifies, and it names an
+ *     earlier roster_proposed or motion entry;
+ *   - proposal_decided: names an earlier motion, with a known outcome, once (an
+ *     approved experiment may later be withdrawn); a withdrawal carries the
+ *     proposer's signature (crypto/motion.h), which verifies with its key of the
+ *     moment; an approved charter motion puts its charter hash in force;
  *   - member_added / member_removed / key_rotated: they apply to the roster before
  *     them, and a proposal hash they carry names an earlier roster_proposed entry
  *     of the same change;
- *   - genesis is leaf 0 and only leaf 0; policy_proposed is refused (no signed
- *     statement is defined for it, so its signature cannot be checked).
+ *   - genesis is leaf 0 and only leaf 0; its charter text (if any) is the charter in
+ *     force until an approved charter motion replaces it.
  * Other entries only have to decode. Quorums are not recounted here
  * (policies/GOVERNANCE.md).
  *
@@ -33,6 +43,7 @@
 #include <stdint.h>
 
 #include "crypto/envelope.h"
+#include "crypto/motion.h"
 #include "crypto/proposal.h"
 #include "ledger/entry.h"
 #include "ledger/errors.h"
@@ -45,6 +56,9 @@ struct ledger_history_counts {
     uint64_t proposals;        /* roster proposal signatures verified */
     uint64_t votes;            /* vote signatures verified */
     uint64_t roster_changes;   /* member_added / member_removed / key_rotated applied */
+    uint64_t motions;          /* motion signatures verified */
+    uint64_t decisions;        /* proposal_decided entries (withdrawal signatures verified) */
+    uint64_t charter_changes;  /* approved charter motions */
 };
 
 /* LEDGER_ERR_NOMEM. Free with ledger_history_free (NULL is fine). */
@@ -57,6 +71,12 @@ int ledger_history_add(struct ledger_history *h, uint64_t index, const uint8_t *
                        size_t len, char *why, size_t why_cap);
 
 void ledger_history_counts(const struct ledger_history *h, struct ledger_history_counts *out);
+
+/* The charter in force after the entries checked so far: BLAKE2b-256 of the genesis
+ * charter text or the charter hash of the last approved charter motion, and the
+ * entry that put it in force. *hash is all zero for a genesis without a charter
+ * (the default charter, policies/GOVERNANCE.md). */
+void ledger_history_charter(const struct ledger_history *h, uint8_t hash[32], uint64_t *index);
 
 /* The one mapping between an accepted update's entry and the envelope its member
  * signed: the coordinator records with the first, verifiers rebuild with the second. */
@@ -71,5 +91,15 @@ void entry_proposed_from_proposal(struct entry_roster_proposed *r, const struct 
                                   const uint8_t hash[32], const uint8_t sig[64]);
 int  entry_proposed_proposal(const struct entry_roster_proposed *r, const char *alliance,
                              struct roster_proposal *p);
+
+/* The same for a motion entry and the motion its proposer signed. The first fills r
+ * from m, hash, sig and the document (NULL for a cancel); r's strings point into m.
+ * The second rebuilds the motion of alliance from r: 0, or -1 when a field of r is
+ * over a motion's limit. entry_motion_type maps a kind to its entry type (0: none). */
+void entry_motion_from_motion(struct entry_motion *r, const struct motion *m,
+                              const uint8_t hash[32], const uint8_t sig[64],
+                              const uint8_t *document, size_t document_len);
+int  entry_motion_motion(const struct entry_motion *r, const char *alliance, struct motion *m);
+enum entry_type entry_motion_type(uint32_t kind);
 
 #endif

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/hex.h"
+#include "policies/roster.h"
 
 const char *gov_state_name(enum gov_state s)
 {
@@ -18,8 +19,31 @@ const char *gov_state_name(enum gov_state s)
     case GOV_REJECTED: return "rejected";
     case GOV_EXPIRED: return "expired";
     case GOV_OBSOLETE: return "obsolete";
+    case GOV_WITHDRAWN: return "withdrawn";
     }
     return "unknown";
+}
+
+const char *gov_proposer(const struct gov_proposal *p)
+{
+    return p->family == GOV_MOTION ? p->m.proposer : p->p.proposer;
+}
+
+int64_t gov_expires_ms(const struct gov_proposal *p)
+{
+    return p->family == GOV_MOTION ? p->m.expires_unix_ms : p->p.expires_unix_ms;
+}
+
+double gov_quorum(const struct governance_state *g, const struct gov_proposal *p)
+{
+    if (p->family != GOV_MOTION)
+        return g->charter.roster_quorum;
+    return p->m.kind == MOTION_CHARTER ? g->charter.charter_quorum : g->charter.experiment_quorum;
+}
+
+int64_t gov_default_expiry_ms(const struct governance_state *g, int64_t created_ms)
+{
+    return created_ms + (int64_t)g->charter.proposal_expiry_days * 24 * 3600 * 1000;
 }
 
 
@@ -37,11 +61,14 @@ static int grow(void **arr, size_t *cap, size_t n, size_t elem)
     return 0;
 }
 
-void gov_init(struct governance_state *g, const char *alliance, double quorum)
+void gov_init(struct governance_state *g, const char *alliance, const struct charter *charter)
 {
     memset(g, 0, sizeof *g);
     snprintf(g->alliance, sizeof g->alliance, "%s", alliance ? alliance : "");
-    g->quorum = quorum > 0 && quorum <= 1 ? quorum : 0.5;
+    if (charter)
+        g->charter = *charter;
+    else
+        charter_default(&g->charter);
 }
 
 void gov_free(struct governance_state *g)
@@ -95,7 +122,7 @@ struct gov_proposal *gov_proposal_find(struct governance_state *g, const uint8_t
 
 enum gov_state gov_state_at(const struct gov_proposal *p, int64_t now_ms)
 {
-    if (p->state == GOV_OPEN && now_ms > p->p.expires_unix_ms)
+    if (p->state == GOV_OPEN && now_ms > gov_expires_ms(p))
         return GOV_EXPIRED;
     return p->state;
 }
@@ -161,25 +188,25 @@ int gov_applicable(const struct governance_state *g, const struct roster_proposa
     return why_fail(why, cap, GOV_ERR_REFUSED, "unknown action %u", p->action);
 }
 
-int gov_check_proposal(const struct governance_state *g, const struct roster_proposal *p,
-                       const uint8_t hash[32], int64_t now_ms, int64_t skew_ms,
-                       char *why, size_t cap)
+/* The rules every proposal and motion share. */
+static int check_common(const struct governance_state *g, const char *alliance,
+                        const char *proposer, int64_t created, int64_t expires,
+                        const uint8_t hash[32], int64_t now_ms, int64_t skew_ms, char *why,
+                        size_t cap)
 {
-    if (proposal_check(p, why, cap) != 0)
-        return GOV_ERR_REFUSED;
-    if (strcmp(p->alliance, g->alliance) != 0)
+    if (strcmp(alliance, g->alliance) != 0)
         return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal is for alliance '%s', this is "
-                      "'%s'", p->alliance, g->alliance);
-    if (!gov_member_find(g, p->proposer))
+                      "'%s'", alliance, g->alliance);
+    if (!gov_member_find(g, proposer))
         return why_fail(why, cap, GOV_ERR_REFUSED, "proposer '%s' is not a current member",
-                      p->proposer);
-    if (p->created_unix_ms < now_ms - skew_ms || p->created_unix_ms > now_ms + skew_ms)
+                      proposer);
+    if (created < now_ms - skew_ms || created > now_ms + skew_ms)
         return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal was made %+" PRId64 " s from "
                       "the coordinator's clock (window: %" PRId64 " s); sign a fresh one",
-                      (p->created_unix_ms - now_ms) / 1000, skew_ms / 1000);
-    if (p->expires_unix_ms <= now_ms)
+                      (created - now_ms) / 1000, skew_ms / 1000);
+    if (expires <= now_ms)
         return why_fail(why, cap, GOV_ERR_REFUSED, "the proposal has already expired");
-    if (p->expires_unix_ms - p->created_unix_ms > GOV_MAX_TTL_MS)
+    if (expires - created > GOV_MAX_TTL_MS)
         return why_fail(why, cap, GOV_ERR_REFUSED, "a proposal may stay open at most 30 days");
     for (size_t i = 0; i < g->n_proposals; i++) {
         if (memcmp(g->proposals[i].hash, hash, 32) == 0)
@@ -192,7 +219,169 @@ int gov_check_proposal(const struct governance_state *g, const struct roster_pro
     if (open >= GOV_MAX_OPEN)
         return why_fail(why, cap, GOV_ERR_LIMIT, "%d proposals are open already; vote on them "
                       "or let them expire first", GOV_MAX_OPEN);
-    return gov_applicable(g, p, why, cap);
+    return 0;
+}
+
+int gov_check_proposal(const struct governance_state *g, const struct roster_proposal *p,
+                       const uint8_t hash[32], int64_t now_ms, int64_t skew_ms,
+                       char *why, size_t cap)
+{
+    if (proposal_check(p, why, cap) != 0)
+        return GOV_ERR_REFUSED;
+    int rc = check_common(g, p->alliance, p->proposer, p->created_unix_ms, p->expires_unix_ms,
+                          hash, now_ms, skew_ms, why, cap);
+    return rc ? rc : gov_applicable(g, p, why, cap);
+}
+
+/* "member researcher" style lists: sep between the roles of a set. */
+static void roles_list(uint32_t roles, const char *sep, char *out, size_t cap)
+{
+    char list[40];
+    roster_roles_format(roles, list, sizeof list);
+    size_t o = 0;
+    out[0] = 0;
+    for (const char *c = list; *c && o + 3 < cap; c++) {
+        if (*c == ',') {
+            o += (size_t)snprintf(out + o, cap - o, "%s", sep);
+            continue;
+        }
+        out[o++] = *c;
+        out[o] = 0;
+    }
+}
+
+struct gov_proposal *gov_experiment_find(struct governance_state *g, const char *experiment)
+{
+    for (size_t i = 0; i < g->n_proposals; i++) {
+        struct gov_proposal *p = &g->proposals[i];
+        if (p->family == GOV_MOTION && p->m.kind == MOTION_EXPERIMENT &&
+            p->state == GOV_APPLIED && strcmp(p->m.experiment, experiment) == 0)
+            return p;
+    }
+    return NULL;
+}
+
+static int check_experiment(const struct governance_state *g, const struct motion *m,
+                            int64_t now_ms, char *why, size_t cap)
+{
+    const struct gov_member *pm = gov_member_find(g, m->proposer);
+    if (!(pm->roles & g->charter.proposer_roles)) {
+        char has[48], need[48];
+        roles_list(pm->roles, ", ", has, sizeof has);
+        roles_list(g->charter.proposer_roles, ", ", need, sizeof need);
+        int several = strchr(need, ',') != NULL;
+        return why_fail(why, cap, GOV_ERR_REFUSED, "member %s has roles [%s]; proposing an "
+                        "experiment needs %s%s (charter.proposers)", m->proposer, has,
+                        several ? "one of the roles " : "the role ", need);
+    }
+    for (size_t i = 0; i < g->n_proposals; i++) {
+        const struct gov_proposal *q = &g->proposals[i];
+        if (q->family != GOV_MOTION || q->m.kind != MOTION_EXPERIMENT)
+            continue;
+        char h[17];
+        hex_encode(m->content_hash, 8, h);
+        if (memcmp(q->m.content_hash, m->content_hash, 32) == 0)
+            return why_fail(why, cap, GOV_ERR_REFUSED, "this policy (hash %s…) was already "
+                            "proposed by %s as experiment %s (ledger #%" PRIu64 ", %s); a "
+                            "policy is proposed once: change metadata.name or model.seed to "
+                            "propose it again", h, q->m.proposer, q->m.experiment, q->index,
+                            gov_state_name(gov_state_at(q, now_ms)));
+        if (strcmp(q->m.experiment, m->experiment) == 0)
+            return why_fail(why, cap, GOV_ERR_REFUSED, "experiment id %s was already proposed "
+                            "(ledger #%" PRIu64 ")", m->experiment, q->index);
+    }
+    return 0;
+}
+
+static int check_cancel(const struct governance_state *g, const struct motion *m,
+                        int64_t now_ms, char *why, size_t cap)
+{
+    if (!gov_experiment_find((struct governance_state *)g, m->experiment))
+        return why_fail(why, cap, GOV_ERR_REFUSED, "no approved experiment %s is known: only "
+                        "an approved experiment can be cancelled (a proposal still open can be "
+                        "voted down, or withdrawn by its proposer)", m->experiment);
+    for (size_t i = 0; i < g->n_proposals; i++) {
+        const struct gov_proposal *q = &g->proposals[i];
+        if (q->family == GOV_MOTION && q->m.kind == MOTION_CANCEL &&
+            strcmp(q->m.experiment, m->experiment) == 0 && gov_state_at(q, now_ms) == GOV_OPEN) {
+            char h[17];
+            hex_encode(q->hash, 8, h);
+            return why_fail(why, cap, GOV_ERR_REFUSED, "a cancellation of %s is already open "
+                            "(proposal %s…, ledger #%" PRIu64 "): vote on it", m->experiment, h,
+                            q->index);
+        }
+    }
+    return 0;
+}
+
+int gov_check_motion(const struct governance_state *g, const struct motion *m,
+                     const uint8_t hash[32], const struct charter *charter, int64_t now_ms,
+                     int64_t skew_ms, char *why, size_t cap)
+{
+    if (motion_check(m, why, cap) != 0)
+        return GOV_ERR_REFUSED;
+    int rc = check_common(g, m->alliance, m->proposer, m->created_unix_ms, m->expires_unix_ms,
+                          hash, now_ms, skew_ms, why, cap);
+    if (rc)
+        return rc;
+    switch (m->kind) {
+    case MOTION_EXPERIMENT:
+        return check_experiment(g, m, now_ms, why, cap);
+    case MOTION_CANCEL:
+        return check_cancel(g, m, now_ms, why, cap);
+    default:
+        if (!charter)
+            return why_fail(why, cap, GOV_ERR_REFUSED, "a charter motion needs its charter");
+        if (charter_equal(charter, &g->charter))
+            return why_fail(why, cap, GOV_ERR_REFUSED, "this charter is the one in force: "
+                            "nothing to change");
+        return 0;
+    }
+}
+
+int gov_add_motion(struct governance_state *g, const struct motion *m, const uint8_t hash[32],
+                   const uint8_t signature[64], const struct charter *charter, uint64_t index)
+{
+    if (grow((void **)&g->proposals, &g->cap_proposals, g->n_proposals, sizeof *g->proposals))
+        return GOV_ERR_NOMEM;
+    struct gov_proposal *n = &g->proposals[g->n_proposals++];
+    memset(n, 0, sizeof *n);
+    n->family = GOV_MOTION;
+    n->m = *m;
+    if (charter)
+        n->charter = *charter;
+    memcpy(n->hash, hash, 32);
+    memcpy(n->signature, signature, 64);
+    n->index = index;
+    n->state = GOV_OPEN;
+    return 0;
+}
+
+int gov_check_withdraw(const struct governance_state *g, const struct gov_proposal *p,
+                       const char *member, int64_t now_ms, char *why, size_t cap)
+{
+    (void)g;
+    if (p->family != GOV_MOTION)
+        return why_fail(why, cap, GOV_ERR_REFUSED, "a roster proposal cannot be withdrawn; "
+                        "vote it down or let it expire");
+    if (strcmp(p->m.proposer, member) != 0)
+        return why_fail(why, cap, GOV_ERR_REFUSED, "only its proposer %s may withdraw it, not "
+                        "%s", p->m.proposer, member);
+    enum gov_state s = gov_state_at(p, now_ms);
+    if (s == GOV_OPEN || (s == GOV_APPLIED && p->m.kind == MOTION_EXPERIMENT))
+        return 0;
+    return why_fail(why, cap, GOV_ERR_REFUSED, "the %s motion is %s: there is nothing to "
+                    "withdraw", motion_kind_name(p->m.kind), gov_state_name(s));
+}
+
+void gov_decide(struct governance_state *g, struct gov_proposal *p, enum gov_state s,
+                uint64_t index, const char *note)
+{
+    p->state = s;
+    p->outcome_index = index;
+    snprintf(p->note, sizeof p->note, "%s", note ? note : "");
+    if (s == GOV_APPLIED && p->family == GOV_MOTION && p->m.kind == MOTION_CHARTER)
+        g->charter = p->charter;
 }
 
 int gov_add_proposal(struct governance_state *g, const struct roster_proposal *p,
@@ -216,7 +405,8 @@ static int is_voter(const struct governance_state *g, const struct gov_proposal 
 {
     if (!gov_member_find(g, member))
         return 0;
-    return !(p->p.action == PROPOSAL_REMOVE && strcmp(p->p.member, member) == 0);
+    return p->family == GOV_MOTION ||
+           !(p->p.action == PROPOSAL_REMOVE && strcmp(p->p.member, member) == 0);
 }
 
 int gov_check_vote(struct governance_state *g, const struct gov_proposal *p,
@@ -230,7 +420,7 @@ int gov_check_vote(struct governance_state *g, const struct gov_proposal *p,
         return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' is not a current member", voter);
     if (!is_voter(g, p, voter))
         return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' does not vote on its own removal", voter);
-    if (strcmp(p->p.proposer, voter) == 0)
+    if (strcmp(gov_proposer(p), voter) == 0)
         return why_fail(why, cap, GOV_ERR_REFUSED, "'%s' made the proposal: its approval is "
                       "already counted", voter);
     for (size_t i = 0; i < p->n_votes; i++)
@@ -263,12 +453,13 @@ enum gov_state gov_tally(const struct governance_state *g, const struct gov_prop
     for (size_t i = 0; i < g->n_members; i++)
         x.voters += is_voter(g, p, g->members[i].id);
     /* A tolerance keeps e.g. 0.7 x 10 = 7.000000000000001 from needing 8. */
-    double need = ceil(g->quorum * (double)x.voters - 1e-9);
+    double need = ceil(gov_quorum(g, p) * (double)x.voters - 1e-9);
     x.needed = need < 1 ? 1 : (uint32_t)need;
-    if (is_voter(g, p, p->p.proposer))
+    const char *proposer = gov_proposer(p);
+    if (is_voter(g, p, proposer))
         x.yes++;
     for (size_t i = 0; i < p->n_votes; i++) {
-        if (!is_voter(g, p, p->votes[i].voter) || strcmp(p->votes[i].voter, p->p.proposer) == 0)
+        if (!is_voter(g, p, p->votes[i].voter) || strcmp(p->votes[i].voter, proposer) == 0)
             continue;
         if (p->votes[i].approve)
             x.yes++;

@@ -609,6 +609,42 @@ int policy_diff(const struct policy *a, const struct policy *b, policy_diff_fn f
     return rc;
 }
 
+int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_LEN], char *out,
+                         size_t cap)
+{
+    if (!p || !hash || !out || cap == 0)
+        return POLICY_ERR_ARG;
+    static const char digits[] = "0123456789abcdef";
+    char hex[9];
+    for (int i = 0; i < 4; i++) {
+        hex[2 * i] = digits[hash[i] >> 4];
+        hex[2 * i + 1] = digits[hash[i] & 15];
+    }
+    hex[8] = 0;
+    int n = snprintf(out, cap, "%.55s-%s", p->metadata.name, hex);
+    return n < 0 || (size_t)n >= cap ? POLICY_ERR_ARG : 0;
+}
+
+int policy_identify(const char *name, const void *bytes, size_t len,
+                    uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                    struct policy_error *err)
+{
+    struct policy p;
+    int rc = policy_load_buffer(name, bytes, len, &p, err);
+    if (rc != 0)
+        return rc;
+    rc = policy_hash(&p, hash);
+    if (rc == 0)
+        rc = policy_experiment_id(&p, hash, id, cap);
+    policy_free(&p);
+    if (rc != 0 && err) {
+        memset(err, 0, sizeof *err);
+        err->code = rc;
+        snprintf(err->message, sizeof err->message, "%s: %s", name, policy_strerror(rc));
+    }
+    return rc;
+}
+
 uint64_t policy_model_parameters(const struct policy_model *m)
 {
     uint64_t C = m->n_embd, V = m->vocab_size, T = m->n_positions, L = m->n_layer;

@@ -220,6 +220,20 @@ typedef int (*policy_diff_fn)(const char *path, const char *a_value, const char 
  * what fn returned. */
 int policy_diff(const struct policy *a, const struct policy *b, policy_diff_fn fn, void *arg,
                 size_t *n_diff);
+/* The id an approved policy runs as: "<metadata.name>-<first 8 hex of hash>" (the name
+ * cut to 55 bytes, so the id fits the 64-byte id rule), so a changed policy never
+ * reuses another's id. hash is policy_hash(p). Writes at most cap bytes with the NUL;
+ * cap >= POLICY_EXPERIMENT_ID_MAX + 1 always fits. Returns 0 or POLICY_ERR_ARG. */
+#define POLICY_EXPERIMENT_ID_MAX 64
+int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_LEN], char *out,
+                         size_t cap);
+
+/* A policy document's hash and experiment id (policy_load_buffer, policy_hash and
+ * policy_experiment_id in one): what a proposal of it signs. id needs
+ * POLICY_EXPERIMENT_ID_MAX + 1 bytes. 0, or a POLICY_ERR_* with err filled. */
+int policy_identify(const char *name, const void *bytes, size_t len,
+                    uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                    struct policy_error *err) __attribute__((warn_unused_result));
 
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);

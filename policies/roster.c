@@ -189,9 +189,12 @@ static int parse_root(const char *file, const struct ynode *root, struct roster 
             memcpy(out->alliance, v->text, v->len + 1);
         } else if (strcmp(k->text, "members") == 0) {
             members = v;
+        } else if (strcmp(k->text, "charter") == 0) {
+            if (charter_from_node(file, v, "charter", k->line, k->column, &out->charter, err))
+                return err->code;
         } else {
             yaml_error(err, POLICY_ERR_UNKNOWN_KEY, file, k->line, k->column, k->text,
-                       "unknown key (a roster has alliance and members)");
+                       "unknown key (a roster has alliance, members and charter)");
             return err->code;
         }
     }
@@ -241,6 +244,7 @@ int roster_load_buffer(const char *name, const void *bytes, size_t len, struct r
         err = &local;
     memset(err, 0, sizeof *err);
     memset(out, 0, sizeof *out);
+    charter_default(&out->charter);
     struct ynode *root = NULL;
     int rc = yaml_tree_parse(name, bytes, len, &root, err);
     if (rc == 0)
@@ -342,6 +346,26 @@ int roster_format(const struct roster *r, char **out, size_t *len)
         for (const char *p = roles; *p; p++)
             fputs(*p == ',' ? ", " : (char[2]){ *p, 0 }, f);
         fprintf(f, "]\n    public_key: %s\n", b64);
+    }
+    struct charter def;
+    charter_default(&def);
+    if (!charter_equal(&r->charter, &def)) {
+        char *text;
+        size_t tlen;
+        if (charter_format(&r->charter, &text, &tlen) != 0) {
+            fclose(f);
+            free(*out);
+            *out = NULL;
+            return POLICY_ERR_NOMEM;
+        }
+        /* the canonical charter, one level down, after its header line */
+        fputs("charter:\n", f);
+        for (const char *line = strchr(text, '\n') + 1; *line;) {
+            const char *nl = strchr(line, '\n');
+            fprintf(f, "  %.*s\n", (int)(nl - line), line);
+            line = nl + 1;
+        }
+        free(text);
     }
     return fclose(f) == 0 ? 0 : POLICY_ERR_NOMEM;
 }

@@ -8,6 +8,8 @@
  *       organization: FPT Corporation
  *       roles: [member, researcher]
  *       public_key: 6bq3...=          # base64 of the 32-byte Ed25519 public key
+ *   charter:                          # optional: the alliance charter (policies/charter.h)
+ *     quorum: {roster: 0.5, experiments: 0.5, charter: 0.67}
  *
  * The coordinator records the roster as the ledger's genesis entry; later changes are
  * governance proposals, never edits of this file. Errors use struct policy_error
@@ -15,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policies/charter.h"
 #include "policies/policy.h"
 
 #define ROSTER_MAX_MEMBERS 1024
@@ -37,11 +40,12 @@ struct roster {
     char alliance[POLICY_NAME_MAX + 1];
     struct roster_member *members;  /* owned */
     size_t n_members;
+    struct charter charter;         /* the `charter:` section; charter_default() when absent */
 };
 
 /* Parses a roster file / buffer; on error fills err and leaves *out empty. Checks: ids
  * valid and unique, public keys valid base64 of 32 bytes and unique, roles known,
- * at least one member. */
+ * at least one member, the charter section (if any) valid. */
 int roster_load_file(const char *path, struct roster *out, struct policy_error *err)
     __attribute__((warn_unused_result));
 int roster_load_buffer(const char *name, const void *bytes, size_t len, struct roster *out,

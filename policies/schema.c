@@ -602,6 +602,33 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     case SF_IDLIST:
     case SF_GLOBLIST:
         return store_string_list(ctx, f, v, path, base);
+    case SF_ENUMSET: {
+        char names[256];
+        names_list(f->names, names, sizeof names);
+        if (ynode_is_null(v)) {
+            *FIELD_AT(base, f->off, uint32_t) = 0;
+            return 0;
+        }
+        if (v->kind != YNODE_SEQ)
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a list, each %s; got %s",
+                          names, got);
+        uint32_t set = 0;
+        for (size_t i = 0; i < v->n; i++) {
+            const struct ynode *it = v->vals[i];
+            char item[128];
+            ynode_describe(it, item, sizeof item);
+            int idx = it->kind == YNODE_SCALAR ? name_index(f->names, it->text, it->len) : -1;
+            if (idx < 0)
+                return err_at(ctx, POLICY_ERR_RANGE, it, path, "expected %s, got %s",
+                              names, item);
+            if (set & (1u << idx))
+                return err_at(ctx, POLICY_ERR_DUPLICATE, it, path, "%s is listed twice%s", item,
+                              NULL);
+            set |= 1u << idx;
+        }
+        *FIELD_AT(base, f->off, uint32_t) = set;
+        return 0;
+    }
     }
     return POLICY_ERR_TYPE;
 }
@@ -886,6 +913,16 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
                 rc = push_list(out, path, *CFIELD_AT(base, f->off, strlist),
                                *CFIELD_AT(base, f->off2, size_t));
             break;
+        case SF_ENUMSET: {
+            uint32_t set = *CFIELD_AT(base, f->off, uint32_t);
+            char *items[32];
+            size_t n = 0;
+            for (int i = 0; f->names[i] && i < 32; i++)
+                if (set & (1u << i))
+                    items[n++] = (char *)f->names[i];
+            rc = push_list(out, path, items, n);
+            break;
+        }
         }
         if (rc)
             return rc;

@@ -22,6 +22,7 @@ enum sfield_type {
     SF_TEXT,      /* char * (malloc'd): printable UTF-8, newlines and tabs, <= imax bytes */
     SF_IDLIST,    /* char ** at off, size_t count at off2: ids, no duplicates, <= imax items */
     SF_GLOBLIST,  /* same with glob patterns ([a-z0-9._*?[]!-]) */
+    SF_ENUMSET,   /* uint32_t bit set at off: a list of names, no duplicates */
 };
 
 #define SF_REQUIRED  1u

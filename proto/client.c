@@ -267,6 +267,42 @@ int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
     return rc;
 }
 
+/* A unary call with the client's call timeout whose reply is of type d. */
+static int fed_unary_timed(struct fed_client *c, const char *name, const char *method,
+                           const ProtobufCMessage *req, const ProtobufCMessageDescriptor *d,
+                           ProtobufCMessage **out, struct rpc_status *st)
+{
+    struct rpc_status local;
+    if (!req || !out)
+        return RPC_ERR_INVALID_ARG;
+    return fed_unary(c, name, method, c ? c->call_timeout_ms : 0, req, d, out,
+                     st ? st : &local, 1);
+}
+
+int fed_propose_motion(struct fed_client *c, const Aulac__V1__Motion *req,
+                       Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
+{
+    return fed_unary_timed(c, "ProposeMotion", FED_METHOD_PROPOSE_MOTION, req ? &req->base : NULL,
+                           &aulac__v1__governance_reply__descriptor, (ProtobufCMessage **)reply,
+                           st);
+}
+
+int fed_withdraw(struct fed_client *c, const Aulac__V1__WithdrawRequest *req,
+                 Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
+{
+    return fed_unary_timed(c, "Withdraw", FED_METHOD_WITHDRAW, req ? &req->base : NULL,
+                           &aulac__v1__governance_reply__descriptor, (ProtobufCMessage **)reply,
+                           st);
+}
+
+int fed_list_experiments(struct fed_client *c, const Aulac__V1__ExperimentsRequest *req,
+                         Aulac__V1__ExperimentsReply **reply, struct rpc_status *st)
+{
+    return fed_unary_timed(c, "ListExperiments", FED_METHOD_LIST_EXPERIMENTS,
+                           req ? &req->base : NULL, &aulac__v1__experiments_reply__descriptor,
+                           (ProtobufCMessage **)reply, st);
+}
+
 int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
                        Aulac__V1__ProposalsReply **reply, struct rpc_status *st)
 {

@@ -87,6 +87,13 @@ int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
              Aulac__V1__GovernanceReply **reply, struct rpc_status *st);
 int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
                        Aulac__V1__ProposalsReply **reply, struct rpc_status *st);
+/* Motions and experiments (policies/GOVERNANCE.md), the same way. */
+int fed_propose_motion(struct fed_client *c, const Aulac__V1__Motion *req,
+                       Aulac__V1__GovernanceReply **reply, struct rpc_status *st);
+int fed_withdraw(struct fed_client *c, const Aulac__V1__WithdrawRequest *req,
+                 Aulac__V1__GovernanceReply **reply, struct rpc_status *st);
+int fed_list_experiments(struct fed_client *c, const Aulac__V1__ExperimentsRequest *req,
+                         Aulac__V1__ExperimentsReply **reply, struct rpc_status *st);
 
 /* Witnessing (ledger/witness.h): sends this member's cosigned checkpoint (signed
  * request). A refusal is a 0 return with (*reply)->accepted = 0 and the reason. */

@@ -72,3 +72,27 @@ void roster_proposal_to_msg(const struct roster_proposal *p, const uint8_t sig[6
     q->signature.len = 64;
     q->alliance = (char *)p->alliance;
 }
+
+void motion_to_msg(const struct motion *m, const uint8_t sig[64], const uint8_t *document,
+                   size_t document_len, const char *document_name, Aulac__V1__Motion *q)
+{
+    aulac__v1__motion__init(q);
+    q->kind = m->kind;
+    q->proposer_id = (char *)m->proposer;
+    q->experiment_id = (char *)m->experiment;
+    if (document) {
+        q->document.data = (uint8_t *)document;
+        q->document.len = document_len;
+    }
+    q->document_name = (char *)(document_name ? document_name : "");
+    if (m->kind != MOTION_CANCEL) {
+        q->content_hash.data = (uint8_t *)m->content_hash;
+        q->content_hash.len = 32;
+    }
+    q->reason = (char *)m->reason;
+    q->created_ms = m->created_unix_ms;
+    q->expires_ms = m->expires_unix_ms;
+    q->signature.data = (uint8_t *)sig;
+    q->signature.len = 64;
+    q->alliance = (char *)m->alliance;
+}

@@ -12,6 +12,9 @@
 #define FED_METHOD_PROPOSE_ROSTER  "/aulac.v1.Federation/ProposeRosterChange" /* unary */
 #define FED_METHOD_VOTE            "/aulac.v1.Federation/Vote"            /* unary */
 #define FED_METHOD_LIST_PROPOSALS  "/aulac.v1.Federation/ListProposals"   /* unary */
+#define FED_METHOD_PROPOSE_MOTION  "/aulac.v1.Federation/ProposeMotion"   /* unary */
+#define FED_METHOD_WITHDRAW        "/aulac.v1.Federation/Withdraw"        /* unary */
+#define FED_METHOD_LIST_EXPERIMENTS "/aulac.v1.Federation/ListExperiments" /* unary */
 
 /* DownloadModel answers with at least one ModelChunk; chunks are contiguous
  * from the requested offset, all carry the same total_bytes, and the last

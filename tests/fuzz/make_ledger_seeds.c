@@ -32,13 +32,14 @@ int main(int argc, char **argv)
     };
     char participants[2][ENTRY_ID_MAX + 1] = { "fpt", "vnpt" };
     struct entry_score scores[2] = { { "fpt", 0.6 }, { "vnpt", 0.4 } };
-    for (int t = ENTRY_GENESIS; t <= ENTRY_CREDITS; t++) {
+    for (int t = ENTRY_GENESIS; t <= ENTRY_PROPOSAL_DECIDED; t++) {
         struct entry e = { .type = (enum entry_type)t, .timestamp_ms = 1767225600000 };
         switch (t) {
         case ENTRY_GENESIS:
             e.u.genesis.alliance = "au-lac";
             e.u.genesis.n_members = 2;
             e.u.genesis.members = m;
+            e.u.genesis.charter = "quorum: {roster: 0.5}\n";
             break;
         case ENTRY_MEMBER_ADDED: e.u.member_added.member = m[0]; break;
         case ENTRY_MEMBER_REMOVED:
@@ -46,11 +47,33 @@ int main(int argc, char **argv)
             e.u.member_removed.reason = "left";
             break;
         case ENTRY_KEY_ROTATED: strcpy(e.u.key_rotated.member, "hust"); break;
-        case ENTRY_POLICY_PROPOSED:
-            strcpy(e.u.policy.proposer, "hust");
-            strcpy(e.u.policy.experiment, "gpt2-vi");
-            e.u.policy.yaml = (uint8_t *)"schema: 1\n";
-            e.u.policy.yaml_len = 10;
+        case ENTRY_POLICY_PROPOSED: case ENTRY_CHARTER_PROPOSED: case ENTRY_CANCEL_PROPOSED:
+            e.u.motion.kind = t == ENTRY_POLICY_PROPOSED ? 1 : t == ENTRY_CANCEL_PROPOSED ? 2 : 3;
+            strcpy(e.u.motion.proposer, "hust");
+            if (t != ENTRY_CHARTER_PROPOSED)
+                strcpy(e.u.motion.experiment, "gpt2-vi-01020304");
+            if (t != ENTRY_CANCEL_PROPOSED) {
+                e.u.motion.document = (uint8_t *)"schema: 1\n";
+                e.u.motion.document_len = 10;
+                memset(e.u.motion.document_digest, 3, 32);
+                memset(e.u.motion.content_hash, 4, 32);
+            }
+            e.u.motion.reason = "why";
+            e.u.motion.created_ms = 1767225600000;
+            e.u.motion.expires_ms = 1767830400000;
+            memset(e.u.motion.signature, 5, 64);
+            break;
+        case ENTRY_PROPOSAL_DECIDED:
+            e.u.decided.outcome = 4;
+            strcpy(e.u.decided.experiment, "gpt2-vi-01020304");
+            e.u.decided.yes = 1;
+            e.u.decided.reason = "withdrawn";
+            memset(e.u.decided.withdraw_signature, 6, 64);
+            break;
+        case ENTRY_ROSTER_PROPOSED:
+            strcpy(e.u.roster_proposed.proposer, "fpt");
+            strcpy(e.u.roster_proposed.member, "uet");
+            e.u.roster_proposed.action = 1;
             break;
         case ENTRY_VOTE: strcpy(e.u.vote.voter, "fpt"); e.u.vote.approve = 1; break;
         case ENTRY_EXPERIMENT_STARTED: case ENTRY_EXPERIMENT_FINISHED:
@@ -58,6 +81,7 @@ int main(int argc, char **argv)
             strcpy(e.u.experiment.experiment, "gpt2-vi");
             e.u.experiment.rounds = 3;
             e.u.experiment.reason = "stopped";
+            memset(e.u.experiment.proposal_hash, 8, 32);
             break;
         case ENTRY_UPDATE_ACCEPTED: case ENTRY_UPDATE_REJECTED:
             strcpy(e.u.update.experiment, "gpt2-vi");

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Roster governance end to end, over TLS, with the real programs:
-#   - a founding roster of fpt, vnpt, hust; quorum 0.66 of the current members;
+#   - a founding roster of fpt, vnpt, hust; charter roster quorum 0.66 of the current members;
 #   - fpt proposes to add uet: uet is refused until vnpt's vote approves it, then
 #     uet's own key works at once (nobody re-issues credentials) and its worker
 #     trains a round that the coordinator accepts;
@@ -50,6 +50,8 @@ for m in fpt vnpt hust; do
     "$bin/aulac" roster add --roster "$T/roster.yaml" --alliance trust-test \
         --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
 done
+# the roster quorum is the charter's (policies/GOVERNANCE.md)
+printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.66, charter: 0.67}\n' >>"$T/roster.yaml"
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt, hust, uet]/' \
     -e 's/^  round_deadline_s: .*/  round_deadline_s: 600/' \
     -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 60/' \

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/hex.h"
+#include "crypto/motion.h"
 #include "crypto/digest.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
@@ -577,6 +578,180 @@ static void tampered_envelope_fields_fail(void **state)
     crypto_key_free(vnpt);
 }
 
+/* --- motions and withdrawals: crypto/README.md's vectors, from crypto/reference.py --- */
+
+static struct motion vector_motion(void)
+{
+    struct motion m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.alliance, "au-lac");
+    m.kind = MOTION_EXPERIMENT;
+    strcpy(m.proposer, "hust");
+    strcpy(m.experiment, "demo-c0c1c2c3");
+    crypto_blake2b256("example policy document", 23, m.document_digest);
+    for (int i = 0; i < 32; i++)
+        m.content_hash[i] = (uint8_t)(0xc0 + i);
+    strcpy(m.reason, "first run");
+    m.created_unix_ms = 1767225600000;
+    m.expires_unix_ms = 1767830400000;
+    return m;
+}
+
+/* Header bytes, digest and signature of one statement against the reference's. */
+static void check_motion(const struct motion *m, const struct crypto_key *k, const char *header,
+                         const char *digest, const char *signature)
+{
+    uint8_t hdr[PROPOSAL_HEADER_MAX], d[32], sig[64];
+    size_t len;
+    assert_int_equal(motion_encode(m, hdr, sizeof hdr, &len), 0);
+    char h[2 * PROPOSAL_HEADER_MAX + 1];
+    hex_encode(hdr, len, h);
+    assert_string_equal(h, header);
+    assert_int_equal(motion_hash(m, d), 0);
+    assert_hex(d, 32, digest);
+    assert_int_equal(motion_sign(m, k, sig), 0);
+    assert_hex(sig, 64, signature);
+    struct crypto_public_key pk;
+    crypto_key_public(k, &pk);
+    assert_int_equal(motion_verify(m, pk.key, sig), 0);
+}
+
+static void motion_vectors(void **state)
+{
+    struct crypto_key *hust = vector_key("hust"), *fpt = vector_key("fpt");
+    struct crypto_key *vnpt = vector_key("vnpt");
+    struct motion m = vector_motion();
+    assert_hex(m.document_digest, 32,
+               "98d55cfa41faa5323653ac89184dc614d2f84163881d41e19eaffac00daf5fbb");
+    check_motion(&m, hust,
+                 "61756c61632f6d6f74696f6e2f763100000661752d6c616301000468757374000d64656d6f2d"
+                 "633063316332633398d55cfa41faa5323653ac89184dc614d2f84163881d41e19eaffac00daf5f"
+                 "bbc0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf000966697273"
+                 "742072756e0000019b76daa8000000019b9ae72c00",
+                 "17bbedffc943f8af454df0674e9c8ac2366c6defa502c76b82221ea9c95d6ba6",
+                 "b1f662611eb01001e255b97d4b75107f083c70a98af243f44eb82a94213344bd"
+                 "24ba41016e3c538db1889c1767a8fda8c3657bf9cb484dddb3dd573ee334420a");
+    uint8_t motion_hash_[32];
+    assert_int_equal(motion_hash(&m, motion_hash_), 0);
+    uint8_t sig[64];
+    assert_int_equal(motion_sign(&m, fpt, sig), CRYPTO_ERR_KEY_MISMATCH);
+
+    struct motion c = vector_motion();
+    c.kind = MOTION_CANCEL;
+    strcpy(c.proposer, "fpt");
+    memset(c.document_digest, 0, 32);
+    memset(c.content_hash, 0, 32);
+    c.reason[0] = 0;
+    c.created_unix_ms = 1767229200000;
+    c.expires_unix_ms = 1767834000000;
+    check_motion(&c, fpt,
+                 "61756c61632f6d6f74696f6e2f763100000661752d6c6163020003667074000d64656d6f2d6330"
+                 "633163326333000000000000000000000000000000000000000000000000000000000000000000"
+                 "0000000000000000000000000000000000000000000000000000000000000000000000019b7711"
+                 "96800000019b9b1e1a80",
+                 "d5d4d27a85828aa80f74d5154f9ffd15132311a1a98043578456530c7997f597",
+                 "85e93d43a9c2e92e53fba52b6aa88ac09e32a5cb4aa2b0ffe01c930cf2db31d0"
+                 "91f39dd462e68eb953c4e9800735cd1693b56cc76c04bbc44f42f107ed420b03");
+
+    struct motion ch = vector_motion();
+    ch.kind = MOTION_CHARTER;
+    strcpy(ch.proposer, "fpt");
+    ch.experiment[0] = 0;
+    static const char charter[] =
+        "# aulac charter v1\nquorum:\n  roster: 0.5\n  experiments: 0.5\n  charter: 0.67\n"
+        "proposers: [researcher]\nproposal_expiry_days: 7\nconcurrent_experiments: 1\n";
+    crypto_blake2b256(charter, strlen(charter), ch.document_digest);
+    memcpy(ch.content_hash, ch.document_digest, 32);
+    strcpy(ch.reason, "back to the defaults");
+    check_motion(&ch, fpt,
+                 "61756c61632f6d6f74696f6e2f763100000661752d6c61630300036670740000ce9e89984e5df5"
+                 "f018fd0326ab594be02c2487700ebae8c92f23d3518c192a72ce9e89984e5df5f018fd0326ab59"
+                 "4be02c2487700ebae8c92f23d3518c192a7200146261636b20746f207468652064656661756c74"
+                 "730000019b76daa8000000019b9ae72c00",
+                 "74f6a723a23373fdc7eb072763e1c2f2fcf9983eabc20876469a677cef985dc1",
+                 "9e1f28081d24d44b6c65631d9bfb4bb632afc73151133072b6491927d87e2021"
+                 "59e8fb70f38006530f55354ab28e8d43da9dfe8e54ae3e4efbf6502a25813507");
+
+    /* a vote on a motion is the roster vote statement over the proposal hash */
+    struct roster_vote v = { 0 };
+    memcpy(v.proposal_hash, motion_hash_, 32);
+    strcpy(v.voter, "vnpt");
+    v.approve = 1;
+    uint8_t d[32];
+    assert_int_equal(vote_digest(&v, d), 0);
+    assert_hex(d, 32, "dfee6619d52b3fe95d72583494103623cc3397d01dc63bb4ceb4d922f763f038");
+    assert_int_equal(vote_sign(&v, vnpt, sig), 0);
+    assert_hex(sig, 64, "34d8a99680b7d542278c0c6b02c30b892806cd6d17c84dc929e953a34c0b0b0b"
+                        "a1f4c349c984394c5cd66a1e598fb0f1300b01e64a98719312804c38e814d50c");
+
+    struct withdrawal w = { 0 };
+    memcpy(w.proposal_hash, motion_hash_, 32);
+    strcpy(w.member, "hust");
+    uint8_t hdr[128];
+    size_t len;
+    assert_int_equal(withdrawal_encode(&w, hdr, sizeof hdr, &len), 0);
+    assert_int_equal(len, 56);
+    assert_hex(hdr, len, "61756c61632f77697468647261772f76310017bbedffc943f8af454df0674e9c8ac2"
+                         "366c6defa502c76b82221ea9c95d6ba6000468757374");
+    assert_int_equal(withdrawal_digest(&w, d), 0);
+    assert_hex(d, 32, "9d412cc6de4e26f021e6287f51d03cb21b123cde0895c9a3b867023d61b829c5");
+    assert_int_equal(withdrawal_sign(&w, hust, sig), 0);
+    assert_hex(sig, 64, "34ba64b72703713eaca408697f881ef8fc08e09fa9cc0f1e6a9c1de20a7bc8b6"
+                        "ea00d06683e1a9372315c8757631a36d7c2cea41dc9770149d69ea7debea4d09");
+    struct crypto_public_key pk;
+    crypto_key_public(hust, &pk);
+    assert_int_equal(withdrawal_verify(&w, pk.key, sig), 0);
+    strcpy(w.member, "fpt");   /* the same hash withdrawn by someone else is another statement */
+    assert_int_equal(withdrawal_verify(&w, pk.key, sig), CRYPTO_ERR_BAD_SIGNATURE);
+    assert_int_equal(withdrawal_sign(&w, hust, sig), CRYPTO_ERR_KEY_MISMATCH);
+    crypto_key_free(hust);
+    crypto_key_free(fpt);
+    crypto_key_free(vnpt);
+}
+
+static void motion_field_rules(void **state)
+{
+    char why[200];
+    struct motion m = vector_motion();
+    assert_int_equal(motion_check(&m, why, sizeof why), 0);
+    m.kind = 4;
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_ARG);
+    assert_non_null(strstr(why, "kind 4"));
+    m = vector_motion();
+    m.experiment[0] = 0;
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_BAD_ID);
+    m = vector_motion();
+    m.kind = MOTION_CHARTER;               /* a charter names no experiment */
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_BAD_ID);
+    assert_non_null(strstr(why, "names no experiment"));
+    m = vector_motion();
+    m.kind = MOTION_CANCEL;                /* a cancel carries no document */
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_ARG);
+    assert_non_null(strstr(why, "no document"));
+    m = vector_motion();
+    memset(m.content_hash, 0, 32);
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_ARG);
+    assert_non_null(strstr(why, "content hash"));
+    m = vector_motion();
+    strcpy(m.reason, "tab\there");
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_ARG);
+    m = vector_motion();
+    m.expires_unix_ms = m.created_unix_ms;
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_ARG);
+    m = vector_motion();
+    strcpy(m.proposer, "Hust");
+    assert_int_equal(motion_check(&m, why, sizeof why), CRYPTO_ERR_BAD_ID);
+    /* domains keep a motion's digest apart from a roster proposal's and a vote's */
+    struct withdrawal w = { 0 };
+    strcpy(w.member, "hust");
+    struct roster_vote v = { 0 };
+    strcpy(v.voter, "hust");
+    uint8_t a[32], b[32];
+    assert_int_equal(withdrawal_digest(&w, a), 0);
+    assert_int_equal(vote_digest(&v, b), 0);
+    assert_memory_not_equal(a, b, 32);
+}
+
 /* Domains keep statements apart: a receipt signature is no task signature. */
 static void domains_separate_statement_kinds(void **state)
 {
@@ -608,6 +783,8 @@ int main(void)
         cmocka_unit_test(submit_update_request_vector),
         cmocka_unit_test(tampered_envelope_fields_fail),
         cmocka_unit_test(domains_separate_statement_kinds),
+        cmocka_unit_test(motion_vectors),
+        cmocka_unit_test(motion_field_rules),
     };
     return cmocka_run_group_tests_name("crypto", tests, group_setup, group_teardown);
 }

@@ -183,7 +183,10 @@ static void quorum_arithmetic(void **state)
     uint8_t zero[64] = { 0 };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct governance_state g;
-        gov_init(&g, "a", cases[i].q);
+        struct charter ch;
+        charter_default(&ch);
+        ch.roster_quorum = cases[i].q;
+        gov_init(&g, "a", &ch);
         add_members(&g, cases[i].members);
         struct gov_proposal *p = add_proposal(&g, PROPOSAL_ADD, "m0", "new", 100, 1000);
         struct gov_tally t;
@@ -216,7 +219,10 @@ static void voting_rules(void **state)
     uint8_t zero[64] = { 0 };
     char why[300];
     struct governance_state g;
-    gov_init(&g, "a", 0.66);
+    struct charter ch;
+    charter_default(&ch);
+    ch.roster_quorum = 0.66;
+    gov_init(&g, "a", &ch);
     add_members(&g, 3);   /* m0 m1 m2 */
 
     /* removal: the subject does not vote; 2 voters, 2 needed; one no rejects */
@@ -311,6 +317,184 @@ static void voting_rules(void **state)
     const struct gov_retired *rm = gov_retired_find(&g, "m2", NULL);
     assert_non_null(rm);
     assert_int_equal(rm->removed, 1);
+    gov_free(&g);
+}
+
+
+/* --- motions: the rules alone ---------------------------------------------------------- */
+
+static struct motion rule_motion(int kind, const char *proposer, uint8_t content, int64_t now)
+{
+    struct motion m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.alliance, "a");
+    m.kind = (uint8_t)kind;
+    strcpy(m.proposer, proposer);
+    if (kind != MOTION_CHARTER)
+        snprintf(m.experiment, sizeof m.experiment, "exp-%02x", content);
+    if (kind != MOTION_CANCEL) {
+        memset(m.document_digest, content, 32);
+        memset(m.content_hash, content, 32);
+    }
+    m.created_unix_ms = now;
+    m.expires_unix_ms = now + 1000;
+    return m;
+}
+
+static struct gov_proposal *add_motion(struct governance_state *g, const struct motion *m,
+                                       const struct charter *ch, int64_t now)
+{
+    uint8_t hash[32], sig[64] = { 0 };
+    char why[300];
+    assert_int_equal(motion_hash(m, hash), 0);
+    if (gov_check_motion(g, m, hash, ch, now, 300000, why, sizeof why) != 0)
+        fail_msg("motion refused: %s", why);
+    assert_int_equal(gov_add_motion(g, m, hash, sig, ch, g->n_proposals + 10), 0);
+    return &g->proposals[g->n_proposals - 1];
+}
+
+static void expect_motion_refused(struct governance_state *g, const struct motion *m,
+                                  const struct charter *ch, int64_t now, const char *pat)
+{
+    uint8_t hash[32];
+    char why[400];
+    assert_int_equal(motion_hash(m, hash), 0);
+    assert_int_equal(gov_check_motion(g, m, hash, ch, now, 300000, why, sizeof why),
+                     GOV_ERR_REFUSED);
+    if (!strstr(why, pat))
+        fail_msg("reason \"%s\" lacks \"%s\"", why, pat);
+}
+
+/* Quorums by kind: 5 members, roster 0.5 (3), experiments 0.6 (3), charter 0.8 (4). */
+static void motion_tallies_use_the_quorum_of_their_kind(void **state)
+{
+    (void)state;
+    uint8_t zero[64] = { 0 };
+    struct governance_state g;
+    struct charter ch;
+    charter_default(&ch);
+    ch.roster_quorum = 0.5;
+    ch.experiment_quorum = 0.6;
+    ch.charter_quorum = 0.8;
+    ch.proposer_roles = ROSTER_ROLE_MEMBER;
+    gov_init(&g, "a", &ch);
+    add_members(&g, 5);
+    struct gov_tally t;
+    struct motion m = rule_motion(MOTION_EXPERIMENT, "m0", 1, 1000);
+    struct gov_proposal *p = add_motion(&g, &m, NULL, 1000);
+    assert_int_equal(gov_tally(&g, p, &t), GOV_OPEN);
+    assert_int_equal(t.voters, 5);         /* every member votes on a motion */
+    assert_int_equal(t.needed, 3);
+    assert_int_equal(t.yes, 1);            /* the proposer's implicit yes */
+    struct charter next = ch;
+    next.charter_quorum = 0.9;
+    struct motion c = rule_motion(MOTION_CHARTER, "m1", 2, 1000);
+    struct gov_proposal *pc = add_motion(&g, &c, &next, 1000);
+    assert_int_equal(gov_tally(&g, pc, &t), GOV_OPEN);
+    assert_int_equal(t.needed, 4);
+    struct gov_proposal *pr = add_proposal(&g, PROPOSAL_REMOVE, "m0", "m4", -1, 1000);
+    assert_int_equal(gov_tally(&g, pr, &t), GOV_OPEN);
+    assert_int_equal(t.voters, 4);
+    assert_int_equal(t.needed, 2);
+    /* one vote each; the proposer's is counted already; a no past V - needed rejects */
+    p = &g.proposals[0];
+    char why[300];
+    assert_int_equal(gov_check_vote(&g, p, "m0", 1000, why, sizeof why), GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "already counted"));
+    assert_int_equal(gov_add_vote(&g, p, "m1", 0, zero, 30), 0);
+    assert_int_equal(gov_check_vote(&g, p, "m1", 1000, why, sizeof why), GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "already voted no on it (ledger #30)"));
+    assert_int_equal(gov_add_vote(&g, p, "m2", 0, zero, 31), 0);
+    assert_int_equal(gov_tally(&g, p, &t), GOV_OPEN);       /* 2 no: 3 yes still possible */
+    assert_int_equal(gov_add_vote(&g, p, "m3", 0, zero, 32), 0);
+    assert_int_equal(gov_tally(&g, p, &t), GOV_REJECTED);   /* 3 no > 5 - 3 */
+    /* the charter motion: approved at 4, then in force */
+    pc = &g.proposals[1];
+    for (int v = 0; v < 5; v++) {
+        char id[8];
+        snprintf(id, sizeof id, "m%d", v);
+        if (v != 1)
+            assert_int_equal(gov_add_vote(&g, pc, id, 1, zero, 40), 0);
+        if (v == 3)
+            break;
+    }
+    assert_int_equal(gov_tally(&g, pc, &t), GOV_APPLIED);
+    assert_int_equal(t.yes, 4);
+    gov_decide(&g, pc, GOV_APPLIED, 41, "approved");
+    assert_true(g.charter.charter_quorum == 0.9);
+    gov_free(&g);
+}
+
+static void motion_refusals(void **state)
+{
+    (void)state;
+    uint8_t zero[64] = { 0 };
+    char why[400];
+    struct governance_state g;
+    gov_init(&g, "a", NULL);              /* the default charter: researchers propose */
+    add_members(&g, 3);                   /* m0 m1 m2, role member */
+    g.members[1].roles = ROSTER_ROLE_MEMBER | ROSTER_ROLE_RESEARCHER;
+    struct motion m = rule_motion(MOTION_EXPERIMENT, "m0", 1, 1000);
+    expect_motion_refused(&g, &m, NULL, 1000, "member m0 has roles [member]; proposing an "
+                          "experiment needs the role researcher (charter.proposers)");
+    g.charter.proposer_roles = ROSTER_ROLE_RESEARCHER | ROSTER_ROLE_SECRETARIAT;
+    expect_motion_refused(&g, &m, NULL, 1000, "needs one of the roles researcher, "
+                          "secretariat (charter.proposers)");
+    g.charter.proposer_roles = ROSTER_ROLE_RESEARCHER;
+    m = rule_motion(MOTION_EXPERIMENT, "m1", 1, 1000);
+    struct gov_proposal *p = add_motion(&g, &m, NULL, 1000);
+    size_t run_i = g.n_proposals - 1;
+    /* the same motion again; the same policy in another motion */
+    expect_motion_refused(&g, &m, NULL, 1000, "already made");
+    m.created_unix_ms++;
+    strcpy(m.reason, "again");
+    expect_motion_refused(&g, &m, NULL, 1000, "was already proposed by m1 as experiment "
+                          "exp-01 (ledger #10, open); a policy is proposed once: change "
+                          "metadata.name or model.seed");
+    /* expired: votes closed; and a stale or too long motion */
+    assert_int_equal(gov_check_vote(&g, p, "m2", 2001, why, sizeof why), GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "expired"));
+    m = rule_motion(MOTION_EXPERIMENT, "m1", 2, 1000);
+    m.expires_unix_ms = m.created_unix_ms + GOV_MAX_TTL_MS + 1;
+    expect_motion_refused(&g, &m, NULL, 1000, "at most 30 days");
+    m = rule_motion(MOTION_EXPERIMENT, "m1", 2, 1000);
+    expect_motion_refused(&g, &m, NULL, 1000 + 400000, "from the coordinator's clock");
+    m = rule_motion(MOTION_EXPERIMENT, "zz", 2, 1000);
+    expect_motion_refused(&g, &m, NULL, 1000, "'zz' is not a current member");
+    /* cancel: only an approved experiment, one open cancel at a time */
+    struct motion c = rule_motion(MOTION_CANCEL, "m2", 1, 1000);
+    expect_motion_refused(&g, &c, NULL, 1000, "no approved experiment exp-01 is known");
+    p = &g.proposals[run_i];
+    assert_int_equal(gov_add_vote(&g, p, "m0", 1, zero, 20), 0);
+    struct gov_tally t;
+    assert_int_equal(gov_tally(&g, p, &t), GOV_APPLIED);
+    gov_decide(&g, p, GOV_APPLIED, 21, "approved");
+    assert_non_null(gov_experiment_find(&g, "exp-01"));
+    add_motion(&g, &c, NULL, 1000);
+    c.created_unix_ms++;
+    expect_motion_refused(&g, &c, NULL, 1000, "a cancellation of exp-01 is already open");
+    /* charter: not the one in force */
+    struct charter same = g.charter;
+    struct motion ch = rule_motion(MOTION_CHARTER, "m0", 3, 1000);
+    expect_motion_refused(&g, &ch, &same, 1000, "this charter is the one in force");
+    /* withdrawal: the proposer, while open or approved-not-started */
+    p = &g.proposals[run_i];
+    assert_int_equal(gov_check_withdraw(&g, p, "m0", 1000, why, sizeof why), GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "only its proposer m1 may withdraw it, not m0"));
+    assert_int_equal(gov_check_withdraw(&g, p, "m1", 1000, why, sizeof why), 0);
+    struct gov_proposal *cancel = &g.proposals[g.n_proposals - 1];
+    assert_int_equal(gov_check_withdraw(&g, cancel, "m2", 1000, why, sizeof why), 0);
+    assert_int_equal(gov_check_withdraw(&g, cancel, "m2", 5000, why, sizeof why),
+                     GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "the cancel motion is expired: there is nothing to withdraw"));
+    gov_decide(&g, cancel, GOV_WITHDRAWN, 50, "withdrawn");
+    assert_int_equal(gov_check_vote(&g, cancel, "m0", 1000, why, sizeof why), GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "withdrawn: votes are closed"));
+    struct gov_proposal *roster = add_proposal(&g, PROPOSAL_REMOVE, "m0", "m2", -1, 1000);
+    assert_int_equal(gov_check_withdraw(&g, roster, "m0", 1000, why, sizeof why),
+                     GOV_ERR_REFUSED);
+    assert_non_null(strstr(why, "a roster proposal cannot be withdrawn"));
+    assert_true(gov_default_expiry_ms(&g, 1000) == 1000 + 7LL * 24 * 3600 * 1000);
     gov_free(&g);
 }
 
@@ -450,7 +634,7 @@ static void add_member_by_quorum(void **state)
     g = fx_vote(cf, f->keys[FPT], h, 1);
     expect_refused(g, "votes are closed");
     uint8_t unknown[32] = { 1 };
-    expect_refused(fx_vote(cf, f->keys[FPT], unknown, 1), "no roster proposal");
+    expect_refused(fx_vote(cf, f->keys[FPT], unknown, 1), "no proposal");
     expect_refused(fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "uet", f->keys[UET], h),
                    "already a member");
     expect_refused(fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "ptit", f->keys[VNPT], h),
@@ -740,6 +924,57 @@ static void empty_member_list_means_live_roster(void **state)
     fx_free(f);
 }
 
+
+/* The genesis entry records the roster file's charter; after that the ledger's charter
+ * governs, whatever the roster file says at a restart. */
+static void genesis_charter_governs(void **state)
+{
+    struct fx *f = *state;
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(ledger_get(f->c->ledger, 0, &bytes, &len), 0);
+    struct entry e;
+    assert_int_equal(entry_decode(bytes, len, &e), 0);
+    free(bytes);
+    assert_int_equal(e.type, ENTRY_GENESIS);
+    assert_non_null(e.u.genesis.charter);
+    struct charter ch;
+    struct policy_error err;
+    assert_int_equal(charter_load_buffer("genesis", e.u.genesis.charter,
+                                         strlen(e.u.genesis.charter), &ch, &err), 0);
+    assert_true(ch.roster_quorum == 0.66 && ch.experiment_quorum == 0.66);
+    entry_free(&e);
+
+    fx_stop(f);
+    char roster[8192];
+    FILE *rf = fopen(f->paths[2], "r");
+    assert_non_null(rf);
+    size_t n = fread(roster, 1, sizeof roster - 1, rf);
+    fclose(rf);
+    roster[n] = 0;
+    char *sec = strstr(roster, "charter:");
+    assert_non_null(sec);
+    snprintf(sec, sizeof roster - (size_t)(sec - roster), "charter:\n  quorum: {roster: 1.0, "
+             "experiments: 1.0, charter: 1.0}\n");
+    fx_write(f->paths[2], roster, 0644);
+    fx_start(f);
+    struct signer sf = { .key = f->keys[FPT] };
+    struct fed_client *cf = fx_client(f, &sf);
+    Aulac__V1__ProposalsRequest lq = AULAC__V1__PROPOSALS_REQUEST__INIT;
+    lq.member_id = "fpt";
+    Aulac__V1__ProposalsReply *lr = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_list_proposals(cf, &lq, &lr, &st), 0);
+    assert_true(lr->quorum == 0.66);
+    aulac__v1__proposals_reply__free_unpacked(lr, NULL);
+    uint8_t h[32];
+    Aulac__V1__GovernanceReply *g = fx_propose(f, cf, f->keys[FPT], PROPOSAL_ADD, "uet",
+                                               f->keys[UET], h);
+    assert_int_equal(g->proposal->needed, 2);   /* 0.66 of 3, not 1.0 of 3 */
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    fed_client_close(cf);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -748,11 +983,14 @@ int main(void)
         cmocka_unit_test(proposal_field_rules),
         cmocka_unit_test(quorum_arithmetic),
         cmocka_unit_test(voting_rules),
+        cmocka_unit_test(motion_tallies_use_the_quorum_of_their_kind),
+        cmocka_unit_test(motion_refusals),
         cmocka_unit_test_setup_teardown(add_member_by_quorum, setup, teardown),
         cmocka_unit_test_setup_teardown(forged_governance_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(roster_rebuilt_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(removal_closes_the_round, setup, teardown),
         cmocka_unit_test(empty_member_list_means_live_roster),
+        cmocka_unit_test_setup_teardown(genesis_charter_governs, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE     /* memmem */
 /* ledger/entry: round trips of every entry type, the documented byte layout,
  * JSON and one-line descriptions, and hostile bytes (every truncation, every
  * byte flipped, wrong order, missing fields, bad ids). Run under ASan too. */
@@ -16,6 +17,7 @@
 #include "crypto/keys.h"
 #include "ledger/entry.h"
 #include "ledger/history.h"
+#include "ledger/merkle.h"
 
 static const int64_t T0 = 1767225600000;   /* 2026-01-01T00:00:00.000Z */
 
@@ -66,12 +68,33 @@ static struct entry sample(enum entry_type t)
         fill(e.u.key_rotated.proposal_hash, 32, 0x99);
         break;
     case ENTRY_POLICY_PROPOSED:
-        fill(e.u.policy.policy_hash, 32, 1);
-        strcpy(e.u.policy.proposer, "hust");
-        strcpy(e.u.policy.experiment, "gpt2-vi");
-        e.u.policy.yaml = (uint8_t *)yaml;
-        e.u.policy.yaml_len = strlen(yaml);
-        fill(e.u.policy.signature, 64, 0xa0);
+    case ENTRY_CHARTER_PROPOSED:
+    case ENTRY_CANCEL_PROPOSED:
+        fill(e.u.motion.proposal_hash, 32, 0x11);
+        e.u.motion.kind = t == ENTRY_POLICY_PROPOSED ? 1 : t == ENTRY_CANCEL_PROPOSED ? 2 : 3;
+        strcpy(e.u.motion.proposer, "hust");
+        if (t != ENTRY_CHARTER_PROPOSED)
+            strcpy(e.u.motion.experiment, "gpt2-vi-01010101");
+        if (t != ENTRY_CANCEL_PROPOSED) {
+            e.u.motion.document = (uint8_t *)yaml;
+            e.u.motion.document_len = strlen(yaml);
+            fill(e.u.motion.document_digest, 32, 0x12);
+            fill(e.u.motion.content_hash, 32, 1);
+        }
+        e.u.motion.reason = t == ENTRY_CANCEL_PROPOSED ? "diverged" : NULL;
+        e.u.motion.created_ms = T0;
+        e.u.motion.expires_ms = T0 + 7 * 86400000LL;
+        fill(e.u.motion.signature, 64, 0xa0);
+        break;
+    case ENTRY_PROPOSAL_DECIDED:
+        fill(e.u.decided.proposal_hash, 32, 0x11);
+        e.u.decided.outcome = ENTRY_OUTCOME_WITHDRAWN;
+        strcpy(e.u.decided.experiment, "gpt2-vi-01010101");
+        e.u.decided.yes = 1;
+        e.u.decided.needed = 2;
+        e.u.decided.voters = 3;
+        e.u.decided.reason = "withdrawn by its proposer";
+        fill(e.u.decided.withdraw_signature, 64, 0xa8);
         break;
     case ENTRY_VOTE:
         fill(e.u.vote.policy_hash, 32, 1);
@@ -89,6 +112,7 @@ static struct entry sample(enum entry_type t)
         e.u.experiment.rounds = t == ENTRY_EXPERIMENT_STARTED ? 100 : 42;
         if (t == ENTRY_EXPERIMENT_CANCELLED || t == ENTRY_EXPERIMENT_FAILED)
             e.u.experiment.reason = "quorum withdrew approval";
+        fill(e.u.experiment.proposal_hash, 32, 0x11);
         break;
     case ENTRY_UPDATE_ACCEPTED:
     case ENTRY_UPDATE_REJECTED:
@@ -148,7 +172,7 @@ static const enum entry_type all_types[] = {
     ENTRY_POLICY_PROPOSED, ENTRY_VOTE, ENTRY_EXPERIMENT_STARTED, ENTRY_EXPERIMENT_FINISHED,
     ENTRY_EXPERIMENT_CANCELLED, ENTRY_EXPERIMENT_FAILED, ENTRY_UPDATE_ACCEPTED,
     ENTRY_UPDATE_REJECTED, ENTRY_ROUND_CLOSED, ENTRY_CONTRIBUTION_SCORES, ENTRY_CREDITS,
-    ENTRY_ROSTER_PROPOSED,
+    ENTRY_ROSTER_PROPOSED, ENTRY_CHARTER_PROPOSED, ENTRY_CANCEL_PROPOSED, ENTRY_PROPOSAL_DECIDED,
 };
 #define NTYPES (sizeof all_types / sizeof all_types[0])
 
@@ -221,9 +245,41 @@ static void decoded_fields_are_the_written_ones(void **state)
     e = sample(ENTRY_POLICY_PROPOSED);
     assert_int_equal(entry_encode(&e, &a, &alen), 0);
     assert_int_equal(entry_decode(a, alen, &d), 0);
-    assert_int_equal(d.u.policy.yaml_len, strlen(yaml));
-    assert_memory_equal(d.u.policy.yaml, yaml, strlen(yaml));
+    assert_int_equal(d.u.motion.document_len, strlen(yaml));
+    assert_memory_equal(d.u.motion.document, yaml, strlen(yaml));
+    assert_string_equal(d.u.motion.experiment, "gpt2-vi-01010101");
+    assert_int_equal(d.u.motion.expires_ms, T0 + 7 * 86400000LL);
     entry_free(&d);
+    free(a);
+
+    /* a cancel carries no document, a charter names no experiment: both left out */
+    e = sample(ENTRY_CANCEL_PROPOSED);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_null(d.u.motion.document);
+    assert_int_equal(d.u.motion.document_len, 0);
+    assert_string_equal(d.u.motion.reason, "diverged");
+    entry_free(&d);
+    free(a);
+    e = sample(ENTRY_CHARTER_PROPOSED);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_null(memmem(a, alen, "gpt2-vi-01", 10));
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_string_equal(d.u.motion.experiment, "");
+    entry_free(&d);
+    free(a);
+    e = sample(ENTRY_PROPOSAL_DECIDED);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_int_equal(d.u.decided.outcome, ENTRY_OUTCOME_WITHDRAWN);
+    assert_int_equal(d.u.decided.voters, 3);
+    assert_memory_equal(d.u.decided.withdraw_signature, e.u.decided.withdraw_signature, 64);
+    entry_free(&d);
+    free(a);
+    /* the required fields of a motion: without its signature it does not decode */
+    e = sample(ENTRY_POLICY_PROPOSED);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen - 70, &d), LEDGER_ERR_ENTRY_MISSING);
     free(a);
 
     e = sample(ENTRY_ROUND_CLOSED);
@@ -314,6 +370,53 @@ static void documented_update_accepted_rechecks_its_signature(void **state)
     strcpy(back.member, "hust");   /* credited to another member: no longer what was signed */
     assert_int_equal(envelope_verify(&back, pk.key, d.u.update.envelope_signature),
                      CRYPTO_ERR_BAD_SIGNATURE);
+    entry_free(&d);
+    free(a);
+    crypto_key_free(k);
+}
+
+
+/* ledger/README.md's policy_proposed example (ledger/entry_reference.py prints it):
+ * crypto/README.md's experiment motion with its document, re-checked from the entry. */
+static void documented_policy_proposed_rechecks_its_signature(void **state)
+{
+    uint8_t seed[32];
+    fill(seed, 32, 0);
+    struct crypto_key *k;
+    assert_int_equal(crypto_key_from_seed("hust", seed, &k), 0);
+    struct motion m = { .kind = MOTION_EXPERIMENT };
+    strcpy(m.alliance, "au-lac");
+    strcpy(m.proposer, "hust");
+    strcpy(m.experiment, "demo-c0c1c2c3");
+    static const char doc[] = "example policy document";
+    crypto_blake2b256(doc, strlen(doc), m.document_digest);
+    fill(m.content_hash, 32, 0xc0);
+    strcpy(m.reason, "first run");
+    m.created_unix_ms = 1767225600000;
+    m.expires_unix_ms = 1767830400000;
+    uint8_t hash[32], sig[64];
+    assert_int_equal(motion_hash(&m, hash), 0);
+    assert_int_equal(motion_sign(&m, k, sig), 0);
+    struct entry e = { .type = ENTRY_POLICY_PROPOSED, .timestamp_ms = T0 };
+    entry_motion_from_motion(&e.u.motion, &m, hash, sig, (const uint8_t *)doc, strlen(doc));
+    size_t len;
+    char hex[700];
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_string_equal(hex, "41554c450200050000019b76daa80000010000002017bbedffc943f8af454df0674e9c8ac2366c6defa502c76b82221ea9c95d6ba6000200000004000000010003000000046875737400040000000d64656d6f2d63306331633263330005000000176578616d706c6520706f6c69637920646f63756d656e7400060000002098d55cfa41faa5323653ac89184dc614d2f84163881d41e19eaffac00daf5fbb000700000020c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf00080000000966697273742072756e0009000000080000019b76daa800000a000000080000019b9ae72c00000b00000040b1f662611eb01001e255b97d4b75107f083c70a98af243f44eb82a94213344bd24ba41016e3c538db1889c1767a8fda8c3657bf9cb484dddb3dd573ee334420a");
+    uint8_t leaf[32];
+    merkle_leaf_hash(a, len, leaf);
+    char lh[65];
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "3116ffdad94fdb089f74bd2e37222d2ccd321f5bfa0ce54a49df2b03b1d7766f");
+    struct entry d;
+    struct motion back;
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_int_equal(entry_motion_motion(&d.u.motion, "au-lac", &back), 0);
+    struct crypto_public_key pk;
+    crypto_key_public(k, &pk);
+    assert_int_equal(motion_verify(&back, pk.key, d.u.motion.signature), 0);
+    strcpy(back.proposer, "fpt");   /* credited to another member: not what was signed */
+    assert_int_equal(motion_verify(&back, pk.key, d.u.motion.signature), CRYPTO_ERR_BAD_SIGNATURE);
     entry_free(&d);
     free(a);
     crypto_key_free(k);
@@ -639,6 +742,7 @@ int main(void)
         cmocka_unit_test(decoded_fields_are_the_written_ones),
         cmocka_unit_test(documented_example_bytes),
         cmocka_unit_test(documented_update_accepted_rechecks_its_signature),
+        cmocka_unit_test(documented_policy_proposed_rechecks_its_signature),
         cmocka_unit_test(json_and_description),
         cmocka_unit_test(encode_refuses_bad_input),
         cmocka_unit_test(every_truncation_is_handled),

@@ -13,6 +13,7 @@
 
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
+#include "crypto/motion.h"
 #include "crypto/proposal.h"
 #include "ledger/entry.h"
 #include "ledger/history.h"
@@ -379,14 +380,6 @@ static void genesis_order_and_policy_rules(void **state)
     assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
     assert_non_null(strstr(why, "entry 1: a second genesis entry"));
     free(l.b[--l.n]);
-    e = (struct entry){ .type = ENTRY_POLICY_PROPOSED };
-    strcpy(e.u.policy.proposer, "hust");
-    strcpy(e.u.policy.experiment, "gpt2-vi");
-    e.u.policy.yaml = (uint8_t *)"schema: 1\n";
-    e.u.policy.yaml_len = 10;
-    add(&l, &e);
-    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
-    assert_non_null(strstr(why, "no signed statement is defined for policy proposals"));
 
     /* entries out of order, undecodable bytes, and a failed history stays failed */
     struct ledger_history *h;
@@ -402,6 +395,174 @@ static void genesis_order_and_policy_rules(void **state)
     log_free(&l);
 }
 
+/* --- motions ------------------------------------------------------------------------ */
+
+static const char policy_doc[] = "schema: 1\nmetadata: {name: demo}\n";
+static const char charter_doc[] = "quorum: {roster: 0.6, charter: 0.8}\n";
+
+static struct motion motion_of(int proposer, int kind, const char *doc)
+{
+    struct motion m;
+    memset(&m, 0, sizeof m);
+    strcpy(m.alliance, "au-lac");
+    m.kind = (uint8_t)kind;
+    strcpy(m.proposer, ids[proposer]);
+    if (kind != MOTION_CHARTER)
+        strcpy(m.experiment, "demo-01020304");
+    if (doc) {
+        crypto_blake2b256(doc, strlen(doc), m.document_digest);
+        memset(m.content_hash, kind, 32);
+    }
+    m.created_unix_ms = T0;
+    m.expires_unix_ms = T0 + 86400000;
+    return m;
+}
+
+/* The motion's entry, signed by signer; *hash gets its proposal hash. */
+static struct entry motion_entry(const struct motion *m, int signer, const char *doc,
+                                 uint8_t hash[32])
+{
+    struct entry e = { .type = entry_motion_type(m->kind) };
+    uint8_t sig[64];
+    assert_int_equal(motion_hash(m, hash), 0);
+    assert_int_equal(crypto_signature_create(keys[signer], hash, 32, sig), 0);
+    entry_motion_from_motion(&e.u.motion, m, hash, sig, (const uint8_t *)doc,
+                             doc ? strlen(doc) : 0);
+    return e;
+}
+
+static struct entry decided(const uint8_t hash[32], uint32_t outcome, int withdrawer)
+{
+    struct entry e = { .type = ENTRY_PROPOSAL_DECIDED };
+    memcpy(e.u.decided.proposal_hash, hash, 32);
+    e.u.decided.outcome = outcome;
+    e.u.decided.yes = 2;
+    e.u.decided.needed = 2;
+    e.u.decided.voters = 3;
+    if (withdrawer >= 0) {
+        struct withdrawal w = { 0 };
+        memcpy(w.proposal_hash, hash, 32);
+        strcpy(w.member, ids[withdrawer]);
+        uint8_t d[32];
+        assert_int_equal(withdrawal_digest(&w, d), 0);
+        assert_int_equal(crypto_signature_create(keys[withdrawer], d, 32,
+                                                 e.u.decided.withdraw_signature), 0);
+    }
+    return e;
+}
+
+/* A log with an approved experiment, a withdrawn one, an approved charter change and
+ * a started experiment; then each forgery on top of it is named. */
+static void motions_verify_against_the_roster_of_their_moment(void **state)
+{
+    char why[400];
+    struct log l = { 0 };
+    genesis(&l);
+    uint8_t h_run[32], h_wd[32], h_ch[32], h_cancel[32];
+    struct motion run = motion_of(HUST, MOTION_EXPERIMENT, policy_doc);
+    struct entry e = motion_entry(&run, HUST, policy_doc, h_run);
+    add(&l, &e);
+    e = vote(h_run, VNPT, 1);
+    add(&l, &e);
+    e = decided(h_run, ENTRY_OUTCOME_APPROVED, -1);
+    add(&l, &e);
+    struct motion other = motion_of(FPT, MOTION_EXPERIMENT, "schema: 1\n");
+    strcpy(other.experiment, "other-0a0b0c0d");
+    e = motion_entry(&other, FPT, "schema: 1\n", h_wd);
+    add(&l, &e);
+    e = decided(h_wd, ENTRY_OUTCOME_WITHDRAWN, FPT);
+    add(&l, &e);
+    struct motion ch = motion_of(VNPT, MOTION_CHARTER, charter_doc);
+    e = motion_entry(&ch, VNPT, charter_doc, h_ch);
+    add(&l, &e);
+    e = decided(h_ch, ENTRY_OUTCOME_APPROVED, -1);
+    add(&l, &e);
+    e = (struct entry){ .type = ENTRY_EXPERIMENT_STARTED };
+    strcpy(e.u.experiment.experiment, "demo-01020304");
+    memcpy(e.u.experiment.proposal_hash, h_run, 32);
+    add(&l, &e);
+    struct motion cancel = motion_of(FPT, MOTION_CANCEL, NULL);
+    e = motion_entry(&cancel, FPT, NULL, h_cancel);
+    add(&l, &e);
+    struct ledger_history_counts n;
+    if (check(&l, &n, why, sizeof why) != 0)
+        fail_msg("%s", why);
+    assert_int_equal(n.motions, 4);
+    assert_int_equal(n.decisions, 3);
+    assert_int_equal(n.charter_changes, 1);
+    assert_int_equal(n.votes, 1);
+    /* the charter in force is the approved one's, from its decision on */
+    struct ledger_history *hist;
+    assert_int_equal(ledger_history_new(&hist), 0);
+    for (size_t i = 0; i < l.n; i++)
+        assert_int_equal(ledger_history_add(hist, i, l.b[i], l.len[i], why, sizeof why), 0);
+    uint8_t in_force[32], want[32];
+    uint64_t at;
+    ledger_history_charter(hist, in_force, &at);
+    memset(want, MOTION_CHARTER, 32);
+    assert_memory_equal(in_force, want, 32);
+    assert_int_equal(at, 7);
+    ledger_history_free(hist);
+
+    /* each forgery, appended to the honest log, is named */
+    size_t honest = l.n;
+    struct motion forged = motion_of(HUST, MOTION_EXPERIMENT, policy_doc);
+    strcpy(forged.experiment, "forged-00000000");
+    uint8_t h[32];
+    e = motion_entry(&forged, VNPT, policy_doc, h);          /* hust's motion, vnpt's key */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_string_equal(why, "entry 10: the experiment motion by hust does not verify with "
+                             "hust's key of that moment");
+    free(l.b[--l.n]);
+    e = motion_entry(&forged, HUST, "schema: 2\n", h);       /* another document */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "holds a document that does not hash to its signed document "
+                                "digest"));
+    free(l.b[--l.n]);
+    e = motion_entry(&forged, HUST, policy_doc, h);
+    e.type = ENTRY_CANCEL_PROPOSED;                            /* kind and type disagree */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 10: a cancel_proposed entry holds a motion of kind 1");
+    free(l.b[--l.n]);
+    e = motion_entry(&run, HUST, policy_doc, h);               /* recorded twice */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "the same experiment motion is recorded twice"));
+    free(l.b[--l.n]);
+    uint8_t unknown[32];
+    memset(unknown, 0x5a, 32);
+    e = vote(unknown, FPT, 1);                                  /* a vote on nothing */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "which no earlier proposal or motion entry holds"));
+    free(l.b[--l.n]);
+    e = decided(h_run, ENTRY_OUTCOME_REJECTED, -1);              /* decided twice */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "is decided twice"));
+    free(l.b[--l.n]);
+    e = decided(h_run, ENTRY_OUTCOME_WITHDRAWN, HUST);           /* withdrawn after its start */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "is decided twice"));
+    free(l.b[--l.n]);
+    e = decided(h_cancel, ENTRY_OUTCOME_WITHDRAWN, VNPT);        /* withdrawn by another */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_MEMBER_SIGNATURE);
+    assert_non_null(strstr(why, "does not verify with its proposer fpt's key"));
+    free(l.b[--l.n]);
+    e = decided(unknown, ENTRY_OUTCOME_APPROVED, -1);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "which no earlier motion entry holds"));
+    free(l.b[--l.n]);
+    assert_int_equal(l.n, honest);
+    log_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +572,7 @@ int main(void)
         cmocka_unit_test(roster_of_the_moment_decides),
         cmocka_unit_test(forged_votes_proposals_and_changes_are_refused),
         cmocka_unit_test(genesis_order_and_policy_rules),
+        cmocka_unit_test(motions_verify_against_the_roster_of_their_moment),
     };
     return cmocka_run_group_tests_name("ledger history", tests, setup, teardown);
 }

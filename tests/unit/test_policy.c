@@ -112,6 +112,28 @@ static char *canonical_of(const char *text)
     return canon;
 }
 
+/* The experiment id: name and the first 8 hex of the hash, the name cut so the id
+ * stays within the 64-byte id rule. */
+static void test_experiment_id(void **state)
+{
+    (void)state;
+    struct policy p;
+    memset(&p, 0, sizeof p);
+    uint8_t h[32];
+    for (int i = 0; i < 32; i++)
+        h[i] = (uint8_t)(0xc0 + i);
+    strcpy(p.metadata.name, "demo");
+    char id[POLICY_EXPERIMENT_ID_MAX + 1];
+    assert_int_equal(policy_experiment_id(&p, h, id, sizeof id), 0);
+    assert_string_equal(id, "demo-c0c1c2c3");
+    memset(p.metadata.name, 'a', POLICY_NAME_MAX);
+    p.metadata.name[POLICY_NAME_MAX] = 0;
+    assert_int_equal(policy_experiment_id(&p, h, id, sizeof id), 0);
+    assert_int_equal(strlen(id), 64);
+    assert_string_equal(id + 55, "-c0c1c2c3");
+    assert_int_equal(policy_experiment_id(&p, h, id, 10), POLICY_ERR_ARG);
+}
+
 static void test_examples_parse(void **state)
 {
     (void)state;
@@ -1126,6 +1148,7 @@ int main(void)
     find_root();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_examples_parse),
+        cmocka_unit_test(test_experiment_id),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hash_invariance),
         cmocka_unit_test(test_canonical_vector),

@@ -185,28 +185,22 @@ static size_t queued(struct coord *c)
     return n;
 }
 
-/* Two policies, the second another name (another experiment id). */
-static const char *two[2];
+/* Starts the coordinator with the fixture's policy running and a second one (another
+ * name, so another experiment id) approved behind it. */
 static void two_policies(struct fx *f)
 {
-    static char second[320];
-    snprintf(second, sizeof second, "%s/second.yaml", f->dir);
+    fx_start(f);
     char text[sizeof fx_policy + 16];
     const char *name = strstr(fx_policy, "trust-test");
     snprintf(text, sizeof text, "%.*strust-other%s", (int)(name - fx_policy), fx_policy,
              name + strlen("trust-test"));
-    fx_write(second, text, 0644);
-    two[0] = f->paths[3];
-    two[1] = second;
-    f->opt.policy_path = NULL;
-    f->opt.policy_paths = two;
-    f->opt.n_policy_paths = 2;
+    fx_approve_policy(f, text);
 }
 
 static void idle_then_queued_survive_restarts(void **state)
 {
     struct fx *f = *state;
-    f->opt.policy_path = NULL;   /* nothing approved */
+    f->idle = 1;   /* nothing approved */
     fx_start(f);
     assert_int_equal(f->c->state, EXP_IDLE);
     assert_string_equal(f->c->experiment, "");
@@ -217,19 +211,15 @@ static void idle_then_queued_survive_restarts(void **state)
     assert_int_equal(f->c->state, EXP_IDLE);
     fx_stop(f);
 
+    f->idle = 0;
     two_policies(f);
-    fx_start(f);
     assert_int_equal(f->c->state, EXP_RUNNING);
     assert_non_null(strstr(f->c->experiment, "trust-test-"));
     assert_int_equal(queued(f->c), 1);
     char first[COORD_EXPERIMENT_MAX + 1];
     snprintf(first, sizeof first, "%s", f->c->experiment);
     fx_stop(f);
-    fx_start(f);   /* the same files again: nothing queued twice */
-    assert_string_equal(f->c->experiment, first);
-    assert_int_equal(queued(f->c), 1);
-    fx_stop(f);
-    f->opt.n_policy_paths = 0;   /* no --policy at all: the queue is in the data dir */
+    f->idle = 1;   /* nothing proposed at start: the queue is in the data dir */
     fx_start(f);
     assert_string_equal(f->c->experiment, first);
     assert_int_equal(f->c->state, EXP_RUNNING);
@@ -254,7 +244,6 @@ static void finished_experiment_hands_over_to_the_next(void **state)
 {
     struct fx *f = *state;
     two_policies(f);
-    fx_start(f);
     char first[COORD_EXPERIMENT_MAX + 1];
     snprintf(first, sizeof first, "%s", f->c->experiment);
     for (int round = 1; round <= 3; round++)
@@ -288,7 +277,6 @@ static void cancel_stops_the_running_one_and_the_next_starts(void **state)
 {
     struct fx *f = *state;
     two_policies(f);
-    fx_start(f);
     char first[COORD_EXPERIMENT_MAX + 1];
     snprintf(first, sizeof first, "%s", f->c->experiment);
     fx_submit_accepted(f, FPT, 1);

@@ -15,12 +15,16 @@
 #include "common/fileio.h"
 #include "common/timeutil.h"
 #include "coordinator/coord.h"
+#include "coordinator/queue.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
+#include "crypto/motion.h"
 #include "crypto/proposal.h"
 #include "crypto/request.h"
 #include "ledger/entry.h"
 #include "ledger/ledger.h"
+#include "policies/charter.h"
+#include "policies/policy.h"
 #include "proto/client.h"
 #include "proto/roster_msg.h"
 
@@ -52,6 +56,8 @@ struct fx {
     struct coord *c;
     struct coord_options opt;
     char paths[4][300];             /* data dir, key, roster, policy */
+    int idle;                       /* 1: fx_start leaves the coordinator idle (the fixture's
+                                       policy is not proposed) */
     struct crypto_key *keys[N_KEYS];
     struct crypto_key *coordinator;
 };
@@ -87,7 +93,6 @@ static inline void fx_use_dir(struct fx *f, const char *dir)
     f->opt.data_dir = f->paths[0];
     f->opt.key_path = f->paths[1];
     f->opt.roster_path = f->paths[2];
-    f->opt.policy_path = f->paths[3];
     f->opt.listen_addr = "127.0.0.1:0";
     f->opt.max_calls = 64;
 }
@@ -109,13 +114,21 @@ static inline void fx_prepare(struct fx *f)
         crypto_key_public(f->keys[i], &pk);
         crypto_public_key_to_base64(pk.key, b64);
         n += (size_t)snprintf(roster + n, sizeof roster - n,
-                              "  - id: %s\n    organization: Org %s\n    roles: [member]\n"
-                              "    public_key: %s\n", fx_ids[i], fx_ids[i], b64);
+                              "  - id: %s\n    organization: Org %s\n    roles: [member%s]\n"
+                              "    public_key: %s\n", fx_ids[i], fx_ids[i],
+                              i == HUST ? ", researcher" : "", b64);
     }
+    snprintf(roster + n, sizeof roster - n, "charter:\n  quorum: {roster: 0.66, experiments: "
+             "0.66, charter: 0.67}\n  proposers: [researcher]\n");
     fx_write(f->paths[2], roster, 0644);
     fx_write(f->paths[3], fx_policy, 0644);
 }
 
+static inline void fx_run_fixture_policy(struct fx *f);
+
+/* Opens and serves the coordinator; unless f->idle, the fixture's policy runs: hust
+ * (researcher) proposes it, fpt approves (2 of 3 under the fixture's charter), and
+ * fx_start waits for the timer to start it. A restart finds it proposed already. */
 static inline void fx_start(struct fx *f)
 {
     f->c = calloc(1, sizeof *f->c);
@@ -123,6 +136,8 @@ static inline void fx_start(struct fx *f)
     assert_int_equal(coord_open(f->c, &f->opt), 0);
     assert_int_equal(coord_serve(f->c), 0);
     snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->c->port);
+    if (!f->idle)
+        fx_run_fixture_policy(f);
 }
 
 /* cmocka setup: a fixture in *state, prepared but not started, so that a test may still
@@ -138,6 +153,15 @@ static inline int fx_setup_prepared(void **state)
 }
 
 static inline void fx_free(struct fx *f);
+
+/* cmocka setup: a fixture with its coordinator started. */
+static inline int fx_setup_started(void **state)
+{
+    int rc = fx_setup_prepared(state);
+    if (rc == 0)
+        fx_start(*state);
+    return rc;
+}
 
 static inline int fx_teardown(void **state)
 {
@@ -458,6 +482,103 @@ static inline Aulac__V1__GovernanceReply *fx_vote(struct fed_client *cl,
     if (rc != 0)
         fail_msg("vote: %s", st.details);
     return r;
+}
+
+/* A motion by the key's member: kind 1 with a policy document (hash and id computed
+ * from it; a document that does not parse gets a zero hash and id "unparsed-0"),
+ * kind 2 for experiment, kind 3 with a charter document. ttl_ms 0: one hour. Returns
+ * the reply (free it) or NULL with *st filled when the call itself failed. */
+static inline Aulac__V1__GovernanceReply *fx_motion(struct fed_client *cl,
+                                                    const struct crypto_key *proposer, int kind,
+                                                    const char *experiment, const char *doc,
+                                                    size_t doc_len, const char *doc_name,
+                                                    int64_t ttl_ms, uint8_t hash[32],
+                                                    struct rpc_status *st)
+{
+    struct motion m = { .kind = (uint8_t)kind };
+    snprintf(m.alliance, sizeof m.alliance, "trust-test");
+    snprintf(m.proposer, sizeof m.proposer, "%s", crypto_key_member(proposer));
+    struct policy_error err;
+    if (kind == MOTION_EXPERIMENT &&
+        policy_identify("p.yaml", doc, doc_len, m.content_hash, m.experiment,
+                        sizeof m.experiment, &err) != 0) {
+        memset(m.content_hash, 0x11, 32);
+        snprintf(m.experiment, sizeof m.experiment, "unparsed-0");
+    }
+    if (kind == MOTION_CANCEL)
+        snprintf(m.experiment, sizeof m.experiment, "%s", experiment);
+    if (kind == MOTION_CHARTER) {
+        struct charter ch;
+        if (charter_load_buffer("c.yaml", doc, doc_len, &ch, &err) != 0 ||
+            charter_hash(&ch, m.content_hash) != 0)
+            memset(m.content_hash, 0x22, 32);
+    }
+    if (doc)
+        crypto_blake2b256(doc, doc_len, m.document_digest);
+    if (kind != MOTION_CANCEL && doc_len > 0 && !doc)
+        memset(m.document_digest, 0x33, 32);
+    m.created_unix_ms = time_now_unix_ms();
+    m.expires_unix_ms = m.created_unix_ms + (ttl_ms ? ttl_ms : 3600 * 1000);
+    uint8_t sig[64];
+    assert_int_equal(motion_sign(&m, proposer, sig), 0);
+    assert_int_equal(motion_hash(&m, hash), 0);
+    Aulac__V1__Motion q;
+    motion_to_msg(&m, sig, (const uint8_t *)doc, doc_len, doc_name, &q);
+    Aulac__V1__GovernanceReply *r = NULL;
+    struct rpc_status local;
+    if (fed_propose_motion(cl, &q, &r, st ? st : &local) != 0)
+        return NULL;
+    return r;
+}
+
+/* hust (researcher) proposes the policy text and fpt approves it: 2 of 3, the fixture
+ * charter's experiment quorum, so it is queued. */
+static inline void fx_approve_policy(struct fx *f, const char *text)
+{
+    struct signer s = { .key = f->keys[HUST] };
+    struct fed_client *cl = fx_client(f, &s);
+    uint8_t hash[32];
+    Aulac__V1__GovernanceReply *r = fx_motion(cl, f->keys[HUST], MOTION_EXPERIMENT, NULL, text,
+                                              strlen(text), "policy.yaml", 0, hash, NULL);
+    assert_non_null(r);
+    if (!r->accepted)
+        fail_msg("the policy was refused: %s", r->reason);
+    aulac__v1__governance_reply__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    s.key = f->keys[FPT];
+    cl = fx_client(f, &s);
+    r = fx_vote(cl, f->keys[FPT], hash, 1);
+    if (!r->accepted)
+        fail_msg("the vote on the policy was refused: %s", r->reason);
+    aulac__v1__governance_reply__free_unpacked(r, NULL);
+    fed_client_close(cl);
+}
+
+/* Approves the fixture's policy (unless it was proposed before) and waits until it
+ * runs. */
+static inline void fx_run_fixture_policy(struct fx *f)
+{
+    uint8_t policy_hash[32];
+    char id[POLICY_EXPERIMENT_ID_MAX + 1];
+    struct policy_error err;
+    assert_int_equal(policy_identify("policy.yaml", fx_policy, strlen(fx_policy), policy_hash, id,
+                                     sizeof id, &err), 0);
+    struct experiment_info info;
+    int found = 0;
+    assert_int_equal(queue_find_policy(f->c, policy_hash, &info, &found), 0);
+    experiment_info_free(&info);
+    if (found)
+        return;   /* a restart: it runs, ran, or waits as it did */
+    fx_approve_policy(f, fx_policy);
+    for (int i = 0; i < 500; i++) {   /* the timer starts it within 200 ms */
+        pthread_mutex_lock(&f->c->mu);
+        int running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
+        pthread_mutex_unlock(&f->c->mu);
+        if (running)
+            return;
+        time_sleep_ms(20);
+    }
+    fail_msg("the fixture's experiment %s did not start", id);
 }
 
 #endif

@@ -1,0 +1,534 @@
+/* Experiments the alliance decides, through the RPCs of a real coordinator in this
+ * process: motions to run, cancel and amend the charter, votes, withdrawals, expiry,
+ * every refusal of the issue's "Bad input" with nothing half-written, the queue, and
+ * the state rebuilt from the ledger after a restart. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "coordinator/governance.h"
+#include "coordinator/queue.h"
+#include "ledger/history.h"
+#include "trust_fixture.h"
+
+/* fx_policy under another metadata.name (so another policy hash). */
+static void policy_named(const char *name, char *out, size_t cap)
+{
+    const char *at = strstr(fx_policy, "name: trust-test");
+    assert_non_null(at);
+    snprintf(out, cap, "%.*sname: %s%s", (int)(at - fx_policy), fx_policy, name,
+             at + strlen("name: trust-test"));
+}
+
+static void expect_refused(Aulac__V1__GovernanceReply *g, const char *pat)
+{
+    assert_non_null(g);
+    assert_false(g->accepted);
+    if (!strstr(g->reason, pat))
+        fail_msg("reason \"%s\" lacks \"%s\"", g->reason, pat);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+}
+
+static Aulac__V1__GovernanceReply *accepted(Aulac__V1__GovernanceReply *g)
+{
+    assert_non_null(g);
+    if (!g->accepted)
+        fail_msg("refused: %s", g->reason);
+    return g;
+}
+
+static Aulac__V1__ExperimentsReply *list(struct fed_client *cl, const char *member)
+{
+    Aulac__V1__ExperimentsRequest q = AULAC__V1__EXPERIMENTS_REQUEST__INIT;
+    q.member_id = (char *)member;
+    Aulac__V1__ExperimentsReply *r = NULL;
+    struct rpc_status st;
+    if (fed_list_experiments(cl, &q, &r, &st) != 0)
+        fail_msg("ListExperiments: %s", st.details);
+    return r;
+}
+
+/* Every entry so far passes ledger/history (signatures against the roster of their
+ * moment); returns the entry count. */
+static uint64_t history_ok(struct fx *f)
+{
+    uint64_t n = fx_ledger_size(f);
+    struct ledger_history *h;
+    assert_int_equal(ledger_history_new(&h), 0);
+    char why[400];
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t *b;
+        size_t len;
+        assert_int_equal(ledger_get(f->c->ledger, i, &b, &len), 0);
+        int rc = ledger_history_add(h, i, b, len, why, sizeof why);
+        free(b);
+        if (rc != 0)
+            fail_msg("ledger history: %s", why);
+    }
+    ledger_history_free(h);
+    return n;
+}
+
+static void entry_at(struct fx *f, uint64_t index, struct entry *e)
+{
+    uint8_t *b;
+    size_t len;
+    assert_int_equal(ledger_get(f->c->ledger, index, &b, &len), 0);
+    assert_int_equal(entry_decode(b, len, e), 0);
+    free(b);
+}
+
+static Aulac__V1__GovernanceReply *withdraw(struct fed_client *cl, const struct crypto_key *k,
+                                            const uint8_t hash[32])
+{
+    struct withdrawal w = { 0 };
+    memcpy(w.proposal_hash, hash, 32);
+    snprintf(w.member, sizeof w.member, "%s", crypto_key_member(k));
+    uint8_t sig[64];
+    assert_int_equal(withdrawal_sign(&w, k, sig), 0);
+    Aulac__V1__WithdrawRequest q = AULAC__V1__WITHDRAW_REQUEST__INIT;
+    q.proposal_hash.data = (uint8_t *)hash;
+    q.proposal_hash.len = 32;
+    q.member_id = w.member;
+    q.signature.data = sig;
+    q.signature.len = 64;
+    Aulac__V1__GovernanceReply *r = NULL;
+    struct rpc_status st;
+    if (fed_withdraw(cl, &q, &r, &st) != 0)
+        fail_msg("Withdraw: %s", st.details);
+    return r;
+}
+
+struct clients {
+    struct signer s[N_KEYS];
+    struct fed_client *c[N_KEYS];
+};
+
+static void clients_open(struct fx *f, struct clients *k)
+{
+    for (int m = FPT; m <= HUST; m++) {
+        k->s[m] = (struct signer){ .key = f->keys[m] };
+        k->c[m] = fx_client(f, &k->s[m]);
+    }
+}
+
+static void clients_close(struct clients *k)
+{
+    for (int m = FPT; m <= HUST; m++)
+        fed_client_close(k->c[m]);
+}
+
+/* hust (researcher) proposes; fpt votes yes: approved, queued with the exact bytes, in
+ * one transaction with the vote; the list shows it; a restart keeps all of it. */
+static void proposed_approved_queued_and_rebuilt(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char doc[sizeof fx_policy + 64];
+    policy_named("exp-a", doc, sizeof doc);
+    uint8_t h[32];
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[HUST], f->keys[HUST],
+                                             MOTION_EXPERIMENT, NULL, doc, strlen(doc),
+                                             "exp-a.yaml", 0, h, NULL));
+    assert_string_equal(g->proposal->state, "open");
+    assert_int_equal(g->proposal->yes, 1);
+    assert_int_equal(g->proposal->needed, 2);        /* 0.66 of 3 */
+    assert_non_null(g->proposal->motion);
+    uint64_t proposed_at = g->ledger_index;
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    struct entry e;
+    entry_at(f, proposed_at, &e);
+    assert_int_equal(e.type, ENTRY_POLICY_PROPOSED);
+    assert_int_equal(e.u.motion.document_len, strlen(doc));
+    assert_memory_equal(e.u.motion.document, doc, strlen(doc));   /* byte for byte */
+    assert_string_equal(e.u.motion.proposer, "hust");
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", e.u.motion.experiment);
+    assert_non_null(strstr(id, "exp-a-"));
+    entry_free(&e);
+
+    uint64_t before = fx_ledger_size(f);
+    g = accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    assert_int_equal(fx_ledger_size(f), before + 2);   /* the vote and the decision */
+    entry_at(f, before + 1, &e);
+    assert_int_equal(e.type, ENTRY_PROPOSAL_DECIDED);
+    assert_int_equal(e.u.decided.outcome, ENTRY_OUTCOME_APPROVED);
+    assert_int_equal(e.u.decided.yes, 2);
+    assert_memory_equal(e.u.decided.proposal_hash, h, 32);
+    entry_free(&e);
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, id, &info, &found), 0);
+    assert_true(found);
+    assert_int_equal(info.phase, PHASE_QUEUED);
+    assert_int_equal(info.proposed_index, proposed_at);
+    assert_memory_equal(info.proposal_hash, h, 32);
+    assert_int_equal(info.policy_yaml_len, strlen(doc));
+    assert_memory_equal(info.policy_yaml, doc, strlen(doc));
+    experiment_info_free(&info);
+
+    Aulac__V1__ExperimentsReply *l = list(k.c[VNPT], "vnpt");
+    assert_int_equal(l->n_experiments, 1);
+    assert_string_equal(l->experiments[0]->experiment_id, id);
+    assert_string_equal(l->experiments[0]->state, "queued");
+    assert_string_equal(l->experiments[0]->proposer_id, "hust");
+    assert_int_equal(l->experiments[0]->n_voted, 2);
+    assert_string_equal(l->experiments[0]->voted[1], "fpt");
+    assert_int_equal(l->experiments[0]->ledger_index, proposed_at);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    uint64_t n = history_ok(f);
+    clients_close(&k);
+
+    fx_stop(f);
+    fx_start(f);
+    clients_open(f, &k);
+    assert_int_equal(history_ok(f), n);
+    l = list(k.c[FPT], "fpt");
+    assert_int_equal(l->n_experiments, 1);
+    assert_string_equal(l->experiments[0]->state, "queued");
+    assert_int_equal(l->experiments[0]->decided_index, n - 1);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    expect_refused(fx_vote(k.c[VNPT], f->keys[VNPT], h, 1), "approved: votes are closed");
+    /* the same policy again, even from a fresh motion: refused naming the first */
+    expect_refused(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, doc,
+                             strlen(doc), "exp-a.yaml", 0, h, NULL),
+                   "was already proposed by hust as experiment exp-a-");
+    assert_int_equal(fx_ledger_size(f), n);
+    clients_close(&k);
+}
+
+/* The issue's "Bad input": each a clear refusal, nothing written, the coordinator
+ * keeps serving. */
+static void bad_input_is_refused_and_nothing_is_written(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    uint8_t h[32];
+    struct rpc_status st;
+    char doc[sizeof fx_policy + 64];
+    policy_named("exp-b", doc, sizeof doc);
+    uint64_t n = fx_ledger_size(f);
+
+    /* a proposal from a non-researcher names the role */
+    expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_EXPERIMENT, NULL, doc, strlen(doc),
+                             "exp-b.yaml", 0, h, NULL),
+                   "member fpt has roles [member]; proposing an experiment needs the role "
+                   "researcher (charter.proposers)");
+    /* a policy that fails the schema: FILE:line:col: path: message, FILE as sent */
+    char bad[sizeof fx_policy + 64];
+    const char *r3 = strstr(doc, "rounds: 3");
+    snprintf(bad, sizeof bad, "%.*srounds: three%s", (int)(r3 - doc), doc, r3 + 9);
+    Aulac__V1__GovernanceReply *g = fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT,
+                                              NULL, bad, strlen(bad), "mine.yaml", 0, h, NULL);
+    assert_non_null(g);
+    assert_false(g->accepted);
+    assert_int_equal(g->n_errors, 1);
+    if (!strstr(g->errors[0], "mine.yaml:6:11: training.rounds:"))
+        fail_msg("error \"%s\"", g->errors[0]);
+    assert_non_null(strstr(g->reason, "mine.yaml:6:11: training.rounds:"));
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    /* too large, deeply nested, an alias bomb */
+    size_t big = (2u << 20);
+    char *huge = malloc(10u << 20);
+    assert_non_null(huge);
+    memset(huge, '#', 10u << 20);
+    huge[0] = '#';
+    g = fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, huge, big, "big.yaml", 0,
+                  h, NULL);
+    expect_refused(g, "big.yaml: is 2097152 bytes, over the 1 MiB limit for policy files");
+    assert_null(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, huge, 10u << 20,
+                          "huge.yaml", 0, h, &st));
+    assert_int_equal(st.code, GRPC_STATUS_RESOURCE_EXHAUSTED);   /* over the message limit */
+    free(huge);
+    char nested[400];
+    size_t o = (size_t)snprintf(nested, sizeof nested, "schema: 1\nmetadata: ");
+    for (int i = 0; i < 60; i++)
+        nested[o++] = '[';
+    for (int i = 0; i < 60; i++)
+        nested[o++] = ']';
+    nested[o] = 0;
+    expect_refused(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, nested,
+                             strlen(nested), "deep.yaml", 0, h, NULL),
+                   "nesting deeper than 32 levels");
+    static const char bomb[] = "schema: 1\na: &a [x, x, x]\nb: &b [*a, *a, *a]\nc: [*b, *b]\n";
+    expect_refused(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, bomb,
+                             strlen(bomb), "bomb.yaml", 0, h, NULL), "bomb.yaml:2:5: anchors (&name) are not supported");
+    assert_int_equal(fx_ledger_size(f), n);
+
+    /* votes on nothing; a second vote; a cancel of something never approved */
+    uint8_t unknown[32];
+    memset(unknown, 0x42, 32);
+    expect_refused(fx_vote(k.c[FPT], f->keys[FPT], unknown, 1), "no proposal 4242424242424242");
+    g = accepted(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, doc, strlen(doc),
+                           "exp-b.yaml", 0, h, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    uint8_t cancel_h[32];
+    expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CANCEL, id, NULL, 0, NULL, 0,
+                             cancel_h, NULL), "no approved experiment");
+    g = accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 0));
+    assert_string_equal(g->proposal->state, "open");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    expect_refused(fx_vote(k.c[FPT], f->keys[FPT], h, 1), "'fpt' has already voted no on it");
+    expect_refused(fx_vote(k.c[HUST], f->keys[HUST], h, 1), "already counted");
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], h, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+
+    /* a cancel of a finished experiment: the queue says finished */
+    MDB_txn *txn;
+    assert_int_equal(ledger_txn_begin(f->c->ledger, &txn), 0);
+    MDB_val key = { strlen(id), id }, val;
+    assert_int_equal(mdb_get(txn, f->c->db_experiments, &key, &val), 0);
+    uint8_t *rec = malloc(val.mv_size);
+    memcpy(rec, val.mv_data, val.mv_size);
+    rec[4] = PHASE_FINISHED;            /* queue.c: u32 version, then u8 phase */
+    rec[21 + 7] = 12;                   /* rounds_done (u64 BE at 21) */
+    MDB_val nv = { val.mv_size, rec };
+    assert_int_equal(mdb_put(txn, f->c->db_experiments, &key, &nv, 0), 0);
+    assert_int_equal(ledger_txn_commit(f->c->ledger, txn), 0);
+    free(rec);
+    n = fx_ledger_size(f);
+    expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CANCEL, id, NULL, 0, NULL, 0,
+                             cancel_h, NULL),
+                   "has finished after 12 round(s); there is nothing to cancel");
+    expect_refused(withdraw(k.c[HUST], f->keys[HUST], h), "can no longer be withdrawn");
+    assert_int_equal(fx_ledger_size(f), n);
+    /* and it still serves */
+    Aulac__V1__ExperimentsReply *l = list(k.c[HUST], "hust");
+    assert_int_equal(l->n_experiments, 1);
+    assert_string_equal(l->experiments[0]->state, "finished");
+    assert_int_equal(l->experiments[0]->rounds_done, 12);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* Withdrawals by the proposer (open, and approved but still queued), refused for
+ * others; a cancel approved by vote takes a queued experiment off the queue. */
+static void withdraw_and_cancel(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char a[sizeof fx_policy + 64], b[sizeof fx_policy + 64], c3[sizeof fx_policy + 64];
+    policy_named("exp-w1", a, sizeof a);
+    policy_named("exp-w2", b, sizeof b);
+    policy_named("exp-c", c3, sizeof c3);
+    uint8_t ha[32], hb[32], hc[32], hx[32];
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, a, strlen(a), "a.yaml", 0, ha,
+        NULL)), NULL);
+    expect_refused(withdraw(k.c[FPT], f->keys[FPT], ha), "only its proposer hust may withdraw");
+    Aulac__V1__GovernanceReply *g = accepted(withdraw(k.c[HUST], f->keys[HUST], ha));
+    assert_string_equal(g->proposal->state, "withdrawn");
+    struct entry e;
+    entry_at(f, g->ledger_index, &e);
+    assert_int_equal(e.type, ENTRY_PROPOSAL_DECIDED);
+    assert_int_equal(e.u.decided.outcome, ENTRY_OUTCOME_WITHDRAWN);
+    struct withdrawal w = { 0 };
+    memcpy(w.proposal_hash, ha, 32);
+    strcpy(w.member, "hust");
+    struct crypto_public_key pk;
+    crypto_key_public(f->keys[HUST], &pk);
+    assert_int_equal(withdrawal_verify(&w, pk.key, e.u.decided.withdraw_signature), 0);
+    entry_free(&e);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    expect_refused(fx_vote(k.c[FPT], f->keys[FPT], ha, 1), "withdrawn: votes are closed");
+    expect_refused(withdraw(k.c[HUST], f->keys[HUST], ha), "is withdrawn: there is nothing");
+
+    /* approved, queued, then withdrawn: experiment_cancelled follows the decision */
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, b, strlen(b), "b.yaml", 0, hb,
+        NULL)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hb,
+                                                                1)), NULL);
+    uint64_t n = fx_ledger_size(f);
+    g = accepted(withdraw(k.c[HUST], f->keys[HUST], hb));
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    assert_int_equal(fx_ledger_size(f), n + 2);
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_memory_equal(e.u.experiment.proposal_hash, hb, 32);
+    assert_non_null(strstr(e.u.experiment.reason, "withdrawn by its proposer"));
+    entry_free(&e);
+
+    /* a cancel motion by any member, approved by the quorum */
+    g = accepted(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, c3, strlen(c3),
+                           "c.yaml", 0, hc, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc,
+                                                                1)), NULL);
+    g = accepted(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CANCEL, id, NULL, 0, NULL, 0, hx,
+                           NULL));
+    assert_string_equal(g->proposal->state, "open");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    expect_refused(fx_motion(k.c[VNPT], f->keys[VNPT], MOTION_CANCEL, id, NULL, 0, NULL, 0,
+                             hb, NULL), "a cancellation of");
+    n = fx_ledger_size(f);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hx, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    assert_int_equal(fx_ledger_size(f), n + 3);   /* vote, decision, experiment_cancelled */
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_string_equal(e.u.experiment.experiment, id);
+    entry_free(&e);
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, id, &info, &found), 0);
+    assert_int_equal(info.phase, PHASE_CANCELLED);
+    experiment_info_free(&info);
+    Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
+    assert_int_equal(l->n_experiments, 3);
+    assert_string_equal(l->experiments[0]->state, "withdrawn");
+    assert_string_equal(l->experiments[1]->state, "withdrawn");
+    assert_string_equal(l->experiments[2]->state, "cancelled");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* A charter motion passes only with the charter quorum in force (0.67 of 3 = all
+ * three); from its decision on the new charter governs, across a restart. */
+static void charter_amended_by_its_own_quorum(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    static const char doc[] = "quorum: {roster: 0.5, experiments: 0.34, charter: 0.67}\n"
+                              "proposers: [member]\n";
+    uint8_t h[32];
+    expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CHARTER, NULL,
+                             "quorum: {charter: 0.1}\n", 23, "amend.yaml", 0, h, NULL),
+                   "amend.yaml:1:19: quorum.charter: the charter quorum 0.1 is below");
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CHARTER,
+                                                       NULL, doc, strlen(doc), "amend.yaml", 0,
+                                                       h, NULL));
+    assert_int_equal(g->proposal->needed, 3);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], h, 1));
+    assert_string_equal(g->proposal->state, "open");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    g = accepted(fx_vote(k.c[HUST], f->keys[HUST], h, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    uint64_t decided = g->proposal->outcome_index;
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    history_ok(f);
+    clients_close(&k);
+    fx_stop(f);
+    fx_start(f);
+    clients_open(f, &k);
+    Aulac__V1__ProposalsRequest lq = AULAC__V1__PROPOSALS_REQUEST__INIT;
+    lq.member_id = "fpt";
+    Aulac__V1__ProposalsReply *lr = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_list_proposals(k.c[FPT], &lq, &lr, &st), 0);
+    assert_true(lr->quorum == 0.5);
+    assert_int_equal(lr->charter_index, decided);
+    assert_non_null(strstr(lr->charter, "experiments: 0.34"));
+    aulac__v1__proposals_reply__free_unpacked(lr, NULL);
+    /* now any member proposes, and one more approval of three carries it */
+    char pol[sizeof fx_policy + 64];
+    policy_named("exp-m", pol, sizeof pol);
+    g = accepted(fx_motion(k.c[FPT], f->keys[FPT], MOTION_EXPERIMENT, NULL, pol, strlen(pol),
+                           "m.yaml", 0, h, NULL));
+    assert_int_equal(g->proposal->needed, 2);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    clients_close(&k);
+}
+
+/* The timer writes the expiry; votes after it are refused; a restart keeps it. */
+static void expiry_is_decided_by_the_timer(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char pol[sizeof fx_policy + 64];
+    policy_named("exp-e", pol, sizeof pol);
+    uint8_t h[32];
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, pol, strlen(pol), "e.yaml", 1200, h,
+        NULL)), NULL);
+    struct entry e = { 0 };
+    for (int i = 0; i < 200; i++) {     /* the timer ticks every 200 ms; allow 20 s */
+        fx_last_entry(f, &e, NULL);
+        int done = e.type == ENTRY_PROPOSAL_DECIDED;
+        if (done)
+            break;
+        entry_free(&e);
+        usleep(100000);
+    }
+    assert_int_equal(e.type, ENTRY_PROPOSAL_DECIDED);
+    assert_int_equal(e.u.decided.outcome, ENTRY_OUTCOME_EXPIRED);
+    assert_memory_equal(e.u.decided.proposal_hash, h, 32);
+    entry_free(&e);
+    expect_refused(fx_vote(k.c[FPT], f->keys[FPT], h, 1), "expired: votes are closed");
+    uint64_t n = history_ok(f);
+    clients_close(&k);
+    fx_stop(f);
+    fx_start(f);
+    usleep(500000);                      /* a tick after the restart writes nothing again */
+    assert_int_equal(fx_ledger_size(f), n);
+    clients_open(f, &k);
+    Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
+    assert_string_equal(l->experiments[0]->state, "expired");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    clients_close(&k);
+}
+
+/* --policy with --operator-key: filed once, signed by the operator's member key. */
+static void operator_files_the_policy_once(void **state)
+{
+    struct fx *f = *state;
+    char path[300];
+    snprintf(path, sizeof path, "%s/hust.key", f->dir);
+    assert_int_equal(crypto_key_save_secret(f->keys[HUST], path, 0), 0);
+    f->c->opt.operator_key_path = path;
+    uint64_t n = fx_ledger_size(f);
+    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);
+    assert_int_equal(fx_ledger_size(f), n + 1);
+    struct entry e;
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_POLICY_PROPOSED);
+    assert_string_equal(e.u.motion.proposer, "hust");
+    assert_int_equal(e.u.motion.document_len, strlen(fx_policy));
+    entry_free(&e);
+    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);   /* already filed */
+    assert_int_equal(fx_ledger_size(f), n + 1);
+    snprintf(path, sizeof path, "%s/fpt.key", f->dir);     /* fpt is no researcher */
+    assert_int_equal(crypto_key_save_secret(f->keys[FPT], path, 0), 0);
+    f->c->opt.operator_key_path = path;
+    fx_write(f->paths[3], "schema: 1\n", 0644);
+    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), COORD_ERR_CONFIG);
+    history_ok(f);
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(proposed_approved_queued_and_rebuilt, fx_setup_started,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(bad_input_is_refused_and_nothing_is_written,
+                                        fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(withdraw_and_cancel, fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(charter_amended_by_its_own_quorum, fx_setup_started,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(expiry_is_decided_by_the_timer, fx_setup_started,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(operator_files_the_policy_once, fx_setup_started,
+                                        fx_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
