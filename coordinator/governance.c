@@ -1701,10 +1701,16 @@ int governance_propose_operator(struct coord *c, const char *path)
         } else {
             char hex[65];
             hex_encode(v.p.hash, 32, hex);
-            log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
-                     "(ledger #%" PRIu64 ", proposal %s, %s); members vote with aulac vote "
-                     "--proposal %s", path, m.experiment, m.proposer, index, hex,
-                     gov_state_name(v.s), hex);
+            if (v.s == GOV_OPEN)
+                log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
+                         "(ledger #%" PRIu64 ", proposal %s, open: %u of %u approvals); "
+                         "members vote with aulac vote --proposal %s", path, m.experiment,
+                         m.proposer, index, hex, v.t.yes, v.t.needed, hex);
+            else
+                log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
+                         "(ledger #%" PRIu64 ", proposal %s): %s by the charter's quorum "
+                         "alone (%u of %u approvals)", path, m.experiment, m.proposer, index,
+                         hex, gov_state_name(v.s), v.t.yes, v.t.needed);
             view_free(&v);
         }
     }
