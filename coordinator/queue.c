@@ -213,7 +213,8 @@ int queue_list(struct coord *c, struct experiment_info **out, size_t *n)
         free(arr);
         return rc;
     }
-    qsort(arr, cnt, sizeof *arr, by_seq);
+    if (cnt)
+        qsort(arr, cnt, sizeof *arr, by_seq);
     *out = arr;
     *n = cnt;
     return 0;
