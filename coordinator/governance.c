@@ -838,6 +838,20 @@ static void reply_with(struct rpc_call *call, struct prop_view *v, uint64_t inde
     pb_call_finish(call, &r.base);
 }
 
+/* The reply of a proposal, vote or withdrawal: recorded (with its status), or the
+ * refusal, logged. Frees v when ok. */
+static void reply_outcome(struct rpc_call *call, int ok, const char *what, const char *member,
+                          const char *why, struct prop_view *v, uint64_t index)
+{
+    if (!ok) {
+        log_warn("refused a %s from %s: %s", what, member, why);
+        reply_refused(call, why);
+    } else {
+        reply_with(call, v, index);
+        view_free(v);
+    }
+}
+
 /* --- ProposeRosterChange -------------------------------------------------------- */
 
 /* Records and, when the proposer's approval alone reaches the quorum, applies.
@@ -926,14 +940,9 @@ void governance_on_propose(struct rpc_call *call, void *ctx)
     char why[400];
     struct prop_view v;
     uint64_t index = 0;
-    if (roster_proposal_from_msg(q, &p, sig, why, sizeof why) != 0 ||
-        propose(c, &p, sig, &v, &index, why, sizeof why) != 0) {
-        log_warn("refused a roster proposal from %s: %s", q->proposer_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    int ok = roster_proposal_from_msg(q, &p, sig, why, sizeof why) == 0 &&
+             propose(c, &p, sig, &v, &index, why, sizeof why) == 0;
+    reply_outcome(call, ok, "roster proposal", q->proposer_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -1056,13 +1065,7 @@ void governance_on_vote(struct rpc_call *call, void *ctx)
         rv.approve = q->approve ? 1 : 0;
         ok = vote(c, &rv, q->signature.data, &v, &index, why, sizeof why) == 0;
     }
-    if (!ok) {
-        log_warn("refused a vote from %s: %s", q->voter_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    reply_outcome(call, ok, "vote", q->voter_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -1392,8 +1395,7 @@ void governance_on_propose_motion(struct rpc_call *call, void *ctx)
         }
         pb_call_finish(call, &r.base);
     } else {
-        reply_with(call, &v, index);
-        view_free(&v);
+        reply_outcome(call, 1, "motion", q->proposer_id, "", &v, index);
     }
     protobuf_c_message_free_unpacked(in, NULL);
 }
@@ -1493,13 +1495,7 @@ void governance_on_withdraw(struct rpc_call *call, void *ctx)
         snprintf(w.member, sizeof w.member, "%s", q->member_id);   /* auth checked it */
         ok = withdraw(c, &w, q->signature.data, &v, &index, why, sizeof why) == 0;
     }
-    if (!ok) {
-        log_warn("refused a withdrawal from %s: %s", q->member_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    reply_outcome(call, ok, "withdrawal", q->member_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
