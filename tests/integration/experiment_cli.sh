@@ -29,7 +29,14 @@ for m in fpt vnpt hust; do
 done
 printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.66, charter: 0.67}\n' >>"$T/roster.yaml"
 write_policy 2 fpt vnpt hust
+OPERATOR=hust   # the coordinator's --policy shortcut files it-tiny as hust's proposal
 start_coordinator
+grep -q "filed experiment it-tiny-[0-9a-f]* as a proposal signed by member hust .*open: 1 of 2" \
+    "$T/logs/coordinator.log" || fail "the operator's proposal was not filed (open)"
+ID0=$(grep -o "filed experiment it-tiny-[0-9a-f]*" "$T/logs/coordinator.log" | head -1 | cut -d' ' -f3)
+as fpt vote --proposal "$ID0" --yes | grep -q "state: approved" || fail "it-tiny not approved"
+for _ in $(seq 100); do grep -q "experiment $ID0 started" "$T/logs/coordinator.log" && break; sleep 0.1; done
+grep -q "experiment $ID0 started" "$T/logs/coordinator.log" || fail "it-tiny did not start"
 
 note "a non-researcher is refused, naming the role"
 sed 's/name: it-tiny/name: it-second/' "$T/policy.yaml" >"$T/p.yaml"
@@ -83,13 +90,9 @@ as fpt charter show | grep -q "experiments: 0.5$" || fail "the new charter is no
 
 note "--policy with --operator-key files the proposal once, and says so"
 kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
-start_coordinator --operator-key "$T/keys/hust.key"
-grep -q "filed experiment it-tiny-[0-9a-f]* as a proposal signed by member hust" "$T/logs/coordinator.log" \
-    || fail "the operator's proposal was not filed"
-kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
-start_coordinator --operator-key "$T/keys/hust.key"
+start_coordinator
 grep -q "was already proposed (ledger #" "$T/logs/coordinator.log" || fail "filed twice"
-as fpt experiment list | grep -q "^it-tiny-[0-9a-f]* *proposed *hust" || fail "operator proposal not listed"
+as fpt experiment list | grep -q "^$ID0 *[a-z]* *hust" || fail "operator proposal not listed"
 
 note "the ledger verifies, every motion, vote and decision included"
 kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
