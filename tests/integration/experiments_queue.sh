@@ -130,4 +130,17 @@ s = json.load(open(sys.argv[1]))
 assert s["state"] == "finished" and s["experiment"].startswith("it-second-"), s
 assert s["queue_length"] == 0, s
 PY
+# An ended experiment other than the loaded one: its record, rounds and last model.
+FIRST=$(grep -o "experiment it-tiny-[0-9a-f]* started" "$T/logs/coordinator-1.log" | head -1 | cut -d' ' -f2)
+"$BIN/aulac" status --coordinator "$ADDR" --tls-ca "$T/tls/ca.pem" --experiment "$FIRST" --json \
+    >"$T/status1.json" || fail "status --experiment $FIRST"
+python3 - "$T/status1.json" "$FIRST" <<'PY' || fail "status of the first experiment"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["experiment"] == sys.argv[2] and s["state"] == "finished", s
+assert [r["round"] for r in s["rounds"]] == [1, 2] and len(s["model_hash"]) == 64, s
+PY
+if "$BIN/aulac" status --coordinator "$ADDR" --tls-ca "$T/tls/ca.pem" --experiment nope-1 \
+    >"$T/out" 2>&1; then fail "status of an unknown experiment"; fi
+grep -q "no experiment 'nope-1' was approved here" "$T/out" || fail "status refusal: $(cat "$T/out")"
 note "ok: two experiments ran one after the other with the same three workers"
