@@ -137,6 +137,7 @@ propose_and_approve() {
     local out id
     out=$(as hust experiment propose "$1" --reason "$2") || { echo "$out" >&2; exit 1; }
     id=$(sed -n 's/^experiment \([^ ]*\) (policy.*/\1/p' <<<"$out")
+    ids+=("$id")
     echo "  hust proposes $id ($2)"
     as fpt vote --proposal "$id" --yes | sed -n 's/^ *state: /  fpt votes yes by hand; state: /p'
     for _ in $(seq 300); do
@@ -151,6 +152,7 @@ propose_and_approve() {
 }
 
 say "experiments, by signed vote"
+ids=()
 propose_and_approve "$RUN_DIR/policy.yaml" "the demo recipe"
 
 say "rounds"
@@ -189,8 +191,9 @@ for i in "${!wpids[@]}"; do
 done
 [ $fail -eq 0 ] || exit 1
 
-say "validation loss of the global model on each member's held-out text"
-"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --json >"$RUN_DIR/status.json"
+say "validation loss of the global model on each member's held-out text (${ids[0]})"
+"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --experiment "${ids[0]}" --json \
+    >"$RUN_DIR/status.json"
 python3 - "$RUN_DIR" "${MEMBERS[@]}" <<'PY'
 import json, re, sys
 run, members = sys.argv[1], sys.argv[2:]
@@ -199,7 +202,7 @@ final = {}
 for m in members:
     for line in open("%s/logs/%s.log" % (run, m), encoding="utf-8", errors="replace"):
         g = re.search(r"final model: validation loss ([0-9.]+)", line)
-        if g: final[m] = float(g.group(1))
+        if g and m not in final: final[m] = float(g.group(1))   # the first experiment's
 print("  %-12s %s" % ("model", "  ".join("%8s" % m for m in members)))
 for r in s["rounds"]:
     by = {x["member"]: x["val_loss"] for x in r["members"]}
