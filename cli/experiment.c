@@ -278,6 +278,24 @@ static int fetch_policy(struct signed_client *sc, const Aulac__V1__ExperimentSta
     return 0;
 }
 
+int governance_experiment_policy(struct signed_client *sc, const char *id, uint8_t **doc,
+                                 size_t *len)
+{
+    Aulac__V1__ExperimentsReply *r = NULL;
+    const Aulac__V1__ExperimentStatus *x;
+    struct entry e;
+    int rc = find_experiment(sc, id, &r, &x);
+    if (rc == 0 && (rc = fetch_policy(sc, x, &e)) == 0) {
+        *doc = e.u.motion.document;   /* taken from the entry */
+        *len = e.u.motion.document_len;
+        e.u.motion.document = NULL;
+        entry_free(&e);
+    }
+    if (r)
+        aulac__v1__experiments_reply__free_unpacked(r, NULL);
+    return rc;
+}
+
 static int cmd_show(struct signed_client *sc, const char *id, int policy)
 {
     Aulac__V1__ExperimentsReply *r = NULL;

@@ -25,6 +25,12 @@ int motion_submit(struct signed_client *sc, const char *cmd, struct motion *m, u
 /* The proposal hash of the experiment ID names (an id or a hash). 0, or 1 with a message. */
 int governance_experiment_hash(struct signed_client *sc, const char *id, uint8_t hash[32]);
 
+/* The exact policy text of the experiment ID names (an id or a proposal hash), from its
+ * policy_proposed ledger entry, re-checked (document digest, motion hash, the proposer's
+ * roster signature). *doc is malloc'd (free it). 0, or 1 with a message. */
+int governance_experiment_policy(struct signed_client *sc, const char *id, uint8_t **doc,
+                                 size_t *len);
+
 /* --expires-in DAYS: 1..30, or 0 after a message. */
 unsigned governance_parse_days(const char *cmd, const char *arg);
 

@@ -65,6 +65,15 @@ cmp "$T/p.yaml" "$T/back.yaml" || fail "the policy from the ledger differs from 
     || fail "hashes differ"
 as fpt experiment show "$ID" | grep -q "state: queued" || fail "show"
 
+note "policy diff by experiment id (the text from the ledger) and by file"
+as fpt policy diff "$ID" "$T/p.yaml" | grep -q "are the same policy" || fail "diff id = file"
+rc=0; as fpt policy diff "$ID0" "$ID" >"$T/out" || rc=$?
+[ $rc = 1 ] && grep -q "^metadata.name: it-tiny -> it-second$" "$T/out" || { cat "$T/out"; fail "diff of two ids"; }
+rc=0; as fpt policy diff "$ID0" nope-12345678 >"$T/out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "no experiment nope-12345678 is known" "$T/out" || { cat "$T/out"; fail "diff of an unknown id"; }
+rc=0; A policy diff "$ID0" "$T/p.yaml" >"$T/out" 2>&1 || rc=$?
+[ $rc = 2 ] && grep -q "cannot read\|No such file" "$T/out" || { cat "$T/out"; fail "diff of an id without a connection"; }
+
 note "withdraw; propose-cancel and its vote"
 sed 's/name: it-tiny/name: it-third/' "$T/policy.yaml" >"$T/p3.yaml"
 as hust experiment propose "$T/p3.yaml" >"$T/out" || fail "propose p3"
