@@ -1613,10 +1613,25 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
 
 /* --- the timer: expiry ---------------------------------------------------------------- */
 
+/* Whether an open motion is past its expiry; read lock only, so that the timer does
+ * not hold back request authentication when there is nothing to do. */
+static int any_expired(struct governance *g, int64_t now)
+{
+    int any = 0;
+    pthread_rwlock_rdlock(&g->lock);
+    for (size_t i = 0; i < g->st.n_proposals && !any; i++)
+        any = g->st.proposals[i].family == GOV_MOTION && g->st.proposals[i].state == GOV_OPEN &&
+              gov_state_at(&g->st.proposals[i], now) == GOV_EXPIRED;
+    pthread_rwlock_unlock(&g->lock);
+    return any;
+}
+
 void governance_tick(struct coord *c)
 {
     struct governance *g = c->gov;
     const int64_t now = time_now_unix_ms();
+    if (!any_expired(g, now))
+        return;
     pthread_mutex_lock(&c->mu);
     pthread_rwlock_wrlock(&g->lock);
     for (size_t i = 0; i < g->st.n_proposals; i++) {
