@@ -324,7 +324,7 @@ static size_t poll_once(struct auto_vote *a)
     a->list_failing = 0;
     for (size_t i = 0; i < a->n; i++)
         a->t[i].seen = 0;
-    size_t pending = 0;
+    size_t pending = 0, open = 0;
     for (size_t i = 0; i < r->n_proposals && !stopping(a); i++) {
         const Aulac__V1__ProposalStatus *ps = r->proposals[i];
         if ((!ps->motion && !ps->proposal) || !ps->state || strcmp(ps->state, "open") != 0 ||
@@ -336,12 +336,14 @@ static size_t poll_once(struct auto_vote *a)
             break;
         }
         t->seen = 1;
+        open++;
         if (!t->settled)
             consider(a, r, ps, t);
         pending += !t->settled;
     }
     aulac__v1__proposals_reply__free_unpacked(r, NULL);
     forget_closed(a);
+    log_debug("auto_vote: listed %zu open proposal(s), %zu still to vote on", open, pending);
     return pending;
 }
 
