@@ -22,7 +22,7 @@
 struct tracked {
     uint8_t hash[32];
     int settled;      /* voted, refused, or left alone: nothing more to do */
-    int tries;        /* failed tries to vote on it */
+    int tries;        /* failed tries to vote on it (auto_vote_settled_after) */
     int seen;         /* in the current listing */
 };
 
@@ -188,16 +188,22 @@ static void forget_closed(struct auto_vote *a)
     a->n = k;
 }
 
+int auto_vote_settled_after(enum auto_vote_try outcome, int *failures)
+{
+    if (outcome != AUTO_VOTE_FAILED)
+        return 1;
+    return ++*failures >= AUTO_VOTE_MAX_TRIES;
+}
+
 static void failed_try(struct tracked *t, const char *what, const char *hx, const char *why)
 {
-    if (++t->tries < AUTO_VOTE_MAX_TRIES) {
+    t->settled = auto_vote_settled_after(AUTO_VOTE_FAILED, &t->tries);
+    if (!t->settled)
         log_warn("auto_vote: %s %s… (%s); trying again (%d of %d)", what, hx, why, t->tries,
                  AUTO_VOTE_MAX_TRIES);
-        return;
-    }
-    log_warn("auto_vote: %s %s… (%s); giving up after %d tries: vote by hand with aulac vote",
-             what, hx, why, t->tries);
-    t->settled = 1;
+    else
+        log_warn("auto_vote: %s %s… (%s); giving up after %d tries: vote by hand with aulac "
+                 "vote", what, hx, why, t->tries);
 }
 
 static void send_vote(struct auto_vote *a, struct tracked *t, const struct motion *m,
@@ -238,8 +244,9 @@ static void send_vote(struct auto_vote *a, struct tracked *t, const struct motio
         log_warn("auto_vote: the coordinator refused %s's %s vote on experiment %s (proposal "
                  "%s…): %s; not sending it again", member, approve ? "yes" : "no",
                  m->experiment, hx, r->reason ? r->reason : "");
+    t->settled = auto_vote_settled_after(r->accepted ? AUTO_VOTE_RECORDED : AUTO_VOTE_REFUSED,
+                                         &t->tries);
     aulac__v1__governance_reply__free_unpacked(r, NULL);
-    t->settled = 1;
 }
 
 /* Decides about one open proposal and votes when the decision is yes or no. */

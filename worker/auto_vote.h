@@ -74,6 +74,18 @@ int auto_vote_policy(const struct motion *m, const uint8_t proposal_hash[32],
                      const uint8_t *entry, size_t entry_len, struct policy *out, char *why,
                      size_t cap);
 
+/* How one try to vote on a proposal went. */
+enum auto_vote_try {
+    AUTO_VOTE_RECORDED,   /* the coordinator recorded the vote */
+    AUTO_VOTE_REFUSED,    /* it refused it (already voted, expired, closed, ...) */
+    AUTO_VOTE_FAILED,     /* no answer, or the policy could not be read: may pass later */
+};
+
+/* After a try: 1 when the proposal is settled (the vote recorded; refused, which is
+ * never sent again; or failed for the AUTO_VOTE_MAX_TRIES-th time), 0 to try again at
+ * the next listing. *failures counts the failed tries. */
+int auto_vote_settled_after(enum auto_vote_try outcome, int *failures);
+
 /* Starts the thread when w->site says approve-if-allowed (else does nothing), with
  * its own channel to w->opt.coordinator signed by w->key; w's options, key and site
  * must outlive auto_vote_stop. 0, or WORKER_EXIT_ERROR (logged). */
