@@ -19,24 +19,7 @@
 #include "policies/site.h"
 #include "proto/roster_msg.h"
 #include "worker/auto_vote.h"
-
-static const char policy_text[] =
-    "schema: 1\n"
-    "metadata: {name: vote-test, proposer: hust}\n"
-    "model: {family: gpt2, vocab_size: 256, n_positions: 16, n_layer: 1, n_head: 2,"
-    " n_embd: 16, seed: 7}\n"
-    "data: {min_tokens_per_member: 100, validation_fraction: 0.05}\n"
-    "training:\n"
-    "  rounds: 3\n  local_steps: 2\n  batch_size: 2\n  seq_len: 16\n"
-    "  inner: {kind: adamw, lr: 0.001, weight_decay: 0.0, beta1: 0.9, beta2: 0.95,"
-    " grad_clip: 1.0, warmup_steps: 0}\n"
-    "  outer: {kind: fedavg, lr: 1.0}\n"
-    "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n"
-    "compression:\n"
-    "  uplink: {method: topk, block_size: 256, k_per_block: 16, quant: int8, zstd_level: 1,"
-    " error_feedback: false, dense_warmup_rounds: 0}\n"
-    "  downlink: {method: none, quant: fp32}\n"
-    "participation: {members: all, min_members: 1, round_deadline_s: 600, grace_s: 1}\n";
+#include "trust_fixture.h"   /* fx_policy: a tiny policy, proposer fpt, rounds 3 */
 
 static void load_site(const char *text, struct site_policy *s)
 {
@@ -48,7 +31,7 @@ static void load_site(const char *text, struct site_policy *s)
 static void load_policy(struct policy *p)
 {
     struct policy_error err;
-    if (policy_load_buffer("p.yaml", policy_text, strlen(policy_text), p, &err) != 0)
+    if (policy_load_buffer("p.yaml", fx_policy, strlen(fx_policy), p, &err) != 0)
         fail_msg("%s", err.message);
 }
 
@@ -67,20 +50,20 @@ static void site_allows_yes_refuses_no_with_the_reason(void **state)
 
     load_site(auto_site, &s);
     assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_YES);
-    assert_string_equal(why, "this site allows experiment vote-test");
+    assert_string_equal(why, "this site allows experiment trust-test");
     site_policy_free(&s);
 
     load_site("schema: 1\nlimits: {max_rounds: 2}\ngovernance:\n  auto_vote: approve-if-allowed\n",
               &s);
     assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_NO);
-    assert_string_equal(why, "experiment vote-test: training.rounds 3 is over this site's "
+    assert_string_equal(why, "experiment trust-test: training.rounds 3 is over this site's "
                              "limits.max_rounds 2");
     site_policy_free(&s);
 
-    load_site("schema: 1\nallow: {proposers: [fpt]}\n"
+    load_site("schema: 1\nallow: {proposers: [hust]}\n"
               "governance: {auto_vote: approve-if-allowed}\n", &s);
     assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_NO);
-    assert_non_null(strstr(why, "proposer \"hust\" is not in this site's allow.proposers (fpt)"));
+    assert_non_null(strstr(why, "proposer \"fpt\" is not in this site's allow.proposers (hust)"));
     site_policy_free(&s);
 
     /* no policy yet: it has to be fetched and verified first */
@@ -220,7 +203,7 @@ static void the_motion_must_verify_with_its_proposers_roster_key(void **state)
 {
     (void)state;
     struct proposal_fx f;
-    proposal_fx_init(&f, policy_text);
+    proposal_fx_init(&f, fx_policy);
     struct motion m;
     char why[300];
     assert_int_equal(auto_vote_motion(&f.r, &f.ps, &m, why, sizeof why), 0);
@@ -258,14 +241,14 @@ static void the_policy_must_hash_to_what_the_proposer_signed(void **state)
 {
     (void)state;
     struct proposal_fx f;
-    proposal_fx_init(&f, policy_text);
+    proposal_fx_init(&f, fx_policy);
     struct policy p;
     char why[300];
     size_t len;
 
-    uint8_t *e = entry_of(&f, f.hash, policy_text, &len);
+    uint8_t *e = entry_of(&f, f.hash, fx_policy, &len);
     assert_int_equal(auto_vote_policy(&f.m, f.hash, e, len, &p, why, sizeof why), 0);
-    assert_string_equal(p.metadata.name, "vote-test");
+    assert_string_equal(p.metadata.name, "trust-test");
     assert_int_equal(p.training.rounds, 3);
     policy_free(&p);
 
@@ -278,7 +261,7 @@ static void the_policy_must_hash_to_what_the_proposer_signed(void **state)
     free(e);
 
     /* a text other than the one signed (one more round) */
-    char *changed = strdup(policy_text);
+    char *changed = strdup(fx_policy);
     strstr(changed, "rounds: 3")[8] = '4';
     e = entry_of(&f, f.hash, changed, &len);
     assert_int_equal(auto_vote_policy(&f.m, f.hash, e, len, &p, why, sizeof why), -1);
