@@ -53,8 +53,11 @@ static const char site_usage[] =
     "\n"
     "Parses and validates a member's site policy (site.yaml) as the worker does; with\n"
     "--policy, also says whether that site lets its worker take part in the experiment\n"
-    "POLICY, and why not. Errors are FILE:line:col: key.path: message. Exit status 0 when\n"
-    "valid (and allowed), 1 otherwise.\n";
+    "POLICY, and why not. It also shows governance.auto_vote: whether this member's\n"
+    "worker votes on experiment proposals for it (approve-if-allowed: yes when the site\n"
+    "allows the proposed policy, no otherwise) or leaves votes to aulac vote (never).\n"
+    "Errors are FILE:line:col: key.path: message. Exit status 0 when valid (and allowed),\n"
+    "1 otherwise.\n";
 
 /* "CMD check FILE [options]" (or "CMD --help"): returns -1 to go on with *file (and
  * *policy for --policy), else the exit status. */
@@ -225,6 +228,12 @@ int cmd_site(int argc, char **argv)
         return 1;
     }
     printf("%s: ok\n", file);
+    if (s.auto_vote == SITE_AUTO_VOTE_APPROVE_IF_ALLOWED)
+        printf("governance.auto_vote: approve-if-allowed (this member's worker votes on "
+               "experiment proposals: yes when this site allows one, no with the reason "
+               "otherwise)\n");
+    else
+        printf("governance.auto_vote: never (this member votes by hand: aulac vote)\n");
     if (!policy_file) {
         site_policy_free(&s);
         return 0;

@@ -29,12 +29,21 @@ static const struct sfield limits_fields[] = {
     {.key = NULL},
 };
 
+/* indexed by enum site_auto_vote */
+static const char *const auto_vote_names[] = { "never", "approve-if-allowed", NULL };
+
+static const struct sfield governance_fields[] = {
+    {.key = "auto_vote", .type = SF_ENUM, .off = OFF(auto_vote), .names = auto_vote_names},
+    {.key = NULL},
+};
+
 static const struct sfield site_fields[] = {
     {.key = "schema", .type = SF_U32, .off = OFF(schema), .imin = 1, .imax = 1000,
      .flags = SF_REQUIRED},
     {.key = "member", .type = SF_ID, .off = OFF(member), .imax = POLICY_ID_MAX},
     {.key = "allow", .type = SF_SECTION, .children = allow_fields},
     {.key = "limits", .type = SF_SECTION, .children = limits_fields},
+    {.key = "governance", .type = SF_SECTION, .children = governance_fields},
     /* require.min_noise_multiplier would ask for noise that experiments cannot add */
     {.key = "require", .type = SF_SECTION, .flags = SF_REFUSED,
      .note = "not implemented yet: experiments cannot add noise (their privacy section is not "
@@ -122,6 +131,13 @@ int site_load_file(const char *path, struct site_policy *out, struct policy_erro
     rc = site_load_buffer(path, buf, len, out, err);
     free(buf);
     return rc;
+}
+
+const char *site_auto_vote_name(int auto_vote)
+{
+    if (auto_vote < 0 || auto_vote > SITE_AUTO_VOTE_APPROVE_IF_ALLOWED)
+        return NULL;
+    return auto_vote_names[auto_vote];
 }
 
 static int refuse(char *why, size_t why_len, const char *fmt, ...)

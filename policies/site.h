@@ -24,7 +24,17 @@ extern "C" {
  *     max_parameters: 200000000
  *     max_rounds: 5000
  *     max_local_steps: 1000
+ *   governance:
+ *     auto_vote: approve-if-allowed     (worker/auto_vote.h; default never)
  */
+
+/* governance.auto_vote: whether the member's worker votes on experiment proposals for
+ * it (worker/auto_vote.h): yes when site_check allows the proposed policy, no with the
+ * site's reason otherwise. */
+enum site_auto_vote {
+    SITE_AUTO_VOTE_NEVER = 0,            /* "never": members vote by hand (aulac vote) */
+    SITE_AUTO_VOTE_APPROVE_IF_ALLOWED,   /* "approve-if-allowed" */
+};
 
 struct site_policy {
     uint32_t schema;
@@ -42,6 +52,7 @@ struct site_policy {
     uint32_t max_batch_size;
     uint32_t max_seq_len;
     uint64_t max_tokens_per_round;      /* local_steps * batch_size * seq_len */
+    int auto_vote;                      /* enum site_auto_vote */
 };
 
 /* An allow-everything site policy (no limits). Owns nothing; site_policy_free() is
@@ -57,6 +68,9 @@ int site_load_buffer(const char *name, const void *bytes, size_t len,
     __attribute__((warn_unused_result));
 
 void site_policy_free(struct site_policy *s);
+
+/* "never", "approve-if-allowed" (as written in site.yaml); NULL for anything else. */
+const char *site_auto_vote_name(int auto_vote);
 
 /* 0 if the site allows the experiment p; otherwise POLICY_ERR_SITE_REFUSED with the
  * first reason in why ("proposer \"mallory\" is not in allow.proposers (hust, vnpt)"),

@@ -310,12 +310,8 @@ int ledger_watch_start(struct worker *w)
         log_error("the coordinator's alliance name cannot name a ledger (origin '%s')", origin);
         return WORKER_EXIT_ERROR;
     }
-    struct rpc_channel_options ch = {
-        .tls_ca_file = w->opt.tls_ca,
-        .tls_cert_file = w->opt.tls_cert,
-        .tls_key_file = w->opt.tls_key,
-        .tls_server_name_override = w->opt.tls_server_name,
-    };
+    struct rpc_channel_options ch;
+    worker_channel_options(&w->opt, &ch);
     if ((rc = fed_ledger_open(w->opt.coordinator, &ch, 0, 0, &lw->client)) != 0) {
         log_error("cannot open a channel to %s: %s", w->opt.coordinator, rpc_strerror(rc));
         return WORKER_EXIT_ERROR;

@@ -14,6 +14,7 @@
 #include "crypto/envelope.h"
 #include "model/model_hash.h"
 #include "proto/service.h"
+#include "worker/auto_vote.h"
 #include "worker/ledger_watch.h"
 #include "worker/node.h"
 #include "worker/node_worker.h"
@@ -943,6 +944,15 @@ static int task_loop(struct worker *w)
     return WORKER_EXIT_DONE;
 }
 
+void worker_channel_options(const struct worker_options *opt, struct rpc_channel_options *ch)
+{
+    memset(ch, 0, sizeof *ch);
+    ch->tls_ca_file = opt->tls_ca;
+    ch->tls_cert_file = opt->tls_cert;
+    ch->tls_key_file = opt->tls_key;
+    ch->tls_server_name_override = opt->tls_server_name;
+}
+
 int worker_run(struct worker *w, const struct worker_options *opt)
 {
     memset(w, 0, sizeof *w);
@@ -982,22 +992,22 @@ int worker_run(struct worker *w, const struct worker_options *opt)
     if ((r = worker_state_open(w)) != 0)
         goto out;
     struct fed_client_options co = { 0 };
-    co.channel.tls_ca_file = opt->tls_ca;
-    co.channel.tls_cert_file = opt->tls_cert;
-    co.channel.tls_key_file = opt->tls_key;
-    co.channel.tls_server_name_override = opt->tls_server_name;
+    worker_channel_options(opt, &co.channel);
     co.identity = w->key;   /* every member RPC is signed (crypto/request.h) */
     if ((r = fed_client_open(opt->coordinator, &co, &w->client)) != 0) {
         log_error("cannot open a channel to %s: %s", opt->coordinator, rpc_strerror(r));
         goto out;
     }
-    if ((rc = hello(w)) != 0 || (rc = join(w)) != 0 || (rc = ledger_watch_start(w)) != 0)
+    /* (votes go out while the worker waits for an experiment, and while it trains) */
+    if ((rc = hello(w)) != 0 || (rc = auto_vote_start(w)) != 0 || (rc = join(w)) != 0 ||
+        (rc = ledger_watch_start(w)) != 0)
         goto out;
     rc = task_loop(w);
 out:
     if (w->node_leader && !opt->check_nodes)
         node_worker_stop_followers(w);
     node_leader_stop(w->node_leader);
+    auto_vote_stop(w);
     ledger_watch_stop(w);
     fed_client_close(w->client);
     leave_experiment(w);

@@ -35,6 +35,7 @@
                                         this member, or the key it signs with, is not in the
                                         alliance roster (removed, never added, key rotated out) */
 
+struct auto_vote;
 struct ledger_watch;
 struct node_leader;
 
@@ -95,6 +96,7 @@ struct worker {
     int64_t away_logged_ms;         /* when that run was last logged */
     int not_in_roster;              /* a call was refused with PERMISSION_DENIED: stop */
     struct ledger_watch *ledger_watch;   /* worker/ledger_watch.h */
+    struct auto_vote *auto_vote;         /* worker/auto_vote.h: its own thread and channel */
     char *policy_yaml;              /* the approved policy as the coordinator sent it */
     struct node_leader *node_leader;     /* multi-node leader (worker/node_worker.h) */
     uint8_t nccl_id[128];           /* the current group's NCCL id */
@@ -114,6 +116,8 @@ enum worker_call_outcome {
 enum worker_call_outcome worker_call_outcome(int rc, grpc_status_code code);
 
 int  worker_run(struct worker *w, const struct worker_options *opt);
+/* The TLS options of every channel to the coordinator (--tls-*; none: plaintext). */
+void worker_channel_options(const struct worker_options *opt, struct rpc_channel_options *ch);
 int  worker_stopping(void);
 /* A TRAIN task is trained only when the coordinator's key signs it (crypto/README.md,
  * "Task announcement") and it names the policy this member joined with (and its site
