@@ -61,14 +61,19 @@ struct schema_seen {
 
 struct schema_ctx {
     const char *file;
-    struct policy_error *err;
+    struct policy_error *err;   /* the error at hand */
+    /* NULL: the walk stops at the first error. Otherwise every error of a key joins this
+     * list and the walk goes on with the next key (policies/policy.h, policy_errors). */
+    struct policy_errors *all;
     struct schema_seen *seen;
     size_t n_seen, cap_seen;
 };
 
 /* Walks map (may be NULL or null: an empty section) against fields, storing values
  * into base. line/column locate the mapping for "required key is missing" errors.
- * Returns 0 or a POLICY_ERR_* with ctx->err filled. */
+ * A repeated key (a tree read with YAML_TREE_KEEP_DUPLICATES) is an error of the walk.
+ * Returns 0 or a POLICY_ERR_* with ctx->err filled; with ctx->all, 0 or
+ * POLICY_ERR_NOMEM, the errors being in ctx->all. */
 int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
                 void *base, const char *prefix, int line, int column);
 
