@@ -660,16 +660,19 @@ static int keep_going(struct schema_ctx *ctx, int rc)
     return 0;
 }
 
-static int unknown_key(struct schema_ctx *ctx, const struct ynode *k,
-                       const struct sfield *fields, const char *prefix)
+/* The field of key k (by its name or alias), or NULL. */
+static const struct sfield *field_of(const struct sfield *fields, const struct ynode *k)
 {
-    /* The key goes into a one-line message: printable ASCII only. */
-    char shown[64], path[160];
-    size_t m = 0;
-    for (size_t c = 0; c < k->len && m + 1 < sizeof shown; c++)
-        shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
-    shown[m] = '\0';
-    join_path(path, sizeof path, prefix, m ? shown : "?");
+    for (const struct sfield *c = fields; c->key; c++)
+        if ((strlen(c->key) == k->len && !memcmp(c->key, k->text, k->len)) ||
+            (c->alias && strlen(c->alias) == k->len && !memcmp(c->alias, k->text, k->len)))
+            return c;
+    return NULL;
+}
+
+/* The key an unknown key k was most likely meant to be (at most 2 edits away), or NULL. */
+static const char *meant_key(const struct sfield *fields, const struct ynode *k)
+{
     const char *best = NULL;
     size_t bestd = 3;
     for (const struct sfield *c = fields; c->key; c++) {
@@ -681,6 +684,34 @@ static int unknown_key(struct schema_ctx *ctx, const struct ynode *k,
             best = c->key;
         }
     }
+    return best;
+}
+
+/* Whether a missing key f of map is already reported as an unknown key that means it
+ * ("n_layers: unknown key (did you mean "n_layer"?)"): one mistake, one error. */
+static bool misspelled(const struct ynode *map, const struct sfield *fields,
+                       const struct sfield *f)
+{
+    size_t n = (map && map->kind == YNODE_MAP) ? map->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *k = map->keys[i];
+        if (!k->dup_line && !field_of(fields, k) && meant_key(fields, k) == f->key)
+            return true;
+    }
+    return false;
+}
+
+static int unknown_key(struct schema_ctx *ctx, const struct ynode *k,
+                       const struct sfield *fields, const char *prefix)
+{
+    /* The key goes into a one-line message: printable ASCII only. */
+    char shown[64], path[160];
+    size_t m = 0;
+    for (size_t c = 0; c < k->len && m + 1 < sizeof shown; c++)
+        shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
+    shown[m] = '\0';
+    join_path(path, sizeof path, prefix, m ? shown : "?");
+    const char *best = meant_key(fields, k);
     char valid[400];
     size_t o = 0;
     valid[0] = '\0';
@@ -704,14 +735,7 @@ static int walk_key(struct schema_ctx *ctx, const struct ynode *k, const struct 
         yaml_duplicate_error(ctx->err, ctx->file, k, k->dup_line, k->dup_column);
         return POLICY_ERR_DUPLICATE;
     }
-    const struct sfield *f = NULL;
-    for (const struct sfield *c = fields; c->key; c++) {
-        if ((strlen(c->key) == k->len && !memcmp(c->key, k->text, k->len)) ||
-            (c->alias && strlen(c->alias) == k->len && !memcmp(c->alias, k->text, k->len))) {
-            f = c;
-            break;
-        }
-    }
+    const struct sfield *f = field_of(fields, k);
     if (!f)
         return unknown_key(ctx, k, fields, prefix);
     char path[160];
@@ -760,7 +784,7 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
             continue;
         char path[160];
         join_path(path, sizeof path, prefix, f->key);
-        if (schema_seen(ctx, path))
+        if (schema_seen(ctx, path) || misspelled(map, fields, f))
             continue;
         char missing[160];
         snprintf(missing, sizeof missing, "%s", path);
