@@ -57,6 +57,13 @@ last=$(wc -l <"$A")
 $T/three.yaml:28:11: training.rounds: expected a positive integer, got \"twelve\"
 $T/three.yaml:$((last + 1)):1: privacy: not implemented yet: updates are neither clipped nor noised; remove the section" ] ||
     { cat "$T/err" >&2; fail "check: not the 3 errors of three.yaml in file order"; }
+# the example of policies/README.md ("Every error in one pass") prints what it shows
+awk '/For this `bad.yaml`:$/ {f=1; next} f && /^```yaml/ {y=1; next} y && /^```/ {exit} y' \
+    policies/README.md >"$T/bad.yaml"
+awk '/^\$ aulac policy check bad.yaml/ {f=1; next} f && /^\$ / {exit} f' policies/README.md >"$T/want"
+[ -s "$T/bad.yaml" ] && [ "$(wc -l <"$T/want")" -ge 5 ] || fail "README example not found"
+(cd "$T" && "$BIN/aulac" policy check bad.yaml) >"$T/out" 2>&1 && fail "README example passed"
+diff "$T/want" "$T/out" >&2 || fail "aulac policy check does not print what policies/README.md shows"
 printf 'schema: 1\nmember: FPT\nlimits: {max_gpus: 4}\n' >"$T/site.yaml"
 want_run 1 "" "$BIN/aulac" site check "$T/site.yaml"
 [ "$(grep -c "^$T/site.yaml:[23]:" "$T/err")" -eq 2 ] || { cat "$T/err" >&2; fail "site check: not 2 errors"; }
