@@ -391,53 +391,26 @@ static int post_validate(struct post *pc, struct policy *p)
 
 /* --- public ---------------------------------------------------------------- */
 
+/* The cross-field rules (schema_check's post). */
+static int policy_post(struct schema_ctx *ctx, void *base)
+{
+    struct policy *p = base;
+    struct post pc = {.ctx = ctx, .file = ctx->file, .err = ctx->err};
+    int rc = post_validate(&pc, p);
+    if (!rc && !p->metadata.description && !(p->metadata.description = strdup("")))
+        rc = POLICY_ERR_NOMEM;
+    return rc;
+}
+
 int policy_check_buffer(const char *name, const void *bytes, size_t len, struct policy *out,
                         struct policy_errors *errors)
 {
     if (!errors)
         return POLICY_ERR_ARG;
-    errors->n = errors->total = 0;
-    if (!name)
-        name = "<policy>";
     struct policy scratch, *p = out ? out : &scratch;
-    struct policy_error err = {0};
-    if (!bytes && len) {
-        memset(p, 0, sizeof *p);
-        yaml_error(&err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
-        policy_errors_add(errors, &err);
-        return POLICY_ERR_ARG;
-    }
     policy_defaults(p);
-
-    struct ynode *root = NULL;
-    int rc = yaml_tree_parse_flags(name, bytes, len, YAML_TREE_KEEP_DUPLICATES, &root, &err);
-    if (rc) {
-        memset(p, 0, sizeof *p);
-        policy_errors_add(errors, &err);
-        return rc;
-    }
-    struct schema_ctx ctx = {.file = name, .err = &err, .all = errors};
-    rc = schema_walk(&ctx, root, policy_fields, p, "", root ? root->line : 1,
-                     root ? root->column : 1);
-    if (!rc && errors->total == 0) {
-        struct post pc = {.ctx = &ctx, .file = name, .err = &err};
-        if ((rc = post_validate(&pc, p)) != 0 && rc != POLICY_ERR_NOMEM)
-            policy_errors_add(errors, &err);
-    }
-    if (!rc && errors->total == 0 && !p->metadata.description) {
-        p->metadata.description = strdup("");
-        if (!p->metadata.description)
-            rc = POLICY_ERR_NOMEM;
-    }
-    if (rc == POLICY_ERR_NOMEM) {
-        errors->n = errors->total = 0;
-        yaml_error(&err, rc, name, 0, 0, NULL, "out of memory");
-        policy_errors_add(errors, &err);
-    }
-    schema_ctx_free(&ctx);
-    yaml_tree_free(root);
-    if (errors->total)
-        rc = errors->item[0].code;
+    int rc = schema_check(name ? name : "<policy>", bytes, len, policy_fields, p, policy_post,
+                          errors);
     if (rc || !out)
         policy_free(p);
     return rc;
@@ -447,20 +420,13 @@ int policy_check_file(const char *path, struct policy *out, struct policy_errors
 {
     if (!errors)
         return POLICY_ERR_ARG;
-    errors->n = errors->total = 0;
-    struct policy_error err = {0};
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = path ? policy_read_file(path, &buf, &len, &err) : POLICY_ERR_ARG;
-    if (rc) {
-        if (!path)
-            yaml_error(&err, rc, path, 0, 0, NULL, "invalid argument");
-        if (out)
-            memset(out, 0, sizeof *out);
-        policy_errors_add(errors, &err);
-        return rc;
-    }
-    rc = policy_check_buffer(path, buf, len, out, errors);
+    uint8_t *buf;
+    size_t len;
+    int rc = yaml_errors_read(path, "policy", &buf, &len, errors);
+    if (rc == 0)
+        rc = policy_check_buffer(path, buf, len, out, errors);
+    else if (out)
+        memset(out, 0, sizeof *out);
     free(buf);
     return rc;
 }

@@ -798,6 +798,37 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
     return 0;
 }
 
+int schema_check(const char *file, const void *bytes, size_t len, const struct sfield *fields,
+                 void *base, schema_post_fn post, struct policy_errors *errors)
+{
+    errors->n = errors->total = 0;
+    struct policy_error err = {0};
+    struct ynode *root = NULL;
+    int rc = POLICY_ERR_ARG;
+    if (!bytes && len)
+        yaml_error(&err, rc, file, 0, 0, NULL, "invalid argument");
+    else
+        rc = yaml_tree_parse_flags(file, bytes, len, YAML_TREE_KEEP_DUPLICATES, &root, &err);
+    if (rc) {
+        policy_errors_add(errors, &err);
+        return rc;
+    }
+    struct schema_ctx ctx = {.file = file, .err = &err, .all = errors};
+    rc = schema_walk(&ctx, root, fields, base, "", root ? root->line : 1,
+                     root ? root->column : 1);
+    if (!rc && errors->total == 0 && post && (rc = post(&ctx, base)) != 0 &&
+        rc != POLICY_ERR_NOMEM)
+        policy_errors_add(errors, &err);
+    if (rc == POLICY_ERR_NOMEM) {
+        errors->n = errors->total = 0;
+        yaml_error(&err, rc, file, 0, 0, NULL, "out of memory");
+        policy_errors_add(errors, &err);
+    }
+    schema_ctx_free(&ctx);
+    yaml_tree_free(root);
+    return errors->total ? errors->item[0].code : 0;
+}
+
 void schema_free(const struct sfield *fields, void *base)
 {
     for (const struct sfield *f = fields; f->key; f++) {

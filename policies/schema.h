@@ -77,6 +77,18 @@ struct schema_ctx {
 int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
                 void *base, const char *prefix, int line, int column);
 
+/* The cross-field rules of a document, run once its walk found no error: 0, or a
+ * POLICY_ERR_* with ctx->err filled. */
+typedef int (*schema_post_fn)(struct schema_ctx *ctx, void *base);
+
+/* A whole document against fields, every error in errors (cleared first): parses bytes
+ * (repeated keys kept for the walk to report), walks them into base and, when the walk
+ * found no error, runs post (may be NULL). An error that stops the reading (syntax,
+ * limits, bytes NULL with len > 0) is the only one; out of memory too. Returns 0 or the
+ * first error's code (errors->item[0].code). */
+int schema_check(const char *file, const void *bytes, size_t len, const struct sfield *fields,
+                 void *base, schema_post_fn post, struct policy_errors *errors);
+
 /* The key (and value) position of path if it was given in the file, else NULL. */
 const struct schema_seen *schema_seen(const struct schema_ctx *ctx, const char *path);
 

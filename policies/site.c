@@ -59,49 +59,30 @@ void site_policy_free(struct site_policy *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The rules after the walk (schema_check's post). */
+static int site_post(struct schema_ctx *ctx, void *base)
+{
+    struct site_policy *s = base;
+    s->any_proposer = schema_seen(ctx, "allow.proposers") == NULL;
+    s->any_experiment = schema_seen(ctx, "allow.experiments") == NULL;
+    if (s->schema == POLICY_SCHEMA_VERSION)
+        return 0;
+    const struct schema_seen *at = schema_seen(ctx, "schema");
+    yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, at ? at->vline : 1, at ? at->vcolumn : 1,
+               "schema", "schema version %u is not supported (this aulac reads version %d)",
+               s->schema, POLICY_SCHEMA_VERSION);
+    return POLICY_ERR_RANGE;
+}
+
 int site_policy_check_buffer(const char *name, const void *bytes, size_t len,
                              struct site_policy *out, struct policy_errors *errors)
 {
     if (!errors)
         return POLICY_ERR_ARG;
-    errors->n = errors->total = 0;
-    if (!name)
-        name = "<site>";
     struct site_policy scratch, *s = out ? out : &scratch;
     memset(s, 0, sizeof *s);
-    struct policy_error err = {0};
-    if (!bytes && len) {
-        yaml_error(&err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
-        policy_errors_add(errors, &err);
-        return POLICY_ERR_ARG;
-    }
-    struct ynode *root = NULL;
-    int rc = yaml_tree_parse_flags(name, bytes, len, YAML_TREE_KEEP_DUPLICATES, &root, &err);
-    if (rc) {
-        policy_errors_add(errors, &err);
-        return rc;
-    }
-    struct schema_ctx ctx = {.file = name, .err = &err, .all = errors};
-    rc = schema_walk(&ctx, root, site_fields, s, "", root ? root->line : 1,
-                     root ? root->column : 1);
-    if (!rc && errors->total == 0 && s->schema != POLICY_SCHEMA_VERSION) {
-        const struct schema_seen *at = schema_seen(&ctx, "schema");
-        yaml_error(&err, POLICY_ERR_RANGE, name, at ? at->vline : 1, at ? at->vcolumn : 1,
-                   "schema", "schema version %u is not supported (this aulac reads version %d)",
-                   s->schema, POLICY_SCHEMA_VERSION);
-        policy_errors_add(errors, &err);
-    }
-    if (rc == POLICY_ERR_NOMEM) {
-        errors->n = errors->total = 0;
-        yaml_error(&err, rc, name, 0, 0, NULL, "out of memory");
-        policy_errors_add(errors, &err);
-    }
-    s->any_proposer = schema_seen(&ctx, "allow.proposers") == NULL;
-    s->any_experiment = schema_seen(&ctx, "allow.experiments") == NULL;
-    schema_ctx_free(&ctx);
-    yaml_tree_free(root);
-    if (errors->total)
-        rc = errors->item[0].code;
+    int rc = schema_check(name ? name : "<site>", bytes, len, site_fields, s, site_post,
+                          errors);
     if (rc || !out)
         site_policy_free(s);
     return rc;
@@ -112,20 +93,13 @@ int site_policy_check_file(const char *path, struct site_policy *out,
 {
     if (!errors)
         return POLICY_ERR_ARG;
-    errors->n = errors->total = 0;
     if (out)
         memset(out, 0, sizeof *out);
-    struct policy_error err = {0};
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = path ? yaml_file_read(path, "site policy", &buf, &len, &err) : POLICY_ERR_ARG;
-    if (rc) {
-        if (!path)
-            yaml_error(&err, rc, path, 0, 0, NULL, "invalid argument");
-        policy_errors_add(errors, &err);
-        return rc;
-    }
-    rc = site_policy_check_buffer(path, buf, len, out, errors);
+    uint8_t *buf;
+    size_t len;
+    int rc = yaml_errors_read(path, "site policy", &buf, &len, errors);
+    if (rc == 0)
+        rc = site_policy_check_buffer(path, buf, len, out, errors);
     free(buf);
     return rc;
 }

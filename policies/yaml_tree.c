@@ -551,6 +551,23 @@ int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *le
     return POLICY_ERR_IO;
 }
 
+int yaml_errors_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                     struct policy_errors *errors)
+{
+    errors->n = errors->total = 0;
+    struct policy_error err = {0};
+    int rc = POLICY_ERR_ARG;
+    *buf = NULL;
+    *len = 0;
+    if (!path)
+        yaml_error(&err, rc, path, 0, 0, NULL, "invalid argument");
+    else
+        rc = yaml_file_read(path, kind, buf, len, &err);
+    if (rc)
+        policy_errors_add(errors, &err);
+    return rc;
+}
+
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                     struct ynode **root, struct policy_error *err)
 {

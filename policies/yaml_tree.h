@@ -75,6 +75,11 @@ size_t yaml_text_check(const void *bytes, size_t len, unsigned flags);
 int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
                    struct policy_error *err);
 
+/* yaml_file_read() for a check: errors is cleared, and gets the error of a file that
+ * cannot be read (path NULL: POLICY_ERR_ARG) as its only one. */
+int yaml_errors_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                     struct policy_errors *errors);
+
 /* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
 bool ynode_is_null(const struct ynode *n);
 
