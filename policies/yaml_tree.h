@@ -3,8 +3,9 @@
 /* Internal to policies/: a YAML document read with libfyaml into a small tree that
  * remembers where every node starts, and the error formatting shared by policy.c and
  * site.c. Only plain data survives: anchors, aliases, tags, directives other than
- * %YAML 1.2 and multi-document streams are refused here, duplicate keys too, so nothing
- * downstream has to think of them. */
+ * %YAML 1.2 and multi-document streams are refused here, so nothing downstream has to
+ * think of them; so are duplicate keys, unless the walk is to report them with the other
+ * errors (YAML_TREE_KEEP_DUPLICATES). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
