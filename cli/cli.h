@@ -22,6 +22,10 @@ int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue *
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints every error of a policy or site policy check to stderr, one per line, then
+ * "... and N more errors" when some were left out (cli/policy_cmd.c). */
+struct policy_errors;
+void cli_print_policy_errors(const struct policy_errors *errors);
 /* Parses a non-negative integer option; -1 with a message on bad input. */
 int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned long long *out);
 

@@ -373,11 +373,15 @@ static int cmd_propose(struct signed_client *sc, const char *file, const char *r
     uint8_t *doc = NULL;
     size_t len = 0;
     struct policy_error err;
+    static struct policy_errors errors;   /* 45 KiB: off the stack */
     struct motion m = { .kind = MOTION_EXPERIMENT };
-    if (policy_read_file(file, &doc, &len, &err) != 0 ||
-        policy_identify(file, doc, len, m.content_hash, m.experiment, sizeof m.experiment,
-                        &err) != 0) {
+    if (policy_read_file(file, &doc, &len, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    if (policy_identify_all(file, doc, len, m.content_hash, m.experiment, sizeof m.experiment,
+                            &errors) != 0) {
+        cli_print_policy_errors(&errors);
         free(doc);
         return 1;
     }

@@ -20,8 +20,9 @@ static const char policy_usage[] =
     "       aulac policy diff A B [CONNECTION]\n"
     "\n"
     "check: parses and validates an experiment policy as the coordinator does\n"
-    "(policies/README.md); prints its canonical hash, the model size and the rounds, or the\n"
-    "first error as FILE:line:col: key.path: message. A key this aulac does not apply is an\n"
+    "(policies/README.md); prints its canonical hash, the model size and the rounds, or\n"
+    "every error found, one per line in file order, as FILE:line:col: key.path: message\n"
+    "(at most 50, then \"... and N more errors\"). A key this aulac does not apply is an\n"
     "error (\"not implemented yet\"). Exit status 0 when valid, 1 when not.\n"
     "\n"
     "diff: see aulac policy diff --help.\n";
@@ -56,8 +57,8 @@ static const char site_usage[] =
     "POLICY, and why not. It also shows governance.auto_vote: whether this member's\n"
     "worker votes on experiment proposals for it (approve-if-allowed: yes when the site\n"
     "allows the proposed policy, no otherwise) or leaves votes to aulac vote (never).\n"
-    "Errors are FILE:line:col: key.path: message. Exit status 0 when valid (and allowed),\n"
-    "1 otherwise.\n";
+    "Errors are FILE:line:col: key.path: message, every one found, one per line (as\n"
+    "aulac policy check prints them). Exit status 0 when valid (and allowed), 1 otherwise.\n";
 
 /* "CMD check FILE [options]" (or "CMD --help"): returns -1 to go on with *file (and
  * *policy for --policy), else the exit status. */
@@ -85,16 +86,25 @@ static int parse_check(const char *cmd, const char *usage, int argc, char **argv
     return -1;
 }
 
+void cli_print_policy_errors(const struct policy_errors *errors)
+{
+    for (size_t i = 0; i < errors->n; i++)
+        fprintf(stderr, "%s\n", errors->item[i].message);
+    char more[64];
+    if (policy_errors_more(errors, more, sizeof more))
+        fprintf(stderr, "%s\n", more);
+}
+
 /* A policy named on the command line: a file, or (when it is no file and sc names a
  * coordinator) an experiment id or proposal hash whose proposed text is fetched. 0, or
- * -1 with the error printed. */
+ * -1 with every error printed. */
 static int load_policy_arg(struct signed_client *sc, int *opened, const char *arg,
                            struct policy *out)
 {
-    struct policy_error err;
+    static struct policy_errors errors;   /* 45 KiB: off the stack */
     if (access(arg, F_OK) == 0 || !sc->coordinator) {
-        if (policy_load_file(arg, out, &err) != 0) {
-            fprintf(stderr, "%s\n", err.message);
+        if (policy_check_file(arg, out, &errors) != 0) {
+            cli_print_policy_errors(&errors);
             return -1;
         }
         return 0;
@@ -112,10 +122,10 @@ static int load_policy_arg(struct signed_client *sc, int *opened, const char *ar
     size_t len = 0;
     if (governance_experiment_policy(sc, arg, &doc, &len) != 0)
         return -1;
-    int rc = policy_load_buffer(arg, doc, len, out, &err);
+    int rc = policy_check_buffer(arg, doc, len, out, &errors);
     free(doc);
     if (rc != 0) {
-        fprintf(stderr, "%s\n", err.message);
+        cli_print_policy_errors(&errors);
         return -1;
     }
     return 0;
@@ -222,9 +232,9 @@ int cmd_site(int argc, char **argv)
     if (rc >= 0)
         return rc;
     struct site_policy s;
-    struct policy_error err;
-    if (site_load_file(file, &s, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    static struct policy_errors errors;
+    if (site_policy_check_file(file, &s, &errors) != 0) {
+        cli_print_policy_errors(&errors);
         return 1;
     }
     printf("%s: ok\n", file);
@@ -239,8 +249,9 @@ int cmd_site(int argc, char **argv)
         return 0;
     }
     struct policy p;
-    if (policy_load_file(policy_file, &p, &err) != 0) {
-        fprintf(stderr, "%s\n", err.message);
+    struct signed_client none = { 0 };   /* files only */
+    int opened = 0;
+    if (load_policy_arg(&none, &opened, policy_file, &p) != 0) {
         site_policy_free(&s);
         return 1;
     }

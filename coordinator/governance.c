@@ -1292,15 +1292,27 @@ static const char *document_name(const char *name, const char *fallback)
     return name;
 }
 
+/* A document that fails its schema: why is its error, or "3 errors in NAME; the first:
+ * ..." when it has several (all of them are in errors). Returns -1. */
+static int document_refused(char *why, size_t cap, const char *name,
+                            const struct policy_errors *errors)
+{
+    if (errors->total == 1)
+        return why_fail(why, cap, -1, "%s", errors->item[0].message);
+    return why_fail(why, cap, -1, "%zu errors in %s; the first: %s", errors->total, name,
+                    errors->item[0].message);
+}
+
 /* The motion a message carries, with its document checked as `aulac policy check` /
- * a charter file would be. 0, or -1 with why (and *error: the document's error as
- * FILE:line:col: path: message, when that is what failed). */
+ * a charter file would be. 0, or -1 with why (and *errors, cleared first: every error of
+ * the document as FILE:line:col: path: message, in file order, when that is what
+ * failed). */
 static int motion_from_msg(const Aulac__V1__Motion *q, struct motion *m,
-                           struct charter *charter, char *why, size_t cap, char *error,
-                           size_t error_cap)
+                           struct charter *charter, char *why, size_t cap,
+                           struct policy_errors *errors)
 {
     memset(m, 0, sizeof *m);
-    error[0] = 0;
+    errors->n = errors->total = 0;
     const char *kind = motion_kind_name((int)q->kind);
     if (!kind || q->kind > 0xff)
         return why_fail(why, cap, -1, "unknown motion kind %u (1 experiment, 2 cancel, 3 "
@@ -1335,18 +1347,19 @@ static int motion_from_msg(const Aulac__V1__Motion *q, struct motion *m,
                                                            ? "policy.yaml" : "charter.yaml");
     if (len == 0)
         return why_fail(why, cap, -1, "%s: the %s motion carries no document", name, kind);
+    struct policy_error err = { .code = POLICY_ERR_TOO_LARGE };
     if (len > POLICY_FILE_MAX) {
-        snprintf(error, error_cap, "%s: is %zu bytes, over the 1 MiB limit for %s files", name,
-                 len, m->kind == MOTION_EXPERIMENT ? "policy" : "charter");
-        return why_fail(why, cap, -1, "%s", error);
+        snprintf(err.message, sizeof err.message, "%s: is %zu bytes, over the 1 MiB limit for "
+                 "%s files", name, len, m->kind == MOTION_EXPERIMENT ? "policy" : "charter");
+        policy_errors_add(errors, &err);
+        return document_refused(why, cap, name, errors);
     }
     crypto_blake2b256(doc, len, m->document_digest);
-    struct policy_error err;
     uint8_t content[32];
     if (m->kind == MOTION_CHARTER) {
         if (charter_load_buffer(name, doc, len, charter, &err) != 0) {
-            snprintf(error, error_cap, "%s", err.message);
-            return why_fail(why, cap, -1, "%s", err.message);
+            policy_errors_add(errors, &err);
+            return document_refused(why, cap, name, errors);
         }
         if (charter_hash(charter, content) != 0)
             return why_fail(why, cap, -1, "out of memory");
@@ -1356,10 +1369,8 @@ static int motion_from_msg(const Aulac__V1__Motion *q, struct motion *m,
         return 0;
     }
     char id[POLICY_EXPERIMENT_ID_MAX + 1];
-    if (policy_identify(name, doc, len, content, id, sizeof id, &err) != 0) {
-        snprintf(error, error_cap, "%s", err.message);
-        return why_fail(why, cap, -1, "%s", err.message);
-    }
+    if (policy_identify_all(name, doc, len, content, id, sizeof id, errors) != 0)
+        return document_refused(why, cap, name, errors);
     if (!crypto_equal(content, m->content_hash, 32))
         return why_fail(why, cap, -1, "%s: the motion's content hash is not this policy's hash "
                         "(aulac policy check prints it)", name);
@@ -1378,25 +1389,31 @@ void governance_on_propose_motion(struct rpc_call *call, void *ctx)
     const Aulac__V1__Motion *q = (const Aulac__V1__Motion *)in;
     struct motion m;
     struct charter charter;
-    char why[1024], error[sizeof ((struct policy_error *)0)->message];
+    char why[1024];
     struct prop_view v;
     uint64_t index = 0;
-    if (motion_from_msg(q, &m, &charter, why, sizeof why, error, sizeof error) != 0 ||
-        motion_propose(c, &m, q->signature.data, q->document.data, q->document.len,
-                       m.kind == MOTION_CHARTER ? &charter : NULL, &v, &index, why,
-                       sizeof why) != 0) {
+    struct policy_errors *errors = calloc(1, sizeof *errors);   /* 45 KiB: off the stack */
+    if (!errors) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+    } else if (motion_from_msg(q, &m, &charter, why, sizeof why, errors) != 0 ||
+               motion_propose(c, &m, q->signature.data, q->document.data, q->document.len,
+                              m.kind == MOTION_CHARTER ? &charter : NULL, &v, &index, why,
+                              sizeof why) != 0) {
         log_warn("refused a motion from %s: %s", q->proposer_id, why);
         Aulac__V1__GovernanceReply r = AULAC__V1__GOVERNANCE_REPLY__INIT;
-        char *errors[1] = { error };
+        char *lines[POLICY_ERRORS_MAX + 1], more[64];
+        for (size_t i = 0; i < errors->n; i++)
+            lines[i] = errors->item[i].message;
         r.reason = why;
-        if (error[0]) {
-            r.errors = errors;
-            r.n_errors = 1;
-        }
+        r.errors = lines;
+        r.n_errors = errors->n;
+        if (policy_errors_more(errors, more, sizeof more))
+            lines[r.n_errors++] = more;
         pb_call_finish(call, &r.base);
     } else {
         reply_outcome(call, 1, "motion", q->proposer_id, "", &v, index);
     }
+    free(errors);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 

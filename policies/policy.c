@@ -391,72 +391,59 @@ static int post_validate(struct post *pc, struct policy *p)
 
 /* --- public ---------------------------------------------------------------- */
 
+/* The cross-field rules (schema_check's post). */
+static int policy_post(struct schema_ctx *ctx, void *base)
+{
+    struct policy *p = base;
+    struct post pc = {.ctx = ctx, .file = ctx->file, .err = ctx->err};
+    int rc = post_validate(&pc, p);
+    if (!rc && !p->metadata.description && !(p->metadata.description = strdup("")))
+        rc = POLICY_ERR_NOMEM;
+    return rc;
+}
+
+int policy_check_buffer(const char *name, const void *bytes, size_t len, struct policy *out,
+                        struct policy_errors *errors)
+{
+    if (!errors)
+        return POLICY_ERR_ARG;
+    struct policy scratch, *p = out ? out : &scratch;
+    policy_defaults(p);
+    int rc = schema_check(name ? name : "<policy>", bytes, len, policy_fields, p, policy_post,
+                          errors);
+    if (rc || !out)
+        policy_free(p);
+    return rc;
+}
+
+int policy_check_file(const char *path, struct policy *out, struct policy_errors *errors)
+{
+    if (!errors)
+        return POLICY_ERR_ARG;
+    uint8_t *buf;
+    size_t len;
+    int rc = yaml_errors_read(path, "policy", &buf, &len, errors);
+    if (rc == 0)
+        rc = policy_check_buffer(path, buf, len, out, errors);
+    else if (out)
+        memset(out, 0, sizeof *out);
+    free(buf);
+    return rc;
+}
+
 int policy_load_buffer(const char *name, const void *bytes, size_t len, struct policy *out,
                        struct policy_error *err)
 {
-    struct policy_error scratch;
-    if (!err)
-        err = &scratch;
-    memset(err, 0, sizeof *err);
-    if (!out || (!bytes && len)) {
-        if (out)
-            memset(out, 0, sizeof *out);
-        yaml_error(err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
-        return POLICY_ERR_ARG;
-    }
-    if (!name)
-        name = "<policy>";
-    policy_defaults(out);
-
-    struct ynode *root = NULL;
-    int rc = yaml_tree_parse(name, bytes, len, &root, err);
-    if (rc) {
-        memset(out, 0, sizeof *out);
-        return rc;
-    }
-    struct schema_ctx ctx = {.file = name, .err = err};
-    rc = schema_walk(&ctx, root, policy_fields, out, "", root ? root->line : 1,
-                     root ? root->column : 1);
-    if (!rc) {
-        struct post pc = {.ctx = &ctx, .file = name, .err = err};
-        rc = post_validate(&pc, out);
-    }
-    if (!rc && !out->metadata.description) {
-        out->metadata.description = strdup("");
-        if (!out->metadata.description)
-            rc = POLICY_ERR_NOMEM;
-    }
-    if (rc == POLICY_ERR_NOMEM && err->code != POLICY_ERR_NOMEM)
-        yaml_error(err, rc, name, 0, 0, NULL, "out of memory");
-    schema_ctx_free(&ctx);
-    yaml_tree_free(root);
-    if (rc)
-        policy_free(out);
-    return rc;
+    struct policy_errors *all;
+    int rc = yaml_errors_new(name, out, sizeof *out, &all, err);
+    return rc ? rc : yaml_errors_first(all, policy_check_buffer(name, bytes, len, out, all), err);
 }
 
 int policy_load_file(const char *path, struct policy *out, struct policy_error *err)
 {
-    struct policy_error scratch;
-    if (!err)
-        err = &scratch;
-    memset(err, 0, sizeof *err);
-    if (!path || !out) {
-        if (out)
-            memset(out, 0, sizeof *out);
-        yaml_error(err, POLICY_ERR_ARG, path, 0, 0, NULL, "invalid argument");
-        return POLICY_ERR_ARG;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = policy_read_file(path, &buf, &len, err);
-    if (rc) {
-        memset(out, 0, sizeof *out);
-        return rc;
-    }
-    rc = policy_load_buffer(path, buf, len, out, err);
-    free(buf);
-    return rc;
+    struct policy_errors *all;
+    int rc = yaml_errors_new(path, out, sizeof *out, &all, err);
+    return rc ? rc : yaml_errors_first(all, policy_check_file(path, out, all), err);
 }
 
 int policy_read_file(const char *path, uint8_t **buf, size_t *len, struct policy_error *err)
@@ -625,24 +612,35 @@ int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_
     return n < 0 || (size_t)n >= cap ? POLICY_ERR_ARG : 0;
 }
 
-int policy_identify(const char *name, const void *bytes, size_t len,
-                    uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
-                    struct policy_error *err)
+int policy_identify_all(const char *name, const void *bytes, size_t len,
+                        uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                        struct policy_errors *errors)
 {
     struct policy p;
-    int rc = policy_load_buffer(name, bytes, len, &p, err);
+    int rc = policy_check_buffer(name, bytes, len, &p, errors);
     if (rc != 0)
         return rc;
     rc = policy_hash(&p, hash);
     if (rc == 0)
         rc = policy_experiment_id(&p, hash, id, cap);
     policy_free(&p);
-    if (rc != 0 && err) {
-        memset(err, 0, sizeof *err);
-        err->code = rc;
-        snprintf(err->message, sizeof err->message, "%s: %s", name, policy_strerror(rc));
+    if (rc != 0) {
+        struct policy_error err = {.code = rc};
+        snprintf(err.message, sizeof err.message, "%s: %s", name ? name : "<policy>",
+                 policy_strerror(rc));
+        policy_errors_add(errors, &err);
     }
     return rc;
+}
+
+int policy_identify(const char *name, const void *bytes, size_t len,
+                    uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                    struct policy_error *err)
+{
+    struct policy_errors *all;
+    int rc = yaml_errors_new(name, NULL, 0, &all, err);
+    return rc ? rc : yaml_errors_first(all, policy_identify_all(name, bytes, len, hash, id,
+                                                                  cap, all), err);
 }
 
 uint64_t policy_model_parameters(const struct policy_model *m)

@@ -175,9 +175,51 @@ struct policy_error {
     char message[768];
 };
 
+/* Every error one check found, in file order (line, then column; errors at one place
+ * in the order found), so that a researcher fixes them all in one pass:
+ *
+ *   demo.yaml:6:3: model.n_layers: unknown key (did you mean "n_layer"?)
+ *   demo.yaml:11:11: training.rounds: expected a positive integer, got "ten"
+ *   ...
+ *
+ * The walk goes on after an error in a key (unknown, duplicate, wrong type, out of range,
+ * missing, not implemented yet) with the next key. An error that leaves nothing to walk
+ * (YAML syntax, file size, nesting, nodes, anchors and aliases, a top level that is no
+ * mapping) is the only one. The cross-field rules (POLICY_ERR_INVALID...) run only when
+ * the walk found no error, so that one bad value does not bring bogus follow-ups.
+ * At most POLICY_ERRORS_MAX are kept, the first in file order; total counts them all. */
+#define POLICY_ERRORS_MAX 50
+struct policy_errors {
+    size_t n;                   /* kept in item[], <= POLICY_ERRORS_MAX */
+    size_t total;               /* found; total - n were left out (the last in file order) */
+    struct policy_error item[POLICY_ERRORS_MAX];
+};
+
+/* Adds e in file order; when the list is full the last in file order is left out (and
+ * counted in total). */
+void policy_errors_add(struct policy_errors *l, const struct policy_error *e);
+
+/* The line that ends a list with errors left out: "... and 12 more errors" into out
+ * (at most cap bytes with the NUL). Returns the number left out; 0 (out "") when none. */
+size_t policy_errors_more(const struct policy_errors *l, char *out, size_t cap);
+
+/* Parses and validates a policy as policy_load_buffer() does, recording every error in
+ * *errors (cleared first; required). out may be NULL (only the verdict is wanted);
+ * otherwise, on success, it holds the policy (release with policy_free()) and on failure
+ * it is left empty. Returns 0, or the code of the first error (errors->item[0].code),
+ * POLICY_ERR_NOMEM (then the only error) or POLICY_ERR_ARG. */
+int policy_check_buffer(const char *name, const void *bytes, size_t len, struct policy *out,
+                        struct policy_errors *errors) __attribute__((warn_unused_result));
+
+/* Same for a file (read as policy_read_file() does: an unreadable file, a FIFO or one over
+ * 1 MiB is the only error). The file name in messages is path as given. */
+int policy_check_file(const char *path, struct policy *out, struct policy_errors *errors)
+    __attribute__((warn_unused_result));
+
 /* Parses and validates a policy file. On success fills *out (release with
  * policy_free()) and returns 0; otherwise returns a POLICY_ERR_* code, describes it in
  * *err (which may be NULL) and leaves *out empty (policy_free() on it is harmless).
+ * The error is the first in file order of those policy_check_file() finds.
  * The file name in messages is path as given. */
 int policy_load_file(const char *path, struct policy *out, struct policy_error *err)
     __attribute__((warn_unused_result));
@@ -234,6 +276,12 @@ int policy_experiment_id(const struct policy *p, const uint8_t hash[POLICY_HASH_
 int policy_identify(const char *name, const void *bytes, size_t len,
                     uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
                     struct policy_error *err) __attribute__((warn_unused_result));
+
+/* Same, with every error of the document in *errors (policy_check_buffer()): what a
+ * proposer is told. */
+int policy_identify_all(const char *name, const void *bytes, size_t len,
+                        uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
+                        struct policy_errors *errors) __attribute__((warn_unused_result));
 
 /* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
 uint64_t policy_model_parameters(const struct policy_model *m);

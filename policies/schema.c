@@ -650,92 +650,141 @@ static bool section_has_required(const struct sfield *f, char *path, size_t path
     return false;
 }
 
+/* The error ctx->err holds, of code rc: with ctx->all it joins the list and the walk
+ * goes on (0); otherwise, and out of memory, the walk stops with rc. */
+static int keep_going(struct schema_ctx *ctx, int rc)
+{
+    if (rc == 0 || rc == POLICY_ERR_NOMEM || !ctx->all)
+        return rc;
+    policy_errors_add(ctx->all, ctx->err);
+    return 0;
+}
+
+/* The field of key k (by its name or alias), or NULL. */
+static const struct sfield *field_of(const struct sfield *fields, const struct ynode *k)
+{
+    for (const struct sfield *c = fields; c->key; c++)
+        if ((strlen(c->key) == k->len && !memcmp(c->key, k->text, k->len)) ||
+            (c->alias && strlen(c->alias) == k->len && !memcmp(c->alias, k->text, k->len)))
+            return c;
+    return NULL;
+}
+
+/* The key an unknown key k was most likely meant to be (at most 2 edits away), or NULL. */
+static const char *meant_key(const struct sfield *fields, const struct ynode *k)
+{
+    const char *best = NULL;
+    size_t bestd = 3;
+    for (const struct sfield *c = fields; c->key; c++) {
+        if (c->flags & SF_REFUSED)
+            continue;
+        size_t d = edit_distance(k->text, c->key);
+        if (d < bestd) {
+            bestd = d;
+            best = c->key;
+        }
+    }
+    return best;
+}
+
+/* Whether a missing key f of map is already reported as an unknown key that means it
+ * ("n_layers: unknown key (did you mean "n_layer"?)"): one mistake, one error. */
+static bool misspelled(const struct ynode *map, const struct sfield *fields,
+                       const struct sfield *f)
+{
+    size_t n = (map && map->kind == YNODE_MAP) ? map->n : 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *k = map->keys[i];
+        if (!k->dup_line && !field_of(fields, k) && meant_key(fields, k) == f->key)
+            return true;
+    }
+    return false;
+}
+
+static int unknown_key(struct schema_ctx *ctx, const struct ynode *k,
+                       const struct sfield *fields, const char *prefix)
+{
+    /* The key goes into a one-line message: printable ASCII only. */
+    char shown[64], path[160];
+    size_t m = 0;
+    for (size_t c = 0; c < k->len && m + 1 < sizeof shown; c++)
+        shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
+    shown[m] = '\0';
+    join_path(path, sizeof path, prefix, m ? shown : "?");
+    const char *best = meant_key(fields, k);
+    char valid[400];
+    size_t o = 0;
+    valid[0] = '\0';
+    for (const struct sfield *c = fields; c->key && o < sizeof valid; c++)
+        if (!(c->flags & SF_REFUSED))
+            o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", o ? ", " : "", c->key);
+    if (best)
+        yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column, path,
+                   "unknown key (did you mean \"%s\"?)", best);
+    else
+        yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column, path,
+                   "unknown key; valid keys here: %s", valid);
+    return POLICY_ERR_UNKNOWN_KEY;
+}
+
+/* One key k: v of a mapping. */
+static int walk_key(struct schema_ctx *ctx, const struct ynode *k, const struct ynode *v,
+                    const struct sfield *fields, void *base, const char *prefix)
+{
+    if (k->dup_line > 0) {
+        yaml_duplicate_error(ctx->err, ctx->file, k, k->dup_line, k->dup_column);
+        return POLICY_ERR_DUPLICATE;
+    }
+    const struct sfield *f = field_of(fields, k);
+    if (!f)
+        return unknown_key(ctx, k, fields, prefix);
+    char path[160];
+    join_path(path, sizeof path, prefix, f->key);
+    if (f->flags & SF_REFUSED) {
+        yaml_error(ctx->err, POLICY_ERR_UNIMPLEMENTED, ctx->file, k->line, k->column, path,
+                   "%s", f->note);
+        return POLICY_ERR_UNIMPLEMENTED;
+    }
+    const struct schema_seen *prev = schema_seen(ctx, path);
+    if (prev) {
+        /* Only an alias can get here: repeated keys are marked by the tree. */
+        char kname[128];
+        ynode_describe(k, kname, sizeof kname);
+        yaml_error(ctx->err, POLICY_ERR_DUPLICATE, ctx->file, k->line, k->column, path,
+                   "%s sets the same value as the key at line %d, column %d; give only one",
+                   kname, prev->line, prev->column);
+        return POLICY_ERR_DUPLICATE;
+    }
+    int rc = record_seen(ctx, path, k, v);
+    if (rc)
+        return rc;
+    return (f->flags & SF_FIXED) ? store_fixed(ctx, f, v, path, base)
+                                 : store_value(ctx, f, v, path, base);
+}
+
 int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
                 void *base, const char *prefix, int line, int column)
 {
     if (map && !ynode_is_null(map) && map->kind != YNODE_MAP) {
+        /* nothing below to walk, and nothing missing to report */
         char got[128];
         ynode_describe(map, got, sizeof got);
         yaml_error(ctx->err, POLICY_ERR_TYPE, ctx->file, map->line, map->column, prefix,
                    "expected a mapping of keys, got %s", got);
-        return POLICY_ERR_TYPE;
+        return keep_going(ctx, POLICY_ERR_TYPE);
     }
     size_t n = (map && map->kind == YNODE_MAP) ? map->n : 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct ynode *k = map->keys[i], *v = map->vals[i];
-        const struct sfield *f = NULL;
-        for (const struct sfield *c = fields; c->key; c++) {
-            if ((strlen(c->key) == k->len && !memcmp(c->key, k->text, k->len)) ||
-                (c->alias && strlen(c->alias) == k->len && !memcmp(c->alias, k->text, k->len))) {
-                f = c;
-                break;
-            }
-        }
-        char kname[128];
-        ynode_describe(k, kname, sizeof kname);
-        if (!f) {
-            /* The key goes into a one-line message: printable ASCII only. */
-            char shown[64], path[160];
-            size_t m = 0;
-            for (size_t c = 0; c < k->len && m + 1 < sizeof shown; c++)
-                shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
-            shown[m] = '\0';
-            join_path(path, sizeof path, prefix, m ? shown : "?");
-            const char *best = NULL;
-            size_t bestd = 3;
-            for (const struct sfield *c = fields; c->key; c++) {
-                if (c->flags & SF_REFUSED)
-                    continue;
-                size_t d = edit_distance(k->text, c->key);
-                if (d < bestd) {
-                    bestd = d;
-                    best = c->key;
-                }
-            }
-            char valid[400];
-            size_t o = 0;
-            valid[0] = '\0';
-            for (const struct sfield *c = fields; c->key && o < sizeof valid; c++)
-                if (!(c->flags & SF_REFUSED))
-                    o += (size_t)snprintf(valid + o, sizeof valid - o, "%s%s", o ? ", " : "",
-                                          c->key);
-            if (best)
-                yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column,
-                           path, "unknown key (did you mean \"%s\"?)", best);
-            else
-                yaml_error(ctx->err, POLICY_ERR_UNKNOWN_KEY, ctx->file, k->line, k->column,
-                           path, "unknown key; valid keys here: %s", valid);
-            return POLICY_ERR_UNKNOWN_KEY;
-        }
-        char path[160];
-        join_path(path, sizeof path, prefix, f->key);
-        if (f->flags & SF_REFUSED) {
-            yaml_error(ctx->err, POLICY_ERR_UNIMPLEMENTED, ctx->file, k->line, k->column, path,
-                       "%s", f->note);
-            return POLICY_ERR_UNIMPLEMENTED;
-        }
-        const struct schema_seen *prev = schema_seen(ctx, path);
-        if (prev) {
-            /* Only an alias can get here: the tree refuses repeated keys. */
-            yaml_error(ctx->err, POLICY_ERR_DUPLICATE, ctx->file, k->line, k->column, path,
-                       "%s sets the same value as the key at line %d, column %d; give only one",
-                       kname, prev->line, prev->column);
-            return POLICY_ERR_DUPLICATE;
-        }
-        int rc = record_seen(ctx, path, k, v);
-        if (rc)
+    int rc;
+    for (size_t i = 0; i < n; i++)
+        if ((rc = keep_going(ctx, walk_key(ctx, map->keys[i], map->vals[i], fields, base,
+                                           prefix))) != 0)
             return rc;
-        rc = (f->flags & SF_FIXED) ? store_fixed(ctx, f, v, path, base)
-                                   : store_value(ctx, f, v, path, base);
-        if (rc)
-            return rc;
-    }
     for (const struct sfield *f = fields; f->key; f++) {
         if (!(f->flags & SF_REQUIRED))
             continue;
         char path[160];
         join_path(path, sizeof path, prefix, f->key);
-        if (schema_seen(ctx, path))
+        if (schema_seen(ctx, path) || misspelled(map, fields, f))
             continue;
         char missing[160];
         snprintf(missing, sizeof missing, "%s", path);
@@ -743,9 +792,41 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
             section_has_required(f->children, missing, sizeof missing, path);
         yaml_error(ctx->err, POLICY_ERR_MISSING, ctx->file, line, column, missing,
                    "required key is missing");
-        return POLICY_ERR_MISSING;
+        if ((rc = keep_going(ctx, POLICY_ERR_MISSING)) != 0)
+            return rc;
     }
     return 0;
+}
+
+int schema_check(const char *file, const void *bytes, size_t len, const struct sfield *fields,
+                 void *base, schema_post_fn post, struct policy_errors *errors)
+{
+    errors->n = errors->total = 0;
+    struct policy_error err = {0};
+    struct ynode *root = NULL;
+    int rc = POLICY_ERR_ARG;
+    if (!bytes && len)
+        yaml_error(&err, rc, file, 0, 0, NULL, "invalid argument");
+    else
+        rc = yaml_tree_parse_flags(file, bytes, len, YAML_TREE_KEEP_DUPLICATES, &root, &err);
+    if (rc) {
+        policy_errors_add(errors, &err);
+        return rc;
+    }
+    struct schema_ctx ctx = {.file = file, .err = &err, .all = errors};
+    rc = schema_walk(&ctx, root, fields, base, "", root ? root->line : 1,
+                     root ? root->column : 1);
+    if (!rc && errors->total == 0 && post && (rc = post(&ctx, base)) != 0 &&
+        rc != POLICY_ERR_NOMEM)
+        policy_errors_add(errors, &err);
+    if (rc == POLICY_ERR_NOMEM) {
+        errors->n = errors->total = 0;
+        yaml_error(&err, rc, file, 0, 0, NULL, "out of memory");
+        policy_errors_add(errors, &err);
+    }
+    schema_ctx_free(&ctx);
+    yaml_tree_free(root);
+    return errors->total ? errors->item[0].code : 0;
 }
 
 void schema_free(const struct sfield *fields, void *base)

@@ -61,16 +61,33 @@ struct schema_seen {
 
 struct schema_ctx {
     const char *file;
-    struct policy_error *err;
+    struct policy_error *err;   /* the error at hand */
+    /* NULL: the walk stops at the first error. Otherwise every error of a key joins this
+     * list and the walk goes on with the next key (policies/policy.h, policy_errors). */
+    struct policy_errors *all;
     struct schema_seen *seen;
     size_t n_seen, cap_seen;
 };
 
 /* Walks map (may be NULL or null: an empty section) against fields, storing values
  * into base. line/column locate the mapping for "required key is missing" errors.
- * Returns 0 or a POLICY_ERR_* with ctx->err filled. */
+ * A repeated key (a tree read with YAML_TREE_KEEP_DUPLICATES) is an error of the walk.
+ * Returns 0 or a POLICY_ERR_* with ctx->err filled; with ctx->all, 0 or
+ * POLICY_ERR_NOMEM, the errors being in ctx->all. */
 int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sfield *fields,
                 void *base, const char *prefix, int line, int column);
+
+/* The cross-field rules of a document, run once its walk found no error: 0, or a
+ * POLICY_ERR_* with ctx->err filled. */
+typedef int (*schema_post_fn)(struct schema_ctx *ctx, void *base);
+
+/* A whole document against fields, every error in errors (cleared first): parses bytes
+ * (repeated keys kept for the walk to report), walks them into base and, when the walk
+ * found no error, runs post (may be NULL). An error that stops the reading (syntax,
+ * limits, bytes NULL with len > 0) is the only one; out of memory too. Returns 0 or the
+ * first error's code (errors->item[0].code). */
+int schema_check(const char *file, const void *bytes, size_t len, const struct sfield *fields,
+                 void *base, schema_post_fn post, struct policy_errors *errors);
 
 /* The key (and value) position of path if it was given in the file, else NULL. */
 const struct schema_seen *schema_seen(const struct schema_ctx *ctx, const char *path);

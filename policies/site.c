@@ -68,69 +68,65 @@ void site_policy_free(struct site_policy *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The rules after the walk (schema_check's post). */
+static int site_post(struct schema_ctx *ctx, void *base)
+{
+    struct site_policy *s = base;
+    s->any_proposer = schema_seen(ctx, "allow.proposers") == NULL;
+    s->any_experiment = schema_seen(ctx, "allow.experiments") == NULL;
+    if (s->schema == POLICY_SCHEMA_VERSION)
+        return 0;
+    const struct schema_seen *at = schema_seen(ctx, "schema");
+    yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, at ? at->vline : 1, at ? at->vcolumn : 1,
+               "schema", "schema version %u is not supported (this aulac reads version %d)",
+               s->schema, POLICY_SCHEMA_VERSION);
+    return POLICY_ERR_RANGE;
+}
+
+int site_policy_check_buffer(const char *name, const void *bytes, size_t len,
+                             struct site_policy *out, struct policy_errors *errors)
+{
+    if (!errors)
+        return POLICY_ERR_ARG;
+    struct site_policy scratch, *s = out ? out : &scratch;
+    memset(s, 0, sizeof *s);
+    int rc = schema_check(name ? name : "<site>", bytes, len, site_fields, s, site_post,
+                          errors);
+    if (rc || !out)
+        site_policy_free(s);
+    return rc;
+}
+
+int site_policy_check_file(const char *path, struct site_policy *out,
+                           struct policy_errors *errors)
+{
+    if (!errors)
+        return POLICY_ERR_ARG;
+    if (out)
+        memset(out, 0, sizeof *out);
+    uint8_t *buf;
+    size_t len;
+    int rc = yaml_errors_read(path, "site policy", &buf, &len, errors);
+    if (rc == 0)
+        rc = site_policy_check_buffer(path, buf, len, out, errors);
+    free(buf);
+    return rc;
+}
+
 int site_load_buffer(const char *name, const void *bytes, size_t len, struct site_policy *out,
                      struct policy_error *err)
 {
-    struct policy_error scratch;
-    if (!err)
-        err = &scratch;
-    memset(err, 0, sizeof *err);
-    if (!name)
-        name = "<site>";
-    if (!out || (!bytes && len)) {
-        if (out)
-            memset(out, 0, sizeof *out);
-        yaml_error(err, POLICY_ERR_ARG, name, 0, 0, NULL, "invalid argument");
-        return POLICY_ERR_ARG;
-    }
-    memset(out, 0, sizeof *out);
-    struct ynode *root = NULL;
-    int rc = yaml_tree_parse(name, bytes, len, &root, err);
-    if (rc)
-        return rc;
-    struct schema_ctx ctx = {.file = name, .err = err};
-    rc = schema_walk(&ctx, root, site_fields, out, "", root ? root->line : 1,
-                     root ? root->column : 1);
-    if (!rc && out->schema != POLICY_SCHEMA_VERSION) {
-        const struct schema_seen *s = schema_seen(&ctx, "schema");
-        yaml_error(err, POLICY_ERR_RANGE, name, s ? s->vline : 1, s ? s->vcolumn : 1, "schema",
-                   "schema version %u is not supported (this aulac reads version %d)",
-                   out->schema, POLICY_SCHEMA_VERSION);
-        rc = POLICY_ERR_RANGE;
-    }
-    if (!rc) {
-        out->any_proposer = schema_seen(&ctx, "allow.proposers") == NULL;
-        out->any_experiment = schema_seen(&ctx, "allow.experiments") == NULL;
-    }
-    schema_ctx_free(&ctx);
-    yaml_tree_free(root);
-    if (rc)
-        site_policy_free(out);
-    return rc;
+    struct policy_errors *all;
+    int rc = yaml_errors_new(name, out, sizeof *out, &all, err);
+    return rc ? rc : yaml_errors_first(all, site_policy_check_buffer(name, bytes, len, out,
+                                                                      all), err);
 }
 
 int site_load_file(const char *path, struct site_policy *out, struct policy_error *err)
 {
-    struct policy_error scratch;
-    if (!err)
-        err = &scratch;
-    memset(err, 0, sizeof *err);
-    if (!path || !out) {
-        if (out)
-            memset(out, 0, sizeof *out);
-        yaml_error(err, POLICY_ERR_ARG, path, 0, 0, NULL, "invalid argument");
-        return POLICY_ERR_ARG;
-    }
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int rc = yaml_file_read(path, "site policy", &buf, &len, err);
-    if (rc) {
-        memset(out, 0, sizeof *out);
-        return rc;
-    }
-    rc = site_load_buffer(path, buf, len, out, err);
-    free(buf);
-    return rc;
+    struct policy_errors *all;
+    int rc = yaml_errors_new(path, out, sizeof *out, &all, err);
+    return rc ? rc : yaml_errors_first(all, site_policy_check_file(path, out, all), err);
 }
 
 const char *site_auto_vote_name(int auto_vote)

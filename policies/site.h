@@ -67,6 +67,15 @@ int site_load_buffer(const char *name, const void *bytes, size_t len,
                      struct site_policy *out, struct policy_error *err)
     __attribute__((warn_unused_result));
 
+/* Same, with every error in *errors, as policy_check_buffer() / policy_check_file() do
+ * for experiment policies (policies/policy.h). out may be NULL. Returns 0 or the first
+ * error's code. */
+int site_policy_check_buffer(const char *name, const void *bytes, size_t len,
+                             struct site_policy *out, struct policy_errors *errors)
+    __attribute__((warn_unused_result));
+int site_policy_check_file(const char *path, struct site_policy *out,
+                           struct policy_errors *errors) __attribute__((warn_unused_result));
+
 void site_policy_free(struct site_policy *s);
 
 /* "never", "approve-if-allowed" (as written in site.yaml); NULL for anything else. */

@@ -42,6 +42,72 @@ void yaml_error(struct policy_error *err, int code, const char *file, int line, 
         err->message[0] = '\0';
 }
 
+void policy_errors_add(struct policy_errors *l, const struct policy_error *e)
+{
+    l->total++;
+    /* after every error at the same place or before it: stable */
+    size_t at = l->n;
+    while (at > 0 && (l->item[at - 1].line > e->line ||
+                      (l->item[at - 1].line == e->line && l->item[at - 1].column > e->column)))
+        at--;
+    if (at == POLICY_ERRORS_MAX)
+        return;
+    size_t keep = l->n < POLICY_ERRORS_MAX ? l->n : POLICY_ERRORS_MAX - 1;
+    memmove(&l->item[at + 1], &l->item[at], (keep - at) * sizeof l->item[0]);
+    l->item[at] = *e;
+    l->n = keep + 1;
+}
+
+size_t policy_errors_more(const struct policy_errors *l, char *out, size_t cap)
+{
+    size_t more = l->total > l->n ? l->total - l->n : 0;
+    if (cap) {
+        if (more)
+            snprintf(out, cap, "... and %zu more error%s", more, more == 1 ? "" : "s");
+        else
+            out[0] = '\0';
+    }
+    return more;
+}
+
+int yaml_errors_new(const char *file, void *out, size_t size, struct policy_errors **all,
+                    struct policy_error *err)
+{
+    *all = NULL;
+    if (size && !out) {
+        yaml_error(err, POLICY_ERR_ARG, file, 0, 0, NULL, "invalid argument");
+        return POLICY_ERR_ARG;
+    }
+    if ((*all = calloc(1, sizeof **all)) == NULL) {
+        if (out)
+            memset(out, 0, size);
+        yaml_error(err, POLICY_ERR_NOMEM, file, 0, 0, NULL, "out of memory");
+        return POLICY_ERR_NOMEM;
+    }
+    return 0;
+}
+
+int yaml_errors_first(struct policy_errors *all, int rc, struct policy_error *err)
+{
+    if (err) {
+        if (all->n)
+            *err = all->item[0];
+        else
+            memset(err, 0, sizeof *err);
+    }
+    free(all);
+    return rc;
+}
+
+void yaml_duplicate_error(struct policy_error *err, const char *file, const struct ynode *key,
+                          int line, int column)
+{
+    char shown[80];
+    ynode_describe(key, shown, sizeof shown);
+    yaml_error(err, POLICY_ERR_DUPLICATE, file, key->line, key->column, NULL,
+               "duplicate key %s (first defined at line %d, column %d)", shown, line, column);
+}
+
 bool ynode_is_null(const struct ynode *n)
 {
     if (!n)
@@ -140,6 +206,7 @@ struct builder {
     size_t nodes;
     int documents;
     int last_line, last_column;
+    unsigned flags;             /* YAML_TREE_* */
 };
 
 static void mark_of(struct fy_event *e, struct builder *b, int *line, int *column)
@@ -220,11 +287,12 @@ static int attach(struct builder *b, struct ynode *node)
     for (size_t i = 0; i < p->n; i++) {
         struct ynode *k = p->keys[i];
         if (k->len == node->len && memcmp(k->text, node->text, k->len) == 0) {
-            char shown[80];
-            ynode_describe(node, shown, sizeof shown);
-            yaml_error(b->err, POLICY_ERR_DUPLICATE, b->file, node->line, node->column, NULL,
-                       "duplicate key %s (first defined at line %d, column %d)", shown,
-                       k->line, k->column);
+            if (b->flags & YAML_TREE_KEEP_DUPLICATES) {
+                node->dup_line = k->line;
+                node->dup_column = k->column;
+                break;
+            }
+            yaml_duplicate_error(b->err, b->file, node, k->line, k->column);
             yaml_tree_free(node);
             return POLICY_ERR_DUPLICATE;
         }
@@ -483,8 +551,31 @@ int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *le
     return POLICY_ERR_IO;
 }
 
+int yaml_errors_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                     struct policy_errors *errors)
+{
+    errors->n = errors->total = 0;
+    struct policy_error err = {0};
+    int rc = POLICY_ERR_ARG;
+    *buf = NULL;
+    *len = 0;
+    if (!path)
+        yaml_error(&err, rc, path, 0, 0, NULL, "invalid argument");
+    else
+        rc = yaml_file_read(path, kind, buf, len, &err);
+    if (rc)
+        policy_errors_add(errors, &err);
+    return rc;
+}
+
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                     struct ynode **root, struct policy_error *err)
+{
+    return yaml_tree_parse_flags(file, bytes, len, 0, root, err);
+}
+
+int yaml_tree_parse_flags(const char *file, const void *bytes, size_t len, unsigned flags,
+                          struct ynode **root, struct policy_error *err)
 {
     *root = NULL;
     if (len > POLICY_FILE_MAX) {
@@ -543,7 +634,7 @@ int yaml_tree_parse(const char *file, const void *bytes, size_t len,
     }
 
     struct builder b = {.file = file, .err = err, .input = len ? bytes : empty,
-                        .input_len = len ? len : 1};
+                        .input_len = len ? len : 1, .flags = flags};
     int rc = 0;
     struct fy_event *e;
     while ((e = fy_parser_parse(fyp)) != NULL) {

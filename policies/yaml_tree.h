@@ -3,8 +3,9 @@
 /* Internal to policies/: a YAML document read with libfyaml into a small tree that
  * remembers where every node starts, and the error formatting shared by policy.c and
  * site.c. Only plain data survives: anchors, aliases, tags, directives other than
- * %YAML 1.2 and multi-document streams are refused here, duplicate keys too, so nothing
- * downstream has to think of them. */
+ * %YAML 1.2 and multi-document streams are refused here, so nothing downstream has to
+ * think of them; so are duplicate keys, unless the walk is to report them with the other
+ * errors (YAML_TREE_KEEP_DUPLICATES). */
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -28,12 +29,36 @@ struct ynode {
     struct ynode **keys, **vals;
     size_t n, cap;
     bool pending;               /* map: keys[n] read, its value not yet */
+    /* a key given before in its mapping (YAML_TREE_KEEP_DUPLICATES): where it was first */
+    int dup_line, dup_column;
 };
 
 /* Parses one YAML document. On success *root is the document's top node (NULL for an
  * empty document). Errors fill err with file:line:col and return a POLICY_ERR_*. */
 int yaml_tree_parse(const char *file, const void *bytes, size_t len,
                     struct ynode **root, struct policy_error *err);
+
+/* The same; with YAML_TREE_KEEP_DUPLICATES a key repeated in a mapping is no error here:
+ * it stays in the tree, marked (dup_line > 0) with its value, for a walk that reports it
+ * (yaml_duplicate_error()) and goes on. */
+#define YAML_TREE_KEEP_DUPLICATES 1u
+int yaml_tree_parse_flags(const char *file, const void *bytes, size_t len, unsigned flags,
+                          struct ynode **root, struct policy_error *err);
+
+/* "file:line:col: duplicate key "rounds" (first defined at line 10, column 3)" at key,
+ * first defined at line, column. */
+void yaml_duplicate_error(struct policy_error *err, const char *file, const struct ynode *key,
+                          int line, int column);
+
+/* For the first-error-only callers (policy_load_*, site_load_*): *all gets a zeroed list
+ * on the heap. out (size bytes; size 0: none) is the caller's result, which must not be
+ * NULL and is zeroed when no list can be had. 0, or POLICY_ERR_ARG / POLICY_ERR_NOMEM
+ * with err (may be NULL) filled. */
+int yaml_errors_new(const char *file, void *out, size_t size, struct policy_errors **all,
+                    struct policy_error *err);
+/* Copies all's first error into err (may be NULL; zeroed when there is none), frees all
+ * and returns rc. */
+int yaml_errors_first(struct policy_errors *all, int rc, struct policy_error *err);
 void yaml_tree_free(struct ynode *n);
 
 /* Offset of the first byte that is not well-formed UTF-8 text, or len. Tab and newline
@@ -50,6 +75,11 @@ size_t yaml_text_check(const void *bytes, size_t len, unsigned flags);
  * or "file: cannot read: is a FIFO (named pipe), not a regular file" (POLICY_ERR_IO). */
 int yaml_file_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
                    struct policy_error *err);
+
+/* yaml_file_read() for a check: errors is cleared, and gets the error of a file that
+ * cannot be read (path NULL: POLICY_ERR_ARG) as its only one. */
+int yaml_errors_read(const char *path, const char *kind, uint8_t **buf, size_t *len,
+                     struct policy_errors *errors);
 
 /* A plain scalar that YAML reads as null: "", "~", "null", "Null", "NULL". */
 bool ynode_is_null(const struct ynode *n);

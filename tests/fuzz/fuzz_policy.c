@@ -1,6 +1,9 @@
 /* libFuzzer target: the policy and site-policy parsers on hostile YAML. A policy that
  * parses must hash, encode canonically, show no difference with itself (policy_diff) and
  * round-trip through site_check(); nothing may crash, leak or read out of bounds.
+ * The every-error checks (policy_check_buffer, site_policy_check_buffer) must agree with
+ * the loaders: valid exactly when they load, their first error the loader's, every error
+ * in the range and named after the file, at most POLICY_ERRORS_MAX kept in file order.
  *
  *   clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_policy.c \
  *         policies/{policy,site,schema,yaml_tree}.c codec/codec.c common/fileio.c \
@@ -12,11 +15,32 @@
 #include "policies/policy.h"
 #include "policies/site.h"
 
+static struct policy_errors all;
+
+/* all agrees with what a loader returned (rc, err). */
+static void check_all(int all_rc, int rc, const struct policy_error *err, const char *file)
+{
+    if (all_rc != rc || (rc == 0) != (all.total == 0) || all.n > POLICY_ERRORS_MAX ||
+        all.n > all.total || (all.total <= POLICY_ERRORS_MAX && all.n != all.total) ||
+        (all.total > POLICY_ERRORS_MAX && all.n != POLICY_ERRORS_MAX))
+        abort();
+    if (rc && (all.item[0].code != err->code || strcmp(all.item[0].message, err->message)))
+        abort();
+    for (size_t i = 0; i < all.n; i++) {
+        const struct policy_error *e = &all.item[i];
+        if (e->code > -1200 || e->code < -1299 || strncmp(e->message, file, strlen(file)))
+            abort();
+        if (i && (e[-1].line > e->line || (e[-1].line == e->line && e[-1].column > e->column)))
+            abort();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct policy p;
     struct policy_error err;
     int rc = policy_load_buffer("fuzz.yaml", data, size, &p, &err);
+    check_all(policy_check_buffer("fuzz.yaml", data, size, NULL, &all), rc, &err, "fuzz.yaml");
     if (rc) {
         if (rc > -1200 || rc < -1299 || err.code != rc || strncmp(err.message, "fuzz.yaml", 9))
             abort();
@@ -39,7 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
     struct site_policy s;
-    if (site_load_buffer("site.yaml", data, size, &s, &err) == 0) {
+    int site_rc = site_load_buffer("site.yaml", data, size, &s, &err);
+    check_all(site_policy_check_buffer("site.yaml", data, size, NULL, &all), site_rc, &err,
+              "site.yaml");
+    if (site_rc == 0) {
         char why[256];
         if (rc == 0) {
             int c = site_check(&s, &p, why, sizeof why);

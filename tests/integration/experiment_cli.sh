@@ -44,10 +44,11 @@ as fpt experiment propose "$T/p.yaml" >"$T/out" 2>&1 && fail "fpt's proposal was
 grep -q "member fpt has roles \[member\]; proposing an experiment needs the role researcher (charter.proposers)" "$T/out" \
     || { cat "$T/out"; fail "no role in the refusal"; }
 
-note "a schema error comes back as FILE:line:col: path: message"
-sed 's/rounds: 2/rounds: two/' "$T/p.yaml" >"$T/bad.yaml"
+note "schema errors come back as FILE:line:col: path: message, every one"
+sed 's/rounds: 2/rounds: two/; s/batch_size: 4/batch_size: 0/' "$T/p.yaml" >"$T/bad.yaml"
 as hust experiment propose "$T/bad.yaml" >"$T/out" 2>&1 && fail "a bad policy was accepted"
 grep -q "^$T/bad.yaml:6:11: training.rounds:" "$T/out" || { cat "$T/out"; fail "no file:line:col"; }
+grep -q "^$T/bad.yaml:8:15: training.batch_size:" "$T/out" || { cat "$T/out"; fail "not every error"; }
 
 note "hust proposes, vnpt votes by experiment id: queued"
 as hust experiment propose "$T/p.yaml" --reason "a second run" >"$T/out" || { cat "$T/out"; fail "propose"; }

@@ -48,6 +48,26 @@ want_run 2 "" "$BIN/aulac" policy diff "$A" "$T/b.yaml"
 grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "diff: no located error"; }
 want_run 1 "" "$BIN/aulac" policy check "$T/b.yaml"
 grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "check: no located error"; }
+# every error of a file, one per line in file order, not only the first
+sed 's/^  n_layer: 3$/  n_layers: 3/; s/^  rounds: 12$/  rounds: twelve/' "$A" >"$T/three.yaml"
+printf 'privacy:\n  clip: 1\n' >>"$T/three.yaml"
+want_run 1 "" "$BIN/aulac" policy check "$T/three.yaml"
+last=$(wc -l <"$A")
+[ "$(cat "$T/err")" = "$T/three.yaml:18:3: model.n_layers: unknown key (did you mean \"n_layer\"?)
+$T/three.yaml:28:11: training.rounds: expected a positive integer, got \"twelve\"
+$T/three.yaml:$((last + 1)):1: privacy: not implemented yet: updates are neither clipped nor noised; remove the section" ] ||
+    { cat "$T/err" >&2; fail "check: not the 3 errors of three.yaml in file order"; }
+# the example of policies/README.md ("Every error in one pass") prints what it shows
+awk '/For this `bad.yaml`:$/ {f=1; next} f && /^```yaml/ {y=1; next} y && /^```/ {exit} y' \
+    policies/README.md >"$T/bad.yaml"
+awk '/^\$ aulac policy check bad.yaml/ {f=1; next} f && /^\$ / {exit} f' policies/README.md >"$T/want"
+[ -s "$T/bad.yaml" ] && [ "$(wc -l <"$T/want")" -ge 5 ] || fail "README example not found"
+(cd "$T" && "$BIN/aulac" policy check bad.yaml) >"$T/out" 2>&1 && fail "README example passed"
+diff "$T/want" "$T/out" >&2 || fail "aulac policy check does not print what policies/README.md shows"
+printf 'schema: 1\nmember: FPT\nlimits: {max_gpus: 4}\n' >"$T/site.yaml"
+want_run 1 "" "$BIN/aulac" site check "$T/site.yaml"
+[ "$(grep -c "^$T/site.yaml:[23]:" "$T/err")" -eq 2 ] || { cat "$T/err" >&2; fail "site check: not 2 errors"; }
+note "policy check prints the 3 errors of a file with 3, site check the 2 of a site policy"
 want_run 2 "" "$BIN/aulac" policy diff "$A" "$T/missing.yaml"
 grep -q "missing.yaml: cannot read" "$T/err" || fail "diff: missing file not named"
 want_run 2 "" "$BIN/aulac" policy diff "$A"

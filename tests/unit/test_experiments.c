@@ -221,18 +221,38 @@ static void bad_input_is_refused_and_nothing_is_written(void **state)
                              "exp-b.yaml", 0, h, NULL),
                    "member fpt has roles [member]; proposing an experiment needs the role "
                    "researcher (charter.proposers)");
-    /* a policy that fails the schema: FILE:line:col: path: message, FILE as sent */
+    /* a policy that fails the schema: every error as FILE:line:col: path: message, FILE
+     * as sent, in file order; the reason counts them and gives the first */
     char bad[sizeof fx_policy + 64];
-    const char *r3 = strstr(doc, "rounds: 3");
-    snprintf(bad, sizeof bad, "%.*srounds: three%s", (int)(r3 - doc), doc, r3 + 9);
+    static const char good[] = "rounds: 3\n  local_steps: 2";
+    const char *r3 = strstr(doc, good);
+    snprintf(bad, sizeof bad, "%.*srounds: three\n  local_steps: 0%s", (int)(r3 - doc), doc,
+             r3 + strlen(good));
     Aulac__V1__GovernanceReply *g = fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT,
                                               NULL, bad, strlen(bad), "mine.yaml", 0, h, NULL);
     assert_non_null(g);
     assert_false(g->accepted);
-    assert_int_equal(g->n_errors, 1);
-    if (!strstr(g->errors[0], "mine.yaml:6:11: training.rounds:"))
-        fail_msg("error \"%s\"", g->errors[0]);
-    assert_non_null(strstr(g->reason, "mine.yaml:6:11: training.rounds:"));
+    assert_int_equal(g->n_errors, 2);
+    assert_string_equal(g->errors[0], "mine.yaml:6:11: training.rounds: expected a positive "
+                        "integer, got \"three\"");
+    assert_string_equal(g->errors[1], "mine.yaml:7:16: training.local_steps: expected an "
+                        "integer in [1, 10000000], got 0");
+    assert_string_equal(g->reason, "2 errors in mine.yaml; the first: mine.yaml:6:11: "
+                        "training.rounds: expected a positive integer, got \"three\"");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    /* more than 50: the first 50 and a line that counts the rest */
+    char many[sizeof fx_policy + 64 * 16];
+    size_t m = (size_t)snprintf(many, sizeof many, "%s", doc);
+    for (int i = 0; i < 64; i++)
+        m += (size_t)snprintf(many + m, sizeof many - m, "extra%d: 1\n", i);
+    g = fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, many, m, "many.yaml", 0, h,
+                  NULL);
+    assert_non_null(g);
+    assert_false(g->accepted);
+    assert_int_equal(g->n_errors, POLICY_ERRORS_MAX + 1);
+    assert_memory_equal(g->errors[0], "many.yaml:17:1: extra0: unknown key", 35);
+    assert_string_equal(g->errors[POLICY_ERRORS_MAX], "... and 14 more errors");
+    assert_memory_equal(g->reason, "64 errors in many.yaml; the first: many.yaml:17:1: ", 51);
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     /* too large, deeply nested, an alias bomb */
     size_t big = (2u << 20);

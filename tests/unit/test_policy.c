@@ -805,6 +805,268 @@ static void test_malformed(void **state)
     assert_string_not_equal(policy_strerror(POLICY_ERR_UNIMPLEMENTED), "unknown policy error");
 }
 
+/* The messages of a check, each checked against its own parts (code, line, column,
+ * path in "file:line:col: path: message") and against want, in order; want ends with
+ * NULL. */
+static void expect_errors(const struct policy_errors *l, const char *const *want)
+{
+    size_t n = 0;
+    while (want[n])
+        n++;
+    for (size_t i = 0; i < l->n; i++)
+        print_message("  %s\n", l->item[i].message);
+    assert_int_equal(l->n, n);
+    assert_int_equal(l->total, n);
+    for (size_t i = 0; i < n; i++) {
+        const struct policy_error *e = &l->item[i];
+        if (strcmp(e->message, want[i]) != 0)
+            fail_msg("error %zu:\n  want: %s\n  got:  %s", i, want[i], e->message);
+        char where[64];
+        snprintf(where, sizeof where, "t.yaml:%d:%d: ", e->line, e->column);
+        assert_memory_equal(e->message, where, strlen(where));
+        if (e->path[0]) {
+            assert_memory_equal(e->message + strlen(where), e->path, strlen(e->path));
+            assert_memory_equal(e->message + strlen(where) + strlen(e->path), ": ", 2);
+        }
+        assert_true(e->code <= -1200 && e->code > -1300);
+    }
+}
+
+static int check(const char *text, struct policy_errors *l)
+{
+    return policy_check_buffer("t.yaml", text, strlen(text), NULL, l);
+}
+
+/* A policy with errors in four sections gets four messages, in file order, with the
+ * text policy_load_buffer gives for each alone; the cross-field rules (seq_len longer
+ * than n_positions) wait until the keys are right; policy_load_buffer returns the first. */
+static void every_error_of_a_policy_is_reported_in_file_order(void **state)
+{
+    (void)state;
+    static struct policy_errors l;
+    static const char text[] =
+        HEAD
+        "model:\n"
+        "  n_positions: 64\n"
+        "  n_layers: 2\n"                     /* 6: unknown key (a typo of n_layer) */
+        "  n_head: 4\n"
+        "  n_embd: 64\n"
+        "training:\n"
+        "  rounds: ten\n"                     /* 10: wrong type */
+        "  seq_len: 128\n"                    /* cross-field: not reported */
+        "compression:\n"
+        "  uplink:\n"
+        "    quant: int3\n"                   /* 14: out of range */
+        "privacy:\n"                          /* 15: not implemented yet */
+        "  noise_multiplier: 1.0\n";
+    static const char *const want[] = {
+        "t.yaml:6:3: model.n_layers: unknown key (did you mean \"n_layer\"?)",
+        "t.yaml:10:11: training.rounds: expected a positive integer, got \"ten\"",
+        "t.yaml:14:12: compression.uplink.quant: expected one of fp32, int8, fp16, fp8, int4, "
+        "got \"int3\"",
+        "t.yaml:15:1: privacy: not implemented yet: updates are neither clipped nor noised; "
+        "remove the section",
+        NULL,
+    };
+    struct policy p;
+    memset(&p, 0x5a, sizeof p);
+    assert_int_equal(policy_check_buffer("t.yaml", text, strlen(text), &p, &l),
+                     POLICY_ERR_UNKNOWN_KEY);
+    expect_errors(&l, want);
+    assert_null(p.metadata.description);     /* left empty */
+    assert_null(p.participation.members);
+    struct policy_error e;
+    assert_int_equal(load(text, &p, &e), POLICY_ERR_UNKNOWN_KEY);
+    assert_memory_equal(&e, &l.item[0], sizeof e);
+    char more[64] = "x";
+    assert_int_equal(policy_errors_more(&l, more, sizeof more), 0);
+    assert_string_equal(more, "");
+
+    /* the same file fixed key by key: the cross-field rule speaks once the keys are right */
+    static const char fixed[] = HEAD MODEL "training:\n  rounds: 10\n  seq_len: 128\n";
+    assert_int_equal(check(fixed, &l), POLICY_ERR_INVALID);
+    expect_errors(&l, (const char *const[]){
+        "t.yaml:11:12: training.seq_len: seq_len 128 is longer than the model's n_positions 64",
+        NULL});
+    assert_int_equal(check(minimal, &l), 0);
+    assert_int_equal(l.n + l.total, 0);
+}
+
+/* A missing key is located at its mapping, before the keys walked first; a repeated
+ * key, an alias given twice, a section that is no mapping (nothing below it is missing),
+ * a refused key with a value and a list with a repeated id are all reported, and the
+ * walk goes on after each. */
+static void missing_repeated_and_misplaced_keys_are_reported_and_the_walk_goes_on(void **s)
+{
+    (void)s;
+    static struct policy_errors l;
+    static const char text[] =
+        "schema: 1\n"
+        "metadata:\n"
+        "  name: t\n"
+        "  name: u\n"                                         /* 4 */
+        "model:\n"                                            /* 6:3: n_head missing */
+        "  n_positions: 64\n"
+        "  seq_len: 64\n"                                     /* 7: alias of n_positions */
+        "  n_layer: 2\n"
+        "  n_embd: 0\n"                                       /* 9 */
+        "training: 3\n"                                       /* 10 */
+        "aggregation:\n"
+        "  trim_fraction: 0.1\n"                              /* 12 */
+        "participation:\n"
+        "  members: [fpt, fpt]\n";                            /* 14 */
+    assert_int_equal(check(text, &l), POLICY_ERR_DUPLICATE);
+    expect_errors(&l, (const char *const[]){
+        "t.yaml:4:3: duplicate key \"name\" (first defined at line 3, column 3)",
+        "t.yaml:6:3: model.n_head: required key is missing",
+        "t.yaml:7:3: model.n_positions: \"seq_len\" sets the same value as the key at line 6, "
+        "column 3; give only one",
+        "t.yaml:9:11: model.n_embd: expected an integer in [1, 65536], got 0",
+        "t.yaml:10:11: training: expected a mapping of keys, got 3",
+        "t.yaml:12:3: aggregation.trim_fraction: not implemented yet: rule trimmed_mean is not "
+        "(the coordinator aggregates with fedavg only); remove the key",
+        "t.yaml:14:18: participation.members: \"fpt\" is listed twice",
+        NULL});
+    /* no section at all: every required key, at the top, in schema order */
+    assert_int_equal(check("", &l), POLICY_ERR_MISSING);
+    expect_errors(&l, (const char *const[]){
+        "t.yaml:1:1: schema: required key is missing",
+        "t.yaml:1:1: metadata.name: required key is missing",
+        "t.yaml:1:1: model.n_positions: required key is missing",
+        "t.yaml:1:1: training.rounds: required key is missing",
+        NULL});
+}
+
+/* What leaves nothing to walk is the only error: YAML syntax, an alias, nesting, size, a
+ * top level that is no mapping. */
+static void an_error_that_stops_the_reading_is_the_only_one(void **state)
+{
+    (void)state;
+    static struct policy_errors l;
+    char nested[200];
+    size_t o = (size_t)snprintf(nested, sizeof nested, "schema: x\nmetadata: ");
+    for (int i = 0; i < 40; i++)
+        nested[o++] = '[';
+    nested[o] = 0;
+    const struct {
+        const char *text;
+        int code;
+    } cases[] = {
+        {"schema: x\nmodel: {n_layers: 2\ntraining: [\n", POLICY_ERR_SYNTAX},
+        {"schema: x\nmodel: &m {}\ntraining: *m\nextra: 1\n", POLICY_ERR_UNSUPPORTED},
+        {nested, POLICY_ERR_TOO_LARGE},
+        {"- schema: x\n- extra: 1\n", POLICY_ERR_TYPE},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        assert_int_equal(check(cases[i].text, &l), cases[i].code);
+        assert_int_equal(l.n, 1);
+        assert_int_equal(l.total, 1);
+        assert_int_equal(l.item[0].code, cases[i].code);
+        assert_memory_equal(l.item[0].message, "t.yaml:", 7);
+    }
+    assert_int_equal(policy_check_file("/nonexistent/x.yaml", NULL, &l), POLICY_ERR_IO);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.item[0].message,
+                        "/nonexistent/x.yaml: cannot read: No such file or directory");
+    char *big = malloc(POLICY_FILE_MAX + 1);
+    assert_non_null(big);
+    memset(big, '#', POLICY_FILE_MAX + 1);
+    assert_int_equal(policy_check_buffer("t.yaml", big, POLICY_FILE_MAX + 1, NULL, &l),
+                     POLICY_ERR_TOO_LARGE);
+    free(big);
+    assert_int_equal(l.total, 1);
+    assert_int_equal(policy_check_buffer("t.yaml", NULL, 3, NULL, &l), POLICY_ERR_ARG);
+    assert_int_equal(l.total, 1);
+    assert_int_equal(policy_check_buffer("t.yaml", "", 0, NULL, NULL), POLICY_ERR_ARG);
+}
+
+/* At most POLICY_ERRORS_MAX are kept, the first in file order (a missing key reported
+ * after the keys below it included), and a line counts the rest. */
+static void at_most_fifty_errors_are_kept_and_the_rest_counted(void **state)
+{
+    (void)state;
+    static struct policy_errors l;
+    char *text = malloc(8192);
+    assert_non_null(text);
+    size_t o = (size_t)snprintf(text, 8192, "%s", HEAD "model:\n  n_layer: 2\n  n_head: 4\n"
+                                "  n_embd: 64\n");        /* 5:3: n_positions is missing */
+    for (int i = 0; i < 60; i++)                          /* lines 8..67 */
+        o += (size_t)snprintf(text + o, 8192 - o, "  extra%d: 1\n", i);
+    snprintf(text + o, 8192 - o, "training:\n  rounds: many\n");   /* 69 */
+    int rc = check(text, &l);
+    assert_int_equal(rc, POLICY_ERR_MISSING);
+    assert_int_equal(l.n, POLICY_ERRORS_MAX);
+    assert_int_equal(l.total, 62);
+    assert_string_equal(l.item[0].message, "t.yaml:5:3: model.n_positions: required key is "
+                        "missing");
+    assert_string_equal(l.item[1].message, "t.yaml:8:3: model.extra0: unknown key; valid keys "
+                        "here: family, vocab_size, n_positions, n_layer, n_head, n_embd, seed");
+    assert_memory_equal(l.item[49].message, "t.yaml:56:3: model.extra48: ", 28);
+    for (size_t i = 1; i < l.n; i++)
+        assert_true(l.item[i - 1].line < l.item[i].line);
+    char more[64];
+    assert_int_equal(policy_errors_more(&l, more, sizeof more), 12);
+    assert_string_equal(more, "... and 12 more errors");
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(text, &p, &e), POLICY_ERR_MISSING);
+    assert_memory_equal(&e, &l.item[0], sizeof e);
+    free(text);
+
+    /* the list itself: stable at one place, the last in file order left out when full */
+    memset(&l, 0, sizeof l);
+    struct policy_error x = {.line = 7, .column = 1};
+    for (int i = 0; i < POLICY_ERRORS_MAX + 5; i++) {
+        x.code = -1200 - i;
+        policy_errors_add(&l, &x);
+    }
+    assert_int_equal(l.n, POLICY_ERRORS_MAX);
+    assert_int_equal(l.item[POLICY_ERRORS_MAX - 1].code, -1200 - (POLICY_ERRORS_MAX - 1));
+    x.line = 2;
+    x.code = -1;
+    policy_errors_add(&l, &x);
+    assert_int_equal(l.item[0].code, -1);
+    assert_int_equal(l.item[1].code, -1200);
+    assert_int_equal(l.item[POLICY_ERRORS_MAX - 1].code, -1200 - (POLICY_ERRORS_MAX - 2));
+    assert_int_equal(policy_errors_more(&l, more, sizeof more), 6);
+    assert_string_equal(more, "... and 6 more errors");
+    l.total = l.n + 1;
+    assert_int_equal(policy_errors_more(&l, more, sizeof more), 1);
+    assert_string_equal(more, "... and 1 more error");
+}
+
+/* Site policies share the walk: every error, in file order. */
+static void every_error_of_a_site_policy_is_reported(void **state)
+{
+    (void)state;
+    static struct policy_errors l;
+    static const char text[] = "schema: 1\nmember: FPT\nallow:\n  proposers: [hust, hust]\n"
+                               "limits:\n  max_gpus: 4\n  max_rounds: -1\nrequire: {}\n";
+    struct site_policy s;
+    assert_int_equal(site_policy_check_buffer("t.yaml", text, strlen(text), &s, &l),
+                     POLICY_ERR_RANGE);
+    expect_errors(&l, (const char *const[]){
+        "t.yaml:2:9: member: expected a name of 1 to 32 characters from [a-z0-9._-] starting "
+        "with a letter or digit, got \"FPT\"",
+        "t.yaml:4:21: allow.proposers: \"hust\" is listed twice",
+        "t.yaml:6:3: limits.max_gpus: unknown key; valid keys here: max_parameters, "
+        "max_rounds, max_local_steps, max_batch_size, max_seq_len, max_tokens_per_round",
+        "t.yaml:7:15: limits.max_rounds: expected an integer in [0, 10000000], got -1",
+        "t.yaml:8:1: require: not implemented yet: experiments cannot add noise (their privacy "
+        "section is not implemented), so no experiment could meet "
+        "require.min_noise_multiplier; remove the section",
+        NULL});
+    assert_null(s.proposers);
+    struct policy_error e;
+    assert_int_equal(site_load_buffer("t.yaml", text, strlen(text), &s, &e), POLICY_ERR_RANGE);
+    assert_memory_equal(&e, &l.item[0], sizeof e);
+    assert_int_equal(site_policy_check_buffer("t.yaml", "schema: 2\n", 10, NULL, &l),
+                     POLICY_ERR_RANGE);
+    assert_int_equal(l.total, 1);
+    assert_int_equal(site_policy_check_buffer("t.yaml", "schema: 1\n", 10, NULL, &l), 0);
+    assert_int_equal(l.total, 0);
+}
+
 /* What YAML 1.2 and YAML 1.1 readers agree on still parses; the parameter bound is the
  * trainer's, to the parameter. */
 static void test_numbers_directives_and_size(void **state)
@@ -1154,6 +1416,11 @@ int main(void)
         cmocka_unit_test(test_canonical_vector),
         cmocka_unit_test(test_policy_diff),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(every_error_of_a_policy_is_reported_in_file_order),
+        cmocka_unit_test(missing_repeated_and_misplaced_keys_are_reported_and_the_walk_goes_on),
+        cmocka_unit_test(an_error_that_stops_the_reading_is_the_only_one),
+        cmocka_unit_test(at_most_fifty_errors_are_kept_and_the_rest_counted),
+        cmocka_unit_test(every_error_of_a_site_policy_is_reported),
         cmocka_unit_test(test_numbers_directives_and_size),
         cmocka_unit_test(test_file_kinds),
         cmocka_unit_test(test_members_all),
