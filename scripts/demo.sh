@@ -68,7 +68,7 @@ YAML
 "$bin/aulac" roster show --roster "$RUN_DIR/roster.yaml" | sed 's/^/  /'
 cp "$POLICY" "$RUN_DIR/policy.yaml"
 "$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
-# The follow-up experiment: the same recipe, longer context, a few rounds.
+# The follow-up experiment: the same recipe from another seed, for a few rounds.
 sed -e 's/^  name: demo-gpt2-bytes$/  name: demo-followup/' -e 's/^  rounds: 12$/  rounds: 3/' \
     -e 's/^  seed: 1337$/  seed: 2024/' "$POLICY" >"$RUN_DIR/followup.yaml"
 "$bin/aulac" policy check "$RUN_DIR/followup.yaml" >/dev/null
@@ -139,7 +139,7 @@ propose_and_approve() {
     id=$(sed -n 's/^experiment \([^ ]*\) (policy.*/\1/p' <<<"$out")
     ids+=("$id")
     echo "  hust proposes $id ($2)"
-    as fpt vote --proposal "$id" --yes | sed -n 's/^ *state: /  fpt votes yes by hand; state: /p'
+    as fpt vote --proposal "$id" --yes | sed -n 's/^ *state: /  fpt votes yes by hand; state: /p' | tail -1
     for _ in $(seq 300); do
         as fpt experiment show "$id" >"$RUN_DIR/show.txt" 2>/dev/null
         grep -q "state: \(queued\|running\|finished\)" "$RUN_DIR/show.txt" && break
