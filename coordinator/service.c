@@ -290,6 +290,16 @@ static int task_answer_locked(struct coord *c, const Aulac__V1__TaskRequest *q,
         fill_finished_loaded_locked(c, t, b);
         return 1;
     }
+    if (c->state == EXP_RUNNING && !same && !policy_takes_part(&c->policy, member)) {
+        /* Not one of its members, and the member does not know it yet: NONE naming it,
+         * so that the worker joins, learns it and sits it out (it would wait unaware). */
+        t->kind = AULAC__V1__TASK__KIND__NONE;
+        snprintf(b->experiment, sizeof b->experiment, "%s", c->experiment);
+        t->experiment_id = b->experiment;
+        snprintf(b->message, sizeof b->message, "experiment %s runs without member %s "
+                 "(participation.members)", c->experiment, member);
+        return 1;
+    }
     if (c->state != EXP_RUNNING || (same && q->sit_out) ||
         !policy_takes_part(&c->policy, member))
         return 0;   /* idle, sitting this one out, or not one of its members: wait */

@@ -915,7 +915,11 @@ static int task_loop(struct worker *w)
                      w->opt.member);
             leave_experiment(w);
             between = 1;
-        } else if (t->kind == AULAC__V1__TASK__KIND__TRAIN && strcmp(tid, w->experiment) != 0) {
+        } else if ((t->kind == AULAC__V1__TASK__KIND__TRAIN ||
+                    (t->kind == AULAC__V1__TASK__KIND__NONE && tid[0])) &&
+                   strcmp(tid, w->experiment) != 0) {
+            /* (a NONE names an experiment that runs without this member: join to learn it
+             * and sit it out) */
             log_info("experiment %s runs now: joining it", tid);
             aulac__v1__task__free_unpacked(t, NULL);
             if ((rc = join(w)) != 0)
