@@ -31,7 +31,7 @@ declare -A CORPUS=([fpt]=alpha [vnpt]=beta [hust]=gamma [viettel]=alpha)
 "$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
 for m in "${MEMBERS[@]}"; do
     "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-    roles=member; [ $m = hust ] && roles=member,researcher
+    roles=member; [ "$m" = hust ] && roles=member,researcher
     "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
         --pub "$T/keys/$m.pub" --organization "Org $m" --roles "$roles" >/dev/null
 done
@@ -121,7 +121,7 @@ for m in "${MEMBERS[@]}"; do
     start_bg "worker-$m" "$BIN/aulac-worker" --coordinator "$ADDR" --member "$m" \
         --key "$T/keys/$m.key" --data "$T/corpus/${CORPUS[$m]}" --state-dir "$T/state/$m" \
         "${TLS[@]}" --threads 1 --eval-windows 4 --exit-when-idle "${site[@]}"
-    WPIDS+=($LAST_PID)
+    WPIDS+=("$LAST_PID")
     WPID[$m]=$LAST_PID
 done
 for m in "${MEMBERS[@]}"; do
