@@ -51,6 +51,32 @@ static Aulac__V1__ExperimentsReply *list(struct fed_client *cl, const char *memb
     return r;
 }
 
+/* The row of experiment id (ListExperiments with its id); free the reply. */
+static Aulac__V1__ExperimentsReply *list_one(struct fed_client *cl, const char *member,
+                                             const char *id)
+{
+    Aulac__V1__ExperimentsRequest q = AULAC__V1__EXPERIMENTS_REQUEST__INIT;
+    q.member_id = (char *)member;
+    q.experiment_id = (char *)id;
+    Aulac__V1__ExperimentsReply *r = NULL;
+    struct rpc_status st;
+    if (fed_list_experiments(cl, &q, &r, &st) != 0)
+        fail_msg("ListExperiments %s: %s", id, st.details);
+    assert_int_equal(r->n_experiments, 1);
+    assert_string_equal(r->experiments[0]->experiment_id, id);
+    return r;
+}
+
+/* How many experiments the list shows: the fixture's own (proposed, approved and
+ * running before each test) and any before; a test's rows follow. */
+static size_t listed(struct fed_client *cl)
+{
+    Aulac__V1__ExperimentsReply *l = list(cl, "fpt");
+    size_t n = l->n_experiments;
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    return n;
+}
+
 /* Every entry so far passes ledger/history (signatures against the roster of their
  * moment); returns the entry count. */
 static uint64_t history_ok(struct fx *f)
@@ -128,6 +154,7 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char doc[sizeof fx_policy + 64];
     policy_named("exp-a", doc, sizeof doc);
     uint8_t h[32];
@@ -174,8 +201,10 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     experiment_info_free(&info);
 
     Aulac__V1__ExperimentsReply *l = list(k.c[VNPT], "vnpt");
-    assert_int_equal(l->n_experiments, 1);
-    assert_string_equal(l->experiments[0]->experiment_id, id);
+    assert_int_equal(l->n_experiments, base + 1);   /* behind the fixture's, running */
+    assert_string_equal(l->experiments[base]->experiment_id, id);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    l = list_one(k.c[VNPT], "vnpt", id);
     assert_string_equal(l->experiments[0]->state, "queued");
     assert_string_equal(l->experiments[0]->proposer_id, "hust");
     assert_int_equal(l->experiments[0]->n_voted, 2);
@@ -189,8 +218,8 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     fx_start(f);
     clients_open(f, &k);
     assert_int_equal(history_ok(f), n);
-    l = list(k.c[FPT], "fpt");
-    assert_int_equal(l->n_experiments, 1);
+    assert_int_equal(listed(k.c[FPT]), base + 1);
+    l = list_one(k.c[FPT], "fpt", id);
     assert_string_equal(l->experiments[0]->state, "queued");
     assert_int_equal(l->experiments[0]->decided_index, n - 1);
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
@@ -283,19 +312,23 @@ static void bad_input_is_refused_and_nothing_is_written(void **state)
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
 
-    /* a cancel of a finished experiment: the queue says finished */
+    /* a cancel of a finished experiment: the queue says finished (its record changed as
+     * the lifecycle changes it when an experiment ends) */
+    struct experiment_info info;
+    int found;
     MDB_txn *txn;
+    pthread_mutex_lock(&f->c->mu);
     assert_int_equal(ledger_txn_begin(f->c->ledger, &txn), 0);
-    MDB_val key = { strlen(id), id }, val;
-    assert_int_equal(mdb_get(txn, f->c->db_experiments, &key, &val), 0);
-    uint8_t *rec = malloc(val.mv_size);
-    memcpy(rec, val.mv_data, val.mv_size);
-    rec[4] = PHASE_FINISHED;            /* queue.c: u32 version, then u8 phase */
-    rec[21 + 7] = 12;                   /* rounds_done (u64 BE at 21) */
-    MDB_val nv = { val.mv_size, rec };
-    assert_int_equal(mdb_put(txn, f->c->db_experiments, &key, &nv, 0), 0);
+    assert_int_equal(queue_get_txn(f->c, txn, id, &info, &found), 0);
+    assert_true(found);
+    assert_int_equal(info.phase, PHASE_QUEUED);
+    info.phase = PHASE_FINISHED;
+    info.rounds_done = 12;
+    assert_int_equal(queue_record_put_txn(f->c, txn, &info), 0);
+    assert_int_equal(queue_remove_txn(f->c, txn, info.seq), 0);
     assert_int_equal(ledger_txn_commit(f->c->ledger, txn), 0);
-    free(rec);
+    pthread_mutex_unlock(&f->c->mu);
+    experiment_info_free(&info);
     n = fx_ledger_size(f);
     expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CANCEL, id, NULL, 0, NULL, 0,
                              cancel_h, NULL),
@@ -303,8 +336,7 @@ static void bad_input_is_refused_and_nothing_is_written(void **state)
     expect_refused(withdraw(k.c[HUST], f->keys[HUST], h), "can no longer be withdrawn");
     assert_int_equal(fx_ledger_size(f), n);
     /* and it still serves */
-    Aulac__V1__ExperimentsReply *l = list(k.c[HUST], "hust");
-    assert_int_equal(l->n_experiments, 1);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[HUST], "hust", id);
     assert_string_equal(l->experiments[0]->state, "finished");
     assert_int_equal(l->experiments[0]->rounds_done, 12);
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
@@ -319,6 +351,7 @@ static void withdraw_and_cancel(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char a[sizeof fx_policy + 64], b[sizeof fx_policy + 64], c3[sizeof fx_policy + 64];
     policy_named("exp-w1", a, sizeof a);
     policy_named("exp-w2", b, sizeof b);
@@ -390,10 +423,10 @@ static void withdraw_and_cancel(void **state)
     assert_int_equal(info.phase, PHASE_CANCELLED);
     experiment_info_free(&info);
     Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
-    assert_int_equal(l->n_experiments, 3);
-    assert_string_equal(l->experiments[0]->state, "withdrawn");
-    assert_string_equal(l->experiments[1]->state, "withdrawn");
-    assert_string_equal(l->experiments[2]->state, "cancelled");
+    assert_int_equal(l->n_experiments, base + 3);
+    assert_string_equal(l->experiments[base]->state, "withdrawn");
+    assert_string_equal(l->experiments[base + 1]->state, "withdrawn");
+    assert_string_equal(l->experiments[base + 2]->state, "cancelled");
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     history_ok(f);
     clients_close(&k);
@@ -454,6 +487,7 @@ static void expiry_is_decided_by_the_timer(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char pol[sizeof fx_policy + 64];
     policy_named("exp-e", pol, sizeof pol);
     uint8_t h[32];
@@ -482,35 +516,48 @@ static void expiry_is_decided_by_the_timer(void **state)
     assert_int_equal(fx_ledger_size(f), n);
     clients_open(f, &k);
     Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
-    assert_string_equal(l->experiments[0]->state, "expired");
+    assert_int_equal(l->n_experiments, base + 1);
+    assert_string_equal(l->experiments[base]->state, "expired");
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     clients_close(&k);
 }
 
-/* --policy with --operator-key: filed once, signed by the operator's member key. */
+/* --policy with --operator-key: filed once, signed by the operator's member key; a
+ * policy proposed before (the fixture's own, paths[3]) files nothing; a member without
+ * the proposer role, or a policy that does not load, is refused with nothing written. */
 static void operator_files_the_policy_once(void **state)
 {
     struct fx *f = *state;
-    char path[300];
+    char path[300], op[300], doc[sizeof fx_policy + 64];
     snprintf(path, sizeof path, "%s/hust.key", f->dir);
     assert_int_equal(crypto_key_save_secret(f->keys[HUST], path, 0), 0);
     f->c->opt.operator_key_path = path;
+    snprintf(op, sizeof op, "%s/operator.yaml", f->dir);
+    policy_named("exp-op", doc, sizeof doc);
+    fx_write(op, doc, 0644);
     uint64_t n = fx_ledger_size(f);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);
+    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);   /* the fixture's */
+    assert_int_equal(fx_ledger_size(f), n);
+    assert_int_equal(governance_propose_operator(f->c, op), 0);
     assert_int_equal(fx_ledger_size(f), n + 1);
     struct entry e;
     fx_last_entry(f, &e, NULL);
     assert_int_equal(e.type, ENTRY_POLICY_PROPOSED);
     assert_string_equal(e.u.motion.proposer, "hust");
-    assert_int_equal(e.u.motion.document_len, strlen(fx_policy));
+    assert_int_equal(e.u.motion.document_len, strlen(doc));
+    assert_memory_equal(e.u.motion.document, doc, strlen(doc));
     entry_free(&e);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);   /* already filed */
+    assert_int_equal(governance_propose_operator(f->c, op), 0);   /* already filed */
     assert_int_equal(fx_ledger_size(f), n + 1);
     snprintf(path, sizeof path, "%s/fpt.key", f->dir);     /* fpt is no researcher */
     assert_int_equal(crypto_key_save_secret(f->keys[FPT], path, 0), 0);
     f->c->opt.operator_key_path = path;
-    fx_write(f->paths[3], "schema: 1\n", 0644);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), COORD_ERR_CONFIG);
+    policy_named("exp-op2", doc, sizeof doc);
+    fx_write(op, doc, 0644);
+    assert_int_equal(governance_propose_operator(f->c, op), COORD_ERR_CONFIG);
+    fx_write(op, "schema: 1\n", 0644);
+    assert_int_equal(governance_propose_operator(f->c, op), COORD_ERR_CONFIG);
+    assert_int_equal(fx_ledger_size(f), n + 1);
     history_ok(f);
 }
 
