@@ -561,6 +561,227 @@ static void operator_files_the_policy_once(void **state)
     history_ok(f);
 }
 
+/* The state of one proposal (ListProposals with its hash). */
+static void expect_proposal_state(struct fed_client *cl, const uint8_t hash[32],
+                                  const char *state)
+{
+    Aulac__V1__ProposalsRequest q = AULAC__V1__PROPOSALS_REQUEST__INIT;
+    q.member_id = "fpt";
+    q.proposal_hash.data = (uint8_t *)hash;
+    q.proposal_hash.len = 32;
+    Aulac__V1__ProposalsReply *r = NULL;
+    struct rpc_status st;
+    if (fed_list_proposals(cl, &q, &r, &st) != 0)
+        fail_msg("ListProposals: %s", st.details);
+    assert_int_equal(r->n_proposals, 1);
+    assert_string_equal(r->proposals[0]->state, state);
+    aulac__v1__proposals_reply__free_unpacked(r, NULL);
+}
+
+/* The first ledger entry at or after index `from` of type, decoded (entry_free it);
+ * fails when there is none. */
+static uint64_t entry_find(struct fx *f, uint64_t from, unsigned type, struct entry *e)
+{
+    uint64_t n = fx_ledger_size(f);
+    for (uint64_t i = from; i < n; i++) {
+        entry_at(f, i, e);
+        if (e->type == type)
+            return i;
+        entry_free(e);
+    }
+    fail_msg("no entry of type %u from #%" PRIu64 " to #%" PRIu64, type, from, n);
+    return 0;
+}
+
+/* The fixture's experiment runs; a cancel approved by vote stops it in the vote's
+ * transaction (vote, decision, experiment_cancelled naming the experiment's own
+ * motion), keeps its last model, and the queued experiment starts next. */
+static void approved_cancel_stops_the_running_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char running[COORD_EXPERIMENT_MAX + 1];
+    uint8_t last_model[32], motion_of_running[32];
+    pthread_mutex_lock(&f->c->mu);
+    const int was = f->c->state;
+    snprintf(running, sizeof running, "%s", f->c->experiment);
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(was, EXP_RUNNING);
+    fx_submit_accepted(f, FPT, 1);     /* an update of the open round, dropped by the cancel */
+    pthread_mutex_lock(&f->c->mu);
+    memcpy(last_model, f->c->model->hash, 32);
+    memcpy(motion_of_running, f->c->proposal_hash, 32);
+    pthread_mutex_unlock(&f->c->mu);
+    char next_doc[sizeof fx_policy + 64];
+    policy_named("exp-next", next_doc, sizeof next_doc);
+    uint8_t hn[32], hx[32];
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, next_doc, strlen(next_doc),
+        "next.yaml", 0, hn, NULL)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hn,
+                                                                1)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CANCEL, running, NULL, 0, NULL, 0, hx, NULL)), NULL);
+    uint64_t n = fx_ledger_size(f);
+    Aulac__V1__GovernanceReply *g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hx, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    struct entry e;
+    entry_at(f, n + 1, &e);
+    assert_int_equal(e.type, ENTRY_PROPOSAL_DECIDED);
+    assert_memory_equal(e.u.decided.proposal_hash, hx, 32);
+    entry_free(&e);
+    entry_at(f, n + 2, &e);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_string_equal(e.u.experiment.experiment, running);
+    assert_memory_equal(e.u.experiment.proposal_hash, motion_of_running, 32);
+    assert_memory_equal(e.u.experiment.model_hash, last_model, 32);
+    assert_non_null(strstr(e.u.experiment.reason, "cancelled by the members' vote"));
+    entry_free(&e);
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, running, &info, &found), 0);
+    assert_true(found);
+    assert_int_equal(info.phase, PHASE_CANCELLED);
+    assert_memory_equal(info.final_model_hash, last_model, 32);
+    experiment_info_free(&info);
+    /* the timer starts the queued one */
+    int moved = 0;
+    for (int i = 0; i < 200 && !moved; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        moved = f->c->state == EXP_RUNNING && strstr(f->c->experiment, "exp-next-") != NULL;
+        pthread_mutex_unlock(&f->c->mu);
+        if (!moved)
+            time_sleep_ms(100);
+    }
+    assert_true(moved);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "cancelled");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* A cancel of the running experiment waits for votes; a charter change lowers the
+ * experiment quorum so that its tally now carries it. Tallies are taken when votes
+ * arrive (policies/GOVERNANCE.md), so it stays open until the restart, which decides
+ * it against the charter in force: the coordinator comes back with the experiment
+ * cancelled (not refusing to start). */
+static void restart_decides_a_cancel_of_the_running_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char running[COORD_EXPERIMENT_MAX + 1];
+    pthread_mutex_lock(&f->c->mu);
+    snprintf(running, sizeof running, "%s", f->c->experiment);
+    pthread_mutex_unlock(&f->c->mu);
+    uint8_t hx[32], hc[32];
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CANCEL, running, NULL, 0, NULL, 0, hx, NULL)), NULL);
+    static const char charter[] = "quorum: {roster: 0.66, experiments: 0.1, charter: 0.67}\n"
+                                  "proposers: [researcher]\n";
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CHARTER, NULL, charter, strlen(charter), "c.yaml", 0,
+        hc, NULL)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc,
+                                                                1)), NULL);
+    Aulac__V1__GovernanceReply *g = accepted(fx_vote(k.c[HUST], f->keys[HUST], hc, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    expect_proposal_state(k.c[FPT], hx, "open");
+    uint64_t n = history_ok(f);
+    clients_close(&k);
+
+    fx_stop(f);
+    fx_start(f);
+    clients_open(f, &k);
+    expect_proposal_state(k.c[FPT], hx, "approved");
+    struct entry e;
+    uint64_t at = entry_find(f, n, ENTRY_PROPOSAL_DECIDED, &e);
+    assert_memory_equal(e.u.decided.proposal_hash, hx, 32);
+    assert_int_equal(e.u.decided.outcome, ENTRY_OUTCOME_APPROVED);
+    entry_free(&e);
+    entry_at(f, at + 1, &e);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_string_equal(e.u.experiment.experiment, running);
+    entry_free(&e);
+    pthread_mutex_lock(&f->c->mu);
+    const int now = f->c->state;
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(now, EXP_CANCELLED);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "cancelled");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* An experiment whose only member joined the alliance by vote (not in the roster file)
+ * runs, and resumes after a restart: the restart counts the members of the live
+ * roster, not of the founding file. */
+static void restart_resumes_an_experiment_of_a_member_added_by_vote(void **state)
+{
+    struct fx *f = *state;
+    f->idle = 1;
+    fx_start(f);
+    struct clients k;
+    clients_open(f, &k);
+    uint8_t h[32];
+    aulac__v1__governance_reply__free_unpacked(fx_propose(f, k.c[FPT], f->keys[FPT],
+                                                          PROPOSAL_ADD, "uet", f->keys[UET],
+                                                          h), NULL);
+    Aulac__V1__GovernanceReply *g = fx_vote(k.c[VNPT], f->keys[VNPT], h, 1);
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    char named[sizeof fx_policy + 64], doc[sizeof fx_policy + 64];
+    policy_named("exp-uet", named, sizeof named);
+    const char *list_at = strstr(named, "members: [fpt, vnpt, hust, uet]");
+    assert_non_null(list_at);
+    snprintf(doc, sizeof doc, "%.*smembers: [uet]%s", (int)(list_at - named), named,
+             list_at + strlen("members: [fpt, vnpt, hust, uet]"));
+    g = accepted(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, doc, strlen(doc),
+                           "uet.yaml", 0, h, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 1)),
+                                               NULL);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], h, 1));   /* 3 of 4 members */
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    clients_close(&k);
+    int running = 0;
+    for (int i = 0; i < 200 && !running; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
+        pthread_mutex_unlock(&f->c->mu);
+        if (!running)
+            time_sleep_ms(100);
+    }
+    assert_true(running);
+    uint64_t n = history_ok(f);
+
+    fx_stop(f);
+    fx_start(f);
+    pthread_mutex_lock(&f->c->mu);
+    const int now = f->c->state;
+    char resumed[COORD_EXPERIMENT_MAX + 1];
+    snprintf(resumed, sizeof resumed, "%s", f->c->experiment);
+    const size_t eligible = f->c->n_eligible;
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(now, EXP_RUNNING);
+    assert_string_equal(resumed, id);
+    assert_int_equal(eligible, 1);
+    assert_int_equal(fx_ledger_size(f), n);   /* nothing recorded: no experiment_failed */
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, id, &info, &found), 0);
+    assert_int_equal(info.phase, PHASE_RUNNING);
+    experiment_info_free(&info);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -576,6 +797,12 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(operator_files_the_policy_once, fx_setup_started,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(approved_cancel_stops_the_running_experiment,
+                                        fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(restart_decides_a_cancel_of_the_running_experiment,
+                                        fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(restart_resumes_an_experiment_of_a_member_added_by_vote,
+                                        fx_setup_prepared, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
