@@ -403,11 +403,6 @@ static void decision_free(struct decision *d)
     d->have_proposed = 0;
 }
 
-static int phase_ended(int phase)
-{
-    return phase == PHASE_FINISHED || phase == PHASE_CANCELLED || phase == PHASE_FAILED;
-}
-
 /* Before the decision's transaction (mu and the write lock held): the note, the
  * document of an approved experiment (from its ledger entry unless d->doc is set),
  * and a cancel approved after its experiment ended becomes obsolete. 0 or -1 with why. */
@@ -441,7 +436,7 @@ static int decision_prepare(struct coord *c, const struct gov_proposal *p, struc
             snprintf(why, cap, "the coordinator could not read the queue (storage); retry");
             return -1;
         }
-        if (!found || phase_ended(e.phase)) {
+        if (!found || queue_phase_ended(e.phase)) {
             d->s = GOV_OBSOLETE;
             snprintf(d->note, sizeof d->note, "approved, but experiment %s has %s meanwhile: "
                      "nothing to cancel", p->m.experiment,
@@ -1213,7 +1208,7 @@ static int motion_propose(struct coord *c, const struct motion *m, const uint8_t
             snprintf(why, cap, "the coordinator could not read the queue (storage); retry");
             goto out;
         }
-        int ended = found && phase_ended(e.phase);
+        int ended = found && queue_phase_ended(e.phase);
         if (ended) {
             char mh[17];
             hex_encode(e.final_model_hash, 8, mh);
@@ -1548,6 +1543,16 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
     struct experiment_info *infos = NULL;
     size_t n_infos = 0;
     int qrc = views && !oom ? queue_list(c, &infos, &n_infos) : 0;
+    /* A running experiment's record holds its rounds only once it ends: the loaded
+     * experiment's model says how many closed so far. */
+    char loaded[COORD_EXPERIMENT_MAX + 1] = "";
+    uint64_t loaded_rounds = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->model) {
+        snprintf(loaded, sizeof loaded, "%s", c->experiment);
+        loaded_rounds = c->model->round;
+    }
+    pthread_mutex_unlock(&c->mu);
     Aulac__V1__ExperimentStatus *rows = calloc(n_views + 1, sizeof *rows);
     Aulac__V1__ExperimentStatus **ptrs = calloc(n_views + 1, sizeof *ptrs);
     char ***voted = calloc(n_views + 1, sizeof *voted);
@@ -1585,8 +1590,9 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
                 x->n_voted = v->p.n_votes + 1;
             }
             if (e) {
-                x->rounds_done = e->rounds_done;
-                if (phase_ended(e->phase)) {
+                x->rounds_done = e->phase == PHASE_RUNNING && strcmp(e->experiment, loaded) == 0
+                                 ? loaded_rounds : e->rounds_done;
+                if (queue_phase_ended(e->phase)) {
                     x->final_model_hash.data = (uint8_t *)e->final_model_hash;
                     x->final_model_hash.len = 32;
                 }

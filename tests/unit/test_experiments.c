@@ -593,9 +593,10 @@ static uint64_t entry_find(struct fx *f, uint64_t from, unsigned type, struct en
     return 0;
 }
 
-/* The fixture's experiment runs; a cancel approved by vote stops it in the vote's
- * transaction (vote, decision, experiment_cancelled naming the experiment's own
- * motion), keeps its last model, and the queued experiment starts next. */
+/* The fixture's experiment runs (the list counts its closed rounds); a cancel approved
+ * by vote stops it in the vote's transaction (vote, decision, experiment_cancelled
+ * naming the experiment's own motion), keeps its last model, and the queued experiment
+ * starts next. */
 static void approved_cancel_stops_the_running_experiment(void **state)
 {
     struct fx *f = *state;
@@ -608,7 +609,23 @@ static void approved_cancel_stops_the_running_experiment(void **state)
     snprintf(running, sizeof running, "%s", f->c->experiment);
     pthread_mutex_unlock(&f->c->mu);
     assert_int_equal(was, EXP_RUNNING);
-    fx_submit_accepted(f, FPT, 1);     /* an update of the open round, dropped by the cancel */
+    for (int who = FPT; who <= HUST; who++)   /* round 1 closes */
+        fx_submit_accepted(f, who, 1 + who);
+    uint64_t round = 1;
+    for (int i = 0; i < 200 && round < 2; i++) {   /* the close may run on the timer */
+        pthread_mutex_lock(&f->c->mu);
+        round = f->c->round;
+        pthread_mutex_unlock(&f->c->mu);
+        if (round < 2)
+            time_sleep_ms(50);
+    }
+    assert_int_equal(round, 2);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "running");
+    assert_int_equal(l->experiments[0]->rounds_done, 1);
+    assert_int_equal(l->experiments[0]->final_model_hash.len, 0);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    fx_submit_accepted(f, FPT, 9);     /* an update of round 2, dropped by the cancel */
     pthread_mutex_lock(&f->c->mu);
     memcpy(last_model, f->c->model->hash, 32);
     memcpy(motion_of_running, f->c->proposal_hash, 32);
@@ -656,8 +673,11 @@ static void approved_cancel_stops_the_running_experiment(void **state)
             time_sleep_ms(100);
     }
     assert_true(moved);
-    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    l = list_one(k.c[FPT], "fpt", running);
     assert_string_equal(l->experiments[0]->state, "cancelled");
+    assert_int_equal(l->experiments[0]->rounds_done, 1);
+    assert_int_equal(l->experiments[0]->final_model_hash.len, 32);
+    assert_memory_equal(l->experiments[0]->final_model_hash.data, last_model, 32);
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     history_ok(f);
     clients_close(&k);
