@@ -611,15 +611,7 @@ static void approved_cancel_stops_the_running_experiment(void **state)
     assert_int_equal(was, EXP_RUNNING);
     for (int who = FPT; who <= HUST; who++)   /* round 1 closes */
         fx_submit_accepted(f, who, 1 + who);
-    uint64_t round = 1;
-    for (int i = 0; i < 200 && round < 2; i++) {   /* the close may run on the timer */
-        pthread_mutex_lock(&f->c->mu);
-        round = f->c->round;
-        pthread_mutex_unlock(&f->c->mu);
-        if (round < 2)
-            time_sleep_ms(50);
-    }
-    assert_int_equal(round, 2);
+    assert_int_equal(fx_wait_round(f, 2), 2);
     Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
     assert_string_equal(l->experiments[0]->state, "running");
     assert_int_equal(l->experiments[0]->rounds_done, 1);
@@ -633,15 +625,19 @@ static void approved_cancel_stops_the_running_experiment(void **state)
     char next_doc[sizeof fx_policy + 64];
     policy_named("exp-next", next_doc, sizeof next_doc);
     uint8_t hn[32], hx[32];
-    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
-        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, next_doc, strlen(next_doc),
-        "next.yaml", 0, hn, NULL)), NULL);
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[HUST], f->keys[HUST],
+                                                       MOTION_EXPERIMENT, NULL, next_doc,
+                                                       strlen(next_doc), "next.yaml", 0, hn,
+                                                       NULL));
+    char next[COORD_EXPERIMENT_MAX + 1];
+    snprintf(next, sizeof next, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
     aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hn,
                                                                 1)), NULL);
     aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
         k.c[FPT], f->keys[FPT], MOTION_CANCEL, running, NULL, 0, NULL, 0, hx, NULL)), NULL);
     uint64_t n = fx_ledger_size(f);
-    Aulac__V1__GovernanceReply *g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hx, 1));
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hx, 1));
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     struct entry e;
@@ -663,16 +659,7 @@ static void approved_cancel_stops_the_running_experiment(void **state)
     assert_int_equal(info.phase, PHASE_CANCELLED);
     assert_memory_equal(info.final_model_hash, last_model, 32);
     experiment_info_free(&info);
-    /* the timer starts the queued one */
-    int moved = 0;
-    for (int i = 0; i < 200 && !moved; i++) {
-        pthread_mutex_lock(&f->c->mu);
-        moved = f->c->state == EXP_RUNNING && strstr(f->c->experiment, "exp-next-") != NULL;
-        pthread_mutex_unlock(&f->c->mu);
-        if (!moved)
-            time_sleep_ms(100);
-    }
-    assert_true(moved);
+    assert_true(fx_wait_running(f, next));   /* the timer starts the queued one */
     l = list_one(k.c[FPT], "fpt", running);
     assert_string_equal(l->experiments[0]->state, "cancelled");
     assert_int_equal(l->experiments[0]->rounds_done, 1);
@@ -772,15 +759,7 @@ static void restart_resumes_an_experiment_of_a_member_added_by_vote(void **state
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     clients_close(&k);
-    int running = 0;
-    for (int i = 0; i < 200 && !running; i++) {
-        pthread_mutex_lock(&f->c->mu);
-        running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
-        pthread_mutex_unlock(&f->c->mu);
-        if (!running)
-            time_sleep_ms(100);
-    }
-    assert_true(running);
+    assert_true(fx_wait_running(f, id));
     uint64_t n = history_ok(f);
 
     fx_stop(f);

@@ -892,14 +892,7 @@ static void empty_member_list_means_live_roster(void **state)
         aulac__v1__receipt__free_unpacked(r, NULL);
         upd_free(&u);
     }
-    for (int i = 0; i < 200 && round < 2; i++) {    /* the close may run on the timer */
-        pthread_mutex_lock(&f->c->mu);
-        round = f->c->round;
-        pthread_mutex_unlock(&f->c->mu);
-        if (round < 2)
-            usleep(50000);
-    }
-    assert_int_equal(round, 2);
+    assert_int_equal(fx_wait_round(f, 2), 2);
 
     uint8_t h[32];
     Aulac__V1__GovernanceReply *g = fx_propose(f, cl[FPT], f->keys[FPT], PROPOSAL_ADD, "uet",

@@ -557,6 +557,37 @@ static inline void fx_approve_policy(struct fx *f, const char *text)
     fed_client_close(cl);
 }
 
+/* Waits (up to 10 s: a close may run on the timer) until the open round is at least
+ * round; returns the open round. */
+static inline uint64_t fx_wait_round(struct fx *f, uint64_t round)
+{
+    uint64_t now = 0;
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        now = f->c->round;
+        pthread_mutex_unlock(&f->c->mu);
+        if (now >= round)
+            break;
+        time_sleep_ms(50);
+    }
+    return now;
+}
+
+/* Waits (up to 10 s: the timer starts experiments) until experiment id runs; 1 when it
+ * does. */
+static inline int fx_wait_running(struct fx *f, const char *id)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        int running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
+        pthread_mutex_unlock(&f->c->mu);
+        if (running)
+            return 1;
+        time_sleep_ms(20);
+    }
+    return 0;
+}
+
 /* Approves the policy file paths[3] (unless it was approved before) and waits until it
  * runs. */
 static inline void fx_run_fixture_policy(struct fx *f)
@@ -576,17 +607,8 @@ static inline void fx_run_fixture_policy(struct fx *f)
     if (!found)   /* else a restart: it runs, ran, or waits as it did */
         fx_approve_policy(f, (const char *)text);
     free(text);
-    if (found)
-        return;
-    for (int i = 0; i < 500; i++) {   /* the timer starts it within 200 ms */
-        pthread_mutex_lock(&f->c->mu);
-        int running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
-        pthread_mutex_unlock(&f->c->mu);
-        if (running)
-            return;
-        time_sleep_ms(20);
-    }
-    fail_msg("the fixture's experiment %s did not start", id);
+    if (!found && !fx_wait_running(f, id))
+        fail_msg("the fixture's experiment %s did not start", id);
 }
 
 #endif
