@@ -12,6 +12,8 @@ int cmd_policy(int argc, char **argv);   /* check | diff */
 int cmd_site(int argc, char **argv);     /* check */
 int cmd_member(int argc, char **argv);   /* propose-add | propose-remove | propose-rotate | list */
 int cmd_vote(int argc, char **argv);
+int cmd_experiment(int argc, char **argv);   /* propose | withdraw | propose-cancel | list | show */
+int cmd_charter(int argc, char **argv);      /* propose | show */
 int cmd_tls(int argc, char **argv);
 int cmd_witness(int argc, char **argv);  /* check */
 int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue */

@@ -23,7 +23,9 @@ static const char usage[] =
     "  policy diff     the keys two policy files set differently\n"
     "  site check      validate a member's site policy (site.yaml), optionally against a policy\n"
     "  member          propose roster changes (add, remove, rotate a key); list the roster\n"
-    "  vote            approve or refuse a roster proposal\n"
+    "  vote            approve or refuse a proposal (roster change, experiment, charter)\n"
+    "  experiment      propose a policy as an experiment, withdraw, propose-cancel, list, show\n"
+    "  charter         the alliance charter in force; propose an amendment\n"
     "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
 
 int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
@@ -90,6 +92,10 @@ int main(int argc, char **argv)
         return cmd_member(argc - 1, argv + 1);
     if (strcmp(cmd, "vote") == 0)
         return cmd_vote(argc - 1, argv + 1);
+    if (strcmp(cmd, "experiment") == 0)
+        return cmd_experiment(argc - 1, argv + 1);
+    if (strcmp(cmd, "charter") == 0)
+        return cmd_charter(argc - 1, argv + 1);
     if (strcmp(cmd, "roster") == 0)
         return cmd_roster(argc - 1, argv + 1);
     if (strcmp(cmd, "tls") == 0)

@@ -4,16 +4,20 @@
  * differently, key by key. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/governance_cli.h"
 #include "common/hex.h"
+#include "crypto/digest.h"
 #include "policies/policy.h"
 #include "policies/site.h"
 
 static const char policy_usage[] =
     "usage: aulac policy check FILE\n"
-    "       aulac policy diff A B\n"
+    "       aulac policy diff A B [CONNECTION]\n"
     "\n"
     "check: parses and validates an experiment policy as the coordinator does\n"
     "(policies/README.md); prints its canonical hash, the model size and the rounds, or the\n"
@@ -23,11 +27,15 @@ static const char policy_usage[] =
     "diff: see aulac policy diff --help.\n";
 
 static const char diff_usage[] =
-    "usage: aulac policy diff A B\n"
+    "usage: aulac policy diff A B [CONNECTION]\n"
     "\n"
-    "Compares two experiment policy files key by key, on the values they mean: every\n"
+    "Compares two experiment policies key by key, on the values they mean: every\n"
     "default filled in and written canonically (policies/README.md), so comments, key\n"
     "order, quoting, number spelling, list order and spelled-out defaults never show.\n"
+    "A and B are policy files or, with CONNECTION, experiment ids (or proposal hashes):\n"
+    "the policy exactly as proposed, from its ledger entry (digest and the proposer's\n"
+    "signature re-checked, as aulac experiment show --policy does). An argument that is\n"
+    "an existing file is read as a file.\n"
     "Prints one line per key that differs, in key order:\n"
     "\n"
     "    training.rounds: 12 -> 24\n"
@@ -35,7 +43,10 @@ static const char diff_usage[] =
     "\n"
     "or, when nothing differs, that they are the same policy and its hash.\n"
     "Exit status 0 when the same, 1 when they differ, 2 on error (a file that does not\n"
-    "load, with its FILE:line:col: key.path: message; a usage error).\n";
+    "load, with its FILE:line:col: key.path: message; an unknown experiment; a usage\n"
+    "error).\n"
+    "\n"
+    "CONNECTION (only for experiment ids):\n" SIGNED_CLIENT_USAGE;
 
 static const char site_usage[] =
     "usage: aulac site check FILE [--policy POLICY]\n"
@@ -71,11 +82,36 @@ static int parse_check(const char *cmd, const char *usage, int argc, char **argv
     return -1;
 }
 
-/* A policy named on the command line: a file. 0, or -1 with the error printed. */
-static int load_policy_arg(const char *arg, struct policy *out)
+/* A policy named on the command line: a file, or (when it is no file and sc names a
+ * coordinator) an experiment id or proposal hash whose proposed text is fetched. 0, or
+ * -1 with the error printed. */
+static int load_policy_arg(struct signed_client *sc, int *opened, const char *arg,
+                           struct policy *out)
 {
     struct policy_error err;
-    if (policy_load_file(arg, out, &err) != 0) {
+    if (access(arg, F_OK) == 0 || !sc->coordinator) {
+        if (policy_load_file(arg, out, &err) != 0) {
+            fprintf(stderr, "%s\n", err.message);
+            return -1;
+        }
+        return 0;
+    }
+    if (!crypto_id_valid(arg) && strlen(arg) != 64) {
+        cli_fail("policy diff", "%s is neither a policy file nor an experiment id", arg);
+        return -1;
+    }
+    if (!*opened) {
+        if (signed_client_open(sc, "policy diff", diff_usage) != 0)
+            return -1;
+        *opened = 1;
+    }
+    uint8_t *doc = NULL;
+    size_t len = 0;
+    if (governance_experiment_policy(sc, arg, &doc, &len) != 0)
+        return -1;
+    int rc = policy_load_buffer(arg, doc, len, out, &err);
+    free(doc);
+    if (rc != 0) {
         fprintf(stderr, "%s\n", err.message);
         return -1;
     }
@@ -91,10 +127,14 @@ static int print_difference(const char *path, const char *a, const char *b, void
 
 static int policy_diff_cmd(int argc, char **argv)
 {
-    static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
-    int ch;
+    static const struct option lo[] = { SIGNED_CLIENT_OPTIONS, { "help", no_argument, 0, 'h' },
+                                        { 0, 0, 0, 0 } };
+    struct signed_client sc = { 0 };
+    int ch, opened = 0;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (signed_client_option(&sc, ch, optarg))
+            continue;
         switch (ch) {
         case 'h': fputs(diff_usage, stdout); return 0;
         default: fputs(diff_usage, stderr); return 2;
@@ -103,12 +143,16 @@ static int policy_diff_cmd(int argc, char **argv)
     if (argc - optind != 2)
         return cli_usage_error("policy diff", diff_usage, "expected two policies, A and B");
     struct policy a, b;
-    if (load_policy_arg(argv[optind], &a) != 0)
-        return 2;
-    if (load_policy_arg(argv[optind + 1], &b) != 0) {
-        policy_free(&a);
+    if (load_policy_arg(&sc, &opened, argv[optind], &a) != 0) {
+        signed_client_close(&sc);
         return 2;
     }
+    if (load_policy_arg(&sc, &opened, argv[optind + 1], &b) != 0) {
+        policy_free(&a);
+        signed_client_close(&sc);
+        return 2;
+    }
+    signed_client_close(&sc);
     size_t n = 0;
     uint8_t h[32];
     int rc = policy_diff(&a, &b, print_difference, NULL, &n);
@@ -141,7 +185,9 @@ int cmd_policy(int argc, char **argv)
     if (rc >= 0)
         return rc;
     struct policy p;
-    if (load_policy_arg(file, &p) != 0)
+    struct signed_client none = { 0 };   /* check reads files only */
+    int opened = 0;
+    if (load_policy_arg(&none, &opened, file, &p) != 0)
         return 1;
     uint8_t h[32];
     char hex[65], members[48];

@@ -11,14 +11,16 @@
 
 static const char usage[] =
     "usage: aulac status --coordinator ADDR (--tls-ca FILE [--tls-cert FILE --tls-key FILE]\n"
-    "                    | --insecure) [--json]\n"
+    "                    | --insecure) [--experiment ID] [--json]\n"
     "\n"
-    "Shows the coordinator's experiment: state (idle, running, finished, cancelled,\n"
+    "Shows the coordinator's experiment (or, with --experiment, any approved one): state (idle, running, finished, cancelled,\n"
     "failed) and round, how many approved experiments wait in its queue, each closed\n"
     "round's participants with their validation and training losses, and each member's\n"
     "contribution (rounds joined, tokens, bytes sent, rejected updates).\n"
     "\n"
     "  --coordinator ADDR   gRPC address of the coordinator\n"
+    "  --experiment ID      an approved experiment other than the current one (queued or\n"
+    "                       ended: its state, rounds and last model; aulac experiment list)\n"
     CLIENT_TLS_USAGE
     "  --json               one JSON object instead of tables\n";
 
@@ -112,8 +114,10 @@ int cmd_status(int argc, char **argv)
     struct fed_client_options co = { 0 };
     struct client_tls tls = { 0 };
     int json = 0, ch;
+    const char *experiment = NULL;
     static const struct option lo[] = {
         { "coordinator", required_argument, 0, 'c' }, CLIENT_TLS_OPTIONS,
+        { "experiment", required_argument, 0, 'e' },
         { "json", no_argument, 0, 'j' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -122,6 +126,7 @@ int cmd_status(int argc, char **argv)
         switch (ch) {
         case 'c': addr = optarg; break;
         case 'j': json = 1; break;
+        case 'e': experiment = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -137,6 +142,7 @@ int cmd_status(int argc, char **argv)
     if (rc != 0)
         return cli_fail("status", "cannot open a channel to %s: %s", addr, rpc_strerror(rc));
     Aulac__V1__StatusRequest q = AULAC__V1__STATUS_REQUEST__INIT;
+    q.experiment_id = (char *)(experiment ? experiment : "");
     Aulac__V1__StatusReply *r = NULL;
     struct rpc_status st = { 0 };
     rc = fed_status(c, &q, &r, &st);

@@ -1,7 +1,8 @@
-/* aulac vote: approve or refuse a roster proposal. The proposal is fetched from
- * the coordinator and checked here before anything is signed: its fields must
- * hash to the proposal hash given on the command line and carry the proposer's
- * valid signature, so a coordinator cannot make a member vote on something else. */
+/* aulac vote: approve or refuse a proposal: a roster change or a motion (an
+ * experiment, a cancellation, a charter change). The proposal is fetched from the
+ * coordinator and checked here before anything is signed: its fields must hash to
+ * the proposal hash given on the command line and carry the proposer's valid
+ * signature, so a coordinator cannot make a member vote on something else. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -12,29 +13,58 @@
 #include "cli/governance_cli.h"
 #include "cli/signed_client.h"
 #include "common/hex.h"
+#include "crypto/motion.h"
 #include "crypto/proposal.h"
 #include "policies/roster.h"
 #include "proto/roster_msg.h"
 
 static const char usage[] =
-    "usage: aulac vote --proposal HASH (--yes | --no) CONNECTION\n"
+    "usage: aulac vote --proposal HASH|EXPERIMENT (--yes | --no) CONNECTION\n"
     "\n"
-    "Votes on a roster proposal (aulac member list shows the open ones). The vote is\n"
-    "signed with your key and recorded in the ledger; when the approvals reach the\n"
-    "quorum the coordinator applies the change at once. Each member votes once; the\n"
-    "proposer's approval is already counted.\n"
+    "Votes on a proposal: a roster change (aulac member list shows them), an experiment,\n"
+    "a cancellation (aulac experiment list) or a charter change. The vote is signed with\n"
+    "your key and recorded in the ledger; when the approvals reach the charter's quorum\n"
+    "the coordinator decides at once (applies the roster change, queues the experiment,\n"
+    "cancels it, puts the charter in force). Each member votes once; the proposer's\n"
+    "approval is already counted.\n"
     "\n"
-    "  --proposal HASH   the proposal's hash (64 hex characters)\n"
+    "  --proposal HASH   the proposal's hash (64 hex characters), or an experiment id\n"
+    "                    (NAME-1a2b3c4d: its experiment proposal)\n"
     "  --yes / --no      approve or refuse\n"
     "\n"
     "CONNECTION:\n" SIGNED_CLIENT_USAGE;
 
 enum { O_PROPOSAL = 300, O_YES, O_NO };
 
+static void print_motion(FILE *f, const Aulac__V1__Motion *m)
+{
+    char h[17] = "-";
+    if (m->content_hash.len == 32)
+        hex_encode(m->content_hash.data, 8, h);
+    switch (m->kind) {
+    case MOTION_EXPERIMENT:
+        fprintf(f, "  %s proposes experiment %s (policy hash %s…)\n", m->proposer_id,
+                m->experiment_id, h);
+        break;
+    case MOTION_CANCEL:
+        fprintf(f, "  %s proposes to cancel experiment %s\n", m->proposer_id, m->experiment_id);
+        break;
+    case MOTION_CHARTER:
+        fprintf(f, "  %s proposes a new charter (charter hash %s…)\n", m->proposer_id, h);
+        break;
+    default:
+        fprintf(f, "  unknown motion kind %u\n", m->kind);
+    }
+    if (m->reason && m->reason[0])
+        fprintf(f, "  reason: %s\n", m->reason);
+}
+
 void governance_print_status(FILE *f, const Aulac__V1__ProposalStatus *ps)
 {
     const Aulac__V1__RosterProposal *p = ps->proposal;
     const Aulac__V1__RosterChange *c = p ? p->change : NULL;
+    if (ps->motion)
+        print_motion(f, ps->motion);
     if (c) {
         char kid[CRYPTO_KEY_ID_CHARS + 1] = "-", roles[40] = "";
         if (c->public_key.len == 32)
@@ -64,7 +94,7 @@ void governance_print_status(FILE *f, const Aulac__V1__ProposalStatus *ps)
         fprintf(f, " %s", ps->voted[i]);
     fprintf(f, "\n  ledger: proposed at #%" PRIu64, ps->ledger_index);
     if (ps->outcome_index)
-        fprintf(f, ", applied at #%" PRIu64, ps->outcome_index);
+        fprintf(f, ", %s at #%" PRIu64, ps->motion ? "decided" : "applied", ps->outcome_index);
     fprintf(f, "\n");
     if (ps->note && ps->note[0] && strcmp(ps->state, "approved") != 0)
         fprintf(f, "  note: %s\n", ps->note);
@@ -74,35 +104,36 @@ void governance_print_status(FILE *f, const Aulac__V1__ProposalStatus *ps)
 static int fetch_checked(struct signed_client *sc, const uint8_t hash[32],
                          Aulac__V1__ProposalsReply **out)
 {
-    Aulac__V1__ProposalsRequest q = AULAC__V1__PROPOSALS_REQUEST__INIT;
-    q.member_id = (char *)sc->member;
-    q.proposal_hash.data = (uint8_t *)hash;
-    q.proposal_hash.len = 32;
-    struct rpc_status st = { 0 };
-    int rc = fed_list_proposals(sc->fc, &q, out, &st);
-    if (rc != 0)
-        return cli_fail("vote", "%s", st.details[0] ? st.details : rpc_strerror(rc));
+    if (governance_fetch(sc, "vote", hash, out) != 0)
+        return 1;
     Aulac__V1__ProposalsReply *r = *out;
     char hex[65];
     hex_encode(hash, 32, hex);
-    if (r->n_proposals != 1 || !r->proposals[0]->proposal)
-        return cli_fail("vote", "the coordinator knows no roster proposal %s", hex);
+    const Aulac__V1__ProposalStatus *ps = r->n_proposals == 1 ? r->proposals[0] : NULL;
+    if (!ps || (!ps->proposal && !ps->motion))
+        return cli_fail("vote", "the coordinator knows no proposal %s", hex);
     struct roster_proposal p;
+    struct motion m;
     uint8_t sig[64], got[32];
     char why[300];
-    if (roster_proposal_from_msg(r->proposals[0]->proposal, &p, sig, why, sizeof why) != 0)
+    int bad = ps->motion ? motion_from_status_msg(ps->motion, &m, sig, why, sizeof why)
+                         : roster_proposal_from_msg(ps->proposal, &p, sig, why, sizeof why);
+    if (bad)
         return cli_fail("vote", "the coordinator's copy of the proposal is unusable: %s", why);
-    if (proposal_hash(&p, got) != 0 || !crypto_equal(got, hash, 32))
+    const char *proposer_id = ps->motion ? m.proposer : p.proposer;
+    if ((ps->motion ? motion_hash(&m, got) : proposal_hash(&p, got)) != 0 ||
+        !crypto_equal(got, hash, 32))
         return cli_fail("vote", "the coordinator's copy of proposal %.16s… does not hash to "
                         "it: refusing to vote on it", hex);
     const Aulac__V1__RosterMember *proposer = NULL;
     for (size_t i = 0; i < r->n_roster; i++)
-        if (strcmp(r->roster[i]->member_id, p.proposer) == 0)
+        if (strcmp(r->roster[i]->member_id, proposer_id) == 0)
             proposer = r->roster[i];
     if (!proposer || proposer->public_key.len != 32 ||
-        proposal_verify(&p, proposer->public_key.data, sig) != 0)
+        (ps->motion ? motion_verify(&m, proposer->public_key.data, sig)
+                    : proposal_verify(&p, proposer->public_key.data, sig)) != 0)
         return cli_fail("vote", "proposal %.16s… is not validly signed by its proposer '%s' "
-                        "(per the roster): refusing to vote on it", hex, p.proposer);
+                        "(per the roster): refusing to vote on it", hex, proposer_id);
     return 0;
 }
 
@@ -134,13 +165,22 @@ int cmd_vote(int argc, char **argv)
     if (optind < argc)
         return cli_usage_error("vote", usage, "unexpected argument '%s'", argv[optind]);
     uint8_t hash[32];
-    if (!hash_hex || strlen(hash_hex) != 64 || hex_decode(hash_hex, hash, 32) != 0)
+    if (!hash_hex || !hash_hex[0])
         return cli_usage_error("vote", usage, "--proposal needs the 64-hex-character hash "
-                               "of a proposal");
+                               "of a proposal, or an experiment id");
+    int by_id = strlen(hash_hex) != 64 || hex_decode(hash_hex, hash, 32) != 0;
+    if (by_id && !crypto_id_valid(hash_hex))
+        return cli_usage_error("vote", usage, "--proposal '%s' is neither a proposal hash (64 "
+                               "hex characters) nor an experiment id", hash_hex);
     if (approve < 0)
         return cli_usage_error("vote", usage, "say --yes or --no");
     int rc = signed_client_open(&sc, "vote", usage);
     Aulac__V1__ProposalsReply *pr = NULL;
+    char hex[65];
+    if (rc == 0 && by_id && (rc = governance_experiment_hash(&sc, hash_hex, hash)) == 0) {
+        hex_encode(hash, 32, hex);
+        hash_hex = hex;
+    }
     if (rc == 0)
         rc = fetch_checked(&sc, hash, &pr);
     if (rc == 0) {

@@ -836,6 +836,20 @@ static void reply_with(struct rpc_call *call, struct prop_view *v, uint64_t inde
     pb_call_finish(call, &r.base);
 }
 
+/* The reply of a proposal, vote or withdrawal: recorded (with its status), or the
+ * refusal, logged. Frees v when ok. */
+static void reply_outcome(struct rpc_call *call, int ok, const char *what, const char *member,
+                          const char *why, struct prop_view *v, uint64_t index)
+{
+    if (!ok) {
+        log_warn("refused a %s from %s: %s", what, member, why);
+        reply_refused(call, why);
+    } else {
+        reply_with(call, v, index);
+        view_free(v);
+    }
+}
+
 /* --- ProposeRosterChange -------------------------------------------------------- */
 
 /* Records and, when the proposer's approval alone reaches the quorum, applies.
@@ -924,14 +938,9 @@ void governance_on_propose(struct rpc_call *call, void *ctx)
     char why[400];
     struct prop_view v;
     uint64_t index = 0;
-    if (roster_proposal_from_msg(q, &p, sig, why, sizeof why) != 0 ||
-        propose(c, &p, sig, &v, &index, why, sizeof why) != 0) {
-        log_warn("refused a roster proposal from %s: %s", q->proposer_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    int ok = roster_proposal_from_msg(q, &p, sig, why, sizeof why) == 0 &&
+             propose(c, &p, sig, &v, &index, why, sizeof why) == 0;
+    reply_outcome(call, ok, "roster proposal", q->proposer_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -1054,13 +1063,7 @@ void governance_on_vote(struct rpc_call *call, void *ctx)
         rv.approve = q->approve ? 1 : 0;
         ok = vote(c, &rv, q->signature.data, &v, &index, why, sizeof why) == 0;
     }
-    if (!ok) {
-        log_warn("refused a vote from %s: %s", q->voter_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    reply_outcome(call, ok, "vote", q->voter_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -1390,8 +1393,7 @@ void governance_on_propose_motion(struct rpc_call *call, void *ctx)
         }
         pb_call_finish(call, &r.base);
     } else {
-        reply_with(call, &v, index);
-        view_free(&v);
+        reply_outcome(call, 1, "motion", q->proposer_id, "", &v, index);
     }
     protobuf_c_message_free_unpacked(in, NULL);
 }
@@ -1491,13 +1493,7 @@ void governance_on_withdraw(struct rpc_call *call, void *ctx)
         snprintf(w.member, sizeof w.member, "%s", q->member_id);   /* auth checked it */
         ok = withdraw(c, &w, q->signature.data, &v, &index, why, sizeof why) == 0;
     }
-    if (!ok) {
-        log_warn("refused a withdrawal from %s: %s", q->member_id, why);
-        reply_refused(call, why);
-    } else {
-        reply_with(call, &v, index);
-        view_free(&v);
-    }
+    reply_outcome(call, ok, "withdrawal", q->member_id, why, &v, index);
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
@@ -1626,10 +1622,25 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
 
 /* --- the timer: expiry ---------------------------------------------------------------- */
 
+/* Whether an open motion is past its expiry; read lock only, so that the timer does
+ * not hold back request authentication when there is nothing to do. */
+static int any_expired(struct governance *g, int64_t now)
+{
+    int any = 0;
+    pthread_rwlock_rdlock(&g->lock);
+    for (size_t i = 0; i < g->st.n_proposals && !any; i++)
+        any = g->st.proposals[i].family == GOV_MOTION && g->st.proposals[i].state == GOV_OPEN &&
+              gov_state_at(&g->st.proposals[i], now) == GOV_EXPIRED;
+    pthread_rwlock_unlock(&g->lock);
+    return any;
+}
+
 void governance_tick(struct coord *c)
 {
     struct governance *g = c->gov;
     const int64_t now = time_now_unix_ms();
+    if (!any_expired(g, now))
+        return;
     pthread_mutex_lock(&c->mu);
     pthread_rwlock_wrlock(&g->lock);
     for (size_t i = 0; i < g->st.n_proposals; i++) {
@@ -1710,10 +1721,16 @@ int governance_propose_operator(struct coord *c, const char *path)
         } else {
             char hex[65];
             hex_encode(v.p.hash, 32, hex);
-            log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
-                     "(ledger #%" PRIu64 ", proposal %s, %s); members vote with aulac vote "
-                     "--proposal %s", path, m.experiment, m.proposer, index, hex,
-                     gov_state_name(v.s), hex);
+            if (v.s == GOV_OPEN)
+                log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
+                         "(ledger #%" PRIu64 ", proposal %s, open: %u of %u approvals); "
+                         "members vote with aulac vote --proposal %s", path, m.experiment,
+                         m.proposer, index, hex, v.t.yes, v.t.needed, hex);
+            else
+                log_info("--policy %s: filed experiment %s as a proposal signed by member %s "
+                         "(ledger #%" PRIu64 ", proposal %s): %s by the charter's quorum "
+                         "alone (%u of %u approvals)", path, m.experiment, m.proposer, index,
+                         hex, gov_state_name(v.s), v.t.yes, v.t.needed);
             view_free(&v);
         }
     }

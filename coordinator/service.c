@@ -566,7 +566,16 @@ static void on_status(struct rpc_call *call, void *ctx)
     ProtobufCMessage *in;
     if (pb_call_recv(call, &aulac__v1__status_request__descriptor, &in) != 0)
         return;
+    char want[COORD_EXPERIMENT_MAX + 1];
+    const char *asked = ((Aulac__V1__StatusRequest *)in)->experiment_id;
+    snprintf(want, sizeof want, "%s", asked ? asked : "");
+    const int too_long = asked && strlen(asked) > COORD_EXPERIMENT_MAX;
     protobuf_c_message_free_unpacked(in, NULL);
+    if (too_long) {
+        rpc_call_finish(call, GRPC_STATUS_INVALID_ARGUMENT, "experiment_id is longer than 64 "
+                        "bytes", NULL, 0);
+        return;
+    }
 
     Aulac__V1__StatusReply r = AULAC__V1__STATUS_REPLY__INIT;
     uint8_t model[32], root[32];
@@ -574,21 +583,57 @@ static void on_status(struct rpc_call *call, void *ctx)
     size_t queued = 0;
     (void)queue_length(c, &queued);
     r.queue_length = (uint32_t)queued;
+    /* Another experiment than the loaded one: its record (queued or ended). */
+    struct experiment_info other = { 0 };
+    int is_other = 0;
     pthread_mutex_lock(&c->mu);
-    snprintf(experiment, sizeof experiment, "%s", c->experiment);
-    snprintf(policy_name, sizeof policy_name, "%s",
-             c->policy.metadata.name);
+    if (want[0] && strcmp(want, c->experiment) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        int found = 0;
+        if (queue_get(c, want, &other, &found) != 0 || !found) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "no experiment '%s' was approved here (aulac experiment "
+                     "list shows them)", want);
+            rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
+            experiment_info_free(&other);
+            return;
+        }
+        is_other = 1;
+        pthread_mutex_lock(&c->mu);
+    }
+    if (is_other) {
+        struct policy p;
+        struct policy_error perr;
+        snprintf(experiment, sizeof experiment, "%s", other.experiment);
+        policy_name[0] = 0;
+        if (policy_load_buffer("policy", other.policy_yaml, other.policy_yaml_len, &p, &perr) == 0) {
+            snprintf(policy_name, sizeof policy_name, "%s", p.metadata.name);
+            r.total_rounds = p.training.rounds;
+            policy_free(&p);
+        }
+        r.state = (char *)queue_phase_name(other.phase);
+        r.round = other.rounds_done + (other.phase == PHASE_QUEUED);
+        if (other.phase != PHASE_QUEUED) {
+            memcpy(model, other.final_model_hash, 32);
+            r.model_hash.data = model;
+            r.model_hash.len = 32;
+        }
+    } else {
+        snprintf(experiment, sizeof experiment, "%s", c->experiment);
+        snprintf(policy_name, sizeof policy_name, "%s", c->policy.metadata.name);
+        r.state = (char *)state_name(c->state);
+        r.round = c->round;
+        r.total_rounds = c->total_rounds;
+        if (c->model) {
+            memcpy(model, c->model->hash, 32);
+            r.model_hash.data = model;
+            r.model_hash.len = 32;
+        }
+    }
     r.experiment_id = experiment;
     r.policy_name = policy_name;
-    r.state = (char *)state_name(c->state);
-    r.round = c->round;
-    r.total_rounds = c->total_rounds;
-    if (c->model) {
-        memcpy(model, c->model->hash, 32);
-        r.model_hash.data = model;
-        r.model_hash.len = 32;
-    }
-    uint64_t closed = c->model ? c->model->round : 0;
+    uint64_t closed = is_other ? other.rounds_done : c->model ? c->model->round : 0;
+    experiment_info_free(&other);
     size_t n_members = c->roster.n_members;
     struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
     struct roster_member *rm = calloc(n_members + 1, sizeof *rm);  /* governance may change it */

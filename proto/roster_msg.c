@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/why.h"
+
 static int copy_text(char *dst, size_t cap, const char *src, const char *what, char *why,
                      size_t why_cap)
 {
@@ -83,6 +85,9 @@ void motion_to_msg(const struct motion *m, const uint8_t sig[64], const uint8_t 
     if (document) {
         q->document.data = (uint8_t *)document;
         q->document.len = document_len;
+    } else if (m->kind != MOTION_CANCEL) {
+        q->document_digest.data = (uint8_t *)m->document_digest;
+        q->document_digest.len = 32;
     }
     q->document_name = (char *)(document_name ? document_name : "");
     if (m->kind != MOTION_CANCEL) {
@@ -95,4 +100,33 @@ void motion_to_msg(const struct motion *m, const uint8_t sig[64], const uint8_t 
     q->signature.data = (uint8_t *)sig;
     q->signature.len = 64;
     q->alliance = (char *)m->alliance;
+}
+
+int motion_from_status_msg(const Aulac__V1__Motion *q, struct motion *m, uint8_t sig[64],
+                           char *why, size_t cap)
+{
+    memset(m, 0, sizeof *m);
+    const char *exp = q->experiment_id ? q->experiment_id : "";
+    const char *reason = q->reason ? q->reason : "";
+    const char *alliance = q->alliance ? q->alliance : "";
+    const char *proposer = q->proposer_id ? q->proposer_id : "";
+    if (q->kind > 0xff || strlen(exp) > CRYPTO_ID_MAX || strlen(proposer) > CRYPTO_ID_MAX ||
+        strlen(reason) > PROPOSAL_REASON_MAX || strlen(alliance) > PROPOSAL_ALLIANCE_MAX ||
+        q->signature.len != 64 ||
+        (q->content_hash.len != 32 && q->content_hash.len != 0) ||
+        (q->document_digest.len != 32 && q->document_digest.len != 0))
+        return why_fail(why, cap, -1, "malformed motion message");
+    m->kind = (uint8_t)q->kind;
+    snprintf(m->alliance, sizeof m->alliance, "%s", alliance);
+    snprintf(m->proposer, sizeof m->proposer, "%s", proposer);
+    snprintf(m->experiment, sizeof m->experiment, "%s", exp);
+    snprintf(m->reason, sizeof m->reason, "%s", reason);
+    if (q->content_hash.len == 32)
+        memcpy(m->content_hash, q->content_hash.data, 32);
+    if (q->document_digest.len == 32)
+        memcpy(m->document_digest, q->document_digest.data, 32);
+    m->created_unix_ms = q->created_ms;
+    m->expires_unix_ms = q->expires_ms;
+    memcpy(sig, q->signature.data, 64);
+    return motion_check(m, why, cap) == 0 ? 0 : -1;
 }

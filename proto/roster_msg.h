@@ -27,4 +27,9 @@ void roster_proposal_to_msg(const struct roster_proposal *p, const uint8_t sig[6
 void motion_to_msg(const struct motion *m, const uint8_t sig[64], const uint8_t *document,
                    size_t document_len, const char *document_name, Aulac__V1__Motion *q);
 
+/* The motion of a ProposalStatus's Motion (document digest given, no document) and
+ * its signature, checked by motion_check. 0, or -1 with why. */
+int motion_from_status_msg(const Aulac__V1__Motion *q, struct motion *m, uint8_t sig[64],
+                           char *why, size_t cap);
+
 #endif

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The demo alliance: three members (fpt, vnpt, hust) train a small Vietnamese
-# byte-level GPT-2 together through a real coordinator on loopback.
+# byte-level GPT-2 together through a real coordinator on loopback. Nothing runs
+# until the alliance approves it: hust (researcher) proposes the experiment, fpt
+# votes by hand, vnpt's worker votes from its site policy; a second, small
+# experiment is approved while the first runs and follows it with the same workers.
 #
 #   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
@@ -17,6 +20,7 @@ BUILD=${BUILD:-build}
 RUN_DIR=${RUN_DIR:-demo-run}
 POLICY=${POLICY:-policies/examples/demo.yaml}
 MEMBERS=(fpt vnpt hust)
+declare -A ROLES=([fpt]=member [vnpt]=member [hust]=member,researcher)
 declare -A ORG=([fpt]="FPT Corporation" [vnpt]="VNPT" [hust]="Hanoi University of Science and Technology")
 bin=$BUILD
 prepare_only=0
@@ -51,11 +55,32 @@ say "keys and roster"
 for m in "${MEMBERS[@]}"; do
     "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
     "$bin/aulac" roster add --roster "$RUN_DIR/roster.yaml" --alliance au-lac-demo \
-        --pub "$RUN_DIR/keys/$m.pub" --organization "${ORG[$m]}" >/dev/null
+        --pub "$RUN_DIR/keys/$m.pub" --organization "${ORG[$m]}" --roles "${ROLES[$m]}" >/dev/null
 done
+# The charter: an experiment needs two thirds of the members (here all three: the
+# proposer, fpt by hand, vnpt's worker from its site policy); researchers propose.
+cat >>"$RUN_DIR/roster.yaml" <<'YAML'
+charter:
+  quorum: { roster: 0.66, experiments: 0.67, charter: 0.75 }
+  proposers: [researcher]
+  proposal_expiry_days: 7
+YAML
 "$bin/aulac" roster show --roster "$RUN_DIR/roster.yaml" | sed 's/^/  /'
 cp "$POLICY" "$RUN_DIR/policy.yaml"
 "$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
+# The follow-up experiment: the same recipe, longer context, a few rounds.
+sed -e 's/^  name: demo-gpt2-bytes$/  name: demo-followup/' -e 's/^  rounds: 12$/  rounds: 3/' \
+    -e 's/^  seed: 1337$/  seed: 2024/' "$POLICY" >"$RUN_DIR/followup.yaml"
+"$bin/aulac" policy check "$RUN_DIR/followup.yaml" >/dev/null
+"$bin/aulac" policy diff "$RUN_DIR/policy.yaml" "$RUN_DIR/followup.yaml" | sed 's/^/  followup: /' || true
+# vnpt's site policy: its worker votes for vnpt on every proposal it can judge.
+cat >"$RUN_DIR/site-vnpt.yaml" <<'YAML'
+schema: 1
+member: vnpt
+limits: { max_parameters: 10000000 }
+governance: { auto_vote: approve-if-allowed }
+YAML
+"$bin/aulac" site check "$RUN_DIR/site-vnpt.yaml" --policy "$RUN_DIR/policy.yaml" | sed 's/^/  vnpt site: /'
 
 coord_tls=(--insecure); client_tls=(--insecure)
 declare -A member_tls
@@ -79,9 +104,9 @@ if [ "${INSECURE:-0}" != 1 ]; then
 fi
 [ $prepare_only -eq 1 ] && { echo "prepared $RUN_DIR"; exit 0; }
 
-say "coordinator"
+say "coordinator (no experiment yet: it runs only what the alliance approves)"
 "$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
-    --roster "$RUN_DIR/roster.yaml" --policy "$RUN_DIR/policy.yaml" \
+    --roster "$RUN_DIR/roster.yaml" \
     --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" "${coord_tls[@]}" \
     >"$RUN_DIR/logs/coordinator.log" 2>&1 &
 pids+=($!)
@@ -90,21 +115,51 @@ for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
 addr="127.0.0.1:$(cat "$RUN_DIR/port")"
 echo "  listening on $addr ($([ "${coord_tls[0]}" = --insecure ] && echo plaintext || echo TLS); log: $RUN_DIR/logs/coordinator.log)"
 
-say "workers"
+say "workers (waiting for an approved experiment)"
 wpids=()
 for m in "${MEMBERS[@]}"; do
+    site=(); [ "$m" = vnpt ] && site=(--site "$RUN_DIR/site-vnpt.yaml")
     "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
         --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" "${client_tls[@]:0:2}" \
-        ${member_tls[$m]:-} --threads 1 --exit-when-idle \
+        ${member_tls[$m]:-} --threads 1 --exit-when-idle "${site[@]}" \
         >"$RUN_DIR/logs/$m.log" 2>&1 &
     pids+=($!); wpids+=($!)
-    echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m (log: $RUN_DIR/logs/$m.log)"
+    echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m${site:+, site policy site-vnpt.yaml} (log: $RUN_DIR/logs/$m.log)"
 done
+
+as() {   # as MEMBER aulac-args...: a signed request of that member
+    local m=$1; shift
+    "$bin/aulac" "$@" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
+        "${client_tls[@]:0:2}" ${member_tls[$m]:-}
+}
+# propose_and_approve FILE REASON: hust proposes, fpt votes by hand, vnpt's worker votes.
+propose_and_approve() {
+    local out id
+    out=$(as hust experiment propose "$1" --reason "$2") || { echo "$out" >&2; exit 1; }
+    id=$(sed -n 's/^experiment \([^ ]*\) (policy.*/\1/p' <<<"$out")
+    ids+=("$id")
+    echo "  hust proposes $id ($2)"
+    as fpt vote --proposal "$id" --yes | sed -n 's/^ *state: /  fpt votes yes by hand; state: /p'
+    for _ in $(seq 300); do
+        as fpt experiment show "$id" >"$RUN_DIR/show.txt" 2>/dev/null
+        grep -q "state: \(queued\|running\|finished\)" "$RUN_DIR/show.txt" && break
+        sleep 0.1
+    done
+    grep -q "state: \(queued\|running\|finished\)" "$RUN_DIR/show.txt" ||
+        { cat "$RUN_DIR/show.txt"; echo "demo: $id was not approved" >&2; exit 1; }
+    grep "$id" "$RUN_DIR/logs/vnpt.log" | grep -i "vote" | tail -1 | sed 's/^[^ ]* worker [a-z]*: /  vnpt worker: /'
+    sed -n 's/^ *state: /  approved: /p' "$RUN_DIR/show.txt"
+}
+
+say "experiments, by signed vote"
+ids=()
+propose_and_approve "$RUN_DIR/policy.yaml" "the demo recipe"
 
 say "rounds"
 # Print the coordinator's round closes as they happen, until every worker has left.
-pattern='round [0-9]+ closed|rejected update|experiment .* finished'
+pattern='round [0-9]+ closed|rejected update|experiment .* (started|finished)'
 seen=0
+followup=0
 follow() {
     local n
     n=$(grep -cE "$pattern" "$RUN_DIR/logs/coordinator.log" || true)
@@ -119,6 +174,11 @@ while :; do
     for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
     follow
     [ $alive -eq 1 ] || break
+    # Once the first experiment runs, the follow-up is proposed and approved behind it.
+    if [ $followup -eq 0 ] && grep -q "round 2 closed" "$RUN_DIR/logs/coordinator.log"; then
+        followup=1
+        propose_and_approve "$RUN_DIR/followup.yaml" "a short follow-up, queued behind"
+    fi
     sleep 0.5
 done
 fail=0
@@ -131,8 +191,9 @@ for i in "${!wpids[@]}"; do
 done
 [ $fail -eq 0 ] || exit 1
 
-say "validation loss of the global model on each member's held-out text"
-"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --json >"$RUN_DIR/status.json"
+say "validation loss of the global model on each member's held-out text (${ids[0]})"
+"$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --experiment "${ids[0]}" --json \
+    >"$RUN_DIR/status.json"
 python3 - "$RUN_DIR" "${MEMBERS[@]}" <<'PY'
 import json, re, sys
 run, members = sys.argv[1], sys.argv[2:]
@@ -141,7 +202,7 @@ final = {}
 for m in members:
     for line in open("%s/logs/%s.log" % (run, m), encoding="utf-8", errors="replace"):
         g = re.search(r"final model: validation loss ([0-9.]+)", line)
-        if g: final[m] = float(g.group(1))
+        if g and m not in final: final[m] = float(g.group(1))   # the first experiment's
 print("  %-12s %s" % ("model", "  ".join("%8s" % m for m in members)))
 for r in s["rounds"]:
     by = {x["member"]: x["val_loss"] for x in r["members"]}
@@ -167,9 +228,23 @@ if ups and dense:
           % (sum(ups) / len(ups), dense, dense / (sum(ups) / len(ups))))
 PY
 
+say "experiments"
+as fpt experiment list | sed 's/^/  /'
+
 say "ledger"
 "$bin/aulac" ledger verify --data-dir "$RUN_DIR/coordinator" | sed 's/^/  /'
-echo "  last entries:"
-"$bin/aulac" ledger show --data-dir "$RUN_DIR/coordinator" | tail -4 | sed 's/^/    /'
+"$bin/aulac" ledger show --data-dir "$RUN_DIR/coordinator" --json >"$RUN_DIR/ledger.jsonl"
+python3 - "$RUN_DIR/ledger.jsonl" <<'PY'
+import json, sys
+trail, last = [], None
+for line in open(sys.argv[1]):
+    t = json.loads(line)["type"]
+    if t in ("update_accepted", "round_closed") and t == last:
+        trail[-1][1] += 1
+    else:
+        trail.append([t, 1])
+    last = t
+print("  trail: " + " ".join(t if n == 1 else "%s x%d" % (t, n) for t, n in trail))
+PY
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; everything is under $RUN_DIR/"

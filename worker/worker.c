@@ -262,6 +262,7 @@ static int enter_experiment(struct worker *w, const Aulac__V1__JoinReply *r)
         return WORKER_EXIT_REFUSED;
     }
     snprintf(w->experiment, sizeof w->experiment, "%s", id);
+    w->experiments_seen++;
     free(w->policy_yaml);   /* follower nodes get the policy as the coordinator sent it */
     w->policy_yaml = strdup(r->policy_yaml);
     if (!w->policy_yaml) {
@@ -931,7 +932,9 @@ static int task_loop(struct worker *w)
         aulac__v1__task__free_unpacked(t, NULL);
         if (w->not_in_roster)
             out = WORKER_EXIT_NOT_IN_ROSTER;
-        if (out < 0 && between && w->opt.exit_when_idle && coordinator_idle(w))
+        /* (a worker that has seen no experiment yet waits for the first one) */
+        if (out < 0 && between && w->opt.exit_when_idle && w->experiments_seen > 0 &&
+            coordinator_idle(w))
             out = WORKER_EXIT_DONE;
         if (out >= 0)
             return out;

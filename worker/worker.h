@@ -51,8 +51,8 @@ struct worker_options {
     int gpus;
     int eval_windows;               /* validation windows per evaluation (default 32) */
     int max_rounds;                 /* stop after this many rounds (0: until finished) */
-    int exit_when_idle;             /* exit 0 once no experiment runs and none is queued
-                                       (default: wait for the next one) */
+    int exit_when_idle;             /* exit 0 once an experiment has ended and then none runs
+                                       and none is queued (default: wait for the next one) */
     int64_t connect_timeout_ms;     /* give up when the coordinator stays unreachable */
     int insecure;                   /* plaintext channels (--insecure) */
     const char *witnesses;          /* roster file of the ledger's witnesses (worker/witness.h) */
@@ -77,6 +77,7 @@ struct worker {
     int have_policy;
     char experiment[CRYPTO_ID_MAX + 1];   /* "": none (idle, or the last one ended) */
     int sitting_out;                /* experiment is one this member does not run */
+    uint64_t experiments_seen;      /* experiments joined or sat out since the start */
     struct gpt2_config cfg;         /* the replica's model and size, from the policy's */
     size_t n;                       /* round plan when the buffers are set up */
     struct trainer *trainer;

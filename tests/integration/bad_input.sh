@@ -22,21 +22,21 @@ write_policy 2 alpha beta
 sed 's/local_steps: 12/local_steps: twelve/' "$T/policy.yaml" >"$T/bad-policy.yaml"
 expect bad-policy 1 'bad-policy.yaml:[0-9]+:[0-9]+: training.local_steps' \
     "$BIN/aulac-coordinator" --data-dir "$T/c1" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/bad-policy.yaml" --listen 127.0.0.1:0 --insecure
+    --roster "$T/roster.yaml" --policy "$T/bad-policy.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 printf 'schema: 1\nmetadata: { name: x }\nmodel: { n_layer: 1, n_head: 3, n_embd: 32 }\n' >"$T/bad2.yaml"
 expect bad-policy-heads 1 'bad2.yaml:[0-9]+:[0-9]+' "$BIN/aulac" policy check "$T/bad2.yaml"
 sed 's/public_key: .*/public_key: not-base64!/' "$T/roster.yaml" >"$T/bad-roster.yaml"
 expect bad-roster 1 'bad-roster.yaml:[0-9]+:[0-9]+: members\[0\].public_key' \
     "$BIN/aulac-coordinator" --data-dir "$T/c2" --key "$T/keys/coordinator.key" \
-    --roster "$T/bad-roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 --insecure
+    --roster "$T/bad-roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 # A key the code does not apply is refused at start too, with the checker's message.
 sed 's/rule: fedavg/rule: median/' "$T/policy.yaml" >"$T/median.yaml"
 expect coord-policy-median 1 'median.yaml:[0-9]+:[0-9]+: aggregation.rule: "median" is not implemented yet' \
     "$BIN/aulac-coordinator" --data-dir "$T/c6" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/median.yaml" --listen 127.0.0.1:0 --insecure
+    --roster "$T/roster.yaml" --policy "$T/median.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 expect missing-policy 1 'nope.yaml' \
     "$BIN/aulac-coordinator" --data-dir "$T/c3" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/nope.yaml" --listen 127.0.0.1:0 --insecure
+    --roster "$T/roster.yaml" --policy "$T/nope.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 
 # Policy, site and roster files: nothing but a regular file is read (a FIFO would hang
 # the reader), the size limit is stated, and what YAML readers disagree on is refused.
@@ -45,7 +45,7 @@ expect policy-fifo 1 'fifo.yaml: cannot read: is a FIFO \(named pipe\), not a re
     "$BIN/aulac" policy check "$T/fifo.yaml"
 expect coord-policy-fifo 1 'fifo.yaml: cannot read: is a FIFO' \
     "$BIN/aulac-coordinator" --data-dir "$T/c5" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/fifo.yaml" --listen 127.0.0.1:0 --insecure
+    --roster "$T/roster.yaml" --policy "$T/fifo.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 expect roster-fifo 1 'fifo.yaml: cannot read: is a FIFO' \
     "$BIN/aulac" roster show --roster "$T/fifo.yaml"
 expect policy-dev-zero 1 '/dev/zero: cannot read: is a character device, not a regular file' \
@@ -84,7 +84,7 @@ expect site-help 0 'usage: aulac site check FILE' "$BIN/aulac" site check --help
 start_coordinator
 expect port-in-use 1 "cannot serve on 127.0.0.1:$PORT" \
     "$BIN/aulac-coordinator" --data-dir "$T/c4" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen "127.0.0.1:$PORT" --insecure
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/alpha.key" --listen "127.0.0.1:$PORT" --insecure
 status_json | grep -q '"state":"running"' || fail "the first coordinator stopped serving"
 
 # Corpora: missing, empty.

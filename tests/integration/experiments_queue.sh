@@ -32,7 +32,8 @@ fi
 coordinator() {   # the same command line at the start and at the restart
     start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
         --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" \
-        --policy "$T/first.yaml" --policy "$T/second.yaml" --listen "127.0.0.1:$1" \
+        --policy "$T/first.yaml" --policy "$T/second.yaml" \
+        --operator-key "$T/keys/alpha.key" --listen "127.0.0.1:$1" \
         --port-file "$T/port" --tls-cert "$T/tls/coordinator.pem" \
         --tls-key "$T/tls/coordinator.key"
     COORD_PID=$LAST_PID
@@ -42,7 +43,7 @@ for _ in $(seq 150); do [ -s "$T/port" ] && break; sleep 0.1; done
 [ -s "$T/port" ] || fail "the coordinator did not start"
 PORT=$(cat "$T/port")
 ADDR=127.0.0.1:$PORT
-grep -q "experiment it-second-[0-9a-f]* queued" "$T/logs/coordinator.log" || fail "second not queued"
+grep -q "filed experiment it-second-[0-9a-f]* as a proposal .*approved" "$T/logs/coordinator.log" || fail "second not approved"
 "$BIN/aulac" status --coordinator "$ADDR" --tls-ca "$T/tls/ca.pem" --json >"$T/status0.json"
 python3 - "$T/status0.json" <<'PY' || fail "status at start"
 import json, sys
@@ -75,8 +76,8 @@ coordinator "$PORT"
 for _ in $(seq 150); do grep -q "serving the Federation" "$T/logs/coordinator.log" 2>/dev/null && break; sleep 0.1; done
 grep -q "resumed experiment it-second-" "$T/logs/coordinator.log" ||
     fail "the restarted coordinator did not resume the second experiment"
-grep -q "was queued before (running); not queued again" "$T/logs/coordinator.log" ||
-    fail "the restart queued a policy again"
+[ "$(grep -c "was already proposed (ledger #[0-9]*); nothing filed" "$T/logs/coordinator.log")" = 2 ] ||
+    fail "the restart filed a policy again"
 note "$(grep -o 'resumed experiment.*' "$T/logs/coordinator.log")"
 
 # gamma sits the second experiment out and stays up until it ends.
@@ -110,7 +111,7 @@ exp = [e.get("experiment", "") for e in entries]
 first = next(x for x, k in zip(exp, kinds) if k == "experiment_started")
 second = [x for x, k in zip(exp, kinds) if k == "experiment_started"][1]
 assert first.startswith("it-tiny-") and second.startswith("it-second-"), (first, second)
-want = (["genesis", "experiment_started"] + ["round_closed"] * 2 + ["experiment_finished",
+want = (["genesis"] + ["policy_proposed", "proposal_decided"] * 2 + ["experiment_started"] + ["round_closed"] * 2 + ["experiment_finished",
         "experiment_started"] + ["round_closed"] * 3 + ["experiment_finished"])
 assert trail == want, trail
 for e in entries:
@@ -129,4 +130,17 @@ s = json.load(open(sys.argv[1]))
 assert s["state"] == "finished" and s["experiment"].startswith("it-second-"), s
 assert s["queue_length"] == 0, s
 PY
+# An ended experiment other than the loaded one: its record, rounds and last model.
+FIRST=$(grep -o "experiment it-tiny-[0-9a-f]* started" "$T/logs/coordinator-1.log" | head -1 | cut -d' ' -f2)
+"$BIN/aulac" status --coordinator "$ADDR" --tls-ca "$T/tls/ca.pem" --experiment "$FIRST" --json \
+    >"$T/status1.json" || fail "status --experiment $FIRST"
+python3 - "$T/status1.json" "$FIRST" <<'PY' || fail "status of the first experiment"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["experiment"] == sys.argv[2] and s["state"] == "finished", s
+assert [r["round"] for r in s["rounds"]] == [1, 2] and len(s["model_hash"]) == 64, s
+PY
+if "$BIN/aulac" status --coordinator "$ADDR" --tls-ca "$T/tls/ca.pem" --experiment nope-1 \
+    >"$T/out" 2>&1; then fail "status of an unknown experiment"; fi
+grep -q "no experiment 'nope-1' was approved here" "$T/out" || fail "status refusal: $(cat "$T/out")"
 note "ok: two experiments ran one after the other with the same three workers"

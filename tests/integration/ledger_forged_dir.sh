@@ -37,8 +37,8 @@ refuse_start() {
     local dir=$1 rc=0 before
     before=$(sha256sum "$dir/data.mdb")
     timeout 60 "$BUILD/aulac-coordinator" --data-dir "$dir" --key "$T/keys/coordinator.key" \
-        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
-        --insecure >"$T/logs/refused.log" 2>&1 || rc=$?
+        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/$OPERATOR.key" \
+        --listen 127.0.0.1:0 --insecure >"$T/logs/refused.log" 2>&1 || rc=$?
     [ "$rc" != 0 ] && [ "$rc" != 124 ] || fail "the coordinator started on $dir (exit $rc)"
     grep -q "refusing to start on $dir" "$T/logs/refused.log" || fail "no refusal logged: $(cat "$T/logs/refused.log")"
     [ "$(sha256sum "$dir/data.mdb")" = "$before" ] || fail "the coordinator wrote to $dir"

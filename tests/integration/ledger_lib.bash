@@ -58,6 +58,10 @@ make_alliance() {
             --pub "$T/keys/$m.pub" >/dev/null
         make_corpus "$m" "$T/corpus/$m"
     done
+    # The first member operates the coordinator; under this charter its proposal alone
+    # approves an experiment (the vote flow has its own tests).
+    OPERATOR=$1
+    printf 'charter:\n  quorum: { experiments: 0.01 }\n  proposers: [member]\n' >>"$T/roster.yaml"
     local list
     list=$(IFS=,; echo "$*")
     sed -e 's/^  rounds: .*/  rounds: 6/' -e 's/^  local_steps: .*/  local_steps: 2/' \
@@ -73,7 +77,8 @@ start_coordinator() {
     local data=${1:-$T/coordinator}
     rm -f "$T/port"
     "$BUILD/aulac-coordinator" --data-dir "$data" --key "$T/keys/coordinator.key" \
-        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
+        --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
+        --operator-key "$T/keys/$OPERATOR.key" --listen 127.0.0.1:0 \
         --port-file "$T/port" --insecure >>"$T/logs/coordinator.log" 2>&1 &
     COORD_PID=$!
     PIDS+=("$COORD_PID")

@@ -68,8 +68,8 @@ say "a checkpoint signed by another coordinator key is refused"
 "$AULAC" keygen --id coordinator --dir "$T/other" >/dev/null
 rm -f "$T/port"
 "$BUILD/aulac-coordinator" --data-dir "$T/coordinator2" --key "$T/other/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
-    --port-file "$T/port" --insecure >>"$T/logs/coordinator.log" 2>&1 &
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/$OPERATOR.key" \
+    --listen 127.0.0.1:0 --port-file "$T/port" --insecure >>"$T/logs/coordinator.log" 2>&1 &
 COORD_PID=$!
 PIDS+=("$COORD_PID")
 for _ in $(seq 150); do [ -s "$T/port" ] && break; sleep 0.1; done

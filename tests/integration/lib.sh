@@ -40,7 +40,11 @@ make_corpora() {
     cat "$ROOT"/README.md /usr/share/common-licenses/LGPL-2.1 > "$T/corpus/gamma/docs.txt"
 }
 
-# make_alliance MEMBER...: keys for the coordinator and each member, and a roster.
+# make_alliance MEMBER...: keys for the coordinator and each member, and a roster whose
+# charter lets the first member (the operator) start an experiment alone: the
+# coordinator's --policy shortcut files the proposal signed by its key, and under this
+# charter that approval is the quorum (experiments_flow.sh and test_experiments cover
+# proposals that need votes).
 make_alliance() {
     "$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
     for m in "$@"; do
@@ -48,6 +52,9 @@ make_alliance() {
         "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
             --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
     done
+    OPERATOR=$1
+    printf 'charter:\n  quorum: { roster: 0.5, experiments: 0.01, charter: 0.67 }\n  proposers: [member]\n' \
+        >>"$T/roster.yaml"
 }
 
 # write_policy ROUNDS MEMBER...: a tiny experiment. LOCAL_STEPS sets the inner steps and
@@ -80,7 +87,8 @@ YAML
 start_coordinator() {
     rm -f "$T/port"
     start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" --key "$T/keys/coordinator.key" \
-        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
+        --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
+        --operator-key "$T/keys/$OPERATOR.key" --listen 127.0.0.1:0 \
         --port-file "$T/port" --insecure "$@"
     COORD_PID=$LAST_PID
     for _ in $(seq 150); do [ -s "$T/port" ] && break; sleep 0.1; done
@@ -121,7 +129,7 @@ restart_coordinator() {
     mv "$T/logs/coordinator.log" "$T/logs/$2.log"
     sleep "$1"
     start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
-        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
+        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" \
         --listen "127.0.0.1:$PORT" --insecure
     COORD_PID=$LAST_PID
     for _ in $(seq 300); do grep -q "serving the Federation" "$T/logs/coordinator.log" && break; sleep 0.05; done

@@ -31,7 +31,7 @@ for target in 2 4; do
     mv "$T/logs/coordinator.log" "$T/logs/coordinator-$target.log"
     # Restart on the same port so the workers reconnect.
     start_bg coordinator "$BIN/aulac-coordinator" --data-dir "$T/coord" \
-        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" --policy "$T/policy.yaml" \
+        --key "$T/keys/coordinator.key" --roster "$T/roster.yaml" \
         --listen "127.0.0.1:$PORT" --insecure
     COORD_PID=$LAST_PID
     for _ in $(seq 100); do grep -q "serving the Federation service" "$T/logs/coordinator.log" 2>/dev/null && break; sleep 0.1; done

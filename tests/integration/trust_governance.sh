@@ -50,8 +50,9 @@ for m in fpt vnpt hust; do
     "$bin/aulac" roster add --roster "$T/roster.yaml" --alliance trust-test \
         --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
 done
-# the roster quorum is the charter's (policies/GOVERNANCE.md)
-printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.66, charter: 0.67}\n' >>"$T/roster.yaml"
+# the roster quorum is the charter's (policies/GOVERNANCE.md); the experiment is filed
+# by the operator fpt (--policy), whose approval alone starts it under this charter
+printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.01, charter: 0.67}\n  proposers: [member]\n' >>"$T/roster.yaml"
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt, hust, uet]/' \
     -e 's/^  round_deadline_s: .*/  round_deadline_s: 600/' \
     -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 60/' \
@@ -73,8 +74,8 @@ PY
 start_coordinator() {
     rm -f "$T/port"
     "$bin/aulac-coordinator" --data-dir "$T/data" --key "$T/keys/coordinator.key" \
-        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
-        --port-file "$T/port" --tls-cert "$T/tls/coordinator.pem" \
+        --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/fpt.key" \
+        --listen 127.0.0.1:0 --port-file "$T/port" --tls-cert "$T/tls/coordinator.pem" \
         --tls-key "$T/tls/coordinator.key" >>"$T/coordinator.log" 2>&1 &
     coord_pid=$!
     pids+=($coord_pid)
@@ -203,7 +204,8 @@ expect_refused "was removed" as hust "$T/keys/hust.key" member list
 expect_refused "rotated out" as vnpt "$T/keys/vnpt.key" member list
 expect_ok as vnpt "$T/newkeys/vnpt.key" member list
 expect_ok as uet "$T/keys/uet.key" member list --all
-[ "$(grep -c '^proposal ' "$T/out")" = 4 ] || { cat "$T/out"; fail "expected 4 proposals"; }
+# the 4 roster proposals and the experiment the operator filed (--policy)
+[ "$(grep -c '^proposal ' "$T/out")" = 5 ] || { cat "$T/out"; fail "expected 5 proposals"; }
 grep -q "state: rejected" "$T/out" || { cat "$T/out"; fail "the rejection was not rebuilt"; }
 
 step "a world-readable key file is refused"

@@ -42,6 +42,8 @@ for m in fpt vnpt; do
     "$bin/aulac" roster add --roster "$T/roster.yaml" --alliance tls-test \
         --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
 done
+# fpt operates the coordinator; its proposal (--policy) is 1 of the 2 members, the quorum
+printf 'charter:\n  proposers: [member]\n' >>"$T/roster.yaml"
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt]/' \
     -e 's/^  rounds: .*/  rounds: 2/' -e 's/^  local_steps: .*/  local_steps: 5/' \
     policies/examples/demo.yaml >"$T/policy.yaml"
@@ -70,14 +72,15 @@ grep -q "already holds a CA" "$T/out" || fail "tls init: $(cat "$T/out")"
 step "plaintext needs --insecure"
 set +e
 "$bin/aulac-coordinator" --data-dir "$T/nodata" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/policy.yaml" >"$T/out" 2>&1
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/fpt.key" \
+    >"$T/out" 2>&1
 rc=$?
 set -e
 [ $rc = 2 ] && grep -q -- "--insecure" "$T/out" || fail "a coordinator without TLS started (rc $rc)"
 
 step "coordinator with mutual TLS"
 "$bin/aulac-coordinator" --data-dir "$T/data" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/fpt.key" --listen 127.0.0.1:0 \
     --port-file "$T/port" --tls-cert "$T/tls/coordinator.pem" --tls-key "$T/tls/coordinator.key" \
     --tls-client-ca "$T/tls/ca.pem" --require-client-cert >"$T/coordinator.log" 2>&1 &
 pids+=($!)
@@ -143,7 +146,7 @@ set -e
 
 step "plaintext with --insecure warns"
 "$bin/aulac-coordinator" --data-dir "$T/data2" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --listen 127.0.0.1:0 \
+    --roster "$T/roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/fpt.key" --listen 127.0.0.1:0 \
     --port-file "$T/port2" --insecure >"$T/insecure.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$T/port2" ] && break; sleep 0.1; done

@@ -522,6 +522,47 @@ static void expiry_is_decided_by_the_timer(void **state)
     clients_close(&k);
 }
 
+/* A restart mid-vote loses nothing: the open motion keeps its vote and is decided by
+ * the next one after the restart. */
+static void open_motion_survives_a_restart(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char pol[sizeof fx_policy + 64];
+    policy_named("exp-r", pol, sizeof pol);
+    static const char ch[] = "quorum: {experiments: 0.6, charter: 0.9}\n";
+    uint8_t h[32], hc[32];
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[HUST], f->keys[HUST],
+                                                       MOTION_EXPERIMENT, NULL, pol,
+                                                       strlen(pol), "r.yaml", 0, h, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CHARTER, NULL, ch, strlen(ch), "c.yaml", 0, hc, NULL)),
+        NULL);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc, 1));
+    assert_string_equal(g->proposal->state, "open");    /* 2 of 3, the charter needs 3 */
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    clients_close(&k);
+    fx_stop(f);
+    fx_start(f);
+    clients_open(f, &k);
+    expect_refused(fx_vote(k.c[VNPT], f->keys[VNPT], hc, 1), "'vnpt' has already voted yes");
+    g = accepted(fx_vote(k.c[HUST], f->keys[HUST], hc, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    g = accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", id);   /* behind the fixture's */
+    assert_string_equal(l->experiments[0]->state, "queued");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
 /* --policy with --operator-key: filed once, signed by the operator's member key; a
  * policy proposed before (the fixture's own, paths[3]) files nothing; a member without
  * the proposer role, or a policy that does not load, is refused with nothing written. */
@@ -795,6 +836,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(expiry_is_decided_by_the_timer, fx_setup_started,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(operator_files_the_policy_once, fx_setup_started,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(open_motion_survives_a_restart, fx_setup_started,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(approved_cancel_stops_the_running_experiment,
                                         fx_setup_started, fx_teardown),
