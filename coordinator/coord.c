@@ -113,10 +113,11 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     if ((rc = state_open_dbs(c)) != 0 || (rc = queue_open_dbs(c)) != 0 ||
         (rc = record_genesis_once(c)) != 0)
         return rc;
-    if ((rc = experiment_open(c)) != 0)
-        return rc;
+    /* The live roster before the experiment, whose members are counted in it; the
+     * motions once the experiment runs again, which an approved cancel stops. */
     if ((rc = auth_open(c)) != 0 || (rc = governance_open(c)) != 0 ||
-        (rc = coord_witness_open(c)) != 0 || (rc = experiment_resume_or_start(c)) != 0)
+        (rc = experiment_open(c)) != 0 || (rc = coord_witness_open(c)) != 0 ||
+        (rc = experiment_resume_or_start(c)) != 0 || (rc = governance_settle_motions(c)) != 0)
         return rc;
     /* --policy: each filed as a proposal signed by the operator's member key. */
     for (size_t i = 0; rc == 0 && i < opt->n_policy_paths; i++)

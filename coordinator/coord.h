@@ -216,11 +216,11 @@ void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held *
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
 /* lifecycle.c: experiments one after another (coordinator/queue.h has the queue).
- * experiment_open: before governance_open, loads the experiment that ran (coord.state)
- * or else the first queued one (policy, buffers), so that governance sees its policy;
- * experiment_resume_or_start: then resumes the loaded one (model, outer state, open
- * round) or starts it. Queued experiments whose policy no longer loads are recorded as
- * failed and skipped. */
+ * experiment_open: after governance_open (the live roster, in which the policy's
+ * members are counted), loads the experiment that ran (coord.state) or else the first
+ * queued one (policy, buffers); experiment_resume_or_start: then resumes the loaded
+ * one (model, outer state, open round) or starts it. Queued experiments whose policy
+ * no longer loads are recorded as failed and skipped. */
 struct experiment_info;
 int  experiment_open(struct coord *c);
 int  experiment_resume_or_start(struct coord *c);

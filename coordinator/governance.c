@@ -403,23 +403,6 @@ static void decision_free(struct decision *d)
     d->have_proposed = 0;
 }
 
-static int phase_ended(int phase)
-{
-    return phase == PHASE_FINISHED || phase == PHASE_CANCELLED || phase == PHASE_FAILED;
-}
-
-static const char *phase_name(int phase)
-{
-    switch (phase) {
-    case PHASE_QUEUED: return "queued";
-    case PHASE_RUNNING: return "running";
-    case PHASE_FINISHED: return "finished";
-    case PHASE_CANCELLED: return "cancelled";
-    case PHASE_FAILED: return "failed";
-    }
-    return "unknown";
-}
-
 /* Before the decision's transaction (mu and the write lock held): the note, the
  * document of an approved experiment (from its ledger entry unless d->doc is set),
  * and a cancel approved after its experiment ended becomes obsolete. 0 or -1 with why. */
@@ -453,10 +436,11 @@ static int decision_prepare(struct coord *c, const struct gov_proposal *p, struc
             snprintf(why, cap, "the coordinator could not read the queue (storage); retry");
             return -1;
         }
-        if (!found || phase_ended(e.phase)) {
+        if (!found || queue_phase_ended(e.phase)) {
             d->s = GOV_OBSOLETE;
             snprintf(d->note, sizeof d->note, "approved, but experiment %s has %s meanwhile: "
-                     "nothing to cancel", p->m.experiment, found ? phase_name(e.phase) : "gone");
+                     "nothing to cancel", p->m.experiment,
+                     found ? queue_phase_name(e.phase) : "gone");
         }
         if (found)
             experiment_info_free(&e);
@@ -586,27 +570,20 @@ static enum gov_state decide(struct coord *c, struct gov_proposal *p, struct gov
     return s;
 }
 
-/* Proposals still open after the replay whose tally now decides them (the
- * roster may differ from when they were last counted). */
+/* Roster proposals still open after the replay whose tally now decides them (the
+ * roster may differ from when they were last counted). Motions wait for
+ * governance_settle_motions: deciding one may cancel the experiment, which is
+ * resumed only after governance_open. */
 static int settle_open(struct coord *c)
 {
     struct governance_state *st = &c->gov->st;
     const int64_t now = time_now_unix_ms();
     for (size_t i = 0; i < st->n_proposals; i++) {
         struct gov_proposal *p = &st->proposals[i];
-        if (gov_state_at(p, now) != GOV_OPEN)
+        if (p->family == GOV_MOTION || gov_state_at(p, now) != GOV_OPEN)
             continue;
         struct gov_tally t;
         char note[sizeof p->note] = "";
-        if (p->family == GOV_MOTION) {
-            enum gov_state ms = gov_tally(st, p, &t);
-            if (ms != GOV_OPEN && motion_settle_locked(c, p, ms, &t, note, sizeof note) != 0) {
-                log_error("proposal #%" PRIu64 " is decided by the current roster but could "
-                          "not be recorded: %s", p->index, note);
-                return COORD_ERR_STATE;
-            }
-            continue;
-        }
         enum gov_state s = decide(c, p, &t, note, sizeof note);
         if (s == GOV_OPEN)
             continue;
@@ -664,10 +641,6 @@ int governance_open(struct coord *c)
     }
     if ((rc = sync_roster_locked(c)) != 0)
         return rc;
-    for (size_t i = 0; i < c->policy.participation.n_members; i++)
-        if (!gov_member_find(&g->st, c->policy.participation.members[i]))
-            log_warn("policy member '%s' is not in the roster: it takes part once the members "
-                     "add it (aulac member propose-add)", c->policy.participation.members[i]);
     size_t open = 0;
     for (size_t i = 0; i < g->st.n_proposals; i++)
         open += gov_state_at(&g->st.proposals[i], time_now_unix_ms()) == GOV_OPEN;
@@ -675,6 +648,31 @@ int governance_open(struct coord *c)
              g->st.n_members, g->st.charter.roster_quorum, open,
              size ? " (rebuilt from the ledger)" : "");
     return 0;
+}
+
+int governance_settle_motions(struct coord *c)
+{
+    struct governance *g = c->gov;
+    const int64_t now = time_now_unix_ms();
+    int rc = 0;
+    pthread_mutex_lock(&c->mu);
+    pthread_rwlock_wrlock(&g->lock);
+    for (size_t i = 0; i < g->st.n_proposals && rc == 0; i++) {
+        struct gov_proposal *p = &g->st.proposals[i];
+        if (p->family != GOV_MOTION || gov_state_at(p, now) != GOV_OPEN)
+            continue;
+        struct gov_tally t;
+        char why[sizeof p->note] = "";
+        enum gov_state s = gov_tally(&g->st, p, &t);
+        if (s != GOV_OPEN && motion_settle_locked(c, p, s, &t, why, sizeof why) != 0) {
+            log_error("motion #%" PRIu64 " is decided by the current roster and charter but "
+                      "could not be recorded: %s", p->index, why);
+            rc = COORD_ERR_STATE;
+        }
+    }
+    pthread_rwlock_unlock(&g->lock);
+    pthread_mutex_unlock(&c->mu);
+    return rc;
 }
 
 void governance_close(struct coord *c)
@@ -1213,13 +1211,13 @@ static int motion_propose(struct coord *c, const struct motion *m, const uint8_t
             snprintf(why, cap, "the coordinator could not read the queue (storage); retry");
             goto out;
         }
-        int ended = found && phase_ended(e.phase);
+        int ended = found && queue_phase_ended(e.phase);
         if (ended) {
             char mh[17];
             hex_encode(e.final_model_hash, 8, mh);
             snprintf(why, cap, "experiment %s has %s after %" PRIu64 " round(s)%s%s%s; there "
                      "is nothing to cancel (its last model and ledger trail stay)",
-                     m->experiment, phase_name(e.phase), e.rounds_done,
+                     m->experiment, queue_phase_name(e.phase), e.rounds_done,
                      e.final_model_hash[0] ? ", last model " : "",
                      e.final_model_hash[0] ? mh : "", e.final_model_hash[0] ? "…" : "");
         }
@@ -1455,7 +1453,7 @@ static int withdraw(struct coord *c, const struct withdrawal *w, const uint8_t s
             experiment_info_free(&e);
         if (phase != PHASE_QUEUED) {
             snprintf(why, cap, "experiment %s is %s: it can no longer be withdrawn%s",
-                     p->m.experiment, phase ? phase_name(phase) : "not queued",
+                     p->m.experiment, phase ? queue_phase_name(phase) : "not queued",
                      phase == PHASE_RUNNING ? "; propose its cancellation (aulac experiment "
                                               "propose-cancel)" : "");
             goto out;
@@ -1525,7 +1523,7 @@ static const char *experiment_state(const struct prop_view *v, const struct expe
     if (v->s == GOV_OPEN)
         return "proposed";
     if (v->p.state == GOV_APPLIED)
-        return e ? phase_name(e->phase) : "approved";
+        return e ? queue_phase_name(e->phase) : "approved";
     return gov_state_name(v->s);
 }
 
@@ -1558,6 +1556,16 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
     struct experiment_info *infos = NULL;
     size_t n_infos = 0;
     int qrc = views && !oom ? queue_list(c, &infos, &n_infos) : 0;
+    /* A running experiment's record holds its rounds only once it ends: the loaded
+     * experiment's model says how many closed so far. */
+    char loaded[COORD_EXPERIMENT_MAX + 1] = "";
+    uint64_t loaded_rounds = 0;
+    pthread_mutex_lock(&c->mu);
+    if (c->model) {
+        snprintf(loaded, sizeof loaded, "%s", c->experiment);
+        loaded_rounds = c->model->round;
+    }
+    pthread_mutex_unlock(&c->mu);
     Aulac__V1__ExperimentStatus *rows = calloc(n_views + 1, sizeof *rows);
     Aulac__V1__ExperimentStatus **ptrs = calloc(n_views + 1, sizeof *ptrs);
     char ***voted = calloc(n_views + 1, sizeof *voted);
@@ -1595,8 +1603,9 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
                 x->n_voted = v->p.n_votes + 1;
             }
             if (e) {
-                x->rounds_done = e->rounds_done;
-                if (phase_ended(e->phase)) {
+                x->rounds_done = e->phase == PHASE_RUNNING && strcmp(e->experiment, loaded) == 0
+                                 ? loaded_rounds : e->rounds_done;
+                if (queue_phase_ended(e->phase)) {
                     x->final_model_hash.data = (uint8_t *)e->final_model_hash;
                     x->final_model_hash.len = 32;
                 }

@@ -19,11 +19,19 @@
 #include "coordinator/coord.h"
 #include "proto/rpc.h"
 
-/* After the ledger is open, before experiment_resume_or_start. Replays the
- * ledger's roster entries (or takes the roster file for a new ledger), then
- * syncs c->roster, c->members and c->n_eligible. COORD_ERR_NOMEM,
- * COORD_ERR_STATE (an entry does not decode or does not apply; logged). */
+/* After the ledger is open, before experiment_open (which counts the policy's
+ * members in the live roster). Replays the ledger's governance entries (or takes
+ * the roster file for a new ledger), decides the roster proposals that the
+ * current roster decides, then syncs c->roster, c->members and c->n_eligible.
+ * COORD_ERR_NOMEM, COORD_ERR_STATE (an entry does not decode or does not apply;
+ * logged). */
 int  governance_open(struct coord *c);
+/* After experiment_resume_or_start: the motions still open that the current
+ * roster and charter decide (policies/GOVERNANCE.md: tallied once after a
+ * restart) get their proposal_decided entry and take effect (an approved cancel
+ * stops the experiment that was just resumed). Takes mu and the write lock.
+ * 0 or COORD_ERR_STATE (logged). */
+int  governance_settle_motions(struct coord *c);
 void governance_close(struct coord *c);
 
 /* The current key of member id (copied). 0, or -1 with why (may be NULL):

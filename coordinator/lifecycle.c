@@ -78,9 +78,14 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     c->n_params = first.n_params;
     c->down_on = first.downlink_on;
     c->down_ef = first.downlink_on && first.downlink.error_feedback;
-    /* Members that may report: in the policy (all when it lists none) and in the roster
-     * (at open the founding one; governance_open recounts with the live roster). */
+    /* Members that may report: in the policy (all when it lists none) and in the live
+     * roster (governance keeps c->roster; it recounts after each change). */
     c->n_eligible = coord_eligible_count_locked(c);
+    for (size_t i = 0; i < c->policy.participation.n_members; i++)
+        if (!roster_find(&c->roster, c->policy.participation.members[i]))
+            log_warn("experiment %s: policy member '%s' is not in the roster: it takes part "
+                     "once the members add it (aulac member propose-add)", name,
+                     c->policy.participation.members[i]);
     if (c->n_eligible < c->policy.participation.min_members || c->n_eligible == 0)
         return why_fail(why, cap, COORD_ERR_CONFIG, "only %zu %s in the roster, fewer than "
                         "participation.min_members %u", c->n_eligible,

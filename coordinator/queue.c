@@ -42,6 +42,11 @@ const char *queue_phase_name(int phase)
     return "unknown";
 }
 
+int queue_phase_ended(int phase)
+{
+    return phase == PHASE_FINISHED || phase == PHASE_CANCELLED || phase == PHASE_FAILED;
+}
+
 void experiment_info_free(struct experiment_info *e)
 {
     if (!e)

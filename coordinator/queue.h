@@ -73,5 +73,7 @@ int queue_remove_txn(struct coord *c, MDB_txn *txn, uint64_t seq);
 int queue_find_policy(struct coord *c, const uint8_t hash[32], struct experiment_info *out,
                       int *found);
 const char *queue_phase_name(int phase);
+/* 1 for finished, cancelled and failed: an experiment that will not run again. */
+int queue_phase_ended(int phase);
 
 #endif

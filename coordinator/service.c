@@ -263,11 +263,6 @@ static void fill_finished_record(Aulac__V1__Task *t, struct task_bufs *b,
              e->experiment, ended_verb(e->phase), e->rounds_done);
 }
 
-static int phase_ended(int phase)
-{
-    return phase == PHASE_FINISHED || phase == PHASE_CANCELLED || phase == PHASE_FAILED;
-}
-
 /* One look at the state for GetTask: 1 when *t is the answer. mu held. */
 static int task_answer_locked(struct coord *c, const Aulac__V1__TaskRequest *q,
                               const char *member, Aulac__V1__Task *t, struct task_bufs *b)
@@ -279,7 +274,7 @@ static int task_answer_locked(struct coord *c, const Aulac__V1__TaskRequest *q,
          * the member names one that is queued or unknown: treated as asking for any. */
         struct experiment_info e;
         int found = 0;
-        if (queue_get(c, want, &e, &found) == 0 && found && phase_ended(e.phase)) {
+        if (queue_get(c, want, &e, &found) == 0 && found && queue_phase_ended(e.phase)) {
             fill_finished_record(t, b, &e);
             experiment_info_free(&e);
             return 1;

@@ -48,6 +48,8 @@ struct ledger_history {
     struct ledger_history_counts counts;
     uint8_t charter[32];               /* the charter in force (ledger_history_charter) */
     uint64_t charter_index;
+    int governed;                      /* the genesis holds a charter: experiments start only
+                                          under approved motions */
 };
 
 int ledger_history_new(struct ledger_history **out)
@@ -354,8 +356,10 @@ static int check_genesis(const struct ctx *x, const struct entry_genesis *g)
                       "entry 0 only)");
     if (g->alliance)
         snprintf(h->alliance, sizeof h->alliance, "%s", g->alliance);
-    if (g->charter)
+    if (g->charter) {
         crypto_blake2b256(g->charter, strlen(g->charter), h->charter);
+        h->governed = 1;
+    }
     for (uint32_t i = 0; i < g->n_members; i++) {
         const struct entry_member *m = &g->members[i];
         if (m->roles & ENTRY_ROLE_COORDINATOR)
@@ -513,18 +517,32 @@ static int check_decided(const struct ctx *x, const struct entry_proposal_decide
     return 0;
 }
 
-/* experiment_started naming its proposal: the experiment can no longer be withdrawn. */
+/* experiment_started names the approved motion it runs: the same experiment id and
+ * policy hash, started once; from then on it can no longer be withdrawn. A ledger whose
+ * genesis holds a charter starts no experiment without one (older ledgers, founded before
+ * the charter, may name none). */
 static int check_started(const struct ctx *x, const struct entry_experiment *e)
 {
     static const uint8_t zero[32];
-    if (memcmp(e->proposal_hash, zero, 32) == 0)
+    if (memcmp(e->proposal_hash, zero, 32) == 0) {
+        if (x->h->governed)
+            return refuse(x, LEDGER_ERR_HISTORY, "experiment %s starts without naming the "
+                          "approved proposal it runs", e->experiment);
         return 0;
+    }
     struct proposal *p = proposal_find(x->h, e->proposal_hash);
     char hx[17];
     hex_encode(e->proposal_hash, 8, hx);
     if (!p || !p->motion || p->kind != MOTION_EXPERIMENT || p->outcome != ENTRY_OUTCOME_APPROVED)
         return refuse(x, LEDGER_ERR_HISTORY, "experiment %s starts under proposal %s…, which "
                       "is no approved experiment motion before it", e->experiment, hx);
+    if (strcmp(p->experiment, e->experiment) != 0 || memcmp(p->key, e->policy_hash, 32) != 0)
+        return refuse(x, LEDGER_ERR_HISTORY, "experiment %s starts under proposal %s…, which "
+                      "approved experiment %s with another policy hash or id", e->experiment,
+                      hx, p->experiment);
+    if (p->started)
+        return refuse(x, LEDGER_ERR_HISTORY, "experiment %s (proposal %s…) starts twice",
+                      e->experiment, hx);
     p->started = 1;
     return 0;
 }

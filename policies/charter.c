@@ -95,6 +95,8 @@ int charter_from_node(const char *file, const struct ynode *map, const char *pre
         rc = POLICY_ERR_RANGE;
     }
 #undef PATH
+    if (rc == POLICY_ERR_NOMEM && err->code != POLICY_ERR_NOMEM)
+        yaml_error(err, rc, file, 0, 0, NULL, "out of memory");
     schema_ctx_free(&ctx);
     if (rc != 0)
         charter_default(out);

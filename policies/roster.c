@@ -190,8 +190,10 @@ static int parse_root(const char *file, const struct ynode *root, struct roster 
         } else if (strcmp(k->text, "members") == 0) {
             members = v;
         } else if (strcmp(k->text, "charter") == 0) {
-            if (charter_from_node(file, v, "charter", k->line, k->column, &out->charter, err))
-                return err->code;
+            int rc = charter_from_node(file, v, "charter", k->line, k->column, &out->charter,
+                                       err);
+            if (rc != 0)
+                return rc;
         } else {
             yaml_error(err, POLICY_ERR_UNKNOWN_KEY, file, k->line, k->column, k->text,
                        "unknown key (a roster has alliance, members and charter)");

@@ -447,7 +447,8 @@ static void replayed_request_nonce_refused(void **state)
 extern char **environ;
 
 /* Starts this build's aulac-coordinator (BUILD/tests/.. holds it) on f's files and
- * sets f->addr; returns its pid. */
+ * sets f->addr; returns its pid. No --policy: it serves idle (nothing approved yet),
+ * and authenticates requests all the same. */
 static pid_t spawn_coordinator(struct fx *f)
 {
     char exe[4096], bin[4096], port_file[300];
@@ -458,7 +459,7 @@ static pid_t spawn_coordinator(struct fx *f)
     snprintf(port_file, sizeof port_file, "%s/port", f->dir);
     unlink(port_file);
     char *argv[] = { bin, "--data-dir", f->paths[0], "--key", f->paths[1], "--roster",
-                     f->paths[2], "--policy", f->paths[3], "--listen", "127.0.0.1:0",
+                     f->paths[2], "--listen", "127.0.0.1:0",
                      "--port-file", port_file, "--insecure", NULL };
     pid_t pid;
     assert_int_equal(posix_spawn(&pid, bin, NULL, NULL, argv, environ), 0);
@@ -691,6 +692,7 @@ static void wrong_ca_cannot_connect(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
     f.opt.tls_cert = cert;
     f.opt.tls_key = key;
+    f.tls_ca = ca_pem;                    /* the fixture's own clients (its policy's vote) */
     fx_start(&f);
 
     struct signer s = { .key = f.keys[FPT] };

@@ -51,6 +51,32 @@ static Aulac__V1__ExperimentsReply *list(struct fed_client *cl, const char *memb
     return r;
 }
 
+/* The row of experiment id (ListExperiments with its id); free the reply. */
+static Aulac__V1__ExperimentsReply *list_one(struct fed_client *cl, const char *member,
+                                             const char *id)
+{
+    Aulac__V1__ExperimentsRequest q = AULAC__V1__EXPERIMENTS_REQUEST__INIT;
+    q.member_id = (char *)member;
+    q.experiment_id = (char *)id;
+    Aulac__V1__ExperimentsReply *r = NULL;
+    struct rpc_status st;
+    if (fed_list_experiments(cl, &q, &r, &st) != 0)
+        fail_msg("ListExperiments %s: %s", id, st.details);
+    assert_int_equal(r->n_experiments, 1);
+    assert_string_equal(r->experiments[0]->experiment_id, id);
+    return r;
+}
+
+/* How many experiments the list shows: the fixture's own (proposed, approved and
+ * running before each test) and any before; a test's rows follow. */
+static size_t listed(struct fed_client *cl)
+{
+    Aulac__V1__ExperimentsReply *l = list(cl, "fpt");
+    size_t n = l->n_experiments;
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    return n;
+}
+
 /* Every entry so far passes ledger/history (signatures against the roster of their
  * moment); returns the entry count. */
 static uint64_t history_ok(struct fx *f)
@@ -128,6 +154,7 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char doc[sizeof fx_policy + 64];
     policy_named("exp-a", doc, sizeof doc);
     uint8_t h[32];
@@ -174,8 +201,10 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     experiment_info_free(&info);
 
     Aulac__V1__ExperimentsReply *l = list(k.c[VNPT], "vnpt");
-    assert_int_equal(l->n_experiments, 1);
-    assert_string_equal(l->experiments[0]->experiment_id, id);
+    assert_int_equal(l->n_experiments, base + 1);   /* behind the fixture's, running */
+    assert_string_equal(l->experiments[base]->experiment_id, id);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    l = list_one(k.c[VNPT], "vnpt", id);
     assert_string_equal(l->experiments[0]->state, "queued");
     assert_string_equal(l->experiments[0]->proposer_id, "hust");
     assert_int_equal(l->experiments[0]->n_voted, 2);
@@ -189,8 +218,8 @@ static void proposed_approved_queued_and_rebuilt(void **state)
     fx_start(f);
     clients_open(f, &k);
     assert_int_equal(history_ok(f), n);
-    l = list(k.c[FPT], "fpt");
-    assert_int_equal(l->n_experiments, 1);
+    assert_int_equal(listed(k.c[FPT]), base + 1);
+    l = list_one(k.c[FPT], "fpt", id);
     assert_string_equal(l->experiments[0]->state, "queued");
     assert_int_equal(l->experiments[0]->decided_index, n - 1);
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
@@ -303,19 +332,23 @@ static void bad_input_is_refused_and_nothing_is_written(void **state)
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
 
-    /* a cancel of a finished experiment: the queue says finished */
+    /* a cancel of a finished experiment: the queue says finished (its record changed as
+     * the lifecycle changes it when an experiment ends) */
+    struct experiment_info info;
+    int found;
     MDB_txn *txn;
+    pthread_mutex_lock(&f->c->mu);
     assert_int_equal(ledger_txn_begin(f->c->ledger, &txn), 0);
-    MDB_val key = { strlen(id), id }, val;
-    assert_int_equal(mdb_get(txn, f->c->db_experiments, &key, &val), 0);
-    uint8_t *rec = malloc(val.mv_size);
-    memcpy(rec, val.mv_data, val.mv_size);
-    rec[4] = PHASE_FINISHED;            /* queue.c: u32 version, then u8 phase */
-    rec[21 + 7] = 12;                   /* rounds_done (u64 BE at 21) */
-    MDB_val nv = { val.mv_size, rec };
-    assert_int_equal(mdb_put(txn, f->c->db_experiments, &key, &nv, 0), 0);
+    assert_int_equal(queue_get_txn(f->c, txn, id, &info, &found), 0);
+    assert_true(found);
+    assert_int_equal(info.phase, PHASE_QUEUED);
+    info.phase = PHASE_FINISHED;
+    info.rounds_done = 12;
+    assert_int_equal(queue_record_put_txn(f->c, txn, &info), 0);
+    assert_int_equal(queue_remove_txn(f->c, txn, info.seq), 0);
     assert_int_equal(ledger_txn_commit(f->c->ledger, txn), 0);
-    free(rec);
+    pthread_mutex_unlock(&f->c->mu);
+    experiment_info_free(&info);
     n = fx_ledger_size(f);
     expect_refused(fx_motion(k.c[FPT], f->keys[FPT], MOTION_CANCEL, id, NULL, 0, NULL, 0,
                              cancel_h, NULL),
@@ -323,8 +356,7 @@ static void bad_input_is_refused_and_nothing_is_written(void **state)
     expect_refused(withdraw(k.c[HUST], f->keys[HUST], h), "can no longer be withdrawn");
     assert_int_equal(fx_ledger_size(f), n);
     /* and it still serves */
-    Aulac__V1__ExperimentsReply *l = list(k.c[HUST], "hust");
-    assert_int_equal(l->n_experiments, 1);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[HUST], "hust", id);
     assert_string_equal(l->experiments[0]->state, "finished");
     assert_int_equal(l->experiments[0]->rounds_done, 12);
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
@@ -339,6 +371,7 @@ static void withdraw_and_cancel(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char a[sizeof fx_policy + 64], b[sizeof fx_policy + 64], c3[sizeof fx_policy + 64];
     policy_named("exp-w1", a, sizeof a);
     policy_named("exp-w2", b, sizeof b);
@@ -410,10 +443,10 @@ static void withdraw_and_cancel(void **state)
     assert_int_equal(info.phase, PHASE_CANCELLED);
     experiment_info_free(&info);
     Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
-    assert_int_equal(l->n_experiments, 3);
-    assert_string_equal(l->experiments[0]->state, "withdrawn");
-    assert_string_equal(l->experiments[1]->state, "withdrawn");
-    assert_string_equal(l->experiments[2]->state, "cancelled");
+    assert_int_equal(l->n_experiments, base + 3);
+    assert_string_equal(l->experiments[base]->state, "withdrawn");
+    assert_string_equal(l->experiments[base + 1]->state, "withdrawn");
+    assert_string_equal(l->experiments[base + 2]->state, "cancelled");
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     history_ok(f);
     clients_close(&k);
@@ -474,6 +507,7 @@ static void expiry_is_decided_by_the_timer(void **state)
     struct fx *f = *state;
     struct clients k;
     clients_open(f, &k);
+    const size_t base = listed(k.c[FPT]);
     char pol[sizeof fx_policy + 64];
     policy_named("exp-e", pol, sizeof pol);
     uint8_t h[32];
@@ -502,7 +536,8 @@ static void expiry_is_decided_by_the_timer(void **state)
     assert_int_equal(fx_ledger_size(f), n);
     clients_open(f, &k);
     Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
-    assert_string_equal(l->experiments[0]->state, "expired");
+    assert_int_equal(l->n_experiments, base + 1);
+    assert_string_equal(l->experiments[base]->state, "expired");
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     clients_close(&k);
 }
@@ -518,13 +553,16 @@ static void open_motion_survives_a_restart(void **state)
     policy_named("exp-r", pol, sizeof pol);
     static const char ch[] = "quorum: {experiments: 0.6, charter: 0.9}\n";
     uint8_t h[32], hc[32];
-    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
-        k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, pol, strlen(pol), "r.yaml", 0, h,
-        NULL)), NULL);
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[HUST], f->keys[HUST],
+                                                       MOTION_EXPERIMENT, NULL, pol,
+                                                       strlen(pol), "r.yaml", 0, h, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
     aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
         k.c[FPT], f->keys[FPT], MOTION_CHARTER, NULL, ch, strlen(ch), "c.yaml", 0, hc, NULL)),
         NULL);
-    Aulac__V1__GovernanceReply *g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc, 1));
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc, 1));
     assert_string_equal(g->proposal->state, "open");    /* 2 of 3, the charter needs 3 */
     aulac__v1__governance_reply__free_unpacked(g, NULL);
     clients_close(&k);
@@ -538,38 +576,270 @@ static void open_motion_survives_a_restart(void **state)
     g = accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 1));
     assert_string_equal(g->proposal->state, "approved");
     aulac__v1__governance_reply__free_unpacked(g, NULL);
-    Aulac__V1__ExperimentsReply *l = list(k.c[FPT], "fpt");
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", id);   /* behind the fixture's */
     assert_string_equal(l->experiments[0]->state, "queued");
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     history_ok(f);
     clients_close(&k);
 }
 
-/* --policy with --operator-key: filed once, signed by the operator's member key. */
+/* --policy with --operator-key: filed once, signed by the operator's member key; a
+ * policy proposed before (the fixture's own, paths[3]) files nothing; a member without
+ * the proposer role, or a policy that does not load, is refused with nothing written. */
 static void operator_files_the_policy_once(void **state)
 {
     struct fx *f = *state;
-    char path[300];
+    char path[300], op[300], doc[sizeof fx_policy + 64];
     snprintf(path, sizeof path, "%s/hust.key", f->dir);
     assert_int_equal(crypto_key_save_secret(f->keys[HUST], path, 0), 0);
     f->c->opt.operator_key_path = path;
+    snprintf(op, sizeof op, "%s/operator.yaml", f->dir);
+    policy_named("exp-op", doc, sizeof doc);
+    fx_write(op, doc, 0644);
     uint64_t n = fx_ledger_size(f);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);
+    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);   /* the fixture's */
+    assert_int_equal(fx_ledger_size(f), n);
+    assert_int_equal(governance_propose_operator(f->c, op), 0);
     assert_int_equal(fx_ledger_size(f), n + 1);
     struct entry e;
     fx_last_entry(f, &e, NULL);
     assert_int_equal(e.type, ENTRY_POLICY_PROPOSED);
     assert_string_equal(e.u.motion.proposer, "hust");
-    assert_int_equal(e.u.motion.document_len, strlen(fx_policy));
+    assert_int_equal(e.u.motion.document_len, strlen(doc));
+    assert_memory_equal(e.u.motion.document, doc, strlen(doc));
     entry_free(&e);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), 0);   /* already filed */
+    assert_int_equal(governance_propose_operator(f->c, op), 0);   /* already filed */
     assert_int_equal(fx_ledger_size(f), n + 1);
     snprintf(path, sizeof path, "%s/fpt.key", f->dir);     /* fpt is no researcher */
     assert_int_equal(crypto_key_save_secret(f->keys[FPT], path, 0), 0);
     f->c->opt.operator_key_path = path;
-    fx_write(f->paths[3], "schema: 1\n", 0644);
-    assert_int_equal(governance_propose_operator(f->c, f->paths[3]), COORD_ERR_CONFIG);
+    policy_named("exp-op2", doc, sizeof doc);
+    fx_write(op, doc, 0644);
+    assert_int_equal(governance_propose_operator(f->c, op), COORD_ERR_CONFIG);
+    fx_write(op, "schema: 1\n", 0644);
+    assert_int_equal(governance_propose_operator(f->c, op), COORD_ERR_CONFIG);
+    assert_int_equal(fx_ledger_size(f), n + 1);
     history_ok(f);
+}
+
+/* The state of one proposal (ListProposals with its hash). */
+static void expect_proposal_state(struct fed_client *cl, const uint8_t hash[32],
+                                  const char *state)
+{
+    Aulac__V1__ProposalsRequest q = AULAC__V1__PROPOSALS_REQUEST__INIT;
+    q.member_id = "fpt";
+    q.proposal_hash.data = (uint8_t *)hash;
+    q.proposal_hash.len = 32;
+    Aulac__V1__ProposalsReply *r = NULL;
+    struct rpc_status st;
+    if (fed_list_proposals(cl, &q, &r, &st) != 0)
+        fail_msg("ListProposals: %s", st.details);
+    assert_int_equal(r->n_proposals, 1);
+    assert_string_equal(r->proposals[0]->state, state);
+    aulac__v1__proposals_reply__free_unpacked(r, NULL);
+}
+
+/* The first ledger entry at or after index `from` of type, decoded (entry_free it);
+ * fails when there is none. */
+static uint64_t entry_find(struct fx *f, uint64_t from, unsigned type, struct entry *e)
+{
+    uint64_t n = fx_ledger_size(f);
+    for (uint64_t i = from; i < n; i++) {
+        entry_at(f, i, e);
+        if (e->type == type)
+            return i;
+        entry_free(e);
+    }
+    fail_msg("no entry of type %u from #%" PRIu64 " to #%" PRIu64, type, from, n);
+    return 0;
+}
+
+/* The fixture's experiment runs (the list counts its closed rounds); a cancel approved
+ * by vote stops it in the vote's transaction (vote, decision, experiment_cancelled
+ * naming the experiment's own motion), keeps its last model, and the queued experiment
+ * starts next. */
+static void approved_cancel_stops_the_running_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char running[COORD_EXPERIMENT_MAX + 1];
+    uint8_t last_model[32], motion_of_running[32];
+    pthread_mutex_lock(&f->c->mu);
+    const int was = f->c->state;
+    snprintf(running, sizeof running, "%s", f->c->experiment);
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(was, EXP_RUNNING);
+    for (int who = FPT; who <= HUST; who++)   /* round 1 closes */
+        fx_submit_accepted(f, who, 1 + who);
+    assert_int_equal(fx_wait_round(f, 2), 2);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "running");
+    assert_int_equal(l->experiments[0]->rounds_done, 1);
+    assert_int_equal(l->experiments[0]->final_model_hash.len, 0);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    fx_submit_accepted(f, FPT, 9);     /* an update of round 2, dropped by the cancel */
+    pthread_mutex_lock(&f->c->mu);
+    memcpy(last_model, f->c->model->hash, 32);
+    memcpy(motion_of_running, f->c->proposal_hash, 32);
+    pthread_mutex_unlock(&f->c->mu);
+    char next_doc[sizeof fx_policy + 64];
+    policy_named("exp-next", next_doc, sizeof next_doc);
+    uint8_t hn[32], hx[32];
+    Aulac__V1__GovernanceReply *g = accepted(fx_motion(k.c[HUST], f->keys[HUST],
+                                                       MOTION_EXPERIMENT, NULL, next_doc,
+                                                       strlen(next_doc), "next.yaml", 0, hn,
+                                                       NULL));
+    char next[COORD_EXPERIMENT_MAX + 1];
+    snprintf(next, sizeof next, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hn,
+                                                                1)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CANCEL, running, NULL, 0, NULL, 0, hx, NULL)), NULL);
+    uint64_t n = fx_ledger_size(f);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hx, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    struct entry e;
+    entry_at(f, n + 1, &e);
+    assert_int_equal(e.type, ENTRY_PROPOSAL_DECIDED);
+    assert_memory_equal(e.u.decided.proposal_hash, hx, 32);
+    entry_free(&e);
+    entry_at(f, n + 2, &e);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_string_equal(e.u.experiment.experiment, running);
+    assert_memory_equal(e.u.experiment.proposal_hash, motion_of_running, 32);
+    assert_memory_equal(e.u.experiment.model_hash, last_model, 32);
+    assert_non_null(strstr(e.u.experiment.reason, "cancelled by the members' vote"));
+    entry_free(&e);
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, running, &info, &found), 0);
+    assert_true(found);
+    assert_int_equal(info.phase, PHASE_CANCELLED);
+    assert_memory_equal(info.final_model_hash, last_model, 32);
+    experiment_info_free(&info);
+    assert_true(fx_wait_running(f, next));   /* the timer starts the queued one */
+    l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "cancelled");
+    assert_int_equal(l->experiments[0]->rounds_done, 1);
+    assert_int_equal(l->experiments[0]->final_model_hash.len, 32);
+    assert_memory_equal(l->experiments[0]->final_model_hash.data, last_model, 32);
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* A cancel of the running experiment waits for votes; a charter change lowers the
+ * experiment quorum so that its tally now carries it. Tallies are taken when votes
+ * arrive (policies/GOVERNANCE.md), so it stays open until the restart, which decides
+ * it against the charter in force: the coordinator comes back with the experiment
+ * cancelled (not refusing to start). */
+static void restart_decides_a_cancel_of_the_running_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct clients k;
+    clients_open(f, &k);
+    char running[COORD_EXPERIMENT_MAX + 1];
+    pthread_mutex_lock(&f->c->mu);
+    snprintf(running, sizeof running, "%s", f->c->experiment);
+    pthread_mutex_unlock(&f->c->mu);
+    uint8_t hx[32], hc[32];
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CANCEL, running, NULL, 0, NULL, 0, hx, NULL)), NULL);
+    static const char charter[] = "quorum: {roster: 0.66, experiments: 0.1, charter: 0.67}\n"
+                                  "proposers: [researcher]\n";
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_motion(
+        k.c[FPT], f->keys[FPT], MOTION_CHARTER, NULL, charter, strlen(charter), "c.yaml", 0,
+        hc, NULL)), NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[VNPT], f->keys[VNPT], hc,
+                                                                1)), NULL);
+    Aulac__V1__GovernanceReply *g = accepted(fx_vote(k.c[HUST], f->keys[HUST], hc, 1));
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    expect_proposal_state(k.c[FPT], hx, "open");
+    uint64_t n = history_ok(f);
+    clients_close(&k);
+
+    fx_stop(f);
+    fx_start(f);
+    clients_open(f, &k);
+    expect_proposal_state(k.c[FPT], hx, "approved");
+    struct entry e;
+    uint64_t at = entry_find(f, n, ENTRY_PROPOSAL_DECIDED, &e);
+    assert_memory_equal(e.u.decided.proposal_hash, hx, 32);
+    assert_int_equal(e.u.decided.outcome, ENTRY_OUTCOME_APPROVED);
+    entry_free(&e);
+    entry_at(f, at + 1, &e);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_CANCELLED);
+    assert_string_equal(e.u.experiment.experiment, running);
+    entry_free(&e);
+    pthread_mutex_lock(&f->c->mu);
+    const int now = f->c->state;
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(now, EXP_CANCELLED);
+    Aulac__V1__ExperimentsReply *l = list_one(k.c[FPT], "fpt", running);
+    assert_string_equal(l->experiments[0]->state, "cancelled");
+    aulac__v1__experiments_reply__free_unpacked(l, NULL);
+    history_ok(f);
+    clients_close(&k);
+}
+
+/* An experiment whose only member joined the alliance by vote (not in the roster file)
+ * runs, and resumes after a restart: the restart counts the members of the live
+ * roster, not of the founding file. */
+static void restart_resumes_an_experiment_of_a_member_added_by_vote(void **state)
+{
+    struct fx *f = *state;
+    f->idle = 1;
+    fx_start(f);
+    struct clients k;
+    clients_open(f, &k);
+    uint8_t h[32];
+    aulac__v1__governance_reply__free_unpacked(fx_propose(f, k.c[FPT], f->keys[FPT],
+                                                          PROPOSAL_ADD, "uet", f->keys[UET],
+                                                          h), NULL);
+    Aulac__V1__GovernanceReply *g = fx_vote(k.c[VNPT], f->keys[VNPT], h, 1);
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    char named[sizeof fx_policy + 64], doc[sizeof fx_policy + 64];
+    policy_named("exp-uet", named, sizeof named);
+    const char *list_at = strstr(named, "members: [fpt, vnpt, hust, uet]");
+    assert_non_null(list_at);
+    snprintf(doc, sizeof doc, "%.*smembers: [uet]%s", (int)(list_at - named), named,
+             list_at + strlen("members: [fpt, vnpt, hust, uet]"));
+    g = accepted(fx_motion(k.c[HUST], f->keys[HUST], MOTION_EXPERIMENT, NULL, doc, strlen(doc),
+                           "uet.yaml", 0, h, NULL));
+    char id[COORD_EXPERIMENT_MAX + 1];
+    snprintf(id, sizeof id, "%s", g->proposal->motion->experiment_id);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    aulac__v1__governance_reply__free_unpacked(accepted(fx_vote(k.c[FPT], f->keys[FPT], h, 1)),
+                                               NULL);
+    g = accepted(fx_vote(k.c[VNPT], f->keys[VNPT], h, 1));   /* 3 of 4 members */
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    clients_close(&k);
+    assert_true(fx_wait_running(f, id));
+    uint64_t n = history_ok(f);
+
+    fx_stop(f);
+    fx_start(f);
+    pthread_mutex_lock(&f->c->mu);
+    const int now = f->c->state;
+    char resumed[COORD_EXPERIMENT_MAX + 1];
+    snprintf(resumed, sizeof resumed, "%s", f->c->experiment);
+    const size_t eligible = f->c->n_eligible;
+    pthread_mutex_unlock(&f->c->mu);
+    assert_int_equal(now, EXP_RUNNING);
+    assert_string_equal(resumed, id);
+    assert_int_equal(eligible, 1);
+    assert_int_equal(fx_ledger_size(f), n);   /* nothing recorded: no experiment_failed */
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(f->c, id, &info, &found), 0);
+    assert_int_equal(info.phase, PHASE_RUNNING);
+    experiment_info_free(&info);
 }
 
 int main(void)
@@ -589,6 +859,12 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(open_motion_survives_a_restart, fx_setup_started,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(approved_cancel_stops_the_running_experiment,
+                                        fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(restart_decides_a_cancel_of_the_running_experiment,
+                                        fx_setup_started, fx_teardown),
+        cmocka_unit_test_setup_teardown(restart_resumes_an_experiment_of_a_member_added_by_vote,
+                                        fx_setup_prepared, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

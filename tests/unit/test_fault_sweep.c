@@ -383,6 +383,8 @@ static void template_step(const char *from, const char *name, int m, int stop)
         f->opt.close_hook = stop_in_close;
     }
     assert_int_equal(coord_up(f), 0);
+    if (!from)
+        fx_run_fixture_policy(f);   /* proposed, approved, started */
     submit_ok(f, m);
     if (strcmp(name, "ref") == 0) {
         char hex[65], path[PATH_MAX + 16];

@@ -480,7 +480,9 @@ static void motions_verify_against_the_roster_of_their_moment(void **state)
     e = (struct entry){ .type = ENTRY_EXPERIMENT_STARTED };
     strcpy(e.u.experiment.experiment, "demo-01020304");
     memcpy(e.u.experiment.proposal_hash, h_run, 32);
+    memset(e.u.experiment.policy_hash, MOTION_EXPERIMENT, 32);   /* the motion's content */
     add(&l, &e);
+    const struct entry started = e;
     struct motion cancel = motion_of(FPT, MOTION_CANCEL, NULL);
     e = motion_entry(&cancel, FPT, NULL, h_cancel);
     add(&l, &e);
@@ -559,7 +561,55 @@ static void motions_verify_against_the_roster_of_their_moment(void **state)
     assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
     assert_non_null(strstr(why, "which no earlier motion entry holds"));
     free(l.b[--l.n]);
+    e = started;                                                 /* started twice */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "entry 10: experiment demo-01020304 (proposal "));
+    assert_non_null(strstr(why, "…) starts twice"));
+    free(l.b[--l.n]);
     assert_int_equal(l.n, honest);
+
+    /* another policy than the approved one, under the approved proposal */
+    for (size_t i = 8; i < honest; i++)   /* up to the experiment_started (#8), which goes */
+        free(l.b[i]);
+    l.n = 8;
+    e = started;
+    memset(e.u.experiment.policy_hash, 0x77, 32);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_non_null(strstr(why, "which approved experiment demo-01020304 with another policy "
+                                "hash or id"));
+    log_free(&l);
+}
+
+/* A ledger founded with a charter starts no experiment that names no approved proposal;
+ * one founded before the charter existed may. */
+static void governed_ledger_starts_only_approved_experiments(void **state)
+{
+    (void)state;
+    char why[400];
+    struct log l = { 0 };
+    genesis(&l);
+    struct entry e = (struct entry){ .type = ENTRY_EXPERIMENT_STARTED };
+    strcpy(e.u.experiment.experiment, "demo-01020304");
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), 0);       /* founded before charters */
+    log_free(&l);
+    memset(&l, 0, sizeof l);
+    struct entry_member m = { 0 };
+    snprintf(m.id, sizeof m.id, "%s", ids[FPT]);
+    m.roles = ENTRY_ROLE_MEMBER;
+    memcpy(m.public_key, pub(FPT), 32);
+    struct entry g = { .type = ENTRY_GENESIS };
+    g.u.genesis.alliance = "au-lac";
+    g.u.genesis.n_members = 1;
+    g.u.genesis.members = &m;
+    g.u.genesis.charter = "quorum: {experiments: 0.5}\n";
+    add(&l, &g);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 1: experiment demo-01020304 starts without naming the "
+                             "approved proposal it runs");
     log_free(&l);
 }
 
@@ -573,6 +623,7 @@ int main(void)
         cmocka_unit_test(forged_votes_proposals_and_changes_are_refused),
         cmocka_unit_test(genesis_order_and_policy_rules),
         cmocka_unit_test(motions_verify_against_the_roster_of_their_moment),
+        cmocka_unit_test(governed_ledger_starts_only_approved_experiments),
     };
     return cmocka_run_group_tests_name("ledger history", tests, setup, teardown);
 }

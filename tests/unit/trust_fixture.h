@@ -58,6 +58,7 @@ struct fx {
     char paths[4][300];             /* data dir, key, roster, policy */
     int idle;                       /* 1: fx_start leaves the coordinator idle (the fixture's
                                        policy is not proposed) */
+    const char *tls_ca;             /* fx_client's CA file when the coordinator serves TLS */
     struct crypto_key *keys[N_KEYS];
     struct crypto_key *coordinator;
 };
@@ -126,9 +127,10 @@ static inline void fx_prepare(struct fx *f)
 
 static inline void fx_run_fixture_policy(struct fx *f);
 
-/* Opens and serves the coordinator; unless f->idle, the fixture's policy runs: hust
- * (researcher) proposes it, fpt approves (2 of 3 under the fixture's charter), and
- * fx_start waits for the timer to start it. A restart finds it proposed already. */
+/* Opens and serves the coordinator; unless f->idle, the policy file (paths[3], which a
+ * test may rewrite before) runs: hust (researcher) proposes it, fpt approves (2 of 3
+ * under the fixture's charter), and fx_start waits for the timer to start it. A restart
+ * finds it approved already. */
 static inline void fx_start(struct fx *f)
 {
     f->c = calloc(1, sizeof *f->c);
@@ -240,6 +242,7 @@ static inline struct fed_client *fx_client(struct fx *f, struct signer *s)
     struct fed_client_options o = { 0 };
     o.call_timeout_ms = 10000;
     o.stream_timeout_ms = 20000;
+    o.channel.tls_ca_file = f->tls_ca;
     if (s) {
         o.sign = fx_sign;
         o.sign_ctx = s;
@@ -554,31 +557,58 @@ static inline void fx_approve_policy(struct fx *f, const char *text)
     fed_client_close(cl);
 }
 
-/* Approves the fixture's policy (unless it was proposed before) and waits until it
- * runs. */
-static inline void fx_run_fixture_policy(struct fx *f)
+/* Waits (up to 10 s: a close may run on the timer) until the open round is at least
+ * round; returns the open round. */
+static inline uint64_t fx_wait_round(struct fx *f, uint64_t round)
 {
-    uint8_t policy_hash[32];
-    char id[POLICY_EXPERIMENT_ID_MAX + 1];
-    struct policy_error err;
-    assert_int_equal(policy_identify("policy.yaml", fx_policy, strlen(fx_policy), policy_hash, id,
-                                     sizeof id, &err), 0);
-    struct experiment_info info;
-    int found = 0;
-    assert_int_equal(queue_find_policy(f->c, policy_hash, &info, &found), 0);
-    experiment_info_free(&info);
-    if (found)
-        return;   /* a restart: it runs, ran, or waits as it did */
-    fx_approve_policy(f, fx_policy);
-    for (int i = 0; i < 500; i++) {   /* the timer starts it within 200 ms */
+    uint64_t now = 0;
+    for (int i = 0; i < 200; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        now = f->c->round;
+        pthread_mutex_unlock(&f->c->mu);
+        if (now >= round)
+            break;
+        time_sleep_ms(50);
+    }
+    return now;
+}
+
+/* Waits (up to 10 s: the timer starts experiments) until experiment id runs; 1 when it
+ * does. */
+static inline int fx_wait_running(struct fx *f, const char *id)
+{
+    for (int i = 0; i < 500; i++) {
         pthread_mutex_lock(&f->c->mu);
         int running = f->c->state == EXP_RUNNING && strcmp(f->c->experiment, id) == 0;
         pthread_mutex_unlock(&f->c->mu);
         if (running)
-            return;
+            return 1;
         time_sleep_ms(20);
     }
-    fail_msg("the fixture's experiment %s did not start", id);
+    return 0;
+}
+
+/* Approves the policy file paths[3] (unless it was approved before) and waits until it
+ * runs. */
+static inline void fx_run_fixture_policy(struct fx *f)
+{
+    uint8_t *text;
+    size_t len;
+    assert_int_equal(file_read_all(f->paths[3], POLICY_FILE_MAX, &text, &len), 0);
+    uint8_t policy_hash[32];
+    char id[POLICY_EXPERIMENT_ID_MAX + 1];
+    struct policy_error err;
+    if (policy_identify(f->paths[3], text, len, policy_hash, id, sizeof id, &err) != 0)
+        fail_msg("%s", err.message);
+    struct experiment_info info;
+    int found = 0;
+    assert_int_equal(queue_find_policy(f->c, policy_hash, &info, &found), 0);
+    experiment_info_free(&info);
+    if (!found)   /* else a restart: it runs, ran, or waits as it did */
+        fx_approve_policy(f, (const char *)text);
+    free(text);
+    if (!found && !fx_wait_running(f, id))
+        fail_msg("the fixture's experiment %s did not start", id);
 }
 
 #endif
