@@ -15,13 +15,7 @@ cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
 make_corpora
-"$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
-for m in alpha beta gamma; do
-    "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-    roles=member; [ $m = alpha ] && roles=member,researcher
-    "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
-        --pub "$T/keys/$m.pub" --organization "Org $m" --roles "$roles" >/dev/null
-done
+make_members alpha alpha beta gamma
 printf 'charter: {quorum: {roster: 0.5, experiments: 1.0, charter: 1.0}, proposers: [researcher]}\n' \
     >>"$T/roster.yaml"
 "$BIN/aulac" tls init --dir "$T/tls" --name "auto vote test" >/dev/null

@@ -20,13 +20,7 @@ for c in "experiment" "experiment propose" "charter" "charter show" "vote"; do
 done
 "$BIN/aulac-coordinator" --help | grep -q -- "--operator-key" || fail "coordinator --help"
 
-"$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
-for m in fpt vnpt hust; do
-    "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-    roles=member; [ "$m" = hust ] && roles=member,researcher
-    "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
-        --pub "$T/keys/$m.pub" --organization "Org $m" --roles "$roles" >/dev/null
-done
+make_members hust fpt vnpt hust
 printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.66, charter: 0.67}\n' >>"$T/roster.yaml"
 write_policy 2 fpt vnpt hust
 OPERATOR=hust   # the coordinator's --policy shortcut files it-tiny as hust's proposal

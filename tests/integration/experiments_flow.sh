@@ -28,13 +28,7 @@ cd "$(dirname "$0")/../.."
 make_corpora
 MEMBERS=(fpt vnpt hust viettel)
 declare -A CORPUS=([fpt]=alpha [vnpt]=beta [hust]=gamma [viettel]=alpha)
-"$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
-for m in "${MEMBERS[@]}"; do
-    "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-    roles=member; [ "$m" = hust ] && roles=member,researcher
-    "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
-        --pub "$T/keys/$m.pub" --organization "Org $m" --roles "$roles" >/dev/null
-done
+make_members hust "${MEMBERS[@]}"
 printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.67, charter: 0.75}\n  proposers: [researcher]\n' \
     >>"$T/roster.yaml"
 "$BIN/aulac" tls init --dir "$T/tls" --name "flow test" >/dev/null

@@ -40,18 +40,28 @@ make_corpora() {
     cat "$ROOT"/README.md /usr/share/common-licenses/LGPL-2.1 > "$T/corpus/gamma/docs.txt"
 }
 
+# make_members RESEARCHER MEMBER...: keys for the coordinator and each member, and a
+# roster with no charter in which RESEARCHER (if one of them) has the roles member and
+# researcher, the others member.
+make_members() {
+    local researcher=$1 m roles
+    shift
+    "$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
+    for m in "$@"; do
+        "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
+        roles=member; [ "$m" = "$researcher" ] && roles=member,researcher
+        "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
+            --pub "$T/keys/$m.pub" --organization "Org $m" --roles "$roles" >/dev/null
+    done
+}
+
 # make_alliance MEMBER...: keys for the coordinator and each member, and a roster whose
 # charter lets the first member (the operator) start an experiment alone: the
 # coordinator's --policy shortcut files the proposal signed by its key, and under this
 # charter that approval is the quorum (experiments_flow.sh and test_experiments cover
 # proposals that need votes).
 make_alliance() {
-    "$BIN/aulac" keygen --id coordinator --dir "$T/keys" >/dev/null
-    for m in "$@"; do
-        "$BIN/aulac" keygen --id "$m" --dir "$T/keys" >/dev/null
-        "$BIN/aulac" roster add --roster "$T/roster.yaml" --alliance test-alliance \
-            --pub "$T/keys/$m.pub" --organization "Org $m" >/dev/null
-    done
+    make_members "" "$@"
     OPERATOR=$1
     printf 'charter:\n  quorum: { roster: 0.5, experiments: 0.01, charter: 0.67 }\n  proposers: [member]\n' \
         >>"$T/roster.yaml"

@@ -28,28 +28,32 @@ static Aulac__V1__Task *get_task(struct fed_client *cl, const char *member,
     return t;
 }
 
-static void unlisted_member_learns_the_experiment(void **state)
+/* The fixture's policy for fpt and hust only, running. */
+static int setup_fpt_and_hust(void **state)
 {
+    int rc = fx_setup_prepared(state);
+    if (rc != 0)
+        return rc;
     struct fx *f = *state;
-    f->idle = 1;
-    fx_start(f);
     static const char all[] = "members: [fpt, vnpt, hust, uet]";
     char doc[sizeof fx_policy];
     const char *at = strstr(fx_policy, all);
     assert_non_null(at);
     snprintf(doc, sizeof doc, "%.*smembers: [fpt, hust]%s", (int)(at - fx_policy), fx_policy,
              at + strlen(all));
-    fx_approve_policy(f, doc);
-    char id[COORD_EXPERIMENT_MAX + 1] = "";
-    for (int i = 0; i < 500 && !id[0]; i++) {   /* the timer starts it within 200 ms */
-        pthread_mutex_lock(&f->c->mu);
-        if (f->c->state == EXP_RUNNING)
-            snprintf(id, sizeof id, "%s", f->c->experiment);
-        pthread_mutex_unlock(&f->c->mu);
-        if (!id[0])
-            time_sleep_ms(20);
-    }
-    assert_true(id[0]);
+    fx_write(f->paths[3], doc, 0644);
+    fx_start(f);   /* approves paths[3] and waits until it runs */
+    return 0;
+}
+
+static void unlisted_member_learns_the_experiment(void **state)
+{
+    struct fx *f = *state;
+    char id[COORD_EXPERIMENT_MAX + 1];
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->state, EXP_RUNNING);
+    snprintf(id, sizeof id, "%s", f->c->experiment);
+    pthread_mutex_unlock(&f->c->mu);
     struct signer sv = { .key = f->keys[VNPT] }, sf = { .key = f->keys[FPT] };
     struct fed_client *vnpt = fx_client(f, &sv), *fpt = fx_client(f, &sf);
 
@@ -82,7 +86,7 @@ int main(void)
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(unlisted_member_learns_the_experiment,
-                                        fx_setup_prepared, fx_teardown),
+                                        setup_fpt_and_hust, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
