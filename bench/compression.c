@@ -19,7 +19,7 @@
  *   codec_decode_accumulate_support() weighted by tokens, averages it with
  *   outer_average() (over all members, or coordinate by coordinate over the senders,
  *   and times sparse_scale in sparse rounds) and takes the outer step
- *   (coordinator/outer.h).
+ *   (aggregate/outer.h).
  *
  * The downlink is exact unless --downlink, which applies the policy's downlink
  * compression (server-side error feedback, replicas take prev + decoded change) as
@@ -54,7 +54,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
-#include "coordinator/outer.h"
+#include "aggregate/outer.h"
 #include "crypto/digest.h"
 #include "model/gpt2.h"
 #include "model/trainer.h"

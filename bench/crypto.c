@@ -34,7 +34,7 @@
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 #include "common/fileio.h"
-#include "coordinator/outer.h"
+#include "aggregate/outer.h"
 
 #define GOAL_SHARE 0.01
 

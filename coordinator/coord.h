@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "codec/codec.h"
-#include "coordinator/outer.h"
+#include "aggregate/outer.h"
 #include "crypto/keys.h"
 #include "ledger/ledger.h"
 #include "model/gpt2.h"

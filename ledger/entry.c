@@ -206,10 +206,10 @@ static const struct field round_closed_fields[] = {
 };
 
 static const struct field scores_fields[] = {
-    F(1, K_ID,      REQ, struct entry_scores, experiment),
-    F(2, K_U64,     REQ, struct entry_scores, round),
-    F(3, K_TEXT,    OPT, struct entry_scores, measure),
-    FL(4, K_SCORES, OPT, struct entry_scores, scores, n),
+    F(1, K_ID,      REQ, struct entry_scores_v0, experiment),
+    F(2, K_U64,     REQ, struct entry_scores_v0, round),
+    F(3, K_TEXT,    OPT, struct entry_scores_v0, measure),
+    FL(4, K_SCORES, OPT, struct entry_scores_v0, scores, n),
     END
 };
 
@@ -1164,7 +1164,7 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
     }
     case ENTRY_CONTRIBUTION_SCORES:
     case ENTRY_CREDITS: {
-        const struct entry_scores *s = &e->u.scores;
+        const struct entry_scores_v0 *s = &e->u.scores_v0;
         char round[40] = "";
         if (s->round || e->type == ENTRY_CONTRIBUTION_SCORES)
             snprintf(round, sizeof round, " round %" PRIu64, s->round);

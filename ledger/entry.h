@@ -203,16 +203,62 @@ struct entry_round_closed {
     uint64_t  tokens;
 };
 
+#define ENTRY_MEASURES_MAX  8           /* measures of one scores / credits entry */
+#define ENTRY_MEASURE_NAME_MAX 16        /* "tokens", "alignment", "shapley", ... */
+
+/* One member's values in a contribution_scores entry, one per measure in the entry's
+ * measure order, and the update they were computed from. */
+struct entry_member_score {
+    char     member[ENTRY_ID_MAX + 1];
+    uint8_t  payload_hash[32];           /* of its accepted update (update_accepted) */
+    double   values[ENTRY_MEASURES_MAX]; /* n_measures used */
+};
+
+/* contribution_scores: every member's value per measure for one closed round, written
+ * in the round close's transaction (credit/score.h; ledger/README.md). */
+struct entry_contribution_scores {
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint64_t round;
+    uint32_t n_measures;                 /* 1..ENTRY_MEASURES_MAX */
+    char     measures[ENTRY_MEASURES_MAX][ENTRY_MEASURE_NAME_MAX + 1];
+    uint8_t  evalset_hash[32];           /* zero when no evaluation-based measure */
+    uint8_t  seed[32];                   /* credit_round_seed() */
+    uint64_t evaluations;                /* model evaluations spent */
+    uint8_t  exact;                      /* shapley computed exactly (1) or GTG (0) */
+    double   base_loss, model_loss;      /* evaluation loss of the base and the round's
+                                            model; NaN without evaluation */
+    uint32_t n;                          /* members, in member-id order */
+    struct entry_member_score *members;
+};
+
+/* One member's credit: its share under credit_weights and its share per measure. */
+struct entry_credit_share {
+    char     member[ENTRY_ID_MAX + 1];
+    double   share;                      /* the credit: sum_m w_m share_m / sum_m w_m */
+    double   measure_share[ENTRY_MEASURES_MAX];
+    uint64_t rounds;                     /* rounds in which it was scored */
+};
+
+/* credits: written when an experiment finishes (credit/shares.h has the normalization). */
+struct entry_credits {
+    char     experiment[ENTRY_ID_MAX + 1];
+    uint64_t rounds;                     /* rounds scored */
+    uint32_t n_measures;
+    char     measures[ENTRY_MEASURES_MAX][ENTRY_MEASURE_NAME_MAX + 1];
+    double   weights[ENTRY_MEASURES_MAX];
+    uint32_t n;                          /* members, in member-id order */
+    struct entry_credit_share *members;
+};
+
+/* TEMPORARY (until the new layouts are encoded): the old scores layout. */
 struct entry_score {
     char   member[ENTRY_ID_MAX + 1];
     double value;
 };
-
-/* contribution scores (per round) and credits (per round, or round 0 = whole experiment) */
-struct entry_scores {
+struct entry_scores_v0 {
     char                experiment[ENTRY_ID_MAX + 1];
     uint64_t            round;
-    char               *measure;         /* e.g. "tokens", "loss-delta", "shapley"; may be NULL */
+    char               *measure;
     uint32_t            n;
     struct entry_score *scores;
 };
@@ -231,7 +277,9 @@ struct entry {
         struct entry_experiment      experiment;   /* the four EXPERIMENT_* types */
         struct entry_update          update;       /* UPDATE_ACCEPTED, UPDATE_REJECTED */
         struct entry_round_closed    round_closed;
-        struct entry_scores          scores;       /* CONTRIBUTION_SCORES, CREDITS */
+        struct entry_contribution_scores scores;  /* CONTRIBUTION_SCORES */
+        struct entry_credits         credits;      /* CREDITS */
+        struct entry_scores_v0       scores_v0;    /* TEMPORARY */
         struct entry_roster_proposed roster_proposed;
     } u;
 };

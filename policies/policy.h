@@ -154,6 +154,36 @@ struct policy_participation {
     uint32_t grace_s;
 };
 
+/* contribution.measures (policies/README.md, contribution; credit/score.h). */
+enum policy_measure {
+    POLICY_MEASURE_TOKENS = 0, POLICY_MEASURE_ROUNDS = 1, POLICY_MEASURE_BYTES = 2,
+    POLICY_MEASURE_ALIGNMENT = 3, POLICY_MEASURE_LOO = 4, POLICY_MEASURE_SHAPLEY = 5,
+    POLICY_MEASURES = 6
+};
+#define POLICY_EVALSET_NAME_MAX 128
+
+struct policy_contribution {
+    uint32_t measures;              /* bit set of 1u << enum policy_measure; default
+                                       tokens, rounds, bytes, alignment */
+    double credit_weights[POLICY_MEASURES];   /* >= 0; default 1 for each measure listed;
+                                       0 for a measure not listed (a weight on one is an
+                                       error) */
+    /* evaluation_set: required by loo and shapley; has_evalset 0 when absent. */
+    int has_evalset;
+    char evalset_name[POLICY_EVALSET_NAME_MAX + 1];   /* file name the coordinator holds */
+    uint8_t evalset_hash[32];       /* BLAKE2b-256 of the file's bytes */
+    uint32_t eval_windows;          /* windows of training.seq_len bytes; default 16 */
+    uint32_t shapley_budget;        /* model evaluations per round; default 64 */
+    double shapley_truncation;      /* within-round, relative to |v(N)|; default 0.01 */
+    double round_truncation;        /* between-round, |v(N)| in nats; default 1e-4 */
+    uint32_t payload_retention_days;/* accepted payloads kept after the experiment ends;
+                                       default 30 */
+};
+
+/* Name of a measure ("tokens", "shapley", ...), NULL out of range; and back (-1). */
+const char *policy_measure_name(enum policy_measure m);
+int policy_measure_parse(const char *name);
+
 struct policy {
     uint32_t schema;
     struct policy_metadata metadata;
@@ -163,6 +193,7 @@ struct policy {
     struct policy_aggregation aggregation;
     struct policy_compression compression;
     struct policy_participation participation;
+    struct policy_contribution contribution;
 };
 
 /* Where and why parsing failed. message is the whole line for a person:

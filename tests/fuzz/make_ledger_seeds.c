@@ -99,10 +99,10 @@ int main(int argc, char **argv)
             e.u.round_closed.participants = participants;
             break;
         default:
-            strcpy(e.u.scores.experiment, "gpt2-vi");
-            e.u.scores.measure = "tokens";
-            e.u.scores.n = 2;
-            e.u.scores.scores = scores;
+            strcpy(e.u.scores_v0.experiment, "gpt2-vi");
+            e.u.scores_v0.measure = "tokens";
+            e.u.scores_v0.n = 2;
+            e.u.scores_v0.scores = scores;
         }
         uint8_t *buf;
         size_t len;

@@ -145,11 +145,11 @@ static struct entry sample(enum entry_type t)
         break;
     case ENTRY_CONTRIBUTION_SCORES:
     case ENTRY_CREDITS:
-        strcpy(e.u.scores.experiment, "gpt2-vi");
-        e.u.scores.round = t == ENTRY_CREDITS ? 0 : 3;
-        e.u.scores.measure = "tokens";
-        e.u.scores.n = 2;
-        e.u.scores.scores = scores;
+        strcpy(e.u.scores_v0.experiment, "gpt2-vi");
+        e.u.scores_v0.round = t == ENTRY_CREDITS ? 0 : 3;
+        e.u.scores_v0.measure = "tokens";
+        e.u.scores_v0.n = 2;
+        e.u.scores_v0.scores = scores;
         break;
     case ENTRY_ROSTER_PROPOSED:
         fill(e.u.roster_proposed.proposal_hash, 32, 0x50);

@@ -6,7 +6,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#include "coordinator/outer.h"
+#include "aggregate/outer.h"
 
 static void fedavg_lr1_is_model_average(void **state)
 {

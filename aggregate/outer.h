@@ -1,5 +1,5 @@
-#ifndef AULAC_COORDINATOR_OUTER_H
-#define AULAC_COORDINATOR_OUTER_H
+#ifndef AULAC_AGGREGATE_OUTER_H
+#define AULAC_AGGREGATE_OUTER_H
 #include <stddef.h>
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-#include "coordinator/outer.h"
+#include "aggregate/outer.h"
 
 #include <math.h>
 #include <stdlib.h>

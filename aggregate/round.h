@@ -1,0 +1,75 @@
+#ifndef AULAC_AGGREGATE_ROUND_H
+#define AULAC_AGGREGATE_ROUND_H
+/* A round's arithmetic, in one place: the coordinator's round close, the contribution
+ * measures (credit/score.h) and `aulac credits verify` (credit/replay.h) all call these,
+ * so a verifier that holds the ledger and the payloads gets the coordinator's model bit
+ * for bit.
+ *
+ * Order: updates are summed in the order of the array, which every caller sorts by
+ * member id (bytewise strcmp): the sum is a function of the round's accepted updates,
+ * not of the order they arrived in (aggregate/README.md).
+ *
+ * Memory: O(model). Payloads are read where they lie (an LMDB read transaction, a
+ * mapped file) and decoded straight into the sum; no dense copy per member is made. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregate/outer.h"
+#include "policies/plan.h"
+#include "policies/policy.h"
+
+#define AGG_ERR_ARG     (-1660)
+#define AGG_ERR_NOMEM   (-1661)
+#define AGG_ERR_PAYLOAD (-1662)   /* a payload does not decode (why names the member) */
+#define AGG_ERR_MODEL   (-1663)   /* the new model has non-finite parameters */
+
+#define AGG_MEMBER_MAX 64         /* member ids: ENTRY_ID_MAX */
+
+/* One accepted update of the round. */
+struct agg_update {
+    char member[AGG_MEMBER_MAX + 1];
+    uint64_t tokens, samples;
+    double weight;                /* agg_weight() of the policy's weighting */
+    const uint8_t *payload;       /* the compressed update as the member sent it */
+    size_t len;
+    uint8_t payload_hash[32];     /* BLAKE2b-256 of payload (as update_accepted records) */
+};
+
+/* The update's weight under aggregation.weighting: tokens, samples or 1. */
+double agg_weight(enum policy_weighting w, uint64_t tokens, uint64_t samples);
+
+/* Sorts u[0..n) by member id (strcmp). */
+void agg_sort(struct agg_update *u, size_t n);
+
+/* avg = the round's average update over the updates u[i] with include == NULL or
+ * include[i] != 0, summed in array order: acc = sum weight * decode(payload) (and, when
+ * plan->average is senders, support = sum of weight over the updates that carried each
+ * value), then outer_average with plan->sparse_scale in sparse rounds (uplink
+ * k_per_block < block_size), 1 in dense ones. support: n_params floats of scratch, needed
+ * (non-NULL) when plan->average is POLICY_AVERAGE_SENDERS, else ignored. With no update
+ * included, avg is all zero. AGG_ERR_PAYLOAD with why (cap bytes) naming the member. */
+int agg_average(const struct policy_round_plan *plan, size_t n_params,
+                const struct agg_update *u, size_t n, const uint8_t *include, float *avg,
+                float *support, char *why, size_t cap);
+
+/* The outer step from base along avg into out (n floats), leaving *outer unchanged: its
+ * state (momentum, Adam moments, step) is copied into scratch first. scratch: 2 * n floats
+ * for fedadam, n for nesterov, NULL allowed for fedavg. out may not alias base or avg. */
+void agg_outer_trial(const struct outer_opt *outer, const float *base, const float *avg,
+                     size_t n, float *out, float *scratch);
+
+/* The round close's new model, as the coordinator makes it: next = base, outer_step
+ * (outer's state advances) along avg; every value must be finite (AGG_ERR_MODEL). Then,
+ * when plan->downlink_on: delta = next - base is compressed with plan->downlink (with
+ * down_residual as server-side error feedback when the downlink's error_feedback is on;
+ * the residual advances) into *down (malloc'd, *down_len; the caller frees), and next
+ * becomes base + decode(*down), which every replica can rebuild. avg is used as scratch
+ * and destroyed. down may be NULL only when plan->downlink_on is 0. */
+int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer,
+                   float *down_residual, const float *base, float *avg, size_t n, float *next,
+                   uint8_t **down, size_t *down_len, char *why, size_t cap);
+
+/* The outer optimizer the policy asks for (training.outer), with zero state. */
+int agg_outer_init(const struct policy *p, size_t n_params, struct outer_opt *out);
+
+#endif

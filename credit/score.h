@@ -1,0 +1,82 @@
+#ifndef AULAC_CREDIT_SCORE_H
+#define AULAC_CREDIT_SCORE_H
+/* Contribution measures of one closed round (formulas in policies/README.md,
+ * "contribution", and credit/README.md):
+ *
+ *   tokens     the tokens the member claimed (bounded by the round plan at acceptance)
+ *   rounds     1 for each round the member's update was accepted in
+ *   bytes      the payload bytes it sent
+ *   alignment  cos(decode(u_i), avg_N): the member's decoded update against the round's
+ *              average update (aggregate/round.h agg_average over all members), in a
+ *              second pass over the payloads (memory O(model)); 0 for a zero vector
+ *   loo        v(N) - v(N \ {i}): leave-one-out value
+ *   shapley    Shapley value of i in the game v over the round's members; exact when
+ *              2^n - 2 <= the budget, else GTG-Shapley (Liu et al. 2022)
+ *
+ * with the round's utility v(S) = L(base) - L(model_S): how much the model built from
+ * the updates in S lowers the evaluation-set loss L (credit/evalset.h), where model_S is
+ * agg_outer_trial(outer, base, agg_average(S)) and v(empty) = 0 (no evaluation).
+ *
+ * GTG-Shapley: between-round truncation (|v(N)| < round_truncation: every value 0);
+ * permutations drawn from a ChaCha20 stream keyed by the round's seed, the k-th starting
+ * with member k mod n (guided sampling), the rest a Fisher-Yates shuffle; within a
+ * permutation, once |v(N) - v(prefix)| < truncation * |v(N)| the remaining marginals are
+ * 0 (not evaluated); subset values are cached, so each distinct subset costs one
+ * evaluation; sampling stops when the budget of evaluations would be exceeded by the
+ * next permutation's worst case or after CREDIT_MAX_PERMUTATIONS. The estimate is the
+ * mean marginal over the permutations drawn.
+ *
+ * Determinism: the seed is credit_round_seed() of ledger data only; evaluation is
+ * single-threaded (credit/evalset.h); everything else is sequential in member-id order.
+ * Same inputs, same bytes. */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregate/round.h"
+#include "credit/evalset.h"
+#include "policies/plan.h"
+#include "policies/policy.h"
+
+#define CREDIT_MAX_PERMUTATIONS 100000
+
+/* seed = BLAKE2b-256("aulac/credit/seed/v1" 0x00 || experiment 0x00 || round u64 BE ||
+ * base model hash || payload hash of each update in member-id order). */
+void credit_round_seed(const char *experiment, uint64_t round, const uint8_t base_hash[32],
+                       const struct agg_update *u, size_t n, uint8_t seed[32]);
+
+struct credit_round_input {
+    const struct policy *policy;          /* contribution.* (measures, shapley settings) */
+    const struct policy_round_plan *plan; /* the round's plan */
+    const struct outer_opt *outer;        /* the outer state before the round's step */
+    const float *base;                    /* the round's base model */
+    size_t n_params;
+    const struct agg_update *updates;     /* sorted by member id (agg_sort) */
+    size_t n;
+    uint8_t seed[32];
+    struct evaluator *ev;                 /* required when loo or shapley is measured */
+};
+
+struct credit_round_scores {
+    size_t n;                             /* = input n */
+    double (*value)[POLICY_MEASURES];     /* value[i][m] for member i; measures not in the
+                                             policy are 0; malloc'd */
+    uint64_t evaluations;                 /* model evaluations spent (base and full included) */
+    double base_loss, model_loss;         /* L(base), L(model_N); NaN without evaluation */
+    int exact;                            /* shapley computed exactly */
+};
+
+/* Scores every measure of in->policy->contribution.measures. Memory: a few n_params
+ * buffers, never one per member. CREDIT_ERR_PAYLOAD (why names the member),
+ * CREDIT_ERR_MODEL, CREDIT_ERR_NOMEM, CREDIT_ERR_ARG (no evaluator for loo/shapley). */
+int credit_score_round(const struct credit_round_input *in, struct credit_round_scores *out,
+                       char *why, size_t cap);
+void credit_round_scores_free(struct credit_round_scores *s);
+
+/* Shapley values of a game given as a value function over bit masks (tests and the
+ * bench use it with known games): exact when n <= 20 and 2^n - 2 <= budget, else GTG.
+ * v(0) must be 0. value receives the mask of members in the coalition. */
+typedef int (*credit_game_fn)(void *arg, uint64_t mask, double *value);
+int credit_shapley(size_t n, credit_game_fn v, void *arg, const struct policy_contribution *c,
+                   const uint8_t seed[32], double *phi, uint64_t *evaluations, int *exact);
+
+#endif
