@@ -43,6 +43,14 @@ int evalset_load(const char *path, const uint8_t *want_hash, struct evalset *out
                  size_t cap);
 void evalset_free(struct evalset *e);
 
+/* The policy's evaluation set as the coordinator holds it: 0 when c needs none (no loo,
+ * no shapley) or dir/name exists and hashes to the pinned hash; else CREDIT_ERR_IO or
+ * CREDIT_ERR_HASH with why starting "contribution.evaluation_set: " and naming the file
+ * and both hashes. */
+struct policy_contribution;
+int evalset_check_policy(const struct policy_contribution *c, const char *dir, char *why,
+                         size_t cap);
+
 /* A model of cfg evaluating W windows of T tokens of es (es must outlive it).
  * CREDIT_ERR_SMALL when es->len < T + 1, CREDIT_ERR_ARG (W 0, T 0 or > cfg->max_seq_len),
  * CREDIT_ERR_MODEL, CREDIT_ERR_NOMEM. */
