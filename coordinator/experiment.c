@@ -199,21 +199,44 @@ static void round_failed(const char *what)
     exit(70);
 }
 
+/* The close's result is dropped: the experiment was cancelled while the round closed
+ * outside mu (experiment_cancel_locked), so the round never closes. Files it wrote
+ * (retained payloads, checkpoint, outer state) are left unreferenced. mu held. */
+static int close_dropped(struct coord *c)
+{
+    log_info("round %llu of experiment %s: the experiment was cancelled during its close; "
+             "its result is dropped", (unsigned long long)c->round, c->experiment);
+    c->closing = 0;
+    c->close_pending = 0;
+    pthread_cond_broadcast(&c->changed);
+    return 0;
+}
+
 /* The round's accepted updates where they lie: in the read transaction *rtxn, which the
  * caller ends after the last use of the payload pointers; sorted by member id. They must
- * be exactly the accepted set (c->n_accepted, stable while closing). */
-static struct agg_update *close_updates(struct coord *c, MDB_txn **rtxn, size_t *n)
+ * be exactly the n accepted ones; NULL (no transaction left open) when they are gone
+ * because the experiment was cancelled meanwhile (its transaction deletes them). */
+static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtxn,
+                                        size_t *n_found)
 {
-    struct agg_update *u = calloc(c->n_accepted, sizeof *u);
+    struct agg_update *u = calloc(n, sizeof *u);
     if (!u)
         close_failed("out of memory");
     if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, rtxn) != 0)
         close_failed("no LMDB read transaction");
-    if (state_round_updates(c, *rtxn, u, c->n_accepted, n) != 0)
+    if (state_round_updates(c, *rtxn, u, n, n_found) != 0)
         close_failed("the stored updates could not be read");
-    if (*n != c->n_accepted)
-        close_failed("the stored updates are not the accepted ones");
-    agg_sort(u, *n);
+    if (*n_found != n) {
+        mdb_txn_abort(*rtxn);
+        free(u);
+        pthread_mutex_lock(&c->mu);
+        const int running = c->state == EXP_RUNNING;
+        pthread_mutex_unlock(&c->mu);
+        if (running)
+            close_failed("the stored updates are not the accepted ones");
+        return NULL;
+    }
+    agg_sort(u, n);
     return u;
 }
 
@@ -290,6 +313,7 @@ int round_close_locked(struct coord *c)
      * other closes return, the loaded experiment stays. */
     c->closing = 1;
     const size_t n = c->n_params;
+    const size_t n_accepted = c->n_accepted;   /* a cancel meanwhile zeroes c->n_accepted */
     struct model_snapshot *const base = c->model;
     pthread_mutex_unlock(&c->mu);
     if (c->opt.close_hook)
@@ -300,7 +324,11 @@ int round_close_locked(struct coord *c)
     close_plan(c, &plan);
     MDB_txn *rtxn;
     size_t n_up;
-    struct agg_update *up = close_updates(c, &rtxn, &n_up);
+    struct agg_update *up = close_updates(c, n_accepted, &rtxn, &n_up);
+    if (!up) {
+        pthread_mutex_lock(&c->mu);
+        return close_dropped(c);
+    }
     char why[400];
     /* The round's average update, in member-id order, into acc (support: scratch). */
     if (agg_average(&plan, n, up, n_up, NULL, c->acc, c->support, why, sizeof why) != 0)
@@ -338,18 +366,11 @@ int round_close_locked(struct coord *c)
 
     pthread_mutex_lock(&c->mu);
     if (c->state != EXP_RUNNING) {
-        /* Cancelled meanwhile (experiment_cancel_locked): the round never closes. Its
-         * files (checkpoint, outer state, retained payloads) are left unreferenced. */
-        log_info("round %llu of experiment %s: the experiment was cancelled during its "
-                 "close; its result is dropped", (unsigned long long)c->round, c->experiment);
         snapshot_release(c, next);
         free(down);
         free(se.members);
         credit_round_scores_free(&scores);
-        c->closing = 0;
-        c->close_pending = 0;
-        pthread_cond_broadcast(&c->changed);
-        return 0;
+        return close_dropped(c);
     }
     struct round_summary sum = { 0 };
     sum.round = c->round;

@@ -1,5 +1,6 @@
 #include "coordinator/record.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,7 +102,8 @@ int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_en
     entry_update_from_envelope(&e.u.update, env);   /* every field the member signed */
     memcpy(e.u.update.envelope_signature, signature, 64);
     e.u.update.train_loss = train_loss;
-    e.u.update.val_loss = val_loss;
+    /* Not signed, not checked: a value that is not finite is recorded as not reported. */
+    e.u.update.val_loss = isfinite(val_loss) ? val_loss : NAN;
     return record_append(c, txn, &e, index);
 }
 

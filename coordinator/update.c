@@ -67,8 +67,9 @@ static int check_policy_locked(struct coord *c, struct update_check *u)
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
         e->tokens > max_samples * plan.seq_len)
         return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
-                    "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
-                    e->tokens, max_samples, plan.seq_len);
+                    "policy trains at most %" PRIu64 " samples of %u tokens (%" PRIu64
+                    " tokens: training.local_steps x batch_size x seq_len)", e->samples,
+                    e->tokens, max_samples, plan.seq_len, max_samples * plan.seq_len);
     return 0;
 }
 
