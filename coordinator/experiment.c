@@ -310,7 +310,8 @@ int round_close_locked(struct coord *c)
      * 124M) runs without mu, so Status, long polls and downloads are served meanwhile.
      * Nothing else touches acc, support, outer, down_residual, evaluator, model, round or
      * the accepted set while closing is set: updates wait for it (check_round_locked),
-     * other closes return, the loaded experiment stays. */
+     * other closes return, the loaded experiment stays. Only a cancel may end the
+     * experiment meanwhile (experiment_cancel_locked): the close then drops its result. */
     c->closing = 1;
     const size_t n = c->n_params;
     const size_t n_accepted = c->n_accepted;   /* a cancel meanwhile zeroes c->n_accepted */
