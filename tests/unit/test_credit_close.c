@@ -14,8 +14,11 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "aggregate/round.h"
 #include "coordinator/state.h"
+#include "credit/score.h"
 #include "ledger/history.h"
+#include "model/model_hash.h"
 #include "trust_fixture.h"
 
 #define ROUNDS 3
@@ -307,6 +310,101 @@ static void read_record(struct run *r, struct record *rec)
     assert_int_equal(finished, rec->have_credits);
 }
 
+/* The experiment rebuilt from what the run left, with the library's round arithmetic
+ * alone (what `aulac credits verify` does): model 0 from the policy's seed, then per round
+ * the retained payloads in member-id order, the scores with the outer state before the
+ * step, the next model. Seeds, scores and model hashes must be the recorded ones, bit for
+ * bit. */
+static void replay_matches(struct run *r, const struct record *rec)
+{
+    struct policy p;
+    struct policy_error err;
+    assert_int_equal(policy_load_buffer("p.yaml", r->policy, strlen(r->policy), &p, &err), 0);
+    struct policy_round_plan plan;
+    assert_int_equal(policy_round_plan(&p, 1, &plan, NULL, 0), 0);
+    const size_t n = plan.n_params;
+    float *model = malloc(n * sizeof *model), *next = malloc(n * sizeof *next),
+          *avg = malloc(n * sizeof *avg);
+    assert_true(model && next && avg);
+    assert_int_equal(gpt2_init_params(&plan.model, p.model.seed, model), 0);
+    struct outer_opt outer;
+    assert_int_equal(agg_outer_init(&p, n, &outer), 0);
+    char path[600], why[400];
+    snprintf(path, sizeof path, "%s/eval.txt", r->evalsets);
+    struct evalset es;
+    assert_int_equal(evalset_load(path, p.contribution.evalset_hash, &es, why, sizeof why), 0);
+    struct evaluator *ev;
+    assert_int_equal(evaluator_create(&plan.model, &es, p.contribution.eval_windows,
+                                      plan.seq_len, &ev, why, sizeof why), 0);
+    for (int i = 0; i < rec->n_scores; i++) {
+        const struct entry_contribution_scores *cs = &rec->scores[i].u.scores;
+        assert_int_equal(policy_round_plan(&p, cs->round, &plan, NULL, 0), 0);
+        struct agg_update u[N_MEMBERS];
+        uint8_t *bytes[N_MEMBERS];
+        assert_int_equal(cs->n, N_MEMBERS);
+        for (uint32_t k = 0; k < cs->n; k++) {
+            memset(&u[k], 0, sizeof u[k]);
+            snprintf(u[k].member, sizeof u[k].member, "%s", cs->members[k].member);
+            const int who = strcmp(u[k].member, "fpt") == 0 ? FPT
+                            : strcmp(u[k].member, "vnpt") == 0 ? VNPT : HUST;
+            u[k].tokens = tokens_of[who];
+            u[k].samples = 4;
+            u[k].weight = agg_weight(p.aggregation.weighting, u[k].tokens, u[k].samples);
+            char hex[65];
+            hex_encode(cs->members[k].payload_hash, 32, hex);
+            snprintf(path, sizeof path, "%s/experiments/%s/payloads/%s.bin", r->f.paths[0],
+                     r->id, hex);
+            assert_int_equal(file_read_all(path, 1u << 30, &bytes[k], &u[k].len), 0);
+            u[k].payload = bytes[k];
+            memcpy(u[k].payload_hash, cs->members[k].payload_hash, 32);
+        }
+        agg_sort(u, cs->n);
+        uint8_t base_hash[32];
+        model_hash(model, n, base_hash);
+        struct credit_round_input in = { .policy = &p, .plan = &plan, .outer = &outer,
+                                         .base = model, .n_params = n, .updates = u,
+                                         .n = cs->n, .ev = ev };
+        credit_round_seed(r->id, cs->round, base_hash, u, cs->n, in.seed);
+        assert_memory_equal(in.seed, cs->seed, 32);
+        struct credit_round_scores sc;
+        assert_int_equal(credit_score_round(&in, &sc, why, sizeof why), 0);
+        assert_int_equal(sc.evaluations, cs->evaluations);
+        assert_memory_equal(&sc.base_loss, &cs->base_loss, sizeof(double));
+        assert_memory_equal(&sc.model_loss, &cs->model_loss, sizeof(double));
+        static const int order[6] = { POLICY_MEASURE_TOKENS, POLICY_MEASURE_ROUNDS,
+                                      POLICY_MEASURE_BYTES, POLICY_MEASURE_ALIGNMENT,
+                                      POLICY_MEASURE_LOO, POLICY_MEASURE_SHAPLEY };
+        for (uint32_t k = 0; k < cs->n; k++)
+            for (int m = 0; m < 6; m++)
+                if (memcmp(&sc.value[k][order[m]], &cs->members[k].values[m],
+                           sizeof(double)) != 0)
+                    fail_msg("round %" PRIu64 ": %s's %s is %.17g recorded, %.17g replayed",
+                             cs->round, u[k].member, cs->measures[m], cs->members[k].values[m],
+                             sc.value[k][order[m]]);
+        credit_round_scores_free(&sc);
+        float *support = NULL;   /* average: all (the policy's default) */
+        assert_int_equal(agg_average(&plan, n, u, cs->n, NULL, avg, support, why, sizeof why),
+                         0);
+        assert_int_equal(agg_next_model(&plan, &outer, NULL, model, avg, n, next, NULL, NULL,
+                                        why, sizeof why), 0);
+        memcpy(model, next, n * sizeof *model);
+        uint8_t h[32];
+        model_hash(model, n, h);
+        if (memcmp(h, rec->model[i], 32) != 0)
+            fail_msg("round %" PRIu64 ": the replayed model differs from round_closed's",
+                     cs->round);
+        for (uint32_t k = 0; k < cs->n; k++)
+            free(bytes[k]);
+    }
+    evaluator_destroy(ev);
+    evalset_free(&es);
+    outer_free(&outer);
+    policy_free(&p);
+    free(model);
+    free(next);
+    free(avg);
+}
+
 /* Rounds from the open one to the last: order[] is the order members send in; with
  * stop_in_round, the coordinator is restarted once that round has two of its updates. */
 static void run_rounds(struct run *r, const int order[N_MEMBERS], uint64_t stop_in_round)
@@ -376,6 +474,7 @@ static void scores_credits_and_retention(void **state)
     read_record(&a, &ra);
     assert_int_equal(ra.n_scores, ROUNDS);
     assert_true(ra.have_credits);
+    replay_matches(&a, &ra);
 
     run_prepare(&b, 30);
     fx_start(&b.f);
