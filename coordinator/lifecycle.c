@@ -460,6 +460,25 @@ void experiment_start_next_locked(struct coord *c)
     pthread_cond_broadcast(&c->changed);
 }
 
+/* The open round's accepted payloads, which a cancel deletes from LMDB unclosed, go to
+ * the retention store like those of closed rounds (their update_accepted entries name
+ * them). Read in txn; a failure is logged and does not stop the cancel. mu held. */
+static void retain_open_round(struct coord *c, MDB_txn *txn)
+{
+    if (c->n_accepted == 0)
+        return;
+    struct agg_update *u = calloc(c->n_accepted, sizeof *u);
+    size_t n = 0, kept = 0;
+    if (u && state_round_updates(c, txn, u, c->n_accepted, &n) == 0)
+        for (size_t i = 0; i < n; i++)
+            kept += retention_write(c, u[i].payload_hash, u[i].payload, u[i].len) == 0;
+    if (kept < c->n_accepted)
+        log_error("experiment %s: only %zu of the %zu accepted payloads of its open round %llu "
+                  "could be kept in the retention store", c->experiment, kept, c->n_accepted,
+                  (unsigned long long)c->round);
+    free(u);
+}
+
 int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experiment,
                              const char *reason, char *why, size_t cap)
 {
@@ -491,6 +510,8 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
                                      info.policy_hash, info.proposal_hash, c->model->hash,
                                      c->model->round, reason);
+        if (rc == 0 && !c->closing)   /* a close in progress retains them itself */
+            retain_open_round(c, txn);
         if (rc == 0)
             rc = state_delete_payloads(c, txn);
         if (rc == 0) {

@@ -666,6 +666,69 @@ static void token_claim_over_the_plan_is_refused(void **state)
     fx_free(&r.f);
 }
 
+/* A cancel of the running experiment deletes its open round's stored updates: they go to
+ * the retention store first (their update_accepted entries name them), and the store is
+ * pruned once the cancel is older than the retention. */
+static void cancel_keeps_the_open_rounds_payloads(void **state)
+{
+    (void)state;
+    struct run r;
+    run_prepare(&r, 2);
+    fx_start(&r.f);
+    for (int m = FPT; m <= HUST; m++)
+        submit_round(&r.f, m, 1);
+    assert_int_equal(fx_wait_round(&r.f, 2), 2);
+    submit_round(&r.f, VNPT, 2);   /* stored, never closed */
+    struct upd u;
+    make_update(&r.f, &u, VNPT, 2 * 10 + VNPT, tokens_of[VNPT]);
+    char hex[65], path[600];
+    hex_encode(u.e.payload_hash, 32, hex);
+    upd_free(&u);
+    snprintf(path, sizeof path, "%s/experiments/%s/payloads/%s.bin", r.f.paths[0], r.id, hex);
+    assert_false(file_exists(path));   /* not before the round closes */
+
+    struct signer s = { .key = r.f.keys[FPT] }, t = { .key = r.f.keys[VNPT] };
+    struct fed_client *cf = fx_client(&r.f, &s), *cv = fx_client(&r.f, &t);
+    uint8_t hx[32];
+    Aulac__V1__GovernanceReply *g = fx_motion(cf, r.f.keys[FPT], MOTION_CANCEL, r.id, NULL, 0,
+                                              NULL, 0, hx, NULL);
+    assert_non_null(g);
+    assert_true(g->accepted);
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    g = fx_vote(cv, r.f.keys[VNPT], hx, 1);
+    assert_true(g->accepted);
+    assert_string_equal(g->proposal->state, "approved");
+    aulac__v1__governance_reply__free_unpacked(g, NULL);
+    fed_client_close(cf);
+    fed_client_close(cv);
+    pthread_mutex_lock(&r.f.c->mu);
+    assert_int_equal(r.f.c->state, EXP_CANCELLED);
+    pthread_mutex_unlock(&r.f.c->mu);
+    assert_true(file_exists(path));
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(file_read_all(path, 1u << 30, &bytes, &len), 0);
+    uint8_t h[32];
+    crypto_blake2b256(bytes, len, h);
+    free(bytes);
+    char got[65];
+    hex_encode(h, 32, got);
+    assert_string_equal(got, hex);
+
+    struct experiment_info info;
+    int found;
+    assert_int_equal(queue_get(r.f.c, r.id, &info, &found), 0);
+    assert_int_equal(info.phase, PHASE_CANCELLED);
+    const int64_t ended = info.ended_ms;
+    experiment_info_free(&info);
+    const int64_t day = 24LL * 3600 * 1000;
+    assert_int_equal(coord_prune_payloads(r.f.c, ended + 2 * day), 0);
+    assert_int_equal(coord_prune_payloads(r.f.c, ended + 2 * day + 1), N_MEMBERS + 1);
+    assert_false(file_exists(path));
+    history_ok(&r.f);
+    fx_free(&r.f);
+}
+
 /* Updates no evaluation survives (the fixture's, values near 1.8e14: the model stays
  * finite, its loss does not): every round still closes, without a contribution_scores
  * entry, and the experiment finishes without credits; the ledger stays consistent. */
@@ -707,6 +770,7 @@ int main(void)
         cmocka_unit_test(start_and_resume_need_the_evaluation_set),
         cmocka_unit_test(token_claim_over_the_plan_is_refused),
         cmocka_unit_test(rounds_whose_models_do_not_evaluate_close_unscored),
+        cmocka_unit_test(cancel_keeps_the_open_rounds_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
