@@ -313,6 +313,10 @@ struct round_state {
     unsigned n_finds;
     double max_diff;                /* over the values compared within the tolerance */
     const char *not_replayed;       /* why the round was not rebuilt, or NULL */
+    int unscorable;                 /* credit_score_round: CREDIT_ERR_MODEL (an evaluation
+                                       is not finite): the coordinator then closes the round
+                                       without a contribution_scores entry */
+    char unscorable_why[600];
 };
 
 struct exp_state {
@@ -389,7 +393,7 @@ static void round_finish(struct exp_state *x)
     if (!rs->open)
         return;
     struct run *r = x->r;
-    if (!rs->scores_seen && x->have_policy)
+    if (!rs->scores_seen && x->have_policy && !rs->unscorable)
         finding(rs, "no contribution_scores entry follows its round_closed");
     x->rounds++;
     r->sum->rounds++;
@@ -416,9 +420,13 @@ static void round_finish(struct exp_state *x)
                      (x->measures & (1u << POLICY_MEASURE_SHAPLEY))
                          ? (rs->s.exact ? ", exact Shapley" : ", GTG-Shapley") : "");
         }
-        emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; %s exact%s%s)",
-             rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure",
-             tolpart, evals);
+        if (rs->unscorable)
+            emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; not scored, as "
+                 "recorded: %s)", rs->round, shorthex(rs->model_hash).s, rs->unscorable_why);
+        else
+            emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; %s exact%s%s)",
+                 rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure",
+                 tolpart, evals);
         x->matched++;
         r->sum->rounds_matched++;
     }
@@ -736,10 +744,14 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
                                   rc_e->round);
                 goto out;
             }
-            if (src != 0)
+            if (src == CREDIT_ERR_MODEL) {
+                rs->unscorable = 1;
+                snprintf(rs->unscorable_why, sizeof rs->unscorable_why, "%s", w);
+            } else if (src != 0) {
                 finding(rs, "its scores cannot be recomputed: %s", w);
-            else
+            } else {
                 rs->scored = 1;
+            }
         }
         int arc = agg_average(&plan, x->n, rs->u, n, NULL, x->avg, x->support, w, sizeof w);
         if (arc == AGG_ERR_NOMEM) {
@@ -794,7 +806,7 @@ out:
         unmap_payload(&mp[i]);
     }
     free(mp);
-    if (!rs->scored)
+    if (!rs->scored && !rs->unscorable)
         x->new_complete = 0;
     return result;
 }
@@ -875,6 +887,10 @@ static int on_scores(struct exp_state *x, const struct entry_contribution_scores
         return 0;
     }
     rs->scores_seen = 1;
+    if (rs->unscorable) {
+        finding(rs, "recorded scores, but an evaluation is not finite: %s", rs->unscorable_why);
+        rs->unscorable = 0;
+    }
     /* members and payloads */
     int members_ok = e->n == rs->n;
     for (size_t i = 0; members_ok && i < rs->n; i++)
@@ -1182,6 +1198,9 @@ static int replay_experiment(struct run *r, const struct ledger_map *m,
         } else if (info->ended == UINT64_MAX) {
             emit(r, "credits: none yet (the experiment is running; %" PRIu64 " round(s) closed)",
                  x.rounds);
+        } else if (info->end_type == ENTRY_EXPERIMENT_FINISHED && x.rec_totals.rounds == 0 &&
+                   !x.totals_failed) {
+            emit(r, "credits: none (no round was scored, as recorded)");
         } else if (info->end_type == ENTRY_EXPERIMENT_FINISHED) {
             emit(r, "credits: MISSING: the experiment finished without a credits entry");
             r->sum->problems++;
