@@ -90,8 +90,8 @@ int evalset_check_policy(const struct policy_contribution *c, const char *dir, c
     char what[768];
     int rc = evalset_load(path, c->evalset_hash, &es, what, sizeof what);
     if (rc == CREDIT_ERR_IO)
-        return why_fail(why, cap, rc, "%s%s (the coordinator looks for %s in its evaluation-set "
-                        "directory %s)", pre, what, c->evalset_name, dir);
+        return why_fail(why, cap, rc, "%s%s (evaluation sets are looked up by name in %s, the "
+                        "--eval-sets directory)", pre, what, dir);
     if (rc != 0)
         return why_fail(why, cap, rc, "%s%s", pre, what);
     evalset_free(&es);
