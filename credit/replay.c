@@ -474,6 +474,7 @@ static int load_policy(struct exp_state *x, const struct ledger_map *m, char *wh
         emit(r, "experiment %s: NOT CHECKED: its policy (policy_proposed #%" PRIu64 ") does not "
              "load: %s", info->id, ref->index, err.message);
     } else if (policy_hash(&x->policy, h) != 0) {
+        policy_free(&x->policy);
         entry_free(&e);
         return why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
     } else if (!crypto_equal(h, info->policy_hash, 32) || !crypto_equal(h, mo->content_hash, 32)) {

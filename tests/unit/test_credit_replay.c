@@ -166,7 +166,7 @@ static void scores_entry(const struct policy *p, const char *id, uint64_t round,
     e->members = members;
     for (size_t i = 0; i < n; i++) {
         memset(&members[i], 0, sizeof members[i]);
-        snprintf(members[i].member, sizeof members[i].member, "%s", u[i].member);
+        memcpy(members[i].member, u[i].member, sizeof members[i].member);
         memcpy(members[i].payload_hash, u[i].payload_hash, 32);
         for (uint32_t k = 0; k < e->n_measures; k++)
             members[i].values[k] = s->value[i][which[k]];
@@ -338,7 +338,7 @@ static void build(struct fix *f, enum tamper t)
         rc->round = r;
         rc->n_participants = MEMBERS;
         for (int i = 0; i < MEMBERS; i++)
-            snprintf(participants[i], sizeof participants[i], "%s", u[i].member);
+            memcpy(participants[i], u[i].member, sizeof participants[i]);
         rc->participants = participants;
         memcpy(rc->aggregate_hash, agg_hash, 32);
         memcpy(rc->model_hash, next_hash, 32);
