@@ -317,6 +317,7 @@ struct round_state {
                                        is not finite): the coordinator then closes the round
                                        without a contribution_scores entry */
     char unscorable_why[600];
+    const char *partial;            /* the model was rebuilt but the scores not checked */
 };
 
 struct exp_state {
@@ -400,6 +401,10 @@ static void round_finish(struct exp_state *x)
     if (rs->not_replayed) {
         emit(r, "round %" PRIu64 ": NOT CHECKED: %s%s%s", rs->round, rs->not_replayed,
              rs->n_finds ? "; " : "", rs->n_finds ? rs->finds.s : "");
+        r->sum->problems++;
+    } else if (rs->partial && !rs->n_finds) {
+        emit(r, "round %" PRIu64 ": NOT CHECKED: %s; model %s rebuilt bit for bit", rs->round,
+             rs->partial, shorthex(rs->model_hash).s);
         r->sum->problems++;
     } else if (rs->n_finds) {
         if (rs->n_finds > FINDINGS_SHOWN)
@@ -954,7 +959,7 @@ static int on_scores(struct exp_state *x, const struct entry_contribution_scores
                 x->new_complete = 0;
         }
     } else if (x->no_eval && !rs->not_replayed) {
-        finding(rs, "scores not recomputed: %s", x->no_eval);
+        rs->partial = "its scores are not recomputed without the evaluation set (above)";
     }
     round_finish(x);
     return 0;
@@ -1208,9 +1213,9 @@ static int replay_experiment(struct run *r, const struct ledger_map *m,
         } else {
             emit(r, "credits: none (the experiment %s)", end_words(info->end_type));
         }
-        emit(r, "experiment %s: %" PRIu64 " round(s), %" PRIu64 " match%s%s", info->id, x.rounds,
-             x.matched, x.credits_seen ? (x.credits_ok ? "; credits match" : "; credits do not")
-                                       : "", x.rounds > x.matched ? "; MISMATCH" : "");
+        emit(r, "experiment %s: %" PRIu64 " round(s): %" PRIu64 " match, %" PRIu64 " do not%s",
+             info->id, x.rounds, x.matched, x.rounds - x.matched,
+             x.credits_seen ? (x.credits_ok ? "; credits match" : "; credits do not match") : "");
     }
     exp_free(&x);
     return rc;

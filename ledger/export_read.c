@@ -434,7 +434,10 @@ int export_open(const char *path, struct export_reader **out, char *why, size_t 
         }
         uint8_t want[32], leaf[32], *bytes;
         size_t blen;
-        if (l.leaf_n != 64 || hex_decode(l.leaf, want, 32) != 0) {
+        char leaf_hex[65] = "";
+        if (l.leaf_n == 64)
+            memcpy(leaf_hex, l.leaf, 64);
+        if (l.leaf_n != 64 || hex_decode(leaf_hex, want, 32) != 0) {
             rc = why_fail(why, cap, LEDGER_ERR_CORRUPT, "%s:%" PRIu64 ": \"leaf_hash\" is not 64 "
                           "hex digits", name, line_no);
             goto fail;
