@@ -309,6 +309,99 @@ static void next_model_with_downlink(void **state)
     outer_free(&o);
 }
 
+/* The coordinator's close as it was written before aggregate/round.c (coordinator/
+ * experiment.c: accumulate_stored in key order, average_round, outer_step, the finite
+ * check, downlink_compress), replayed step by step on a sparse int8 round averaged over
+ * senders with nesterov momentum and a compressed downlink with error feedback, two
+ * rounds running: agg_average and agg_next_model give the same bytes. */
+static void same_bytes_as_the_coordinator_close(void **state)
+{
+    enum { N = 10000, M = 4, ROUNDS = 2 };
+    struct policy_round_plan plan = plan_of(4, POLICY_AVERAGE_SENDERS, 1.5f);
+    plan.uplink = fp32_codec(1000, 25);
+    plan.uplink.quant = CODEC_QUANT_INT8;
+    plan.uplink.zstd_level = 3;
+    plan.downlink_on = 1;
+    plan.downlink = fp32_codec(500, 50);
+    plan.downlink.quant = CODEC_QUANT_INT8;
+    plan.downlink.error_feedback = 1;
+    struct outer_opt ours, theirs;
+    assert_int_equal(outer_init(&ours, OUTER_NESTEROV, N, 0.7f, 0.9f), 0);
+    assert_int_equal(outer_init(&theirs, OUTER_NESTEROV, N, 0.7f, 0.9f), 0);
+    float *base = malloc(N * sizeof(float)), *base2 = malloc(N * sizeof(float));
+    float *acc = calloc(N, sizeof(float)), *support = calloc(N, sizeof(float));
+    float *avg = malloc(N * sizeof(float)), *sup = malloc(N * sizeof(float));
+    float *next = malloc(N * sizeof(float)), *next2 = malloc(N * sizeof(float));
+    float *res = calloc(N, sizeof(float)), *res2 = calloc(N, sizeof(float));
+    float *d = malloc(N * sizeof(float));
+    for (int i = 0; i < N; i++)
+        base[i] = base2[i] = (float)sin(i * 0.01);
+    for (int r = 0; r < ROUNDS; r++) {
+        struct agg_update u[M];
+        char id[8];
+        for (int m = 0; m < M; m++) {
+            for (int i = 0; i < N; i++)
+                d[i] = (float)cos(i * 0.003 * (m + 1) + r) * 1e-2f / (float)(m + 1);
+            snprintf(id, sizeof id, "m%d", M - m);   /* made in reverse id order */
+            make_update(&u[m], id, d, N, &plan.uplink, 1000 + 333 * m);
+        }
+        agg_sort(u, M);
+        /* theirs */
+        memset(acc, 0, N * sizeof(float));
+        memset(support, 0, N * sizeof(float));
+        double weight_sum = 0;
+        for (int m = 0; m < M; m++) {
+            assert_int_equal(codec_decode_accumulate_support(u[m].payload, u[m].len, N,
+                                                             (float)u[m].weight, acc, support,
+                                                             NULL, 0), 0);
+            weight_sum += u[m].weight;
+        }
+        outer_average(acc, support, N, weight_sum, plan.sparse_scale);
+        memcpy(next2, base2, N * sizeof(float));
+        outer_step(&theirs, next2, acc);
+        for (int i = 0; i < N; i++) {
+            assert_true(isfinite(next2[i]));
+            acc[i] = next2[i] - base2[i];
+        }
+        uint8_t *down2;
+        size_t len2;
+        assert_int_equal(codec_encode(acc, N, &plan.downlink, res2, &down2, &len2), 0);
+        memcpy(next2, base2, N * sizeof(float));
+        assert_int_equal(codec_decode_accumulate(down2, len2, N, 1.0f, next2, NULL, 0), 0);
+        /* ours */
+        char why[256];
+        assert_int_equal(agg_average(&plan, N, u, M, NULL, avg, sup, why, sizeof why), 0);
+        uint8_t *down;
+        size_t len;
+        assert_int_equal(agg_next_model(&plan, &ours, res, base, avg, N, next, &down, &len, why,
+                                        sizeof why), 0);
+        assert_int_equal(len, len2);
+        assert_memory_equal(down, down2, len);
+        assert_memory_equal(next, next2, N * sizeof(float));
+        assert_memory_equal(res, res2, N * sizeof(float));
+        assert_memory_equal(ours.m, theirs.m, N * sizeof(float));
+        memcpy(base, next, N * sizeof(float));
+        memcpy(base2, next2, N * sizeof(float));
+        free(down);
+        free(down2);
+        for (int m = 0; m < M; m++)
+            free_update(&u[m]);
+    }
+    outer_free(&ours);
+    outer_free(&theirs);
+    free(base);
+    free(base2);
+    free(acc);
+    free(support);
+    free(avg);
+    free(sup);
+    free(next);
+    free(next2);
+    free(res);
+    free(res2);
+    free(d);
+}
+
 static void non_finite_model_is_refused(void **state)
 {
     struct outer_opt o;
@@ -335,6 +428,7 @@ int main(void)
         cmocka_unit_test(next_model_nesterov_and_trial),
         cmocka_unit_test(outer_init_from_policy),
         cmocka_unit_test(next_model_with_downlink),
+        cmocka_unit_test(same_bytes_as_the_coordinator_close),
         cmocka_unit_test(non_finite_model_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
