@@ -643,6 +643,11 @@ static int cmp_update(const void *a, const void *b)
                   ((const struct entry_update *)b)->member);
 }
 
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 /* A round_closed of the experiment: rebuild the round. */
 static int on_round_closed(struct exp_state *x, const struct entry_round_closed *rc_e,
                            char *why, size_t cap)
@@ -670,9 +675,19 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
     }
     x->n_pend = 0;
     qsort(x->pend, n, sizeof *x->pend, cmp_update);
+    /* round_closed lists them in the order they were accepted */
     int same = n == rc_e->n_participants;
+    char (*parts)[ENTRY_ID_MAX + 1] = NULL;
+    if (same && n) {
+        parts = malloc(n * sizeof *parts);
+        if (!parts)
+            return why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
+        memcpy(parts, rc_e->participants, n * sizeof *parts);
+        qsort(parts, n, sizeof *parts, cmp_id);
+    }
     for (size_t i = 0; same && i < n; i++)
-        same = strcmp(x->pend[i].member, rc_e->participants[i]) == 0;
+        same = strcmp(x->pend[i].member, parts[i]) == 0;
+    free(parts);
     if (!same)
         finding(rs, "round_closed lists %u participant(s), the round's update_accepted entries "
                 "%zu member(s)%s", rc_e->n_participants, n,
