@@ -645,7 +645,8 @@ static void an_unknown_experiment_is_refused(void **state)
     struct replay_summary s;
     assert_int_equal(replay(f, "no-such-experiment", f->evalsets, &s), CREDIT_ERR_ARG);
     ASSERT_LINE(f, "no experiment no-such-experiment", "");
-    f->n_lines = 0;
+    while (f->n_lines > 0)
+        free(f->lines[--f->n_lines]);
     assert_int_equal(replay(f, f->id, f->evalsets, &s), 0);
     assert_int_equal(s.problems, 0);
 }
