@@ -22,7 +22,8 @@ enum kind {
     K_U64,       /* u64 BE */
     K_I32,       /* i32 BE, two's complement */
     K_I64,       /* i64 BE, two's complement */
-    K_F64,       /* IEEE 754 binary64, bits as u64 BE */
+    K_F64,       /* IEEE 754 binary64, bits as u64 BE; an optional one is absent when NaN
+                    and never NaN on the wire */
     K_H32,       /* 32 bytes: hash or public key */
     K_SIG,       /* 64 bytes: Ed25519 signature */
     K_ID,        /* char[ENTRY_ID_MAX + 1]; 1..64 bytes on the wire */
@@ -47,7 +48,7 @@ typedef char measure_name[ENTRY_MEASURE_NAME_MAX + 1];
  * comes before, in tag order, every K_F64S that has one value per measure). */
 struct cx {
     uint32_t n_values;
-    const char (*names)[ENTRY_MEASURE_NAME_MAX + 1];
+    const measure_name *names;
 };
 
 enum { OPT = 0, REQ = 1 };
@@ -56,7 +57,7 @@ struct field {
     uint16_t    tag;
     uint8_t     kind;
     uint8_t     required;   /* optional hashes/signatures are omitted when all zero,
-                               optional texts when NULL */
+                               optional texts when NULL, optional numbers when NaN */
     const char *name;
     size_t      off;
     size_t      aux;
@@ -493,7 +494,7 @@ static int encode_id(uint16_t tag, const char *id, struct buf *b)
 }
 
 /* K_MEASURES: n names, each valid and listed once; the entry's values follow them. */
-static int encode_measures(const struct field *f, const char (*names)[ENTRY_MEASURE_NAME_MAX + 1],
+static int encode_measures(const struct field *f, const measure_name *names,
                            uint32_t n, struct buf *b, struct cx *cx)
 {
     if (n == 0)
@@ -722,7 +723,7 @@ static int decode_measure(const struct field *f, void *base, const uint8_t *p, s
             return LEDGER_ERR_ENTRY_FIELD;
     (*count)++;
     cx->n_values = *count;
-    cx->names = (const char (*)[ENTRY_MEASURE_NAME_MAX + 1])names;
+    cx->names = (const measure_name *)names;
     return 0;
 }
 
@@ -1130,7 +1131,7 @@ static void json_value(struct str *s, const struct field *f, const void *base, s
         sput(s, "}", 1);
         break;
     case K_MEASURES: {
-        const char (*names)[ENTRY_MEASURE_NAME_MAX + 1] = v;
+        const measure_name *names = v;
         uint32_t n = *AT(base, f->aux, const uint32_t);
         if (n > ENTRY_MEASURES_MAX)
             n = ENTRY_MEASURES_MAX;   /* a struct filled by hand may say more */
@@ -1293,7 +1294,7 @@ static void short_hex(const uint8_t *h, char out[17])
 }
 
 /* "tokens, alignment, shapley" */
-static void measure_list(const char (*names)[ENTRY_MEASURE_NAME_MAX + 1], uint32_t n, char *out,
+static void measure_list(const measure_name *names, uint32_t n, char *out,
                          size_t cap)
 {
     size_t o = 0;

@@ -781,7 +781,8 @@ static int check_round_closed(const struct ctx *x, const struct entry_round_clos
     return 0;
 }
 
-/* contribution_scores: of a round closed before it, once, not after the credits; its
+/* contribution_scores: of a round closed before it, of a started experiment, once, not
+ * after the credits; its
  * members are the round's participants (the codec already holds them in strictly
  * increasing id order), each with the payload hash of its update_accepted entry. */
 static int check_scores(const struct ctx *x, const struct entry_contribution_scores *c)
@@ -801,6 +802,9 @@ static int check_scores(const struct ctx *x, const struct entry_contribution_sco
     struct experiment *ex = experiment_of(h, c->experiment);
     if (!ex)
         return LEDGER_ERR_NOMEM;
+    if (!ex->started)
+        return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 ", which "
+                      "no earlier experiment_started entry starts", c->experiment, c->round);
     if (ex->credited)
         return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 " come "
                       "after the experiment's credits (entry %" PRIu64 ")", c->experiment,

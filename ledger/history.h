@@ -33,7 +33,8 @@
  *   - genesis is leaf 0 and only leaf 0; its charter text (if any) is the charter in
  *     force until an approved charter motion replaces it;
  *   - contribution_scores: names a round that a round_closed entry before it closed (same
- *     experiment and round), scored once; its members are that round's participants in
+ *     experiment and round) of an experiment an experiment_started entry started, scored
+ *     once; its members are that round's participants in
  *     id order, each with the payload hash of its update_accepted entry for the round;
  *   - credits: of an experiment an experiment_started entry started, once, counting as
  *     many rounds as contribution_scores entries of it came before; no round_closed or

@@ -811,7 +811,7 @@ static void contribution_entries_that_disagree_are_named(void **state)
                              "credits (entry 9): credits come after its last round");
     log_free(&l);
 
-    /* credits of an experiment never started */
+    /* scores and credits of an experiment never started */
     memset(&l, 0, sizeof l);
     genesis(&l);
     e = credits_entry(0);
@@ -819,6 +819,16 @@ static void contribution_entries_that_disagree_are_named(void **state)
     assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
     assert_string_equal(why, "entry 1: credits of gpt2-vi, which no earlier experiment_started "
                              "entry starts");
+    free(l.b[--l.n]);
+    e = update(FPT, FPT, 1);
+    add(&l, &e);
+    e = closed_entry(1, fpt, 1);
+    add(&l, &e);
+    e = scores_entry(1, fpt, 1);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 3: contribution scores of gpt2-vi round 1, which no earlier "
+                             "experiment_started entry starts");
     log_free(&l);
 }
 
