@@ -9,6 +9,7 @@
 
 #include "trust_fixture.h"
 
+#include "common/bytes.h"
 #include "common/hex.h"
 
 #include "coordinator/queue.h"
@@ -145,6 +146,34 @@ static void queue_keeps_order_and_exact_text_across_restart(void **state)
     experiment_info_free(&h);
     assert_int_equal(queue_get(&f.c, ids[1], &h, &found), 0);
     assert_int_equal(h.phase, PHASE_CANCELLED);
+    assert_true(h.ended_ms > 0 && h.ended_ms <= time_now_unix_ms());   /* payload retention */
+    experiment_info_free(&h);
+    /* A record of version 1 (before ended_ms) still reads, ended_ms 0. */
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, 1);
+    bw_str(&w, "exp-old-00000009");
+    bw_u8(&w, PHASE_FINISHED);
+    bw_u64(&w, 9);
+    uint8_t zero[32] = { 0 };
+    bw_raw(&w, zero, 32);
+    bw_raw(&w, zero, 32);
+    bw_u64(&w, 0);
+    bw_u64(&w, 5);
+    bw_raw(&w, zero, 32);
+    bw_u64(&w, 10);
+    bw_raw(&w, "schema: 1\n", 10);
+    assert_false(w.failed);
+    assert_int_equal(ledger_txn_begin(f.c.ledger, &txn), 0);
+    MDB_val k = { 16, "exp-old-00000009" }, v = { w.len, w.buf };
+    assert_int_equal(mdb_put(txn, f.c.db_experiments, &k, &v, 0), 0);
+    assert_int_equal(ledger_txn_commit(f.c.ledger, txn), 0);
+    free(w.buf);
+    assert_int_equal(queue_get(&f.c, "exp-old-00000009", &h, &found), 0);
+    assert_true(found);
+    assert_int_equal(h.phase, PHASE_FINISHED);
+    assert_int_equal(h.rounds_done, 5);
+    assert_int_equal(h.ended_ms, 0);
+    assert_int_equal(h.policy_yaml_len, 10);
     experiment_info_free(&h);
     uint64_t size;
     assert_int_equal(ledger_size(f.c.ledger, &size), 0);
