@@ -6,7 +6,8 @@
 #
 # Targets: fuzz_codec_decode (codec_decode_accumulate on hostile payloads),
 # fuzz_policy (policy and site YAML), fuzz_ledger_entry (ledger entry_decode) and
-# fuzz_checkpoint_note (signed checkpoint notes). Objects, corpora and crash files go under
+# fuzz_checkpoint_note (signed checkpoint notes) and fuzz_export_read (an exported
+# entries.jsonl: ledger/export_read.c). Objects, corpora and crash files go under
 # $BUILD/fuzz (default build/fuzz). Exits non-zero when a target finds a crash, leak or
 # sanitizer report; the reproducer is left in $BUILD/fuzz/crashes/.
 set -euo pipefail
@@ -41,6 +42,9 @@ ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c c
             crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
 build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
 build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
+build fuzz_export_read tests/fuzz/fuzz_export_read.c "${ledger_src[@]}" ledger/export_read.c \
+    ledger/history.c ledger/ledger.c crypto/envelope.c crypto/motion.c crypto/proposal.c \
+    $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
 
 # Seed corpora: valid payloads of every codec mode; the example policies.
 mkdir -p "$out/corpus/codec" "$out/corpus/policy"
@@ -75,4 +79,7 @@ run fuzz_codec_decode "$out/corpus/codec" -max_len=65536
 run fuzz_policy "$out/corpus/policy" -max_len=16384 -dict=tests/fuzz/policy.dict
 run fuzz_ledger_entry "$out/corpus/ledger_entry" -max_len=65536
 run fuzz_checkpoint_note "$out/corpus/checkpoint_note" -max_len=8192
+mkdir -p "$out/corpus/export"
+cp tests/fuzz/export_seeds/* "$out/corpus/export/"
+run fuzz_export_read "$out/corpus/export" -max_len=16384 -dict=tests/fuzz/export.dict
 exit $status
