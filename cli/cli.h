@@ -17,6 +17,10 @@ int cmd_charter(int argc, char **argv);      /* propose | show */
 int cmd_tls(int argc, char **argv);
 int cmd_witness(int argc, char **argv);  /* check */
 int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue */
+/* aulac credits SOURCE [--experiment ID] [--format table|csv|json]: every form of
+ * `aulac credits` but `verify` (cli/credits_show.c); argv[0] is "credits". */
+int cmd_credits_show(int argc, char **argv);
+int cmd_report(int argc, char **argv);   /* SOURCE --experiment ID --out FILE */
 
 /* Prints "aulac CMD: message" to stderr; returns 2 (usage) or 1. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)

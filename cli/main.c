@@ -26,7 +26,9 @@ static const char usage[] =
     "  vote            approve or refuse a proposal (roster change, experiment, charter)\n"
     "  experiment      propose a policy as an experiment, withdraw, propose-cancel, list, show\n"
     "  charter         the alliance charter in force; propose an amendment\n"
-    "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
+    "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n"
+    "  credits         each member's credit share per experiment (table, CSV or JSON)\n"
+    "  report          an experiment's credit report as one self-contained HTML file\n";
 
 int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
 {
@@ -100,6 +102,10 @@ int main(int argc, char **argv)
         return cmd_roster(argc - 1, argv + 1);
     if (strcmp(cmd, "tls") == 0)
         return cmd_tls(argc - 1, argv + 1);
+    if (strcmp(cmd, "credits") == 0)
+        return cmd_credits_show(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }
