@@ -270,10 +270,14 @@ int cmd_credits_show(int argc, char **argv)
         if (rc == 1) {
             unscored++;
             if (experiment) {
-                cli_fail(CMD, "experiment %s (%s) has no contribution scores: no round of it "
-                         "has closed yet%s", x->id, ev_state_name(x->state),
-                         x->have_policy && !x->contribution.measures
-                         ? ", and its policy lists no contribution.measures" : "");
+                if (x->n_rounds == 0)
+                    cli_fail(CMD, "experiment %s (%s) has no contribution scores yet: no round "
+                             "of it has closed", x->id, ev_state_name(x->state));
+                else
+                    cli_fail(CMD, "experiment %s (%s) has no contribution scores: its %zu "
+                             "closed round%s have no contribution_scores entry (a ledger "
+                             "written before contribution scores)", x->id,
+                             ev_state_name(x->state), x->n_rounds, x->n_rounds == 1 ? "" : "s");
                 result = 1;
             }
             continue;

@@ -292,7 +292,8 @@ int ev_credits(const struct ev_experiment *x, struct entry_credits *out, int *fi
             credit_totals_free(&t);
             if (rc == CREDIT_ERR_FORMAT)
                 snprintf(why, cap, "experiment %s: the contribution_scores entry of round %llu "
-                         "does not list the measures of the rounds before it",
+                         "does not fit the rounds before it (other measures, members out of "
+                         "order, or a value that is not finite)",
                          x->id, (unsigned long long)x->scores[i].u.scores.round);
             else
                 snprintf(why, cap, "out of memory");
@@ -315,8 +316,11 @@ int ev_credits(const struct ev_experiment *x, struct entry_credits *out, int *fi
     credit_totals_free(&t);
     if (rc != 0) {
         memset(out, 0, sizeof *out);
-        snprintf(why, cap, rc == CREDIT_ERR_NOMEM ? "out of memory"
-                 : "experiment %s: its scores do not match its policy's measures", x->id);
+        if (rc == CREDIT_ERR_NOMEM)
+            snprintf(why, cap, "out of memory");
+        else
+            snprintf(why, cap, "experiment %s: its scores name a measure this aulac does not "
+                     "know", x->id);
         return -1;
     }
     return 0;

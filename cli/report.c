@@ -250,9 +250,11 @@ static void section_credit(FILE *f, const struct report *r)
                                                                          : ENTRY_MEASURES_MAX)
                                   : 0;
     fputs("<h2 id=\"credit\">Credit</h2>\n<p class=\"meta\">", f);
-    if (!r->have_credits)
-        fputs("No contribution scores are recorded for this experiment: no round closed yet, "
-              "or its policy measures nothing.", f);
+    if (!r->have_credits && r->x->n_rounds == 0)
+        fputs("No contribution scores yet: no round of this experiment has closed.", f);
+    else if (!r->have_credits)
+        fputs("No contribution scores: its closed rounds have no contribution_scores entry "
+              "(a ledger written before contribution scores).", f);
     else if (r->final)
         fprintf(f, "From the experiment's credits entry: %" PRIu64 " round%s scored.",
                 c->rounds, c->rounds == 1 ? "" : "s");
