@@ -317,7 +317,14 @@ static double score_of(const struct entry_contribution_scores *s, const char *me
     return NAN;
 }
 
-/* Series per member over the scores entries, y[k] = get(...). */
+/* Tall enough for a legend line per series. */
+static int chart_height(size_t n_series)
+{
+    size_t h = 90 + 18 * n_series;
+    return h < 300 ? 300 : h > 4000 ? 4000 : (int)h;
+}
+
+/* Points of each series, in one allocation per coordinate. */
 struct series_set {
     size_t n, np;                    /* series, points room per series */
     struct svg_series *s;
@@ -406,7 +413,8 @@ static int section_scores(FILE *f, const struct report *r)
         snprintf(id, sizeof id, "measure-%s", name);
         snprintf(title, sizeof title, "%s per round", name);
         struct svg_chart ch = { .id = id, .title = title, .x_label = "round", .y_label = name,
-                                .width = 900, .height = 300, .integer_x = 1 };
+                                .width = 900, .height = chart_height(r->n_members),
+                                .integer_x = 1 };
         svg_line_chart(f, &ch, q.s, q.n);
         series_free(&q);
     }
@@ -460,9 +468,12 @@ static int section_losses(FILE *f, const struct report *r)
     fputs("<h2 id=\"losses\">Losses per member</h2>\n<p class=\"meta\">As each member "
           "reported them with its update: validation loss of the round's base model on its "
           "held-out text, and its mean training loss (informational; not scored).</p>\n", f);
+    size_t most = 0;   /* points of the member with the most accepted updates */
+    for (size_t i = 0; i < r->n_members; i++)
+        most = r->members[i].rounds > most ? r->members[i].rounds : most;
     for (int which = 0; which < 2; which++) {
         struct series_set q;
-        if (series_alloc(&q, r->n_members, x->n_updates) != 0)
+        if (series_alloc(&q, r->n_members, most) != 0)
             return -1;
         size_t any = 0;
         for (size_t i = 0; i < r->n_members; i++) {
@@ -471,7 +482,7 @@ static int section_losses(FILE *f, const struct report *r)
             s->color = r->members[i].color;
             for (size_t j = 0; j < x->n_updates; j++) {
                 const struct ev_update *u = &x->updates[j];
-                if (!u->accepted || strcmp(u->member, s->member) != 0)
+                if (!u->accepted || strcmp(u->member, s->member) != 0 || s->n == most)
                     continue;
                 double v = which == 0 ? u->val_loss : u->train_loss;
                 PX(q, i, s->n) = (double)u->round;
@@ -485,8 +496,8 @@ static int section_losses(FILE *f, const struct report *r)
                 .id = which == 0 ? "val-loss" : "train-loss",
                 .title = which == 0 ? "validation loss per member (its held-out text)"
                                     : "training loss per member",
-                .x_label = "round", .y_label = "loss (nats)", .width = 900, .height = 300,
-                .integer_x = 1 };
+                .x_label = "round", .y_label = "loss (nats)", .width = 900,
+                .height = chart_height(r->n_members), .integer_x = 1 };
             svg_line_chart(f, &ch, q.s, q.n);
         } else {
             fprintf(f, "<p class=\"none\">No %s loss is recorded in the accepted updates.</p>\n",
