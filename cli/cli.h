@@ -17,8 +17,10 @@ int cmd_charter(int argc, char **argv);      /* propose | show */
 int cmd_tls(int argc, char **argv);
 int cmd_witness(int argc, char **argv);  /* check */
 int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue */
-/* aulac credits SOURCE [--experiment ID] [--format table|csv|json]: every form of
- * `aulac credits` but `verify` (cli/credits_show.c); argv[0] is "credits". */
+/* aulac credits: `credits verify ...` (cli/credits_verify.c) and otherwise the credits
+ * table (cli/credits_show.c: aulac credits SOURCE [--experiment ID] [--format
+ * table|csv|json]); argv[0] is "verify" / "credits". */
+int cmd_credits_verify(int argc, char **argv);
 int cmd_credits_show(int argc, char **argv);
 int cmd_report(int argc, char **argv);   /* SOURCE --experiment ID --out FILE */
 

@@ -1,13 +1,16 @@
 /* aulac ledger: show, verify, prove, export and follow the coordinator's ledger,
  * from its data directory (read-only, beside a running coordinator) or over RPC
  * from any member's machine. Everything read is checked here as untrusted. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/client_tls.h"
@@ -31,6 +34,7 @@ static const char usage[] =
     "       aulac ledger consistency SOURCE (--from-size M | --checkpoint FILE) [--to-size N]\n"
     "                                [--key FILE] [--json]\n"
     "       aulac ledger export      SOURCE [--from N] [--to M]\n"
+    "       aulac ledger export      --data-dir D --payloads DIR\n"
     "\n"
     LEDGER_SOURCE_USAGE
     "\n"
@@ -49,7 +53,12 @@ static const char usage[] =
     "             earlier (a worker's state/ledger-checkpoint), to size N (default:\n"
     "             the latest checkpoint), verified against both signed roots\n"
     "export       JSON lines: one per entry (index, leaf_hash, base64 bytes, decoded\n"
-    "             fields), then one per signed checkpoint; enough to verify offline\n"
+    "             fields), then one per signed checkpoint; enough to verify offline.\n"
+    "             With --payloads DIR (SOURCE --data-dir only, the whole ledger): those\n"
+    "             lines into DIR/entries.jsonl, and each accepted update's payload the\n"
+    "             coordinator still keeps into DIR/payloads/<payload hash hex>.bin;\n"
+    "             says on stderr how many were written and how many are missing. Then\n"
+    "             anyone can run: aulac credits verify --export DIR --eval-set FILE\n"
     "\n"
     "  --key FILE   the coordinator's public key file to check signatures with\n"
     "               (default: the key the genesis entry names; over RPC also the key\n"
@@ -64,7 +73,7 @@ static const char usage[] =
 
 struct opts {
     const char *sub;
-    const char *dir, *coordinator, *key_file, *checkpoint_file;
+    const char *dir, *coordinator, *key_file, *checkpoint_file, *payloads;
     struct client_tls tls;
     int json;
     unsigned long long from, to, index, size, from_size, to_size;
@@ -73,24 +82,117 @@ struct opts {
 
 /* --- show and export -------------------------------------------------------------------- */
 
-static void json_string(const char *s)
+static void json_string_to(FILE *f, const char *s)
 {
-    putchar('"');
+    fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
+            fprintf(f, "\\%c", *p);
         else if (*p == '\n')
-            fputs("\\n", stdout);
+            fputs("\\n", f);
         else if (*p < 0x20)
-            printf("\\u%04x", *p);
+            fprintf(f, "\\u%04x", *p);
         else
-            putchar(*p);
+            fputc(*p, f);
     }
-    putchar('"');
+    fputc('"', f);
+}
+
+static void json_string(const char *s)
+{
+    json_string_to(stdout, s);
+}
+
+/* --- ledger export --payloads DIR ----------------------------------------------------------- */
+
+/* Accepted payloads, copied from the coordinator's retention store
+ * (DATA_DIR/experiments/<id>/payloads/<hex>.bin) to DIR/payloads/<hex>.bin. */
+struct payload_export {
+    const char *data_dir, *dir;
+    uint64_t written, missing, damaged;
+    char first_missing[200];
+};
+
+/* Copies src to dst (via dst.tmp, renamed) in 1 MiB pieces, hashing what it copies.
+ * 0, 1 when src does not exist, or -errno (*what says which file). */
+static int copy_payload(const char *src, const char *dst, uint8_t hash[32], char *what,
+                        size_t cap)
+{
+    static uint8_t buf[1 << 20];
+    char tmp[PATH_MAX + 8];
+    snprintf(what, cap, "%s", src);
+    FILE *in = fopen(src, "rb");
+    if (!in)
+        return errno == ENOENT ? 1 : -errno;
+    snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+    FILE *out = fopen(tmp, "wb");
+    if (!out) {
+        int e = errno;
+        fclose(in);
+        snprintf(what, cap, "%s", tmp);
+        return -e;
+    }
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    size_t n;
+    int rc = 0;
+    while ((n = fread(buf, 1, sizeof buf, in)) > 0) {
+        crypto_generichash_update(&st, buf, n);
+        if (fwrite(buf, 1, n, out) != n) {
+            rc = -(errno ? errno : EIO);
+            snprintf(what, cap, "%s", tmp);
+            break;
+        }
+    }
+    if (rc == 0 && ferror(in))
+        rc = -EIO;
+    fclose(in);
+    if (fclose(out) != 0 && rc == 0) {
+        rc = -(errno ? errno : EIO);
+        snprintf(what, cap, "%s", tmp);
+    }
+    if (rc == 0 && rename(tmp, dst) != 0) {
+        rc = -errno;
+        snprintf(what, cap, "%s", dst);
+    }
+    if (rc != 0)
+        unlink(tmp);
+    crypto_generichash_final(&st, hash, 32);
+    return rc;
+}
+
+static int export_payload(struct payload_export *pe, const struct entry_update *u)
+{
+    char hex[65], src[PATH_MAX], dst[PATH_MAX];
+    hex_encode(u->payload_hash, 32, hex);
+    snprintf(src, sizeof src, "%s/experiments/%s/payloads/%s.bin", pe->data_dir, u->experiment,
+             hex);
+    snprintf(dst, sizeof dst, "%s/payloads/%s.bin", pe->dir, hex);
+    uint8_t got[32];
+    char what[PATH_MAX + 8];
+    int rc = copy_payload(src, dst, got, what, sizeof what);
+    if (rc == 1) {
+        if (pe->missing++ == 0)
+            snprintf(pe->first_missing, sizeof pe->first_missing, "%s round %" PRIu64 " of %s",
+                     u->member, u->round, u->experiment);
+        return 0;
+    }
+    if (rc < 0)
+        return cli_fail(CMD, "cannot copy the payload %s: %s: %s", hex, what, strerror(-rc));
+    pe->written++;
+    if (!crypto_equal(got, u->payload_hash, 32)) {
+        pe->damaged++;
+        fprintf(stderr, "aulac ledger: warning: the stored payload of %s (round %" PRIu64 " of %s)"
+                " does not hash to %.16s...: copied as it is; credits verify will name it\n",
+                u->member, u->round, u->experiment, hex);
+    }
+    return 0;
 }
 
 struct show_ctx {
     int json, export_, bad;
+    FILE *out;                  /* stdout, or DIR/entries.jsonl with --payloads */
+    struct payload_export *pe;  /* --payloads; NULL otherwise */
 };
 
 static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
@@ -107,13 +209,13 @@ static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
     if (rc != 0) {
         x->bad = 1;
         if (x->json || x->export_) {
-            printf("{\"index\":%" PRIu64 ",\"error\":\"%s\"", i, ledger_strerror(rc));
+            fprintf(x->out, "{\"index\":%" PRIu64 ",\"error\":\"%s\"", i, ledger_strerror(rc));
             if (!x->export_) {
-                printf("}\n");
+                fprintf(x->out, "}\n");
                 return 0;
             }
         } else {
-            printf("#%-6" PRIu64 " undecodable entry: %s\n", i, ledger_strerror(rc));
+            fprintf(x->out, "#%-6" PRIu64 " undecodable entry: %s\n", i, ledger_strerror(rc));
             return 0;
         }
     }
@@ -127,10 +229,10 @@ static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
         }
         sodium_bin2base64(b64, cap, bytes, len, sodium_base64_VARIANT_ORIGINAL);
         if (rc != 0) {
-            printf(",\"leaf_hash\":\"%s\",\"bytes\":\"%s\"}\n", leaf_hex, b64);
+            fprintf(x->out, ",\"leaf_hash\":\"%s\",\"bytes\":\"%s\"}\n", leaf_hex, b64);
         } else {
             char *j = entry_to_json(&e);
-            printf("{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"bytes\":\"%s\",\"entry\":%s}\n",
+            fprintf(x->out, "{\"index\":%" PRIu64 ",\"leaf_hash\":\"%s\",\"bytes\":\"%s\",\"entry\":%s}\n",
                    i, leaf_hex, b64, j ? j : "null");
             free(j);
         }
@@ -138,32 +240,37 @@ static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
     } else if (x->json) {
         char *j = entry_to_json(&e);
         if (j && j[0] == '{')
-            printf("{\"index\":%" PRIu64 ",%s\n", i, j + 1);
+            fprintf(x->out, "{\"index\":%" PRIu64 ",%s\n", i, j + 1);
         free(j);
     } else {
         char line[1024];
         entry_describe(&e, line, sizeof line);
-        printf("#%-6" PRIu64 " %s\n", i, line);
+        fprintf(x->out, "#%-6" PRIu64 " %s\n", i, line);
     }
+    int copy_rc = 0;
+    if (rc == 0 && x->pe && e.type == ENTRY_UPDATE_ACCEPTED)
+        copy_rc = export_payload(x->pe, &e.u.update);
     if (rc == 0)
         entry_free(&e);
-    return 0;
+    return copy_rc;
 }
 
 static int export_checkpoint(uint64_t size, const char *note, size_t len, void *arg)
 {
+    struct show_ctx *x = arg;
     char *copy = strndup(note, len);
     if (!copy)
         return cli_fail(CMD, "out of memory");
-    printf("{\"checkpoint_size\":%" PRIu64 ",\"checkpoint\":", size);
-    json_string(copy);
-    printf("}\n");
+    fprintf(x->out, "{\"checkpoint_size\":%" PRIu64 ",\"checkpoint\":", size);
+    json_string_to(x->out, copy);
+    fprintf(x->out, "}\n");
     free(copy);
     return 0;
 }
 
 /* [from, to] clipped to the log; 1 when empty. */
-static int range_of(struct ledger_source *s, const struct opts *o, uint64_t *from, uint64_t *to_excl)
+static int range_of(struct ledger_source *s, const struct opts *o, uint64_t *from,
+                    uint64_t *to_excl)
 {
     uint64_t size;
     if (ledger_source_size(s, &size) != 0)
@@ -182,14 +289,58 @@ static int cmd_show(struct ledger_source *s, const struct opts *o, int export_)
     int rc = range_of(s, o, &from, &to);
     if (rc < 0)
         return 1;
-    struct show_ctx x = { .json = o->json, .export_ = export_ };
+    struct show_ctx x = { .json = o->json, .export_ = export_, .out = stdout };
     if (rc == 0 && ledger_source_entries(s, from, to, show_one, &x) != 0)
         return 1;
-    if (export_ && ledger_source_checkpoints(s, export_checkpoint, NULL) != 0)
+    if (export_ && ledger_source_checkpoints(s, export_checkpoint, &x) != 0)
         return 1;
     if (x.bad)
         fprintf(stderr, "aulac ledger: some entries do not decode (see above); run aulac ledger "
                         "verify\n");
+    return x.bad;
+}
+
+/* ledger export --data-dir D --payloads DIR: DIR/entries.jsonl (the lines export prints,
+ * written to .tmp and renamed once complete) and DIR/payloads/<hex>.bin. */
+static int cmd_export_payloads(struct ledger_source *s, const struct opts *o)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    snprintf(path, sizeof path, "%s/payloads", o->payloads);
+    int rc = file_mkdirs(path, 0755);
+    if (rc != 0)
+        return cli_fail(CMD, "cannot create %s: %s", path, strerror(-rc));
+    snprintf(path, sizeof path, "%s/entries.jsonl", o->payloads);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    struct payload_export pe = { .data_dir = o->dir, .dir = o->payloads };
+    struct show_ctx x = { .export_ = 1, .pe = &pe };
+    if (!(x.out = fopen(tmp, "w")))
+        return cli_fail(CMD, "cannot write %s: %s", tmp, strerror(errno));
+    uint64_t size = 0;
+    rc = ledger_source_size(s, &size) != 0 ||
+         ledger_source_entries(s, 0, size, show_one, &x) != 0 ||
+         ledger_source_checkpoints(s, export_checkpoint, &x) != 0;
+    int werr = ferror(x.out) ? EIO : 0;
+    if (fclose(x.out) != 0 && !werr)
+        werr = errno;
+    if (!rc && werr)
+        rc = cli_fail(CMD, "cannot write %s: %s", tmp, strerror(werr));
+    if (!rc && rename(tmp, path) != 0)
+        rc = cli_fail(CMD, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (rc) {
+        unlink(tmp);
+        return 1;
+    }
+    fprintf(stderr, "aulac ledger: wrote %s (%" PRIu64 " entries) and %" PRIu64 " payload(s) to "
+            "%s/payloads; %" PRIu64 " missing", path, size, pe.written, o->payloads, pe.missing);
+    if (pe.missing)
+        fprintf(stderr, " (not in %s/experiments/*/payloads: the first is %s's; kept for "
+                "contribution.payload_retention_days after an experiment ends)", o->dir,
+                pe.first_missing);
+    if (pe.damaged)
+        fprintf(stderr, "; %" PRIu64 " damaged (see above)", pe.damaged);
+    fputc('\n', stderr);
+    if (x.bad)
+        fprintf(stderr, "aulac ledger: some entries do not decode; run aulac ledger verify\n");
     return x.bad;
 }
 
@@ -441,7 +592,8 @@ static int cmd_checkpoint(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint c;
     char *note;
-    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST, &c, &note) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST,
+                                          &c, &note) != 0)
         return 1;
     if (o->json) {
         char hex[65];
@@ -497,7 +649,8 @@ static int grab(uint64_t i, const uint8_t *data, size_t len, void *arg)
 static int cmd_proof(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint c;
-    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST, &c, NULL) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST,
+                                          &c, NULL) != 0)
         return 1;
     if (o->index >= c.size)
         return cli_fail(CMD, "--index %llu is not in the signed tree of size %" PRIu64 " (indexes "
@@ -562,7 +715,9 @@ static int cmd_consistency(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint newer, older;
     const char *old_kind = "signed";
-    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_to_size ? o->to_size : LEDGER_LATEST, &newer, NULL) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file,
+                                          o->have_to_size ? o->to_size : LEDGER_LATEST, &newer,
+                                          NULL) != 0)
         return 1;
     if (o->checkpoint_file) {
         uint8_t *buf;
@@ -605,7 +760,8 @@ static int cmd_consistency(struct ledger_source *s, const struct opts *o)
     }
     uint8_t proof[MERKLE_PROOF_MAX][32];
     size_t len = 0;
-    if (older.size <= newer.size && ledger_source_consistency(s, older.size, newer.size, proof, &len) != 0)
+    if (older.size <= newer.size &&
+        ledger_source_consistency(s, older.size, newer.size, proof, &len) != 0)
         return 1;
     char why[400];
     int rc = checkpoint_check_extension(&older, &newer, (const uint8_t (*)[32])proof, len, why,
@@ -642,6 +798,7 @@ static int parse(int argc, char **argv, struct opts *o)
         { "index", required_argument, 0, 'x' }, { "size", required_argument, 0, 's' },
         { "from-size", required_argument, 0, 'F' }, { "to-size", required_argument, 0, 'T' },
         { "checkpoint", required_argument, 0, 'p' }, { "json", no_argument, 0, 'j' },
+        { "payloads", required_argument, 0, 'P' },
         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int ch;
     optind = 1;
@@ -654,6 +811,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'c': o->coordinator = optarg; break;
         case 'k': o->key_file = optarg; break;
         case 'p': o->checkpoint_file = optarg; break;
+        case 'P': o->payloads = optarg; break;
         case 'j': o->json = 1; break;
 #define NUM(flag, field, have)                                          \
             if (cli_parse_u64(CMD, flag, optarg, &o->field)) return 2;  \
@@ -711,6 +869,14 @@ static int check_options(const struct opts *o)
     if (!cons && (o->have_from_size || o->have_to_size || o->checkpoint_file))
         return cli_usage_error(CMD, usage, "--from-size, --to-size and --checkpoint are for "
                                "ledger consistency");
+    if (o->payloads && !export_)
+        return cli_usage_error(CMD, usage, "--payloads is for ledger export");
+    if (o->payloads && !o->dir)
+        return cli_usage_error(CMD, usage, "ledger export --payloads reads the payloads from the "
+                               "coordinator's data directory: give --data-dir DIR");
+    if (o->payloads && (o->have_from || o->have_to))
+        return cli_usage_error(CMD, usage, "ledger export --payloads writes the whole ledger "
+                               "(credits verify --export replays it from entry 0): no --from/--to");
     if (o->have_size && o->size == 0)
         return cli_usage_error(CMD, usage, "--size 0: the empty tree has no entries to prove");
     return 0;
@@ -746,7 +912,7 @@ int cmd_ledger(int argc, char **argv)
     if (!strcmp(o.sub, "show"))
         rc = cmd_show(&s, &o, 0);
     else if (!strcmp(o.sub, "export"))
-        rc = cmd_show(&s, &o, 1);
+        rc = o.payloads ? cmd_export_payloads(&s, &o) : cmd_show(&s, &o, 1);
     else if (!strcmp(o.sub, "verify"))
         rc = s.l ? verify_dir(&s, &o) : verify_rpc(&s, &o);
     else if (!strcmp(o.sub, "checkpoint"))

@@ -26,9 +26,11 @@ static const char usage[] =
     "  vote            approve or refuse a proposal (roster change, experiment, charter)\n"
     "  experiment      propose a policy as an experiment, withdraw, propose-cancel, list, show\n"
     "  charter         the alliance charter in force; propose an amendment\n"
-    "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n"
     "  credits         each member's credit share per experiment (table, CSV or JSON)\n"
-    "  report          an experiment's credit report as one self-contained HTML file\n";
+    "  credits verify  recompute every contribution score, model and credit from the ledger,\n"
+    "                  the payloads and the evaluation set (data dir or ledger export)\n"
+    "  report          an experiment's credit report as one self-contained HTML file\n"
+    "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
 
 int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
 {
@@ -67,6 +69,14 @@ int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned lon
     return 0;
 }
 
+/* aulac credits verify ... | aulac credits ...: two commands, one name. */
+static int cmd_credits(int argc, char **argv)
+{
+    if (argc >= 2 && strcmp(argv[1], "verify") == 0)
+        return cmd_credits_verify(argc - 1, argv + 1);
+    return cmd_credits_show(argc, argv);
+}
+
 int main(int argc, char **argv)
 {
     log_set_component("aulac");
@@ -100,10 +110,10 @@ int main(int argc, char **argv)
         return cmd_charter(argc - 1, argv + 1);
     if (strcmp(cmd, "roster") == 0)
         return cmd_roster(argc - 1, argv + 1);
+    if (strcmp(cmd, "credits") == 0)
+        return cmd_credits(argc - 1, argv + 1);
     if (strcmp(cmd, "tls") == 0)
         return cmd_tls(argc - 1, argv + 1);
-    if (strcmp(cmd, "credits") == 0)
-        return cmd_credits_show(argc - 1, argv + 1);
     if (strcmp(cmd, "report") == 0)
         return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);

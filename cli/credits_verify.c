@@ -1,0 +1,232 @@
+/* aulac credits verify: recompute every contribution score, model and credit of the
+ * ledger's experiments from the ledger, the accepted payloads and the evaluation set
+ * alone (credit/replay.h), from the coordinator's data directory or from an export
+ * (`aulac ledger export --data-dir D --payloads DIR`) on any machine. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "common/hex.h"
+#include "credit/evalset.h"
+#include "credit/replay.h"
+#include "ledger/export_read.h"
+#include "ledger/ledger.h"
+
+#define CMD "credits verify"
+
+static const char usage[] =
+    "usage: aulac credits verify --data-dir D [--eval-set FILE | --eval-sets DIR]\n"
+    "                            [--experiment ID]\n"
+    "       aulac credits verify --export DIR (--eval-set FILE | --eval-sets DIR)\n"
+    "                            [--experiment ID]\n"
+    "\n"
+    "Recomputes, from the ledger, the accepted payloads and the evaluation set alone, every\n"
+    "contribution score, every round's model and the credits of each experiment that has\n"
+    "contribution_scores entries (or of the one named), and says for each round whether it\n"
+    "matches what the coordinator recorded:\n"
+    "  - the policy: the experiment's policy_proposed document, whose hash must be the one\n"
+    "    experiment_started names; model 0: gpt2_init_params(model.seed), hash checked;\n"
+    "  - each round: its update_accepted entries, each payload by its hash (a missing or\n"
+    "    altered payload is named with its round and member), the contribution measures\n"
+    "    (credit/score.h) with the seed from ledger data, then the round's average and\n"
+    "    model (outer optimizer and downlink state carried over), whose hashes must be\n"
+    "    round_closed's;\n"
+    "  - the contribution_scores entry: members, payload hashes, seed, evaluations, and\n"
+    "    tokens, rounds, bytes and alignment exactly; loo, shapley and the losses within\n"
+    "    |a - b| <= 1e-6 + 1e-4 |a| (evaluation runs OpenBLAS kernels picked for the CPU,\n"
+    "    so another machine may differ in the last bits; on the coordinator's machine they\n"
+    "    match bit for bit): credit/README.md, \"Verifying\";\n"
+    "  - the credits entry: exactly the shares its recorded scores give (credit/shares.h),\n"
+    "    and the shares of the recomputed scores beside it.\n"
+    "One line per round: \"round 3: match (...)\" or \"round 3: MISMATCH: ...\", then a summary.\n"
+    "\n"
+    "  --data-dir D      the coordinator's data directory (opened read-only; it may be\n"
+    "                    running): its ledger, and the payloads it keeps in\n"
+    "                    D/experiments/<id>/payloads/<payload hash hex>.bin for\n"
+    "                    contribution.payload_retention_days after an experiment ends\n"
+    "  --export DIR      what `aulac ledger export --data-dir D --payloads DIR` wrote:\n"
+    "                    DIR/entries.jsonl and DIR/payloads/<hex>.bin. The entries are\n"
+    "                    checked first as `aulac ledger verify` would: leaf hashes, the\n"
+    "                    signed checkpoints (genesis coordinator key), member signatures\n"
+    "  --eval-set FILE   the evaluation set (needed when loo or shapley is measured); its\n"
+    "                    BLAKE2b-256 must be the one the policy pins\n"
+    "  --eval-sets DIR   or a directory holding it under the policy's\n"
+    "                    contribution.evaluation_set.name (default with --data-dir:\n"
+    "                    D/evalsets, the coordinator's default)\n"
+    "  --experiment ID   only this experiment\n"
+    "\n"
+    "The ledger's own integrity with --data-dir is `aulac ledger verify --data-dir D`.\n"
+    "Progress goes to stderr. Exit status: 0 when every round and credit matches, 1 on\n"
+    "any mismatch, missing or altered payload, or when nothing could be checked, 2 usage.\n";
+
+struct verify_opts {
+    const char *data_dir, *export_dir, *eval_set, *eval_sets, *experiment;
+};
+
+static void print_line(void *arg, const char *text)
+{
+    (void)arg;
+    printf("%s\n", text);
+    fflush(stdout);
+}
+
+/* At most one progress line a second: long replays show they are alive. */
+static void print_progress(void *arg, const char *text)
+{
+    time_t *last = arg;
+    time_t now = time(NULL);
+    if (now == *last)
+        return;
+    *last = now;
+    fprintf(stderr, "aulac credits verify: %s\n", text);
+}
+
+static int ledger_get_cb(void *arg, uint64_t index, uint8_t **bytes, size_t *len, char *why,
+                         size_t cap)
+{
+    int rc = ledger_get(arg, index, bytes, len);
+    if (rc != 0)
+        snprintf(why, cap, "%s", ledger_strerror(rc));
+    return rc;
+}
+
+static int export_get_cb(void *arg, uint64_t index, uint8_t **bytes, size_t *len, char *why,
+                         size_t cap)
+{
+    return export_entry(arg, index, bytes, len, why, cap);
+}
+
+static int parse(int argc, char **argv, struct verify_opts *o)
+{
+    static const struct option lo[] = {
+        { "data-dir", required_argument, 0, 'd' }, { "export", required_argument, 0, 'x' },
+        { "eval-set", required_argument, 0, 'e' }, { "eval-sets", required_argument, 0, 'E' },
+        { "experiment", required_argument, 0, 'm' }, { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 } };
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'd': o->data_dir = optarg; break;
+        case 'x': o->export_dir = optarg; break;
+        case 'e': o->eval_set = optarg; break;
+        case 'E': o->eval_sets = optarg; break;
+        case 'm': o->experiment = optarg; break;
+        case 'h': fputs(usage, stdout); return 0;
+        case ':':
+            return cli_usage_error(CMD, usage, "%s needs a value", argv[optind - 1]);
+        default:
+            return cli_usage_error(CMD, usage, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error(CMD, usage, "unexpected argument '%s'", argv[optind]);
+    if (!o->data_dir == !o->export_dir)
+        return cli_usage_error(CMD, usage, "give one source: --data-dir D or --export DIR");
+    if (o->eval_set && o->eval_sets)
+        return cli_usage_error(CMD, usage, "--eval-set FILE or --eval-sets DIR, not both");
+    return -1;
+}
+
+static int report(const struct replay_summary *s)
+{
+    if (s->problems == 0) {
+        printf("credits verify: OK: %" PRIu64 " experiment(s), %" PRIu64 " round(s) and %" PRIu64
+               " credits entr%s recomputed; everything matches\n", s->experiments, s->rounds,
+               s->credits_checked, s->credits_checked == 1 ? "y" : "ies");
+        return 0;
+    }
+    printf("credits verify: FAILED: %" PRIu64 " problem(s): %" PRIu64 " of %" PRIu64 " round(s) "
+           "match", s->problems, s->rounds_matched, s->rounds);
+    if (s->credits_checked)
+        printf(", %" PRIu64 " of %" PRIu64 " credits entr%s", s->credits_matched,
+               s->credits_checked, s->credits_checked == 1 ? "y" : "ies");
+    if (s->payloads_missing || s->payloads_altered)
+        printf("; %" PRIu64 " payload(s) missing, %" PRIu64 " altered", s->payloads_missing,
+               s->payloads_altered);
+    printf("\n");
+    return 1;
+}
+
+int cmd_credits_verify(int argc, char **argv)
+{
+    struct verify_opts o = { 0 };
+    int rc = parse(argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    if (sodium_init() < 0)
+        return cli_fail(CMD, "libsodium failed to initialize");
+    time_t last = 0;
+    char evalsets[4096];
+    struct replay_options ro = {
+        .evalset_file = o.eval_set, .evalset_dir = o.eval_sets, .experiment = o.experiment,
+        .line = print_line, .progress = print_progress, .arg = &last,
+    };
+    struct replay_entries src = { 0 };
+    struct ledger *l = NULL;
+    struct export_reader *xr = NULL;
+    char why[1600], payloads[4096];
+    if (o.data_dir) {
+        struct ledger_options lo = { .read_only = 1 };
+        rc = ledger_open(o.data_dir, &lo, &l);
+        if (rc != 0)
+            return cli_fail(CMD, "cannot open the ledger in %s: %s", o.data_dir,
+                            ledger_strerror(rc));
+        if ((rc = ledger_size(l, &src.size)) != 0) {
+            ledger_close(l);
+            return cli_fail(CMD, "cannot read the ledger size in %s: %s", o.data_dir,
+                            ledger_strerror(rc));
+        }
+        src.get = ledger_get_cb;
+        src.arg = l;
+        ro.data_dir = o.data_dir;
+        if (!o.eval_set && !o.eval_sets) {
+            snprintf(evalsets, sizeof evalsets, "%s/evalsets", o.data_dir);
+            ro.evalset_dir = evalsets;
+        }
+        printf("ledger %s: %" PRIu64 " entries (their hashes and signatures: aulac ledger verify "
+               "--data-dir %s)\n", o.data_dir, src.size, o.data_dir);
+    } else {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/entries.jsonl", o.export_dir);
+        fprintf(stderr, "aulac credits verify: reading %s\n", path);
+        rc = export_open(path, &xr, why, sizeof why);
+        if (rc != 0) {
+            printf("ledger export %s: FAILED: %s\n", path, why);
+            return 1;
+        }
+        struct export_audit a;
+        rc = export_audit(xr, &a, why, sizeof why);
+        if (rc != 0) {
+            printf("ledger export %s: FAILED: %s\n", path, why);
+            export_close(xr);
+            return 1;
+        }
+        char root[65];
+        hex_encode(a.root, 32, root);
+        printf("ledger export %s: OK, %" PRIu64 " entries, root %s; %" PRIu64 " checkpoint(s) "
+               "signed by %s (key ID %08x, from the genesis entry) match them; %" PRIu64
+               " member signature(s) re-checked\n", path, a.size, root, a.checkpoints, a.key_name,
+               (unsigned)a.key_id, a.signatures);
+        src.size = export_size(xr);
+        src.get = export_get_cb;
+        src.arg = xr;
+        snprintf(payloads, sizeof payloads, "%s/payloads", o.export_dir);
+        ro.payload_dir = payloads;
+    }
+    fflush(stdout);
+    struct replay_summary sum;
+    rc = credit_replay(&src, &ro, &sum, why, sizeof why);
+    ledger_close(l);
+    export_close(xr);
+    if (rc != 0)
+        return cli_fail(CMD, "%s", why);
+    return report(&sum);
+}
