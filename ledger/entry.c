@@ -31,8 +31,23 @@ enum kind {
     K_MEMBER,    /* struct entry_member, nested fields */
     K_MEMBERS,   /* struct entry_member * + uint32_t count at aux; tag repeated */
     K_IDS,       /* char (*)[ENTRY_ID_MAX + 1] + uint32_t count at aux; tag repeated */
-    K_SCORES,    /* struct entry_score * + uint32_t count at aux; tag repeated */
     K_CODEC,     /* struct entry_codec, nested fields */
+    K_MEASURES,  /* char [ENTRY_MEASURES_MAX][ENTRY_MEASURE_NAME_MAX + 1] + uint32_t count
+                    at aux; tag repeated, 1..ENTRY_MEASURES_MAX names of 1..16 [a-z], each
+                    once. Sets the entry's measure count for K_F64S */
+    K_F64S,      /* double[ENTRY_MEASURES_MAX]: one f64 per measure of the entry, packed
+                    in one field (8 x measures bytes) */
+    K_MSCORES,   /* struct entry_member_score * + uint32_t count at aux; tag repeated */
+    K_CSHARES,   /* struct entry_credit_share * + uint32_t count at aux; tag repeated */
+};
+
+typedef char measure_name[ENTRY_MEASURE_NAME_MAX + 1];
+
+/* What a field's value depends on beyond itself: the measures of the entry (K_MEASURES
+ * comes before, in tag order, every K_F64S that has one value per measure). */
+struct cx {
+    uint32_t n_values;
+    const char (*names)[ENTRY_MEASURE_NAME_MAX + 1];
 };
 
 enum { OPT = 0, REQ = 1 };
@@ -59,9 +74,18 @@ static const struct field member_fields[] = {
     END
 };
 
-static const struct field score_fields[] = {
-    F(1, K_ID,  REQ, struct entry_score, member),
-    F(2, K_F64, REQ, struct entry_score, value),
+static const struct field member_score_fields[] = {
+    F(1, K_ID,   REQ, struct entry_member_score, member),
+    F(2, K_H32,  REQ, struct entry_member_score, payload_hash),
+    F(3, K_F64S, REQ, struct entry_member_score, values),
+    END
+};
+
+static const struct field credit_share_fields[] = {
+    F(1, K_ID,   REQ, struct entry_credit_share, member),
+    F(2, K_F64,  REQ, struct entry_credit_share, share),
+    F(3, K_F64S, REQ, struct entry_credit_share, measure_share),
+    F(4, K_U64,  REQ, struct entry_credit_share, rounds),
     END
 };
 
@@ -178,6 +202,7 @@ static const struct field update_accepted_fields[] = {
     F(9, K_F64, REQ, struct entry_update, train_loss),
     F(11, K_H32, REQ, struct entry_update, base_model_hash),
     F(12, K_CODEC, REQ, struct entry_update, codec),
+    F(13, K_F64, OPT, struct entry_update, val_loss),   /* absent when NaN */
     END
 };
 
@@ -206,10 +231,25 @@ static const struct field round_closed_fields[] = {
 };
 
 static const struct field scores_fields[] = {
-    F(1, K_ID,      REQ, struct entry_scores_v0, experiment),
-    F(2, K_U64,     REQ, struct entry_scores_v0, round),
-    F(3, K_TEXT,    OPT, struct entry_scores_v0, measure),
-    FL(4, K_SCORES, OPT, struct entry_scores_v0, scores, n),
+    F(1, K_ID,         REQ, struct entry_contribution_scores, experiment),
+    F(2, K_U64,        REQ, struct entry_contribution_scores, round),
+    FL(3, K_MEASURES,  REQ, struct entry_contribution_scores, measures, n_measures),
+    F(4, K_H32,        OPT, struct entry_contribution_scores, evalset_hash),
+    F(5, K_H32,        REQ, struct entry_contribution_scores, seed),
+    F(6, K_U64,        REQ, struct entry_contribution_scores, evaluations),
+    F(7, K_BOOL,       REQ, struct entry_contribution_scores, exact),
+    F(8, K_F64,        REQ, struct entry_contribution_scores, base_loss),
+    F(9, K_F64,        REQ, struct entry_contribution_scores, model_loss),
+    FL(10, K_MSCORES,  OPT, struct entry_contribution_scores, members, n),
+    END
+};
+
+static const struct field credits_fields[] = {
+    F(1, K_ID,         REQ, struct entry_credits, experiment),
+    F(2, K_U64,        REQ, struct entry_credits, rounds),
+    FL(3, K_MEASURES,  REQ, struct entry_credits, measures, n_measures),
+    F(4, K_F64S,       REQ, struct entry_credits, weights),
+    FL(5, K_CSHARES,   OPT, struct entry_credits, members, n),
     END
 };
 
@@ -228,33 +268,81 @@ static const struct field roster_proposed_fields[] = {
     END
 };
 
+/* The rules of a whole entry beyond its fields' own (entry.h: contribution_scores and
+ * credits): 0 or LEDGER_ERR_ENTRY_FIELD. Run on what is encoded and what is decoded. */
+typedef int (*entry_rules_fn)(const void *u);
+
+static int finite_or_nan(double d)
+{
+    return isfinite(d) || isnan(d);
+}
+
+static int finite_nonneg(double d)
+{
+    return isfinite(d) && d >= 0;
+}
+
+static int scores_rules(const void *u)
+{
+    const struct entry_contribution_scores *s = u;
+    if (!finite_or_nan(s->base_loss) || !finite_or_nan(s->model_loss))
+        return LEDGER_ERR_ENTRY_FIELD;
+    for (uint32_t i = 0; i < s->n; i++) {
+        if (i && strcmp(s->members[i - 1].member, s->members[i].member) >= 0)
+            return LEDGER_ERR_ENTRY_FIELD;   /* not in strictly increasing id order */
+        for (uint32_t m = 0; m < s->n_measures; m++)
+            if (!isfinite(s->members[i].values[m]))
+                return LEDGER_ERR_ENTRY_FIELD;
+    }
+    return 0;
+}
+
+static int credits_rules(const void *u)
+{
+    const struct entry_credits *c = u;
+    for (uint32_t m = 0; m < c->n_measures; m++)
+        if (!finite_nonneg(c->weights[m]))
+            return LEDGER_ERR_ENTRY_FIELD;
+    for (uint32_t i = 0; i < c->n; i++) {
+        if (i && strcmp(c->members[i - 1].member, c->members[i].member) >= 0)
+            return LEDGER_ERR_ENTRY_FIELD;
+        if (!finite_nonneg(c->members[i].share))
+            return LEDGER_ERR_ENTRY_FIELD;
+        for (uint32_t m = 0; m < c->n_measures; m++)
+            if (!finite_nonneg(c->members[i].measure_share[m]))
+                return LEDGER_ERR_ENTRY_FIELD;
+    }
+    return 0;
+}
+
 struct type_desc {
     enum entry_type     type;
     const char         *name;    /* JSON */
     const char         *words;   /* entry_describe */
     const struct field *fields;
+    entry_rules_fn      rules;   /* NULL: the fields' own checks are all */
 };
 
 static const struct type_desc types[] = {
-    { ENTRY_GENESIS,              "genesis",              "genesis",              genesis_fields },
-    { ENTRY_MEMBER_ADDED,         "member_added",         "member added",         member_added_fields },
-    { ENTRY_MEMBER_REMOVED,       "member_removed",       "member removed",       member_removed_fields },
-    { ENTRY_KEY_ROTATED,          "key_rotated",          "key rotated",          key_rotated_fields },
-    { ENTRY_POLICY_PROPOSED,      "policy_proposed",      "experiment proposed",  motion_fields },
-    { ENTRY_VOTE,                 "vote",                 "vote",                 vote_fields },
-    { ENTRY_EXPERIMENT_STARTED,   "experiment_started",   "experiment started",   experiment_started_fields },
-    { ENTRY_EXPERIMENT_FINISHED,  "experiment_finished",  "experiment finished",  experiment_finished_fields },
-    { ENTRY_EXPERIMENT_CANCELLED, "experiment_cancelled", "experiment cancelled", experiment_stopped_fields },
-    { ENTRY_EXPERIMENT_FAILED,    "experiment_failed",    "experiment failed",    experiment_stopped_fields },
-    { ENTRY_UPDATE_ACCEPTED,      "update_accepted",      "update accepted",      update_accepted_fields },
-    { ENTRY_UPDATE_REJECTED,      "update_rejected",      "update rejected",      update_rejected_fields },
-    { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields },
-    { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields },
-    { ENTRY_CREDITS,              "credits",              "credits",              scores_fields },
-    { ENTRY_ROSTER_PROPOSED,      "roster_proposed",      "roster change proposed", roster_proposed_fields },
-    { ENTRY_CHARTER_PROPOSED,     "charter_proposed",     "charter change proposed", motion_fields },
-    { ENTRY_CANCEL_PROPOSED,      "cancel_proposed",      "cancellation proposed", motion_fields },
-    { ENTRY_PROPOSAL_DECIDED,     "proposal_decided",     "proposal decided",     decided_fields },
+    { ENTRY_GENESIS,              "genesis",              "genesis",              genesis_fields, NULL },
+    { ENTRY_MEMBER_ADDED,         "member_added",         "member added",         member_added_fields, NULL },
+    { ENTRY_MEMBER_REMOVED,       "member_removed",       "member removed",       member_removed_fields, NULL },
+    { ENTRY_KEY_ROTATED,          "key_rotated",          "key rotated",          key_rotated_fields, NULL },
+    { ENTRY_POLICY_PROPOSED,      "policy_proposed",      "experiment proposed",  motion_fields, NULL },
+    { ENTRY_VOTE,                 "vote",                 "vote",                 vote_fields, NULL },
+    { ENTRY_EXPERIMENT_STARTED,   "experiment_started",   "experiment started",   experiment_started_fields, NULL },
+    { ENTRY_EXPERIMENT_FINISHED,  "experiment_finished",  "experiment finished",  experiment_finished_fields, NULL },
+    { ENTRY_EXPERIMENT_CANCELLED, "experiment_cancelled", "experiment cancelled", experiment_stopped_fields, NULL },
+    { ENTRY_EXPERIMENT_FAILED,    "experiment_failed",    "experiment failed",    experiment_stopped_fields, NULL },
+    { ENTRY_UPDATE_ACCEPTED,      "update_accepted",      "update accepted",      update_accepted_fields, NULL },
+    { ENTRY_UPDATE_REJECTED,      "update_rejected",      "update rejected",      update_rejected_fields, NULL },
+    { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields, NULL },
+    { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields, scores_rules },
+    { ENTRY_CREDITS,              "credits",              "credits",              credits_fields, credits_rules },
+    { ENTRY_ROSTER_PROPOSED,      "roster_proposed",      "roster change proposed", roster_proposed_fields, NULL },
+    { ENTRY_CHARTER_PROPOSED,     "charter_proposed",     "charter change proposed", motion_fields, NULL },
+    { ENTRY_CANCEL_PROPOSED,      "cancel_proposed",      "cancellation proposed", motion_fields, NULL },
+    { ENTRY_PROPOSAL_DECIDED,     "proposal_decided",     "proposal decided",     decided_fields, NULL },
 };
 
 static const struct type_desc *type_of(uint32_t t)
@@ -271,13 +359,14 @@ const char *entry_type_name(enum entry_type t)
     return d ? d->name : NULL;
 }
 
-/* The fields of a record kind (K_MEMBER, K_MEMBERS, K_SCORES, K_CODEC). */
+/* The fields of a record kind (K_MEMBER, K_MEMBERS, K_CODEC, K_MSCORES, K_CSHARES). */
 static const struct field *nested_fields(enum kind k)
 {
     switch (k) {
-    case K_SCORES: return score_fields;
-    case K_CODEC:  return codec_fields;
-    default:       return member_fields;
+    case K_CODEC:    return codec_fields;
+    case K_MSCORES:  return member_score_fields;
+    case K_CSHARES:  return credit_share_fields;
+    default:         return member_fields;
     }
 }
 
@@ -286,9 +375,27 @@ static size_t element_size(enum kind k)
     switch (k) {
     case K_MEMBERS: return sizeof(struct entry_member);
     case K_IDS:     return ENTRY_ID_MAX + 1;
-    case K_SCORES:  return sizeof(struct entry_score);
+    case K_MSCORES: return sizeof(struct entry_member_score);
+    case K_CSHARES: return sizeof(struct entry_credit_share);
     default:        return 0;
     }
+}
+
+/* Lists of records in an array the decoder allocates. */
+static int is_record_list(enum kind k)
+{
+    return k == K_MEMBERS || k == K_MSCORES || k == K_CSHARES;
+}
+
+/* A measure name: 1..ENTRY_MEASURE_NAME_MAX of [a-z]. */
+static int measure_name_valid(const char *p, size_t n)
+{
+    if (n == 0 || n > ENTRY_MEASURE_NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 'a' || p[i] > 'z')
+            return 0;
+    return 1;
 }
 
 static int all_zero(const uint8_t *p, size_t n)
@@ -356,13 +463,15 @@ static uint64_t f64_bits(double d)
     return u;
 }
 
-static int encode_record(const struct field *fields, const void *base, struct buf *b);
+static int encode_record(const struct field *fields, const void *base, struct buf *b,
+                         struct cx *cx);
 
-static int encode_nested(uint16_t tag, const struct field *fields, const void *base, struct buf *b)
+static int encode_nested(uint16_t tag, const struct field *fields, const void *base, struct buf *b,
+                         struct cx *cx)
 {
     put_tl(b, tag, 0);
     size_t start = b->len;
-    int rc = encode_record(fields, base, b);
+    int rc = encode_record(fields, base, b, cx);
     if (rc || b->oom)
         return rc;
     size_t n = b->len - start;
@@ -383,7 +492,31 @@ static int encode_id(uint16_t tag, const char *id, struct buf *b)
     return 0;
 }
 
-static int encode_record(const struct field *fields, const void *base, struct buf *b)
+/* K_MEASURES: n names, each valid and listed once; the entry's values follow them. */
+static int encode_measures(const struct field *f, const char (*names)[ENTRY_MEASURE_NAME_MAX + 1],
+                           uint32_t n, struct buf *b, struct cx *cx)
+{
+    if (n == 0)
+        return LEDGER_ERR_ENTRY_MISSING;
+    if (n > ENTRY_MEASURES_MAX)
+        return LEDGER_ERR_ENTRY_FIELD;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t len = strnlen(names[i], ENTRY_MEASURE_NAME_MAX + 1);
+        if (!measure_name_valid(names[i], len))
+            return LEDGER_ERR_ENTRY_FIELD;
+        for (uint32_t j = 0; j < i; j++)
+            if (strcmp(names[j], names[i]) == 0)
+                return LEDGER_ERR_ENTRY_FIELD;
+        put_tl(b, f->tag, (uint32_t)len);
+        put(b, names[i], len);
+    }
+    cx->n_values = n;
+    cx->names = names;
+    return 0;
+}
+
+static int encode_record(const struct field *fields, const void *base, struct buf *b,
+                         struct cx *cx)
 {
     int rc = 0;
     for (const struct field *f = fields; f->name && rc == 0; f++) {
@@ -412,8 +545,17 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             put_be(b, (uint64_t)*(const int64_t *)v, 8);
             break;
         case K_F64:
+            if (!f->required && isnan(*(const double *)v))
+                break;   /* an optional number is left out when NaN (not given) */
             put_tl(b, f->tag, 8);
             put_be(b, f64_bits(*(const double *)v), 8);
+            break;
+        case K_F64S:
+            if (cx->n_values == 0 || cx->n_values > ENTRY_MEASURES_MAX)
+                return LEDGER_ERR_ENTRY_MISSING;   /* values without measures */
+            put_tl(b, f->tag, 8 * cx->n_values);
+            for (uint32_t i = 0; i < cx->n_values; i++)
+                put_be(b, f64_bits(((const double *)v)[i]), 8);
             break;
         case K_H32:
         case K_SIG: {
@@ -458,11 +600,15 @@ static int encode_record(const struct field *fields, const void *base, struct bu
         }
         case K_MEMBER:
         case K_CODEC:
-            rc = encode_nested(f->tag, nested_fields(f->kind), v, b);
+            rc = encode_nested(f->tag, nested_fields(f->kind), v, b, cx);
+            break;
+        case K_MEASURES:
+            rc = encode_measures(f, v, *AT(base, f->aux, const uint32_t), b, cx);
             break;
         case K_MEMBERS:
         case K_IDS:
-        case K_SCORES: {
+        case K_MSCORES:
+        case K_CSHARES: {
             const uint8_t *arr = *(const uint8_t *const *)v;
             uint32_t n = *AT(base, f->aux, const uint32_t);
             if (n && !arr)
@@ -475,7 +621,7 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             for (uint32_t i = 0; i < n && rc == 0; i++) {
                 const void *el = arr + (size_t)i * es;
                 rc = f->kind == K_IDS ? encode_id(f->tag, el, b)
-                                      : encode_nested(f->tag, nested_fields(f->kind), el, b);
+                                      : encode_nested(f->tag, nested_fields(f->kind), el, b, cx);
             }
             break;
         }
@@ -494,11 +640,14 @@ int entry_encode(const struct entry *e, uint8_t **out, size_t *len)
     if (!d)
         return LEDGER_ERR_ENTRY_TYPE;
     struct buf b = { 0 };
+    struct cx cx = { 0 };
     put(&b, ENTRY_MAGIC, 4);
     put_be(&b, ENTRY_VERSION, 1);
     put_be(&b, (uint16_t)e->type, 2);
     put_be(&b, (uint64_t)e->timestamp_ms, 8);
-    int rc = encode_record(d->fields, &e->u, &b);
+    int rc = encode_record(d->fields, &e->u, &b, &cx);
+    if (rc == 0 && d->rules)
+        rc = d->rules(&e->u);   /* after the fields: their shapes are checked by then */
     if (rc == 0 && b.oom)
         rc = LEDGER_ERR_NOMEM;
     if (rc) {
@@ -523,7 +672,7 @@ static uint64_t rd_be(const uint8_t *p, int bytes)
 static void free_record(const struct field *fields, void *base);
 
 static int decode_record(const struct field *fields, void *base, const uint8_t *p, size_t len,
-                         int depth);
+                         int depth, struct cx *cx);
 
 static int decode_id(const uint8_t *p, size_t n, char *out)
 {
@@ -558,7 +707,27 @@ static void *list_grow(const struct field *f, void *base)
     return el;
 }
 
-static int decode_value(const struct field *f, void *base, const uint8_t *p, size_t n, int depth)
+/* One element of a K_MEASURES list: a valid name, not given before. */
+static int decode_measure(const struct field *f, void *base, const uint8_t *p, size_t n,
+                          struct cx *cx)
+{
+    measure_name *names = AT(base, f->off, measure_name);
+    uint32_t *count = AT(base, f->aux, uint32_t);
+    if (*count >= ENTRY_MEASURES_MAX || !measure_name_valid((const char *)p, n))
+        return LEDGER_ERR_ENTRY_FIELD;
+    memcpy(names[*count], p, n);
+    names[*count][n] = 0;
+    for (uint32_t j = 0; j < *count; j++)
+        if (strcmp(names[j], names[*count]) == 0)
+            return LEDGER_ERR_ENTRY_FIELD;
+    (*count)++;
+    cx->n_values = *count;
+    cx->names = (const char (*)[ENTRY_MEASURE_NAME_MAX + 1])names;
+    return 0;
+}
+
+static int decode_value(const struct field *f, void *base, const uint8_t *p, size_t n, int depth,
+                        struct cx *cx)
 {
     void *v = AT(base, f->off, void);
     switch ((enum kind)f->kind) {
@@ -592,8 +761,21 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
             return LEDGER_ERR_ENTRY_FIELD;
         uint64_t u = rd_be(p, 8);
         memcpy(v, &u, 8);
+        if (!f->required && isnan(*(double *)v))
+            return LEDGER_ERR_ENTRY_FIELD;   /* NaN is written as absence: one encoding */
         return 0;
     }
+    case K_F64S:
+        /* one value per measure of the entry, whose measures come first */
+        if (cx->n_values == 0 || n != 8 * (size_t)cx->n_values)
+            return LEDGER_ERR_ENTRY_FIELD;
+        for (uint32_t i = 0; i < cx->n_values; i++) {
+            uint64_t u = rd_be(p + 8 * i, 8);
+            memcpy((double *)v + i, &u, 8);
+        }
+        return 0;
+    case K_MEASURES:
+        return decode_measure(f, base, p, n, cx);
     case K_H32:
     case K_SIG:
         if (n != (f->kind == K_H32 ? 32u : 64u))
@@ -626,17 +808,18 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
     }
     case K_MEMBER:
     case K_CODEC:
-        return decode_record(nested_fields(f->kind), v, p, n, depth + 1);
+        return decode_record(nested_fields(f->kind), v, p, n, depth + 1, cx);
     case K_MEMBERS:
     case K_IDS:
-    case K_SCORES: {
+    case K_MSCORES:
+    case K_CSHARES: {
         void *el = list_grow(f, base);
         if (!el)
             return *AT(base, f->aux, uint32_t) >= ENTRY_LIST_MAX ? LEDGER_ERR_ENTRY_FIELD
                                                                  : LEDGER_ERR_NOMEM;
         if (f->kind == K_IDS)
             return decode_id(p, n, el);
-        return decode_record(nested_fields(f->kind), el, p, n, depth + 1);
+        return decode_record(nested_fields(f->kind), el, p, n, depth + 1, cx);
     }
     }
     return LEDGER_ERR_ENTRY_FIELD;
@@ -644,11 +827,11 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
 
 static int is_list(const struct field *f)
 {
-    return f->kind == K_MEMBERS || f->kind == K_IDS || f->kind == K_SCORES;
+    return f->kind == K_IDS || f->kind == K_MEASURES || is_record_list((enum kind)f->kind);
 }
 
 static int decode_record(const struct field *fields, void *base, const uint8_t *p, size_t len,
-                         int depth)
+                         int depth, struct cx *cx)
 {
     uint64_t seen = 0;
     unsigned last_tag = 0;
@@ -676,7 +859,7 @@ static int decode_record(const struct field *fields, void *base, const uint8_t *
             return LEDGER_ERR_ENTRY_FIELD;
         last_tag = tag;
         if (f) {
-            int rc = decode_value(f, base, p + pos, n, depth);
+            int rc = decode_value(f, base, p + pos, n, depth, cx);
             if (rc)
                 return rc;
             seen |= (uint64_t)1 << fi;
@@ -684,9 +867,14 @@ static int decode_record(const struct field *fields, void *base, const uint8_t *
         pos += n;
     }
     int fi = 0;
-    for (const struct field *f = fields; f->name; f++, fi++)
-        if (f->required && !(seen & ((uint64_t)1 << fi)))
+    for (const struct field *f = fields; f->name; f++, fi++) {
+        if (seen & ((uint64_t)1 << fi))
+            continue;
+        if (f->required)
             return LEDGER_ERR_ENTRY_MISSING;
+        if (f->kind == K_F64)
+            *AT(base, f->off, double) = NAN;   /* an optional number not given */
+    }
     return 0;
 }
 
@@ -707,7 +895,11 @@ int entry_decode(const uint8_t *data, size_t len, struct entry *e)
         return LEDGER_ERR_ENTRY_TYPE;
     e->type = d->type;
     e->timestamp_ms = (int64_t)rd_be(data + 7, 8);
-    int rc = decode_record(d->fields, &e->u, data + ENTRY_HEADER_BYTES, len - ENTRY_HEADER_BYTES, 0);
+    struct cx cx = { 0 };
+    int rc = decode_record(d->fields, &e->u, data + ENTRY_HEADER_BYTES, len - ENTRY_HEADER_BYTES, 0,
+                           &cx);
+    if (rc == 0 && d->rules)
+        rc = d->rules(&e->u);
     if (rc)
         entry_free(e);
     return rc;
@@ -728,7 +920,8 @@ static void free_record(const struct field *fields, void *base)
             free_record(nested_fields(f->kind), v);
             break;
         case K_MEMBERS:
-        case K_SCORES: {
+        case K_MSCORES:
+        case K_CSHARES: {
             uint8_t *arr = *(uint8_t **)v;
             uint32_t n = *AT(base, f->aux, uint32_t);
             for (uint32_t i = 0; arr && i < n; i++)
@@ -897,9 +1090,10 @@ static void json_roles(struct str *s, uint32_t roles)
     sput(s, "]", 1);
 }
 
-static void json_record(struct str *s, const struct field *fields, const void *base);
+static void json_record(struct str *s, const struct field *fields, const void *base,
+                        struct cx *cx);
 
-static void json_value(struct str *s, const struct field *f, const void *base)
+static void json_value(struct str *s, const struct field *f, const void *base, struct cx *cx)
 {
     const void *v = AT(base, f->off, const void);
     switch ((enum kind)f->kind) {
@@ -924,6 +1118,33 @@ static void json_value(struct str *s, const struct field *f, const void *base)
     case K_F64:
         json_double(s, *(const double *)v);
         break;
+    case K_F64S:   /* an object: measure name -> value */
+        sput(s, "{", 1);
+        for (uint32_t i = 0; cx->names && i < cx->n_values; i++) {
+            if (i)
+                sput(s, ",", 1);
+            json_string(s, (const uint8_t *)cx->names[i], strlen(cx->names[i]));
+            sput(s, ":", 1);
+            json_double(s, ((const double *)v)[i]);
+        }
+        sput(s, "}", 1);
+        break;
+    case K_MEASURES: {
+        const char (*names)[ENTRY_MEASURE_NAME_MAX + 1] = v;
+        uint32_t n = *AT(base, f->aux, const uint32_t);
+        if (n > ENTRY_MEASURES_MAX)
+            n = ENTRY_MEASURES_MAX;   /* a struct filled by hand may say more */
+        sput(s, "[", 1);
+        for (uint32_t i = 0; i < n; i++) {
+            if (i)
+                sput(s, ",", 1);
+            json_string(s, (const uint8_t *)names[i], strlen(names[i]));
+        }
+        sput(s, "]", 1);
+        cx->n_values = n;
+        cx->names = names;
+        break;
+    }
     case K_H32:
         json_hex(s, v, 32);
         break;
@@ -943,11 +1164,12 @@ static void json_value(struct str *s, const struct field *f, const void *base)
         break;
     case K_MEMBER:
     case K_CODEC:
-        json_record(s, nested_fields(f->kind), v);
+        json_record(s, nested_fields(f->kind), v, cx);
         break;
     case K_MEMBERS:
     case K_IDS:
-    case K_SCORES: {
+    case K_MSCORES:
+    case K_CSHARES: {
         const uint8_t *arr = *(const uint8_t *const *)v;
         uint32_t n = *AT(base, f->aux, const uint32_t);
         size_t es = element_size(f->kind);
@@ -959,7 +1181,7 @@ static void json_value(struct str *s, const struct field *f, const void *base)
             if (f->kind == K_IDS)
                 json_string(s, el, strlen(el));
             else
-                json_record(s, nested_fields(f->kind), el);
+                json_record(s, nested_fields(f->kind), el, cx);
         }
         sput(s, "]", 1);
         break;
@@ -974,6 +1196,7 @@ static int present(const struct field *f, const void *base)
     if (f->required)
         return f->kind != K_TEXT || *(const char *const *)v;
     switch ((enum kind)f->kind) {
+    case K_F64:  return !isnan(*(const double *)v);
     case K_H32:  return !all_zero(v, 32);
     case K_SIG:  return !all_zero(v, 64);
     case K_TEXT:
@@ -983,7 +1206,8 @@ static int present(const struct field *f, const void *base)
     }
 }
 
-static void json_record(struct str *s, const struct field *fields, const void *base)
+static void json_record(struct str *s, const struct field *fields, const void *base,
+                        struct cx *cx)
 {
     int first = 1;
     sput(s, "{", 1);
@@ -994,7 +1218,7 @@ static void json_record(struct str *s, const struct field *fields, const void *b
             sput(s, ",", 1);
         first = 0;
         sprintf_(s, "\"%s\":", f->name);
-        json_value(s, f, base);
+        json_value(s, f, base, cx);
     }
     sput(s, "}", 1);
 }
@@ -1028,7 +1252,8 @@ char *entry_to_json(const struct entry *e)
              d->name, ENTRY_VERSION, e->timestamp_ms, when);
     /* the type's fields follow in the same object */
     struct str body = { 0 };
-    json_record(&body, d->fields, &e->u);
+    struct cx cx = { 0 };
+    json_record(&body, d->fields, &e->u, &cx);
     if (body.oom) {
         free(body.p);
         free(s.p);
@@ -1065,6 +1290,17 @@ static void human_count(uint64_t v, char out[16])
 static void short_hex(const uint8_t *h, char out[17])
 {
     hex_encode(h, 8, out);
+}
+
+/* "tokens, alignment, shapley" */
+static void measure_list(const char (*names)[ENTRY_MEASURE_NAME_MAX + 1], uint32_t n, char *out,
+                         size_t cap)
+{
+    size_t o = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < n && i < ENTRY_MEASURES_MAX && o < cap; i++)
+        o += (size_t)snprintf(out + o, cap - o, "%s%.*s", i ? ", " : "", ENTRY_MEASURE_NAME_MAX,
+                              names[i]);
 }
 
 int entry_describe(const struct entry *e, char *buf, size_t cap)
@@ -1146,8 +1382,11 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
         const struct entry_update *u = &e->u.update;
         human_count(u->tokens, c1);
         short_hex(u->payload_hash, h);
-        return snprintf(buf, cap, "update accepted: %s, %s round %" PRIu64 ", %s tokens, payload %s…, loss %.4f",
-                        u->member, u->experiment, u->round, c1, h, u->train_loss);
+        char val[40] = "";
+        if (!isnan(u->val_loss))
+            snprintf(val, sizeof val, ", validation loss %.4f", u->val_loss);
+        return snprintf(buf, cap, "update accepted: %s, %s round %" PRIu64 ", %s tokens, payload %s…, loss %.4f%s",
+                        u->member, u->experiment, u->round, c1, h, u->train_loss, val);
     }
     case ENTRY_UPDATE_REJECTED: {
         const struct entry_update *u = &e->u.update;
@@ -1162,14 +1401,29 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
                         r->experiment, r->round, r->n_participants, r->n_participants == 1 ? "" : "s",
                         c1, r->mean_loss, h);
     }
-    case ENTRY_CONTRIBUTION_SCORES:
+    case ENTRY_CONTRIBUTION_SCORES: {
+        const struct entry_contribution_scores *s = &e->u.scores;
+        char by[ENTRY_MEASURES_MAX * (ENTRY_MEASURE_NAME_MAX + 2) + 1];
+        measure_list(s->measures, s->n_measures, by, sizeof by);
+        return snprintf(buf, cap, "contribution scores: %s round %" PRIu64 ", %u member%s, by %s"
+                        " (%" PRIu64 " evaluation%s%s)", s->experiment, s->round, s->n,
+                        s->n == 1 ? "" : "s", by, s->evaluations,
+                        s->evaluations == 1 ? "" : "s", s->exact ? ", shapley exact" : "");
+    }
     case ENTRY_CREDITS: {
-        const struct entry_scores_v0 *s = &e->u.scores_v0;
-        char round[40] = "";
-        if (s->round || e->type == ENTRY_CONTRIBUTION_SCORES)
-            snprintf(round, sizeof round, " round %" PRIu64, s->round);
-        return snprintf(buf, cap, "%s: %s%s, %u member%s%s%s", d->words, s->experiment, round, s->n,
-                        s->n == 1 ? "" : "s", s->measure ? ", by " : "", s->measure ? s->measure : "");
+        const struct entry_credits *c = &e->u.credits;
+        char by[ENTRY_MEASURES_MAX * (ENTRY_MEASURE_NAME_MAX + 2) + 1], top[ENTRY_ID_MAX + 40] = "";
+        measure_list(c->measures, c->n_measures, by, sizeof by);
+        uint32_t best = 0;
+        for (uint32_t i = 1; i < c->n; i++)
+            if (c->members[i].share > c->members[best].share)
+                best = i;
+        if (c->n)
+            snprintf(top, sizeof top, "; largest share %s %.1f%%", c->members[best].member,
+                     100.0 * c->members[best].share);
+        return snprintf(buf, cap, "credits: %s, %" PRIu64 " round%s scored, %u member%s, by %s%s",
+                        c->experiment, c->rounds, c->rounds == 1 ? "" : "s", c->n,
+                        c->n == 1 ? "" : "s", by, top);
     }
     }
     return snprintf(buf, cap, "%s", d->words);

@@ -26,9 +26,9 @@
                                             member signed; roster_proposed times are i64 */
 #define ENTRY_HEADER_BYTES 15
 #define ENTRY_ID_MAX       64            /* ids: 1..64 of [a-z0-9._-], first a letter or digit */
-#define ENTRY_TEXT_MAX     (1u << 20)    /* organization, reason, measure strings */
+#define ENTRY_TEXT_MAX     (1u << 20)    /* organization, reason */
 #define ENTRY_BLOB_MAX     (16u << 20)   /* policy / charter documents */
-#define ENTRY_LIST_MAX     100000        /* members, participants, scores */
+#define ENTRY_LIST_MAX     100000        /* members, participants, member scores */
 
 enum entry_type {
     ENTRY_GENESIS              = 1,
@@ -187,6 +187,10 @@ struct entry_update {
     uint64_t bytes;
     uint8_t  envelope_signature[64];
     double   train_loss;                 /* accepted only */
+    double   val_loss;                   /* accepted only, optional: the validation loss the
+                                            member reported with the update. Not part of the
+                                            envelope (not signed): informational. NaN when not
+                                            reported (then the field is absent) */
     char    *reason;                     /* rejected: why, as told to the worker */
     uint8_t  base_model_hash[32];        /* accepted only: the model it was trained from */
     struct entry_codec codec;            /* accepted only: as signed */
@@ -205,6 +209,14 @@ struct entry_round_closed {
 
 #define ENTRY_MEASURES_MAX  8           /* measures of one scores / credits entry */
 #define ENTRY_MEASURE_NAME_MAX 16        /* "tokens", "alignment", "shapley", ... */
+
+/* contribution_scores and credits are checked whole by entry_encode and entry_decode
+ * (LEDGER_ERR_ENTRY_FIELD otherwise): 1..ENTRY_MEASURES_MAX measures, each named by 1..16
+ * of [a-z] and listed once; every member record holds exactly one value per measure
+ * (on the wire; in the structs values[0..n_measures)); members in strictly increasing id
+ * order (strcmp); every value finite (base_loss and model_loss may also be NaN: no
+ * evaluation); credits' shares and weights also >= 0. A decoder accepts measure names it
+ * does not know (a newer writer's measures). */
 
 /* One member's values in a contribution_scores entry, one per measure in the entry's
  * measure order, and the update they were computed from. */
@@ -250,19 +262,6 @@ struct entry_credits {
     struct entry_credit_share *members;
 };
 
-/* TEMPORARY (until the new layouts are encoded): the old scores layout. */
-struct entry_score {
-    char   member[ENTRY_ID_MAX + 1];
-    double value;
-};
-struct entry_scores_v0 {
-    char                experiment[ENTRY_ID_MAX + 1];
-    uint64_t            round;
-    char               *measure;
-    uint32_t            n;
-    struct entry_score *scores;
-};
-
 struct entry {
     enum entry_type type;
     int64_t         timestamp_ms;        /* unix ms, set by the writer */
@@ -279,7 +278,6 @@ struct entry {
         struct entry_round_closed    round_closed;
         struct entry_contribution_scores scores;  /* CONTRIBUTION_SCORES */
         struct entry_credits         credits;      /* CREDITS */
-        struct entry_scores_v0       scores_v0;    /* TEMPORARY */
         struct entry_roster_proposed roster_proposed;
     } u;
 };

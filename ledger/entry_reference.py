@@ -5,9 +5,10 @@ encoding"), written from the README's tables with struct and hashlib.
 Prints the worked examples that tests/unit/test_ledger_entry.c asserts byte for
 byte: the member_removed entry; an update_accepted entry holding the update
 envelope of crypto/README.md's worked example, whose signature re-checks from the
-entry's fields alone (the header is rebuilt here and verified with the member key);
-and a policy_proposed entry holding crypto/README.md's experiment motion and its
-document, re-checked the same way.
+entry's fields alone (the header is rebuilt here and verified with the member key),
+and the same entry with the member's validation loss; a policy_proposed entry
+holding crypto/README.md's experiment motion and its document, re-checked the same
+way; a contribution_scores entry and a credits entry.
 
     python3 ledger/entry_reference.py
 """
@@ -59,14 +60,61 @@ def codec_record(f):
             + field(5, i32(f["zstd_level"])) + field(6, bytes([f["error_feedback"]])))
 
 
-def update_accepted(timestamp_ms, f, signature, train_loss):
-    return (header(11, timestamp_ms)
-            + field(1, f["experiment"].encode()) + field(2, u64(f["round"]))
-            + field(3, f["member"].encode()) + field(4, f["payload_hash"])
-            + field(5, u64(f["tokens"])) + field(6, u64(f["samples"]))
-            + field(7, u64(f["payload_bytes"])) + field(8, signature)
-            + field(9, f64(train_loss)) + field(11, f["base_model_hash"])
-            + field(12, codec_record(f)))
+def update_accepted(timestamp_ms, f, signature, train_loss, val_loss=None):
+    """val_loss None: not reported, the field is left out."""
+    out = (header(11, timestamp_ms)
+           + field(1, f["experiment"].encode()) + field(2, u64(f["round"]))
+           + field(3, f["member"].encode()) + field(4, f["payload_hash"])
+           + field(5, u64(f["tokens"])) + field(6, u64(f["samples"]))
+           + field(7, u64(f["payload_bytes"])) + field(8, signature)
+           + field(9, f64(train_loss)) + field(11, f["base_model_hash"])
+           + field(12, codec_record(f)))
+    if val_loss is not None:
+        out += field(13, f64(val_loss))
+    return out
+
+
+def f64s(values):
+    """One f64 per measure, packed in one field."""
+    return b"".join(f64(v) for v in values)
+
+
+def measure_fields(tag, measures):
+    """The measure list: the tag repeated, one name ([a-z]{1,16}) each."""
+    for m in measures:
+        assert 1 <= len(m) <= 16 and m.isascii() and m.isalpha() and m.islower()
+    assert 1 <= len(measures) <= 8 and len(set(measures)) == len(measures)
+    return b"".join(field(tag, m.encode()) for m in measures)
+
+
+def contribution_scores(timestamp_ms, experiment, rnd, measures, evalset_hash, seed,
+                        evaluations, exact, base_loss, model_loss, members):
+    """members: (id, payload hash, values), in strictly increasing id order."""
+    assert [m[0] for m in members] == sorted(set(m[0] for m in members))
+    out = (header(14, timestamp_ms) + field(1, experiment.encode()) + field(2, u64(rnd))
+           + measure_fields(3, measures))
+    if any(evalset_hash):
+        out += field(4, evalset_hash)
+    out += (field(5, seed) + field(6, u64(evaluations)) + field(7, bytes([exact]))
+            + field(8, f64(base_loss)) + field(9, f64(model_loss)))
+    for member, payload_hash, values in members:
+        assert len(values) == len(measures)
+        out += field(10, field(1, member.encode()) + field(2, payload_hash)
+                     + field(3, f64s(values)))
+    return out
+
+
+def credits(timestamp_ms, experiment, rounds, measures, weights, members):
+    """members: (id, share, per-measure shares, rounds), in strictly increasing id order."""
+    assert [m[0] for m in members] == sorted(set(m[0] for m in members))
+    assert len(weights) == len(measures)
+    out = (header(15, timestamp_ms) + field(1, experiment.encode()) + field(2, u64(rounds))
+           + measure_fields(3, measures) + field(4, f64s(weights)))
+    for member, share, shares, n in members:
+        assert len(shares) == len(measures)
+        out += field(5, field(1, member.encode()) + field(2, f64(share))
+                     + field(3, f64s(shares)) + field(4, u64(n)))
+    return out
 
 
 def i64(v):
@@ -134,6 +182,12 @@ def main():
     key.public_key().verify(stored_sig, digest)  # raises if the entry lost a signed field
     print("envelope signature re-checked from the entry: ok (digest %s)" % digest.hex())
 
+    # the same update with the validation loss the member reported (not signed)
+    e = update_accepted(T0, env, sig, 2.5, val_loss=2.75)
+    print("\n[update_accepted with val_loss] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+
     # policy_proposed: crypto/README.md's experiment motion with its document
     m = crypto_ref.MOTION
     document = b"example policy document"
@@ -154,6 +208,25 @@ def main():
     assert digest == f[1]
     key.public_key().verify(f[11], digest)
     print("motion signature re-checked from the entry: ok (proposal hash %s)" % digest.hex())
+
+    # contribution_scores: round 7 of gpt2-vi-small, two members, three measures; the
+    # shapley values add up to v(N) = base_loss - model_loss = 0.25
+    e = contribution_scores(
+        T0, "gpt2-vi-small", 7, ["tokens", "alignment", "shapley"],
+        bytes(range(0x30, 0x50)), bytes(range(0x50, 0x70)), 4, 1, 3.5, 3.25,
+        [("fpt", bytes(range(0x80, 0xa0)), [1048576.0, 0.75, 0.1875]),
+         ("hust", bytes(range(0xa0, 0xc0)), [524288.0, 0.5, 0.0625])])
+    print("\n[contribution_scores] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+
+    # credits: 12 rounds, tokens weighted 1 and shapley 2
+    e = credits(T0, "gpt2-vi-small", 12, ["tokens", "shapley"], [1.0, 2.0],
+                [("fpt", (1 * 0.625 + 2 * 0.75) / 3, [0.625, 0.75], 12),
+                 ("hust", (1 * 0.375 + 2 * 0.25) / 3, [0.375, 0.25], 11)])
+    print("\n[credits] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
 
 
 if __name__ == "__main__":

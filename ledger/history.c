@@ -1,6 +1,7 @@
 #include "ledger/history.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,7 @@ void entry_update_from_envelope(struct entry_update *u, const struct update_enve
     u->samples = env->samples;
     u->bytes = env->payload_bytes;
     memcpy(u->base_model_hash, env->base_model_hash, 32);
+    u->val_loss = NAN;   /* not in the envelope: the caller sets it when the member reported one */
     u->codec = (struct entry_codec){ .format_version = env->codec.format_version,
                                      .block_size = env->codec.block_size,
                                      .k_per_block = env->codec.k_per_block,

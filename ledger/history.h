@@ -79,7 +79,9 @@ void ledger_history_counts(const struct ledger_history *h, struct ledger_history
 void ledger_history_charter(const struct ledger_history *h, uint8_t hash[32], uint64_t *index);
 
 /* The one mapping between an accepted update's entry and the envelope its member
- * signed: the coordinator records with the first, verifiers rebuild with the second. */
+ * signed: the coordinator records with the first, verifiers rebuild with the second.
+ * The first leaves train_loss alone and sets val_loss to NaN (not reported; neither is
+ * signed): the caller fills them from the member's report. */
 void entry_update_from_envelope(struct entry_update *u, const struct update_envelope *env);
 void entry_update_envelope(const struct entry_update *u, struct update_envelope *env);
 

@@ -31,7 +31,15 @@ int main(int argc, char **argv)
         { .id = "coordinator", .roles = ENTRY_ROLE_COORDINATOR },
     };
     char participants[2][ENTRY_ID_MAX + 1] = { "fpt", "vnpt" };
-    struct entry_score scores[2] = { { "fpt", 0.6 }, { "vnpt", 0.4 } };
+    struct entry_member_score scores[2] = {
+        { .member = "fpt", .values = { 1000, 1, 0.5 } },
+        { .member = "vnpt", .values = { 3000, 1, -0.25 } },
+    };
+    struct entry_credit_share shares[2] = {
+        { .member = "fpt", .share = 0.4, .measure_share = { 0.25, 0.5, 1 }, .rounds = 3 },
+        { .member = "vnpt", .share = 0.6, .measure_share = { 0.75, 0.5, 0 }, .rounds = 3 },
+    };
+    static const char measures[3][ENTRY_MEASURE_NAME_MAX + 1] = { "tokens", "rounds", "loo" };
     for (int t = ENTRY_GENESIS; t <= ENTRY_PROPOSAL_DECIDED; t++) {
         struct entry e = { .type = (enum entry_type)t, .timestamp_ms = 1767225600000 };
         switch (t) {
@@ -92,17 +100,35 @@ int main(int argc, char **argv)
             memset(e.u.update.envelope_signature, 7, 64);
             memset(e.u.update.base_model_hash, 9, 32);
             e.u.update.codec = (struct entry_codec){ 1, 4096, 64, 1, -3, 1 };
+            e.u.update.val_loss = 2.75;
             break;
         case ENTRY_ROUND_CLOSED:
             strcpy(e.u.round_closed.experiment, "gpt2-vi");
             e.u.round_closed.n_participants = 2;
             e.u.round_closed.participants = participants;
             break;
-        default:
-            strcpy(e.u.scores_v0.experiment, "gpt2-vi");
-            e.u.scores_v0.measure = "tokens";
-            e.u.scores_v0.n = 2;
-            e.u.scores_v0.scores = scores;
+        case ENTRY_CONTRIBUTION_SCORES:
+            strcpy(e.u.scores.experiment, "gpt2-vi");
+            e.u.scores.round = 2;
+            e.u.scores.n_measures = 3;
+            memcpy(e.u.scores.measures, measures, sizeof measures);
+            memset(e.u.scores.evalset_hash, 0x0e, 32);
+            e.u.scores.evaluations = 3;
+            e.u.scores.exact = 1;
+            e.u.scores.base_loss = 3.5;
+            e.u.scores.model_loss = 3.25;
+            e.u.scores.n = 2;
+            e.u.scores.members = scores;
+            break;
+        case ENTRY_CREDITS:
+            strcpy(e.u.credits.experiment, "gpt2-vi");
+            e.u.credits.rounds = 3;
+            e.u.credits.n_measures = 3;
+            memcpy(e.u.credits.measures, measures, sizeof measures);
+            e.u.credits.weights[0] = e.u.credits.weights[1] = e.u.credits.weights[2] = 1;
+            e.u.credits.n = 2;
+            e.u.credits.members = shares;
+            break;
         }
         uint8_t *buf;
         size_t len;

@@ -29,7 +29,16 @@ static void fill(uint8_t *p, size_t n, uint8_t start)
 
 static struct entry_member members[3];
 static char participants[3][ENTRY_ID_MAX + 1] = { "fpt", "vnpt", "hust" };
-static struct entry_score scores[2] = { { "fpt", 0.625 }, { "vnpt", 0.375 } };
+static struct entry_member_score scores[2] = {
+    { .member = "fpt", .values = { 1200000, 0.5, -0.125 } },
+    { .member = "vnpt", .values = { 2400000, 0.25, 0.375 } },
+};
+static struct entry_credit_share shares[2] = {
+    { .member = "fpt", .share = 0.3125, .measure_share = { 1.0 / 3, 0.25 }, .rounds = 12 },
+    { .member = "vnpt", .share = 0.6875, .measure_share = { 2.0 / 3, 0.75 }, .rounds = 11 },
+};
+static const char three_measures[3][ENTRY_MEASURE_NAME_MAX + 1] = { "tokens", "alignment",
+                                                                     "loo" };
 static char yaml[] = "schema: 1\nmetadata:\n  name: gpt2-vi\n  description: \"Vietnamese \xe1\xba\xa1\"\n";
 
 /* One filled example of every entry type. */
@@ -126,6 +135,7 @@ static struct entry sample(enum entry_type t)
         fill(e.u.update.envelope_signature, 64, 0xe0);
         if (t == ENTRY_UPDATE_ACCEPTED) {
             e.u.update.train_loss = 2.314;
+            e.u.update.val_loss = 2.875;
             fill(e.u.update.base_model_hash, 32, 0xa0);
             e.u.update.codec = (struct entry_codec){ .format_version = 1, .block_size = 4096,
                                                      .k_per_block = 64, .quant = 1,
@@ -144,12 +154,31 @@ static struct entry sample(enum entry_type t)
         e.u.round_closed.tokens = 3600000;
         break;
     case ENTRY_CONTRIBUTION_SCORES:
+        strcpy(e.u.scores.experiment, "gpt2-vi");
+        e.u.scores.round = 3;
+        e.u.scores.n_measures = 3;
+        memcpy(e.u.scores.measures, three_measures, sizeof three_measures);
+        fill(e.u.scores.evalset_hash, 32, 0x30);
+        fill(e.u.scores.seed, 32, 0x50);
+        e.u.scores.evaluations = 3;
+        e.u.scores.exact = 1;
+        e.u.scores.base_loss = 3.5;
+        e.u.scores.model_loss = 3.25;
+        fill(scores[0].payload_hash, 32, 0x80);
+        fill(scores[1].payload_hash, 32, 0xa0);
+        e.u.scores.n = 2;
+        e.u.scores.members = scores;
+        break;
     case ENTRY_CREDITS:
-        strcpy(e.u.scores_v0.experiment, "gpt2-vi");
-        e.u.scores_v0.round = t == ENTRY_CREDITS ? 0 : 3;
-        e.u.scores_v0.measure = "tokens";
-        e.u.scores_v0.n = 2;
-        e.u.scores_v0.scores = scores;
+        strcpy(e.u.credits.experiment, "gpt2-vi");
+        e.u.credits.rounds = 12;
+        e.u.credits.n_measures = 2;
+        strcpy(e.u.credits.measures[0], "tokens");
+        strcpy(e.u.credits.measures[1], "shapley");
+        e.u.credits.weights[0] = 1;
+        e.u.credits.weights[1] = 2;
+        e.u.credits.n = 2;
+        e.u.credits.members = shares;
         break;
     case ENTRY_ROSTER_PROPOSED:
         fill(e.u.roster_proposed.proposal_hash, 32, 0x50);
@@ -226,10 +255,19 @@ static void decoded_fields_are_the_written_ones(void **state)
     assert_int_equal(d.u.update.bytes, 5123456);
     assert_memory_equal(d.u.update.envelope_signature, e.u.update.envelope_signature, 64);
     assert_true(d.u.update.train_loss == 2.314);
+    assert_true(d.u.update.val_loss == 2.875);
     assert_null(d.u.update.reason);
     assert_memory_equal(d.u.update.base_model_hash, e.u.update.base_model_hash, 32);
     assert_memory_equal(&d.u.update.codec, &e.u.update.codec, sizeof d.u.update.codec);
     assert_int_equal(d.u.update.codec.zstd_level, -3);
+    entry_free(&d);
+    free(a);
+    /* a validation loss not reported (NaN) is left out, and reads back as NaN */
+    e.u.update.val_loss = NAN;
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_null(memmem(a, alen, "\x00\x0d\x00\x00\x00\x08", 6));
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_true(isnan(d.u.update.val_loss));
     entry_free(&d);
     free(a);
 
@@ -287,6 +325,58 @@ static void decoded_fields_are_the_written_ones(void **state)
     assert_int_equal(entry_decode(a, alen, &d), 0);
     assert_int_equal(d.u.round_closed.n_participants, 3);
     assert_string_equal(d.u.round_closed.participants[2], "hust");
+    entry_free(&d);
+    free(a);
+
+    e = sample(ENTRY_CONTRIBUTION_SCORES);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    const struct entry_contribution_scores *s = &d.u.scores;
+    assert_string_equal(s->experiment, "gpt2-vi");
+    assert_int_equal(s->round, 3);
+    assert_int_equal(s->n_measures, 3);
+    assert_string_equal(s->measures[0], "tokens");
+    assert_string_equal(s->measures[2], "loo");
+    assert_memory_equal(s->evalset_hash, e.u.scores.evalset_hash, 32);
+    assert_memory_equal(s->seed, e.u.scores.seed, 32);
+    assert_int_equal(s->evaluations, 3);
+    assert_int_equal(s->exact, 1);
+    assert_true(s->base_loss == 3.5 && s->model_loss == 3.25);
+    assert_int_equal(s->n, 2);
+    assert_string_equal(s->members[1].member, "vnpt");
+    assert_memory_equal(s->members[1].payload_hash, scores[1].payload_hash, 32);
+    assert_true(s->members[0].values[0] == 1200000 && s->members[0].values[2] == -0.125);
+    assert_true(s->members[1].values[1] == 0.25 && s->members[1].values[2] == 0.375);
+    assert_true(s->members[1].values[3] == 0);   /* past n_measures: untouched */
+    entry_free(&d);
+    free(a);
+    /* no evaluation: the losses are NaN, the evaluation set hash left out */
+    e.u.scores.base_loss = e.u.scores.model_loss = NAN;
+    memset(e.u.scores.evalset_hash, 0, 32);
+    e.u.scores.n = 0;
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    assert_true(isnan(d.u.scores.base_loss) && isnan(d.u.scores.model_loss));
+    assert_int_equal(d.u.scores.n, 0);
+    assert_null(d.u.scores.members);
+    entry_free(&d);
+    free(a);
+
+    e = sample(ENTRY_CREDITS);
+    assert_int_equal(entry_encode(&e, &a, &alen), 0);
+    assert_int_equal(entry_decode(a, alen, &d), 0);
+    const struct entry_credits *c = &d.u.credits;
+    assert_string_equal(c->experiment, "gpt2-vi");
+    assert_int_equal(c->rounds, 12);
+    assert_int_equal(c->n_measures, 2);
+    assert_string_equal(c->measures[1], "shapley");
+    assert_true(c->weights[0] == 1 && c->weights[1] == 2);
+    assert_int_equal(c->n, 2);
+    assert_string_equal(c->members[0].member, "fpt");
+    assert_true(c->members[0].share == 0.3125);
+    assert_true(c->members[0].measure_share[0] == 1.0 / 3);
+    assert_true(c->members[1].measure_share[1] == 0.75);
+    assert_int_equal(c->members[1].rounds, 11);
     entry_free(&d);
     free(a);
 }
@@ -371,8 +461,128 @@ static void documented_update_accepted_rechecks_its_signature(void **state)
     assert_int_equal(envelope_verify(&back, pk.key, d.u.update.envelope_signature),
                      CRYPTO_ERR_BAD_SIGNATURE);
     entry_free(&d);
+
+    /* with the validation loss fpt reported, 2.75: field 13 at the end, and the
+     * signature still verifies (the loss is not signed) */
+    char hex2[700];
+    size_t len2;
+    e.u.update.val_loss = 2.75;
+    uint8_t *a2 = encode_hex(&e, hex2, sizeof hex2, &len2);
+    assert_int_equal(len2, 336);
+    assert_memory_equal(hex2, hex, 2 * len);
+    assert_string_equal(hex2 + 2 * len, "000d" "00000008" "4006000000000000");
+    uint8_t leaf[32];
+    char lh[65];
+    merkle_leaf_hash(a2, len2, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "6a305ccd2715f40516221956ab33c67c8d047e4ad8c9fb1fde3f0cb3205261e2");
+    assert_int_equal(entry_decode(a2, len2, &d), 0);
+    assert_true(d.u.update.val_loss == 2.75);
+    entry_update_envelope(&d.u.update, &back);
+    assert_int_equal(envelope_verify(&back, pk.key, d.u.update.envelope_signature), 0);
+    entry_free(&d);
+    free(a2);
     free(a);
     crypto_key_free(k);
+}
+
+/* ledger/README.md's contribution_scores and credits examples (ledger/entry_reference.py
+ * prints them). */
+static void documented_scores_and_credits_bytes(void **state)
+{
+    struct entry e = { .type = ENTRY_CONTRIBUTION_SCORES, .timestamp_ms = T0 };
+    struct entry_contribution_scores *s = &e.u.scores;
+    struct entry_member_score m[2] = {
+        { .member = "fpt", .values = { 1048576.0, 0.75, 0.1875 } },
+        { .member = "hust", .values = { 524288.0, 0.5, 0.0625 } },
+    };
+    fill(m[0].payload_hash, 32, 0x80);
+    fill(m[1].payload_hash, 32, 0xa0);
+    strcpy(s->experiment, "gpt2-vi-small");
+    s->round = 7;
+    s->n_measures = 3;
+    strcpy(s->measures[0], "tokens");
+    strcpy(s->measures[1], "alignment");
+    strcpy(s->measures[2], "shapley");
+    fill(s->evalset_hash, 32, 0x30);
+    fill(s->seed, 32, 0x50);
+    s->evaluations = 4;
+    s->exact = 1;
+    s->base_loss = 3.5;
+    s->model_loss = 3.25;
+    s->n = 2;
+    s->members = m;
+    size_t len;
+    char hex[1024], lh[65];
+    uint8_t leaf[32];
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(len, 380);
+    assert_string_equal(hex,
+        "41554c45" "02" "000e" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0002" "00000008" "0000000000000007"
+        "0003" "00000006" "746f6b656e73"
+        "0003" "00000009" "616c69676e6d656e74"
+        "0003" "00000007" "736861706c6579"
+        "0004" "00000020" "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f"
+        "0005" "00000020" "505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f"
+        "0006" "00000008" "0000000000000004"
+        "0007" "00000001" "01"
+        "0008" "00000008" "400c000000000000"
+        "0009" "00000008" "400a000000000000"
+        "000a" "0000004d"
+            "0001" "00000003" "667074"
+            "0002" "00000020" "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+            "0003" "00000018" "4130000000000000" "3fe8000000000000" "3fc8000000000000"
+        "000a" "0000004e"
+            "0001" "00000004" "68757374"
+            "0002" "00000020" "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+            "0003" "00000018" "4120000000000000" "3fe0000000000000" "3fb0000000000000");
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "6380e96cda2bf0dd2043f01f3c3a6403938ad6cdd19af31bd898d42b8997624d");
+    free(a);
+
+    e = (struct entry){ .type = ENTRY_CREDITS, .timestamp_ms = T0 };
+    struct entry_credits *c = &e.u.credits;
+    struct entry_credit_share sh[2] = {
+        { .member = "fpt", .share = (1 * 0.625 + 2 * 0.75) / 3, .measure_share = { 0.625, 0.75 },
+          .rounds = 12 },
+        { .member = "hust", .share = (1 * 0.375 + 2 * 0.25) / 3, .measure_share = { 0.375, 0.25 },
+          .rounds = 11 },
+    };
+    strcpy(c->experiment, "gpt2-vi-small");
+    c->rounds = 12;
+    c->n_measures = 2;
+    strcpy(c->measures[0], "tokens");
+    strcpy(c->measures[1], "shapley");
+    c->weights[0] = 1;
+    c->weights[1] = 2;
+    c->n = 2;
+    c->members = sh;
+    a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(len, 226);
+    assert_string_equal(hex,
+        "41554c45" "02" "000f" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0002" "00000008" "000000000000000c"
+        "0003" "00000006" "746f6b656e73"
+        "0003" "00000007" "736861706c6579"
+        "0004" "00000010" "3ff0000000000000" "4000000000000000"
+        "0005" "0000003b"
+            "0001" "00000003" "667074"
+            "0002" "00000008" "3fe6aaaaaaaaaaab"
+            "0003" "00000010" "3fe4000000000000" "3fe8000000000000"
+            "0004" "00000008" "000000000000000c"
+        "0005" "0000003c"
+            "0001" "00000004" "68757374"
+            "0002" "00000008" "3fd2aaaaaaaaaaab"
+            "0003" "00000010" "3fd8000000000000" "3fd0000000000000"
+            "0004" "00000008" "000000000000000b");
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "19f2595ba9f44cb087a018443f5852a0943a59f90150b380e8647d6a664a1cdb");
+    free(a);
 }
 
 
@@ -434,13 +644,60 @@ static void json_and_description(void **state)
     assert_non_null(strstr(j, "\"train_loss\":2.3140000000000001,\"base_model_hash\":\"a0a1"));
     assert_non_null(strstr(j, "\"codec\":{\"format_version\":1,\"block_size\":4096,"
                               "\"k_per_block\":64,\"quant\":1,\"zstd_level\":-3,"
-                              "\"error_feedback\":true}}"));
+                              "\"error_feedback\":true},\"val_loss\":2.875}"));
     free(j);
 
     char line[256];
     entry_describe(&e, line, sizeof line);
     assert_string_equal(line, "update accepted: vnpt, gpt2-vi round 3, 1.20M tokens, "
-                              "payload d0d1d2d3d4d5d6d7…, loss 2.3140");
+                              "payload d0d1d2d3d4d5d6d7…, loss 2.3140, validation loss 2.8750");
+    e.u.update.val_loss = NAN;   /* not reported: left out */
+    j = entry_to_json(&e);
+    assert_non_null(strstr(j, "\"error_feedback\":true}}"));
+    assert_null(strstr(j, "val_loss"));
+    free(j);
+    entry_describe(&e, line, sizeof line);
+    assert_null(strstr(line, "validation"));
+
+    /* scores: the measures, then each member's values by measure name */
+    e = sample(ENTRY_CONTRIBUTION_SCORES);
+    j = entry_to_json(&e);
+    assert_string_equal(j,
+        "{\"type\":\"contribution_scores\",\"version\":2,\"timestamp_ms\":1767225600014,"
+        "\"time\":\"2026-01-01T00:00:00.014Z\",\"experiment\":\"gpt2-vi\",\"round\":3,"
+        "\"measures\":[\"tokens\",\"alignment\",\"loo\"],"
+        "\"evalset_hash\":\"303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f\","
+        "\"seed\":\"505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f\","
+        "\"evaluations\":3,\"exact\":true,\"base_loss\":3.5,\"model_loss\":3.25,"
+        "\"members\":[{\"member\":\"fpt\",\"payload_hash\":"
+        "\"808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f\","
+        "\"values\":{\"tokens\":1200000,\"alignment\":0.5,\"loo\":-0.125}},"
+        "{\"member\":\"vnpt\",\"payload_hash\":"
+        "\"a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf\","
+        "\"values\":{\"tokens\":2400000,\"alignment\":0.25,\"loo\":0.375}}]}");
+    free(j);
+    entry_describe(&e, line, sizeof line);
+    assert_string_equal(line, "contribution scores: gpt2-vi round 3, 2 members, by tokens, "
+                              "alignment, loo (3 evaluations, shapley exact)");
+    e.u.scores.base_loss = NAN;
+    j = entry_to_json(&e);
+    assert_non_null(strstr(j, "\"base_loss\":null,\"model_loss\":3.25,"));
+    free(j);
+
+    e = sample(ENTRY_CREDITS);
+    j = entry_to_json(&e);
+    assert_string_equal(j,
+        "{\"type\":\"credits\",\"version\":2,\"timestamp_ms\":1767225600015,"
+        "\"time\":\"2026-01-01T00:00:00.015Z\",\"experiment\":\"gpt2-vi\",\"rounds\":12,"
+        "\"measures\":[\"tokens\",\"shapley\"],\"weights\":{\"tokens\":1,\"shapley\":2},"
+        "\"members\":[{\"member\":\"fpt\",\"share\":0.3125,\"measure_share\":"
+        "{\"tokens\":0.33333333333333331,\"shapley\":0.25},\"rounds\":12},"
+        "{\"member\":\"vnpt\",\"share\":0.6875,\"measure_share\":"
+        "{\"tokens\":0.66666666666666663,\"shapley\":0.75},\"rounds\":11}]}");
+    free(j);
+    entry_describe(&e, line, sizeof line);
+    assert_string_equal(line, "credits: gpt2-vi, 12 rounds scored, 2 members, by tokens, "
+                              "shapley; largest share vnpt 68.8%");
 
     e = sample(ENTRY_GENESIS);
     j = entry_to_json(&e);
@@ -707,6 +964,178 @@ static void specific_decode_errors(void **state)
     assert_string_equal(ledger_strerror(LEDGER_ERR_ENTRY_ID), "invalid id in ledger entry");
 }
 
+static void raw_be(uint8_t *out, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        out[i] = (uint8_t)(v >> (8 * (bytes - 1 - i)));
+}
+
+/* n doubles, big-endian bits, packed (a K_F64S value) */
+static size_t raw_f64s(uint8_t *out, const double *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t u;
+        memcpy(&u, &v[i], 8);
+        raw_be(out + 8 * i, u, 8);
+    }
+    return 8 * n;
+}
+
+/* A contribution_scores entry by hand: the measures given, then one member record per
+ * id with n_values values each (value i = i + 1, value 0 = first_value). */
+static void raw_scores(struct raw *r, const char *const *measures, size_t n_measures,
+                       const char *const *ids, size_t n_ids, size_t n_values, double first_value)
+{
+    uint8_t u[8], h[32] = { 0x50 };
+    raw_header(r, ENTRY_CONTRIBUTION_SCORES);
+    raw_str(r, 1, "gpt2-vi");
+    raw_be(u, 3, 8);
+    raw_tlv(r, 2, u, 8);
+    for (size_t i = 0; i < n_measures; i++)
+        raw_str(r, 3, measures[i]);
+    raw_tlv(r, 5, h, 32);
+    raw_be(u, 1, 8);
+    raw_tlv(r, 6, u, 8);
+    raw_tlv(r, 7, "\x00", 1);
+    double losses[2] = { 3.5, 3.25 };
+    raw_f64s(u, &losses[0], 1);
+    raw_tlv(r, 8, u, 8);
+    raw_f64s(u, &losses[1], 1);
+    raw_tlv(r, 9, u, 8);
+    for (size_t i = 0; i < n_ids; i++) {
+        struct raw m = { .n = 0 };
+        double v[ENTRY_MEASURES_MAX + 2];
+        uint8_t packed[8 * (ENTRY_MEASURES_MAX + 2)];
+        for (size_t k = 0; k < n_values; k++)
+            v[k] = k ? (double)k + 1 : first_value;
+        raw_str(&m, 1, ids[i]);
+        raw_tlv(&m, 2, h, 32);
+        raw_tlv(&m, 3, packed, raw_f64s(packed, v, n_values));
+        raw_tlv(r, 10, m.b, m.n);
+    }
+}
+
+/* contribution_scores and credits: the rules of entry.h, encoding and decoding. */
+static void scores_and_credits_refuse_bad_input(void **state)
+{
+    static const char *const two[] = { "tokens", "alignment" };
+    static const char *const ids[] = { "fpt", "hust", "vnpt" };
+    struct raw r;
+    raw_scores(&r, two, 2, ids, 3, 2, 0.5);
+    assert_int_equal(decode_raw(&r), 0);                       /* the well-formed one */
+    raw_scores(&r, two, 2, ids, 3, 3, 0.5);                    /* a value too many */
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    raw_scores(&r, two, 2, ids, 3, 1, 0.5);                    /* a value short */
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    raw_scores(&r, two, 0, ids, 3, 2, 0.5);                    /* members without measures */
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    raw_scores(&r, two, 0, ids, 0, 0, 0.5);                    /* no measure at all */
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_MISSING);
+    static const char *const unsorted[] = { "fpt", "vnpt", "hust" };
+    raw_scores(&r, two, 2, unsorted, 3, 2, 0.5);
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    static const char *const twice[] = { "fpt", "fpt" };
+    raw_scores(&r, two, 2, twice, 2, 2, 0.5);
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    static const char *const bad_names[][2] = {
+        { "Tokens", "alignment" }, { "to-ken", "alignment" }, { "tokens", "" },
+        { "tokens", "abcdefghijklmnopq" },                    /* 17 letters */
+        { "tokens", "tokens" },                               /* listed twice */
+        { "tokens", "loo2" },
+    };
+    for (size_t i = 0; i < sizeof bad_names / sizeof bad_names[0]; i++) {
+        raw_scores(&r, bad_names[i], 2, ids, 1, 2, 0.5);
+        if (decode_raw(&r) != LEDGER_ERR_ENTRY_FIELD)
+            fail_msg("measures %s, %s decoded", bad_names[i][0], bad_names[i][1]);
+    }
+    static const char *const sixteen[] = { "abcdefghijklmnop", "z" };  /* 16: the longest */
+    raw_scores(&r, sixteen, 2, ids, 1, 2, 0.5);
+    assert_int_equal(decode_raw(&r), 0);
+    static const char *const nine[] = { "a", "b", "c", "d", "e", "f", "g", "h", "i" };
+    raw_scores(&r, nine, 8, ids, 1, 8, 0.5);
+    assert_int_equal(decode_raw(&r), 0);
+    raw_scores(&r, nine, 9, ids, 0, 0, 0.5);
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    raw_scores(&r, two, 2, ids, 3, 2, INFINITY);               /* values are finite */
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    raw_scores(&r, two, 2, ids, 3, 2, NAN);
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+    static const char *const unknown[] = { "tokens", "novelty" };  /* a newer measure */
+    raw_scores(&r, unknown, 2, ids, 3, 2, -1.5);
+    struct entry d;
+    assert_int_equal(entry_decode(r.b, r.n, &d), 0);
+    assert_string_equal(d.u.scores.measures[1], "novelty");
+    assert_true(d.u.scores.members[2].values[0] == -1.5);
+    entry_free(&d);
+
+    /* the encoder keeps the same rules */
+    uint8_t *a;
+    size_t len;
+    struct entry e = sample(ENTRY_CONTRIBUTION_SCORES);
+    e.u.scores.n_measures = 0;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_MISSING);
+    e.u.scores.n_measures = ENTRY_MEASURES_MAX + 1;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    e = sample(ENTRY_CONTRIBUTION_SCORES);
+    strcpy(e.u.scores.measures[1], "Alignment");
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    strcpy(e.u.scores.measures[1], "tokens");
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    e = sample(ENTRY_CONTRIBUTION_SCORES);
+    struct entry_member_score swapped[2] = { scores[1], scores[0] };
+    e.u.scores.members = swapped;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    struct entry_member_score bad[2] = { scores[0], scores[1] };
+    e.u.scores.members = bad;
+    bad[1].values[2] = INFINITY;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    bad[1].values[2] = 1;
+    bad[1].values[5] = NAN;                                    /* past n_measures: not read */
+    assert_int_equal(entry_encode(&e, &a, &len), 0);
+    free(a);
+    strcpy(bad[1].member, "Vnpt");
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_ID);
+    e = sample(ENTRY_CONTRIBUTION_SCORES);
+    e.u.scores.model_loss = -INFINITY;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+
+    e = sample(ENTRY_CREDITS);
+    e.u.credits.weights[1] = -1;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    e = sample(ENTRY_CREDITS);
+    struct entry_credit_share sh[2] = { shares[0], shares[1] };
+    e.u.credits.members = sh;
+    sh[0].share = NAN;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    sh[0].share = 0.5;
+    sh[1].measure_share[0] = -0.25;
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+    sh[1].measure_share[0] = 0.25;
+    strcpy(sh[1].member, "fpt");                               /* not increasing */
+    assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_FIELD);
+
+    /* update_accepted: val_loss absent reads as NaN; a NaN written out is refused (NaN is
+     * written as absence, so every entry has one encoding) */
+    e = sample(ENTRY_UPDATE_ACCEPTED);
+    e.u.update.val_loss = NAN;
+    assert_int_equal(entry_encode(&e, &a, &len), 0);
+    assert_true(len + 14 <= sizeof r.b);
+    memcpy(r.b, a, len);
+    r.n = len;
+    free(a);
+    uint8_t v[8];
+    double two_and_half = 2.5, nan = NAN;
+    raw_f64s(v, &two_and_half, 1);
+    raw_tlv(&r, 13, v, 8);
+    assert_int_equal(entry_decode(r.b, r.n, &d), 0);
+    assert_true(d.u.update.val_loss == 2.5);
+    entry_free(&d);
+    r.n -= 14;
+    raw_f64s(v, &nan, 1);
+    raw_tlv(&r, 13, v, 8);
+    assert_int_equal(decode_raw(&r), LEDGER_ERR_ENTRY_FIELD);
+}
+
 /* A list element that fails half way is still freed (ASan's leak check). */
 static void partial_list_is_freed(void **state)
 {
@@ -743,12 +1172,14 @@ int main(void)
         cmocka_unit_test(documented_example_bytes),
         cmocka_unit_test(documented_update_accepted_rechecks_its_signature),
         cmocka_unit_test(documented_policy_proposed_rechecks_its_signature),
+        cmocka_unit_test(documented_scores_and_credits_bytes),
         cmocka_unit_test(json_and_description),
         cmocka_unit_test(encode_refuses_bad_input),
         cmocka_unit_test(every_truncation_is_handled),
         cmocka_unit_test(every_flipped_byte_is_handled),
         cmocka_unit_test(specific_decode_errors),
         cmocka_unit_test(partial_list_is_freed),
+        cmocka_unit_test(scores_and_credits_refuse_bad_input),
     };
     return cmocka_run_group_tests_name("ledger entry", tests, NULL, NULL);
 }
