@@ -83,7 +83,7 @@ double svg_y(const struct svg_axes *a, double y)
     return a->top + a->height - (y - a->y0) / (a->y1 - a->y0) * a->height;
 }
 
-size_t svg_ticks(double lo, double hi, size_t max, double *ticks)
+size_t svg_ticks(double lo, double hi, size_t max, double min_step, double *ticks)
 {
     if (max == 0 || !isfinite(lo) || !isfinite(hi) || hi < lo)
         return 0;
@@ -100,6 +100,8 @@ size_t svg_ticks(double lo, double hi, size_t max, double *ticks)
         step = 5 * p;
     else if (raw > p)
         step = 2 * p;
+    if (step < min_step)
+        step = min_step;
     size_t n = 0;
     double first = ceil(lo / step - 1e-9) * step;
     for (double t = first; t <= hi + step * 1e-9 && n < max; t = first + (double)n * step) {
@@ -132,7 +134,7 @@ void svg_line_chart(FILE *f, const struct svg_chart *c, const struct svg_series 
 
     /* grid, ticks and labels */
     double ticks[12];
-    size_t nt = svg_ticks(a.y0, a.y1, 6, ticks);
+    size_t nt = svg_ticks(a.y0, a.y1, 6, 0, ticks);
     for (size_t i = 0; i < nt; i++) {
         double y = svg_y(&a, ticks[i]);
         fprintf(f, "<line class=\"grid\" x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\"/>"
@@ -140,7 +142,7 @@ void svg_line_chart(FILE *f, const struct svg_chart *c, const struct svg_series 
                 a.left, a.left + a.width, y, y, a.left - 6, y + 4, ticks[i]);
     }
     double xl = c->integer_x ? ceil(a.x0) : a.x0, xh = c->integer_x ? floor(a.x1) : a.x1;
-    nt = svg_ticks(xl, xh, 10, ticks);
+    nt = svg_ticks(xl, xh, 10, c->integer_x ? 1 : 0, ticks);
     for (size_t i = 0; i < nt; i++) {
         if (c->integer_x && ticks[i] != floor(ticks[i]))
             continue;

@@ -42,9 +42,9 @@ void svg_axes_fit(struct svg_axes *a, const struct svg_series *s, size_t n);
 double svg_x(const struct svg_axes *a, double x);
 double svg_y(const struct svg_axes *a, double y);
 
-/* Up to max "nice" tick values (1, 2 or 5 times a power of ten apart) within [lo, hi]
- * into ticks; returns how many. */
-size_t svg_ticks(double lo, double hi, size_t max, double *ticks);
+/* Up to max "nice" tick values (1, 2 or 5 times a power of ten apart, and at least
+ * min_step apart: 1 for rounds) within [lo, hi] into ticks; returns how many. */
+size_t svg_ticks(double lo, double hi, size_t max, double min_step, double *ticks);
 
 /* A line chart: an <svg> of width x height pixels with a <title>, axes with ticks,
  * x_label under the x axis, y_label beside the y axis, a legend, and for each series a

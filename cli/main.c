@@ -1,5 +1,4 @@
 /* aulac: keys, status, ledger and model tools for members and the secretariat. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,43 +30,6 @@ static const char usage[] =
     "                  the payloads and the evaluation set (data dir or ledger export)\n"
     "  report          an experiment's credit report as one self-contained HTML file\n"
     "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
-
-int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "aulac %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n%s", u);
-    va_end(ap);
-    return 2;
-}
-
-int cli_fail(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "aulac %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
-int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned long long *out)
-{
-    char *end;
-    if (!s[0] || s[0] == '-') {
-        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
-        return -1;
-    }
-    *out = strtoull(s, &end, 10);
-    if (*end) {
-        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
-        return -1;
-    }
-    return 0;
-}
 
 /* aulac credits verify ... | aulac credits ...: two commands, one name. */
 static int cmd_credits(int argc, char **argv)

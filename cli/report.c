@@ -144,7 +144,8 @@ static const char css[] =
     "border-bottom:1px solid #e6e6e6;vertical-align:top}th{background:#f5f5f5;font-weight:600}"
     "td:first-child,th:first-child{text-align:left}\n"
     "table.kv td{text-align:left}table.kv td:first-child{color:#555;white-space:nowrap}\n"
-    "td.reason{text-align:left;max-width:620px;white-space:pre-wrap;word-break:break-word}\n"
+    "td.reason,th.reason{text-align:left}td.reason{max-width:620px;white-space:pre-wrap;"
+    "word-break:break-word}\n"
     ".bar{display:inline-block;height:10px;background:#0072b2;vertical-align:middle;"
     "margin-right:6px}\n"
     ".swatch{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:6px}\n"
@@ -420,7 +421,20 @@ static int section_scores(FILE *f, const struct report *r)
     }
 
     /* the evaluation behind loo / shapley */
-    fputs("<h3>Evaluation</h3>\n<table id=\"evaluation\"><thead><tr><th>round</th>"
+    static const uint8_t zero[32];
+    int evaluated = 0;   /* an evaluation-based measure (loo, shapley) was scored */
+    for (size_t j = 0; j < x->n_scores; j++) {
+        const struct entry_contribution_scores *s = &x->scores[j].u.scores;
+        evaluated |= memcmp(s->evalset_hash, zero, 32) != 0 || isfinite(s->base_loss) ||
+                     isfinite(s->model_loss);
+    }
+    fputs("<h3>Evaluation</h3>\n", f);
+    if (!evaluated) {
+        fputs("<p class=\"none\">No evaluation-based measure (loo, shapley) in this "
+              "experiment.</p>\n", f);
+        return 0;
+    }
+    fputs("<table id=\"evaluation\"><thead><tr><th>round</th>"
           "<th>base model loss</th><th>round model loss</th><th>evaluations</th>"
           "<th>shapley</th><th>evaluation set</th></tr></thead><tbody>\n", f);
     int any_eval = 0;
@@ -429,13 +443,15 @@ static int section_scores(FILE *f, const struct report *r)
         return -1;
     for (size_t j = 0; j < x->n_scores; j++) {
         const struct entry_contribution_scores *s = &x->scores[j].u.scores;
+        int shapley = 0;
+        for (uint32_t c = 0; c < s->n_measures && c < ENTRY_MEASURES_MAX; c++)
+            shapley |= strcmp(s->measures[c], "shapley") == 0;
         any_eval |= isfinite(s->base_loss) || isfinite(s->model_loss);
         fprintf(f, "<tr><td>%" PRIu64 "</td>", s->round);
         value_cell(f, s->base_loss);
         value_cell(f, s->model_loss);
         fprintf(f, "<td>%" PRIu64 "</td><td>%s</td><td class=\"mono\">", s->evaluations,
-                s->exact ? "exact" : "GTG estimate");
-        static const uint8_t zero[32];
+                !shapley ? "&mdash;" : s->exact ? "exact" : "GTG estimate");
         if (memcmp(s->evalset_hash, zero, 32) == 0)
             fputs("none", f);
         else
@@ -520,8 +536,8 @@ static void section_rejected(FILE *f, const struct report *r)
         return;
     }
     fputs("<table id=\"rejected-table\"><thead><tr><th>round</th><th>member</th>"
-          "<th>tokens claimed</th><th>bytes</th><th>ledger entry</th><th>reason</th></tr>"
-          "</thead><tbody>\n", f);
+          "<th>tokens claimed</th><th>bytes</th><th>ledger entry</th>"
+          "<th class=\"reason\">reason</th></tr></thead><tbody>\n", f);
     for (size_t i = 0; i < x->n_updates; i++) {
         const struct ev_update *u = &x->updates[i];
         if (u->accepted)

@@ -25,17 +25,21 @@
 
 /* --- HTML and SVG helpers ----------------------------------------------------------------- */
 
+/* What fn writes, as a malloc'd string (file scope: open_memstream keeps its address). */
+static char *mem_buf;
+static size_t mem_len;
+
 static char *capture(void (*fn)(FILE *, void *), void *arg, size_t *len)
 {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
+    FILE *f = open_memstream(&mem_buf, &mem_len);
     assert_non_null(f);
     fn(f, arg);
     assert_int_equal(fclose(f), 0);
     if (len)
-        *len = n;
-    return buf;
+        *len = mem_len;
+    char *out = mem_buf;
+    mem_buf = NULL;
+    return out;
 }
 
 static void write_text(FILE *f, void *arg)
@@ -88,18 +92,20 @@ static void svg_axes_map_values_and_skip_nan(void **state)
 static void svg_ticks_are_round_numbers_within_the_range(void **state)
 {
     double t[12];
-    size_t n = svg_ticks(0.13, 0.87, 6, t);
+    size_t n = svg_ticks(0.13, 0.87, 6, 0, t);
     assert_int_equal(n, 4);   /* step 0.2: 0.2 0.4 0.6 0.8 */
     for (size_t i = 0; i < n; i++)
         assert_true(fabs(t[i] - 0.2 * (double)(i + 1)) < 1e-12);
-    n = svg_ticks(1, 4, 10, t);
-    assert_int_equal(n, 4);   /* 1 2 3 4: rounds */
-    assert_true(t[0] == 1 && t[3] == 4);
-    n = svg_ticks(-1, 1, 6, t);
+    n = svg_ticks(1, 4, 10, 1, t);
+    assert_int_equal(n, 4);   /* 1 2 3 4: rounds, never 1.5 */
+    assert_true(t[0] == 1 && t[1] == 2 && t[3] == 4);
+    n = svg_ticks(1, 100, 10, 1, t);
+    assert_true(n >= 4 && n <= 10 && t[0] == 20 && t[1] == 40);
+    n = svg_ticks(-1, 1, 6, 0, t);
     for (size_t i = 0; i < n; i++)
         assert_false(signbit(t[i]) && t[i] == 0);   /* no -0 */
-    assert_int_equal(svg_ticks(2, 1, 6, t), 0);
-    assert_int_equal(svg_ticks(NAN, 1, 6, t), 0);
+    assert_int_equal(svg_ticks(2, 1, 6, 0, t), 0);
+    assert_int_equal(svg_ticks(NAN, 1, 6, 0, t), 0);
 }
 
 static size_t count(const char *hay, const char *needle)
