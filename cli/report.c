@@ -38,7 +38,8 @@ static const char usage[] =
     LEDGER_SOURCE_USAGE
     "\n"
     "  --experiment ID   the experiment (aulac experiment list names them)\n"
-    "  --out FILE        where to write the report (written atomically: FILE.tmp, rename)\n"
+    "  --out FILE        where to write the report (atomically: a temporary file beside\n"
+    "                    it, synced, then renamed over FILE)\n"
     "  --key FILE        the coordinator's public key file to check the checkpoint with\n"
     "                    (default: the key the genesis entry names)\n"
     "\n"

@@ -98,11 +98,17 @@ PY
 ) || fail "credits csv / json checks"
 note "credits of $EXP: $(tr '\n' ' ' <"$T/credits.csv" | cut -c1-200)..."
 
-# The report from the data directory, with the coordinator stopped so that the ledger
-# and its latest checkpoint stay as the report saw them.
+# The report over RPC, then from the data directory with the coordinator stopped (so that
+# the ledger and its latest checkpoint stay as the report saw them): the same page but for
+# the line naming the source.
+"$BIN/aulac" report --coordinator "$ADDR" --insecure --experiment "$EXP" \
+    --out "$T/report-rpc.html" || fail "aulac report over RPC"
 kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
 "$BIN/aulac" report --data-dir "$T/coord" --experiment "$EXP" --out "$T/report.html" \
     || fail "aulac report"
+diff <(grep -v "^<tr><td>ledger</td>" "$T/report-rpc.html") \
+     <(grep -v "^<tr><td>ledger</td>" "$T/report.html") >&2 \
+    || fail "the report over RPC differs from the data directory's (above)"
 cp "$T/report.html" "$OUT/report.html"
 "$BIN/aulac" ledger checkpoint --data-dir "$T/coord" --json >"$T/checkpoint.json" \
     || fail "ledger checkpoint"
