@@ -403,6 +403,11 @@ static void print_history_ok(const struct history_ctx *x)
     if (k.charter_changes)
         printf("  the charter was amended %" PRIu64 " time(s), last at entry %" PRIu64 "\n",
                k.charter_changes, at);
+    if (k.scores || k.credits)
+        printf("  contributions: %" PRIu64 " round score(s), each of a closed round, its "
+               "participants and their accepted payloads; %" PRIu64 " credits entr%s, each "
+               "after its experiment's last round (values are re-computed by aulac credits "
+               "verify)\n", k.scores, k.credits, k.credits == 1 ? "y" : "ies");
 }
 
 static int verify_dir(struct ledger_source *s, const struct opts *o)

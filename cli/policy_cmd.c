@@ -11,19 +11,25 @@
 #include "cli/cli.h"
 #include "cli/governance_cli.h"
 #include "common/hex.h"
+#include "credit/evalset.h"
 #include "crypto/digest.h"
 #include "policies/policy.h"
 #include "policies/site.h"
 
 static const char policy_usage[] =
-    "usage: aulac policy check FILE\n"
+    "usage: aulac policy check FILE [--eval-sets DIR]\n"
     "       aulac policy diff A B [CONNECTION]\n"
     "\n"
     "check: parses and validates an experiment policy as the coordinator does\n"
-    "(policies/README.md); prints its canonical hash, the model size and the rounds, or\n"
-    "every error found, one per line in file order, as FILE:line:col: key.path: message\n"
-    "(at most 50, then \"... and N more errors\"). A key this aulac does not apply is an\n"
-    "error (\"not implemented yet\"). Exit status 0 when valid, 1 when not.\n"
+    "(policies/README.md); prints its canonical hash, the model size, the rounds and the\n"
+    "contribution measures, or every error found, one per line in file order, as\n"
+    "FILE:line:col: key.path: message (at most 50, then \"... and N more errors\"). A key\n"
+    "this aulac does not apply is an error (\"not implemented yet\").\n"
+    "  --eval-sets DIR  also check the policy's evaluation set as the coordinator does at\n"
+    "                   a proposal: DIR/<contribution.evaluation_set.name> exists and its\n"
+    "                   BLAKE2b-256 is the pinned contribution.evaluation_set.blake2b\n"
+    "                   (nothing to check when neither loo nor shapley is measured)\n"
+    "Exit status 0 when valid, 1 when not.\n"
     "\n"
     "diff: see aulac policy diff --help.\n";
 
@@ -61,9 +67,9 @@ static const char site_usage[] =
     "aulac policy check prints them). Exit status 0 when valid (and allowed), 1 otherwise.\n";
 
 /* "CMD check FILE [options]" (or "CMD --help"): returns -1 to go on with *file (and
- * *policy for --policy), else the exit status. */
+ * *option for the command's one option, --policy or --eval-sets), else the exit status. */
 static int parse_check(const char *cmd, const char *usage, int argc, char **argv,
-                       const struct option *lo, const char **file, const char **policy)
+                       const struct option *lo, const char **file, const char **option)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
@@ -75,7 +81,8 @@ static int parse_check(const char *cmd, const char *usage, int argc, char **argv
     optind = 1;
     while ((ch = getopt_long(argc - 1, argv + 1, "h", lo, NULL)) != -1) {
         switch (ch) {
-        case 'p': *policy = optarg; break;
+        case 'p':
+        case 'e': *option = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -186,15 +193,42 @@ static int policy_diff_cmd(int argc, char **argv)
     return n == 0 ? 0 : 1;
 }
 
+/* "tokens, shapley x2" (weights other than 1 shown), the evaluation set, the retention. */
+static void print_contribution(const struct policy_contribution *c)
+{
+    char line[512];
+    size_t o = 0;
+    line[0] = '\0';
+    for (int m = 0; m < POLICY_MEASURES && o < sizeof line; m++) {
+        if (!(c->measures & (1u << m)))
+            continue;
+        o += (size_t)snprintf(line + o, sizeof line - o, "%s%s", o ? ", " : "",
+                              policy_measure_name((enum policy_measure)m));
+        if (c->credit_weights[m] == 0 && o < sizeof line)
+            o += (size_t)snprintf(line + o, sizeof line - o, " (not credited)");
+        else if (c->credit_weights[m] != 1 && o < sizeof line)
+            o += (size_t)snprintf(line + o, sizeof line - o, " (weight %g)", c->credit_weights[m]);
+    }
+    printf("contribution: %s; accepted payloads kept %u days after the experiment\n", line,
+           c->payload_retention_days);
+    if (c->has_evalset) {
+        char hex[65];
+        hex_encode(c->evalset_hash, 32, hex);
+        printf("evaluation set: %s (BLAKE2b-256 %s), %u windows\n", c->evalset_name, hex,
+               c->eval_windows);
+    }
+}
+
 int cmd_policy(int argc, char **argv)
 {
-    static const struct option lo[] = { { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+    static const struct option lo[] = { { "eval-sets", required_argument, 0, 'e' },
+                                        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     if (argc >= 2 && strcmp(argv[1], "diff") == 0)
         return policy_diff_cmd(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") != 0 && argv[1][0] != '-')
         return cli_usage_error("policy", policy_usage, "unknown subcommand '%s'", argv[1]);
-    const char *file = NULL, *unused = NULL;
-    int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &unused);
+    const char *file = NULL, *eval_sets = NULL;
+    int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &eval_sets);
     if (rc >= 0)
         return rc;
     struct policy p;
@@ -202,6 +236,15 @@ int cmd_policy(int argc, char **argv)
     int opened = 0;
     if (load_policy_arg(&none, &opened, file, &p) != 0)
         return 1;
+    if (eval_sets) {
+        /* the coordinator's check of a proposal (credit/evalset.h) */
+        char why[768];
+        if (evalset_check_policy(&p.contribution, eval_sets, why, sizeof why) != 0) {
+            fprintf(stderr, "%s: %s\n", file, why);
+            policy_free(&p);
+            return 1;
+        }
+    }
     uint8_t h[32];
     char hex[65], members[48];
     if (policy_hash(&p, h) != 0) {
@@ -218,6 +261,11 @@ int cmd_policy(int argc, char **argv)
            p.metadata.name, hex, p.model.n_layer, p.model.n_head, p.model.n_embd,
            (unsigned long long)policy_model_parameters(&p.model), p.training.rounds,
            p.training.local_steps, members, p.participation.min_members);
+    print_contribution(&p.contribution);
+    if (eval_sets)
+        printf("%s\n", p.contribution.has_evalset
+                          ? "evaluation set: found in --eval-sets with the pinned hash"
+                          : "evaluation set: none needed (neither loo nor shapley is measured)");
     policy_free(&p);
     return 0;
 }

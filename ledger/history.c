@@ -29,11 +29,31 @@ struct proposal {
     int      started;                  /* experiment motion: an experiment_started names it */
 };
 
-/* (experiment, round, member) accepted: the first 16 bytes of BLAKE2b-256 of the
- * ledger_update_key, in an open-addressing table (a zero slot is empty). */
-struct accepted {
+/* Open-addressing tables keyed by the first 16 bytes of a BLAKE2b-256 digest (a zero
+ * slot is empty): the accepted updates, keyed by their ledger_update_key (experiment,
+ * round, member), and the closed rounds, keyed by round_key (experiment, round). */
+struct slot {
     uint8_t  digest[16];
-    uint64_t index;
+    uint64_t index;                    /* the entry that recorded it */
+    uint8_t  hash[32];                 /* accepted: the payload hash; round: the digest of
+                                          its participants in id order (participants_digest) */
+    uint32_t n;                        /* round: its participants */
+    uint64_t scored;                   /* round: 1 + the index of its contribution_scores
+                                          entry; 0 while unscored */
+};
+
+struct table {
+    struct slot *slot;
+    size_t n, cap;                     /* cap: a power of two */
+};
+
+/* An experiment named by an experiment_started, round_closed or contribution entry. */
+struct experiment {
+    char     id[ENTRY_ID_MAX + 1];
+    int      started;                  /* an experiment_started entry names it */
+    uint64_t scored_rounds;            /* contribution_scores entries */
+    uint64_t last_closed;              /* 1 + the index of its last round_closed; 0: none */
+    uint64_t credited;                 /* 1 + the index of its credits entry; 0: none */
 };
 
 struct ledger_history {
@@ -44,8 +64,10 @@ struct ledger_history {
     size_t n_members, cap_members;
     struct proposal *proposals;
     size_t n_proposals, cap_proposals;
-    struct accepted *accepted;
-    size_t n_accepted, cap_accepted;   /* cap: a power of two */
+    struct table accepted;             /* (experiment, round, member) -> payload hash */
+    struct table rounds;               /* (experiment, round) closed -> participants */
+    struct experiment *experiments;
+    size_t n_experiments, cap_experiments;
     struct ledger_history_counts counts;
     uint8_t charter[32];               /* the charter in force (ledger_history_charter) */
     uint64_t charter_index;
@@ -67,7 +89,9 @@ void ledger_history_free(struct ledger_history *h)
         return;
     free(h->members);
     free(h->proposals);
-    free(h->accepted);
+    free(h->accepted.slot);
+    free(h->rounds.slot);
+    free(h->experiments);
     free(h);
 }
 
@@ -270,7 +294,7 @@ static struct proposal *proposal_new(struct ledger_history *h, const uint8_t has
     return q;
 }
 
-/* --- accepted updates ---------------------------------------------------------------- */
+/* --- tables of accepted updates and closed rounds ---------------------------------- */
 
 static uint64_t slot_of(const uint8_t d[16], size_t cap)
 {
@@ -279,17 +303,82 @@ static uint64_t slot_of(const uint8_t d[16], size_t cap)
     return v & (cap - 1);
 }
 
-static int is_empty(const struct accepted *a)
+static int is_empty(const struct slot *a)
 {
     static const uint8_t zero[16];
     return memcmp(a->digest, zero, 16) == 0;
 }
 
-static struct accepted *accepted_slot(struct accepted *t, size_t cap, const uint8_t d[16])
+static struct slot *slot_at(struct slot *t, size_t cap, const uint8_t d[16])
 {
     for (uint64_t i = slot_of(d, cap);; i = (i + 1) & (cap - 1))
         if (is_empty(&t[i]) || memcmp(t[i].digest, d, 16) == 0)
             return &t[i];
+}
+
+/* The table key of bytes: BLAKE2b-256, first 16 bytes, never all zero. */
+static void table_digest(const void *key, size_t len, uint8_t d[32])
+{
+    crypto_blake2b256(key, len, d);
+    d[0] |= 1;   /* never all zero: that marks an empty slot */
+}
+
+/* The slot of d, or NULL. */
+static struct slot *table_find(struct table *t, const uint8_t d[16])
+{
+    if (!t->cap)
+        return NULL;
+    struct slot *s = slot_at(t->slot, t->cap, d);
+    return is_empty(s) ? NULL : s;
+}
+
+/* The slot of d: the one there, or a new zeroed one holding d (*fresh = 1). NULL when
+ * out of memory. */
+static struct slot *table_put(struct table *t, const uint8_t d[16], int *fresh)
+{
+    if (2 * (t->n + 1) > t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 1024;
+        struct slot *n = calloc(cap, sizeof *n);
+        if (!n)
+            return NULL;
+        for (size_t i = 0; i < t->cap; i++)
+            if (!is_empty(&t->slot[i]))
+                *slot_at(n, cap, t->slot[i].digest) = t->slot[i];
+        free(t->slot);
+        t->slot = n;
+        t->cap = cap;
+    }
+    struct slot *s = slot_at(t->slot, t->cap, d);
+    *fresh = is_empty(s);
+    if (*fresh) {
+        memcpy(s->digest, d, 16);
+        t->n++;
+    }
+    return s;
+}
+
+/* The accepted-update key of (experiment, round, member); <0: LEDGER_ERR_ENTRY_ID. */
+static int update_digest(const char *experiment, uint64_t round, const char *member,
+                         uint8_t d[32])
+{
+    uint8_t key[LEDGER_UPDATE_KEY_MAX];
+    int klen = ledger_update_key(experiment, round, member, key);
+    if (klen < 0)
+        return klen;
+    table_digest(key, (size_t)klen, d);
+    return 0;
+}
+
+/* The closed-round key of (experiment, round): u8 length, experiment, u64 BE round. */
+static void round_digest(const char *experiment, uint64_t round, uint8_t d[32])
+{
+    uint8_t key[1 + ENTRY_ID_MAX + 8];
+    size_t n = strnlen(experiment, ENTRY_ID_MAX);
+    key[0] = (uint8_t)n;
+    memcpy(key + 1, experiment, n);
+    for (int i = 0; i < 8; i++)
+        key[1 + n + i] = (uint8_t)(round >> (8 * (7 - i)));
+    table_digest(key, 1 + n + 8, d);
 }
 
 /* 0 when newly recorded, 1 with *first set when (experiment, round, member) was
@@ -297,33 +386,55 @@ static struct accepted *accepted_slot(struct accepted *t, size_t cap, const uint
 static int accepted_once(struct ledger_history *h, const struct entry_update *u, uint64_t index,
                          uint64_t *first)
 {
-    uint8_t key[LEDGER_UPDATE_KEY_MAX], d[32];
-    int klen = ledger_update_key(u->experiment, u->round, u->member, key);
-    if (klen < 0)
-        return klen;
-    crypto_blake2b256(key, (size_t)klen, d);
-    d[0] |= 1;   /* never all zero: that marks an empty slot */
-    if (2 * (h->n_accepted + 1) > h->cap_accepted) {
-        size_t cap = h->cap_accepted ? 2 * h->cap_accepted : 1024;
-        struct accepted *t = calloc(cap, sizeof *t);
-        if (!t)
-            return LEDGER_ERR_NOMEM;
-        for (size_t i = 0; i < h->cap_accepted; i++)
-            if (!is_empty(&h->accepted[i]))
-                *accepted_slot(t, cap, h->accepted[i].digest) = h->accepted[i];
-        free(h->accepted);
-        h->accepted = t;
-        h->cap_accepted = cap;
-    }
-    struct accepted *a = accepted_slot(h->accepted, h->cap_accepted, d);
-    if (!is_empty(a)) {
+    uint8_t d[32];
+    int rc = update_digest(u->experiment, u->round, u->member, d);
+    if (rc < 0)
+        return rc;
+    int fresh;
+    struct slot *a = table_put(&h->accepted, d, &fresh);
+    if (!a)
+        return LEDGER_ERR_NOMEM;
+    if (!fresh) {
         *first = a->index;
         return 1;
     }
-    memcpy(a->digest, d, 16);
     a->index = index;
-    h->n_accepted++;
+    memcpy(a->hash, u->payload_hash, 32);
     return 0;
+}
+
+/* --- experiments and their rounds ----------------------------------------------------- */
+
+/* The experiment of id, added (not started, nothing recorded) when new; NULL when out of
+ * memory. */
+static struct experiment *experiment_of(struct ledger_history *h, const char *id)
+{
+    for (size_t i = 0; i < h->n_experiments; i++)
+        if (strcmp(h->experiments[i].id, id) == 0)
+            return &h->experiments[i];
+    if (grow((void **)&h->experiments, h->n_experiments, &h->cap_experiments,
+             sizeof *h->experiments))
+        return NULL;
+    struct experiment *e = &h->experiments[h->n_experiments++];
+    memset(e, 0, sizeof *e);
+    snprintf(e->id, sizeof e->id, "%s", id);
+    return e;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A digest of the ids, each with its NUL, in the order given: two lists of ids have the
+ * same digest exactly when they are the same list. */
+static void ids_digest(const char *const *ids, size_t n, uint8_t d[32])
+{
+    struct crypto_digest_state st;
+    (void)crypto_digest_init(&st, "aulac/history/ids/v1");   /* a valid constant domain */
+    for (size_t i = 0; i < n; i++)
+        crypto_digest_update(&st, ids[i], strlen(ids[i]) + 1);
+    crypto_digest_final(&st, d);
 }
 
 /* --- one entry ------------------------------------------------------------------------ */
@@ -637,6 +748,126 @@ static int check_roster_change(const struct ctx *x, const struct entry *e)
     return rc;
 }
 
+/* round_closed: recorded with its participants (as a set, in id order), for the
+ * contribution_scores that follows; never after the experiment's credits. */
+static int check_round_closed(const struct ctx *x, const struct entry_round_closed *r)
+{
+    struct ledger_history *h = x->h;
+    struct experiment *ex = experiment_of(h, r->experiment);
+    if (!ex)
+        return LEDGER_ERR_NOMEM;
+    if (ex->credited)
+        return refuse(x, LEDGER_ERR_HISTORY, "round %" PRIu64 " of %s closes after the "
+                      "experiment's credits (entry %" PRIu64 "): credits come after its last "
+                      "round", r->round, r->experiment, ex->credited - 1);
+    const char **ids = malloc((r->n_participants ? r->n_participants : 1) * sizeof *ids);
+    if (!ids)
+        return LEDGER_ERR_NOMEM;
+    for (uint32_t i = 0; i < r->n_participants; i++)
+        ids[i] = r->participants[i];
+    qsort(ids, r->n_participants, sizeof *ids, cmp_id);
+    uint8_t d[32], set[32];
+    ids_digest(ids, r->n_participants, set);
+    free(ids);
+    round_digest(r->experiment, r->round, d);
+    int fresh;
+    struct slot *s = table_put(&h->rounds, d, &fresh);
+    if (!s)
+        return LEDGER_ERR_NOMEM;
+    s->index = x->index;
+    memcpy(s->hash, set, 32);
+    s->n = r->n_participants;
+    ex->last_closed = x->index + 1;
+    return 0;
+}
+
+/* contribution_scores: of a round closed before it, once, not after the credits; its
+ * members are the round's participants (the codec already holds them in strictly
+ * increasing id order), each with the payload hash of its update_accepted entry. */
+static int check_scores(const struct ctx *x, const struct entry_contribution_scores *c)
+{
+    struct ledger_history *h = x->h;
+    uint8_t d[32];
+    round_digest(c->experiment, c->round, d);
+    struct slot *r = table_find(&h->rounds, d);
+    if (!r)
+        return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 " name "
+                      "a round that no earlier round_closed entry closes", c->experiment,
+                      c->round);
+    if (r->scored)
+        return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 " are "
+                      "recorded twice (first at entry %" PRIu64 "); a round is scored once",
+                      c->experiment, c->round, r->scored - 1);
+    struct experiment *ex = experiment_of(h, c->experiment);
+    if (!ex)
+        return LEDGER_ERR_NOMEM;
+    if (ex->credited)
+        return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 " come "
+                      "after the experiment's credits (entry %" PRIu64 ")", c->experiment,
+                      c->round, ex->credited - 1);
+    for (uint32_t i = 0; i < c->n; i++) {
+        const struct entry_member_score *m = &c->members[i];
+        uint8_t k[32];
+        int rc = update_digest(c->experiment, c->round, m->member, k);
+        if (rc < 0)
+            return rc;
+        const struct slot *a = table_find(&h->accepted, k);
+        if (!a)
+            return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64
+                          " score %s, whose update for that round no earlier update_accepted "
+                          "entry holds", c->experiment, c->round, m->member);
+        if (!crypto_equal(a->hash, m->payload_hash, 32)) {
+            char got[17], want[17];
+            hex_encode(m->payload_hash, 8, got);
+            hex_encode(a->hash, 8, want);
+            return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64
+                          " give %s's payload hash as %s…, but its update_accepted (entry %"
+                          PRIu64 ") holds %s…", c->experiment, c->round, m->member, got,
+                          a->index, want);
+        }
+    }
+    const char **ids = malloc((c->n ? c->n : 1) * sizeof *ids);
+    if (!ids)
+        return LEDGER_ERR_NOMEM;
+    for (uint32_t i = 0; i < c->n; i++)
+        ids[i] = c->members[i].member;
+    uint8_t set[32];
+    ids_digest(ids, c->n, set);
+    free(ids);
+    if (c->n != r->n || !crypto_equal(set, r->hash, 32))
+        return refuse(x, LEDGER_ERR_HISTORY, "contribution scores of %s round %" PRIu64 " score "
+                      "%u member%s, who are not the round's %u participant%s (round_closed at "
+                      "entry %" PRIu64 ")", c->experiment, c->round, c->n, c->n == 1 ? "" : "s",
+                      r->n, r->n == 1 ? "" : "s", r->index);
+    r->scored = x->index + 1;
+    ex->scored_rounds++;
+    h->counts.scores++;
+    return 0;
+}
+
+/* credits: of a started experiment, once, after its last round_closed (a round closed
+ * later is refused there), counting the rounds scored before it. */
+static int check_credits(const struct ctx *x, const struct entry_credits *c)
+{
+    struct experiment *ex = experiment_of(x->h, c->experiment);
+    if (!ex)
+        return LEDGER_ERR_NOMEM;
+    if (!ex->started)
+        return refuse(x, LEDGER_ERR_HISTORY, "credits of %s, which no earlier "
+                      "experiment_started entry starts", c->experiment);
+    if (ex->credited)
+        return refuse(x, LEDGER_ERR_HISTORY, "credits of %s are recorded twice (first at entry %"
+                      PRIu64 ")", c->experiment, ex->credited - 1);
+    if (c->rounds != ex->scored_rounds)
+        return refuse(x, LEDGER_ERR_HISTORY, "credits of %s count %" PRIu64 " scored round%s, "
+                      "but %" PRIu64 " contribution_scores entr%s of it come%s before",
+                      c->experiment, c->rounds, c->rounds == 1 ? "" : "s", ex->scored_rounds,
+                      ex->scored_rounds == 1 ? "y" : "ies", ex->scored_rounds == 1 ? "s" : "");
+    ex->credited = x->index + 1;
+    x->h->counts.credits++;
+    return 0;
+}
+
 static int check_entry(const struct ctx *x, const struct entry *e)
 {
     if (x->index == 0 && e->type != ENTRY_GENESIS)
@@ -661,8 +892,21 @@ static int check_entry(const struct ctx *x, const struct entry *e)
         return check_motion(x, e->type, &e->u.motion);
     case ENTRY_PROPOSAL_DECIDED:
         return check_decided(x, &e->u.decided);
-    case ENTRY_EXPERIMENT_STARTED:
-        return check_started(x, &e->u.experiment);
+    case ENTRY_EXPERIMENT_STARTED: {
+        int rc = check_started(x, &e->u.experiment);
+        struct experiment *ex = rc ? NULL : experiment_of(x->h, e->u.experiment.experiment);
+        if (rc == 0 && !ex)
+            rc = LEDGER_ERR_NOMEM;
+        if (ex)
+            ex->started = 1;
+        return rc;
+    }
+    case ENTRY_ROUND_CLOSED:
+        return check_round_closed(x, &e->u.round_closed);
+    case ENTRY_CONTRIBUTION_SCORES:
+        return check_scores(x, &e->u.scores);
+    case ENTRY_CREDITS:
+        return check_credits(x, &e->u.credits);
     default:
         return 0;
     }

@@ -31,7 +31,13 @@
  *     them, and a proposal hash they carry names an earlier roster_proposed entry
  *     of the same change;
  *   - genesis is leaf 0 and only leaf 0; its charter text (if any) is the charter in
- *     force until an approved charter motion replaces it.
+ *     force until an approved charter motion replaces it;
+ *   - contribution_scores: names a round that a round_closed entry before it closed (same
+ *     experiment and round), scored once; its members are that round's participants in
+ *     id order, each with the payload hash of its update_accepted entry for the round;
+ *   - credits: of an experiment an experiment_started entry started, once, counting as
+ *     many rounds as contribution_scores entries of it came before; no round_closed or
+ *     contribution_scores of the experiment after it (it comes after the last round).
  * Other entries only have to decode. Quorums are not recounted here
  * (policies/GOVERNANCE.md).
  *
@@ -59,6 +65,8 @@ struct ledger_history_counts {
     uint64_t motions;          /* motion signatures verified */
     uint64_t decisions;        /* proposal_decided entries (withdrawal signatures verified) */
     uint64_t charter_changes;  /* approved charter motions */
+    uint64_t scores;           /* contribution_scores entries matched to their rounds */
+    uint64_t credits;          /* credits entries */
 };
 
 /* LEDGER_ERR_NOMEM. Free with ledger_history_free (NULL is fine). */

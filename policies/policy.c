@@ -21,6 +21,11 @@ static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "kr
 static const char *const weighting_names[] = {"tokens", "samples", "uniform", NULL};
 static const char *const method_names[] = {"none", "topk", NULL};
 static const char *const average_names[] = {"members", "senders", NULL};
+/* Indexed by enum policy_measure. */
+static const char *const measure_names[] = {"tokens", "rounds", "bytes", "alignment", "loo",
+                                            "shapley", NULL};
+_Static_assert(sizeof measure_names / sizeof measure_names[0] == POLICY_MEASURES + 1,
+               "a name for every measure");
 /* Indexed by enum codec_quant. */
 static const char *const quant_names[] = {"fp32", "int8", "fp16", "fp8", "int4", NULL};
 
@@ -149,6 +154,35 @@ static const struct sfield participation_fields[] = {
     END,
 };
 
+/* contribution (policies/README.md): what the coordinator measures of each member's
+ * updates, and how the measures weigh in its credit. Cross-field rules in post_contribution. */
+static const struct sfield evaluation_set_fields[] = {
+    {.key = "name", .type = SF_FILENAME, .off = OFF(contribution.evalset_name),
+     .imax = POLICY_EVALSET_NAME_MAX, .flags = SF_REQUIRED},
+    {.key = "blake2b", .type = SF_HEX32, .off = OFF(contribution.evalset_hash),
+     .flags = SF_REQUIRED},
+    U32("windows", contribution.eval_windows, 1, 4096, 0),
+    END,
+};
+
+static const struct sfield shapley_fields[] = {
+    U32("budget", contribution.shapley_budget, 1, 1000000, 0),
+    F64("truncation", contribution.shapley_truncation, 0, 1, SF_MAX_EXCL),
+    F64("round_truncation", contribution.round_truncation, 0, 10, 0),
+    END,
+};
+
+static const struct sfield contribution_fields[] = {
+    {.key = "measures", .type = SF_ENUMSET, .off = OFF(contribution.measures),
+     .names = measure_names},
+    {.key = "credit_weights", .type = SF_WEIGHTS, .off = OFF(contribution.credit_weights),
+     .names = measure_names, .fmin = 0, .fmax = 1e6},
+    SECTION("evaluation_set", evaluation_set_fields, 0),
+    SECTION("shapley", shapley_fields, 0),
+    U32("payload_retention_days", contribution.payload_retention_days, 0, 36500, 0),
+    END,
+};
+
 static const struct sfield policy_fields[] = {
     U32("schema", schema, 1, 1000, SF_REQUIRED),
     SECTION("metadata", metadata_fields, SF_REQUIRED),
@@ -160,9 +194,7 @@ static const struct sfield policy_fields[] = {
     SECTION("participation", participation_fields, 0),
     REFUSED("privacy", "not implemented yet: updates are neither clipped nor noised; remove "
             "the section"),
-    REFUSED("contribution", "not implemented yet: no credits are computed from a policy (the "
-            "coordinator counts each member's rounds, tokens and bytes: aulac status); remove "
-            "the section"),
+    SECTION("contribution", contribution_fields, 0),
     REFUSED("governance", "not part of an experiment policy any more: the quorum is the "
             "alliance charter's (charter.quorum in the roster file); remove the section"),
     END,
@@ -212,6 +244,15 @@ static void policy_defaults(struct policy *p)
     link_defaults(&p->compression.downlink, false);
     p->participation.round_deadline_s = 600;
     p->participation.grace_s = 30;
+    struct policy_contribution *c = &p->contribution;
+    c->measures = 1u << POLICY_MEASURE_TOKENS | 1u << POLICY_MEASURE_ROUNDS |
+                  1u << POLICY_MEASURE_BYTES | 1u << POLICY_MEASURE_ALIGNMENT;
+    /* credit_weights: 1 per listed measure unless given, filled after parsing */
+    c->eval_windows = 16;
+    c->shapley_budget = 64;
+    c->shapley_truncation = 0.01;
+    c->round_truncation = 1e-4;
+    c->payload_retention_days = 30;
 }
 
 /* --- cross-field rules ----------------------------------------------------- */
@@ -250,6 +291,86 @@ static int fail_at(struct post *pc, int code, const char *path, const char *fall
 static bool seen(struct post *pc, const char *path)
 {
     return schema_seen(pc->ctx, path) != NULL;
+}
+
+/* Error located at the key of path (a section given in the file). */
+static int fail_at_key(struct post *pc, int code, const char *path, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail_at_key(struct post *pc, int code, const char *path, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    const struct schema_seen *s = schema_seen(pc->ctx, path);
+    yaml_error(pc->err, code, pc->file, s ? s->line : 1, s ? s->column : 1, path, "%s", detail);
+    return code;
+}
+
+/* "tokens, rounds, bytes" of a measure set, in enum order. */
+static void measure_set_words(uint32_t set, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (int m = 0; m < POLICY_MEASURES && o < cap; m++)
+        if (set & (1u << m))
+            o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? ", " : "", measure_names[m]);
+}
+
+/* contribution: an evaluation set exactly when a measure evaluates models, a shapley
+ * section only with shapley, weights only on listed measures (without credit_weights, 1
+ * each; with it, the weights given and 0 for a listed measure it leaves out), not all
+ * zero. */
+static int post_contribution(struct post *pc, struct policy_contribution *c)
+{
+    char listed[128];
+    measure_set_words(c->measures, listed, sizeof listed);
+    if (c->measures == 0)
+        return fail_at(pc, POLICY_ERR_RANGE, "contribution.measures", "contribution",
+                       "lists no measure; list at least one of tokens, rounds, bytes, "
+                       "alignment, loo, shapley (or leave the key out for tokens, rounds, "
+                       "bytes, alignment)");
+    uint32_t evaluated = c->measures & (1u << POLICY_MEASURE_LOO | 1u << POLICY_MEASURE_SHAPLEY);
+    c->has_evalset = seen(pc, "contribution.evaluation_set");
+    if (evaluated && !c->has_evalset) {
+        char which[32];
+        measure_set_words(evaluated, which, sizeof which);
+        return fail_at(pc, POLICY_ERR_INVALID, "contribution.measures", "contribution",
+                       "%s measure%s models on an evaluation set: add contribution.evaluation_set "
+                       "(name, blake2b, windows)", evaluated == (1u << POLICY_MEASURE_LOO) ?
+                       "loo" : evaluated == (1u << POLICY_MEASURE_SHAPLEY) ? "shapley" :
+                       "loo and shapley", strchr(which, ',') ? "" : "s");
+    }
+    if (!evaluated && c->has_evalset)
+        return fail_at_key(pc, POLICY_ERR_INVALID, "contribution.evaluation_set",
+                           "only loo and shapley use an evaluation set, and contribution.measures "
+                           "lists neither (%s); list one of them or remove the section", listed);
+    if (seen(pc, "contribution.shapley") && !(c->measures & (1u << POLICY_MEASURE_SHAPLEY)))
+        return fail_at_key(pc, POLICY_ERR_INVALID, "contribution.shapley",
+                           "only used by the shapley measure, which contribution.measures does "
+                           "not list (%s); list shapley or remove the section", listed);
+    /* credit_weights absent: 1 per listed measure; given: those weights, 0 for the rest */
+    bool weights_given = seen(pc, "contribution.credit_weights");
+    double total = 0;
+    for (int m = 0; m < POLICY_MEASURES; m++) {
+        char path[64];
+        snprintf(path, sizeof path, "contribution.credit_weights.%s", measure_names[m]);
+        bool is_listed = c->measures & (1u << m);
+        if (!seen(pc, path))
+            c->credit_weights[m] = is_listed && !weights_given ? 1 : 0;
+        else if (!is_listed)
+            return fail_at(pc, POLICY_ERR_INVALID, path, "contribution.credit_weights",
+                           "a weight for %s, which contribution.measures does not list (%s); "
+                           "list %s or remove its weight", measure_names[m], listed,
+                           measure_names[m]);
+        total += c->credit_weights[m];
+    }
+    if (total == 0)
+        return fail_at_key(pc, POLICY_ERR_INVALID, "contribution.credit_weights",
+                           "every listed measure (%s) weighs 0, so no credit could be computed; "
+                           "give at least one a positive weight", listed);
+    return 0;
 }
 
 static int post_link(struct post *pc, struct policy *p, struct policy_link *l, const char *name)
@@ -386,7 +507,7 @@ static int post_validate(struct post *pc, struct policy *p)
         return fail_at(pc, POLICY_ERR_INVALID, "participation.grace_s", "participation",
                        "grace_s %u is longer than round_deadline_s %u", pp->grace_s,
                        pp->round_deadline_s);
-    return 0;
+    return post_contribution(pc, &p->contribution);
 }
 
 /* --- public ---------------------------------------------------------------- */
@@ -469,7 +590,7 @@ static int cmp_line(const void *a, const void *b)
     return lx < ly ? -1 : (lx > ly);
 }
 
-#define CANONICAL_HEADER "aulac-policy-canonical/v2\n"
+#define CANONICAL_HEADER "aulac-policy-canonical/v3\n"
 
 /* The canonical "key.path=value\n" lines of p, sorted by key path. */
 static int canonical_lines(const struct policy *p, struct schema_lines *lines)
@@ -686,6 +807,19 @@ const char *policy_weighting_name(enum policy_weighting w)
     return name_or(weighting_names, 3, (int)w);
 }
 const char *policy_quant_name(enum codec_quant q) { return name_or(quant_names, 5, (int)q); }
+
+const char *policy_measure_name(enum policy_measure m)
+{
+    return (int)m >= 0 && m < POLICY_MEASURES ? measure_names[m] : NULL;
+}
+
+int policy_measure_parse(const char *name)
+{
+    for (int m = 0; name && m < POLICY_MEASURES; m++)
+        if (strcmp(measure_names[m], name) == 0)
+            return m;
+    return -1;
+}
 
 const char *policy_strerror(int code)
 {

@@ -26,7 +26,7 @@ extern "C" {
  * strict: unknown keys, duplicate keys, wrong types, out-of-range values, numbers with a
  * leading zero, anchors, aliases, tags, directives other than %YAML 1.2 and
  * multi-document streams are errors naming file:line:column and the key path. So is a
- * key the code does not apply (privacy, contribution, aggregation rules other than
+ * key the code does not apply (privacy, aggregation rules other than
  * fedavg...: POLICY_ERR_UNIMPLEMENTED, "not implemented yet"): what a policy says is what
  * runs. The hash is taken over a canonical encoding of the parsed values (with defaults
  * filled in), so comments, key order, formatting and spelling out a default do not
@@ -165,9 +165,10 @@ enum policy_measure {
 struct policy_contribution {
     uint32_t measures;              /* bit set of 1u << enum policy_measure; default
                                        tokens, rounds, bytes, alignment */
-    double credit_weights[POLICY_MEASURES];   /* >= 0; default 1 for each measure listed;
-                                       0 for a measure not listed (a weight on one is an
-                                       error) */
+    double credit_weights[POLICY_MEASURES];   /* [0, 1e6]; without credit_weights 1 for
+                                       each measure listed; with it, the weights given and 0
+                                       for a listed measure it leaves out; 0 for a measure
+                                       not listed (a weight on one is an error); not all 0 */
     /* evaluation_set: required by loo and shapley; has_evalset 0 when absent. */
     int has_evalset;
     char evalset_name[POLICY_EVALSET_NAME_MAX + 1];   /* file name the coordinator holds */

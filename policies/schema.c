@@ -163,6 +163,21 @@ static bool valid_glob(const char *s, size_t len, size_t max)
     return true;
 }
 
+/* A plain file name: 1..max of [A-Za-z0-9._-], so no directory part, and not "." or
+ * "..". */
+static bool valid_filename(const char *s, size_t len, size_t max)
+{
+    if (len == 0 || len > max || (len <= 2 && strspn(s, ".") == len))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
 /* Printable UTF-8 with \n and \t; no other control characters, no overlongs or
  * surrogates. */
 static bool valid_text(const char *s, size_t len)
@@ -497,6 +512,85 @@ static size_t scalar_size(enum sfield_type t)
 
 static int store_value(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
                        const char *path, void *base);
+static int keep_going(struct schema_ctx *ctx, int rc);
+
+/* SF_HEX32: 64 lower-case hex digits, quoted or not (a plain one that YAML reads as a
+ * number is refused: quote it), not all zero. */
+static int store_hex32(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                       const char *path, void *base)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    bool ok = v->kind == YNODE_SCALAR && !ynode_is_null(v) && v->len == 64;
+    for (size_t i = 0; ok && i < 64; i++)
+        ok = is_digit(v->text[i]) || (v->text[i] >= 'a' && v->text[i] <= 'f');
+    if (!ok)
+        return err_at(ctx, v->kind == YNODE_SCALAR ? POLICY_ERR_RANGE : POLICY_ERR_TYPE, v, path,
+                      "expected 64 lower-case hex digits (a BLAKE2b-256, as b2sum -l 256 "
+                      "prints it), got %s%s", got, NULL);
+    bool neg;
+    uint64_t mag;
+    double d;
+    if (v->plain && (parse_int_text(v->text, &neg, &mag) != -1 ||
+                     parse_float_text(v->text, &d) == 0))
+        return err_at(ctx, POLICY_ERR_TYPE, v, path,
+                      "%s is a number to YAML readers; quote it%s", got, NULL);
+    uint8_t *out = FIELD_AT(base, f->off, uint8_t), acc = 0;
+    for (size_t i = 0; i < 32; i++) {
+        char pair[3] = { v->text[2 * i], v->text[2 * i + 1], 0 };
+        out[i] = (uint8_t)strtoul(pair, NULL, 16);
+        acc |= out[i];
+    }
+    if (!acc)
+        return err_at(ctx, POLICY_ERR_RANGE, v, path,
+                      "all zeros, which is no file's hash; give the file's BLAKE2b-256 (b2sum "
+                      "-l 256)%s%s", "", NULL);
+    return 0;
+}
+
+/* SF_WEIGHTS: a mapping of names (f->names) to numbers; every key is checked, each
+ * error kept as a key's error (the walk goes on). */
+static int store_weights(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                         const char *path, void *base)
+{
+    char names[256], got[128];
+    names_list(f->names, names, sizeof names);
+    ynode_describe(v, got, sizeof got);
+    if (ynode_is_null(v))
+        return 0;
+    if (v->kind != YNODE_MAP)
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a mapping of names (%s) to "
+                      "numbers, got %s", names, got);
+    double *w = FIELD_AT(base, f->off, double);
+    for (size_t i = 0; i < v->n; i++) {
+        const struct ynode *k = v->keys[i], *val = v->vals[i];
+        int rc;
+        if (k->dup_line > 0) {
+            yaml_duplicate_error(ctx->err, ctx->file, k, k->dup_line, k->dup_column);
+            rc = POLICY_ERR_DUPLICATE;
+        } else {
+            char shown[40], sub[160], kname[64];
+            size_t m = 0;
+            for (size_t c = 0; k->kind == YNODE_SCALAR && c < k->len && m + 1 < sizeof shown; c++)
+                shown[m++] = (k->text[c] > ' ' && k->text[c] <= '~') ? k->text[c] : '?';
+            shown[m] = '\0';
+            join_path(sub, sizeof sub, path, m ? shown : "?");
+            int idx = k->kind == YNODE_SCALAR ? name_index(f->names, k->text, k->len) : -1;
+            if (idx < 0) {
+                ynode_describe(k, kname, sizeof kname);
+                rc = err_at(ctx, POLICY_ERR_UNKNOWN_KEY, k, sub, "unknown name %s; expected %s",
+                            kname, names);
+            } else if ((rc = record_seen(ctx, sub, k, val)) == 0) {
+                double d;
+                if ((rc = check_f64(ctx, f, val, sub, &d)) == 0)
+                    w[idx] = d;
+            }
+        }
+        if ((rc = keep_going(ctx, rc)) != 0)
+            return rc;
+    }
+    return 0;
+}
 
 /* SF_FIXED: the value must be the one base held (the default, what the code does). */
 static int store_fixed(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
@@ -602,6 +696,25 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     case SF_IDLIST:
     case SF_GLOBLIST:
         return store_string_list(ctx, f, v, path, base);
+    case SF_FILENAME: {
+        if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a file name, got %s%s", got,
+                          NULL);
+        if (!valid_filename(v->text, v->len, (size_t)f->imax)) {
+            char lim[24];
+            snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+            yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, v->line, v->column, path,
+                       "expected a file name of 1 to %s characters from [A-Za-z0-9._-] (no "
+                       "directory), got %s", lim, got);
+            return POLICY_ERR_RANGE;
+        }
+        memcpy(FIELD_AT(base, f->off, char), v->text, v->len + 1);
+        return 0;
+    }
+    case SF_HEX32:
+        return store_hex32(ctx, f, v, path, base);
+    case SF_WEIGHTS:
+        return store_weights(ctx, f, v, path, base);
     case SF_ENUMSET: {
         char names[256];
         names_list(f->names, names, sizeof names);
@@ -975,7 +1088,26 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
             break;
         }
         case SF_ID:
+        case SF_FILENAME:
             rc = push_line(out, path, CFIELD_AT(base, f->off, char));
+            break;
+        case SF_HEX32: {
+            const uint8_t *h = CFIELD_AT(base, f->off, uint8_t);
+            uint8_t acc = 0;
+            for (int i = 0; i < 32; i++) {
+                snprintf(val + 2 * i, sizeof val - 2 * (size_t)i, "%02x", h[i]);
+                acc |= h[i];
+            }
+            rc = push_line(out, path, acc ? val : "");   /* all zero: not given */
+            break;
+        }
+        case SF_WEIGHTS:
+            for (int i = 0; f->names[i] && rc == 0; i++) {
+                char sub[160];
+                join_path(sub, sizeof sub, path, f->names[i]);
+                schema_format_double(CFIELD_AT(base, f->off, double)[i], val, sizeof val);
+                rc = push_line(out, sub, val);
+            }
             break;
         case SF_TEXT: {
             const char *t = *CFIELD_AT(base, f->off, char *);

@@ -23,6 +23,13 @@ enum sfield_type {
     SF_IDLIST,    /* char ** at off, size_t count at off2: ids, no duplicates, <= imax items */
     SF_GLOBLIST,  /* same with glob patterns ([a-z0-9._*?[]!-]) */
     SF_ENUMSET,   /* uint32_t bit set at off: a list of names, no duplicates */
+    SF_FILENAME,  /* char[imax + 1]: a plain file name, 1..imax of [A-Za-z0-9._-] (no '/'),
+                     not "." or ".." */
+    SF_HEX32,     /* uint8_t[32]: 64 lower-case hex digits, e.g. a BLAKE2b-256 (not all
+                     zero: all zero means not given, canonical value "") */
+    SF_WEIGHTS,   /* double[] at off, indexed by names: a mapping name -> number in
+                     fmin..fmax; each key given is recorded as seen at "path.name";
+                     canonical: one line "path.name=value" for every name */
 };
 
 #define SF_REQUIRED  1u

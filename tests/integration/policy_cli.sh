@@ -25,6 +25,28 @@ done
 [ "$n" -ge 5 ] || fail "only $n example files"
 note "$n example files pass aulac policy check / site check"
 
+# contribution: the evaluation set a policy pins, checked with --eval-sets as the
+# coordinator checks a proposal (credit/evalset.h)
+printf 'Xin ch\xc3\xa0o th\xe1\xba\xbf gi\xe1\xbb\x9bi\n' >"$T/vi.txt"
+h=$(b2sum -l 256 "$T/vi.txt" | cut -d' ' -f1)
+{ cat policies/examples/demo.yaml
+  printf 'contribution:\n  measures: [tokens, loo]\n  credit_weights: {loo: 3, tokens: 1}\n'
+  printf '  evaluation_set: {name: vi.txt, blake2b: "%s", windows: 4}\n' "$h"; } >"$T/scored.yaml"
+"$BIN/aulac" policy check "$T/scored.yaml" --eval-sets "$T" >"$T/out" 2>&1 ||
+    { cat "$T/out"; fail "policy check --eval-sets with the pinned file"; }
+grep -qx "contribution: tokens, loo (weight 3); accepted payloads kept 30 days after the experiment" "$T/out" &&
+    grep -qx "evaluation set: found in --eval-sets with the pinned hash" "$T/out" ||
+    { cat "$T/out"; fail "policy check --eval-sets: contribution lines"; }
+"$BIN/aulac" policy check "$T/scored.yaml" >/dev/null || fail "policy check without --eval-sets"
+want_run 1 "" "$BIN/aulac" policy check "$T/scored.yaml" --eval-sets "$T/none"
+grep -q "^$T/scored.yaml: contribution.evaluation_set: " "$T/err" || { cat "$T/err"; fail "missing eval set not named"; }
+echo changed >>"$T/vi.txt"
+want_run 1 "" "$BIN/aulac" policy check --eval-sets "$T" "$T/scored.yaml"
+grep -q "^$T/scored.yaml: contribution.evaluation_set: .*$h" "$T/err" || { cat "$T/err"; fail "altered eval set not named"; }
+"$BIN/aulac" policy check policies/examples/demo.yaml --eval-sets "$T/none" | grep -qx \
+    "evaluation set: none needed (neither loo nor shapley is measured)" || fail "no eval set needed"
+note "policy check --eval-sets: the pinned evaluation set found, a missing or altered one refused"
+
 A=policies/examples/demo.yaml
 # the same policy written differently: no comments, another spelling of a number, the
 # members in another order, a default spelled out

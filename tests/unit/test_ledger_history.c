@@ -7,6 +7,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -613,6 +614,214 @@ static void governed_ledger_starts_only_approved_experiments(void **state)
     log_free(&l);
 }
 
+/* --- contribution entries ------------------------------------------------------------ */
+
+static struct entry started_entry(void)
+{
+    struct entry e = { .type = ENTRY_EXPERIMENT_STARTED };
+    strcpy(e.u.experiment.experiment, "gpt2-vi");
+    e.u.experiment.rounds = 2;
+    return e;
+}
+
+/* round_closed of gpt2-vi round with the members who[0..n) as participants */
+static struct entry closed_entry(uint64_t round, const int *who, uint32_t n)
+{
+    static char parts[4][ENTRY_ID_MAX + 1];
+    struct entry e = { .type = ENTRY_ROUND_CLOSED };
+    strcpy(e.u.round_closed.experiment, "gpt2-vi");
+    e.u.round_closed.round = round;
+    for (uint32_t i = 0; i < n; i++)
+        strcpy(parts[i], ids[who[i]]);
+    e.u.round_closed.n_participants = n;
+    e.u.round_closed.participants = parts;
+    return e;
+}
+
+/* contribution_scores of gpt2-vi round for who[0..n) (in that order), one measure, with
+ * the payload hashes update() gives them */
+static struct entry scores_entry(uint64_t round, const int *who, uint32_t n)
+{
+    static struct entry_member_score m[4];
+    struct entry e = { .type = ENTRY_CONTRIBUTION_SCORES };
+    struct entry_contribution_scores *s = &e.u.scores;
+    strcpy(s->experiment, "gpt2-vi");
+    s->round = round;
+    s->n_measures = 1;
+    strcpy(s->measures[0], "tokens");
+    s->base_loss = s->model_loss = NAN;
+    memset(m, 0, sizeof m);
+    for (uint32_t i = 0; i < n; i++) {
+        strcpy(m[i].member, ids[who[i]]);
+        memset(m[i].payload_hash, 0x40 + who[i], 32);
+        m[i].values[0] = 1024;
+    }
+    s->n = n;
+    s->members = m;
+    return e;
+}
+
+static struct entry credits_entry(uint64_t rounds)
+{
+    static struct entry_credit_share m[2] = {
+        { .member = "fpt", .share = 0.75, .measure_share = { 0.75 }, .rounds = 2 },
+        { .member = "hust", .share = 0.25, .measure_share = { 0.25 }, .rounds = 1 },
+    };
+    struct entry e = { .type = ENTRY_CREDITS };
+    strcpy(e.u.credits.experiment, "gpt2-vi");
+    e.u.credits.rounds = rounds;
+    e.u.credits.n_measures = 1;
+    strcpy(e.u.credits.measures[0], "tokens");
+    e.u.credits.weights[0] = 1;
+    e.u.credits.n = 2;
+    e.u.credits.members = m;
+    return e;
+}
+
+/* genesis; started; round 1 (hust, fpt accepted; closed listing hust, fpt; scored fpt,
+ * hust); round 2 (fpt; closed; scored); credits of 2 rounds: entries 0..9 */
+static void contribution_log(struct log *l)
+{
+    static const int r1_closed[] = { HUST, FPT }, r1[] = { FPT, HUST }, r2[] = { FPT };
+    genesis(l);
+    struct entry e = started_entry();
+    add(l, &e);
+    e = update(HUST, HUST, 1);
+    add(l, &e);
+    e = update(FPT, FPT, 1);
+    add(l, &e);
+    e = closed_entry(1, r1_closed, 2);
+    add(l, &e);
+    e = scores_entry(1, r1, 2);
+    add(l, &e);
+    e = update(FPT, FPT, 2);
+    add(l, &e);
+    e = closed_entry(2, r2, 1);
+    add(l, &e);
+    e = scores_entry(2, r2, 1);
+    add(l, &e);
+    e = credits_entry(2);
+    add(l, &e);
+}
+
+static void contribution_entries_match_their_rounds(void **state)
+{
+    (void)state;
+    char why[400];
+    struct log l = { 0 };
+    contribution_log(&l);
+    struct ledger_history_counts k;
+    if (check(&l, &k, why, sizeof why) != 0)
+        fail_msg("%s", why);
+    assert_int_equal(k.scores, 2);
+    assert_int_equal(k.credits, 1);
+    assert_int_equal(k.entries, 10);
+    log_free(&l);
+}
+
+/* Each way a contribution entry can disagree with the ledger before it, named with its
+ * index. */
+static void contribution_entries_that_disagree_are_named(void **state)
+{
+    (void)state;
+    static const int fpt_hust[] = { FPT, HUST }, fpt[] = { FPT }, fpt_vnpt[] = { FPT, VNPT },
+                     hust[] = { HUST };
+    char why[400];
+    struct log l = { 0 };
+    contribution_log(&l);
+    for (size_t i = 5; i < l.n; i++)   /* keep genesis .. round 1 closed (entries 0..4) */
+        free(l.b[i]);
+    l.n = 5;
+
+    struct entry e = scores_entry(2, fpt, 1);                  /* round 2 is not closed */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 5: contribution scores of gpt2-vi round 2 name a round "
+                             "that no earlier round_closed entry closes");
+    free(l.b[--l.n]);
+    e = scores_entry(1, fpt, 1);                               /* hust left out */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 5: contribution scores of gpt2-vi round 1 score 1 member, "
+                             "who are not the round's 2 participants (round_closed at entry 4)");
+    free(l.b[--l.n]);
+    e = scores_entry(1, fpt_vnpt, 2);                          /* vnpt sent nothing */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 5: contribution scores of gpt2-vi round 1 score vnpt, whose "
+                             "update for that round no earlier update_accepted entry holds");
+    free(l.b[--l.n]);
+    e = scores_entry(1, fpt_hust, 2);                          /* another payload for hust */
+    memset(e.u.scores.members[1].payload_hash, 0x77, 32);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 5: contribution scores of gpt2-vi round 1 give hust's "
+                             "payload hash as 7777777777777777…, but its update_accepted (entry "
+                             "2) holds 4242424242424242…");
+    free(l.b[--l.n]);
+    e = scores_entry(1, fpt_hust, 2);                          /* scored twice */
+    add(&l, &e);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 6: contribution scores of gpt2-vi round 1 are recorded "
+                             "twice (first at entry 5); a round is scored once");
+    free(l.b[--l.n]);
+
+    /* a round whose accepted update is not among its participants: round 2 closes with
+     * fpt only although hust's update was accepted; scoring both is refused */
+    e = update(HUST, HUST, 2);
+    add(&l, &e);                                               /* 6 */
+    e = update(FPT, FPT, 2);
+    add(&l, &e);                                               /* 7 */
+    e = closed_entry(2, fpt, 1);
+    add(&l, &e);                                               /* 8 */
+    e = scores_entry(2, fpt_hust, 2);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 9: contribution scores of gpt2-vi round 2 score 2 members, "
+                             "who are not the round's 1 participant (round_closed at entry 8)");
+    free(l.b[--l.n]);
+
+    /* credits: the rounds they count, once, after the last round, of a started experiment */
+    e = credits_entry(2);                                      /* only round 1 was scored */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 9: credits of gpt2-vi count 2 scored rounds, but 1 "
+                             "contribution_scores entry of it comes before");
+    free(l.b[--l.n]);
+    e = credits_entry(1);
+    add(&l, &e);                                               /* 9: round 2 is left unscored */
+    assert_int_equal(check(&l, NULL, why, sizeof why), 0);
+    e = scores_entry(2, fpt, 1);                               /* scores after the credits */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 10: contribution scores of gpt2-vi round 2 come after the "
+                             "experiment's credits (entry 9)");
+    free(l.b[--l.n]);
+    e = credits_entry(1);                                      /* credited twice */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 10: credits of gpt2-vi are recorded twice (first at entry "
+                             "9)");
+    free(l.b[--l.n]);
+    e = closed_entry(3, hust, 1);                              /* a round after the credits */
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 10: round 3 of gpt2-vi closes after the experiment's "
+                             "credits (entry 9): credits come after its last round");
+    log_free(&l);
+
+    /* credits of an experiment never started */
+    memset(&l, 0, sizeof l);
+    genesis(&l);
+    e = credits_entry(0);
+    add(&l, &e);
+    assert_int_equal(check(&l, NULL, why, sizeof why), LEDGER_ERR_HISTORY);
+    assert_string_equal(why, "entry 1: credits of gpt2-vi, which no earlier experiment_started "
+                             "entry starts");
+    log_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -624,6 +833,8 @@ int main(void)
         cmocka_unit_test(genesis_order_and_policy_rules),
         cmocka_unit_test(motions_verify_against_the_roster_of_their_moment),
         cmocka_unit_test(governed_ledger_starts_only_approved_experiments),
+        cmocka_unit_test(contribution_entries_match_their_rounds),
+        cmocka_unit_test(contribution_entries_that_disagree_are_named),
     };
     return cmocka_run_group_tests_name("ledger history", tests, setup, teardown);
 }

@@ -398,7 +398,7 @@ static void test_hash_invariance(void **state)
     size_t len;
     assert_int_equal(policy_canonical(&p, &canon, &len), 0);
     assert_int_equal(strlen(canon), len);
-    assert_memory_equal(canon, "aulac-policy-canonical/v2\n", 26);
+    assert_memory_equal(canon, "aulac-policy-canonical/v3\n", 26);
     assert_non_null(strstr(canon, "\ntraining.outer.lr=0.7\n"));
     assert_non_null(strstr(canon, "\ntraining.inner.lr=0.003\n"));
     assert_non_null(strstr(canon, "\nparticipation.members=fpt,hust,vnpt\n"));
@@ -424,7 +424,7 @@ static void test_canonical_vector(void **state)
 {
     (void)state;
     static const char want[] =
-    "aulac-policy-canonical/v2\n"
+    "aulac-policy-canonical/v3\n"
     "aggregation.norm_bound=0\n"
     "aggregation.rule=fedavg\n"
     "aggregation.weighting=tokens\n"
@@ -445,6 +445,20 @@ static void test_canonical_vector(void **state)
     "compression.uplink.quant=int8\n"
     "compression.uplink.sparse_scale=1\n"
     "compression.uplink.zstd_level=3\n"
+    "contribution.credit_weights.alignment=1\n"
+    "contribution.credit_weights.bytes=1\n"
+    "contribution.credit_weights.loo=0\n"
+    "contribution.credit_weights.rounds=1\n"
+    "contribution.credit_weights.shapley=0\n"
+    "contribution.credit_weights.tokens=1\n"
+    "contribution.evaluation_set.blake2b=\n"
+    "contribution.evaluation_set.name=\n"
+    "contribution.evaluation_set.windows=16\n"
+    "contribution.measures=alignment,bytes,rounds,tokens\n"
+    "contribution.payload_retention_days=30\n"
+    "contribution.shapley.budget=64\n"
+    "contribution.shapley.round_truncation=0.0001\n"
+    "contribution.shapley.truncation=0.01\n"
     "data.min_tokens_per_member=0\n"
     "data.validation_fraction=0.01\n"
     "metadata.description=\n"
@@ -487,7 +501,7 @@ static void test_canonical_vector(void **state)
     char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", h[i]);
-    assert_string_equal(hex, "621d79ac07e68171820c6ccc5eec3bb534c0ccaba92ba8387409057c6d18b497");
+    assert_string_equal(hex, "c5acdcab85a8cfe665d60326928a54e62f3f51cd83b86d4eef51757c66e84fc7");
     free(canon);
 }
 
@@ -657,7 +671,7 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:9:3: model.n_layers: unknown key (did you mean \"n_layer\"?)"},
     {HEAD MODEL "training:\n  rounds: 3\nextra: 1\n", POLICY_ERR_UNKNOWN_KEY,
      "t.yaml:11:1: extra: unknown key; valid keys here: schema, metadata, model, data, "
-     "training, aggregation, compression, participation"},
+     "training, aggregation, compression, participation, contribution"},
     /* the uplink's averaging keys mean nothing on the downlink */
     {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    average: senders\n",
      POLICY_ERR_UNKNOWN_KEY,
@@ -1178,10 +1192,6 @@ static void test_unapplied_keys_refused(void **state)
         {HEAD MODEL "training: {rounds: 3}\nprivacy:\n", POLICY_ERR_UNIMPLEMENTED,
          "t.yaml:10:1: privacy: not implemented yet: updates are neither clipped nor noised; "
          "remove the section"},
-        {HEAD MODEL "training: {rounds: 3}\ncontribution: {measures: [tokens]}\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: contribution: not implemented yet: no credits "
-         "are computed from a policy (the coordinator counts each member's rounds, tokens and "
-         "bytes: aulac status); remove the section"},
         {HEAD MODEL "training: {rounds: 3}\ngovernance:\n  quorum: 0.66\n",
          POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: governance: not part of an experiment policy "
          "any more: the quorum is the alliance charter's (charter.quorum in the roster file); "
@@ -1252,6 +1262,225 @@ static void test_unapplied_keys_refused(void **state)
     hash_of(HEAD MODEL "training: {rounds: 3}\ncompression:\n  downlink: {quant: fp16, "
             "zstd_level: 1, error_feedback: true, block_size: 1024}\n", spelled);
 }
+/* contribution: defaults, every key, the canonical lines and the hash, each cross-field
+ * rule and each value error with file:line:col. */
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define CONTRIB HEAD MODEL "training: {rounds: 3}\ncontribution:\n"
+
+static void test_contribution(void **state)
+{
+    (void)state;
+    struct policy p;
+    struct policy_error e;
+    assert_int_equal(load(minimal, &p, &e), 0);
+    const struct policy_contribution *c = &p.contribution;
+    assert_int_equal(c->measures, 1u << POLICY_MEASURE_TOKENS | 1u << POLICY_MEASURE_ROUNDS |
+                                  1u << POLICY_MEASURE_BYTES | 1u << POLICY_MEASURE_ALIGNMENT);
+    static const double default_weights[POLICY_MEASURES] = { 1, 1, 1, 1, 0, 0 };
+    assert_memory_equal(c->credit_weights, default_weights, sizeof default_weights);
+    assert_int_equal(c->has_evalset, 0);
+    assert_string_equal(c->evalset_name, "");
+    assert_int_equal(c->eval_windows, 16);
+    assert_int_equal(c->shapley_budget, 64);
+    assert_true(c->shapley_truncation == 0.01 && c->round_truncation == 1e-4);
+    assert_int_equal(c->payload_retention_days, 30);
+    policy_free(&p);
+
+    static const char full[] = CONTRIB
+        "  measures: [tokens, rounds, bytes, alignment, loo, shapley]\n"
+        "  credit_weights: {shapley: 2, tokens: 1}\n"
+        "  evaluation_set:\n"
+        "    name: vi-firefox-ui.txt\n"
+        "    blake2b: " HEX64 "\n"
+        "    windows: 8\n"
+        "  shapley:\n"
+        "    budget: 128\n"
+        "    truncation: 0.05\n"
+        "    round_truncation: 1.0e-3\n"
+        "  payload_retention_days: 7\n";
+    if (load(full, &p, &e) != 0)
+        fail_msg("%s", e.message);
+    assert_int_equal(c->measures, (1u << POLICY_MEASURES) - 1);
+    /* credit_weights given: the weights given, 0 for the listed measures it leaves out */
+    static const double given[POLICY_MEASURES] = { 1, 0, 0, 0, 0, 2 };
+    assert_memory_equal(c->credit_weights, given, sizeof given);
+    assert_int_equal(c->has_evalset, 1);
+    assert_string_equal(c->evalset_name, "vi-firefox-ui.txt");
+    assert_int_equal(c->evalset_hash[0], 0x01);
+    assert_int_equal(c->evalset_hash[31], 0xef);
+    assert_int_equal(c->eval_windows, 8);
+    assert_int_equal(c->shapley_budget, 128);
+    assert_true(c->shapley_truncation == 0.05 && c->round_truncation == 1e-3);
+    assert_int_equal(c->payload_retention_days, 7);
+    policy_free(&p);
+    char *text = canonical_of(full);
+    static const char *const lines[] = {
+        "\ncontribution.credit_weights.alignment=0\n", "\ncontribution.credit_weights.shapley=2\n",
+        "\ncontribution.credit_weights.tokens=1\n",
+        "\ncontribution.evaluation_set.blake2b=" HEX64 "\n",
+        "\ncontribution.evaluation_set.name=vi-firefox-ui.txt\n",
+        "\ncontribution.evaluation_set.windows=8\n",
+        "\ncontribution.measures=alignment,bytes,loo,rounds,shapley,tokens\n",
+        "\ncontribution.payload_retention_days=7\n", "\ncontribution.shapley.budget=128\n",
+        "\ncontribution.shapley.round_truncation=0.001\n",
+        "\ncontribution.shapley.truncation=0.05\n",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++)
+        if (!strstr(text, lines[i]))
+            fail_msg("the canonical text lacks %s", lines[i] + 1);
+    free(text);
+
+    /* the defaults spelled out are the default policy; list order is no value; any
+     * value moves the hash */
+    uint8_t plain[32], same[32], other[32];
+    hash_of(minimal, plain);
+    hash_of(CONTRIB "  measures: [alignment, bytes, rounds, tokens]\n"
+            "  credit_weights: {tokens: 1, rounds: 1, bytes: 1, alignment: 1}\n"
+            "  payload_retention_days: 30\n", same);
+    assert_memory_equal(plain, same, 32);
+    hash_of(CONTRIB "  measures: [tokens, alignment, rounds, bytes]\n", same);
+    assert_memory_equal(plain, same, 32);
+    static const char *const changes[] = {
+        "  measures: [tokens, rounds, bytes]\n",
+        "  credit_weights: {tokens: 2, rounds: 1, bytes: 1, alignment: 1}\n",
+        "  credit_weights: {tokens: 1, rounds: 1, bytes: 1}\n",
+        "  payload_retention_days: 0\n",
+    };
+    for (size_t i = 0; i < sizeof changes / sizeof *changes; i++) {
+        char buf[1024];
+        snprintf(buf, sizeof buf, "%s%s", CONTRIB, changes[i]);
+        hash_of(buf, other);
+        if (memcmp(plain, other, 32) == 0)
+            fail_msg("%s did not change the hash", changes[i]);
+    }
+    uint8_t full_hash[32];
+    hash_of(full, full_hash);
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", full);
+    *strstr(buf, "    windows: 8") = '#';    /* a comment now: the default 16 */
+    hash_of(buf, other);
+    assert_memory_not_equal(full_hash, other, 32);
+
+    /* the cross-field rules and the values, each with its place */
+    static const struct bad_case cases[] = {
+        {CONTRIB "  measures: [tokens, loo]\n", POLICY_ERR_INVALID,
+         "t.yaml:11:13: contribution.measures: loo measures models on an evaluation set: add "
+         "contribution.evaluation_set (name, blake2b, windows)"},
+        {CONTRIB "  measures: [shapley, loo]\n", POLICY_ERR_INVALID,
+         "t.yaml:11:13: contribution.measures: loo and shapley measure models on an evaluation "
+         "set: add contribution.evaluation_set (name, blake2b, windows)"},
+        {CONTRIB "  evaluation_set:\n    name: e.txt\n    blake2b: " HEX64 "\n",
+         POLICY_ERR_INVALID, "t.yaml:11:3: contribution.evaluation_set: only loo and shapley "
+         "use an evaluation set, and contribution.measures lists neither (tokens, rounds, "
+         "bytes, alignment); list one of them or remove the section"},
+        {CONTRIB "  shapley: {budget: 10}\n", POLICY_ERR_INVALID,
+         "t.yaml:11:3: contribution.shapley: only used by the shapley measure, which "
+         "contribution.measures does not list (tokens, rounds, bytes, alignment); list shapley "
+         "or remove the section"},
+        {CONTRIB "  credit_weights: {loo: 1, tokens: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:11:25: contribution.credit_weights.loo: a weight for loo, which "
+         "contribution.measures does not list (tokens, rounds, bytes, alignment); list loo or "
+         "remove its weight"},
+        {CONTRIB "  measures: [tokens]\n  credit_weights: {tokens: 0}\n", POLICY_ERR_INVALID,
+         "t.yaml:12:3: contribution.credit_weights: every listed measure (tokens) weighs 0, so "
+         "no credit could be computed; give at least one a positive weight"},
+        {CONTRIB "  credit_weights: {}\n", POLICY_ERR_INVALID,
+         "t.yaml:11:3: contribution.credit_weights: every listed measure (tokens, rounds, "
+         "bytes, alignment) weighs 0, so no credit could be computed; give at least one a "
+         "positive weight"},
+        {CONTRIB "  measures: []\n", POLICY_ERR_RANGE,
+         "t.yaml:11:13: contribution.measures: lists no measure; list at least one of tokens, "
+         "rounds, bytes, alignment, loo, shapley (or leave the key out for tokens, rounds, "
+         "bytes, alignment)"},
+        {CONTRIB "  measures: [tokens, novelty]\n", POLICY_ERR_RANGE,
+         "t.yaml:11:22: contribution.measures: expected one of tokens, rounds, bytes, "
+         "alignment, loo, shapley, got \"novelty\""},
+        {CONTRIB "  credit_weights: {token: 1}\n", POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:11:20: contribution.credit_weights.token: unknown name \"token\"; expected "
+         "one of tokens, rounds, bytes, alignment, loo, shapley"},
+        {CONTRIB "  credit_weights: {tokens: -1}\n", POLICY_ERR_RANGE,
+         "t.yaml:11:28: contribution.credit_weights.tokens: expected a number in [0, 1000000], "
+         "got -1"},
+        {CONTRIB "  credit_weights: [tokens]\n", POLICY_ERR_TYPE,
+         "t.yaml:11:19: contribution.credit_weights: expected a mapping of names (one of "
+         "tokens, rounds, bytes, alignment, loo, shapley) to numbers, got a list"},
+        {CONTRIB "  credit_weights: {tokens: 1, tokens: 2}\n", POLICY_ERR_DUPLICATE,
+         "t.yaml:11:31: duplicate key \"tokens\" (first defined at line 11, column 20)"},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: 0123}\n",
+         POLICY_ERR_RANGE, "t.yaml:12:42: contribution.evaluation_set.blake2b: expected 64 "
+         "lower-case hex digits (a BLAKE2b-256, as b2sum -l 256 prints it), got 0123"},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: "
+         "0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef}\n",
+         POLICY_ERR_RANGE, NULL},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: "
+         "0000000000000000000000000000000000000000000000000000000000000000}\n",
+         POLICY_ERR_TYPE, NULL},   /* a plain number to YAML (also all zeros) */
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: "
+         "\"0000000000000000000000000000000000000000000000000000000000000000\"}\n",
+         POLICY_ERR_RANGE, "t.yaml:12:43: contribution.evaluation_set.blake2b: all zeros, "
+         "which is no file's hash; give the file's BLAKE2b-256 (b2sum -l 256)"},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: ../e.txt, blake2b: " HEX64 "}\n",
+         POLICY_ERR_RANGE, "t.yaml:12:26: contribution.evaluation_set.name: expected a file "
+         "name of 1 to 128 characters from [A-Za-z0-9._-] (no directory), got \"../e.txt\""},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: .., blake2b: " HEX64 "}\n",
+         POLICY_ERR_RANGE, NULL},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt}\n", POLICY_ERR_MISSING,
+         "t.yaml:12:19: contribution.evaluation_set.blake2b: required key is missing"},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: " HEX64
+         ", windows: 0}\n", POLICY_ERR_RANGE, NULL},
+        {CONTRIB "  measures: [loo]\n  evaluation_set: {name: e.txt, blake2b: " HEX64
+         ", windows: 4097}\n", POLICY_ERR_RANGE, NULL},
+        {CONTRIB "  measures: [shapley]\n  evaluation_set: {name: e.txt, blake2b: " HEX64
+         "}\n  shapley: {budget: 0}\n", POLICY_ERR_RANGE,
+         "t.yaml:13:21: contribution.shapley.budget: expected an integer in [1, 1000000], got 0"},
+        {CONTRIB "  measures: [shapley]\n  evaluation_set: {name: e.txt, blake2b: " HEX64
+         "}\n  shapley: {truncation: 1}\n", POLICY_ERR_RANGE,
+         "t.yaml:13:25: contribution.shapley.truncation: expected a number in [0, 1), got 1"},
+        {CONTRIB "  measures: [shapley]\n  evaluation_set: {name: e.txt, blake2b: " HEX64
+         "}\n  shapley: {round_truncation: 11}\n", POLICY_ERR_RANGE, NULL},
+        {CONTRIB "  payload_retention_days: 36501\n", POLICY_ERR_RANGE,
+         "t.yaml:11:27: contribution.payload_retention_days: expected an integer in [0, 36500], "
+         "got 36501"},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        int rc = load(cases[i].yaml, &p, &e);
+        if (rc != cases[i].code || e.code != rc ||
+            (cases[i].message && strcmp(e.message, cases[i].message) != 0)) {
+            print_error("case %zu: want %d %s\n  got %d %s\n", i, cases[i].code,
+                        cases[i].message ? cases[i].message : "", rc, e.message);
+            bad++;
+        }
+        policy_free(&p);
+    }
+    assert_int_equal(bad, 0);
+
+    /* the walk goes on inside credit_weights and the evaluation set: every error at once */
+    static const char several[] = CONTRIB
+        "  measures: [loo]\n"
+        "  credit_weights: {lo: 1, loo: x}\n"
+        "  evaluation_set: {name: a/b, blake2b: 12}\n";
+    struct policy_errors all;
+    assert_int_equal(policy_check_buffer("t.yaml", several, strlen(several), NULL, &all),
+                     POLICY_ERR_UNKNOWN_KEY);
+    assert_int_equal(all.total, 4);
+    assert_string_equal(all.item[0].message, "t.yaml:12:20: contribution.credit_weights.lo: "
+                        "unknown name \"lo\"; expected one of tokens, rounds, bytes, alignment, "
+                        "loo, shapley");
+    assert_string_equal(all.item[1].message, "t.yaml:12:32: contribution.credit_weights.loo: "
+                        "expected a number, got \"x\"");
+    assert_non_null(strstr(all.item[2].message, "t.yaml:13:26: contribution.evaluation_set.name"));
+    assert_non_null(strstr(all.item[3].message, "t.yaml:13:40: contribution.evaluation_set.blake2b"));
+
+    /* the measure names, both ways */
+    for (int m = 0; m < POLICY_MEASURES; m++)
+        assert_int_equal(policy_measure_parse(policy_measure_name((enum policy_measure)m)), m);
+    assert_string_equal(policy_measure_name(POLICY_MEASURE_ALIGNMENT), "alignment");
+    assert_null(policy_measure_name(POLICY_MEASURES));
+    assert_int_equal(policy_measure_parse("Tokens"), -1);
+    assert_int_equal(policy_measure_parse(NULL), -1);
+}
+
 /* Policy, site and roster files are read by one reader that refuses anything but a
  * regular file without blocking on it, and states the size limit. */
 static void test_file_kinds(void **state)
@@ -1414,6 +1643,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_hash_invariance),
         cmocka_unit_test(test_canonical_vector),
+        cmocka_unit_test(test_contribution),
         cmocka_unit_test(test_policy_diff),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(every_error_of_a_policy_is_reported_in_file_order),
