@@ -83,6 +83,14 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);
 
+    if (snprintf(c->eval_sets_dir, sizeof c->eval_sets_dir, "%s",
+                 opt->eval_sets_dir ? opt->eval_sets_dir : opt->data_dir) >=
+            (int)sizeof c->eval_sets_dir - 16) {
+        log_error("the evaluation set directory path is too long");
+        return COORD_ERR_CONFIG;
+    }
+    if (!opt->eval_sets_dir)
+        strcat(c->eval_sets_dir, "/evalsets");
     char path[4096];
     if ((rc = file_mkdirs(opt->data_dir, 0700)) != 0) {
         log_error("cannot create the data directory %s: %s", opt->data_dir, strerror(-rc));
@@ -136,6 +144,12 @@ static void *timer_main(void *arg)
             break;
         round_timer_tick(c);
         governance_tick(c);
+        /* Payload retention, without mu (file deletions). */
+        int64_t now = time_mono_ms();
+        if (now >= c->next_prune_ms) {
+            coord_prune_payloads(c, time_now_unix_ms());
+            c->next_prune_ms = now + COORD_PRUNE_INTERVAL_MS;
+        }
         time_sleep_ms(200);
     }
     return NULL;

@@ -22,6 +22,7 @@
 
 #include "codec/codec.h"
 #include "aggregate/outer.h"
+#include "credit/evalset.h"
 #include "crypto/keys.h"
 #include "ledger/ledger.h"
 #include "model/gpt2.h"
@@ -64,6 +65,9 @@ struct coord_options {
     int first_message_ms;           /* a call's first request message must come by */
     int message_gap_ms;             /* ...and each next message of an upload */
     size_t memory_quota_bytes;      /* gRPC buffers of all connections */
+    /* --eval-sets: the evaluation sets policies name (contribution.evaluation_set.name);
+     * NULL: data_dir/evalsets. */
+    const char *eval_sets_dir;
     /* Tests: called by a round close while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
@@ -136,6 +140,8 @@ struct coord {
     MDB_dbi db_replay;              /* "coord.replay": accepted request nonces (auth.c) */
     MDB_dbi db_experiments;         /* "coord.experiments": every queued experiment (queue.h) */
     MDB_dbi db_queue;               /* "coord.queue": those waiting, in order */
+    MDB_dbi db_credit;              /* "coord.credit": running credit totals per experiment */
+    char eval_sets_dir[4096];       /* opt.eval_sets_dir or data_dir/evalsets */
 
     pthread_mutex_t mu;
     pthread_cond_t changed;         /* broadcast when a round opens or an experiment starts
@@ -154,8 +160,17 @@ struct coord {
     size_t down_len;
     uint8_t down_from[32];
     float *down_residual;           /* server-side error feedback of the downlink */
+    /* The loaded experiment's evaluation set and evaluator (credit/evalset.h), when its
+     * policy measures loo or shapley and it has not ended; else evaluator NULL. Used by
+     * the round close outside mu (closing). */
+    struct evalset evalset;
+    struct evaluator *evaluator;
     struct outer_opt outer;
-    float *acc;                     /* sum of weight * decoded update */
+    float *acc;                     /* sum of weight * decoded update, in arrival order:
+                                       acceptance decodes each update into it (the check
+                                       that it decodes); the close does not use the sum:
+                                       it re-sums the stored updates in member-id order
+                                       (aggregate/round.h) into acc as its average */
     float *support;                 /* average: senders: weight that carried each value */
     double weight_sum;
     struct round_member *accepted;  /* n_accepted of n_eligible slots */
@@ -168,6 +183,8 @@ struct coord {
                                        caller that cannot let mu go) */
     int64_t next_start_ms;          /* monotonic: the timer's next try at starting the next
                                        queued experiment after a storage error */
+    int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
+                                       (timer thread only) */
     struct member_stats *members;   /* one per roster member */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
@@ -235,8 +252,22 @@ void experiment_unload(struct coord *c);
 /* Timer: when no experiment runs (and none closes), unloads the ended one and starts
  * the next queued one. mu held. */
 void experiment_start_next_locked(struct coord *c);
-/* data_dir/experiments/<id>: the loaded experiment's own files (outer state, downlink). */
+/* data_dir/experiments/<id>: the loaded experiment's own files (outer state, downlink,
+ * payloads/: the retention store). */
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
+
+/* retention.c: the retention store of accepted payloads,
+ * data_dir/experiments/<id>/payloads/<BLAKE2b-256 hex>.bin (the exact bytes the member
+ * sent). retention_write: written at the round close (tmp, fsync, rename), again with the
+ * same bytes when a restart redoes the close; 0 or COORD_ERR_IO (logged).
+ * coord_prune_payloads: deletes the store of every experiment that ended (finished,
+ * cancelled, failed) more than its policy's contribution.payload_retention_days before
+ * now_ms (unix ms), logging what it removed; returns how many files it removed. The timer
+ * calls it every COORD_PRUNE_INTERVAL_MS; it takes no lock (reads its own snapshot). */
+#define COORD_PRUNE_INTERVAL_MS (10 * 60 * 1000)
+int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
+                    size_t len);
+size_t coord_prune_payloads(struct coord *c, int64_t now_ms);
 
 /* models.c: checkpoints named by hash under data_dir/models/. */
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);

@@ -1,17 +1,30 @@
-/* The loaded experiment's rounds: accept into the accumulator, close (outer step,
- * checkpoint, ledger), and the deadline timer, which also starts the next queued
- * experiment when none runs (lifecycle.c).
+/* The loaded experiment's rounds: accept into the accumulator, close (the round's
+ * arithmetic of aggregate/round.h, the contribution scores of credit/score.h, checkpoint,
+ * ledger), and the deadline timer, which also starts the next queued experiment when none
+ * runs (lifecycle.c).
+ *
+ * The close is a function of what is stored, not of the order updates arrived in: the
+ * round's accepted payloads as kept in LMDB, summed in member-id order (aggregate/round.h),
+ * the base model, the outer optimizer state before the step, the policy and the
+ * evaluation set; the scores' seed is ledger data (credit_round_seed). So a restart that
+ * redoes a close gets the same model and the same scores, byte for byte, and so does
+ * `aulac credits verify` from the ledger and the retained payloads.
  *
  * Crash safety: a round's accepted payloads are in LMDB until the round closes, so a
- * restart re-accumulates them. Closing writes the new checkpoint and the outer
- * optimizer state first (files named by hash / round), then commits the round summary,
- * the next round, the payload deletion and the ledger entry in one transaction. A
- * crash before that commit leaves the round open with every payload still stored. */
-#include <math.h>
+ * restart re-accumulates them. Closing first writes files: each payload to the retention
+ * store (named by its hash), the new checkpoint (named by its hash), the outer optimizer
+ * state and downlink residual (named by round) and the downlink update; then it commits in
+ * one transaction the round summary, the payload deletion, the member counters,
+ * round_closed, contribution_scores, the credit totals (coord.credit), the experiment
+ * record and, at the last round, credits, experiment_finished and the queue record. A
+ * crash before that commit leaves the round open with every payload still stored and the
+ * previous round's outer state file in place: the restart's close writes the same files
+ * again and commits the same entries. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregate/round.h"
 #include "codec/codec.h"
 #include "common/hex.h"
 #include "common/log.h"
@@ -20,6 +33,8 @@
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
+#include "credit/score.h"
+#include "credit/shares.h"
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 
@@ -150,6 +165,7 @@ static int record_queue_finished(struct coord *c, MDB_txn *txn)
         return COORD_ERR_STATE;
     }
     info.phase = PHASE_FINISHED;
+    info.ended_ms = time_now_unix_ms();
     info.rounds_done = c->model->round;
     memcpy(info.final_model_hash, c->model->hash, 32);
     rc = queue_record_put_txn(c, txn, &info);
@@ -157,35 +173,12 @@ static int record_queue_finished(struct coord *c, MDB_txn *txn)
     return rc;
 }
 
-static void close_failed(const char *what) __attribute__((noreturn));
-
 /* The plan of the round being closed; the policy gave one for round 1 at start, so it
  * gives one for every round. */
 static void close_plan(const struct coord *c, struct policy_round_plan *plan)
 {
     char why[300];
     if (policy_round_plan(&c->policy, c->round, plan, why, sizeof why) != 0)
-        close_failed(why);
-}
-
-/* The downlink: the round's model change is itself compressed (with server-side
- * error feedback), and the new global model is defined as the previous one plus the
- * decoded change, so that every replica that applies the same payload holds exactly
- * the coordinator's model (members check the hash). c->acc is free as scratch here. */
-static void downlink_compress(struct coord *c, const struct policy_round_plan *plan,
-                              const struct model_snapshot *prev, struct model_snapshot *next,
-                              uint8_t **out, size_t *out_len)
-{
-    const size_t n = c->n_params;
-    const struct codec_params *dl = &plan->downlink;
-    for (size_t i = 0; i < n; i++)
-        c->acc[i] = next->params[i] - prev->params[i];
-    if (codec_encode(c->acc, n, dl, dl->error_feedback ? c->down_residual : NULL, out,
-                     out_len) != 0)
-        close_failed("the downlink update could not be compressed");
-    memcpy(next->params, prev->params, n * sizeof(float));
-    char why[200];
-    if (codec_decode_accumulate(*out, *out_len, n, 1.0f, next->params, why, sizeof why) != 0)
         close_failed(why);
 }
 
@@ -206,50 +199,165 @@ static void round_failed(const char *what)
     exit(70);
 }
 
-/* c->acc becomes the round's average update: the weighted sum over the weight of every
- * member that reported or, with average: senders, of those that carried each value;
- * sparse rounds are then multiplied by the policy's sparse_scale. */
-static void average_round(struct coord *c, const struct policy_round_plan *plan)
+/* The close's result is dropped: the experiment was cancelled while the round closed
+ * outside mu (experiment_cancel_locked), so the round never closes. Files it wrote
+ * (retained payloads, checkpoint, outer state) are left unreferenced. mu held. */
+static int close_dropped(struct coord *c)
 {
-    const int sparse = plan->uplink.k_per_block < plan->uplink.block_size;
-    outer_average(c->acc, sparse ? c->support : NULL, c->n_params, c->weight_sum,
-                  sparse ? plan->sparse_scale : 1.0f);
+    log_info("round %llu of experiment %s: the experiment was cancelled during its close; "
+             "its result is dropped", (unsigned long long)c->round, c->experiment);
+    c->closing = 0;
+    c->close_pending = 0;
+    pthread_cond_broadcast(&c->changed);
+    return 0;
+}
+
+/* The round's accepted updates where they lie: in the read transaction *rtxn, which the
+ * caller ends after the last use of the payload pointers; sorted by member id. They must
+ * be exactly the n accepted ones; NULL (no transaction left open) when they are gone
+ * because the experiment was cancelled meanwhile (its transaction deletes them). */
+static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtxn,
+                                        size_t *n_found)
+{
+    struct agg_update *u = calloc(n, sizeof *u);
+    if (!u)
+        close_failed("out of memory");
+    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, rtxn) != 0)
+        close_failed("no LMDB read transaction");
+    if (state_round_updates(c, *rtxn, u, n, n_found) != 0)
+        close_failed("the stored updates could not be read");
+    if (*n_found != n) {
+        mdb_txn_abort(*rtxn);
+        free(u);
+        pthread_mutex_lock(&c->mu);
+        const int running = c->state == EXP_RUNNING;
+        pthread_mutex_unlock(&c->mu);
+        if (running)
+            close_failed("the stored updates are not the accepted ones");
+        return NULL;
+    }
+    agg_sort(u, n);
+    return u;
+}
+
+/* The round's contribution scores (credit/score.h), with the outer state before the
+ * step. 1 when scored; 0 when an evaluation gave a non-finite loss (CREDIT_ERR_MODEL:
+ * deterministic, so a restart would fail the same way): the round then closes without a
+ * contribution_scores entry, which credits count as 0 for every member (logged). Any
+ * other failure stops the process (close_failed). *ms: time spent. */
+static int close_score(struct coord *c, const struct policy_round_plan *plan,
+                       const struct model_snapshot *base, const struct agg_update *u,
+                       size_t n, uint8_t seed[32], struct credit_round_scores *out,
+                       int64_t *ms)
+{
+    struct credit_round_input in = {
+        .policy = &c->policy, .plan = plan, .outer = &c->outer, .base = base->params,
+        .n_params = c->n_params, .updates = u, .n = n, .ev = c->evaluator,
+    };
+    credit_round_seed(c->experiment, c->round, base->hash, u, n, in.seed);
+    memcpy(seed, in.seed, 32);
+    char why[400];
+    const int64_t t0 = time_mono_ms();
+    int rc = credit_score_round(&in, out, why, sizeof why);
+    *ms = time_mono_ms() - t0;
+    if (rc == 0)
+        return 1;
+    if (rc == CREDIT_ERR_MODEL) {
+        log_error("round %llu of experiment %s: no contribution scores: %s; the round closes "
+                  "without a contribution_scores entry (every member's credit counts 0 for "
+                  "it)", (unsigned long long)c->round, c->experiment, why);
+        return 0;
+    }
+    char what[480];
+    snprintf(what, sizeof what, "the contribution scores could not be computed: %s", why);
+    close_failed(what);
+}
+
+/* The credit totals after this round, in txn: coord.credit plus scores (when scored),
+ * written back; at the experiment's last round (finished) its credits entry. */
+static int close_credit(struct coord *c, MDB_txn *txn, const struct entry_contribution_scores *scores,
+                        int finished)
+{
+    struct credit_totals t;
+    int found;
+    int rc = state_get_credit(c, txn, c->experiment, &t, &found);
+    if (rc == 0 && scores) {
+        int cr = credit_totals_add(&t, scores);
+        rc = cr == 0 ? state_put_credit(c, txn, &t)
+                     : cr == CREDIT_ERR_NOMEM ? COORD_ERR_NOMEM : COORD_ERR_STATE;
+        if (cr != 0 && cr != CREDIT_ERR_NOMEM)
+            log_error("the credit totals of %s do not take round %llu's scores (%d)",
+                      c->experiment, (unsigned long long)scores->round, cr);
+    }
+    if (rc == 0 && finished && t.rounds == 0)
+        log_warn("experiment %s finished without a scored round: no credits entry",
+                 c->experiment);
+    if (rc == 0 && finished && t.rounds > 0) {
+        struct entry_credits cr = { 0 };
+        rc = credit_shares(&t, &c->policy.contribution, &cr) == 0 ? record_credits(c, txn, &cr)
+                                                                   : COORD_ERR_NOMEM;
+        free(cr.members);
+    }
+    credit_totals_free(&t);
+    return rc;
 }
 
 int round_close_locked(struct coord *c)
 {
     if (c->state != EXP_RUNNING || c->n_accepted == 0 || c->closing)
         return 0;
-    /* The heavy part (outer step, hashes, downlink, checkpoint fsyncs: seconds at 124M)
-     * runs without mu, so Status, long polls and downloads are served meanwhile. Nothing
-     * else touches acc, support, outer, down_residual, model or round while closing is
-     * set: updates wait for it (check_round_locked), other closes return. */
+    /* The heavy part (sums, scores, outer step, hashes, downlink, file fsyncs: seconds at
+     * 124M) runs without mu, so Status, long polls and downloads are served meanwhile.
+     * Nothing else touches acc, support, outer, down_residual, evaluator, model, round or
+     * the accepted set while closing is set: updates wait for it (check_round_locked),
+     * other closes return, the loaded experiment stays. Only a cancel may end the
+     * experiment meanwhile (experiment_cancel_locked): the close then drops its result. */
     c->closing = 1;
     const size_t n = c->n_params;
+    const size_t n_accepted = c->n_accepted;   /* a cancel meanwhile zeroes c->n_accepted */
     struct model_snapshot *const base = c->model;
     pthread_mutex_unlock(&c->mu);
     if (c->opt.close_hook)
         c->opt.close_hook(c->opt.close_hook_arg);
+    const int64_t t_close = time_mono_ms();
 
     struct policy_round_plan plan;
     close_plan(c, &plan);
-    average_round(c, &plan);
+    MDB_txn *rtxn;
+    size_t n_up;
+    struct agg_update *up = close_updates(c, n_accepted, &rtxn, &n_up);
+    if (!up) {
+        pthread_mutex_lock(&c->mu);
+        return close_dropped(c);
+    }
+    char why[400];
+    /* The round's average update, in member-id order, into acc (support: scratch). */
+    if (agg_average(&plan, n, up, n_up, NULL, c->acc, c->support, why, sizeof why) != 0)
+        close_failed(why);
+    uint8_t aggregate_hash[32];
+    model_hash(c->acc, n, aggregate_hash);
+    uint8_t seed[32];
+    struct credit_round_scores scores = { 0 };
+    int64_t score_ms = 0;
+    const int scored = close_score(c, &plan, base, up, n_up, seed, &scores, &score_ms);
+    struct entry_contribution_scores se = { 0 };
+    if (scored && scores_entry_fill(c, c->round, up, n_up, seed, &scores, &se) != 0)
+        close_failed("out of memory");
     struct model_snapshot *next = snapshot_new(n, base->round + 1);
     if (!next)
         close_failed("out of memory");
-    memcpy(next->params, base->params, n * sizeof(float));
-    outer_step(&c->outer, next->params, c->acc);
-    for (size_t i = 0; i < n; i++) {
-        if (!isfinite(next->params[i]))
-            close_failed("the new model has non-finite parameters");
-    }
-    uint8_t aggregate_hash[32];
-    model_hash(c->acc, n, aggregate_hash);
     uint8_t *down = NULL;
     size_t down_len = 0;
-    if (c->down_on)
-        downlink_compress(c, &plan, base, next, &down, &down_len);
+    if (agg_next_model(&plan, &c->outer, c->down_residual, base->params, c->acc, n,
+                       next->params, &down, &down_len, why, sizeof why) != 0)
+        close_failed(why);
     model_hash(next->params, n, next->hash);
+    /* The payloads are read from the map: stored before the read transaction ends. */
+    for (size_t i = 0; i < n_up; i++)
+        if (retention_write(c, up[i].payload_hash, up[i].payload, up[i].len) != 0)
+            close_failed("an accepted payload could not be written to the retention store");
+    mdb_txn_abort(rtxn);
+    free(up);
     if (models_save(c, next->params, next->hash) != 0)
         close_failed("the checkpoint could not be written");
     if (outer_state_save(c, next->round) != 0 || down_residual_save(c, next->round) != 0)
@@ -259,16 +367,11 @@ int round_close_locked(struct coord *c)
 
     pthread_mutex_lock(&c->mu);
     if (c->state != EXP_RUNNING) {
-        /* Cancelled meanwhile (experiment_cancel_locked): the round never closes. Its
-         * files (checkpoint, outer state) are left unreferenced. */
-        log_info("round %llu of experiment %s: the experiment was cancelled during its "
-                 "close; its result is dropped", (unsigned long long)c->round, c->experiment);
         snapshot_release(c, next);
         free(down);
-        c->closing = 0;
-        c->close_pending = 0;
-        pthread_cond_broadcast(&c->changed);
-        return 0;
+        free(se.members);
+        credit_round_scores_free(&scores);
+        return close_dropped(c);
     }
     struct round_summary sum = { 0 };
     sum.round = c->round;
@@ -301,12 +404,16 @@ int round_close_locked(struct coord *c)
     }
     if (rc == 0)
         rc = record_round_closed(c, txn, &sum, aggregate_hash);
+    if (rc == 0 && scored)
+        rc = record_contribution_scores(c, txn, &se);
     c->model = next;
     c->round++;
     if (c->round > c->total_rounds)
         c->state = EXP_FINISHED;
     int64_t now = time_now_unix_ms();
     c->round_opened_ms = now;
+    if (rc == 0)
+        rc = close_credit(c, txn, scored ? &se : NULL, c->state == EXP_FINISHED);
     if (rc == 0)
         rc = state_put_experiment(c, txn);
     if (rc == 0 && c->state == EXP_FINISHED)
@@ -330,6 +437,14 @@ int round_close_locked(struct coord *c)
              "%.4f, model %.16s", (unsigned long long)closed_round, c->n_accepted,
              (unsigned long long)sum.tokens, (unsigned long long)sum.bytes,
              sum.mean_train_loss, hex);
+    if (scored)
+        log_info("round %llu scored: %llu evaluation(s)%s in %lld ms of the close's %lld ms; "
+                 "evaluation loss %.4f -> %.4f", (unsigned long long)closed_round,
+                 (unsigned long long)scores.evaluations, scores.exact ? " (exact Shapley)" : "",
+                 (long long)score_ms, (long long)(time_mono_ms() - t_close), scores.base_loss,
+                 scores.model_loss);
+    free(se.members);
+    credit_round_scores_free(&scores);
     uint8_t keep[2][32];
     memcpy(keep[0], next->hash, 32);
     memcpy(keep[1], prev->hash, 32);

@@ -1177,10 +1177,29 @@ static int record_motion(struct coord *c, MDB_txn *txn, const struct motion *m,
     return record_append(c, txn, &e, index);
 }
 
+/* An experiment motion's policy can run here: the evaluation set it pins (when it
+ * measures loo or shapley) is in --eval-sets with the pinned hash (credit/evalset.h).
+ * 0, or -1 with why (the check's "contribution.evaluation_set: ..." message). */
+static int motion_evalset_ok(struct coord *c, const struct motion *m, const uint8_t *doc,
+                             size_t doc_len, char *why, size_t cap)
+{
+    if (m->kind != MOTION_EXPERIMENT || !doc)
+        return 0;
+    struct policy p;
+    struct policy_error err;
+    if (policy_load_buffer("policy.yaml", doc, doc_len, &p, &err) != 0)
+        return 0;   /* the document checks (motion_from_msg, policy_identify) refuse it */
+    int rc = evalset_check_policy(&p.contribution, c->eval_sets_dir, why, cap);
+    policy_free(&p);
+    if (rc == CREDIT_ERR_NOMEM)
+        return why_fail(why, cap, -1, "out of memory");
+    return rc == 0 ? 0 : -1;
+}
+
 /* Records a motion whose document was checked (charter: what a charter document
- * parses to) and, when the proposer's approval alone reaches the quorum, decides
- * it in the same transaction. 0 with *v filled, or -1 with why. Takes mu and the
- * write lock. */
+ * parses to; policy: the evaluation set it names is held) and, when the proposer's
+ * approval alone reaches the quorum, decides it in the same transaction. 0 with *v
+ * filled, or -1 with why (nothing written). Takes mu and the write lock. */
 static int motion_propose(struct coord *c, const struct motion *m, const uint8_t sig[64],
                           const uint8_t *doc, size_t doc_len, const struct charter *charter,
                           struct prop_view *v, uint64_t *index, char *why, size_t cap)
@@ -1191,6 +1210,9 @@ static int motion_propose(struct coord *c, const struct motion *m, const uint8_t
         motion_check(m, why, cap);
         return -1;
     }
+    /* Before any lock: it reads (and hashes) the evaluation set file. */
+    if (motion_evalset_ok(c, m, doc, doc_len, why, cap) != 0)
+        return -1;
     const int64_t now = time_now_unix_ms();
     int rc = -1;
     struct decision d = { 0 };

@@ -17,6 +17,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "common/why.h"
+#include "aggregate/round.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
@@ -32,15 +33,6 @@ _Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/experiments/%s", c->opt.data_dir, c->experiment);
-}
-
-static enum outer_kind outer_kind_of(enum policy_outer_kind k)
-{
-    switch (k) {
-    case POLICY_OUTER_NESTEROV: return OUTER_NESTEROV;
-    case POLICY_OUTER_FEDADAM: return OUTER_FEDADAM;
-    default: return OUTER_FEDAVG;
-    }
 }
 
 /* c->policy and what derives from it, from the record's exact text. */
@@ -95,6 +87,41 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     return 0;
 }
 
+#define EVAL_MEASURES ((1u << POLICY_MEASURE_LOO) | (1u << POLICY_MEASURE_SHAPLEY))
+
+/* The evaluation set the policy pins (contribution.evaluation_set) and its evaluator, when
+ * loo or shapley is measured: the file in --eval-sets must hash as pinned (the check the
+ * proposal passed, credit/evalset.h) and hold a window. COORD_ERR_CONFIG with why, or
+ * COORD_ERR_NOMEM. */
+static int load_evaluator(struct coord *c, char *why, size_t cap)
+{
+    const struct policy_contribution *pc = &c->policy.contribution;
+    char what[800];
+    int rc = evalset_check_policy(pc, c->eval_sets_dir, what, sizeof what);
+    if (rc == CREDIT_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "%s", what);
+    if (!(pc->measures & EVAL_MEASURES))
+        return 0;
+    struct policy_round_plan first;
+    if (policy_round_plan(&c->policy, 1, &first, what, sizeof what) != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "%s", what);
+    char path[4096 + POLICY_EVALSET_NAME_MAX + 2];
+    snprintf(path, sizeof path, "%s/%s", c->eval_sets_dir, pc->evalset_name);
+    rc = evalset_load(path, pc->evalset_hash, &c->evalset, what, sizeof what);
+    if (rc == 0)
+        rc = evaluator_create(&c->cfg, &c->evalset, pc->eval_windows, first.seq_len,
+                              &c->evaluator, what, sizeof what);
+    if (rc == CREDIT_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "contribution.evaluation_set: %s", what);
+    log_info("experiment %s: evaluation set %s (%zu bytes), %u windows of %u bytes",
+             c->experiment, path, c->evalset.len, pc->eval_windows, first.seq_len);
+    return 0;
+}
+
 int experiment_load(struct coord *c, const struct experiment_info *info, char *why, size_t cap)
 {
     snprintf(why, cap, "out of memory");
@@ -113,15 +140,12 @@ int experiment_load(struct coord *c, const struct experiment_info *info, char *w
         if (!c->acc || (senders && !c->support) || (down_ef && !c->down_residual))
             rc = COORD_ERR_NOMEM;
     }
-    const struct policy_outer_optimizer *o = &c->policy.training.outer;
-    if (rc == 0 && outer_init(&c->outer, outer_kind_of(o->kind), c->n_params, (float)o->lr,
-                              (float)o->momentum) != 0)
+    /* The outer optimizer as the verifier builds it (aggregate/round.h). */
+    if (rc == 0 && agg_outer_init(&c->policy, c->n_params, &c->outer) != 0)
         rc = COORD_ERR_NOMEM;
-    if (rc == 0 && o->kind == POLICY_OUTER_FEDADAM) {
-        c->outer.beta1 = (float)o->beta1;
-        c->outer.beta2 = (float)o->beta2;
-        c->outer.tau = (float)o->eps;
-    }
+    /* An ended experiment is only served: it scores nothing more. */
+    if (rc == 0 && !queue_phase_ended(info->phase))
+        rc = load_evaluator(c, why, cap);
     char dir[4096];
     coord_experiment_dir(c, dir, sizeof dir - 16);
     strcat(dir, "/outer");
@@ -140,6 +164,10 @@ void experiment_unload(struct coord *c)
     if (c->model)
         snapshot_release(c, c->model);
     c->model = NULL;
+    evaluator_destroy(c->evaluator);
+    c->evaluator = NULL;
+    evalset_free(&c->evalset);
+    memset(&c->evalset, 0, sizeof c->evalset);
     outer_free(&c->outer);
     memset(&c->outer, 0, sizeof c->outer);
     free(c->acc);
@@ -231,6 +259,7 @@ static int fail_queued(struct coord *c, const struct experiment_info *info, cons
               info->experiment, why);
     struct experiment_info rec = *info;
     rec.phase = PHASE_FAILED;
+    rec.ended_ms = time_now_unix_ms();
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0)
         return COORD_ERR_STATE;
@@ -307,6 +336,7 @@ int experiment_open(struct coord *c)
     if (rc == 0 && rec.state == EXP_RUNNING) {
         log_error("experiment %s cannot resume: %s; recorded as failed", info.experiment, why);
         info.phase = PHASE_FAILED;
+        info.ended_ms = time_now_unix_ms();
         info.rounds_done = rec.completed_rounds;
         memcpy(info.final_model_hash, rec.model_hash, 32);
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_FAILED, info.experiment,
@@ -452,6 +482,7 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
     }
     const uint64_t seq = info.seq;
     info.phase = PHASE_CANCELLED;
+    info.ended_ms = time_now_unix_ms();
     if (running) {
         /* A round close computing outside mu now (c->closing) sees the state and drops
          * its result (round_close_locked): its model never becomes the experiment's. */

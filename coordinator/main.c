@@ -32,6 +32,10 @@ static const char usage[] =
     "                        that order). Researchers normally use aulac experiment propose\n"
     "  --operator-key FILE   the operator's member secret key that signs --policy proposals\n"
     "                        (the member needs a role the charter lets propose)\n"
+    "  --eval-sets DIR       where the evaluation sets that policies name are held\n"
+    "                        (contribution.evaluation_set: a file name in DIR, pinned\n"
+    "                        by its BLAKE2b-256; default: evalsets/ in the data dir);\n"
+    "                        a proposal whose set is missing or differs is refused\n"
     "  --listen ADDR         gRPC address (default 127.0.0.1:7443; port 0 picks one)\n"
     "  --port-file FILE      write the bound port here once serving\n"
     "  --tls-cert FILE       server certificate chain (PEM); with --tls-key enables TLS\n"
@@ -86,13 +90,14 @@ int main(int argc, char **argv)
     size_t n_policies = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
-           O_MSGGAP, O_QUOTA, O_OPKEY };
+           O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
         { "roster", required_argument, 0, O_ROSTER },
         { "policy", required_argument, 0, O_POLICY },
         { "operator-key", required_argument, 0, O_OPKEY },
+        { "eval-sets", required_argument, 0, O_EVALSETS },
         { "listen", required_argument, 0, O_LISTEN },
         { "port-file", required_argument, 0, O_PORTFILE },
         { "tls-cert", required_argument, 0, O_CERT },
@@ -127,6 +132,7 @@ int main(int argc, char **argv)
             policies[n_policies++] = optarg;
             break;
         case O_OPKEY: o.operator_key_path = optarg; break;
+        case O_EVALSETS: o.eval_sets_dir = optarg; break;
         case O_LISTEN: o.listen_addr = optarg; break;
         case O_PORTFILE: o.port_file = optarg; break;
         case O_CERT: o.tls_cert = optarg; break;

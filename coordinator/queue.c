@@ -3,7 +3,7 @@
  * experiment_started, experiment_cancelled...).
  *
  *   coord.experiments  key: the experiment id (its bytes, 1..64)
- *                      value: u32 version (1)
+ *                      value: u32 version (2)
  *                             u16 n ‖ n bytes   experiment id (as the key)
  *                             u8  phase         1 queued, 2 running, 3 finished,
  *                                               4 cancelled, 5 failed
@@ -14,8 +14,11 @@
  *                             u64 rounds_done   rounds closed (when it ended)
  *                             32  final_model_hash  the last model (when it ended; else 0)
  *                             u64 n ‖ n bytes   the policy file, exactly as approved
+ *                             i64 ended_ms      unix ms it ended (0: not ended); absent
+ *                                               in version 1 records (read as 0)
  *   coord.queue        key: u64 seq (big-endian, so LMDB order is queue order)
  *                      value: u32 version (1) ‖ u16 n ‖ n bytes experiment id
+ *                      (the queue rows keep version 1)
  *
  * Integers are big-endian (common/bytes.h). A record is never deleted: the queue row
  * goes when the experiment starts or is cancelled before it starts. */
@@ -27,7 +30,8 @@
 #include "common/bytes.h"
 #include "common/log.h"
 
-#define QUEUE_VERSION 1
+#define QUEUE_VERSION 1          /* coord.queue rows */
+#define RECORD_VERSION 2         /* coord.experiments records; 1: without ended_ms */
 #define POLICY_TEXT_MAX ((uint64_t)POLICY_FILE_MAX)
 
 const char *queue_phase_name(int phase)
@@ -101,8 +105,10 @@ static int record_decode(const MDB_val *v, struct experiment_info *e)
         memcpy(e->final_model_hash, p, 32);
     uint64_t n = br_u64(&r);
     p = n <= POLICY_TEXT_MAX ? br_raw(&r, (size_t)n) : NULL;
-    if (r.failed || !p || r.left != 0 || version != QUEUE_VERSION || e->phase < PHASE_QUEUED ||
-        e->phase > PHASE_FAILED) {
+    if (version == RECORD_VERSION)
+        e->ended_ms = (int64_t)br_u64(&r);
+    if (r.failed || !p || r.left != 0 || (version != 1 && version != RECORD_VERSION) ||
+        e->phase < PHASE_QUEUED || e->phase > PHASE_FAILED) {
         log_error("an experiment record (coord.experiments) is unreadable (version %u)",
                   version);
         return COORD_ERR_STATE;
@@ -120,7 +126,7 @@ int queue_record_put_txn(struct coord *c, MDB_txn *txn, const struct experiment_
 {
     (void)c;
     struct bytes_writer w = { 0 };
-    bw_u32(&w, QUEUE_VERSION);
+    bw_u32(&w, RECORD_VERSION);
     bw_str(&w, e->experiment);
     bw_u8(&w, (uint8_t)e->phase);
     bw_u64(&w, e->seq);
@@ -131,6 +137,7 @@ int queue_record_put_txn(struct coord *c, MDB_txn *txn, const struct experiment_
     bw_raw(&w, e->final_model_hash, 32);
     bw_u64(&w, e->policy_yaml_len);
     bw_raw(&w, e->policy_yaml, e->policy_yaml_len);
+    bw_u64(&w, (uint64_t)e->ended_ms);
     if (w.failed) {
         free(w.buf);
         return COORD_ERR_NOMEM;
@@ -254,6 +261,7 @@ int queue_push_txn(struct coord *c, MDB_txn *txn, const struct experiment_info *
     rec.seq = seq;
     rec.phase = PHASE_QUEUED;
     rec.rounds_done = 0;
+    rec.ended_ms = 0;
     memset(rec.final_model_hash, 0, 32);
     if ((rc = queue_record_put_txn(c, txn, &rec)) != 0)
         return rc;

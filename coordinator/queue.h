@@ -27,6 +27,9 @@ struct experiment_info {
     int      phase;                 /* enum exp_phase */
     uint64_t rounds_done;
     uint8_t  final_model_hash[32];  /* last model (finished / cancelled / failed) */
+    int64_t  ended_ms;              /* unix ms it ended (finished / cancelled / failed);
+                                       0 while queued or running, and in records written
+                                       before version 2 */
     uint8_t *policy_yaml; size_t policy_yaml_len;   /* owned copy of the exact text */
 };
 

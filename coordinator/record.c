@@ -1,5 +1,7 @@
 #include "coordinator/record.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -93,12 +95,15 @@ int record_experiment_finished(struct coord *c, MDB_txn *txn)
 }
 
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
-                           const uint8_t signature[64], double train_loss, uint64_t *index)
+                           const uint8_t signature[64], double train_loss, double val_loss,
+                           uint64_t *index)
 {
     struct entry e = { .type = ENTRY_UPDATE_ACCEPTED };
     entry_update_from_envelope(&e.u.update, env);   /* every field the member signed */
     memcpy(e.u.update.envelope_signature, signature, 64);
     e.u.update.train_loss = train_loss;
+    /* Not signed, not checked: a value that is not finite is recorded as not reported. */
+    e.u.update.val_loss = isfinite(val_loss) ? val_loss : NAN;
     return record_append(c, txn, &e, index);
 }
 
@@ -137,4 +142,58 @@ int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summar
     int rc = record_append(c, txn, &e, NULL);
     free(r->participants);
     return rc;
+}
+
+int scores_entry_fill(const struct coord *c, uint64_t round, const struct agg_update *u,
+                      size_t n, const uint8_t seed[32], const struct credit_round_scores *s,
+                      struct entry_contribution_scores *out)
+{
+    const struct policy_contribution *pc = &c->policy.contribution;
+    memset(out, 0, sizeof *out);
+    snprintf(out->experiment, sizeof out->experiment, "%s", c->experiment);
+    out->round = round;
+    int which[POLICY_MEASURES];
+    for (int m = 0; m < POLICY_MEASURES; m++) {
+        if (!(pc->measures & (1u << m)) || out->n_measures == ENTRY_MEASURES_MAX)
+            continue;
+        which[out->n_measures] = m;
+        snprintf(out->measures[out->n_measures], sizeof out->measures[0], "%s",
+                 policy_measure_name((enum policy_measure)m));
+        out->n_measures++;
+    }
+    const uint32_t eval = (1u << POLICY_MEASURE_LOO) | (1u << POLICY_MEASURE_SHAPLEY);
+    if ((pc->measures & eval) && pc->has_evalset)
+        memcpy(out->evalset_hash, pc->evalset_hash, 32);
+    memcpy(out->seed, seed, 32);
+    out->evaluations = s->evaluations;
+    out->exact = (uint8_t)(s->exact ? 1 : 0);
+    out->base_loss = s->base_loss;
+    out->model_loss = s->model_loss;
+    out->n = (uint32_t)n;
+    out->members = calloc(n ? n : 1, sizeof *out->members);
+    if (!out->members)
+        return COORD_ERR_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        struct entry_member_score *ms = &out->members[i];
+        snprintf(ms->member, sizeof ms->member, "%s", u[i].member);
+        memcpy(ms->payload_hash, u[i].payload_hash, 32);
+        for (uint32_t j = 0; j < out->n_measures; j++)
+            ms->values[j] = s->value[i][which[j]];
+    }
+    return 0;
+}
+
+int record_contribution_scores(struct coord *c, MDB_txn *txn,
+                               const struct entry_contribution_scores *s)
+{
+    struct entry e = { .type = ENTRY_CONTRIBUTION_SCORES };
+    e.u.scores = *s;
+    return record_append(c, txn, &e, NULL);
+}
+
+int record_credits(struct coord *c, MDB_txn *txn, const struct entry_credits *cr)
+{
+    struct entry e = { .type = ENTRY_CREDITS };
+    e.u.credits = *cr;
+    return record_append(c, txn, &e, NULL);
 }

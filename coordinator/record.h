@@ -3,8 +3,10 @@
 /* The coordinator's ledger entries (ledger/entry.h), each appended in the caller's
  * write transaction so that it commits with the state change it records.
  * Return 0 or COORD_ERR_STATE (logged). */
+#include "aggregate/round.h"
 #include "coordinator/coord.h"
 #include "coordinator/state.h"
+#include "credit/score.h"
 #include "crypto/envelope.h"
 #include "ledger/entry.h"
 
@@ -23,12 +25,25 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
                             uint64_t rounds, const char *reason);
+/* val_loss: the member's reported validation loss (informational, not signed). */
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
-                           const uint8_t signature[64], double train_loss, uint64_t *index);
+                           const uint8_t signature[64], double train_loss, double val_loss,
+                           uint64_t *index);
 int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,
                            uint64_t round, const char *member, const char *reason,
                            uint64_t *index);
 int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
                         const uint8_t aggregate_hash[32]);
+
+/* The contribution_scores entry of the loaded experiment's round `round` from its scores:
+ * the policy's measures in enum policy_measure order, each member (u[i], sorted by id) with
+ * its payload hash and values, the evaluation set's hash when loo or shapley is measured.
+ * out->members is malloc'd (free it). COORD_ERR_NOMEM. */
+int scores_entry_fill(const struct coord *c, uint64_t round, const struct agg_update *u,
+                      size_t n, const uint8_t seed[32], const struct credit_round_scores *s,
+                      struct entry_contribution_scores *out);
+int record_contribution_scores(struct coord *c, MDB_txn *txn,
+                               const struct entry_contribution_scores *s);
+int record_credits(struct coord *c, MDB_txn *txn, const struct entry_credits *cr);
 
 #endif

@@ -6,6 +6,8 @@
  *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
  *                  open round (metadata + compressed payload), deleted at close
  *   coord.rounds   round_key(exp, round) -> closed round summary
+ *   coord.credit   experiment id -> u32 version ‖ credit_totals_encode() bytes: the
+ *                  running credit totals of its scored rounds (credit/shares.h)
  *   coord.replay   u64 timestamp ms ‖ 16-byte replay key -> u32 version: the signed
  *                  requests accepted within the replay window (auth.c), kept in
  *                  timestamp order so that the expired ones are pruned from the front
@@ -13,11 +15,13 @@
  * Every record starts with a u32 version; all integers are big-endian. */
 #include "coordinator/state.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/bytes.h"
 #include "common/log.h"
+#include "crypto/digest.h"
 
 #define RECORD_VERSION 1
 
@@ -42,7 +46,8 @@ int state_open_dbs(struct coord *c)
         (rc = open_db(c, txn, "coord.members", &c->db_members)) != 0 ||
         (rc = open_db(c, txn, "coord.payloads", &c->db_payloads)) != 0 ||
         (rc = open_db(c, txn, "coord.rounds", &c->db_rounds)) != 0 ||
-        (rc = open_db(c, txn, "coord.replay", &c->db_replay)) != 0) {
+        (rc = open_db(c, txn, "coord.replay", &c->db_replay)) != 0 ||
+        (rc = open_db(c, txn, "coord.credit", &c->db_credit)) != 0) {
         ledger_txn_abort(c->ledger, txn);
         return rc;
     }
@@ -227,53 +232,129 @@ int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *
     return put_record(c, txn, c->db_payloads, key, (size_t)klen, &w);
 }
 
+/* One coord.payloads row. payload points into v. */
+struct payload_row {
+    struct round_member m;
+    double weight;
+    const uint8_t *payload;
+    size_t len;
+};
+
+static int payload_row_decode(const struct coord *c, const MDB_val *v, struct payload_row *out)
+{
+    struct bytes_reader r = { v->mv_data, v->mv_size, 0 };
+    memset(out, 0, sizeof *out);
+    uint32_t version = br_u32(&r);
+    br_str(&r, out->m.id, sizeof out->m.id);
+    out->m.tokens = br_u64(&r);
+    out->m.samples = br_u64(&r);
+    out->m.bytes = br_u64(&r);
+    out->m.train_loss = br_f32(&r);
+    out->m.val_loss = br_f32(&r);
+    out->weight = br_f64(&r);
+    (void)br_u64(&r);   /* ledger index */
+    uint64_t len = br_u64(&r);
+    out->payload = len <= r.left ? br_raw(&r, (size_t)len) : NULL;
+    out->len = (size_t)len;
+    if (r.failed || !out->payload || r.left != 0 || version != RECORD_VERSION) {
+        log_error("a stored update of round %llu is unreadable", (unsigned long long)c->round);
+        return COORD_ERR_STATE;
+    }
+    return 0;
+}
+
+/* A cursor on the open round's first stored payload (rc MDB_NOTFOUND: none); *plen gets
+ * the length of the (experiment, round) key prefix in prefix. */
+static int round_cursor(struct coord *c, MDB_txn *txn, uint8_t *prefix, size_t *plen,
+                        MDB_cursor **cur, MDB_val *k, MDB_val *v, int *rc)
+{
+    /* The key of member "0" shares the (experiment, round) prefix; cut the member. */
+    int n = ledger_update_key(c->experiment, c->round, "0", prefix);
+    if (n < 0)
+        return COORD_ERR_STATE;
+    *plen = (size_t)n - 2;
+    if (mdb_cursor_open(txn, c->db_payloads, cur) != 0)
+        return COORD_ERR_STATE;
+    k->mv_size = *plen;
+    k->mv_data = prefix;
+    *rc = mdb_cursor_get(*cur, k, v, MDB_SET_RANGE);
+    return 0;
+}
+
+static int in_round(const MDB_val *k, const uint8_t *prefix, size_t plen)
+{
+    return k->mv_size >= plen && memcmp(k->mv_data, prefix, plen) == 0;
+}
+
 /* Calls fn for each stored payload of the open round, in key order. */
 int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
 {
-    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
-    /* The key of member "0" shares the (experiment, round) prefix; cut the member. */
-    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
-    if (plen < 0)
-        return COORD_ERR_STATE;
-    plen -= 2;
     MDB_txn *txn;
     if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
         return COORD_ERR_STATE;
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    size_t plen;
     MDB_cursor *cur;
-    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0) {
+    MDB_val k, v;
+    int rc;
+    int out = round_cursor(c, txn, prefix, &plen, &cur, &k, &v, &rc);
+    if (out != 0) {
         mdb_txn_abort(txn);
-        return COORD_ERR_STATE;
+        return out;
     }
-    MDB_val k = { (size_t)plen, prefix }, v;
-    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-    int out = 0;
-    while (rc == 0 && k.mv_size >= (size_t)plen && memcmp(k.mv_data, prefix, (size_t)plen) == 0) {
-        struct bytes_reader r = { v.mv_data, v.mv_size, 0 };
-        struct round_member m = { 0 };
-        uint32_t version = br_u32(&r);
-        br_str(&r, m.id, sizeof m.id);
-        m.tokens = br_u64(&r);
-        m.samples = br_u64(&r);
-        m.bytes = br_u64(&r);
-        m.train_loss = br_f32(&r);
-        m.val_loss = br_f32(&r);
-        double weight = br_f64(&r);
-        (void)br_u64(&r);   /* ledger index */
-        uint64_t len = br_u64(&r);
-        const uint8_t *payload = br_raw(&r, (size_t)len);
-        if (r.failed || r.left != 0 || version != RECORD_VERSION) {
-            log_error("a stored update of round %llu is unreadable",
-                      (unsigned long long)c->round);
-            out = COORD_ERR_STATE;
+    while (rc == 0 && in_round(&k, prefix, plen)) {
+        struct payload_row row;
+        if ((out = payload_row_decode(c, &v, &row)) != 0)
             break;
-        }
-        out = fn(c, &m, weight, payload, (size_t)len, arg);
+        out = fn(c, &row.m, row.weight, row.payload, row.len, arg);
         if (out != 0)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
+    return out;
+}
+
+int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, size_t cap,
+                        size_t *n)
+{
+    *n = 0;
+    uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
+    size_t plen;
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc;
+    int out = round_cursor(c, txn, prefix, &plen, &cur, &k, &v, &rc);
+    if (out != 0)
+        return out;
+    while (rc == 0 && in_round(&k, prefix, plen)) {
+        struct payload_row row;
+        if ((out = payload_row_decode(c, &v, &row)) != 0)
+            break;
+        if (*n == cap) {
+            log_error("round %llu has more stored updates than the %zu accepted",
+                      (unsigned long long)c->round, cap);
+            out = COORD_ERR_STATE;
+            break;
+        }
+        struct agg_update *a = &u[(*n)++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->member, sizeof a->member, "%s", row.m.id);
+        a->tokens = row.m.tokens;
+        a->samples = row.m.samples;
+        a->weight = agg_weight(c->policy.aggregation.weighting, row.m.tokens, row.m.samples);
+        a->payload = row.payload;
+        a->len = row.len;
+        crypto_blake2b256(row.payload, row.len, a->payload_hash);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (out == 0 && rc != 0 && rc != MDB_NOTFOUND) {
+        log_error("cannot read the stored updates of round %llu: %s",
+                  (unsigned long long)c->round, mdb_strerror(rc));
+        out = COORD_ERR_STATE;
+    }
+    mdb_cursor_close(cur);
     return out;
 }
 
@@ -401,6 +482,52 @@ int state_get_round(struct coord *c, const char *experiment, uint64_t round,
         return COORD_ERR_STATE;
     }
     return 0;
+}
+
+/* --- credit totals ---------------------------------------------------------- */
+
+int state_get_credit(struct coord *c, MDB_txn *txn, const char *experiment,
+                     struct credit_totals *t, int *found)
+{
+    credit_totals_init(t);
+    *found = 0;
+    MDB_val k = { strlen(experiment), (void *)experiment }, v;
+    int rc = mdb_get(txn, c->db_credit, &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        snprintf(t->experiment, sizeof t->experiment, "%s", experiment);
+        return 0;
+    }
+    if (rc != 0) {
+        log_error("cannot read the credit totals of %s: %s", experiment, mdb_strerror(rc));
+        return COORD_ERR_STATE;
+    }
+    struct bytes_reader r = { v.mv_data, v.mv_size, 0 };
+    uint32_t version = br_u32(&r);
+    if (r.failed || version != RECORD_VERSION ||
+        credit_totals_decode(t, (const uint8_t *)v.mv_data + 4, v.mv_size - 4) != 0 ||
+        strcmp(t->experiment, experiment) != 0) {
+        credit_totals_free(t);
+        log_error("the credit totals of %s (coord.credit) are unreadable", experiment);
+        return COORD_ERR_STATE;
+    }
+    *found = 1;
+    return 0;
+}
+
+int state_put_credit(struct coord *c, MDB_txn *txn, const struct credit_totals *t)
+{
+    uint8_t *bytes;
+    size_t len;
+    int rc = credit_totals_encode(t, &bytes, &len);
+    if (rc != 0) {
+        log_error("cannot encode the credit totals of %s (%d)", t->experiment, rc);
+        return rc == CREDIT_ERR_NOMEM ? COORD_ERR_NOMEM : COORD_ERR_STATE;
+    }
+    struct bytes_writer w = { 0 };
+    bw_u32(&w, RECORD_VERSION);
+    bw_raw(&w, bytes, len);
+    free(bytes);
+    return put_record(c, txn, c->db_credit, t->experiment, strlen(t->experiment), &w);
 }
 
 /* --- accepted request keys (replay protection) ------------------------------ */

@@ -2,7 +2,9 @@
 #define AULAC_COORDINATOR_STATE_H
 /* The coordinator's LMDB records (state.c has the layouts). Writers take the caller's
  * write transaction; readers open their own read-only snapshot. Errors: COORD_ERR_*. */
+#include "aggregate/round.h"
 #include "coordinator/coord.h"
+#include "credit/shares.h"
 
 struct experiment_record {
     char experiment[COORD_EXPERIMENT_MAX + 1];
@@ -39,6 +41,19 @@ typedef int (*state_payload_fn)(struct coord *c, const struct round_member *m, d
                                 const uint8_t *payload, size_t len, void *arg);
 int state_each_payload(struct coord *c, state_payload_fn fn, void *arg);
 int state_delete_payloads(struct coord *c, MDB_txn *txn);
+/* The open round's stored updates as the round's arithmetic takes them (aggregate/round.h),
+ * read in txn (a read-only transaction the caller holds until it is done with them):
+ * u[i].payload points into LMDB's map (no copy), payload_hash is its BLAKE2b-256 and the
+ * weight agg_weight() of the policy's weighting. Key order; the caller sorts (agg_sort).
+ * *n gets the count; COORD_ERR_STATE when a row is unreadable or there are more than cap. */
+int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, size_t cap,
+                        size_t *n);
+
+/* coord.credit: the running credit totals of experiment (credit/shares.h), updated by each
+ * round close in its transaction. *found 0 (t initialized empty) when none yet. */
+int state_get_credit(struct coord *c, MDB_txn *txn, const char *experiment,
+                     struct credit_totals *t, int *found);
+int state_put_credit(struct coord *c, MDB_txn *txn, const struct credit_totals *t);
 
 /* coord.replay: a signed request accepted at timestamp_ms (its replay key), committed
  * (durable) before it returns 0; rows older than prune_before_ms go in the same

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "common/hex.h"
+#include "aggregate/round.h"
 #include "common/log.h"
 #include "coordinator/governance.h"
 #include "coordinator/record.h"
@@ -66,8 +67,9 @@ static int check_policy_locked(struct coord *c, struct update_check *u)
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
         e->tokens > max_samples * plan.seq_len)
         return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
-                    "policy trains at most %" PRIu64 " samples of %u tokens", e->samples,
-                    e->tokens, max_samples, plan.seq_len);
+                    "policy trains at most %" PRIu64 " samples of %u tokens (%" PRIu64
+                    " tokens: training.local_steps x batch_size x seq_len)", e->samples,
+                    e->tokens, max_samples, plan.seq_len, max_samples * plan.seq_len);
     return 0;
 }
 
@@ -200,15 +202,6 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     return rc;
 }
 
-static double update_weight(const struct coord *c, const struct update_envelope *e)
-{
-    switch (c->policy.aggregation.weighting) {
-    case POLICY_WEIGHT_SAMPLES: return (double)e->samples;
-    case POLICY_WEIGHT_UNIFORM: return 1.0;
-    default: return (double)e->tokens;
-    }
-}
-
 static int receipt_fill(struct coord *c, MDB_txn *txn, struct update_check *u, int accepted,
                         uint64_t index)
 {
@@ -256,7 +249,9 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
         u->known_member = 0;
         return update_reject(c, u);
     }
-    const double weight = update_weight(c, &u->env);
+    /* The weight the round close gives it too (aggregate/round.h). */
+    const double weight = agg_weight(c->policy.aggregation.weighting, u->env.tokens,
+                                     u->env.samples);
     char why[200];
     double norm = 0;
     int rc = codec_payload_norm(payload, len, c->n_params, &norm, why, sizeof why);
@@ -302,7 +297,8 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     int klen = ledger_update_key(u->env.experiment, u->env.round, u->env.member, key);
     rc = ledger_txn_begin(c->ledger, &txn);
     if (rc == 0) {
-        rc = record_update_accepted(c, txn, &u->env, u->signature, u->train_loss, &index);
+        rc = record_update_accepted(c, txn, &u->env, u->signature, u->train_loss, u->val_loss,
+                                    &index);
         if (rc == 0 && (klen < 0 || ledger_index_put(c->ledger, txn, "update", key,
                                                      (size_t)klen, index) != 0))
             rc = COORD_ERR_STATE;

@@ -236,7 +236,7 @@ entries = [json.loads(l) for l in open(path)]
 trail, shown = [], []
 for e in entries:
     t = e["type"]
-    if t.startswith("update_") or t == "round_closed":
+    if t.startswith("update_") or t in ("round_closed", "contribution_scores", "credits"):
         continue
     trail.append(t)
     x = e.get("experiment", "")

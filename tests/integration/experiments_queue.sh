@@ -111,8 +111,10 @@ exp = [e.get("experiment", "") for e in entries]
 first = next(x for x, k in zip(exp, kinds) if k == "experiment_started")
 second = [x for x, k in zip(exp, kinds) if k == "experiment_started"][1]
 assert first.startswith("it-tiny-") and second.startswith("it-second-"), (first, second)
-want = (["genesis"] + ["policy_proposed", "proposal_decided"] * 2 + ["experiment_started"] + ["round_closed"] * 2 + ["experiment_finished",
-        "experiment_started"] + ["round_closed"] * 3 + ["experiment_finished"])
+# each close: round_closed then its contribution_scores; credits right before the finish
+closes = lambda n: ["round_closed", "contribution_scores"] * n
+want = (["genesis"] + ["policy_proposed", "proposal_decided"] * 2 + ["experiment_started"] + closes(2) +
+        ["credits", "experiment_finished", "experiment_started"] + closes(3) + ["credits", "experiment_finished"])
 assert trail == want, trail
 for e in entries:
     if e["type"] in ("update_accepted", "update_rejected") and e["experiment"] == second:
