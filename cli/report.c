@@ -234,10 +234,10 @@ static void section_basis(FILE *f, const struct report *r)
     fputs("</td></tr>\n<tr><td>checkpoint</td><td>size <span id=\"checkpoint-size\">", f);
     fprintf(f, "%" PRIu64 "</span>, signed by <code>", b->ckpt.size);
     html_text(f, b->key.name);
-    fprintf(f, "</code>, key ID <code id=\"checkpoint-key-id\">%08x</code> (key from ",
-            (unsigned)b->key.id);
+    fprintf(f, "</code>, note key ID <code id=\"checkpoint-key-id\">%08x</code>; the "
+            "coordinator's public key: ", (unsigned)b->key.id);
     html_text(f, b->key_from);
-    fputs("); signature verified, and the root recomputed from the entries matches it</td>"
+    fputs(". Signature verified, and the root recomputed from the entries matches it</td>"
           "</tr>\n<tr><td>signature</td><td class=\"mono\" id=\"checkpoint-signature\">", f);
     html_text(f, sig);
     fputs("</td></tr>\n</table>\n<pre id=\"checkpoint-note\">", f);
