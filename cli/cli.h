@@ -18,9 +18,11 @@ int cmd_tls(int argc, char **argv);
 int cmd_witness(int argc, char **argv);  /* check */
 int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue */
 /* aulac credits: `credits verify ...` (cli/credits_verify.c) and otherwise the credits
- * table (cli/credits_report.c); argv[0] is "verify" / "credits". */
+ * table (cli/credits_show.c: aulac credits SOURCE [--experiment ID] [--format
+ * table|csv|json]); argv[0] is "verify" / "credits". */
 int cmd_credits_verify(int argc, char **argv);
 int cmd_credits_show(int argc, char **argv);
+int cmd_report(int argc, char **argv);   /* SOURCE --experiment ID --out FILE */
 
 /* Prints "aulac CMD: message" to stderr; returns 2 (usage) or 1. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)

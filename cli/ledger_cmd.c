@@ -14,6 +14,7 @@
 
 #include "cli/cli.h"
 #include "cli/client_tls.h"
+#include "cli/ledger_source.h"
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "crypto/keys.h"
@@ -35,10 +36,7 @@ static const char usage[] =
     "       aulac ledger export      SOURCE [--from N] [--to M]\n"
     "       aulac ledger export      --data-dir D --payloads DIR\n"
     "\n"
-    "SOURCE is --data-dir DIR (the coordinator's data directory, opened read-only; a\n"
-    "running coordinator may keep writing) or --coordinator ADDR with --tls-ca FILE\n"
-    "[--tls-cert FILE --tls-key FILE] [--tls-server-name NAME] or --insecure (its\n"
-    "ledger over RPC; --tls-cert and --tls-key where it requires client certificates).\n"
+    LEDGER_SOURCE_USAGE
     "\n"
     "show         entries N..M (default: all), one line each or JSON lines\n"
     "verify       recomputes every leaf hash from the entry bytes and the tree up to\n"
@@ -81,293 +79,6 @@ struct opts {
     unsigned long long from, to, index, size, from_size, to_size;
     int have_from, have_to, have_index, have_size, have_from_size, have_to_size;
 };
-
-/* --- where the ledger comes from ----------------------------------------------------- */
-
-struct source {
-    const char *name;
-    struct ledger *l;              /* --data-dir */
-    struct fed_ledger *rpc;        /* --coordinator */
-    struct fed_client *fc;
-    char alliance[CHECKPOINT_ORIGIN_MAX + 1];   /* RPC: from Hello */
-    uint8_t presented_key[32];     /* RPC: the key the coordinator presents */
-    int have_presented_key;
-};
-
-static int open_source(const struct opts *o, struct source *s)
-{
-    memset(s, 0, sizeof *s);
-    if (o->dir) {
-        s->name = o->dir;
-        struct ledger_options lo = { .read_only = 1 };
-        int rc = ledger_open(o->dir, &lo, &s->l);
-        if (rc != 0)
-            return cli_fail(CMD, "cannot open the ledger in %s: %s", o->dir, ledger_strerror(rc));
-        return 0;
-    }
-    s->name = o->coordinator;
-    struct rpc_channel_options ch = { 0 };
-    client_tls_channel(&o->tls, &ch);
-    struct fed_client_options co = { .channel = ch };
-    int rc = fed_ledger_open(o->coordinator, &ch, 0, 0, &s->rpc);
-    if (rc == 0)
-        rc = fed_client_open(o->coordinator, &co, &s->fc);
-    if (rc != 0)
-        return cli_fail(CMD, "cannot open a channel to %s: %s", o->coordinator, rpc_strerror(rc));
-    Aulac__V1__HelloRequest q = AULAC__V1__HELLO_REQUEST__INIT;
-    q.client_version = "aulac-cli 0.1";
-    Aulac__V1__HelloReply *r = NULL;
-    struct rpc_status st;
-    if ((rc = fed_hello(s->fc, &q, &r, &st)) != 0)
-        return cli_fail(CMD, "cannot reach the coordinator at %s: %s", o->coordinator, st.details);
-    snprintf(s->alliance, sizeof s->alliance, "%s", r->alliance ? r->alliance : "");
-    if (r->coordinator_public_key.len == 32) {
-        memcpy(s->presented_key, r->coordinator_public_key.data, 32);
-        s->have_presented_key = 1;
-    }
-    aulac__v1__hello_reply__free_unpacked(r, NULL);
-    return 0;
-}
-
-static void close_source(struct source *s)
-{
-    ledger_close(s->l);
-    fed_ledger_close(s->rpc);
-    fed_client_close(s->fc);
-}
-
-/* Number of entries. */
-static int src_size(struct source *s, uint64_t *size)
-{
-    if (s->l) {
-        int rc = ledger_size(s->l, size);
-        return rc ? cli_fail(CMD, "cannot read the ledger size: %s", ledger_strerror(rc)) : 0;
-    }
-    Aulac__V1__EntriesPage *p;
-    struct rpc_status st;
-    if (fed_get_entries(s->rpc, UINT64_MAX, 1, &p, &st) != 0)
-        return cli_fail(CMD, "%s", st.details);
-    *size = p->size;
-    aulac__v1__entries_page__free_unpacked(p, NULL);
-    return 0;
-}
-
-typedef int (*entry_fn)(uint64_t index, const uint8_t *data, size_t len, void *arg);
-
-/* Calls fn for entries [from, to) in order; stops at fn's first nonzero. */
-static int src_entries(struct source *s, uint64_t from, uint64_t to, entry_fn fn, void *arg)
-{
-    uint64_t i = from;
-    while (i < to) {
-        if (s->l) {
-            uint8_t *data;
-            size_t len;
-            int rc = ledger_get(s->l, i, &data, &len);
-            if (rc != 0)
-                return cli_fail(CMD, "cannot read entry %" PRIu64 ": %s", i, ledger_strerror(rc));
-            rc = fn(i, data, len, arg);
-            free(data);
-            if (rc)
-                return rc;
-            i++;
-            continue;
-        }
-        Aulac__V1__EntriesPage *p;
-        struct rpc_status st;
-        uint64_t want = to - i < FED_LEDGER_PAGE_ITEMS ? to - i : FED_LEDGER_PAGE_ITEMS;
-        if (fed_get_entries(s->rpc, i, want, &p, &st) != 0)
-            return cli_fail(CMD, "%s", st.details);
-        if (p->n_entries == 0) {
-            aulac__v1__entries_page__free_unpacked(p, NULL);
-            return cli_fail(CMD, "the coordinator sent no entry at index %" PRIu64 " although "
-                            "its ledger has %" PRIu64, i, to);
-        }
-        int rc = 0;
-        for (size_t k = 0; k < p->n_entries && rc == 0 && i < to; k++, i++)
-            rc = fn(i, p->entries[k]->data.data, p->entries[k]->data.len, arg);
-        aulac__v1__entries_page__free_unpacked(p, NULL);
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* A stored checkpoint note (malloc'd): size, or LEDGER_LATEST. 0, 1 when none, or
- * an error (reported). */
-static int src_checkpoint(struct source *s, uint64_t size, char **note, uint64_t *found)
-{
-    *note = NULL;
-    if (s->l) {
-        int rc = ledger_checkpoint_get(s->l, size, 0, note, NULL, found);
-        if (rc == LEDGER_ERR_NOT_FOUND)
-            return 1;
-        return rc ? cli_fail(CMD, "cannot read a checkpoint: %s", ledger_strerror(rc)) : 0;
-    }
-    Aulac__V1__Checkpoint *r;
-    struct rpc_status st;
-    if (fed_get_checkpoint(s->rpc, size != LEDGER_LATEST, size == LEDGER_LATEST ? 0 : size, &r,
-                           &st) != 0) {
-        if (st.code == GRPC_STATUS_NOT_FOUND)
-            return 1;
-        return cli_fail(CMD, "%s", st.details);
-    }
-    *note = strdup(r->note ? r->note : "");
-    *found = r->size;
-    aulac__v1__checkpoint__free_unpacked(r, NULL);
-    return *note ? 0 : cli_fail(CMD, "out of memory");
-}
-
-typedef int (*note_fn)(uint64_t size, const char *note, size_t len, void *arg);
-
-static int src_checkpoints(struct source *s, note_fn fn, void *arg)
-{
-    if (s->l) {
-        int rc = ledger_checkpoint_each(s->l, 0, fn, arg);
-        if (rc < 0)
-            return cli_fail(CMD, "cannot read the checkpoints: %s", ledger_strerror(rc));
-        return rc;
-    }
-    uint64_t from = 0;
-    for (;;) {
-        Aulac__V1__CheckpointsPage *p;
-        struct rpc_status st;
-        if (fed_get_checkpoints(s->rpc, from, 0, &p, &st) != 0)
-            return cli_fail(CMD, "%s", st.details);
-        int rc = 0;
-        for (size_t k = 0; k < p->n_checkpoints && rc == 0; k++) {
-            const char *n = p->checkpoints[k]->note ? p->checkpoints[k]->note : "";
-            rc = fn(p->checkpoints[k]->size, n, strlen(n), arg);
-            from = p->checkpoints[k]->size + 1;
-        }
-        int more = p->more && p->n_checkpoints > 0;
-        aulac__v1__checkpoints_page__free_unpacked(p, NULL);
-        if (rc || !more)
-            return rc;
-    }
-}
-
-static int src_inclusion(struct source *s, uint64_t index, uint64_t size, uint8_t (*proof)[32],
-                         size_t *len)
-{
-    if (s->l) {
-        *len = MERKLE_PROOF_MAX;
-        int rc = ledger_inclusion_proof(s->l, index, size, proof, len);
-        return rc ? cli_fail(CMD, "cannot make the inclusion proof: %s", ledger_strerror(rc)) : 0;
-    }
-    Aulac__V1__Proof *p;
-    struct rpc_status st;
-    if (fed_get_inclusion_proof(s->rpc, index, size, &p, proof, len, &st) != 0)
-        return cli_fail(CMD, "%s", st.details);
-    aulac__v1__proof__free_unpacked(p, NULL);
-    return 0;
-}
-
-static int src_consistency(struct source *s, uint64_t old_size, uint64_t new_size,
-                           uint8_t (*proof)[32], size_t *len)
-{
-    if (s->l) {
-        *len = MERKLE_PROOF_MAX;
-        int rc = ledger_consistency_proof(s->l, old_size, new_size, proof, len);
-        return rc ? cli_fail(CMD, "cannot make the consistency proof: %s", ledger_strerror(rc))
-                  : 0;
-    }
-    Aulac__V1__Proof *p;
-    struct rpc_status st;
-    if (fed_get_consistency_proof(s->rpc, old_size, new_size, &p, proof, len, &st) != 0)
-        return cli_fail(CMD, "%s", st.details);
-    aulac__v1__proof__free_unpacked(p, NULL);
-    return 0;
-}
-
-/* --- the coordinator's key ------------------------------------------------------------- */
-
-struct genesis_info {
-    int found;
-    char alliance[CHECKPOINT_ORIGIN_MAX + 1];
-    int have_key;
-    uint8_t key[32];
-};
-
-static int read_genesis(uint64_t index, const uint8_t *data, size_t len, void *arg)
-{
-    struct genesis_info *g = arg;
-    struct entry e;
-    if (entry_decode(data, len, &e) != 0)
-        return 0;
-    if (e.type == ENTRY_GENESIS) {
-        g->found = 1;
-        if (e.u.genesis.alliance)
-            snprintf(g->alliance, sizeof g->alliance, "%s", e.u.genesis.alliance);
-        for (uint32_t i = 0; i < e.u.genesis.n_members; i++) {
-            if (e.u.genesis.members[i].roles & ENTRY_ROLE_COORDINATOR) {
-                memcpy(g->key, e.u.genesis.members[i].public_key, 32);
-                g->have_key = 1;
-            }
-        }
-    }
-    entry_free(&e);
-    return 0;
-}
-
-/* The key checkpoints are checked with, and one line saying where it came from. */
-static int resolve_key(struct source *s, const struct opts *o, struct checkpoint_key *k,
-                       char *from, size_t cap)
-{
-    struct genesis_info g = { 0 };
-    uint64_t size;
-    if (src_size(s, &size) != 0)
-        return -1;
-    if (size > 0 && src_entries(s, 0, 1, read_genesis, &g) != 0)
-        return -1;
-    const char *alliance = s->rpc ? s->alliance : g.alliance;
-    char origin[CHECKPOINT_ORIGIN_MAX + 1];
-    if (!alliance[0] || checkpoint_origin(alliance, origin, sizeof origin) != 0) {
-        /* no alliance to go by: take the log's name from its latest checkpoint */
-        char *note;
-        uint64_t found;
-        struct checkpoint c;
-        if (src_checkpoint(s, LEDGER_LATEST, &note, &found) != 0)
-            return cli_fail(CMD, "%s: no alliance name and no checkpoint: cannot tell which log "
-                            "this is", s->name), -1;
-        int rc = checkpoint_parse(note, strlen(note), &c, NULL, 0);
-        free(note);
-        if (rc != 0)
-            return cli_fail(CMD, "%s: the latest checkpoint is malformed", s->name), -1;
-        snprintf(origin, sizeof origin, "%s", c.origin);
-    }
-    uint8_t key[32];
-    if (o->key_file) {
-        struct crypto_public_key pk;
-        int rc = crypto_public_key_load(o->key_file, &pk);
-        if (rc != 0)
-            return cli_fail(CMD, "cannot read the key file %s: %s", o->key_file,
-                            crypto_strerror(rc)), -1;
-        memcpy(key, pk.key, 32);
-        snprintf(from, cap, "%s", o->key_file);
-        if (g.have_key && !crypto_equal(g.key, key, 32))
-            fprintf(stderr, "aulac ledger: warning: the genesis entry names another coordinator "
-                            "key than %s\n", o->key_file);
-    } else if (g.have_key) {
-        memcpy(key, g.key, 32);
-        snprintf(from, cap, "the genesis entry");
-    } else if (s->have_presented_key) {
-        memcpy(key, s->presented_key, 32);
-        snprintf(from, cap, "the coordinator's Hello (no genesis entry names a key)");
-    } else {
-        return cli_fail(CMD, "%s: no genesis entry names the coordinator's key; give its public "
-                        "key file with --key", s->name), -1;
-    }
-    if (s->have_presented_key && !crypto_equal(s->presented_key, key, 32))
-        return cli_fail(CMD, "the coordinator at %s presents another key than %s: it is not the "
-                        "coordinator that signed this ledger", s->name, from), -1;
-    if (checkpoint_key_init(k, origin, key) != 0)
-        return cli_fail(CMD, "'%s' cannot name a log", origin), -1;
-    char id[CRYPTO_KEY_ID_CHARS + 1];
-    crypto_key_id(key, id);
-    size_t n = strlen(from);
-    snprintf(from + n, cap - n, ", key id %s", id);
-    return 0;
-}
 
 /* --- show and export -------------------------------------------------------------------- */
 
@@ -558,10 +269,11 @@ static int export_checkpoint(uint64_t size, const char *note, size_t len, void *
 }
 
 /* [from, to] clipped to the log; 1 when empty. */
-static int range_of(struct source *s, const struct opts *o, uint64_t *from, uint64_t *to_excl)
+static int range_of(struct ledger_source *s, const struct opts *o, uint64_t *from,
+                    uint64_t *to_excl)
 {
     uint64_t size;
-    if (src_size(s, &size) != 0)
+    if (ledger_source_size(s, &size) != 0)
         return -1;
     *from = o->have_from ? o->from : 0;
     *to_excl = o->have_to && o->to < size ? o->to + 1 : size;
@@ -571,16 +283,16 @@ static int range_of(struct source *s, const struct opts *o, uint64_t *from, uint
     return *from >= *to_excl;
 }
 
-static int cmd_show(struct source *s, const struct opts *o, int export_)
+static int cmd_show(struct ledger_source *s, const struct opts *o, int export_)
 {
     uint64_t from, to;
     int rc = range_of(s, o, &from, &to);
     if (rc < 0)
         return 1;
     struct show_ctx x = { .json = o->json, .export_ = export_, .out = stdout };
-    if (rc == 0 && src_entries(s, from, to, show_one, &x) != 0)
+    if (rc == 0 && ledger_source_entries(s, from, to, show_one, &x) != 0)
         return 1;
-    if (export_ && src_checkpoints(s, export_checkpoint, &x) != 0)
+    if (export_ && ledger_source_checkpoints(s, export_checkpoint, &x) != 0)
         return 1;
     if (x.bad)
         fprintf(stderr, "aulac ledger: some entries do not decode (see above); run aulac ledger "
@@ -590,7 +302,7 @@ static int cmd_show(struct source *s, const struct opts *o, int export_)
 
 /* ledger export --data-dir D --payloads DIR: DIR/entries.jsonl (the lines export prints,
  * written to .tmp and renamed once complete) and DIR/payloads/<hex>.bin. */
-static int cmd_export_payloads(struct source *s, const struct opts *o)
+static int cmd_export_payloads(struct ledger_source *s, const struct opts *o)
 {
     char path[PATH_MAX], tmp[PATH_MAX + 8];
     snprintf(path, sizeof path, "%s/payloads", o->payloads);
@@ -604,8 +316,9 @@ static int cmd_export_payloads(struct source *s, const struct opts *o)
     if (!(x.out = fopen(tmp, "w")))
         return cli_fail(CMD, "cannot write %s: %s", tmp, strerror(errno));
     uint64_t size = 0;
-    rc = src_size(s, &size) != 0 || src_entries(s, 0, size, show_one, &x) != 0 ||
-         src_checkpoints(s, export_checkpoint, &x) != 0;
+    rc = ledger_source_size(s, &size) != 0 ||
+         ledger_source_entries(s, 0, size, show_one, &x) != 0 ||
+         ledger_source_checkpoints(s, export_checkpoint, &x) != 0;
     int werr = ferror(x.out) ? EIO : 0;
     if (fclose(x.out) != 0 && !werr)
         werr = errno;
@@ -663,11 +376,11 @@ static int history_one(uint64_t i, const uint8_t *data, size_t len, void *arg)
 
 /* Runs entries [0, n) through a new history; 0, or 1 when they could not be read
  * (reported). x->rc and x->why say what the history found. */
-static int check_history(struct source *s, uint64_t n, struct history_ctx *x)
+static int check_history(struct ledger_source *s, uint64_t n, struct history_ctx *x)
 {
     if (ledger_history_new(&x->h) != 0)
         return cli_fail(CMD, "out of memory");
-    return src_entries(s, 0, n, history_one, x) != 0;
+    return ledger_source_entries(s, 0, n, history_one, x) != 0;
 }
 
 static void print_history_ok(const struct history_ctx *x)
@@ -697,11 +410,11 @@ static void print_history_ok(const struct history_ctx *x)
                "verify)\n", k.scores, k.credits, k.credits == 1 ? "y" : "ies");
 }
 
-static int verify_dir(struct source *s, const struct opts *o)
+static int verify_dir(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint_key key;
     char key_from[300];
-    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
+    if (ledger_source_key(s, o->key_file, &key, key_from, sizeof key_from) != 0)
         return 1;
     struct ledger_audit a;
     int rc = ledger_audit(s->l, &key, verify_progress, NULL, &a);
@@ -720,7 +433,7 @@ static int verify_dir(struct source *s, const struct opts *o)
     /* the signatures too, even when the hashes failed: say what else is wrong */
     uint64_t n;
     struct history_ctx x = { 0 };
-    int unreadable = src_size(s, &n) != 0 || check_history(s, n, &x) != 0;
+    int unreadable = ledger_source_size(s, &n) != 0 || check_history(s, n, &x) != 0;
     if (!unreadable && x.rc != 0) {
         printf("ledger %s: FAILED at %s\n", s->name, x.why);
         failed = 1;
@@ -744,7 +457,7 @@ static int verify_dir(struct source *s, const struct opts *o)
 
 /* First index at which the fetched entries differ from what the signed root covers:
  * the largest m whose root (from our leaves) the coordinator proves consistent. */
-static uint64_t first_bad_index(struct source *s, uint8_t (*leaves)[32], uint64_t n,
+static uint64_t first_bad_index(struct ledger_source *s, uint8_t (*leaves)[32], uint64_t n,
                                 const uint8_t root[32])
 {
     uint64_t lo = 0, hi = n;   /* prefix of lo entries is good; of hi is bad */
@@ -753,7 +466,7 @@ static uint64_t first_bad_index(struct source *s, uint8_t (*leaves)[32], uint64_
         uint8_t rm[32], proof[MERKLE_PROOF_MAX][32];
         size_t len;
         if (merkle_root((const uint8_t (*)[32])leaves, m, rm) != 0 ||
-            src_consistency(s, m, n, proof, &len) != 0)
+            ledger_source_consistency(s, m, n, proof, &len) != 0)
             break;
         if (merkle_verify_consistency(m, n, rm, root, (const uint8_t (*)[32])proof, len) == 0)
             lo = m;
@@ -799,17 +512,17 @@ static int check_rpc_checkpoint(uint64_t size, const char *note, size_t len, voi
     return 0;
 }
 
-static int verify_rpc(struct source *s, const struct opts *o)
+static int verify_rpc(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint_key key;
     char key_from[300];
-    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
+    if (ledger_source_key(s, o->key_file, &key, key_from, sizeof key_from) != 0)
         return 1;
     char *note;
     uint64_t found, size_before;
-    if (src_size(s, &size_before) != 0)
+    if (ledger_source_size(s, &size_before) != 0)
         return 1;
-    int rc = src_checkpoint(s, LEDGER_LATEST, &note, &found);
+    int rc = ledger_source_checkpoint(s, LEDGER_LATEST, &note, &found);
     if (rc < 0)
         return 1;
     if (rc == 1) {
@@ -857,7 +570,7 @@ static int verify_rpc(struct source *s, const struct opts *o)
         goto out;
     }
     struct rpc_ckpt_ctx x = { .key = &key, .leaves = leaves, .n = n };
-    rc = src_checkpoints(s, check_rpc_checkpoint, &x);
+    rc = ledger_source_checkpoints(s, check_rpc_checkpoint, &x);
     if (rc < 0)
         goto out;
     if (x.bad_size) {
@@ -880,43 +593,12 @@ out:
 
 /* --- checkpoint, proof, consistency ---------------------------------------------------------- */
 
-/* Reads and verifies the checkpoint of size (or the latest). 0, or 1 (reported). */
-static int verified_checkpoint(struct source *s, const struct opts *o, uint64_t size,
-                               struct checkpoint *c, char **note_out)
-{
-    struct checkpoint_key key;
-    char key_from[300], why[400];
-    if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0)
-        return 1;
-    char *note;
-    uint64_t found;
-    int rc = src_checkpoint(s, size, &note, &found);
-    if (rc < 0)
-        return 1;
-    if (rc == 1) {
-        if (size == LEDGER_LATEST)
-            return cli_fail(CMD, "%s has no signed checkpoint yet", s->name);
-        return cli_fail(CMD, "%s has no checkpoint of tree size %" PRIu64 " (one is signed per "
-                        "commit; `aulac ledger export` lists them)", s->name, size);
-    }
-    rc = checkpoint_verify(note, strlen(note), &key, c, why, sizeof why);
-    if (rc != 0) {
-        printf("checkpoint of size %" PRIu64 " at %s: FAILED: %s\n", found, s->name, why);
-        free(note);
-        return 1;
-    }
-    if (note_out)
-        *note_out = note;
-    else
-        free(note);
-    return 0;
-}
-
-static int cmd_checkpoint(struct source *s, const struct opts *o)
+static int cmd_checkpoint(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint c;
     char *note;
-    if (verified_checkpoint(s, o, o->have_size ? o->size : LEDGER_LATEST, &c, &note) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST,
+                                          &c, &note) != 0)
         return 1;
     if (o->json) {
         char hex[65];
@@ -969,22 +651,23 @@ static int grab(uint64_t i, const uint8_t *data, size_t len, void *arg)
     return 0;
 }
 
-static int cmd_proof(struct source *s, const struct opts *o)
+static int cmd_proof(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint c;
-    if (verified_checkpoint(s, o, o->have_size ? o->size : LEDGER_LATEST, &c, NULL) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file, o->have_size ? o->size : LEDGER_LATEST,
+                                          &c, NULL) != 0)
         return 1;
     if (o->index >= c.size)
         return cli_fail(CMD, "--index %llu is not in the signed tree of size %" PRIu64 " (indexes "
                         "0..%" PRIu64 ")%s", o->index, c.size, c.size ? c.size - 1 : 0,
                         o->have_size ? "" : "; the entry may be newer than the latest checkpoint");
     struct one_entry e = { 0 };
-    if (src_entries(s, o->index, o->index + 1, grab, &e) != 0)
+    if (ledger_source_entries(s, o->index, o->index + 1, grab, &e) != 0)
         return 1;
     uint8_t leaf[32], proof[MERKLE_PROOF_MAX][32];
     size_t len;
     merkle_leaf_hash(e.data, e.len, leaf);
-    int rc = src_inclusion(s, o->index, c.size, proof, &len);
+    int rc = ledger_source_inclusion(s, o->index, c.size, proof, &len);
     int ok = rc == 0 && merkle_verify_inclusion(o->index, c.size, leaf,
                                                 (const uint8_t (*)[32])proof, len, c.root) == 0;
     char leaf_hex[65], root_hex[65], line[1024] = "(does not decode)";
@@ -1021,23 +704,25 @@ static int collect_leaf(uint64_t i, const uint8_t *data, size_t len, void *arg)
 }
 
 /* The root of the first m entries as served, computed here. */
-static int served_root(struct source *s, uint64_t m, uint8_t root[32])
+static int served_root(struct ledger_source *s, uint64_t m, uint8_t root[32])
 {
     uint8_t (*leaves)[32] = malloc((m ? m : 1) * 32);
     if (!leaves)
         return cli_fail(CMD, "out of memory for %" PRIu64 " leaf hashes", m);
-    int rc = src_entries(s, 0, m, collect_leaf, leaves);
+    int rc = ledger_source_entries(s, 0, m, collect_leaf, leaves);
     if (rc == 0)
         merkle_root((const uint8_t (*)[32])leaves, m, root);
     free(leaves);
     return rc;
 }
 
-static int cmd_consistency(struct source *s, const struct opts *o)
+static int cmd_consistency(struct ledger_source *s, const struct opts *o)
 {
     struct checkpoint newer, older;
     const char *old_kind = "signed";
-    if (verified_checkpoint(s, o, o->have_to_size ? o->to_size : LEDGER_LATEST, &newer, NULL) != 0)
+    if (ledger_source_verified_checkpoint(s, o->key_file,
+                                          o->have_to_size ? o->to_size : LEDGER_LATEST, &newer,
+                                          NULL) != 0)
         return 1;
     if (o->checkpoint_file) {
         uint8_t *buf;
@@ -1047,7 +732,7 @@ static int cmd_consistency(struct source *s, const struct opts *o)
             return cli_fail(CMD, "cannot read %s: %s", o->checkpoint_file, strerror(-rc));
         struct checkpoint_key key;
         char key_from[300], why[400];
-        if (resolve_key(s, o, &key, key_from, sizeof key_from) != 0) {
+        if (ledger_source_key(s, o->key_file, &key, key_from, sizeof key_from) != 0) {
             free(buf);
             return 1;
         }
@@ -1062,12 +747,12 @@ static int cmd_consistency(struct source *s, const struct opts *o)
                             o->from_size, newer.size);
         char *note;
         uint64_t found;
-        int rc = src_checkpoint(s, o->from_size, &note, &found);
+        int rc = ledger_source_checkpoint(s, o->from_size, &note, &found);
         if (rc < 0)
             return 1;
         free(note);
         if (rc == 0) {
-            if (verified_checkpoint(s, o, o->from_size, &older, NULL) != 0)
+            if (ledger_source_verified_checkpoint(s, o->key_file, o->from_size, &older, NULL) != 0)
                 return 1;
         } else {
             /* no checkpoint of that size is kept: take the root of the entries as served */
@@ -1080,7 +765,8 @@ static int cmd_consistency(struct source *s, const struct opts *o)
     }
     uint8_t proof[MERKLE_PROOF_MAX][32];
     size_t len = 0;
-    if (older.size <= newer.size && src_consistency(s, older.size, newer.size, proof, &len) != 0)
+    if (older.size <= newer.size &&
+        ledger_source_consistency(s, older.size, newer.size, proof, &len) != 0)
         return 1;
     char why[400];
     int rc = checkpoint_check_extension(&older, &newer, (const uint8_t (*)[32])proof, len, why,
@@ -1162,14 +848,11 @@ static int check_options(const struct opts *o)
     const char *s = o->sub;
     int show = !strcmp(s, "show"), export_ = !strcmp(s, "export"), proof = !strcmp(s, "proof"),
         cons = !strcmp(s, "consistency"), ckpt = !strcmp(s, "checkpoint");
-    if (!o->dir == !o->coordinator)
-        return cli_usage_error(CMD, usage, "ledger %s needs one source: --data-dir DIR or "
-                               "--coordinator ADDR", s);
-    if (o->coordinator && client_tls_check(&o->tls, CMD, usage) != 0)
-        return 2;
-    if (o->dir && client_tls_given(&o->tls))
-        return cli_usage_error(CMD, usage, "--tls-ca, --tls-cert, --tls-key, --tls-server-name "
-                               "and --insecure go with --coordinator, not --data-dir");
+    char what[32];
+    snprintf(what, sizeof what, "ledger %s", s);
+    int rc = ledger_source_check(CMD, usage, what, o->dir, o->coordinator, &o->tls);
+    if (rc != 0)
+        return rc;
     if ((o->have_from || o->have_to) && !show && !export_)
         return cli_usage_error(CMD, usage, "--from/--to are for show and export");
     if (o->have_from && o->have_to && o->from > o->to)
@@ -1226,9 +909,9 @@ int cmd_ledger(int argc, char **argv)
         return rc;
     if (sodium_init() < 0)
         return cli_fail(CMD, "libsodium failed to initialize");
-    struct source s;
-    if (open_source(&o, &s) != 0) {
-        close_source(&s);
+    struct ledger_source s;
+    if (ledger_source_open(&s, CMD, o.dir, o.coordinator, &o.tls) != 0) {
+        ledger_source_close(&s);
         return 1;
     }
     if (!strcmp(o.sub, "show"))
@@ -1243,6 +926,6 @@ int cmd_ledger(int argc, char **argv)
         rc = cmd_proof(&s, &o);
     else
         rc = cmd_consistency(&s, &o);
-    close_source(&s);
+    ledger_source_close(&s);
     return rc;
 }

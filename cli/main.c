@@ -1,5 +1,4 @@
 /* aulac: keys, status, ledger and model tools for members and the secretariat. */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,46 +25,11 @@ static const char usage[] =
     "  vote            approve or refuse a proposal (roster change, experiment, charter)\n"
     "  experiment      propose a policy as an experiment, withdraw, propose-cancel, list, show\n"
     "  charter         the alliance charter in force; propose an amendment\n"
+    "  credits         each member's credit share per experiment (table, CSV or JSON)\n"
     "  credits verify  recompute every contribution score, model and credit from the ledger,\n"
     "                  the payloads and the evaluation set (data dir or ledger export)\n"
+    "  report          an experiment's credit report as one self-contained HTML file\n"
     "  tls init|issue  the alliance CA and TLS certificates (uses openssl)\n";
-
-int cli_usage_error(const char *cmd, const char *u, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "aulac %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n%s", u);
-    va_end(ap);
-    return 2;
-}
-
-int cli_fail(const char *cmd, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "aulac %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
-int cli_parse_u64(const char *cmd, const char *flag, const char *s, unsigned long long *out)
-{
-    char *end;
-    if (!s[0] || s[0] == '-') {
-        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
-        return -1;
-    }
-    *out = strtoull(s, &end, 10);
-    if (*end) {
-        cli_fail(cmd, "%s expects a non-negative integer, got '%s'", flag, s);
-        return -1;
-    }
-    return 0;
-}
 
 /* aulac credits verify ... | aulac credits ...: two commands, one name. */
 static int cmd_credits(int argc, char **argv)
@@ -112,6 +76,8 @@ int main(int argc, char **argv)
         return cmd_credits(argc - 1, argv + 1);
     if (strcmp(cmd, "tls") == 0)
         return cmd_tls(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
     fprintf(stderr, "aulac: unknown command '%s'\n%s", cmd, usage);
     return 2;
 }

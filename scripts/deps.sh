@@ -6,7 +6,8 @@ set -euo pipefail
 pkgs=(build-essential pkg-config make
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libsodium-dev liblmdb-dev
       libfyaml-dev libzstd-dev libopenblas-dev libmicrohttpd-dev libcmocka-dev
-      lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev)
+      lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev
+      chromium)   # chromium (~290 MB): tests/integration/report.sh renders the HTML report
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -14,6 +14,8 @@ passed=0
 failed=0
 failures=()
 log_dir=$(mktemp -d "${TMPDIR:-/tmp}/aulac-test.XXXXXX")
+# What tests keep for people to look at (report.sh: the report and its screenshot).
+export AULAC_TEST_OUTPUT="$log_dir/output"
 
 # Runs one cmocka binary and adds its per-case counts.
 run_unit() {
@@ -97,5 +99,6 @@ if [ ${#failures[@]} -gt 0 ]; then
     printf '  %s\n' "${failures[@]}"
 fi
 echo "logs: $log_dir"
+[ -d "$AULAC_TEST_OUTPUT" ] && echo "test output (reports, screenshots): $AULAC_TEST_OUTPUT"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
