@@ -1,0 +1,159 @@
+/* A round's arithmetic (aggregate/round.h, aggregate/README.md): the weighted sum of
+ * the decoded updates in array order, the average, the outer step and the downlink.
+ * Every float operation here is the one the coordinator's close has always made, in the
+ * same order, so a model built here is the coordinator's bit for bit. */
+#include "aggregate/round.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "common/why.h"
+
+double agg_weight(enum policy_weighting w, uint64_t tokens, uint64_t samples)
+{
+    switch (w) {
+    case POLICY_WEIGHT_SAMPLES: return (double)samples;
+    case POLICY_WEIGHT_UNIFORM: return 1.0;
+    case POLICY_WEIGHT_TOKENS: break;
+    }
+    return (double)tokens;
+}
+
+static int by_member(const void *a, const void *b)
+{
+    return strcmp(((const struct agg_update *)a)->member, ((const struct agg_update *)b)->member);
+}
+
+void agg_sort(struct agg_update *u, size_t n)
+{
+    if (u && n > 1)
+        qsort(u, n, sizeof *u, by_member);
+}
+
+int agg_average(const struct policy_round_plan *plan, size_t n_params,
+                const struct agg_update *u, size_t n, const uint8_t *include, float *avg,
+                float *support, char *why, size_t cap)
+{
+    const int senders = plan && plan->average == POLICY_AVERAGE_SENDERS;
+    if (!plan || !avg || (n && !u) || (senders && !support))
+        return why_fail(why, cap, AGG_ERR_ARG, "agg_average: missing argument");
+    memset(avg, 0, n_params * sizeof(float));
+    if (senders)
+        memset(support, 0, n_params * sizeof(float));
+    double weight_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (include && !include[i])
+            continue;
+        char what[200];
+        int rc = codec_decode_accumulate_support(u[i].payload, u[i].len, n_params,
+                                                 (float)u[i].weight, avg,
+                                                 senders ? support : NULL, what, sizeof what);
+        if (rc == CODEC_ERR_NOMEM)
+            return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory decoding the update of %s",
+                            u[i].member);
+        if (rc != 0)
+            return why_fail(why, cap, AGG_ERR_PAYLOAD, "the update of %s does not decode: %s",
+                            u[i].member, what);
+        weight_sum += u[i].weight;
+    }
+    /* No update (or only weightless ones): the average is zero, not 0/0. */
+    if (!(weight_sum > 0)) {
+        memset(avg, 0, n_params * sizeof(float));
+        return 0;
+    }
+    const int sparse = plan->uplink.k_per_block < plan->uplink.block_size;
+    outer_average(avg, sparse && senders ? support : NULL, n_params, weight_sum,
+                  sparse ? plan->sparse_scale : 1.0f);
+    return 0;
+}
+
+void agg_outer_trial(const struct outer_opt *outer, const float *base, const float *avg,
+                     size_t n, float *out, float *scratch)
+{
+    struct outer_opt o = *outer;
+    o.n = n;
+    o.m = o.v = NULL;
+    if (outer->kind != OUTER_FEDAVG) {
+        o.m = scratch;
+        memcpy(o.m, outer->m, n * sizeof(float));
+    }
+    if (outer->kind == OUTER_FEDADAM) {
+        o.v = scratch + n;
+        memcpy(o.v, outer->v, n * sizeof(float));
+    }
+    memcpy(out, base, n * sizeof(float));
+    outer_step(&o, out, avg);
+}
+
+int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer,
+                   float *down_residual, const float *base, float *avg, size_t n, float *next,
+                   uint8_t **down, size_t *down_len, char *why, size_t cap)
+{
+    if (!plan || !outer || !base || !avg || !next || outer->n != n ||
+        (plan->downlink_on && (!down || !down_len)) ||
+        (plan->downlink_on && plan->downlink.error_feedback && !down_residual))
+        return why_fail(why, cap, AGG_ERR_ARG, "agg_next_model: missing argument");
+    if (down) {
+        *down = NULL;
+        *down_len = 0;
+    }
+    memcpy(next, base, n * sizeof(float));
+    outer_step(outer, next, avg);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(next[i]))
+            return why_fail(why, cap, AGG_ERR_MODEL,
+                            "the new model has non-finite parameters (the first at %zu)", i);
+    if (!plan->downlink_on)
+        return 0;
+
+    /* The downlink: the change is compressed (with server-side error feedback) and the
+     * new model is base + decode(change), which every replica rebuilds from the bytes. */
+    const struct codec_params *dl = &plan->downlink;
+    for (size_t i = 0; i < n; i++)
+        avg[i] = next[i] - base[i];
+    int rc = codec_encode(avg, n, dl, dl->error_feedback ? down_residual : NULL, down,
+                          down_len);
+    if (rc == CODEC_ERR_NOMEM)
+        return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory compressing the downlink update");
+    if (rc != 0)
+        return why_fail(why, cap, AGG_ERR_MODEL, "the downlink update could not be compressed: %s",
+                        codec_strerror(rc));
+    memcpy(next, base, n * sizeof(float));
+    char what[200];
+    rc = codec_decode_accumulate(*down, *down_len, n, 1.0f, next, what, sizeof what);
+    if (rc != 0) {
+        free(*down);
+        *down = NULL;
+        *down_len = 0;
+        return why_fail(why, cap, rc == CODEC_ERR_NOMEM ? AGG_ERR_NOMEM : AGG_ERR_MODEL,
+                        "the downlink update does not decode: %s", what);
+    }
+    return 0;
+}
+
+static enum outer_kind outer_kind_of(enum policy_outer_kind k)
+{
+    switch (k) {
+    case POLICY_OUTER_NESTEROV: return OUTER_NESTEROV;
+    case POLICY_OUTER_FEDADAM: return OUTER_FEDADAM;
+    case POLICY_OUTER_FEDAVG: break;
+    }
+    return OUTER_FEDAVG;
+}
+
+int agg_outer_init(const struct policy *p, size_t n_params, struct outer_opt *out)
+{
+    if (!p || !out)
+        return AGG_ERR_ARG;
+    const struct policy_outer_optimizer *o = &p->training.outer;
+    if (outer_init(out, outer_kind_of(o->kind), n_params, (float)o->lr, (float)o->momentum) != 0)
+        return AGG_ERR_NOMEM;
+    if (o->kind == POLICY_OUTER_FEDADAM) {
+        out->beta1 = (float)o->beta1;
+        out->beta2 = (float)o->beta2;
+        out->tau = (float)o->eps;
+    }
+    return 0;
+}
