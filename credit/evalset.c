@@ -85,13 +85,15 @@ int evalset_check_policy(const struct policy_contribution *c, const char *dir, c
     if (!dir || !*dir)
         return why_fail(why, cap, CREDIT_ERR_ARG, "%sno evaluation-set directory is set", pre);
     char path[4096 + POLICY_EVALSET_NAME_MAX + 2];
-    snprintf(path, sizeof path, "%s/%s", dir, c->evalset_name);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, c->evalset_name) >= sizeof path)
+        return why_fail(why, cap, CREDIT_ERR_ARG, "%sthe directory path %.64s... is too long",
+                        pre, dir);
     struct evalset es;
     char what[768];
     int rc = evalset_load(path, c->evalset_hash, &es, what, sizeof what);
     if (rc == CREDIT_ERR_IO)
-        return why_fail(why, cap, rc, "%s%s (the coordinator looks for %s in its evaluation-set "
-                        "directory %s)", pre, what, c->evalset_name, dir);
+        return why_fail(why, cap, rc, "%s%s (evaluation sets are looked up by name in %s, the "
+                        "--eval-sets directory)", pre, what, dir);
     if (rc != 0)
         return why_fail(why, cap, rc, "%s%s", pre, what);
     evalset_free(&es);

@@ -22,9 +22,10 @@
  * with member k mod n (guided sampling), the rest a Fisher-Yates shuffle; within a
  * permutation, once |v(N) - v(prefix)| < truncation * |v(N)| the remaining marginals are
  * 0 (not evaluated); subset values are cached, so each distinct subset costs one
- * evaluation; sampling stops when the budget of evaluations would be exceeded by the
- * next permutation's worst case or after CREDIT_MAX_PERMUTATIONS. The estimate is the
- * mean marginal over the permutations drawn.
+ * evaluation; the budget counts the distinct subsets (not N, not empty) the Shapley
+ * computation has used, and sampling stops when the next permutation's worst case (its
+ * proper prefixes not used yet) would exceed it, or after CREDIT_MAX_PERMUTATIONS. The
+ * estimate is the mean marginal over the permutations walked.
  *
  * Determinism: the seed is credit_round_seed() of ledger data only; evaluation is
  * single-threaded (credit/evalset.h); everything else is sequential in member-id order.

@@ -30,16 +30,21 @@ struct credit_totals {
 
 void credit_totals_init(struct credit_totals *t);
 void credit_totals_free(struct credit_totals *t);
-/* Adds one round's scores (the same measures, in the same order, every round:
- * CREDIT_ERR_FORMAT otherwise). CREDIT_ERR_NOMEM. */
+/* Adds one round's scores (the same experiment and measures, in the same order, every
+ * round; members in strictly increasing id order; finite values: CREDIT_ERR_FORMAT
+ * otherwise, and t is left as it was). CREDIT_ERR_NOMEM. */
 int credit_totals_add(struct credit_totals *t, const struct entry_contribution_scores *s);
 /* The credits entry of the totals under the policy's weights: out->members is malloc'd
- * (free it with free()); out's strings are copies. CREDIT_ERR_NOMEM. */
+ * (free it with free(); NULL when there is no member); out's strings are copies.
+ * CREDIT_ERR_FORMAT (a measure name that is none of policies/policy.h's),
+ * CREDIT_ERR_NOMEM. */
 int credit_shares(const struct credit_totals *t, const struct policy_contribution *c,
                   struct entry_credits *out);
 
 /* Bytes and struct of totals for the coordinator's state record ("coord.credit"):
- * encode / decode, every length checked. */
+ * encode / decode, every length checked (layout and vector: credit/README.md, "The totals
+ * record"). decode overwrites *t (free what it held first); on CREDIT_ERR_FORMAT or
+ * CREDIT_ERR_NOMEM *t is empty. */
 int credit_totals_encode(const struct credit_totals *t, uint8_t **out, size_t *len);
 int credit_totals_decode(struct credit_totals *t, const uint8_t *buf, size_t len);
 
