@@ -131,7 +131,7 @@ int main(int argc, char **argv)
     log_set_level(LOG_WARN);
     if (crypto_init() != 0)
         return 1;
-    char dir[512], p_data[600], p_key[600], p_roster[600], p_policy[600];
+    char dir[512], p_data[600], p_key[600], p_roster[600], p_policy[600], p_member[600];
     snprintf(dir, sizeof dir, "%s/aulac-bench-auth-XXXXXX", base);
     if (!mkdtemp(dir)) {
         perror(dir);
@@ -141,6 +141,7 @@ int main(int argc, char **argv)
     snprintf(p_key, sizeof p_key, "%s/coordinator.key", dir);
     snprintf(p_roster, sizeof p_roster, "%s/roster.yaml", dir);
     snprintf(p_policy, sizeof p_policy, "%s/policy.yaml", dir);
+    snprintf(p_member, sizeof p_member, "%s/fpt.key", dir);
     uint8_t seed[32];
     struct crypto_key *member, *coordinator;
     randombytes_buf(seed, sizeof seed);
@@ -154,13 +155,18 @@ int main(int argc, char **argv)
     crypto_key_public(member, &pk);
     crypto_public_key_to_base64(pk.key, b64);
     snprintf(roster, sizeof roster, "alliance: bench\nmembers:\n  - id: fpt\n"
-             "    organization: FPT\n    roles: [member]\n    public_key: %s\n", b64);
+             "    organization: FPT\n    roles: [member, researcher]\n    public_key: %s\n", b64);
     if (crypto_key_save_secret(coordinator, p_key, 0) != 0 ||
+        crypto_key_save_secret(member, p_member, 0) != 0 ||
         write_file(p_roster, roster, 0644) || write_file(p_policy, policy, 0644))
         return 1;
 
+    /* The policy is filed as fpt's proposal (--policy with --operator-key); fpt is the
+     * whole alliance, so its approval alone starts the experiment. */
+    const char *const policies[] = { p_policy };
     struct coord_options opt = { .data_dir = p_data, .key_path = p_key,
-                                 .roster_path = p_roster, .policy_path = p_policy,
+                                 .roster_path = p_roster, .policy_paths = policies,
+                                 .n_policy_paths = 1, .operator_key_path = p_member,
                                  .listen_addr = "127.0.0.1:0", .max_calls = 512 };
     struct coord *c = calloc(1, sizeof *c);
     if (!c || coord_open(c, &opt) != 0 || coord_serve(c) != 0) {
