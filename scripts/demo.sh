@@ -66,11 +66,15 @@ charter:
   proposal_expiry_days: 7
 YAML
 "$bin/aulac" roster show --roster "$RUN_DIR/roster.yaml" | sed 's/^/  /'
-cp "$POLICY" "$RUN_DIR/policy.yaml"
-"$bin/aulac" policy check "$RUN_DIR/policy.yaml" | sed 's/^/  /'
+say "alliance evaluation set (public text no member trains on; credit is measured on it)"
+evalset_hash=$(scripts/evalset.sh "$RUN_DIR/evalsets/vi-firefox-ui.txt" "$BUILD/demo-cache")
+echo "  $RUN_DIR/evalsets/vi-firefox-ui.txt: $(wc -c <"$RUN_DIR/evalsets/vi-firefox-ui.txt") bytes, BLAKE2b-256 $evalset_hash"
+# The policy pins the hash of the file this coordinator holds (Debian updates the package).
+sed "s/^    blake2b: [0-9a-f]*$/    blake2b: $evalset_hash/" "$POLICY" >"$RUN_DIR/policy.yaml"
+"$bin/aulac" policy check "$RUN_DIR/policy.yaml" --eval-sets "$RUN_DIR/evalsets" | sed 's/^/  /'
 # The follow-up experiment: the same recipe from another seed, for a few rounds.
 sed -e 's/^  name: demo-gpt2-bytes$/  name: demo-followup/' -e 's/^  rounds: 12$/  rounds: 3/' \
-    -e 's/^  seed: 1337$/  seed: 2024/' "$POLICY" >"$RUN_DIR/followup.yaml"
+    -e 's/^  seed: 1337$/  seed: 2024/' "$RUN_DIR/policy.yaml" >"$RUN_DIR/followup.yaml"
 "$bin/aulac" policy check "$RUN_DIR/followup.yaml" >/dev/null
 "$bin/aulac" policy diff "$RUN_DIR/policy.yaml" "$RUN_DIR/followup.yaml" | sed 's/^/  followup: /' || true
 # vnpt's site policy: its worker votes for vnpt on every proposal it can judge.
@@ -106,7 +110,7 @@ fi
 
 say "coordinator (no experiment yet: it runs only what the alliance approves)"
 "$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
-    --roster "$RUN_DIR/roster.yaml" \
+    --roster "$RUN_DIR/roster.yaml" --eval-sets "$RUN_DIR/evalsets" \
     --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" "${coord_tls[@]}" \
     >"$RUN_DIR/logs/coordinator.log" 2>&1 &
 pids+=($!)
@@ -231,6 +235,14 @@ PY
 say "experiments"
 as fpt experiment list | sed 's/^/  /'
 
+say "credits (contribution scores of every round, from the ledger)"
+"$bin/aulac" credits --data-dir "$RUN_DIR/coordinator" | sed 's/^/  /'
+"$bin/aulac" report --data-dir "$RUN_DIR/coordinator" --experiment "${ids[0]}" \
+    --out "$RUN_DIR/report.html" | sed 's/^/  /'
+echo "  the secretariat's report: $RUN_DIR/report.html"
+say "credits verify (every score and credit recomputed from ledger + payloads + evaluation set)"
+"$bin/aulac" credits verify --data-dir "$RUN_DIR/coordinator" --eval-sets "$RUN_DIR/evalsets" 2>&1 | sed 's/^/  /'
+
 say "ledger"
 "$bin/aulac" ledger verify --data-dir "$RUN_DIR/coordinator" | sed 's/^/  /'
 "$bin/aulac" ledger show --data-dir "$RUN_DIR/coordinator" --json >"$RUN_DIR/ledger.jsonl"
@@ -239,12 +251,25 @@ import json, sys
 trail, last = [], None
 for line in open(sys.argv[1]):
     t = json.loads(line)["type"]
-    if t in ("update_accepted", "round_closed") and t == last:
+    if t == "update_accepted" and t == last:
         trail[-1][1] += 1
     else:
         trail.append([t, 1])
     last = t
-print("  trail: " + " ".join(t if n == 1 else "%s x%d" % (t, n) for t, n in trail))
+words = [t if n == 1 else "%s x%d" % (t, n) for t, n in trail]
+out = []   # a round (updates, round_closed, contribution_scores) repeated: "(...) x k"
+i = 0
+while i < len(words):
+    g = words[i:i + 3]
+    k = 1
+    if len(g) == 3 and g[1] == "round_closed" and g[2] == "contribution_scores":
+        while words[i + 3 * k:i + 3 * k + 3] == g:
+            k += 1
+    if k > 1:
+        out.append("(%s) x%d" % (" ".join(g), k)); i += 3 * k
+    else:
+        out.append(words[i]); i += 1
+print("  trail: " + " ".join(out))
 PY
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; everything is under $RUN_DIR/"
