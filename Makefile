@@ -20,7 +20,9 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 OPT     ?= -O2
 CFLAGS  ?=
-CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread -Wall -Wextra -Werror \
+# -ffp-contract=off: no fused multiply-add contraction on any target, so the round's
+# arithmetic (aggregate/, credit/) gives the same bits on every machine.
+CFLAGS  += -std=gnu11 $(OPT) -g -fPIC -pthread -Wall -Wextra -Werror -ffp-contract=off \
            -Wno-unused-parameter -I. -I$(BUILD)/gen $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -lpthread
 
