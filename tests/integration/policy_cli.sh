@@ -29,7 +29,9 @@ note "$n example files pass aulac policy check / site check"
 # coordinator checks a proposal (credit/evalset.h)
 printf 'Xin ch\xc3\xa0o th\xe1\xba\xbf gi\xe1\xbb\x9bi\n' >"$T/vi.txt"
 h=$(b2sum -l 256 "$T/vi.txt" | cut -d' ' -f1)
-{ cat policies/examples/demo.yaml
+# the demo's recipe without its own contribution section (its set is Firefox's text)
+sed '/^contribution:/,$d' policies/examples/demo.yaml >"$T/unscored.yaml"
+{ cat "$T/unscored.yaml"
   printf 'contribution:\n  measures: [tokens, loo]\n  credit_weights: {loo: 3, tokens: 1}\n'
   printf '  evaluation_set: {name: vi.txt, blake2b: "%s", windows: 4}\n' "$h"; } >"$T/scored.yaml"
 "$BIN/aulac" policy check "$T/scored.yaml" --eval-sets "$T" >"$T/out" 2>&1 ||
@@ -43,7 +45,7 @@ grep -q "^$T/scored.yaml: contribution.evaluation_set: " "$T/err" || { cat "$T/e
 echo changed >>"$T/vi.txt"
 want_run 1 "" "$BIN/aulac" policy check --eval-sets "$T" "$T/scored.yaml"
 grep -q "^$T/scored.yaml: contribution.evaluation_set: .*$h" "$T/err" || { cat "$T/err"; fail "altered eval set not named"; }
-"$BIN/aulac" policy check policies/examples/demo.yaml --eval-sets "$T/none" | grep -qx \
+"$BIN/aulac" policy check "$T/unscored.yaml" --eval-sets "$T/none" | grep -qx \
     "evaluation set: none needed (neither loo nor shapley is measured)" || fail "no eval set needed"
 note "policy check --eval-sets: the pinned evaluation set found, a missing or altered one refused"
 

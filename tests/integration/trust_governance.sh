@@ -56,7 +56,7 @@ printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.01, charter: 0.67}\n  
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt, hust, uet]/' \
     -e 's/^  round_deadline_s: .*/  round_deadline_s: 600/' \
     -e 's/^  rounds: .*/  rounds: 3/' -e 's/^  local_steps: .*/  local_steps: 60/' \
-    policies/examples/demo.yaml >"$T/policy.yaml"
+    -e '/^contribution:/,$d' policies/examples/demo.yaml >"$T/policy.yaml"
 grep -q 'members: \[fpt, vnpt, hust, uet\]' "$T/policy.yaml" || fail "could not edit the policy"
 "$bin/aulac" tls init --dir "$T/tls" --name "trust test" >/dev/null
 "$bin/aulac" tls issue --ca-dir "$T/tls" --name coordinator --server >/dev/null

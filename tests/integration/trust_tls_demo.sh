@@ -46,7 +46,7 @@ done
 printf 'charter:\n  proposers: [member]\n' >>"$T/roster.yaml"
 sed -e 's/^  members: \[fpt, vnpt, hust\]/  members: [fpt, vnpt]/' \
     -e 's/^  rounds: .*/  rounds: 2/' -e 's/^  local_steps: .*/  local_steps: 5/' \
-    policies/examples/demo.yaml >"$T/policy.yaml"
+    -e '/^contribution:/,$d' policies/examples/demo.yaml >"$T/policy.yaml"
 python3 - "$T" <<'PY'
 import os, random, sys
 words = "mot hai ba bon nam sau bay tam chin muoi hoc may mo hinh ngon ngu du lieu".split()
