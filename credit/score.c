@@ -269,25 +269,33 @@ static int shapley_gtg(struct game *g, const struct policy_contribution *c,
     const double within = c->shapley_truncation * fabs(g->v_full);
     double *sum = calloc(n, sizeof *sum);
     size_t *perm = malloc(n * sizeof *perm);
+    size_t *order = malloc(n * sizeof *order);
     uint64_t *set = malloc(g->words * sizeof *set);
     struct rng *r = malloc(sizeof *r);
-    int rc = sum && perm && set && r ? 0 : CREDIT_ERR_NOMEM;
+    int rc = sum && perm && order && set && r ? 0 : CREDIT_ERR_NOMEM;
     if (rc == 0)
         rng_init(r, seed);
     uint64_t used = 0, drawn = 0;
     for (uint64_t k = 0; rc == 0 && k < CREDIT_MAX_PERMUTATIONS; k++) {
-        /* Guided: member k mod n first, the others (ascending) shuffled by Fisher-Yates. */
-        const size_t first = (size_t)(k % n);
-        perm[0] = first;
-        for (size_t i = 0, j = 1; i < n; i++)
-            if (i != first)
-                perm[j++] = i;
-        for (size_t i = n - 1; i >= 2; i--) {
-            size_t j = 1 + rng_below(r, (uint32_t)i);   /* in [1, i] */
-            size_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
+        /* Position-stratified blocks of 2n permutations from one random cyclic order. */
+        const uint64_t q = k % (2 * (uint64_t)n);
+        if (q == 0) {
+            /* A new order: members ascending, Fisher-Yates from the end. */
+            for (size_t i = 0; i < n; i++)
+                order[i] = i;
+            for (size_t i = n - 1; i >= 1; i--) {
+                size_t j = rng_below(r, (uint32_t)i + 1);   /* in [0, i] */
+                size_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
         }
+        /* Pair q / 2 starts at m = 0, 2, 4, ... then 1, 3, 5, ...: the order read from
+         * order[m] forwards, then the same sequence reversed. */
+        const size_t h = (size_t)(q / 2), half = (n + 1) / 2;
+        const size_t m = h < half ? 2 * h : 2 * (h - half) + 1;
+        for (size_t j = 0; j < n; j++)
+            perm[j] = (q & 1) ? order[(m + 2 * n - 1 - j) % n] : order[(m + j) % n];
         /* Its worst case: every proper prefix not used yet. */
         uint64_t worst = 0;
         memset(set, 0, g->words * sizeof *set);
@@ -319,6 +327,7 @@ static int shapley_gtg(struct game *g, const struct policy_contribution *c,
             phi[i] = sum[i] / (double)drawn;
     free(sum);
     free(perm);
+    free(order);
     free(set);
     free(r);
     return rc;
