@@ -291,9 +291,11 @@ static void first_permutation_follows_the_seeded_stream(void **state)
 
 /* Stratified by position: on a symmetric game v(S) = sqrt(|S|) a member's marginal
  * depends only on its position, so GTG is exact (v(N)/n each) exactly when every member
- * took every position equally often. With n = 8 and a budget of 44 the first n
+ * took every position equally often. With n = 8 and a budget of 48 the first n
  * permutations of the block (order forwards and reversed from its positions 0, 2, 4, 6)
- * are walked: each member at each position once, 44 distinct coalitions. */
+ * are walked: each member at each position once, 44 distinct coalitions; the next
+ * stratum (12 more) does not fit, and no permutation of it is walked alone (one more
+ * would fit: 3 new prefixes). */
 static void gtg_first_n_permutations_are_position_stratified(void **state)
 {
     enum { N = 8 };
@@ -301,7 +303,7 @@ static void gtg_first_n_permutations_are_position_stratified(void **state)
     for (int m = 0; m < (1 << N); m++)
         v[m] = sqrt((double)__builtin_popcount((unsigned)m));
     struct table_game t = { .v = v };
-    struct policy_contribution c = contribution(44, 0, 0);
+    struct policy_contribution c = contribution(48, 0, 0);
     double phi[N];
     uint64_t evals;
     int exact;
