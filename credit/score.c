@@ -258,6 +258,45 @@ static int shapley_exact(struct game *g, double *phi)
     return 0;
 }
 
+/* Permutation q (0 <= q < 2n) of the block drawn from order: pair q / 2 starts at
+ * m = 0, 2, 4, ... then 1, 3, 5, ...; the even one reads order cyclically from order[m],
+ * the odd one is the same sequence reversed. Its prefix of length L is the arc of the
+ * cycle that starts at position *start_of(L) = m (forwards) or m - L (reversed). */
+static size_t block_perm(const size_t *order, size_t n, uint64_t q, size_t *perm)
+{
+    const size_t h = (size_t)(q / 2), half = (n + 1) / 2;
+    const size_t m = h < half ? 2 * h : 2 * (h - half) + 1;
+    for (size_t j = 0; j < n; j++)
+        perm[j] = (q & 1) ? order[(m + 2 * n - 1 - j) % n] : order[(m + j) % n];
+    return m;
+}
+
+/* The worst case of the stratum of permutations [q0, q0 + len) of order's block: its
+ * distinct proper prefixes (arcs of the cycle, told apart by start and length in seen,
+ * n * n bytes) not used yet. */
+static uint64_t stratum_worst(const struct game *g, const size_t *order, uint64_t q0,
+                              size_t len, size_t *perm, uint64_t *set, uint8_t *seen)
+{
+    const size_t n = g->n;
+    uint64_t worst = 0;
+    memset(seen, 0, n * n);
+    for (uint64_t q = q0; q < q0 + len; q++) {
+        const size_t m = block_perm(order, n, q, perm);
+        memset(set, 0, g->words * sizeof *set);
+        for (size_t j = 0; j + 1 < n; j++) {
+            set_add(set, perm[j]);
+            const size_t len_j = j + 1;
+            const size_t start = (q & 1) ? (m + n - len_j) % n : m;
+            uint8_t *arc = &seen[start * n + len_j];
+            if (!*arc) {
+                *arc = 1;
+                worst += !shapley_used(g, set);
+            }
+        }
+    }
+    return worst;
+}
+
 /* GTG-Shapley (credit/score.h; credit/README.md). */
 static int shapley_gtg(struct game *g, const struct policy_contribution *c,
                        const uint8_t seed[32], double *phi)
@@ -267,27 +306,39 @@ static int shapley_gtg(struct game *g, const struct policy_contribution *c,
     if (fabs(g->v_full) < c->round_truncation)
         return 0;                               /* between-round truncation */
     const double within = c->shapley_truncation * fabs(g->v_full);
+    /* A stratum: the permutations that put every member at every position equally
+     * often, half a block for even n, the whole block for odd n. */
+    const size_t stratum = n % 2 == 0 ? n : 2 * n;
     double *sum = calloc(n, sizeof *sum);
     size_t *perm = malloc(n * sizeof *perm);
+    size_t *order = malloc(n * sizeof *order);
+    uint8_t *seen = malloc(n * n);
     uint64_t *set = malloc(g->words * sizeof *set);
     struct rng *r = malloc(sizeof *r);
-    int rc = sum && perm && set && r ? 0 : CREDIT_ERR_NOMEM;
+    int rc = sum && perm && order && seen && set && r ? 0 : CREDIT_ERR_NOMEM;
     if (rc == 0)
         rng_init(r, seed);
     uint64_t used = 0, drawn = 0;
     for (uint64_t k = 0; rc == 0 && k < CREDIT_MAX_PERMUTATIONS; k++) {
-        /* Guided: member k mod n first, the others (ascending) shuffled by Fisher-Yates. */
-        const size_t first = (size_t)(k % n);
-        perm[0] = first;
-        for (size_t i = 0, j = 1; i < n; i++)
-            if (i != first)
-                perm[j++] = i;
-        for (size_t i = n - 1; i >= 2; i--) {
-            size_t j = 1 + rng_below(r, (uint32_t)i);   /* in [1, i] */
-            size_t t = perm[i];
-            perm[i] = perm[j];
-            perm[j] = t;
+        /* Position-stratified blocks of 2n permutations from one random cyclic order. */
+        const uint64_t q = k % (2 * (uint64_t)n);
+        if (q == 0) {
+            /* A new order: members ascending, Fisher-Yates from the end. */
+            for (size_t i = 0; i < n; i++)
+                order[i] = i;
+            for (size_t i = n - 1; i >= 1; i--) {
+                size_t j = rng_below(r, (uint32_t)i + 1);   /* in [0, i] */
+                size_t t = order[i];
+                order[i] = order[j];
+                order[j] = t;
+            }
         }
+        /* After the first stratum, a stratum is walked whole or not at all, so the
+         * estimate stays balanced over the positions. */
+        if (k >= stratum && k % stratum == 0 &&
+            used + stratum_worst(g, order, q, stratum, perm, set, seen) > c->shapley_budget)
+            break;
+        (void)block_perm(order, n, q, perm);
         /* Its worst case: every proper prefix not used yet. */
         uint64_t worst = 0;
         memset(set, 0, g->words * sizeof *set);
@@ -319,6 +370,8 @@ static int shapley_gtg(struct game *g, const struct policy_contribution *c,
             phi[i] = sum[i] / (double)drawn;
     free(sum);
     free(perm);
+    free(order);
+    free(seen);
     free(set);
     free(r);
     return rc;

@@ -230,10 +230,11 @@ static void between_round_truncation_gives_zero(void **state)
         assert_true(phi[i] == 0);
 }
 
-/* The documented stream: permutation 0 starts with member 0; the others [1..n) are
- * shuffled by Fisher-Yates from the end, position i swapped with 1 + (u mod i), u a
- * little-endian u32 of randombytes_buf_deterministic(seed) below the largest multiple
- * of i (rejection). The game sees the prefixes of that permutation first. */
+/* The documented stream: block 0's order is the members ascending shuffled by
+ * Fisher-Yates from the end, position i swapped with u mod (i + 1), u a little-endian
+ * u32 of randombytes_buf_deterministic(seed) below the largest multiple of i + 1
+ * (rejection). Permutation 0 is that order, permutation 1 its reverse, permutation 2
+ * the order read cyclically from its position 2. The game sees their prefixes first. */
 static uint32_t stream_below(const uint8_t *bytes, size_t *pos, uint32_t m)
 {
     const uint64_t limit = (UINT64_C(1) << 32) / m * m;
@@ -263,22 +264,54 @@ static void first_permutation_follows_the_seeded_stream(void **state)
 
     uint8_t bytes[4096];
     randombytes_buf_deterministic(bytes, sizeof bytes, seed);
-    size_t pos = 0, perm[N] = { 0, 1, 2, 3, 4, 5 };
-    for (size_t i = N - 1; i >= 2; i--) {
-        size_t j = 1 + stream_below(bytes, &pos, (uint32_t)i);
-        size_t x = perm[i];
-        perm[i] = perm[j];
-        perm[j] = x;
+    size_t pos = 0, order[N] = { 0, 1, 2, 3, 4, 5 };
+    for (size_t i = N - 1; i >= 1; i--) {
+        size_t j = stream_below(bytes, &pos, (uint32_t)i + 1);
+        size_t x = order[i];
+        order[i] = order[j];
+        order[j] = x;
     }
-    /* order[0] is v(N); then the prefixes of sizes 1..N-1 */
+    /* order[0] is v(N); then the prefixes of sizes 1..N-1 of permutation 0 (the order) */
     assert_int_equal(t.order[0], (1u << N) - 1);
     uint64_t prefix = 0;
     for (size_t j = 0; j + 1 < N; j++) {
-        prefix |= UINT64_C(1) << perm[j];
+        prefix |= UINT64_C(1) << order[j];
         assert_int_equal(t.order[1 + j], prefix);
     }
-    /* permutation 1 starts with member 1: {1} is new (every prefix so far holds 0) */
-    assert_int_equal(t.order[N], 2);
+    /* permutation 1, its reverse: the suffixes of the order, every one new */
+    prefix = 0;
+    for (size_t j = 0; j + 1 < N; j++) {
+        prefix |= UINT64_C(1) << order[N - 1 - j];
+        assert_int_equal(t.order[N + j], prefix);
+    }
+    /* permutation 2 starts at order[2]: {order[2]} is new */
+    assert_int_equal(t.order[2 * N - 1], UINT64_C(1) << order[2]);
+    assert_int_equal(t.order[2 * N], UINT64_C(1) << order[2] | UINT64_C(1) << order[3]);
+}
+
+/* Stratified by position: on a symmetric game v(S) = sqrt(|S|) a member's marginal
+ * depends only on its position, so GTG is exact (v(N)/n each) exactly when every member
+ * took every position equally often. With n = 8 and a budget of 48 the first n
+ * permutations of the block (order forwards and reversed from its positions 0, 2, 4, 6)
+ * are walked: each member at each position once, 44 distinct coalitions; the next
+ * stratum (12 more) does not fit, and no permutation of it is walked alone (one more
+ * would fit: 3 new prefixes). */
+static void gtg_first_n_permutations_are_position_stratified(void **state)
+{
+    enum { N = 8 };
+    double v[1 << N];
+    for (int m = 0; m < (1 << N); m++)
+        v[m] = sqrt((double)__builtin_popcount((unsigned)m));
+    struct table_game t = { .v = v };
+    struct policy_contribution c = contribution(48, 0, 0);
+    double phi[N];
+    uint64_t evals;
+    int exact;
+    assert_int_equal(credit_shapley(N, table_value, &t, &c, seed0, phi, &evals, &exact), 0);
+    assert_int_equal(exact, 0);
+    assert_int_equal(t.calls, 1 + 44);   /* v(N) and the block's 44 prefixes */
+    for (int i = 0; i < N; i++)
+        assert_true(fabs(phi[i] - sqrt((double)N) / N) < 1e-12);
 }
 
 static void gtg_is_deterministic(void **state)
@@ -606,6 +639,7 @@ int main(void)
         cmocka_unit_test(within_round_truncation_skips_evaluations),
         cmocka_unit_test(between_round_truncation_gives_zero),
         cmocka_unit_test(first_permutation_follows_the_seeded_stream),
+        cmocka_unit_test(gtg_first_n_permutations_are_position_stratified),
         cmocka_unit_test(gtg_is_deterministic),
         cmocka_unit_test(round_seed_vector),
         cmocka_unit_test(alignment_orthogonal_opposite_identical),
