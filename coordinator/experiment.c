@@ -241,8 +241,9 @@ static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtx
 }
 
 /* The round's contribution scores (credit/score.h), with the outer state before the
- * step. 1 when scored; 0 when an evaluation gave a non-finite loss (CREDIT_ERR_MODEL:
- * deterministic, so a restart would fail the same way): the round then closes without a
+ * step. 1 when scored; 0 when the evaluation model fails (CREDIT_ERR_MODEL; a
+ * non-finite loss is not one: it counts as CREDIT_LOSS_CAP. Deterministic, so a restart
+ * would fail the same way): the round then closes without a
  * contribution_scores entry, which credits count as 0 for every member (logged). Any
  * other failure stops the process (close_failed). *ms: time spent. */
 static int close_score(struct coord *c, const struct policy_round_plan *plan,

@@ -226,8 +226,10 @@ int evaluator_loss(struct evaluator *ev, const float *params, double *loss)
         total += sum / ((double)nb * T) * nb;   /* the batch's mean, weighted by its windows */
     }
     const double l = total / ev->windows;
-    if (!isfinite(l))
+    if (!isfinite(l)) {
+        *loss = l;   /* what it came to: score.c caps it */
         return CREDIT_ERR_MODEL;
+    }
     *loss = l;
     return 0;
 }

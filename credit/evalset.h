@@ -59,7 +59,8 @@ int  evaluator_create(const struct gpt2_config *cfg, const struct evalset *es, u
                       uint32_t seq_len, struct evaluator **out, char *why, size_t cap);
 void evaluator_destroy(struct evaluator *ev);
 /* Mean cross-entropy (nats per byte) of params (gpt2_num_params floats) on the windows.
- * Counts one evaluation. CREDIT_ERR_MODEL when the loss is not finite. */
+ * Counts one evaluation. CREDIT_ERR_MODEL when the loss is not finite (*loss then holds
+ * the non-finite value) or the forward pass fails (*loss untouched). */
 int  evaluator_loss(struct evaluator *ev, const float *params, double *loss);
 uint64_t evaluator_count(const struct evaluator *ev);   /* evaluations so far */
 

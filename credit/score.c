@@ -447,6 +447,23 @@ static int agg_to_credit(int rc)
                                  : CREDIT_ERR_ARG;
 }
 
+/* L(params) as the measures use it: the evaluation loss, capped at CREDIT_LOSS_CAP; a
+ * model whose loss is not finite (an update that blew the model up) counts as the cap, so
+ * every coalition has a value and one wild update cannot void the round's scores. Other
+ * evaluator failures are returned. */
+static int capped_loss(struct evaluator *ev, const float *params, double *loss)
+{
+    *loss = 0;
+    int rc = evaluator_loss(ev, params, loss);
+    if (rc == CREDIT_ERR_MODEL && !isfinite(*loss)) {
+        *loss = CREDIT_LOSS_CAP;
+        return 0;
+    }
+    if (rc == 0 && *loss > CREDIT_LOSS_CAP)
+        *loss = CREDIT_LOSS_CAP;
+    return rc;
+}
+
 /* L(model_S) for the updates include[] selects. */
 static int coalition_loss(struct round_game *rg, double *loss)
 {
@@ -456,7 +473,7 @@ static int coalition_loss(struct round_game *rg, double *loss)
     if (rc != 0)
         return agg_to_credit(rc);
     agg_outer_trial(in->outer, in->base, rg->avg, in->n_params, rg->model, rg->scratch);
-    rc = evaluator_loss(in->ev, rg->model, loss);
+    rc = capped_loss(in->ev, rg->model, loss);
     if (rc != 0) {
         size_t k = 0;
         for (size_t i = 0; i < in->n; i++)
@@ -579,13 +596,13 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
     }
     if (rc == 0 && eval) {
         const uint64_t before = evaluator_count(in->ev);
-        rc = evaluator_loss(in->ev, in->base, &rg.base_loss);
+        rc = capped_loss(in->ev, in->base, &rg.base_loss);
         if (rc != 0)
             rc = why_fail(why, cap, rc, "the round's base model has a non-finite evaluation loss");
         double full_loss = NAN;
         if (rc == 0) {
             agg_outer_trial(in->outer, in->base, rg.avg, np, rg.model, rg.scratch);
-            rc = evaluator_loss(in->ev, rg.model, &full_loss);
+            rc = capped_loss(in->ev, rg.model, &full_loss);
             if (rc != 0)
                 rc = why_fail(why, cap, rc, "the round's model has a non-finite evaluation loss");
         }

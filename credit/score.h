@@ -34,6 +34,11 @@
  * CREDIT_MAX_PERMUTATIONS. The
  * estimate is the mean marginal over the permutations walked.
  *
+ * L is capped at CREDIT_LOSS_CAP nats: a model whose loss is larger or not finite (an
+ * update that blew the model up) counts as the cap, so every coalition has a value and
+ * one member's wild update cannot void the round's scores; such an update gets a large
+ * negative loo and Shapley value.
+ *
  * Determinism: the seed is credit_round_seed() of ledger data only; evaluation is
  * single-threaded (credit/evalset.h); everything else is sequential in member-id order.
  * Same inputs, same bytes. */
@@ -46,6 +51,7 @@
 #include "policies/policy.h"
 
 #define CREDIT_MAX_PERMUTATIONS 100000
+#define CREDIT_LOSS_CAP 100.0   /* nats per byte; a uniform byte model scores ln 256 = 5.55 */
 
 /* seed = BLAKE2b-256("aulac/credit/seed/v1" 0x00 || experiment 0x00 || round u64 BE ||
  * base model hash || payload hash of each update in member-id order). */

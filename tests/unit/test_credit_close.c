@@ -732,7 +732,9 @@ static void cancel_keeps_the_open_rounds_payloads(void **state)
 /* Updates no evaluation survives (the fixture's, values near 1.8e14: the model stays
  * finite, its loss does not): every round still closes, without a contribution_scores
  * entry, and the experiment finishes without credits; the ledger stays consistent. */
-static void rounds_whose_models_do_not_evaluate_close_unscored(void **state)
+/* The fixture's updates are huge (their models' losses are not finite): every coalition
+ * counts at the loss cap, so each round is still scored and the experiment credited. */
+static void wild_updates_are_scored_at_the_loss_cap(void **state)
 {
     (void)state;
     struct run r;
@@ -747,16 +749,23 @@ static void rounds_whose_models_do_not_evaluate_close_unscored(void **state)
     assert_int_equal(r.f.c->state, EXP_FINISHED);
     pthread_mutex_unlock(&r.f.c->mu);
     const uint64_t n = history_ok(&r.f);
-    int closed = 0, finished = 0;
+    int closed = 0, scored = 0, credits = 0, finished = 0;
     for (uint64_t i = 0; i < n; i++) {
         struct entry e;
         entry_at(&r.f, i, &e);
-        assert_true(e.type != ENTRY_CONTRIBUTION_SCORES && e.type != ENTRY_CREDITS);
+        if (e.type == ENTRY_CONTRIBUTION_SCORES) {
+            scored++;
+            assert_true(e.u.scores.model_loss == CREDIT_LOSS_CAP);
+            assert_true(e.u.scores.base_loss <= CREDIT_LOSS_CAP);
+        }
         closed += e.type == ENTRY_ROUND_CLOSED;
+        credits += e.type == ENTRY_CREDITS;
         finished += e.type == ENTRY_EXPERIMENT_FINISHED;
         entry_free(&e);
     }
     assert_int_equal(closed, ROUNDS);
+    assert_int_equal(scored, ROUNDS);
+    assert_int_equal(credits, 1);
     assert_int_equal(finished, 1);
     fx_free(&r.f);
 }
@@ -769,7 +778,7 @@ int main(void)
         cmocka_unit_test(proposal_needs_the_evaluation_set),
         cmocka_unit_test(start_and_resume_need_the_evaluation_set),
         cmocka_unit_test(token_claim_over_the_plan_is_refused),
-        cmocka_unit_test(rounds_whose_models_do_not_evaluate_close_unscored),
+        cmocka_unit_test(wild_updates_are_scored_at_the_loss_cap),
         cmocka_unit_test(cancel_keeps_the_open_rounds_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -586,6 +586,44 @@ static void negated_update_gets_negative_loo_and_shapley(void **state)
     gpt2_round_free(&g);
 }
 
+/* b's update blows the model up (its losses are not finite): those coalitions count at
+ * CREDIT_LOSS_CAP, so the round is scored and b gets the negative values. */
+static void wild_update_counts_at_the_loss_cap(void **state)
+{
+    struct gpt2_round g;
+    gpt2_round_init(&g);
+    float *good = malloc(g.n * sizeof(float)), *wild = malloc(g.n * sizeof(float)),
+          *half = malloc(g.n * sizeof(float));
+    for (size_t i = 0; i < g.n; i++) {
+        good[i] = 0.5f * g.grad[i];
+        wild[i] = (i % 2 ? 1e30f : -1e30f);
+        half[i] = 0.5f * good[i];
+    }
+    struct agg_update u[3];
+    set_update(&u[0], "a", good, g.n, 100);
+    set_update(&u[1], "b", wild, g.n, 100);
+    set_update(&u[2], "c", half, g.n, 100);
+    struct round_fixture f;
+    fixture_init(&f, M(LOO) | M(SHAPLEY), g.n, g.base, u, 3, g.ev);
+    struct credit_round_scores s;
+    char why[256];
+    assert_int_equal(credit_score_round(&f.in, &s, why, sizeof why), 0);
+    assert_true(s.model_loss == CREDIT_LOSS_CAP);
+    assert_true(s.base_loss < CREDIT_LOSS_CAP);
+    assert_true(s.value[1][POLICY_MEASURE_LOO] < -50);
+    assert_true(s.value[1][POLICY_MEASURE_SHAPLEY] < -50);
+    assert_true(s.value[0][POLICY_MEASURE_SHAPLEY] > s.value[1][POLICY_MEASURE_SHAPLEY]);
+    assert_float_equal(s.value[0][POLICY_MEASURE_SHAPLEY] + s.value[1][POLICY_MEASURE_SHAPLEY] +
+                       s.value[2][POLICY_MEASURE_SHAPLEY], s.base_loss - s.model_loss, 1e-9);
+    credit_round_scores_free(&s);
+    outer_free(&f.outer);
+    free_updates(u, 3);
+    free(good);
+    free(wild);
+    free(half);
+    gpt2_round_free(&g);
+}
+
 /* Five members and a budget of 12 (< 30 subsets): GTG on the real game, deterministic,
  * within the budget; a damaged payload names its member. */
 static void gtg_round_is_deterministic_and_within_budget(void **state)
@@ -644,6 +682,7 @@ int main(void)
         cmocka_unit_test(round_seed_vector),
         cmocka_unit_test(alignment_orthogonal_opposite_identical),
         cmocka_unit_test(negated_update_gets_negative_loo_and_shapley),
+        cmocka_unit_test(wild_update_counts_at_the_loss_cap),
         cmocka_unit_test(gtg_round_is_deterministic_and_within_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
