@@ -239,7 +239,7 @@ int cmd_policy(int argc, char **argv)
     if (eval_sets) {
         /* the coordinator's check of a proposal (credit/evalset.h) */
         char why[768];
-        if (evalset_check_policy(&p.contribution, eval_sets, why, sizeof why) != 0) {
+        if (evalset_check_policy(&p.contribution, p.training.seq_len, eval_sets, why, sizeof why) != 0) {
             fprintf(stderr, "%s: %s\n", file, why);
             policy_free(&p);
             return 1;

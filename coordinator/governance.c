@@ -1189,7 +1189,7 @@ static int motion_evalset_ok(struct coord *c, const struct motion *m, const uint
     struct policy_error err;
     if (policy_load_buffer("policy.yaml", doc, doc_len, &p, &err) != 0)
         return 0;   /* the document checks (motion_from_msg, policy_identify) refuse it */
-    int rc = evalset_check_policy(&p.contribution, c->eval_sets_dir, why, cap);
+    int rc = evalset_check_policy(&p.contribution, p.training.seq_len, c->eval_sets_dir, why, cap);
     policy_free(&p);
     if (rc == CREDIT_ERR_NOMEM)
         return why_fail(why, cap, -1, "out of memory");

@@ -97,7 +97,7 @@ static int load_evaluator(struct coord *c, char *why, size_t cap)
 {
     const struct policy_contribution *pc = &c->policy.contribution;
     char what[800];
-    int rc = evalset_check_policy(pc, c->eval_sets_dir, what, sizeof what);
+    int rc = evalset_check_policy(pc, c->policy.training.seq_len, c->eval_sets_dir, what, sizeof what);
     if (rc == CREDIT_ERR_NOMEM)
         return COORD_ERR_NOMEM;
     if (rc != 0)

@@ -67,8 +67,8 @@ static int plain_name(const char *s)
     return 1;
 }
 
-int evalset_check_policy(const struct policy_contribution *c, const char *dir, char *why,
-                         size_t cap)
+int evalset_check_policy(const struct policy_contribution *c, uint32_t seq_len,
+                         const char *dir, char *why, size_t cap)
 {
     static const char pre[] = "contribution.evaluation_set: ";
     if (!c)
@@ -96,7 +96,11 @@ int evalset_check_policy(const struct policy_contribution *c, const char *dir, c
                         "--eval-sets directory)", pre, what, dir);
     if (rc != 0)
         return why_fail(why, cap, rc, "%s%s", pre, what);
+    const size_t len = es.len;
     evalset_free(&es);
+    if (seq_len > 0 && len < (size_t)seq_len + 1)
+        return why_fail(why, cap, CREDIT_ERR_SMALL, "%s%s has %zu bytes, fewer than one window "
+                        "of training.seq_len + 1 = %u bytes", pre, path, len, seq_len + 1);
     return 0;
 }
 

@@ -44,12 +44,13 @@ int evalset_load(const char *path, const uint8_t *want_hash, struct evalset *out
 void evalset_free(struct evalset *e);
 
 /* The policy's evaluation set as the coordinator holds it: 0 when c needs none (no loo,
- * no shapley) or dir/name exists and hashes to the pinned hash; else CREDIT_ERR_IO or
- * CREDIT_ERR_HASH with why starting "contribution.evaluation_set: " and naming the file
- * and both hashes. */
+ * no shapley) or dir/name exists, hashes to the pinned hash and holds one window of
+ * seq_len + 1 bytes (the policy's training.seq_len; 0: not checked); else CREDIT_ERR_IO,
+ * CREDIT_ERR_HASH or CREDIT_ERR_SMALL with why starting "contribution.evaluation_set: "
+ * and naming the file (and both hashes, or both sizes). */
 struct policy_contribution;
-int evalset_check_policy(const struct policy_contribution *c, const char *dir, char *why,
-                         size_t cap);
+int evalset_check_policy(const struct policy_contribution *c, uint32_t seq_len,
+                         const char *dir, char *why, size_t cap);
 
 /* A model of cfg evaluating W windows of T tokens of es (es must outlive it).
  * CREDIT_ERR_SMALL when es->len < T + 1, CREDIT_ERR_ARG (W 0, T 0 or > cfg->max_seq_len),

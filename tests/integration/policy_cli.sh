@@ -27,7 +27,7 @@ note "$n example files pass aulac policy check / site check"
 
 # contribution: the evaluation set a policy pins, checked with --eval-sets as the
 # coordinator checks a proposal (credit/evalset.h)
-printf 'Xin ch\xc3\xa0o th\xe1\xba\xbf gi\xe1\xbb\x9bi\n' >"$T/vi.txt"
+for _ in 1 2 3 4 5; do printf 'Xin ch\xc3\xa0o th\xe1\xba\xbf gi\xe1\xbb\x9bi\n'; done >"$T/vi.txt"   # > one window of 65 bytes
 h=$(b2sum -l 256 "$T/vi.txt" | cut -d' ' -f1)
 # the demo's recipe without its own contribution section (its set is Firefox's text)
 sed '/^contribution:/,$d' policies/examples/demo.yaml >"$T/unscored.yaml"
@@ -42,6 +42,12 @@ grep -qx "contribution: tokens, loo (weight 3); accepted payloads kept 30 days a
 "$BIN/aulac" policy check "$T/scored.yaml" >/dev/null || fail "policy check without --eval-sets"
 want_run 1 "" "$BIN/aulac" policy check "$T/scored.yaml" --eval-sets "$T/none"
 grep -q "^$T/scored.yaml: contribution.evaluation_set: " "$T/err" || { cat "$T/err"; fail "missing eval set not named"; }
+head -c 40 "$T/vi.txt" >"$T/short/vi.txt" 2>/dev/null || { mkdir -p "$T/short"; head -c 40 "$T/vi.txt" >"$T/short/vi.txt"; }
+hs=$(b2sum -l 256 "$T/short/vi.txt" | cut -d' ' -f1)
+sed "s/$h/$hs/" "$T/scored.yaml" >"$T/short.yaml"
+want_run 1 "" "$BIN/aulac" policy check "$T/short.yaml" --eval-sets "$T/short"
+grep -q "has 40 bytes, fewer than one window of training.seq_len + 1 = 65 bytes" "$T/err" ||
+    { cat "$T/err"; fail "a set shorter than one window not refused"; }
 echo changed >>"$T/vi.txt"
 want_run 1 "" "$BIN/aulac" policy check --eval-sets "$T" "$T/scored.yaml"
 grep -q "^$T/scored.yaml: contribution.evaluation_set: .*$h" "$T/err" || { cat "$T/err"; fail "altered eval set not named"; }

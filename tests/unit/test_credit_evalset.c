@@ -101,22 +101,22 @@ static void check_policy_messages(void **state)
     static const char pre[] = "contribution.evaluation_set: ";
 
     struct policy_contribution c = with_evalset("vi-ui.txt", good);
-    assert_int_equal(evalset_check_policy(&c, dir, why, sizeof why), 0);
+    assert_int_equal(evalset_check_policy(&c, 16, dir, why, sizeof why), 0);
 
     /* No loo, no shapley: nothing to check, even without a directory. */
     c.measures = 1u << POLICY_MEASURE_TOKENS | 1u << POLICY_MEASURE_ALIGNMENT;
-    assert_int_equal(evalset_check_policy(&c, "/nonexistent", why, sizeof why), 0);
+    assert_int_equal(evalset_check_policy(&c, 16, "/nonexistent", why, sizeof why), 0);
 
     c = with_evalset("missing.txt", good);
     c.measures = 1u << POLICY_MEASURE_LOO;
-    assert_int_equal(evalset_check_policy(&c, dir, why, sizeof why), CREDIT_ERR_IO);
+    assert_int_equal(evalset_check_policy(&c, 16, dir, why, sizeof why), CREDIT_ERR_IO);
     assert_memory_equal(why, pre, strlen(pre));
     assert_non_null(strstr(why, "missing.txt"));
     assert_non_null(strstr(why, "No such file"));
     assert_non_null(strstr(why, dir));
 
     c = with_evalset("vi-ui.txt", bad);
-    assert_int_equal(evalset_check_policy(&c, dir, why, sizeof why), CREDIT_ERR_HASH);
+    assert_int_equal(evalset_check_policy(&c, 16, dir, why, sizeof why), CREDIT_ERR_HASH);
     assert_memory_equal(why, pre, strlen(pre));
     char hg[65], hb[65];
     hex_encode(good, 32, hg);
@@ -125,8 +125,16 @@ static void check_policy_messages(void **state)
     assert_non_null(strstr(why, hg));
     assert_non_null(strstr(why, hb));
 
+    /* Shorter than one window of seq_len + 1 bytes: refused before the experiment starts. */
+    c = with_evalset("vi-ui.txt", good);
+    const uint32_t long_seq = (uint32_t)strlen(text);
+    assert_int_equal(evalset_check_policy(&c, long_seq, dir, why, sizeof why), CREDIT_ERR_SMALL);
+    assert_memory_equal(why, pre, strlen(pre));
+    assert_non_null(strstr(why, "fewer than one window"));
+    assert_int_equal(evalset_check_policy(&c, long_seq - 1, dir, why, sizeof why), 0);
+
     c = with_evalset("../vi-ui.txt", good);
-    assert_int_equal(evalset_check_policy(&c, dir, why, sizeof why), CREDIT_ERR_ARG);
+    assert_int_equal(evalset_check_policy(&c, 16, dir, why, sizeof why), CREDIT_ERR_ARG);
     assert_memory_equal(why, pre, strlen(pre));
 }
 
