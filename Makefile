@@ -52,7 +52,7 @@ endif
 # --- sources --------------------------------------------------------------
 PROTO_C  := $(BUILD)/gen/proto/aulac.pb-c.c
 PROTO_H  := $(BUILD)/gen/proto/aulac.pb-c.h
-LIB_DIRS := common crypto ledger policies codec model aggregate credit proto
+LIB_DIRS := common crypto ledger policies codec model aggregate credit privacy proto
 LIB_SRC  := $(wildcard $(addsuffix /*.c,$(LIB_DIRS)))
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/aulac.pb-c.o $(CU_OBJ)
 

@@ -119,6 +119,25 @@ int codec_payload_norm(const uint8_t *payload, size_t len, size_t n_expected, do
 int codec_payload_info(const uint8_t *payload, size_t len, struct codec_params *params,
                        uint64_t *n);
 
+/* A payload read block by block, for rules that need every member's value of a
+ * coordinate at once (aggregate/robust.h): memory O(block_size) plus a zstd streaming
+ * context, never the decompressed body. codec_reader_open checks the header (as
+ * codec_payload_info, and n == n_expected); each codec_reader_next checks its block as
+ * the decoder does (counts, positions, scales, value codes; the zstd frame as it
+ * streams; trailing bytes at the end), so a payload codec_decode_accumulate accepts reads
+ * whole, and one it refuses fails at some block with the same CODEC_ERR_* code.
+ *   codec_reader_next: values[0..*len) = the next block's decoded values, 0 where the
+ *   payload carries nothing; present[0..*len) (may be NULL) = 1 where it carries a value
+ *   (every position of a dense payload). *len = 0 at the end (after the last block;
+ *   values and present are sized codec_reader_block_size()). */
+struct codec_reader;
+int codec_reader_open(const uint8_t *payload, size_t len, size_t n_expected,
+                      struct codec_reader **out, char *why, size_t why_len)
+    __attribute__((warn_unused_result));
+uint32_t codec_reader_block_size(const struct codec_reader *r);
+int codec_reader_next(struct codec_reader *r, float *values, uint8_t *present, size_t *len,
+                      char *why, size_t why_len) __attribute__((warn_unused_result));
+void codec_reader_free(struct codec_reader *r);
 /* Largest payload codec_encode() can produce for n values with these params
  * (0 if params invalid or n too large). */
 size_t codec_max_payload_len(size_t n, const struct codec_params *params);

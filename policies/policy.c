@@ -17,7 +17,7 @@ _Static_assert(sizeof(enum policy_outer_kind) == sizeof(int) &&
 static const char *const family_names[] = {"gpt2", NULL};
 static const char *const inner_names[] = {"adamw", NULL};
 static const char *const outer_names[] = {"fedavg", "nesterov", "fedadam", NULL};
-static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "krum", NULL};
+static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "multi_krum", "clip", NULL};
 static const char *const weighting_names[] = {"tokens", "samples", "uniform", NULL};
 static const char *const method_names[] = {"none", "topk", NULL};
 static const char *const average_names[] = {"members", "senders", NULL};
@@ -801,7 +801,7 @@ const char *policy_outer_kind_name(enum policy_outer_kind k)
 {
     return name_or(outer_names, 3, (int)k);
 }
-const char *policy_agg_rule_name(enum policy_agg_rule r) { return name_or(rule_names, 4, (int)r); }
+const char *policy_agg_rule_name(enum policy_agg_rule r) { return name_or(rule_names, 5, (int)r); }
 const char *policy_weighting_name(enum policy_weighting w)
 {
     return name_or(weighting_names, 3, (int)w);

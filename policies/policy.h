@@ -62,10 +62,10 @@ extern "C" {
 enum policy_model_family { POLICY_FAMILY_GPT2 = 0 };
 enum policy_inner_kind { POLICY_INNER_ADAMW = 0 };
 enum policy_outer_kind { POLICY_OUTER_FEDAVG = 0, POLICY_OUTER_NESTEROV = 1, POLICY_OUTER_FEDADAM = 2 };
-/* Only fedavg is implemented: the others are names the schema recognizes to refuse them
- * as "not implemented yet"; a loaded policy always holds POLICY_AGG_FEDAVG. */
+/* aggregation.rule (aggregate/robust.h applies them; policies/README.md documents them). */
 enum policy_agg_rule {
-    POLICY_AGG_FEDAVG = 0, POLICY_AGG_TRIMMED_MEAN = 1, POLICY_AGG_MEDIAN = 2, POLICY_AGG_KRUM = 3
+    POLICY_AGG_FEDAVG = 0, POLICY_AGG_TRIMMED_MEAN = 1, POLICY_AGG_MEDIAN = 2,
+    POLICY_AGG_MULTI_KRUM = 3, POLICY_AGG_CLIP = 4
 };
 enum policy_weighting { POLICY_WEIGHT_TOKENS = 0, POLICY_WEIGHT_SAMPLES = 1, POLICY_WEIGHT_UNIFORM = 2 };
 enum policy_compress_method { POLICY_COMPRESS_NONE = 0, POLICY_COMPRESS_TOPK = 1 };
@@ -117,9 +117,20 @@ struct policy_training {
 };
 
 struct policy_aggregation {
-    enum policy_agg_rule rule;  /* always POLICY_AGG_FEDAVG */
+    enum policy_agg_rule rule;  /* default fedavg */
     enum policy_weighting weighting;
-    double norm_bound;          /* updates with a larger L2 norm are refused; 0 = none */
+    /* clip: each update is scaled to L2 norm <= norm_bound (required, > 0), and refused
+     * only above norm_cap (0 = no cap). Other rules: updates with a larger L2 norm than
+     * norm_bound are refused (0 = none); norm_cap is an error. */
+    double norm_bound;
+    double norm_cap;
+    double trim;                /* trimmed_mean: beta, the fraction of the values of each
+                                   coordinate dropped at each end, in (0, 0.5); required
+                                   by trimmed_mean, an error with another rule */
+    uint32_t byzantine;         /* multi_krum: f, the faulty members tolerated (>= 1;
+                                   needs >= 2f + 3 reporting); required by multi_krum */
+    uint32_t select;            /* multi_krum: m, the updates averaged (1..n - f);
+                                   0 (default) = n - f of the n that reported */
 };
 
 struct policy_link {
@@ -185,6 +196,17 @@ struct policy_contribution {
 const char *policy_measure_name(enum policy_measure m);
 int policy_measure_parse(const char *name);
 
+/* privacy (member-level DP-FedAvg; PRIVACY.md, aggregate/robust.h agg_dp_noise,
+ * privacy/rdp.h). enabled 0 when the section is absent (then every other field is 0). */
+struct policy_privacy {
+    int enabled;
+    double clip;                /* C > 0: each member's decoded update scaled to L2 <= C */
+    double noise_multiplier;    /* z >= 0: Gaussian noise of std z * C on the round's sum */
+    double delta;               /* the delta epsilon is reported at; default 1e-5, (0, 0.1] */
+    double target_epsilon;      /* > 0: the experiment ends before a round would pass it;
+                                   0 = none (absent) */
+};
+
 struct policy {
     uint32_t schema;
     struct policy_metadata metadata;
@@ -195,6 +217,7 @@ struct policy {
     struct policy_compression compression;
     struct policy_participation participation;
     struct policy_contribution contribution;
+    struct policy_privacy privacy;
 };
 
 /* Where and why parsing failed. message is the whole line for a person:

@@ -52,6 +52,14 @@ struct site_policy {
     uint32_t max_batch_size;
     uint32_t max_seq_len;
     uint64_t max_tokens_per_round;      /* local_steps * batch_size * seq_len */
+    /* require: what an experiment must give this site's data (0 = no requirement).
+     * min_noise_multiplier: the experiment's privacy.noise_multiplier must be at least this
+     * (an experiment without privacy is refused). max_epsilon: the experiment's epsilon
+     * after all its rounds (privacy/rdp.h, at its privacy.delta; or its target_epsilon
+     * when that is smaller) must be at most this. Checked by site_check: when the worker
+     * joins and when it votes. */
+    double require_min_noise_multiplier;
+    double require_max_epsilon;
     int auto_vote;                      /* enum site_auto_vote */
 };
 
