@@ -448,7 +448,8 @@ static int post_link(struct post *pc, struct policy *p, struct policy_link *l, c
 }
 
 /* aggregation: each rule's own keys only with it (trim: trimmed_mean; byzantine, select:
- * multi_krum; norm_cap: clip), the keys a rule needs given, and multi_krum's f and m
+ * multi_krum; norm_cap: clip), weighting uniform (its default) for median and trimmed_mean,
+ * which weigh every update alike, the keys a rule needs given, and multi_krum's f and m
  * workable with the fewest members a round may close with (participation.min_members,
  * already derived). trimmed_mean needs no such rule: trim < 0.5 drops floor(trim k) <
  * k / 2 values at each end of k, so at least one stays for every k >= 1. */
@@ -473,6 +474,17 @@ static int post_aggregation(struct post *pc, struct policy *p)
                            "only used by rule %s (%s); rule is %s: remove the key or use "
                            "rule: %s", policy_agg_rule_name(own[i].rule), own[i].what, rule,
                            policy_agg_rule_name(own[i].rule));
+    if (a->rule == POLICY_AGG_MEDIAN || a->rule == POLICY_AGG_TRIMMED_MEAN) {
+        /* order statistics count each update once: uniform is what runs */
+        if (!seen(pc, "aggregation.weighting"))
+            a->weighting = POLICY_WEIGHT_UNIFORM;
+        else if (a->weighting != POLICY_WEIGHT_UNIFORM)
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.weighting", NULL,
+                           "weighting %s is not applied by rule %s, whose coordinate-wise "
+                           "order statistics count each update once; write weighting: "
+                           "uniform or leave the key out", policy_weighting_name(a->weighting),
+                           rule);
+    }
     const struct policy_participation *pp = &p->participation;
     switch (a->rule) {
     case POLICY_AGG_CLIP:

@@ -166,7 +166,7 @@ static void test_examples_parse(void **state)
             fail_msg("%s: %s", g.gl_pathv[i], e.message);
     }
     print_message("%zu example files parse (%zu experiments)\n", g.gl_pathc, experiments);
-    assert_true(experiments >= 3);
+    assert_true(experiments >= 5);
     globfree(&g);
 
     assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &p, &e), 0);
@@ -201,9 +201,23 @@ static void test_examples_parse(void **state)
                                       &e), 0);
     assert_int_equal(policy_model_parameters(&p.model), 124439808u);
     assert_int_equal(p.compression.uplink.k_per_block, 41);     /* density 0.01 of 4096 */
-    assert_int_equal(p.aggregation.rule, POLICY_AGG_FEDAVG);
-    assert_true(p.aggregation.norm_bound == 50.0);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_true(p.aggregation.norm_bound == 50.0 && p.aggregation.norm_cap == 500.0);
     assert_int_equal(p.compression.downlink.quant, CODEC_QUANT_FP16);
+    assert_int_equal(p.privacy.enabled, 0);
+    policy_free(&p);
+
+    /* the defences together: clipping with a cap, and DP with a budget */
+    assert_int_equal(policy_load_file(path_of("policies/examples/gpt2-355m-robust-dp.yaml"), &p,
+                                      &e), 0);
+    assert_int_equal(policy_model_parameters(&p.model), 354823168u);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);
+    assert_int_equal(p.privacy.enabled, 1);
+    assert_true(p.privacy.clip == 1.0 && p.privacy.noise_multiplier == 5.0);
+    assert_true(p.privacy.delta == 1e-5 && p.privacy.target_epsilon == 10.0);
+    assert_int_equal(p.contribution.measures, 1u << POLICY_MEASURE_TOKENS |
+                     1u << POLICY_MEASURE_ROUNDS | 1u << POLICY_MEASURE_BYTES);
     policy_free(&p);
 
     assert_int_equal(policy_load_file(path_of("policies/examples/sparse.yaml"), &p, &e), 0);
@@ -1294,6 +1308,13 @@ static void test_aggregation_rules(void **state)
     policy_free(&p);
     load_ok(BASE9 "aggregation: {rule: median}\n", &p);
     assert_int_equal(p.aggregation.rule, POLICY_AGG_MEDIAN);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);   /* what median does */
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, weighting: uniform}\n", &p);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n" FIVE, &p);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_TOKENS);    /* averages as fedavg */
     policy_free(&p);
     load_ok(BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n" FIVE, &p);
     assert_int_equal(p.aggregation.rule, POLICY_AGG_MULTI_KRUM);
@@ -1340,6 +1361,11 @@ static void test_aggregation_rules(void **state)
     uint8_t spelled[32];
     hash_of(BASE9 "aggregation: {rule: fedavg, norm_bound: 0}\n", spelled);
     assert_memory_equal(h[0], spelled, 32);
+    hash_of(BASE9 "aggregation: {rule: median, weighting: uniform}\n", spelled);
+    assert_memory_equal(h[1], spelled, 32);
+    text = canonical_of(variants[1]);
+    assert_non_null(strstr(text, "\naggregation.weighting=uniform\n"));
+    free(text);
 
     static const struct bad_case cases[] = {
         /* names and ranges */
@@ -1380,6 +1406,13 @@ static void test_aggregation_rules(void **state)
          "clip"},
         {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, norm_cap: 0}\n", POLICY_ERR_INVALID,
          NULL},
+        /* median and trimmed_mean weigh each update alike */
+        {BASE9 "aggregation: {rule: median, weighting: tokens}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:40: aggregation.weighting: weighting tokens is not applied by rule median, "
+         "whose coordinate-wise order statistics count each update once; write weighting: "
+         "uniform or leave the key out"},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, weighting: samples}\n",
+         POLICY_ERR_INVALID, NULL},
         /* what a rule needs */
         {BASE9 "aggregation:\n  rule: clip\n", POLICY_ERR_MISSING,
          "t.yaml:10:1: aggregation.norm_bound: rule clip needs norm_bound, the L2 norm each "
