@@ -216,7 +216,7 @@ int rdp_max_steps(double q, double z, double delta, double target, uint64_t max_
     /* epsilon(n) from n * rdp(1): the same doubles rdp_epsilon(q, z, n, delta) computes */
     uint64_t lo = 0, hi = max_steps;   /* epsilon(lo) <= target (epsilon(0) = 0) */
     while (lo < hi) {
-        uint64_t mid = lo + (hi - lo + 1) / 2;
+        uint64_t mid = hi - (hi - lo) / 2;   /* the upper midpoint, no overflow */
         for (size_t i = 0; i < rdp_n_default_orders; i++)
             rdp[i] = (double)mid * one[i];
         rc = rdp_to_epsilon(rdp_default_orders, rdp, rdp_n_default_orders, delta, &eps, NULL);
