@@ -81,7 +81,7 @@ static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type
                              uint64_t rounds)
 {
     return record_experiment_event(c, txn, type, c->experiment, c->policy_hash, c->proposal_hash,
-                                   c->model->hash, rounds, NULL);
+                                   c->rnd.base->hash, rounds, NULL);
 }
 
 int record_experiment_started(struct coord *c, MDB_txn *txn)
@@ -91,7 +91,7 @@ int record_experiment_started(struct coord *c, MDB_txn *txn)
 
 int record_experiment_finished(struct coord *c, MDB_txn *txn)
 {
-    return record_experiment(c, txn, ENTRY_EXPERIMENT_FINISHED, c->model->round);
+    return record_experiment(c, txn, ENTRY_EXPERIMENT_FINISHED, c->rnd.base->round);
 }
 
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
