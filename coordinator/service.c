@@ -2,6 +2,7 @@
  * their own threads (proto/rpc.h); they translate messages to the experiment's
  * operations and back. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "coordinator/update.h"
 #include "coordinator/witness.h"
 #include "crypto/envelope.h"
+#include "privacy/rdp.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
 #include "proto/rpc.h"
@@ -523,6 +525,7 @@ static void on_status(struct rpc_call *call, void *ctx)
     r.queue_length = (uint32_t)queued;
     /* Another experiment than the loaded one: its record (queued or ended). */
     struct experiment_info other = { 0 };
+    struct policy_privacy privacy = { 0 };   /* the experiment's, for epsilon */
     int is_other = 0;
     pthread_mutex_lock(&c->mu);
     if (want[0] && strcmp(want, c->experiment) != 0) {
@@ -547,6 +550,7 @@ static void on_status(struct rpc_call *call, void *ctx)
         if (policy_load_buffer("policy", other.policy_yaml, other.policy_yaml_len, &p, &perr) == 0) {
             snprintf(policy_name, sizeof policy_name, "%s", p.metadata.name);
             r.total_rounds = p.training.rounds;
+            privacy = p.privacy;
             policy_free(&p);
         }
         r.state = (char *)queue_phase_name(other.phase);
@@ -571,6 +575,8 @@ static void on_status(struct rpc_call *call, void *ctx)
     r.experiment_id = experiment;
     r.policy_name = policy_name;
     uint64_t closed = is_other ? other.rounds_done : c->rnd.base ? c->rnd.base->round : 0;
+    if (!is_other)
+        privacy = c->policy.privacy;
     experiment_info_free(&other);
     size_t n_members = c->roster.n_members;
     struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
@@ -619,6 +625,10 @@ static void on_status(struct rpc_call *call, void *ctx)
         rrows[i].mean_train_loss = s->mean_train_loss;
         rrows[i].tokens = s->tokens;
         rrows[i].upload_bytes = s->bytes;
+        if (privacy.enabled &&   /* = its round_closed.epsilon (PRIVACY.md) */
+            rdp_epsilon(1.0, privacy.noise_multiplier, s->round, privacy.delta,
+                        &rrows[i].epsilon) != 0)
+            rrows[i].epsilon = NAN;   /* a policy the accountant refuses: unknown */
         names[i] = calloc(s->n_members + 1, sizeof(char *));
         lrows[i] = calloc(s->n_members + 1, sizeof **lrows);
         lptr[i] = calloc(s->n_members + 1, sizeof **lptr);
@@ -642,6 +652,14 @@ static void on_status(struct rpc_call *call, void *ctx)
         r.n_rounds = i + 1;
     }
     r.rounds = rptr;
+    if (privacy.enabled) {
+        r.privacy = 1;
+        r.privacy_delta = privacy.delta;
+        r.noise_multiplier = privacy.noise_multiplier;
+        r.target_epsilon = privacy.target_epsilon;
+        if (rdp_epsilon(1.0, privacy.noise_multiplier, closed, privacy.delta, &r.epsilon) != 0)
+            r.epsilon = NAN;
+    }
     pb_call_finish(call, &r.base);
     for (uint64_t i = 0; sums && i < closed; i++) {
         free(sums[i].members);
