@@ -189,7 +189,13 @@ void round_request_close_locked(struct coord *c);
 /* The timer thread's round work: a requested close (every member reported), the
  * deadline (close with at least min_members, else wait and log), then the next queued
  * experiment. Takes mu; the close computes without it. */
-void round_timer_tick(struct coord *c);          /* takes mu */
+void round_timer_tick(struct coord *c);
+/* 1 when opening round `round` would take the experiment's privacy spending past
+ * privacy.target_epsilon (rdp_epsilon(1, noise_multiplier, round, delta) > target), with
+ * why = "privacy budget: round N would spend epsilon X > target Y" (the ledger's
+ * experiment_finished reason); 0 without privacy or a target. mu held. */
+int  experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why,
+                                   size_t cap);          /* takes mu */
 struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
 struct member_stats *coord_member_stats(struct coord *c, const char *id);

@@ -21,6 +21,7 @@
  * crash before that commit leaves the round open with every payload still stored and the
  * previous round's outer state file in place: the restart's close writes the same files
  * again and commits the same entries. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 #include "credit/shares.h"
 #include "model/gpt2.h"
 #include "model/model_hash.h"
+#include "privacy/rdp.h"
 
 struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 {
@@ -273,6 +275,21 @@ static int close_credit(struct coord *c, MDB_txn *txn, const struct entry_contri
     return rc;
 }
 
+int experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why, size_t cap)
+{
+    const struct policy_privacy *pp = &c->policy.privacy;
+    if (!pp->enabled || !(pp->target_epsilon > 0))
+        return 0;
+    double eps = 0;
+    if (rdp_epsilon(1.0, pp->noise_multiplier, round, pp->delta, &eps) != 0)
+        eps = INFINITY;   /* parameters the policy check refuses: spend nothing more */
+    if (eps <= pp->target_epsilon)
+        return 0;
+    snprintf(why, cap, "privacy budget: round %llu would spend epsilon %.3g > %g",
+             (unsigned long long)round, eps, pp->target_epsilon);
+    return 1;
+}
+
 /* One round close: what it captured under mu, what it computed without mu, and what it
  * commits under mu again. */
 struct close_job {
@@ -280,7 +297,7 @@ struct close_job {
     struct model_snapshot *base;
     struct policy_round_plan plan;
     struct round_outcome outcome;
-    uint8_t aggregate_hash[32];
+    char rule_log[1024];            /* what the rule did (round_outcome_describe) */
     int scored;
     struct credit_round_scores scores;
     struct entry_contribution_scores se;
@@ -328,7 +345,7 @@ static int close_compute(struct coord *c, struct close_job *j)
     if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up, &j->outcome, why,
                       sizeof why) != 0)
         close_failed(why);
-    model_hash(c->rnd.avg, n, j->aggregate_hash);
+    round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
     uint8_t seed[32];
     j->scored = close_score(c, &j->plan, j->base, up, n_up, seed, &j->scores, &j->score_ms);
     if (j->scored &&
@@ -364,6 +381,7 @@ static void close_job_free(struct coord *c, struct close_job *j)
     free(j->down);
     free(j->se.members);
     credit_round_scores_free(&j->scores);
+    round_outcome_free(&j->outcome);
 }
 
 /* Phase 3, mu held: the round's outcome in one transaction, then the next round opens. */
@@ -404,15 +422,24 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
             rc = state_put_member(c, txn, m);
         }
     }
+    /* DP: the epsilon spent after this round (q = 1: every reporting member). */
+    double epsilon = 0;
+    const int dp = c->policy.privacy.enabled;
+    if (dp && rdp_epsilon(1.0, c->policy.privacy.noise_multiplier, closed_round,
+                          c->policy.privacy.delta, &epsilon) != 0)
+        close_failed("the privacy accountant refused the policy's privacy parameters");
     if (rc == 0)
-        rc = record_round_closed(c, txn, &sum, j->aggregate_hash);
+        rc = record_round_closed(c, txn, &sum, j->outcome.aggregate_hash, dp ? &epsilon : NULL);
     if (rc == 0 && j->scored)
         rc = record_contribution_scores(c, txn, &j->se);
     c->rnd.base = next;
     j->next = NULL;
     c->rnd.number++;
+    char budget[200] = "";
     if (c->rnd.number > c->total_rounds)
         c->state = EXP_FINISHED;
+    else if (experiment_budget_ends_locked(c, c->rnd.number, budget, sizeof budget))
+        c->state = EXP_FINISHED;   /* the next round would pass privacy.target_epsilon */
     int64_t now = time_now_unix_ms();
     c->rnd.opened_ms = now;
     if (rc == 0)
@@ -420,7 +447,7 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     if (rc == 0)
         rc = state_put_experiment(c, txn);
     if (rc == 0 && c->state == EXP_FINISHED)
-        rc = record_experiment_finished(c, txn);
+        rc = record_experiment_finished(c, txn, budget[0] ? budget : NULL);
     if (rc == 0 && c->state == EXP_FINISHED)
         rc = record_queue_finished(c, txn);
     if (rc != 0) {
@@ -441,6 +468,11 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
              "%.4f, model %.16s", (unsigned long long)closed_round, c->rnd.n_accepted,
              (unsigned long long)sum.tokens, (unsigned long long)sum.bytes,
              sum.mean_train_loss, hex);
+    log_info("round %llu aggregation: %s", (unsigned long long)closed_round, j->rule_log);
+    if (dp)
+        log_info("round %llu: epsilon %.4g spent at delta %g (noise multiplier %g)",
+                 (unsigned long long)closed_round, epsilon, c->policy.privacy.delta,
+                 c->policy.privacy.noise_multiplier);
     if (j->scored)
         log_info("round %llu scored: %llu evaluation(s)%s in %lld ms of the close's %lld ms; "
                  "evaluation loss %.4f -> %.4f", (unsigned long long)closed_round,
@@ -456,7 +488,10 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     if (c->opt.keep_checkpoints > 0)
         models_prune(c, (const uint8_t(*)[32])keep, 2);
     round_open(c, now);   /* clears closing; wakes whoever waits for the close */
-    if (c->state == EXP_FINISHED)
+    if (c->state == EXP_FINISHED && budget[0])
+        log_warn("experiment %s finished after %llu of %llu rounds: %s", c->experiment,
+                 (unsigned long long)closed_round, (unsigned long long)c->total_rounds, budget);
+    else if (c->state == EXP_FINISHED)
         log_info("experiment %s finished after %llu rounds", c->experiment,
                  (unsigned long long)c->total_rounds);
 }
@@ -490,10 +525,11 @@ static int close_due_locked(struct coord *c)
         c->rnd.close_pending = 0;   /* nothing to close (only this thread closes) */
         return 0;
     }
+    const size_t need = round_min_updates(&c->policy);
     if (c->rnd.close_pending) {
         /* Left set until close_begin_locked sets closing: whoever waits for the close
          * (tests) sees one or the other throughout. */
-        if (round_all_reported_locked(c)) {
+        if (round_all_reported_locked(c) && c->rnd.n_accepted >= agg_rule_min_updates(&c->policy)) {
             log_info("round %llu: every remaining member has reported; closing",
                      (unsigned long long)c->rnd.number);
             return 1;
@@ -503,9 +539,8 @@ static int close_due_locked(struct coord *c)
     int64_t now = time_now_unix_ms();
     if (now < c->rnd.deadline_ms)
         return 0;
-    uint32_t min = c->policy.participation.min_members;
     int64_t grace_end = c->rnd.deadline_ms + (int64_t)c->policy.participation.grace_s * 1000;
-    if (c->rnd.n_accepted >= min && c->rnd.n_accepted > 0) {
+    if (c->rnd.n_accepted >= need) {
         if (now >= grace_end) {
             log_info("round %llu: deadline and grace period passed with %zu of %zu "
                      "member(s); closing", (unsigned long long)c->rnd.number,
@@ -513,8 +548,14 @@ static int close_due_locked(struct coord *c)
             return 1;
         }
     } else if (!c->rnd.deadline_logged) {
+        const size_t rule_min = agg_rule_min_updates(&c->policy);
+        char rule[160] = "";
+        if (rule_min > c->policy.participation.min_members)
+            snprintf(rule, sizeof rule, " (aggregation.rule %s needs at least %zu updates)",
+                     policy_agg_rule_name(c->policy.aggregation.rule), rule_min);
         log_warn("round %llu passed its deadline with %zu update(s); waiting for "
-                 "min_members = %u", (unsigned long long)c->rnd.number, c->rnd.n_accepted, min);
+                 "min_members = %zu%s", (unsigned long long)c->rnd.number, c->rnd.n_accepted,
+                 need, rule);
         c->rnd.deadline_logged = 1;
     }
     return 0;

@@ -203,11 +203,23 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
 
     struct experiment_info rec = *info;
     rec.phase = PHASE_RUNNING;
+    /* A privacy budget that round 1 would already pass: started and finished at once,
+     * with the reason (no round is opened). */
+    char budget[200] = "";
+    if (experiment_budget_ends_locked(c, 1, budget, sizeof budget)) {
+        c->state = EXP_FINISHED;
+        rec.phase = PHASE_FINISHED;
+        rec.ended_ms = time_now_unix_ms();
+        rec.rounds_done = 0;
+        memcpy(rec.final_model_hash, s->hash, 32);
+    }
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0) {
         rc = COORD_ERR_STATE;
     } else {
         rc = record_experiment_started(c, txn);
+        if (rc == 0 && budget[0])
+            rc = record_experiment_finished(c, txn, budget);
         if (rc == 0)
             rc = state_put_experiment(c, txn);
         if (rc == 0)
@@ -228,6 +240,8 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     hex_encode(s->hash, 32, hex);
     log_info("experiment %s started: %llu rounds, %zu parameters, round-0 model %.16s",
              c->experiment, (unsigned long long)c->total_rounds, c->n_params, hex);
+    if (budget[0])
+        log_warn("experiment %s finished before its first round: %s", c->experiment, budget);
     return 0;
 }
 

@@ -4,11 +4,13 @@
 #include "coordinator/round.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec/codec.h"
+#include "model/model_hash.h"
 
 int round_init_members(struct coord_round *r)
 {
@@ -127,15 +129,120 @@ int round_all_reported(const struct coord_round *r, const struct roster *roster,
     return 1;
 }
 
+size_t round_min_updates(const struct policy *p)
+{
+    size_t need = p->participation.min_members;
+    size_t rule = agg_rule_min_updates(p);
+    if (rule > need)
+        need = rule;
+    return need ? need : 1;
+}
+
 int round_combine(struct coord_round *r, const struct policy *p,
                   const struct policy_round_plan *plan, size_t n_params,
                   const struct agg_update *u, size_t n, struct round_outcome *out, char *why,
                   size_t cap)
 {
-    (void)p;
     memset(out, 0, sizeof *out);
-    int rc = agg_average(plan, n_params, u, n, NULL, r->avg, r->scratch, why, cap);
-    if (rc == 0)
-        out->n = n;
-    return rc;
+    out->n = n;
+    out->stats = calloc(n ? n : 1, sizeof *out->stats);
+    if (!out->stats) {
+        snprintf(why, cap, "out of memory");
+        return AGG_ERR_NOMEM;
+    }
+    int rc = agg_combine(p, plan, n_params, u, n, NULL, r->avg, r->scratch, out->stats, why,
+                         cap);
+    if (rc != 0) {
+        round_outcome_free(out);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out->used += out->stats[i].used != 0;
+        out->clipped += out->stats[i].used && out->stats[i].scale < 1.0f;
+    }
+    model_hash(r->avg, n_params, out->aggregate_hash);
+    if (p->privacy.enabled) {
+        rc = agg_dp_noise(p, plan, out->used, r->avg, n_params);
+        if (rc != 0) {
+            snprintf(why, cap, "the DP noise could not be added (%d)", rc);
+            round_outcome_free(out);
+            return rc;
+        }
+        out->noised = 1;
+    }
+    return 0;
+}
+
+void round_outcome_free(struct round_outcome *out)
+{
+    free(out->stats);
+    out->stats = NULL;
+}
+
+/* Appends to buf at *at (cap bytes in all); "..." when full. */
+static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+{
+    if (*at >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *at, cap - *at, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return;
+    if ((size_t)k >= cap - *at) {
+        *at = cap;
+        if (cap >= 4)
+            memcpy(buf + cap - 4, "...", 4);
+        return;
+    }
+    *at += (size_t)k;
+}
+
+void round_outcome_describe(const struct round_outcome *out, const struct policy *p,
+                            const struct agg_update *u, char *buf, size_t cap)
+{
+    size_t at = 0;
+    if (cap == 0)
+        return;
+    buf[0] = 0;
+    const struct policy_aggregation *a = &p->aggregation;
+    put(buf, cap, &at, "rule %s: %zu of %zu update(s) averaged",
+        policy_agg_rule_name(a->rule), out->used, out->n);
+    if (a->rule == POLICY_AGG_CLIP || p->privacy.enabled) {
+        double c = p->privacy.enabled ? p->privacy.clip : a->norm_bound;
+        if (p->privacy.enabled && a->rule == POLICY_AGG_CLIP && a->norm_bound < c)
+            c = a->norm_bound;
+        put(buf, cap, &at, "; clipped to %.4g: %zu", c, out->clipped);
+        const char *sep = " (";
+        for (size_t i = 0; i < out->n; i++)
+            if (out->stats[i].used && out->stats[i].scale < 1.0f) {
+                put(buf, cap, &at, "%s%s norm %.4g", sep, u[i].member, out->stats[i].norm);
+                sep = ", ";
+            }
+        if (out->clipped)
+            put(buf, cap, &at, ")");
+    }
+    if (a->rule == POLICY_AGG_MULTI_KRUM) {
+        const char *sep = "; Krum selected: ";
+        for (size_t i = 0; i < out->n; i++)
+            if (out->stats[i].used) {
+                put(buf, cap, &at, "%s%s", sep, u[i].member);
+                sep = ", ";
+            }
+        sep = "; left out: ";
+        for (size_t i = 0; i < out->n; i++)
+            if (!out->stats[i].used) {
+                put(buf, cap, &at, "%s%s (score %.4g)", sep, u[i].member,
+                    out->stats[i].krum_score);
+                sep = ", ";
+            }
+    }
+    if (out->noised)
+        put(buf, cap, &at, "; DP noise of std %.4g (noise_multiplier %.4g x clip %.4g) on "
+            "the sum", p->privacy.noise_multiplier * p->privacy.clip,
+            p->privacy.noise_multiplier, p->privacy.clip);
 }

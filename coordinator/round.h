@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "aggregate/outer.h"
+#include "aggregate/robust.h"
 #include "aggregate/round.h"
 #include "crypto/keys.h"
 #include "policies/plan.h"
@@ -105,17 +106,39 @@ int round_accept(struct coord_round *r, const struct round_member *m, double wei
 int round_all_reported(const struct coord_round *r, const struct roster *roster,
                        const struct policy *p);
 
-/* What the close's aggregation did (for the log; part of the close's result). */
+/* The fewest updates the round may close with: participation.min_members, and the
+ * policy's rule's own minimum (agg_rule_min_updates: multi_krum 2f + 3), at least 1. The
+ * timer does not close a round with fewer, at its deadline or when every member has
+ * reported: it waits (logged as waiting for min_members). */
+size_t round_min_updates(const struct policy *p);
+
+/* What the close's aggregation did (the log; the aggregate's hash for round_closed). */
 struct round_outcome {
-    size_t n;                       /* updates combined */
+    size_t n;                       /* updates given */
+    size_t used;                    /* that entered the average (multi_krum: selected) */
+    size_t clipped;                 /* scaled down (clip rule, or privacy.clip) */
+    struct agg_member_stat *stats;  /* n entries (aggregate/robust.h), malloc'd */
+    uint8_t aggregate_hash[32];     /* model_hash of the average before any DP noise: what
+                                       a verifier recomputes (credit/replay.c) */
+    int noised;                     /* 1: privacy on: agg_dp_noise was added after */
 };
 
-/* r->avg = the round's average update over the n stored updates u (sorted by member id),
- * by the policy's rule (aggregate/round.h's agg_average for fedavg); r->scratch is its
- * scratch. 0, or AGG_ERR_* with why. */
+/* r->avg = the round's average update over the n stored updates u (sorted by member id):
+ * agg_combine under the policy's rule (aggregate/robust.h; fedavg is agg_average bit for
+ * bit), its hash, then, with privacy on, DP-FedAvg's Gaussian noise (agg_dp_noise, from
+ * libsodium's CSPRNG) over the `used` clipped updates. r->scratch is the rules' scratch.
+ * 0, or AGG_ERR_* with why (AGG_ERR_RULE: fewer updates than the rule needs; the timer
+ * never closes such a round). out->stats is set on success (round_outcome_free). */
 int round_combine(struct coord_round *r, const struct policy *p,
                   const struct policy_round_plan *plan, size_t n_params,
                   const struct agg_update *u, size_t n, struct round_outcome *out, char *why,
                   size_t cap);
+void round_outcome_free(struct round_outcome *out);
+
+/* One log line of what the rule did in round `round` (u as given to round_combine):
+ * the rule, updates used of given, the clipped members with their norms, multi_krum's
+ * selected and left-out members. Into buf (cap bytes, truncated with "..."). */
+void round_outcome_describe(const struct round_outcome *out, const struct policy *p,
+                            const struct agg_update *u, char *buf, size_t cap);
 
 #endif
