@@ -73,8 +73,8 @@ static int sync_roster_locked(struct coord *c)
         return rc;
     c->n_eligible = coord_eligible_count_locked(c);
     /* A removal may leave every remaining member reported. */
-    if (c->model && round_all_reported_locked(c))
-        c->close_pending = 1;   /* the timer closes it: the caller keeps mu throughout */
+    if (c->rnd.base)
+        round_request_close_locked(c);   /* the timer closes it */
     pthread_cond_broadcast(&c->changed);
     return 0;
 }
@@ -1237,7 +1237,7 @@ static int motion_propose(struct coord *c, const struct motion *m, const uint8_t
         if (ended) {
             char mh[17];
             hex_encode(e.final_model_hash, 8, mh);
-            static const uint8_t none[32];
+            static const uint8_t none[32];   /* no final model recorded */
             const int has_model = memcmp(e.final_model_hash, none, 32) != 0;
             snprintf(why, cap, "experiment %s has %s after %" PRIu64 " round(s)%s%s%s; there "
                      "is nothing to cancel (its last model and ledger trail stay)",
@@ -1585,9 +1585,9 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
     char loaded[COORD_EXPERIMENT_MAX + 1] = "";
     uint64_t loaded_rounds = 0;
     pthread_mutex_lock(&c->mu);
-    if (c->model) {
+    if (c->rnd.base) {
         snprintf(loaded, sizeof loaded, "%s", c->experiment);
-        loaded_rounds = c->model->round;
+        loaded_rounds = c->rnd.base->round;
     }
     pthread_mutex_unlock(&c->mu);
     Aulac__V1__ExperimentStatus *rows = calloc(n_views + 1, sizeof *rows);
