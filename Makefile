@@ -74,7 +74,7 @@ TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps demo test tests bench clean reference fuzz
+.PHONY: all deps demo test tests bench clean reference reference-rdp fuzz
 all: $(PROGRAMS) $(LIBAULAC_SO)
 
 # Every object waits for the generated protobuf header.
@@ -151,6 +151,11 @@ bench: $(PROGRAMS) $(BENCH_BINS)
 reference: $(LIBAULAC)
 	@BUILD=$(BUILD) AULAC_REF_CC='$(CC)' AULAC_REF_CFLAGS='$(CFLAGS)' \
 	    AULAC_REF_LDLIBS='$(LDFLAGS) $(LDLIBS)' scripts/reference.sh
+
+# The RDP accountant's goldens from Google's dp-accounting (PyPI venv; never needed by
+# make test: tests/reference/golden/rdp.tsv is committed)
+reference-rdp:
+	@scripts/reference-rdp.sh
 
 deps:
 	@scripts/deps.sh

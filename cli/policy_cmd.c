@@ -3,6 +3,7 @@
  * coordinator and the worker would give. aulac policy diff: what two policies set
  * differently, key by key. */
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,14 +16,17 @@
 #include "crypto/digest.h"
 #include "policies/policy.h"
 #include "policies/site.h"
+#include "privacy/rdp.h"
 
 static const char policy_usage[] =
     "usage: aulac policy check FILE [--eval-sets DIR]\n"
     "       aulac policy diff A B [CONNECTION]\n"
     "\n"
     "check: parses and validates an experiment policy as the coordinator does\n"
-    "(policies/README.md); prints its canonical hash, the model size, the rounds and the\n"
-    "contribution measures, or every error found, one per line in file order, as\n"
+    "(policies/README.md); prints its canonical hash, the model size, the rounds, the\n"
+    "aggregation rule, the contribution measures and, with privacy, the epsilon after all\n"
+    "rounds at privacy.delta (and with target_epsilon the round after which the budget\n"
+    "ends the experiment), or every error found, one per line in file order, as\n"
     "FILE:line:col: key.path: message (at most 50, then \"... and N more errors\"). A key\n"
     "this aulac does not apply is an error (\"not implemented yet\").\n"
     "  --eval-sets DIR  also check the policy's evaluation set as the coordinator does at\n"
@@ -219,6 +223,105 @@ static void print_contribution(const struct policy_contribution *c)
     }
 }
 
+/* "aggregation: multi_krum, byzantine 2 (a round needs 2f + 3 = 7 updates), select n - f;
+ * weighting uniform; ..." */
+static void print_aggregation(const struct policy *p)
+{
+    const struct policy_aggregation *a = &p->aggregation;
+    uint32_t k = p->participation.min_members;
+    char rule[256];
+    switch (a->rule) {
+    case POLICY_AGG_CLIP:
+        if (a->norm_cap > 0)
+            snprintf(rule, sizeof rule, "clip, each update scaled to L2 norm <= %g; one over "
+                     "%g refused", a->norm_bound, a->norm_cap);
+        else
+            snprintf(rule, sizeof rule, "clip, each update scaled to L2 norm <= %g",
+                     a->norm_bound);
+        break;
+    case POLICY_AGG_TRIMMED_MEAN: {
+        uint32_t cut = (uint32_t)(a->trim * k);   /* floor(trim k), as aggregate/robust.h */
+        snprintf(rule, sizeof rule, "trimmed_mean, trim %g (with min_members %u: %u value%s of "
+                 "each coordinate dropped at each end)", a->trim, k, cut, cut == 1 ? "" : "s");
+        break;
+    }
+    case POLICY_AGG_MULTI_KRUM:
+        if (a->select)
+            snprintf(rule, sizeof rule, "multi_krum, byzantine %u (a round needs 2f + 3 = %u "
+                     "updates), the %u of lowest score averaged", a->byzantine,
+                     2 * a->byzantine + 3, a->select);
+        else
+            snprintf(rule, sizeof rule, "multi_krum, byzantine %u (a round needs 2f + 3 = %u "
+                     "updates), n - f of the n that report averaged", a->byzantine,
+                     2 * a->byzantine + 3);
+        break;
+    default:
+        snprintf(rule, sizeof rule, "%s", policy_agg_rule_name(a->rule));
+        break;
+    }
+    char bound[64] = "";
+    if (a->rule != POLICY_AGG_CLIP && a->norm_bound > 0)
+        snprintf(bound, sizeof bound, "; an update of L2 norm over %g refused", a->norm_bound);
+    printf("aggregation: %s; weighting %s%s\n", rule, policy_weighting_name(a->weighting), bound);
+}
+
+/* DP-FedAvg: the epsilon after all rounds at delta (privacy/rdp.h, q = 1), and with a
+ * target epsilon the round at which the budget ends the experiment. 0, or 1 when the
+ * accountant fails. */
+static int print_privacy(const struct policy *p)
+{
+    const struct policy_privacy *v = &p->privacy;
+    if (!v->enabled) {
+        printf("privacy: none (updates are neither clipped nor noised)\n");
+        return 0;
+    }
+    uint32_t rounds = p->training.rounds;
+    printf("privacy: DP-FedAvg, each update clipped to L2 norm %g, noise multiplier %g (noise "
+           "std %g on the round's sum), delta %g\n", v->clip, v->noise_multiplier,
+           v->noise_multiplier * v->clip, v->delta);
+    double eps;
+    int rc = rdp_epsilon(1.0, v->noise_multiplier, rounds, v->delta, &eps);
+    if (rc != 0) {
+        fprintf(stderr, "aulac policy: the privacy accountant failed: %s\n", rdp_strerror(rc));
+        return 1;
+    }
+    if (isinf(eps))
+        printf("epsilon: infinite (noise_multiplier 0: clipping only, no privacy guarantee)\n");
+    else
+        printf("epsilon: %.4g after all %u rounds at delta %g\n", eps, rounds, v->delta);
+    if (v->target_epsilon <= 0)
+        return 0;
+    uint64_t steps = 0;
+    rc = rdp_max_steps(1.0, v->noise_multiplier, v->delta, v->target_epsilon, rounds, &steps);
+    if (rc != 0) {
+        fprintf(stderr, "aulac policy: the privacy accountant failed: %s\n", rdp_strerror(rc));
+        return 1;
+    }
+    if (steps >= rounds) {
+        printf("target epsilon %g: not reached in the %u rounds\n", v->target_epsilon, rounds);
+        return 0;
+    }
+    double next;
+    if ((rc = rdp_epsilon(1.0, v->noise_multiplier, steps + 1, v->delta, &next)) != 0) {
+        fprintf(stderr, "aulac policy: the privacy accountant failed: %s\n", rdp_strerror(rc));
+        return 1;
+    }
+    if (steps == 0) {
+        printf("target epsilon %g: the budget ends the experiment before round 1 (round 1 "
+               "alone would spend %.4g)\n", v->target_epsilon, next);
+        return 0;
+    }
+    double spent;
+    if ((rc = rdp_epsilon(1.0, v->noise_multiplier, steps, v->delta, &spent)) != 0) {
+        fprintf(stderr, "aulac policy: the privacy accountant failed: %s\n", rdp_strerror(rc));
+        return 1;
+    }
+    printf("target epsilon %g: the budget ends the experiment after round %llu of %u "
+           "(epsilon %.4g; round %llu would reach %.4g)\n", v->target_epsilon,
+           (unsigned long long)steps, rounds, spent, (unsigned long long)steps + 1, next);
+    return 0;
+}
+
 int cmd_policy(int argc, char **argv)
 {
     static const struct option lo[] = { { "eval-sets", required_argument, 0, 'e' },
@@ -261,7 +364,12 @@ int cmd_policy(int argc, char **argv)
            p.metadata.name, hex, p.model.n_layer, p.model.n_head, p.model.n_embd,
            (unsigned long long)policy_model_parameters(&p.model), p.training.rounds,
            p.training.local_steps, members, p.participation.min_members);
+    print_aggregation(&p);
     print_contribution(&p.contribution);
+    if (print_privacy(&p) != 0) {
+        policy_free(&p);
+        return 1;
+    }
     if (eval_sets)
         printf("%s\n", p.contribution.has_evalset
                           ? "evaluation set: found in --eval-sets with the pinned hash"

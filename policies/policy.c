@@ -106,15 +106,20 @@ static const struct sfield training_fields[] = {
     END,
 };
 
+/* aggregation (policies/README.md): the rule that turns a round's updates into its
+ * average (aggregate/robust.h applies it). Which keys go with which rule, and what the
+ * members present must allow, is checked in post_aggregation. */
 static const struct sfield aggregation_fields[] = {
-    {.key = "rule", .type = SF_ENUM, .off = OFF(aggregation.rule), .names = rule_names,
-     .flags = SF_FIXED, .note = "the coordinator aggregates with fedavg only"},
+    ENUM("rule", aggregation.rule, rule_names),
     ENUM("weighting", aggregation.weighting, weighting_names),
     F64("norm_bound", aggregation.norm_bound, 0, INFINITY, 0),
-    REFUSED("trim_fraction", "not implemented yet: rule trimmed_mean is not (the coordinator "
-            "aggregates with fedavg only); remove the key"),
-    REFUSED("krum_byzantine", "not implemented yet: rule krum is not (the coordinator "
-            "aggregates with fedavg only); remove the key"),
+    F64("norm_cap", aggregation.norm_cap, 0, INFINITY, 0),
+    /* trim_fraction and krum_byzantine before issue 13 (refused then) */
+    {.key = "trim", .type = SF_F64, .off = OFF(aggregation.trim), .fmin = 0, .fmax = 0.5,
+     .flags = SF_MIN_EXCL | SF_MAX_EXCL, .was = "trim_fraction"},
+    {.key = "byzantine", .type = SF_U32, .off = OFF(aggregation.byzantine), .imin = 1,
+     .imax = POLICY_MAX_MEMBERS, .was = "krum_byzantine"},
+    U32("select", aggregation.select, 1, POLICY_MAX_MEMBERS, 0),
     END,
 };
 
@@ -183,6 +188,17 @@ static const struct sfield contribution_fields[] = {
     END,
 };
 
+/* privacy (policies/README.md, PRIVACY.md): member-level DP-FedAvg. Absent: no clipping,
+ * no noise, every field 0 (so clip=0 in the canonical encoding says "absent": a given
+ * clip is > 0). Cross-field rules in post_privacy. */
+static const struct sfield privacy_fields[] = {
+    F64("clip", privacy.clip, 0, INFINITY, SF_MIN_EXCL | SF_REQUIRED),
+    F64("noise_multiplier", privacy.noise_multiplier, 0, INFINITY, SF_REQUIRED),
+    F64("delta", privacy.delta, 0, 0.1, SF_MIN_EXCL),
+    F64("target_epsilon", privacy.target_epsilon, 0, INFINITY, SF_MIN_EXCL),
+    END,
+};
+
 static const struct sfield policy_fields[] = {
     U32("schema", schema, 1, 1000, SF_REQUIRED),
     SECTION("metadata", metadata_fields, SF_REQUIRED),
@@ -192,8 +208,7 @@ static const struct sfield policy_fields[] = {
     SECTION("aggregation", aggregation_fields, 0),
     SECTION("compression", compression_fields, 0),
     SECTION("participation", participation_fields, 0),
-    REFUSED("privacy", "not implemented yet: updates are neither clipped nor noised; remove "
-            "the section"),
+    SECTION("privacy", privacy_fields, 0),
     SECTION("contribution", contribution_fields, 0),
     REFUSED("governance", "not part of an experiment policy any more: the quorum is the "
             "alliance charter's (charter.quorum in the roster file); remove the section"),
@@ -432,6 +447,171 @@ static int post_link(struct post *pc, struct policy *p, struct policy_link *l, c
     return 0;
 }
 
+/* aggregation: each rule's own keys only with it (trim: trimmed_mean; byzantine, select:
+ * multi_krum; norm_cap: clip), weighting uniform (its default) for median and trimmed_mean,
+ * which weigh every update alike, the keys a rule needs given, and multi_krum's f and m
+ * workable with the fewest members a round may close with (participation.min_members,
+ * already derived). trimmed_mean needs no such rule: trim < 0.5 drops floor(trim k) <
+ * k / 2 values at each end of k, so at least one stays for every k >= 1. */
+static int post_aggregation(struct post *pc, struct policy *p)
+{
+    struct policy_aggregation *a = &p->aggregation;
+    const char *rule = policy_agg_rule_name(a->rule);
+    static const struct {
+        const char *path;
+        enum policy_agg_rule rule;
+        const char *what;
+    } own[] = {
+        {"aggregation.trim", POLICY_AGG_TRIMMED_MEAN, "the fraction trimmed at each end"},
+        {"aggregation.byzantine", POLICY_AGG_MULTI_KRUM, "the faulty members tolerated"},
+        {"aggregation.select", POLICY_AGG_MULTI_KRUM, "the updates averaged"},
+        {"aggregation.norm_cap", POLICY_AGG_CLIP, "the norm above which an update is refused "
+                                                  "instead of clipped"},
+    };
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        if (a->rule != own[i].rule && seen(pc, own[i].path))
+            return fail_at(pc, POLICY_ERR_INVALID, own[i].path, NULL,
+                           "only used by rule %s (%s); rule is %s: remove the key or use "
+                           "rule: %s", policy_agg_rule_name(own[i].rule), own[i].what, rule,
+                           policy_agg_rule_name(own[i].rule));
+    if (a->rule == POLICY_AGG_MEDIAN || a->rule == POLICY_AGG_TRIMMED_MEAN) {
+        /* order statistics count each update once: uniform is what runs */
+        if (!seen(pc, "aggregation.weighting"))
+            a->weighting = POLICY_WEIGHT_UNIFORM;
+        else if (a->weighting != POLICY_WEIGHT_UNIFORM)
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.weighting", NULL,
+                           "weighting %s is not applied by rule %s, whose coordinate-wise "
+                           "order statistics count each update once; write weighting: "
+                           "uniform or leave the key out", policy_weighting_name(a->weighting),
+                           rule);
+    }
+    const struct policy_participation *pp = &p->participation;
+    switch (a->rule) {
+    case POLICY_AGG_CLIP:
+        if (!seen(pc, "aggregation.norm_bound"))
+            return fail_at(pc, POLICY_ERR_MISSING, "aggregation.norm_bound", "aggregation",
+                           "rule clip needs norm_bound, the L2 norm each update is scaled "
+                           "down to (> 0)");
+        if (a->norm_bound == 0)
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.norm_bound", NULL,
+                           "rule clip needs norm_bound > 0, the L2 norm each update is "
+                           "scaled down to (0 would zero every update)");
+        if (a->norm_cap != 0 && a->norm_cap < a->norm_bound) {
+            char cap[40], bound[40];
+            schema_format_double(a->norm_cap, cap, sizeof cap);
+            schema_format_double(a->norm_bound, bound, sizeof bound);
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.norm_cap", NULL,
+                           "norm_cap %s is below norm_bound %s: updates with a norm between "
+                           "them would be refused although clipping brings them to "
+                           "norm_bound; give norm_cap >= norm_bound, or 0 for no cap", cap,
+                           bound);
+        }
+        return 0;
+    case POLICY_AGG_TRIMMED_MEAN:
+        if (!seen(pc, "aggregation.trim"))
+            return fail_at(pc, POLICY_ERR_MISSING, "aggregation.trim", "aggregation",
+                           "rule trimmed_mean needs trim, the fraction of each coordinate's "
+                           "values dropped at each end, in (0, 0.5)");
+        return 0;
+    case POLICY_AGG_MULTI_KRUM: {
+        if (!seen(pc, "aggregation.byzantine"))
+            return fail_at(pc, POLICY_ERR_MISSING, "aggregation.byzantine", "aggregation",
+                           "rule multi_krum needs byzantine, the number f of faulty members "
+                           "tolerated (>= 1; a round then needs 2f + 3 updates)");
+        uint64_t f = a->byzantine, need = 2 * f + 3;
+        if (pp->n_members && pp->n_members < need) {
+            char fix[80];
+            if (pp->n_members >= 5)
+                snprintf(fix, sizeof fix, "lower byzantine to %zu or less",
+                         (pp->n_members - 3) / 2);
+            else
+                snprintf(fix, sizeof fix, "multi_krum needs at least 5 (byzantine 1)");
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.byzantine", NULL,
+                           "multi_krum with byzantine %llu needs 2f + 3 = %llu updates a "
+                           "round, and participation.members lists only %zu members; %s",
+                           (unsigned long long)f, (unsigned long long)need, pp->n_members,
+                           fix);
+        }
+        if (pp->min_members < need)
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.byzantine",
+                           "participation.min_members",
+                           "multi_krum with byzantine %llu needs 2f + 3 = %llu updates a "
+                           "round, and participation.min_members is %u%s, so a round could "
+                           "close with fewer; raise min_members to %llu or lower byzantine",
+                           (unsigned long long)f, (unsigned long long)need, pp->min_members,
+                           seen(pc, "participation.min_members") ? "" : ", its default",
+                           (unsigned long long)need);
+        if (a->select > pp->min_members - f)
+            return fail_at(pc, POLICY_ERR_INVALID, "aggregation.select", NULL,
+                           "select %u is more than participation.min_members - byzantine = "
+                           "%u - %llu = %llu, the updates multi_krum keeps in a round of "
+                           "min_members; lower select or leave it out (n - f of the n that "
+                           "report)", a->select, pp->min_members, (unsigned long long)f,
+                           (unsigned long long)(pp->min_members - f));
+        return 0;
+    }
+    case POLICY_AGG_FEDAVG:
+    case POLICY_AGG_MEDIAN:
+        return 0;
+    }
+    return 0;
+}
+
+/* privacy: delta's default, and what DP-FedAvg's accounting assumes of the rest of the
+ * policy (PRIVACY.md): each member moves the round's sum by at most clip (rule fedavg or
+ * clip, uniform weights, every member's share divided alike: average members), its update
+ * is not evaluated on its own (no alignment, loo or shapley measure), and a target
+ * epsilon can be met (noise_multiplier > 0). */
+static int post_privacy(struct post *pc, struct policy *p)
+{
+    struct policy_privacy *v = &p->privacy;
+    v->enabled = seen(pc, "privacy");
+    if (!v->enabled)
+        return 0;
+    if (!seen(pc, "privacy.delta"))
+        v->delta = 1e-5;
+    if (v->noise_multiplier == 0 && seen(pc, "privacy.target_epsilon"))
+        return fail_at(pc, POLICY_ERR_INVALID, "privacy.target_epsilon", NULL,
+                       "a target epsilon with noise_multiplier 0: without noise epsilon is "
+                       "infinite from the first round, so no round could run; give "
+                       "noise_multiplier > 0 or remove target_epsilon");
+    const struct policy_aggregation *a = &p->aggregation;
+    if (a->rule != POLICY_AGG_FEDAVG && a->rule != POLICY_AGG_CLIP)
+        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.rule", "privacy",
+                       "privacy (DP-FedAvg) needs rule fedavg or clip, not %s: its noise is "
+                       "calibrated to a sum that each member moves by at most privacy.clip, "
+                       "which %s's output is not", policy_agg_rule_name(a->rule),
+                       policy_agg_rule_name(a->rule));
+    if (a->weighting != POLICY_WEIGHT_UNIFORM)
+        return fail_at(pc, POLICY_ERR_INVALID, "aggregation.weighting", "privacy",
+                       "privacy needs weighting: uniform (weighting is %s%s): weighted by "
+                       "%s, one member's share of the average is not bounded by clip / n, "
+                       "the sensitivity the noise is calibrated to",
+                       policy_weighting_name(a->weighting),
+                       seen(pc, "aggregation.weighting") ? "" : ", the default",
+                       policy_weighting_name(a->weighting));
+    if (p->compression.uplink.average == POLICY_AVERAGE_SENDERS)
+        return fail_at(pc, POLICY_ERR_INVALID, "compression.uplink.average", "privacy",
+                       "privacy needs average: members: senders divides each coordinate by "
+                       "the members that sent it, so one member's share of a coordinate is "
+                       "not bounded by clip / n");
+    uint32_t individual = p->contribution.measures &
+                          (1u << POLICY_MEASURE_ALIGNMENT | 1u << POLICY_MEASURE_LOO |
+                           1u << POLICY_MEASURE_SHAPLEY);
+    if (individual) {
+        char which[64];
+        measure_set_words(individual, which, sizeof which);
+        return fail_at(pc, POLICY_ERR_INVALID, "contribution.measures", "privacy",
+                       "privacy with the measure%s %s%s: %s each member's update on its own, "
+                       "which the noise on the round's sum does not cover (the scores would "
+                       "reveal what DP hides); measure tokens, rounds or bytes only",
+                       strchr(which, ',') ? "s" : "", which,
+                       seen(pc, "contribution.measures") ? "" : " (the default measures)",
+                       strchr(which, ',') ? "they evaluate" : "it evaluates");
+    }
+    return 0;
+}
+
 static int post_validate(struct post *pc, struct policy *p)
 {
     int rc;
@@ -507,7 +687,11 @@ static int post_validate(struct post *pc, struct policy *p)
         return fail_at(pc, POLICY_ERR_INVALID, "participation.grace_s", "participation",
                        "grace_s %u is longer than round_deadline_s %u", pp->grace_s,
                        pp->round_deadline_s);
-    return post_contribution(pc, &p->contribution);
+    if ((rc = post_contribution(pc, &p->contribution)))
+        return rc;
+    if ((rc = post_aggregation(pc, p)))
+        return rc;
+    return post_privacy(pc, p);
 }
 
 /* --- public ---------------------------------------------------------------- */
@@ -590,7 +774,7 @@ static int cmp_line(const void *a, const void *b)
     return lx < ly ? -1 : (lx > ly);
 }
 
-#define CANONICAL_HEADER "aulac-policy-canonical/v3\n"
+#define CANONICAL_HEADER "aulac-policy-canonical/v4\n"
 
 /* The canonical "key.path=value\n" lines of p, sorted by key path. */
 static int canonical_lines(const struct policy *p, struct schema_lines *lines)

@@ -26,9 +26,8 @@ extern "C" {
  * strict: unknown keys, duplicate keys, wrong types, out-of-range values, numbers with a
  * leading zero, anchors, aliases, tags, directives other than %YAML 1.2 and
  * multi-document streams are errors naming file:line:column and the key path. So is a
- * key the code does not apply (privacy, aggregation rules other than
- * fedavg...: POLICY_ERR_UNIMPLEMENTED, "not implemented yet"): what a policy says is what
- * runs. The hash is taken over a canonical encoding of the parsed values (with defaults
+ * key the code does not apply (server momentum with outer fedavg, governance...:
+ * POLICY_ERR_UNIMPLEMENTED, "not implemented yet"): what a policy says is what runs. The hash is taken over a canonical encoding of the parsed values (with defaults
  * filled in), so comments, key order, formatting and spelling out a default do not
  * change it. */
 

@@ -783,7 +783,22 @@ static const struct sfield *field_of(const struct sfield *fields, const struct y
     return NULL;
 }
 
-/* The key an unknown key k was most likely meant to be (at most 2 edits away), or NULL. */
+/* Whether part (at least 4 bytes) is whole '_'-separated words of s: "noise" of
+ * "noise_multiplier". */
+static bool word_part(const char *s, const char *part)
+{
+    size_t lp = strlen(part), ls = strlen(s);
+    if (lp < 4 || lp >= ls)
+        return false;
+    for (const char *at = strstr(s, part); at; at = strstr(at + 1, part))
+        if ((at == s || at[-1] == '_') && (at[lp] == '\0' || at[lp] == '_'))
+            return true;
+    return false;
+}
+
+/* The key an unknown key k was most likely meant to be, or NULL: the nearest at most 2
+ * edits away; else the key it was once named (sfield.was: trim_fraction for trim); else
+ * one of which k is whole words (noise for noise_multiplier). */
 static const char *meant_key(const struct sfield *fields, const struct ynode *k)
 {
     const char *best = NULL;
@@ -797,6 +812,12 @@ static const char *meant_key(const struct sfield *fields, const struct ynode *k)
             best = c->key;
         }
     }
+    for (const struct sfield *c = fields; c->key && !best; c++)
+        if (!(c->flags & SF_REFUSED) && c->was && strcmp(k->text, c->was) == 0)
+            best = c->key;
+    for (const struct sfield *c = fields; c->key && !best; c++)
+        if (!(c->flags & SF_REFUSED) && word_part(c->key, k->text))
+            best = c->key;
     return best;
 }
 

@@ -57,6 +57,8 @@ struct sfield {
     const char *const *names;          /* SF_ENUM; NULL-ended */
     const struct sfield *children;     /* SF_SECTION; ended by an entry with key NULL */
     const char *alias;                 /* a second key accepted for the same value */
+    const char *was;                   /* a former name: not accepted, but an unknown key
+                                          spelled so gets "did you mean" this key */
     const char *note;                  /* SF_REFUSED / SF_FIXED: why, what to do instead */
 };
 

@@ -1,12 +1,14 @@
 #include "policies/site.h"
 
 #include <fnmatch.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "policies/schema.h"
+#include "privacy/rdp.h"
 
 #define OFF(fld) offsetof(struct site_policy, fld)
 
@@ -29,6 +31,16 @@ static const struct sfield limits_fields[] = {
     {.key = NULL},
 };
 
+/* require: what an experiment must give this site's data (DP, policies/README.md "Site
+ * policy"); a key given is a requirement (> 0), a key left out none. */
+static const struct sfield require_fields[] = {
+    {.key = "min_noise_multiplier", .type = SF_F64, .off = OFF(require_min_noise_multiplier),
+     .fmin = 0, .fmax = INFINITY, .flags = SF_MIN_EXCL},
+    {.key = "max_epsilon", .type = SF_F64, .off = OFF(require_max_epsilon), .fmin = 0,
+     .fmax = INFINITY, .flags = SF_MIN_EXCL},
+    {.key = NULL},
+};
+
 /* indexed by enum site_auto_vote */
 static const char *const auto_vote_names[] = { "never", "approve-if-allowed", NULL };
 
@@ -44,11 +56,7 @@ static const struct sfield site_fields[] = {
     {.key = "allow", .type = SF_SECTION, .children = allow_fields},
     {.key = "limits", .type = SF_SECTION, .children = limits_fields},
     {.key = "governance", .type = SF_SECTION, .children = governance_fields},
-    /* require.min_noise_multiplier would ask for noise that experiments cannot add */
-    {.key = "require", .type = SF_SECTION, .flags = SF_REFUSED,
-     .note = "not implemented yet: experiments cannot add noise (their privacy section is not "
-             "implemented), so no experiment could meet require.min_noise_multiplier; remove "
-             "the section"},
+    {.key = "require", .type = SF_SECTION, .children = require_fields},
     {.key = NULL},
 };
 
@@ -163,6 +171,64 @@ static void join_list(char *const *items, size_t n, char *out, size_t out_len)
         snprintf(out, out_len, "none");
 }
 
+/* require: the experiment's DP against this site's floor on the noise and ceiling on
+ * epsilon. The epsilon it can spend is the accountant's after all its rounds (q = 1:
+ * every member takes part in every round; privacy/rdp.h), or its target_epsilon when
+ * smaller (the coordinator ends the experiment before a round would pass it). */
+static int check_require(const struct site_policy *s, const struct policy *p, char *why,
+                         size_t why_len)
+{
+    const char *name = p->metadata.name;
+    double min_z = s->require_min_noise_multiplier, max_eps = s->require_max_epsilon;
+    if (min_z <= 0 && max_eps <= 0)
+        return 0;
+    const struct policy_privacy *v = &p->privacy;
+    char floor_s[40], ceil_s[40], z_s[40], what[160];
+    schema_format_double(min_z, floor_s, sizeof floor_s);
+    schema_format_double(max_eps, ceil_s, sizeof ceil_s);
+    if (min_z > 0 && max_eps > 0)
+        snprintf(what, sizeof what, "require.min_noise_multiplier %s and require.max_epsilon %s",
+                 floor_s, ceil_s);
+    else if (min_z > 0)
+        snprintf(what, sizeof what, "require.min_noise_multiplier %s", floor_s);
+    else
+        snprintf(what, sizeof what, "require.max_epsilon %s", ceil_s);
+    if (!v->enabled)
+        return refuse(why, why_len,
+                      "experiment %s: it has no privacy section (its updates are neither "
+                      "clipped nor noised), and this site requires differential privacy (%s)",
+                      name, what);
+    schema_format_double(v->noise_multiplier, z_s, sizeof z_s);
+    if (min_z > 0 && v->noise_multiplier < min_z)
+        return refuse(why, why_len,
+                      "experiment %s: privacy.noise_multiplier %s is below this site's "
+                      "require.min_noise_multiplier %s", name, z_s, floor_s);
+    if (max_eps <= 0)
+        return 0;
+    double eps;
+    int rc = rdp_epsilon(1.0, v->noise_multiplier, p->training.rounds, v->delta, &eps);
+    if (rc != 0)
+        return refuse(why, why_len,
+                      "experiment %s: its epsilon cannot be computed (noise_multiplier %s, "
+                      "delta %g: %s), and this site has require.max_epsilon %s", name, z_s,
+                      v->delta, rdp_strerror(rc), ceil_s);
+    if (v->target_epsilon > 0 && v->target_epsilon < eps) {
+        if (v->target_epsilon > max_eps)
+            return refuse(why, why_len,
+                          "experiment %s: it may spend epsilon %.4g at delta %g (its "
+                          "privacy.target_epsilon; its %u rounds would spend %.4g), over this "
+                          "site's require.max_epsilon %s", name, v->target_epsilon, v->delta,
+                          p->training.rounds, eps, ceil_s);
+        return 0;
+    }
+    if (!(eps <= max_eps))
+        return refuse(why, why_len,
+                      "experiment %s: epsilon after its %u rounds is %.4g at delta %g "
+                      "(noise_multiplier %s), over this site's require.max_epsilon %s", name,
+                      p->training.rounds, eps, v->delta, z_s, ceil_s);
+    return 0;
+}
+
 int site_check(const struct site_policy *s, const struct policy *p, char *why, size_t why_len)
 {
     if (why && why_len)
@@ -230,5 +296,5 @@ int site_check(const struct site_policy *s, const struct policy *p, char *why, s
                       "experiment %s: %llu tokens per round (local_steps x batch_size x "
                       "seq_len) is over this site's limits.max_tokens_per_round %llu", name,
                       (unsigned long long)tokens, (unsigned long long)s->max_tokens_per_round);
-    return 0;
+    return check_require(s, p, why, why_len);
 }

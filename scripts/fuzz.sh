@@ -37,7 +37,7 @@ build() {
 
 build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c common/why.c
 build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
-    policies/schema.c policies/yaml_tree.c codec/codec.c common/fileio.c common/why.c
+    policies/schema.c policies/yaml_tree.c privacy/rdp.c codec/codec.c common/fileio.c common/why.c
 ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c
             crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
 build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"

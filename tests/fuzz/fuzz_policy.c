@@ -6,7 +6,7 @@
  * in the range and named after the file, at most POLICY_ERRORS_MAX kept in file order.
  *
  *   clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_policy.c \
- *         policies/{policy,site,schema,yaml_tree}.c codec/codec.c common/fileio.c \
+ *         policies/{policy,site,schema,yaml_tree}.c privacy/rdp.c codec/codec.c common/fileio.c \
  *         -lfyaml -lsodium -lzstd -lm -o fuzz_policy            (scripts/fuzz.sh does this) */
 #include <stdint.h>
 #include <stdlib.h>

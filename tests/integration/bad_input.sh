@@ -29,11 +29,12 @@ sed 's/public_key: .*/public_key: not-base64!/' "$T/roster.yaml" >"$T/bad-roster
 expect bad-roster 1 'bad-roster.yaml:[0-9]+:[0-9]+: members\[0\].public_key' \
     "$BIN/aulac-coordinator" --data-dir "$T/c2" --key "$T/keys/coordinator.key" \
     --roster "$T/bad-roster.yaml" --policy "$T/policy.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
-# A key the code does not apply is refused at start too, with the checker's message.
-sed 's/rule: fedavg/rule: median/' "$T/policy.yaml" >"$T/median.yaml"
-expect coord-policy-median 1 'median.yaml:[0-9]+:[0-9]+: aggregation.rule: "median" is not implemented yet' \
+# A rule the members cannot run is refused at start too, with the checker's message:
+# multi_krum tolerating one faulty member needs 2f + 3 = 5, and the policy lists 2.
+sed 's/rule: fedavg,/rule: multi_krum, byzantine: 1,/' "$T/policy.yaml" >"$T/krum.yaml"
+expect coord-policy-krum 1 'krum.yaml:[0-9]+:[0-9]+: aggregation.byzantine: multi_krum with byzantine 1 needs 2f \+ 3 = 5 updates a round, and participation.members lists only 2 members' \
     "$BIN/aulac-coordinator" --data-dir "$T/c6" --key "$T/keys/coordinator.key" \
-    --roster "$T/roster.yaml" --policy "$T/median.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
+    --roster "$T/roster.yaml" --policy "$T/krum.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
 expect missing-policy 1 'nope.yaml' \
     "$BIN/aulac-coordinator" --data-dir "$T/c3" --key "$T/keys/coordinator.key" \
     --roster "$T/roster.yaml" --policy "$T/nope.yaml" --operator-key "$T/keys/alpha.key" --listen 127.0.0.1:0 --insecure
@@ -107,6 +108,22 @@ grep -q "batch_size 4 does not split evenly over --gpus 3" "$T/logs/gpus-split.l
 kill -0 "$LAST_PID" 2>/dev/null || fail "gpus-split: the worker exited instead of sitting the experiment out"
 kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 note "gpus-split: $(grep -m1 -o 'the policy.s batch_size.*' "$T/logs/gpus-split.log")"
+
+# A site that requires differential privacy sits out an experiment without it when its
+# worker joins, saying why (site_check; the vote path: tests/unit/test_auto_vote.c), and
+# aulac site check says the same.
+printf 'schema: 1\nmember: alpha\nrequire: { min_noise_multiplier: 1.0 }\n' >"$T/site-dp.yaml"
+expect site-requires-dp 1 'site-dp.yaml: refuses experiment it-tiny: it has no privacy section .*require.min_noise_multiplier 1\)' \
+    "$BIN/aulac" site check "$T/site-dp.yaml" --policy "$T/policy.yaml"
+start_bg site-dp "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha \
+    --key "$T/keys/alpha.key" --data "$T/corpus/alpha" --state-dir "$T/state/a4" --insecure \
+    --site "$T/site-dp.yaml" --connect-timeout 20
+for _ in $(seq 200); do grep -q "sitting it out" "$T/logs/site-dp.log" && break; sleep 0.1; done
+grep -q "this site's policy refuses experiment .*: experiment it-tiny: it has no privacy section (its updates are neither clipped nor noised), and this site requires differential privacy (require.min_noise_multiplier 1); sitting it out" \
+    "$T/logs/site-dp.log" || fail "site-dp: $(tail -3 "$T/logs/site-dp.log")"
+kill -0 "$LAST_PID" 2>/dev/null || fail "site-dp: the worker exited instead of sitting the experiment out"
+kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+note "site-dp: $(grep -m1 -o 'refuses experiment.*' "$T/logs/site-dp.log")"
 
 # A secret key others can read is refused before it is used.
 cp "$T/keys/beta.key" "$T/beta-open.key"; chmod 644 "$T/beta-open.key"

@@ -55,6 +55,47 @@ grep -q "^$T/scored.yaml: contribution.evaluation_set: .*$h" "$T/err" || { cat "
     "evaluation set: none needed (neither loo nor shapley is measured)" || fail "no eval set needed"
 note "policy check --eval-sets: the pinned evaluation set found, a missing or altered one refused"
 
+# the aggregation rule and, with privacy, epsilon after all rounds at delta and the round
+# after which the budget ends the experiment (privacy/rdp.h, q = 1)
+D=policies/examples/gpt2-355m-robust-dp.yaml
+"$BIN/aulac" policy check "$D" >"$T/out" 2>&1 || { cat "$T/out"; fail "policy check $D"; }
+for line in \
+    "aggregation: clip, each update scaled to L2 norm <= 1; one over 20 refused; weighting uniform" \
+    "contribution: tokens, rounds, bytes; accepted payloads kept 30 days after the experiment" \
+    "privacy: DP-FedAvg, each update clipped to L2 norm 1, noise multiplier 5 (noise std 5 on the round's sum), delta 1e-05" \
+    "epsilon: 34.13 after all 600 rounds at delta 1e-05" \
+    "target epsilon 10: the budget ends the experiment after round 89 of 600 (epsilon 9.991; round 90 would reach 10.06)"; do
+    grep -qxF "$line" "$T/out" || { cat "$T/out"; fail "policy check $D: no line '$line'"; }
+done
+budget() {   # budget TARGET LINE: the target line policy check prints for TARGET
+    sed "s/^  target_epsilon: 10.0 .*/  target_epsilon: $1/" "$D" >"$T/budget.yaml"
+    "$BIN/aulac" policy check "$T/budget.yaml" >"$T/out" 2>&1 && grep -qxF "$2" "$T/out" ||
+        { cat "$T/out"; fail "target_epsilon $1: no line '$2'"; }
+}
+budget 100 "target epsilon 100: not reached in the 600 rounds"
+budget 1 "target epsilon 1: the budget ends the experiment after round 1 of 600 (epsilon 0.7945; round 2 would reach 1.158)"
+budget 0.5 "target epsilon 0.5: the budget ends the experiment before round 1 (round 1 alone would spend 0.7945)"
+sed -e '/^  target_epsilon:/d' -e 's/^  noise_multiplier: 5.0 .*/  noise_multiplier: 0/' "$D" >"$T/nonoise.yaml"
+"$BIN/aulac" policy check "$T/nonoise.yaml" | grep -qxF \
+    "epsilon: infinite (noise_multiplier 0: clipping only, no privacy guarantee)" || fail "no noise: epsilon"
+"$BIN/aulac" policy check policies/examples/demo.yaml | grep -qxF \
+    "privacy: none (updates are neither clipped nor noised)" || fail "demo: privacy line"
+{ sed '/^aggregation:/,/^$/d' policies/examples/gpt2-124m-diloco.yaml
+  printf 'aggregation: {rule: trimmed_mean, trim: 0.25}\n'; } >"$T/trimmed.yaml"
+"$BIN/aulac" policy check "$T/trimmed.yaml" | grep -qxF \
+    "aggregation: trimmed_mean, trim 0.25 (with min_members 4: 1 value of each coordinate dropped at each end); weighting uniform" ||
+    { "$BIN/aulac" policy check "$T/trimmed.yaml"; fail "trimmed_mean line"; }
+{ sed '/^aggregation:/,/^$/d' policies/examples/gpt2-124m-diloco.yaml
+  printf 'aggregation: {rule: multi_krum, byzantine: 1, norm_bound: 50}\n'; } >"$T/krum.yaml"
+want_run 1 "" "$BIN/aulac" policy check "$T/krum.yaml"   # min_members 4 < 2f + 3 = 5
+grep -q "aggregation.byzantine: multi_krum with byzantine 1 needs 2f + 3 = 5 updates a round, and participation.min_members is 4" "$T/err" ||
+    { cat "$T/err"; fail "multi_krum with min_members 4 not refused"; }
+sed -i 's/^  min_members: 4 *$/  min_members: 5/' "$T/krum.yaml"
+"$BIN/aulac" policy check "$T/krum.yaml" >"$T/out" 2>&1 && grep -qxF \
+    "aggregation: multi_krum, byzantine 1 (a round needs 2f + 3 = 5 updates), n - f of the n that report averaged; weighting tokens; an update of L2 norm over 50 refused" "$T/out" ||
+    { cat "$T/out"; fail "multi_krum with min_members 5"; }
+note "policy check: aggregation rule, epsilon 34.13 after 600 rounds, the budget ends gpt2-355m-robust-dp after round 89"
+
 A=policies/examples/demo.yaml
 # the same policy written differently: no comments, another spelling of a number, the
 # members in another order, a default spelled out
@@ -75,9 +116,9 @@ training.rounds: 24 -> 12" "$BIN/aulac" policy diff "$T/b.yaml" "$A"
 # errors: a policy that does not load names file:line:col, usage errors say so
 printf 'privacy:\n  clip: 1\n' >>"$T/b.yaml"
 want_run 2 "" "$BIN/aulac" policy diff "$A" "$T/b.yaml"
-grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "diff: no located error"; }
+grep -q "b.yaml:[0-9]*:3: privacy.noise_multiplier: required key is missing" "$T/err" || { cat "$T/err"; fail "diff: no located error"; }
 want_run 1 "" "$BIN/aulac" policy check "$T/b.yaml"
-grep -q "b.yaml:[0-9]*:1: privacy: not implemented yet" "$T/err" || { cat "$T/err"; fail "check: no located error"; }
+grep -q "b.yaml:[0-9]*:3: privacy.noise_multiplier: required key is missing" "$T/err" || { cat "$T/err"; fail "check: no located error"; }
 # every error of a file, one per line in file order, not only the first
 sed 's/^  n_layer: 3$/  n_layers: 3/; s/^  rounds: 12$/  rounds: twelve/' "$A" >"$T/three.yaml"
 printf 'privacy:\n  clip: 1\n' >>"$T/three.yaml"
@@ -85,7 +126,7 @@ want_run 1 "" "$BIN/aulac" policy check "$T/three.yaml"
 last=$(wc -l <"$A")
 [ "$(cat "$T/err")" = "$T/three.yaml:18:3: model.n_layers: unknown key (did you mean \"n_layer\"?)
 $T/three.yaml:28:11: training.rounds: expected a positive integer, got \"twelve\"
-$T/three.yaml:$((last + 1)):1: privacy: not implemented yet: updates are neither clipped nor noised; remove the section" ] ||
+$T/three.yaml:$((last + 2)):3: privacy.noise_multiplier: required key is missing" ] ||
     { cat "$T/err" >&2; fail "check: not the 3 errors of three.yaml in file order"; }
 # the example of policies/README.md ("Every error in one pass") prints what it shows
 awk '/For this `bad.yaml`:$/ {f=1; next} f && /^```yaml/ {y=1; next} y && /^```/ {exit} y' \

@@ -66,6 +66,43 @@ static void site_allows_yes_refuses_no_with_the_reason(void **state)
     assert_non_null(strstr(why, "proposer \"fpt\" is not in this site's allow.proposers (hust)"));
     site_policy_free(&s);
 
+    /* require (DP): an experiment without privacy, or with less noise than the floor, gets
+     * a no with the reason; one with enough noise a yes */
+    load_site("schema: 1\nrequire: {min_noise_multiplier: 1}\n"
+              "governance: {auto_vote: approve-if-allowed}\n", &s);
+    assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_NO);
+    assert_string_equal(why, "experiment trust-test: it has no privacy section (its updates are "
+                             "neither clipped nor noised), and this site requires differential "
+                             "privacy (require.min_noise_multiplier 1)");
+    static const char agg[] = "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n";
+    char dp_text[sizeof fx_policy + 256];
+    const char *at = strstr(fx_policy, agg);
+    assert_non_null(at);
+    snprintf(dp_text, sizeof dp_text, "%.*saggregation: {rule: fedavg, weighting: uniform}\n"
+             "contribution: {measures: [tokens, rounds]}\n"
+             "privacy: {clip: 1.0, noise_multiplier: %s}\n%s", (int)(at - fx_policy), fx_policy,
+             "0.8", at + strlen(agg));
+    struct policy dp;
+    struct policy_error err;
+    if (policy_load_buffer("dp.yaml", dp_text, strlen(dp_text), &dp, &err) != 0)
+        fail_msg("%s", err.message);
+    ap.policy = &dp;
+    assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_NO);
+    assert_string_equal(why, "experiment trust-test: privacy.noise_multiplier 0.8 is below this "
+                             "site's require.min_noise_multiplier 1");
+    policy_free(&dp);
+    snprintf(dp_text, sizeof dp_text, "%.*saggregation: {rule: fedavg, weighting: uniform}\n"
+             "contribution: {measures: [tokens, rounds]}\n"
+             "privacy: {clip: 1.0, noise_multiplier: %s}\n%s", (int)(at - fx_policy), fx_policy,
+             "1.5", at + strlen(agg));
+    if (policy_load_buffer("dp.yaml", dp_text, strlen(dp_text), &dp, &err) != 0)
+        fail_msg("%s", err.message);
+    assert_int_equal(auto_vote_decide(&s, "vnpt", &ap, why, sizeof why), AUTO_VOTE_YES);
+    assert_string_equal(why, "this site allows experiment trust-test");
+    policy_free(&dp);
+    ap.policy = &p;
+    site_policy_free(&s);
+
     /* no policy yet: it has to be fetched and verified first */
     ap.policy = NULL;
     load_site(auto_site, &s);

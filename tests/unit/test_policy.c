@@ -19,6 +19,7 @@
 #include "policies/policy.h"
 #include "policies/roster.h"
 #include "policies/site.h"
+#include "privacy/rdp.h"
 
 /* The source tree: $AULAC_SRCDIR, else found from this file's path or from the test
  * binary's (build/tests/test_policy), so the test runs from any directory. */
@@ -165,7 +166,7 @@ static void test_examples_parse(void **state)
             fail_msg("%s: %s", g.gl_pathv[i], e.message);
     }
     print_message("%zu example files parse (%zu experiments)\n", g.gl_pathc, experiments);
-    assert_true(experiments >= 3);
+    assert_true(experiments >= 5);
     globfree(&g);
 
     assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &p, &e), 0);
@@ -200,9 +201,23 @@ static void test_examples_parse(void **state)
                                       &e), 0);
     assert_int_equal(policy_model_parameters(&p.model), 124439808u);
     assert_int_equal(p.compression.uplink.k_per_block, 41);     /* density 0.01 of 4096 */
-    assert_int_equal(p.aggregation.rule, POLICY_AGG_FEDAVG);
-    assert_true(p.aggregation.norm_bound == 50.0);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_true(p.aggregation.norm_bound == 50.0 && p.aggregation.norm_cap == 500.0);
     assert_int_equal(p.compression.downlink.quant, CODEC_QUANT_FP16);
+    assert_int_equal(p.privacy.enabled, 0);
+    policy_free(&p);
+
+    /* the defences together: clipping with a cap, and DP with a budget */
+    assert_int_equal(policy_load_file(path_of("policies/examples/gpt2-355m-robust-dp.yaml"), &p,
+                                      &e), 0);
+    assert_int_equal(policy_model_parameters(&p.model), 354823168u);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);
+    assert_int_equal(p.privacy.enabled, 1);
+    assert_true(p.privacy.clip == 1.0 && p.privacy.noise_multiplier == 5.0);
+    assert_true(p.privacy.delta == 1e-5 && p.privacy.target_epsilon == 10.0);
+    assert_int_equal(p.contribution.measures, 1u << POLICY_MEASURE_TOKENS |
+                     1u << POLICY_MEASURE_ROUNDS | 1u << POLICY_MEASURE_BYTES);
     policy_free(&p);
 
     assert_int_equal(policy_load_file(path_of("policies/examples/sparse.yaml"), &p, &e), 0);
@@ -398,7 +413,7 @@ static void test_hash_invariance(void **state)
     size_t len;
     assert_int_equal(policy_canonical(&p, &canon, &len), 0);
     assert_int_equal(strlen(canon), len);
-    assert_memory_equal(canon, "aulac-policy-canonical/v3\n", 26);
+    assert_memory_equal(canon, "aulac-policy-canonical/v4\n", 26);
     assert_non_null(strstr(canon, "\ntraining.outer.lr=0.7\n"));
     assert_non_null(strstr(canon, "\ntraining.inner.lr=0.003\n"));
     assert_non_null(strstr(canon, "\nparticipation.members=fpt,hust,vnpt\n"));
@@ -424,9 +439,13 @@ static void test_canonical_vector(void **state)
 {
     (void)state;
     static const char want[] =
-    "aulac-policy-canonical/v3\n"
+    "aulac-policy-canonical/v4\n"
+    "aggregation.byzantine=0\n"
     "aggregation.norm_bound=0\n"
+    "aggregation.norm_cap=0\n"
     "aggregation.rule=fedavg\n"
+    "aggregation.select=0\n"
+    "aggregation.trim=0\n"
     "aggregation.weighting=tokens\n"
     "compression.downlink.block_size=4096\n"
     "compression.downlink.dense_warmup_rounds=0\n"
@@ -475,6 +494,10 @@ static void test_canonical_vector(void **state)
     "participation.members=*\n"
     "participation.min_members=1\n"
     "participation.round_deadline_s=600\n"
+    "privacy.clip=0\n"
+    "privacy.delta=0\n"
+    "privacy.noise_multiplier=0\n"
+    "privacy.target_epsilon=0\n"
     "schema=1\n"
     "training.batch_size=8\n"
     "training.inner.beta1=0.9\n"
@@ -501,7 +524,7 @@ static void test_canonical_vector(void **state)
     char hex[65];
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", h[i]);
-    assert_string_equal(hex, "c5acdcab85a8cfe665d60326928a54e62f3f51cd83b86d4eef51757c66e84fc7");
+    assert_string_equal(hex, "e106225d1112d7a0b2a4e9226a9be87d6ded17d5c1e26649519e2bc10d3d8d55");
     free(canon);
 }
 
@@ -671,7 +694,7 @@ static const struct bad_case bad_cases[] = {
      "t.yaml:9:3: model.n_layers: unknown key (did you mean \"n_layer\"?)"},
     {HEAD MODEL "training:\n  rounds: 3\nextra: 1\n", POLICY_ERR_UNKNOWN_KEY,
      "t.yaml:11:1: extra: unknown key; valid keys here: schema, metadata, model, data, "
-     "training, aggregation, compression, participation, contribution"},
+     "training, aggregation, compression, participation, privacy, contribution"},
     /* the uplink's averaging keys mean nothing on the downlink */
     {HEAD MODEL "training:\n  rounds: 3\ncompression:\n  downlink:\n    average: senders\n",
      POLICY_ERR_UNKNOWN_KEY,
@@ -871,15 +894,14 @@ static void every_error_of_a_policy_is_reported_in_file_order(void **state)
         "compression:\n"
         "  uplink:\n"
         "    quant: int3\n"                   /* 14: out of range */
-        "privacy:\n"                          /* 15: not implemented yet */
-        "  noise_multiplier: 1.0\n";
+        "privacy:\n"                          /* 15 */
+        "  noise_multiplier: 1.0\n";          /* 16:3: clip is missing */
     static const char *const want[] = {
         "t.yaml:6:3: model.n_layers: unknown key (did you mean \"n_layer\"?)",
         "t.yaml:10:11: training.rounds: expected a positive integer, got \"ten\"",
         "t.yaml:14:12: compression.uplink.quant: expected one of fp32, int8, fp16, fp8, int4, "
         "got \"int3\"",
-        "t.yaml:15:1: privacy: not implemented yet: updates are neither clipped nor noised; "
-        "remove the section",
+        "t.yaml:16:3: privacy.clip: required key is missing",
         NULL,
     };
     struct policy p;
@@ -926,7 +948,7 @@ static void missing_repeated_and_misplaced_keys_are_reported_and_the_walk_goes_o
         "  n_embd: 0\n"                                       /* 9 */
         "training: 3\n"                                       /* 10 */
         "aggregation:\n"
-        "  trim_fraction: 0.1\n"                              /* 12 */
+        "  trim_fraction: 0.1\n"                              /* 12: the former name */
         "participation:\n"
         "  members: [fpt, fpt]\n";                            /* 14 */
     assert_int_equal(check(text, &l), POLICY_ERR_DUPLICATE);
@@ -937,8 +959,7 @@ static void missing_repeated_and_misplaced_keys_are_reported_and_the_walk_goes_o
         "column 3; give only one",
         "t.yaml:9:11: model.n_embd: expected an integer in [1, 65536], got 0",
         "t.yaml:10:11: training: expected a mapping of keys, got 3",
-        "t.yaml:12:3: aggregation.trim_fraction: not implemented yet: rule trimmed_mean is not "
-        "(the coordinator aggregates with fedavg only); remove the key",
+        "t.yaml:12:3: aggregation.trim_fraction: unknown key (did you mean \"trim\"?)",
         "t.yaml:14:18: participation.members: \"fpt\" is listed twice",
         NULL});
     /* no section at all: every required key, at the top, in schema order */
@@ -1055,7 +1076,8 @@ static void every_error_of_a_site_policy_is_reported(void **state)
     (void)state;
     static struct policy_errors l;
     static const char text[] = "schema: 1\nmember: FPT\nallow:\n  proposers: [hust, hust]\n"
-                               "limits:\n  max_gpus: 4\n  max_rounds: -1\nrequire: {}\n";
+                               "limits:\n  max_gpus: 4\n  max_rounds: -1\n"
+                               "require: {max_epsilon: 0}\n";
     struct site_policy s;
     assert_int_equal(site_policy_check_buffer("t.yaml", text, strlen(text), &s, &l),
                      POLICY_ERR_RANGE);
@@ -1066,9 +1088,7 @@ static void every_error_of_a_site_policy_is_reported(void **state)
         "t.yaml:6:3: limits.max_gpus: unknown key; valid keys here: max_parameters, "
         "max_rounds, max_local_steps, max_batch_size, max_seq_len, max_tokens_per_round",
         "t.yaml:7:15: limits.max_rounds: expected an integer in [0, 10000000], got -1",
-        "t.yaml:8:1: require: not implemented yet: experiments cannot add noise (their privacy "
-        "section is not implemented), so no experiment could meet "
-        "require.min_noise_multiplier; remove the section",
+        "t.yaml:8:24: require.max_epsilon: expected a finite number > 0, got 0",
         NULL});
     assert_null(s.proposers);
     struct policy_error e;
@@ -1183,37 +1203,10 @@ static void test_unapplied_keys_refused(void **state)
 {
     (void)state;
     static const struct bad_case cases[] = {
-        {HEAD MODEL "training: {rounds: 3}\nprivacy:\n  clip: 1.0\n  noise_multiplier: 0.8\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: privacy: not implemented yet: updates are "
-         "neither clipped nor noised; remove the section"},
-        {HEAD MODEL "training: {rounds: 3}\nprivacy: {clip: 0, noise_multiplier: 0}\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: privacy: not implemented yet: updates are "
-         "neither clipped nor noised; remove the section"},
-        {HEAD MODEL "training: {rounds: 3}\nprivacy:\n", POLICY_ERR_UNIMPLEMENTED,
-         "t.yaml:10:1: privacy: not implemented yet: updates are neither clipped nor noised; "
-         "remove the section"},
         {HEAD MODEL "training: {rounds: 3}\ngovernance:\n  quorum: 0.66\n",
          POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:1: governance: not part of an experiment policy "
          "any more: the quorum is the alliance charter's (charter.quorum in the roster file); "
          "remove the section"},
-        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  rule: median\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:9: aggregation.rule: \"median\" is not "
-         "implemented yet; the coordinator aggregates with fedavg only"},
-        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: krum}\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:10:21: aggregation.rule: \"krum\" is not "
-         "implemented yet; the coordinator aggregates with fedavg only"},
-        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: trimmed_mean}\n",
-         POLICY_ERR_UNIMPLEMENTED, NULL},
-        {HEAD MODEL "training: {rounds: 3}\naggregation: {rule: mean}\n", POLICY_ERR_RANGE,
-         "t.yaml:10:21: aggregation.rule: expected fedavg (trimmed_mean, median, krum: not "
-         "implemented yet), got \"mean\""},
-        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  trim_fraction: 0.2\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:3: aggregation.trim_fraction: not implemented "
-         "yet: rule trimmed_mean is not (the coordinator aggregates with fedavg only); remove "
-         "the key"},
-        {HEAD MODEL "training: {rounds: 3}\naggregation:\n  krum_byzantine: 2\n",
-         POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:3: aggregation.krum_byzantine: not implemented "
-         "yet: rule krum is not (the coordinator aggregates with fedavg only); remove the key"},
         {HEAD MODEL "training:\n  rounds: 3\n  outer: {kind: fedavg, momentum: 0.5}\n",
          POLICY_ERR_UNIMPLEMENTED, "t.yaml:11:35: training.outer.momentum: server momentum "
          "with kind fedavg is not implemented yet (its step is lr x the average); use kind: "
@@ -1262,9 +1255,342 @@ static void test_unapplied_keys_refused(void **state)
     hash_of(HEAD MODEL "training: {rounds: 3}\ncompression:\n  downlink: {quant: fp16, "
             "zstd_level: 1, error_feedback: true, block_size: 1024}\n", spelled);
 }
+/* Loads text (which must load) into *p. */
+static void load_ok(const char *text, struct policy *p)
+{
+    struct policy_error e;
+    if (load(text, p, &e) != 0)
+        fail_msg("did not load: %s\n%s", e.message, text);
+}
+
+/* Each case must fail with its code and, when given, exactly its message. */
+static void expect_refusals(const struct bad_case *cases, size_t n)
+{
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct policy p;
+        struct policy_error e;
+        int rc = load(cases[i].yaml, &p, &e);
+        if (rc != cases[i].code || e.code != rc ||
+            (cases[i].message && strcmp(e.message, cases[i].message) != 0)) {
+            print_error("case %zu: want %d %s\n  got  %d %s\n", i, cases[i].code,
+                        cases[i].message ? cases[i].message : "", rc, e.message);
+            bad++;
+        }
+        policy_free(&p);
+    }
+    assert_int_equal(bad, 0);
+}
+
+#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+/* Lines 1..9; what follows starts at line 10. */
+#define BASE9 HEAD MODEL "training: {rounds: 3}\n"
+#define FIVE "participation: {members: [a, b, c, d, e]}\n"
+
+/* aggregation.rule and its keys (policies/README.md, aggregation): every rule loads with
+ * its keys and they reach struct policy and the canonical text; each key of one rule
+ * given with another, each key a rule needs left out, and what the members present
+ * cannot give (multi_krum's 2f + 3, select <= min_members - f) is refused, naming the
+ * keys and why. */
+static void test_aggregation_rules(void **state)
+{
+    (void)state;
+    struct policy p;
+    load_ok(BASE9 "aggregation: {rule: clip, norm_bound: 5, norm_cap: 50}\n", &p);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_true(p.aggregation.norm_bound == 5 && p.aggregation.norm_cap == 50);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: clip, norm_bound: 5, norm_cap: 5}\n", &p);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: trimmed_mean, trim: 0.2, norm_bound: 100}\n", &p);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_TRIMMED_MEAN);
+    assert_true(p.aggregation.trim == 0.2 && p.aggregation.norm_bound == 100);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: median}\n", &p);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_MEDIAN);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);   /* what median does */
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, weighting: uniform}\n", &p);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_UNIFORM);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n" FIVE, &p);
+    assert_int_equal(p.aggregation.weighting, POLICY_WEIGHT_TOKENS);    /* averages as fedavg */
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n" FIVE, &p);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_MULTI_KRUM);
+    assert_int_equal(p.aggregation.byzantine, 1);
+    assert_int_equal(p.aggregation.select, 0);            /* n - f of the n that report */
+    assert_int_equal(p.participation.min_members, 5);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: multi_krum, byzantine: 2, select: 5}\n"
+            "participation: {members: all, min_members: 7}\n", &p);
+    assert_int_equal(p.aggregation.select, 5);
+    policy_free(&p);
+    assert_string_equal(policy_agg_rule_name(POLICY_AGG_MULTI_KRUM), "multi_krum");
+    assert_string_equal(policy_agg_rule_name(POLICY_AGG_CLIP), "clip");
+
+    /* the canonical text carries every key; each value moves the hash */
+    char *text = canonical_of(BASE9 "aggregation: {rule: multi_krum, byzantine: 1, select: 3}\n"
+                              FIVE);
+    assert_non_null(strstr(text, "\naggregation.byzantine=1\naggregation.norm_bound=0\n"
+                           "aggregation.norm_cap=0\naggregation.rule=multi_krum\n"
+                           "aggregation.select=3\naggregation.trim=0\n"));
+    free(text);
+    text = canonical_of(BASE9 "aggregation: {rule: trimmed_mean, trim: 0.25}\n");
+    assert_non_null(strstr(text, "\naggregation.rule=trimmed_mean\n"));
+    assert_non_null(strstr(text, "\naggregation.trim=0.25\n"));
+    free(text);
+    const char *variants[] = {
+        BASE9,
+        BASE9 "aggregation: {rule: median}\n",
+        BASE9 "aggregation: {rule: trimmed_mean, trim: 0.25}\n",
+        BASE9 "aggregation: {rule: trimmed_mean, trim: 0.2}\n",
+        BASE9 "aggregation: {rule: clip, norm_bound: 5}\n",
+        BASE9 "aggregation: {rule: clip, norm_bound: 5, norm_cap: 6}\n",
+        BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n" FIVE,
+        BASE9 "aggregation: {rule: multi_krum, byzantine: 1, select: 2}\n" FIVE,
+        BASE9 FIVE,
+    };
+    uint8_t h[sizeof variants / sizeof *variants][32];
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++) {
+        hash_of(variants[i], h[i]);
+        for (size_t j = 0; j < i; j++)
+            if (memcmp(h[i], h[j], 32) == 0)
+                fail_msg("variants %zu and %zu hash alike", j, i);
+    }
+    uint8_t spelled[32];
+    hash_of(BASE9 "aggregation: {rule: fedavg, norm_bound: 0}\n", spelled);
+    assert_memory_equal(h[0], spelled, 32);
+    hash_of(BASE9 "aggregation: {rule: median, weighting: uniform}\n", spelled);
+    assert_memory_equal(h[1], spelled, 32);
+    text = canonical_of(variants[1]);
+    assert_non_null(strstr(text, "\naggregation.weighting=uniform\n"));
+    free(text);
+
+    static const struct bad_case cases[] = {
+        /* names and ranges */
+        {BASE9 "aggregation: {rule: krum}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:21: aggregation.rule: expected one of fedavg, trimmed_mean, median, "
+         "multi_krum, clip, got \"krum\""},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.5}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:41: aggregation.trim: expected a number in (0, 0.5), got 0.5"},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:41: aggregation.trim: expected a number in (0, 0.5), got 0"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 0}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:44: aggregation.byzantine: expected an integer in [1, 1024], got 0"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 1, select: 0}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:55: aggregation.select: expected an integer in [1, 1024], got 0"},
+        {BASE9 "aggregation: {rule: clip, norm_bound: 1, norm_cap: -1}\n", POLICY_ERR_RANGE,
+         "t.yaml:10:52: aggregation.norm_cap: expected a finite number >= 0, got -1"},
+        /* the former names and misspellings: did you mean */
+        {BASE9 "aggregation: {rule: multi_krum, krum_byzantine: 1}\n", POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:10:33: aggregation.krum_byzantine: unknown key (did you mean \"byzantine\"?)"},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim_fraction: 0.1}\n",
+         POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:10:35: aggregation.trim_fraction: unknown key (did you mean \"trim\"?)"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantin: 1}\n", POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:10:33: aggregation.byzantin: unknown key (did you mean \"byzantine\"?)"},
+        /* a rule's keys with another rule */
+        {BASE9 "aggregation: {trim: 0.1}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:21: aggregation.trim: only used by rule trimmed_mean (the fraction trimmed "
+         "at each end); rule is fedavg: remove the key or use rule: trimmed_mean"},
+        {BASE9 "aggregation: {rule: median, byzantine: 1}\n" FIVE, POLICY_ERR_INVALID,
+         "t.yaml:10:40: aggregation.byzantine: only used by rule multi_krum (the faulty "
+         "members tolerated); rule is median: remove the key or use rule: multi_krum"},
+        {BASE9 "aggregation: {rule: clip, norm_bound: 1, select: 2}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:50: aggregation.select: only used by rule multi_krum (the updates "
+         "averaged); rule is clip: remove the key or use rule: multi_krum"},
+        {BASE9 "aggregation: {norm_bound: 5, norm_cap: 10}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:40: aggregation.norm_cap: only used by rule clip (the norm above which an "
+         "update is refused instead of clipped); rule is fedavg: remove the key or use rule: "
+         "clip"},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, norm_cap: 0}\n", POLICY_ERR_INVALID,
+         NULL},
+        /* median and trimmed_mean weigh each update alike */
+        {BASE9 "aggregation: {rule: median, weighting: tokens}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:40: aggregation.weighting: weighting tokens is not applied by rule median, "
+         "whose coordinate-wise order statistics count each update once; write weighting: "
+         "uniform or leave the key out"},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, weighting: samples}\n",
+         POLICY_ERR_INVALID, NULL},
+        /* what a rule needs */
+        {BASE9 "aggregation:\n  rule: clip\n", POLICY_ERR_MISSING,
+         "t.yaml:10:1: aggregation.norm_bound: rule clip needs norm_bound, the L2 norm each "
+         "update is scaled down to (> 0)"},
+        {BASE9 "aggregation: {rule: clip, norm_bound: 0}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:39: aggregation.norm_bound: rule clip needs norm_bound > 0, the L2 norm "
+         "each update is scaled down to (0 would zero every update)"},
+        {BASE9 "aggregation: {rule: clip, norm_bound: 10, norm_cap: 5}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:53: aggregation.norm_cap: norm_cap 5 is below norm_bound 10: updates with a "
+         "norm between them would be refused although clipping brings them to norm_bound; "
+         "give norm_cap >= norm_bound, or 0 for no cap"},
+        {BASE9 "aggregation: {rule: trimmed_mean}\n", POLICY_ERR_MISSING,
+         "t.yaml:10:1: aggregation.trim: rule trimmed_mean needs trim, the fraction of each "
+         "coordinate's values dropped at each end, in (0, 0.5)"},
+        {BASE9 "aggregation: {rule: multi_krum}\n" FIVE, POLICY_ERR_MISSING,
+         "t.yaml:10:1: aggregation.byzantine: rule multi_krum needs byzantine, the number f of "
+         "faulty members tolerated (>= 1; a round then needs 2f + 3 updates)"},
+        /* multi_krum: 2f + 3 updates at the fewest members a round closes with */
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:44: aggregation.byzantine: multi_krum with byzantine 1 needs 2f + 3 = 5 "
+         "updates a round, and participation.min_members is 1, its default, so a round could "
+         "close with fewer; raise min_members to 5 or lower byzantine"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 2}\n"
+         "participation: {members: all, min_members: 6}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:44: aggregation.byzantine: multi_krum with byzantine 2 needs 2f + 3 = 7 "
+         "updates a round, and participation.min_members is 6, so a round could close with "
+         "fewer; raise min_members to 7 or lower byzantine"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 2}\n" FIVE, POLICY_ERR_INVALID,
+         "t.yaml:10:44: aggregation.byzantine: multi_krum with byzantine 2 needs 2f + 3 = 7 "
+         "updates a round, and participation.members lists only 5 members; lower byzantine "
+         "to 1 or less"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 1}\n"
+         "participation: {members: [a, b, c, d]}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:44: aggregation.byzantine: multi_krum with byzantine 1 needs 2f + 3 = 5 "
+         "updates a round, and participation.members lists only 4 members; multi_krum needs "
+         "at least 5 (byzantine 1)"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 1, select: 5}\n" FIVE,
+         POLICY_ERR_INVALID,
+         "t.yaml:10:55: aggregation.select: select 5 is more than participation.min_members - "
+         "byzantine = 5 - 1 = 4, the updates multi_krum keeps in a round of min_members; "
+         "lower select or leave it out (n - f of the n that report)"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 2, select: 7}\n"
+         "participation: {members: all, min_members: 8}\n", POLICY_ERR_INVALID, NULL},
+    };
+    expect_refusals(cases, sizeof cases / sizeof *cases);
+}
+
+/* privacy (DP-FedAvg): the section's keys, delta's default, its canonical lines, and each
+ * refusal: the keys' ranges, a target epsilon without noise, and every setting under
+ * which the noise would not cover one member (another rule, weights, senders averaging,
+ * measures that evaluate each update). */
+#define DP_OK "aggregation: {weighting: uniform}\ncontribution: {measures: [tokens, rounds, bytes]}\n"
+static void test_privacy(void **state)
+{
+    (void)state;
+    struct policy p;
+    load_ok(minimal, &p);
+    assert_int_equal(p.privacy.enabled, 0);
+    assert_true(p.privacy.clip == 0 && p.privacy.noise_multiplier == 0 &&
+                p.privacy.delta == 0 && p.privacy.target_epsilon == 0);
+    policy_free(&p);
+    load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1}\n", &p);
+    assert_int_equal(p.privacy.enabled, 1);
+    assert_true(p.privacy.clip == 1.0 && p.privacy.noise_multiplier == 1.1);
+    assert_true(p.privacy.delta == 1e-5 && p.privacy.target_epsilon == 0);
+    policy_free(&p);
+    load_ok(BASE9 "aggregation: {rule: clip, norm_bound: 2, weighting: uniform}\n"
+            "contribution: {measures: [bytes]}\n"
+            "privacy: {clip: 0.5, noise_multiplier: 2, delta: 1e-6, target_epsilon: 8}\n", &p);
+    assert_int_equal(p.aggregation.rule, POLICY_AGG_CLIP);
+    assert_true(p.privacy.clip == 0.5 && p.privacy.noise_multiplier == 2);
+    assert_true(p.privacy.delta == 1e-6 && p.privacy.target_epsilon == 8);
+    policy_free(&p);
+    load_ok(BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: 0}\n", &p);   /* clipping only */
+    assert_int_equal(p.privacy.enabled, 1);
+    policy_free(&p);
+
+    char *text = canonical_of(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1}\n");
+    assert_non_null(strstr(text, "\nprivacy.clip=1\nprivacy.delta=1e-05\n"
+                           "privacy.noise_multiplier=1.1\nprivacy.target_epsilon=0\nschema=1\n"));
+    free(text);
+    uint8_t a[32], b[32];
+    hash_of(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1}\n", a);
+    hash_of(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, delta: 1.0e-5}\n", b);
+    assert_memory_equal(a, b, 32);   /* the default spelled out */
+    const char *moved[] = {
+        BASE9 DP_OK,
+        BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, delta: 1e-6}\n",
+        BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.2}\n",
+        BASE9 DP_OK "privacy: {clip: 2.0, noise_multiplier: 1.1}\n",
+        BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, target_epsilon: 10}\n",
+    };
+    for (size_t i = 0; i < sizeof moved / sizeof *moved; i++) {
+        hash_of(moved[i], b);
+        if (memcmp(a, b, 32) == 0)
+            fail_msg("variant %zu hashes as the first", i);
+    }
+
+    static const struct bad_case cases[] = {
+        {BASE9 DP_OK "privacy:\n", POLICY_ERR_MISSING,
+         "t.yaml:12:1: privacy.clip: required key is missing"},
+        {BASE9 DP_OK "privacy: {noise_multiplier: 1}\n", POLICY_ERR_MISSING,
+         "t.yaml:12:10: privacy.clip: required key is missing"},
+        {BASE9 DP_OK "privacy: {clip: 1}\n", POLICY_ERR_MISSING,
+         "t.yaml:12:10: privacy.noise_multiplier: required key is missing"},
+        {BASE9 DP_OK "privacy: {clip: 0, noise_multiplier: 1}\n", POLICY_ERR_RANGE,
+         "t.yaml:12:17: privacy.clip: expected a finite number > 0, got 0"},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: -1}\n", POLICY_ERR_RANGE,
+         "t.yaml:12:38: privacy.noise_multiplier: expected a finite number >= 0, got -1"},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: .nan}\n", POLICY_ERR_RANGE, NULL},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: 1, delta: 0.2}\n", POLICY_ERR_RANGE,
+         "t.yaml:12:48: privacy.delta: expected a number in (0, 0.1], got 0.2"},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: 1, delta: 0}\n", POLICY_ERR_RANGE,
+         NULL},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: 1, target_epsilon: 0}\n",
+         POLICY_ERR_RANGE,
+         "t.yaml:12:57: privacy.target_epsilon: expected a finite number > 0, got 0"},
+        {BASE9 DP_OK "privacy: {clip: 1, noise: 1}\n", POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:12:20: privacy.noise: unknown key (did you mean \"noise_multiplier\"?)"},
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multipler: 1}\n", POLICY_ERR_UNKNOWN_KEY,
+         "t.yaml:12:20: privacy.noise_multipler: unknown key (did you mean "
+         "\"noise_multiplier\"?)"},
+        /* a target epsilon without noise: epsilon is infinite from round 1 */
+        {BASE9 DP_OK "privacy: {clip: 1, noise_multiplier: 0, target_epsilon: 8}\n",
+         POLICY_ERR_INVALID,
+         "t.yaml:12:57: privacy.target_epsilon: a target epsilon with noise_multiplier 0: "
+         "without noise epsilon is infinite from the first round, so no round could run; give "
+         "noise_multiplier > 0 or remove target_epsilon"},
+        /* the rules whose output one member moves by more than clip */
+        {BASE9 "aggregation: {rule: median, weighting: uniform}\n"
+         "contribution: {measures: [tokens]}\nprivacy: {clip: 1, noise_multiplier: 1}\n",
+         POLICY_ERR_INVALID,
+         "t.yaml:10:21: aggregation.rule: privacy (DP-FedAvg) needs rule fedavg or clip, not "
+         "median: its noise is calibrated to a sum that each member moves by at most "
+         "privacy.clip, which median's output is not"},
+        {BASE9 "aggregation: {rule: multi_krum, byzantine: 1, weighting: uniform}\n" FIVE
+         "contribution: {measures: [tokens]}\nprivacy: {clip: 1, noise_multiplier: 1}\n",
+         POLICY_ERR_INVALID, NULL},
+        {BASE9 "aggregation: {rule: trimmed_mean, trim: 0.1, weighting: uniform}\n"
+         "contribution: {measures: [tokens]}\nprivacy: {clip: 1, noise_multiplier: 1}\n",
+         POLICY_ERR_INVALID, NULL},
+        /* weights: the default tokens, then samples given */
+        {BASE9 "contribution: {measures: [tokens]}\nprivacy: {clip: 1, noise_multiplier: 1}\n",
+         POLICY_ERR_INVALID,
+         "t.yaml:11:1: aggregation.weighting: privacy needs weighting: uniform (weighting is "
+         "tokens, the default): weighted by tokens, one member's share of the average is not "
+         "bounded by clip / n, the sensitivity the noise is calibrated to"},
+        {BASE9 "aggregation: {weighting: samples}\ncontribution: {measures: [tokens]}\n"
+         "privacy: {clip: 1, noise_multiplier: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:10:26: aggregation.weighting: privacy needs weighting: uniform (weighting is "
+         "samples): weighted by samples, one member's share of the average is not bounded by "
+         "clip / n, the sensitivity the noise is calibrated to"},
+        {BASE9 DP_OK "compression: {uplink: {average: senders}}\n"
+         "privacy: {clip: 1, noise_multiplier: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:12:33: compression.uplink.average: privacy needs average: members: senders "
+         "divides each coordinate by the members that sent it, so one member's share of a "
+         "coordinate is not bounded by clip / n"},
+        /* measures that evaluate each update on its own */
+        {BASE9 "aggregation: {weighting: uniform}\nprivacy: {clip: 1, noise_multiplier: 1}\n",
+         POLICY_ERR_INVALID,
+         "t.yaml:11:1: contribution.measures: privacy with the measure alignment (the default "
+         "measures): it evaluates each member's update on its own, which the noise on the "
+         "round's sum does not cover (the scores would reveal what DP hides); measure tokens, "
+         "rounds or bytes only"},
+        {BASE9 "aggregation: {weighting: uniform}\n"
+         "contribution:\n  measures: [tokens, loo, shapley]\n"
+         "  evaluation_set: {name: e.txt, blake2b: " HEX64 "}\n"
+         "privacy: {clip: 1, noise_multiplier: 1}\n", POLICY_ERR_INVALID,
+         "t.yaml:12:13: contribution.measures: privacy with the measures loo, shapley: they "
+         "evaluate each member's update on its own, which the noise on the round's sum does "
+         "not cover (the scores would reveal what DP hides); measure tokens, rounds or bytes "
+         "only"},
+    };
+    expect_refusals(cases, sizeof cases / sizeof *cases);
+}
+
 /* contribution: defaults, every key, the canonical lines and the hash, each cross-field
  * rule and each value error with file:line:col. */
-#define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define CONTRIB HEAD MODEL "training: {rounds: 3}\ncontribution:\n"
 
 static void test_contribution(void **state)
@@ -1536,6 +1862,113 @@ static int site_text(const char *text, struct site_policy *s, struct policy_erro
     return site_load_buffer("site.yaml", text, strlen(text), s, e);
 }
 
+/* A site's require (policies/README.md, "Site policy"): an experiment without privacy,
+ * with less noise than the floor, or whose epsilon after all its rounds (or its target
+ * epsilon when smaller) is over the ceiling is refused with the reason; one that meets
+ * both is allowed. The epsilons are the accountant's (privacy/rdp.h). */
+static void test_site_require(void **state)
+{
+    (void)state;
+    struct policy demo, dp, capped, dp0;
+    struct site_policy t;
+    struct policy_error e;
+    char why[512], site[256];
+    assert_int_equal(policy_load_file(path_of("policies/examples/demo.yaml"), &demo, &e), 0);
+    load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1}\n", &dp);
+    load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, target_epsilon: 2}\n",
+            &capped);
+    load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 0}\n", &dp0);
+    double eps;
+    assert_int_equal(rdp_epsilon(1.0, 1.1, 3, 1e-5, &eps), 0);
+    assert_true(eps > 2 && eps < 100);   /* 3 rounds at z = 1.1 spend more than the target 2 */
+    char eps_s[40];
+    snprintf(eps_s, sizeof eps_s, "%.4g", eps);
+
+    /* no requirement: everything goes */
+    assert_int_equal(site_text("schema: 1\n", &t, &e), 0);
+    assert_int_equal(site_check(&t, &demo, why, sizeof why), 0);
+    assert_int_equal(site_check(&t, &dp0, why, sizeof why), 0);
+    site_policy_free(&t);
+
+    const struct {
+        const char *site;
+        const struct policy *p;
+        const char *why;       /* NULL: allowed */
+    } cases[] = {
+        {"require: {min_noise_multiplier: 1}", &demo,
+         "experiment demo-gpt2-bytes: it has no privacy section (its updates are neither "
+         "clipped nor noised), and this site requires differential privacy "
+         "(require.min_noise_multiplier 1)"},
+        {"require: {max_epsilon: 8}", &demo,
+         "experiment demo-gpt2-bytes: it has no privacy section (its updates are neither "
+         "clipped nor noised), and this site requires differential privacy "
+         "(require.max_epsilon 8)"},
+        {"require: {min_noise_multiplier: 0.5, max_epsilon: 8}", &demo,
+         "experiment demo-gpt2-bytes: it has no privacy section (its updates are neither "
+         "clipped nor noised), and this site requires differential privacy "
+         "(require.min_noise_multiplier 0.5 and require.max_epsilon 8)"},
+        {"require: {min_noise_multiplier: 1.2}", &dp,
+         "experiment t: privacy.noise_multiplier 1.1 is below this site's "
+         "require.min_noise_multiplier 1.2"},
+        {"require: {min_noise_multiplier: 1.1}", &dp, NULL},
+        {"require: {min_noise_multiplier: 0.5}", &dp0,
+         "experiment t: privacy.noise_multiplier 0 is below this site's "
+         "require.min_noise_multiplier 0.5"},
+        {"require: {max_epsilon: 1000}", &dp0,
+         "experiment t: epsilon after its 3 rounds is inf at delta 1e-05 (noise_multiplier 0), "
+         "over this site's require.max_epsilon 1000"},
+        /* the target caps what the experiment can spend */
+        {"require: {max_epsilon: 2}", &capped, NULL},
+        {"require: {max_epsilon: 1.5}", &capped, "!target"},
+        {"require: {max_epsilon: 1.5}", &dp, "!rounds"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(site, sizeof site, "schema: 1\n%s\n", cases[i].site);
+        assert_int_equal(site_text(site, &t, &e), 0);
+        int rc = site_check(&t, cases[i].p, why, sizeof why);
+        char want[512];
+        const char *w = cases[i].why;
+        if (w && !strcmp(w, "!target"))
+            snprintf(want, sizeof want, "experiment t: it may spend epsilon 2 at delta 1e-05 "
+                     "(its privacy.target_epsilon; its 3 rounds would spend %s), over this "
+                     "site's require.max_epsilon 1.5", eps_s);
+        else if (w && !strcmp(w, "!rounds"))
+            snprintf(want, sizeof want, "experiment t: epsilon after its 3 rounds is %s at "
+                     "delta 1e-05 (noise_multiplier 1.1), over this site's "
+                     "require.max_epsilon 1.5", eps_s);
+        else
+            snprintf(want, sizeof want, "%s", w ? w : "");
+        if (rc != (w ? POLICY_ERR_SITE_REFUSED : 0) || strcmp(why, want) != 0)
+            fail_msg("case %zu (%s): rc %d\n  want: %s\n  got:  %s", i, cases[i].site, rc, want,
+                     why);
+        site_policy_free(&t);
+    }
+    /* just over and just under the epsilon after all rounds */
+    snprintf(site, sizeof site, "schema: 1\nrequire: {max_epsilon: %.17g}\n", eps * 1.000001);
+    assert_int_equal(site_text(site, &t, &e), 0);
+    assert_int_equal(site_check(&t, &dp, why, sizeof why), 0);
+    site_policy_free(&t);
+    snprintf(site, sizeof site, "schema: 1\nrequire: {max_epsilon: %.17g}\n", eps * 0.999999);
+    assert_int_equal(site_text(site, &t, &e), 0);
+    assert_int_equal(site_check(&t, &dp, why, sizeof why), POLICY_ERR_SITE_REFUSED);
+    assert_non_null(strstr(why, "epsilon after its 3 rounds is"));
+    site_policy_free(&t);
+    /* more rounds spend more: 30 rounds at the same noise are over what 3 are */
+    struct policy longer;
+    load_ok(HEAD MODEL "training: {rounds: 30}\n" DP_OK
+            "privacy: {clip: 1.0, noise_multiplier: 1.1}\n", &longer);
+    snprintf(site, sizeof site, "schema: 1\nrequire: {max_epsilon: %.17g}\n", eps * 1.000001);
+    assert_int_equal(site_text(site, &t, &e), 0);
+    assert_int_equal(site_check(&t, &longer, why, sizeof why), POLICY_ERR_SITE_REFUSED);
+    assert_non_null(strstr(why, "epsilon after its 30 rounds is"));
+    site_policy_free(&t);
+    policy_free(&longer);
+    policy_free(&demo);
+    policy_free(&dp);
+    policy_free(&capped);
+    policy_free(&dp0);
+}
+
 static void test_site(void **state)
 {
     (void)state;
@@ -1614,12 +2047,17 @@ static void test_site(void **state)
     assert_int_equal(rc, POLICY_ERR_RANGE);
     if (!strstr(e.message, "site.yaml:3:18: allow.experiments: expected a name pattern"))
         fail_msg("%s", e.message);
-    /* a floor on noise that no experiment can add: refused, not silently unmeetable */
+    /* require: a key given is a requirement, so 0 is refused; an unknown key is helped */
     rc = site_text("schema: 1\nrequire:\n  min_noise_multiplier: 0\n", &t, &e);
-    assert_int_equal(rc, POLICY_ERR_UNIMPLEMENTED);
-    assert_string_equal(e.message, "site.yaml:2:1: require: not implemented yet: experiments "
-                        "cannot add noise (their privacy section is not implemented), so no "
-                        "experiment could meet require.min_noise_multiplier; remove the section");
+    assert_int_equal(rc, POLICY_ERR_RANGE);
+    assert_string_equal(e.message, "site.yaml:3:25: require.min_noise_multiplier: expected a "
+                        "finite number > 0, got 0");
+    rc = site_text("schema: 1\nrequire:\n  max_epsilon: .inf\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_RANGE);
+    rc = site_text("schema: 1\nrequire:\n  min_noise: 1\n", &t, &e);
+    assert_int_equal(rc, POLICY_ERR_UNKNOWN_KEY);
+    assert_string_equal(e.message, "site.yaml:3:3: require.min_noise: unknown key (did you "
+                        "mean \"min_noise_multiplier\"?)");
     rc = site_text("member: fpt\n", &t, &e);
     assert_int_equal(rc, POLICY_ERR_MISSING);
     assert_string_equal(e.message, "site.yaml:1:1: schema: required key is missing");
@@ -1655,7 +2093,10 @@ int main(void)
         cmocka_unit_test(test_file_kinds),
         cmocka_unit_test(test_members_all),
         cmocka_unit_test(test_unapplied_keys_refused),
+        cmocka_unit_test(test_aggregation_rules),
+        cmocka_unit_test(test_privacy),
         cmocka_unit_test(test_site),
+        cmocka_unit_test(test_site_require),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
