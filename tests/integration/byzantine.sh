@@ -27,8 +27,10 @@ grep -qi "byzantine" "$T/help.txt" && fail "aulac-worker --help mentions a byzan
 rc=0; "$BIN/aulac-worker" --test-byzantine scale=-10 >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 2 ] && grep -q "unrecognized option '--test-byzantine'" "$T/out" ||
     { cat "$T/out"; fail "aulac-worker accepted --test-byzantine (exit $rc)"; }
-grep -q -- "test-byzantine" "$BIN/aulac-worker" && fail "the aulac-worker binary contains 'test-byzantine'"
-"$BYZ" --help | grep -q -- "--test-byzantine scale=F" || fail "the test build does not document its switch"
+grep -q -- "test-byzantine" "$BIN/aulac-worker" &&
+    fail "the aulac-worker binary contains 'test-byzantine'"
+"$BYZ" --help | grep -q -- "--test-byzantine scale=F" ||
+    fail "the test build does not document its switch"
 rc=0; "$BYZ" --test-byzantine scale=nan >"$T/out" 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "the test build accepted scale=nan (exit $rc)"
 note "aulac-worker has no --test-byzantine (refused, not in --help); the test build has it"
@@ -41,15 +43,20 @@ cat /usr/share/common-licenses/GFDL-1.3 /usr/share/common-licenses/MPL-2.0 \
 make_alliance alpha beta gamma delta
 HONEST=(alpha beta gamma)
 
-# policy RULE: the demo recipe for the four members, every round waiting for all four.
+# policy RULE: the demo recipe for the four members, every round waiting for all four
+# (median counts each update once: weighting uniform, as the schema requires).
 policy() {
-    sed -e "s/^  rule: .*/  rule: $1/" -e "s/^  rounds: .*/  rounds: $ROUNDS/" \
+    local weighting=tokens
+    [ "$1" = fedavg ] || weighting=uniform
+    sed -e "s/^  rule: .*/  rule: $1/" -e "s/^  weighting: .*/  weighting: $weighting/" \
+        -e "s/^  rounds: .*/  rounds: $ROUNDS/" \
         -e "s/^  proposer: .*/  proposer: alpha/" \
         -e "s/^  members: .*/  members: [alpha, beta, gamma, delta]/" \
         -e "s/^  min_members: .*/  min_members: 4/" -e "s/^  grace_s: .*/  grace_s: 1/" \
         -e '/^contribution:/,$d' policies/examples/demo.yaml >"$T/policy.yaml"
     grep -q "^  rule: $1\$" "$T/policy.yaml" || fail "policy: no rule line to set"
-    "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 || { cat "$T/out"; fail "policy check ($1)"; }
+    "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 ||
+        { cat "$T/out"; fail "policy check ($1)"; }
 }
 
 # run NAME RULE SCALE: one experiment on its own coordinator; delta attacks with SCALE
@@ -164,6 +171,7 @@ if "fedavg" in m:
     print("fedavg under attack: honest held-out loss %.3f -> %.3f" % (f0, f1))
     if "median" in m:
         # the attack is real: without the defence the model is far worse
-        assert f1 > m["median"][1] + 1.0, ("fedavg under attack is not worse", m["fedavg"], m["median"])
+        assert f1 > m["median"][1] + 1.0, ("fedavg under attack is not worse",
+                                           m["fedavg"], m["median"])
 PY
 echo "byzantine: ok"

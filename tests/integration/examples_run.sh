@@ -2,22 +2,25 @@
 # Every example experiment policy (policies/examples/*.yaml but site-*) runs on the real
 # coordinator with its aggregation, privacy, compression and participation sections as
 # written: the coordinator loads it from a proposal, starts it and closes three rounds
-# (past any dense warm-up), each with the update of every member it lists, and the ledger verifies.
+# (past any dense warm-up), each with the update of every member it lists, and the
+# ledger verifies.
 #
 # What is scaled down, so that it runs on two CPU cores in seconds: the model (a byte
 # GPT-2 of one layer), the local training (2 steps of 4 x 32 bytes), the rounds (3), the
 # members' data (licence texts), the round deadline, and the contribution measures that
 # need an evaluation set (loo, shapley: the demo's set is a Debian package's text;
-# tests/integration/credits_verify.sh runs them), dropped with their settings. tests/unit/test_examples.c checks the examples as written: their plans
-# for every round, and that the members they list can satisfy their rule and privacy
-# budget. policy_cli.sh: `aulac policy check` passes each of them unchanged.
+# tests/integration/credits_verify.sh runs them), dropped with their settings.
+# tests/unit/test_examples.c checks the examples as written: a plan for every round, and
+# that the members they list can satisfy their rule and their privacy budget.
+# policy_cli.sh: `aulac policy check` passes each of them unchanged.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
 ROUNDS=3
 # corpus DIR I: a member's corpus, a different mix of licence texts for each I.
 corpus() {
-    local files=(/usr/share/common-licenses/{GPL-3,Apache-2.0,LGPL-2.1,MPL-2.0,GFDL-1.3,GPL-2,Artistic,MPL-1.1})
+    local files=(/usr/share/common-licenses/{GPL-3,Apache-2.0,LGPL-2.1,MPL-2.0,GFDL-1.3,GPL-2}
+                 /usr/share/common-licenses/{Artistic,MPL-1.1})
     mkdir -p "$1"
     cat "${files[$(($2 % 8))]}" "${files[$((($2 + 3) % 8))]}" "${files[$((($2 + 5) % 8))]}" \
         >"$1/text.txt"
@@ -68,7 +71,8 @@ for ex in policies/examples/*.yaml; do
     # shellcheck disable=SC2086
     make_alliance "$proposer" $(printf '%s\n' $members | grep -vx "$proposer")
     cp "$T/$base.yaml" "$T/policy.yaml"
-    "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 || { cat "$T/out"; fail "$base: the scaled-down policy does not check"; }
+    "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 ||
+        { cat "$T/out"; fail "$base: the scaled-down policy does not check"; }
     start_coordinator
     pids=() i=0
     for m in $members; do
@@ -100,7 +104,8 @@ for r in closed:
     got = sorted(e["member"] for e in entries if e["type"] == "update_accepted" and e["round"] == r)
     assert got == members, (r, got, members)
 PY
-    note "$base: started by the coordinator, $ROUNDS rounds closed with its $(wc -w <<<"$members") members, ledger OK ($((SECONDS - t0)) s)"
+    note "$base: started by the coordinator, $ROUNDS rounds closed with its" \
+        "$(wc -w <<<"$members") members, ledger OK ($((SECONDS - t0)) s)"
     n=$((n + 1))
 done
 [ "$n" -ge 4 ] || fail "only $n example policies"
