@@ -231,7 +231,9 @@ int experiment_views_add(struct experiment_views *v, uint64_t index, const uint8
                 .round = e.u.round_closed.round,
                 .n_participants = e.u.round_closed.n_participants,
                 .mean_loss = e.u.round_closed.mean_loss,
-                .tokens = e.u.round_closed.tokens };
+                .tokens = e.u.round_closed.tokens,
+                .has_epsilon = e.u.round_closed.has_epsilon,
+                .epsilon = e.u.round_closed.epsilon };
             break;
         case ENTRY_CONTRIBUTION_SCORES:
             if (grow((void **)&x->scores, x->n_scores, &x->cap_scores, sizeof *x->scores) != 0) {

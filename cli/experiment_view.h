@@ -36,6 +36,8 @@ struct ev_round {                        /* round_closed */
     uint32_t n_participants;
     double   mean_loss;
     uint64_t tokens;
+    int      has_epsilon;                /* differential privacy: the entry's epsilon */
+    double   epsilon;                    /* spent after this round (PRIVACY.md) */
 };
 
 struct ev_experiment {
@@ -44,7 +46,8 @@ struct ev_experiment {
     int      started;
     uint8_t  policy_hash[32];            /* experiment_started's (zero before) */
     uint64_t rounds_planned;             /* experiment_started's */
-    char    *end_reason;                 /* cancelled / failed; may be NULL */
+    char    *end_reason;                 /* cancelled / failed, or finished early (e.g.
+                                            "privacy budget: ..."); may be NULL */
     int      have_policy;                /* its policy document was found and parses */
     char     policy_name[POLICY_NAME_MAX + 1];
     struct policy_contribution contribution;   /* have_policy: contribution.* */

@@ -576,6 +576,14 @@ static int write_page(FILE *f, const struct report *r)
         fputs("; ", f);
         html_text(f, x->end_reason);
     }
+    /* differential privacy: the epsilon its last round_closed carries (PRIVACY.md) */
+    for (size_t i = x->n_rounds; i-- > 0;) {
+        if (!x->rounds[i].has_epsilon)
+            continue;
+        fprintf(f, "; differential privacy: &epsilon; <b id=\"epsilon\">%.4g</b> spent after "
+                "round %" PRIu64, x->rounds[i].epsilon, x->rounds[i].round);
+        break;
+    }
     fputs("</p>\n", f);
     section_credit(f, r);
     if (section_scores(f, r) != 0 || section_losses(f, r) != 0)

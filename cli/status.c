@@ -16,13 +16,24 @@ static const char usage[] =
     "Shows the coordinator's experiment (or, with --experiment, any approved one): state (idle, running, finished, cancelled,\n"
     "failed) and round, how many approved experiments wait in its queue, each closed\n"
     "round's participants with their validation and training losses, and each member's\n"
-    "contribution (rounds joined, tokens, bytes sent, rejected updates).\n"
+    "contribution (rounds joined, tokens, bytes sent, rejected updates). With differential\n"
+    "privacy (PRIVACY.md), the epsilon spent so far at the policy's delta, its budget, and\n"
+    "each round's epsilon (as its round_closed ledger entry carries it).\n"
     "\n"
     "  --coordinator ADDR   gRPC address of the coordinator\n"
     "  --experiment ID      an approved experiment other than the current one (queued or\n"
     "                       ended: its state, rounds and last model; aulac experiment list)\n"
     CLIENT_TLS_USAGE
     "  --json               one JSON object instead of tables\n";
+
+/* A JSON number, or null when not finite (an infinite epsilon: no noise). */
+static void json_num(double v)
+{
+    if (isfinite(v))
+        printf("%.17g", v);
+    else
+        printf("null");
+}
 
 static void print_json(const Aulac__V1__StatusReply *r)
 {
@@ -40,8 +51,13 @@ static void print_json(const Aulac__V1__StatusReply *r)
     for (size_t i = 0; i < r->n_rounds; i++) {
         const Aulac__V1__RoundSummary *s = r->rounds[i];
         printf("%s{\"round\":%" PRIu64 ",\"mean_train_loss\":%.6f,\"tokens\":%" PRIu64
-               ",\"upload_bytes\":%" PRIu64 ",\"members\":[", i ? "," : "", s->round,
+               ",\"upload_bytes\":%" PRIu64, i ? "," : "", s->round,
                s->mean_train_loss, s->tokens, s->upload_bytes);
+        if (r->privacy) {
+            printf(",\"epsilon\":");
+            json_num(s->epsilon);
+        }
+        printf(",\"members\":[");
         for (size_t k = 0; k < s->n_member_losses; k++) {
             const Aulac__V1__MemberLoss *m = s->member_losses[k];
             printf("%s{\"member\":\"%s\",\"val_loss\":", k ? "," : "", m->member_id);
@@ -54,7 +70,22 @@ static void print_json(const Aulac__V1__StatusReply *r)
         }
         printf("]}");
     }
-    printf("],\"members\":[");
+    printf("]");
+    if (r->privacy) {   /* absent without privacy */
+        printf(",\"privacy\":{\"epsilon\":");
+        json_num(r->epsilon);
+        printf(",\"delta\":");
+        json_num(r->privacy_delta);
+        printf(",\"noise_multiplier\":");
+        json_num(r->noise_multiplier);
+        printf(",\"target_epsilon\":");
+        if (r->target_epsilon > 0)
+            json_num(r->target_epsilon);
+        else
+            printf("null");
+        printf("}");
+    }
+    printf(",\"members\":[");
     for (size_t i = 0; i < r->n_members; i++) {
         const Aulac__V1__MemberStatus *m = r->members[i];
         printf("%s{\"member\":\"%s\",\"organization\":\"", i ? "," : "", m->member_id);
@@ -82,9 +113,18 @@ static void print_text(const Aulac__V1__StatusReply *r)
         printf("experiment %s (policy %s): %s, round %" PRIu64 " of %" PRIu64 "; %u queued "
                "after it\n", r->experiment_id, r->policy_name, r->state, shown, r->total_rounds,
                r->queue_length);
-    printf("global model %.16s, ledger %" PRIu64 " entries\n\n", hex, r->ledger_size);
+    printf("global model %.16s, ledger %" PRIu64 " entries\n", hex, r->ledger_size);
+    if (r->privacy) {
+        char budget[64] = "no target epsilon";
+        if (r->target_epsilon > 0)
+            snprintf(budget, sizeof budget, "target epsilon %g", r->target_epsilon);
+        printf("privacy: epsilon %.4g spent at delta %g (noise multiplier %g; %s)\n",
+               r->epsilon, r->privacy_delta, r->noise_multiplier, budget);
+    }
+    printf("\n");
     if (r->n_rounds) {
-        printf("%-6s %-8s %-40s %s\n", "round", "members", "validation loss of the round's base model", "train loss");
+        printf("%-6s %-8s %-40s %s%s\n", "round", "members", "validation loss of the round's base model", "train loss",
+               r->privacy ? "  epsilon" : "");
         for (size_t i = 0; i < r->n_rounds; i++) {
             const Aulac__V1__RoundSummary *s = r->rounds[i];
             char losses[256] = "";
@@ -93,8 +133,11 @@ static void print_text(const Aulac__V1__StatusReply *r)
                 used += (size_t)snprintf(losses + used, sizeof losses - used, "%s %.3f  ",
                                          s->member_losses[k]->member_id,
                                          s->member_losses[k]->val_loss);
-            printf("%-6" PRIu64 " %-8zu %-40s %.4f\n", s->round, s->n_member_losses, losses,
+            printf("%-6" PRIu64 " %-8zu %-40s %.4f", s->round, s->n_member_losses, losses,
                    s->mean_train_loss);
+            if (r->privacy)
+                printf("      %.4g", s->epsilon);
+            printf("\n");
         }
         printf("\n");
     }

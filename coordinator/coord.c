@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/fileio.h"
 #include "common/hex.h"
@@ -62,6 +63,11 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     c->opt = *opt;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->changed, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->timer_wake, &ca);
+    pthread_condattr_destroy(&ca);
     int rc;
     if (crypto_init() != 0)
         return COORD_ERR_CONFIG;
@@ -77,8 +83,7 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     }
     c->members = calloc(c->roster.n_members, sizeof *c->members);
     /* governance may make any policy member eligible later */
-    c->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *c->accepted);
-    if (!c->members || !c->accepted)
+    if (!c->members || round_init_members(&c->rnd) != 0)
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);
@@ -133,6 +138,11 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     return rc;
 }
 
+#define TIMER_PERIOD_MS 200
+
+/* The timer thread: the only thread that closes rounds (round_timer_tick). It wakes every
+ * TIMER_PERIOD_MS (deadlines, governance, retention, the next experiment) and at once
+ * when an acceptance or a roster change asks for a close (timer_wake). */
 static void *timer_main(void *arg)
 {
     struct coord *c = arg;
@@ -150,7 +160,18 @@ static void *timer_main(void *arg)
             coord_prune_payloads(c, time_now_unix_ms());
             c->next_prune_ms = now + COORD_PRUNE_INTERVAL_MS;
         }
-        time_sleep_ms(200);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)TIMER_PERIOD_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&c->mu);
+        while (!c->stopping && !c->rnd.close_pending &&
+               pthread_cond_timedwait(&c->timer_wake, &c->mu, &until) == 0)
+            ;
+        pthread_mutex_unlock(&c->mu);
     }
     return NULL;
 }
@@ -179,6 +200,7 @@ void coord_close(struct coord *c)
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     pthread_cond_broadcast(&c->changed);
+    pthread_cond_signal(&c->timer_wake);
     pthread_mutex_unlock(&c->mu);
     if (c->srv)
         rpc_server_stop(c->srv);
@@ -192,11 +214,12 @@ void coord_close(struct coord *c)
     c->ledger = NULL;
     governance_close(c);
     auth_close(c);
-    free(c->accepted);
+    round_free_members(&c->rnd);
     free(c->members);
     roster_free(&c->roster);
     crypto_key_free(c->key);
     c->key = NULL;
     pthread_cond_destroy(&c->changed);
+    pthread_cond_destroy(&c->timer_wake);
     pthread_mutex_destroy(&c->mu);
 }

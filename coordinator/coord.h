@@ -8,7 +8,7 @@
  * re-accumulated from the payloads kept in LMDB) or starts the first queued one;
  * coord_serve() starts the gRPC service and the timer; coord_close() stops both and
  * frees everything. With nothing queued the coordinator serves idle (no experiment
- * loaded: c->state EXP_IDLE, c->model NULL). Experiments run one after another: the
+ * loaded: c->state EXP_IDLE, c->rnd.base NULL). Experiments run one after another: the
  * timer thread starts the next queued one once none runs (coordinator/lifecycle.c).
  * An experiment that ended stays loaded (its final model served) until the next starts.
  *
@@ -29,6 +29,7 @@
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
+#include "coordinator/round.h"
 
 /* Error codes of the coordinator (range -1600..-1649; outer.h has -1650..). */
 #define COORD_ERR_CONFIG   (-1600)  /* key, roster, policy or data dir unusable (logged) */
@@ -40,7 +41,6 @@
 #define COORD_ERR_BUSY     (-1606)  /* another older model is being served: retry later */
 
 #define COORD_EXPERIMENT_MAX 64
-#define COORD_ROUND_MAX_UPDATES ROSTER_MAX_MEMBERS   /* accepted updates of one round */
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
 
 struct coord_options {
@@ -68,7 +68,7 @@ struct coord_options {
     /* --eval-sets: the evaluation sets policies name (contribution.evaluation_set.name);
      * NULL: data_dir/evalsets. */
     const char *eval_sets_dir;
-    /* Tests: called by a round close while it computes outside mu. */
+    /* Tests: called by a round close (on the timer thread) while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
 };
@@ -82,32 +82,11 @@ struct governance;
 struct auth;
 struct witness_store;
 
-/* An immutable model version; downloads hold a reference while they stream it. */
-struct model_snapshot {
-    int refs;                       /* guarded by coord.mu */
-    int loading;                    /* guarded by coord.mu: params not read yet (archived) */
-    uint64_t round;                 /* rounds completed when it was made */
-    uint8_t hash[32];
-    size_t n;
-    float *params;
-};
-
-struct round_member {
-    char id[CRYPTO_ID_MAX + 1];
-    uint64_t tokens, samples, bytes;
-    float train_loss, val_loss;
-};
-
 struct member_stats {
     char id[CRYPTO_ID_MAX + 1];
     uint64_t rounds_joined, tokens, bytes_sent, rejected;
 };
 
-struct seen_nonce {
-    uint8_t nonce[16];
-    int64_t at_ms;                  /* 0: free slot */
-};
-#define COORD_NONCES 4096
 /* Anyone who reaches the port can send unauthenticated uploads; recording each refusal
  * would let them grow the ledger without bound, so only so many are recorded a minute
  * (every one is still logged). */
@@ -150,37 +129,18 @@ struct coord {
     /* Everything below is guarded by mu. */
     char experiment[COORD_EXPERIMENT_MAX + 1];
     enum coord_exp_state state;
-    uint64_t round;                 /* the open round, 1-based; > total when finished */
     uint64_t total_rounds;
-    struct model_snapshot *model;   /* the open round's base model */
+    /* The open round (coordinator/round.h): number, base model, downlink, outer state,
+     * accepted set, deadline, closing flags. */
+    struct coord_round rnd;
     struct model_snapshot *archived;/* an older model that downloads stream (models_acquire);
                                        NULL once the last of them releases it */
-    /* The compressed update from the previous model to c->model (downlink). */
-    uint8_t *down_payload;
-    size_t down_len;
-    uint8_t down_from[32];
-    float *down_residual;           /* server-side error feedback of the downlink */
     /* The loaded experiment's evaluation set and evaluator (credit/evalset.h), when its
      * policy measures loo or shapley and it has not ended; else evaluator NULL. Used by
      * the round close outside mu (closing). */
     struct evalset evalset;
     struct evaluator *evaluator;
-    struct outer_opt outer;
-    float *acc;                     /* sum of weight * decoded update, in arrival order:
-                                       acceptance decodes each update into it (the check
-                                       that it decodes); the close does not use the sum:
-                                       it re-sums the stored updates in member-id order
-                                       (aggregate/round.h) into acc as its average */
-    float *support;                 /* average: senders: weight that carried each value */
-    double weight_sum;
-    struct round_member *accepted;  /* n_accepted of n_eligible slots */
-    size_t n_accepted, n_eligible;
-    int64_t round_opened_ms, deadline_ms;
-    int deadline_logged;
-    int closing;                    /* a round close is computing outside mu: acc, support,
-                                       outer, down_residual and the round belong to it */
-    int close_pending;              /* the timer closes the round (asked with mu held by a
-                                       caller that cannot let mu go) */
+    size_t n_eligible;              /* roster members that take part in the experiment */
     int64_t next_start_ms;          /* monotonic: the timer's next try at starting the next
                                        queued experiment after a storage error */
     int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
@@ -189,7 +149,6 @@ struct coord {
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
     int refusals_in_window;         /* this minute, at most COORD_REFUSALS_PER_MINUTE */
-    struct seen_nonce nonces[COORD_NONCES];   /* join replay window, guarded by mu */
 
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
@@ -199,6 +158,8 @@ struct coord {
     int port;
     pthread_t timer;
     int timer_running;
+    pthread_cond_t timer_wake;      /* signalled (mu held) when the timer has work now: a
+                                       round to close (rnd.close_pending) or a stop */
     int stopping;
 };
 
@@ -217,17 +178,24 @@ int  round_all_reported_locked(const struct coord *c);
 /* Members of c->roster that take part in the experiment (policy_takes_part): those
  * listed in participation.members, or all of them when the list is empty. */
 size_t coord_eligible_count_locked(const struct coord *c);
+/* Opens round c->rnd.number at opened_ms and wakes whoever waits for it (changed). */
 void round_open(struct coord *c, int64_t opened_ms);
-/* The open round's sum from its accepted updates stored in LMDB. */
+/* The open round's accepted set from its updates stored in LMDB (a restart). */
 int  round_accumulate_stored(struct coord *c);
-/* After a failed acceptance (its decode went into the sum before its commit failed):
- * the sum and accepted set rebuilt from the updates stored in LMDB. mu held. Stops the
- * process (exit 70) when it cannot, as a failed round close does. */
-void round_reaccumulate_locked(struct coord *c);
-/* mu held; lets mu go while it computes the new model and writes its files (other
- * callers see c->closing and wait or return), and holds it again when it returns. */
-int  round_close_locked(struct coord *c);
-void round_timer_tick(struct coord *c);          /* takes mu */
+/* Asks the timer thread to close the round when every eligible member has reported:
+ * sets rnd.close_pending and signals timer_wake. mu held; returns at once. Rounds close
+ * only on the timer thread (round_timer_tick), never on an RPC thread. */
+void round_request_close_locked(struct coord *c);
+/* The timer thread's round work: a requested close (every member reported), the
+ * deadline (close with at least min_members, else wait and log), then the next queued
+ * experiment. Takes mu; the close computes without it. */
+void round_timer_tick(struct coord *c);
+/* 1 when opening round `round` would take the experiment's privacy spending past
+ * privacy.target_epsilon (rdp_epsilon(1, noise_multiplier, round, delta) > target), with
+ * why = "privacy budget: round N would spend epsilon X > target Y" (the ledger's
+ * experiment_finished reason); 0 without privacy or a target. mu held. */
+int  experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why,
+                                   size_t cap);          /* takes mu */
 struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
 struct member_stats *coord_member_stats(struct coord *c, const char *id);

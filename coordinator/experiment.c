@@ -1,7 +1,8 @@
-/* The loaded experiment's rounds: accept into the accumulator, close (the round's
- * arithmetic of aggregate/round.h, the contribution scores of credit/score.h, checkpoint,
- * ledger), and the deadline timer, which also starts the next queued experiment when none
- * runs (lifecycle.c).
+/* The loaded experiment's rounds: the accepted set (coordinator/round.h); the close, on
+ * the timer thread only (the policy's aggregation rule via round_combine, the contribution
+ * scores of credit/score.h, outer step, checkpoint, ledger); and the timer's round work:
+ * a close requested by the last acceptance, the deadline, and the next queued experiment
+ * when none runs (lifecycle.c).
  *
  * The close is a function of what is stored, not of the order updates arrived in: the
  * round's accepted payloads as kept in LMDB, summed in member-id order (aggregate/round.h),
@@ -11,7 +12,7 @@
  * `aulac credits verify` from the ledger and the retained payloads.
  *
  * Crash safety: a round's accepted payloads are in LMDB until the round closes, so a
- * restart re-accumulates them. Closing first writes files: each payload to the retention
+ * restart rebuilds the accepted set from them. Closing first writes files: each payload to the retention
  * store (named by its hash), the new checkpoint (named by its hash), the outer optimizer
  * state and downlink residual (named by round) and the downlink update; then it commits in
  * one transaction the round summary, the payload deletion, the member counters,
@@ -20,6 +21,7 @@
  * crash before that commit leaves the round open with every payload still stored and the
  * previous round's outer state file in place: the restart's close writes the same files
  * again and commits the same entries. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,7 @@
 #include "credit/shares.h"
 #include "model/gpt2.h"
 #include "model/model_hash.h"
+#include "privacy/rdp.h"
 
 struct model_snapshot *snapshot_new(size_t n, uint64_t round)
 {
@@ -66,22 +69,12 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
 
 int round_member_reported_locked(const struct coord *c, const char *member)
 {
-    for (size_t i = 0; i < c->n_accepted; i++)
-        if (strcmp(c->accepted[i].id, member) == 0)
-            return 1;
-    return 0;
+    return round_has(&c->rnd, member);
 }
 
 int round_all_reported_locked(const struct coord *c)
 {
-    if (c->state != EXP_RUNNING || c->n_accepted == 0)
-        return 0;
-    for (size_t i = 0; i < c->roster.n_members; i++) {
-        const char *id = c->roster.members[i].id;
-        if (policy_takes_part(&c->policy, id) && !round_member_reported_locked(c, id))
-            return 0;
-    }
-    return 1;
+    return c->state == EXP_RUNNING && round_all_reported(&c->rnd, &c->roster, &c->policy);
 }
 
 size_t coord_eligible_count_locked(const struct coord *c)
@@ -100,54 +93,41 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id)
     return NULL;
 }
 
-static void round_sum_clear(struct coord *c)
-{
-    memset(c->acc, 0, c->n_params * sizeof(float));
-    if (c->support)
-        memset(c->support, 0, c->n_params * sizeof(float));
-    c->weight_sum = 0;
-    c->n_accepted = 0;
-}
-
 void round_open(struct coord *c, int64_t opened_ms)
 {
-    round_sum_clear(c);
-    c->round_opened_ms = opened_ms;
-    c->deadline_ms = opened_ms + (int64_t)c->policy.participation.round_deadline_s * 1000;
-    c->deadline_logged = 0;
+    round_reset(&c->rnd, c->rnd.number, &c->policy, opened_ms);
     pthread_cond_broadcast(&c->changed);
 }
 
-static int accumulate_stored(struct coord *c, const struct round_member *m, double weight,
-                             const uint8_t *payload, size_t len, void *arg)
+static int accept_stored(struct coord *c, const struct round_member *m, double weight,
+                         const uint8_t *payload, size_t len, void *arg)
 {
+    (void)payload;
+    (void)len;
     (void)arg;
-    char why[200];
-    int rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
-                                             c->support, why, sizeof why);
-    if (rc != 0) {
-        log_error("stored update of %s for round %llu no longer decodes: %s", m->id,
-                  (unsigned long long)c->round, why);
+    if (round_accept(&c->rnd, m, weight) != 0) {
+        log_error("round %llu has more stored updates than a round takes (%d)",
+                  (unsigned long long)c->rnd.number, COORD_ROUND_MAX_UPDATES);
         return COORD_ERR_STATE;
     }
-    c->accepted[c->n_accepted++] = *m;
-    c->weight_sum += weight;
     return 0;
 }
 
-/* The open round's sum from its accepted updates stored in LMDB, in key order. */
+/* The open round's accepted set from its updates stored in LMDB, in key order. Their
+ * payloads were validated at acceptance; the close decodes them. */
 int round_accumulate_stored(struct coord *c)
 {
-    round_sum_clear(c);
-    return state_each_payload(c, accumulate_stored, NULL);
+    c->rnd.n_accepted = 0;
+    c->rnd.weight_sum = 0;
+    return state_each_payload(c, accept_stored, NULL);
 }
 
-static void round_failed(const char *what) __attribute__((noreturn));
-
-void round_reaccumulate_locked(struct coord *c)
+void round_request_close_locked(struct coord *c)
 {
-    if (round_accumulate_stored(c) != 0)
-        round_failed("its accepted updates could not be summed again");
+    if (!round_all_reported_locked(c))
+        return;
+    c->rnd.close_pending = 1;
+    pthread_cond_signal(&c->timer_wake);
 }
 
 static void close_failed(const char *what) __attribute__((noreturn));
@@ -166,8 +146,8 @@ static int record_queue_finished(struct coord *c, MDB_txn *txn)
     }
     info.phase = PHASE_FINISHED;
     info.ended_ms = time_now_unix_ms();
-    info.rounds_done = c->model->round;
-    memcpy(info.final_model_hash, c->model->hash, 32);
+    info.rounds_done = c->rnd.base->round;
+    memcpy(info.final_model_hash, c->rnd.base->hash, 32);
     rc = queue_record_put_txn(c, txn, &info);
     experiment_info_free(&info);
     return rc;
@@ -178,7 +158,7 @@ static int record_queue_finished(struct coord *c, MDB_txn *txn)
 static void close_plan(const struct coord *c, struct policy_round_plan *plan)
 {
     char why[300];
-    if (policy_round_plan(&c->policy, c->round, plan, why, sizeof why) != 0)
+    if (policy_round_plan(&c->policy, c->rnd.number, plan, why, sizeof why) != 0)
         close_failed(why);
 }
 
@@ -191,23 +171,15 @@ static void close_failed(const char *what)
     exit(70);
 }
 
-/* Fatal: the open round in memory no longer matches LMDB; a restart rebuilds it. */
-static void round_failed(const char *what)
-{
-    log_error("the open round is inconsistent: %s; stopping so that a restart rebuilds it "
-              "from the stored updates", what);
-    exit(70);
-}
-
 /* The close's result is dropped: the experiment was cancelled while the round closed
  * outside mu (experiment_cancel_locked), so the round never closes. Files it wrote
  * (retained payloads, checkpoint, outer state) are left unreferenced. mu held. */
 static int close_dropped(struct coord *c)
 {
     log_info("round %llu of experiment %s: the experiment was cancelled during its close; "
-             "its result is dropped", (unsigned long long)c->round, c->experiment);
-    c->closing = 0;
-    c->close_pending = 0;
+             "its result is dropped", (unsigned long long)c->rnd.number, c->experiment);
+    c->rnd.closing = 0;
+    c->rnd.close_pending = 0;
     pthread_cond_broadcast(&c->changed);
     return 0;
 }
@@ -252,10 +224,10 @@ static int close_score(struct coord *c, const struct policy_round_plan *plan,
                        int64_t *ms)
 {
     struct credit_round_input in = {
-        .policy = &c->policy, .plan = plan, .outer = &c->outer, .base = base->params,
+        .policy = &c->policy, .plan = plan, .outer = &c->rnd.outer, .base = base->params,
         .n_params = c->n_params, .updates = u, .n = n, .ev = c->evaluator,
     };
-    credit_round_seed(c->experiment, c->round, base->hash, u, n, in.seed);
+    credit_round_seed(c->experiment, c->rnd.number, base->hash, u, n, in.seed);
     memcpy(seed, in.seed, 32);
     char why[400];
     const int64_t t0 = time_mono_ms();
@@ -266,7 +238,7 @@ static int close_score(struct coord *c, const struct policy_round_plan *plan,
     if (rc == CREDIT_ERR_MODEL) {
         log_error("round %llu of experiment %s: no contribution scores: %s; the round closes "
                   "without a contribution_scores entry (every member's credit counts 0 for "
-                  "it)", (unsigned long long)c->round, c->experiment, why);
+                  "it)", (unsigned long long)c->rnd.number, c->experiment, why);
         return 0;
     }
     char what[480];
@@ -303,122 +275,179 @@ static int close_credit(struct coord *c, MDB_txn *txn, const struct entry_contri
     return rc;
 }
 
-int round_close_locked(struct coord *c)
+int experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why, size_t cap)
 {
-    if (c->state != EXP_RUNNING || c->n_accepted == 0 || c->closing)
+    const struct policy_privacy *pp = &c->policy.privacy;
+    if (!pp->enabled || !(pp->target_epsilon > 0))
         return 0;
-    /* The heavy part (sums, scores, outer step, hashes, downlink, file fsyncs: seconds at
-     * 124M) runs without mu, so Status, long polls and downloads are served meanwhile.
-     * Nothing else touches acc, support, outer, down_residual, evaluator, model, round or
-     * the accepted set while closing is set: updates wait for it (check_round_locked),
-     * other closes return, the loaded experiment stays. Only a cancel may end the
-     * experiment meanwhile (experiment_cancel_locked): the close then drops its result. */
-    c->closing = 1;
-    const size_t n = c->n_params;
-    const size_t n_accepted = c->n_accepted;   /* a cancel meanwhile zeroes c->n_accepted */
-    struct model_snapshot *const base = c->model;
-    pthread_mutex_unlock(&c->mu);
+    double eps = 0;
+    if (rdp_epsilon(1.0, pp->noise_multiplier, round, pp->delta, &eps) != 0)
+        eps = INFINITY;   /* parameters the policy check refuses: spend nothing more */
+    if (eps <= pp->target_epsilon)
+        return 0;
+    snprintf(why, cap, "privacy budget: round %llu would spend epsilon %.3g > %g",
+             (unsigned long long)round, eps, pp->target_epsilon);
+    return 1;
+}
+
+/* One round close: what it captured under mu, what it computed without mu, and what it
+ * commits under mu again. */
+struct close_job {
+    size_t n_params, n_accepted;
+    struct model_snapshot *base;
+    struct policy_round_plan plan;
+    struct round_outcome outcome;
+    char rule_log[1024];            /* what the rule did (round_outcome_describe) */
+    int scored;
+    struct credit_round_scores scores;
+    struct entry_contribution_scores se;
+    int64_t score_ms, t_close;
+    struct model_snapshot *next;
+    uint8_t *down;
+    size_t down_len;
+};
+
+/* Phase 1, mu held: 1 when the round closes now (closing set: from here on the close owns
+ * avg, scratch, outer, down_residual, the evaluator and the base model; updates wait for
+ * it (check_round_locked), the loaded experiment stays; only a cancel may end the
+ * experiment meanwhile (experiment_cancel_locked), and the close then drops its result). */
+static int close_begin_locked(struct coord *c, struct close_job *j)
+{
+    c->rnd.close_pending = 0;
+    if (c->state != EXP_RUNNING || c->rnd.n_accepted == 0 || c->rnd.closing)
+        return 0;
+    c->rnd.closing = 1;
+    memset(j, 0, sizeof *j);
+    j->n_params = c->n_params;
+    j->n_accepted = c->rnd.n_accepted;   /* a cancel meanwhile zeroes rnd.n_accepted */
+    j->base = c->rnd.base;
+    return 1;
+}
+
+/* Phase 2, without mu (the heavy part: sums, scores, outer step, hashes, downlink, file
+ * fsyncs: seconds at 124M; Status, long polls and downloads are served meanwhile).
+ * 0, or 1 when the stored updates are gone
+ * (cancelled meanwhile): the close is dropped. Storage failures stop the process. */
+static int close_compute(struct coord *c, struct close_job *j)
+{
     if (c->opt.close_hook)
         c->opt.close_hook(c->opt.close_hook_arg);
-    const int64_t t_close = time_mono_ms();
-
-    struct policy_round_plan plan;
-    close_plan(c, &plan);
+    j->t_close = time_mono_ms();
+    const size_t n = j->n_params;
+    close_plan(c, &j->plan);
     MDB_txn *rtxn;
     size_t n_up;
-    struct agg_update *up = close_updates(c, n_accepted, &rtxn, &n_up);
-    if (!up) {
-        pthread_mutex_lock(&c->mu);
-        return close_dropped(c);
-    }
+    struct agg_update *up = close_updates(c, j->n_accepted, &rtxn, &n_up);
+    if (!up)
+        return 1;
     char why[400];
-    /* The round's average update, in member-id order, into acc (support: scratch). */
-    if (agg_average(&plan, n, up, n_up, NULL, c->acc, c->support, why, sizeof why) != 0)
+    /* The round's average update by the policy's rule, in member-id order, into avg. */
+    if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up, &j->outcome, why,
+                      sizeof why) != 0)
         close_failed(why);
-    uint8_t aggregate_hash[32];
-    model_hash(c->acc, n, aggregate_hash);
+    round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
     uint8_t seed[32];
-    struct credit_round_scores scores = { 0 };
-    int64_t score_ms = 0;
-    const int scored = close_score(c, &plan, base, up, n_up, seed, &scores, &score_ms);
-    struct entry_contribution_scores se = { 0 };
-    if (scored && scores_entry_fill(c, c->round, up, n_up, seed, &scores, &se) != 0)
+    j->scored = close_score(c, &j->plan, j->base, up, n_up, seed, &j->scores, &j->score_ms);
+    if (j->scored &&
+        scores_entry_fill(c, c->rnd.number, up, n_up, seed, &j->scores, &j->se) != 0)
         close_failed("out of memory");
-    struct model_snapshot *next = snapshot_new(n, base->round + 1);
-    if (!next)
+    j->next = snapshot_new(n, j->base->round + 1);
+    if (!j->next)
         close_failed("out of memory");
-    uint8_t *down = NULL;
-    size_t down_len = 0;
-    if (agg_next_model(&plan, &c->outer, c->down_residual, base->params, c->acc, n,
-                       next->params, &down, &down_len, why, sizeof why) != 0)
+    if (agg_next_model(&j->plan, &c->rnd.outer, c->rnd.down_residual, j->base->params,
+                       c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
+                       sizeof why) != 0)
         close_failed(why);
-    model_hash(next->params, n, next->hash);
+    model_hash(j->next->params, n, j->next->hash);
     /* The payloads are read from the map: stored before the read transaction ends. */
     for (size_t i = 0; i < n_up; i++)
         if (retention_write(c, up[i].payload_hash, up[i].payload, up[i].len) != 0)
             close_failed("an accepted payload could not be written to the retention store");
     mdb_txn_abort(rtxn);
     free(up);
-    if (models_save(c, next->params, next->hash) != 0)
+    if (models_save(c, j->next->params, j->next->hash) != 0)
         close_failed("the checkpoint could not be written");
-    if (outer_state_save(c, next->round) != 0 || down_residual_save(c, next->round) != 0)
+    if (outer_state_save(c, j->next->round) != 0 || down_residual_save(c, j->next->round) != 0)
         close_failed("the outer optimizer state could not be written");
-    if (down && downlink_save(c, next->hash, base->hash, down, down_len) != 0)
+    if (j->down && downlink_save(c, j->next->hash, j->base->hash, j->down, j->down_len) != 0)
         close_failed("the downlink update could not be written");
+    return 0;
+}
 
-    pthread_mutex_lock(&c->mu);
+static void close_job_free(struct coord *c, struct close_job *j)
+{
+    if (j->next)
+        snapshot_release(c, j->next);
+    free(j->down);
+    free(j->se.members);
+    credit_round_scores_free(&j->scores);
+    round_outcome_free(&j->outcome);
+}
+
+/* Phase 3, mu held: the round's outcome in one transaction, then the next round opens. */
+static void close_commit_locked(struct coord *c, struct close_job *j)
+{
     if (c->state != EXP_RUNNING) {
-        snapshot_release(c, next);
-        free(down);
-        free(se.members);
-        credit_round_scores_free(&scores);
-        return close_dropped(c);
+        close_job_free(c, j);
+        close_dropped(c);
+        return;
     }
+    struct model_snapshot *next = j->next;
     struct round_summary sum = { 0 };
-    sum.round = c->round;
+    sum.round = c->rnd.number;
     memcpy(sum.model_hash, next->hash, 32);
-    sum.members = c->accepted;
-    sum.n_members = c->n_accepted;
+    sum.members = c->rnd.accepted;
+    sum.n_members = c->rnd.n_accepted;
     sum.closed_ms = time_now_unix_ms();
     double loss_w = 0;
-    for (size_t i = 0; i < c->n_accepted; i++) {
-        sum.tokens += c->accepted[i].tokens;
-        sum.bytes += c->accepted[i].bytes;
-        loss_w += (double)c->accepted[i].train_loss * (double)c->accepted[i].tokens;
+    for (size_t i = 0; i < c->rnd.n_accepted; i++) {
+        sum.tokens += c->rnd.accepted[i].tokens;
+        sum.bytes += c->rnd.accepted[i].bytes;
+        loss_w += (double)c->rnd.accepted[i].train_loss * (double)c->rnd.accepted[i].tokens;
     }
     sum.mean_train_loss = sum.tokens ? (float)(loss_w / (double)sum.tokens) : 0.0f;
 
-    const uint64_t closed_round = c->round;
-    struct model_snapshot *prev = c->model;
+    const uint64_t closed_round = c->rnd.number;
+    struct model_snapshot *prev = c->rnd.base;
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0)
         close_failed("no LMDB write transaction");
     int rc = state_put_round(c, txn, &sum);
     if (rc == 0)
         rc = state_delete_payloads(c, txn);
-    for (size_t i = 0; rc == 0 && i < c->n_accepted; i++) {
-        struct member_stats *m = coord_member_stats(c, c->accepted[i].id);
+    for (size_t i = 0; rc == 0 && i < c->rnd.n_accepted; i++) {
+        struct member_stats *m = coord_member_stats(c, c->rnd.accepted[i].id);
         if (m) {
             m->rounds_joined++;
             rc = state_put_member(c, txn, m);
         }
     }
+    /* DP: the epsilon spent after this round (q = 1: every reporting member). */
+    double epsilon = 0;
+    const int dp = c->policy.privacy.enabled;
+    if (dp && rdp_epsilon(1.0, c->policy.privacy.noise_multiplier, closed_round,
+                          c->policy.privacy.delta, &epsilon) != 0)
+        close_failed("the privacy accountant refused the policy's privacy parameters");
     if (rc == 0)
-        rc = record_round_closed(c, txn, &sum, aggregate_hash);
-    if (rc == 0 && scored)
-        rc = record_contribution_scores(c, txn, &se);
-    c->model = next;
-    c->round++;
-    if (c->round > c->total_rounds)
+        rc = record_round_closed(c, txn, &sum, j->outcome.aggregate_hash, dp ? &epsilon : NULL);
+    if (rc == 0 && j->scored)
+        rc = record_contribution_scores(c, txn, &j->se);
+    c->rnd.base = next;
+    j->next = NULL;
+    c->rnd.number++;
+    char budget[200] = "";
+    if (c->rnd.number > c->total_rounds)
         c->state = EXP_FINISHED;
+    else if (experiment_budget_ends_locked(c, c->rnd.number, budget, sizeof budget))
+        c->state = EXP_FINISHED;   /* the next round would pass privacy.target_epsilon */
     int64_t now = time_now_unix_ms();
-    c->round_opened_ms = now;
+    c->rnd.opened_ms = now;
     if (rc == 0)
-        rc = close_credit(c, txn, scored ? &se : NULL, c->state == EXP_FINISHED);
+        rc = close_credit(c, txn, j->scored ? &j->se : NULL, c->state == EXP_FINISHED);
     if (rc == 0)
         rc = state_put_experiment(c, txn);
     if (rc == 0 && c->state == EXP_FINISHED)
-        rc = record_experiment_finished(c, txn);
+        rc = record_experiment_finished(c, txn, budget[0] ? budget : NULL);
     if (rc == 0 && c->state == EXP_FINISHED)
         rc = record_queue_finished(c, txn);
     if (rc != 0) {
@@ -428,67 +457,118 @@ int round_close_locked(struct coord *c)
     if (ledger_txn_commit(c->ledger, txn) != 0)
         close_failed("the state could not be committed");
 
-    free(c->down_payload);
-    c->down_payload = down;
-    c->down_len = down_len;
-    memcpy(c->down_from, prev->hash, 32);
+    free(c->rnd.down_payload);
+    c->rnd.down_payload = j->down;
+    c->rnd.down_len = j->down_len;
+    j->down = NULL;
+    memcpy(c->rnd.down_from, prev->hash, 32);
     char hex[65];
     hex_encode(next->hash, 32, hex);
     log_info("round %llu closed: %zu member(s), %llu tokens, %llu upload bytes, train loss "
-             "%.4f, model %.16s", (unsigned long long)closed_round, c->n_accepted,
+             "%.4f, model %.16s", (unsigned long long)closed_round, c->rnd.n_accepted,
              (unsigned long long)sum.tokens, (unsigned long long)sum.bytes,
              sum.mean_train_loss, hex);
-    if (scored)
+    log_info("round %llu aggregation: %s", (unsigned long long)closed_round, j->rule_log);
+    if (dp)
+        log_info("round %llu: epsilon %.4g spent at delta %g (noise multiplier %g)",
+                 (unsigned long long)closed_round, epsilon, c->policy.privacy.delta,
+                 c->policy.privacy.noise_multiplier);
+    if (j->scored)
         log_info("round %llu scored: %llu evaluation(s)%s in %lld ms of the close's %lld ms; "
                  "evaluation loss %.4f -> %.4f", (unsigned long long)closed_round,
-                 (unsigned long long)scores.evaluations, scores.exact ? " (exact Shapley)" : "",
-                 (long long)score_ms, (long long)(time_mono_ms() - t_close), scores.base_loss,
-                 scores.model_loss);
-    free(se.members);
-    credit_round_scores_free(&scores);
+                 (unsigned long long)j->scores.evaluations,
+                 j->scores.exact ? " (exact Shapley)" : "", (long long)j->score_ms,
+                 (long long)(time_mono_ms() - j->t_close), j->scores.base_loss,
+                 j->scores.model_loss);
+    close_job_free(c, j);
     uint8_t keep[2][32];
     memcpy(keep[0], next->hash, 32);
     memcpy(keep[1], prev->hash, 32);
     snapshot_release(c, prev);
     if (c->opt.keep_checkpoints > 0)
         models_prune(c, (const uint8_t(*)[32])keep, 2);
-    c->closing = 0;
-    c->close_pending = 0;
-    round_open(c, now);   /* wakes whoever waits for the close */
-    if (c->state == EXP_FINISHED)
+    round_open(c, now);   /* clears closing; wakes whoever waits for the close */
+    if (c->state == EXP_FINISHED && budget[0])
+        log_warn("experiment %s finished after %llu of %llu rounds: %s", c->experiment,
+                 (unsigned long long)closed_round, (unsigned long long)c->total_rounds, budget);
+    else if (c->state == EXP_FINISHED)
         log_info("experiment %s finished after %llu rounds", c->experiment,
                  (unsigned long long)c->total_rounds);
+}
+
+/* The round close, on the timer thread only (called without mu). */
+static void round_close(struct coord *c)
+{
+    if (c->timer_running && !pthread_equal(pthread_self(), c->timer)) {
+        log_error("a round close was started off the timer thread");
+        abort();
+    }
+    struct close_job j;
+    pthread_mutex_lock(&c->mu);
+    int go = close_begin_locked(c, &j);
+    pthread_mutex_unlock(&c->mu);
+    if (!go)
+        return;
+    int dropped = close_compute(c, &j);
+    pthread_mutex_lock(&c->mu);
+    if (dropped)
+        close_dropped(c);
+    else
+        close_commit_locked(c, &j);
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* What the timer should do about the open round now; mu held. */
+static int close_due_locked(struct coord *c)
+{
+    if (c->state != EXP_RUNNING || c->rnd.closing) {
+        c->rnd.close_pending = 0;   /* nothing to close (only this thread closes) */
+        return 0;
+    }
+    const size_t need = round_min_updates(&c->policy);
+    if (c->rnd.close_pending) {
+        /* Left set until close_begin_locked sets closing: whoever waits for the close
+         * (tests) sees one or the other throughout. */
+        if (round_all_reported_locked(c) && c->rnd.n_accepted >= agg_rule_min_updates(&c->policy)) {
+            log_info("round %llu: every remaining member has reported; closing",
+                     (unsigned long long)c->rnd.number);
+            return 1;
+        }
+        c->rnd.close_pending = 0;
+    }
+    int64_t now = time_now_unix_ms();
+    if (now < c->rnd.deadline_ms)
+        return 0;
+    int64_t grace_end = c->rnd.deadline_ms + (int64_t)c->policy.participation.grace_s * 1000;
+    if (c->rnd.n_accepted >= need) {
+        if (now >= grace_end) {
+            log_info("round %llu: deadline and grace period passed with %zu of %zu "
+                     "member(s); closing", (unsigned long long)c->rnd.number,
+                     c->rnd.n_accepted, c->n_eligible);
+            return 1;
+        }
+    } else if (!c->rnd.deadline_logged) {
+        const size_t rule_min = agg_rule_min_updates(&c->policy);
+        char rule[160] = "";
+        if (rule_min > c->policy.participation.min_members)
+            snprintf(rule, sizeof rule, " (aggregation.rule %s needs at least %zu updates)",
+                     policy_agg_rule_name(c->policy.aggregation.rule), rule_min);
+        log_warn("round %llu passed its deadline with %zu update(s); waiting for "
+                 "min_members = %zu%s", (unsigned long long)c->rnd.number, c->rnd.n_accepted,
+                 need, rule);
+        c->rnd.deadline_logged = 1;
+    }
     return 0;
 }
 
 void round_timer_tick(struct coord *c)
 {
     pthread_mutex_lock(&c->mu);
-    int64_t now = time_now_unix_ms();
-    if (c->close_pending) {
-        c->close_pending = 0;
-        if (round_all_reported_locked(c)) {
-            log_info("round %llu: every remaining member has reported; closing",
-                     (unsigned long long)c->round);
-            round_close_locked(c);
-        }
-    }
-    if (c->state == EXP_RUNNING && now >= c->deadline_ms) {
-        uint32_t min = c->policy.participation.min_members;
-        int64_t grace_end = c->deadline_ms + (int64_t)c->policy.participation.grace_s * 1000;
-        if (c->n_accepted >= min && c->n_accepted > 0) {
-            if (now >= grace_end) {
-                log_info("round %llu: deadline and grace period passed with %zu of %zu "
-                         "member(s); closing", (unsigned long long)c->round, c->n_accepted,
-                         c->n_eligible);
-                round_close_locked(c);
-            }
-        } else if (!c->deadline_logged) {
-            log_warn("round %llu passed its deadline with %zu update(s); waiting for "
-                     "min_members = %u", (unsigned long long)c->round, c->n_accepted, min);
-            c->deadline_logged = 1;
-        }
-    }
+    int due = close_due_locked(c);
+    pthread_mutex_unlock(&c->mu);
+    if (due)
+        round_close(c);
+    pthread_mutex_lock(&c->mu);
     experiment_start_next_locked(c);
     pthread_mutex_unlock(&c->mu);
 }

@@ -73,8 +73,8 @@ static int sync_roster_locked(struct coord *c)
         return rc;
     c->n_eligible = coord_eligible_count_locked(c);
     /* A removal may leave every remaining member reported. */
-    if (c->model && round_all_reported_locked(c))
-        c->close_pending = 1;   /* the timer closes it: the caller keeps mu throughout */
+    if (c->rnd.base)
+        round_request_close_locked(c);   /* the timer closes it */
     pthread_cond_broadcast(&c->changed);
     return 0;
 }
@@ -1583,9 +1583,9 @@ void governance_on_list_experiments(struct rpc_call *call, void *ctx)
     char loaded[COORD_EXPERIMENT_MAX + 1] = "";
     uint64_t loaded_rounds = 0;
     pthread_mutex_lock(&c->mu);
-    if (c->model) {
+    if (c->rnd.base) {
         snprintf(loaded, sizeof loaded, "%s", c->experiment);
-        loaded_rounds = c->model->round;
+        loaded_rounds = c->rnd.base->round;
     }
     pthread_mutex_unlock(&c->mu);
     Aulac__V1__ExperimentStatus *rows = calloc(n_views + 1, sizeof *rows);

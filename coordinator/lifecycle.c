@@ -129,19 +129,10 @@ int experiment_load(struct coord *c, const struct experiment_info *info, char *w
     memcpy(c->proposal_hash, info->proposal_hash, 32);
     c->state = EXP_IDLE;   /* loaded, not started or resumed yet */
     int rc = load_policy(c, info, why, cap);
-    const int senders = c->policy.compression.uplink.average == POLICY_AVERAGE_SENDERS;
-    const int down_ef = c->down_ef;
-    if (rc == 0) {
-        c->acc = calloc(c->n_params, sizeof(float));
-        if (senders)
-            c->support = calloc(c->n_params, sizeof(float));
-        if (down_ef)
-            c->down_residual = calloc(c->n_params, sizeof(float));
-        if (!c->acc || (senders && !c->support) || (down_ef && !c->down_residual))
-            rc = COORD_ERR_NOMEM;
-    }
+    if (rc == 0 && round_init(&c->rnd, c->n_params, c->down_ef) != 0)
+        rc = COORD_ERR_NOMEM;
     /* The outer optimizer as the verifier builds it (aggregate/round.h). */
-    if (rc == 0 && agg_outer_init(&c->policy, c->n_params, &c->outer) != 0)
+    if (rc == 0 && agg_outer_init(&c->policy, c->n_params, &c->rnd.outer) != 0)
         rc = COORD_ERR_NOMEM;
     /* An ended experiment is only served: it scores nothing more. */
     if (rc == 0 && !queue_phase_ended(info->phase))
@@ -161,22 +152,14 @@ int experiment_load(struct coord *c, const struct experiment_info *info, char *w
 
 void experiment_unload(struct coord *c)
 {
-    if (c->model)
-        snapshot_release(c, c->model);
-    c->model = NULL;
+    if (c->rnd.base)
+        snapshot_release(c, c->rnd.base);
+    c->rnd.base = NULL;
     evaluator_destroy(c->evaluator);
     c->evaluator = NULL;
     evalset_free(&c->evalset);
     memset(&c->evalset, 0, sizeof c->evalset);
-    outer_free(&c->outer);
-    memset(&c->outer, 0, sizeof c->outer);
-    free(c->acc);
-    free(c->support);
-    free(c->down_residual);
-    free(c->down_payload);
-    c->acc = c->support = c->down_residual = NULL;
-    c->down_payload = NULL;
-    c->down_len = 0;
+    round_free(&c->rnd);   /* buffers, downlink, outer state; number, accepted set 0 */
     free(c->policy_yaml);
     c->policy_yaml = NULL;
     c->policy_yaml_len = 0;
@@ -189,12 +172,8 @@ void experiment_unload(struct coord *c)
     c->n_params = 0;
     c->experiment[0] = 0;
     c->state = EXP_IDLE;
-    c->round = c->total_rounds = 0;
-    c->n_accepted = 0;
-    c->weight_sum = 0;
+    c->total_rounds = 0;
     c->n_eligible = 0;
-    c->deadline_ms = c->round_opened_ms = 0;
-    c->close_pending = 0;
 }
 
 /* The loaded (queued) experiment info starts: round-0 model, experiment_started, the
@@ -216,19 +195,31 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
         snapshot_release(c, s);
         return rc;
     }
-    c->model = s;
+    c->rnd.base = s;
     c->state = EXP_RUNNING;
-    c->round = 1;
+    c->rnd.number = 1;
     c->total_rounds = c->policy.training.rounds;
-    c->round_opened_ms = time_now_unix_ms();
+    c->rnd.opened_ms = time_now_unix_ms();
 
     struct experiment_info rec = *info;
     rec.phase = PHASE_RUNNING;
+    /* A privacy budget that round 1 would already pass: started and finished at once,
+     * with the reason (no round is opened). */
+    char budget[200] = "";
+    if (experiment_budget_ends_locked(c, 1, budget, sizeof budget)) {
+        c->state = EXP_FINISHED;
+        rec.phase = PHASE_FINISHED;
+        rec.ended_ms = time_now_unix_ms();
+        rec.rounds_done = 0;
+        memcpy(rec.final_model_hash, s->hash, 32);
+    }
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0) {
         rc = COORD_ERR_STATE;
     } else {
         rc = record_experiment_started(c, txn);
+        if (rc == 0 && budget[0])
+            rc = record_experiment_finished(c, txn, budget);
         if (rc == 0)
             rc = state_put_experiment(c, txn);
         if (rc == 0)
@@ -244,11 +235,13 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
         c->state = EXP_IDLE;
         return rc;
     }
-    round_open(c, c->round_opened_ms);
+    round_open(c, c->rnd.opened_ms);
     char hex[65];
     hex_encode(s->hash, 32, hex);
     log_info("experiment %s started: %llu rounds, %zu parameters, round-0 model %.16s",
              c->experiment, (unsigned long long)c->total_rounds, c->n_params, hex);
+    if (budget[0])
+        log_warn("experiment %s finished before its first round: %s", c->experiment, budget);
     return 0;
 }
 
@@ -365,7 +358,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         return COORD_ERR_STATE;
     }
     c->state = (enum coord_exp_state)rec->state;
-    c->round = rec->round;
+    c->rnd.number = rec->round;
     c->total_rounds = rec->total_rounds;
     struct model_snapshot *s = snapshot_new(c->n_params, rec->completed_rounds);
     if (!s)
@@ -376,7 +369,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         snapshot_release(c, s);
         return rc;
     }
-    c->model = s;
+    c->rnd.base = s;
     if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
         (rc = down_residual_load(c, rec->completed_rounds)) != 0)
         return rc;
@@ -386,22 +379,21 @@ static int resume(struct coord *c, const struct experiment_record *rec)
     if (c->state == EXP_RUNNING && (rc = round_accumulate_stored(c)) != 0)
         return rc;
     if (round_all_reported_locked(c)) {
-        /* The crash came after the last update of the round and before its close. */
-        log_info("round %llu: every member had reported before the restart; closing",
-                 (unsigned long long)c->round);
-        pthread_mutex_lock(&c->mu);   /* no other thread yet; round_close_locked lets mu go */
-        round_close_locked(c);
-        pthread_mutex_unlock(&c->mu);
+        /* The crash came after the last update of the round and before its close: the
+         * timer thread closes it once it runs (coord_serve). */
+        log_info("round %llu: every member had reported before the restart; the timer "
+                 "closes it", (unsigned long long)c->rnd.number);
+        c->rnd.close_pending = 1;
     }
-    hex_encode(c->model->hash, 32, hex);   /* s is freed if the round closed just above */
+    hex_encode(c->rnd.base->hash, 32, hex);
     if (c->state == EXP_RUNNING)
         log_info("resumed experiment %s at round %llu of %llu with %zu accepted update(s); "
-                 "base model %.16s", c->experiment, (unsigned long long)c->round,
-                 (unsigned long long)c->total_rounds, c->n_accepted, hex);
+                 "base model %.16s", c->experiment, (unsigned long long)c->rnd.number,
+                 (unsigned long long)c->total_rounds, c->rnd.n_accepted, hex);
     else
         log_info("experiment %s is %s (%llu rounds); last model %.16s", c->experiment,
                  c->state == EXP_FINISHED ? "finished" : c->state == EXP_CANCELLED
-                 ? "cancelled" : "failed", (unsigned long long)c->model->round, hex);
+                 ? "cancelled" : "failed", (unsigned long long)c->rnd.base->round, hex);
     return 0;
 }
 
@@ -440,7 +432,7 @@ int experiment_resume_or_start(struct coord *c)
 
 void experiment_start_next_locked(struct coord *c)
 {
-    if (c->state == EXP_RUNNING || c->closing || c->stopping)
+    if (c->state == EXP_RUNNING || c->rnd.closing || c->stopping)
         return;
     int64_t now = time_mono_ms();
     if (now < c->next_start_ms)
@@ -465,17 +457,17 @@ void experiment_start_next_locked(struct coord *c)
  * them). Read in txn; a failure is logged and does not stop the cancel. mu held. */
 static void retain_open_round(struct coord *c, MDB_txn *txn)
 {
-    if (c->n_accepted == 0)
+    if (c->rnd.n_accepted == 0)
         return;
-    struct agg_update *u = calloc(c->n_accepted, sizeof *u);
+    struct agg_update *u = calloc(c->rnd.n_accepted, sizeof *u);
     size_t n = 0, kept = 0;
-    if (u && state_round_updates(c, txn, u, c->n_accepted, &n) == 0)
+    if (u && state_round_updates(c, txn, u, c->rnd.n_accepted, &n) == 0)
         for (size_t i = 0; i < n; i++)
             kept += retention_write(c, u[i].payload_hash, u[i].payload, u[i].len) == 0;
-    if (kept < c->n_accepted)
+    if (kept < c->rnd.n_accepted)
         log_error("experiment %s: only %zu of the %zu accepted payloads of its open round %llu "
-                  "could be kept in the retention store", c->experiment, kept, c->n_accepted,
-                  (unsigned long long)c->round);
+                  "could be kept in the retention store", c->experiment, kept, c->rnd.n_accepted,
+                  (unsigned long long)c->rnd.number);
     free(u);
 }
 
@@ -503,14 +495,15 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
     info.phase = PHASE_CANCELLED;
     info.ended_ms = time_now_unix_ms();
     if (running) {
-        /* A round close computing outside mu now (c->closing) sees the state and drops
-         * its result (round_close_locked): its model never becomes the experiment's. */
-        info.rounds_done = c->model->round;
-        memcpy(info.final_model_hash, c->model->hash, 32);
+        /* A round close computing outside mu now (c->rnd.closing) sees the state and drops
+         * its result (experiment.c, close_commit_locked): its model never becomes the
+         * experiment's. */
+        info.rounds_done = c->rnd.base->round;
+        memcpy(info.final_model_hash, c->rnd.base->hash, 32);
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
-                                     info.policy_hash, info.proposal_hash, c->model->hash,
-                                     c->model->round, reason);
-        if (rc == 0 && !c->closing)   /* a close in progress retains them itself */
+                                     info.policy_hash, info.proposal_hash, c->rnd.base->hash,
+                                     c->rnd.base->round, reason);
+        if (rc == 0 && !c->rnd.closing)   /* a close in progress retains them itself */
             retain_open_round(c, txn);
         if (rc == 0)
             rc = state_delete_payloads(c, txn);
@@ -536,10 +529,10 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
         return rc;
     }
     if (running) {
-        c->n_accepted = 0;
-        c->weight_sum = 0;
+        c->rnd.n_accepted = 0;
+        c->rnd.weight_sum = 0;
         log_info("experiment %s cancelled at round %llu: %s", experiment,
-                 (unsigned long long)c->round, reason ? reason : "");
+                 (unsigned long long)c->rnd.number, reason ? reason : "");
     } else {
         log_info("queued experiment %s cancelled: %s", experiment, reason ? reason : "");
     }

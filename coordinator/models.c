@@ -125,13 +125,13 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
     *out = NULL;
     struct model_snapshot *s = NULL;
     pthread_mutex_lock(&c->mu);
-    if (!hash && !c->model) {
+    if (!hash && !c->rnd.base) {
         pthread_mutex_unlock(&c->mu);
         return COORD_ERR_NOT_FOUND;   /* idle: no current model */
     }
     for (;;) {
-        if (c->model && (!hash || memcmp(c->model->hash, hash, 32) == 0)) {
-            s = c->model;
+        if (c->rnd.base && (!hash || memcmp(c->rnd.base->hash, hash, 32) == 0)) {
+            s = c->rnd.base;
             break;
         }
         struct model_snapshot *a = c->archived;
@@ -156,7 +156,7 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
     char path[PATH_MAX + 20];
     model_dir(c, hash, path, PATH_MAX);
     strcat(path, "/model.safetensors");
-    const uint64_t upto = c->model ? c->model->round : 0;
+    const uint64_t upto = c->rnd.base ? c->rnd.base->round : 0;
     char experiment[COORD_EXPERIMENT_MAX + 1];   /* an older model of another: round 0 */
     snprintf(experiment, sizeof experiment, "%s", c->experiment);
     if (!file_exists(path)) {
@@ -242,7 +242,7 @@ int outer_state_save(struct coord *c, uint64_t completed_rounds)
     outer_path(c, completed_rounds, path, sizeof path);
     uint8_t *buf;
     size_t len;
-    if (outer_state_encode(&c->outer, &buf, &len) != 0)
+    if (outer_state_encode(&c->rnd.outer, &buf, &len) != 0)
         return COORD_ERR_NOMEM;
     int rc = file_write_atomic(path, buf, len, 0644);
     free(buf);
@@ -270,7 +270,7 @@ int outer_state_load(struct coord *c, uint64_t completed_rounds)
         log_error("cannot read the outer optimizer state %s: %s", path, strerror(-rc));
         return COORD_ERR_STATE;
     }
-    rc = outer_state_decode(&c->outer, buf, len);
+    rc = outer_state_decode(&c->rnd.outer, buf, len);
     free(buf);
     if (rc != 0) {
         log_error("the outer optimizer state %s does not match the policy", path);
@@ -321,15 +321,15 @@ int downlink_load(struct coord *c, const uint8_t to[32])
         free(buf);
         return 0;
     }
-    free(c->down_payload);
-    memcpy(c->down_from, buf, 32);
-    c->down_len = len - 32;
-    c->down_payload = malloc(c->down_len);
-    if (!c->down_payload) {
+    free(c->rnd.down_payload);
+    memcpy(c->rnd.down_from, buf, 32);
+    c->rnd.down_len = len - 32;
+    c->rnd.down_payload = malloc(c->rnd.down_len);
+    if (!c->rnd.down_payload) {
         free(buf);
         return COORD_ERR_NOMEM;
     }
-    memcpy(c->down_payload, buf + 32, c->down_len);
+    memcpy(c->rnd.down_payload, buf + 32, c->rnd.down_len);
     free(buf);
     return 0;
 }
@@ -343,11 +343,11 @@ static void down_residual_path(const struct coord *c, uint64_t completed, char *
 
 int down_residual_save(struct coord *c, uint64_t completed_rounds)
 {
-    if (!c->down_residual)
+    if (!c->rnd.down_residual)
         return 0;
     char path[PATH_MAX];
     down_residual_path(c, completed_rounds, path, sizeof path);
-    int rc = file_write_atomic(path, c->down_residual, c->n_params * sizeof(float), 0644);
+    int rc = file_write_atomic(path, c->rnd.down_residual, c->n_params * sizeof(float), 0644);
     if (rc != 0) {
         log_error("cannot write the downlink residual %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
@@ -361,7 +361,7 @@ int down_residual_save(struct coord *c, uint64_t completed_rounds)
 
 int down_residual_load(struct coord *c, uint64_t completed_rounds)
 {
-    if (!c->down_residual || completed_rounds == 0)
+    if (!c->rnd.down_residual || completed_rounds == 0)
         return 0;
     char path[PATH_MAX];
     down_residual_path(c, completed_rounds, path, sizeof path);
@@ -374,7 +374,7 @@ int down_residual_load(struct coord *c, uint64_t completed_rounds)
         log_error("cannot read the downlink residual %s", path);
         return COORD_ERR_STATE;
     }
-    memcpy(c->down_residual, buf, len);
+    memcpy(c->rnd.down_residual, buf, len);
     free(buf);
     return 0;
 }

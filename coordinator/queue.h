@@ -43,7 +43,7 @@ int queue_push_txn(struct coord *c, MDB_txn *txn, const struct experiment_info *
 /* Approved cancel of a queued or running experiment, in the caller's txn: writes
  * experiment_cancelled with reason and the last model; a running one is stopped (mu
  * held): its stored payloads of the open round are deleted, its last model and ledger
- * trail stay. A round close in progress (c->closing: computing outside mu) cannot be
+ * trail stay. A round close in progress (c->rnd.closing: computing outside mu) cannot be
  * waited for here, as it needs the write transaction the caller holds: it sees the
  * cancel when it takes mu again and drops its result. The in-memory state changes at
  * once: if the caller's transaction does not commit, it must stop the process (a

@@ -78,20 +78,20 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
 }
 
 static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type,
-                             uint64_t rounds)
+                             uint64_t rounds, const char *reason)
 {
     return record_experiment_event(c, txn, type, c->experiment, c->policy_hash, c->proposal_hash,
-                                   c->model->hash, rounds, NULL);
+                                   c->rnd.base->hash, rounds, reason);
 }
 
 int record_experiment_started(struct coord *c, MDB_txn *txn)
 {
-    return record_experiment(c, txn, ENTRY_EXPERIMENT_STARTED, c->total_rounds);
+    return record_experiment(c, txn, ENTRY_EXPERIMENT_STARTED, c->total_rounds, NULL);
 }
 
-int record_experiment_finished(struct coord *c, MDB_txn *txn)
+int record_experiment_finished(struct coord *c, MDB_txn *txn, const char *reason)
 {
-    return record_experiment(c, txn, ENTRY_EXPERIMENT_FINISHED, c->model->round);
+    return record_experiment(c, txn, ENTRY_EXPERIMENT_FINISHED, c->rnd.base->round, reason);
 }
 
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
@@ -123,7 +123,7 @@ int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment
 }
 
 int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
-                        const uint8_t aggregate_hash[32])
+                        const uint8_t aggregate_hash[32], const double *epsilon)
 {
     struct entry e = { .type = ENTRY_ROUND_CLOSED };
     struct entry_round_closed *r = &e.u.round_closed;
@@ -137,6 +137,10 @@ int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summar
         snprintf(r->participants[i], sizeof r->participants[i], "%s", s->members[i].id);
     memcpy(r->aggregate_hash, aggregate_hash, 32);
     memcpy(r->model_hash, s->model_hash, 32);
+    if (epsilon) {
+        r->has_epsilon = 1;
+        r->epsilon = *epsilon;
+    }
     r->mean_loss = s->mean_train_loss;
     r->tokens = s->tokens;
     int rc = record_append(c, txn, &e, NULL);

@@ -17,7 +17,8 @@ int record_append(struct coord *c, MDB_txn *txn, struct entry *e, uint64_t *inde
 
 int record_genesis(struct coord *c, MDB_txn *txn);
 int record_experiment_started(struct coord *c, MDB_txn *txn);
-int record_experiment_finished(struct coord *c, MDB_txn *txn);
+/* reason: NULL when it ran its planned rounds, else why it ended early (privacy budget). */
+int record_experiment_finished(struct coord *c, MDB_txn *txn, const char *reason);
 /* Any of the four experiment entries, of an experiment that need not be loaded:
  * proposal_hash the approved policy_proposed motion's, model_hash (NULL: none) its initial or last model, rounds planned (started) or closed,
  * reason (cancelled, failed; may be NULL). */
@@ -32,8 +33,9 @@ int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_en
 int record_update_rejected(struct coord *c, MDB_txn *txn, const char *experiment,
                            uint64_t round, const char *member, const char *reason,
                            uint64_t *index);
+/* epsilon: NULL without privacy, else the epsilon spent after this round. */
 int record_round_closed(struct coord *c, MDB_txn *txn, const struct round_summary *s,
-                        const uint8_t aggregate_hash[32]);
+                        const uint8_t aggregate_hash[32], const double *epsilon);
 
 /* The contribution_scores entry of the loaded experiment's round `round` from its scores:
  * the policy's measures in enum policy_measure order, each member (u[i], sorted by id) with

@@ -2,6 +2,7 @@
  * their own threads (proto/rpc.h); they translate messages to the experiment's
  * operations and back. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,7 @@
 #include "coordinator/update.h"
 #include "coordinator/witness.h"
 #include "crypto/envelope.h"
+#include "privacy/rdp.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
 #include "proto/rpc.h"
@@ -25,7 +27,6 @@
 #include "proto/service_ledger.h"
 
 #define AULAC_VERSION "aulac 0.1"
-#define JOIN_SKEW_MS  (5 * 60 * 1000)
 
 /* --- Hello ------------------------------------------------------------------ */
 
@@ -48,119 +49,48 @@ static void on_hello(struct rpc_call *call, void *ctx)
 
 /* --- Join ------------------------------------------------------------------- */
 
-/* Nonces seen within the clock-skew window; a replayed join is refused. */
-static int nonce_seen(struct coord *c, const uint8_t *nonce, int64_t now)
-{
-    int seen = 0;
-    size_t free_slot = SIZE_MAX;
-    for (size_t i = 0; i < COORD_NONCES; i++) {
-        struct seen_nonce *s = &c->nonces[i];
-        if (s->at_ms && now - s->at_ms > 2 * JOIN_SKEW_MS)
-            s->at_ms = 0;
-        if (!s->at_ms) {
-            if (free_slot == SIZE_MAX)
-                free_slot = i;
-            continue;
-        }
-        if (memcmp(s->nonce, nonce, ENVELOPE_NONCE_BYTES) == 0)
-            seen = 1;
-    }
-    if (!seen) {
-        size_t slot = free_slot != SIZE_MAX ? free_slot : (size_t)(now % COORD_NONCES);
-        memcpy(c->nonces[slot].nonce, nonce, ENVELOPE_NONCE_BYTES);
-        c->nonces[slot].at_ms = now;
-    }
-    return seen;
-}
-
-static const char *join_check(struct coord *c, const Aulac__V1__JoinRequest *q, char *why,
-                              size_t cap)
-{
-    const char *member = q->member_id ? q->member_id : "";
-    if (!crypto_id_valid(member)) {
-        snprintf(why, cap, "member id '%.64s' is not 1..64 of [a-z0-9._-]", member);
-        return why;
-    }
-    uint8_t member_key[32];
-    if (governance_member_key(c, member, member_key, why, cap) != 0)
-        return why;
-    if (q->nonce.len != ENVELOPE_NONCE_BYTES || q->signature.len != CRYPTO_SIGNATURE_BYTES) {
-        snprintf(why, cap, "malformed join request: nonce must be 16 bytes, signature 64");
-        return why;
-    }
-    int64_t now = time_now_unix_ms();
-    if (q->timestamp_ms < now - JOIN_SKEW_MS || q->timestamp_ms > now + JOIN_SKEW_MS) {
-        snprintf(why, cap, "the request's timestamp is %+" PRId64 " s from the coordinator's "
-                 "clock (window: 300 s); check the member's clock", (q->timestamp_ms - now) / 1000);
-        return why;
-    }
-    struct join_request j = { 0 };
-    snprintf(j.member, sizeof j.member, "%s", member);
-    j.timestamp_unix_ms = q->timestamp_ms;
-    memcpy(j.nonce, q->nonce.data, ENVELOPE_NONCE_BYTES);
-    if (envelope_join_verify(&j, member_key, q->signature.data) != 0) {
-        snprintf(why, cap, "bad signature: the join request of '%s' does not verify with its "
-                 "roster key (is the worker using the right --key?)", member);
-        return why;
-    }
-    pthread_mutex_lock(&c->mu);
-    int replay = nonce_seen(c, j.nonce, now);
-    pthread_mutex_unlock(&c->mu);
-    if (replay) {
-        snprintf(why, cap, "replayed join request (nonce already used)");
-        return why;
-    }
-    /* A member that the experiment's participation.members leaves out is still a
-     * member: it learns the experiment and sits it out (GetTask never hands it TRAIN). */
-    return NULL;
-}
-
+/* Join is authenticated once, as every member RPC is: auth_call_recv checks the request
+ * signature with the member's roster key, the clock window and the request nonce (the
+ * replay cache of auth.c, kept across restarts), and that the request names its signer.
+ * JoinRequest's own timestamp, nonce and signature fields are not read. A member that
+ * the experiment's participation.members leaves out is still a member: it learns the
+ * experiment and sits it out (GetTask never hands it TRAIN). */
 static void on_join(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (auth_call_recv(c, call, &aulac__v1__join_request__descriptor, &in, NULL) != 0)
+    char member[CRYPTO_ID_MAX + 1];
+    if (auth_call_recv(c, call, &aulac__v1__join_request__descriptor, &in, member) != 0)
         return;
-    Aulac__V1__JoinRequest *q = (Aulac__V1__JoinRequest *)in;
-    char why[320];
-    const char *refusal = join_check(c, q, why, sizeof why);
     Aulac__V1__JoinReply r = AULAC__V1__JOIN_REPLY__INIT;
-    if (refusal) {
-        log_warn("refused join from %s (%s): %s", rpc_call_peer(call),
-                 crypto_id_valid(q->member_id) ? q->member_id : "invalid id", refusal);
-        r.accepted = 0;
-        r.reason = (char *)refusal;
-    }
     /* The loaded experiment, copied under mu: the timer may start the next meanwhile.
      * None (idle): accepted with an empty experiment id and no policy. */
     char experiment[COORD_EXPERIMENT_MAX + 1] = "";
     uint8_t policy_hash[32];
     char *yaml = NULL;
-    if (!refusal) {
-        pthread_mutex_lock(&c->mu);
-        if (c->experiment[0] && (yaml = strdup((const char *)c->policy_yaml)) != NULL) {
-            snprintf(experiment, sizeof experiment, "%s", c->experiment);
-            memcpy(policy_hash, c->policy_hash, 32);
-            r.current_round = c->round;
-        }
-        int no_memory = c->experiment[0] && !yaml;
-        pthread_mutex_unlock(&c->mu);
-        if (no_memory) {
-            rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
-            protobuf_c_message_free_unpacked(in, NULL);
-            return;
-        }
-        r.accepted = 1;
-        r.reason = "";
-        r.experiment_id = experiment;
-        if (yaml) {
-            r.policy_hash.data = policy_hash;
-            r.policy_hash.len = 32;
-            r.policy_yaml = yaml;
-        }
-        log_info("member %s joined from %s%s%s", q->member_id, rpc_call_peer(call),
-                 experiment[0] ? ": experiment " : " (idle: no experiment yet)", experiment);
+    pthread_mutex_lock(&c->mu);
+    if (c->experiment[0] && (yaml = strdup((const char *)c->policy_yaml)) != NULL) {
+        snprintf(experiment, sizeof experiment, "%s", c->experiment);
+        memcpy(policy_hash, c->policy_hash, 32);
+        r.current_round = c->rnd.number;
     }
+    int no_memory = c->experiment[0] && !yaml;
+    pthread_mutex_unlock(&c->mu);
+    if (no_memory) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory", NULL, 0);
+        protobuf_c_message_free_unpacked(in, NULL);
+        return;
+    }
+    r.accepted = 1;
+    r.reason = "";
+    r.experiment_id = experiment;
+    if (yaml) {
+        r.policy_hash.data = policy_hash;
+        r.policy_hash.len = 32;
+        r.policy_yaml = yaml;
+    }
+    log_info("member %s joined from %s%s%s", member, rpc_call_peer(call),
+             experiment[0] ? ": experiment " : " (idle: no experiment yet)", experiment);
     pb_call_finish(call, &r.base);
     free(yaml);
     protobuf_c_message_free_unpacked(in, NULL);
@@ -179,11 +109,11 @@ struct task_bufs {
 /* The downlink update to the current model, when there is one. */
 static void fill_downlink_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
 {
-    if (c->down_payload) {
-        memcpy(b->prev, c->down_from, 32);
+    if (c->rnd.down_payload) {
+        memcpy(b->prev, c->rnd.down_from, 32);
         t->prev_model_hash.data = b->prev;
         t->prev_model_hash.len = 32;
-        t->downlink_bytes = c->down_len;
+        t->downlink_bytes = c->rnd.down_len;
     }
 }
 
@@ -195,19 +125,19 @@ static void fill_task_locked(struct coord *c, Aulac__V1__Task *t, struct task_bu
     memcpy(b->policy, c->policy_hash, 32);
     t->policy_hash.data = b->policy;
     t->policy_hash.len = 32;
-    t->round = c->round;
+    t->round = c->rnd.number;
     t->total_rounds = c->total_rounds;
-    memcpy(b->hash, c->model->hash, 32);
+    memcpy(b->hash, c->rnd.base->hash, 32);
     t->base_model_hash.data = b->hash;
     t->base_model_hash.len = 32;
-    t->deadline_unix_ms = c->deadline_ms;
+    t->deadline_unix_ms = c->rnd.deadline_ms;
     fill_downlink_locked(c, t, b);
     struct task_announcement a = { 0 };
     snprintf(a.experiment, sizeof a.experiment, "%s", c->experiment);
     memcpy(a.policy_hash, c->policy_hash, 32);
-    a.round = c->round;
+    a.round = c->rnd.number;
     memcpy(a.base_model_hash, b->hash, 32);
-    a.deadline_unix_ms = c->deadline_ms;
+    a.deadline_unix_ms = c->rnd.deadline_ms;
     a.total_rounds = c->total_rounds;
     if (envelope_task_sign(&a, c->key, b->sig) == 0) {
         t->signature.data = b->sig;
@@ -231,9 +161,9 @@ static void fill_finished_loaded_locked(struct coord *c, Aulac__V1__Task *t,
     t->kind = AULAC__V1__TASK__KIND__FINISHED;
     snprintf(b->experiment, sizeof b->experiment, "%s", c->experiment);
     t->experiment_id = b->experiment;
-    t->round = c->round;
+    t->round = c->rnd.number;
     t->total_rounds = c->total_rounds;
-    memcpy(b->hash, c->model->hash, 32);
+    memcpy(b->hash, c->rnd.base->hash, 32);
     t->base_model_hash.data = b->hash;   /* the final model */
     t->base_model_hash.len = 32;
     memcpy(b->policy, c->policy_hash, 32);
@@ -241,7 +171,7 @@ static void fill_finished_loaded_locked(struct coord *c, Aulac__V1__Task *t,
     t->policy_hash.len = 32;
     fill_downlink_locked(c, t, b);
     snprintf(b->message, sizeof b->message, "experiment %s %s after %" PRIu64 " rounds",
-             c->experiment, ended_verb(phase), c->model->round);
+             c->experiment, ended_verb(phase), c->rnd.base->round);
 }
 
 /* FINISHED for an experiment that ended before the loaded one, from its record. */
@@ -298,7 +228,7 @@ static int task_answer_locked(struct coord *c, const Aulac__V1__TaskRequest *q,
     if (c->state != EXP_RUNNING || (same && q->sit_out) ||
         !policy_takes_part(&c->policy, member))
         return 0;   /* idle, sitting this one out, or not one of its members: wait */
-    int newer = !same || !q->have_round || c->round > q->after_round;
+    int newer = !same || !q->have_round || c->rnd.number > q->after_round;
     if (newer && !round_member_reported_locked(c, member)) {
         fill_task_locked(c, t, b);
         return 1;
@@ -359,8 +289,8 @@ static void refuse_download(struct coord *c, struct rpc_call *call, const uint8_
     static const uint8_t none[32];
     hex_encode(hash ? hash : none, 32, want);
     pthread_mutex_lock(&c->mu);
-    if (c->model)
-        hex_encode(c->model->hash, 32, have);
+    if (c->rnd.base)
+        hex_encode(c->rnd.base->hash, 32, have);
     pthread_mutex_unlock(&c->mu);
     switch (rc) {
     case COORD_ERR_NOT_FOUND:
@@ -409,13 +339,13 @@ static void on_download(struct rpc_call *call, void *ctx)
     uint8_t *update = NULL, from[32];
     size_t update_len = 0;
     pthread_mutex_lock(&c->mu);
-    if (s == c->model && c->down_payload && q->from_model_hash.len == 32 &&
-        memcmp(q->from_model_hash.data, c->down_from, 32) == 0) {
-        update = malloc(c->down_len);
+    if (s == c->rnd.base && c->rnd.down_payload && q->from_model_hash.len == 32 &&
+        memcmp(q->from_model_hash.data, c->rnd.down_from, 32) == 0) {
+        update = malloc(c->rnd.down_len);
         if (update) {
-            memcpy(update, c->down_payload, c->down_len);
-            update_len = c->down_len;
-            memcpy(from, c->down_from, 32);
+            memcpy(update, c->rnd.down_payload, c->rnd.down_len);
+            update_len = c->rnd.down_len;
+            memcpy(from, c->rnd.down_from, 32);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -595,6 +525,7 @@ static void on_status(struct rpc_call *call, void *ctx)
     r.queue_length = (uint32_t)queued;
     /* Another experiment than the loaded one: its record (queued or ended). */
     struct experiment_info other = { 0 };
+    struct policy_privacy privacy = { 0 };   /* the experiment's, for epsilon */
     int is_other = 0;
     pthread_mutex_lock(&c->mu);
     if (want[0] && strcmp(want, c->experiment) != 0) {
@@ -619,6 +550,7 @@ static void on_status(struct rpc_call *call, void *ctx)
         if (policy_load_buffer("policy", other.policy_yaml, other.policy_yaml_len, &p, &perr) == 0) {
             snprintf(policy_name, sizeof policy_name, "%s", p.metadata.name);
             r.total_rounds = p.training.rounds;
+            privacy = p.privacy;
             policy_free(&p);
         }
         r.state = (char *)queue_phase_name(other.phase);
@@ -632,17 +564,19 @@ static void on_status(struct rpc_call *call, void *ctx)
         snprintf(experiment, sizeof experiment, "%s", c->experiment);
         snprintf(policy_name, sizeof policy_name, "%s", c->policy.metadata.name);
         r.state = (char *)state_name(c->state);
-        r.round = c->round;
+        r.round = c->rnd.number;
         r.total_rounds = c->total_rounds;
-        if (c->model) {
-            memcpy(model, c->model->hash, 32);
+        if (c->rnd.base) {
+            memcpy(model, c->rnd.base->hash, 32);
             r.model_hash.data = model;
             r.model_hash.len = 32;
         }
     }
     r.experiment_id = experiment;
     r.policy_name = policy_name;
-    uint64_t closed = is_other ? other.rounds_done : c->model ? c->model->round : 0;
+    uint64_t closed = is_other ? other.rounds_done : c->rnd.base ? c->rnd.base->round : 0;
+    if (!is_other)
+        privacy = c->policy.privacy;
     experiment_info_free(&other);
     size_t n_members = c->roster.n_members;
     struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
@@ -691,6 +625,10 @@ static void on_status(struct rpc_call *call, void *ctx)
         rrows[i].mean_train_loss = s->mean_train_loss;
         rrows[i].tokens = s->tokens;
         rrows[i].upload_bytes = s->bytes;
+        if (privacy.enabled &&   /* = its round_closed.epsilon (PRIVACY.md) */
+            rdp_epsilon(1.0, privacy.noise_multiplier, s->round, privacy.delta,
+                        &rrows[i].epsilon) != 0)
+            rrows[i].epsilon = NAN;   /* a policy the accountant refuses: unknown */
         names[i] = calloc(s->n_members + 1, sizeof(char *));
         lrows[i] = calloc(s->n_members + 1, sizeof **lrows);
         lptr[i] = calloc(s->n_members + 1, sizeof **lptr);
@@ -714,6 +652,14 @@ static void on_status(struct rpc_call *call, void *ctx)
         r.n_rounds = i + 1;
     }
     r.rounds = rptr;
+    if (privacy.enabled) {
+        r.privacy = 1;
+        r.privacy_delta = privacy.delta;
+        r.noise_multiplier = privacy.noise_multiplier;
+        r.target_epsilon = privacy.target_epsilon;
+        if (rdp_epsilon(1.0, privacy.noise_multiplier, closed, privacy.delta, &r.epsilon) != 0)
+            r.epsilon = NAN;
+    }
     pb_call_finish(call, &r.base);
     for (uint64_t i = 0; sums && i < closed; i++) {
         free(sums[i].members);

@@ -115,11 +115,11 @@ int state_put_experiment(struct coord *c, MDB_txn *txn)
     bw_str(&w, c->experiment);
     bw_raw(&w, c->policy_hash, 32);
     bw_u8(&w, (uint8_t)c->state);
-    bw_u64(&w, c->round);
+    bw_u64(&w, c->rnd.number);
     bw_u64(&w, c->total_rounds);
-    bw_raw(&w, c->model->hash, 32);
-    bw_u64(&w, c->model->round);
-    bw_u64(&w, (uint64_t)c->round_opened_ms);
+    bw_raw(&w, c->rnd.base->hash, 32);
+    bw_u64(&w, c->rnd.base->round);
+    bw_u64(&w, (uint64_t)c->rnd.opened_ms);
     return put_record(c, txn, c->db_state, "experiment", 10, &w);
 }
 
@@ -214,7 +214,7 @@ int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *
                       size_t len)
 {
     uint8_t key[LEDGER_UPDATE_KEY_MAX];
-    int klen = ledger_update_key(c->experiment, c->round, m->id, key);
+    int klen = ledger_update_key(c->experiment, c->rnd.number, m->id, key);
     if (klen < 0)
         return COORD_ERR_STATE;
     struct bytes_writer w = { 0 };
@@ -257,7 +257,7 @@ static int payload_row_decode(const struct coord *c, const MDB_val *v, struct pa
     out->payload = len <= r.left ? br_raw(&r, (size_t)len) : NULL;
     out->len = (size_t)len;
     if (r.failed || !out->payload || r.left != 0 || version != RECORD_VERSION) {
-        log_error("a stored update of round %llu is unreadable", (unsigned long long)c->round);
+        log_error("a stored update of round %llu is unreadable", (unsigned long long)c->rnd.number);
         return COORD_ERR_STATE;
     }
     return 0;
@@ -269,7 +269,7 @@ static int round_cursor(struct coord *c, MDB_txn *txn, uint8_t *prefix, size_t *
                         MDB_cursor **cur, MDB_val *k, MDB_val *v, int *rc)
 {
     /* The key of member "0" shares the (experiment, round) prefix; cut the member. */
-    int n = ledger_update_key(c->experiment, c->round, "0", prefix);
+    int n = ledger_update_key(c->experiment, c->rnd.number, "0", prefix);
     if (n < 0)
         return COORD_ERR_STATE;
     *plen = (size_t)n - 2;
@@ -334,7 +334,7 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
             break;
         if (*n == cap) {
             log_error("round %llu has more stored updates than the %zu accepted",
-                      (unsigned long long)c->round, cap);
+                      (unsigned long long)c->rnd.number, cap);
             out = COORD_ERR_STATE;
             break;
         }
@@ -351,7 +351,7 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
     }
     if (out == 0 && rc != 0 && rc != MDB_NOTFOUND) {
         log_error("cannot read the stored updates of round %llu: %s",
-                  (unsigned long long)c->round, mdb_strerror(rc));
+                  (unsigned long long)c->rnd.number, mdb_strerror(rc));
         out = COORD_ERR_STATE;
     }
     mdb_cursor_close(cur);
@@ -392,7 +392,7 @@ static int has_prefix(const MDB_val *k, const void *arg)
 int state_delete_payloads(struct coord *c, MDB_txn *txn)
 {
     uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
-    int plen = ledger_update_key(c->experiment, c->round, "0", prefix);
+    int plen = ledger_update_key(c->experiment, c->rnd.number, "0", prefix);
     if (plen < 0)
         return COORD_ERR_STATE;
     MDB_val p = { (size_t)plen - 2, prefix };

@@ -1,6 +1,7 @@
 /* One member update: the header is checked and its signature verified before a byte
- * of payload is read; the payload's hash is then compared with the signed one, and
- * the payload decoded straight into the round's accumulator. Acceptance (payload,
+ * of payload is read; the payload's hash is then compared with the signed one, and the
+ * whole payload validated (round_validate: it decodes, finite, within the norm bound)
+ * without decoding it into any aggregate. Acceptance (payload,
  * index, contribution counters, ledger entry) commits in one LMDB transaction before
  * the receipt is sent. Every refusal is answered with its reason and recorded. */
 #include "coordinator/update.h"
@@ -77,7 +78,7 @@ static int check_policy_locked(struct coord *c, struct update_check *u)
 static int check_round_locked(struct coord *c, struct update_check *u)
 {
     const struct update_envelope *e = &u->env;
-    while (c->closing)   /* the round is being closed outside mu: see what follows it */
+    while (c->rnd.closing)   /* the round is being closed outside mu: see what follows it */
         pthread_cond_wait(&c->changed, &c->mu);
     if (c->state == EXP_IDLE)
         return fail(u, "no experiment is running (the update names '%s')", e->experiment);
@@ -90,24 +91,23 @@ static int check_round_locked(struct coord *c, struct update_check *u)
                     c->experiment);
     if (check_policy_locked(c, u) != 0)
         return -1;
-    if (e->round < c->round)
+    if (e->round < c->rnd.number)
         return fail(u, "round %" PRIu64 " is closed; the open round is %" PRIu64
-                    ": late updates are not accepted", e->round, c->round);
-    if (e->round > c->round)
+                    ": late updates are not accepted", e->round, c->rnd.number);
+    if (e->round > c->rnd.number)
         return fail(u, "round %" PRIu64 " is not open yet; the open round is %" PRIu64,
-                    e->round, c->round);
-    for (size_t i = 0; i < c->n_accepted; i++)
-        if (strcmp(c->accepted[i].id, e->member) == 0)
-            return fail(u, "an update of %s for round %" PRIu64 " was already accepted; "
-                        "each member is counted once per round", e->member, e->round);
-    if (c->n_accepted >= COORD_ROUND_MAX_UPDATES)   /* members removed and added mid-round */
+                    e->round, c->rnd.number);
+    if (round_has(&c->rnd, e->member))
+        return fail(u, "an update of %s for round %" PRIu64 " was already accepted; "
+                    "each member is counted once per round", e->member, e->round);
+    if (c->rnd.n_accepted >= COORD_ROUND_MAX_UPDATES)   /* members removed and added mid-round */
         return fail(u, "round %" PRIu64 " already has %d updates, the most one round takes",
                     e->round, COORD_ROUND_MAX_UPDATES);
-    if (!crypto_equal(e->base_model_hash, c->model->hash, 32)) {
+    if (!crypto_equal(e->base_model_hash, c->rnd.base->hash, 32)) {
         char want[65];
-        hex_encode(c->model->hash, 32, want);
+        hex_encode(c->rnd.base->hash, 32, want);
         return fail(u, "the update was trained from another model than round %" PRIu64
-                    "'s base %.16s; download the base model and train again", c->round, want);
+                    "'s base %.16s; download the base model and train again", c->rnd.number, want);
     }
     return 0;
 }
@@ -252,25 +252,16 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     /* The weight the round close gives it too (aggregate/round.h). */
     const double weight = agg_weight(c->policy.aggregation.weighting, u->env.tokens,
                                      u->env.samples);
-    char why[200];
+    /* The whole payload is checked (it decodes; no NaN/Inf; the norm bound) before
+     * anything is recorded; nothing is decoded into an aggregate: the close does that
+     * from the stored payloads. */
+    char why[300];
     double norm = 0;
-    int rc = codec_payload_norm(payload, len, c->n_params, &norm, why, sizeof why);
-    if (rc == 0 && !(norm * weight * (double)(c->n_eligible + 1) < 1e36)) {
-        snprintf(why, sizeof why, "its L2 norm %.3g is too large to aggregate", norm);
-        rc = -1;
-    }
-    const double bound = c->policy.aggregation.norm_bound;
-    if (rc == 0 && bound > 0 && norm > bound) {
-        snprintf(why, sizeof why, "its L2 norm %.4g exceeds the policy's aggregation.norm_bound "
-                 "%.4g", norm, bound);
-        rc = -1;
-    }
-    if (rc == 0)
-        rc = codec_decode_accumulate_support(payload, len, c->n_params, (float)weight, c->acc,
-                                             c->support, why, sizeof why);
+    int rc = round_validate(&c->policy, c->n_params, c->n_eligible, weight, payload, len,
+                            &norm, why, sizeof why);
     if (rc == CODEC_ERR_NOMEM) {   /* ours, not the update's: nothing is recorded */
         pthread_mutex_unlock(&c->mu);
-        fail(u, "the coordinator is short of memory to decode the update; retry later");
+        fail(u, "the coordinator is short of memory to check the update; retry later");
         return COORD_ERR_NOMEM;
     }
     if (rc != 0) {
@@ -314,23 +305,20 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
             ledger_txn_abort(c->ledger, txn);
     }
     if (rc != 0) {
-        /* Not durable, so not accepted: the sum is rebuilt from the stored updates (an
-         * exact undo, which subtracting this one again is not). */
-        round_reaccumulate_locked(c);
+        /* Not durable, so not accepted: nothing in memory changed. */
         pthread_mutex_unlock(&c->mu);
         fail(u, "the coordinator could not record the update (storage error); retry later");
         u->accepted = 0;
         return rc;
     }
     *ms = next;
-    c->accepted[c->n_accepted++] = rm;
-    c->weight_sum += weight;
+    (void)round_accept(&c->rnd, &rm, weight);   /* room: check_round_locked */
     u->accepted = 1;
     log_info("round %" PRIu64 ": accepted %s (%" PRIu64 " tokens, %zu bytes, loss %.4f) "
              "%zu/%zu, ledger #%" PRIu64, u->env.round, u->member, rm.tokens, len,
-             rm.train_loss, c->n_accepted, c->n_eligible, index);
-    if (round_all_reported_locked(c))
-        round_close_locked(c);
+             rm.train_loss, c->rnd.n_accepted, c->n_eligible, index);
+    /* The last one in: the timer thread closes the round; the receipt goes out now. */
+    round_request_close_locked(c);
     pthread_mutex_unlock(&c->mu);
     return 0;
 }

@@ -32,9 +32,9 @@ struct update_check {
 int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
                         struct update_check *u);
 
-/* Checks the payload against the signed hash, re-checks the round, decodes into the
- * accumulator and commits the acceptance; closes the round when every eligible
- * member has reported. Refusals are recorded (update_reject). u->accepted tells the
+/* Checks the payload against the signed hash, re-checks the round, validates the whole
+ * payload (round_validate) and commits the acceptance; when every eligible member has
+ * reported it asks the timer thread to close the round and returns without waiting. Refusals are recorded (update_reject). u->accepted tells the
  * outcome; the return is 0 unless storage failed. */
 int update_accept(struct coord *c, struct update_check *u, const uint8_t *payload, size_t len);
 

@@ -24,6 +24,8 @@ enum kind {
     K_I64,       /* i64 BE, two's complement */
     K_F64,       /* IEEE 754 binary64, bits as u64 BE; an optional one is absent when NaN
                     and never NaN on the wire */
+    K_F64F,      /* an optional f64 with a presence flag: double at off, uint8_t flag at
+                    aux (0 absent, 1 present); on the wire as K_F64, never NaN */
     K_H32,       /* 32 bytes: hash or public key */
     K_SIG,       /* 64 bytes: Ed25519 signature */
     K_ID,        /* char[ENTRY_ID_MAX + 1]; 1..64 bytes on the wire */
@@ -65,6 +67,7 @@ struct field {
 
 #define F(tag, kind, req, type, m)        { tag, kind, req, #m, offsetof(type, m), 0 }
 #define FL(tag, kind, req, type, m, cnt)  { tag, kind, req, #m, offsetof(type, m), offsetof(type, cnt) }
+#define FF(tag, type, m, flag)            { tag, K_F64F, OPT, #m, offsetof(type, m), offsetof(type, flag) }
 #define END                               { 0, 0, 0, NULL, 0, 0 }
 
 static const struct field member_fields[] = {
@@ -177,6 +180,7 @@ static const struct field experiment_finished_fields[] = {
     F(2, K_H32, OPT, struct entry_experiment, policy_hash),
     F(3, K_H32, REQ, struct entry_experiment, model_hash),
     F(4, K_U64, REQ, struct entry_experiment, rounds),
+    F(5, K_TEXT, OPT, struct entry_experiment, reason),   /* why it ended early */
     F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
     END
 };
@@ -228,6 +232,7 @@ static const struct field round_closed_fields[] = {
     F(5, K_H32,  REQ, struct entry_round_closed, model_hash),
     F(6, K_F64,  REQ, struct entry_round_closed, mean_loss),
     F(7, K_U64,  REQ, struct entry_round_closed, tokens),
+    FF(8, struct entry_round_closed, epsilon, has_epsilon),   /* with privacy only */
     END
 };
 
@@ -269,8 +274,8 @@ static const struct field roster_proposed_fields[] = {
     END
 };
 
-/* The rules of a whole entry beyond its fields' own (entry.h: contribution_scores and
- * credits): 0 or LEDGER_ERR_ENTRY_FIELD. Run on what is encoded and what is decoded. */
+/* The rules of a whole entry beyond its fields' own (entry.h: contribution_scores,
+ * credits, round_closed's epsilon): 0 or LEDGER_ERR_ENTRY_FIELD. Run on what is encoded and what is decoded. */
 typedef int (*entry_rules_fn)(const void *u);
 
 static int finite_or_nan(double d)
@@ -316,6 +321,16 @@ static int credits_rules(const void *u)
     return 0;
 }
 
+static int round_closed_rules(const void *u)
+{
+    const struct entry_round_closed *r = u;
+    if (r->has_epsilon > 1)
+        return LEDGER_ERR_ENTRY_FIELD;
+    if (r->has_epsilon && !(r->epsilon >= 0))   /* also refuses NaN; +inf allowed */
+        return LEDGER_ERR_ENTRY_FIELD;
+    return 0;
+}
+
 struct type_desc {
     enum entry_type     type;
     const char         *name;    /* JSON */
@@ -337,7 +352,7 @@ static const struct type_desc types[] = {
     { ENTRY_EXPERIMENT_FAILED,    "experiment_failed",    "experiment failed",    experiment_stopped_fields, NULL },
     { ENTRY_UPDATE_ACCEPTED,      "update_accepted",      "update accepted",      update_accepted_fields, NULL },
     { ENTRY_UPDATE_REJECTED,      "update_rejected",      "update rejected",      update_rejected_fields, NULL },
-    { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields, NULL },
+    { ENTRY_ROUND_CLOSED,         "round_closed",         "round closed",         round_closed_fields, round_closed_rules },
     { ENTRY_CONTRIBUTION_SCORES,  "contribution_scores",  "contribution scores",  scores_fields, scores_rules },
     { ENTRY_CREDITS,              "credits",              "credits",              credits_fields, credits_rules },
     { ENTRY_ROSTER_PROPOSED,      "roster_proposed",      "roster change proposed", roster_proposed_fields, NULL },
@@ -548,6 +563,14 @@ static int encode_record(const struct field *fields, const void *base, struct bu
         case K_F64:
             if (!f->required && isnan(*(const double *)v))
                 break;   /* an optional number is left out when NaN (not given) */
+            put_tl(b, f->tag, 8);
+            put_be(b, f64_bits(*(const double *)v), 8);
+            break;
+        case K_F64F:
+            if (!*AT(base, f->aux, const uint8_t))
+                break;   /* absent */
+            if (isnan(*(const double *)v))
+                return LEDGER_ERR_ENTRY_FIELD;
             put_tl(b, f->tag, 8);
             put_be(b, f64_bits(*(const double *)v), 8);
             break;
@@ -766,6 +789,16 @@ static int decode_value(const struct field *f, void *base, const uint8_t *p, siz
             return LEDGER_ERR_ENTRY_FIELD;   /* NaN is written as absence: one encoding */
         return 0;
     }
+    case K_F64F: {
+        if (n != 8)
+            return LEDGER_ERR_ENTRY_FIELD;
+        uint64_t u = rd_be(p, 8);
+        memcpy(v, &u, 8);
+        if (isnan(*(double *)v))
+            return LEDGER_ERR_ENTRY_FIELD;   /* absence is the only way to say "none" */
+        *AT(base, f->aux, uint8_t) = 1;
+        return 0;
+    }
     case K_F64S:
         /* one value per measure of the entry, whose measures come first */
         if (cx->n_values == 0 || n != 8 * (size_t)cx->n_values)
@@ -873,8 +906,9 @@ static int decode_record(const struct field *fields, void *base, const uint8_t *
             continue;
         if (f->required)
             return LEDGER_ERR_ENTRY_MISSING;
-        if (f->kind == K_F64)
-            *AT(base, f->off, double) = NAN;   /* an optional number not given */
+        if (f->kind == K_F64 || f->kind == K_F64F)
+            *AT(base, f->off, double) = NAN;   /* an optional number not given (K_F64F:
+                                                  its flag stays 0) */
     }
     return 0;
 }
@@ -1117,6 +1151,7 @@ static void json_value(struct str *s, const struct field *f, const void *base, s
         sprintf_(s, "%" PRId64, *(const int64_t *)v);
         break;
     case K_F64:
+    case K_F64F:
         json_double(s, *(const double *)v);
         break;
     case K_F64S:   /* an object: measure name -> value */
@@ -1198,6 +1233,7 @@ static int present(const struct field *f, const void *base)
         return f->kind != K_TEXT || *(const char *const *)v;
     switch ((enum kind)f->kind) {
     case K_F64:  return !isnan(*(const double *)v);
+    case K_F64F: return *AT(base, f->aux, const uint8_t) != 0;
     case K_H32:  return !all_zero(v, 32);
     case K_SIG:  return !all_zero(v, 64);
     case K_TEXT:
@@ -1372,8 +1408,10 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
                         e->u.experiment.experiment, e->u.experiment.rounds, h);
     case ENTRY_EXPERIMENT_FINISHED:
         short_hex(e->u.experiment.model_hash, h);
-        return snprintf(buf, cap, "experiment finished: %s after %" PRIu64 " rounds, final model %s…",
-                        e->u.experiment.experiment, e->u.experiment.rounds, h);
+        return snprintf(buf, cap, "experiment finished: %s after %" PRIu64 " rounds, final model %s…%s%s",
+                        e->u.experiment.experiment, e->u.experiment.rounds, h,
+                        e->u.experiment.reason ? ": " : "",
+                        e->u.experiment.reason ? e->u.experiment.reason : "");
     case ENTRY_EXPERIMENT_CANCELLED:
     case ENTRY_EXPERIMENT_FAILED:
         return snprintf(buf, cap, "%s: %s after %" PRIu64 " rounds: %s", d->words,
@@ -1398,9 +1436,12 @@ int entry_describe(const struct entry *e, char *buf, size_t cap)
         const struct entry_round_closed *r = &e->u.round_closed;
         human_count(r->tokens, c1);
         short_hex(r->model_hash, h);
-        return snprintf(buf, cap, "round closed: %s round %" PRIu64 ", %u participant%s, %s tokens, mean loss %.4f, model %s…",
+        char eps[48] = "";
+        if (r->has_epsilon)
+            snprintf(eps, sizeof eps, ", epsilon %.4g", r->epsilon);
+        return snprintf(buf, cap, "round closed: %s round %" PRIu64 ", %u participant%s, %s tokens, mean loss %.4f, model %s…%s",
                         r->experiment, r->round, r->n_participants, r->n_participants == 1 ? "" : "s",
-                        c1, r->mean_loss, h);
+                        c1, r->mean_loss, h, eps);
     }
     case ENTRY_CONTRIBUTION_SCORES: {
         const struct entry_contribution_scores *s = &e->u.scores;

@@ -160,7 +160,10 @@ struct entry_experiment {
     uint8_t  policy_hash[32];
     uint8_t  model_hash[32];             /* started: initial model; finished: final model; else optional */
     uint64_t rounds;                     /* started: planned; otherwise completed */
-    char    *reason;                     /* cancelled / failed; may be NULL */
+    char    *reason;                     /* cancelled / failed: why (required on the wire);
+                                            finished: optional, why it ended before its
+                                            planned rounds (e.g. "privacy budget: ...");
+                                            started: not written. May be NULL */
     uint8_t  proposal_hash[32];          /* the approved policy_proposed motion; zero
                                             (omitted) for an experiment run without one */
 };
@@ -205,6 +208,13 @@ struct entry_round_closed {
     uint8_t   model_hash[32];
     double    mean_loss;
     uint64_t  tokens;
+    /* Differential privacy (PRIVACY.md): the epsilon spent by the experiment after this
+     * round, at the policy's privacy.delta: rdp_epsilon(1, noise_multiplier, round,
+     * delta) (privacy/rdp.h). Present only when has_epsilon is 1 (an experiment with
+     * privacy); a zeroed struct leaves it out. epsilon is >= 0 and not NaN; +inf (no
+     * noise) is allowed and shows as null in JSON. */
+    uint8_t   has_epsilon;               /* 0 or 1 */
+    double    epsilon;                   /* valid when has_epsilon; decoded absent: NaN */
 };
 
 #define ENTRY_MEASURES_MAX  8           /* measures of one scores / credits entry */

@@ -8,7 +8,8 @@ envelope of crypto/README.md's worked example, whose signature re-checks from th
 entry's fields alone (the header is rebuilt here and verified with the member key),
 and the same entry with the member's validation loss; a policy_proposed entry
 holding crypto/README.md's experiment motion and its document, re-checked the same
-way; a contribution_scores entry and a credits entry.
+way; a contribution_scores entry and a credits entry; a round_closed entry with the
+epsilon spent (differential privacy) and an experiment_finished entry with its reason.
 
     python3 ledger/entry_reference.py
 """
@@ -114,6 +115,27 @@ def credits(timestamp_ms, experiment, rounds, measures, weights, members):
         assert len(shares) == len(measures)
         out += field(5, field(1, member.encode()) + field(2, f64(share))
                      + field(3, f64s(shares)) + field(4, u64(n)))
+    return out
+
+
+def round_closed(timestamp_ms, experiment, rnd, participants, aggregate_hash, model_hash,
+                 mean_loss, tokens, epsilon=None):
+    """epsilon None: an experiment without privacy, the field is left out."""
+    out = header(13, timestamp_ms) + field(1, experiment.encode()) + field(2, u64(rnd))
+    for p in participants:
+        out += field(3, p.encode())
+    out += (field(4, aggregate_hash) + field(5, model_hash) + field(6, f64(mean_loss))
+            + field(7, u64(tokens)))
+    if epsilon is not None:
+        out += field(8, f64(epsilon))
+    return out
+
+
+def experiment_finished(timestamp_ms, experiment, model_hash, rounds, reason=None):
+    out = (header(8, timestamp_ms) + field(1, experiment.encode()) + field(3, model_hash)
+           + field(4, u64(rounds)))
+    if reason is not None:
+        out += field(5, reason.encode())
     return out
 
 
@@ -225,6 +247,20 @@ def main():
                 [("fpt", (1 * 0.625 + 2 * 0.75) / 3, [0.625, 0.75], 12),
                  ("hust", (1 * 0.375 + 2 * 0.25) / 3, [0.375, 0.25], 11)])
     print("\n[credits] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+
+    # round_closed of an experiment with differential privacy: epsilon spent so far
+    e = round_closed(T0, "gpt2-vi-small", 7, ["fpt", "hust"], bytes(range(0x30, 0x50)),
+                     bytes(range(0x50, 0x70)), 3.25, 1572864, epsilon=2.5)
+    print("\n[round_closed with epsilon] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+
+    # experiment_finished before its planned rounds, with the reason
+    e = experiment_finished(T0, "gpt2-vi-small", bytes(range(0x50, 0x70)), 7,
+                            reason="privacy budget: round 8 would spend epsilon 8.53 > 8")
+    print("\n[experiment_finished with reason] %d bytes" % len(e))
     print("entry     ", e.hex())
     print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
 

@@ -2,8 +2,8 @@
  * a dense warm-up round is the members' weighted average; a sparse round with
  * `average: senders` divides each coordinate by the weight of the members whose
  * payload carried it (0 where none did) and multiplies by `sparse_scale`; a restart in
- * the middle of a sparse round re-accumulates the stored payloads, support included,
- * and reaches the same model. Updates are hand-made deltas whose top-k sets are known,
+ * the middle of a sparse round rebuilds the accepted set from the stored payloads and
+ * reaches the same model. Updates are hand-made deltas whose top-k sets are known,
  * signed and submitted over loopback like a worker's. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -63,11 +63,11 @@ static void submit(struct fx *f, int m, float *decoded)
     memset(&u, 0, sizeof u);
     struct policy_round_plan plan;
     pthread_mutex_lock(&c->mu);
-    assert_int_equal(policy_round_plan(&c->policy, c->round, &plan, NULL, 0), 0);
+    assert_int_equal(policy_round_plan(&c->policy, c->rnd.number, &plan, NULL, 0), 0);
     const struct codec_params cp = plan.uplink;
     snprintf(u.e.experiment, sizeof u.e.experiment, "%s", c->experiment);
-    u.e.round = c->round;
-    memcpy(u.e.base_model_hash, c->model->hash, 32);
+    u.e.round = c->rnd.number;
+    memcpy(u.e.base_model_hash, c->rnd.base->hash, 32);
     pthread_mutex_unlock(&c->mu);
     float *d = malloc(n * sizeof *d);
     assert_non_null(d);
@@ -107,11 +107,11 @@ static void submit(struct fx *f, int m, float *decoded)
 static void model_now(struct fx *f, float *params, uint64_t *round, uint8_t hash[32])
 {
     pthread_mutex_lock(&f->c->mu);
-    memcpy(params, f->c->model->params, f->c->n_params * sizeof *params);
+    memcpy(params, f->c->rnd.base->params, f->c->n_params * sizeof *params);
     if (round)
-        *round = f->c->round;
+        *round = f->c->rnd.number;
     if (hash)
-        memcpy(hash, f->c->model->hash, 32);
+        memcpy(hash, f->c->rnd.base->hash, 32);
     pthread_mutex_unlock(&f->c->mu);
 }
 
@@ -186,36 +186,27 @@ static void two_rounds(const char *average, int restart, struct run *r)
     assert_int_equal(round, 1);
     for (int m = 0; m < N_MEMBERS; m++)
         submit(&f, m, r->dec[0][m]);
+    assert_int_equal(fx_wait_round(&f, 2), 2);   /* the timer thread closes it */
     model_now(&f, r->model[1], &round, NULL);
     assert_int_equal(round, 2);
 
     submit(&f, 0, r->dec[1][0]);
     submit(&f, 1, r->dec[1][1]);
+    (void)n;
     if (restart) {
-        float *acc = malloc(n * sizeof *acc), *support = NULL;
-        assert_non_null(acc);
-        pthread_mutex_lock(&f.c->mu);
-        memcpy(acc, f.c->acc, n * sizeof *acc);
-        if (f.c->support) {
-            support = malloc(n * sizeof *support);
-            assert_non_null(support);
-            memcpy(support, f.c->support, n * sizeof *support);
-        }
-        pthread_mutex_unlock(&f.c->mu);
+        size_t before;
+        double weight = fx_accepted_weight(&f, &before);
         fx_stop(&f);
         fx_start(&f);
         pthread_mutex_lock(&f.c->mu);
-        assert_int_equal(f.c->round, 2);
-        assert_int_equal(f.c->n_accepted, 2);
-        assert_memory_equal(f.c->acc, acc, n * sizeof *acc);
-        assert_true((support == NULL) == (f.c->support == NULL));
-        if (support)
-            assert_memory_equal(f.c->support, support, n * sizeof *support);
+        assert_int_equal(f.c->rnd.number, 2);
+        assert_int_equal(f.c->rnd.n_accepted, before);
+        assert_true(f.c->rnd.weight_sum == weight);
+        assert_true(round_has(&f.c->rnd, fx_ids[0]) && round_has(&f.c->rnd, fx_ids[1]));
         pthread_mutex_unlock(&f.c->mu);
-        free(acc);
-        free(support);
     }
     submit(&f, 2, r->dec[1][2]);
+    assert_int_equal(fx_wait_round(&f, 3), 3);
     model_now(&f, r->model[2], &round, r->hash);
     assert_int_equal(round, 3);
     fx_free(&f);
@@ -280,9 +271,9 @@ static void members_average_is_scaled_by_the_round_weight(void **state)
     run_free(&r);
 }
 
-/* Stopped after two of three sparse updates and started again: the stored payloads
- * are re-accumulated with their support and the round closes on the same model, bit
- * for bit (two terms add the same in either order). */
+/* Stopped after two of three sparse updates and started again: the accepted set is
+ * rebuilt from the stored payloads and the round closes on the same model, bit for bit
+ * (the close sums the stored updates in member-id order). */
 static void restart_mid_round_reaches_the_same_model(void **state)
 {
     (void)state;
@@ -302,6 +293,7 @@ struct gate {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int inside, go;
+    pthread_t closer;           /* the thread that ran the close */
 };
 
 static void hold_close(void *arg)
@@ -309,6 +301,7 @@ static void hold_close(void *arg)
     struct gate *g = arg;
     pthread_mutex_lock(&g->mu);
     g->inside = 1;
+    g->closer = pthread_self();
     pthread_cond_broadcast(&g->cv);
     while (!g->go)
         pthread_cond_wait(&g->cv, &g->mu);
@@ -318,13 +311,69 @@ static void hold_close(void *arg)
 struct submitter {
     struct fx *f;
     int m;
+    struct gate *g;             /* done is set under g->mu */
+    int done;
 };
 
 static void *submit_main(void *arg)
 {
     struct submitter *s = arg;
     submit(s->f, s->m, NULL);
+    if (s->g) {
+        pthread_mutex_lock(&s->g->mu);
+        s->done = 1;
+        pthread_cond_broadcast(&s->g->cv);
+        pthread_mutex_unlock(&s->g->mu);
+    }
     return NULL;
+}
+
+static void gate_open(struct gate *g)
+{
+    pthread_mutex_lock(&g->mu);
+    g->go = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* The last member's upload completes the round: its receipt (accepted) comes back while
+ * the close is held inside, so the receipt never waits for the close; the close runs on
+ * the coordinator's timer thread, not on the RPC thread that accepted the update. */
+static void last_receipt_returns_before_the_close_on_the_timer_thread(void **state)
+{
+    (void)state;
+    struct fx fx;
+    struct fx *f = &fx;
+    start_with(f, "members");
+    struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
+    pthread_mutex_lock(&f->c->mu);
+    f->c->opt.close_hook = hold_close;
+    f->c->opt.close_hook_arg = &g;
+    pthread_mutex_unlock(&f->c->mu);
+    for (int m = 0; m < N_MEMBERS - 1; m++)
+        submit(f, m, NULL);
+    struct submitter last = { f, N_MEMBERS - 1, &g, 0 };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, submit_main, &last), 0);
+    /* Wait (10 s at most) for both: the close inside the hook, the receipt back. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&g.mu);
+    while (!(g.inside && last.done) &&
+           pthread_cond_timedwait(&g.cv, &g.mu, &until) == 0)
+        ;
+    const int receipt_while_held = last.done && !g.go;
+    const int inside = g.inside;
+    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);   /* whatever happened: let the close (and a blocked receipt) finish */
+    assert_int_equal(pthread_join(th, NULL), 0);
+    assert_true(inside);
+    assert_true(receipt_while_held);
+    assert_true(f->c->timer_running && pthread_equal(g.closer, f->c->timer));
+    assert_false(pthread_equal(g.closer, th));
+    assert_int_equal(fx_wait_round(f, 2), 2);
+    fx_free(f);
 }
 
 /* While a round closes (outer step, hashes, checkpoint fsyncs: seconds for a large
@@ -336,14 +385,14 @@ static void status_is_served_while_a_round_closes(void **state)
     struct fx fx;
     struct fx *f = &fx;
     start_with(f, "senders");
-    struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+    struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0 };
     pthread_mutex_lock(&f->c->mu);
     f->c->opt.close_hook = hold_close;
     f->c->opt.close_hook_arg = &g;
     pthread_mutex_unlock(&f->c->mu);
     for (int m = 0; m < N_MEMBERS - 1; m++)
         submit(f, m, NULL);
-    struct submitter last = { f, N_MEMBERS - 1 };
+    struct submitter last = { f, N_MEMBERS - 1, NULL, 0 };
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, submit_main, &last), 0);   /* closes round 1 */
     pthread_mutex_lock(&g.mu);
@@ -364,15 +413,13 @@ static void status_is_served_while_a_round_closes(void **state)
     if (r)
         aulac__v1__status_reply__free_unpacked(r, NULL);
 
-    pthread_mutex_lock(&g.mu);
-    g.go = 1;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);
     assert_int_equal(pthread_join(th, NULL), 0);
     fed_client_close(cl);
     assert_true(free_now);
     assert_int_equal(rc, 0);
     assert_int_equal(status_round, 1);
+    assert_int_equal(fx_wait_round(f, 2), 2);
     uint64_t round;
     float *params = malloc(f->c->n_params * sizeof *params);
     assert_non_null(params);
@@ -389,6 +436,7 @@ int main(void)
         cmocka_unit_test(members_average_is_scaled_by_the_round_weight),
         cmocka_unit_test(restart_mid_round_reaches_the_same_model),
         cmocka_unit_test(status_is_served_while_a_round_closes),
+        cmocka_unit_test(last_receipt_returns_before_the_close_on_the_timer_thread),
     };
     return cmocka_run_group_tests_name("aggregate", tests, NULL, NULL);
 }

@@ -178,7 +178,7 @@ static void accepted_baseline(void **state)
     assert_true(r->accepted);
     aulac__v1__receipt__free_unpacked(r, NULL);
     size_t n;
-    assert_true(fx_acc_abs(f, &n) > 0);
+    assert_true(fx_accepted_weight(f, &n) > 0);
     assert_int_equal(n, 1);
     struct entry e;
     fx_last_entry(f, &e, NULL);
@@ -395,13 +395,13 @@ static void replayed_envelope_refused(void **state)
     assert_true(r->accepted);
     aulac__v1__receipt__free_unpacked(r, NULL);
     size_t n;
-    double sum = fx_acc_abs(f, &n);
+    double sum = fx_accepted_weight(f, &n);
     assert_int_equal(n, 1);
     /* the same signed envelope and payload again, in a fresh (validly signed) request */
     rc = submit(f, &s, &u, &r, &st);
     expect_receipt_refusal(rc, r, "already accepted");
     fx_expect_rejection(f, "fpt", "already accepted");
-    assert_true(fx_acc_abs(f, &n) == sum);   /* counted once */
+    assert_true(fx_accepted_weight(f, &n) == sum);   /* counted once */
     assert_int_equal(n, 1);
     upd_free(&u);
 }
@@ -440,6 +440,47 @@ static void replayed_request_nonce_refused(void **state)
                   "replayed request");
     fed_client_close(cl);
     upd_free(&u);
+}
+
+/* Join is authenticated once, by the request signature and the replay cache of every
+ * member RPC: a JoinRequest that carries only its member id is accepted (its own
+ * timestamp, nonce and signature fields are not read); the identical request again is
+ * refused as a replayed request; a fresh request with the same body is accepted (no
+ * second nonce window on the body). */
+static void join_authenticated_once(void **state)
+{
+    struct fx *f = *state;
+    struct signer s = { .key = f->keys[VNPT], .fixed = 1, .ts = time_now_unix_ms() };
+    randombytes_buf(s.nonce, sizeof s.nonce);
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__JoinRequest jq = AULAC__V1__JOIN_REQUEST__INIT;
+    jq.member_id = "vnpt";
+    uint8_t body_nonce[16] = { 7 };
+    jq.nonce.data = body_nonce;     /* the same in every request below */
+    jq.nonce.len = sizeof body_nonce;
+    Aulac__V1__JoinReply *jr = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_join(cl, &jq, &jr, &st), 0);
+    if (!jr->accepted)
+        fail_msg("join refused: %s", jr->reason);
+    assert_string_equal(jr->experiment_id, f->c->experiment);
+    aulac__v1__join_reply__free_unpacked(jr, NULL);
+    /* the identical request, byte for byte, request nonce included: refused once */
+    expect_status(fed_join(cl, &jq, &jr, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                  "replayed request");
+    /* a fresh request nonce, the same join body: accepted */
+    s.nonce[0] ^= 0x80;
+    assert_int_equal(fed_join(cl, &jq, &jr, &st), 0);
+    if (!jr->accepted)
+        fail_msg("a fresh request with the same join body was refused: %s", jr->reason);
+    aulac__v1__join_reply__free_unpacked(jr, NULL);
+    /* signed by fpt, made for vnpt: refused by the one path */
+    struct signer other = { .key = f->keys[FPT] };
+    struct fed_client *co = fx_client(f, &other);
+    expect_status(fed_join(co, &jq, &jr, &st), &st, GRPC_STATUS_UNAUTHENTICATED,
+                  "signed by 'fpt' but made for member 'vnpt'");
+    fed_client_close(co);
+    fed_client_close(cl);
 }
 
 /* --- replays across restarts ------------------------------------------------------ */
@@ -745,6 +786,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(payload_byte_changed_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(replayed_envelope_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(replayed_request_nonce_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(join_authenticated_once, setup, teardown),
         cmocka_unit_test(replayed_request_refused_after_restart),
         cmocka_unit_test_setup_teardown(timestamp_outside_window_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(removed_member_refused, setup, teardown),

@@ -31,12 +31,12 @@ static int setup(void **state)
     snprintf(c->experiment, sizeof c->experiment, "exp-1");
     memset(c->policy_hash, 0xab, 32);
     c->state = EXP_RUNNING;
-    c->round = 3;
+    c->rnd.number = 3;
     c->total_rounds = 10;
-    c->round_opened_ms = 1234567;
+    c->rnd.opened_ms = 1234567;
     memset(f->snap.hash, 0x5c, 32);
     f->snap.round = 2;
-    c->model = &f->snap;
+    c->rnd.base = &f->snap;
     c->roster.n_members = 2;
     c->members = f->members;
     *state = f;
@@ -135,9 +135,9 @@ static void payloads_are_kept_per_round_until_deleted(void **state)
     struct payload_arg a = { "vnpt", 100, "BBBB" }, b = { "fpt", 50, "AA" }, later = { "fpt", 9, "ZZ" };
     commit(&f->c, put_payload, &a);
     commit(&f->c, put_payload, &b);
-    f->c.round = 4;
+    f->c.rnd.number = 4;
     commit(&f->c, put_payload, &later);
-    f->c.round = 3;
+    f->c.rnd.number = 3;
 
     struct seen s = { 0 };
     assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
@@ -152,7 +152,7 @@ static void payloads_are_kept_per_round_until_deleted(void **state)
     memset(&s, 0, sizeof s);
     assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
     assert_int_equal(s.n, 0);
-    f->c.round = 4;
+    f->c.rnd.number = 4;
     assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
     assert_int_equal(s.n, 1);
 }

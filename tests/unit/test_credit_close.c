@@ -415,8 +415,8 @@ static void run_rounds(struct run *r, const int order[N_MEMBERS], uint64_t stop_
                 fx_stop(&r->f);
                 fx_start(&r->f);
                 pthread_mutex_lock(&r->f.c->mu);
-                assert_int_equal(r->f.c->round, round);
-                assert_int_equal(r->f.c->n_accepted, 2);
+                assert_int_equal(r->f.c->rnd.number, round);
+                assert_int_equal(r->f.c->rnd.n_accepted, 2);
                 pthread_mutex_unlock(&r->f.c->mu);
             }
             submit_round(&r->f, order[k], round);

@@ -96,7 +96,7 @@ static void docs_client_agrees_with_the_code(void **state)
     fx_prepare(&f);
     fx_start(&f);
     uint8_t initial[32];
-    memcpy(initial, f.c->model->hash, 32);
+    memcpy(initial, f.c->rnd.base->hash, 32);
 
     struct recorder rec = { 0 };
     struct upd first;
@@ -108,10 +108,11 @@ static void docs_client_agrees_with_the_code(void **state)
         upd_free(&u);
         free(other.body);
     }
+    fx_wait_closed(&f);   /* the timer thread closes it */
     pthread_mutex_lock(&f.c->mu);
     uint8_t current[32];
-    memcpy(current, f.c->model->hash, 32);
-    assert_int_equal(f.c->round, 2);
+    memcpy(current, f.c->rnd.base->hash, 32);
+    assert_int_equal(f.c->rnd.number, 2);
     pthread_mutex_unlock(&f.c->mu);
 
     char in_path[300], out_path[300], cmd[800], models[320];

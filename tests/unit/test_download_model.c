@@ -16,12 +16,12 @@
 static void close_round(struct fx *f)
 {
     pthread_mutex_lock(&f->c->mu);
-    uint64_t round = f->c->round;
+    uint64_t round = f->c->rnd.number;
     pthread_mutex_unlock(&f->c->mu);
     for (int m = FPT; m <= HUST; m++)
         fx_submit_accepted(f, m, m + 10 * (int)round);
     pthread_mutex_lock(&f->c->mu);
-    assert_int_equal(f->c->round, round + 1);
+    assert_int_equal(f->c->rnd.number, round + 1);
     pthread_mutex_unlock(&f->c->mu);
 }
 
@@ -44,7 +44,7 @@ static struct model_snapshot *archived_after_downloads(struct fx *f)
 static void current_hash(struct fx *f, uint8_t out[32])
 {
     pthread_mutex_lock(&f->c->mu);
-    memcpy(out, f->c->model->hash, 32);
+    memcpy(out, f->c->rnd.base->hash, 32);
     pthread_mutex_unlock(&f->c->mu);
 }
 

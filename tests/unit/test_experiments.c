@@ -680,7 +680,7 @@ static void approved_cancel_stops_the_running_experiment(void **state)
     aulac__v1__experiments_reply__free_unpacked(l, NULL);
     fx_submit_accepted(f, FPT, 9);     /* an update of round 2, dropped by the cancel */
     pthread_mutex_lock(&f->c->mu);
-    memcpy(last_model, f->c->model->hash, 32);
+    memcpy(last_model, f->c->rnd.base->hash, 32);
     memcpy(motion_of_running, f->c->proposal_hash, 32);
     pthread_mutex_unlock(&f->c->mu);
     char next_doc[sizeof fx_policy + 64];

@@ -824,7 +824,7 @@ static void removal_closes_the_round(void **state)
         upd_free(&u);
     }
     pthread_mutex_lock(&f->c->mu);
-    assert_int_equal(f->c->round, 1);
+    assert_int_equal(f->c->rnd.number, 1);
     pthread_mutex_unlock(&f->c->mu);
     uint8_t h[32];
     Aulac__V1__GovernanceReply *g = fx_propose(f, cf, f->keys[FPT], PROPOSAL_REMOVE, "hust",
@@ -839,7 +839,7 @@ static void removal_closes_the_round(void **state)
     size_t eligible = 0;
     for (int i = 0; i < 200 && round < 2; i++) {
         pthread_mutex_lock(&f->c->mu);
-        round = f->c->round;
+        round = f->c->rnd.number;
         eligible = f->c->n_eligible;
         pthread_mutex_unlock(&f->c->mu);
         if (round < 2)
@@ -880,7 +880,7 @@ static void empty_member_list_means_live_roster(void **state)
     uint64_t round = 0;
     for (int m = FPT; m <= HUST; m++) {
         pthread_mutex_lock(&f->c->mu);
-        round = f->c->round;
+        round = f->c->rnd.number;
         pthread_mutex_unlock(&f->c->mu);
         assert_int_equal(round, 1);       /* not closed before the last founder reports */
         struct upd u;

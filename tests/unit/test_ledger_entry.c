@@ -121,6 +121,8 @@ static struct entry sample(enum entry_type t)
         e.u.experiment.rounds = t == ENTRY_EXPERIMENT_STARTED ? 100 : 42;
         if (t == ENTRY_EXPERIMENT_CANCELLED || t == ENTRY_EXPERIMENT_FAILED)
             e.u.experiment.reason = "quorum withdrew approval";
+        if (t == ENTRY_EXPERIMENT_FINISHED)
+            e.u.experiment.reason = "privacy budget: round 43 would spend epsilon 8.1 > 8";
         fill(e.u.experiment.proposal_hash, 32, 0x11);
         break;
     case ENTRY_UPDATE_ACCEPTED:
@@ -152,6 +154,8 @@ static struct entry sample(enum entry_type t)
         fill(e.u.round_closed.model_hash, 32, 0x31);
         e.u.round_closed.mean_loss = 2.25;
         e.u.round_closed.tokens = 3600000;
+        e.u.round_closed.has_epsilon = 1;
+        e.u.round_closed.epsilon = 4.75;
         break;
     case ENTRY_CONTRIBUTION_SCORES:
         strcpy(e.u.scores.experiment, "gpt2-vi");
@@ -750,6 +754,158 @@ static void encode_refuses_bad_input(void **state)
     assert_int_equal(entry_encode(&e, &a, &len), LEDGER_ERR_ENTRY_TYPE);
 }
 
+/* ledger/README.md's round_closed with epsilon and experiment_finished with a reason
+ * (ledger/entry_reference.py prints them); epsilon present only with has_epsilon, never
+ * NaN nor negative, on either side; a reason on a finished experiment. */
+static void round_closed_epsilon_and_finished_reason(void **state)
+{
+    char parts[2][ENTRY_ID_MAX + 1] = { "fpt", "hust" };
+    struct entry e = { .type = ENTRY_ROUND_CLOSED, .timestamp_ms = T0 }, d;
+    struct entry_round_closed *r = &e.u.round_closed;
+    strcpy(r->experiment, "gpt2-vi-small");
+    r->round = 7;
+    r->n_participants = 2;
+    r->participants = parts;
+    fill(r->aggregate_hash, 32, 0x30);
+    fill(r->model_hash, 32, 0x50);
+    r->mean_loss = 3.25;
+    r->tokens = 1572864;
+    r->has_epsilon = 1;
+    r->epsilon = 2.5;
+    static const char with_eps[] =
+        "41554c45" "02" "000d" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0002" "00000008" "0000000000000007"
+        "0003" "00000003" "667074"
+        "0003" "00000004" "68757374"
+        "0004" "00000020" "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f"
+        "0005" "00000020" "505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f"
+        "0006" "00000008" "400a000000000000"
+        "0007" "00000008" "0000000000180000"
+        "0008" "00000008" "4004000000000000";
+    char hex[1024], lh[65];
+    uint8_t leaf[32];
+    size_t len;
+    uint8_t *a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(len, 185);
+    assert_string_equal(hex, with_eps);
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "9a0c2a24abed51c948280dcfe9119e8473dbf59a6dbcbd6c9195b737e1eb6519");
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_int_equal(d.u.round_closed.has_epsilon, 1);
+    assert_true(d.u.round_closed.epsilon == 2.5);
+    char *j = entry_to_json(&d);
+    assert_non_null(strstr(j, "\"mean_loss\":3.25,\"tokens\":1572864,\"epsilon\":2.5}"));
+    free(j);
+    char line[256];
+    entry_describe(&d, line, sizeof line);
+    assert_non_null(strstr(line, "mean loss 3.2500, model 50515253"));
+    assert_non_null(strstr(line, "…, epsilon 2.5"));
+    entry_free(&d);
+    free(a);
+
+    /* without privacy (has_epsilon 0, as a zeroed struct): the same bytes without field
+     * 8, read back as has_epsilon 0 and NaN; no epsilon in JSON or the description */
+    r->has_epsilon = 0;
+    r->epsilon = 0;
+    a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(len, 185 - 14);
+    assert_memory_equal(hex, with_eps, 2 * len);
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_int_equal(d.u.round_closed.has_epsilon, 0);
+    assert_true(isnan(d.u.round_closed.epsilon));
+    j = entry_to_json(&d);
+    assert_null(strstr(j, "epsilon"));
+    free(j);
+    entry_describe(&d, line, sizeof line);
+    assert_null(strstr(line, "epsilon"));
+    entry_free(&d);
+    free(a);
+
+    /* no noise: +inf is allowed, null in JSON; NaN, negative, a flag of 2 are refused */
+    r->has_epsilon = 1;
+    r->epsilon = INFINITY;
+    a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_true(isinf(d.u.round_closed.epsilon));
+    j = entry_to_json(&d);
+    assert_non_null(strstr(j, "\"epsilon\":null}"));
+    free(j);
+    entry_free(&d);
+    free(a);
+    uint8_t *bad;
+    r->epsilon = NAN;
+    assert_int_equal(entry_encode(&e, &bad, &len), LEDGER_ERR_ENTRY_FIELD);
+    r->epsilon = -0.5;
+    assert_int_equal(entry_encode(&e, &bad, &len), LEDGER_ERR_ENTRY_FIELD);
+    r->epsilon = 1;
+    r->has_epsilon = 2;
+    assert_int_equal(entry_encode(&e, &bad, &len), LEDGER_ERR_ENTRY_FIELD);
+    r->has_epsilon = 1;
+    r->epsilon = 0;   /* nothing spent yet is a value, written */
+    a = encode_hex(&e, hex, sizeof hex, &len);
+    assert_int_equal(len, 185);
+    free(a);
+
+    /* decoding: NaN bits, a negative value, a short field are refused */
+    static const uint8_t nan_bits[8] = { 0x7f, 0xf8, 0, 0, 0, 0, 0, 0 };
+    static const uint8_t neg_bits[8] = { 0xbf, 0xe0, 0, 0, 0, 0, 0, 0 };   /* -0.5 */
+    const uint8_t *bits[3] = { nan_bits, neg_bits, nan_bits };
+    size_t bits_len[3] = { 8, 8, 4 };
+    r->has_epsilon = 0;
+    uint8_t *base = encode_hex(&e, hex, sizeof hex, &len);
+    for (int i = 0; i < 3; i++) {
+        uint8_t buf[256];
+        assert_true(len + 6 + 8 <= sizeof buf);
+        memcpy(buf, base, len);
+        uint8_t tl[6] = { 0, 8, 0, 0, 0, (uint8_t)bits_len[i] };
+        memcpy(buf + len, tl, 6);
+        memcpy(buf + len + 6, bits[i], bits_len[i]);
+        assert_int_equal(entry_decode(buf, len + 6 + bits_len[i], &d), LEDGER_ERR_ENTRY_FIELD);
+    }
+    free(base);
+
+    /* experiment_finished with the reason it ended early */
+    struct entry f = { .type = ENTRY_EXPERIMENT_FINISHED, .timestamp_ms = T0 };
+    strcpy(f.u.experiment.experiment, "gpt2-vi-small");
+    fill(f.u.experiment.model_hash, 32, 0x50);
+    f.u.experiment.rounds = 7;
+    f.u.experiment.reason = "privacy budget: round 8 would spend epsilon 8.53 > 8";
+    a = encode_hex(&f, hex, sizeof hex, &len);
+    assert_int_equal(len, 144);
+    assert_string_equal(hex,
+        "41554c45" "02" "0008" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0003" "00000020" "505152535455565758595a5b5c5d5e5f606162636465666768696a6b6c6d6e6f"
+        "0004" "00000008" "0000000000000007"
+        "0005" "00000034" "70726976616379206275646765743a20726f756e64203820776f756c64207370"
+                          "656e6420657073696c6f6e20382e3533203e2038");
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "ef3947f3084dd3a68805feefb106c4a47b80e0e2fa3adaff3b4365196cbcda3d");
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_string_equal(d.u.experiment.reason, f.u.experiment.reason);
+    j = entry_to_json(&d);
+    assert_non_null(strstr(j, "\"rounds\":7,\"reason\":\"privacy budget: round 8 would"));
+    free(j);
+    entry_describe(&d, line, sizeof line);
+    assert_non_null(strstr(line, "experiment finished: gpt2-vi-small after 7 rounds, final "
+                                 "model 5051525354555657…: privacy budget: round 8"));
+    entry_free(&d);
+    free(a);
+    f.u.experiment.reason = NULL;   /* finished as planned: no field 5 */
+    a = encode_hex(&f, hex, sizeof hex, &len);
+    assert_int_equal(len, 144 - 6 - 52);
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_null(d.u.experiment.reason);
+    entry_describe(&d, line, sizeof line);
+    assert_true(line[strlen(line) - 1] != ' ');
+    assert_null(strstr(line, ": privacy"));
+    entry_free(&d);
+    free(a);
+}
+
 /* --- hostile bytes ----------------------------------------------------------------- */
 
 static void every_truncation_is_handled(void **state)
@@ -1174,6 +1330,7 @@ int main(void)
         cmocka_unit_test(documented_policy_proposed_rechecks_its_signature),
         cmocka_unit_test(documented_scores_and_credits_bytes),
         cmocka_unit_test(json_and_description),
+        cmocka_unit_test(round_closed_epsilon_and_finished_reason),
         cmocka_unit_test(encode_refuses_bad_input),
         cmocka_unit_test(every_truncation_is_handled),
         cmocka_unit_test(every_flipped_byte_is_handled),

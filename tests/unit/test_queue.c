@@ -233,7 +233,7 @@ static void idle_then_queued_survive_restarts(void **state)
     fx_start(f);
     assert_int_equal(f->c->state, EXP_IDLE);
     assert_string_equal(f->c->experiment, "");
-    assert_null(f->c->model);
+    assert_null(f->c->rnd.base);
     assert_int_equal(queued(f->c), 0);
     fx_stop(f);
     fx_start(f);   /* restart while idle */
@@ -280,7 +280,7 @@ static void finished_experiment_hands_over_to_the_next(void **state)
             fx_submit_accepted(f, who, round * 10 + who);
     wait_next(f, first);
     assert_non_null(strstr(f->c->experiment, "trust-other-"));
-    assert_int_equal(f->c->round, 1);
+    assert_int_equal(f->c->rnd.number, 1);
     assert_int_equal(queued(f->c), 0);
     struct experiment_info e;
     int found;
@@ -313,7 +313,7 @@ static void cancel_stops_the_running_one_and_the_next_starts(void **state)
     struct coord *c = f->c;
     char why[200];
     pthread_mutex_lock(&c->mu);
-    memcpy(last_model, c->model->hash, 32);
+    memcpy(last_model, c->rnd.base->hash, 32);
     MDB_txn *txn;
     assert_int_equal(ledger_txn_begin(c->ledger, &txn), 0);
     assert_int_equal(experiment_cancel_locked(c, txn, first, "wrong data", why, sizeof why), 0);

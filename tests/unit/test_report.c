@@ -242,6 +242,8 @@ static void round_entries(struct fixture *f, uint64_t r)
     c.u.round_closed.n_participants = (uint32_t)n;
     c.u.round_closed.participants = parts;
     c.u.round_closed.mean_loss = 4.0;
+    c.u.round_closed.has_epsilon = 1;   /* an experiment with differential privacy */
+    c.u.round_closed.epsilon = 1.25 * (double)r;
     append(f, &c);
     struct entry_member_score ms[3];
     memset(ms, 0, sizeof ms);
@@ -293,6 +295,7 @@ static void finish(struct fixture *f)
     struct entry e = { .type = ENTRY_EXPERIMENT_FINISHED };
     snprintf(e.u.experiment.experiment, sizeof e.u.experiment.experiment, EXP);
     e.u.experiment.rounds = 2;
+    e.u.experiment.reason = "privacy budget: round 3 would spend epsilon 3.75 > 3";
     append(f, &e);
 }
 
@@ -552,7 +555,9 @@ static void report_of_a_finished_experiment_shows_its_credits_entry(void **state
     const char *h = (const char *)buf;
     assert_non_null(strstr(h, "From the experiment's credits entry"));
     assert_non_null(strstr(h, "<td class=\"credit\" data-value=\"0.5\">"));
-    assert_non_null(strstr(h, "<b id=\"state\">finished</b>"));
+    assert_non_null(strstr(h, "<b id=\"state\">finished</b>; 2 of 2 rounds closed; privacy "
+                              "budget: round 3 would spend epsilon 3.75 &gt; 3; differential "
+                              "privacy: &epsilon; <b id=\"epsilon\">2.5</b> spent after round 2"));
     free(buf);
 }
 

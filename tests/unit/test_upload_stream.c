@@ -182,7 +182,7 @@ static void resend_points_at_the_original_acceptance(void **state)
     fed_client_close(cl);
     fx_expect_rejection(f, "vnpt", "was already accepted");
     size_t n;
-    (void)fx_acc_abs(f, &n);
+    (void)fx_accepted_weight(f, &n);
     assert_int_equal(n, 1);
     upd_free(&u);
 }

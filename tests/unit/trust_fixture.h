@@ -309,8 +309,8 @@ static inline void upd_make(struct fx *f, struct upd *u, const struct crypto_key
         delta[i] = (float)(((i * 2654435761u + (unsigned)salt * 97u) % 2001) - 1000) * 1e-5f;
     pthread_mutex_lock(&c->mu);
     snprintf(u->e.experiment, sizeof u->e.experiment, "%s", c->experiment);
-    u->e.round = c->round;
-    memcpy(u->e.base_model_hash, c->model->hash, 32);
+    u->e.round = c->rnd.number;
+    memcpy(u->e.base_model_hash, c->rnd.base->hash, 32);
     pthread_mutex_unlock(&c->mu);
     struct policy_round_plan plan;
     assert_int_equal(policy_round_plan(&c->policy, u->e.round, &plan, NULL, 0), 0);
@@ -339,6 +339,10 @@ static inline void upd_free(struct upd *u)
 
 /* A valid update of member `who` for the open round, sent through a client signing with
  * its key; the coordinator must accept it. */
+static inline void fx_wait_closed(struct fx *f);
+
+/* Submits who's update, which must be accepted; when it completes the round, returns
+ * once the timer thread has closed it. */
 static inline void fx_submit_accepted(struct fx *f, int who, int salt)
 {
     struct signer s = { .key = f->keys[who] };
@@ -353,6 +357,7 @@ static inline void fx_submit_accepted(struct fx *f, int who, int salt)
     aulac__v1__receipt__free_unpacked(r, NULL);
     fed_client_close(cl);
     upd_free(&u);
+    fx_wait_closed(f);
 }
 
 /* --- what the coordinator holds ----------------------------------------------- */
@@ -391,15 +396,14 @@ static inline void fx_expect_rejection(struct fx *f, const char *member, const c
     entry_free(&e);
 }
 
-/* Sum of |acc| and the accepted count, read under the coordinator's lock. */
-static inline double fx_acc_abs(struct fx *f, size_t *n_accepted)
+/* The open round's accepted weight (sum of agg_weight) and count, read under the
+ * coordinator's lock. */
+static inline double fx_accepted_weight(struct fx *f, size_t *n_accepted)
 {
-    double s = 0;
     pthread_mutex_lock(&f->c->mu);
-    for (size_t i = 0; i < f->c->n_params; i++)
-        s += f->c->acc[i] < 0 ? -(double)f->c->acc[i] : (double)f->c->acc[i];
+    double s = f->c->rnd.weight_sum;
     if (n_accepted)
-        *n_accepted = f->c->n_accepted;
+        *n_accepted = f->c->rnd.n_accepted;
     pthread_mutex_unlock(&f->c->mu);
     return s;
 }
@@ -407,11 +411,8 @@ static inline double fx_acc_abs(struct fx *f, size_t *n_accepted)
 static inline void fx_expect_nothing_aggregated(struct fx *f)
 {
     size_t n;
-    assert_true(fx_acc_abs(f, &n) == 0.0);
+    assert_true(fx_accepted_weight(f, &n) == 0.0);
     assert_int_equal(n, 0);
-    pthread_mutex_lock(&f->c->mu);
-    assert_true(f->c->weight_sum == 0.0);
-    pthread_mutex_unlock(&f->c->mu);
 }
 
 static inline void expect_status(int rc, const struct rpc_status *st, grpc_status_code code,
@@ -557,6 +558,22 @@ static inline void fx_approve_policy(struct fx *f, const char *text)
     fed_client_close(cl);
 }
 
+/* Waits (up to 10 s) until no round close is requested or running: an accepted update
+ * that completes its round asks the timer thread to close it (close_pending, set before
+ * the receipt is sent) and the receipt does not wait for the close. */
+static inline void fx_wait_closed(struct fx *f)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        int busy = f->c->rnd.close_pending || f->c->rnd.closing;
+        pthread_mutex_unlock(&f->c->mu);
+        if (!busy)
+            return;
+        time_sleep_ms(10);
+    }
+    fail_msg("the round close did not finish within 10 s");
+}
+
 /* Waits (up to 10 s: a close may run on the timer) until the open round is at least
  * round; returns the open round. */
 static inline uint64_t fx_wait_round(struct fx *f, uint64_t round)
@@ -564,7 +581,7 @@ static inline uint64_t fx_wait_round(struct fx *f, uint64_t round)
     uint64_t now = 0;
     for (int i = 0; i < 200; i++) {
         pthread_mutex_lock(&f->c->mu);
-        now = f->c->round;
+        now = f->c->rnd.number;
         pthread_mutex_unlock(&f->c->mu);
         if (now >= round)
             break;

@@ -1,0 +1,248 @@
+/* The open round (coordinator/round.h): its buffers, accepted set, acceptance checks and
+ * the close's aggregation. No locking here: the caller holds coord.mu (or owns the round
+ * as its close, closing set). */
+#include "coordinator/round.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec/codec.h"
+#include "model/model_hash.h"
+
+int round_init_members(struct coord_round *r)
+{
+    r->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *r->accepted);
+    return r->accepted ? 0 : -1;
+}
+
+void round_free_members(struct coord_round *r)
+{
+    free(r->accepted);
+    r->accepted = NULL;
+}
+
+int round_init(struct coord_round *r, size_t n_params, int down_ef)
+{
+    r->avg = calloc(n_params ? n_params : 1, sizeof(float));
+    r->scratch = calloc(n_params ? n_params : 1, sizeof(float));
+    if (down_ef)
+        r->down_residual = calloc(n_params ? n_params : 1, sizeof(float));
+    if (!r->avg || !r->scratch || (down_ef && !r->down_residual)) {
+        free(r->avg);
+        free(r->scratch);
+        free(r->down_residual);
+        r->avg = r->scratch = r->down_residual = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void round_free(struct coord_round *r)
+{
+    struct round_member *slots = r->accepted;
+    outer_free(&r->outer);
+    free(r->avg);
+    free(r->scratch);
+    free(r->down_residual);
+    free(r->down_payload);
+    memset(r, 0, sizeof *r);
+    r->accepted = slots;
+}
+
+void round_reset(struct coord_round *r, uint64_t number, const struct policy *p,
+                 int64_t opened_ms)
+{
+    r->number = number;
+    r->n_accepted = 0;
+    r->weight_sum = 0;
+    r->opened_ms = opened_ms;
+    r->deadline_ms = opened_ms + (int64_t)p->participation.round_deadline_s * 1000;
+    r->deadline_logged = 0;
+    r->closing = 0;
+    r->close_pending = 0;
+}
+
+int round_validate(const struct policy *p, size_t n_params, size_t n_eligible, double weight,
+                   const uint8_t *payload, size_t len, double *norm, char *why, size_t cap)
+{
+    char what[200];
+    *norm = 0;
+    int rc = codec_payload_norm(payload, len, n_params, norm, what, sizeof what);
+    if (rc == CODEC_ERR_NOMEM) {
+        snprintf(why, cap, "the coordinator is short of memory to check the update");
+        return rc;
+    }
+    if (rc != 0) {
+        snprintf(why, cap, "%s", what);
+        return -1;
+    }
+    if (!(*norm * weight * (double)(n_eligible + 1) < 1e36)) {
+        snprintf(why, cap, "its L2 norm %.3g is too large to aggregate", *norm);
+        return -1;
+    }
+    const struct policy_aggregation *a = &p->aggregation;
+    if (a->rule == POLICY_AGG_CLIP) {
+        if (a->norm_cap > 0 && *norm > a->norm_cap) {
+            snprintf(why, cap, "its L2 norm %.4g exceeds the policy's aggregation.norm_cap %.4g "
+                     "(rule clip scales updates above norm_bound %.4g, and refuses them above "
+                     "the cap)", *norm, a->norm_cap, a->norm_bound);
+            return -1;
+        }
+    } else if (a->norm_bound > 0 && *norm > a->norm_bound) {
+        snprintf(why, cap, "its L2 norm %.4g exceeds the policy's aggregation.norm_bound %.4g",
+                 *norm, a->norm_bound);
+        return -1;
+    }
+    return 0;
+}
+
+int round_has(const struct coord_round *r, const char *member)
+{
+    for (size_t i = 0; i < r->n_accepted; i++)
+        if (strcmp(r->accepted[i].id, member) == 0)
+            return 1;
+    return 0;
+}
+
+int round_accept(struct coord_round *r, const struct round_member *m, double weight)
+{
+    if (r->n_accepted >= COORD_ROUND_MAX_UPDATES)
+        return -1;
+    r->accepted[r->n_accepted++] = *m;
+    r->weight_sum += weight;
+    return 0;
+}
+
+int round_all_reported(const struct coord_round *r, const struct roster *roster,
+                       const struct policy *p)
+{
+    if (r->n_accepted == 0)
+        return 0;
+    for (size_t i = 0; i < roster->n_members; i++) {
+        const char *id = roster->members[i].id;
+        if (policy_takes_part(p, id) && !round_has(r, id))
+            return 0;
+    }
+    return 1;
+}
+
+size_t round_min_updates(const struct policy *p)
+{
+    size_t need = p->participation.min_members;
+    size_t rule = agg_rule_min_updates(p);
+    if (rule > need)
+        need = rule;
+    return need ? need : 1;
+}
+
+int round_combine(struct coord_round *r, const struct policy *p,
+                  const struct policy_round_plan *plan, size_t n_params,
+                  const struct agg_update *u, size_t n, struct round_outcome *out, char *why,
+                  size_t cap)
+{
+    memset(out, 0, sizeof *out);
+    out->n = n;
+    out->stats = calloc(n ? n : 1, sizeof *out->stats);
+    if (!out->stats) {
+        snprintf(why, cap, "out of memory");
+        return AGG_ERR_NOMEM;
+    }
+    int rc = agg_combine(p, plan, n_params, u, n, NULL, r->avg, r->scratch, out->stats, why,
+                         cap);
+    if (rc != 0) {
+        round_outcome_free(out);
+        return rc;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out->used += out->stats[i].used != 0;
+        out->clipped += out->stats[i].used && out->stats[i].scale < 1.0f;
+    }
+    model_hash(r->avg, n_params, out->aggregate_hash);
+    if (p->privacy.enabled) {
+        rc = agg_dp_noise(p, plan, out->used, r->avg, n_params);
+        if (rc != 0) {
+            snprintf(why, cap, "the DP noise could not be added (%d)", rc);
+            round_outcome_free(out);
+            return rc;
+        }
+        out->noised = 1;
+    }
+    return 0;
+}
+
+void round_outcome_free(struct round_outcome *out)
+{
+    free(out->stats);
+    out->stats = NULL;
+}
+
+/* Appends to buf at *at (cap bytes in all); "..." when full. */
+static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void put(char *buf, size_t cap, size_t *at, const char *fmt, ...)
+{
+    if (*at >= cap)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *at, cap - *at, fmt, ap);
+    va_end(ap);
+    if (k < 0)
+        return;
+    if ((size_t)k >= cap - *at) {
+        *at = cap;
+        if (cap >= 4)
+            memcpy(buf + cap - 4, "...", 4);
+        return;
+    }
+    *at += (size_t)k;
+}
+
+void round_outcome_describe(const struct round_outcome *out, const struct policy *p,
+                            const struct agg_update *u, char *buf, size_t cap)
+{
+    size_t at = 0;
+    if (cap == 0)
+        return;
+    buf[0] = 0;
+    const struct policy_aggregation *a = &p->aggregation;
+    put(buf, cap, &at, "rule %s: %zu of %zu update(s) averaged",
+        policy_agg_rule_name(a->rule), out->used, out->n);
+    if (a->rule == POLICY_AGG_CLIP || p->privacy.enabled) {
+        double c = p->privacy.enabled ? p->privacy.clip : a->norm_bound;
+        if (p->privacy.enabled && a->rule == POLICY_AGG_CLIP && a->norm_bound < c)
+            c = a->norm_bound;
+        put(buf, cap, &at, "; clipped to %.4g: %zu", c, out->clipped);
+        const char *sep = " (";
+        for (size_t i = 0; i < out->n; i++)
+            if (out->stats[i].used && out->stats[i].scale < 1.0f) {
+                put(buf, cap, &at, "%s%s norm %.4g", sep, u[i].member, out->stats[i].norm);
+                sep = ", ";
+            }
+        if (out->clipped)
+            put(buf, cap, &at, ")");
+    }
+    if (a->rule == POLICY_AGG_MULTI_KRUM) {
+        const char *sep = "; Krum selected: ";
+        for (size_t i = 0; i < out->n; i++)
+            if (out->stats[i].used) {
+                put(buf, cap, &at, "%s%s", sep, u[i].member);
+                sep = ", ";
+            }
+        sep = "; left out: ";
+        for (size_t i = 0; i < out->n; i++)
+            if (!out->stats[i].used) {
+                put(buf, cap, &at, "%s%s (score %.4g)", sep, u[i].member,
+                    out->stats[i].krum_score);
+                sep = ", ";
+            }
+    }
+    if (out->noised)
+        put(buf, cap, &at, "; DP noise of std %.4g (noise_multiplier %.4g x clip %.4g) on "
+            "the sum", p->privacy.noise_multiplier * p->privacy.clip,
+            p->privacy.noise_multiplier, p->privacy.clip);
+}

@@ -1,0 +1,144 @@
+#ifndef AULAC_COORDINATOR_ROUND_H
+#define AULAC_COORDINATOR_ROUND_H
+/* The open round of the loaded experiment: one struct (struct coord_round, c->rnd) and
+ * the small interface the rest of the coordinator goes through.
+ *
+ *   round_init / round_free   its buffers, for an experiment of n_params parameters
+ *   round_reset               opens round `number` (empty accepted set, deadline)
+ *   round_validate            an update's payload as acceptance checks it: the whole
+ *                             payload decodes (NaN/Inf refused by the codec), its L2
+ *                             norm is finite and within the policy's bound; nothing is
+ *                             decoded into any aggregate
+ *   round_accept              adds a durably accepted update to the accepted set
+ *   round_has / round_all_reported
+ *   round_combine             the close's aggregate: the policy's rule over the stored
+ *                             updates, into r->avg (the aggregation rules plug in here)
+ *
+ * Ownership and threads: the struct is embedded in struct coord and guarded by coord.mu,
+ * except while `closing` is set: the round close (coordinator/experiment.c, on the timer
+ * thread only) then owns avg, scratch, outer, down_residual and the base model outside
+ * mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
+ * a round: when the last eligible member reports it sets close_pending and wakes the
+ * timer (coord.timer_wake), and its receipt goes out at once. */
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aggregate/outer.h"
+#include "aggregate/robust.h"
+#include "aggregate/round.h"
+#include "crypto/keys.h"
+#include "policies/plan.h"
+#include "policies/policy.h"
+#include "policies/roster.h"
+
+/* An immutable model version; downloads hold a reference while they stream it. */
+struct model_snapshot {
+    int refs;                       /* guarded by coord.mu */
+    int loading;                    /* guarded by coord.mu: params not read yet (archived) */
+    uint64_t round;                 /* rounds completed when it was made */
+    uint8_t hash[32];
+    size_t n;
+    float *params;
+};
+
+struct round_member {
+    char id[CRYPTO_ID_MAX + 1];
+    uint64_t tokens, samples, bytes;
+    float train_loss, val_loss;
+};
+
+#define COORD_ROUND_MAX_UPDATES ROSTER_MAX_MEMBERS   /* accepted updates of one round */
+
+struct coord_round {
+    uint64_t number;                /* the open round, 1-based; > total when finished */
+    struct model_snapshot *base;    /* the open round's base model (after the end: the
+                                       final model, which stays served) */
+    /* The compressed update from the previous model to base (downlink). */
+    uint8_t *down_payload;
+    size_t down_len;
+    uint8_t down_from[32];
+    float *down_residual;           /* server-side error feedback of the downlink */
+    struct outer_opt outer;         /* the outer optimizer's state before this round */
+    float *avg;                     /* n_params: the close's average update (round_combine) */
+    float *scratch;                 /* n_params: the rules' scratch (senders' support) */
+    struct round_member *accepted;  /* n_accepted of COORD_ROUND_MAX_UPDATES slots */
+    size_t n_accepted;
+    double weight_sum;              /* sum of the accepted updates' agg_weight */
+    int64_t opened_ms, deadline_ms; /* unix ms */
+    int deadline_logged;            /* "passed its deadline, waiting" logged once */
+    int closing;                    /* a close computes outside mu: see above */
+    int close_pending;              /* the timer closes the round at its next wake */
+};
+
+/* The accepted set's slots (once, at coord_open). 0 or -1 (no memory). */
+int  round_init_members(struct coord_round *r);
+/* avg, scratch and (down_ef) down_residual for n_params; 0 or -1 (no memory: nothing
+ * allocated). The outer optimizer is set up by the caller (agg_outer_init). */
+int  round_init(struct coord_round *r, size_t n_params, int down_ef);
+/* Frees what round_init set up, the downlink payload and the outer state (not base, not
+ * the accepted slots); zeroes the round, keeping the accepted slots. */
+void round_free(struct coord_round *r);
+/* Frees the accepted set's slots. */
+void round_free_members(struct coord_round *r);
+
+/* Opens round `number` at opened_ms: no update accepted, deadline from the policy's
+ * participation.round_deadline_s, closing and close_pending clear. */
+void round_reset(struct coord_round *r, uint64_t number, const struct policy *p,
+                 int64_t opened_ms);
+
+/* An update payload as acceptance checks it, before anything is recorded: it must decode
+ * as n_params values of the codec (every block, count, position, scale and value: NaN and
+ * Inf are refused), its L2 norm times weight times (n_eligible + 1) must stay finite in
+ * the sums (< 1e36), and the norm must be within the policy's bound: aggregation.norm_bound
+ * for every rule but clip (0: none), aggregation.norm_cap for clip (which scales updates
+ * above norm_bound down instead; 0: none). *norm: the L2 norm. 0; -1 with why (the reason
+ * the member is told); CODEC_ERR_NOMEM when the coordinator is short of memory. */
+int round_validate(const struct policy *p, size_t n_params, size_t n_eligible, double weight,
+                   const uint8_t *payload, size_t len, double *norm, char *why, size_t cap);
+
+/* 1 when member has an accepted update in the round. */
+int round_has(const struct coord_round *r, const char *member);
+/* Adds m (weight: its agg_weight) to the accepted set; -1 when the set is full. */
+int round_accept(struct coord_round *r, const struct round_member *m, double weight);
+/* 1 when at least one update is in and every roster member that takes part in the
+ * policy (policy_takes_part) has reported. */
+int round_all_reported(const struct coord_round *r, const struct roster *roster,
+                       const struct policy *p);
+
+/* The fewest updates the round may close with: participation.min_members, and the
+ * policy's rule's own minimum (agg_rule_min_updates: multi_krum 2f + 3), at least 1. The
+ * timer does not close a round with fewer, at its deadline or when every member has
+ * reported: it waits (logged as waiting for min_members). */
+size_t round_min_updates(const struct policy *p);
+
+/* What the close's aggregation did (the log; the aggregate's hash for round_closed). */
+struct round_outcome {
+    size_t n;                       /* updates given */
+    size_t used;                    /* that entered the average (multi_krum: selected) */
+    size_t clipped;                 /* scaled down (clip rule, or privacy.clip) */
+    struct agg_member_stat *stats;  /* n entries (aggregate/robust.h), malloc'd */
+    uint8_t aggregate_hash[32];     /* model_hash of the average before any DP noise: what
+                                       a verifier recomputes (credit/replay.c) */
+    int noised;                     /* 1: privacy on: agg_dp_noise was added after */
+};
+
+/* r->avg = the round's average update over the n stored updates u (sorted by member id):
+ * agg_combine under the policy's rule (aggregate/robust.h; fedavg is agg_average bit for
+ * bit), its hash, then, with privacy on, DP-FedAvg's Gaussian noise (agg_dp_noise, from
+ * libsodium's CSPRNG) over the `used` clipped updates. r->scratch is the rules' scratch.
+ * 0, or AGG_ERR_* with why (AGG_ERR_RULE: fewer updates than the rule needs; the timer
+ * never closes such a round). out->stats is set on success (round_outcome_free). */
+int round_combine(struct coord_round *r, const struct policy *p,
+                  const struct policy_round_plan *plan, size_t n_params,
+                  const struct agg_update *u, size_t n, struct round_outcome *out, char *why,
+                  size_t cap);
+void round_outcome_free(struct round_outcome *out);
+
+/* One log line of what the rule did in round `round` (u as given to round_combine):
+ * the rule, updates used of given, the clipped members with their norms, multi_krum's
+ * selected and left-out members. Into buf (cap bytes, truncated with "..."). */
+void round_outcome_describe(const struct round_outcome *out, const struct policy *p,
+                            const struct agg_update *u, char *buf, size_t cap);
+
+#endif
