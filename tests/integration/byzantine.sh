@@ -5,20 +5,30 @@
 # (build/tests/aulac-worker-byzantine --test-byzantine scale=-10, a test-only build of
 # aulac-worker: the normal program has no such option, checked first).
 #
-#   1. aggregation.rule median, delta attacking: every round closes with the four
-#      updates accepted and recorded (update_accepted for each member in each round, the
-#      ledger verifies), and the honest members' held-out loss falls as in a clean run.
-#   2. the same with fedavg: the attack sinks the model (the median run's honest final
-#      loss is far below this one's), so the test fails if the rule does not defend.
-#   3. a clean fedavg run (delta honest): the reference the median run is held to.
+#   median  aggregation.rule median, delta attacking: every round closes with the four
+#           updates accepted and recorded (update_accepted for each member in each round,
+#           no update_rejected, the ledger verifies), and the honest members' held-out
+#           loss falls by more than 1 nat and ends within 5 % of the clean run's.
+#   fedavg  the same attack under fedavg: the model is sunk (honest loss ~100 nats, the
+#           median run's is ~3.4), so the test fails if the attack is not real.
+#   clean   median with delta honest: the reference.
 #
-# BYZANTINE_RUNS (default "median fedavg clean") picks the runs, for measuring.
+# Every round's uplink is dense (dense_warmup_rounds = rounds): the coordinate-wise median
+# of top-k updates whose unsent coordinates count as zeros (average: members) drops most
+# of each member's signal, a property of the rule on sparse uplinks (policies/README.md,
+# "Sparse updates"; bench/robust measures it), not of the defence this test is about.
+# Measured with the demo's 6.25 % uplink, 8 rounds: median attacked 3.83, clean median
+# 3.52, clean fedavg 3.34 nats; dense: 3.29, 3.37 and 2.96.
+# Runtime: ~32 s of CPU for the three runs of 6 rounds (about 20-30 s on 2 cores).
+#
+# BYZANTINE_RUNS (default "median fedavg clean"; also cleanfedavg: fedavg, delta honest)
+# and BYZANTINE_ROUNDS (default 6) are for measuring.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
 BYZ=$BIN/tests/aulac-worker-byzantine
 [ -x "$BYZ" ] || fail "$BYZ is not built (make tests builds it)"
-ROUNDS=${BYZANTINE_ROUNDS:-8}
+ROUNDS=${BYZANTINE_ROUNDS:-6}
 RUNS=${BYZANTINE_RUNS:-median fedavg clean}
 
 # --- the switch exists only in the test build --------------------------------------------
@@ -43,8 +53,9 @@ cat /usr/share/common-licenses/GFDL-1.3 /usr/share/common-licenses/MPL-2.0 \
 make_alliance alpha beta gamma delta
 HONEST=(alpha beta gamma)
 
-# policy RULE: the demo recipe for the four members, every round waiting for all four
-# (median counts each update once: weighting uniform, as the schema requires).
+# policy RULE: the demo recipe for the four members, every round waiting for all four, a
+# dense uplink in every round (median counts each update once: weighting uniform, as the
+# schema requires).
 policy() {
     local weighting=tokens
     [ "$1" = fedavg ] || weighting=uniform
@@ -53,7 +64,10 @@ policy() {
         -e "s/^  proposer: .*/  proposer: alpha/" \
         -e "s/^  members: .*/  members: [alpha, beta, gamma, delta]/" \
         -e "s/^  min_members: .*/  min_members: 4/" -e "s/^  grace_s: .*/  grace_s: 1/" \
+        -e "s/^    dense_warmup_rounds: .*/    dense_warmup_rounds: $ROUNDS/" \
         -e '/^contribution:/,$d' policies/examples/demo.yaml >"$T/policy.yaml"
+    grep -q "^    dense_warmup_rounds: $ROUNDS\$" "$T/policy.yaml" ||
+        fail "policy: no dense_warmup_rounds line to set"
     grep -q "^  rule: $1\$" "$T/policy.yaml" || fail "policy: no rule line to set"
     "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 ||
         { cat "$T/out"; fail "policy check ($1)"; }
@@ -146,7 +160,8 @@ for r in $RUNS; do
     case $r in
     median) run median median -10 ;;
     fedavg) run fedavg fedavg -10 ;;
-    clean) run clean fedavg none ;;
+    clean) run clean median none ;;
+    cleanfedavg) run cleanfedavg fedavg none ;;
     *) fail "unknown run '$r'" ;;
     esac
     check_run "$r"
@@ -157,21 +172,20 @@ python3 - "$T" $RUNS <<'PY' || fail "the attacked median run does not converge l
 import sys
 t, runs = sys.argv[1], sys.argv[2:]
 m = {r: tuple(map(float, open("%s/%s.mean" % (t, r)).read().split())) for r in runs}
+for r in runs:
+    print("%-12s honest held-out loss %.3f -> %.3f" % (r, m[r][0], m[r][1]))
 if "median" in m:
     f0, f1 = m["median"]
     # the honest members' held-out loss falls clearly (byte model: from ~5.5 nats)
     assert f1 < f0 - 1.0, ("median run: loss did not fall by 1 nat", f0, f1)
 if "median" in m and "clean" in m:
-    # ... and ends within 10 % of the clean run's
-    assert m["median"][1] < 1.10 * m["clean"][1], ("median vs clean", m["median"], m["clean"])
-    print("median under attack ends at %.3f, the clean fedavg run at %.3f (ratio %.3f)"
+    # ... and ends within 5 % of the clean run's
+    assert m["median"][1] < 1.05 * m["clean"][1], ("median vs clean", m["median"], m["clean"])
+    print("median under attack ends at %.3f, the clean median run at %.3f (ratio %.3f)"
           % (m["median"][1], m["clean"][1], m["median"][1] / m["clean"][1]))
-if "fedavg" in m:
-    f0, f1 = m["fedavg"]
-    print("fedavg under attack: honest held-out loss %.3f -> %.3f" % (f0, f1))
-    if "median" in m:
-        # the attack is real: without the defence the model is far worse
-        assert f1 > m["median"][1] + 1.0, ("fedavg under attack is not worse",
-                                           m["fedavg"], m["median"])
+if "fedavg" in m and "median" in m:
+    # the attack is real: without the defence the model is far worse
+    assert m["fedavg"][1] > m["median"][1] + 1.0, ("fedavg under attack is not worse",
+                                                   m["fedavg"], m["median"])
 PY
 echo "byzantine: ok"
