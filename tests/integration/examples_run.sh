@@ -93,16 +93,27 @@ for ex in policies/examples/*.yaml; do
     "$BIN/aulac" ledger verify --data-dir "$T/coord" >"$T/verify.txt" 2>&1 ||
         { cat "$T/verify.txt"; fail "$base: ledger verify"; }
     "$BIN/aulac" ledger show --data-dir "$T/coord" --json >"$T/$base.jsonl"
+    # privacy: round_closed carries the epsilon spent, the last what policy check
+    # predicts for all the rounds ("epsilon: X after all N rounds"); none without privacy
+    eps=$(sed -n "s/^epsilon: \([0-9.e+-]*\) after all $ROUNDS rounds.*/\1/p" "$T/out")
     # shellcheck disable=SC2086
-    python3 - "$T/$base.jsonl" "$ROUNDS" $members <<'PY' || fail "$base: rounds"
+    python3 - "$T/$base.jsonl" "$ROUNDS" "${eps:-none}" $members <<'PY' || fail "$base: rounds"
 import json, sys
 entries = [json.loads(l) for l in open(sys.argv[1])]
-rounds, members = int(sys.argv[2]), sorted(sys.argv[3:])
-closed = [e["round"] for e in entries if e["type"] == "round_closed"]
-assert closed == list(range(1, rounds + 1)), closed
-for r in closed:
+rounds, eps, members = int(sys.argv[2]), sys.argv[3], sorted(sys.argv[4:])
+closed = [e for e in entries if e["type"] == "round_closed"]
+assert [e["round"] for e in closed] == list(range(1, rounds + 1)), closed
+for r in range(1, rounds + 1):
     got = sorted(e["member"] for e in entries if e["type"] == "update_accepted" and e["round"] == r)
     assert got == members, (r, got, members)
+if eps == "none":
+    assert all("epsilon" not in e for e in closed), "epsilon without privacy"
+else:
+    spent = [e["epsilon"] for e in closed]
+    assert all(a < b for a, b in zip(spent, spent[1:])), spent
+    assert abs(spent[-1] - float(eps)) <= 0.01 * float(eps), (spent, eps)
+    print("epsilon spent after each round: %s (policy check: %s)"
+          % (", ".join("%.4f" % x for x in spent), eps))
 PY
     note "$base: started by the coordinator, $ROUNDS rounds closed with its" \
         "$(wc -w <<<"$members") members, ledger OK ($((SECONDS - t0)) s)"
