@@ -105,6 +105,9 @@ run() {
     status_json >"$T/$name.status.json"
     kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
     mv "$T/logs/coordinator.log" "$T/logs/$name-coordinator.log"
+    n=$(grep -c "round [0-9]* aggregation: rule $rule: 4 of 4 update(s) averaged" \
+        "$T/logs/$name-coordinator.log" || true)
+    [ "$n" -eq "$ROUNDS" ] || fail "$name: $n rounds aggregated by rule $rule, expected $ROUNDS"
     "$BIN/aulac" ledger verify --data-dir "$T/coord-$name" >"$T/$name.verify.txt" 2>&1 ||
         { cat "$T/$name.verify.txt"; fail "$name: ledger verify"; }
     grep -q ": OK" "$T/$name.verify.txt" || fail "$name: ledger verify did not say OK"
@@ -168,7 +171,7 @@ for r in $RUNS; do
 done
 
 # --- the comparison -----------------------------------------------------------------------
-python3 - "$T" $RUNS <<'PY' || fail "the attacked median run does not converge like a clean run"
+python3 - "$T" $RUNS <<'PY' || fail "the runs do not compare as they should (above)"
 import sys
 t, runs = sys.argv[1], sys.argv[2:]
 m = {r: tuple(map(float, open("%s/%s.mean" % (t, r)).read().split())) for r in runs}

@@ -88,6 +88,10 @@ for ex in policies/examples/*.yaml; do
     done
     kill "$COORD_PID"; wait "$COORD_PID" 2>/dev/null || true
     mv "$T/logs/coordinator.log" "$T/logs/$base-coordinator.log"
+    rule=$(sed -n 's/^aggregation: \([a-z_]*\).*/\1/p' "$T/out")
+    k=$(grep -c "round [0-9]* aggregation: rule $rule: " "$T/logs/$base-coordinator.log" || true)
+    [ -n "$rule" ] && [ "$k" -eq "$ROUNDS" ] ||
+        fail "$base: $k rounds aggregated by rule '$rule' (policy check), expected $ROUNDS"
     grep -q "experiment .* started: $ROUNDS rounds" "$T/logs/$base-coordinator.log" ||
         fail "$base: the coordinator did not start it"
     "$BIN/aulac" ledger verify --data-dir "$T/coord" >"$T/verify.txt" 2>&1 ||
@@ -115,6 +119,11 @@ else:
     print("epsilon spent after each round: %s (policy check: %s)"
           % (", ".join("%.4f" % x for x in spent), eps))
 PY
+    if [ -n "$eps" ]; then
+        k=$(grep -c "round [0-9]* aggregation: .*; DP noise of std" \
+            "$T/logs/$base-coordinator.log" || true)
+        [ "$k" -eq "$ROUNDS" ] || fail "$base: DP noise added in $k rounds, expected $ROUNDS"
+    fi
     note "$base: started by the coordinator, $ROUNDS rounds closed with its" \
         "$(wc -w <<<"$members") members, ledger OK ($((SECONDS - t0)) s)"
     n=$((n + 1))
