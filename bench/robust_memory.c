@@ -3,10 +3,12 @@
  * bytes (issue 13's goal: <= 3x, as for fedavg).
  *
  *   build/bench/robust_memory [--policy FILE] [--members M] [--params N] [--round R]
+ *                             [--senders]
  *
  * Defaults: policies/examples/gpt2-124m-diloco.yaml (GPT-2 124M, uplink top-k 1 % int8
  * zstd 3 after its 2 dense warm-up rounds), 16 members, round 3 (the first sparse one).
- * --params N overrides the model's size (a quick run).
+ * --params N overrides the model's size (a quick run); --senders averages as
+ * compression.uplink.average: senders would (the support buffer is then touched).
  *
  * The payloads are made one member at a time (one dense update of uniform noise with a
  * per-member scale, encoded, freed), so the parent holds M payloads and nothing dense.
@@ -79,20 +81,22 @@ int main(int argc, char **argv)
     const char *path = "policies/examples/gpt2-124m-diloco.yaml";
     size_t members = 16, params = 0;
     uint64_t round = 3;
+    int senders = 0;
     static const struct option opts[] = {
         {"policy", required_argument, 0, 'p'}, {"members", required_argument, 0, 'm'},
         {"params", required_argument, 0, 'n'}, {"round", required_argument, 0, 'r'},
-        {0, 0, 0, 0}};
+        {"senders", no_argument, 0, 's'}, {0, 0, 0, 0}};
     int c;
-    while ((c = getopt_long(argc, argv, "p:m:n:r:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "p:m:n:r:s", opts, NULL)) != -1) {
         switch (c) {
         case 'p': path = optarg; break;
         case 'm': members = strtoull(optarg, NULL, 10); break;
         case 'n': params = strtoull(optarg, NULL, 10); break;
         case 'r': round = strtoull(optarg, NULL, 10); break;
+        case 's': senders = 1; break;
         default:
             fprintf(stderr, "usage: robust_memory [--policy FILE] [--members M] [--params N] "
-                            "[--round R]\n");
+                            "[--round R] [--senders]\n");
             return 2;
         }
     }
@@ -112,6 +116,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "robust_memory: %s\n", why);
         return 1;
     }
+    if (senders)
+        plan.average = POLICY_AVERAGE_SENDERS;
     const size_t n = params ? params : plan.n_params;
     const double model_mb = 4.0 * (double)n / 1e6;
     printf("policy %s, round %" PRIu64 ": %zu parameters (fp32 %.1f MB), %zu members, uplink "
@@ -164,8 +170,8 @@ int main(int argc, char **argv)
     };
     printf("%-14s %12s %10s %9s   %s\n", "rule", "peak RSS MB", "x fp32", "time s", "note");
     for (size_t e = 0; e < sizeof runs / sizeof runs[0]; e++) {
-        if (runs[e].rule == POLICY_AGG_MULTI_KRUM && members < 5)
-            continue;
+        if ((runs[e].rule == POLICY_AGG_MULTI_KRUM && members < 5) || (runs[e].dp && senders))
+            continue;       /* DP requires average: members */
         fflush(stdout);
         pid_t pid = fork();
         if (pid < 0) {

@@ -4,16 +4,18 @@
  *
  * Life cycle: coord_open() loads the key and roster, opens the data directory (LMDB:
  * ledger, state, the experiment queue of coordinator/queue.h), records the genesis
- * roster on first start, resumes the experiment that ran (its open round
- * re-accumulated from the payloads kept in LMDB) or starts the first queued one;
+ * roster on first start, resumes the experiment that ran (its open round's accepted set
+ * rebuilt from the payloads kept in LMDB; a round every member had reported is closed
+ * by the timer once it runs) or starts the first queued one;
  * coord_serve() starts the gRPC service and the timer; coord_close() stops both and
  * frees everything. With nothing queued the coordinator serves idle (no experiment
  * loaded: c->state EXP_IDLE, c->rnd.base NULL). Experiments run one after another: the
  * timer thread starts the next queued one once none runs (coordinator/lifecycle.c).
  * An experiment that ended stays loaded (its final model served) until the next starts.
  *
- * Locking: c->mu guards the experiment (round, model, accumulator, accepted set)
- * and c->roster / c->members, which governance.c keeps equal to the live roster.
+ * Locking: c->mu guards the experiment (c->rnd: the open round, coordinator/round.h,
+ * except what its close owns while closing) and c->roster / c->members, which
+ * governance.c keeps equal to the live roster. Rounds close on the timer thread only.
  * LMDB write transactions are taken inside c->mu, never the other way round. */
 #include <lmdb.h>
 #include <pthread.h>

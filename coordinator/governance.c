@@ -1237,11 +1237,13 @@ static int motion_propose(struct coord *c, const struct motion *m, const uint8_t
         if (ended) {
             char mh[17];
             hex_encode(e.final_model_hash, 8, mh);
+            static const uint8_t none[32];   /* no final model recorded */
+            const int has_model = memcmp(e.final_model_hash, none, 32) != 0;
             snprintf(why, cap, "experiment %s has %s after %" PRIu64 " round(s)%s%s%s; there "
                      "is nothing to cancel (its last model and ledger trail stay)",
                      m->experiment, queue_phase_name(e.phase), e.rounds_done,
-                     e.final_model_hash[0] ? ", last model " : "",
-                     e.final_model_hash[0] ? mh : "", e.final_model_hash[0] ? "…" : "");
+                     has_model ? ", last model " : "", has_model ? mh : "",
+                     has_model ? "…" : "");
         }
         if (found)
             experiment_info_free(&e);

@@ -11,12 +11,23 @@ size_of() { sed -n 2p "$1"; }   # tree size line of a checkpoint note
 latest() {                      # the coordinator's latest signed tree size
     "$AULAC" ledger checkpoint --coordinator "$ADDR" --insecure | sed -n 2p
 }
+settle() {                      # until the round close (timer thread) has landed
+    local a b
+    a=$(latest)
+    for _ in $(seq 50); do
+        sleep 0.2
+        b=$(latest)
+        [ "$a" = "$b" ] && return 0
+        a=$b
+    done
+}
 
 say "a one-member alliance (fpt); round 1"
 make_alliance fpt
 S="$T/state/fpt"
 start_coordinator
 [ "$(run_worker fpt "$S" --max-rounds 1)" = 0 ] || fail "round 1 failed"
+settle
 m1=$(size_of "$S/ledger-checkpoint")
 stop_coordinator
 cp -a "$T/coordinator" "$T/backup"         # the operator's backup, after round 1
@@ -25,6 +36,7 @@ cp -a "$S" "$T/state-after-round-1"
 say "round 2: the worker checks the new checkpoint extends the one it kept (size $m1)"
 start_coordinator
 [ "$(run_worker fpt "$S" --max-rounds 1)" = 0 ] || fail "round 2 failed"
+settle
 m2=$(size_of "$S/ledger-checkpoint")
 [ "$m2" -gt "$m1" ] || fail "the kept checkpoint did not advance ($m1 -> $m2)"
 grep -q "is included in the signed tree of size $m2, consistent with every checkpoint seen" \
@@ -55,6 +67,7 @@ echo "  $(grep -o "the coordinator's ledger at size.*" "$T/logs/fpt.log" | tail 
 say "a fork: the rolled-back coordinator accepts another round 2 from the older state"
 cp -a "$T/state-after-round-1" "$T/state/fork"
 [ "$(run_worker fpt "$T/state/fork" --max-rounds 1)" = 0 ] || fail "the forked round 2 failed"
+settle
 m3=$(latest)
 [ "$m3" -ge "$m2" ] || fail "the fork did not reach size $m2 ($m3)"
 rc=$(run_worker fpt "$S" --max-rounds 1)

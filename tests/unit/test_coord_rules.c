@@ -46,6 +46,10 @@ static void delta_of(int m, float scale, size_t n, float *d)
                ((i + (size_t)m) % 3 ? 1.0f : -1.0f);
 }
 
+/* When set, submit() encodes without zstd (a raw body) and lets it change the payload
+ * before hashing and signing (a hostile but well-signed update). */
+static void (*mutate)(uint8_t *payload, size_t len, const struct codec_params *cp, size_t n);
+
 /* What the test kept of an accepted update. */
 struct kept {
     struct agg_update u;
@@ -71,8 +75,13 @@ static int submit(struct fx *f, int m, float scale, struct kept *k, char *reason
     float *d = malloc(n * sizeof *d);
     assert_non_null(d);
     delta_of(m, scale, n, d);
-    assert_int_equal(codec_encode(d, n, &cp, NULL, &u.payload, &u.len), 0);
+    struct codec_params raw = cp;
+    if (mutate)
+        raw.zstd_level = 0;
+    assert_int_equal(codec_encode(d, n, &raw, NULL, &u.payload, &u.len), 0);
     free(d);
+    if (mutate)
+        mutate(u.payload, u.len, &cp, n);
     snprintf(u.e.member, sizeof u.e.member, "%s", fx_ids[m]);
     crypto_blake2b256(u.payload, u.len, u.e.payload_hash);
     u.e.payload_bytes = u.len;
@@ -270,6 +279,42 @@ static void median_rule_aggregates(void **state)
     kept_free(k, N_MEMBERS);
 }
 
+/* Block 0's int8 scale (sparse raw body: 40-byte header, u16 counts, then the fp32
+ * scales) set to NaN, or to +Inf. */
+static float poison;
+static void poison_scale(uint8_t *payload, size_t len, const struct codec_params *cp, size_t n)
+{
+    assert_int_equal(payload[7] & 1, 0);                 /* raw body */
+    assert_true(cp->k_per_block < cp->block_size);       /* sparse */
+    const size_t nb = (n + cp->block_size - 1) / cp->block_size;
+    const size_t at = 40 + 2 * nb;
+    assert_true(at + 4 <= len);
+    memcpy(payload + at, &poison, 4);                    /* little-endian host */
+}
+
+/* NaN and Inf are refused at acceptance, before anything is recorded for the round. */
+static void nonfinite_refused_at_acceptance(void **state)
+{
+    (void)state;
+    struct fx fx, *f = &fx;
+    start_with(f, "{rule: clip, weighting: tokens, norm_bound: 1.0}", "");
+    const float bad[2] = { NAN, INFINITY };
+    char why[400];
+    for (int i = 0; i < 2; i++) {
+        poison = bad[i];
+        mutate = poison_scale;
+        int accepted = submit(f, 0, 1.0f, NULL, why, sizeof why);
+        mutate = NULL;
+        assert_false(accepted);
+        if (!strstr(why, "not finite"))
+            fail_msg("refusal \"%s\" does not say the value is not finite", why);
+        fx_expect_rejection(f, "fpt", "not finite");
+        fx_expect_nothing_aggregated(f);
+    }
+    assert_true(submit(f, 0, 1.0f, NULL, why, sizeof why));   /* the clean one goes in */
+    fx_free(f);
+}
+
 static double eps_after(double z, uint64_t r)
 {
     double e;
@@ -443,6 +488,7 @@ int main(void)
         cmocka_unit_test(min_updates_of_the_rule),
         cmocka_unit_test(clip_rule_scales_and_caps),
         cmocka_unit_test(fedavg_norm_bound_refuses),
+        cmocka_unit_test(nonfinite_refused_at_acceptance),
         cmocka_unit_test(median_rule_aggregates),
         cmocka_unit_test(privacy_epsilon_and_budget),
         cmocka_unit_test(privacy_budget_ends_before_round_one),
