@@ -132,7 +132,19 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
 
-tests: $(PROGRAMS) $(TEST_BINS)
+# Test-only attacker (tests/integration/byzantine.sh): aulac-worker built from the same
+# sources with -DAULAC_TEST_BYZANTINE, which adds --test-byzantine scale=F (worker/main.c,
+# worker/worker.c train_round). Every worker object of it is built with the define (it
+# changes struct worker_options), into obj-byzantine/; never one of $(PROGRAMS).
+BYZ_OBJ := $(patsubst %.c,$(BUILD)/obj-byzantine/%.o,$(wildcard worker/*.c))
+$(BUILD)/obj-byzantine/%.o: %.c $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DAULAC_TEST_BYZANTINE -MMD -MP -c $< -o $@
+$(BUILD)/tests/aulac-worker-byzantine: $(BYZ_OBJ) $(LIBAULAC)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+tests: $(PROGRAMS) $(TEST_BINS) $(BUILD)/tests/aulac-worker-byzantine
 bench: $(PROGRAMS) $(BENCH_BINS)
 
 # PyTorch goldens and the transformers export check (PyPI venv; never needed by make test)
@@ -159,4 +171,4 @@ test: deps
 clean:
 	rm -rf build build-san
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/obj-byzantine -name '*.d' 2>/dev/null)

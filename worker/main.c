@@ -1,5 +1,6 @@
 /* aulac-worker: a member's trainer. */
 #include <getopt.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,42 @@ static const char usage[] =
     "  --check-nodes         only check the node channel, TLS and keys (a signed probe from\n"
     "                        the leader to every follower), then exit; needs no GPU\n";
 
+#ifdef AULAC_TEST_BYZANTINE
+/* Only in build/tests/aulac-worker-byzantine (Makefile, -DAULAC_TEST_BYZANTINE); the
+ * aulac-worker program has neither the option nor this text (tests/integration/byzantine.sh
+ * checks both). */
+static const char usage_test_byzantine[] =
+    "\n"
+    "TEST BUILD (aulac-worker-byzantine, for tests/integration/byzantine.sh only):\n"
+    "  --test-byzantine scale=F  train honestly, then multiply every update by F (e.g. -10)\n"
+    "                        before compressing, signing and uploading it: a legitimate\n"
+    "                        member attacking the average\n";
+
+/* "scale=F" with F finite and not 0: 0 and *scale, or -1 with the reason printed. */
+static int parse_test_byzantine(const char *s, float *scale)
+{
+    char *end;
+    if (strncmp(s, "scale=", 6) == 0) {
+        float v = strtof(s + 6, &end);
+        if (s[6] != 0 && *end == 0 && isfinite(v) && v != 0) {
+            *scale = v;
+            return 0;
+        }
+    }
+    fprintf(stderr, "aulac-worker-byzantine: --test-byzantine expects scale=F with F a finite "
+                    "non-zero number (e.g. scale=-10), got '%s'\n", s);
+    return -1;
+}
+#endif
+
+static void print_usage(FILE *f)
+{
+    fputs(usage, f);
+#ifdef AULAC_TEST_BYZANTINE
+    fputs(usage_test_byzantine, f);
+#endif
+}
+
 static void on_signal(int sig) { (void)sig; worker_request_stop(); }
 
 static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
@@ -107,7 +144,7 @@ int main(int argc, char **argv)
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
            O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_IDLE, O_CTO,
            O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK, O_WITNESSES,
-           O_WQUORUM, O_WWAIT };
+           O_WQUORUM, O_WWAIT, O_TEST_BYZANTINE };
     static const struct option longopts[] = {
         { "coordinator", required_argument, 0, O_COORD },
         { "member", required_argument, 0, O_MEMBER },
@@ -137,6 +174,9 @@ int main(int argc, char **argv)
         { "witnesses", required_argument, 0, O_WITNESSES },
         { "witness-quorum", required_argument, 0, O_WQUORUM },
         { "witness-wait", required_argument, 0, O_WWAIT },
+#ifdef AULAC_TEST_BYZANTINE
+        { "test-byzantine", required_argument, 0, O_TEST_BYZANTINE },
+#endif
         { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -196,9 +236,15 @@ int main(int argc, char **argv)
             if (parse_int("--witness-wait", optarg, 0, 1 << 24, &o.witness_wait_s))
                 return 2;
             break;
+#ifdef AULAC_TEST_BYZANTINE
+        case O_TEST_BYZANTINE:
+            if (parse_test_byzantine(optarg, &o.test_byzantine_scale))
+                return WORKER_EXIT_USAGE;
+            break;
+#endif
         case 'v': log_set_level(LOG_DEBUG); break;
-        case 'h': fputs(usage, stdout); return 0;
-        default: fputs(usage, stderr); return WORKER_EXIT_USAGE;
+        case 'h': print_usage(stdout); return 0;
+        default: print_usage(stderr); return WORKER_EXIT_USAGE;
         }
     }
     if (optind < argc) {
@@ -223,6 +269,12 @@ int main(int argc, char **argv)
     }
     if (insecure)
         log_warn("connecting without TLS (--insecure)");
+#ifdef AULAC_TEST_BYZANTINE
+    if (o.test_byzantine_scale != 0)
+        log_warn("TEST BUILD: --test-byzantine scale=%g: every update this member sends is "
+                 "its honest update multiplied by %g", (double)o.test_byzantine_scale,
+                 (double)o.test_byzantine_scale);
+#endif
     int pre = node_worker_preflight(&o);
     if (pre != 0)
         return pre;

@@ -825,6 +825,18 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     trainer_get_params(w->trainer, w->local, w->n);
     for (size_t i = 0; i < w->n; i++)
         w->local[i] = w->base[i] - w->local[i];   /* pseudo-gradient */
+#ifdef AULAC_TEST_BYZANTINE
+    /* The test attacker: a legitimate member's honest update, scaled. With error feedback
+     * the residual then carries the scaled stream too, so what it sends over the rounds is
+     * exactly the honest worker's uplink times the factor. */
+    if (w->opt.test_byzantine_scale != 0 && w->opt.test_byzantine_scale != 1) {
+        for (size_t i = 0; i < w->n; i++)
+            w->local[i] *= w->opt.test_byzantine_scale;
+        log_warn("round %" PRIu64 ": TEST BYZANTINE WORKER: the update is multiplied by %g "
+                 "before it is compressed and signed", t->round,
+                 (double)w->opt.test_byzantine_scale);
+    }
+#endif
 
     const struct codec_params *cp = &plan.uplink;
     codec_residual_decay(cp, w->residual, w->n, plan.error_feedback_decay);

@@ -65,6 +65,14 @@ struct worker_options {
     const char *node_tls_cert, *node_tls_key;   /* leader: its certificate there */
     const char *leader;             /* follower: the leader's host:port */
     int check_nodes;                /* only check the node channel and keys, then exit */
+#ifdef AULAC_TEST_BYZANTINE
+    /* Test-only attacker (build/tests/aulac-worker-byzantine, never aulac-worker):
+     * the pseudo-gradient is multiplied by this factor after honest local training and
+     * before compression, then signed and uploaded as usual. 0 (unset) or 1: honest.
+     * This field changes struct worker's layout, so every object of that binary is
+     * built with -DAULAC_TEST_BYZANTINE (Makefile: $(BUILD)/obj-byzantine). */
+    float test_byzantine_scale;
+#endif
 };
 
 struct worker {
