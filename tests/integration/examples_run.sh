@@ -97,6 +97,18 @@ for ex in policies/examples/*.yaml; do
     "$BIN/aulac" ledger verify --data-dir "$T/coord" >"$T/verify.txt" 2>&1 ||
         { cat "$T/verify.txt"; fail "$base: ledger verify"; }
     "$BIN/aulac" ledger show --data-dir "$T/coord" --json >"$T/$base.jsonl"
+    # the credits: every round's aggregate under the example's rule rebuilt from the
+    # payloads; under privacy the model is taken as recorded (its noise is not published)
+    if grep -q '^contribution:' "$T/$base.yaml"; then
+        "$BIN/aulac" credits verify --data-dir "$T/coord" >"$T/credits.txt" 2>&1 ||
+            { cat "$T/credits.txt"; fail "$base: credits verify"; }
+        k=$(grep -c "^ *round [0-9]*: match" "$T/credits.txt" || true)
+        [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify matched $k rounds"; }
+        if grep -q '^privacy:' "$T/$base.yaml"; then
+            k=$(grep -c "aggregate rebuilt bit for bit; model .* carries DP noise" "$T/credits.txt" || true)
+            [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify under DP"; }
+        fi
+    fi
     # privacy: round_closed carries the epsilon spent, the last what policy check
     # predicts for all the rounds ("epsilon: X after all N rounds"); none without privacy
     eps=$(sed -n "s/^epsilon: \([0-9.e+-]*\) after all $ROUNDS rounds.*/\1/p" "$T/out")
