@@ -422,6 +422,15 @@ static int setup_training(struct worker *w)
                   w->policy.data.min_tokens_per_member);
         return WORKER_EXIT_REFUSED;
     }
+    /* Each round reports the base model's loss on the held-out text (update val_loss):
+     * with fewer than 2 validation bytes there is none, and every round would fail. */
+    if (data_val_bytes(w->data) < 2) {
+        log_error("the corpus has %" PRIu64 " validation bytes (data.validation_fraction %g of "
+                  "its %d-byte chunks); each round evaluates on at least 2: give this member "
+                  "more text", data_val_bytes(w->data), w->policy.data.validation_fraction,
+                  DATA_CHUNK);
+        return WORKER_EXIT_REFUSED;
+    }
     w->base = malloc(w->n * sizeof(float));
     w->local = malloc(w->n * sizeof(float));
     w->residual = calloc(w->n, sizeof(float));

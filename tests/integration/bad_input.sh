@@ -125,6 +125,18 @@ kill -0 "$LAST_PID" 2>/dev/null || fail "site-dp: the worker exited instead of s
 kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 note "site-dp: $(grep -m1 -o 'refuses experiment.*' "$T/logs/site-dp.log")"
 
+# A corpus too small to hold any held-out text (one 4 KiB chunk, which is training) is
+# refused when the worker joins, not at every round's evaluation.
+mkdir -p "$T/corpus/tiny"; head -c 2000 /usr/share/common-licenses/GPL-3 >"$T/corpus/tiny/t.txt"
+start_bg tiny-corpus "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha \
+    --key "$T/keys/alpha.key" --data "$T/corpus/tiny" --state-dir "$T/state/a5" --insecure \
+    --connect-timeout 20
+for _ in $(seq 200); do grep -q "sitting .* out" "$T/logs/tiny-corpus.log" && break; sleep 0.1; done
+grep -q "the corpus has 0 validation bytes (data.validation_fraction 0.1 of its 4096-byte chunks); each round evaluates on at least 2" \
+    "$T/logs/tiny-corpus.log" || fail "tiny-corpus: $(tail -3 "$T/logs/tiny-corpus.log")"
+kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+note "tiny-corpus: $(grep -m1 -o 'the corpus has 0 validation.*' "$T/logs/tiny-corpus.log")"
+
 # A secret key others can read is refused before it is used.
 cp "$T/keys/beta.key" "$T/beta-open.key"; chmod 644 "$T/beta-open.key"
 expect open-key 1 "beta-open.key" \
