@@ -61,6 +61,7 @@
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "worker/data.h"
+#include "bench/lib/fedsim.h"
 
 #define MAX_MEMBERS 8
 #define MAX_ROUNDS 1000
@@ -229,13 +230,6 @@ struct result {
     double seconds;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int fail(struct result *r, int rc, const char *fmt, const char *what)
 {
     r->rc = rc ? rc : -1;
@@ -271,7 +265,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
 {
     const struct policy *p = &s->policy;
     const size_t n = s->n;
-    const double t0 = now_s();
+    const double t0 = fedsim_now();
     struct trainer *tr[MAX_MEMBERS] = {0};
     struct data *dt[MAX_MEMBERS] = {0};
     float *residual[MAX_MEMBERS] = {0};
@@ -301,16 +295,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
     const struct policy_training *t = &p->training;
     const struct policy_round_plan *f = &s->first;
     struct trainer_opts to;
-    trainer_opts_default(&to);
-    to.batch = (int)f->batch_size;
-    to.seq_len = (int)f->seq_len;
-    to.lr = f->lr;
-    to.weight_decay = f->weight_decay;
-    to.beta1 = f->beta1;
-    to.beta2 = f->beta2;
-    to.eps = f->eps;
-    to.grad_clip = f->grad_clip;
-    to.threads = 1;
+    fedsim_trainer_options(f, &to);
     for (int m = 0; m < s->n_members; m++) {
         if ((rc = trainer_create(&s->first.model, &to, &tr[m])) != 0) {
             fail(res, rc, "trainer_create: %s", model_strerror(rc));
@@ -459,7 +444,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
     res->down_bytes = (double)down_bytes / s->rounds;
     res->kept = sparse_rounds ? kept_sum / ((double)sparse_rounds * s->n_members) : 1.0;
 out:
-    res->seconds = now_s() - t0;
+    res->seconds = fedsim_now() - t0;
     for (int m = 0; m < s->n_members; m++) {
         trainer_destroy(tr[m]);
         data_close(dt[m]);
@@ -667,12 +652,12 @@ int main(int argc, char **argv)
     pthread_t th[64];
     if (nt > 64)
         nt = 64;
-    const double t0 = now_s();
+    const double t0 = fedsim_now();
     for (size_t i = 0; i < nt; i++)
         pthread_create(&th[i], NULL, worker_main, &pl);
     for (size_t i = 0; i < nt; i++)
         pthread_join(th[i], NULL);
-    const double wall = now_s() - t0;
+    const double wall = fedsim_now() - t0;
 
     const double dense_bytes = 4.0 * (double)s.n;
     const struct result *ref = results[0].rc == 0 ? &results[0] : NULL;
