@@ -76,7 +76,7 @@ BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Code the benches share (bench/lib/: the simulated federation's members), linked into each.
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
-.PHONY: all deps demo test tests bench clean reference fuzz
+.PHONY: all deps demo test tests bench clean reference reference-rdp fuzz
 # The benches are built (never run) by all and tests, so that they keep compiling.
 all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
@@ -142,6 +142,11 @@ bench: $(PROGRAMS) $(BENCH_BINS)
 reference: $(LIBAULAC)
 	@BUILD=$(BUILD) AULAC_REF_CC='$(CC)' AULAC_REF_CFLAGS='$(CFLAGS)' \
 	    AULAC_REF_LDLIBS='$(LDFLAGS) $(LDLIBS)' scripts/reference.sh
+
+# The RDP accountant's goldens from Google's dp-accounting (PyPI venv; never needed by
+# make test: tests/reference/golden/rdp.tsv is committed)
+reference-rdp:
+	@scripts/reference-rdp.sh
 
 deps:
 	@scripts/deps.sh
