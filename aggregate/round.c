@@ -36,6 +36,13 @@ int agg_average(const struct policy_round_plan *plan, size_t n_params,
                 const struct agg_update *u, size_t n, const uint8_t *include, float *avg,
                 float *support, char *why, size_t cap)
 {
+    return agg_average_scaled(plan, n_params, u, n, include, NULL, avg, support, why, cap);
+}
+
+int agg_average_scaled(const struct policy_round_plan *plan, size_t n_params,
+                       const struct agg_update *u, size_t n, const uint8_t *include,
+                       const float *scale, float *avg, float *support, char *why, size_t cap)
+{
     const int senders = plan && plan->average == POLICY_AVERAGE_SENDERS;
     if (!plan || !avg || (n && !u) || (senders && !support))
         return why_fail(why, cap, AGG_ERR_ARG, "agg_average: missing argument");
@@ -47,9 +54,10 @@ int agg_average(const struct policy_round_plan *plan, size_t n_params,
         if (include && !include[i])
             continue;
         char what[200];
-        int rc = codec_decode_accumulate_support(u[i].payload, u[i].len, n_params,
-                                                 (float)u[i].weight, avg,
-                                                 senders ? support : NULL, what, sizeof what);
+        int rc = codec_decode_accumulate_scaled(u[i].payload, u[i].len, n_params,
+                                                (float)u[i].weight, scale ? scale[i] : 1.0f,
+                                                avg, senders ? support : NULL, what,
+                                                sizeof what);
         if (rc == CODEC_ERR_NOMEM)
             return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory decoding the update of %s",
                             u[i].member);

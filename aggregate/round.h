@@ -52,6 +52,13 @@ int agg_average(const struct policy_round_plan *plan, size_t n_params,
                 const struct agg_update *u, size_t n, const uint8_t *include, float *avg,
                 float *support, char *why, size_t cap);
 
+/* agg_average with update i's decode scaled by scale[i] (a clip factor; NULL: all 1):
+ * acc += (float)w_i * scale[i] * decode(payload_i) (codec_decode_accumulate_scaled), while
+ * support and W keep the unscaled weights. scale NULL is agg_average bit for bit. */
+int agg_average_scaled(const struct policy_round_plan *plan, size_t n_params,
+                       const struct agg_update *u, size_t n, const uint8_t *include,
+                       const float *scale, float *avg, float *support, char *why, size_t cap);
+
 /* The outer step from base along avg into out (n floats), leaving *outer unchanged: its
  * state (momentum, Adam moments, step) is copied into scratch first. scratch: 2 * n floats
  * for fedadam, n for nesterov, NULL allowed for fedavg. out may not alias base or avg. */

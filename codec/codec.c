@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY   /* ZSTD_getFrameHeader: the window size */
 #include <zstd.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -682,12 +683,77 @@ int codec_payload_info(const uint8_t *payload, size_t len, struct codec_params *
     return 0;
 }
 
-static int validate_values(const struct codec_view *v, char *why, size_t why_len)
+/* --- one block: the only parser of a payload's body bytes ---------------- */
+
+static inline uint64_t value_byte(enum codec_quant q, uint64_t j)
 {
-    enum codec_quant q = v->h.quant;
-    uint64_t total = v->h.total;
-    const uint8_t *x = v->values;
-    uint64_t i = 0;
+    return q == CODEC_QUANT_INT4 ? j >> 1 : j * codec_value_bytes(q);
+}
+
+int codec_block_head(const struct codec_header *h, uint64_t b, const uint8_t *count,
+                     const uint8_t *scale, uint64_t sum, struct codec_block *blk, char *why,
+                     size_t why_len)
+{
+    const uint32_t B = h->block_size, K = h->k_per_block;
+    const int dense = K == B;
+    memset(blk, 0, sizeof *blk);
+    blk->index = b;
+    blk->len = (uint32_t)(h->n - b * B < B ? h->n - b * B : B);
+    blk->scale = 1.0f;
+    if (h->quant != CODEC_QUANT_FP32) {
+        float s = ldf(scale);
+        if ((codec_f32_bits(s) >> 31) || !(s * codec_qmax(h->quant) <= FLT_MAX))
+            return why_fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
+                        "not finite or too large", (unsigned long long)b, (double)s);
+        blk->scale = s;
+    }
+    if (dense) {
+        blk->count = blk->len;
+        blk->first = b * B;
+    } else {
+        uint32_t c = ld16(count);
+        if (c > K || c > blk->len)
+            return why_fail(why, why_len, CODEC_ERR_COUNT, "block %llu: %u values, more than "
+                        "min(k_per_block %u, block length %u)", (unsigned long long)b, c, K,
+                        blk->len);
+        if (sum + c > h->total)
+            return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to more than "
+                        "the header's total %llu", (unsigned long long)h->total);
+        blk->count = c;
+        blk->first = sum;
+    }
+    blk->vskip = h->quant == CODEC_QUANT_INT4 ? (uint32_t)(blk->first & 1) : 0;
+    return 0;
+}
+
+uint64_t codec_block_value_bytes(const struct codec_header *h, const struct codec_block *blk)
+{
+    if (!blk->count)
+        return 0;
+    return value_byte(h->quant, blk->first + blk->count - 1) - value_byte(h->quant, blk->first) +
+           (h->quant == CODEC_QUANT_INT4 ? 1 : codec_value_bytes(h->quant));
+}
+
+uint64_t codec_value_offset(enum codec_quant q, uint64_t j) { return value_byte(q, j); }
+
+int codec_block_body(const struct codec_header *h, const struct codec_block *blk, char *why,
+                     size_t why_len)
+{
+    const enum codec_quant q = h->quant;
+    const uint32_t c = blk->count;
+    const uint8_t *x = blk->values;
+    if (h->k_per_block != h->block_size && c) {
+        /* Positions: first = gap[0], next = previous + 1 + gap: increasing by
+         * construction, so the last one is the only one to bound. */
+        uint64_t last = c - 1;
+        for (uint32_t j = 0; j < c; j++)
+            last += ld16(blk->gaps + 2 * j);
+        if (last >= blk->len)
+            return why_fail(why, why_len, CODEC_ERR_INDEX, "block %llu: position %llu is "
+                        "outside the block of %u", (unsigned long long)blk->index,
+                        (unsigned long long)last, blk->len);
+    }
+    uint32_t i = 0;
     switch (q) {
     case CODEC_QUANT_INT8:
     case CODEC_QUANT_FP8_E4M3: {
@@ -699,7 +765,7 @@ static int validate_values(const struct codec_view *v, char *why, size_t why_len
         const u8v bv = {bad, bad, bad, bad, bad, bad, bad, bad,
                         bad, bad, bad, bad, bad, bad, bad, bad};
         u8v hit = {0};
-        for (; i + 16 <= total; i += 16) {
+        for (; i + 16 <= c; i += 16) {
             u8v b;
             memcpy(&b, x + i, sizeof b);
             hit |= (u8v)((b & mv) == bv);
@@ -708,93 +774,98 @@ static int validate_values(const struct codec_view *v, char *why, size_t why_len
         memcpy(w, &hit, sizeof w);
         if (w[0] | w[1])
             i = 0;      /* find it for the message */
-        for (; i < total; i++)
+        for (; i < c; i++)
             if ((x[i] & mask) == bad)
                 return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: code 0x%02x is not a "
-                            "valid %s value", (unsigned long long)i, x[i], codec_quant_name(q));
+                            "valid %s value", (unsigned long long)(blk->first + i), x[i],
+                            codec_quant_name(q));
         return 0;
     }
-    case CODEC_QUANT_INT4: {
-        uint64_t bytes = (total + 1) / 2;
-        for (uint64_t j = 0; j < bytes; j++) {
-            if ((x[j] & 0x0f) == 0x08 || (x[j] & 0xf0) == 0x80)
+    case CODEC_QUANT_INT4:
+        for (; i < c; i++) {
+            uint32_t j = blk->vskip + i;
+            if (((x[j >> 1] >> ((j & 1) * 4)) & 0xf) == 0x8)
                 return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: int4 code -8 is never "
-                            "emitted", (unsigned long long)(2 * j + ((x[j] & 0x0f) != 0x08)));
+                            "emitted", (unsigned long long)(blk->first + i));
         }
-        if ((total & 1) && (x[bytes - 1] & 0xf0))
+        /* The block holding the payload's last value holds the spare nibble, if any. */
+        if (c && blk->first + c == h->total && (h->total & 1) &&
+            (x[(blk->vskip + c - 1) >> 1] & 0xf0))
             return why_fail(why, why_len, CODEC_ERR_VALUE, "the spare last int4 nibble is not 0");
         return 0;
-    }
     case CODEC_QUANT_FP16:
-        for (uint64_t j = 0; j < total; j++)
-            if ((ld16(x + 2 * j) & 0x7c00u) == 0x7c00u)
+        for (; i < c; i++)
+            if ((ld16(x + 2 * i) & 0x7c00u) == 0x7c00u)
                 return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp16 Inf or NaN",
-                            (unsigned long long)j);
+                            (unsigned long long)(blk->first + i));
         return 0;
     case CODEC_QUANT_FP32:
-        for (uint64_t j = 0; j < total; j++)
-            if ((ld32(x + 4 * j) & 0x7f800000u) == 0x7f800000u)
+        for (; i < c; i++)
+            if ((ld32(x + 4 * i) & 0x7f800000u) == 0x7f800000u)
                 return why_fail(why, why_len, CODEC_ERR_VALUE, "value %llu: fp32 Inf or NaN",
-                            (unsigned long long)j);
+                            (unsigned long long)(blk->first + i));
         return 0;
     default:
         return why_fail(why, why_len, CODEC_ERR_HEADER, "unknown quantization");
     }
 }
 
+static inline float code_value(enum codec_quant q, const uint8_t *vals, uint64_t j);
+
+void codec_block_decode(const struct codec_header *h, const struct codec_block *blk,
+                        float *values, uint8_t *present)
+{
+    const enum codec_quant q = h->quant;
+    const float s = blk->scale;
+    if (h->k_per_block == h->block_size) {
+        for (uint32_t i = 0; i < blk->len; i++)
+            values[i] = code_value(q, blk->values, blk->vskip + i) * s;
+        if (present)
+            memset(present, 1, blk->len);
+        return;
+    }
+    memset(values, 0, (size_t)blk->len * sizeof *values);
+    if (present)
+        memset(present, 0, blk->len);
+    uint32_t at = 0;
+    for (uint32_t e = 0; e < blk->count; e++) {
+        at = e ? at + 1u + ld16(blk->gaps + 2 * e) : ld16(blk->gaps);
+        /* The same product the accumulator adds with weight 1: code * (1 * s). */
+        values[at] = code_value(q, blk->values, blk->vskip + e) * s;
+        if (present)
+            present[at] = 1;
+    }
+}
+
+/* Every block in order through codec_block_head / codec_block_body (the one parser of
+ * body bytes, shared with codec_reader), then the count total. */
 static int validate_sections(struct codec_view *v, char *why, size_t why_len)
 {
     const struct codec_header *h = &v->h;
-    uint32_t B = h->block_size, K = h->k_per_block;
-    uint64_t n = h->n;
-    if (v->scales) {
-        float qm = codec_qmax(h->quant);
-        for (uint64_t b = 0; b < v->nb; b++) {
-            float s = ldf(v->scales + 4 * b);
-            if ((codec_f32_bits(s) >> 31) || !(s * qm <= FLT_MAX))
-                return why_fail(why, why_len, CODEC_ERR_SCALE, "block %llu: scale %g is negative, "
-                            "not finite or too large", (unsigned long long)b, (double)s);
-        }
+    uint64_t sum = 0;
+    for (uint64_t b = 0; b < v->nb; b++) {
+        struct codec_block blk;
+        int rc = codec_block_head(h, b, v->dense ? NULL : v->counts + 2 * b,
+                                  v->scales ? v->scales + 4 * b : NULL, sum, &blk, why, why_len);
+        if (rc)
+            return rc;
+        blk.gaps = v->dense ? NULL : v->gaps + 2 * blk.first;
+        blk.values = v->values + value_byte(h->quant, blk.first);
+        if ((rc = codec_block_body(h, &blk, why, why_len)) != 0)
+            return rc;
+        if (!v->dense)
+            sum += blk.count;
     }
-    if (!v->dense) {
-        uint64_t sum = 0, at = 0;
-        for (uint64_t b = 0; b < v->nb; b++) {
-            uint32_t len = (uint32_t)(n - b * B < B ? n - b * B : B);
-            uint32_t c = ld16(v->counts + 2 * b);
-            if (c > K || c > len)
-                return why_fail(why, why_len, CODEC_ERR_COUNT, "block %llu: %u values, more than "
-                            "min(k_per_block %u, block length %u)", (unsigned long long)b, c, K,
-                            len);
-            sum += c;
-            if (sum > h->total)
-                return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to more than "
-                            "the header's total %llu", (unsigned long long)h->total);
-            if (c) {
-                /* Positions: first = gap[0], next = previous + 1 + gap: increasing by
-                 * construction, so the last one is the only one to bound. */
-                uint64_t last = c - 1;
-                const uint8_t *g = v->gaps + 2 * at;
-                for (uint32_t j = 0; j < c; j++)
-                    last += ld16(g + 2 * j);
-                if (last >= len)
-                    return why_fail(why, why_len, CODEC_ERR_INDEX, "block %llu: position %llu is "
-                                "outside the block of %u", (unsigned long long)b,
-                                (unsigned long long)last, len);
-            }
-            at += c;
-        }
-        if (sum != h->total)
-            return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to %llu, header "
-                        "says %llu", (unsigned long long)sum, (unsigned long long)h->total);
-    }
-    return validate_values(v, why, why_len);
+    if (!v->dense && sum != h->total)
+        return why_fail(why, why_len, CODEC_ERR_COUNT, "block counts add up to %llu, header "
+                    "says %llu", (unsigned long long)sum, (unsigned long long)h->total);
+    return 0;
 }
 
-int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
-                    struct codec_view *v, char *why, size_t why_len)
+int codec_payload_check(const uint8_t *payload, size_t len, size_t n_expected,
+                        struct codec_header *h, uint64_t *nb_out, size_t *frame_len, char *why,
+                        size_t why_len)
 {
-    memset(v, 0, sizeof *v);
-    struct codec_header *h = &v->h;
     int rc = parse_header(payload, len, h, why, why_len);
     if (rc)
         return rc;
@@ -802,21 +873,20 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
         return why_fail(why, why_len, CODEC_ERR_LENGTH, "payload holds %llu values, expected %zu",
                     (unsigned long long)h->n, n_expected);
     uint32_t B = h->block_size, K = h->k_per_block;
-    v->nb = (h->n + B - 1) / B;
-    v->dense = K == B;
-    uint64_t limit = v->dense ? h->n : max_total(h->n, B, K);
-    if (v->dense ? h->total != h->n : h->total > limit)
+    uint64_t nb = (h->n + B - 1) / B;
+    int dense = K == B;
+    uint64_t limit = dense ? h->n : max_total(h->n, B, K);
+    if (dense ? h->total != h->n : h->total > limit)
         return why_fail(why, why_len, CODEC_ERR_COUNT, "total %llu values is impossible for n %llu, "
                     "block %u, k %u", (unsigned long long)h->total, (unsigned long long)h->n, B,
                     K);
-    uint64_t body_len = codec_body_len(v->dense, h->quant, h->n, v->nb, h->total);
+    uint64_t body_len = codec_body_len(dense, h->quant, h->n, nb, h->total);
     if (h->body_len != body_len || body_len > SIZE_MAX - CODEC_HEADER_LEN)
         return why_fail(why, why_len, CODEC_ERR_HEADER, "body length %llu, the header's counts "
                     "need %llu", (unsigned long long)h->body_len, (unsigned long long)body_len);
-
+    *nb_out = nb;
     const uint8_t *src = payload + CODEC_HEADER_LEN;
     size_t rest = len - CODEC_HEADER_LEN;
-    const uint8_t *body;
     if (h->flags & CODEC_FLAG_ZSTD) {
         unsigned long long fcs = ZSTD_getFrameContentSize(src, rest);
         if (fcs == ZSTD_CONTENTSIZE_ERROR)
@@ -827,6 +897,14 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
         if (fcs != body_len)
             return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame declares %llu bytes, the "
                         "header %llu", fcs, (unsigned long long)body_len);
+        /* The window bounds what a streaming reader (codec_reader) holds; zstd's encoder
+         * never writes one above 2^27 (level 22), so neither decoder accepts more. */
+        ZSTD_frameHeader fh;
+        if (ZSTD_getFrameHeader(&fh, src, rest) != 0)
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame header unreadable");
+        if (fh.windowSize > (1ull << CODEC_ZSTD_WINDOW_LOG_MAX))
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame window of %llu bytes, "
+                        "over the limit 2^%d", fh.windowSize, CODEC_ZSTD_WINDOW_LOG_MAX);
         size_t csize = ZSTD_findFrameCompressedSize(src, rest);
         if (ZSTD_isError(csize))
             return why_fail(why, why_len, CODEC_ERR_TRUNCATED, "zstd frame truncated or malformed: "
@@ -834,17 +912,6 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
         if (csize != rest)
             return why_fail(why, why_len, CODEC_ERR_TRAILING, "%zu bytes after the zstd frame",
                         rest - csize);
-        v->owned = malloc(body_len ? (size_t)body_len : 1);
-        if (!v->owned)
-            return why_fail(why, why_len, CODEC_ERR_NOMEM, "no memory for a %llu byte body",
-                        (unsigned long long)body_len);
-        size_t got = ZSTD_decompress(v->owned, (size_t)body_len, src, csize);
-        if (ZSTD_isError(got) || got != body_len) {
-            codec_view_close(v);
-            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not decode: %s",
-                        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
-        }
-        body = v->owned;
     } else {
         if (rest < body_len)
             return why_fail(why, why_len, CODEC_ERR_TRUNCATED, "body has %zu of %llu bytes", rest,
@@ -852,6 +919,37 @@ int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
         if (rest > body_len)
             return why_fail(why, why_len, CODEC_ERR_TRAILING, "%llu bytes after the body",
                         (unsigned long long)(rest - body_len));
+    }
+    *frame_len = rest;
+    return 0;
+}
+
+int codec_view_open(const uint8_t *payload, size_t len, size_t n_expected,
+                    struct codec_view *v, char *why, size_t why_len)
+{
+    memset(v, 0, sizeof *v);
+    struct codec_header *h = &v->h;
+    size_t rest;
+    int rc = codec_payload_check(payload, len, n_expected, h, &v->nb, &rest, why, why_len);
+    if (rc)
+        return rc;
+    v->dense = h->k_per_block == h->block_size;
+    const uint64_t body_len = h->body_len;
+    const uint8_t *src = payload + CODEC_HEADER_LEN;
+    const uint8_t *body;
+    if (h->flags & CODEC_FLAG_ZSTD) {
+        v->owned = malloc(body_len ? (size_t)body_len : 1);
+        if (!v->owned)
+            return why_fail(why, why_len, CODEC_ERR_NOMEM, "no memory for a %llu byte body",
+                        (unsigned long long)body_len);
+        size_t got = ZSTD_decompress(v->owned, (size_t)body_len, src, rest);
+        if (ZSTD_isError(got) || got != body_len) {
+            codec_view_close(v);
+            return why_fail(why, why_len, CODEC_ERR_FRAME, "zstd frame does not decode: %s",
+                        ZSTD_isError(got) ? ZSTD_getErrorName(got) : "short");
+        }
+        body = v->owned;
+    } else {
         body = src;
     }
 
@@ -1013,20 +1111,30 @@ int codec_decode_accumulate_support(const uint8_t *payload, size_t len, size_t n
                                     float weight, float *acc, float *support, char *why,
                                     size_t why_len)
 {
+    return codec_decode_accumulate_scaled(payload, len, n_expected, weight, 1.0f, acc, support,
+                                          why, why_len);
+}
+
+int codec_decode_accumulate_scaled(const uint8_t *payload, size_t len, size_t n_expected,
+                                   float weight, float scale, float *acc, float *support,
+                                   char *why, size_t why_len)
+{
     if (why && why_len)
         why[0] = '\0';
     if (!payload || (n_expected && !acc))
         return why_fail(why, why_len, CODEC_ERR_ARG, "NULL payload or accumulator");
-    if (!isfinite(weight))
-        return why_fail(why, why_len, CODEC_ERR_ARG, "weight is not finite");
+    if (!isfinite(weight) || !isfinite(scale))
+        return why_fail(why, why_len, CODEC_ERR_ARG, "weight or scale is not finite");
     struct codec_view v;
     int rc = codec_view_open(payload, len, n_expected, &v, why, why_len);
     if (rc)
         return rc;
+    /* scale 1: weight * 1 == weight, so the products are codec_decode_accumulate's. */
+    const float wacc = weight * scale;
     if (v.dense)
-        accumulate_dense(&v, weight, acc);
+        accumulate_dense(&v, wacc, acc);
     else
-        accumulate_sparse(&v, weight, acc);
+        accumulate_sparse(&v, wacc, acc);
     if (support && v.dense)
         for (uint64_t i = 0; i < v.h.n; i++)
             support[i] += weight;

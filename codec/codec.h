@@ -106,6 +106,14 @@ int codec_decode_accumulate_support(const uint8_t *payload, size_t len, size_t n
                                     float weight, float *acc, float *support, char *why,
                                     size_t why_len) __attribute__((warn_unused_result));
 
+/* As codec_decode_accumulate_support() with acc[i] += (weight * scale) * decode(payload)[i]
+ * (the float product weight * scale times each block's scale) and support[i] += weight:
+ * an update scaled down (a clip factor) that still counts with its full weight in the
+ * support. scale 1 is codec_decode_accumulate_support() bit for bit. */
+int codec_decode_accumulate_scaled(const uint8_t *payload, size_t len, size_t n_expected,
+                                   float weight, float scale, float *acc, float *support,
+                                   char *why, size_t why_len) __attribute__((warn_unused_result));
+
 /* The L2 norm of decode(payload), computed in double without writing any vector: what a
  * receiver checks against a norm bound before it accumulates. Validates the payload as
  * codec_decode_accumulate does (same errors). */

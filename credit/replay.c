@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aggregate/robust.h"
 #include "aggregate/round.h"
 #include "common/hex.h"
 #include "common/why.h"
@@ -554,15 +555,14 @@ static int exp_setup(struct exp_state *x)
         return 1;
     }
     x->n = plan.n_params;
-    const int senders = plan.average == POLICY_AVERAGE_SENDERS;
     const int down_ef = plan.downlink_on && plan.downlink.error_feedback;
     x->base = malloc(x->n * sizeof(float));
     x->next = malloc(x->n * sizeof(float));
     x->avg = malloc(x->n * sizeof(float));
-    x->support = senders ? malloc(x->n * sizeof(float)) : NULL;
+    /* agg_combine's scratch (the support of average: senders), whatever the rule. */
+    x->support = malloc(x->n * sizeof(float));
     x->down_residual = down_ef ? calloc(x->n, sizeof(float)) : NULL;
-    if (!x->base || !x->next || !x->avg || (senders && !x->support) ||
-        (down_ef && !x->down_residual))
+    if (!x->base || !x->next || !x->avg || !x->support || (down_ef && !x->down_residual))
         return CREDIT_ERR_NOMEM;
     if (agg_outer_init(&x->policy, x->n, &x->outer) != 0)
         return CREDIT_ERR_NOMEM;
@@ -774,7 +774,10 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
                 rs->scored = 1;
             }
         }
-        int arc = agg_average(&plan, x->n, rs->u, n, NULL, x->avg, x->support, w, sizeof w);
+        /* The round's average under the policy's rule, as the coordinator's close makes it
+         * (aggregate/robust.h; DP noise, never drawn here, is not part of it). */
+        int arc = agg_combine(&x->policy, &plan, x->n, rs->u, n, NULL, x->avg, x->support, NULL,
+                              w, sizeof w);
         if (arc == AGG_ERR_NOMEM) {
             result = why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
             goto out;

@@ -14,7 +14,8 @@
  *     hash and re-hashed (missing: "round R: the payload of MEMBER (HASH...) is
  *     missing"; altered: "round R: the payload of MEMBER is altered: it hashes to X...,
  *     update_accepted says Y..."), agg_sort, agg_weight, credit_round_seed,
- *     credit_score_round with the outer state before the step; then agg_average (whose
+ *     credit_score_round with the outer state before the step; then agg_combine (the
+ *     policy's aggregation rule, aggregate/robust.h; whose
  *     hash must be round_closed's aggregate_hash) and agg_next_model (outer state and
  *     downlink residual carried across rounds), whose hash must be round_closed's
  *     model_hash; then the round's contribution_scores entry is compared: members,

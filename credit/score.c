@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "aggregate/robust.h"
 #include "codec/codec.h"
 #include "common/bytes.h"
 #include "common/why.h"
@@ -468,8 +469,12 @@ static int capped_loss(struct evaluator *ev, const float *params, double *loss)
 static int coalition_loss(struct round_game *rg, double *loss)
 {
     const struct credit_round_input *in = rg->in;
-    int rc = agg_average(in->plan, in->n_params, in->updates, in->n, rg->include, rg->avg,
-                         rg->support, rg->why, rg->cap);
+    /* model_S's average under the policy's rule (a coalition too small for multi_krum's
+     * f falls back as agg_combine_coalition documents); rg->model is free until the trial
+     * step, so it is the scratch when there is no support buffer. */
+    int rc = agg_combine_coalition(in->policy, in->plan, in->n_params, in->updates, in->n,
+                                   rg->include, rg->avg, rg->support ? rg->support : rg->model,
+                                   rg->why, rg->cap);
     if (rc != 0)
         return agg_to_credit(rc);
     agg_outer_trial(in->outer, in->base, rg->avg, in->n_params, rg->model, rg->scratch);
@@ -577,7 +582,8 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
                      rg.include
                  ? 0 : why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
     if (rc == 0) {
-        rc = agg_average(in->plan, np, in->updates, n, NULL, rg.avg, rg.support, why, cap);
+        rc = agg_combine_coalition(in->policy, in->plan, np, in->updates, n, NULL, rg.avg,
+                                   rg.support ? rg.support : rg.model, why, cap);
         if (rc != 0)
             rc = agg_to_credit(rc);
     }

@@ -7,7 +7,8 @@
  *   rounds     1 for each round the member's update was accepted in
  *   bytes      the payload bytes it sent
  *   alignment  cos(decode(u_i), avg_N): the member's decoded update against the round's
- *              average update (aggregate/round.h agg_average over all members), in a
+ *              average update (aggregate/robust.h agg_combine_coalition over all
+ *              members: the policy's aggregation rule, without DP noise), in a
  *              second pass over the payloads (memory O(model)); 0 for a zero vector
  *   loo        v(N) - v(N \ {i}): leave-one-out value
  *   shapley    Shapley value of i in the game v over the round's members; exact when
@@ -15,7 +16,9 @@
  *
  * with the round's utility v(S) = L(base) - L(model_S): how much the model built from
  * the updates in S lowers the evaluation-set loss L (credit/evalset.h), where model_S is
- * agg_outer_trial(outer, base, agg_average(S)) and v(empty) = 0 (no evaluation).
+ * agg_outer_trial(outer, base, agg_combine_coalition(S)) -- the policy's rule, with
+ * multi_krum's fallback for coalitions smaller than 2f + 3 (aggregate/README.md) -- and
+ * v(empty) = 0 (no evaluation).
  *
  * GTG-Shapley: between-round truncation (|v(N)| < round_truncation: every value 0);
  * permutations stratified by position, in blocks of 2n: each block draws one random

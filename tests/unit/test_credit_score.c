@@ -462,6 +462,51 @@ static void alignment_orthogonal_opposite_identical(void **state)
     free_updates(u, 3);
 }
 
+/* Under a robust rule the measures use the rule's average (agg_combine_coalition):
+ * a = b = x and an attacker c = -10x: fedavg's average is -8x/3 (a, b -1; c 1), the
+ * median's and multi-Krum's (f = 1 of 5, select 3) is x (a, b 1; c -1). */
+static void alignment_follows_the_rule(void **state)
+{
+    enum { N = 64 };
+    float x[N], bad[N], x2[N], zero[N] = { 0 };
+    for (int i = 0; i < N; i++) {
+        x[i] = (float)(i % 7) - 3.0f;
+        x2[i] = x[i] * 1.0625f;
+        bad[i] = -10 * x[i];
+    }
+    struct agg_update u[5];
+    set_update(&u[0], "a", x, N, 1);
+    set_update(&u[1], "b", x, N, 1);
+    set_update(&u[2], "c", bad, N, 1);
+    struct round_fixture f;
+    struct credit_round_scores s;
+    char why[256];
+    fixture_init(&f, M(ALIGNMENT), N, zero, u, 3, NULL);
+    assert_int_equal(credit_score_round(&f.in, &s, why, sizeof why), 0);
+    assert_float_equal(s.value[0][POLICY_MEASURE_ALIGNMENT], -1, 1e-9);
+    assert_float_equal(s.value[2][POLICY_MEASURE_ALIGNMENT], 1, 1e-9);
+    credit_round_scores_free(&s);
+    f.policy.aggregation.rule = POLICY_AGG_MEDIAN;
+    assert_int_equal(credit_score_round(&f.in, &s, why, sizeof why), 0);
+    assert_float_equal(s.value[0][POLICY_MEASURE_ALIGNMENT], 1, 1e-9);
+    assert_float_equal(s.value[1][POLICY_MEASURE_ALIGNMENT], 1, 1e-9);
+    assert_float_equal(s.value[2][POLICY_MEASURE_ALIGNMENT], -1, 1e-9);
+    credit_round_scores_free(&s);
+    outer_free(&f.outer);
+    set_update(&u[3], "d", x2, N, 1);
+    set_update(&u[4], "e", x, N, 1);
+    fixture_init(&f, M(ALIGNMENT), N, zero, u, 5, NULL);
+    f.policy.aggregation.rule = POLICY_AGG_MULTI_KRUM;
+    f.policy.aggregation.byzantine = 1;
+    f.policy.aggregation.select = 3;
+    assert_int_equal(credit_score_round(&f.in, &s, why, sizeof why), 0);
+    assert_float_equal(s.value[0][POLICY_MEASURE_ALIGNMENT], 1, 1e-6);
+    assert_float_equal(s.value[2][POLICY_MEASURE_ALIGNMENT], -1, 1e-6);
+    credit_round_scores_free(&s);
+    outer_free(&f.outer);
+    free_updates(u, 5);
+}
+
 /* A tiny GPT-2 evaluated on a short text. */
 static const char eval_text[] =
     "Nguoi ta noi rang hoc that nhieu thi biet that nhieu. The quick brown fox jumps over "
@@ -681,6 +726,7 @@ int main(void)
         cmocka_unit_test(gtg_is_deterministic),
         cmocka_unit_test(round_seed_vector),
         cmocka_unit_test(alignment_orthogonal_opposite_identical),
+        cmocka_unit_test(alignment_follows_the_rule),
         cmocka_unit_test(negated_update_gets_negative_loo_and_shapley),
         cmocka_unit_test(wild_update_counts_at_the_loss_cap),
         cmocka_unit_test(gtg_round_is_deterministic_and_within_budget),
