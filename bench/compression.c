@@ -46,7 +46,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -467,28 +466,22 @@ struct pool {
     const struct sim *sim;
     const struct variant **queued;
     struct result *results;
-    size_t n;
-    atomic_size_t next;
     pthread_mutex_t lock;
 };
 
-static void *worker_main(void *arg)
+static void run_variant(void *arg, int at)
 {
     struct pool *pl = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&pl->next, 1);
-        if (i >= pl->n)
-            return NULL;
-        simulate(pl->sim, pl->queued[i], &pl->results[i]);
-        pthread_mutex_lock(&pl->lock);
-        const struct result *r = &pl->results[i];
-        if (r->rc)
-            fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
-        else
-            fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
-                    pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
-        pthread_mutex_unlock(&pl->lock);
-    }
+    const size_t i = (size_t)at;
+    simulate(pl->sim, pl->queued[i], &pl->results[i]);
+    pthread_mutex_lock(&pl->lock);
+    const struct result *r = &pl->results[i];
+    if (r->rc)
+        fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
+    else
+        fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
+                pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
+    pthread_mutex_unlock(&pl->lock);
 }
 
 static void usage(FILE *f)
@@ -645,18 +638,10 @@ int main(int argc, char **argv)
     struct result *results = calloc(n_queued, sizeof *results);
     if (!results)
         return 1;
-    struct pool pl = {.sim = &s, .queued = queued, .results = results, .n = n_queued};
-    atomic_init(&pl.next, 0);
+    struct pool pl = {.sim = &s, .queued = queued, .results = results};
     pthread_mutex_init(&pl.lock, NULL);
-    size_t nt = (size_t)jobs < n_queued ? (size_t)jobs : n_queued;
-    pthread_t th[64];
-    if (nt > 64)
-        nt = 64;
     const double t0 = fedsim_now();
-    for (size_t i = 0; i < nt; i++)
-        pthread_create(&th[i], NULL, worker_main, &pl);
-    for (size_t i = 0; i < nt; i++)
-        pthread_join(th[i], NULL);
+    fedsim_parallel((int)n_queued, jobs > 64 ? 64 : (int)jobs, run_variant, &pl);
     const double wall = fedsim_now() - t0;
 
     const double dense_bytes = 4.0 * (double)s.n;

@@ -1053,15 +1053,8 @@ int main(int argc, char **argv)
     snprintf(pc->evalset_name, sizeof pc->evalset_name, "%s", slash ? slash + 1 : s.evalset_path);
     memcpy(pc->evalset_hash, s.es.hash, 32);
 
-    for (int i = 0; i < 3; i++) {
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%s/%s", s.corpus, fedsim_corpora[i]);
-        if (access(dir, R_OK) != 0) {
-            fprintf(stderr, "contribution: no corpus %s; make the demo corpora with "
-                    "scripts/demo-corpus.sh %s\n", dir, s.corpus);
-            return 1;
-        }
-    }
+    if (fedsim_check_corpora(s.corpus, "contribution") != 0)
+        return 1;
     static char tmpl[4096];
     if (work && strlen(work) > 2000) {
         fprintf(stderr, "contribution: --work: a path of at most 2000 bytes\n");

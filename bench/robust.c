@@ -600,15 +600,8 @@ int main(int argc, char **argv)
     s.rounds = rounds ? (uint32_t)rounds : p->training.rounds;
     s.policy.training.rounds = s.rounds;   /* so that every round run has its plan */
     s.steps = steps ? (uint32_t)steps : p->training.local_steps;
-    for (int i = 0; i < 3; i++) {
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%s/%s", s.corpus, fedsim_corpora[i]);
-        if (access(dir, R_OK) != 0) {
-            fprintf(stderr, "robust: no corpus %s; make the demo corpora with "
-                    "scripts/demo-corpus.sh %s\n", dir, s.corpus);
-            return 1;
-        }
-    }
+    if (fedsim_check_corpora(s.corpus, "robust") != 0)
+        return 1;
 
     /* Shards, one set per federation size, under work/robust-<pid>/n<N>. */
     char base[4096];

@@ -111,7 +111,7 @@ static size_t cut(const uint8_t *b, size_t n, int k, int K)
     return at;
 }
 
-const char *const fedsim_corpora[3] = {"fpt", "vnpt", "hust"};
+static const char *const corpora[3] = {"fpt", "vnpt", "hust"};
 
 void fedsim_seed(struct fedsim_member *x)
 {
@@ -133,7 +133,7 @@ int fedsim_make_shards(const char *corpus, const char *base, int pieces,
         if (own == 0)
             continue;
         char dir[4200];
-        snprintf(dir, sizeof dir, "%.3000s/%s", corpus, fedsim_corpora[c]);
+        snprintf(dir, sizeof dir, "%.3000s/%s", corpus, corpora[c]);
         uint8_t *b;
         size_t len;
         if (fedsim_read_corpus(dir, &b, &len, why, cap) != 0)
@@ -142,9 +142,9 @@ int fedsim_make_shards(const char *corpus, const char *base, int pieces,
             struct fedsim_member *x = &m[at++];
             memset(x, 0, sizeof *x);
             if (own == 1)
-                snprintf(x->id, sizeof x->id, "%s", fedsim_corpora[c]);
+                snprintf(x->id, sizeof x->id, "%s", corpora[c]);
             else
-                snprintf(x->id, sizeof x->id, "%s-%d", fedsim_corpora[c], k + 1);
+                snprintf(x->id, sizeof x->id, "%s-%d", corpora[c], k + 1);
             snprintf(x->dir, sizeof x->dir, "%.3100s/%s", base, x->id);
             fedsim_seed(x);
             size_t a = cut(b, len, k, own), e = cut(b, len, k + 1, own);
@@ -154,6 +154,20 @@ int fedsim_make_shards(const char *corpus, const char *base, int pieces,
             }
         }
         free(b);
+    }
+    return 0;
+}
+
+int fedsim_check_corpora(const char *corpus, const char *prog)
+{
+    for (int i = 0; i < 3; i++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%.3000s/%s", corpus, corpora[i]);
+        if (access(dir, R_OK) != 0) {
+            fprintf(stderr, "%s: no corpus %s; make the demo corpora with "
+                    "scripts/demo-corpus.sh %s\n", prog, dir, corpus);
+            return -1;
+        }
     }
     return 0;
 }
@@ -232,16 +246,24 @@ uint64_t fedsim_round_seed(const struct policy_round_plan *plan,
     return plan->seed ^ x->seed ^ ((uint64_t)r * 0x9e3779b97f4a7c15ULL);   /* worker.c */
 }
 
+/* Round r's plan; x->why says why not. */
+static int round_plan(const struct policy *p, struct fedsim_member *x, uint32_t r,
+                      struct policy_round_plan *plan)
+{
+    char why[200];
+    int rc = policy_round_plan(p, r, plan, why, sizeof why);
+    if (rc != 0)
+        snprintf(x->why, sizeof x->why, "%s", why);
+    return rc;
+}
+
 int fedsim_train(const struct policy *p, uint32_t steps, struct fedsim_member *x,
                  const float *theta, size_t n, uint32_t r)
 {
     struct policy_round_plan plan;
-    char why[200];
-    int rc = policy_round_plan(p, r, &plan, why, sizeof why);
-    if (rc != 0) {
-        snprintf(x->why, sizeof x->why, "%s", why);
+    int rc = round_plan(p, x, r, &plan);
+    if (rc != 0)
         return rc;
-    }
     const double t0 = fedsim_now();
     struct trainer_stats st;
     if ((rc = trainer_set_params(x->tr, theta, n)) != 0)
@@ -266,11 +288,9 @@ int fedsim_encode(const struct policy *p, struct fedsim_member *x, size_t n, uin
 {
     struct policy_round_plan plan;
     char why[200];
-    int rc = policy_round_plan(p, r, &plan, why, sizeof why);
-    if (rc != 0) {
-        snprintf(x->why, sizeof x->why, "%s", why);
+    int rc = round_plan(p, x, r, &plan);
+    if (rc != 0)
         return rc;
-    }
     const double t0 = fedsim_now();
     const struct codec_params *cp = &plan.uplink;
     codec_residual_decay(cp, x->residual, n, plan.error_feedback_decay);

@@ -37,10 +37,6 @@ struct fedsim_member {
 
 double fedsim_now(void);   /* CLOCK_MONOTONIC seconds */
 
-/* The demo corpora's names, in the order shards are cut: fpt, vnpt, hust
- * (scripts/demo-corpus.sh). */
-extern const char *const fedsim_corpora[3];
-
 /* The regular files directly under dir in byte order of their names, concatenated (a
  * demo corpus is flat). *buf malloc'd. */
 int fedsim_read_corpus(const char *dir, uint8_t **buf, size_t *len, char *why, size_t cap);
@@ -55,6 +51,10 @@ int fedsim_write_text(const char *dir, const uint8_t *b, size_t n, char *why, si
  * get id, dir and seed; the rest of each entry is zeroed. */
 int fedsim_make_shards(const char *corpus, const char *base, int pieces,
                        struct fedsim_member *m, char *why, size_t cap);
+
+/* 0 when corpus/{fpt,vnpt,hust} are readable; else -1 after telling stderr, as prog,
+ * how to make them. */
+int fedsim_check_corpora(const char *corpus, const char *prog);
 
 /* Removes dir/text.txt and dir of a member made by fedsim_make_shards (or by a bench). */
 void fedsim_remove_shard(const struct fedsim_member *x);
