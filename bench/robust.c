@@ -597,7 +597,8 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct policy *p = &s.policy;
-    s.rounds = rounds ? (uint32_t)rounds : p->training.rounds;
+    const uint32_t policy_rounds = p->training.rounds;
+    s.rounds = rounds ? (uint32_t)rounds : policy_rounds;
     s.policy.training.rounds = s.rounds;   /* so that every round run has its plan */
     s.steps = steps ? (uint32_t)steps : p->training.local_steps;
     if (fedsim_check_corpora(s.corpus, "robust") != 0)
@@ -677,7 +678,7 @@ int main(int argc, char **argv)
 
     printf("bench/robust: policy %s (%s), %u rounds x %u local steps of %u x %u tokens "
            "(the policy: %u rounds)\n", s.policy_path, p->metadata.name, s.rounds, s.steps,
-           p->training.batch_size, p->training.seq_len, p->training.rounds);
+           p->training.batch_size, p->training.seq_len, policy_rounds);
     const struct policy_link *up = &p->compression.uplink;
     printf("  uplink top-k %u of %u, %s, error feedback %s (decay %g), average %s, "
            "sparse_scale %g; weighting %s\n", up->k_per_block, up->block_size,
