@@ -469,7 +469,8 @@ static void usage(FILE *f)
             "  --rounds R        rounds (the policy's training.rounds)\n"
             "  --steps H         local steps per round (the policy's)\n"
             "  --members LIST    federation sizes of the Byzantine table (5,9); f = (n-1)/4\n"
-            "  --attacks LIST    of scale,sign,gauss,alie,zeros (all); the clean run always\n"
+            "  --attacks LIST    of scale,sign,gauss,alie,zeros (all); the clean runs always\n"
+            "                    (--attacks none: those alone)\n"
             "  --rules LIST      of fedavg,clip,trimmed_mean,median,multi_krum (all)\n"
             "  --semantics LIST  attacks (none = clean) for which median and trimmed_mean also\n"
             "                    run with the uplink's average switched (none,scale)\n"
@@ -540,16 +541,13 @@ int main(int argc, char **argv)
                 sizes[n_sizes++] = (int)v;
             }
             break;
-        case 'a': {
-            int on[N_ATTACKS - 1];
-            if (parse_list(optarg, attack_name + 1, N_ATTACKS - 1, on) != 0) {
-                fprintf(stderr, "robust: --attacks: of scale,sign,gauss,alie,zeros\n");
+        case 'a':
+            if (parse_list(optarg, attack_name, N_ATTACKS, attack_on) != 0) {
+                fprintf(stderr, "robust: --attacks: of none,scale,sign,gauss,alie,zeros\n");
                 return 2;
             }
-            for (int i = 1; i < N_ATTACKS; i++)
-                attack_on[i] = on[i - 1];
+            attack_on[A_NONE] = 1;   /* the clean runs: every cell's reference */
             break;
-        }
         case 'R':
             if (parse_list(optarg, rule_name, N_RULES, rule_on) != 0 || !rule_on[0]) {
                 fprintf(stderr, "robust: --rules: of fedavg (required: the reference),clip,"
