@@ -13,8 +13,8 @@
  *   median        coordinate-wise median (mean of the two middle values for even k),
  *                 unweighted.
  *   multi_krum    Krum scores s_i = sum of the n - f - 2 smallest ||d_i - d_j||^2 over
- *                 j != i; the m (policy select, default n - f) updates of lowest score
- *                 (ties: member-id order) are averaged as fedavg does.
+ *                 j != i; the m (policy select, default n - f; at most n - f) updates
+ *                 of lowest score (ties: member-id order) are averaged as fedavg does.
  *
  * Sparse uplinks: compression.uplink.average says what a coordinate a member did not send
  * is: `members`: a zero, a value like any other; `senders`: absent (trimmed_mean and
@@ -23,7 +23,8 @@
  * sparse_scale is applied as agg_average does.
  *
  * privacy (policy.privacy.enabled): each update is clipped to privacy.clip first (as the
- * clip rule, with C), weights are uniform (the policy requires weighting: uniform, rule
+ * clip rule, with C; under the clip rule to the smaller of C and norm_bound), weights are
+ * uniform (the policy requires weighting: uniform, rule
  * fedavg or clip, average: members); the noise is added by agg_dp_noise afterwards, so
  * that the measures and verifiers never draw it.
  *

@@ -35,7 +35,7 @@ build() {
     "$CLANG" "${flags[@]}" $pkg_cflags "$@" -o "$out/$name" $pkg_libs -lm
 }
 
-build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c common/why.c
+build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c codec/reader.c common/why.c
 build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
     policies/schema.c policies/yaml_tree.c codec/codec.c common/fileio.c common/why.c
 ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c

@@ -1,10 +1,13 @@
 /* libFuzzer target: codec_decode_accumulate() on hostile bytes. Every input must either
  * decode (finite results) or fail with a CODEC_ERR_* and leave the accumulator
- * bit-for-bit untouched. A custom mutator also mutates inside zstd frames (decompress,
+ * bit-for-bit untouched. The streaming codec_reader must agree: it reads a payload the
+ * whole decoder accepts to the end with the same values and carried positions, and
+ * fails (a CODEC_ERR_*) on one it refuses. A custom mutator also mutates inside zstd frames (decompress,
  * mutate, recompress) so section checks behind zstd are reached.
  *
  *   clang -fsanitize=fuzzer,address,undefined -I. tests/fuzz/fuzz_codec_decode.c \
- *         codec/codec.c -lzstd -lm -o fuzz_codec_decode        (scripts/fuzz.sh does this) */
+ *         codec/codec.c codec/reader.c common/why.c -lzstd -lm -o fuzz_codec_decode
+ *                                                              (scripts/fuzz.sh does this) */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -44,6 +47,39 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (!isfinite(acc[i]))
                 abort();
     }
+    /* The reader: values and support against a weight-1 decode into zeros. */
+    for (size_t i = 0; i < n_expected; i++)
+        acc[i] = copy[i] = 0.0f;
+    int whole = codec_decode_accumulate_support(data, size, n_expected, 1.0f, acc, copy, NULL, 0);
+    if ((whole == 0) != (rc == 0))
+        abort();
+    struct codec_reader *r;
+    int rd = codec_reader_open(data, size, n_expected, &r, why, sizeof why);
+    if (rd == 0) {
+        uint32_t B = codec_reader_block_size(r);
+        float *v = malloc(B * sizeof *v);
+        uint8_t *pr = malloc(B);
+        if (!v || !pr)
+            abort();
+        size_t at = 0, got;
+        while ((rd = codec_reader_next(r, v, pr, &got, why, sizeof why)) == 0 && got) {
+            if (got > B || at + got > n_expected)
+                abort();
+            for (size_t j = 0; j < got; j++)
+                if (whole == 0 && (v[j] != acc[at + j] || pr[j] != (copy[at + j] != 0.0f)))
+                    abort();
+            at += got;
+        }
+        if (rd == 0 && at != n_expected)
+            abort();
+        free(v);
+        free(pr);
+        codec_reader_free(r);
+    }
+    if (rd != 0 && (rd > -1300 || rd < -1399 || why[0] == '\0'))
+        abort();
+    if ((rd == 0) != (whole == 0))
+        abort();        /* the reader accepts exactly what the whole decoder accepts */
     free(acc);
     free(copy);
     return 0;
