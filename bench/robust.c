@@ -38,9 +38,10 @@
  * byzantine = f and select = n - f. Each cell: the honest members' final validation
  * loss (mean over them of the final model's loss on each one's whole held-out text) and
  * its change against the clean fedavg run of the same n (the attackers' slots honest).
- * --semantics LIST: for those attacks, median and trimmed_mean again with the uplink's
- * average switched (members <-> senders: a coordinate a member did not send is a zero,
- * or absent).
+ * --semantics LIST: for those attacks (default none, scale), median and trimmed_mean
+ * again with the uplink's average switched (members <-> senders: a coordinate a member
+ * did not send is a zero, or absent). --attacks LIST picks the attack columns (the clean
+ * runs always run; --attacks none: those alone).
  *
  * DP table (--dp-members, default 16 shards, nobody attacking): fedavg with weighting
  * uniform and average members (what privacy requires), first without privacy (the
