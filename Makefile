@@ -73,9 +73,12 @@ TEST_SUPPORT := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# Code the benches share (bench/lib/: the simulated federation's members), linked into each.
+BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
 .PHONY: all deps demo test tests bench clean reference reference-rdp fuzz
-all: $(PROGRAMS) $(LIBAULAC_SO)
+# The benches are built (never run) by all and tests, so that they keep compiling.
+all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
 # Every object waits for the generated protobuf header.
 $(BUILD)/obj/%.o: %.c $(PROTO_H)
@@ -128,9 +131,9 @@ $(BUILD)/tests/test_fault_sweep: $(BUILD)/obj/tests/fault/fault.o
 $(BUILD)/tests/test_fault_sweep: TEST_OBJ = $(BUILD)/obj/tests/fault/fault.o
 $(BUILD)/tests/test_fault_sweep: TEST_LDFLAGS = $(foreach s,$(FAULT_WRAP),-Wl,--wrap=$(s))
 
-$(BUILD)/bench/%: bench/%.c $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
+$(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
 
 # Test-only attacker (tests/integration/byzantine.sh): aulac-worker built from the same
 # sources with -DAULAC_TEST_BYZANTINE, which adds --test-byzantine scale=F (worker/main.c,
@@ -144,7 +147,7 @@ $(BUILD)/tests/aulac-worker-byzantine: $(BYZ_OBJ) $(LIBAULAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests: $(PROGRAMS) $(TEST_BINS) $(BUILD)/tests/aulac-worker-byzantine
+tests: $(PROGRAMS) $(TEST_BINS) $(BENCH_BINS) $(BUILD)/tests/aulac-worker-byzantine
 bench: $(PROGRAMS) $(BENCH_BINS)
 
 # PyTorch goldens and the transformers export check (PyPI venv; never needed by make test)

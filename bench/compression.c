@@ -46,7 +46,6 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +60,7 @@
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "worker/data.h"
+#include "bench/lib/fedsim.h"
 
 #define MAX_MEMBERS 8
 #define MAX_ROUNDS 1000
@@ -229,13 +229,6 @@ struct result {
     double seconds;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int fail(struct result *r, int rc, const char *fmt, const char *what)
 {
     r->rc = rc ? rc : -1;
@@ -271,7 +264,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
 {
     const struct policy *p = &s->policy;
     const size_t n = s->n;
-    const double t0 = now_s();
+    const double t0 = fedsim_now();
     struct trainer *tr[MAX_MEMBERS] = {0};
     struct data *dt[MAX_MEMBERS] = {0};
     float *residual[MAX_MEMBERS] = {0};
@@ -301,16 +294,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
     const struct policy_training *t = &p->training;
     const struct policy_round_plan *f = &s->first;
     struct trainer_opts to;
-    trainer_opts_default(&to);
-    to.batch = (int)f->batch_size;
-    to.seq_len = (int)f->seq_len;
-    to.lr = f->lr;
-    to.weight_decay = f->weight_decay;
-    to.beta1 = f->beta1;
-    to.beta2 = f->beta2;
-    to.eps = f->eps;
-    to.grad_clip = f->grad_clip;
-    to.threads = 1;
+    fedsim_trainer_options(f, &to);
     for (int m = 0; m < s->n_members; m++) {
         if ((rc = trainer_create(&s->first.model, &to, &tr[m])) != 0) {
             fail(res, rc, "trainer_create: %s", model_strerror(rc));
@@ -459,7 +443,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
     res->down_bytes = (double)down_bytes / s->rounds;
     res->kept = sparse_rounds ? kept_sum / ((double)sparse_rounds * s->n_members) : 1.0;
 out:
-    res->seconds = now_s() - t0;
+    res->seconds = fedsim_now() - t0;
     for (int m = 0; m < s->n_members; m++) {
         trainer_destroy(tr[m]);
         data_close(dt[m]);
@@ -482,28 +466,22 @@ struct pool {
     const struct sim *sim;
     const struct variant **queued;
     struct result *results;
-    size_t n;
-    atomic_size_t next;
     pthread_mutex_t lock;
 };
 
-static void *worker_main(void *arg)
+static void run_variant(void *arg, int at)
 {
     struct pool *pl = arg;
-    for (;;) {
-        size_t i = atomic_fetch_add(&pl->next, 1);
-        if (i >= pl->n)
-            return NULL;
-        simulate(pl->sim, pl->queued[i], &pl->results[i]);
-        pthread_mutex_lock(&pl->lock);
-        const struct result *r = &pl->results[i];
-        if (r->rc)
-            fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
-        else
-            fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
-                    pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
-        pthread_mutex_unlock(&pl->lock);
-    }
+    const size_t i = (size_t)at;
+    simulate(pl->sim, pl->queued[i], &pl->results[i]);
+    pthread_mutex_lock(&pl->lock);
+    const struct result *r = &pl->results[i];
+    if (r->rc)
+        fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
+    else
+        fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
+                pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
+    pthread_mutex_unlock(&pl->lock);
 }
 
 static void usage(FILE *f)
@@ -660,19 +638,11 @@ int main(int argc, char **argv)
     struct result *results = calloc(n_queued, sizeof *results);
     if (!results)
         return 1;
-    struct pool pl = {.sim = &s, .queued = queued, .results = results, .n = n_queued};
-    atomic_init(&pl.next, 0);
+    struct pool pl = {.sim = &s, .queued = queued, .results = results};
     pthread_mutex_init(&pl.lock, NULL);
-    size_t nt = (size_t)jobs < n_queued ? (size_t)jobs : n_queued;
-    pthread_t th[64];
-    if (nt > 64)
-        nt = 64;
-    const double t0 = now_s();
-    for (size_t i = 0; i < nt; i++)
-        pthread_create(&th[i], NULL, worker_main, &pl);
-    for (size_t i = 0; i < nt; i++)
-        pthread_join(th[i], NULL);
-    const double wall = now_s() - t0;
+    const double t0 = fedsim_now();
+    fedsim_parallel((int)n_queued, jobs > 64 ? 64 : (int)jobs, run_variant, &pl);
+    const double wall = fedsim_now() - t0;
 
     const double dense_bytes = 4.0 * (double)s.n;
     const struct result *ref = results[0].rc == 0 ? &results[0] : NULL;

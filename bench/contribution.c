@@ -86,6 +86,7 @@
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "worker/data.h"
+#include "bench/lib/fedsim.h"
 
 #define MAX_MEMBERS 64
 #define MAX_CONFIGS 8
@@ -102,20 +103,8 @@ enum kind { HONEST, DUPLICATE, RIDER };
 static const char *const kind_name[] = {"honest", "duplicate", "free rider"};
 
 struct member {
-    char id[AGG_MEMBER_MAX + 1];
+    struct fedsim_member f;      /* id, corpus, trainer, data, residual, this round's upload */
     enum kind kind;
-    char dir[4096];              /* its corpus (none for the rider) */
-    uint64_t seed;               /* first 8 bytes of BLAKE2b-256(id), as the worker */
-    struct trainer *tr;
-    struct data *dt;
-    float *residual, *local;
-    /* this round */
-    uint8_t *payload;
-    size_t len;
-    uint64_t tokens, samples;
-    double seconds, norm;
-    int rc;
-    char why[300];
     /* over the rounds */
     double total[N_SCORED];      /* sum of the values */
     double clipped[N_SCORED];    /* sum of max(0, value): credit/shares.h */
@@ -164,13 +153,6 @@ struct outcome {
     double seconds;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- resident memory ---------------------------------------------------------- */
 
 static long status_kib(const char *key)
@@ -202,204 +184,60 @@ static int reset_peak(void)
 
 /* ---- shards ------------------------------------------------------------------- */
 
-static int by_name(const struct dirent **a, const struct dirent **b)
-{
-    return strcmp((*a)->d_name, (*b)->d_name);
-}
-
-static int keep_entry(const struct dirent *e) { return e->d_name[0] != '.'; }
-
-/* The regular files directly under dir in byte order of their names, concatenated (a
- * demo corpus is flat). *buf malloc'd. */
-static int read_corpus(const char *dir, uint8_t **buf, size_t *len, char *why, size_t cap)
-{
-    struct dirent **ents;
-    int ne = scandir(dir, &ents, keep_entry, by_name);
-    if (ne < 0) {
-        snprintf(why, cap, "%.400s: %s", dir, strerror(errno));
-        return -1;
-    }
-    uint8_t *b = NULL;
-    size_t n = 0;
-    int rc = 0;
-    for (int i = 0; i < ne; i++) {
-        char path[4600];
-        snprintf(path, sizeof path, "%s/%s", dir, ents[i]->d_name);
-        struct stat st;
-        FILE *f = NULL;
-        if (rc == 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode) && (f = fopen(path, "rb"))) {
-            uint8_t *nb = realloc(b, n + (size_t)st.st_size + 1);
-            if (!nb || fread(nb + n, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-                snprintf(why, cap, "%.400s: cannot read", path);
-                rc = -1;
-                if (nb)
-                    b = nb;
-            } else {
-                b = nb;
-                n += (size_t)st.st_size;
-            }
-        }
-        if (f)
-            fclose(f);
-        free(ents[i]);
-    }
-    free(ents);
-    if (rc == 0 && n == 0) {
-        snprintf(why, cap, "%.400s: no text", dir);
-        rc = -1;
-    }
-    if (rc != 0) {
-        free(b);
-        return rc;
-    }
-    *buf = b;
-    *len = n;
-    return 0;
-}
-
-static int write_file(const char *dir, const uint8_t *b, size_t n, char *why, size_t cap)
-{
-    char path[4200];
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(why, cap, "mkdir %.400s: %s", dir, strerror(errno));
-        return -1;
-    }
-    snprintf(path, sizeof path, "%s/text.txt", dir);
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(b, 1, n, f) != n || fclose(f) != 0) {
-        snprintf(why, cap, "%.400s: %s", path, strerror(errno));
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    return 0;
-}
-
-/* Start of piece k of K of b[0..n): k*n/K moved past the next newline (0 for k = 0,
- * n for k = K). */
-static size_t cut(const uint8_t *b, size_t n, int k, int K)
-{
-    if (k <= 0)
-        return 0;
-    if (k >= K)
-        return n;
-    size_t at = (size_t)((unsigned __int128)n * (unsigned)k / (unsigned)K);
-    while (at < n && b[at - 1] != '\n')
-        at++;
-    return at;
-}
-
-static const char *const corpora[3] = {"fpt", "vnpt", "hust"};
-
 /* Members of an n-member federation: ids, kinds and shard directories under
- * work/n<N>/ (written here). */
+ * work/n<N>/ (written here): fedsim_make_shards' n - 2 pieces, then the duplicate and the
+ * rider. */
 static int make_members(const struct settings *s, int n, struct member *m, char *why, size_t cap)
 {
     const int honest = n - 2;
     char base[4096];
     snprintf(base, sizeof base, "%.3000s/n%d", s->work, n);
-    if (mkdir(base, 0700) != 0 && errno != EEXIST) {
-        snprintf(why, cap, "mkdir %.400s: %s", base, strerror(errno));
-        return -1;
-    }
-    int at = 0;
-    uint8_t *first = NULL;
-    size_t first_len = 0;
-    for (int c = 0; c < 3; c++) {
-        int pieces = honest / 3 + (c < honest % 3);
-        if (pieces == 0)
-            continue;
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%.3000s/%s", s->corpus, corpora[c]);
-        uint8_t *b;
-        size_t len;
-        if (read_corpus(dir, &b, &len, why, cap) != 0) {
-            free(first);
-            return -1;
-        }
-        for (int k = 0; k < pieces; k++) {
-            struct member *x = &m[at++];
-            memset(x, 0, sizeof *x);
-            if (pieces == 1)
-                snprintf(x->id, sizeof x->id, "%s", corpora[c]);
-            else
-                snprintf(x->id, sizeof x->id, "%s-%d", corpora[c], k + 1);
-            x->kind = HONEST;
-            snprintf(x->dir, sizeof x->dir, "%.3100s/%s", base, x->id);
-            size_t a = cut(b, len, k, pieces), e = cut(b, len, k + 1, pieces);
-            if (write_file(x->dir, b + a, e - a, why, cap) != 0) {
-                free(b);
-                free(first);
-                return -1;
-            }
-            if (at == 1 && (first = malloc(e - a))) {
-                memcpy(first, b + a, e - a);
-                first_len = e - a;
-            }
-        }
-        free(b);
-    }
-    if (!first) {
+    struct fedsim_member *sh = calloc((size_t)n, sizeof *sh);
+    if (!sh) {
         snprintf(why, cap, "out of memory");
         return -1;
     }
-    struct member *d = &m[at++];
+    int rc = fedsim_make_shards(s->corpus, base, honest, sh, why, cap);
+    for (int i = 0; rc == 0 && i < honest; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].f = sh[i];
+        m[i].kind = HONEST;
+    }
+    free(sh);
+    uint8_t *first = NULL;
+    size_t first_len = 0;
+    if (rc != 0 || fedsim_read_corpus(m[0].f.dir, &first, &first_len, why, cap) != 0)
+        return -1;
+    struct member *d = &m[honest];
     memset(d, 0, sizeof *d);
     char orig[AGG_MEMBER_MAX + 1];
-    memcpy(orig, m[0].id, sizeof orig);
-    snprintf(d->id, sizeof d->id, "dup-%.50s", orig);
+    memcpy(orig, m[0].f.id, sizeof orig);
+    snprintf(d->f.id, sizeof d->f.id, "dup-%.50s", orig);
     d->kind = DUPLICATE;
-    snprintf(d->dir, sizeof d->dir, "%.3100s/%s", base, d->id);
-    int rc = write_file(d->dir, first, first_len, why, cap);   /* a copy of m[0]'s text */
+    snprintf(d->f.dir, sizeof d->f.dir, "%.3100s/%s", base, d->f.id);
+    rc = fedsim_write_text(d->f.dir, first, first_len, why, cap);   /* a copy of m[0]'s text */
     free(first);
     if (rc != 0)
         return -1;
-    struct member *r = &m[at++];
+    fedsim_seed(&d->f);
+    struct member *r = &m[honest + 1];
     memset(r, 0, sizeof *r);
-    snprintf(r->id, sizeof r->id, "rider");
+    snprintf(r->f.id, sizeof r->f.id, "rider");
     r->kind = RIDER;
-    for (int i = 0; i < n; i++) {
-        uint8_t h[32];
-        crypto_blake2b256(m[i].id, strlen(m[i].id), h);
-        memcpy(&m[i].seed, h, sizeof m[i].seed);
-    }
+    fedsim_seed(&r->f);
     return 0;
 }
 
 static void remove_shards(const struct settings *s, int n, const struct member *m)
 {
-    char path[4200];
     for (int i = 0; i < n; i++)
-        if (m[i].kind != RIDER) {
-            snprintf(path, sizeof path, "%s/text.txt", m[i].dir);
-            unlink(path);
-            rmdir(m[i].dir);
-        }
+        fedsim_remove_shard(&m[i].f);
+    char path[4200];
     snprintf(path, sizeof path, "%s/n%d", s->work, n);
     rmdir(path);
 }
 
 /* ---- members ------------------------------------------------------------------ */
-
-static void trainer_options(const struct policy_round_plan *plan, struct trainer_opts *to)
-{
-    trainer_opts_default(to);
-    to->batch = (int)plan->batch_size;
-    to->seq_len = (int)plan->seq_len;
-    to->lr = plan->lr;
-    to->weight_decay = plan->weight_decay;
-    to->beta1 = plan->beta1;
-    to->beta2 = plan->beta2;
-    to->eps = plan->eps;
-    to->grad_clip = plan->grad_clip;
-    to->threads = 1;
-}
-
-static uint64_t round_seed(const struct policy_round_plan *plan, const struct member *m,
-                           uint32_t r)
-{
-    return plan->seed ^ m->seed ^ ((uint64_t)r * 0x9e3779b97f4a7c15ULL);   /* worker.c */
-}
 
 struct phase {
     const struct settings *s;
@@ -409,129 +247,53 @@ struct phase {
     size_t n_params;
     uint32_t round;
     int solo;                     /* 1: train alone for all rounds from theta */
-    atomic_int next;
 };
-
-/* A member's round, as worker/worker.c runs it. */
-static int member_round(const struct settings *s, struct member *x, const float *theta,
-                        size_t n, uint32_t r)
-{
-    struct policy_round_plan plan;
-    char why[200];
-    int rc = policy_round_plan(&s->policy, r, &plan, why, sizeof why);
-    if (rc != 0) {
-        snprintf(x->why, sizeof x->why, "%s", why);
-        return rc;
-    }
-    const double t0 = now_s();
-    struct trainer_stats st;
-    if ((rc = trainer_set_params(x->tr, theta, n)) != 0)
-        goto model_fail;
-    data_reseed(x->dt, round_seed(&plan, x, r));
-    if ((rc = trainer_train_steps(x->tr, (int)s->steps, data_next_batch, x->dt, NULL, NULL,
-                                  &st)) != 0 ||
-        (rc = trainer_get_params(x->tr, x->local, n)) != 0)
-        goto model_fail;
-    for (size_t i = 0; i < n; i++)
-        x->local[i] = theta[i] - x->local[i];   /* pseudo-gradient */
-    const struct codec_params *cp = &plan.uplink;
-    codec_residual_decay(cp, x->residual, n, plan.error_feedback_decay);
-    free(x->payload);
-    x->payload = NULL;
-    if ((rc = codec_encode(x->local, n, cp, cp->error_feedback ? x->residual : NULL,
-                           &x->payload, &x->len)) != 0) {
-        snprintf(x->why, sizeof x->why, "codec_encode: %s", codec_strerror(rc));
-        return rc;
-    }
-    x->seconds = now_s() - t0;
-    x->tokens = st.tokens;
-    x->samples = (uint64_t)st.steps * plan.batch_size;
-    if ((rc = codec_payload_norm(x->payload, x->len, n, &x->norm, why, sizeof why)) != 0) {
-        snprintf(x->why, sizeof x->why, "codec_payload_norm: %s", why);
-        return rc;
-    }
-    return 0;
-model_fail:
-    snprintf(x->why, sizeof x->why, "%s: %s", x->id, model_strerror(rc));
-    return rc;
-}
 
 /* The same compute alone: R rounds of H steps from theta, the same batches. */
 static int member_solo(const struct settings *s, struct member *x, const float *theta0,
                        size_t n)
 {
-    trainer_reset_optimizer(x->tr);
-    int rc = trainer_set_params(x->tr, theta0, n);
+    trainer_reset_optimizer(x->f.tr);
+    int rc = trainer_set_params(x->f.tr, theta0, n);
     for (uint32_t r = 1; rc == 0 && r <= s->rounds; r++) {
         struct policy_round_plan plan;
-        if ((rc = policy_round_plan(&s->policy, r, &plan, x->why, sizeof x->why)) != 0)
+        if ((rc = policy_round_plan(&s->policy, r, &plan, x->f.why, sizeof x->f.why)) != 0)
             return rc;
-        data_reseed(x->dt, round_seed(&plan, x, r));
-        rc = trainer_train_steps(x->tr, (int)s->steps, data_next_batch, x->dt, NULL, NULL,
+        data_reseed(x->f.dt, fedsim_round_seed(&plan, &x->f, r));
+        rc = trainer_train_steps(x->f.tr, (int)s->steps, data_next_batch, x->f.dt, NULL, NULL,
                                  NULL);
     }
     const uint8_t *val;
     size_t len;
     float loss;
-    if (rc == 0 && (rc = data_validation(x->dt, 0, &val, &len)) == 0 &&
-        (rc = trainer_evaluate(x->tr, val, len, 0, &loss)) == 0)
+    if (rc == 0 && (rc = data_validation(x->f.dt, 0, &val, &len)) == 0 &&
+        (rc = trainer_evaluate(x->f.tr, val, len, 0, &loss)) == 0)
         x->solo_loss = loss;
     if (rc != 0)
-        snprintf(x->why, sizeof x->why, "%s alone: %s", x->id, model_strerror(rc));
+        snprintf(x->f.why, sizeof x->f.why, "%s alone: %s", x->f.id, model_strerror(rc));
     return rc;
 }
 
-static void *phase_main(void *arg)
+static void phase_one(void *arg, int i)
 {
     struct phase *ph = arg;
-    for (;;) {
-        int i = atomic_fetch_add(&ph->next, 1);
-        if (i >= ph->n)
-            return NULL;
-        struct member *x = &ph->m[i];
-        if (x->kind == RIDER)
-            continue;
-        x->rc = ph->solo ? member_solo(ph->s, x, ph->theta, ph->n_params)
-                         : member_round(ph->s, x, ph->theta, ph->n_params, ph->round);
-    }
+    struct member *x = &ph->m[i];
+    if (x->kind == RIDER)
+        return;
+    x->f.rc = ph->solo ? member_solo(ph->s, x, ph->theta, ph->n_params)
+                       : fedsim_round(&ph->s->policy, ph->s->steps, &x->f, ph->theta,
+                                      ph->n_params, ph->round);
 }
 
 static int run_phase(struct phase *ph)
 {
-    atomic_init(&ph->next, 0);
-    int nt = ph->s->jobs < ph->n ? ph->s->jobs : ph->n;
-    pthread_t th[64];
-    if (nt > 64)
-        nt = 64;
-    for (int i = 0; i < nt; i++)
-        if (pthread_create(&th[i], NULL, phase_main, ph) != 0)
-            nt = i;
-    if (nt == 0)
-        phase_main(ph);
-    for (int i = 0; i < nt; i++)
-        pthread_join(th[i], NULL);
+    fedsim_parallel(ph->n, ph->s->jobs, phase_one, ph);
     for (int i = 0; i < ph->n; i++)
-        if (ph->m[i].kind != RIDER && ph->m[i].rc != 0) {
-            fprintf(stderr, "contribution: %s: %s\n", ph->m[i].id, ph->m[i].why);
-            return ph->m[i].rc;
+        if (ph->m[i].kind != RIDER && ph->m[i].f.rc != 0) {
+            fprintf(stderr, "contribution: %s: %s\n", ph->m[i].f.id, ph->m[i].f.why);
+            return ph->m[i].f.rc;
         }
     return 0;
-}
-
-/* splitmix64, and a standard normal by Box-Muller. */
-static uint64_t mix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static double normal01(uint64_t *x)
-{
-    double u1 = ((double)(mix64(x) >> 11) + 0.5) * 0x1p-53;
-    double u2 = (double)(mix64(x) >> 11) * 0x1p-53;
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
 /* The free rider's payload: noise through the round's codec, its decoded norm that of
@@ -543,34 +305,34 @@ static int rider_round(const struct settings *s, struct member *x, size_t n, uin
     char why[200];
     int rc = policy_round_plan(&s->policy, r, &plan, why, sizeof why);
     if (rc != 0) {
-        snprintf(x->why, sizeof x->why, "%s", why);
+        snprintf(x->f.why, sizeof x->f.why, "%s", why);
         return rc;
     }
-    uint64_t st = x->seed ^ ((uint64_t)r << 32);
+    uint64_t st = x->f.seed ^ ((uint64_t)r << 32);
     for (size_t i = 0; i < n; i++)
-        x->local[i] = (float)normal01(&st);
+        x->f.local[i] = (float)fedsim_normal(&st);
     const struct codec_params *cp = &plan.uplink;
     for (int pass = 0; pass < 2; pass++) {   /* encode, measure, rescale, encode again */
-        memset(x->residual, 0, n * sizeof(float));
-        free(x->payload);
-        x->payload = NULL;
-        if ((rc = codec_encode(x->local, n, cp, x->residual, &x->payload, &x->len)) != 0) {
-            snprintf(x->why, sizeof x->why, "rider codec_encode: %s", codec_strerror(rc));
+        memset(x->f.residual, 0, n * sizeof(float));
+        free(x->f.payload);
+        x->f.payload = NULL;
+        if ((rc = codec_encode(x->f.local, n, cp, x->f.residual, &x->f.payload, &x->f.len)) != 0) {
+            snprintf(x->f.why, sizeof x->f.why, "rider codec_encode: %s", codec_strerror(rc));
             return rc;
         }
-        if ((rc = codec_payload_norm(x->payload, x->len, n, &x->norm, why, sizeof why)) != 0) {
-            snprintf(x->why, sizeof x->why, "rider codec_payload_norm: %s", why);
+        if ((rc = codec_payload_norm(x->f.payload, x->f.len, n, &x->f.norm, why, sizeof why)) != 0) {
+            snprintf(x->f.why, sizeof x->f.why, "rider codec_payload_norm: %s", why);
             return rc;
         }
-        if (pass == 0 && x->norm > 0) {
-            float f = (float)(target / x->norm);
+        if (pass == 0 && x->f.norm > 0) {
+            float f = (float)(target / x->f.norm);
             for (size_t i = 0; i < n; i++)
-                x->local[i] *= f;
+                x->f.local[i] *= f;
         }
     }
-    x->samples = (uint64_t)plan.local_steps * plan.batch_size;
-    x->tokens = x->samples * plan.seq_len;
-    x->seconds = 0;
+    x->f.samples = (uint64_t)plan.local_steps * plan.batch_size;
+    x->f.tokens = x->f.samples * plan.seq_len;
+    x->f.seconds = 0;
     return 0;
 }
 
@@ -661,7 +423,7 @@ static double spearman(const double *a, const double *b, size_t n)
 static int federation(const struct settings *s, int n, struct outcome *o)
 {
     const struct policy *p = &s->policy;
-    const double t_start = now_s();
+    const double t_start = fedsim_now();
     memset(o, 0, sizeof *o);
     o->n = n;
     for (int b = 0; b < MAX_BUDGETS; b++)
@@ -713,30 +475,14 @@ static int federation(const struct settings *s, int n, struct outcome *o)
         fprintf(stderr, "contribution: %s\n", why);
         goto out;
     }
-    struct trainer_opts to;
-    trainer_options(&first, &to);
     for (int i = 0; i < n; i++) {
         struct member *x = &m[i];
-        x->local = malloc(np * sizeof(float));
-        x->residual = calloc(np, sizeof(float));
-        if (!x->local || !x->residual) {
-            fprintf(stderr, "contribution: out of memory\n");
-            rc = -1;
+        if ((rc = fedsim_open(p, &first, &x->f, x->kind != RIDER, why, sizeof why)) != 0) {
+            fprintf(stderr, "contribution: %s\n", why);
             goto out;
         }
-        if (x->kind == RIDER)
-            continue;
-        struct data_opts dopt = {.val_fraction = p->data.validation_fraction,
-                                 .seq_len = to.seq_len, .seed = x->seed};
-        if ((rc = trainer_create(&first.model, &to, &x->tr)) != 0) {
-            fprintf(stderr, "contribution: trainer_create: %s\n", model_strerror(rc));
-            goto out;
-        }
-        if ((rc = data_open(x->dir, &dopt, &x->dt, why, sizeof why)) != 0) {
-            fprintf(stderr, "contribution: %s: %s\n", x->id, why);
-            goto out;
-        }
-        x->val_bytes = data_val_bytes(x->dt);
+        if (x->kind != RIDER)
+            x->val_bytes = data_val_bytes(x->f.dt);
     }
     if ((rc = gpt2_init_params(&first.model, first.seed, theta)) != 0) {
         fprintf(stderr, "contribution: gpt2_init_params: %s\n", model_strerror(rc));
@@ -771,13 +517,13 @@ static int federation(const struct settings *s, int n, struct outcome *o)
 
     printf("\n== n = %d: ", n);
     for (int i = 0; i < n; i++)
-        printf("%s%s%s", i ? ", " : "", m[i].id,
+        printf("%s%s%s", i ? ", " : "", m[i].f.id,
                m[i].kind == DUPLICATE ? " (duplicate)" : m[i].kind == RIDER ? " (free rider)" : "");
     printf("\n");
     for (int i = 0; i < n; i++)
         if (m[i].kind != RIDER)
-            printf("   %-10s %7" PRIu64 " training + %5" PRIu64 " held-out bytes%s\n", m[i].id,
-                   data_train_bytes(m[i].dt), m[i].val_bytes,
+            printf("   %-10s %7" PRIu64 " training + %5" PRIu64 " held-out bytes%s\n", m[i].f.id,
+                   data_train_bytes(m[i].f.dt), m[i].val_bytes,
                    m[i].kind == DUPLICATE ? " (a copy of the first member's)" : "");
     printf("   round  slowest  aggr.  scoring  share  evals  peak MiB   L(base)  L(model)  "
            "rider a/l/s rank");
@@ -802,42 +548,42 @@ static int federation(const struct settings *s, int n, struct outcome *o)
         int honest = 0;
         for (int i = 0; i < n; i++)
             if (m[i].kind == HONEST) {
-                target += m[i].norm;
+                target += m[i].f.norm;
                 honest++;
             }
         for (int i = 0; i < n; i++)
             if (m[i].kind == RIDER &&
                 (rc = rider_round(s, &m[i], np, r, target / honest)) != 0) {
-                fprintf(stderr, "contribution: %s\n", m[i].why);
+                fprintf(stderr, "contribution: %s\n", m[i].f.why);
                 goto out;
             }
         for (int i = 0; i < n; i++)
-            if (m[i].seconds > slowest)
-                slowest = m[i].seconds;
+            if (m[i].f.seconds > slowest)
+                slowest = m[i].f.seconds;
 
         /* The coordinator's round close. */
         for (int i = 0; i < n; i++) {
             struct agg_update *x = &u[i];
             memset(x, 0, sizeof *x);
-            snprintf(x->member, sizeof x->member, "%s", m[i].id);
-            x->tokens = m[i].tokens;
-            x->samples = m[i].samples;
+            snprintf(x->member, sizeof x->member, "%s", m[i].f.id);
+            x->tokens = m[i].f.tokens;
+            x->samples = m[i].f.samples;
             x->weight = agg_weight(p->aggregation.weighting, x->tokens, x->samples);
-            x->payload = m[i].payload;
-            x->len = m[i].len;
+            x->payload = m[i].f.payload;
+            x->len = m[i].f.len;
             crypto_blake2b256(x->payload, x->len, x->payload_hash);
         }
         agg_sort(u, (size_t)n);
         for (int k = 0; k < n; k++)
             for (int i = 0; i < n; i++)
-                if (!strcmp(u[k].member, m[i].id))
+                if (!strcmp(u[k].member, m[i].f.id))
                     order[k] = i;
-        double t0 = now_s();
+        double t0 = fedsim_now();
         if ((rc = agg_average(&plan, np, u, (size_t)n, NULL, avg, support, why, sizeof why)) != 0) {
             fprintf(stderr, "contribution: agg_average: %s\n", why);
             goto out;
         }
-        double t_agg = now_s() - t0;
+        double t_agg = fedsim_now() - t0;
         uint8_t base_hash[32], seed[32];
         crypto_blake2b256(theta, np * sizeof(float), base_hash);
         char experiment[32];
@@ -850,9 +596,9 @@ static int federation(const struct settings *s, int n, struct outcome *o)
         struct credit_round_scores sc = {0};
         int peak_ok = reset_peak() == 0;
         long before = status_kib("VmRSS");
-        t0 = now_s();
+        t0 = fedsim_now();
         rc = credit_score_round(&in, &sc, why, sizeof why);
-        double t_score = now_s() - t0;
+        double t_score = fedsim_now() - t0;
         long hwm = status_kib("VmHWM");
         if (rc != 0) {
             fprintf(stderr, "contribution: credit_score_round: %s\n", why);
@@ -961,12 +707,12 @@ static int federation(const struct settings *s, int n, struct outcome *o)
             }
         }
 
-        t0 = now_s();
+        t0 = fedsim_now();
         uint8_t *down = NULL;
         size_t down_len = 0;
         rc = agg_next_model(&plan, &outer, down_residual, theta, avg, np, next,
                             plan.downlink_on ? &down : NULL, &down_len, why, sizeof why);
-        t_agg += now_s() - t0;
+        t_agg += fedsim_now() - t0;
         free(down);
         if (rc != 0) {
             fprintf(stderr, "contribution: agg_next_model: %s\n", why);
@@ -1034,16 +780,10 @@ static int federation(const struct settings *s, int n, struct outcome *o)
         struct member *x = &m[i];
         if (x->kind == RIDER)
             continue;
-        const uint8_t *val;
-        size_t len;
-        float loss;
-        if ((rc = trainer_set_params(x->tr, theta, np)) != 0 ||
-            (rc = data_validation(x->dt, 0, &val, &len)) != 0 ||
-            (rc = trainer_evaluate(x->tr, val, len, 0, &loss)) != 0) {
-            fprintf(stderr, "contribution: %s: evaluate: %s\n", x->id, model_strerror(rc));
+        if ((rc = fedsim_val_loss(&x->f, theta, np, &x->fed_loss)) != 0) {
+            fprintf(stderr, "contribution: %s\n", x->f.why);
             goto out;
         }
-        x->fed_loss = loss;
     }
     if (s->solo) {
         ph.theta = theta0;
@@ -1065,7 +805,7 @@ static int federation(const struct settings *s, int n, struct outcome *o)
     printf("\n");
     for (int i = 0; i < n; i++) {
         struct member *x = &m[i];
-        printf("   %-10s %-10s %8" PRIu64, x->id, kind_name[x->kind], x->tokens);
+        printf("   %-10s %-10s %8" PRIu64, x->f.id, kind_name[x->kind], x->f.tokens);
         for (int q = 0; q < N_SCORED; q++) {
             int above = 0, same = 0;
             for (int j = 0; j < n; j++) {
@@ -1110,19 +850,14 @@ static int federation(const struct settings *s, int n, struct outcome *o)
                "credit_score_round's shapley within %.3g (max |diff|)\n",
                p->contribution.shapley_budget, o->check_diff);
     }
-    o->seconds = now_s() - t_start;
+    o->seconds = fedsim_now() - t_start;
     printf("   %.1f s\n", o->seconds);
     fflush(stdout);
     rc = 0;
 out:
     o->rc = rc;
-    for (int i = 0; m && i < n; i++) {
-        trainer_destroy(m[i].tr);
-        data_close(m[i].dt);
-        free(m[i].residual);
-        free(m[i].local);
-        free(m[i].payload);
-    }
+    for (int i = 0; m && i < n; i++)
+        fedsim_close(&m[i].f);
     if (m)
         remove_shards(s, n, m);
     evaluator_destroy(ev);
@@ -1318,15 +1053,8 @@ int main(int argc, char **argv)
     snprintf(pc->evalset_name, sizeof pc->evalset_name, "%s", slash ? slash + 1 : s.evalset_path);
     memcpy(pc->evalset_hash, s.es.hash, 32);
 
-    for (int i = 0; i < 3; i++) {
-        char dir[4200];
-        snprintf(dir, sizeof dir, "%s/%s", s.corpus, corpora[i]);
-        if (access(dir, R_OK) != 0) {
-            fprintf(stderr, "contribution: no corpus %s; make the demo corpora with "
-                    "scripts/demo-corpus.sh %s\n", dir, s.corpus);
-            return 1;
-        }
-    }
+    if (fedsim_check_corpora(s.corpus, "contribution") != 0)
+        return 1;
     static char tmpl[4096];
     if (work && strlen(work) > 2000) {
         fprintf(stderr, "contribution: --work: a path of at most 2000 bytes\n");
@@ -1392,12 +1120,12 @@ int main(int argc, char **argv)
     fflush(stdout);
 
     struct outcome res[MAX_CONFIGS];
-    const double t0 = now_s();
+    const double t0 = fedsim_now();
     int failed = 0;
     for (int i = 0; i < n_sizes; i++)
         if (federation(&s, sizes[i], &res[i]) != 0)
             failed++;
-    const double wall = now_s() - t0;
+    const double wall = fedsim_now() - t0;
     if (!work)
         rmdir(s.work);
 
