@@ -1,0 +1,25 @@
+#ifndef AULAC_COORDINATOR_METRICS_H
+#define AULAC_COORDINATOR_METRICS_H
+/* The coordinator's Prometheus metrics (coordinator/HTTP.md lists every name): counters
+ * and histograms updated where the events happen, under their own mutex (never c->mu),
+ * rendered by metrics_reply (coordinator/http.h). Names follow the ecosystem's
+ * conventions: prefix aulac_, base units (seconds, bytes), _total for counters. */
+#include <stddef.h>
+#include <stdint.h>
+
+struct coord_metrics;
+
+struct coord_metrics *metrics_new(void);            /* NULL: no memory */
+void metrics_free(struct coord_metrics *m);
+
+/* An upload of `bytes` from member: accepted (reason NULL) or rejected with a short
+ * reason label (a fixed vocabulary: "signature", "replay", "round", "norm", "payload",
+ * "duplicate", "not_eligible", ... as HTTP.md lists). */
+void metrics_upload(struct coord_metrics *m, const char *member, uint64_t bytes,
+                    const char *rejected_reason);
+/* A round closed after `seconds` from its opening, with n updates. */
+void metrics_round_closed(struct coord_metrics *m, double seconds, size_t n);
+/* Any authenticated request of member (last seen). */
+void metrics_member_seen(struct coord_metrics *m, const char *member, int64_t unix_ms);
+
+#endif
