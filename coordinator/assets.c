@@ -64,7 +64,8 @@ int assets_reply_chartjs(const char *chartjs_path, struct http_reply *out)
     if (rc == -ENOMEM)
         return COORD_ERR_NOMEM;
     if (rc != 0)
-        return reply_text(out, 404, "Chart.js cannot be read from the coordinator's path\n");
+        return reply_text(out, 404, "Chart.js cannot be read from the path given (--http-chartjs); Debian's "
+                                    "is libjs-chart.js\n");
     *out = (struct http_reply){ .status = 200, .content_type = "text/javascript; charset=utf-8",
                                 .body = (char *)data, .len = len,
                                 .cache_control = "public, max-age=3600" };

@@ -1,6 +1,6 @@
 /* The coordinator's dashboard: reads /api/v1/* every REFRESH_MS and redraws itself.
  * Served under CSP default-src 'self': no inline script or style, and every piece of
- * server data enters the page through textContent (never innerHTML). Fields follow
+ * server data enters the page through textContent, never parsed as HTML. Fields follow
  * coordinator/HTTP.md; /api/v1/status has the fields of `aulac status --json`. */
 "use strict";
 
