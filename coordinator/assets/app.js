@@ -170,7 +170,7 @@
       const seen = when(pick(m, "last_seen", "last_seen_unix", "last_seen_at"));
       if (seen && Date.now() - seen.getTime() > 5 * 60 * 1000) tr.className = "silent";
       cell(tr, id);
-      cell(tr, pick(m, "organization", "org") || "");
+      cell(tr, pick(m, "organization", "org") || "", "org");
       const s = cell(tr, ago(seen));
       if (seen) s.title = seen.toISOString();
       cell(tr, int(pick(m, "rounds_joined", "rounds")), "n");
