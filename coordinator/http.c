@@ -523,6 +523,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 
 /* --- life cycle --------------------------------------------------------------------- */
 
+/* libmicrohttpd's own messages (refused connections, TLS handshake failures: what any
+ * client can cause) go to the debug log, not to stderr. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = 0;
+    log_debug("http: %s", msg);
+}
+
 static void server_free(struct http_server *s)
 {
     if (!s)
@@ -627,7 +640,7 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
         flags |= MHD_USE_IPv6;
     if (tls)
         flags |= MHD_USE_TLS;
-    struct MHD_OptionItem opts[16];
+    struct MHD_OptionItem opts[20];
     size_t n = 0;
     opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &ss };
     opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, HTTP_THREADS, NULL };
@@ -642,6 +655,8 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
                                          2 * HTTP_MAX_HEADER_BYTES, NULL };
     opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_CONNECTION,
                                          (intptr_t)on_connection, s };
+    opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log,
+                                         NULL };
     opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, s };
     opts[n++] = (struct MHD_OptionItem){ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed,
                                          s };
