@@ -1,4 +1,5 @@
 #include "coordinator/coord.h"
+#include "coordinator/ledger_check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "common/timeutil.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
+#include "coordinator/http.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
@@ -184,8 +186,23 @@ int coord_serve(struct coord *c)
     if (pthread_create(&c->timer, NULL, timer_main, c) != 0)
         return COORD_ERR_NOMEM;
     c->timer_running = 1;
+    if ((rc = ledger_check_start(c, c->opt.ledger_check_interval_ms, &c->ledger_check)) != 0)
+        return rc;
     log_info("serving the Federation service on %s (port %d)%s", c->opt.listen_addr, c->port,
              c->opt.tls_cert ? " with TLS" : " WITHOUT TLS (plaintext)");
+    if (c->opt.http_listen) {
+        struct http_options ho = {
+            .listen = c->opt.http_listen, .tls_cert = c->opt.tls_cert,
+            .tls_key = c->opt.tls_key, .client_ca = c->opt.tls_client_ca,
+            .token_file = c->opt.http_token_file, .chartjs_path = c->opt.http_chartjs,
+        };
+        char why[400] = "";
+        rc = http_start(c, &ho, &c->http, why, sizeof why);
+        if (rc != 0) {
+            log_error("%s", why[0] ? why : coord_strerror(rc));
+            return rc;
+        }
+    }
     if (c->opt.port_file) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d\n", c->port);
@@ -197,6 +214,8 @@ int coord_serve(struct coord *c)
 
 void coord_close(struct coord *c)
 {
+    http_stop(c->http);             /* its handlers read everything below */
+    c->http = NULL;
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     pthread_cond_broadcast(&c->changed);
@@ -208,6 +227,8 @@ void coord_close(struct coord *c)
     if (c->timer_running)
         pthread_join(c->timer, NULL);
     c->timer_running = 0;
+    ledger_check_stop(c->ledger_check);
+    c->ledger_check = NULL;
     experiment_unload(c);
     coord_witness_close(c);
     ledger_close(c->ledger);

@@ -70,9 +70,17 @@ struct coord_options {
     /* --eval-sets: the evaluation sets policies name (contribution.evaluation_set.name);
      * NULL: data_dir/evalsets. */
     const char *eval_sets_dir;
+    /* --http ADDR:PORT: the read-only HTTP view (coordinator/http.h; NULL: off). It uses
+     * tls_cert/tls_key and tls_client_ca above; http_token_file: the bearer token;
+     * http_chartjs: Chart.js to serve (NULL: Debian's libjs-chart.js). */
+    const char *http_listen;
+    const char *http_token_file;
+    const char *http_chartjs;
     /* Tests: called by a round close (on the timer thread) while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
+    /* How often the ledger audits itself (coordinator/ledger_check.h); 0: every 5 minutes. */
+    int64_t ledger_check_interval_ms;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -83,10 +91,26 @@ enum coord_exp_state { EXP_IDLE = 0, EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAIL
 struct governance;
 struct auth;
 struct witness_store;
+struct http_server;
+
+/* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
+#define COORD_RECENT_REJECTIONS 4
+struct member_rejection {
+    uint64_t round;
+    int64_t at_ms;                  /* unix ms */
+    char reason[200];               /* the refusal's reason, cut to fit */
+};
 
 struct member_stats {
     char id[CRYPTO_ID_MAX + 1];
-    uint64_t rounds_joined, tokens, bytes_sent, rejected;
+    uint64_t rounds_joined, tokens, bytes_sent, rejected;   /* stored (coord.members) */
+    /* Since this coordinator process started; in memory only, never stored: */
+    int64_t last_seen_ms;           /* unix ms of its last authenticated request; 0: none */
+    int has_val_loss;               /* 1: an accepted update reported val_loss */
+    double last_val_loss;           /* the validation loss of its last accepted update... */
+    uint64_t last_val_round;        /* ...in this round */
+    struct member_rejection recent[COORD_RECENT_REJECTIONS];   /* a ring of the latest */
+    uint64_t n_recent;              /* rejections put in the ring (recent[(n - 1) % N] latest) */
 };
 
 /* Anyone who reaches the port can send unauthenticated uploads; recording each refusal
@@ -156,8 +180,13 @@ struct coord {
     struct auth *auth;              /* request nonce replay cache (auth.h) */
     struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
 
+    struct ledger_check *ledger_check;  /* the periodic ledger audit (ledger_check.h);
+                                       started by coord_serve, stopped by coord_close */
+
     struct rpc_server *srv;
     int port;
+    struct http_server *http;       /* --http (NULL: off); started after the gRPC service,
+                                       stopped before anything it reads */
     pthread_t timer;
     int timer_running;
     pthread_cond_t timer_wake;      /* signalled (mu held) when the timer has work now: a
