@@ -83,6 +83,7 @@ enum coord_exp_state { EXP_IDLE = 0, EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAIL
 struct governance;
 struct auth;
 struct witness_store;
+struct coord_metrics;
 
 struct member_stats {
     char id[CRYPTO_ID_MAX + 1];
@@ -155,6 +156,7 @@ struct coord {
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
     struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
+    struct coord_metrics *metrics;  /* Prometheus counters (metrics.h; their own mutex) */
 
     struct rpc_server *srv;
     int port;
