@@ -5,12 +5,16 @@
  * members' counters, the ledger size and process_* from /proc/self; `promtool check
  * metrics` (Debian's prometheus) must find nothing wrong with it. Label values are
  * escaped; member labels stay bounded. */
+#define _GNU_SOURCE
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <arpa/inet.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "trust_fixture.h"
@@ -330,6 +334,65 @@ static void labels_escaped_and_bounded(void **state)
         skip_without_promtool();
 }
 
+/* GET path from the coordinator's HTTP server on 127.0.0.1:port; the whole response
+ * (headers and body, malloc'd). */
+static char *http_get(int port, const char *path)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    char req[200];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Connection: close\r\n\r\n", path);
+    assert_int_equal(write(fd, req, (size_t)n), n);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    assert_non_null(buf);
+    for (;;) {
+        if (len + 1 == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+        ssize_t got = read(fd, buf + len, cap - 1 - len);
+        assert_true(got >= 0);
+        if (got == 0)
+            break;
+        len += (size_t)got;
+    }
+    close(fd);
+    buf[len] = 0;
+    return buf;
+}
+
+/* A real GET /metrics through the coordinator's HTTP server (--http): the exposition
+ * with its content type, the same values, promtool-clean. */
+static void served_at_get_metrics(void **state)
+{
+    struct fx *f = *state;
+    f->opt.http_listen = "127.0.0.1:0";
+    fx_start(f);
+    assert_non_null(f->c->http);
+    fx_submit_accepted(f, FPT, 1);
+    char *resp = http_get(http_port(f->c->http), "/metrics");
+    if (strncmp(resp, "HTTP/1.1 200", 12) != 0)
+        fail_msg("GET /metrics: %.200s", resp);
+    assert_non_null(strcasestr(resp, "\r\nContent-Type: text/plain; version=0.0.4"));
+    char *body = strstr(resp, "\r\n\r\n");
+    assert_non_null(body);
+    body += 4;
+    assert_true(value(body, "aulac_uploads_total{member=\"fpt\",result=\"accepted\"}") == 1);
+    assert_true(value(body, "aulac_upload_bytes_count") == 1);
+    assert_true(value(body, "aulac_round_updates") == 1);
+    assert_true(value(body, "process_resident_memory_bytes") > 0);
+    int absent = promtool_check(body);
+    free(resp);
+    if (absent)
+        skip_without_promtool();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -341,6 +404,7 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(labels_escaped_and_bounded, fx_setup_started,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(served_at_get_metrics, fx_setup_prepared, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
