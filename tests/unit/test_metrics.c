@@ -259,6 +259,46 @@ static void values_after_known_events(void **state)
     free(text);
 }
 
+/* Each refusal is counted under the reason its check gives (HTTP.md's vocabulary). */
+static void reasons_from_the_checks(void **state)
+{
+    struct fx *f = *state;
+    struct signer s = { .key = f->keys[HUST] };
+    struct upd u;
+    upd_make(f, &u, f->keys[HUST], 1);
+    u.e.round = 2;                               /* not open yet */
+    upd_sign(&u, f->keys[HUST]);
+    expect_refused(submit(f, &s, &u));
+    upd_free(&u);
+    upd_make(f, &u, f->keys[HUST], 2);
+    u.e.base_model_hash[0] ^= 1;                 /* another base model */
+    upd_sign(&u, f->keys[HUST]);
+    expect_refused(submit(f, &s, &u));
+    upd_free(&u);
+    upd_make(f, &u, f->keys[HUST], 3);
+    u.payload[u.len / 2] ^= 0x10;                /* altered after signing */
+    expect_refused(submit(f, &s, &u));
+    upd_free(&u);
+    upd_make(f, &u, f->keys[HUST], 4);
+    u.e.samples = 1000000;                       /* more than the policy trains */
+    upd_sign(&u, f->keys[HUST]);
+    expect_refused(submit(f, &s, &u));
+    upd_free(&u);
+    char *text = render(f);
+    assert_true(value(text, "aulac_upload_rejections_total{member=\"hust\",reason=\"round\"}")
+                == 1);
+    assert_true(value(text, "aulac_upload_rejections_total{member=\"hust\",reason=\"base_model\"}")
+                == 1);
+    assert_true(value(text, "aulac_upload_rejections_total{member=\"hust\",reason=\"payload\"}")
+                == 1);
+    assert_true(value(text, "aulac_upload_rejections_total{member=\"hust\",reason=\"policy\"}")
+                == 1);
+    assert_true(value(text, "aulac_uploads_total{member=\"hust\",result=\"rejected\"}") == 4);
+    assert_true(value(text, "aulac_uploads_total{member=\"hust\",result=\"accepted\"}") == 0);
+    assert_true(value(text, "aulac_upload_bytes_count") == 0);
+    free(text);
+}
+
 /* With privacy on, the epsilon the closed rounds spent (the Status RPC's value). */
 static void privacy_epsilon_when_privacy(void **state)
 {
@@ -418,6 +458,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(values_after_known_events, fx_setup_started,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(reasons_from_the_checks, fx_setup_started, fx_teardown),
         cmocka_unit_test_setup_teardown(privacy_epsilon_when_privacy, fx_setup_started,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(promtool_accepts_the_exposition, fx_setup_started,
