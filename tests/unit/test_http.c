@@ -139,6 +139,26 @@ static void health_routes_and_refusals(void **state)
     assert_non_null(strstr(reply, "X-Content-Type-Options: nosniff"));
     assert_non_null(strstr(reply, "Cache-Control: no-store"));
     assert_int_equal(get(port, "/no/such/page", NULL), 404);
+    /* each route reaches its handler */
+    assert_int_equal(get(port, "/", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: text/html"));
+    assert_int_equal(get(port, "/index.html", NULL), 200);
+    assert_int_equal(get(port, "/api/v1/status", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: application/json"));
+    assert_non_null(strstr(reply, "Cache-Control: no-store"));
+    assert_int_equal(get(port, "/api/v1/no-such-endpoint", NULL), 404);
+    assert_int_equal(get(port, "/metrics", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(strstr(reply, "aulac_"));
+    /* an asset's entity tag: revalidated with 304 and no body */
+    assert_int_equal(get(port, "/", NULL), 200);
+    const char *et = strstr(reply, "ETag: ");
+    assert_non_null(et);
+    char etag[128], inm[200];
+    assert_int_equal(sscanf(et, "ETag: %127[^\r]", etag), 1);
+    snprintf(inm, sizeof inm, "If-None-Match: %s\r\n", etag);
+    assert_int_equal(get(port, "/", inm), 304);
+    assert_null(strstr(reply, "<html"));
     /* path traversal, plain and percent-encoded: 404, never a file */
     const char *const traversal[] = {
         "/assets/../../etc/passwd", "/assets/%2e%2e/%2e%2e/etc/passwd", "/../etc/passwd",
