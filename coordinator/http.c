@@ -59,6 +59,8 @@ struct http_server {
     int port;
     int tls;
     int client_certs;               /* client certificates verified against client_ca */
+    int auth_required;              /* a token is set, or (not loopback) client certificates
+                                       are the authentication */
     uint8_t token_hash[crypto_generichash_BYTES];
     int has_token;
     char *cert, *key, *trust;       /* PEM, NUL-terminated (libmicrohttpd keeps pointers) */
@@ -455,7 +457,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc = reply_text(&r, 200, "application/json", "{\"ok\":true}\n");
     else if (!strcmp(url, "/readyz"))
         rc = readyz(s->c, &r);
-    else if ((s->has_token || s->client_certs) &&
+    else if (s->auth_required &&
              !((s->has_token && bearer_ok(s, conn)) || (s->client_certs && client_cert_ok(conn))))
         rc = reply_error(&r, 401, "authentication required");
     else
@@ -585,6 +587,9 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
             goto fail;
         s->client_certs = 1;
     }
+    /* On loopback the alliance CA (given for the gRPC service's mutual TLS) is accepted
+     * but not demanded: only a token makes authentication required there. */
+    s->auth_required = s->has_token || (!loopback && s->client_certs);
     if (o->chartjs_path && !(s->chartjs_path = strdup(o->chartjs_path))) {
         rc = COORD_ERR_NOMEM;
         goto fail;
@@ -640,7 +645,9 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
     log_info("serving the HTTP view on %s (port %d)%s%s%s", o->listen, s->port,
              tls ? " with TLS" : " without TLS (loopback only)",
              s->has_token ? ", bearer token required" : "",
-             s->client_certs ? ", client certificates accepted" : "");
+             s->client_certs ? (s->auth_required ? ", or a client certificate from the "
+                                "alliance CA" : ", client certificates not required on "
+                                "loopback") : "");
     *out = s;
     return 0;
 fail:
