@@ -104,7 +104,9 @@
     setText("exp-policy", st.policy || "–");
     setState("exp-state", st.state);
     const total = num(st.total_rounds), round = num(st.round);
-    setText("exp-round", round === null || !exp ? "–" : round + (total ? " of " + total : ""));
+    // an ended experiment's "round" is the one after its last
+    const shown = round !== null && total && round > total ? total : round;
+    setText("exp-round", shown === null || !exp ? "–" : shown + (total ? " of " + total : ""));
     setText("exp-model", short(st.model_hash, 16));
     $("exp-model").title = st.model_hash || "";
     setText("exp-queue", num(st.queue_length) === null ? "–" : st.queue_length);

@@ -3,8 +3,9 @@
 chromium-driver, python3-selenium) for tests/integration/dashboard.sh.
 
   dashboard_browser.py desktop URL OUT_DIR MEMBERS   (MEMBERS: alpha,beta,gamma)
-      opens URL, waits (without reloading) until the page shows a round closed after it
-      loaded, then checks: one members-table row per member, a point in the validation-
+      opens URL, touches $READY_FILE once the page has shown its first data (the test
+      then starts the workers), waits (without reloading) until the page shows a round
+      closed after it loaded, then checks: one members-table row per member, a point in the validation-
       loss chart for every member's loss of every closed round (as /api/v1/rounds has
       them) and a bar per closed round in the uplink chart, "updated hh:mm:ss" moving on,
       no console error; saves OUT_DIR/dashboard.png (the whole page).
@@ -157,6 +158,8 @@ def desktop(url, out, members):
         d.execute_script("window.__dashboardProbe = 'loaded-once';")
         closed0, refreshes0, updated0 = p["closed"], p["refreshes"], p["updated"]
         print("loaded: %d closed rounds, %r" % (closed0, updated0))
+        if os.environ.get("READY_FILE"):
+            open(os.environ["READY_FILE"], "w").close()
         # it updates by itself: a round closes and the page shows it, with no reload
         p = wait_for(d, "a round closing after the page loaded",
                      lambda p: p["closed"] > closed0 and p["closed"] >= 1, CLOSE_WAIT_S)
