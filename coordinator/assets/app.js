@@ -262,12 +262,12 @@
     setText("ledger-checkpoint", ck ? "at " + int(ck.size) + " entries" : (led ? "none yet" : "–"));
     $("ledger-checkpoint").title = ck && ck.note ? ck.note : "";
     const v = l.verify, e = $("ledger-verify");
-    if (!v) { e.textContent = "–"; e.className = "state"; return; }
+    if (!v) { e.textContent = "–"; e.className = "state"; setText("ledger-verify-detail", ""); return; }
     const at = when(v.checked_ms);
-    e.textContent = v.status + (v.running ? ", checking" : "") +
-      (at ? " (" + ago(at) + (num(v.size) !== null ? ", " + int(v.size) + " entries" : "") + ")" : "") +
-      (v.why ? ": " + v.why : "");
+    e.textContent = v.status;
     e.className = stateClass(v.status === "ok" ? "ok" : v.status === "failed" ? "bad" : "pending");
+    setText("ledger-verify-detail", (at ? ago(at) + (num(v.size) !== null ? ", " + int(v.size) + " entries" : "") : "") +
+      (v.running ? (at ? "; " : "") + "checking now" : "") + (v.why ? ": " + v.why : ""));
   }
 
   function showCredits(cr) {

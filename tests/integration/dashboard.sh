@@ -29,7 +29,7 @@ export CHROMIUM CHROME_PROFILE="$T/chrome-profile" CHROME_LOGS="$T/logs" HOME="$
 
 make_corpora
 make_alliance alpha beta gamma
-ROUNDS=8 LOCAL_STEPS=12
+ROUNDS=30 LOCAL_STEPS=12
 LOCAL_STEPS=$LOCAL_STEPS write_policy $ROUNDS alpha beta gamma
 HTTP_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_coordinator --http "127.0.0.1:$HTTP_PORT"

@@ -198,11 +198,11 @@ def phone(url, out, members, coord_pid):
                      and p["loss"] is not None, 15)
         time.sleep(0.5)                       # let the charts lay themselves out
         p = page(d)
-        if p["innerWidth"] != 390:
-            fail("the phone viewport is %d px wide, not 390" % p["innerWidth"])
-        if p["scrollWidth"] > p["innerWidth"]:
-            fail("horizontal scroll at phone width: scrollWidth %d > innerWidth %d" %
-                 (p["scrollWidth"], p["innerWidth"]))
+        # (a mobile browser widens its layout viewport to content wider than the screen,
+        # so innerWidth over 390 is the same failure)
+        if p["scrollWidth"] > p["innerWidth"] or p["innerWidth"] != 390:
+            fail("horizontal scroll at phone width: scrollWidth %d, innerWidth %d on a 390 px "
+                 "screen" % (p["scrollWidth"], p["innerWidth"]))
         print("phone 390x844: scrollWidth %d <= innerWidth %d: no horizontal scroll" %
               (p["scrollWidth"], p["innerWidth"]))
         screenshot(d, os.path.join(out, "dashboard-phone.png"))
