@@ -123,12 +123,8 @@ $(BUILD)/libworker.a: $(WORKER_OBJ)
 $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
 
-# TEMPORARY (h14-api, h14-dash): while coordinator/http.c keeps its weak stand-in handlers,
-# -u makes the link take api_reply from coordinator/api.o and assets_reply from
-# coordinator/assets.o (listed before http.o in libcoord.a); drop it with the weak
-# definitions.
 $(BUILD)/aulac-coordinator: $(BUILD)/obj/coordinator/main.o $(BUILD)/libcoord.a $(LIBAULAC)
-	$(CC) $(LDFLAGS) -Wl,-u,api_reply -Wl,-u,assets_reply -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/aulac-worker: $(BUILD)/obj/worker/main.o $(BUILD)/libworker.a $(LIBAULAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BUILD)/aulac: $(BUILD)/obj/cli/main.o $(BUILD)/libcli.a $(BUILD)/libworker.a $(LIBAULAC)

@@ -41,7 +41,6 @@
 
 #define HTTP_THREADS        4
 #define HTTP_PEM_MAX        (1 << 20)
-#define HTTP_CHARTJS_MAX    (8 << 20)
 #define HTTP_TOKEN_MIN      32
 #define HTTP_TOKEN_MAX      4096
 
@@ -60,11 +59,12 @@ struct http_server {
     int port;
     int tls;
     int client_certs;               /* client certificates verified against client_ca */
+    int auth_required;              /* a token is set, or (not loopback) client certificates
+                                       are the authentication */
     uint8_t token_hash[crypto_generichash_BYTES];
     int has_token;
     char *cert, *key, *trust;       /* PEM, NUL-terminated (libmicrohttpd keeps pointers) */
-    char *chartjs;                  /* /assets/chart.js, or NULL */
-    size_t chartjs_len;
+    char *chartjs_path;             /* --http-chartjs (NULL: Debian's libjs-chart.js) */
 
     pthread_mutex_t mu;             /* conns, reaper_stop */
     pthread_cond_t wake;
@@ -73,30 +73,6 @@ struct http_server {
     pthread_t reaper;
     int reaper_running;
 };
-
-/* --- weak handlers: removed once api.c, metrics.c and assets.c land -------------------
- * TEMPORARY (h14-http): these let the server link before the handler branches are merged.
- * The lead removes them at the merge (a static archive would otherwise keep a weak one
- * when the strong object is not pulled in for another symbol). */
-static int not_found(struct http_reply *out)
-{
-    static const char body[] = "{\"error\":\"not found\"}\n";
-    out->status = 404;
-    out->content_type = "application/json";
-    out->body = malloc(sizeof body);
-    if (!out->body)
-        return COORD_ERR_NOMEM;
-    memcpy(out->body, body, sizeof body);
-    out->len = sizeof body - 1;
-    return 0;
-}
-__attribute__((weak)) int api_reply(struct coord *c, const char *path, const char *query,
-                                    struct http_reply *out)
-{ (void)c; (void)path; (void)query; return not_found(out); }
-__attribute__((weak)) int metrics_reply(struct coord *c, struct http_reply *out)
-{ (void)c; return not_found(out); }
-__attribute__((weak)) int assets_reply(const char *path, struct http_reply *out)
-{ (void)path; return not_found(out); }
 
 /* --- options ------------------------------------------------------------------------ */
 
@@ -428,25 +404,14 @@ static int route(struct http_server *s, const char *url, const char *query,
         return metrics_reply(s->c, r);
     if (!strncmp(url, "/api/v1/", 8) || !strcmp(url, "/api/v1"))
         return api_reply(s->c, url, query, r);
-    if (!strcmp(url, "/assets/chart.js")) {
-        if (!s->chartjs)
-            return reply_error(r, 404, "Chart.js is not installed on the coordinator "
-                               "(apt-get install libjs-chart.js, or --http-chartjs FILE)");
-        r->body = malloc(s->chartjs_len);
-        if (!r->body)
-            return COORD_ERR_NOMEM;
-        memcpy(r->body, s->chartjs, s->chartjs_len);
-        r->len = s->chartjs_len;
-        r->status = 200;
-        r->content_type = "text/javascript; charset=utf-8";
-        return 0;
-    }
-    if (!strcmp(url, "/") || !strncmp(url, "/assets/", 8))
+    if (!strcmp(url, "/assets/chart.js"))
+        return assets_reply_chartjs(s->chartjs_path, r);
+    if (!strcmp(url, "/") || !strcmp(url, "/index.html") || !strncmp(url, "/assets/", 8))
         return assets_reply(url, r);
     return reply_error(r, 404, "not found");
 }
 
-static void add_security_headers(struct MHD_Response *resp, const char *url)
+static void add_security_headers(struct MHD_Response *resp, const struct http_reply *r)
 {
     MHD_add_response_header(resp, "Content-Security-Policy",
                             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
@@ -454,8 +419,11 @@ static void add_security_headers(struct MHD_Response *resp, const char *url)
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
     MHD_add_response_header(resp, "X-Frame-Options", "DENY");
     MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-    MHD_add_response_header(resp, "Cache-Control",
-                            strncmp(url, "/assets/", 8) ? "no-store" : "max-age=300");
+    /* the handler's choice (assets: revalidated by ETag); else never cached */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+                            r->cache_control ? r->cache_control : "no-store");
+    if (r->etag)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, r->etag);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -489,7 +457,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc = reply_text(&r, 200, "application/json", "{\"ok\":true}\n");
     else if (!strcmp(url, "/readyz"))
         rc = readyz(s->c, &r);
-    else if ((s->has_token || s->client_certs) &&
+    else if (s->auth_required &&
              !((s->has_token && bearer_ok(s, conn)) || (s->client_certs && client_cert_ok(conn))))
         rc = reply_error(&r, 401, "authentication required");
     else
@@ -500,14 +468,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (reply_error(&r, 500, "out of memory") != 0)
             return MHD_NO;
     }
+    /* If-None-Match naming the reply's entity tag: 304, no body */
+    const char *inm = r.etag && r.status == 200
+                    ? MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_IF_NONE_MATCH) : NULL;
+    if (inm && (strstr(inm, r.etag) || !strcmp(inm, "*"))) {
+        free(r.body);
+        r.body = NULL;
+        r.len = 0;
+        r.status = 304;
+    }
     struct MHD_Response *resp =
         MHD_create_response_from_buffer(r.len, r.body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(r.body);
         return MHD_NO;
     }
-    add_security_headers(resp, url);
-    if (r.content_type)
+    add_security_headers(resp, &r);
+    if (r.content_type && r.status != 304)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type);
     if (r.status == 401)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
@@ -546,35 +524,11 @@ static void server_free(struct http_server *s)
         free(s->key);
     }
     free(s->trust);
-    free(s->chartjs);
+    free(s->chartjs_path);
     sodium_memzero(s->token_hash, sizeof s->token_hash);
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->mu);
     free(s);
-}
-
-static void load_chartjs(struct http_server *s, const char *path)
-{
-    static const char *const debian[] = {
-        "/usr/share/javascript/chart.js/chart.umd.min.js",
-        "/usr/share/javascript/chart.js/chart.umd.js",
-        "/usr/share/javascript/chart.js/chart.min.js",
-        "/usr/share/javascript/chart.js/Chart.min.js",
-    };
-    if (path) {
-        char why[300];
-        if (read_text("Chart.js", path, HTTP_CHARTJS_MAX, &s->chartjs, &s->chartjs_len, why,
-                      sizeof why) != 0)
-            log_warn("http: %s; the dashboard shows its tables without charts", why);
-        return;
-    }
-    for (size_t i = 0; i < sizeof debian / sizeof debian[0]; i++)
-        if (file_exists(debian[i]) &&
-            read_text("Chart.js", debian[i], HTTP_CHARTJS_MAX, &s->chartjs, &s->chartjs_len,
-                      NULL, 0) == 0)
-            return;
-    log_warn("http: Debian's libjs-chart.js is not installed (nor --http-chartjs given): "
-             "the dashboard shows its tables without charts");
 }
 
 int http_start(struct coord *c, const struct http_options *o, struct http_server **out,
@@ -633,7 +587,13 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
             goto fail;
         s->client_certs = 1;
     }
-    load_chartjs(s, o->chartjs_path);
+    /* On loopback the alliance CA (given for the gRPC service's mutual TLS) is accepted
+     * but not demanded: only a token makes authentication required there. */
+    s->auth_required = s->has_token || (!loopback && s->client_certs);
+    if (o->chartjs_path && !(s->chartjs_path = strdup(o->chartjs_path))) {
+        rc = COORD_ERR_NOMEM;
+        goto fail;
+    }
 
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
@@ -685,7 +645,9 @@ int http_start(struct coord *c, const struct http_options *o, struct http_server
     log_info("serving the HTTP view on %s (port %d)%s%s%s", o->listen, s->port,
              tls ? " with TLS" : " without TLS (loopback only)",
              s->has_token ? ", bearer token required" : "",
-             s->client_certs ? ", client certificates accepted" : "");
+             s->client_certs ? (s->auth_required ? ", or a client certificate from the "
+                                "alliance CA" : ", client certificates not required on "
+                                "loopback") : "");
     *out = s;
     return 0;
 fail:

@@ -95,6 +95,9 @@ if [ "${INSECURE:-0}" != 1 ]; then
         --dns localhost --ip 127.0.0.1 | sed 's/^/  /'
     coord_tls=(--tls-cert "$RUN_DIR/tls/coordinator.pem" --tls-key "$RUN_DIR/tls/coordinator.key")
     client_tls=(--tls-ca "$RUN_DIR/tls/ca.pem")
+    # the HTTP view's bearer token, for a coordinator serving it beyond loopback
+    # (docker/compose.yaml: --http 0.0.0.0:8080 --http-token-file /alliance/http.token)
+    [ -s "$RUN_DIR/http.token" ] || (umask 077; openssl rand -hex 32 >"$RUN_DIR/http.token")
     if [ "${MTLS:-0}" = 1 ]; then
         coord_tls+=(--tls-client-ca "$RUN_DIR/tls/ca.pem" --require-client-cert)
         for m in "${MEMBERS[@]}"; do

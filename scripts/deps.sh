@@ -9,7 +9,8 @@ pkgs=(build-essential pkg-config make
       lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev
       chromium    # chromium (~290 MB): tests/integration/report.sh renders the HTML report
       chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
-      libjs-chart.js)   # Chart.js, served by the coordinator as /assets/chart.js
+      libjs-chart.js    # Chart.js, served by the coordinator as /assets/chart.js
+      prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -139,6 +139,26 @@ static void health_routes_and_refusals(void **state)
     assert_non_null(strstr(reply, "X-Content-Type-Options: nosniff"));
     assert_non_null(strstr(reply, "Cache-Control: no-store"));
     assert_int_equal(get(port, "/no/such/page", NULL), 404);
+    /* each route reaches its handler */
+    assert_int_equal(get(port, "/", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: text/html"));
+    assert_int_equal(get(port, "/index.html", NULL), 200);
+    assert_int_equal(get(port, "/api/v1/status", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: application/json"));
+    assert_non_null(strstr(reply, "Cache-Control: no-store"));
+    assert_int_equal(get(port, "/api/v1/no-such-endpoint", NULL), 404);
+    assert_int_equal(get(port, "/metrics", NULL), 200);
+    assert_non_null(strstr(reply, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(strstr(reply, "aulac_"));
+    /* an asset's entity tag: revalidated with 304 and no body */
+    assert_int_equal(get(port, "/", NULL), 200);
+    const char *et = strstr(reply, "ETag: ");
+    assert_non_null(et);
+    char etag[128], inm[200];
+    assert_int_equal(sscanf(et, "ETag: %127[^\r]", etag), 1);
+    snprintf(inm, sizeof inm, "If-None-Match: %s\r\n", etag);
+    assert_int_equal(get(port, "/", inm), 304);
+    assert_null(strstr(reply, "<html"));
     /* path traversal, plain and percent-encoded: 404, never a file */
     const char *const traversal[] = {
         "/assets/../../etc/passwd", "/assets/%2e%2e/%2e%2e/etc/passwd", "/../etc/passwd",
@@ -330,6 +350,80 @@ static void non_loopback_needs_tls_and_auth(void **state)
     fx_free(f);
 }
 
+/* An alliance CA, a client certificate it signed (client.pem/.key) and one from another
+ * CA (rogue.pem/.key), in dir, with openssl. */
+static void make_client_certs(const char *dir)
+{
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && for ca in ca rogueca; do openssl req -x509 -newkey ec "
+             "-pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=$ca -keyout $ca.key "
+             "-out $ca.pem -addext basicConstraints=critical,CA:TRUE "
+             "-addext keyUsage=critical,keyCertSign >/dev/null 2>&1 || exit 1; done && "
+             "for c in client:ca rogue:rogueca; do n=${c%%:*}; ca=${c#*:}; "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=$n "
+             "-keyout $n.key -out $n.csr >/dev/null 2>&1 && "
+             "printf 'extendedKeyUsage=clientAuth\n' >$n.ext && "
+             "openssl x509 -req -in $n.csr -CA $ca.pem -CAkey $ca.key -CAcreateserial -days 2 "
+             "-extfile $n.ext -out $n.pem >/dev/null 2>&1 || exit 1; done", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* curl's HTTP status for url over TLS with a client certificate (name.pem/.key in dir;
+ * NULL: none). */
+static int curl_client_status(const char *dir, const char *url, const char *name)
+{
+    char cmd[16384];
+    if (name)
+        snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 "
+                 "--cacert '%s/cert.pem' --cert '%s/%s.pem' --key '%s/%s.key' '%s'", dir, dir,
+                 name, dir, name, url);
+    else
+        snprintf(cmd, sizeof cmd, "curl -s -o /dev/null -w '%%{http_code}' --max-time 5 "
+                 "--cacert '%s/cert.pem' '%s'", dir, url);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    int st = 0;
+    if (fscanf(p, "%d", &st) != 1)
+        st = 0;
+    pclose(p);
+    return st;
+}
+
+/* Off loopback, client certificates from the alliance CA are the authentication when no
+ * token is given: one from the CA is served, none or another CA's is 401. On loopback
+ * the same CA is accepted but not demanded. */
+static void client_certificates_authenticate(void **state)
+{
+    (void)state;
+    struct fx fx, *f = &fx;
+    start_http(f, 1);
+    make_cert(f->dir);
+    make_client_certs(f->dir);
+    char cert[4096], key[4096], ca[4096], url[128];
+    snprintf(cert, sizeof cert, "%s/cert.pem", f->dir);
+    snprintf(key, sizeof key, "%s/key.pem", f->dir);
+    snprintf(ca, sizeof ca, "%s/ca.pem", f->dir);
+    f->opt.tls_cert = cert;
+    f->opt.tls_key = key;
+    f->opt.tls_client_ca = ca;
+    f->tls_ca = cert;
+    f->opt.http_listen = "0.0.0.0:0";
+    fx_start(f);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/api/v1/status", http_port_of(f));
+    assert_int_equal(curl_client_status(f->dir, url, "client"), 200);
+    assert_int_equal(curl_client_status(f->dir, url, NULL), 401);
+    assert_int_equal(curl_client_status(f->dir, url, "rogue"), 401);
+    fx_stop(f);
+
+    f->opt.http_listen = "127.0.0.1:0";
+    fx_start(f);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/api/v1/status", http_port_of(f));
+    assert_int_equal(curl_client_status(f->dir, url, NULL), 200);
+    assert_int_equal(curl_client_status(f->dir, url, "client"), 200);
+    fx_free(f);
+}
+
 /* A client that sends its headers one byte a second: cut at HTTP_TIMEOUT_S (the
  * connection's whole header time, although it is never idle), while another client is
  * served meanwhile. */
@@ -438,6 +532,7 @@ int main(void)
         cmocka_unit_test(oversized_headers_are_refused),
         cmocka_unit_test(bearer_token_guards_all_but_health),
         cmocka_unit_test(non_loopback_needs_tls_and_auth),
+        cmocka_unit_test(client_certificates_authenticate),
         cmocka_unit_test(slowloris_is_cut_at_the_header_deadline),
         cmocka_unit_test(a_flood_is_bounded_and_rounds_carry_on),
     };
