@@ -9,6 +9,7 @@ struct asset_file {
     const char *name;                /* file name under coordinator/assets/ ("app.js") */
     const unsigned char *data;       /* len bytes, then a NUL not counted in len */
     size_t len;
+    const char *etag;                /* "\"<32 hex of SHA-256>\"", quotes included */
 };
 
 /* Ends with an entry whose name is NULL. */

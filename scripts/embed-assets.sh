@@ -1,7 +1,8 @@
 #!/bin/sh
 # Writes a C source holding the dashboard's files (every file in coordinator/assets/) for
-# coordinator/assets.c: one `assets_table` entry per file with its name, bytes and
-# length. Needs only POSIX sh, od and sed, so a fresh Debian builds it.
+# coordinator/assets.c: one `assets_table` entry per file with its bytes, length and
+# ETag (the first 32 hex digits of its SHA-256, quoted). Needs only POSIX sh, od, sed
+# and coreutils' sha256sum, so a fresh Debian builds it.
 #
 #   scripts/embed-assets.sh OUT.c FILE...
 set -eu
@@ -22,10 +23,11 @@ tmp=$out.tmp
     for f in "$@"; do
         name=$(basename "$f")
         len=$(wc -c <"$f" | tr -d ' ')
-        echo "    { \"$name\", asset_$i, $len },"
+        etag=$(sha256sum "$f" | cut -c1-32)
+        echo "    { \"$name\", asset_$i, $len, \"\\\"$etag\\\"\" },"
         i=$((i + 1))
     done
-    echo "    { 0, 0, 0 }"
+    echo "    { 0, 0, 0, 0 }"
     echo "};"
 } >"$tmp"
 mv "$tmp" "$out"
