@@ -10,7 +10,8 @@
   const API = "/api/v1/";
 
   const $ = (id) => document.getElementById(id);
-  const state = { lastOk: 0, refreshes: 0, failures: 0, deadline: null, charts: {} };
+  // skew: this screen's clock minus the coordinator's (from /api/v1/members' now_ms)
+  const state = { lastOk: 0, refreshes: 0, failures: 0, deadline: null, skew: 0, charts: {} };
 
   /* --- formatting ------------------------------------------------------------------- */
   const hhmmss = (d) => d.toTimeString().slice(0, 8);
@@ -90,13 +91,29 @@
   async function getOptional(what) {
     try { return await get(what); } catch (e) { return undefined; }
   }
+  async function getMetrics() {
+    try {
+      const r = await fetch("/metrics", { cache: "no-store" });
+      return r.ok ? parseMetrics(await r.text()) : null;
+    } catch (e) { return null; }
+  }
 
   /* --- sections (fields: coordinator/HTTP.md) --------------------------------------- */
   function stateClass(v) { return "state " + String(v || "").replace(/[^a-z_-]/gi, ""); }
 
-  /* The open round's progress: /api/v1/rounds' open_round {round, reported, eligible,
-   * deadline_ms} when the coordinator offers it, else the round number alone. */
-  function showExperiment(st, rnd, exps) {
+  /* The unlabelled samples of a Prometheus text exposition: {name: value}. */
+  function parseMetrics(text) {
+    const out = {};
+    for (const line of String(text || "").split("\n")) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) ([^ ]+)/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+    return out;
+  }
+
+  /* The open round's progress comes from /metrics (HTTP.md, Metrics: aulac_round_updates,
+   * aulac_round_eligible_members, aulac_round_deadline_timestamp_seconds). */
+  function showExperiment(st, met) {
     const exp = st.experiment;
     setText("alliance-exp", st.policy || "coordinator");
     setText("exp-id", exp ? short(exp, 16) : "none (idle)");
@@ -111,15 +128,16 @@
     $("exp-model").title = st.model_hash || "";
     setText("exp-queue", num(st.queue_length) === null ? "–" : st.queue_length);
 
-    const open = (rnd && rnd.open_round) || (exps && exps.loaded && exps.loaded.open_round) || {};
-    const reported = num(open.reported), eligible = num(open.eligible);
+    const reported = met ? num(met.aulac_round_updates) : null;
+    const eligible = met ? num(met.aulac_round_eligible_members) : null;
+    const deadline = met ? num(met.aulac_round_deadline_timestamp_seconds) : null;
     setText("round-label", round === null || !exp ? "round" : "round " + round);
     setText("round-reported", reported === null ? "–" : reported);
     setText("round-eligible", eligible === null ? "–" : eligible);
     const m = $("round-meter");
     m.max = eligible || 1;
     m.value = reported || 0;
-    state.deadline = when(open.deadline_ms);
+    state.deadline = deadline ? new Date(deadline * 1000 + state.skew) : null;
     $("progress").hidden = st.state !== "running";
 
     const p = st.privacy, pe = $("privacy");
@@ -133,7 +151,7 @@
   /* /api/v1/members; the status reply's members (no last seen, no reasons) if it fails. */
   function showMembers(st, mem, rounds) {
     const rows = mem ? list(mem, "members") : list(st, "members");
-    const skew = mem && num(mem.now_ms) !== null ? Date.now() - mem.now_ms : 0;
+    const skew = state.skew;
     fillTable("members-body", rows, 9, (tr, m) => {
       tr.dataset.member = m.member;
       // ages by the coordinator's clock, so a skewed wall screen shows them right
@@ -304,10 +322,12 @@
     try {
       const st = await get("status");
       if (!st) throw new Error("no /api/v1/status");
-      const [mem, rnd, exps, props, led, cr] = await Promise.all(
-        ["members", "rounds", "experiments", "proposals", "ledger", "credits"].map(getOptional));
+      const [mem, rnd, exps, props, led, cr, met] = await Promise.all(
+        ["members", "rounds", "experiments", "proposals", "ledger", "credits"].map(getOptional)
+          .concat([getMetrics()]));
       const rounds = rnd ? list(rnd, "rounds") : list(st, "rounds");
-      showExperiment(st, rnd, exps);
+      if (mem && num(mem.now_ms) !== null) state.skew = Date.now() - mem.now_ms;
+      showExperiment(st, met);
       showMembers(st, mem, rounds);
       showCharts(rounds);
       showExperiments(exps, st);

@@ -8,7 +8,8 @@ chromium-driver, python3-selenium) for tests/integration/dashboard.sh.
       closed after it loaded, then checks: one members-table row per member, a point in the validation-
       loss chart for every member's loss of every closed round (as /api/v1/rounds has
       them) and a bar per closed round in the uplink chart, "updated hh:mm:ss" moving on,
-      no console error; saves OUT_DIR/dashboard.png (the whole page).
+      no console error, and (loaded before any round closed) round 1's progress "0 of 3"
+      with its deadline counting down; saves OUT_DIR/dashboard.png (the whole page).
   dashboard_browser.py phone URL OUT_DIR MEMBERS COORD_PID
       the same page at 390x844 (a phone, device pixel ratio 3): no horizontal scroll
       (document.documentElement.scrollWidth <= innerWidth); saves OUT_DIR/dashboard-
@@ -90,6 +91,9 @@ def page(d):
           scrollWidth: document.documentElement.scrollWidth,
           innerWidth: window.innerWidth,
           ledgerSize: document.getElementById('ledger-size').textContent,
+          progress: document.getElementById('progress').hidden ? null :
+            ['round-label', 'round-reported', 'round-eligible', 'round-deadline']
+              .map((id) => document.getElementById(id).textContent),
         };""")
 
 
@@ -157,7 +161,14 @@ def desktop(url, out, members):
         p = wait_for(d, "a first refresh", lambda p: p["refreshes"] >= 1, 15)
         d.execute_script("window.__dashboardProbe = 'loaded-once';")
         closed0, refreshes0, updated0 = p["closed"], p["refreshes"], p["updated"]
-        print("loaded: %d closed rounds, %r" % (closed0, updated0))
+        print("loaded: %d closed rounds, %r; progress %s" % (closed0, updated0, p["progress"]))
+        # round 1 waits for its members (the workers start after this): 0 of 3, and the
+        # deadline counts down from the policy's round_deadline_s (60)
+        pr = p["progress"]
+        if closed0 == 0 and (not pr or pr[0] != "round 1" or pr[1:3] != ["0", str(len(members))]
+                             or not re.fullmatch(r"in (1 min 0|[1-5]?\d) s", pr[3])):
+            fail("round progress at load: %s, want round 1, 0 of %d, a deadline within 60 s" %
+                 (pr, len(members)))
         if os.environ.get("READY_FILE"):
             open(os.environ["READY_FILE"], "w").close()
         # it updates by itself: a round closes and the page shows it, with no reload
