@@ -246,6 +246,7 @@
     const live = rows.filter((x) => x.phase === "running" || x.phase === "queued");
     const ended = rows.filter((x) => x.phase !== "running" && x.phase !== "queued");
     rows = live.concat(ended.slice(-Math.max(0, 8 - live.length)).reverse());
+    const loaded = exps && exps.loaded;       // its rounds_done is stored when it ends
     fillTable("experiments-body", rows, 4, (tr, x) => {
       tr.dataset.experiment = x.experiment;
       const td = cell(tr, short(x.experiment, 12), "hash");
@@ -255,7 +256,9 @@
       s.textContent = x.phase || "–";
       s.className = stateClass(x.phase);
       cell(tr, "").replaceChildren(s);
-      cell(tr, int(x.rounds_done) + (num(x.total_rounds) !== null ? " / " + x.total_rounds : ""), "n");
+      const done = loaded && loaded.experiment === x.experiment && num(loaded.closed_rounds) !== null
+        ? loaded.closed_rounds : x.rounds_done;
+      cell(tr, int(done) + (num(x.total_rounds) !== null ? " / " + x.total_rounds : ""), "n");
     });
   }
 

@@ -107,17 +107,26 @@ def wait_for(d, what, cond, limit):
     fail("%s within %d s; the page shows %s" % (what, limit, json.dumps(page(d))[:600]))
 
 
-def screenshot(d, path):
+def screenshot(d, path, scale, restore=None):
+    """The whole page: the viewport is made as tall as the page first (and the charts given
+    time to redraw at that size), since a capture beyond the viewport resizes the canvases
+    while it shoots."""
     m = d.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = m.get("cssContentSize") or m["contentSize"]
-    shot = d.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    w, h = int(size["width"]), int(size["height"]) + 1
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": w, "height": h, "deviceScaleFactor": scale, "mobile": scale > 1})
+    time.sleep(0.8)
+    shot = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
     with open(path, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
+    if restore:
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", restore)
+    else:
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     if os.path.getsize(path) < 1000:
         fail("the screenshot %s is empty" % path)
-    print("screenshot: %s (%dx%d CSS px)" % (path, size["width"], size["height"]))
+    print("screenshot: %s (%dx%d CSS px)" % (path, w, h))
 
 
 def check_charts(url, d, members):
@@ -195,7 +204,7 @@ def desktop(url, out, members):
                   if e.get("level") == "SEVERE" and e.get("source") != "network"]
         if errors:
             fail("console errors: %s" % errors[:3])
-        screenshot(d, os.path.join(out, "dashboard.png"))
+        screenshot(d, os.path.join(out, "dashboard.png"), 1)
     finally:
         d.quit()
 
@@ -216,7 +225,8 @@ def phone(url, out, members, coord_pid):
                  "screen" % (p["scrollWidth"], p["innerWidth"]))
         print("phone 390x844: scrollWidth %d <= innerWidth %d: no horizontal scroll" %
               (p["scrollWidth"], p["innerWidth"]))
-        screenshot(d, os.path.join(out, "dashboard-phone.png"))
+        screenshot(d, os.path.join(out, "dashboard-phone.png"), 3,
+                   {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
         # the coordinator stops answering: the page says so and keeps the last data
         os.kill(coord_pid, signal.SIGTERM)
         p = wait_for(d, "the stale warning after the coordinator stopped",
