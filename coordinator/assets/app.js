@@ -10,7 +10,8 @@
   const API = "/api/v1/";
 
   const $ = (id) => document.getElementById(id);
-  const state = { lastOk: 0, refreshes: 0, failures: 0, deadline: null, charts: {} };
+  // skew: this screen's clock minus the coordinator's (from /api/v1/members' now_ms)
+  const state = { lastOk: 0, refreshes: 0, failures: 0, deadline: null, skew: 0, charts: {} };
 
   /* --- formatting ------------------------------------------------------------------- */
   const hhmmss = (d) => d.toTimeString().slice(0, 8);
@@ -25,13 +26,8 @@
   }
   function loss(v) { return num(v) === null ? "–" : v.toFixed(4); }
   function short(h, n) { return typeof h === "string" && h.length > n ? h.slice(0, n) + "…" : (h || "–"); }
-  /* A time as unix seconds, unix milliseconds or an ISO string: a Date or null. */
-  function when(v) {
-    if (v === null || v === undefined || v === 0 || v === "") return null;
-    if (typeof v === "number") return new Date(v > 1e12 ? v : v * 1000);
-    const d = new Date(v);
-    return isNaN(d.getTime()) ? null : d;
-  }
+  /* unix milliseconds (the API's *_ms): a Date, or null for null/0 */
+  function when(v) { return num(v) ? new Date(v) : null; }
   function ago(d) {
     if (!d) return "never";
     let s = Math.max(0, Math.round((Date.now() - d.getTime()) / 1000));
@@ -48,12 +44,6 @@
     const m = Math.floor(s / 60), r = s % 60;
     return sign + (m ? m + " min " : "") + r + " s";
   }
-  /* The first of several field names an object has (older and newer API replies). */
-  function pick(o, ...names) {
-    if (!o) return undefined;
-    for (const n of names) if (o[n] !== undefined && o[n] !== null) return o[n];
-    return undefined;
-  }
   function list(o, key) {
     if (Array.isArray(o)) return o;
     const v = o && o[key];
@@ -64,7 +54,6 @@
   function setText(id, v) { const e = $(id); if (e) e.textContent = v === undefined || v === null ? "–" : String(v); }
   function setState(id, v) {
     const e = $(id);
-    if (!e) return;
     e.textContent = v || "–";
     e.className = "state " + String(v || "").replace(/[^a-z_-]/gi, "");
   }
@@ -102,35 +91,56 @@
   async function getOptional(what) {
     try { return await get(what); } catch (e) { return undefined; }
   }
+  async function getMetrics() {
+    try {
+      const r = await fetch("/metrics", { cache: "no-store" });
+      return r.ok ? parseMetrics(await r.text()) : null;
+    } catch (e) { return null; }
+  }
 
-  /* --- sections ---------------------------------------------------------------------- */
-  function showExperiment(st) {
-    const exp = pick(st, "experiment", "experiment_id");
-    setText("alliance-exp", pick(st, "policy", "policy_name") || "coordinator");
-    setText("exp-id", exp ? short(exp, 16) : "none");
-    if (exp) $("exp-id").title = exp;
-    setText("exp-policy", pick(st, "policy", "policy_name"));
-    setState("exp-state", pick(st, "state"));
-    const total = num(pick(st, "total_rounds"));
-    const round = num(pick(st, "round"));
-    setText("exp-round", round === null ? "–" : round + (total ? " of " + total : ""));
-    setText("exp-model", short(pick(st, "model_hash"), 16));
-    setText("exp-queue", pick(st, "queue_length"));
+  /* --- sections (fields: coordinator/HTTP.md) --------------------------------------- */
+  function stateClass(v) { return "state " + String(v || "").replace(/[^a-z_-]/gi, ""); }
 
-    const prog = pick(st, "round_progress", "progress", "current_round") || st;
-    const reported = num(pick(prog, "reported", "members_reported", "received"));
-    const eligible = num(pick(prog, "eligible", "members_eligible", "expected"));
-    setText("round-label", round === null ? "round" : "round " + round);
+  /* The unlabelled samples of a Prometheus text exposition: {name: value}. */
+  function parseMetrics(text) {
+    const out = {};
+    for (const line of String(text || "").split("\n")) {
+      const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) ([^ ]+)/.exec(line);
+      if (m) out[m[1]] = Number(m[2]);
+    }
+    return out;
+  }
+
+  /* The open round's progress comes from /metrics (HTTP.md, Metrics: aulac_round_updates,
+   * aulac_round_eligible_members, aulac_round_deadline_timestamp_seconds). */
+  function showExperiment(st, met) {
+    const exp = st.experiment;
+    setText("alliance-exp", st.policy || "coordinator");
+    setText("exp-id", exp ? short(exp, 16) : "none (idle)");
+    $("exp-id").title = exp || "";
+    setText("exp-policy", st.policy || "–");
+    setState("exp-state", st.state);
+    const total = num(st.total_rounds), round = num(st.round);
+    // an ended experiment's "round" is the one after its last
+    const shown = round !== null && total && round > total ? total : round;
+    setText("exp-round", shown === null || !exp ? "–" : shown + (total ? " of " + total : ""));
+    setText("exp-model", short(st.model_hash, 16));
+    $("exp-model").title = st.model_hash || "";
+    setText("exp-queue", num(st.queue_length) === null ? "–" : st.queue_length);
+
+    const reported = met ? num(met.aulac_round_updates) : null;
+    const eligible = met ? num(met.aulac_round_eligible_members) : null;
+    const deadline = met ? num(met.aulac_round_deadline_timestamp_seconds) : null;
+    setText("round-label", round === null || !exp ? "round" : "round " + round);
     setText("round-reported", reported === null ? "–" : reported);
     setText("round-eligible", eligible === null ? "–" : eligible);
     const m = $("round-meter");
     m.max = eligible || 1;
     m.value = reported || 0;
-    state.deadline = when(pick(prog, "deadline", "deadline_unix", "deadline_unix_ms", "deadline_at"));
-    tick();
+    state.deadline = deadline ? new Date(deadline * 1000 + state.skew) : null;
+    $("progress").hidden = st.state !== "running";
 
-    const p = pick(st, "privacy");
-    const pe = $("privacy");
+    const p = st.privacy, pe = $("privacy");
     if (p && num(p.epsilon) !== null) {
       pe.hidden = false;
       pe.textContent = "privacy: ε " + p.epsilon.toPrecision(4) + " spent at δ " + p.delta +
@@ -138,10 +148,29 @@
     } else pe.hidden = true;
   }
 
-  function memberRows(st, mem) {
-    // /api/v1/members when offered, else the members of the status reply
-    const rows = list(mem, "members");
-    return rows.length ? rows : list(st, "members");
+  /* /api/v1/members; the status reply's members (no last seen, no reasons) if it fails. */
+  function showMembers(st, mem, rounds) {
+    const rows = mem ? list(mem, "members") : list(st, "members");
+    const skew = state.skew;
+    fillTable("members-body", rows, 9, (tr, m) => {
+      tr.dataset.member = m.member;
+      // ages by the coordinator's clock, so a skewed wall screen shows them right
+      const seen = num(m.last_seen_ms) !== null ? new Date(m.last_seen_ms + skew) : null;
+      if (seen && Date.now() - seen.getTime() > 5 * 60 * 1000) tr.className = "silent";
+      cell(tr, m.member);
+      cell(tr, m.organization || "", "org");
+      const s = cell(tr, mem ? ago(seen) : "–");
+      if (seen) s.title = seen.toISOString();
+      cell(tr, int(m.rounds_joined), "n");
+      cell(tr, int(m.tokens), "n");
+      cell(tr, bytes(m.bytes_sent), "n");
+      cell(tr, int(m.rejected), "n");
+      const rej = list(m, "recent_rejections");
+      cell(tr, rej.map((r) => "round " + r.round + ": " + r.reason).join("; "), "reasons");
+      let v = m.last_val_loss && num(m.last_val_loss.val_loss);
+      if (v === null || v === undefined) v = lastValLoss(rounds, m.member);
+      cell(tr, loss(v), "n");
+    });
   }
 
   function lastValLoss(rounds, member) {
@@ -149,38 +178,6 @@
       for (const m of list(rounds[i], "members"))
         if (m.member === member && num(m.val_loss) !== null) return m.val_loss;
     return null;
-  }
-
-  function reasonsText(m) {
-    const r = pick(m, "rejected_reasons", "rejections", "reasons");
-    if (!r) return "";
-    if (Array.isArray(r))
-      return r.map((x) => typeof x === "string" ? x :
-        (pick(x, "reason") || "?") + (num(pick(x, "count")) !== null ? " ×" + x.count : "")).join(", ");
-    if (typeof r === "object")
-      return Object.keys(r).sort().map((k) => k + " ×" + r[k]).join(", ");
-    return String(r);
-  }
-
-  function showMembers(st, mem, rounds) {
-    const rows = memberRows(st, mem);
-    fillTable("members-body", rows, 9, (tr, m) => {
-      const id = pick(m, "member", "member_id", "id");
-      tr.dataset.member = id;
-      const seen = when(pick(m, "last_seen", "last_seen_unix", "last_seen_at"));
-      if (seen && Date.now() - seen.getTime() > 5 * 60 * 1000) tr.className = "silent";
-      cell(tr, id);
-      cell(tr, pick(m, "organization", "org") || "", "org");
-      const s = cell(tr, ago(seen));
-      if (seen) s.title = seen.toISOString();
-      cell(tr, int(pick(m, "rounds_joined", "rounds")), "n");
-      cell(tr, int(pick(m, "tokens")), "n");
-      cell(tr, bytes(pick(m, "bytes_sent", "upload_bytes", "bytes")), "n");
-      cell(tr, int(pick(m, "rejected", "rejected_updates")), "n");
-      cell(tr, reasonsText(m), "reasons");
-      const v = pick(m, "val_loss", "last_val_loss");
-      cell(tr, loss(v !== undefined ? v : lastValLoss(rounds, id)), "n");
-    });
   }
 
   const PALETTE = ["#58a6ff", "#3fb950", "#d29922", "#f85149", "#bc8cff", "#39c5cf",
@@ -216,10 +213,7 @@
       c.data.datasets = datasets;
       c.update("none");
     }
-    // what the chart shows, for people with screen readers and for the browser test
-    const pts = datasets.reduce((n, d) => n + d.data.length, 0);
-    $(id).dataset.points = String(pts);
-    $(id).dataset.rounds = JSON.stringify([...new Set(datasets.flatMap((d) => d.data.map((p) => p.x)))].sort((a, b) => a - b));
+    $(id).dataset.points = String(datasets.reduce((n, d) => n + d.data.length, 0));
   }
 
   function showCharts(rounds) {
@@ -243,99 +237,73 @@
     }], "bytes");
   }
 
+  /* The loaded and queued experiments, then the most recent ended ones (8 rows at most). */
   function showExperiments(exps, st) {
     let rows = list(exps, "experiments");
-    if (!rows.length && pick(st, "experiment"))
-      rows = [{ experiment: st.experiment, policy: st.policy, state: st.state,
-                round: st.round, total_rounds: st.total_rounds }];
+    if (!exps && st.experiment)
+      rows = [{ experiment: st.experiment, policy: st.policy, phase: st.state,
+                rounds_done: Math.max(0, (st.round || 1) - 1), total_rounds: st.total_rounds }];
+    const live = rows.filter((x) => x.phase === "running" || x.phase === "queued");
+    const ended = rows.filter((x) => x.phase !== "running" && x.phase !== "queued");
+    rows = live.concat(ended.slice(-Math.max(0, 8 - live.length)).reverse());
+    const loaded = exps && exps.loaded;       // its rounds_done is stored when it ends
     fillTable("experiments-body", rows, 4, (tr, x) => {
-      const id = pick(x, "experiment", "experiment_id", "id");
-      tr.dataset.experiment = id;
-      const td = cell(tr, short(id, 12), "hash");
-      td.title = id || "";
-      cell(tr, pick(x, "policy", "policy_name", "name"));
+      tr.dataset.experiment = x.experiment;
+      const td = cell(tr, short(x.experiment, 12), "hash");
+      td.title = x.experiment || "";
+      cell(tr, x.policy || "–");
       const s = document.createElement("span");
-      const sv = pick(x, "state", "status") || "";
-      s.textContent = sv;
-      s.className = "state " + String(sv).replace(/[^a-z_-]/gi, "");
-      const tds = cell(tr, "");
-      tds.replaceChildren(s);
-      const rd = num(pick(x, "round")), tot = num(pick(x, "total_rounds", "rounds"));
-      cell(tr, (rd !== null ? rd : "–") + (tot !== null ? " / " + tot : ""), "n");
+      s.textContent = x.phase || "–";
+      s.className = stateClass(x.phase);
+      cell(tr, "").replaceChildren(s);
+      const done = loaded && loaded.experiment === x.experiment && num(loaded.closed_rounds) !== null
+        ? loaded.closed_rounds : x.rounds_done;
+      cell(tr, int(done) + (num(x.total_rounds) !== null ? " / " + x.total_rounds : ""), "n");
     });
-  }
-
-  function votesText(p) {
-    const v = pick(p, "votes");
-    if (Array.isArray(v))
-      return v.map((x) => typeof x === "string" ? x :
-        (pick(x, "member", "voter") || "?") + ": " + (pick(x, "vote", "choice", "decision") || "?")).join(", ") || "none yet";
-    const yes = num(pick(p, "yes", "approvals")), no = num(pick(p, "no", "rejections"));
-    const need = pick(p, "quorum", "needed");
-    if (yes !== null || no !== null)
-      return (yes || 0) + " yes, " + (no || 0) + " no" + (need !== undefined ? " (quorum " + need + ")" : "");
-    return "–";
   }
 
   function showProposals(props) {
-    const open = list(props, "proposals").filter((p) => {
-      const s = pick(p, "state", "status");
-      return s === undefined || s === "open" || s === "pending";
-    });
+    const open = list(props, "proposals").filter((p) => !p.state || p.state === "open");
     fillTable("proposals-body", open, 4, (tr, p) => {
-      const id = pick(p, "proposal", "proposal_id", "id");
-      const td = cell(tr, short(id, 12), "hash");
-      td.title = id || "";
-      cell(tr, pick(p, "kind", "type"));
-      cell(tr, pick(p, "proposer"));
-      cell(tr, votesText(p), "reasons");
+      const td = cell(tr, short(p.proposal_hash, 12), "hash");
+      td.title = p.proposal_hash || "";
+      cell(tr, (p.family ? p.family + " " : "") + (p.kind || "") + (p.subject ? " " + short(p.subject, 12) : ""));
+      cell(tr, p.proposer || "–");
+      const votes = list(p, "votes").map((v) => v.member + (v.approve ? " yes" : " no"));
+      cell(tr, int(p.yes) + " yes, " + int(p.no) + " no of " + int(p.needed) + " needed" +
+        (votes.length ? " (" + votes.join(", ") + ")" : ""), "reasons");
     });
   }
 
   function showLedger(led, st) {
-    const l = led || {};
-    setText("ledger-size", int(pick(l, "size", "ledger_size") !== undefined ? pick(l, "size", "ledger_size") : pick(st, "ledger_size")));
-    const root = pick(l, "root", "ledger_root") || pick(st, "ledger_root");
-    setText("ledger-root", root || "–");
-    const ck = pick(l, "checkpoint", "latest_checkpoint");
-    let ckText = "–";
-    if (ck && typeof ck === "object") {
-      const at = when(pick(ck, "time", "timestamp", "at"));
-      ckText = "size " + int(pick(ck, "size")) + ", root " + short(pick(ck, "root"), 16) + (at ? ", " + ago(at) : "");
-    } else if (ck) ckText = String(ck);
-    setText("ledger-checkpoint", ckText);
-    const v = pick(l, "verify", "verify_status");
-    let vs = "–", cls = "";
-    if (v && typeof v === "object") {
-      const ok = pick(v, "ok", "valid");
-      const s = pick(v, "status", "state") || (ok === true ? "ok" : ok === false ? "failed" : "unknown");
-      const at = when(pick(v, "checked_at", "at", "time"));
-      vs = s + (at ? " (" + ago(at) + ")" : "") + (pick(v, "error", "why") ? ": " + pick(v, "error", "why") : "");
-      cls = ok === false || /fail|bad|mismatch/.test(s) ? "bad" : ok === true || s === "ok" ? "ok" : "";
-    } else if (v !== undefined) {
-      vs = String(v); cls = v === "ok" || v === true ? "ok" : /fail|bad/.test(String(v)) ? "bad" : "";
-    }
-    const e = $("ledger-verify");
-    e.textContent = vs;
-    e.className = "state " + cls;
+    const l = led || { size: st.ledger_size, root: st.ledger_root };
+    setText("ledger-size", int(l.size));
+    setText("ledger-root", l.root || "–");
+    const ck = l.checkpoint;
+    setText("ledger-checkpoint", ck ? "at " + int(ck.size) + " entries" : (led ? "none yet" : "–"));
+    $("ledger-checkpoint").title = ck && ck.note ? ck.note : "";
+    const v = l.verify, e = $("ledger-verify");
+    if (!v) { e.textContent = "–"; e.className = "state"; setText("ledger-verify-detail", ""); return; }
+    const at = when(v.checked_ms);
+    e.textContent = v.status;
+    e.className = stateClass(v.status === "ok" ? "ok" : v.status === "failed" ? "bad" : "pending");
+    setText("ledger-verify-detail", (at ? ago(at) + (num(v.size) !== null ? ", " + int(v.size) + " entries" : "") : "") +
+      (v.running ? (at ? "; " : "") + "checking now" : "") + (v.why ? ": " + v.why : ""));
   }
 
   function showCredits(cr) {
     const sec = $("credits");
-    const exps = list(cr, "experiments");
-    const x = exps.length ? exps[exps.length - 1] : null;
-    if (!x || !list(x, "members").length) { sec.hidden = true; return; }
+    const c = cr && cr.credits;
+    if (!c || !list(c, "members").length) { sec.hidden = true; return; }
     sec.hidden = false;
-    const st = pick(x, "state") || "";
-    setText("credits-sub", "experiment " + short(pick(x, "experiment"), 12) + ", " + st +
-      (num(pick(x, "rounds")) !== null ? ", " + x.rounds + " rounds scored" : "") +
-      (Array.isArray(x.measures) ? "; measures " + x.measures.join(", ") : ""));
-    fillTable("credits-body", list(x, "members"), 3, (tr, m) => {
-      tr.dataset.member = pick(m, "member");
-      cell(tr, pick(m, "member"));
-      const s = num(pick(m, "share", "credit"));
-      cell(tr, s === null ? "–" : (100 * s).toFixed(1) + " %", "n");
-      cell(tr, int(pick(m, "rounds")), "n");
+    setText("credits-sub", "experiment " + short(cr.experiment, 12) + ", " +
+      (cr.final ? "final" : "running") + ", " + int(c.rounds) + " rounds scored; measures " +
+      list(c, "measures").map((m) => m.name + " ×" + m.weight).join(", "));
+    fillTable("credits-body", list(c, "members"), 3, (tr, m) => {
+      tr.dataset.member = m.member;
+      cell(tr, m.member);
+      cell(tr, num(m.share) === null ? "–" : (100 * m.share).toFixed(1) + " %", "n");
+      cell(tr, int(m.rounds), "n");
     });
   }
 
@@ -357,10 +325,12 @@
     try {
       const st = await get("status");
       if (!st) throw new Error("no /api/v1/status");
-      const [mem, rnd, exps, props, led, cr] = await Promise.all(
-        ["members", "rounds", "experiments", "proposals", "ledger", "credits"].map(getOptional));
-      const rounds = list(rnd, "rounds").length ? list(rnd, "rounds") : list(st, "rounds");
-      showExperiment(st);
+      const [mem, rnd, exps, props, led, cr, met] = await Promise.all(
+        ["members", "rounds", "experiments", "proposals", "ledger", "credits"].map(getOptional)
+          .concat([getMetrics()]));
+      const rounds = rnd ? list(rnd, "rounds") : list(st, "rounds");
+      if (mem && num(mem.now_ms) !== null) state.skew = Date.now() - mem.now_ms;
+      showExperiment(st, met);
       showMembers(st, mem, rounds);
       showCharts(rounds);
       showExperiments(exps, st);

@@ -29,7 +29,7 @@ export CHROMIUM CHROME_PROFILE="$T/chrome-profile" CHROME_LOGS="$T/logs" HOME="$
 
 make_corpora
 make_alliance alpha beta gamma
-ROUNDS=6 LOCAL_STEPS=6
+ROUNDS=30 LOCAL_STEPS=12
 LOCAL_STEPS=$LOCAL_STEPS write_policy $ROUNDS alpha beta gamma
 HTTP_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 start_coordinator --http "127.0.0.1:$HTTP_PORT"
@@ -38,10 +38,18 @@ for _ in $(seq 100); do curl -fs -o /dev/null "${URL}healthz" && break; sleep 0.
 curl -fsS -o /dev/null "$URL" || fail "the dashboard does not answer at $URL"
 note "dashboard at $URL"
 
+# The page is open before any round closes (the workers start once it shows its first
+# data), so that it has to update by itself to show them.
+export READY_FILE="$T/page-ready"
+start_bg browser-desktop "$PY" tests/integration/dashboard_browser.py desktop "$URL" "$OUT" \
+    alpha,beta,gamma
+BROWSER_PID=$LAST_PID
+for _ in $(seq 300); do [ -e "$READY_FILE" ] || ! kill -0 "$BROWSER_PID" 2>/dev/null && break; sleep 0.1; done
+[ -e "$READY_FILE" ] || { cat "$T/logs/browser-desktop.log" >&2; fail "the page did not load"; }
 for m in alpha beta gamma; do start_worker "$m"; done
-
-"$PY" tests/integration/dashboard_browser.py desktop "$URL" "$OUT" alpha,beta,gamma \
-    || fail "the dashboard at desktop width (above)"
+rc=0; wait_pid "$BROWSER_PID" 90 || rc=$?
+cat "$T/logs/browser-desktop.log"
+[ $rc -eq 0 ] || fail "the dashboard at desktop width (rc $rc, above)"
 "$PY" tests/integration/dashboard_browser.py phone "$URL" "$OUT" alpha,beta,gamma "$COORD_PID" \
     || fail "the dashboard at phone width (above)"
 wait "$COORD_PID" 2>/dev/null || true

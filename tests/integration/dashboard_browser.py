@@ -3,11 +3,13 @@
 chromium-driver, python3-selenium) for tests/integration/dashboard.sh.
 
   dashboard_browser.py desktop URL OUT_DIR MEMBERS   (MEMBERS: alpha,beta,gamma)
-      opens URL, waits (without reloading) until the page shows a round closed after it
-      loaded, then checks: one members-table row per member, a point in the validation-
+      opens URL, touches $READY_FILE once the page has shown its first data (the test
+      then starts the workers), waits (without reloading) until the page shows a round
+      closed after it loaded, then checks: one members-table row per member, a point in the validation-
       loss chart for every member's loss of every closed round (as /api/v1/rounds has
       them) and a bar per closed round in the uplink chart, "updated hh:mm:ss" moving on,
-      no console error; saves OUT_DIR/dashboard.png (the whole page).
+      no console error, and (loaded before any round closed) round 1's progress "0 of 3"
+      with its deadline counting down; saves OUT_DIR/dashboard.png (the whole page).
   dashboard_browser.py phone URL OUT_DIR MEMBERS COORD_PID
       the same page at 390x844 (a phone, device pixel ratio 3): no horizontal scroll
       (document.documentElement.scrollWidth <= innerWidth); saves OUT_DIR/dashboard-
@@ -89,6 +91,9 @@ def page(d):
           scrollWidth: document.documentElement.scrollWidth,
           innerWidth: window.innerWidth,
           ledgerSize: document.getElementById('ledger-size').textContent,
+          progress: document.getElementById('progress').hidden ? null :
+            ['round-label', 'round-reported', 'round-eligible', 'round-deadline']
+              .map((id) => document.getElementById(id).textContent),
         };""")
 
 
@@ -102,17 +107,26 @@ def wait_for(d, what, cond, limit):
     fail("%s within %d s; the page shows %s" % (what, limit, json.dumps(page(d))[:600]))
 
 
-def screenshot(d, path):
+def screenshot(d, path, scale, restore=None):
+    """The whole page: the viewport is made as tall as the page first (and the charts given
+    time to redraw at that size), since a capture beyond the viewport resizes the canvases
+    while it shoots."""
     m = d.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = m.get("cssContentSize") or m["contentSize"]
-    shot = d.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}})
+    w, h = int(size["width"]), int(size["height"]) + 1
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": w, "height": h, "deviceScaleFactor": scale, "mobile": scale > 1})
+    time.sleep(0.8)
+    shot = d.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
     with open(path, "wb") as f:
         f.write(base64.b64decode(shot["data"]))
+    if restore:
+        d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", restore)
+    else:
+        d.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
     if os.path.getsize(path) < 1000:
         fail("the screenshot %s is empty" % path)
-    print("screenshot: %s (%dx%d CSS px)" % (path, size["width"], size["height"]))
+    print("screenshot: %s (%dx%d CSS px)" % (path, w, h))
 
 
 def check_charts(url, d, members):
@@ -156,7 +170,16 @@ def desktop(url, out, members):
         p = wait_for(d, "a first refresh", lambda p: p["refreshes"] >= 1, 15)
         d.execute_script("window.__dashboardProbe = 'loaded-once';")
         closed0, refreshes0, updated0 = p["closed"], p["refreshes"], p["updated"]
-        print("loaded: %d closed rounds, %r" % (closed0, updated0))
+        print("loaded: %d closed rounds, %r; progress %s" % (closed0, updated0, p["progress"]))
+        # round 1 waits for its members (the workers start after this): 0 of 3, and the
+        # deadline counts down from the policy's round_deadline_s (60)
+        pr = p["progress"]
+        if closed0 == 0 and (not pr or pr[0] != "round 1" or pr[1:3] != ["0", str(len(members))]
+                             or not re.fullmatch(r"in (1 min 0|[1-5]?\d) s", pr[3])):
+            fail("round progress at load: %s, want round 1, 0 of %d, a deadline within 60 s" %
+                 (pr, len(members)))
+        if os.environ.get("READY_FILE"):
+            open(os.environ["READY_FILE"], "w").close()
         # it updates by itself: a round closes and the page shows it, with no reload
         p = wait_for(d, "a round closing after the page loaded",
                      lambda p: p["closed"] > closed0 and p["closed"] >= 1, CLOSE_WAIT_S)
@@ -181,7 +204,7 @@ def desktop(url, out, members):
                   if e.get("level") == "SEVERE" and e.get("source") != "network"]
         if errors:
             fail("console errors: %s" % errors[:3])
-        screenshot(d, os.path.join(out, "dashboard.png"))
+        screenshot(d, os.path.join(out, "dashboard.png"), 1)
     finally:
         d.quit()
 
@@ -195,14 +218,15 @@ def phone(url, out, members, coord_pid):
                      and p["loss"] is not None, 15)
         time.sleep(0.5)                       # let the charts lay themselves out
         p = page(d)
-        if p["innerWidth"] != 390:
-            fail("the phone viewport is %d px wide, not 390" % p["innerWidth"])
-        if p["scrollWidth"] > p["innerWidth"]:
-            fail("horizontal scroll at phone width: scrollWidth %d > innerWidth %d" %
-                 (p["scrollWidth"], p["innerWidth"]))
+        # (a mobile browser widens its layout viewport to content wider than the screen,
+        # so innerWidth over 390 is the same failure)
+        if p["scrollWidth"] > p["innerWidth"] or p["innerWidth"] != 390:
+            fail("horizontal scroll at phone width: scrollWidth %d, innerWidth %d on a 390 px "
+                 "screen" % (p["scrollWidth"], p["innerWidth"]))
         print("phone 390x844: scrollWidth %d <= innerWidth %d: no horizontal scroll" %
               (p["scrollWidth"], p["innerWidth"]))
-        screenshot(d, os.path.join(out, "dashboard-phone.png"))
+        screenshot(d, os.path.join(out, "dashboard-phone.png"), 3,
+                   {"width": 390, "height": 844, "deviceScaleFactor": 3, "mobile": True})
         # the coordinator stops answering: the page says so and keeps the last data
         os.kill(coord_pid, signal.SIGTERM)
         p = wait_for(d, "the stale warning after the coordinator stopped",
