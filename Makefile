@@ -14,7 +14,7 @@ NO_GPU  := 1
 endif
 
 CC      ?= cc
-PKGS    := grpc libprotobuf-c libsodium lmdb libfyaml libzstd openblas libmicrohttpd
+PKGS    := grpc libprotobuf-c libsodium lmdb libfyaml libzstd openblas libmicrohttpd gnutls
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

@@ -12,6 +12,7 @@
 #include "common/timeutil.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
+#include "coordinator/http.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
@@ -186,6 +187,19 @@ int coord_serve(struct coord *c)
     c->timer_running = 1;
     log_info("serving the Federation service on %s (port %d)%s", c->opt.listen_addr, c->port,
              c->opt.tls_cert ? " with TLS" : " WITHOUT TLS (plaintext)");
+    if (c->opt.http_listen) {
+        struct http_options ho = {
+            .listen = c->opt.http_listen, .tls_cert = c->opt.tls_cert,
+            .tls_key = c->opt.tls_key, .client_ca = c->opt.tls_client_ca,
+            .token_file = c->opt.http_token_file, .chartjs_path = c->opt.http_chartjs,
+        };
+        char why[400] = "";
+        rc = http_start(c, &ho, &c->http, why, sizeof why);
+        if (rc != 0) {
+            log_error("%s", why[0] ? why : coord_strerror(rc));
+            return rc;
+        }
+    }
     if (c->opt.port_file) {
         char buf[32];
         int n = snprintf(buf, sizeof buf, "%d\n", c->port);
@@ -197,6 +211,8 @@ int coord_serve(struct coord *c)
 
 void coord_close(struct coord *c)
 {
+    http_stop(c->http);             /* its handlers read everything below */
+    c->http = NULL;
     pthread_mutex_lock(&c->mu);
     c->stopping = 1;
     pthread_cond_broadcast(&c->changed);

@@ -70,6 +70,12 @@ struct coord_options {
     /* --eval-sets: the evaluation sets policies name (contribution.evaluation_set.name);
      * NULL: data_dir/evalsets. */
     const char *eval_sets_dir;
+    /* --http ADDR:PORT: the read-only HTTP view (coordinator/http.h; NULL: off). It uses
+     * tls_cert/tls_key and tls_client_ca above; http_token_file: the bearer token;
+     * http_chartjs: Chart.js to serve (NULL: Debian's libjs-chart.js). */
+    const char *http_listen;
+    const char *http_token_file;
+    const char *http_chartjs;
     /* Tests: called by a round close (on the timer thread) while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
@@ -83,6 +89,7 @@ enum coord_exp_state { EXP_IDLE = 0, EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAIL
 struct governance;
 struct auth;
 struct witness_store;
+struct http_server;
 
 struct member_stats {
     char id[CRYPTO_ID_MAX + 1];
@@ -158,6 +165,8 @@ struct coord {
 
     struct rpc_server *srv;
     int port;
+    struct http_server *http;       /* --http (NULL: off); started after the gRPC service,
+                                       stopped before anything it reads */
     pthread_t timer;
     int timer_running;
     pthread_cond_t timer_wake;      /* signalled (mu held) when the timer has work now: a

@@ -58,6 +58,17 @@ static const char usage[] =
     "                        cancelled (default 60)\n"
     "  --memory-quota MIB    memory gRPC may hold for all connections' incoming data\n"
     "                        (default 128); past it, streams are reset\n"
+    "  --http ADDR:PORT      serve the read-only HTTP view (dashboard /, JSON /api/v1/...,\n"
+    "                        Prometheus /metrics, /healthz, /readyz; coordinator/HTTP.md)\n"
+    "                        on ADDR:PORT (off unless given). A loopback address\n"
+    "                        (127.0.0.1:8080) may be plain HTTP; any other (0.0.0.0:8080)\n"
+    "                        needs TLS (--tls-cert/--tls-key) and --http-token-file or\n"
+    "                        --tls-client-ca, else the coordinator refuses to start\n"
+    "  --http-token-file FILE  a bearer token (one line, 32+ characters, mode 0600; e.g.\n"
+    "                        openssl rand -hex 32): every HTTP request but /healthz and\n"
+    "                        /readyz needs 'Authorization: Bearer <token>'\n"
+    "  --http-chartjs FILE   Chart.js served as /assets/chart.js (default: Debian's\n"
+    "                        libjs-chart.js; absent: the dashboard has no charts)\n"
     "  -v, --verbose         debug logging\n"
     "  -h, --help            this help\n";
 
@@ -90,7 +101,7 @@ int main(int argc, char **argv)
     size_t n_policies = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
-           O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS };
+           O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -112,6 +123,9 @@ int main(int argc, char **argv)
         { "first-message-timeout", required_argument, 0, O_FIRSTMSG },
         { "message-timeout", required_argument, 0, O_MSGGAP },
         { "memory-quota", required_argument, 0, O_QUOTA },
+        { "http", required_argument, 0, O_HTTP },
+        { "http-token-file", required_argument, 0, O_HTTPTOKEN },
+        { "http-chartjs", required_argument, 0, O_HTTPCHART },
         { "verbose", no_argument, 0, 'v' },
         { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 },
@@ -171,6 +185,9 @@ int main(int argc, char **argv)
                 return 2;
             o.memory_quota_bytes = (size_t)v << 20;
             break;
+        case O_HTTP: o.http_listen = optarg; break;
+        case O_HTTPTOKEN: o.http_token_file = optarg; break;
+        case O_HTTPCHART: o.http_chartjs = optarg; break;
         case 'v': log_set_level(LOG_DEBUG); break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
@@ -206,6 +223,11 @@ int main(int argc, char **argv)
     }
     if (!o.tls_cert != !o.tls_key) {
         fprintf(stderr, "aulac-coordinator: --tls-cert and --tls-key go together\n");
+        return 2;
+    }
+    if ((o.http_token_file || o.http_chartjs) && !o.http_listen) {
+        fprintf(stderr, "aulac-coordinator: --http-token-file and --http-chartjs configure "
+                        "the HTTP view: give --http ADDR:PORT too\n");
         return 2;
     }
     if (!o.tls_cert && !insecure) {
