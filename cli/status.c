@@ -2,12 +2,14 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
 #include "cli/client_tls.h"
 #include "common/hex.h"
 #include "proto/client.h"
+#include "proto/status_json.h"
 
 static const char usage[] =
     "usage: aulac status --coordinator ADDR (--tls-ca FILE [--tls-cert FILE --tls-key FILE]\n"
@@ -26,79 +28,21 @@ static const char usage[] =
     CLIENT_TLS_USAGE
     "  --json               one JSON object instead of tables\n";
 
-/* A JSON number, or null when not finite (an infinite epsilon: no noise). */
-static void json_num(double v)
+/* The reply's JSON object and a newline (proto/status_json.h: the same text the
+ * coordinator's /api/v1/status answers). */
+static int print_json(const Aulac__V1__StatusReply *r)
 {
-    if (isfinite(v))
-        printf("%.17g", v);
-    else
-        printf("null");
-}
-
-static void print_json(const Aulac__V1__StatusReply *r)
-{
-    char hex[65] = "";
-    if (r->model_hash.len == 32)
-        hex_encode(r->model_hash.data, 32, hex);
-    char root[65] = "";
-    if (r->ledger_root.len == 32)
-        hex_encode(r->ledger_root.data, 32, root);
-    printf("{\"experiment\":\"%s\",\"policy\":\"%s\",\"state\":\"%s\",\"round\":%" PRIu64
-           ",\"total_rounds\":%" PRIu64 ",\"model_hash\":\"%s\",\"ledger_size\":%" PRIu64
-           ",\"ledger_root\":\"%s\",\"queue_length\":%u,\"rounds\":[", r->experiment_id,
-           r->policy_name, r->state, r->round, r->total_rounds, hex, r->ledger_size, root,
-           r->queue_length);
-    for (size_t i = 0; i < r->n_rounds; i++) {
-        const Aulac__V1__RoundSummary *s = r->rounds[i];
-        printf("%s{\"round\":%" PRIu64 ",\"mean_train_loss\":%.6f,\"tokens\":%" PRIu64
-               ",\"upload_bytes\":%" PRIu64, i ? "," : "", s->round,
-               s->mean_train_loss, s->tokens, s->upload_bytes);
-        if (r->privacy) {
-            printf(",\"epsilon\":");
-            json_num(s->epsilon);
-        }
-        printf(",\"members\":[");
-        for (size_t k = 0; k < s->n_member_losses; k++) {
-            const Aulac__V1__MemberLoss *m = s->member_losses[k];
-            printf("%s{\"member\":\"%s\",\"val_loss\":", k ? "," : "", m->member_id);
-            if (isfinite(m->val_loss))
-                printf("%.6f", m->val_loss);
-            else
-                printf("null");
-            printf(",\"train_loss\":%.6f,\"tokens\":%" PRIu64 ",\"upload_bytes\":%" PRIu64 "}",
-                   m->train_loss, m->tokens, m->upload_bytes);
-        }
-        printf("]}");
-    }
-    printf("]");
-    if (r->privacy) {   /* absent without privacy */
-        printf(",\"privacy\":{\"epsilon\":");
-        json_num(r->epsilon);
-        printf(",\"delta\":");
-        json_num(r->privacy_delta);
-        printf(",\"noise_multiplier\":");
-        json_num(r->noise_multiplier);
-        printf(",\"target_epsilon\":");
-        if (r->target_epsilon > 0)
-            json_num(r->target_epsilon);
-        else
-            printf("null");
-        printf("}");
-    }
-    printf(",\"members\":[");
-    for (size_t i = 0; i < r->n_members; i++) {
-        const Aulac__V1__MemberStatus *m = r->members[i];
-        printf("%s{\"member\":\"%s\",\"organization\":\"", i ? "," : "", m->member_id);
-        for (const char *p = m->organization; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                putchar('\\');
-            putchar(*p);
-        }
-        printf("\",\"rounds_joined\":%" PRIu64 ",\"tokens\":%" PRIu64 ",\"bytes_sent\":%" PRIu64
-               ",\"rejected\":%" PRIu64 "}", m->rounds_joined, m->tokens, m->bytes_sent,
-               m->rejected);
-    }
-    printf("]}\n");
+    struct jsonw w;
+    jw_init(&w);
+    status_json_write(&w, r);
+    jw_raw(&w, "\n");
+    size_t len;
+    char *text = jw_finish(&w, &len);
+    if (!text)
+        return cli_fail("status", "out of memory rendering the JSON");
+    fwrite(text, 1, len, stdout);
+    free(text);
+    return 0;
 }
 
 static void print_text(const Aulac__V1__StatusReply *r)
@@ -194,10 +138,10 @@ int cmd_status(int argc, char **argv)
         return cli_fail("status", "%s", st.details[0] ? st.details : rpc_strerror(rc));
     }
     if (json)
-        print_json(r);
+        rc = print_json(r);
     else
         print_text(r);
     aulac__v1__status_reply__free_unpacked(r, NULL);
     fed_client_close(c);
-    return 0;
+    return rc;
 }

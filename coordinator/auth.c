@@ -305,6 +305,11 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
         return -1;
     }
     rpc_call_set_authenticated(call);
+    pthread_mutex_lock(&c->mu);   /* last seen (coordinator/HTTP.md, /api/v1/members) */
+    struct member_stats *seen = coord_member_stats(c, t.member);
+    if (seen)
+        seen->last_seen_ms = time_now_unix_ms();
+    pthread_mutex_unlock(&c->mu);
     if (member)
         memcpy(member, t.member, CRYPTO_ID_MAX + 1);
     *out = m;

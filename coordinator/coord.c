@@ -1,4 +1,5 @@
 #include "coordinator/coord.h"
+#include "coordinator/ledger_check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -185,6 +186,8 @@ int coord_serve(struct coord *c)
     if (pthread_create(&c->timer, NULL, timer_main, c) != 0)
         return COORD_ERR_NOMEM;
     c->timer_running = 1;
+    if ((rc = ledger_check_start(c, c->opt.ledger_check_interval_ms, &c->ledger_check)) != 0)
+        return rc;
     log_info("serving the Federation service on %s (port %d)%s", c->opt.listen_addr, c->port,
              c->opt.tls_cert ? " with TLS" : " WITHOUT TLS (plaintext)");
     if (c->opt.http_listen) {
@@ -224,6 +227,8 @@ void coord_close(struct coord *c)
     if (c->timer_running)
         pthread_join(c->timer, NULL);
     c->timer_running = 0;
+    ledger_check_stop(c->ledger_check);
+    c->ledger_check = NULL;
     experiment_unload(c);
     coord_witness_close(c);
     ledger_close(c->ledger);

@@ -79,6 +79,8 @@ struct coord_options {
     /* Tests: called by a round close (on the timer thread) while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
+    /* How often the ledger audits itself (coordinator/ledger_check.h); 0: every 5 minutes. */
+    int64_t ledger_check_interval_ms;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -91,9 +93,24 @@ struct auth;
 struct witness_store;
 struct http_server;
 
+/* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
+#define COORD_RECENT_REJECTIONS 4
+struct member_rejection {
+    uint64_t round;
+    int64_t at_ms;                  /* unix ms */
+    char reason[200];               /* the refusal's reason, cut to fit */
+};
+
 struct member_stats {
     char id[CRYPTO_ID_MAX + 1];
-    uint64_t rounds_joined, tokens, bytes_sent, rejected;
+    uint64_t rounds_joined, tokens, bytes_sent, rejected;   /* stored (coord.members) */
+    /* Since this coordinator process started; in memory only, never stored: */
+    int64_t last_seen_ms;           /* unix ms of its last authenticated request; 0: none */
+    int has_val_loss;               /* 1: an accepted update reported val_loss */
+    double last_val_loss;           /* the validation loss of its last accepted update... */
+    uint64_t last_val_round;        /* ...in this round */
+    struct member_rejection recent[COORD_RECENT_REJECTIONS];   /* a ring of the latest */
+    uint64_t n_recent;              /* rejections put in the ring (recent[(n - 1) % N] latest) */
 };
 
 /* Anyone who reaches the port can send unauthenticated uploads; recording each refusal
@@ -162,6 +179,9 @@ struct coord {
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
     struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
+
+    struct ledger_check *ledger_check;  /* the periodic ledger audit (ledger_check.h);
+                                       started by coord_serve, stopped by coord_close */
 
     struct rpc_server *srv;
     int port;

@@ -1165,6 +1165,47 @@ void governance_on_list(struct rpc_call *call, void *ctx)
     protobuf_c_message_free_unpacked(in, NULL);
 }
 
+int governance_open_proposals(struct coord *c, int64_t now, struct gov_open_proposal **out,
+                               size_t *n)
+{
+    struct governance *g = c->gov;
+    *out = NULL;
+    *n = 0;
+    int rc = 0;
+    pthread_rwlock_rdlock(&g->lock);
+    struct gov_open_proposal *list = calloc(g->st.n_proposals + 1, sizeof *list);
+    size_t k = 0;
+    for (size_t i = 0; list && i < g->st.n_proposals; i++) {
+        const struct gov_proposal *p = &g->st.proposals[i];
+        if (gov_state_at(p, now) != GOV_OPEN)
+            continue;
+        struct prop_view v;
+        if (view_take(&v, &g->st, p, now) != 0) {
+            rc = COORD_ERR_NOMEM;
+            break;
+        }
+        list[k].p = v.p;   /* v.p.votes: moved into the list */
+        list[k].t = v.t;
+        list[k].s = v.s;
+        k++;
+    }
+    pthread_rwlock_unlock(&g->lock);
+    if (!list || rc != 0) {
+        governance_open_free(list, k);
+        return COORD_ERR_NOMEM;
+    }
+    *out = list;
+    *n = k;
+    return 0;
+}
+
+void governance_open_free(struct gov_open_proposal *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        free(list[i].p.votes);
+    free(list);
+}
+
 /* --- ProposeMotion ------------------------------------------------------------------ */
 
 static int record_motion(struct coord *c, MDB_txn *txn, const struct motion *m,

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "coordinator/coord.h"
+#include "policies/governance.h"
 #include "proto/rpc.h"
 
 /* After the ledger is open, before experiment_open (which counts the policy's
@@ -53,6 +54,18 @@ void governance_on_list(struct rpc_call *call, void *ctx);
 void governance_on_propose_motion(struct rpc_call *call, void *ctx);
 void governance_on_withdraw(struct rpc_call *call, void *ctx);
 void governance_on_list_experiments(struct rpc_call *call, void *ctx);
+
+/* The open proposals (roster changes and motions) with their tallies at now (unix ms),
+ * copied under the read lock for the HTTP API (coordinator/api.c): *out malloc'd, each
+ * p.votes its own copy; free with governance_open_free. 0 or COORD_ERR_NOMEM. */
+struct gov_open_proposal {
+    struct gov_proposal p;
+    struct gov_tally t;
+    enum gov_state s;
+};
+int  governance_open_proposals(struct coord *c, int64_t now, struct gov_open_proposal **out,
+                               size_t *n);
+void governance_open_free(struct gov_open_proposal *list, size_t n);
 
 /* The timer's turn (never a member's RPC thread): every open motion past its expiry
  * gets its proposal_decided (expired) entry. Takes mu and the write lock. */

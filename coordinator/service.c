@@ -15,6 +15,7 @@
 #include "coordinator/governance.h"
 #include "coordinator/queue.h"
 #include "coordinator/service_ledger.h"
+#include "coordinator/status.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
 #include "coordinator/witness.h"
@@ -488,18 +489,6 @@ static void on_submit(struct rpc_call *call, void *ctx)
 
 /* --- Status ------------------------------------------------------------------------ */
 
-static const char *state_name(enum coord_exp_state s)
-{
-    switch (s) {
-    case EXP_RUNNING: return "running";
-    case EXP_FINISHED: return "finished";
-    case EXP_FAILED: return "failed";
-    case EXP_CANCELLED: return "cancelled";
-    case EXP_IDLE: return "idle";
-    }
-    return "unknown";
-}
-
 static void on_status(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
@@ -516,170 +505,22 @@ static void on_status(struct rpc_call *call, void *ctx)
                         "bytes", NULL, 0);
         return;
     }
-
-    Aulac__V1__StatusReply r = AULAC__V1__STATUS_REPLY__INIT;
-    uint8_t model[32], root[32];
-    char experiment[COORD_EXPERIMENT_MAX + 1], policy_name[POLICY_NAME_MAX + 1];
-    size_t queued = 0;
-    (void)queue_length(c, &queued);
-    r.queue_length = (uint32_t)queued;
-    /* Another experiment than the loaded one: its record (queued or ended). */
-    struct experiment_info other = { 0 };
-    struct policy_privacy privacy = { 0 };   /* the experiment's, for epsilon */
-    int is_other = 0;
-    pthread_mutex_lock(&c->mu);
-    if (want[0] && strcmp(want, c->experiment) != 0) {
-        pthread_mutex_unlock(&c->mu);
-        int found = 0;
-        if (queue_get(c, want, &other, &found) != 0 || !found) {
-            char msg[160];
-            snprintf(msg, sizeof msg, "no experiment '%s' was approved here (aulac experiment "
-                     "list shows them)", want);
-            rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
-            experiment_info_free(&other);
-            return;
-        }
-        is_other = 1;
-        pthread_mutex_lock(&c->mu);
+    Aulac__V1__StatusReply *r;
+    int rc = coord_status_reply(c, want, &r);
+    if (rc == COORD_ERR_NOT_FOUND) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no experiment '%s' was approved here (aulac experiment "
+                 "list shows them)", want);
+        rpc_call_finish(call, GRPC_STATUS_NOT_FOUND, msg, NULL, 0);
+        return;
     }
-    if (is_other) {
-        struct policy p;
-        struct policy_error perr;
-        snprintf(experiment, sizeof experiment, "%s", other.experiment);
-        policy_name[0] = 0;
-        if (policy_load_buffer("policy", other.policy_yaml, other.policy_yaml_len, &p, &perr) == 0) {
-            snprintf(policy_name, sizeof policy_name, "%s", p.metadata.name);
-            r.total_rounds = p.training.rounds;
-            privacy = p.privacy;
-            policy_free(&p);
-        }
-        r.state = (char *)queue_phase_name(other.phase);
-        r.round = other.rounds_done + (other.phase == PHASE_QUEUED);
-        if (other.phase != PHASE_QUEUED) {
-            memcpy(model, other.final_model_hash, 32);
-            r.model_hash.data = model;
-            r.model_hash.len = 32;
-        }
-    } else {
-        snprintf(experiment, sizeof experiment, "%s", c->experiment);
-        snprintf(policy_name, sizeof policy_name, "%s", c->policy.metadata.name);
-        r.state = (char *)state_name(c->state);
-        r.round = c->rnd.number;
-        r.total_rounds = c->total_rounds;
-        if (c->rnd.base) {
-            memcpy(model, c->rnd.base->hash, 32);
-            r.model_hash.data = model;
-            r.model_hash.len = 32;
-        }
+    if (rc != 0) {
+        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED, "out of memory building the "
+                        "status", NULL, 0);
+        return;
     }
-    r.experiment_id = experiment;
-    r.policy_name = policy_name;
-    uint64_t closed = is_other ? other.rounds_done : c->rnd.base ? c->rnd.base->round : 0;
-    if (!is_other)
-        privacy = c->policy.privacy;
-    experiment_info_free(&other);
-    size_t n_members = c->roster.n_members;
-    struct member_stats *ms = calloc(n_members + 1, sizeof *ms);
-    struct roster_member *rm = calloc(n_members + 1, sizeof *rm);  /* governance may change it */
-    if (ms)
-        memcpy(ms, c->members, n_members * sizeof *ms);
-    if (rm)
-        memcpy(rm, c->roster.members, n_members * sizeof *rm);
-    pthread_mutex_unlock(&c->mu);
-    if (ledger_size(c->ledger, &r.ledger_size) == 0 &&
-        ledger_root(c->ledger, r.ledger_size, root) == 0) {
-        r.ledger_root.data = root;
-        r.ledger_root.len = 32;
-    }
-
-    Aulac__V1__MemberStatus *mrows = calloc(n_members + 1, sizeof *mrows);
-    Aulac__V1__MemberStatus **mptr = calloc(n_members + 1, sizeof *mptr);
-    for (size_t i = 0; ms && rm && mrows && mptr && i < n_members; i++) {
-        aulac__v1__member_status__init(&mrows[i]);
-        mrows[i].member_id = ms[i].id;
-        mrows[i].organization = rm[i].organization;
-        mrows[i].rounds_joined = ms[i].rounds_joined;
-        mrows[i].tokens = ms[i].tokens;
-        mrows[i].bytes_sent = ms[i].bytes_sent;
-        mrows[i].rejected = ms[i].rejected;
-        mptr[i] = &mrows[i];
-        r.n_members = i + 1;
-    }
-    r.members = mptr;
-
-    struct round_summary *sums = calloc(closed + 1, sizeof *sums);
-    Aulac__V1__RoundSummary *rrows = calloc(closed + 1, sizeof *rrows);
-    Aulac__V1__RoundSummary **rptr = calloc(closed + 1, sizeof *rptr);
-    char ***names = calloc(closed + 1, sizeof *names);
-    Aulac__V1__MemberLoss **lrows = calloc(closed + 1, sizeof *lrows);
-    Aulac__V1__MemberLoss ***lptr = calloc(closed + 1, sizeof *lptr);
-    for (uint64_t i = 0; sums && rrows && rptr && names && lrows && lptr && i < closed; i++) {
-        int found;
-        if (state_get_round(c, experiment, i + 1, &sums[i], &found) != 0 || !found)
-            break;
-        struct round_summary *s = &sums[i];
-        aulac__v1__round_summary__init(&rrows[i]);
-        rrows[i].round = s->round;
-        rrows[i].model_hash.data = s->model_hash;
-        rrows[i].model_hash.len = 32;
-        rrows[i].mean_train_loss = s->mean_train_loss;
-        rrows[i].tokens = s->tokens;
-        rrows[i].upload_bytes = s->bytes;
-        if (privacy.enabled &&   /* = its round_closed.epsilon (PRIVACY.md) */
-            rdp_epsilon(1.0, privacy.noise_multiplier, s->round, privacy.delta,
-                        &rrows[i].epsilon) != 0)
-            rrows[i].epsilon = NAN;   /* a policy the accountant refuses: unknown */
-        names[i] = calloc(s->n_members + 1, sizeof(char *));
-        lrows[i] = calloc(s->n_members + 1, sizeof **lrows);
-        lptr[i] = calloc(s->n_members + 1, sizeof **lptr);
-        if (!names[i] || !lrows[i] || !lptr[i])
-            break;
-        for (size_t k = 0; k < s->n_members; k++) {
-            names[i][k] = s->members[k].id;
-            aulac__v1__member_loss__init(&lrows[i][k]);
-            lrows[i][k].member_id = s->members[k].id;
-            lrows[i][k].val_loss = s->members[k].val_loss;
-            lrows[i][k].train_loss = s->members[k].train_loss;
-            lrows[i][k].tokens = s->members[k].tokens;
-            lrows[i][k].upload_bytes = s->members[k].bytes;
-            lptr[i][k] = &lrows[i][k];
-        }
-        rrows[i].participants = names[i];
-        rrows[i].n_participants = s->n_members;
-        rrows[i].member_losses = lptr[i];
-        rrows[i].n_member_losses = s->n_members;
-        rptr[i] = &rrows[i];
-        r.n_rounds = i + 1;
-    }
-    r.rounds = rptr;
-    if (privacy.enabled) {
-        r.privacy = 1;
-        r.privacy_delta = privacy.delta;
-        r.noise_multiplier = privacy.noise_multiplier;
-        r.target_epsilon = privacy.target_epsilon;
-        if (rdp_epsilon(1.0, privacy.noise_multiplier, closed, privacy.delta, &r.epsilon) != 0)
-            r.epsilon = NAN;
-    }
-    pb_call_finish(call, &r.base);
-    for (uint64_t i = 0; sums && i < closed; i++) {
-        free(sums[i].members);
-        if (names)
-            free(names[i]);
-        if (lrows)
-            free(lrows[i]);
-        if (lptr)
-            free(lptr[i]);
-    }
-    free(sums);
-    free(rrows);
-    free(rptr);
-    free(names);
-    free(lrows);
-    free(lptr);
-    free(mrows);
-    free(mptr);
-    free(ms);
-    free(rm);
+    pb_call_finish(call, &r->base);
+    aulac__v1__status_reply__free_unpacked(r, NULL);
 }
 
 static const struct rpc_method methods[] = {

@@ -491,6 +491,17 @@ int state_get_credit(struct coord *c, MDB_txn *txn, const char *experiment,
 {
     credit_totals_init(t);
     *found = 0;
+    if (!txn) {   /* a read-only snapshot of its own */
+        MDB_txn *own;
+        int rc = mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &own);
+        if (rc != 0) {
+            log_error("cannot read the credit totals of %s: %s", experiment, mdb_strerror(rc));
+            return COORD_ERR_STATE;
+        }
+        rc = state_get_credit(c, own, experiment, t, found);
+        mdb_txn_abort(own);
+        return rc;
+    }
     MDB_val k = { strlen(experiment), (void *)experiment }, v;
     int rc = mdb_get(txn, c->db_credit, &k, &v);
     if (rc == MDB_NOTFOUND) {

@@ -50,7 +50,8 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
                         size_t *n);
 
 /* coord.credit: the running credit totals of experiment (credit/shares.h), updated by each
- * round close in its transaction. *found 0 (t initialized empty) when none yet. */
+ * round close in its transaction. *found 0 (t initialized empty) when none yet. txn NULL:
+ * read in a read-only snapshot of its own. */
 int state_get_credit(struct coord *c, MDB_txn *txn, const char *experiment,
                      struct credit_totals *t, int *found);
 int state_put_credit(struct coord *c, MDB_txn *txn, const struct credit_totals *t);

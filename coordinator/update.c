@@ -15,6 +15,7 @@
 #include "common/hex.h"
 #include "aggregate/round.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "coordinator/governance.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
@@ -281,6 +282,9 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     struct member_stats next = *ms;
     next.tokens += rm.tokens;
     next.bytes_sent += len;
+    next.has_val_loss = 1;
+    next.last_val_loss = u->val_loss;
+    next.last_val_round = u->env.round;
 
     MDB_txn *txn;
     uint64_t index = 0;
@@ -340,6 +344,16 @@ int update_reject(struct coord *c, struct update_check *u)
         if (ms) {
             next = *ms;
             next.rejected++;
+            struct member_rejection *j = &next.recent[next.n_recent++ % COORD_RECENT_REJECTIONS];
+            j->round = u->round;
+            j->at_ms = time_now_unix_ms();
+            size_t cut = strlen(u->reason);
+            if (cut >= sizeof j->reason)   /* cut to fit, never inside a UTF-8 sequence */
+                for (cut = sizeof j->reason - 1;
+                     cut > 0 && ((unsigned char)u->reason[cut] & 0xC0) == 0x80; cut--)
+                    ;
+            memcpy(j->reason, u->reason, cut);
+            j->reason[cut] = 0;
             if (rc == 0)
                 rc = state_put_member(c, txn, &next);
         }
