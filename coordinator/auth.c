@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "coordinator/governance.h"
+#include "coordinator/metrics.h"
 #include "coordinator/replay.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
@@ -243,6 +244,7 @@ static void record_refused_upload(struct coord *c, const ProtobufCMessage *msg,
     if (h && h->payload_hash.len == 32)
         memcpy(u.env.payload_hash, h->payload_hash.data, 32);
     snprintf(u.reason, sizeof u.reason, "request authentication failed: %s", t->reason);
+    u.reason_label = "auth";
     u.known_member = 0;   /* a forgery must not count against the member it names */
     int64_t now = time_now_unix_ms();
     pthread_mutex_lock(&c->mu);
@@ -310,6 +312,7 @@ int auth_call_recv(struct coord *c, struct rpc_call *call,
     if (seen)
         seen->last_seen_ms = time_now_unix_ms();
     pthread_mutex_unlock(&c->mu);
+    metrics_member_seen(c->metrics, t.member, time_now_unix_ms());
     if (member)
         memcpy(member, t.member, CRYPTO_ID_MAX + 1);
     *out = m;

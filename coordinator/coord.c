@@ -14,6 +14,7 @@
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
 #include "coordinator/http.h"
+#include "coordinator/metrics.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
@@ -71,6 +72,8 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     pthread_cond_init(&c->timer_wake, &ca);
     pthread_condattr_destroy(&ca);
     int rc;
+    if (!(c->metrics = metrics_new()))
+        return COORD_ERR_NOMEM;
     if (crypto_init() != 0)
         return COORD_ERR_CONFIG;
     if ((rc = crypto_key_load(opt->key_path, &c->key)) != 0) {
@@ -240,6 +243,8 @@ void coord_close(struct coord *c)
     roster_free(&c->roster);
     crypto_key_free(c->key);
     c->key = NULL;
+    metrics_free(c->metrics);
+    c->metrics = NULL;
     pthread_cond_destroy(&c->changed);
     pthread_cond_destroy(&c->timer_wake);
     pthread_mutex_destroy(&c->mu);

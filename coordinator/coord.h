@@ -91,6 +91,7 @@ enum coord_exp_state { EXP_IDLE = 0, EXP_RUNNING = 1, EXP_FINISHED = 2, EXP_FAIL
 struct governance;
 struct auth;
 struct witness_store;
+struct coord_metrics;
 struct http_server;
 
 /* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
@@ -179,6 +180,7 @@ struct coord {
     struct governance *gov;         /* live roster, proposals, votes (governance.h) */
     struct auth *auth;              /* request nonce replay cache (auth.h) */
     struct witness_store *witness;  /* members' cosigned checkpoints (ledger/witness.h) */
+    struct coord_metrics *metrics;  /* Prometheus counters (metrics.h; their own mutex) */
 
     struct ledger_check *ledger_check;  /* the periodic ledger audit (ledger_check.h);
                                        started by coord_serve, stopped by coord_close */

@@ -32,6 +32,7 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "coordinator/coord.h"
+#include "coordinator/metrics.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
@@ -408,6 +409,8 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     sum.mean_train_loss = sum.tokens ? (float)(loss_w / (double)sum.tokens) : 0.0f;
 
     const uint64_t closed_round = c->rnd.number;
+    const int64_t opened_ms = c->rnd.opened_ms;
+    const size_t n_closed = c->rnd.n_accepted;
     struct model_snapshot *prev = c->rnd.base;
     MDB_txn *txn;
     if (ledger_txn_begin(c->ledger, &txn) != 0)
@@ -456,6 +459,7 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     }
     if (ledger_txn_commit(c->ledger, txn) != 0)
         close_failed("the state could not be committed");
+    metrics_round_closed(c->metrics, (double)(sum.closed_ms - opened_ms) / 1000.0, n_closed);
 
     free(c->rnd.down_payload);
     c->rnd.down_payload = j->down;

@@ -8,6 +8,16 @@
 #include <stdint.h>
 
 struct coord_metrics;
+struct coord;
+
+/* Label cardinality stays bounded: member labels are roster members, at most
+ * METRICS_MAX_MEMBERS of them (any more are counted under METRICS_MEMBER_OTHER); an
+ * upload from anyone not in the roster is counted under METRICS_MEMBER_UNKNOWN (neither
+ * is a valid member id). */
+#define METRICS_MAX_MEMBERS       1024
+#define METRICS_MEMBER_LABEL_MAX  64
+#define METRICS_MEMBER_UNKNOWN    "(unknown)"
+#define METRICS_MEMBER_OTHER      "(other)"
 
 struct coord_metrics *metrics_new(void);            /* NULL: no memory */
 void metrics_free(struct coord_metrics *m);
@@ -17,9 +27,18 @@ void metrics_free(struct coord_metrics *m);
  * "duplicate", "not_eligible", ... as HTTP.md lists). */
 void metrics_upload(struct coord_metrics *m, const char *member, uint64_t bytes,
                     const char *rejected_reason);
+/* reason as given when it is one of the vocabulary, else "other" (static). */
+const char *metrics_reason_label(const char *reason);
 /* A round closed after `seconds` from its opening, with n updates. */
 void metrics_round_closed(struct coord_metrics *m, double seconds, size_t n);
 /* Any authenticated request of member (last seen). */
 void metrics_member_seen(struct coord_metrics *m, const char *member, int64_t unix_ms);
+
+
+/* The text exposition (HTTP.md's "Metrics"): c's state copied under c->mu, m's counters
+ * under m's own mutex (m may be NULL: no events), rendered without a lock. *out
+ * malloc'd (*len bytes, NUL-terminated). 0 or COORD_ERR_NOMEM. metrics_reply is this
+ * with c->metrics. */
+int metrics_render(struct coord *c, struct coord_metrics *m, char **out, size_t *len);
 
 #endif

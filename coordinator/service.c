@@ -459,6 +459,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
         protobuf_c_message_free_unpacked(in, NULL);
         if (bad) {
             snprintf(u.reason, sizeof u.reason, "malformed upload stream: %s", bad);
+            u.reason_label = "malformed";
             rc = -1;
             break;
         }
@@ -466,6 +467,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
     if (rc == RPC_EOS && got < want) {
         snprintf(u.reason, sizeof u.reason, "truncated upload: the stream ended after %zu of "
                  "%zu payload bytes", got, want);
+        u.reason_label = "truncated";
         rc = -1;
     }
     if (rc == RPC_EOS) {
@@ -481,6 +483,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
     } else if (rc == RPC_ERR_CANCELLED) {
         snprintf(u.reason, sizeof u.reason, "upload cut off after %zu of %zu payload bytes "
                  "(client gone or deadline passed)", got, want);
+        u.reason_label = "truncated";
         update_reject(c, &u);
     }
     /* PB_ERR_*: pb_call_recv has already finished the call with the error. */

@@ -17,15 +17,18 @@
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "coordinator/governance.h"
+#include "coordinator/metrics.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
 #include "ledger/entry.h"
 
-static int fail(struct update_check *u, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int fail(struct update_check *u, const char *label, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static int fail(struct update_check *u, const char *fmt, ...)
+/* u->reason (what the member is told and the ledger records) and its metrics label. */
+static int fail(struct update_check *u, const char *label, const char *fmt, ...)
 {
+    u->reason_label = label;
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(u->reason, sizeof u->reason, fmt, ap);
@@ -49,26 +52,26 @@ static int check_policy_locked(struct coord *c, struct update_check *u)
 {
     const struct update_envelope *e = &u->env;
     if (!policy_takes_part(&c->policy, u->member))
-        return fail(u, "member '%s' does not take part in experiment %s (policy "
+        return fail(u, "not_eligible", "member '%s' does not take part in experiment %s (policy "
                     "participation.members)", u->member, c->experiment);
     struct policy_round_plan plan;
     char why[200];
     if (policy_round_plan(&c->policy, e->round, &plan, why, sizeof why) != 0)
-        return fail(u, "%s", why);
+        return fail(u, "policy", "%s", why);
     const struct codec_params *want = &plan.uplink;
     if (!codec_matches(&e->codec, want))
-        return fail(u, "codec parameters (block %u, k %u, quant %u) differ from the policy's "
+        return fail(u, "policy", "codec parameters (block %u, k %u, quant %u) differ from the policy's "
                     "uplink for round %" PRIu64 " (block %u, k %u, quant %u)",
                     e->codec.block_size, e->codec.k_per_block, e->codec.quant, e->round,
                     want->block_size, want->k_per_block, (unsigned)want->quant);
     size_t max_len = codec_max_payload_len(c->n_params, want);
     if (max_len > 0 && e->payload_bytes > max_len)
-        return fail(u, "payload_bytes %" PRIu64 " is more than these codec parameters can "
+        return fail(u, "policy", "payload_bytes %" PRIu64 " is more than these codec parameters can "
                     "produce for %zu parameters (%zu)", e->payload_bytes, c->n_params, max_len);
     uint64_t max_samples = (uint64_t)plan.local_steps * plan.batch_size;
     if (e->samples == 0 || e->samples > max_samples || e->tokens == 0 ||
         e->tokens > max_samples * plan.seq_len)
-        return fail(u, "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
+        return fail(u, "policy", "claims %" PRIu64 " samples and %" PRIu64 " tokens; a round of this "
                     "policy trains at most %" PRIu64 " samples of %u tokens (%" PRIu64
                     " tokens: training.local_steps x batch_size x seq_len)", e->samples,
                     e->tokens, max_samples, plan.seq_len, max_samples * plan.seq_len);
@@ -82,32 +85,32 @@ static int check_round_locked(struct coord *c, struct update_check *u)
     while (c->rnd.closing)   /* the round is being closed outside mu: see what follows it */
         pthread_cond_wait(&c->changed, &c->mu);
     if (c->state == EXP_IDLE)
-        return fail(u, "no experiment is running (the update names '%s')", e->experiment);
+        return fail(u, "no_experiment", "no experiment is running (the update names '%s')", e->experiment);
     if (c->state != EXP_RUNNING && strcmp(e->experiment, c->experiment) == 0)
-        return fail(u, "experiment %s is not running (it has ended)", c->experiment);
+        return fail(u, "no_experiment", "experiment %s is not running (it has ended)", c->experiment);
     if (c->state != EXP_RUNNING)
-        return fail(u, "experiment %s is not running (no experiment runs now)", e->experiment);
+        return fail(u, "no_experiment", "experiment %s is not running (no experiment runs now)", e->experiment);
     if (strcmp(e->experiment, c->experiment) != 0)
-        return fail(u, "unknown experiment '%s' (this coordinator runs '%s')", e->experiment,
+        return fail(u, "no_experiment", "unknown experiment '%s' (this coordinator runs '%s')", e->experiment,
                     c->experiment);
     if (check_policy_locked(c, u) != 0)
         return -1;
     if (e->round < c->rnd.number)
-        return fail(u, "round %" PRIu64 " is closed; the open round is %" PRIu64
+        return fail(u, "round", "round %" PRIu64 " is closed; the open round is %" PRIu64
                     ": late updates are not accepted", e->round, c->rnd.number);
     if (e->round > c->rnd.number)
-        return fail(u, "round %" PRIu64 " is not open yet; the open round is %" PRIu64,
+        return fail(u, "round", "round %" PRIu64 " is not open yet; the open round is %" PRIu64,
                     e->round, c->rnd.number);
     if (round_has(&c->rnd, e->member))
-        return fail(u, "an update of %s for round %" PRIu64 " was already accepted; "
+        return fail(u, "duplicate", "an update of %s for round %" PRIu64 " was already accepted; "
                     "each member is counted once per round", e->member, e->round);
     if (c->rnd.n_accepted >= COORD_ROUND_MAX_UPDATES)   /* members removed and added mid-round */
-        return fail(u, "round %" PRIu64 " already has %d updates, the most one round takes",
+        return fail(u, "round", "round %" PRIu64 " already has %d updates, the most one round takes",
                     e->round, COORD_ROUND_MAX_UPDATES);
     if (!crypto_equal(e->base_model_hash, c->rnd.base->hash, 32)) {
         char want[65];
         hex_encode(c->rnd.base->hash, 32, want);
-        return fail(u, "the update was trained from another model than round %" PRIu64
+        return fail(u, "base_model", "the update was trained from another model than round %" PRIu64
                     "'s base %.16s; download the base model and train again", c->rnd.number, want);
     }
     return 0;
@@ -152,19 +155,19 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     copy_id(u->experiment, sizeof u->experiment, h->experiment_id);
     u->round = h->round;
     if (!crypto_id_valid(u->member))
-        return fail(u, "malformed header: member id '%.64s' is not 1..64 of [a-z0-9._-]",
+        return fail(u, "malformed", "malformed header: member id '%.64s' is not 1..64 of [a-z0-9._-]",
                     h->member_id ? h->member_id : "");
     if (!crypto_id_valid(u->experiment))
-        return fail(u, "malformed header: experiment id is not 1..64 of [a-z0-9._-]");
+        return fail(u, "malformed", "malformed header: experiment id is not 1..64 of [a-z0-9._-]");
     if (h->base_model_hash.len != 32 || h->payload_hash.len != 32)
-        return fail(u, "malformed header: base_model_hash and payload_hash must be 32 bytes");
+        return fail(u, "malformed", "malformed header: base_model_hash and payload_hash must be 32 bytes");
     if (h->signature.len != CRYPTO_SIGNATURE_BYTES)
-        return fail(u, "malformed header: the signature must be 64 bytes, got %zu",
+        return fail(u, "malformed", "malformed header: the signature must be 64 bytes, got %zu",
                     h->signature.len);
     if (!h->codec)
-        return fail(u, "malformed header: codec parameters are missing");
+        return fail(u, "malformed", "malformed header: codec parameters are missing");
     if (h->payload_bytes == 0 || h->payload_bytes > COORD_MAX_UPLOAD_BYTES)
-        return fail(u, "payload_bytes %" PRIu64 " is outside 1..%llu", h->payload_bytes,
+        return fail(u, "malformed", "payload_bytes %" PRIu64 " is outside 1..%llu", h->payload_bytes,
                     (unsigned long long)COORD_MAX_UPLOAD_BYTES);
 
     copy_id(e->experiment, sizeof e->experiment, u->experiment);
@@ -188,13 +191,13 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
     uint8_t member_key[32];
     char why[300];
     if (governance_member_key(c, u->member, member_key, why, sizeof why) != 0)
-        return fail(u, "%s", why);
+        return fail(u, "unknown_member", "%s", why);
     u->known_member = 1;
     if (envelope_verify(e, member_key, u->signature) != 0)
-        return fail(u, "bad signature: the update envelope does not verify with %s's roster "
+        return fail(u, "signature", "bad signature: the update envelope does not verify with %s's roster "
                     "key", u->member);
     if (already_accepted(c, u))
-        return fail(u, "this update of %s for round %" PRIu64 " was already accepted (ledger "
+        return fail(u, "duplicate", "this update of %s for round %" PRIu64 " was already accepted (ledger "
                     "#%" PRIu64 "); each member is counted once per round", u->member, u->round,
                     u->duplicate_of);
     pthread_mutex_lock(&c->mu);
@@ -227,13 +230,13 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
 {
     uint8_t got[32];
     if (len != u->env.payload_bytes) {
-        fail(u, "the payload has %zu bytes but the signed header says %" PRIu64, len,
+        fail(u, "payload", "the payload has %zu bytes but the signed header says %" PRIu64, len,
              u->env.payload_bytes);
         return update_reject(c, u);
     }
     crypto_blake2b256(payload, len, got);
     if (!crypto_equal(got, u->env.payload_hash, 32)) {
-        fail(u, "the payload's hash differs from the signed payload hash: it was altered "
+        fail(u, "payload", "the payload's hash differs from the signed payload hash: it was altered "
              "after signing or damaged in transit");
         return update_reject(c, u);
     }
@@ -245,7 +248,7 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     }
     if (!coord_member_stats(c, u->member)) {   /* removed while its upload streamed in */
         pthread_mutex_unlock(&c->mu);
-        fail(u, "member '%s' was removed from the alliance while its update was uploading",
+        fail(u, "removed", "member '%s' was removed from the alliance while its update was uploading",
              u->member);
         u->known_member = 0;
         return update_reject(c, u);
@@ -262,12 +265,12 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
                             &norm, why, sizeof why);
     if (rc == CODEC_ERR_NOMEM) {   /* ours, not the update's: nothing is recorded */
         pthread_mutex_unlock(&c->mu);
-        fail(u, "the coordinator is short of memory to check the update; retry later");
+        fail(u, "other", "the coordinator is short of memory to check the update; retry later");
         return COORD_ERR_NOMEM;
     }
     if (rc != 0) {
         pthread_mutex_unlock(&c->mu);
-        fail(u, "the update is refused: %s", why);
+        fail(u, "invalid_update", "the update is refused: %s", why);
         return update_reject(c, u);
     }
 
@@ -311,7 +314,7 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     if (rc != 0) {
         /* Not durable, so not accepted: nothing in memory changed. */
         pthread_mutex_unlock(&c->mu);
-        fail(u, "the coordinator could not record the update (storage error); retry later");
+        fail(u, "other", "the coordinator could not record the update (storage error); retry later");
         u->accepted = 0;
         return rc;
     }
@@ -324,6 +327,7 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
     /* The last one in: the timer thread closes the round; the receipt goes out now. */
     round_request_close_locked(c);
     pthread_mutex_unlock(&c->mu);
+    metrics_upload(c->metrics, u->member, len, NULL);
     return 0;
 }
 
@@ -332,7 +336,12 @@ int update_reject(struct coord *c, struct update_check *u)
     u->accepted = 0;
     log_warn("round %" PRIu64 ": rejected update from %s: %s", u->round,
              crypto_id_valid(u->member) ? u->member : "(invalid id)", u->reason);
+    const char *label = u->reason_label ? metrics_reason_label(u->reason_label) : "other";
     pthread_mutex_lock(&c->mu);
+    /* Counted against a roster member unless the request did not authenticate as it. */
+    const int as_member = strcmp(label, "auth") != 0 && crypto_id_valid(u->member) &&
+                          coord_member_stats(c, u->member) != NULL;
+    metrics_upload(c->metrics, as_member ? u->member : METRICS_MEMBER_UNKNOWN, 0, label);
     MDB_txn *txn;
     uint64_t index = 0;
     int rc = ledger_txn_begin(c->ledger, &txn);

@@ -19,6 +19,8 @@ struct update_check {
     int duplicate;                  /* refused as a resend of an accepted update */
     uint64_t duplicate_of;          /* the original acceptance's ledger index */
     char reason[320];
+    /* the reason's metrics label (metrics.h's vocabulary, HTTP.md); NULL: "other" */
+    const char *reason_label;
     uint64_t ledger_index, ledger_size;
     uint8_t ledger_root[32];
     uint8_t receipt_signature[CRYPTO_SIGNATURE_BYTES];
@@ -38,7 +40,9 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
  * outcome; the return is 0 unless storage failed. */
 int update_accept(struct coord *c, struct update_check *u, const uint8_t *payload, size_t len);
 
-/* Records u->reason as a rejection in the ledger and fills the receipt fields. */
+/* Records u->reason as a rejection in the ledger and fills the receipt fields; counts it
+ * in c->metrics under u->reason_label, for u->member when it is in the roster (else
+ * METRICS_MEMBER_UNKNOWN). */
 int update_reject(struct coord *c, struct update_check *u);
 
 #endif

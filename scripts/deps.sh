@@ -7,7 +7,8 @@ pkgs=(build-essential pkg-config make
       libgrpc-dev protobuf-c-compiler libprotobuf-c-dev libsodium-dev liblmdb-dev
       libfyaml-dev libzstd-dev libopenblas-dev libmicrohttpd-dev libcmocka-dev
       lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev
-      chromium)   # chromium (~290 MB): tests/integration/report.sh renders the HTML report
+      chromium    # chromium (~290 MB): tests/integration/report.sh renders the HTML report
+      prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
 
 missing=()
 for p in "${pkgs[@]}"; do
