@@ -104,6 +104,18 @@ $(LIBAULAC): $(LIB_OBJ)
 $(LIBAULAC_SO): $(LIB_OBJ)
 	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The dashboard's files (coordinator/assets/*) compiled in: coordinator/assets.c serves
+# them from the table scripts/embed-assets.sh writes.
+ASSETS    := $(sort $(wildcard coordinator/assets/*))
+ASSETS_C  := $(BUILD)/gen/assets_data.c
+$(ASSETS_C): $(ASSETS) scripts/embed-assets.sh
+	@mkdir -p $(dir $@)
+	scripts/embed-assets.sh $@ $(ASSETS)
+$(BUILD)/obj/gen/assets_data.o: $(ASSETS_C) coordinator/assets_table.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+COORD_OBJ += $(BUILD)/obj/gen/assets_data.o
+
 $(BUILD)/libcoord.a: $(COORD_OBJ)
 	@rm -f $@; ar rcs $@ $^ $(if $^,,/dev/null)
 $(BUILD)/libworker.a: $(WORKER_OBJ)

@@ -38,6 +38,9 @@ struct http_reply {
     const char *content_type;       /* "application/json", "text/plain; version=0.0.4", ... */
     char *body;
     size_t len;
+    const char *etag;               /* static quoted entity tag, or NULL (assets_reply sets
+                                       it: the server may answer If-None-Match with 304) */
+    const char *cache_control;      /* static, or NULL: the server's default for the route */
 };
 
 struct http_server;
@@ -61,8 +64,16 @@ int api_reply(struct coord *c, const char *path, const char *query, struct http_
 /* coordinator/metrics.c: GET /metrics, the Prometheus text exposition. */
 int metrics_reply(struct coord *c, struct http_reply *out);
 
-/* coordinator/assets.c: the dashboard's static files (/, /assets/...), compiled into the
- * binary from coordinator/assets/; 404 for another path. */
+/* coordinator/assets.c: the dashboard's static files (/, /index.html, /assets/<name>),
+ * compiled into the binary from coordinator/assets/ (a fixed table: no filesystem lookup)
+ * with their ETag and Cache-Control; /assets/chart.js is assets_reply_chartjs(NULL, out).
+ * 404 for another path. 0, or COORD_ERR_NOMEM. */
 int assets_reply(const char *path, struct http_reply *out);
+
+/* GET /assets/chart.js: the file at chartjs_path (http_options.chartjs_path; NULL: the
+ * first of Debian's libjs-chart.js paths that exists), read at each request (<= 4 MiB);
+ * 404 saying so when it is missing or unreadable (the dashboard then shows its tables and
+ * says charts are off). 0, or COORD_ERR_NOMEM. */
+int assets_reply_chartjs(const char *chartjs_path, struct http_reply *out);
 
 #endif

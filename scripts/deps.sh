@@ -8,7 +8,9 @@ pkgs=(build-essential pkg-config make
       libfyaml-dev libzstd-dev libopenblas-dev libmicrohttpd-dev libcmocka-dev
       lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev
       chromium    # chromium (~290 MB): tests/integration/report.sh renders the HTML report
-      prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+      prometheus  # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+      chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
+      libjs-chart.js)   # Chart.js, served by the coordinator as /assets/chart.js
 
 missing=()
 for p in "${pkgs[@]}"; do
