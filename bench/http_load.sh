@@ -53,6 +53,19 @@ load_until() {
     echo "$n $bad" >"$out"
 }
 
+# cpu_until DIR OUT: the CPU seconds (user + system) of the coordinator whose --data-dir is
+# DIR/coordinator, sampled every 0.2 s from /proc until it exits; the last sample to OUT.
+cpu_until() {
+    local pat="--data-dir $1/coordinator" pid="" last=0 v
+    for _ in $(seq 600); do pid=$(pgrep -o -f -- "$pat") && [ -n "$pid" ] && break; sleep 0.1; done
+    [ -n "$pid" ] || { echo "?" >"$2"; return; }
+    local tck; tck=$(getconf CLK_TCK)
+    while v=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) && [ -n "$v" ]; do
+        last=$v; sleep 0.2
+    done
+    awk -v t="$last" -v k="$tck" 'BEGIN { printf "%.2f\n", t / k }' >"$2"
+}
+
 # round_times LOG: the first experiment's round durations (s), one a line: experiment
 # start to round 1's close, then close to close.
 round_times() {
@@ -82,6 +95,8 @@ part_a() {
             local dir=$T/$mode-$i
             INSECURE=1 RUN_DIR=$dir BUILD=$BUILD scripts/demo.sh >"$T/$mode-$i.out" 2>&1 &
             local dpid=$! load=""
+            cpu_until "$dir" "$T/$mode-$i.cpu" &
+            local cpid=$!
             if [ "$mode" = on ]; then
                 for _ in $(seq 600); do [ -s "$dir/dashboard-url" ] && break; sleep 0.1; done
                 [ -s "$dir/dashboard-url" ] || { tail "$T/$mode-$i.out"; echo "http_load: no dashboard URL" >&2; exit 1; }
@@ -90,31 +105,37 @@ part_a() {
             fi
             wait "$dpid" || { tail "$T/$mode-$i.out"; echo "http_load: the demo failed ($mode, run $i)" >&2; exit 1; }
             [ -n "$load" ] && wait "$load"
+            wait "$cpid"
             round_times "$dir/logs/coordinator.log" >"$T/$mode-$i.rounds"
             local stats; stats=$(python3 -c '
 import sys, statistics as s
 x = [float(l) for l in open(sys.argv[1])]
 print("%d %.3f %.3f" % (len(x), s.mean(x), s.median(x)))' "$T/$mode-$i.rounds")
-            local extra=""
+            local cpu; cpu=$(cat "$T/$mode-$i.cpu")
+            local extra=", coordinator CPU $cpu s"
             if [ "$mode" = on ]; then
                 read -r n bad <"$T/$mode-$i.load"
                 [ "$bad" -eq 0 ] || { echo "http_load: $bad of $n requests were not answered 200" >&2; exit 1; }
-                extra="  ($n requests served, all 200)"
+                extra="$extra ($n requests served, all 200)"
             fi
             printf '   run %d dashboard %-3s: %s rounds, mean %s s, median %s s%s\n' "$i" "$mode" \
                 $stats "$extra"
-            res+=("$mode $stats")
+            res+=("$mode $stats $cpu")
         done
     done
     printf '%s\n' "${res[@]}" | python3 -c '
 import sys, statistics as s
 r = {"on": [], "off": []}
+c = {"on": [], "off": []}
 for line in sys.stdin:
-    m, n, mean, med = line.split(); r[m].append(float(mean))
+    m, n, mean, med, cpu = line.split(); r[m].append(float(mean)); c[m].append(float(cpu))
 on, off = s.mean(r["on"]), s.mean(r["off"])
 sd = lambda x: s.stdev(x) if len(x) > 1 else 0.0
 print("   mean round time: closed %.3f s (sd of run means %.3f), open %.3f s (sd %.3f): %+.1f %%"
-      % (off, sd(r["off"]), on, sd(r["on"]), 100 * (on - off) / off))'
+      % (off, sd(r["off"]), on, sd(r["on"]), 100 * (on - off) / off))
+con, coff = s.mean(c["on"]), s.mean(c["off"])
+print("   coordinator CPU per demo: closed %.2f s, open %.2f s: %+.2f s (%+.1f %%)"
+      % (coff, con, con - coff, 100 * (con - coff) / coff))'
     rm -rf "$T"
 }
 

@@ -583,7 +583,7 @@ static int on_progress(void *arg, const struct trainer_progress *p)
         progress_update(pc->prog, pc->st);
     } else if (step == pc->total || step % pc->every == 0) {
         log_info("round %" PRIu64 " step %d/%d loss %.4f  %.0f tok/s  eta %.1fs", pc->round,
-                 step, pc->total, p->loss, tps, eta);
+                 step, pc->total, p->loss, tps < 0 ? 0 : tps, eta < 0 ? 0 : eta);
     }
     return stop_flag ? 1 : 0;
 }
