@@ -33,21 +33,28 @@ command -v curl >/dev/null || { echo "http_load: curl is needed" >&2; exit 1; }
 # The page's endpoints (app.js) and the scrape.
 API=(status members rounds experiments proposals ledger credits)
 
-# load_until PID URL: the open dashboard and the scraper against URL until PID exits;
-# writes "<requests> <non-200>" to $2.load.
+# load_until DIR URL OUT: the open dashboard and the scraper against URL while the
+# coordinator whose --data-dir is DIR/coordinator runs; writes "<requests> <failed>" to
+# OUT and each failure ("<code> <path>") to OUT.failed. A request cut short because the
+# demo is stopping the coordinator (it is gone right after) is not a failure.
 load_until() {
-    local pid=$1 url=$2 out=$3 n=0 bad=0 t=0 code e
+    local pat="--data-dir $1/coordinator" url=$2 out=$3 pid="" n=0 bad=0 t=0 p code
+    for _ in $(seq 600); do pid=$(pgrep -o -f -- "$pat") && [ -n "$pid" ] && break; sleep 0.1; done
+    [ -n "$pid" ] || { echo "0 1" >"$out"; echo "no coordinator" >"$out.failed"; return; }
+    : >"$out.failed"
     while kill -0 "$pid" 2>/dev/null; do
-        if [ $((t % (SCRAPE * 10))) -eq 0 ]; then
-            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${url}metrics" || echo 000)
-            n=$((n + 1)); [ "$code" = 200 ] || bad=$((bad + 1))
-        fi
-        if [ $((t % (REFRESH * 10))) -eq 0 ]; then
-            for e in "${API[@]}"; do
-                code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "${url}api/v1/$e" || echo 000)
-                n=$((n + 1)); [ "$code" = 200 ] || bad=$((bad + 1))
-            done
-        fi
+        local paths=()
+        [ $((t % (SCRAPE * 10))) -eq 0 ] && paths+=(metrics)
+        [ $((t % (REFRESH * 10))) -eq 0 ] && paths+=("${API[@]/#/api/v1/}")
+        for p in "${paths[@]}"; do
+            code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$url$p" || true)
+            n=$((n + 1))
+            if [ "$code" != 200 ]; then
+                sleep 0.2
+                kill -0 "$pid" 2>/dev/null || { n=$((n - 1)); break 2; }
+                bad=$((bad + 1)); echo "$code /$p" >>"$out.failed"
+            fi
+        done
         sleep 0.1; t=$((t + 1))
     done
     echo "$n $bad" >"$out"
@@ -100,7 +107,7 @@ part_a() {
             if [ "$mode" = on ]; then
                 for _ in $(seq 600); do [ -s "$dir/dashboard-url" ] && break; sleep 0.1; done
                 [ -s "$dir/dashboard-url" ] || { tail "$T/$mode-$i.out"; echo "http_load: no dashboard URL" >&2; exit 1; }
-                load_until "$dpid" "$(cat "$dir/dashboard-url")" "$T/$mode-$i.load" &
+                load_until "$dir" "$(cat "$dir/dashboard-url")" "$T/$mode-$i.load" &
                 load=$!
             fi
             wait "$dpid" || { tail "$T/$mode-$i.out"; echo "http_load: the demo failed ($mode, run $i)" >&2; exit 1; }
@@ -115,7 +122,8 @@ print("%d %.3f %.3f" % (len(x), s.mean(x), s.median(x)))' "$T/$mode-$i.rounds")
             local extra=", coordinator CPU $cpu s"
             if [ "$mode" = on ]; then
                 read -r n bad <"$T/$mode-$i.load"
-                [ "$bad" -eq 0 ] || { echo "http_load: $bad of $n requests were not answered 200" >&2; exit 1; }
+                [ "$bad" -eq 0 ] || { echo "http_load: $bad of $n requests were not answered 200:" >&2
+                                      sort "$T/$mode-$i.load.failed" | uniq -c >&2; exit 1; }
                 extra="$extra ($n requests served, all 200)"
             fi
             printf '   run %d dashboard %-3s: %s rounds, mean %s s, median %s s%s\n' "$i" "$mode" \
