@@ -18,7 +18,7 @@ for c in "experiment" "experiment propose" "charter" "charter show" "vote"; do
     # shellcheck disable=SC2086
     A $c --help >/dev/null || fail "aulac $c --help"
 done
-"$BIN/aulac-coordinator" --help | grep -q -- "--operator-key" || fail "coordinator --help"
+help=$("$BIN/aulac-coordinator" --help); grep -q -- "--operator-key" <<<"$help" || fail "coordinator --help"
 
 make_members hust fpt vnpt hust
 printf 'charter:\n  quorum: {roster: 0.66, experiments: 0.66, charter: 0.67}\n' >>"$T/roster.yaml"
