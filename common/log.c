@@ -11,6 +11,10 @@
 static char component[32] = "aulac";
 static enum log_level min_level = LOG_INFO;
 static int level_from_env_done;
+static volatile int live_line;
+
+void log_set_live_line(int on) { live_line = on; }
+int log_live_line(void) { return live_line; }
 
 void log_set_component(const char *name)
 {
@@ -44,7 +48,13 @@ void log_msg(enum log_level level, const char *fmt, ...)
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
+    int n = 0;
+    if (live_line) {   /* erase the progress line this one replaces */
+        memcpy(line, "\r\033[K", 4);
+        n = 4;
+        live_line = 0;
+    }
+    n += snprintf(line + n, sizeof line - (size_t)n, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, component, level_name(level));
     va_list ap;

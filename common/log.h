@@ -11,6 +11,11 @@ void log_set_level(enum log_level min);        /* default LOG_INFO; AULAC_LOG=de
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A live progress line (worker/progress.h) is on stderr without its newline: the next
+ * log line starts with "\r\033[K" (erasing it) and turns the flag off. */
+void log_set_live_line(int on);
+int  log_live_line(void);                      /* the flag: the line is still on screen */
+
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)

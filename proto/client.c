@@ -443,7 +443,8 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
 
 /* first: the packed header message, already signed for the call's metadata. */
 static int send_update(struct rpc_stream *s, const uint8_t *first, size_t first_len,
-                       const uint8_t *payload, size_t payload_len, size_t chunk_bytes)
+                       const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
+                       fed_send_progress_fn progress, void *pctx)
 {
     Aulac__V1__UpdateChunk msg = AULAC__V1__UPDATE_CHUNK__INIT;
     int rc = rpc_stream_send(s, first, first_len);
@@ -453,6 +454,8 @@ static int send_update(struct rpc_stream *s, const uint8_t *first, size_t first_
         msg.data.data = (uint8_t *)payload + off;
         msg.data.len = n;
         rc = pb_stream_send(s, &msg.base);
+        if (rc == 0 && progress)
+            progress(pctx, off + n, payload_len);
     }
     if (rc == 0)
         rc = rpc_stream_close_send(s);
@@ -462,6 +465,15 @@ static int send_update(struct rpc_stream *s, const uint8_t *first, size_t first_
 int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
                       const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
                       Aulac__V1__Receipt **receipt, struct rpc_status *st)
+{
+    return fed_submit_update_progress(c, hdr, payload, payload_len, chunk_bytes, NULL, NULL,
+                                      receipt, st);
+}
+
+int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
+                               const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
+                               fed_send_progress_fn progress, void *pctx,
+                               Aulac__V1__Receipt **receipt, struct rpc_status *st)
 {
     static const char name[] = "SubmitUpdate";
     struct rpc_status local;
@@ -498,7 +510,7 @@ int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
     }
     /* RPC_ERR_CANCELLED here may just mean the coordinator answered before
      * reading everything (a rejection): its receipt is still read below. */
-    rc = send_update(s, first, first_len, payload, payload_len, chunk_bytes);
+    rc = send_update(s, first, first_len, payload, payload_len, chunk_bytes, progress, pctx);
     free(first);
     if (rc != 0 && rc != RPC_ERR_CANCELLED) {
         rpc_stream_cancel(s);

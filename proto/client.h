@@ -120,4 +120,12 @@ int fed_submit_update(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
                       const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
                       Aulac__V1__Receipt **receipt, struct rpc_status *st);
 
+/* Called after each payload chunk is handed to the stream: sent of total bytes. */
+typedef void (*fed_send_progress_fn)(void *ctx, uint64_t sent, uint64_t total);
+/* fed_submit_update, calling progress (may be NULL) after every chunk sent. */
+int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHeader *hdr,
+                               const uint8_t *payload, size_t payload_len, size_t chunk_bytes,
+                               fed_send_progress_fn progress, void *pctx,
+                               Aulac__V1__Receipt **receipt, struct rpc_status *st);
+
 #endif

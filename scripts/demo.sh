@@ -7,6 +7,12 @@
 #
 #   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
+#   HOLD=1 scripts/demo.sh          keep the coordinator (and its dashboard) up after the
+#                                   demo, until Ctrl-C, to browse the finished run
+#
+# The coordinator serves its dashboard (coordinator/HTTP.md) on loopback while the demo
+# runs: the URL is printed as soon as it listens. HTTP_PORT=8080 picks the port (default:
+# any free one).
 #
 # Everything runs over TLS on loopback: the demo makes an alliance CA and the
 # coordinator's certificate (aulac tls). MTLS=1 also gives every member a client
@@ -115,12 +121,27 @@ say "coordinator (no experiment yet: it runs only what the alliance approves)"
 "$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
     --roster "$RUN_DIR/roster.yaml" --eval-sets "$RUN_DIR/evalsets" \
     --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" "${coord_tls[@]}" \
+    --http "127.0.0.1:${HTTP_PORT:-0}" \
     >"$RUN_DIR/logs/coordinator.log" 2>&1 &
 pids+=($!)
+coord_pid=$!
 for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
 [ -s "$RUN_DIR/port" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo: coordinator did not start" >&2; exit 1; }
 addr="127.0.0.1:$(cat "$RUN_DIR/port")"
 echo "  listening on $addr ($([ "${coord_tls[0]}" = --insecure ] && echo plaintext || echo TLS); log: $RUN_DIR/logs/coordinator.log)"
+# The dashboard: the coordinator logs the HTTP view's port (and whether it has TLS: with
+# the demo's certificate, whose CA the browser does not know, unless INSECURE=1).
+for _ in $(seq 100); do grep -q "serving the HTTP view" "$RUN_DIR/logs/coordinator.log" && break; sleep 0.1; done
+http_line=$(grep -m1 "serving the HTTP view" "$RUN_DIR/logs/coordinator.log" || true)
+[ -n "$http_line" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo: the coordinator's HTTP view did not start" >&2; exit 1; }
+http_port=$(sed -n 's/.*serving the HTTP view on [^ ]* (port \([0-9]*\)).*/\1/p' <<<"$http_line")
+case $http_line in
+    *"with TLS"*) dashboard="https://127.0.0.1:$http_port/"
+                  dash_note="TLS with the demo's CA: trust $RUN_DIR/tls/ca.pem in the browser or accept the warning" ;;
+    *) dashboard="http://127.0.0.1:$http_port/"; dash_note="plain HTTP, loopback only" ;;
+esac
+echo "$dashboard" >"$RUN_DIR/dashboard-url"
+printf '  \033[1mdashboard: %s\033[0m (%s)\n' "$dashboard" "$dash_note"
 
 say "workers (waiting for an approved experiment)"
 wpids=()
@@ -276,3 +297,11 @@ print("  trail: " + " ".join(out))
 PY
 echo
 echo "demo finished in $(( $(date +%s) - start )) s; everything is under $RUN_DIR/"
+if [ "${HOLD:-0}" = 1 ]; then
+    say "holding the coordinator up (HOLD=1)"
+    echo "  dashboard: $dashboard ($dash_note)"
+    echo "  coordinator: $addr, pid $coord_pid, log $RUN_DIR/logs/coordinator.log"
+    echo "  press Ctrl-C to stop it"
+    trap 'trap - INT TERM; echo; echo "demo: coordinator stopped"; exit 0' INT TERM
+    wait "$coord_pid" || { echo "demo: the coordinator exited on its own" >&2; exit 1; }
+fi

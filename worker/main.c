@@ -68,6 +68,11 @@ static const char usage[] =
     "                        consistent with it (default 1; at most the other witnesses;\n"
     "                        0: do not wait)\n"
     "  --witness-wait S      wait that long for them, then stop with exit 4 (default 300)\n"
+    "  --progress MODE       each round's progress (step/steps, tokens/s, loss, ETA, then\n"
+    "                        upload bytes sent): tty, a live line rewritten in place;\n"
+    "                        plain, log lines (every tenth of the steps or 30 s, and at\n"
+    "                        the upload's end); off; auto (default): tty when stderr is a\n"
+    "                        terminal, else plain\n"
     "  -v, --verbose         debug logging\n"
     "  -h, --help            this help\n"
     "\n"
@@ -144,7 +149,7 @@ int main(int argc, char **argv)
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
            O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_IDLE, O_CTO,
            O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK, O_WITNESSES,
-           O_WQUORUM, O_WWAIT, O_TEST_BYZANTINE };
+           O_WQUORUM, O_WWAIT, O_PROGRESS, O_TEST_BYZANTINE };
     static const struct option longopts[] = {
         { "coordinator", required_argument, 0, O_COORD },
         { "member", required_argument, 0, O_MEMBER },
@@ -174,6 +179,7 @@ int main(int argc, char **argv)
         { "witnesses", required_argument, 0, O_WITNESSES },
         { "witness-quorum", required_argument, 0, O_WQUORUM },
         { "witness-wait", required_argument, 0, O_WWAIT },
+        { "progress", required_argument, 0, O_PROGRESS },
 #ifdef AULAC_TEST_BYZANTINE
         { "test-byzantine", required_argument, 0, O_TEST_BYZANTINE },
 #endif
@@ -196,6 +202,13 @@ int main(int argc, char **argv)
         case O_TKEY: o.tls_key = optarg; break;
         case O_SNAME: o.tls_server_name = optarg; break;
         case O_INSECURE: insecure = 1; break;
+        case O_PROGRESS:
+            if (progress_mode_parse(optarg, &o.progress) != 0) {
+                fprintf(stderr, "aulac-worker: --progress expects auto, tty, plain or off, "
+                                "got '%s'\n", optarg);
+                return WORKER_EXIT_USAGE;
+            }
+            break;
         case O_THREADS:
             if (parse_int("--threads", optarg, 0, 1024, &o.threads)) return WORKER_EXIT_USAGE;
             break;

@@ -561,18 +561,29 @@ struct progress_ctx {
     int every;
     int offset, total;      /* steps done before this trainer call, and in the round */
     double seconds;         /* spent before this trainer call */
+    uint64_t tokens;        /* trained before this trainer call */
+    struct progress *prog;  /* NULL: a log line every `every` steps (follower nodes) */
+    struct progress_state *st;
 };
 
 static int on_progress(void *arg, const struct trainer_progress *p)
 {
     struct progress_ctx *pc = arg;
     int step = pc->offset + p->step;
-    if (step == pc->total || step % pc->every == 0) {
-        double secs = pc->seconds + p->seconds;
-        double tps = p->seconds > 0 ? (double)p->tokens / p->seconds : 0;
-        double eta = secs / step * (pc->total - step);
+    double secs = pc->seconds + p->seconds;
+    double tps = secs > 0 ? (double)(pc->tokens + p->tokens) / secs : -1;
+    double eta = step > 0 ? secs / step * (pc->total - step) : -1;
+    if (pc->prog) {
+        pc->st->phase = PROGRESS_TRAIN;
+        pc->st->step = step;
+        pc->st->steps = pc->total;
+        pc->st->loss = p->loss;
+        pc->st->tokens_per_s = tps;
+        pc->st->eta_s = eta;
+        progress_update(pc->prog, pc->st);
+    } else if (step == pc->total || step % pc->every == 0) {
         log_info("round %" PRIu64 " step %d/%d loss %.4f  %.0f tok/s  eta %.1fs", pc->round,
-                 step, pc->total, p->loss, tps, eta);
+                 step, pc->total, p->loss, tps < 0 ? 0 : tps, eta < 0 ? 0 : eta);
     }
     return stop_flag ? 1 : 0;
 }
@@ -598,6 +609,7 @@ static int train_local(struct worker *w, const struct policy_round_plan *plan, i
         pc->offset = done;
         pc->total = steps;
         pc->seconds = ts->seconds;
+        pc->tokens = ts->tokens;
         if ((rc = trainer_set_opts(w->trainer, &to)) == 0)
             rc = trainer_train_steps(w->trainer, n, data_next_batch, w->data, on_progress, pc,
                                      &part);
@@ -618,7 +630,8 @@ static int train_local(struct worker *w, const struct policy_round_plan *plan, i
 int worker_train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
                        struct trainer_stats *ts)
 {
-    struct progress_ctx pc = { plan->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
+    struct progress_ctx pc = { plan->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0, 0, NULL,
+                               NULL };
     return train_local(w, plan, steps, &pc, ts);
 }
 
@@ -655,9 +668,25 @@ int worker_verify_task(const struct worker *w, const Aulac__V1__Task *t)
     return 0;
 }
 
+struct upload_progress {
+    struct progress *prog;
+    struct progress_state *st;
+    int64_t t0;
+};
+
+static void on_upload(void *arg, uint64_t sent, uint64_t total)
+{
+    struct upload_progress *u = arg;
+    u->st->phase = PROGRESS_UPLOAD;
+    u->st->sent = sent;
+    u->st->total = total;
+    u->st->upload_s = (double)(time_mono_ms() - u->t0) / 1e3;
+    progress_update(u->prog, u->st);
+}
+
 static int submit(struct worker *w, const Aulac__V1__Task *t,
                   const struct policy_round_plan *plan, const uint8_t *payload, size_t len,
-                  const struct trainer_stats *ts, float val_loss)
+                  const struct trainer_stats *ts, float val_loss, struct progress_state *ps)
 {
     const struct codec_params *cp = &plan->uplink;
     struct update_envelope e = { 0 };
@@ -711,7 +740,19 @@ static int submit(struct worker *w, const Aulac__V1__Task *t,
         Aulac__V1__Receipt *r = NULL;
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
-        int rc = fed_submit_update(w->client, &h, payload, len, 0, &r, &st);
+        struct upload_progress up = { &w->progress, ps, t0 };
+        ps->phase = PROGRESS_UPLOAD;
+        ps->sent = 0;
+        ps->total = len;
+        ps->upload_s = 0;
+        progress_update(&w->progress, ps);
+        int rc = fed_submit_update_progress(w->client, &h, payload, len, 0, on_upload, &up, &r,
+                                            &st);
+        if (rc == 0) {
+            ps->phase = PROGRESS_UPLOAD_DONE;
+            ps->upload_s = (double)(time_mono_ms() - t0) / 1e3;
+            progress_update(&w->progress, ps);
+        }
         enum worker_call_outcome o = coordinator_outcome(w, t0, rc, &st);
         if (o == WORKER_CALL_NOT_IN_ROSTER)
             return -1;   /* every retry would be refused, and recorded in the ledger */
@@ -822,10 +863,17 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
              w->opt.member, plan.local_steps);
     data_reseed(w->data, data_seed);
     const int steps = (int)plan.local_steps;
-    struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0 };
+    struct progress_state ps = { .round = t->round, .rounds = t->total_rounds,
+                                 .phase = PROGRESS_TRAIN, .steps = steps, .tokens_per_s = -1,
+                                 .loss = NAN, .eta_s = -1 };
+    struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0, 0,
+                               &w->progress, &ps };
     struct trainer_stats ts;
+    progress_begin(&w->progress);
+    progress_update(&w->progress, &ps);
     rc = train_local(w, &plan, steps, &pc, &ts);
     if (rc != 0) {
+        progress_end(&w->progress);
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
         if (w->opt.nodes > 1 && rc == MODEL_ERR_CUDA)
             node_worker_regroup(w);
@@ -859,7 +907,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
         return -1;
     }
     worker_state_save_training(w);
-    rc = submit(w, t, &plan, payload, len, &ts, val_loss);
+    rc = submit(w, t, &plan, payload, len, &ts, val_loss, &ps);
+    progress_end(&w->progress);
     free(payload);
     if (rc == 0) {
         w->rounds_done++;
@@ -968,6 +1017,7 @@ int worker_run(struct worker *w, const struct worker_options *opt)
 {
     memset(w, 0, sizeof *w);
     w->opt = *opt;
+    progress_init(&w->progress, opt->progress);
     if (w->opt.eval_windows <= 0)
         w->opt.eval_windows = 32;
     site_policy_init(&w->site);

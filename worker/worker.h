@@ -22,6 +22,7 @@
 #include "policies/site.h"
 #include "proto/client.h"
 #include "worker/data.h"
+#include "worker/progress.h"
 
 /* Exit statuses of aulac-worker. */
 #define WORKER_EXIT_DONE     0   /* --exit-when-idle: the experiment ended and nothing is queued
@@ -65,6 +66,7 @@ struct worker_options {
     const char *node_tls_cert, *node_tls_key;   /* leader: its certificate there */
     const char *leader;             /* follower: the leader's host:port */
     int check_nodes;                /* only check the node channel and keys, then exit */
+    enum progress_mode progress;    /* --progress (worker/progress.h; default auto) */
 #ifdef AULAC_TEST_BYZANTINE
     /* Test-only attacker (build/tests/aulac-worker-byzantine, never aulac-worker):
      * the pseudo-gradient is multiplied by this factor after honest local training and
@@ -108,6 +110,7 @@ struct worker {
     char *policy_yaml;              /* the approved policy as the coordinator sent it */
     struct node_leader *node_leader;     /* multi-node leader (worker/node_worker.h) */
     uint8_t nccl_id[128];           /* the current group's NCCL id */
+    struct progress progress;       /* the round's progress line (worker/progress.h) */
 };
 
 /* What the worker makes of a call to the coordinator that returned rc with status code:
