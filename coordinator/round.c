@@ -160,7 +160,6 @@ int round_combine(struct coord_round *r, const struct policy *p,
         out->used += out->stats[i].used != 0;
         out->clipped += out->stats[i].used && out->stats[i].scale < 1.0f;
     }
-    model_hash(r->avg, n_params, out->aggregate_hash);
     if (p->privacy.enabled) {
         rc = agg_dp_noise(p, plan, out->used, r->avg, n_params);
         if (rc != 0) {
@@ -168,8 +167,12 @@ int round_combine(struct coord_round *r, const struct policy *p,
             round_outcome_free(out);
             return rc;
         }
-        out->noised = 1;
+        out->noised = p->privacy.noise_multiplier > 0;
     }
+    /* Under privacy the hash is of the noised average: a hash of the clean one would let
+     * anyone holding the other members' updates test guesses of one member's update
+     * exactly, voiding the guarantee (PRIVACY.md). */
+    model_hash(r->avg, n_params, out->aggregate_hash);
     return 0;
 }
 

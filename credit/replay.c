@@ -303,9 +303,8 @@ struct round_state {
     int open;
     uint64_t round;
     int replayed;                   /* the model was rebuilt */
-    int noised;                     /* privacy: the aggregate was rebuilt; the model carries
-                                       DP noise that is never published, so it is taken as
-                                       recorded */
+    int noised;                     /* privacy: the average and the model carry DP noise
+                                       that is never published: both taken as recorded */
     int scored;                     /* s holds the recomputed scores */
     int scores_seen;
     struct credit_round_scores s;
@@ -430,8 +429,8 @@ static void round_finish(struct exp_state *x)
                          ? (rs->s.exact ? ", exact Shapley" : ", GTG-Shapley") : "");
         }
         if (rs->noised)
-            emit(r, "round %" PRIu64 ": match (aggregate rebuilt bit for bit; model %s carries "
-                 "DP noise, which is never published, so it is not rebuilt; %s exact)",
+            emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise, which is "
+                 "never published, so they are not rebuilt; %s exact)",
                  rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure");
         else if (rs->unscorable)
             emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; not scored, as "
@@ -781,8 +780,19 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
                 rs->scored = 1;
             }
         }
+        if (x->policy.privacy.enabled) {
+            /* The round's average and model carry Gaussian noise drawn by the coordinator
+             * and never published (PRIVACY.md), and round_closed hashes the noised average:
+             * neither can be rebuilt from the payloads, and the measures a DP policy allows
+             * (tokens, rounds, bytes) need neither. The next round's seed starts from the
+             * recorded model. */
+            memcpy(x->base_hash, rc_e->model_hash, 32);
+            rs->noised = 1;
+            rs->replayed = 1;
+            goto out;
+        }
         /* The round's average under the policy's rule, as the coordinator's close makes it
-         * (aggregate/robust.h; DP noise, never drawn here, is not part of it). */
+         * (aggregate/robust.h). */
         int arc = agg_combine(&x->policy, &plan, x->n, rs->u, n, NULL, x->avg, x->support, NULL,
                               w, sizeof w);
         if (arc == AGG_ERR_NOMEM) {
@@ -801,16 +811,6 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
         if (!crypto_equal(h, rc_e->aggregate_hash, 32))
             finding(rs, "the average update hashes to %s, round_closed says %s", shorthex(h).s,
                     shorthex(rc_e->aggregate_hash).s);
-        if (x->policy.privacy.enabled) {
-            /* The model is the outer step along the average plus Gaussian noise drawn by the
-             * coordinator and never published (PRIVACY.md): it cannot be rebuilt, and the
-             * measures a DP policy allows (tokens, rounds, bytes) do not need it. The next
-             * round's seed starts from the recorded model. */
-            memcpy(x->base_hash, rc_e->model_hash, 32);
-            rs->noised = 1;
-            rs->replayed = 1;
-            goto out;
-        }
         uint8_t *down = NULL;
         size_t down_len = 0;
         arc = agg_next_model(&plan, &x->outer, x->down_residual, x->base, x->avg, x->n, x->next,

@@ -98,14 +98,14 @@ for ex in policies/examples/*.yaml; do
         { cat "$T/verify.txt"; fail "$base: ledger verify"; }
     "$BIN/aulac" ledger show --data-dir "$T/coord" --json >"$T/$base.jsonl"
     # the credits: every round's aggregate under the example's rule rebuilt from the
-    # payloads; under privacy the model is taken as recorded (its noise is not published)
+    # payloads; under privacy average and model are taken as recorded (their noise is not published)
     if grep -q '^contribution:' "$T/$base.yaml"; then
         "$BIN/aulac" credits verify --data-dir "$T/coord" >"$T/credits.txt" 2>&1 ||
             { cat "$T/credits.txt"; fail "$base: credits verify"; }
         k=$(grep -c "^ *round [0-9]*: match" "$T/credits.txt" || true)
         [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify matched $k rounds"; }
         if grep -q '^privacy:' "$T/$base.yaml"; then
-            k=$(grep -c "aggregate rebuilt bit for bit; model .* carries DP noise" "$T/credits.txt" || true)
+            k=$(grep -c "average and model .* carry DP noise" "$T/credits.txt" || true)
             [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify under DP"; }
         fi
     fi
