@@ -391,6 +391,14 @@ static int client_cert_ok(struct MHD_Connection *conn)
 }
 
 /* Routes an authenticated GET/HEAD: 0 or COORD_ERR_NOMEM. */
+/* The dashboard's own files (compiled in, and Chart.js): they carry no coordinator data,
+ * and a browser cannot send a bearer token for a page it loads, so they are served
+ * without authentication; the page then sends the token with each data request. */
+static int static_page(const char *url)
+{
+    return !strcmp(url, "/") || !strcmp(url, "/index.html") || !strncmp(url, "/assets/", 8);
+}
+
 static int route(struct http_server *s, const char *url, const char *query,
                  struct http_reply *r)
 {
@@ -457,7 +465,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rc = reply_text(&r, 200, "application/json", "{\"ok\":true}\n");
     else if (!strcmp(url, "/readyz"))
         rc = readyz(s->c, &r);
-    else if (s->auth_required &&
+    else if (s->auth_required && !static_page(url) &&
              !((s->has_token && bearer_ok(s, conn)) || (s->client_certs && client_cert_ok(conn))))
         rc = reply_error(&r, 401, "authentication required");
     else

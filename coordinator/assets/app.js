@@ -10,6 +10,26 @@
   const API = "/api/v1/";
 
   const $ = (id) => document.getElementById(id);
+
+  /* The HTTP view's bearer token, when the coordinator asks for one (--http-token-file):
+   * opened with #token=TOKEN after its address, the page keeps it in this tab's
+   * sessionStorage, takes it out of the address bar, and sends it with every request. The
+   * fragment never leaves the browser. */
+  const TOKEN_KEY = "aulac-http-token";
+  function takeToken() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash || "");
+    if (m) {
+      try { sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1])); } catch (e) { /* none */ }
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    try { return sessionStorage.getItem(TOKEN_KEY); } catch (e) { return null; }
+  }
+  const token = takeToken();
+  function headers(accept) {
+    const h = { Accept: accept };
+    if (token) h.Authorization = "Bearer " + token;
+    return h;
+  }
   // skew: this screen's clock minus the coordinator's (from /api/v1/members' now_ms)
   const state = { lastOk: 0, refreshes: 0, failures: 0, deadline: null, skew: 0, charts: {} };
 
@@ -82,8 +102,9 @@
     const t = setTimeout(() => ctl.abort(), REFRESH_MS * 2);
     try {
       const r = await fetch(API + what, { cache: "no-store", signal: ctl.signal,
-                                          headers: { Accept: "application/json" } });
+                                          headers: headers("application/json") });
       if (r.status === 404) return null;        // not offered by this coordinator
+      if (r.status === 401) state.unauthorized = true;
       if (!r.ok) throw new Error(what + ": HTTP " + r.status);
       return await r.json();
     } finally { clearTimeout(t); }
@@ -93,7 +114,7 @@
   }
   async function getMetrics() {
     try {
-      const r = await fetch("/metrics", { cache: "no-store" });
+      const r = await fetch("/metrics", { cache: "no-store", headers: headers("text/plain") });
       return r.ok ? parseMetrics(await r.text()) : null;
     } catch (e) { return null; }
   }
@@ -315,6 +336,11 @@
       st.hidden = false;
       st.textContent = "The coordinator has not answered since " + hhmmss(new Date(state.lastOk)) +
         " (" + ago(new Date(state.lastOk)) + "): what you see may be out of date.";
+    } else if (state.unauthorized && !state.lastOk) {
+      st.hidden = false;
+      st.textContent = (token ? "The coordinator refused this page's token." :
+        "This coordinator's HTTP view needs its token.") +
+        " Open the dashboard as " + location.origin + "/#token=<the token of --http-token-file>.";
     } else if (!state.lastOk && state.failures > 0) {
       st.hidden = false;
       st.textContent = "The coordinator does not answer.";

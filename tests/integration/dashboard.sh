@@ -32,10 +32,16 @@ make_alliance alpha beta gamma
 ROUNDS=30 LOCAL_STEPS=12
 LOCAL_STEPS=$LOCAL_STEPS write_policy $ROUNDS alpha beta gamma
 HTTP_PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-start_coordinator --http "127.0.0.1:$HTTP_PORT"
+# with a token, as a coordinator serving beyond loopback has: the page is opened with it
+# in the fragment (#token=), keeps it out of the address bar and sends it itself
+export AULAC_HTTP_TOKEN; AULAC_HTTP_TOKEN=$(openssl rand -hex 32)
+(umask 077; echo "$AULAC_HTTP_TOKEN" >"$T/http.token")
+start_coordinator --http "127.0.0.1:$HTTP_PORT" --http-token-file "$T/http.token"
 URL="http://127.0.0.1:$HTTP_PORT/"
 for _ in $(seq 100); do curl -fs -o /dev/null "${URL}healthz" && break; sleep 0.1; done
 curl -fsS -o /dev/null "$URL" || fail "the dashboard does not answer at $URL"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "${URL}api/v1/status")" = 401 ] ||
+    fail "the API answers without the token"
 note "dashboard at $URL"
 
 # The page is open before any round closes (the workers start once it shows its first

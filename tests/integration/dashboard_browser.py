@@ -54,9 +54,23 @@ def browser(width, height, phone):
     return d
 
 
+# The coordinator's HTTP token (--http-token-file), when the test gives one: the API is
+# read with it, and the page is opened with it in the fragment, as an operator does.
+TOKEN = os.environ.get("AULAC_HTTP_TOKEN", "")
+
+
 def api(url, what):
-    with urllib.request.urlopen(url.rstrip("/") + "/api/v1/" + what, timeout=5) as r:
+    req = urllib.request.Request(url.rstrip("/") + "/api/v1/" + what)
+    if TOKEN:
+        req.add_header("Authorization", "Bearer " + TOKEN)
+    with urllib.request.urlopen(req, timeout=5) as r:
         return json.load(r)
+
+
+def open_page(d, url):
+    d.get(url + ("#token=" + TOKEN if TOKEN else ""))
+    if TOKEN and "token" in d.current_url:
+        fail("the token stays in the address bar: %s" % d.current_url)
 
 
 def closed_rounds(url):
@@ -164,7 +178,7 @@ def check_charts(url, d, members):
 def desktop(url, out, members):
     d = browser(1280, 900, False)
     try:
-        d.get(url)
+        open_page(d, url)
         if d.title != "aulac coordinator":
             fail("the page's title is %r" % d.title)
         p = wait_for(d, "a first refresh", lambda p: p["refreshes"] >= 1, 15)
@@ -212,7 +226,7 @@ def desktop(url, out, members):
 def phone(url, out, members, coord_pid):
     d = browser(390, 844, True)
     try:
-        d.get(url)
+        open_page(d, url)
         p = wait_for(d, "a first refresh with the members and charts",
                      lambda p: p["refreshes"] >= 1 and len(p["rows"]) == len(members)
                      and p["loss"] is not None, 15)
