@@ -38,6 +38,8 @@ static const struct sfield require_fields[] = {
      .fmin = 0, .fmax = INFINITY, .flags = SF_MIN_EXCL},
     {.key = "max_epsilon", .type = SF_F64, .off = OFF(require_max_epsilon), .fmin = 0,
      .fmax = INFINITY, .flags = SF_MIN_EXCL},
+    {.key = "max_delta", .type = SF_F64, .off = OFF(require_max_delta), .fmin = 0,
+     .fmax = 0.1, .flags = SF_MIN_EXCL},
     {.key = NULL},
 };
 
@@ -205,6 +207,13 @@ static int check_require(const struct site_policy *s, const struct policy *p, ch
                       "require.min_noise_multiplier %s", name, z_s, floor_s);
     if (max_eps <= 0)
         return 0;
+    const double max_delta = s->require_max_delta > 0 ? s->require_max_delta
+                                                      : SITE_DEFAULT_MAX_DELTA;
+    if (v->delta > max_delta)
+        return refuse(why, why_len,
+                      "experiment %s: privacy.delta %g is over this site's require.max_delta "
+                      "%g%s (its epsilon would be a weaker promise)", name, v->delta, max_delta,
+                      s->require_max_delta > 0 ? "" : ", the default with require.max_epsilon");
     double eps;
     int rc = rdp_epsilon(1.0, v->noise_multiplier, p->training.rounds, v->delta, &eps);
     if (rc != 0)

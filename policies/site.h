@@ -36,6 +36,8 @@ enum site_auto_vote {
     SITE_AUTO_VOTE_APPROVE_IF_ALLOWED,   /* "approve-if-allowed" */
 };
 
+#define SITE_DEFAULT_MAX_DELTA 1e-5
+
 struct site_policy {
     uint32_t schema;
     char member[POLICY_ID_MAX + 1];     /* this site's member id; "" = not checked */
@@ -60,6 +62,10 @@ struct site_policy {
      * joins and when it votes. */
     double require_min_noise_multiplier;
     double require_max_epsilon;
+    /* max_delta: the experiment's privacy.delta must be at most this (an epsilon at a
+     * larger delta is a weaker promise); given or not, it applies whenever max_epsilon is
+     * given, with SITE_DEFAULT_MAX_DELTA when left out (0 here). */
+    double require_max_delta;
     int auto_vote;                      /* enum site_auto_vote */
 };
 

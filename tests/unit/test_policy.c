@@ -1878,6 +1878,8 @@ static void test_site_require(void **state)
     load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, target_epsilon: 2}\n",
             &capped);
     load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 0}\n", &dp0);
+    struct policy loose;
+    load_ok(BASE9 DP_OK "privacy: {clip: 1.0, noise_multiplier: 1.1, delta: 0.1}\n", &loose);
     double eps;
     assert_int_equal(rdp_epsilon(1.0, 1.1, 3, 1e-5, &eps), 0);
     assert_true(eps > 2 && eps < 100);   /* 3 rounds at z = 1.1 spend more than the target 2 */
@@ -1921,6 +1923,15 @@ static void test_site_require(void **state)
         {"require: {max_epsilon: 2}", &capped, NULL},
         {"require: {max_epsilon: 1.5}", &capped, "!target"},
         {"require: {max_epsilon: 1.5}", &dp, "!rounds"},
+        /* a ceiling on epsilon holds at a ceiling on delta (default 1e-5) */
+        {"require: {max_epsilon: 1000000}", &loose,
+         "experiment t: privacy.delta 0.1 is over this site's require.max_delta 1e-05, the "
+         "default with require.max_epsilon (its epsilon would be a weaker promise)"},
+        {"require: {max_epsilon: 1000000, max_delta: 0.01}", &loose,
+         "experiment t: privacy.delta 0.1 is over this site's require.max_delta 0.01 (its "
+         "epsilon would be a weaker promise)"},
+        {"require: {max_epsilon: 1000000, max_delta: 0.1}", &loose, NULL},
+        {"require: {min_noise_multiplier: 1}", &loose, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         snprintf(site, sizeof site, "schema: 1\n%s\n", cases[i].site);
@@ -1967,6 +1978,7 @@ static void test_site_require(void **state)
     policy_free(&dp);
     policy_free(&capped);
     policy_free(&dp0);
+    policy_free(&loose);
 }
 
 static void test_site(void **state)
