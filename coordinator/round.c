@@ -79,21 +79,28 @@ int round_validate(const struct policy *p, size_t n_params, size_t n_eligible, d
         snprintf(why, cap, "%s", what);
         return -1;
     }
+    /* The reason goes to the ledger and the API: under privacy it does not publish the
+     * update's norm (a statistic of the member's data the noise does not cover). */
+    char its[48];
+    if (p->privacy.enabled)
+        snprintf(its, sizeof its, "its L2 norm");
+    else
+        snprintf(its, sizeof its, "its L2 norm %.4g", *norm);
     if (!(*norm * weight * (double)(n_eligible + 1) < 1e36)) {
-        snprintf(why, cap, "its L2 norm %.3g is too large to aggregate", *norm);
+        snprintf(why, cap, "%s is too large to aggregate", its);
         return -1;
     }
     const struct policy_aggregation *a = &p->aggregation;
     if (a->rule == POLICY_AGG_CLIP) {
         if (a->norm_cap > 0 && *norm > a->norm_cap) {
-            snprintf(why, cap, "its L2 norm %.4g exceeds the policy's aggregation.norm_cap %.4g "
-                     "(rule clip scales updates above norm_bound %.4g, and refuses them above "
-                     "the cap)", *norm, a->norm_cap, a->norm_bound);
+            snprintf(why, cap, "%s exceeds the policy's aggregation.norm_cap %.4g (rule clip "
+                     "scales updates above norm_bound %.4g, and refuses them above the cap)",
+                     its, a->norm_cap, a->norm_bound);
             return -1;
         }
     } else if (a->norm_bound > 0 && *norm > a->norm_bound) {
-        snprintf(why, cap, "its L2 norm %.4g exceeds the policy's aggregation.norm_bound %.4g",
-                 *norm, a->norm_bound);
+        snprintf(why, cap, "%s exceeds the policy's aggregation.norm_bound %.4g", its,
+                 a->norm_bound);
         return -1;
     }
     return 0;

@@ -255,6 +255,23 @@ static void fedavg_norm_bound_refuses(void **state)
     fx_free(f);
 }
 
+/* Under privacy a refusal for the norm does not publish the norm (a statistic of the
+ * member's data the noise does not cover): the reason goes to the ledger and the API. */
+static void privacy_refusal_hides_the_norm(void **state)
+{
+    (void)state;
+    struct fx fx, *f = &fx;
+    start_with(f, "{rule: fedavg, weighting: uniform, norm_bound: 1.0}",
+               "privacy: {clip: 1.0, noise_multiplier: 1.0}\n"
+               "contribution: {measures: [tokens]}\n");
+    const float big = (float)(10.0 / norm_of(f, 1, 1.0f));
+    char why[400];
+    assert_false(submit(f, 1, big, NULL, why, sizeof why));
+    if (!strstr(why, "its L2 norm exceeds the policy's aggregation.norm_bound 1"))
+        fail_msg("refusal \"%s\" under privacy", why);
+    fx_free(f);
+}
+
 /* median: the round's aggregate is the coordinate-wise median, not the average. */
 static void median_rule_aggregates(void **state)
 {
@@ -490,6 +507,7 @@ int main(void)
         cmocka_unit_test(min_updates_of_the_rule),
         cmocka_unit_test(clip_rule_scales_and_caps),
         cmocka_unit_test(fedavg_norm_bound_refuses),
+        cmocka_unit_test(privacy_refusal_hides_the_norm),
         cmocka_unit_test(nonfinite_refused_at_acceptance),
         cmocka_unit_test(median_rule_aggregates),
         cmocka_unit_test(privacy_epsilon_and_budget),
