@@ -162,9 +162,11 @@
     $("progress").hidden = st.state !== "running";
 
     const p = st.privacy, pe = $("privacy");
-    if (p && num(p.epsilon) !== null) {
+    if (p) {   // present only for an experiment with privacy; epsilon null: infinite (z = 0)
       pe.hidden = false;
-      pe.textContent = "privacy: ε " + p.epsilon.toPrecision(4) + " spent at δ " + p.delta +
+      pe.textContent = (num(p.epsilon) !== null
+        ? "privacy: ε " + p.epsilon.toPrecision(4) + " spent at δ " + p.delta
+        : "privacy: ε ∞ at δ " + p.delta + " (noise multiplier 0: clipping only)") +
         (num(p.target_epsilon) !== null ? " (target ε " + p.target_epsilon + ")" : "");
     } else pe.hidden = true;
   }
