@@ -58,7 +58,10 @@ extern "C" {
                                                 bound (model/gpt2.h GPT2_MAX_PARAMS) */
 #define POLICY_HASH_LEN         32
 
-enum policy_model_family { POLICY_FAMILY_GPT2 = 0 };
+/* model.family: the built-in GPT-2 (sizes in the policy; from the seed or from
+ * model.init), or any model given as named tensors by its init file (model/layout.h;
+ * trained only by plug-in trainers, worker/TRAINER.md). */
+enum policy_model_family { POLICY_FAMILY_GPT2 = 0, POLICY_FAMILY_EXTERNAL = 1 };
 enum policy_inner_kind { POLICY_INNER_ADAMW = 0 };
 enum policy_outer_kind { POLICY_OUTER_FEDAVG = 0, POLICY_OUTER_NESTEROV = 1, POLICY_OUTER_FEDADAM = 2 };
 /* aggregation.rule (aggregate/robust.h applies them; policies/README.md documents them). */
@@ -79,8 +82,25 @@ struct policy_metadata {
     char *description;                  /* never NULL ("" when not given); owned */
 };
 
+/* A file a policy pins by hash (model.init, model.config, model.tokenizer): the
+ * coordinator holds it content-addressed and serves it to members
+ * (coordinator/artifacts.h); `file` is where the proposer's copy lies, relative to the
+ * policy file's directory (it travels in the canonical text but names nothing on other
+ * machines; the hash does). present 0 when the key is absent. */
+#define POLICY_FILE_NAME_MAX 255
+struct policy_file {
+    int present;
+    char file[POLICY_FILE_NAME_MAX + 1];
+    uint8_t blake2b[32];        /* BLAKE2b-256 of the file's bytes */
+};
+
 struct policy_model {
     enum policy_model_family family;
+    /* external: init required (its tensors are the model); config and tokenizer
+     * optional. gpt2: init optional (continued pre-training: its tensors must be the
+     * GPT-2 of the sizes below), tokenizer optional (then only plug-in trainers train
+     * it: the built-in trainer reads bytes), config refused (the sizes are the config). */
+    struct policy_file init, config, tokenizer;
     uint32_t vocab_size;
     uint32_t n_positions;   /* maximum context length (YAML: n_positions or seq_len) */
     uint32_t n_layer;

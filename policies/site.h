@@ -38,6 +38,23 @@ enum site_auto_vote {
 
 #define SITE_DEFAULT_MAX_DELTA 1e-5
 
+/* trainer: which trainer this member trains with (worker/TRAINER.md). */
+enum site_trainer_kind { SITE_TRAINER_BUILTIN = 0, SITE_TRAINER_COMMAND = 1 };
+enum site_trainer_mode { SITE_TRAINER_ONESHOT = 0, SITE_TRAINER_SERVE = 1 };
+#define SITE_TRAINER_ARGS_MAX 64
+#define SITE_TRAINER_ENV_MAX 64
+#define SITE_TRAINER_TIMEOUT_DEFAULT 3600u
+struct site_trainer {
+    int kind;                   /* enum site_trainer_kind; builtin when the section is absent */
+    int mode;                   /* enum site_trainer_mode */
+    char **argv;                /* command: n_args >= 1 strings, NULL-terminated; owned */
+    size_t n_args;
+    char *workdir;              /* owned; NULL: <state dir>/trainer */
+    uint32_t timeout_s;         /* per round; 1..604800, default 3600 */
+    char **env;                 /* "KEY=value" strings, n_env of them; owned */
+    size_t n_env;
+};
+
 struct site_policy {
     uint32_t schema;
     char member[POLICY_ID_MAX + 1];     /* this site's member id; "" = not checked */
@@ -67,6 +84,7 @@ struct site_policy {
      * given, with SITE_DEFAULT_MAX_DELTA when left out (0 here). */
     double require_max_delta;
     int auto_vote;                      /* enum site_auto_vote */
+    struct site_trainer trainer;
 };
 
 /* An allow-everything site policy (no limits). Owns nothing; site_policy_free() is

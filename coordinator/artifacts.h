@@ -1,0 +1,35 @@
+#ifndef AULAC_COORDINATOR_ARTIFACTS_H
+#define AULAC_COORDINATOR_ARTIFACTS_H
+/* Files that policies pin by BLAKE2b-256 (model.init, model.config, model.tokenizer),
+ * held content-addressed under data_dir/artifacts/<64 hex> and served to members
+ * (proto PutArtifact / GetArtifact). A file appears only complete and with the hash it
+ * is named by: an upload streams into data_dir/artifacts/tmp/, is hashed as it arrives,
+ * fsynced, and renamed when the hash matches (otherwise deleted and refused). An
+ * experiment whose pinned files are not all held does not start; status says which are
+ * missing.
+ *
+ * Errors: COORD_ERR_* (coordinator/coord.h). */
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coordinator/coord.h"
+#include "policies/model_source.h"
+
+/* data_dir/artifacts/<hex> when held (0), COORD_ERR_NOT_FOUND otherwise. */
+int artifacts_path(const struct coord *c, const uint8_t hash[32], char *path, size_t cap);
+
+/* policy_file_resolver over the store (ctx = struct coord *): for policy_model_layout /
+ * policy_model_init at experiment start. */
+int artifacts_resolver(void *ctx, const char *key, const struct policy_file *f, char *path,
+                       size_t cap, char *why, size_t why_cap);
+
+/* The pinned files of p that the store lacks, as "model.init (model.safetensors,
+ * 3f2a9c41...)" joined by ", " into out; returns how many. */
+int artifacts_missing(const struct coord *c, const struct policy *p, char *out, size_t cap);
+
+/* RPC handlers (registered by coordinator/service.c). */
+struct rpc_call;
+void artifacts_on_put(struct rpc_call *call, void *ctx);
+void artifacts_on_get(struct rpc_call *call, void *ctx);
+
+#endif
