@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "worker/health.h"
 #include "worker/node_worker.h"
 #include "worker/witness.h"
 #include "worker/worker.h"
@@ -87,7 +88,16 @@ static const char usage[] =
     "  --leader ADDR         follower: the leader's --node-listen address; its certificate\n"
     "                        is checked against --tls-ca (name: --tls-server-name)\n"
     "  --check-nodes         only check the node channel, TLS and keys (a signed probe from\n"
-    "                        the leader to every follower), then exit; needs no GPU\n";
+    "                        the leader to every follower), then exit; needs no GPU\n"
+    "\n"
+    "Health (container healthchecks, monitoring): a running worker keeps DIR/health in its\n"
+    "--state-dir, rewritten as its loop runs (every task poll, training step, transfer\n"
+    "chunk and retry; at least every 20 s while it waits for a task; worker/health.h).\n"
+    "  --check-health        with --state-dir DIR only: read DIR/health, print one line and\n"
+    "                        exit 0 when the worker reported within --health-max-age and the\n"
+    "                        coordinator, if away, has been away no longer; 1 otherwise\n"
+    "                        (no file, the worker stopped, stuck, or the coordinator gone)\n"
+    "  --health-max-age S    seconds, at least 30 (default 120)\n";
 
 #ifdef AULAC_TEST_BYZANTINE
 /* Only in build/tests/aulac-worker-byzantine (Makefile, -DAULAC_TEST_BYZANTINE); the
@@ -145,11 +155,11 @@ int main(int argc, char **argv)
     log_set_component("worker");
     struct worker_options o = { .witness_quorum = WITNESS_DEFAULT_QUORUM,
                                 .witness_wait_s = WITNESS_DEFAULT_WAIT_S };
-    int insecure = 0, tmp;
+    int insecure = 0, tmp, check_health = 0, health_max_age = HEALTH_DEFAULT_MAX_AGE;
     enum { O_COORD = 256, O_MEMBER, O_KEY, O_DATA, O_STATE, O_SITE, O_PUB, O_CA, O_CERT,
            O_TKEY, O_SNAME, O_INSECURE, O_THREADS, O_GPUS, O_EVAL, O_MAXR, O_IDLE, O_CTO,
            O_NODES, O_NRANK, O_NLISTEN, O_NCERT, O_NKEY, O_LEADER, O_CHECK, O_WITNESSES,
-           O_WQUORUM, O_WWAIT, O_PROGRESS, O_TEST_BYZANTINE };
+           O_WQUORUM, O_WWAIT, O_PROGRESS, O_TEST_BYZANTINE, O_CHECK_HEALTH, O_HEALTH_AGE };
     static const struct option longopts[] = {
         { "coordinator", required_argument, 0, O_COORD },
         { "member", required_argument, 0, O_MEMBER },
@@ -180,6 +190,8 @@ int main(int argc, char **argv)
         { "witness-quorum", required_argument, 0, O_WQUORUM },
         { "witness-wait", required_argument, 0, O_WWAIT },
         { "progress", required_argument, 0, O_PROGRESS },
+        { "check-health", no_argument, 0, O_CHECK_HEALTH },
+        { "health-max-age", required_argument, 0, O_HEALTH_AGE },
 #ifdef AULAC_TEST_BYZANTINE
         { "test-byzantine", required_argument, 0, O_TEST_BYZANTINE },
 #endif
@@ -240,6 +252,11 @@ int main(int argc, char **argv)
         case O_NKEY: o.node_tls_key = optarg; break;
         case O_LEADER: o.leader = optarg; break;
         case O_CHECK: o.check_nodes = 1; break;
+        case O_CHECK_HEALTH: check_health = 1; break;
+        case O_HEALTH_AGE:
+            if (parse_int("--health-max-age", optarg, 30, 1 << 24, &health_max_age))
+                return WORKER_EXIT_USAGE;
+            break;
         case O_WITNESSES: o.witnesses = optarg; break;
         case O_WQUORUM:
             if (parse_int("--witness-quorum", optarg, 0, 256, &o.witness_quorum))
@@ -263,6 +280,17 @@ int main(int argc, char **argv)
     if (optind < argc) {
         fprintf(stderr, "aulac-worker: unexpected argument '%s'\n%s", argv[optind], usage);
         return WORKER_EXIT_USAGE;
+    }
+    if (check_health) {   /* reads the running worker's file; connects to nothing */
+        if (!o.state_dir) {
+            fprintf(stderr, "aulac-worker: --check-health needs --state-dir DIR (the running "
+                            "worker's)\n");
+            return WORKER_EXIT_USAGE;
+        }
+        char msg[512];
+        int bad = health_check(o.state_dir, health_max_age, msg, sizeof msg);
+        puts(msg);
+        return bad ? WORKER_EXIT_ERROR : 0;
     }
     o.insecure = insecure;
     /* a follower node never talks to the coordinator; a channel check trains nothing */

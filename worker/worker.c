@@ -15,6 +15,7 @@
 #include "model/model_hash.h"
 #include "proto/service.h"
 #include "worker/auto_vote.h"
+#include "worker/health.h"
 #include "worker/ledger_watch.h"
 #include "worker/node.h"
 #include "worker/node_worker.h"
@@ -114,6 +115,7 @@ static int64_t backoff_next(int64_t *backoff)
 static void retry_pause(struct worker *w, enum worker_call_outcome o, int64_t *backoff,
                         const char *what, const struct rpc_status *st)
 {
+    health_beat(o == WORKER_CALL_AWAY ? "away" : "waiting", w->away_since_ms);
     if (o == WORKER_CALL_AWAY) {
         int64_t t0 = time_mono_ms();
         (void)fed_client_wait_ready(w->client, AWAY_WAIT_MS);
@@ -453,6 +455,7 @@ struct download_ctx {
 static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
 {
     struct download_ctx *d = arg;
+    health_beat("downloading", 0);
     if (!d->started) {
         d->started = 1;
         d->is_update = ch->is_update;
@@ -573,6 +576,7 @@ static int on_progress(void *arg, const struct trainer_progress *p)
     double secs = pc->seconds + p->seconds;
     double tps = secs > 0 ? (double)(pc->tokens + p->tokens) / secs : -1;
     double eta = step > 0 ? secs / step * (pc->total - step) : -1;
+    health_beat("training", 0);
     if (pc->prog) {
         pc->st->phase = PROGRESS_TRAIN;
         pc->st->step = step;
@@ -677,6 +681,7 @@ struct upload_progress {
 static void on_upload(void *arg, uint64_t sent, uint64_t total)
 {
     struct upload_progress *u = arg;
+    health_beat("uploading", 0);
     u->st->phase = PROGRESS_UPLOAD;
     u->st->sent = sent;
     u->st->total = total;
@@ -943,6 +948,7 @@ static int task_loop(struct worker *w)
     while (!stop_flag) {
         if (ledger_watch_failed(w))
             return WORKER_EXIT_LEDGER;
+        health_beat(w->away_since_ms ? "away" : "waiting", w->away_since_ms);
         Aulac__V1__TaskRequest q = AULAC__V1__TASK_REQUEST__INIT;
         q.member_id = (char *)w->opt.member;
         q.experiment_id = w->experiment;
@@ -1052,6 +1058,7 @@ int worker_run(struct worker *w, const struct worker_options *opt)
     }
     if ((r = worker_state_open(w)) != 0)
         goto out;
+    health_start(opt->state_dir);
     struct fed_client_options co = { 0 };
     worker_channel_options(opt, &co.channel);
     co.identity = w->key;   /* every member RPC is signed (crypto/request.h) */
@@ -1065,6 +1072,7 @@ int worker_run(struct worker *w, const struct worker_options *opt)
         goto out;
     rc = task_loop(w);
 out:
+    health_stop();
     if (w->node_leader && !opt->check_nodes)
         node_worker_stop_followers(w);
     node_leader_stop(w->node_leader);
