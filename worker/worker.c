@@ -402,6 +402,11 @@ static int setup_training(struct worker *w)
         log_error("cannot create the trainer: %s", model_strerror(rc));
         return WORKER_EXIT_ERROR;
     }
+    if (to.backend == TRAINER_BACKEND_CUDA)
+        log_info("trainer: CUDA on %d GPU(s) per node, %d node(s)", to.gpus,
+                 w->opt.nodes > 1 ? w->opt.nodes : 1);
+    else
+        log_info("trainer: CPU");
     uint8_t seed_src[32];
     crypto_blake2b256(w->opt.member, strlen(w->opt.member), seed_src);
     uint64_t seed;
