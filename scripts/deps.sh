@@ -6,14 +6,16 @@
 #
 #   scripts/deps.sh                  build + test + runtime sets (make deps, demo, test)
 #   scripts/deps.sh --build          only what `make all` needs (image build stages)
+#   scripts/deps.sh --core-tests     --build and what `make tests` and the integration tests
+#                                    without a browser need (scripts/gpu-check.sh)
 #   scripts/deps.sh --runtime        only what the installed programs need to run
 #                                    (image runtime stages, a systemd host)
 #   scripts/deps.sh --nvidia-repo    add NVIDIA's Debian 12 CUDA apt repository (cuda-keyring;
 #                                    needs curl and ca-certificates; x86_64)
 #   scripts/deps.sh --cuda-build     nvcc, cudart, cuBLAS and NCCL headers from that repository
 #   scripts/deps.sh --cuda-runtime   cudart, cuBLAS and NCCL libraries from that repository
-#   scripts/deps.sh --list SET       print SET's packages (build, test, runtime, all,
-#                                    cuda-build, cuda-runtime), one a line; install nothing
+#   scripts/deps.sh --list SET       print SET's packages (build, core-tests, test, runtime,
+#                                    all, cuda-build, cuda-runtime), one a line; install nothing
 # Sets combine: `--build --cuda-build`. The CUDA sets take the toolkit version from
 # AULAC_CUDA_VERSION (default 12.6; NVIDIA's package suffix 12-6), and NCCL's build for
 # that version (libnccl2=<v>+cuda12.6), never one built for another CUDA.
@@ -37,6 +39,8 @@ test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 dpkg-dev clang libclang
            chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
            libjs-chart.js
            prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+# Of those, what the unit tests and the browser-less integration tests need.
+core_test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 libjs-chart.js)
 
 cuda_ver=${AULAC_CUDA_VERSION:-12.6}
 if ! [[ $cuda_ver =~ ^[0-9]+\.[0-9]+$ ]]; then
@@ -50,17 +54,18 @@ cuda_runtime_pkgs=(cuda-cudart-$cuda_sfx libcublas-$cuda_sfx libnccl2)
 NVIDIA_REPO=https://developer.download.nvidia.com/compute/cuda/repos/debian12/x86_64
 KEYRING_DEB=cuda-keyring_1.1-1_all.deb
 
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; }
 
 list_of() {   # SET -> the package names, one a line
     case $1 in
     build) printf '%s\n' "${build_pkgs[@]}" ;;
     runtime) printf '%s\n' "${runtime_pkgs[@]}" ;;
     test) printf '%s\n' "${test_pkgs[@]}" ;;
+    core-tests) printf '%s\n' "${build_pkgs[@]}" "${core_test_pkgs[@]}" ;;
     all) printf '%s\n' "${build_pkgs[@]}" "${test_pkgs[@]}" "${runtime_pkgs[@]}" | awk '!seen[$0]++' ;;
     cuda-build) printf '%s\n' "${cuda_build_pkgs[@]}" ;;
     cuda-runtime) printf '%s\n' "${cuda_runtime_pkgs[@]}" ;;
-    *) echo "deps: unknown set '$1' (build, test, runtime, all, cuda-build, cuda-runtime)" >&2
+    *) echo "deps: unknown set '$1' (build, core-tests, test, runtime, all, cuda-build, cuda-runtime)" >&2
        return 2 ;;
     esac
 }
@@ -73,6 +78,7 @@ while [ $# -gt 0 ]; do
             list_of "$2"; exit $? ;;
     --build) sets+=(build) ;;
     --runtime) sets+=(runtime) ;;
+    --core-tests) sets+=(core-tests) ;;
     --cuda-build) sets+=(cuda-build) ;;
     --cuda-runtime) sets+=(cuda-runtime) ;;
     --nvidia-repo) nvidia_repo=1 ;;
