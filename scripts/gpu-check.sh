@@ -131,7 +131,7 @@ key_of() {
           [ -n "$key" ] || key="all present" ;;
     build)
         if [ $rc -ne 0 ]; then status=FAIL; key=$(grep -m1 -E 'error|Error' "$log" | cut -c1-60 || true)
-        elif ! objdump -p "$BUILD/aulac-worker" 2>/dev/null | grep -q 'NEEDED.*libcudart'; then
+        elif ! grep -q 'NEEDED.*libcudart' <<<"$(objdump -p "$BUILD/aulac-worker" 2>/dev/null)"; then
             status=FAIL; key="$BUILD/aulac-worker has no CUDA (nvcc not found?)"
         else key="CUDA: $($(find_nvcc) --version | grep -oE 'release [0-9.]+' | head -1)"; fi ;;
     test_model_cuda|test_codec_cuda)

@@ -12,7 +12,7 @@ if [ "${ngpu:-0}" -lt 1 ]; then
     echo "SKIP: no GPU here (nvidia-smi -L lists ${ngpu:-0}): the GPU federation run needs one"
     exit 0
 fi
-if ! objdump -p "$BIN/aulac-worker" 2>/dev/null | grep -q 'NEEDED.*libcudart'; then
+if ! grep -q 'NEEDED.*libcudart' <<<"$(objdump -p "$BIN/aulac-worker" 2>/dev/null)"; then
     echo "SKIP: $BIN/aulac-worker is a build without CUDA (make without NO_GPU=1, e.g." \
          "make BUILD=build-gpu): the GPU federation run needs one"
     exit 0
