@@ -58,9 +58,13 @@ gpu_lines=""
 smi_why=""
 if ! command -v "$SMI" >/dev/null 2>&1; then
     smi_why="$SMI not found (no NVIDIA driver installed)"
-elif ! gpu_lines=$("$SMI" -L 2>&1); then
-    smi_why="'$SMI -L' failed: $(echo "$gpu_lines" | head -1)"
-    gpu_lines=""
+else
+    smi_rc=0
+    gpu_lines=$("$SMI" -L 2>&1) || smi_rc=$?
+    if [ $smi_rc -ne 0 ]; then
+        smi_why="'$SMI -L' failed with exit $smi_rc${gpu_lines:+: $(echo "$gpu_lines" | head -1)}"
+        gpu_lines=""
+    fi
 fi
 gpu_lines=$(echo "$gpu_lines" | grep '^GPU [0-9]' || true)
 ngpu=$(echo -n "$gpu_lines" | grep -c '^GPU' || true)
