@@ -37,10 +37,11 @@ runtime_pkgs=(libgrpc29 libprotobuf-c1 libsodium23 liblmdb0 libfyaml0 libzstd1
 test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 dpkg-dev clang libclang-rt-14-dev
            chromium    # chromium (~290 MB): tests/integration/report.sh renders the HTML report
            chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
+           python3-yaml    # tests/integration/deploy_files.sh reads docker/compose.yaml
            libjs-chart.js
            prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
 # Of those, what the unit tests and the browser-less integration tests need.
-core_test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 libjs-chart.js)
+core_test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 python3-yaml libjs-chart.js)
 
 cuda_ver=${AULAC_CUDA_VERSION:-12.6}
 if ! [[ $cuda_ver =~ ^[0-9]+\.[0-9]+$ ]]; then
