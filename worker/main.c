@@ -97,7 +97,9 @@ static const char usage[] =
     "                        exit 0 when the worker reported within --health-max-age and the\n"
     "                        coordinator, if away, has been away no longer; 1 otherwise\n"
     "                        (no file, the worker stopped, stuck, or the coordinator gone)\n"
-    "  --health-max-age S    seconds, at least 30 (default 120)\n";
+    "  --health-max-age S    seconds, at least 30 (default 120); set it above the time of\n"
+    "                        one training step and of a round's evaluation (neither\n"
+    "                        reports until it is done)\n";
 
 #ifdef AULAC_TEST_BYZANTINE
 /* Only in build/tests/aulac-worker-byzantine (Makefile, -DAULAC_TEST_BYZANTINE); the
