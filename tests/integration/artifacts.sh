@@ -192,6 +192,21 @@ cmp -s "$T/ext/tiny/tokenizer.json" "$T/coord/models/$(python3 -c 'import json,s
     fail "the checkpoint lacks the pinned tokenizer.json"
 note "started once uploaded: round 0 = the init (v2 hash), F32 checkpoint + config.json + tokenizer.json"
 
+# The verifier rebuilds model 0 from the init in the store (or an --artifacts DIR).
+"$BIN/aulac" credits verify --data-dir "$T/coord" --experiment "$EXP" >"$T/verify.out" 2>&1 || true
+grep -q "experiment $EXP: model 0 [0-9a-f]*… = experiment_started's" "$T/verify.out" ||
+    fail "credits verify: $(cat "$T/verify.out")"
+mkdir -p "$T/empty"
+"$BIN/aulac" credits verify --data-dir "$T/coord" --experiment "$EXP" --artifacts "$T/empty" >"$T/verify2.out" 2>&1 || true
+grep -q "NOT CHECKED: model 0 cannot be made: model.init: tiny/model.safetensors ($HI) is not in $T/empty; fetch it with aulac artifact get $HI" "$T/verify2.out" ||
+    fail "credits verify without the init: $(cat "$T/verify2.out")"
+mkdir -p "$T/fetched"
+as beta artifact get "$HI" -o "$T/fetched/$HI" >/dev/null 2>&1 || fail "get the init"
+"$BIN/aulac" credits verify --data-dir "$T/coord" --experiment "$EXP" --artifacts "$T/fetched" >"$T/verify3.out" 2>&1 || true
+grep -q "experiment $EXP: model 0 [0-9a-f]*… = experiment_started's" "$T/verify3.out" ||
+    fail "credits verify --artifacts: $(cat "$T/verify3.out")"
+note "credits verify: model 0 from the store, from --artifacts DIR, and named when missing"
+
 # --- propose uploads the policy's files -----------------------------------------------------
 mkdir -p "$T/ext2/tiny"
 cp "$T/ext/tiny/model.safetensors" "$T/ext/tiny/config.json" "$T/ext2/tiny/"
