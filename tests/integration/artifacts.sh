@@ -191,6 +191,13 @@ cmp -s "$T/ext/tiny/config.json" "$T/coord/models/$(python3 -c 'import json,sys;
 cmp -s "$T/ext/tiny/tokenizer.json" "$T/coord/models/$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_hash"])' "$T/st2.json")/tokenizer.json" ||
     fail "the checkpoint lacks the pinned tokenizer.json"
 note "started once uploaded: round 0 = the init (v2 hash), F32 checkpoint + config.json + tokenizer.json"
+MH=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_hash"])' "$T/st2.json")
+mkdir -p "$T/text" && cp "$ROOT/README.md" "$T/text/"
+if "$BIN/aulac" eval --model "$T/coord/models/$MH" --data "$T/text" >"$T/eval.out" 2>&1; then
+    fail "aulac eval took an external model"
+fi
+grep -q "holds a named-tensor (external) model, not a built-in GPT-2: aulac eval is the built-in GPT-2's byte-level evaluator" "$T/eval.out" ||
+    fail "eval: $(cat "$T/eval.out")"
 
 # The verifier rebuilds model 0 from the init in the store (or an --artifacts DIR).
 "$BIN/aulac" credits verify --data-dir "$T/coord" --experiment "$EXP" >"$T/verify.out" 2>&1 || true
