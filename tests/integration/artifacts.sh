@@ -238,4 +238,13 @@ grep -q "model.tokenizer (tiny/tokenizer.json): $T/ext3/tiny/tokenizer.json has 
 grep -q "^proposal " "$T/prop3.out" && fail "a proposal was made"
 [ "$(grep -c "" <(store_files))" = "$size" ] || fail "the mismatching file reached the store"
 note "propose uploads the pinned files (a line each) and refuses a file that is not the pinned one"
+# A restart resumes the external experiment from its named-tensor checkpoint.
+PORT=$(cat "$T/port")
+restart_coordinator 0 coordinator-1
+for _ in $(seq 100); do grep -q "resumed experiment $EXP at round 1" "$T/logs/coordinator.log" && break; sleep 0.1; done
+grep -q "resumed experiment $EXP at round 1 of 2 with 0 accepted update(s); base model ${MH:0:16}" "$T/logs/coordinator.log" ||
+    fail "the restart did not resume the external experiment from its checkpoint"
+status_json | python3 -c 'import json,sys; s=json.load(sys.stdin); assert s["model_hash"] == sys.argv[1] and s["state"] == "running", s' "$MH" ||
+    fail "status after the restart"
+note "a restart resumes it from its checkpoint (loaded by its layout, hash checked)"
 echo "PASS artifacts"
