@@ -11,6 +11,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
 #include "coordinator/http.h"
@@ -32,6 +33,7 @@ const char *coord_strerror(int rc)
     case COORD_ERR_SERVE: return "cannot serve (see the log above)";
     case COORD_ERR_NOT_FOUND: return "no checkpoint of that model is held";
     case COORD_ERR_BUSY: return "busy serving another older model; retry later";
+    case COORD_ERR_WAITING: return "the experiment waits for pinned files the coordinator does not hold";
     case OUTER_ERR_NOMEM: return "out of memory (outer optimizer)";
     case OUTER_ERR_FORMAT: return "outer optimizer state malformed";
     case OUTER_ERR_SIZE: return "outer optimizer state does not match the model";
@@ -110,6 +112,8 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     file_mkdirs(path, 0755);
     snprintf(path, sizeof path, "%s/experiments", opt->data_dir);
     file_mkdirs(path, 0755);
+    if ((rc = artifacts_open(c)) != 0)
+        return rc;
     struct ledger_options lo = { 0 };
     if ((rc = ledger_open(opt->data_dir, &lo, &c->ledger)) != 0) {
         log_error("cannot open the ledger in %s: %s", opt->data_dir, ledger_strerror(rc));

@@ -28,6 +28,7 @@
 #include "crypto/keys.h"
 #include "ledger/ledger.h"
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
@@ -41,9 +42,13 @@
 #define COORD_ERR_SERVE    (-1604)  /* cannot listen (logged with the address) */
 #define COORD_ERR_NOT_FOUND (-1605) /* no checkpoint of that model hash is held */
 #define COORD_ERR_BUSY     (-1606)  /* another older model is being served: retry later */
+#define COORD_ERR_WAITING  (-1607)  /* the experiment's pinned files are not all held yet */
 
 #define COORD_EXPERIMENT_MAX 64
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
+/* Largest pinned file (coordinator/artifacts.h) the coordinator takes by default
+ * (--max-artifact-bytes). */
+#define COORD_DEFAULT_MAX_ARTIFACT_BYTES (64ULL << 30)
 
 struct coord_options {
     const char *data_dir;
@@ -81,6 +86,9 @@ struct coord_options {
     void *close_hook_arg;
     /* How often the ledger audits itself (coordinator/ledger_check.h); 0: every 5 minutes. */
     int64_t ledger_check_interval_ms;
+    /* --max-artifact-bytes: the largest pinned file PutArtifact takes; 0:
+     * COORD_DEFAULT_MAX_ARTIFACT_BYTES. */
+    uint64_t max_artifact_bytes;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -93,6 +101,7 @@ struct auth;
 struct witness_store;
 struct coord_metrics;
 struct http_server;
+struct artifact_upload;
 
 /* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
 #define COORD_RECENT_REJECTIONS 4
@@ -131,8 +140,12 @@ struct coord {
     uint8_t proposal_hash[32];      /* the approved proposal it runs (zero: none) */
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
-    /* From the policy's round plan (policies/plan.h), the same in every round; the
-     * codecs of a round come from policy_round_plan(&policy, round). */
+    /* The model's layout (model/layout.h: names, shapes, the flat vector's order), from
+     * policy_model_layout with the artifact store as resolver (coordinator/artifacts.h);
+     * n_params = layout.n_params; cfg = layout.gpt2 for the built-in GPT-2, zero for an
+     * external model. Models are named by model_layout_hash (v1 for GPT-2, v2 named).
+     * The codecs of a round come from policy_round_plan(&policy, round). */
+    struct model_layout layout;
     struct gpt2_config cfg;
     size_t n_params;
     int down_on;                    /* broadcast compressed round updates */
@@ -173,6 +186,12 @@ struct coord {
     int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
                                        (timer thread only) */
     struct member_stats *members;   /* one per roster member */
+    /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
+    struct artifact_upload *uploads;
+    /* Why the first queued experiment cannot start yet ("" when none waits): its pinned
+     * files that the artifact store lacks and the command that uploads them. Set by the
+     * timer's start attempts (lifecycle.c), shown by status. */
+    char waiting[1024];
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
     int refusals_in_window;         /* this minute, at most COORD_REFUSALS_PER_MINUTE */
