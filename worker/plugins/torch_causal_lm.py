@@ -650,7 +650,7 @@ def run_serve(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
-        prog="torch_causal_lm.py", description=__doc__.split("\n\n")[0],
+        prog="torch_causal_lm.py", description=__doc__,
         epilog="The plug-in contract: worker/TRAINER.md. Without PLAN and without AULAC_PLAN "
                "it serves rounds on stdin.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
