@@ -76,7 +76,7 @@ BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Code the benches share (bench/lib/: the simulated federation's members), linked into each.
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
-.PHONY: all deps demo test tests bench clean reference reference-rdp fuzz
+.PHONY: all deps demo demo-torch test tests bench clean reference reference-rdp fuzz
 # The benches are built (never run) by all and tests, so that they keep compiling.
 all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
@@ -178,6 +178,13 @@ deps:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
+
+# Bring your own trainer: three members train policies/examples/llama-tiny.yaml through
+# the torch plug-in; the final model generates Vietnamese (torch venv: scripts/torch-venv.sh,
+# created once from PyPI, REFERENCE_VENV=dir to use another)
+demo-torch: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo-torch.sh
 
 test: deps
 	@$(MAKE) --no-print-directory tests
