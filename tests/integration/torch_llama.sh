@@ -25,7 +25,7 @@ fi
 py=$(cd "$venv" && pwd)/bin/python
 ROUNDS=${ROUNDS:-4}
 STEPS=${STEPS:-12}
-MIN_DROP=${MIN_DROP:-1.0}
+MIN_DROP=${MIN_DROP:-0.5}
 
 note "Vietnamese corpora"
 if ! scripts/demo-corpus.sh "$T/corpus" "$BUILD/demo-cache" 150000 >"$T/logs/corpus.log" 2>&1; then
