@@ -11,6 +11,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/safetensors.h"
+#include "model/layout.h"
 
 _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
                "safetensors data is little-endian; this code copies host floats");
@@ -63,6 +64,15 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
     if (rc)
         return rc;
 
+    if ((rc = join_path(path, sizeof path, dir, "config.json")))
+        return rc;
+    return gpt2_save_config(path, cfg);
+}
+
+int gpt2_save_config(const char *path, const struct gpt2_config *cfg)
+{
+    if (!path || gpt2_config_check(cfg) != 0)
+        return path ? MODEL_ERR_CONFIG : MODEL_ERR_ARG;
     char json[2048];
     int n = snprintf(json, sizeof json,
                      "{\n"
@@ -94,11 +104,9 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
                      cfg->n_layer, cfg->n_head);
     if (n < 0 || n >= (int)sizeof json)
         return MODEL_ERR_ARG;
-    if ((rc = join_path(path, sizeof path, dir, "config.json")))
-        return rc;
-    rc = file_write_atomic(path, json, (size_t)n, 0644);
+    int rc = file_write_atomic(path, json, (size_t)n, 0644);
     if (rc) {
-        log_error("gpt2_save: cannot write %s: %s", path, strerror(-rc));
+        log_error("gpt2_save_config: cannot write %s: %s", path, strerror(-rc));
         return MODEL_ERR_IO;
     }
     return 0;
@@ -304,48 +312,6 @@ static int config_to_gpt2(const char *path, const struct hf_config *h, struct gp
 
 /* ---- tensors ------------------------------------------------------------------ */
 
-static float half_to_float(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h >> 15) << 31, exp = (h >> 10) & 0x1F, man = h & 0x3FF, bits;
-    if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: renormalize */
-            exp = 127 - 15 + 1;
-            while (!(man & 0x400)) {
-                man <<= 1;
-                exp--;
-            }
-            bits = sign | (exp << 23) | ((man & 0x3FF) << 13);
-        }
-    } else if (exp == 31) {
-        bits = sign | 0x7F800000u | (man << 13);
-    } else {
-        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-static void convert_to_f32(float *dst, const struct st_tensor *t, size_t n)
-{
-    const uint8_t *src = t->data;
-    if (t->dtype == ST_F32) {
-        memcpy(dst, src, n * 4);
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint16_t v = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-        if (t->dtype == ST_F16) {
-            dst[i] = half_to_float(v);
-        } else {
-            uint32_t bits = (uint32_t)v << 16;
-            memcpy(&dst[i], &bits, 4);
-        }
-    }
-}
-
 static int ignorable(const char *name)
 {
     size_t n = strlen(name);
@@ -423,7 +389,7 @@ int gpt2_load(const char *dir, struct gpt2_config *cfg, float **flat)
             rc = MODEL_ERR_FORMAT;
             break;
         }
-        convert_to_f32(out + ti.offset, t, ti.numel);
+        model_tensor_to_f32(t, 0, ti.numel, out + ti.offset);
         used++;
     }
     for (size_t i = 0; !rc && i < safetensors_count(f); i++) {

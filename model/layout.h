@@ -71,7 +71,16 @@ int model_layout_from_safetensors(const struct safetensors *f, struct model_layo
 int model_layout_compare(const struct model_layout *a, const struct model_layout *b,
                          char *why, size_t cap);
 
-/* Index of the tensor named name, or -1. */
+/* A MODEL_LAYOUT_NAMED layout of n tensor descriptions (name, ndim, shape, stored;
+ * numel and offset are computed): names copied, sorted byte-wise, offsets assigned.
+ * MODEL_ERR_FORMAT (why: no tensors, a name empty or longer than MODEL_NAME_MAX, a
+ * name twice, an empty tensor, a dtype other than F32/BF16/F16, too many tensors or
+ * parameters), MODEL_ERR_NOMEM. *out zeroed on error. */
+int model_layout_named(const struct model_tensor *tensors, size_t n, struct model_layout *out,
+                       char *why, size_t cap);
+
+/* Index of the tensor named name, or -1. For a GPT-2 layout the name may also carry
+ * the "transformer." prefix of Hugging Face's GPT2LMHeadModel. */
 long model_layout_find(const struct model_layout *L, const char *name);
 
 void model_layout_free(struct model_layout *L);
@@ -84,6 +93,12 @@ void model_layout_free(struct model_layout *L);
  * first NaN/Inf). flat may be partly written on error. */
 int model_read_tensors(const struct model_layout *L, const struct safetensors *f, float *flat,
                        char *why, size_t cap);
+
+/* Converts n values starting at element `first` of t (F32, BF16 or F16, little-endian,
+ * any alignment) to fp32 exactly (every BF16 and F16 value, subnormals, infinities and
+ * NaN included, is representable in fp32). MODEL_ERR_FORMAT for another dtype or a
+ * range outside the tensor. The one conversion of the model stack (gpt2_load uses it). */
+int model_tensor_to_f32(const struct st_tensor *t, uint64_t first, uint64_t n, float *dst);
 
 /* Writes flat as a safetensors file of L's tensors (F32, metadata "format": "pt" and the
  * caller's meta), atomically (tmp, fsync, rename) with mode `mode`. ST_ERR_*, MODEL_ERR_ARG. */
