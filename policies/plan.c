@@ -36,18 +36,21 @@ static int plan_round(const struct policy *p, uint64_t round, struct policy_roun
     plan->round = round;
 
     const struct policy_model *m = &p->model;
-    plan->model.vocab_size = (int)m->vocab_size;
-    plan->model.max_seq_len = (int)m->n_positions;
-    plan->model.n_layer = (int)m->n_layer;
-    plan->model.n_head = (int)m->n_head;
-    plan->model.n_embd = (int)m->n_embd;
-    if (gpt2_config_check(&plan->model) != 0)
-        return why_fail(why, cap, POLICY_ERR_INVALID, "model: vocab_size %u, n_positions %u, "
-                        "n_layer %u, n_head %u, n_embd %u do not describe a GPT-2 the trainer "
-                        "builds (model/gpt2.h: every size at least 1, n_embd a multiple of "
-                        "n_head, fewer than 2^36 parameters)", m->vocab_size, m->n_positions,
-                        m->n_layer, m->n_head, m->n_embd);
-    plan->n_params = gpt2_num_params(&plan->model);
+    /* family external: plan->model zero, n_params 0: the layout's (model_source.h) */
+    if (m->family == POLICY_FAMILY_GPT2) {
+        plan->model.vocab_size = (int)m->vocab_size;
+        plan->model.max_seq_len = (int)m->n_positions;
+        plan->model.n_layer = (int)m->n_layer;
+        plan->model.n_head = (int)m->n_head;
+        plan->model.n_embd = (int)m->n_embd;
+        if (gpt2_config_check(&plan->model) != 0)
+            return why_fail(why, cap, POLICY_ERR_INVALID, "model: vocab_size %u, n_positions %u, "
+                            "n_layer %u, n_head %u, n_embd %u do not describe a GPT-2 the trainer "
+                            "builds (model/gpt2.h: every size at least 1, n_embd a multiple of "
+                            "n_head, fewer than 2^36 parameters)", m->vocab_size, m->n_positions,
+                            m->n_layer, m->n_head, m->n_embd);
+        plan->n_params = gpt2_num_params(&plan->model);
+    }
 
     plan->local_steps = t->local_steps;
     plan->batch_size = t->batch_size;

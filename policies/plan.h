@@ -28,7 +28,10 @@ extern "C" {
 struct policy_round_plan {
     uint64_t round;                 /* 1..training.rounds */
 
-    /* The model: model.*; n_params = gpt2_num_params(&model) (tied LM head). */
+    /* The model. Family gpt2: model.*; n_params = gpt2_num_params(&model) (tied LM
+     * head). Family external: model all zero and n_params 0; the model is the init
+     * file's tensors, and every daemon takes its size from the layout
+     * (policies/model_source.h policy_model_layout: n_params). */
     struct gpt2_config model;
     size_t n_params;
 
@@ -63,8 +66,8 @@ struct policy_round_plan {
  * in why (cap bytes, may be NULL) and *out zeroed:
  *   POLICY_ERR_ARG    p or out NULL
  *   POLICY_ERR_RANGE  round outside 1..training.rounds
- *   POLICY_ERR_INVALID the model is not a GPT-2 the trainer builds (model/gpt2.h
- *                     gpt2_config_check), or a link's codec parameters are refused by
+ *   POLICY_ERR_INVALID family gpt2 and the model is not a GPT-2 the trainer builds
+ *                     (model/gpt2.h gpt2_config_check), or a link's codec parameters are refused by
  *                     codec_params_validate (why names compression.uplink/downlink).
  * A policy that policy_load_*() accepted gives a plan for every one of its rounds or
  * for none. */

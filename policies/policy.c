@@ -14,7 +14,7 @@ _Static_assert(sizeof(enum policy_outer_kind) == sizeof(int) &&
                sizeof(enum policy_model_family) == sizeof(int),
                "enums are stored through int pointers by the schema walker");
 
-static const char *const family_names[] = {"gpt2", NULL};
+static const char *const family_names[] = {"gpt2", "external", NULL};
 static const char *const inner_names[] = {"adamw", NULL};
 static const char *const outer_names[] = {"fedavg", "nesterov", "fedadam", NULL};
 static const char *const rule_names[] = {"fedavg", "trimmed_mean", "median", "multi_krum", "clip", NULL};
@@ -55,15 +55,44 @@ static const struct sfield metadata_fields[] = {
     END,
 };
 
+/* The GPT-2 sizes are its own: required with family gpt2 (post_model refuses them with
+ * external, and they are 0, so without a canonical line, there). */
+static bool family_gpt2(const void *base)
+{
+    return ((const struct policy *)base)->model.family == POLICY_FAMILY_GPT2;
+}
+#define GPT2_SIZE(k, fld, lo, hi, fl)                                                        \
+    {.key = k, .type = SF_U32, .off = OFF(fld), .imin = lo, .imax = hi,                    \
+     .flags = (fl) | SF_OMIT_ZERO, .required_if = family_gpt2}
+
+/* A pinned file (model.init, model.config, model.tokenizer): {file, blake2b}; no
+ * canonical line unless given. */
+#define PINNED_FIELDS(which)                                                               \
+    {.key = "file", .type = SF_RELPATH, .off = OFF(model.which.file),                     \
+     .imax = POLICY_FILE_NAME_MAX, .flags = SF_REQUIRED},                                  \
+    {.key = "blake2b", .type = SF_HEX32, .off = OFF(model.which.blake2b),                 \
+     .flags = SF_REQUIRED},                                                                \
+    END
+static const struct sfield init_fields[] = {PINNED_FIELDS(init)};
+static const struct sfield config_fields[] = {PINNED_FIELDS(config)};
+static const struct sfield tokenizer_fields[] = {PINNED_FIELDS(tokenizer)};
+#define PINNED(k, which)                                                                   \
+    {.key = k, .type = SF_SECTION, .children = which##_fields,                             \
+     .off = OFF(model.which.present), .flags = SF_PRESENT}
+
 static const struct sfield model_fields[] = {
     ENUM("family", model.family, family_names),
     /* tokens are bytes: the trainer needs at least 256 rows (model/trainer.h) */
-    U32("vocab_size", model.vocab_size, 256, 1u << 20, 0),
+    GPT2_SIZE("vocab_size", model.vocab_size, 256, 1u << 20, 0),
     {.key = "n_positions", .alias = "seq_len", .type = SF_U32, .off = OFF(model.n_positions),
-     .imin = 1, .imax = 1u << 16, .flags = SF_REQUIRED},
-    U32("n_layer", model.n_layer, 1, 1024, SF_REQUIRED),
-    U32("n_head", model.n_head, 1, 1024, SF_REQUIRED),
-    U32("n_embd", model.n_embd, 1, 1u << 16, SF_REQUIRED),
+     .imin = 1, .imax = 1u << 16, .flags = SF_REQUIRED | SF_OMIT_ZERO,
+     .required_if = family_gpt2},
+    GPT2_SIZE("n_layer", model.n_layer, 1, 1024, SF_REQUIRED),
+    GPT2_SIZE("n_head", model.n_head, 1, 1024, SF_REQUIRED),
+    GPT2_SIZE("n_embd", model.n_embd, 1, 1u << 16, SF_REQUIRED),
+    PINNED("init", init),
+    PINNED("config", config),
+    PINNED("tokenizer", tokenizer),
     U64("seed", model.seed, 0, UINT64_MAX, 0),
     END,
 };
@@ -612,6 +641,55 @@ static int post_privacy(struct post *pc, struct policy *p)
     return 0;
 }
 
+/* model: each family's keys. gpt2: its sizes (required by the walk), init and tokenizer
+ * optional, config refused (the sizes are the config). external: init required, the
+ * GPT-2 sizes refused (they are 0: no canonical lines), training.seq_len required (no
+ * n_positions to default to), and no measure that evaluates models on the coordinator
+ * (it runs only the built-in GPT-2). */
+static int post_model(struct post *pc, struct policy *p)
+{
+    struct policy_model *m = &p->model;
+    if (m->family == POLICY_FAMILY_GPT2) {
+        if (m->config.present)
+            return fail_at_key(pc, POLICY_ERR_INVALID, "model.config",
+                               "family gpt2 takes no config: the GPT-2 sizes (vocab_size, "
+                               "n_positions, n_layer, n_head, n_embd) are the config; remove "
+                               "model.config, or use family: external");
+        return 0;
+    }
+    static const char *const sizes[] = {"model.vocab_size", "model.n_positions",
+                                        "model.n_layer", "model.n_head", "model.n_embd"};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++)
+        if (seen(pc, sizes[i]))
+            return fail_at_key(pc, POLICY_ERR_INVALID, sizes[i],
+                               "a size of the built-in GPT-2, not used by family external, "
+                               "whose tensors are those of model.init (and of model.config "
+                               "when given); remove the key%s", i == 1 ?
+                               " (training.seq_len is the sequence length)" : "");
+    if (!m->init.present)
+        return fail_at(pc, POLICY_ERR_MISSING, "model.init", "model",
+                       "family external needs init: {file, blake2b}, the safetensors file "
+                       "of round 0's tensors (its names and shapes are the model)");
+    if (!seen(pc, "training.seq_len"))
+        return fail_at(pc, POLICY_ERR_MISSING, "training.seq_len", "training",
+                       "family external needs training.seq_len, the tokens per sequence "
+                       "(it has no n_positions to take it from)");
+    m->vocab_size = m->n_positions = m->n_layer = m->n_head = m->n_embd = 0;
+    uint32_t evaluated = p->contribution.measures &
+                         (1u << POLICY_MEASURE_LOO | 1u << POLICY_MEASURE_SHAPLEY);
+    if (evaluated) {
+        char which[32];
+        measure_set_words(evaluated, which, sizeof which);
+        return fail_at(pc, POLICY_ERR_UNIMPLEMENTED, "contribution.measures", "contribution",
+                       "%s with family external is not implemented: the coordinator "
+                       "evaluates only the built-in GPT-2; use tokens, rounds, bytes, "
+                       "alignment", which);
+    }
+    return 0;
+}
+
+static int post_training(struct post *pc, struct policy *p);
+
 static int post_validate(struct post *pc, struct policy *p)
 {
     int rc;
@@ -620,7 +698,11 @@ static int post_validate(struct post *pc, struct policy *p)
                        "schema version %u is not supported (this aulac reads version %d)",
                        p->schema, POLICY_SCHEMA_VERSION);
 
+    if ((rc = post_model(pc, p)))
+        return rc;
     struct policy_model *m = &p->model;
+    if (m->family == POLICY_FAMILY_EXTERNAL)
+        return post_training(pc, p);
     if (m->n_embd % m->n_head != 0)
         return fail_at(pc, POLICY_ERR_INVALID, "model.n_embd", "model",
                        "n_embd %u is not divisible by n_head %u", m->n_embd, m->n_head);
@@ -643,6 +725,14 @@ static int post_validate(struct post *pc, struct policy *p)
         return fail_at(pc, POLICY_ERR_INVALID, "training.seq_len", "training",
                        "seq_len %u is longer than the model's n_positions %u", t->seq_len,
                        m->n_positions);
+    return post_training(pc, p);
+}
+
+/* Everything after the model's own rules, whatever the family. */
+static int post_training(struct post *pc, struct policy *p)
+{
+    int rc;
+    struct policy_training *t = &p->training;
     if (t->inner.warmup_steps > (uint64_t)t->local_steps * t->rounds)
         return fail_at(pc, POLICY_ERR_INVALID, "training.inner.warmup_steps", "training",
                        "%u warm-up steps but the experiment has only %llu inner steps",
@@ -950,6 +1040,8 @@ int policy_identify(const char *name, const void *bytes, size_t len,
 
 uint64_t policy_model_parameters(const struct policy_model *m)
 {
+    if (m->family != POLICY_FAMILY_GPT2)
+        return 0;   /* the init file's: policies/model_source.h */
     uint64_t C = m->n_embd, V = m->vocab_size, T = m->n_positions, L = m->n_layer;
     /* wte + wpe + per layer (ln_1, attn qkv + proj, ln_2, mlp fc + proj) + ln_f;
      * the LM head is tied to wte. */

@@ -185,6 +185,56 @@ static bool valid_text(const char *s, size_t len)
     return yaml_text_check(s, len, YAML_TEXT_NO_C1) == len;
 }
 
+/* One line of text: printable UTF-8 without any control character (no newline, no tab,
+ * no NUL inside). */
+static bool valid_line(const char *s, size_t len)
+{
+    return strlen(s) == len && valid_text(s, len) && !memchr(s, '\n', len) &&
+           !memchr(s, '\t', len);
+}
+
+/* A relative path (SF_RELPATH): a line of 1..max bytes without '\\', '/'-separated
+ * components none of which is empty, "." or "..". Why not into why. */
+static bool valid_relpath(const char *s, size_t len, size_t max, const char **why)
+{
+    *why = NULL;
+    if (len == 0 || len > max)
+        *why = "the path is empty or too long";
+    else if (!valid_line(s, len))
+        *why = "the path holds control characters or invalid UTF-8";
+    else if (s[0] == '/')
+        *why = "an absolute path; give it relative to the policy file's directory";
+    else if (memchr(s, '\\', len))
+        *why = "a '\\' in the path; separate directories with '/'";
+    for (const char *c = s; !*why && c < s + len;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0)
+            *why = "an empty path component (\"//\" or a trailing '/')";
+        else if (n == 2 && c[0] == '.' && c[1] == '.')
+            *why = "a \"..\" component; the file must lie at or below the policy file's directory";
+        else if (n == 1 && c[0] == '.')
+            *why = "a \".\" component; write the path without it";
+        c += n;
+        if (*c == '/')
+            c++;
+        if (!*why && c == s + len && s[len - 1] == '/')
+            *why = "an empty path component (\"//\" or a trailing '/')";
+    }
+    return *why == NULL;
+}
+
+/* An environment variable name: [A-Za-z_][A-Za-z0-9_]*, 1..128 bytes. */
+static bool valid_env_name(const char *s, size_t len)
+{
+    if (len == 0 || len > 128 || strlen(s) != len || is_digit(s[0]))
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || is_digit(s[i]) ||
+              s[i] == '_'))
+            return false;
+    return true;
+}
+
 /* --- the walk ------------------------------------------------------------- */
 
 static void join_path(char *out, size_t out_len, const char *prefix, const char *key)
@@ -592,6 +642,127 @@ static int store_weights(struct schema_ctx *ctx, const struct sfield *f, const s
     return 0;
 }
 
+/* Frees n strings of list and list itself. */
+static void free_strings(char **list, size_t n)
+{
+    if (list)
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
+    free(list);
+}
+
+/* The text of an SF_STRING-like scalar v, checked: 0 with *out malloc'd, or an error. */
+static int string_of(struct schema_ctx *ctx, const struct ynode *v, const char *path,
+                     size_t max, const char *what, char **out)
+{
+    char got[128], lim[24];
+    ynode_describe(v, got, sizeof got);
+    *out = NULL;
+    if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected %s, got %s", what, got);
+    snprintf(lim, sizeof lim, "%zu", max);
+    if (v->len == 0 || v->len > max)
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected 1 to %s bytes, got %s", lim, got);
+    if (!valid_line(v->text, v->len))
+        return err_at(ctx, POLICY_ERR_RANGE, v, path,
+                      "contains control characters (newline, tab, NUL) or invalid UTF-8%s%s",
+                      "", NULL);
+    *out = strdup(v->text);
+    return *out ? 0 : POLICY_ERR_NOMEM;
+}
+
+/* SF_STRLIST: a list of strings (an argv), NULL-terminated. */
+static int store_strlist(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                         const char *path, void *base)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    if (v->kind != YNODE_SEQ)
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a list of strings, got %s%s",
+                      got, NULL);
+    if (v->n == 0 || v->n > f->imax) {
+        char lim[32];
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected 1 to %s strings, got %s", lim,
+                      got);
+    }
+    char **list = calloc(v->n + 1, sizeof *list);
+    if (!list)
+        return POLICY_ERR_NOMEM;
+    for (size_t i = 0; i < v->n; i++) {
+        int rc = string_of(ctx, v->vals[i], path, 4096, "a string", &list[i]);
+        if (rc) {
+            free_strings(list, i);
+            return rc;
+        }
+    }
+    char ***dst = FIELD_AT(base, f->off, char **);
+    size_t *cnt = FIELD_AT(base, f->off2, size_t);
+    free_strings(*dst, *cnt);
+    *dst = list;
+    *cnt = v->n;
+    return 0;
+}
+
+/* SF_ENVMAP: NAME: value pairs, stored as "NAME=value" in file order. */
+static int store_envmap(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
+                        const char *path, void *base)
+{
+    char got[128];
+    ynode_describe(v, got, sizeof got);
+    if (ynode_is_null(v))
+        return 0;
+    if (v->kind != YNODE_MAP)
+        return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a mapping of variable names to "
+                      "values, got %s%s", got, NULL);
+    if (v->n > f->imax) {
+        char lim[32];
+        snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, "more than %s variables%s", lim, NULL);
+    }
+    char **list = calloc(v->n + 1, sizeof *list);
+    if (!list)
+        return POLICY_ERR_NOMEM;
+    int rc = 0;
+    size_t n = 0;
+    for (; n < v->n && !rc; n++) {
+        const struct ynode *k = v->keys[n];
+        char kname[128];
+        ynode_describe(k, kname, sizeof kname);
+        if (k->dup_line > 0) {
+            yaml_duplicate_error(ctx->err, ctx->file, k, k->dup_line, k->dup_column);
+            rc = POLICY_ERR_DUPLICATE;
+            break;
+        }
+        if (k->kind != YNODE_SCALAR || !valid_env_name(k->text, k->len)) {
+            rc = err_at(ctx, POLICY_ERR_RANGE, k, path, "expected an environment variable "
+                        "name ([A-Za-z_][A-Za-z0-9_]*, at most 128 characters), got %s%s",
+                        kname, NULL);
+            break;
+        }
+        char sub[160], *val;
+        snprintf(sub, sizeof sub, "%s.%s", path, k->text);
+        if ((rc = string_of(ctx, v->vals[n], sub, 4096, "a value (a string)", &val)) != 0)
+            break;
+        size_t len = k->len + 1 + strlen(val) + 1;
+        if ((list[n] = malloc(len)) != NULL)
+            snprintf(list[n], len, "%s=%s", k->text, val);
+        else
+            rc = POLICY_ERR_NOMEM;
+        free(val);
+    }
+    if (rc) {
+        free_strings(list, n);
+        return rc;
+    }
+    char ***dst = FIELD_AT(base, f->off, char **);
+    size_t *cnt = FIELD_AT(base, f->off2, size_t);
+    free_strings(*dst, *cnt);
+    *dst = list;
+    *cnt = v->n;
+    return 0;
+}
+
 /* SF_FIXED: the value must be the one base held (the default, what the code does). */
 static int store_fixed(struct schema_ctx *ctx, const struct sfield *f, const struct ynode *v,
                        const char *path, void *base)
@@ -617,6 +788,8 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     ynode_describe(v, got, sizeof got);
     switch (f->type) {
     case SF_SECTION:
+        if (f->flags & SF_PRESENT)
+            *FIELD_AT(base, f->off, int) = 1;
         return schema_walk(ctx, v, f->children, base, path, v->line, v->column);
     case SF_U32:
     case SF_U64:
@@ -711,6 +884,36 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
         memcpy(FIELD_AT(base, f->off, char), v->text, v->len + 1);
         return 0;
     }
+    case SF_RELPATH: {
+        if (v->kind != YNODE_SCALAR || ynode_is_null(v))
+            return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected a relative file path, got "
+                          "%s%s", got, NULL);
+        const char *why;
+        if (!valid_relpath(v->text, v->len, (size_t)f->imax, &why)) {
+            char lim[24];
+            snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
+            yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, v->line, v->column, path,
+                       "expected a relative file path of 1 to %s bytes, got %s: %s", lim, got,
+                       why);
+            return POLICY_ERR_RANGE;
+        }
+        memcpy(FIELD_AT(base, f->off, char), v->text, v->len + 1);
+        return 0;
+    }
+    case SF_STRING: {
+        char *copy;
+        int rc = string_of(ctx, v, path, (size_t)f->imax, "a string", &copy);
+        if (rc)
+            return rc;
+        char **dst = FIELD_AT(base, f->off, char *);
+        free(*dst);
+        *dst = copy;
+        return 0;
+    }
+    case SF_STRLIST:
+        return store_strlist(ctx, f, v, path, base);
+    case SF_ENVMAP:
+        return store_envmap(ctx, f, v, path, base);
     case SF_HEX32:
         return store_hex32(ctx, f, v, path, base);
     case SF_WEIGHTS:
@@ -914,7 +1117,7 @@ int schema_walk(struct schema_ctx *ctx, const struct ynode *map, const struct sf
                                            prefix))) != 0)
             return rc;
     for (const struct sfield *f = fields; f->key; f++) {
-        if (!(f->flags & SF_REQUIRED))
+        if (!(f->flags & SF_REQUIRED) || (f->required_if && !f->required_if(base)))
             continue;
         char path[160];
         join_path(path, sizeof path, prefix, f->key);
@@ -970,11 +1173,12 @@ void schema_free(const struct sfield *fields, void *base)
             continue;
         if (f->type == SF_SECTION) {
             schema_free(f->children, base);
-        } else if (f->type == SF_TEXT) {
+        } else if (f->type == SF_TEXT || f->type == SF_STRING) {
             char **p = FIELD_AT(base, f->off, char *);
             free(*p);
             *p = NULL;
-        } else if (f->type == SF_IDLIST || f->type == SF_GLOBLIST) {
+        } else if (f->type == SF_IDLIST || f->type == SF_GLOBLIST || f->type == SF_STRLIST ||
+                   f->type == SF_ENVMAP) {
             char ***p = FIELD_AT(base, f->off, char **);
             size_t *cnt = FIELD_AT(base, f->off2, size_t);
             if (*p)
@@ -1070,11 +1274,70 @@ static int push_list(struct schema_lines *out, const char *path, char *const *it
     return rc;
 }
 
+/* SF_OMIT_ZERO: whether the scalar at f is 0. */
+static bool is_zero(const struct sfield *f, const void *base)
+{
+    switch (f->type) {
+    case SF_U32: return *CFIELD_AT(base, f->off, uint32_t) == 0;
+    case SF_U64: return *CFIELD_AT(base, f->off, uint64_t) == 0;
+    case SF_INT: case SF_ENUM: return *CFIELD_AT(base, f->off, int) == 0;
+    case SF_F64: return *CFIELD_AT(base, f->off, double) == 0;
+    case SF_BOOL: return !*CFIELD_AT(base, f->off, bool);
+    default: return false;
+    }
+}
+
+/* SF_STRING, SF_STRLIST, SF_ENVMAP (site.yaml's trainer: no hashed document has them
+ * today; written so that a list keeps its order and its items stay apart): each item
+ * escaped as text, with ',' written "\\,", joined with ','. */
+static int push_strings(struct schema_lines *out, const char *path, const struct sfield *f,
+                        const void *base)
+{
+    char *const *items;
+    size_t n;
+    const char *one;
+    if (f->type == SF_STRING) {
+        one = *CFIELD_AT(base, f->off, char *);
+        if (!one)
+            one = "";
+        items = (char *const *)&one;
+        n = 1;
+    } else {
+        items = *CFIELD_AT(base, f->off, strlist);
+        n = items ? *CFIELD_AT(base, f->off2, size_t) : 0;
+    }
+    size_t total = 1;
+    for (size_t i = 0; i < n; i++)
+        total += 3 * strlen(items[i]) + 1;
+    char *buf = malloc(total);
+    if (!buf)
+        return POLICY_ERR_NOMEM;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            buf[o++] = ',';
+        for (const char *c = items[i]; *c; c++) {
+            if (*c == '\\' || *c == ',')
+                buf[o++] = '\\';
+            buf[o++] = *c;
+        }
+    }
+    buf[o] = '\0';
+    int rc = push_line(out, path, buf);
+    free(buf);
+    return rc;
+}
+
 int schema_canonical(const struct sfield *fields, const void *base, const char *prefix,
                      struct schema_lines *out)
 {
     for (const struct sfield *f = fields; f->key; f++) {
         if (f->flags & (SF_NOHASH | SF_REFUSED))
+            continue;
+        if (f->type == SF_SECTION && (f->flags & SF_PRESENT) &&
+            !*CFIELD_AT(base, f->off, int))
+            continue;   /* not given: no lines, as before the key existed */
+        if ((f->flags & SF_OMIT_ZERO) && is_zero(f, base))
             continue;
         char path[160], val[512];
         join_path(path, sizeof path, prefix, f->key);
@@ -1110,7 +1373,13 @@ int schema_canonical(const struct sfield *fields, const void *base, const char *
         }
         case SF_ID:
         case SF_FILENAME:
+        case SF_RELPATH:   /* no '\\', no control characters: as it is */
             rc = push_line(out, path, CFIELD_AT(base, f->off, char));
+            break;
+        case SF_STRING:
+        case SF_STRLIST:
+        case SF_ENVMAP:
+            rc = push_strings(out, path, f, base);
             break;
         case SF_HEX32: {
             const uint8_t *h = CFIELD_AT(base, f->off, uint8_t);

@@ -30,6 +30,17 @@ enum sfield_type {
     SF_WEIGHTS,   /* double[] at off, indexed by names: a mapping name -> number in
                      fmin..fmax; each key given is recorded as seen at "path.name";
                      canonical: one line "path.name=value" for every name */
+    SF_RELPATH,   /* char[imax + 1]: a relative file path, 1..imax bytes of printable UTF-8
+                     without control characters or '\\'; '/'-separated components, none
+                     empty, "." or ".." (so no absolute path, nothing above its base) */
+    SF_STRING,    /* char * (malloc'd): 1..imax bytes of printable UTF-8, no control
+                     characters (a path, an argument) */
+    SF_STRLIST,   /* char ** at off (NULL-terminated), size_t count at off2: a list of
+                     1..imax SF_STRINGs (an argv); order kept, repeats allowed */
+    SF_ENVMAP,    /* char ** at off, size_t count at off2: a mapping NAME -> string,
+                     at most imax entries, NAME [A-Za-z_][A-Za-z0-9_]* (at most 128
+                     bytes), each value any non-null scalar's text (at most 4096 bytes,
+                     no control characters); stored as "NAME=value" in file order */
 };
 
 #define SF_REQUIRED  1u
@@ -46,6 +57,12 @@ enum sfield_type {
                              (POLICY_ERR_UNIMPLEMENTED) */
 #define SF_ALL      64u   /* SF_IDLIST: the scalar `all` means every member (count 0), an
                              empty list is refused; canonical value of `all`: "*" */
+#define SF_OMIT_ZERO 128u /* scalars: no canonical line while the value is 0 (a key that a
+                             variant of the document leaves unset, e.g. the GPT-2 sizes of
+                             a model of family external) */
+#define SF_PRESENT  256u  /* SF_SECTION: off is an int set to 1 when the file gives the
+                             section; without it the section has no canonical lines (a key
+                             added later leaves the documents without it unchanged) */
 
 struct sfield {
     const char *key;
@@ -60,6 +77,10 @@ struct sfield {
     const char *was;                   /* a former name: not accepted, but an unknown key
                                           spelled so gets "did you mean" this key */
     const char *note;                  /* SF_REFUSED / SF_FIXED: why, what to do instead */
+    /* SF_REQUIRED: when set, the key is required only when this returns true for the
+     * document as walked so far (the keys of the same mapping stored: a family's own
+     * required keys). */
+    bool (*required_if)(const void *base);
 };
 
 struct schema_seen {
@@ -103,7 +124,8 @@ const struct schema_seen *schema_seen(const struct schema_ctx *ctx, const char *
 
 void schema_ctx_free(struct schema_ctx *ctx);
 
-/* Releases what a walk allocated in base (SF_TEXT, SF_IDLIST, SF_GLOBLIST). */
+/* Releases what a walk allocated in base (SF_TEXT, SF_STRING, SF_IDLIST, SF_GLOBLIST,
+ * SF_STRLIST, SF_ENVMAP). */
 void schema_free(const struct sfield *fields, void *base);
 
 /* Appends "prefix.key=value" lines for every field into a growing array of malloc'd

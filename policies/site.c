@@ -51,6 +51,24 @@ static const struct sfield governance_fields[] = {
     {.key = NULL},
 };
 
+/* trainer (worker/TRAINER.md, "Choosing a trainer"); the keys of kind command are
+ * checked against the kind in site_post. Indexed by enum site_trainer_kind / _mode. */
+static const char *const trainer_kind_names[] = { "builtin", "command", NULL };
+static const char *const trainer_mode_names[] = { "oneshot", "serve", NULL };
+
+static const struct sfield trainer_fields[] = {
+    {.key = "kind", .type = SF_ENUM, .off = OFF(trainer.kind), .names = trainer_kind_names},
+    {.key = "command", .type = SF_STRLIST, .off = OFF(trainer.argv), .off2 = OFF(trainer.n_args),
+     .imax = SITE_TRAINER_ARGS_MAX},
+    {.key = "mode", .type = SF_ENUM, .off = OFF(trainer.mode), .names = trainer_mode_names},
+    {.key = "workdir", .type = SF_STRING, .off = OFF(trainer.workdir), .imax = 4096},
+    {.key = "timeout_s", .type = SF_U32, .off = OFF(trainer.timeout_s), .imin = 1,
+     .imax = 604800},
+    {.key = "env", .type = SF_ENVMAP, .off = OFF(trainer.env), .off2 = OFF(trainer.n_env),
+     .imax = SITE_TRAINER_ENV_MAX},
+    {.key = NULL},
+};
+
 static const struct sfield site_fields[] = {
     {.key = "schema", .type = SF_U32, .off = OFF(schema), .imin = 1, .imax = 1000,
      .flags = SF_REQUIRED},
@@ -59,6 +77,7 @@ static const struct sfield site_fields[] = {
     {.key = "limits", .type = SF_SECTION, .children = limits_fields},
     {.key = "governance", .type = SF_SECTION, .children = governance_fields},
     {.key = "require", .type = SF_SECTION, .children = require_fields},
+    {.key = "trainer", .type = SF_SECTION, .children = trainer_fields},
     {.key = NULL},
 };
 
@@ -68,6 +87,7 @@ void site_policy_init(struct site_policy *s)
     s->schema = 1;
     s->any_proposer = true;
     s->any_experiment = true;
+    s->trainer.timeout_s = SITE_TRAINER_TIMEOUT_DEFAULT;
 }
 
 void site_policy_free(struct site_policy *s)
@@ -78,19 +98,51 @@ void site_policy_free(struct site_policy *s)
     memset(s, 0, sizeof *s);
 }
 
+/* trainer: kind command needs its command; the other keys say how to run a command,
+ * so kind builtin (the default) takes none of them. */
+static int trainer_post(struct schema_ctx *ctx, struct site_policy *s)
+{
+    static const char *const command_keys[] = { "trainer.command", "trainer.mode",
+                                                "trainer.workdir", "trainer.timeout_s",
+                                                "trainer.env" };
+    if (s->trainer.kind == SITE_TRAINER_COMMAND) {
+        if (s->trainer.n_args > 0)
+            return 0;
+        const struct schema_seen *at = schema_seen(ctx, "trainer.kind");
+        yaml_error(ctx->err, POLICY_ERR_MISSING, ctx->file, at ? at->line : 1,
+                   at ? at->column : 1, "trainer.command", "kind command needs command, the "
+                   "plug-in's argv list (no shell), e.g. [python3, "
+                   "/opt/aulac/plugins/torch_causal_lm.py] (worker/TRAINER.md)");
+        return POLICY_ERR_MISSING;
+    }
+    for (size_t i = 0; i < sizeof command_keys / sizeof *command_keys; i++) {
+        const struct schema_seen *at = schema_seen(ctx, command_keys[i]);
+        if (!at)
+            continue;
+        yaml_error(ctx->err, POLICY_ERR_INVALID, ctx->file, at->line, at->column,
+                   command_keys[i], "only used by kind: command (a plug-in trainer); the "
+                   "trainer is builtin%s: set trainer.kind: command or remove the key",
+                   schema_seen(ctx, "trainer.kind") ? "" : ", the default");
+        return POLICY_ERR_INVALID;
+    }
+    return 0;
+}
+
 /* The rules after the walk (schema_check's post). */
 static int site_post(struct schema_ctx *ctx, void *base)
 {
     struct site_policy *s = base;
     s->any_proposer = schema_seen(ctx, "allow.proposers") == NULL;
     s->any_experiment = schema_seen(ctx, "allow.experiments") == NULL;
-    if (s->schema == POLICY_SCHEMA_VERSION)
-        return 0;
-    const struct schema_seen *at = schema_seen(ctx, "schema");
-    yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, at ? at->vline : 1, at ? at->vcolumn : 1,
-               "schema", "schema version %u is not supported (this aulac reads version %d)",
-               s->schema, POLICY_SCHEMA_VERSION);
-    return POLICY_ERR_RANGE;
+    if (s->schema != POLICY_SCHEMA_VERSION) {
+        const struct schema_seen *at = schema_seen(ctx, "schema");
+        yaml_error(ctx->err, POLICY_ERR_RANGE, ctx->file, at ? at->vline : 1,
+                   at ? at->vcolumn : 1, "schema",
+                   "schema version %u is not supported (this aulac reads version %d)",
+                   s->schema, POLICY_SCHEMA_VERSION);
+        return POLICY_ERR_RANGE;
+    }
+    return trainer_post(ctx, s);
 }
 
 int site_policy_check_buffer(const char *name, const void *bytes, size_t len,
@@ -100,6 +152,7 @@ int site_policy_check_buffer(const char *name, const void *bytes, size_t len,
         return POLICY_ERR_ARG;
     struct site_policy scratch, *s = out ? out : &scratch;
     memset(s, 0, sizeof *s);
+    s->trainer.timeout_s = SITE_TRAINER_TIMEOUT_DEFAULT;
     int rc = schema_check(name ? name : "<site>", bytes, len, site_fields, s, site_post,
                           errors);
     if (rc || !out)
@@ -276,6 +329,23 @@ int site_check(const struct site_policy *s, const struct policy *p, char *why, s
                       "experiment %s: this site (%s) is not among its participation.members",
                       name, s->member);
 
+    if (s->trainer.kind == SITE_TRAINER_BUILTIN) {
+        if (p->model.family != POLICY_FAMILY_GPT2)
+            return refuse(why, why_len,
+                          "experiment %s: its model is of family external, and this site's "
+                          "trainer is builtin: the built-in trainer trains only GPT-2 on "
+                          "bytes; set trainer.kind: command with a plug-in "
+                          "(worker/TRAINER.md)", name);
+        if (p->model.tokenizer.present)
+            return refuse(why, why_len,
+                          "experiment %s: its model has a tokenizer (model.tokenizer %s), "
+                          "and this site's trainer is builtin: the built-in trainer trains "
+                          "only GPT-2 on bytes; set trainer.kind: command with a plug-in "
+                          "(worker/TRAINER.md)", name, p->model.tokenizer.file);
+    }
+    /* Family external: the count is the init file's, which the policy alone does not
+     * give (policy_model_parameters() is 0); the worker checks limits.max_parameters
+     * once it has the layout. */
     uint64_t params = policy_model_parameters(&p->model);
     if (s->max_parameters && params > s->max_parameters)
         return refuse(why, why_len,

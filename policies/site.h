@@ -64,7 +64,10 @@ struct site_policy {
     bool any_experiment;                /* allow.experiments absent: every name */
     char **experiments;                 /* fnmatch(3) patterns for metadata.name; owned */
     size_t n_experiments;
-    /* Compute budget; 0 means no limit. */
+    /* Compute budget; 0 means no limit. max_parameters: site_check() checks it for
+     * family gpt2 (the count follows from the policy); for family external the count is
+     * the init file's, so the worker checks it once it has the layout
+     * (policies/model_source.h policy_model_layout). */
     uint64_t max_parameters;
     uint32_t max_rounds;
     uint32_t max_local_steps;
@@ -115,7 +118,8 @@ const char *site_auto_vote_name(int auto_vote);
 
 /* 0 if the site allows the experiment p; otherwise POLICY_ERR_SITE_REFUSED with the
  * first reason in why ("proposer \"mallory\" is not in allow.proposers (hust, vnpt)"),
- * or POLICY_ERR_ARG. */
+ * or POLICY_ERR_ARG. A site whose trainer is builtin refuses family external and a
+ * model with a tokenizer (the built-in trainer trains only GPT-2 on bytes). */
 int site_check(const struct site_policy *s, const struct policy *p, char *why, size_t why_len)
     __attribute__((warn_unused_result));
 

@@ -1035,7 +1035,8 @@ static void at_most_fifty_errors_are_kept_and_the_rest_counted(void **state)
     assert_string_equal(l.item[0].message, "t.yaml:5:3: model.n_positions: required key is "
                         "missing");
     assert_string_equal(l.item[1].message, "t.yaml:8:3: model.extra0: unknown key; valid keys "
-                        "here: family, vocab_size, n_positions, n_layer, n_head, n_embd, seed");
+                        "here: family, vocab_size, n_positions, n_layer, n_head, n_embd, init, config, "
+                        "tokenizer, seed");
     assert_memory_equal(l.item[49].message, "t.yaml:56:3: model.extra48: ", 28);
     for (size_t i = 1; i < l.n; i++)
         assert_true(l.item[i - 1].line < l.item[i].line);
