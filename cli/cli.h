@@ -22,7 +22,8 @@ int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue *
  * table|csv|json]); argv[0] is "verify" / "credits". */
 int cmd_credits_verify(int argc, char **argv);
 int cmd_credits_show(int argc, char **argv);
-int cmd_report(int argc, char **argv);   /* SOURCE --experiment ID --out FILE */
+int cmd_report(int argc, char **argv);
+int cmd_artifact(int argc, char **argv); /* put | get (cli/artifact_cmd.c) */   /* SOURCE --experiment ID --out FILE */
 
 /* Prints "aulac CMD: message" to stderr; returns 2 (usage) or 1. */
 int cli_usage_error(const char *cmd, const char *usage, const char *fmt, ...)

@@ -24,6 +24,7 @@ static const char usage[] =
     "  member          propose roster changes (add, remove, rotate a key); list the roster\n"
     "  vote            approve or refuse a proposal (roster change, experiment, charter)\n"
     "  experiment      propose a policy as an experiment, withdraw, propose-cancel, list, show\n"
+    "  artifact        upload (put) or fetch (get) the files policies pin by hash\n"
     "  charter         the alliance charter in force; propose an amendment\n"
     "  credits         each member's credit share per experiment (table, CSV or JSON)\n"
     "  credits verify  recompute every contribution score, model and credit from the ledger,\n"
@@ -68,6 +69,8 @@ int main(int argc, char **argv)
         return cmd_vote(argc - 1, argv + 1);
     if (strcmp(cmd, "experiment") == 0)
         return cmd_experiment(argc - 1, argv + 1);
+    if (strcmp(cmd, "artifact") == 0)
+        return cmd_artifact(argc - 1, argv + 1);
     if (strcmp(cmd, "charter") == 0)
         return cmd_charter(argc - 1, argv + 1);
     if (strcmp(cmd, "roster") == 0)

@@ -14,12 +14,13 @@
 #include "common/hex.h"
 #include "credit/evalset.h"
 #include "crypto/digest.h"
+#include "policies/model_source.h"
 #include "policies/policy.h"
 #include "policies/site.h"
 #include "privacy/rdp.h"
 
 static const char policy_usage[] =
-    "usage: aulac policy check FILE [--eval-sets DIR]\n"
+    "usage: aulac policy check FILE [--eval-sets DIR] [--no-files]\n"
     "       aulac policy diff A B [CONNECTION]\n"
     "\n"
     "check: parses and validates an experiment policy as the coordinator does\n"
@@ -29,6 +30,17 @@ static const char policy_usage[] =
     "ends the experiment), or every error found, one per line in file order, as\n"
     "FILE:line:col: key.path: message (at most 50, then \"... and N more errors\"). A key\n"
     "this aulac does not apply is an error (\"not implemented yet\").\n"
+    "The files the model pins (model.init, model.config, model.tokenizer) are read from\n"
+    "their paths relative to FILE's directory and checked as the coordinator and the\n"
+    "workers use them (policies/model_source.h): each one's BLAKE2b-256 is its pin; the\n"
+    "init's tensors are the GPT-2 of the sizes (family gpt2) or, with a config of a\n"
+    "model_type aulac knows (llama, mistral, qwen2, gpt2), the config's (family\n"
+    "external), every value finite; config and tokenizer are JSON. The model line says\n"
+    "what was found, e.g.\n"
+    "    model: external, 57 tensors, 2,104,832 parameters (BF16), init 3f2a9c41...,\n"
+    "    config llama ok, tokenizer ok\n"
+    "  --no-files       check the policy text alone (the pinned files are not read; the\n"
+    "                   model line of an external model then gives no size)\n"
     "  --eval-sets DIR  also check the policy's evaluation set as the coordinator does at\n"
     "                   a proposal: DIR/<contribution.evaluation_set.name> exists and its\n"
     "                   BLAKE2b-256 is the pinned contribution.evaluation_set.blake2b\n"
@@ -66,14 +78,17 @@ static const char site_usage[] =
     "--policy, also says whether that site lets its worker take part in the experiment\n"
     "POLICY, and why not. It also shows governance.auto_vote: whether this member's\n"
     "worker votes on experiment proposals for it (approve-if-allowed: yes when the site\n"
-    "allows the proposed policy, no otherwise) or leaves votes to aulac vote (never).\n"
+    "allows the proposed policy, no otherwise) or leaves votes to aulac vote (never), and\n"
+    "its trainer: builtin (family gpt2 without a tokenizer only) or the plug-in command\n"
+    "(worker/TRAINER.md).\n"
     "Errors are FILE:line:col: key.path: message, every one found, one per line (as\n"
     "aulac policy check prints them). Exit status 0 when valid (and allowed), 1 otherwise.\n";
 
 /* "CMD check FILE [options]" (or "CMD --help"): returns -1 to go on with *file (and
  * *option for the command's one option, --policy or --eval-sets), else the exit status. */
 static int parse_check(const char *cmd, const char *usage, int argc, char **argv,
-                       const struct option *lo, const char **file, const char **option)
+                       const struct option *lo, const char **file, const char **option,
+                       int *no_files)
 {
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
         fputs(usage, stdout);
@@ -87,6 +102,7 @@ static int parse_check(const char *cmd, const char *usage, int argc, char **argv
         switch (ch) {
         case 'p':
         case 'e': *option = optarg; break;
+        case 'n': *no_files = 1; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -265,6 +281,73 @@ static void print_aggregation(const struct policy *p)
     printf("aggregation: %s; weighting %s%s\n", rule, policy_weighting_name(a->weighting), bound);
 }
 
+/* 2104832 as "2,104,832". */
+static const char *grouped(uint64_t v, char *out, size_t cap)
+{
+    char digits[32];
+    int n = snprintf(digits, sizeof digits, "%llu", (unsigned long long)v);
+    size_t o = 0;
+    for (int i = 0; i < n && o + 2 < cap; i++) {
+        if (i && (n - i) % 3 == 0)
+            out[o++] = ',';
+        out[o++] = digits[i];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* The model line: the family and its size, and what the pinned files were found to be
+ * (s NULL: the files were not read, --no-files). */
+static void print_model(const struct policy *p, const struct policy_model_summary *s)
+{
+    const struct policy_model *m = &p->model;
+    char line[1024], num[40], hex[65];
+    size_t o = 0;
+    if (m->family == POLICY_FAMILY_GPT2)
+        o += (size_t)snprintf(line + o, sizeof line - o, "gpt2 %u layers, %u heads, %u wide, "
+                              "%llu parameters", m->n_layer, m->n_head, m->n_embd,
+                              (unsigned long long)policy_model_parameters(m));
+    else if (s)
+        o += (size_t)snprintf(line + o, sizeof line - o, "external, %zu tensors, %s "
+                              "parameters", s->n_tensors, grouped(s->n_params, num, sizeof num));
+    else
+        o += (size_t)snprintf(line + o, sizeof line - o, "external (size: the init file's, "
+                              "not read)");
+    if (s && m->init.present) {
+        size_t k = 0;
+        char dt[40] = "";
+        for (int d = 0; d < ST_DTYPE_COUNT; d++)
+            if (s->dtypes & (1u << d))
+                k += (size_t)snprintf(dt + k, sizeof dt - k, "%s%s", k ? "+" : "",
+                                      st_dtype_name((enum st_dtype)d));
+        if (o < sizeof line)
+            o += (size_t)snprintf(line + o, sizeof line - o, " (%s)", dt);
+    }
+    if (m->init.present && o < sizeof line) {
+        hex_encode(m->init.blake2b, 32, hex);
+        o += (size_t)snprintf(line + o, sizeof line - o, ", init %.8s...%s", hex,
+                              !s ? " (not read)" : m->family == POLICY_FAMILY_GPT2 ?
+                              " ok (the GPT-2 of these sizes)" : "");
+    }
+    if (m->config.present && o < sizeof line) {
+        if (!s)
+            o += (size_t)snprintf(line + o, sizeof line - o, ", config (not read)");
+        else if (s->config_checked)
+            o += (size_t)snprintf(line + o, sizeof line - o, ", config %s ok", s->config_type);
+        else if (s->config_type[0])
+            o += (size_t)snprintf(line + o, sizeof line - o, ", config \"%s\" (a model_type "
+                                  "aulac does not know: the init's tensor set was not checked "
+                                  "against the config)", s->config_type);
+        else
+            o += (size_t)snprintf(line + o, sizeof line - o, ", config without a model_type "
+                                  "(the init's tensor set was not checked against it)");
+    }
+    if (m->tokenizer.present && o < sizeof line)
+        o += (size_t)snprintf(line + o, sizeof line - o, ", tokenizer %s",
+                              s ? "ok" : "(not read)");
+    printf("model: %s\n", line);
+}
+
 /* DP-FedAvg: the epsilon after all rounds at delta (privacy/rdp.h, q = 1), and with a
  * target epsilon the round at which the budget ends the experiment. 0, or 1 when the
  * accountant fails. */
@@ -325,13 +408,15 @@ static int print_privacy(const struct policy *p)
 int cmd_policy(int argc, char **argv)
 {
     static const struct option lo[] = { { "eval-sets", required_argument, 0, 'e' },
+                                        { "no-files", no_argument, 0, 'n' },
                                         { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     if (argc >= 2 && strcmp(argv[1], "diff") == 0)
         return policy_diff_cmd(argc - 1, argv + 1);
     if (argc >= 2 && strcmp(argv[1], "check") != 0 && argv[1][0] != '-')
         return cli_usage_error("policy", policy_usage, "unknown subcommand '%s'", argv[1]);
     const char *file = NULL, *eval_sets = NULL;
-    int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &eval_sets);
+    int no_files = 0;
+    int rc = parse_check("policy", policy_usage, argc, argv, lo, &file, &eval_sets, &no_files);
     if (rc >= 0)
         return rc;
     struct policy p;
@@ -348,6 +433,20 @@ int cmd_policy(int argc, char **argv)
             return 1;
         }
     }
+    /* the pinned files, next to the policy, as the coordinator and workers check them */
+    struct policy_model_summary summary;
+    if (!no_files) {
+        char dir[4096], why[1024];
+        const char *slash = strrchr(file, '/');
+        snprintf(dir, sizeof dir, "%.*s", slash ? (int)(slash - file) : 0, file);
+        if (slash == file)
+            snprintf(dir, sizeof dir, "/");
+        if (policy_model_check(&p, policy_file_next_to, dir, &summary, why, sizeof why) != 0) {
+            fprintf(stderr, "%s: %s\n", file, why);
+            policy_free(&p);
+            return 1;
+        }
+    }
     uint8_t h[32];
     char hex[65], members[48];
     if (policy_hash(&p, h) != 0) {
@@ -359,10 +458,9 @@ int cmd_policy(int argc, char **argv)
         snprintf(members, sizeof members, "every roster member (members: all)");
     else
         snprintf(members, sizeof members, "%zu members", p.participation.n_members);
-    printf("%s: ok\nname: %s\nhash: %s\nmodel: gpt2 %u layers, %u heads, %u wide, %llu "
-           "parameters\nrounds: %u x %u local steps, %s (min %u)\n", file,
-           p.metadata.name, hex, p.model.n_layer, p.model.n_head, p.model.n_embd,
-           (unsigned long long)policy_model_parameters(&p.model), p.training.rounds,
+    printf("%s: ok\nname: %s\nhash: %s\n", file, p.metadata.name, hex);
+    print_model(&p, no_files ? NULL : &summary);
+    printf("rounds: %u x %u local steps, %s (min %u)\n", p.training.rounds,
            p.training.local_steps, members, p.participation.min_members);
     print_aggregation(&p);
     print_contribution(&p.contribution);
@@ -384,7 +482,8 @@ int cmd_site(int argc, char **argv)
         { "policy", required_argument, 0, 'p' }, { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 } };
     const char *file = NULL, *policy_file = NULL;
-    int rc = parse_check("site", site_usage, argc, argv, lo, &file, &policy_file);
+    int no_files = 0;   /* no such option for site check */
+    int rc = parse_check("site", site_usage, argc, argv, lo, &file, &policy_file, &no_files);
     if (rc >= 0)
         return rc;
     struct site_policy s;
@@ -400,6 +499,18 @@ int cmd_site(int argc, char **argv)
                "otherwise)\n");
     else
         printf("governance.auto_vote: never (this member votes by hand: aulac vote)\n");
+    if (s.trainer.kind == SITE_TRAINER_COMMAND) {
+        printf("trainer: command");
+        for (size_t i = 0; i < s.trainer.n_args; i++)
+            printf(" %s", s.trainer.argv[i]);
+        printf(" (mode %s, timeout %u s, workdir %s, %zu environment variable%s)\n",
+               s.trainer.mode == SITE_TRAINER_SERVE ? "serve" : "oneshot", s.trainer.timeout_s,
+               s.trainer.workdir ? s.trainer.workdir : "<state dir>/trainer", s.trainer.n_env,
+               s.trainer.n_env == 1 ? "" : "s");
+    } else {
+        printf("trainer: builtin (trains family gpt2 without a tokenizer only; other "
+               "experiments are sat out)\n");
+    }
     if (!policy_file) {
         site_policy_free(&s);
         return 0;

@@ -38,6 +38,7 @@ int signed_client_open(struct signed_client *s, const char *cmd, const char *usa
     struct fed_client_options co = { 0 };
     client_tls_channel(&s->tls, &co.channel);
     co.call_timeout_ms = 15000;
+    co.stream_timeout_ms = s->stream_timeout_ms;
     co.identity = s->key;
     if ((rc = fed_client_open(s->coordinator, &co, &s->fc)) != 0)
         return cli_fail(cmd, "cannot open a channel to %s: %s", s->coordinator,

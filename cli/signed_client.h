@@ -30,6 +30,8 @@ struct signed_client {
     struct client_tls tls;
     struct crypto_key *key;
     struct fed_client *fc;
+    int64_t stream_timeout_ms;          /* set before open: whole streaming calls
+                                           (0: proto/client.h's default, 1 h) */
     char alliance[128];                 /* from Hello */
     uint8_t coordinator_key[32];
 };

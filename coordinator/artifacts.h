@@ -15,6 +15,10 @@
 #include "coordinator/coord.h"
 #include "policies/model_source.h"
 
+/* At coord_open: creates data_dir/artifacts/tmp/ and removes what uploads cut off by a
+ * crash left there. 0 or COORD_ERR_CONFIG (logged). */
+int artifacts_open(struct coord *c);
+
 /* data_dir/artifacts/<hex> when held (0), COORD_ERR_NOT_FOUND otherwise. */
 int artifacts_path(const struct coord *c, const uint8_t hash[32], char *path, size_t cap);
 
@@ -27,7 +31,14 @@ int artifacts_resolver(void *ctx, const char *key, const struct policy_file *f, 
  * 3f2a9c41...)" joined by ", " into out; returns how many. */
 int artifacts_missing(const struct coord *c, const struct policy *p, char *out, size_t cap);
 
-/* RPC handlers (registered by coordinator/service.c). */
+/* RPC handlers (registered by coordinator/service.c). Both are member RPCs
+ * (auth_call_recv: only roster members upload and fetch). PutArtifact refuses, naming
+ * the file and with nothing left behind: a hash mismatch, offsets out of order, a
+ * total_bytes that changes or is overrun, a stream that ends early (INVALID_ARGUMENT), a
+ * file over --max-artifact-bytes (RESOURCE_EXHAUSTED), a second upload of a hash while
+ * one runs (ABORTED: retry, it is then already held); a held file is answered
+ * already_held at once. GetArtifact streams [offset, offset + length) in 1 MiB chunks;
+ * NOT_FOUND names the hash, OUT_OF_RANGE an offset past the end. */
 struct rpc_call;
 void artifacts_on_put(struct rpc_call *call, void *ctx);
 void artifacts_on_get(struct rpc_call *call, void *ctx);

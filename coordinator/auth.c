@@ -218,6 +218,10 @@ static const char *body_member(const ProtobufCMessage *m)
         return ((const Aulac__V1__WithdrawRequest *)m)->member_id;
     if (d == &aulac__v1__experiments_request__descriptor)
         return ((const Aulac__V1__ExperimentsRequest *)m)->member_id;
+    if (d == &aulac__v1__artifact_request__descriptor)
+        return ((const Aulac__V1__ArtifactRequest *)m)->member_id;
+    if (d == &aulac__v1__artifact_chunk__descriptor)   /* PutArtifact's first chunk */
+        return ((const Aulac__V1__ArtifactChunk *)m)->member_id;
     if (d == &aulac__v1__update_chunk__descriptor) {
         const Aulac__V1__UpdateChunk *u = (const Aulac__V1__UpdateChunk *)m;
         return u->part_case == AULAC__V1__UPDATE_CHUNK__PART_HEADER && u->header

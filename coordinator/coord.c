@@ -11,6 +11,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/auth.h"
 #include "coordinator/governance.h"
 #include "coordinator/http.h"
@@ -110,6 +111,8 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     file_mkdirs(path, 0755);
     snprintf(path, sizeof path, "%s/experiments", opt->data_dir);
     file_mkdirs(path, 0755);
+    if ((rc = artifacts_open(c)) != 0)
+        return rc;
     struct ledger_options lo = { 0 };
     if ((rc = ledger_open(opt->data_dir, &lo, &c->ledger)) != 0) {
         log_error("cannot open the ledger in %s: %s", opt->data_dir, ledger_strerror(rc));

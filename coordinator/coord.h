@@ -44,6 +44,9 @@
 
 #define COORD_EXPERIMENT_MAX 64
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
+/* Largest pinned file (coordinator/artifacts.h) the coordinator takes by default
+ * (--max-artifact-bytes). */
+#define COORD_DEFAULT_MAX_ARTIFACT_BYTES (64ULL << 30)
 
 struct coord_options {
     const char *data_dir;
@@ -81,6 +84,9 @@ struct coord_options {
     void *close_hook_arg;
     /* How often the ledger audits itself (coordinator/ledger_check.h); 0: every 5 minutes. */
     int64_t ledger_check_interval_ms;
+    /* --max-artifact-bytes: the largest pinned file PutArtifact takes; 0:
+     * COORD_DEFAULT_MAX_ARTIFACT_BYTES. */
+    uint64_t max_artifact_bytes;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -93,6 +99,7 @@ struct auth;
 struct witness_store;
 struct coord_metrics;
 struct http_server;
+struct artifact_upload;
 
 /* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
 #define COORD_RECENT_REJECTIONS 4
@@ -173,6 +180,12 @@ struct coord {
     int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
                                        (timer thread only) */
     struct member_stats *members;   /* one per roster member */
+    /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
+    struct artifact_upload *uploads;
+    /* Why the first queued experiment cannot start yet ("" when none waits): its pinned
+     * files that the artifact store lacks and the command that uploads them. Set by the
+     * timer's start attempts (lifecycle.c), shown by status. */
+    char waiting[1024];
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
     int refusals_in_window;         /* this minute, at most COORD_REFUSALS_PER_MINUTE */

@@ -44,6 +44,9 @@ static const char usage[] =
     "  --require-client-cert mutual TLS: refuse clients without a certificate\n"
     "  --insecure            serve plaintext (no TLS): for loopback tests only\n"
     "  --keep-checkpoints    keep only the current and previous model checkpoints\n"
+    "  --max-artifact-bytes N  the largest pinned file (model init, config, tokenizer)\n"
+    "                        members may upload, in bytes or with a K, M, G or T suffix\n"
+    "                        (powers of 1024; default 64G)\n"
     "  --max-calls N         concurrent RPCs (default 64); more are refused as busy\n"
     "  --max-unauthenticated-calls N\n"
     "                        of those, calls whose request signature has not verified\n"
@@ -87,6 +90,29 @@ static int int_option(const char *name, const char *arg, long lo, long hi, long 
     return 0;
 }
 
+/* "1048576", "512M", "64G": bytes, K/M/G/T powers of 1024; at least 1. */
+static int size_option(const char *name, const char *arg, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(arg, &end, 10);
+    unsigned shift = 0;
+    if (end != arg && *end && !end[1]) {
+        const char *units = "KMGT", *u = strchr(units, *end == 'k' ? 'K' : *end);
+        if (u) {
+            shift = 10u * (unsigned)(u - units + 1);
+            end++;
+        }
+    }
+    if (errno || end == arg || *end || arg[0] == '-' || v == 0 || (v << shift) >> shift != v) {
+        fprintf(stderr, "aulac-coordinator: --%s must be a size in bytes (a K, M, G or T "
+                        "suffix multiplies by powers of 1024), not '%s'\n", name, arg);
+        return -1;
+    }
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 static volatile sig_atomic_t stop_requested;
 static void on_signal(int sig) { (void)sig; stop_requested = 1; }
 
@@ -101,7 +127,8 @@ int main(int argc, char **argv)
     size_t n_policies = 0;
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
-           O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART };
+           O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART,
+           O_MAXARTIFACT };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -117,6 +144,7 @@ int main(int argc, char **argv)
         { "require-client-cert", no_argument, 0, O_REQ },
         { "insecure", no_argument, 0, O_INSECURE },
         { "keep-checkpoints", no_argument, 0, O_KEEP },
+        { "max-artifact-bytes", required_argument, 0, O_MAXARTIFACT },
         { "max-calls", required_argument, 0, O_MAXCALLS },
         { "max-unauthenticated-calls", required_argument, 0, O_MAXUNAUTH },
         { "max-calls-per-peer", required_argument, 0, O_PERPEER },
@@ -155,6 +183,10 @@ int main(int argc, char **argv)
         case O_REQ: o.require_client_cert = 1; break;
         case O_INSECURE: insecure = 1; break;
         case O_KEEP: o.keep_checkpoints = 1; break;
+        case O_MAXARTIFACT:
+            if (size_option("max-artifact-bytes", optarg, &o.max_artifact_bytes) != 0)
+                return 2;
+            break;
         case O_MAXCALLS:
             if (int_option("max-calls", optarg, 1, 10000, &v) != 0)
                 return 2;

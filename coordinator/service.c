@@ -10,6 +10,7 @@
 #include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/auth.h"
 #include "coordinator/coord.h"
 #include "coordinator/governance.h"
@@ -546,6 +547,8 @@ static const struct rpc_method methods[] = {
     { FED_METHOD_PROPOSE_MOTION, RPC_UNARY, governance_on_propose_motion },
     { FED_METHOD_WITHDRAW, RPC_UNARY, governance_on_withdraw },
     { FED_METHOD_LIST_EXPERIMENTS, RPC_UNARY, governance_on_list_experiments },
+    { FED_METHOD_PUT_ARTIFACT, RPC_CLIENT_STREAM, artifacts_on_put },
+    { FED_METHOD_GET_ARTIFACT, RPC_SERVER_STREAM, artifacts_on_get },
 };
 
 int service_start(struct coord *c)

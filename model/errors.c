@@ -1,6 +1,7 @@
 #include "model/errors.h"
 
 #include "common/safetensors.h"
+#include "model/hf_config.h"
 
 const char *model_strerror(int rc)
 {
@@ -17,8 +18,9 @@ const char *model_strerror(int rc)
     case MODEL_ERR_ARG: return "invalid argument (batch/sequence size out of range or "
                                "buffer size mismatch)";
     case MODEL_ERR_TOKEN: return "token id outside the model's vocabulary";
-    case MODEL_ERR_NONFINITE: return "loss or gradient is not finite; the update was skipped "
-                                     "(lower the learning rate or enable gradient clipping)";
+    case MODEL_ERR_NONFINITE: return "a value is not finite (NaN or infinity): a loss or "
+                                     "gradient (the update was skipped; lower the learning "
+                                     "rate or enable gradient clipping) or a model file's tensor";
     case MODEL_ERR_NO_CUDA: return "CUDA backend requested but this build has no CUDA support "
                                    "(rebuild where nvcc is found, without NO_GPU=1)";
     case MODEL_ERR_BACKEND: return "the requested trainer backend is not available in this build";
@@ -34,6 +36,8 @@ const char *model_strerror(int rc)
                                 "and why); recreate the trainer";
     case MODEL_ERR_NO_DEVICE: return "not enough usable CUDA devices for the requested GPU "
                                      "count (check nvidia-smi and CUDA_VISIBLE_DEVICES)";
+    case MODEL_ERR_UNSUPPORTED_ARCH: return "the config's model_type is not one whose tensors "
+                                            "are known (llama, mistral, qwen2, gpt2)";
     default: return "unknown model error";
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/safetensors.h"
 #include "model/layout.h"
@@ -64,6 +65,15 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
     if (rc)
         return rc;
 
+    if ((rc = join_path(path, sizeof path, dir, "config.json")))
+        return rc;
+    return gpt2_save_config(path, cfg);
+}
+
+int gpt2_save_config(const char *path, const struct gpt2_config *cfg)
+{
+    if (!path || gpt2_config_check(cfg) != 0)
+        return path ? MODEL_ERR_CONFIG : MODEL_ERR_ARG;
     char json[2048];
     int n = snprintf(json, sizeof json,
                      "{\n"
@@ -95,204 +105,80 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
                      cfg->n_layer, cfg->n_head);
     if (n < 0 || n >= (int)sizeof json)
         return MODEL_ERR_ARG;
-    if ((rc = join_path(path, sizeof path, dir, "config.json")))
-        return rc;
-    rc = file_write_atomic(path, json, (size_t)n, 0644);
+    int rc = file_write_atomic(path, json, (size_t)n, 0644);
     if (rc) {
-        log_error("gpt2_save: cannot write %s: %s", path, strerror(-rc));
+        log_error("gpt2_save_config: cannot write %s: %s", path, strerror(-rc));
         return MODEL_ERR_IO;
     }
     return 0;
 }
 
-/* ---- config.json: a flat JSON object; the values we need are scalars ---------- */
+/* ---- config.json (common/json.h: the one reader of untrusted JSON) ---------------- */
 
-struct json_scan {
-    const char *s;
-    size_t pos, len;
-};
-
-static void js_ws(struct json_scan *j)
+/* The GPT-2 sizes of config.json, checked: the keys this model needs, and the keys
+ * that would make a checkpoint compute something else, refused with the reason. */
+static int config_to_gpt2(const char *path, const char *text, size_t len,
+                          struct gpt2_config *cfg)
 {
-    while (j->pos < j->len && strchr(" \t\r\n", j->s[j->pos]) && j->s[j->pos])
-        j->pos++;
-}
-
-/* A string into out (escapes other than \" and \\ kept verbatim: keys and the values
- * we compare are plain ASCII). */
-static int js_string(struct json_scan *j, char *out, size_t cap)
-{
-    js_ws(j);
-    if (j->pos >= j->len || j->s[j->pos] != '"')
-        return -1;
-    j->pos++;
-    size_t n = 0;
-    while (j->pos < j->len && j->s[j->pos] != '"') {
-        char c = j->s[j->pos++];
-        if (c == '\\') {
-            if (j->pos >= j->len)
-                return -1;
-            c = j->s[j->pos++];
-        }
-        if (n + 1 < cap)
-            out[n++] = c;
+    struct json_doc *doc;
+    char jwhy[200];
+    int rc = json_parse(text, len, &doc, jwhy, sizeof jwhy);
+    if (rc == JSON_ERR_NOMEM)
+        return MODEL_ERR_NOMEM;
+    if (rc) {
+        log_error("gpt2_load: %s is not valid JSON: %s", path, jwhy);
+        return MODEL_ERR_FORMAT;
     }
-    if (j->pos >= j->len)
-        return -1;
-    j->pos++;
-    out[n] = 0;
-    return 0;
-}
-
-/* Skips any value; a scalar's raw text goes to raw (strings without quotes). */
-static int js_value(struct json_scan *j, char *raw, size_t cap, int depth)
-{
-    js_ws(j);
-    if (j->pos >= j->len || depth > 32)
-        return -1;
-    raw[0] = 0;
-    char c = j->s[j->pos];
-    if (c == '"')
-        return js_string(j, raw, cap);
-    if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        char tmp[8];
-        j->pos++;
-        js_ws(j);
-        if (j->pos < j->len && j->s[j->pos] == close) {
-            j->pos++;
-            return 0;
-        }
-        for (;;) {
-            if (c == '{') {
-                char key[8];
-                if (js_string(j, key, sizeof key))
-                    return -1;
-                js_ws(j);
-                if (j->pos >= j->len || j->s[j->pos++] != ':')
-                    return -1;
-            }
-            if (js_value(j, tmp, sizeof tmp, depth + 1))
-                return -1;
-            js_ws(j);
-            if (j->pos >= j->len)
-                return -1;
-            char d = j->s[j->pos++];
-            if (d == close)
-                return 0;
-            if (d != ',')
-                return -1;
-        }
-    }
-    size_t n = 0;
-    while (j->pos < j->len && !strchr(",}] \t\r\n", j->s[j->pos])) {
-        if (n + 1 < cap)
-            raw[n++] = j->s[j->pos];
-        j->pos++;
-    }
-    raw[n] = 0;
-    return n ? 0 : -1;
-}
-
-struct hf_config {
-    long vocab_size, n_positions, n_ctx, n_embd, n_layer, n_head;
-    char model_type[64], activation[64], n_inner[64], eps[64];
-    char scale_attn[64], scale_inv_layer[64];
-};
-
-static int parse_long(const char *s, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (!s[0] || *end || errno || v < 0 || v > INT_MAX)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static int parse_config(const char *path, const char *text, size_t len, struct hf_config *c)
-{
-    struct json_scan j = {text, 0, len};
-    memset(c, 0, sizeof *c);
-    c->vocab_size = c->n_positions = c->n_ctx = c->n_embd = c->n_layer = c->n_head = -1;
-    js_ws(&j);
-    if (j.pos >= j.len || text[j.pos++] != '{')
-        goto bad;
-    for (;;) {
-        char key[64], val[64];
-        if (js_string(&j, key, sizeof key))
-            goto bad;
-        js_ws(&j);
-        if (j.pos >= j.len || text[j.pos++] != ':')
-            goto bad;
-        if (js_value(&j, val, sizeof val, 0))
-            goto bad;
-        struct {
-            const char *name;
-            long *num;
-            char *str;
-        } fields[] = {
-            {"vocab_size", &c->vocab_size, NULL}, {"n_positions", &c->n_positions, NULL},
-            {"n_ctx", &c->n_ctx, NULL},           {"n_embd", &c->n_embd, NULL},
-            {"n_layer", &c->n_layer, NULL},       {"n_head", &c->n_head, NULL},
-            {"model_type", NULL, c->model_type},  {"activation_function", NULL, c->activation},
-            {"n_inner", NULL, c->n_inner},        {"layer_norm_epsilon", NULL, c->eps},
-            {"scale_attn_weights", NULL, c->scale_attn},
-            {"scale_attn_by_inverse_layer_idx", NULL, c->scale_inv_layer},
-        };
-        for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
-            if (strcmp(key, fields[f].name) != 0)
-                continue;
-            if (fields[f].num && parse_long(val, fields[f].num)) {
-                log_error("gpt2_load: %s: \"%s\" is not a non-negative integer", path, key);
-                return MODEL_ERR_FORMAT;
-            }
-            if (fields[f].str)
-                memcpy(fields[f].str, val, sizeof val);
-        }
-        js_ws(&j);
-        if (j.pos >= j.len)
-            goto bad;
-        char d = text[j.pos++];
-        if (d == '}')
-            break;
-        if (d != ',')
-            goto bad;
-    }
-    return 0;
-bad:
-    log_error("gpt2_load: %s is not a JSON object (near byte %zu)", path, j.pos);
-    return MODEL_ERR_FORMAT;
-}
-
-static int config_to_gpt2(const char *path, const struct hf_config *h, struct gpt2_config *cfg)
-{
+    const struct json_value *root = json_root(doc);
     const char *why = NULL;
-    long positions = h->n_positions >= 0 ? h->n_positions : h->n_ctx;
-    if (h->model_type[0] && strcmp(h->model_type, "gpt2") != 0)
+    const char *sizes[] = {"vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head"};
+    int64_t v[6];
+    if (json_type(root) != JSON_OBJECT) {
+        log_error("gpt2_load: %s is not a JSON object", path);
+        json_free(doc);
+        return MODEL_ERR_FORMAT;
+    }
+    for (int i = 0; i < 6; i++) {
+        const struct json_value *x = json_get(root, sizes[i]);
+        v[i] = -1;
+        if (x && (json_i64(x, &v[i]) != 0 || v[i] < 0 || v[i] > INT_MAX)) {
+            log_error("gpt2_load: %s: \"%s\" is not a non-negative integer", path, sizes[i]);
+            json_free(doc);
+            return MODEL_ERR_FORMAT;
+        }
+    }
+    int64_t positions = v[1] >= 0 ? v[1] : v[2];
+    const struct json_value *type = json_get(root, "model_type");
+    const struct json_value *act = json_get(root, "activation_function");
+    const struct json_value *eps = json_get(root, "layer_norm_epsilon");
+    const struct json_value *inner = json_get(root, "n_inner");
+    const struct json_value *scale = json_get(root, "scale_attn_weights");
+    const struct json_value *inv = json_get(root, "scale_attn_by_inverse_layer_idx");
+    double e;
+    int64_t n_inner;
+    if (type && (!json_str(type) || strcmp(json_str(type), "gpt2") != 0))
         why = "model_type is not gpt2";
-    else if (h->vocab_size < 0 || positions < 0 || h->n_embd < 0 || h->n_layer < 0 ||
-             h->n_head < 0)
+    else if (v[0] < 0 || positions < 0 || v[3] < 0 || v[4] < 0 || v[5] < 0)
         why = "vocab_size, n_positions, n_embd, n_layer and n_head are required";
-    else if (h->activation[0] && strcmp(h->activation, "gelu_new") != 0 &&
-             strcmp(h->activation, "gelu_pytorch_tanh") != 0)
+    else if (act && (!json_str(act) || (strcmp(json_str(act), "gelu_new") != 0 &&
+                                        strcmp(json_str(act), "gelu_pytorch_tanh") != 0)))
         why = "activation_function must be gelu_new (GELU, tanh approximation)";
-    else if (h->eps[0] && fabs(strtod(h->eps, NULL) - 1e-5) > 1e-12)
+    else if (eps && (json_double(eps, &e) != 0 || fabs(e - 1e-5) > 1e-12))
         why = "layer_norm_epsilon must be 1e-5";
-    else if (h->n_inner[0] && strcmp(h->n_inner, "null") != 0 &&
-             strtol(h->n_inner, NULL, 10) != 4 * h->n_embd)
+    else if (inner && json_type(inner) != JSON_NULL &&
+             (json_i64(inner, &n_inner) != 0 || n_inner != 4 * v[3]))
         why = "n_inner must be null or 4 * n_embd";
-    else if (h->scale_attn[0] && strcmp(h->scale_attn, "true") != 0)
+    else if (scale && json_type(scale) != JSON_TRUE)
         why = "scale_attn_weights must be true";
-    else if (h->scale_inv_layer[0] && strcmp(h->scale_inv_layer, "false") != 0)
+    else if (inv && json_type(inv) != JSON_FALSE)
         why = "scale_attn_by_inverse_layer_idx must be false";
+    json_free(doc);
     if (!why) {
-        cfg->vocab_size = (int)h->vocab_size;
+        cfg->vocab_size = (int)v[0];
         cfg->max_seq_len = (int)positions;
-        cfg->n_embd = (int)h->n_embd;
-        cfg->n_layer = (int)h->n_layer;
-        cfg->n_head = (int)h->n_head;
+        cfg->n_embd = (int)v[3];
+        cfg->n_layer = (int)v[4];
+        cfg->n_head = (int)v[5];
         if (gpt2_config_check(cfg) != 0)
             why = "the sizes are not a valid GPT-2 (n_embd % n_head, limits)";
     }
@@ -330,12 +216,9 @@ int gpt2_load(const char *dir, struct gpt2_config *cfg, float **flat)
         log_error("gpt2_load: cannot read %s: %s", path, strerror(-rc));
         return MODEL_ERR_IO;
     }
-    struct hf_config hc;
     struct gpt2_config c;
-    rc = parse_config(path, (const char *)text, len, &hc);
+    rc = config_to_gpt2(path, (const char *)text, len, &c);
     free(text);
-    if (!rc)
-        rc = config_to_gpt2(path, &hc, &c);
     if (rc)
         return rc;
 

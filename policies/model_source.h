@@ -53,8 +53,37 @@ int policy_model_init(const struct policy *p, const struct model_layout *L,
 
 /* Checks every pinned file of p (init, config, tokenizer): present, hash as pinned, and
  * the init's tensors against the config or GPT-2 sizes. What `aulac policy check` runs
- * when the files are at hand. */
+ * when the files are at hand. In detail (policy_model_check):
+ *   model.init       the layout as policy_model_layout() takes it, and every value of
+ *                    every tensor finite (read a chunk at a time, not the whole model)
+ *   model.config     valid JSON (common/json.h) of at most HF_CONFIG_MAX bytes, an
+ *                    object; with a model_type model/hf_config.h knows, the layout it
+ *                    describes must be the init's (names and shapes; model_layout_compare);
+ *                    another model_type is accepted unchecked (summary config_checked 0)
+ *   model.tokenizer  valid JSON of at most POLICY_TOKENIZER_MAX bytes, an object
+ * policy_model_layout() and policy_model_init() read only model.init: the coordinator
+ * and the workers rely on this check having passed (at proposal time and here). */
 int policy_check_model_files(const struct policy *p, policy_file_resolver find, void *ctx,
                              char *why, size_t cap) __attribute__((warn_unused_result));
+
+#define POLICY_TOKENIZER_MAX (64u << 20)   /* bytes of a pinned tokenizer.json */
+
+/* What policy_model_check() found, for a person (`aulac policy check`). */
+struct policy_model_summary {
+    int family;                 /* enum policy_model_family */
+    size_t n_tensors;
+    uint64_t n_params;
+    unsigned dtypes;            /* bit set of 1u << enum st_dtype: the stored dtypes of the
+                                   init file (ST_F32 alone for a GPT-2 from model.seed) */
+    char config_type[64];       /* model.config's model_type; "" without a config (or a
+                                   config without a string model_type) */
+    int config_checked;         /* 1: the init's tensors are the config's (compared); 0: no
+                                   config, or a model_type model/hf_config.h does not know */
+};
+
+/* policy_check_model_files() with what it found in *out (may be NULL; zeroed first). */
+int policy_model_check(const struct policy *p, policy_file_resolver find, void *ctx,
+                       struct policy_model_summary *out, char *why, size_t cap)
+    __attribute__((warn_unused_result));
 
 #endif

@@ -532,3 +532,236 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
     *receipt = (Aulac__V1__Receipt *)m;
     return 0;
 }
+
+/* --------------------------------------------------------------- GetArtifact */
+
+struct artifact_check {
+    const uint8_t *hash;    /* 32 bytes asked for */
+    uint64_t next_offset;
+    uint64_t total;
+    size_t   n_chunks;
+    char     why[200];
+};
+
+static int check_artifact_chunk(struct artifact_check *d, const Aulac__V1__ArtifactChunk *ch)
+{
+    if (ch->blake2b.len != 32 || memcmp(ch->blake2b.data, d->hash, 32) != 0) {
+        snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 " names another file "
+                 "than the one asked for", ch->offset);
+        return FED_ERR_BAD_REPLY;
+    }
+    if (d->n_chunks > 0 && ch->total_bytes != d->total) {
+        snprintf(d->why, sizeof d->why, "chunk says total %" PRIu64 " bytes, earlier %" PRIu64,
+                 ch->total_bytes, d->total);
+        return FED_ERR_BAD_REPLY;
+    }
+    if (ch->offset != d->next_offset) {
+        snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 ", expected %" PRIu64,
+                 ch->offset, d->next_offset);
+        return FED_ERR_BAD_REPLY;
+    }
+    if (ch->data.len > FED_MAX_CHUNK_BYTES || ch->offset > ch->total_bytes ||
+        ch->data.len > ch->total_bytes - ch->offset) {
+        snprintf(d->why, sizeof d->why,
+                 "chunk [%" PRIu64 ", +%zu) runs past total %" PRIu64 " bytes or the chunk limit",
+                 ch->offset, ch->data.len, ch->total_bytes);
+        return FED_ERR_BAD_REPLY;
+    }
+    d->total = ch->total_bytes;
+    d->next_offset += ch->data.len;
+    d->n_chunks++;
+    return 0;
+}
+
+static int artifact_chunks(struct rpc_stream *s, struct artifact_check *d,
+                           fed_artifact_chunk_fn on_chunk, void *ctx)
+{
+    for (;;) {
+        ProtobufCMessage *m;
+        int rc = pb_stream_recv(s, &aulac__v1__artifact_chunk__descriptor, &m);
+        if (rc == RPC_EOS)
+            return 0;
+        if (rc != 0)
+            return rc;
+        Aulac__V1__ArtifactChunk *chunk = (Aulac__V1__ArtifactChunk *)m;
+        rc = check_artifact_chunk(d, chunk);
+        if (rc == 0 && on_chunk(chunk, ctx) != 0)
+            rc = FED_ERR_ABORTED;
+        aulac__v1__artifact_chunk__free_unpacked(chunk, NULL);
+        if (rc != 0)
+            return rc;
+    }
+}
+
+int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req,
+                     fed_artifact_chunk_fn on_chunk, void *ctx, struct rpc_status *st)
+{
+    static const char name[] = "GetArtifact";
+    struct rpc_status local;
+    if (!st)
+        st = &local;
+    rpc_status_set(st, GRPC_STATUS_OK, "", 0);
+    if (!c || !req || !on_chunk || req->blake2b.len != 32)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
+    uint8_t *body;
+    size_t body_len;
+    struct signed_md sm;
+    int rc = pb_pack(&req->base, &body, &body_len);
+    if (rc == 0 && (rc = sign_request(c, FED_METHOD_GET_ARTIFACT, body, body_len, &sm, &o)) != 0)
+        free(body);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+    struct rpc_stream *s;
+    rc = rpc_stream_open(c->ch, FED_METHOD_GET_ARTIFACT, &o, &s);
+    if (rc != 0) {
+        free(body);
+        return fed_fail(st, name, rc, NULL);
+    }
+    struct artifact_check d = { .hash = req->blake2b.data, .next_offset = req->offset };
+    rc = rpc_stream_send(s, body, body_len);
+    free(body);
+    if (rc == 0)
+        rc = rpc_stream_close_send(s);
+    if (rc == 0)
+        rc = artifact_chunks(s, &d, on_chunk, ctx);
+    int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
+    if (local_failure)
+        rpc_stream_cancel(s);
+    int frc = rpc_stream_finish(s, st);
+    if (local_failure)
+        return fed_fail(st, name, rc, d.why[0] ? d.why : NULL);
+    if (frc != 0)
+        return fed_fail(st, name, frc, NULL);
+    if (rc != 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
+    if (d.n_chunks == 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+    uint64_t end = d.total;
+    if (req->length && req->length < d.total - req->offset)
+        end = req->offset + req->length;
+    if (d.next_offset != end) {
+        snprintf(d.why, sizeof d.why, "stream ended at %" PRIu64 " bytes, expected %" PRIu64
+                 " (file of %" PRIu64 ")", d.next_offset, end, d.total);
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, d.why);
+    }
+    return 0;
+}
+
+/* --------------------------------------------------------------- PutArtifact */
+
+/* Packs the chunk at off (n bytes read from src into buf). */
+static int pack_artifact_chunk(const struct fed_artifact_source *src, uint64_t off,
+                               uint8_t *buf, size_t n, int first, uint8_t **out,
+                               size_t *out_len)
+{
+    Aulac__V1__ArtifactChunk msg = AULAC__V1__ARTIFACT_CHUNK__INIT;
+    msg.blake2b.data = (uint8_t *)src->blake2b;
+    msg.blake2b.len = 32;
+    msg.total_bytes = src->total_bytes;
+    msg.offset = off;
+    msg.data.data = buf;
+    msg.data.len = n;
+    if (first) {
+        msg.member_id = (char *)src->member_id;
+        msg.name = (char *)(src->name ? src->name : "");
+    }
+    return pb_pack(&msg.base, out, out_len);
+}
+
+/* Sends the chunks after the first (already sent); stops at the first failure. */
+static int send_artifact_rest(struct rpc_stream *s, const struct fed_artifact_source *src,
+                              uint8_t *buf, size_t chunk_bytes, uint64_t off)
+{
+    int rc = 0;
+    while (rc == 0 && off < src->total_bytes) {
+        size_t n = src->total_bytes - off < chunk_bytes ? (size_t)(src->total_bytes - off)
+                                                        : chunk_bytes;
+        if (src->read(src->read_ctx, off, buf, n) != 0)
+            return FED_ERR_ABORTED;
+        uint8_t *msg;
+        size_t len;
+        rc = pack_artifact_chunk(src, off, buf, n, 0, &msg, &len);
+        if (rc != 0)
+            return rc;
+        rc = rpc_stream_send(s, msg, len);
+        free(msg);
+        off += n;
+        if (rc == 0 && src->progress)
+            src->progress(src->progress_ctx, off, src->total_bytes);
+    }
+    return rc;
+}
+
+int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src,
+                     Aulac__V1__ArtifactReceipt **receipt, struct rpc_status *st)
+{
+    static const char name[] = "PutArtifact";
+    struct rpc_status local;
+    if (!st)
+        st = &local;
+    rpc_status_set(st, GRPC_STATUS_OK, "", 0);
+    if (!receipt)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    *receipt = NULL;
+    if (!c || !src || !src->read || !src->member_id || src->chunk_bytes > FED_MAX_CHUNK_BYTES)
+        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+    size_t chunk_bytes = src->chunk_bytes ? src->chunk_bytes : FED_MAX_CHUNK_BYTES;
+    uint8_t *buf = malloc(chunk_bytes);
+    if (!buf)
+        return fed_fail(st, name, RPC_ERR_NOMEM, NULL);
+
+    size_t n0 = src->total_bytes < chunk_bytes ? (size_t)src->total_bytes : chunk_bytes;
+    if (src->read(src->read_ctx, 0, buf, n0) != 0) {
+        free(buf);
+        return fed_fail(st, name, FED_ERR_ABORTED, "reading the file failed");
+    }
+    uint8_t *first;
+    size_t first_len;
+    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
+    struct signed_md sm;
+    int rc = pack_artifact_chunk(src, 0, buf, n0, 1, &first, &first_len);
+    if (rc == 0 && (rc = sign_request(c, FED_METHOD_PUT_ARTIFACT, first, first_len, &sm, &o)) != 0)
+        free(first);
+    if (rc != 0) {
+        free(buf);
+        return fed_fail(st, name, rc, NULL);
+    }
+    struct rpc_stream *s;
+    rc = rpc_stream_open(c->ch, FED_METHOD_PUT_ARTIFACT, &o, &s);
+    if (rc != 0) {
+        free(first);
+        free(buf);
+        return fed_fail(st, name, rc, NULL);
+    }
+    rc = rpc_stream_send(s, first, first_len);
+    free(first);
+    if (rc == 0 && src->progress)
+        src->progress(src->progress_ctx, n0, src->total_bytes);
+    if (rc == 0)
+        rc = send_artifact_rest(s, src, buf, chunk_bytes, n0);
+    free(buf);
+    if (rc == 0)
+        rc = rpc_stream_close_send(s);
+    /* RPC_ERR_CANCELLED may mean the coordinator answered before reading everything
+     * (already held, a refusal): its answer is still read below. */
+    if (rc != 0 && rc != RPC_ERR_CANCELLED) {
+        rpc_stream_cancel(s);
+        rpc_stream_finish(s, st);
+        return fed_fail(st, name, rc, rc == FED_ERR_ABORTED ? "reading the file failed" : NULL);
+    }
+    ProtobufCMessage *m = NULL;
+    int rrc = pb_stream_recv(s, &aulac__v1__artifact_receipt__descriptor, &m);
+    int frc = rpc_stream_finish(s, st);
+    if (frc != 0 || rrc != 0) {
+        if (m)
+            aulac__v1__artifact_receipt__free_unpacked((Aulac__V1__ArtifactReceipt *)m, NULL);
+        if (frc != 0)
+            return fed_fail(st, name, frc, NULL);
+        if (rrc == RPC_EOS || rrc == RPC_ERR_CANCELLED)
+            return fed_fail(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
+        return fed_fail(st, name, rrc, NULL);
+    }
+    *receipt = (Aulac__V1__ArtifactReceipt *)m;
+    return 0;
+}

@@ -128,4 +128,52 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
                                fed_send_progress_fn progress, void *pctx,
                                Aulac__V1__Receipt **receipt, struct rpc_status *st);
 
+/* ----------------------------------------------------------------- artifacts */
+
+/* Called once per chunk of a GetArtifact stream, in order; the chunk is freed when it
+ * returns. Return 0 to go on, anything else to cancel the download (FED_ERR_ABORTED). */
+typedef int (*fed_artifact_chunk_fn)(const Aulac__V1__ArtifactChunk *chunk, void *ctx);
+
+/* GetArtifact (signed request): streams bytes [req->offset, req->offset + req->length)
+ * (length 0: to the end of the file) of the pinned file req->blake2b (32 bytes) names,
+ * chunk by chunk to on_chunk, never holding more than one chunk. Checks the stream as
+ * untrusted input (else FED_ERR_BAD_REPLY): every chunk names req->blake2b, all agree
+ * on total_bytes, they are contiguous from req->offset, none runs past total_bytes, and
+ * the last ends at the range's end, min(offset + length, total_bytes). The caller
+ * still hashes the whole file. Refusals are RPC_ERR_STATUS with st->code: NOT_FOUND
+ * (the coordinator does not hold the hash), OUT_OF_RANGE (offset past the end),
+ * PERMISSION_DENIED / UNAUTHENTICATED (request authentication). */
+int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req,
+                     fed_artifact_chunk_fn on_chunk, void *ctx, struct rpc_status *st);
+
+/* Fills buf with the len bytes of the file at offset: 0, or anything else to stop the
+ * upload (FED_ERR_ABORTED). */
+typedef int (*fed_read_fn)(void *ctx, uint64_t offset, uint8_t *buf, size_t len);
+
+/* What fed_put_artifact uploads. */
+struct fed_artifact_source {
+    uint8_t     blake2b[32];       /* plain BLAKE2b-256 of the whole file (no domain:
+                                      crypto_blake2b256), as the policy pins it */
+    uint64_t    total_bytes;
+    const char *member_id;         /* the signer */
+    const char *name;              /* file name for the coordinator's messages; may be NULL */
+    fed_read_fn read;              /* the file's bytes, asked for in order */
+    void       *read_ctx;
+    size_t      chunk_bytes;       /* 0: FED_MAX_CHUNK_BYTES; at most that */
+    fed_send_progress_fn progress; /* after every chunk sent; may be NULL */
+    void       *progress_ctx;
+};
+
+/* PutArtifact (signed request; the signature covers the first chunk, which carries
+ * member_id, name and the first data): streams the file and returns the coordinator's
+ * receipt ((*receipt)->already_held: it had the file and wrote nothing). The
+ * coordinator may answer before the end (already held): sending stops and its answer
+ * is returned. Refusals are RPC_ERR_STATUS with st->code and the reason in
+ * st->details: INVALID_ARGUMENT (the bytes do not hash to blake2b, offsets, sizes),
+ * RESOURCE_EXHAUSTED (over the coordinator's --max-artifact-bytes, or its disk),
+ * ABORTED (the same file is being uploaded by another call right now: retry later,
+ * it will then be already held), PERMISSION_DENIED / UNAUTHENTICATED. */
+int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src,
+                     Aulac__V1__ArtifactReceipt **receipt, struct rpc_status *st);
+
 #endif

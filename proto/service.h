@@ -15,11 +15,24 @@
 #define FED_METHOD_PROPOSE_MOTION  "/aulac.v1.Federation/ProposeMotion"   /* unary */
 #define FED_METHOD_WITHDRAW        "/aulac.v1.Federation/Withdraw"        /* unary */
 #define FED_METHOD_LIST_EXPERIMENTS "/aulac.v1.Federation/ListExperiments" /* unary */
+#define FED_METHOD_PUT_ARTIFACT    "/aulac.v1.Federation/PutArtifact"     /* client stream */
+#define FED_METHOD_GET_ARTIFACT    "/aulac.v1.Federation/GetArtifact"     /* server stream */
 
 /* DownloadModel answers with at least one ModelChunk; chunks are contiguous
  * from the requested offset, all carry the same total_bytes, and the last
  * ends at total_bytes (a resume at the end sends one empty chunk).
- * SubmitUpdate's first message is the header, then data chunks in order. */
+ * SubmitUpdate's first message is the header, then data chunks in order.
+ *
+ * PutArtifact: ArtifactChunks whose offsets follow each other from 0, all naming the
+ * same blake2b and total_bytes, the first carrying member_id and name (and the request
+ * signature covers that first message, as SubmitUpdate's header chunk); the stream may
+ * end right after a chunk that reaches total_bytes (an empty file: one empty chunk).
+ * The coordinator may answer before the end (already held, over its size cap) and
+ * stops reading; the answer is one ArtifactReceipt or a status with the reason.
+ * GetArtifact answers with at least one ArtifactChunk: chunks are contiguous from the
+ * request's offset, all carry the file's blake2b and total_bytes, and the last ends
+ * at min(offset + length, total_bytes) (length 0: total_bytes); an empty range is one
+ * empty chunk. An offset past total_bytes is OUT_OF_RANGE, an unknown hash NOT_FOUND. */
 
 /* Largest data part of a ModelChunk or UpdateChunk. */
 #define FED_MAX_CHUNK_BYTES            (1u << 20)

@@ -10,7 +10,9 @@ pkgs=(build-essential pkg-config make
       chromium    # chromium (~290 MB): tests/integration/report.sh renders the HTML report
       chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
       libjs-chart.js    # Chart.js, served by the coordinator as /assets/chart.js
-      prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+      prometheus  # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+      python3-numpy) # worker/plugins/numpy_gpt2.py, the plug-in trainer make test runs (Debian's
+                     # /usr/bin/python3; a pyenv python3 on PATH does not see it)
 
 missing=()
 for p in "${pkgs[@]}"; do

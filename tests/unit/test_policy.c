@@ -2085,6 +2085,247 @@ static void test_site(void **state)
     policy_free(&big);
 }
 
+/* model.family external and the pinned files (model.init, .config, .tokenizer): the
+ * keys, each family's rules with their messages, the canonical lines (only when given, so
+ * an old policy's text and hash do not move), policy_model_parameters, the round plan and
+ * policy_diff. */
+#define PIN_A "3f2a9c41aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+#define PIN_B "9c41000000000000000000000000000000000000000000000000000000000001"
+#define EXT_HEAD HEAD "model:\n  family: external\n"
+#define EXT_INIT "  init: {file: llama-tiny/model.safetensors, blake2b: \"" PIN_A "\"}\n"
+#define EXT_TRAINING "training: {rounds: 3, seq_len: 128}\n"
+
+static void expect_error(const char *text, int code, const char *message)
+{
+    struct policy p;
+    struct policy_error e;
+    int rc = load(text, &p, &e);
+    if (rc != code || strcmp(e.message, message) != 0)
+        fail_msg("got %d \"%s\", expected %d \"%s\"", rc, e.message, code, message);
+}
+
+static void test_external_model(void **state)
+{
+    (void)state;
+    /* the smallest external policy */
+    const char *ext = EXT_HEAD EXT_INIT EXT_TRAINING;
+    struct policy p;
+    struct policy_error e;
+    if (load(ext, &p, &e) != 0)
+        fail_msg("%s", e.message);
+    assert_int_equal(p.model.family, POLICY_FAMILY_EXTERNAL);
+    assert_true(p.model.init.present);
+    assert_false(p.model.config.present);
+    assert_false(p.model.tokenizer.present);
+    assert_string_equal(p.model.init.file, "llama-tiny/model.safetensors");
+    assert_int_equal(p.model.init.blake2b[0], 0x3f);
+    assert_int_equal(p.model.init.blake2b[31], 0xaa);
+    assert_int_equal(p.model.vocab_size, 0);
+    assert_int_equal(p.model.n_positions, 0);
+    assert_int_equal(p.model.n_layer + p.model.n_head + p.model.n_embd, 0);
+    assert_int_equal(p.training.seq_len, 128);
+    assert_int_equal(policy_model_parameters(&p.model), 0);
+    struct policy_round_plan plan;
+    char why[256];
+    assert_int_equal(policy_round_plan(&p, 1, &plan, why, sizeof why), 0);
+    assert_int_equal(plan.n_params, 0);
+    struct gpt2_config zero;
+    memset(&zero, 0, sizeof zero);
+    assert_memory_equal(&plan.model, &zero, sizeof zero);
+    assert_int_equal(plan.seq_len, 128);
+    assert_int_equal(plan.local_steps, 100);
+    policy_free(&p);
+
+    /* canonical: family external, the init's two lines, no GPT-2 size */
+    char *canon = canonical_of(ext);
+    assert_non_null(strstr(canon, "\nmodel.family=external\n"));
+    assert_non_null(strstr(canon, "\nmodel.init.blake2b=" PIN_A "\nmodel.init.file="
+                                  "llama-tiny/model.safetensors\nmodel.seed=1337\n"));
+    assert_null(strstr(canon, "model.vocab_size"));
+    assert_null(strstr(canon, "model.n_"));
+    assert_null(strstr(canon, "model.config"));
+    assert_null(strstr(canon, "model.tokenizer"));
+    assert_non_null(strstr(canon, "\ntraining.seq_len=128\n"));
+    free(canon);
+
+    /* with config and tokenizer: their lines, in key order */
+    const char *full = EXT_HEAD EXT_INIT
+        "  config: {file: llama-tiny/config.json, blake2b: \"" PIN_B "\"}\n"
+        "  tokenizer:\n    file: llama-tiny/tokenizer.json\n    blake2b: \"" PIN_B "\"\n"
+        EXT_TRAINING;
+    canon = canonical_of(full);
+    assert_non_null(strstr(canon, "\nmodel.config.blake2b=" PIN_B "\nmodel.config.file="
+                                  "llama-tiny/config.json\nmodel.family=external\n"
+                                  "model.init.blake2b=" PIN_A "\n"));
+    assert_non_null(strstr(canon, "\nmodel.seed=1337\nmodel.tokenizer.blake2b=" PIN_B
+                                  "\nmodel.tokenizer.file=llama-tiny/tokenizer.json\n"));
+    free(canon);
+    uint8_t h1[32], h2[32];
+    hash_of(ext, h1);
+    hash_of(full, h2);
+    assert_memory_not_equal(h1, h2, 32);
+
+    /* the old policies: no line of the new keys, the same text (test_canonical_vector
+     * holds the whole of it) */
+    canon = canonical_of(minimal);
+    assert_null(strstr(canon, "model.init"));
+    assert_null(strstr(canon, "model.config"));
+    assert_null(strstr(canon, "model.tokenizer"));
+    assert_non_null(strstr(canon, "\nmodel.family=gpt2\nmodel.n_embd=64\n"));
+    free(canon);
+
+    /* gpt2 with init and tokenizer: the sizes stay, the two files' lines join them */
+    const char *gpt2_init = HEAD MODEL
+        "  init: {file: gpt2/model.safetensors, blake2b: \"" PIN_A "\"}\n"
+        "  tokenizer: {file: gpt2/tokenizer.json, blake2b: \"" PIN_B "\"}\n"
+        "training:\n  rounds: 3\n";
+    canon = canonical_of(gpt2_init);
+    assert_non_null(strstr(canon, "\nmodel.family=gpt2\nmodel.init.blake2b=" PIN_A
+                                  "\nmodel.init.file=gpt2/model.safetensors\nmodel.n_embd=64\n"));
+    assert_non_null(strstr(canon, "\nmodel.tokenizer.file=gpt2/tokenizer.json\n"
+                                  "model.vocab_size=256\n"));
+    free(canon);
+    if (load(gpt2_init, &p, &e) != 0)
+        fail_msg("%s", e.message);
+    assert_int_equal(policy_model_parameters(&p.model), 2 * 64 * 256 / 2 + 64 * 64 +
+                     2 * (12 * 64 * 64 + 13 * 64) + 2 * 64);
+    struct policy q;
+    assert_int_equal(load(minimal, &q, &e), 0);
+    size_t n = 0;
+    assert_int_equal(policy_diff(&q, &p, NULL, NULL, &n), 0);
+    assert_int_equal(n, 4);   /* init.blake2b, init.file, tokenizer.blake2b, tokenizer.file */
+    policy_free(&q);
+    policy_free(&p);
+
+    /* each family's refusals */
+    expect_error(HEAD MODEL "  config: {file: c.json, blake2b: \"" PIN_A "\"}\n"
+                 "training:\n  rounds: 3\n", POLICY_ERR_INVALID,
+                 "t.yaml:9:3: model.config: family gpt2 takes no config: the GPT-2 sizes "
+                 "(vocab_size, n_positions, n_layer, n_head, n_embd) are the config; remove "
+                 "model.config, or use family: external");
+    static const char *const sizes[] = {"vocab_size: 512", "n_positions: 64", "seq_len: 64",
+                                        "n_layer: 2", "n_head: 4", "n_embd: 64"};
+    for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+        char text[1024], msg[512], key[32];
+        snprintf(text, sizeof text, EXT_HEAD "  %s\n" EXT_INIT EXT_TRAINING, sizes[i]);
+        snprintf(key, sizeof key, "%.*s", (int)strcspn(sizes[i], ":"), sizes[i]);
+        snprintf(msg, sizeof msg, "t.yaml:6:3: model.%s: a size of the built-in GPT-2, not used "
+                 "by family external, whose tensors are those of model.init (and of "
+                 "model.config when given); remove the key%s",
+                 strcmp(key, "seq_len") ? key : "n_positions",
+                 strncmp(sizes[i] + 1, "_positions", 10) && strcmp(key, "seq_len") ? "" :
+                 " (training.seq_len is the sequence length)");
+        expect_error(text, POLICY_ERR_INVALID, msg);
+    }
+    expect_error(EXT_HEAD EXT_TRAINING, POLICY_ERR_MISSING,
+                 "t.yaml:4:1: model.init: family external needs init: {file, blake2b}, the "
+                 "safetensors file of round 0's tensors (its names and shapes are the model)");
+    expect_error(EXT_HEAD EXT_INIT "training: {rounds: 3}\n", POLICY_ERR_MISSING,
+                 "t.yaml:7:1: training.seq_len: family external needs training.seq_len, the "
+                 "tokens per sequence (it has no n_positions to take it from)");
+    expect_error(EXT_HEAD EXT_INIT EXT_TRAINING
+                 "contribution:\n  measures: [tokens, shapley]\n"
+                 "  evaluation_set: {name: e.bin, blake2b: \"" PIN_A "\"}\n",
+                 POLICY_ERR_UNIMPLEMENTED,
+                 "t.yaml:9:13: contribution.measures: shapley with family external is not "
+                 "implemented: the coordinator evaluates only the built-in GPT-2; use tokens, "
+                 "rounds, bytes, alignment");
+    expect_error(EXT_HEAD EXT_INIT EXT_TRAINING "contribution: {measures: [loo, alignment]}\n",
+                 POLICY_ERR_UNIMPLEMENTED,
+                 "t.yaml:8:26: contribution.measures: loo with family external is not "
+                 "implemented: the coordinator evaluates only the built-in GPT-2; use tokens, "
+                 "rounds, bytes, alignment");
+    /* alignment, bytes, rounds, tokens work for any model */
+    assert_int_equal(load(EXT_HEAD EXT_INIT EXT_TRAINING
+                          "contribution: {measures: [tokens, rounds, bytes, alignment]}\n", &p,
+                          &e), 0);
+    policy_free(&p);
+    /* a family external without the GPT-2 sizes is no missing-key error, gpt2 still is */
+    expect_error(HEAD "model:\n  family: gpt2\n  n_layer: 2\n  n_head: 4\n  n_embd: 64\n"
+                 "training:\n  rounds: 3\n", POLICY_ERR_MISSING,
+                 "t.yaml:5:3: model.n_positions: required key is missing");
+    {
+        static struct policy_errors l;
+        const char *gpt3 = HEAD "model:\n  family: gpt3\n" EXT_TRAINING;
+        assert_int_not_equal(check(gpt3, &l), 0);
+        bool found = false;
+        for (size_t i = 0; i < l.n; i++)
+            found |= strcmp(l.item[i].message, "t.yaml:5:11: model.family: expected one of "
+                            "gpt2, external, got \"gpt3\"") == 0;
+        assert_true(found);
+    }
+
+    /* the pinned file's keys */
+    static const struct {
+        const char *init, *message;
+        int code;
+    } bad[] = {
+        {"{file: /srv/m.safetensors, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: "
+         "expected a relative file path of 1 to 255 bytes, got \"/srv/m.safetensors\": an "
+         "absolute path; give it relative to the policy file's directory", POLICY_ERR_RANGE},
+        {"{file: ../m.safetensors, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: "
+         "expected a relative file path of 1 to 255 bytes, got \"../m.safetensors\": a \"..\" "
+         "component; the file must lie at or below the policy file's directory",
+         POLICY_ERR_RANGE},
+        {"{file: a/../../m, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"a/../../m\": a \"..\" component; the "
+         "file must lie at or below the policy file's directory", POLICY_ERR_RANGE},
+        {"{file: a//m, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"a//m\": an empty path component (\"//\" "
+         "or a trailing '/')", POLICY_ERR_RANGE},
+        {"{file: a/, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"a/\": an empty path component (\"//\" "
+         "or a trailing '/')", POLICY_ERR_RANGE},
+        {"{file: ./m, blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"./m\": a \".\" component; write the path "
+         "without it", POLICY_ERR_RANGE},
+        {"{file: 'a\\m', blake2b: \"" PIN_A "\"}", "t.yaml:6:17: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"a\\\\m\": a '\\' in the path; separate "
+         "directories with '/'", POLICY_ERR_RANGE},
+        {"{file: \"a\\tm\", blake2b: \"" PIN_A "\"}", "t.yaml:6:17: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"a\\x09m\": the path holds control "
+         "characters or invalid UTF-8", POLICY_ERR_RANGE},
+        {"{file: \"a\\0m\", blake2b: \"" PIN_A "\"}", NULL, POLICY_ERR_RANGE},
+        {"{file: \"\", blake2b: \"" PIN_A "\"}", "t.yaml:6:17: model.init.file: expected a "
+         "relative file path of 1 to 255 bytes, got \"\": the path is empty or too long",
+         POLICY_ERR_RANGE},
+        {"{file: [m], blake2b: \"" PIN_A "\"}", "t.yaml:6:16: model.init.file: expected a "
+         "relative file path, got a list", POLICY_ERR_TYPE},
+        {"{file: m, blake2b: \"3F2A\"}", "t.yaml:6:29: model.init.blake2b: expected 64 "
+         "lower-case hex digits (a BLAKE2b-256, as b2sum -l 256 prints it), got \"3F2A\"",
+         POLICY_ERR_RANGE},
+        {"{file: m}", "t.yaml:6:9: model.init.blake2b: required key is missing",
+         POLICY_ERR_MISSING},
+        {"{blake2b: \"" PIN_A "\"}", "t.yaml:6:9: model.init.file: required key is missing",
+         POLICY_ERR_MISSING},
+        {"{file: m, blake2b: \"" PIN_A "\", size: 3}", "t.yaml:6:96: model.init.size: unknown "
+         "key (did you mean \"file\"?)", POLICY_ERR_UNKNOWN_KEY},
+        {"m.safetensors", "t.yaml:6:9: model.init: expected a mapping of keys, got "
+         "\"m.safetensors\"", POLICY_ERR_TYPE},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[1024];
+        snprintf(text, sizeof text, EXT_HEAD "  init: %s\n" EXT_TRAINING, bad[i].init);
+        int rc = load(text, &p, &e);
+        if (rc != bad[i].code || (bad[i].message && strcmp(e.message, bad[i].message) != 0))
+            fail_msg("case %zu: got %d \"%s\", expected %d \"%s\"", i, rc, e.message,
+                     bad[i].code, bad[i].message ? bad[i].message : "");
+    }
+    /* 255 bytes of path are fine, 256 are not */
+    char text[1024], path[300];
+    memset(path, 'a', 256);
+    path[256] = '\0';
+    snprintf(text, sizeof text, EXT_HEAD "  init: {file: %s, blake2b: \"" PIN_A "\"}\n"
+             EXT_TRAINING, path);
+    assert_int_equal(load(text, &p, &e), POLICY_ERR_RANGE);
+    path[255] = '\0';
+    snprintf(text, sizeof text, EXT_HEAD "  init: {file: %s, blake2b: \"" PIN_A "\"}\n"
+             EXT_TRAINING, path);
+    assert_int_equal(load(text, &p, &e), 0);
+    assert_int_equal(strlen(p.model.init.file), 255);
+    policy_free(&p);
+}
+
 int main(void)
 {
     find_root();
@@ -2110,6 +2351,7 @@ int main(void)
         cmocka_unit_test(test_privacy),
         cmocka_unit_test(test_site),
         cmocka_unit_test(test_site_require),
+        cmocka_unit_test(test_external_model),
     };
     return cmocka_run_group_tests_name("policy", tests, NULL, NULL);
 }
