@@ -2,7 +2,8 @@
 # Mixed members (issue 15): one GPT-2 experiment, the same data, seeds and policy, run
 #   A   with three members on the built-in C trainer,
 #   B   with two on the built-in trainer and one (vnpt) on worker/plugins/numpy_gpt2.py
-#       through its site.yaml (trainer: kind command, oneshot),
+#       through its site.yaml (trainer: kind command, oneshot), and again in serve mode
+#       (which must end at the same loss: the same arithmetic),
 #   B'  as B with vnpt on worker/plugins/torch_causal_lm.py (serve mode: torch is imported
 #       once, not every round), when $REFERENCE_VENV
 #       (default build/reference-venv) has torch and the plug-in is in the tree (SKIP
@@ -136,6 +137,13 @@ within() {   # within A B: |B - A| / A <= 2 %
 }
 rel=$(within "$loss_a" "$loss_b") || fail "run B's final loss $loss_b is not within 2 % of run A's $loss_a ($rel)"
 note "numpy plug-in: $loss_b vs built-in $loss_a: $rel apart (limit 2 %)"
+
+# the same through serve mode (JSON lines, AdamW moments in memory): the same arithmetic,
+# so the same final model
+t0=$SECONDS
+run S vnpt "$(site_for vnpt "$PY" worker/plugins/numpy_gpt2.py serve)"; loss_s=$LOSS
+note "run B in serve mode: held-out loss $loss_s ($((SECONDS - t0)) s)"
+[ "$loss_s" = "$loss_b" ] || fail "numpy_gpt2.py in serve mode ends at $loss_s, in oneshot mode at $loss_b"
 
 VENV=${REFERENCE_VENV:-build/reference-venv}
 if [ ! -f worker/plugins/torch_causal_lm.py ]; then
