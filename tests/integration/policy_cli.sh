@@ -118,6 +118,20 @@ want_run 1 "" "$BIN/aulac" policy check "$T/ext/tiny.yaml"
 grep -q "^$T/ext/tiny.yaml: model.tokenizer: $T/ext/tiny/tokenizer.json: No such file" "$T/err" ||
     { cat "$T/err"; fail "policy check: missing tokenizer not named"; }
 note "policy check of an external model: pinned files hashed and checked next to the policy, mismatches refused"
+# a builtin site sits the external model out with the reason; a plug-in site takes it
+printf 'schema: 1\n' >"$T/ext/site-builtin.yaml"
+want_run 1 "$T/ext/site-builtin.yaml: ok
+governance.auto_vote: never (this member votes by hand: aulac vote)
+trainer: builtin (trains family gpt2 without a tokenizer only; other experiments are sat out)" \
+    "$BIN/aulac" site check "$T/ext/site-builtin.yaml" --policy "$T/ext/bad.yaml"
+grep -qx "$T/ext/site-builtin.yaml: refuses experiment tiny: its model is of family external, and this site's trainer is builtin: the built-in trainer trains only GPT-2 on bytes; set trainer.kind: command with a plug-in (worker/TRAINER.md)" "$T/err" ||
+    { cat "$T/err"; fail "site check: builtin site did not refuse the external model"; }
+printf 'schema: 1\ntrainer:\n  kind: command\n  command: [python3, plug.py]\n  env: {HF_HOME: /srv/hf}\n' >"$T/ext/site-plugin.yaml"
+"$BIN/aulac" site check "$T/ext/site-plugin.yaml" --policy "$T/ext/bad.yaml" >"$T/out" 2>&1 ||
+    { cat "$T/out"; fail "site check: plug-in site refused the external model"; }
+grep -qx "trainer: command python3 plug.py (mode oneshot, timeout 3600 s, workdir <state dir>/trainer, 1 environment variable)" "$T/out" ||
+    { cat "$T/out"; fail "site check: trainer line"; }
+note "site check: a builtin site refuses the external model, a plug-in site takes it"
 
 # the aggregation rule and, with privacy, epsilon after all rounds at delta and the round
 # after which the budget ends the experiment (privacy/rdp.h, q = 1)
