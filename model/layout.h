@@ -65,8 +65,8 @@ int model_layout_gpt2(const struct gpt2_config *cfg, struct model_layout *out);
 int model_layout_from_safetensors(const struct safetensors *f, struct model_layout *out,
                                   char *why, size_t cap);
 
-/* 0 when a and b have the same tensors (names, shapes, order); MODEL_ERR_FORMAT with
- * the first difference in why ("tensor lm_head.weight is missing", "... is not in the
+/* 0 when a and b have the same tensors (names, shapes, order) and kind; MODEL_ERR_FORMAT
+ * with the first difference in why, a being the model and b the one checked against it ("tensor lm_head.weight is missing", "... is not in the
  * model", "... has shape ..."). The stored dtypes may differ. */
 int model_layout_compare(const struct model_layout *a, const struct model_layout *b,
                          char *why, size_t cap);
