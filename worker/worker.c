@@ -512,7 +512,26 @@ static int setup_training(struct worker *w)
         if (!w->base || !w->local || !w->residual)
             return WORKER_EXIT_ERROR;
     }
-    return worker_state_load(w);
+    if ((rc = worker_state_load(w)) != 0)
+        return rc;
+    /* A model pinned by an init file (held in <state>/artifacts already): the replica
+     * starts as round 0 from it, so round 1 needs no download when the coordinator's
+     * round 0 is that init (fetch_model compares the hashes). */
+    if (!w->have_base && w->policy.model.init.present) {
+        if (policy_model_init(&w->policy, &w->layout, worker_artifact_resolver, w, w->base,
+                              why, sizeof why) == 0) {
+            model_layout_hash(&w->layout, w->base, w->base_hash);
+            w->have_base = 1;
+            char hex[65];
+            hex_encode(w->base_hash, 32, hex);
+            log_info("experiment %s: round 0 built from the pinned init here (model %.16s); "
+                     "round 1 downloads nothing when it starts from it", w->experiment, hex);
+        } else {
+            log_warn("experiment %s: cannot build round 0 from its init locally (%s); it "
+                     "is downloaded", w->experiment, why);
+        }
+    }
+    return 0;
 }
 
 /* A download is either the whole model, straight into w->base, or (when the replica
@@ -596,7 +615,8 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
 static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *prev)
 {
     if (w->have_base && crypto_equal(w->base_hash, hash, 32))
-        return 0;
+        return 0;   /* (also round 0 built from a pinned init: worker_state_save_model
+                       is not needed, model.f32 is only a cache of it) */
     char hex[65];
     hex_encode(hash, 32, hex);
     double t0 = time_mono_s();

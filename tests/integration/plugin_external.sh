@@ -98,6 +98,9 @@ for h in "$HI" "$HC" "$HT"; do
 done
 grep -q "model of 3 tensors, 34 parameters (external); trained by the site's command trainer" "$B" ||
     fail "the replica is not the init's layout"
+grep -q "round 0 built from the pinned init here" "$B" || fail "round 0 was not built from the init"
+sed '/round 1\/2: training/q' "$B" | grep -q "downloaded," &&
+    fail "round 1 downloaded the model it had built from the init"
 grep -q "round 1: update accepted" "$B" && grep -q "round 2: update accepted" "$B" ||
     fail "beta's updates were not accepted"
 note "beta: pinned files fetched (corrupt copy replaced, partial download resumed), 2 rounds accepted"
