@@ -512,7 +512,26 @@ static int setup_training(struct worker *w)
         if (!w->base || !w->local || !w->residual)
             return WORKER_EXIT_ERROR;
     }
-    return worker_state_load(w);
+    if ((rc = worker_state_load(w)) != 0)
+        return rc;
+    /* A model pinned by an init file (held in <state>/artifacts already): the replica
+     * starts as round 0 from it, so round 1 needs no download when the coordinator's
+     * round 0 is that init (fetch_model compares the hashes). */
+    if (!w->have_base && w->policy.model.init.present) {
+        if (policy_model_init(&w->policy, &w->layout, worker_artifact_resolver, w, w->base,
+                              why, sizeof why) == 0) {
+            model_layout_hash(&w->layout, w->base, w->base_hash);
+            w->have_base = 1;
+            char hex[65];
+            hex_encode(w->base_hash, 32, hex);
+            log_info("experiment %s: round 0 built from the pinned init here (model %.16s); "
+                     "round 1 downloads nothing when it starts from it", w->experiment, hex);
+        } else {
+            log_warn("experiment %s: cannot build round 0 from its init locally (%s); it "
+                     "is downloaded", w->experiment, why);
+        }
+    }
+    return 0;
 }
 
 /* A download is either the whole model, straight into w->base, or (when the replica
@@ -596,7 +615,8 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
 static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *prev)
 {
     if (w->have_base && crypto_equal(w->base_hash, hash, 32))
-        return 0;
+        return 0;   /* (also round 0 built from a pinned init: worker_state_save_model
+                       is not needed, model.f32 is only a cache of it) */
     char hex[65];
     hex_encode(hash, 32, hex);
     double t0 = time_mono_s();
@@ -1227,14 +1247,6 @@ int worker_run(struct worker *w, const struct worker_options *opt)
             site_policy_init(&w->site);
             goto out;
         }
-    }
-    if (w->site.trainer.kind == SITE_TRAINER_COMMAND && opt->nodes > 1) {
-        log_error("--nodes %d: this site trains with a command trainer (%s: trainer.kind "
-                  "command), which launches its own multi-node and multi-GPU training; run "
-                  "one aulac-worker for the member, without --nodes", opt->nodes,
-                  opt->site_path);
-        rc = WORKER_EXIT_USAGE;
-        goto out;
     }
     if (opt->nodes > 1 && opt->node_rank > 0) {   /* a follower node: never the coordinator */
         rc = node_worker_follow(w);
