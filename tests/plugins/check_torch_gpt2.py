@@ -10,7 +10,9 @@ Checked, each to the tolerance printed:
   3. whole rounds through the oneshot command (plan.json, AdamW moments kept in
      state_dir between rounds, warm-up by optimizer_step): each round's model (relative
      1e-4 per tensor; the names are the input's, without "transformer."), the metrics'
-     tokens and steps, train loss and base validation loss (relative 1e-4);
+     tokens and steps, train loss and base validation loss (relative 1e-4), and the
+     round's update (trained - base) as a whole (relative 1e-4: GELU erf instead of
+     tanh already fails it);
   4. serve mode (JSON lines): the same models as oneshot, "done" for each round, and a
      broken plan answered with an "error" line, after which the next round works.
 """
@@ -131,6 +133,13 @@ def main():
         want = load_file(os.path.join(dump, "round%d" % k, "model.safetensors"))
         compare("round %d model (%d steps from optimizer step %d)"
                 % (k, st["steps"], rd["optimizer_step"]), got, want, 1e-4)
+        # the round's update (trained - base) as a whole: far finer than the parameters
+        base = load_file(plan["model"]["input"])
+        upd = torch.cat([(got[n] - base[n]).flatten() for n in sorted(want)])
+        c_upd = torch.cat([(want[n] - base[n]).flatten() for n in sorted(want)])
+        ru = rel(upd, c_upd)
+        check(ru <= 1e-4, "round %d update (trained - base) as a whole: relative %.2e <= 1e-4"
+              % (k, ru))
         m = json.load(open(plan["output"]["metrics"]))
         check(m["tokens"] == rd["tokens"] and m["steps"] == rd["steps"],
               "round %d metrics: tokens %d, steps %d" % (k, m["tokens"], m["steps"]))
