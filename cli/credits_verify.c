@@ -22,16 +22,18 @@
 
 static const char usage[] =
     "usage: aulac credits verify --data-dir D [--eval-set FILE | --eval-sets DIR]\n"
-    "                            [--experiment ID]\n"
+    "                            [--artifacts DIR] [--experiment ID]\n"
     "       aulac credits verify --export DIR (--eval-set FILE | --eval-sets DIR)\n"
-    "                            [--experiment ID]\n"
+    "                            [--artifacts DIR] [--experiment ID]\n"
     "\n"
     "Recomputes, from the ledger, the accepted payloads and the evaluation set alone, every\n"
     "contribution score, every round's model and the credits of each experiment that has\n"
     "contribution_scores entries (or of the one named), and says for each round whether it\n"
     "matches what the coordinator recorded:\n"
     "  - the policy: the experiment's policy_proposed document, whose hash must be the one\n"
-    "    experiment_started names; model 0: gpt2_init_params(model.seed), hash checked;\n"
+    "    experiment_started names; model 0: gpt2_init_params(model.seed), or the tensors\n"
+    "    of the policy's pinned model.init file (an external model, or a GPT-2 from a\n"
+    "    checkpoint), hash checked;\n"
     "  - each round: its update_accepted entries, each payload by its hash (a missing or\n"
     "    altered payload is named with its round and member), the contribution measures\n"
     "    (credit/score.h) with the seed from ledger data, then the round's average and\n"
@@ -59,6 +61,9 @@ static const char usage[] =
     "  --eval-sets DIR   or a directory holding it under the policy's\n"
     "                    contribution.evaluation_set.name (default with --data-dir:\n"
     "                    D/evalsets, the coordinator's default)\n"
+    "  --artifacts DIR   the files policies pin, as DIR/<BLAKE2b-256 hex> (default with\n"
+    "                    --data-dir: D/artifacts, the coordinator's store; fetch one with\n"
+    "                    aulac artifact get HASH -o DIR/HASH); each is hashed before use\n"
     "  --experiment ID   only this experiment\n"
     "\n"
     "The ledger's own integrity with --data-dir is `aulac ledger verify --data-dir D`.\n"
@@ -66,7 +71,7 @@ static const char usage[] =
     "any mismatch, missing or altered payload, or when nothing could be checked, 2 usage.\n";
 
 struct verify_opts {
-    const char *data_dir, *export_dir, *eval_set, *eval_sets, *experiment;
+    const char *data_dir, *export_dir, *eval_set, *eval_sets, *experiment, *artifacts;
 };
 
 static void print_line(void *arg, const char *text)
@@ -107,7 +112,8 @@ static int parse(int argc, char **argv, struct verify_opts *o)
     static const struct option lo[] = {
         { "data-dir", required_argument, 0, 'd' }, { "export", required_argument, 0, 'x' },
         { "eval-set", required_argument, 0, 'e' }, { "eval-sets", required_argument, 0, 'E' },
-        { "experiment", required_argument, 0, 'm' }, { "help", no_argument, 0, 'h' },
+        { "experiment", required_argument, 0, 'm' }, { "artifacts", required_argument, 0, 'a' },
+        { "help", no_argument, 0, 'h' },
         { 0, 0, 0, 0 } };
     int ch;
     optind = 1;
@@ -119,6 +125,7 @@ static int parse(int argc, char **argv, struct verify_opts *o)
         case 'e': o->eval_set = optarg; break;
         case 'E': o->eval_sets = optarg; break;
         case 'm': o->experiment = optarg; break;
+        case 'a': o->artifacts = optarg; break;
         case 'h': fputs(usage, stdout); return 0;
         case ':':
             return cli_usage_error(CMD, usage, "%s needs a value", argv[optind - 1]);
@@ -167,6 +174,7 @@ int cmd_credits_verify(int argc, char **argv)
     char evalsets[4096];
     struct replay_options ro = {
         .evalset_file = o.eval_set, .evalset_dir = o.eval_sets, .experiment = o.experiment,
+        .artifacts_dir = o.artifacts,
         .line = print_line, .progress = print_progress, .arg = &last,
     };
     struct replay_entries src = { 0 };

@@ -5,7 +5,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "common/fileio.h"
 #include "common/hex.h"
+#include "common/json.h"
+#include "common/safetensors.h"
 #include "model/gpt2.h"
 #include "model/model_hash.h"
 #include "model/trainer.h"
@@ -17,6 +20,9 @@ static const char usage[] =
     "\n"
     "Mean cross-entropy (nats per byte) of a saved model (model.safetensors +\n"
     "config.json) on the held-out part of a corpus, split as the worker splits it.\n"
+    "It is the built-in GPT-2's evaluator (byte-level): the checkpoint of an external\n"
+    "model (policy model.family external) is refused; it loads with its own framework\n"
+    "(transformers: AutoModelForCausalLM.from_pretrained(DIR)).\n"
     "\n"
     "  --model DIR         a directory written by the coordinator or worker\n"
     "  --data DIR          a corpus directory (tree of UTF-8 text files)\n"
@@ -24,6 +30,43 @@ static const char usage[] =
     "  --seq-len T         evaluation window (default: the model's context length)\n"
     "  --windows N         at most N windows (default 64)\n"
     "  --threads N         CPU threads (default: all cores)\n";
+
+/* 1 when dir holds a checkpoint of an external model (coordinator/models.c): a
+ * model.safetensors marked aulac_layout "named", or a config.json whose model_type is
+ * not gpt2; kind says which. */
+static int external_model(const char *dir, char *kind, size_t cap)
+{
+    char path[4096 + 32];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    struct safetensors *f = NULL;
+    int named = 0;
+    if (safetensors_open(path, &f) == 0) {
+        const char *m = safetensors_meta(f, "aulac_layout");
+        named = m && strcmp(m, "named") == 0;
+        safetensors_close(f);
+    }
+    if (named) {
+        snprintf(kind, cap, "a named-tensor (external) model");
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    uint8_t *text;
+    size_t len;
+    if (file_read_all(path, 1 << 20, &text, &len) != 0)
+        return 0;
+    struct json_doc *d = NULL;
+    int other = 0;
+    if (json_parse((const char *)text, len, &d, NULL, 0) == 0) {
+        const char *t = json_str(json_get(json_root(d), "model_type"));
+        if (t && strcmp(t, "gpt2") != 0) {
+            snprintf(kind, cap, "a model of type %.60s", t);
+            other = 1;
+        }
+    }
+    json_free(d);
+    free(text);
+    return other;
+}
 
 int cmd_eval(int argc, char **argv)
 {
@@ -56,6 +99,12 @@ int cmd_eval(int argc, char **argv)
     }
     if (!model || !data)
         return cli_usage_error("eval", usage, "--model and --data are required");
+    char kind[120];
+    if (external_model(model, kind, sizeof kind))
+        return cli_fail("eval", "%s holds %s, not a built-in GPT-2: aulac eval is the built-in "
+                        "GPT-2's byte-level evaluator; evaluate it with its own framework (it "
+                        "loads with transformers' AutoModelForCausalLM.from_pretrained and "
+                        "AutoTokenizer)", model, kind);
     struct gpt2_config cfg;
     float *flat = NULL;
     int rc = gpt2_load(model, &cfg, &flat);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/artifact.h"
 #include "cli/cli.h"
 #include "cli/governance_cli.h"
 #include "cli/signed_client.h"
@@ -17,12 +18,14 @@
 #include "ledger/entry.h"
 #include "ledger/history.h"
 #include "policies/charter.h"
+#include "policies/model_source.h"
 #include "policies/policy.h"
 #include "proto/ledger_client.h"
 #include "proto/roster_msg.h"
 
 static const char usage[] =
-    "usage: aulac experiment propose FILE [--reason TEXT] [--expires-in DAYS] CONNECTION\n"
+    "usage: aulac experiment propose FILE [--reason TEXT] [--expires-in DAYS] [--no-upload]\n"
+    "                                 CONNECTION\n"
     "       aulac experiment withdraw ID CONNECTION\n"
     "       aulac experiment propose-cancel ID [--reason TEXT] [--expires-in DAYS] CONNECTION\n"
     "       aulac experiment list CONNECTION\n"
@@ -32,7 +35,11 @@ static const char usage[] =
     "\n"
     "  propose         sign the policy FILE (its exact bytes, checked first as aulac\n"
     "                  policy check does) as an experiment proposal; members with a\n"
-    "                  proposer role of the charter (default: researcher) may\n"
+    "                  proposer role of the charter (default: researcher) may. The\n"
+    "                  files the policy pins (model.init, model.config, model.tokenizer,\n"
+    "                  at their paths relative to FILE's directory) are uploaded first,\n"
+    "                  one line each (aulac artifact put): an approved experiment starts\n"
+    "                  only once the coordinator holds them\n"
     "  withdraw        withdraw your proposal while it is open, or your approved\n"
     "                  experiment before it starts\n"
     "  propose-cancel  propose to cancel an approved experiment (queued or running);\n"
@@ -51,10 +58,12 @@ static const char usage[] =
     "  --expires-in DAYS   votes close after DAYS (1..30; default: the charter's\n"
     "                      proposal_expiry_days)\n"
     "  --policy            show: print the proposed policy file, nothing else\n"
+    "  --no-upload         propose: do not upload the pinned files (someone else does;\n"
+    "                      the approved experiment waits for them)\n"
     "\n"
     "CONNECTION:\n" SIGNED_CLIENT_USAGE;
 
-enum { O_REASON = 300, O_EXPIRES, O_POLICY };
+enum { O_REASON = 300, O_EXPIRES, O_POLICY, O_NO_UPLOAD };
 
 /* --- shared with aulac charter and aulac vote (governance_cli.h) ------------------- */
 
@@ -367,8 +376,37 @@ static int cmd_withdraw(struct signed_client *sc, const char *id)
     return rc;
 }
 
+/* Uploads the files p pins, found next to the policy file, each checked against its
+ * pin first. 0, or 1 with the reason printed. */
+static int upload_pinned(struct signed_client *sc, const struct policy *p, const char *file)
+{
+    static const char *const keys[] = { "model.init", "model.config", "model.tokenizer" };
+    const struct policy_file *files[] = { &p->model.init, &p->model.config,
+                                          &p->model.tokenizer };
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", file);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        dir[0] = 0;
+    for (size_t i = 0; i < 3; i++) {
+        if (!files[i]->present)
+            continue;
+        char path[4096 + 300], why[600], label[400];
+        if (policy_file_next_to(dir, keys[i], files[i], path, sizeof path, why, sizeof why) != 0)
+            return cli_fail("experiment", "%s; nothing proposed (give the file, or propose "
+                            "with --no-upload when another member uploads it)", why);
+        snprintf(label, sizeof label, "%s (%s)", keys[i], files[i]->file);
+        if (artifact_upload_file(sc, "experiment", path, label, files[i]->blake2b) != 0)
+            return cli_fail("experiment", "nothing proposed: the pinned files must reach the "
+                            "coordinator first");
+    }
+    return 0;
+}
+
 static int cmd_propose(struct signed_client *sc, const char *file, const char *reason,
-                       unsigned days)
+                       unsigned days, int upload)
 {
     uint8_t *doc = NULL;
     size_t len = 0;
@@ -387,6 +425,19 @@ static int cmd_propose(struct signed_client *sc, const char *file, const char *r
     }
     snprintf(m.reason, sizeof m.reason, "%s", reason);
     printf("experiment %s (policy %s)\n", m.experiment, file);
+    if (upload) {
+        struct policy p;
+        if (policy_load_buffer(file, doc, len, &p, &err) != 0) {   /* it identified above */
+            free(doc);
+            return cli_fail("experiment", "%s", err.message);
+        }
+        int up = upload_pinned(sc, &p, file);
+        policy_free(&p);
+        if (up != 0) {
+            free(doc);
+            return 1;
+        }
+    }
     int rc = motion_submit(sc, "experiment", &m, days, doc, len, file);
     free(doc);
     return rc;
@@ -423,12 +474,13 @@ int cmd_experiment(int argc, char **argv)
     struct signed_client sc = { 0 };
     const char *reason = "";
     unsigned days = 0;
-    int policy = 0, ch;
+    int policy = 0, upload = 1, ch;
     static const struct option lo[] = {
         SIGNED_CLIENT_OPTIONS,
         { "reason", required_argument, 0, O_REASON },
         { "expires-in", required_argument, 0, O_EXPIRES },
-        { "policy", no_argument, 0, O_POLICY }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "policy", no_argument, 0, O_POLICY }, { "no-upload", no_argument, 0, O_NO_UPLOAD },
+        { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     optind = 1;
     while ((ch = getopt_long(argc - 1, argv + 1, "h", lo, NULL)) != -1) {
         if (signed_client_option(&sc, ch, optarg))
@@ -440,6 +492,7 @@ int cmd_experiment(int argc, char **argv)
                 return 2;
             break;
         case O_POLICY: policy = 1; break;
+        case O_NO_UPLOAD: upload = 0; break;
         case 'h': fputs(usage, stdout); return 0;
         default: fputs(usage, stderr); return 2;
         }
@@ -451,15 +504,17 @@ int cmd_experiment(int argc, char **argv)
                                "%s takes no argument", sub, which == 0 ? "FILE" : "ID");
     const char *arg = want_arg ? argv[optind + 1] : NULL;
     if ((reason[0] && which != 0 && which != 2) || (days && which != 0 && which != 2) ||
-        (policy && which != 4))
+        (policy && which != 4) || (!upload && which != 0))
         return cli_usage_error("experiment", usage, "an option does not apply to %s", sub);
     if (strlen(reason) > PROPOSAL_REASON_MAX)
         return cli_usage_error("experiment", usage, "--reason is over %d bytes",
                                PROPOSAL_REASON_MAX);
+    if (which == 0)
+        sc.stream_timeout_ms = 24LL * 3600 * 1000;   /* pinned files of many GiB */
     int rc = signed_client_open(&sc, "experiment", usage);
     if (rc == 0) {
         switch (which) {
-        case 0: rc = cmd_propose(&sc, arg, reason, days); break;
+        case 0: rc = cmd_propose(&sc, arg, reason, days, upload); break;
         case 1: rc = cmd_withdraw(&sc, arg); break;
         case 2: {
             struct motion m = { .kind = MOTION_CANCEL };

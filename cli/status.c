@@ -58,6 +58,8 @@ static void print_text(const Aulac__V1__StatusReply *r)
                "after it\n", r->experiment_id, r->policy_name, r->state, shown, r->total_rounds,
                r->queue_length);
     printf("global model %.16s, ledger %" PRIu64 " entries\n", hex, r->ledger_size);
+    if (r->waiting && r->waiting[0])
+        printf("waiting: %s\n", r->waiting);
     if (r->privacy) {
         char budget[64] = "no target epsilon";
         if (r->target_epsilon > 0)

@@ -353,12 +353,11 @@ void artifacts_on_put(struct rpc_call *call, void *ctx)
         goto out;
     }
     if (u->total > max_bytes(c)) {
-        char want[32], cap[32];
-        file_size_words(u->total, want, sizeof want);
+        char cap[32];
         file_size_words(max_bytes(c), cap, sizeof cap);
-        refuse(u, GRPC_STATUS_RESOURCE_EXHAUSTED, "a file of %" PRIu64 " bytes (%s) is over "
-               "the coordinator's limit of %s (aulac-coordinator --max-artifact-bytes)",
-               u->total, want, cap);
+        refuse(u, GRPC_STATUS_RESOURCE_EXHAUSTED, "a file of %" PRIu64 " bytes is over the "
+               "coordinator's limit of %s (aulac-coordinator --max-artifact-bytes)", u->total,
+               cap);
         goto out;
     }
     char other[CRYPTO_ID_MAX + 1];

@@ -33,6 +33,7 @@ const char *coord_strerror(int rc)
     case COORD_ERR_SERVE: return "cannot serve (see the log above)";
     case COORD_ERR_NOT_FOUND: return "no checkpoint of that model is held";
     case COORD_ERR_BUSY: return "busy serving another older model; retry later";
+    case COORD_ERR_WAITING: return "the experiment waits for pinned files the coordinator does not hold";
     case OUTER_ERR_NOMEM: return "out of memory (outer optimizer)";
     case OUTER_ERR_FORMAT: return "outer optimizer state malformed";
     case OUTER_ERR_SIZE: return "outer optimizer state does not match the model";

@@ -28,6 +28,7 @@
 #include "crypto/keys.h"
 #include "ledger/ledger.h"
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
@@ -41,6 +42,7 @@
 #define COORD_ERR_SERVE    (-1604)  /* cannot listen (logged with the address) */
 #define COORD_ERR_NOT_FOUND (-1605) /* no checkpoint of that model hash is held */
 #define COORD_ERR_BUSY     (-1606)  /* another older model is being served: retry later */
+#define COORD_ERR_WAITING  (-1607)  /* the experiment's pinned files are not all held yet */
 
 #define COORD_EXPERIMENT_MAX 64
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
@@ -138,8 +140,12 @@ struct coord {
     uint8_t proposal_hash[32];      /* the approved proposal it runs (zero: none) */
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
-    /* From the policy's round plan (policies/plan.h), the same in every round; the
-     * codecs of a round come from policy_round_plan(&policy, round). */
+    /* The model's layout (model/layout.h: names, shapes, the flat vector's order), from
+     * policy_model_layout with the artifact store as resolver (coordinator/artifacts.h);
+     * n_params = layout.n_params; cfg = layout.gpt2 for the built-in GPT-2, zero for an
+     * external model. Models are named by model_layout_hash (v1 for GPT-2, v2 named).
+     * The codecs of a round come from policy_round_plan(&policy, round). */
+    struct model_layout layout;
     struct gpt2_config cfg;
     size_t n_params;
     int down_on;                    /* broadcast compressed round updates */

@@ -359,7 +359,7 @@ static int close_compute(struct coord *c, struct close_job *j)
                        c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
                        sizeof why) != 0)
         close_failed(why);
-    model_hash(j->next->params, n, j->next->hash);
+    model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
     /* The payloads are read from the map: stored before the read transaction ends. */
     for (size_t i = 0; i < n_up; i++)
         if (retention_write(c, up[i].payload_hash, up[i].payload, up[i].len) != 0)

@@ -18,14 +18,19 @@
 #include "common/timeutil.h"
 #include "common/why.h"
 #include "aggregate/round.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "model/model_hash.h"
+#include "policies/model_source.h"
 
 #define START_RETRY_MS 10000   /* after a storage error starting the next experiment */
+#define WAITING_RECHECK_MS 5000 /* the first queued experiment waits for pinned files: look
+                                   again this often (and at once when a file arrives) */
 
 _Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
                "policy check must refuse exactly the models the trainer refuses");
@@ -33,6 +38,54 @@ _Static_assert(POLICY_MAX_PARAMETERS == GPT2_MAX_PARAMS,
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/experiments/%s", c->opt.data_dir, c->experiment);
+}
+
+/* COORD_ERR_WAITING with why when the artifact store lacks some of p's pinned files
+ * (coordinator/artifacts.h): which, and the command that uploads them. 0 otherwise. */
+static int waits_for_files(const struct coord *c, const char *name, const struct policy *p,
+                           char *why, size_t cap)
+{
+    char missing[700];
+    if (artifacts_missing(c, p, missing, sizeof missing) == 0)
+        return 0;
+    return why_fail(why, cap, COORD_ERR_WAITING, "experiment %s waits for pinned files the "
+                    "coordinator does not hold: %s; upload them with aulac artifact put "
+                    "FILE... (aulac experiment propose uploads them itself): it starts once "
+                    "they are held", name, missing);
+}
+
+/* The first queued experiment waits for pinned files: c->waiting says why (logged when
+ * it changes) and the timer looks again after WAITING_RECHECK_MS, or at once when a file
+ * arrives (artifacts.c). mu held (or single-threaded). */
+static void note_waiting_locked(struct coord *c, const char *why)
+{
+    if (strcmp(c->waiting, why) != 0) {
+        log_warn("%s", why);
+        snprintf(c->waiting, sizeof c->waiting, "%s", why);
+    }
+    c->next_start_ms = time_mono_ms() + WAITING_RECHECK_MS;
+}
+
+/* 1 when the first queued experiment waits for pinned files (noted as above). Looked at
+ * before an ended experiment is unloaded, which stays served meanwhile. mu held. */
+static int head_waits_locked(struct coord *c)
+{
+    struct experiment_info head;
+    int found = 0, waits = 0;
+    if (queue_head(c, NULL, &head, &found) != 0 || !found)
+        return 0;
+    struct policy p;
+    struct policy_error err;
+    char why[sizeof c->waiting];
+    if (policy_load_buffer(head.experiment, head.policy_yaml, head.policy_yaml_len, &p,
+                           &err) == 0) {
+        waits = waits_for_files(c, head.experiment, &p, why, sizeof why) != 0;
+        policy_free(&p);
+    }
+    if (waits)
+        note_waiting_locked(c, why);
+    experiment_info_free(&head);
+    return waits;
 }
 
 /* c->policy and what derives from it, from the record's exact text. */
@@ -66,8 +119,21 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
     char what[300];
     if (policy_round_plan(&c->policy, 1, &first, what, sizeof what) != 0)
         return why_fail(why, cap, COORD_ERR_CONFIG, "%s", what);
-    c->cfg = first.model;
-    c->n_params = first.n_params;
+    /* The model: its pinned files must all be held (else the experiment waits, queued),
+     * and its layout comes from them (external) or from the GPT-2 sizes. */
+    if ((rc = waits_for_files(c, name, &c->policy, why, cap)) != 0)
+        return rc;
+    rc = policy_model_layout(&c->policy, artifacts_resolver, c, &c->layout, what, sizeof what);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its model does not load: %s", what);
+    if (first.n_params && first.n_params != c->layout.n_params)
+        return why_fail(why, cap, COORD_ERR_CONFIG, "its model has %llu parameters, its "
+                        "GPT-2 sizes say %zu", (unsigned long long)c->layout.n_params,
+                        first.n_params);
+    c->cfg = c->layout.kind == MODEL_LAYOUT_GPT2 ? c->layout.gpt2 : (struct gpt2_config){ 0 };
+    c->n_params = (size_t)c->layout.n_params;
     c->down_on = first.downlink_on;
     c->down_ef = first.downlink_on && first.downlink.error_feedback;
     /* Members that may report: in the policy (all when it lists none) and in the live
@@ -168,6 +234,7 @@ void experiment_unload(struct coord *c)
     memset(c->policy_hash, 0, 32);
     memset(c->proposal_hash, 0, 32);
     memset(&c->cfg, 0, sizeof c->cfg);
+    model_layout_free(&c->layout);
     c->down_on = c->down_ef = 0;
     c->n_params = 0;
     c->experiment[0] = 0;
@@ -184,13 +251,18 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     struct model_snapshot *s = snapshot_new(c->n_params, 0);
     if (!s)
         return COORD_ERR_NOMEM;
-    int rc = gpt2_init_params(&c->cfg, c->policy.model.seed, s->params);
+    /* Round 0: gpt2_init_params from model.seed, or the init file's tensors
+     * (policies/model_source.h), hashed as the layout names models. */
+    char what[400];
+    int rc = policy_model_init(&c->policy, &c->layout, artifacts_resolver, c, s->params, what,
+                               sizeof what);
     if (rc != 0) {
         snapshot_release(c, s);
-        return why_fail(why, cap, COORD_ERR_CONFIG, "cannot initialize the model: %s",
-                        model_strerror(rc));
+        if (rc == POLICY_ERR_NOMEM)
+            return COORD_ERR_NOMEM;
+        return why_fail(why, cap, COORD_ERR_CONFIG, "cannot initialize the model: %s", what);
     }
-    model_hash(s->params, s->n, s->hash);
+    model_layout_hash(&c->layout, s->params, s->hash);
     if ((rc = models_save(c, s->params, s->hash)) != 0) {
         snapshot_release(c, s);
         return rc;
@@ -279,8 +351,15 @@ static int load_queued(struct coord *c, int start)
         int rc = queue_head(c, NULL, &head, &found);
         if (rc != 0 || !found)
             return rc;
-        char why[512];
+        char why[sizeof c->waiting];
         rc = experiment_load(c, &head, why, sizeof why);
+        if (rc == COORD_ERR_WAITING) {   /* nothing loaded; it stays first in the queue */
+            note_waiting_locked(c, why);
+            experiment_info_free(&head);
+            return 0;
+        }
+        if (rc == 0)
+            c->waiting[0] = 0;
         if (rc == 0 && start && (rc = start_loaded(c, &head, why, sizeof why)) != 0)
             experiment_unload(c);
         if (rc == COORD_ERR_CONFIG)
@@ -312,8 +391,19 @@ int experiment_open(struct coord *c)
                   c->opt.data_dir, rec.experiment);
         return COORD_ERR_STATE;
     }
-    char why[512];
+    char why[sizeof c->waiting];
     rc = experiment_load(c, &info, why, sizeof why);
+    if (rc == COORD_ERR_WAITING && rec.state == EXP_RUNNING) {
+        /* Files it started with are gone from the store (deleted by hand): it cannot
+         * resume without them, and failing it for that would be wrong. */
+        log_error("%s; the experiment ran with them: put each back as %s/artifacts/<its "
+                  "BLAKE2b-256 in hex> and restart",
+                  why, c->opt.data_dir);
+        experiment_info_free(&info);
+        return COORD_ERR_STATE;
+    }
+    if (rc == COORD_ERR_WAITING)
+        rc = COORD_ERR_CONFIG;   /* an ended one: no longer served, as below */
     if (rc != COORD_ERR_CONFIG) {
         experiment_info_free(&info);
         return rc;
@@ -403,7 +493,8 @@ int experiment_resume_or_start(struct coord *c)
     if (rc != 0)
         return rc;
     if (!c->experiment[0]) {
-        log_info("no experiment approved yet: serving idle until one is queued");
+        if (!c->waiting[0])
+            log_info("no experiment approved yet: serving idle until one is queued");
         return 0;
     }
     struct experiment_record rec;
@@ -420,7 +511,7 @@ int experiment_resume_or_start(struct coord *c)
         log_error("experiment %s was loaded but is not the first in the queue", c->experiment);
         return COORD_ERR_STATE;
     }
-    char why[512];
+    char why[sizeof c->waiting];
     rc = start_loaded(c, &head, why, sizeof why);
     if (rc != 0)
         experiment_unload(c);
@@ -438,7 +529,13 @@ void experiment_start_next_locked(struct coord *c)
     if (now < c->next_start_ms)
         return;
     size_t n = 0;
-    if (queue_length(c, &n) != 0 || n == 0)
+    if (queue_length(c, &n) != 0)
+        return;
+    if (n == 0) {
+        c->waiting[0] = 0;   /* the one that waited was cancelled or withdrawn */
+        return;
+    }
+    if (c->experiment[0] && head_waits_locked(c))
         return;
     if (c->experiment[0])
         log_info("experiment %s has ended; starting the next of %zu queued", c->experiment, n);

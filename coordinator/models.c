@@ -1,11 +1,18 @@
-/* Model checkpoints, named by hash and shared by every experiment:
- * data_dir/models/<hex>/{model.safetensors, config.json} (GPT-2 layout, loadable by
- * common Python tooling), written to a temporary directory, fsynced and renamed. The
- * loaded experiment's own files, under data_dir/experiments/<id>/: the outer optimizer's
- * state for each number of completed rounds (outer/<n>.bin, outer/<n>.down for the
- * downlink residual) and the downlink updates (downlink/<hex>.bin). */
+/* Model checkpoints, named by hash and shared by every experiment, under
+ * data_dir/models/<hex>/, written to a temporary directory, fsynced and renamed, so
+ * that the directory loads with common Python tooling (transformers' from_pretrained):
+ *   built-in GPT-2   model.safetensors + config.json (gpt2_save), and tokenizer.json, a
+ *                    copy of the pinned one, when the policy pins model.tokenizer;
+ *   external model   model.safetensors (F32, the layout's names, metadata aulac_layout
+ *                    "named"), config.json and tokenizer.json: copies of the pinned
+ *                    files from the artifact store, when pinned.
+ * A checkpoint is read back only when it hashes to its name (model_layout_hash).
+ * The loaded experiment's own files, under data_dir/experiments/<id>/: the outer
+ * optimizer's state for each number of completed rounds (outer/<n>.bin, outer/<n>.down
+ * for the downlink residual) and the downlink updates (downlink/<hex>.bin). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,12 +23,19 @@
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/safetensors.h"
+#include "coordinator/artifacts.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
 #include "coordinator/state.h"
 #include "model/errors.h"
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "model/model_hash.h"
+
+/* The metadata that marks a checkpoint of a named (external) model. */
+#define NAMED_META_KEY "aulac_layout"
+#define NAMED_META_VALUE "named"
 
 static void model_dir(const struct coord *c, const uint8_t hash[32], char *out, size_t cap)
 {
@@ -30,16 +44,44 @@ static void model_dir(const struct coord *c, const uint8_t hash[32], char *out, 
     snprintf(out, cap, "%s/models/%s", c->opt.data_dir, hex);
 }
 
+/* Copies the pinned file f (from the artifact store) to dir/name: 0 or -errno. */
+static int copy_pinned(struct coord *c, const struct policy_file *f, const char *dir,
+                       const char *name)
+{
+    char src[PATH_MAX], dst[PATH_MAX + 64];
+    if (artifacts_path(c, f->blake2b, src, sizeof src) != 0)
+        return -ENOENT;
+    snprintf(dst, sizeof dst, "%s/%s", dir, name);
+    uint8_t *buf;
+    size_t len;
+    int rc = file_read_all(src, (size_t)1 << 32, &buf, &len);
+    if (rc != 0)
+        return rc;
+    rc = file_write_atomic(dst, buf, len, 0644);
+    free(buf);
+    return rc;
+}
+
 int models_save(struct coord *c, const float *params, const uint8_t hash[32])
 {
-    char dir[PATH_MAX], tmp[PATH_MAX + 16];
+    char dir[PATH_MAX], tmp[PATH_MAX + 16], file[PATH_MAX + 40];
     model_dir(c, hash, dir, sizeof dir);
     if (file_exists(dir))
         return 0;
     snprintf(tmp, sizeof tmp, "%s.tmp", dir);
     int rc = file_mkdirs(tmp, 0755);
-    if (rc == 0)
+    const struct policy_model *pm = &c->policy.model;
+    if (rc == 0 && c->layout.kind == MODEL_LAYOUT_GPT2) {
         rc = gpt2_save(tmp, &c->cfg, params);
+    } else if (rc == 0) {
+        static const struct st_meta meta = { NAMED_META_KEY, NAMED_META_VALUE };
+        snprintf(file, sizeof file, "%s/model.safetensors", tmp);
+        rc = model_write_safetensors(file, &c->layout, params, &meta, 1, 0644);
+        if (rc == 0 && pm->config.present)
+            rc = copy_pinned(c, &pm->config, tmp, "config.json");
+    }
+    if (rc == 0 && pm->tokenizer.present)
+        rc = copy_pinned(c, &pm->tokenizer, tmp, "tokenizer.json");
     if (rc == 0 && rename(tmp, dir) != 0)
         rc = -errno;
     if (rc == 0)
@@ -52,25 +94,54 @@ int models_save(struct coord *c, const float *params, const uint8_t hash[32])
     return 0;
 }
 
-/* The checkpoint named hash, of whatever shape, read and checked against its name:
- * *flat (malloc'd) holds its *n parameters. */
-static int load_checked(struct coord *c, const uint8_t hash[32], struct gpt2_config *cfg,
-                        float **flat, size_t *n)
+/* The checkpoint named hash, of whatever model (an ended experiment's too), read and
+ * checked against its name: *flat (malloc'd) holds its L->n_params values, *L its
+ * layout (the caller frees both). A GPT-2 checkpoint by gpt2_load, a named one (metadata
+ * aulac_layout "named") by its own layout. */
+static int load_checked(struct coord *c, const uint8_t hash[32], struct model_layout *L,
+                        float **flat)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], path[PATH_MAX + 32], why[300] = "";
+    memset(L, 0, sizeof *L);
+    *flat = NULL;
     model_dir(c, hash, dir, sizeof dir);
-    int rc = gpt2_load(dir, cfg, flat);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    struct safetensors *f = NULL;
+    int rc = safetensors_open(path, &f);
     if (rc != 0) {
-        log_error("cannot load the model checkpoint %s: %s", dir, model_strerror(rc));
+        log_error("cannot load the model checkpoint %s: %s", path, safetensors_strerror(rc));
         return COORD_ERR_STATE;
     }
-    *n = gpt2_num_params(cfg);
+    const char *kind = safetensors_meta(f, NAMED_META_KEY);
+    if (kind && strcmp(kind, NAMED_META_VALUE) == 0) {
+        rc = model_layout_from_safetensors(f, L, why, sizeof why);
+        if (rc == 0 && !(*flat = malloc(L->n_params * sizeof(float))))
+            rc = MODEL_ERR_NOMEM;
+        if (rc == 0)
+            rc = model_read_tensors(L, f, *flat, why, sizeof why);
+        safetensors_close(f);
+    } else {
+        safetensors_close(f);
+        struct gpt2_config cfg;
+        rc = gpt2_load(dir, &cfg, flat);
+        if (rc == 0)
+            rc = model_layout_gpt2(&cfg, L);
+    }
+    if (rc != 0) {
+        log_error("cannot load the model checkpoint %s: %s%s%s", dir, model_strerror(rc),
+                  why[0] ? ": " : "", why);
+        free(*flat);
+        *flat = NULL;
+        model_layout_free(L);
+        return rc == MODEL_ERR_NOMEM ? COORD_ERR_NOMEM : COORD_ERR_STATE;
+    }
     uint8_t got[32];
-    model_hash(*flat, *n, got);
+    model_layout_hash(L, *flat, got);
     if (memcmp(got, hash, 32) != 0) {
         log_error("the checkpoint %s does not hash to its name: the file was altered", dir);
         free(*flat);
         *flat = NULL;
+        model_layout_free(L);
         return COORD_ERR_STATE;
     }
     return 0;
@@ -78,29 +149,38 @@ static int load_checked(struct coord *c, const uint8_t hash[32], struct gpt2_con
 
 int models_load(struct coord *c, const uint8_t hash[32], float *params)
 {
-    struct gpt2_config cfg;
+    struct model_layout L;
     float *flat = NULL;
-    size_t n = 0;
-    int rc = load_checked(c, hash, &cfg, &flat, &n);
+    int rc = load_checked(c, hash, &L, &flat);
     if (rc != 0)
         return rc;
-    if (memcmp(&cfg, &c->cfg, sizeof cfg) != 0 || n != c->n_params) {
+    char why[300] = "its GPT-2 sizes differ";
+    if (model_layout_compare(&L, &c->layout, why, sizeof why) != 0 ||
+        L.n_params != c->n_params ||
+        (L.kind == MODEL_LAYOUT_GPT2 && memcmp(&L.gpt2, &c->cfg, sizeof c->cfg) != 0)) {
         char hex[65];
         hex_encode(hash, 32, hex);
-        log_error("the checkpoint of model %.16s has another model shape than the policy", hex);
+        log_error("the checkpoint of model %.16s is another model than the policy's: %s", hex,
+                  why);
         free(flat);
+        model_layout_free(&L);
         return COORD_ERR_STATE;
     }
-    memcpy(params, flat, n * sizeof(float));
+    memcpy(params, flat, L.n_params * sizeof(float));
     free(flat);
+    model_layout_free(&L);
     return 0;
 }
 
 /* The checkpoint named hash, of whatever shape (an ended experiment's), into s. */
 static int models_load_any(struct coord *c, const uint8_t hash[32], struct model_snapshot *s)
 {
-    struct gpt2_config cfg;
-    return load_checked(c, hash, &cfg, &s->params, &s->n);
+    struct model_layout L;
+    int rc = load_checked(c, hash, &L, &s->params);
+    if (rc == 0)
+        s->n = L.n_params;
+    model_layout_free(&L);
+    return rc;
 }
 
 /* Rounds completed when model hash was made: the closed round whose summary names it,
@@ -221,6 +301,8 @@ void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep)
         snprintf(path, sizeof path, "%s/%s/model.safetensors", root, e->d_name);
         unlink(path);
         snprintf(path, sizeof path, "%s/%s/config.json", root, e->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s/tokenizer.json", root, e->d_name);
         unlink(path);
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         rmdir(path);

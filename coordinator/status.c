@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/artifacts.h"
 #include "coordinator/queue.h"
 #include "coordinator/state.h"
 #include "privacy/rdp.h"
@@ -67,6 +68,8 @@ int coord_status_reply(struct coord *c, const char *experiment_id, Aulac__V1__St
     struct status_parts p = { 0 };
     uint8_t model[32], root[32];
     char experiment[COORD_EXPERIMENT_MAX + 1], policy_name[POLICY_NAME_MAX + 1];
+    char waiting[sizeof c->waiting] = "";
+    r.waiting = waiting;
     size_t queued = 0;
     (void)queue_length(c, &queued);
     r.queue_length = (uint32_t)queued;
@@ -94,6 +97,13 @@ int coord_status_reply(struct coord *c, const char *experiment_id, Aulac__V1__St
                                &perr) == 0) {
             snprintf(policy_name, sizeof policy_name, "%s", pol.metadata.name);
             r.total_rounds = pol.training.rounds;
+            char missing[700];
+            if (other.phase == PHASE_QUEUED &&
+                artifacts_missing(c, &pol, missing, sizeof missing) > 0)
+                snprintf(waiting, sizeof waiting, "experiment %s waits for pinned files the "
+                         "coordinator does not hold: %s; upload them with aulac artifact put "
+                         "FILE... (aulac experiment propose uploads them itself): it starts "
+                         "once they are held", other.experiment, missing);
             privacy = pol.privacy;
             policy_free(&pol);
         }
@@ -108,6 +118,7 @@ int coord_status_reply(struct coord *c, const char *experiment_id, Aulac__V1__St
         snprintf(experiment, sizeof experiment, "%s", c->experiment);
         snprintf(policy_name, sizeof policy_name, "%s", c->policy.metadata.name);
         r.state = (char *)coord_state_name(c->state);
+        snprintf(waiting, sizeof waiting, "%s", c->waiting);
         r.round = c->rnd.number;
         r.total_rounds = c->total_rounds;
         if (c->rnd.base) {

@@ -22,7 +22,9 @@
 #include "crypto/digest.h"
 #include "ledger/entry.h"
 #include "model/gpt2.h"
+#include "model/layout.h"
 #include "model/model_hash.h"
+#include "policies/model_source.h"
 #include "policies/plan.h"
 #include "policies/policy.h"
 
@@ -330,6 +332,7 @@ struct exp_state {
     int have_policy;
     uint32_t measures;              /* bit set */
     size_t n;
+    struct model_layout layout;     /* the model's (policy_model_layout); names its models */
     float *base, *next, *avg, *support, *down_residual;
     struct outer_opt outer;
     int have_outer;
@@ -549,18 +552,45 @@ static int load_evaluator(struct exp_state *x, const struct gpt2_config *cfg, ui
     return 0;
 }
 
+/* policy_file_resolver over the artifact store the options name (ctx: struct run). */
+static int artifact_resolver(void *ctx, const char *key, const struct policy_file *f,
+                             char *path, size_t cap, char *why, size_t why_cap)
+{
+    const struct replay_options *o = ((struct run *)ctx)->o;
+    char hex[65];
+    hex_encode(f->blake2b, 32, hex);
+    int n = o->artifacts_dir ? snprintf(path, cap, "%s/%s", o->artifacts_dir, hex)
+          : o->data_dir      ? snprintf(path, cap, "%s/artifacts/%s", o->data_dir, hex)
+                             : snprintf(path, cap, "%s", "");
+    struct stat sb;
+    if (n > 0 && (size_t)n < cap && stat(path, &sb) == 0)
+        return 0;
+    return why_fail(why, why_cap, CREDIT_ERR_IO, "%s: %s (%s) is not in %s%s; fetch it with "
+                    "aulac artifact get %s -o DIR/%s and give --artifacts DIR", key, f->file,
+                    hex, o->artifacts_dir ? o->artifacts_dir : o->data_dir ? o->data_dir
+                                                                           : "(no store)",
+                    !o->artifacts_dir && o->data_dir ? "/artifacts" : "", hex, hex);
+}
+
 /* Buffers, outer state, model 0 (hash-checked). 0, 1 (reported: no model to start
  * from), CREDIT_ERR_NOMEM. */
 static int exp_setup(struct exp_state *x)
 {
     struct policy_round_plan plan;
-    char w[300];
+    char w[700];
     if (policy_round_plan(&x->policy, 1, &plan, w, sizeof w) != 0) {
         emit(x->r, "experiment %s: NOT CHECKED: its policy gives no round plan: %s", x->info->id,
              w);
         return 1;
     }
-    x->n = plan.n_params;
+    int lrc = policy_model_layout(&x->policy, artifact_resolver, x->r, &x->layout, w, sizeof w);
+    if (lrc == POLICY_ERR_NOMEM)
+        return CREDIT_ERR_NOMEM;
+    if (lrc != 0) {
+        emit(x->r, "experiment %s: NOT CHECKED: model 0 cannot be made: %s", x->info->id, w);
+        return 1;
+    }
+    x->n = (size_t)x->layout.n_params;
     const int down_ef = plan.downlink_on && plan.downlink.error_feedback;
     x->base = malloc(x->n * sizeof(float));
     x->next = malloc(x->n * sizeof(float));
@@ -573,17 +603,24 @@ static int exp_setup(struct exp_state *x)
     if (agg_outer_init(&x->policy, x->n, &x->outer) != 0)
         return CREDIT_ERR_NOMEM;
     x->have_outer = 1;
-    int rc = gpt2_init_params(&plan.model, x->policy.model.seed, x->base);
+    int rc = policy_model_init(&x->policy, &x->layout, artifact_resolver, x->r, x->base, w,
+                               sizeof w);
+    if (rc == POLICY_ERR_NOMEM)
+        return CREDIT_ERR_NOMEM;
     if (rc != 0) {
-        emit(x->r, "experiment %s: NOT CHECKED: model 0 cannot be made: %s", x->info->id,
-             model_strerror(rc));
+        emit(x->r, "experiment %s: NOT CHECKED: model 0 cannot be made: %s", x->info->id, w);
         return 1;
     }
-    model_hash(x->base, x->n, x->base_hash);
+    model_layout_hash(&x->layout, x->base, x->base_hash);
     if (!crypto_equal(x->base_hash, x->info->model_hash, 32)) {
-        emit(x->r, "experiment %s: MISMATCH: model 0 (gpt2_init_params, seed %" PRIu64 ") hashes "
-             "to %s, experiment_started says %s", x->info->id, x->policy.model.seed,
-             shorthex(x->base_hash).s, shorthex(x->info->model_hash).s);
+        char from[120];
+        if (x->policy.model.init.present)
+            snprintf(from, sizeof from, "the pinned model.init %.60s", x->policy.model.init.file);
+        else
+            snprintf(from, sizeof from, "gpt2_init_params, seed %" PRIu64, x->policy.model.seed);
+        emit(x->r, "experiment %s: MISMATCH: model 0 (%s) hashes to %s, experiment_started "
+             "says %s", x->info->id, from, shorthex(x->base_hash).s,
+             shorthex(x->info->model_hash).s);
         x->r->sum->problems++;
         x->broken = 1;
         x->broken_round = 0;
@@ -827,7 +864,7 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
             x->broken_round = rc_e->round;
             goto out;
         }
-        model_hash(x->next, x->n, h);
+        model_layout_hash(&x->layout, x->next, h);
         if (!crypto_equal(h, rc_e->model_hash, 32)) {
             finding(rs, "the rebuilt model hashes to %s, round_closed says %s (later rounds "
                     "cannot be rebuilt)", shorthex(h).s, shorthex(rc_e->model_hash).s);
@@ -1147,6 +1184,7 @@ static void exp_free(struct exp_state *x)
 {
     if (x->have_policy)
         policy_free(&x->policy);
+    model_layout_free(&x->layout);
     free(x->base);
     free(x->next);
     free(x->avg);

@@ -8,7 +8,10 @@
  * For each experiment (the one asked for, or every one with contribution_scores):
  *   - the policy is its policy_proposed document, which must hash to the policy hash
  *     of experiment_started (and of the motion);
- *   - model 0 is gpt2_init_params(model.seed), whose hash must be experiment_started's;
+ *   - model 0 is the policy's round 0 (policies/model_source.h policy_model_init:
+ *     gpt2_init_params(model.seed), or the tensors of the pinned model.init file, found
+ *     by its hash in the artifact store), named by model_layout_hash (v1 for the built-in
+ *     GPT-2, v2 for a named model), which must be experiment_started's;
  *   - each round R, at its round_closed entry: the round's update_accepted entries
  *     (their members must be round_closed's participants), each payload fetched by its
  *     hash and re-hashed (missing: "round R: the payload of MEMBER (HASH...) is
@@ -61,6 +64,10 @@ struct replay_options {
      * contribution.evaluation_set.name>; its hash must be the policy's. */
     const char *evalset_file;
     const char *evalset_dir;
+    /* Where the files policies pin (model.init, ...) are, as <dir>/<BLAKE2b-256 hex>
+     * (coordinator/artifacts.h); NULL: data_dir/artifacts. Each is hashed before use.
+     * Needed only by policies that pin a model.init. */
+    const char *artifacts_dir;
     const char *experiment;          /* only this one; NULL: every one with scores */
     /* Result lines (stdout) and progress (stderr; may be NULL), without newline. */
     void (*line)(void *arg, const char *text);

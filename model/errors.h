@@ -16,7 +16,8 @@ enum model_error {
     MODEL_ERR_NOMEM = -1401,     /* allocation failed */
     MODEL_ERR_ARG = -1402,       /* invalid argument: B/T out of range, size mismatch */
     MODEL_ERR_TOKEN = -1403,     /* a token id is outside the vocabulary */
-    MODEL_ERR_NONFINITE = -1404, /* loss or gradient is NaN/Inf; the update was skipped */
+    MODEL_ERR_NONFINITE = -1404, /* loss or gradient is NaN/Inf (the update was skipped), or a
+                                    model file holds NaN/Inf (model/layout.h) */
     MODEL_ERR_NO_CUDA = -1405,   /* CUDA backend requested; this build has no CUDA */
     MODEL_ERR_BACKEND = -1406,   /* backend unknown or not available in this build */
     MODEL_ERR_IO = -1407,        /* reading or writing a file failed (logged with errno) */

@@ -384,7 +384,8 @@ int model_read_tensors(const struct model_layout *L, const struct safetensors *f
         long i = model_layout_find(L, name);
         if (i < 0)
             return why_fail(why, cap, MODEL_ERR_FORMAT, "tensor %s is not in the model", name);
-        if (strcmp(name, L->tensors[i].name) != 0) /* prefixed, and the bare name found */
+        if (strcmp(name, L->tensors[i].name) != 0 && safetensors_find(f, L->tensors[i].name))
+            /* GPT-2: under "transformer." and also under the bare name */
             return why_fail(why, cap, MODEL_ERR_FORMAT,
                             "tensor %s is in the file twice (also as %s)", L->tensors[i].name,
                             name);

@@ -65,8 +65,8 @@ int model_layout_gpt2(const struct gpt2_config *cfg, struct model_layout *out);
 int model_layout_from_safetensors(const struct safetensors *f, struct model_layout *out,
                                   char *why, size_t cap);
 
-/* 0 when a and b have the same tensors (names, shapes, order); MODEL_ERR_FORMAT with
- * the first difference in why ("tensor lm_head.weight is missing", "... is not in the
+/* 0 when a and b have the same tensors (names, shapes, order) and kind; MODEL_ERR_FORMAT
+ * with the first difference in why, a being the model and b the one checked against it ("tensor lm_head.weight is missing", "... is not in the
  * model", "... has shape ..."). The stored dtypes may differ. */
 int model_layout_compare(const struct model_layout *a, const struct model_layout *b,
                          char *why, size_t cap);
@@ -101,7 +101,8 @@ int model_read_tensors(const struct model_layout *L, const struct safetensors *f
 int model_tensor_to_f32(const struct st_tensor *t, uint64_t first, uint64_t n, float *dst);
 
 /* Writes flat as a safetensors file of L's tensors (F32, metadata "format": "pt" and the
- * caller's meta), atomically (tmp, fsync, rename) with mode `mode`. ST_ERR_*, MODEL_ERR_ARG. */
+ * caller's meta, which must not hold "format"), atomically (tmp, fsync, rename) with mode
+ * `mode`, data in flat order (the data region is the flat vector). ST_ERR_*, MODEL_ERR_ARG. */
 int model_write_safetensors(const char *path, const struct model_layout *L, const float *flat,
                             const struct st_meta *meta, size_t n_meta, unsigned mode);
 

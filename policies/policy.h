@@ -101,6 +101,7 @@ struct policy_model {
      * GPT-2 of the sizes below), tokenizer optional (then only plug-in trainers train
      * it: the built-in trainer reads bytes), config refused (the sizes are the config). */
     struct policy_file init, config, tokenizer;
+    /* The GPT-2 sizes: family gpt2 only (0 for external; no canonical line then). */
     uint32_t vocab_size;
     uint32_t n_positions;   /* maximum context length (YAML: n_positions or seq_len) */
     uint32_t n_layer;
@@ -130,7 +131,8 @@ struct policy_training {
     uint32_t rounds;
     uint32_t local_steps;       /* H: inner steps per round */
     uint32_t batch_size;        /* sequences per inner step per member */
-    uint32_t seq_len;           /* tokens per sequence, <= model.n_positions */
+    uint32_t seq_len;           /* tokens per sequence; gpt2: <= model.n_positions (its
+                                   default); external: required */
     struct policy_inner_optimizer inner;
     struct policy_outer_optimizer outer;
 };
@@ -324,7 +326,8 @@ int policy_hash(const struct policy *p, uint8_t out[POLICY_HASH_LEN]);
 
 /* One key whose canonical value differs: path "training.rounds", a_value and b_value as
  * the canonical encoding writes them ("12", "0.003", "fpt,hust", "*" for members: all);
- * NULL for a key only one side has (not within one schema version). The strings are
+ * NULL for a key only one side has (a pinned model file given on one side only, the
+ * GPT-2 sizes of a gpt2 policy against an external one). The strings are
  * valid during the call. A non-zero return stops policy_diff, which returns it. */
 typedef int (*policy_diff_fn)(const char *path, const char *a_value, const char *b_value,
                               void *arg);
@@ -357,7 +360,9 @@ int policy_identify_all(const char *name, const void *bytes, size_t len,
                         uint8_t hash[POLICY_HASH_LEN], char *id, size_t cap,
                         struct policy_errors *errors) __attribute__((warn_unused_result));
 
-/* Number of trainable parameters of the policy's GPT-2 model (tied LM head). */
+/* Number of trainable parameters of the policy's GPT-2 model (tied LM head); 0 for
+ * family external, whose count is its init file's (policies/model_source.h
+ * policy_model_layout). */
 uint64_t policy_model_parameters(const struct policy_model *m);
 
 /* Index of member id in participation.members, or -1. */

@@ -653,7 +653,7 @@ static void free_strings(char **list, size_t n)
 
 /* The text of an SF_STRING-like scalar v, checked: 0 with *out malloc'd, or an error. */
 static int string_of(struct schema_ctx *ctx, const struct ynode *v, const char *path,
-                     size_t max, const char *what, char **out)
+                     size_t min, size_t max, const char *what, char **out)
 {
     char got[128], lim[24];
     ynode_describe(v, got, sizeof got);
@@ -661,9 +661,10 @@ static int string_of(struct schema_ctx *ctx, const struct ynode *v, const char *
     if (v->kind != YNODE_SCALAR || ynode_is_null(v))
         return err_at(ctx, POLICY_ERR_TYPE, v, path, "expected %s, got %s", what, got);
     snprintf(lim, sizeof lim, "%zu", max);
-    if (v->len == 0 || v->len > max)
-        return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected 1 to %s bytes, got %s", lim, got);
-    if (!valid_line(v->text, v->len))
+    if (v->len < min || v->len > max)
+        return err_at(ctx, POLICY_ERR_RANGE, v, path, min ? "expected 1 to %s bytes, got %s"
+                      : "expected at most %s bytes, got %s", lim, got);
+    if (v->len && !valid_line(v->text, v->len))
         return err_at(ctx, POLICY_ERR_RANGE, v, path,
                       "contains control characters (newline, tab, NUL) or invalid UTF-8%s%s",
                       "", NULL);
@@ -684,13 +685,13 @@ static int store_strlist(struct schema_ctx *ctx, const struct sfield *f, const s
         char lim[32];
         snprintf(lim, sizeof lim, "%llu", (unsigned long long)f->imax);
         return err_at(ctx, POLICY_ERR_RANGE, v, path, "expected 1 to %s strings, got %s", lim,
-                      got);
+                      v->n ? got : "an empty list");
     }
     char **list = calloc(v->n + 1, sizeof *list);
     if (!list)
         return POLICY_ERR_NOMEM;
     for (size_t i = 0; i < v->n; i++) {
-        int rc = string_of(ctx, v->vals[i], path, 4096, "a string", &list[i]);
+        int rc = string_of(ctx, v->vals[i], path, 1, 4096, "a string", &list[i]);
         if (rc) {
             free_strings(list, i);
             return rc;
@@ -742,7 +743,7 @@ static int store_envmap(struct schema_ctx *ctx, const struct sfield *f, const st
         }
         char sub[160], *val;
         snprintf(sub, sizeof sub, "%s.%s", path, k->text);
-        if ((rc = string_of(ctx, v->vals[n], sub, 4096, "a value (a string)", &val)) != 0)
+        if ((rc = string_of(ctx, v->vals[n], sub, 0, 4096, "a value (a string)", &val)) != 0)
             break;
         size_t len = k->len + 1 + strlen(val) + 1;
         if ((list[n] = malloc(len)) != NULL)
@@ -902,7 +903,7 @@ static int store_value(struct schema_ctx *ctx, const struct sfield *f, const str
     }
     case SF_STRING: {
         char *copy;
-        int rc = string_of(ctx, v, path, (size_t)f->imax, "a string", &copy);
+        int rc = string_of(ctx, v, path, 1, (size_t)f->imax, "a string", &copy);
         if (rc)
             return rc;
         char **dst = FIELD_AT(base, f->off, char *);

@@ -39,7 +39,7 @@ enum sfield_type {
                      1..imax SF_STRINGs (an argv); order kept, repeats allowed */
     SF_ENVMAP,    /* char ** at off, size_t count at off2: a mapping NAME -> string,
                      at most imax entries, NAME [A-Za-z_][A-Za-z0-9_]* (at most 128
-                     bytes), each value any non-null scalar's text (at most 4096 bytes,
+                     bytes), each value any non-null scalar's text (0..4096 bytes,
                      no control characters); stored as "NAME=value" in file order */
 };
 

@@ -28,6 +28,8 @@ void status_json_write(struct jsonw *w, const Aulac__V1__StatusReply *r)
     hash_or_empty(w, &r->ledger_root);
     jw_raw(w, ",\"queue_length\":");
     jw_u64(w, r->queue_length);
+    jw_raw(w, ",\"waiting\":");
+    jw_str(w, r->waiting ? r->waiting : "");
     jw_raw(w, ",\"rounds\":[");
     for (size_t i = 0; i < r->n_rounds; i++) {
         const Aulac__V1__RoundSummary *s = r->rounds[i];

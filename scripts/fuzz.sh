@@ -7,7 +7,8 @@
 # Targets: fuzz_codec_decode (codec_decode_accumulate on hostile payloads),
 # fuzz_policy (policy and site YAML), fuzz_ledger_entry (ledger entry_decode) and
 # fuzz_checkpoint_note (signed checkpoint notes) and fuzz_export_read (an exported
-# entries.jsonl: ledger/export_read.c). Objects, corpora and crash files go under
+# entries.jsonl: ledger/export_read.c) and fuzz_json (common/json.c, the reader of a
+# plug-in's metrics and lines and of config.json). Objects, corpora and crash files go under
 # $BUILD/fuzz (default build/fuzz). Exits non-zero when a target finds a crash, leak or
 # sanitizer report; the reproducer is left in $BUILD/fuzz/crashes/.
 set -euo pipefail
@@ -45,6 +46,7 @@ build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
 build fuzz_export_read tests/fuzz/fuzz_export_read.c "${ledger_src[@]}" ledger/export_read.c \
     ledger/history.c ledger/ledger.c crypto/envelope.c crypto/motion.c crypto/proposal.c \
     $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
+build fuzz_json tests/fuzz/fuzz_json.c common/json.c
 
 # Seed corpora: valid payloads of every codec mode; the example policies.
 mkdir -p "$out/corpus/codec" "$out/corpus/policy"
@@ -82,4 +84,7 @@ run fuzz_checkpoint_note "$out/corpus/checkpoint_note" -max_len=8192
 mkdir -p "$out/corpus/export"
 cp tests/fuzz/export_seeds/* "$out/corpus/export/"
 run fuzz_export_read "$out/corpus/export" -max_len=16384 -dict=tests/fuzz/export.dict
+mkdir -p "$out/corpus/json"
+cp tests/fuzz/json_seeds/* "$out/corpus/json/"
+run fuzz_json "$out/corpus/json" -max_len=16384 -dict=tests/fuzz/json.dict
 exit $status

@@ -181,6 +181,22 @@ static void jw_float(struct jsonw *w, float v)
     jw_raw(w, b);
 }
 
+/* The shortest decimal text that reads back as v. */
+static void jw_double(struct jsonw *w, double v)
+{
+    if (!isfinite(v)) {
+        jw_raw(w, "null");
+        return;
+    }
+    char b[40];
+    for (int p = 15; p <= 17; p++) {
+        snprintf(b, sizeof b, "%.*g", p, v);
+        if (strtod(b, NULL) == v)
+            break;
+    }
+    jw_raw(w, b);
+}
+
 static void jw_path_or_null(struct jsonw *w, const char *path)
 {
     if (path)
@@ -245,7 +261,7 @@ static char *plan_text(const struct plugin *p, const struct plugin_round *r, con
         jw_str(&w, r->data_files[i]);
     }
     jw_raw(&w, "], \"validation_fraction\": ");
-    jw_num(&w, r->policy->data.validation_fraction);
+    jw_double(&w, r->policy->data.validation_fraction);
     jw_printf(&w, ", \"validation_windows\": %d},\n", r->validation_windows);
     jw_printf(&w, "  \"limits\": {\"max_tokens\": %" PRIu64 ", \"timeout_s\": %u}\n}\n",
               max_tokens, p->t->timeout_s);

@@ -1228,14 +1228,6 @@ int worker_run(struct worker *w, const struct worker_options *opt)
             goto out;
         }
     }
-    if (w->site.trainer.kind == SITE_TRAINER_COMMAND && opt->nodes > 1) {
-        log_error("--nodes %d: this site trains with a command trainer (%s: trainer.kind "
-                  "command), which launches its own multi-node and multi-GPU training; run "
-                  "one aulac-worker for the member, without --nodes", opt->nodes,
-                  opt->site_path);
-        rc = WORKER_EXIT_USAGE;
-        goto out;
-    }
     if (opt->nodes > 1 && opt->node_rank > 0) {   /* a follower node: never the coordinator */
         rc = node_worker_follow(w);
         goto out;
