@@ -21,8 +21,9 @@
 #   INSECURE=1       plaintext gRPC on loopback instead of TLS
 #
 # Results, besides the printout: $RUN_DIR/losses.tsv (round, mean base-model validation
-# loss over the members, each member's), $RUN_DIR/checkpoint (the final model's
-# directory), $RUN_DIR/sample.txt (the generated text). Stops every process it started
+# loss over the members, each member's), $RUN_DIR/final-loss.tsv (the same for the final
+# model), $RUN_DIR/checkpoint (the final model's directory), $RUN_DIR/sample.txt (the
+# generated text, prompt included). Stops every process it started
 # on exit, failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -226,17 +227,50 @@ fi
 ln -sfn "$ckpt" "$RUN_DIR/checkpoint"
 ls -l "$ckpt" | sed -n '2,$p' | awk '{printf "  %-20s %10d bytes\n", $NF, $5}'
 
-say "generation: AutoModelForCausalLM.from_pretrained + AutoTokenizer.from_pretrained"
-"$py" - "$ckpt" "$PROMPT" "$RUN_DIR/sample.txt" <<'PY' 2> >(grep -v "^Loading weights" >&2)
-import sys, torch
+say "the final model: AutoModelForCausalLM.from_pretrained + AutoTokenizer.from_pretrained"
+HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error \
+"$py" - "$ckpt" "$PROMPT" "$RUN_DIR" "$ROOT/worker/plugins" "${MEMBERS[@]}" <<'PY'
+import json, os, sys, torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-ckpt, prompt, out = sys.argv[1], sys.argv[2], sys.argv[3]
+from transformers.utils import logging as hf_logging
+hf_logging.disable_progress_bar()
+ckpt, prompt, run, plugins, members = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+torch.set_num_threads(2)
 model = AutoModelForCausalLM.from_pretrained(ckpt, dtype=torch.float32)
 tok = AutoTokenizer.from_pretrained(ckpt)
 model.eval()
 n = sum(p.numel() for p in model.parameters())
 print("  loaded %s: %s, %d parameters; tokenizer %s, %d entries"
-      % (ckpt.rsplit("/", 1)[-1][:16], type(model).__name__, n, type(tok).__name__, len(tok)))
+      % (os.path.basename(os.path.realpath(ckpt))[:16], type(model).__name__, n,
+         type(tok).__name__, len(tok)))
+
+# The final model's loss on each member's held-out text, as the plug-in measures a
+# round's base model (the members' last plan.json: the same split, windows and tokens).
+sys.path.insert(0, plugins)
+import torch_causal_lm as tcl
+finals = {}
+for m in members:
+    plan = json.load(open(os.path.join(run, "state", m, "trainer", "round", "plan.json")))
+    c = tcl.Corpus(torch, plan["data"], os.path.join(ckpt, "tokenizer.json"), len(tok))
+    T, B = plan["training"]["seq_len"], plan["training"]["batch_size"]
+    windows = min((len(c.val) - 1) // T, plan["data"]["validation_windows"] or 1 << 30)
+    total = 0.0
+    with torch.no_grad():
+        for w in range(0, windows, B):
+            rows = min(B, windows - w)
+            idx = torch.arange(w, w + rows)[:, None] * T + torch.arange(T + 1)[None, :]
+            x = c.val[idx]
+            logits = model(input_ids=x[:, :-1]).logits
+            total += float(torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))) * rows
+    finals[m] = total / windows
+mean = sum(finals.values()) / len(finals)
+print("  held-out loss of the final model: mean %.4f (%s)"
+      % (mean, ", ".join("%s %.4f" % (m, finals[m]) for m in members)))
+with open(os.path.join(run, "final-loss.tsv"), "w") as f:
+    f.write("mean\t%s\n%.6f\t%s\n" % ("\t".join(members), mean,
+                                      "\t".join("%.6f" % finals[m] for m in members)))
+
 ids = tok(prompt, return_tensors="pt")
 torch.manual_seed(1)
 with torch.no_grad():
@@ -244,7 +278,7 @@ with torch.no_grad():
                          pad_token_id=model.config.pad_token_id,
                          eos_token_id=model.config.eos_token_id)
 text = tok.decode(gen[0], skip_special_tokens=True)
-with open(out, "w", encoding="utf-8") as f:
+with open(os.path.join(run, "sample.txt"), "w", encoding="utf-8") as f:
     f.write(text + "\n")
 print("  prompt: %s" % prompt)
 print("  sample: %s" % " ".join(text.split()))

@@ -11,6 +11,7 @@ pkgs=(build-essential pkg-config make
       chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
       libjs-chart.js    # Chart.js, served by the coordinator as /assets/chart.js
       prometheus  # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+      python3-venv      # scripts/torch-venv.sh: the PyTorch venv of make demo-torch and make reference
       python3-numpy) # worker/plugins/numpy_gpt2.py, the plug-in trainer make test runs (Debian's
                      # /usr/bin/python3; a pyenv python3 on PATH does not see it)
 

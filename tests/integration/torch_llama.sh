@@ -70,8 +70,14 @@ sed -n '/validation loss of each round/,$p' "$T/logs/demo-torch.log"
 note "every round closed with the three members"
 closed=$(grep -cE "round [0-9]+ closed: 3 member" "$T/run/logs/coordinator.log" || true)
 [ "$closed" -eq "$ROUNDS" ] || fail "$closed of $ROUNDS rounds closed with 3 members"
+note "each worker trained through one plug-in process (serve mode), delta files in BF16"
 for m in fpt vnpt hust; do
-    grep -q "trainer:" "$T/run/logs/$m.log" || fail "$m's log shows no line of the plug-in"
+    starts=$(grep -c "trainer: torch_causal_lm: rank 0/1" "$T/run/logs/$m.log" || true)
+    [ "$starts" -eq 1 ] || fail "$m's plug-in started $starts times (serve mode: once)"
+    rounds=$(grep -c "trainer: torch_causal_lm: round [0-9]*: $STEPS steps" "$T/run/logs/$m.log" || true)
+    [ "$rounds" -eq "$ROUNDS" ] || fail "$m's plug-in trained $rounds of $ROUNDS rounds"
+    [ -f "$T/run/state/$m/trainer/round/out/delta.safetensors" ] ||
+        fail "$m's plug-in wrote no delta.safetensors (a bf16 model's output)"
 done
 
 note "the validation loss falls"
