@@ -71,12 +71,15 @@ TEST_SRC  := $(wildcard tests/unit/test_*.c)
 TEST_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 TEST_SUPPORT := $(wildcard tests/support/*.c)
 TEST_SUPPORT_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(TEST_SUPPORT))
+# Tools the test scripts run (tests/tools/*.c, one program each; not cmocka tests).
+TOOL_SRC  := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Code the benches share (bench/lib/: the simulated federation's members), linked into each.
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
-.PHONY: all deps demo test tests bench clean reference reference-rdp fuzz
+.PHONY: all deps demo demo-torch test tests bench clean reference reference-rdp fuzz
 # The benches are built (never run) by all and tests, so that they keep compiling.
 all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
@@ -147,6 +150,10 @@ $(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libwor
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
 
+$(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
+
 # Test-only attacker (tests/integration/byzantine.sh): aulac-worker built from the same
 # sources with -DAULAC_TEST_BYZANTINE, which adds --test-byzantine scale=F (worker/main.c,
 # worker/worker.c train_round). Every worker object of it is built with the define (it
@@ -159,7 +166,7 @@ $(BUILD)/tests/aulac-worker-byzantine: $(BYZ_OBJ) $(LIBAULAC)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-tests: $(PROGRAMS) $(TEST_BINS) $(BENCH_BINS) $(BUILD)/tests/aulac-worker-byzantine
+tests: $(PROGRAMS) $(TEST_BINS) $(TOOL_BINS) $(BENCH_BINS) $(BUILD)/tests/aulac-worker-byzantine
 bench: $(PROGRAMS) $(BENCH_BINS)
 
 # PyTorch goldens and the transformers export check (PyPI venv; never needed by make test)
@@ -178,6 +185,13 @@ deps:
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
+
+# Bring your own trainer: three members train policies/examples/llama-tiny.yaml through
+# the torch plug-in; the final model generates Vietnamese (torch venv: scripts/torch-venv.sh,
+# created once from PyPI, REFERENCE_VENV=dir to use another)
+demo-torch: deps
+	@$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) scripts/demo-torch.sh
 
 test: deps
 	@$(MAKE) --no-print-directory tests

@@ -65,6 +65,15 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
     if (rc)
         return rc;
 
+    if ((rc = join_path(path, sizeof path, dir, "config.json")))
+        return rc;
+    return gpt2_save_config(path, cfg);
+}
+
+int gpt2_save_config(const char *path, const struct gpt2_config *cfg)
+{
+    if (!path || gpt2_config_check(cfg) != 0)
+        return path ? MODEL_ERR_CONFIG : MODEL_ERR_ARG;
     char json[2048];
     int n = snprintf(json, sizeof json,
                      "{\n"
@@ -96,11 +105,9 @@ int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat)
                      cfg->n_layer, cfg->n_head);
     if (n < 0 || n >= (int)sizeof json)
         return MODEL_ERR_ARG;
-    if ((rc = join_path(path, sizeof path, dir, "config.json")))
-        return rc;
-    rc = file_write_atomic(path, json, (size_t)n, 0644);
+    int rc = file_write_atomic(path, json, (size_t)n, 0644);
     if (rc) {
-        log_error("gpt2_save: cannot write %s: %s", path, strerror(-rc));
+        log_error("gpt2_save_config: cannot write %s: %s", path, strerror(-rc));
         return MODEL_ERR_IO;
     }
     return 0;

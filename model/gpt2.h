@@ -146,6 +146,9 @@ int gpt2_backward(struct gpt2 *m);
  * Both files are written atomically (tmp, fsync, rename); dir is created if needed.
  * MODEL_ERR_CONFIG, MODEL_ERR_ARG, MODEL_ERR_IO (logged), safetensors codes. */
 int gpt2_save(const char *dir, const struct gpt2_config *cfg, const float *flat);
+/* Only the config.json above, written atomically to path (a plug-in trainer's round
+ * input, worker/TRAINER.md). MODEL_ERR_CONFIG, MODEL_ERR_ARG, MODEL_ERR_IO (logged). */
+int gpt2_save_config(const char *path, const struct gpt2_config *cfg);
 
 /* Reads a directory written by gpt2_save or by transformers' save_pretrained of a
  * GPT-2 (names with or without "transformer."; F32, F16 or BF16; buffers

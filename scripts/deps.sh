@@ -39,7 +39,10 @@ test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 dpkg-dev clang libclang
            chromium-driver python3-selenium   # tests/integration/dashboard.sh drives the dashboard
            python3-yaml    # tests/integration/deploy_files.sh reads docker/compose.yaml
            libjs-chart.js
-           prometheus) # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+           prometheus  # promtool: tests/unit/test_metrics.c checks /metrics with `promtool check metrics`
+           python3-venv      # scripts/torch-venv.sh: the PyTorch venv of make demo-torch and make reference
+           python3-numpy) # worker/plugins/numpy_gpt2.py, the plug-in trainer make test runs (Debian's
+                          # /usr/bin/python3; a pyenv python3 on PATH does not see it)
 # Of those, what the unit tests and the browser-less integration tests need.
 core_test_pkgs=(libcmocka-dev lmdb-utils openssl curl python3 python3-yaml libjs-chart.js)
 

@@ -17,13 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-venv="${REFERENCE_VENV:-build/reference-venv}" # shared by every BUILD; bench/train uses it too
-if [ ! -x "$venv/bin/python" ]; then
-    echo "reference: creating $venv and installing torch, transformers (large download)"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q torch transformers numpy safetensors
-fi
+# shared by every BUILD; bench/train, make demo-torch and the torch plug-in use it too
+venv=$(scripts/torch-venv.sh)
 "$venv/bin/python" -c 'import torch, transformers; print("reference: torch", torch.__version__, "transformers", transformers.__version__)'
 
 # The export check's C half, linked the way the Makefile links programs. `make

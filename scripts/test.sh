@@ -69,6 +69,11 @@ for script in tests/integration/*.sh; do
     [ -f "$script" ] && run_script "$script" integration 900
 done
 
+echo "== plug-in trainers (tests/plugins: the reference plug-ins against the built-in trainer)"
+for script in tests/plugins/*.sh; do
+    [ -f "$script" ] && run_script "$script" plugins 600
+done
+
 if [ $quick -eq 0 ]; then
     echo "== sanitizer build (ASan + UBSan, CPU-only): make SAN=1 tests"
     if make --no-print-directory SAN=1 -j"$(nproc)" tests >"$log_dir/san-build.log" 2>&1; then

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "policies/site.h"
 #include "worker/health.h"
 #include "worker/node_worker.h"
 #include "worker/witness.h"
@@ -42,7 +43,13 @@ static const char usage[] =
     "                        (checking the proposed policy against the proposer's signed\n"
     "                        hash): yes when the site allows it, no otherwise, logging which\n"
     "                        and the site's reason; cancel and charter proposals are left\n"
-    "                        to aulac vote (default auto_vote: never)\n"
+    "                        to aulac vote (default auto_vote: never). Its trainer:\n"
+    "                        section chooses who trains: builtin (the C GPT-2, the\n"
+    "                        default) or command, the member's own program run per\n"
+    "                        round through the plug-in protocol (worker/TRAINER.md:\n"
+    "                        plan.json in, model.safetensors + metrics.json out, all\n"
+    "                        validated; a refused round uploads nothing). A command\n"
+    "                        trainer launches its own multi-GPU work: no --nodes\n"
     "  --coordinator-pub F   refuse a coordinator whose key differs from this .pub file\n"
     "  --tls-ca FILE         verify the coordinator's TLS certificate against this CA\n"
     "  --tls-cert FILE       client certificate (mutual TLS)\n"
@@ -318,6 +325,24 @@ int main(int argc, char **argv)
                  "its honest update multiplied by %g", (double)o.test_byzantine_scale,
                  (double)o.test_byzantine_scale);
 #endif
+    if (o.nodes > 1 && o.site_path) {
+        /* a command trainer launches its own multi-node, multi-GPU training */
+        struct site_policy site;
+        struct policy_error err;
+        if (site_load_file(o.site_path, &site, &err) != 0) {
+            log_error("%s", err.message);
+            return WORKER_EXIT_ERROR;
+        }
+        int command = site.trainer.kind == SITE_TRAINER_COMMAND;
+        site_policy_free(&site);
+        if (command) {
+            log_error("--nodes %d: this site trains with a command trainer (%s: trainer.kind "
+                      "command), which launches its own multi-node and multi-GPU training; "
+                      "run one aulac-worker for the member, without --nodes", o.nodes,
+                      o.site_path);
+            return WORKER_EXIT_USAGE;
+        }
+    }
     int pre = node_worker_preflight(&o);
     if (pre != 0)
         return pre;

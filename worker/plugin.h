@@ -53,6 +53,9 @@ struct plugin_round {
     uint64_t optimizer_step;            /* steps this replica took in earlier rounds */
     uint64_t seed;                      /* this member's data seed for the round */
     int validation_windows;
+    /* Serve mode: called for each valid "progress" line of this round (may be NULL). */
+    void (*on_progress)(void *arg, uint64_t step, uint64_t steps, double loss);
+    void *progress_arg;
 };
 
 struct plugin_metrics {
@@ -62,8 +65,8 @@ struct plugin_metrics {
     double seconds;                     /* wall time of the plug-in's part */
 };
 
-/* t: the site's trainer (kind command); state_dir: the worker's, for the default
- * workdir. Creates workdir/{round,state}. PLUGIN_ERR_ARG, PLUGIN_ERR_IO, PLUGIN_ERR_NOMEM. */
+/* t: the site's trainer (kind command), which must outlive the plugin; state_dir: the
+ * worker's, for the default workdir. Creates workdir/{round,state}. PLUGIN_ERR_ARG, PLUGIN_ERR_IO, PLUGIN_ERR_NOMEM. */
 int plugin_open(const struct site_trainer *t, const char *state_dir, struct plugin **out,
                 char *why, size_t cap);
 /* Ends a serve-mode process ({"type":"exit"}, then SIGTERM/SIGKILL after 5 s). */

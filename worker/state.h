@@ -3,11 +3,18 @@
 /* The worker's state directory, so that it resumes after a restart of either side:
  *
  *   progress        text: experiment id, last accepted round, replica model hash
- *   model.f32       the replica: the last base model (flat little-endian fp32)
+ *                   (model_layout_hash), and the plug-in's optimizer_step
+ *   model.f32       the replica: the last base model (flat little-endian fp32, in the
+ *                   order of the experiment's model layout)
  *   residual.f32    error-feedback residual      } as of the last accepted round;
  *   optimizer.st    the inner AdamW state        } *.pending until the coordinator
- *                   (model/trainer.h format)     } accepts the round's update
- *   final/          the experiment's final model (safetensors + config.json)
+ *                   (model/trainer.h format;     } accepts the round's update
+ *                   built-in trainer only)       }
+ *   final/          the experiment's final model: model.safetensors (F32, the layout's
+ *                   names) + config.json (GPT-2's, or the pinned one) + tokenizer.json
+ *                   (when pinned): loads with from_pretrained
+ *   artifacts/<hex> the experiment's pinned files (worker/artifacts.h)
+ *   trainer/        a command trainer's workdir by default (worker/TRAINER.md)
  *
  * Every file is written atomically (temp file, fsync, rename). State of another
  * experiment is ignored (and replaced as the new one proceeds). */

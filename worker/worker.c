@@ -14,11 +14,14 @@
 #include "crypto/envelope.h"
 #include "model/model_hash.h"
 #include "proto/service.h"
+#include "policies/model_source.h"
+#include "worker/artifacts.h"
 #include "worker/auto_vote.h"
 #include "worker/health.h"
 #include "worker/ledger_watch.h"
 #include "worker/node.h"
 #include "worker/node_worker.h"
+#include "worker/plugin.h"
 #include "worker/state.h"
 
 #define TASK_WAIT_MS 20000u
@@ -208,6 +211,14 @@ static void leave_experiment(struct worker *w)
     w->base = w->local = w->residual = NULL;
     w->have_base = 0;
     w->last_round = 0;
+    model_layout_free(&w->layout);
+    memset(&w->cfg, 0, sizeof w->cfg);
+    w->n = 0;
+    free(w->config_path);
+    free(w->tokenizer_path);
+    w->config_path = w->tokenizer_path = NULL;
+    w->optimizer_step = 0;
+    w->refused_round = 0;
     if (w->have_policy)
         policy_free(&w->policy);
     w->have_policy = 0;
@@ -379,28 +390,89 @@ int worker_trainer_opts(const struct worker *w, const struct policy_round_plan *
     return 0;
 }
 
+/* The experiment's model: its layout (policy_model_layout, pinned files fetched into
+ * <state>/artifacts), checked against the site's limits.max_parameters, and the paths
+ * of its pinned config and tokenizer. WORKER_EXIT_REFUSED (logged) sits it out. */
+static int setup_model(struct worker *w)
+{
+    char why[768];
+    model_layout_free(&w->layout);
+    if (policy_model_layout(&w->policy, worker_artifact_resolver, w, &w->layout, why,
+                            sizeof why) != 0) {
+        log_warn("experiment %s: cannot set up its model: %s", w->experiment, why);
+        return WORKER_EXIT_REFUSED;
+    }
+    if (w->site.max_parameters && w->layout.n_params > w->site.max_parameters) {
+        log_warn("experiment %s: its model has %" PRIu64 " parameters; this site's "
+                 "limits.max_parameters is %" PRIu64, w->experiment, w->layout.n_params,
+                 w->site.max_parameters);
+        return WORKER_EXIT_REFUSED;
+    }
+    w->n = (size_t)w->layout.n_params;
+    memset(&w->cfg, 0, sizeof w->cfg);
+    if (w->layout.kind == MODEL_LAYOUT_GPT2)
+        w->cfg = w->layout.gpt2;
+    const struct { const char *key; const struct policy_file *f; char **out; } pinned[] = {
+        { "model.config", &w->policy.model.config, &w->config_path },
+        { "model.tokenizer", &w->policy.model.tokenizer, &w->tokenizer_path },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        free(*pinned[i].out);
+        *pinned[i].out = NULL;
+        if (!pinned[i].f->present)
+            continue;
+        char path[PATH_MAX];
+        if (worker_artifact_resolver(w, pinned[i].key, pinned[i].f, path, sizeof path, why,
+                                     sizeof why) != 0) {
+            log_warn("experiment %s: %s", w->experiment, why);
+            return WORKER_EXIT_REFUSED;
+        }
+        if (!(*pinned[i].out = strdup(path)))
+            return WORKER_EXIT_ERROR;
+    }
+    log_info("experiment %s: model of %zu tensors, %" PRIu64 " parameters (%s)%s",
+             w->experiment, w->layout.n_tensors, w->layout.n_params,
+             w->policy.model.family == POLICY_FAMILY_EXTERNAL ? "external" : "gpt2",
+             w->plugin ? "; trained by the site's command trainer" : "");
+    return 0;
+}
+
+/* Everything a round needs: the model, the trainer (built in, or the site's command),
+ * the corpus, the replica's buffers, the state. Parts already there are kept (a
+ * regrouped multi-node trainer comes back through here). */
 static int setup_training(struct worker *w)
 {
-    if (w->trainer)
+    const int command = w->site.trainer.kind == SITE_TRAINER_COMMAND;
+    if (w->base && (command ? w->plugin != NULL : w->trainer != NULL))
         return 0;
     struct policy_round_plan plan;
     if (worker_plan(w, 1, &plan) != 0)
         return WORKER_EXIT_REFUSED;
-    w->cfg = plan.model;
-    w->n = plan.n_params;
+    int rc;
+    char why[512];
+    if (command && !w->plugin &&
+        plugin_open(&w->site.trainer, w->opt.state_dir, &w->plugin, why, sizeof why) != 0) {
+        log_error("cannot set up the site's command trainer: %s", why);
+        return WORKER_EXIT_ERROR;
+    }
+    if (!w->base && (rc = setup_model(w)) != 0)
+        return rc;
     struct trainer_opts to;
     trainer_opts_default(&to);
-    if (worker_trainer_opts(w, &plan, &to) != 0)
-        return WORKER_EXIT_REFUSED;
-    to.threads = w->opt.threads;
-    to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
-    to.gpus = w->opt.gpus;
-    if (w->opt.nodes > 1 && node_worker_create_trainer(w, &to) != 0)
-        return WORKER_EXIT_ERROR;
-    int rc = w->trainer ? 0 : trainer_create(&w->cfg, &to, &w->trainer);
-    if (rc != 0) {
-        log_error("cannot create the trainer: %s", model_strerror(rc));
-        return WORKER_EXIT_ERROR;
+    to.seq_len = (int)plan.seq_len;
+    if (!command) {
+        if (worker_trainer_opts(w, &plan, &to) != 0)
+            return WORKER_EXIT_REFUSED;
+        to.threads = w->opt.threads;
+        to.backend = w->opt.gpus > 0 ? TRAINER_BACKEND_CUDA : TRAINER_BACKEND_CPU;
+        to.gpus = w->opt.gpus;
+        if (!w->trainer && w->opt.nodes > 1 && node_worker_create_trainer(w, &to) != 0)
+            return WORKER_EXIT_ERROR;
+        rc = w->trainer ? 0 : trainer_create(&w->cfg, &to, &w->trainer);
+        if (rc != 0) {
+            log_error("cannot create the trainer: %s", model_strerror(rc));
+            return WORKER_EXIT_ERROR;
+        }
     }
     if (to.backend == TRAINER_BACKEND_CUDA)
         log_info("trainer: CUDA on %d GPU(s) per node, %d node(s)", to.gpus,
@@ -412,17 +484,18 @@ static int setup_training(struct worker *w)
     uint64_t seed;
     memcpy(&seed, seed_src, sizeof seed);
     w->member_seed = seed;
-    struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
-                              .seq_len = to.seq_len, .seed = seed };
-    char why[512];
-    rc = data_open(w->opt.data_dir, &dopt, &w->data, why, sizeof why);
-    if (rc != 0) {
-        log_error("cannot use the corpus %s: %s", w->opt.data_dir, why);
-        return WORKER_EXIT_ERROR;
+    if (!w->data) {
+        struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
+                                  .seq_len = to.seq_len, .seed = seed };
+        rc = data_open(w->opt.data_dir, &dopt, &w->data, why, sizeof why);
+        if (rc != 0) {
+            log_error("cannot use the corpus %s: %s", w->opt.data_dir, why);
+            return WORKER_EXIT_ERROR;
+        }
+        log_info("corpus %s: %zu file(s), %" PRIu64 " bytes (%" PRIu64 " train, %" PRIu64
+                 " validation)", w->opt.data_dir, data_num_files(w->data),
+                 data_total_bytes(w->data), data_train_bytes(w->data), data_val_bytes(w->data));
     }
-    log_info("corpus %s: %zu file(s), %" PRIu64 " bytes (%" PRIu64 " train, %" PRIu64
-             " validation)", w->opt.data_dir, data_num_files(w->data), data_total_bytes(w->data),
-             data_train_bytes(w->data), data_val_bytes(w->data));
     if (data_train_bytes(w->data) < w->policy.data.min_tokens_per_member) {
         log_error("the corpus has %" PRIu64 " training bytes; the policy asks for at least %"
                   PRIu64 " per member", data_train_bytes(w->data),
@@ -430,20 +503,42 @@ static int setup_training(struct worker *w)
         return WORKER_EXIT_REFUSED;
     }
     /* Each round reports the base model's loss on the held-out text (update val_loss):
-     * with fewer than 2 validation bytes there is none, and every round would fail. */
-    if (data_val_bytes(w->data) < 2) {
+     * with fewer than 2 validation bytes there is none, and every round would fail. (A
+     * plug-in reports its own, or null.) */
+    if (!command && data_val_bytes(w->data) < 2) {
         log_error("the corpus has %" PRIu64 " validation bytes (data.validation_fraction %g of "
                   "its %d-byte chunks); each round evaluates on at least 2: give this member "
                   "more text", data_val_bytes(w->data), w->policy.data.validation_fraction,
                   DATA_CHUNK);
         return WORKER_EXIT_REFUSED;
     }
-    w->base = malloc(w->n * sizeof(float));
-    w->local = malloc(w->n * sizeof(float));
-    w->residual = calloc(w->n, sizeof(float));
-    if (!w->base || !w->local || !w->residual)
-        return WORKER_EXIT_ERROR;
-    return worker_state_load(w);
+    if (!w->base) {
+        w->base = malloc(w->n * sizeof(float));
+        w->local = malloc(w->n * sizeof(float));
+        w->residual = calloc(w->n, sizeof(float));
+        if (!w->base || !w->local || !w->residual)
+            return WORKER_EXIT_ERROR;
+    }
+    if ((rc = worker_state_load(w)) != 0)
+        return rc;
+    /* A model pinned by an init file (held in <state>/artifacts already): the replica
+     * starts as round 0 from it, so round 1 needs no download when the coordinator's
+     * round 0 is that init (fetch_model compares the hashes). */
+    if (!w->have_base && w->policy.model.init.present) {
+        if (policy_model_init(&w->policy, &w->layout, worker_artifact_resolver, w, w->base,
+                              why, sizeof why) == 0) {
+            model_layout_hash(&w->layout, w->base, w->base_hash);
+            w->have_base = 1;
+            char hex[65];
+            hex_encode(w->base_hash, 32, hex);
+            log_info("experiment %s: round 0 built from the pinned init here (model %.16s); "
+                     "round 1 downloads nothing when it starts from it", w->experiment, hex);
+        } else {
+            log_warn("experiment %s: cannot build round 0 from its init locally (%s); it "
+                     "is downloaded", w->experiment, why);
+        }
+    }
+    return 0;
 }
 
 /* A download is either the whole model, straight into w->base, or (when the replica
@@ -528,7 +623,8 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
 static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *prev)
 {
     if (w->have_base && crypto_equal(w->base_hash, hash, 32))
-        return 0;
+        return 0;   /* (also round 0 built from a pinned init: worker_state_save_model
+                       is not needed, model.f32 is only a cache of it) */
     char hex[65];
     hex_encode(hash, 32, hex);
     double t0 = time_mono_s();
@@ -538,7 +634,7 @@ static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *
     uint8_t got[32];
     int rc = download(w, hash, as_update, &d);
     if (rc == 0) {
-        model_hash(w->base, w->n, got);
+        model_layout_hash(&w->layout, w->base, got);
         if (!crypto_equal(got, hash, 32)) {
             log_warn("the %s does not lead to model %.16s; %s", d.is_update ? "round update" :
                      "downloaded model", hex, d.is_update ? "downloading the whole model" :
@@ -549,7 +645,7 @@ static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *
     if (rc != 0 && as_update && !w->not_in_roster) {
         rc = download(w, hash, 0, &d);
         if (rc == 0) {
-            model_hash(w->base, w->n, got);
+            model_layout_hash(&w->layout, w->base, got);
             rc = crypto_equal(got, hash, 32) ? 0 : -1;
         }
     }
@@ -821,38 +917,22 @@ static int submit(struct worker *w, const Aulac__V1__Task *t,
     return -1;
 }
 
-static int train_round(struct worker *w, const Aulac__V1__Task *t)
+/* The built-in trainer's part of a round: the base model's validation loss, then the
+ * plan's local steps; the trained model in w->local. 0, or -1 (logged). */
+static int train_builtin(struct worker *w, const Aulac__V1__Task *t,
+                         const struct policy_round_plan *plan, struct trainer_stats *ts,
+                         float *val_loss_out, struct progress_state *ps)
 {
-    ledger_watch_refresh(w);
-    if (ledger_watch_failed(w))
-        return -1;
-    if (worker_verify_task(w, t) != 0)
-        return -1;
-    struct policy_round_plan plan;
-    if (worker_plan(w, t->round, &plan) != 0)
-        return -1;
-    /* A regroup that failed (node_worker_regroup) left no trainer: build the group again,
-     * as the regroup would have, before anything uses it. */
-    if (!w->trainer && (setup_training(w) != 0 || worker_state_load(w) != 0))
-        return -1;
-    if (plan.n_params != w->n) {
-        log_error("round %" PRIu64 ": the policy's model has %zu parameters; this worker's "
-                  "replica was set up with %zu", t->round, plan.n_params, w->n);
-        return -1;
-    }
-    const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
-    if (fetch_model(w, t->base_model_hash.data, prev) != 0)
-        return -1;
     struct trainer_opts to;
     trainer_get_opts(w->trainer, &to);
-    if (worker_trainer_opts(w, &plan, &to) != 0)
+    if (worker_trainer_opts(w, plan, &to) != 0)
         return -1;
     int rc = trainer_set_opts(w->trainer, &to);
     if (rc == 0)
         rc = trainer_set_params(w->trainer, w->base, w->n);
-    const uint64_t data_seed = plan.seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    const uint64_t data_seed = plan->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
     if (rc == 0 && w->opt.nodes > 1 &&
-        node_worker_start_round(w, t->round, t->base_model_hash.data, plan.local_steps,
+        node_worker_start_round(w, t->round, t->base_model_hash.data, plan->local_steps,
                                 data_seed) != 0) {
         node_worker_regroup(w);
         return -1;
@@ -870,18 +950,15 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     }
     log_info("round %" PRIu64 "/%" PRIu64 ": base model validation loss %.4f on %s's "
              "held-out text; training %u steps", t->round, t->total_rounds, val_loss,
-             w->opt.member, plan.local_steps);
+             w->opt.member, plan->local_steps);
     data_reseed(w->data, data_seed);
-    const int steps = (int)plan.local_steps;
-    struct progress_state ps = { .round = t->round, .rounds = t->total_rounds,
-                                 .phase = PROGRESS_TRAIN, .steps = steps, .tokens_per_s = -1,
-                                 .loss = NAN, .eta_s = -1 };
+    const int steps = (int)plan->local_steps;
+    ps->steps = steps;
     struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0, 0,
-                               &w->progress, &ps };
-    struct trainer_stats ts;
+                               &w->progress, ps };
     progress_begin(&w->progress);
-    progress_update(&w->progress, &ps);
-    rc = train_local(w, &plan, steps, &pc, &ts);
+    progress_update(&w->progress, ps);
+    rc = train_local(w, plan, steps, &pc, ts);
     if (rc != 0) {
         progress_end(&w->progress);
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
@@ -890,6 +967,132 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
         return -1;
     }
     trainer_get_params(w->trainer, w->local, w->n);
+    *val_loss_out = val_loss;
+    return 0;
+}
+
+struct plugin_progress {
+    struct worker *w;
+    struct progress_state *ps;
+    double t0;
+};
+
+/* A serve-mode plug-in's "progress" line on the round's progress line. */
+static void on_plugin_progress(void *arg, uint64_t step, uint64_t steps, double loss)
+{
+    struct plugin_progress *pp = arg;
+    struct progress_state *ps = pp->ps;
+    if (steps > 0 && steps <= INT32_MAX)
+        ps->steps = (int)steps;
+    ps->step = step <= (uint64_t)ps->steps ? (int)step : ps->steps;
+    ps->phase = PROGRESS_TRAIN;
+    ps->loss = loss;
+    double secs = time_mono_s() - pp->t0;
+    ps->eta_s = ps->step > 0 ? secs / ps->step * (ps->steps - ps->step) : -1;
+    progress_update(&pp->w->progress, ps);
+}
+
+/* The site's command trainer's part of a round (worker/plugin.h): the trained model in
+ * w->local, its metrics as the built-in trainer's stats. A refusal is logged with its
+ * reason, uploads nothing, and marks the round so it is not trained again. */
+static int train_plugin(struct worker *w, const Aulac__V1__Task *t,
+                        const struct policy_round_plan *plan, struct trainer_stats *ts,
+                        float *val_loss, struct progress_state *ps)
+{
+    const uint64_t data_seed = plan->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    size_t nf = data_num_files(w->data);
+    const char **files = calloc(nf ? nf : 1, sizeof *files);
+    char *data_dir = realpath(w->opt.data_dir, NULL);   /* the plug-in runs in its workdir */
+    if (!files || !data_dir) {
+        log_error("round %" PRIu64 ": cannot name the corpus %s for the trainer", t->round,
+                  w->opt.data_dir);
+        free(files);
+        free(data_dir);
+        return -1;
+    }
+    for (size_t i = 0; i < nf; i++)
+        files[i] = data_file_path(w->data, i);
+    struct plugin_progress pp = { w, ps, time_mono_s() };
+    ps->steps = (int)plan->local_steps;
+    struct plugin_round r = {
+        .experiment = w->experiment, .member = w->opt.member, .round = t->round,
+        .total_rounds = t->total_rounds, .plan = plan, .policy = &w->policy,
+        .layout = &w->layout, .base = w->base, .config_path = w->config_path,
+        .tokenizer_path = w->tokenizer_path, .data_dir = data_dir, .data_files = files,
+        .n_data_files = nf, .optimizer_step = w->optimizer_step, .seed = data_seed,
+        .validation_windows = w->opt.eval_windows, .on_progress = on_plugin_progress,
+        .progress_arg = &pp,
+    };
+    log_info("round %" PRIu64 "/%" PRIu64 ": training %u steps with the site's command "
+             "trainer (%s)", t->round, t->total_rounds, plan->local_steps,
+             w->site.trainer.argv[0]);
+    progress_begin(&w->progress);
+    progress_update(&w->progress, ps);
+    struct plugin_metrics m;
+    char why[1024];
+    int rc = plugin_train_round(w->plugin, &r, w->local, &m, worker_stopping, why, sizeof why);
+    free(files);
+    free(data_dir);
+    if (rc != 0) {
+        progress_end(&w->progress);
+        if (rc == PLUGIN_ERR_STOPPED) {
+            log_info("%s", why);
+            return -1;
+        }
+        log_warn("%s; nothing of round %" PRIu64 " is uploaded, this member waits for the "
+                 "next round", why, t->round);
+        w->refused_round = t->round;
+        return -1;
+    }
+    memset(ts, 0, sizeof *ts);
+    ts->steps = (int)m.steps;
+    ts->tokens = m.tokens;
+    ts->mean_loss = m.train_loss;
+    ts->last_loss = m.train_loss;
+    ts->seconds = m.seconds;
+    *val_loss = (float)m.validation_loss;
+    ps->step = ps->steps = (int)m.steps;
+    ps->loss = m.train_loss;
+    log_info("round %" PRIu64 ": the trainer took %" PRIu64 " steps on %" PRIu64 " tokens in "
+             "%.1f s: train loss %.4f, base model validation loss %.4f on %s's held-out text",
+             t->round, m.steps, m.tokens, m.seconds, m.train_loss, m.validation_loss,
+             w->opt.member);
+    return 0;
+}
+
+static int train_round(struct worker *w, const Aulac__V1__Task *t)
+{
+    ledger_watch_refresh(w);
+    if (ledger_watch_failed(w))
+        return -1;
+    if (worker_verify_task(w, t) != 0)
+        return -1;
+    if (w->plugin && t->round <= w->refused_round)
+        return 1;   /* its trainer failed it: nothing of it is uploaded */
+    struct policy_round_plan plan;
+    if (worker_plan(w, t->round, &plan) != 0)
+        return -1;
+    /* A regroup that failed (node_worker_regroup) left no trainer: build the group again,
+     * as the regroup would have, before anything uses it. */
+    if (!w->trainer && !w->plugin && (setup_training(w) != 0 || worker_state_load(w) != 0))
+        return -1;
+    if (w->trainer && plan.n_params != w->n) {
+        log_error("round %" PRIu64 ": the policy's model has %zu parameters; this worker's "
+                  "replica was set up with %zu", t->round, plan.n_params, w->n);
+        return -1;
+    }
+    const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
+    if (fetch_model(w, t->base_model_hash.data, prev) != 0)
+        return -1;
+    struct progress_state ps = { .round = t->round, .rounds = t->total_rounds,
+                                 .phase = PROGRESS_TRAIN, .tokens_per_s = -1, .loss = NAN,
+                                 .eta_s = -1 };
+    struct trainer_stats ts;
+    float val_loss = NAN;
+    int rc = w->plugin ? train_plugin(w, t, &plan, &ts, &val_loss, &ps)
+                       : train_builtin(w, t, &plan, &ts, &val_loss, &ps);
+    if (rc != 0)
+        return -1;
     for (size_t i = 0; i < w->n; i++)
         w->local[i] = w->base[i] - w->local[i];   /* pseudo-gradient */
 #ifdef AULAC_TEST_BYZANTINE
@@ -922,6 +1125,8 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
     free(payload);
     if (rc == 0) {
         w->rounds_done++;
+        if (w->plugin)
+            w->optimizer_step += (uint64_t)ts.steps;
         worker_state_commit_training(w);
     }
     return rc;
@@ -931,14 +1136,14 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
 static void finish(struct worker *w, const Aulac__V1__Task *t)
 {
     log_info("%s", t->message && t->message[0] ? t->message : "the experiment ended");
-    if (w->sitting_out || !w->trainer)
+    if (w->sitting_out || (!w->trainer && !w->plugin) || !w->base)
         return;
     const uint8_t *prev = t->prev_model_hash.len == 32 ? t->prev_model_hash.data : NULL;
     if (t->base_model_hash.len == 32 && fetch_model(w, t->base_model_hash.data, prev) == 0) {
         const uint8_t *val;
         size_t vlen;
         float loss = NAN;
-        if (trainer_set_params(w->trainer, w->base, w->n) == 0 &&
+        if (w->trainer && trainer_set_params(w->trainer, w->base, w->n) == 0 &&
             data_validation(w->data, 0, &val, &vlen) == 0 &&
             trainer_evaluate(w->trainer, val, vlen, w->opt.eval_windows, &loss) == 0)
             log_info("final model: validation loss %.4f on %s's held-out text", loss,
@@ -958,8 +1163,9 @@ static int task_loop(struct worker *w)
         q.member_id = (char *)w->opt.member;
         q.experiment_id = w->experiment;
         q.sit_out = w->sitting_out;
-        q.after_round = w->last_round;
-        q.have_round = !w->sitting_out && w->last_round > 0;
+        /* (a round the plug-in failed is not asked for again: the next one is) */
+        q.after_round = w->refused_round > w->last_round ? w->refused_round : w->last_round;
+        q.have_round = !w->sitting_out && q.after_round > 0;
         q.wait_ms = TASK_WAIT_MS;
         Aulac__V1__Task *t = NULL;
         struct rpc_status st = { 0 };
@@ -1083,8 +1289,10 @@ out:
     node_leader_stop(w->node_leader);
     auto_vote_stop(w);
     ledger_watch_stop(w);
-    fed_client_close(w->client);
     leave_experiment(w);
+    plugin_close(w->plugin);   /* serve mode: "exit" */
+    w->plugin = NULL;
+    fed_client_close(w->client);
     site_policy_free(&w->site);
     free(w->policy_yaml);
     crypto_key_free(w->key);

@@ -16,6 +16,7 @@
 
 #include "codec/codec.h"
 #include "crypto/keys.h"
+#include "model/layout.h"
 #include "model/trainer.h"
 #include "policies/plan.h"
 #include "policies/policy.h"
@@ -39,6 +40,7 @@
 struct auto_vote;
 struct ledger_watch;
 struct node_leader;
+struct plugin;
 
 struct worker_options {
     const char *coordinator;        /* host:port */
@@ -89,9 +91,18 @@ struct worker {
     char experiment[CRYPTO_ID_MAX + 1];   /* "": none (idle, or the last one ended) */
     int sitting_out;                /* experiment is one this member does not run */
     uint64_t experiments_seen;      /* experiments joined or sat out since the start */
-    struct gpt2_config cfg;         /* the replica's model and size, from the policy's */
-    size_t n;                       /* round plan when the buffers are set up */
-    struct trainer *trainer;
+    struct gpt2_config cfg;         /* the built-in trainer's GPT-2 (the layout's; zero for
+                                       an external model) */
+    struct model_layout layout;     /* the replica's tensors (policy_model_layout); the
+                                       model hash is model_layout_hash over it */
+    size_t n;                       /* layout.n_params when the buffers are set up */
+    struct trainer *trainer;        /* the built-in trainer; NULL with a plug-in */
+    struct plugin *plugin;          /* site trainer kind command (worker/plugin.h): opened
+                                       at the first experiment, closed when the worker exits */
+    char *config_path;              /* the experiment's pinned config.json / tokenizer.json */
+    char *tokenizer_path;           /* in <state dir>/artifacts, or NULL */
+    uint64_t optimizer_step;        /* plug-in: steps its replica took in accepted rounds */
+    uint64_t refused_round;         /* the last round the plug-in failed: not trained again */
     struct data *data;
     float *base;                    /* the round's base model */
     uint8_t base_hash[32];

@@ -10,6 +10,11 @@
 # members' data (licence texts), the round deadline, and the contribution measures that
 # need an evaluation set (loo, shapley: the demo's set is a Debian package's text;
 # tests/integration/credits_verify.sh runs them), dropped with their settings.
+# A family external example keeps its model (its pinned files, uploaded with aulac
+# artifact put as a proposer would) and its members train through a plug-in: the fake
+# trainer of tests/support/fake_trainer.py (python3 standard library), since the built-in
+# trainer sits external models out; tests/integration/torch_llama.sh trains llama-tiny
+# for real with the torch plug-in.
 # tests/unit/test_examples.c checks the examples as written: a plan for every round, and
 # that the members they list can satisfy their rule and their privacy budget.
 # policy_cli.sh: `aulac policy check` passes each of them unchanged.
@@ -33,7 +38,8 @@ shrink() {
 import sys, yaml
 src, out, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 p = yaml.safe_load(open(src))
-p["model"].update(vocab_size=256, n_positions=32, n_layer=1, n_head=2, n_embd=64)
+if p["model"].get("family", "gpt2") == "gpt2":
+    p["model"].update(vocab_size=256, n_positions=32, n_layer=1, n_head=2, n_embd=64)
 t = p["training"]
 t.update(rounds=rounds, local_steps=2, batch_size=4, seq_len=32)
 t["inner"]["warmup_steps"] = 0
@@ -59,8 +65,10 @@ print(p["metadata"]["proposer"], " ".join(members))
 PY
 }
 
+# the pinned files of the external examples, next to their scaled-down copies
+for d in policies/examples/*/; do cp -r "$d" "$T/"; done
 n=0
-for ex in policies/examples/*.yaml; do
+for ex in ${EXAMPLES:-policies/examples/*.yaml}; do   # EXAMPLES="a.yaml ...": only those
     base=$(basename "$ex" .yaml)
     case $base in site-*) continue ;; esac
     t0=$SECONDS
@@ -74,12 +82,29 @@ for ex in policies/examples/*.yaml; do
     "$BIN/aulac" policy check "$T/policy.yaml" >"$T/out" 2>&1 ||
         { cat "$T/out"; fail "$base: the scaled-down policy does not check"; }
     start_coordinator
+    external=0
+    grep -q "^  family: external" "$ex" && external=1
+    if [ $external -eq 1 ]; then
+        # the proposer uploads the pinned files (the --policy shortcut does not)
+        files=$(sed -n 's/^  [a-z]*: *{file: \([^,]*\),.*/\1/p' "$ex")
+        [ -n "$files" ] || fail "$base: no pinned files found in the example"
+        # shellcheck disable=SC2086
+        (cd "$T" && "$BIN/aulac" artifact put $files --coordinator "$ADDR" --member "$proposer" \
+            --key "$T/keys/$proposer.key" --insecure) >"$T/put.txt" 2>&1 ||
+            { cat "$T/put.txt"; fail "$base: aulac artifact put"; }
+    fi
     pids=() i=0
     for m in $members; do
         corpus "$T/corpus/$m" $i
+        site=()
+        if [ $external -eq 1 ]; then
+            printf 'schema: 1\nmember: %s\ntrainer:\n  kind: command\n  mode: serve\n  command: [python3, %s]\n  timeout_s: 120\n' \
+                "$m" "$ROOT/tests/support/fake_trainer.py" >"$T/site-$m.yaml"
+            site=(--site "$T/site-$m.yaml")
+        fi
         start_bg "$base-worker-$m" "$BIN/aulac-worker" --coordinator "$ADDR" --member "$m" \
             --key "$T/keys/$m.key" --data "$T/corpus/$m" --state-dir "$T/state/$m" \
-            --insecure --threads 1 --eval-windows 4 --exit-when-idle
+            --insecure --threads 1 --eval-windows 4 --exit-when-idle "${site[@]}"
         pids+=($LAST_PID); i=$((i + 1))
     done
     for p in "${pids[@]}"; do
@@ -140,5 +165,5 @@ PY
         "$(wc -w <<<"$members") members, ledger OK ($((SECONDS - t0)) s)"
     n=$((n + 1))
 done
-[ "$n" -ge 4 ] || fail "only $n example policies"
+[ -n "${EXAMPLES:-}" ] || [ "$n" -ge 4 ] || fail "only $n example policies"
 echo "examples_run: ok ($n example policies)"
