@@ -101,7 +101,8 @@ int model_read_tensors(const struct model_layout *L, const struct safetensors *f
 int model_tensor_to_f32(const struct st_tensor *t, uint64_t first, uint64_t n, float *dst);
 
 /* Writes flat as a safetensors file of L's tensors (F32, metadata "format": "pt" and the
- * caller's meta), atomically (tmp, fsync, rename) with mode `mode`. ST_ERR_*, MODEL_ERR_ARG. */
+ * caller's meta, which must not hold "format"), atomically (tmp, fsync, rename) with mode
+ * `mode`, data in flat order (the data region is the flat vector). ST_ERR_*, MODEL_ERR_ARG. */
 int model_write_safetensors(const char *path, const struct model_layout *L, const float *flat,
                             const struct st_meta *meta, size_t n_meta, unsigned mode);
 
