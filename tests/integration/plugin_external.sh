@@ -70,7 +70,7 @@ limits: { max_parameters: 1000 }
 trainer:
   kind: command
   command: [python3, $ROOT/tests/support/fake_trainer.py]
-  env: { FAKE_TRAINER_MODE: good_delta, FAKE_TRAINER_LOG: $T/fake.log }
+  env: { FAKE_TRAINER_MODE: good_delta, FAKE_TRAINER_LOG: $T/fake.log, FAKE_TRAINER_SAVE: $T/seen }
 YAML
 
 start_coordinator
@@ -105,9 +105,11 @@ grep -q "round 1: update accepted" "$B" && grep -q "round 2: update accepted" "$
     fail "beta's updates were not accepted"
 note "beta: pinned files fetched (corrupt copy replaced, partial download resumed), 2 rounds accepted"
 
-W="$T/state/beta/trainer/round"
-cmp -s "$W/in/config.json" "$T/tiny/config.json" || fail "in/config.json is not the pinned config"
-cmp -s "$W/in/tokenizer.json" "$T/tiny/tokenizer.json" || fail "in/tokenizer.json is not the pinned tokenizer"
+W="$T/seen"   # what the plug-in was given in round 2 (the worker empties its workdir after)
+[ -z "$(ls -A "$T/state/beta/trainer/state")" ] || fail "the plug-in's state_dir was not emptied after the experiment"
+[ -s "$W/model.safetensors" ] || fail "the plug-in got no input model"
+cmp -s "$W/config.json" "$T/tiny/config.json" || fail "in/config.json is not the pinned config"
+cmp -s "$W/tokenizer.json" "$T/tiny/tokenizer.json" || fail "in/tokenizer.json is not the pinned tokenizer"
 F="$T/state/beta/final"
 cmp -s "$F/config.json" "$T/tiny/config.json" && cmp -s "$F/tokenizer.json" "$T/tiny/tokenizer.json" ||
     fail "the final model directory lacks the pinned config/tokenizer"
