@@ -526,6 +526,10 @@ int cmd_site(int argc, char **argv)
     rc = site_check(&s, &p, why, sizeof why);
     if (rc == 0)
         printf("%s: this site allows experiment %s\n", file, p.metadata.name);
+    if (rc == 0 && p.model.family != POLICY_FAMILY_GPT2 && s.max_parameters)
+        printf("%s: limits.max_parameters %llu is checked by the worker once it has the "
+               "model's init file (family external: its size is the file's)\n", file,
+               (unsigned long long)s.max_parameters);
     else
         fprintf(stderr, "%s: refuses %s\n", file, why);
     policy_free(&p);

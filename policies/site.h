@@ -90,8 +90,9 @@ struct site_policy {
     struct site_trainer trainer;
 };
 
-/* An allow-everything site policy (no limits). Owns nothing; site_policy_free() is
- * still fine to call. */
+/* An allow-everything site policy (no limits), whose trainer is builtin (so it sits out
+ * family external and tokenizer models, as a worker without site.yaml does). Owns
+ * nothing; site_policy_free() is still fine to call. */
 void site_policy_init(struct site_policy *s);
 
 /* Parse site.yaml. Returns 0 or a POLICY_ERR_* with err filled (file:line:col: path:

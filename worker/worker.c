@@ -199,6 +199,12 @@ static int setup_training(struct worker *w);
  * worker_state_load discards another experiment's files). */
 static void leave_experiment(struct worker *w)
 {
+    /* the experiment is over for this member: a serve-mode plug-in gets "exit" and its
+     * state_dir is emptied (a worker that stops closes the plug-in first, keeping it) */
+    char why[512];
+    if (w->plugin && w->experiment[0] && !w->sitting_out &&
+        plugin_reset(w->plugin, why, sizeof why) != 0)
+        log_warn("%s", why);
     trainer_destroy(w->trainer);
     w->trainer = NULL;
     data_close(w->data);
@@ -217,6 +223,7 @@ static void leave_experiment(struct worker *w)
     w->config_path = w->tokenizer_path = NULL;
     w->optimizer_step = 0;
     w->refused_round = 0;
+    w->refused_deadline_ms = 0;
     if (w->have_policy)
         policy_free(&w->policy);
     w->have_policy = 0;
@@ -512,7 +519,26 @@ static int setup_training(struct worker *w)
         if (!w->base || !w->local || !w->residual)
             return WORKER_EXIT_ERROR;
     }
-    return worker_state_load(w);
+    if ((rc = worker_state_load(w)) != 0)
+        return rc;
+    /* A model pinned by an init file (held in <state>/artifacts already): the replica
+     * starts as round 0 from it, so round 1 needs no download when the coordinator's
+     * round 0 is that init (fetch_model compares the hashes). */
+    if (!w->have_base && w->policy.model.init.present) {
+        if (policy_model_init(&w->policy, &w->layout, worker_artifact_resolver, w, w->base,
+                              why, sizeof why) == 0) {
+            model_layout_hash(&w->layout, w->base, w->base_hash);
+            w->have_base = 1;
+            char hex[65];
+            hex_encode(w->base_hash, 32, hex);
+            log_info("experiment %s: round 0 built from the pinned init here (model %.16s); "
+                     "round 1 downloads nothing when it starts from it", w->experiment, hex);
+        } else {
+            log_warn("experiment %s: cannot build round 0 from its init locally (%s); it "
+                     "is downloaded", w->experiment, why);
+        }
+    }
+    return 0;
 }
 
 /* A download is either the whole model, straight into w->base, or (when the replica
@@ -596,7 +622,8 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
 static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *prev)
 {
     if (w->have_base && crypto_equal(w->base_hash, hash, 32))
-        return 0;
+        return 0;   /* (also round 0 built from a pinned init: worker_state_save_model
+                       is not needed, model.f32 is only a cache of it) */
     char hex[65];
     hex_encode(hash, 32, hex);
     double t0 = time_mono_s();
@@ -1012,6 +1039,7 @@ static int train_plugin(struct worker *w, const Aulac__V1__Task *t,
         log_warn("%s; nothing of round %" PRIu64 " is uploaded, this member waits for the "
                  "next round", why, t->round);
         w->refused_round = t->round;
+        w->refused_deadline_ms = t->deadline_unix_ms;
         return -1;
     }
     memset(ts, 0, sizeof *ts);
@@ -1037,7 +1065,7 @@ static int train_round(struct worker *w, const Aulac__V1__Task *t)
         return -1;
     if (worker_verify_task(w, t) != 0)
         return -1;
-    if (w->plugin && t->round <= w->refused_round)
+    if (w->plugin && t->round == w->refused_round && time_now_unix_ms() < w->refused_deadline_ms)
         return 1;   /* its trainer failed it: nothing of it is uploaded */
     struct policy_round_plan plan;
     if (worker_plan(w, t->round, &plan) != 0)
@@ -1132,8 +1160,11 @@ static int task_loop(struct worker *w)
         q.member_id = (char *)w->opt.member;
         q.experiment_id = w->experiment;
         q.sit_out = w->sitting_out;
-        /* (a round the plug-in failed is not asked for again: the next one is) */
-        q.after_round = w->refused_round > w->last_round ? w->refused_round : w->last_round;
+        /* (a round the plug-in failed is not asked for again before its deadline: the
+         * next one is) */
+        const uint64_t skip = w->refused_round && time_now_unix_ms() < w->refused_deadline_ms
+                            ? w->refused_round : 0;
+        q.after_round = skip > w->last_round ? skip : w->last_round;
         q.have_round = !w->sitting_out && q.after_round > 0;
         q.wait_ms = TASK_WAIT_MS;
         Aulac__V1__Task *t = NULL;
@@ -1256,9 +1287,9 @@ out:
     node_leader_stop(w->node_leader);
     auto_vote_stop(w);
     ledger_watch_stop(w);
-    leave_experiment(w);
-    plugin_close(w->plugin);   /* serve mode: "exit" */
+    plugin_close(w->plugin);   /* serve mode: "exit"; its state_dir stays for a restart */
     w->plugin = NULL;
+    leave_experiment(w);
     fed_client_close(w->client);
     site_policy_free(&w->site);
     free(w->policy_yaml);

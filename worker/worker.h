@@ -103,6 +103,9 @@ struct worker {
     char *tokenizer_path;           /* in <state dir>/artifacts, or NULL */
     uint64_t optimizer_step;        /* plug-in: steps its replica took in accepted rounds */
     uint64_t refused_round;         /* the last round the plug-in failed: not trained again */
+    int64_t refused_deadline_ms;    /* ... until its deadline (unix ms): a round the
+                                       coordinator keeps open past it (min_members) is
+                                       tried again */
     struct data *data;
     float *base;                    /* the round's base model */
     uint8_t base_hash[32];

@@ -2,8 +2,10 @@
 # Mixed members (issue 15): one GPT-2 experiment, the same data, seeds and policy, run
 #   A   with three members on the built-in C trainer,
 #   B   with two on the built-in trainer and one (vnpt) on worker/plugins/numpy_gpt2.py
-#       through its site.yaml (trainer: kind command, oneshot),
-#   B'  as B with vnpt on worker/plugins/torch_causal_lm.py, when $REFERENCE_VENV
+#       through its site.yaml (trainer: kind command, oneshot), and again in serve mode
+#       (which must end at the same loss: the same arithmetic),
+#   B'  as B with vnpt on worker/plugins/torch_causal_lm.py (serve mode: torch is imported
+#       once, not every round), when $REFERENCE_VENV
 #       (default build/reference-venv) has torch and the plug-in is in the tree (SKIP
 #       otherwise);
 # and the final model of each run, evaluated with `aulac eval` on text no member trains
@@ -60,13 +62,14 @@ participation: { members: [hust, fpt, vnpt], min_members: 3, round_deadline_s: 1
 YAML
 "$BIN/aulac" policy check "$T/policy.yaml" >"$T/check.txt" 2>&1 || { cat "$T/check.txt"; fail "the policy does not check"; }
 
-# site_for MEMBER PYTHON PLUGIN: a site.yaml whose trainer is the plug-in (oneshot).
+# site_for MEMBER PYTHON PLUGIN MODE: a site.yaml whose trainer is the plug-in.
 site_for() {
     cat >"$T/site-$1.yaml" <<YAML
 schema: 1
 member: $1
 trainer:
   kind: command
+  mode: $4
   command: [$2, $ROOT/$3]
   timeout_s: 300
   env: {OPENBLAS_NUM_THREADS: "1", OMP_NUM_THREADS: "1", MKL_NUM_THREADS: "1"}
@@ -100,6 +103,9 @@ run() {
     status_json >"$T/status-$name.json"
     kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null || true
     mv "$T/logs/coordinator.log" "$T/logs/$name-coordinator.log"
+    # each round's updates as the coordinator took them (the members' train losses)
+    grep -oE "round [0-9]+: accepted [a-z]+ \([0-9]+ tokens, [0-9]+ bytes, loss [0-9.]+\)" \
+        "$T/logs/$name-coordinator.log" | sed "s/^/   $name: /" >&2
     python3 - "$T/status-$name.json" "$ROUNDS" "$name" <<'PY' || fail "run $name: status checks"
 import json, sys
 s = json.load(open(sys.argv[1])); rounds = int(sys.argv[2])
@@ -121,7 +127,7 @@ run A; loss_a=$LOSS
 note "run A (3 built-in): held-out loss $loss_a ($((SECONDS - t0)) s)"
 
 t0=$SECONDS
-run B vnpt "$(site_for vnpt "$PY" worker/plugins/numpy_gpt2.py)"; loss_b=$LOSS
+run B vnpt "$(site_for vnpt "$PY" worker/plugins/numpy_gpt2.py oneshot)"; loss_b=$LOSS
 note "run B (2 built-in + vnpt on numpy_gpt2.py): held-out loss $loss_b ($((SECONDS - t0)) s)"
 grep -q "numpy_gpt2: round 1" "$T/logs/B-worker-vnpt.log" ||
     fail "run B: vnpt's log does not show the numpy plug-in training"
@@ -132,6 +138,13 @@ within() {   # within A B: |B - A| / A <= 2 %
 rel=$(within "$loss_a" "$loss_b") || fail "run B's final loss $loss_b is not within 2 % of run A's $loss_a ($rel)"
 note "numpy plug-in: $loss_b vs built-in $loss_a: $rel apart (limit 2 %)"
 
+# the same through serve mode (JSON lines, AdamW moments in memory): the same arithmetic,
+# so the same final model
+t0=$SECONDS
+run S vnpt "$(site_for vnpt "$PY" worker/plugins/numpy_gpt2.py serve)"; loss_s=$LOSS
+note "run B in serve mode: held-out loss $loss_s ($((SECONDS - t0)) s)"
+[ "$loss_s" = "$loss_b" ] || fail "numpy_gpt2.py in serve mode ends at $loss_s, in oneshot mode at $loss_b"
+
 VENV=${REFERENCE_VENV:-build/reference-venv}
 if [ ! -f worker/plugins/torch_causal_lm.py ]; then
     echo "SKIP (torch plug-in): worker/plugins/torch_causal_lm.py is not in this tree"
@@ -139,7 +152,7 @@ elif [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import torch, trans
     echo "SKIP (torch plug-in): $VENV has no torch + transformers (scripts/reference.sh; REFERENCE_VENV=...)"
 else
     t0=$SECONDS
-    run C vnpt "$(site_for vnpt "$VENV/bin/python" worker/plugins/torch_causal_lm.py)"; loss_c=$LOSS
+    run C vnpt "$(site_for vnpt "$VENV/bin/python" worker/plugins/torch_causal_lm.py serve)"; loss_c=$LOSS
     note "run B' (2 built-in + vnpt on torch_causal_lm.py): held-out loss $loss_c ($((SECONDS - t0)) s)"
     rel=$(within "$loss_a" "$loss_c") || fail "run B' final loss $loss_c is not within 2 % of run A's $loss_a ($rel)"
     note "torch plug-in: $loss_c vs built-in $loss_a: $rel apart (limit 2 %)"

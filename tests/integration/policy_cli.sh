@@ -55,6 +55,84 @@ grep -q "^$T/scored.yaml: contribution.evaluation_set: .*$h" "$T/err" || { cat "
     "evaluation set: none needed (neither loo nor shapley is measured)" || fail "no eval set needed"
 note "policy check --eval-sets: the pinned evaluation set found, a missing or altered one refused"
 
+# family external: the pinned files next to the policy, hashed and checked (the init's
+# tensors against the llama config), the model line; a hash mismatch and a tensor set
+# that differs from the config refused with the reason; --no-files reads nothing
+mkdir -p "$T/ext/tiny"
+python3 - "$T/ext/tiny" <<'PY'
+import json, struct, sys
+d = sys.argv[1]
+V, H, KV, I = 16, 8, 4, 12
+ts = [("model.embed_tokens.weight", [V, H]), ("model.layers.0.input_layernorm.weight", [H]),
+      ("model.layers.0.post_attention_layernorm.weight", [H]),
+      ("model.layers.0.self_attn.q_proj.weight", [H, H]), ("model.layers.0.self_attn.k_proj.weight", [KV, H]),
+      ("model.layers.0.self_attn.v_proj.weight", [KV, H]), ("model.layers.0.self_attn.o_proj.weight", [H, H]),
+      ("model.layers.0.mlp.gate_proj.weight", [I, H]), ("model.layers.0.mlp.up_proj.weight", [I, H]),
+      ("model.layers.0.mlp.down_proj.weight", [H, I]), ("model.norm.weight", [H]), ("lm_head.weight", [V, H])]
+def write(path, tensors):
+    hdr, data = {}, b""
+    for name, shape in tensors:
+        n = 1
+        for x in shape:
+            n *= x
+        b = b"\x80\x3f" * n                      # BF16 1.0
+        hdr[name] = {"dtype": "BF16", "shape": shape, "data_offsets": [len(data), len(data) + len(b)]}
+        data += b
+    h = json.dumps(hdr).encode()
+    h += b" " * (-len(h) % 8)
+    open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
+write(d + "/model.safetensors", ts)
+write(d + "/tied.safetensors", ts[:-1])          # no lm_head: not the config's tensors
+json.dump({"model_type": "llama", "vocab_size": V, "hidden_size": H, "intermediate_size": I,
+           "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1,
+           "tie_word_embeddings": False}, open(d + "/config.json", "w"))
+json.dump({"version": "1.0", "model": {"type": "BPE", "vocab": {}, "merges": []}},
+          open(d + "/tokenizer.json", "w"))
+PY
+pin() { b2sum -l 256 "$T/ext/tiny/$1" | cut -d' ' -f1; }
+ext_policy() {   # INIT-FILE INIT-HASH
+    printf 'schema: 1\nmetadata: {name: tiny}\nmodel:\n  family: external\n'
+    printf '  init: {file: tiny/%s, blake2b: "%s"}\n' "$1" "$2"
+    printf '  config: {file: tiny/config.json, blake2b: "%s"}\n' "$(pin config.json)"
+    printf '  tokenizer: {file: tiny/tokenizer.json, blake2b: "%s"}\n' "$(pin tokenizer.json)"
+    printf 'training: {rounds: 2, seq_len: 32}\n'
+}
+ext_policy model.safetensors "$(pin model.safetensors)" >"$T/ext/tiny.yaml"
+"$BIN/aulac" policy check "$T/ext/tiny.yaml" >"$T/out" 2>&1 || { cat "$T/out"; fail "policy check external"; }
+grep -qx "model: external, 12 tensors, 760 parameters (BF16), init $(pin model.safetensors | cut -c1-8)..., config llama ok, tokenizer ok" "$T/out" ||
+    { cat "$T/out"; fail "policy check external: model line"; }
+(cd "$T/ext" && "$BIN/aulac" policy check tiny.yaml) >/dev/null || fail "policy check external from its directory"
+bad=$(pin model.safetensors | tr 0-9a-f 1-9a-f0)
+ext_policy model.safetensors "$bad" >"$T/ext/bad.yaml"
+want_run 1 "" "$BIN/aulac" policy check "$T/ext/bad.yaml"
+grep -qx "$T/ext/bad.yaml: model.init: tiny/model.safetensors has BLAKE2b-256 $(pin model.safetensors), the policy pins $bad" "$T/err" ||
+    { cat "$T/err"; fail "policy check: init hash mismatch not refused with the reason"; }
+"$BIN/aulac" policy check --no-files "$T/ext/bad.yaml" | grep -q "^model: external (size: the init file's, not read)" ||
+    fail "policy check --no-files"
+ext_policy tied.safetensors "$(pin tied.safetensors)" >"$T/ext/tied.yaml"
+want_run 1 "" "$BIN/aulac" policy check "$T/ext/tied.yaml"
+grep -q "^$T/ext/tied.yaml: model.init: the tensors of tiny/tied.safetensors are not those model.config tiny/config.json describes (model_type llama): .*lm_head.weight" "$T/err" ||
+    { cat "$T/err"; fail "policy check: tensor set differing from the config not refused"; }
+rm "$T/ext/tiny/tokenizer.json"
+want_run 1 "" "$BIN/aulac" policy check "$T/ext/tiny.yaml"
+grep -q "^$T/ext/tiny.yaml: model.tokenizer: $T/ext/tiny/tokenizer.json: No such file" "$T/err" ||
+    { cat "$T/err"; fail "policy check: missing tokenizer not named"; }
+note "policy check of an external model: pinned files hashed and checked next to the policy, mismatches refused"
+# a builtin site sits the external model out with the reason; a plug-in site takes it
+printf 'schema: 1\n' >"$T/ext/site-builtin.yaml"
+want_run 1 "$T/ext/site-builtin.yaml: ok
+governance.auto_vote: never (this member votes by hand: aulac vote)
+trainer: builtin (trains family gpt2 without a tokenizer only; other experiments are sat out)" \
+    "$BIN/aulac" site check "$T/ext/site-builtin.yaml" --policy "$T/ext/bad.yaml"
+grep -qx "$T/ext/site-builtin.yaml: refuses experiment tiny: its model is of family external, and this site's trainer is builtin: the built-in trainer trains only GPT-2 on bytes; set trainer.kind: command with a plug-in (worker/TRAINER.md)" "$T/err" ||
+    { cat "$T/err"; fail "site check: builtin site did not refuse the external model"; }
+printf 'schema: 1\ntrainer:\n  kind: command\n  command: [python3, plug.py]\n  env: {HF_HOME: /srv/hf}\n' >"$T/ext/site-plugin.yaml"
+"$BIN/aulac" site check "$T/ext/site-plugin.yaml" --policy "$T/ext/bad.yaml" >"$T/out" 2>&1 ||
+    { cat "$T/out"; fail "site check: plug-in site refused the external model"; }
+grep -qx "trainer: command python3 plug.py (mode oneshot, timeout 3600 s, workdir <state dir>/trainer, 1 environment variable)" "$T/out" ||
+    { cat "$T/out"; fail "site check: trainer line"; }
+note "site check: a builtin site refuses the external model, a plug-in site takes it"
+
 # the aggregation rule and, with privacy, epsilon after all rounds at delta and the round
 # after which the budget ends the experiment (privacy/rdp.h, q = 1)
 D=policies/examples/gpt2-355m-robust-dp.yaml

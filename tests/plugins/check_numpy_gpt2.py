@@ -17,7 +17,6 @@ what each file is). Checked, each to the tolerance printed:
 Exit status 0 when everything holds; it prints every figure it compares.
 """
 import json
-import math
 import os
 import subprocess
 import sys

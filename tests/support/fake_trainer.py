@@ -13,6 +13,8 @@ then writes what the chosen behaviour says. The behaviour comes from the environ
   FAKE_TRAINER_BAD_ROUNDS  comma-separated rounds that get the mode; every other round
                            is good_model (unset: every round gets it)
   FAKE_TRAINER_LOG         a file each call appends "round N mode M\n" to (optional)
+  FAKE_TRAINER_SAVE        a directory the round's plan.json and in/ files are copied
+                           to (the last round's stay; optional)
 
 Oneshot when called with the plan's path (argv[1]); serve mode (JSON lines on stdin)
 when called without it.
@@ -79,6 +81,18 @@ def write_atomic(path, data):
 
 def write_json(path, obj):
     write_atomic(path, json.dumps(obj).encode("utf-8"))
+
+
+def save_inputs(plan_path, plan):
+    dest = os.environ.get("FAKE_TRAINER_SAVE")
+    if not dest:
+        return
+    import shutil
+    os.makedirs(dest, exist_ok=True)
+    shutil.copy(plan_path, os.path.join(dest, "plan.json"))
+    for key in ("input", "config", "tokenizer"):
+        if plan["model"][key]:
+            shutil.copy(plan["model"][key], os.path.join(dest, os.path.basename(plan["model"][key])))
 
 
 def mode_for(plan):
@@ -159,6 +173,7 @@ def oneshot(plan_path):
     with open(plan_path) as f:
         plan = json.load(f)
     print("fake trainer: round %d, %d steps" % (plan["round"], plan["training"]["steps"]))
+    save_inputs(plan_path, plan)
     train(plan, mode_for(plan))
 
 
@@ -176,6 +191,7 @@ def serve():
         with open(msg["plan"]) as f:
             plan = json.load(f)
         r = plan["round"]
+        save_inputs(msg["plan"], plan)
         mode = mode_for(plan)
         steps = plan["training"]["steps"]
         print(json.dumps({"type": "progress", "round": r, "step": 1, "steps": steps,

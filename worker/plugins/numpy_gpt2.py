@@ -670,7 +670,7 @@ def serve():
         except Refusal as e:
             log(str(e))
             say({"type": "error", "round": rnd, "message": str(e)})
-        except (OSError, KeyError, TypeError, ValueError, MemoryError) as e:
+        except Exception as e:  # noqa: BLE001 - any failure fails this round, not the process
             log("round %s failed: %s: %s" % (rnd, type(e).__name__, e))
             say({"type": "error", "round": rnd, "message": "%s: %s" % (type(e).__name__, e)})
     return 0
