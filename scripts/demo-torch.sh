@@ -245,15 +245,26 @@ print("  loaded %s: %s, %d parameters; tokenizer %s, %d entries"
          type(tok).__name__, len(tok)))
 
 # The final model's loss on each member's held-out text, as the plug-in measures a
-# round's base model (the members' last plan.json: the same split, windows and tokens).
+# round's base model: the policy's split and sequence length, the member's corpus files
+# in worker/data.h's order, the worker's 32 validation windows.
+import re
 sys.path.insert(0, plugins)
 import torch_causal_lm as tcl
+policy = open(os.path.join(run, "llama-tiny.yaml")).read()
+def key(name):
+    return float(re.search(r"^\s+%s:\s*([0-9.e+-]+)" % name, policy, re.M).group(1))
+fraction, T, B = key("validation_fraction"), int(key("seq_len")), int(key("batch_size"))
 finals = {}
 for m in members:
-    plan = json.load(open(os.path.join(run, "state", m, "trainer", "round", "plan.json")))
-    c = tcl.Corpus(torch, plan["data"], os.path.join(ckpt, "tokenizer.json"), len(tok))
-    T, B = plan["training"]["seq_len"], plan["training"]["batch_size"]
-    windows = min((len(c.val) - 1) // T, plan["data"]["validation_windows"] or 1 << 30)
+    root = os.path.join(run, "corpus", m)
+    files = []
+    for dp, dns, fns in os.walk(root):
+        dns[:] = [d for d in dns if not d.startswith(".")]
+        files += [os.path.relpath(os.path.join(dp, f), root) for f in fns if not f.startswith(".")]
+    files.sort(key=lambda f: f.encode())
+    data = {"dir": root, "files": files, "validation_fraction": fraction}
+    c = tcl.Corpus(torch, data, os.path.join(ckpt, "tokenizer.json"), len(tok))
+    windows = min((len(c.val) - 1) // T, 32)
     total = 0.0
     with torch.no_grad():
         for w in range(0, windows, B):

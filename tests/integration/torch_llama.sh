@@ -76,8 +76,9 @@ for m in fpt vnpt hust; do
     [ "$starts" -eq 1 ] || fail "$m's plug-in started $starts times (serve mode: once)"
     rounds=$(grep -c "trainer: torch_causal_lm: round [0-9]*: $STEPS steps" "$T/run/logs/$m.log" || true)
     [ "$rounds" -eq "$ROUNDS" ] || fail "$m's plug-in trained $rounds of $ROUNDS rounds"
-    [ -f "$T/run/state/$m/trainer/round/out/delta.safetensors" ] ||
-        fail "$m's plug-in wrote no delta.safetensors (a bf16 model's output)"
+    wrote=$(grep -c "trainer: torch_causal_lm: round [0-9]*: .*; wrote delta.safetensors (BF16)" \
+        "$T/run/logs/$m.log" || true)
+    [ "$wrote" -eq "$ROUNDS" ] || fail "$m's plug-in wrote delta.safetensors (BF16) in $wrote of $ROUNDS rounds"
 done
 
 note "the validation loss falls"

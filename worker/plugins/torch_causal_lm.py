@@ -491,11 +491,11 @@ class Trainer:
             progress(s + 1, steps, lv)
         secs = time.time() - t0
         if self.rank == 0:
-            self._write(plan, base, steps, B, T, losses, val_loss)
+            wrote = self._write(plan, base, steps, B, T, losses, val_loss)
             if self.args.verbose:
-                log("round %s: %d steps in %.1f s, loss %.4f -> %.4f, base validation %s"
-                    % (plan.get("round"), steps, secs, losses[0], losses[-1],
-                       "%.4f" % val_loss if val_loss is not None else "-"))
+                log("round %s: %d steps in %.1f s, loss %.4f -> %.4f, base validation %s; "
+                    "wrote %s" % (plan.get("round"), steps, secs, losses[0], losses[-1],
+                                  "%.4f" % val_loss if val_loss is not None else "-", wrote))
         if plan.get("state_dir") and self.args.mode == "oneshot":
             self._save_state(plan)
 
@@ -528,6 +528,7 @@ class Trainer:
             json.dump(metrics, f)
             f.write("\n")
         os.replace(tmp, out["metrics"])
+        return "%s (%s)" % (os.path.basename(target), dtype)
 
 
 def _read_or_none(path):
