@@ -73,6 +73,7 @@ struct options {
     const char *residuals;        /* auto | ram | file */
     double delta_std;             /* per-coordinate std of the synthetic pseudo-gradient */
     int quiet;
+    int plaintext;                /* no TLS (to tell TLS's share of the download cost) */
 };
 
 static void usage(FILE *f)
@@ -96,8 +97,8 @@ static void usage(FILE *f)
 "                    or 1b (the same recipe, GPT-2 shaped: 18 layers of width 2048,\n"
 "                    1,012,883,456 parameters) (default tiny)\n"
 "  --rounds R        rounds (default 2)\n"
-"  --dense-warmup K  rounds whose uplink is dense (default: the template's: 2 for\n"
-"                    124m and 1b, as the example policy; tiny has none)\n"
+"  --dense-warmup K  rounds whose uplink is dense (default: for 124m and 1b the example\n"
+"                    policy's 2, at most rounds - 1 so that one round is top-k; tiny: 0)\n"
 "  --delta-std S     std of the synthetic pseudo-gradient per coordinate, scaled per\n"
 "                    4096-block by a log-normal factor (default 0.002: a DiLoCo round's\n"
 "                    change; 124m's update L2 norm ~25, under the policy's norm_cap)\n"
@@ -109,6 +110,7 @@ static void usage(FILE *f)
 "  --bin DIR         where aulac and aulac-coordinator are (default: the directory\n"
 "                    above this program's, i.e. the build directory)\n"
 "  --run-dir DIR     use DIR (must not exist) instead of a new temporary directory\n"
+"  --plaintext       no TLS (coordinator --insecure): to tell TLS's share of the costs\n"
 "  --keep            leave the run directory (keys, policy, coordinator data and log)\n"
 "  --quiet           no progress lines (the results only)\n"
 "  -h, --help        this help\n"
@@ -403,7 +405,7 @@ static int member_setup(struct member *x)
     char ca[PATH_MAX];
     snprintf(ca, sizeof ca, "%s/tls/ca.pem", B.dir);
     struct fed_client_options co = { 0 };
-    co.channel.tls_ca_file = ca;
+    co.channel.tls_ca_file = opt.plaintext ? NULL : ca;
     co.channel.own_connection = 1;   /* a member's own TCP connection, as a real worker */
     co.identity = x->key;
     co.call_timeout_ms = 60000;
@@ -1005,7 +1007,7 @@ static void write_policy(const struct model_shape *s, const char *path)
 "  local_steps: 500\n"
 "  batch_size: 64\n"
 "  seq_len: 1024\n"
-"  inner: { kind: adamw, lr: 6.0e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1.0e-8, grad_clip: 1.0, warmup_steps: 1000 }\n"
+"  inner: { kind: adamw, lr: 6.0e-4, weight_decay: 0.1, beta1: 0.9, beta2: 0.95, eps: 1.0e-8, grad_clip: 1.0, warmup_steps: %d }\n"
 "  outer: { kind: nesterov, lr: 0.7, momentum: 0.9 }\n"
 "aggregation: { rule: clip, weighting: tokens, norm_bound: 50.0, norm_cap: 500.0 }\n"
 "compression:\n"
@@ -1013,7 +1015,10 @@ static void write_policy(const struct model_shape *s, const char *path)
 "  downlink: { method: none, quant: fp16, zstd_level: 1, error_feedback: true }\n"
 "participation: { members: [%s], min_members: %d, round_deadline_s: %d, grace_s: 300 }\n",
                  s->name, s->vocab, s->positions, s->layers, s->heads, s->embd, opt.rounds,
-                 opt.dense_warmup < 0 ? 2 : opt.dense_warmup, members, min_members,
+                 /* the example's 1000, within the experiment's inner steps */
+                 opt.rounds * 500 > 1000 ? 1000 : opt.rounds * 250,
+                 /* the example's 2, leaving at least one top-k round */
+                 opt.dense_warmup >= 0 ? opt.dense_warmup : opt.rounds > 2 ? 2 : opt.rounds - 1, members, min_members,
                  s->deadline_s);
     }
     if (write_file(path, text) != 0)
@@ -1072,7 +1077,13 @@ static void start_coordinator(const char *coordinator)
     char *argv[] = { (char *)coordinator, "--data-dir", data, "--key", key, "--roster", roster,
                      "--policy", policy, "--operator-key", op, "--listen", "127.0.0.1:0",
                      "--port-file", port, "--tls-cert", cert, "--tls-key", tkey,
-                     "--max-calls", calls, NULL };
+                     "--max-calls", calls, NULL, NULL };
+    if (opt.plaintext) {   /* in place of --tls-cert CERT --tls-key KEY */
+        argv[15] = "--insecure";
+        argv[16] = "--max-calls";
+        argv[17] = calls;
+        argv[18] = NULL;
+    }
     pid_t p = fork();
     if (p < 0)
         die("fork: %s", strerror(errno));
@@ -1140,7 +1151,7 @@ int main(int argc, char **argv)
         { "delta-std", required_argument, 0, 's' }, { "jobs", required_argument, 0, 'j' },
         { "residuals", required_argument, 0, 'e' }, { "bin", required_argument, 0, 'b' },
         { "run-dir", required_argument, 0, 'd' }, { "keep", no_argument, 0, 'k' },
-        { "quiet", no_argument, 0, 'q' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "quiet", no_argument, 0, 'q' }, { "plaintext", no_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -1155,6 +1166,7 @@ int main(int argc, char **argv)
         case 'd': opt.run_dir = optarg; break;
         case 'k': opt.keep = 1; break;
         case 'q': opt.quiet = 1; break;
+        case 'p': opt.plaintext = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1289,9 +1301,10 @@ int main(int argc, char **argv)
         snprintf(uplink, sizeof uplink, "top-k uplink");
     else
         snprintf(uplink, sizeof uplink, "dense uplink in rounds 1-%u, then top-k", warm);
-    say("model %s: %zu parameters, %.1f MB fp32; %d members, %d rounds (%s), TLS on "
+    say("model %s: %zu parameters, %.1f MB fp32; %d members, %d rounds (%s), %s on "
         "loopback; residuals in %s, %d encoding at once; run dir %s", opt.model, B.n,
-        mb((double)B.model_bytes), opt.members, opt.rounds, uplink, in_file ? "files" : "RAM",
+        mb((double)B.model_bytes), opt.members, opt.rounds, uplink,
+        opt.plaintext ? "plaintext" : "TLS", in_file ? "files" : "RAM",
         jobs, B.dir);
     say("setting up: %d member keys, roster, TLS CA and certificate (aulac CLI)", opt.members);
     make_alliance(aulac);
@@ -1437,8 +1450,9 @@ int main(int argc, char **argv)
     double ups_d = 0, ups_s = 0, cpu_d = 0, cpu_s = 0, close_sum = 0, dl = 0, raw = 0;
     int nd = 0, ns = 0;
     uint64_t disk_sum = 0;
-    printf("\nbench/scale: model %s (%zu parameters, %.1f MB fp32), %d members, TLS on "
-           "loopback\n", opt.model, B.n, mb((double)B.model_bytes), opt.members);
+    printf("\nbench/scale: model %s (%zu parameters, %.1f MB fp32), %d members, %s on "
+           "loopback\n", opt.model, B.n, mb((double)B.model_bytes), opt.members,
+           opt.plaintext ? "plaintext gRPC" : "gRPC with TLS");
     printf("%5s %6s %10s %9s %9s %6s %9s %11s %10s %9s %11s %10s\n", "round", "uplink",
            "upload MB", "accepted", "upd/s", "", "CPU s/upd", "download MB/s", "raw MB/s",
            "ratio", "close s", "disk +MB");
@@ -1494,13 +1508,13 @@ int main(int argc, char **argv)
            "model_bytes=%" PRIu64 " peak_rss_bytes=%" PRIu64 " rss_ratio=%.3f "
            "updates_per_s_dense=%.3f updates_per_s_sparse=%.3f cpu_per_update_dense_s=%.4f "
            "cpu_per_update_sparse_s=%.4f close_s=%.3f download_MBps=%.1f raw_MBps=%.1f "
-           "download_ratio=%.3f disk_per_round_bytes=%.0f coordinator=%s%s%s\n",
+           "download_ratio=%.3f disk_per_round_bytes=%.0f tls=%d coordinator=%s%s%s\n",
            opt.model, opt.members, opt.rounds, rounds_done, accepted, opt.members * opt.rounds,
            B.model_bytes, hwm, (double)hwm / (double)B.model_bytes, nd ? ups_d / nd : -1,
            ns ? ups_s / ns : -1, nd ? cpu_d / nd : -1, ns ? cpu_s / ns : -1,
            rounds_done ? close_sum / rounds_done : -1, measured ? mb(dl / measured) : -1,
            measured ? mb(raw / measured) : -1, raw > 0 ? dl / raw : -1,
-           rounds_done ? (double)disk_sum / rounds_done : -1, status, died ? ":" : "",
+           rounds_done ? (double)disk_sum / rounds_done : -1, !opt.plaintext, status, died ? ":" : "",
            died ? (WIFSIGNALED(B.coord_status) ? "signal" : "exit") : "");
     fflush(stdout);
     for (int i = 0; i < opt.members; i++)
