@@ -784,10 +784,9 @@ static void member_upload(struct member *x, const struct policy_round_plan *plan
         return;
     }
     x->accepted = r->accepted;
-    if (!r->accepted) {
+    if (!r->accepted) {   /* the round would wait for its deadline: the run stops */
         snprintf(x->reason, sizeof x->reason, "%s", r->reason ? r->reason : "");
-        fprintf(stderr, "bench/scale: member %s: round %" PRIu64 " update refused: %s\n", x->id,
-                x->round, x->reason);
+        member_fail(x, "round %" PRIu64 " update refused: %s", x->round, x->reason);
     }
     aulac__v1__receipt__free_unpacked(r, NULL);
 }
@@ -1093,6 +1092,15 @@ static void start_coordinator(const char *coordinator)
             dup2(fd, 1);
             dup2(fd, 2);
             close(fd);
+        }
+        /* When memory runs out (the 1b row on a small machine), the kernel's OOM killer
+         * takes the coordinator first, not a bystander: it is what the run measures. */
+        int oom = open("/proc/self/oom_score_adj", O_WRONLY);
+        if (oom >= 0) {
+            if (write(oom, "1000", 4) != 4) {
+                /* (the default score applies) */
+            }
+            close(oom);
         }
         execv(coordinator, argv);
         _exit(127);
