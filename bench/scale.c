@@ -305,7 +305,7 @@ struct bench {
     int coord_status;           /* its wait status */
     int coord_died_phase, coord_died_round;
     atomic_int round_now;
-    uint64_t rss_max[PH_COUNT]; /* VmRSS seen per phase (sampled every 20 ms) */
+    uint64_t (*rss_max)[PH_COUNT];  /* [round][phase]: VmRSS seen (sampled every 20 ms) */
     uint64_t hwm;               /* last VmHWM read */
     pthread_mutex_t mu;
     atomic_int stop_sampler;
@@ -347,9 +347,9 @@ static void *sampler(void *arg)
                 uint64_t rss = proc_status_kb(B.coord, "VmRSS");
                 uint64_t hwm = proc_status_kb(B.coord, "VmHWM");
                 pthread_mutex_lock(&B.mu);
-                int ph = B.phase;
-                if (rss > B.rss_max[ph])
-                    B.rss_max[ph] = rss;
+                int ph = B.phase, r = B.round_now;
+                if (r >= 0 && r <= opt.rounds + 1 && rss > B.rss_max[r][ph])
+                    B.rss_max[r][ph] = rss;
                 if (hwm > B.hwm)
                     B.hwm = hwm;
                 pthread_mutex_unlock(&B.mu);
@@ -1319,6 +1319,9 @@ int main(int argc, char **argv)
     start_coordinator(coordinator);
     say("coordinator pid %d serving on %s (log %s/coordinator.log)", (int)B.coord, B.addr, B.dir);
 
+    B.rss_max = calloc((size_t)opt.rounds + 2, sizeof *B.rss_max);
+    if (!B.rss_max)
+        die("out of memory");
     pthread_t samp;
     pthread_create(&samp, NULL, sampler, NULL);
     pthread_barrier_init(&B.bar, NULL, (unsigned)opt.members + 1);
@@ -1332,10 +1335,10 @@ int main(int argc, char **argv)
     say("%d members voted for the policy and joined experiment %s in %.1f s", opt.members,
         B.experiment, now_s() - t_setup);
     double last_receipt = 0, cpu_after_upload = 0;
+    B.round_now = 1;
     int prev = 0;
     for (int r = 1; r <= opt.rounds + 1; r++) {
         const int final = r == opt.rounds + 1;
-        B.round_now = r;
         if (final) {
             main_sync();   /* the members saw the experiment finish */
         } else {
@@ -1361,6 +1364,7 @@ int main(int argc, char **argv)
         }
         if (final || B.abort)
             break;
+        B.round_now = r;   /* (until here the sampler counted round r - 1's close) */
         for (int i = 0; i < opt.members; i++)
             B.m[i].t_task = 0;
         struct round_result *q = &res[r];
@@ -1495,10 +1499,13 @@ int main(int argc, char **argv)
         }
     }
     int measured = nd + ns;
-    printf("coordinator RSS peak by phase (MB):");
-    for (int p = PH_DOWNLOAD; p < PH_COUNT; p++)
-        printf(" %s %.0f", phase_name[p], mb((double)B.rss_max[p]));
-    printf("\ncoordinator peak RSS (VmHWM) %.1f MB = %.2f x the model's fp32 bytes\n", mb((double)hwm),
+    for (int r = 1; r <= opt.rounds && r <= B.round_now; r++) {
+        printf("coordinator RSS in round %d (MB, the most sampled in each phase):", r);
+        for (int p = PH_DOWNLOAD; p < PH_COUNT; p++)
+            printf(" %s %.0f", phase_name[p], mb((double)B.rss_max[r][p]));
+        printf("\n");
+    }
+    printf("coordinator peak RSS (VmHWM) %.1f MB = %.2f x the model's fp32 bytes\n", mb((double)hwm),
            (double)hwm / (double)B.model_bytes);
     printf("coordinator CPU time is the process total (utime + stime): it exposes no split "
            "into verify, decode, accumulate and ledger\n");
@@ -1531,6 +1538,7 @@ int main(int argc, char **argv)
     policy_free(&B.policy);
     free(plans);
     free(res);
+    free(B.rss_max);
     free(B.m);
     if (opt.keep || (B.abort && !died)) {
         fprintf(stderr, "bench/scale: run directory left at %s\n", B.dir);
