@@ -95,7 +95,7 @@ static void usage(FILE *f)
 "  --model M         tiny (tests/integration/lib.sh's 1-layer policy), 124m\n"
 "                    (policies/examples/gpt2-124m-diloco.yaml: 124,439,808 parameters)\n"
 "                    or 1b (the same recipe, GPT-2 shaped: 18 layers of width 2048,\n"
-"                    1,012,883,456 parameters) (default tiny)\n"
+"                    1,011,476,480 parameters) (default tiny)\n"
 "  --rounds R        rounds (default 2)\n"
 "  --dense-warmup K  rounds whose uplink is dense (default: for 124m and 1b the example\n"
 "                    policy's 2, at most rounds - 1 so that one round is top-k; tiny: 0)\n"
@@ -945,7 +945,7 @@ static const struct model_shape shapes[] = {
     { "tiny", 256, 32, 1, 2, 32, 120 },
     /* policies/examples/gpt2-124m-diloco.yaml */
     { "124m", 50257, 1024, 12, 12, 768, 5400 },
-    /* GPT-2 shaped, ~1.01 B parameters: 12 L d^2 + (V + P) d */
+    /* GPT-2 shaped: L (12 d^2 + 13 d) + (V + P) d + 2 d = 1,011,476,480 parameters */
     { "1b", 50257, 1024, 18, 16, 2048, 5400 },
 };
 
