@@ -1540,8 +1540,18 @@ int main(int argc, char **argv)
     free(res);
     free(B.rss_max);
     free(B.m);
-    if (opt.keep || (B.abort && !died)) {
+    if (opt.keep) {
         fprintf(stderr, "bench/scale: run directory left at %s\n", B.dir);
+    } else if (B.abort && !died) {   /* the logs for a look; not gigabytes of scratch */
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/residuals", B.dir);
+        rm_rf(p);
+        snprintf(p, sizeof p, "%s/payloads", B.dir);
+        rm_rf(p);
+        snprintf(p, sizeof p, "%s/model.bin", B.dir);
+        unlink(p);
+        fprintf(stderr, "bench/scale: run directory left at %s (coordinator.log, setup.log; "
+                "the coordinator's data directory)\n", B.dir);
     } else {
         rm_rf(B.dir);
     }
