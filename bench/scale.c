@@ -1517,6 +1517,20 @@ int main(int argc, char **argv)
                phase_name[B.coord_died_phase], death, mb((double)hwm),
                (double)hwm / (double)B.model_bytes);
     }
+    if (died) {   /* what the coordinator said last */
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/coordinator.log", B.dir);
+        FILE *f = fopen(p, "r");
+        char lines[5][512];
+        int nl = 0;
+        while (f && fgets(lines[nl % 5], sizeof lines[0], f))
+            nl++;
+        if (f)
+            fclose(f);
+        printf("the coordinator's last log lines:\n");
+        for (int i = nl > 5 ? nl - 5 : 0; i < nl; i++)
+            printf("  %s", lines[i % 5]);
+    }
     const char *status = died ? "died" : (B.abort || accepted != opt.members * opt.rounds)
                                                 ? "failed" : "ok";
     printf("RESULT model=%s members=%d rounds=%d rounds_closed=%d accepted=%d expected=%d "
