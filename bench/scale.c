@@ -1531,20 +1531,24 @@ int main(int argc, char **argv)
         for (int i = nl > 5 ? nl - 5 : 0; i < nl; i++)
             printf("  %s", lines[i % 5]);
     }
+    char how[48] = "";   /* ":signal-9", ":exit-1" */
+    if (died)
+        snprintf(how, sizeof how, ":%s-%d", WIFSIGNALED(B.coord_status) ? "signal" : "exit",
+                 WIFSIGNALED(B.coord_status) ? WTERMSIG(B.coord_status)
+                                             : WEXITSTATUS(B.coord_status));
     const char *status = died ? "died" : (B.abort || accepted != opt.members * opt.rounds)
                                                 ? "failed" : "ok";
     printf("RESULT model=%s members=%d rounds=%d rounds_closed=%d accepted=%d expected=%d "
            "model_bytes=%" PRIu64 " peak_rss_bytes=%" PRIu64 " rss_ratio=%.3f "
            "updates_per_s_dense=%.3f updates_per_s_sparse=%.3f cpu_per_update_dense_s=%.4f "
            "cpu_per_update_sparse_s=%.4f close_s=%.3f download_MBps=%.1f raw_MBps=%.1f "
-           "download_ratio=%.3f disk_per_round_bytes=%.0f tls=%d coordinator=%s%s%s\n",
+           "download_ratio=%.3f disk_per_round_bytes=%.0f tls=%d coordinator=%s%s\n",
            opt.model, opt.members, opt.rounds, rounds_done, accepted, opt.members * opt.rounds,
            B.model_bytes, hwm, (double)hwm / (double)B.model_bytes, nd ? ups_d / nd : -1,
            ns ? ups_s / ns : -1, nd ? cpu_d / nd : -1, ns ? cpu_s / ns : -1,
            rounds_done ? close_sum / rounds_done : -1, measured ? mb(dl / measured) : -1,
            measured ? mb(raw / measured) : -1, raw > 0 ? dl / raw : -1,
-           rounds_done ? (double)disk_sum / rounds_done : -1, !opt.plaintext, status, died ? ":" : "",
-           died ? (WIFSIGNALED(B.coord_status) ? "signal" : "exit") : "");
+           rounds_done ? (double)disk_sum / rounds_done : -1, !opt.plaintext, status, how);
     fflush(stdout);
     for (int i = 0; i < opt.members; i++)
         if (B.m[i].failed && !died)
