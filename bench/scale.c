@@ -306,6 +306,8 @@ struct bench {
     int coord_died_phase, coord_died_round;
     atomic_int round_now;
     uint64_t (*rss_max)[PH_COUNT];  /* [round][phase]: VmRSS seen (sampled every 20 ms) */
+    uint64_t (*anon_max)[PH_COUNT]; /* the same of RssAnon (the rest is mapped files:
+                                       LMDB's map, where uploads are stored) */
     uint64_t hwm;               /* last VmHWM read */
     pthread_mutex_t mu;
     atomic_int stop_sampler;
@@ -345,11 +347,14 @@ static void *sampler(void *arg)
                 B.abort = 1;
             } else {
                 uint64_t rss = proc_status_kb(B.coord, "VmRSS");
+                uint64_t anon = proc_status_kb(B.coord, "RssAnon");
                 uint64_t hwm = proc_status_kb(B.coord, "VmHWM");
                 pthread_mutex_lock(&B.mu);
                 int ph = B.phase, r = B.round_now;
                 if (r >= 0 && r <= opt.rounds + 1 && rss > B.rss_max[r][ph])
                     B.rss_max[r][ph] = rss;
+                if (r >= 0 && r <= opt.rounds + 1 && anon > B.anon_max[r][ph])
+                    B.anon_max[r][ph] = anon;
                 if (hwm > B.hwm)
                     B.hwm = hwm;
                 pthread_mutex_unlock(&B.mu);
@@ -1320,7 +1325,8 @@ int main(int argc, char **argv)
     say("coordinator pid %d serving on %s (log %s/coordinator.log)", (int)B.coord, B.addr, B.dir);
 
     B.rss_max = calloc((size_t)opt.rounds + 2, sizeof *B.rss_max);
-    if (!B.rss_max)
+    B.anon_max = calloc((size_t)opt.rounds + 2, sizeof *B.anon_max);
+    if (!B.rss_max || !B.anon_max)
         die("out of memory");
     pthread_t samp;
     pthread_create(&samp, NULL, sampler, NULL);
@@ -1500,9 +1506,11 @@ int main(int argc, char **argv)
     }
     int measured = nd + ns;
     for (int r = 1; r <= opt.rounds && r <= B.round_now; r++) {
-        printf("coordinator RSS in round %d (MB, the most sampled in each phase):", r);
+        printf("coordinator RSS in round %d (MB, the most sampled in each phase; anonymous "
+               "memory in brackets, the rest is mapped files):", r);
         for (int p = PH_DOWNLOAD; p < PH_COUNT; p++)
-            printf(" %s %.0f", phase_name[p], mb((double)B.rss_max[r][p]));
+            printf(" %s %.0f (%.0f)", phase_name[p], mb((double)B.rss_max[r][p]),
+                   mb((double)B.anon_max[r][p]));
         printf("\n");
     }
     printf("coordinator peak RSS (VmHWM) %.1f MB = %.2f x the model's fp32 bytes\n", mb((double)hwm),
@@ -1557,6 +1565,7 @@ int main(int argc, char **argv)
     free(plans);
     free(res);
     free(B.rss_max);
+    free(B.anon_max);
     free(B.m);
     if (opt.keep) {
         fprintf(stderr, "bench/scale: run directory left at %s\n", B.dir);
