@@ -3,7 +3,8 @@
 # N = 4, 16, 32 members at 124M and 4 members at 1B, one row each, then the table.
 #
 #   scripts/bench-scale.sh            (BUILD=build ROUNDS=2 ROWS="124m:4 124m:16 124m:32 1b:4"
-#                                      LOGS=<dir> to keep each row's output)
+#                                      LOGS=<dir> to keep each row's output,
+#                                      EXTRA="--dense-warmup 0" more bench/scale options)
 #
 # Each row is guarded: a row whose coordinator dies (bench/scale exit 3: killed by the OOM
 # killer, typically, when the model does not fit this machine) is reported as such with
@@ -19,7 +20,7 @@ bin=$BUILD/bench/scale
 [ -x "$bin" ] || { echo "bench-scale: $bin is missing: run make" >&2; exit 1; }
 LOGS=${LOGS:-$(mktemp -d "${TMPDIR:-/tmp}/aulac-bench-scale.XXXXXX")}
 mkdir -p "$LOGS"
-echo "== bench/scale: rows $ROWS, $ROUNDS rounds each (round 1 dense uplink, then 1 % top-k);"
+echo "== bench/scale: rows $ROWS, $ROUNDS rounds each ${EXTRA:-(round 1 dense uplink, then 1 % top-k)};"
 echo "   $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo) RAM; load before: $(cut -d' ' -f1-3 /proc/loadavg); logs in $LOGS"
 results=()
 ran=0
@@ -28,7 +29,8 @@ for row in $ROWS; do
     log=$LOGS/scale-$model-n$n.log
     echo "-- $model, $n members ($(date -u +%H:%M:%S) UTC, load $(cut -d' ' -f1 /proc/loadavg))"
     rc=0
-    "$bin" --model "$model" --members "$n" --rounds "$ROUNDS" >"$log" 2>&1 || rc=$?
+    # shellcheck disable=SC2086 # EXTRA is a list of options
+    "$bin" --model "$model" --members "$n" --rounds "$ROUNDS" ${EXTRA:-} >"$log" 2>&1 || rc=$?
     grep -E '^scale: round [0-9]+ (closed|: [0-9]+/)|^THE COORDINATOR DIED' "$log" | sed 's/^/   /'
     res=$(grep '^RESULT ' "$log" | tail -1)
     case $rc in
