@@ -1137,7 +1137,7 @@ static void start_coordinator(const char *coordinator)
 
 struct round_result {
     int done, dense;
-    double dl_s, raw_rate, enc_s, up_s, up_cpu, close_s, close_cpu;
+    double dl_s, dl_cpu, raw_rate, enc_s, up_s, up_cpu, close_s, close_cpu;
     uint64_t payload_bytes;   /* all members' */
     int accepted;
     uint64_t disk_before, disk_after;
@@ -1380,19 +1380,23 @@ int main(int argc, char **argv)
         q->dense = plans[r].uplink.k_per_block >= plans[r].uplink.block_size;
         /* download */
         B.phase = PH_DOWNLOAD;
+        double dl_cpu0 = proc_cpu_s(B.coord);
         double t0 = now_s();
         main_sync();   /* (B) */
         main_sync();   /* (C) */
         q->dl_s = now_s() - t0;
+        q->dl_cpu = proc_cpu_s(B.coord) - dl_cpu0;
         if (B.abort)
             break;
         B.phase = PH_BASELINE;
         q->raw_rate = raw_baseline(opt.members);
         double dl_rate = (double)opt.members * (double)B.model_bytes / q->dl_s;
-        say("round %d: download %d x %.1f MB at once in %.2f s = %.0f MB/s; raw loopback TCP "
-            "copy of the same bytes to %d receivers: %.0f MB/s (%.0f %%)", r, opt.members,
-            mb((double)B.model_bytes), q->dl_s, mb(dl_rate), opt.members, mb(q->raw_rate),
-            q->raw_rate > 0 ? 100 * dl_rate / q->raw_rate : 0);
+        say("round %d: download %d x %.1f MB at once in %.2f s = %.0f MB/s (coordinator CPU "
+            "%.2f s, %.2f s per GB served); raw loopback TCP copy of the same bytes to %d "
+            "receivers: %.0f MB/s (%.0f %%)", r, opt.members, mb((double)B.model_bytes),
+            q->dl_s, mb(dl_rate), q->dl_cpu,
+            q->dl_cpu / ((double)opt.members * (double)B.model_bytes / 1e9), opt.members,
+            mb(q->raw_rate), q->raw_rate > 0 ? 100 * dl_rate / q->raw_rate : 0);
         /* encode */
         B.phase = PH_ENCODE;
         t0 = now_s();
