@@ -1472,6 +1472,8 @@ int main(int argc, char **argv)
     double ups_d = 0, ups_s = 0, cpu_d = 0, cpu_s = 0, close_sum = 0, dl = 0, raw = 0;
     int nd = 0, ns = 0;
     uint64_t disk_sum = 0;
+    double close_k[2] = { 0, 0 }, disk_k[2] = { 0, 0 };   /* [dense]: sums */
+    int closed_k[2] = { 0, 0 };
     printf("\nbench/scale: model %s (%zu parameters, %.1f MB fp32), %d members, %s on "
            "loopback\n", opt.model, B.n, mb((double)B.model_bytes), opt.members,
            opt.plaintext ? "plaintext gRPC" : "gRPC with TLS");
@@ -1505,7 +1507,11 @@ int main(int argc, char **argv)
         if (q->done) {
             rounds_done++;
             close_sum += q->close_s;
-            disk_sum += q->disk_after > q->disk_before ? q->disk_after - q->disk_before : 0;
+            uint64_t grew = q->disk_after > q->disk_before ? q->disk_after - q->disk_before : 0;
+            disk_sum += grew;
+            close_k[q->dense] += q->close_s;
+            disk_k[q->dense] += (double)grew;
+            closed_k[q->dense]++;
         }
     }
     int measured = nd + ns;
@@ -1554,13 +1560,18 @@ int main(int argc, char **argv)
            "model_bytes=%" PRIu64 " peak_rss_bytes=%" PRIu64 " rss_ratio=%.3f "
            "updates_per_s_dense=%.3f updates_per_s_sparse=%.3f cpu_per_update_dense_s=%.4f "
            "cpu_per_update_sparse_s=%.4f close_s=%.3f download_MBps=%.1f raw_MBps=%.1f "
-           "download_ratio=%.3f disk_per_round_bytes=%.0f tls=%d coordinator=%s%s\n",
+           "download_ratio=%.3f disk_per_round_bytes=%.0f close_dense_s=%.3f "
+           "close_sparse_s=%.3f disk_dense_round_bytes=%.0f disk_sparse_round_bytes=%.0f "
+           "tls=%d coordinator=%s%s\n",
            opt.model, opt.members, opt.rounds, rounds_done, accepted, opt.members * opt.rounds,
            B.model_bytes, hwm, (double)hwm / (double)B.model_bytes, nd ? ups_d / nd : -1,
            ns ? ups_s / ns : -1, nd ? cpu_d / nd : -1, ns ? cpu_s / ns : -1,
            rounds_done ? close_sum / rounds_done : -1, measured ? mb(dl / measured) : -1,
            measured ? mb(raw / measured) : -1, raw > 0 ? dl / raw : -1,
-           rounds_done ? (double)disk_sum / rounds_done : -1, !opt.plaintext, status, how);
+           rounds_done ? (double)disk_sum / rounds_done : -1,
+           closed_k[1] ? close_k[1] / closed_k[1] : -1, closed_k[0] ? close_k[0] / closed_k[0] : -1,
+           closed_k[1] ? disk_k[1] / closed_k[1] : -1, closed_k[0] ? disk_k[0] / closed_k[0] : -1,
+           !opt.plaintext, status, how);
     fflush(stdout);
     for (int i = 0; i < opt.members; i++)
         if (B.m[i].failed && !died)

@@ -5,6 +5,7 @@
 #   scripts/bench-scale.sh            (BUILD=build ROUNDS=2 ROWS="124m:4 124m:16 124m:32 1b:4"
 #                                      LOGS=<dir> to keep each row's output,
 #                                      EXTRA="--dense-warmup 0" more bench/scale options)
+#   scripts/bench-scale.sh --table LOG...   the table of rows run before (their outputs)
 #
 # Each row is guarded: a row whose coordinator dies (bench/scale exit 3: killed by the OOM
 # killer, typically, when the model does not fit this machine) is reported as such with
@@ -13,6 +14,46 @@
 # ran at all.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# table: the markdown table of the RESULT lines on stdin
+table() {
+    python3 -c '
+import sys
+rows = []
+for line in sys.stdin:
+    kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
+    rows.append(kv)
+def f(kv, k, fmt, scale=1.0):
+    v = kv.get(k)
+    if v is None or float(v) < 0: return "-"
+    return fmt % (float(v) * scale)
+print("| model | N | peak RSS | / model fp32 | updates/s dense, top-k | coordinator CPU s/update dense, top-k | round close s dense, top-k | download MB/s (raw TCP MB/s, ratio) | disk / round dense, top-k | outcome |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+for kv in rows:
+    st = kv.get("coordinator", "?")
+    outcome = {"ok": "all %s updates accepted" % kv.get("accepted", "?")}.get(st, st)
+    if st.startswith("died"):
+        outcome = "coordinator died (%s) after %s of %s rounds" % (st.split(":", 1)[-1], kv.get("rounds_closed", "?"), kv.get("rounds", "?"))
+    if "close_dense_s" not in kv:
+        kv["close_dense_s"] = kv["close_sparse_s"] = "-1"   # (an older log: the mean only, close_s)
+        kv["disk_dense_round_bytes"] = kv["disk_sparse_round_bytes"] = "-1"
+    print("| %s | %s | %s | %s | %s, %s | %s, %s | %s, %s | %s (%s, %s) | %s, %s | %s |" % (
+        kv.get("model"), kv.get("members"),
+        f(kv, "peak_rss_bytes", "%.2f GB", 1e-9), f(kv, "rss_ratio", "%.2fx"),
+        f(kv, "updates_per_s_dense", "%.2f"), f(kv, "updates_per_s_sparse", "%.2f"),
+        f(kv, "cpu_per_update_dense_s", "%.3f"), f(kv, "cpu_per_update_sparse_s", "%.3f"),
+        f(kv, "close_dense_s", "%.1f"), f(kv, "close_sparse_s", "%.1f"),
+        f(kv, "download_MBps", "%.0f"), f(kv, "raw_MBps", "%.0f"),
+        f(kv, "download_ratio", "%.0f %%", 100), f(kv, "disk_dense_round_bytes", "%.2f GB", 1e-9),
+        f(kv, "disk_sparse_round_bytes", "%.2f GB", 1e-9),
+        outcome))
+'
+}
+
+if [ "${1:-}" = --table ]; then
+    shift
+    grep -h '^RESULT ' "$@" | table
+    exit 0
+fi
 BUILD=${BUILD:-build}
 ROUNDS=${ROUNDS:-2}
 ROWS=${ROWS:-"124m:4 124m:16 124m:32 1b:4"}
@@ -31,7 +72,7 @@ for row in $ROWS; do
     rc=0
     # shellcheck disable=SC2086 # EXTRA is a list of options
     "$bin" --model "$model" --members "$n" --rounds "$ROUNDS" ${EXTRA:-} >"$log" 2>&1 || rc=$?
-    grep -E '^scale: round [0-9]+ (closed|: [0-9]+/)|^THE COORDINATOR DIED' "$log" | sed 's/^/   /'
+    grep -E '^scale: round [0-9]+( closed|: [0-9]+/)|^THE COORDINATOR DIED' "$log" | sed 's/^/   /'
     res=$(grep '^RESULT ' "$log" | tail -1)
     case $rc in
         0) ran=$((ran + 1)); results+=("$res") ;;
@@ -43,31 +84,6 @@ for row in $ROWS; do
     esac
 done
 echo
-printf '%s\n' "${results[@]}" | python3 -c '
-import sys
-rows = []
-for line in sys.stdin:
-    kv = dict(f.split("=", 1) for f in line.split()[1:] if "=" in f)
-    rows.append(kv)
-def f(kv, k, fmt, scale=1.0):
-    v = kv.get(k)
-    if v is None or float(v) < 0: return "-"
-    return fmt % (float(v) * scale)
-print("| model | N | peak RSS | / model fp32 | updates/s dense, top-k | coordinator CPU s/update dense, top-k | round close s | download MB/s (raw TCP MB/s, ratio) | disk / round | outcome |")
-print("|---|---|---|---|---|---|---|---|---|---|")
-for kv in rows:
-    st = kv.get("coordinator", "?")
-    outcome = {"ok": "all %s updates accepted" % kv.get("accepted", "?")}.get(st, st)
-    if st.startswith("died"):
-        outcome = "coordinator died (%s) after %s of %s rounds" % (st.split(":", 1)[-1], kv.get("rounds_closed", "?"), kv.get("rounds", "?"))
-    print("| %s | %s | %s | %s | %s, %s | %s, %s | %s | %s (%s, %s) | %s | %s |" % (
-        kv.get("model"), kv.get("members"),
-        f(kv, "peak_rss_bytes", "%.2f GB", 1e-9), f(kv, "rss_ratio", "%.2fx"),
-        f(kv, "updates_per_s_dense", "%.2f"), f(kv, "updates_per_s_sparse", "%.2f"),
-        f(kv, "cpu_per_update_dense_s", "%.3f"), f(kv, "cpu_per_update_sparse_s", "%.3f"),
-        f(kv, "close_s", "%.1f"), f(kv, "download_MBps", "%.0f"), f(kv, "raw_MBps", "%.0f"),
-        f(kv, "download_ratio", "%.0f %%", 100), f(kv, "disk_per_round_bytes", "%.2f GB", 1e-9),
-        outcome))
-'
+printf '%s\n' "${results[@]}" | table
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 [ $ran -gt 0 ]
