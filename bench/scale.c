@@ -1144,11 +1144,29 @@ struct round_result {
     double norm;
 };
 
+/* 1 when the kernel log (dmesg, where readable) says the OOM killer took pid. */
+static int oom_killed(pid_t pid)
+{
+    FILE *f = popen("dmesg 2>/dev/null", "r");
+    if (!f)
+        return 0;
+    char line[1024], want[64];
+    snprintf(want, sizeof want, "Killed process %d ", (int)pid);
+    int hit = 0;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, want) && strstr(line, "Out of memory"))
+            hit = 1;
+    pclose(f);
+    return hit;
+}
+
 static const char *describe_death(int st, char *buf, size_t cap)
 {
     if (WIFSIGNALED(st))
         snprintf(buf, cap, "killed by signal %d%s", WTERMSIG(st),
-                 WTERMSIG(st) == SIGKILL ? " (the kernel's OOM killer, most likely)" : "");
+                 WTERMSIG(st) != SIGKILL ? ""
+                 : oom_killed(B.coord) ? " by the kernel's OOM killer (dmesg: Out of memory)"
+                                       : " (the OOM killer, most likely; dmesg does not say)");
     else
         snprintf(buf, cap, "exited with status %d", WEXITSTATUS(st));
     return buf;
