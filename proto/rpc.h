@@ -217,6 +217,12 @@ struct rpc_channel_options {
     const char *tls_cert_file;        /* client certificate for mutual TLS */
     const char *tls_key_file;
     const char *tls_server_name_override; /* name expected in the server cert */
+    int         own_connection;       /* 1: this channel never shares its TCP connection
+                                         with another channel of the process (gRPC's
+                                         local subchannel pool); 0: channels to the same
+                                         target with the same settings share one. A
+                                         process simulating many clients (bench/scale)
+                                         sets it so that each has its own connection */
 };
 
 /* Per-call settings. */

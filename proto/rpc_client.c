@@ -104,7 +104,7 @@ int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
     }
     size_t max = opts->max_message_bytes ? opts->max_message_bytes : RPC_DEFAULT_MAX_MESSAGE_BYTES;
     int max_int = max > INT_MAX ? INT_MAX : (int)max;
-    grpc_arg args[5] = {
+    grpc_arg args[6] = {
         int_arg(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, max_int),
         int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_int),
         int_arg(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, RPC_RECONNECT_BACKOFF_INITIAL_MS),
@@ -114,6 +114,8 @@ int rpc_channel_open(const char *target, const struct rpc_channel_options *opts,
     if (opts->tls_server_name_override)
         args[n_args++] = string_arg(GRPC_SSL_TARGET_NAME_OVERRIDE_ARG,
                                     opts->tls_server_name_override);
+    if (opts->own_connection)
+        args[n_args++] = int_arg(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
     grpc_channel_args ch_args = { .num_args = n_args, .args = args };
     ch->channel = grpc_channel_create(target, creds, &ch_args);
     grpc_channel_credentials_release(creds);
