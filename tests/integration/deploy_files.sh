@@ -101,6 +101,8 @@ base_pkgs="libc6 libgcc-s1 libstdc++6"
 runtime=$(deps_list runtime; deps_list cuda-runtime)
 for prog in aulac-coordinator aulac-worker aulac; do
     for lib in $(objdump -p "$BIN/$prog" | awk '/NEEDED/ { print $2 }'); do
+        # the dynamic loader (libc6): ldd lists it by path, without "=>"
+        case $lib in ld-linux*.so*) continue ;; esac
         path=$(ldd "$BIN/$prog" | awk -v l="$lib" '$1 == l { print $3 }')
         [ -n "$path" ] || fail "$prog: $lib is not found (ldd)"
         pkg=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null || dpkg -S "$path" 2>/dev/null || true)
