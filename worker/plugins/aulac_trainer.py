@@ -1,6 +1,7 @@
 """aulac_trainer: the plug-in protocol pieces the reference plug-ins share
 (worker/TRAINER.md): the built-in sampler's random generator, the corpus's
-validation split, and the serve-mode message loop. Standard library only.
+validation split, the held-out loss's windows and the serve-mode message loop.
+Standard library only.
 
 numpy_gpt2.py and torch_causal_lm.py import it from their own directory: run them
 from the repository (worker/plugins/), or copy aulac_trainer.py along with them.
@@ -62,6 +63,22 @@ def validation_before(i, ppm):
     """How many of the chunks [0, i) are validation chunks: chunk i is one exactly when
     validation_before(i + 1) > validation_before(i). Works on ints and NumPy arrays."""
     return (i * ppm + 500000) // 1000000
+
+
+# ---- the held-out loss's windows (model/trainer.h: trainer_evaluate) -----------------
+
+def eval_windows(n, T, max_windows):
+    """The windows trainer_evaluate averages over n held-out tokens: non-overlapping
+    windows of T+1 tokens stepping by T (T = n-1 when shorter), the first max_windows of
+    them (None or <= 0: all). (T, windows), or None when n < 2 (no loss)."""
+    if n < 2:
+        return None
+    if n - 1 < T:
+        T = n - 1
+    windows = (n - 1) // T
+    if max_windows and max_windows > 0:
+        windows = min(windows, max_windows)
+    return T, windows
 
 
 # ---- serve mode (TRAINER.md: JSON lines on stdin and stdout) ------------------------

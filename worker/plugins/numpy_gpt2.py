@@ -45,8 +45,8 @@ except ImportError:  # pragma: no cover - what a member without numpy sees
 
 # the protocol pieces both reference plug-ins share, next to this file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aulac_trainer import CHUNK, PROTOCOL, Rng, read_message, serve_rounds, \
-    validation_before, validation_ppm  # noqa: E402,F401
+from aulac_trainer import CHUNK, PROTOCOL, Rng, eval_windows, read_message, \
+    serve_rounds, validation_before, validation_ppm  # noqa: E402,F401
 
 LN_EPS = np.float32(1e-5)
 GELU_SCALE = np.float32(0.7978845608028654)  # sqrt(2/pi)
@@ -458,14 +458,10 @@ class Corpus:
 def evaluate(params, cfg, tokens, T, B, max_windows):
     """trainer_evaluate: mean loss over non-overlapping windows of T+1 tokens stepping by
     T (T = n-1 when shorter), the first max_windows of them (<= 0: all)."""
-    n = len(tokens)
-    if n < 2:
+    w = eval_windows(len(tokens), T, max_windows)
+    if w is None:
         return None
-    if n - 1 < T:
-        T = n - 1
-    windows = (n - 1) // T
-    if max_windows > 0:
-        windows = min(windows, max_windows)
+    T, windows = w
     total = 0.0
     for w0 in range(0, windows, B):
         rows = min(B, windows - w0)

@@ -73,8 +73,8 @@ import time
 
 # the protocol pieces both reference plug-ins share, next to this file
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from aulac_trainer import CHUNK, PROTOCOL, Rng, read_message, serve_rounds, \
-    validation_before, validation_ppm  # noqa: E402,F401
+from aulac_trainer import CHUNK, PROTOCOL, Rng, eval_windows, read_message, \
+    serve_rounds, validation_before, validation_ppm  # noqa: E402,F401
 
 
 def log(msg):
@@ -344,14 +344,10 @@ class Trainer:
     def _validation_loss(self, T, B, max_windows):
         torch = self.torch
         val = self.corpus.val
-        n = len(val)
-        if n < 2:
+        w = eval_windows(len(val), T, max_windows)
+        if w is None:
             return None
-        if n - 1 < T:
-            T = n - 1
-        windows = (n - 1) // T
-        if max_windows and max_windows > 0:
-            windows = min(windows, max_windows)
+        T, windows = w
         model = self.model
         model.eval()
         total = 0.0
