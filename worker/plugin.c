@@ -420,8 +420,10 @@ static char *resolve_program(const char *prog, const char *path_env)
     return strdup(prog);   /* execve says ENOENT */
 }
 
-/* The command's environment: the worker's, minus AULAC_PLAN and the keys the site sets,
- * plus the site's env, plus AULAC_PLAN=plan when plan is not NULL. Strings are borrowed
+/* The command's environment: the worker's, minus every AULAC_* variable (the worker's
+ * own settings; site.yaml cannot set AULAC_* either) and the keys the site sets, plus
+ * the site's env, plus AULAC_PLAN=plan when plan is not NULL. The worker keeps no
+ * secret in its environment (its key is a file named by --key). Strings are borrowed
  * except the AULAC_PLAN one (*owned). */
 static char **build_env(const struct site_trainer *t, const char *plan, char **owned)
 {
@@ -435,7 +437,7 @@ static char **build_env(const struct site_trainer *t, const char *plan, char **o
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(environ[i], '=');
         size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-        int drop = kl == 10 && strncmp(environ[i], "AULAC_PLAN", 10) == 0;
+        int drop = strncmp(environ[i], "AULAC_", 6) == 0;
         for (size_t j = 0; j < t->n_env && !drop; j++)
             drop = strncmp(t->env[j], environ[i], kl) == 0 && t->env[j][kl] == '=';
         if (!drop)

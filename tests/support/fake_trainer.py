@@ -237,7 +237,14 @@ def fifo_swapper(path, state_dir, stop):
             pass
 
 
+def no_worker_settings():
+    """The worker passes none of its own AULAC_* variables (TRAINER.md)."""
+    leaked = sorted(k for k in os.environ if k.startswith("AULAC_") and k != "AULAC_PLAN")
+    assert not leaked, "the worker's own variables reached the plug-in: %s" % leaked
+
+
 def oneshot(plan_path):
+    no_worker_settings()
     assert os.environ.get("AULAC_PLAN") == plan_path, "AULAC_PLAN is not the plan's path"
     with open(plan_path) as f:
         plan = json.load(f)
@@ -248,6 +255,7 @@ def oneshot(plan_path):
 
 def serve():
     assert "AULAC_PLAN" not in os.environ, "AULAC_PLAN is set in serve mode"
+    no_worker_settings()
     log = os.environ.get("FAKE_TRAINER_LOG")
     if log:
         with open(log, "a") as f:

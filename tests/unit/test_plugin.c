@@ -617,6 +617,9 @@ static void reset_empties_the_state_dir(void **state)
 int main(void)
 {
     log_set_level(LOG_WARN);
+    /* a setting of the worker's own: never passed to the plug-in (fake_trainer.py checks) */
+    setenv("AULAC_TEST_WORKER_SETTING", "secret", 1);
+    setenv("AULAC_PLAN", "/stale/plan.json", 1);
     if (!realpath("tests/support/fake_trainer.py", fake_path)) {
         fprintf(stderr, "test_plugin: run from the repository root (tests/support/fake_trainer.py)\n");
         return 1;
