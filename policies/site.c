@@ -106,6 +106,21 @@ static int trainer_post(struct schema_ctx *ctx, struct site_policy *s)
                                                 "trainer.workdir", "trainer.timeout_s",
                                                 "trainer.env" };
     if (s->trainer.kind == SITE_TRAINER_COMMAND) {
+        /* AULAC_* is the worker's: it sets AULAC_PLAN itself and passes none of its own
+         * AULAC_* settings to the plug-in (worker/TRAINER.md) */
+        for (size_t i = 0; i < s->trainer.n_env; i++) {
+            const char *e = s->trainer.env[i];
+            if (strncmp(e, "AULAC_", 6) != 0)
+                continue;
+            const struct schema_seen *at = schema_seen(ctx, "trainer.env");
+            char key[160];
+            snprintf(key, sizeof key, "trainer.env.%.*s", (int)strcspn(e, "="), e);
+            yaml_error(ctx->err, POLICY_ERR_INVALID, ctx->file, at ? at->line : 1,
+                       at ? at->column : 1, key, "names starting with AULAC_ are the "
+                       "worker's own (it sets AULAC_PLAN for the plug-in); choose another "
+                       "name");
+            return POLICY_ERR_INVALID;
+        }
         if (s->trainer.n_args > 0)
             return 0;
         const struct schema_seen *at = schema_seen(ctx, "trainer.kind");

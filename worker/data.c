@@ -148,6 +148,42 @@ static int add_file(struct data *d, const char *rel, uint64_t size)
 }
 
 /* Collects regular files under root/rel (rel "" for the root). */
+/* 1 when s is valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF). */
+static int valid_utf8(const unsigned char *s)
+{
+    while (*s) {
+        unsigned c = *s;
+        size_t n = c < 0x80 ? 0 : (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2
+                 : (c & 0xF8) == 0xF0 ? 3 : 4;
+        if (n == 4 || (n == 1 && c < 0xC2))
+            return 0;
+        uint32_t cp = n == 0 ? c : c & (0x3Fu >> n);
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[k] & 0xC0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[k] & 0x3Fu);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return 0;
+        s += n + 1;
+    }
+    return 1;
+}
+
+/* name with its bytes >= 0x80 and controls as \xNN, for a message. */
+static void escape_name(const char *name, char *out, size_t cap)
+{
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && k + 5 < cap; p++) {
+        if (*p >= 0x80 || *p < 0x20)
+            k += (size_t)snprintf(out + k, cap - k, "\\x%02x", *p);
+        else
+            out[k++] = (char)*p;
+    }
+    out[k] = 0;
+}
+
 static int walk(struct data *d, const char *root, const char *rel, int depth, char *why,
                 size_t why_len)
 {
@@ -191,6 +227,17 @@ static int walk(struct data *d, const char *root, const char *rel, int depth, ch
         struct stat st;
         if (fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
             say(why, why_len, "corpus %s: cannot stat %s: %s", root, child, strerror(errno));
+            rc = DATA_ERR_IO;
+            break;
+        }
+        if ((S_ISDIR(st.st_mode) || (S_ISREG(st.st_mode) && st.st_size > 0)) &&
+            !valid_utf8((const unsigned char *)e->d_name)) {
+            /* plan.json (JSON: UTF-8) names every file; so do logs and messages */
+            char shown[PATH_MAX];
+            escape_name(child, shown, sizeof shown);
+            say(why, why_len, "corpus %s: the %s name %s is not valid UTF-8; rename it (the "
+                "corpus's names travel in UTF-8 text such as a plug-in's plan.json)", root,
+                S_ISDIR(st.st_mode) ? "directory" : "file", shown);
             rc = DATA_ERR_IO;
             break;
         }

@@ -33,7 +33,8 @@
 enum data_error {
     DATA_ERR_FIRST = -1460,
     DATA_ERR_NO_DIR = -1460,    /* the corpus directory is missing or not a directory */
-    DATA_ERR_IO = -1461,        /* a file or directory could not be read */
+    DATA_ERR_IO = -1461,        /* a file or directory could not be read, or its name
+                                 * is not valid UTF-8 */
     DATA_ERR_EMPTY = -1462,     /* no non-empty regular file in the tree */
     DATA_ERR_TOO_SMALL = -1463, /* fewer training bytes than one window (T+1) */
     DATA_ERR_ARG = -1464,       /* invalid argument (fraction, sizes) */

@@ -15,6 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -55,7 +59,11 @@ struct proc {
 
 struct plugin {
     const struct site_trainer *t;
-    char *workdir, *round_dir, *in_dir, *out_dir, *state_dir, *plan_path;
+    char *workdir, *state_dir;
+    /* this round's fresh directory <workdir>/round-<R>-<16 hex>/ and its parts (NULL
+     * before the first round) */
+    char *round_dir, *in_dir, *out_dir, *plan_path;
+    int lock_fd;        /* <workdir>/lock, flock'ed for the plugin's life; -1 */
     struct proc serve;  /* serve mode: the running command */
 };
 
@@ -111,6 +119,83 @@ static int empty_dir(const char *dir)
     if (!file_exists(dir))
         return file_mkdirs(dir, 0700);
     return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
+}
+
+static int remove_any(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+    (void)st;
+    (void)flag;
+    (void)f;
+    return remove(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+/* 1 for a round directory's name: "round" (older workers) or "round-..." */
+static int is_round_name(const char *name)
+{
+    return strcmp(name, "round") == 0 || strncmp(name, "round-", 6) == 0;
+}
+
+/* Removes every round directory of the workdir (never following links). */
+static int remove_rounds(const char *workdir)
+{
+    DIR *d = opendir(workdir);
+    if (!d)
+        return -errno;
+    int e = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!is_round_name(de->d_name))
+            continue;
+        char *path = path_join(workdir, de->d_name);
+        if (!path) {
+            e = -ENOMEM;
+            break;
+        }
+        if (nftw(path, remove_any, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+            e = -errno;
+        free(path);
+    }
+    closedir(d);
+    return e;
+}
+
+static void free_round_paths(struct plugin *p)
+{
+    free(p->round_dir);
+    free(p->in_dir);
+    free(p->out_dir);
+    free(p->plan_path);
+    p->round_dir = p->in_dir = p->out_dir = p->plan_path = NULL;
+}
+
+/* Removes the earlier rounds' directories and creates this round's, a name no earlier
+ * round had (round-<R>-<16 random hex>): whatever is still writing into an old one (a
+ * descendant that escaped) never reaches the files read for this round. */
+static int new_round_dir(struct plugin *p, uint64_t R)
+{
+    free_round_paths(p);
+    /* an old directory something still writes into may resist: it is tried again next
+     * round, and this round's name is new anyway */
+    int e = remove_rounds(p->workdir);
+    if (e != 0)
+        log_warn("round %" PRIu64 ": cannot remove an earlier round's directory in %s: %s",
+                 R, p->workdir, strerror(-e));
+    uint8_t rnd[8];
+    if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+        return -errno;
+    char name[64];
+    int k = snprintf(name, sizeof name, "round-%" PRIu64 "-", R);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        k += snprintf(name + k, sizeof name - (size_t)k, "%02x", rnd[i]);
+    if (!(p->round_dir = path_join(p->workdir, name)) ||
+        !(p->in_dir = path_join(p->round_dir, "in")) ||
+        !(p->out_dir = path_join(p->round_dir, "out")) ||
+        !(p->plan_path = path_join(p->round_dir, "plan.json")))
+        return -ENOMEM;
+    if (mkdir(p->round_dir, 0700) != 0 || mkdir(p->in_dir, 0700) != 0 ||
+        mkdir(p->out_dir, 0700) != 0)
+        return -errno;
+    return 0;
 }
 
 /* --- plan.json ---------------------------------------------------------------- */
@@ -222,18 +307,14 @@ static char *plan_text(const struct plugin *p, const struct plugin_round *r, con
     return jw_finish(&w, len);
 }
 
-/* Empties round/ and writes plan.json and in/. */
+/* A fresh round directory with plan.json and in/. */
 static int write_round(struct plugin *p, const struct plugin_round *r, char *why, size_t cap)
 {
     const uint64_t R = r->round;
-    int e = empty_dir(p->round_dir);
-    if (e == 0)
-        e = file_mkdirs(p->in_dir, 0700);
-    if (e == 0)
-        e = file_mkdirs(p->out_dir, 0700);
+    int e = new_round_dir(p, R);
     if (e != 0)
         return why_fail(why, cap, PLUGIN_ERR_IO, "round %" PRIu64 ": cannot prepare the "
-                        "trainer's directory %s: %s", R, p->round_dir, strerror(-e));
+                        "trainer's round directory in %s: %s", R, p->workdir, strerror(-e));
     char *model = path_join(p->in_dir, "model.safetensors");
     char *config = path_join(p->in_dir, "config.json");
     char *tok = path_join(p->in_dir, "tokenizer.json");
@@ -339,8 +420,10 @@ static char *resolve_program(const char *prog, const char *path_env)
     return strdup(prog);   /* execve says ENOENT */
 }
 
-/* The command's environment: the worker's, minus AULAC_PLAN and the keys the site sets,
- * plus the site's env, plus AULAC_PLAN=plan when plan is not NULL. Strings are borrowed
+/* The command's environment: the worker's, minus every AULAC_* variable (the worker's
+ * own settings; site.yaml cannot set AULAC_* either) and the keys the site sets, plus
+ * the site's env, plus AULAC_PLAN=plan when plan is not NULL. The worker keeps no
+ * secret in its environment (its key is a file named by --key). Strings are borrowed
  * except the AULAC_PLAN one (*owned). */
 static char **build_env(const struct site_trainer *t, const char *plan, char **owned)
 {
@@ -354,7 +437,7 @@ static char **build_env(const struct site_trainer *t, const char *plan, char **o
     for (size_t i = 0; i < n; i++) {
         const char *eq = strchr(environ[i], '=');
         size_t kl = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
-        int drop = kl == 10 && strncmp(environ[i], "AULAC_PLAN", 10) == 0;
+        int drop = strncmp(environ[i], "AULAC_", 6) == 0;
         for (size_t j = 0; j < t->n_env && !drop; j++)
             drop = strncmp(t->env[j], environ[i], kl) == 0 && t->env[j][kl] == '=';
         if (!drop)
@@ -413,6 +496,7 @@ static int spawn(struct plugin *p, int serve, uint64_t round, struct proc *c, ch
                  t->argv[0], strerror(errno));
         goto fail;
     }
+    const pid_t parent = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         why_fail(why, cap, rc, "round %" PRIu64 ": cannot start the trainer %s: fork: %s",
@@ -420,7 +504,11 @@ static int spawn(struct plugin *p, int serve, uint64_t round, struct proc *c, ch
         goto fail;
     }
     if (pid == 0) {
-        /* the child: async-signal-safe calls only (the worker has threads) */
+        /* the child: async-signal-safe calls only (the worker has threads). A worker
+         * that dies (even by SIGKILL) takes the command with it. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         setpgid(0, 0);
         sigset_t all;
         sigemptyset(&all);
@@ -610,6 +698,68 @@ static int proc_kill(struct proc *c, int term_first)
     return status;
 }
 
+/* The worker's children other than keep (their pids into out[0..cap), the count; more
+ * than cap are counted but not stored). The worker is the plug-in's subreaper
+ * (plugin_open): a descendant that left the command's process group (setsid) and whose
+ * parent died is re-parented to the worker and found here. */
+static size_t list_children(pid_t keep, pid_t *out, size_t cap)
+{
+    const pid_t self = getpid();
+    DIR *d = opendir("/proc");
+    if (!d)
+        return 0;
+    size_t n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0 || pid == keep || pid == self)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t k = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (k <= 0)
+            continue;
+        buf[k] = 0;
+        const char *rp = strrchr(buf, ')');   /* the name may hold anything but ')'+' ' */
+        char state;
+        long ppid;
+        if (!rp || sscanf(rp + 1, " %c %ld", &state, &ppid) != 2 || ppid != self)
+            continue;
+        if (n < cap)
+            out[n] = (pid_t)pid;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Kills (SIGKILL) and reaps every child of the worker except keep (the serve-mode
+ * command between rounds): the descendants that escaped the command's process group.
+ * Repeats while killing one re-parents its own children to the worker. Returns how
+ * many were ended. */
+static size_t reap_escaped(pid_t keep)
+{
+    size_t total = 0;
+    for (int pass = 0; pass < 64; pass++) {
+        pid_t pids[64];
+        size_t n = list_children(keep, pids, 64);
+        if (n == 0)
+            break;
+        for (size_t i = 0; i < n && i < 64; i++) {
+            kill(pids[i], SIGKILL);
+            while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+        total += n < 64 ? n : 64;
+    }
+    return total;
+}
+
 static void describe_status(int status, char *out, size_t cap)
 {
     if (WIFEXITED(status))
@@ -623,20 +773,103 @@ static void describe_status(int status, char *out, size_t cap)
 
 /* --- outputs ------------------------------------------------------------------- */
 
+/* Reads the regular file dir/name into a private buffer: opened with O_NOFOLLOW (a link
+ * is refused) and O_NONBLOCK (a FIFO or device neither blocks nor is read: fstat refuses
+ * it), never mapped, so another process truncating or rewriting it meanwhile cannot
+ * fault the worker; it only changes the bytes read, which are validated afterwards.
+ * 0 with *buf (malloc'd, *len bytes, at most max); -ENOENT when absent; -ELOOP for a
+ * link; -EINVAL for no regular file; -EFBIG over max; -errno otherwise. */
+static int read_private(const char *dir, const char *name, size_t max, uint8_t **buf,
+                        size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    char *path = path_join(dir, name);
+    if (!path)
+        return -ENOMEM;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return errno == ELOOP ? -ELOOP : -errno;
+    struct stat st;
+    int e = 0;
+    if (fstat(fd, &st) != 0)
+        e = -errno;
+    else if (!S_ISREG(st.st_mode))
+        e = -EINVAL;
+    else if ((uint64_t)st.st_size > max)
+        e = -EFBIG;
+    uint8_t *b = NULL;
+    size_t n = 0;
+    if (!e) {
+        /* read to EOF (the file may have grown since fstat: never past max) */
+        size_t cap = (size_t)st.st_size + 1;
+        b = malloc(cap);
+        if (!b)
+            e = -ENOMEM;
+        while (!e) {
+            if (n == cap) {
+                if (cap > max) {
+                    e = -EFBIG;
+                    break;
+                }
+                size_t nc = cap > max - cap ? max + 1 : cap * 2;
+                uint8_t *nb = realloc(b, nc);
+                if (!nb) {
+                    e = -ENOMEM;
+                    break;
+                }
+                b = nb, cap = nc;
+            }
+            ssize_t k = read(fd, b + n, cap - n);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0) {
+                e = -errno;
+                break;
+            }
+            if (k == 0)
+                break;
+            n += (size_t)k;
+        }
+        if (!e && n > max)
+            e = -EFBIG;
+    }
+    close(fd);
+    if (e) {
+        free(b);
+        return e;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+static const char *read_private_error(int e)
+{
+    switch (e) {
+    case -ELOOP: return "a symbolic link, not a regular file";
+    case -EINVAL: return "not a regular file";
+    case -EFBIG: return "larger than the model can be";
+    default: return strerror(-e);
+    }
+}
+
 /* Reads the trained model (model.safetensors, or base + delta.safetensors) into local. */
 static int read_outputs(struct plugin *p, const struct plugin_round *r, float *local, char *why,
                         size_t cap)
 {
     const uint64_t R = r->round;
-    char *mp = path_join(p->out_dir, "model.safetensors");
-    char *dp = path_join(p->out_dir, "delta.safetensors");
+    /* the largest honest file: every parameter as F32 plus the largest header */
+    const uint64_t n = r->layout->n_params;
+    const size_t max = n > (SIZE_MAX / 2 - 8 - ST_HEADER_MAX) / 4 ? SIZE_MAX / 2
+                                                               : 8 + ST_HEADER_MAX + n * 4;
+    uint8_t *mb = NULL, *db = NULL;
+    size_t ml = 0, dl = 0;
+    int em = read_private(p->out_dir, "model.safetensors", max, &mb, &ml);
+    int ed = read_private(p->out_dir, "delta.safetensors", max, &db, &dl);
+    int has_m = em != -ENOENT, has_d = ed != -ENOENT;
     int rc = 0;
-    if (!mp || !dp) {
-        rc = why_fail(why, cap, PLUGIN_ERR_NOMEM, "round %" PRIu64 ": out of memory", R);
-        goto out;
-    }
-    struct stat sm, sd;
-    int has_m = lstat(mp, &sm) == 0, has_d = lstat(dp, &sd) == 0;
     if (has_m && has_d) {
         rc = why_fail(why, cap, PLUGIN_ERR_OUTPUT, "round %" PRIu64 ": the trainer wrote both "
                       "model.safetensors and delta.safetensors; exactly one is allowed", R);
@@ -648,23 +881,29 @@ static int read_outputs(struct plugin *p, const struct plugin_round *r, float *l
         goto out;
     }
     const char *name = has_m ? "model.safetensors" : "delta.safetensors";
-    const char *path = has_m ? mp : dp;
-    const struct stat *st = has_m ? &sm : &sd;
-    if (!S_ISREG(st->st_mode)) {
-        rc = why_fail(why, cap, PLUGIN_ERR_OUTPUT, "round %" PRIu64 ": the trainer's %s is "
-                      "not a regular file", R, name);
+    const int e0 = has_m ? em : ed;
+    const uint8_t *buf = has_m ? mb : db;
+    const size_t len = has_m ? ml : dl;
+    if (e0 == -ENOMEM) {
+        rc = why_fail(why, cap, PLUGIN_ERR_NOMEM, "round %" PRIu64 ": out of memory reading "
+                      "the trainer's %s", R, name);
         goto out;
     }
-    if (st->st_size == 0) {
+    if (e0 != 0) {
+        rc = why_fail(why, cap, PLUGIN_ERR_OUTPUT, "round %" PRIu64 ": the trainer's %s is %s",
+                      R, name, read_private_error(e0));
+        goto out;
+    }
+    if (len == 0) {
         rc = why_fail(why, cap, PLUGIN_ERR_OUTPUT, "round %" PRIu64 ": the trainer's %s is "
                       "empty (0 bytes)", R, name);
         goto out;
     }
     struct safetensors *f = NULL;
-    int e = safetensors_open(path, &f);
+    int e = safetensors_parse(buf, len, &f);
     if (e != 0) {
         rc = why_fail(why, cap, PLUGIN_ERR_OUTPUT, "round %" PRIu64 ": the trainer's %s "
-                      "(%lld bytes) is %s: %s", R, name, (long long)st->st_size,
+                      "(%zu bytes) is %s: %s", R, name, len,
                       e == ST_ERR_TRUNCATED || e == ST_ERR_OFFSETS ? "truncated or malformed"
                                                                    : "no valid safetensors file",
                       safetensors_strerror(e));
@@ -682,7 +921,6 @@ static int read_outputs(struct plugin *p, const struct plugin_round *r, float *l
     }
     if (has_d) {
         /* delta.safetensors = trained - base (TRAINER.md) */
-        const uint64_t n = r->layout->n_params;
         for (uint64_t i = 0; i < n; i++) {
             local[i] += r->base[i];
             if (!isfinite(local[i])) {
@@ -698,8 +936,8 @@ static int read_outputs(struct plugin *p, const struct plugin_round *r, float *l
         }
     }
 out:
-    free(mp);
-    free(dp);
+    free(mb);
+    free(db);
     return rc;
 }
 
@@ -746,17 +984,16 @@ static int read_metrics(struct plugin *p, const struct plugin_round *r, struct p
 {
     const uint64_t R = r->round;
     const struct policy_round_plan *pl = r->plan;
-    char *path = path_join(p->out_dir, "metrics.json");
-    if (!path)
-        return why_fail(why, cap, PLUGIN_ERR_NOMEM, "round %" PRIu64 ": out of memory", R);
     uint8_t *buf = NULL;
     size_t len = 0;
-    int e = file_read_all(path, PLUGIN_METRICS_MAX, &buf, &len);
-    free(path);
+    int e = read_private(p->out_dir, "metrics.json", PLUGIN_METRICS_MAX, &buf, &len);
+    if (e == -ENOMEM)
+        return why_fail(why, cap, PLUGIN_ERR_NOMEM, "round %" PRIu64 ": out of memory", R);
     if (e != 0)
         return why_fail(why, cap, PLUGIN_ERR_METRICS, "round %" PRIu64 ": the trainer wrote no "
                         "readable metrics.json (%s)", R,
-                        e == -ENOENT ? "no such file" : strerror(e < 0 ? -e : e));
+                        e == -ENOENT ? "no such file"
+                        : e == -EFBIG ? "larger than 1 MiB" : read_private_error(e));
     struct json_doc *d = NULL;
     char jw[200];
     e = json_parse((const char *)buf, len, &d, jw, sizeof jw);
@@ -855,6 +1092,9 @@ static void serve_line(void *arg, const char *line, size_t len, int overflow)
     } else if (!has_round) {
         s->rc = why_fail(s->why, s->cap, PLUGIN_ERR_PROTOCOL, "round %" PRIu64 ": the trainer's "
                          "\"%s\" line names no round: \"%.60s\"", s->round, type, line);
+    } else if (round < s->round && strcmp(type, "progress") == 0) {
+        /* a late progress line of an earlier round (written after its answer, or by a
+         * round that was abandoned): stale, not wrong */
     } else if (round != s->round) {
         s->rc = why_fail(s->why, s->cap, PLUGIN_ERR_PROTOCOL, "round %" PRIu64 ": the trainer "
                          "answered \"%s\" for round %" PRIu64 "; this is round %" PRIu64,
@@ -969,6 +1209,7 @@ int plugin_open(const struct site_trainer *t, const char *state_dir, struct plug
     if (!p)
         return why_fail(why, cap, PLUGIN_ERR_NOMEM, "out of memory");
     p->t = t;
+    p->lock_fd = -1;
     proc_clear(&p->serve);
     char *dir = t->workdir ? strdup(t->workdir) : path_join(state_dir, "trainer");
     int rc = PLUGIN_ERR_NOMEM;
@@ -983,13 +1224,44 @@ int plugin_open(const struct site_trainer *t, const char *state_dir, struct plug
     }
     p->workdir = realpath(dir, NULL);   /* plan.json names absolute paths */
     free(dir);
-    if (!p->workdir || !(p->round_dir = path_join(p->workdir, "round")) ||
-        !(p->in_dir = path_join(p->round_dir, "in")) ||
-        !(p->out_dir = path_join(p->round_dir, "out")) ||
-        !(p->state_dir = path_join(p->workdir, "state")) ||
-        !(p->plan_path = path_join(p->round_dir, "plan.json")))
+    char *lock = NULL;
+    if (!p->workdir || !(p->state_dir = path_join(p->workdir, "state")) ||
+        !(lock = path_join(p->workdir, "lock")))
         goto fail;
-    if ((e = file_mkdirs(p->round_dir, 0700)) != 0 || (e = file_mkdirs(p->state_dir, 0700)) != 0) {
+    /* one worker per workdir: the lock holds while this plugin is open (and ends with
+     * the worker, however it ends) */
+    p->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (p->lock_fd < 0) {
+        rc = why_fail(why, cap, PLUGIN_ERR_IO, "cannot open the trainer's lock file %s: %s",
+                      lock, strerror(errno));
+        free(lock);
+        goto fail_quiet;
+    }
+    if (flock(p->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char b[32] = "";
+        ssize_t k = pread(p->lock_fd, b, sizeof b - 1, 0);
+        b[k > 0 ? k : 0] = 0;
+        if (err == EWOULDBLOCK)
+            rc = why_fail(why, cap, PLUGIN_ERR_IO, "the trainer's workdir %s is used by another "
+                          "worker (pid %ld); give each worker its own trainer.workdir",
+                          p->workdir, strtol(b, NULL, 10));
+        else
+            rc = why_fail(why, cap, PLUGIN_ERR_IO, "cannot lock the trainer's lock file %s: %s",
+                          lock, strerror(err));
+        free(lock);
+        goto fail_quiet;
+    }
+    free(lock);
+    char pidtext[32];
+    int pl = snprintf(pidtext, sizeof pidtext, "%ld\n", (long)getpid());
+    if (ftruncate(p->lock_fd, 0) != 0 || pwrite(p->lock_fd, pidtext, (size_t)pl, 0) != pl)
+        log_warn("cannot write the worker's pid into %s/lock: %s", p->workdir, strerror(errno));
+    /* a descendant that leaves the command's process group (setsid) and is orphaned
+     * comes back to the worker, which ends it at the end of the round */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        log_warn("cannot make the worker the trainer's subreaper: %s", strerror(errno));
+    if ((e = file_mkdirs(p->state_dir, 0700)) != 0) {
         rc = why_fail(why, cap, PLUGIN_ERR_IO, "cannot create the trainer's directories in "
                       "%s: %s", p->workdir, strerror(-e));
         goto fail_quiet;
@@ -1021,6 +1293,10 @@ static void serve_stop(struct plugin *p)
         pump(&c->err_fd, &c->err, log_line, NULL);
     }
     proc_kill(c, 1);
+    size_t k = reap_escaped(0);
+    if (k)
+        log_warn("the trainer left %zu process%s outside its process group; ended",
+                 k, k == 1 ? "" : "es");
 }
 
 void plugin_close(struct plugin *p)
@@ -1030,11 +1306,10 @@ void plugin_close(struct plugin *p)
     serve_stop(p);
     proc_clear(&p->serve);
     free(p->workdir);
-    free(p->round_dir);
-    free(p->in_dir);
-    free(p->out_dir);
+    free_round_paths(p);
     free(p->state_dir);
-    free(p->plan_path);
+    if (p->lock_fd >= 0)
+        close(p->lock_fd);   /* releases the flock */
     free(p);
 }
 
@@ -1043,9 +1318,10 @@ int plugin_reset(struct plugin *p, char *why, size_t cap)
     if (!p)
         return why_fail(why, cap, PLUGIN_ERR_ARG, "no trainer");
     serve_stop(p);
+    free_round_paths(p);
     int e = empty_dir(p->state_dir);
     if (e == 0)
-        e = empty_dir(p->round_dir);
+        e = remove_rounds(p->workdir);
     if (e != 0)
         return why_fail(why, cap, PLUGIN_ERR_IO, "cannot empty the trainer's directories in "
                         "%s: %s", p->workdir, strerror(-e));
@@ -1065,6 +1341,11 @@ int plugin_train_round(struct plugin *p, const struct plugin_round *r, float *lo
     if (rc == 0)
         rc = p->t->mode == SITE_TRAINER_SERVE ? run_serve(p, r, stop, why, cap)
                                               : run_oneshot(p, r, stop, why, cap);
+    /* whatever escaped the command's process group is ended before anything is read */
+    size_t k = reap_escaped(p->serve.pid);
+    if (k)
+        log_warn("round %" PRIu64 ": the trainer left %zu process%s outside its process "
+                 "group; ended", r->round, k, k == 1 ? "" : "es");
     if (rc == 0)
         rc = read_outputs(p, r, local, why, cap);
     if (rc == 0)

@@ -12,7 +12,18 @@
  * Errors: PLUGIN_ERR_* with one sentence in why saying what the plug-in did wrong and
  * where ("round 3: the trainer's metrics.json claims 20480 tokens; the plan allows at
  * most 10240"). After any error the round uploads nothing; the next round starts clean
- * (a serve-mode process that misbehaved is killed and started again). */
+ * (a serve-mode process that misbehaved is killed and started again).
+ *
+ * Guarantees (TRAINER.md): each round gets a fresh directory <workdir>/round-<R>-<hex>/
+ * (older ones removed); outputs are read into private memory (never mapped; links,
+ * FIFOs and devices refused without blocking); plugin_open locks <workdir>/lock (a
+ * second plugin on the same workdir is refused, naming the holder's pid) and makes the
+ * calling process the child subreaper: descendants that escaped the command's process
+ * group are killed and reaped at the end of each round, and so are every child of the
+ * process other than the serve-mode command itself, so the caller must start no other
+ * children it expects to keep. The command gets PR_SET_PDEATHSIG SIGKILL, which follows
+ * the thread that forked it: call plugin_* from one long-lived thread (the worker's
+ * main thread). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -66,7 +77,8 @@ struct plugin_metrics {
 };
 
 /* t: the site's trainer (kind command), which must outlive the plugin; state_dir: the
- * worker's, for the default workdir. Creates workdir/{round,state}. PLUGIN_ERR_ARG, PLUGIN_ERR_IO, PLUGIN_ERR_NOMEM. */
+ * worker's, for the default workdir. Creates workdir/state and locks workdir/lock.
+ * PLUGIN_ERR_ARG, PLUGIN_ERR_IO (also: the workdir is another worker's), PLUGIN_ERR_NOMEM. */
 int plugin_open(const struct site_trainer *t, const char *state_dir, struct plugin **out,
                 char *why, size_t cap);
 /* Ends a serve-mode process ({"type":"exit"}, then SIGTERM/SIGKILL after 5 s). */

@@ -159,6 +159,25 @@ def main():
         # the plug-in's own optimizer state
         base_path = os.path.join(dump, "round%d" % k, "model.safetensors")
 
+    # TRAINER.md "Optimizer state": round 1 again, as after a round the coordinator
+    # rejected (optimizer_step unchanged): the moments that went ahead are dropped, so
+    # the model is round 1's again, bit for bit
+    again = json.loads(json.dumps(plans[0]))
+    outdir = os.path.join(work, "again", "out")
+    again["output"] = {"dir": outdir, "model": os.path.join(outdir, "model.safetensors"),
+                       "delta": os.path.join(outdir, "delta.safetensors"),
+                       "metrics": os.path.join(outdir, "metrics.json")}
+    pp = os.path.join(work, "again", "plan.json")
+    os.makedirs(outdir, exist_ok=True)
+    json.dump(again, open(pp, "w"))
+    p = subprocess.run([sys.executable, PLUGIN, pp], capture_output=True, text=True)
+    check(p.returncode == 0 and "start again from zero" in p.stderr,
+          "round 1 again (optimizer_step %d, state ahead): the plug-in drops its moments"
+          % again["training"]["optimizer_step"])
+    got, _ = ng.read_safetensors(again["output"]["model"])
+    check(all(np.array_equal(got[k], oneshot_models[0][k]) for k in got),
+          "round 1 again gives round 1's model bit for bit")
+
     print("4. serve mode, and refusals")
     serve_plans = []
     for i, plan in enumerate(plans):

@@ -8,8 +8,21 @@ then writes what the chosen behaviour says. The behaviour comes from the environ
   FAKE_TRAINER_MODE        good_model (default) | good_delta | missing | extra | shape |
                            i64 | nan | zero | truncated | both | no_metrics | tokens_over |
                            negative_loss | exit3 | sleep | late_write | null_validation |
-                           garbage | wrong_round | long_line | error
-                           (the last four are serve-mode behaviours)
+                           fifo_link | escape | slow_model |
+                           garbage | wrong_round | long_line | error | truncating |
+                           fifo_race | stale_progress
+                           (the last seven are serve-mode behaviours)
+                           fifo_link: model.safetensors a symbolic link to a FIFO;
+                           escape: a helper in a session of its own (setsid) that writes
+                           its pid to <state_dir>/escaped.pid and, 2 s later, a model
+                           (every parameter + 100) to this round's output; the trainer
+                           itself hangs; slow_model: good_model, then 2.5 s asleep;
+                           truncating: after "done" a thread truncates model.safetensors
+                           to 0 bytes and back over and over until the next line;
+                           fifo_race: after "done" a thread swaps model.safetensors
+                           between the file and a symbolic link to a FIFO until the next
+                           line; stale_progress: a progress line of the round after its
+                           "done"
   FAKE_TRAINER_BAD_ROUNDS  comma-separated rounds that get the mode; every other round
                            is good_model (unset: every round gets it)
   FAKE_TRAINER_LOG         a file each call appends "round N mode M\n" to (optional)
@@ -25,6 +38,7 @@ import os
 import signal
 import struct
 import sys
+import threading
 import time
 from array import array
 
@@ -148,6 +162,28 @@ def train(plan, mode):
         sys.exit(3)
     elif mode == "sleep":
         time.sleep(3600)
+    elif mode == "escape":
+        if os.fork() == 0:
+            try:
+                os.setsid()
+                with open(os.path.join(plan["state_dir"], "escaped.pid"), "w") as f:
+                    f.write("%d\n" % os.getpid())
+                os.close(1)
+                os.close(2)
+                time.sleep(2.0)
+                bad = {k: (s, array("f", [v + 100.0 for v in a])) for k, (s, a) in base.items()}
+                write_atomic(out["model"], safetensors_bytes(bad))
+                write_json(out["metrics"], metrics)
+            finally:
+                os._exit(0)
+        time.sleep(3600)
+    elif mode == "fifo_link":
+        fifo = os.path.join(plan["state_dir"], "fifo")
+        if not os.path.exists(fifo):
+            os.mkfifo(fifo)
+        os.symlink(fifo, out["model"])
+        write_json(out["metrics"], metrics)
+        return
     elif mode == "late_write":
         def late(signum, frame):
             write_atomic(out["model"], safetensors_bytes(trained))
@@ -166,9 +202,49 @@ def train(plan, mode):
         write_atomic(out["delta"], safetensors_bytes(trained))
     if mode != "no_metrics":
         write_json(out["metrics"], metrics)
+    if mode == "slow_model":
+        time.sleep(2.5)
+
+
+def truncator(path, stop):
+    """Truncates path to 0 bytes and back to its size until stop is set."""
+    size = os.path.getsize(path)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        while not stop.is_set():
+            os.ftruncate(fd, 0)
+            os.ftruncate(fd, size)
+    finally:
+        os.close(fd)
+
+
+def fifo_swapper(path, state_dir, stop):
+    """Swaps path between a hard link to the file and a symbolic link to a FIFO."""
+    reg = os.path.join(state_dir, "reg")
+    fifo = os.path.join(state_dir, "fifo")
+    if os.path.exists(reg):
+        os.unlink(reg)
+    os.link(path, reg)
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
+    while not stop.is_set():
+        try:
+            os.link(reg, path + ".a")
+            os.replace(path + ".a", path)
+            os.symlink(fifo, path + ".b")
+            os.replace(path + ".b", path)
+        except (FileExistsError, FileNotFoundError):
+            pass
+
+
+def no_worker_settings():
+    """The worker passes none of its own AULAC_* variables (TRAINER.md)."""
+    leaked = sorted(k for k in os.environ if k.startswith("AULAC_") and k != "AULAC_PLAN")
+    assert not leaked, "the worker's own variables reached the plug-in: %s" % leaked
 
 
 def oneshot(plan_path):
+    no_worker_settings()
     assert os.environ.get("AULAC_PLAN") == plan_path, "AULAC_PLAN is not the plan's path"
     with open(plan_path) as f:
         plan = json.load(f)
@@ -179,11 +255,19 @@ def oneshot(plan_path):
 
 def serve():
     assert "AULAC_PLAN" not in os.environ, "AULAC_PLAN is set in serve mode"
+    no_worker_settings()
     log = os.environ.get("FAKE_TRAINER_LOG")
     if log:
         with open(log, "a") as f:
             f.write("start\n")
+    stop = threading.Event()
+    helper = None
     for line in sys.stdin:
+        stop.set()
+        if helper:
+            helper.join()
+            helper = None
+        stop = threading.Event()
         msg = json.loads(line)
         if msg.get("type") == "exit":
             return
@@ -210,8 +294,21 @@ def serve():
             print(json.dumps({"type": "error", "round": r, "message": "CUDA out of memory"}),
                   flush=True)
             continue
-        train(plan, mode)
+        train(plan, "good_model" if mode in ("truncating", "fifo_race", "stale_progress")
+              else mode)
+        if mode == "truncating":
+            helper = threading.Thread(target=truncator, args=(plan["output"]["model"], stop))
+        elif mode == "fifo_race":
+            helper = threading.Thread(target=fifo_swapper,
+                                      args=(plan["output"]["model"], plan["state_dir"], stop))
+        if helper:
+            helper.start()
+            time.sleep(0.05)   # the helper is at work when the worker reads
         print(json.dumps({"type": "done", "round": r}), flush=True)
+        if mode == "stale_progress":
+            time.sleep(0.3)   # after the worker took the "done"
+            print(json.dumps({"type": "progress", "round": r, "step": 2, "steps": steps,
+                              "loss": 3.0}), flush=True)
 
 
 if __name__ == "__main__":

@@ -253,6 +253,18 @@ static void test_errors(void **state)
         printf("locked: %s\n", why);
         assert_non_null(strstr(why, "a.txt"));
     }
+    /* a name that is not UTF-8 (Latin-1 "caf\xe9") is refused, naming the file; valid
+     * UTF-8 names ("phở") are fine */
+    o.seq_len = 8;
+    free(put("names/ph\xe1\xbb\x9f.txt", 100, 7));
+    snprintf(path, sizeof path, "%s/names", root);
+    assert_int_equal(data_open(path, &o, &d, why, sizeof why), 0);
+    data_close(d);
+    free(put("names/sub/caf\xe9.txt", 100, 8));
+    assert_int_equal(data_open(path, &o, &d, why, sizeof why), DATA_ERR_IO);
+    assert_null(d);
+    printf("latin-1: %s\n", why);
+    assert_non_null(strstr(why, "the file name sub/caf\\xe9.txt is not valid UTF-8"));
     assert_string_equal(data_strerror(DATA_ERR_TOO_SMALL),
                         "the corpus is smaller than one training window");
 }

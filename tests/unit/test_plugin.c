@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -177,6 +180,25 @@ static char *slurp(const char *dir, const char *name)
     return s;
 }
 
+/* The current round's directory: the one trainer/round-* there is (earlier rounds' are
+ * removed). */
+static void current_round_dir(const struct fx *f, char *out, size_t cap)
+{
+    char trainer[PATH_MAX / 2];
+    snprintf(trainer, sizeof trainer, "%s/trainer", f->dir);
+    DIR *d = opendir(trainer);
+    assert_non_null(d);
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (strncmp(de->d_name, "round", 5) == 0) {
+            snprintf(out, cap, "%s/%s", trainer, de->d_name);
+            n++;
+        }
+    closedir(d);
+    assert_int_equal(n, 1);
+}
+
 static int count_lines(const char *path, const char *line)
 {
     FILE *fp = fopen(path, "r");
@@ -203,7 +225,8 @@ static void oneshot_model_trains_and_plan_has_every_field(void **state)
     assert_true(m.train_loss == 2.5 && m.validation_loss == 2.75);
 
     char round_dir[PATH_MAX];
-    snprintf(round_dir, sizeof round_dir, "%s/trainer/round", f->dir);
+    current_round_dir(f, round_dir, sizeof round_dir);
+    assert_non_null(strstr(round_dir, "/trainer/round-3-"));
     char *text = slurp(round_dir, "plan.json");
     assert_non_null(text);
     struct json_doc *d;
@@ -224,12 +247,17 @@ static void oneshot_model_trains_and_plan_has_every_field(void **state)
     assert_int_equal(u, f->L.n_params);
     assert_int_equal(json_u64(json_get(json_get(model, "gpt2"), "n_positions"), &u), 0);
     assert_int_equal(u, 8);
-    assert_non_null(strstr(json_str(json_get(model, "input")), "/round/in/model.safetensors"));
-    assert_non_null(strstr(json_str(json_get(model, "config")), "/round/in/config.json"));
+    char want[PATH_MAX + 32];
+    snprintf(want, sizeof want, "%s/in/model.safetensors", round_dir);
+    assert_string_equal(json_str(json_get(model, "input")), want);
+    snprintf(want, sizeof want, "%s/in/config.json", round_dir);
+    assert_string_equal(json_str(json_get(model, "config")), want);
     assert_int_equal(json_type(json_get(model, "tokenizer")), JSON_NULL);
     const struct json_value *out = json_get(r, "output");
-    assert_non_null(strstr(json_str(json_get(out, "delta")), "/round/out/delta.safetensors"));
-    assert_non_null(strstr(json_str(json_get(out, "metrics")), "/round/out/metrics.json"));
+    snprintf(want, sizeof want, "%s/out/delta.safetensors", round_dir);
+    assert_string_equal(json_str(json_get(out, "delta")), want);
+    snprintf(want, sizeof want, "%s/out/metrics.json", round_dir);
+    assert_string_equal(json_str(json_get(out, "metrics")), want);
     assert_int_equal(json_str(json_get(r, "state_dir"))[0], '/');
     const struct json_value *tr = json_get(r, "training");
     double x;
@@ -337,13 +365,131 @@ static void what_it_writes_after_the_timeout_is_never_read(void **state)
     behave(f, "late_write", "1");
     assert_refused(f, 1, PLUGIN_ERR_TIMEOUT, "nothing it wrote is used");
     /* it did write its outputs on SIGTERM: they are there, and were not used */
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/trainer/round/out/model.safetensors", f->dir);
+    char dir1[PATH_MAX], path[PATH_MAX + 32];
+    current_round_dir(f, dir1, sizeof dir1);
+    snprintf(path, sizeof path, "%s/out/model.safetensors", dir1);
     assert_true(file_exists(path));
-    /* the next round starts from an empty round/ */
+    /* the next round gets a fresh directory; round 1's is gone */
     f->t.timeout_s = 60;
     behave(f, "no_metrics", "2");
     assert_refused(f, 2, PLUGIN_ERR_METRICS, "no readable metrics.json");
+    char dir2[PATH_MAX];
+    current_round_dir(f, dir2, sizeof dir2);
+    assert_string_not_equal(dir1, dir2);
+    assert_false(file_exists(dir1));
+}
+
+/* H3: a helper that left the process group (setsid) and outlived the timeout is ended
+ * with the round, and could not have reached the next round's files anyway. */
+static void a_descendant_that_escaped_is_ended_and_never_read(void **state)
+{
+    struct fx *f = *state;
+    f->t.timeout_s = 1;
+    behave(f, "escape", "1");
+    assert_refused(f, 1, PLUGIN_ERR_TIMEOUT, "nothing it wrote is used");
+    char *pidtext = slurp(f->dir, "trainer/state/escaped.pid");
+    assert_non_null(pidtext);
+    pid_t pid = (pid_t)atoi(pidtext);
+    free(pidtext);
+    assert_true(pid > 0);
+    /* ended and reaped by the worker (its subreaper) before round 1 returned */
+    assert_int_equal(kill(pid, 0), -1);
+    assert_int_equal(errno, ESRCH);
+    /* round 2 runs across the moment the helper would have written (+100): its own
+     * model is read */
+    f->t.timeout_s = 60;
+    behave(f, "slow_model", NULL);
+    struct plugin_metrics m;
+    char why[600];
+    if (round_of(f, 2, &m, why, sizeof why) != 0)
+        fail_msg("round 2: %s", why);
+    assert_trained(f);
+}
+
+/* H2: an output that is a link to a FIFO is refused without blocking. */
+static void a_link_to_a_fifo_is_refused(void **state)
+{
+    struct fx *f = *state;
+    behave(f, "fifo_link", "1");
+    alarm(60);
+    assert_refused(f, 1, PLUGIN_ERR_OUTPUT, "model.safetensors is a symbolic link");
+    alarm(0);
+}
+
+/* A serve-mode plug-in (or what it left running) that rewrites its output while the
+ * worker reads it: each round is read or refused, the worker never faults (H1: the
+ * file was mapped; truncating it raised SIGBUS) nor blocks (H2: a link to a FIFO that
+ * appears between the check and the open). */
+static void outputs_changing_under_the_reader_are_read_or_refused(void **state)
+{
+    struct fx *f = *state;
+    static const char *const modes[] = { "truncating", "fifo_race" };
+    model_layout_free(&f->L);
+    struct gpt2_config cfg = { .vocab_size = 256, .max_seq_len = 8, .n_layer = 4, .n_head = 2,
+                               .n_embd = 128 };
+    assert_int_equal(model_layout_gpt2(&cfg, &f->L), 0);
+    f->base = realloc(f->base, f->L.n_params * sizeof(float));
+    f->local = realloc(f->local, f->L.n_params * sizeof(float));
+    for (uint64_t i = 0; i < f->L.n_params; i++)
+        f->base[i] = 0.25f;
+    f->plan.model = cfg;
+    f->plan.n_params = f->L.n_params;
+    f->t.mode = SITE_TRAINER_SERVE;
+    alarm(240);   /* a blocked open ends the test instead of hanging it */
+    for (size_t k = 0; k < 2; k++) {
+        plugin_close(f->p);
+        f->p = NULL;
+        behave(f, modes[k], NULL);
+        int ok = 0, refused = 0;
+        for (uint64_t r = 1; r <= 6; r++) {
+            struct plugin_metrics m;
+            char why[600];
+            int rc = round_of(f, r, &m, why, sizeof why);
+            if (rc == 0)
+                ok++;
+            else if (rc == PLUGIN_ERR_OUTPUT || rc == PLUGIN_ERR_NONFINITE)
+                refused++;
+            else
+                fail_msg("%s: round %llu: %d %s", modes[k], (unsigned long long)r, rc, why);
+        }
+        assert_int_equal(ok + refused, 6);
+    }
+    alarm(0);
+}
+
+/* L10: a progress line of an earlier round that arrives in the next one is ignored. */
+static void a_stale_progress_line_is_ignored(void **state)
+{
+    struct fx *f = *state;
+    f->t.mode = SITE_TRAINER_SERVE;
+    behave(f, "stale_progress", "1");
+    struct plugin_metrics m;
+    char why[600];
+    for (uint64_t r = 1; r <= 2; r++) {
+        if (round_of(f, r, &m, why, sizeof why) != 0)
+            fail_msg("round %llu: %s", (unsigned long long)r, why);
+        assert_trained(f);
+    }
+    assert_int_equal(count_lines(f->log, "start\n"), 1);
+}
+
+/* L11: two workers on one workdir: the second is refused, naming the first. */
+static void a_workdir_holds_one_worker(void **state)
+{
+    struct fx *f = *state;
+    char why[600];
+    assert_int_equal(plugin_open(&f->t, f->dir, &f->p, why, sizeof why), 0);
+    struct plugin *q = NULL;
+    assert_int_equal(plugin_open(&f->t, f->dir, &q, why, sizeof why), PLUGIN_ERR_IO);
+    assert_null(q);
+    char want[128];
+    snprintf(want, sizeof want, "is used by another worker (pid %ld)", (long)getpid());
+    if (!strstr(why, want))
+        fail_msg("got: %s", why);
+    plugin_close(f->p);
+    f->p = NULL;
+    assert_int_equal(plugin_open(&f->t, f->dir, &q, why, sizeof why), 0);
+    plugin_close(q);
 }
 
 static void serve_mode_keeps_one_process_across_rounds(void **state)
@@ -434,8 +580,9 @@ static void external_model_gets_its_pinned_config_and_tokenizer(void **state)
     struct plugin_metrics m;
     assert_int_equal(plugin_train_round(f->p, &r, f->local, &m, NULL, why, sizeof why), 0);
     assert_trained(f);
-    char in_dir[PATH_MAX];
-    snprintf(in_dir, sizeof in_dir, "%s/trainer/round/in", f->dir);
+    char rd[PATH_MAX], in_dir[PATH_MAX + 8];
+    current_round_dir(f, rd, sizeof rd);
+    snprintf(in_dir, sizeof in_dir, "%s/in", rd);
     char *c = slurp(in_dir, "config.json"), *k = slurp(in_dir, "tokenizer.json");
     assert_string_equal(c, "{\"model_type\": \"llama\"}");
     assert_string_equal(k, "{\"model\": {}}");
@@ -447,8 +594,8 @@ static void external_model_gets_its_pinned_config_and_tokenizer(void **state)
     const struct json_value *model = json_get(json_root(d), "model");
     assert_string_equal(json_str(json_get(model, "family")), "external");
     assert_int_equal(json_type(json_get(model, "gpt2")), JSON_NULL);
-    assert_non_null(strstr(json_str(json_get(model, "tokenizer")), "/round/in/tokenizer.json"));
-    assert_non_null(strstr(json_str(json_get(model, "config")), "/round/in/config.json"));
+    assert_non_null(strstr(json_str(json_get(model, "tokenizer")), "/in/tokenizer.json"));
+    assert_non_null(strstr(json_str(json_get(model, "config")), "/in/config.json"));
     json_free(d);
     free(plan);
 }
@@ -470,6 +617,9 @@ static void reset_empties_the_state_dir(void **state)
 int main(void)
 {
     log_set_level(LOG_WARN);
+    /* a setting of the worker's own: never passed to the plug-in (fake_trainer.py checks) */
+    setenv("AULAC_TEST_WORKER_SETTING", "secret", 1);
+    setenv("AULAC_PLAN", "/stale/plan.json", 1);
     if (!realpath("tests/support/fake_trainer.py", fake_path)) {
         fprintf(stderr, "test_plugin: run from the repository root (tests/support/fake_trainer.py)\n");
         return 1;
@@ -482,6 +632,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(a_command_that_cannot_start_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(a_hung_trainer_is_killed_at_its_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(what_it_writes_after_the_timeout_is_never_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_descendant_that_escaped_is_ended_and_never_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_link_to_a_fifo_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(outputs_changing_under_the_reader_are_read_or_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_stale_progress_line_is_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_workdir_holds_one_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_mode_keeps_one_process_across_rounds, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_protocol_errors_restart_the_trainer, setup, teardown),
         cmocka_unit_test_setup_teardown(serve_timeout_kills_the_process, setup, teardown),

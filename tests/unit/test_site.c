@@ -172,6 +172,12 @@ static void trainer_bad_values(void **state)
                  "site.yaml:5:12: trainer.env.A: expected a value (a string), got a list");
     expect_error(T "  env: {A: x, A: y}\n", POLICY_ERR_DUPLICATE,
                  "site.yaml:5:15: duplicate key \"A\" (first defined at line 5, column 9)");
+    expect_error(T "  env: {HF_HOME: /srv/hf, AULAC_PLAN: /tmp/p}\n", POLICY_ERR_INVALID,
+                 "site.yaml:5:3: trainer.env.AULAC_PLAN: names starting with AULAC_ are the "
+                 "worker's own (it sets AULAC_PLAN for the plug-in); choose another name");
+    expect_error(T "  env: {AULAC_LOG: debug}\n", POLICY_ERR_INVALID,
+                 "site.yaml:5:3: trainer.env.AULAC_LOG: names starting with AULAC_ are the "
+                 "worker's own (it sets AULAC_PLAN for the plug-in); choose another name");
     expect_error(T "  env: [A=x]\n", POLICY_ERR_TYPE,
                  "site.yaml:5:8: trainer.env: expected a mapping of variable names to values, "
                  "got a list");

@@ -26,7 +26,10 @@ site.yaml (run it with Debian's python3, which has python3-numpy):
   trainer: {kind: command, mode: serve, command: [/usr/bin/python3, /path/to/numpy_gpt2.py]}
 
 The AdamW moments persist between rounds: in oneshot mode in <state_dir>/adamw.safetensors
-(written atomically after the round's outputs), in serve mode in memory.
+(written atomically after the round's outputs), in serve mode in memory. They are kept
+only while they belong to the plan's training.optimizer_step (TRAINER.md, "Optimizer
+state"): state that went ahead on a round the worker refused or the coordinator
+rejected is dropped and the moments start again from zero.
 """
 
 import json
@@ -338,8 +341,9 @@ def backward(p, cfg, cache):
 # ---- AdamW (model/adamw.h, the same float32 operations in the same order) -----------
 
 class AdamW:
-    def __init__(self, params):
-        self.step = 0
+    def __init__(self, params, at=0):
+        self.step = 0       # updates these moments took (bias correction)
+        self.at = at        # the replica's optimizer_step these moments belong to
         self.m = {k: np.zeros_like(v) for k, v in params.items()}
         self.v = {k: np.zeros_like(v) for k, v in params.items()}
 
@@ -390,7 +394,7 @@ class AdamW:
             t.append(("m." + k, self.m[k]))
             t.append(("v." + k, self.v[k]))
         write_safetensors(path, t, {"format": STATE_FORMAT, "step": str(self.step),
-                                    "experiment": experiment})
+                                    "at": str(self.at), "experiment": experiment})
 
     @classmethod
     def load(cls, path, params, experiment):
@@ -412,6 +416,7 @@ class AdamW:
                 return None
             s.m[k], s.v[k] = m, v
         s.step = int(meta.get("step", "0"))
+        s.at = int(meta.get("at", "-1"))
         return s
 
 
@@ -530,10 +535,13 @@ class Trainer:
                 self.opt = AdamW(params)
             self.opt_key = key
         k0 = int(tr.get("optimizer_step", 0))
-        if self.opt.step != k0:
-            log("round %s: the optimizer state has taken %d steps; the plan says %d (the "
-                "moments are kept; the learning rate follows the plan)"
-                % (rnd, self.opt.step, k0))
+        if self.opt.at != k0:
+            # TRAINER.md: optimizer_step is the authority; these moments went ahead on a
+            # round that was not accepted (or are not this replica's): start afresh
+            log("round %s: the optimizer state is at step %d; the plan says %d (a round "
+                "was refused or rejected): the moments start again from zero"
+                % (rnd, self.opt.at, k0))
+            self.opt = AdamW(params, at=k0)
 
         lr, warm = np.float32(tr["lr"]), int(tr.get("warmup_steps", 0))
         next_batch = corpus.sampler(int(plan["seed"]), B, T)
@@ -555,6 +563,7 @@ class Trainer:
             if progress:
                 progress(s + 1, steps, loss, time.monotonic() - t0)
 
+        self.opt.at = k0 + steps
         os.makedirs(out["dir"], exist_ok=True)
         specs = tensor_specs(cfg)
         write_safetensors(out["model"], [(n, params[n]) for n, _ in specs],

@@ -20,7 +20,10 @@ Usage (site.yaml `trainer.command`; the worker appends the plan in oneshot mode)
 
 In serve mode the model, the AdamW state, the tokenized corpus and the CUDA context stay
 in memory across rounds (a new experiment id starts them afresh). In oneshot mode the
-AdamW state is kept in the plan's state_dir (optimizer.pt) between rounds.
+AdamW state is kept in the plan's state_dir (optimizer.pt) between rounds. Either way it
+is kept only while it belongs to the plan's training.optimizer_step (TRAINER.md,
+"Optimizer state"): state that went ahead on a round the worker refused or the
+coordinator rejected is dropped and the moments start again from zero.
 
 Training (TRAINER.md): the plan's steps of AdamW (beta1, beta2, eps; decoupled weight
 decay on tensors of 2 or more dimensions only; global-norm clipping at grad_clip, 0 =
@@ -187,6 +190,7 @@ class Trainer:
         self.key = None          # (experiment, model signature) of the live model
         self.model = None
         self.opt = None
+        self.opt_at = None       # the plan optimizer_step self.opt's moments belong to
         self.corpus = None
         self.corpus_key = None
         log("rank %d/%d on %s%s (torch %s)" % (self.rank, self.world, self.device,
@@ -314,7 +318,8 @@ class Trainer:
             return
         os.makedirs(os.path.dirname(p), exist_ok=True)
         tmp = p + ".tmp"
-        self.torch.save({"key": list(self.key), "optimizer": self.opt.state_dict()}, tmp)
+        self.torch.save({"key": list(self.key), "at": self.opt_at,
+                         "optimizer": self.opt.state_dict()}, tmp)
         os.replace(tmp, p)
 
     def _load_state(self, plan):
@@ -326,6 +331,7 @@ class Trainer:
             if tuple(st.get("key", ())) != self.key:
                 return False
             self.opt.load_state_dict(st["optimizer"])
+            self.opt_at = st.get("at")
             return True
         except Exception as e:
             log("ignoring the optimizer state %s (%s); starting with zero moments" % (p, e))
@@ -385,6 +391,7 @@ class Trainer:
                     torch.cuda.empty_cache()
             self._build(plan)
             self.key = key
+            self.opt_at = None
             if self._load_state(plan):
                 log("experiment %s: AdamW state from %s" % (key[0], self._state_path(plan)))
             else:
@@ -414,6 +421,15 @@ class Trainer:
         warm = int(t.get("warmup_steps") or 0)
         clip = float(t.get("grad_clip") or 0.0)
         k0 = int(t.get("optimizer_step") or 0)
+        if self.opt_at != k0:
+            # TRAINER.md: optimizer_step is the authority; moments that went ahead on a
+            # round that was not accepted (or are not this replica's) are dropped
+            if self.opt.state:
+                log("round %s: the AdamW state is at step %s; the plan says %d (a round was "
+                    "refused or rejected): the moments start again from zero"
+                    % (plan.get("round"), self.opt_at, k0))
+            self.opt.state.clear()
+            self.opt_at = k0
         rng = Rng(int(plan["seed"]))
         share = B // self.world
         net = self.ddp or self.model
@@ -445,6 +461,7 @@ class Trainer:
             lv = float(lv)
             losses.append(lv)
             progress(s + 1, steps, lv)
+        self.opt_at = k0 + steps
         secs = time.time() - t0
         if self.rank == 0:
             wrote = self._write(plan, base, steps, B, T, losses, val_loss)
