@@ -158,7 +158,8 @@ static int on_chunk(const Aulac__V1__ArtifactChunk *ch, void *ctx)
         k->first_offset = ch->offset;
     assert_true(ch->data.len <= FED_MAX_CHUNK_BYTES);
     assert_true(k->got + ch->data.len <= k->cap);
-    memcpy(k->buf + k->got, ch->data.data, ch->data.len);
+    if (ch->data.len)   /* an empty file's one chunk has no data pointer */
+        memcpy(k->buf + k->got, ch->data.data, ch->data.len);
     k->got += ch->data.len;
     k->total = ch->total_bytes;
     return 0;
