@@ -20,6 +20,7 @@
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "common/timeutil.h"
+#include "crypto/digest.h"
 #include "proto/service.h"
 
 static const char usage[] =
@@ -73,33 +74,16 @@ static void on_sent(void *ctx, uint64_t sent, uint64_t total)
     progress_at(ctx, sent);
 }
 
+/* crypto_blake2b256_fd's progress: the hashing bar. */
+static void on_hashed(void *ctx, uint64_t done)
+{
+    progress_at(ctx, done);
+}
+
 /* Plain BLAKE2b-256 of the open file fd, of size bytes, from its start. 0 or -errno. */
 static int hash_fd(int fd, uint64_t size, uint8_t out[32], struct progress *p)
 {
-    crypto_generichash_blake2b_state h;
-    crypto_generichash_blake2b_init(&h, NULL, 0, 32);
-    uint8_t *buf = malloc(1 << 20);
-    if (!buf)
-        return -ENOMEM;
-    uint64_t off = 0;
-    while (off < size) {
-        ssize_t n = pread(fd, buf, size - off < (1 << 20) ? (size_t)(size - off) : (1 << 20),
-                          (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(buf);
-            return -e;
-        }
-        crypto_generichash_blake2b_update(&h, buf, (size_t)n);
-        off += (uint64_t)n;
-        if (p)
-            progress_at(p, off);
-    }
-    free(buf);
-    crypto_generichash_blake2b_final(&h, out, 32);
-    return 0;
+    return crypto_blake2b256_fd(fd, size, out, p ? on_hashed : NULL, p);
 }
 
 static int read_at(void *ctx, uint64_t off, uint8_t *buf, size_t len)

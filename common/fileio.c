@@ -168,7 +168,28 @@ int file_fsync_dir_of(const char *path)
     return rc;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+/* Writes all len bytes to fd, retrying short writes and EINTR. 0 or -errno. */
+static int write_all(int fd, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Streams src's bytes (or, with src < 0, the len bytes at data) into path's
+ * temporary file, then fsync, rename, fsync of the directory: the one crash-safe
+ * write behind file_write_atomic and file_copy_atomic. */
+static int write_atomic(const char *path, int src, const void *data, size_t len,
+                        unsigned mode)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
@@ -176,34 +197,50 @@ int file_write_atomic(const char *path, const void *data, size_t len, unsigned m
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
     if (fd < 0)
         return -errno;
-    const uint8_t *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
+    int rc = 0;
+    if (src < 0) {
+        rc = write_all(fd, data, len);
+    } else {
+        uint8_t *buf = malloc(1 << 16);
+        if (!buf)
+            rc = -ENOMEM;
+        while (rc == 0) {
+            ssize_t n = read(src, buf, 1 << 16);
+            if (n < 0 && errno == EINTR)
                 continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            return -e;
+            if (n <= 0) {
+                rc = n < 0 ? -errno : 0;
+                break;
+            }
+            rc = write_all(fd, buf, (size_t)n);
         }
-        p += w;
-        left -= (size_t)w;
+        free(buf);
     }
-    if (fsync(fd) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        return -e;
-    }
+    if (rc == 0 && fsync(fd) != 0)
+        rc = -errno;
     close(fd);
-    if (rename(tmp, path) != 0) {
-        int e = errno;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0) {
         unlink(tmp);
-        return -e;
+        return rc;
     }
     return file_fsync_dir_of(path);
+}
+
+int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode)
+{
+    return write_atomic(path, -1, data, len, mode);
+}
+
+int file_copy_atomic(const char *src, const char *dst, unsigned mode)
+{
+    int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return -errno;
+    int rc = write_atomic(dst, in, NULL, 0, mode);
+    close(in);
+    return rc;
 }
 
 int file_mkdirs(const char *path, unsigned mode)

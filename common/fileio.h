@@ -26,6 +26,10 @@ void file_size_words(uint64_t n, char *out, size_t out_len);
  * directory. mode is applied at creation (e.g. 0600 for secrets). */
 int file_write_atomic(const char *path, const void *data, size_t len, unsigned mode);
 
+/* Copies the file at src to dst the same crash-safe way (streamed, never whole in
+ * memory); dst gets mode. 0 or -errno (src's open or read errors too). */
+int file_copy_atomic(const char *src, const char *dst, unsigned mode);
+
 /* mkdir -p with the given mode for directories it creates. */
 int file_mkdirs(const char *path, unsigned mode);
 

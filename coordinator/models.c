@@ -52,14 +52,7 @@ static int copy_pinned(struct coord *c, const struct policy_file *f, const char 
     if (artifacts_path(c, f->blake2b, src, sizeof src) != 0)
         return -ENOENT;
     snprintf(dst, sizeof dst, "%s/%s", dir, name);
-    uint8_t *buf;
-    size_t len;
-    int rc = file_read_all(src, (size_t)1 << 32, &buf, &len);
-    if (rc != 0)
-        return rc;
-    rc = file_write_atomic(dst, buf, len, 0644);
-    free(buf);
-    return rc;
+    return file_copy_atomic(src, dst, 0644);
 }
 
 int models_save(struct coord *c, const float *params, const uint8_t hash[32])

@@ -1,6 +1,11 @@
 #include "crypto/digest.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "crypto/key_private.h"
 
@@ -77,6 +82,49 @@ int crypto_digest(const char *domain, const void *data, size_t len,
 void crypto_blake2b256(const void *data, size_t len, uint8_t out[CRYPTO_DIGEST_BYTES])
 {
     crypto_generichash_blake2b(out, CRYPTO_DIGEST_BYTES, data, len, NULL, 0);
+}
+
+#define FILE_HASH_BUF (1u << 20)
+
+int crypto_blake2b256_fd(int fd, uint64_t size, uint8_t out[CRYPTO_DIGEST_BYTES],
+                         crypto_progress_fn progress, void *ctx)
+{
+    crypto_generichash_blake2b_state h;
+    crypto_generichash_blake2b_init(&h, NULL, 0, CRYPTO_DIGEST_BYTES);
+    uint8_t *buf = malloc(FILE_HASH_BUF);
+    if (!buf)
+        return -ENOMEM;
+    uint64_t off = 0;
+    while (off < size) {
+        size_t want = size - off < FILE_HASH_BUF ? (size_t)(size - off) : FILE_HASH_BUF;
+        ssize_t n = pread(fd, buf, want, (off_t)off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            int e = n < 0 ? errno : EIO;
+            free(buf);
+            return -e;
+        }
+        crypto_generichash_blake2b_update(&h, buf, (size_t)n);
+        off += (uint64_t)n;
+        if (progress)
+            progress(ctx, off);
+    }
+    free(buf);
+    crypto_generichash_blake2b_final(&h, out, CRYPTO_DIGEST_BYTES);
+    return 0;
+}
+
+int crypto_blake2b256_file(const char *path, uint8_t out[CRYPTO_DIGEST_BYTES])
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) != 0 ? -errno
+                                 : crypto_blake2b256_fd(fd, (uint64_t)st.st_size, out, NULL, NULL);
+    close(fd);
+    return rc;
 }
 
 int crypto_signature_create(const struct crypto_key *k, const void *msg, size_t len,

@@ -68,6 +68,18 @@ int crypto_digest(const char *domain, const void *data, size_t len,
 /* Plain BLAKE2b-256 with no domain (e.g. payload hashes, file hashes). */
 void crypto_blake2b256(const void *data, size_t len, uint8_t out[CRYPTO_DIGEST_BYTES]);
 
+/* Told the bytes hashed so far, after each read of a file being hashed. */
+typedef void (*crypto_progress_fn)(void *ctx, uint64_t done);
+
+/* Plain BLAKE2b-256 of the first size bytes of the open file fd, read with pread
+ * from offset 0 (the file position is left alone). progress may be NULL.
+ * 0; -EIO when the file ends before size bytes; -ENOMEM; or read's -errno. */
+int crypto_blake2b256_fd(int fd, uint64_t size, uint8_t out[CRYPTO_DIGEST_BYTES],
+                         crypto_progress_fn progress, void *ctx);
+
+/* Plain BLAKE2b-256 of the whole file at path (its size when opened). 0 or -errno. */
+int crypto_blake2b256_file(const char *path, uint8_t out[CRYPTO_DIGEST_BYTES]);
+
 /* --- Ed25519 ---------------------------------------------------------------- */
 
 struct crypto_key;   /* crypto/keys.h */

@@ -331,58 +331,129 @@ int fed_add_cosignature(struct fed_client *c, const Aulac__V1__CosignatureReques
     return rc;
 }
 
-/* ----------------------------------------------------------- DownloadModel */
+/* ------------------------------------------------- chunked downloads (shared) */
 
-struct download_check {
+/* The sequence a server stream of chunks must follow (DownloadModel, GetArtifact):
+ * the first chunk starts at the offset asked for, each next one where the previous
+ * ended, every chunk names the same total and none runs past it (nor past max_chunk
+ * bytes when that is set). */
+struct chunk_seq {
     uint64_t next_offset;
     uint64_t total;
+    size_t   max_chunk;     /* 0: no per-chunk limit */
     size_t   n_chunks;
-    char     why[160];
+    char     why[200];
 };
 
-static int check_chunk(struct download_check *d, const Aulac__V1__ModelChunk *ch)
+/* Checks one chunk against the sequence so far and advances it; on a violation
+ * returns FED_ERR_BAD_REPLY with d->why saying what. */
+static int chunk_seq_take(struct chunk_seq *d, uint64_t offset, uint64_t total, size_t len)
 {
-    if (d->n_chunks > 0 && ch->total_bytes != d->total) {
+    if (d->n_chunks > 0 && total != d->total) {
         snprintf(d->why, sizeof d->why, "chunk says total %" PRIu64 " bytes, earlier %" PRIu64,
-                 ch->total_bytes, d->total);
+                 total, d->total);
         return FED_ERR_BAD_REPLY;
     }
-    if (ch->offset != d->next_offset) {
+    if (offset != d->next_offset) {
         snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 ", expected %" PRIu64,
-                 ch->offset, d->next_offset);
+                 offset, d->next_offset);
         return FED_ERR_BAD_REPLY;
     }
-    if (ch->offset > ch->total_bytes || ch->data.len > ch->total_bytes - ch->offset) {
+    if ((d->max_chunk && len > d->max_chunk) || offset > total || len > total - offset) {
         snprintf(d->why, sizeof d->why,
-                 "chunk [%" PRIu64 ", +%zu) runs past total %" PRIu64 " bytes",
-                 ch->offset, ch->data.len, ch->total_bytes);
+                 "chunk [%" PRIu64 ", +%zu) runs past total %" PRIu64 " bytes%s",
+                 offset, len, total, d->max_chunk ? " or the chunk limit" : "");
         return FED_ERR_BAD_REPLY;
     }
-    d->total = ch->total_bytes;
-    d->next_offset += ch->data.len;
+    d->total = total;
+    d->next_offset += len;
     d->n_chunks++;
     return 0;
 }
 
-/* Reads chunks until the end of the stream or the first problem. */
-static int download_chunks(struct rpc_stream *s, struct download_check *d,
-                           fed_chunk_fn on_chunk, void *ctx)
+/* Checks one received chunk (through chunk_seq_take) and hands it on; nonzero stops
+ * the stream (FED_ERR_BAD_REPLY with d->why set, or FED_ERR_ABORTED). */
+typedef int (*chunk_take_fn)(const ProtobufCMessage *chunk, struct chunk_seq *d, void *ctx);
+
+/* Reads chunks until the end of the stream or the first problem; frees each chunk. */
+static int recv_chunks(struct rpc_stream *s, const ProtobufCMessageDescriptor *desc,
+                       struct chunk_seq *d, chunk_take_fn take, void *ctx)
 {
     for (;;) {
         ProtobufCMessage *m;
-        int rc = pb_stream_recv(s, &aulac__v1__model_chunk__descriptor, &m);
+        int rc = pb_stream_recv(s, desc, &m);
         if (rc == RPC_EOS)
             return 0;
         if (rc != 0)
             return rc;
-        Aulac__V1__ModelChunk *chunk = (Aulac__V1__ModelChunk *)m;
-        rc = check_chunk(d, chunk);
-        if (rc == 0 && on_chunk(chunk, ctx) != 0)
-            rc = FED_ERR_ABORTED;
-        aulac__v1__model_chunk__free_unpacked(chunk, NULL);
+        rc = take(m, d, ctx);
+        protobuf_c_message_free_unpacked(m, NULL);
         if (rc != 0)
             return rc;
     }
+}
+
+/* One signed server-stream download: sends req to method, feeds every chunk (of
+ * type desc) to take until the stream ends. Returns 0 once the server ended the
+ * stream with OK after at least one chunk, all in sequence (the caller checks where
+ * the sequence had to end); otherwise fed_fail's code with st saying why. */
+static int download_stream(struct fed_client *c, const char *name, const char *method,
+                           const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
+                           struct chunk_seq *d, chunk_take_fn take, void *ctx,
+                           struct rpc_status *st)
+{
+    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
+    uint8_t *body;
+    size_t body_len;
+    struct signed_md sm;
+    int rc = pb_pack(req, &body, &body_len);
+    if (rc == 0 && (rc = sign_request(c, method, body, body_len, &sm, &o)) != 0)
+        free(body);
+    if (rc != 0)
+        return fed_fail(st, name, rc, NULL);
+    struct rpc_stream *s;
+    rc = rpc_stream_open(c->ch, method, &o, &s);
+    if (rc != 0) {
+        free(body);
+        return fed_fail(st, name, rc, NULL);
+    }
+    rc = rpc_stream_send(s, body, body_len);
+    free(body);
+    if (rc == 0)
+        rc = rpc_stream_close_send(s);
+    if (rc == 0)
+        rc = recv_chunks(s, desc, d, take, ctx);
+    /* RPC_ERR_CANCELLED: the status below says why. Anything else is ours. */
+    int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
+    if (local_failure)
+        rpc_stream_cancel(s);
+    int frc = rpc_stream_finish(s, st);
+    if (local_failure)
+        return fed_fail(st, name, rc, d->why[0] ? d->why : NULL);
+    if (frc != 0)
+        return fed_fail(st, name, frc, NULL);
+    if (rc != 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
+    if (d->n_chunks == 0)
+        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+    return 0;
+}
+
+/* ----------------------------------------------------------- DownloadModel */
+
+struct model_take_ctx {
+    fed_chunk_fn on_chunk;
+    void *ctx;
+};
+
+static int take_model_chunk(const ProtobufCMessage *m, struct chunk_seq *d, void *ctx)
+{
+    const Aulac__V1__ModelChunk *ch = (const Aulac__V1__ModelChunk *)m;
+    const struct model_take_ctx *t = ctx;
+    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, ch->data.len);
+    if (rc == 0 && t->on_chunk(ch, t->ctx) != 0)
+        rc = FED_ERR_ABORTED;
+    return rc;
 }
 
 int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
@@ -395,42 +466,12 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c || !req || !on_chunk)
         return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
-    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
-    uint8_t *body;
-    size_t body_len;
-    struct signed_md sm;
-    int rc = pb_pack(&req->base, &body, &body_len);
-    if (rc == 0 && (rc = sign_request(c, FED_METHOD_DOWNLOAD_MODEL, body, body_len, &sm, &o)) != 0)
-        free(body);
+    struct chunk_seq d = { .next_offset = req->offset };
+    struct model_take_ctx t = { on_chunk, ctx };
+    int rc = download_stream(c, name, FED_METHOD_DOWNLOAD_MODEL, &req->base,
+                             &aulac__v1__model_chunk__descriptor, &d, take_model_chunk, &t, st);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
-    struct rpc_stream *s;
-    rc = rpc_stream_open(c->ch, FED_METHOD_DOWNLOAD_MODEL, &o, &s);
-    if (rc != 0) {
-        free(body);
-        return fed_fail(st, name, rc, NULL);
-    }
-
-    struct download_check d = { .next_offset = req->offset };
-    rc = rpc_stream_send(s, body, body_len);
-    free(body);
-    if (rc == 0)
-        rc = rpc_stream_close_send(s);
-    if (rc == 0)
-        rc = download_chunks(s, &d, on_chunk, ctx);
-    /* RPC_ERR_CANCELLED: the status below says why. Anything else is ours. */
-    int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
-    if (local_failure)
-        rpc_stream_cancel(s);
-    int frc = rpc_stream_finish(s, st);
-    if (local_failure)
-        return fed_fail(st, name, rc, d.why[0] ? d.why : NULL);
-    if (frc != 0)
-        return fed_fail(st, name, frc, NULL);
-    if (rc != 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
-    if (d.n_chunks == 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+        return rc;
     if (d.next_offset != d.total) {
         snprintf(d.why, sizeof d.why, "stream ended at %" PRIu64 " of %" PRIu64 " bytes",
                  d.next_offset, d.total);
@@ -535,62 +576,25 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
 
 /* --------------------------------------------------------------- GetArtifact */
 
-struct artifact_check {
+struct artifact_take_ctx {
     const uint8_t *hash;    /* 32 bytes asked for */
-    uint64_t next_offset;
-    uint64_t total;
-    size_t   n_chunks;
-    char     why[200];
+    fed_artifact_chunk_fn on_chunk;
+    void *ctx;
 };
 
-static int check_artifact_chunk(struct artifact_check *d, const Aulac__V1__ArtifactChunk *ch)
+static int take_artifact_chunk(const ProtobufCMessage *m, struct chunk_seq *d, void *ctx)
 {
-    if (ch->blake2b.len != 32 || memcmp(ch->blake2b.data, d->hash, 32) != 0) {
+    const Aulac__V1__ArtifactChunk *ch = (const Aulac__V1__ArtifactChunk *)m;
+    const struct artifact_take_ctx *t = ctx;
+    if (ch->blake2b.len != 32 || memcmp(ch->blake2b.data, t->hash, 32) != 0) {
         snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 " names another file "
                  "than the one asked for", ch->offset);
         return FED_ERR_BAD_REPLY;
     }
-    if (d->n_chunks > 0 && ch->total_bytes != d->total) {
-        snprintf(d->why, sizeof d->why, "chunk says total %" PRIu64 " bytes, earlier %" PRIu64,
-                 ch->total_bytes, d->total);
-        return FED_ERR_BAD_REPLY;
-    }
-    if (ch->offset != d->next_offset) {
-        snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 ", expected %" PRIu64,
-                 ch->offset, d->next_offset);
-        return FED_ERR_BAD_REPLY;
-    }
-    if (ch->data.len > FED_MAX_CHUNK_BYTES || ch->offset > ch->total_bytes ||
-        ch->data.len > ch->total_bytes - ch->offset) {
-        snprintf(d->why, sizeof d->why,
-                 "chunk [%" PRIu64 ", +%zu) runs past total %" PRIu64 " bytes or the chunk limit",
-                 ch->offset, ch->data.len, ch->total_bytes);
-        return FED_ERR_BAD_REPLY;
-    }
-    d->total = ch->total_bytes;
-    d->next_offset += ch->data.len;
-    d->n_chunks++;
-    return 0;
-}
-
-static int artifact_chunks(struct rpc_stream *s, struct artifact_check *d,
-                           fed_artifact_chunk_fn on_chunk, void *ctx)
-{
-    for (;;) {
-        ProtobufCMessage *m;
-        int rc = pb_stream_recv(s, &aulac__v1__artifact_chunk__descriptor, &m);
-        if (rc == RPC_EOS)
-            return 0;
-        if (rc != 0)
-            return rc;
-        Aulac__V1__ArtifactChunk *chunk = (Aulac__V1__ArtifactChunk *)m;
-        rc = check_artifact_chunk(d, chunk);
-        if (rc == 0 && on_chunk(chunk, ctx) != 0)
-            rc = FED_ERR_ABORTED;
-        aulac__v1__artifact_chunk__free_unpacked(chunk, NULL);
-        if (rc != 0)
-            return rc;
-    }
+    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, ch->data.len);
+    if (rc == 0 && t->on_chunk(ch, t->ctx) != 0)
+        rc = FED_ERR_ABORTED;
+    return rc;
 }
 
 int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req,
@@ -603,40 +607,13 @@ int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c || !req || !on_chunk || req->blake2b.len != 32)
         return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
-    struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
-    uint8_t *body;
-    size_t body_len;
-    struct signed_md sm;
-    int rc = pb_pack(&req->base, &body, &body_len);
-    if (rc == 0 && (rc = sign_request(c, FED_METHOD_GET_ARTIFACT, body, body_len, &sm, &o)) != 0)
-        free(body);
+    struct chunk_seq d = { .next_offset = req->offset, .max_chunk = FED_MAX_CHUNK_BYTES };
+    struct artifact_take_ctx t = { req->blake2b.data, on_chunk, ctx };
+    int rc = download_stream(c, name, FED_METHOD_GET_ARTIFACT, &req->base,
+                             &aulac__v1__artifact_chunk__descriptor, &d, take_artifact_chunk,
+                             &t, st);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
-    struct rpc_stream *s;
-    rc = rpc_stream_open(c->ch, FED_METHOD_GET_ARTIFACT, &o, &s);
-    if (rc != 0) {
-        free(body);
-        return fed_fail(st, name, rc, NULL);
-    }
-    struct artifact_check d = { .hash = req->blake2b.data, .next_offset = req->offset };
-    rc = rpc_stream_send(s, body, body_len);
-    free(body);
-    if (rc == 0)
-        rc = rpc_stream_close_send(s);
-    if (rc == 0)
-        rc = artifact_chunks(s, &d, on_chunk, ctx);
-    int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
-    if (local_failure)
-        rpc_stream_cancel(s);
-    int frc = rpc_stream_finish(s, st);
-    if (local_failure)
-        return fed_fail(st, name, rc, d.why[0] ? d.why : NULL);
-    if (frc != 0)
-        return fed_fail(st, name, frc, NULL);
-    if (rc != 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
-    if (d.n_chunks == 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+        return rc;
     uint64_t end = d.total;
     if (req->length && req->length < d.total - req->offset)
         end = req->offset + req->length;

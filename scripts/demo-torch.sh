@@ -32,27 +32,13 @@ BUILD=${BUILD:-build}
 RUN_DIR=${RUN_DIR:-demo-torch-run}
 POLICY=policies/examples/llama-tiny.yaml
 PROMPT=${PROMPT:-Việt Nam là}
-MEMBERS=(fpt vnpt hust)
-declare -A ROLES=([fpt]=member [vnpt]=member [hust]=member,researcher)
-declare -A ORG=([fpt]="FPT Corporation" [vnpt]="VNPT" [hust]="Hanoi University of Science and Technology")
-bin=$BUILD
+DEMO=demo-torch
+# shellcheck source=scripts/lib/alliance.sh
+. scripts/lib/alliance.sh
 
 start=$(date +%s)
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-    [ $rc -ne 0 ] && echo "demo-torch: failed (exit $rc); logs are in $RUN_DIR/logs" >&2
-    exit $rc
-}
-trap cleanup EXIT
-trap 'trap - INT TERM; echo; echo "demo-torch: interrupted"; exit 130' INT TERM
-
-for p in aulac aulac-coordinator aulac-worker; do
-    [ -x "$bin/$p" ] || { echo "demo-torch: $bin/$p is missing: run 'make' first" >&2; exit 1; }
-done
+alliance_setup_traps
+alliance_check_programs
 
 say "PyTorch venv"
 venv=$(scripts/torch-venv.sh)
@@ -76,18 +62,7 @@ for m in "${MEMBERS[@]}"; do
 done
 
 say "keys and roster"
-"$bin/aulac" keygen --id coordinator --dir "$RUN_DIR/keys" >/dev/null
-for m in "${MEMBERS[@]}"; do
-    "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
-    "$bin/aulac" roster add --roster "$RUN_DIR/roster.yaml" --alliance au-lac-demo \
-        --pub "$RUN_DIR/keys/$m.pub" --organization "${ORG[$m]}" --roles "${ROLES[$m]}" >/dev/null
-done
-cat >>"$RUN_DIR/roster.yaml" <<'YAML'
-charter:
-  quorum: { roster: 0.66, experiments: 0.67, charter: 0.75 }
-  proposers: [researcher]
-  proposal_expiry_days: 7
-YAML
+alliance_keys_roster
 echo "  fpt, vnpt, hust (researcher: proposes); an experiment needs two thirds of the votes"
 
 say "the policy: llama-tiny (family external; init, config and tokenizer pinned by hash)"
@@ -115,41 +90,17 @@ YAML
 done
 echo "  site.yaml of each member: trainer kind command, mode serve, $(basename "$py") worker/plugins/torch_causal_lm.py"
 
-coord_tls=(--insecure); client_tls=(--insecure)
-if [ "${INSECURE:-0}" != 1 ]; then
-    "$bin/aulac" tls init --dir "$RUN_DIR/tls" --name "au-lac-demo" >/dev/null
-    "$bin/aulac" tls issue --ca-dir "$RUN_DIR/tls" --name coordinator --server \
-        --dns localhost --ip 127.0.0.1 >/dev/null
-    coord_tls=(--tls-cert "$RUN_DIR/tls/coordinator.pem" --tls-key "$RUN_DIR/tls/coordinator.key")
-    client_tls=(--tls-ca "$RUN_DIR/tls/ca.pem")
-fi
+[ "${INSECURE:-0}" = 1 ] || alliance_tls quiet
 
 say "coordinator"
-"$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
-    --roster "$RUN_DIR/roster.yaml" --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" \
-    "${coord_tls[@]}" >"$RUN_DIR/logs/coordinator.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
-[ -s "$RUN_DIR/port" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo-torch: coordinator did not start" >&2; exit 1; }
-addr="127.0.0.1:$(cat "$RUN_DIR/port")"
+alliance_start_coordinator
 echo "  listening on $addr (log: $RUN_DIR/logs/coordinator.log)"
 
 say "workers (each trains through the torch plug-in)"
-wpids=()
 for m in "${MEMBERS[@]}"; do
-    "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
-        --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" "${client_tls[@]}" \
-        --threads 1 --exit-when-idle --site "$RUN_DIR/site-$m.yaml" \
-        >"$RUN_DIR/logs/$m.log" 2>&1 &
-    pids+=($!); wpids+=($!)
+    alliance_start_worker "$m" --site "$RUN_DIR/site-$m.yaml"
     echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m (log: $RUN_DIR/logs/$m.log)"
 done
-
-as() {   # as MEMBER aulac-args...: a signed request of that member
-    local m=$1; shift
-    "$bin/aulac" "$@" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
-        "${client_tls[@]}"
-}
 
 say "proposal (uploads the pinned files) and votes"
 out=$(as hust experiment propose "$RUN_DIR/llama-tiny.yaml" --reason "tiny Llama, torch plug-in") ||
@@ -163,33 +114,7 @@ for m in fpt vnpt; do
 done
 
 say "rounds"
-pattern='round [0-9]+ closed|rejected update|experiment .* (started|finished)|missing|queued'
-seen=0
-follow() {
-    local n
-    n=$(grep -cE "$pattern" "$RUN_DIR/logs/coordinator.log" || true)
-    if [ "$n" -gt "$seen" ]; then
-        grep -E "$pattern" "$RUN_DIR/logs/coordinator.log" | sed -n "$((seen + 1)),${n}p" |
-            sed 's/^[^ ]* coordinator [a-z]*: /  /'
-        seen=$n
-    fi
-}
-while :; do
-    alive=0
-    for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    follow
-    [ $alive -eq 1 ] || break
-    sleep 0.5
-done
-fail=0
-for i in "${!wpids[@]}"; do
-    if ! wait "${wpids[$i]}"; then
-        echo "demo-torch: worker ${MEMBERS[$i]} failed; see $RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
-        tail -5 "$RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
-        fail=1
-    fi
-done
-[ $fail -eq 0 ] || exit 1
+alliance_follow_rounds 'round [0-9]+ closed|rejected update|experiment .* (started|finished)|missing|queued'
 
 say "validation loss of each round's base model on each member's held-out text"
 "$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --experiment "$id" --json \

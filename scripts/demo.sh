@@ -25,31 +25,15 @@ cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 RUN_DIR=${RUN_DIR:-demo-run}
 POLICY=${POLICY:-policies/examples/demo.yaml}
-MEMBERS=(fpt vnpt hust)
-declare -A ROLES=([fpt]=member [vnpt]=member [hust]=member,researcher)
-declare -A ORG=([fpt]="FPT Corporation" [vnpt]="VNPT" [hust]="Hanoi University of Science and Technology")
-bin=$BUILD
+DEMO=demo
+# shellcheck source=scripts/lib/alliance.sh
+. scripts/lib/alliance.sh
 prepare_only=0
 [ "${1:-}" = "--prepare-only" ] && prepare_only=1
 
 start=$(date +%s)
-say() { printf '\033[1m== %s\033[0m\n' "$*"; }
-pids=()
-cleanup() {
-    local rc=$?
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
-    if [ $rc -ne 0 ]; then
-        echo "demo: failed (exit $rc); logs are in $RUN_DIR/logs" >&2
-    fi
-    exit $rc
-}
-trap cleanup EXIT
-trap 'trap - INT TERM; echo; echo "demo: interrupted"; exit 130' INT TERM
-
-for p in aulac aulac-coordinator aulac-worker; do
-    [ -x "$bin/$p" ] || { echo "demo: $bin/$p is missing: run 'make' first" >&2; exit 1; }
-done
+alliance_setup_traps
+alliance_check_programs
 
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"/{keys,logs,state}
@@ -57,20 +41,9 @@ say "private corpora (Vietnamese text from Debian documentation packages)"
 scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache"
 
 say "keys and roster"
-"$bin/aulac" keygen --id coordinator --dir "$RUN_DIR/keys" >/dev/null
-for m in "${MEMBERS[@]}"; do
-    "$bin/aulac" keygen --id "$m" --dir "$RUN_DIR/keys" >/dev/null
-    "$bin/aulac" roster add --roster "$RUN_DIR/roster.yaml" --alliance au-lac-demo \
-        --pub "$RUN_DIR/keys/$m.pub" --organization "${ORG[$m]}" --roles "${ROLES[$m]}" >/dev/null
-done
 # The charter: an experiment needs two thirds of the members (here all three: the
 # proposer, fpt by hand, vnpt's worker from its site policy); researchers propose.
-cat >>"$RUN_DIR/roster.yaml" <<'YAML'
-charter:
-  quorum: { roster: 0.66, experiments: 0.67, charter: 0.75 }
-  proposers: [researcher]
-  proposal_expiry_days: 7
-YAML
+alliance_keys_roster
 "$bin/aulac" roster show --roster "$RUN_DIR/roster.yaml" | sed 's/^/  /'
 say "alliance evaluation set (public text no member trains on; credit is measured on it)"
 evalset_hash=$(scripts/evalset.sh "$RUN_DIR/evalsets/vi-firefox-ui.txt" "$BUILD/demo-cache")
@@ -92,15 +65,9 @@ governance: { auto_vote: approve-if-allowed }
 YAML
 "$bin/aulac" site check "$RUN_DIR/site-vnpt.yaml" --policy "$RUN_DIR/policy.yaml" | sed 's/^/  vnpt site: /'
 
-coord_tls=(--insecure); client_tls=(--insecure)
-declare -A member_tls
 if [ "${INSECURE:-0}" != 1 ]; then
     say "TLS: the alliance CA and the coordinator's certificate"
-    "$bin/aulac" tls init --dir "$RUN_DIR/tls" --name "au-lac-demo" | sed 's/^/  /'
-    "$bin/aulac" tls issue --ca-dir "$RUN_DIR/tls" --name coordinator --server \
-        --dns localhost --ip 127.0.0.1 | sed 's/^/  /'
-    coord_tls=(--tls-cert "$RUN_DIR/tls/coordinator.pem" --tls-key "$RUN_DIR/tls/coordinator.key")
-    client_tls=(--tls-ca "$RUN_DIR/tls/ca.pem")
+    alliance_tls
     # the HTTP view's bearer token, for a coordinator serving it beyond loopback
     # (docker/compose.yaml: --http 0.0.0.0:8080 --http-token-file /alliance/http.token)
     [ -s "$RUN_DIR/http.token" ] || (umask 077; openssl rand -hex 32 >"$RUN_DIR/http.token")
@@ -118,16 +85,7 @@ fi
 [ $prepare_only -eq 1 ] && { echo "prepared $RUN_DIR"; exit 0; }
 
 say "coordinator (no experiment yet: it runs only what the alliance approves)"
-"$bin/aulac-coordinator" --data-dir "$RUN_DIR/coordinator" --key "$RUN_DIR/keys/coordinator.key" \
-    --roster "$RUN_DIR/roster.yaml" --eval-sets "$RUN_DIR/evalsets" \
-    --listen 127.0.0.1:0 --port-file "$RUN_DIR/port" "${coord_tls[@]}" \
-    --http "127.0.0.1:${HTTP_PORT:-0}" \
-    >"$RUN_DIR/logs/coordinator.log" 2>&1 &
-pids+=($!)
-coord_pid=$!
-for _ in $(seq 100); do [ -s "$RUN_DIR/port" ] && break; sleep 0.1; done
-[ -s "$RUN_DIR/port" ] || { tail "$RUN_DIR/logs/coordinator.log"; echo "demo: coordinator did not start" >&2; exit 1; }
-addr="127.0.0.1:$(cat "$RUN_DIR/port")"
+alliance_start_coordinator --eval-sets "$RUN_DIR/evalsets" --http "127.0.0.1:${HTTP_PORT:-0}"
 echo "  listening on $addr ($([ "${coord_tls[0]}" = --insecure ] && echo plaintext || echo TLS); log: $RUN_DIR/logs/coordinator.log)"
 # The dashboard: the coordinator logs the HTTP view's port (and whether it has TLS: with
 # the demo's certificate, whose CA the browser does not know, unless INSECURE=1).
@@ -144,22 +102,12 @@ echo "$dashboard" >"$RUN_DIR/dashboard-url"
 printf '  \033[1mdashboard: %s\033[0m (%s)\n' "$dashboard" "$dash_note"
 
 say "workers (waiting for an approved experiment)"
-wpids=()
 for m in "${MEMBERS[@]}"; do
     site=(); [ "$m" = vnpt ] && site=(--site "$RUN_DIR/site-vnpt.yaml")
-    "$bin/aulac-worker" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
-        --data "$RUN_DIR/corpus/$m" --state-dir "$RUN_DIR/state/$m" "${client_tls[@]:0:2}" \
-        ${member_tls[$m]:-} --threads 1 --exit-when-idle "${site[@]}" \
-        >"$RUN_DIR/logs/$m.log" 2>&1 &
-    pids+=($!); wpids+=($!)
+    alliance_start_worker "$m" "${site[@]}"
     echo "  $m: pid $!, corpus $RUN_DIR/corpus/$m${site:+, site policy site-vnpt.yaml} (log: $RUN_DIR/logs/$m.log)"
 done
 
-as() {   # as MEMBER aulac-args...: a signed request of that member
-    local m=$1; shift
-    "$bin/aulac" "$@" --coordinator "$addr" --member "$m" --key "$RUN_DIR/keys/$m.key" \
-        "${client_tls[@]:0:2}" ${member_tls[$m]:-}
-}
 # propose_and_approve FILE REASON: hust proposes, fpt votes by hand, vnpt's worker votes.
 propose_and_approve() {
     local out id
@@ -185,39 +133,15 @@ propose_and_approve "$RUN_DIR/policy.yaml" "the demo recipe"
 
 say "rounds"
 # Print the coordinator's round closes as they happen, until every worker has left.
-pattern='round [0-9]+ closed|rejected update|experiment .* (started|finished)'
-seen=0
 followup=0
-follow() {
-    local n
-    n=$(grep -cE "$pattern" "$RUN_DIR/logs/coordinator.log" || true)
-    if [ "$n" -gt "$seen" ]; then
-        grep -E "$pattern" "$RUN_DIR/logs/coordinator.log" | sed -n "$((seen + 1)),${n}p" |
-            sed 's/^[^ ]* coordinator [a-z]*: /  /'
-        seen=$n
-    fi
-}
-while :; do
-    alive=0
-    for p in "${wpids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    follow
-    [ $alive -eq 1 ] || break
-    # Once the first experiment runs, the follow-up is proposed and approved behind it.
+# Once the first experiment runs, the follow-up is proposed and approved behind it.
+followup_tick() {
     if [ $followup -eq 0 ] && grep -q "round 2 closed" "$RUN_DIR/logs/coordinator.log"; then
         followup=1
         propose_and_approve "$RUN_DIR/followup.yaml" "a short follow-up, queued behind"
     fi
-    sleep 0.5
-done
-fail=0
-for i in "${!wpids[@]}"; do
-    if ! wait "${wpids[$i]}"; then
-        echo "demo: worker ${MEMBERS[$i]} failed; see $RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
-        tail -5 "$RUN_DIR/logs/${MEMBERS[$i]}.log" >&2
-        fail=1
-    fi
-done
-[ $fail -eq 0 ] || exit 1
+}
+alliance_follow_rounds 'round [0-9]+ closed|rejected update|experiment .* (started|finished)' followup_tick
 
 say "validation loss of the global model on each member's held-out text (${ids[0]})"
 "$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" --experiment "${ids[0]}" --json \

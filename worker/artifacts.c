@@ -22,33 +22,6 @@
 #define ARTIFACT_ATTEMPTS 30        /* calls that fail for a reason a retry may pass */
 #define ARTIFACT_RETRY_MS 1000
 
-/* BLAKE2b-256 of the file at path: 0, or -errno. */
-static int hash_file(const char *path, uint8_t out[32])
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    crypto_generichash_blake2b_state st;
-    crypto_generichash_blake2b_init(&st, NULL, 0, 32);
-    static __thread uint8_t buf[1 << 16];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        crypto_generichash_blake2b_update(&st, buf, (unsigned long long)n);
-    }
-    close(fd);
-    crypto_generichash_blake2b_final(&st, out, 32);
-    return rc;
-}
-
 struct part {
     int fd;
     uint64_t size;      /* bytes in the .part file */
@@ -148,7 +121,7 @@ int worker_artifact_resolver(void *ctx, const char *key, const struct policy_fil
         return why_fail(why, why_cap, -1, "%s: cannot create %s: %s", key, dir, strerror(-e));
     uint8_t got[32];
     if (file_exists(path)) {
-        if (hash_file(path, got) == 0 && sodium_memcmp(got, f->blake2b, 32) == 0)
+        if (crypto_blake2b256_file(path, got) == 0 && sodium_memcmp(got, f->blake2b, 32) == 0)
             return 0;
         log_warn("%s: %s does not hash to its name any more; fetching it again", key, path);
         unlink(path);
@@ -160,7 +133,7 @@ int worker_artifact_resolver(void *ctx, const char *key, const struct policy_fil
         double t0 = time_mono_s();
         if (download(w, key, f->blake2b, hex, part, why, why_cap) != 0)
             return -1;
-        if ((e = hash_file(part, got)) != 0)
+        if ((e = crypto_blake2b256_file(part, got)) != 0)
             return why_fail(why, why_cap, -1, "%s: cannot read %s: %s", key, part, strerror(-e));
         if (sodium_memcmp(got, f->blake2b, 32) == 0) {
             if (rename(part, path) != 0)

@@ -113,56 +113,6 @@ static int empty_dir(const char *dir)
     return nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -errno;
 }
 
-/* Copies src to dst (atomically: tmp + rename). 0 or -errno. */
-static int copy_file(const char *src, const char *dst)
-{
-    char tmp[PATH_MAX];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", dst) >= (int)sizeof tmp)
-        return -ENAMETOOLONG;
-    int in = open(src, O_RDONLY | O_CLOEXEC);
-    if (in < 0)
-        return -errno;
-    int out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (out < 0) {
-        int e = errno;
-        close(in);
-        return -e;
-    }
-    char buf[1 << 16];
-    int rc = 0;
-    for (;;) {
-        ssize_t n = read(in, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = -errno;
-            break;
-        }
-        if (n == 0)
-            break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t m = write(out, buf + off, (size_t)(n - off));
-            if (m < 0 && errno == EINTR)
-                continue;
-            if (m < 0) {
-                rc = -errno;
-                break;
-            }
-            off += m;
-        }
-        if (rc)
-            break;
-    }
-    close(in);
-    if (close(out) != 0 && !rc)
-        rc = -errno;
-    if (!rc && rename(tmp, dst) != 0)
-        rc = -errno;
-    if (rc)
-        unlink(tmp);
-    return rc;
-}
-
 /* --- plan.json ---------------------------------------------------------------- */
 
 /* The shortest decimal text that reads back as v (the plan's float options). */
@@ -300,7 +250,7 @@ static int write_round(struct plugin *p, const struct plugin_round *r, char *why
     }
     int have_config = 0, have_tok = 0;
     if (r->config_path) {
-        if ((e = copy_file(r->config_path, config)) != 0) {
+        if ((e = file_copy_atomic(r->config_path, config, 0600)) != 0) {
             rc = why_fail(why, cap, PLUGIN_ERR_IO, "round %" PRIu64 ": cannot copy the "
                           "model's config %s to %s: %s", R, r->config_path, config, strerror(-e));
             goto out;
@@ -315,7 +265,7 @@ static int write_round(struct plugin *p, const struct plugin_round *r, char *why
         have_config = 1;
     }
     if (r->tokenizer_path) {
-        if ((e = copy_file(r->tokenizer_path, tok)) != 0) {
+        if ((e = file_copy_atomic(r->tokenizer_path, tok, 0600)) != 0) {
             rc = why_fail(why, cap, PLUGIN_ERR_IO, "round %" PRIu64 ": cannot copy the "
                           "tokenizer %s to %s: %s", R, r->tokenizer_path, tok, strerror(-e));
             goto out;

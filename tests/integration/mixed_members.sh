@@ -85,15 +85,14 @@ run() {
     mkdir -p "$T/state"
     start_coordinator
     local cpid=$COORD_PID
+    # each worker logs straight to logs/NAME-worker-M.log: renaming start_worker's
+    # log afterwards raced with the shell that creates it
     for m in "${MEMBERS[@]}"; do
-        if [ "$m" = "$pm" ]; then
-            start_bg "$name-worker-$m" "$BIN/aulac-worker" --coordinator "$ADDR" --member "$m" \
-                --key "$T/keys/$m.key" --data "$T/corpus/$m" --state-dir "$T/state/$m" \
-                --insecure --threads 1 --eval-windows 16 --exit-when-idle --site "$site"
-        else
-            start_worker "$m" "$T/corpus/$m"
-        fi
-        mv "$T/logs/worker-$m.log" "$T/logs/$name-worker-$m.log" 2>/dev/null || true
+        local extra=()
+        [ "$m" = "$pm" ] && extra=(--site "$site")
+        start_bg "$name-worker-$m" "$BIN/aulac-worker" --coordinator "$ADDR" --member "$m" \
+            --key "$T/keys/$m.key" --data "$T/corpus/$m" --state-dir "$T/state/$m" \
+            --insecure --threads 1 --eval-windows 16 --exit-when-idle "${extra[@]}"
         pids+=($LAST_PID)
     done
     for i in 0 1 2; do

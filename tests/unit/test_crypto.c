@@ -10,8 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "crypto/motion.h"
 #include "crypto/digest.h"
@@ -766,6 +769,58 @@ static void domains_separate_statement_kinds(void **state)
     assert_memory_not_equal(a, b, 32);
 }
 
+static void on_hashed(void *ctx, uint64_t done)
+{
+    *(uint64_t *)ctx = done;
+}
+
+/* crypto_blake2b256_fd/_file hash a file the way crypto_blake2b256 hashes its bytes
+ * (across the 1 MiB read buffer), refuse a file shorter than asked; file_copy_atomic
+ * copies it byte for byte with the mode asked. */
+static void file_hash_and_copy(void **state)
+{
+    size_t n = (3u << 20) + 5;
+    uint8_t *data = malloc(n);
+    assert_non_null(data);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (uint8_t)(i * 131 + (i >> 11));
+    char path[300], copy[300];
+    path_in_tmp(path, sizeof path, "hashme.bin");
+    path_in_tmp(copy, sizeof copy, "hashme-copy.bin");
+    assert_int_equal(file_write_atomic(path, data, n, 0600), 0);
+    uint8_t want[32], got[32];
+    crypto_blake2b256(data, n, want);
+    assert_int_equal(crypto_blake2b256_file(path, got), 0);
+    assert_memory_equal(got, want, 32);
+
+    int fd = open(path, O_RDONLY);
+    assert_true(fd >= 0);
+    uint64_t done = 0;
+    memset(got, 0, sizeof got);
+    assert_int_equal(crypto_blake2b256_fd(fd, n, got, on_hashed, &done), 0);
+    assert_memory_equal(got, want, 32);
+    assert_int_equal(done, n);
+    crypto_blake2b256(data, 1000, want);
+    assert_int_equal(crypto_blake2b256_fd(fd, 1000, got, NULL, NULL), 0);
+    assert_memory_equal(got, want, 32);
+    assert_int_equal(crypto_blake2b256_fd(fd, n + 1, got, NULL, NULL), -EIO);
+    close(fd);
+    assert_int_equal(crypto_blake2b256_file("/nonexistent/aulac/file", got), -ENOENT);
+
+    assert_int_equal(file_copy_atomic(path, copy, 0644), 0);
+    uint8_t *back;
+    size_t len;
+    assert_int_equal(file_read_all(copy, (size_t)1 << 30, &back, &len), 0);
+    assert_int_equal(len, n);
+    assert_memory_equal(back, data, n);
+    free(back);
+    struct stat st;
+    assert_int_equal(stat(copy, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0644);
+    assert_int_equal(file_copy_atomic("/nonexistent/aulac/file", copy, 0644), -ENOENT);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -785,6 +840,7 @@ int main(void)
         cmocka_unit_test(domains_separate_statement_kinds),
         cmocka_unit_test(motion_vectors),
         cmocka_unit_test(motion_field_rules),
+        cmocka_unit_test(file_hash_and_copy),
     };
     return cmocka_run_group_tests_name("crypto", tests, group_setup, group_teardown);
 }

@@ -43,12 +43,14 @@ except ImportError:  # pragma: no cover - what a member without numpy sees
                      % sys.executable)
     sys.exit(3)
 
-PROTOCOL = 1
+# the protocol pieces both reference plug-ins share, next to this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aulac_trainer import CHUNK, PROTOCOL, Rng, read_message, serve_rounds, \
+    validation_before, validation_ppm  # noqa: E402,F401
+
 LN_EPS = np.float32(1e-5)
 GELU_SCALE = np.float32(0.7978845608028654)  # sqrt(2/pi)
 GELU_COEF = np.float32(0.044715)
-CHUNK = 4096
-MASK64 = (1 << 64) - 1
 STATE_FILE = "adamw.safetensors"
 STATE_FORMAT = "aulac-numpy-gpt2-adamw-v1"
 
@@ -415,40 +417,6 @@ class AdamW:
 
 # ---- data: worker/data.h's corpus stream, split and window sampler --------------------
 
-class Rng:
-    """xoshiro256** seeded through splitmix64 (model/rng.c)."""
-
-    def __init__(self, seed):
-        x = seed & MASK64
-        self.s = []
-        for _ in range(4):
-            x = (x + 0x9E3779B97F4A7C15) & MASK64
-            z = x
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-            self.s.append(z ^ (z >> 31))
-
-    def next(self):
-        s = self.s
-        r = (s[1] * 5) & MASK64
-        r = (((r << 7) | (r >> 57)) & MASK64) * 9 & MASK64
-        t = (s[1] << 17) & MASK64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = ((s[3] << 45) | (s[3] >> 19)) & MASK64
-        return r
-
-    def below(self, n):
-        limit = MASK64 - MASK64 % n
-        while True:
-            x = self.next()
-            if x < limit:
-                return x % n
-
-
 class Corpus:
     """The member's files concatenated in the plan's order, cut into 4096-byte chunks;
     chunk i is validation exactly when floor((i+1)f + 1/2) > floor(i f + 1/2), with f
@@ -463,10 +431,9 @@ class Corpus:
         f = float(data.get("validation_fraction", 0.0))
         if not 0.0 <= f <= 0.5:
             raise Refusal("data.validation_fraction %g is outside [0, 0.5]" % f)
-        ppm = int(math.floor(f * 1e6 + 0.5))
+        ppm = validation_ppm(f)
         n_chunks = (len(stream) + CHUNK - 1) // CHUNK
-        i = np.arange(n_chunks + 1, dtype=np.int64)
-        before = (i * ppm + 500000) // 1000000          # validation chunks among [0, i)
+        before = validation_before(np.arange(n_chunks + 1, dtype=np.int64), ppm)
         is_val = before[1:] > before[:-1]
         byte_val = np.repeat(is_val, CHUNK)[:len(stream)]
         self.train = stream[~byte_val]
@@ -633,47 +600,13 @@ def oneshot(path):
 def serve():
     """JSON lines (TRAINER.md, serve): a "round" line per round, "exit" to stop."""
     trainer = Trainer()
-    out = sys.stdout
 
-    def say(obj):
-        out.write(json.dumps(obj) + "\n")
-        out.flush()
-    for line in sys.stdin:
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            msg = json.loads(line)
-        except ValueError:
-            log("ignoring a line that is not JSON: %.80s" % line)
-            continue
-        kind = msg.get("type") if isinstance(msg, dict) else None
-        if kind == "exit":
-            return 0
-        if kind != "round":
-            log("ignoring a message of type %r" % kind)
-            continue
-        rnd = None
-        try:
-            plan = read_plan(msg.get("plan", ""))
-            rnd = plan.get("round")
-            last = [0.0]
-
-            def progress(step, steps, loss, secs, rnd=rnd, last=last):
-                # at most about two lines a second, and always the last step
-                if step == steps or secs - last[0] >= 0.5:
-                    last[0] = secs
-                    say({"type": "progress", "round": rnd, "step": step, "steps": steps,
-                         "loss": loss})
-            trainer.round(plan, progress, persist=False)
-            say({"type": "done", "round": rnd})
-        except Refusal as e:
-            log(str(e))
-            say({"type": "error", "round": rnd, "message": str(e)})
-        except Exception as e:  # noqa: BLE001 - any failure fails this round, not the process
-            log("round %s failed: %s: %s" % (rnd, type(e).__name__, e))
-            say({"type": "error", "round": rnd, "message": "%s: %s" % (type(e).__name__, e)})
-    return 0
+    def send(obj):
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    return serve_rounds(lambda: read_message(sys.stdin, log), send, read_plan,
+                        lambda plan, progress: trainer.round(plan, progress, persist=False),
+                        Refusal, log)
 
 
 def main(argv):

@@ -71,9 +71,10 @@ import os
 import sys
 import time
 
-PROTOCOL = 1
-CHUNK = 4096
-MASK64 = (1 << 64) - 1
+# the protocol pieces both reference plug-ins share, next to this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from aulac_trainer import CHUNK, PROTOCOL, Rng, read_message, serve_rounds, \
+    validation_before, validation_ppm  # noqa: E402,F401
 
 
 def log(msg):
@@ -85,56 +86,15 @@ class RoundError(Exception):
     """A round that cannot be trained: the message says why (sent to the worker)."""
 
 
-# ---- the built-in sampler (model/rng.c: splitmix64-seeded xoshiro256**) -------------
-
-class Rng:
-    def __init__(self, seed):
-        x = seed & MASK64
-        self.s = []
-        for _ in range(4):
-            x = (x + 0x9E3779B97F4A7C15) & MASK64
-            z = x
-            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
-            self.s.append(z ^ (z >> 31))
-
-    @staticmethod
-    def _rotl(x, k):
-        return ((x << k) | (x >> (64 - k))) & MASK64
-
-    def next(self):
-        s = self.s
-        result = (self._rotl((s[1] * 5) & MASK64, 7) * 9) & MASK64
-        t = (s[1] << 17) & MASK64
-        s[2] ^= s[0]
-        s[3] ^= s[1]
-        s[1] ^= s[2]
-        s[0] ^= s[3]
-        s[2] ^= t
-        s[3] = self._rotl(s[3], 45)
-        return result
-
-    def below(self, n):
-        limit = MASK64 - MASK64 % n
-        while True:
-            x = self.next()
-            if x < limit:
-                return x % n
-
-
 # ---- the member's corpus ------------------------------------------------------------
 
 def split_runs(stream, fraction):
     """Runs of consecutive chunks, (is_validation, bytes), in stream order (worker/data.c)."""
-    ppm = int(round(fraction * 1e6))
+    ppm = validation_ppm(fraction)
     n_chunks = (len(stream) + CHUNK - 1) // CHUNK
-
-    def val_before(i):
-        return (i * ppm + 500000) // 1000000
-
     runs = []
     for i in range(n_chunks):
-        is_val = val_before(i + 1) > val_before(i)
+        is_val = validation_before(i + 1, ppm) > validation_before(i, ppm)
         piece = stream[i * CHUNK:(i + 1) * CHUNK]
         if runs and runs[-1][0] == is_val:
             runs[-1][1].append(piece)
@@ -604,53 +564,14 @@ def run_serve(args):
             out.flush()
 
     def next_message():
-        msg = None
-        if tr.rank == 0:
-            line = sys.stdin.readline()
-            if not line:
-                msg = {"type": "exit"}
-            else:
-                try:
-                    msg = json.loads(line)
-                    if not isinstance(msg, dict):
-                        raise ValueError("not an object")
-                except ValueError:
-                    log("ignoring a line from the worker that is not a JSON object")
-                    msg = {"type": "ignore"}
+        msg = read_message(sys.stdin, log) if tr.rank == 0 else None
         if tr.dist:
             box = [msg]
             tr.dist.broadcast_object_list(box, src=0)
             msg = box[0]
         return msg
 
-    while True:
-        msg = next_message()
-        typ = msg.get("type")
-        if typ == "exit":
-            break
-        if typ != "round":
-            if typ != "ignore":
-                log("ignoring a message of type %r" % typ)
-            continue
-        rnd = None
-        try:
-            plan = read_plan(str(msg.get("plan")))
-            rnd = plan.get("round")
-            last = [0.0]
-
-            def progress(step, steps, loss):
-                if time.time() - last[0] > 0.5 or step == steps:
-                    last[0] = time.time()
-                    send({"type": "progress", "round": rnd, "step": step, "steps": steps,
-                          "loss": loss})
-            tr.round(plan, progress)
-            send({"type": "done", "round": rnd})
-        except RoundError as e:
-            log("round %s: %s" % (rnd, e))
-            send({"type": "error", "round": rnd, "message": str(e)})
-        except Exception as e:   # e.g. CUDA out of memory: say it, stay up for the next round
-            log("round %s: %s: %s" % (rnd, type(e).__name__, e))
-            send({"type": "error", "round": rnd, "message": "%s: %s" % (type(e).__name__, e)})
+    serve_rounds(next_message, send, read_plan, tr.round, RoundError, log)
     if tr.dist:
         tr.dist.destroy_process_group()
     return 0
