@@ -167,6 +167,7 @@ static void *timer_main(void *arg)
         int64_t now = time_mono_ms();
         if (now >= c->next_prune_ms) {
             coord_prune_payloads(c, time_now_unix_ms());
+            artifacts_prune(c, time_now_unix_ms());
             c->next_prune_ms = now + COORD_PRUNE_INTERVAL_MS;
         }
         struct timespec until;

@@ -49,6 +49,10 @@
 /* Largest pinned file (coordinator/artifacts.h) the coordinator takes by default
  * (--max-artifact-bytes). */
 #define COORD_DEFAULT_MAX_ARTIFACT_BYTES (64ULL << 30)
+/* All pinned files together (--max-artifact-store-bytes), and the free space an upload
+ * must leave on the data directory's file system. */
+#define COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES (256ULL << 30)
+#define COORD_ARTIFACT_FREE_MARGIN_BYTES (1ULL << 30)
 
 struct coord_options {
     const char *data_dir;
@@ -89,6 +93,9 @@ struct coord_options {
     /* --max-artifact-bytes: the largest pinned file PutArtifact takes; 0:
      * COORD_DEFAULT_MAX_ARTIFACT_BYTES. */
     uint64_t max_artifact_bytes;
+    /* --max-artifact-store-bytes: all held pinned files and the uploads under way
+     * together; 0: COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES. */
+    uint64_t max_artifact_store_bytes;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
