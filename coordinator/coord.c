@@ -238,6 +238,7 @@ void coord_close(struct coord *c)
     ledger_check_stop(c->ledger_check);
     c->ledger_check = NULL;
     experiment_unload(c);
+    experiment_prepared_free(c);
     coord_witness_close(c);
     ledger_close(c->ledger);
     c->ledger = NULL;

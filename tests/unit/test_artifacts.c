@@ -17,7 +17,11 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/safetensors.h"
 #include "coordinator/artifacts.h"
+#include "coordinator/queue.h"
+#include "ledger/entry.h"
+#include <math.h>
 #include "proto/pb.h"
 #include "proto/service.h"
 #include "trust_fixture.h"
@@ -748,6 +752,103 @@ static void only_takers_part_get(void **state)
     free(x.bytes);
 }
 
+/* --- an external experiment's files checked before it starts -------------------- */
+
+/* A safetensors file of two F32 tensors (a [2,3] and b [4]) with v at a[1]. */
+static void init_file(struct fx *f, const char *name, float v, struct file *x)
+{
+    float a[6] = { 0.5f, v, -1.0f, 0.25f, 2.0f, 1.5f }, b[4] = { 1, 2, 3, 4 };
+    struct st_tensor t[2] = {
+        { .name = "a", .dtype = ST_F32, .ndim = 2, .shape = { 2, 3 }, .data = a,
+          .nbytes = sizeof a },
+        { .name = "b", .dtype = ST_F32, .ndim = 1, .shape = { 4 }, .data = b,
+          .nbytes = sizeof b },
+    };
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", f->paths[0], name);
+    assert_int_equal(safetensors_write(path, t, 2, NULL, 0, 0644), 0);
+    assert_int_equal(file_read_all(path, 1 << 20, &x->bytes, &x->len), 0);
+    crypto_blake2b256(x->bytes, x->len, x->hash);
+}
+
+/* Approves an external policy whose model.init pins x; its experiment id in id. */
+static void approve_external(struct fx *f, const char *name, const struct file *x, char *id,
+                             size_t cap)
+{
+    char hex[65], text[2048];
+    hex_encode(x->hash, 32, hex);
+    snprintf(text, sizeof text,
+             "schema: 1\n"
+             "metadata: {name: %s, proposer: hust, description: external}\n"
+             "model: {family: external, init: {file: m.safetensors, blake2b: \"%s\"}, seed: 7}\n"
+             "data: {min_tokens_per_member: 100, validation_fraction: 0.05}\n"
+             "training:\n"
+             "  rounds: 3\n  local_steps: 2\n  batch_size: 2\n  seq_len: 16\n"
+             "  inner: {kind: adamw, lr: 0.001, weight_decay: 0.0, beta1: 0.9, beta2: 0.95,"
+             " grad_clip: 1.0, warmup_steps: 0}\n"
+             "  outer: {kind: fedavg, lr: 1.0}\n"
+             "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n"
+             "compression:\n"
+             "  uplink: {method: topk, block_size: 4, k_per_block: 2, quant: int8,"
+             " zstd_level: 1, error_feedback: false, dense_warmup_rounds: 0}\n"
+             "  downlink: {method: none, quant: fp32}\n"
+             "participation: {members: [fpt, vnpt, hust], min_members: 1,"
+             " round_deadline_s: 600, grace_s: 1}\n", name, hex);
+    uint8_t h[32];
+    struct policy_error err;
+    assert_int_equal(policy_identify("p.yaml", text, strlen(text), h, id, cap, &err), 0);
+    fx_approve_policy(f, text);
+}
+
+static int wait_phase(struct fx *f, const char *id, int phase)
+{
+    for (int i = 0; i < 500; i++) {
+        struct experiment_info e;
+        int found = 0;
+        assert_int_equal(queue_get(f->c, id, &e, &found), 0);
+        int got = found ? e.phase : 0;
+        if (found)
+            experiment_info_free(&e);
+        if (got == phase)
+            return 1;
+        time_sleep_ms(20);
+    }
+    return 0;
+}
+
+static void unfit_init_fails_the_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct file bad, good;
+    init_file(f, "bad.safetensors", NAN, &bad);
+    char id[80], id2[80];
+    approve_external(f, "ext-bad", &bad, id, sizeof id);
+    put_ok(f, &bad, 0);
+    if (!wait_phase(f, id, PHASE_FAILED))
+        fail_msg("an experiment whose init holds a NaN was not failed");
+    /* The reason is recorded (experiment_failed); the queue moved on. */
+    struct entry e;
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_FAILED);
+    if (!strstr(e.u.experiment.reason, "its pinned files fail the check") ||
+        !strstr(e.u.experiment.reason, "tensor a holds NaN at index 1"))
+        fail_msg("reason: %s", e.u.experiment.reason);
+    entry_free(&e);
+    /* A fit one starts (its model read by the timer without mu), round 0 = its tensors. */
+    init_file(f, "good.safetensors", 3.0f, &good);
+    approve_external(f, "ext-good", &good, id2, sizeof id2);
+    put_ok(f, &good, 0);
+    assert_true(fx_wait_running(f, id2));
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->n_params, 10);
+    const float *p = f->c->rnd.base->params;   /* tensors sorted by name: a then b */
+    assert_true(p[1] == 3.0f && p[6] == 1.0f && p[9] == 4.0f);
+    assert_null(f->c->prepared);
+    pthread_mutex_unlock(&f->c->mu);
+    free(bad.bytes);
+    free(good.bytes);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -769,6 +870,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(store_cap_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unpinned_files_are_pruned, setup, teardown),
         cmocka_unit_test_setup_teardown(only_takers_part_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(unfit_init_fails_the_experiment, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
