@@ -6,7 +6,10 @@
  * is named by: an upload streams into data_dir/artifacts/tmp/, is hashed as it arrives,
  * fsynced, and renamed when the hash matches (otherwise deleted and refused). An
  * experiment whose pinned files are not all held does not start; status says which are
- * missing.
+ * missing. Once they are held the timer checks them (policies/model_source.h
+ * policy_check_model_files) and an experiment whose files fail is recorded failed with
+ * the reason (coordinator/lifecycle.c). The store holds only what a live proposal or
+ * experiment pins (artifacts_prune).
  *
  * Errors: COORD_ERR_* (coordinator/coord.h). */
 #include <stddef.h>
