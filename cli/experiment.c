@@ -14,6 +14,7 @@
 #include "cli/signed_client.h"
 #include "common/hex.h"
 #include "common/timeutil.h"
+#include "crypto/digest.h"
 #include "crypto/motion.h"
 #include "ledger/entry.h"
 #include "ledger/history.h"
@@ -37,8 +38,10 @@ static const char usage[] =
     "                  policy check does) as an experiment proposal; members with a\n"
     "                  proposer role of the charter (default: researcher) may. The\n"
     "                  files the policy pins (model.init, model.config, model.tokenizer,\n"
-    "                  at their paths relative to FILE's directory) are uploaded first,\n"
-    "                  one line each (aulac artifact put): an approved experiment starts\n"
+    "                  at their paths relative to FILE's directory) are checked first,\n"
+    "                  then uploaded once the proposal is filed (the coordinator takes\n"
+    "                  only files an open proposal or approved experiment pins), one\n"
+    "                  line each (aulac artifact put): an approved experiment starts\n"
     "                  only once the coordinator holds them\n"
     "  withdraw        withdraw your proposal while it is open, or your approved\n"
     "                  experiment before it starts\n"
@@ -378,7 +381,12 @@ static int cmd_withdraw(struct signed_client *sc, const char *id)
 
 /* Uploads the files p pins, found next to the policy file, each checked against its
  * pin first. 0, or 1 with the reason printed. */
-static int upload_pinned(struct signed_client *sc, const struct policy *p, const char *file)
+/* The pinned files of p next to the policy file, checked before anything is filed
+ * (policy_file_next_to: present, and hashing to their pins); uploaded once the proposal
+ * is filed (uploading = 1): the coordinator takes only files that an open proposal or
+ * an approved experiment pins. 0, or 1 with the reason printed. */
+static int pinned_files(struct signed_client *sc, const struct policy *p, const char *file,
+                        int uploading)
 {
     static const char *const keys[] = { "model.init", "model.config", "model.tokenizer" };
     const struct policy_file *files[] = { &p->model.init, &p->model.config,
@@ -390,6 +398,7 @@ static int upload_pinned(struct signed_client *sc, const struct policy *p, const
         *slash = 0;
     else
         dir[0] = 0;
+    int failed = 0;
     for (size_t i = 0; i < 3; i++) {
         if (!files[i]->present)
             continue;
@@ -398,11 +407,29 @@ static int upload_pinned(struct signed_client *sc, const struct policy *p, const
             return cli_fail("experiment", "%s; nothing proposed (give the file, or propose "
                             "with --no-upload when another member uploads it)", why);
         snprintf(label, sizeof label, "%s (%s)", keys[i], files[i]->file);
-        if (artifact_upload_file(sc, "experiment", path, label, files[i]->blake2b) != 0)
-            return cli_fail("experiment", "nothing proposed: the pinned files must reach the "
-                            "coordinator first");
+        if (!uploading) {
+            uint8_t got[32];
+            int hrc = crypto_blake2b256_file(path, got);
+            if (hrc != 0)
+                return cli_fail("experiment", "cannot read %s: %s; nothing proposed", path,
+                                strerror(-hrc));
+            if (memcmp(got, files[i]->blake2b, 32) != 0) {
+                char g[65], w[65];
+                hex_encode(got, 32, g);
+                hex_encode(files[i]->blake2b, 32, w);
+                return cli_fail("experiment", "%s: %s has BLAKE2b-256 %s, the policy pins "
+                                "%s; nothing uploaded, nothing proposed", label, path, g, w);
+            }
+            continue;
+        }
+        if (artifact_upload_file(sc, "experiment", path, label, files[i]->blake2b) != 0) {
+            fprintf(stderr, "aulac experiment: the proposal is filed; the experiment waits "
+                    "for this file once approved: upload it with aulac artifact put %s\n",
+                    path);
+            failed = 1;
+        }
     }
-    return 0;
+    return failed;
 }
 
 static int cmd_propose(struct signed_client *sc, const char *file, const char *reason,
@@ -425,21 +452,31 @@ static int cmd_propose(struct signed_client *sc, const char *file, const char *r
     }
     snprintf(m.reason, sizeof m.reason, "%s", reason);
     printf("experiment %s (policy %s)\n", m.experiment, file);
+    struct policy p;
+    int have_p = 0;
     if (upload) {
-        struct policy p;
         if (policy_load_buffer(file, doc, len, &p, &err) != 0) {   /* it identified above */
             free(doc);
             return cli_fail("experiment", "%s", err.message);
         }
-        int up = upload_pinned(sc, &p, file);
-        policy_free(&p);
-        if (up != 0) {
+        have_p = 1;
+        if (pinned_files(sc, &p, file, 0) != 0) {   /* all there before anything is filed */
+            policy_free(&p);
             free(doc);
             return 1;
         }
     }
     int rc = motion_submit(sc, "experiment", &m, days, doc, len, file);
     free(doc);
+    if (rc == 0 && have_p && (p.model.init.present || p.model.config.present ||
+                              p.model.tokenizer.present)) {
+        printf("uploading the pinned files now that the proposal is filed (the coordinator "
+               "takes only files a proposal pins):\n");
+        fflush(stdout);
+        rc = pinned_files(sc, &p, file, 1);
+    }
+    if (have_p)
+        policy_free(&p);
     return rc;
 }
 

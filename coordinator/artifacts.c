@@ -21,12 +21,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/timeutil.h"
 #include "coordinator/auth.h"
+#include "coordinator/governance.h"
+#include "coordinator/queue.h"
+#include "ledger/entry.h"
+#include "ledger/ledger.h"
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
 #include "proto/rpc.h"
@@ -35,6 +41,7 @@
 /* One upload in progress (c->uploads, guarded by c->mu). */
 struct artifact_upload {
     uint8_t hash[32];
+    uint64_t total;                 /* its announced size: counted against the store cap */
     char member[CRYPTO_ID_MAX + 1];
     struct artifact_upload *next;
 };
@@ -48,6 +55,219 @@ static uint64_t max_bytes(const struct coord *c)
 {
     return c->opt.max_artifact_bytes ? c->opt.max_artifact_bytes
                                      : COORD_DEFAULT_MAX_ARTIFACT_BYTES;
+}
+
+static uint64_t max_store_bytes(const struct coord *c)
+{
+    return c->opt.max_artifact_store_bytes ? c->opt.max_artifact_store_bytes
+                                           : COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES;
+}
+
+/* --- which files are pinned, by whom ------------------------------------------------ */
+
+#define DAY_MS (24LL * 3600 * 1000)
+
+/* Every pinned file of every policy that may still need it: open experiment motions
+ * and queued or running experiments (live), ended ones within their
+ * contribution.payload_retention_days (kept), ended ones after it (old: served to those
+ * who took part while held, never kept for them). */
+enum pin_kind { PIN_LIVE, PIN_KEPT, PIN_OLD };
+
+struct pin {
+    uint8_t hash[32];
+    int kind;                       /* enum pin_kind */
+    int member_takes_part;          /* the member asked about takes part in that policy */
+};
+
+struct pins {
+    struct pin *v;
+    size_t n, cap;
+    const char *member;             /* NULL: nobody asked */
+};
+
+static int pins_add_policy(struct pins *ps, const struct policy *p, int kind)
+{
+    const struct policy_file *files[] = { &p->model.init, &p->model.config,
+                                          &p->model.tokenizer };
+    for (size_t i = 0; i < 3; i++) {
+        if (!files[i]->present)
+            continue;
+        if (ps->n == ps->cap) {
+            size_t cap = ps->cap ? 2 * ps->cap : 16;
+            struct pin *v = realloc(ps->v, cap * sizeof *v);
+            if (!v)
+                return COORD_ERR_NOMEM;
+            ps->v = v;
+            ps->cap = cap;
+        }
+        struct pin *x = &ps->v[ps->n++];
+        memcpy(x->hash, files[i]->blake2b, 32);
+        x->kind = kind;
+        x->member_takes_part = ps->member && policy_takes_part(p, ps->member);
+    }
+    return 0;
+}
+
+static int pins_add_text(struct pins *ps, const char *name, const uint8_t *text, size_t len,
+                         int kind, uint32_t *retention_days)
+{
+    struct policy p;
+    struct policy_error err;
+    if (policy_load_buffer(name, (const char *)text, len, &p, &err) != 0) {
+        log_warn("artifact store: the policy of %s no longer loads (%s); it pins nothing",
+                 name, err.message);
+        return 0;
+    }
+    if (retention_days)
+        *retention_days = p.contribution.payload_retention_days;
+    int rc = pins_add_policy(ps, &p, kind);
+    policy_free(&p);
+    return rc;
+}
+
+/* Collects the pins at now (unix ms). 0, COORD_ERR_NOMEM or COORD_ERR_STATE (the
+ * records could not be read: the caller must not delete anything). */
+static int pins_collect(struct coord *c, int64_t now, const char *member, struct pins *ps)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->member = member;
+    struct gov_open_proposal *open;
+    size_t n_open;
+    if (governance_open_proposals(c, now, &open, &n_open) != 0)
+        return COORD_ERR_NOMEM;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n_open; i++) {
+        const struct gov_proposal *p = &open[i].p;
+        if (p->family != GOV_MOTION || p->m.kind != MOTION_EXPERIMENT)
+            continue;
+        uint8_t *bytes;
+        size_t len;
+        struct entry e;
+        if (ledger_get(c->ledger, p->index, &bytes, &len) != 0) {
+            rc = COORD_ERR_STATE;
+            break;
+        }
+        int drc = entry_decode(bytes, len, &e);
+        free(bytes);
+        if (drc != 0) {
+            rc = COORD_ERR_STATE;
+            break;
+        }
+        if (e.type == ENTRY_POLICY_PROPOSED && e.u.motion.document)
+            rc = pins_add_text(ps, p->m.experiment, e.u.motion.document,
+                               e.u.motion.document_len, PIN_LIVE, NULL);
+        entry_free(&e);
+    }
+    governance_open_free(open, n_open);
+    struct experiment_info *all;
+    size_t n;
+    if (rc == 0 && queue_list(c, &all, &n) != 0)
+        rc = COORD_ERR_STATE;
+    else if (rc == 0) {
+        for (size_t i = 0; rc == 0 && i < n; i++) {
+            const struct experiment_info *e = &all[i];
+            size_t mark = ps->n;
+            uint32_t days = 30;
+            int ended = queue_phase_ended(e->phase);
+            rc = pins_add_text(ps, e->experiment, e->policy_yaml, e->policy_yaml_len,
+                               ended ? PIN_KEPT : PIN_LIVE, &days);
+            /* Ended: kept like its payloads (coordinator/retention.c); an end time
+             * unknown (old records) counts as recent. */
+            if (ended && e->ended_ms > 0 && now - e->ended_ms > (int64_t)days * DAY_MS)
+                for (size_t k = mark; k < ps->n; k++)
+                    ps->v[k].kind = PIN_OLD;
+        }
+        queue_list_free(all, n);
+    }
+    if (rc != 0) {
+        free(ps->v);
+        memset(ps, 0, sizeof *ps);
+    }
+    return rc;
+}
+
+/* The strongest pin of hash: PIN_LIVE, PIN_KEPT, PIN_OLD, or -1 when none; *part: the
+ * member takes part in a policy that pins it. */
+static int pins_find(const struct pins *ps, const uint8_t hash[32], int *part)
+{
+    int best = -1;
+    if (part)
+        *part = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (memcmp(ps->v[i].hash, hash, 32) != 0)
+            continue;
+        if (best < 0 || ps->v[i].kind < best)
+            best = ps->v[i].kind;
+        if (part && ps->v[i].member_takes_part)
+            *part = 1;
+    }
+    return best;
+}
+
+/* Bytes of the files held in the store (tmp/ not counted: uploads count by their
+ * announced size). */
+static uint64_t store_bytes(const struct coord *c)
+{
+    char dir[PATH_MAX];
+    store_dir(c, dir, sizeof dir);
+    DIR *d = opendir(dir);
+    uint64_t sum = 0;
+    if (!d)
+        return 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strlen(e->d_name) != 64)
+            continue;
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode))
+            sum += (uint64_t)sb.st_size;
+    }
+    closedir(d);
+    return sum;
+}
+
+size_t artifacts_prune(struct coord *c, int64_t now_ms)
+{
+    struct pins ps;
+    if (pins_collect(c, now_ms, NULL, &ps) != 0) {
+        log_warn("artifact store: cannot read the proposals and experiments; nothing "
+                 "removed, trying later");
+        return 0;
+    }
+    char dir[PATH_MAX];
+    store_dir(c, dir, sizeof dir);
+    DIR *d = opendir(dir);
+    size_t removed = 0;
+    if (!d) {
+        free(ps.v);
+        return 0;
+    }
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        uint8_t hash[32];
+        if (strlen(e->d_name) != 64 || hex_decode(e->d_name, hash, 32) != 0)
+            continue;
+        int kind = pins_find(&ps, hash, NULL);
+        if (kind == PIN_LIVE || kind == PIN_KEPT)
+            continue;
+        char path[PATH_MAX + 80];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        uint64_t size = stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+        if (unlink(path) != 0) {
+            log_warn("artifact store: cannot remove %s: %s", path, strerror(errno));
+            continue;
+        }
+        removed++;
+        log_info("artifact store: removed %s (%" PRIu64 " bytes): no open proposal, queued "
+                 "or running experiment pins it, nor an experiment that ended within its "
+                 "payload retention", e->d_name, size);
+    }
+    closedir(d);
+    free(ps.v);
+    return removed;
 }
 
 int artifacts_open(struct coord *c)
@@ -129,23 +349,36 @@ int artifacts_missing(const struct coord *c, const struct policy *p, char *out, 
 
 /* --- uploads in progress ------------------------------------------------------------ */
 
-/* Claims hash for this upload: 0, or nonzero with the member whose upload runs. */
-static int claim(struct coord *c, const uint8_t hash[32], const char *member,
-                 char other[CRYPTO_ID_MAX + 1], struct artifact_upload **out)
+/* Claims hash for this upload of total bytes: 0; COORD_ERR_BUSY with the member whose
+ * upload of it runs; COORD_ERR_IO when the held files and the uploads under way would
+ * pass the store cap (*pending: those bytes). */
+static int claim(struct coord *c, const uint8_t hash[32], uint64_t total, uint64_t held,
+                 const char *member, char other[CRYPTO_ID_MAX + 1], uint64_t *pending,
+                 struct artifact_upload **out)
 {
     struct artifact_upload *u = calloc(1, sizeof *u);
     if (!u)
         return COORD_ERR_NOMEM;
     memcpy(u->hash, hash, 32);
+    u->total = total;
     snprintf(u->member, sizeof u->member, "%s", member);
     pthread_mutex_lock(&c->mu);
-    for (struct artifact_upload *p = c->uploads; p; p = p->next)
+    uint64_t sum = held;
+    for (struct artifact_upload *p = c->uploads; p; p = p->next) {
         if (memcmp(p->hash, hash, 32) == 0) {
             snprintf(other, CRYPTO_ID_MAX + 1, "%s", p->member);
             pthread_mutex_unlock(&c->mu);
             free(u);
             return COORD_ERR_BUSY;
         }
+        sum += p->total;
+    }
+    *pending = sum;
+    if (sum > max_store_bytes(c) || total > max_store_bytes(c) - sum) {
+        pthread_mutex_unlock(&c->mu);
+        free(u);
+        return COORD_ERR_IO;
+    }
     u->next = c->uploads;
     c->uploads = u;
     pthread_mutex_unlock(&c->mu);
@@ -360,8 +593,52 @@ void artifacts_on_put(struct rpc_call *call, void *ctx)
                cap);
         goto out;
     }
+    /* Only a file that an open experiment proposal or a queued or running experiment
+     * pins: nobody fills the store with files no policy asks for. */
+    struct pins ps;
+    int prc = pins_collect(c, time_now_unix_ms(), NULL, &ps);
+    int kind = prc == 0 ? pins_find(&ps, u->hash, NULL) : -1;
+    free(ps.v);
+    if (prc != 0) {
+        refuse(u, GRPC_STATUS_UNAVAILABLE, "the coordinator cannot read its proposals and "
+               "experiments; retry later");
+        goto out;
+    }
+    if (kind != PIN_LIVE) {
+        refuse(u, GRPC_STATUS_FAILED_PRECONDITION, "no open experiment proposal and no "
+               "queued or running experiment pins this file; propose the policy that pins "
+               "it first (aulac experiment propose POLICY uploads its files after filing "
+               "the proposal)");
+        goto out;
+    }
+    char dir[PATH_MAX];
+    store_dir(c, dir, sizeof dir);
+    struct statvfs vfs;
+    if (statvfs(dir, &vfs) == 0) {
+        uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+        if (avail < COORD_ARTIFACT_FREE_MARGIN_BYTES ||
+            u->total > avail - COORD_ARTIFACT_FREE_MARGIN_BYTES) {
+            char free_w[32], size_w[32];
+            file_size_words(avail, free_w, sizeof free_w);
+            file_size_words(u->total, size_w, sizeof size_w);
+            refuse(u, GRPC_STATUS_RESOURCE_EXHAUSTED, "a file of %s would leave less than "
+                   "1 GiB free on the coordinator's disk (%s free)", size_w, free_w);
+            goto out;
+        }
+    }
     char other[CRYPTO_ID_MAX + 1];
-    int rc = claim(c, u->hash, member, other, &claimed);
+    uint64_t pending = 0;
+    int rc = claim(c, u->hash, u->total, store_bytes(c), member, other, &pending, &claimed);
+    if (rc == COORD_ERR_IO) {
+        char cap[32], now_w[32];
+        file_size_words(max_store_bytes(c), cap, sizeof cap);
+        file_size_words(pending, now_w, sizeof now_w);
+        refuse(u, GRPC_STATUS_RESOURCE_EXHAUSTED, "a file of %" PRIu64 " bytes would take "
+               "the coordinator's artifact store past its limit of %s (%s held or being "
+               "uploaded; aulac-coordinator --max-artifact-store-bytes)", u->total, cap,
+               now_w);
+        goto out;
+    }
     if (rc == COORD_ERR_BUSY) {
         refuse(u, GRPC_STATUS_ABORTED, "another upload of the same file (by %s) is in "
                "progress; retry once it ends (the file is then already held)", other);
@@ -422,7 +699,8 @@ void artifacts_on_get(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
     ProtobufCMessage *in;
-    if (auth_call_recv(c, call, &aulac__v1__artifact_request__descriptor, &in, NULL) != 0)
+    char member[CRYPTO_ID_MAX + 1];
+    if (auth_call_recv(c, call, &aulac__v1__artifact_request__descriptor, &in, member) != 0)
         return;
     const Aulac__V1__ArtifactRequest *q = (const Aulac__V1__ArtifactRequest *)in;
     char msg[300], hex[65], path[PATH_MAX];
@@ -434,7 +712,25 @@ void artifacts_on_get(struct rpc_call *call, void *ctx)
         goto out;
     }
     hex_encode(q->blake2b.data, 32, hex);
-    if (artifacts_path(c, q->blake2b.data, path, sizeof path) != 0 ||
+    /* Only to a member that takes part in an experiment (proposed, queued, running or
+     * ended) that pins the file: a restricted experiment's model stays with its members. */
+    struct pins ps;
+    int part = 0;
+    int prc = pins_collect(c, time_now_unix_ms(), member, &ps);
+    int kind = prc == 0 ? pins_find(&ps, q->blake2b.data, &part) : -1;
+    free(ps.v);
+    if (prc != 0) {
+        rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "GetArtifact: the coordinator cannot "
+                        "read its proposals and experiments; retry later", NULL, 0);
+        goto out;
+    }
+    if (kind >= 0 && !part) {
+        snprintf(msg, sizeof msg, "GetArtifact %.16s...: %s takes part in no experiment "
+                 "that pins this file", hex, member);
+        rpc_call_finish(call, GRPC_STATUS_PERMISSION_DENIED, msg, NULL, 0);
+        goto out;
+    }
+    if (kind < 0 || artifacts_path(c, q->blake2b.data, path, sizeof path) != 0 ||
         (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
         snprintf(msg, sizeof msg, "the coordinator holds no pinned file %s; a member who "
                  "has it uploads it with: aulac artifact put FILE", hex);

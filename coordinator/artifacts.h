@@ -6,7 +6,10 @@
  * is named by: an upload streams into data_dir/artifacts/tmp/, is hashed as it arrives,
  * fsynced, and renamed when the hash matches (otherwise deleted and refused). An
  * experiment whose pinned files are not all held does not start; status says which are
- * missing.
+ * missing. Once they are held the timer checks them (policies/model_source.h
+ * policy_check_model_files) and an experiment whose files fail is recorded failed with
+ * the reason (coordinator/lifecycle.c). The store holds only what a live proposal or
+ * experiment pins (artifacts_prune).
  *
  * Errors: COORD_ERR_* (coordinator/coord.h). */
 #include <stddef.h>
@@ -31,14 +34,27 @@ int artifacts_resolver(void *ctx, const char *key, const struct policy_file *f, 
  * 3f2a9c41...)" joined by ", " into out; returns how many. */
 int artifacts_missing(const struct coord *c, const struct policy *p, char *out, size_t cap);
 
+/* The timer's store clean-up (with the payload retention pass, without mu): deletes
+ * every held file that no open experiment proposal, queued or running experiment pins,
+ * nor an experiment that ended within its contribution.payload_retention_days (like its
+ * payloads, coordinator/retention.c). Nothing is deleted when the proposals or records
+ * cannot be read. Returns how many files it removed. */
+size_t artifacts_prune(struct coord *c, int64_t now_ms);
+
 /* RPC handlers (registered by coordinator/service.c). Both are member RPCs
- * (auth_call_recv: only roster members upload and fetch). PutArtifact refuses, naming
- * the file and with nothing left behind: a hash mismatch, offsets out of order, a
- * total_bytes that changes or is overrun, a stream that ends early (INVALID_ARGUMENT), a
- * file over --max-artifact-bytes (RESOURCE_EXHAUSTED), a second upload of a hash while
- * one runs (ABORTED: retry, it is then already held); a held file is answered
- * already_held at once. GetArtifact streams [offset, offset + length) in 1 MiB chunks;
- * NOT_FOUND names the hash, OUT_OF_RANGE an offset past the end. */
+ * (auth_call_recv: only roster members upload and fetch). PutArtifact takes only a file
+ * that an open experiment proposal or a queued or running experiment's policy pins
+ * (else FAILED_PRECONDITION: propose first, upload after), and refuses, naming the file
+ * and with nothing left behind: a hash mismatch, offsets out of order, a total_bytes
+ * that changes or is overrun, a stream that ends early (INVALID_ARGUMENT), a file over
+ * --max-artifact-bytes, held files plus uploads under way over
+ * --max-artifact-store-bytes, or an upload that would leave under 1 GiB free on the
+ * disk (RESOURCE_EXHAUSTED), a second upload of a hash while one runs (ABORTED: retry,
+ * it is then already held); a held file is answered already_held at once.
+ * GetArtifact serves a file only to a member that takes part (policy_takes_part) in a
+ * proposed, queued, running or ended experiment pinning it (else PERMISSION_DENIED);
+ * it streams [offset, offset + length) in 1 MiB chunks; NOT_FOUND names the hash (also
+ * for a file no policy pins), OUT_OF_RANGE an offset past the end. */
 struct rpc_call;
 void artifacts_on_put(struct rpc_call *call, void *ctx);
 void artifacts_on_get(struct rpc_call *call, void *ctx);

@@ -167,6 +167,7 @@ static void *timer_main(void *arg)
         int64_t now = time_mono_ms();
         if (now >= c->next_prune_ms) {
             coord_prune_payloads(c, time_now_unix_ms());
+            artifacts_prune(c, time_now_unix_ms());
             c->next_prune_ms = now + COORD_PRUNE_INTERVAL_MS;
         }
         struct timespec until;
@@ -237,6 +238,7 @@ void coord_close(struct coord *c)
     ledger_check_stop(c->ledger_check);
     c->ledger_check = NULL;
     experiment_unload(c);
+    experiment_prepared_free(c);
     coord_witness_close(c);
     ledger_close(c->ledger);
     c->ledger = NULL;

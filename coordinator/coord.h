@@ -49,6 +49,10 @@
 /* Largest pinned file (coordinator/artifacts.h) the coordinator takes by default
  * (--max-artifact-bytes). */
 #define COORD_DEFAULT_MAX_ARTIFACT_BYTES (64ULL << 30)
+/* All pinned files together (--max-artifact-store-bytes), and the free space an upload
+ * must leave on the data directory's file system. */
+#define COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES (256ULL << 30)
+#define COORD_ARTIFACT_FREE_MARGIN_BYTES (1ULL << 30)
 
 struct coord_options {
     const char *data_dir;
@@ -89,6 +93,9 @@ struct coord_options {
     /* --max-artifact-bytes: the largest pinned file PutArtifact takes; 0:
      * COORD_DEFAULT_MAX_ARTIFACT_BYTES. */
     uint64_t max_artifact_bytes;
+    /* --max-artifact-store-bytes: all held pinned files and the uploads under way
+     * together; 0: COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES. */
+    uint64_t max_artifact_store_bytes;
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -102,6 +109,7 @@ struct witness_store;
 struct coord_metrics;
 struct http_server;
 struct artifact_upload;
+struct coord_prepared;
 
 /* A rejected update as the HTTP API shows it (coordinator/HTTP.md, /api/v1/members). */
 #define COORD_RECENT_REJECTIONS 4
@@ -188,6 +196,10 @@ struct coord {
     struct member_stats *members;   /* one per roster member */
     /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
     struct artifact_upload *uploads;
+    /* The first queued experiment's model, prepared by the timer without mu (its
+     * pinned files checked, layout, round-0 parameters): taken by load_policy and
+     * start_loaded when it is still the one to start (lifecycle.c). Guarded by mu. */
+    struct coord_prepared *prepared;
     /* Why the first queued experiment cannot start yet ("" when none waits): its pinned
      * files that the artifact store lacks and the command that uploads them. Set by the
      * timer's start attempts (lifecycle.c), shown by status. */
@@ -272,6 +284,15 @@ void experiment_unload(struct coord *c);
 /* Timer: when no experiment runs (and none closes), unloads the ended one and starts
  * the next queued one. mu held. */
 void experiment_start_next_locked(struct coord *c);
+/* Timer, without mu, before experiment_start_next_locked: when nothing runs and the
+ * first queued experiment's pinned files are all held, checks them
+ * (policy_check_model_files: the init's tensors against the config, finite values,
+ * config and tokenizer sizes), reads its layout and round-0 parameters, and hands them
+ * to c->prepared; a check that fails is kept there and the start records the
+ * experiment failed with the reason. Reading a large init so stalls no RPC. */
+void experiment_prepare_next(struct coord *c);
+/* Frees c->prepared (coord_close). */
+void experiment_prepared_free(struct coord *c);
 /* data_dir/experiments/<id>: the loaded experiment's own files (outer state, downlink,
  * payloads/: the retention store). */
 void coord_experiment_dir(const struct coord *c, char *out, size_t cap);

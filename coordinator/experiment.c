@@ -572,6 +572,7 @@ void round_timer_tick(struct coord *c)
     pthread_mutex_unlock(&c->mu);
     if (due)
         round_close(c);
+    experiment_prepare_next(c);   /* reads the model files without mu */
     pthread_mutex_lock(&c->mu);
     experiment_start_next_locked(c);
     pthread_mutex_unlock(&c->mu);

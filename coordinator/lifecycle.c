@@ -8,6 +8,7 @@
  * coord.state: the experiment it names is loaded again (running: its open round is
  * re-accumulated; ended: its final model is served), else the queue's first is
  * started. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,133 @@ static int head_waits_locked(struct coord *c)
     return waits;
 }
 
+/* --- the next experiment's model, prepared without mu ------------------------------ */
+
+struct coord_prepared {
+    char experiment[COORD_EXPERIMENT_MAX + 1];
+    uint8_t policy_hash[32];
+    int failed;                     /* its files fail the check or do not load: why */
+    char why[900];
+    int have_layout;                /* layout not yet taken by load_policy */
+    int layout_taken;               /* c->layout is this layout: params match it */
+    struct model_layout layout;
+    float *params;                  /* round 0 (layout.n_params); NULL once taken */
+};
+
+static void prepared_free(struct coord_prepared *pr)
+{
+    if (!pr)
+        return;
+    if (pr->have_layout)
+        model_layout_free(&pr->layout);
+    free(pr->params);
+    free(pr);
+}
+
+void experiment_prepared_free(struct coord *c)
+{
+    prepared_free(c->prepared);
+    c->prepared = NULL;
+}
+
+/* c->prepared when it is info's (mu held); NULL otherwise. */
+static struct coord_prepared *prepared_for(struct coord *c, const struct experiment_info *info)
+{
+    struct coord_prepared *pr = c->prepared;
+    if (pr && strcmp(pr->experiment, info->experiment) == 0 &&
+        memcmp(pr->policy_hash, info->policy_hash, 32) == 0)
+        return pr;
+    return NULL;
+}
+
+/* The pinned files' check (policy_check_model_files), the layout and the round-0
+ * parameters of p into pr; pr->failed with why when the files are not fit. 0, or
+ * COORD_ERR_NOMEM. */
+static int prepare_model(struct coord *c, const struct policy *p, struct coord_prepared *pr)
+{
+    char what[800];
+    int rc = policy_check_model_files(p, artifacts_resolver, c, what, sizeof what);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0) {
+        pr->failed = 1;
+        snprintf(pr->why, sizeof pr->why, "its pinned files fail the check: %s", what);
+        return 0;
+    }
+    rc = policy_model_layout(p, artifacts_resolver, c, &pr->layout, what, sizeof what);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0) {
+        pr->failed = 1;
+        snprintf(pr->why, sizeof pr->why, "its model does not load: %s", what);
+        return 0;
+    }
+    pr->have_layout = 1;
+    pr->params = malloc((size_t)pr->layout.n_params * sizeof(float) + 1);
+    if (!pr->params)
+        return COORD_ERR_NOMEM;
+    rc = policy_model_init(p, &pr->layout, artifacts_resolver, c, pr->params, what,
+                           sizeof what);
+    if (rc == POLICY_ERR_NOMEM)
+        return COORD_ERR_NOMEM;
+    if (rc != 0) {
+        pr->failed = 1;
+        snprintf(pr->why, sizeof pr->why, "cannot initialize the model: %s", what);
+    }
+    return 0;
+}
+
+void experiment_prepare_next(struct coord *c)
+{
+    pthread_mutex_lock(&c->mu);
+    int busy = c->state == EXP_RUNNING || c->rnd.closing || c->stopping ||
+               time_mono_ms() < c->next_start_ms;
+    pthread_mutex_unlock(&c->mu);
+    if (busy)
+        return;
+    struct experiment_info head;
+    int found = 0;
+    if (queue_head(c, NULL, &head, &found) != 0 || !found)
+        return;
+    pthread_mutex_lock(&c->mu);
+    int have = prepared_for(c, &head) != NULL;
+    pthread_mutex_unlock(&c->mu);
+    struct policy p;
+    struct policy_error err;
+    char missing[700];
+    if (have || policy_load_buffer(head.experiment, head.policy_yaml, head.policy_yaml_len, &p,
+                                   &err) != 0) {
+        experiment_info_free(&head);   /* prepared already, or load_policy says why */
+        return;
+    }
+    struct coord_prepared *pr = NULL;
+    if (artifacts_missing(c, &p, missing, sizeof missing) == 0 &&
+        (pr = calloc(1, sizeof *pr)) != NULL) {
+        snprintf(pr->experiment, sizeof pr->experiment, "%s", head.experiment);
+        memcpy(pr->policy_hash, head.policy_hash, 32);
+        double t0 = time_mono_s();
+        if (prepare_model(c, &p, pr) != 0) {
+            log_warn("experiment %s: out of memory preparing its model; trying at its start",
+                     head.experiment);
+            prepared_free(pr);
+            pr = NULL;
+        } else if (!pr->failed) {
+            log_info("experiment %s: pinned files checked, model of %" PRIu64 " parameters "
+                     "read in %.2f s", head.experiment, pr->layout.n_params,
+                     time_mono_s() - t0);
+        }
+    }
+    policy_free(&p);
+    experiment_info_free(&head);
+    if (!pr)
+        return;
+    pthread_mutex_lock(&c->mu);
+    prepared_free(c->prepared);
+    c->prepared = pr;
+    c->next_start_ms = 0;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* c->policy and what derives from it, from the record's exact text. */
 static int load_policy(struct coord *c, const struct experiment_info *info, char *why,
                        size_t cap)
@@ -123,11 +251,36 @@ static int load_policy(struct coord *c, const struct experiment_info *info, char
      * and its layout comes from them (external) or from the GPT-2 sizes. */
     if ((rc = waits_for_files(c, name, &c->policy, why, cap)) != 0)
         return rc;
-    rc = policy_model_layout(&c->policy, artifacts_resolver, c, &c->layout, what, sizeof what);
-    if (rc == POLICY_ERR_NOMEM)
-        return COORD_ERR_NOMEM;
-    if (rc != 0)
-        return why_fail(why, cap, COORD_ERR_CONFIG, "its model does not load: %s", what);
+    struct coord_prepared *pr = prepared_for(c, info);
+    if (pr && pr->failed) {
+        rc = why_fail(why, cap, COORD_ERR_CONFIG, "%s", pr->why);
+        experiment_prepared_free(c);
+        return rc;
+    }
+    if (pr && pr->have_layout) {   /* read by the timer without mu */
+        c->layout = pr->layout;
+        memset(&pr->layout, 0, sizeof pr->layout);
+        pr->have_layout = 0;
+        pr->layout_taken = 1;
+    } else {
+        /* Not prepared (at start-up, single-threaded): the same here. A queued one's
+         * files are checked before it starts (a running or ended one's were). */
+        char checked[800];
+        if (info->phase == PHASE_QUEUED &&
+            (rc = policy_check_model_files(&c->policy, artifacts_resolver, c, checked,
+                                           sizeof checked)) != 0) {
+            if (rc == POLICY_ERR_NOMEM)
+                return COORD_ERR_NOMEM;
+            return why_fail(why, cap, COORD_ERR_CONFIG, "its pinned files fail the check: %s",
+                            checked);
+        }
+        rc = policy_model_layout(&c->policy, artifacts_resolver, c, &c->layout, what,
+                                 sizeof what);
+        if (rc == POLICY_ERR_NOMEM)
+            return COORD_ERR_NOMEM;
+        if (rc != 0)
+            return why_fail(why, cap, COORD_ERR_CONFIG, "its model does not load: %s", what);
+    }
     if (first.n_params && first.n_params != c->layout.n_params)
         return why_fail(why, cap, COORD_ERR_CONFIG, "its model has %llu parameters, its "
                         "GPT-2 sizes say %zu", (unsigned long long)c->layout.n_params,
@@ -254,8 +407,18 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     /* Round 0: gpt2_init_params from model.seed, or the init file's tensors
      * (policies/model_source.h), hashed as the layout names models. */
     char what[400];
-    int rc = policy_model_init(&c->policy, &c->layout, artifacts_resolver, c, s->params, what,
+    struct coord_prepared *pr = prepared_for(c, info);
+    int rc = 0;
+    if (pr && pr->params && pr->layout_taken) {
+        free(s->params);   /* read by the timer without mu */
+        s->params = pr->params;
+        pr->params = NULL;
+    } else {
+        rc = policy_model_init(&c->policy, &c->layout, artifacts_resolver, c, s->params, what,
                                sizeof what);
+    }
+    if (pr)
+        experiment_prepared_free(c);
     if (rc != 0) {
         snapshot_release(c, s);
         if (rc == POLICY_ERR_NOMEM)

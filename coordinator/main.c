@@ -47,6 +47,9 @@ static const char usage[] =
     "  --max-artifact-bytes N  the largest pinned file (model init, config, tokenizer)\n"
     "                        members may upload, in bytes or with a K, M, G or T suffix\n"
     "                        (powers of 1024; default 64G)\n"
+    "  --max-artifact-store-bytes N  all pinned files held together, uploads under way\n"
+    "                        included (default 256G); an upload is also refused when it\n"
+    "                        would leave less than 1G free on the data directory's disk\n"
     "  --max-calls N         concurrent RPCs (default 64); more are refused as busy\n"
     "  --max-unauthenticated-calls N\n"
     "                        of those, calls whose request signature has not verified\n"
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
            O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART,
-           O_MAXARTIFACT };
+           O_MAXARTIFACT, O_MAXSTORE };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -145,6 +148,7 @@ int main(int argc, char **argv)
         { "insecure", no_argument, 0, O_INSECURE },
         { "keep-checkpoints", no_argument, 0, O_KEEP },
         { "max-artifact-bytes", required_argument, 0, O_MAXARTIFACT },
+        { "max-artifact-store-bytes", required_argument, 0, O_MAXSTORE },
         { "max-calls", required_argument, 0, O_MAXCALLS },
         { "max-unauthenticated-calls", required_argument, 0, O_MAXUNAUTH },
         { "max-calls-per-peer", required_argument, 0, O_PERPEER },
@@ -185,6 +189,11 @@ int main(int argc, char **argv)
         case O_KEEP: o.keep_checkpoints = 1; break;
         case O_MAXARTIFACT:
             if (size_option("max-artifact-bytes", optarg, &o.max_artifact_bytes) != 0)
+                return 2;
+            break;
+        case O_MAXSTORE:
+            if (size_option("max-artifact-store-bytes", optarg,
+                            &o.max_artifact_store_bytes) != 0)
                 return 2;
             break;
         case O_MAXCALLS:

@@ -22,6 +22,8 @@ static const struct sfield allow_fields[] = {
 
 static const struct sfield limits_fields[] = {
     {.key = "max_parameters", .type = SF_U64, .off = OFF(max_parameters), .imax = UINT64_C(1) << 50},
+    {.key = "max_artifact_bytes", .type = SF_U64, .off = OFF(max_artifact_bytes),
+     .imax = UINT64_C(1) << 50},
     {.key = "max_rounds", .type = SF_U32, .off = OFF(max_rounds), .imax = 10000000},
     {.key = "max_local_steps", .type = SF_U32, .off = OFF(max_local_steps), .imax = 10000000},
     {.key = "max_batch_size", .type = SF_U32, .off = OFF(max_batch_size), .imax = 65536},

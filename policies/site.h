@@ -22,6 +22,7 @@ extern "C" {
  *     experiments: ["demo-*", "gpt2-124m-*"]
  *   limits:
  *     max_parameters: 200000000
+ *     max_artifact_bytes: 68719476736
  *     max_rounds: 5000
  *     max_local_steps: 1000
  *   governance:
@@ -44,6 +45,8 @@ enum site_trainer_mode { SITE_TRAINER_ONESHOT = 0, SITE_TRAINER_SERVE = 1 };
 #define SITE_TRAINER_ARGS_MAX 64
 #define SITE_TRAINER_ENV_MAX 64
 #define SITE_TRAINER_TIMEOUT_DEFAULT 3600u
+#define SITE_DEFAULT_MAX_ARTIFACT_BYTES (64ULL << 30)   /* limits.max_artifact_bytes */
+
 struct site_trainer {
     int kind;                   /* enum site_trainer_kind; builtin when the section is absent */
     int mode;                   /* enum site_trainer_mode */
@@ -69,6 +72,9 @@ struct site_policy {
      * the init file's, so the worker checks it once it has the layout
      * (policies/model_source.h policy_model_layout). */
     uint64_t max_parameters;
+    /* The largest pinned file (model.init, config, tokenizer) the worker downloads;
+     * 0: SITE_DEFAULT_MAX_ARTIFACT_BYTES. */
+    uint64_t max_artifact_bytes;
     uint32_t max_rounds;
     uint32_t max_local_steps;
     uint32_t max_batch_size;

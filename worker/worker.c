@@ -415,6 +415,14 @@ static int setup_model(struct worker *w)
                  w->site.max_parameters);
         return WORKER_EXIT_REFUSED;
     }
+    /* The pinned files as `aulac policy check` checks them (the init's tensors against
+     * the config, every value finite, config and tokenizer within their limits): the
+     * coordinator checked its copies, this site checks what it will train on. */
+    if (policy_check_model_files(&w->policy, worker_artifact_resolver, w, why,
+                                 sizeof why) != 0) {
+        log_warn("experiment %s: its pinned files fail the check: %s", w->experiment, why);
+        return WORKER_EXIT_REFUSED;
+    }
     w->n = (size_t)w->layout.n_params;
     memset(&w->cfg, 0, sizeof w->cfg);
     if (w->layout.kind == MODEL_LAYOUT_GPT2)

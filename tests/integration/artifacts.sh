@@ -7,8 +7,9 @@
 # files is missing (log and status name it and the command), and starts once it is
 # uploaded: round 0 is the init file's tensors (hash v2 recomputed here independently),
 # checkpointed as F32 safetensors with copies of the pinned config.json and
-# tokenizer.json; aulac experiment propose uploads a policy's files (a line per file) and
-# refuses, proposing nothing, when a file next to the policy does not match its pin.
+# tokenizer.json; aulac experiment propose files the proposal, then uploads a policy's
+# files (a line per file), and refuses, proposing nothing, when a file next to the policy
+# does not match its pin; an upload no proposal or experiment pins is refused.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
@@ -25,47 +26,6 @@ ADDR=127.0.0.1:$(cat "$T/port")
 as() { local m=$1; shift; "$BIN/aulac" "$@" --coordinator "$ADDR" --member "$m" --key "$T/keys/$m.key" --insecure; }
 b2() { python3 -c 'import hashlib,sys; print(hashlib.blake2b(open(sys.argv[1],"rb").read(), digest_size=32).hexdigest())' "$1"; }
 store_files() { find "$T/coord/artifacts" -type f | sort; }
-
-# --- put and get -----------------------------------------------------------------------
-head -c 200000 /dev/urandom >"$T/blob.bin"
-H=$(b2 "$T/blob.bin")
-as alpha artifact put "$T/blob.bin" >"$T/put1.out" 2>"$T/put1.err" || { cat "$T/put1.err"; fail "put"; }
-grep -q "^$H  200000 bytes  $T/blob.bin: stored$" "$T/put1.out" || fail "put said: $(cat "$T/put1.out")"
-cmp -s "$T/blob.bin" "$T/coord/artifacts/$H" || fail "the store does not hold the file under its hash"
-as beta artifact put "$T/blob.bin" >"$T/put2.out" 2>/dev/null || fail "second put"
-grep -q ": already held$" "$T/put2.out" || fail "second put said: $(cat "$T/put2.out")"
-note "put: stored, then already held"
-
-as beta artifact get "$H" -o "$T/got.bin" >"$T/get.out" 2>&1 || { cat "$T/get.out"; fail "get"; }
-cmp -s "$T/blob.bin" "$T/got.bin" || fail "get fetched other bytes"
-[ ! -e "$T/got.bin.part" ] || fail "get left its .part"
-head -c 70000 "$T/blob.bin" >"$T/resume.bin.part"         # a download cut off earlier
-as beta artifact get "$H" -o "$T/resume.bin" >"$T/resume.out" 2>&1 || { cat "$T/resume.out"; fail "resumed get"; }
-grep -q "resuming after the 70000 bytes" "$T/resume.out" || fail "get did not resume: $(cat "$T/resume.out")"
-cmp -s "$T/blob.bin" "$T/resume.bin" || fail "the resumed file differs"
-head -c 70000 /dev/zero >"$T/bad.bin.part"                 # a .part that is not a prefix
-if as beta artifact get "$H" -o "$T/bad.bin" >"$T/bad.out" 2>&1; then fail "a corrupt .part was accepted"; fi
-grep -q "hash to .*not $H; removed" "$T/bad.out" || fail "corrupt .part: $(cat "$T/bad.out")"
-[ ! -e "$T/bad.bin" ] && [ ! -e "$T/bad.bin.part" ] || fail "a corrupt download left a file"
-as beta artifact get "$H" -o "$T/bad.bin" >/dev/null 2>&1 && cmp -s "$T/blob.bin" "$T/bad.bin" ||
-    fail "get after a corrupt .part"
-U=$(printf 'ab%.0s' $(seq 32))
-if as beta artifact get "$U" -o "$T/none.bin" >"$T/none.out" 2>&1; then fail "an unknown hash was served"; fi
-grep -q "NOT_FOUND.*holds no pinned file $U" "$T/none.out" || fail "unknown hash: $(cat "$T/none.out")"
-[ ! -e "$T/none.bin" ] && [ ! -e "$T/none.bin.part" ] || fail "a failed get left a file"
-note "get: whole, resumed, corrupt .part refused, unknown hash named"
-
-# --- refused uploads leave nothing ------------------------------------------------------
-before=$(store_files)
-head -c $((CAP + 1)) /dev/urandom >"$T/big.bin"
-if as alpha artifact put "$T/big.bin" >"$T/big.out" 2>&1; then fail "a file over the cap was stored"; fi
-grep -q "RESOURCE_EXHAUSTED.*over the coordinator's limit .*--max-artifact-bytes" "$T/big.out" ||
-    fail "over the cap: $(cat "$T/big.out")"
-head -c 1000 /dev/urandom >"$T/m.bin"
-if as mallory artifact put "$T/m.bin" >"$T/m.out" 2>&1; then fail "a non-member uploaded"; fi
-grep -q "PERMISSION_DENIED" "$T/m.out" || fail "non-member: $(cat "$T/m.out")"
-[ "$(store_files)" = "$before" ] || fail "a refused upload left something: $(store_files)"
-note "refused uploads (over the cap, non-member) leave nothing"
 
 # --- an external model that waits for its files ------------------------------------------
 mkdir -p "$T/ext/tiny"
@@ -121,12 +81,20 @@ YAML
 write_ext "$T/ext/ext.yaml" it-ext
 "$BIN/aulac" policy check "$T/ext/ext.yaml" >"$T/check.out" 2>&1 || { cat "$T/check.out"; fail "the external policy does not check"; }
 
-# init and config uploaded, the tokenizer not: approved, but it waits.
-as alpha artifact put "$T/ext/tiny/model.safetensors" "$T/ext/tiny/config.json" >/dev/null 2>&1 ||
-    fail "put init and config"
+# Nothing is taken before a proposal pins it (propose first, upload after).
+if as alpha artifact put "$T/ext/tiny/model.safetensors" >"$T/early.out" 2>&1; then
+    fail "a file no proposal pins was stored"
+fi
+grep -q "FAILED_PRECONDITION.*no open experiment proposal and no queued or running experiment pins this file" "$T/early.out" ||
+    fail "unpinned upload: $(cat "$T/early.out")"
+[ -z "$(find "$T/coord/artifacts" -maxdepth 1 -type f)" ] || fail "the unpinned upload left a file"
+note "an upload that no proposal or experiment pins is refused"
+# Proposed, init and config uploaded, the tokenizer not: approved, but it waits.
 as alpha experiment propose "$T/ext/ext.yaml" --no-upload >"$T/prop1.out" 2>&1 || { cat "$T/prop1.out"; fail "propose --no-upload"; }
 EXP=$(sed -n 's/^experiment \(it-ext-[0-9a-f]*\) .*/\1/p' "$T/prop1.out")
 [ -n "$EXP" ] || fail "no experiment id in: $(cat "$T/prop1.out")"
+as alpha artifact put "$T/ext/tiny/model.safetensors" "$T/ext/tiny/config.json" >/dev/null 2>&1 ||
+    fail "put init and config"
 waits() { grep -q "experiment $EXP waits for pinned files the coordinator does not hold: model.tokenizer (tiny/tokenizer.json, ${HT:0:8}...); upload them with aulac artifact put" "$T/logs/coordinator.log"; }
 for _ in $(seq 100); do waits && break; sleep 0.1; done
 waits || fail "the coordinator did not say what the experiment waits for"
@@ -141,7 +109,7 @@ assert "model.tokenizer (tiny/tokenizer.json" in s["waiting"] and "aulac artifac
 PY
 "$BIN/aulac" status --coordinator "$ADDR" --insecure | grep -q "^waiting: experiment $EXP waits for" ||
     fail "aulac status does not show the wait"
-[ "$(grep -c "experiment $EXP waits for" "$T/logs/coordinator.log")" = 1 ] ||
+[ "$(grep -c "experiment $EXP waits for pinned files the coordinator does not hold: model.tokenizer" "$T/logs/coordinator.log")" = 1 ] ||
     fail "the wait is logged more than once"
 note "approved, queued, waiting for model.tokenizer (log and status say so)"
 
@@ -214,6 +182,54 @@ grep -q "experiment $EXP: model 0 [0-9a-f]*… = experiment_started's" "$T/verif
     fail "credits verify --artifacts: $(cat "$T/verify3.out")"
 note "credits verify: model 0 from the store, from --artifacts DIR, and named when missing"
 
+# --- put and get (a queued experiment pins the blob) -----------------------------------
+head -c 200000 /dev/urandom >"$T/blob.bin"
+H=$(b2 "$T/blob.bin")
+mkdir -p "$T/blobpol/tiny"
+cp "$T/ext/tiny/model.safetensors" "$T/ext/tiny/config.json" "$T/blobpol/tiny/"
+cp "$T/blob.bin" "$T/blobpol/tiny/tokenizer.json"
+HT_SAVED=$HT; HT=$H
+write_ext "$T/blobpol/blob.yaml" it-blob
+HT=$HT_SAVED
+as alpha experiment propose "$T/blobpol/blob.yaml" --no-upload >/dev/null 2>&1 || fail "propose the blob's policy"
+as alpha artifact put "$T/blob.bin" >"$T/put1.out" 2>"$T/put1.err" || { cat "$T/put1.err"; fail "put"; }
+grep -q "^$H  200000 bytes  $T/blob.bin: stored$" "$T/put1.out" || fail "put said: $(cat "$T/put1.out")"
+cmp -s "$T/blob.bin" "$T/coord/artifacts/$H" || fail "the store does not hold the file under its hash"
+as beta artifact put "$T/blob.bin" >"$T/put2.out" 2>/dev/null || fail "second put"
+grep -q ": already held$" "$T/put2.out" || fail "second put said: $(cat "$T/put2.out")"
+note "put: stored, then already held"
+
+as beta artifact get "$H" -o "$T/got.bin" >"$T/get.out" 2>&1 || { cat "$T/get.out"; fail "get"; }
+cmp -s "$T/blob.bin" "$T/got.bin" || fail "get fetched other bytes"
+[ ! -e "$T/got.bin.part" ] || fail "get left its .part"
+head -c 70000 "$T/blob.bin" >"$T/resume.bin.part"         # a download cut off earlier
+as beta artifact get "$H" -o "$T/resume.bin" >"$T/resume.out" 2>&1 || { cat "$T/resume.out"; fail "resumed get"; }
+grep -q "resuming after the 70000 bytes" "$T/resume.out" || fail "get did not resume: $(cat "$T/resume.out")"
+cmp -s "$T/blob.bin" "$T/resume.bin" || fail "the resumed file differs"
+head -c 70000 /dev/zero >"$T/bad.bin.part"                 # a .part that is not a prefix
+if as beta artifact get "$H" -o "$T/bad.bin" >"$T/bad.out" 2>&1; then fail "a corrupt .part was accepted"; fi
+grep -q "hash to .*not $H; removed" "$T/bad.out" || fail "corrupt .part: $(cat "$T/bad.out")"
+[ ! -e "$T/bad.bin" ] && [ ! -e "$T/bad.bin.part" ] || fail "a corrupt download left a file"
+as beta artifact get "$H" -o "$T/bad.bin" >/dev/null 2>&1 && cmp -s "$T/blob.bin" "$T/bad.bin" ||
+    fail "get after a corrupt .part"
+U=$(printf 'ab%.0s' $(seq 32))
+if as beta artifact get "$U" -o "$T/none.bin" >"$T/none.out" 2>&1; then fail "an unknown hash was served"; fi
+grep -q "NOT_FOUND.*holds no pinned file $U" "$T/none.out" || fail "unknown hash: $(cat "$T/none.out")"
+[ ! -e "$T/none.bin" ] && [ ! -e "$T/none.bin.part" ] || fail "a failed get left a file"
+note "get: whole, resumed, corrupt .part refused, unknown hash named"
+
+# --- refused uploads leave nothing ------------------------------------------------------
+before=$(store_files)
+head -c $((CAP + 1)) /dev/urandom >"$T/big.bin"
+if as alpha artifact put "$T/big.bin" >"$T/big.out" 2>&1; then fail "a file over the cap was stored"; fi
+grep -q "RESOURCE_EXHAUSTED.*over the coordinator's limit .*--max-artifact-bytes" "$T/big.out" ||
+    fail "over the cap: $(cat "$T/big.out")"
+head -c 1000 /dev/urandom >"$T/m.bin"
+if as mallory artifact put "$T/m.bin" >"$T/m.out" 2>&1; then fail "a non-member uploaded"; fi
+grep -q "PERMISSION_DENIED" "$T/m.out" || fail "non-member: $(cat "$T/m.out")"
+[ "$(store_files)" = "$before" ] || fail "a refused upload left something: $(store_files)"
+note "refused uploads (over the cap, non-member) leave nothing"
+
 # --- propose uploads the policy's files -----------------------------------------------------
 mkdir -p "$T/ext2/tiny"
 cp "$T/ext/tiny/model.safetensors" "$T/ext/tiny/config.json" "$T/ext2/tiny/"
@@ -225,6 +241,9 @@ grep -q "^$HI  [0-9]* bytes  model.init (tiny/model.safetensors): already held$"
 grep -q "^$HC  [0-9]* bytes  model.config (tiny/config.json): already held$" "$T/prop2.out" &&
 grep -q "^$HT  [0-9]* bytes  model.tokenizer (tiny/tokenizer.json): stored$" "$T/prop2.out" &&
 grep -q "^proposal [0-9a-f]\{64\}$" "$T/prop2.out" || fail "propose said: $(cat "$T/prop2.out")"
+[ "$(grep -n "^proposal " "$T/prop2.out" | cut -d: -f1)" -lt "$(grep -n "model.init (tiny" "$T/prop2.out" | cut -d: -f1)" ] &&
+grep -q "^uploading the pinned files now that the proposal is filed" "$T/prop2.out" ||
+    fail "propose did not file the proposal before uploading: $(cat "$T/prop2.out")"
 cmp -s "$T/ext2/tiny/tokenizer.json" "$T/coord/artifacts/$HT" || fail "propose did not upload the tokenizer"
 # A file next to the policy that is not the pinned one: nothing uploaded, nothing proposed.
 mkdir -p "$T/ext3/tiny"
@@ -237,7 +256,7 @@ grep -q "model.tokenizer (tiny/tokenizer.json): $T/ext3/tiny/tokenizer.json has 
     fail "mismatch: $(cat "$T/prop3.out")"
 grep -q "^proposal " "$T/prop3.out" && fail "a proposal was made"
 [ "$(grep -c "" <(store_files))" = "$size" ] || fail "the mismatching file reached the store"
-note "propose uploads the pinned files (a line each) and refuses a file that is not the pinned one"
+note "propose files the proposal, then uploads the pinned files (a line each) and refuses a file that is not the pinned one"
 # A restart resumes the external experiment from its named-tensor checkpoint.
 PORT=$(cat "$T/port")
 restart_coordinator 0 coordinator-1

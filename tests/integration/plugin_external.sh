@@ -160,4 +160,31 @@ grep -q "its model has 34 parameters; this site's limits.max_parameters is 30" "
 grep -q "fetched the pinned file" "$B" && fail "the restarted worker fetched files it holds"
 kill "$BETA" "$ALPHA" 2>/dev/null; wait "$BETA" "$ALPHA" 2>/dev/null || true
 note "limits.max_parameters 30 < 34: sat out with the reason; held pinned files reused"
+
+# The same without the init held: counted from its header alone, the body never fetched.
+rm -f "$T/state/beta/artifacts/$HI"
+find "$T/state/beta" -mindepth 1 -maxdepth 1 ! -name artifacts -exec rm -rf {} +
+: >"$B"
+start_worker beta "$T/corpus/beta" --site "$T/site-beta.yaml" --max-rounds 1
+BETA=$LAST_PID
+for _ in $(seq 100); do grep -q "sitting experiment" "$B" && break; sleep 0.1; done
+grep -q "model.init: its model has 34 parameters; this site's limits.max_parameters is 30 (counted from the init's header; its body was not downloaded)" "$B" ||
+    fail "max_parameters from the header: $(grep -i "experiment" "$B" | tail -3)"
+[ ! -e "$T/state/beta/artifacts/$HI" ] && [ ! -e "$T/state/beta/artifacts/$HI.part" ] ||
+    fail "the init's body was downloaded"
+kill "$BETA" 2>/dev/null; wait "$BETA" 2>/dev/null || true
+
+# limits.max_artifact_bytes below the init's size: refused, nothing kept.
+sed -i 's/max_parameters: 30/max_parameters: 1000, max_artifact_bytes: 100/' "$T/site-beta.yaml"
+find "$T/state/beta" -mindepth 1 -maxdepth 1 ! -name artifacts -exec rm -rf {} +
+: >"$B"
+start_worker beta "$T/corpus/beta" --site "$T/site-beta.yaml" --max-rounds 1
+BETA=$LAST_PID
+for _ in $(seq 100); do grep -q "sitting experiment" "$B" && break; sleep 0.1; done
+grep -q "model.init: the pinned file ${HI:0:16}... is refused: the file has [0-9]* bytes, over this site's limits.max_artifact_bytes 100; nothing kept" "$B" ||
+    fail "max_artifact_bytes: $(grep -i "experiment" "$B" | tail -3)"
+[ ! -e "$T/state/beta/artifacts/$HI" ] && [ ! -e "$T/state/beta/artifacts/$HI.part" ] ||
+    fail "a file over limits.max_artifact_bytes was kept"
+kill "$BETA" 2>/dev/null; wait "$BETA" 2>/dev/null || true
+note "init over limits.max_parameters refused from its header alone; over limits.max_artifact_bytes refused"
 note "ok"

@@ -3,7 +3,10 @@
  * only complete and matching its hash, refuses with a reason and leaves nothing behind
  * otherwise (wrong hash, truncated stream, offsets out of order, a changed total, over
  * the size cap, a client that vanishes, a second upload of the same file at once);
- * GetArtifact serves any range, NOT_FOUND names the hash; only roster members do either. */
+ * GetArtifact serves any range, NOT_FOUND names the hash; only roster members do either.
+ * The store takes only pinned files (an open experiment proposal or a queued/running
+ * experiment pins them), within a store-wide cap, and serves them only to members that
+ * take part in an experiment pinning them; artifacts_prune deletes what nothing pins. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,7 +17,11 @@
 
 #include "common/hex.h"
 #include "common/log.h"
+#include "common/safetensors.h"
 #include "coordinator/artifacts.h"
+#include "coordinator/queue.h"
+#include "ledger/entry.h"
+#include <math.h>
 #include "proto/pb.h"
 #include "proto/service.h"
 #include "trust_fixture.h"
@@ -265,6 +272,67 @@ static void raw_expect(struct raw *r, grpc_status_code code, const char *pat)
     expect_status(rc, &st, code, pat);
 }
 
+/* --- pinning: an open experiment proposal whose policy pins files ----------------- */
+
+/* hust proposes (nobody approves: the motion stays open) a policy whose model.init pins
+ * init and model.tokenizer tok (either NULL: not pinned), for members (a YAML list).
+ * ttl_ms 0: an hour. Returns the motion's hash in hash (may be NULL). */
+static void pin_for(struct fx *f, const uint8_t *init, const uint8_t *tok,
+                    const char *members, int64_t ttl_ms, uint8_t *hash)
+{
+    static int seq;
+    char ih[65] = "", th[65] = "", files[400] = "";
+    if (init) {
+        hex_encode(init, 32, ih);
+        snprintf(files, sizeof files, ", init: {file: m.safetensors, blake2b: \"%s\"}", ih);
+    }
+    if (tok) {
+        hex_encode(tok, 32, th);
+        size_t n = strlen(files);
+        snprintf(files + n, sizeof files - n, ", tokenizer: {file: t.json, blake2b: \"%s\"}",
+                 th);
+    }
+    char text[4096];
+    snprintf(text, sizeof text,
+             "schema: 1\n"
+             "metadata: {name: pin-%d, proposer: hust, description: pins files}\n"
+             "model: {family: gpt2, vocab_size: 256, n_positions: 16, n_layer: 1, n_head: 2,"
+             " n_embd: 16, seed: 7%s}\n"
+             "data: {min_tokens_per_member: 100, validation_fraction: 0.05}\n"
+             "training:\n"
+             "  rounds: 3\n  local_steps: 2\n  batch_size: 2\n  seq_len: 16\n"
+             "  inner: {kind: adamw, lr: 0.001, weight_decay: 0.0, beta1: 0.9, beta2: 0.95,"
+             " grad_clip: 1.0, warmup_steps: 0}\n"
+             "  outer: {kind: fedavg, lr: 1.0}\n"
+             "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n"
+             "compression:\n"
+             "  uplink: {method: topk, block_size: 256, k_per_block: 16, quant: int8,"
+             " zstd_level: 1, error_feedback: false, dense_warmup_rounds: 0}\n"
+             "  downlink: {method: none, quant: fp32}\n"
+             "participation: {members: %s, min_members: 1, round_deadline_s: 600,"
+             " grace_s: 1}\n", ++seq, files, members);
+    struct signer s = { .key = f->keys[HUST] };
+    struct fed_client *cl = fx_client(f, &s);
+    uint8_t h[32];
+    Aulac__V1__GovernanceReply *r = fx_motion(cl, f->keys[HUST], MOTION_EXPERIMENT, NULL,
+                                              text, strlen(text), "policy.yaml", ttl_ms, h,
+                                              NULL);
+    assert_non_null(r);
+    if (!r->accepted)
+        fail_msg("the pinning proposal was refused: %s", r->reason);
+    aulac__v1__governance_reply__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    if (hash)
+        memcpy(hash, h, 32);
+}
+
+#define ALL_MEMBERS "[fpt, vnpt, hust, uet]"
+
+static void pin(struct fx *f, const struct file *x)
+{
+    pin_for(f, x->hash, NULL, ALL_MEMBERS, 0, NULL);
+}
+
 /* --- tests ----------------------------------------------------------------------- */
 
 static void good_upload_is_stored_and_served(void **state)
@@ -272,6 +340,7 @@ static void good_upload_is_stored_and_served(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 5500, 1);
+    pin(f, &x);
     assert_false(held(f, x.hash));
     struct progress pr = { 0 };
     Aulac__V1__ArtifactReceipt *r = NULL;
@@ -311,6 +380,7 @@ static void good_upload_is_stored_and_served(void **state)
     /* An empty file is a file too. */
     struct file e;
     file_make(&e, 0, 0);
+    pin(f, &e);
     put_ok(f, &e, 0);
     rc = get(f, HUST, e.hash, 0, 0, &k, &st);
     assert_int_equal(rc, 0);
@@ -326,6 +396,7 @@ static void duplicate_is_already_held(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 3000, 2);
+    pin(f, &x);
     put_ok(f, &x, 0);
     put_ok(f, &x, 1);
     assert_int_equal(tmp_files(f), 0);
@@ -337,7 +408,9 @@ static void wrong_hash_is_refused_and_nothing_kept(void **state)
     struct fx *f = *state;
     struct file x, other;
     file_make(&x, 4000, 3);
+    pin(f, &x);
     file_make(&other, 4000, 4);
+    pin(f, &other);
     Aulac__V1__ArtifactReceipt *r = NULL;
     struct rpc_status st;
     int rc = put(f, FPT, &x, other.hash, 1000, NULL, &r, &st);
@@ -360,6 +433,7 @@ static void truncated_stream_is_refused(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 3000, 5);
+    pin(f, &x);
     struct raw r;
     raw_open(f, &r, &x, 1000);
     raw_send(&r, &x, x.len, 1000, 1000, 1000);
@@ -374,6 +448,7 @@ static void offsets_out_of_order_are_refused(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 3000, 6);
+    pin(f, &x);
     struct raw r;
     raw_open(f, &r, &x, 1000);
     raw_send(&r, &x, x.len, 2000, 2000, 1000);   /* skips [1000, 2000) */
@@ -394,6 +469,7 @@ static void offsets_out_of_order_are_refused(void **state)
     /* More bytes than total_bytes. */
     struct file big;
     file_make(&big, 3000, 6);
+    pin(f, &big);
     big.len = 1500;   /* claims 1500 (its hash is of 3000: refused before that matters) */
     raw_open(f, &r, &big, 1000);
     raw_send(&r, &big, 1500, 1000, 1000, 1000);
@@ -409,6 +485,7 @@ static void over_the_cap_is_refused(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, CAP_BYTES + 1, 7);
+    pin(f, &x);
     Aulac__V1__ArtifactReceipt *r = NULL;
     struct rpc_status st;
     int rc = put(f, FPT, &x, NULL, 0, NULL, &r, &st);
@@ -417,6 +494,7 @@ static void over_the_cap_is_refused(void **state)
     expect_tmp_empty(f);
     x.len = CAP_BYTES;   /* exactly the cap is fine */
     crypto_blake2b256(x.bytes, x.len, x.hash);
+    pin(f, &x);
     put_ok(f, &x, 0);
     free(x.bytes);
 }
@@ -426,6 +504,7 @@ static void concurrent_upload_of_one_file_one_wins(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 2000, 8);
+    pin(f, &x);
     struct raw r;
     raw_open(f, &r, &x, 1000);
     /* The first upload is under way (wait until the coordinator has claimed it). */
@@ -448,6 +527,7 @@ static void vanished_uploader_leaves_nothing(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 3000, 9);
+    pin(f, &x);
     struct raw r;
     raw_open(f, &r, &x, 1000);
     for (int i = 0; i < 100 && tmp_files(f) == 0; i++)
@@ -467,6 +547,7 @@ static void get_serves_ranges(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 5000, 10);
+    pin(f, &x);
     put_ok(f, &x, 0);
     struct sink k;
     struct rpc_status st;
@@ -513,6 +594,7 @@ static void only_members_put_and_get(void **state)
     struct fx *f = *state;
     struct file x;
     file_make(&x, 1000, 11);
+    pin(f, &x);
     Aulac__V1__ArtifactReceipt *r = NULL;
     struct rpc_status st;
     int rc = put(f, UET, &x, NULL, 0, NULL, &r, &st);   /* not in the roster */
@@ -569,6 +651,7 @@ static void missing_lists_what_the_store_lacks(void **state)
     snprintf(want, sizeof want, "model.init (tiny/model.safetensors, %.8s...), "
              "model.tokenizer (tiny/tokenizer.json, cdcdcdcd...)", hex);
     assert_string_equal(out, want);
+    pin(f, &x);
     put_ok(f, &x, 0);
     assert_int_equal(artifacts_missing(f->c, &p, out, sizeof out), 1);
     assert_string_equal(out, "model.tokenizer (tiny/tokenizer.json, cdcdcdcd...)");
@@ -581,6 +664,190 @@ static void missing_lists_what_the_store_lacks(void **state)
                                             sizeof path, why, sizeof why), 0);
     assert_non_null(strstr(why, "aulac artifact put tiny/tokenizer.json"));
     free(x.bytes);
+}
+
+static void unpinned_upload_is_refused(void **state)
+{
+    struct fx *f = *state;
+    struct file x;
+    file_make(&x, 2000, 13);
+    Aulac__V1__ArtifactReceipt *r = NULL;
+    struct rpc_status st;
+    int rc = put(f, FPT, &x, NULL, 1000, NULL, &r, &st);
+    expect_status(rc, &st, GRPC_STATUS_FAILED_PRECONDITION, "propose the policy that pins it");
+    assert_false(held(f, x.hash));
+    expect_tmp_empty(f);
+    pin(f, &x);
+    put_ok(f, &x, 0);
+    free(x.bytes);
+}
+
+static void store_cap_is_refused(void **state)
+{
+    struct fx *f = *state;
+    f->c->opt.max_artifact_store_bytes = 25000;
+    struct file a, b;
+    file_make(&a, 15000, 14);
+    file_make(&b, 15000, 15);
+    pin(f, &a);
+    pin(f, &b);
+    put_ok(f, &a, 0);
+    Aulac__V1__ArtifactReceipt *r = NULL;
+    struct rpc_status st;
+    int rc = put(f, FPT, &b, NULL, 0, NULL, &r, &st);
+    expect_status(rc, &st, GRPC_STATUS_RESOURCE_EXHAUSTED, "--max-artifact-store-bytes");
+    assert_false(held(f, b.hash));
+    expect_tmp_empty(f);
+    b.len = 10000;   /* exactly up to the cap is fine */
+    crypto_blake2b256(b.bytes, b.len, b.hash);
+    pin(f, &b);
+    put_ok(f, &b, 0);
+    free(a.bytes);
+    free(b.bytes);
+}
+
+static void unpinned_files_are_pruned(void **state)
+{
+    struct fx *f = *state;
+    struct file keep, gone;
+    file_make(&keep, 1000, 16);
+    file_make(&gone, 1000, 17);
+    pin(f, &keep);
+    pin_for(f, gone.hash, NULL, ALL_MEMBERS, 1500, NULL);   /* expires in 1.5 s */
+    put_ok(f, &keep, 0);
+    put_ok(f, &gone, 0);
+    assert_int_equal(artifacts_prune(f->c, time_now_unix_ms()), 0);   /* both pinned */
+    assert_true(held(f, gone.hash));
+    time_sleep_ms(1700);
+    assert_int_equal(artifacts_prune(f->c, time_now_unix_ms()), 1);
+    assert_false(held(f, gone.hash));
+    assert_true(held(f, keep.hash));
+    /* Expired: not taken again either. */
+    Aulac__V1__ArtifactReceipt *r = NULL;
+    struct rpc_status st;
+    int rc = put(f, FPT, &gone, NULL, 0, NULL, &r, &st);
+    expect_status(rc, &st, GRPC_STATUS_FAILED_PRECONDITION, "no open experiment proposal");
+    free(keep.bytes);
+    free(gone.bytes);
+}
+
+static void only_takers_part_get(void **state)
+{
+    struct fx *f = *state;
+    struct file x;
+    file_make(&x, 1000, 18);
+    pin_for(f, NULL, x.hash, "[fpt, hust]", 0, NULL);   /* vnpt does not take part */
+    put_ok(f, &x, 0);
+    struct sink k;
+    struct rpc_status st;
+    int rc = get(f, VNPT, x.hash, 0, 0, &k, &st);
+    free(k.buf);
+    expect_status(rc, &st, GRPC_STATUS_PERMISSION_DENIED, "vnpt takes part in no experiment");
+    assert_int_equal(get(f, HUST, x.hash, 0, 0, &k, &st), 0);
+    assert_int_equal(k.got, x.len);
+    free(k.buf);
+    /* Once another experiment vnpt takes part in pins it too, vnpt gets it. */
+    pin(f, &x);
+    assert_int_equal(get(f, VNPT, x.hash, 0, 0, &k, &st), 0);
+    free(k.buf);
+    free(x.bytes);
+}
+
+/* --- an external experiment's files checked before it starts -------------------- */
+
+/* A safetensors file of two F32 tensors (a [2,3] and b [4]) with v at a[1]. */
+static void init_file(struct fx *f, const char *name, float v, struct file *x)
+{
+    float a[6] = { 0.5f, v, -1.0f, 0.25f, 2.0f, 1.5f }, b[4] = { 1, 2, 3, 4 };
+    struct st_tensor t[2] = {
+        { .name = "a", .dtype = ST_F32, .ndim = 2, .shape = { 2, 3 }, .data = a,
+          .nbytes = sizeof a },
+        { .name = "b", .dtype = ST_F32, .ndim = 1, .shape = { 4 }, .data = b,
+          .nbytes = sizeof b },
+    };
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", f->paths[0], name);
+    assert_int_equal(safetensors_write(path, t, 2, NULL, 0, 0644), 0);
+    assert_int_equal(file_read_all(path, 1 << 20, &x->bytes, &x->len), 0);
+    crypto_blake2b256(x->bytes, x->len, x->hash);
+}
+
+/* Approves an external policy whose model.init pins x; its experiment id in id. */
+static void approve_external(struct fx *f, const char *name, const struct file *x, char *id,
+                             size_t cap)
+{
+    char hex[65], text[2048];
+    hex_encode(x->hash, 32, hex);
+    snprintf(text, sizeof text,
+             "schema: 1\n"
+             "metadata: {name: %s, proposer: hust, description: external}\n"
+             "model: {family: external, init: {file: m.safetensors, blake2b: \"%s\"}, seed: 7}\n"
+             "data: {min_tokens_per_member: 100, validation_fraction: 0.05}\n"
+             "training:\n"
+             "  rounds: 3\n  local_steps: 2\n  batch_size: 2\n  seq_len: 16\n"
+             "  inner: {kind: adamw, lr: 0.001, weight_decay: 0.0, beta1: 0.9, beta2: 0.95,"
+             " grad_clip: 1.0, warmup_steps: 0}\n"
+             "  outer: {kind: fedavg, lr: 1.0}\n"
+             "aggregation: {rule: fedavg, weighting: tokens, norm_bound: 0}\n"
+             "compression:\n"
+             "  uplink: {method: topk, block_size: 4, k_per_block: 2, quant: int8,"
+             " zstd_level: 1, error_feedback: false, dense_warmup_rounds: 0}\n"
+             "  downlink: {method: none, quant: fp32}\n"
+             "participation: {members: [fpt, vnpt, hust], min_members: 1,"
+             " round_deadline_s: 600, grace_s: 1}\n", name, hex);
+    uint8_t h[32];
+    struct policy_error err;
+    assert_int_equal(policy_identify("p.yaml", text, strlen(text), h, id, cap, &err), 0);
+    fx_approve_policy(f, text);
+}
+
+static int wait_phase(struct fx *f, const char *id, int phase)
+{
+    for (int i = 0; i < 500; i++) {
+        struct experiment_info e;
+        int found = 0;
+        assert_int_equal(queue_get(f->c, id, &e, &found), 0);
+        int got = found ? e.phase : 0;
+        if (found)
+            experiment_info_free(&e);
+        if (got == phase)
+            return 1;
+        time_sleep_ms(20);
+    }
+    return 0;
+}
+
+static void unfit_init_fails_the_experiment(void **state)
+{
+    struct fx *f = *state;
+    struct file bad, good;
+    init_file(f, "bad.safetensors", NAN, &bad);
+    char id[80], id2[80];
+    approve_external(f, "ext-bad", &bad, id, sizeof id);
+    put_ok(f, &bad, 0);
+    if (!wait_phase(f, id, PHASE_FAILED))
+        fail_msg("an experiment whose init holds a NaN was not failed");
+    /* The reason is recorded (experiment_failed); the queue moved on. */
+    struct entry e;
+    fx_last_entry(f, &e, NULL);
+    assert_int_equal(e.type, ENTRY_EXPERIMENT_FAILED);
+    if (!strstr(e.u.experiment.reason, "its pinned files fail the check") ||
+        !strstr(e.u.experiment.reason, "tensor a holds NaN at index 1"))
+        fail_msg("reason: %s", e.u.experiment.reason);
+    entry_free(&e);
+    /* A fit one starts (its model read by the timer without mu), round 0 = its tensors. */
+    init_file(f, "good.safetensors", 3.0f, &good);
+    approve_external(f, "ext-good", &good, id2, sizeof id2);
+    put_ok(f, &good, 0);
+    assert_true(fx_wait_running(f, id2));
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->n_params, 10);
+    const float *p = f->c->rnd.base->params;   /* tensors sorted by name: a then b */
+    assert_true(p[1] == 3.0f && p[6] == 1.0f && p[9] == 4.0f);
+    assert_null(f->c->prepared);
+    pthread_mutex_unlock(&f->c->mu);
+    free(bad.bytes);
+    free(good.bytes);
 }
 
 int main(void)
@@ -600,6 +867,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(only_members_put_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(restart_removes_cut_off_uploads, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_lists_what_the_store_lacks, setup, teardown),
+        cmocka_unit_test_setup_teardown(unpinned_upload_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(store_cap_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(unpinned_files_are_pruned, setup, teardown),
+        cmocka_unit_test_setup_teardown(only_takers_part_get, setup, teardown),
+        cmocka_unit_test_setup_teardown(unfit_init_fails_the_experiment, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -222,7 +222,9 @@ static void builtin_site_refuses_what_it_cannot_train(void **state)
     struct site_policy builtin, command;
     struct policy_error e;
     char why[512];
-    assert_int_equal(site("schema: 1\nlimits: {max_parameters: 10}\n", &builtin, &e), 0);
+    assert_int_equal(site("schema: 1\nlimits: {max_parameters: 10, max_artifact_bytes: 4096}\n",
+                          &builtin, &e), 0);
+    assert_int_equal(builtin.max_artifact_bytes, 4096);   /* the worker's download cap */
     assert_int_equal(site("schema: 1\nlimits: {max_parameters: 10}\ntrainer:\n  kind: command\n"
                           "  command: [python3, plug.py]\n", &command, &e), 0);
 
