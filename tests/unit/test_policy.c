@@ -1087,7 +1087,7 @@ static void every_error_of_a_site_policy_is_reported(void **state)
         "with a letter or digit, got \"FPT\"",
         "t.yaml:4:21: allow.proposers: \"hust\" is listed twice",
         "t.yaml:6:3: limits.max_gpus: unknown key; valid keys here: max_parameters, "
-        "max_rounds, max_local_steps, max_batch_size, max_seq_len, max_tokens_per_round",
+        "max_artifact_bytes, max_rounds, max_local_steps, max_batch_size, max_seq_len, max_tokens_per_round",
         "t.yaml:7:15: limits.max_rounds: expected an integer in [0, 10000000], got -1",
         "t.yaml:8:24: require.max_epsilon: expected a finite number > 0, got 0",
         NULL});
@@ -2054,7 +2054,7 @@ static void test_site(void **state)
     rc = site_text("schema: 1\nlimits:\n  max_gpus: 4\n", &t, &e);
     assert_int_equal(rc, POLICY_ERR_UNKNOWN_KEY);
     assert_string_equal(e.message, "site.yaml:3:3: limits.max_gpus: unknown key; valid keys "
-                        "here: max_parameters, max_rounds, max_local_steps, max_batch_size, "
+                        "here: max_parameters, max_artifact_bytes, max_rounds, max_local_steps, max_batch_size, "
                         "max_seq_len, max_tokens_per_round");
     rc = site_text("schema: 1\nallow:\n  experiments: [\"a/b\"]\n", &t, &e);
     assert_int_equal(rc, POLICY_ERR_RANGE);
