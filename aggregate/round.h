@@ -33,6 +33,10 @@ struct agg_update {
     const uint8_t *payload;       /* the compressed update as the member sent it */
     size_t len;
     uint8_t payload_hash[32];     /* BLAKE2b-256 of payload (as update_accepted records) */
+    int mapped;                   /* 1: payload is a read-only private file mapping: a reader
+                                   * may madvise(MADV_DONTNEED) page ranges it has consumed
+                                   * (they come back from the file when touched again); 0:
+                                   * heap memory, never madvised */
 };
 
 /* The update's weight under aggregation.weighting: tokens, samples or 1. */
