@@ -93,7 +93,8 @@ if [ $quick -eq 0 ]; then
     fi
 
     if [ -x scripts/fuzz.sh ]; then
-        echo "== fuzz targets, briefly (scripts/fuzz.sh ${AULAC_FUZZ_SECONDS:-10})"
+        export AULAC_FUZZ_SECONDS=${AULAC_FUZZ_SECONDS:-10}   # per target (fuzz.sh alone: 20)
+        echo "== fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS)"
         run_script scripts/fuzz.sh fuzz 600
     fi
 fi
