@@ -35,6 +35,7 @@ static const char usage[] =
     "                                [--key FILE] [--json]\n"
     "       aulac ledger export      SOURCE [--from N] [--to M]\n"
     "       aulac ledger export      --data-dir D --payloads DIR\n"
+    "       aulac ledger replay      (--data-dir D | --export DIR) [--experiment ID]\n"
     "\n"
     LEDGER_SOURCE_USAGE
     "\n"
@@ -59,6 +60,11 @@ static const char usage[] =
     "             coordinator still keeps into DIR/payloads/<payload hash hex>.bin;\n"
     "             says on stderr how many were written and how many are missing. Then\n"
     "             anyone can run: aulac credits verify --export DIR --eval-set FILE\n"
+    "             or aulac ledger replay --export DIR\n"
+    "replay       recomputes every round's global model from round 0 out of the ledger\n"
+    "             and the payloads (data dir or export) and checks each aggregate and\n"
+    "             model hash round_closed recorded; names the first round that differs\n"
+    "             (aulac ledger replay --help)\n"
     "\n"
     "  --key FILE   the coordinator's public key file to check signatures with\n"
     "               (default: the key the genesis entry names; over RPC also the key\n"
@@ -893,6 +899,8 @@ int cmd_ledger(int argc, char **argv)
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "replay") == 0)   /* its own options: aulac ledger replay --help */
+        return cmd_ledger_replay(argc - 1, argv + 1);
     static const char *subs[] = { "show", "verify", "checkpoint", "proof", "consistency",
                                   "export" };
     struct opts o = { .sub = argv[1] };
@@ -901,7 +909,7 @@ int cmd_ledger(int argc, char **argv)
         known |= strcmp(o.sub, subs[i]) == 0;
     if (!known)
         return cli_usage_error(CMD, usage, "unknown subcommand '%s' (show, verify, checkpoint, "
-                               "proof, consistency or export)", o.sub);
+                               "proof, consistency, export or replay)", o.sub);
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;

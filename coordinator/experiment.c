@@ -343,8 +343,8 @@ static int close_compute(struct coord *c, struct close_job *j)
         return 1;
     char why[400];
     /* The round's average update by the policy's rule, in member-id order, into avg. */
-    if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up, &j->outcome, why,
-                      sizeof why) != 0)
+    if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up,
+                      c->have_dp_seed ? c->dp_seed : NULL, &j->outcome, why, sizeof why) != 0)
         close_failed(why);
     round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
     uint8_t seed[32];
