@@ -90,9 +90,10 @@ static const char replay_usage[] =
     "    aggregate_hash, then the outer optimizer and the downlink error feedback carried\n"
     "    across rounds (aggregate/outer.h), whose hash must be round_closed's model_hash;\n"
     "  - differential privacy: the noise of round R is drawn from (seed, R) (PRIVACY.md):\n"
-    "    the seed is committed in experiment_started and revealed in the experiment's end\n"
-    "    entry. After the reveal (seed checked against the commitment) the noise is\n"
-    "    recomputed and every round checked; before it (a running experiment), or in a\n"
+    "    experiment_started commits to the seed (BLAKE2b-256); once the experiment has\n"
+    "    ended the seed is revealed with the payloads (D/experiments/<id>/dp-noise-seed,\n"
+    "    or DIR/dp-seeds/<id>.seed in an export), checked against the commitment, and\n"
+    "    every round's noise recomputed; before that (a running experiment), or in a\n"
     "    ledger written before seeds were committed, its rounds are listed NOT CHECKED\n"
     "    with the reason.\n"
     "The aggregate is a function of the ledger and the payloads alone: the updates are\n"
@@ -280,7 +281,7 @@ static int run_replay(const struct replay_cmd *cmd, int argc, char **argv)
     struct replay_entries src = { 0 };
     struct ledger *l = NULL;
     struct export_reader *xr = NULL;
-    char why[1600], payloads[4096];
+    char why[1600], payloads[4096], seeds[4096];
     if (o.data_dir) {
         struct ledger_options lo = { .read_only = 1 };
         rc = ledger_open(o.data_dir, &lo, &l);
@@ -335,6 +336,8 @@ static int run_replay(const struct replay_cmd *cmd, int argc, char **argv)
         src.arg = xr;
         snprintf(payloads, sizeof payloads, "%s/payloads", o.export_dir);
         ro.payload_dir = payloads;
+        snprintf(seeds, sizeof seeds, "%s/dp-seeds", o.export_dir);
+        ro.seed_dir = seeds;
     }
     fflush(stdout);
     struct replay_summary sum;

@@ -119,20 +119,10 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
         memcpy(e.u.experiment.model_hash, model_hash, 32);
     e.u.experiment.rounds = rounds;
     e.u.experiment.reason = (char *)reason;
-    if (type == ENTRY_EXPERIMENT_STARTED) {
-        if (c->have_dp_seed && strcmp(experiment, c->experiment) == 0)
-            agg_dp_seed_commitment(c->dp_seed, e.u.experiment.dp_seed_commitment);
-    } else {
-        /* The end of the experiment: its noise seed is no longer secret (PRIVACY.md). */
-        int src = coord_dp_seed_read(c, experiment, e.u.experiment.dp_seed);
-        if (src < 0)
-            log_warn("experiment %s: its DP noise seed cannot be read (%s): its end entry "
-                     "does not reveal it, so replay cannot check its noise", experiment,
-                     strerror(-src));
-    }
-    int rc = record_append(c, txn, &e, NULL);
-    sodium_memzero(e.u.experiment.dp_seed, sizeof e.u.experiment.dp_seed);
-    return rc;
+    if (type == ENTRY_EXPERIMENT_STARTED && c->have_dp_seed &&
+        strcmp(experiment, c->experiment) == 0)
+        agg_dp_seed_commitment(c->dp_seed, e.u.experiment.dp_seed_commitment);
+    return record_append(c, txn, &e, NULL);
 }
 
 static int record_experiment(struct coord *c, MDB_txn *txn, enum entry_type type,

@@ -21,8 +21,7 @@ int record_experiment_started(struct coord *c, MDB_txn *txn);
 int record_experiment_finished(struct coord *c, MDB_txn *txn, const char *reason);
 /* Any of the four experiment entries, of an experiment that need not be loaded.
  * experiment_started of the loaded experiment with c->have_dp_seed carries the seed's
- * commitment (agg_dp_seed_commitment); an end entry (finished, cancelled, failed) reveals
- * the experiment's seed when its dp-noise-seed file exists (PRIVACY.md).
+ * commitment (agg_dp_seed_commitment, PRIVACY.md).
  * proposal_hash the approved policy_proposed motion's, model_hash (NULL: none) its initial or last model, rounds planned (started) or closed,
  * reason (cancelled, failed; may be NULL). */
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
@@ -32,8 +31,9 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
 /* The DP noise seed of `experiment` (privacy on): <data dir>/experiments/<id>/dp-noise-seed,
  * 32 bytes, 0600. coord_dp_seed_read: 0, 1 when there is none, -errno. coord_dp_seed_make:
  * reads it, or draws one from libsodium's CSPRNG and writes it (atomically, fsynced)
- * when there is none; 0 or -errno. Nothing else reads the file: the seed leaves the data
- * directory only in the experiment's end entry (record_experiment_event). */
+ * when there is none; 0 or -errno. The coordinator serves it nowhere (status, API, HTTP,
+ * logs); it leaves the data directory only with the payloads, once the experiment has
+ * ended (`aulac ledger export --payloads`: PRIVACY.md, "Replaying the noise"). */
 int coord_dp_seed_read(const struct coord *c, const char *experiment, uint8_t seed[32]);
 int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t seed[32]);
 

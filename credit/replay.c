@@ -12,8 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "aggregate/robust.h"
 #include "aggregate/round.h"
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "common/why.h"
 #include "credit/evalset.h"
@@ -137,8 +140,6 @@ struct exp_info {
     uint64_t n_closed;              /* round_closed entries */
     int has_credits;
     uint8_t dp_commit[32];          /* experiment_started's dp_seed_commitment (zero: none) */
-    uint8_t dp_seed[32];            /* the end entry's revealed seed (zero: none yet) */
-    uint64_t dp_reveal_index;
 };
 
 struct motion_ref {
@@ -278,8 +279,6 @@ static int map_ledger(struct run *r, struct ledger_map *m, char *why, size_t cap
             if ((x = find_exp(m, e.u.experiment.experiment)) && x->ended == UINT64_MAX) {
                 x->ended = i;
                 x->end_type = e.type;
-                memcpy(x->dp_seed, e.u.experiment.dp_seed, 32);
-                x->dp_reveal_index = i;
             }
             break;
         case ENTRY_ROUND_CLOSED:
@@ -373,6 +372,8 @@ struct exp_state {
      * is recomputed); else dp_why says why not, dp_bad when that is a mismatch */
     int dp_noise, dp_ok, dp_bad;
     const char *dp_why;
+    char dp_why_buf[4600];
+    uint8_t dp_seed[32];            /* the revealed seed (dp_ok) */
 };
 
 static void finding(struct round_state *rs, const char *fmt, ...)
@@ -618,34 +619,52 @@ static void dp_setup(struct exp_state *x)
     if (!x->policy.privacy.enabled || x->policy.privacy.noise_multiplier == 0)
         return;
     x->dp_noise = 1;
+    const struct replay_options *o = x->r->o;
+    char path[4300];
+    if (o->data_dir)
+        snprintf(path, sizeof path, "%s/experiments/%s/dp-noise-seed", o->data_dir, info->id);
+    else
+        snprintf(path, sizeof path, "%s/%s.seed", o->seed_dir ? o->seed_dir : ".", info->id);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = info->ended == UINT64_MAX ? 1 : file_read_all(path, 64, &buf, &len);
     if (is_zero(info->dp_commit, 32)) {
         x->dp_why = "its DP noise cannot be checked: experiment_started commits to no noise "
                     "seed (the experiment was started by a version that drew the noise from "
                     "the CSPRNG)";
-    } else if (is_zero(info->dp_seed, 32)) {
-        x->dp_why = info->ended == UINT64_MAX
-            ? "its DP noise seed is revealed when the experiment ends (it is running): "
-              "replay it again then"
-            : "its DP noise cannot be checked: the experiment's end entry reveals no seed";
+    } else if (info->ended == UINT64_MAX) {
+        x->dp_why = "its DP noise seed is revealed (with the payloads) when the experiment "
+                    "ends, and it is running: replay it again then";
+    } else if (rc != 0 || len != AGG_DP_SEED_BYTES) {
+        snprintf(x->dp_why_buf, sizeof x->dp_why_buf, "its DP noise cannot be checked: no "
+                 "noise seed at %s (%s; `aulac ledger export --payloads` writes it beside the "
+                 "payloads once the experiment has ended)", path,
+                 rc == -ENOENT ? "no such file" : rc != 0 ? strerror(-rc) : "not 32 bytes");
+        x->dp_why = x->dp_why_buf;
     } else {
+        memcpy(x->dp_seed, buf, AGG_DP_SEED_BYTES);
         uint8_t h[32];
-        agg_dp_seed_commitment(info->dp_seed, h);
+        agg_dp_seed_commitment(x->dp_seed, h);
         if (!crypto_equal(h, info->dp_commit, 32)) {
-            emit(x->r, "experiment %s: MISMATCH: the DP noise seed revealed in entry #%" PRIu64
-                 " hashes to %s, experiment_started committed to %s", info->id,
-                 info->dp_reveal_index, shorthex(h).s, shorthex(info->dp_commit).s);
+            emit(x->r, "experiment %s: MISMATCH: its DP noise seed %s hashes to %s, "
+                 "experiment_started committed to %s", info->id, path, shorthex(h).s,
+                 shorthex(info->dp_commit).s);
             x->r->sum->problems++;
             x->dp_bad = 1;
-            x->dp_why = "the revealed DP noise seed is not the committed one";
-            return;
+            x->dp_why = "its DP noise seed is not the committed one";
+        } else {
+            x->dp_ok = 1;
+            emit(x->r, "experiment %s: DP noise seed %s = the commitment of experiment_started "
+                 "(%s): the noise of every round is recomputed", info->id, path,
+                 shorthex(info->dp_commit).s);
         }
-        x->dp_ok = 1;
-        emit(x->r, "experiment %s: DP noise seed revealed in entry #%" PRIu64 " = the "
-             "commitment of experiment_started (%s): the noise of every round is recomputed",
-             info->id, info->dp_reveal_index, shorthex(info->dp_commit).s);
-        return;
     }
-    emit(x->r, "experiment %s: %s", info->id, x->dp_why);
+    if (buf) {
+        sodium_memzero(buf, len);
+        free(buf);
+    }
+    if (!x->dp_ok && !x->dp_bad)
+        emit(x->r, "experiment %s: %s", info->id, x->dp_why);
 }
 
 /* Buffers, outer state, model 0 (hash-checked). 0, 1 (reported: no model to start
@@ -926,7 +945,7 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
             size_t used = 0;
             for (size_t i = 0; i < n; i++)
                 used += stats[i].used != 0;
-            arc = agg_dp_noise(&x->policy, &plan, used, x->info->dp_seed, rc_e->round, x->avg,
+            arc = agg_dp_noise(&x->policy, &plan, used, x->dp_seed, rc_e->round, x->avg,
                                x->n);
             if (arc != 0)
                 snprintf(w, sizeof w, "the DP noise cannot be recomputed (%d)", arc);

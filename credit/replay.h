@@ -21,9 +21,10 @@
  *     policy's aggregation rule, aggregate/robust.h; whose
  *     hash must be round_closed's aggregate_hash) and agg_next_model (outer state and
  *     downlink residual carried across rounds), whose hash must be round_closed's
- *     model_hash; under privacy the DP noise is recomputed (agg_dp_noise) from the seed the
- *     experiment's end entry reveals, after checking it against experiment_started's
- *     commitment; before the reveal (or in a ledger without a commitment) the round is
+ *     model_hash; under privacy the DP noise is recomputed (agg_dp_noise) from the seed
+ *     revealed with the payloads once the experiment has ended (replay_options.seed_dir),
+ *     after checking it against experiment_started's commitment; before that (a running
+ *     experiment, or a ledger without a commitment) the round is
  *     not rebuilt and says why (rounds_unchecked; credits verify then takes the round's
  *     model as recorded, as its count measures need no model); then the round's contribution_scores entry is compared: members,
  *     payload hashes, measures, evaluation-set hash, seed, evaluations and exact
@@ -64,6 +65,10 @@ struct replay_options {
      * coordinator's retention store), or payload_dir/<hex>.bin (an export). One. */
     const char *data_dir;
     const char *payload_dir;
+    /* Where the DP noise seeds of ended experiments are (privacy): with data_dir its
+     * experiments/<id>/dp-noise-seed; with payload_dir, seed_dir/<id>.seed (an export's
+     * dp-seeds/). Each must hash to experiment_started's dp_seed_commitment. */
+    const char *seed_dir;
     /* The evaluation set (loo, shapley): evalset_file, or evalset_dir/<the policy's
      * contribution.evaluation_set.name>; its hash must be the policy's. */
     const char *evalset_file;

@@ -183,7 +183,6 @@ static const struct field experiment_finished_fields[] = {
     F(4, K_U64, REQ, struct entry_experiment, rounds),
     F(5, K_TEXT, OPT, struct entry_experiment, reason),   /* why it ended early */
     F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
-    F(7, K_H32, OPT, struct entry_experiment, dp_seed),
     END
 };
 
@@ -194,7 +193,6 @@ static const struct field experiment_stopped_fields[] = {   /* cancelled, failed
     F(4, K_U64,  REQ, struct entry_experiment, rounds),
     F(5, K_TEXT, REQ, struct entry_experiment, reason),
     F(6, K_H32,  OPT, struct entry_experiment, proposal_hash),
-    F(7, K_H32,  OPT, struct entry_experiment, dp_seed),
     END
 };
 
