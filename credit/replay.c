@@ -1302,6 +1302,7 @@ static int on_credits(struct exp_state *x, const struct entry_credits *e, char *
 
 static void exp_free(struct exp_state *x)
 {
+    sodium_memzero(x->dp_seed, sizeof x->dp_seed);
     if (x->have_policy)
         policy_free(&x->policy);
     model_layout_free(&x->layout);
