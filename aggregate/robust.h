@@ -87,7 +87,8 @@ int agg_combine_coalition(const struct policy *p, const struct policy_round_plan
  *            r = sqrt(-2 ln u1), avg[j] += (float)(s r cos(2 pi u2)),
  *            avg[j+1] += (float)(s r sin(2 pi u2)) (when j + 1 < n_params)
  * in IEEE double (aggregate/README.md has a test vector). The seed is 32 bytes from
- * libsodium's CSPRNG, drawn when the experiment starts and kept secret until it ends. */
+ * libsodium's CSPRNG, drawn when the experiment starts, committed in experiment_started,
+ * and handed out only with the payloads once the experiment has ended. */
 #define AGG_DP_SEED_BYTES 32
 int agg_dp_noise(const struct policy *p, const struct policy_round_plan *plan, size_t k,
                  const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, float *avg,

@@ -316,7 +316,8 @@ struct round_state {
     uint64_t round;
     int replayed;                   /* the model was rebuilt */
     int noised;                     /* privacy: the average and the model carry DP noise
-                                       that is never published: both taken as recorded */
+                                       whose seed is not at hand (running, or no
+                                       commitment): both taken as recorded */
     int scored;                     /* s holds the recomputed scores */
     int scores_seen;
     struct credit_round_scores s;
@@ -465,8 +466,8 @@ static void round_finish(struct exp_state *x)
                          ? (rs->s.exact ? ", exact Shapley" : ", GTG-Shapley") : "");
         }
         if (rs->noised)
-            emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise, which is "
-                 "never published, so they are not rebuilt; %s exact)",
+            emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise whose seed "
+                 "is not at hand (above), so they are not rebuilt; %s exact)",
                  rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure");
         else if (rs->unscorable)
             emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; not scored, as "
