@@ -399,31 +399,6 @@ void experiment_unload(struct coord *c)
     c->n_eligible = 0;
 }
 
-/* Privacy on: the loaded experiment's DP noise seed into c->dp_seed (read from its file,
- * or drawn and written there first: coord_dp_seed_make). fresh: the experiment starts
- * now (its experiment_started commits to the seed); else it resumes, and a seed drawn
- * now (an experiment started by a version without seeds) has no commitment. */
-static int dp_seed_load(struct coord *c, int fresh)
-{
-    c->have_dp_seed = 0;
-    if (!c->policy.privacy.enabled)
-        return 0;
-    int had = coord_dp_seed_read(c, c->experiment, c->dp_seed) == 0;
-    int rc = had ? 0 : coord_dp_seed_make(c, c->experiment, c->dp_seed);
-    if (rc != 0) {
-        log_error("experiment %s: cannot keep its DP noise seed in %s/experiments/%s/"
-                  "dp-noise-seed: %s", c->experiment, c->opt.data_dir, c->experiment,
-                  strerror(-rc));
-        return COORD_ERR_STATE;
-    }
-    if (!fresh && !had)
-        log_warn("experiment %s: no DP noise seed was kept (started by an earlier version): "
-                 "a new one is drawn; its experiment_started commits to none, so replay "
-                 "cannot check the noise of its rounds", c->experiment);
-    c->have_dp_seed = 1;
-    return 0;
-}
-
 /* The loaded (queued) experiment info starts: round-0 model, experiment_started, the
  * record running and out of the queue, in one transaction. */
 static int start_loaded(struct coord *c, const struct experiment_info *info, char *why,
@@ -462,7 +437,7 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     c->state = EXP_RUNNING;
     c->rnd.number = 1;
     c->total_rounds = c->policy.training.rounds;
-    if ((rc = dp_seed_load(c, 1)) != 0) {
+    if ((rc = coord_dp_seed_load(c, 1)) != 0) {
         c->rnd.base = NULL;
         c->state = EXP_IDLE;
         snapshot_release(c, s);
@@ -657,7 +632,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         return rc;
     }
     c->rnd.base = s;
-    if (c->state == EXP_RUNNING && (rc = dp_seed_load(c, 0)) != 0)
+    if (c->state == EXP_RUNNING && (rc = coord_dp_seed_load(c, 0)) != 0)
         return rc;
     if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
         (rc = down_residual_load(c, rec->completed_rounds)) != 0)

@@ -106,6 +106,31 @@ int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t se
     return file_write_atomic(path, seed, AGG_DP_SEED_BYTES, 0600);
 }
 
+/* Privacy on: the loaded experiment's DP noise seed into c->dp_seed (read from its file,
+ * or drawn and written there first: coord_dp_seed_make). fresh: the experiment starts
+ * now (its experiment_started commits to the seed); else it resumes, and a seed drawn
+ * now (an experiment started by a version without seeds) has no commitment. */
+int coord_dp_seed_load(struct coord *c, int fresh)
+{
+    c->have_dp_seed = 0;
+    if (!c->policy.privacy.enabled)
+        return 0;
+    int had = coord_dp_seed_read(c, c->experiment, c->dp_seed) == 0;
+    int rc = had ? 0 : coord_dp_seed_make(c, c->experiment, c->dp_seed);
+    if (rc != 0) {
+        log_error("experiment %s: cannot keep its DP noise seed in %s/experiments/%s/"
+                  "dp-noise-seed: %s", c->experiment, c->opt.data_dir, c->experiment,
+                  strerror(-rc));
+        return COORD_ERR_STATE;
+    }
+    if (!fresh && !had)
+        log_warn("experiment %s: no DP noise seed was kept (started by an earlier version): "
+                 "a new one is drawn; its experiment_started commits to none, so replay "
+                 "cannot check the noise of its rounds", c->experiment);
+    c->have_dp_seed = 1;
+    return 0;
+}
+
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
