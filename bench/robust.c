@@ -49,7 +49,7 @@
  * in that run, noise multiplier z for each of --dp-z (default 0.5, 1, 2; z = 0 gives
  * clipping alone), delta 1e-5: loss gap against the reference and epsilon after the
  * rounds run, rdp_epsilon(1, z, R, 1e-5) (privacy/rdp.h: every member in every round,
- * q = 1). The noise comes from libsodium's CSPRNG (agg_dp_noise): those rows change run
+ * q = 1). The noise is agg_dp_noise's under a seed from libsodium's CSPRNG: those rows change run
  * to run; everything else is seeded from the policy and member ids and does not depend
  * on --jobs or load.
  *
@@ -59,6 +59,7 @@
 #include <getopt.h>
 #include <math.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,7 +343,10 @@ static int simulate(const struct settings *s, struct run *rn)
                     att_sent++;
                     att_used += stat[k].used != 0;
                 }
-        if (rn->dp == 2 && (rc = agg_dp_noise(&pc, &plan, (size_t)nm, avg, np)) != 0) {
+        uint8_t dp_seed[AGG_DP_SEED_BYTES];
+        randombytes_buf(dp_seed, sizeof dp_seed);   /* a fresh seed per run, as before */
+        if (rn->dp == 2 &&
+            (rc = agg_dp_noise(&pc, &plan, (size_t)nm, dp_seed, r, avg, np)) != 0) {
             snprintf(rn->why, sizeof rn->why, "agg_dp_noise failed (%d)", rc);
             goto out;
         }

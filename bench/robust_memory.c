@@ -19,6 +19,7 @@
  * the model's fp32 bytes, and its time. */
 #include <getopt.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,8 +200,10 @@ int main(int argc, char **argv)
             double t = now();
             int rc = agg_combine(&q, &plan, n, u, members, NULL, avg, scratch, st, why,
                                  sizeof why);
+            uint8_t dp_seed[AGG_DP_SEED_BYTES];
+            randombytes_buf(dp_seed, sizeof dp_seed);
             if (!rc && runs[e].dp)
-                rc = agg_dp_noise(&q, &plan, members, avg, n);
+                rc = agg_dp_noise(&q, &plan, members, dp_seed, 1, avg, n);
             t = now() - t;
             if (rc) {
                 fprintf(stderr, "%s: %s\n", runs[e].name, why);

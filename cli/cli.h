@@ -21,6 +21,7 @@ int cmd_roster(int argc, char **argv);   /* add | show */      /* init | issue *
  * table (cli/credits_show.c: aulac credits SOURCE [--experiment ID] [--format
  * table|csv|json]); argv[0] is "verify" / "credits". */
 int cmd_credits_verify(int argc, char **argv);
+int cmd_ledger_replay(int argc, char **argv);   /* cli/credits_verify.c: the same replay */
 int cmd_credits_show(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_artifact(int argc, char **argv); /* put | get (cli/artifact_cmd.c) */   /* SOURCE --experiment ID --out FILE */

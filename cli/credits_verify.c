@@ -1,7 +1,10 @@
 /* aulac credits verify: recompute every contribution score, model and credit of the
  * ledger's experiments from the ledger, the accepted payloads and the evaluation set
  * alone (credit/replay.h), from the coordinator's data directory or from an export
- * (`aulac ledger export --data-dir D --payloads DIR`) on any machine. */
+ * (`aulac ledger export --data-dir D --payloads DIR`) on any machine.
+ * aulac ledger replay: the same replay (one function, run_replay) for the models alone:
+ * every round's average and model from round 0, against the hashes round_closed
+ * recorded, naming the first round that differs. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <sodium.h>
@@ -70,9 +73,62 @@ static const char usage[] =
     "Progress goes to stderr. Exit status: 0 when every round and credit matches, 1 on\n"
     "any mismatch, missing or altered payload, or when nothing could be checked, 2 usage.\n";
 
+#define REPLAY_CMD "ledger replay"
+
+static const char replay_usage[] =
+    "usage: aulac ledger replay --data-dir D [--artifacts DIR] [--experiment ID]\n"
+    "       aulac ledger replay --export DIR [--artifacts DIR] [--experiment ID]\n"
+    "\n"
+    "Recomputes every round's global model of each experiment from round 0, from the ledger\n"
+    "and the accepted payloads alone, and checks the hashes the coordinator recorded:\n"
+    "  - model 0: gpt2_init_params(model.seed) of the experiment's policy (its\n"
+    "    policy_proposed document, hash checked), or the tensors of its pinned model.init\n"
+    "    file; its hash must be experiment_started's;\n"
+    "  - each round: its update_accepted entries in member-id order, each payload by its\n"
+    "    hash (a missing or altered payload is named with its round and member), the\n"
+    "    policy's aggregation rule (aggregate/robust.h), whose hash must be round_closed's\n"
+    "    aggregate_hash, then the outer optimizer and the downlink error feedback carried\n"
+    "    across rounds (aggregate/outer.h), whose hash must be round_closed's model_hash;\n"
+    "  - differential privacy: the noise of round R is drawn from (seed, R) (PRIVACY.md):\n"
+    "    experiment_started commits to the seed (BLAKE2b-256); once the experiment has\n"
+    "    ended the seed is revealed with the payloads (D/experiments/<id>/dp-noise-seed,\n"
+    "    or DIR/dp-seeds/<id>.seed in an export), checked against the commitment, and\n"
+    "    every round's noise recomputed; before that (a running experiment), or in a\n"
+    "    ledger written before seeds were committed, its rounds are listed NOT CHECKED\n"
+    "    with the reason.\n"
+    "The aggregate is a function of the ledger and the payloads alone: the updates are\n"
+    "combined in member-id order whatever order they arrived in, on one thread.\n"
+    "One line per round (\"round 3: match (...)\", \"round 3: MISMATCH: ...\", or\n"
+    "\"round 3: NOT CHECKED: ...\"), then a summary naming the first round that differs.\n"
+    "\n"
+    "  --data-dir D      the coordinator's data directory (opened read-only; it may be\n"
+    "                    running): its ledger and D/experiments/<id>/payloads/<hex>.bin\n"
+    "  --export DIR      what `aulac ledger export --data-dir D --payloads DIR` wrote:\n"
+    "                    DIR/entries.jsonl and DIR/payloads/<hex>.bin. The entries are\n"
+    "                    audited first as `aulac ledger verify` would (leaf hashes, signed\n"
+    "                    checkpoints, member signatures); an export that fails the audit\n"
+    "                    is still replayed, to name the rounds, and the exit status is 1\n"
+    "  --artifacts DIR   the files policies pin, as DIR/<BLAKE2b-256 hex> (default with\n"
+    "                    --data-dir: D/artifacts)\n"
+    "  --experiment ID   only this experiment (default: every one with a closed round)\n"
+    "\n"
+    "Progress goes to stderr. Exit status: 0 when every round checked matches (rounds not\n"
+    "checked are listed with why), 1 when a round differs, a payload is missing or\n"
+    "altered, the export fails its audit, or nothing could be replayed; 2 usage.\n";
+
 struct verify_opts {
     const char *data_dir, *export_dir, *eval_set, *eval_sets, *experiment, *artifacts;
 };
+
+/* Which command runs: credits verify (scores, models, credits) or ledger replay. */
+struct replay_cmd {
+    const char *name;             /* for messages: "credits verify" */
+    const char *usage;
+    int models_only;
+};
+
+static const struct replay_cmd credits_cmd = { CMD, usage, 0 };
+static const struct replay_cmd replay_cmd = { REPLAY_CMD, replay_usage, 1 };
 
 static void print_line(void *arg, const char *text)
 {
@@ -81,15 +137,20 @@ static void print_line(void *arg, const char *text)
     fflush(stdout);
 }
 
+struct progress_state {
+    time_t last;
+    const char *name;
+};
+
 /* At most one progress line a second: long replays show they are alive. */
 static void print_progress(void *arg, const char *text)
 {
-    time_t *last = arg;
+    struct progress_state *p = arg;
     time_t now = time(NULL);
-    if (now == *last)
+    if (now == p->last)
         return;
-    *last = now;
-    fprintf(stderr, "aulac credits verify: %s\n", text);
+    p->last = now;
+    fprintf(stderr, "aulac %s: %s\n", p->name, text);
 }
 
 static int ledger_get_cb(void *arg, uint64_t index, uint8_t **bytes, size_t *len, char *why,
@@ -107,8 +168,9 @@ static int export_get_cb(void *arg, uint64_t index, uint8_t **bytes, size_t *len
     return export_entry(arg, index, bytes, len, why, cap);
 }
 
-static int parse(int argc, char **argv, struct verify_opts *o)
+static int parse(const struct replay_cmd *rc_, int argc, char **argv, struct verify_opts *o)
 {
+    const char *cmd = rc_->name, *use = rc_->usage;
     static const struct option lo[] = {
         { "data-dir", required_argument, 0, 'd' }, { "export", required_argument, 0, 'x' },
         { "eval-set", required_argument, 0, 'e' }, { "eval-sets", required_argument, 0, 'E' },
@@ -122,24 +184,60 @@ static int parse(int argc, char **argv, struct verify_opts *o)
         switch (ch) {
         case 'd': o->data_dir = optarg; break;
         case 'x': o->export_dir = optarg; break;
-        case 'e': o->eval_set = optarg; break;
-        case 'E': o->eval_sets = optarg; break;
+        case 'e':
+        case 'E':
+            if (rc_->models_only)
+                return cli_usage_error(cmd, use, "ledger replay checks the models alone: no "
+                                       "evaluation set (credits verify checks the scores)");
+            if (ch == 'e')
+                o->eval_set = optarg;
+            else
+                o->eval_sets = optarg;
+            break;
         case 'm': o->experiment = optarg; break;
         case 'a': o->artifacts = optarg; break;
-        case 'h': fputs(usage, stdout); return 0;
+        case 'h': fputs(use, stdout); return 0;
         case ':':
-            return cli_usage_error(CMD, usage, "%s needs a value", argv[optind - 1]);
+            return cli_usage_error(cmd, use, "%s needs a value", argv[optind - 1]);
         default:
-            return cli_usage_error(CMD, usage, "unknown option '%s'", argv[optind - 1]);
+            return cli_usage_error(cmd, use, "unknown option '%s'", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return cli_usage_error(CMD, usage, "unexpected argument '%s'", argv[optind]);
+        return cli_usage_error(cmd, use, "unexpected argument '%s'", argv[optind]);
     if (!o->data_dir == !o->export_dir)
-        return cli_usage_error(CMD, usage, "give one source: --data-dir D or --export DIR");
+        return cli_usage_error(cmd, use, "give one source: --data-dir D or --export DIR");
     if (o->eval_set && o->eval_sets)
-        return cli_usage_error(CMD, usage, "--eval-set FILE or --eval-sets DIR, not both");
+        return cli_usage_error(cmd, use, "--eval-set FILE or --eval-sets DIR, not both");
     return -1;
+}
+
+/* ledger replay's summary: OK, or the first round that differs. */
+static int report_replay(const struct replay_summary *s, int audit_failed)
+{
+    char unchecked[120] = "";
+    if (s->rounds_unchecked)
+        snprintf(unchecked, sizeof unchecked, "; %" PRIu64 " DP round(s) not checked (above: "
+                 "why)", s->rounds_unchecked);
+    if (s->problems == 0 && !audit_failed) {
+        printf("ledger replay: OK: %" PRIu64 " experiment(s), %" PRIu64 " round(s): %" PRIu64
+               " model(s) rebuilt from round 0 bit for bit%s\n", s->experiments, s->rounds,
+               s->rounds_matched, unchecked);
+        return 0;
+    }
+    printf("ledger replay: FAILED: ");
+    if (s->have_first_bad)
+        printf("the first round that differs is round %" PRIu64 " of %s; ", s->first_bad_round,
+               s->first_bad_experiment);
+    printf("%" PRIu64 " problem(s): %" PRIu64 " of %" PRIu64 " round(s) match%s", s->problems,
+           s->rounds_matched, s->rounds, unchecked);
+    if (s->payloads_missing || s->payloads_altered)
+        printf("; %" PRIu64 " payload(s) missing, %" PRIu64 " altered", s->payloads_missing,
+               s->payloads_altered);
+    if (audit_failed)
+        printf("; the export fails its audit (above)");
+    printf("\n");
+    return 1;
 }
 
 static int report(const struct replay_summary *s)
@@ -162,40 +260,43 @@ static int report(const struct replay_summary *s)
     return 1;
 }
 
-int cmd_credits_verify(int argc, char **argv)
+/* The one replay both commands run: opens the source (a data directory, or an export
+ * audited first), runs credit_replay and reports. */
+static int run_replay(const struct replay_cmd *cmd, int argc, char **argv)
 {
     struct verify_opts o = { 0 };
-    int rc = parse(argc, argv, &o);
+    int rc = parse(cmd, argc, argv, &o);
     if (rc >= 0)
         return rc;
     if (sodium_init() < 0)
-        return cli_fail(CMD, "libsodium failed to initialize");
-    time_t last = 0;
+        return cli_fail(cmd->name, "libsodium failed to initialize");
+    struct progress_state ps = { 0, cmd->name };
     char evalsets[4096];
+    int audit_failed = 0;
     struct replay_options ro = {
         .evalset_file = o.eval_set, .evalset_dir = o.eval_sets, .experiment = o.experiment,
-        .artifacts_dir = o.artifacts,
-        .line = print_line, .progress = print_progress, .arg = &last,
+        .artifacts_dir = o.artifacts, .models_only = cmd->models_only,
+        .line = print_line, .progress = print_progress, .arg = &ps,
     };
     struct replay_entries src = { 0 };
     struct ledger *l = NULL;
     struct export_reader *xr = NULL;
-    char why[1600], payloads[4096];
+    char why[1600], payloads[4096], seeds[4096];
     if (o.data_dir) {
         struct ledger_options lo = { .read_only = 1 };
         rc = ledger_open(o.data_dir, &lo, &l);
         if (rc != 0)
-            return cli_fail(CMD, "cannot open the ledger in %s: %s", o.data_dir,
+            return cli_fail(cmd->name, "cannot open the ledger in %s: %s", o.data_dir,
                             ledger_strerror(rc));
         if ((rc = ledger_size(l, &src.size)) != 0) {
             ledger_close(l);
-            return cli_fail(CMD, "cannot read the ledger size in %s: %s", o.data_dir,
+            return cli_fail(cmd->name, "cannot read the ledger size in %s: %s", o.data_dir,
                             ledger_strerror(rc));
         }
         src.get = ledger_get_cb;
         src.arg = l;
         ro.data_dir = o.data_dir;
-        if (!o.eval_set && !o.eval_sets) {
+        if (!o.eval_set && !o.eval_sets && !cmd->models_only) {
             snprintf(evalsets, sizeof evalsets, "%s/evalsets", o.data_dir);
             ro.evalset_dir = evalsets;
         }
@@ -204,7 +305,7 @@ int cmd_credits_verify(int argc, char **argv)
     } else {
         char path[4096];
         snprintf(path, sizeof path, "%s/entries.jsonl", o.export_dir);
-        fprintf(stderr, "aulac credits verify: reading %s\n", path);
+        fprintf(stderr, "aulac %s: reading %s\n", cmd->name, path);
         rc = export_open(path, &xr, why, sizeof why);
         if (rc != 0) {
             printf("ledger export %s: FAILED: %s\n", path, why);
@@ -212,14 +313,21 @@ int cmd_credits_verify(int argc, char **argv)
         }
         struct export_audit a;
         rc = export_audit(xr, &a, why, sizeof why);
-        if (rc != 0) {
+        if (rc != 0 && cmd->models_only) {
+            /* The replay does not trust the entries either: it still names the rounds
+             * whose recorded hashes the payloads do not give. */
+            printf("ledger export %s: FAILED its audit: %s; replaying it anyway to name the "
+                   "rounds\n", path, why);
+            audit_failed = 1;
+        } else if (rc != 0) {
             printf("ledger export %s: FAILED: %s\n", path, why);
             export_close(xr);
             return 1;
         }
         char root[65];
         hex_encode(a.root, 32, root);
-        printf("ledger export %s: OK, %" PRIu64 " entries, root %s; %" PRIu64 " checkpoint(s) "
+        if (!audit_failed)
+            printf("ledger export %s: OK, %" PRIu64 " entries, root %s; %" PRIu64 " checkpoint(s) "
                "signed by %s (key ID %08x, from the genesis entry) match them; %" PRIu64
                " member signature(s) re-checked\n", path, a.size, root, a.checkpoints, a.key_name,
                (unsigned)a.key_id, a.signatures);
@@ -228,6 +336,8 @@ int cmd_credits_verify(int argc, char **argv)
         src.arg = xr;
         snprintf(payloads, sizeof payloads, "%s/payloads", o.export_dir);
         ro.payload_dir = payloads;
+        snprintf(seeds, sizeof seeds, "%s/dp-seeds", o.export_dir);
+        ro.seed_dir = seeds;
     }
     fflush(stdout);
     struct replay_summary sum;
@@ -235,6 +345,16 @@ int cmd_credits_verify(int argc, char **argv)
     ledger_close(l);
     export_close(xr);
     if (rc != 0)
-        return cli_fail(CMD, "%s", why);
-    return report(&sum);
+        return cli_fail(cmd->name, "%s", why);
+    return cmd->models_only ? report_replay(&sum, audit_failed) : report(&sum);
+}
+
+int cmd_credits_verify(int argc, char **argv)
+{
+    return run_replay(&credits_cmd, argc, argv);
+}
+
+int cmd_ledger_replay(int argc, char **argv)
+{
+    return run_replay(&replay_cmd, argc, argv);
 }

@@ -35,6 +35,7 @@ static const char usage[] =
     "                                [--key FILE] [--json]\n"
     "       aulac ledger export      SOURCE [--from N] [--to M]\n"
     "       aulac ledger export      --data-dir D --payloads DIR\n"
+    "       aulac ledger replay      (--data-dir D | --export DIR) [--experiment ID]\n"
     "\n"
     LEDGER_SOURCE_USAGE
     "\n"
@@ -57,8 +58,15 @@ static const char usage[] =
     "             With --payloads DIR (SOURCE --data-dir only, the whole ledger): those\n"
     "             lines into DIR/entries.jsonl, and each accepted update's payload the\n"
     "             coordinator still keeps into DIR/payloads/<payload hash hex>.bin;\n"
-    "             says on stderr how many were written and how many are missing. Then\n"
+    "             says on stderr how many were written and how many are missing; and\n"
+    "             each ended experiment's DP noise seed into DIR/dp-seeds/<id>.seed\n"
+    "             (privacy: PRIVACY.md, \"Replaying the noise\"). Then\n"
     "             anyone can run: aulac credits verify --export DIR --eval-set FILE\n"
+    "             or aulac ledger replay --export DIR\n"
+    "replay       recomputes every round's global model from round 0 out of the ledger\n"
+    "             and the payloads (data dir or export) and checks each aggregate and\n"
+    "             model hash round_closed recorded; names the first round that differs\n"
+    "             (aulac ledger replay --help)\n"
     "\n"
     "  --key FILE   the coordinator's public key file to check signatures with\n"
     "               (default: the key the genesis entry names; over RPC also the key\n"
@@ -109,7 +117,7 @@ static void json_string(const char *s)
  * (DATA_DIR/experiments/<id>/payloads/<hex>.bin) to DIR/payloads/<hex>.bin. */
 struct payload_export {
     const char *data_dir, *dir;
-    uint64_t written, missing, damaged;
+    uint64_t written, missing, damaged, seeds;
     char first_missing[200];
 };
 
@@ -189,6 +197,29 @@ static int export_payload(struct payload_export *pe, const struct entry_update *
     return 0;
 }
 
+/* An ended experiment's DP noise seed (privacy), which goes with its payloads:
+ * DATA_DIR/experiments/<id>/dp-noise-seed to DIR/dp-seeds/<id>.seed (PRIVACY.md,
+ * "Replaying the noise"); nothing when the experiment has none. */
+static int export_seed(struct payload_export *pe, const char *experiment)
+{
+    char src[PATH_MAX], dst[PATH_MAX], what[PATH_MAX + 8];
+    snprintf(src, sizeof src, "%s/experiments/%s/dp-noise-seed", pe->data_dir, experiment);
+    if (!file_exists(src))
+        return 0;
+    snprintf(dst, sizeof dst, "%s/dp-seeds", pe->dir);
+    int rc = file_mkdirs(dst, 0755);
+    if (rc != 0)
+        return cli_fail(CMD, "cannot create %s: %s", dst, strerror(-rc));
+    snprintf(dst, sizeof dst, "%s/dp-seeds/%s.seed", pe->dir, experiment);
+    uint8_t h[32];
+    rc = copy_payload(src, dst, h, what, sizeof what);
+    if (rc < 0)
+        return cli_fail(CMD, "cannot copy the DP noise seed of %s: %s: %s", experiment, what,
+                        strerror(-rc));
+    pe->seeds += rc == 0;
+    return 0;
+}
+
 struct show_ctx {
     int json, export_, bad;
     FILE *out;                  /* stdout, or DIR/entries.jsonl with --payloads */
@@ -250,6 +281,10 @@ static int show_one(uint64_t i, const uint8_t *bytes, size_t len, void *arg)
     int copy_rc = 0;
     if (rc == 0 && x->pe && e.type == ENTRY_UPDATE_ACCEPTED)
         copy_rc = export_payload(x->pe, &e.u.update);
+    if (rc == 0 && x->pe && (e.type == ENTRY_EXPERIMENT_FINISHED ||
+                             e.type == ENTRY_EXPERIMENT_CANCELLED ||
+                             e.type == ENTRY_EXPERIMENT_FAILED))
+        copy_rc = export_seed(x->pe, e.u.experiment.experiment);
     if (rc == 0)
         entry_free(&e);
     return copy_rc;
@@ -338,6 +373,9 @@ static int cmd_export_payloads(struct ledger_source *s, const struct opts *o)
                 pe.first_missing);
     if (pe.damaged)
         fprintf(stderr, "; %" PRIu64 " damaged (see above)", pe.damaged);
+    if (pe.seeds)
+        fprintf(stderr, "; the DP noise seed(s) of %" PRIu64 " ended experiment(s) to %s/dp-seeds",
+                pe.seeds, o->payloads);
     fputc('\n', stderr);
     if (x.bad)
         fprintf(stderr, "aulac ledger: some entries do not decode; run aulac ledger verify\n");
@@ -893,6 +931,8 @@ int cmd_ledger(int argc, char **argv)
         fputs(usage, argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (strcmp(argv[1], "replay") == 0)   /* its own options: aulac ledger replay --help */
+        return cmd_ledger_replay(argc - 1, argv + 1);
     static const char *subs[] = { "show", "verify", "checkpoint", "proof", "consistency",
                                   "export" };
     struct opts o = { .sub = argv[1] };
@@ -901,7 +941,7 @@ int cmd_ledger(int argc, char **argv)
         known |= strcmp(o.sub, subs[i]) == 0;
     if (!known)
         return cli_usage_error(CMD, usage, "unknown subcommand '%s' (show, verify, checkpoint, "
-                               "proof, consistency or export)", o.sub);
+                               "proof, consistency, export or replay)", o.sub);
     int rc = parse(argc, argv, &o);
     if (rc >= 0)
         return rc;

@@ -14,6 +14,8 @@ static const char usage[] =
     "  status          the coordinator's experiment, rounds and contributions\n"
     "  ledger show     print ledger entries (text or JSON lines)\n"
     "  ledger verify   recompute every leaf, the Merkle root and every signed checkpoint\n"
+    "  ledger replay   recompute every round's model from round 0 (ledger + payloads) and\n"
+    "                  check the hashes the ledger recorded\n"
     "  ledger checkpoint|proof|consistency|export   signed tree heads, inclusion and\n"
     "                  consistency proofs, JSON-lines export (data dir or coordinator)\n"
     "  witness check   cross-check the members' cosigned checkpoints: catch a split view\n"

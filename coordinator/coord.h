@@ -146,6 +146,12 @@ struct coord {
     struct policy policy;
     uint8_t policy_hash[32];
     uint8_t proposal_hash[32];      /* the approved proposal it runs (zero: none) */
+    /* Privacy on: the experiment's DP noise seed (aggregate/robust.h agg_dp_noise), drawn
+     * from the CSPRNG at its start, kept in <experiment dir>/dp-noise-seed (0600) and
+     * nowhere else until the end entry reveals it; BLAKE2b-256 of it is in
+     * experiment_started (PRIVACY.md). have_dp_seed 0 without privacy. */
+    uint8_t dp_seed[32];
+    int have_dp_seed;
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
     /* The model's layout (model/layout.h: names, shapes, the flat vector's order), from

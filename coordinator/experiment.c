@@ -342,9 +342,13 @@ static int close_compute(struct coord *c, struct close_job *j)
     if (!up)
         return 1;
     char why[400];
+    /* Privacy needs the experiment's noise seed (loaded at its start or resume; here only
+     * if privacy was switched on in a loaded policy, as tests do). */
+    if (c->policy.privacy.enabled && !c->have_dp_seed && coord_dp_seed_load(c, 0) != 0)
+        close_failed("the experiment's DP noise seed cannot be kept");
     /* The round's average update by the policy's rule, in member-id order, into avg. */
-    if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up, &j->outcome, why,
-                      sizeof why) != 0)
+    if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up,
+                      c->have_dp_seed ? c->dp_seed : NULL, &j->outcome, why, sizeof why) != 0)
         close_failed(why);
     round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
     uint8_t seed[32];

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "common/fileio.h"
 #include "common/hex.h"
@@ -386,6 +387,8 @@ void experiment_unload(struct coord *c)
     memset(&c->policy, 0, sizeof c->policy);
     memset(c->policy_hash, 0, 32);
     memset(c->proposal_hash, 0, 32);
+    sodium_memzero(c->dp_seed, sizeof c->dp_seed);
+    c->have_dp_seed = 0;
     memset(&c->cfg, 0, sizeof c->cfg);
     model_layout_free(&c->layout);
     c->down_on = c->down_ef = 0;
@@ -434,6 +437,12 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
     c->state = EXP_RUNNING;
     c->rnd.number = 1;
     c->total_rounds = c->policy.training.rounds;
+    if ((rc = coord_dp_seed_load(c, 1)) != 0) {
+        c->rnd.base = NULL;
+        c->state = EXP_IDLE;
+        snapshot_release(c, s);
+        return why_fail(why, cap, rc, "cannot keep the experiment's DP noise seed");
+    }
     c->rnd.opened_ms = time_now_unix_ms();
 
     struct experiment_info rec = *info;
@@ -623,6 +632,8 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         return rc;
     }
     c->rnd.base = s;
+    if (c->state == EXP_RUNNING && (rc = coord_dp_seed_load(c, 0)) != 0)
+        return rc;
     if ((rc = outer_state_load(c, rec->completed_rounds)) != 0 ||
         (rc = down_residual_load(c, rec->completed_rounds)) != 0)
         return rc;

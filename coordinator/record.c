@@ -1,10 +1,14 @@
 #include "coordinator/record.h"
 
+#include <errno.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aggregate/robust.h"
+#include "common/fileio.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "ledger/entry.h"
@@ -61,6 +65,72 @@ int record_genesis(struct coord *c, MDB_txn *txn)
     return rc;
 }
 
+static void dp_seed_path(const struct coord *c, const char *experiment, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/experiments/%s/dp-noise-seed", c->opt.data_dir, experiment);
+}
+
+int coord_dp_seed_read(const struct coord *c, const char *experiment, uint8_t seed[32])
+{
+    char path[4200];
+    dp_seed_path(c, experiment, path, sizeof path);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = file_read_all(path, 64, &buf, &len);
+    if (rc == -ENOENT)
+        return 1;
+    if (rc != 0)
+        return rc;
+    if (len != AGG_DP_SEED_BYTES) {
+        sodium_memzero(buf, len);
+        free(buf);
+        return -EINVAL;
+    }
+    memcpy(seed, buf, AGG_DP_SEED_BYTES);
+    sodium_memzero(buf, len);
+    free(buf);
+    return 0;
+}
+
+int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t seed[32])
+{
+    int rc = coord_dp_seed_read(c, experiment, seed);
+    if (rc <= 0)
+        return rc;
+    char path[4200], dir[4200];
+    snprintf(dir, sizeof dir, "%s/experiments/%s", c->opt.data_dir, experiment);
+    if ((rc = file_mkdirs(dir, 0700)) != 0)
+        return rc;
+    dp_seed_path(c, experiment, path, sizeof path);
+    randombytes_buf(seed, AGG_DP_SEED_BYTES);
+    return file_write_atomic(path, seed, AGG_DP_SEED_BYTES, 0600);
+}
+
+/* Privacy on: the loaded experiment's DP noise seed into c->dp_seed (read from its file,
+ * or drawn and written there first: coord_dp_seed_make). fresh: the experiment starts
+ * now (its experiment_started commits to the seed); else it resumes, and a seed drawn
+ * now (an experiment started by a version without seeds) has no commitment. */
+int coord_dp_seed_load(struct coord *c, int fresh)
+{
+    c->have_dp_seed = 0;
+    if (!c->policy.privacy.enabled)
+        return 0;
+    int had = coord_dp_seed_read(c, c->experiment, c->dp_seed) == 0;
+    int rc = had ? 0 : coord_dp_seed_make(c, c->experiment, c->dp_seed);
+    if (rc != 0) {
+        log_error("experiment %s: cannot keep its DP noise seed in %s/experiments/%s/"
+                  "dp-noise-seed: %s", c->experiment, c->opt.data_dir, c->experiment,
+                  strerror(-rc));
+        return COORD_ERR_STATE;
+    }
+    if (!fresh && !had)
+        log_warn("experiment %s: no DP noise seed was kept (started by an earlier version): "
+                 "a new one is drawn; its experiment_started commits to none, so replay "
+                 "cannot check the noise of its rounds", c->experiment);
+    c->have_dp_seed = 1;
+    return 0;
+}
+
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
@@ -74,6 +144,9 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
         memcpy(e.u.experiment.model_hash, model_hash, 32);
     e.u.experiment.rounds = rounds;
     e.u.experiment.reason = (char *)reason;
+    if (type == ENTRY_EXPERIMENT_STARTED && c->have_dp_seed &&
+        strcmp(experiment, c->experiment) == 0)
+        agg_dp_seed_commitment(c->dp_seed, e.u.experiment.dp_seed_commitment);
     return record_append(c, txn, &e, NULL);
 }
 

@@ -19,13 +19,29 @@ int record_genesis(struct coord *c, MDB_txn *txn);
 int record_experiment_started(struct coord *c, MDB_txn *txn);
 /* reason: NULL when it ran its planned rounds, else why it ended early (privacy budget). */
 int record_experiment_finished(struct coord *c, MDB_txn *txn, const char *reason);
-/* Any of the four experiment entries, of an experiment that need not be loaded:
+/* Any of the four experiment entries, of an experiment that need not be loaded.
+ * experiment_started of the loaded experiment with c->have_dp_seed carries the seed's
+ * commitment (agg_dp_seed_commitment, PRIVACY.md).
  * proposal_hash the approved policy_proposed motion's, model_hash (NULL: none) its initial or last model, rounds planned (started) or closed,
  * reason (cancelled, failed; may be NULL). */
 int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
                             uint64_t rounds, const char *reason);
+/* The DP noise seed of `experiment` (privacy on): <data dir>/experiments/<id>/dp-noise-seed,
+ * 32 bytes, 0600. coord_dp_seed_read: 0, 1 when there is none, -errno. coord_dp_seed_make:
+ * reads it, or draws one from libsodium's CSPRNG and writes it (atomically, fsynced)
+ * when there is none; 0 or -errno. The coordinator serves it nowhere (status, API, HTTP,
+ * logs); it leaves the data directory only with the payloads, once the experiment has
+ * ended (`aulac ledger export --payloads`: PRIVACY.md, "Replaying the noise"). */
+int coord_dp_seed_read(const struct coord *c, const char *experiment, uint8_t seed[32]);
+int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t seed[32]);
+/* Privacy on: the loaded experiment's seed into c->dp_seed, c->have_dp_seed = 1 (read, or
+ * drawn and kept first); privacy off: have_dp_seed = 0. fresh: it starts now (its
+ * experiment_started commits to the seed); else a seed drawn now has no commitment
+ * (logged). 0, or COORD_ERR_STATE (logged). Timer thread (or coord_open). */
+int coord_dp_seed_load(struct coord *c, int fresh);
+
 /* val_loss: the member's reported validation loss (informational, not signed). */
 int record_update_accepted(struct coord *c, MDB_txn *txn, const struct update_envelope *env,
                            const uint8_t signature[64], double train_loss, double val_loss,

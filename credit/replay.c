@@ -12,8 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "aggregate/robust.h"
 #include "aggregate/round.h"
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "common/why.h"
 #include "credit/evalset.h"
@@ -134,7 +137,9 @@ struct exp_info {
     uint8_t policy_hash[32], model_hash[32], proposal_hash[32];
     uint64_t planned_rounds;
     uint64_t n_scores;
+    uint64_t n_closed;              /* round_closed entries */
     int has_credits;
+    uint8_t dp_commit[32];          /* experiment_started's dp_seed_commitment (zero: none) */
 };
 
 struct motion_ref {
@@ -266,6 +271,7 @@ static int map_ledger(struct run *r, struct ledger_map *m, char *why, size_t cap
             memcpy(x->model_hash, e.u.experiment.model_hash, 32);
             memcpy(x->proposal_hash, e.u.experiment.proposal_hash, 32);
             x->planned_rounds = e.u.experiment.rounds;
+            memcpy(x->dp_commit, e.u.experiment.dp_seed_commitment, 32);
             break;
         case ENTRY_EXPERIMENT_FINISHED:
         case ENTRY_EXPERIMENT_CANCELLED:
@@ -274,6 +280,10 @@ static int map_ledger(struct run *r, struct ledger_map *m, char *why, size_t cap
                 x->ended = i;
                 x->end_type = e.type;
             }
+            break;
+        case ENTRY_ROUND_CLOSED:
+            if ((x = find_exp(m, e.u.round_closed.experiment)))
+                x->n_closed++;
             break;
         case ENTRY_CONTRIBUTION_SCORES:
             if ((x = find_exp(m, e.u.scores.experiment)))
@@ -306,7 +316,8 @@ struct round_state {
     uint64_t round;
     int replayed;                   /* the model was rebuilt */
     int noised;                     /* privacy: the average and the model carry DP noise
-                                       that is never published: both taken as recorded */
+                                       whose seed is not at hand (running, or no
+                                       commitment): both taken as recorded */
     int scored;                     /* s holds the recomputed scores */
     int scores_seen;
     struct credit_round_scores s;
@@ -314,6 +325,7 @@ struct round_state {
     size_t n;
     uint8_t seed[32];
     uint8_t model_hash[32];
+    uint8_t aggregate_hash[32];
     struct sbuf finds;
     unsigned n_finds;
     double max_diff;                /* over the values compared within the tolerance */
@@ -323,6 +335,10 @@ struct round_state {
                                        without a contribution_scores entry */
     char unscorable_why[600];
     const char *partial;            /* the model was rebuilt but the scores not checked */
+    const char *dp_unchecked;       /* models_only: why its DP noise cannot be recomputed
+                                       (seed not revealed or not committed): not rebuilt,
+                                       not a problem */
+    int dp_rebuilt;                 /* the DP noise was recomputed from the revealed seed */
 };
 
 struct exp_state {
@@ -351,8 +367,14 @@ struct exp_state {
     struct credit_totals rec_totals, new_totals;
     int new_complete;               /* every round recomputed and added to new_totals */
     int totals_failed;
-    uint64_t rounds, matched;
+    uint64_t rounds, matched, unchecked;
     int credits_seen, credits_ok;
+    /* privacy with noise: dp_ok when the revealed seed matches the commitment (the noise
+     * is recomputed); else dp_why says why not, dp_bad when that is a mismatch */
+    int dp_noise, dp_ok, dp_bad;
+    const char *dp_why;
+    char dp_why_buf[4600];
+    uint8_t dp_seed[32];            /* the revealed seed (dp_ok) */
 };
 
 static void finding(struct round_state *rs, const char *fmt, ...)
@@ -400,11 +422,23 @@ static void round_finish(struct exp_state *x)
     if (!rs->open)
         return;
     struct run *r = x->r;
-    if (!rs->scores_seen && x->have_policy && !rs->unscorable)
+    const int models_only = r->o->models_only;
+    if (!models_only && !rs->scores_seen && x->have_policy && !rs->unscorable)
         finding(rs, "no contribution_scores entry follows its round_closed");
     x->rounds++;
     r->sum->rounds++;
-    if (rs->not_replayed) {
+    const uint64_t problems_before = r->sum->problems;
+    if (rs->dp_unchecked && !rs->n_finds) {
+        emit(r, "round %" PRIu64 ": NOT CHECKED: %s", rs->round, rs->dp_unchecked);
+        x->unchecked++;
+        r->sum->rounds_unchecked++;
+    } else if (models_only && !rs->not_replayed && !rs->n_finds) {
+        emit(r, "round %" PRIu64 ": match (aggregate %s and model %s rebuilt bit for bit%s)",
+             rs->round, shorthex(rs->aggregate_hash).s, shorthex(rs->model_hash).s,
+             rs->dp_rebuilt ? "; DP noise recomputed from the revealed seed" : "");
+        x->matched++;
+        r->sum->rounds_matched++;
+    } else if (rs->not_replayed) {
         emit(r, "round %" PRIu64 ": NOT CHECKED: %s%s%s", rs->round, rs->not_replayed,
              rs->n_finds ? "; " : "", rs->n_finds ? rs->finds.s : "");
         r->sum->problems++;
@@ -432,8 +466,8 @@ static void round_finish(struct exp_state *x)
                          ? (rs->s.exact ? ", exact Shapley" : ", GTG-Shapley") : "");
         }
         if (rs->noised)
-            emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise, which is "
-                 "never published, so they are not rebuilt; %s exact)",
+            emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise whose seed "
+                 "is not at hand (above), so they are not rebuilt; %s exact)",
                  rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure");
         else if (rs->unscorable)
             emit(r, "round %" PRIu64 ": match (model %s rebuilt bit for bit; not scored, as "
@@ -444,6 +478,12 @@ static void round_finish(struct exp_state *x)
                  tolpart, evals);
         x->matched++;
         r->sum->rounds_matched++;
+    }
+    if (r->sum->problems > problems_before && !r->sum->have_first_bad) {
+        r->sum->have_first_bad = 1;
+        r->sum->first_bad_round = rs->round;
+        snprintf(r->sum->first_bad_experiment, sizeof r->sum->first_bad_experiment, "%s",
+                 x->info->id);
     }
     round_reset(rs);
 }
@@ -572,6 +612,62 @@ static int artifact_resolver(void *ctx, const char *key, const struct policy_fil
                     !o->artifacts_dir && o->data_dir ? "/artifacts" : "", hex, hex);
 }
 
+/* Privacy with noise: can the noise be recomputed? (the revealed seed against the
+ * commitment). Writes the experiment's line about it. */
+static void dp_setup(struct exp_state *x)
+{
+    const struct exp_info *info = x->info;
+    if (!x->policy.privacy.enabled || x->policy.privacy.noise_multiplier == 0)
+        return;
+    x->dp_noise = 1;
+    const struct replay_options *o = x->r->o;
+    char path[4300];
+    if (o->data_dir)
+        snprintf(path, sizeof path, "%s/experiments/%s/dp-noise-seed", o->data_dir, info->id);
+    else
+        snprintf(path, sizeof path, "%s/%s.seed", o->seed_dir ? o->seed_dir : ".", info->id);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = info->ended == UINT64_MAX ? 1 : file_read_all(path, 64, &buf, &len);
+    if (is_zero(info->dp_commit, 32)) {
+        x->dp_why = "its DP noise cannot be checked: experiment_started commits to no noise "
+                    "seed (the experiment was started by a version that drew the noise from "
+                    "the CSPRNG)";
+    } else if (info->ended == UINT64_MAX) {
+        x->dp_why = "its DP noise seed is revealed (with the payloads) when the experiment "
+                    "ends, and it is running: replay it again then";
+    } else if (rc != 0 || len != AGG_DP_SEED_BYTES) {
+        snprintf(x->dp_why_buf, sizeof x->dp_why_buf, "its DP noise cannot be checked: no "
+                 "noise seed at %s (%s; `aulac ledger export --payloads` writes it beside the "
+                 "payloads once the experiment has ended)", path,
+                 rc == -ENOENT ? "no such file" : rc != 0 ? strerror(-rc) : "not 32 bytes");
+        x->dp_why = x->dp_why_buf;
+    } else {
+        memcpy(x->dp_seed, buf, AGG_DP_SEED_BYTES);
+        uint8_t h[32];
+        agg_dp_seed_commitment(x->dp_seed, h);
+        if (!crypto_equal(h, info->dp_commit, 32)) {
+            emit(x->r, "experiment %s: MISMATCH: its DP noise seed %s hashes to %s, "
+                 "experiment_started committed to %s", info->id, path, shorthex(h).s,
+                 shorthex(info->dp_commit).s);
+            x->r->sum->problems++;
+            x->dp_bad = 1;
+            x->dp_why = "its DP noise seed is not the committed one";
+        } else {
+            x->dp_ok = 1;
+            emit(x->r, "experiment %s: DP noise seed %s = the commitment of experiment_started "
+                 "(%s): the noise of every round is recomputed", info->id, path,
+                 shorthex(info->dp_commit).s);
+        }
+    }
+    if (buf) {
+        sodium_memzero(buf, len);
+        free(buf);
+    }
+    if (!x->dp_ok && !x->dp_bad)
+        emit(x->r, "experiment %s: %s", info->id, x->dp_why);
+}
+
 /* Buffers, outer state, model 0 (hash-checked). 0, 1 (reported: no model to start
  * from), CREDIT_ERR_NOMEM. */
 static int exp_setup(struct exp_state *x)
@@ -628,7 +724,8 @@ static int exp_setup(struct exp_state *x)
         emit(x->r, "experiment %s: model 0 %s = experiment_started's", x->info->id,
              shorthex(x->base_hash).s);
     }
-    return load_evaluator(x, &plan.model, plan.seq_len);
+    dp_setup(x);
+    return x->r->o->models_only ? 0 : load_evaluator(x, &plan.model, plan.seq_len);
 }
 
 static void payload_path(const struct exp_state *x, const uint8_t hash[32], char *out, size_t cap)
@@ -701,6 +798,7 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
     rs->open = 1;
     rs->round = rc_e->round;
     memcpy(rs->model_hash, rc_e->model_hash, 32);
+    memcpy(rs->aggregate_hash, rc_e->aggregate_hash, 32);
     if (rc_e->round != x->last_round + 1)
         finding(rs, "round %" PRIu64 " closes after round %" PRIu64, rc_e->round, x->last_round);
     x->last_round = rc_e->round;
@@ -796,7 +894,7 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
             goto out;
         }
         credit_round_seed(x->info->id, rc_e->round, x->base_hash, rs->u, n, rs->seed);
-        if (!x->no_eval) {
+        if (!x->no_eval && !r->o->models_only) {
             struct credit_round_input in = {
                 .policy = &x->policy, .plan = &plan, .outer = &x->outer, .base = x->base,
                 .n_params = x->n, .updates = rs->u, .n = n, .ev = x->ev,
@@ -817,21 +915,44 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
                 rs->scored = 1;
             }
         }
-        if (x->policy.privacy.enabled) {
-            /* The round's average and model carry Gaussian noise drawn by the coordinator
-             * and never published (PRIVACY.md), and round_closed hashes the noised average:
-             * neither can be rebuilt from the payloads, and the measures a DP policy allows
-             * (tokens, rounds, bytes) need neither. The next round's seed starts from the
-             * recorded model. */
+        if (x->dp_noise && !x->dp_ok) {
+            /* The round's average and model carry Gaussian noise from a seed that is not
+             * revealed (or not committed: PRIVACY.md), and round_closed hashes the noised
+             * average: neither can be rebuilt yet. The measures a DP policy allows
+             * (tokens, rounds, bytes) need neither: credits verify takes the model as
+             * recorded, and the next round's seed starts from the recorded model. */
             memcpy(x->base_hash, rc_e->model_hash, 32);
-            rs->noised = 1;
-            rs->replayed = 1;
-            goto out;
+            if (x->dp_bad) {
+                rs->not_replayed = x->dp_why;
+            } else if (r->o->models_only) {
+                rs->dp_unchecked = x->dp_why;
+            } else {
+                rs->noised = 1;
+                rs->replayed = 1;
+            }
+            goto out;   /* and so every round of the experiment */
         }
         /* The round's average under the policy's rule, as the coordinator's close makes it
-         * (aggregate/robust.h). */
-        int arc = agg_combine(&x->policy, &plan, x->n, rs->u, n, NULL, x->avg, x->support, NULL,
+         * (aggregate/robust.h), and under privacy the noise of the revealed seed over the
+         * updates the rule used (coordinator/round.c round_combine). */
+        struct agg_member_stat *stats = x->dp_noise ? calloc(n ? n : 1, sizeof *stats) : NULL;
+        if (x->dp_noise && !stats) {
+            result = why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+        int arc = agg_combine(&x->policy, &plan, x->n, rs->u, n, NULL, x->avg, x->support, stats,
                               w, sizeof w);
+        if (arc == 0 && x->dp_noise) {
+            size_t used = 0;
+            for (size_t i = 0; i < n; i++)
+                used += stats[i].used != 0;
+            arc = agg_dp_noise(&x->policy, &plan, used, x->dp_seed, rc_e->round, x->avg,
+                               x->n);
+            if (arc != 0)
+                snprintf(w, sizeof w, "the DP noise cannot be recomputed (%d)", arc);
+            rs->dp_rebuilt = arc == 0;
+        }
+        free(stats);
         if (arc == AGG_ERR_NOMEM) {
             result = why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
             goto out;
@@ -1182,6 +1303,7 @@ static int on_credits(struct exp_state *x, const struct entry_credits *e, char *
 
 static void exp_free(struct exp_state *x)
 {
+    sodium_memzero(x->dp_seed, sizeof x->dp_seed);
     if (x->have_policy)
         policy_free(&x->policy);
     model_layout_free(&x->layout);
@@ -1258,11 +1380,11 @@ static int replay_experiment(struct run *r, const struct ledger_map *m,
                 rc = on_round_closed(&x, &e.u.round_closed, why, cap);
             break;
         case ENTRY_CONTRIBUTION_SCORES:
-            if (strcmp(e.u.scores.experiment, info->id) == 0)
+            if (!r->o->models_only && strcmp(e.u.scores.experiment, info->id) == 0)
                 rc = on_scores(&x, &e.u.scores, why, cap);
             break;
         case ENTRY_CREDITS:
-            if (strcmp(e.u.credits.experiment, info->id) == 0)
+            if (!r->o->models_only && strcmp(e.u.credits.experiment, info->id) == 0)
                 rc = on_credits(&x, &e.u.credits, why, cap);
             break;
         default:
@@ -1270,7 +1392,14 @@ static int replay_experiment(struct run *r, const struct ledger_map *m,
         }
         entry_free(&e);
     }
-    if (rc == 0) {
+    if (rc == 0 && r->o->models_only) {
+        round_finish(&x);
+        emit(r, "experiment %s: %" PRIu64 " round(s): %" PRIu64 " match, %" PRIu64 " do not",
+             info->id, x.rounds, x.matched, x.rounds - x.matched - x.unchecked);
+        if (x.unchecked)
+            emit(r, "experiment %s: %" PRIu64 " round(s) not checked: %s", info->id,
+                 x.unchecked, x.dp_why ? x.dp_why : "(see above)");
+    } else if (rc == 0) {
         round_finish(&x);
         if (x.credits_seen) {
             /* said above */
@@ -1307,7 +1436,8 @@ int credit_replay(const struct replay_entries *src, const struct replay_options 
     for (size_t i = 0; rc == 0 && i < m.n_exp; i++) {
         const struct exp_info *info = &m.exp[i];
         if (o->experiment ? strcmp(info->id, o->experiment) != 0
-                          : info->n_scores == 0 && !info->has_credits)
+            : o->models_only ? info->n_closed == 0
+                             : info->n_scores == 0 && !info->has_credits)
             continue;
         selected++;
         rc = replay_experiment(&r, &m, info, why, cap);
@@ -1319,8 +1449,10 @@ int credit_replay(const struct replay_entries *src, const struct replay_options 
             rc = why_fail(why, cap, CREDIT_ERR_ARG, "no experiment %s was started in this ledger",
                           o->experiment);
         } else {
-            emit(&r, "no experiment in the ledger has contribution_scores entries: nothing to "
-                 "verify");
+            emit(&r, o->models_only ? "no experiment in the ledger has a closed round: nothing "
+                                      "to replay"
+                                    : "no experiment in the ledger has contribution_scores "
+                                      "entries: nothing to verify");
             out->problems++;
         }
     }

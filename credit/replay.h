@@ -21,7 +21,12 @@
  *     policy's aggregation rule, aggregate/robust.h; whose
  *     hash must be round_closed's aggregate_hash) and agg_next_model (outer state and
  *     downlink residual carried across rounds), whose hash must be round_closed's
- *     model_hash; then the round's contribution_scores entry is compared: members,
+ *     model_hash; under privacy the DP noise is recomputed (agg_dp_noise) from the seed
+ *     revealed with the payloads once the experiment has ended (replay_options.seed_dir),
+ *     after checking it against experiment_started's commitment; before that (a running
+ *     experiment, or a ledger without a commitment) the round is
+ *     not rebuilt and says why (rounds_unchecked; credits verify then takes the round's
+ *     model as recorded, as its count measures need no model); then the round's contribution_scores entry is compared: members,
  *     payload hashes, measures, evaluation-set hash, seed, evaluations and exact
  *     exactly, tokens/rounds/bytes/alignment exactly, loo/shapley/base_loss/model_loss
  *     within |a - b| <= CREDIT_REPLAY_ABS_TOL + CREDIT_REPLAY_REL_TOL * |a| (a: the
@@ -60,6 +65,10 @@ struct replay_options {
      * coordinator's retention store), or payload_dir/<hex>.bin (an export). One. */
     const char *data_dir;
     const char *payload_dir;
+    /* Where the DP noise seeds of ended experiments are (privacy): with data_dir its
+     * experiments/<id>/dp-noise-seed; with payload_dir, seed_dir/<id>.seed (an export's
+     * dp-seeds/). Each must hash to experiment_started's dp_seed_commitment. */
+    const char *seed_dir;
     /* The evaluation set (loo, shapley): evalset_file, or evalset_dir/<the policy's
      * contribution.evaluation_set.name>; its hash must be the policy's. */
     const char *evalset_file;
@@ -68,7 +77,11 @@ struct replay_options {
      * (coordinator/artifacts.h); NULL: data_dir/artifacts. Each is hashed before use.
      * Needed only by policies that pin a model.init. */
     const char *artifacts_dir;
-    const char *experiment;          /* only this one; NULL: every one with scores */
+    const char *experiment;          /* only this one; NULL: every one with scores (or,
+                                        models_only, every one with a closed round) */
+    /* `aulac ledger replay`: only every round's average and model against round_closed's
+     * aggregate_hash and model_hash (no evaluation set, no scores, no credits). */
+    int models_only;
     /* Result lines (stdout) and progress (stderr; may be NULL), without newline. */
     void (*line)(void *arg, const char *text);
     void (*progress)(void *arg, const char *text);
@@ -82,6 +95,12 @@ struct replay_summary {
     uint64_t payloads_missing, payloads_altered;
     uint64_t credits_checked, credits_matched;
     uint64_t problems;               /* every finding that is not a match */
+    uint64_t rounds_unchecked;       /* DP rounds whose noise seed is not revealed (or not
+                                        committed): not rebuilt, not counted as problems */
+    /* The first round that does not match (or cannot be rebuilt), in ledger order. */
+    int have_first_bad;
+    uint64_t first_bad_round;
+    char first_bad_experiment[65];
 };
 
 /* Replays as above, printing through o->line. Returns 0 when the replay ran (*out says

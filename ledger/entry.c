@@ -172,6 +172,7 @@ static const struct field experiment_started_fields[] = {
     F(3, K_H32, REQ, struct entry_experiment, model_hash),
     F(4, K_U64, REQ, struct entry_experiment, rounds),
     F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
+    F(7, K_H32, OPT, struct entry_experiment, dp_seed_commitment),
     END
 };
 

@@ -166,6 +166,10 @@ struct entry_experiment {
                                             started: not written. May be NULL */
     uint8_t  proposal_hash[32];          /* the approved policy_proposed motion; zero
                                             (omitted) for an experiment run without one */
+    uint8_t  dp_seed_commitment[32];     /* started, privacy on: BLAKE2b-256 of the DP
+                                            noise seed (aggregate/robust.h, PRIVACY.md);
+                                            zero (omitted) without privacy or from an
+                                            earlier version */
 };
 
 /* The codec parameters an update envelope signs (crypto/envelope.h). */

@@ -139,6 +139,16 @@ def experiment_finished(timestamp_ms, experiment, model_hash, rounds, reason=Non
     return out
 
 
+def experiment_started(timestamp_ms, experiment, policy_hash, model_hash, rounds,
+                       dp_seed_commitment=None):
+    """dp_seed_commitment: BLAKE2b-256 of the DP noise seed (field 7), privacy only."""
+    out = (header(7, timestamp_ms) + field(1, experiment.encode()) + field(2, policy_hash)
+           + field(3, model_hash) + field(4, u64(rounds)))
+    if dp_seed_commitment is not None:
+        out += field(7, dp_seed_commitment)
+    return out
+
+
 def i64(v):
     return struct.pack(">q", v)
 
@@ -261,6 +271,17 @@ def main():
     e = experiment_finished(T0, "gpt2-vi-small", bytes(range(0x50, 0x70)), 7,
                             reason="privacy budget: round 8 would spend epsilon 8.53 > 8")
     print("\n[experiment_finished with reason] %d bytes" % len(e))
+    print("entry     ", e.hex())
+    print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
+
+    # the DP noise seed 00 01 .. 1f: committed by experiment_started (BLAKE2b-256 of it;
+    # aggregate/README.md, "Differential privacy"; PRIVACY.md, "Replaying the noise")
+    seed = bytes(range(0x00, 0x20))
+    commitment = hashlib.blake2b(seed, digest_size=32).digest()
+    e = experiment_started(T0, "gpt2-vi-small", bytes(range(0x10, 0x30)),
+                           bytes(range(0x30, 0x50)), 12, dp_seed_commitment=commitment)
+    print("\n[experiment_started with a DP seed commitment] %d bytes" % len(e))
+    print("commitment", commitment.hex())
     print("entry     ", e.hex())
     print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())
 

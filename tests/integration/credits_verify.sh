@@ -4,7 +4,9 @@
 # of the coordinator's data directory matches every round and the credits, and so does
 # `credits verify --export` on what `ledger export --payloads` wrote; a payload with one
 # flipped byte makes it fail naming the round and the member, and so does a deleted one
-# (named missing).
+# (named missing). `aulac ledger replay` rebuilds every round's model from round 0 on the
+# same copy and export, and names round 2 when one byte of a payload of round 2, or the
+# model hash round 2's round_closed recorded, is altered.
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
@@ -71,6 +73,51 @@ cat "$T/verify-export.txt"
 grep -q "^ledger export .*: OK, " "$T/verify-export.txt" || fail "the export was not audited"
 [ "$(grep -c '^round [123]: match' "$T/verify-export.txt")" -eq 3 ] || fail "export: rounds"
 
+# ledger replay: the models alone, from the data directory and from the export.
+rc=0; "$BIN/aulac" ledger replay --data-dir "$T/copy" >"$T/replay.txt" 2>"$T/replay.err" || rc=$?
+cat "$T/replay.txt"
+[ $rc -eq 0 ] || fail "ledger replay --data-dir exited $rc"
+[ "$(grep -c '^round [123]: match (aggregate .* and model .* rebuilt bit for bit)' "$T/replay.txt")" -eq 3 ] \
+    || fail "ledger replay: not every round matches"
+grep -q "^ledger replay: OK: 1 experiment(s), 3 round(s): 3 model(s) rebuilt from round 0" \
+    "$T/replay.txt" || fail "ledger replay: no OK summary"
+grep -q "round 1 of" "$T/replay.err" || fail "ledger replay: no progress on stderr"
+rc=0; "$BIN/aulac" ledger replay --export "$T/export" >"$T/replay-export.txt" 2>&1 || rc=$?
+[ $rc -eq 0 ] || { cat "$T/replay-export.txt"; fail "ledger replay --export exited $rc"; }
+grep -q "^ledger replay: OK: " "$T/replay-export.txt" || fail "ledger replay --export: no OK"
+# one recorded hash altered: round 2's model_hash in the export's entry bytes (leaf hash
+# recomputed; the signed checkpoints no longer match, and the replay names the round)
+cp -a "$T/export" "$T/export-hash"
+python3 - "$T/export-hash/entries.jsonl" <<'PY'
+import base64, hashlib, json, sys
+path = sys.argv[1]
+lines = open(path).read().splitlines()
+for i, line in enumerate(lines):
+    o = json.loads(line)
+    if o.get("entry", {}).get("type") == "round_closed" and o["entry"]["round"] == 2:
+        b = bytearray(base64.b64decode(o["bytes"]))
+        h = bytes.fromhex(o["entry"]["model_hash"])
+        at = bytes(b).index(h)
+        b[at + 5] ^= 0x01
+        o["bytes"] = base64.b64encode(bytes(b)).decode()
+        o["leaf_hash"] = hashlib.sha256(b"\0" + bytes(b)).hexdigest()
+        lines[i] = json.dumps(o, separators=(",", ":"))
+        break
+else:
+    sys.exit("no round_closed of round 2")
+open(path, "w").write("\n".join(lines) + "\n")
+PY
+rc=0; "$BIN/aulac" ledger replay --export "$T/export-hash" >"$T/replay-hash.txt" 2>&1 || rc=$?
+cat "$T/replay-hash.txt"
+[ $rc -eq 1 ] || fail "ledger replay on an altered model hash exited $rc, expected 1"
+grep -q "^round 1: match" "$T/replay-hash.txt" || fail "replay: round 1 should still match"
+grep -q "^round 2: MISMATCH: the rebuilt model hashes to .*, round_closed says" "$T/replay-hash.txt" \
+    || fail "replay: the altered model hash of round 2 is not named"
+grep -q "^ledger replay: FAILED: the first round that differs is round 2 of " "$T/replay-hash.txt" \
+    || fail "replay: the first differing round is not named"
+grep -q "FAILED its audit" "$T/replay-hash.txt" || fail "replay: the audit failure is not said"
+rm -rf "$T/export-hash"
+
 # The payload of a member in a round, from update_accepted.
 payload_of() {   # ROUND MEMBER
     "$BIN/aulac" ledger show --data-dir "$T/copy" --json | python3 -c '
@@ -101,6 +148,13 @@ grep -q "^round 2: the payload of beta is altered: it hashes to .*, update_accep
     "$T/verify-flip.txt" || fail "the altered payload is not named with its round and member"
 grep -q "^round 1: match" "$T/verify-flip.txt" || fail "round 1 should still match"
 grep -q "^credits verify: FAILED: .*1 altered" "$T/verify-flip.txt" || fail "no FAILED summary"
+rc=0; "$BIN/aulac" ledger replay --export "$T/export" >"$T/replay-flip.txt" 2>&1 || rc=$?
+cat "$T/replay-flip.txt"
+[ $rc -eq 1 ] || fail "ledger replay on an altered payload exited $rc, expected 1"
+grep -q "^round 2: the payload of beta is altered" "$T/replay-flip.txt" \
+    || fail "replay: the altered payload is not named"
+grep -q "^ledger replay: FAILED: the first round that differs is round 2 of .*1 altered" \
+    "$T/replay-flip.txt" || fail "replay: the first differing round is not named"
 
 # 4. gamma's payload of round 3 deleted (in the data directory's copy).
 h=$(payload_of 3 gamma)
@@ -126,4 +180,7 @@ rc=0; "$BIN/aulac" ledger export --coordinator 127.0.0.1:1 --insecure --payloads
     >/dev/null 2>&1 || rc=$?
 [ $rc -eq 2 ] || fail "ledger export --payloads over RPC exited $rc, expected 2"
 "$BIN/aulac" credits verify --help | grep -q "within" || fail "credits verify --help"
-note "ok: credits verify matches on a copy and on an export; an altered and a missing payload are named"
+"$BIN/aulac" ledger replay --help | grep -q "first round that differs" || fail "ledger replay --help"
+rc=0; "$BIN/aulac" ledger replay >/dev/null 2>&1 || rc=$?
+[ $rc -eq 2 ] || fail "ledger replay without a source exited $rc, expected 2"
+note "ok: credits verify and ledger replay match on a copy and on an export; an altered and a missing payload, and an altered model hash, are named"

@@ -122,15 +122,56 @@ for ex in ${EXAMPLES:-policies/examples/*.yaml}; do   # EXAMPLES="a.yaml ...": o
     "$BIN/aulac" ledger verify --data-dir "$T/coord" >"$T/verify.txt" 2>&1 ||
         { cat "$T/verify.txt"; fail "$base: ledger verify"; }
     "$BIN/aulac" ledger show --data-dir "$T/coord" --json >"$T/$base.jsonl"
+    # every round's aggregate and model rebuilt from round 0 (aulac ledger replay); under
+    # privacy with the noise recomputed from the experiment's seed (in the data directory,
+    # revealed with the payloads once it ended), checked against experiment_started's
+    # commitment (PRIVACY.md, "Replaying the noise")
+    "$BIN/aulac" ledger replay --data-dir "$T/coord" >"$T/replay.txt" 2>&1 ||
+        { cat "$T/replay.txt"; fail "$base: ledger replay"; }
+    k=$(grep -c "^round [0-9]*: match (aggregate .* and model .* rebuilt bit for bit" "$T/replay.txt" || true)
+    [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay.txt"; fail "$base: ledger replay matched $k rounds"; }
+    if grep -q '^privacy:' "$T/$base.yaml"; then
+        grep -q "DP noise seed .*/dp-noise-seed = the commitment of experiment_started" \
+            "$T/replay.txt" || { cat "$T/replay.txt"; fail "$base: the DP seed is not checked"; }
+        k=$(grep -c "rebuilt bit for bit; DP noise recomputed from the revealed seed" "$T/replay.txt" || true)
+        [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay.txt"; fail "$base: DP noise recomputed in $k rounds"; }
+        # the seed is in no ledger entry, and goes with the payloads of an ended experiment
+        seed=$(od -An -tx1 "$T"/coord/experiments/*/dp-noise-seed | tr -d ' \n')
+        [ ${#seed} -eq 64 ] || fail "$base: no 32-byte dp-noise-seed file"
+        ! grep -q "$seed" "$T/$base.jsonl" || fail "$base: the DP noise seed is in the ledger"
+        "$BIN/aulac" ledger export --data-dir "$T/coord" --payloads "$T/dp-export" 2>/dev/null ||
+            fail "$base: ledger export --payloads"
+        cmp "$T"/coord/experiments/*/dp-noise-seed "$T"/dp-export/dp-seeds/*.seed ||
+            fail "$base: the export does not carry the DP noise seed"
+        "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 ||
+            { cat "$T/replay-x.txt"; fail "$base: ledger replay --export"; }
+        k=$(grep -c "DP noise recomputed from the revealed seed" "$T/replay-x.txt" || true)
+        [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay-x.txt"; fail "$base: replay --export under DP"; }
+        # without the seed (not revealed): each round NOT CHECKED with why, exit 0; a seed
+        # that is not the committed one: MISMATCH, exit 1
+        rm "$T"/dp-export/dp-seeds/*.seed
+        "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 ||
+            { cat "$T/replay-x.txt"; fail "$base: ledger replay --export without the seed"; }
+        k=$(grep -c "^round [0-9]*: NOT CHECKED: its DP noise cannot be checked: no noise seed at" "$T/replay-x.txt" || true)
+        [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay-x.txt"; fail "$base: rounds without the seed"; }
+        grep -q "^ledger replay: OK: .*$ROUNDS DP round(s) not checked" "$T/replay-x.txt" ||
+            { cat "$T/replay-x.txt"; fail "$base: the summary does not count the unchecked rounds"; }
+        id=$(basename "$(dirname "$(ls "$T"/coord/experiments/*/dp-noise-seed)")")
+        head -c 32 /dev/urandom >"$T/dp-export/dp-seeds/$id.seed"
+        rc=0; "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 || rc=$?
+        [ $rc -eq 1 ] && grep -q "MISMATCH: its DP noise seed .* hashes to .*, experiment_started committed to" \
+            "$T/replay-x.txt" || { cat "$T/replay-x.txt"; fail "$base: a wrong seed is not refused"; }
+        rm -rf "$T/dp-export"
+    fi
     # the credits: every round's aggregate under the example's rule rebuilt from the
-    # payloads; under privacy average and model are taken as recorded (their noise is not published)
+    # payloads (under privacy too, once the noise seed is revealed)
     if grep -q '^contribution:' "$T/$base.yaml"; then
         "$BIN/aulac" credits verify --data-dir "$T/coord" >"$T/credits.txt" 2>&1 ||
             { cat "$T/credits.txt"; fail "$base: credits verify"; }
         k=$(grep -c "^ *round [0-9]*: match" "$T/credits.txt" || true)
         [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify matched $k rounds"; }
         if grep -q '^privacy:' "$T/$base.yaml"; then
-            k=$(grep -c "average and model .* carry DP noise" "$T/credits.txt" || true)
+            k=$(grep -c "^round [0-9]*: match (model .* rebuilt bit for bit" "$T/credits.txt" || true)
             [ "$k" -eq "$ROUNDS" ] || { cat "$T/credits.txt"; fail "$base: credits verify under DP"; }
         fi
     fi

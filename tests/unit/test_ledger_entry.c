@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 
 #include "common/hex.h"
 #include "crypto/envelope.h"
@@ -906,6 +907,51 @@ static void round_closed_epsilon_and_finished_reason(void **state)
     free(a);
 }
 
+/* ledger/README.md's DP noise seed example (ledger/entry_reference.py prints it): the
+ * seed 00 01 .. 1f committed by experiment_started (field 7, BLAKE2b-256 of the seed);
+ * absent when zero (no privacy). */
+static void dp_seed_commitment(void **state)
+{
+    (void)state;
+    char hex[1024], lh[65];
+    uint8_t leaf[32];
+    size_t len;
+    struct entry d;
+    struct entry st = { .type = ENTRY_EXPERIMENT_STARTED, .timestamp_ms = T0 };
+    strcpy(st.u.experiment.experiment, "gpt2-vi-small");
+    fill(st.u.experiment.policy_hash, 32, 0x10);
+    fill(st.u.experiment.model_hash, 32, 0x30);
+    st.u.experiment.rounds = 12;
+    uint8_t seed[32];
+    fill(seed, 32, 0x00);
+    crypto_generichash(st.u.experiment.dp_seed_commitment, 32, seed, 32, NULL, 0);
+    uint8_t *a = encode_hex(&st, hex, sizeof hex, &len);
+    assert_int_equal(len, 162);
+    assert_string_equal(hex,
+        "41554c45" "02" "0007" "0000019b76daa800"
+        "0001" "0000000d" "677074322d76692d736d616c6c"
+        "0002" "00000020" "101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
+        "0003" "00000020" "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f"
+        "0004" "00000008" "000000000000000c"
+        "0007" "00000020" "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6");
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "4ccf3d26e61044a966f85b38be9f156ebbcd2f7cf294e55d574cdd7c8719c102");
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_memory_equal(d.u.experiment.dp_seed_commitment, st.u.experiment.dp_seed_commitment, 32);
+    char *j = entry_to_json(&d);
+    assert_non_null(strstr(j, "\"dp_seed_commitment\":\"cb2f5160fc1f7e05"));
+    free(j);
+    entry_free(&d);
+    free(a);
+
+    /* without privacy: no field 7 */
+    memset(st.u.experiment.dp_seed_commitment, 0, 32);
+    a = encode_hex(&st, hex, sizeof hex, &len);
+    assert_int_equal(len, 162 - 6 - 32);
+    free(a);
+}
+
 /* --- hostile bytes ----------------------------------------------------------------- */
 
 static void every_truncation_is_handled(void **state)
@@ -1331,6 +1377,7 @@ int main(void)
         cmocka_unit_test(documented_scores_and_credits_bytes),
         cmocka_unit_test(json_and_description),
         cmocka_unit_test(round_closed_epsilon_and_finished_reason),
+        cmocka_unit_test(dp_seed_commitment),
         cmocka_unit_test(encode_refuses_bad_input),
         cmocka_unit_test(every_truncation_is_handled),
         cmocka_unit_test(every_flipped_byte_is_handled),

@@ -15,6 +15,7 @@
 
 #include "aggregate/robust.h"
 #include "codec/codec.h"
+#include "common/hex.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 static uint64_t next_u64(void)
@@ -32,6 +33,12 @@ static float gauss(void)
 }
 
 #define MAXN 12
+
+/* aggregate/README.md, "DP noise": computed by tests/reference/dp_noise_vector.py */
+#define DP_VECTOR_KEY "40d86520895e044e8f3da6a58cd97f608208ff41cb684935d65ceb5593d904eb"
+#define DP_VECTOR_COMMIT "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6"
+#define DP_VECTOR_NOISE { 0x1.19aa36p+0f, 0x1.54db54p-2f, 0x1.5320aep-1f, -0x1.61ce78p+0f, \
+                          -0x1.5dc056p+0f }
 
 /* A round: k updates of np params, their payloads and each one decoded densely. */
 struct round {
@@ -658,6 +665,11 @@ static void nan_and_damage_refused(void **state)
 static void dp_noise_is_gaussian_and_random(void **state)
 {
     const size_t n = 400000;
+    uint8_t seed[AGG_DP_SEED_BYTES], seed2[AGG_DP_SEED_BYTES];
+    for (int i = 0; i < AGG_DP_SEED_BYTES; i++) {
+        seed[i] = (uint8_t)i;
+        seed2[i] = (uint8_t)(i + 1);
+    }
     float *a = calloc(n, 4), *b = calloc(n, 4);
     struct policy p;
     policy_of(&p, POLICY_AGG_FEDAVG);
@@ -667,22 +679,22 @@ static void dp_noise_is_gaussian_and_random(void **state)
     plan.uplink.k_per_block = plan.uplink.block_size;     /* dense: factor 1 */
     plan.sparse_scale = 3;
     /* Off, or z = 0: nothing. */
-    assert_int_equal(agg_dp_noise(&p, &plan, 4, a, n), 0);
+    assert_int_equal(agg_dp_noise(&p, &plan, 4, seed, 1, a, n), 0);
     p.privacy.enabled = 1;
     p.privacy.clip = 2;
     p.privacy.noise_multiplier = 0;
-    assert_int_equal(agg_dp_noise(&p, &plan, 4, a, n), 0);
+    assert_int_equal(agg_dp_noise(&p, &plan, 4, seed, 1, a, n), 0);
     for (size_t j = 0; j < n; j++)
         assert_true(a[j] == 0.0f);
     p.privacy.noise_multiplier = 1.5;
-    assert_int_equal(agg_dp_noise(&p, &plan, 0, a, n), AGG_ERR_ARG);
+    assert_int_equal(agg_dp_noise(&p, &plan, 0, seed, 1, a, n), AGG_ERR_ARG);
     const size_t k = 4;
     for (int sparse = 0; sparse < 2; sparse++) {
         plan.uplink.k_per_block = sparse ? 41 : plan.uplink.block_size;
         memset(a, 0, n * 4);
         memset(b, 0, n * 4);
-        assert_int_equal(agg_dp_noise(&p, &plan, k, a, n), 0);
-        assert_int_equal(agg_dp_noise(&p, &plan, k, b, n), 0);
+        assert_int_equal(agg_dp_noise(&p, &plan, k, seed, 7, a, n), 0);
+        assert_int_equal(agg_dp_noise(&p, &plan, k, seed, 8, b, n), 0);   /* another round */
         double want = 1.5 * 2 * (sparse ? 3.0 : 1.0) / (double)k;
         double sum = 0, sq = 0, within = 0;
         size_t same = 0;
@@ -696,10 +708,135 @@ static void dp_noise_is_gaussian_and_random(void **state)
         assert_true(fabs(mean) < 5 * want / sqrt((double)n));
         assert_true(fabs(sd / want - 1) < 0.02);
         assert_true(fabs(within / n - 0.6827) < 0.01);       /* one sigma */
-        assert_true(same < n / 1000);                       /* not deterministic */
+        assert_true(same < n / 1000);           /* another round: other noise */
+        /* the same (seed, round): the same noise, bit for bit; another seed: other noise */
+        memset(b, 0, n * 4);
+        assert_int_equal(agg_dp_noise(&p, &plan, k, seed, 7, b, n), 0);
+        assert_memory_equal(a, b, n * 4);
+        memset(b, 0, n * 4);
+        assert_int_equal(agg_dp_noise(&p, &plan, k, seed2, 7, b, n), 0);
+        same = 0;
+        for (size_t j = 0; j < n; j++)
+            same += a[j] == b[j];
+        assert_true(same < n / 1000);
     }
     free(a);
     free(b);
+}
+
+/* Issue 17: the round's aggregate is a function of the stored updates alone, whatever
+ * order they arrive in. The close sorts them (agg_sort, member-id order) and sums on one
+ * thread in that order: every rule, with and without DP noise (seeded), gives the same
+ * bytes for every arrival order. Without the sort the float sums would differ. */
+static void aggregate_ignores_arrival_order(void **state)
+{
+    (void)state;
+    uint8_t seed[AGG_DP_SEED_BYTES];
+    for (int i = 0; i < AGG_DP_SEED_BYTES; i++)
+        seed[i] = (uint8_t)(7 * i + 1);
+    static const enum policy_agg_rule rules[] = { POLICY_AGG_FEDAVG, POLICY_AGG_CLIP,
+                                                  POLICY_AGG_MEDIAN, POLICY_AGG_TRIMMED_MEAN,
+                                                  POLICY_AGG_MULTI_KRUM };
+    size_t differs_unsorted = 0;
+    for (size_t sh = 0; sh < NSHAPES; sh++) {
+        const struct shape *z = &shapes[sh];
+        if (z->k < 3)
+            continue;
+        struct round r;
+        round_make(&r, z->k, z->np, z->sparse, z->avg, z->q, z->zstd);
+        float *want = malloc(r.np * sizeof(float)), *got = malloc(r.np * sizeof(float));
+        float *scratch = malloc(r.np * sizeof(float));
+        struct agg_update u[MAXN];
+        struct agg_member_stat st[MAXN];
+        char why[300];
+        for (size_t ru = 0; ru < sizeof rules / sizeof rules[0]; ru++) {
+            for (int dp = 0; dp < 2; dp++) {
+                struct policy p;
+                policy_of(&p, rules[ru]);
+                p.aggregation.trim = 0.2;
+                p.aggregation.norm_bound = 3.0 * sqrt((double)r.np);
+                p.aggregation.byzantine = 1;
+                if (rules[ru] == POLICY_AGG_MULTI_KRUM && z->k < 5)
+                    continue;
+                if (dp && ((rules[ru] != POLICY_AGG_FEDAVG && rules[ru] != POLICY_AGG_CLIP) ||
+                           z->avg != POLICY_AVERAGE_MEMBERS))
+                    continue;   /* privacy takes fedavg or clip over members (PRIVACY.md) */
+                if (dp) {
+                    p.aggregation.weighting = POLICY_WEIGHT_UNIFORM;
+                    p.privacy.enabled = 1;
+                    p.privacy.clip = 2.0 * sqrt((double)r.np);
+                    p.privacy.noise_multiplier = 0.5;
+                }
+                for (int t = 0; t < 12; t++) {
+                    memcpy(u, r.u, r.k * sizeof u[0]);
+                    for (size_t i = r.k - 1; t > 0 && i > 0; i--) {   /* t = 0: id order */
+                        size_t j = (size_t)(next_u64() % (i + 1));
+                        struct agg_update x = u[i];
+                        u[i] = u[j];
+                        u[j] = x;
+                    }
+                    if (t > 0 && dp == 0 && rules[ru] == POLICY_AGG_FEDAVG) {
+                        /* the same updates summed in arrival order: other bits (mostly) */
+                        assert_int_equal(agg_combine(&p, &r.plan, r.np, u, r.k, NULL, got,
+                                                     scratch, st, why, sizeof why), 0);
+                        differs_unsorted += memcmp(got, want, r.np * sizeof(float)) != 0;
+                    }
+                    agg_sort(u, r.k);
+                    float *out = t == 0 ? want : got;
+                    int rc = agg_combine(&p, &r.plan, r.np, u, r.k, NULL, out, scratch, st, why,
+                                         sizeof why);
+                    if (rc != 0)
+                        fail_msg("shape %zu, rule %d, dp %d: %s", sh, (int)rules[ru], dp, why);
+                    if (dp) {
+                        size_t used = 0;
+                        for (size_t i = 0; i < r.k; i++)
+                            used += st[i].used != 0;
+                        assert_int_equal(agg_dp_noise(&p, &r.plan, used, seed, 5, out, r.np), 0);
+                    }
+                    if (t > 0 && memcmp(got, want, r.np * sizeof(float)) != 0)
+                        fail_msg("shape %zu, rule %d, dp %d: arrival order %d gives another "
+                                 "aggregate", sh, (int)rules[ru], dp, t);
+                }
+            }
+        }
+        free(want);
+        free(got);
+        free(scratch);
+        round_free(&r);
+    }
+    /* the test can fail: unsorted sums do depend on the order */
+    assert_true(differs_unsorted > 0);
+}
+
+/* The test vector of aggregate/README.md ("DP noise"): seed 00 01 .. 1f, round 3,
+ * z = 1, C = 1, k = 1, dense: the round key and the first four noise values. */
+static void dp_noise_test_vector(void **state)
+{
+    (void)state;
+    uint8_t seed[AGG_DP_SEED_BYTES], key[32], commit[32];
+    for (int i = 0; i < AGG_DP_SEED_BYTES; i++)
+        seed[i] = (uint8_t)i;
+    agg_dp_round_key(seed, 3, key);
+    char hex[65];
+    hex_encode(key, 32, hex);
+    assert_string_equal(hex, DP_VECTOR_KEY);
+    agg_dp_seed_commitment(seed, commit);
+    hex_encode(commit, 32, hex);
+    assert_string_equal(hex, DP_VECTOR_COMMIT);
+    struct policy p;
+    policy_of(&p, POLICY_AGG_FEDAVG);
+    p.privacy.enabled = 1;
+    p.privacy.clip = 1;
+    p.privacy.noise_multiplier = 1;
+    struct policy_round_plan plan;
+    memset(&plan, 0, sizeof plan);
+    codec_params_default(&plan.uplink);
+    plan.uplink.k_per_block = plan.uplink.block_size;
+    float a[5] = { 0 };
+    assert_int_equal(agg_dp_noise(&p, &plan, 1, seed, 3, a, 5), 0);
+    const float want[5] = DP_VECTOR_NOISE;
+    for (int j = 0; j < 5; j++)
+        assert_true(a[j] == want[j]);
 }
 
 int main(void)
@@ -715,6 +852,8 @@ int main(void)
         cmocka_unit_test(too_few_updates_and_coalitions),
         cmocka_unit_test(nan_and_damage_refused),
         cmocka_unit_test(dp_noise_is_gaussian_and_random),
+        cmocka_unit_test(dp_noise_test_vector),
+        cmocka_unit_test(aggregate_ignores_arrival_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
