@@ -164,6 +164,15 @@ print("  %-12s %s" % ("final", "  ".join("%8s" % ("%.4f" % final[m] if m in fina
 up = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
 PY
 
+# The value of joining: each member alone, from the same round-0 model, with the compute it
+# gave the alliance, against the federated model on its own held-out text.
+say "the value of joining: each member alone, same compute, same round-0 model (${ids[0]})"
+fed_hash=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_hash"])' \
+    "$RUN_DIR/status.json")
+joins=(); for m in "${MEMBERS[@]}"; do joins+=("$m=$RUN_DIR/corpus/$m"); done
+BUILD=$BUILD scripts/value-of-joining.sh "$RUN_DIR/policy.yaml" \
+    "$RUN_DIR/coordinator/models/$fed_hash" "$RUN_DIR/solo" "${joins[@]}"
+
 say "contributions"
 "$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" | sed -n '/^member/,$p' | sed 's/^/  /'
 python3 - "$RUN_DIR" <<'PY'

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The value of joining: each member trains the experiment's model alone, from the same
+# round-0 model, with the compute it gave the alliance (aulac solo: rounds x local_steps
+# of the worker's own inner steps, on its corpus alone), and both final models -- the
+# federated one and the member's solo one -- are evaluated with the same evaluator
+# (aulac eval, every window) on the member's held-out text (the policy's split). Prints
+# one line per member (federated loss, solo loss, gain) and whether every member gains.
+#
+#   scripts/value-of-joining.sh POLICY FEDERATED_MODEL_DIR OUT_DIR MEMBER=CORPUS_DIR...
+#
+# BUILD (default build) holds aulac. The solo runs go in parallel, one thread each; their
+# models and logs are written under OUT_DIR (solo-MEMBER/, solo-MEMBER.log, joining.txt).
+# Exit 0 when the table was printed (whether or not every member gains), 1 on failure.
+set -euo pipefail
+[ $# -ge 4 ] || { echo "usage: value-of-joining.sh POLICY FEDERATED_MODEL_DIR OUT_DIR MEMBER=CORPUS..." >&2; exit 2; }
+bin=${BUILD:-build}
+policy=$1 fed_model=$2 out=$3
+shift 3
+[ -f "$fed_model/model.safetensors" ] ||
+    { echo "value-of-joining: the federated model $fed_model/model.safetensors is missing" >&2; exit 1; }
+val_fraction=$(sed -n 's/^ *validation_fraction: *\([0-9.]*\).*/\1/p;s/.*validation_fraction: *\([0-9.]*\) *[,}].*/\1/p' "$policy" | head -1)
+[ -n "$val_fraction" ] || val_fraction=0.1   # the policy default (policies/README.md)
+mkdir -p "$out"
+members=() corpora=() solo_pids=()
+# the solo runs stop with this script (Ctrl-C, a failure)
+trap 'for p in "${solo_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
+for arg in "$@"; do
+    m=${arg%%=*} corpus=${arg#*=}
+    [ "$m" != "$arg" ] || { echo "value-of-joining: '$arg' is not MEMBER=CORPUS_DIR" >&2; exit 2; }
+    members+=("$m"); corpora+=("$corpus")
+    "$bin/aulac" solo --policy "$policy" --member "$m" --data "$corpus" --out "$out/solo-$m" \
+        --threads 1 >"$out/solo-$m.log" 2>&1 &
+    solo_pids+=($!)
+done
+failed=0
+for i in "${!members[@]}"; do
+    if ! wait "${solo_pids[$i]}"; then
+        tail -5 "$out/solo-${members[$i]}.log" >&2
+        echo "value-of-joining: ${members[$i]}'s solo run failed" >&2
+        failed=1
+    fi
+done
+[ $failed -eq 0 ] || exit 1
+: >"$out/joining.txt"
+for i in "${!members[@]}"; do
+    m=${members[$i]}
+    for which in federated solo; do
+        model=$fed_model; [ $which = solo ] && model="$out/solo-$m"
+        loss=$("$bin/aulac" eval --model "$model" --data "${corpora[$i]}" \
+                   --val-fraction "$val_fraction" --windows 0 --threads 1 |
+               sed -n 's/.*validation loss \([0-9.]*\) nats.*/\1/p')
+        [ -n "$loss" ] || { echo "value-of-joining: aulac eval of the $which model on $m's text failed" >&2; exit 1; }
+        echo "$m $which $loss" >>"$out/joining.txt"
+    done
+done
+steps=$(sed -n 's/^solo model .* (\([0-9]*\) steps).*/\1/p' "$out/solo-${members[0]}.log")
+python3 - "$out/joining.txt" "$steps" <<'PY'
+import sys
+loss = {}
+for line in open(sys.argv[1]):
+    m, which, x = line.split()
+    loss.setdefault(m, {})[which] = float(x)
+print("  held-out text of each member, nats/byte; solo: the member alone for the same %s "
+      "inner steps" % sys.argv[2])
+print("  %-8s %10s %10s   %s" % ("member", "federated", "solo", "gain of joining"))
+losers = []
+for m, v in loss.items():
+    gain = v["solo"] - v["federated"]
+    print("  %-8s %10.4f %10.4f   %+.4f (%+.1f%%)" % (m, v["federated"], v["solo"], gain,
+                                                    100 * gain / v["solo"]))
+    if gain <= 0:
+        losers.append(m)
+print("  " + ("every member gains: the federated model beats each member's solo model on "
+              "its own held-out text" if not losers else
+              "no gain for %s: its solo model does as well on its own text" % ", ".join(losers)))
+PY
