@@ -155,12 +155,16 @@ for m in members:
     for line in open("%s/logs/%s.log" % (run, m), encoding="utf-8", errors="replace"):
         g = re.search(r"final model: validation loss ([0-9.]+)", line)
         if g and m not in final: final[m] = float(g.group(1))   # the first experiment's
-print("  %-12s %s" % ("model", "  ".join("%8s" % m for m in members)))
+def row(name, by):   # the members' losses and their mean (when every member has one)
+    cells = ["%8s" % ("%.4f" % by[m] if by.get(m) is not None else "-") for m in members]
+    have = [by[m] for m in members if by.get(m) is not None]
+    mean = "%.4f" % (sum(have) / len(have)) if len(have) == len(members) else "-"
+    print("  %-12s %s  %8s" % (name, "  ".join(cells), mean))
+print("  %-12s %s  %8s" % ("model", "  ".join("%8s" % m for m in members), "mean"))
 for r in s["rounds"]:
     by = {x["member"]: x["val_loss"] for x in r["members"]}
-    name = "round 0" if r["round"] == 1 else "round %d" % (r["round"] - 1)
-    print("  %-12s %s" % (name, "  ".join("%8s" % ("%.4f" % by[m] if by.get(m) is not None else "-") for m in members)))
-print("  %-12s %s" % ("final", "  ".join("%8s" % ("%.4f" % final[m] if m in final else "-") for m in members)))
+    row("round 0" if r["round"] == 1 else "round %d" % (r["round"] - 1), by)
+row("final", final)
 up = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
 PY
 

@@ -4,7 +4,8 @@
 # of the worker's own inner steps, on its corpus alone), and both final models -- the
 # federated one and the member's solo one -- are evaluated with the same evaluator
 # (aulac eval, every window) on the member's held-out text (the policy's split). Prints
-# one line per member (federated loss, solo loss, gain) and whether every member gains.
+# one line per member: the federated and solo losses and the gain on its own held-out text,
+# and the same on every member's held-out text (the mean), and whether every member gains.
 #
 #   scripts/value-of-joining.sh POLICY FEDERATED_MODEL_DIR OUT_DIR MEMBER=CORPUS_DIR...
 #
@@ -42,35 +43,49 @@ for i in "${!members[@]}"; do
 done
 [ $failed -eq 0 ] || exit 1
 : >"$out/joining.txt"
+# joining.txt: MODEL TEXT LOSS, MODEL "federated" or "solo-MEMBER", TEXT the member whose
+# held-out text it is
 for i in "${!members[@]}"; do
-    m=${members[$i]}
-    for which in federated solo; do
-        model=$fed_model; [ $which = solo ] && model="$out/solo-$m"
-        loss=$("$bin/aulac" eval --model "$model" --data "${corpora[$i]}" \
+    for model in federated "${members[@]/#/solo-}"; do
+        dir=$fed_model; [ "$model" = federated ] || dir="$out/$model"
+        loss=$("$bin/aulac" eval --model "$dir" --data "${corpora[$i]}" \
                    --val-fraction "$val_fraction" --windows 0 --threads 1 |
                sed -n 's/.*validation loss \([0-9.]*\) nats.*/\1/p')
-        [ -n "$loss" ] || { echo "value-of-joining: aulac eval of the $which model on $m's text failed" >&2; exit 1; }
-        echo "$m $which $loss" >>"$out/joining.txt"
+        [ -n "$loss" ] || { echo "value-of-joining: aulac eval of $model on ${members[$i]}'s text failed" >&2; exit 1; }
+        echo "$model ${members[$i]} $loss" >>"$out/joining.txt"
     done
 done
 steps=$(sed -n 's/^solo model .* (\([0-9]*\) steps).*/\1/p' "$out/solo-${members[0]}.log")
 python3 - "$out/joining.txt" "$steps" <<'PY'
 import sys
-loss = {}
+loss, members = {}, []
 for line in open(sys.argv[1]):
-    m, which, x = line.split()
-    loss.setdefault(m, {})[which] = float(x)
-print("  held-out text of each member, nats/byte; solo: the member alone for the same %s "
-      "inner steps" % sys.argv[2])
-print("  %-8s %10s %10s   %s" % ("member", "federated", "solo", "gain of joining"))
-losers = []
-for m, v in loss.items():
-    gain = v["solo"] - v["federated"]
-    print("  %-8s %10.4f %10.4f   %+.4f (%+.1f%%)" % (m, v["federated"], v["solo"], gain,
-                                                    100 * gain / v["solo"]))
-    if gain <= 0:
-        losers.append(m)
-print("  " + ("every member gains: the federated model beats each member's solo model on "
-              "its own held-out text" if not losers else
-              "no gain for %s: its solo model does as well on its own text" % ", ".join(losers)))
+    model, text, x = line.split()
+    loss[model, text] = float(x)
+    if text not in members:
+        members.append(text)
+def mean(model):
+    return sum(loss[model, t] for t in members) / len(members)
+print("  loss in nats/byte of the federated model and of each member's solo model (the member")
+print("  alone for the same %s inner steps from the same round-0 model); gain = solo - federated"
+      % sys.argv[2])
+print("  %-8s %-27s  %s" % ("", "on the member's held-out text", "on every member's held-out text (mean)"))
+print("  %-8s %9s %8s %8s   %9s %8s %8s" % ("member", "federated", "solo", "gain",
+                                           "federated", "solo", "gain"))
+own, every = [], []
+for m in members:
+    f, s = loss["federated", m], loss["solo-" + m, m]
+    fa, sa = mean("federated"), mean("solo-" + m)
+    print("  %-8s %9.4f %8.4f %+8.4f   %9.4f %8.4f %+8.4f" % (m, f, s, s - f, fa, sa, sa - fa))
+    own.append(s - f > 0)
+    every.append(sa - fa > 0)
+def verdict(gains):
+    if all(gains):
+        return "every member gains"
+    if not any(gains):
+        return "no member gains"
+    return "%s gain(s), %s do(es) not" % (
+        ", ".join(m for m, g in zip(members, gains) if g),
+        ", ".join(m for m, g in zip(members, gains) if not g))
+print("  on its own held-out text: %s; on every member's: %s" % (verdict(own), verdict(every)))
 PY

@@ -194,13 +194,22 @@ BUILD=$BIN scripts/value-of-joining.sh "$T/policy.yaml" "$T/coord/models/$fed_ha
     alpha="$T/corpus/alpha" beta="$T/corpus/beta" >"$T/logs/joining.log" 2>&1 ||
     { cat "$T/logs/joining.log"; fail "value-of-joining.sh"; }
 cat "$T/logs/joining.log"
-grep -q "member *federated *solo *gain of joining" "$T/logs/joining.log" || fail "joining: no table"
+grep -qE "^  member +federated +solo +gain +federated +solo +gain$" "$T/logs/joining.log" ||
+    fail "joining: no table"
+N='[0-9]+\.[0-9]{4}' G='[-+][0-9]+\.[0-9]{4}'
 for m in alpha beta; do
-    grep -qE "^  $m +[0-9]+\.[0-9]{4} +[0-9]+\.[0-9]{4} +[-+][0-9]+\.[0-9]{4} \([-+][0-9.]+%\)$" \
-        "$T/logs/joining.log" || fail "joining: no line for $m"
-    # the solo run is the member's worker's steps: rounds x local_steps from round 0
+    grep -qE "^  $m +$N +$N +$G +$N +$N +$G$" "$T/logs/joining.log" || fail "joining: no line for $m"
+    # the solo run is the member's worker's steps: rounds x local_steps from round 0, and
+    # its first round is exactly the worker's round 1 (same model, options, seed, batches)
     grep -q "^solo model [0-9a-f]\{16\} of $m (24 steps)" "$T/joining/solo-$m.log" ||
         { cat "$T/joining/solo-$m.log"; fail "joining: $m's solo run is not 2 x 12 steps"; }
+    solo1=$(sed -n 's/^round 1\/2: 12 steps, train loss \([0-9.]*\),.*/\1/p' "$T/joining/solo-$m.log")
+    fed1=$(status_json | python3 -c 'import json, sys
+r = json.load(sys.stdin)["rounds"][0]
+print("%.4f" % [x for x in r["members"] if x["member"] == sys.argv[1]][0]["train_loss"])' "$m")
+    [ -n "$solo1" ] && [ "$solo1" = "$fed1" ] ||
+        fail "joining: $m's solo round 1 trained to $solo1, its worker's round 1 to $fed1"
 done
-grep -qE "every member gains|no gain for" "$T/logs/joining.log" || fail "joining: no verdict"
+grep -qE "^  on its own held-out text: .*; on every member's: " "$T/logs/joining.log" ||
+    fail "joining: no verdict"
 note "ok"
