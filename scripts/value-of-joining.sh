@@ -22,6 +22,7 @@ shift 3
 val_fraction=$(sed -n 's/^ *validation_fraction: *\([0-9.]*\).*/\1/p;s/.*validation_fraction: *\([0-9.]*\) *[,}].*/\1/p' "$policy" | head -1)
 [ -n "$val_fraction" ] || val_fraction=0.1   # the policy default (policies/README.md)
 mkdir -p "$out"
+t0=$(date +%s)
 members=() corpora=() solo_pids=()
 # the solo runs stop with this script (Ctrl-C, a failure)
 trap 'for p in "${solo_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
@@ -56,7 +57,7 @@ for i in "${!members[@]}"; do
     done
 done
 steps=$(sed -n 's/^solo model .* (\([0-9]*\) steps).*/\1/p' "$out/solo-${members[0]}.log")
-python3 - "$out/joining.txt" "$steps" <<'PY'
+python3 - "$out/joining.txt" "$steps" "$(( $(date +%s) - t0 ))" <<'PY'
 import sys
 loss, members = {}, []
 for line in open(sys.argv[1]):
@@ -88,4 +89,5 @@ def verdict(gains):
         ", ".join(m for m, g in zip(members, gains) if g),
         ", ".join(m for m, g in zip(members, gains) if not g))
 print("  on its own held-out text: %s; on every member's: %s" % (verdict(own), verdict(every)))
+print("  (solo runs and evaluations: %s s)" % sys.argv[3])
 PY
