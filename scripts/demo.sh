@@ -9,6 +9,8 @@
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
 #   HOLD=1 scripts/demo.sh          keep the coordinator (and its dashboard) up after the
 #                                   demo, until Ctrl-C, to browse the finished run
+#   CORPUS_BYTES=40000 scripts/demo.sh   smaller private corpora (default 400000 bytes a
+#                                   member; the policy asks for at least 20000)
 #
 # The coordinator serves its dashboard (coordinator/HTTP.md) on loopback while the demo
 # runs: the URL is printed as soon as it listens. HTTP_PORT=8080 picks the port (default:
@@ -38,7 +40,7 @@ alliance_check_programs
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"/{keys,logs,state}
 say "private corpora (Vietnamese text from Debian documentation packages)"
-scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache"
+scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache" "${CORPUS_BYTES:-400000}"
 
 say "keys and roster"
 # The charter: an experiment needs two thirds of the members (here all three: the
