@@ -25,7 +25,8 @@ mkdir -p "$out"
 t0=$(date +%s)
 members=() corpora=() solo_pids=()
 # the solo runs stop with this script (Ctrl-C, a failure)
-trap 'for p in "${solo_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done' EXIT
+stop_solo() { local p; for p in "${solo_pids[@]:-}"; do if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi; done; }
+trap stop_solo EXIT
 for arg in "$@"; do
     m=${arg%%=*} corpus=${arg#*=}
     [ "$m" != "$arg" ] || { echo "value-of-joining: '$arg' is not MEMBER=CORPUS_DIR" >&2; exit 2; }
