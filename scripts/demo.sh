@@ -4,6 +4,8 @@
 # until the alliance approves it: hust (researcher) proposes the experiment, fpt
 # votes by hand, vnpt's worker votes from its site policy; a second, small
 # experiment is approved while the first runs and follows it with the same workers.
+# Then each member trains the same model alone with the same compute (aulac solo), and
+# the demo prints what joining is worth to each (scripts/value-of-joining.sh).
 #
 #   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
