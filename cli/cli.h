@@ -8,6 +8,7 @@ int cmd_keygen(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);   /* show | verify | checkpoint | proof | consistency | export */
 int cmd_eval(int argc, char **argv);
+int cmd_solo(int argc, char **argv);   /* cli/solo.c */
 int cmd_policy(int argc, char **argv);   /* check | diff */
 int cmd_site(int argc, char **argv);     /* check */
 int cmd_member(int argc, char **argv);   /* propose-add | propose-remove | propose-rotate | list */

@@ -20,6 +20,7 @@ static const char usage[] =
     "                  consistency proofs, JSON-lines export (data dir or coordinator)\n"
     "  witness check   cross-check the members' cosigned checkpoints: catch a split view\n"
     "  eval            validation loss of a saved model on a corpus\n"
+    "  solo            train a policy's model on one member's corpus alone (same compute)\n"
     "  policy check    parse and validate a policy file, print its hash\n"
     "  policy diff     the keys two policy files set differently\n"
     "  site check      validate a member's site policy (site.yaml), optionally against a policy\n"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
         return cmd_witness(argc - 1, argv + 1);
     if (strcmp(cmd, "eval") == 0)
         return cmd_eval(argc - 1, argv + 1);
+    if (strcmp(cmd, "solo") == 0)
+        return cmd_solo(argc - 1, argv + 1);
     if (strcmp(cmd, "policy") == 0)
         return cmd_policy(argc - 1, argv + 1);
     if (strcmp(cmd, "site") == 0)

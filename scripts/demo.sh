@@ -4,11 +4,15 @@
 # until the alliance approves it: hust (researcher) proposes the experiment, fpt
 # votes by hand, vnpt's worker votes from its site policy; a second, small
 # experiment is approved while the first runs and follows it with the same workers.
+# Then each member trains the same model alone with the same compute (aulac solo), and
+# the demo prints what joining is worth to each (scripts/value-of-joining.sh).
 #
 #   scripts/demo.sh                 everything under demo-run/ (RUN_DIR=... to move it)
 #   scripts/demo.sh --prepare-only  keys, roster, policy and corpora, no processes
 #   HOLD=1 scripts/demo.sh          keep the coordinator (and its dashboard) up after the
 #                                   demo, until Ctrl-C, to browse the finished run
+#   CORPUS_BYTES=40000 scripts/demo.sh   smaller private corpora (default 400000 bytes a
+#                                   member; the policy asks for at least 20000)
 #
 # The coordinator serves its dashboard (coordinator/HTTP.md) on loopback while the demo
 # runs: the URL is printed as soon as it listens. HTTP_PORT=8080 picks the port (default:
@@ -38,7 +42,7 @@ alliance_check_programs
 rm -rf "$RUN_DIR"
 mkdir -p "$RUN_DIR"/{keys,logs,state}
 say "private corpora (Vietnamese text from Debian documentation packages)"
-scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache"
+scripts/demo-corpus.sh "$RUN_DIR/corpus" "$BUILD/demo-cache" "${CORPUS_BYTES:-400000}"
 
 say "keys and roster"
 # The charter: an experiment needs two thirds of the members (here all three: the
@@ -155,14 +159,27 @@ for m in members:
     for line in open("%s/logs/%s.log" % (run, m), encoding="utf-8", errors="replace"):
         g = re.search(r"final model: validation loss ([0-9.]+)", line)
         if g and m not in final: final[m] = float(g.group(1))   # the first experiment's
-print("  %-12s %s" % ("model", "  ".join("%8s" % m for m in members)))
+def row(name, by):   # the members' losses and their mean (when every member has one)
+    cells = ["%8s" % ("%.4f" % by[m] if by.get(m) is not None else "-") for m in members]
+    have = [by[m] for m in members if by.get(m) is not None]
+    mean = "%.4f" % (sum(have) / len(have)) if len(have) == len(members) else "-"
+    print("  %-12s %s  %8s" % (name, "  ".join(cells), mean))
+print("  %-12s %s  %8s" % ("model", "  ".join("%8s" % m for m in members), "mean"))
 for r in s["rounds"]:
     by = {x["member"]: x["val_loss"] for x in r["members"]}
-    name = "round 0" if r["round"] == 1 else "round %d" % (r["round"] - 1)
-    print("  %-12s %s" % (name, "  ".join("%8s" % ("%.4f" % by[m] if by.get(m) is not None else "-") for m in members)))
-print("  %-12s %s" % ("final", "  ".join("%8s" % ("%.4f" % final[m] if m in final else "-") for m in members)))
+    row("round 0" if r["round"] == 1 else "round %d" % (r["round"] - 1), by)
+row("final", final)
 up = [x["upload_bytes"] for r in s["rounds"] for x in r["members"]]
 PY
+
+# The value of joining: each member alone, from the same round-0 model, with the compute it
+# gave the alliance, against the federated model on its own held-out text.
+say "the value of joining: each member alone, same compute, same round-0 model (${ids[0]})"
+fed_hash=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model_hash"])' \
+    "$RUN_DIR/status.json")
+joins=(); for m in "${MEMBERS[@]}"; do joins+=("$m=$RUN_DIR/corpus/$m"); done
+BUILD=$BUILD scripts/value-of-joining.sh "$RUN_DIR/policy.yaml" \
+    "$RUN_DIR/coordinator/models/$fed_hash" "$RUN_DIR/solo" "${joins[@]}"
 
 say "contributions"
 "$bin/aulac" status --coordinator "$addr" "${client_tls[@]}" | sed -n '/^member/,$p' | sed 's/^/  /'

@@ -18,6 +18,7 @@
 #include "worker/artifacts.h"
 #include "worker/auto_vote.h"
 #include "worker/health.h"
+#include "worker/inner.h"
 #include "worker/ledger_watch.h"
 #include "worker/node.h"
 #include "worker/node_worker.h"
@@ -381,19 +382,11 @@ int worker_trainer_opts(const struct worker *w, const struct policy_round_plan *
 {
     int gpus = w->opt.gpus > 1 ? w->opt.gpus : 1;
     int nodes = w->opt.nodes > 1 ? w->opt.nodes : 1;   /* all the member's GPUs share it */
-    if (plan->batch_size % (uint32_t)(gpus * nodes) != 0) {
+    if (inner_trainer_opts(plan, gpus * nodes, to) != 0) {
         log_error("the policy's batch_size %u does not split evenly over --gpus %d on %d "
                   "node(s): use a GPU count that divides it", plan->batch_size, gpus, nodes);
         return -1;
     }
-    to->batch = (int)(plan->batch_size / (uint32_t)(gpus * nodes));
-    to->seq_len = (int)plan->seq_len;
-    to->lr = plan->lr;
-    to->weight_decay = plan->weight_decay;
-    to->grad_clip = plan->grad_clip;
-    to->beta1 = plan->beta1;
-    to->beta2 = plan->beta2;
-    to->eps = plan->eps;
     return 0;
 }
 
@@ -494,10 +487,7 @@ static int setup_training(struct worker *w)
                  w->opt.nodes > 1 ? w->opt.nodes : 1);
     else
         log_info("trainer: CPU");
-    uint8_t seed_src[32];
-    crypto_blake2b256(w->opt.member, strlen(w->opt.member), seed_src);
-    uint64_t seed;
-    memcpy(&seed, seed_src, sizeof seed);
+    const uint64_t seed = inner_member_seed(w->opt.member);
     w->member_seed = seed;
     if (!w->data) {
         struct data_opts dopt = { .val_fraction = w->policy.data.validation_fraction,
@@ -678,9 +668,6 @@ static int fetch_model(struct worker *w, const uint8_t hash[32], const uint8_t *
 struct progress_ctx {
     uint64_t round;
     int every;
-    int offset, total;      /* steps done before this trainer call, and in the round */
-    double seconds;         /* spent before this trainer call */
-    uint64_t tokens;        /* trained before this trainer call */
     struct progress *prog;  /* NULL: a log line every `every` steps (follower nodes) */
     struct progress_state *st;
 };
@@ -688,70 +675,37 @@ struct progress_ctx {
 static int on_progress(void *arg, const struct trainer_progress *p)
 {
     struct progress_ctx *pc = arg;
-    int step = pc->offset + p->step;
-    double secs = pc->seconds + p->seconds;
-    double tps = secs > 0 ? (double)(pc->tokens + p->tokens) / secs : -1;
-    double eta = step > 0 ? secs / step * (pc->total - step) : -1;
+    int step = p->step;   /* inner_train counts over the whole round */
+    double secs = p->seconds;
+    double tps = secs > 0 ? (double)p->tokens / secs : -1;
+    double eta = step > 0 ? secs / step * (p->steps - step) : -1;
     health_beat("training", 0);
     if (pc->prog) {
         pc->st->phase = PROGRESS_TRAIN;
         pc->st->step = step;
-        pc->st->steps = pc->total;
+        pc->st->steps = p->steps;
         pc->st->loss = p->loss;
         pc->st->tokens_per_s = tps;
         pc->st->eta_s = eta;
         progress_update(pc->prog, pc->st);
-    } else if (step == pc->total || step % pc->every == 0) {
+    } else if (step == p->steps || step % pc->every == 0) {
         log_info("round %" PRIu64 " step %d/%d loss %.4f  %.0f tok/s  eta %.1fs", pc->round,
-                 step, pc->total, p->loss, tps < 0 ? 0 : tps, eta < 0 ? 0 : eta);
+                 step, p->steps, p->loss, tps < 0 ? 0 : tps, eta < 0 ? 0 : eta);
     }
     return stop_flag ? 1 : 0;
 }
 
-/* Runs `steps` inner steps at the plan's learning rate, with its linear warm-up over
- * the first warmup_steps optimizer steps of this replica (counted across rounds, as
- * the AdamW state is). Fills *ts for all the steps together. */
+/* The round's inner steps (worker/inner.h: the plan's learning rate and warm-up). */
 static int train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
                        struct progress_ctx *pc, struct trainer_stats *ts)
 {
-    const uint64_t warm = plan->warmup_steps;
-    const float lr = plan->lr;
-    struct trainer_opts to;
-    trainer_get_opts(w->trainer, &to);
-    memset(ts, 0, sizeof *ts);
-    double loss_sum = 0;
-    int done = 0, rc = 0;
-    while (done < steps && rc == 0) {
-        uint64_t step = trainer_optimizer_step(w->trainer);
-        int n = step < warm ? 1 : steps - done;   /* warm-up: one step per learning rate */
-        to.lr = step < warm ? lr * (float)(step + 1) / (float)warm : lr;
-        struct trainer_stats part;
-        pc->offset = done;
-        pc->total = steps;
-        pc->seconds = ts->seconds;
-        pc->tokens = ts->tokens;
-        if ((rc = trainer_set_opts(w->trainer, &to)) == 0)
-            rc = trainer_train_steps(w->trainer, n, data_next_batch, w->data, on_progress, pc,
-                                     &part);
-        if (rc != 0)
-            break;
-        done += part.steps;
-        loss_sum += part.mean_loss * part.steps;
-        ts->steps += part.steps;
-        ts->tokens += part.tokens;
-        ts->seconds += part.seconds;
-        ts->last_loss = part.last_loss;
-        ts->last_grad_norm = part.last_grad_norm;
-    }
-    ts->mean_loss = ts->steps ? loss_sum / ts->steps : 0;
-    return rc;
+    return inner_train(w->trainer, w->data, plan, steps, on_progress, pc, ts);
 }
 
 int worker_train_local(struct worker *w, const struct policy_round_plan *plan, int steps,
                        struct trainer_stats *ts)
 {
-    struct progress_ctx pc = { plan->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0, 0, NULL,
-                               NULL };
+    struct progress_ctx pc = { plan->round, steps >= 10 ? steps / 5 : 1, NULL, NULL };
     return train_local(w, plan, steps, &pc, ts);
 }
 
@@ -945,7 +899,7 @@ static int train_builtin(struct worker *w, const Aulac__V1__Task *t,
     int rc = trainer_set_opts(w->trainer, &to);
     if (rc == 0)
         rc = trainer_set_params(w->trainer, w->base, w->n);
-    const uint64_t data_seed = plan->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    const uint64_t data_seed = inner_round_seed(plan->seed, w->member_seed, t->round);
     if (rc == 0 && w->opt.nodes > 1 &&
         node_worker_start_round(w, t->round, t->base_model_hash.data, plan->local_steps,
                                 data_seed) != 0) {
@@ -969,8 +923,7 @@ static int train_builtin(struct worker *w, const Aulac__V1__Task *t,
     data_reseed(w->data, data_seed);
     const int steps = (int)plan->local_steps;
     ps->steps = steps;
-    struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, 0, 0, 0, 0,
-                               &w->progress, ps };
+    struct progress_ctx pc = { t->round, steps >= 10 ? steps / 5 : 1, &w->progress, ps };
     progress_begin(&w->progress);
     progress_update(&w->progress, ps);
     rc = train_local(w, plan, steps, &pc, ts);
@@ -1014,7 +967,7 @@ static int train_plugin(struct worker *w, const Aulac__V1__Task *t,
                         const struct policy_round_plan *plan, struct trainer_stats *ts,
                         float *val_loss, struct progress_state *ps)
 {
-    const uint64_t data_seed = plan->seed ^ w->member_seed ^ (t->round * 0x9e3779b97f4a7c15ULL);
+    const uint64_t data_seed = inner_round_seed(plan->seed, w->member_seed, t->round);
     size_t nf = data_num_files(w->data);
     const char **files = calloc(nf ? nf : 1, sizeof *files);
     char *data_dir = realpath(w->opt.data_dir, NULL);   /* the plug-in runs in its workdir */

@@ -155,8 +155,29 @@ expect roster-no-alliance 2 "give --alliance to create it" \
 expect roster-bad-roles 2 "roles are member, researcher, secretariat" \
     "$BIN/aulac" roster add --roster "$T/roster.yaml" --pub "$T/keys/alpha.pub" --roles king
 expect cli-ledger-dir 1 "cannot open the ledger" "$BIN/aulac" ledger verify --data-dir "$T/none"
-for p in aulac aulac-coordinator aulac-worker; do
-    "$BIN/$p" --help >"$T/help.txt" && grep -q usage "$T/help.txt" || fail "$p --help"
+# aulac solo (the value of joining: a member alone with the same compute)
+SOLO=("$BIN/aulac" solo --policy "$T/policy.yaml" --member alpha --data "$T/corpus/alpha")
+expect solo-usage 2 "aulac solo: --policy, --member, --data and --out are required" \
+    "${SOLO[@]}"
+expect solo-bad-member 2 "aulac solo: --member 'Alpha Corp' is not a member id" \
+    "$BIN/aulac" solo --policy "$T/policy.yaml" --member "Alpha Corp" --data "$T/corpus/alpha" \
+    --out "$T/solo"
+expect solo-bad-int 2 "aulac solo: --steps expects a non-negative integer, got 'many'" \
+    "${SOLO[@]}" --out "$T/solo" --steps many
+expect solo-extra 2 "aulac solo: unexpected argument 'now'" "${SOLO[@]}" --out "$T/solo" now
+expect solo-bad-policy 1 'bad-policy.yaml:[0-9]+:[0-9]+: training.local_steps' \
+    "$BIN/aulac" solo --policy "$T/bad-policy.yaml" --member alpha --data "$T/corpus/alpha" \
+    --out "$T/solo"
+expect solo-no-corpus 1 "aulac solo: .*$T/none" \
+    "$BIN/aulac" solo --policy "$T/policy.yaml" --member alpha --data "$T/none" --out "$T/solo"
+sed 's/min_tokens_per_member: 1000,/min_tokens_per_member: 100000000,/' "$T/policy.yaml" >"$T/big-min.yaml"
+expect solo-small-corpus 1 "aulac solo: the corpus .* training bytes; the policy asks for at least 100000000" \
+    "$BIN/aulac" solo --policy "$T/big-min.yaml" --member alpha --data "$T/corpus/alpha" \
+    --out "$T/solo"
+[ ! -e "$T/solo" ] || fail "a refused aulac solo wrote $T/solo"
+for p in aulac aulac-coordinator aulac-worker "aulac solo"; do
+    # shellcheck disable=SC2086  # "aulac solo" is a program and its command
+    "$BIN/"$p --help >"$T/help.txt" && grep -q usage "$T/help.txt" || fail "$p --help"
 done
 
 # After all that, the experiment still runs to the end.
@@ -164,4 +185,31 @@ for m in alpha beta; do start_worker "$m"; done
 pids=("${BG[@]: -2}")
 for p in "${pids[@]}"; do rc=0; wait_pid "$p" 200 || rc=$?; [ $rc -eq 0 ] || fail "worker exited $rc"; done
 status_json | grep -q '"state":"finished"' || fail "the experiment did not finish"
+
+# The value of joining (scripts/value-of-joining.sh, as scripts/demo.sh prints it): each
+# member alone for the experiment's rounds x local_steps from round 0, both models
+# evaluated on the member's held-out text.
+fed_hash=$(status_json | sed -n 's/.*"model_hash":"\([0-9a-f]*\)".*/\1/p')
+BUILD=$BIN scripts/value-of-joining.sh "$T/policy.yaml" "$T/coord/models/$fed_hash" "$T/joining" \
+    alpha="$T/corpus/alpha" beta="$T/corpus/beta" >"$T/logs/joining.log" 2>&1 ||
+    { cat "$T/logs/joining.log"; fail "value-of-joining.sh"; }
+cat "$T/logs/joining.log"
+grep -qE "^  member +federated +solo +gain +federated +solo +gain$" "$T/logs/joining.log" ||
+    fail "joining: no table"
+N='[0-9]+\.[0-9]{4}' G='[-+][0-9]+\.[0-9]{4}'
+for m in alpha beta; do
+    grep -qE "^  $m +$N +$N +$G +$N +$N +$G$" "$T/logs/joining.log" || fail "joining: no line for $m"
+    # the solo run is the member's worker's steps: rounds x local_steps from round 0, and
+    # its first round is exactly the worker's round 1 (same model, options, seed, batches)
+    grep -q "^solo model [0-9a-f]\{16\} of $m (24 steps)" "$T/joining/solo-$m.log" ||
+        { cat "$T/joining/solo-$m.log"; fail "joining: $m's solo run is not 2 x 12 steps"; }
+    solo1=$(sed -n 's/^round 1\/2: 12 steps, train loss \([0-9.]*\),.*/\1/p' "$T/joining/solo-$m.log")
+    fed1=$(status_json | python3 -c 'import json, sys
+r = json.load(sys.stdin)["rounds"][0]
+print("%.4f" % [x for x in r["members"] if x["member"] == sys.argv[1]][0]["train_loss"])' "$m")
+    [ -n "$solo1" ] && [ "$solo1" = "$fed1" ] ||
+        fail "joining: $m's solo round 1 trained to $solo1, its worker's round 1 to $fed1"
+done
+grep -qE "^  on its own held-out text: .*; on every member's: " "$T/logs/joining.log" ||
+    fail "joining: no verdict"
 note "ok"

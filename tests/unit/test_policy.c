@@ -184,11 +184,16 @@ static void test_examples_parse(void **state)
     assert_true(p.training.seq_len >= 64 && p.training.seq_len <= 128);
     assert_true(p.training.rounds >= 10);
     assert_int_equal(p.training.local_steps, 20);
-    assert_int_equal(p.training.outer.kind, POLICY_OUTER_NESTEROV);
-    assert_true(p.training.outer.lr == 0.7 && p.training.outer.momentum == 0.9);
+    /* the demo recipe (bench/README.md, "Demo recipe"): FedAvg, 6.25 % uplinks with the
+     * sparse-uplink knobs, no dense warm-up */
+    assert_int_equal(p.training.outer.kind, POLICY_OUTER_FEDAVG);
+    assert_true(p.training.outer.lr == 1.0 && p.training.outer.momentum == 0);
     assert_int_equal(p.compression.uplink.method, POLICY_COMPRESS_TOPK);
     assert_int_equal(p.compression.uplink.quant, CODEC_QUANT_INT8);
     assert_true(p.compression.uplink.error_feedback);
+    assert_true(p.compression.uplink.error_feedback_decay == 0.9);
+    assert_int_equal(p.compression.uplink.average, POLICY_AVERAGE_SENDERS);
+    assert_int_equal(p.compression.uplink.dense_warmup_rounds, 0);
     struct policy_round_plan plan;   /* tests/unit/test_plan.c: the plans of every example */
     assert_int_equal(policy_round_plan(&p, p.training.rounds, &plan, NULL, 0), 0);
     assert_int_equal(plan.uplink.k_per_block, p.compression.uplink.k_per_block);
