@@ -210,6 +210,8 @@ say "credits verify (every score and credit recomputed from ledger + payloads + 
 
 say "ledger"
 "$bin/aulac" ledger verify --data-dir "$RUN_DIR/coordinator" | sed 's/^/  /'
+say "ledger replay (every round's model rebuilt from round 0 + the stored payloads)"
+"$bin/aulac" ledger replay --data-dir "$RUN_DIR/coordinator" 2>/dev/null | tail -3 | sed 's/^/  /'
 "$bin/aulac" ledger show --data-dir "$RUN_DIR/coordinator" --json >"$RUN_DIR/ledger.jsonl"
 python3 - "$RUN_DIR/ledger.jsonl" <<'PY'
 import json, sys
