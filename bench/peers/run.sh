@@ -66,8 +66,8 @@ except Exception as e:        # refused, unresolvable, timed out
     sys.exit(1)
 PY
 }
-no_network() {
-    echo "peers: cannot install Flower: the package index $1 is not reachable ($2)." >&2
+install_failed() {   # install_failed WHY: the message, exit 3
+    echo "peers: cannot install Flower: $1" >&2
     echo "peers: bench/peers needs network access to PyPI once, to install flwr $FLWR_VERSION," \
          "torch, transformers, safetensors and numpy into $PEERS_VENV; or set PEERS_VENV to" \
          "a venv that has them." >&2
@@ -75,16 +75,17 @@ no_network() {
 }
 if ! venv_ok "$PEERS_VENV"; then
     index=${PIP_INDEX_URL:-https://pypi.org/simple}
-    why=$(index_reachable "$index" 2>&1) || no_network "$index" "${why:-no answer}"
+    why=$(index_reachable "$index" 2>&1) ||
+        install_failed "the package index $index is not reachable (${why:-no answer})."
     echo "peers: creating $PEERS_VENV with flwr $FLWR_VERSION, torch, transformers (large download)" >&2
     [ -x "$PEERS_VENV/bin/python" ] || python3 -m venv "$PEERS_VENV"
     if [ -n "${TORCH_INDEX_URL:-}" ]; then
         "$PEERS_VENV/bin/pip" install -q --index-url "$TORCH_INDEX_URL" torch >&2 ||
-            no_network "$TORCH_INDEX_URL" "pip could not install torch from it"
+            install_failed "pip could not install torch from $TORCH_INDEX_URL (its messages are above)."
     fi
     # shellcheck disable=SC2086
     "$PEERS_VENV/bin/pip" install -q "flwr==$FLWR_VERSION" torch transformers safetensors numpy >&2 ||
-        no_network "$index" "pip failed; see its messages above"
+        install_failed "pip could not install them from $index (its messages are above)."
     venv_ok "$PEERS_VENV" || { echo "peers: $PEERS_VENV still lacks one of $need_py" >&2; exit 3; }
 fi
 py="$top/$PEERS_VENV/bin/python"
