@@ -63,7 +63,7 @@ def main(argv):
         for name, v in (("%s: aulac" % row, a), ("%s: Flower (dense)" % row, f)):
             print("%-26s" % name + "".join("%*s" % (w, fmt.get(c, "%.4f") % v[c]) for c in cols))
         print("%-26s" % "  aulac / Flower" + "".join(
-            "%*s" % (w, ("%.3f" if c.startswith("loss") else "%.3g") % (a[c] / f[c]) if f[c] else "-")
+            "%*s" % (w, ("%.4f" if c.startswith("loss") else "%.3g") % (a[c] / f[c]) if f[c] else "-")
             for c in cols))
         # the ledger's view of aulac's uplink: the accepted payloads' bytes
         led = os.path.join(root, row, "aulac", "ledger.jsonl")

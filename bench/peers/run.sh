@@ -243,8 +243,17 @@ TOML
     t0=$(now)
     FLWR_HOME="$dir/home" "$vbin/flwr" run "$dir/app" bench --run-config "$dir/run-config.toml" \
         >"$dir/logs/flwr-run.log" 2>&1 || { cat "$dir/logs/flwr-run.log" >&2; exit 1; }
+    local warned=0
     for _ in $(seq 216000); do   # up to 3 h
         [ -s "$dir/final/timings.json" ] && break
+        if [ $warned -eq 0 ] && grep -q "task-token authentication failed" "$dir"/logs/{fpt,vnpt,hust}.log; then
+            # Flower gives a ClientApp process 30 s (HEARTBEAT_DEFAULT_INTERVAL) from being
+            # launched to claiming its task; on a loaded machine its imports take longer,
+            # the task goes back to pending and a new process is launched, and so on
+            echo "peers: warning: a Flower ClientApp did not start within Flower's 30 s task" \
+                 "deadline and was relaunched (the machine is too loaded?); see $dir/logs" >&2
+            warned=1
+        fi
         kill -0 "$link_pid" 2>/dev/null || { tail "$dir/logs/superlink.log"; exit 1; }
         sleep 0.05
     done
