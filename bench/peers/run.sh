@@ -30,7 +30,9 @@
 # when missing; an existing venv is used as it is once it imports flwr, torch,
 # transformers, safetensors and numpy), FLWR_VERSION (1.42.0), TORCH_INDEX_URL (as
 # scripts/torch-venv.sh: e.g. https://download.pytorch.org/whl/cpu for the CPU wheel),
-# PIP_INDEX_URL (pip's own). Creating the venv needs network access to the package
+# PIP_INDEX_URL (pip's own), PEERS_FLOWER_TASK_DEADLINE_S (600: the seconds Flower gives
+# a ClientApp/ServerApp process to start, raised from Flower's 30 s; flower_launch.py).
+# Creating the venv needs network access to the package
 # index: without it the script says so and exits 3, before anything else runs.
 #
 # Exit status: 0 when both runs finished and the table was printed; 1 on a failure
@@ -42,6 +44,9 @@ POLICY=${POLICY:-policies/examples/demo.yaml}
 PEERS_VENV=${PEERS_VENV:-build/peers-venv}
 FLWR_VERSION=${FLWR_VERSION:-1.42.0}
 ROWS=${ROWS:-dense compressed}
+# Flower's task start deadline (bench/peers/flower_launch.py): 30 s in Flower 1.42, which
+# a loaded machine misses; empty = Flower's own
+export PEERS_FLOWER_TASK_DEADLINE_S=${PEERS_FLOWER_TASK_DEADLINE_S-600}
 top=$(pwd)
 RUN_ROOT=${RUN_DIR:-build/peers}
 DEMO=peers
@@ -207,7 +212,7 @@ run_flower() {   # run_flower ROUND0_DIR
     local PATH="$vbin:$PATH"
     cp -r bench/peers/flower "$dir/app"
     link=$(free_port)
-    "$vbin/flower-superlink" --insecure --disable-runtime-dependency-installation \
+    "$py" bench/peers/flower_launch.py superlink --insecure --disable-runtime-dependency-installation \
         --host 127.0.0.1 --port "$link" >"$dir/logs/superlink.log" 2>&1 &
     local link_pid=$!
     pids+=($link_pid)
@@ -220,7 +225,7 @@ run_flower() {   # run_flower ROUND0_DIR
     for m in "${MEMBERS[@]}"; do
         port=$(free_port)
         mkdir -p "$dir/state/$m"
-        "$vbin/flower-supernode" --insecure --superlink "127.0.0.1:$proxy_port" --port "$port" \
+        "$py" bench/peers/flower_launch.py supernode --insecure --superlink "127.0.0.1:$proxy_port" --port "$port" \
             --node-config "member=\"$m\" data-dir=\"$RUN_ROOT/corpus/$m\" state-dir=\"$dir/state/$m\"" \
             >"$dir/logs/$m.log" 2>&1 &
         pids+=($!); sn+=($!)
