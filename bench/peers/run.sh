@@ -215,7 +215,7 @@ run_flower() {   # run_flower ROUND0_DIR
     "$py" bench/peers/flower_launch.py superlink --insecure --disable-runtime-dependency-installation \
         --host 127.0.0.1 --port "$link" >"$dir/logs/superlink.log" 2>&1 &
     local link_pid=$!
-    pids+=($link_pid)
+    pids+=("$link_pid")
     for _ in $(seq 200); do
         (exec 3<>"/dev/tcp/127.0.0.1/$link") 2>/dev/null && break
         sleep 0.1
@@ -299,4 +299,5 @@ for d in $ROWS flower; do
             >"$(dirname "$f")/eval-$m.txt"
     done
 done
+# shellcheck disable=SC2086  # ROWS is a word list
 "$py" bench/peers/report.py "$RUN_ROOT" $ROWS | tee "$RUN_ROOT/table.txt"

@@ -51,7 +51,7 @@ PY
 BG+=($!)
 for _ in $(seq 50); do [ -s "$T/srv.port" ] && break; sleep 0.1; done
 python3 bench/peers/meter.py proxy "$T/proxy.port" "$(cat "$T/srv.port")" "$T/bytes.json" &
-proxy=$!; BG+=($proxy)
+proxy=$!; BG+=("$proxy")
 for _ in $(seq 50); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
 python3 - "$(cat "$T/proxy.port")" <<'PY'
 import socket, sys
