@@ -79,7 +79,7 @@ BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Code the benches share (bench/lib/: the simulated federation's members), linked into each.
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
-.PHONY: all deps demo demo-torch test tests bench clean reference reference-rdp fuzz
+.PHONY: all deps demo demo-torch test tests bench clean reference reference-rdp fuzz peers
 # The benches are built (never run) by all and tests, so that they keep compiling.
 all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
@@ -178,6 +178,12 @@ reference: $(LIBAULAC)
 # make test: tests/reference/golden/rdp.tsv is committed)
 reference-rdp:
 	@scripts/reference-rdp.sh
+
+# aulac and Flower side by side on the demo's workload (bench/README.md, "Peers"): a PyPI
+# venv with Flower and PyTorch (build/peers-venv, created once; PEERS_VENV=dir to use
+# another); never needed by make test
+peers: $(PROGRAMS)
+	@BUILD=$(BUILD) bench/peers/run.sh
 
 deps:
 	@scripts/deps.sh
