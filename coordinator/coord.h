@@ -46,6 +46,9 @@
 #define COORD_ERR_WAITING  (-1607)  /* the experiment's pinned files are not all held yet */
 
 #define COORD_EXPERIMENT_MAX 64
+#define COORD_KEEP_CHECKPOINTS   3
+#define COORD_CHECKPOINT_EVERY   10
+#define COORD_CHECKPOINT_EVERY_NONE (-1)
 #define COORD_CLOSE_RETRY_MS     1000
 #define COORD_CLOSE_RETRY_MAX_MS (5 * 60 * 1000)
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
@@ -71,7 +74,12 @@ struct coord_options {
     const char *tls_cert, *tls_key, *tls_client_ca;
     int require_client_cert;
     const char *port_file;          /* written with the bound port once serving */
-    int keep_checkpoints;           /* > 0: keep only the current and previous checkpoints */
+    /* Checkpoint retention (coord_retain_checkpoints): the last keep_checkpoints rounds'
+     * checkpoints (0: COORD_KEEP_CHECKPOINTS; at least 1: resume needs the latest) and
+     * every checkpoint_every-th round's (0: COORD_CHECKPOINT_EVERY; COORD_CHECKPOINT_EVERY_NONE:
+     * none), with their outer state, downlink residual and downlink files. */
+    int keep_checkpoints;
+    int checkpoint_every;
     int max_calls;                  /* concurrent RPCs; default 64 */
     /* 0: proto/rpc.h defaults (struct rpc_server_options) */
     int max_unauthenticated_calls;  /* of those, before a request signature verifies */
@@ -322,6 +330,16 @@ void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
 #define COORD_PRUNE_INTERVAL_MS (10 * 60 * 1000)
 int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
                     size_t len);
+/* Checkpoint retention of the loaded experiment, after each round close (mu held): of
+ * the checkpoints its closed rounds 1..R made (data_dir/models/<hash>/, named in its
+ * round summaries), those of rounds R-N+1..R (N: opt.keep_checkpoints) and of every
+ * K-th round (K: opt.checkpoint_every) stay; the others are deleted unless the same
+ * model is also one kept, the current model, the older model a download is reading, or
+ * an ended experiment's final model. The experiment's outer state and downlink residual
+ * files (outer/<r>.bin, outer/<r>.down) and downlink updates (downlink/<hash>.bin) follow
+ * the same rounds. Each experiment's initial model (round 0) is not touched. Returns
+ * the checkpoints removed. */
+size_t coord_retain_checkpoints(struct coord *c);
 size_t coord_prune_payloads(struct coord *c, int64_t now_ms);
 
 /* coord.c: measures the data directory's disk use (datadir_measure) into c->disk, warning

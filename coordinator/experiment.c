@@ -585,12 +585,8 @@ static int close_commit_locked(struct coord *c, struct close_job *j, const char 
                  (long long)(time_mono_ms() - j->t_close), j->scores.base_loss,
                  j->scores.model_loss);
     close_job_free(c, j);
-    uint8_t keep[2][32];
-    memcpy(keep[0], next->hash, 32);
-    memcpy(keep[1], prev->hash, 32);
     snapshot_release(c, prev);
-    if (c->opt.keep_checkpoints > 0)
-        models_prune(c, (const uint8_t(*)[32])keep, 2);
+    coord_retain_checkpoints(c);   /* the last N rounds and every K-th stay */
     round_open(c, now);   /* clears closing; wakes whoever waits for the close */
     if (c->state == EXP_FINISHED && budget[0])
         log_warn("experiment %s finished after %llu of %llu rounds: %s", c->experiment,
