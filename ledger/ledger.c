@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -114,12 +115,20 @@ static int check_format(struct ledger *l, MDB_txn *txn)
 }
 
 /* Another process (the coordinator, for a reader beside it) grew the map: adopt its
- * size. Waits until no transaction of this process is active. */
+ * size once no transaction of this process is active. */
 static void adopt_map_size(struct ledger *l)
 {
-    pthread_rwlock_wrlock(&l->map_lock);
-    mdb_env_set_mapsize(l->env, 0);
-    pthread_rwlock_unlock(&l->map_lock);
+    /* A try for up to 2 s, never a blocking wait: this thread may hold another
+     * transaction itself; then the retry below reports MDB_MAP_RESIZED instead. */
+    for (int i = 0; i < 200; i++) {
+        if (pthread_rwlock_trywrlock(&l->map_lock) == 0) {
+            mdb_env_set_mapsize(l->env, 0);
+            pthread_rwlock_unlock(&l->map_lock);
+            return;
+        }
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
 }
 
 /* Grows the map when the last MDB_MAP_FULL came after the last growth or more than half
