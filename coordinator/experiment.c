@@ -107,6 +107,7 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id)
 void round_open(struct coord *c, int64_t opened_ms)
 {
     round_reset(&c->rnd, c->rnd.number, &c->policy, opened_ms);
+    c->storage_error[0] = 0;   /* a new round (or experiment): no close has failed */
     pthread_cond_broadcast(&c->changed);
 }
 
@@ -642,11 +643,9 @@ static int close_due_locked(struct coord *c)
         if (time_mono_ms() < c->rnd.close_retry_at_ms)
             return 0;
         c->rnd.close_retry_at_ms = 0;
-        if (c->rnd.n_accepted > 0) {
-            log_info("round %llu: retrying the close (failure %u before)",
-                     (unsigned long long)c->rnd.number, c->rnd.close_failures);
-            return 1;
-        }
+        log_info("round %llu: retrying the close (failure %u before)",
+                 (unsigned long long)c->rnd.number, c->rnd.close_failures);
+        c->rnd.close_pending = 1;   /* then as any requested close, or by the deadline */
     }
     const size_t need = round_min_updates(&c->policy);
     if (c->rnd.close_pending) {
