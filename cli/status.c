@@ -45,6 +45,23 @@ static int print_json(const Aulac__V1__StatusReply *r)
     return 0;
 }
 
+/* "512 bytes", "3.4 KiB", "1.2 GiB". */
+static void human_bytes(uint64_t n, char *out, size_t cap)
+{
+    static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB" };
+    if (n < 1024) {
+        snprintf(out, cap, "%llu bytes", (unsigned long long)n);
+        return;
+    }
+    double v = (double)n / 1024;
+    size_t u = 0;
+    while (v >= 1024 && u + 1 < sizeof units / sizeof units[0]) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, cap, "%.1f %s", v, units[u]);
+}
+
 static void print_text(const Aulac__V1__StatusReply *r)
 {
     char hex[65] = "";
@@ -60,6 +77,23 @@ static void print_text(const Aulac__V1__StatusReply *r)
     printf("global model %.16s, ledger %" PRIu64 " entries\n", hex, r->ledger_size);
     if (r->waiting && r->waiting[0])
         printf("waiting: %s\n", r->waiting);
+    if (r->storage_error && r->storage_error[0])
+        printf("STORAGE: %s (the close is retried)\n", r->storage_error);
+    if (r->disk) {
+        const Aulac__V1__DiskUsage *d = r->disk;
+        char tot[32], fr[32], l[32], ck[32], pl[32], ex[32], ar[32], sp[32];
+        human_bytes(d->total_bytes, tot, sizeof tot);
+        human_bytes(d->free_bytes, fr, sizeof fr);
+        human_bytes(d->ledger_bytes, l, sizeof l);
+        human_bytes(d->checkpoint_bytes, ck, sizeof ck);
+        human_bytes(d->payload_bytes, pl, sizeof pl);
+        human_bytes(d->experiment_file_bytes, ex, sizeof ex);
+        human_bytes(d->artifact_bytes, ar, sizeof ar);
+        human_bytes(d->spool_bytes, sp, sizeof sp);
+        printf("disk: data directory %s (ledger %s, checkpoints %s, payloads %s, outer "
+               "state and downlink %s, artifacts %s, spool %s); %s free%s\n", tot, l, ck, pl,
+               ex, ar, sp, fr, d->low_space ? " - LOW: free space or raise retention" : "");
+    }
     if (r->privacy) {
         char budget[64] = "no target epsilon";
         if (r->target_epsilon > 0)

@@ -1,4 +1,5 @@
 #include "coordinator/coord.h"
+#include "coordinator/datadir.h"
 #include "coordinator/ledger_check.h"
 
 #include <errno.h>
@@ -104,6 +105,17 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     if (!opt->eval_sets_dir)
         strcat(c->eval_sets_dir, "/evalsets");
     char path[4096];
+    {   /* the format marker first: nothing is created in a directory that is refused */
+        char why[1024];
+        int from = 0;
+        if (datadir_check(opt->data_dir, &from, why, sizeof why) != 0) {
+            log_error("refusing to start: %s", why);
+            return COORD_ERR_CONFIG;
+        }
+        if (from)
+            log_info("data directory %s upgraded from data format %d to %d (FORMAT written)",
+                     opt->data_dir, from, DATADIR_FORMAT);
+    }
     if ((rc = file_mkdirs(opt->data_dir, 0700)) != 0) {
         log_error("cannot create the data directory %s: %s", opt->data_dir, strerror(-rc));
         return COORD_ERR_CONFIG;
@@ -149,6 +161,22 @@ int coord_open(struct coord *c, const struct coord_options *opt)
 
 #define TIMER_PERIOD_MS 200
 
+void coord_measure_disk(struct coord *c)
+{
+    struct datadir_usage u;
+    int rc = datadir_measure(c->opt.data_dir, &u);
+    pthread_mutex_lock(&c->mu);
+    const int was_low = datadir_low(&c->disk);
+    c->disk = u;
+    pthread_mutex_unlock(&c->mu);
+    if (rc != 0)
+        log_warn("cannot read the free space of %s: %s", c->opt.data_dir, strerror(-rc));
+    else if (datadir_low(&u) && !was_low)
+        log_warn("the data directory's file system is low on space: %llu bytes free of %llu "
+                 "(%s); the data directory holds %llu bytes", (unsigned long long)u.free_bytes,
+                 (unsigned long long)u.fs_bytes, c->opt.data_dir, (unsigned long long)u.total);
+}
+
 /* The timer thread: the only thread that closes rounds (round_timer_tick). It wakes every
  * TIMER_PERIOD_MS (deadlines, governance, retention, the next experiment) and at once
  * when an acceptance or a roster change asks for a close (timer_wake). */
@@ -169,6 +197,11 @@ static void *timer_main(void *arg)
             coord_prune_payloads(c, time_now_unix_ms());
             artifacts_prune(c, time_now_unix_ms());
             c->next_prune_ms = now + COORD_PRUNE_INTERVAL_MS;
+            c->next_disk_ms = 0;   /* measure what the pruning left */
+        }
+        if (now >= c->next_disk_ms) {   /* disk use for status and metrics, cached */
+            coord_measure_disk(c);
+            c->next_disk_ms = now + COORD_DISK_INTERVAL_MS;
         }
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);

@@ -32,6 +32,7 @@
 #include "policies/plan.h"
 #include "policies/policy.h"
 #include "policies/roster.h"
+#include "coordinator/datadir.h"
 #include "coordinator/round.h"
 
 /* Error codes of the coordinator (range -1600..-1649; outer.h has -1650..). */
@@ -45,6 +46,11 @@
 #define COORD_ERR_WAITING  (-1607)  /* the experiment's pinned files are not all held yet */
 
 #define COORD_EXPERIMENT_MAX 64
+#define COORD_KEEP_CHECKPOINTS   3
+#define COORD_CHECKPOINT_EVERY   10
+#define COORD_CHECKPOINT_EVERY_NONE (-1)
+#define COORD_CLOSE_RETRY_MS     1000
+#define COORD_CLOSE_RETRY_MAX_MS (5 * 60 * 1000)
 #define COORD_MAX_UPLOAD_BYTES (2ULL << 30)
 /* Largest pinned file (coordinator/artifacts.h) the coordinator takes by default
  * (--max-artifact-bytes). */
@@ -68,7 +74,12 @@ struct coord_options {
     const char *tls_cert, *tls_key, *tls_client_ca;
     int require_client_cert;
     const char *port_file;          /* written with the bound port once serving */
-    int keep_checkpoints;           /* > 0: keep only the current and previous checkpoints */
+    /* Checkpoint retention (coord_retain_checkpoints): the last keep_checkpoints rounds'
+     * checkpoints (0: COORD_KEEP_CHECKPOINTS; at least 1: resume needs the latest) and
+     * every checkpoint_every-th round's (0: COORD_CHECKPOINT_EVERY; COORD_CHECKPOINT_EVERY_NONE:
+     * none), with their outer state, downlink residual and downlink files. */
+    int keep_checkpoints;
+    int checkpoint_every;
     int max_calls;                  /* concurrent RPCs; default 64 */
     /* 0: proto/rpc.h defaults (struct rpc_server_options) */
     int max_unauthenticated_calls;  /* of those, before a request signature verifies */
@@ -88,6 +99,9 @@ struct coord_options {
     /* Tests: called by a round close (on the timer thread) while it computes outside mu. */
     void (*close_hook)(void *arg);
     void *close_hook_arg;
+    /* The first wait before a round close abandoned on a storage failure is retried
+     * (doubling up to COORD_CLOSE_RETRY_MAX_MS); 0: COORD_CLOSE_RETRY_MS. */
+    int64_t close_retry_ms;
     /* How often the ledger audits itself (coordinator/ledger_check.h); 0: every 5 minutes. */
     int64_t ledger_check_interval_ms;
     /* --max-artifact-bytes: the largest pinned file PutArtifact takes; 0:
@@ -199,6 +213,10 @@ struct coord {
                                        queued experiment after a storage error */
     int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
                                        (timer thread only) */
+    int64_t next_disk_ms;           /* monotonic: the timer's next disk use measurement
+                                       (timer thread only) */
+    struct datadir_usage disk;      /* the data directory's disk use, measured by the timer
+                                       (coord_measure_disk); guarded by mu */
     struct member_stats *members;   /* one per roster member */
     /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
     struct artifact_upload *uploads;
@@ -210,6 +228,10 @@ struct coord {
      * files that the artifact store lacks and the command that uploads them. Set by the
      * timer's start attempts (lifecycle.c), shown by status. */
     char waiting[1024];
+    /* The last storage failure that stopped a round close ("" since a close succeeded):
+     * what failed, the data directory's free bytes then; shown by status. */
+    char storage_error[512];
+    int64_t storage_error_ms;       /* unix ms of it */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
     int refusals_in_window;         /* this minute, at most COORD_REFUSALS_PER_MINUTE */
@@ -314,7 +336,23 @@ void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
 #define COORD_PRUNE_INTERVAL_MS (10 * 60 * 1000)
 int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
                     size_t len);
+/* Checkpoint retention of the loaded experiment, after each round close (mu held): of
+ * the checkpoints its closed rounds 1..R made (data_dir/models/<hash>/, named in its
+ * round summaries), those of rounds R-N+1..R (N: opt.keep_checkpoints) and of every
+ * K-th round (K: opt.checkpoint_every) stay; the others are deleted unless the same
+ * model is also one kept, the current model, the older model a download is reading, or
+ * an ended experiment's final model. The experiment's outer state and downlink residual
+ * files (outer/<r>.bin, outer/<r>.down) and downlink updates (downlink/<hash>.bin) follow
+ * the same rounds. Each experiment's initial model (round 0) is not touched. Returns
+ * the checkpoints removed. */
+size_t coord_retain_checkpoints(struct coord *c);
 size_t coord_prune_payloads(struct coord *c, int64_t now_ms);
+
+/* coord.c: measures the data directory's disk use (datadir_measure) into c->disk, warning
+ * once when free space becomes low; the timer calls it every COORD_DISK_INTERVAL_MS, after
+ * each retention pass and after a close that failed on storage. Without mu (takes it). */
+#define COORD_DISK_INTERVAL_MS (60 * 1000)
+void coord_measure_disk(struct coord *c);
 
 /* models.c: checkpoints named by hash under data_dir/models/. */
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);

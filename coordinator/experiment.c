@@ -20,11 +20,21 @@
  * record and, at the last round, credits, experiment_finished and the queue record. A
  * crash before that commit leaves the round open with every payload still stored and the
  * previous round's outer state file in place: the restart's close writes the same files
- * again and commits the same entries. */
+ * again and commits the same entries.
+ *
+ * Storage failures (a file write or an LMDB transaction failing: disk full, LMDB map
+ * full, I/O error) do not stop the process: the close is abandoned (close_abandon: the
+ * outer optimizer state and downlink residual are read back from the files of the
+ * previous round, nothing in memory changed), the round stays open with every accepted
+ * update, the failure is logged with the data directory's free space and shown by
+ * status (c->storage_error), and the timer retries the close after 1, 2, 4 ... s (at most
+ * 5 min). Only what cannot be retried (out of memory, an inconsistent state) stops it. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 #include "aggregate/round.h"
 #include "codec/codec.h"
@@ -97,6 +107,7 @@ struct member_stats *coord_member_stats(struct coord *c, const char *id)
 void round_open(struct coord *c, int64_t opened_ms)
 {
     round_reset(&c->rnd, c->rnd.number, &c->policy, opened_ms);
+    c->storage_error[0] = 0;   /* a new round (or experiment): no close has failed */
     pthread_cond_broadcast(&c->changed);
 }
 
@@ -185,6 +196,68 @@ static int close_dropped(struct coord *c)
     return 0;
 }
 
+/* Free bytes of the data directory's file system (for unprivileged users); UINT64_MAX
+ * when unknown. */
+static uint64_t data_dir_free(const struct coord *c)
+{
+    struct statvfs v;
+    if (statvfs(c->opt.data_dir, &v) != 0)
+        return UINT64_MAX;
+    return (uint64_t)v.f_bavail * v.f_frsize;
+}
+
+/* Storage failure of a close (what: what failed; the callee logged the path): noted for
+ * status, the retry scheduled. mu held. The caller has restored the state (close_abandon). */
+static void close_storage_failed_locked(struct coord *c, const char *what)
+{
+    const uint64_t free_b = data_dir_free(c);
+    int64_t wait = c->opt.close_retry_ms > 0 ? c->opt.close_retry_ms : COORD_CLOSE_RETRY_MS;
+    for (unsigned i = 0; i < c->rnd.close_failures && wait < COORD_CLOSE_RETRY_MAX_MS; i++)
+        wait *= 2;
+    if (wait > COORD_CLOSE_RETRY_MAX_MS)
+        wait = COORD_CLOSE_RETRY_MAX_MS;
+    c->rnd.close_failures++;
+    c->rnd.close_retry_at_ms = time_mono_ms() + wait;
+    char free_s[48] = "unknown";
+    if (free_b != UINT64_MAX)
+        snprintf(free_s, sizeof free_s, "%llu bytes", (unsigned long long)free_b);
+    snprintf(c->storage_error, sizeof c->storage_error,
+             "round %llu could not close: %s; %s free in %s", (unsigned long long)c->rnd.number,
+             what, free_s, c->opt.data_dir);
+    c->storage_error_ms = time_now_unix_ms();
+    log_error("cannot close round %llu of experiment %s: %s (%s free on the file system of "
+              "%s); the round stays open with its %zu accepted update(s); retrying in %lld ms "
+              "(failure %u)", (unsigned long long)c->rnd.number, c->experiment, what, free_s,
+              c->opt.data_dir, c->rnd.n_accepted, (long long)wait, c->rnd.close_failures);
+    metrics_close_failed(c->metrics);
+    c->next_disk_ms = 0;   /* status shows the free space of now */
+    c->rnd.closing = 0;
+    c->rnd.close_pending = 0;
+    pthread_cond_broadcast(&c->changed);
+}
+
+/* Undoes what a close changed in memory before its outcome was durable: the outer
+ * optimizer state and downlink residual (stepped by agg_next_model) are read back as the
+ * previous close left them (fresh ones before round 1). Without mu: the close owns them
+ * while closing. A state that cannot be restored stops the process (a restart
+ * restores it from the same files). */
+static void close_abandon(struct coord *c, uint64_t completed_rounds)
+{
+    if (completed_rounds == 0) {
+        struct outer_opt *o = &c->rnd.outer;
+        o->step = 0;
+        if (o->m)
+            memset(o->m, 0, o->n * sizeof(float));
+        if (o->v)
+            memset(o->v, 0, o->n * sizeof(float));
+        if (c->rnd.down_residual)
+            memset(c->rnd.down_residual, 0, c->n_params * sizeof(float));
+        return;
+    }
+    if (outer_state_load(c, completed_rounds) != 0 || down_residual_load(c, completed_rounds) != 0)
+        close_failed("the outer optimizer state of the previous round cannot be read back");
+}
+
 /* The round's accepted updates where they lie: in the read transaction *rtxn, which the
  * caller ends after the last use of the payload pointers; sorted by member id. They must
  * be exactly the n accepted ones; NULL (no transaction left open) when they are gone
@@ -195,12 +268,12 @@ static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtx
     struct agg_update *u = calloc(n, sizeof *u);
     if (!u)
         close_failed("out of memory");
-    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, rtxn) != 0)
+    if (ledger_read_begin(c->ledger, rtxn) != 0)
         close_failed("no LMDB read transaction");
     if (state_round_updates(c, *rtxn, u, n, n_found) != 0)
         close_failed("the stored updates could not be read");
     if (*n_found != n) {
-        mdb_txn_abort(*rtxn);
+        ledger_read_end(c->ledger, *rtxn);
         free(u);
         pthread_mutex_lock(&c->mu);
         const int running = c->state == EXP_RUNNING;
@@ -328,8 +401,9 @@ static int close_begin_locked(struct coord *c, struct close_job *j)
 /* Phase 2, without mu (the heavy part: sums, scores, outer step, hashes, downlink, file
  * fsyncs: seconds at 124M; Status, long polls and downloads are served meanwhile).
  * 0, or 1 when the stored updates are gone
- * (cancelled meanwhile): the close is dropped. Storage failures stop the process. */
-static int close_compute(struct coord *c, struct close_job *j)
+ * (cancelled meanwhile): the close is dropped; 2 on a storage failure (logged; *what says
+ * which): the caller abandons the close (close_abandon). */
+static int close_compute(struct coord *c, struct close_job *j, const char **what)
 {
     if (c->opt.close_hook)
         c->opt.close_hook(c->opt.close_hook_arg);
@@ -365,18 +439,21 @@ static int close_compute(struct coord *c, struct close_job *j)
         close_failed(why);
     model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
     /* The payloads are read from the map: stored before the read transaction ends. */
-    for (size_t i = 0; i < n_up; i++)
+    *what = NULL;
+    for (size_t i = 0; i < n_up && !*what; i++)
         if (retention_write(c, up[i].payload_hash, up[i].payload, up[i].len) != 0)
-            close_failed("an accepted payload could not be written to the retention store");
-    mdb_txn_abort(rtxn);
+            *what = "an accepted payload could not be written to the retention store";
+    ledger_read_end(c->ledger, rtxn);
     free(up);
-    if (models_save(c, j->next->params, j->next->hash) != 0)
-        close_failed("the checkpoint could not be written");
-    if (outer_state_save(c, j->next->round) != 0 || down_residual_save(c, j->next->round) != 0)
-        close_failed("the outer optimizer state could not be written");
-    if (j->down && downlink_save(c, j->next->hash, j->base->hash, j->down, j->down_len) != 0)
-        close_failed("the downlink update could not be written");
-    return 0;
+    if (!*what && models_save(c, j->next->params, j->next->hash) != 0)
+        *what = "the checkpoint could not be written";
+    if (!*what &&
+        (outer_state_save(c, j->next->round) != 0 || down_residual_save(c, j->next->round) != 0))
+        *what = "the outer optimizer state could not be written";
+    if (!*what && j->down &&
+        downlink_save(c, j->next->hash, j->base->hash, j->down, j->down_len) != 0)
+        *what = "the downlink update could not be written";
+    return *what ? 2 : 0;
 }
 
 static void close_job_free(struct coord *c, struct close_job *j)
@@ -389,13 +466,15 @@ static void close_job_free(struct coord *c, struct close_job *j)
     round_outcome_free(&j->outcome);
 }
 
-/* Phase 3, mu held: the round's outcome in one transaction, then the next round opens. */
-static void close_commit_locked(struct coord *c, struct close_job *j)
+/* Phase 3, mu held: the round's outcome in one transaction, then the next round opens.
+ * 0; 2 on a storage failure (*what): nothing committed, the memory as before (the caller
+ * abandons the close). */
+static int close_commit_locked(struct coord *c, struct close_job *j, const char **what)
 {
     if (c->state != EXP_RUNNING) {
         close_job_free(c, j);
         close_dropped(c);
-        return;
+        return 0;
     }
     struct model_snapshot *next = j->next;
     struct round_summary sum = { 0 };
@@ -417,8 +496,12 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     const size_t n_closed = c->rnd.n_accepted;
     struct model_snapshot *prev = c->rnd.base;
     MDB_txn *txn;
-    if (ledger_txn_begin(c->ledger, &txn) != 0)
-        close_failed("no LMDB write transaction");
+    if (ledger_txn_begin(c->ledger, &txn) != 0) {
+        *what = "no LMDB write transaction";
+        return 2;
+    }
+    const enum coord_exp_state state_before = c->state;
+    size_t n_joined = 0;   /* members whose rounds_joined was counted */
     int rc = state_put_round(c, txn, &sum);
     if (rc == 0)
         rc = state_delete_payloads(c, txn);
@@ -426,6 +509,7 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
         struct member_stats *m = coord_member_stats(c, c->rnd.accepted[i].id);
         if (m) {
             m->rounds_joined++;
+            n_joined = i + 1;
             rc = state_put_member(c, txn, m);
         }
     }
@@ -457,12 +541,29 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
         rc = record_experiment_finished(c, txn, budget[0] ? budget : NULL);
     if (rc == 0 && c->state == EXP_FINISHED)
         rc = record_queue_finished(c, txn);
-    if (rc != 0) {
+    if (rc != 0)
         ledger_txn_abort(c->ledger, txn);
-        close_failed("the state could not be written");
+    else if (ledger_txn_commit(c->ledger, txn) != 0)
+        rc = COORD_ERR_IO;
+    if (rc != 0) {   /* nothing committed: the memory back as it was */
+        for (size_t i = 0; i < n_joined; i++) {
+            struct member_stats *m = coord_member_stats(c, c->rnd.accepted[i].id);
+            if (m)
+                m->rounds_joined--;
+        }
+        j->next = c->rnd.base;
+        c->rnd.base = prev;
+        c->rnd.number = closed_round;
+        c->state = state_before;
+        c->rnd.opened_ms = opened_ms;
+        *what = rc == COORD_ERR_NOMEM ? "out of memory" : "the state could not be written";
+        if (rc == COORD_ERR_NOMEM)
+            close_failed(*what);
+        return 2;
     }
-    if (ledger_txn_commit(c->ledger, txn) != 0)
-        close_failed("the state could not be committed");
+    c->rnd.close_failures = 0;
+    c->rnd.close_retry_at_ms = 0;
+    c->storage_error[0] = 0;
     metrics_round_closed(c->metrics, (double)(sum.closed_ms - opened_ms) / 1000.0, n_closed);
 
     free(c->rnd.down_payload);
@@ -489,12 +590,8 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
                  (long long)(time_mono_ms() - j->t_close), j->scores.base_loss,
                  j->scores.model_loss);
     close_job_free(c, j);
-    uint8_t keep[2][32];
-    memcpy(keep[0], next->hash, 32);
-    memcpy(keep[1], prev->hash, 32);
     snapshot_release(c, prev);
-    if (c->opt.keep_checkpoints > 0)
-        models_prune(c, (const uint8_t(*)[32])keep, 2);
+    coord_retain_checkpoints(c);   /* the last N rounds and every K-th stay */
     round_open(c, now);   /* clears closing; wakes whoever waits for the close */
     if (c->state == EXP_FINISHED && budget[0])
         log_warn("experiment %s finished after %llu of %llu rounds: %s", c->experiment,
@@ -502,6 +599,7 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
     else if (c->state == EXP_FINISHED)
         log_info("experiment %s finished after %llu rounds", c->experiment,
                  (unsigned long long)c->total_rounds);
+    return 0;
 }
 
 /* The round close, on the timer thread only (called without mu). */
@@ -517,12 +615,24 @@ static void round_close(struct coord *c)
     pthread_mutex_unlock(&c->mu);
     if (!go)
         return;
-    int dropped = close_compute(c, &j);
+    const char *what = NULL;
+    const uint64_t completed = j.base->round;
+    int rc = close_compute(c, &j, &what);
+    if (rc == 2)
+        close_abandon(c, completed);   /* still closing: the close owns the state */
     pthread_mutex_lock(&c->mu);
-    if (dropped)
+    if (rc == 1) {
         close_dropped(c);
-    else
-        close_commit_locked(c, &j);
+    } else if (rc == 2) {
+        close_job_free(c, &j);
+    } else if ((rc = close_commit_locked(c, &j, &what)) == 2) {
+        pthread_mutex_unlock(&c->mu);   /* nothing committed; closing still set */
+        close_abandon(c, completed);
+        pthread_mutex_lock(&c->mu);
+        close_job_free(c, &j);
+    }
+    if (rc == 2)
+        close_storage_failed_locked(c, what);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -532,6 +642,14 @@ static int close_due_locked(struct coord *c)
     if (c->state != EXP_RUNNING || c->rnd.closing) {
         c->rnd.close_pending = 0;   /* nothing to close (only this thread closes) */
         return 0;
+    }
+    if (c->rnd.close_retry_at_ms) {   /* a close abandoned on a storage failure */
+        if (time_mono_ms() < c->rnd.close_retry_at_ms)
+            return 0;
+        c->rnd.close_retry_at_ms = 0;
+        log_info("round %llu: retrying the close (failure %u before)",
+                 (unsigned long long)c->rnd.number, c->rnd.close_failures);
+        c->rnd.close_pending = 1;   /* then as any requested close, or by the deadline */
     }
     const size_t need = round_min_updates(&c->policy);
     if (c->rnd.close_pending) {

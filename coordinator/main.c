@@ -43,7 +43,11 @@ static const char usage[] =
     "  --tls-client-ca FILE  verify client certificates against this CA\n"
     "  --require-client-cert mutual TLS: refuse clients without a certificate\n"
     "  --insecure            serve plaintext (no TLS): for loopback tests only\n"
-    "  --keep-checkpoints    keep only the current and previous model checkpoints\n"
+    "  --keep-checkpoints N  keep the model checkpoints (and outer state, downlink files) of\n"
+    "                        the last N rounds (default 3; at least 1); without N: 2, the\n"
+    "                        current and previous, as before\n"
+    "  --checkpoint-every K  also keep every K-th round's (default 10; 0: none). Each\n"
+    "                        experiment's initial and final models are always kept\n"
     "  --max-artifact-bytes N  the largest pinned file (model init, config, tokenizer)\n"
     "                        members may upload, in bytes or with a K, M, G or T suffix\n"
     "                        (powers of 1024; default 64G)\n"
@@ -131,7 +135,7 @@ int main(int argc, char **argv)
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
            O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART,
-           O_MAXARTIFACT, O_MAXSTORE };
+           O_MAXARTIFACT, O_MAXSTORE, O_EVERY };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -146,7 +150,8 @@ int main(int argc, char **argv)
         { "tls-client-ca", required_argument, 0, O_CCA },
         { "require-client-cert", no_argument, 0, O_REQ },
         { "insecure", no_argument, 0, O_INSECURE },
-        { "keep-checkpoints", no_argument, 0, O_KEEP },
+        { "keep-checkpoints", optional_argument, 0, O_KEEP },
+        { "checkpoint-every", required_argument, 0, O_EVERY },
         { "max-artifact-bytes", required_argument, 0, O_MAXARTIFACT },
         { "max-artifact-store-bytes", required_argument, 0, O_MAXSTORE },
         { "max-calls", required_argument, 0, O_MAXCALLS },
@@ -186,7 +191,25 @@ int main(int argc, char **argv)
         case O_CCA: o.tls_client_ca = optarg; break;
         case O_REQ: o.require_client_cert = 1; break;
         case O_INSECURE: insecure = 1; break;
-        case O_KEEP: o.keep_checkpoints = 1; break;
+        case O_KEEP: {
+            /* --keep-checkpoints N, --keep-checkpoints=N, or alone (2: as before) */
+            const char *arg = optarg;
+            if (!arg && optind < argc && argv[optind][0] >= '0' && argv[optind][0] <= '9')
+                arg = argv[optind++];
+            if (!arg) {
+                o.keep_checkpoints = 2;
+                break;
+            }
+            if (int_option("keep-checkpoints", arg, 1, 1000000, &v) != 0)
+                return 2;
+            o.keep_checkpoints = (int)v;
+            break;
+        }
+        case O_EVERY:
+            if (int_option("checkpoint-every", optarg, 0, 1000000, &v) != 0)
+                return 2;
+            o.checkpoint_every = v == 0 ? COORD_CHECKPOINT_EVERY_NONE : (int)v;
+            break;
         case O_MAXARTIFACT:
             if (size_option("max-artifact-bytes", optarg, &o.max_artifact_bytes) != 0)
                 return 2;

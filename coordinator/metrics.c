@@ -68,6 +68,7 @@ struct coord_metrics {
     struct histogram upload_bytes, round_seconds;
     uint64_t rounds_closed;
     uint64_t round_updates_closed;  /* updates the closed rounds had, in all */
+    uint64_t close_failures;        /* closes abandoned on a storage failure */
 };
 
 struct coord_metrics *metrics_new(void)
@@ -168,6 +169,15 @@ void metrics_round_closed(struct coord_metrics *m, double seconds, size_t n)
     m->rounds_closed++;
     m->round_updates_closed += n;
     observe(&m->round_seconds, round_buckets, N_ROUND_BUCKETS, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_close_failed(struct coord_metrics *m)
+{
+    if (!m)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->close_failures++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -292,6 +302,8 @@ struct coord_view {
     struct policy_privacy privacy;
     struct member_stats *members;   /* n_members, malloc'd */
     size_t n_members;
+    struct datadir_usage disk;
+    int close_failing;              /* a close abandoned on storage waits for its retry */
 };
 
 static int view_copy(struct coord *c, struct coord_view *v)
@@ -311,6 +323,8 @@ static int view_copy(struct coord *c, struct coord_view *v)
         v->deadline_ms = c->rnd.deadline_ms;
         v->privacy = c->policy.privacy;
     }
+    v->disk = c->disk;
+    v->close_failing = c->storage_error[0] != 0;
     v->n_members = c->roster.n_members;
     v->members = calloc(v->n_members + 1, sizeof *v->members);
     if (v->members && c->members)
@@ -425,6 +439,7 @@ int metrics_render(struct coord *c, struct coord_metrics *mm, char **out, size_t
         m.round_seconds = mm->round_seconds;
         m.rounds_closed = mm->rounds_closed;
         m.round_updates_closed = mm->round_updates_closed;
+        m.close_failures = mm->close_failures;
         memcpy(rows, mm->rows, (METRICS_MAX_MEMBERS + 1) * sizeof *rows);
         pthread_mutex_unlock(&mm->mu);
         have_other = rows[METRICS_MAX_MEMBERS].id[0] != 0;
@@ -497,6 +512,30 @@ int metrics_render(struct coord *c, struct coord_metrics *mm, char **out, size_t
     head(&b, "aulac_ledger_entries", "gauge", "Entries in the ledger.");
     if (have_ledger)
         put(&b, "aulac_ledger_entries %" PRIu64 "\n", ledger_entries);
+    head(&b, "aulac_round_close_failing", "gauge",
+         "1 while a round close abandoned on a storage failure (disk full, LMDB map full, "
+         "I/O error) waits for its retry; 0 otherwise.");
+    put(&b, "aulac_round_close_failing %d\n", v.close_failing);
+    if (v.disk.measured_ms) {   /* measured by the timer (coord_measure_disk) */
+        head(&b, "aulac_data_dir_bytes", "gauge",
+             "Bytes the data directory holds on disk, by kind (ledger: the LMDB files; "
+             "checkpoints: models/; payloads: the payload store; experiment_files: outer "
+             "state, downlink files; artifacts; spool: uploads in flight; other).");
+        const struct { const char *k; uint64_t v; } kinds[] = {
+            { "ledger", v.disk.ledger }, { "checkpoints", v.disk.checkpoints },
+            { "payloads", v.disk.payloads }, { "experiment_files", v.disk.experiment_files },
+            { "artifacts", v.disk.artifacts }, { "spool", v.disk.spool },
+            { "other", v.disk.other },
+        };
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            put(&b, "aulac_data_dir_bytes{kind=\"%s\"} %" PRIu64 "\n", kinds[i].k, kinds[i].v);
+        head(&b, "aulac_data_dir_free_bytes", "gauge",
+             "Bytes still available to the coordinator on the data directory's file system.");
+        put(&b, "aulac_data_dir_free_bytes %" PRIu64 "\n", v.disk.free_bytes);
+        head(&b, "aulac_data_dir_low_space", "gauge",
+             "1 when the data directory's file system has under 10 GiB or under 5 % free.");
+        put(&b, "aulac_data_dir_low_space %d\n", datadir_low(&v.disk));
+    }
 
     /* --- events since the coordinator started --- */
     head(&b, "aulac_rounds_closed_total", "counter",
@@ -505,6 +544,10 @@ int metrics_render(struct coord *c, struct coord_metrics *mm, char **out, size_t
     head(&b, "aulac_round_closed_updates_total", "counter",
          "Updates aggregated by the rounds closed since the coordinator started.");
     put(&b, "aulac_round_closed_updates_total %" PRIu64 "\n", m.round_updates_closed);
+    head(&b, "aulac_round_close_failures_total", "counter",
+         "Round closes abandoned on a storage failure since the coordinator started (each "
+         "is retried).");
+    put(&b, "aulac_round_close_failures_total %" PRIu64 "\n", m.close_failures);
     head(&b, "aulac_round_duration_seconds", "histogram",
          "Time from a round's opening to its close, in seconds.");
     put_histogram(&b, "aulac_round_duration_seconds", &m.round_seconds, round_buckets,

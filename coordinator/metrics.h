@@ -31,6 +31,8 @@ void metrics_upload(struct coord_metrics *m, const char *member, uint64_t bytes,
 const char *metrics_reason_label(const char *reason);
 /* A round closed after `seconds` from its opening, with n updates. */
 void metrics_round_closed(struct coord_metrics *m, double seconds, size_t n);
+/* A round close abandoned on a storage failure (retried by the timer). */
+void metrics_close_failed(struct coord_metrics *m);
 /* Any authenticated request of member (last seen). */
 void metrics_member_seen(struct coord_metrics *m, const char *member, int64_t unix_ms);
 

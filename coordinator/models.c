@@ -9,7 +9,8 @@
  * A checkpoint is read back only when it hashes to its name (model_layout_hash).
  * The loaded experiment's own files, under data_dir/experiments/<id>/: the outer
  * optimizer's state for each number of completed rounds (outer/<n>.bin, outer/<n>.down
- * for the downlink residual) and the downlink updates (downlink/<hex>.bin). */
+ * for the downlink residual) and the downlink updates (downlink/<hex>.bin). Which of
+ * them stay is checkpoint retention's (coordinator/retention.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -325,11 +326,7 @@ int outer_state_save(struct coord *c, uint64_t completed_rounds)
         log_error("cannot write the outer optimizer state %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
     }
-    if (completed_rounds >= 2) {   /* the previous one is no longer needed */
-        outer_path(c, completed_rounds - 2, path, sizeof path);
-        unlink(path);
-    }
-    return 0;
+    return 0;   /* older ones: checkpoint retention (coord_retain_checkpoints) */
 }
 
 int outer_state_load(struct coord *c, uint64_t completed_rounds)
@@ -427,11 +424,7 @@ int down_residual_save(struct coord *c, uint64_t completed_rounds)
         log_error("cannot write the downlink residual %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
     }
-    if (completed_rounds >= 2) {
-        down_residual_path(c, completed_rounds - 2, path, sizeof path);
-        unlink(path);
-    }
-    return 0;
+    return 0;   /* older ones: checkpoint retention (coord_retain_checkpoints) */
 }
 
 int down_residual_load(struct coord *c, uint64_t completed_rounds)

@@ -181,10 +181,10 @@ static int with_read_txn(struct coord *c, MDB_txn *txn,
     if (txn)
         return fn(c, txn, arg);
     MDB_txn *own;
-    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &own) != 0)
+    if (ledger_read_begin(c->ledger, &own) != 0)
         return COORD_ERR_STATE;
     int rc = fn(c, own, arg);
-    mdb_txn_abort(own);
+    ledger_read_end(c->ledger, own);
     return rc;
 }
 

@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
+#include "coordinator/state.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
 #define RETENTION_DAYS_DEFAULT 30   /* contribution.payload_retention_days (policies/README.md) */
@@ -77,6 +78,95 @@ static int remove_store(const char *dir, size_t *files, uint64_t *bytes)
     if (rc == 0 && rmdir(dir) != 0)
         rc = -errno;
     return rc;
+}
+
+/* --- checkpoints ---------------------------------------------------------------- */
+
+static int round_kept(uint64_t r, uint64_t last, uint64_t keep_n, int every)
+{
+    return r + keep_n > last || (every > 0 && r % (uint64_t)every == 0);
+}
+
+static void remove_checkpoint(const struct coord *c, const char *hex)
+{
+    static const char *const files[] = { "model.safetensors", "config.json", "tokenizer.json" };
+    char path[4096 + 160];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/models/%s/%s", c->opt.data_dir, hex, files[i]);
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/models/%s", c->opt.data_dir, hex);
+    rmdir(path);
+}
+
+size_t coord_retain_checkpoints(struct coord *c)
+{
+    if (!c->rnd.base || c->rnd.base->round == 0)
+        return 0;
+    const uint64_t last = c->rnd.base->round;
+    const uint64_t keep_n = c->opt.keep_checkpoints > 0 ? (uint64_t)c->opt.keep_checkpoints
+                                                       : COORD_KEEP_CHECKPOINTS;
+    const int every = c->opt.checkpoint_every == 0 ? COORD_CHECKPOINT_EVERY
+                                                   : c->opt.checkpoint_every;
+    if (last < keep_n)
+        return 0;   /* every round is among the last N */
+    /* The hashes of rounds 1..last: kept or not. */
+    uint8_t (*hash)[32] = calloc(last + 1, 32);
+    uint8_t *have = calloc(last + 1, 1);
+    struct experiment_info *ended = NULL;
+    size_t n_ended = 0, removed = 0;
+    if (!hash || !have || queue_list(c, &ended, &n_ended) != 0) {
+        free(hash);
+        free(have);
+        return 0;   /* logged by queue_list, or no memory: nothing pruned now */
+    }
+    for (uint64_t r = 1; r <= last; r++) {
+        struct round_summary s;
+        int found = 0;
+        if (state_get_round(c, c->experiment, r, &s, &found) != 0 || !found)
+            continue;
+        memcpy(hash[r], s.model_hash, 32);
+        have[r] = 1;
+        free(s.members);
+    }
+    char dir[4096], path[4096 + 200], hex[65];
+    coord_experiment_dir(c, dir, sizeof dir);
+    for (uint64_t r = 1; r <= last; r++) {
+        if (round_kept(r, last, keep_n, every))
+            continue;
+        /* the round's own files: outer state and downlink residual after it */
+        snprintf(path, sizeof path, "%s/outer/%llu.bin", dir, (unsigned long long)r);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/outer/%llu.down", dir, (unsigned long long)r);
+        unlink(path);
+        if (!have[r])
+            continue;
+        int needed = memcmp(hash[r], c->rnd.base->hash, 32) == 0 ||
+                     (c->archived && memcmp(hash[r], c->archived->hash, 32) == 0);
+        for (uint64_t k = 1; k <= last && !needed; k++)
+            needed = have[k] && round_kept(k, last, keep_n, every) &&
+                     memcmp(hash[k], hash[r], 32) == 0;
+        for (size_t i = 0; i < n_ended && !needed; i++)
+            needed = memcmp(ended[i].final_model_hash, hash[r], 32) == 0;
+        if (needed)
+            continue;
+        hex_encode(hash[r], 32, hex);
+        snprintf(path, sizeof path, "%s/downlink/%s.bin", dir, hex);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/models/%s", c->opt.data_dir, hex);
+        if (!file_exists(path))
+            continue;
+        remove_checkpoint(c, hex);
+        removed++;
+    }
+    free(hash);
+    free(have);
+    queue_list_free(ended, n_ended);
+    if (removed)
+        log_info("checkpoint retention: removed %zu checkpoint(s) of experiment %s (kept: the "
+                 "last %llu rounds%s)", removed, c->experiment, (unsigned long long)keep_n,
+                 every > 0 ? " and every K-th round" : "");
+    return removed;
 }
 
 /* The experiment's contribution.payload_retention_days, from its approved text; the

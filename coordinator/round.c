@@ -63,6 +63,8 @@ void round_reset(struct coord_round *r, uint64_t number, const struct policy *p,
     r->deadline_logged = 0;
     r->closing = 0;
     r->close_pending = 0;
+    r->close_retry_at_ms = 0;
+    r->close_failures = 0;
 }
 
 int round_validate(const struct policy *p, size_t n_params, size_t n_eligible, double weight,

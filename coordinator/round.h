@@ -69,6 +69,12 @@ struct coord_round {
     int deadline_logged;            /* "passed its deadline, waiting" logged once */
     int closing;                    /* a close computes outside mu: see above */
     int close_pending;              /* the timer closes the round at its next wake */
+    /* A close abandoned on a storage failure (disk full, LMDB map full, I/O error): the
+     * round stays open with its accepted updates and the timer retries the close at
+     * close_retry_at_ms (monotonic; 0: none), after 1, 2, 4 ... s up to 5 min
+     * (close_failures: consecutive failures). */
+    int64_t close_retry_at_ms;
+    unsigned close_failures;
 };
 
 /* The accepted set's slots (once, at coord_open). 0 or -1 (no memory). */

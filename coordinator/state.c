@@ -78,7 +78,7 @@ static int get_record(struct coord *c, MDB_txn *txn, MDB_dbi dbi, const void *ke
     MDB_txn *own = NULL;
     int rc;
     if (!txn) {
-        rc = mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &own);
+        rc = ledger_read_begin(c->ledger, &own);
         if (rc != 0)
             return COORD_ERR_STATE;
         txn = own;
@@ -102,7 +102,7 @@ static int get_record(struct coord *c, MDB_txn *txn, MDB_dbi dbi, const void *ke
         rc = COORD_ERR_STATE;
     }
     if (own)
-        mdb_txn_abort(own);
+        ledger_read_end(c->ledger, own);
     return rc;
 }
 
@@ -290,7 +290,7 @@ static int in_round(const MDB_val *k, const uint8_t *prefix, size_t plen)
 int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
 {
     MDB_txn *txn;
-    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
+    if (ledger_read_begin(c->ledger, &txn) != 0)
         return COORD_ERR_STATE;
     uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
     size_t plen;
@@ -299,7 +299,7 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
     int rc;
     int out = round_cursor(c, txn, prefix, &plen, &cur, &k, &v, &rc);
     if (out != 0) {
-        mdb_txn_abort(txn);
+        ledger_read_end(c->ledger, txn);
         return out;
     }
     while (rc == 0 && in_round(&k, prefix, plen)) {
@@ -312,7 +312,7 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    ledger_read_end(c->ledger, txn);
     return out;
 }
 
@@ -493,13 +493,13 @@ int state_get_credit(struct coord *c, MDB_txn *txn, const char *experiment,
     *found = 0;
     if (!txn) {   /* a read-only snapshot of its own */
         MDB_txn *own;
-        int rc = mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &own);
+        int rc = ledger_read_begin(c->ledger, &own);
         if (rc != 0) {
-            log_error("cannot read the credit totals of %s: %s", experiment, mdb_strerror(rc));
+            log_error("cannot read the credit totals of %s: %s", experiment, ledger_strerror(rc));
             return COORD_ERR_STATE;
         }
         rc = state_get_credit(c, own, experiment, t, found);
-        mdb_txn_abort(own);
+        ledger_read_end(c->ledger, own);
         return rc;
     }
     MDB_val k = { strlen(experiment), (void *)experiment }, v;
@@ -577,11 +577,11 @@ int state_replay_record(struct coord *c, const uint8_t key[STATE_REPLAY_KEY_BYTE
 int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void *arg)
 {
     MDB_txn *txn;
-    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &txn) != 0)
+    if (ledger_read_begin(c->ledger, &txn) != 0)
         return COORD_ERR_STATE;
     MDB_cursor *cur;
     if (mdb_cursor_open(txn, c->db_replay, &cur) != 0) {
-        mdb_txn_abort(txn);
+        ledger_read_end(c->ledger, txn);
         return COORD_ERR_STATE;
     }
     uint8_t start[8];
@@ -606,6 +606,6 @@ int state_replay_each(struct coord *c, int64_t from_ms, state_replay_fn fn, void
         out = COORD_ERR_STATE;
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    ledger_read_end(c->ledger, txn);
     return out;
 }

@@ -70,6 +70,9 @@ int coord_status_reply(struct coord *c, const char *experiment_id, Aulac__V1__St
     char experiment[COORD_EXPERIMENT_MAX + 1], policy_name[POLICY_NAME_MAX + 1];
     char waiting[sizeof c->waiting] = "";
     r.waiting = waiting;
+    char storage_error[sizeof c->storage_error] = "";
+    r.storage_error = storage_error;
+    Aulac__V1__DiskUsage disk = AULAC__V1__DISK_USAGE__INIT;
     size_t queued = 0;
     (void)queue_length(c, &queued);
     r.queue_length = (uint32_t)queued;
@@ -126,6 +129,23 @@ int coord_status_reply(struct coord *c, const char *experiment_id, Aulac__V1__St
             r.model_hash.data = model;
             r.model_hash.len = 32;
         }
+    }
+    snprintf(storage_error, sizeof storage_error, "%s", c->storage_error);
+    if (c->disk.measured_ms) {
+        const struct datadir_usage *u = &c->disk;
+        disk.ledger_bytes = u->ledger;
+        disk.checkpoint_bytes = u->checkpoints;
+        disk.payload_bytes = u->payloads;
+        disk.experiment_file_bytes = u->experiment_files;
+        disk.artifact_bytes = u->artifacts;
+        disk.spool_bytes = u->spool;
+        disk.other_bytes = u->other;
+        disk.total_bytes = u->total;
+        disk.free_bytes = u->free_bytes;
+        disk.filesystem_bytes = u->fs_bytes;
+        disk.low_space = datadir_low(u);
+        disk.measured_unix_ms = u->measured_ms;
+        r.disk = &disk;
     }
     r.experiment_id = experiment;
     r.policy_name = policy_name;

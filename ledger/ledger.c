@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -19,6 +20,11 @@
 struct ledger {
     MDB_env *env;
     int read_only;
+    /* Held shared by every transaction of this process on env (ledger_map_hold), taken
+     * exclusively only to resize the map (grow_map): mdb_env_set_mapsize remaps, which
+     * is safe only when no transaction of this process is active. */
+    pthread_rwlock_t map_lock;
+    unsigned map_full_seen;     /* map_full_events when this ledger last grew */
     pthread_mutex_t dbi_lock;   /* guards the lazy open below (read-only mode) */
     int have_dbis;              /* 0 while a read-only opener finds no ledger yet */
     int have_checkpoints;       /* 0 for a read-only opener of a ledger older than them */
@@ -29,10 +35,15 @@ struct ledger {
     uint64_t checkpoint_interval;
 };
 
+/* MDB_MAP_FULL results seen by this process: the next write transaction grows the map. */
+static unsigned map_full_events;
+
 static int lmdb_error(int rc, const char *what)
 {
     if (rc == MDB_MAP_FULL) {
-        log_error("ledger: %s: LMDB map full; restart with a larger map size", what);
+        __atomic_add_fetch(&map_full_events, 1, __ATOMIC_RELAXED);
+        log_warn("ledger: %s: LMDB map full; the map grows before the next write "
+                 "transaction (retry)", what);
         return LEDGER_ERR_MAP_FULL;
     }
     log_error("ledger: %s: %s", what, mdb_strerror(rc));
@@ -103,15 +114,104 @@ static int check_format(struct ledger *l, MDB_txn *txn)
     return 0;
 }
 
+/* Another process (the coordinator, for a reader beside it) grew the map: adopt its
+ * size once no transaction of this process is active. */
+static void adopt_map_size(struct ledger *l)
+{
+    /* A try for up to 2 s, never a blocking wait: this thread may hold another
+     * transaction itself; then the retry below reports MDB_MAP_RESIZED instead. */
+    for (int i = 0; i < 200; i++) {
+        if (pthread_rwlock_trywrlock(&l->map_lock) == 0) {
+            mdb_env_set_mapsize(l->env, 0);
+            pthread_rwlock_unlock(&l->map_lock);
+            return;
+        }
+        struct timespec ts = { 0, 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Grows the map when the last MDB_MAP_FULL came after the last growth or more than half
+ * of it is in use: to twice its size (at least twice what is used), rounded to 1 MiB.
+ * Only when no transaction of this process is active (a try: skipped otherwise, the next
+ * write transaction tries again). The map is address space, not disk: without
+ * MDB_WRITEMAP LMDB never extends the file past the pages it writes. */
+static void grow_map(struct ledger *l)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(l->env, &info) || mdb_env_stat(l->env, &st))
+        return;
+    const uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    const uint64_t size = info.me_mapsize;
+    const unsigned events = __atomic_load_n(&map_full_events, __ATOMIC_RELAXED);
+    if (events == l->map_full_seen && used * 2 <= size)
+        return;
+    if (pthread_rwlock_trywrlock(&l->map_lock) != 0)
+        return;
+    uint64_t want = size * 2 > used * 2 ? size * 2 : used * 2;
+    want = (want + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1);
+    int rc = mdb_env_set_mapsize(l->env, (size_t)want);
+    pthread_rwlock_unlock(&l->map_lock);
+    if (rc) {
+        log_error("ledger: cannot grow the LMDB map from %llu to %llu bytes: %s",
+                  (unsigned long long)size, (unsigned long long)want, mdb_strerror(rc));
+        return;
+    }
+    l->map_full_seen = events;
+    log_info("ledger: LMDB map grown from %llu to %llu bytes (%llu in use)",
+             (unsigned long long)size, (unsigned long long)want, (unsigned long long)used);
+}
+
+void ledger_map_hold(struct ledger *l)
+{
+    pthread_rwlock_rdlock(&l->map_lock);
+}
+
+void ledger_map_release(struct ledger *l)
+{
+    pthread_rwlock_unlock(&l->map_lock);
+}
+
 static int read_begin(struct ledger *l, MDB_txn **txn)
 {
+    ledger_map_hold(l);
     int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, txn);
     if (rc == MDB_MAP_RESIZED) {
-        /* the writer grew the map: adopt its size and retry */
-        mdb_env_set_mapsize(l->env, 0);
+        /* another process grew the map: adopt its size and retry */
+        ledger_map_release(l);
+        adopt_map_size(l);
+        ledger_map_hold(l);
         rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, txn);
     }
+    if (rc)
+        ledger_map_release(l);
     return rc ? lmdb_error(rc, "beginning a read transaction") : 0;
+}
+
+/* Ends a transaction begun by read_begin (abort) or commits it (commit: 1). */
+static int read_finish(struct ledger *l, MDB_txn *txn, int commit)
+{
+    int rc = 0;
+    if (commit)
+        rc = mdb_txn_commit(txn);
+    else
+        mdb_txn_abort(txn);
+    ledger_map_release(l);
+    return rc;
+}
+
+int ledger_read_begin(struct ledger *l, MDB_txn **txn)
+{
+    if (!l || !txn)
+        return LEDGER_ERR_ARG;
+    return read_begin(l, txn);
+}
+
+void ledger_read_end(struct ledger *l, MDB_txn *txn)
+{
+    if (l && txn)
+        read_finish(l, txn, 0);
 }
 
 /* Read-only openers may predate the coordinator's first start: find the DBIs
@@ -131,10 +231,10 @@ static int ensure_dbis(struct ledger *l)
         } else {
             rc = open_dbis(l, txn);
             if (rc == 0 && (rc = check_format(l, txn)) == 0) {
-                rc = mdb_txn_commit(txn);   /* publishes the DBI handles */
+                rc = read_finish(l, txn, 1);   /* publishes the DBI handles */
                 result = rc ? lmdb_error(rc, "opening ledger databases") : 1;
             } else {
-                mdb_txn_abort(txn);
+                read_finish(l, txn, 0);
                 result = rc == MDB_NOTFOUND ? 0 : rc < 0 ? rc : lmdb_error(rc, "opening ledger databases");
             }
             if (result == 1)
@@ -181,6 +281,8 @@ int ledger_open(const char *dir, const struct ledger_options *opts, struct ledge
     l->checkpoint_interval = o.checkpoint_interval ? o.checkpoint_interval
                                                    : LEDGER_DEFAULT_CHECKPOINT_INTERVAL;
     pthread_mutex_init(&l->dbi_lock, NULL);
+    pthread_rwlock_init(&l->map_lock, NULL);
+    l->map_full_seen = __atomic_load_n(&map_full_events, __ATOMIC_RELAXED);
     int rc = mdb_env_create(&l->env);
     if (rc) {
         rc = lmdb_error(rc, "mdb_env_create");
@@ -232,6 +334,7 @@ fail:
     if (l->env)
         mdb_env_close(l->env);
     pthread_mutex_destroy(&l->dbi_lock);
+    pthread_rwlock_destroy(&l->map_lock);
     free(l);
     return rc;
 }
@@ -242,6 +345,7 @@ void ledger_close(struct ledger *l)
         return;
     mdb_env_close(l->env);
     pthread_mutex_destroy(&l->dbi_lock);
+    pthread_rwlock_destroy(&l->map_lock);
     free(l);
 }
 
@@ -256,7 +360,11 @@ int ledger_txn_begin(struct ledger *l, MDB_txn **txn)
         return LEDGER_ERR_ARG;
     if (l->read_only)
         return LEDGER_ERR_READ_ONLY;
+    grow_map(l);
+    ledger_map_hold(l);
     int rc = mdb_txn_begin(l->env, NULL, 0, txn);
+    if (rc)
+        ledger_map_release(l);
     return rc ? lmdb_error(rc, "beginning a write transaction") : 0;
 }
 
@@ -269,18 +377,18 @@ int ledger_txn_commit(struct ledger *l, MDB_txn *txn)
     if (l->signer) {
         int prc = publish_in(l, txn);
         if (prc) {
-            mdb_txn_abort(txn);
+            read_finish(l, txn, 0);
             return prc;
         }
     }
-    int rc = mdb_txn_commit(txn);
+    int rc = read_finish(l, txn, 1);
     return rc ? lmdb_error(rc, "committing") : 0;
 }
 
 void ledger_txn_abort(struct ledger *l, MDB_txn *txn)
 {
-    if (txn)
-        mdb_txn_abort(txn);
+    if (l && txn)
+        read_finish(l, txn, 0);
 }
 
 /* --- reading inside a transaction ------------------------------------------------ */
@@ -442,10 +550,10 @@ static int read_open(struct ledger *l, MDB_txn **txn, int *own)
     return 1;
 }
 
-static void read_end(MDB_txn *txn, int own)
+static void read_end(struct ledger *l, MDB_txn *txn, int own)
 {
     if (own)
-        mdb_txn_abort(txn);
+        read_finish(l, txn, 0);
 }
 
 /* --- public reads ---------------------------------------------------------------- */
@@ -460,7 +568,7 @@ int ledger_size_txn(struct ledger *l, MDB_txn *txn, uint64_t *size)
     if (rc <= 0)
         return rc;
     rc = size_in(l, txn, size);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -484,7 +592,7 @@ int ledger_root_txn(struct ledger *l, MDB_txn *txn, uint64_t size, uint8_t out[3
         return 0;
     }
     rc = root_in(l, txn, size, out);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -504,7 +612,7 @@ int ledger_get_txn(struct ledger *l, MDB_txn *txn, uint64_t index, uint8_t **byt
     if (rc <= 0)
         return rc ? rc : LEDGER_ERR_NOT_FOUND;
     rc = get_in(l, txn, index, bytes, len);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -526,7 +634,7 @@ int ledger_leaf_hash(struct ledger *l, uint64_t index, uint8_t out[32])
     rc = size_in(l, txn, &n);
     if (rc == 0)
         rc = index < n ? node_get(l, txn, 0, index, out) : LEDGER_ERR_NOT_FOUND;
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -538,7 +646,7 @@ int ledger_inclusion_proof_txn(struct ledger *l, MDB_txn *txn, uint64_t index, u
     if (rc <= 0)
         return rc ? rc : LEDGER_ERR_RANGE;
     rc = inclusion_in(l, txn, index, size, proof, proof_len);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -565,7 +673,7 @@ int ledger_consistency_proof(struct ledger *l, uint64_t old_size, uint64_t new_s
         return 0;
     }
     rc = consistency_in(l, txn, old_size, new_size, proof, proof_len);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -768,7 +876,7 @@ int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_
     rc = size_in(l, txn, &n);
     int have = rc ? rc : checkpoint_last_in(l, txn, &last, &note);
     if (have < 0) {
-        mdb_txn_abort(txn);
+        read_finish(l, txn, 0);
         return have;
     }
     char why[400] = "";
@@ -792,14 +900,14 @@ int ledger_set_signer(struct ledger *l, const char *origin, const struct crypto_
             rc = LEDGER_ERR_CHECKPOINT_MISMATCH;
         }
         if (rc) {
-            mdb_txn_abort(txn);
+            read_finish(l, txn, 0);
             log_error("ledger: refusing to sign checkpoints: the last signed checkpoint (size "
                       "%llu) does not match the log: %s. Run `aulac ledger verify`",
                       (unsigned long long)last, why);
             return rc;
         }
     }
-    mdb_txn_abort(txn);
+    read_finish(l, txn, 0);
     if (last < n) {
         unsigned_entries_why(last, n, have == 0, why, sizeof why);
         log_error("ledger: refusing to sign checkpoints over this log: %s. Run `aulac ledger "
@@ -870,7 +978,7 @@ int ledger_checkpoint_get(struct ledger *l, uint64_t size, int at_least, char **
             *found_size = rd64(k.mv_data);
         rc = copy_note(&v, note, len);
     }
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -884,12 +992,12 @@ int ledger_checkpoint_each(struct ledger *l, uint64_t from_size, ledger_checkpoi
     int rc = read_open(l, &txn, &own);
     if (rc <= 0 || !l->have_checkpoints) {
         if (rc > 0)
-            read_end(txn, own);
+            read_end(l, txn, own);
         return rc < 0 ? rc : 0;
     }
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, l->checkpoints, &cur))) {
-        read_end(txn, own);
+        read_end(l, txn, own);
         return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
     }
     uint8_t kb[8];
@@ -912,7 +1020,7 @@ int ledger_checkpoint_each(struct ledger *l, uint64_t from_size, ledger_checkpoi
     else
         rc = lmdb_error(rc, "reading ledger.checkpoints");
     mdb_cursor_close(cur);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -1168,7 +1276,7 @@ int ledger_verify_all(struct ledger *l, uint64_t *bad_index,
     if (rc <= 0)
         return rc;
     rc = verify_in(l, txn, bad_index, progress, arg, size_out, root_out, NULL);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -1187,7 +1295,7 @@ int ledger_audit(struct ledger *l, const struct checkpoint_key *key,
     struct ckpt_audit ca = { .key = key, .out = out };
     if (l->have_checkpoints) {
         if ((rc = mdb_cursor_open(txn, l->checkpoints, &ca.cur))) {
-            read_end(txn, own);
+            read_end(l, txn, own);
             return lmdb_error(rc, "opening a cursor on ledger.checkpoints");
         }
         rc = ckpt_advance(&ca, MDB_FIRST);
@@ -1204,7 +1312,7 @@ int ledger_audit(struct ledger *l, const struct checkpoint_key *key,
         snprintf(out->why, sizeof out->why, "%s", ledger_strerror(rc));
     if (ca.cur)
         mdb_cursor_close(ca.cur);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 
@@ -1275,7 +1383,7 @@ int ledger_index_get(struct ledger *l, MDB_txn *txn, const char *name,
     if (rc <= 0)
         return rc ? rc : LEDGER_ERR_NOT_FOUND;
     rc = index_get_in(l, txn, kb, klen, value);
-    read_end(txn, own);
+    read_end(l, txn, own);
     return rc;
 }
 

@@ -69,7 +69,8 @@
 #define LEDGER_DEFAULT_CHECKPOINT_INTERVAL 1024
 
 struct ledger_options {
-    uint64_t map_size;   /* LMDB map size in bytes; 0: 4 GiB (read-only: what the file has) */
+    uint64_t map_size;   /* initial LMDB map size in bytes; 0: 4 GiB (read-only: what the
+                            file has). The map grows as needed (ledger/README.md) */
     unsigned max_dbs;    /* named databases in the environment, the ledger's 5 included; 0: 32 */
     int      read_only;  /* MDB_RDONLY: for readers beside a running coordinator */
     uint64_t checkpoint_interval;   /* checkpoints kept: the latest, and the first one
@@ -85,10 +86,27 @@ struct ledger;
 int  ledger_open(const char *dir, const struct ledger_options *opts, struct ledger **out);
 void ledger_close(struct ledger *l);   /* no transaction may be open; NULL is fine */
 
-/* The shared environment, for callers' own databases. Valid until ledger_close. */
+/* The shared environment, for callers' own databases. Valid until ledger_close.
+ * Callers begin their transactions on it with ledger_read_begin / ledger_txn_begin (or
+ * hold ledger_map_hold around their own): the map grows (mdb_env_set_mapsize) only while
+ * no transaction of this process is active, which those calls make known. */
 MDB_env *ledger_env(struct ledger *l);
 
-/* Write transactions. begin: LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB.
+/* A read-only snapshot with the map lock held; ledger_read_end aborts it and releases
+ * the lock. begin: LEDGER_ERR_LMDB, LEDGER_ERR_ARG. Another process's growth of the map
+ * (MDB_MAP_RESIZED) is adopted here. */
+int  ledger_read_begin(struct ledger *l, MDB_txn **txn);
+void ledger_read_end(struct ledger *l, MDB_txn *txn);
+/* The map lock alone, shared, for a transaction begun on ledger_env directly; released
+ * after that transaction ends. */
+void ledger_map_hold(struct ledger *l);
+void ledger_map_release(struct ledger *l);
+
+/* Write transactions. begin: LEDGER_ERR_READ_ONLY, LEDGER_ERR_LMDB. begin first grows
+ * the map (to twice its size) when the last LEDGER_ERR_MAP_FULL of this process came
+ * after its last growth or more than half of it is in use, provided no transaction of
+ * this process is active; a transaction that fails with LEDGER_ERR_MAP_FULL is aborted by
+ * its caller and retried in a new one.
  * commit: the transaction is gone whatever it returns. With a signer set, commit
  * first stores the checkpoint of the transaction's tree size if it appended. */
 int  ledger_txn_begin(struct ledger *l, MDB_txn **txn);

@@ -25,14 +25,32 @@ static int store_error(int rc, const char *what)
     return rc == MDB_MAP_FULL ? LEDGER_ERR_MAP_FULL : LEDGER_ERR_LMDB;
 }
 
+/* A read transaction (ledger_read_begin: the map lock held; end with read_end). */
 static int read_txn(struct witness_store *s, MDB_txn **txn)
 {
-    MDB_env *env = ledger_env(s->l);
-    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(env, 0);
-        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
-    }
+    return ledger_read_begin(s->l, txn) == 0 ? 0 : MDB_PANIC;
+}
+
+static void read_end(struct witness_store *s, MDB_txn *txn)
+{
+    ledger_read_end(s->l, txn);
+}
+
+/* A write transaction on the ledger's environment, the map lock held (ledger_map_hold);
+ * end with write_commit or read_end. */
+static int write_txn(struct ledger *l, MDB_txn **txn)
+{
+    ledger_map_hold(l);
+    int rc = mdb_txn_begin(ledger_env(l), NULL, 0, txn);
+    if (rc)
+        ledger_map_release(l);
+    return rc;
+}
+
+static int write_commit(struct ledger *l, MDB_txn *txn)
+{
+    int rc = mdb_txn_commit(txn);
+    ledger_map_release(l);
     return rc;
 }
 
@@ -49,14 +67,14 @@ int witness_store_open(struct ledger *l, struct witness_store **out)
     mdb_env_get_flags(ledger_env(l), &env_flags);
     const int read_only = (env_flags & MDB_RDONLY) != 0;
     MDB_txn *txn;
-    int rc = read_only ? read_txn(s, &txn) : mdb_txn_begin(ledger_env(l), NULL, 0, &txn);
+    int rc = read_only ? read_txn(s, &txn) : write_txn(l, &txn);
     if (rc == 0) {
         rc = mdb_dbi_open(txn, WITNESS_DB, read_only ? 0 : MDB_CREATE, &s->dbi);
         if (rc == 0) {
             s->present = 1;
-            rc = mdb_txn_commit(txn);
+            rc = write_commit(l, txn);
         } else {
-            mdb_txn_abort(txn);
+            read_end(s, txn);
             if (rc == MDB_NOTFOUND && read_only)
                 rc = 0;
         }
@@ -86,7 +104,7 @@ int witness_store_put(struct witness_store *s, const char *member, const char *n
     if (len > CHECKPOINT_NOTE_MAX || strlen(member) > CRYPTO_ID_MAX)
         return LEDGER_ERR_TOO_LARGE;
     MDB_txn *txn;
-    int rc = mdb_txn_begin(ledger_env(s->l), NULL, 0, &txn);
+    int rc = write_txn(s->l, &txn);
     if (rc != 0)
         return store_error(rc, "beginning a write transaction");
     MDB_val k = { strlen(member), (void *)member }, v;
@@ -96,11 +114,11 @@ int witness_store_put(struct witness_store *s, const char *member, const char *n
         for (int i = 0; i < 8; i++)
             have = have << 8 | ((const uint8_t *)v.mv_data)[i];
         if (have > timestamp) {
-            mdb_txn_abort(txn);
+            read_end(s, txn);
             return 0;
         }
     } else if (rc != 0 && rc != MDB_NOTFOUND) {
-        mdb_txn_abort(txn);
+        read_end(s, txn);
         return store_error(rc, "reading a cosigned checkpoint");
     }
     uint8_t buf[8 + CHECKPOINT_NOTE_MAX];
@@ -110,10 +128,10 @@ int witness_store_put(struct witness_store *s, const char *member, const char *n
     v.mv_size = 8 + len;
     v.mv_data = buf;
     if ((rc = mdb_put(txn, s->dbi, &k, &v, 0)) != 0) {
-        mdb_txn_abort(txn);
+        read_end(s, txn);
         return store_error(rc, "storing a cosigned checkpoint");
     }
-    if ((rc = mdb_txn_commit(txn)) != 0)
+    if ((rc = write_commit(s->l, txn)) != 0)
         return store_error(rc, "committing a cosigned checkpoint");
     if (stored)
         *stored = 1;
@@ -132,7 +150,7 @@ int witness_store_each(struct witness_store *s, witness_note_fn fn, void *arg)
     if (rc != 0)
         return store_error(rc, "beginning a read transaction");
     if ((rc = mdb_cursor_open(txn, s->dbi, &cur)) != 0) {
-        mdb_txn_abort(txn);
+        read_end(s, txn);
         return store_error(rc, "opening a cursor");
     }
     MDB_val k, v;
@@ -153,7 +171,7 @@ int witness_store_each(struct witness_store *s, witness_note_fn fn, void *arg)
         out = fn(member, (const char *)p + 8, v.mv_size - 8, t, arg);
     }
     mdb_cursor_close(cur);
-    mdb_txn_abort(txn);
+    read_end(s, txn);
     if (out == 0 && rc != 0 && rc != MDB_NOTFOUND)
         return store_error(rc, "reading cosigned checkpoints");
     return out;

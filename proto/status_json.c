@@ -30,6 +30,35 @@ void status_json_write(struct jsonw *w, const Aulac__V1__StatusReply *r)
     jw_u64(w, r->queue_length);
     jw_raw(w, ",\"waiting\":");
     jw_str(w, r->waiting ? r->waiting : "");
+    jw_raw(w, ",\"storage_error\":");
+    jw_str(w, r->storage_error ? r->storage_error : "");
+    if (r->disk) {   /* absent until the coordinator measured it */
+        const Aulac__V1__DiskUsage *d = r->disk;
+        jw_raw(w, ",\"disk\":{\"ledger_bytes\":");
+        jw_u64(w, d->ledger_bytes);
+        jw_raw(w, ",\"checkpoint_bytes\":");
+        jw_u64(w, d->checkpoint_bytes);
+        jw_raw(w, ",\"payload_bytes\":");
+        jw_u64(w, d->payload_bytes);
+        jw_raw(w, ",\"experiment_file_bytes\":");
+        jw_u64(w, d->experiment_file_bytes);
+        jw_raw(w, ",\"artifact_bytes\":");
+        jw_u64(w, d->artifact_bytes);
+        jw_raw(w, ",\"spool_bytes\":");
+        jw_u64(w, d->spool_bytes);
+        jw_raw(w, ",\"other_bytes\":");
+        jw_u64(w, d->other_bytes);
+        jw_raw(w, ",\"total_bytes\":");
+        jw_u64(w, d->total_bytes);
+        jw_raw(w, ",\"free_bytes\":");
+        jw_u64(w, d->free_bytes);
+        jw_raw(w, ",\"filesystem_bytes\":");
+        jw_u64(w, d->filesystem_bytes);
+        jw_raw(w, d->low_space ? ",\"low_space\":true" : ",\"low_space\":false");
+        jw_raw(w, ",\"measured_unix_ms\":");
+        jw_u64(w, (uint64_t)d->measured_unix_ms);
+        jw_raw(w, "}");
+    }
     jw_raw(w, ",\"rounds\":[");
     for (size_t i = 0; i < r->n_rounds; i++) {
         const Aulac__V1__RoundSummary *s = r->rounds[i];

@@ -169,6 +169,21 @@
         : "privacy: ε ∞ at δ " + p.delta + " (noise multiplier 0: clipping only)") +
         (num(p.target_epsilon) !== null ? " (target ε " + p.target_epsilon + ")" : "");
     } else pe.hidden = true;
+
+    // The data directory (HTTP.md, status: disk, storage_error), as the timer measured it.
+    const se = $("storage-error");
+    se.hidden = !st.storage_error;
+    se.textContent = st.storage_error ? "storage: " + st.storage_error + " (retrying)" : "";
+    const d = st.disk, de = $("disk");
+    if (d) {
+      de.hidden = false;
+      de.className = d.low_space ? "warn" : "";
+      de.textContent = "disk: " + bytes(d.total_bytes) + " in the data directory (ledger " +
+        bytes(d.ledger_bytes) + ", checkpoints " + bytes(d.checkpoint_bytes) + ", payloads " +
+        bytes(d.payload_bytes) + ", outer state and downlink " + bytes(d.experiment_file_bytes) +
+        ", artifacts " + bytes(d.artifact_bytes) + ", spool " + bytes(d.spool_bytes) + "); " +
+        bytes(d.free_bytes) + " free" + (d.low_space ? " — low" : "");
+    } else de.hidden = true;
   }
 
   /* /api/v1/members; the status reply's members (no last seen, no reasons) if it fails. */

@@ -152,14 +152,46 @@ static void unknown_model_not_found(void **state)
     expect_refused(f, other, 5, GRPC_STATUS_INVALID_ARGUMENT, "model_hash must be 32 bytes");
 }
 
+/* Checkpoint retention (coord_retain_checkpoints) with --keep-checkpoints 2 and no
+ * every-K-th: after round 3, round 1's checkpoint is gone; rounds 2 and 3 and the initial
+ * model (what replay rebuilds from) stay. */
 static void pruned_model_not_found(void **state)
 {
     struct fx *f = *state;
-    f->opt.keep_checkpoints = 1;              /* only the current and previous checkpoints */
-    uint8_t h0[32], h1[32];
+    f->opt.keep_checkpoints = 2;
+    f->opt.checkpoint_every = COORD_CHECKPOINT_EVERY_NONE;
+    uint8_t h0[32], h1[32], h2[32], h3[32];
     start_and_close_two_rounds(f, h0, h1);
-    expect_refused(f, h0, 32, GRPC_STATUS_NOT_FOUND, "not held by this coordinator");
+    current_hash(f, h2);
+    expect_model(f, h1, 32, h1, 1);           /* round 1 is among the last 2 still */
+    close_round(f);
+    current_hash(f, h3);
+    expect_refused(f, h1, 32, GRPC_STATUS_NOT_FOUND, "not held by this coordinator");
+    expect_model(f, h0, 32, h0, 0);
+    expect_model(f, h2, 32, h2, 2);
+    expect_model(f, h3, 32, h3, 3);
+    char dir[512], path[600];   /* the outer state files follow the same rounds */
+    coord_experiment_dir(f->c, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/outer/1.bin", dir);
+    assert_false(file_exists(path));
+    snprintf(path, sizeof path, "%s/outer/2.bin", dir);
+    assert_true(file_exists(path));
+    snprintf(path, sizeof path, "%s/outer/3.bin", dir);
+    assert_true(file_exists(path));
+}
+
+/* The default retention (last 3 + every 10th) keeps every checkpoint of a short run. */
+static void default_retention_keeps_the_last_three(void **state)
+{
+    struct fx *f = *state;
+    uint8_t h0[32], h1[32], h2[32], h3[32];
+    start_and_close_two_rounds(f, h0, h1);
+    current_hash(f, h2);
+    close_round(f);
+    current_hash(f, h3);
+    expect_model(f, h0, 32, h0, 0);
     expect_model(f, h1, 32, h1, 1);
+    expect_model(f, h2, 32, h2, 2);
 }
 
 /* One older model is in memory at a time: the downloads of it share one copy, and
@@ -191,6 +223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(older_models_are_served_by_hash, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(unknown_model_not_found, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(pruned_model_not_found, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(default_retention_keeps_the_last_three, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(one_older_model_in_memory, fx_setup_prepared, fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

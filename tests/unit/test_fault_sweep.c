@@ -4,8 +4,9 @@
  * until a run no longer reaches the Nth call. After every run:
  *
  *   - the process ended cleanly: no crash, no sanitizer report, no leak; the one
- *     allowed stop is the round close's fail-stop exit(70), after a fault, when the
- *     round's outcome could not be made durable;
+ *     allowed stop is the round close's fail-stop exit(70), after a fault that cannot
+ *     be retried (out of memory); a storage failure (file write, fsync, LMDB) abandons
+ *     the close, which the timer retries (coordinator/experiment.c);
  *   - what failed reported an error (a failed call without an injected fault fails),
  *     and our fault is never the update's: a valid update is not refused (a refusal
  *     is recorded and final for the worker) nor called malformed;
@@ -44,12 +45,14 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <sys/wait.h>
 
 #include "trust_fixture.h"
 
 #include "common/hex.h"
+#include "coordinator/metrics.h"
 #include "coordinator/state.h"
 #include "proto/pb.h"
 #include "tests/fault/fault.h"
@@ -226,7 +229,7 @@ static void settle(struct fx *f, const int acked[N_ROUND])
 {
     uint8_t ref[32];
     read_reference(ref);
-    fx_wait_closed(f);   /* a restart's close of a round every member had reported */
+    fx_wait_settled(f);   /* a restart's close, or the retry of one abandoned on storage */
     for (int m = 0; m < N_ROUND && round_now(f) == 1; m++) {
         if (reported(f, m))
             continue;
@@ -242,13 +245,14 @@ static void settle(struct fx *f, const int acked[N_ROUND])
         if (!s.accepted && !s.duplicate)
             fail_msg("%s's update sent again is refused: %s", fx_ids[m], s.reason);
     }
+    fx_wait_settled(f);
     if (round_now(f) != 1)
         check_round_one_closed(f, ref);   /* in memory: the close of this process */
     else
         fail_msg("round 1 is still open with every update sent");
     fx_stop(f);
     assert_int_equal(coord_up(f), 0);
-    fx_wait_closed(f);
+    fx_wait_settled(f);
     check_round_one_closed(f, ref);       /* on disk */
     fx_stop(f);
 }
@@ -270,6 +274,70 @@ static void write_hits(void)
         fprintf(fp, "%ld\n", fault_hits());
         fclose(fp);
     }
+}
+
+/* --- a full disk during a close -------------------------------------------------- */
+
+static void submit_ok(struct fx *f, int m);
+
+static atomic_int disk_full;
+
+/* close_hook: while disk_full, every file write of the close (and after it) fails with
+ * ENOSPC, as on a full file system (LMDB's own writes are not ours: they still work). */
+static void fill_disk(void *arg)
+{
+    (void)arg;
+    if (atomic_load(&disk_full))
+        fault_arm(FAULT_FILE, 1, 1);
+}
+
+/* hust's update completes round 1; its close finds the disk full, again at each retry:
+ * the process stays up, the round stays open with its 3 updates, status and metrics say
+ * why; stopped and restarted with space back, the close completes on the reference
+ * model, nothing acknowledged lost. */
+static int full_disk(const char *dir)
+{
+    struct fx fx, *f = &fx;
+    fx_use_dir(f, dir);
+    f->opt.close_hook = fill_disk;
+    atomic_store(&disk_full, 1);
+    assert_int_equal(coord_up(f), 0);
+    submit_ok(f, 2);
+    uint64_t round = 0;
+    size_t accepted = 0;
+    unsigned failures = 0;
+    char why[512] = "";
+    for (int i = 0; i < 500 && failures < 3; i++) {
+        time_sleep_ms(10);
+        pthread_mutex_lock(&f->c->mu);
+        failures = f->c->rnd.close_failures;
+        round = f->c->rnd.number;
+        accepted = f->c->rnd.n_accepted;
+        snprintf(why, sizeof why, "%s", f->c->storage_error);
+        pthread_mutex_unlock(&f->c->mu);
+    }
+    fprintf(stderr, "full disk: %u failed close(s); status says: %s\n", failures, why);
+    if (failures < 3)
+        fail_msg("the close was not retried after failing on a full disk");
+    assert_int_equal(round, 1);
+    assert_int_equal(accepted, N_ROUND);
+    if (!strstr(why, "round 1 could not close") || !strstr(why, "free in"))
+        fail_msg("status does not say why the round does not close: '%s'", why);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(metrics_render(f->c, f->c->metrics, &text, &len), 0);
+    if (!strstr(text, "aulac_round_close_failing 1\n") ||
+        !strstr(text, "aulac_round_close_failures_total "))
+        fail_msg("the metrics do not show the failing close");
+    free(text);
+    fx_stop(f);   /* while a retry waits */
+    atomic_store(&disk_full, 0);
+    fault_disarm();
+    const int acked[N_ROUND] = { 1, 1, 1 };
+    assert_int_equal(coord_up(f), 0);
+    settle(f, acked);   /* closes on the reference model; restarts and checks again */
+    fx_release(f);
+    return 0;
 }
 
 /* One run of scenario (accept, close, restart) with class k's nth call failing (and
@@ -619,6 +687,24 @@ static void restarting_survives_every_fault(void **state)
     sweep("restart", "three", 0);
 }
 
+static void a_full_disk_during_a_close_is_survived(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], tmpl[PATH_MAX], log[PATH_MAX];
+    snprintf(tmpl, sizeof tmpl, "%s/two", root);
+    snprintf(dir, sizeof dir, "%s/full-disk", root);
+    snprintf(log, sizeof log, "%s/full-disk.log", root);
+    copy_dir(tmpl, dir);
+    const char *args[] = { self, "--full-disk", dir, NULL };
+    int status = wait_child(start_child(args, log, 120));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char what[80];
+        describe(status, what, sizeof what);
+        show_log(log);
+        fail_msg("the full-disk run failed: %s", what);
+    }
+}
+
 static int make_root(void **state)
 {
     (void)state;
@@ -665,11 +751,16 @@ int main(int argc, char **argv)
         snprintf(root, sizeof root, "%s/..", argv[6]);
         return trial(argv[2], k, atol(argv[4]), strcmp(argv[5], "persistent") == 0, argv[6]);
     }
+    if (argc == 3 && strcmp(argv[1], "--full-disk") == 0) {
+        snprintf(root, sizeof root, "%s/..", argv[2]);
+        return full_disk(argv[2]);
+    }
     if (argc == 3 && strcmp(argv[1], "--resume") == 0) {
         snprintf(root, sizeof root, "%s/..", argv[2]);
         return resume_after_stop(argv[2]);
     }
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(a_full_disk_during_a_close_is_survived),
         cmocka_unit_test(accepting_an_update_survives_every_fault),
         cmocka_unit_test(closing_a_round_survives_every_fault),
         cmocka_unit_test(restarting_survives_every_fault),

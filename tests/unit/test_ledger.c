@@ -470,7 +470,17 @@ static void many_appends_and_progress(void **state)
     free(leaves);
 }
 
-static void map_full_is_reported_and_harmless(void **state)
+static uint64_t map_size_of(struct ledger *l)
+{
+    MDB_envinfo info;
+    assert_int_equal(mdb_env_info(ledger_env(l), &info), 0);
+    return info.me_mapsize;
+}
+
+/* A ledger opened with a tiny map keeps taking appends past it: the map grows before a
+ * write transaction; a transaction that alone overflows the map fails with
+ * LEDGER_ERR_MAP_FULL and the same appends succeed in the next one. */
+static void map_grows_as_needed(void **state)
 {
     struct fixture *f = *state;
     ledger_close(f->l);
@@ -480,19 +490,73 @@ static void map_full_is_reported_and_harmless(void **state)
     append_n(f, 10, 10);
     static uint8_t big[16 * 1024];
     memset(big, 'b', sizeof big);
-    int rc = 0;
-    for (int i = 0; i < 100 && rc == 0; i++) {
+    for (int i = 0; i < 100; i++) {   /* 1.6 MB in 100 transactions: 6x the first map */
         MDB_txn *txn;
         assert_int_equal(ledger_txn_begin(f->l, &txn), 0);
-        rc = ledger_append(f->l, txn, big, sizeof big, NULL);
-        if (rc == 0)
-            rc = ledger_txn_commit(f->l, txn);
-        else
-            ledger_txn_abort(f->l, txn);
+        assert_int_equal(ledger_append(f->l, txn, big, sizeof big, NULL), 0);
+        assert_int_equal(ledger_txn_commit(f->l, txn), 0);
     }
-    assert_int_equal(rc, LEDGER_ERR_MAP_FULL);
-    uint64_t bad;
+    assert_true(map_size_of(f->l) > 1600 * 1024);
+    uint64_t n, bad;
+    assert_int_equal(ledger_size(f->l, &n), 0);
+    assert_int_equal(n, 110);
     assert_int_equal(ledger_verify_all(f->l, &bad, NULL, NULL, NULL, NULL), 0);
+
+    /* Reopened with a map smaller than its data (LMDB takes the data's size), one
+     * transaction of 200 appends overflows it: refused whole, then taken by the next. */
+    ledger_close(f->l);
+    assert_int_equal(ledger_open(f->dir, &o, &f->l), 0);
+    MDB_txn *txn;
+    int rc = 0, i;
+    assert_int_equal(ledger_txn_begin(f->l, &txn), 0);
+    for (i = 0; i < 200 && rc == 0; i++)
+        rc = ledger_append(f->l, txn, big, sizeof big, NULL);
+    assert_int_equal(rc, LEDGER_ERR_MAP_FULL);
+    ledger_txn_abort(f->l, txn);
+    assert_int_equal(ledger_size(f->l, &n), 0);
+    assert_int_equal(n, 110);
+    assert_int_equal(ledger_txn_begin(f->l, &txn), 0);
+    for (i = 0; i < 200; i++)
+        assert_int_equal(ledger_append(f->l, txn, big, sizeof big, NULL), 0);
+    assert_int_equal(ledger_txn_commit(f->l, txn), 0);
+    assert_int_equal(ledger_size(f->l, &n), 0);
+    assert_int_equal(n, 310);
+    assert_int_equal(ledger_verify_all(f->l, &bad, NULL, NULL, NULL, NULL), 0);
+}
+
+/* While a read transaction of this process is open the map is not resized under it
+ * (its pages stay valid); the growth happens at a later write transaction. */
+static void map_does_not_grow_under_a_reader(void **state)
+{
+    struct fixture *f = *state;
+    ledger_close(f->l);
+    rm_rf(f->dir);
+    struct ledger_options o = { .map_size = 256 * 1024 };
+    assert_int_equal(ledger_open(f->dir, &o, &f->l), 0);
+    static uint8_t big[16 * 1024];
+    memset(big, 'r', sizeof big);
+    MDB_txn *r;
+    assert_int_equal(ledger_read_begin(f->l, &r), 0);
+    const uint64_t before = map_size_of(f->l);
+    for (int i = 0; i < 20; i++) {   /* until past half of the map */
+        MDB_envinfo info;
+        MDB_stat st;
+        assert_int_equal(mdb_env_info(ledger_env(f->l), &info), 0);
+        assert_int_equal(mdb_env_stat(ledger_env(f->l), &st), 0);
+        if (((uint64_t)info.me_last_pgno + 1) * st.ms_psize * 2 > before)
+            break;
+        MDB_txn *txn;
+        assert_int_equal(ledger_txn_begin(f->l, &txn), 0);
+        assert_int_equal(ledger_append(f->l, txn, big, sizeof big / 4, NULL), 0);
+        assert_int_equal(ledger_txn_commit(f->l, txn), 0);
+    }
+    assert_int_equal(map_size_of(f->l), before);
+    ledger_read_end(f->l, r);
+    MDB_txn *txn;
+    assert_int_equal(ledger_txn_begin(f->l, &txn), 0);
+    assert_true(map_size_of(f->l) > before);
+    assert_int_equal(ledger_append(f->l, txn, big, sizeof big, NULL), 0);
+    assert_int_equal(ledger_txn_commit(f->l, txn), 0);
 }
 
 /* --- kill -9 in the middle of appends ------------------------------------------------ */
@@ -605,7 +669,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(deleted_entry_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(truncated_tail_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(many_appends_and_progress, setup, teardown),
-        cmocka_unit_test_setup_teardown(map_full_is_reported_and_harmless, setup, teardown),
+        cmocka_unit_test_setup_teardown(map_grows_as_needed, setup, teardown),
+        cmocka_unit_test_setup_teardown(map_does_not_grow_under_a_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(kill_9_loses_no_acknowledged_entry, setup, teardown),
     };
     return cmocka_run_group_tests_name("ledger", tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include "trust_fixture.h"
 #include "coordinator/http.h"
 #include "coordinator/metrics.h"
+#include "coordinator/status.h"
 #include "privacy/rdp.h"
 
 /* The value of the sample named exactly `series` (name and labels as rendered), or a
@@ -242,6 +243,25 @@ static void values_after_known_events(void **state)
     assert_true(value(text, "aulac_member_rounds_total{member=\"hust\"}") == 1);
     assert_true(value(text, "aulac_member_rejected_updates_total{member=\"fpt\"}") == 2);
     assert_false(has_line_prefix(text, "aulac_privacy_epsilon"));   /* no privacy */
+    assert_true(value(text, "aulac_round_close_failing") == 0);
+    assert_true(value(text, "aulac_round_close_failures_total") == 0);
+    free(text);
+    /* Disk use, as the timer measures it (at start; then again now) */
+    coord_measure_disk(f->c);
+    text = render(f);
+    assert_true(value(text, "aulac_data_dir_bytes{kind=\"ledger\"}") > 0);
+    assert_true(value(text, "aulac_data_dir_bytes{kind=\"checkpoints\"}") > 0);   /* 2 models */
+    assert_true(value(text, "aulac_data_dir_bytes{kind=\"experiment_files\"}") > 0);
+    assert_true(value(text, "aulac_data_dir_free_bytes") > 0);
+    assert_true(has_line_prefix(text, "aulac_data_dir_low_space "));
+    Aulac__V1__StatusReply *sr = NULL;
+    assert_int_equal(coord_status_reply(f->c, NULL, &sr), 0);
+    assert_non_null(sr->disk);
+    assert_true(sr->disk->ledger_bytes > 0 && sr->disk->checkpoint_bytes > 0);
+    assert_true(sr->disk->total_bytes >= sr->disk->ledger_bytes + sr->disk->checkpoint_bytes);
+    assert_true(sr->disk->free_bytes > 0 && sr->disk->filesystem_bytes >= sr->disk->free_bytes);
+    assert_string_equal(sr->storage_error, "");
+    aulac__v1__status_reply__free_unpacked(sr, NULL);
     /* process_* from /proc/self */
     assert_true(value(text, "process_resident_memory_bytes") > 1e6);
     assert_true(value(text, "process_virtual_memory_bytes") >=

@@ -96,6 +96,7 @@ static inline void fx_use_dir(struct fx *f, const char *dir)
     f->opt.roster_path = f->paths[2];
     f->opt.listen_addr = "127.0.0.1:0";
     f->opt.max_calls = 64;
+    f->opt.close_retry_ms = 20;   /* a close abandoned on a storage failure: retried soon */
 }
 
 /* Files only, in a new temporary directory; fx_start opens the coordinator. */
@@ -572,6 +573,21 @@ static inline void fx_wait_closed(struct fx *f)
         time_sleep_ms(10);
     }
     fail_msg("the round close did not finish within 10 s");
+}
+
+/* Waits (up to 10 s) until no close is pending, running or waiting for its retry after
+ * a storage failure. */
+static inline void fx_wait_settled(struct fx *f)
+{
+    for (int i = 0; i < 1000; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        int busy = f->c->rnd.close_pending || f->c->rnd.closing || f->c->rnd.close_retry_at_ms;
+        pthread_mutex_unlock(&f->c->mu);
+        if (!busy)
+            return;
+        time_sleep_ms(10);
+    }
+    fail_msg("the round close (or its retry) did not finish within 10 s");
 }
 
 /* Waits (up to 10 s: a close may run on the timer) until the open round is at least
