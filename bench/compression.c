@@ -543,6 +543,8 @@ static void run_variant(void *arg, int at)
     const struct result *r = &pl->results[i];
     if (r->rc)
         fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
+    else if (pl->queued[i]->capture)
+        fprintf(stderr, "  %-15s trained, %.1f s\n", pl->queued[i]->name, r->seconds);
     else
         fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
                 pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
