@@ -4,6 +4,8 @@
  *   bench/compression [--policy FILE] [--corpus DIR] [--rounds R] [--steps H]
  *                     [--variants LIST|all|list] [--add NAME:key=value,...]
  *                     [--jobs N] [--downlink] [--curve N]
+ *   bench/compression --diloco [--total-steps T] [--H LIST] [--outer LIST]
+ *                     [--uplink LIST] [--no-sync] [--policy FILE] [--corpus DIR] [--jobs N]
  *
  * A federated run simulated in one process, round for round what the coordinator
  * and the workers do (coordinator/experiment.c, worker/worker.c), on the policy's
@@ -41,7 +43,23 @@
  * Variants run in parallel (--jobs, default: online CPUs), one trainer thread each;
  * everything is seeded from the policy, so the results do not depend on --jobs or the
  * machine's load. --curve N prints every variant's loss after every N-th round (one
- * evaluation each: slower). */
+ * evaluation each: slower).
+ *
+ * --diloco (issue 17, bench/README.md "DiLoCo"): instead of variants, a grid of cells at
+ * equal total inner steps T per member (default 500): the synchronous baseline "sync"
+ * (H = 1, dense fp32 uplink, fedavg lr 1: every round each member takes one AdamW step
+ * from the global model, with its own moments, and the new global model is the
+ * token-weighted mean of the members' models -- data-parallel AdamW that averages
+ * updates, not gradients), then every H (--H, default 5,20,100,500; each must divide T)
+ * x uplink (--uplink, builtin variant names, default dense and the policy's 1%+ef) x
+ * outer step (--outer: fedavg lr 1, nesterov lr 0.7 momentum 0.9, fedadam with the
+ * policies' defaults lr 0.01, beta1 0.9, beta2 0.99, eps 1e-3), each T / H rounds of H
+ * steps. One row per cell: outer, H, uplink, rounds, final validation loss, loss vs sync,
+ * uplink bytes per member over the run, and the byte ratio to sync (H x the codec's
+ * ratio). Round 1 of each H is trained once and shared by its cells (struct
+ * first_round): exactly what each cell would compute, at a sixth of the cost for H = T.
+ * --no-sync leaves the baseline out (to split the grid over runs). */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <math.h>
@@ -65,6 +83,18 @@
 #define MAX_MEMBERS 8
 #define MAX_ROUNDS 1000
 
+/* --diloco: round 1 is the same in every cell of one H (the same initial model, data,
+ * seeds and fresh trainers), so it is trained once per H and shared: the members'
+ * pseudo-gradients, tokens and AdamW state after it. A cell that uses it computes
+ * exactly what it would have computed itself (the trainer is deterministic, one thread,
+ * and the sampler is reseeded every round). */
+struct first_round {
+    float *delta[MAX_MEMBERS];   /* θ_0 − θ_local of round 1, n floats */
+    uint64_t tokens[MAX_MEMBERS];
+    char state[MAX_MEMBERS][4200];   /* trainer_save_state file ("" when not needed) */
+    int ready;
+};
+
 /* One uplink configuration. Everything not named here comes from the policy. */
 struct variant {
     char name[32];
@@ -81,13 +111,19 @@ struct variant {
     float decay;             /* > 0: error_feedback_decay instead of the policy's */
     int average;             /* >= 0: enum policy_average instead of the policy's */
     float scale;             /* > 0: sparse_scale instead of the policy's */
+    /* Set by --diloco's cells (0: as without them): */
+    float beta1, beta2, tau; /* fedadam with outer >= 0: > 0 instead of outer_init's */
+    uint32_t rounds, steps;  /* > 0: instead of --rounds and --steps */
+    struct first_round *first;   /* non-NULL: round 1 shared with the cells of the same H */
+    int capture;             /* 1: train round 1 into first, then stop (no result) */
 };
 
 #define POLICY_OUTER -1, 0, 0
 #define FEDAVG(lr) OUTER_FEDAVG, lr, 0
 #define NESTEROV(lr, mu) OUTER_NESTEROV, lr, mu
-#define KNOBS 0, 0, -1, 0       /* the policy's decay, average and sparse_scale */
-#define PLAIN 1, 0, -1, 0       /* none of them: plain error feedback and averaging */
+#define GRID 0, 0, 0, 0, 0, 0, 0   /* no --diloco cell settings */
+#define KNOBS 0, 0, -1, 0, GRID /* the policy's decay, average and sparse_scale */
+#define PLAIN 1, 0, -1, 0, GRID /* none of them: plain error feedback and averaging */
 
 /* set 1: the issue's five runs on the policy (default policies/examples/sparse.yaml:
  * blocks of 4096, outer fedavg, error_feedback_decay 0.8, average senders, sparse_scale
@@ -108,9 +144,9 @@ static const struct variant builtin[] = {
     {"1%+ef/plain", "1%+ef with plain error feedback and averaging (decay 1, average "
      "members, scale 1)", 4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, PLAIN},
     {"1%+ef/decay", "1%+ef with the residual's decay only (average members, scale 1)",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 0, POLICY_AVERAGE_MEMBERS, 1},
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 0, POLICY_AVERAGE_MEMBERS, 1, GRID},
     {"1%+ef/senders", "1%+ef with average senders only (decay 1, scale 1)",
-     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 1, POLICY_AVERAGE_SENDERS, 1},
+     4096, 41, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, 0, 1, POLICY_AVERAGE_SENDERS, 1, GRID},
     {"1%+ef/64k", "1%+ef in blocks of 65536 (k 656)",
      65536, 656, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 2, KNOBS},
     {"0.3%+ef/plain", "0.3%+ef with plain error feedback and averaging",
@@ -223,6 +259,7 @@ struct result {
     double loss;                   /* final: mean over members */
     double member_loss[MAX_MEMBERS];
     double bytes_all, bytes_sparse; /* mean payload bytes per round per member */
+    double bytes_run;              /* payload bytes per member over the whole run */
     double curve[MAX_ROUNDS];
     double down_bytes;             /* --downlink: mean bytes per round */
     double kept;                   /* mean over sparse payloads of |decoded|^2 / |delta + e|^2 */
@@ -264,6 +301,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
 {
     const struct policy *p = &s->policy;
     const size_t n = s->n;
+    const uint32_t rounds = v->rounds ? v->rounds : s->rounds;
+    const uint32_t steps = v->steps ? v->steps : s->steps;
     const double t0 = fedsim_now();
     struct trainer *tr[MAX_MEMBERS] = {0};
     struct data *dt[MAX_MEMBERS] = {0};
@@ -330,8 +369,12 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         outer.beta1 = (float)t->outer.beta1;
         outer.beta2 = (float)t->outer.beta2;
         outer.tau = (float)t->outer.eps;
+    } else if (ok == OUTER_FEDADAM && v->beta1 > 0) {
+        outer.beta1 = v->beta1;
+        outer.beta2 = v->beta2;
+        outer.tau = v->tau;
     }
-    for (uint32_t r = 1; r <= s->rounds; r++) {
+    for (uint32_t r = 1; r <= rounds; r++) {
         struct codec_params cp = {CODEC_FORMAT_VERSION, v->block, v->k, v->quant, v->zstd, v->ef};
         if (cp.k_per_block > cp.block_size || r <= v->dense_warmup)
             cp.k_per_block = cp.block_size;
@@ -341,23 +384,42 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
             memset(support, 0, n * sizeof(float));
         double wsum = 0;
         for (int m = 0; m < s->n_members; m++) {
-            struct trainer_stats st;
-            if ((rc = trainer_set_params(tr[m], theta, n)) != 0) {
-                fail(res, rc, "trainer_set_params: %s", model_strerror(rc));
-                goto out;
+            struct trainer_stats st = {0};
+            struct first_round *fr = r == 1 ? v->first : NULL;
+            if (fr && fr->ready) {   /* round 1 as the capture trained it */
+                memcpy(local, fr->delta[m], n * sizeof(float));
+                st.tokens = fr->tokens[m];
+                if (fr->state[m][0] && (rc = trainer_load_state(tr[m], fr->state[m])) != 0) {
+                    fail(res, rc, "trainer_load_state: %s", model_strerror(rc));
+                    goto out;
+                }
+            } else {
+                if ((rc = trainer_set_params(tr[m], theta, n)) != 0) {
+                    fail(res, rc, "trainer_set_params: %s", model_strerror(rc));
+                    goto out;
+                }
+                /* The worker's reseed (worker/worker.c): the model seed, round and size. */
+                data_reseed(dt[m], p->model.seed ^ (r * 0x9e3779b97f4a7c15ULL) ^ n);
+                rc = trainer_train_steps(tr[m], (int)steps, data_next_batch, dt[m], NULL, NULL,
+                                         &st);
+                if (rc == 0)
+                    rc = trainer_get_params(tr[m], local, n);
+                if (rc != 0) {
+                    fail(res, rc, "training: %s", model_strerror(rc));
+                    goto out;
+                }
+                for (size_t i = 0; i < n; i++)
+                    local[i] = theta[i] - local[i];   /* pseudo-gradient */
             }
-            /* The worker's reseed (worker/worker.c): the model seed, round and size. */
-            data_reseed(dt[m], p->model.seed ^ (r * 0x9e3779b97f4a7c15ULL) ^ n);
-            rc = trainer_train_steps(tr[m], (int)s->steps, data_next_batch, dt[m], NULL, NULL,
-                                     &st);
-            if (rc == 0)
-                rc = trainer_get_params(tr[m], local, n);
-            if (rc != 0) {
-                fail(res, rc, "training: %s", model_strerror(rc));
-                goto out;
+            if (fr && v->capture) {
+                memcpy(fr->delta[m], local, n * sizeof(float));
+                fr->tokens[m] = st.tokens;
+                if (fr->state[m][0] && (rc = trainer_save_state(tr[m], fr->state[m])) != 0) {
+                    fail(res, rc, "trainer_save_state: %s", model_strerror(rc));
+                    goto out;
+                }
+                continue;
             }
-            for (size_t i = 0; i < n; i++)
-                local[i] = theta[i] - local[i];   /* pseudo-gradient */
             if (v->ef && decay != 1.0f)   /* as worker/worker.c does */
                 for (size_t i = 0; i < n; i++)
                     residual[m][i] *= decay;
@@ -392,6 +454,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
             }
             wsum += (double)st.tokens;
         }
+        if (v->capture)
+            goto out;   /* round 1 is in v->first */
         sparse_rounds += sparse;
         /* As coordinator/experiment.c closes a round. */
         outer_average(acc, sparse ? support : NULL, n, wsum, sparse ? scale : 1.0f);
@@ -427,7 +491,7 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
                 fail(res, -1, "%s", "the global model became non-finite");
                 goto out;
             }
-        if (s->curve && r < MAX_ROUNDS && (r % (uint32_t)s->curve == 0 || r == s->rounds) &&
+        if (s->curve && r < MAX_ROUNDS && (r % (uint32_t)s->curve == 0 || r == rounds) &&
             (rc = evaluate(s, tr, dt, theta, &res->curve[r], NULL)) != 0) {
             fail(res, rc, "evaluate: %s", model_strerror(rc));
             goto out;
@@ -437,10 +501,11 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         fail(res, rc, "evaluate: %s", model_strerror(rc));
         goto out;
     }
-    res->bytes_all = (double)bytes_all / ((double)s->rounds * s->n_members);
+    res->bytes_all = (double)bytes_all / ((double)rounds * s->n_members);
+    res->bytes_run = (double)bytes_all / s->n_members;
     res->bytes_sparse = sparse_rounds
         ? (double)bytes_sparse / ((double)sparse_rounds * s->n_members) : res->bytes_all;
-    res->down_bytes = (double)down_bytes / s->rounds;
+    res->down_bytes = (double)down_bytes / rounds;
     res->kept = sparse_rounds ? kept_sum / ((double)sparse_rounds * s->n_members) : 1.0;
 out:
     res->seconds = fedsim_now() - t0;
@@ -478,10 +543,301 @@ static void run_variant(void *arg, int at)
     const struct result *r = &pl->results[i];
     if (r->rc)
         fprintf(stderr, "  %-15s failed: %s\n", pl->queued[i]->name, r->why);
+    else if (pl->queued[i]->capture)
+        fprintf(stderr, "  %-15s trained, %.1f s\n", pl->queued[i]->name, r->seconds);
     else
         fprintf(stderr, "  %-15s loss %.4f, %.0f bytes/round/member, %.1f s\n",
                 pl->queued[i]->name, r->loss, r->bytes_all, r->seconds);
     pthread_mutex_unlock(&pl->lock);
+}
+
+/* ---- --diloco: outer optimizer x H x uplink at equal total inner steps --------- */
+
+#define DILOCO_MAX_LIST 16
+#define DILOCO_MAX_CELLS (1 + DILOCO_MAX_LIST * DILOCO_MAX_LIST * 3)
+#define DILOCO_MAX_STEPS 1000000L
+
+/* The grid. Each cell trains T inner steps per member: T / H rounds of H steps. */
+struct diloco {
+    long total;                                  /* T */
+    int n_h, n_outer, n_up;
+    uint32_t h[DILOCO_MAX_LIST];
+    enum outer_kind outer[3];
+    const struct variant *up[DILOCO_MAX_LIST];   /* builtin variants: their uplink */
+    int no_sync;                                 /* 1: no baseline cell (--no-sync) */
+};
+
+/* The outer steps of the table (issue 17): fedavg lr 1; DiLoCo's Nesterov, lr 0.7 and
+ * momentum 0.9; fedadam with the policies' defaults (policies/README.md, policy.c):
+ * lr 0.01, beta1 0.9, beta2 0.99, eps (tau) 1e-3. */
+static void diloco_outer(struct variant *v, enum outer_kind k)
+{
+    v->outer = (int)k;
+    v->outer_lr = k == OUTER_NESTEROV ? 0.7f : k == OUTER_FEDADAM ? 0.01f : 1.0f;
+    v->outer_momentum = k == OUTER_NESTEROV ? 0.9f : 0.0f;
+    v->beta1 = k == OUTER_FEDADAM ? 0.9f : 0.0f;
+    v->beta2 = k == OUTER_FEDADAM ? 0.99f : 0.0f;
+    v->tau = k == OUTER_FEDADAM ? 1e-3f : 0.0f;
+}
+
+/* A whole decimal number in [1, max]; -1 otherwise. */
+static long parse_count(const char *arg, long max)
+{
+    char *end;
+    errno = 0;
+    long x = strtol(arg, &end, 10);
+    return end == arg || *end || errno || x < 1 || x > max ? -1 : x;
+}
+
+/* One of --H, --outer, --uplink: a comma-separated list, each item at most once.
+ * 0, or 2 after telling stderr what is wrong. */
+static int diloco_list(struct diloco *d, char opt, const char *arg)
+{
+    const char *name = opt == 'H' ? "--H" : opt == 'o' ? "--outer" : "--uplink";
+    char buf[1024];
+    if (strlen(arg) >= sizeof buf || !*arg) {
+        fprintf(stderr, "compression: %s: a comma-separated list, 1..%zu characters\n", name,
+                sizeof buf - 1);
+        return 2;
+    }
+    snprintf(buf, sizeof buf, "%s", arg);
+    int *count = opt == 'H' ? &d->n_h : opt == 'o' ? &d->n_outer : &d->n_up;
+    *count = 0;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*count == (opt == 'o' ? 3 : DILOCO_MAX_LIST)) {
+            fprintf(stderr, "compression: %s: at most %d items\n", name,
+                    opt == 'o' ? 3 : DILOCO_MAX_LIST);
+            return 2;
+        }
+        int dup = 0;
+        if (opt == 'H') {
+            long h = parse_count(tok, DILOCO_MAX_STEPS);
+            if (h < 0) {
+                fprintf(stderr, "compression: --H '%s': local steps per round, a whole number "
+                        "1..%ld\n", tok, DILOCO_MAX_STEPS);
+                return 2;
+            }
+            for (int i = 0; i < *count; i++)
+                dup |= d->h[i] == (uint32_t)h;
+            d->h[*count] = (uint32_t)h;
+        } else if (opt == 'o') {
+            enum outer_kind k;
+            if (!strcmp(tok, "fedavg")) k = OUTER_FEDAVG;
+            else if (!strcmp(tok, "nesterov")) k = OUTER_NESTEROV;
+            else if (!strcmp(tok, "fedadam")) k = OUTER_FEDADAM;
+            else {
+                fprintf(stderr, "compression: --outer '%s': fedavg, nesterov or fedadam\n", tok);
+                return 2;
+            }
+            for (int i = 0; i < *count; i++)
+                dup |= d->outer[i] == k;
+            d->outer[*count] = k;
+        } else {
+            size_t i;
+            for (i = 0; i < N_BUILTIN && strcmp(builtin[i].name, tok); i++)
+                ;
+            if (i == N_BUILTIN) {
+                fprintf(stderr, "compression: --uplink '%s': no variant of that name "
+                        "(--variants list names them)\n", tok);
+                return 2;
+            }
+            for (int j = 0; j < *count; j++)
+                dup |= d->up[j] == &builtin[i];
+            d->up[*count] = &builtin[i];
+        }
+        if (dup) {
+            fprintf(stderr, "compression: %s: '%s' given twice\n", name, tok);
+            return 2;
+        }
+        (*count)++;
+    }
+    if (*count == 0) {
+        fprintf(stderr, "compression: %s: empty list\n", name);
+        return 2;
+    }
+    return 0;
+}
+
+/* Every H must divide T, so that every cell trains the same T inner steps. */
+static int diloco_check(const struct diloco *d)
+{
+    for (int i = 0; i < d->n_h; i++)
+        if (d->total % d->h[i] != 0) {
+            fprintf(stderr, "compression: --H %u does not divide --total-steps %ld (each cell "
+                    "runs T / H rounds of H steps: equal total inner steps)\n", d->h[i],
+                    d->total);
+            return 2;
+        }
+    return 0;
+}
+
+static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const char *policy_path,
+                      const char *corpus)
+{
+    static struct variant cells[DILOCO_MAX_CELLS];
+    static const struct variant *queued[DILOCO_MAX_CELLS];
+    static struct first_round first[DILOCO_MAX_LIST];
+    size_t n_cells = 0;
+    int rc = 1;
+    char tmp[] = "/tmp/aulac-diloco.XXXXXX";
+    if (!mkdtemp(tmp)) {
+        fprintf(stderr, "compression: mkdtemp %s: %s\n", tmp, strerror(errno));
+        return 1;
+    }
+    /* The synchronous baseline: H = 1, dense fp32, fedavg lr 1. */
+    if (!d->no_sync) {
+        cells[n_cells] = builtin[0];
+        diloco_outer(&cells[n_cells], OUTER_FEDAVG);
+        snprintf(cells[n_cells].name, sizeof cells[0].name, "sync/H1/dense");
+        cells[n_cells].rounds = (uint32_t)d->total;
+        cells[n_cells++].steps = 1;
+    }
+    /* Round 1 of each H, once (struct first_round). */
+    struct variant capture[DILOCO_MAX_LIST];
+    const struct variant *cq[DILOCO_MAX_LIST];
+    struct result cres[DILOCO_MAX_LIST];
+    for (int i = 0; i < d->n_h; i++) {
+        struct first_round *fr = &first[i];
+        for (int m = 0; m < s->n_members; m++) {
+            if (!(fr->delta[m] = malloc(s->n * sizeof(float)))) {
+                fprintf(stderr, "compression: out of memory\n");
+                goto out;
+            }
+            if (d->total / d->h[i] > 1)   /* later rounds need the AdamW state */
+                snprintf(fr->state[m], sizeof fr->state[m], "%s/H%u-%d.safetensors", tmp,
+                         d->h[i], m);
+        }
+        capture[i] = builtin[0];
+        snprintf(capture[i].name, sizeof capture[i].name, "round1/H%u", d->h[i]);
+        capture[i].rounds = 1;
+        capture[i].steps = d->h[i];
+        capture[i].first = fr;
+        capture[i].capture = 1;
+        cq[i] = &capture[i];
+    }
+    fprintf(stderr, "round 1 of each H, shared by its cells:\n");
+    struct pool cp = {.sim = s, .queued = cq, .results = cres};
+    pthread_mutex_init(&cp.lock, NULL);
+    fedsim_parallel(d->n_h, jobs > 64 ? 64 : (int)jobs, run_variant, &cp);
+    for (int i = 0; i < d->n_h; i++)
+        first[i].ready = cres[i].rc == 0;   /* else its cells train round 1 themselves */
+    for (int i = 0; i < d->n_h; i++)
+        for (int u = 0; u < d->n_up; u++)
+            for (int o = 0; o < d->n_outer; o++) {
+                struct variant *v = &cells[n_cells++];
+                *v = *d->up[u];
+                diloco_outer(v, d->outer[o]);
+                snprintf(v->name, sizeof v->name, "%.8s/H%u/%.12s", outer_kind_name(d->outer[o]),
+                         d->h[i], d->up[u]->name);
+                snprintf(v->what, sizeof v->what, "%s", d->up[u]->name);   /* the uplink */
+                v->rounds = (uint32_t)(d->total / d->h[i]);
+                v->steps = d->h[i];
+                v->first = first[i].ready ? &first[i] : NULL;
+            }
+    for (size_t i = 0; i < n_cells; i++)
+        queued[i] = &cells[i];
+
+    const struct policy *p = &s->policy;
+    printf("bench/compression --diloco: policy %s (%s), %zu parameters (%zu bytes fp32)\n",
+           policy_path, p->metadata.name, s->n, 4 * s->n);
+    printf("  %d members, corpora %s/{", s->n_members, corpus);
+    for (int m = 0; m < s->n_members; m++)
+        printf("%s%s", m ? "," : "", p->participation.members[m]);
+    printf("}\n  every cell: %ld inner steps per member (T), T / H rounds of H local steps of "
+           "%u x %u tokens; inner AdamW lr %g (constant), weight decay %g, its moments kept "
+           "across rounds per member (as worker/worker.c keeps its trainer)\n",
+           d->total, p->training.batch_size, p->training.seq_len, p->training.inner.lr,
+           p->training.inner.weight_decay);
+    printf("  sync (the baseline): H = 1, dense fp32 uplink, fedavg lr 1: each round every "
+           "member takes one AdamW step from the global model and the global model becomes "
+           "the token-weighted mean of the members' models (data-parallel AdamW that averages "
+           "the members' updates, each member keeping its own moments)\n");
+    printf("  outer: fedavg lr 1; nesterov lr 0.7 momentum 0.9; fedadam lr 0.01 beta1 0.9 "
+           "beta2 0.99 eps 0.001\n  uplinks:");
+    for (int u = 0; u < d->n_up; u++)
+        printf(" %s (%s)%s", d->up[u]->name, d->up[u]->what, u + 1 < d->n_up ? ";" : "\n");
+    const struct policy_link *up = &p->compression.uplink;
+    printf("  sparse uplinks: error_feedback_decay %g, average %s, sparse_scale %g (the "
+           "policy's, unless the uplink's variant says otherwise)\n", up->error_feedback_decay,
+           up->average == POLICY_AVERAGE_SENDERS ? "senders" : "members", up->sparse_scale);
+    printf("  downlink: %s; %zu cells, %ld at a time\n",
+           s->downlink ? "the policy's compression" : "exact", n_cells, jobs);
+    fflush(stdout);
+
+    struct result *results = calloc(n_cells, sizeof *results);
+    if (!results)
+        goto out;
+    fprintf(stderr, "cells:\n");
+    struct pool pl = {.sim = s, .queued = queued, .results = results};
+    pthread_mutex_init(&pl.lock, NULL);
+    const double t0 = fedsim_now();
+    fedsim_parallel((int)n_cells, jobs > 64 ? 64 : (int)jobs, run_variant, &pl);
+    const double wall = fedsim_now() - t0;
+
+    /* The baseline's bytes: T dense fp32 payloads per member (computed with --no-sync). */
+    double sync_bytes = 0;
+    {
+        struct codec_params cp = {CODEC_FORMAT_VERSION, builtin[0].block, builtin[0].k,
+                                  builtin[0].quant, builtin[0].zstd, 0};
+        float *zero = calloc(s->n, sizeof(float));
+        uint8_t *payload = NULL;
+        size_t len = 0;
+        if (zero && codec_encode(zero, s->n, &cp, NULL, &payload, &len) == 0)
+            sync_bytes = (double)len * (double)d->total;
+        free(payload);
+        free(zero);
+    }
+    const struct result *ref = !d->no_sync && results[0].rc == 0 ? &results[0] : NULL;
+    if (ref)
+        sync_bytes = ref->bytes_run;
+    printf("\n%-8s %6s %-12s %7s %9s %8s %16s %9s %s\n", "outer", "H", "uplink", "rounds",
+           "val loss", "vs sync", "up bytes/member", "ratio", "goals (H >= 100)");
+    int met = 0;
+    for (size_t i = 0; i < n_cells; i++) {
+        const struct variant *v = queued[i];
+        const struct result *r = &results[i];
+        const int sync = !d->no_sync && i == 0;
+        printf("%-8s %6u %-12s %7u ", sync ? "sync" : outer_kind_name((enum outer_kind)v->outer),
+               v->steps, sync ? "dense" : v->what, v->rounds);
+        if (r->rc) {
+            printf("failed: %s\n", r->why);
+            continue;
+        }
+        const double gap = ref ? 100.0 * (r->loss - ref->loss) / ref->loss : NAN;
+        const double ratio = sync_bytes / r->bytes_run;
+        printf("%9.4f", r->loss);
+        if (ref)
+            printf(" %+7.2f%%", gap);
+        else
+            printf(" %8s", "-");
+        printf(" %16.0f %8.0fx", r->bytes_run, ratio);
+        if (!sync && v->steps >= 100) {
+            const int loss_ok = ref && gap <= 3.0, bytes_ok = ratio >= 10000.0;
+            met += loss_ok && bytes_ok;
+            printf(" %s", !ref ? (bytes_ok ? "bytes (loss: no sync run)" : "not bytes")
+                          : loss_ok && bytes_ok ? "both" : loss_ok ? "loss only"
+                          : bytes_ok ? "bytes only" : "neither");
+        }
+        printf("\n");
+    }
+    printf("\nval loss: the final global model's loss (nats/byte) on each member's held-out "
+           "text, mean over members; vs sync: against the baseline's; up bytes/member: "
+           "payload bytes each member sent over the run; ratio: the baseline's over that "
+           "(H x the codec's ratio); goals: within 3 %% of sync (loss), at least 10,000x "
+           "fewer uplink bytes (bytes). %d cell(s) at H >= 100 meet both.\n", met);
+    printf("wall time %.1f s on %ld job(s) (cells; round 1 of each H before them)\n", wall,
+           jobs);
+    free(results);
+    rc = 0;
+out:
+    for (int i = 0; i < d->n_h; i++)
+        for (int m = 0; m < s->n_members; m++) {
+            free(first[i].delta[m]);
+            if (first[i].state[m][0])
+                unlink(first[i].state[m]);
+        }
+    rmdir(tmp);
+    return rc;
 }
 
 static void usage(FILE *f)
@@ -490,6 +846,8 @@ static void usage(FILE *f)
             "usage: compression [--policy FILE] [--corpus DIR] [--rounds R] [--steps H]\n"
             "                   [--variants LIST|all|list] [--add NAME:key=value,...]\n"
             "                   [--jobs N] [--downlink] [--curve N]\n"
+            "       compression --diloco [--total-steps T] [--H LIST] [--outer LIST] [--uplink LIST]\n"
+            "                   [--no-sync] [--policy FILE] [--corpus DIR] [--jobs N] [--downlink]\n"
             "  --policy FILE   model, data, training and outer settings "
             "(policies/examples/sparse.yaml)\n"
             "  --corpus DIR    DIR/<member> per policy member (build/demo-corpus; "
@@ -506,7 +864,17 @@ static void usage(FILE *f)
             "                  (policy|fedavg|nesterov|fedadam), lr, momentum; repeatable\n"
             "  --jobs N        variants run at once (online CPUs)\n"
             "  --downlink      apply the policy's downlink compression (default: exact)\n"
-            "  --curve N       print the validation loss after every N-th round\n");
+            "  --curve N       print the validation loss after every N-th round\n"
+            "  --diloco        the DiLoCo grid instead of variants: the synchronous baseline\n"
+            "                  (H = 1, dense, fedavg lr 1), then every H x uplink x outer,\n"
+            "                  each with T inner steps per member (T / H rounds of H steps)\n"
+            "  --total-steps T inner steps per member in every cell (500); every H divides it\n"
+            "  --H LIST        local steps per round (5,20,100,500)\n"
+            "  --outer LIST    fedavg (lr 1), nesterov (lr 0.7, momentum 0.9), fedadam (lr\n"
+            "                  0.01, beta1 0.9, beta2 0.99, eps 1e-3) (all three)\n"
+            "  --uplink LIST   variant names whose uplink the cells use (dense,1%%+ef)\n"
+            "  --no-sync       no baseline cell (to split the grid over runs): vs sync is '-',\n"
+            "                  the byte ratio is against T dense fp32 payloads\n");
 }
 
 int main(int argc, char **argv)
@@ -517,15 +885,38 @@ int main(int argc, char **argv)
     static struct sim s;
     static struct variant added[MAX_VARIANTS];
     size_t n_added = 0;
+    static struct diloco dl = {.total = 500, .n_h = 4, .h = {5, 20, 100, 500}, .n_outer = 3,
+                               .outer = {OUTER_FEDAVG, OUTER_NESTEROV, OUTER_FEDADAM},
+                               .n_up = 2, .up = {&builtin[0], &builtin[2]}};
+    int diloco = 0, grid_opts = 0, variant_opts = 0;
     static const struct option opts[] = {
         {"policy", required_argument, 0, 'p'}, {"corpus", required_argument, 0, 'c'},
         {"rounds", required_argument, 0, 'r'}, {"steps", required_argument, 0, 's'},
         {"variants", required_argument, 0, 'v'}, {"add", required_argument, 0, 'a'},
         {"jobs", required_argument, 0, 'j'}, {"downlink", no_argument, 0, 'd'},
-        {"curve", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"curve", required_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"diloco", no_argument, 0, 'D'}, {"total-steps", required_argument, 0, 'T'},
+        {"H", required_argument, 0, 'H'}, {"outer", required_argument, 0, 'o'},
+        {"uplink", required_argument, 0, 'u'}, {"no-sync", no_argument, 0, 'N'},
+        {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        variant_opts += c == 'r' || c == 's' || c == 'v' || c == 'a' || c == 'C';
+        grid_opts += c == 'T' || c == 'H' || c == 'o' || c == 'u' || c == 'N';
         switch (c) {
+        case 'D': diloco = 1; break;
+        case 'N': dl.no_sync = 1; break;
+        case 'T':
+            if ((dl.total = parse_count(optarg, DILOCO_MAX_STEPS)) < 0) {
+                fprintf(stderr, "compression: --total-steps '%s': inner steps per member, a "
+                        "whole number 1..%ld\n", optarg, DILOCO_MAX_STEPS);
+                return 2;
+            }
+            break;
+        case 'H': case 'o': case 'u':
+            if (diloco_list(&dl, (char)c, optarg) != 0)
+                return 2;
+            break;
         case 'p': policy_path = optarg; break;
         case 'c': corpus = optarg; break;
         case 'r': rounds = strtol(optarg, NULL, 10); break;
@@ -556,6 +947,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (grid_opts && !diloco) {
+        fprintf(stderr, "compression: --total-steps, --H, --outer, --uplink and --no-sync need "
+                "--diloco\n");
+        return 2;
+    }
+    if (diloco && variant_opts) {
+        fprintf(stderr, "compression: --diloco takes its rounds and local steps from "
+                "--total-steps and --H and its cells from --outer and --uplink: no --rounds, "
+                "--steps, --variants, --add or --curve\n");
+        return 2;
+    }
+    if (diloco && diloco_check(&dl) != 0)
+        return 2;
 
     struct policy_error perr;
     if (policy_load_file(policy_path, &s.policy, &perr) != 0) {
@@ -563,7 +967,7 @@ int main(int argc, char **argv)
         return 1;
     }
     const struct policy *p = &s.policy;
-    s.rounds = rounds ? (uint32_t)rounds : p->training.rounds;
+    s.rounds = diloco ? (uint32_t)dl.total : rounds ? (uint32_t)rounds : p->training.rounds;
     s.policy.training.rounds = s.rounds;   /* so that every round run has its plan */
     char why[300];
     if (policy_round_plan(p, 1, &s.first, why, sizeof why) != 0) {
@@ -584,6 +988,12 @@ int main(int argc, char **argv)
                     "scripts/demo-corpus.sh %s\n", s.corpus[m], corpus);
             return 1;
         }
+    }
+
+    if (diloco) {
+        int rc = diloco_run(&s, &dl, jobs, policy_path, corpus);
+        policy_free(&s.policy);
+        return rc;
     }
 
     /* The uncompressed run comes first: every gap is against it. */

@@ -2,7 +2,8 @@
 # Bad input is refused with a message that says what and where, and the coordinator
 # keeps serving: a malformed policy, a malformed roster, policy, site and roster files
 # that are FIFOs, devices, too large or ambiguous YAML, a port in use, missing and
-# empty corpus directories, a world-readable key, unknown command-line arguments.
+# empty corpus directories, a world-readable key, unknown command-line arguments
+# (bench/compression --diloco's too).
 cd "$(dirname "$0")/../.."
 . tests/integration/lib.sh
 
@@ -179,6 +180,16 @@ for p in aulac aulac-coordinator aulac-worker "aulac solo"; do
     # shellcheck disable=SC2086  # "aulac solo" is a program and its command
     "$BIN/"$p --help >"$T/help.txt" && grep -q usage "$T/help.txt" || fail "$p --help"
 done
+# bench/compression --diloco refuses a grid it cannot run before it loads anything.
+BC="$BIN/bench/compression"
+expect diloco-divide 2 "--H 30 does not divide --total-steps 500" "$BC" --diloco --H 5,30
+expect diloco-steps 2 "--total-steps '0': inner steps per member" "$BC" --diloco --total-steps 0
+expect diloco-h 2 "--H '5x': local steps per round" "$BC" --diloco --H 5x
+expect diloco-twice 2 "--H: '20' given twice" "$BC" --diloco --H 20,20
+expect diloco-outer 2 "--outer 'adam': fedavg, nesterov or fedadam" "$BC" --diloco --outer adam
+expect diloco-uplink 2 "--uplink '2%': no variant of that name" "$BC" --diloco --uplink dense,2%
+expect diloco-needs 2 "need --diloco" "$BC" --total-steps 500
+expect diloco-mixed 2 "no --rounds, --steps, --variants, --add or --curve" "$BC" --diloco --steps 5
 
 # After all that, the experiment still runs to the end.
 for m in alpha beta; do start_worker "$m"; done
