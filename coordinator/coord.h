@@ -4,9 +4,11 @@
  *
  * Life cycle: coord_open() loads the key and roster, opens the data directory (LMDB:
  * ledger, state, the experiment queue of coordinator/queue.h), records the genesis
- * roster on first start, resumes the experiment that ran (its open round's accepted set
- * rebuilt from the payloads kept in LMDB; a round every member had reported is closed
- * by the timer once it runs) or starts the first queued one;
+ * roster on first start, empties the upload spool and converts payload rows of an
+ * earlier version (coordinator/spool.h, state.h), resumes the experiment that ran (its
+ * open round's accepted set rebuilt from the rows kept in LMDB, whose payloads are in
+ * the payload store; a round every member had reported is closed by the timer once it
+ * runs) or starts the first queued one;
  * coord_serve() starts the gRPC service and the timer; coord_close() stops both and
  * frees everything. With nothing queued the coordinator serves idle (no experiment
  * loaded: c->state EXP_IDLE, c->rnd.base NULL). Experiments run one after another: the
@@ -16,7 +18,9 @@
  * Locking: c->mu guards the experiment (c->rnd: the open round, coordinator/round.h,
  * except what its close owns while closing) and c->roster / c->members, which
  * governance.c keeps equal to the live roster. Rounds close on the timer thread only.
- * LMDB write transactions are taken inside c->mu, never the other way round. */
+ * LMDB write transactions are taken inside c->mu, never the other way round. An upload's
+ * payload is received, hashed, validated and synced without mu (update.h); only the
+ * re-check, the rename into the payload store and the commit hold it. */
 #include <lmdb.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -59,6 +63,14 @@
  * must leave on the data directory's file system. */
 #define COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES (256ULL << 30)
 #define COORD_ARTIFACT_FREE_MARGIN_BYTES (1ULL << 30)
+/* Member uploads (SubmitUpdate) received at once (--max-uploads); each holds a chunk in
+ * RAM and its spool file on disk (coordinator/spool.h). */
+#define COORD_DEFAULT_MAX_UPLOADS 32
+/* The free space an upload must leave on the data directory's file system beside the
+ * payload_bytes of every upload in flight (--upload-free-margin). */
+#define COORD_DEFAULT_UPLOAD_FREE_MARGIN_BYTES (1ULL << 30)
+/* Payload validations (round_validate) that run at once: each maps a whole payload. */
+#define COORD_MAX_VALIDATIONS 2
 
 struct coord_options {
     const char *data_dir;
@@ -110,6 +122,17 @@ struct coord_options {
     /* --max-artifact-store-bytes: all held pinned files and the uploads under way
      * together; 0: COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES. */
     uint64_t max_artifact_store_bytes;
+    /* --max-uploads: member uploads received at once; 0: COORD_DEFAULT_MAX_UPLOADS. */
+    int max_uploads;
+    /* --upload-free-margin: bytes an upload must leave free on the data directory's file
+     * system; 0: COORD_DEFAULT_UPLOAD_FREE_MARGIN_BYTES. */
+    uint64_t upload_free_margin_bytes;
+};
+
+/* A member upload in flight (update_upload_begin .. update_upload_end). */
+struct upload_slot {
+    char member[CRYPTO_ID_MAX + 1];
+    uint64_t bytes;                 /* its declared payload_bytes, reserved on the disk */
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -218,6 +241,14 @@ struct coord {
     struct datadir_usage disk;      /* the data directory's disk use, measured by the timer
                                        (coord_measure_disk); guarded by mu */
     struct member_stats *members;   /* one per roster member */
+    /* Member uploads in flight (coordinator/update.h): opt.max_uploads slots, one per
+     * member; the sum of their declared bytes. */
+    struct upload_slot *uploading;
+    size_t n_uploading;
+    uint64_t upload_reserved_bytes;
+    /* Acceptances validating a payload outside mu (update_accept): while > 0 the loaded
+     * experiment is not unloaded (experiment_start_next_locked waits). */
+    int validating;
     /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
     struct artifact_upload *uploads;
     /* The first queued experiment's model, prepared by the timer without mu (its
@@ -327,15 +358,12 @@ void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
 
 /* retention.c: the retention store of accepted payloads,
  * data_dir/experiments/<id>/payloads/<BLAKE2b-256 hex>.bin (the exact bytes the member
- * sent). retention_write: written at the round close (tmp, fsync, rename), again with the
- * same bytes when a restart redoes the close; 0 or COORD_ERR_IO (logged).
+ * sent), written by each acceptance (spool.h) before it commits.
  * coord_prune_payloads: deletes the store of every experiment that ended (finished,
  * cancelled, failed) more than its policy's contribution.payload_retention_days before
  * now_ms (unix ms), logging what it removed; returns how many files it removed. The timer
  * calls it every COORD_PRUNE_INTERVAL_MS; it takes no lock (reads its own snapshot). */
 #define COORD_PRUNE_INTERVAL_MS (10 * 60 * 1000)
-int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
-                    size_t len);
 /* Checkpoint retention of the loaded experiment, after each round close (mu held): of
  * the checkpoints its closed rounds 1..R made (data_dir/models/<hash>/, named in its
  * round summaries), those of rounds R-N+1..R (N: opt.keep_checkpoints) and of every
