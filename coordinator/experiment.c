@@ -63,8 +63,41 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
     if (s && --s->refs == 0) {
         if (c->archived == s)
             c->archived = NULL;
+        if (!c->spare && c->n_params && s->n == c->n_params && s->params && !s->loading) {
+            c->spare = s;   /* its buffer serves the next close (snapshot_take) */
+            return;
+        }
         free(s->params);
         free(s);
+    }
+}
+
+struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round)
+{
+    pthread_mutex_lock(&c->mu);
+    struct model_snapshot *s = c->spare;
+    if (s && s->n == n)
+        c->spare = NULL;
+    else
+        s = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!s)
+        return snapshot_new(n, round);
+    float *params = s->params;
+    memset(s, 0, sizeof *s);
+    s->params = params;
+    s->n = n;
+    s->round = round;
+    s->refs = 1;
+    return s;
+}
+
+void snapshot_drop_spare(struct coord *c)
+{
+    if (c->spare) {
+        free(c->spare->params);
+        free(c->spare);
+        c->spare = NULL;
     }
 }
 
@@ -221,12 +254,13 @@ static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtx
  * other failure stops the process (close_failed). *ms: time spent. */
 static int close_score(struct coord *c, const struct policy_round_plan *plan,
                        const struct model_snapshot *base, const struct agg_update *u,
-                       size_t n, uint8_t seed[32], struct credit_round_scores *out,
-                       int64_t *ms)
+                       size_t n, float *model_scratch, uint8_t seed[32],
+                       struct credit_round_scores *out, int64_t *ms)
 {
     struct credit_round_input in = {
         .policy = &c->policy, .plan = plan, .outer = &c->rnd.outer, .base = base->params,
         .n_params = c->n_params, .updates = u, .n = n, .ev = c->evaluator,
+        .model_scratch = model_scratch,
     };
     credit_round_seed(c->experiment, c->rnd.number, base->hash, u, n, in.seed);
     memcpy(seed, in.seed, 32);
@@ -347,17 +381,25 @@ static int close_compute(struct coord *c, struct close_job *j)
                       sizeof why) != 0)
         close_failed(why);
     round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
+    /* The outer state and the downlink residual: the next round's files, mapped, their
+     * pages dropped as the step and the encode consume them (models.c). */
+    if (outer_state_open(c, j->base->round) != 0 || down_residual_open(c, j->base->round) != 0)
+        close_failed("the outer optimizer state could not be set up");
+    /* The new model's buffer (last round's, reused); the scores use it as their model
+     * buffer before the new model is made in it. */
+    j->next = snapshot_take(c, n, j->base->round + 1);
+    if (!j->next)
+        close_failed("out of memory");
     uint8_t seed[32];
-    j->scored = close_score(c, &j->plan, j->base, up, n_up, seed, &j->scores, &j->score_ms);
+    j->scored = close_score(c, &j->plan, j->base, up, n_up, j->next->params, seed, &j->scores,
+                            &j->score_ms);
     if (j->scored &&
         scores_entry_fill(c, c->rnd.number, up, n_up, seed, &j->scores, &j->se) != 0)
         close_failed("out of memory");
-    j->next = snapshot_new(n, j->base->round + 1);
-    if (!j->next)
-        close_failed("out of memory");
-    if (agg_next_model(&j->plan, &c->rnd.outer, c->rnd.down_residual, j->base->params,
-                       c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
-                       sizeof why) != 0)
+    if (agg_next_model_released(&j->plan, &c->rnd.outer, c->rnd.down_residual,
+                                state_map_release, &c->rnd.down_map, j->base->params,
+                                c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
+                                sizeof why) != 0)
         close_failed(why);
     model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
     /* The payloads are read from the map: stored before the read transaction ends. */

@@ -574,7 +574,7 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
     double *phi = NULL;
     uint64_t *set = NULL;
     rg.avg = malloc(np * sizeof(float));
-    rg.model = malloc(np * sizeof(float));
+    rg.model = in->model_scratch ? in->model_scratch : malloc(np * sizeof(float));
     rg.support = senders ? malloc(np * sizeof(float)) : NULL;
     rg.scratch = state ? malloc(state * sizeof(float)) : NULL;
     rg.include = malloc(n);
@@ -594,6 +594,7 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
         memset(rg.model, 0, np * sizeof(float));
         int d = codec_decode_accumulate(u->payload, u->len, np, 1.0f, rg.model, what,
                                         sizeof what);
+        agg_payload_consumed(u, 0, u->len);
         if (d != 0)
             rc = why_fail(why, cap, d == CODEC_ERR_NOMEM ? CREDIT_ERR_NOMEM : CREDIT_ERR_PAYLOAD,
                           "the update of %s does not decode: %s", u->member, what);
@@ -643,7 +644,8 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
     free(set);
     free(phi);
     free(rg.avg);
-    free(rg.model);
+    if (rg.model != in->model_scratch)
+        free(rg.model);
     free(rg.support);
     free(rg.scratch);
     free(rg.include);

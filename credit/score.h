@@ -71,6 +71,10 @@ struct credit_round_input {
     size_t n;
     uint8_t seed[32];
     struct evaluator *ev;                 /* required when loo or shapley is measured */
+    float *model_scratch;                 /* NULL, or n_params floats the scoring may use
+                                             (and overwrite) as its model buffer instead
+                                             of allocating one: the close lends the next
+                                             model's buffer, not yet made */
 };
 
 struct credit_round_scores {
