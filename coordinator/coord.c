@@ -19,6 +19,7 @@
 #include "coordinator/queue.h"
 #include "coordinator/record.h"
 #include "coordinator/state.h"
+#include "coordinator/spool.h"
 #include "coordinator/witness.h"
 #include "proto/rpc.h"
 
@@ -89,8 +90,13 @@ int coord_open(struct coord *c, const struct coord_options *opt)
         return COORD_ERR_CONFIG;
     }
     c->members = calloc(c->roster.n_members, sizeof *c->members);
+    if (c->opt.max_uploads <= 0)
+        c->opt.max_uploads = COORD_DEFAULT_MAX_UPLOADS;
+    if (c->opt.upload_free_margin_bytes == 0)
+        c->opt.upload_free_margin_bytes = COORD_DEFAULT_UPLOAD_FREE_MARGIN_BYTES;
+    c->uploading = calloc((size_t)c->opt.max_uploads, sizeof *c->uploading);
     /* governance may make any policy member eligible later */
-    if (!c->members || round_init_members(&c->rnd) != 0)
+    if (!c->members || !c->uploading || round_init_members(&c->rnd) != 0)
         return COORD_ERR_NOMEM;
     for (size_t i = 0; i < c->roster.n_members; i++)
         snprintf(c->members[i].id, sizeof c->members[i].id, "%s", c->roster.members[i].id);
@@ -134,6 +140,12 @@ int coord_open(struct coord *c, const struct coord_options *opt)
     }
     if ((rc = state_open_dbs(c)) != 0 || (rc = queue_open_dbs(c)) != 0 ||
         (rc = record_genesis_once(c)) != 0)
+        return rc;
+    /* Uploads a stop or crash cut off were never acknowledged; stored updates of an
+     * earlier version move their bytes to the payload store before anything reads them. */
+    spool_clean(c);
+    size_t converted;
+    if ((rc = state_convert_payload_rows(c, &converted)) != 0)
         return rc;
     /* The live roster before the experiment, whose members are counted in it; the
      * motions once the experiment runs again, which an approved cancel stops. */
@@ -246,6 +258,8 @@ void coord_close(struct coord *c)
     auth_close(c);
     round_free_members(&c->rnd);
     free(c->members);
+    free(c->uploading);
+    c->uploading = NULL;
     roster_free(&c->roster);
     crypto_key_free(c->key);
     c->key = NULL;

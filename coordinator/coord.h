@@ -53,6 +53,14 @@
  * must leave on the data directory's file system. */
 #define COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES (256ULL << 30)
 #define COORD_ARTIFACT_FREE_MARGIN_BYTES (1ULL << 30)
+/* Member uploads (SubmitUpdate) received at once (--max-uploads); each holds a chunk in
+ * RAM and its spool file on disk (coordinator/spool.h). */
+#define COORD_DEFAULT_MAX_UPLOADS 32
+/* The free space an upload must leave on the data directory's file system beside the
+ * payload_bytes of every upload in flight (--upload-free-margin). */
+#define COORD_DEFAULT_UPLOAD_FREE_MARGIN_BYTES (1ULL << 30)
+/* Payload validations (round_validate) that run at once: each maps a whole payload. */
+#define COORD_MAX_VALIDATIONS 2
 
 struct coord_options {
     const char *data_dir;
@@ -96,6 +104,17 @@ struct coord_options {
     /* --max-artifact-store-bytes: all held pinned files and the uploads under way
      * together; 0: COORD_DEFAULT_MAX_ARTIFACT_STORE_BYTES. */
     uint64_t max_artifact_store_bytes;
+    /* --max-uploads: member uploads received at once; 0: COORD_DEFAULT_MAX_UPLOADS. */
+    int max_uploads;
+    /* --upload-free-margin: bytes an upload must leave free on the data directory's file
+     * system; 0: COORD_DEFAULT_UPLOAD_FREE_MARGIN_BYTES. */
+    uint64_t upload_free_margin_bytes;
+};
+
+/* A member upload in flight (update_upload_begin .. update_upload_end). */
+struct upload_slot {
+    char member[CRYPTO_ID_MAX + 1];
+    uint64_t bytes;                 /* its declared payload_bytes, reserved on the disk */
 };
 
 /* EXP_IDLE: no experiment loaded. The others are the loaded one's (stored in
@@ -198,6 +217,14 @@ struct coord {
     int64_t next_prune_ms;          /* monotonic: the timer's next payload retention pass
                                        (timer thread only) */
     struct member_stats *members;   /* one per roster member */
+    /* Member uploads in flight (coordinator/update.h): opt.max_uploads slots, one per
+     * member; the sum of their declared bytes. */
+    struct upload_slot *uploading;
+    size_t n_uploading;
+    uint64_t upload_reserved_bytes;
+    /* Acceptances validating a payload outside mu (update_accept): while > 0 the loaded
+     * experiment is not unloaded (experiment_start_next_locked waits). */
+    int validating;
     /* Pinned files being uploaded now (coordinator/artifacts.c): one upload per hash. */
     struct artifact_upload *uploads;
     /* The first queued experiment's model, prepared by the timer without mu (its
@@ -308,15 +335,12 @@ void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
 
 /* retention.c: the retention store of accepted payloads,
  * data_dir/experiments/<id>/payloads/<BLAKE2b-256 hex>.bin (the exact bytes the member
- * sent). retention_write: written at the round close (tmp, fsync, rename), again with the
- * same bytes when a restart redoes the close; 0 or COORD_ERR_IO (logged).
+ * sent), written by each acceptance (spool.h) before it commits.
  * coord_prune_payloads: deletes the store of every experiment that ended (finished,
  * cancelled, failed) more than its policy's contribution.payload_retention_days before
  * now_ms (unix ms), logging what it removed; returns how many files it removed. The timer
  * calls it every COORD_PRUNE_INTERVAL_MS; it takes no lock (reads its own snapshot). */
 #define COORD_PRUNE_INTERVAL_MS (10 * 60 * 1000)
-int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
-                    size_t len);
 size_t coord_prune_payloads(struct coord *c, int64_t now_ms);
 
 /* models.c: checkpoints named by hash under data_dir/models/. */

@@ -134,9 +134,9 @@ void round_open(struct coord *c, int64_t opened_ms)
 }
 
 static int accept_stored(struct coord *c, const struct round_member *m, double weight,
-                         const uint8_t *payload, size_t len, void *arg)
+                         const uint8_t payload_hash[32], size_t len, void *arg)
 {
-    (void)payload;
+    (void)payload_hash;
     (void)len;
     (void)arg;
     if (round_accept(&c->rnd, m, weight) != 0) {
@@ -147,8 +147,9 @@ static int accept_stored(struct coord *c, const struct round_member *m, double w
     return 0;
 }
 
-/* The open round's accepted set from its updates stored in LMDB, in key order. Their
- * payloads were validated at acceptance; the close decodes them. */
+/* The open round's accepted set from its updates' rows in LMDB, in key order (metadata
+ * only: no payload is read). Their payloads were validated at acceptance and are in the
+ * payload store; the close maps and decodes them. */
 int round_accumulate_stored(struct coord *c)
 {
     c->rnd.n_accepted = 0;
@@ -207,7 +208,7 @@ static void close_failed(const char *what)
 
 /* The close's result is dropped: the experiment was cancelled while the round closed
  * outside mu (experiment_cancel_locked), so the round never closes. Files it wrote
- * (retained payloads, checkpoint, outer state) are left unreferenced. mu held. */
+ * (checkpoint, outer state) are left unreferenced. mu held. */
 static int close_dropped(struct coord *c)
 {
     log_info("round %llu of experiment %s: the experiment was cancelled during its close; "
@@ -218,22 +219,23 @@ static int close_dropped(struct coord *c)
     return 0;
 }
 
-/* The round's accepted updates where they lie: in the read transaction *rtxn, which the
- * caller ends after the last use of the payload pointers; sorted by member id. They must
- * be exactly the n accepted ones; NULL (no transaction left open) when they are gone
- * because the experiment was cancelled meanwhile (its transaction deletes them). */
-static struct agg_update *close_updates(struct coord *c, size_t n, MDB_txn **rtxn,
-                                        size_t *n_found)
+/* The round's accepted updates where they lie: each payload a read-only private mapping
+ * of its file in the payload store (mapped = 1; state_round_updates_release unmaps them),
+ * sorted by member id. They must be exactly the n accepted ones; NULL when they are gone
+ * because the experiment was cancelled meanwhile (its transaction deletes the rows). */
+static struct agg_update *close_updates(struct coord *c, size_t n, size_t *n_found)
 {
     struct agg_update *u = calloc(n, sizeof *u);
     if (!u)
         close_failed("out of memory");
-    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, rtxn) != 0)
+    MDB_txn *rtxn;
+    if (mdb_txn_begin(ledger_env(c->ledger), NULL, MDB_RDONLY, &rtxn) != 0)
         close_failed("no LMDB read transaction");
-    if (state_round_updates(c, *rtxn, u, n, n_found) != 0)
+    if (state_round_updates(c, rtxn, u, n, n_found) != 0)
         close_failed("the stored updates could not be read");
+    mdb_txn_abort(rtxn);
     if (*n_found != n) {
-        mdb_txn_abort(*rtxn);
+        state_round_updates_release(u, *n_found);
         free(u);
         pthread_mutex_lock(&c->mu);
         const int running = c->state == EXP_RUNNING;
@@ -370,9 +372,8 @@ static int close_compute(struct coord *c, struct close_job *j)
     j->t_close = time_mono_ms();
     const size_t n = j->n_params;
     close_plan(c, &j->plan);
-    MDB_txn *rtxn;
     size_t n_up;
-    struct agg_update *up = close_updates(c, j->n_accepted, &rtxn, &n_up);
+    struct agg_update *up = close_updates(c, j->n_accepted, &n_up);
     if (!up)
         return 1;
     char why[400];
@@ -402,11 +403,8 @@ static int close_compute(struct coord *c, struct close_job *j)
                                 sizeof why) != 0)
         close_failed(why);
     model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
-    /* The payloads are read from the map: stored before the read transaction ends. */
-    for (size_t i = 0; i < n_up; i++)
-        if (retention_write(c, up[i].payload_hash, up[i].payload, up[i].len) != 0)
-            close_failed("an accepted payload could not be written to the retention store");
-    mdb_txn_abort(rtxn);
+    /* The payloads are in the store since their acceptance (spool.h): only unmapped. */
+    state_round_updates_release(up, n_up);
     free(up);
     if (models_save(c, j->next->params, j->next->hash) != 0)
         close_failed("the checkpoint could not be written");

@@ -691,7 +691,8 @@ int experiment_resume_or_start(struct coord *c)
 
 void experiment_start_next_locked(struct coord *c)
 {
-    if (c->state == EXP_RUNNING || c->rnd.closing || c->stopping)
+    /* validating: an acceptance reads the policy outside mu (update_accept) */
+    if (c->state == EXP_RUNNING || c->rnd.closing || c->stopping || c->validating)
         return;
     int64_t now = time_mono_ms();
     if (now < c->next_start_ms)
@@ -715,25 +716,6 @@ void experiment_start_next_locked(struct coord *c)
         c->next_start_ms = now + START_RETRY_MS;
     }
     pthread_cond_broadcast(&c->changed);
-}
-
-/* The open round's accepted payloads, which a cancel deletes from LMDB unclosed, go to
- * the retention store like those of closed rounds (their update_accepted entries name
- * them). Read in txn; a failure is logged and does not stop the cancel. mu held. */
-static void retain_open_round(struct coord *c, MDB_txn *txn)
-{
-    if (c->rnd.n_accepted == 0)
-        return;
-    struct agg_update *u = calloc(c->rnd.n_accepted, sizeof *u);
-    size_t n = 0, kept = 0;
-    if (u && state_round_updates(c, txn, u, c->rnd.n_accepted, &n) == 0)
-        for (size_t i = 0; i < n; i++)
-            kept += retention_write(c, u[i].payload_hash, u[i].payload, u[i].len) == 0;
-    if (kept < c->rnd.n_accepted)
-        log_error("experiment %s: only %zu of the %zu accepted payloads of its open round %llu "
-                  "could be kept in the retention store", c->experiment, kept, c->rnd.n_accepted,
-                  (unsigned long long)c->rnd.number);
-    free(u);
 }
 
 int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experiment,
@@ -768,8 +750,8 @@ int experiment_cancel_locked(struct coord *c, MDB_txn *txn, const char *experime
         rc = record_experiment_event(c, txn, ENTRY_EXPERIMENT_CANCELLED, experiment,
                                      info.policy_hash, info.proposal_hash, c->rnd.base->hash,
                                      c->rnd.base->round, reason);
-        if (rc == 0 && !c->rnd.closing)   /* a close in progress retains them itself */
-            retain_open_round(c, txn);
+        /* The open round's accepted payloads stay in the payload store (spool.h), where
+         * their update_accepted entries name them; only their rows go. */
         if (rc == 0)
             rc = state_delete_payloads(c, txn);
         if (rc == 0) {

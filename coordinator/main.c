@@ -50,6 +50,10 @@ static const char usage[] =
     "  --max-artifact-store-bytes N  all pinned files held together, uploads under way\n"
     "                        included (default 256G); an upload is also refused when it\n"
     "                        would leave less than 1G free on the data directory's disk\n"
+    "  --max-uploads N       member updates received at once (default 32; one per member);\n"
+    "                        more are refused with \"retry later\"\n"
+    "  --upload-free-margin N  free space an update upload must leave on the data\n"
+    "                        directory's disk beside those in progress (default 1G)\n"
     "  --max-calls N         concurrent RPCs (default 64); more are refused as busy\n"
     "  --max-unauthenticated-calls N\n"
     "                        of those, calls whose request signature has not verified\n"
@@ -131,7 +135,7 @@ int main(int argc, char **argv)
     enum { O_DATA = 256, O_KEY, O_ROSTER, O_POLICY, O_LISTEN, O_PORTFILE, O_CERT, O_TKEY,
            O_CCA, O_REQ, O_INSECURE, O_KEEP, O_MAXCALLS, O_MAXUNAUTH, O_PERPEER, O_FIRSTMSG,
            O_MSGGAP, O_QUOTA, O_OPKEY, O_EVALSETS, O_HTTP, O_HTTPTOKEN, O_HTTPCHART,
-           O_MAXARTIFACT, O_MAXSTORE };
+           O_MAXARTIFACT, O_MAXSTORE, O_MAXUPLOADS, O_UPLOADMARGIN };
     static const struct option longopts[] = {
         { "data-dir", required_argument, 0, O_DATA },
         { "key", required_argument, 0, O_KEY },
@@ -149,6 +153,8 @@ int main(int argc, char **argv)
         { "keep-checkpoints", no_argument, 0, O_KEEP },
         { "max-artifact-bytes", required_argument, 0, O_MAXARTIFACT },
         { "max-artifact-store-bytes", required_argument, 0, O_MAXSTORE },
+        { "max-uploads", required_argument, 0, O_MAXUPLOADS },
+        { "upload-free-margin", required_argument, 0, O_UPLOADMARGIN },
         { "max-calls", required_argument, 0, O_MAXCALLS },
         { "max-unauthenticated-calls", required_argument, 0, O_MAXUNAUTH },
         { "max-calls-per-peer", required_argument, 0, O_PERPEER },
@@ -194,6 +200,15 @@ int main(int argc, char **argv)
         case O_MAXSTORE:
             if (size_option("max-artifact-store-bytes", optarg,
                             &o.max_artifact_store_bytes) != 0)
+                return 2;
+            break;
+        case O_MAXUPLOADS:
+            if (int_option("max-uploads", optarg, 1, 10000, &v) != 0)
+                return 2;
+            o.max_uploads = (int)v;
+            break;
+        case O_UPLOADMARGIN:
+            if (size_option("upload-free-margin", optarg, &o.upload_free_margin_bytes) != 0)
                 return 2;
             break;
         case O_MAXCALLS:

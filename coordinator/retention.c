@@ -1,11 +1,11 @@
-/* The retention store of accepted payloads (issue 12): every update the round close
- * aggregated, byte for byte, under data_dir/experiments/<id>/payloads/<hex>.bin, <hex>
- * its BLAKE2b-256 (the payload_hash of its update_accepted and contribution_scores
- * entries), so that `aulac ledger export --payloads` and `aulac credits verify` can
- * rebuild every model and score of the experiment. Written at each round close before
- * its transaction commits (a restart that redoes the close writes the same files);
- * kept while the experiment runs and contribution.payload_retention_days after it
- * ended, then deleted by the timer (coord_prune_payloads). */
+/* The retention store of accepted payloads (issue 12): every accepted update, byte for
+ * byte, under data_dir/experiments/<id>/payloads/<hex>.bin, <hex> its BLAKE2b-256 (the
+ * payload_hash of its update_accepted and contribution_scores entries), so that `aulac
+ * ledger export --payloads` and `aulac credits verify` can rebuild every model and score
+ * of the experiment. Written by the acceptance itself (coordinator/spool.h: the upload's
+ * spool file renamed there before the acceptance commits; the round close reads it
+ * there); kept while the experiment runs and contribution.payload_retention_days after
+ * it ended, then deleted by the timer (coord_prune_payloads). */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -27,25 +27,6 @@
 static void payloads_dir(const struct coord *c, const char *experiment, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/experiments/%s/payloads", c->opt.data_dir, experiment);
-}
-
-int retention_write(const struct coord *c, const uint8_t hash[32], const uint8_t *payload,
-                    size_t len)
-{
-    char dir[4096], path[4096 + 80], hex[65];
-    payloads_dir(c, c->experiment, dir, sizeof dir);
-    int rc = file_mkdirs(dir, 0755);
-    if (rc != 0) {
-        log_error("cannot create the payload store %s: %s", dir, strerror(-rc));
-        return COORD_ERR_IO;
-    }
-    hex_encode(hash, 32, hex);
-    snprintf(path, sizeof path, "%s/%s.bin", dir, hex);
-    if ((rc = file_write_atomic(path, payload, len, 0644)) != 0) {
-        log_error("cannot write the payload %s: %s", path, strerror(-rc));
-        return COORD_ERR_IO;
-    }
-    return 0;
 }
 
 /* Removes every entry of dir (plain files: the payloads and any temporary file a crash

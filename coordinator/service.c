@@ -1,6 +1,7 @@
 /* The Federation service: one handler per RPC of proto/aulac.proto. Handlers run on
  * their own threads (proto/rpc.h); they translate messages to the experiment's
  * operations and back. */
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "coordinator/governance.h"
 #include "coordinator/queue.h"
 #include "coordinator/service_ledger.h"
+#include "coordinator/spool.h"
 #include "coordinator/status.h"
 #include "coordinator/state.h"
 #include "coordinator/update.h"
@@ -431,16 +433,24 @@ static void on_submit(struct rpc_call *call, void *ctx)
         return;
     }
 
-    const size_t want = (size_t)u.env.payload_bytes;
-    uint8_t *payload = malloc(want);
-    if (!payload) {   /* payload_bytes is within bounds (update_check_header): ours */
-        rpc_call_finish(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
-                        "the coordinator is short of memory for the payload; retry later", NULL,
-                        0);
+    /* Room for it: one upload per member, --max-uploads at once, the disk. */
+    int code;
+    char why[600];
+    if (update_upload_begin(c, &u, &code, why, sizeof why) != 0) {
+        rpc_call_finish(call, code, why, NULL, 0);
         return;
     }
-    size_t got = 0;
-    int rc;
+    /* The payload streams to a spool file, hashed as it arrives: a chunk in RAM at a time. */
+    struct spool *sp;
+    if (spool_open(c, &sp) != 0) {
+        update_upload_end(c, &u);
+        rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "the coordinator cannot store uploads "
+                        "now (its spool directory is unusable; logged); retry later", NULL, 0);
+        return;
+    }
+    const uint64_t want = u.env.payload_bytes;
+    uint64_t got = 0;
+    int rc, io_errno = 0;
     for (;;) {
         rc = pb_call_recv(call, &aulac__v1__update_chunk__descriptor, &in);
         if (rc != 0)
@@ -453,10 +463,13 @@ static void on_submit(struct rpc_call *call, void *ctx)
             bad = "a chunk larger than 1 MiB";
         else if (ch->data.len > want - got)
             bad = "more payload bytes than the signed header declares";
-        if (!bad) {
-            memcpy(payload + got, ch->data.data, ch->data.len);
-            got += ch->data.len;
+        if (!bad && spool_write(sp, ch->data.data, ch->data.len, &io_errno) != 0) {
+            protobuf_c_message_free_unpacked(in, NULL);
+            rc = -2;
+            break;
         }
+        if (!bad)
+            got += ch->data.len;
         protobuf_c_message_free_unpacked(in, NULL);
         if (bad) {
             snprintf(u.reason, sizeof u.reason, "malformed upload stream: %s", bad);
@@ -466,29 +479,39 @@ static void on_submit(struct rpc_call *call, void *ctx)
         }
     }
     if (rc == RPC_EOS && got < want) {
-        snprintf(u.reason, sizeof u.reason, "truncated upload: the stream ended after %zu of "
-                 "%zu payload bytes", got, want);
+        snprintf(u.reason, sizeof u.reason, "truncated upload: the stream ended after %" PRIu64
+                 " of %" PRIu64 " payload bytes", got, want);
         u.reason_label = "truncated";
         rc = -1;
     }
     if (rc == RPC_EOS) {
-        if (update_accept(c, &u, payload, got) == 0)
+        if (update_accept(c, &u, sp) == 0)
             finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, u.reason, NULL, 0);
+    } else if (rc == -2) {
+        /* Ours (the disk filled meanwhile, typically), not the update's: not recorded. */
+        snprintf(why, sizeof why, "the coordinator could not store the upload after %" PRIu64
+                 " of %" PRIu64 " payload bytes: %s; retry later", got, want,
+                 strerror(io_errno));
+        rpc_call_finish(call, io_errno == ENOSPC || io_errno == EDQUOT
+                              ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE,
+                        why, NULL, 0);
     } else if (rc == -1) {
         if (update_reject(c, &u) == 0)
             finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
     } else if (rc == RPC_ERR_CANCELLED) {
-        snprintf(u.reason, sizeof u.reason, "upload cut off after %zu of %zu payload bytes "
-                 "(client gone or deadline passed)", got, want);
+        snprintf(u.reason, sizeof u.reason, "upload cut off after %" PRIu64 " of %" PRIu64
+                 " payload bytes (client gone or deadline passed)", got, want);
         u.reason_label = "truncated";
         update_reject(c, &u);
     }
-    /* PB_ERR_*: pb_call_recv has already finished the call with the error. */
-    free(payload);
+    /* PB_ERR_*: pb_call_recv has already finished the call with the error. The spool
+     * file goes unless the acceptance renamed it into the store. */
+    spool_discard(sp);
+    update_upload_end(c, &u);
 }
 
 /* --- Status ------------------------------------------------------------------------ */

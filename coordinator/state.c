@@ -4,7 +4,8 @@
  *   coord.state    "experiment" -> the loaded experiment's record (absent: idle)
  *   coord.members  member id -> contribution counters
  *   coord.payloads ledger_update_key(exp, round, member) -> accepted update of the
- *                  open round (metadata + compressed payload), deleted at close
+ *                  open round (metadata and payload hash; the payload itself is the file
+ *                  experiments/<exp>/payloads/<hex>.bin, spool.h), deleted at close
  *   coord.rounds   round_key(exp, round) -> closed round summary
  *   coord.credit   experiment id -> u32 version ‖ credit_totals_encode() bytes: the
  *                  running credit totals of its scored rounds (credit/shares.h)
@@ -15,12 +16,15 @@
  * Every record starts with a u32 version; all integers are big-endian. */
 #include "coordinator/state.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/bytes.h"
 #include "common/log.h"
+#include "common/fileio.h"
+#include "coordinator/spool.h"
 #include "crypto/digest.h"
 
 #define RECORD_VERSION 1
@@ -209,8 +213,30 @@ int state_load_members(struct coord *c)
 
 /* --- the open round's accepted payloads ------------------------------------ */
 
+/* coord.payloads rows: metadata only since version 2 (the payload is a file of the
+ * payload store, coordinator/spool.h); version 1 rows (a data dir of an earlier
+ * version) carried the payload bytes after len instead of the hash, and are converted at
+ * start (state_convert_payload_rows). */
+#define PAYLOAD_ROW_VERSION 2
+#define PAYLOAD_ROW_VERSION_BYTES 1
+
+static void payload_row_head(struct bytes_writer *w, uint32_t version, const struct round_member *m,
+                             double weight, uint64_t ledger_index, uint64_t len)
+{
+    bw_u32(w, version);
+    bw_str(w, m->id);
+    bw_u64(w, m->tokens);
+    bw_u64(w, m->samples);
+    bw_u64(w, m->bytes);
+    bw_f32(w, m->train_loss);
+    bw_f32(w, m->val_loss);
+    bw_f64(w, weight);
+    bw_u64(w, ledger_index);
+    bw_u64(w, len);
+}
+
 int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *m,
-                      double weight, uint64_t ledger_index, const uint8_t *payload,
+                      double weight, uint64_t ledger_index, const uint8_t payload_hash[32],
                       size_t len)
 {
     uint8_t key[LEDGER_UPDATE_KEY_MAX];
@@ -218,33 +244,41 @@ int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *
     if (klen < 0)
         return COORD_ERR_STATE;
     struct bytes_writer w = { 0 };
-    bw_u32(&w, RECORD_VERSION);
-    bw_str(&w, m->id);
-    bw_u64(&w, m->tokens);
-    bw_u64(&w, m->samples);
-    bw_u64(&w, m->bytes);
-    bw_f32(&w, m->train_loss);
-    bw_f32(&w, m->val_loss);
-    bw_f64(&w, weight);
-    bw_u64(&w, ledger_index);
-    bw_u64(&w, len);
+    payload_row_head(&w, PAYLOAD_ROW_VERSION, m, weight, ledger_index, len);
+    bw_raw(&w, payload_hash, 32);
+    return put_record(c, txn, c->db_payloads, key, (size_t)klen, &w);
+}
+
+int state_put_payload_v1(struct coord *c, MDB_txn *txn, const struct round_member *m,
+                         double weight, uint64_t ledger_index, const uint8_t *payload,
+                         size_t len)
+{
+    uint8_t key[LEDGER_UPDATE_KEY_MAX];
+    int klen = ledger_update_key(c->experiment, c->rnd.number, m->id, key);
+    if (klen < 0)
+        return COORD_ERR_STATE;
+    struct bytes_writer w = { 0 };
+    payload_row_head(&w, PAYLOAD_ROW_VERSION_BYTES, m, weight, ledger_index, len);
     bw_raw(&w, payload, len);
     return put_record(c, txn, c->db_payloads, key, (size_t)klen, &w);
 }
 
-/* One coord.payloads row. payload points into v. */
+/* One coord.payloads row. payload (version 1 rows only) points into v. */
 struct payload_row {
+    uint32_t version;
     struct round_member m;
     double weight;
-    const uint8_t *payload;
+    uint64_t ledger_index;
+    uint8_t hash[32];               /* version 2 */
+    const uint8_t *payload;         /* version 1 */
     size_t len;
 };
 
-static int payload_row_decode(const struct coord *c, const MDB_val *v, struct payload_row *out)
+static int payload_row_parse(const MDB_val *v, struct payload_row *out)
 {
     struct bytes_reader r = { v->mv_data, v->mv_size, 0 };
     memset(out, 0, sizeof *out);
-    uint32_t version = br_u32(&r);
+    out->version = br_u32(&r);
     br_str(&r, out->m.id, sizeof out->m.id);
     out->m.tokens = br_u64(&r);
     out->m.samples = br_u64(&r);
@@ -252,14 +286,113 @@ static int payload_row_decode(const struct coord *c, const MDB_val *v, struct pa
     out->m.train_loss = br_f32(&r);
     out->m.val_loss = br_f32(&r);
     out->weight = br_f64(&r);
-    (void)br_u64(&r);   /* ledger index */
+    out->ledger_index = br_u64(&r);
     uint64_t len = br_u64(&r);
-    out->payload = len <= r.left ? br_raw(&r, (size_t)len) : NULL;
     out->len = (size_t)len;
-    if (r.failed || !out->payload || r.left != 0 || version != RECORD_VERSION) {
-        log_error("a stored update of round %llu is unreadable", (unsigned long long)c->rnd.number);
+    if (out->version == PAYLOAD_ROW_VERSION_BYTES) {
+        out->payload = len <= r.left ? br_raw(&r, (size_t)len) : NULL;
+        if (!out->payload)
+            r.failed = 1;
+    } else {
+        const uint8_t *h = br_raw(&r, 32);
+        if (h)
+            memcpy(out->hash, h, 32);
+    }
+    if (r.failed || r.left != 0 || len == 0 ||
+        (out->version != PAYLOAD_ROW_VERSION && out->version != PAYLOAD_ROW_VERSION_BYTES))
+        return COORD_ERR_STATE;
+    return 0;
+}
+
+/* A row of the current layout (metadata; the payload is in the store). */
+static int payload_row_decode(const struct coord *c, const MDB_val *v, struct payload_row *out)
+{
+    if (payload_row_parse(v, out) != 0 || out->version != PAYLOAD_ROW_VERSION) {
+        log_error("a stored update of round %llu is unreadable%s",
+                  (unsigned long long)c->rnd.number,
+                  out->version == PAYLOAD_ROW_VERSION_BYTES ? " (an unconverted version 1 row)"
+                                                            : "");
         return COORD_ERR_STATE;
     }
+    return 0;
+}
+
+int state_convert_payload_rows(struct coord *c, size_t *converted)
+{
+    *converted = 0;
+    MDB_txn *txn;
+    if (ledger_txn_begin(c->ledger, &txn) != 0)
+        return COORD_ERR_STATE;
+    MDB_cursor *cur;
+    if (mdb_cursor_open(txn, c->db_payloads, &cur) != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return COORD_ERR_STATE;
+    }
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST), out = 0;
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        struct payload_row row;
+        if (payload_row_parse(&v, &row) != 0) {
+            log_error("a stored update in %s (coord.payloads) is unreadable", c->opt.data_dir);
+            out = COORD_ERR_STATE;
+            break;
+        }
+        if (row.version == PAYLOAD_ROW_VERSION)
+            continue;
+        /* The key is ledger_update_key: u8 length, experiment id, ... */
+        const uint8_t *kp = k.mv_data;
+        char experiment[COORD_EXPERIMENT_MAX + 1];
+        if (k.mv_size < 1 || kp[0] > COORD_EXPERIMENT_MAX || k.mv_size < 1u + kp[0]) {
+            out = COORD_ERR_STATE;
+            break;
+        }
+        memcpy(experiment, kp + 1, kp[0]);
+        experiment[kp[0]] = 0;
+        uint8_t hash[32];
+        crypto_blake2b256(row.payload, row.len, hash);
+        char dir[4096], path[4200];
+        payload_path(c, experiment, hash, path, sizeof path);
+        snprintf(dir, sizeof dir, "%s/experiments/%s/payloads", c->opt.data_dir, experiment);
+        int fr = file_mkdirs(dir, 0755);
+        if (fr == 0)
+            fr = file_write_atomic(path, row.payload, row.len, 0644);
+        if (fr != 0) {
+            log_error("cannot write the stored update of %s to %s: %s", row.m.id, path,
+                      strerror(-fr));
+            out = COORD_ERR_IO;
+            break;
+        }
+        struct bytes_writer w = { 0 };
+        payload_row_head(&w, PAYLOAD_ROW_VERSION, &row.m, row.weight, row.ledger_index,
+                         row.len);
+        bw_raw(&w, hash, 32);
+        if (w.failed) {
+            free(w.buf);
+            out = COORD_ERR_NOMEM;
+            break;
+        }
+        MDB_val nv = { w.len, w.buf };
+        int pr = mdb_cursor_put(cur, &k, &nv, MDB_CURRENT);
+        free(w.buf);
+        if (pr != 0) {
+            log_error("cannot rewrite a stored update: %s", mdb_strerror(pr));
+            out = COORD_ERR_STATE;
+            break;
+        }
+        (*converted)++;
+    }
+    if (out == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        out = COORD_ERR_STATE;
+    mdb_cursor_close(cur);
+    if (out != 0) {
+        ledger_txn_abort(c->ledger, txn);
+        return out;
+    }
+    if (ledger_txn_commit(c->ledger, txn) != 0)
+        return COORD_ERR_STATE;
+    if (*converted)
+        log_info("converted %zu stored update(s) of an earlier version: their payloads are "
+                 "now files of the payload store (experiments/<id>/payloads/)", *converted);
     return 0;
 }
 
@@ -306,7 +439,7 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
         struct payload_row row;
         if ((out = payload_row_decode(c, &v, &row)) != 0)
             break;
-        out = fn(c, &row.m, row.weight, row.payload, row.len, arg);
+        out = fn(c, &row.m, row.weight, row.hash, row.len, arg);
         if (out != 0)
             break;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
@@ -338,15 +471,18 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
             out = COORD_ERR_STATE;
             break;
         }
-        struct agg_update *a = &u[(*n)++];
+        struct agg_update *a = &u[*n];
         memset(a, 0, sizeof *a);
         snprintf(a->member, sizeof a->member, "%s", row.m.id);
         a->tokens = row.m.tokens;
         a->samples = row.m.samples;
         a->weight = agg_weight(c->policy.aggregation.weighting, row.m.tokens, row.m.samples);
-        a->payload = row.payload;
+        memcpy(a->payload_hash, row.hash, 32);
+        if ((out = payload_map(c, c->experiment, row.hash, row.len, &a->payload)) != 0)
+            break;
         a->len = row.len;
-        crypto_blake2b256(row.payload, row.len, a->payload_hash);
+        a->mapped = 1;
+        (*n)++;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     if (out == 0 && rc != 0 && rc != MDB_NOTFOUND) {
@@ -355,7 +491,21 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
         out = COORD_ERR_STATE;
     }
     mdb_cursor_close(cur);
+    if (out != 0) {
+        state_round_updates_release(u, *n);
+        *n = 0;
+    }
     return out;
+}
+
+void state_round_updates_release(struct agg_update *u, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (u[i].mapped)
+            payload_unmap(u[i].payload, u[i].len);
+        u[i].payload = NULL;
+        u[i].mapped = 0;
+    }
 }
 
 /* Deletes the run of rows that starts at the first key >= from (the first row when

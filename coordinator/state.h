@@ -35,19 +35,41 @@ int state_delete_experiment(struct coord *c, MDB_txn *txn);   /* nothing loaded 
 int state_put_member(struct coord *c, MDB_txn *txn, const struct member_stats *m);
 int state_load_members(struct coord *c);
 
+/* coord.payloads: the open round's accepted updates, metadata only (the payload is the
+ * file payload_path(experiment, payload_hash), coordinator/spool.h, renamed there before
+ * the row commits). */
 int state_put_payload(struct coord *c, MDB_txn *txn, const struct round_member *m,
-                      double weight, uint64_t ledger_index, const uint8_t *payload, size_t len);
+                      double weight, uint64_t ledger_index, const uint8_t payload_hash[32],
+                      size_t len);
+/* A row of the earlier layout (version 1: the payload bytes inside the row), as a data dir
+ * written by an earlier version holds: for tests of the conversion only. */
+int state_put_payload_v1(struct coord *c, MDB_txn *txn, const struct round_member *m,
+                         double weight, uint64_t ledger_index, const uint8_t *payload,
+                         size_t len);
+/* Converts every version 1 row of coord.payloads (any experiment, any round): its bytes
+ * are written to the payload store (file_write_atomic: durable before the row changes)
+ * and the row rewritten as version 2, all rows in one transaction. Idempotent: a
+ * version 2 row is left alone, and a crash before the commit leaves version 1 rows whose
+ * conversion writes the same files again. *converted: rows converted. At start, before
+ * anything reads the rows. COORD_ERR_STATE, COORD_ERR_IO, COORD_ERR_NOMEM. */
+int state_convert_payload_rows(struct coord *c, size_t *converted);
 typedef int (*state_payload_fn)(struct coord *c, const struct round_member *m, double weight,
-                                const uint8_t *payload, size_t len, void *arg);
+                                const uint8_t payload_hash[32], size_t len, void *arg);
 int state_each_payload(struct coord *c, state_payload_fn fn, void *arg);
 int state_delete_payloads(struct coord *c, MDB_txn *txn);
 /* The open round's stored updates as the round's arithmetic takes them (aggregate/round.h),
- * read in txn (a read-only transaction the caller holds until it is done with them):
- * u[i].payload points into LMDB's map (no copy), payload_hash is its BLAKE2b-256 and the
- * weight agg_weight() of the policy's weighting. Key order; the caller sorts (agg_sort).
- * *n gets the count; COORD_ERR_STATE when a row is unreadable or there are more than cap. */
+ * their rows read in txn (a read-only transaction the caller may end at once):
+ * u[i].payload is a read-only private mapping of the payload's store file (mapped = 1:
+ * a reader may drop consumed pages with madvise(MADV_DONTNEED)), payload_hash its
+ * BLAKE2b-256 as accepted, the weight agg_weight() of the policy's weighting. Key order;
+ * the caller sorts (agg_sort) and gives the mappings back with
+ * state_round_updates_release. *n gets the count; COORD_ERR_STATE when a row is
+ * unreadable, a store file has another length or there are more than cap;
+ * COORD_ERR_IO when a store file is missing (nothing stays mapped on failure). */
 int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, size_t cap,
                         size_t *n);
+/* Unmaps u[0..n)'s mapped payloads (payload_unmap); heap ones (mapped 0) are left. */
+void state_round_updates_release(struct agg_update *u, size_t n);
 
 /* coord.credit: the running credit totals of experiment (credit/shares.h), updated by each
  * round close in its transaction. *found 0 (t initialized empty) when none yet. txn NULL:

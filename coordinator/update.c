@@ -1,9 +1,12 @@
 /* One member update: the header is checked and its signature verified before a byte
- * of payload is read; the payload's hash is then compared with the signed one, and the
- * whole payload validated (round_validate: it decodes, finite, within the norm bound)
- * without decoding it into any aggregate. Acceptance (payload,
- * index, contribution counters, ledger entry) commits in one LMDB transaction before
- * the receipt is sent. Every refusal is answered with its reason and recorded. */
+ * of payload is read; the payload streams to a spool file (coordinator/spool.h), hashed
+ * as it arrives, and its hash is compared with the signed one; the whole payload is
+ * validated from the file outside mu (round_validate: it decodes, finite, within the
+ * norm bound) without decoding it into any aggregate, then made durable in the payload
+ * store. Acceptance (payload row, index, contribution counters, ledger entry) commits in
+ * one LMDB transaction after that and before the receipt is sent. Every refusal of the
+ * update is answered with its reason and recorded; refusals for the coordinator's own
+ * limits (uploads at once, disk space) are call statuses, not recorded. */
 #include "coordinator/update.h"
 
 #include <inttypes.h>
@@ -11,7 +14,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
 
+#include "common/fileio.h"
 #include "common/hex.h"
 #include "aggregate/round.h"
 #include "common/log.h"
@@ -19,8 +25,10 @@
 #include "coordinator/governance.h"
 #include "coordinator/metrics.h"
 #include "coordinator/record.h"
+#include "coordinator/spool.h"
 #include "coordinator/state.h"
 #include "ledger/entry.h"
+#include "proto/rpc.h"
 
 static int fail(struct update_check *u, const char *label, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -226,52 +234,94 @@ static int receipt_fill(struct coord *c, MDB_txn *txn, struct update_check *u, i
     return envelope_receipt_sign(&r, c->key, u->receipt_signature) == 0 ? 0 : COORD_ERR_STATE;
 }
 
-int update_accept(struct coord *c, struct update_check *u, const uint8_t *payload, size_t len)
+/* The checks of the open round again, with mu held: the member is still in the roster
+ * (it may have been removed while its upload streamed in). -1 with u->reason. */
+static int recheck_locked(struct coord *c, struct update_check *u)
 {
-    uint8_t got[32];
-    if (len != u->env.payload_bytes) {
-        fail(u, "payload", "the payload has %zu bytes but the signed header says %" PRIu64, len,
-             u->env.payload_bytes);
+    if (check_round_locked(c, u) != 0)
+        return -1;
+    if (!coord_member_stats(c, u->member)) {
+        fail(u, "removed", "member '%s' was removed from the alliance while its update was uploading",
+             u->member);
+        u->known_member = 0;
+        return -1;
+    }
+    return 0;
+}
+
+int update_accept(struct coord *c, struct update_check *u, struct spool *sp)
+{
+    const uint64_t got_len = spool_size(sp);
+    if (got_len != u->env.payload_bytes) {
+        fail(u, "payload", "the payload has %" PRIu64 " bytes but the signed header says %" PRIu64,
+             got_len, u->env.payload_bytes);
         return update_reject(c, u);
     }
-    crypto_blake2b256(payload, len, got);
+    const size_t len = (size_t)got_len;
+    uint8_t got[32];
+    spool_hash(sp, got);
     if (!crypto_equal(got, u->env.payload_hash, 32)) {
         fail(u, "payload", "the payload's hash differs from the signed payload hash: it was altered "
              "after signing or damaged in transit");
         return update_reject(c, u);
     }
 
+    /* The whole payload is checked (it decodes; no NaN/Inf; the norm bound) from its
+     * file, outside mu, before anything is recorded; nothing is decoded into an
+     * aggregate: the close does that from the store. c->validating keeps the experiment
+     * (its policy) loaded meanwhile, and bounds the validations that run at once (each
+     * maps a whole payload). */
     pthread_mutex_lock(&c->mu);
-    if (check_round_locked(c, u) != 0) {
+    if (recheck_locked(c, u) != 0) {
         pthread_mutex_unlock(&c->mu);
         return update_reject(c, u);
     }
-    if (!coord_member_stats(c, u->member)) {   /* removed while its upload streamed in */
-        pthread_mutex_unlock(&c->mu);
-        fail(u, "removed", "member '%s' was removed from the alliance while its update was uploading",
-             u->member);
-        u->known_member = 0;
-        return update_reject(c, u);
-    }
+    const size_t n_params = c->n_params, n_eligible = c->n_eligible;
     /* The weight the round close gives it too (aggregate/round.h). */
-    const double weight = agg_weight(c->policy.aggregation.weighting, u->env.tokens,
-                                     u->env.samples);
-    /* The whole payload is checked (it decodes; no NaN/Inf; the norm bound) before
-     * anything is recorded; nothing is decoded into an aggregate: the close does that
-     * from the stored payloads. */
+    double weight = agg_weight(c->policy.aggregation.weighting, u->env.tokens, u->env.samples);
+    while (c->validating >= COORD_MAX_VALIDATIONS)
+        pthread_cond_wait(&c->changed, &c->mu);
+    c->validating++;
+    pthread_mutex_unlock(&c->mu);
     char why[300];
     double norm = 0;
-    int rc = round_validate(&c->policy, c->n_params, c->n_eligible, weight, payload, len,
-                            &norm, why, sizeof why);
-    if (rc == CODEC_ERR_NOMEM) {   /* ours, not the update's: nothing is recorded */
-        pthread_mutex_unlock(&c->mu);
-        fail(u, "other", "the coordinator is short of memory to check the update; retry later");
+    const uint8_t *payload;
+    int rc = spool_map(sp, &payload);
+    if (rc == 0)
+        rc = round_validate(&c->policy, n_params, n_eligible, weight, payload, len, &norm, why,
+                            sizeof why);
+    spool_unmap(sp);
+    pthread_mutex_lock(&c->mu);
+    c->validating--;
+    pthread_cond_broadcast(&c->changed);
+    pthread_mutex_unlock(&c->mu);
+    if (rc == CODEC_ERR_NOMEM || rc == COORD_ERR_IO || rc == COORD_ERR_NOMEM) {
+        /* ours, not the update's: nothing is recorded */
+        fail(u, "other", "the coordinator is short of %s to check the update; retry later",
+             rc == COORD_ERR_IO ? "file mappings" : "memory");
         return COORD_ERR_NOMEM;
     }
     if (rc != 0) {
-        pthread_mutex_unlock(&c->mu);
         fail(u, "invalid_update", "the update is refused: %s", why);
         return update_reject(c, u);
+    }
+    if (spool_sync(sp) != 0) {
+        fail(u, "other", "the coordinator could not store the update (storage error); retry later");
+        return COORD_ERR_IO;
+    }
+
+    /* The round may have closed (or the member gone) while it was validated. */
+    pthread_mutex_lock(&c->mu);
+    if (recheck_locked(c, u) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        return update_reject(c, u);
+    }
+    weight = agg_weight(c->policy.aggregation.weighting, u->env.tokens, u->env.samples);
+    /* Durable in the payload store before the acceptance that names it commits. */
+    if (spool_commit(sp, c, u->env.experiment, got) != 0) {
+        pthread_mutex_unlock(&c->mu);
+        fail(u, "other", "the coordinator could not store the update (storage error); retry later");
+        return COORD_ERR_IO;
     }
 
     struct round_member rm = { 0 };
@@ -301,7 +351,7 @@ int update_accept(struct coord *c, struct update_check *u, const uint8_t *payloa
                                                      (size_t)klen, index) != 0))
             rc = COORD_ERR_STATE;
         if (rc == 0)
-            rc = state_put_payload(c, txn, &rm, weight, index, payload, len);
+            rc = state_put_payload(c, txn, &rm, weight, index, got, len);
         if (rc == 0)
             rc = state_put_member(c, txn, &next);
         if (rc == 0)
@@ -379,4 +429,78 @@ int update_reject(struct coord *c, struct update_check *u)
     }
     pthread_mutex_unlock(&c->mu);
     return rc;
+}
+
+/* --- uploads in flight ------------------------------------------------------- */
+
+static ssize_t uploading_find_locked(const struct coord *c, const char *member)
+{
+    for (size_t i = 0; i < c->n_uploading; i++)
+        if (strcmp(c->uploading[i].member, member) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+int update_upload_begin(struct coord *c, const struct update_check *u, int *code, char *why,
+                        size_t cap)
+{
+    const uint64_t want = u->env.payload_bytes;
+    pthread_mutex_lock(&c->mu);
+    if (uploading_find_locked(c, u->member) >= 0) {
+        pthread_mutex_unlock(&c->mu);
+        *code = GRPC_STATUS_ABORTED;
+        snprintf(why, cap, "member %s already has an upload in progress on this coordinator; "
+                 "one upload per member at a time: wait for its receipt (or its failure) "
+                 "before sending another", u->member);
+        return -1;
+    }
+    if (c->n_uploading >= (size_t)c->opt.max_uploads) {
+        pthread_mutex_unlock(&c->mu);
+        *code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+        snprintf(why, cap, "the coordinator is receiving %zu uploads, the most it takes at "
+                 "once (aulac-coordinator --max-uploads %d); retry later", c->n_uploading,
+                 c->opt.max_uploads);
+        return -1;
+    }
+    /* The declared bytes must fit the disk with the margin kept free, beside what the
+     * uploads in flight may still write. */
+    struct statvfs vfs;
+    if (statvfs(c->opt.data_dir, &vfs) == 0) {
+        const uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
+        const uint64_t margin = c->opt.upload_free_margin_bytes;
+        const uint64_t need = want + c->upload_reserved_bytes;
+        if (avail < margin || need > avail - margin) {
+            pthread_mutex_unlock(&c->mu);
+            char free_w[32], want_w[32], res_w[32], margin_w[32];
+            file_size_words(avail, free_w, sizeof free_w);
+            file_size_words(want, want_w, sizeof want_w);
+            file_size_words(c->upload_reserved_bytes, res_w, sizeof res_w);
+            file_size_words(margin, margin_w, sizeof margin_w);
+            *code = GRPC_STATUS_RESOURCE_EXHAUSTED;
+            snprintf(why, cap, "the coordinator's disk has too little free space for this "
+                     "upload: payload_bytes %" PRIu64 " (%s), %s free, %s reserved by the "
+                     "uploads in progress, and %s must stay free; retry later", want, want_w,
+                     free_w, res_w, margin_w);
+            log_warn("refused an upload of %s for round %" PRIu64 ": %s (data directory %s)",
+                     u->member, u->round, why, c->opt.data_dir);
+            return -1;
+        }
+    }
+    struct upload_slot *s = &c->uploading[c->n_uploading++];
+    snprintf(s->member, sizeof s->member, "%s", u->member);
+    s->bytes = want;
+    c->upload_reserved_bytes += want;
+    pthread_mutex_unlock(&c->mu);
+    return 0;
+}
+
+void update_upload_end(struct coord *c, const struct update_check *u)
+{
+    pthread_mutex_lock(&c->mu);
+    ssize_t i = uploading_find_locked(c, u->member);
+    if (i >= 0) {
+        c->upload_reserved_bytes -= c->uploading[i].bytes;
+        c->uploading[i] = c->uploading[--c->n_uploading];
+    }
+    pthread_mutex_unlock(&c->mu);
 }

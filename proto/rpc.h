@@ -109,7 +109,12 @@ struct rpc_method {
  *     of its start, and each next one within message_gap_ms of the handler
  *     asking for it; otherwise the call ends with DEADLINE_EXCEEDED ("no request
  *     message within N s") and rpc_call_recv returns RPC_ERR_CANCELLED.
- *     Nothing limits how long a handler may take to answer (long polls).
+ *     Likewise each streamed response message must be taken by the client (HTTP/2
+ *     flow control) within message_gap_ms of rpc_call_send, or the call ends with
+ *     DEADLINE_EXCEEDED ("the client took no stream message within N s") and
+ *     rpc_call_send returns RPC_ERR_CANCELLED: a download abandoned without a cancel
+ *     frees its handler. Nothing limits how long a handler may take to answer (long
+ *     polls).
  *   - Memory: gRPC buffers a whole incoming message before it applies
  *     max_message_bytes (gRPC 1.51), so the bytes held for all connections are
  *     bounded by a gRPC resource quota of memory_quota_bytes. Past it gRPC
@@ -167,7 +172,8 @@ void rpc_server_stop(struct rpc_server *srv);
 int rpc_call_recv(struct rpc_call *call, uint8_t **buf, size_t *len);
 
 /* Sends one stream message; returns when gRPC has taken it (flow control), so
- * buf may be reused at once. RPC_ERR_CANCELLED, RPC_ERR_FINISHED. */
+ * buf may be reused at once. RPC_ERR_CANCELLED (the client cancelled, went away, or took
+ * nothing for message_gap_ms), RPC_ERR_FINISHED. */
 int rpc_call_send(struct rpc_call *call, const uint8_t *buf, size_t len);
 
 /* Ends the call: optional reply message (NULL for none), then the status.

@@ -696,7 +696,16 @@ int rpc_call_send(struct rpc_call *c, const uint8_t *buf, size_t len)
     ops[n].op = GRPC_OP_SEND_MESSAGE;
     ops[n].data.send_message.send_message = bb;
     n++;
-    int rc = run_batch(c, ops, n, TAG_SEND);
+    /* A client that stops reading (flow control holds the send) must not hold the call,
+     * its thread and what the handler streams from forever. */
+    const int limit_ms = c->srv->message_gap_ms;
+    char why[96];
+    if (limit_ms % 1000)
+        snprintf(why, sizeof why, "the client took no stream message within %d ms", limit_ms);
+    else
+        snprintf(why, sizeof why, "the client took no stream message within %d s",
+                 limit_ms / 1000);
+    int rc = run_batch_by(c, ops, n, TAG_SEND, rpc_deadline_after_ms(limit_ms), why);
     grpc_byte_buffer_destroy(bb);
     return rc;
 }

@@ -9,7 +9,10 @@
 #include <string.h>
 
 #include "coordinator/coord.h"
+#include "coordinator/spool.h"
 #include "coordinator/state.h"
+#include "common/fileio.h"
+#include "crypto/digest.h"
 
 struct fixture {
     char dir[64];
@@ -101,25 +104,43 @@ static int put_payload(struct coord *c, MDB_txn *txn, void *arg)
     m.bytes = strlen(p->bytes);
     m.train_loss = 2.5f;
     m.val_loss = 3.5f;
-    return state_put_payload(c, txn, &m, (double)p->tokens, 42, (const uint8_t *)p->bytes,
-                             strlen(p->bytes));
+    uint8_t hash[32];
+    crypto_blake2b256(p->bytes, strlen(p->bytes), hash);
+    return state_put_payload(c, txn, &m, (double)p->tokens, 42, hash, strlen(p->bytes));
+}
+
+/* A row as the previous version wrote it: the payload bytes inside. */
+static int put_payload_v1(struct coord *c, MDB_txn *txn, void *arg)
+{
+    const struct payload_arg *p = arg;
+    struct round_member m = { 0 };
+    snprintf(m.id, sizeof m.id, "%s", p->member);
+    m.tokens = p->tokens;
+    m.samples = 7;
+    m.bytes = strlen(p->bytes);
+    m.train_loss = 2.5f;
+    m.val_loss = 3.5f;
+    return state_put_payload_v1(c, txn, &m, (double)p->tokens, 42, (const uint8_t *)p->bytes,
+                                strlen(p->bytes));
 }
 
 struct seen {
     char ids[4][16];
-    char bytes[4][16];
+    uint8_t hashes[4][32];
+    size_t lens[4];
     double weights[4];
     int n;
 };
 
 static int collect(struct coord *c, const struct round_member *m, double weight,
-                   const uint8_t *payload, size_t len, void *arg)
+                   const uint8_t payload_hash[32], size_t len, void *arg)
 {
     struct seen *s = arg;
     (void)c;
     assert_true(s->n < 4);
     snprintf(s->ids[s->n], 16, "%.15s", m->id);
-    snprintf(s->bytes[s->n], 16, "%.*s", (int)len, (const char *)payload);
+    memcpy(s->hashes[s->n], payload_hash, 32);
+    s->lens[s->n] = len;
     s->weights[s->n] = weight;
     assert_int_equal(m->samples, 7);
     assert_true(m->val_loss == 3.5f);
@@ -142,11 +163,16 @@ static void payloads_are_kept_per_round_until_deleted(void **state)
     struct seen s = { 0 };
     assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
     assert_int_equal(s.n, 2);                 /* round 4's update is not round 3's */
+    uint8_t aa[32], bbbb[32];
+    crypto_blake2b256("AA", 2, aa);
+    crypto_blake2b256("BBBB", 4, bbbb);
     assert_string_equal(s.ids[0], "fpt");     /* key order: by member */
-    assert_string_equal(s.bytes[0], "AA");
+    assert_memory_equal(s.hashes[0], aa, 32);
+    assert_int_equal(s.lens[0], 2);
     assert_true(s.weights[0] == 50.0);
     assert_string_equal(s.ids[1], "vnpt");
-    assert_string_equal(s.bytes[1], "BBBB");
+    assert_memory_equal(s.hashes[1], bbbb, 32);
+    assert_int_equal(s.lens[1], 4);
 
     commit(&f->c, delete_round, NULL);
     memset(&s, 0, sizeof s);
@@ -155,6 +181,94 @@ static void payloads_are_kept_per_round_until_deleted(void **state)
     f->c.rnd.number = 4;
     assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
     assert_int_equal(s.n, 1);
+}
+
+/* A data dir written by the previous version holds the open round's payloads inside its
+ * coord.payloads rows: the start moves them to the payload store and rewrites the rows,
+ * once; the close then reads them from the store files. */
+static void old_layout_rows_are_converted_at_start(void **state)
+{
+    struct fixture *f = *state;
+    struct payload_arg a = { "vnpt", 100, "BBBB" }, b = { "fpt", 50, "AA" };
+    commit(&f->c, put_payload_v1, &a);
+    commit(&f->c, put_payload, &b);            /* already the new layout */
+    struct seen s = { 0 };
+    assert_int_equal(state_each_payload(&f->c, collect, &s), COORD_ERR_STATE);   /* unconverted */
+
+    size_t converted = 99;
+    assert_int_equal(state_convert_payload_rows(&f->c, &converted), 0);
+    assert_int_equal(converted, 1);
+    uint8_t bbbb[32];
+    crypto_blake2b256("BBBB", 4, bbbb);
+    char path[4300];
+    payload_path(&f->c, "exp-1", bbbb, path, sizeof path);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(file_read_all(path, 1 << 20, &bytes, &len), 0);
+    assert_int_equal(len, 4);
+    assert_memory_equal(bytes, "BBBB", 4);
+    free(bytes);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(state_each_payload(&f->c, collect, &s), 0);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.ids[1], "vnpt");
+    assert_memory_equal(s.hashes[1], bbbb, 32);
+    assert_int_equal(s.lens[1], 4);
+    assert_true(s.weights[1] == 100.0);
+
+    assert_int_equal(state_convert_payload_rows(&f->c, &converted), 0);   /* idempotent */
+    assert_int_equal(converted, 0);
+
+    /* The close's view: vnpt's payload mapped from its store file; fpt's store file was
+     * never written (only its row), which the close reports rather than reads. */
+    uint8_t aa[32];
+    crypto_blake2b256("AA", 2, aa);
+    char aa_path[4300];
+    payload_path(&f->c, "exp-1", aa, aa_path, sizeof aa_path);
+    assert_int_equal(file_write_atomic(aa_path, "AA", 2, 0644), 0);
+    struct agg_update u[2];
+    size_t n = 0;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(state_round_updates(&f->c, txn, u, 2, &n), 0);
+    mdb_txn_abort(txn);
+    assert_int_equal(n, 2);
+    assert_string_equal(u[1].member, "vnpt");
+    assert_true(u[1].mapped);
+    assert_int_equal(u[1].len, 4);
+    assert_memory_equal(u[1].payload, "BBBB", 4);
+    assert_memory_equal(u[1].payload_hash, bbbb, 32);
+    assert_memory_equal(u[0].payload, "AA", 2);
+    state_round_updates_release(u, n);
+    assert_null(u[0].payload);
+}
+
+/* A row whose store file is missing (or of another length) is an error, not a silent
+ * zero update; nothing stays mapped. */
+static void a_missing_store_file_is_reported(void **state)
+{
+    struct fixture *f = *state;
+    struct payload_arg a = { "vnpt", 100, "BBBB" };
+    commit(&f->c, put_payload, &a);
+    struct agg_update u[1];
+    size_t n = 7;
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n), COORD_ERR_IO);
+    mdb_txn_abort(txn);
+    assert_int_equal(n, 0);
+    uint8_t bbbb[32];
+    crypto_blake2b256("BBBB", 4, bbbb);
+    char path[4300];
+    payload_path(&f->c, "exp-1", bbbb, path, sizeof path);
+    char dir[4300];
+    snprintf(dir, sizeof dir, "%s/experiments/exp-1/payloads", f->dir);
+    assert_int_equal(file_mkdirs(dir, 0755), 0);
+    assert_int_equal(file_write_atomic(path, "BBB", 3, 0644), 0);
+    assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n), COORD_ERR_STATE);
+    mdb_txn_abort(txn);
+    assert_int_equal(n, 0);
 }
 
 static int put_round(struct coord *c, MDB_txn *txn, void *arg) { return state_put_round(c, txn, arg); }
@@ -254,6 +368,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(experiment_record_round_trips, setup, teardown),
         cmocka_unit_test_setup_teardown(payloads_are_kept_per_round_until_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(old_layout_rows_are_converted_at_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_missing_store_file_is_reported, setup, teardown),
         cmocka_unit_test_setup_teardown(round_summaries_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(contribution_counters_survive_a_reload, setup, teardown),
         cmocka_unit_test_setup_teardown(replay_keys_kept_for_the_window, setup, teardown),

@@ -10,6 +10,8 @@
 
 #include "common/log.h"
 #include "model/model_hash.h"
+#include "proto/pb.h"
+#include "proto/service.h"
 #include "trust_fixture.h"
 
 /* Every member of the roster reports: the last update closes the round. */
@@ -184,6 +186,106 @@ static void one_older_model_in_memory(void **state)
     expect_model(f, h1, 32, h1, 1);
 }
 
+/* Opens DownloadModel by hand as fpt for the current model and sends the request. */
+static struct rpc_stream *open_download(struct fx *f, struct rpc_channel **ch)
+{
+    assert_int_equal(rpc_channel_open(f->addr, NULL, ch), 0);
+    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+    q.member_id = "fpt";
+    uint8_t *body;
+    size_t body_len;
+    assert_int_equal(pb_pack(&q.base, &body, &body_len), 0);
+    struct request_statement st;
+    uint8_t sig[64];
+    assert_int_equal(request_sign_new(f->keys[FPT], FED_METHOD_DOWNLOAD_MODEL, body, body_len,
+                                      time_now_unix_ms(), &st, sig), 0);
+    char ts[32];
+    snprintf(ts, sizeof ts, "%" PRId64, st.timestamp_unix_ms);
+    struct rpc_metadata md[4] = {
+        { REQUEST_MD_MEMBER, (const uint8_t *)st.member, strlen(st.member) },
+        { REQUEST_MD_TIMESTAMP, (const uint8_t *)ts, strlen(ts) },
+        { REQUEST_MD_NONCE, st.nonce, REQUEST_NONCE_BYTES },
+        { REQUEST_MD_SIGNATURE, sig, 64 },
+    };
+    struct rpc_call_options o = { .timeout_ms = 60000, .metadata = md, .n_metadata = 4 };
+    struct rpc_stream *s;
+    assert_int_equal(rpc_stream_open(*ch, FED_METHOD_DOWNLOAD_MODEL, &o, &s), 0);
+    assert_int_equal(rpc_stream_send(s, body, body_len), 0);
+    assert_int_equal(rpc_stream_close_send(s), 0);
+    free(body);
+    return s;
+}
+
+static int base_refs(struct fx *f)
+{
+    pthread_mutex_lock(&f->c->mu);
+    int refs = f->c->rnd.base->refs;
+    pthread_mutex_unlock(&f->c->mu);
+    return refs;
+}
+
+/* Waits (up to 10 s) until the current model has refs references again: the handlers of
+ * the downloads that streamed it have let it go. */
+static void wait_base_refs(struct fx *f, int refs)
+{
+    for (int i = 0; i < 1000 && base_refs(f) != refs; i++)
+        time_sleep_ms(10);
+    assert_int_equal(base_refs(f), refs);
+}
+
+/* A model of several 1 MiB chunks (n_embd 384: 7.4 MB), and a 1 s gap allowed between
+ * stream messages. */
+static int setup_big_model(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    fx_prepare(f);
+    const char *from = "n_embd: 16", *to = "n_embd: 384";
+    const char *at = strstr(fx_policy, from);
+    assert_non_null(at);
+    char text[sizeof fx_policy + 16];
+    snprintf(text, sizeof text, "%.*s%s%s", (int)(at - fx_policy), fx_policy, to,
+             at + strlen(from));
+    fx_write(f->paths[3], text, 0644);
+    f->opt.message_gap_ms = 1000;
+    *state = f;
+    return 0;
+}
+
+/* A download abandoned mid-stream, by a cancel or by a client that stops reading, frees
+ * what its handler holds (the model reference, the call), and the coordinator goes on
+ * serving the others meanwhile. */
+static void abandoned_downloads_free_their_model(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f);
+    uint8_t h0[32];
+    current_hash(f, h0);
+    assert_true(f->c->n_params * sizeof(float) > 4 * FED_MAX_CHUNK_BYTES);
+    const int refs = base_refs(f);
+
+    /* Cancelled after its first chunk. */
+    struct rpc_channel *ch;
+    struct rpc_stream *s = open_download(f, &ch);
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(pb_stream_recv(s, &aulac__v1__model_chunk__descriptor, &m), 0);
+    assert_int_equal(((Aulac__V1__ModelChunk *)m)->offset, 0);
+    protobuf_c_message_free_unpacked(m, NULL);
+    rpc_stream_cancel(s);
+    struct rpc_status st;
+    (void)rpc_stream_finish(s, &st);
+    rpc_channel_close(ch);
+    wait_base_refs(f, refs);
+
+    /* Stalled: asks, then reads nothing. Another member downloads meanwhile. */
+    s = open_download(f, &ch);
+    expect_model(f, NULL, 0, h0, 0);
+    wait_base_refs(f, refs);       /* within the 1 s message gap, not never */
+    rpc_stream_cancel(s);
+    (void)rpc_stream_finish(s, &st);
+    rpc_channel_close(ch);
+    expect_model(f, NULL, 0, h0, 0);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -192,6 +294,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(unknown_model_not_found, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(pruned_model_not_found, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(one_older_model_in_memory, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(abandoned_downloads_free_their_model, setup_big_model,
+                                        fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

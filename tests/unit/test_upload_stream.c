@@ -9,9 +9,81 @@
 #include <cmocka.h>
 #include <sodium.h>
 
+#include <dirent.h>
+
+#include "coordinator/spool.h"
 #include "proto/pb.h"
 #include "proto/service.h"
 #include "trust_fixture.h"
+
+/* Files in the coordinator's upload spool (data_dir/spool) and their bytes. */
+static size_t spool_files(struct fx *f, uint64_t *bytes)
+{
+    char dir[400];
+    snprintf(dir, sizeof dir, "%s/spool", f->paths[0]);
+    size_t n = 0;
+    if (bytes)
+        *bytes = 0;
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[700];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (stat(path, &st) == 0 && bytes)
+            *bytes += (uint64_t)st.st_size;
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+/* Waits (up to 5 s) until the spool holds one file of `bytes` bytes: the coordinator has
+ * taken the upload's header and written what was sent so far. */
+static void wait_spooled(struct fx *f, uint64_t bytes)
+{
+    uint64_t got = 0;
+    size_t n = 0;
+    for (int i = 0; i < 500; i++) {
+        n = spool_files(f, &got);
+        if (n == 1 && got == bytes)
+            return;
+        time_sleep_ms(10);
+    }
+    fail_msg("the spool holds %zu file(s) of %" PRIu64 " bytes, not one of %" PRIu64, n, got,
+             bytes);
+}
+
+/* Waits (up to 5 s) until no upload is in flight (its handler has given its place back). */
+static void wait_no_upload(struct fx *f)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&f->c->mu);
+        size_t n = f->c->n_uploading;
+        pthread_mutex_unlock(&f->c->mu);
+        if (n == 0)
+            return;
+        time_sleep_ms(10);
+    }
+    fail_msg("an upload is still in flight");
+}
+
+/* The accepted payload of u is the store file named by its hash, byte for byte. */
+static void expect_stored(struct fx *f, const struct upd *u)
+{
+    char path[4300];
+    payload_path(f->c, f->c->experiment, u->e.payload_hash, path, sizeof path);
+    uint8_t *bytes;
+    size_t len;
+    assert_int_equal(file_read_all(path, 1 << 26, &bytes, &len), 0);
+    assert_int_equal(len, u->len);
+    assert_memory_equal(bytes, u->payload, len);
+    free(bytes);
+}
 
 static int setup(void **state)
 {
@@ -73,6 +145,8 @@ static void expect_still_serving(struct fx *f, int who, int salt)
     fx_submit_accepted(f, who, salt);
 }
 
+/* The payload streams to a spool file as it arrives (never whole in RAM); an upload that
+ * stops halfway leaves no file behind, and an accepted one is in the payload store. */
 static void half_closed_upload_is_refused(void **state)
 {
     struct fx *f = *state;
@@ -81,6 +155,7 @@ static void half_closed_upload_is_refused(void **state)
     assert_true(u.len > 2);
     struct rpc_channel *ch;
     struct rpc_stream *s = open_partial(f, &ch, &u, f->keys[FPT], u.len / 2);
+    wait_spooled(f, u.len / 2);
     assert_int_equal(rpc_stream_close_send(s), 0);
     ProtobufCMessage *m = NULL;
     assert_int_equal(pb_stream_recv(s, &aulac__v1__receipt__descriptor, &m), 0);
@@ -94,7 +169,14 @@ static void half_closed_upload_is_refused(void **state)
     rpc_channel_close(ch);
     fx_expect_rejection(f, "fpt", "truncated upload");
     fx_expect_nothing_aggregated(f);
+    wait_no_upload(f);
+    assert_int_equal(spool_files(f, NULL), 0);
+    struct upd ok;
+    upd_make(f, &ok, f->keys[FPT], 4);
     expect_still_serving(f, FPT, 4);
+    expect_stored(f, &ok);
+    assert_int_equal(spool_files(f, NULL), 0);
+    upd_free(&ok);
     upd_free(&u);
 }
 
@@ -117,6 +199,8 @@ static void vanished_uploader_is_recorded(void **state)
         time_sleep_ms(50);
     fx_expect_rejection(f, "vnpt", "upload cut off");
     fx_expect_nothing_aggregated(f);
+    wait_no_upload(f);
+    assert_int_equal(spool_files(f, NULL), 0);
     expect_still_serving(f, VNPT, 6);
     upd_free(&u);
 }
@@ -248,6 +332,161 @@ static void update_over_the_norm_bound_is_refused(void **state)
     upd_free(&u);
 }
 
+/* A second upload of a member whose first is still streaming is refused at its header
+ * (nothing recorded: the update was not judged); once the first ends, it goes through. */
+static void one_upload_per_member_at_a_time(void **state)
+{
+    struct fx *f = *state;
+    struct upd first, second;
+    upd_make(f, &first, f->keys[FPT], 21);
+    upd_make(f, &second, f->keys[FPT], 22);
+    struct rpc_channel *ch;
+    struct rpc_stream *s = open_partial(f, &ch, &first, f->keys[FPT], first.len / 2);
+    wait_spooled(f, first.len / 2);
+    uint64_t before = fx_ledger_size(f);
+    struct signer sg = { .key = f->keys[FPT] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    int rc = fed_submit_update(cl, &second.h, second.payload, second.len, 0, &r, &st);
+    expect_status(rc, &st, GRPC_STATUS_ABORTED, "member fpt already has an upload in progress");
+    assert_non_null(strstr(st.details, "one upload per member at a time"));
+    assert_int_equal(fx_ledger_size(f), before);
+    rpc_stream_cancel(s);
+    (void)rpc_stream_finish(s, &st);
+    rpc_channel_close(ch);
+    wait_no_upload(f);
+    assert_int_equal(fed_submit_update(cl, &second.h, second.payload, second.len, 0, &r, &st), 0);
+    assert_true(r->accepted);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    expect_stored(f, &second);
+    upd_free(&first);
+    upd_free(&second);
+}
+
+/* --max-uploads 1: while one member's upload streams, another's is refused at its header
+ * with "retry later", and goes through once the first is done. */
+static int setup_one_upload(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    fx_prepare(f);
+    f->opt.max_uploads = 1;
+    fx_start(f);
+    *state = f;
+    return 0;
+}
+
+static void uploads_past_the_cap_retry_later(void **state)
+{
+    struct fx *f = *state;
+    struct upd first, other;
+    upd_make(f, &first, f->keys[FPT], 31);
+    upd_make(f, &other, f->keys[VNPT], 32);
+    struct rpc_channel *ch;
+    struct rpc_stream *s = open_partial(f, &ch, &first, f->keys[FPT], first.len / 2);
+    wait_spooled(f, first.len / 2);
+    uint64_t before = fx_ledger_size(f);
+    struct signer sg = { .key = f->keys[VNPT] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    int rc = fed_submit_update(cl, &other.h, other.payload, other.len, 0, &r, &st);
+    expect_status(rc, &st, GRPC_STATUS_RESOURCE_EXHAUSTED, "the coordinator is receiving 1 "
+                  "uploads, the most it takes at once (aulac-coordinator --max-uploads 1); "
+                  "retry later");
+    assert_int_equal(fx_ledger_size(f), before);
+    /* The first completes; then the other member's upload is taken. */
+    Aulac__V1__UpdateChunk data = AULAC__V1__UPDATE_CHUNK__INIT;
+    data.part_case = AULAC__V1__UPDATE_CHUNK__PART_DATA;
+    data.data.data = first.payload + first.len / 2;
+    data.data.len = first.len - first.len / 2;
+    assert_int_equal(pb_stream_send(s, &data.base), 0);
+    assert_int_equal(rpc_stream_close_send(s), 0);
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(pb_stream_recv(s, &aulac__v1__receipt__descriptor, &m), 0);
+    assert_true(((Aulac__V1__Receipt *)m)->accepted);
+    protobuf_c_message_free_unpacked(m, NULL);
+    (void)rpc_stream_finish(s, &st);
+    rpc_channel_close(ch);
+    wait_no_upload(f);
+    assert_int_equal(fed_submit_update(cl, &other.h, other.payload, other.len, 0, &r, &st), 0);
+    assert_true(r->accepted);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    expect_stored(f, &first);
+    expect_stored(f, &other);
+    upd_free(&first);
+    upd_free(&other);
+}
+
+/* A disk without room for the declared payload_bytes plus the margin the coordinator
+ * keeps free: refused at the header, before a payload byte is read, with the numbers. The
+ * margin (--upload-free-margin) is set past any disk's size here. */
+static int setup_full_disk(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    fx_prepare(f);
+    f->opt.upload_free_margin_bytes = 1ULL << 60;
+    fx_start(f);
+    *state = f;
+    return 0;
+}
+
+static void upload_refused_when_the_disk_lacks_room(void **state)
+{
+    struct fx *f = *state;
+    struct upd u;
+    upd_make(f, &u, f->keys[HUST], 41);
+    uint64_t before = fx_ledger_size(f);
+    struct signer sg = { .key = f->keys[HUST] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    int rc = fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st);
+    char want[96];
+    snprintf(want, sizeof want, "too little free space for this upload: payload_bytes %zu",
+             u.len);
+    expect_status(rc, &st, GRPC_STATUS_RESOURCE_EXHAUSTED, want);
+    assert_non_null(strstr(st.details, "1099511627776 MiB must stay free; retry later"));
+    fed_client_close(cl);
+    assert_int_equal(fx_ledger_size(f), before);
+    assert_int_equal(spool_files(f, NULL), 0);
+    fx_expect_nothing_aggregated(f);
+    upd_free(&u);
+}
+
+/* A crash leaves unacknowledged spool files: the next start removes them; an accepted
+ * update survives the restart (its row and its store file) and the round closes from the
+ * store. */
+static void restart_cleans_the_spool_and_keeps_accepted_updates(void **state)
+{
+    struct fx *f = *state;
+    struct upd u;
+    upd_make(f, &u, f->keys[FPT], 51);
+    fx_submit_accepted(f, FPT, 51);
+    char stray[400];
+    snprintf(stray, sizeof stray, "%s/spool/upload-0123456789abcdef.part", f->paths[0]);
+    fx_write(stray, "half an upload", 0644);
+    fx_stop(f);
+    fx_start(f);
+    assert_int_equal(spool_files(f, NULL), 0);
+    size_t n;
+    (void)fx_accepted_weight(f, &n);
+    assert_int_equal(n, 1);
+    expect_stored(f, &u);
+    pthread_mutex_lock(&f->c->mu);
+    uint64_t round = f->c->rnd.number;
+    pthread_mutex_unlock(&f->c->mu);
+    fx_submit_accepted(f, VNPT, 52);
+    fx_submit_accepted(f, HUST, 53);   /* the last one: the round closes */
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->rnd.number, round + 1);
+    pthread_mutex_unlock(&f->c->mu);
+    expect_stored(f, &u);              /* kept for export and credits verify */
+    upd_free(&u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -260,6 +499,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(update_over_the_norm_bound_is_refused, setup_bounded,
                                         teardown),
+        cmocka_unit_test_setup_teardown(one_upload_per_member_at_a_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(uploads_past_the_cap_retry_later, setup_one_upload,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(upload_refused_when_the_disk_lacks_room, setup_full_disk,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(restart_cleans_the_spool_and_keeps_accepted_updates,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
