@@ -263,6 +263,9 @@ static int close_score(struct coord *c, const struct policy_round_plan *plan,
         .policy = &c->policy, .plan = plan, .outer = &c->rnd.outer, .base = base->params,
         .n_params = c->n_params, .updates = u, .n = n, .ev = c->evaluator,
         .model_scratch = model_scratch,
+        /* The close's average, when no DP noise was added to it: agg_combine over all the
+         * updates, which is what the scores would compute again. */
+        .avg_full = c->policy.privacy.enabled ? NULL : c->rnd.avg,
     };
     credit_round_seed(c->experiment, c->rnd.number, base->hash, u, n, in.seed);
     memcpy(seed, in.seed, 32);
@@ -501,9 +504,9 @@ static void close_commit_locked(struct coord *c, struct close_job *j)
         close_failed("the state could not be committed");
     metrics_round_closed(c->metrics, (double)(sum.closed_ms - opened_ms) / 1000.0, n_closed);
 
-    free(c->rnd.down_payload);
-    c->rnd.down_payload = j->down;
-    c->rnd.down_len = j->down_len;
+    down_payload_release(c->rnd.down);
+    /* Out of memory for the wrapper: no downlink update, members fetch the whole model. */
+    c->rnd.down = j->down ? down_payload_new(j->down, j->down_len) : NULL;
     j->down = NULL;
     memcpy(c->rnd.down_from, prev->hash, 32);
     char hex[65];

@@ -452,17 +452,12 @@ int downlink_load(struct coord *c, const uint8_t to[32])
         free(buf);
         return 0;
     }
-    free(c->rnd.down_payload);
+    down_payload_release(c->rnd.down);
+    c->rnd.down = NULL;
     memcpy(c->rnd.down_from, buf, 32);
-    c->rnd.down_len = len - 32;
-    c->rnd.down_payload = malloc(c->rnd.down_len);
-    if (!c->rnd.down_payload) {
-        free(buf);
-        return COORD_ERR_NOMEM;
-    }
-    memcpy(c->rnd.down_payload, buf + 32, c->rnd.down_len);
-    free(buf);
-    return 0;
+    memmove(buf, buf + 32, len - 32);   /* the payload, in place: no second copy */
+    c->rnd.down = down_payload_new(buf, len - 32);
+    return c->rnd.down ? 0 : COORD_ERR_NOMEM;
 }
 
 static void down_residual_path(const struct coord *c, uint64_t completed, char *out, size_t cap)

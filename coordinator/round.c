@@ -171,6 +171,27 @@ int state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr,
     return rc;
 }
 
+struct down_payload *down_payload_new(uint8_t *bytes, size_t len)
+{
+    struct down_payload *d = malloc(sizeof *d);
+    if (!d) {
+        free(bytes);
+        return NULL;
+    }
+    d->refs = 1;
+    d->bytes = bytes;
+    d->len = len;
+    return d;
+}
+
+void down_payload_release(struct down_payload *d)
+{
+    if (d && --d->refs == 0) {
+        free(d->bytes);
+        free(d);
+    }
+}
+
 int round_init_members(struct coord_round *r)
 {
     r->accepted = calloc(COORD_ROUND_MAX_UPDATES, sizeof *r->accepted);
@@ -199,7 +220,7 @@ void round_free(struct coord_round *r)
     outer_free(&r->outer);
     free(r->avg);
     free(r->scratch);
-    free(r->down_payload);
+    down_payload_release(r->down);
     memset(r, 0, sizeof *r);
     r->accepted = slots;
     r->outer_map.fd = r->down_map.fd = -1;

@@ -73,6 +73,19 @@ int  state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr
 /* Unmaps and closes sm (no-op when none); unlink_tmp: its temporary file goes too. */
 void state_map_close(struct state_map *sm, int unlink_tmp);
 
+/* The compressed downlink update to the current model, shared by the downloads that
+ * stream it (each holds a reference, guarded by coord.mu), never copied per download. */
+struct down_payload {
+    int refs;
+    uint8_t *bytes;                 /* malloc'd; freed with the last reference */
+    size_t len;
+};
+/* A reference-1 wrapper around bytes (taken over; freed here on failure): NULL when out of
+ * memory. */
+struct down_payload *down_payload_new(uint8_t *bytes, size_t len);
+/* Drops a reference (coord.mu held); the last frees it. NULL: no-op. */
+void down_payload_release(struct down_payload *d);
+
 struct round_member {
     char id[CRYPTO_ID_MAX + 1];
     uint64_t tokens, samples, bytes;
@@ -86,8 +99,7 @@ struct coord_round {
     struct model_snapshot *base;    /* the open round's base model (after the end: the
                                        final model, which stays served) */
     /* The compressed update from the previous model to base (downlink). */
-    uint8_t *down_payload;
-    size_t down_len;
+    struct down_payload *down;      /* NULL: none (members download the whole model) */
     uint8_t down_from[32];
     float *down_residual;           /* server-side error feedback of the downlink: NULL but
                                        during a close, when it points into down_map (the
