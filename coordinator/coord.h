@@ -4,9 +4,11 @@
  *
  * Life cycle: coord_open() loads the key and roster, opens the data directory (LMDB:
  * ledger, state, the experiment queue of coordinator/queue.h), records the genesis
- * roster on first start, resumes the experiment that ran (its open round's accepted set
- * rebuilt from the payloads kept in LMDB; a round every member had reported is closed
- * by the timer once it runs) or starts the first queued one;
+ * roster on first start, empties the upload spool and converts payload rows of an
+ * earlier version (coordinator/spool.h, state.h), resumes the experiment that ran (its
+ * open round's accepted set rebuilt from the rows kept in LMDB, whose payloads are in
+ * the payload store; a round every member had reported is closed by the timer once it
+ * runs) or starts the first queued one;
  * coord_serve() starts the gRPC service and the timer; coord_close() stops both and
  * frees everything. With nothing queued the coordinator serves idle (no experiment
  * loaded: c->state EXP_IDLE, c->rnd.base NULL). Experiments run one after another: the
@@ -16,7 +18,9 @@
  * Locking: c->mu guards the experiment (c->rnd: the open round, coordinator/round.h,
  * except what its close owns while closing) and c->roster / c->members, which
  * governance.c keeps equal to the live roster. Rounds close on the timer thread only.
- * LMDB write transactions are taken inside c->mu, never the other way round. */
+ * LMDB write transactions are taken inside c->mu, never the other way round. An upload's
+ * payload is received, hashed, validated and synced without mu (update.h); only the
+ * re-check, the rename into the payload store and the commit hold it. */
 #include <lmdb.h>
 #include <pthread.h>
 #include <stddef.h>

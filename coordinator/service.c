@@ -485,8 +485,24 @@ static void on_submit(struct rpc_call *call, void *ctx)
         u.reason_label = "truncated";
         rc = -1;
     }
+    /* The outcome is settled before the member hears it: the spool file is gone (or in
+     * the store) and the upload's place given back, so that a member told anything may
+     * send again at once. */
+    int accepted_rc = 0;
+    if (rc == RPC_EOS)
+        accepted_rc = update_accept(c, &u, sp);
+    else if (rc == -1)
+        accepted_rc = update_reject(c, &u);
+    else if (rc == RPC_ERR_CANCELLED) {
+        snprintf(u.reason, sizeof u.reason, "upload cut off after %" PRIu64 " of %" PRIu64
+                 " payload bytes (client gone or deadline passed)", got, want);
+        u.reason_label = "truncated";
+        update_reject(c, &u);
+    }
+    spool_discard(sp);
+    update_upload_end(c, &u);
     if (rc == RPC_EOS) {
-        if (update_accept(c, &u, sp) == 0)
+        if (accepted_rc == 0)
             finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, u.reason, NULL, 0);
@@ -499,20 +515,12 @@ static void on_submit(struct rpc_call *call, void *ctx)
                               ? GRPC_STATUS_RESOURCE_EXHAUSTED : GRPC_STATUS_UNAVAILABLE,
                         why, NULL, 0);
     } else if (rc == -1) {
-        if (update_reject(c, &u) == 0)
+        if (accepted_rc == 0)
             finish_receipt(c, call, &u);
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
-    } else if (rc == RPC_ERR_CANCELLED) {
-        snprintf(u.reason, sizeof u.reason, "upload cut off after %" PRIu64 " of %" PRIu64
-                 " payload bytes (client gone or deadline passed)", got, want);
-        u.reason_label = "truncated";
-        update_reject(c, &u);
     }
-    /* PB_ERR_*: pb_call_recv has already finished the call with the error. The spool
-     * file goes unless the acceptance renamed it into the store. */
-    spool_discard(sp);
-    update_upload_end(c, &u);
+    /* PB_ERR_*: pb_call_recv has already finished the call with the error. */
 }
 
 /* --- Status ------------------------------------------------------------------------ */

@@ -666,9 +666,10 @@ static void token_claim_over_the_plan_is_refused(void **state)
     fx_free(&r.f);
 }
 
-/* A cancel of the running experiment deletes its open round's stored updates: they go to
- * the retention store first (their update_accepted entries name them), and the store is
- * pruned once the cancel is older than the retention. */
+/* A cancel of the running experiment deletes its open round's stored update rows: their
+ * payloads stay in the retention store, where their acceptance put them (their
+ * update_accepted entries name them), and the store is pruned once the cancel is older
+ * than the retention. */
 static void cancel_keeps_the_open_rounds_payloads(void **state)
 {
     (void)state;
@@ -685,7 +686,7 @@ static void cancel_keeps_the_open_rounds_payloads(void **state)
     hex_encode(u.e.payload_hash, 32, hex);
     upd_free(&u);
     snprintf(path, sizeof path, "%s/experiments/%s/payloads/%s.bin", r.f.paths[0], r.id, hex);
-    assert_false(file_exists(path));   /* not before the round closes */
+    assert_true(file_exists(path));    /* stored at its acceptance (coordinator/spool.h) */
 
     struct signer s = { .key = r.f.keys[FPT] }, t = { .key = r.f.keys[VNPT] };
     struct fed_client *cf = fx_client(&r.f, &s), *cv = fx_client(&r.f, &t);

@@ -234,6 +234,13 @@ static void settle(struct fx *f, const int acked[N_ROUND])
         update_of(f, m, &u);
         struct sent s;
         send_update(f, &u, m, 0, -1, 0, &s);
+        /* The handler of an upload the fault cut off may still be ending: the member's
+         * place is taken until it does (ABORTED, "one upload per member"); a worker
+         * retries, and so does this. */
+        for (int i = 0; i < 100 && s.rc != 0 && s.code == GRPC_STATUS_ABORTED; i++) {
+            time_sleep_ms(50);
+            send_update(f, &u, m, 0, -1, 0, &s);
+        }
         upd_free(&u);
         if (s.rc != 0)
             fail_msg("%s's update cannot be sent again: %s", fx_ids[m], s.reason);
