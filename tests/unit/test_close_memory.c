@@ -31,6 +31,14 @@
 #include "common/fileio.h"
 #include "coordinator/round.h"
 
+/* Resident-memory checks: not under AddressSanitizer, whose shadow memory and allocator
+ * make RSS mean something else (the bit-for-bit and content checks still run there). */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_CHECKS 0
+#else
+#define RSS_CHECKS 1
+#endif
+
 /* Resident bytes of this process (/proc/self/statm). */
 static size_t resident(void)
 {
@@ -100,7 +108,7 @@ static void outer_state_in_a_file_is_the_in_memory_step(void **state)
         outer_step(&file, p_file, delta);
         const size_t grown = resident() - before;
         /* Without the release the step leaves 2 * n floats (33 MB) resident. */
-        assert_true(grown < n * 4 / 4);
+        assert_true(!RSS_CHECKS || grown < n * 4 / 4);
         outer_state_header(&file, hdr);
         assert_int_equal(state_map_commit(&sm, path, hdr, sizeof hdr), 0);
         assert_int_equal(sm.fd, -1);
@@ -162,7 +170,7 @@ static void down_residual_in_a_file_is_the_in_memory_encode(void **state)
                                                state_map_release, &sm, &got, &got_len), 0);
         const size_t grown = resident() - before;
         /* The payload (~n bytes) is in memory; the residual's n * 4 bytes are not. */
-        assert_true(grown < n * 4 / 2);
+        assert_true(!RSS_CHECKS || grown < n * 4 / 2);
         assert_int_equal(state_map_commit(&sm, path, NULL, 0), 0);
         assert_int_equal(got_len, want_len);
         assert_memory_equal(got, want, want_len);
@@ -249,7 +257,7 @@ static void mapped_payload_pages_are_dropped(void **state)
                          0);
         /* Without dropping, K * 32 MB of payload pages stay resident. */
         const size_t grown = resident() - before;
-        assert_true(grown < len);
+        assert_true(!RSS_CHECKS || grown < len);
     }
     for (int i = 0; i < K; i++)
         munmap((void *)u[i].payload, len);
