@@ -16,8 +16,8 @@
  *
  * Ownership and threads: the struct is embedded in struct coord and guarded by coord.mu,
  * except while `closing` is set: the round close (coordinator/experiment.c, on the timer
- * thread only) then owns avg, scratch, outer, down_residual and the base model outside
- * mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
+ * thread only) then owns avg, scratch, outer, down_residual, outer_map, down_map and the
+ * base model outside mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
  * a round: when the last eligible member reports it sets close_pending and wakes the
  * timer (coord.timer_wake), and its receipt goes out at once. */
 #include <pthread.h>
