@@ -56,10 +56,26 @@ struct lanes {
     size_t *have, *off;         /* its block's length; values consumed */
     size_t bmax;                /* the largest block size among the readers */
     const struct agg_update **x;
+    size_t since;               /* coordinates read since the payloads' pages were dropped */
 };
+
+/* Coordinates between drops of the lanes' mapped payload pages: the readers' cursors
+ * move through several sections of each payload at once, so every few MiB of progress
+ * the whole payload's pages are dropped (agg_payload_consumed) and only the few the
+ * cursors still stand on come back from the file: resident pages stay O(this). */
+#define LANES_DROP_EVERY ((size_t)1 << 22)
+
+static void lanes_drop_pages(struct lanes *l)
+{
+    for (size_t i = 0; l->x && i < l->k; i++)
+        if (l->x[i])
+            agg_payload_consumed(l->x[i], 0, l->x[i]->len);
+    l->since = 0;
+}
 
 static void lanes_free(struct lanes *l)
 {
+    lanes_drop_pages(l);
     for (size_t i = 0; i < l->k; i++) {
         if (l->r)
             codec_reader_free(l->r[i]);
@@ -141,6 +157,9 @@ static void lanes_advance(struct lanes *l, size_t step)
 {
     for (size_t i = 0; i < l->k; i++)
         l->off[i] += step;
+    l->since += step;
+    if (l->since >= LANES_DROP_EVERY)
+        lanes_drop_pages(l);
 }
 
 /* --- coordinate-wise rules ------------------------------------------------- */
@@ -335,7 +354,8 @@ static int combine(const struct policy *p, const struct policy_round_plan *plan,
                    const uint8_t *include, size_t krum_f, float *avg, float *scratch,
                    struct agg_member_stat *stats, char *why, size_t cap)
 {
-    if (!p || !plan || !avg || !scratch || (n && !u))
+    if (!p || !plan || !avg || (n && !u) ||
+        (plan->average == POLICY_AVERAGE_SENDERS && !scratch))
         return why_fail(why, cap, AGG_ERR_ARG, "agg_combine: missing argument");
     const enum policy_agg_rule rule = p->aggregation.rule;
     const int dp = p->privacy.enabled;
@@ -394,6 +414,7 @@ static int combine(const struct policy *p, const struct policy_round_plan *plan,
             char what[200];
             double norm;
             int c = codec_payload_norm(u[i].payload, u[i].len, n_params, &norm, what, sizeof what);
+            agg_payload_consumed(&u[i], 0, u[i].len);
             if (c) {
                 rc = payload_error(c, &u[i], what, why, cap);
                 goto out;

@@ -46,7 +46,9 @@ struct agg_member_stat {
 
 /* avg (n_params floats) = the rule's average of the updates u[i] with include == NULL or
  * include[i] != 0 (in array order: callers sort by member id). scratch: n_params floats
- * (the support of `senders` averaging), always required. stats: NULL or n entries
+ * (the support of `senders` averaging), required when plan->average is senders, else
+ * unused and may be NULL. Mapped payloads (agg_update.mapped) have their pages dropped
+ * as they are consumed (agg_payload_consumed). stats: NULL or n entries
  * (entries of excluded updates are zeroed). When the included updates are too few for
  * the rule (multi_krum: fewer than 2f + 3), AGG_ERR_RULE with why; the coordinator
  * refuses to close such a round; coalitions of the contribution measures use

@@ -7,6 +7,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "codec/codec.h"
 #include "common/why.h"
@@ -19,6 +21,19 @@ double agg_weight(enum policy_weighting w, uint64_t tokens, uint64_t samples)
     case POLICY_WEIGHT_TOKENS: break;
     }
     return (double)tokens;
+}
+
+void agg_payload_consumed(const struct agg_update *u, size_t lo, size_t hi)
+{
+    if (!u || !u->mapped || !u->payload || hi > u->len || lo >= hi)
+        return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t a = ((uintptr_t)u->payload + lo + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)u->payload + hi) & ~(page - 1);
+    if (hi == u->len && ((uintptr_t)u->payload & (page - 1)) == 0)
+        b = ((uintptr_t)u->payload + hi + page - 1) & ~(page - 1);   /* the mapping's tail page */
+    if (b > a)
+        (void)madvise((void *)a, b - a, MADV_DONTNEED);   /* advice: nothing to do if refused */
 }
 
 static int by_member(const void *a, const void *b)
@@ -64,6 +79,7 @@ int agg_average_scaled(const struct policy_round_plan *plan, size_t n_params,
         if (rc != 0)
             return why_fail(why, cap, AGG_ERR_PAYLOAD, "the update of %s does not decode: %s",
                             u[i].member, what);
+        agg_payload_consumed(&u[i], 0, u[i].len);
         weight_sum += u[i].weight;
     }
     /* No update (or only weightless ones): the average is zero, not 0/0. */
@@ -83,6 +99,7 @@ void agg_outer_trial(const struct outer_opt *outer, const float *base, const flo
     struct outer_opt o = *outer;
     o.n = n;
     o.m = o.v = NULL;
+    o.release = NULL;
     if (outer->kind != OUTER_FEDAVG) {
         o.m = scratch;
         memcpy(o.m, outer->m, n * sizeof(float));
@@ -91,6 +108,8 @@ void agg_outer_trial(const struct outer_opt *outer, const float *base, const flo
         o.v = scratch + n;
         memcpy(o.v, outer->v, n * sizeof(float));
     }
+    if (outer->release && outer->kind != OUTER_FEDAVG)
+        outer->release(outer->release_arg, 0, n);   /* read only: the pages may go */
     memcpy(out, base, n * sizeof(float));
     outer_step(&o, out, avg);
 }
@@ -98,6 +117,16 @@ void agg_outer_trial(const struct outer_opt *outer, const float *base, const flo
 int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer,
                    float *down_residual, const float *base, float *avg, size_t n, float *next,
                    uint8_t **down, size_t *down_len, char *why, size_t cap)
+{
+    return agg_next_model_released(plan, outer, down_residual, NULL, NULL, base, avg, n, next,
+                                   down, down_len, why, cap);
+}
+
+int agg_next_model_released(const struct policy_round_plan *plan, struct outer_opt *outer,
+                            float *down_residual, codec_release_fn down_release,
+                            void *down_arg, const float *base, float *avg, size_t n,
+                            float *next, uint8_t **down, size_t *down_len, char *why,
+                            size_t cap)
 {
     if (!plan || !outer || !base || !avg || !next || outer->n != n ||
         (plan->downlink_on && (!down || !down_len)) ||
@@ -121,8 +150,8 @@ int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer
     const struct codec_params *dl = &plan->downlink;
     for (size_t i = 0; i < n; i++)
         avg[i] = next[i] - base[i];
-    int rc = codec_encode(avg, n, dl, dl->error_feedback ? down_residual : NULL, down,
-                          down_len);
+    int rc = codec_encode_released(avg, n, dl, dl->error_feedback ? down_residual : NULL,
+                                   down_release, down_arg, down, down_len);
     if (rc == CODEC_ERR_NOMEM)
         return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory compressing the downlink update");
     if (rc != 0)

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "aggregate/outer.h"
+#include "codec/codec.h"
 #include "policies/plan.h"
 #include "policies/policy.h"
 
@@ -38,6 +39,13 @@ struct agg_update {
                                    * (they come back from the file when touched again); 0:
                                    * heap memory, never madvised */
 };
+
+/* A reader is done with payload bytes [lo, hi) of u: when u->mapped, the whole pages
+ * inside that range are dropped (madvise MADV_DONTNEED; they come back from the file if
+ * touched again), so a round's resident payload pages stay O(chunk); when u->mapped is
+ * 0 nothing is done (heap memory is never madvised). agg_average*, the robust rules and
+ * the contribution measures call it as they consume payloads. */
+void agg_payload_consumed(const struct agg_update *u, size_t lo, size_t hi);
 
 /* The update's weight under aggregation.weighting: tokens, samples or 1. */
 double agg_weight(enum policy_weighting w, uint64_t tokens, uint64_t samples);
@@ -79,6 +87,15 @@ void agg_outer_trial(const struct outer_opt *outer, const float *base, const flo
 int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer,
                    float *down_residual, const float *base, float *avg, size_t n, float *next,
                    uint8_t **down, size_t *down_len, char *why, size_t cap);
+
+/* agg_next_model with down_release(arg, lo, hi) called as the downlink's error-feedback
+ * residual is consumed (codec_encode_released): a caller whose residual is a file mapping
+ * drops its pages as it goes. down_release NULL is agg_next_model. */
+int agg_next_model_released(const struct policy_round_plan *plan, struct outer_opt *outer,
+                            float *down_residual, codec_release_fn down_release,
+                            void *down_arg, const float *base, float *avg, size_t n,
+                            float *next, uint8_t **down, size_t *down_len, char *why,
+                            size_t cap);
 
 /* The outer optimizer the policy asks for (training.outer), with zero state. */
 int agg_outer_init(const struct policy *p, size_t n_params, struct outer_opt *out);

@@ -418,7 +418,10 @@ static int member_setup(struct member *x)
         member_fail(x, "cannot open a channel to %s: %s", B.addr, rpc_strerror(rc));
         return -1;
     }
-    double give_up = now_s() + 120;
+    /* The round-0 model is made, hashed and written before the experiment runs: 120 s,
+     * plus 100 s per GB of model (the 1b model on a loaded machine takes minutes). */
+    const double wait_s = 120 + (double)B.model_bytes / 1e7;
+    double give_up = now_s() + wait_s;
     for (;;) {   /* Hello */
         Aulac__V1__HelloRequest q = AULAC__V1__HELLO_REQUEST__INIT;
         q.client_version = "bench/scale";
@@ -515,7 +518,8 @@ static int member_setup(struct member *x)
         if (ok)
             return 0;
         if (now_s() > give_up || B.abort) {
-            member_fail(x, "no experiment runs after 120 s (the votes did not approve it?)");
+            member_fail(x, "no experiment runs after %.0f s (the votes did not approve it?)",
+                        wait_s);
             return -1;
         }
         usleep(200000);

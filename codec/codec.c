@@ -161,10 +161,11 @@ static inline uint32_t abs_bits(float v) { return codec_f32_bits(v) & 0x7fffffff
 
 /* 1 if every delta[i] + residual[i] is finite. Runs before the residual is touched so a
  * refused encode leaves it as it was. */
-static bool sum_all_finite(const float *d, const float *r, size_t n)
+static bool sum_all_finite(const float *d, const float *r, size_t n, codec_release_fn rel,
+                           void *arg)
 {
     const i32v expo = {0x7f800000, 0x7f800000, 0x7f800000, 0x7f800000};
-    size_t i = 0;
+    size_t i = 0, done = 0;
     while (i + 4096 <= n) {
         i32v bad = {0};
         for (size_t j = i; j < i + 4096; j += VL) {
@@ -174,11 +175,27 @@ static bool sum_all_finite(const float *d, const float *r, size_t n)
         if (any_set(bad))
             return false;
         i += 4096;
+        if (rel && i - done >= CODEC_RELEASE_CHUNK) {
+            rel(arg, done, i);
+            done = i;
+        }
     }
     for (; i < n; i++)
         if ((codec_f32_bits(d[i] + r[i]) & 0x7f800000u) == 0x7f800000u)
             return false;
+    if (rel && n > done)
+        rel(arg, done, n);
     return true;
+}
+
+/* Calls rel for the residual's values [*done, upto) once they are CODEC_RELEASE_CHUNK or
+ * more, or at the end (last). */
+static void released_upto(codec_release_fn rel, void *arg, size_t *done, size_t upto, int last)
+{
+    if (rel && upto > *done && (last || upto - *done >= CODEC_RELEASE_CHUNK)) {
+        rel(arg, *done, upto);
+        *done = upto;
+    }
 }
 
 /* v = delta + residual, written back into the residual, when feedback is on (r), else
@@ -421,8 +438,10 @@ struct enc_scratch {
 };
 
 static int encode_dense(const float *delta, uint64_t n, const struct codec_params *p,
-                        float *residual, uint8_t *body, struct enc_scratch *s)
+                        float *residual, uint8_t *body, struct enc_scratch *s,
+                        codec_release_fn rel, void *arg)
 {
+    size_t done = 0;
     enum codec_quant q = p->quant;
     uint32_t B = p->block_size;
     uint64_t nb = (n + B - 1) / B;
@@ -430,6 +449,8 @@ static int encode_dense(const float *delta, uint64_t n, const struct codec_param
     uint8_t *vals = body + (q == CODEC_QUANT_FP32 ? 0 : nb * 4);
     for (uint64_t b = 0; b < nb; b++) {
         uint64_t base = b * B;
+        if (residual)
+            released_upto(rel, arg, &done, (size_t)base, 0);
         uint32_t len = (uint32_t)(n - base < B ? n - base : B);
         float *r = residual ? residual + base : NULL;
         uint32_t mx = load_block(delta + base, r, s->a, len);
@@ -456,6 +477,8 @@ static int encode_dense(const float *delta, uint64_t n, const struct codec_param
                 r[i] = v[i] - deq;
         }
     }
+    if (residual)
+        released_upto(rel, arg, &done, (size_t)n, 1);
     return 0;
 }
 
@@ -463,8 +486,10 @@ static int encode_dense(const float *delta, uint64_t n, const struct codec_param
  * their offset depends on the final count. Returns total via *total. */
 static int encode_sparse(const float *delta, uint64_t n, const struct codec_params *p,
                          float *residual, uint8_t *body, uint8_t *vals_tmp,
-                         struct enc_scratch *s, uint64_t *total_out, size_t *body_len)
+                         struct enc_scratch *s, uint64_t *total_out, size_t *body_len,
+                         codec_release_fn rel, void *arg)
 {
+    size_t done = 0;
     enum codec_quant q = p->quant;
     uint32_t B = p->block_size, K = p->k_per_block;
     uint64_t nb = (n + B - 1) / B;
@@ -498,6 +523,8 @@ static int encode_sparse(const float *delta, uint64_t n, const struct codec_para
                 r[at] = v[at] - deq;
         }
         total += c;
+        if (residual)
+            released_upto(rel, arg, &done, (size_t)(base + len), b + 1 == nb);
     }
     uint8_t *vals = gaps + total * 2;
     memcpy(vals, vals_tmp, codec_values_bytes(q, total));
@@ -569,6 +596,13 @@ void codec_residual_decay(const struct codec_params *params, float *residual, si
 int codec_encode(const float *delta, size_t n, const struct codec_params *params,
                  float *residual, uint8_t **payload, size_t *payload_len)
 {
+    return codec_encode_released(delta, n, params, residual, NULL, NULL, payload, payload_len);
+}
+
+int codec_encode_released(const float *delta, size_t n, const struct codec_params *params,
+                          float *residual, codec_release_fn release, void *arg,
+                          uint8_t **payload, size_t *payload_len)
+{
     if (!payload || !payload_len || !params || (n && !delta))
         return CODEC_ERR_ARG;
     *payload = NULL;
@@ -581,7 +615,7 @@ int codec_encode(const float *delta, size_t n, const struct codec_params *params
     if (params->error_feedback && n && !residual)
         return CODEC_ERR_ARG;
     float *res = params->error_feedback ? residual : NULL;
-    if (res && !sum_all_finite(delta, res, n))
+    if (res && !sum_all_finite(delta, res, n, release, arg))
         return CODEC_ERR_NONFINITE;
 
     struct codec_params p = *params;
@@ -608,12 +642,12 @@ int codec_encode(const float *delta, size_t n, const struct codec_params *params
     if (!s.a || !buf || (!dense && (!s.cand || !s.work || !s.pos || !vals_tmp))) {
         rc = CODEC_ERR_NOMEM;
     } else if (dense) {
-        rc = encode_dense(delta, n, &p, res, buf + CODEC_HEADER_LEN, &s);
+        rc = encode_dense(delta, n, &p, res, buf + CODEC_HEADER_LEN, &s, release, arg);
         total = n;
         body_len = (size_t)cap;
     } else {
         rc = encode_sparse(delta, n, &p, res, buf + CODEC_HEADER_LEN, vals_tmp, &s, &total,
-                           &body_len);
+                           &body_len, release, arg);
     }
     free(s.a);
     free(s.cand);

@@ -81,6 +81,19 @@ int codec_encode(const float *delta, size_t n, const struct codec_params *params
                  float *residual, uint8_t **payload, size_t *payload_len)
     __attribute__((warn_unused_result));
 
+/* codec_encode, with release(arg, lo, hi) called as the residual is consumed: after the
+ * finiteness check has read values [lo, hi), and again after the encode has read and
+ * written them, in index order, every CODEC_RELEASE_CHUNK values or so (a multiple of
+ * block_size) and at the end. A caller whose residual is a file mapping writes those
+ * pages back and drops them; the payload and the residual are codec_encode's bit for bit.
+ * release NULL is codec_encode. */
+#define CODEC_RELEASE_CHUNK ((size_t)1 << 22)
+typedef void (*codec_release_fn)(void *arg, size_t lo, size_t hi);
+int codec_encode_released(const float *delta, size_t n, const struct codec_params *params,
+                          float *residual, codec_release_fn release, void *arg,
+                          uint8_t **payload, size_t *payload_len)
+    __attribute__((warn_unused_result));
+
 /* Before codec_encode(): residual[0..n) *= decay when params->error_feedback and
  * decay != 1 (policy compression.uplink.error_feedback_decay, in (0, 1]), so that the
  * residual forgets mass the global model has moved past; otherwise nothing. */

@@ -224,6 +224,10 @@ struct coord {
     /* The open round (coordinator/round.h): number, base model, downlink, outer state,
      * accepted set, deadline, closing flags. */
     struct coord_round rnd;
+    struct model_snapshot *spare;   /* guarded by mu: a released snapshot of the loaded
+                                       experiment's size whose buffer the next close
+                                       reuses for its new model (snapshot_take), so no
+                                       model-sized buffer is allocated per round */
     struct model_snapshot *archived;/* an older model that downloads stream (models_acquire);
                                        NULL once the last of them releases it */
     /* The loaded experiment's evaluation set and evaluator (credit/evalset.h), when its
@@ -321,6 +325,11 @@ int  experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *
                                    size_t cap);          /* takes mu */
 struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
 void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
+/* A snapshot of n values for round `round` (refs 1): c->spare's buffer when there is one
+ * of that size, else snapshot_new. Takes mu. NULL: no memory. */
+struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round);
+/* Frees c->spare (mu held, or no other thread). */
+void snapshot_drop_spare(struct coord *c);
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
 /* lifecycle.c: experiments one after another (coordinator/queue.h has the queue).
@@ -396,6 +405,11 @@ void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
  * COORD_ERR_NOT_FOUND (no such checkpoint: never made, or pruned), COORD_ERR_BUSY,
  * COORD_ERR_NOMEM, COORD_ERR_STATE (the checkpoint does not load; logged). */
 int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapshot **out);
+/* The outer optimizer state after completed_rounds (models.c: outer/<n>.bin): load checks
+ * the file and takes its step (the vectors stay in the file); open (at a close) maps a
+ * copy as the next round's file and points c->rnd.outer's m and v into it; save makes
+ * that file durable as completed_rounds' (the close's new count). */
+int outer_state_open(struct coord *c, uint64_t completed_rounds);
 int outer_state_save(struct coord *c, uint64_t completed_rounds);
 int outer_state_load(struct coord *c, uint64_t completed_rounds);
 /* The downlink update that leads to model `to` (data_dir/downlink/<hex>.bin: the
@@ -403,6 +417,7 @@ int outer_state_load(struct coord *c, uint64_t completed_rounds);
 int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
                   const uint8_t *payload, size_t len);
 int downlink_load(struct coord *c, const uint8_t to[32]);   /* sets c->down_*; 0 if absent */
+int down_residual_open(struct coord *c, uint64_t completed_rounds);   /* as outer_state_open */
 int down_residual_save(struct coord *c, uint64_t completed_rounds);
 int down_residual_load(struct coord *c, uint64_t completed_rounds);
 

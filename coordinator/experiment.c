@@ -73,8 +73,41 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
     if (s && --s->refs == 0) {
         if (c->archived == s)
             c->archived = NULL;
+        if (!c->spare && c->n_params && s->n == c->n_params && s->params && !s->loading) {
+            c->spare = s;   /* its buffer serves the next close (snapshot_take) */
+            return;
+        }
         free(s->params);
         free(s);
+    }
+}
+
+struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round)
+{
+    pthread_mutex_lock(&c->mu);
+    struct model_snapshot *s = c->spare;
+    if (s && s->n == n)
+        c->spare = NULL;
+    else
+        s = NULL;
+    pthread_mutex_unlock(&c->mu);
+    if (!s)
+        return snapshot_new(n, round);
+    float *params = s->params;
+    memset(s, 0, sizeof *s);
+    s->params = params;
+    s->n = n;
+    s->round = round;
+    s->refs = 1;
+    return s;
+}
+
+void snapshot_drop_spare(struct coord *c)
+{
+    if (c->spare) {
+        free(c->spare->params);
+        free(c->spare);
+        c->spare = NULL;
     }
 }
 
@@ -237,24 +270,22 @@ static void close_storage_failed_locked(struct coord *c, const char *what)
     pthread_cond_broadcast(&c->changed);
 }
 
-/* Undoes what a close changed in memory before its outcome was durable: the outer
- * optimizer state and downlink residual (stepped by agg_next_model) are read back as the
- * previous close left them (fresh ones before round 1). Without mu: the close owns them
- * while closing. A state that cannot be restored stops the process (a restart
- * restores it from the same files). */
+/* Undoes what a close changed before its outcome was durable. The outer optimizer state
+ * and the downlink residual live in files (coordinator/models.c): the close stepped a
+ * copy of them (outer/<r+1>.bin.tmp, .down.tmp), never the committed files of the last
+ * closed round, so the copies are dropped and the step count read back from that round's
+ * file (0 before round 1); the retry makes new copies. Without mu: the close owns them
+ * while closing. A state that cannot be read back stops the process (a restart reads it
+ * from the same files). */
 static void close_abandon(struct coord *c, uint64_t completed_rounds)
 {
-    if (completed_rounds == 0) {
-        struct outer_opt *o = &c->rnd.outer;
-        o->step = 0;
-        if (o->m)
-            memset(o->m, 0, o->n * sizeof(float));
-        if (o->v)
-            memset(o->v, 0, o->n * sizeof(float));
-        if (c->rnd.down_residual)
-            memset(c->rnd.down_residual, 0, c->n_params * sizeof(float));
-        return;
-    }
+    struct outer_opt *o = &c->rnd.outer;
+    state_map_close(&c->rnd.outer_map, 1);
+    state_map_close(&c->rnd.down_map, 1);
+    o->m = o->v = NULL;
+    o->release = NULL;
+    o->release_arg = NULL;
+    c->rnd.down_residual = NULL;
     if (outer_state_load(c, completed_rounds) != 0 || down_residual_load(c, completed_rounds) != 0)
         close_failed("the outer optimizer state of the previous round cannot be read back");
 }
@@ -296,12 +327,16 @@ static struct agg_update *close_updates(struct coord *c, size_t n, size_t *n_fou
  * other failure stops the process (close_failed). *ms: time spent. */
 static int close_score(struct coord *c, const struct policy_round_plan *plan,
                        const struct model_snapshot *base, const struct agg_update *u,
-                       size_t n, uint8_t seed[32], struct credit_round_scores *out,
-                       int64_t *ms)
+                       size_t n, float *model_scratch, uint8_t seed[32],
+                       struct credit_round_scores *out, int64_t *ms)
 {
     struct credit_round_input in = {
         .policy = &c->policy, .plan = plan, .outer = &c->rnd.outer, .base = base->params,
         .n_params = c->n_params, .updates = u, .n = n, .ev = c->evaluator,
+        .model_scratch = model_scratch,
+        /* The close's average, when no DP noise was added to it: agg_combine over all the
+         * updates, which is what the scores would compute again. */
+        .avg_full = c->policy.privacy.enabled ? NULL : c->rnd.avg,
     };
     credit_round_seed(c->experiment, c->rnd.number, base->hash, u, n, in.seed);
     memcpy(seed, in.seed, 32);
@@ -426,17 +461,25 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
                       c->have_dp_seed ? c->dp_seed : NULL, &j->outcome, why, sizeof why) != 0)
         close_failed(why);
     round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
+    /* The outer state and the downlink residual: the next round's files, mapped, their
+     * pages dropped as the step and the encode consume them (models.c). */
+    if (outer_state_open(c, j->base->round) != 0 || down_residual_open(c, j->base->round) != 0)
+        close_failed("the outer optimizer state could not be set up");
+    /* The new model's buffer (last round's, reused); the scores use it as their model
+     * buffer before the new model is made in it. */
+    j->next = snapshot_take(c, n, j->base->round + 1);
+    if (!j->next)
+        close_failed("out of memory");
     uint8_t seed[32];
-    j->scored = close_score(c, &j->plan, j->base, up, n_up, seed, &j->scores, &j->score_ms);
+    j->scored = close_score(c, &j->plan, j->base, up, n_up, j->next->params, seed, &j->scores,
+                            &j->score_ms);
     if (j->scored &&
         scores_entry_fill(c, c->rnd.number, up, n_up, seed, &j->scores, &j->se) != 0)
         close_failed("out of memory");
-    j->next = snapshot_new(n, j->base->round + 1);
-    if (!j->next)
-        close_failed("out of memory");
-    if (agg_next_model(&j->plan, &c->rnd.outer, c->rnd.down_residual, j->base->params,
-                       c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
-                       sizeof why) != 0)
+    if (agg_next_model_released(&j->plan, &c->rnd.outer, c->rnd.down_residual,
+                                state_map_release, &c->rnd.down_map, j->base->params,
+                                c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
+                                sizeof why) != 0)
         close_failed(why);
     model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
     /* The payloads are in the store since their acceptance (spool.h): only unmapped. */
@@ -564,9 +607,9 @@ static int close_commit_locked(struct coord *c, struct close_job *j, const char 
     c->storage_error[0] = 0;
     metrics_round_closed(c->metrics, (double)(sum.closed_ms - opened_ms) / 1000.0, n_closed);
 
-    free(c->rnd.down_payload);
-    c->rnd.down_payload = j->down;
-    c->rnd.down_len = j->down_len;
+    down_payload_release(c->rnd.down);
+    /* Out of memory for the wrapper: no downlink update, members fetch the whole model. */
+    c->rnd.down = j->down ? down_payload_new(j->down, j->down_len) : NULL;
     j->down = NULL;
     memcpy(c->rnd.down_from, prev->hash, 32);
     char hex[65];

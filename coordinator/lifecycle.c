@@ -349,11 +349,15 @@ int experiment_load(struct coord *c, const struct experiment_info *info, char *w
     memcpy(c->proposal_hash, info->proposal_hash, 32);
     c->state = EXP_IDLE;   /* loaded, not started or resumed yet */
     int rc = load_policy(c, info, why, cap);
-    if (rc == 0 && round_init(&c->rnd, c->n_params, c->down_ef) != 0)
+    if (rc == 0 && round_init(&c->rnd, c->n_params) != 0)
         rc = COORD_ERR_NOMEM;
     /* The outer optimizer as the verifier builds it (aggregate/round.h). */
     if (rc == 0 && agg_outer_init(&c->policy, c->n_params, &c->rnd.outer) != 0)
         rc = COORD_ERR_NOMEM;
+    /* Its vectors live in files (models.c, outer_state_open): none in memory. calloc's
+     * untouched pages cost nothing resident; they go at once. */
+    if (rc == 0)
+        outer_free(&c->rnd.outer);
     /* An ended experiment is only served: it scores nothing more. */
     if (rc == 0 && !queue_phase_ended(info->phase))
         rc = load_evaluator(c, why, cap);
@@ -375,6 +379,7 @@ void experiment_unload(struct coord *c)
     if (c->rnd.base)
         snapshot_release(c, c->rnd.base);
     c->rnd.base = NULL;
+    snapshot_drop_spare(c);
     evaluator_destroy(c->evaluator);
     c->evaluator = NULL;
     evalset_free(&c->evalset);

@@ -10,7 +10,11 @@
  * The loaded experiment's own files, under data_dir/experiments/<id>/: the outer
  * optimizer's state for each number of completed rounds (outer/<n>.bin, outer/<n>.down
  * for the downlink residual) and the downlink updates (downlink/<hex>.bin). Which of
- * them stay is checkpoint retention's (coordinator/retention.c). */
+ * them stay is checkpoint retention's (coordinator/retention.c). The outer
+ * state and the residual live in these files, not in memory: a close maps the next
+ * round's copy and drops its pages as it goes (see outer_state_open).
+ * Checkpoints are written straight from the model's floats, tensor by tensor
+ * (safetensors_write: no image of the file in memory). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -312,16 +316,62 @@ static void outer_path(const struct coord *c, uint64_t completed, char *out, siz
     snprintf(out, cap, "%s/outer/%llu.bin", dir, (unsigned long long)completed);
 }
 
+/* The outer state of `completed` rounds: outer/<completed>.bin, the record of
+ * aggregate/outer.h ("AUOS" header, then m and v). It is never held in memory whole:
+ * outer_state_load checks its header and size and takes the step; a close's
+ * outer_state_open creates outer/<completed+1>.bin.tmp as a kernel-side copy of it (zeros
+ * at round 0), maps it, and points the optimizer's m and v there, with
+ * state_map_release as the step's release hook, so the step's pages are written back and
+ * dropped chunk by chunk (OUTER_CHUNK); outer_state_save writes the header with the new
+ * step and renames the file durable. The previous round's file is not touched, so a crash
+ * at any point resumes from the last committed round's state. */
+int outer_state_open(struct coord *c, uint64_t completed_rounds)
+{
+    struct outer_opt *o = &c->rnd.outer;
+    const size_t vectors = o->kind == OUTER_FEDADAM ? 2 : o->kind == OUTER_NESTEROV ? 1 : 0;
+    if (vectors == 0)
+        return 0;
+    char from[PATH_MAX], tmp[PATH_MAX + 8];
+    outer_path(c, completed_rounds + 1, tmp, sizeof tmp - 8);
+    strcat(tmp, ".tmp");
+    outer_path(c, completed_rounds, from, sizeof from);
+    uint8_t hdr[OUTER_STATE_HEADER];
+    outer_state_header(o, hdr);
+    state_map_close(&c->rnd.outer_map, 1);
+    int rc = state_map_create(&c->rnd.outer_map, tmp, completed_rounds ? from : NULL, hdr,
+                              sizeof hdr, o->n, vectors);
+    if (rc != 0) {
+        log_error("cannot set up the outer optimizer state %s from %s: %s", tmp,
+                  completed_rounds ? from : "zeros", strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    float *m = (float *)(void *)(c->rnd.outer_map.map + c->rnd.outer_map.at);
+    o->m = m;
+    o->v = vectors == 2 ? m + o->n : NULL;
+    o->release = state_map_release;
+    o->release_arg = &c->rnd.outer_map;
+    return 0;
+}
+
 int outer_state_save(struct coord *c, uint64_t completed_rounds)
 {
     char path[PATH_MAX];
     outer_path(c, completed_rounds, path, sizeof path);
-    uint8_t *buf;
-    size_t len;
-    if (outer_state_encode(&c->rnd.outer, &buf, &len) != 0)
-        return COORD_ERR_NOMEM;
-    int rc = file_write_atomic(path, buf, len, 0644);
-    free(buf);
+    struct outer_opt *o = &c->rnd.outer;
+    uint8_t hdr[OUTER_STATE_HEADER];
+    outer_state_header(o, hdr);
+    int rc;
+    if (c->rnd.outer_map.fd >= 0) {
+        rc = state_map_commit(&c->rnd.outer_map, path, hdr, sizeof hdr);
+    } else if (o->kind == OUTER_FEDAVG) {
+        rc = file_write_atomic(path, hdr, sizeof hdr, 0644);   /* stateless: the header */
+    } else {
+        log_error("the outer optimizer state %s was not set up by the close", path);
+        return COORD_ERR_STATE;
+    }
+    o->m = o->v = NULL;
+    o->release = NULL;
+    o->release_arg = NULL;
     if (rc != 0) {
         log_error("cannot write the outer optimizer state %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
@@ -331,23 +381,29 @@ int outer_state_save(struct coord *c, uint64_t completed_rounds)
 
 int outer_state_load(struct coord *c, uint64_t completed_rounds)
 {
+    c->rnd.outer.step = 0;
     if (completed_rounds == 0)
         return 0;   /* a fresh optimizer */
     char path[PATH_MAX];
     outer_path(c, completed_rounds, path, sizeof path);
-    uint8_t *buf;
-    size_t len;
-    int rc = file_read_all(path, (size_t)1 << 34, &buf, &len);
-    if (rc != 0) {
-        log_error("cannot read the outer optimizer state %s: %s", path, strerror(-rc));
+    uint8_t hdr[OUTER_STATE_HEADER];
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && fstat(fd, &st) == 0 && pread(fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr;
+    int e = errno;
+    if (fd >= 0)
+        close(fd);
+    if (!ok) {
+        log_error("cannot read the outer optimizer state %s: %s", path, strerror(e));
         return COORD_ERR_STATE;
     }
-    rc = outer_state_decode(&c->rnd.outer, buf, len);
-    free(buf);
-    if (rc != 0) {
+    uint64_t step;
+    if (outer_state_header_check(&c->rnd.outer, hdr, sizeof hdr, &step) != 0 ||
+        (size_t)st.st_size != outer_state_bytes(&c->rnd.outer)) {
         log_error("the outer optimizer state %s does not match the policy", path);
         return COORD_ERR_STATE;
     }
+    c->rnd.outer.step = step;
     return 0;
 }
 
@@ -393,17 +449,12 @@ int downlink_load(struct coord *c, const uint8_t to[32])
         free(buf);
         return 0;
     }
-    free(c->rnd.down_payload);
+    down_payload_release(c->rnd.down);
+    c->rnd.down = NULL;
     memcpy(c->rnd.down_from, buf, 32);
-    c->rnd.down_len = len - 32;
-    c->rnd.down_payload = malloc(c->rnd.down_len);
-    if (!c->rnd.down_payload) {
-        free(buf);
-        return COORD_ERR_NOMEM;
-    }
-    memcpy(c->rnd.down_payload, buf + 32, c->rnd.down_len);
-    free(buf);
-    return 0;
+    memmove(buf, buf + 32, len - 32);   /* the payload, in place: no second copy */
+    c->rnd.down = down_payload_new(buf, len - 32);
+    return c->rnd.down ? 0 : COORD_ERR_NOMEM;
 }
 
 static void down_residual_path(const struct coord *c, uint64_t completed, char *out, size_t cap)
@@ -413,13 +464,39 @@ static void down_residual_path(const struct coord *c, uint64_t completed, char *
     snprintf(out, cap, "%s/outer/%llu.down", dir, (unsigned long long)completed);
 }
 
+/* The downlink residual of `completed` rounds: outer/<completed>.down, n_params LE
+ * floats, held like the outer state: down_residual_open maps a kernel-side copy
+ * (outer/<completed+1>.down.tmp; zeros at round 0) whose pages the encode drops as it
+ * goes (codec_encode_released, state_map_release), down_residual_save makes it durable. */
+int down_residual_open(struct coord *c, uint64_t completed_rounds)
+{
+    if (!c->down_ef)
+        return 0;
+    char from[PATH_MAX], tmp[PATH_MAX + 8];
+    down_residual_path(c, completed_rounds + 1, tmp, sizeof tmp - 8);
+    strcat(tmp, ".tmp");
+    down_residual_path(c, completed_rounds, from, sizeof from);
+    state_map_close(&c->rnd.down_map, 1);
+    int rc = state_map_create(&c->rnd.down_map, tmp, completed_rounds ? from : NULL, NULL, 0,
+                              c->n_params, 1);
+    if (rc != 0) {
+        log_error("cannot set up the downlink residual %s from %s: %s", tmp,
+                  completed_rounds ? from : "zeros", strerror(-rc));
+        return COORD_ERR_IO;
+    }
+    c->rnd.down_residual = (float *)(void *)c->rnd.down_map.map;
+    return 0;
+}
+
 int down_residual_save(struct coord *c, uint64_t completed_rounds)
 {
-    if (!c->rnd.down_residual)
+    if (!c->down_ef)
         return 0;
     char path[PATH_MAX];
     down_residual_path(c, completed_rounds, path, sizeof path);
-    int rc = file_write_atomic(path, c->rnd.down_residual, c->n_params * sizeof(float), 0644);
+    c->rnd.down_residual = NULL;
+    int rc = c->rnd.down_map.fd >= 0 ? state_map_commit(&c->rnd.down_map, path, NULL, 0)
+                                      : -EBADF;
     if (rc != 0) {
         log_error("cannot write the downlink residual %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
@@ -429,20 +506,15 @@ int down_residual_save(struct coord *c, uint64_t completed_rounds)
 
 int down_residual_load(struct coord *c, uint64_t completed_rounds)
 {
-    if (!c->rnd.down_residual || completed_rounds == 0)
+    if (!c->down_ef || completed_rounds == 0)
         return 0;
     char path[PATH_MAX];
     down_residual_path(c, completed_rounds, path, sizeof path);
-    uint8_t *buf;
-    size_t len;
-    int rc = file_read_all(path, c->n_params * sizeof(float), &buf, &len);
-    if (rc != 0 || len != c->n_params * sizeof(float)) {
-        if (rc == 0)
-            free(buf);
-        log_error("cannot read the downlink residual %s", path);
+    struct stat st;
+    if (stat(path, &st) != 0 || (size_t)st.st_size != c->n_params * sizeof(float)) {
+        log_error("cannot read the downlink residual %s: %s", path,
+                  errno ? strerror(errno) : "not the model's size");
         return COORD_ERR_STATE;
     }
-    memcpy(c->rnd.down_residual, buf, len);
-    free(buf);
     return 0;
 }

@@ -1,16 +1,196 @@
 /* The open round (coordinator/round.h): its buffers, accepted set, acceptance checks and
  * the close's aggregation. No locking here: the caller holds coord.mu (or owns the round
  * as its close, closing set). */
+#define _GNU_SOURCE   /* copy_file_range, sync_file_range */
 #include "coordinator/round.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fileio.h"
 
 #include "codec/codec.h"
 #include "model/model_hash.h"
+
+/* Copies len bytes from offset off of in to the same offset of out: copy_file_range, or a
+ * fixed 1 MiB buffer where the kernel cannot (another file system). 0 or -errno. */
+static int copy_range(int in, int out, off_t off, size_t len)
+{
+    loff_t a = off, b = off;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t k = copy_file_range(in, &a, out, &b, left, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        left -= (size_t)k;
+    }
+    if (left == 0)
+        return 0;
+    enum { BUF = 1 << 20 };
+    uint8_t *buf = malloc(BUF);
+    if (!buf)
+        return -ENOMEM;
+    while (left > 0) {
+        size_t want = left < BUF ? left : BUF;
+        ssize_t k = pread(in, buf, want, a);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            free(buf);
+            return k < 0 ? -errno : -EIO;
+        }
+        for (ssize_t w = 0; w < k;) {
+            ssize_t d = pwrite(out, buf + w, (size_t)(k - w), b + w);
+            if (d < 0 && errno == EINTR)
+                continue;
+            if (d < 0) {
+                int e = -errno;
+                free(buf);
+                return e;
+            }
+            w += d;
+        }
+        a += k;
+        b += k;
+        left -= (size_t)k;
+    }
+    free(buf);
+    return 0;
+}
+
+int state_map_create(struct state_map *sm, const char *tmp, const char *from,
+                     const uint8_t *hdr, size_t hdr_len, size_t n, size_t vectors)
+{
+    memset(sm, 0, sizeof *sm);
+    sm->fd = -1;
+    snprintf(sm->tmp, sizeof sm->tmp, "%s", tmp);
+    const size_t body = vectors * n * sizeof(float);
+    int rc = 0, in = -1;
+    int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    if (hdr_len && pwrite(fd, hdr, hdr_len, 0) != (ssize_t)hdr_len)
+        rc = errno ? -errno : -EIO;
+    if (rc == 0 && ftruncate(fd, (off_t)(hdr_len + body)) != 0)
+        rc = -errno;
+    if (rc == 0 && from) {
+        struct stat st;
+        in = open(from, O_RDONLY | O_CLOEXEC);
+        if (in < 0 || fstat(in, &st) != 0)
+            rc = -errno;
+        else if ((size_t)st.st_size != hdr_len + body)
+            rc = -EINVAL;   /* the state of another model or kind: load checks it first */
+        else
+            rc = copy_range(in, fd, (off_t)hdr_len, body);
+        if (in >= 0)
+            close(in);
+    }
+    void *map = NULL;
+    if (rc == 0 && body) {
+        map = mmap(NULL, hdr_len + body, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (map == MAP_FAILED) {
+            rc = -errno;
+            map = NULL;
+        }
+    }
+    if (rc != 0) {
+        close(fd);
+        unlink(tmp);
+        return rc;
+    }
+    sm->fd = fd;
+    sm->map = map;
+    sm->len = hdr_len + body;
+    sm->at = hdr_len;
+    sm->n = n;
+    sm->vectors = vectors;
+    return 0;
+}
+
+void state_map_release(void *arg, size_t lo, size_t hi)
+{
+    struct state_map *sm = arg;
+    if (!sm || !sm->map || lo >= hi)
+        return;
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t v = 0; v < sm->vectors; v++) {
+        size_t a = sm->at + (v * sm->n + lo) * sizeof(float);
+        size_t b = sm->at + (v * sm->n + hi) * sizeof(float);
+        a &= ~(page - 1);   /* outward: a neighbour's page refaults from the cache */
+        b = (b + page - 1) & ~(page - 1);
+        if (b > sm->len)
+            b = (sm->len + page - 1) & ~(page - 1);
+        (void)madvise(sm->map + a, b - a, MADV_DONTNEED);   /* advice */
+        (void)sync_file_range(sm->fd, (off_t)a, (off_t)(b - a), SYNC_FILE_RANGE_WRITE);
+    }
+}
+
+void state_map_close(struct state_map *sm, int unlink_tmp)
+{
+    if (sm->map)
+        munmap(sm->map, sm->len);
+    if (sm->fd >= 0) {
+        close(sm->fd);
+        if (unlink_tmp && sm->tmp[0])
+            unlink(sm->tmp);
+    }
+    sm->map = NULL;
+    sm->fd = -1;
+    sm->len = sm->n = sm->vectors = sm->at = 0;
+}
+
+int state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr,
+                     size_t hdr_len)
+{
+    if (sm->fd < 0)
+        return -EBADF;
+    int rc = 0;
+    if (hdr_len && pwrite(sm->fd, hdr, hdr_len, 0) != (ssize_t)hdr_len)
+        rc = errno ? -errno : -EIO;
+    if (sm->map) {
+        munmap(sm->map, sm->len);
+        sm->map = NULL;
+    }
+    if (rc == 0 && fsync(sm->fd) != 0)
+        rc = -errno;
+    if (rc == 0 && rename(sm->tmp, path) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = file_fsync_dir_of(path);
+    state_map_close(sm, rc != 0);
+    return rc;
+}
+
+struct down_payload *down_payload_new(uint8_t *bytes, size_t len)
+{
+    struct down_payload *d = malloc(sizeof *d);
+    if (!d) {
+        free(bytes);
+        return NULL;
+    }
+    d->refs = 1;
+    d->bytes = bytes;
+    d->len = len;
+    return d;
+}
+
+void down_payload_release(struct down_payload *d)
+{
+    if (d && --d->refs == 0) {
+        free(d->bytes);
+        free(d);
+    }
+}
 
 int round_init_members(struct coord_round *r)
 {
@@ -24,32 +204,26 @@ void round_free_members(struct coord_round *r)
     r->accepted = NULL;
 }
 
-int round_init(struct coord_round *r, size_t n_params, int down_ef)
+int round_init(struct coord_round *r, size_t n_params)
 {
+    r->outer_map.fd = r->down_map.fd = -1;
     r->avg = calloc(n_params ? n_params : 1, sizeof(float));
-    r->scratch = calloc(n_params ? n_params : 1, sizeof(float));
-    if (down_ef)
-        r->down_residual = calloc(n_params ? n_params : 1, sizeof(float));
-    if (!r->avg || !r->scratch || (down_ef && !r->down_residual)) {
-        free(r->avg);
-        free(r->scratch);
-        free(r->down_residual);
-        r->avg = r->scratch = r->down_residual = NULL;
-        return -1;
-    }
-    return 0;
+    return r->avg ? 0 : -1;
 }
 
 void round_free(struct coord_round *r)
 {
     struct round_member *slots = r->accepted;
+    state_map_close(&r->outer_map, 1);
+    state_map_close(&r->down_map, 1);
+    r->outer.m = r->outer.v = NULL;   /* pointed into outer_map */
     outer_free(&r->outer);
     free(r->avg);
     free(r->scratch);
-    free(r->down_residual);
-    free(r->down_payload);
+    down_payload_release(r->down);
     memset(r, 0, sizeof *r);
     r->accepted = slots;
+    r->outer_map.fd = r->down_map.fd = -1;
 }
 
 void round_reset(struct coord_round *r, uint64_t number, const struct policy *p,
@@ -157,6 +331,12 @@ int round_combine(struct coord_round *r, const struct policy *p,
     out->stats = calloc(n ? n : 1, sizeof *out->stats);
     if (!out->stats) {
         snprintf(why, cap, "out of memory");
+        return AGG_ERR_NOMEM;
+    }
+    if (plan->average == POLICY_AVERAGE_SENDERS && !r->scratch &&
+        !(r->scratch = malloc((n_params ? n_params : 1) * sizeof(float)))) {
+        round_outcome_free(out);
+        snprintf(why, cap, "out of memory for the senders' support");
         return AGG_ERR_NOMEM;
     }
     int rc = agg_combine(p, plan, n_params, u, n, NULL, r->avg, r->scratch, out->stats, why,

@@ -16,8 +16,8 @@
  *
  * Ownership and threads: the struct is embedded in struct coord and guarded by coord.mu,
  * except while `closing` is set: the round close (coordinator/experiment.c, on the timer
- * thread only) then owns avg, scratch, outer, down_residual and the base model outside
- * mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
+ * thread only) then owns avg, scratch, outer, down_residual, outer_map, down_map and the
+ * base model outside mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
  * a round: when the last eligible member reports it sets close_pending and wakes the
  * timer (coord.timer_wake), and its receipt goes out at once. */
 #include <pthread.h>
@@ -42,6 +42,50 @@ struct model_snapshot {
     float *params;
 };
 
+/* A state vector set held in a file during a round close (coordinator/models.c): the
+ * next round's file, written as `tmp` and mapped MAP_SHARED read-write; `vectors`
+ * vectors of n floats from byte `at`. Pages are written back and dropped as the close
+ * consumes them (state_map_release), so they never stay resident together. fd -1: none. */
+struct state_map {
+    int fd;
+    uint8_t *map;
+    size_t len, at, n, vectors;
+    char tmp[4096];
+};
+
+/* Creates tmp (replacing any) as hdr (hdr_len bytes, may be 0) followed by `vectors`
+ * vectors of n floats: a copy of bytes [hdr_len, end) of `from` (which must be that long;
+ * the copy is made by the kernel, copy_file_range, so it never passes through this
+ * process's memory), or zeros when from is NULL; maps it MAP_SHARED read-write into sm
+ * (sm->at = hdr_len). 0, or -errno (nothing left open; tmp removed). */
+int  state_map_create(struct state_map *sm, const char *tmp, const char *from,
+                      const uint8_t *hdr, size_t hdr_len, size_t n, size_t vectors);
+/* The release hook of outer_opt and codec_encode_released (arg: a struct state_map):
+ * values [lo, hi) of each vector are done with: their pages are dropped from this
+ * process (MADV_DONTNEED: on a shared file mapping the data stays in the file's page
+ * cache, dirty pages included) and their writeback starts (sync_file_range). */
+void state_map_release(void *sm, size_t lo, size_t hi);
+/* Makes sm's file durable as path: hdr (hdr_len bytes, may be 0) rewritten at offset 0,
+ * unmapped, fsynced, renamed from tmp to path, directory fsynced. 0 or -errno; sm is
+ * closed either way (tmp removed on failure). */
+int  state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr,
+                      size_t hdr_len);
+/* Unmaps and closes sm (no-op when none); unlink_tmp: its temporary file goes too. */
+void state_map_close(struct state_map *sm, int unlink_tmp);
+
+/* The compressed downlink update to the current model, shared by the downloads that
+ * stream it (each holds a reference, guarded by coord.mu), never copied per download. */
+struct down_payload {
+    int refs;
+    uint8_t *bytes;                 /* malloc'd; freed with the last reference */
+    size_t len;
+};
+/* A reference-1 wrapper around bytes (taken over; freed here on failure): NULL when out of
+ * memory. */
+struct down_payload *down_payload_new(uint8_t *bytes, size_t len);
+/* Drops a reference (coord.mu held); the last frees it. NULL: no-op. */
+void down_payload_release(struct down_payload *d);
+
 struct round_member {
     char id[CRYPTO_ID_MAX + 1];
     uint64_t tokens, samples, bytes;
@@ -55,13 +99,19 @@ struct coord_round {
     struct model_snapshot *base;    /* the open round's base model (after the end: the
                                        final model, which stays served) */
     /* The compressed update from the previous model to base (downlink). */
-    uint8_t *down_payload;
-    size_t down_len;
+    struct down_payload *down;      /* NULL: none (members download the whole model) */
     uint8_t down_from[32];
-    float *down_residual;           /* server-side error feedback of the downlink */
-    struct outer_opt outer;         /* the outer optimizer's state before this round */
+    float *down_residual;           /* server-side error feedback of the downlink: NULL but
+                                       during a close, when it points into down_map (the
+                                       state lives in outer/<n>.down between closes) */
+    struct outer_opt outer;         /* the outer optimizer's kind, step and parameters; its
+                                       vectors m, v are NULL but during a close, when they
+                                       point into outer_map (outer/<n>.bin between closes) */
+    struct state_map outer_map, down_map;
     float *avg;                     /* n_params: the close's average update (round_combine) */
-    float *scratch;                 /* n_params: the rules' scratch (senders' support) */
+    float *scratch;                 /* n_params: the senders' support, allocated by the
+                                       first close whose plan averages over senders, then
+                                       kept; NULL until then */
     struct round_member *accepted;  /* n_accepted of COORD_ROUND_MAX_UPDATES slots */
     size_t n_accepted;
     double weight_sum;              /* sum of the accepted updates' agg_weight */
@@ -79,9 +129,10 @@ struct coord_round {
 
 /* The accepted set's slots (once, at coord_open). 0 or -1 (no memory). */
 int  round_init_members(struct coord_round *r);
-/* avg, scratch and (down_ef) down_residual for n_params; 0 or -1 (no memory: nothing
- * allocated). The outer optimizer is set up by the caller (agg_outer_init). */
-int  round_init(struct coord_round *r, size_t n_params, int down_ef);
+/* avg for n_params (the only model-sized buffer the round holds between closes); 0 or -1
+ * (no memory: nothing allocated). The outer optimizer is set up by the caller
+ * (agg_outer_init); its state and the downlink residual live in files (models.c). */
+int  round_init(struct coord_round *r, size_t n_params);
 /* Frees what round_init set up, the downlink payload and the outer state (not base, not
  * the accepted slots); zeroes the round, keeping the accepted slots. */
 void round_free(struct coord_round *r);

@@ -113,11 +113,11 @@ struct task_bufs {
 /* The downlink update to the current model, when there is one. */
 static void fill_downlink_locked(struct coord *c, Aulac__V1__Task *t, struct task_bufs *b)
 {
-    if (c->rnd.down_payload) {
+    if (c->rnd.down) {
         memcpy(b->prev, c->rnd.down_from, 32);
         t->prev_model_hash.data = b->prev;
         t->prev_model_hash.len = 32;
-        t->downlink_bytes = c->rnd.down_len;
+        t->downlink_bytes = c->rnd.down->len;
     }
 }
 
@@ -339,18 +339,19 @@ static void on_download(struct rpc_call *call, void *ctx)
         return;
     }
     /* A replica one round behind the current model gets the compressed round update
-     * instead. */
-    uint8_t *update = NULL, from[32];
+     * instead: a reference to it (no copy per download). */
+    struct down_payload *down = NULL;
+    const uint8_t *update = NULL;
+    uint8_t from[32];
     size_t update_len = 0;
     pthread_mutex_lock(&c->mu);
-    if (s == c->rnd.base && c->rnd.down_payload && q->from_model_hash.len == 32 &&
+    if (s == c->rnd.base && c->rnd.down && q->from_model_hash.len == 32 &&
         memcmp(q->from_model_hash.data, c->rnd.down_from, 32) == 0) {
-        update = malloc(c->rnd.down_len);
-        if (update) {
-            memcpy(update, c->rnd.down_payload, c->rnd.down_len);
-            update_len = c->rnd.down_len;
-            memcpy(from, c->rnd.down_from, 32);
-        }
+        down = c->rnd.down;
+        down->refs++;
+        update = down->bytes;
+        update_len = down->len;
+        memcpy(from, c->rnd.down_from, 32);
     }
     pthread_mutex_unlock(&c->mu);
     const uint8_t *bytes = update ? update : (const uint8_t *)s->params;
@@ -381,8 +382,8 @@ static void on_download(struct rpc_call *call, void *ctx)
         if (rc == 0)
             rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
     }
-    free(update);
     pthread_mutex_lock(&c->mu);
+    down_payload_release(down);
     snapshot_release(c, s);
     pthread_mutex_unlock(&c->mu);
     protobuf_c_message_free_unpacked(in, NULL);

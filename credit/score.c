@@ -573,15 +573,17 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
     struct game g = { .n = n, .words = (n + 63) / 64, .value = round_value, .arg = &rg };
     double *phi = NULL;
     uint64_t *set = NULL;
-    rg.avg = malloc(np * sizeof(float));
-    rg.model = malloc(np * sizeof(float));
-    rg.support = senders ? malloc(np * sizeof(float)) : NULL;
+    /* The full average: the caller's (read only) when no coalition overwrites rg.avg. */
+    const int lent_avg = in->avg_full && !eval;
+    rg.avg = lent_avg ? (float *)in->avg_full : malloc(np * sizeof(float));
+    rg.model = in->model_scratch ? in->model_scratch : malloc(np * sizeof(float));
+    rg.support = senders && !lent_avg ? malloc(np * sizeof(float)) : NULL;
     rg.scratch = state ? malloc(state * sizeof(float)) : NULL;
     rg.include = malloc(n);
-    int rc = rg.avg && rg.model && (!senders || rg.support) && (!state || rg.scratch) &&
+    int rc = rg.avg && rg.model && (!senders || lent_avg || rg.support) && (!state || rg.scratch) &&
                      rg.include
                  ? 0 : why_fail(why, cap, CREDIT_ERR_NOMEM, "out of memory");
-    if (rc == 0) {
+    if (rc == 0 && !lent_avg) {
         rc = agg_combine_coalition(in->policy, in->plan, np, in->updates, n, NULL, rg.avg,
                                    rg.support ? rg.support : rg.model, why, cap);
         if (rc != 0)
@@ -594,6 +596,7 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
         memset(rg.model, 0, np * sizeof(float));
         int d = codec_decode_accumulate(u->payload, u->len, np, 1.0f, rg.model, what,
                                         sizeof what);
+        agg_payload_consumed(u, 0, u->len);
         if (d != 0)
             rc = why_fail(why, cap, d == CODEC_ERR_NOMEM ? CREDIT_ERR_NOMEM : CREDIT_ERR_PAYLOAD,
                           "the update of %s does not decode: %s", u->member, what);
@@ -642,8 +645,10 @@ int credit_score_round(const struct credit_round_input *in, struct credit_round_
     game_free(&g);
     free(set);
     free(phi);
-    free(rg.avg);
-    free(rg.model);
+    if (!lent_avg)
+        free(rg.avg);
+    if (rg.model != in->model_scratch)
+        free(rg.model);
     free(rg.support);
     free(rg.scratch);
     free(rg.include);

@@ -71,6 +71,15 @@ struct credit_round_input {
     size_t n;
     uint8_t seed[32];
     struct evaluator *ev;                 /* required when loo or shapley is measured */
+    const float *avg_full;                /* NULL, or the average of all n updates as
+                                             agg_combine makes it (include NULL, before any
+                                             DP noise): used when no coalition is evaluated
+                                             (no loo, no shapley) instead of computing it
+                                             again into a buffer of its own */
+    float *model_scratch;                 /* NULL, or n_params floats the scoring may use
+                                             (and overwrite) as its model buffer instead
+                                             of allocating one: the close lends the next
+                                             model's buffer, not yet made */
 };
 
 struct credit_round_scores {

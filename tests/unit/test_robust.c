@@ -622,8 +622,15 @@ static void too_few_updates_and_coalitions(void **state)
     assert_int_equal(agg_rule_min_updates(&p), 1);
     assert_int_equal(agg_combine(&p, &r.plan, r.np, NULL, 0, NULL, a, s, NULL, why, sizeof why),
                      0);
+    /* The scratch is the senders' support: required for senders averaging only. */
+    const enum policy_average was = r.plan.average;
+    r.plan.average = POLICY_AVERAGE_SENDERS;
     assert_int_equal(agg_combine(&p, &r.plan, r.np, r.u, 7, NULL, a, NULL, NULL, why, sizeof why),
                      AGG_ERR_ARG);
+    r.plan.average = POLICY_AVERAGE_MEMBERS;
+    assert_int_equal(agg_combine(&p, &r.plan, r.np, r.u, 7, NULL, a, NULL, NULL, why, sizeof why),
+                     0);
+    r.plan.average = was;
     free(a);
     free(b);
     free(s);
