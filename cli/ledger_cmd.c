@@ -59,8 +59,9 @@ static const char usage[] =
     "             lines into DIR/entries.jsonl, and each accepted update's payload the\n"
     "             coordinator still keeps into DIR/payloads/<payload hash hex>.bin;\n"
     "             says on stderr how many were written and how many are missing; and\n"
-    "             each ended experiment's DP noise seed into DIR/dp-seeds/<id>.seed\n"
-    "             (privacy: PRIVACY.md, \"Replaying the noise\"). Then\n"
+    "             each ended experiment's DP noise seed into DIR/dp-seeds/<id>.seed,\n"
+    "             only when all of that experiment's payloads were written (privacy:\n"
+    "             PRIVACY.md, \"Replaying the noise\"). Then\n"
     "             anyone can run: aulac credits verify --export DIR --eval-set FILE\n"
     "             or aulac ledger replay --export DIR\n"
     "replay       recomputes every round's global model from round 0 out of the ledger\n"
@@ -117,9 +118,38 @@ static void json_string(const char *s)
  * (DATA_DIR/experiments/<id>/payloads/<hex>.bin) to DIR/payloads/<hex>.bin. */
 struct payload_export {
     const char *data_dir, *dir;
-    uint64_t written, missing, damaged, seeds;
+    uint64_t written, missing, damaged, seeds, seeds_withheld;
     char first_missing[200];
+    /* The experiments one of whose accepted payloads was not written intact (missing or
+     * damaged): their DP noise seeds are withheld (export_seed). */
+    char (*incomplete)[ENTRY_ID_MAX + 1];
+    size_t n_incomplete, cap_incomplete;
 };
+
+static int incomplete_has(const struct payload_export *pe, const char *experiment)
+{
+    for (size_t i = 0; i < pe->n_incomplete; i++)
+        if (strcmp(pe->incomplete[i], experiment) == 0)
+            return 1;
+    return 0;
+}
+
+/* Records that an accepted payload of experiment was not written intact. 0 or -ENOMEM. */
+static int incomplete_add(struct payload_export *pe, const char *experiment)
+{
+    if (incomplete_has(pe, experiment))
+        return 0;
+    if (pe->n_incomplete == pe->cap_incomplete) {
+        size_t cap = pe->cap_incomplete ? 2 * pe->cap_incomplete : 8;
+        void *p = realloc(pe->incomplete, cap * sizeof *pe->incomplete);
+        if (!p)
+            return -ENOMEM;
+        pe->incomplete = p;
+        pe->cap_incomplete = cap;
+    }
+    snprintf(pe->incomplete[pe->n_incomplete++], ENTRY_ID_MAX + 1, "%s", experiment);
+    return 0;
+}
 
 /* Copies src to dst (via dst.tmp, renamed) in 1 MiB pieces, hashing what it copies.
  * 0, 1 when src does not exist, or -errno (*what says which file). */
@@ -183,7 +213,7 @@ static int export_payload(struct payload_export *pe, const struct entry_update *
         if (pe->missing++ == 0)
             snprintf(pe->first_missing, sizeof pe->first_missing, "%s round %" PRIu64 " of %s",
                      u->member, u->round, u->experiment);
-        return 0;
+        return incomplete_add(pe, u->experiment) == 0 ? 0 : cli_fail(CMD, "out of memory");
     }
     if (rc < 0)
         return cli_fail(CMD, "cannot copy the payload %s: %s: %s", hex, what, strerror(-rc));
@@ -193,19 +223,31 @@ static int export_payload(struct payload_export *pe, const struct entry_update *
         fprintf(stderr, "aulac ledger: warning: the stored payload of %s (round %" PRIu64 " of %s)"
                 " does not hash to %.16s...: copied as it is; credits verify will name it\n",
                 u->member, u->round, u->experiment, hex);
+        if (incomplete_add(pe, u->experiment) != 0)
+            return cli_fail(CMD, "out of memory");
     }
     return 0;
 }
 
 /* An ended experiment's DP noise seed (privacy), which goes with its payloads:
  * DATA_DIR/experiments/<id>/dp-noise-seed to DIR/dp-seeds/<id>.seed (PRIVACY.md,
- * "Replaying the noise"); nothing when the experiment has none. */
+ * "Replaying the noise"); nothing when the experiment has none. Guarantees the seed is
+ * written only when every accepted payload of that experiment was written intact to DIR
+ * (the ledger records an experiment's updates before its end entry): a seed without the
+ * payloads it was drawn for would let whoever holds the per-round models subtract the
+ * noise. */
 static int export_seed(struct payload_export *pe, const char *experiment)
 {
     char src[PATH_MAX], dst[PATH_MAX], what[PATH_MAX + 8];
     snprintf(src, sizeof src, "%s/experiments/%s/dp-noise-seed", pe->data_dir, experiment);
     if (!file_exists(src))
         return 0;
+    if (incomplete_has(pe, experiment)) {
+        pe->seeds_withheld++;
+        fprintf(stderr, "aulac ledger: the DP noise seed of %s is not exported: not all of its "
+                "accepted payloads were (PRIVACY.md, \"Replaying the noise\")\n", experiment);
+        return 0;
+    }
     snprintf(dst, sizeof dst, "%s/dp-seeds", pe->dir);
     int rc = file_mkdirs(dst, 0755);
     if (rc != 0)
@@ -361,6 +403,7 @@ static int cmd_export_payloads(struct ledger_source *s, const struct opts *o)
         rc = cli_fail(CMD, "cannot write %s: %s", tmp, strerror(werr));
     if (!rc && rename(tmp, path) != 0)
         rc = cli_fail(CMD, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    free(pe.incomplete);
     if (rc) {
         unlink(tmp);
         return 1;
@@ -376,6 +419,9 @@ static int cmd_export_payloads(struct ledger_source *s, const struct opts *o)
     if (pe.seeds)
         fprintf(stderr, "; the DP noise seed(s) of %" PRIu64 " ended experiment(s) to %s/dp-seeds",
                 pe.seeds, o->payloads);
+    if (pe.seeds_withheld)
+        fprintf(stderr, "; %" PRIu64 " DP noise seed(s) withheld (payloads missing or damaged)",
+                pe.seeds_withheld);
     fputc('\n', stderr);
     if (x.bad)
         fprintf(stderr, "aulac ledger: some entries do not decode; run aulac ledger verify\n");

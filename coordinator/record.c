@@ -9,6 +9,7 @@
 
 #include "aggregate/robust.h"
 #include "common/fileio.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "common/timeutil.h"
 #include "ledger/entry.h"
@@ -106,27 +107,113 @@ int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t se
     return file_write_atomic(path, seed, AGG_DP_SEED_BYTES, 0600);
 }
 
-/* Privacy on: the loaded experiment's DP noise seed into c->dp_seed (read from its file,
- * or drawn and written there first: coord_dp_seed_make). fresh: the experiment starts
- * now (its experiment_started commits to the seed); else it resumes, and a seed drawn
- * now (an experiment started by a version without seeds) has no commitment. */
+/* The dp_seed_commitment of `experiment`'s experiment_started entry: the ledger read
+ * backwards from its end (an experiment's start is among its own entries, so the scan is
+ * bounded by them), only the header of others decoded. *found 0 when the ledger has no
+ * experiment_started of it. 0, or COORD_ERR_STATE (logged). */
+static int started_commitment(struct coord *c, const char *experiment, uint8_t out[32],
+                              int *found)
+{
+    memset(out, 0, 32);
+    *found = 0;
+    MDB_txn *txn;
+    uint64_t size = 0;
+    if (ledger_read_begin(c->ledger, &txn) != 0) {
+        log_error("experiment %s: cannot read the ledger for its experiment_started", experiment);
+        return COORD_ERR_STATE;
+    }
+    int rc = ledger_size_txn(c->ledger, txn, &size);
+    for (uint64_t i = size; rc == 0 && i-- > 0 && !*found;) {
+        uint8_t *bytes;
+        size_t len;
+        if ((rc = ledger_get_txn(c->ledger, txn, i, &bytes, &len)) != 0) {
+            log_error("cannot read ledger entry #%llu: %s", (unsigned long long)i,
+                      ledger_strerror(rc));
+            break;
+        }
+        /* the type sits at bytes 5..6: skip the entries that are not a start */
+        unsigned type = len >= ENTRY_HEADER_BYTES ? (unsigned)(bytes[5] << 8 | bytes[6]) : 0;
+        if (type == ENTRY_EXPERIMENT_STARTED) {
+            struct entry e;
+            if ((rc = entry_decode(bytes, len, &e)) != 0) {
+                log_error("ledger entry #%llu does not decode: %s", (unsigned long long)i,
+                          ledger_strerror(rc));
+            } else {
+                if (strcmp(e.u.experiment.experiment, experiment) == 0) {
+                    memcpy(out, e.u.experiment.dp_seed_commitment, 32);
+                    *found = 1;
+                }
+                entry_free(&e);
+            }
+        }
+        free(bytes);
+    }
+    ledger_read_end(c->ledger, txn);
+    return rc == 0 ? 0 : COORD_ERR_STATE;
+}
+
+/* Privacy on: the loaded experiment's DP noise seed into c->dp_seed. fresh: the
+ * experiment starts now: the seed is read from its file, or drawn and written there first
+ * (coord_dp_seed_make), and its experiment_started will commit to it. Else it resumes:
+ * when its experiment_started carries a dp_seed_commitment, the file must exist and hash
+ * to it, or the experiment is not resumed (COORD_ERR_STATE, logged, naming the file and
+ * the commitment: the noise of its next rounds would not be the committed one's); a seed
+ * is drawn only when there is no commitment (an experiment started by a version without
+ * seeds, or whose privacy was switched on after its start). */
 int coord_dp_seed_load(struct coord *c, int fresh)
 {
     c->have_dp_seed = 0;
     if (!c->policy.privacy.enabled)
         return 0;
+    char path[4200], hex[65];
+    dp_seed_path(c, c->experiment, path, sizeof path);
+    uint8_t commit[32], zero[32] = { 0 }, h[32];
+    int started = 0;
+    if (!fresh && started_commitment(c, c->experiment, commit, &started) != 0)
+        return COORD_ERR_STATE;
+    if (!fresh && started && sodium_memcmp(commit, zero, 32) != 0) {
+        hex_encode(commit, 32, hex);
+        int rc = coord_dp_seed_read(c, c->experiment, c->dp_seed);
+        if (rc == 1) {
+            log_error("experiment %s cannot resume: its DP noise seed %s is missing; its "
+                      "experiment_started commits to the seed of BLAKE2b-256 %s: put that "
+                      "file back and restart", c->experiment, path, hex);
+            return COORD_ERR_STATE;
+        }
+        if (rc != 0) {
+            log_error("experiment %s cannot resume: cannot read its DP noise seed %s: %s (its "
+                      "experiment_started commits to BLAKE2b-256 %s)", c->experiment, path,
+                      rc == -EINVAL ? "not 32 bytes" : strerror(-rc), hex);
+            return COORD_ERR_STATE;
+        }
+        agg_dp_seed_commitment(c->dp_seed, h);
+        if (sodium_memcmp(h, commit, 32) != 0) {
+            char got[65];
+            hex_encode(h, 32, got);
+            sodium_memzero(c->dp_seed, sizeof c->dp_seed);
+            log_error("experiment %s cannot resume: its DP noise seed %s hashes to %s, not to "
+                      "the BLAKE2b-256 %s its experiment_started commits to: put the "
+                      "experiment's own seed back and restart", c->experiment, path, got, hex);
+            return COORD_ERR_STATE;
+        }
+        c->have_dp_seed = 1;
+        return 0;
+    }
     int had = coord_dp_seed_read(c, c->experiment, c->dp_seed) == 0;
     int rc = had ? 0 : coord_dp_seed_make(c, c->experiment, c->dp_seed);
     if (rc != 0) {
-        log_error("experiment %s: cannot keep its DP noise seed in %s/experiments/%s/"
-                  "dp-noise-seed: %s", c->experiment, c->opt.data_dir, c->experiment,
+        log_error("experiment %s: cannot keep its DP noise seed in %s: %s", c->experiment, path,
                   strerror(-rc));
         return COORD_ERR_STATE;
     }
-    if (!fresh && !had)
-        log_warn("experiment %s: no DP noise seed was kept (started by an earlier version): "
-                 "a new one is drawn; its experiment_started commits to none, so replay "
-                 "cannot check the noise of its rounds", c->experiment);
+    if (!fresh)
+        log_warn("experiment %s: its experiment_started %s; %s DP noise seed %s is used for "
+                 "its remaining rounds, to which the ledger commits nothing, so replay cannot "
+                 "check their noise", c->experiment,
+                 started ? "commits to no DP noise seed (started by an earlier version, or "
+                           "privacy was on only after its start)"
+                         : "is not in the ledger",
+                 had ? "the" : "a newly drawn", path);
     c->have_dp_seed = 1;
     return 0;
 }

@@ -36,10 +36,13 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
  * ended (`aulac ledger export --payloads`: PRIVACY.md, "Replaying the noise"). */
 int coord_dp_seed_read(const struct coord *c, const char *experiment, uint8_t seed[32]);
 int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t seed[32]);
-/* Privacy on: the loaded experiment's seed into c->dp_seed, c->have_dp_seed = 1 (read, or
- * drawn and kept first); privacy off: have_dp_seed = 0. fresh: it starts now (its
- * experiment_started commits to the seed); else a seed drawn now has no commitment
- * (logged). 0, or COORD_ERR_STATE (logged). Timer thread (or coord_open). */
+/* Privacy on: the loaded experiment's seed into c->dp_seed, c->have_dp_seed = 1; privacy
+ * off: have_dp_seed = 0. fresh: it starts now (read, or drawn and kept first; its
+ * experiment_started commits to the seed). Else it resumes: when its experiment_started
+ * carries a dp_seed_commitment the file must exist and hash to it (else COORD_ERR_STATE,
+ * logged with the file and the commitment: the experiment is not resumed); only without
+ * a commitment is a seed drawn (logged: replay cannot check those rounds).
+ * 0, or COORD_ERR_STATE (logged). Timer thread (or coord_open). */
 int coord_dp_seed_load(struct coord *c, int fresh);
 
 /* val_loss: the member's reported validation loss (informational, not signed). */

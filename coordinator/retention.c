@@ -5,7 +5,9 @@
  * of the experiment. Written by the acceptance itself (coordinator/spool.h: the upload's
  * spool file renamed there before the acceptance commits; the round close reads it
  * there); kept while the experiment runs and contribution.payload_retention_days after
- * it ended, then deleted by the timer (coord_prune_payloads). */
+ * it ended, then deleted by the timer (coord_prune_payloads), together with the
+ * experiment's DP noise seed (dp-noise-seed): the seed is revealed only with the payloads
+ * (PRIVACY.md, "Replaying the noise"), so it must not outlive them. */
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -180,12 +182,22 @@ size_t coord_prune_payloads(struct coord *c, int64_t now_ms)
             continue;   /* running, queued, or ended before end times were kept */
         char dir[4096];
         payloads_dir(c, e->experiment, dir, sizeof dir);
-        struct stat st;
-        if (stat(dir, &st) != 0)
-            continue;   /* nothing kept (or pruned before) */
         const uint32_t days = retention_days(e);
         if (now_ms - e->ended_ms <= (int64_t)days * DAY_MS)
             continue;
+        /* the seed first: a seed left behind without its payloads could later be exported
+         * alone (a failure keeps the store, so that the next pass tries both again) */
+        char seed[4096 + 32];
+        snprintf(seed, sizeof seed, "%s/experiments/%s/dp-noise-seed", c->opt.data_dir,
+                 e->experiment);
+        if (unlink(seed) != 0 && errno != ENOENT) {
+            log_warn("payload retention: cannot remove %s: %s; the payloads of experiment %s "
+                     "are kept until it can be", seed, strerror(errno), e->experiment);
+            continue;
+        }
+        struct stat st;
+        if (stat(dir, &st) != 0)
+            continue;   /* nothing kept (or pruned before) */
         size_t files;
         uint64_t bytes;
         int rc = remove_store(dir, &files, &bytes);
