@@ -424,6 +424,59 @@ static void privacy_epsilon_and_budget(void **state)
     fx_free(f);
 }
 
+/* A coordinator reopened with a DP experiment running (its experiment_started commits
+ * to the seed) resumes it only with the seed file that hashes to that commitment: none
+ * (no new seed is drawn in its place) or another seed is refused, the right one resumes. */
+static void open_fails(struct fx *f)
+{
+    struct coord *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(coord_open(c, &f->opt), COORD_ERR_STATE);
+    coord_close(c);
+    free(c);
+}
+
+static void privacy_resume_checks_the_seed(void **state)
+{
+    (void)state;
+    struct fx fx, *f = &fx;
+    start_with(f, "{rule: fedavg, weighting: uniform, norm_bound: 1.0}",
+               "privacy: {clip: 1.0, noise_multiplier: 1.0}\n"
+               "contribution: {measures: [tokens]}\n");
+    char path[1400];
+    snprintf(path, sizeof path, "%s/experiments/%s/dp-noise-seed", f->paths[0],
+             f->c->experiment);
+    uint8_t *seed;
+    size_t len;
+    assert_int_equal(file_read_all(path, 64, &seed, &len), 0);
+    assert_int_equal(len, AGG_DP_SEED_BYTES);
+    struct entry e;
+    assert_true(find_entry(f, ENTRY_EXPERIMENT_STARTED, 0, &e));
+    uint8_t commit[32];
+    agg_dp_seed_commitment(seed, commit);
+    assert_memory_equal(e.u.experiment.dp_seed_commitment, commit, 32);
+    entry_free(&e);
+    fx_stop(f);
+
+    assert_int_equal(unlink(path), 0);              /* deleted: refused, none drawn */
+    open_fails(f);
+    assert_false(file_exists(path));
+    uint8_t other[AGG_DP_SEED_BYTES];
+    memcpy(other, seed, sizeof other);
+    other[0] ^= 1;                                  /* swapped: refused */
+    assert_int_equal(file_write_atomic(path, other, sizeof other, 0600), 0);
+    open_fails(f);
+    assert_int_equal(file_write_atomic(path, seed, len, 0600), 0);   /* its own: resumes */
+    fx_start(f);
+    pthread_mutex_lock(&f->c->mu);
+    assert_int_equal(f->c->state, EXP_RUNNING);
+    assert_true(f->c->have_dp_seed);
+    assert_memory_equal(f->c->dp_seed, seed, AGG_DP_SEED_BYTES);
+    pthread_mutex_unlock(&f->c->mu);
+    free(seed);
+    fx_free(f);
+}
+
 /* A target below round 1's epsilon: the experiment finishes as it starts. */
 static void privacy_budget_ends_before_round_one(void **state)
 {
@@ -512,6 +565,7 @@ int main(void)
         cmocka_unit_test(median_rule_aggregates),
         cmocka_unit_test(privacy_epsilon_and_budget),
         cmocka_unit_test(privacy_budget_ends_before_round_one),
+        cmocka_unit_test(privacy_resume_checks_the_seed),
     };
     return cmocka_run_group_tests_name("coord_rules", tests, NULL, NULL);
 }
