@@ -189,6 +189,11 @@ struct coord {
      * experiment_started (PRIVACY.md). have_dp_seed 0 without privacy. */
     uint8_t dp_seed[32];
     int have_dp_seed;
+    /* Its initial (round-0) model's hash, as its experiment_started records it: read by
+     * checkpoint retention when first needed (have_initial_hash), which never removes
+     * that model. */
+    uint8_t initial_hash[32];
+    int have_initial_hash;
     uint8_t *policy_yaml;
     size_t policy_yaml_len;
     /* The model's layout (model/layout.h: names, shapes, the flat vector's order), from
@@ -378,7 +383,8 @@ void coord_experiment_dir(const struct coord *c, char *out, size_t cap);
  * round summaries), those of rounds R-N+1..R (N: opt.keep_checkpoints) and of every
  * K-th round (K: opt.checkpoint_every) stay; the others are deleted unless the same
  * model is also one kept, the current model, the older model a download is reading, or
- * an ended experiment's final model. The experiment's outer state and downlink residual
+ * an ended experiment's final model, or the experiment's initial (round-0) model (its
+ * experiment_started's model_hash). The experiment's outer state and downlink residual
  * files (outer/<r>.bin, outer/<r>.down) and downlink updates (downlink/<hash>.bin) follow
  * the same rounds. Each experiment's initial model (round 0) is not touched. Returns
  * the checkpoints removed. */

@@ -394,6 +394,8 @@ void experiment_unload(struct coord *c)
     memset(c->proposal_hash, 0, 32);
     sodium_memzero(c->dp_seed, sizeof c->dp_seed);
     c->have_dp_seed = 0;
+    memset(c->initial_hash, 0, 32);
+    c->have_initial_hash = 0;
     memset(&c->cfg, 0, sizeof c->cfg);
     model_layout_free(&c->layout);
     c->down_on = c->down_ef = 0;

@@ -107,14 +107,15 @@ int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t se
     return file_write_atomic(path, seed, AGG_DP_SEED_BYTES, 0600);
 }
 
-/* The dp_seed_commitment of `experiment`'s experiment_started entry: the ledger read
- * backwards from its end (an experiment's start is among its own entries, so the scan is
- * bounded by them), only the header of others decoded. *found 0 when the ledger has no
- * experiment_started of it. 0, or COORD_ERR_STATE (logged). */
-static int started_commitment(struct coord *c, const char *experiment, uint8_t out[32],
-                              int *found)
+/* The model_hash and dp_seed_commitment of `experiment`'s experiment_started entry: the
+ * ledger read backwards from its end (an experiment's start is among its own entries, so
+ * the scan is bounded by them), only the header of others decoded. *found 0 when the
+ * ledger has no experiment_started of it. 0, or COORD_ERR_STATE (logged). */
+int record_experiment_started_find(struct coord *c, const char *experiment,
+                                   uint8_t model_hash[32], uint8_t out[32], int *found)
 {
     memset(out, 0, 32);
+    memset(model_hash, 0, 32);
     *found = 0;
     MDB_txn *txn;
     uint64_t size = 0;
@@ -141,6 +142,7 @@ static int started_commitment(struct coord *c, const char *experiment, uint8_t o
             } else {
                 if (strcmp(e.u.experiment.experiment, experiment) == 0) {
                     memcpy(out, e.u.experiment.dp_seed_commitment, 32);
+                    memcpy(model_hash, e.u.experiment.model_hash, 32);
                     *found = 1;
                 }
                 entry_free(&e);
@@ -167,9 +169,9 @@ int coord_dp_seed_load(struct coord *c, int fresh)
         return 0;
     char path[4200], hex[65];
     dp_seed_path(c, c->experiment, path, sizeof path);
-    uint8_t commit[32], zero[32] = { 0 }, h[32];
+    uint8_t commit[32], zero[32] = { 0 }, h[32], model[32];
     int started = 0;
-    if (!fresh && started_commitment(c, c->experiment, commit, &started) != 0)
+    if (!fresh && record_experiment_started_find(c, c->experiment, model, commit, &started) != 0)
         return COORD_ERR_STATE;
     if (!fresh && started && sodium_memcmp(commit, zero, 32) != 0) {
         hex_encode(commit, 32, hex);

@@ -28,6 +28,11 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
                             uint64_t rounds, const char *reason);
+/* The model_hash (the initial model) and dp_seed_commitment (zero: none) of
+ * `experiment`'s experiment_started, read from the ledger (backwards from its end).
+ * *found 0 when there is none. 0, or COORD_ERR_STATE (logged). */
+int record_experiment_started_find(struct coord *c, const char *experiment,
+                                   uint8_t model_hash[32], uint8_t commitment[32], int *found);
 /* The DP noise seed of `experiment` (privacy on): <data dir>/experiments/<id>/dp-noise-seed,
  * 32 bytes, 0600. coord_dp_seed_read: 0, 1 when there is none, -errno. coord_dp_seed_make:
  * reads it, or draws one from libsodium's CSPRNG and writes it (atomically, fsynced)

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "coordinator/coord.h"
 #include "coordinator/queue.h"
+#include "coordinator/record.h"
 #include "coordinator/state.h"
 
 #define DAY_MS (24LL * 3600 * 1000)
@@ -98,6 +99,21 @@ size_t coord_retain_checkpoints(struct coord *c)
     uint8_t *have = calloc(last + 1, 1);
     struct experiment_info *ended = NULL;
     size_t n_ended = 0, removed = 0;
+    if (!c->have_initial_hash) {
+        uint8_t commit[32];
+        int found = 0;
+        if (record_experiment_started_find(c, c->experiment, c->initial_hash, commit,
+                                           &found) != 0 || !found) {
+            if (!found)
+                log_warn("checkpoint retention: experiment %s has no experiment_started in "
+                         "the ledger (its initial model is not known): nothing pruned",
+                         c->experiment);
+            free(hash);
+            free(have);
+            return 0;
+        }
+        c->have_initial_hash = 1;
+    }
     if (!hash || !have || queue_list(c, &ended, &n_ended) != 0) {
         free(hash);
         free(have);
@@ -124,7 +140,8 @@ size_t coord_retain_checkpoints(struct coord *c)
         unlink(path);
         if (!have[r])
             continue;
-        int needed = memcmp(hash[r], c->rnd.base->hash, 32) == 0 ||
+        int needed = memcmp(hash[r], c->initial_hash, 32) == 0 ||   /* round 0's model */
+                     memcmp(hash[r], c->rnd.base->hash, 32) == 0 ||
                      (c->archived && memcmp(hash[r], c->archived->hash, 32) == 0);
         for (uint64_t k = 1; k <= last && !needed; k++)
             needed = have[k] && round_kept(k, last, keep_n, every) &&
