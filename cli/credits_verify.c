@@ -71,7 +71,9 @@ static const char usage[] =
     "\n"
     "The ledger's own integrity with --data-dir is `aulac ledger verify --data-dir D`.\n"
     "Progress goes to stderr. Exit status: 0 when every round and credit matches, 1 on\n"
-    "any mismatch, missing or altered payload, or when nothing could be checked, 2 usage.\n";
+    "any mismatch, missing or altered payload, or when nothing could be checked, 2 usage,\n"
+    "3 when everything checked matches but the models of some DP rounds could not be\n"
+    "rebuilt (their noise seed is not revealed, or the ledger commits to none).\n";
 
 #define REPLAY_CMD "ledger replay"
 
@@ -112,9 +114,11 @@ static const char replay_usage[] =
     "                    --data-dir: D/artifacts)\n"
     "  --experiment ID   only this experiment (default: every one with a closed round)\n"
     "\n"
-    "Progress goes to stderr. Exit status: 0 when every round checked matches (rounds not\n"
-    "checked are listed with why), 1 when a round differs, a payload is missing or\n"
-    "altered, the export fails its audit, or nothing could be replayed; 2 usage.\n";
+    "Progress goes to stderr. Exit status: 0 when every round was rebuilt and matches;\n"
+    "1 when a round differs, a payload is missing or altered, the export fails its audit,\n"
+    "or nothing could be replayed; 2 usage; 3 when every round checked matches but some\n"
+    "DP rounds are NOT CHECKED (listed with why: the seed is not revealed, or the ledger\n"
+    "commits to none, which an audited coordinator must not be allowed to pass as 0).\n";
 
 struct verify_opts {
     const char *data_dir, *export_dir, *eval_set, *eval_sets, *experiment, *artifacts;
@@ -219,10 +223,17 @@ static int report_replay(const struct replay_summary *s, int audit_failed)
     if (s->rounds_unchecked)
         snprintf(unchecked, sizeof unchecked, "; %" PRIu64 " DP round(s) not checked (above: "
                  "why)", s->rounds_unchecked);
+    if (s->problems == 0 && !audit_failed && s->rounds_unchecked) {
+        printf("ledger replay: INCOMPLETE: %" PRIu64 " experiment(s), %" PRIu64 " round(s): "
+               "%" PRIu64 " model(s) rebuilt from round 0 bit for bit, %" PRIu64 " DP round(s) "
+               "NOT CHECKED (above: why); exit status 3\n", s->experiments, s->rounds,
+               s->rounds_matched, s->rounds_unchecked);
+        return 3;
+    }
     if (s->problems == 0 && !audit_failed) {
         printf("ledger replay: OK: %" PRIu64 " experiment(s), %" PRIu64 " round(s): %" PRIu64
-               " model(s) rebuilt from round 0 bit for bit%s\n", s->experiments, s->rounds,
-               s->rounds_matched, unchecked);
+               " model(s) rebuilt from round 0 bit for bit\n", s->experiments, s->rounds,
+               s->rounds_matched);
         return 0;
     }
     printf("ledger replay: FAILED: ");
@@ -242,6 +253,14 @@ static int report_replay(const struct replay_summary *s, int audit_failed)
 
 static int report(const struct replay_summary *s)
 {
+    if (s->problems == 0 && s->rounds_unchecked) {
+        printf("credits verify: INCOMPLETE: %" PRIu64 " experiment(s), %" PRIu64 " round(s) "
+               "and %" PRIu64 " credits entr%s recomputed and matching, but the models of %"
+               PRIu64 " DP round(s) are NOT CHECKED (their noise seed is not at hand: above); "
+               "exit status 3\n", s->experiments, s->rounds, s->credits_checked,
+               s->credits_checked == 1 ? "y" : "ies", s->rounds_unchecked);
+        return 3;
+    }
     if (s->problems == 0) {
         printf("credits verify: OK: %" PRIu64 " experiment(s), %" PRIu64 " round(s) and %" PRIu64
                " credits entr%s recomputed; everything matches\n", s->experiments, s->rounds,

@@ -466,6 +466,8 @@ static void round_finish(struct exp_state *x)
                          ? (rs->s.exact ? ", exact Shapley" : ", GTG-Shapley") : "");
         }
         if (rs->noised)
+            r->sum->rounds_unchecked++;   /* its model is not rebuilt: exit status 3 */
+        if (rs->noised)
             emit(r, "round %" PRIu64 ": match (average and model %s carry DP noise whose seed "
                  "is not at hand (above), so they are not rebuilt; %s exact)",
                  rs->round, shorthex(rs->model_hash).s, exact[0] ? exact : "no count measure");

@@ -96,7 +96,10 @@ struct replay_summary {
     uint64_t credits_checked, credits_matched;
     uint64_t problems;               /* every finding that is not a match */
     uint64_t rounds_unchecked;       /* DP rounds whose noise seed is not revealed (or not
-                                        committed): not rebuilt, not counted as problems */
+                                        committed): model not rebuilt, not counted as
+                                        problems (credits verify: its scores are checked
+                                        and it counts as matched too); the CLI exits 3
+                                        when there are any and no problem */
     /* The first round that does not match (or cannot be rebuilt), in ledger order. */
     int have_first_bad;
     uint64_t first_bad_round;

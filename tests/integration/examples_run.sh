@@ -147,20 +147,33 @@ for ex in ${EXAMPLES:-policies/examples/*.yaml}; do   # EXAMPLES="a.yaml ...": o
             { cat "$T/replay-x.txt"; fail "$base: ledger replay --export"; }
         k=$(grep -c "DP noise recomputed from the revealed seed" "$T/replay-x.txt" || true)
         [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay-x.txt"; fail "$base: replay --export under DP"; }
-        # without the seed (not revealed): each round NOT CHECKED with why, exit 0; a seed
-        # that is not the committed one: MISMATCH, exit 1
+        # without the seed (not revealed): each round NOT CHECKED with why, exit 3 (not 0:
+        # an audited coordinator could leave the commitment out); a seed that is not the
+        # committed one: MISMATCH, exit 1
         rm "$T"/dp-export/dp-seeds/*.seed
-        "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 ||
-            { cat "$T/replay-x.txt"; fail "$base: ledger replay --export without the seed"; }
+        rc=0; "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 || rc=$?
+        [ $rc -eq 3 ] ||
+            { cat "$T/replay-x.txt"; fail "$base: ledger replay --export without the seed exited $rc, expected 3"; }
         k=$(grep -c "^round [0-9]*: NOT CHECKED: its DP noise cannot be checked: no noise seed at" "$T/replay-x.txt" || true)
         [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay-x.txt"; fail "$base: rounds without the seed"; }
-        grep -q "^ledger replay: OK: .*$ROUNDS DP round(s) not checked" "$T/replay-x.txt" ||
+        grep -q "^ledger replay: INCOMPLETE: .* $ROUNDS DP round(s) NOT CHECKED" "$T/replay-x.txt" ||
             { cat "$T/replay-x.txt"; fail "$base: the summary does not count the unchecked rounds"; }
         id=$(basename "$(dirname "$(ls "$T"/coord/experiments/*/dp-noise-seed)")")
         head -c 32 /dev/urandom >"$T/dp-export/dp-seeds/$id.seed"
         rc=0; "$BIN/aulac" ledger replay --export "$T/dp-export" >"$T/replay-x.txt" 2>&1 || rc=$?
         [ $rc -eq 1 ] && grep -q "MISMATCH: its DP noise seed .* hashes to .*, experiment_started committed to" \
             "$T/replay-x.txt" || { cat "$T/replay-x.txt"; fail "$base: a wrong seed is not refused"; }
+        rm -rf "$T/dp-export"
+        # payloads pruned (the store gone): the export withholds the seed, which without
+        # the payloads would let holders of the per-round models subtract the noise
+        mv "$T/coord/experiments/$id/payloads" "$T/payloads-away"
+        "$BIN/aulac" ledger export --data-dir "$T/coord" --payloads "$T/dp-export" 2>"$T/export-x.err" ||
+            { cat "$T/export-x.err"; fail "$base: ledger export --payloads without the payloads"; }
+        ! ls "$T"/dp-export/dp-seeds/*.seed >/dev/null 2>&1 ||
+            fail "$base: the export wrote the DP noise seed without the payloads"
+        grep -q "DP noise seed of $id is not exported" "$T/export-x.err" ||
+            { cat "$T/export-x.err"; fail "$base: the export does not say it withheld the seed"; }
+        mv "$T/payloads-away" "$T/coord/experiments/$id/payloads"
         rm -rf "$T/dp-export"
     fi
     # the credits: every round's aggregate under the example's rule rebuilt from the
