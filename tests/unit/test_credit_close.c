@@ -494,10 +494,14 @@ static void scores_credits_and_retention(void **state)
             fail_msg("round %d: the restarted run made another model", i + 1);
     expect_same_scores(&ra, &rc);
 
-    /* Retention: kept for 30 days after the end, then the timer's pass removes them. */
-    char dir[600];
+    /* Retention: kept for 30 days after the end, then the timer's pass removes them,
+     * and the experiment's DP noise seed with them (PRIVACY.md: the seed never goes
+     * without its payloads; this policy has no privacy, so the test puts one there). */
+    char dir[600], seed[600];
     snprintf(dir, sizeof dir, "%s/experiments/%s/payloads", a.f.paths[0], a.id);
     assert_true(file_exists(dir));
+    snprintf(seed, sizeof seed, "%s/experiments/%s/dp-noise-seed", a.f.paths[0], a.id);
+    assert_int_equal(file_write_atomic(seed, "0123456789abcdef0123456789abcdef", 32, 0600), 0);
     struct experiment_info info;
     int found;
     assert_int_equal(queue_get(a.f.c, a.id, &info, &found), 0);
@@ -509,9 +513,11 @@ static void scores_credits_and_retention(void **state)
     const int64_t day = 24LL * 3600 * 1000;
     assert_int_equal(coord_prune_payloads(a.f.c, ended + 30 * day), 0);
     assert_true(file_exists(dir));
+    assert_true(file_exists(seed));
     assert_int_equal(coord_prune_payloads(a.f.c, ended + 30 * day + 1),
                      (size_t)(ROUNDS * N_MEMBERS));
     assert_false(file_exists(dir));
+    assert_false(file_exists(seed));
     assert_int_equal(coord_prune_payloads(a.f.c, ended + 60 * day), 0);
 
     record_free(&ra);
