@@ -102,9 +102,10 @@ size_t coord_retain_checkpoints(struct coord *c)
     if (!c->have_initial_hash) {
         uint8_t commit[32];
         int found = 0;
-        if (record_experiment_started_find(c, c->experiment, c->initial_hash, commit,
-                                           &found) != 0 || !found) {
-            if (!found)
+        int rc = record_experiment_started_find(c, c->experiment, c->initial_hash, commit,
+                                                &found);
+        if (rc != 0 || !found) {
+            if (rc == 0)   /* else logged */
                 log_warn("checkpoint retention: experiment %s has no experiment_started in "
                          "the ledger (its initial model is not known): nothing pruned",
                          c->experiment);
