@@ -4,6 +4,7 @@
  * same order, so a model built here is the coordinator's bit for bit. */
 #include "aggregate/round.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,24 @@ int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer
                                    down, down_len, why, cap);
 }
 
+/* next = base, outer_step along avg; every value finite; then, with the downlink on,
+ * avg = next - base (the change the downlink compresses). */
+static int next_step(const struct policy_round_plan *plan, struct outer_opt *outer,
+                     const float *base, float *avg, size_t n, float *next, char *why,
+                     size_t cap)
+{
+    memcpy(next, base, n * sizeof(float));
+    outer_step(outer, next, avg);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(next[i]))
+            return why_fail(why, cap, AGG_ERR_MODEL,
+                            "the new model has non-finite parameters (the first at %zu)", i);
+    if (plan->downlink_on)
+        for (size_t i = 0; i < n; i++)
+            avg[i] = next[i] - base[i];
+    return 0;
+}
+
 int agg_next_model_released(const struct policy_round_plan *plan, struct outer_opt *outer,
                             float *down_residual, codec_release_fn down_release,
                             void *down_arg, const float *base, float *avg, size_t n,
@@ -136,21 +155,14 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
         *down = NULL;
         *down_len = 0;
     }
-    memcpy(next, base, n * sizeof(float));
-    outer_step(outer, next, avg);
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(next[i]))
-            return why_fail(why, cap, AGG_ERR_MODEL,
-                            "the new model has non-finite parameters (the first at %zu)", i);
-    if (!plan->downlink_on)
-        return 0;
+    int rc = next_step(plan, outer, base, avg, n, next, why, cap);
+    if (rc != 0 || !plan->downlink_on)
+        return rc;
 
     /* The downlink: the change is compressed (with server-side error feedback) and the
      * new model is base + decode(change), which every replica rebuilds from the bytes. */
     const struct codec_params *dl = &plan->downlink;
-    for (size_t i = 0; i < n; i++)
-        avg[i] = next[i] - base[i];
-    int rc = codec_encode_released(avg, n, dl, dl->error_feedback ? down_residual : NULL,
+    rc = codec_encode_released(avg, n, dl, dl->error_feedback ? down_residual : NULL,
                                    down_release, down_arg, down, down_len);
     if (rc == CODEC_ERR_NOMEM)
         return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory compressing the downlink update");
@@ -167,6 +179,83 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
         return why_fail(why, cap, rc == CODEC_ERR_NOMEM ? AGG_ERR_NOMEM : AGG_ERR_MODEL,
                         "the downlink update does not decode: %s", what);
     }
+    return 0;
+}
+
+/* next += decode(payload) block by block from a read-only mapping of fd (the payload at
+ * [at, at + len)), adding only at the positions the payload carries, which is what
+ * codec_decode_accumulate with weight 1 does, bit for bit (codec_block_decode's product);
+ * the mapping's pages are dropped every few MiB of values. */
+static int decode_from_fd(int fd, uint64_t at, uint64_t len, size_t n, float *next,
+                          char *what, size_t cap)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uint64_t map_at = at - at % (uint64_t)page;
+    size_t map_len = (size_t)(at + len - map_at);
+    uint8_t *map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, fd, (off_t)map_at);
+    if (map == MAP_FAILED)
+        return why_fail(what, cap, CODEC_ERR_IO, "cannot map the payload file");
+    struct codec_reader *r = NULL;
+    int rc = codec_reader_open(map + (at - map_at), (size_t)len, n, &r, what, cap);
+    float *values = NULL;
+    uint8_t *present = NULL;
+    if (rc == 0) {
+        values = malloc(codec_reader_block_size(r) * sizeof *values);
+        present = malloc(codec_reader_block_size(r));
+        if (!values || !present)
+            rc = why_fail(what, cap, CODEC_ERR_NOMEM, "out of memory");
+    }
+    size_t pos = 0, since = 0, got;
+    while (rc == 0 && (rc = codec_reader_next(r, values, present, &got, what, cap)) == 0 &&
+           got > 0) {
+        float *o = next + pos;
+        for (size_t i = 0; i < got; i++)
+            if (present[i])
+                o[i] += values[i];
+        pos += got;
+        if ((since += got) >= (size_t)1 << 20) {
+            madvise(map, map_len, MADV_DONTNEED);   /* come back from the file if needed */
+            since = 0;
+        }
+    }
+    free(values);
+    free(present);
+    codec_reader_free(r);
+    munmap(map, map_len);
+    return rc;
+}
+
+int agg_next_model_fd(const struct policy_round_plan *plan, struct outer_opt *outer,
+                      float *down_residual, codec_release_fn down_release, void *down_arg,
+                      const float *base, float *avg, size_t n, float *next, int down_fd,
+                      uint64_t down_at, uint64_t *down_len, char *why, size_t cap)
+{
+    if (!plan || !outer || !base || !avg || !next || outer->n != n || !plan->downlink_on ||
+        down_fd < 0 || !down_len || (plan->downlink.error_feedback && !down_residual))
+        return why_fail(why, cap, AGG_ERR_ARG, "agg_next_model_fd: missing argument");
+    *down_len = 0;
+    int rc = next_step(plan, outer, base, avg, n, next, why, cap);
+    if (rc != 0)
+        return rc;
+    const struct codec_params *dl = &plan->downlink;
+    uint64_t len;
+    rc = codec_encode_fd(avg, n, dl, dl->error_feedback ? down_residual : NULL, down_release,
+                         down_arg, down_fd, down_at, &len);
+    if (rc == CODEC_ERR_NOMEM)
+        return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory compressing the downlink update");
+    if (rc == CODEC_ERR_IO)
+        return why_fail(why, cap, AGG_ERR_IO, "the downlink update could not be written: %s",
+                        strerror(errno));
+    if (rc != 0)
+        return why_fail(why, cap, AGG_ERR_MODEL, "the downlink update could not be compressed: %s",
+                        codec_strerror(rc));
+    memcpy(next, base, n * sizeof(float));
+    char what[200];
+    rc = decode_from_fd(down_fd, down_at, len, n, next, what, sizeof what);
+    if (rc != 0)
+        return why_fail(why, cap, rc == CODEC_ERR_NOMEM ? AGG_ERR_NOMEM : AGG_ERR_MODEL,
+                        "the downlink update does not decode: %s", what);
+    *down_len = len;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #define AGG_ERR_NOMEM   (-1661)
 #define AGG_ERR_PAYLOAD (-1662)   /* a payload does not decode (why names the member) */
 #define AGG_ERR_MODEL   (-1663)   /* the new model has non-finite parameters */
+#define AGG_ERR_IO      (-1665)   /* agg_next_model_fd: the downlink file could not be written */
 
 #define AGG_MEMBER_MAX 64         /* member ids: ENTRY_ID_MAX */
 
@@ -96,6 +97,17 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
                             void *down_arg, const float *base, float *avg, size_t n,
                             float *next, uint8_t **down, size_t *down_len, char *why,
                             size_t cap);
+
+/* agg_next_model_released with the downlink update written into the file down_fd at
+ * offset down_at (codec_encode_fd: the same bytes, never whole in memory; *down_len its
+ * length; nothing fsynced), and next = base + decode(update) read back block by block
+ * from a read-only mapping of the file whose pages are dropped as it goes (the same
+ * floats as agg_next_model's). plan->downlink_on must be set. AGG_ERR_IO (errno set):
+ * the file could not be written or mapped. */
+int agg_next_model_fd(const struct policy_round_plan *plan, struct outer_opt *outer,
+                      float *down_residual, codec_release_fn down_release, void *down_arg,
+                      const float *base, float *avg, size_t n, float *next, int down_fd,
+                      uint64_t down_at, uint64_t *down_len, char *why, size_t cap);
 
 /* The outer optimizer the policy asks for (training.outer), with zero state. */
 int agg_outer_init(const struct policy *p, size_t n_params, struct outer_opt *out);

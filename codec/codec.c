@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #define ZSTD_STATIC_LINKING_ONLY   /* ZSTD_getFrameHeader: the window size */
 #include <zstd.h>
 #ifdef __SSE2__
@@ -661,6 +664,225 @@ int codec_encode_released(const float *delta, size_t n, const struct codec_param
     return codec_finish(&p, n, total, buf, body_len, payload, payload_len);
 }
 
+
+/* --- encode into a file ----------------------------------------------------- */
+
+struct rel_shift {
+    codec_release_fn rel;
+    void *arg;
+    size_t shift;
+};
+
+static void rel_shifted(void *a, size_t lo, size_t hi)
+{
+    struct rel_shift *s = a;
+    s->rel(s->arg, lo + s->shift, hi + s->shift);
+}
+
+static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t at)
+{
+    while (len) {
+        ssize_t w = pwrite(fd, p, len, (off_t)at);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return CODEC_ERR_IO;
+        p += w;
+        len -= (size_t)w;
+        at += (uint64_t)w;
+    }
+    return 0;
+}
+
+static int pread_all(int fd, uint8_t *p, size_t len, uint64_t at)
+{
+    while (len) {
+        ssize_t r = pread(fd, p, len, (off_t)at);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return CODEC_ERR_IO;
+        p += r;
+        len -= (size_t)r;
+        at += (uint64_t)r;
+    }
+    return 0;
+}
+
+static void header_bytes(const struct codec_params *p, uint64_t n, uint64_t total,
+                         uint64_t body_len, uint8_t flags, uint8_t hdr[CODEC_HEADER_LEN])
+{
+    memcpy(hdr, CODEC_MAGIC, 4);
+    st16(hdr + 4, CODEC_FORMAT_VERSION);
+    hdr[6] = (uint8_t)p->quant;
+    hdr[7] = flags;
+    st32(hdr + 8, p->block_size);
+    st32(hdr + 12, p->k_per_block < p->block_size ? p->k_per_block : p->block_size);
+    st64(hdr + 16, n);
+    st64(hdr + 24, total);
+    st64(hdr + 32, body_len);
+}
+
+enum { FD_IO_CHUNK = 1 << 20 };
+
+/* The raw body at [at + 40, + body_len) of fd compressed as codec_finish does (one zstd
+ * frame, content size declared) into fd right behind it; when smaller, moved over the raw
+ * body with the zstd flag set. fd is truncated to the payload's end either way. */
+static int finish_fd(const struct codec_params *p, uint64_t n, int fd, uint64_t at,
+                     uint64_t body_len, uint64_t *payload_len)
+{
+    uint8_t hdr[CODEC_HEADER_LEN];
+    uint64_t out_len = body_len;
+    int rc = 0;
+    if (p->zstd_level > 0 && body_len > 0) {
+        uint8_t *in = malloc(FD_IO_CHUNK);
+        size_t out_cap = ZSTD_CStreamOutSize();
+        uint8_t *out = malloc(out_cap);
+        ZSTD_CCtx *z = ZSTD_createCCtx();
+        const uint64_t body = at + CODEC_HEADER_LEN, frame = body + body_len;
+        uint64_t zlen = 0;
+        /* As codec_finish: dense bodies use level 1 (only dense bodies come here). */
+        int level = p->zstd_level > 1 ? 1 : p->zstd_level;
+        /* The body is read through a read-only mapping that zstd keeps as its input
+         * (stable input buffer: the frame ZSTD_compress makes of the same bytes, which a
+         * stream fed by copies is not), its pages dropped a window behind the reading. */
+        long page = sysconf(_SC_PAGESIZE);
+        uint64_t map_at = body - body % (uint64_t)page;
+        size_t map_len = (size_t)(body + body_len - map_at);
+        uint8_t *map = mmap(NULL, map_len, PROT_READ, MAP_SHARED, fd, (off_t)map_at);
+        if (map == MAP_FAILED)
+            map = NULL;
+        if (!in || !out || !z)
+            rc = CODEC_ERR_NOMEM;
+        else if (!map)
+            rc = CODEC_ERR_IO;
+        else if (ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_compressionLevel, level)) ||
+                 ZSTD_isError(ZSTD_CCtx_setParameter(z, ZSTD_c_stableInBuffer, 1)) ||
+                 ZSTD_isError(ZSTD_CCtx_setPledgedSrcSize(z, body_len)))
+            rc = CODEC_ERR_ZSTD;
+        ZSTD_inBuffer ib = {map ? map + (body - map_at) : NULL, 0, 0};
+        size_t dropped = 0;
+        const size_t keep = (size_t)8 << 20;    /* over level 1's window at any size */
+        while (rc == 0 && ib.size < body_len) {
+            ib.size = body_len - ib.size < FD_IO_CHUNK ? (size_t)body_len
+                                                       : ib.size + FD_IO_CHUNK;
+            ZSTD_EndDirective end = ib.size == body_len ? ZSTD_e_end : ZSTD_e_continue;
+            size_t left;
+            do {
+                ZSTD_outBuffer ob = {out, out_cap, 0};
+                left = ZSTD_compressStream2(z, &ob, &ib, end);
+                if (ZSTD_isError(left)) {
+                    rc = CODEC_ERR_ZSTD;
+                    break;
+                }
+                if ((rc = pwrite_all(fd, out, ob.pos, frame + zlen)) != 0)
+                    break;
+                zlen += ob.pos;
+            } while (end == ZSTD_e_end ? left != 0 : ib.pos < ib.size);
+            size_t upto = (size_t)(body - map_at) + ib.pos;
+            if (upto > keep + dropped + FD_IO_CHUNK) {
+                size_t to = (upto - keep) - (upto - keep) % (size_t)page;
+                madvise(map + dropped, to - dropped, MADV_DONTNEED);
+                dropped = to;
+            }
+        }
+        if (map)
+            munmap(map, map_len);
+        if (rc == 0 && zlen < body_len) {
+            /* The frame over the raw body: [frame, + zlen) to [body, + zlen), disjoint
+             * since zlen < body_len. */
+            for (uint64_t off = 0; rc == 0 && off < zlen;) {
+                size_t len = zlen - off < FD_IO_CHUNK ? (size_t)(zlen - off) : FD_IO_CHUNK;
+                rc = pread_all(fd, in, len, frame + off);
+                if (rc == 0)
+                    rc = pwrite_all(fd, in, len, body + off);
+                off += len;
+            }
+            out_len = zlen;
+        }
+        ZSTD_freeCCtx(z);
+        free(in);
+        free(out);
+        if (rc)
+            return rc;
+    }
+    header_bytes(p, n, n, body_len, out_len < body_len ? CODEC_FLAG_ZSTD : 0, hdr);
+    if ((rc = pwrite_all(fd, hdr, sizeof hdr, at)) != 0)
+        return rc;
+    if (ftruncate(fd, (off_t)(at + CODEC_HEADER_LEN + out_len)) != 0)
+        return CODEC_ERR_IO;
+    *payload_len = CODEC_HEADER_LEN + out_len;
+    return 0;
+}
+
+int codec_encode_fd(const float *delta, size_t n, const struct codec_params *params,
+                    float *residual, codec_release_fn release, void *arg, int fd, uint64_t at,
+                    uint64_t *payload_len)
+{
+    if (!payload_len || !params || fd < 0 || (n && !delta))
+        return CODEC_ERR_ARG;
+    *payload_len = 0;
+    int rc = codec_params_validate(params, NULL, 0);
+    if (rc)
+        return rc;
+    if ((uint64_t)n > CODEC_MAX_N)
+        return CODEC_ERR_TOO_LARGE;
+    if (params->error_feedback && n && !residual)
+        return CODEC_ERR_ARG;
+    struct codec_params p = *params;
+    uint32_t B = p.block_size;
+    if (p.k_per_block > B)
+        p.k_per_block = B;
+    if (p.k_per_block < B || n == 0) {
+        /* A sparse body is small (at most k/B of the values): made in memory. */
+        uint8_t *buf;
+        size_t len;
+        rc = codec_encode_released(delta, n, params, residual, release, arg, &buf, &len);
+        if (rc)
+            return rc;
+        rc = pwrite_all(fd, buf, len, at);
+        free(buf);
+        if (rc == 0 && ftruncate(fd, (off_t)(at + len)) != 0)
+            rc = CODEC_ERR_IO;
+        if (rc == 0)
+            *payload_len = len;
+        return rc;
+    }
+    float *res = params->error_feedback ? residual : NULL;
+    if (res && !sum_all_finite(delta, res, n, release, arg))
+        return CODEC_ERR_NONFINITE;
+    enum codec_quant q = p.quant;
+    uint64_t nb = (n + B - 1) / B;
+    const uint64_t scales_len = q == CODEC_QUANT_FP32 ? 0 : nb * 4;
+    const uint64_t body_len = codec_body_len(1, q, n, nb, n);
+    /* Whole blocks, an even count of values (int4 packs two a byte), about
+     * CODEC_RELEASE_CHUNK values a piece. */
+    uint64_t per = ((uint64_t)CODEC_RELEASE_CHUNK / (2u * B) + 1) * 2u * B;
+    size_t piece_cap = (size_t)((per / B) * 4 + codec_values_bytes(q, per));
+    struct enc_scratch s = {0};
+    s.a = malloc((size_t)B * sizeof *s.a);
+    uint8_t *piece = malloc(piece_cap);
+    if (!s.a || !piece)
+        rc = CODEC_ERR_NOMEM;
+    for (uint64_t lo = 0; rc == 0 && lo < n; lo += per) {
+        uint64_t len = n - lo < per ? n - lo : per;
+        uint64_t pb = (len + B - 1) / B, psc = q == CODEC_QUANT_FP32 ? 0 : pb * 4;
+        struct rel_shift sh = {release, arg, (size_t)lo};
+        rc = encode_dense(delta + lo, len, &p, res ? res + lo : NULL, piece, &s,
+                          release ? rel_shifted : NULL, &sh);
+        if (rc == 0 && psc)
+            rc = pwrite_all(fd, piece, psc, at + CODEC_HEADER_LEN + (lo / B) * 4);
+        if (rc == 0)
+            rc = pwrite_all(fd, piece + psc, codec_values_bytes(q, len),
+                            at + CODEC_HEADER_LEN + scales_len + codec_value_offset(q, lo));
+    }
+    free(s.a);
+    free(piece);
+    if (rc == 0)
+        rc = finish_fd(&p, n, fd, at, body_len, payload_len);
+    return rc;
+}
+
 /* --- decode ---------------------------------------------------------------- */
 
 static int parse_header(const uint8_t *p, size_t len, struct codec_header *h, char *why,
@@ -1200,6 +1422,7 @@ const char *codec_strerror(int code)
     case CODEC_ERR_NONFINITE: return "update contains NaN or Inf";
     case CODEC_ERR_TOO_LARGE: return "update too large for the codec";
     case CODEC_ERR_ZSTD: return "zstd compression failed";
+    case CODEC_ERR_IO: return "the payload file could not be read or written";
     case CODEC_ERR_TRUNCATED: return "payload truncated";
     case CODEC_ERR_MAGIC: return "not a codec payload";
     case CODEC_ERR_VERSION: return "unsupported codec format version";

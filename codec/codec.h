@@ -27,6 +27,7 @@ extern "C" {
 #define CODEC_ERR_NONFINITE  (-1303) /* encode: NaN/Inf in delta + residual */
 #define CODEC_ERR_TOO_LARGE  (-1304) /* n over CODEC_MAX_N */
 #define CODEC_ERR_ZSTD       (-1305) /* compression failed */
+#define CODEC_ERR_IO         (-1306) /* encode into a file: a read or write failed (errno) */
 #define CODEC_ERR_TRUNCATED  (-1310) /* decode: fewer bytes than the header or body needs */
 #define CODEC_ERR_MAGIC      (-1311) /* not a codec payload */
 #define CODEC_ERR_VERSION    (-1312) /* unknown format version */
@@ -93,6 +94,20 @@ int codec_encode_released(const float *delta, size_t n, const struct codec_param
                           float *residual, codec_release_fn release, void *arg,
                           uint8_t **payload, size_t *payload_len)
     __attribute__((warn_unused_result));
+
+/* codec_encode_released with the payload written into the file fd at offset `at` (fd
+ * open for reading and writing; its bytes from `at` on are replaced and it is truncated
+ * to at + *payload_len), byte for byte the payload codec_encode would return, and the
+ * residual likewise. A dense payload is never whole in memory: its body is quantized in
+ * pieces of about CODEC_RELEASE_CHUNK values written in place, then compressed by a zstd
+ * stream (pledged size, same level) from the file into the file behind it and moved over
+ * the raw body when smaller; memory O(CODEC_RELEASE_CHUNK + a zstd context). A sparse
+ * body (k < B) is at most k/B of the values and is made in memory, then written. Nothing
+ * is fsynced (the caller's). Errors: codec_encode's, and CODEC_ERR_IO (errno set) when
+ * the file cannot be read or written; the file's contents are then unspecified. */
+int codec_encode_fd(const float *delta, size_t n, const struct codec_params *params,
+                    float *residual, codec_release_fn release, void *arg, int fd, uint64_t at,
+                    uint64_t *payload_len) __attribute__((warn_unused_result));
 
 /* Before codec_encode(): residual[0..n) *= decay when params->error_feedback and
  * decay != 1 (policy compression.uplink.error_feedback_decay, in (0, 1]), so that the

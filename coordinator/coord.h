@@ -418,10 +418,17 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
 int outer_state_open(struct coord *c, uint64_t completed_rounds);
 int outer_state_save(struct coord *c, uint64_t completed_rounds);
 int outer_state_load(struct coord *c, uint64_t completed_rounds);
-/* The downlink update that leads to model `to` (data_dir/downlink/<hex>.bin: the
- * previous model's hash, then the codec payload), and the downlink residual. */
-int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
-                  const uint8_t *payload, size_t len);
+/* The downlink update that leads to model `to` (downlink/<hex>.bin: the previous model's
+ * hash, then the codec payload), never whole in memory. begin opens the close's file,
+ * downlink/close.tmp (truncated), with `from` as its first 32 bytes, into *fd (the encode
+ * writes the payload behind them: agg_next_model_fd); abandon closes and removes it (no-op
+ * when *fd < 0); save fsyncs it, renames it to its name, fsyncs the directory and maps it
+ * read-only as *out (NULL when it cannot be mapped: logged, members fetch the whole
+ * model); *fd is -1 after either. load maps the file of `to` as c->rnd.down. 0 or
+ * COORD_ERR_IO (logged). */
+int downlink_begin(struct coord *c, const uint8_t from[32], int *fd);
+void downlink_abandon(struct coord *c, int *fd);
+int downlink_save(struct coord *c, const uint8_t to[32], int *fd, struct down_payload **out);
 int downlink_load(struct coord *c, const uint8_t to[32]);   /* sets c->down_*; 0 if absent */
 int down_residual_open(struct coord *c, uint64_t completed_rounds);   /* as outer_state_open */
 int down_residual_save(struct coord *c, uint64_t completed_rounds);

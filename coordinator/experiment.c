@@ -414,8 +414,9 @@ struct close_job {
     struct entry_contribution_scores se;
     int64_t score_ms, t_close;
     struct model_snapshot *next;
-    uint8_t *down;
-    size_t down_len;
+    int down_fd;                    /* downlink/close.tmp while the close writes it, or -1 */
+    uint64_t down_len;
+    struct down_payload *down;      /* the saved update, mapped (refs 1), until installed */
 };
 
 /* Phase 1, mu held: 1 when the round closes now (closing set: from here on the close owns
@@ -429,6 +430,7 @@ static int close_begin_locked(struct coord *c, struct close_job *j)
         return 0;
     c->rnd.closing = 1;
     memset(j, 0, sizeof *j);
+    j->down_fd = -1;
     j->n_params = c->n_params;
     j->n_accepted = c->rnd.n_accepted;   /* a cancel meanwhile zeroes rnd.n_accepted */
     j->base = c->rnd.base;
@@ -476,10 +478,28 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
     if (j->scored &&
         scores_entry_fill(c, c->rnd.number, up, n_up, seed, &j->scores, &j->se) != 0)
         close_failed("out of memory");
-    if (agg_next_model_released(&j->plan, &c->rnd.outer, c->rnd.down_residual,
-                                state_map_release, &c->rnd.down_map, j->base->params,
-                                c->rnd.avg, n, j->next->params, &j->down, &j->down_len, why,
-                                sizeof why) != 0)
+    /* The downlink update goes straight into its file (never whole in memory). */
+    if (j->plan.downlink_on && downlink_begin(c, j->base->hash, &j->down_fd) != 0) {
+        state_round_updates_release(up, n_up);
+        free(up);
+        *what = "the downlink update could not be written";
+        return 2;
+    }
+    int arc = j->plan.downlink_on
+        ? agg_next_model_fd(&j->plan, &c->rnd.outer, c->rnd.down_residual, state_map_release,
+                            &c->rnd.down_map, j->base->params, c->rnd.avg, n,
+                            j->next->params, j->down_fd, 32, &j->down_len, why, sizeof why)
+        : agg_next_model_released(&j->plan, &c->rnd.outer, c->rnd.down_residual,
+                                  state_map_release, &c->rnd.down_map, j->base->params,
+                                  c->rnd.avg, n, j->next->params, NULL, NULL, why, sizeof why);
+    if (arc == AGG_ERR_IO) {
+        log_error("round %llu: %s", (unsigned long long)c->rnd.number, why);
+        state_round_updates_release(up, n_up);
+        free(up);
+        *what = "the downlink update could not be written";
+        return 2;
+    }
+    if (arc != 0)
         close_failed(why);
     model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
     /* The payloads are in the store since their acceptance (spool.h): only unmapped. */
@@ -491,8 +511,7 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
     if (!*what &&
         (outer_state_save(c, j->next->round) != 0 || down_residual_save(c, j->next->round) != 0))
         *what = "the outer optimizer state could not be written";
-    if (!*what && j->down &&
-        downlink_save(c, j->next->hash, j->base->hash, j->down, j->down_len) != 0)
+    if (!*what && j->down_fd >= 0 && downlink_save(c, j->next->hash, &j->down_fd, &j->down) != 0)
         *what = "the downlink update could not be written";
     return *what ? 2 : 0;
 }
@@ -501,7 +520,8 @@ static void close_job_free(struct coord *c, struct close_job *j)
 {
     if (j->next)
         snapshot_release(c, j->next);
-    free(j->down);
+    downlink_abandon(c, &j->down_fd);
+    down_payload_release(j->down);   /* not shared yet */
     free(j->se.members);
     credit_round_scores_free(&j->scores);
     round_outcome_free(&j->outcome);
@@ -608,8 +628,8 @@ static int close_commit_locked(struct coord *c, struct close_job *j, const char 
     metrics_round_closed(c->metrics, (double)(sum.closed_ms - opened_ms) / 1000.0, n_closed);
 
     down_payload_release(c->rnd.down);
-    /* Out of memory for the wrapper: no downlink update, members fetch the whole model. */
-    c->rnd.down = j->down ? down_payload_new(j->down, j->down_len) : NULL;
+    /* None (downlink off, or the file could not be mapped): members fetch the whole model. */
+    c->rnd.down = j->down;
     j->down = NULL;
     memcpy(c->rnd.down_from, prev->hash, 32);
     char hex[65];

@@ -415,25 +415,67 @@ static void downlink_path(const struct coord *c, const uint8_t to[32], char *out
     snprintf(out, cap, "%s/downlink/%s.bin", dir, hex);
 }
 
-int downlink_save(struct coord *c, const uint8_t to[32], const uint8_t from[32],
-                  const uint8_t *payload, size_t len)
+static void downlink_tmp_path(const struct coord *c, char *out, size_t cap)
+{
+    char dir[PATH_MAX / 2];
+    coord_experiment_dir(c, dir, sizeof dir);
+    snprintf(out, cap, "%s/downlink/close.tmp", dir);
+}
+
+int downlink_begin(struct coord *c, const uint8_t from[32], int *fd)
 {
     char path[PATH_MAX];
     coord_experiment_dir(c, path, sizeof path - 16);
     strcat(path, "/downlink");
     file_mkdirs(path, 0755);
+    downlink_tmp_path(c, path, sizeof path);
+    *fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ssize_t w = *fd >= 0 ? pwrite(*fd, from, 32, 0) : -1;
+    if (w != 32) {
+        int e = *fd < 0 || w < 0 ? errno : EIO;
+        log_error("cannot write the downlink update %s: %s", path, strerror(e));
+        downlink_abandon(c, fd);
+        return COORD_ERR_IO;
+    }
+    return 0;
+}
+
+void downlink_abandon(struct coord *c, int *fd)
+{
+    if (*fd < 0)
+        return;
+    char path[PATH_MAX];
+    downlink_tmp_path(c, path, sizeof path);
+    close(*fd);
+    *fd = -1;
+    unlink(path);
+}
+
+int downlink_save(struct coord *c, const uint8_t to[32], int *fd, struct down_payload **out)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    downlink_tmp_path(c, tmp, sizeof tmp);
     downlink_path(c, to, path, sizeof path);
-    uint8_t *buf = malloc(32 + len);
-    if (!buf)
-        return COORD_ERR_NOMEM;
-    memcpy(buf, from, 32);
-    memcpy(buf + 32, payload, len);
-    int rc = file_write_atomic(path, buf, 32 + len, 0644);
-    free(buf);
+    *out = NULL;
+    int rc = fsync(*fd) == 0 ? 0 : -errno;
+    if (rc == 0 && close(*fd) != 0)
+        rc = -errno;
+    else if (rc != 0)
+        close(*fd);
+    *fd = -1;
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = file_fsync_dir_of(path);
     if (rc != 0) {
+        unlink(tmp);
         log_error("cannot write the downlink update %s: %s", path, strerror(-rc));
         return COORD_ERR_IO;
     }
+    /* Out of memory or maps for it: none; members fetch the whole model. */
+    if ((rc = down_payload_map(path, out)) != 0)
+        log_error("cannot map the downlink update %s: %s (members download the whole model)",
+                  path, strerror(-rc));
     return 0;
 }
 
@@ -441,20 +483,13 @@ int downlink_load(struct coord *c, const uint8_t to[32])
 {
     char path[PATH_MAX];
     downlink_path(c, to, path, sizeof path);
-    uint8_t *buf;
-    size_t len;
-    if (file_read_all(path, (size_t)1 << 34, &buf, &len) != 0)
+    struct down_payload *d;
+    if (down_payload_map(path, &d) != 0)
         return 0;   /* none: members download the whole model */
-    if (len <= 32) {
-        free(buf);
-        return 0;
-    }
     down_payload_release(c->rnd.down);
-    c->rnd.down = NULL;
-    memcpy(c->rnd.down_from, buf, 32);
-    memmove(buf, buf + 32, len - 32);   /* the payload, in place: no second copy */
-    c->rnd.down = down_payload_new(buf, len - 32);
-    return c->rnd.down ? 0 : COORD_ERR_NOMEM;
+    c->rnd.down = d;
+    memcpy(c->rnd.down_from, d->from, 32);
+    return 0;
 }
 
 static void down_residual_path(const struct coord *c, uint64_t completed, char *out, size_t cap)

@@ -171,25 +171,63 @@ int state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr,
     return rc;
 }
 
-struct down_payload *down_payload_new(uint8_t *bytes, size_t len)
+int down_payload_map(const char *path, struct down_payload **out)
 {
-    struct down_payload *d = malloc(sizeof *d);
-    if (!d) {
-        free(bytes);
-        return NULL;
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct stat st;
+    int rc = fstat(fd, &st) == 0 ? 0 : -errno;
+    if (rc == 0 && st.st_size <= 32)
+        rc = -EINVAL;
+    struct down_payload *d = rc == 0 ? calloc(1, sizeof *d) : NULL;
+    if (rc == 0 && !d)
+        rc = -ENOMEM;
+    if (rc == 0) {
+        void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            rc = -errno;
+        } else {
+            d->refs = 1;
+            d->map = m;
+            d->map_len = (size_t)st.st_size;
+            memcpy(d->from, d->map, 32);
+            d->bytes = d->map + 32;
+            d->len = d->map_len - 32;
+            /* A download reads it front to back. */
+            madvise(d->map, d->map_len, MADV_SEQUENTIAL);
+        }
     }
-    d->refs = 1;
-    d->bytes = bytes;
-    d->len = len;
-    return d;
+    close(fd);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
 }
 
 void down_payload_release(struct down_payload *d)
 {
     if (d && --d->refs == 0) {
-        free(d->bytes);
+        munmap(d->map, d->map_len);
         free(d);
     }
+}
+
+void down_payload_drop(const struct down_payload *d, size_t lo, size_t hi)
+{
+    static size_t page;
+    if (!page)
+        page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t a = 32 + lo, b = 32 + (hi < d->len ? hi : d->len);
+    a = (a + page - 1) / page * page;
+    b = b / page * page;
+    if (hi >= d->len)
+        b = d->map_len;   /* the last, partial page too */
+    if (b > a)
+        madvise(d->map + a, b - a, MADV_DONTNEED);
 }
 
 int round_init_members(struct coord_round *r)

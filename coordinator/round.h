@@ -74,17 +74,26 @@ int  state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr
 void state_map_close(struct state_map *sm, int unlink_tmp);
 
 /* The compressed downlink update to the current model, shared by the downloads that
- * stream it (each holds a reference, guarded by coord.mu), never copied per download. */
+ * stream it (each holds a reference, guarded by coord.mu), never copied per download and
+ * never read into memory: bytes point into a read-only shared mapping of its file
+ * (downlink/<hex>.bin, which is never written again once renamed there), whose pages a
+ * sender may drop (MADV_DONTNEED) behind what it sent; they come back from the file. */
 struct down_payload {
     int refs;
-    uint8_t *bytes;                 /* malloc'd; freed with the last reference */
+    uint8_t from[32];               /* the model the update applies to */
+    const uint8_t *bytes;           /* the codec payload: map + 32 */
     size_t len;
+    uint8_t *map;                   /* the whole file, unmapped with the last reference */
+    size_t map_len;
 };
-/* A reference-1 wrapper around bytes (taken over; freed here on failure): NULL when out of
- * memory. */
-struct down_payload *down_payload_new(uint8_t *bytes, size_t len);
-/* Drops a reference (coord.mu held); the last frees it. NULL: no-op. */
+/* A reference-1 mapping of the downlink file at path (32 bytes `from`, then the payload).
+ * 0; -errno when it cannot be opened or mapped; -EINVAL when it is 32 bytes or shorter. */
+int down_payload_map(const char *path, struct down_payload **out);
+/* Drops a reference (coord.mu held when shared); the last unmaps it. NULL: no-op. */
 void down_payload_release(struct down_payload *d);
+/* Drops the pages of d's payload range [lo, hi) from this process (whole pages inside
+ * it); they come back from the file if touched again. */
+void down_payload_drop(const struct down_payload *d, size_t lo, size_t hi);
 
 struct round_member {
     char id[CRYPTO_ID_MAX + 1];

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "aggregate/round.h"
 #include "codec/codec.h"
@@ -415,6 +416,59 @@ static void non_finite_model_is_refused(void **state)
     outer_free(&o);
 }
 
+/* agg_next_model_fd writes agg_next_model's downlink bytes into the file and rebuilds
+ * the same next model, bit for bit (dense fp16 and int8 with feedback, sparse int8 over a
+ * base with negative zeros, which only carried positions may touch). */
+static void next_model_fd_equals_next_model(void **state)
+{
+    enum { N = 20000 };
+    static const struct { uint32_t B, k; enum codec_quant q; int zstd, ef; } cases[] = {
+        {4096, 4096, CODEC_QUANT_FP16, 3, 1},
+        {1000, 1000, CODEC_QUANT_INT8, 1, 1},
+        {1000, 10, CODEC_QUANT_INT8, 3, 1},
+        {512, 512, CODEC_QUANT_FP32, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        struct policy_round_plan plan = plan_of(4, POLICY_AVERAGE_MEMBERS, 1.0f);
+        plan.downlink_on = 1;
+        plan.downlink = fp32_codec(cases[c].B, cases[c].k);
+        plan.downlink.quant = cases[c].q;
+        plan.downlink.zstd_level = cases[c].zstd;
+        plan.downlink.error_feedback = cases[c].ef;
+        static float base[N], avg1[N], avg2[N], next1[N], next2[N], res1[N], res2[N];
+        for (int i = 0; i < N; i++) {
+            base[i] = i % 7 == 0 ? -0.0f : (float)sin(i * 0.37);
+            avg1[i] = avg2[i] = (float)cos(i * 0.9) * 0.01f * (float)(1 + i % 13);
+            res1[i] = res2[i] = (float)sin(i * 1.3) * 1e-3f;
+        }
+        struct outer_opt o1, o2;
+        assert_int_equal(outer_init(&o1, OUTER_FEDAVG, N, 1.0f, 0), 0);
+        assert_int_equal(outer_init(&o2, OUTER_FEDAVG, N, 1.0f, 0), 0);
+        uint8_t *down;
+        size_t len;
+        char why[256];
+        assert_int_equal(agg_next_model(&plan, &o1, res1, base, avg1, N, next1, &down, &len,
+                                        why, sizeof why), 0);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        uint64_t flen = 0;
+        assert_int_equal(agg_next_model_fd(&plan, &o2, res2, NULL, NULL, base, avg2, N, next2,
+                                           fileno(f), 32, &flen, why, sizeof why), 0);
+        assert_int_equal(flen, len);
+        uint8_t *got = malloc(len);
+        assert_non_null(got);
+        assert_int_equal(pread(fileno(f), got, len, 32), (ssize_t)len);
+        assert_memory_equal(got, down, len);
+        assert_memory_equal(next1, next2, sizeof next1);
+        assert_memory_equal(res1, res2, sizeof res1);
+        free(got);
+        free(down);
+        fclose(f);
+        outer_free(&o1);
+        outer_free(&o2);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +482,7 @@ int main(void)
         cmocka_unit_test(next_model_nesterov_and_trial),
         cmocka_unit_test(outer_init_from_policy),
         cmocka_unit_test(next_model_with_downlink),
+        cmocka_unit_test(next_model_fd_equals_next_model),
         cmocka_unit_test(same_bytes_as_the_coordinator_close),
         cmocka_unit_test(non_finite_model_is_refused),
     };

@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "codec/codec.h"
 #include "codec/codec_internal.h"
@@ -970,6 +973,98 @@ static void test_number_formats(void **state)
                 codec_rint(-2.5f) == -2.0f && codec_rint(1e9f) == 1e9f);
 }
 
+/* codec_encode_fd writes, after the caller's prefix, exactly codec_encode's payload and
+ * leaves exactly its residual, for dense (pieces, streamed zstd, raw when zstd does not
+ * help) and sparse settings, across piece boundaries and int4 nibble packing. */
+static void fd_release(void *arg, size_t lo, size_t hi)
+{
+    size_t *done = arg;
+    assert_true(lo <= hi);
+    if (hi > *done)
+        *done = hi;
+}
+
+static void test_encode_fd_equals_encode(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t n;
+        uint32_t B, k;
+        enum codec_quant q;
+        int zstd, ef;
+    } cases[] = {
+        {(size_t)CODEC_RELEASE_CHUNK + 70001, 4096, 4096, CODEC_QUANT_FP16, 3, 1},
+        {(size_t)CODEC_RELEASE_CHUNK + 70001, 4096, 4096, CODEC_QUANT_INT8, 1, 0},
+        {300001, 1001, 5000, CODEC_QUANT_INT4, 3, 1},
+        {300001, 777, 777, CODEC_QUANT_FP8_E4M3, 9, 1},
+        {300001, 4096, 4096, CODEC_QUANT_FP32, 1, 1},   /* zstd does not help: raw body */
+        {300001, 4096, 4096, CODEC_QUANT_FP32, 0, 0},
+        {300001, 4096, 41, CODEC_QUANT_INT8, 3, 1},     /* sparse */
+        {5, 4096, 4096, CODEC_QUANT_FP16, 3, 1},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n = cases[c].n;
+        struct codec_params p;
+        codec_params_default(&p);
+        p.block_size = cases[c].B;
+        p.k_per_block = cases[c].k;
+        p.quant = cases[c].q;
+        p.zstd_level = cases[c].zstd;
+        p.error_feedback = cases[c].ef;
+        float *d = malloc(n * sizeof *d), *r1 = malloc(n * sizeof *r1),
+              *r2 = malloc(n * sizeof *r2);
+        assert_non_null(d);
+        assert_non_null(r1);
+        assert_non_null(r2);
+        rng_state = 0x1234567 + c;
+        fill(d, n);
+        for (size_t i = 0; i < n; i++)
+            r1[i] = r2[i] = 0.01f * gauss();
+        uint8_t *want;
+        size_t want_len;
+        assert_int_equal(codec_encode(d, n, &p, r1, &want, &want_len), 0);
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        int fd = fileno(f);
+        /* Stale bytes past the payload's end must go. */
+        uint8_t junk[4096];
+        memset(junk, 0xa5, sizeof junk);
+        for (int i = 0; i < 64; i++)
+            assert_int_equal(pwrite(fd, junk, sizeof junk, (off_t)i * 4096), 4096);
+        size_t released = 0;
+        uint64_t got_len = 0;
+        assert_int_equal(codec_encode_fd(d, n, &p, r2, fd_release, &released, fd, 32, &got_len),
+                         0);
+        assert_int_equal(got_len, want_len);
+        struct stat st;
+        assert_int_equal(fstat(fd, &st), 0);
+        assert_int_equal((uint64_t)st.st_size, 32 + want_len);
+        uint8_t *got = malloc(want_len + 32);
+        assert_non_null(got);
+        assert_int_equal(pread(fd, got, want_len + 32, 0), (ssize_t)(want_len + 32));
+        assert_memory_equal(got, junk, 32);             /* the prefix is the caller's */
+        assert_memory_equal(got + 32, want, want_len);  /* every byte */
+        assert_memory_equal(r1, r2, n * sizeof *r1);    /* the residual, bit for bit */
+        if (p.error_feedback)
+            assert_int_equal(released, n);
+        fclose(f);
+        free(got);
+        free(want);
+        free(d);
+        free(r1);
+        free(r2);
+    }
+    float x = 1.0f;
+    uint64_t len;
+    struct codec_params p;
+    codec_params_default(&p);
+    p.error_feedback = 0;
+    assert_int_equal(codec_encode_fd(&x, 1, &p, NULL, NULL, NULL, -1, 0, &len), CODEC_ERR_ARG);
+    p.k_per_block = p.block_size;
+    assert_int_equal(codec_encode_fd(&x, 1, &p, NULL, NULL, NULL, open("/", O_RDONLY), 0, &len),
+                     CODEC_ERR_IO);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -988,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_hostile_zstd),
         cmocka_unit_test(test_random_damage),
         cmocka_unit_test(test_args_and_strings),
+        cmocka_unit_test(test_encode_fd_equals_encode),
     };
     return cmocka_run_group_tests_name("codec", tests, NULL, NULL);
 }

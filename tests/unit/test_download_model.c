@@ -8,6 +8,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <unistd.h>
+
+#include "codec/codec.h"
+#include "common/fileio.h"
+#include "common/hex.h"
 #include "common/log.h"
 #include "model/model_hash.h"
 #include "proto/pb.h"
@@ -318,6 +323,108 @@ static void abandoned_downloads_free_their_model(void **state)
     expect_model(f, NULL, 0, h0, 0);
 }
 
+/* The big model with an fp16 dense downlink with error feedback, raw (no zstd: the few
+ * changed values would shrink it to one chunk). */
+static int setup_big_model_downlink(void **state)
+{
+    setup_big_model(state);
+    struct fx *f = *state;
+    const char *from = "downlink: {method: none, quant: fp32}";
+    const char *to = "downlink: {method: none, quant: fp16, zstd_level: 0, error_feedback: true}";
+    uint8_t *text;
+    size_t len;
+    assert_int_equal(file_read_all(f->paths[3], 1 << 20, &text, &len), 0);
+    char *at = strstr((char *)text, from);
+    assert_non_null(at);
+    char out[sizeof fx_policy + 128];
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - (char *)text), (char *)text, to,
+             at + strlen(from));
+    fx_write(f->paths[3], out, 0644);
+    free(text);
+    return 0;
+}
+
+struct update_sink {
+    uint8_t *buf;
+    size_t cap;
+    uint64_t total, got;
+};
+
+static int on_update_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    struct update_sink *k = arg;
+    assert_true(ch->is_update);
+    assert_true(ch->offset + ch->data.len <= k->cap);
+    memcpy(k->buf + ch->offset, ch->data.data, ch->data.len);
+    k->total = ch->total_bytes;
+    k->got += ch->data.len;
+    return 0;
+}
+
+/* A member one round behind gets the round's compressed update, served from a read-only
+ * mapping of downlink/<hex>.bin with the pages behind each chunk dropped: the bytes of
+ * that file after its 32-byte prefix, exactly, twice in a row, and base + decode(update)
+ * is the new model. */
+static void update_served_from_its_file(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f);
+    uint8_t h0[32], h1[32];
+    current_hash(f, h0);
+    struct sink m0;
+    struct rpc_status st;
+    assert_int_equal(download(f, NULL, 0, &m0, &st), 0);
+    close_round(f);
+    current_hash(f, h1);
+    pthread_mutex_lock(&f->c->mu);
+    assert_non_null(f->c->rnd.down);
+    assert_memory_equal(f->c->rnd.down_from, h0, 32);
+    size_t n = f->c->n_params;
+    pthread_mutex_unlock(&f->c->mu);
+
+    char dir[512], path[700], hex[65];
+    coord_experiment_dir(f->c, dir, sizeof dir);
+    hex_encode(h1, 32, hex);
+    snprintf(path, sizeof path, "%s/downlink/%s.bin", dir, hex);
+    uint8_t *file;
+    size_t file_len;
+    assert_int_equal(file_read_all(path, 1 << 30, &file, &file_len), 0);
+    if (file_len <= 32 + FED_MAX_CHUNK_BYTES)   /* more than one chunk */
+        fail_msg("the downlink update is %zu bytes", file_len);
+    assert_memory_equal(file, h0, 32);
+    snprintf(path, sizeof path, "%s/downlink/close.tmp", dir);
+    assert_int_equal(access(path, F_OK), -1);               /* renamed, not left behind */
+
+    for (int pass = 0; pass < 2; pass++) {
+        struct update_sink k = { .cap = file_len, .buf = calloc(1, file_len) };
+        assert_non_null(k.buf);
+        struct signer s = { .key = f->keys[FPT] };
+        struct fed_client *cl = fx_client(f, &s);
+        Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+        q.member_id = "fpt";
+        q.from_model_hash.data = h0;
+        q.from_model_hash.len = 32;
+        int rc = fed_download_model(cl, &q, on_update_chunk, &k, &st);
+        fed_client_close(cl);
+        if (rc != 0)
+            fail_msg("update download failed: %d %s", rc, st.details);
+        assert_int_equal(k.total, file_len - 32);
+        assert_int_equal(k.got, file_len - 32);
+        assert_memory_equal(k.buf, file + 32, file_len - 32);
+        float *model = malloc(n * sizeof *model);
+        assert_non_null(model);
+        memcpy(model, m0.buf, n * sizeof *model);
+        assert_int_equal(codec_decode_accumulate(k.buf, k.total, n, 1.0f, model, NULL, 0), 0);
+        uint8_t got[32];
+        model_hash(model, n, got);
+        assert_memory_equal(got, h1, 32);
+        free(model);
+        free(k.buf);
+    }
+    free(file);
+    free(m0.buf);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -327,6 +434,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(pruned_model_not_found, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(default_retention_keeps_the_last_three, fx_setup_prepared, fx_teardown),
         cmocka_unit_test_setup_teardown(one_older_model_in_memory, fx_setup_prepared, fx_teardown),
+        cmocka_unit_test_setup_teardown(update_served_from_its_file, setup_big_model_downlink,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(abandoned_downloads_free_their_model, setup_big_model,
                                         fx_teardown),
     };
