@@ -265,7 +265,7 @@ struct coord {
     char waiting[1024];
     /* The last storage failure that stopped a round close ("" since a close succeeded):
      * what failed, the data directory's free bytes then; shown by status. */
-    char storage_error[512];
+    char storage_error[1024];
     int64_t storage_error_ms;       /* unix ms of it */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
