@@ -41,6 +41,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -331,6 +332,17 @@ static int full_disk(const char *dir)
     assert_int_equal(accepted, N_ROUND);
     if (!strstr(why, "round 1 could not close") || !strstr(why, "free in"))
         fail_msg("status does not say why the round does not close: '%s'", why);
+    /* A checkpoint that could not be written leaves nothing (models_save removes its
+     * models/<hex>.tmp directory). */
+    char models[PATH_MAX + 16];
+    snprintf(models, sizeof models, "%s/models", f->c->opt.data_dir);
+    DIR *d = opendir(models);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".tmp"))
+            fail_msg("a failed close left %s/%s", models, e->d_name);
+    closedir(d);
     char *text = NULL;
     size_t len = 0;
     assert_int_equal(metrics_render(f->c, f->c->metrics, &text, &len), 0);
