@@ -255,6 +255,9 @@ struct coord {
     struct upload_slot *uploading;
     size_t n_uploading;
     uint64_t upload_reserved_bytes;
+    /* models_close_write_bytes of the loaded experiment (set by experiment_load): kept
+     * free beside the margin so that the close of the uploads admitted can be written. */
+    uint64_t close_reserve_bytes;
     /* Acceptances validating a payload outside mu (update_accept): while > 0 the loaded
      * experiment is not unloaded (experiment_start_next_locked waits). */
     int validating;
@@ -270,7 +273,7 @@ struct coord {
     char waiting[1024];
     /* The last storage failure that stopped a round close ("" since a close succeeded):
      * what failed, the data directory's free bytes then; shown by status. */
-    char storage_error[512];
+    char storage_error[1024];
     int64_t storage_error_ms;       /* unix ms of it */
 
     int64_t refusals_window_ms;     /* unauthenticated refusals recorded in the ledger */
@@ -397,8 +400,16 @@ size_t coord_prune_payloads(struct coord *c, int64_t now_ms);
 #define COORD_DISK_INTERVAL_MS (60 * 1000)
 void coord_measure_disk(struct coord *c);
 
-/* models.c: checkpoints named by hash under data_dir/models/. */
+/* models.c: checkpoints named by hash under data_dir/models/. models_save writes
+ * models/<hex>.tmp/ and renames it; on failure nothing of it is left (the .tmp directory
+ * and its files are removed). */
 int models_save(struct coord *c, const float *params, const uint8_t hash[32]);
+/* The most bytes one round close of the loaded experiment writes to the data directory
+ * (c->n_params, the outer optimizer's kind, the downlink settings; the pinned config and
+ * tokenizer as held in the artifact store); experiment_load keeps it in
+ * c->close_reserve_bytes, which the admission of uploads (update_upload_begin) keeps
+ * free on top of opt.upload_free_margin_bytes. 0 when no experiment is loaded. */
+uint64_t models_close_write_bytes(const struct coord *c);
 int models_load(struct coord *c, const uint8_t hash[32], float *params);
 /* Deletes every checkpoint but keep[] and the last models of ended experiments. */
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);

@@ -23,7 +23,8 @@
  * again and commits the same entries.
  *
  * Storage failures (a file write or an LMDB transaction failing: disk full, LMDB map
- * full, I/O error) do not stop the process: the close is abandoned (close_abandon: the
+ * full, I/O error; an accepted payload file that cannot be opened or mapped: missing,
+ * EMFILE, EIO, another length) do not stop the process: the close is abandoned (close_abandon: the
  * outer optimizer state and downlink residual are read back from the files of the
  * previous round, nothing in memory changed), the round stays open with every accepted
  * update, the failure is logged with the data directory's free space and shown by
@@ -290,21 +291,32 @@ static void close_abandon(struct coord *c, uint64_t completed_rounds)
         close_failed("the outer optimizer state of the previous round cannot be read back");
 }
 
-/* The round's accepted updates where they lie: each payload a read-only private mapping
- * of its file in the payload store (mapped = 1; state_round_updates_release unmaps them),
- * sorted by member id. They must be exactly the n accepted ones; NULL when they are gone
- * because the experiment was cancelled meanwhile (its transaction deletes the rows). */
-static struct agg_update *close_updates(struct coord *c, size_t n, size_t *n_found)
+/* The round's accepted updates where they lie: *out the payloads, each a read-only
+ * private mapping of its file in the payload store (mapped = 1;
+ * state_round_updates_release unmaps them), sorted by member id; exactly the n accepted
+ * ones. 0; 1 when they are gone because the experiment was cancelled meanwhile (its
+ * transaction deletes the rows); 2 when a payload file cannot be read (missing, EMFILE,
+ * EIO, another length): a storage failure of the close, which is abandoned and retried
+ * (why[cap] names the member, round, file and error; for a missing file what the
+ * operator can do). A row that cannot be read stops the process (close_failed). */
+static int close_updates(struct coord *c, size_t n, struct agg_update **out, size_t *n_found,
+                         char *why, size_t cap)
 {
+    *out = NULL;
     struct agg_update *u = calloc(n, sizeof *u);
     if (!u)
         close_failed("out of memory");
     MDB_txn *rtxn;
     if (ledger_read_begin(c->ledger, &rtxn) != 0)
         close_failed("no LMDB read transaction");
-    if (state_round_updates(c, rtxn, u, n, n_found) != 0)
-        close_failed("the stored updates could not be read");
+    const int rc = state_round_updates(c, rtxn, u, n, n_found, why, cap);
     ledger_read_end(c->ledger, rtxn);
+    if (rc != 0 && why[0]) {
+        free(u);   /* nothing stays mapped */
+        return 2;
+    }
+    if (rc != 0)
+        close_failed("the stored updates could not be read");
     if (*n_found != n) {
         state_round_updates_release(u, *n_found);
         free(u);
@@ -313,10 +325,11 @@ static struct agg_update *close_updates(struct coord *c, size_t n, size_t *n_fou
         pthread_mutex_unlock(&c->mu);
         if (running)
             close_failed("the stored updates are not the accepted ones");
-        return NULL;
+        return 1;
     }
     agg_sort(u, n);
-    return u;
+    *out = u;
+    return 0;
 }
 
 /* The round's contribution scores (credit/score.h), with the outer state before the
@@ -417,6 +430,7 @@ struct close_job {
     int down_fd;                    /* downlink/close.tmp while the close writes it, or -1 */
     uint64_t down_len;
     struct down_payload *down;      /* the saved update, mapped (refs 1), until installed */
+    char what[900];                 /* a storage failure described here (close_updates) */
 };
 
 /* Phase 1, mu held: 1 when the round closes now (closing set: from here on the close owns
@@ -441,7 +455,8 @@ static int close_begin_locked(struct coord *c, struct close_job *j)
  * fsyncs: seconds at 124M; Status, long polls and downloads are served meanwhile).
  * 0, or 1 when the stored updates are gone
  * (cancelled meanwhile): the close is dropped; 2 on a storage failure (logged; *what says
- * which): the caller abandons the close (close_abandon). */
+ * which, e.g. a payload file that cannot be read, with its path and errno): the caller
+ * abandons the close (close_abandon). */
 static int close_compute(struct coord *c, struct close_job *j, const char **what)
 {
     if (c->opt.close_hook)
@@ -450,9 +465,12 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
     const size_t n = j->n_params;
     close_plan(c, &j->plan);
     size_t n_up;
-    struct agg_update *up = close_updates(c, j->n_accepted, &n_up);
-    if (!up)
-        return 1;
+    struct agg_update *up;
+    const int got = close_updates(c, j->n_accepted, &up, &n_up, j->what, sizeof j->what);
+    if (got == 2)
+        *what = j->what;
+    if (got != 0)
+        return got;
     char why[400];
     /* Privacy needs the experiment's noise seed (loaded at its start or resume; here only
      * if privacy was switched on in a loaded policy, as tests do). */

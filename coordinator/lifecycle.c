@@ -358,6 +358,15 @@ int experiment_load(struct coord *c, const struct experiment_info *info, char *w
      * untouched pages cost nothing resident; they go at once. */
     if (rc == 0)
         outer_free(&c->rnd.outer);
+    /* What each close writes, kept free by the admission of uploads (update.c). */
+    if (rc == 0) {
+        c->close_reserve_bytes = models_close_write_bytes(c);
+        char size[32];
+        file_size_words(c->close_reserve_bytes, size, sizeof size);
+        log_info("experiment %s: a round close writes up to %llu bytes (%s): uploads are "
+                 "admitted while that much stays free beside --upload-free-margin",
+                 c->experiment, (unsigned long long)c->close_reserve_bytes, size);
+    }
     /* An ended experiment is only served: it scores nothing more. */
     if (rc == 0 && !queue_phase_ended(info->phase))
         rc = load_evaluator(c, why, cap);
@@ -400,6 +409,7 @@ void experiment_unload(struct coord *c)
     model_layout_free(&c->layout);
     c->down_on = c->down_ef = 0;
     c->n_params = 0;
+    c->close_reserve_bytes = 0;
     c->experiment[0] = 0;
     c->state = EXP_IDLE;
     c->total_rounds = 0;

@@ -60,6 +60,71 @@ static int copy_pinned(struct coord *c, const struct policy_file *f, const char 
     return file_copy_atomic(src, dst, 0644);
 }
 
+/* Removes dir's entries (plain files: what models_save writes there, with the leftovers
+ * of an interrupted atomic write) and dir itself; what cannot be removed is logged. */
+static void remove_partial_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        if (errno != ENOENT)
+            log_warn("cannot remove the partial checkpoint %s: %s", dir, strerror(errno));
+        return;
+    }
+    struct dirent *e;
+    char path[PATH_MAX + 300];
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0)
+            log_warn("cannot remove %s of a partial checkpoint: %s", path, strerror(errno));
+    }
+    closedir(d);
+    if (rmdir(dir) != 0)
+        log_warn("cannot remove the partial checkpoint %s: %s", dir, strerror(errno));
+}
+
+/* Slack for what the formula below does not count exactly: the safetensors header
+ * (tensor names, shapes, offsets: SAFETENSORS_PER_TENSOR per tensor) and config.json
+ * of the built-in GPT-2, the downlink file's codec header, file system blocks. */
+#define CLOSE_WRITE_SLACK (1u << 20)
+#define SAFETENSORS_PER_TENSOR 512u
+
+/* Size of the pinned file f as held in the artifact store (0 when absent). */
+static uint64_t pinned_bytes(const struct coord *c, const struct policy_file *f)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    if (!f->present || artifacts_path(c, f->blake2b, path, sizeof path) != 0 ||
+        stat(path, &st) != 0)
+        return 0;
+    return (uint64_t)st.st_size;
+}
+
+/* With n = n_params and 4 bytes a float, one close writes at most:
+ *   checkpoint       4n + SAFETENSORS_PER_TENSOR x tensors + pinned config + tokenizer
+ *   outer state      outer_state_bytes: header + 0 (fedavg), 4n (nesterov), 8n (fedadam)
+ *   down residual    4n with downlink error feedback, else 0
+ *   downlink update  32 + 4n when downlink is on (an encoded update is at most dense
+ *                    fp32 plus its header), else 0
+ * plus CLOSE_WRITE_SLACK. The LMDB transaction (entries, summaries) is not counted: it is
+ * small beside these, and LMDB's map has its own bound. E.g. 1B parameters, fedadam,
+ * downlink with error feedback: 4 + 8 + 4 + 4 = 20 GB. */
+uint64_t models_close_write_bytes(const struct coord *c)
+{
+    if (!c->experiment[0] || c->n_params == 0)
+        return 0;
+    const uint64_t f4 = (uint64_t)c->n_params * sizeof(float);
+    uint64_t b = f4 + (uint64_t)SAFETENSORS_PER_TENSOR * c->layout.n_tensors;
+    b += pinned_bytes(c, &c->policy.model.config) + pinned_bytes(c, &c->policy.model.tokenizer);
+    b += outer_state_bytes(&c->rnd.outer);
+    if (c->down_ef)
+        b += f4;
+    if (c->down_on)
+        b += 32 + f4;
+    return b + CLOSE_WRITE_SLACK;
+}
+
 int models_save(struct coord *c, const float *params, const uint8_t hash[32])
 {
     char dir[PATH_MAX], tmp[PATH_MAX + 16], file[PATH_MAX + 40];
@@ -87,6 +152,7 @@ int models_save(struct coord *c, const float *params, const uint8_t hash[32])
     if (rc != 0) {
         log_error("cannot write the model checkpoint %s: %s", dir,
                   rc < -1000 ? model_strerror(rc) : strerror(-rc));
+        remove_partial_dir(tmp);   /* nothing of it stays (no-op once renamed) */
         return COORD_ERR_IO;
     }
     return 0;

@@ -218,20 +218,36 @@ void spool_clean(const struct coord *c)
 }
 
 int payload_map(const struct coord *c, const char *experiment, const uint8_t hash[32],
-                size_t len, const uint8_t **out)
+                size_t len, const uint8_t **out, char *why, size_t cap)
 {
     *out = NULL;
+    if (why && cap)
+        why[0] = 0;
     char path[4200];
     payload_path(c, experiment, hash, path, sizeof path);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        log_error("the accepted payload %s cannot be opened: %s", path, strerror(errno));
-        return COORD_ERR_IO;
+        const int e = errno;
+        log_error("the accepted payload %s cannot be opened: %s", path, strerror(e));
+        if (why && cap)
+            snprintf(why, cap, "%s cannot be opened: %s (errno %d)", path, strerror(e), e);
+        return e == ENOENT ? COORD_ERR_NOT_FOUND : COORD_ERR_IO;
     }
     struct stat st;
-    if (fstat(fd, &st) != 0 || (uint64_t)st.st_size != (uint64_t)len || len == 0) {
+    if (fstat(fd, &st) != 0) {
+        const int e = errno;
+        log_error("the accepted payload %s cannot be examined: %s", path, strerror(e));
+        if (why && cap)
+            snprintf(why, cap, "%s cannot be examined: %s (errno %d)", path, strerror(e), e);
+        close(fd);
+        return COORD_ERR_IO;
+    }
+    if ((uint64_t)st.st_size != (uint64_t)len || len == 0) {
         log_error("the accepted payload %s has %lld bytes, not the %zu accepted", path,
                   (long long)st.st_size, len);
+        if (why && cap)
+            snprintf(why, cap, "%s has %lld bytes, not the %zu accepted", path,
+                     (long long)st.st_size, len);
         close(fd);
         return COORD_ERR_STATE;
     }
@@ -240,6 +256,8 @@ int payload_map(const struct coord *c, const char *experiment, const uint8_t has
     close(fd);
     if (p == MAP_FAILED) {
         log_error("cannot map the accepted payload %s: %s", path, strerror(e));
+        if (why && cap)
+            snprintf(why, cap, "%s cannot be mapped: %s (errno %d)", path, strerror(e), e);
         return COORD_ERR_IO;
     }
     *out = p;

@@ -54,10 +54,13 @@ void spool_clean(const struct coord *c);
 void payload_path(const struct coord *c, const char *experiment, const uint8_t hash[32],
                   char *out, size_t cap);
 /* A read-only MAP_PRIVATE mapping of the stored payload named hash, which must be len
- * bytes long (COORD_ERR_STATE otherwise, logged; COORD_ERR_IO when missing). *out is
- * released with payload_unmap(*out, len). */
+ * bytes long (COORD_ERR_STATE otherwise); COORD_ERR_NOT_FOUND when the file does not
+ * exist (ENOENT), COORD_ERR_IO when it cannot be opened, examined or mapped (EMFILE,
+ * EACCES, EIO ...). Every failure is logged and, when why is not NULL, described in
+ * why[cap] with the file's path (and strerror and errno number). *out is released with
+ * payload_unmap(*out, len). */
 int payload_map(const struct coord *c, const char *experiment, const uint8_t hash[32],
-                size_t len, const uint8_t **out);
+                size_t len, const uint8_t **out, char *why, size_t cap);
 void payload_unmap(const uint8_t *p, size_t len);
 
 #endif

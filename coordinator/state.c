@@ -450,9 +450,11 @@ int state_each_payload(struct coord *c, state_payload_fn fn, void *arg)
 }
 
 int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, size_t cap,
-                        size_t *n)
+                        size_t *n, char *why, size_t why_cap)
 {
     *n = 0;
+    if (why && why_cap)
+        why[0] = 0;
     uint8_t prefix[LEDGER_UPDATE_KEY_MAX];
     size_t plen;
     MDB_cursor *cur;
@@ -478,8 +480,22 @@ int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, siz
         a->samples = row.m.samples;
         a->weight = agg_weight(c->policy.aggregation.weighting, row.m.tokens, row.m.samples);
         memcpy(a->payload_hash, row.hash, 32);
-        if ((out = payload_map(c, c->experiment, row.hash, row.len, &a->payload)) != 0)
+        char file_why[4400];
+        if ((out = payload_map(c, c->experiment, row.hash, row.len, &a->payload, file_why,
+                               sizeof file_why)) != 0) {
+            if (why && why_cap && out == COORD_ERR_NOT_FOUND)
+                snprintf(why, why_cap, "the update of member %s to round %llu is missing: %s; "
+                         "put the file back (from a backup) and the retry closes the round, "
+                         "or cancel the experiment (aulac experiment propose-cancel %s, then "
+                         "the members vote)", row.m.id, (unsigned long long)c->rnd.number,
+                         file_why, c->experiment);
+            else if (why && why_cap)
+                snprintf(why, why_cap, "the update of member %s to round %llu cannot be read: "
+                         "%s", row.m.id, (unsigned long long)c->rnd.number, file_why);
+            if (out == COORD_ERR_NOT_FOUND)
+                out = COORD_ERR_IO;
             break;
+        }
         a->len = row.len;
         a->mapped = 1;
         (*n)++;

@@ -65,9 +65,13 @@ int state_delete_payloads(struct coord *c, MDB_txn *txn);
  * the caller sorts (agg_sort) and gives the mappings back with
  * state_round_updates_release. *n gets the count; COORD_ERR_STATE when a row is
  * unreadable, a store file has another length or there are more than cap;
- * COORD_ERR_IO when a store file is missing (nothing stays mapped on failure). */
+ * COORD_ERR_IO when a store file is missing or cannot be opened or mapped (nothing stays
+ * mapped on failure). When a store file is the failure (missing, unreadable, another
+ * length) and why is not NULL, why[why_cap] names the member, the round, the file's path
+ * and the error; for a missing file also what the operator can do (put it back, or
+ * cancel the experiment). why is "" for every other failure. */
 int state_round_updates(struct coord *c, MDB_txn *txn, struct agg_update *u, size_t cap,
-                        size_t *n);
+                        size_t *n, char *why, size_t why_cap);
 /* Unmaps u[0..n)'s mapped payloads (payload_unmap); heap ones (mapped 0) are left. */
 void state_round_updates_release(struct agg_update *u, size_t n);
 

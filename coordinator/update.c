@@ -462,25 +462,32 @@ int update_upload_begin(struct coord *c, const struct update_check *u, int *code
                  c->opt.max_uploads);
         return -1;
     }
-    /* The declared bytes must fit the disk with the margin kept free, beside what the
-     * uploads in flight may still write. */
+    /* The declared bytes must fit the disk beside what the uploads in flight may still
+     * write, keeping free the margin plus what the round's close writes
+     * (c->close_reserve_bytes, models_close_write_bytes): uploads never leave the close
+     * without room for its checkpoint, outer state and downlink files. */
     struct statvfs vfs;
     if (statvfs(c->opt.data_dir, &vfs) == 0) {
         const uint64_t avail = (uint64_t)vfs.f_bavail * (uint64_t)vfs.f_frsize;
         const uint64_t margin = c->opt.upload_free_margin_bytes;
+        const uint64_t close_b = c->close_reserve_bytes;
+        const uint64_t keep = margin > UINT64_MAX - close_b ? UINT64_MAX : margin + close_b;
         const uint64_t need = want + c->upload_reserved_bytes;
-        if (avail < margin || need > avail - margin) {
+        if (avail < keep || need > avail - keep) {
             pthread_mutex_unlock(&c->mu);
-            char free_w[32], want_w[32], res_w[32], margin_w[32];
+            char free_w[32], want_w[32], res_w[32], margin_w[32], close_w[32], keep_w[32];
             file_size_words(avail, free_w, sizeof free_w);
             file_size_words(want, want_w, sizeof want_w);
-            file_size_words(c->upload_reserved_bytes, res_w, sizeof res_w);
+            file_size_words(need - want, res_w, sizeof res_w);
             file_size_words(margin, margin_w, sizeof margin_w);
+            file_size_words(close_b, close_w, sizeof close_w);
+            file_size_words(keep, keep_w, sizeof keep_w);
             *code = GRPC_STATUS_RESOURCE_EXHAUSTED;
             snprintf(why, cap, "the coordinator's disk has too little free space for this "
                      "upload: payload_bytes %" PRIu64 " (%s), %s free, %s reserved by the "
-                     "uploads in progress, and %s must stay free; retry later", want, want_w,
-                     free_w, res_w, margin_w);
+                     "uploads in progress, and %s must stay free (%s for the round close's "
+                     "files, %s margin: --upload-free-margin); retry later", want, want_w,
+                     free_w, res_w, keep_w, close_w, margin_w);
             log_warn("refused an upload of %s for round %" PRIu64 ": %s (data directory %s)",
                      u->member, u->round, why, c->opt.data_dir);
             return -1;

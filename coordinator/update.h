@@ -37,7 +37,8 @@ int update_check_header(struct coord *c, const Aulac__V1__UpdateHeader *h,
 /* The upload's place among those in flight, after update_check_header passed and before
  * any payload byte is read: one per member, at most opt.max_uploads at once, and its
  * declared payload_bytes must fit the data directory's free space beside the bytes the
- * uploads in flight declared, keeping opt.upload_free_margin_bytes free. 0, or -1 with
+ * uploads in flight declared, keeping free opt.upload_free_margin_bytes plus what the
+ * round's close writes (c->close_reserve_bytes, models_close_write_bytes). 0, or -1 with
  * *code (GRPC_STATUS_ABORTED: the member's own upload is in flight;
  * GRPC_STATUS_RESOURCE_EXHAUSTED: the cap or the disk) and why, the call's message
  * (coordinator/HTTP.md, "SubmitUpdate refusals"). Not recorded in the ledger: the update

@@ -230,7 +230,7 @@ static void old_layout_rows_are_converted_at_start(void **state)
     size_t n = 0;
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(state_round_updates(&f->c, txn, u, 2, &n), 0);
+    assert_int_equal(state_round_updates(&f->c, txn, u, 2, &n, NULL, 0), 0);
     mdb_txn_abort(txn);
     assert_int_equal(n, 2);
     assert_string_equal(u[1].member, "vnpt");
@@ -254,9 +254,15 @@ static void a_missing_store_file_is_reported(void **state)
     size_t n = 7;
     MDB_txn *txn;
     assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n), COORD_ERR_IO);
+    char why[1024];
+    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n, why, sizeof why), COORD_ERR_IO);
     mdb_txn_abort(txn);
     assert_int_equal(n, 0);
+    /* The close shows why: whose update, which file, what to do. */
+    assert_non_null(strstr(why, "the update of member vnpt to round "));
+    assert_non_null(strstr(why, "is missing: "));
+    assert_non_null(strstr(why, "(errno 2)"));
+    assert_non_null(strstr(why, "aulac experiment propose-cancel exp-1"));
     uint8_t bbbb[32];
     crypto_blake2b256("BBBB", 4, bbbb);
     char path[4300];
@@ -266,9 +272,14 @@ static void a_missing_store_file_is_reported(void **state)
     assert_int_equal(file_mkdirs(dir, 0755), 0);
     assert_int_equal(file_write_atomic(path, "BBB", 3, 0644), 0);
     assert_int_equal(mdb_txn_begin(ledger_env(f->c.ledger), NULL, MDB_RDONLY, &txn), 0);
-    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n), COORD_ERR_STATE);
+    assert_int_equal(state_round_updates(&f->c, txn, u, 1, &n, why, sizeof why),
+                     COORD_ERR_STATE);
     mdb_txn_abort(txn);
     assert_int_equal(n, 0);
+    assert_non_null(strstr(why, "the update of member vnpt to round "));
+    assert_non_null(strstr(why, "cannot be read: "));
+    assert_non_null(strstr(why, path));
+    assert_non_null(strstr(why, "has 3 bytes, not the 4 accepted"));
 }
 
 static int put_round(struct coord *c, MDB_txn *txn, void *arg) { return state_put_round(c, txn, arg); }

@@ -41,6 +41,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -53,6 +54,7 @@
 
 #include "common/hex.h"
 #include "coordinator/metrics.h"
+#include "coordinator/spool.h"
 #include "coordinator/state.h"
 #include "proto/pb.h"
 #include "tests/fault/fault.h"
@@ -313,7 +315,7 @@ static int full_disk(const char *dir)
     uint64_t round = 0;
     size_t accepted = 0;
     unsigned failures = 0;
-    char why[512] = "";
+    char why[1024] = "";
     for (int i = 0; i < 500 && failures < 3; i++) {
         time_sleep_ms(10);
         pthread_mutex_lock(&f->c->mu);
@@ -330,6 +332,17 @@ static int full_disk(const char *dir)
     assert_int_equal(accepted, N_ROUND);
     if (!strstr(why, "round 1 could not close") || !strstr(why, "free in"))
         fail_msg("status does not say why the round does not close: '%s'", why);
+    /* A checkpoint that could not be written leaves nothing (models_save removes its
+     * models/<hex>.tmp directory). */
+    char models[PATH_MAX + 16];
+    snprintf(models, sizeof models, "%s/models", f->c->opt.data_dir);
+    DIR *d = opendir(models);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        if (strstr(e->d_name, ".tmp"))
+            fail_msg("a failed close left %s/%s", models, e->d_name);
+    closedir(d);
     char *text = NULL;
     size_t len = 0;
     assert_int_equal(metrics_render(f->c, f->c->metrics, &text, &len), 0);
@@ -343,6 +356,75 @@ static int full_disk(const char *dir)
     const int acked[N_ROUND] = { 1, 1, 1 };
     assert_int_equal(coord_up(f), 0);
     settle(f, acked);   /* closes on the reference model; restarts and checks again */
+    fx_release(f);
+    return 0;
+}
+
+/* --- a payload file that cannot be read at the close ------------------------------ */
+
+/* Waits (up to 5 s) for at least `want` failed closes of round 1: their count, and the
+ * status's storage_error in why. */
+static unsigned wait_close_failures(struct fx *f, unsigned want, char *why, size_t cap)
+{
+    unsigned failures = 0;
+    for (int i = 0; i < 500 && failures < want; i++) {
+        time_sleep_ms(10);
+        pthread_mutex_lock(&f->c->mu);
+        failures = f->c->rnd.close_failures;
+        assert_int_equal(f->c->rnd.number, 1);
+        assert_int_equal(f->c->rnd.n_accepted, N_ROUND);
+        snprintf(why, cap, "%s", f->c->storage_error);
+        pthread_mutex_unlock(&f->c->mu);
+    }
+    return failures;
+}
+
+/* fpt's stored payload file is gone when hust's update completes round 1: the close
+ * fails as a storage failure (no exit), is retried, status names the member, the round,
+ * the file and what the operator can do; a file that cannot be opened for another
+ * reason (ELOOP here; EMFILE, EIO, EACCES alike) is one too, its errno shown. Put
+ * back, the next retry closes the round on the reference model, in this process and
+ * after a restart. */
+static int missing_payload(const char *dir)
+{
+    struct fx fx, *f = &fx;
+    fx_use_dir(f, dir);
+    assert_int_equal(coord_up(f), 0);
+    struct upd u;
+    update_of(f, 0, &u);
+    char path[4300], away[4320];
+    payload_path(f->c, f->c->experiment, u.e.payload_hash, path, sizeof path);
+    upd_free(&u);
+    snprintf(away, sizeof away, "%s.away", path);
+    if (rename(path, away) != 0)
+        fail_msg("cannot move %s away: %s", path, strerror(errno));
+    submit_ok(f, 2);
+    char why[1024] = "";
+    unsigned failures = wait_close_failures(f, 2, why, sizeof why);
+    fprintf(stderr, "missing payload: %u failed close(s); status says: %s\n", failures, why);
+    if (failures < 2)
+        fail_msg("the close was not retried after a payload file went missing");
+    if (!strstr(why, "round 1 could not close") || !strstr(why, "member fpt") ||
+        !strstr(why, "round 1 is missing") || !strstr(why, path) ||
+        !strstr(why, "No such file or directory (errno 2)") ||
+        !strstr(why, "aulac experiment propose-cancel"))
+        fail_msg("status does not say which update is missing and what to do: '%s'", why);
+    /* Another error than ENOENT: a symbolic link to itself where the file should be
+     * (open fails with ELOOP, as root too): the close still only fails. */
+    assert_int_equal(symlink(path, path), 0);
+    pthread_mutex_lock(&f->c->mu);
+    unsigned before = f->c->rnd.close_failures;
+    pthread_mutex_unlock(&f->c->mu);
+    failures = wait_close_failures(f, before + 2, why, sizeof why);
+    fprintf(stderr, "unreadable payload: %u failed close(s); status says: %s\n", failures, why);
+    if (failures < before + 2 || !strstr(why, "member fpt") || !strstr(why, "cannot be read") ||
+        !strstr(why, path) || !strstr(why, "errno"))
+        fail_msg("status does not say which update cannot be read: '%s'", why);
+    assert_int_equal(unlink(path), 0);
+    if (rename(away, path) != 0)
+        fail_msg("cannot put %s back: %s", path, strerror(errno));
+    const int acked[N_ROUND] = { 1, 1, 1 };
+    settle(f, acked);   /* the retry closes on the reference model; restarts, checks again */
     fx_release(f);
     return 0;
 }
@@ -712,6 +794,24 @@ static void a_full_disk_during_a_close_is_survived(void **state)
     }
 }
 
+static void a_missing_payload_file_fails_the_close_not_the_process(void **state)
+{
+    (void)state;
+    char dir[PATH_MAX], tmpl[PATH_MAX], log[PATH_MAX];
+    snprintf(tmpl, sizeof tmpl, "%s/two", root);
+    snprintf(dir, sizeof dir, "%s/missing-payload", root);
+    snprintf(log, sizeof log, "%s/missing-payload.log", root);
+    copy_dir(tmpl, dir);
+    const char *args[] = { self, "--missing-payload", dir, NULL };
+    int status = wait_child(start_child(args, log, 120));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char what[80];
+        describe(status, what, sizeof what);
+        show_log(log);
+        fail_msg("the missing-payload run failed: %s", what);
+    }
+}
+
 static int make_root(void **state)
 {
     (void)state;
@@ -762,12 +862,17 @@ int main(int argc, char **argv)
         snprintf(root, sizeof root, "%s/..", argv[2]);
         return full_disk(argv[2]);
     }
+    if (argc == 3 && strcmp(argv[1], "--missing-payload") == 0) {
+        snprintf(root, sizeof root, "%s/..", argv[2]);
+        return missing_payload(argv[2]);
+    }
     if (argc == 3 && strcmp(argv[1], "--resume") == 0) {
         snprintf(root, sizeof root, "%s/..", argv[2]);
         return resume_after_stop(argv[2]);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(a_full_disk_during_a_close_is_survived),
+        cmocka_unit_test(a_missing_payload_file_fails_the_close_not_the_process),
         cmocka_unit_test(accepting_an_update_survives_every_fault),
         cmocka_unit_test(closing_a_round_survives_every_fault),
         cmocka_unit_test(restarting_survives_every_fault),

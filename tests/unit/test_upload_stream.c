@@ -448,11 +448,76 @@ static void upload_refused_when_the_disk_lacks_room(void **state)
     snprintf(want, sizeof want, "too little free space for this upload: payload_bytes %zu",
              u.len);
     expect_status(rc, &st, GRPC_STATUS_RESOURCE_EXHAUSTED, want);
-    assert_non_null(strstr(st.details, "1099511627776 MiB must stay free; retry later"));
+    /* The numbers: what must stay free is the margin plus the close's files. */
+    char close_part[200], close_w[32];
+    pthread_mutex_lock(&f->c->mu);
+    const uint64_t close_b = f->c->close_reserve_bytes;
+    pthread_mutex_unlock(&f->c->mu);
+    assert_true(close_b > 0);
+    file_size_words(close_b, close_w, sizeof close_w);
+    snprintf(close_part, sizeof close_part, " must stay free (%s for the round close's files, "
+             "1099511627776 MiB margin: --upload-free-margin); retry later", close_w);
+    if (!strstr(st.details, close_part))
+        fail_msg("'%s' lacks '%s'", st.details, close_part);
     fed_client_close(cl);
     assert_int_equal(fx_ledger_size(f), before);
     assert_int_equal(spool_files(f, NULL), 0);
     fx_expect_nothing_aggregated(f);
+    upd_free(&u);
+}
+
+/* What a round close writes (models_close_write_bytes) with n = n_params floats:
+ * checkpoint 4n + 512 per tensor, the outer state file, 4n of downlink residual with
+ * error feedback, 32 + 4n of downlink update with downlink on, and 1 MiB of slack (the
+ * fixture pins no config or tokenizer). */
+static uint64_t close_formula(const struct coord *c)
+{
+    const uint64_t f4 = 4 * (uint64_t)c->n_params;
+    return f4 + 512 * (uint64_t)c->layout.n_tensors + outer_state_bytes(&c->rnd.outer) +
+           (c->down_ef ? f4 : 0) + (c->down_on ? 32 + f4 : 0) + (1u << 20);
+}
+
+/* A margin that leaves room for the payload but not for the payload and the round
+ * close's files is refused, with the numbers: the close reserve (here set past any
+ * disk's size, as the margin is in the test above) is kept free beside the margin, and
+ * with the experiment's own reserve the same upload is accepted. */
+static void upload_refused_when_the_close_would_lack_room(void **state)
+{
+    struct fx *f = *state;
+    pthread_mutex_lock(&f->c->mu);
+    const uint64_t reserve = f->c->close_reserve_bytes;
+    assert_int_equal(reserve, close_formula(f->c));
+    assert_true(reserve > 4 * (uint64_t)f->c->n_params);
+    f->c->opt.upload_free_margin_bytes = 1 << 20;   /* fits the payload on any test disk */
+    f->c->close_reserve_bytes = 1ULL << 60;
+    pthread_mutex_unlock(&f->c->mu);
+    struct upd u;
+    upd_make(f, &u, f->keys[HUST], 43);
+    uint64_t before = fx_ledger_size(f);
+    struct signer sg = { .key = f->keys[HUST] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    int rc = fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st);
+    char want[96];
+    snprintf(want, sizeof want, "too little free space for this upload: payload_bytes %zu",
+             u.len);
+    expect_status(rc, &st, GRPC_STATUS_RESOURCE_EXHAUSTED, want);
+    if (!strstr(st.details, "0 bytes reserved by the uploads in progress, and "
+                            "1099511627777 MiB must stay free (1099511627776 MiB for the round "
+                            "close's files, 1 MiB margin: --upload-free-margin); retry later"))
+        fail_msg("the refusal does not give the numbers: '%s'", st.details);
+    assert_int_equal(fx_ledger_size(f), before);
+    assert_int_equal(spool_files(f, NULL), 0);
+    fx_expect_nothing_aggregated(f);
+    pthread_mutex_lock(&f->c->mu);
+    f->c->close_reserve_bytes = reserve;
+    pthread_mutex_unlock(&f->c->mu);
+    rc = fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st);
+    assert_int_equal(rc, 0);
+    assert_true(r->accepted);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
     upd_free(&u);
 }
 
@@ -501,6 +566,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(one_upload_per_member_at_a_time, setup, teardown),
         cmocka_unit_test_setup_teardown(uploads_past_the_cap_retry_later, setup_one_upload,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(upload_refused_when_the_close_would_lack_room, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(upload_refused_when_the_disk_lacks_room, setup_full_disk,
                                         teardown),
