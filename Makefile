@@ -137,14 +137,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) $(TEST_LDFLAGS) -o $@ $< $(TEST_OBJ) $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(BUILD)/libcli.a $(LIBAULAC) $(LDLIBS) -lcmocka
 
-# The fault sweep (tests/unit/test_fault_sweep.c): our objects' calls to these go
-# through tests/fault/fault.c, which fails the Nth of a class; in this binary only.
+# The fault sweep (tests/unit/test_fault_sweep.c) and the fileio test (its fsyncs
+# counted): our objects' calls to these go through tests/fault/fault.c, which fails the
+# Nth of a class; in these binaries only.
 FAULT_WRAP := malloc calloc realloc strdup sodium_malloc mdb_txn_begin mdb_put \
               mdb_cursor_put mdb_cursor_del mdb_txn_commit mdb_txn_abort fsync fdatasync \
               write rename grpc_call_start_batch exit
-$(BUILD)/tests/test_fault_sweep: $(BUILD)/obj/tests/fault/fault.o
-$(BUILD)/tests/test_fault_sweep: TEST_OBJ = $(BUILD)/obj/tests/fault/fault.o
-$(BUILD)/tests/test_fault_sweep: TEST_LDFLAGS = $(foreach s,$(FAULT_WRAP),-Wl,--wrap=$(s))
+FAULT_TESTS := $(BUILD)/tests/test_fault_sweep $(BUILD)/tests/test_fileio
+$(FAULT_TESTS): $(BUILD)/obj/tests/fault/fault.o
+$(FAULT_TESTS): TEST_OBJ = $(BUILD)/obj/tests/fault/fault.o
+$(FAULT_TESTS): TEST_LDFLAGS = $(foreach s,$(FAULT_WRAP),-Wl,--wrap=$(s))
 
 $(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
 	@mkdir -p $(dir $@)

@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
+#include "common/fileio.h"
 #include "crypto/digest.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"
@@ -59,6 +60,7 @@
 #include "policies/policy.h"
 #include "proto/client.h"
 #include "proto/service.h"
+#include "proto/update_msg.h"
 
 #define MAX_MEMBERS 256
 #define TASK_WAIT_MS 2000
@@ -588,15 +590,8 @@ static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
     d->bytes += ch->data.len;
     if (d->fd >= 0) {
         crypto_digest_update(&d->h, ch->data.data, ch->data.len);
-        const uint8_t *p = ch->data.data;
-        size_t left = ch->data.len;
-        while (left > 0) {
-            ssize_t w = pwrite(d->fd, p, left, (off_t)ch->offset + (off_t)(ch->data.len - left));
-            if (w <= 0)
-                return 1;
-            p += w;
-            left -= (size_t)w;
-        }
+        if (file_pwrite_all(d->fd, ch->data.data, ch->data.len, ch->offset) != 0)
+            return 1;
     }
     return B.abort ? 1 : 0;
 }
@@ -736,7 +731,6 @@ static void member_upload(struct member *x, const struct policy_round_plan *plan
         member_fail(x, "cannot map %s", x->payload_path);
         return;
     }
-    const struct codec_params *cp = &plan->uplink;
     struct update_envelope e = { 0 };
     snprintf(e.experiment, sizeof e.experiment, "%s", B.experiment);
     snprintf(e.member, sizeof e.member, "%s", x->id);
@@ -746,39 +740,16 @@ static void member_upload(struct member *x, const struct policy_round_plan *plan
     e.payload_bytes = x->payload_len;
     e.samples = (uint64_t)plan->local_steps * plan->batch_size;
     e.tokens = e.samples * plan->seq_len;
-    e.codec.format_version = cp->format_version;
-    e.codec.block_size = cp->block_size;
-    e.codec.k_per_block = cp->k_per_block;
-    e.codec.quant = (uint32_t)cp->quant;
-    e.codec.zstd_level = cp->zstd_level;
-    e.codec.error_feedback = cp->error_feedback ? 1 : 0;
+    update_envelope_set_codec(&e, &plan->uplink);
     uint8_t sig[CRYPTO_SIGNATURE_BYTES];
     if (envelope_sign(&e, x->key, sig) != 0) {
         member_fail(x, "cannot sign the update envelope");
         munmap((void *)payload, x->payload_len);
         return;
     }
-    Aulac__V1__CodecParams hc = AULAC__V1__CODEC_PARAMS__INIT;
-    hc.format_version = e.codec.format_version;
-    hc.block_size = e.codec.block_size;
-    hc.k_per_block = e.codec.k_per_block;
-    hc.quant = e.codec.quant;
-    hc.zstd_level = e.codec.zstd_level;
-    hc.error_feedback = e.codec.error_feedback != 0;
-    Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
-    h.experiment_id = e.experiment;
-    h.round = e.round;
-    h.member_id = e.member;
-    h.base_model_hash.data = e.base_model_hash;
-    h.base_model_hash.len = 32;
-    h.payload_hash.data = e.payload_hash;
-    h.payload_hash.len = 32;
-    h.payload_bytes = x->payload_len;
-    h.samples = e.samples;
-    h.tokens = e.tokens;
-    h.codec = &hc;
-    h.signature.data = sig;
-    h.signature.len = sizeof sig;
+    Aulac__V1__CodecParams hc;
+    Aulac__V1__UpdateHeader h;
+    update_envelope_to_msg(&e, sig, &h, &hc);
     /* synthetic losses: nobody trained (the coordinator only averages and shows them) */
     h.train_loss = 3.0f + 0.01f * (float)x->idx;
     h.val_loss = 3.1f + 0.01f * (float)x->idx;

@@ -89,17 +89,7 @@ static int hash_fd(int fd, uint64_t size, uint8_t out[32], struct progress *p)
 
 static int read_at(void *ctx, uint64_t off, uint8_t *buf, size_t len)
 {
-    int fd = *(int *)ctx;
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = pread(fd, buf + got, len - got, (off_t)(off + got));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        got += (size_t)n;
-    }
-    return 0;
+    return file_pread_all(*(int *)ctx, buf, len, off) == 0 ? 0 : -1;
 }
 
 /* The last path component, for the coordinator's messages. */
@@ -179,17 +169,10 @@ static int on_chunk(const Aulac__V1__ArtifactChunk *ch, void *ctx)
 {
     struct sink *k = ctx;
     k->p.total = ch->total_bytes;
-    size_t off = 0;
-    while (off < ch->data.len) {
-        ssize_t n = pwrite(k->fd, ch->data.data + off, ch->data.len - off,
-                           (off_t)(ch->offset + off));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            k->failed = errno;
-            return -1;
-        }
-        off += (size_t)n;
+    int e = file_pwrite_all(k->fd, ch->data.data, ch->data.len, ch->offset);
+    if (e != 0) {
+        k->failed = -e;
+        return -1;
     }
     k->written = ch->offset + ch->data.len;
     progress_at(&k->p, k->written);

@@ -1,4 +1,5 @@
 #include "codec/codec.h"
+#include "common/fileio.h"
 #include "common/why.h"
 
 #include <float.h>
@@ -679,36 +680,6 @@ static void rel_shifted(void *a, size_t lo, size_t hi)
     s->rel(s->arg, lo + s->shift, hi + s->shift);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t len, uint64_t at)
-{
-    while (len) {
-        ssize_t w = pwrite(fd, p, len, (off_t)at);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return CODEC_ERR_IO;
-        p += w;
-        len -= (size_t)w;
-        at += (uint64_t)w;
-    }
-    return 0;
-}
-
-static int pread_all(int fd, uint8_t *p, size_t len, uint64_t at)
-{
-    while (len) {
-        ssize_t r = pread(fd, p, len, (off_t)at);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return CODEC_ERR_IO;
-        p += r;
-        len -= (size_t)r;
-        at += (uint64_t)r;
-    }
-    return 0;
-}
-
 static void header_bytes(const struct codec_params *p, uint64_t n, uint64_t total,
                          uint64_t body_len, uint8_t flags, uint8_t hdr[CODEC_HEADER_LEN])
 {
@@ -775,8 +746,10 @@ static int finish_fd(const struct codec_params *p, uint64_t n, int fd, uint64_t 
                     rc = CODEC_ERR_ZSTD;
                     break;
                 }
-                if ((rc = pwrite_all(fd, out, ob.pos, frame + zlen)) != 0)
+                if (file_pwrite_all(fd, out, ob.pos, frame + zlen) != 0) {
+                    rc = CODEC_ERR_IO;
                     break;
+                }
                 zlen += ob.pos;
             } while (end == ZSTD_e_end ? left != 0 : ib.pos < ib.size);
             size_t upto = (size_t)(body - map_at) + ib.pos;
@@ -793,9 +766,9 @@ static int finish_fd(const struct codec_params *p, uint64_t n, int fd, uint64_t 
              * since zlen < body_len. */
             for (uint64_t off = 0; rc == 0 && off < zlen;) {
                 size_t len = zlen - off < FD_IO_CHUNK ? (size_t)(zlen - off) : FD_IO_CHUNK;
-                rc = pread_all(fd, in, len, frame + off);
-                if (rc == 0)
-                    rc = pwrite_all(fd, in, len, body + off);
+                if (file_pread_all(fd, in, len, frame + off) != 0 ||
+                    file_pwrite_all(fd, in, len, body + off) != 0)
+                    rc = CODEC_ERR_IO;
                 off += len;
             }
             out_len = zlen;
@@ -807,8 +780,8 @@ static int finish_fd(const struct codec_params *p, uint64_t n, int fd, uint64_t 
             return rc;
     }
     header_bytes(p, n, n, body_len, out_len < body_len ? CODEC_FLAG_ZSTD : 0, hdr);
-    if ((rc = pwrite_all(fd, hdr, sizeof hdr, at)) != 0)
-        return rc;
+    if (file_pwrite_all(fd, hdr, sizeof hdr, at) != 0)
+        return CODEC_ERR_IO;
     if (ftruncate(fd, (off_t)(at + CODEC_HEADER_LEN + out_len)) != 0)
         return CODEC_ERR_IO;
     *payload_len = CODEC_HEADER_LEN + out_len;
@@ -840,7 +813,7 @@ int codec_encode_fd(const float *delta, size_t n, const struct codec_params *par
         rc = codec_encode_released(delta, n, params, residual, release, arg, &buf, &len);
         if (rc)
             return rc;
-        rc = pwrite_all(fd, buf, len, at);
+        rc = file_pwrite_all(fd, buf, len, at) == 0 ? 0 : CODEC_ERR_IO;
         free(buf);
         if (rc == 0 && ftruncate(fd, (off_t)(at + len)) != 0)
             rc = CODEC_ERR_IO;
@@ -870,11 +843,11 @@ int codec_encode_fd(const float *delta, size_t n, const struct codec_params *par
         struct rel_shift sh = {release, arg, (size_t)lo};
         rc = encode_dense(delta + lo, len, &p, res ? res + lo : NULL, piece, &s,
                           release ? rel_shifted : NULL, &sh);
-        if (rc == 0 && psc)
-            rc = pwrite_all(fd, piece, psc, at + CODEC_HEADER_LEN + (lo / B) * 4);
-        if (rc == 0)
-            rc = pwrite_all(fd, piece + psc, codec_values_bytes(q, len),
-                            at + CODEC_HEADER_LEN + scales_len + codec_value_offset(q, lo));
+        if (rc == 0 &&
+            (file_pwrite_all(fd, piece, psc, at + CODEC_HEADER_LEN + (lo / B) * 4) != 0 ||
+             file_pwrite_all(fd, piece + psc, codec_values_bytes(q, len),
+                             at + CODEC_HEADER_LEN + scales_len + codec_value_offset(q, lo)) != 0))
+            rc = CODEC_ERR_IO;
     }
     free(s.a);
     free(piece);

@@ -185,6 +185,56 @@ static int write_all(int fd, const void *data, size_t len)
     return 0;
 }
 
+/* off + len fits in off_t (pread and pwrite refuse a negative offset; past it the
+ * loop's offsets would wrap). */
+static int range_fits(uint64_t off, size_t len)
+{
+    const uint64_t max = (uint64_t)INT64_MAX;
+    return off <= max && (uint64_t)len <= max - off;
+}
+
+int file_pread_all(int fd, void *buf, size_t len, uint64_t off)
+{
+    if (!range_fits(off, len))
+        return -EINVAL;
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t r = pread(fd, p, len, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (r == 0)
+            return -ENODATA;   /* end of file before len bytes */
+        p += r;
+        len -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+int file_pwrite_all(int fd, const void *data, size_t len, uint64_t off)
+{
+    if (!range_fits(off, len))
+        return -EINVAL;
+    const uint8_t *p = data;
+    while (len > 0) {
+        ssize_t w = pwrite(fd, p, len, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (w == 0)
+            return -EIO;   /* no progress and no error: never loop on it */
+        p += w;
+        len -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
 /* Streams src's bytes (or, with src < 0, the len bytes at data) into path's
  * temporary file, then fsync, rename, fsync of the directory: the one crash-safe
  * write behind file_write_atomic and file_copy_atomic. */
@@ -243,22 +293,33 @@ int file_copy_atomic(const char *src, const char *dst, unsigned mode)
     return rc;
 }
 
+/* mkdir of path; 1 when it made it (and then fsynced its parent, which holds the new
+ * entry), 0 when something was already there, or -errno. */
+static int mkdir_durable(const char *path, unsigned mode)
+{
+    if (mkdir(path, (mode_t)mode) != 0)
+        return errno == EEXIST ? 0 : -errno;
+    int rc = file_fsync_dir_of(path);
+    return rc != 0 ? rc : 1;
+}
+
 int file_mkdirs(const char *path, unsigned mode)
 {
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
+    int rc;
     for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
+        if (*p != '/' || p[-1] == '/')
+            continue;   /* "a//b": "a/" is "a" again */
         *p = 0;
-        if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST)
-            return -errno;
+        rc = mkdir_durable(tmp, mode);
+        if (rc < 0)
+            return rc;
         *p = '/';
     }
-    if (mkdir(tmp, (mode_t)mode) != 0 && errno != EEXIST)
-        return -errno;
-    return 0;
+    rc = mkdir_durable(tmp, mode);
+    return rc < 0 ? rc : 0;
 }
 
 int file_exists(const char *path)

@@ -30,7 +30,24 @@ int file_write_atomic(const char *path, const void *data, size_t len, unsigned m
  * memory); dst gets mode. 0 or -errno (src's open or read errors too). */
 int file_copy_atomic(const char *src, const char *dst, unsigned mode);
 
-/* mkdir -p with the given mode for directories it creates. */
+/* Reads exactly len bytes of fd at offset off into buf (pread: fd's file position is
+ * left alone), retrying EINTR and short reads. 0 when all len bytes were read;
+ * -ENODATA when the file ends first (buf then holds what was there, the rest of it is
+ * unspecified; pread itself never reports ENODATA for a file); -EINVAL when off + len
+ * is past the largest offset; otherwise pread's -errno. */
+int file_pread_all(int fd, void *buf, size_t len, uint64_t off);
+
+/* Writes all len bytes of data to fd at offset off (pwrite: fd's file position is left
+ * alone), retrying EINTR and short writes. 0; -EINVAL when off + len is past the
+ * largest offset; pwrite's -errno (-ENOSPC, -EIO, ...); -EIO when pwrite wrote nothing
+ * and said no error. Nothing is synced. */
+int file_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
+
+/* mkdir -p with the given mode for directories it creates. Each directory it creates
+ * has its parent fsynced after the mkdir, so once it returns 0 the whole chain of new
+ * entries survives a crash (a caller that then renames a file into path and fsyncs
+ * path loses neither); directories that were already there cost no fsync. 0 or -errno
+ * (of the first mkdir or fsync that failed). */
 int file_mkdirs(const char *path, unsigned mode);
 
 /* fsync of the directory that contains path. */

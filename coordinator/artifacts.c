@@ -761,17 +761,10 @@ void artifacts_on_get(struct rpc_call *call, void *ctx)
     int rc = 0;
     do {
         size_t n = end - off < FED_MAX_CHUNK_BYTES ? (size_t)(end - off) : FED_MAX_CHUNK_BYTES;
-        size_t got = 0;
-        while (got < n) {
-            ssize_t r = pread(fd, buf + got, n - got, (off_t)(off + got));
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r <= 0)
-                break;
-            got += (size_t)r;
-        }
-        if (got < n) {
-            log_error("cannot read %s at offset %" PRIu64, path, off + got);
+        int e = file_pread_all(fd, buf, n, off);
+        if (e != 0) {
+            log_error("cannot read %s at offsets %" PRIu64 "..%" PRIu64 ": %s", path, off,
+                      off + n, e == -ENODATA ? "the file is shorter than it was" : strerror(-e));
             rpc_call_finish(call, GRPC_STATUS_INTERNAL, "GetArtifact: the coordinator cannot "
                             "read the file", NULL, 0);
             goto out;

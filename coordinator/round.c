@@ -21,7 +21,8 @@
 #include "model/model_hash.h"
 
 /* Copies len bytes from offset off of in to the same offset of out: copy_file_range, or a
- * fixed 1 MiB buffer where the kernel cannot (another file system). 0 or -errno. */
+ * fixed 1 MiB buffer where the kernel cannot (another file system). 0 or -errno
+ * (-ENODATA when in ends first). */
 static int copy_range(int in, int out, off_t off, size_t len)
 {
     loff_t a = off, b = off;
@@ -40,32 +41,18 @@ static int copy_range(int in, int out, off_t off, size_t len)
     uint8_t *buf = malloc(BUF);
     if (!buf)
         return -ENOMEM;
-    while (left > 0) {
+    int rc = 0;
+    while (rc == 0 && left > 0) {
         size_t want = left < BUF ? left : BUF;
-        ssize_t k = pread(in, buf, want, a);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0) {
-            free(buf);
-            return k < 0 ? -errno : -EIO;
-        }
-        for (ssize_t w = 0; w < k;) {
-            ssize_t d = pwrite(out, buf + w, (size_t)(k - w), b + w);
-            if (d < 0 && errno == EINTR)
-                continue;
-            if (d < 0) {
-                int e = -errno;
-                free(buf);
-                return e;
-            }
-            w += d;
-        }
-        a += k;
-        b += k;
-        left -= (size_t)k;
+        rc = file_pread_all(in, buf, want, (uint64_t)a);
+        if (rc == 0)
+            rc = file_pwrite_all(out, buf, want, (uint64_t)b);
+        a += (loff_t)want;
+        b += (loff_t)want;
+        left -= want;
     }
     free(buf);
-    return 0;
+    return rc;
 }
 
 int state_map_create(struct state_map *sm, const char *tmp, const char *from,
@@ -79,8 +66,7 @@ int state_map_create(struct state_map *sm, const char *tmp, const char *from,
     int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return -errno;
-    if (hdr_len && pwrite(fd, hdr, hdr_len, 0) != (ssize_t)hdr_len)
-        rc = errno ? -errno : -EIO;
+    rc = file_pwrite_all(fd, hdr, hdr_len, 0);
     if (rc == 0 && ftruncate(fd, (off_t)(hdr_len + body)) != 0)
         rc = -errno;
     if (rc == 0 && from) {
@@ -154,9 +140,7 @@ int state_map_commit(struct state_map *sm, const char *path, const uint8_t *hdr,
 {
     if (sm->fd < 0)
         return -EBADF;
-    int rc = 0;
-    if (hdr_len && pwrite(sm->fd, hdr, hdr_len, 0) != (ssize_t)hdr_len)
-        rc = errno ? -errno : -EIO;
+    int rc = file_pwrite_all(sm->fd, hdr, hdr_len, 0);
     if (sm->map) {
         munmap(sm->map, sm->len);
         sm->map = NULL;

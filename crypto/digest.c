@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "crypto/key_private.h"
 
 const char *crypto_strerror(int rc)
@@ -97,16 +98,13 @@ int crypto_blake2b256_fd(int fd, uint64_t size, uint8_t out[CRYPTO_DIGEST_BYTES]
     uint64_t off = 0;
     while (off < size) {
         size_t want = size - off < FILE_HASH_BUF ? (size_t)(size - off) : FILE_HASH_BUF;
-        ssize_t n = pread(fd, buf, want, (off_t)off);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
+        int e = file_pread_all(fd, buf, want, off);
+        if (e != 0) {
             free(buf);
-            return -e;
+            return e == -ENODATA ? -EIO : e;   /* the file ends before size bytes */
         }
-        crypto_generichash_blake2b_update(&h, buf, (size_t)n);
-        off += (uint64_t)n;
+        crypto_generichash_blake2b_update(&h, buf, want);
+        off += want;
         if (progress)
             progress(ctx, off);
     }

@@ -14,6 +14,7 @@
 #include "crypto/envelope.h"
 #include "model/model_hash.h"
 #include "proto/service.h"
+#include "proto/update_msg.h"
 #include "policies/model_source.h"
 #include "worker/artifacts.h"
 #include "worker/auto_vote.h"
@@ -763,7 +764,6 @@ static int submit(struct worker *w, const Aulac__V1__Task *t,
                   const struct policy_round_plan *plan, const uint8_t *payload, size_t len,
                   const struct trainer_stats *ts, float val_loss, struct progress_state *ps)
 {
-    const struct codec_params *cp = &plan->uplink;
     struct update_envelope e = { 0 };
     snprintf(e.experiment, sizeof e.experiment, "%s", t->experiment_id);
     snprintf(e.member, sizeof e.member, "%s", w->opt.member);
@@ -773,37 +773,14 @@ static int submit(struct worker *w, const Aulac__V1__Task *t,
     e.payload_bytes = len;
     e.samples = (uint64_t)ts->steps * plan->batch_size;
     e.tokens = ts->tokens;
-    e.codec.format_version = cp->format_version;
-    e.codec.block_size = cp->block_size;
-    e.codec.k_per_block = cp->k_per_block;
-    e.codec.quant = (uint32_t)cp->quant;
-    e.codec.zstd_level = cp->zstd_level;
-    e.codec.error_feedback = cp->error_feedback ? 1 : 0;
+    update_envelope_set_codec(&e, &plan->uplink);
     uint8_t sig[CRYPTO_SIGNATURE_BYTES];
     if (envelope_sign(&e, w->key, sig) != 0)
         return -1;
 
-    Aulac__V1__CodecParams hc = AULAC__V1__CODEC_PARAMS__INIT;
-    hc.format_version = e.codec.format_version;
-    hc.block_size = e.codec.block_size;
-    hc.k_per_block = e.codec.k_per_block;
-    hc.quant = e.codec.quant;
-    hc.zstd_level = e.codec.zstd_level;
-    hc.error_feedback = e.codec.error_feedback != 0;
-    Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
-    h.experiment_id = e.experiment;
-    h.round = e.round;
-    h.member_id = e.member;
-    h.base_model_hash.data = e.base_model_hash;
-    h.base_model_hash.len = 32;
-    h.payload_hash.data = e.payload_hash;
-    h.payload_hash.len = 32;
-    h.payload_bytes = len;
-    h.samples = e.samples;
-    h.tokens = e.tokens;
-    h.codec = &hc;
-    h.signature.data = sig;
-    h.signature.len = sizeof sig;
+    Aulac__V1__CodecParams hc;
+    Aulac__V1__UpdateHeader h;
+    update_envelope_to_msg(&e, sig, &h, &hc);
     h.train_loss = (float)ts->mean_loss;
     h.val_loss = val_loss;
 

@@ -25,6 +25,7 @@
 #include "proto/aulac.pb-c.h"
 #include "proto/pb.h"
 #include "proto/service.h"
+#include "proto/update_msg.h"
 
 static char tmpdir[256];
 
@@ -438,31 +439,23 @@ static void model_hash_vector(void **state)
 
 /* crypto/README.md "Request", SubmitUpdate: the body digest is over the first stream
  * message exactly as the client packs and sends it: UpdateChunk{header}, not the bare
- * UpdateHeader. */
+ * UpdateHeader; the header is update_envelope_to_msg's, byte for byte. */
 static void submit_update_request_vector(void **state)
 {
     struct crypto_key *k = vector_key("fpt");
     struct update_envelope e = vector_update();
+    /* The vector's codec fields are those of the codec parameters it was encoded with. */
+    const struct codec_params used = { .format_version = 1, .block_size = 4096,
+                                       .k_per_block = 64, .quant = CODEC_QUANT_INT8,
+                                       .zstd_level = 3, .error_feedback = 1 };
+    memset(&e.codec, 0, sizeof e.codec);
+    update_envelope_set_codec(&e, &used);
     uint8_t sig[64];
     assert_int_equal(envelope_sign(&e, k, sig), 0);
-    Aulac__V1__CodecParams cp = AULAC__V1__CODEC_PARAMS__INIT;
-    cp.format_version = e.codec.format_version;
-    cp.block_size = e.codec.block_size;
-    cp.k_per_block = e.codec.k_per_block;
-    cp.quant = e.codec.quant;
-    cp.zstd_level = e.codec.zstd_level;
-    cp.error_feedback = e.codec.error_feedback;
-    Aulac__V1__UpdateHeader h = AULAC__V1__UPDATE_HEADER__INIT;
-    h.experiment_id = e.experiment;
-    h.round = e.round;
-    h.member_id = e.member;
-    h.base_model_hash = (ProtobufCBinaryData){ 32, e.base_model_hash };
-    h.payload_hash = (ProtobufCBinaryData){ 32, e.payload_hash };
-    h.payload_bytes = e.payload_bytes;
-    h.samples = e.samples;
-    h.tokens = e.tokens;
-    h.codec = &cp;
-    h.signature = (ProtobufCBinaryData){ 64, sig };
+    /* The header as members build it (proto/update_msg.h), from the envelope. */
+    Aulac__V1__CodecParams cp;
+    Aulac__V1__UpdateHeader h;
+    update_envelope_to_msg(&e, sig, &h, &cp);
     h.train_loss = 3.25f;
     h.val_loss = 3.5f;
     Aulac__V1__UpdateChunk first = AULAC__V1__UPDATE_CHUNK__INIT;
