@@ -71,20 +71,6 @@ int fed_client_wait_ready(struct fed_client *c, int64_t timeout_ms)
     return c ? rpc_channel_wait_ready(c->ch, timeout_ms) : RPC_ERR_INVALID_ARG;
 }
 
-/* Rewrites st->details into one printable line naming the method. reason
- * (may be NULL) replaces the generic text of a local failure. */
-static int fed_fail(struct rpc_status *st, const char *method, int rc, const char *reason)
-{
-    char line[sizeof st->details];
-    if (rc == RPC_ERR_STATUS)
-        snprintf(line, sizeof line, "%s: %s: %.400s", method, rpc_status_name(st->code),
-                 st->details[0] ? st->details : "(no details)");
-    else
-        snprintf(line, sizeof line, "%s: %.400s", method, reason ? reason : rpc_strerror(rc));
-    memcpy(st->details, line, sizeof line);
-    return rc;
-}
-
 static struct rpc_call_options call_options(const struct fed_client *c, int64_t timeout_ms)
 {
     struct rpc_call_options o = {
@@ -150,184 +136,176 @@ static int fed_unary(struct fed_client *c, const char *name, const char *path,
     *reply = NULL;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct rpc_call_options o = call_options(c, timeout_ms);
     if (!signed_call) {
         int rc = pb_unary(c->ch, path, &o, req, reply_desc, reply, st);
-        return rc ? fed_fail(st, name, rc, NULL) : 0;
+        return rc ? rpc_fail_named(st, name, rc, NULL) : 0;
     }
     uint8_t *body, *out;
     size_t body_len, out_len;
     int rc = pb_pack(req, &body, &body_len);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     struct signed_md m;
     rc = sign_request(c, path, body, body_len, &m, &o);
     if (rc == 0)
         rc = rpc_unary(c->ch, path, &o, body, body_len, &out, &out_len, st);
     free(body);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     *reply = pb_unpack(reply_desc, out, out_len, SIZE_MAX, &rc);
     free(out);
-    return *reply ? 0 : fed_fail(st, name, rc, NULL);
+    return *reply ? 0 : rpc_fail_named(st, name, rc, NULL);
+}
+
+/* The typed unary calls' common part: a NULL req is RPC_ERR_INVALID_ARG, st may be
+ * NULL. Returns the reply (a message of type d, for the caller's typed pointer) or
+ * NULL; *rc gets 0 or the code. */
+static void *fed_call(struct fed_client *c, const char *name, const char *method,
+                      int64_t timeout_ms, int signed_call, const ProtobufCMessage *req,
+                      const ProtobufCMessageDescriptor *d, struct rpc_status *st, int *rc)
+{
+    struct rpc_status local;
+    ProtobufCMessage *m = NULL;
+    *rc = req ? fed_unary(c, name, method, timeout_ms, req, d, &m, st ? st : &local,
+                          signed_call)
+              : RPC_ERR_INVALID_ARG;
+    return m;
+}
+
+/* The client's call timeout (Hello, Join, Status, governance); 0 without a client. */
+static int64_t call_timeout(const struct fed_client *c)
+{
+    return c ? c->call_timeout_ms : 0;
+}
+
+/* A long poll's: the wait asked for and the margin. */
+static int64_t poll_timeout(uint32_t wait_ms)
+{
+    return (int64_t)wait_ms + FED_LONG_POLL_MARGIN_MS;
 }
 
 int fed_hello(struct fed_client *c, const Aulac__V1__HelloRequest *req,
               Aulac__V1__HelloReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "Hello", FED_METHOD_HELLO, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__hello_reply__descriptor, &m, st ? st : &local, 0);
-    *reply = (Aulac__V1__HelloReply *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "Hello", FED_METHOD_HELLO, call_timeout(c), 0,
+                          req ? &req->base : NULL, &aulac__v1__hello_reply__descriptor, st, &rc);
     return rc;
 }
 
 int fed_join(struct fed_client *c, const Aulac__V1__JoinRequest *req,
              Aulac__V1__JoinReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "Join", FED_METHOD_JOIN, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__join_reply__descriptor, &m, st ? st : &local, 1);
-    *reply = (Aulac__V1__JoinReply *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "Join", FED_METHOD_JOIN, call_timeout(c), 1,
+                          req ? &req->base : NULL, &aulac__v1__join_reply__descriptor, st, &rc);
     return rc;
 }
 
 int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
                  Aulac__V1__Task **task, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !task)
-        return RPC_ERR_INVALID_ARG;
-    int64_t timeout = (int64_t)req->wait_ms + FED_LONG_POLL_MARGIN_MS;
-    int rc = fed_unary(c, "GetTask", FED_METHOD_GET_TASK, timeout, &req->base,
-                       &aulac__v1__task__descriptor, &m, st ? st : &local, 1);
-    *task = (Aulac__V1__Task *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (task)
+        *task = fed_call(c, "GetTask", FED_METHOD_GET_TASK, req ? poll_timeout(req->wait_ms) : 0,
+                         1, req ? &req->base : NULL, &aulac__v1__task__descriptor, st, &rc);
     return rc;
 }
 
 int fed_get_node_task(struct fed_client *c, const Aulac__V1__NodeTaskRequest *req,
                       Aulac__V1__NodeTask **task, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !task)
-        return RPC_ERR_INVALID_ARG;
-    int64_t timeout = (int64_t)req->wait_ms + FED_LONG_POLL_MARGIN_MS;
-    int rc = fed_unary(c, "GetNodeTask", NODE_METHOD_GET_NODE_TASK, timeout, &req->base,
-                       &aulac__v1__node_task__descriptor, &m, st ? st : &local, 1);
-    *task = (Aulac__V1__NodeTask *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (task)
+        *task = fed_call(c, "GetNodeTask", NODE_METHOD_GET_NODE_TASK,
+                         req ? poll_timeout(req->wait_ms) : 0, 1, req ? &req->base : NULL,
+                         &aulac__v1__node_task__descriptor, st, &rc);
     return rc;
 }
 
 int fed_status(struct fed_client *c, const Aulac__V1__StatusRequest *req,
                Aulac__V1__StatusReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "Status", FED_METHOD_STATUS, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__status_reply__descriptor, &m, st ? st : &local, 0);
-    *reply = (Aulac__V1__StatusReply *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "Status", FED_METHOD_STATUS, call_timeout(c), 0,
+                          req ? &req->base : NULL, &aulac__v1__status_reply__descriptor, st, &rc);
+    return rc;
+}
+
+/* The governance calls: signed, with the call timeout, answered by a GovernanceReply. */
+static int governance_call(struct fed_client *c, const char *name, const char *method,
+                           const ProtobufCMessage *req, Aulac__V1__GovernanceReply **reply,
+                           struct rpc_status *st)
+{
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, name, method, call_timeout(c), 1, req,
+                          &aulac__v1__governance_reply__descriptor, st, &rc);
     return rc;
 }
 
 int fed_propose_roster_change(struct fed_client *c, const Aulac__V1__RosterProposal *req,
                               Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "ProposeRosterChange", FED_METHOD_PROPOSE_ROSTER,
-                       c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__governance_reply__descriptor, &m, st ? st : &local, 1);
-    *reply = (Aulac__V1__GovernanceReply *)m;
-    return rc;
+    return governance_call(c, "ProposeRosterChange", FED_METHOD_PROPOSE_ROSTER,
+                           req ? &req->base : NULL, reply, st);
 }
 
 int fed_vote(struct fed_client *c, const Aulac__V1__VoteRequest *req,
              Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "Vote", FED_METHOD_VOTE, c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__governance_reply__descriptor, &m, st ? st : &local, 1);
-    *reply = (Aulac__V1__GovernanceReply *)m;
-    return rc;
-}
-
-/* A unary call with the client's call timeout whose reply is of type d. */
-static int fed_unary_timed(struct fed_client *c, const char *name, const char *method,
-                           const ProtobufCMessage *req, const ProtobufCMessageDescriptor *d,
-                           ProtobufCMessage **out, struct rpc_status *st)
-{
-    struct rpc_status local;
-    if (!req || !out)
-        return RPC_ERR_INVALID_ARG;
-    return fed_unary(c, name, method, c ? c->call_timeout_ms : 0, req, d, out,
-                     st ? st : &local, 1);
+    return governance_call(c, "Vote", FED_METHOD_VOTE, req ? &req->base : NULL, reply, st);
 }
 
 int fed_propose_motion(struct fed_client *c, const Aulac__V1__Motion *req,
                        Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
 {
-    return fed_unary_timed(c, "ProposeMotion", FED_METHOD_PROPOSE_MOTION, req ? &req->base : NULL,
-                           &aulac__v1__governance_reply__descriptor, (ProtobufCMessage **)reply,
-                           st);
+    return governance_call(c, "ProposeMotion", FED_METHOD_PROPOSE_MOTION,
+                           req ? &req->base : NULL, reply, st);
 }
 
 int fed_withdraw(struct fed_client *c, const Aulac__V1__WithdrawRequest *req,
                  Aulac__V1__GovernanceReply **reply, struct rpc_status *st)
 {
-    return fed_unary_timed(c, "Withdraw", FED_METHOD_WITHDRAW, req ? &req->base : NULL,
-                           &aulac__v1__governance_reply__descriptor, (ProtobufCMessage **)reply,
+    return governance_call(c, "Withdraw", FED_METHOD_WITHDRAW, req ? &req->base : NULL, reply,
                            st);
 }
 
 int fed_list_experiments(struct fed_client *c, const Aulac__V1__ExperimentsRequest *req,
                          Aulac__V1__ExperimentsReply **reply, struct rpc_status *st)
 {
-    return fed_unary_timed(c, "ListExperiments", FED_METHOD_LIST_EXPERIMENTS,
-                           req ? &req->base : NULL, &aulac__v1__experiments_reply__descriptor,
-                           (ProtobufCMessage **)reply, st);
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "ListExperiments", FED_METHOD_LIST_EXPERIMENTS, call_timeout(c), 1,
+                          req ? &req->base : NULL, &aulac__v1__experiments_reply__descriptor,
+                          st, &rc);
+    return rc;
 }
 
 int fed_list_proposals(struct fed_client *c, const Aulac__V1__ProposalsRequest *req,
                        Aulac__V1__ProposalsReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "ListProposals", FED_METHOD_LIST_PROPOSALS,
-                       c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__proposals_reply__descriptor, &m, st ? st : &local, 1);
-    *reply = (Aulac__V1__ProposalsReply *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "ListProposals", FED_METHOD_LIST_PROPOSALS, call_timeout(c), 1,
+                          req ? &req->base : NULL, &aulac__v1__proposals_reply__descriptor,
+                          st, &rc);
     return rc;
 }
 
 int fed_add_cosignature(struct fed_client *c, const Aulac__V1__CosignatureRequest *req,
                         Aulac__V1__CosignatureReply **reply, struct rpc_status *st)
 {
-    struct rpc_status local;
-    ProtobufCMessage *m;
-    if (!req || !reply)
-        return RPC_ERR_INVALID_ARG;
-    int rc = fed_unary(c, "AddCosignature", FED_METHOD_ADD_COSIGNATURE,
-                       c ? c->call_timeout_ms : 0, &req->base,
-                       &aulac__v1__cosignature_reply__descriptor, &m, st ? st : &local, 1);
-    *reply = (Aulac__V1__CosignatureReply *)m;
+    int rc = RPC_ERR_INVALID_ARG;
+    if (reply)
+        *reply = fed_call(c, "AddCosignature", FED_METHOD_ADD_COSIGNATURE, call_timeout(c), 1,
+                          req ? &req->base : NULL, &aulac__v1__cosignature_reply__descriptor,
+                          st, &rc);
     return rc;
 }
 
@@ -410,12 +388,12 @@ static int download_stream(struct fed_client *c, const char *name, const char *m
     if (rc == 0 && (rc = sign_request(c, method, body, body_len, &sm, &o)) != 0)
         free(body);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     struct rpc_stream *s;
     rc = rpc_stream_open(c->ch, method, &o, &s);
     if (rc != 0) {
         free(body);
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     }
     rc = rpc_stream_send(s, body, body_len);
     free(body);
@@ -429,13 +407,13 @@ static int download_stream(struct fed_client *c, const char *name, const char *m
         rpc_stream_cancel(s);
     int frc = rpc_stream_finish(s, st);
     if (local_failure)
-        return fed_fail(st, name, rc, d->why[0] ? d->why : NULL);
+        return rpc_fail_named(st, name, rc, d->why[0] ? d->why : NULL);
     if (frc != 0)
-        return fed_fail(st, name, frc, NULL);
+        return rpc_fail_named(st, name, frc, NULL);
     if (rc != 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
+        return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, "stream broke but the status is OK");
     if (d->n_chunks == 0)
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
+        return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, "the server sent no chunk");
     return 0;
 }
 
@@ -465,7 +443,7 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
         st = &local;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c || !req || !on_chunk)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct chunk_seq d = { .next_offset = req->offset };
     struct model_take_ctx t = { on_chunk, ctx };
     int rc = download_stream(c, name, FED_METHOD_DOWNLOAD_MODEL, &req->base,
@@ -475,7 +453,7 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
     if (d.next_offset != d.total) {
         snprintf(d.why, sizeof d.why, "stream ended at %" PRIu64 " of %" PRIu64 " bytes",
                  d.next_offset, d.total);
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, d.why);
+        return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, d.why);
     }
     return 0;
 }
@@ -522,14 +500,14 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
         st = &local;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!receipt)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     *receipt = NULL;
     if (chunk_bytes == 0)
         chunk_bytes = FED_MAX_CHUNK_BYTES;
     if (!c || !hdr || (!payload && payload_len) || chunk_bytes > FED_MAX_CHUNK_BYTES)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     if (hdr->payload_bytes != payload_len)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, "header payload_bytes differs from the payload");
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, "header payload_bytes differs from the payload");
 
     struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
     Aulac__V1__UpdateChunk head = AULAC__V1__UPDATE_CHUNK__INIT;
@@ -542,12 +520,12 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
     if (rc == 0 && (rc = sign_request(c, FED_METHOD_SUBMIT_UPDATE, first, first_len, &sm, &o)) != 0)
         free(first);
     if (rc != 0)
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     struct rpc_stream *s;
     rc = rpc_stream_open(c->ch, FED_METHOD_SUBMIT_UPDATE, &o, &s);
     if (rc != 0) {
         free(first);
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     }
     /* RPC_ERR_CANCELLED here may just mean the coordinator answered before
      * reading everything (a rejection): its receipt is still read below. */
@@ -556,7 +534,7 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
     if (rc != 0 && rc != RPC_ERR_CANCELLED) {
         rpc_stream_cancel(s);
         rpc_stream_finish(s, st);
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     }
     ProtobufCMessage *m = NULL;
     int rrc = pb_stream_recv(s, &aulac__v1__receipt__descriptor, &m);
@@ -565,10 +543,10 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
         if (m)
             aulac__v1__receipt__free_unpacked((Aulac__V1__Receipt *)m, NULL);
         if (frc != 0)
-            return fed_fail(st, name, frc, NULL);
+            return rpc_fail_named(st, name, frc, NULL);
         if (rrc == RPC_EOS || rrc == RPC_ERR_CANCELLED)
-            return fed_fail(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
-        return fed_fail(st, name, rrc, NULL);
+            return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
+        return rpc_fail_named(st, name, rrc, NULL);
     }
     *receipt = (Aulac__V1__Receipt *)m;
     return 0;
@@ -606,7 +584,7 @@ int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req
         st = &local;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c || !req || !on_chunk || req->blake2b.len != 32)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct chunk_seq d = { .next_offset = req->offset, .max_chunk = FED_MAX_CHUNK_BYTES };
     struct artifact_take_ctx t = { req->blake2b.data, on_chunk, ctx };
     int rc = download_stream(c, name, FED_METHOD_GET_ARTIFACT, &req->base,
@@ -620,7 +598,7 @@ int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req
     if (d.next_offset != end) {
         snprintf(d.why, sizeof d.why, "stream ended at %" PRIu64 " bytes, expected %" PRIu64
                  " (file of %" PRIu64 ")", d.next_offset, end, d.total);
-        return fed_fail(st, name, FED_ERR_BAD_REPLY, d.why);
+        return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, d.why);
     }
     return 0;
 }
@@ -679,19 +657,19 @@ int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src
         st = &local;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!receipt)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     *receipt = NULL;
     if (!c || !src || !src->read || !src->member_id || src->chunk_bytes > FED_MAX_CHUNK_BYTES)
-        return fed_fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     size_t chunk_bytes = src->chunk_bytes ? src->chunk_bytes : FED_MAX_CHUNK_BYTES;
     uint8_t *buf = malloc(chunk_bytes);
     if (!buf)
-        return fed_fail(st, name, RPC_ERR_NOMEM, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_NOMEM, NULL);
 
     size_t n0 = src->total_bytes < chunk_bytes ? (size_t)src->total_bytes : chunk_bytes;
     if (src->read(src->read_ctx, 0, buf, n0) != 0) {
         free(buf);
-        return fed_fail(st, name, FED_ERR_ABORTED, "reading the file failed");
+        return rpc_fail_named(st, name, FED_ERR_ABORTED, "reading the file failed");
     }
     uint8_t *first;
     size_t first_len;
@@ -702,14 +680,14 @@ int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src
         free(first);
     if (rc != 0) {
         free(buf);
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     }
     struct rpc_stream *s;
     rc = rpc_stream_open(c->ch, FED_METHOD_PUT_ARTIFACT, &o, &s);
     if (rc != 0) {
         free(first);
         free(buf);
-        return fed_fail(st, name, rc, NULL);
+        return rpc_fail_named(st, name, rc, NULL);
     }
     rc = rpc_stream_send(s, first, first_len);
     free(first);
@@ -725,7 +703,7 @@ int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src
     if (rc != 0 && rc != RPC_ERR_CANCELLED) {
         rpc_stream_cancel(s);
         rpc_stream_finish(s, st);
-        return fed_fail(st, name, rc, rc == FED_ERR_ABORTED ? "reading the file failed" : NULL);
+        return rpc_fail_named(st, name, rc, rc == FED_ERR_ABORTED ? "reading the file failed" : NULL);
     }
     ProtobufCMessage *m = NULL;
     int rrc = pb_stream_recv(s, &aulac__v1__artifact_receipt__descriptor, &m);
@@ -734,10 +712,10 @@ int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src
         if (m)
             aulac__v1__artifact_receipt__free_unpacked((Aulac__V1__ArtifactReceipt *)m, NULL);
         if (frc != 0)
-            return fed_fail(st, name, frc, NULL);
+            return rpc_fail_named(st, name, frc, NULL);
         if (rrc == RPC_EOS || rrc == RPC_ERR_CANCELLED)
-            return fed_fail(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
-        return fed_fail(st, name, rrc, NULL);
+            return rpc_fail_named(st, name, FED_ERR_BAD_REPLY, "status OK but no receipt");
+        return rpc_fail_named(st, name, rrc, NULL);
     }
     *receipt = (Aulac__V1__ArtifactReceipt *)m;
     return 0;

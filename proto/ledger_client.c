@@ -51,19 +51,6 @@ void fed_ledger_close(struct fed_ledger *c)
     free(c);
 }
 
-/* st->details becomes one line naming the method. */
-static int fail(struct rpc_status *st, const char *name, int rc, const char *why)
-{
-    char line[sizeof st->details];
-    if (rc == RPC_ERR_STATUS)
-        snprintf(line, sizeof line, "%s: %s: %.400s", name, rpc_status_name(st->code),
-                 st->details[0] ? st->details : "(no details)");
-    else
-        snprintf(line, sizeof line, "%s: %.400s", name, why ? why : rpc_strerror(rc));
-    memcpy(st->details, line, sizeof line);
-    return rc;
-}
-
 static int call(struct fed_ledger *c, const char *name, const char *path,
                 const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
                 ProtobufCMessage **reply, struct rpc_status *st)
@@ -71,11 +58,11 @@ static int call(struct fed_ledger *c, const char *name, const char *path,
     *reply = NULL;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c)
-        return fail(st, name, RPC_ERR_INVALID_ARG, NULL);
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct rpc_call_options o = { .timeout_ms = c->timeout_ms,
                                   .wait_for_ready = c->wait_for_ready };
     int rc = pb_unary(c->ch, path, &o, req, desc, reply, st);
-    return rc ? fail(st, name, rc, NULL) : 0;
+    return rc ? rpc_fail_named(st, name, rc, NULL) : 0;
 }
 
 int fed_proof_hashes(const ProtobufCBinaryData *items, size_t n, uint8_t (*proof)[32],
@@ -125,7 +112,7 @@ static int proof_call(struct fed_ledger *c, const char *name, const char *path,
     if (fed_proof_hashes((*reply)->hashes, (*reply)->n_hashes, proof, proof_len) != 0) {
         aulac__v1__proof__free_unpacked(*reply, NULL);
         *reply = NULL;
-        return fail(st, name, FED_ERR_BAD_REPLY,
+        return rpc_fail_named(st, name, FED_ERR_BAD_REPLY,
                     "the proof has more than 65 hashes or one that is not 32 bytes");
     }
     return 0;
@@ -180,7 +167,7 @@ int fed_get_entries(struct fed_ledger *c, uint64_t from, uint64_t count,
     if (why[0]) {
         aulac__v1__entries_page__free_unpacked(p, NULL);
         *reply = NULL;
-        return fail(st, "GetEntries", FED_ERR_BAD_REPLY, why);
+        return rpc_fail_named(st, "GetEntries", FED_ERR_BAD_REPLY, why);
     }
     return 0;
 }
@@ -209,7 +196,7 @@ int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count
             (i && p->checkpoints[i]->size <= prev)) {
             aulac__v1__checkpoints_page__free_unpacked(p, NULL);
             *reply = NULL;
-            return fail(st, "GetCheckpoints", FED_ERR_BAD_REPLY,
+            return rpc_fail_named(st, "GetCheckpoints", FED_ERR_BAD_REPLY,
                         "checkpoints out of order or below the requested size");
         }
         prev = p->checkpoints[i]->size;

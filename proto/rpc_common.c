@@ -1,6 +1,7 @@
 #include "proto/rpc_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -63,6 +64,18 @@ void rpc_status_set(struct rpc_status *st, grpc_status_code code, const char *de
     if (details_len)
         memcpy(st->details, details, details_len);
     st->details[details_len] = 0;
+}
+
+int rpc_fail_named(struct rpc_status *st, const char *method, int rc, const char *reason)
+{
+    char line[sizeof st->details];
+    if (rc == RPC_ERR_STATUS)
+        snprintf(line, sizeof line, "%s: %s: %.400s", method, rpc_status_name(st->code),
+                 st->details[0] ? st->details : "(no details)");
+    else
+        snprintf(line, sizeof line, "%s: %.400s", method, reason ? reason : rpc_strerror(rc));
+    memcpy(st->details, line, sizeof line);
+    return rc;
 }
 
 int rpc_buffer_copy_out(grpc_byte_buffer *bb, uint8_t **out, size_t *len)

@@ -32,6 +32,11 @@ void rpc_free_pem(char *pem);
  * must have been plucked already. */
 void rpc_cq_destroy(grpc_completion_queue *cq);
 
+/* Rewrites st->details into one printable line naming the method ("GetTask:
+ * UNAVAILABLE: ..."): the server's status and details for RPC_ERR_STATUS, otherwise
+ * reason, or rpc_strerror(rc) when reason is NULL. Returns rc. */
+int rpc_fail_named(struct rpc_status *st, const char *method, int rc, const char *reason);
+
 /* Fills a status (code + copied, truncated details). */
 void rpc_status_set(struct rpc_status *st, grpc_status_code code, const char *details,
                     size_t details_len);
