@@ -507,7 +507,8 @@ int fed_submit_update_progress(struct fed_client *c, const Aulac__V1__UpdateHead
     if (!c || !hdr || (!payload && payload_len) || chunk_bytes > FED_MAX_CHUNK_BYTES)
         return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     if (hdr->payload_bytes != payload_len)
-        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, "header payload_bytes differs from the payload");
+        return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG,
+                              "header payload_bytes differs from the payload");
 
     struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
     Aulac__V1__UpdateChunk head = AULAC__V1__UPDATE_CHUNK__INIT;
@@ -703,7 +704,8 @@ int fed_put_artifact(struct fed_client *c, const struct fed_artifact_source *src
     if (rc != 0 && rc != RPC_ERR_CANCELLED) {
         rpc_stream_cancel(s);
         rpc_stream_finish(s, st);
-        return rpc_fail_named(st, name, rc, rc == FED_ERR_ABORTED ? "reading the file failed" : NULL);
+        return rpc_fail_named(st, name, rc,
+                              rc == FED_ERR_ABORTED ? "reading the file failed" : NULL);
     }
     ProtobufCMessage *m = NULL;
     int rrc = pb_stream_recv(s, &aulac__v1__artifact_receipt__descriptor, &m);

@@ -113,7 +113,7 @@ static int proof_call(struct fed_ledger *c, const char *name, const char *path,
         aulac__v1__proof__free_unpacked(*reply, NULL);
         *reply = NULL;
         return rpc_fail_named(st, name, FED_ERR_BAD_REPLY,
-                    "the proof has more than 65 hashes or one that is not 32 bytes");
+                              "the proof has more than 65 hashes or one that is not 32 bytes");
     }
     return 0;
 }
@@ -197,7 +197,7 @@ int fed_get_checkpoints(struct fed_ledger *c, uint64_t from_size, uint32_t count
             aulac__v1__checkpoints_page__free_unpacked(p, NULL);
             *reply = NULL;
             return rpc_fail_named(st, "GetCheckpoints", FED_ERR_BAD_REPLY,
-                        "checkpoints out of order or below the requested size");
+                                  "checkpoints out of order or below the requested size");
         }
         prev = p->checkpoints[i]->size;
     }
