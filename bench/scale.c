@@ -578,7 +578,6 @@ struct dl_ctx {
     struct member *x;
     uint64_t bytes, total;
     int fd;                         /* member 0 keeps the model (the baseline's bytes) */
-    struct crypto_digest_state h;
 };
 
 static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
@@ -588,16 +587,15 @@ static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
         return 1;   /* the bench asks for the whole model */
     d->total = ch->total_bytes;
     d->bytes += ch->data.len;
-    if (d->fd >= 0) {
-        crypto_digest_update(&d->h, ch->data.data, ch->data.len);
-        if (file_pwrite_all(d->fd, ch->data.data, ch->data.len, ch->offset) != 0)
-            return 1;
-    }
+    if (d->fd >= 0 && file_pwrite_all(d->fd, ch->data.data, ch->data.len, ch->offset) != 0)
+        return 1;
     return B.abort ? 1 : 0;
 }
 
-/* The whole model of the round. Member 0 checks its hash and writes it to model.bin;
- * the others count the bytes and drop them. */
+/* The whole model of the round. Member 0 writes it to model.bin (its hash is checked
+ * after the timed phase, member_check_model: the raw baseline's receivers do no more than
+ * receive either, so both figures are the transport's); the others count the bytes and
+ * drop them. */
 static void member_download(struct member *x)
 {
     struct dl_ctx d = { .x = x, .fd = -1 };
@@ -609,7 +607,6 @@ static void member_download(struct member *x)
             member_fail(x, "cannot write %s: %s", path, strerror(errno));
             return;
         }
-        crypto_digest_init(&d.h, MODEL_HASH_DOMAIN);
     }
     Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
     q.member_id = x->id;
@@ -630,12 +627,30 @@ static void member_download(struct member *x)
                     B.model_bytes);
         return;
     }
-    if (x->idx == 0) {
-        uint8_t got[32];
-        crypto_digest_final(&d.h, got);
-        if (memcmp(got, x->base, 32) != 0)
-            member_fail(x, "the downloaded model does not hash to the task's base model");
+}
+
+/* Member 0, after the download phase: model.bin hashes to the task's base model. */
+static void member_check_model(struct member *x)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/model.bin", B.dir);
+    int fd = open(path, O_RDONLY);
+    const uint8_t *m = fd < 0 ? MAP_FAILED
+                              : mmap(NULL, B.model_bytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (m == MAP_FAILED) {
+        member_fail(x, "cannot read %s: %s", path, strerror(errno));
+        return;
     }
+    struct crypto_digest_state h;
+    uint8_t got[32];
+    crypto_digest_init(&h, MODEL_HASH_DOMAIN);
+    crypto_digest_update(&h, m, B.model_bytes);
+    crypto_digest_final(&h, got);
+    munmap((void *)m, B.model_bytes);
+    if (memcmp(got, x->base, 32) != 0)
+        member_fail(x, "the downloaded model does not hash to the task's base model");
 }
 
 /* splitmix64 */
@@ -793,6 +808,8 @@ static void *member_main(void *arg)
             member_download(x);
         sync_all();   /* (C) downloaded; main measures the raw baseline */
         sync_all();   /* (D) encode */
+        if (!B.abort && !x->failed && x->idx == 0)
+            member_check_model(x);
         if (!B.abort)
             member_encode(x, &plans[r]);
         sync_all();   /* (E) encoded */
