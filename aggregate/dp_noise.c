@@ -210,6 +210,33 @@ int agg_dp_noise_scheme(const struct policy *p, const struct policy_round_plan *
     return 0;
 }
 
+int agg_dp_normals(const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, unsigned scheme,
+                   double sigma, double *out, size_t n)
+{
+    if (!seed || (n && !out))
+        return AGG_ERR_ARG;
+    if (scheme != AGG_DP_SCHEME_POLAR && scheme != AGG_DP_SCHEME_BOX_MULLER_LIBM)
+        return AGG_ERR_ARG;
+    if (sodium_init() < 0)
+        return AGG_ERR_ARG;
+    struct dp_stream st;
+    st.block = 0;
+    st.used = sizeof st.buf / sizeof st.buf[0];
+    agg_dp_round_key(seed, round, st.key);
+    for (size_t j = 0; j < n; j += 2) {
+        double x0, x1;
+        if (scheme == AGG_DP_SCHEME_POLAR)
+            polar_pair(&st, sigma, &x0, &x1);
+        else
+            box_muller_libm_pair(&st, sigma, &x0, &x1);
+        out[j] = x0;
+        if (j + 1 < n)
+            out[j + 1] = x1;
+    }
+    sodium_memzero(&st, sizeof st);
+    return 0;
+}
+
 int agg_dp_noise(const struct policy *p, const struct policy_round_plan *plan, size_t k,
                  const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, float *avg,
                  size_t n_params)

@@ -62,6 +62,15 @@ int agg_dp_noise_scheme(const struct policy *p, const struct policy_round_plan *
                         size_t k, const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round,
                         float *avg, size_t n_params, unsigned scheme);
 
+/* The draws themselves, before the float conversion: out[j] = the double agg_dp_noise
+ * rounds to float and adds to avg[j], for noise std sigma (scheme 2: sigma (u m),
+ * sigma (v m) above; scheme 1: (sigma r) cos, (sigma r) sin), for j < n, of (seed,
+ * round) under `scheme`. For the test vectors, which pin them bit for bit (the float
+ * noise alone would hide a last-bit change of the transform in all but ~2^-29 of its
+ * values). AGG_ERR_ARG for an unknown scheme or a NULL argument. */
+int agg_dp_normals(const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, unsigned scheme,
+                   double sigma, double *out, size_t n);
+
 /* The natural logarithm scheme 2 uses, for positive normal finite x (scheme 2 calls it on
  * [2^-104, 1)): fdlibm's e_log.c algorithm (x = 2^k (1 + f), 1 + f in [sqrt(2)/2,
  * sqrt(2)); log(1 + f) = f - (f^2/2 - s (f^2/2 + R(s^2))), s = f / (2 + f), R a fixed

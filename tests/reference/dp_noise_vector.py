@@ -135,3 +135,36 @@ k16 = round_key(SEED, 16)
 v, used, rej = scheme2(words(k16), 4)
 show("scheme 2, round 16:", k16, v, "   (%d words, %d rejected pairs)" % (used, rej))
 show("scheme 1, round 3:", k3, scheme1(words(k3), 5))
+
+# The draws themselves (agg_dp_normals: doubles, before the float conversion): scheme 2,
+# round 3, the first six at sigma 1 exactly, and BLAKE2b-256 of the first 65536 as
+# little-endian doubles at sigma 1 and at sigma 0.3 (sigma * (u * m): the product order
+# too), which pins every bit of the transform.
+w = words(k3, n_blocks=12288)   # 98304 words: the polar method takes ~83500
+UM = []
+at = 0
+while len(UM) < 65536:
+    while True:
+        u = (w[at] >> 11) * 2.0 ** -52 - 1.0
+        v = (w[at + 1] >> 11) * 2.0 ** -52 - 1.0
+        at += 2
+        q = u * u + v * v
+        if 0.0 < q < 1.0:
+            break
+    m = math.sqrt(-2.0 * dp_log(q) / q)
+    UM += [u * m, v * m]
+print("scheme 2, round 3: N_0..5  %s" % " ".join(x.hex() for x in UM[:6]))
+for sigma in (1.0, 0.3):
+    print("scheme 2, round 3: BLAKE2b-256 of the first 65536 at sigma %g (f64 LE) %s   (%d words)"
+          % (sigma, hashlib.blake2b(struct.pack("<65536d", *[sigma * x for x in UM]),
+                                    digest_size=32).hexdigest(), at))
+
+# agg_dp_log itself on 2^18 points of [2^-104, 1): x_i has exponent -1 - (i mod 104) and
+# mantissa bits (i * 0x9e3779b97f4a7c15 mod 2^64) >> 12; BLAKE2b-256 of the results as
+# little-endian doubles.
+L = []
+for i in range(1 << 18):
+    mant = ((i * 0x9e3779b97f4a7c15) & 0xffffffffffffffff) >> 12
+    L.append(dp_log(bits2d(((1022 - i % 104) << 52) | mant)))
+print("agg_dp_log on 2^18 points: BLAKE2b-256 (f64 LE) %s" % hashlib.blake2b(
+    struct.pack("<%dd" % len(L), *L), digest_size=32).hexdigest())

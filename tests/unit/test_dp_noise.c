@@ -10,6 +10,7 @@
 #include <cmocka.h>
 #include <float.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,15 @@
                            -0x1.9a1c7ep+0f }
 /* scheme 2, round 16, four parameters: three of its first five word pairs are rejected */
 #define DP_VECTOR_POLAR16 { -0x1.94a79ep+0f, -0x1.f36a80p-2f, 0x1.14c4c4p-1f, -0x1.773f3ap+0f }
+/* scheme 2, round 3: the draws themselves (agg_dp_normals, doubles): the first six at
+ * sigma 1, and BLAKE2b-256 of the first 65536 as little-endian doubles at sigma 1 and 0.3 */
+#define DP_VECTOR_N3 { 0x1.7446a15acace6p-6, -0x1.3f8f9cee1ab74p-1, -0x1.1a8840475ab98p-1, \
+                       0x1.db0870971aa33p-1, -0x1.9a1c7ecc539b3p+0, 0x1.41ef986b8a994p-1 }
+#define DP_VECTOR_N3_DIGEST "7a2fb5dee999a7fa250c631dad08b367b06f179ea30a52696dce135097aeaf73"
+#define DP_VECTOR_N3_DIGEST_03 "b675def49bb51a6e3bcecac338eeb28050307c40c99e07667eebeddb75531481"
+/* agg_dp_log on 2^18 points x_i of [2^-104, 1): exponent -1 - (i mod 104), mantissa bits
+ * (i * 0x9e3779b97f4a7c15 mod 2^64) >> 12; BLAKE2b-256 of the results as LE doubles */
+#define DP_VECTOR_LOG_DIGEST "f579d0c0549d02ac8895c5ddc198cdef0a851d176035a241cfb9bb6dee7e947e"
 /* scheme 1 (earlier versions, Box-Muller with libm), round 3: glibc's values */
 #define DP_VECTOR_LIBM3 { 0x1.19aa36p+0f, 0x1.54db54p-2f, 0x1.5320aep-1f, -0x1.61ce78p+0f, \
                           -0x1.5dc056p+0f }
@@ -76,6 +86,23 @@ static void check_noise(unsigned scheme, uint64_t round, const float *want, size
                      (unsigned long long)round, j, (double)a[j], (double)want[j]);
 }
 
+/* BLAKE2b-256 of x[0..n) as little-endian IEEE doubles, in hex. */
+static void f64_digest(const double *x, size_t n, char hex[65])
+{
+    uint8_t le[8], digest[32];
+    crypto_generichash_state h;
+    crypto_generichash_init(&h, NULL, 0, 32);
+    for (size_t j = 0; j < n; j++) {
+        uint64_t b;
+        memcpy(&b, &x[j], 8);
+        for (int i = 0; i < 8; i++)
+            le[i] = (uint8_t)(b >> (8 * i));
+        crypto_generichash_update(&h, le, 8);
+    }
+    crypto_generichash_final(&h, digest, 32);
+    hex_encode(digest, 32, hex);
+}
+
 /* The vectors of aggregate/README.md: a change of the stream, the transform or its order
  * of operations changes these bits, and replay of recorded experiments with them. */
 static void noise_matches_the_test_vectors(void **state)
@@ -97,9 +124,35 @@ static void noise_matches_the_test_vectors(void **state)
     const float polar3[] = DP_VECTOR_POLAR3, polar16[] = DP_VECTOR_POLAR16;
     check_noise(AGG_DP_SCHEME_POLAR, 3, polar3, 5);
     check_noise(AGG_DP_SCHEME_POLAR, 16, polar16, 4);
-    /* agg_dp_noise is scheme 2 */
+    /* the doubles behind them: every bit of the transform (a last-bit change of the log
+     * or of the order of operations changes some of 65536 draws) */
+    enum { NDRAW = 65536 };
+    double *nd = malloc(NDRAW * sizeof *nd);
+    float *nf = calloc(NDRAW, sizeof *nf);
+    assert_non_null(nd);
+    assert_non_null(nf);
+    assert_int_equal(agg_dp_normals(seed, 3, AGG_DP_SCHEME_POLAR, 1.0, nd, NDRAW), 0);
+    const double n3[] = DP_VECTOR_N3;
+    for (int j = 0; j < 6; j++)
+        if (nd[j] != n3[j])
+            fail_msg("N_%d of round 3: %a, the vector says %a", j, nd[j], n3[j]);
+    f64_digest(nd, NDRAW, hex);
+    assert_string_equal(hex, DP_VECTOR_N3_DIGEST);
+    assert_int_equal(agg_dp_normals(seed, 3, AGG_DP_SCHEME_POLAR, 0.3, nd, NDRAW), 0);
+    f64_digest(nd, NDRAW, hex);
+    assert_string_equal(hex, DP_VECTOR_N3_DIGEST_03);
+    /* and agg_dp_noise adds exactly those, rounded to float (z = 0.3, C = 1, k = 1) */
     struct policy p;
     struct policy_round_plan plan;
+    dp_setup(&p, &plan, 0.3);
+    assert_int_equal(agg_dp_noise(&p, &plan, 1, seed, 3, nf, NDRAW), 0);
+    for (size_t j = 0; j < NDRAW; j++)
+        assert_true(nf[j] == (float)nd[j]);
+    assert_int_equal(agg_dp_normals(seed, 3, 7, 1.0, nd, NDRAW), AGG_ERR_ARG);
+    free(nd);
+    free(nf);
+
+    /* agg_dp_noise is scheme 2 */
     dp_setup(&p, &plan, 1);
     float a[5] = { 0 };
     assert_int_equal(agg_dp_noise(&p, &plan, 1, seed, 3, a, 5), 0);
@@ -199,6 +252,21 @@ static void log_is_within_one_ulp(void **state)
         assert_true(e.max_ulps < 1.0L);
     assert_true(e.max_libm_ulps <= 1.0);
     assert_true(e.differs_libm < e.n / 10);
+
+    /* pinned bit for bit (tests/reference/dp_noise_vector.py) */
+    enum { NL = 1 << 18 };
+    double *l = malloc(NL * sizeof *l);
+    assert_non_null(l);
+    for (uint64_t i = 0; i < NL; i++) {
+        uint64_t b = (uint64_t)(1022 - i % 104) << 52 | (i * 0x9e3779b97f4a7c15ull) >> 12;
+        double x;
+        memcpy(&x, &b, 8);
+        l[i] = agg_dp_log(x);
+    }
+    char hex[65];
+    f64_digest(l, NL, hex);
+    assert_string_equal(hex, DP_VECTOR_LOG_DIGEST);
+    free(l);
 
     /* exact and refused values */
     assert_true(agg_dp_log(1.0) == 0.0 && !signbit(agg_dp_log(1.0)));
