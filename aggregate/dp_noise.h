@@ -57,7 +57,8 @@ int agg_dp_noise(const struct policy *p, const struct policy_round_plan *plan, s
 /* As agg_dp_noise with the given scheme (AGG_DP_SCHEME_*; replay passes the scheme the
  * experiment recorded). AGG_ERR_ARG for an unknown scheme. Scheme 1: for each pair the
  * next two words a, b; u1 = ((a >> 11) + 1) 2^-53, u2 = (b >> 11) 2^-53,
- * r = sqrt(-2 log(u1)), N_j = r cos(2 pi u2), N_j+1 = r sin(2 pi u2) with libm. */
+ * r = sqrt(-2 log(u1)), avg[j] += (float)((s r) cos(2 pi u2)),
+ * avg[j+1] += (float)((s r) sin(2 pi u2)), with libm's log, cos and sin. */
 int agg_dp_noise_scheme(const struct policy *p, const struct policy_round_plan *plan,
                         size_t k, const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round,
                         float *avg, size_t n_params, unsigned scheme);
