@@ -40,7 +40,7 @@ static int senders_absent(const struct policy_round_plan *plan)
            plan->uplink.k_per_block < plan->uplink.block_size;
 }
 
-static float sparse_factor(const struct policy_round_plan *plan)
+float agg_sparse_factor(const struct policy_round_plan *plan)
 {
     return plan->uplink.k_per_block < plan->uplink.block_size ? plan->sparse_scale : 1.0f;
 }
@@ -211,7 +211,7 @@ static int coordinatewise(const struct policy *p, const struct policy_round_plan
         return why_fail(why, cap, AGG_ERR_NOMEM, "out of memory");
     }
     const int absent = senders_absent(plan);
-    const float f = sparse_factor(plan);
+    const float f = agg_sparse_factor(plan);
     const enum policy_agg_rule rule = p->aggregation.rule;
     const double trim = p->aggregation.trim;
     size_t pos = 0;
@@ -520,72 +520,4 @@ int agg_combine_coalition(const struct policy *p, const struct policy_round_plan
         }
     }
     return combine(p, plan, n_params, u, n, include, f, avg, scratch, NULL, why, cap);
-}
-
-/* --- DP noise -------------------------------------------------------------- */
-
-void agg_dp_round_key(const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, uint8_t key[32])
-{
-    static const char label[] = "aulac/dp-noise";   /* 14 bytes, no NUL */
-    uint8_t msg[AGG_DP_SEED_BYTES + sizeof label - 1 + 8];
-    memcpy(msg, seed, AGG_DP_SEED_BYTES);
-    memcpy(msg + AGG_DP_SEED_BYTES, label, sizeof label - 1);
-    for (int i = 0; i < 8; i++)
-        msg[AGG_DP_SEED_BYTES + sizeof label - 1 + i] = (uint8_t)(round >> (8 * i));
-    crypto_generichash(key, 32, msg, sizeof msg, NULL, 0);
-    sodium_memzero(msg, sizeof msg);
-}
-
-void agg_dp_seed_commitment(const uint8_t seed[AGG_DP_SEED_BYTES], uint8_t out[32])
-{
-    crypto_generichash(out, 32, seed, AGG_DP_SEED_BYTES, NULL, 0);
-}
-
-int agg_dp_noise(const struct policy *p, const struct policy_round_plan *plan, size_t k,
-                 const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, float *avg,
-                 size_t n_params)
-{
-    if (!p || !plan || (n_params && !avg))
-        return AGG_ERR_ARG;
-    if (!p->privacy.enabled || p->privacy.noise_multiplier == 0)
-        return 0;
-    if (k == 0 || !seed)
-        return AGG_ERR_ARG;
-    if (sodium_init() < 0)
-        return AGG_ERR_ARG;
-    const double s = p->privacy.noise_multiplier * p->privacy.clip * (double)sparse_factor(plan) /
-                     (double)k;
-    uint8_t key[32], nonce[crypto_stream_chacha20_NONCEBYTES] = { 0 };
-    agg_dp_round_key(seed, round, key);
-    static const uint8_t zeros[4096];
-    uint8_t bytes[4096];            /* 64 ChaCha20 blocks = 512 words */
-    uint64_t buf[512];
-    uint64_t block = 0;
-    size_t used = sizeof buf / sizeof buf[0];
-    const double two_pi = 6.283185307179586476925286766559;
-    for (size_t j = 0; j < n_params; j += 2) {
-        if (used + 2 > sizeof buf / sizeof buf[0]) {
-            crypto_stream_chacha20_xor_ic(bytes, zeros, sizeof bytes, nonce, block, key);
-            block += sizeof bytes / 64;
-            for (size_t w = 0; w < sizeof buf / sizeof buf[0]; w++) {
-                uint64_t v = 0;
-                for (int b = 7; b >= 0; b--)
-                    v = v << 8 | bytes[8 * w + (size_t)b];
-                buf[w] = v;
-            }
-            used = 0;
-        }
-        /* Box-Muller: u1 in (0, 1], u2 in [0, 1), 53 random bits each. */
-        double u1 = (double)((buf[used] >> 11) + 1) * 0x1p-53;
-        double u2 = (double)(buf[used + 1] >> 11) * 0x1p-53;
-        used += 2;
-        double r = sqrt(-2.0 * log(u1));
-        avg[j] += (float)(s * r * cos(two_pi * u2));
-        if (j + 1 < n_params)
-            avg[j + 1] += (float)(s * r * sin(two_pi * u2));
-    }
-    sodium_memzero(buf, sizeof buf);
-    sodium_memzero(bytes, sizeof bytes);
-    sodium_memzero(key, sizeof key);
-    return 0;
 }

@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aggregate/dp_noise.h"
 #include "aggregate/round.h"
 
 /* What the rule did with one update (for the log, the ledger and the tests). */
@@ -73,33 +74,8 @@ int agg_combine_coalition(const struct policy *p, const struct policy_round_plan
                           const uint8_t *include, float *avg, float *scratch, char *why,
                           size_t cap);
 
-/* DP-FedAvg's noise on the round's average of k clipped updates: avg[j] += N(0, s^2)
- * with s = z * C * f / k, f the factor outer_average applied to the sum (sparse_scale in
- * sparse rounds, else 1): the same as noise of std z * C on the sum before the average.
- * Nothing when privacy is off or z = 0. AGG_ERR_ARG when k = 0.
- *
- * The noise of round `round` is a function of (seed, round) alone, so anyone holding the
- * experiment's seed (revealed in its experiment_finished / _cancelled / _failed entry,
- * committed by BLAKE2b-256(seed) in experiment_started: PRIVACY.md) recomputes it:
- *   key    = BLAKE2b-256(seed (32) || "aulac/dp-noise" (14 bytes) || round (u64 LE))
- *   stream = ChaCha20 (libsodium crypto_stream_chacha20, 64-bit nonce of zeros, block
- *            counter from 0) keystream under key, read as little-endian u64 words w0 w1 ...
- *   for each pair of parameters j, j+1 (j = 0, 2, 4, ...) the next two words a, b:
- *            u1 = ((a >> 11) + 1) 2^-53 in (0, 1], u2 = (b >> 11) 2^-53 in [0, 1),
- *            r = sqrt(-2 ln u1), avg[j] += (float)(s r cos(2 pi u2)),
- *            avg[j+1] += (float)(s r sin(2 pi u2)) (when j + 1 < n_params)
- * in IEEE double (aggregate/README.md has a test vector). The seed is 32 bytes from
- * libsodium's CSPRNG, drawn when the experiment starts, committed in experiment_started,
- * and handed out only with the payloads once the experiment has ended. */
-#define AGG_DP_SEED_BYTES 32
-int agg_dp_noise(const struct policy *p, const struct policy_round_plan *plan, size_t k,
-                 const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, float *avg,
-                 size_t n_params);
-
-/* The round key above (BLAKE2b-256(seed || "aulac/dp-noise" || round LE)). */
-void agg_dp_round_key(const uint8_t seed[AGG_DP_SEED_BYTES], uint64_t round, uint8_t key[32]);
-
-/* The commitment experiment_started records: BLAKE2b-256(seed). */
-void agg_dp_seed_commitment(const uint8_t seed[AGG_DP_SEED_BYTES], uint8_t out[32]);
+/* The factor outer_average applies to a round's sum: sparse_scale when the uplink is
+ * sparse (k_per_block < block_size), else 1. */
+float agg_sparse_factor(const struct policy_round_plan *plan);
 
 #endif

@@ -189,6 +189,8 @@ struct coord {
      * experiment_started (PRIVACY.md). have_dp_seed 0 without privacy. */
     uint8_t dp_seed[32];
     int have_dp_seed;
+    unsigned dp_scheme;             /* how its noise is drawn (AGG_DP_SCHEME_*): recorded in
+                                       experiment_started, kept on resume (record.h) */
     /* Its initial (round-0) model's hash, as its experiment_started records it: read by
      * checkpoint retention when first needed (have_initial_hash), which never removes
      * that model. */

@@ -478,7 +478,8 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
         close_failed("the experiment's DP noise seed cannot be kept");
     /* The round's average update by the policy's rule, in member-id order, into avg. */
     if (round_combine(&c->rnd, &c->policy, &j->plan, n, up, n_up,
-                      c->have_dp_seed ? c->dp_seed : NULL, &j->outcome, why, sizeof why) != 0)
+                      c->have_dp_seed ? c->dp_seed : NULL, c->dp_scheme, &j->outcome, why,
+                      sizeof why) != 0)
         close_failed(why);
     round_outcome_describe(&j->outcome, &c->policy, up, j->rule_log, sizeof j->rule_log);
     /* The outer state and the downlink residual: the next round's files, mapped, their

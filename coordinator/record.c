@@ -112,10 +112,13 @@ int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t se
  * the scan is bounded by them), only the header of others decoded. *found 0 when the
  * ledger has no experiment_started of it. 0, or COORD_ERR_STATE (logged). */
 int record_experiment_started_find(struct coord *c, const char *experiment,
-                                   uint8_t model_hash[32], uint8_t out[32], int *found)
+                                   uint8_t model_hash[32], uint8_t out[32],
+                                   uint32_t *dp_scheme, int *found)
 {
     memset(out, 0, 32);
     memset(model_hash, 0, 32);
+    if (dp_scheme)
+        *dp_scheme = 0;
     *found = 0;
     MDB_txn *txn;
     uint64_t size = 0;
@@ -143,6 +146,8 @@ int record_experiment_started_find(struct coord *c, const char *experiment,
                 if (strcmp(e.u.experiment.experiment, experiment) == 0) {
                     memcpy(out, e.u.experiment.dp_seed_commitment, 32);
                     memcpy(model_hash, e.u.experiment.model_hash, 32);
+                    if (dp_scheme)
+                        *dp_scheme = e.u.experiment.dp_noise_scheme;
                     *found = 1;
                 }
                 entry_free(&e);
@@ -171,10 +176,27 @@ int coord_dp_seed_load(struct coord *c, int fresh)
     dp_seed_path(c, c->experiment, path, sizeof path);
     uint8_t commit[32], zero[32] = { 0 }, h[32], model[32];
     int started = 0;
-    if (!fresh && record_experiment_started_find(c, c->experiment, model, commit, &started) != 0)
+    uint32_t scheme = 0;
+    c->dp_scheme = AGG_DP_SCHEME;
+    if (!fresh &&
+        record_experiment_started_find(c, c->experiment, model, commit, &scheme, &started) != 0)
         return COORD_ERR_STATE;
     if (!fresh && started && sodium_memcmp(commit, zero, 32) != 0) {
         hex_encode(commit, 32, hex);
+        /* its noise stays in the scheme it started with (none recorded: scheme 1) */
+        c->dp_scheme = scheme ? scheme : AGG_DP_SCHEME_BOX_MULLER_LIBM;
+        if (c->dp_scheme != AGG_DP_SCHEME_BOX_MULLER_LIBM &&
+            c->dp_scheme != AGG_DP_SCHEME_POLAR) {
+            log_error("experiment %s cannot resume: its experiment_started records DP noise "
+                      "scheme %u, which this version does not know (it knows 1 and 2): run "
+                      "it with the version that started it", c->experiment, c->dp_scheme);
+            return COORD_ERR_STATE;
+        }
+        if (c->dp_scheme != AGG_DP_SCHEME)
+            log_warn("experiment %s: its noise is drawn by DP noise scheme %u (Box-Muller "
+                     "with this platform's libm), as it started: replay reproduces it only "
+                     "with a libm that rounds log, cos and sin the same", c->experiment,
+                     c->dp_scheme);
         int rc = coord_dp_seed_read(c, c->experiment, c->dp_seed);
         if (rc == 1) {
             log_error("experiment %s cannot resume: its DP noise seed %s is missing; its "
@@ -234,8 +256,10 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
     e.u.experiment.rounds = rounds;
     e.u.experiment.reason = (char *)reason;
     if (type == ENTRY_EXPERIMENT_STARTED && c->have_dp_seed &&
-        strcmp(experiment, c->experiment) == 0)
+        strcmp(experiment, c->experiment) == 0) {
         agg_dp_seed_commitment(c->dp_seed, e.u.experiment.dp_seed_commitment);
+        e.u.experiment.dp_noise_scheme = c->dp_scheme;
+    }
     return record_append(c, txn, &e, NULL);
 }
 

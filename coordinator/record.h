@@ -28,11 +28,13 @@ int record_experiment_event(struct coord *c, MDB_txn *txn, enum entry_type type,
                             const char *experiment, const uint8_t policy_hash[32],
                             const uint8_t proposal_hash[32], const uint8_t *model_hash,
                             uint64_t rounds, const char *reason);
-/* The model_hash (the initial model) and dp_seed_commitment (zero: none) of
- * `experiment`'s experiment_started, read from the ledger (backwards from its end).
- * *found 0 when there is none. 0, or COORD_ERR_STATE (logged). */
+/* The model_hash (the initial model), dp_seed_commitment (zero: none) and, when
+ * dp_scheme is not NULL, dp_noise_scheme (0: none) of `experiment`'s experiment_started,
+ * read from the ledger (backwards from its end). *found 0 when there is none. 0, or
+ * COORD_ERR_STATE (logged). */
 int record_experiment_started_find(struct coord *c, const char *experiment,
-                                   uint8_t model_hash[32], uint8_t commitment[32], int *found);
+                                   uint8_t model_hash[32], uint8_t commitment[32],
+                                   uint32_t *dp_scheme, int *found);
 /* The DP noise seed of `experiment` (privacy on): <data dir>/experiments/<id>/dp-noise-seed,
  * 32 bytes, 0600. coord_dp_seed_read: 0, 1 when there is none, -errno. coord_dp_seed_make:
  * reads it, or draws one from libsodium's CSPRNG and writes it (atomically, fsynced)
@@ -41,12 +43,15 @@ int record_experiment_started_find(struct coord *c, const char *experiment,
  * ended (`aulac ledger export --payloads`: PRIVACY.md, "Replaying the noise"). */
 int coord_dp_seed_read(const struct coord *c, const char *experiment, uint8_t seed[32]);
 int coord_dp_seed_make(const struct coord *c, const char *experiment, uint8_t seed[32]);
-/* Privacy on: the loaded experiment's seed into c->dp_seed, c->have_dp_seed = 1; privacy
- * off: have_dp_seed = 0. fresh: it starts now (read, or drawn and kept first; its
- * experiment_started commits to the seed). Else it resumes: when its experiment_started
- * carries a dp_seed_commitment the file must exist and hash to it (else COORD_ERR_STATE,
- * logged with the file and the commitment: the experiment is not resumed); only without
- * a commitment is a seed drawn (logged: replay cannot check those rounds).
+/* Privacy on: the loaded experiment's seed into c->dp_seed, c->have_dp_seed = 1, and the
+ * noise scheme it is drawn with into c->dp_scheme; privacy off: have_dp_seed = 0. fresh:
+ * it starts now (read, or drawn and kept first; its experiment_started commits to the
+ * seed and records AGG_DP_SCHEME). Else it resumes: when its experiment_started carries a
+ * dp_seed_commitment the file must exist and hash to it (else COORD_ERR_STATE, logged
+ * with the file and the commitment: the experiment is not resumed), and the experiment
+ * keeps the scheme it recorded (none: scheme 1, an earlier version's; one this version
+ * does not know: COORD_ERR_STATE); only without a commitment is a seed drawn (logged:
+ * replay cannot check those rounds), used with AGG_DP_SCHEME.
  * 0, or COORD_ERR_STATE (logged). Timer thread (or coord_open). */
 int coord_dp_seed_load(struct coord *c, int fresh);
 

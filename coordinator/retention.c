@@ -103,7 +103,7 @@ size_t coord_retain_checkpoints(struct coord *c)
         uint8_t commit[32];
         int found = 0;
         int rc = record_experiment_started_find(c, c->experiment, c->initial_hash, commit,
-                                                &found);
+                                                NULL, &found);
         if (rc != 0 || !found) {
             if (rc == 0)   /* else logged */
                 log_warn("checkpoint retention: experiment %s has no experiment_started in "

@@ -346,7 +346,7 @@ size_t round_min_updates(const struct policy *p)
 int round_combine(struct coord_round *r, const struct policy *p,
                   const struct policy_round_plan *plan, size_t n_params,
                   const struct agg_update *u, size_t n, const uint8_t *dp_seed,
-                  struct round_outcome *out, char *why, size_t cap)
+                  unsigned dp_scheme, struct round_outcome *out, char *why, size_t cap)
 {
     memset(out, 0, sizeof *out);
     out->n = n;
@@ -372,7 +372,8 @@ int round_combine(struct coord_round *r, const struct policy *p,
         out->clipped += out->stats[i].used && out->stats[i].scale < 1.0f;
     }
     if (p->privacy.enabled) {
-        rc = agg_dp_noise(p, plan, out->used, dp_seed, r->number, r->avg, n_params);
+        rc = agg_dp_noise_scheme(p, plan, out->used, dp_seed, r->number, r->avg, n_params,
+                                 dp_scheme);
         if (rc != 0) {
             snprintf(why, cap, "the DP noise could not be added (%d)", rc);
             round_outcome_free(out);

@@ -193,14 +193,14 @@ struct round_outcome {
 /* r->avg = the round's average update over the n stored updates u (sorted by member id):
  * agg_combine under the policy's rule (aggregate/robust.h; fedavg is agg_average bit for
  * bit), with privacy on DP-FedAvg's Gaussian noise over the `used` clipped updates
- * (agg_dp_noise of dp_seed and round r->number: a function of the seed and the round
- * alone), then its hash. r->scratch is the rules' scratch.
+ * (agg_dp_noise_scheme of dp_seed, round r->number and the experiment's dp_scheme: a
+ * function of the seed and the round alone), then its hash. r->scratch is the rules' scratch.
  * 0, or AGG_ERR_* with why (AGG_ERR_RULE: fewer updates than the rule needs; the timer
  * never closes such a round). out->stats is set on success (round_outcome_free). */
 int round_combine(struct coord_round *r, const struct policy *p,
                   const struct policy_round_plan *plan, size_t n_params,
                   const struct agg_update *u, size_t n, const uint8_t *dp_seed,
-                  struct round_outcome *out, char *why, size_t cap);
+                  unsigned dp_scheme, struct round_outcome *out, char *why, size_t cap);
 void round_outcome_free(struct round_outcome *out);
 
 /* One log line of what the rule did in round `round` (u as given to round_combine):

@@ -140,6 +140,7 @@ struct exp_info {
     uint64_t n_closed;              /* round_closed entries */
     int has_credits;
     uint8_t dp_commit[32];          /* experiment_started's dp_seed_commitment (zero: none) */
+    uint32_t dp_scheme;             /* its dp_noise_scheme (0: none recorded) */
 };
 
 struct motion_ref {
@@ -272,6 +273,7 @@ static int map_ledger(struct run *r, struct ledger_map *m, char *why, size_t cap
             memcpy(x->proposal_hash, e.u.experiment.proposal_hash, 32);
             x->planned_rounds = e.u.experiment.rounds;
             memcpy(x->dp_commit, e.u.experiment.dp_seed_commitment, 32);
+            x->dp_scheme = e.u.experiment.dp_noise_scheme;
             break;
         case ENTRY_EXPERIMENT_FINISHED:
         case ENTRY_EXPERIMENT_CANCELLED:
@@ -375,6 +377,8 @@ struct exp_state {
     const char *dp_why;
     char dp_why_buf[4600];
     uint8_t dp_seed[32];            /* the revealed seed (dp_ok) */
+    unsigned dp_scheme;             /* how the noise is drawn from it (AGG_DP_SCHEME_*):
+                                       experiment_started's, scheme 1 when it records none */
 };
 
 static void finding(struct round_state *rs, const char *fmt, ...)
@@ -631,10 +635,17 @@ static void dp_setup(struct exp_state *x)
     uint8_t *buf = NULL;
     size_t len = 0;
     int rc = info->ended == UINT64_MAX ? 1 : file_read_all(path, 64, &buf, &len);
+    x->dp_scheme = info->dp_scheme ? info->dp_scheme : AGG_DP_SCHEME_BOX_MULLER_LIBM;
     if (is_zero(info->dp_commit, 32)) {
         x->dp_why = "its DP noise cannot be checked: experiment_started commits to no noise "
                     "seed (the experiment was started by a version that drew the noise from "
                     "the CSPRNG)";
+    } else if (x->dp_scheme != AGG_DP_SCHEME_POLAR &&
+               x->dp_scheme != AGG_DP_SCHEME_BOX_MULLER_LIBM) {
+        snprintf(x->dp_why_buf, sizeof x->dp_why_buf, "its DP noise cannot be checked: "
+                 "experiment_started records DP noise scheme %u, which this version does not "
+                 "know (it knows 1 and 2): replay it with a later version", x->dp_scheme);
+        x->dp_why = x->dp_why_buf;
     } else if (info->ended == UINT64_MAX) {
         x->dp_why = "its DP noise seed is revealed (with the payloads) when the experiment "
                     "ends, and it is running: replay it again then";
@@ -658,8 +669,14 @@ static void dp_setup(struct exp_state *x)
         } else {
             x->dp_ok = 1;
             emit(x->r, "experiment %s: DP noise seed %s = the commitment of experiment_started "
-                 "(%s): the noise of every round is recomputed", info->id, path,
-                 shorthex(info->dp_commit).s);
+                 "(%s): the noise of every round is recomputed (scheme %u%s)", info->id, path,
+                 shorthex(info->dp_commit).s, x->dp_scheme,
+                 x->dp_scheme == AGG_DP_SCHEME_BOX_MULLER_LIBM
+                     ? ", recorded by an earlier version: Box-Muller with this platform's libm, "
+                       "which reproduces the coordinator's noise only if its log, cos and sin "
+                       "round as the coordinator's did; a MISMATCH of a noised round may be "
+                       "that last bit"
+                     : ": libm-free, the same bits on every platform");
         }
     }
     if (buf) {
@@ -948,8 +965,8 @@ static int on_round_closed(struct exp_state *x, const struct entry_round_closed 
             size_t used = 0;
             for (size_t i = 0; i < n; i++)
                 used += stats[i].used != 0;
-            arc = agg_dp_noise(&x->policy, &plan, used, x->dp_seed, rc_e->round, x->avg,
-                               x->n);
+            arc = agg_dp_noise_scheme(&x->policy, &plan, used, x->dp_seed, rc_e->round,
+                                      x->avg, x->n, x->dp_scheme);
             if (arc != 0)
                 snprintf(w, sizeof w, "the DP noise cannot be recomputed (%d)", arc);
             rs->dp_rebuilt = arc == 0;

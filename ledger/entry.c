@@ -173,6 +173,7 @@ static const struct field experiment_started_fields[] = {
     F(4, K_U64, REQ, struct entry_experiment, rounds),
     F(6, K_H32, OPT, struct entry_experiment, proposal_hash),
     F(7, K_H32, OPT, struct entry_experiment, dp_seed_commitment),
+    F(8, K_U32, OPT, struct entry_experiment, dp_noise_scheme),
     END
 };
 
@@ -546,6 +547,8 @@ static int encode_record(const struct field *fields, const void *base, struct bu
             put_be(b, *(const uint8_t *)v, 1);
             break;
         case K_U32:
+            if (!f->required && *(const uint32_t *)v == 0)
+                break;   /* an optional u32 is left out when zero */
             put_tl(b, f->tag, 4);
             put_be(b, *(const uint32_t *)v, 4);
             break;
@@ -1240,6 +1243,7 @@ static int present(const struct field *f, const void *base)
     case K_TEXT:
     case K_BLOB: return *(const void *const *)v != NULL;
     case K_ID:   return *(const char *)v != 0;
+    case K_U32:  return *(const uint32_t *)v != 0;
     default:     return 1;
     }
 }

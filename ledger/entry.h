@@ -170,6 +170,12 @@ struct entry_experiment {
                                             noise seed (aggregate/robust.h, PRIVACY.md);
                                             zero (omitted) without privacy or from an
                                             earlier version */
+    uint32_t dp_noise_scheme;            /* started, privacy on: how the noise is drawn
+                                            from the seed (aggregate/dp_noise.h
+                                            AGG_DP_SCHEME_*: 2 = the libm-free polar
+                                            method); zero (omitted) without privacy and
+                                            in ledgers written before it, where a
+                                            dp_seed_commitment means scheme 1 */
 };
 
 /* The codec parameters an update envelope signs (crypto/envelope.h). */

@@ -140,12 +140,15 @@ def experiment_finished(timestamp_ms, experiment, model_hash, rounds, reason=Non
 
 
 def experiment_started(timestamp_ms, experiment, policy_hash, model_hash, rounds,
-                       dp_seed_commitment=None):
-    """dp_seed_commitment: BLAKE2b-256 of the DP noise seed (field 7), privacy only."""
+                       dp_seed_commitment=None, dp_noise_scheme=None):
+    """dp_seed_commitment: BLAKE2b-256 of the DP noise seed (field 7), and
+    dp_noise_scheme: how the noise is drawn from it (field 8), privacy only."""
     out = (header(7, timestamp_ms) + field(1, experiment.encode()) + field(2, policy_hash)
            + field(3, model_hash) + field(4, u64(rounds)))
     if dp_seed_commitment is not None:
         out += field(7, dp_seed_commitment)
+    if dp_noise_scheme is not None:
+        out += field(8, u32(dp_noise_scheme))
     return out
 
 
@@ -278,9 +281,12 @@ def main():
     # aggregate/README.md, "Differential privacy"; PRIVACY.md, "Replaying the noise")
     seed = bytes(range(0x00, 0x20))
     commitment = hashlib.blake2b(seed, digest_size=32).digest()
+    # and drawn by noise scheme 2 (the libm-free polar method)
     e = experiment_started(T0, "gpt2-vi-small", bytes(range(0x10, 0x30)),
-                           bytes(range(0x30, 0x50)), 12, dp_seed_commitment=commitment)
-    print("\n[experiment_started with a DP seed commitment] %d bytes" % len(e))
+                           bytes(range(0x30, 0x50)), 12, dp_seed_commitment=commitment,
+                           dp_noise_scheme=2)
+    print("\n[experiment_started with a DP seed commitment and noise scheme] %d bytes"
+          % len(e))
     print("commitment", commitment.hex())
     print("entry     ", e.hex())
     print("leaf hash ", hashlib.sha256(b"\x00" + e).hexdigest())

@@ -131,8 +131,10 @@ for ex in ${EXAMPLES:-policies/examples/*.yaml}; do   # EXAMPLES="a.yaml ...": o
     k=$(grep -c "^round [0-9]*: match (aggregate .* and model .* rebuilt bit for bit" "$T/replay.txt" || true)
     [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay.txt"; fail "$base: ledger replay matched $k rounds"; }
     if grep -q '^privacy:' "$T/$base.yaml"; then
-        grep -q "DP noise seed .*/dp-noise-seed = the commitment of experiment_started" \
+        grep -q "DP noise seed .*/dp-noise-seed = the commitment of experiment_started .*(scheme 2: libm-free" \
             "$T/replay.txt" || { cat "$T/replay.txt"; fail "$base: the DP seed is not checked"; }
+        grep -q '"type":"experiment_started",.*"dp_noise_scheme":2' "$T/$base.jsonl" ||
+            fail "$base: experiment_started records no DP noise scheme 2"
         k=$(grep -c "rebuilt bit for bit; DP noise recomputed from the revealed seed" "$T/replay.txt" || true)
         [ "$k" -eq "$ROUNDS" ] || { cat "$T/replay.txt"; fail "$base: DP noise recomputed in $k rounds"; }
         # the seed is in no ledger entry, and goes with the payloads of an ended experiment

@@ -455,6 +455,7 @@ static void privacy_resume_checks_the_seed(void **state)
     uint8_t commit[32];
     agg_dp_seed_commitment(seed, commit);
     assert_memory_equal(e.u.experiment.dp_seed_commitment, commit, 32);
+    assert_int_equal(e.u.experiment.dp_noise_scheme, AGG_DP_SCHEME);   /* recorded */
     entry_free(&e);
     fx_stop(f);
 
@@ -472,6 +473,7 @@ static void privacy_resume_checks_the_seed(void **state)
     assert_int_equal(f->c->state, EXP_RUNNING);
     assert_true(f->c->have_dp_seed);
     assert_memory_equal(f->c->dp_seed, seed, AGG_DP_SEED_BYTES);
+    assert_int_equal(f->c->dp_scheme, AGG_DP_SCHEME);  /* the scheme it started with */
     pthread_mutex_unlock(&f->c->mu);
     free(seed);
     fx_free(f);

@@ -908,8 +908,9 @@ static void round_closed_epsilon_and_finished_reason(void **state)
 }
 
 /* ledger/README.md's DP noise seed example (ledger/entry_reference.py prints it): the
- * seed 00 01 .. 1f committed by experiment_started (field 7, BLAKE2b-256 of the seed);
- * absent when zero (no privacy). */
+ * seed 00 01 .. 1f committed by experiment_started (field 7, BLAKE2b-256 of the seed)
+ * and the noise scheme 2 (field 8); without field 8 the entry an earlier version wrote
+ * (scheme 1); neither when zero (no privacy). */
 static void dp_seed_commitment(void **state)
 {
     (void)state;
@@ -925,27 +926,46 @@ static void dp_seed_commitment(void **state)
     uint8_t seed[32];
     fill(seed, 32, 0x00);
     crypto_generichash(st.u.experiment.dp_seed_commitment, 32, seed, 32, NULL, 0);
+    st.u.experiment.dp_noise_scheme = 2;
     uint8_t *a = encode_hex(&st, hex, sizeof hex, &len);
-    assert_int_equal(len, 162);
+    assert_int_equal(len, 172);
     assert_string_equal(hex,
         "41554c45" "02" "0007" "0000019b76daa800"
         "0001" "0000000d" "677074322d76692d736d616c6c"
         "0002" "00000020" "101112131415161718191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f"
         "0003" "00000020" "303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f"
         "0004" "00000008" "000000000000000c"
-        "0007" "00000020" "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6");
+        "0007" "00000020" "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6"
+        "0008" "00000004" "00000002");
     merkle_leaf_hash(a, len, leaf);
     hex_encode(leaf, 32, lh);
-    assert_string_equal(lh, "4ccf3d26e61044a966f85b38be9f156ebbcd2f7cf294e55d574cdd7c8719c102");
+    assert_string_equal(lh, "acf8e16e29a93048d4846af211c1c7a7f7dd63b3ce22fc3f82256e860766b1fe");
     assert_int_equal(entry_decode(a, len, &d), 0);
     assert_memory_equal(d.u.experiment.dp_seed_commitment, st.u.experiment.dp_seed_commitment, 32);
+    assert_int_equal(d.u.experiment.dp_noise_scheme, 2);
     char *j = entry_to_json(&d);
     assert_non_null(strstr(j, "\"dp_seed_commitment\":\"cb2f5160fc1f7e05"));
+    assert_non_null(strstr(j, "\"dp_noise_scheme\":2"));
     free(j);
     entry_free(&d);
     free(a);
 
-    /* without privacy: no field 7 */
+    /* an earlier version's entry: no field 8, which decodes as scheme 0 (read: 1) */
+    st.u.experiment.dp_noise_scheme = 0;
+    a = encode_hex(&st, hex, sizeof hex, &len);
+    assert_int_equal(len, 162);
+    merkle_leaf_hash(a, len, leaf);
+    hex_encode(leaf, 32, lh);
+    assert_string_equal(lh, "4ccf3d26e61044a966f85b38be9f156ebbcd2f7cf294e55d574cdd7c8719c102");
+    assert_int_equal(entry_decode(a, len, &d), 0);
+    assert_int_equal(d.u.experiment.dp_noise_scheme, 0);
+    j = entry_to_json(&d);
+    assert_null(strstr(j, "dp_noise_scheme"));
+    free(j);
+    entry_free(&d);
+    free(a);
+
+    /* without privacy: neither field */
     memset(st.u.experiment.dp_seed_commitment, 0, 32);
     a = encode_hex(&st, hex, sizeof hex, &len);
     assert_int_equal(len, 162 - 6 - 32);

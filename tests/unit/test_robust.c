@@ -34,12 +34,6 @@ static float gauss(void)
 
 #define MAXN 12
 
-/* aggregate/README.md, "DP noise": computed by tests/reference/dp_noise_vector.py */
-#define DP_VECTOR_KEY "40d86520895e044e8f3da6a58cd97f608208ff41cb684935d65ceb5593d904eb"
-#define DP_VECTOR_COMMIT "cb2f5160fc1f7e05a55ef49d340b48da2e5a78099d53393351cd579dd42503d6"
-#define DP_VECTOR_NOISE { 0x1.19aa36p+0f, 0x1.54db54p-2f, 0x1.5320aep-1f, -0x1.61ce78p+0f, \
-                          -0x1.5dc056p+0f }
-
 /* A round: k updates of np params, their payloads and each one decoded densely. */
 struct round {
     size_t k, np;
@@ -815,37 +809,6 @@ static void aggregate_ignores_arrival_order(void **state)
     assert_true(differs_unsorted > 0);
 }
 
-/* The test vector of aggregate/README.md ("DP noise"): seed 00 01 .. 1f, round 3,
- * z = 1, C = 1, k = 1, dense: the round key and the first four noise values. */
-static void dp_noise_test_vector(void **state)
-{
-    (void)state;
-    uint8_t seed[AGG_DP_SEED_BYTES], key[32], commit[32];
-    for (int i = 0; i < AGG_DP_SEED_BYTES; i++)
-        seed[i] = (uint8_t)i;
-    agg_dp_round_key(seed, 3, key);
-    char hex[65];
-    hex_encode(key, 32, hex);
-    assert_string_equal(hex, DP_VECTOR_KEY);
-    agg_dp_seed_commitment(seed, commit);
-    hex_encode(commit, 32, hex);
-    assert_string_equal(hex, DP_VECTOR_COMMIT);
-    struct policy p;
-    policy_of(&p, POLICY_AGG_FEDAVG);
-    p.privacy.enabled = 1;
-    p.privacy.clip = 1;
-    p.privacy.noise_multiplier = 1;
-    struct policy_round_plan plan;
-    memset(&plan, 0, sizeof plan);
-    codec_params_default(&plan.uplink);
-    plan.uplink.k_per_block = plan.uplink.block_size;
-    float a[5] = { 0 };
-    assert_int_equal(agg_dp_noise(&p, &plan, 1, seed, 3, a, 5), 0);
-    const float want[5] = DP_VECTOR_NOISE;
-    for (int j = 0; j < 5; j++)
-        assert_true(a[j] == want[j]);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -859,7 +822,6 @@ int main(void)
         cmocka_unit_test(too_few_updates_and_coalitions),
         cmocka_unit_test(nan_and_damage_refused),
         cmocka_unit_test(dp_noise_is_gaussian_and_random),
-        cmocka_unit_test(dp_noise_test_vector),
         cmocka_unit_test(aggregate_ignores_arrival_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
