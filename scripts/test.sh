@@ -11,6 +11,13 @@ cd "$(dirname "$0")/.."
 quick=0
 [ "${1:-}" = "--quick" ] && quick=1
 BUILD=${BUILD:-build}
+# Steps run side by side (unit binaries, integration scripts): $AULAC_TEST_JOBS, default 2.
+JOBS=${AULAC_TEST_JOBS:-2}
+# The model calls BLAS single-threaded only (model/gpt2.c blas_single_threaded), so this
+# changes no result; without it every process the suite starts (thousands: each CLI call,
+# each fault-sweep run) starts OpenBLAS's thread pool, whose idle threads spin in
+# sched_yield (a third of the fault sweep's CPU time).
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-1}
 passed=0
 failed=0
 failures=()
@@ -52,13 +59,55 @@ add_step_time() {
 }
 suite_t0=$(now)
 
-# Runs one cmocka binary and adds its per-case counts.
-run_unit() {
-    local bin=$1 label=$2 out rc p f
-    out="$log_dir/$(basename "$bin").$label.log"
-    timed "$out" timeout 600 "$bin"
-    rc=$?
-    add_step_time
+# --- steps, run $JOBS at a time -----------------------------------------------------
+# A step is one cmocka binary (kind unit) or one script that exits 0 on success (kind
+# script, one test). Each runs in the background with its output in its own log; the
+# steps run here are independent (their own temporary directories, ports picked by the
+# kernel), so they run side by side, and their lines are printed as they finish.
+declare -A running=()    # pid -> "kind<TAB>label<TAB>path<TAB>log"
+
+# start_step KIND LABEL PATH LIMIT: starts it once fewer than $JOBS steps run.
+start_step() {
+    local kind=$1 label=$2 path=$3 limit=$4 out
+    while [ ${#running[@]} -ge "$JOBS" ]; do reap_steps; done
+    out="$log_dir/$(basename "$path").$label.log"
+    rm -f "$out.result"
+    if [ "$kind" = unit ]; then
+        ( timed "$out" timeout "$limit" "$path"; echo "$? $STEP_WALL $STEP_CPU" >"$out.result" ) &
+    else
+        ( BUILD=$BUILD timed "$out" timeout "$limit" bash "$path"
+          echo "$? $STEP_WALL $STEP_CPU" >"$out.result" ) &
+    fi
+    running[$!]="$kind"$'\t'"$label"$'\t'"$path"$'\t'"$out"
+}
+
+# reap_steps: waits until at least one running step has finished and reports those
+# that have.
+reap_steps() {
+    local pid kind label path out done=0
+    while [ $done -eq 0 ]; do
+        for pid in "${!running[@]}"; do
+            IFS=$'\t' read -r kind label path out <<<"${running[$pid]}"
+            [ -e "$out.result" ] || continue
+            wait "$pid" 2>/dev/null
+            unset "running[$pid]"
+            done=1
+            read -r STEP_RC STEP_WALL STEP_CPU <"$out.result"
+            rm -f "$out.result"
+            add_step_time
+            if [ "$kind" = unit ]; then report_unit "$path" "$label" "$out"
+            else report_script "$path" "$label" "$out"; fi
+        done
+        # wait -n returns when a job ends (at once when none is left to wait for)
+        [ $done -eq 1 ] || wait -n 2>/dev/null || sleep 0.05
+    done
+}
+
+drain_steps() { while [ ${#running[@]} -gt 0 ]; do reap_steps; done; }
+
+# A cmocka binary's per-case counts.
+report_unit() {
+    local bin=$1 label=$2 out=$3 rc=$STEP_RC p f
     p=$(grep -E '^\[  PASSED  \] [0-9]+ test' "$out" | tail -1 | grep -oE '[0-9]+' | head -1)
     f=$(grep -E '^\[  FAILED  \] [0-9]+ test' "$out" | tail -1 | grep -oE '[0-9]+' | head -1)
     p=${p:-0}; f=${f:-0}
@@ -75,57 +124,94 @@ run_unit() {
     fi
 }
 
-# Runs one script that exits 0 on success; counts as one test.
-run_script() {
-    local script=$1 label=$2 limit=${3:-600} out rc
-    out="$log_dir/$(basename "$script").$label.log"
-    BUILD=$BUILD timed "$out" timeout "$limit" bash "$script"
-    rc=$?
-    add_step_time
-    if [ $rc -eq 0 ]; then
+# A script: one test.
+report_script() {
+    local script=$1 label=$2 out=$3 rc=$STEP_RC
+    if [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         printf '  ok    %-40s %6ss %6ss CPU\n' "$label:$(basename "$script")" "$STEP_WALL" "$STEP_CPU"
     else
         failed=$((failed + 1))
         failures+=("$label $(basename "$script") rc=$rc (log: $out)")
-        printf '  FAIL  %-40s rc=%d  %6ss %6ss CPU\n' "$label:$(basename "$script")" $rc "$STEP_WALL" "$STEP_CPU"
+        printf '  FAIL  %-40s rc=%d  %6ss %6ss CPU\n' "$label:$(basename "$script")" "$rc" "$STEP_WALL" "$STEP_CPU"
         tail -25 "$out" | sed 's/^/        /'
     fi
 }
 
-start_phase unit "unit tests ($BUILD/tests)"
-for bin in "$BUILD"/tests/test_*; do
-    [ -x "$bin" ] && run_unit "$bin" unit
-done
+# first_longest FILE...: FILE... with the steps that take longest first (those named in
+# $slow_first, in that order), so that the last ones to start are short.
+first_longest() {
+    local f s
+    for s in "${slow_first[@]}"; do
+        for f in "$@"; do [ "$(basename "$f")" = "$s" ] && echo "$f"; done
+    done
+    for f in "$@"; do
+        case " ${slow_first[*]} " in *" $(basename "$f") "*) ;; *) echo "$f" ;; esac
+    done
+}
+# The longest steps (wall, 2 cores; the suite prints each step's time).
+slow_first=(test_fault_sweep test_plugin test_http plugin_external.sh examples_run.sh
+            byzantine.sh mixed_members.sh bad_input.sh plugin_bad_input.sh reconnect.sh
+            experiments_flow.sh dashboard.sh node_bootstrap.sh deploy_files.sh
+            http_bad_input.sh ledger_split_view.sh experiments_queue.sh)
 
-start_phase integration "integration and fault tests (tests/integration, real processes on loopback)"
+# The sanitizer build starts now, in the background at low priority: it takes the cores
+# the steps leave idle (most of an integration script's time is waiting). It builds
+# what its phase runs: the unit tests and the programs they start (make unit-tests), or
+# everything (make tests) when there are san_*.sh scripts.
+if [ $quick -eq 0 ]; then
+    san_target=unit-tests
+    compgen -G 'tests/integration/san_*.sh' >/dev/null && san_target=tests
+    rm -f "$log_dir/san-build.result"
+    ( timed "$log_dir/san-build.log" nice -n 10 make --no-print-directory SAN=1 -j"$(nproc)" $san_target
+      echo "$? $STEP_WALL $STEP_CPU" >"$log_dir/san-build.result" ) &
+    san_pid=$!
+fi
+
+start_phase unit "unit tests ($BUILD/tests, $JOBS at a time)"
+mapfile -t steps < <(first_longest "$BUILD"/tests/test_*)
+for bin in "${steps[@]}"; do
+    [ -x "$bin" ] && start_step unit unit "$bin" 600
+done
+drain_steps
+
+start_phase integration "integration and fault tests (tests/integration, real processes on loopback, $JOBS at a time)"
+scripts=()
 for script in tests/integration/*.sh; do
     case $(basename "$script") in lib*.sh|san_*.sh) continue ;; esac
-    [ -f "$script" ] && run_script "$script" integration 900
+    [ -f "$script" ] && scripts+=("$script")
 done
+mapfile -t steps < <(first_longest "${scripts[@]}")
+for script in "${steps[@]}"; do
+    start_step script integration "$script" 900
+done
+drain_steps
 
 start_phase plugins "plug-in trainers (tests/plugins: the reference plug-ins against the built-in trainer)"
 for script in tests/plugins/*.sh; do
-    [ -f "$script" ] && run_script "$script" plugins 600
+    [ -f "$script" ] && start_step script plugins "$script" 600
 done
+drain_steps
 
 if [ $quick -eq 0 ]; then
-    start_phase san-build "sanitizer build (ASan + UBSan, CPU-only): make SAN=1 tests"
-    timed "$log_dir/san-build.log" make --no-print-directory SAN=1 -j"$(nproc)" tests
-    san_rc=$?
+    start_phase san-build "sanitizer build (ASan + UBSan, CPU-only): make SAN=1 $san_target, started with the unit tests"
+    while [ ! -e "$log_dir/san-build.result" ]; do wait "$san_pid" 2>/dev/null || sleep 0.2; done
+    read -r san_rc STEP_WALL STEP_CPU <"$log_dir/san-build.result"
     add_step_time
-    printf '  %-40s %6ss %6ss CPU\n' "make SAN=1 tests" "$STEP_WALL" "$STEP_CPU"
+    printf '  %-46s %6ss %6ss CPU (wall since it started)\n' "make SAN=1 $san_target" "$STEP_WALL" "$STEP_CPU"
     if [ $san_rc -eq 0 ]; then
-        start_phase san "unit tests under ASan + UBSan (build-san/tests)"
+        start_phase san "unit tests under ASan + UBSan (build-san/tests, $JOBS at a time)"
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
         export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
-        for bin in build-san/tests/test_*; do
-            [ -x "$bin" ] && run_unit "$bin" san
+        mapfile -t steps < <(first_longest build-san/tests/test_*)
+        for bin in "${steps[@]}"; do
+            [ -x "$bin" ] && start_step unit san "$bin" 600
         done
         for script in tests/integration/san_*.sh; do
-            [ -f "$script" ] && BUILD=build-san run_script "$script" san 900
+            [ -f "$script" ] && BUILD=build-san start_step script san "$script" 900
         done
+        drain_steps
     else
         failed=$((failed + 1))
         failures+=("sanitizer build (log: $log_dir/san-build.log)")
@@ -135,7 +221,8 @@ if [ $quick -eq 0 ]; then
     if [ -x scripts/fuzz.sh ]; then
         export AULAC_FUZZ_SECONDS=${AULAC_FUZZ_SECONDS:-10}   # per target (fuzz.sh alone: 20)
         start_phase fuzz "fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS)"
-        run_script scripts/fuzz.sh fuzz 600
+        start_step script fuzz scripts/fuzz.sh 600
+        drain_steps
     fi
 fi
 
