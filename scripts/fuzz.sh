@@ -6,7 +6,9 @@
 #
 # The targets build and run $AULAC_FUZZ_JOBS at a time (default: the number of cores);
 # each run is one single-threaded libFuzzer process, so each target still gets its
-# seconds of a core.
+# seconds of a core. AULAC_FUZZ_STEP=build only builds the targets and their seed
+# corpora, AULAC_FUZZ_STEP=run only runs them (built before; scripts/test.sh builds them
+# in the background while other tests run).
 #
 # Targets: fuzz_codec_decode (codec_decode_accumulate on hostile payloads),
 # fuzz_policy (policy and site YAML), fuzz_ledger_entry (ledger entry_decode) and
@@ -20,6 +22,8 @@ cd "$(dirname "$0")/.."
 
 seconds=${1:-${AULAC_FUZZ_SECONDS:-20}}
 jobs=${AULAC_FUZZ_JOBS:-$(nproc)}
+step=${AULAC_FUZZ_STEP:-all}
+case $step in all|build|run) ;; *) echo "fuzz: AULAC_FUZZ_STEP is all, build or run, not '$step'" >&2; exit 2 ;; esac
 BUILD=${BUILD:-build}
 out="$BUILD/fuzz"
 CLANG=${CLANG:-clang}
@@ -52,40 +56,48 @@ build() {
 }
 targets=(fuzz_codec_decode fuzz_policy fuzz_ledger_entry fuzz_checkpoint_note fuzz_export_read
          fuzz_json)
-
-build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c codec/reader.c common/why.c
-build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
-    policies/schema.c policies/yaml_tree.c privacy/rdp.c codec/codec.c common/fileio.c common/why.c
 ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c
             crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
-build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
-build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
-build fuzz_export_read tests/fuzz/fuzz_export_read.c "${ledger_src[@]}" ledger/export_read.c \
-    ledger/history.c ledger/ledger.c crypto/envelope.c crypto/motion.c crypto/proposal.c \
-    $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
-build fuzz_json tests/fuzz/fuzz_json.c common/json.c
 
-# Seed corpora (generators built without the fuzzer's main): valid payloads of every
-# codec mode; the example policies.
-bflags=(-std=gnu11 -O1 -I.)
-mkdir -p "$out/corpus/codec" "$out/corpus/policy"
-build make_codec_seeds tests/fuzz/make_codec_seeds.c codec/codec.c common/why.c
-cp policies/examples/*.yaml "$out/corpus/policy/"
-# Ledger: one entry of every type; signed checkpoint notes.
-mkdir -p "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
-build make_ledger_seeds tests/fuzz/make_ledger_seeds.c "${ledger_src[@]}"
-wait
+if [ "$step" != run ]; then
+    build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c codec/reader.c common/why.c
+    build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
+        policies/schema.c policies/yaml_tree.c privacy/rdp.c codec/codec.c common/fileio.c common/why.c
+    build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
+    build fuzz_checkpoint_note tests/fuzz/fuzz_checkpoint_note.c "${ledger_src[@]}"
+    build fuzz_export_read tests/fuzz/fuzz_export_read.c "${ledger_src[@]}" ledger/export_read.c \
+        ledger/history.c ledger/ledger.c crypto/envelope.c crypto/motion.c crypto/proposal.c \
+        $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
+    build fuzz_json tests/fuzz/fuzz_json.c common/json.c
+
+    rm -f "$out/seeds.made"
+    # Seed corpora (generators built without the fuzzer's main): valid payloads of every
+    # codec mode; the example policies.
+    bflags=(-std=gnu11 -O1 -I.)
+    mkdir -p "$out/corpus/codec" "$out/corpus/policy"
+    build make_codec_seeds tests/fuzz/make_codec_seeds.c codec/codec.c common/why.c
+    cp policies/examples/*.yaml "$out/corpus/policy/"
+    # Ledger: one entry of every type; signed checkpoint notes.
+    mkdir -p "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
+    build make_ledger_seeds tests/fuzz/make_ledger_seeds.c "${ledger_src[@]}"
+    wait
+fi
 for name in "${targets[@]}" make_codec_seeds make_ledger_seeds; do
     if [ ! -e "$out/$name.built" ]; then
         echo "fuzz: building $name failed:"; cat "$out/$name.build.log"
         exit 1
     fi
 done
-"$out/make_codec_seeds" "$out/corpus/codec"
-"$out/make_ledger_seeds" "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
-mkdir -p "$out/corpus/export" "$out/corpus/json"
-cp tests/fuzz/export_seeds/* "$out/corpus/export/"
-cp tests/fuzz/json_seeds/* "$out/corpus/json/"
+if [ "$step" != run ]; then
+    "$out/make_codec_seeds" "$out/corpus/codec"
+    "$out/make_ledger_seeds" "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
+    mkdir -p "$out/corpus/export" "$out/corpus/json"
+    cp tests/fuzz/export_seeds/* "$out/corpus/export/"
+    cp tests/fuzz/json_seeds/* "$out/corpus/json/"
+    touch "$out/seeds.made"
+fi
+[ -e "$out/seeds.made" ] || { echo "fuzz: no seed corpora in $out/corpus (AULAC_FUZZ_STEP=build first)"; exit 1; }
+[ "$step" != build ] || exit 0
 
 # run NAME CORPUS ARGS...: fuzzes NAME for $seconds in the background ($jobs at a time);
 # its exit status goes to $out/NAME.status, reported by report in the order started.

@@ -155,17 +155,32 @@ slow_first=(test_fault_sweep test_plugin test_http plugin_external.sh examples_r
             experiments_flow.sh dashboard.sh node_bootstrap.sh deploy_files.sh
             http_bad_input.sh ledger_split_view.sh experiments_queue.sh)
 
-# The sanitizer build starts now, in the background at low priority: it takes the cores
-# the steps leave idle (most of an integration script's time is waiting). It builds
-# what its phase runs: the unit tests and the programs they start (make unit-tests), or
-# everything (make tests) when there are san_*.sh scripts.
+# bg_start NAME CMD...: runs CMD in the background at low priority, its output in
+# $log_dir/NAME.log; bg_wait NAME waits for it and sets BG_RC, STEP_WALL (seconds since
+# it started) and STEP_CPU.
+declare -A bg_pid=()
+bg_start() {
+    local name=$1; shift
+    rm -f "$log_dir/$name.result"
+    ( timed "$log_dir/$name.log" nice -n 5 "$@"
+      echo "$? $STEP_WALL $STEP_CPU" >"$log_dir/$name.result" ) &
+    bg_pid[$name]=$!
+}
+bg_wait() {
+    while [ ! -e "$log_dir/$1.result" ]; do wait "${bg_pid[$1]}" 2>/dev/null || sleep 0.2; done
+    read -r BG_RC STEP_WALL STEP_CPU <"$log_dir/$1.result"
+}
+
+# The sanitizer build and the fuzz targets' build start now, in the background at low
+# priority: they take the cores the steps leave idle (most of an integration script's
+# time is waiting). The sanitizer build makes what its phase runs: the unit tests and
+# the programs they start (make unit-tests), or everything (make tests) when there are
+# san_*.sh scripts.
 if [ $quick -eq 0 ]; then
     san_target=unit-tests
     compgen -G 'tests/integration/san_*.sh' >/dev/null && san_target=tests
-    rm -f "$log_dir/san-build.result"
-    ( timed "$log_dir/san-build.log" nice -n 10 make --no-print-directory SAN=1 -j"$(nproc)" $san_target
-      echo "$? $STEP_WALL $STEP_CPU" >"$log_dir/san-build.result" ) &
-    san_pid=$!
+    bg_start san-build make --no-print-directory SAN=1 -j"$(nproc)" $san_target
+    [ -x scripts/fuzz.sh ] && bg_start fuzz-build env BUILD="$BUILD" AULAC_FUZZ_STEP=build scripts/fuzz.sh
 fi
 
 start_phase unit "unit tests ($BUILD/tests, $JOBS at a time)"
@@ -195,8 +210,8 @@ drain_steps
 
 if [ $quick -eq 0 ]; then
     start_phase san-build "sanitizer build (ASan + UBSan, CPU-only): make SAN=1 $san_target, started with the unit tests"
-    while [ ! -e "$log_dir/san-build.result" ]; do wait "$san_pid" 2>/dev/null || sleep 0.2; done
-    read -r san_rc STEP_WALL STEP_CPU <"$log_dir/san-build.result"
+    bg_wait san-build
+    san_rc=$BG_RC
     add_step_time
     printf '  %-46s %6ss %6ss CPU (wall since it started)\n' "make SAN=1 $san_target" "$STEP_WALL" "$STEP_CPU"
     if [ $san_rc -eq 0 ]; then
@@ -220,8 +235,12 @@ if [ $quick -eq 0 ]; then
 
     if [ -x scripts/fuzz.sh ]; then
         export AULAC_FUZZ_SECONDS=${AULAC_FUZZ_SECONDS:-10}   # per target (fuzz.sh alone: 20)
-        start_phase fuzz "fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS)"
-        start_step script fuzz scripts/fuzz.sh 600
+        start_phase fuzz "fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS), built with the unit tests"
+        bg_wait fuzz-build
+        add_step_time
+        printf '  %-46s %6ss %6ss CPU (wall since it started)\n' "fuzz targets' build" "$STEP_WALL" "$STEP_CPU"
+        # (a failed build fails the run, which says why)
+        AULAC_FUZZ_STEP=run start_step script fuzz scripts/fuzz.sh 600
         drain_steps
     fi
 fi
