@@ -167,6 +167,10 @@ $(BUILD)/tests/aulac-worker-byzantine: $(BYZ_OBJ) $(LIBAULAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 tests: $(PROGRAMS) $(TEST_BINS) $(TOOL_BINS) $(BENCH_BINS) $(BUILD)/tests/aulac-worker-byzantine
+# Objects named only as prerequisites of pattern rules are intermediate to make, which
+# deletes them after a build, so that the next `make tests` (make test runs it) relinked
+# every test and bench; kept, a built tree is not rebuilt.
+.SECONDARY: $(TEST_SUPPORT_OBJ) $(BENCH_LIB_OBJ) $(BUILD)/obj/tests/fault/fault.o
 # The unit tests and the programs some of them start (test_auth: aulac-coordinator): what
 # scripts/test.sh runs under the sanitizers.
 unit-tests: $(PROGRAMS) $(TEST_BINS)
