@@ -150,7 +150,8 @@ first_longest() {
     done
 }
 # The longest steps (wall, 2 cores; the suite prints each step's time).
-slow_first=(test_fault_sweep test_plugin test_http plugin_external.sh examples_run.sh
+quiet_first=(test_plugin test_http)
+slow_first=(test_fault_sweep plugin_external.sh examples_run.sh
             byzantine.sh mixed_members.sh bad_input.sh plugin_bad_input.sh reconnect.sh
             experiments_flow.sh dashboard.sh node_bootstrap.sh deploy_files.sh
             http_bad_input.sh ledger_split_view.sh experiments_queue.sh)
@@ -171,7 +172,28 @@ bg_wait() {
     read -r BG_RC STEP_WALL STEP_CPU <"$log_dir/$1.result"
 }
 
-# The sanitizer build and the fuzz targets' build start now, in the background at low
+start_phase unit "unit tests ($BUILD/tests, $JOBS at a time)"
+# Unit tests whose plug-in trainers must start within timeouts of 1 s (test_plugin) run
+# first, with only a light one beside them (test_http: waits on sockets), before
+# anything heavy starts.
+# run_units LABEL DIR first|rest: the unit tests in DIR named in quiet_first, or the others.
+run_units() {
+    local label=$1 dir=$2 which=$3 bin
+    if [ "$which" = first ]; then
+        for bin in "${quiet_first[@]/#/$dir/}"; do
+            [ -x "$bin" ] && start_step unit "$label" "$bin" 600
+        done
+    else
+        mapfile -t steps < <(first_longest "$dir"/test_*)
+        for bin in "${steps[@]}"; do
+            case " ${quiet_first[*]} " in *" $(basename "$bin") "*) continue ;; esac
+            [ -x "$bin" ] && start_step unit "$label" "$bin" 600
+        done
+    fi
+    drain_steps
+}
+run_units unit "$BUILD/tests" first
+# Then the sanitizer build and the fuzz targets' build start, in the background at low
 # priority: they take the cores the steps leave idle (most of an integration script's
 # time is waiting). The sanitizer build makes what its phase runs: the unit tests and
 # the programs they start (make unit-tests), or everything (make tests) when there are
@@ -183,12 +205,7 @@ if [ $quick -eq 0 ]; then
     [ -x scripts/fuzz.sh ] && bg_start fuzz-build env BUILD="$BUILD" AULAC_FUZZ_STEP=build scripts/fuzz.sh
 fi
 
-start_phase unit "unit tests ($BUILD/tests, $JOBS at a time)"
-mapfile -t steps < <(first_longest "$BUILD"/tests/test_*)
-for bin in "${steps[@]}"; do
-    [ -x "$bin" ] && start_step unit unit "$bin" 600
-done
-drain_steps
+run_units unit "$BUILD/tests" rest
 
 start_phase integration "integration and fault tests (tests/integration, real processes on loopback, $JOBS at a time)"
 scripts=()
@@ -209,7 +226,7 @@ done
 drain_steps
 
 if [ $quick -eq 0 ]; then
-    start_phase san-build "sanitizer build (ASan + UBSan, CPU-only): make SAN=1 $san_target, started with the unit tests"
+    start_phase san-build "sanitizer build (ASan + UBSan, CPU-only): make SAN=1 $san_target, in the background since the first unit tests"
     bg_wait san-build
     san_rc=$BG_RC
     add_step_time
@@ -219,10 +236,8 @@ if [ $quick -eq 0 ]; then
         export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
         export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
         export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
-        mapfile -t steps < <(first_longest build-san/tests/test_*)
-        for bin in "${steps[@]}"; do
-            [ -x "$bin" ] && start_step unit san "$bin" 600
-        done
+        run_units san build-san/tests first
+        run_units san build-san/tests rest
         for script in tests/integration/san_*.sh; do
             [ -f "$script" ] && BUILD=build-san start_step script san "$script" 900
         done
@@ -235,7 +250,7 @@ if [ $quick -eq 0 ]; then
 
     if [ -x scripts/fuzz.sh ]; then
         export AULAC_FUZZ_SECONDS=${AULAC_FUZZ_SECONDS:-10}   # per target (fuzz.sh alone: 20)
-        start_phase fuzz "fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS), built with the unit tests"
+        start_phase fuzz "fuzz targets, briefly (scripts/fuzz.sh $AULAC_FUZZ_SECONDS), built in the background since the first unit tests"
         bg_wait fuzz-build
         add_step_time
         printf '  %-46s %6ss %6ss CPU (wall since it started)\n' "fuzz targets' build" "$STEP_WALL" "$STEP_CPU"
