@@ -5,6 +5,10 @@
 # processes together), each phase's totals, and ends with "N passed, N failed".
 #
 #   scripts/test.sh [--quick]     --quick skips the sanitizer build and fuzzing
+#
+# Unit binaries and integration scripts run AULAC_TEST_JOBS at a time (default 2; 1: one
+# after another); the sanitizer build and the fuzz targets' build run in the background
+# meanwhile, at low priority.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
