@@ -79,7 +79,7 @@ BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # Code the benches share (bench/lib/: the simulated federation's members), linked into each.
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
 
-.PHONY: all deps demo demo-torch test tests bench clean reference reference-rdp fuzz peers
+.PHONY: all deps demo demo-torch test tests unit-tests bench clean reference reference-rdp fuzz peers
 # The benches are built (never run) by all and tests, so that they keep compiling.
 all: $(PROGRAMS) $(LIBAULAC_SO) $(BENCH_BINS)
 
@@ -169,6 +169,13 @@ $(BUILD)/tests/aulac-worker-byzantine: $(BYZ_OBJ) $(LIBAULAC)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 tests: $(PROGRAMS) $(TEST_BINS) $(TOOL_BINS) $(BENCH_BINS) $(BUILD)/tests/aulac-worker-byzantine
+# Objects named only as prerequisites of pattern rules are intermediate to make, which
+# deletes them after a build, so that the next `make tests` (make test runs it) relinked
+# every test and bench; kept, a built tree is not rebuilt.
+.SECONDARY: $(TEST_SUPPORT_OBJ) $(BENCH_LIB_OBJ) $(BUILD)/obj/tests/fault/fault.o
+# The unit tests and the programs some of them start (test_auth: aulac-coordinator): what
+# scripts/test.sh runs under the sanitizers.
+unit-tests: $(PROGRAMS) $(TEST_BINS)
 bench: $(PROGRAMS) $(BENCH_BINS)
 
 # PyTorch goldens and the transformers export check (PyPI venv; never needed by make test)
@@ -201,8 +208,9 @@ demo-torch: deps
 	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) scripts/demo-torch.sh
 
+# The build uses every core unless make was given -j (CI runs a plain `make test`).
 test: deps
-	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc)) tests
 	@scripts/test.sh
 
 clean:

@@ -107,7 +107,9 @@ for _ in $(seq 200); do grep -q "sitting experiment .* out" "$T/logs/gpus-split.
 grep -q "batch_size 4 does not split evenly over --gpus 3" "$T/logs/gpus-split.log" &&
     grep -q "sitting experiment .* out" "$T/logs/gpus-split.log" || fail "gpus-split: $(tail -3 "$T/logs/gpus-split.log")"
 kill -0 "$LAST_PID" 2>/dev/null || fail "gpus-split: the worker exited instead of sitting the experiment out"
-kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+# (SIGKILL: a worker sitting an experiment out waits in a GetTask long poll that SIGTERM
+# does not cut short, up to 20 s; how it exits is not what this checks)
+kill -9 "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 note "gpus-split: $(grep -m1 -o 'the policy.s batch_size.*' "$T/logs/gpus-split.log")"
 
 # A site that requires differential privacy sits out an experiment without it when its
@@ -123,7 +125,7 @@ for _ in $(seq 200); do grep -q "sitting it out" "$T/logs/site-dp.log" && break;
 grep -q "this site's policy refuses experiment .*: experiment it-tiny: it has no privacy section (its updates are neither clipped nor noised), and this site requires differential privacy (require.min_noise_multiplier 1); sitting it out" \
     "$T/logs/site-dp.log" || fail "site-dp: $(tail -3 "$T/logs/site-dp.log")"
 kill -0 "$LAST_PID" 2>/dev/null || fail "site-dp: the worker exited instead of sitting the experiment out"
-kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+kill -9 "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 note "site-dp: $(grep -m1 -o 'refuses experiment.*' "$T/logs/site-dp.log")"
 
 # A corpus too small to hold any held-out text (one 4 KiB chunk, which is training) is
@@ -135,7 +137,7 @@ start_bg tiny-corpus "$BIN/aulac-worker" --coordinator "$ADDR" --member alpha \
 for _ in $(seq 200); do grep -q "sitting .* out" "$T/logs/tiny-corpus.log" && break; sleep 0.1; done
 grep -q "the corpus has 0 validation bytes (data.validation_fraction 0.1 of its 4096-byte chunks); each round evaluates on at least 2" \
     "$T/logs/tiny-corpus.log" || fail "tiny-corpus: $(tail -3 "$T/logs/tiny-corpus.log")"
-kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
+kill -9 "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 note "tiny-corpus: $(grep -m1 -o 'the corpus has 0 validation.*' "$T/logs/tiny-corpus.log")"
 
 # A secret key others can read is refused before it is used.

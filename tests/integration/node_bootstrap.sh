@@ -43,7 +43,9 @@ grep -q "refusing the leader" "$T/logs/follower-bad.log" || fail "the follower d
 grep -qE "does not verify with member alpha's key|another key" "$T/logs/follower-bad.log" \
     || fail "the follower did not name the key mismatch"
 note "follower: $(grep -m1 -oE "refusing the leader.*" "$T/logs/follower-bad.log" | cut -c1-200)"
-kill "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
+# (SIGKILL: a leader waiting for its followers does not stop on SIGTERM before its
+# --connect-timeout, 10 s; how it exits is not what this checks)
+kill -9 "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
 
 note "leader and follower with the member's key: the signed probe passes"
 check_leader leader-ok "$T/keys/alpha.key"; lpid=$LAST_PID
@@ -64,7 +66,7 @@ start_bg follower-m "$BIN/aulac-worker" --check-nodes --nodes 2 --node-rank 1 \
 rc=0; wait_pid "$LAST_PID" 20 || rc=$?
 [ $rc -eq 3 ] || fail "a follower of member beta exited $rc against alpha's leader, expected 3"
 grep -q "this leader serves only 'alpha'" "$T/logs/follower-m.log" || fail "the leader did not say whom it serves"
-kill "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
+kill -9 "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
 
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${ngpu:-0}" -lt 1 ]; then
