@@ -229,10 +229,6 @@ struct coord {
     /* The open round (coordinator/round.h): number, base model, downlink, outer state,
      * accepted set, deadline, closing flags. */
     struct coord_round rnd;
-    struct model_snapshot *spare;   /* guarded by mu: a released snapshot of the loaded
-                                       experiment's size whose buffer the next close
-                                       reuses for its new model (snapshot_take), so no
-                                       model-sized buffer is allocated per round */
     struct model_snapshot *archived;/* an older model that downloads stream (models_acquire);
                                        NULL once the last of them releases it */
     /* The loaded experiment's evaluation set and evaluator (credit/evalset.h), when its
@@ -331,13 +327,15 @@ void round_timer_tick(struct coord *c);
  * experiment_finished reason); 0 without privacy or a target. mu held. */
 int  experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why,
                                    size_t cap);          /* takes mu */
-struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
-void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
-/* A snapshot of n values for round `round` (refs 1): c->spare's buffer when there is one
- * of that size, else snapshot_new. Takes mu. NULL: no memory. */
-struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round);
-/* Frees c->spare (mu held, or no other thread). */
-void snapshot_drop_spare(struct coord *c);
+/* A snapshot with malloc'd params (refs 1; NULL: no memory): filled by its maker, then
+ * made file-backed (coord_snapshot_to_file) before it is shared. */
+struct model_snapshot *snapshot_new(size_t n, uint64_t round);
+/* Drops a reference; the last frees it (snapshot_free: a mapped one is unmapped, its
+ * unnamed file goes with it). mu held. */
+void snapshot_release(struct coord *c, struct model_snapshot *s);
+/* snapshot_to_file of s into the data directory: 0; -errno when the file cannot be
+ * written (logged as a warning: s stays in memory, as valid). */
+int  coord_snapshot_to_file(struct coord *c, struct model_snapshot *s);
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
 /* lifecycle.c: experiments one after another (coordinator/queue.h has the queue).
