@@ -413,10 +413,12 @@ int models_load(struct coord *c, const uint8_t hash[32], float *params);
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
 /* The model named hash (NULL: the current one) for a download, with a reference the
  * caller gives back with snapshot_release (mu held). Any model whose checkpoint the
- * coordinator still holds is served: the current one from memory, an older one read
- * from data_dir/models/ (hash checked) once and shared by the downloads that stream it
- * meanwhile. One older model is in memory at a time, so memory stays bounded: a
- * request for another while it streams gets COORD_ERR_BUSY. Takes mu.
+ * coordinator still holds is served: the current one (c->rnd.base), an older one read
+ * from data_dir/models/ (hash checked) once, moved into an unnamed file mapping
+ * (coord_snapshot_to_file) and shared by the downloads that stream it meanwhile; senders
+ * drop the pages behind what they sent (snapshot_drop). One older model is held at a
+ * time, so memory and disk stay bounded: a request for another while it streams gets
+ * COORD_ERR_BUSY. Takes mu.
  * COORD_ERR_NOT_FOUND (no such checkpoint: never made, or pruned), COORD_ERR_BUSY,
  * COORD_ERR_NOMEM, COORD_ERR_STATE (the checkpoint does not load; logged). */
 int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapshot **out);
