@@ -119,33 +119,50 @@ int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer
                    float *down_residual, const float *base, float *avg, size_t n, float *next,
                    uint8_t **down, size_t *down_len, char *why, size_t cap)
 {
-    return agg_next_model_released(plan, outer, down_residual, NULL, NULL, base, avg, n, next,
-                                   down, down_len, why, cap);
+    return agg_next_model_released(plan, outer, down_residual, NULL, NULL, base, NULL, NULL,
+                                   avg, n, next, down, down_len, why, cap);
+}
+
+/* next = base, chunk by chunk, base_release after each. */
+static void copy_base(float *next, const float *base, size_t n, codec_release_fn base_release,
+                      void *base_arg)
+{
+    for (size_t lo = 0; lo < n; lo += OUTER_CHUNK) {
+        size_t hi = n - lo < OUTER_CHUNK ? n : lo + OUTER_CHUNK;
+        memcpy(next + lo, base + lo, (hi - lo) * sizeof(float));
+        if (base_release)
+            base_release(base_arg, lo, hi);
+    }
 }
 
 /* next = base, outer_step along avg; every value finite; then, with the downlink on,
  * avg = next - base (the change the downlink compresses). */
 static int next_step(const struct policy_round_plan *plan, struct outer_opt *outer,
-                     const float *base, float *avg, size_t n, float *next, char *why,
-                     size_t cap)
+                     const float *base, codec_release_fn base_release, void *base_arg,
+                     float *avg, size_t n, float *next, char *why, size_t cap)
 {
-    memcpy(next, base, n * sizeof(float));
+    copy_base(next, base, n, base_release, base_arg);
     outer_step(outer, next, avg);
     for (size_t i = 0; i < n; i++)
         if (!isfinite(next[i]))
             return why_fail(why, cap, AGG_ERR_MODEL,
                             "the new model has non-finite parameters (the first at %zu)", i);
     if (plan->downlink_on)
-        for (size_t i = 0; i < n; i++)
-            avg[i] = next[i] - base[i];
+        for (size_t lo = 0; lo < n; lo += OUTER_CHUNK) {
+            size_t hi = n - lo < OUTER_CHUNK ? n : lo + OUTER_CHUNK;
+            for (size_t i = lo; i < hi; i++)
+                avg[i] = next[i] - base[i];
+            if (base_release)
+                base_release(base_arg, lo, hi);
+        }
     return 0;
 }
 
 int agg_next_model_released(const struct policy_round_plan *plan, struct outer_opt *outer,
                             float *down_residual, codec_release_fn down_release,
-                            void *down_arg, const float *base, float *avg, size_t n,
-                            float *next, uint8_t **down, size_t *down_len, char *why,
-                            size_t cap)
+                            void *down_arg, const float *base, codec_release_fn base_release,
+                            void *base_arg, float *avg, size_t n, float *next, uint8_t **down,
+                            size_t *down_len, char *why, size_t cap)
 {
     if (!plan || !outer || !base || !avg || !next || outer->n != n ||
         (plan->downlink_on && (!down || !down_len)) ||
@@ -155,7 +172,7 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
         *down = NULL;
         *down_len = 0;
     }
-    int rc = next_step(plan, outer, base, avg, n, next, why, cap);
+    int rc = next_step(plan, outer, base, base_release, base_arg, avg, n, next, why, cap);
     if (rc != 0 || !plan->downlink_on)
         return rc;
 
@@ -169,7 +186,7 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
     if (rc != 0)
         return why_fail(why, cap, AGG_ERR_MODEL, "the downlink update could not be compressed: %s",
                         codec_strerror(rc));
-    memcpy(next, base, n * sizeof(float));
+    copy_base(next, base, n, base_release, base_arg);
     char what[200];
     rc = codec_decode_accumulate(*down, *down_len, n, 1.0f, next, what, sizeof what);
     if (rc != 0) {
@@ -227,14 +244,15 @@ static int decode_from_fd(int fd, uint64_t at, uint64_t len, size_t n, float *ne
 
 int agg_next_model_fd(const struct policy_round_plan *plan, struct outer_opt *outer,
                       float *down_residual, codec_release_fn down_release, void *down_arg,
-                      const float *base, float *avg, size_t n, float *next, int down_fd,
-                      uint64_t down_at, uint64_t *down_len, char *why, size_t cap)
+                      const float *base, codec_release_fn base_release, void *base_arg,
+                      float *avg, size_t n, float *next, int down_fd, uint64_t down_at,
+                      uint64_t *down_len, char *why, size_t cap)
 {
     if (!plan || !outer || !base || !avg || !next || outer->n != n || !plan->downlink_on ||
         down_fd < 0 || !down_len || (plan->downlink.error_feedback && !down_residual))
         return why_fail(why, cap, AGG_ERR_ARG, "agg_next_model_fd: missing argument");
     *down_len = 0;
-    int rc = next_step(plan, outer, base, avg, n, next, why, cap);
+    int rc = next_step(plan, outer, base, base_release, base_arg, avg, n, next, why, cap);
     if (rc != 0)
         return rc;
     const struct codec_params *dl = &plan->downlink;
@@ -249,7 +267,7 @@ int agg_next_model_fd(const struct policy_round_plan *plan, struct outer_opt *ou
     if (rc != 0)
         return why_fail(why, cap, AGG_ERR_MODEL, "the downlink update could not be compressed: %s",
                         codec_strerror(rc));
-    memcpy(next, base, n * sizeof(float));
+    copy_base(next, base, n, base_release, base_arg);
     char what[200];
     rc = decode_from_fd(down_fd, down_at, len, n, next, what, sizeof what);
     if (rc != 0)

@@ -89,14 +89,18 @@ int agg_next_model(const struct policy_round_plan *plan, struct outer_opt *outer
                    float *down_residual, const float *base, float *avg, size_t n, float *next,
                    uint8_t **down, size_t *down_len, char *why, size_t cap);
 
-/* agg_next_model with down_release(arg, lo, hi) called as the downlink's error-feedback
- * residual is consumed (codec_encode_released): a caller whose residual is a file mapping
- * drops its pages as it goes. down_release NULL is agg_next_model. */
+/* agg_next_model with down_release(down_arg, lo, hi) called as the downlink's
+ * error-feedback residual is consumed (codec_encode_released): a caller whose residual is
+ * a file mapping drops its pages as it goes; and base_release(base_arg, lo, hi) after
+ * each pass that reads base has read base[lo, hi) (chunks of OUTER_CHUNK values, in index
+ * order; base is read in up to three passes): a caller whose base model is a file mapping
+ * drops those pages (the coordinator: snapshot_drop_range). Either hook NULL: none;
+ * both NULL is agg_next_model. The chunking changes no bit of the result. */
 int agg_next_model_released(const struct policy_round_plan *plan, struct outer_opt *outer,
                             float *down_residual, codec_release_fn down_release,
-                            void *down_arg, const float *base, float *avg, size_t n,
-                            float *next, uint8_t **down, size_t *down_len, char *why,
-                            size_t cap);
+                            void *down_arg, const float *base, codec_release_fn base_release,
+                            void *base_arg, float *avg, size_t n, float *next, uint8_t **down,
+                            size_t *down_len, char *why, size_t cap);
 
 /* agg_next_model_released with the downlink update written into the file down_fd at
  * offset down_at (codec_encode_fd: the same bytes, never whole in memory; *down_len its
@@ -106,8 +110,9 @@ int agg_next_model_released(const struct policy_round_plan *plan, struct outer_o
  * the file could not be written or mapped. */
 int agg_next_model_fd(const struct policy_round_plan *plan, struct outer_opt *outer,
                       float *down_residual, codec_release_fn down_release, void *down_arg,
-                      const float *base, float *avg, size_t n, float *next, int down_fd,
-                      uint64_t down_at, uint64_t *down_len, char *why, size_t cap);
+                      const float *base, codec_release_fn base_release, void *base_arg,
+                      float *avg, size_t n, float *next, int down_fd, uint64_t down_at,
+                      uint64_t *down_len, char *why, size_t cap);
 
 /* The outer optimizer the policy asks for (training.outer), with zero state. */
 int agg_outer_init(const struct policy *p, size_t n_params, struct outer_opt *out);

@@ -231,10 +231,6 @@ struct coord {
     /* The open round (coordinator/round.h): number, base model, downlink, outer state,
      * accepted set, deadline, closing flags. */
     struct coord_round rnd;
-    struct model_snapshot *spare;   /* guarded by mu: a released snapshot of the loaded
-                                       experiment's size whose buffer the next close
-                                       reuses for its new model (snapshot_take), so no
-                                       model-sized buffer is allocated per round */
     struct model_snapshot *archived;/* an older model that downloads stream (models_acquire);
                                        NULL once the last of them releases it */
     /* The loaded experiment's evaluation set and evaluator (credit/evalset.h), when its
@@ -333,13 +329,15 @@ void round_timer_tick(struct coord *c);
  * experiment_finished reason); 0 without privacy or a target. mu held. */
 int  experiment_budget_ends_locked(const struct coord *c, uint64_t round, char *why,
                                    size_t cap);          /* takes mu */
-struct model_snapshot *snapshot_new(size_t n, uint64_t round);     /* refs 1; NULL: no memory */
-void snapshot_release(struct coord *c, struct model_snapshot *s);   /* mu held */
-/* A snapshot of n values for round `round` (refs 1): c->spare's buffer when there is one
- * of that size, else snapshot_new. Takes mu. NULL: no memory. */
-struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round);
-/* Frees c->spare (mu held, or no other thread). */
-void snapshot_drop_spare(struct coord *c);
+/* A snapshot with malloc'd params (refs 1; NULL: no memory): filled by its maker, then
+ * made file-backed (coord_snapshot_to_file) before it is shared. */
+struct model_snapshot *snapshot_new(size_t n, uint64_t round);
+/* Drops a reference; the last frees it (snapshot_free: a mapped one is unmapped, its
+ * unnamed file goes with it). mu held. */
+void snapshot_release(struct coord *c, struct model_snapshot *s);
+/* snapshot_to_file of s into the data directory: 0; -errno when the file cannot be
+ * written (logged as a warning: s stays in memory, as valid). */
+int  coord_snapshot_to_file(struct coord *c, struct model_snapshot *s);
 struct member_stats *coord_member_stats(struct coord *c, const char *id);
 
 /* lifecycle.c: experiments one after another (coordinator/queue.h has the queue).
@@ -417,10 +415,12 @@ int models_load(struct coord *c, const uint8_t hash[32], float *params);
 void models_prune(struct coord *c, const uint8_t keep[][32], size_t n_keep);
 /* The model named hash (NULL: the current one) for a download, with a reference the
  * caller gives back with snapshot_release (mu held). Any model whose checkpoint the
- * coordinator still holds is served: the current one from memory, an older one read
- * from data_dir/models/ (hash checked) once and shared by the downloads that stream it
- * meanwhile. One older model is in memory at a time, so memory stays bounded: a
- * request for another while it streams gets COORD_ERR_BUSY. Takes mu.
+ * coordinator still holds is served: the current one (c->rnd.base), an older one read
+ * from data_dir/models/ (hash checked) once, moved into an unnamed file mapping
+ * (coord_snapshot_to_file) and shared by the downloads that stream it meanwhile; senders
+ * drop the pages behind what they sent (snapshot_drop). One older model is held at a
+ * time, so memory and disk stay bounded: a request for another while it streams gets
+ * COORD_ERR_BUSY. Takes mu.
  * COORD_ERR_NOT_FOUND (no such checkpoint: never made, or pruned), COORD_ERR_BUSY,
  * COORD_ERR_NOMEM, COORD_ERR_STATE (the checkpoint does not load; logged). */
 int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapshot **out);

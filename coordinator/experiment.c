@@ -74,42 +74,20 @@ void snapshot_release(struct coord *c, struct model_snapshot *s)
     if (s && --s->refs == 0) {
         if (c->archived == s)
             c->archived = NULL;
-        if (!c->spare && c->n_params && s->n == c->n_params && s->params && !s->loading) {
-            c->spare = s;   /* its buffer serves the next close (snapshot_take) */
-            return;
-        }
-        free(s->params);
-        free(s);
+        snapshot_free(s);
     }
 }
 
-struct model_snapshot *snapshot_take(struct coord *c, size_t n, uint64_t round)
+int coord_snapshot_to_file(struct coord *c, struct model_snapshot *s)
 {
-    pthread_mutex_lock(&c->mu);
-    struct model_snapshot *s = c->spare;
-    if (s && s->n == n)
-        c->spare = NULL;
-    else
-        s = NULL;
-    pthread_mutex_unlock(&c->mu);
-    if (!s)
-        return snapshot_new(n, round);
-    float *params = s->params;
-    memset(s, 0, sizeof *s);
-    s->params = params;
-    s->n = n;
-    s->round = round;
-    s->refs = 1;
-    return s;
-}
-
-void snapshot_drop_spare(struct coord *c)
-{
-    if (c->spare) {
-        free(c->spare->params);
-        free(c->spare);
-        c->spare = NULL;
+    int rc = snapshot_to_file(c->opt.data_dir, s);
+    if (rc != 0) {
+        char hex[65];
+        hex_encode(s->hash, 32, hex);
+        log_warn("model %.16s stays in memory (%zu bytes): its file in %s cannot be written: "
+                 "%s", hex, s->n * sizeof(float), c->opt.data_dir, strerror(-rc));
     }
+    return rc;
 }
 
 int round_member_reported_locked(const struct coord *c, const char *member)
@@ -486,14 +464,16 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
      * pages dropped as the step and the encode consume them (models.c). */
     if (outer_state_open(c, j->base->round) != 0 || down_residual_open(c, j->base->round) != 0)
         close_failed("the outer optimizer state could not be set up");
-    /* The new model's buffer (last round's, reused); the scores use it as their model
-     * buffer before the new model is made in it. */
-    j->next = snapshot_take(c, n, j->base->round + 1);
-    if (!j->next)
+    /* The new model's buffer (kept, its pages given back after each close:
+     * round_release_buffers); the scores use it as their model buffer before the new
+     * model is made in it. */
+    if (!c->rnd.next && !(c->rnd.next = model_buf_alloc(c->rnd.buf_n)))
         close_failed("out of memory");
+    float *next = c->rnd.next;
     uint8_t seed[32];
-    j->scored = close_score(c, &j->plan, j->base, up, n_up, j->next->params, seed, &j->scores,
+    j->scored = close_score(c, &j->plan, j->base, up, n_up, next, seed, &j->scores,
                             &j->score_ms);
+    snapshot_drop(j->base, 0, n);   /* loo and shapley evaluate the base model whole */
     if (j->scored &&
         scores_entry_fill(c, c->rnd.number, up, n_up, seed, &j->scores, &j->se) != 0)
         close_failed("out of memory");
@@ -504,13 +484,15 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
         *what = "the downlink update could not be written";
         return 2;
     }
+    /* The base model's pages are dropped behind each pass that reads it. */
     int arc = j->plan.downlink_on
         ? agg_next_model_fd(&j->plan, &c->rnd.outer, c->rnd.down_residual, state_map_release,
-                            &c->rnd.down_map, j->base->params, c->rnd.avg, n,
-                            j->next->params, j->down_fd, 32, &j->down_len, why, sizeof why)
+                            &c->rnd.down_map, j->base->params, snapshot_drop_range, j->base,
+                            c->rnd.avg, n, next, j->down_fd, 32, &j->down_len, why, sizeof why)
         : agg_next_model_released(&j->plan, &c->rnd.outer, c->rnd.down_residual,
                                   state_map_release, &c->rnd.down_map, j->base->params,
-                                  c->rnd.avg, n, j->next->params, NULL, NULL, why, sizeof why);
+                                  snapshot_drop_range, j->base, c->rnd.avg, n, next, NULL, NULL,
+                                  why, sizeof why);
     if (arc == AGG_ERR_IO) {
         log_error("round %llu: %s", (unsigned long long)c->rnd.number, why);
         state_round_updates_release(up, n_up);
@@ -520,18 +502,32 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
     }
     if (arc != 0)
         close_failed(why);
-    model_layout_hash(&c->layout, j->next->params, j->next->hash);   /* v1 GPT-2, v2 named */
+    uint8_t hash[32];
+    model_layout_hash(&c->layout, next, hash);   /* v1 GPT-2, v2 named */
+    const uint64_t round = j->base->round + 1;
     /* The payloads are in the store since their acceptance (spool.h): only unmapped. */
     *what = NULL;
     state_round_updates_release(up, n_up);
     free(up);
-    if (!*what && models_save(c, j->next->params, j->next->hash) != 0)
+    if (!*what && models_save(c, next, hash) != 0)
         *what = "the checkpoint could not be written";
     if (!*what &&
-        (outer_state_save(c, j->next->round) != 0 || down_residual_save(c, j->next->round) != 0))
+        (outer_state_save(c, round) != 0 || down_residual_save(c, round) != 0))
         *what = "the outer optimizer state could not be written";
-    if (!*what && j->down_fd >= 0 && downlink_save(c, j->next->hash, &j->down_fd, &j->down) != 0)
+    if (!*what && j->down_fd >= 0 && downlink_save(c, hash, &j->down_fd, &j->down) != 0)
         *what = "the downlink update could not be written";
+    /* The next round's base model: in its own unnamed file, mapped read-only; the work
+     * buffer's pages go after the close (round_release_buffers). */
+    int src;
+    if (!*what && (src = snapshot_map(c->opt.data_dir, next, n, &j->next)) != 0) {
+        log_error("round %llu: the new model's file in %s cannot be written: %s",
+                  (unsigned long long)c->rnd.number, c->opt.data_dir, strerror(-src));
+        *what = "the new model's file could not be written";
+    }
+    if (!*what) {
+        j->next->round = round;
+        memcpy(j->next->hash, hash, 32);
+    }
     return *what ? 2 : 0;
 }
 
@@ -713,6 +709,7 @@ static void round_close(struct coord *c)
     }
     if (rc == 2)
         close_storage_failed_locked(c, what);
+    round_release_buffers(&c->rnd);   /* the timer thread's: no other close runs */
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -388,7 +388,6 @@ void experiment_unload(struct coord *c)
     if (c->rnd.base)
         snapshot_release(c, c->rnd.base);
     c->rnd.base = NULL;
-    snapshot_drop_spare(c);
     evaluator_destroy(c->evaluator);
     c->evaluator = NULL;
     evalset_free(&c->evalset);
@@ -450,6 +449,7 @@ static int start_loaded(struct coord *c, const struct experiment_info *info, cha
         snapshot_release(c, s);
         return rc;
     }
+    coord_snapshot_to_file(c, s);   /* else it stays in memory (logged) */
     c->rnd.base = s;
     c->state = EXP_RUNNING;
     c->rnd.number = 1;
@@ -648,6 +648,7 @@ static int resume(struct coord *c, const struct experiment_record *rec)
         snapshot_release(c, s);
         return rc;
     }
+    coord_snapshot_to_file(c, s);   /* else it stays in memory (logged) */
     c->rnd.base = s;
     if (c->state == EXP_RUNNING && (rc = coord_dp_seed_load(c, 0)) != 0)
         return rc;

@@ -107,9 +107,13 @@ static uint64_t pinned_bytes(const struct coord *c, const struct policy_file *f)
  *   down residual    4n with downlink error feedback, else 0
  *   downlink update  32 + 4n when downlink is on (an encoded update is at most dense
  *                    fp32 plus its header), else 0
+ *   base model file  4n: the next round's base model (snapshot_map: an unnamed file in
+ *                    the data directory, mapped), made while the current one's (4n,
+ *                    already on the disk) is still held; that one goes once no download
+ *                    reads it
  * plus CLOSE_WRITE_SLACK. The LMDB transaction (entries, summaries) is not counted: it is
  * small beside these, and LMDB's map has its own bound. E.g. 1B parameters, fedadam,
- * downlink with error feedback: 4 + 8 + 4 + 4 = 20 GB. */
+ * downlink with error feedback: 4 + 8 + 4 + 4 + 4 = 24 GB. */
 uint64_t models_close_write_bytes(const struct coord *c)
 {
     if (!c->experiment[0] || c->n_params == 0)
@@ -122,6 +126,7 @@ uint64_t models_close_write_bytes(const struct coord *c)
         b += f4;
     if (c->down_on)
         b += 32 + f4;
+    b += f4;   /* the next base model's file */
     return b + CLOSE_WRITE_SLACK;
 }
 
@@ -320,6 +325,8 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
 
     /* Reading and hashing the checkpoint takes a while: without mu. */
     int rc = models_load_any(c, hash, s);
+    if (rc == 0)
+        coord_snapshot_to_file(c, s);   /* else it stays in memory (logged) */
     const uint64_t round = rc == 0 ? model_round(c, experiment, hash, upto) : 0;
 
     pthread_mutex_lock(&c->mu);

@@ -229,8 +229,16 @@ void round_free_members(struct coord_round *r)
 int round_init(struct coord_round *r, size_t n_params)
 {
     r->outer_map.fd = r->down_map.fd = -1;
-    r->avg = calloc(n_params ? n_params : 1, sizeof(float));
+    r->avg = model_buf_alloc(n_params);
+    r->buf_n = n_params;
     return r->avg ? 0 : -1;
+}
+
+void round_release_buffers(struct coord_round *r)
+{
+    model_buf_drop(r->avg, r->buf_n);
+    model_buf_drop(r->scratch, r->buf_n);
+    model_buf_drop(r->next, r->buf_n);
 }
 
 void round_free(struct coord_round *r)
@@ -240,8 +248,9 @@ void round_free(struct coord_round *r)
     state_map_close(&r->down_map, 1);
     r->outer.m = r->outer.v = NULL;   /* pointed into outer_map */
     outer_free(&r->outer);
-    free(r->avg);
-    free(r->scratch);
+    model_buf_free(r->avg, r->buf_n);
+    model_buf_free(r->scratch, r->buf_n);
+    model_buf_free(r->next, r->buf_n);
     down_payload_release(r->down);
     memset(r, 0, sizeof *r);
     r->accepted = slots;
@@ -356,7 +365,7 @@ int round_combine(struct coord_round *r, const struct policy *p,
         return AGG_ERR_NOMEM;
     }
     if (plan->average == POLICY_AVERAGE_SENDERS && !r->scratch &&
-        !(r->scratch = malloc((n_params ? n_params : 1) * sizeof(float)))) {
+        !(r->scratch = model_buf_alloc(r->buf_n))) {
         round_outcome_free(out);
         snprintf(why, cap, "out of memory for the senders' support");
         return AGG_ERR_NOMEM;

@@ -16,8 +16,8 @@
  *
  * Ownership and threads: the struct is embedded in struct coord and guarded by coord.mu,
  * except while `closing` is set: the round close (coordinator/experiment.c, on the timer
- * thread only) then owns avg, scratch, outer, down_residual, outer_map, down_map and the
- * base model outside mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
+ * thread only) then owns avg, scratch, next, outer, down_residual, outer_map, down_map and
+ * the base model outside mu; others wait for closing to clear (coord.changed) or return. Acceptance never closes
  * a round: when the last eligible member reports it sets close_pending and wakes the
  * timer (coord.timer_wake), and its receipt goes out at once. */
 #include <pthread.h>
@@ -32,7 +32,13 @@
 #include "policies/policy.h"
 #include "policies/roster.h"
 
-/* An immutable model version; downloads hold a reference while they stream it. */
+/* An immutable model version; downloads hold a reference while they stream it.
+ * Mapped (map_len > 0; what the coordinator serves and closes from: snapshot_map): params
+ * is a read-only shared mapping of a file in the data directory that no name points to
+ * (the mapping keeps it; nothing is left on disk after a crash), so the model's bytes
+ * sit in the kernel's page cache and in this process only the pages a pass reads, until
+ * it drops them (snapshot_drop); writing to params faults. Else (map_len 0: snapshot_new,
+ * or a file that could not be written) params is malloc'd. */
 struct model_snapshot {
     int refs;                       /* guarded by coord.mu */
     int loading;                    /* guarded by coord.mu: params not read yet (archived) */
@@ -40,7 +46,38 @@ struct model_snapshot {
     uint8_t hash[32];
     size_t n;
     float *params;
+    size_t map_len;                 /* bytes mapped at params; 0: params malloc'd */
 };
+
+/* A mapped snapshot (refs 1, round 0, hash zero: the caller sets them) of params' n
+ * floats: written sequentially into a new file of dir that is unlinked at once (O_TMPFILE
+ * where the file system has it), mapped PROT_READ MAP_SHARED, the descriptor closed. No
+ * fsync: the file lives only while mapped; the checkpoint is the durable copy. It takes
+ * n x 4 bytes of dir's file system until snapshot_free. 0, or -errno (ENOSPC, EIO,
+ * ENOMEM...): nothing created, nothing left in dir. */
+int  snapshot_map(const char *dir, const float *params, size_t n, struct model_snapshot **out);
+/* s (malloc'd params) made mapped in place as snapshot_map does, its malloc'd buffer
+ * freed; refs, round, hash and loading unchanged. 0 (also when already mapped), or -errno
+ * with s unchanged. */
+int  snapshot_to_file(const char *dir, struct model_snapshot *s);
+/* Drops the pages of params[from, from + n) from this process (rounded out to whole
+ * pages: a page another pass still reads comes back from the file on its next touch).
+ * The values stay readable. No-op for a malloc'd snapshot or NULL. */
+void snapshot_drop(const struct model_snapshot *s, size_t from, size_t n);
+/* snapshot_drop of values [lo, hi) as a codec_release_fn / outer release hook (arg: the
+ * snapshot): for passes in aggregate/ that read the base model chunk by chunk. */
+void snapshot_drop_range(void *s, size_t lo, size_t hi);
+/* Unmaps (mapped) or frees params, then s. Reference counting is the caller's
+ * (snapshot_release in coordinator/coord.h). NULL: no-op. */
+void snapshot_free(struct model_snapshot *s);
+
+/* Model-sized work buffers of n floats (the close's average, support and new model):
+ * private anonymous mappings, zero when made. model_buf_drop gives their pages back to
+ * the system (MADV_DONTNEED): the buffer then reads as zeros again, exactly as when made,
+ * and costs no resident memory until written. NULL from alloc: no memory. */
+float *model_buf_alloc(size_t n);
+void   model_buf_drop(float *p, size_t n);
+void   model_buf_free(float *p, size_t n);
 
 /* A state vector set held in a file during a round close (coordinator/models.c): the
  * next round's file, written as `tmp` and mapped MAP_SHARED read-write; `vectors`
@@ -121,6 +158,13 @@ struct coord_round {
     float *scratch;                 /* n_params: the senders' support, allocated by the
                                        first close whose plan averages over senders, then
                                        kept; NULL until then */
+    float *next;                    /* n_params: the close's new model, made here (and the
+                                       scores' model buffer before that) then copied into
+                                       the next base model's file (snapshot_map); allocated
+                                       by the first close, then kept; NULL until then */
+    size_t buf_n;                   /* avg's, scratch's and next's n_params: model_buf_alloc'd,
+                                       their pages given back after each close
+                                       (round_release_buffers) */
     struct round_member *accepted;  /* n_accepted of COORD_ROUND_MAX_UPDATES slots */
     size_t n_accepted;
     double weight_sum;              /* sum of the accepted updates' agg_weight */
@@ -138,10 +182,13 @@ struct coord_round {
 
 /* The accepted set's slots (once, at coord_open). 0 or -1 (no memory). */
 int  round_init_members(struct coord_round *r);
-/* avg for n_params (the only model-sized buffer the round holds between closes); 0 or -1
+/* avg for n_params (model_buf_alloc: resident only while a close writes it); 0 or -1
  * (no memory: nothing allocated). The outer optimizer is set up by the caller
  * (agg_outer_init); its state and the downlink residual live in files (models.c). */
 int  round_init(struct coord_round *r, size_t n_params);
+/* After a close (done or abandoned): avg's, scratch's and next's pages are given back
+ * (model_buf_drop); each close recomputes them from zeros, so nothing is lost. */
+void round_release_buffers(struct coord_round *r);
 /* Frees what round_init set up, the downlink payload and the outer state (not base, not
  * the accepted slots); zeroes the round, keeping the accepted slots. */
 void round_free(struct coord_round *r);

@@ -377,10 +377,14 @@ static void on_download(struct rpc_call *call, void *ctx)
                 ch.from_model_hash.len = 32;
             }
             rc = pb_call_send(call, &ch.base);
-            /* The message holds its own copy: the update's pages behind it go (back from
-             * the file if another download needs them). */
+            /* The message holds its own copy: the update's or the model's pages behind it
+             * go (back from the file if another download or the close needs them). */
             if (update)
                 down_payload_drop(down, (size_t)off, (size_t)(off + n));
+            else
+                snapshot_drop(s, (size_t)(off / sizeof(float)),
+                              (size_t)((off + n + sizeof(float) - 1) / sizeof(float) -
+                                       off / sizeof(float)));
             off += n;
         } while (rc == 0 && off < total);
         if (rc == 0)

@@ -203,6 +203,8 @@ static void two_rounds(const char *average, int restart, struct run *r)
         assert_int_equal(f.c->rnd.n_accepted, before);
         assert_true(f.c->rnd.weight_sum == weight);
         assert_true(round_has(&f.c->rnd, fx_ids[0]) && round_has(&f.c->rnd, fx_ids[1]));
+        /* The resumed base model is an unnamed file mapping, not heap (snapshot_to_file). */
+        assert_true(f.c->rnd.base->map_len >= f.c->n_params * sizeof(float));
         pthread_mutex_unlock(&f.c->mu);
     }
     submit(&f, 2, r->dec[1][2]);

@@ -452,8 +452,8 @@ static void next_model_fd_equals_next_model(void **state)
         FILE *f = tmpfile();
         assert_non_null(f);
         uint64_t flen = 0;
-        assert_int_equal(agg_next_model_fd(&plan, &o2, res2, NULL, NULL, base, avg2, N, next2,
-                                           fileno(f), 32, &flen, why, sizeof why), 0);
+        assert_int_equal(agg_next_model_fd(&plan, &o2, res2, NULL, NULL, base, NULL, NULL, avg2,
+                                           N, next2, fileno(f), 32, &flen, why, sizeof why), 0);
         assert_int_equal(flen, len);
         uint8_t *got = malloc(len);
         assert_non_null(got);

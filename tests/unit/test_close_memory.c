@@ -10,6 +10,11 @@
  *     dropped as fedavg, clip and median consume it; a payload with mapped = 0 is never
  *     madvised (an anonymous mapping would read back zeros: the control shows it does
  *     when marked mapped).
+ *   - the base model snapshot is a read-only mapping of an unnamed file (snapshot_map,
+ *     snapshot_to_file): values round-trip, snapshot_drop gives its pages back and keeps
+ *     them readable, snapshot_free unmaps; the new model made from it with the base hook
+ *     (snapshot_drop_range) is bit for bit the in-memory one and leaves no base page
+ *     resident; the close's work buffers (model_buf_*) read zeros after model_buf_drop.
  * Sizes are a few chunks (OUTER_CHUNK, CODEC_RELEASE_CHUNK: 4 Mi values), tens of MB. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +53,26 @@ static size_t resident(void)
     assert_int_equal(fscanf(f, "%lu %lu", &size, &res), 2);
     fclose(f);
     return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Resident bytes of the mapping that starts at addr (/proc/self/smaps "Rss:"). */
+static size_t mapping_resident(const void *addr)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+    char line[512];
+    int in = 0;
+    size_t kb = SIZE_MAX;
+    while (fgets(line, sizeof line, f)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+            in = lo == (unsigned long)(uintptr_t)addr;
+        else if (in && sscanf(line, "Rss: %zu kB", &kb) == 1)
+            break;
+    }
+    fclose(f);
+    assert_true(kb != SIZE_MAX);
+    return kb * 1024;
 }
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -310,6 +335,142 @@ static void heap_payloads_are_never_madvised(void **state)
     free(avg);
 }
 
+/* The base model snapshot (snapshot_map): its file has no name in the directory, its
+ * values round-trip, dropping its pages keeps them readable and gives the memory back,
+ * and freeing it unmaps it. A malloc'd snapshot made mapped in place (snapshot_to_file)
+ * keeps its fields. */
+static void base_snapshot_is_an_unnamed_file_mapping(void **state)
+{
+    const size_t n = 2 * OUTER_CHUNK + 777;   /* 32 MB */
+    float *params = malloc(n * 4);
+    assert_non_null(params);
+    for (size_t i = 0; i < n; i++)
+        params[i] = uniform();
+    struct model_snapshot *s;
+    assert_int_equal(snapshot_map(dir, params, n, &s), 0);
+    assert_int_equal(s->refs, 1);
+    assert_int_equal(s->n, n);
+    assert_true(s->map_len >= n * 4);
+    /* No name left in the directory: nothing to clean after a crash. */
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "test -z \"$(ls -A %s)\"", dir);
+    assert_int_equal(system(cmd), 0);
+    const size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t pages = (s->map_len + pg - 1) / pg * pg;
+    volatile float sum = 0;
+    for (size_t i = 0; i < n; i++)   /* touches every page */
+        sum += s->params[i];
+    assert_int_equal(mapping_resident(s->params), pages);
+    snapshot_drop(s, 0, n);
+    /* Without the drop the 32 MB stay resident. */
+    assert_int_equal(mapping_resident(s->params), 0);
+    assert_memory_equal(s->params, params, n * 4);   /* back from the file */
+    /* A range drop, as a download sender's behind a chunk: at least the whole pages
+     * around it go (the kernel may unmap a whole huge page holding them), everything
+     * stays readable. */
+    snapshot_drop(s, 1000, 3 * 1024 + 1);   /* floats [1000, 4073): bytes [4000, 16292) */
+    assert_true(mapping_resident(s->params) <= pages - (16292 + pg - 1) / pg * pg);
+    assert_memory_equal(s->params, params, n * 4);
+    /* Freed: the mapping is gone (mincore refuses an unmapped range). */
+    void *addr = s->params;
+    unsigned char vec[1];
+    snapshot_free(s);
+    assert_int_equal(mincore(addr, 1, vec), -1);
+    assert_int_equal(errno, ENOMEM);
+
+    /* In place, for a malloc'd snapshot (round 0, resume, an older model). */
+    s = calloc(1, sizeof *s);
+    assert_non_null(s);
+    s->params = malloc(n * 4);
+    assert_non_null(s->params);
+    memcpy(s->params, params, n * 4);
+    s->n = n;
+    s->refs = 3;
+    s->round = 7;
+    memset(s->hash, 0xab, 32);
+    assert_int_equal(snapshot_to_file(dir, s), 0);
+    assert_true(s->map_len >= n * 4);
+    assert_int_equal(s->refs, 3);
+    assert_int_equal(s->round, 7);
+    assert_int_equal(s->hash[31], 0xab);
+    assert_memory_equal(s->params, params, n * 4);
+    assert_int_equal(system(cmd), 0);
+    snapshot_free(s);
+    /* A directory that cannot take the file: -errno, nothing made. */
+    char missing[128];
+    snprintf(missing, sizeof missing, "%s/no/such/dir", dir);
+    assert_true(snapshot_map(missing, params, n, &s) < 0);
+    assert_null(s);
+    free(params);
+}
+
+/* The close's work buffers (model_buf_*) read as zeros after model_buf_drop, with their
+ * memory given back; the new model made from a mapped base with the base hook
+ * (snapshot_drop_range) is the in-memory one bit for bit and leaves no base page
+ * resident. */
+static void work_buffers_and_base_pages_are_given_back(void **state)
+{
+    const size_t n = 2 * OUTER_CHUNK + 4096;   /* 32 MB */
+    float *b = model_buf_alloc(n);
+    assert_non_null(b);
+    for (size_t i = 0; i < n; i++)
+        assert_true(b[i] == 0.0f);
+    const size_t before = resident();
+    for (size_t i = 0; i < n; i++)
+        b[i] = 1.0f + (float)i;
+    assert_true(!RSS_CHECKS || resident() - before >= n * 4 / 2);
+    model_buf_drop(b, n);
+    assert_true(!RSS_CHECKS || resident() < before + n * 4 / 4);
+    for (size_t i = 0; i < n; i += 1024)
+        assert_true(b[i] == 0.0f);
+
+    float *base = malloc(n * 4), *avg1 = malloc(n * 4), *avg2 = malloc(n * 4);
+    float *next1 = malloc(n * 4), *next2 = malloc(n * 4), *res1 = calloc(n, 4),
+          *res2 = calloc(n, 4);
+    assert_true(base && avg1 && avg2 && next1 && next2 && res1 && res2);
+    for (size_t i = 0; i < n; i++) {
+        base[i] = uniform();
+        avg1[i] = avg2[i] = uniform() * 0.01f;
+    }
+    struct model_snapshot *s;
+    assert_int_equal(snapshot_map(dir, base, n, &s), 0);
+    struct policy_round_plan plan;
+    plan_dense(&plan);
+    plan.downlink_on = 1;
+    codec_params_default(&plan.downlink);
+    plan.downlink.error_feedback = 1;
+    struct outer_opt o1, o2;
+    assert_int_equal(outer_init(&o1, OUTER_NESTEROV, n, 0.7f, 0.9f), 0);
+    assert_int_equal(outer_init(&o2, OUTER_NESTEROV, n, 0.7f, 0.9f), 0);
+    uint8_t *d1 = NULL, *d2 = NULL;
+    size_t l1 = 0, l2 = 0;
+    char why[300];
+    assert_int_equal(agg_next_model(&plan, &o1, res1, base, avg1, n, next1, &d1, &l1, why,
+                                    sizeof why), 0);
+    assert_int_equal(mapping_resident(s->params), 0);
+    assert_int_equal(agg_next_model_released(&plan, &o2, res2, NULL, NULL, s->params,
+                                             snapshot_drop_range, s, avg2, n, next2, &d2, &l2,
+                                             why, sizeof why), 0);
+    /* Without the hook the base's 32 MB stay resident after its three passes. */
+    assert_int_equal(mapping_resident(s->params), 0);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(d1, d2, l1);
+    assert_memory_equal(next1, next2, n * 4);
+    snapshot_free(s);
+    outer_free(&o1);
+    outer_free(&o2);
+    free(d1);
+    free(d2);
+    free(base);
+    free(avg1);
+    free(avg2);
+    free(next1);
+    free(next2);
+    free(res1);
+    free(res2);
+    model_buf_free(b, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -319,6 +480,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(mapped_payload_pages_are_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(heap_payloads_are_never_madvised, setup, teardown),
+        cmocka_unit_test_setup_teardown(base_snapshot_is_an_unnamed_file_mapping, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(work_buffers_and_base_pages_are_given_back, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -201,18 +201,23 @@ static void default_retention_keeps_the_last_three(void **state)
     expect_model(f, h2, 32, h2, 2);
 }
 
-/* One older model is in memory at a time: the downloads of it share one copy, and
- * another older model waits until nobody streams the first. */
+/* One older model is held at a time: the downloads of it share one copy, and
+ * another older model waits until nobody streams the first. It and the current model
+ * (made by a close) are read-only mappings of unnamed files (snapshot_map), not heap. */
 static void one_older_model_in_memory(void **state)
 {
     struct fx *f = *state;
     uint8_t h0[32], h1[32];
     start_and_close_two_rounds(f, h0, h1);
+    pthread_mutex_lock(&f->c->mu);
+    assert_true(f->c->rnd.base->map_len >= f->c->n_params * sizeof(float));
+    pthread_mutex_unlock(&f->c->mu);
 
     struct model_snapshot *a, *b;
     assert_int_equal(models_acquire(f->c, h0, &a), 0);   /* as a download streaming h0 */
     assert_int_equal(models_acquire(f->c, h0, &b), 0);
     assert_ptr_equal(a, b);
+    assert_true(a->map_len >= a->n * sizeof(float));
     expect_model(f, h0, 32, h0, 0);
     expect_refused(f, h1, 32, GRPC_STATUS_RESOURCE_EXHAUSTED, "retry model");
     pthread_mutex_lock(&f->c->mu);

@@ -468,13 +468,13 @@ static void upload_refused_when_the_disk_lacks_room(void **state)
 
 /* What a round close writes (models_close_write_bytes) with n = n_params floats:
  * checkpoint 4n + 512 per tensor, the outer state file, 4n of downlink residual with
- * error feedback, 32 + 4n of downlink update with downlink on, and 1 MiB of slack (the
- * fixture pins no config or tokenizer). */
+ * error feedback, 32 + 4n of downlink update with downlink on, 4n of the next base
+ * model's (unnamed) file, and 1 MiB of slack (the fixture pins no config or tokenizer). */
 static uint64_t close_formula(const struct coord *c)
 {
     const uint64_t f4 = 4 * (uint64_t)c->n_params;
     return f4 + 512 * (uint64_t)c->layout.n_tensors + outer_state_bytes(&c->rnd.outer) +
-           (c->down_ef ? f4 : 0) + (c->down_on ? 32 + f4 : 0) + (1u << 20);
+           (c->down_ef ? f4 : 0) + (c->down_on ? 32 + f4 : 0) + f4 + (1u << 20);
 }
 
 /* A margin that leaves room for the payload but not for the payload and the round
