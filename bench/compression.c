@@ -5,7 +5,8 @@
  *                     [--variants LIST|all|list] [--add NAME:key=value,...]
  *                     [--jobs N] [--downlink] [--curve N]
  *   bench/compression --diloco [--total-steps T] [--H LIST] [--outer LIST]
- *                     [--uplink LIST] [--no-sync] [--policy FILE] [--corpus DIR] [--jobs N]
+ *                     [--uplink LIST] [--no-sync] [--warm-start W [--warm-start-file F]]
+ *                     [--policy FILE] [--corpus DIR] [--jobs N]
  *
  * A federated run simulated in one process, round for round what the coordinator
  * and the workers do (coordinator/experiment.c, worker/worker.c), on the policy's
@@ -58,7 +59,21 @@
  * uplink bytes per member over the run, and the byte ratio to sync (H x the codec's
  * ratio). Round 1 of each H is trained once and shared by its cells (struct
  * first_round): exactly what each cell would compute, at a sixth of the cost for H = T.
- * --no-sync leaves the baseline out (to split the grid over runs). */
+ * --no-sync leaves the baseline out (to split the grid over runs).
+ *
+ * --warm-start W (DiLoCo's regime: it starts from a pre-trained model): before the grid,
+ * W rounds of the sync baseline's training (H = 1, dense fp32, fedavg lr 1, three fresh
+ * AdamW trainers, exact downlink) from the round-0 model; its final model, and nothing
+ * else, carries over: every cell, sync included, starts from it with fresh trainers
+ * (AdamW moments and step count reset, as DiLoCo's workers start; fresh error-feedback
+ * residuals and outer state) and trains T more steps per member, the inner lr constant
+ * (the policy's lr, as without a warm start; its warm-up steps are not simulated), and
+ * round r of a cell draws the batches of round W + r, never the warm-up's. The warm
+ * start is computed once per run; --warm-start-file F saves it (written whole, then
+ * renamed) or, when F exists, reads it instead, refusing a file made for another W, model
+ * size, round-0 model or training settings (warm_read: the layout is above it). Bytes
+ * and the ratio count the T steps after the warm start only (the warm-up is the same for
+ * every cell). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -117,12 +132,13 @@ struct variant {
     struct first_round *first;   /* non-NULL: round 1 shared with the cells of the same H */
     int capture;             /* 1: train round 1 into first, then stop (no result) */
     float *final;            /* non-NULL: the final global model is copied here (n floats) */
+    char outer_label[24];    /* --diloco's table: the outer step, with :LR when not its default */
 };
 
 #define POLICY_OUTER -1, 0, 0
 #define FEDAVG(lr) OUTER_FEDAVG, lr, 0
 #define NESTEROV(lr, mu) OUTER_NESTEROV, lr, mu
-#define GRID 0, 0, 0, 0, 0, 0, 0, 0   /* no --diloco cell settings */
+#define GRID 0, 0, 0, 0, 0, 0, 0, 0, ""   /* no --diloco cell settings */
 #define KNOBS 0, 0, -1, 0, GRID /* the policy's decay, average and sparse_scale */
 #define PLAIN 1, 0, -1, 0, GRID /* none of them: plain error feedback and averaging */
 
@@ -566,7 +582,8 @@ static void run_variant(void *arg, int at)
 /* ---- --diloco: outer optimizer x H x uplink at equal total inner steps --------- */
 
 #define DILOCO_MAX_LIST 16
-#define DILOCO_MAX_CELLS (1 + DILOCO_MAX_LIST * DILOCO_MAX_LIST * 3)
+#define DILOCO_MAX_OUTER 6
+#define DILOCO_MAX_CELLS (1 + DILOCO_MAX_LIST * DILOCO_MAX_LIST * DILOCO_MAX_OUTER)
 #define DILOCO_MAX_STEPS 1000000L
 
 /* The grid. Each cell trains T inner steps per member: T / H rounds of H steps. */
@@ -574,7 +591,8 @@ struct diloco {
     long total;                                  /* T */
     int n_h, n_outer, n_up;
     uint32_t h[DILOCO_MAX_LIST];
-    enum outer_kind outer[3];
+    enum outer_kind outer[DILOCO_MAX_OUTER];
+    float outer_lr[DILOCO_MAX_OUTER];            /* > 0: KIND:LR, that lr; 0: the kind's */
     const struct variant *up[DILOCO_MAX_LIST];   /* builtin variants: their uplink */
     int no_sync;                                 /* 1: no baseline cell (--no-sync) */
     long warm;                                   /* --warm-start W (0: none) */
@@ -584,6 +602,14 @@ struct diloco {
 /* The outer steps of the table (issue 17): fedavg lr 1; DiLoCo's Nesterov, lr 0.7 and
  * momentum 0.9; fedadam with the policies' defaults (policies/README.md, policy.c):
  * lr 0.01, beta1 0.9, beta2 0.99, eps (tau) 1e-3. */
+static void diloco_label(const struct variant *v, int with_lr, char *out, size_t size)
+{
+    if (with_lr)
+        snprintf(out, size, "%s:%g", outer_kind_name((enum outer_kind)v->outer), v->outer_lr);
+    else
+        snprintf(out, size, "%s", outer_kind_name((enum outer_kind)v->outer));
+}
+
 static void diloco_outer(struct variant *v, enum outer_kind k)
 {
     v->outer = (int)k;
@@ -618,9 +644,9 @@ static int diloco_list(struct diloco *d, char opt, const char *arg)
     int *count = opt == 'H' ? &d->n_h : opt == 'o' ? &d->n_outer : &d->n_up;
     *count = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*count == (opt == 'o' ? 3 : DILOCO_MAX_LIST)) {
+        if (*count == (opt == 'o' ? DILOCO_MAX_OUTER : DILOCO_MAX_LIST)) {
             fprintf(stderr, "compression: %s: at most %d items\n", name,
-                    opt == 'o' ? 3 : DILOCO_MAX_LIST);
+                    opt == 'o' ? DILOCO_MAX_OUTER : DILOCO_MAX_LIST);
             return 2;
         }
         int dup = 0;
@@ -636,16 +662,33 @@ static int diloco_list(struct diloco *d, char opt, const char *arg)
             d->h[*count] = (uint32_t)h;
         } else if (opt == 'o') {
             enum outer_kind k;
+            float lr = 0;   /* KIND:LR: that outer lr, in (0, 10] as a policy's */
+            char *colon = strchr(tok, ':');
+            if (colon) {
+                char *end;
+                double x = strtod(colon + 1, &end);
+                if (end == colon + 1 || *end || !(x > 0 && x <= 10)) {
+                    fprintf(stderr, "compression: --outer '%s': the lr after ':' is a number in "
+                            "(0, 10]\n", tok);
+                    return 2;
+                }
+                lr = (float)x;
+                *colon = 0;
+            }
             if (!strcmp(tok, "fedavg")) k = OUTER_FEDAVG;
             else if (!strcmp(tok, "nesterov")) k = OUTER_NESTEROV;
             else if (!strcmp(tok, "fedadam")) k = OUTER_FEDADAM;
             else {
-                fprintf(stderr, "compression: --outer '%s': fedavg, nesterov or fedadam\n", tok);
+                fprintf(stderr, "compression: --outer '%s': fedavg, nesterov or fedadam, each "
+                        "optionally :LR\n", tok);
                 return 2;
             }
             for (int i = 0; i < *count; i++)
-                dup |= d->outer[i] == k;
+                dup |= d->outer[i] == k && d->outer_lr[i] == lr;
+            if (colon)
+                *colon = ':';
             d->outer[*count] = k;
+            d->outer_lr[*count] = lr;
         } else {
             size_t i;
             for (i = 0; i < N_BUILTIN && strcmp(builtin[i].name, tok); i++)
@@ -941,8 +984,11 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
                 struct variant *v = &cells[n_cells++];
                 *v = *d->up[u];
                 diloco_outer(v, d->outer[o]);
-                snprintf(v->name, sizeof v->name, "%.8s/H%u/%.12s", outer_kind_name(d->outer[o]),
-                         d->h[i], d->up[u]->name);
+                if (d->outer_lr[o] > 0)
+                    v->outer_lr = d->outer_lr[o];
+                diloco_label(v, d->outer_lr[o] > 0, v->outer_label, sizeof v->outer_label);
+                snprintf(v->name, sizeof v->name, "%.12s/H%u/%.12s", v->outer_label, d->h[i],
+                         d->up[u]->name);
                 snprintf(v->what, sizeof v->what, "%s", d->up[u]->name);   /* the uplink */
                 v->rounds = (uint32_t)(d->total / d->h[i]);
                 v->steps = d->h[i];
@@ -973,7 +1019,8 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
            "member takes one AdamW step from the global model and the global model becomes "
            "the token-weighted mean of the members' models (data-parallel AdamW that averages "
            "the members' updates, each member keeping its own moments)\n");
-    printf("  outer: fedavg lr 1; nesterov lr 0.7 momentum 0.9; fedadam lr 0.01 beta1 0.9 "
+    printf("  outer (KIND:LR: that lr instead): fedavg lr 1; nesterov lr 0.7 momentum 0.9; "
+           "fedadam lr 0.01 beta1 0.9 "
            "beta2 0.99 eps 0.001\n  uplinks:");
     for (int u = 0; u < d->n_up; u++)
         printf(" %s (%s)%s", d->up[u]->name, d->up[u]->what, u + 1 < d->n_up ? ";" : "\n");
@@ -1011,14 +1058,14 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
     const struct result *ref = !d->no_sync && results[0].rc == 0 ? &results[0] : NULL;
     if (ref)
         sync_bytes = ref->bytes_run;
-    printf("\n%-8s %6s %-12s %7s %9s %8s %16s %9s %s\n", "outer", "H", "uplink", "rounds",
+    printf("\n%-12s %6s %-12s %7s %9s %8s %16s %9s %s\n", "outer", "H", "uplink", "rounds",
            "val loss", "vs sync", "up bytes/member", "ratio", "goals (H >= 100)");
     int met = 0;
     for (size_t i = 0; i < n_cells; i++) {
         const struct variant *v = queued[i];
         const struct result *r = &results[i];
         const int sync = !d->no_sync && i == 0;
-        printf("%-8s %6u %-12s %7u ", sync ? "sync" : outer_kind_name((enum outer_kind)v->outer),
+        printf("%-12s %6u %-12s %7u ", sync ? "sync" : v->outer_label,
                v->steps, sync ? "dense" : v->what, v->rounds);
         if (r->rc) {
             printf("failed: %s\n", r->why);
@@ -1095,7 +1142,8 @@ static void usage(FILE *f)
             "  --total-steps T inner steps per member in every cell (500); every H divides it\n"
             "  --H LIST        local steps per round (5,20,100,500)\n"
             "  --outer LIST    fedavg (lr 1), nesterov (lr 0.7, momentum 0.9), fedadam (lr\n"
-            "                  0.01, beta1 0.9, beta2 0.99, eps 1e-3) (all three)\n"
+            "                  0.01, beta1 0.9, beta2 0.99, eps 1e-3) (all three); KIND:LR\n"
+            "                  for another outer lr (nesterov:0.4), up to 6 items\n"
             "  --uplink LIST   variant names whose uplink the cells use (dense,1%%+ef)\n"
             "  --no-sync       no baseline cell (to split the grid over runs): vs sync is '-',\n"
             "                  the byte ratio is against T dense fp32 payloads\n"

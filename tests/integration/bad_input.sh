@@ -190,6 +190,7 @@ expect diloco-outer 2 "--outer 'adam': fedavg, nesterov or fedadam" "$BC" --dilo
 expect diloco-uplink 2 "--uplink '2%': no variant of that name" "$BC" --diloco --uplink dense,2%
 expect diloco-needs 2 "need --diloco" "$BC" --total-steps 500
 expect diloco-mixed 2 "no --rounds, --steps, --variants, --add or --curve" "$BC" --diloco --steps 5
+expect diloco-outer-lr 2 "--outer 'nesterov:0': the lr after ':' is a number in" "$BC" --diloco --outer nesterov:0
 expect diloco-warm-w 2 "--warm-start '-3': synchronous steps before the grid" "$BC" --diloco --warm-start -3
 expect diloco-warm-file 2 "--warm-start-file needs --warm-start W" "$BC" --diloco --warm-start-file "$T/w.bin"
 # --warm-start on the tiny policy (seconds): the warm start is sync's own training (its
