@@ -53,7 +53,8 @@
  * token-weighted mean of the members' models -- data-parallel AdamW that averages
  * updates, not gradients), then every H (--H, default 5,20,100,500; each must divide T)
  * x uplink (--uplink, builtin variant names, default dense and the policy's 1%+ef) x
- * outer step (--outer: fedavg lr 1, nesterov lr 0.7 momentum 0.9, fedadam with the
+ * outer step (--outer, each item KIND or KIND:LR for another outer lr, e.g. nesterov:0.4,
+ * the table's label then: fedavg lr 1, nesterov lr 0.7 momentum 0.9, fedadam with the
  * policies' defaults lr 0.01, beta1 0.9, beta2 0.99, eps 1e-3), each T / H rounds of H
  * steps. One row per cell: outer, H, uplink, rounds, final validation loss, loss vs sync,
  * uplink bytes per member over the run, and the byte ratio to sync (H x the codec's
@@ -71,7 +72,7 @@
  * round r of a cell draws the batches of round W + r, never the warm-up's. The warm
  * start is computed once per run; --warm-start-file F saves it (written whole, then
  * renamed) or, when F exists, reads it instead, refusing a file made for another W, model
- * size, round-0 model or training settings (warm_read: the layout is above it). Bytes
+ * size, round-0 model or training settings (the file's layout is above warm_settings()). Bytes
  * and the ratio count the T steps after the warm start only (the warm-up is the same for
  * every cell). */
 #include <errno.h>
