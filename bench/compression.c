@@ -5,7 +5,8 @@
  *                     [--variants LIST|all|list] [--add NAME:key=value,...]
  *                     [--jobs N] [--downlink] [--curve N]
  *   bench/compression --diloco [--total-steps T] [--H LIST] [--outer LIST]
- *                     [--uplink LIST] [--no-sync] [--policy FILE] [--corpus DIR] [--jobs N]
+ *                     [--uplink LIST] [--no-sync] [--warm-start W [--warm-start-file F]]
+ *                     [--policy FILE] [--corpus DIR] [--jobs N]
  *
  * A federated run simulated in one process, round for round what the coordinator
  * and the workers do (coordinator/experiment.c, worker/worker.c), on the policy's
@@ -52,13 +53,28 @@
  * token-weighted mean of the members' models -- data-parallel AdamW that averages
  * updates, not gradients), then every H (--H, default 5,20,100,500; each must divide T)
  * x uplink (--uplink, builtin variant names, default dense and the policy's 1%+ef) x
- * outer step (--outer: fedavg lr 1, nesterov lr 0.7 momentum 0.9, fedadam with the
+ * outer step (--outer, each item KIND or KIND:LR for another outer lr, e.g. nesterov:0.4,
+ * the table's label then: fedavg lr 1, nesterov lr 0.7 momentum 0.9, fedadam with the
  * policies' defaults lr 0.01, beta1 0.9, beta2 0.99, eps 1e-3), each T / H rounds of H
  * steps. One row per cell: outer, H, uplink, rounds, final validation loss, loss vs sync,
  * uplink bytes per member over the run, and the byte ratio to sync (H x the codec's
  * ratio). Round 1 of each H is trained once and shared by its cells (struct
  * first_round): exactly what each cell would compute, at a sixth of the cost for H = T.
- * --no-sync leaves the baseline out (to split the grid over runs). */
+ * --no-sync leaves the baseline out (to split the grid over runs).
+ *
+ * --warm-start W (DiLoCo's regime: it starts from a pre-trained model): before the grid,
+ * W rounds of the sync baseline's training (H = 1, dense fp32, fedavg lr 1, three fresh
+ * AdamW trainers, exact downlink) from the round-0 model; its final model, and nothing
+ * else, carries over: every cell, sync included, starts from it with fresh trainers
+ * (AdamW moments and step count reset, as DiLoCo's workers start; fresh error-feedback
+ * residuals and outer state) and trains T more steps per member, the inner lr constant
+ * (the policy's lr, as without a warm start; its warm-up steps are not simulated), and
+ * round r of a cell draws the batches of round W + r, never the warm-up's. The warm
+ * start is computed once per run; --warm-start-file F saves it (written whole, then
+ * renamed) or, when F exists, reads it instead, refusing a file made for another W, model
+ * size, round-0 model or training settings (the file's layout is above warm_settings()). Bytes
+ * and the ratio count the T steps after the warm start only (the warm-up is the same for
+ * every cell). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -116,12 +132,14 @@ struct variant {
     uint32_t rounds, steps;  /* > 0: instead of --rounds and --steps */
     struct first_round *first;   /* non-NULL: round 1 shared with the cells of the same H */
     int capture;             /* 1: train round 1 into first, then stop (no result) */
+    float *final;            /* non-NULL: the final global model is copied here (n floats) */
+    char outer_label[24];    /* --diloco's table: the outer step, with :LR when not its default */
 };
 
 #define POLICY_OUTER -1, 0, 0
 #define FEDAVG(lr) OUTER_FEDAVG, lr, 0
 #define NESTEROV(lr, mu) OUTER_NESTEROV, lr, mu
-#define GRID 0, 0, 0, 0, 0, 0, 0   /* no --diloco cell settings */
+#define GRID 0, 0, 0, 0, 0, 0, 0, 0, ""   /* no --diloco cell settings */
 #define KNOBS 0, 0, -1, 0, GRID /* the policy's decay, average and sparse_scale */
 #define PLAIN 1, 0, -1, 0, GRID /* none of them: plain error feedback and averaging */
 
@@ -251,6 +269,12 @@ struct sim {
     char corpus[MAX_MEMBERS][4096];
     uint32_t rounds, steps;
     int downlink, curve;        /* curve: evaluate after every curve-th round (0: never) */
+    /* --warm-start: every run starts from this model (n floats) instead of the policy's
+     * round-0 model, with fresh trainers (AdamW moments and step count zero), and its
+     * round r draws the batches of round round_base + r, so that it never reuses the
+     * warm-up's (round_base = W: the runs continue the warm-up's round numbering). */
+    const float *start;
+    uint32_t round_base;
 };
 
 struct result {
@@ -325,7 +349,9 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         fail(res, -1, "%s", "out of memory");
         goto out;
     }
-    if ((rc = gpt2_init_params(&s->first.model, s->first.seed, theta)) != 0) {
+    if (s->start)
+        memcpy(theta, s->start, n * sizeof(float));
+    else if ((rc = gpt2_init_params(&s->first.model, s->first.seed, theta)) != 0) {
         fail(res, rc, "gpt2_init_params: %s", model_strerror(rc));
         goto out;
     }
@@ -399,7 +425,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
                     goto out;
                 }
                 /* The worker's reseed (worker/worker.c): the model seed, round and size. */
-                data_reseed(dt[m], p->model.seed ^ (r * 0x9e3779b97f4a7c15ULL) ^ n);
+                const uint64_t dr = (uint64_t)s->round_base + r;   /* --warm-start: after it */
+                data_reseed(dt[m], p->model.seed ^ (dr * 0x9e3779b97f4a7c15ULL) ^ n);
                 rc = trainer_train_steps(tr[m], (int)steps, data_next_batch, dt[m], NULL, NULL,
                                          &st);
                 if (rc == 0)
@@ -507,6 +534,8 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
         ? (double)bytes_sparse / ((double)sparse_rounds * s->n_members) : res->bytes_all;
     res->down_bytes = (double)down_bytes / rounds;
     res->kept = sparse_rounds ? kept_sum / ((double)sparse_rounds * s->n_members) : 1.0;
+    if (v->final)
+        memcpy(v->final, theta, n * sizeof(float));
 out:
     res->seconds = fedsim_now() - t0;
     for (int m = 0; m < s->n_members; m++) {
@@ -554,7 +583,8 @@ static void run_variant(void *arg, int at)
 /* ---- --diloco: outer optimizer x H x uplink at equal total inner steps --------- */
 
 #define DILOCO_MAX_LIST 16
-#define DILOCO_MAX_CELLS (1 + DILOCO_MAX_LIST * DILOCO_MAX_LIST * 3)
+#define DILOCO_MAX_OUTER 6
+#define DILOCO_MAX_CELLS (1 + DILOCO_MAX_LIST * DILOCO_MAX_LIST * DILOCO_MAX_OUTER)
 #define DILOCO_MAX_STEPS 1000000L
 
 /* The grid. Each cell trains T inner steps per member: T / H rounds of H steps. */
@@ -562,14 +592,25 @@ struct diloco {
     long total;                                  /* T */
     int n_h, n_outer, n_up;
     uint32_t h[DILOCO_MAX_LIST];
-    enum outer_kind outer[3];
+    enum outer_kind outer[DILOCO_MAX_OUTER];
+    float outer_lr[DILOCO_MAX_OUTER];            /* > 0: KIND:LR, that lr; 0: the kind's */
     const struct variant *up[DILOCO_MAX_LIST];   /* builtin variants: their uplink */
     int no_sync;                                 /* 1: no baseline cell (--no-sync) */
+    long warm;                                   /* --warm-start W (0: none) */
+    const char *warm_file;                       /* --warm-start-file F (NULL: none) */
 };
 
 /* The outer steps of the table (issue 17): fedavg lr 1; DiLoCo's Nesterov, lr 0.7 and
  * momentum 0.9; fedadam with the policies' defaults (policies/README.md, policy.c):
  * lr 0.01, beta1 0.9, beta2 0.99, eps (tau) 1e-3. */
+static void diloco_label(const struct variant *v, int with_lr, char *out, size_t size)
+{
+    if (with_lr)
+        snprintf(out, size, "%s:%g", outer_kind_name((enum outer_kind)v->outer), v->outer_lr);
+    else
+        snprintf(out, size, "%s", outer_kind_name((enum outer_kind)v->outer));
+}
+
 static void diloco_outer(struct variant *v, enum outer_kind k)
 {
     v->outer = (int)k;
@@ -604,9 +645,9 @@ static int diloco_list(struct diloco *d, char opt, const char *arg)
     int *count = opt == 'H' ? &d->n_h : opt == 'o' ? &d->n_outer : &d->n_up;
     *count = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (*count == (opt == 'o' ? 3 : DILOCO_MAX_LIST)) {
+        if (*count == (opt == 'o' ? DILOCO_MAX_OUTER : DILOCO_MAX_LIST)) {
             fprintf(stderr, "compression: %s: at most %d items\n", name,
-                    opt == 'o' ? 3 : DILOCO_MAX_LIST);
+                    opt == 'o' ? DILOCO_MAX_OUTER : DILOCO_MAX_LIST);
             return 2;
         }
         int dup = 0;
@@ -622,16 +663,33 @@ static int diloco_list(struct diloco *d, char opt, const char *arg)
             d->h[*count] = (uint32_t)h;
         } else if (opt == 'o') {
             enum outer_kind k;
+            float lr = 0;   /* KIND:LR: that outer lr, in (0, 10] as a policy's */
+            char *colon = strchr(tok, ':');
+            if (colon) {
+                char *end;
+                double x = strtod(colon + 1, &end);
+                if (end == colon + 1 || *end || !(x > 0 && x <= 10)) {
+                    fprintf(stderr, "compression: --outer '%s': the lr after ':' is a number in "
+                            "(0, 10]\n", tok);
+                    return 2;
+                }
+                lr = (float)x;
+                *colon = 0;
+            }
             if (!strcmp(tok, "fedavg")) k = OUTER_FEDAVG;
             else if (!strcmp(tok, "nesterov")) k = OUTER_NESTEROV;
             else if (!strcmp(tok, "fedadam")) k = OUTER_FEDADAM;
             else {
-                fprintf(stderr, "compression: --outer '%s': fedavg, nesterov or fedadam\n", tok);
+                fprintf(stderr, "compression: --outer '%s': fedavg, nesterov or fedadam, each "
+                        "optionally :LR\n", tok);
                 return 2;
             }
             for (int i = 0; i < *count; i++)
-                dup |= d->outer[i] == k;
+                dup |= d->outer[i] == k && d->outer_lr[i] == lr;
+            if (colon)
+                *colon = ':';
             d->outer[*count] = k;
+            d->outer_lr[*count] = lr;
         } else {
             size_t i;
             for (i = 0; i < N_BUILTIN && strcmp(builtin[i].name, tok); i++)
@@ -671,6 +729,193 @@ static int diloco_check(const struct diloco *d)
     return 0;
 }
 
+/* ---- --warm-start: W synchronous steps before the grid --------------------------- */
+
+/* --warm-start-file layout (this machine's byte order: a cache for runs on one machine,
+ * not an interchange format):
+ *   0   8  magic "AULACWS1"
+ *   8   8  W, uint64: the synchronous steps it took
+ *   16  8  n, uint64: parameters
+ *   24  32 BLAKE2b-256 of the policy's round-0 model (n fp32): the model and its seed
+ *   56  32 BLAKE2b-256 of the settings line warm_settings() writes (members, batch,
+ *          sequence length, inner optimizer, validation fraction)
+ *   88  8  the warm model's mean validation loss, double
+ *   96  4n the warm model, fp32
+ *   96+4n 32 BLAKE2b-256 of bytes [0, 96 + 4n)
+ * The corpora's contents are not recorded: a file is reused only with the corpora it was
+ * made from (the caller's responsibility, said in --help). */
+#define WARM_MAGIC "AULACWS1"
+#define WARM_HEAD 96
+
+static void warm_settings(const struct sim *s, uint8_t out[32])
+{
+    const struct policy *p = &s->policy;
+    const struct policy_training *t = &p->training;
+    char line[2048];
+    int len = snprintf(line, sizeof line, "batch %u seq %u lr %.9g wd %.9g b1 %.9g b2 %.9g "
+                       "val %.9g members", t->batch_size, t->seq_len, t->inner.lr,
+                       t->inner.weight_decay, t->inner.beta1, t->inner.beta2,
+                       p->data.validation_fraction);
+    for (int m = 0; m < s->n_members && len > 0 && (size_t)len < sizeof line; m++)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %s",
+                        p->participation.members[m]);
+    crypto_blake2b256(line, len > 0 && (size_t)len < sizeof line ? (size_t)len : sizeof line,
+                      out);
+}
+
+/* The header's identity fields for this run: W, n and the two digests. */
+static int warm_head(const struct sim *s, long w, uint8_t head[WARM_HEAD])
+{
+    float *init = malloc(s->n * sizeof(float));
+    if (!init)
+        return -1;
+    int rc = gpt2_init_params(&s->first.model, s->first.seed, init);
+    memset(head, 0, WARM_HEAD);
+    memcpy(head, WARM_MAGIC, 8);
+    uint64_t u = (uint64_t)w;
+    memcpy(head + 8, &u, 8);
+    u = s->n;
+    memcpy(head + 16, &u, 8);
+    if (rc == 0)
+        crypto_blake2b256(init, s->n * sizeof(float), head + 24);
+    warm_settings(s, head + 56);
+    free(init);
+    return rc == 0 ? 0 : -1;
+}
+
+/* Reads F into theta and *loss. 0; 1: F does not exist; -1 after telling stderr why F
+ * cannot be used (unreadable, corrupt, or made for another W, model or settings). */
+static int warm_read(const char *path, const struct sim *s, long w, float *theta, double *loss)
+{
+    uint8_t want[WARM_HEAD], head[WARM_HEAD], sum[32], got[32];
+    FILE *f = fopen(path, "rb");
+    if (!f && errno == ENOENT)
+        return 1;
+    if (!f) {
+        fprintf(stderr, "compression: --warm-start-file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    const char *bad = NULL;
+    uint64_t fw = 0, fn = 0;
+    if (warm_head(s, w, want) != 0)
+        bad = "cannot compute the round-0 model";
+    else if (fread(head, 1, WARM_HEAD, f) != WARM_HEAD || memcmp(head, WARM_MAGIC, 8))
+        bad = "not a warm-start file (no AULACWS1 header)";
+    if (!bad) {
+        memcpy(&fw, head + 8, 8);
+        memcpy(&fn, head + 16, 8);
+        if (fn != s->n)
+            bad = "made for a model of another size";
+        else if (memcmp(head + 24, want + 24, 32))
+            bad = "made from another round-0 model (the policy's model or seed differ)";
+        else if (memcmp(head + 56, want + 56, 32))
+            bad = "made with other members, batch, sequence length, inner optimizer or "
+                  "validation fraction";
+        else if (fw != (uint64_t)w)
+            bad = "";   /* said below, with both numbers */
+    }
+    if (!bad && (fread(theta, sizeof(float), s->n, f) != s->n || fread(sum, 1, 32, f) != 32 ||
+                 fgetc(f) != EOF))
+        bad = "truncated or too long";
+    if (!bad) {
+        uint8_t *all = malloc(WARM_HEAD + s->n * sizeof(float));
+        if (!all)
+            bad = "out of memory";
+        else {
+            memcpy(all, head, WARM_HEAD);
+            memcpy(all + WARM_HEAD, theta, s->n * sizeof(float));
+            crypto_blake2b256(all, WARM_HEAD + s->n * sizeof(float), got);
+            free(all);
+            if (memcmp(got, sum, 32))
+                bad = "corrupt (its checksum does not match)";
+        }
+    }
+    fclose(f);
+    if (bad && !*bad) {
+        fprintf(stderr, "compression: --warm-start-file %s holds a warm start of %" PRIu64
+                " steps, not --warm-start %ld (use another file)\n", path, fw, w);
+        return -1;
+    }
+    if (bad) {
+        fprintf(stderr, "compression: --warm-start-file %s: %s\n", path, bad);
+        return -1;
+    }
+    memcpy(loss, head + 88, 8);
+    return 0;
+}
+
+/* Writes F (via F.tmp and rename: a reader never sees half a file). 0 or -1 (said). */
+static int warm_write(const char *path, const struct sim *s, long w, const float *theta,
+                      double loss)
+{
+    uint8_t head[WARM_HEAD], sum[32];
+    char tmp[4200];
+    uint8_t *all = malloc(WARM_HEAD + s->n * sizeof(float));
+    if (!all || warm_head(s, w, head) != 0 ||
+        snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        free(all);
+        fprintf(stderr, "compression: --warm-start-file %s: cannot build it\n", path);
+        return -1;
+    }
+    memcpy(head + 88, &loss, 8);
+    memcpy(all, head, WARM_HEAD);
+    memcpy(all + WARM_HEAD, theta, s->n * sizeof(float));
+    crypto_blake2b256(all, WARM_HEAD + s->n * sizeof(float), sum);
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(all, 1, WARM_HEAD + s->n * sizeof(float), f) ==
+                      WARM_HEAD + s->n * sizeof(float) && fwrite(sum, 1, 32, f) == 32;
+    ok = f && fclose(f) == 0 && ok;
+    free(all);
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "compression: --warm-start-file %s: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* The warm start: W rounds of the sync baseline (H = 1, dense fp32, fedavg lr 1, three
+ * members with fresh AdamW trainers, no downlink compression) from the round-0 model,
+ * or F's model when F holds it. theta: n floats. 0 or -1 (said). */
+static int warm_start(const struct sim *s, const struct diloco *d, float *theta, double *loss)
+{
+    if (d->warm_file) {
+        int rc = warm_read(d->warm_file, s, d->warm, theta, loss);
+        if (rc <= 0) {
+            if (rc == 0)
+                fprintf(stderr, "warm start: %ld synchronous steps, read from %s: loss %.4f\n",
+                        d->warm, d->warm_file, *loss);
+            return rc;
+        }
+    }
+    static struct sim ws;   /* the warm-up: the run's simulation without its options */
+    ws = *s;
+    ws.downlink = 0;
+    ws.curve = 0;
+    ws.start = NULL;
+    ws.round_base = 0;
+    struct variant v = builtin[0];
+    diloco_outer(&v, OUTER_FEDAVG);
+    snprintf(v.name, sizeof v.name, "warm/H1/dense");
+    v.rounds = (uint32_t)d->warm;
+    v.steps = 1;
+    v.final = theta;
+    struct result r;
+    fprintf(stderr, "warm start: %ld synchronous steps from the round-0 model...\n", d->warm);
+    if (simulate(&ws, &v, &r) != 0) {
+        fprintf(stderr, "compression: warm start: %s\n", r.why);
+        return -1;
+    }
+    *loss = r.loss;
+    fprintf(stderr, "warm start: %ld synchronous steps, loss %.4f, %.1f s\n", d->warm, r.loss,
+            r.seconds);
+    if (d->warm_file && warm_write(d->warm_file, s, d->warm, theta, r.loss) != 0)
+        return -1;
+    if (d->warm_file)
+        fprintf(stderr, "warm start: saved to %s\n", d->warm_file);
+    return 0;
+}
+
 static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const char *policy_path,
                       const char *corpus)
 {
@@ -679,10 +924,23 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
     static struct first_round first[DILOCO_MAX_LIST];
     size_t n_cells = 0;
     int rc = 1;
+    double warm_loss = 0;
+    float *warm = NULL;
     char tmp[] = "/tmp/aulac-diloco.XXXXXX";
     if (!mkdtemp(tmp)) {
         fprintf(stderr, "compression: mkdtemp %s: %s\n", tmp, strerror(errno));
         return 1;
+    }
+    /* --warm-start: once, before every cell (the sync baseline's included). */
+    if (d->warm) {
+        if (!(warm = malloc(s->n * sizeof(float)))) {
+            fprintf(stderr, "compression: out of memory\n");
+            goto out;
+        }
+        if (warm_start(s, d, warm, &warm_loss) != 0)
+            goto out;
+        s->start = warm;
+        s->round_base = (uint32_t)d->warm;
     }
     /* The synchronous baseline: H = 1, dense fp32, fedavg lr 1. */
     if (!d->no_sync) {
@@ -727,8 +985,11 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
                 struct variant *v = &cells[n_cells++];
                 *v = *d->up[u];
                 diloco_outer(v, d->outer[o]);
-                snprintf(v->name, sizeof v->name, "%.8s/H%u/%.12s", outer_kind_name(d->outer[o]),
-                         d->h[i], d->up[u]->name);
+                if (d->outer_lr[o] > 0)
+                    v->outer_lr = d->outer_lr[o];
+                diloco_label(v, d->outer_lr[o] > 0, v->outer_label, sizeof v->outer_label);
+                snprintf(v->name, sizeof v->name, "%.12s/H%u/%.12s", v->outer_label, d->h[i],
+                         d->up[u]->name);
                 snprintf(v->what, sizeof v->what, "%s", d->up[u]->name);   /* the uplink */
                 v->rounds = (uint32_t)(d->total / d->h[i]);
                 v->steps = d->h[i];
@@ -748,11 +1009,19 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
            "across rounds per member (as worker/worker.c keeps its trainer)\n",
            d->total, p->training.batch_size, p->training.seq_len, p->training.inner.lr,
            p->training.inner.weight_decay);
+    if (d->warm)
+        printf("  warm start: every cell (sync too) starts from the model of %ld synchronous "
+               "steps (sync's H = 1 dense training from the round-0 model), validation loss "
+               "%.4f, with fresh AdamW moments (reset, as DiLoCo's workers start); the inner "
+               "lr stays constant; its batches come after the warm-up's (round numbers go on "
+               "from %ld)%s%s\n", d->warm, warm_loss, d->warm, d->warm_file ? "; file " : "",
+               d->warm_file ? d->warm_file : "");
     printf("  sync (the baseline): H = 1, dense fp32 uplink, fedavg lr 1: each round every "
            "member takes one AdamW step from the global model and the global model becomes "
            "the token-weighted mean of the members' models (data-parallel AdamW that averages "
            "the members' updates, each member keeping its own moments)\n");
-    printf("  outer: fedavg lr 1; nesterov lr 0.7 momentum 0.9; fedadam lr 0.01 beta1 0.9 "
+    printf("  outer (KIND:LR: that lr instead): fedavg lr 1; nesterov lr 0.7 momentum 0.9; "
+           "fedadam lr 0.01 beta1 0.9 "
            "beta2 0.99 eps 0.001\n  uplinks:");
     for (int u = 0; u < d->n_up; u++)
         printf(" %s (%s)%s", d->up[u]->name, d->up[u]->what, u + 1 < d->n_up ? ";" : "\n");
@@ -790,14 +1059,14 @@ static int diloco_run(struct sim *s, const struct diloco *d, long jobs, const ch
     const struct result *ref = !d->no_sync && results[0].rc == 0 ? &results[0] : NULL;
     if (ref)
         sync_bytes = ref->bytes_run;
-    printf("\n%-8s %6s %-12s %7s %9s %8s %16s %9s %s\n", "outer", "H", "uplink", "rounds",
+    printf("\n%-12s %6s %-12s %7s %9s %8s %16s %9s %s\n", "outer", "H", "uplink", "rounds",
            "val loss", "vs sync", "up bytes/member", "ratio", "goals (H >= 100)");
     int met = 0;
     for (size_t i = 0; i < n_cells; i++) {
         const struct variant *v = queued[i];
         const struct result *r = &results[i];
         const int sync = !d->no_sync && i == 0;
-        printf("%-8s %6u %-12s %7u ", sync ? "sync" : outer_kind_name((enum outer_kind)v->outer),
+        printf("%-12s %6u %-12s %7u ", sync ? "sync" : v->outer_label,
                v->steps, sync ? "dense" : v->what, v->rounds);
         if (r->rc) {
             printf("failed: %s\n", r->why);
@@ -837,6 +1106,8 @@ out:
                 unlink(first[i].state[m]);
         }
     rmdir(tmp);
+    s->start = NULL;
+    free(warm);
     return rc;
 }
 
@@ -847,7 +1118,8 @@ static void usage(FILE *f)
             "                   [--variants LIST|all|list] [--add NAME:key=value,...]\n"
             "                   [--jobs N] [--downlink] [--curve N]\n"
             "       compression --diloco [--total-steps T] [--H LIST] [--outer LIST] [--uplink LIST]\n"
-            "                   [--no-sync] [--policy FILE] [--corpus DIR] [--jobs N] [--downlink]\n"
+            "                   [--no-sync] [--warm-start W [--warm-start-file F]]\n"
+            "                   [--policy FILE] [--corpus DIR] [--jobs N] [--downlink]\n"
             "  --policy FILE   model, data, training and outer settings "
             "(policies/examples/sparse.yaml)\n"
             "  --corpus DIR    DIR/<member> per policy member (build/demo-corpus; "
@@ -871,10 +1143,17 @@ static void usage(FILE *f)
             "  --total-steps T inner steps per member in every cell (500); every H divides it\n"
             "  --H LIST        local steps per round (5,20,100,500)\n"
             "  --outer LIST    fedavg (lr 1), nesterov (lr 0.7, momentum 0.9), fedadam (lr\n"
-            "                  0.01, beta1 0.9, beta2 0.99, eps 1e-3) (all three)\n"
+            "                  0.01, beta1 0.9, beta2 0.99, eps 1e-3) (all three); KIND:LR\n"
+            "                  for another outer lr (nesterov:0.4), up to 6 items\n"
             "  --uplink LIST   variant names whose uplink the cells use (dense,1%%+ef)\n"
             "  --no-sync       no baseline cell (to split the grid over runs): vs sync is '-',\n"
-            "                  the byte ratio is against T dense fp32 payloads\n");
+            "                  the byte ratio is against T dense fp32 payloads\n"
+            "  --warm-start W  first W synchronous steps (sync's H = 1 dense training) from the\n"
+            "                  round-0 model; every cell, sync too, then starts from that model\n"
+            "                  with fresh AdamW moments, constant inner lr, and T more steps\n"
+            "  --warm-start-file F  read the warm start from F if it exists (refused unless\n"
+            "                  made with the same W, round-0 model and training settings; the\n"
+            "                  corpora are not checked), else compute it and write F\n");
 }
 
 int main(int argc, char **argv)
@@ -898,11 +1177,13 @@ int main(int argc, char **argv)
         {"diloco", no_argument, 0, 'D'}, {"total-steps", required_argument, 0, 'T'},
         {"H", required_argument, 0, 'H'}, {"outer", required_argument, 0, 'o'},
         {"uplink", required_argument, 0, 'u'}, {"no-sync", no_argument, 0, 'N'},
+        {"warm-start", required_argument, 0, 'W'}, {"warm-start-file", required_argument, 0, 'F'},
         {0, 0, 0, 0}};
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         variant_opts += c == 'r' || c == 's' || c == 'v' || c == 'a' || c == 'C';
-        grid_opts += c == 'T' || c == 'H' || c == 'o' || c == 'u' || c == 'N';
+        grid_opts += c == 'T' || c == 'H' || c == 'o' || c == 'u' || c == 'N' || c == 'W' ||
+                     c == 'F';
         switch (c) {
         case 'D': diloco = 1; break;
         case 'N': dl.no_sync = 1; break;
@@ -912,6 +1193,20 @@ int main(int argc, char **argv)
                         "whole number 1..%ld\n", optarg, DILOCO_MAX_STEPS);
                 return 2;
             }
+            break;
+        case 'W':
+            if ((dl.warm = parse_count(optarg, DILOCO_MAX_STEPS)) < 0) {
+                fprintf(stderr, "compression: --warm-start '%s': synchronous steps before the "
+                        "grid, a whole number 1..%ld\n", optarg, DILOCO_MAX_STEPS);
+                return 2;
+            }
+            break;
+        case 'F':
+            if (!*optarg) {
+                fprintf(stderr, "compression: --warm-start-file: an empty path\n");
+                return 2;
+            }
+            dl.warm_file = optarg;
             break;
         case 'H': case 'o': case 'u':
             if (diloco_list(&dl, (char)c, optarg) != 0)
@@ -948,8 +1243,13 @@ int main(int argc, char **argv)
         return 2;
     }
     if (grid_opts && !diloco) {
-        fprintf(stderr, "compression: --total-steps, --H, --outer, --uplink and --no-sync need "
-                "--diloco\n");
+        fprintf(stderr, "compression: --total-steps, --H, --outer, --uplink, --no-sync, "
+                "--warm-start and --warm-start-file need --diloco\n");
+        return 2;
+    }
+    if (dl.warm_file && !dl.warm) {
+        fprintf(stderr, "compression: --warm-start-file needs --warm-start W (the steps the "
+                "file holds or will hold)\n");
         return 2;
     }
     if (diloco && variant_opts) {

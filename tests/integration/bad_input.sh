@@ -192,6 +192,24 @@ expect diloco-outer 2 "--outer 'adam': fedavg, nesterov or fedadam" "$BC" --dilo
 expect diloco-uplink 2 "--uplink '2%': no variant of that name" "$BC" --diloco --uplink dense,2%
 expect diloco-needs 2 "need --diloco" "$BC" --total-steps 500
 expect diloco-mixed 2 "no --rounds, --steps, --variants, --add or --curve" "$BC" --diloco --steps 5
+expect diloco-outer-lr 2 "--outer 'nesterov:0': the lr after ':' is a number in" "$BC" --diloco --outer nesterov:0
+expect diloco-warm-w 2 "--warm-start '-3': synchronous steps before the grid" "$BC" --diloco --warm-start -3
+expect diloco-warm-file 2 "--warm-start-file needs --warm-start W" "$BC" --diloco --warm-start-file "$T/w.bin"
+# --warm-start on the tiny policy (seconds): the warm start is sync's own training (its
+# loss is a W-step sync run's), it is saved, reused as saved, and refused for another W.
+TINY=(--diloco --policy "$T/policy.yaml" --corpus "$T/corpus" --H 2 --outer fedavg --uplink dense --jobs 1)
+expect diloco-sync2 0 "^sync +1 dense +2 " "$BC" "${TINY[@]}" --total-steps 2
+expect diloco-warm 0 "warm start: 2 synchronous steps, loss" "$BC" "${TINY[@]}" --total-steps 4 \
+    --warm-start 2 --warm-start-file "$T/w.bin"
+warm=$(sed -n 's/^warm start: 2 synchronous steps, loss \([0-9.]*\),.*/\1/p' "$T/logs/diloco-warm.log")
+grep -qE "^sync +1 dense +2 +$warm " "$T/logs/diloco-sync2.log" ||
+    fail "the warm start's loss $warm is not a 2-step sync run's"
+expect diloco-warm-reuse 0 "read from $T/w.bin: loss $warm" "$BC" "${TINY[@]}" --total-steps 4 \
+    --warm-start 2 --warm-start-file "$T/w.bin"
+[ "$(grep -E '^(sync|fedavg) ' "$T/logs/diloco-warm.log")" = \
+  "$(grep -E '^(sync|fedavg) ' "$T/logs/diloco-warm-reuse.log")" ] || fail "a reused warm start changed the table"
+expect diloco-warm-other 1 "holds a warm start of 2 steps, not --warm-start 3" "$BC" "${TINY[@]}" \
+    --total-steps 4 --warm-start 3 --warm-start-file "$T/w.bin"
 
 # After all that, the experiment still runs to the end.
 for m in alpha beta; do start_worker "$m"; done
