@@ -7,8 +7,9 @@
 #   scripts/test.sh [--quick]     --quick skips the sanitizer build and fuzzing
 #
 # Unit binaries and integration scripts run AULAC_TEST_JOBS at a time (default 2; 1: one
-# after another); the sanitizer build and the fuzz targets' build run in the background
-# meanwhile, at low priority.
+# after another; an integer >= 1), but those in $exclusive (below: they re-bind or count on
+# a freed loopback port) run alone; the sanitizer build and the fuzz targets' build run in
+# the background meanwhile, at low priority.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +18,10 @@ quick=0
 BUILD=${BUILD:-build}
 # Steps run side by side (unit binaries, integration scripts): $AULAC_TEST_JOBS, default 2.
 JOBS=${AULAC_TEST_JOBS:-2}
+if ! [[ $JOBS =~ ^[1-9][0-9]*$ ]]; then
+    echo "scripts/test.sh: AULAC_TEST_JOBS must be an integer >= 1 (how many steps run side by side; 1: one after another), got '$JOBS'" >&2
+    exit 2
+fi
 # The model calls BLAS single-threaded only (model/gpt2.c blas_single_threaded), so this
 # changes no result; without it every process the suite starts (thousands: each CLI call,
 # each fault-sweep run) starts OpenBLAS's thread pool, whose idle threads spin in
@@ -67,22 +72,71 @@ suite_t0=$(now)
 # A step is one cmocka binary (kind unit) or one script that exits 0 on success (kind
 # script, one test). Each runs in the background with its output in its own log; the
 # steps run here are independent (their own temporary directories, ports picked by the
-# kernel), so they run side by side, and their lines are printed as they finish.
+# kernel), so they run side by side, and their lines are printed as they finish. Each
+# writes "RC WALL CPU" to LOG.result.tmp and renames it to LOG.result (atomic: a reader
+# never sees half of it).
 declare -A running=()    # pid -> "kind<TAB>label<TAB>path<TAB>log"
 
-# start_step KIND LABEL PATH LIMIT: starts it once fewer than $JOBS steps run.
+# Steps that must run alone, with no other step beside them (by file name; unit binaries,
+# integration and san_ scripts alike). Each frees a loopback port and counts on it staying
+# free, or on getting it back: beside another step, that step's `--listen 127.0.0.1:0`,
+# its client sockets or its own bind(0) can take the port in between (the kernel hands
+# out freed ephemeral ports), and the restart fails to bind, or a client reaches the
+# other step's server (seen: "unknown member 'alpha'" in reconnect.sh under load).
+#   restart.sh            kills the coordinator and restarts it on the same port (the
+#                         workers reconnect there)
+#   reconnect.sh          restart_coordinator (lib.sh): the same port after 4, 6, 8 s down
+#   artifacts.sh          restart_coordinator (lib.sh): the same port
+#   experiments_flow.sh   restart(): SIGKILL, then the same command line on the same port
+#   experiments_queue.sh  kills the coordinator, starts it again on "$PORT"
+#   dashboard.sh          the --http port: picked by bind(0) in Python, closed, then
+#                         bound by the coordinator
+#   peers_offline.sh      a "closed" package-index port: picked by bind(0), closed, and
+#                         counted on to refuse connections
+#   test_reconnect        stops an RPC server and starts it again on the same port
+#   test_rpc              test_fed_client_unreachable (a stopped server's port must
+#                         refuse), and calls on a channel after its server stopped
+# They start first in their phase (first_longest), so that none waits for a long step.
+# A new test that does the same belongs here.
+exclusive=(restart.sh reconnect.sh artifacts.sh experiments_flow.sh experiments_queue.sh
+           dashboard.sh peers_offline.sh test_reconnect test_rpc)
+alone=""                 # the pid of the exclusive step running, if one is
+is_exclusive() { case " ${exclusive[*]} " in *" $(basename "$1") "*) return 0 ;; esac; return 1; }
+
+# start_step KIND LABEL PATH LIMIT: starts it once fewer than $JOBS steps run, no
+# exclusive step runs and, when it is exclusive itself, once no other step runs.
 start_step() {
-    local kind=$1 label=$2 path=$3 limit=$4 out
-    while [ ${#running[@]} -ge "$JOBS" ]; do reap_steps; done
+    local kind=$1 label=$2 path=$3 limit=$4 out excl=0
+    is_exclusive "$path" && excl=1
+    while [ ${#running[@]} -ge "$JOBS" ] || [ -n "$alone" ] ||
+          { [ $excl -eq 1 ] && [ ${#running[@]} -gt 0 ]; }; do
+        reap_steps
+    done
     out="$log_dir/$(basename "$path").$label.log"
-    rm -f "$out.result"
+    rm -f "$out.result" "$out.result.tmp"
     if [ "$kind" = unit ]; then
-        ( timed "$out" timeout "$limit" "$path"; echo "$? $STEP_WALL $STEP_CPU" >"$out.result" ) &
+        ( timed "$out" timeout "$limit" "$path"
+          echo "$? $STEP_WALL $STEP_CPU" >"$out.result.tmp" && mv "$out.result.tmp" "$out.result" ) &
     else
         ( BUILD=$BUILD timed "$out" timeout "$limit" bash "$path"
-          echo "$? $STEP_WALL $STEP_CPU" >"$out.result" ) &
+          echo "$? $STEP_WALL $STEP_CPU" >"$out.result.tmp" && mv "$out.result.tmp" "$out.result" ) &
     fi
     running[$!]="$kind"$'\t'"$label"$'\t'"$path"$'\t'"$out"
+    [ $excl -eq 1 ] && alone=$!
+    [ $excl -eq 1 ] && [ "$JOBS" -gt 1 ] && echo "  (alone: $(basename "$path"), see \$exclusive in scripts/test.sh)"
+    return 0
+}
+
+# read_result FILE: sets STEP_RC STEP_WALL STEP_CPU from FILE; when FILE is missing or
+# has no exit status (the step's subshell died before writing it), STEP_RC=1 and says so.
+read_result() {
+    STEP_RC="" STEP_WALL="" STEP_CPU=""
+    [ -r "$1" ] && read -r STEP_RC STEP_WALL STEP_CPU <"$1"
+    if ! [[ $STEP_RC =~ ^[0-9]+$ ]]; then
+        echo "  (no exit status in $1: the step ended without writing it; counted as failed)"
+        STEP_RC=1
+    fi
+    STEP_WALL=${STEP_WALL:-0} STEP_CPU=${STEP_CPU:-0}
 }
 
 # reap_steps: waits until at least one running step has finished and reports those
@@ -92,11 +146,13 @@ reap_steps() {
     while [ $done -eq 0 ]; do
         for pid in "${!running[@]}"; do
             IFS=$'\t' read -r kind label path out <<<"${running[$pid]}"
-            [ -e "$out.result" ] || continue
+            # finished: its result is there, or its subshell is gone without one
+            if [ ! -e "$out.result" ] && kill -0 "$pid" 2>/dev/null; then continue; fi
             wait "$pid" 2>/dev/null
             unset "running[$pid]"
+            [ "$pid" = "$alone" ] && alone=""
             done=1
-            read -r STEP_RC STEP_WALL STEP_CPU <"$out.result"
+            read_result "$out.result"
             rm -f "$out.result"
             add_step_time
             if [ "$kind" = unit ]; then report_unit "$path" "$label" "$out"
@@ -142,15 +198,19 @@ report_script() {
     fi
 }
 
-# first_longest FILE...: FILE... with the steps that take longest first (those named in
+# first_longest FILE...: FILE... with those in $exclusive first (each runs alone: first,
+# none waits for a long step to end), then the steps that take longest (those named in
 # $slow_first, in that order), so that the last ones to start are short.
 first_longest() {
     local f s
-    for s in "${slow_first[@]}"; do
+    local -A seen_first=()
+    for s in "${exclusive[@]}" "${slow_first[@]}"; do
+        [ "$s" != "${seen_first[$s]:-}" ] || continue   # (named in both lists)
+        seen_first[$s]=$s
         for f in "$@"; do [ "$(basename "$f")" = "$s" ] && echo "$f"; done
     done
     for f in "$@"; do
-        case " ${slow_first[*]} " in *" $(basename "$f") "*) ;; *) echo "$f" ;; esac
+        case " ${exclusive[*]} ${slow_first[*]} " in *" $(basename "$f") "*) ;; *) echo "$f" ;; esac
     done
 }
 # The longest steps (wall, 2 cores; the suite prints each step's time).
@@ -162,18 +222,24 @@ slow_first=(test_fault_sweep plugin_external.sh examples_run.sh
 
 # bg_start NAME CMD...: runs CMD in the background at low priority, its output in
 # $log_dir/NAME.log; bg_wait NAME waits for it and sets BG_RC, STEP_WALL (seconds since
-# it started) and STEP_CPU.
+# it started) and STEP_CPU; BG_RC is 1 when the job left no exit status (said so).
 declare -A bg_pid=()
 bg_start() {
     local name=$1; shift
-    rm -f "$log_dir/$name.result"
+    rm -f "$log_dir/$name.result" "$log_dir/$name.result.tmp"
     ( timed "$log_dir/$name.log" nice -n 5 "$@"
-      echo "$? $STEP_WALL $STEP_CPU" >"$log_dir/$name.result" ) &
+      echo "$? $STEP_WALL $STEP_CPU" >"$log_dir/$name.result.tmp" &&
+          mv "$log_dir/$name.result.tmp" "$log_dir/$name.result" ) &
     bg_pid[$name]=$!
 }
 bg_wait() {
-    while [ ! -e "$log_dir/$1.result" ]; do wait "${bg_pid[$1]}" 2>/dev/null || sleep 0.2; done
-    read -r BG_RC STEP_WALL STEP_CPU <"$log_dir/$1.result"
+    local f=$log_dir/$1.result
+    while [ ! -e "$f" ] && kill -0 "${bg_pid[$1]}" 2>/dev/null; do
+        wait "${bg_pid[$1]}" 2>/dev/null || sleep 0.2
+    done
+    wait "${bg_pid[$1]}" 2>/dev/null
+    read_result "$f"
+    BG_RC=$STEP_RC
 }
 
 start_phase unit "unit tests ($BUILD/tests, $JOBS at a time)"

@@ -132,7 +132,9 @@ wait_pid() {
 
 # restart_coordinator DOWN_S NAME: kills the coordinator (SIGKILL), keeps its log as
 # logs/NAME.log, waits DOWN_S seconds and starts it again on the same port and data
-# directory; sets COORD_PID, and SERVE_TS to the timestamp of its "serving" line.
+# directory; sets COORD_PID, and SERVE_TS to the timestamp of its "serving" line. Another
+# step could take the freed port meanwhile: a script calling this must be in
+# scripts/test.sh's $exclusive (steps that run alone).
 restart_coordinator() {
     kill -9 "$COORD_PID"
     wait "$COORD_PID" 2>/dev/null || true
