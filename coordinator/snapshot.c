@@ -109,9 +109,9 @@ void snapshot_drop(const struct model_snapshot *s, size_t from, size_t n)
 {
     if (!s || !s->map_len || n == 0)
         return;
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
+    /* Computed per call: several download threads drop ranges at once,
+     * so no lazily set static (sysconf is cheap). */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t a = from * sizeof(float), b = (from + n) * sizeof(float);
     a = a / page * page;
     b = (b + page - 1) / page * page;
