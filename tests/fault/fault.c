@@ -20,6 +20,7 @@ static atomic_int armed_persistent;
 static atomic_long calls[FAULT_N_CLASSES];
 static atomic_long hits;
 static atomic_int leak_check_off;
+static atomic_int fsync_errno = EIO;        /* what a failed fsync sets (fault_fsync_errno) */
 
 static const char *const names[FAULT_N_CLASSES] = { "alloc", "lmdb", "fsync", "file", "net" };
 
@@ -47,7 +48,13 @@ void fault_arm(enum fault_class k, long n, int persistent)
     atomic_store(&armed_class, n > 0 ? (int)k : -1);
     atomic_store(&armed_n, n);
     atomic_store(&armed_persistent, persistent);
+    atomic_store(&fsync_errno, EIO);
     atomic_store(&on, 1);
+}
+
+void fault_fsync_errno(int e)
+{
+    atomic_store(&fsync_errno, e);
 }
 
 void fault_disarm(void)
@@ -253,7 +260,7 @@ int __real_rename(const char *from, const char *to);
 int __wrap_fsync(int fd)
 {
     if (fault_now(FAULT_FSYNC, "fsync")) {
-        errno = EIO;
+        errno = atomic_load(&fsync_errno);
         return -1;
     }
     return __real_fsync(fd);
@@ -262,7 +269,7 @@ int __wrap_fsync(int fd)
 int __wrap_fdatasync(int fd)
 {
     if (fault_now(FAULT_FSYNC, "fdatasync")) {
-        errno = EIO;
+        errno = atomic_load(&fsync_errno);
         return -1;
     }
     return __real_fdatasync(fd);
