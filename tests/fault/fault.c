@@ -256,6 +256,8 @@ int __real_fsync(int fd);
 int __real_fdatasync(int fd);
 ssize_t __real_write(int fd, const void *buf, size_t n);
 int __real_rename(const char *from, const char *to);
+ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
+int __real_posix_fallocate(int fd, off_t off, off_t len);
 
 int __wrap_fsync(int fd)
 {
@@ -282,6 +284,22 @@ ssize_t __wrap_write(int fd, const void *buf, size_t n)
         return -1;
     }
     return __real_write(fd, buf, n);
+}
+
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (fault_now(FAULT_FILE, "pwrite")) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return __real_pwrite(fd, buf, n, off);
+}
+
+int __wrap_posix_fallocate(int fd, off_t off, off_t len)
+{
+    if (fault_now(FAULT_FILE, "posix_fallocate"))
+        return ENOSPC;   /* posix_fallocate returns the error, errno untouched */
+    return __real_posix_fallocate(fd, off, len);
 }
 
 int __wrap_rename(const char *from, const char *to)

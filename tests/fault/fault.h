@@ -15,6 +15,9 @@
  *   fsync   fsync fdatasync                                 -1, errno EIO (or
  *                                                           fault_fsync_errno's)
  *   file    write (fds > 2: logging still works) rename     -1, errno ENOSPC
+ *           pwrite                                          (posix_fallocate returns
+ *           posix_fallocate                                 ENOSPC); reads are not
+ *                                                           failed (no read class)
  *   net     grpc_call_start_batch (client and server)       the call is cancelled
  *           first, so this batch and every later one on      (UNAVAILABLE), then the
  *           the call completes as a broken stream            batch starts
