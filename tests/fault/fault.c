@@ -21,6 +21,7 @@ static atomic_long calls[FAULT_N_CLASSES];
 static atomic_long hits;
 static atomic_int leak_check_off;
 static atomic_int fsync_errno = EIO;        /* what a failed fsync sets (fault_fsync_errno) */
+static atomic_int fallocate_errno;          /* fault_fallocate_errno: every call fails */
 
 static const char *const names[FAULT_N_CLASSES] = { "alloc", "lmdb", "fsync", "file", "net" };
 
@@ -55,6 +56,11 @@ void fault_arm(enum fault_class k, long n, int persistent)
 void fault_fsync_errno(int e)
 {
     atomic_store(&fsync_errno, e);
+}
+
+void fault_fallocate_errno(int e)
+{
+    atomic_store(&fallocate_errno, e);
 }
 
 void fault_disarm(void)
@@ -297,6 +303,9 @@ ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
 
 int __wrap_posix_fallocate(int fd, off_t off, off_t len)
 {
+    const int e = atomic_load(&fallocate_errno);
+    if (e)
+        return e;   /* fault_fallocate_errno: armed or not */
     if (fault_now(FAULT_FILE, "posix_fallocate"))
         return ENOSPC;   /* posix_fallocate returns the error, errno untouched */
     return __real_posix_fallocate(fd, off, len);

@@ -42,6 +42,10 @@ int fault_class_parse(const char *name);
 void fault_arm(enum fault_class k, long n, int persistent);
 /* The errno of the fsync faults from now until the next fault_arm (which sets EIO). */
 void fault_fsync_errno(int e);
+/* e != 0: every posix_fallocate of our objects fails with e from now on, uncounted and
+ * whether armed or not (a file system that cannot take the base model's file: the
+ * coordinator keeps the model in memory); 0 stops it. */
+void fault_fallocate_errno(int e);
 /* Stops failing and counting; fault_calls and fault_hits keep their values. */
 void fault_disarm(void);
 /* Calls of class k counted since fault_arm. */
