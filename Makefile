@@ -142,7 +142,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libcoord.a $(BUILD
 # Nth of a class; in these binaries only.
 FAULT_WRAP := malloc calloc realloc strdup sodium_malloc mdb_txn_begin mdb_put \
               mdb_cursor_put mdb_cursor_del mdb_txn_commit mdb_txn_abort fsync fdatasync \
-              write rename grpc_call_start_batch exit
+              write pwrite posix_fallocate rename grpc_call_start_batch exit
 FAULT_TESTS := $(BUILD)/tests/test_fault_sweep $(BUILD)/tests/test_fileio
 $(FAULT_TESTS): $(BUILD)/obj/tests/fault/fault.o
 $(FAULT_TESTS): TEST_OBJ = $(BUILD)/obj/tests/fault/fault.o

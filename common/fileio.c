@@ -293,14 +293,30 @@ int file_copy_atomic(const char *src, const char *dst, unsigned mode)
     return rc;
 }
 
-/* mkdir of path; 1 when it made it (and then fsynced its parent, which holds the new
- * entry), 0 when something was already there, or -errno. */
-static int mkdir_durable(const char *path, unsigned mode)
+/* fsync of the directory holding path, where a file system that cannot fsync a
+ * directory (EINVAL, EROFS) counts as done: it has nothing more to make durable. */
+static int fsync_parent(const char *path)
 {
-    if (mkdir(path, (mode_t)mode) != 0)
-        return errno == EEXIST ? 0 : -errno;
     int rc = file_fsync_dir_of(path);
-    return rc != 0 ? rc : 1;
+    return rc == -EINVAL || rc == -EROFS ? 0 : rc;
+}
+
+/* mkdir of path; 1 when it made it (and then fsynced its parent, which holds the new
+ * entry), 0 when something was already there, or -errno. last: path is the one asked
+ * for, whose parent is fsynced even when path was already there (its creator's fsync,
+ * in another thread or an earlier call that failed, may not have happened). */
+static int mkdir_durable(const char *path, unsigned mode, int last)
+{
+    int made = 1;
+    if (mkdir(path, (mode_t)mode) != 0) {
+        if (errno != EEXIST)
+            return -errno;
+        made = 0;
+        if (!last)
+            return 0;
+    }
+    int rc = fsync_parent(path);
+    return rc != 0 ? rc : made;
 }
 
 int file_mkdirs(const char *path, unsigned mode)
@@ -308,17 +324,20 @@ int file_mkdirs(const char *path, unsigned mode)
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
         return -ENAMETOOLONG;
+    size_t len = strlen(tmp);
+    while (len > 1 && tmp[len - 1] == '/')
+        tmp[--len] = 0;   /* "a/b/": b is the last component */
     int rc;
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/' || p[-1] == '/')
             continue;   /* "a//b": "a/" is "a" again */
         *p = 0;
-        rc = mkdir_durable(tmp, mode);
+        rc = mkdir_durable(tmp, mode, 0);
         if (rc < 0)
             return rc;
         *p = '/';
     }
-    rc = mkdir_durable(tmp, mode);
+    rc = mkdir_durable(tmp, mode, 1);
     return rc < 0 ? rc : 0;
 }
 

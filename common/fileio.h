@@ -43,11 +43,16 @@ int file_pread_all(int fd, void *buf, size_t len, uint64_t off);
  * and said no error. Nothing is synced. */
 int file_pwrite_all(int fd, const void *data, size_t len, uint64_t off);
 
-/* mkdir -p with the given mode for directories it creates. Each directory it creates
- * has its parent fsynced after the mkdir, so once it returns 0 the whole chain of new
- * entries survives a crash (a caller that then renames a file into path and fsyncs
- * path loses neither); directories that were already there cost no fsync. 0 or -errno
- * (of the first mkdir or fsync that failed). */
+/* mkdir -p with the given mode for directories it creates. Once it returns 0:
+ *   - each directory this call created has had its parent fsynced after the mkdir;
+ *   - path's parent has been fsynced, also when path was already there (made by a
+ *     concurrent caller whose fsync may still be pending, or by an earlier call whose
+ *     fsync failed), so path's own entry survives a crash;
+ *   - a directory above path that was already there is not fsynced again: its entry is
+ *     durable if whoever made it got 0 from this function.
+ * So a caller that then renames a file into path and fsyncs path loses neither. A
+ * directory fsync the file system refuses (EINVAL, EROFS: it cannot sync directories)
+ * counts as done. 0 or -errno (of the first mkdir or fsync that failed). */
 int file_mkdirs(const char *path, unsigned mode);
 
 /* fsync of the directory that contains path. */

@@ -435,7 +435,7 @@ static int close_begin_locked(struct coord *c, struct close_job *j)
  * (cancelled meanwhile): the close is dropped; 2 on a storage failure (logged; *what says
  * which, e.g. a payload file that cannot be read, with its path and errno): the caller
  * abandons the close (close_abandon). */
-static int close_compute(struct coord *c, struct close_job *j, const char **what)
+static int close_compute_work(struct coord *c, struct close_job *j, const char **what)
 {
     if (c->opt.close_hook)
         c->opt.close_hook(c->opt.close_hook_arg);
@@ -509,26 +509,51 @@ static int close_compute(struct coord *c, struct close_job *j, const char **what
     *what = NULL;
     state_round_updates_release(up, n_up);
     free(up);
-    if (!*what && models_save(c, next, hash) != 0)
+    /* The next round's base model first, before any file of the round is saved: in its
+     * own unnamed file, its blocks reserved (posix_fallocate: a full disk shows here, not
+     * as a lost write-back later), mapped read-only. A full disk (ENOSPC, EDQUOT) abandons
+     * the close (retried, close_storage_failed_locked); any other failure (a file system
+     * without shared mappings: ENODEV...) keeps it in memory, copied from next, as the
+     * start and the resume do. next's pages go after the close (close_compute). */
+    int src = snapshot_map(c->opt.data_dir, next, n, &j->next);
+    if (src == -ENOSPC || src == -EDQUOT) {
+        log_error("round %llu: the new model's file in %s cannot be written: %s",
+                  (unsigned long long)c->rnd.number, c->opt.data_dir, strerror(-src));
+        *what = "the new model's file could not be written";
+        return 2;
+    }
+    if (src != 0) {
+        char hex[65];
+        hex_encode(hash, 32, hex);
+        log_warn("round %llu: model %.16s stays in memory (%zu bytes): its file in %s cannot "
+                 "be written: %s", (unsigned long long)c->rnd.number, hex,
+                 n * sizeof(float), c->opt.data_dir, strerror(-src));
+        if (!(j->next = snapshot_new(n, round)))
+            close_failed("out of memory");
+        memcpy(j->next->params, next, n * sizeof(float));
+    }
+    j->next->round = round;
+    memcpy(j->next->hash, hash, 32);
+    if (models_save(c, next, hash) != 0)
         *what = "the checkpoint could not be written";
     if (!*what &&
         (outer_state_save(c, round) != 0 || down_residual_save(c, round) != 0))
         *what = "the outer optimizer state could not be written";
     if (!*what && j->down_fd >= 0 && downlink_save(c, hash, &j->down_fd, &j->down) != 0)
         *what = "the downlink update could not be written";
-    /* The next round's base model: in its own unnamed file, mapped read-only; the work
-     * buffer's pages go after the close (round_release_buffers). */
-    int src;
-    if (!*what && (src = snapshot_map(c->opt.data_dir, next, n, &j->next)) != 0) {
-        log_error("round %llu: the new model's file in %s cannot be written: %s",
-                  (unsigned long long)c->rnd.number, c->opt.data_dir, strerror(-src));
-        *what = "the new model's file could not be written";
-    }
-    if (!*what) {
-        j->next->round = round;
-        memcpy(j->next->hash, hash, 32);
-    }
     return *what ? 2 : 0;
+}
+
+/* Phase 2 (close_compute_work), then avg's, scratch's and next's pages given back
+ * (round_release_buffers, ~135 ms per GiB): here, without mu, on every outcome, while the
+ * close still owns them (closing set, so experiment_unload cannot unmap them) and after
+ * the last read of next (the new model's snapshot is made from it in phase 2); phase 3
+ * reads none of them. */
+static int close_compute(struct coord *c, struct close_job *j, const char **what)
+{
+    const int rc = close_compute_work(c, j, what);
+    round_release_buffers(&c->rnd);   /* the timer thread's: no other close runs */
+    return rc;
 }
 
 static void close_job_free(struct coord *c, struct close_job *j)
@@ -709,7 +734,6 @@ static void round_close(struct coord *c)
     }
     if (rc == 2)
         close_storage_failed_locked(c, what);
-    round_release_buffers(&c->rnd);   /* the timer thread's: no other close runs */
     pthread_mutex_unlock(&c->mu);
 }
 

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/fileio.h"
@@ -111,6 +112,9 @@ static uint64_t pinned_bytes(const struct coord *c, const struct policy_file *f)
  *                    the data directory, mapped), made while the current one's (4n,
  *                    already on the disk) is still held; that one goes once no download
  *                    reads it
+ * An older model a download asks for (models_acquire) is not counted: its file is
+ * written only while the free space exceeds this reserve plus its 4n, else it stays in
+ * memory.
  * plus CLOSE_WRITE_SLACK. The LMDB transaction (entries, summaries) is not counted: it is
  * small beside these, and LMDB's map has its own bound. E.g. 1B parameters, fedadam,
  * downlink with error feedback: 4 + 8 + 4 + 4 + 4 = 24 GB. */
@@ -321,12 +325,31 @@ int models_acquire(struct coord *c, const uint8_t hash[32], struct model_snapsho
     memcpy(s->hash, hash, 32);
     s->loading = 1;
     c->archived = s;
+    const uint64_t close_reserve = c->close_reserve_bytes;
     pthread_mutex_unlock(&c->mu);
 
     /* Reading and hashing the checkpoint takes a while: without mu. */
     int rc = models_load_any(c, hash, s);
-    if (rc == 0)
-        coord_snapshot_to_file(c, s);   /* else it stays in memory (logged) */
+    /* Its base file (4N) is not in the close reserve (models_close_write_bytes counts the
+     * open round's files only), so it is written only while the data directory keeps the
+     * close reserve free beside it: free space > close reserve + 4N. Else the older model
+     * stays in memory for its downloads (logged), never taking the close's room. */
+    if (rc == 0) {
+        const uint64_t need = (uint64_t)s->n * sizeof(float);
+        struct statvfs v;
+        const uint64_t free_b = statvfs(c->opt.data_dir, &v) == 0
+            ? (uint64_t)v.f_bavail * v.f_frsize : 0;
+        if (free_b > close_reserve && free_b - close_reserve > need) {
+            coord_snapshot_to_file(c, s);   /* else it stays in memory (logged) */
+        } else {
+            char hex[65];
+            hex_encode(hash, 32, hex);
+            log_info("older model %.16s stays in memory (%llu bytes): %llu bytes free in %s, "
+                     "not more than the round close's reserve (%llu) plus its file",
+                     hex, (unsigned long long)need, (unsigned long long)free_b,
+                     c->opt.data_dir, (unsigned long long)close_reserve);
+        }
+    }
     const uint64_t round = rc == 0 ? model_round(c, experiment, hash, upto) : 0;
 
     pthread_mutex_lock(&c->mu);

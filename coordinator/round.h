@@ -50,11 +50,13 @@ struct model_snapshot {
 };
 
 /* A mapped snapshot (refs 1, round 0, hash zero: the caller sets them) of params' n
- * floats: written sequentially into a new file of dir that is unlinked at once (O_TMPFILE
- * where the file system has it), mapped PROT_READ MAP_SHARED, the descriptor closed. No
- * fsync: the file lives only while mapped; the checkpoint is the durable copy. It takes
- * n x 4 bytes of dir's file system until snapshot_free. 0, or -errno (ENOSPC, EIO,
- * ENOMEM...): nothing created, nothing left in dir. */
+ * floats: a new file of dir that is unlinked at once (O_TMPFILE where the file system has
+ * it), its n x 4 bytes reserved first (posix_fallocate: a full disk is ENOSPC or EDQUOT
+ * here, never a write-back failure later), then written sequentially, mapped PROT_READ
+ * MAP_SHARED, the descriptor closed. No fsync: the file lives only while mapped; the
+ * checkpoint is the durable copy. It takes n x 4 bytes of dir's file system until
+ * snapshot_free. 0, or -errno (ENOSPC, EDQUOT, EIO, ENOMEM, ENODEV where the file system
+ * cannot map it shared...): nothing created, nothing left in dir. */
 int  snapshot_map(const char *dir, const float *params, size_t n, struct model_snapshot **out);
 /* s (malloc'd params) made mapped in place as snapshot_map does, its malloc'd buffer
  * freed; refs, round, hash and loading unchanged. 0 (also when already mapped), or -errno

@@ -59,9 +59,13 @@ static int map_floats(const char *dir, const float *params, size_t n, float **ma
     int fd = unnamed_file(dir);
     if (fd < 0)
         return fd;
-    int rc = write_all(fd, (const uint8_t *)params, n * sizeof(float));
-    if (rc == 0 && n == 0 && ftruncate(fd, (off_t)bytes) != 0)
-        rc = -errno;   /* a mapping needs a byte; no caller has 0 parameters */
+    /* The blocks reserved first: a full disk fails here (ENOSPC, EDQUOT), not as a
+     * write-back error of the shared mapping's pages later, which nobody would see (the
+     * file is never fsynced: it lives only while mapped). Also sizes the file (a mapping
+     * needs a byte; no caller has 0 parameters). */
+    int rc = -posix_fallocate(fd, 0, (off_t)bytes);
+    if (rc == 0)
+        rc = write_all(fd, (const uint8_t *)params, n * sizeof(float));
     void *m = MAP_FAILED;
     if (rc == 0 && (m = mmap(NULL, bytes, PROT_READ, MAP_SHARED, fd, 0)) == MAP_FAILED)
         rc = -errno;
@@ -109,9 +113,9 @@ void snapshot_drop(const struct model_snapshot *s, size_t from, size_t n)
 {
     if (!s || !s->map_len || n == 0)
         return;
-    static size_t page;
-    if (!page)
-        page = (size_t)sysconf(_SC_PAGESIZE);
+    /* Computed per call: several download threads drop ranges at once,
+     * so no lazily set static (sysconf is cheap). */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
     size_t a = from * sizeof(float), b = (from + n) * sizeof(float);
     a = a / page * page;
     b = (b + page - 1) / page * page;

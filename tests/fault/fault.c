@@ -20,6 +20,8 @@ static atomic_int armed_persistent;
 static atomic_long calls[FAULT_N_CLASSES];
 static atomic_long hits;
 static atomic_int leak_check_off;
+static atomic_int fsync_errno = EIO;        /* what a failed fsync sets (fault_fsync_errno) */
+static atomic_int fallocate_errno;          /* fault_fallocate_errno: every call fails */
 
 static const char *const names[FAULT_N_CLASSES] = { "alloc", "lmdb", "fsync", "file", "net" };
 
@@ -47,7 +49,18 @@ void fault_arm(enum fault_class k, long n, int persistent)
     atomic_store(&armed_class, n > 0 ? (int)k : -1);
     atomic_store(&armed_n, n);
     atomic_store(&armed_persistent, persistent);
+    atomic_store(&fsync_errno, EIO);
     atomic_store(&on, 1);
+}
+
+void fault_fsync_errno(int e)
+{
+    atomic_store(&fsync_errno, e);
+}
+
+void fault_fallocate_errno(int e)
+{
+    atomic_store(&fallocate_errno, e);
 }
 
 void fault_disarm(void)
@@ -249,11 +262,13 @@ int __real_fsync(int fd);
 int __real_fdatasync(int fd);
 ssize_t __real_write(int fd, const void *buf, size_t n);
 int __real_rename(const char *from, const char *to);
+ssize_t __real_pwrite(int fd, const void *buf, size_t n, off_t off);
+int __real_posix_fallocate(int fd, off_t off, off_t len);
 
 int __wrap_fsync(int fd)
 {
     if (fault_now(FAULT_FSYNC, "fsync")) {
-        errno = EIO;
+        errno = atomic_load(&fsync_errno);
         return -1;
     }
     return __real_fsync(fd);
@@ -262,7 +277,7 @@ int __wrap_fsync(int fd)
 int __wrap_fdatasync(int fd)
 {
     if (fault_now(FAULT_FSYNC, "fdatasync")) {
-        errno = EIO;
+        errno = atomic_load(&fsync_errno);
         return -1;
     }
     return __real_fdatasync(fd);
@@ -275,6 +290,25 @@ ssize_t __wrap_write(int fd, const void *buf, size_t n)
         return -1;
     }
     return __real_write(fd, buf, n);
+}
+
+ssize_t __wrap_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+    if (fault_now(FAULT_FILE, "pwrite")) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return __real_pwrite(fd, buf, n, off);
+}
+
+int __wrap_posix_fallocate(int fd, off_t off, off_t len)
+{
+    const int e = atomic_load(&fallocate_errno);
+    if (e)
+        return e;   /* fault_fallocate_errno: armed or not */
+    if (fault_now(FAULT_FILE, "posix_fallocate"))
+        return ENOSPC;   /* posix_fallocate returns the error, errno untouched */
+    return __real_posix_fallocate(fd, off, len);
 }
 
 int __wrap_rename(const char *from, const char *to)

@@ -12,8 +12,12 @@
  *   lmdb    mdb_txn_begin (write txns) mdb_put             MDB_MAP_FULL; a failed
  *           mdb_cursor_put mdb_cursor_del mdb_txn_commit    commit frees the txn as
  *                                                           LMDB's does
- *   fsync   fsync fdatasync                                 -1, errno EIO
+ *   fsync   fsync fdatasync                                 -1, errno EIO (or
+ *                                                           fault_fsync_errno's)
  *   file    write (fds > 2: logging still works) rename     -1, errno ENOSPC
+ *           pwrite                                          (posix_fallocate returns
+ *           posix_fallocate                                 ENOSPC); reads are not
+ *                                                           failed (no read class)
  *   net     grpc_call_start_batch (client and server)       the call is cancelled
  *           first, so this batch and every later one on      (UNAVAILABLE), then the
  *           the call completes as a broken stream            batch starts
@@ -36,6 +40,12 @@ int fault_class_parse(const char *name);
 /* Resets every counter and arms class k: its nth call from now fails (n >= 1),
  * and every later one too when persistent. n = 0: count only. */
 void fault_arm(enum fault_class k, long n, int persistent);
+/* The errno of the fsync faults from now until the next fault_arm (which sets EIO). */
+void fault_fsync_errno(int e);
+/* e != 0: every posix_fallocate of our objects fails with e from now on, uncounted and
+ * whether armed or not (a file system that cannot take the base model's file: the
+ * coordinator keeps the model in memory); 0 stops it. */
+void fault_fallocate_errno(int e);
 /* Stops failing and counting; fault_calls and fault_hits keep their values. */
 void fault_disarm(void);
 /* Calls of class k counted since fault_arm. */

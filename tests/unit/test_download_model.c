@@ -203,7 +203,8 @@ static void default_retention_keeps_the_last_three(void **state)
 
 /* One older model is held at a time: the downloads of it share one copy, and
  * another older model waits until nobody streams the first. It and the current model
- * (made by a close) are read-only mappings of unnamed files (snapshot_map), not heap. */
+ * (made by a close) are read-only mappings of unnamed files (snapshot_map), not heap;
+ * the older one only while the disk keeps the close reserve free beside its file. */
 static void one_older_model_in_memory(void **state)
 {
     struct fx *f = *state;
@@ -226,6 +227,22 @@ static void one_older_model_in_memory(void **state)
     pthread_mutex_unlock(&f->c->mu);
     assert_null(archived_after_downloads(f));
     expect_model(f, h1, 32, h1, 1);
+
+    /* The older model's file is not in the close reserve: without free space beyond the
+     * reserve plus its 4N it stays in memory (map_len 0) and is served all the same. */
+    pthread_mutex_lock(&f->c->mu);
+    const uint64_t reserve = f->c->close_reserve_bytes;
+    f->c->close_reserve_bytes = UINT64_MAX / 2;   /* more than any disk has free */
+    pthread_mutex_unlock(&f->c->mu);
+    assert_null(archived_after_downloads(f));
+    assert_int_equal(models_acquire(f->c, h0, &a), 0);
+    assert_int_equal(a->map_len, 0);
+    assert_int_equal(a->round, 0);
+    pthread_mutex_lock(&f->c->mu);
+    snapshot_release(f->c, a);
+    f->c->close_reserve_bytes = reserve;
+    pthread_mutex_unlock(&f->c->mu);
+    expect_model(f, h0, 32, h0, 0);
 }
 
 /* Opens DownloadModel by hand as fpt for the current model and sends the request. */
