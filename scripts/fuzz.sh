@@ -60,7 +60,8 @@ ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c c
             crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
 
 if [ "$step" != run ]; then
-    build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c codec/reader.c common/why.c
+    build fuzz_codec_decode tests/fuzz/fuzz_codec_decode.c codec/codec.c codec/reader.c common/fileio.c \
+        common/why.c
     build fuzz_policy tests/fuzz/fuzz_policy.c policies/policy.c policies/site.c \
         policies/schema.c policies/yaml_tree.c privacy/rdp.c codec/codec.c common/fileio.c common/why.c
     build fuzz_ledger_entry tests/fuzz/fuzz_ledger_entry.c "${ledger_src[@]}"
@@ -75,7 +76,8 @@ if [ "$step" != run ]; then
     # codec mode; the example policies.
     bflags=(-std=gnu11 -O1 -I.)
     mkdir -p "$out/corpus/codec" "$out/corpus/policy"
-    build make_codec_seeds tests/fuzz/make_codec_seeds.c codec/codec.c common/why.c
+    build make_codec_seeds tests/fuzz/make_codec_seeds.c codec/codec.c common/fileio.c \
+        common/why.c
     cp policies/examples/*.yaml "$out/corpus/policy/"
     # Ledger: one entry of every type; signed checkpoint notes.
     mkdir -p "$out/corpus/ledger_entry" "$out/corpus/checkpoint_note"
