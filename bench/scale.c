@@ -17,8 +17,11 @@
  * RSS (VmHWM) and per-phase RSS, updates accepted per second, the coordinator's CPU time
  * (utime + stime from /proc) per update over the upload phase and over the close, the
  * round close time (last receipt to the first member's next task), the model download
- * throughput against a raw loopback TCP copy of the same bytes to N receivers at once,
- * and the growth of the data directory. The last line is "RESULT key=value ..." for
+ * throughput against a raw loopback TCP copy of the same bytes to N receivers at once
+ * (the best of three copies), and the growth of the data directory. Members download as
+ * the worker does: each chunk's data copied once from what gRPC received, member 0's
+ * into its replica (fed_download_model_into), with the worker's allocator setting
+ * (rpc_tune_malloc_for_streams). The last line is "RESULT key=value ..." for
  * scripts (scripts/bench-scale.sh, tests/integration/scale_smoke.sh).
  *
  * Exit status: 0 every update accepted; 1 an error or a refused update; 3 the
@@ -90,8 +93,8 @@ static void usage(FILE *f)
 "update envelope and uploads it (all at once). Nobody trains. Prints the coordinator's\n"
 "peak RSS (and over the model's fp32 bytes), updates accepted per second, coordinator\n"
 "CPU time per update, round close time, download throughput against a raw loopback TCP\n"
-"copy of the same bytes, and the data directory's growth per round; then one line\n"
-"RESULT key=value ... for scripts.\n"
+"copy of the same bytes (best of three), and the data directory's growth per round; then\n"
+"one line RESULT key=value ... for scripts.\n"
 "\n"
 "  --members N       simulated members (default 4, at most %d)\n"
 "  --model M         tiny (tests/integration/lib.sh's 1-layer policy), 124m\n"
@@ -297,6 +300,7 @@ struct bench {
     char experiment[CRYPTO_ID_MAX + 1];
     size_t n;                   /* parameters */
     uint64_t model_bytes;
+    uint8_t *model0;             /* member 0's replica: it downloads into it (pre-faulted) */
     struct member *m;
     pthread_barrier_t bar;
     sem_t enc_sem;
@@ -577,47 +581,45 @@ static int member_task(struct member *x, uint64_t want)
 struct dl_ctx {
     struct member *x;
     uint64_t bytes, total;
-    int fd;                         /* member 0 keeps the model (the baseline's bytes) */
 };
 
-static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+static int check_chunk(const Aulac__V1__ModelChunk *ch, struct dl_ctx *d)
 {
-    struct dl_ctx *d = arg;
-    if (ch->is_update)
+    if (ch->is_update || ch->total_bytes != B.model_bytes)
         return 1;   /* the bench asks for the whole model */
     d->total = ch->total_bytes;
     d->bytes += ch->data.len;
-    if (d->fd >= 0 && file_pwrite_all(d->fd, ch->data.data, ch->data.len, ch->offset) != 0)
-        return 1;
     return B.abort ? 1 : 0;
 }
 
-/* The whole model of the round. Member 0 writes it to model.bin (its hash is checked
- * after the timed phase, member_check_model: the raw baseline's receivers do no more than
- * receive either, so both figures are the transport's); the others count the bytes and
- * drop them. */
+static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    return check_chunk(ch, arg);
+}
+
+/* Member 0's chunks go straight into its replica (B.model0), as a worker's do. */
+static uint8_t *chunk_dest(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    return check_chunk(ch, arg) == 0 ? B.model0 + ch->offset : NULL;
+}
+
+/* The whole model of the round, each chunk's data copied once from what gRPC received,
+ * as the worker does: member 0 into its replica B.model0 (its hash is checked after the
+ * timed phase, member_check_model: the raw baseline's receivers do no more than receive
+ * either, so both figures are the transport's), the others into the client's chunk
+ * buffer. */
 static void member_download(struct member *x)
 {
-    struct dl_ctx d = { .x = x, .fd = -1 };
-    char path[PATH_MAX];
-    if (x->idx == 0) {
-        snprintf(path, sizeof path, "%s/model.bin", B.dir);
-        d.fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (d.fd < 0) {
-            member_fail(x, "cannot write %s: %s", path, strerror(errno));
-            return;
-        }
-    }
+    struct dl_ctx d = { .x = x };
     Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
     q.member_id = x->id;
     q.experiment_id = B.experiment;
     q.model_hash.data = x->base;
     q.model_hash.len = 32;
     struct rpc_status st = { 0 };
-    int rc = fed_download_model(x->cl, &q, on_chunk, &d, &st);
+    int rc = x->idx == 0 ? fed_download_model_into(x->cl, &q, chunk_dest, NULL, &d, &st)
+                         : fed_download_model(x->cl, &q, on_chunk, &d, &st);
     x->dl_bytes = d.bytes;
-    if (d.fd >= 0)
-        close(d.fd);
     if (rc != 0) {
         member_fail(x, "DownloadModel: %s", st.details[0] ? st.details : rpc_strerror(rc));
         return;
@@ -629,26 +631,14 @@ static void member_download(struct member *x)
     }
 }
 
-/* Member 0, after the download phase: model.bin hashes to the task's base model. */
+/* Member 0, after the download phase: its replica hashes to the task's base model. */
 static void member_check_model(struct member *x)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/model.bin", B.dir);
-    int fd = open(path, O_RDONLY);
-    const uint8_t *m = fd < 0 ? MAP_FAILED
-                              : mmap(NULL, B.model_bytes, PROT_READ, MAP_SHARED, fd, 0);
-    if (fd >= 0)
-        close(fd);
-    if (m == MAP_FAILED) {
-        member_fail(x, "cannot read %s: %s", path, strerror(errno));
-        return;
-    }
     struct crypto_digest_state h;
     uint8_t got[32];
     crypto_digest_init(&h, MODEL_HASH_DOMAIN);
-    crypto_digest_update(&h, m, B.model_bytes);
+    crypto_digest_update(&h, B.model0, B.model_bytes);
     crypto_digest_final(&h, got);
-    munmap((void *)m, B.model_bytes);
     if (memcmp(got, x->base, 32) != 0)
         member_fail(x, "the downloaded model does not hash to the task's base model");
 }
@@ -864,24 +854,12 @@ static void *raw_recv(void *arg)
     return NULL;
 }
 
-/* The same bytes (model.bin, the model member 0 downloaded) copied over loopback TCP to
+/* The same bytes (B.model0, the model member 0 downloaded) copied over loopback TCP to
  * `count` receivers at once, each on its own connection from its own sender thread:
  * aggregate bytes per second, or -1. */
 static double raw_baseline(int count)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/model.bin", B.dir);
-    int fd = open(path, O_RDONLY);
-    if (fd < 0)
-        return -1;
-    const uint8_t *buf = mmap(NULL, B.model_bytes, PROT_READ, MAP_SHARED, fd, 0);
-    close(fd);
-    if (buf == MAP_FAILED)
-        return -1;
-    volatile uint8_t sink = 0;   /* fault the mapping in: the coordinator serves from RAM */
-    for (size_t i = 0; i < B.model_bytes; i += 4096)
-        sink ^= buf[i];
-    (void)sink;
+    const uint8_t *buf = B.model0;
     int ls = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t al = sizeof a;
@@ -925,7 +903,6 @@ out:
     free(r);
     free(ts);
     free(tr);
-    munmap((void *)buf, B.model_bytes);
     return rate;
 }
 
@@ -1166,6 +1143,7 @@ static const char *describe_death(int st, char *buf, size_t cap)
 
 int main(int argc, char **argv)
 {
+    rpc_tune_malloc_for_streams();   /* the members download as workers do */
     opt = (struct options){ .members = 4, .rounds = 2, .jobs = 2, .dense_warmup = -1,
                             .model = "tiny", .residuals = "auto", .delta_std = 0.002 };
     static const struct option lo[] = {
@@ -1284,6 +1262,15 @@ int main(int argc, char **argv)
     }
     B.n = plans[1].n_params;
     B.model_bytes = (uint64_t)B.n * sizeof(float);
+    /* Member 0's replica, resident before the download as a worker's is. */
+    B.model0 = mmap(NULL, B.model_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                    -1, 0);
+    if (B.model0 == MAP_FAILED)
+        die("out of memory for member 0's replica (%" PRIu64 " bytes)", B.model_bytes);
+    /* Not inherited by the processes this tool starts (the coordinator, the CLI): a fork
+     * would make every page copy-on-write, and the download would fault on each. */
+    madvise(B.model0, B.model_bytes, MADV_DONTFORK);
+    memset(B.model0, 0, B.model_bytes);
 
     /* residuals */
     uint64_t avail = mem_available();
@@ -1399,11 +1386,18 @@ int main(int argc, char **argv)
         if (B.abort)
             break;
         B.phase = PH_BASELINE;
-        q->raw_rate = raw_baseline(opt.members);
+        /* The best of three copies: the baseline at its fastest, so that a slow moment of
+         * the machine never flatters the ratio. */
+        q->raw_rate = -1;
+        for (int k = 0; k < 3; k++) {
+            double rate = raw_baseline(opt.members);
+            if (rate > q->raw_rate)
+                q->raw_rate = rate;
+        }
         double dl_rate = (double)opt.members * (double)B.model_bytes / q->dl_s;
         say("round %d: download %d x %.1f MB at once in %.2f s = %.0f MB/s (coordinator CPU "
             "%.2f s, %.2f s per GB served); raw loopback TCP copy of the same bytes to %d "
-            "receivers: %.0f MB/s (%.0f %%)", r, opt.members, mb((double)B.model_bytes),
+            "receivers (best of 3): %.0f MB/s (%.0f %%)", r, opt.members, mb((double)B.model_bytes),
             q->dl_s, mb(dl_rate), q->dl_cpu,
             q->dl_cpu / ((double)opt.members * (double)B.model_bytes / 1e9), opt.members,
             mb(q->raw_rate), q->raw_rate > 0 ? 100 * dl_rate / q->raw_rate : 0);
@@ -1600,8 +1594,6 @@ int main(int argc, char **argv)
         rm_rf(p);
         snprintf(p, sizeof p, "%s/payloads", B.dir);
         rm_rf(p);
-        snprintf(p, sizeof p, "%s/model.bin", B.dir);
-        unlink(p);
         fprintf(stderr, "bench/scale: run directory left at %s (coordinator.log, setup.log; "
                 "the coordinator's data directory)\n", B.dir);
     } else {

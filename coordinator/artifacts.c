@@ -774,9 +774,8 @@ void artifacts_on_get(struct rpc_call *call, void *ctx)
         ch.blake2b.len = 32;
         ch.total_bytes = total;
         ch.offset = off;
-        ch.data.data = buf;
-        ch.data.len = n;
-        rc = pb_call_send(call, &ch.base);
+        rc = pb_call_send_bulk(call, &ch.base, FED_ARTIFACT_CHUNK_DATA_FIELD, buf, n, NULL,
+                               NULL);
         off += n;
     } while (rc == 0 && off < end);
     if (rc == 0)

@@ -39,6 +39,16 @@
  * sit in the kernel's page cache and in this process only the pages a pass reads, until
  * it drops them (snapshot_drop); writing to params faults. Else (map_len 0: snapshot_new,
  * or a file that could not be written) params is malloc'd. */
+/* The file mapping of a mapped snapshot, counted apart from the snapshot and without
+ * coord.mu: a download lends chunks of it to gRPC (snapshot_pages_lend), which may refer
+ * to them after the download and the snapshot are gone; the last reference, the
+ * snapshot's own or a lent chunk's, unmaps it, in whatever thread drops it. */
+struct snapshot_pages {
+    _Atomic long refs;
+    void *addr;
+    size_t len;
+};
+
 struct model_snapshot {
     int refs;                       /* guarded by coord.mu */
     int loading;                    /* guarded by coord.mu: params not read yet (archived) */
@@ -47,6 +57,7 @@ struct model_snapshot {
     size_t n;
     float *params;
     size_t map_len;                 /* bytes mapped at params; 0: params malloc'd */
+    struct snapshot_pages *pages;   /* the mapping at params (NULL: malloc'd) */
 };
 
 /* A mapped snapshot (refs 1, round 0, hash zero: the caller sets them) of params' n
@@ -69,7 +80,11 @@ void snapshot_drop(const struct model_snapshot *s, size_t from, size_t n);
 /* snapshot_drop of values [lo, hi) as a codec_release_fn / outer release hook (arg: the
  * snapshot): for passes in aggregate/ that read the base model chunk by chunk. */
 void snapshot_drop_range(void *s, size_t lo, size_t hi);
-/* Unmaps (mapped) or frees params, then s. Reference counting is the caller's
+/* One more reference to the pages of a mapped snapshot, for a chunk lent to gRPC: give
+ * it back with snapshot_pages_return(pages) (an rpc_part's release). */
+void snapshot_pages_lend(struct snapshot_pages *pages);
+void snapshot_pages_return(void *pages);
+/* Unmaps (mapped: the snapshot's reference to its pages) or frees params, then s. Reference counting is the caller's
  * (snapshot_release in coordinator/coord.h). NULL: no-op. */
 void snapshot_free(struct model_snapshot *s);
 

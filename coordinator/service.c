@@ -368,15 +368,20 @@ static void on_download(struct rpc_call *call, void *ctx)
             ch.model_hash.len = 32;
             ch.total_bytes = total;
             ch.offset = off;
-            ch.data.data = (uint8_t *)bytes + off;
-            ch.data.len = n;
             ch.round = s->round;
             if (update) {
                 ch.is_update = 1;
                 ch.from_model_hash.data = from;
                 ch.from_model_hash.len = 32;
             }
-            rc = pb_call_send(call, &ch.base);
+            /* The data field last. A mapped model's pages are lent to gRPC, not copied
+             * (their mapping lives until gRPC has written them); the rest is copied once,
+             * straight into the message gRPC sends. */
+            struct snapshot_pages *lend = update ? NULL : s->pages;
+            if (lend)
+                snapshot_pages_lend(lend);
+            rc = pb_call_send_bulk(call, &ch.base, FED_MODEL_CHUNK_DATA_FIELD, bytes + off, n,
+                                   lend ? snapshot_pages_return : NULL, lend);
             /* The message holds its own copy: the update's or the model's pages behind it
              * go (back from the file if another download or the close needs them). */
             if (update)

@@ -5,6 +5,7 @@
  * anonymous mappings whose pages are given back between closes (model_buf_drop). */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,17 +78,52 @@ static int map_floats(const char *dir, const float *params, size_t n, float **ma
     return 0;
 }
 
+/* params' n floats mapped as map_floats does, with their reference count (1). */
+static int map_pages(const char *dir, const float *params, size_t n,
+                     struct snapshot_pages **out)
+{
+    struct snapshot_pages *p = malloc(sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    float *map;
+    int rc = map_floats(dir, params, n, &map, &p->len);
+    if (rc != 0) {
+        free(p);
+        return rc;
+    }
+    p->addr = map;
+    atomic_init(&p->refs, 1);
+    *out = p;
+    return 0;
+}
+
+void snapshot_pages_lend(struct snapshot_pages *pages)
+{
+    atomic_fetch_add_explicit(&pages->refs, 1, memory_order_relaxed);
+}
+
+void snapshot_pages_return(void *arg)
+{
+    struct snapshot_pages *p = arg;
+    if (p && atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1) {
+        munmap(p->addr, p->len);
+        free(p);
+    }
+}
+
 int snapshot_map(const char *dir, const float *params, size_t n, struct model_snapshot **out)
 {
     *out = NULL;
     struct model_snapshot *s = calloc(1, sizeof *s);
     if (!s)
         return -ENOMEM;
-    int rc = map_floats(dir, params, n, &s->params, &s->map_len);
+    int rc = map_pages(dir, params, n, &s->pages);
     if (rc != 0) {
         free(s);
         return rc;
     }
+    s->params = s->pages->addr;
+    s->map_len = s->pages->len;
     s->n = n;
     s->refs = 1;
     *out = s;
@@ -98,14 +134,14 @@ int snapshot_to_file(const char *dir, struct model_snapshot *s)
 {
     if (s->map_len)
         return 0;
-    float *map;
-    size_t len;
-    int rc = map_floats(dir, s->params, s->n, &map, &len);
+    struct snapshot_pages *p;
+    int rc = map_pages(dir, s->params, s->n, &p);
     if (rc != 0)
         return rc;
     free(s->params);
-    s->params = map;
-    s->map_len = len;
+    s->pages = p;
+    s->params = p->addr;
+    s->map_len = p->len;
     return 0;
 }
 
@@ -136,7 +172,7 @@ void snapshot_free(struct model_snapshot *s)
     if (!s)
         return;
     if (s->map_len)
-        munmap(s->params, s->map_len);
+        snapshot_pages_return(s->pages);
     else
         free(s->params);
     free(s);

@@ -349,26 +349,67 @@ static int chunk_seq_take(struct chunk_seq *d, uint64_t offset, uint64_t total, 
     return 0;
 }
 
-/* Checks one received chunk (through chunk_seq_take) and hands it on; nonzero stops
- * the stream (FED_ERR_BAD_REPLY with d->why set, or FED_ERR_ABORTED). */
-typedef int (*chunk_take_fn)(const ProtobufCMessage *chunk, struct chunk_seq *d, void *ctx);
+/* A reusable buffer for chunks whose caller gives no destination of its own. */
+struct chunk_buf {
+    uint8_t *p;
+    size_t   cap;
+};
 
-/* Reads chunks until the end of the stream or the first problem; frees each chunk. */
+/* At least len bytes of b (never NULL for len 0), or NULL when out of memory. */
+static uint8_t *chunk_buf_get(struct chunk_buf *b, size_t len)
+{
+    if (len > b->cap || !b->p) {
+        uint8_t *p = realloc(b->p, len ? len : 1);
+        if (!p)
+            return NULL;
+        b->p = p;
+        b->cap = len;
+    }
+    return b->p;
+}
+
+/* One received chunk: its fields unpacked (its data field left empty) and its data at
+ * [at, at + len) of msg, not yet copied. */
+struct chunk_in {
+    ProtobufCMessage     *fields;
+    const struct rpc_msg *msg;
+    size_t                at, len;
+};
+
+/* Checks one received chunk (through chunk_seq_take), copies its data once to where it
+ * goes and hands it on; nonzero stops the stream (FED_ERR_BAD_REPLY with d->why set,
+ * FED_ERR_ABORTED or RPC_ERR_NOMEM). */
+typedef int (*chunk_take_fn)(const struct chunk_in *in, struct chunk_seq *d, void *ctx);
+
+/* Reads chunks (their data field number data_field) until the end of the stream or the
+ * first problem; frees each chunk. */
 static int recv_chunks(struct rpc_stream *s, const ProtobufCMessageDescriptor *desc,
-                       struct chunk_seq *d, chunk_take_fn take, void *ctx)
+                       uint32_t data_field, struct chunk_seq *d, chunk_take_fn take, void *ctx)
 {
     for (;;) {
-        ProtobufCMessage *m;
-        int rc = pb_stream_recv(s, desc, &m);
+        struct chunk_in in;
+        struct rpc_msg *msg;
+        int rc = pb_stream_recv_bulk(s, desc, data_field, &in.fields, &msg, &in.at, &in.len);
         if (rc == RPC_EOS)
             return 0;
         if (rc != 0)
             return rc;
-        rc = take(m, d, ctx);
-        protobuf_c_message_free_unpacked(m, NULL);
+        in.msg = msg;
+        rc = take(&in, d, ctx);
+        protobuf_c_message_free_unpacked(in.fields, NULL);
+        rpc_msg_free(msg);
         if (rc != 0)
             return rc;
     }
+}
+
+/* Copies in's data to dst and points *data (the chunk's empty data field) at it for the
+ * duration of on_chunk; the field is emptied again before the chunk is freed. */
+static void chunk_data_lend(const struct chunk_in *in, uint8_t *dst, ProtobufCBinaryData *data)
+{
+    rpc_msg_copy(in->msg, in->at, in->len, dst);   /* in range: pb_split_bulk's */
+    data->data = dst;
+    data->len = in->len;
 }
 
 /* One signed server-stream download: sends req to method, feeds every chunk (of
@@ -377,8 +418,8 @@ static int recv_chunks(struct rpc_stream *s, const ProtobufCMessageDescriptor *d
  * the sequence had to end); otherwise fed_fail's code with st saying why. */
 static int download_stream(struct fed_client *c, const char *name, const char *method,
                            const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,
-                           struct chunk_seq *d, chunk_take_fn take, void *ctx,
-                           struct rpc_status *st)
+                           uint32_t data_field, struct chunk_seq *d, chunk_take_fn take,
+                           void *ctx, struct rpc_status *st)
 {
     struct rpc_call_options o = call_options(c, c->stream_timeout_ms);
     uint8_t *body;
@@ -400,7 +441,7 @@ static int download_stream(struct fed_client *c, const char *name, const char *m
     if (rc == 0)
         rc = rpc_stream_close_send(s);
     if (rc == 0)
-        rc = recv_chunks(s, desc, d, take, ctx);
+        rc = recv_chunks(s, desc, data_field, d, take, ctx);
     /* RPC_ERR_CANCELLED: the status below says why. Anything else is ours. */
     int local_failure = rc != 0 && rc != RPC_ERR_CANCELLED;
     if (local_failure)
@@ -420,34 +461,59 @@ static int download_stream(struct fed_client *c, const char *name, const char *m
 /* ----------------------------------------------------------- DownloadModel */
 
 struct model_take_ctx {
-    fed_chunk_fn on_chunk;
+    fed_chunk_dest_fn dest;      /* NULL: buf */
+    fed_chunk_fn on_chunk;       /* may be NULL */
     void *ctx;
+    struct chunk_buf buf;
 };
 
-static int take_model_chunk(const ProtobufCMessage *m, struct chunk_seq *d, void *ctx)
+static int take_model_chunk(const struct chunk_in *in, struct chunk_seq *d, void *ctx)
 {
-    const Aulac__V1__ModelChunk *ch = (const Aulac__V1__ModelChunk *)m;
-    const struct model_take_ctx *t = ctx;
-    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, ch->data.len);
-    if (rc == 0 && t->on_chunk(ch, t->ctx) != 0)
+    Aulac__V1__ModelChunk *ch = (Aulac__V1__ModelChunk *)in->fields;
+    struct model_take_ctx *t = ctx;
+    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, in->len);
+    if (rc != 0)
+        return rc;
+    ch->data.len = in->len;
+    uint8_t *dst = t->dest ? t->dest(ch, t->ctx) : chunk_buf_get(&t->buf, in->len);
+    ch->data.len = 0;
+    if (!dst)
+        return t->dest ? FED_ERR_ABORTED : RPC_ERR_NOMEM;
+    chunk_data_lend(in, dst, &ch->data);
+    if (t->on_chunk && t->on_chunk(ch, t->ctx) != 0)
         rc = FED_ERR_ABORTED;
+    ch->data.data = NULL;
+    ch->data.len = 0;
     return rc;
 }
 
 int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
                        fed_chunk_fn on_chunk, void *ctx, struct rpc_status *st)
 {
+    if (!on_chunk) {
+        struct rpc_status local;
+        return rpc_fail_named(st ? st : &local, "DownloadModel", RPC_ERR_INVALID_ARG, NULL);
+    }
+    return fed_download_model_into(c, req, NULL, on_chunk, ctx, st);
+}
+
+int fed_download_model_into(struct fed_client *c, const Aulac__V1__ModelRequest *req,
+                            fed_chunk_dest_fn dest, fed_chunk_fn on_chunk, void *ctx,
+                            struct rpc_status *st)
+{
     static const char name[] = "DownloadModel";
     struct rpc_status local;
     if (!st)
         st = &local;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
-    if (!c || !req || !on_chunk)
+    if (!c || !req || (!dest && !on_chunk))
         return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct chunk_seq d = { .next_offset = req->offset };
-    struct model_take_ctx t = { on_chunk, ctx };
+    struct model_take_ctx t = { dest, on_chunk, ctx, { 0 } };
     int rc = download_stream(c, name, FED_METHOD_DOWNLOAD_MODEL, &req->base,
-                             &aulac__v1__model_chunk__descriptor, &d, take_model_chunk, &t, st);
+                             &aulac__v1__model_chunk__descriptor, FED_MODEL_CHUNK_DATA_FIELD,
+                             &d, take_model_chunk, &t, st);
+    free(t.buf.p);
     if (rc != 0)
         return rc;
     if (d.next_offset != d.total) {
@@ -559,20 +625,29 @@ struct artifact_take_ctx {
     const uint8_t *hash;    /* 32 bytes asked for */
     fed_artifact_chunk_fn on_chunk;
     void *ctx;
+    struct chunk_buf buf;
 };
 
-static int take_artifact_chunk(const ProtobufCMessage *m, struct chunk_seq *d, void *ctx)
+static int take_artifact_chunk(const struct chunk_in *in, struct chunk_seq *d, void *ctx)
 {
-    const Aulac__V1__ArtifactChunk *ch = (const Aulac__V1__ArtifactChunk *)m;
-    const struct artifact_take_ctx *t = ctx;
+    Aulac__V1__ArtifactChunk *ch = (Aulac__V1__ArtifactChunk *)in->fields;
+    struct artifact_take_ctx *t = ctx;
     if (ch->blake2b.len != 32 || memcmp(ch->blake2b.data, t->hash, 32) != 0) {
         snprintf(d->why, sizeof d->why, "chunk at offset %" PRIu64 " names another file "
                  "than the one asked for", ch->offset);
         return FED_ERR_BAD_REPLY;
     }
-    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, ch->data.len);
-    if (rc == 0 && t->on_chunk(ch, t->ctx) != 0)
+    int rc = chunk_seq_take(d, ch->offset, ch->total_bytes, in->len);
+    if (rc != 0)
+        return rc;
+    uint8_t *dst = chunk_buf_get(&t->buf, in->len);
+    if (!dst)
+        return RPC_ERR_NOMEM;
+    chunk_data_lend(in, dst, &ch->data);
+    if (t->on_chunk(ch, t->ctx) != 0)
         rc = FED_ERR_ABORTED;
+    ch->data.data = NULL;
+    ch->data.len = 0;
     return rc;
 }
 
@@ -587,10 +662,11 @@ int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req
     if (!c || !req || !on_chunk || req->blake2b.len != 32)
         return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct chunk_seq d = { .next_offset = req->offset, .max_chunk = FED_MAX_CHUNK_BYTES };
-    struct artifact_take_ctx t = { req->blake2b.data, on_chunk, ctx };
+    struct artifact_take_ctx t = { req->blake2b.data, on_chunk, ctx, { 0 } };
     int rc = download_stream(c, name, FED_METHOD_GET_ARTIFACT, &req->base,
-                             &aulac__v1__artifact_chunk__descriptor, &d, take_artifact_chunk,
-                             &t, st);
+                             &aulac__v1__artifact_chunk__descriptor,
+                             FED_ARTIFACT_CHUNK_DATA_FIELD, &d, take_artifact_chunk, &t, st);
+    free(t.buf.p);
     if (rc != 0)
         return rc;
     uint64_t end = d.total;

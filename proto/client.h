@@ -111,6 +111,18 @@ typedef int (*fed_chunk_fn)(const Aulac__V1__ModelChunk *chunk, void *ctx);
 int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
                        fed_chunk_fn on_chunk, void *ctx, struct rpc_status *st);
 
+/* Where a chunk's data goes: called once per chunk, after the sequence checks, with the
+ * chunk's fields (data.len its length, data.data NULL). Returns where to copy data.len
+ * bytes, or NULL to cancel the download (FED_ERR_ABORTED). */
+typedef uint8_t *(*fed_chunk_dest_fn)(const Aulac__V1__ModelChunk *chunk, void *ctx);
+
+/* fed_download_model that copies each chunk's data once, from the bytes gRPC received
+ * straight to where dest says, then calls on_chunk (may be NULL) with data.data there.
+ * fed_download_model is this with its own buffer as the destination. */
+int fed_download_model_into(struct fed_client *c, const Aulac__V1__ModelRequest *req,
+                            fed_chunk_dest_fn dest, fed_chunk_fn on_chunk, void *ctx,
+                            struct rpc_status *st);
+
 /* Sends hdr, then payload in chunks of chunk_bytes (0: FED_MAX_CHUNK_BYTES;
  * at most that), and returns the coordinator's receipt. hdr->payload_bytes
  * must equal payload_len. A receipt with accepted = 0 is still a 0 return:

@@ -42,6 +42,15 @@ int pb_call_recv(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
 void pb_call_finish_unpack_error(struct rpc_call *call, int err);
 /* Packs and sends one stream message (rpc_call_send codes, RPC_ERR_NOMEM). */
 int pb_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
+/* Sends msg with the bulk bytes field (number bulk_field, which msg leaves empty)
+ * holding bulk[0, bulk_len): msg's fields, then the bulk field last (protobuf allows
+ * any field order), so that a receiver can stream it (pb_stream_recv_bulk). The bulk
+ * bytes are copied once, into the message gRPC sends; or, with release, lent to gRPC
+ * and not copied at all (struct rpc_part: release(arg) is called exactly once, when
+ * gRPC is done with them, whatever the outcome). Codes of pb_call_send. */
+int pb_call_send_bulk(struct rpc_call *call, const ProtobufCMessage *msg, uint32_t bulk_field,
+                      const uint8_t *bulk, size_t bulk_len, void (*release)(void *arg),
+                      void *arg);
 /* Finishes the call with status OK and reply as the reply message. */
 int pb_call_finish(struct rpc_call *call, const ProtobufCMessage *reply);
 
@@ -59,5 +68,30 @@ int pb_unary(struct rpc_channel *ch, const char *method, const struct rpc_call_o
 int pb_stream_send(struct rpc_stream *s, const ProtobufCMessage *msg);
 int pb_stream_recv(struct rpc_stream *s, const ProtobufCMessageDescriptor *desc,
                    ProtobufCMessage **out);
+
+/* The fields of a message other than its bulk bytes field may take at most this many
+ * bytes when it is received with pb_stream_recv_bulk or split with pb_split_bulk. */
+#define PB_BULK_MAX_REST   (64u << 10)
+
+/* pb_stream_recv for a message with one large bytes field (number bulk_field), without
+ * copying that field: the other fields are unpacked into *out, whose bulk field stays
+ * empty; the bulk bytes stay in *msg at [*bulk_off, *bulk_off + *bulk_len) for the
+ * caller to copy once, to where they belong (rpc_msg_copy). On 0 the caller frees *out
+ * and *msg (rpc_msg_free); RPC_EOS at the end of the stream. Errors: those of
+ * rpc_stream_recv_msg and pb_split_bulk. */
+int pb_stream_recv_bulk(struct rpc_stream *s, const ProtobufCMessageDescriptor *desc,
+                        uint32_t bulk_field, ProtobufCMessage **out, struct rpc_msg **msg,
+                        size_t *bulk_off, size_t *bulk_len);
+
+/* The one parser of pb_stream_recv_bulk: walks the top-level fields of the message in
+ * m (protobuf wire format), unpacks all but the bulk field with pb_unpack and says where
+ * the bulk field's bytes are (*bulk_len 0 when it is absent). PB_ERR_MALFORMED: a field
+ * that does not parse (bad tag or varint, field number 0, a length past the end, group
+ * wire types), the bulk field not length-delimited or given twice, or the rest not a
+ * valid message of desc; PB_ERR_TOO_LARGE: the rest over PB_BULK_MAX_REST bytes;
+ * RPC_ERR_NOMEM. */
+int pb_split_bulk(const struct rpc_msg *m, const ProtobufCMessageDescriptor *desc,
+                  uint32_t bulk_field, ProtobufCMessage **out, size_t *bulk_off,
+                  size_t *bulk_len);
 
 #endif

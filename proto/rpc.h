@@ -176,6 +176,24 @@ int rpc_call_recv(struct rpc_call *call, uint8_t **buf, size_t *len);
  * nothing for message_gap_ms), RPC_ERR_FINISHED. */
 int rpc_call_send(struct rpc_call *call, const uint8_t *buf, size_t len);
 
+/* One piece of a message sent in pieces. A part with a release function is lent to gRPC,
+ * not copied: gRPC reads buf[0, len) until it has written it to the connection, which may
+ * be after rpc_call_send_parts returns and after the call ends; then release(arg) is
+ * called, exactly once whatever the outcome (also when the send fails or never starts),
+ * from any thread, which may be one of gRPC's: it must take no lock the caller may hold
+ * while it calls into proto/rpc.h. */
+struct rpc_part {
+    const void *buf;
+    size_t      len;
+    void      (*release)(void *arg);   /* NULL: copied */
+    void       *arg;
+};
+
+/* rpc_call_send of the concatenation of n parts: each byte of a copied part is copied
+ * once, into the message gRPC sends (a header and a large body need no buffer of their
+ * own); lent parts are not copied at all. */
+int rpc_call_send_parts(struct rpc_call *call, const struct rpc_part *parts, size_t n);
+
 /* Ends the call: optional reply message (NULL for none), then the status.
  * details may be NULL. Call once; a second call gives RPC_ERR_FINISHED.
  * RPC_ERR_CANCELLED if the client is gone (nothing to do about it). */
@@ -281,6 +299,27 @@ int rpc_stream_send(struct rpc_stream *s, const uint8_t *buf, size_t len);
 int rpc_stream_close_send(struct rpc_stream *s);
 /* Next message into a malloc'd buffer the caller frees; RPC_EOS at the end. */
 int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len);
+
+/* A received message as the transport holds it: the pieces gRPC read from the
+ * connection, not copied into one buffer. Read it with rpc_msg_copy; free it with
+ * rpc_msg_free. For large stream messages whose bytes the caller copies once, into
+ * where they belong (pb_stream_recv_bulk). */
+struct rpc_msg;
+/* Next message without copying it; RPC_EOS at the end (*out NULL), errors as
+ * rpc_stream_recv. */
+int rpc_stream_recv_msg(struct rpc_stream *s, struct rpc_msg **out);
+size_t rpc_msg_len(const struct rpc_msg *m);
+/* Copies the message's bytes [off, off + len) to dst. 0, or RPC_ERR_INVALID_ARG when
+ * the range runs past the message (nothing copied). */
+int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst);
+/* NULL is a no-op. */
+void rpc_msg_free(struct rpc_msg *m);
+/* For a process that receives large streams (a worker downloading models): keeps the
+ * buffers gRPC allocates for each read in glibc's heap between messages (a fixed mmap
+ * threshold of 32 MiB and trim threshold of 64 MiB) instead of mapping fresh pages and
+ * faulting each one in for every read, which costs about as much as copying the bytes
+ * (bench/README.md, Scale). Call once at the start of main; a no-op without glibc. */
+void rpc_tune_malloc_for_streams(void);
 void rpc_stream_cancel(struct rpc_stream *s);
 /* Half-closes if not done, waits for the status, frees s (always, once).
  * 0 if the status is OK, else RPC_ERR_STATUS; st (may be NULL) gets it. */

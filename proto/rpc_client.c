@@ -1,6 +1,7 @@
 #include "proto/rpc_internal.h"
 
 #include <limits.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -422,31 +423,63 @@ static size_t add_recv_initial_md(struct rpc_stream *s, grpc_op *op)
     return 1;
 }
 
-int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len)
+/* Receives the next message's byte buffer: 0 with *bb (NULL at the end of the stream),
+ * or the batch's error. */
+static int stream_recv_buffer(struct rpc_stream *s, grpc_byte_buffer **bb)
 {
-    *buf = NULL;
-    *len = 0;
+    *bb = NULL;
     if (s->recv_failed)
         return RPC_ERR_CANCELLED;
-    grpc_byte_buffer *bb = NULL;
     grpc_op ops[2];
     memset(ops, 0, sizeof ops);
     size_t n = add_recv_initial_md(s, &ops[0]);
     ops[n].op = GRPC_OP_RECV_MESSAGE;
-    ops[n].data.recv_message.recv_message = &bb;
+    ops[n].data.recv_message.recv_message = bb;
     n++;
     int rc = run_batch(s->call, s->cq, ops, n, TAG_RECV);
     if (rc != 0) {
         s->recv_failed = 1;
-        if (bb)
-            grpc_byte_buffer_destroy(bb);
-        return rc;
+        if (*bb)
+            grpc_byte_buffer_destroy(*bb);
+        *bb = NULL;
     }
+    return rc;
+}
+
+int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    grpc_byte_buffer *bb;
+    int rc = stream_recv_buffer(s, &bb);
+    if (rc != 0)
+        return rc;
     if (!bb)
         return RPC_EOS;
     rc = rpc_buffer_copy_out(bb, buf, len);
     grpc_byte_buffer_destroy(bb);
     return rc;
+}
+
+int rpc_stream_recv_msg(struct rpc_stream *s, struct rpc_msg **out)
+{
+    *out = NULL;
+    grpc_byte_buffer *bb;
+    int rc = stream_recv_buffer(s, &bb);
+    if (rc != 0)
+        return rc;
+    if (!bb)
+        return RPC_EOS;
+    *out = rpc_msg_take(bb);
+    return *out ? 0 : RPC_ERR_NOMEM;
+}
+
+void rpc_tune_malloc_for_streams(void)
+{
+#ifdef M_MMAP_THRESHOLD
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#endif
 }
 
 void rpc_stream_cancel(struct rpc_stream *s)

@@ -117,12 +117,162 @@ int rpc_buffer_copy_out(grpc_byte_buffer *bb, uint8_t **out, size_t *len)
     return 0;
 }
 
+void rpc_parts_release(const struct rpc_part *parts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (parts[i].release)
+            parts[i].release(parts[i].arg);
+}
+
+/* The copied parts of parts[i, j) as one slice. */
+static grpc_slice copied_slice(const struct rpc_part *parts, size_t i, size_t j)
+{
+    size_t total = 0;
+    for (size_t k = i; k < j; k++)
+        total += parts[k].len;
+    grpc_slice slice = grpc_slice_malloc(total);
+    uint8_t *dst = GRPC_SLICE_START_PTR(slice);
+    for (size_t k = i; k < j; k++) {
+        if (parts[k].len)
+            memcpy(dst, parts[k].buf, parts[k].len);
+        dst += parts[k].len;
+    }
+    return slice;
+}
+
+grpc_byte_buffer *rpc_buffer_copy_parts(const struct rpc_part *parts, size_t n)
+{
+    /* One slice per run of copied parts, one per lent part (at most 2n + 1). */
+    grpc_slice stack[9], *slices = n <= 4 ? stack : malloc((2 * n + 1) * sizeof *slices);
+    if (!slices) {
+        rpc_parts_release(parts, n);
+        return NULL;
+    }
+    size_t m = 0, run = 0;
+    for (size_t i = 0; i <= n; i++) {
+        if (i < n && !parts[i].release)
+            continue;
+        if (i > run)
+            slices[m++] = copied_slice(parts, run, i);
+        if (i < n) {
+            /* gRPC calls release(arg) when its last reference to the slice goes. */
+            slices[m++] = grpc_slice_new_with_user_data((void *)parts[i].buf, parts[i].len,
+                                                        parts[i].release, parts[i].arg);
+        }
+        run = i + 1;
+    }
+    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(slices, m);
+    for (size_t k = 0; k < m; k++)
+        grpc_slice_unref(slices[k]);
+    if (slices != stack)
+        free(slices);
+    return bb;
+}
+
 grpc_byte_buffer *rpc_buffer_copy_in(const uint8_t *buf, size_t len)
 {
-    grpc_slice slice = grpc_slice_from_copied_buffer((const char *)buf, len);
-    grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&slice, 1);
-    grpc_slice_unref(slice);
-    return bb;
+    const struct rpc_part part = { buf, len, NULL, NULL };
+    return rpc_buffer_copy_parts(&part, 1);
+}
+
+/* A received message: references to the slices gRPC read it into, and where each
+ * ends in the message. */
+struct rpc_msg {
+    size_t      n, cap;
+    grpc_slice *slices;
+    size_t     *ends;        /* ends[i]: the message offset just past slice i */
+};
+
+void rpc_msg_free(struct rpc_msg *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->n; i++)
+        grpc_slice_unref(m->slices[i]);
+    free(m->slices);
+    free(m->ends);
+    free(m);
+}
+
+/* Appends a slice (taken) to m; -1 when out of memory (the slice is unref'd). */
+static int msg_append(struct rpc_msg *m, grpc_slice slice)
+{
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? 2 * m->cap : 16;
+        grpc_slice *s = realloc(m->slices, cap * sizeof *s);
+        if (s)
+            m->slices = s;
+        size_t *e = s ? realloc(m->ends, cap * sizeof *e) : NULL;
+        if (!e) {
+            grpc_slice_unref(slice);
+            return -1;
+        }
+        m->ends = e;
+        m->cap = cap;
+    }
+    size_t start = m->n ? m->ends[m->n - 1] : 0;
+    m->slices[m->n] = slice;
+    m->ends[m->n] = start + GRPC_SLICE_LENGTH(slice);
+    m->n++;
+    return 0;
+}
+
+struct rpc_msg *rpc_msg_take(grpc_byte_buffer *bb)
+{
+    struct rpc_msg *m = calloc(1, sizeof *m);
+    grpc_byte_buffer_reader reader;
+    int ok = m && grpc_byte_buffer_reader_init(&reader, bb);
+    if (ok) {
+        /* The reader hands out references (and decompresses a compressed message). */
+        grpc_slice slice;
+        while (grpc_byte_buffer_reader_next(&reader, &slice))
+            if (GRPC_SLICE_LENGTH(slice) == 0)
+                grpc_slice_unref(slice);
+            else if (ok && msg_append(m, slice) != 0)
+                ok = 0;
+            else if (!ok)
+                grpc_slice_unref(slice);
+        grpc_byte_buffer_reader_destroy(&reader);
+    }
+    grpc_byte_buffer_destroy(bb);
+    if (!ok) {
+        rpc_msg_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+size_t rpc_msg_len(const struct rpc_msg *m)
+{
+    return m->n ? m->ends[m->n - 1] : 0;
+}
+
+int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst)
+{
+    size_t total = rpc_msg_len(m);
+    if (off > total || len > total - off)
+        return RPC_ERR_INVALID_ARG;
+    /* The first slice that ends past off. */
+    size_t lo = 0, hi = m->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->ends[mid] <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint8_t *out = dst;
+    for (size_t i = lo; len > 0; i++) {
+        size_t start = m->ends[i] - GRPC_SLICE_LENGTH(m->slices[i]);
+        size_t at = off - start, n = m->ends[i] - off;
+        if (n > len)
+            n = len;
+        memcpy(out, GRPC_SLICE_START_PTR(m->slices[i]) + at, n);
+        out += n;
+        off += n;
+        len -= n;
+    }
+    return 0;
 }
 
 gpr_timespec rpc_deadline_after_ms(int64_t timeout_ms)

@@ -16,6 +16,17 @@ int rpc_buffer_copy_out(grpc_byte_buffer *bb, uint8_t **out, size_t *len);
  * NULL on allocation failure. Destroy with grpc_byte_buffer_destroy. */
 grpc_byte_buffer *rpc_buffer_copy_in(const uint8_t *buf, size_t len);
 
+/* The message of bb (taken: destroyed with the message, or at once on failure) as an
+ * rpc_msg. NULL on allocation failure. */
+struct rpc_msg *rpc_msg_take(grpc_byte_buffer *bb);
+
+/* A byte buffer holding the concatenation of n parts: the copied ones copied once, the
+ * lent ones referred to (their release runs when gRPC is done with them; at once when
+ * this fails). NULL on allocation failure. Destroy with grpc_byte_buffer_destroy. */
+grpc_byte_buffer *rpc_buffer_copy_parts(const struct rpc_part *parts, size_t n);
+/* Releases the lent parts of parts[0, n) (a send that never built its buffer). */
+void rpc_parts_release(const struct rpc_part *parts, size_t n);
+
 /* Deadline timeout_ms from now, for grpc calls and plucks. */
 gpr_timespec rpc_deadline_after_ms(int64_t timeout_ms);
 

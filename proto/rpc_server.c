@@ -685,9 +685,17 @@ static size_t add_initial_metadata(struct rpc_call *c, grpc_op *op)
 
 int rpc_call_send(struct rpc_call *c, const uint8_t *buf, size_t len)
 {
-    if (c->finished)
+    const struct rpc_part part = { buf, len, NULL, NULL };
+    return rpc_call_send_parts(c, &part, 1);
+}
+
+int rpc_call_send_parts(struct rpc_call *c, const struct rpc_part *parts, size_t n_parts)
+{
+    if (c->finished) {
+        rpc_parts_release(parts, n_parts);
         return RPC_ERR_FINISHED;
-    grpc_byte_buffer *bb = rpc_buffer_copy_in(buf, len);
+    }
+    grpc_byte_buffer *bb = rpc_buffer_copy_parts(parts, n_parts);
     if (!bb)
         return RPC_ERR_NOMEM;
     grpc_op ops[2];

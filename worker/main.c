@@ -8,6 +8,7 @@
 
 #include "common/log.h"
 #include "policies/site.h"
+#include "proto/rpc.h"
 #include "worker/health.h"
 #include "worker/node_worker.h"
 #include "worker/witness.h"
@@ -162,6 +163,7 @@ static int parse_int(const char *flag, const char *s, int lo, int hi, int *out)
 int main(int argc, char **argv)
 {
     log_set_component("worker");
+    rpc_tune_malloc_for_streams();
     struct worker_options o = { .witness_quorum = WITNESS_DEFAULT_QUORUM,
                                 .witness_wait_s = WITNESS_DEFAULT_WAIT_S };
     int insecure = 0, tmp, check_health = 0, health_max_age = HEALTH_DEFAULT_MAX_AGE;

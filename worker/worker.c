@@ -558,7 +558,9 @@ struct download_ctx {
     uint8_t *update;
 };
 
-static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+/* Where a chunk's data goes (fed_download_model_into copies it there once): the
+ * replica's model, or the update's buffer. NULL refuses the chunk. */
+static uint8_t *chunk_dest(const Aulac__V1__ModelChunk *ch, void *arg)
 {
     struct download_ctx *d = arg;
     health_beat("downloading", 0);
@@ -570,20 +572,19 @@ static int on_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
             /* A compressed update is never larger than twice the dense model. */
             if (d->total == 0 || d->total > 2 * d->model_bytes || ch->from_model_hash.len != 32 ||
                 !crypto_equal(ch->from_model_hash.data, d->w->base_hash, 32))
-                return 1;
+                return NULL;
             d->update = malloc(d->total);
             if (!d->update)
-                return 1;
+                return NULL;
         } else if (d->total != d->model_bytes) {
-            return 1;
+            return NULL;
         }
     }
     if (ch->is_update != d->is_update || ch->total_bytes != d->total ||
         ch->offset + ch->data.len > d->total)
-        return 1;
+        return NULL;
     uint8_t *dst = d->is_update ? d->update : (uint8_t *)d->w->base;
-    memcpy(dst + ch->offset, ch->data.data, ch->data.len);
-    return 0;
+    return dst + ch->offset;
 }
 
 static int download(struct worker *w, const uint8_t hash[32], int as_update,
@@ -603,7 +604,7 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
     d->model_bytes = (uint64_t)w->n * sizeof(float);
     struct rpc_status st = { 0 };
     int64_t t0 = time_mono_ms();
-    int rc = fed_download_model(w->client, &q, on_chunk, d, &st);
+    int rc = fed_download_model_into(w->client, &q, chunk_dest, NULL, d, &st);
     if (coordinator_outcome(w, t0, rc, &st) != WORKER_CALL_OK) {
         if (!w->away_since_ms && !w->not_in_roster)   /* those are logged already */
             log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));

@@ -345,6 +345,104 @@ static void abandoned_downloads_free_their_model(void **state)
     expect_model(f, NULL, 0, h0, 0);
 }
 
+/* How many files of the data directory with no name (model snapshots, coordinator/
+ * snapshot.c) of the model's size this process maps. */
+static int mapped_models(struct fx *f)
+{
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t bytes = (f->c->n_params * sizeof(float) + page - 1) / page * page;
+    FILE *maps = fopen("/proc/self/maps", "r");
+    assert_non_null(maps);
+    char line[4600];
+    int n = 0;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && hi - lo == bytes &&
+            strstr(line, f->opt.data_dir) && strstr(line, "(deleted)"))
+            n++;
+    }
+    fclose(maps);
+    return n;
+}
+
+/* Waits (up to 10 s) until this process maps `want` model snapshots. */
+static void wait_mapped_models(struct fx *f, int want)
+{
+    for (int i = 0; i < 1000 && mapped_models(f) != want; i++)
+        time_sleep_ms(10);
+    assert_int_equal(mapped_models(f), want);
+}
+
+struct into_sink {
+    uint8_t *model;
+    uint64_t bytes, chunks;
+};
+
+static uint8_t *into_dest(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    struct into_sink *k = arg;
+    assert_null(ch->data.data);   /* not read yet: only its length */
+    assert_true(ch->offset + ch->data.len <= ch->total_bytes);
+    return k->model + ch->offset;
+}
+
+static int into_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
+{
+    struct into_sink *k = arg;
+    assert_ptr_equal(ch->data.data, k->model + ch->offset);   /* copied there */
+    k->bytes += ch->data.len;
+    k->chunks++;
+    return 0;
+}
+
+/* The model's chunks are lent to gRPC from the snapshot's mapping, not copied: a download
+ * into the caller's buffer (fed_download_model_into) gets the model; the mapping of a
+ * model the coordinator no longer holds lives while a stalled download's chunks are in
+ * gRPC's hands, and is unmapped once they are let go. */
+static void lent_model_pages_unmapped_when_let_go(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f);
+    uint8_t h0[32], h1[32];
+    current_hash(f, h0);
+    wait_mapped_models(f, 1);
+    const size_t bytes = f->c->n_params * sizeof(float);
+
+    struct into_sink k = { .model = malloc(bytes) };
+    assert_non_null(k.model);
+    struct signer sg = { .key = f->keys[FPT] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__ModelRequest q = AULAC__V1__MODEL_REQUEST__INIT;
+    q.member_id = "fpt";
+    struct rpc_status st;
+    assert_int_equal(fed_download_model_into(cl, &q, into_dest, into_chunk, &k, &st), 0);
+    assert_int_equal(k.bytes, bytes);
+    assert_true(k.chunks > 4);
+    uint8_t got[32];
+    model_hash((const float *)k.model, f->c->n_params, got);
+    assert_memory_equal(got, h0, 32);
+    /* no callback at all is refused */
+    assert_int_equal(fed_download_model_into(cl, &q, NULL, NULL, &k, &st), RPC_ERR_INVALID_ARG);
+    fed_client_close(cl);
+    free(k.model);
+
+    /* A download that stalls after one chunk holds model h0 while the round closes. */
+    struct rpc_channel *ch;
+    struct rpc_stream *s = open_download(f, &ch);
+    ProtobufCMessage *m = NULL;
+    assert_int_equal(pb_stream_recv(s, &aulac__v1__model_chunk__descriptor, &m), 0);
+    protobuf_c_message_free_unpacked(m, NULL);
+    close_round(f);
+    current_hash(f, h1);
+    assert_memory_not_equal(h0, h1, 32);
+    expect_model(f, NULL, 0, h1, 1);
+    rpc_stream_cancel(s);
+    (void)rpc_stream_finish(s, &st);
+    rpc_channel_close(ch);
+    /* h0's snapshot and its lent pages are gone: only the current model is mapped. */
+    wait_mapped_models(f, 1);
+}
+
 /* The big model with an fp16 dense downlink with error feedback, raw (no zstd: the few
  * changed values would shrink it to one chunk). */
 static int setup_big_model_downlink(void **state)
@@ -459,6 +557,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(update_served_from_its_file, setup_big_model_downlink,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(abandoned_downloads_free_their_model, setup_big_model,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(lent_model_pages_unmapped_when_let_go, setup_big_model,
                                         fx_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
