@@ -79,6 +79,7 @@ struct options {
     double delta_std;             /* per-coordinate std of the synthetic pseudo-gradient */
     int quiet;
     int plaintext;                /* no TLS (to tell TLS's share of the download cost) */
+    int downloads;                /* whole-model downloads per member per round (>= 1) */
 };
 
 static void usage(FILE *f)
@@ -116,6 +117,9 @@ static void usage(FILE *f)
 "                    above this program's, i.e. the build directory)\n"
 "  --run-dir DIR     use DIR (must not exist) instead of a new temporary directory\n"
 "  --plaintext       no TLS (coordinator --insecure): to tell TLS's share of the costs\n"
+"  --downloads K     each member downloads the model K times in a row in each round's\n"
+"                    download phase; the throughput is over all K (a steadier figure\n"
+"                    on a busy machine) (default 1)\n"
 "  --keep            leave the run directory (keys, policy, coordinator data and log)\n"
 "  --quiet           no progress lines (the results only)\n"
 "  -h, --help        this help\n"
@@ -794,7 +798,7 @@ static void *member_main(void *arg)
         }
         sync_all();   /* (A) every member has round r's task */
         sync_all();   /* (B) download */
-        if (!B.abort)
+        for (int k = 0; k < opt.downloads && !B.abort; k++)
             member_download(x);
         sync_all();   /* (C) downloaded; main measures the raw baseline */
         sync_all();   /* (D) encode */
@@ -1141,18 +1145,26 @@ static const char *describe_death(int st, char *buf, size_t cap)
     return buf;
 }
 
+/* Bytes the coordinator serves in a round's download phase. */
+static double served_bytes(void)
+{
+    return (double)opt.downloads * opt.members * (double)B.model_bytes;
+}
+
 int main(int argc, char **argv)
 {
     rpc_tune_malloc_for_streams();   /* the members download as workers do */
     opt = (struct options){ .members = 4, .rounds = 2, .jobs = 2, .dense_warmup = -1,
-                            .model = "tiny", .residuals = "auto", .delta_std = 0.002 };
+                            .model = "tiny", .residuals = "auto", .delta_std = 0.002,
+                            .downloads = 1 };
     static const struct option lo[] = {
         { "members", required_argument, 0, 'n' }, { "model", required_argument, 0, 'm' },
         { "rounds", required_argument, 0, 'r' }, { "dense-warmup", required_argument, 0, 'w' },
         { "delta-std", required_argument, 0, 's' }, { "jobs", required_argument, 0, 'j' },
         { "residuals", required_argument, 0, 'e' }, { "bin", required_argument, 0, 'b' },
         { "run-dir", required_argument, 0, 'd' }, { "keep", no_argument, 0, 'k' },
-        { "quiet", no_argument, 0, 'q' }, { "plaintext", no_argument, 0, 'p' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "quiet", no_argument, 0, 'q' }, { "plaintext", no_argument, 0, 'p' },
+        { "downloads", required_argument, 0, 'D' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -1168,12 +1180,14 @@ int main(int argc, char **argv)
         case 'k': opt.keep = 1; break;
         case 'q': opt.quiet = 1; break;
         case 'p': opt.plaintext = 1; break;
+        case 'D': opt.downloads = atoi(optarg); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
     }
     if (optind != argc || opt.members < 1 || opt.members > MAX_MEMBERS || opt.rounds < 1 ||
-        opt.rounds > 1000 || opt.jobs < 1 || !(opt.delta_std > 0) ||
+        opt.rounds > 1000 || opt.jobs < 1 || !(opt.delta_std > 0) || opt.downloads < 1 ||
+        opt.downloads > 100 ||
         (strcmp(opt.residuals, "auto") && strcmp(opt.residuals, "ram") &&
          strcmp(opt.residuals, "file"))) {
         usage(stderr);
@@ -1394,12 +1408,15 @@ int main(int argc, char **argv)
             if (rate > q->raw_rate)
                 q->raw_rate = rate;
         }
-        double dl_rate = (double)opt.members * (double)B.model_bytes / q->dl_s;
-        say("round %d: download %d x %.1f MB at once in %.2f s = %.0f MB/s (coordinator CPU "
+        double dl_rate = served_bytes() / q->dl_s;
+        char times[32] = "";
+        if (opt.downloads > 1)
+            snprintf(times, sizeof times, ", %d times in a row", opt.downloads);
+        say("round %d: download %d x %.1f MB at once%s in %.2f s = %.0f MB/s (coordinator CPU "
             "%.2f s, %.2f s per GB served); raw loopback TCP copy of the same bytes to %d "
             "receivers (best of 3): %.0f MB/s (%.0f %%)", r, opt.members, mb((double)B.model_bytes),
-            q->dl_s, mb(dl_rate), q->dl_cpu,
-            q->dl_cpu / ((double)opt.members * (double)B.model_bytes / 1e9), opt.members,
+            times, q->dl_s, mb(dl_rate), q->dl_cpu,
+            q->dl_cpu / (served_bytes() / 1e9), opt.members,
             mb(q->raw_rate), q->raw_rate > 0 ? 100 * dl_rate / q->raw_rate : 0);
         /* encode */
         B.phase = PH_ENCODE;
@@ -1490,7 +1507,7 @@ int main(int argc, char **argv)
             continue;
         expected += opt.members;
         accepted += q->accepted;
-        double dlr = (double)opt.members * (double)B.model_bytes / q->dl_s;
+        double dlr = served_bytes() / q->dl_s;
         printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %8.0f%% %11.2f %10.1f\n", r,
                q->dense ? "dense" : "top-k", mb((double)q->payload_bytes / opt.members),
                q->accepted, opt.members, q->accepted / q->up_s, "",

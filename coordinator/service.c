@@ -285,6 +285,9 @@ static void on_get_task(struct rpc_call *call, void *ctx)
 
 /* --- DownloadModel ------------------------------------------------------------ */
 
+/* A download drops the pages it has sent from this process in steps of this many bytes. */
+#define DOWNLOAD_DROP_BYTES ((uint64_t)4 << 20)
+
 /* Why a model cannot be downloaded, as the call's status. */
 static void refuse_download(struct coord *c, struct rpc_call *call, const uint8_t hash[32],
                             int rc)
@@ -356,7 +359,7 @@ static void on_download(struct rpc_call *call, void *ctx)
     pthread_mutex_unlock(&c->mu);
     const uint8_t *bytes = update ? update : (const uint8_t *)s->params;
     const uint64_t total = update ? update_len : (uint64_t)s->n * sizeof(float);
-    uint64_t off = q->offset;
+    uint64_t off = q->offset, dropped = off;
     if (off > total) {
         rpc_call_finish(call, GRPC_STATUS_OUT_OF_RANGE, "offset past the end of the model",
                         NULL, 0);
@@ -382,15 +385,20 @@ static void on_download(struct rpc_call *call, void *ctx)
                 snapshot_pages_lend(lend);
             rc = pb_call_send_bulk(call, &ch.base, FED_MODEL_CHUNK_DATA_FIELD, bytes + off, n,
                                    lend ? snapshot_pages_return : NULL, lend);
-            /* The message holds its own copy: the update's or the model's pages behind it
-             * go (back from the file if another download or the close needs them). */
-            if (update)
-                down_payload_drop(down, (size_t)off, (size_t)(off + n));
-            else
-                snapshot_drop(s, (size_t)(off / sizeof(float)),
-                              (size_t)((off + n + sizeof(float) - 1) / sizeof(float) -
-                                       off / sizeof(float)));
             off += n;
+            /* What was sent leaves this process every DOWNLOAD_DROP_BYTES (one madvise, one
+             * TLB flush, per 4 MiB): the kernel has copied most of it into the socket by
+             * then, and a page gRPC still reads, or another download or the close needs,
+             * comes back from the file. */
+            if (off - dropped >= DOWNLOAD_DROP_BYTES || off == total || rc != 0) {
+                if (update)
+                    down_payload_drop(down, (size_t)dropped, (size_t)off);
+                else
+                    snapshot_drop(s, (size_t)(dropped / sizeof(float)),
+                                  (size_t)((off + sizeof(float) - 1) / sizeof(float) -
+                                           dropped / sizeof(float)));
+                dropped = off;
+            }
         } while (rc == 0 && off < total);
         if (rc == 0)
             rpc_call_finish(call, GRPC_STATUS_OK, NULL, NULL, 0);
