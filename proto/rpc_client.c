@@ -423,8 +423,8 @@ static size_t add_recv_initial_md(struct rpc_stream *s, grpc_op *op)
     return 1;
 }
 
-/* Receives the next message's byte buffer: 0 with *bb (NULL at the end of the stream),
- * or the batch's error. */
+/* Receives the next message's byte buffer: 0 with *bb, RPC_EOS at the end of the stream
+ * (*bb NULL), or the batch's error. */
 static int stream_recv_buffer(struct rpc_stream *s, grpc_byte_buffer **bb)
 {
     *bb = NULL;
@@ -443,7 +443,7 @@ static int stream_recv_buffer(struct rpc_stream *s, grpc_byte_buffer **bb)
             grpc_byte_buffer_destroy(*bb);
         *bb = NULL;
     }
-    return rc;
+    return rc == 0 && !*bb ? RPC_EOS : rc;
 }
 
 int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len)
@@ -454,8 +454,6 @@ int rpc_stream_recv(struct rpc_stream *s, uint8_t **buf, size_t *len)
     int rc = stream_recv_buffer(s, &bb);
     if (rc != 0)
         return rc;
-    if (!bb)
-        return RPC_EOS;
     rc = rpc_buffer_copy_out(bb, buf, len);
     grpc_byte_buffer_destroy(bb);
     return rc;
@@ -468,8 +466,6 @@ int rpc_stream_recv_msg(struct rpc_stream *s, struct rpc_msg **out)
     int rc = stream_recv_buffer(s, &bb);
     if (rc != 0)
         return rc;
-    if (!bb)
-        return RPC_EOS;
     *out = rpc_msg_take(bb);
     return *out ? 0 : RPC_ERR_NOMEM;
 }
