@@ -239,7 +239,7 @@ int pb_split_bulk(const struct rpc_msg *m, const ProtobufCMessageDescriptor *des
     *out = NULL;
     *bulk_off = *bulk_len = 0;
     const size_t len = rpc_msg_len(m);
-    uint8_t *rest = malloc(PB_BULK_MAX_REST);
+    uint8_t *rest = malloc(len < PB_BULK_MAX_REST && len ? len : PB_BULK_MAX_REST);
     if (!rest)
         return RPC_ERR_NOMEM;
     size_t rest_len = 0, off = 0;

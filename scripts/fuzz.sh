@@ -14,7 +14,9 @@
 # fuzz_policy (policy and site YAML), fuzz_ledger_entry (ledger entry_decode) and
 # fuzz_checkpoint_note (signed checkpoint notes) and fuzz_export_read (an exported
 # entries.jsonl: ledger/export_read.c) and fuzz_json (common/json.c, the reader of a
-# plug-in's metrics and lines and of config.json). Objects, corpora and crash files go under
+# plug-in's metrics and lines and of config.json) and fuzz_model_chunk (pb_split_bulk: a
+# received ModelChunk over hostile gRPC slices, against protobuf-c; needs the build's
+# generated messages). Objects, corpora and crash files go under
 # $BUILD/fuzz (default build/fuzz). Exits non-zero when a target finds a crash, leak or
 # sanitizer report; the reproducer is left in $BUILD/fuzz/crashes/.
 set -euo pipefail
@@ -55,7 +57,7 @@ build() {
         >"$out/$name.build.log" 2>&1 && touch "$out/$name.built"; } &
 }
 targets=(fuzz_codec_decode fuzz_policy fuzz_ledger_entry fuzz_checkpoint_note fuzz_export_read
-         fuzz_json)
+         fuzz_json fuzz_model_chunk)
 ledger_src=(ledger/entry.c ledger/checkpoint.c ledger/merkle.c ledger/errors.c crypto/digest.c
             crypto/keys.c common/hex.c common/fileio.c common/log.c common/why.c)
 
@@ -70,6 +72,12 @@ if [ "$step" != run ]; then
         ledger/history.c ledger/ledger.c crypto/envelope.c crypto/motion.c crypto/proposal.c \
         $(pkg-config --libs lmdb 2>/dev/null || echo -llmdb)
     build fuzz_json tests/fuzz/fuzz_json.c common/json.c
+    # pb_split_bulk over gRPC slices: the proto/ sources it needs, the generated messages
+    # of the build (make all first), gRPC and protobuf-c.
+    build fuzz_model_chunk tests/fuzz/fuzz_model_chunk.c proto/pb.c proto/rpc_common.c \
+        proto/rpc_client.c proto/rpc_server.c proto/rpc_admission.c common/log.c \
+        common/fileio.c common/timeutil.c "$BUILD/gen/proto/aulac.pb-c.c" "-I$BUILD/gen" \
+        $(pkg-config --cflags --libs grpc libprotobuf-c 2>/dev/null || echo "-lgrpc -lgpr -lprotobuf-c")
 
     rm -f "$out/seeds.made"
     # Seed corpora (generators built without the fuzzer's main): valid payloads of every
@@ -96,6 +104,8 @@ if [ "$step" != run ]; then
     mkdir -p "$out/corpus/export" "$out/corpus/json"
     cp tests/fuzz/export_seeds/* "$out/corpus/export/"
     cp tests/fuzz/json_seeds/* "$out/corpus/json/"
+    mkdir -p "$out/corpus/model_chunk"
+    cp tests/fuzz/model_chunk_seeds/* "$out/corpus/model_chunk/"
     touch "$out/seeds.made"
 fi
 [ -e "$out/seeds.made" ] || { echo "fuzz: no seed corpora in $out/corpus (AULAC_FUZZ_STEP=build first)"; exit 1; }
@@ -134,6 +144,7 @@ run fuzz_ledger_entry "$out/corpus/ledger_entry" -max_len=65536
 run fuzz_checkpoint_note "$out/corpus/checkpoint_note" -max_len=8192
 run fuzz_export_read "$out/corpus/export" -max_len=16384 -dict=tests/fuzz/export.dict
 run fuzz_json "$out/corpus/json" -max_len=16384 -dict=tests/fuzz/json.dict
+run fuzz_model_chunk "$out/corpus/model_chunk" -max_len=8192
 wait
 for name in "${targets[@]}"; do report "$name"; done
 exit $status
