@@ -1164,7 +1164,8 @@ int main(int argc, char **argv)
         { "residuals", required_argument, 0, 'e' }, { "bin", required_argument, 0, 'b' },
         { "run-dir", required_argument, 0, 'd' }, { "keep", no_argument, 0, 'k' },
         { "quiet", no_argument, 0, 'q' }, { "plaintext", no_argument, 0, 'p' },
-        { "downloads", required_argument, 0, 'D' }, { "help", no_argument, 0, 'h' }, { 0, 0, 0, 0 } };
+        { "downloads", required_argument, 0, 'D' }, { "help", no_argument, 0, 'h' },
+        { 0, 0, 0, 0 } };
     int c;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {

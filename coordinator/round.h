@@ -32,16 +32,10 @@
 #include "policies/policy.h"
 #include "policies/roster.h"
 
-/* An immutable model version; downloads hold a reference while they stream it.
- * Mapped (map_len > 0; what the coordinator serves and closes from: snapshot_map): params
- * is a read-only shared mapping of a file in the data directory that no name points to
- * (the mapping keeps it; nothing is left on disk after a crash), so the model's bytes
- * sit in the kernel's page cache and in this process only the pages a pass reads, until
- * it drops them (snapshot_drop); writing to params faults. Else (map_len 0: snapshot_new,
- * or a file that could not be written) params is malloc'd. */
 /* The file mapping of a mapped snapshot, counted apart from the snapshot and without
  * coord.mu: a download lends chunks of it to gRPC (snapshot_pages_lend), which may refer
- * to them after the download and the snapshot are gone; the last reference, the
+ * to them after the download and the snapshot are gone (until its connection has written
+ * them, or is closed: rpc_part); the last reference, the
  * snapshot's own or a lent chunk's, unmaps it, in whatever thread drops it. */
 struct snapshot_pages {
     _Atomic long refs;
@@ -49,6 +43,13 @@ struct snapshot_pages {
     size_t len;
 };
 
+/* An immutable model version; downloads hold a reference while they stream it.
+ * Mapped (map_len > 0; what the coordinator serves and closes from: snapshot_map): params
+ * is a read-only shared mapping of a file in the data directory that no name points to
+ * (the mapping keeps it; nothing is left on disk after a crash), so the model's bytes
+ * sit in the kernel's page cache and in this process only the pages a pass reads, until
+ * it drops them (snapshot_drop); writing to params faults. Else (map_len 0: snapshot_new,
+ * or a file that could not be written) params is malloc'd. */
 struct model_snapshot {
     int refs;                       /* guarded by coord.mu */
     int loading;                    /* guarded by coord.mu: params not read yet (archived) */
@@ -84,8 +85,9 @@ void snapshot_drop_range(void *s, size_t lo, size_t hi);
  * it back with snapshot_pages_return(pages) (an rpc_part's release). */
 void snapshot_pages_lend(struct snapshot_pages *pages);
 void snapshot_pages_return(void *pages);
-/* Unmaps (mapped: the snapshot's reference to its pages) or frees params, then s. Reference counting is the caller's
- * (snapshot_release in coordinator/coord.h). NULL: no-op. */
+/* Unmaps (mapped: the snapshot's reference to its pages) or frees params, then s.
+ * Reference counting is the caller's (snapshot_release in coordinator/coord.h). NULL:
+ * no-op. */
 void snapshot_free(struct model_snapshot *s);
 
 /* Model-sized work buffers of n floats (the close's average, support and new model):

@@ -403,13 +403,20 @@ static int recv_chunks(struct rpc_stream *s, const ProtobufCMessageDescriptor *d
     }
 }
 
-/* Copies in's data to dst and points *data (the chunk's empty data field) at it for the
- * duration of on_chunk; the field is emptied again before the chunk is freed. */
-static void chunk_data_lend(const struct chunk_in *in, uint8_t *dst, ProtobufCBinaryData *data)
+/* Copies in's data once, to dst, shows it as the chunk's data field (*data, empty until
+ * now) while deliver(in->fields, t) runs, then empties the field again: the chunk is
+ * freed with protobuf-c, which must never free dst. FED_ERR_ABORTED when deliver says
+ * stop, else 0. */
+static int chunk_deliver(const struct chunk_in *in, uint8_t *dst, ProtobufCBinaryData *data,
+                         int (*deliver)(const ProtobufCMessage *chunk, void *t), void *t)
 {
     rpc_msg_copy(in->msg, in->at, in->len, dst);   /* in range: pb_split_bulk's */
     data->data = dst;
     data->len = in->len;
+    int rc = deliver(in->fields, t) != 0 ? FED_ERR_ABORTED : 0;
+    data->data = NULL;
+    data->len = 0;
+    return rc;
 }
 
 /* One signed server-stream download: sends req to method, feeds every chunk (of
@@ -467,6 +474,12 @@ struct model_take_ctx {
     struct chunk_buf buf;
 };
 
+static int model_deliver(const ProtobufCMessage *chunk, void *ctx)
+{
+    const struct model_take_ctx *t = ctx;
+    return t->on_chunk ? t->on_chunk((const Aulac__V1__ModelChunk *)chunk, t->ctx) : 0;
+}
+
 static int take_model_chunk(const struct chunk_in *in, struct chunk_seq *d, void *ctx)
 {
     Aulac__V1__ModelChunk *ch = (Aulac__V1__ModelChunk *)in->fields;
@@ -479,12 +492,7 @@ static int take_model_chunk(const struct chunk_in *in, struct chunk_seq *d, void
     ch->data.len = 0;
     if (!dst)
         return t->dest ? FED_ERR_ABORTED : RPC_ERR_NOMEM;
-    chunk_data_lend(in, dst, &ch->data);
-    if (t->on_chunk && t->on_chunk(ch, t->ctx) != 0)
-        rc = FED_ERR_ABORTED;
-    ch->data.data = NULL;
-    ch->data.len = 0;
-    return rc;
+    return chunk_deliver(in, dst, &ch->data, model_deliver, t);
 }
 
 int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
@@ -628,6 +636,12 @@ struct artifact_take_ctx {
     struct chunk_buf buf;
 };
 
+static int artifact_deliver(const ProtobufCMessage *chunk, void *ctx)
+{
+    const struct artifact_take_ctx *t = ctx;
+    return t->on_chunk((const Aulac__V1__ArtifactChunk *)chunk, t->ctx);
+}
+
 static int take_artifact_chunk(const struct chunk_in *in, struct chunk_seq *d, void *ctx)
 {
     Aulac__V1__ArtifactChunk *ch = (Aulac__V1__ArtifactChunk *)in->fields;
@@ -643,12 +657,7 @@ static int take_artifact_chunk(const struct chunk_in *in, struct chunk_seq *d, v
     uint8_t *dst = chunk_buf_get(&t->buf, in->len);
     if (!dst)
         return RPC_ERR_NOMEM;
-    chunk_data_lend(in, dst, &ch->data);
-    if (t->on_chunk(ch, t->ctx) != 0)
-        rc = FED_ERR_ABORTED;
-    ch->data.data = NULL;
-    ch->data.len = 0;
-    return rc;
+    return chunk_deliver(in, dst, &ch->data, artifact_deliver, t);
 }
 
 int fed_get_artifact(struct fed_client *c, const Aulac__V1__ArtifactRequest *req,

@@ -113,7 +113,9 @@ int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
 
 /* Where a chunk's data goes: called once per chunk, after the sequence checks, with the
  * chunk's fields (data.len its length, data.data NULL). Returns where to copy data.len
- * bytes, or NULL to cancel the download (FED_ERR_ABORTED). */
+ * bytes, or NULL to cancel the download (FED_ERR_ABORTED). The sequence checks bound
+ * offset + data.len by the server's total_bytes only: dest checks total_bytes against
+ * its own buffer. */
 typedef uint8_t *(*fed_chunk_dest_fn)(const Aulac__V1__ModelChunk *chunk, void *ctx);
 
 /* fed_download_model that copies each chunk's data once, from the bytes gRPC received

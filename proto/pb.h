@@ -43,11 +43,12 @@ void pb_call_finish_unpack_error(struct rpc_call *call, int err);
 /* Packs and sends one stream message (rpc_call_send codes, RPC_ERR_NOMEM). */
 int pb_call_send(struct rpc_call *call, const ProtobufCMessage *msg);
 /* Sends msg with the bulk bytes field (number bulk_field, which msg leaves empty)
- * holding bulk[0, bulk_len): msg's fields, then the bulk field last (protobuf allows
- * any field order), so that a receiver can stream it (pb_stream_recv_bulk). The bulk
- * bytes are copied once, into the message gRPC sends; or, with release, lent to gRPC
- * and not copied at all (struct rpc_part: release(arg) is called exactly once, when
- * gRPC is done with them, whatever the outcome). Codes of pb_call_send. */
+ * holding bulk[0, bulk_len): msg's fields packed, then the bulk field's tag and length,
+ * then the bulk bytes (protobuf allows any field order), so that the bulk bytes need no
+ * buffer of their own: they are copied once, into the message gRPC sends, or, with
+ * release, lent to gRPC and not copied at all (struct rpc_part: release(arg) is called
+ * exactly once, when gRPC is done with them, whatever the outcome). Codes of
+ * pb_call_send. */
 int pb_call_send_bulk(struct rpc_call *call, const ProtobufCMessage *msg, uint32_t bulk_field,
                       const uint8_t *bulk, size_t bulk_len, void (*release)(void *arg),
                       void *arg);
@@ -83,13 +84,14 @@ int pb_stream_recv_bulk(struct rpc_stream *s, const ProtobufCMessageDescriptor *
                         uint32_t bulk_field, ProtobufCMessage **out, struct rpc_msg **msg,
                         size_t *bulk_off, size_t *bulk_len);
 
-/* The one parser of pb_stream_recv_bulk: walks the top-level fields of the message in
- * m (protobuf wire format), unpacks all but the bulk field with pb_unpack and says where
- * the bulk field's bytes are (*bulk_len 0 when it is absent). PB_ERR_MALFORMED: a field
- * that does not parse (bad tag or varint, field number 0, a length past the end, group
- * wire types), the bulk field not length-delimited or given twice, or the rest not a
- * valid message of desc; PB_ERR_TOO_LARGE: the rest over PB_BULK_MAX_REST bytes;
- * RPC_ERR_NOMEM. */
+/* The parser of pb_stream_recv_bulk: walks the top-level fields of the message in m
+ * (protobuf wire format, fields in any order), unpacks all but the bulk field with
+ * pb_unpack and says where the bulk field's bytes are (*bulk_len 0 when it is absent).
+ * PB_ERR_MALFORMED: a field that does not parse (bad tag or varint, field number 0 or
+ * above 2^29 - 1, a varint longer than 10 bytes or over 64 bits, a length past the end,
+ * group wire types), the bulk field not length-delimited or given twice (protobuf-c
+ * would take the last), or the rest not a valid message of desc; PB_ERR_TOO_LARGE: the
+ * rest over PB_BULK_MAX_REST bytes; RPC_ERR_NOMEM. */
 int pb_split_bulk(const struct rpc_msg *m, const ProtobufCMessageDescriptor *desc,
                   uint32_t bulk_field, ProtobufCMessage **out, size_t *bulk_off,
                   size_t *bulk_len);

@@ -122,6 +122,11 @@ struct rpc_method {
  *     client), beginning with the oldest connection that has calls: under such
  *     an attack a member's call in flight may be reset too and must be retried;
  *     nothing it was told succeeded is lost. */
+/* The server pings every connection this often and closes one whose peer has not
+ * answered a ping within the timeout (a stopped or hung client). */
+#define RPC_KEEPALIVE_MS          60000
+#define RPC_KEEPALIVE_TIMEOUT_MS  20000
+
 struct rpc_server_options {
     const char *listen_addr;          /* "127.0.0.1:0" picks a free port */
     size_t      max_message_bytes;    /* both directions; 0: RPC_DEFAULT_MAX_MESSAGE_BYTES */
@@ -178,10 +183,11 @@ int rpc_call_send(struct rpc_call *call, const uint8_t *buf, size_t len);
 
 /* One piece of a message sent in pieces. A part with a release function is lent to gRPC,
  * not copied: gRPC reads buf[0, len) until it has written it to the connection, which may
- * be after rpc_call_send_parts returns and after the call ends; then release(arg) is
- * called, exactly once whatever the outcome (also when the send fails or never starts),
- * from any thread, which may be one of gRPC's: it must take no lock the caller may hold
- * while it calls into proto/rpc.h. */
+ * be after rpc_call_send_parts returns and after the call ends (at the latest when the
+ * connection closes: a peer that stops answering is cut off after RPC_KEEPALIVE_MS +
+ * RPC_KEEPALIVE_TIMEOUT_MS); then release(arg) is called, exactly once whatever the
+ * outcome (also when the send fails or never starts), from any thread, which may be one
+ * of gRPC's: it must take no lock the caller may hold while it calls into proto/rpc.h. */
 struct rpc_part {
     const void *buf;
     size_t      len;
@@ -315,10 +321,12 @@ int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst);
 /* NULL is a no-op. */
 void rpc_msg_free(struct rpc_msg *m);
 /* For a process that receives large streams (a worker downloading models): keeps the
- * buffers gRPC allocates for each read in glibc's heap between messages (a fixed mmap
- * threshold of 32 MiB and trim threshold of 64 MiB) instead of mapping fresh pages and
- * faulting each one in for every read, which costs about as much as copying the bytes
- * (bench/README.md, Scale). Call once at the start of main; a no-op without glibc. */
+ * buffers gRPC allocates for each read in glibc's heap between messages (mmap threshold
+ * 32 MiB, trim threshold 64 MiB, both fixed) instead of mapping fresh pages and faulting
+ * each one in for every read, which costs about as much as copying the bytes
+ * (bench/README.md, Scale). The price: each malloc arena may keep up to 64 MiB of freed
+ * memory. Call once at the start of main. Logs a warning where glibc refuses a value
+ * (a 32-bit build caps the mmap threshold lower); a no-op without glibc. */
 void rpc_tune_malloc_for_streams(void);
 void rpc_stream_cancel(struct rpc_stream *s);
 /* Half-closes if not done, waits for the status, frees s (always, once).

@@ -473,8 +473,9 @@ int rpc_stream_recv_msg(struct rpc_stream *s, struct rpc_msg **out)
 void rpc_tune_malloc_for_streams(void)
 {
 #ifdef M_MMAP_THRESHOLD
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 64 << 20) != 1)
+        log_warn("glibc refused the download buffers' allocator settings (mmap threshold "
+                 "32 MiB, trim threshold 64 MiB): downloads work, slower");
 #endif
 }
 

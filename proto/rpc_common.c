@@ -142,8 +142,8 @@ static grpc_slice copied_slice(const struct rpc_part *parts, size_t i, size_t j)
 
 grpc_byte_buffer *rpc_buffer_copy_parts(const struct rpc_part *parts, size_t n)
 {
-    /* One slice per run of copied parts, one per lent part (at most 2n + 1). */
-    grpc_slice stack[9], *slices = n <= 4 ? stack : malloc((2 * n + 1) * sizeof *slices);
+    /* One slice per run of copied parts, one per lent part: at most n. */
+    grpc_slice stack[4], *slices = n <= 4 ? stack : malloc(n * sizeof *slices);
     if (!slices) {
         rpc_parts_release(parts, n);
         return NULL;
@@ -225,13 +225,13 @@ struct rpc_msg *rpc_msg_take(grpc_byte_buffer *bb)
     if (ok) {
         /* The reader hands out references (and decompresses a compressed message). */
         grpc_slice slice;
-        while (grpc_byte_buffer_reader_next(&reader, &slice))
-            if (GRPC_SLICE_LENGTH(slice) == 0)
-                grpc_slice_unref(slice);
-            else if (ok && msg_append(m, slice) != 0)
-                ok = 0;
-            else if (!ok)
-                grpc_slice_unref(slice);
+        while (grpc_byte_buffer_reader_next(&reader, &slice)) {
+            if (ok && GRPC_SLICE_LENGTH(slice) > 0) {
+                ok = msg_append(m, slice) == 0;   /* taken (unref'd on failure) */
+            } else {
+                grpc_slice_unref(slice);          /* empty, or after a failure */
+            }
+        }
         grpc_byte_buffer_reader_destroy(&reader);
     }
     grpc_byte_buffer_destroy(bb);

@@ -509,6 +509,14 @@ static struct rpc_server *server_new(const struct rpc_server_options *o,
         int_arg(GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, max_int),
         /* With SO_REUSEPORT a second server on a busy port would "succeed". */
         int_arg(GRPC_ARG_ALLOW_REUSEPORT, 0),
+        /* A connection whose peer stops answering (a stopped or hung client) is closed
+         * within RPC_KEEPALIVE_MS + RPC_KEEPALIVE_TIMEOUT_MS, with or without calls:
+         * what gRPC still holds to write on it (chunks a download lent, rpc_part) is let
+         * go then, not never. */
+        int_arg(GRPC_ARG_KEEPALIVE_TIME_MS, RPC_KEEPALIVE_MS),
+        int_arg(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, RPC_KEEPALIVE_TIMEOUT_MS),
+        int_arg(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1),
+        int_arg(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0),
         quota_arg(quota),
     };
     grpc_channel_args ch_args = { .num_args = sizeof args / sizeof args[0], .args = args };

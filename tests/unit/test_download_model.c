@@ -396,9 +396,10 @@ static int into_chunk(const Aulac__V1__ModelChunk *ch, void *arg)
 }
 
 /* The model's chunks are lent to gRPC from the snapshot's mapping, not copied: a download
- * into the caller's buffer (fed_download_model_into) gets the model; the mapping of a
- * model the coordinator no longer holds lives while a stalled download's chunks are in
- * gRPC's hands, and is unmapped once they are let go. */
+ * into the caller's buffer (fed_download_model_into) gets the model; after a download
+ * stalled over a round close is let go, nothing of the old model is left mapped (no lent
+ * chunk keeps its mapping forever; under the sanitizers, a mapping gone while gRPC still
+ * read it would fault). */
 static void lent_model_pages_unmapped_when_let_go(void **state)
 {
     struct fx *f = *state;

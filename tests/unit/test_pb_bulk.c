@@ -1,8 +1,9 @@
-/* Large stream messages without copies (proto/pb.h, proto/rpc.h): pb_split_bulk, the one
- * parser of a received ModelChunk or ArtifactChunk, agrees with protobuf-c on every field
- * order and every way gRPC may have cut the message into slices, and refuses what is not
- * one such message; rpc_buffer_copy_parts copies what it must once and lends the rest,
- * whose release runs exactly once, when gRPC lets go of it. */
+/* Large stream messages without copies (proto/pb.h, proto/rpc.h): pb_split_bulk, the
+ * parser of the ModelChunks and ArtifactChunks a client receives, agrees with protobuf-c
+ * with the data field first, in the middle and last, cut into slices at every offset (and
+ * for some offsets into many slices), and refuses what is not one such message;
+ * rpc_buffer_copy_parts copies what it must once and lends the rest, whose release runs
+ * exactly once, when gRPC lets go of it. tests/fuzz/fuzz_model_chunk.c goes further. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -100,8 +101,9 @@ static void data_field_numbers_are_the_protos(void **state)
     assert_int_equal(f->type, PROTOBUF_C_TYPE_BYTES);
 }
 
-/* Every field order, cut at every offset (and in many slices at once): the same fields
- * as protobuf-c reads from the whole message, and the data where it is. */
+/* The data field first, in the middle and last, cut at every offset (and, for some, in
+ * many slices at once): the same fields as protobuf-c reads from the whole message, and
+ * the data where it is. */
 static void split_agrees_with_protobuf_c(void **state)
 {
     uint8_t data[300], buf[512];
