@@ -144,7 +144,7 @@ struct variant {
 #define PLAIN 1, 0, -1, 0, GRID /* none of them: plain error feedback and averaging */
 
 /* set 1: the issue's five runs on the policy (default policies/examples/sparse.yaml:
- * blocks of 4096, outer fedavg, error_feedback_decay 0.8, average senders, sparse_scale
+ * blocks of 4096, outer fedavg, error_feedback_decay 0.9, average senders, sparse_scale
  * 2); set 2: the same without those knobs, and in blocks of 65536; set 0: earlier
  * investigations, on the demo's Nesterov outer step (bench/README.md). */
 static const struct variant builtin[] = {
@@ -186,6 +186,9 @@ static const struct variant builtin[] = {
      "error feedback", 4096, 25, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
     {"6%+ef", "top-k 6.25% (B 4096, k 256), int8 + zstd 3, error feedback",
      4096, 256, CODEC_QUANT_INT8, 3, 1, 0, POLICY_OUTER, 0, KNOBS},
+    {"2%i4+ef/decay", "top-k 2% (B 4096, k 82), int4 + zstd 3, error feedback with the "
+     "residual's decay only (average members, scale 1): --diloco's Nesterov uplink",
+     4096, 82, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, 0, 0, POLICY_AVERAGE_MEMBERS, 1, GRID},
     {"demo-uplink", "the demo policy's own uplink: B 1024, k 64 (6.25%), int8 + zstd 3, error "
      "feedback, one dense warm-up round, Nesterov", 1024, 64, CODEC_QUANT_INT8, 3, 1, 1,
      NESTEROV(0.7f, 0.9f), 0, PLAIN},
