@@ -192,6 +192,9 @@ static const struct variant builtin[] = {
     {"2.4%i4+ef/decay", "top-k 2.4% (B 4096, k 100), int4 + zstd 3, error feedback with the "
      "residual's decay only (average members, scale 1): the densest near 10,000x at H = 100",
      4096, 100, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, 0, 0, POLICY_AVERAGE_MEMBERS, 1, GRID},
+    {"4.9%i4+ef/decay", "top-k 4.9% (B 4096, k 200), int4 + zstd 3, error feedback with the "
+     "residual's decay only (average members, scale 1): about 10,000x at H = 200",
+     4096, 200, CODEC_QUANT_INT4, 3, 1, 0, POLICY_OUTER, 0, 0, 0, POLICY_AVERAGE_MEMBERS, 1, GRID},
     {"demo-uplink", "the demo policy's own uplink: B 1024, k 64 (6.25%), int8 + zstd 3, error "
      "feedback, one dense warm-up round, Nesterov", 1024, 64, CODEC_QUANT_INT8, 3, 1, 1,
      NESTEROV(0.7f, 0.9f), 0, PLAIN},
