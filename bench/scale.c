@@ -53,7 +53,6 @@
 #include <unistd.h>
 
 #include "codec/codec.h"
-#include "common/fileio.h"
 #include "crypto/digest.h"
 #include "crypto/envelope.h"
 #include "crypto/keys.h"

@@ -498,11 +498,7 @@ static int take_model_chunk(const struct chunk_in *in, struct chunk_seq *d, void
 int fed_download_model(struct fed_client *c, const Aulac__V1__ModelRequest *req,
                        fed_chunk_fn on_chunk, void *ctx, struct rpc_status *st)
 {
-    if (!on_chunk) {
-        struct rpc_status local;
-        return rpc_fail_named(st ? st : &local, "DownloadModel", RPC_ERR_INVALID_ARG, NULL);
-    }
-    return fed_download_model_into(c, req, NULL, on_chunk, ctx, st);
+    return fed_download_model_into(c, req, NULL, on_chunk, ctx, st);   /* refuses NULL */
 }
 
 int fed_download_model_into(struct fed_client *c, const Aulac__V1__ModelRequest *req,
