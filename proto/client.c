@@ -23,6 +23,7 @@ struct fed_client {
     const struct crypto_key *identity;
     fed_sign_fn sign;
     void   *sign_ctx;
+    const volatile sig_atomic_t *interrupt;
 };
 
 int fed_client_open(const char *target, const struct fed_client_options *opts,
@@ -54,6 +55,7 @@ int fed_client_open(const char *target, const struct fed_client_options *opts,
     c->identity = opts->identity;
     c->sign = opts->sign;
     c->sign_ctx = opts->sign_ctx;
+    c->interrupt = opts->interrupt;
     *out = c;
     return 0;
 }
@@ -127,18 +129,23 @@ static int sign_request(const struct fed_client *c, const char *method, const ui
     return 0;
 }
 
-/* signed_call: 1 to sign the request (member RPCs), 0 for Hello and Status. */
+/* flags: CALL_SIGNED to sign the request (member RPCs; not Hello and Status),
+ * CALL_LONG_POLL for a long poll, which the client's interrupt flag cuts short. */
+#define CALL_SIGNED    1
+#define CALL_LONG_POLL 2
 static int fed_unary(struct fed_client *c, const char *name, const char *path,
                      int64_t timeout_ms, const ProtobufCMessage *req,
                      const ProtobufCMessageDescriptor *reply_desc, ProtobufCMessage **reply,
-                     struct rpc_status *st, int signed_call)
+                     struct rpc_status *st, int flags)
 {
     *reply = NULL;
     rpc_status_set(st, GRPC_STATUS_OK, "", 0);
     if (!c)
         return rpc_fail_named(st, name, RPC_ERR_INVALID_ARG, NULL);
     struct rpc_call_options o = call_options(c, timeout_ms);
-    if (!signed_call) {
+    if (flags & CALL_LONG_POLL)
+        o.interrupt = c->interrupt;
+    if (!(flags & CALL_SIGNED)) {
         int rc = pb_unary(c->ch, path, &o, req, reply_desc, reply, st);
         return rc ? rpc_fail_named(st, name, rc, NULL) : 0;
     }
@@ -163,13 +170,13 @@ static int fed_unary(struct fed_client *c, const char *name, const char *path,
  * NULL. Returns the reply (a message of type d, for the caller's typed pointer) or
  * NULL; *rc gets 0 or the code. */
 static void *fed_call(struct fed_client *c, const char *name, const char *method,
-                      int64_t timeout_ms, int signed_call, const ProtobufCMessage *req,
+                      int64_t timeout_ms, int flags, const ProtobufCMessage *req,
                       const ProtobufCMessageDescriptor *d, struct rpc_status *st, int *rc)
 {
     struct rpc_status local;
     ProtobufCMessage *m = NULL;
     *rc = req ? fed_unary(c, name, method, timeout_ms, req, d, &m, st ? st : &local,
-                          signed_call)
+                          flags)
               : RPC_ERR_INVALID_ARG;
     return m;
 }
@@ -212,7 +219,7 @@ int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
     int rc = RPC_ERR_INVALID_ARG;
     if (task)
         *task = fed_call(c, "GetTask", FED_METHOD_GET_TASK, req ? poll_timeout(req->wait_ms) : 0,
-                         1, req ? &req->base : NULL, &aulac__v1__task__descriptor, st, &rc);
+                         CALL_SIGNED | CALL_LONG_POLL, req ? &req->base : NULL, &aulac__v1__task__descriptor, st, &rc);
     return rc;
 }
 
@@ -222,8 +229,8 @@ int fed_get_node_task(struct fed_client *c, const Aulac__V1__NodeTaskRequest *re
     int rc = RPC_ERR_INVALID_ARG;
     if (task)
         *task = fed_call(c, "GetNodeTask", NODE_METHOD_GET_NODE_TASK,
-                         req ? poll_timeout(req->wait_ms) : 0, 1, req ? &req->base : NULL,
-                         &aulac__v1__node_task__descriptor, st, &rc);
+                         req ? poll_timeout(req->wait_ms) : 0, CALL_SIGNED | CALL_LONG_POLL,
+                         req ? &req->base : NULL, &aulac__v1__node_task__descriptor, st, &rc);
     return rc;
 }
 

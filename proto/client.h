@@ -51,6 +51,11 @@ struct fed_client_options {
                                            random nonce; must outlive the client */
     fed_sign_fn sign;            /* or a signer of one's own (tests); wins over identity */
     void       *sign_ctx;
+    const volatile sig_atomic_t *interrupt;  /* when not NULL, a long poll (fed_get_task,
+                                    fed_get_node_task) ends within RPC_INTERRUPT_POLL_MS of
+                                    *interrupt becoming non-zero, with RPC_ERR_INTERRUPTED:
+                                    a worker's stop flag, so SIGTERM is not held up by a
+                                    poll of up to its wait_ms; must outlive the client */
 };
 
 /* opts may be NULL. The connection is made on the first call. A client may be

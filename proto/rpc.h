@@ -15,6 +15,7 @@
  * Return values: 0 on success, RPC_EOS (> 0) at the end of a stream, and a
  * negative code in -1500..-1599 on failure; rpc_strerror() describes any of
  * them (codes of proto/pb.h and proto/client.h share the range). */
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <grpc/status.h>
@@ -33,6 +34,7 @@
 #define RPC_ERR_FINISHED        (-1509)  /* call already finished */
 #define RPC_ERR_NOT_FOUND       (-1510)  /* metadata key not present */
 #define RPC_ERR_NO_REPLY        (-1511)  /* status OK but no reply message */
+#define RPC_ERR_INTERRUPTED     (-1512)  /* the caller's interrupt flag cancelled the call */
 /* -1520..-1529: proto/pb.h; -1530..-1539: proto/client.h */
 
 #define RPC_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)
@@ -262,7 +264,13 @@ struct rpc_call_options {
     size_t  n_metadata;
     int     wait_for_ready;               /* 1: wait for the connection until the
                                              deadline instead of failing fast */
+    const volatile sig_atomic_t *interrupt;  /* unary calls: when not NULL, the call is
+                                             cancelled within RPC_INTERRUPT_POLL_MS of
+                                             *interrupt becoming non-zero, and fails with
+                                             RPC_ERR_INTERRUPTED (a stopping process's long
+                                             poll); NULL: only the deadline ends a wait */
 };
+#define RPC_INTERRUPT_POLL_MS 100
 
 /* Opens a channel; it connects lazily on the first call. opts may be NULL
  * (insecure, default limits). Errors: RPC_ERR_INVALID_ARG, RPC_ERR_TLS_FILE,

@@ -245,6 +245,26 @@ static void init_md_op(grpc_op *op, const struct rpc_call_options *opts, grpc_me
     op->data.send_initial_metadata.metadata = md;
 }
 
+/* Waits for the batch tagged tag; the call's deadline bounds the wait. With interrupt,
+ * looks at *interrupt every RPC_INTERRUPT_POLL_MS and cancels the call once it is set
+ * (the batch then completes at once); *interrupted says whether it did. */
+static grpc_event wait_batch(grpc_call *call, grpc_completion_queue *cq, int tag,
+                             const volatile sig_atomic_t *interrupt, int *interrupted)
+{
+    *interrupted = 0;
+    for (;;) {
+        gpr_timespec until = interrupt && !*interrupted ? rpc_deadline_after_ms(RPC_INTERRUPT_POLL_MS)
+                                                        : gpr_inf_future(GPR_CLOCK_REALTIME);
+        grpc_event ev = grpc_completion_queue_pluck(cq, TAG(tag), until, NULL);
+        if (ev.type != GRPC_QUEUE_TIMEOUT)
+            return ev;
+        if (*interrupt) {
+            grpc_call_cancel(call, NULL);
+            *interrupted = 1;
+        }
+    }
+}
+
 /* Starts ops and waits for them; the call's deadline bounds the wait. */
 static int run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t n,
                      int tag)
@@ -254,8 +274,8 @@ static int run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *
         log_error("rpc: cannot start batch: %s", grpc_call_error_to_string(e));
         return RPC_ERR_CALL_START;
     }
-    grpc_event ev = grpc_completion_queue_pluck(cq, TAG(tag), gpr_inf_future(GPR_CLOCK_REALTIME),
-                                                NULL);
+    int interrupted;
+    grpc_event ev = wait_batch(call, cq, tag, NULL, &interrupted);
     return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : RPC_ERR_CANCELLED;
 }
 
@@ -306,10 +326,21 @@ int rpc_unary(struct rpc_channel *ch, const char *method,
     ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
     ops[5].data.recv_status_on_client.status = &code;
     ops[5].data.recv_status_on_client.status_details = &details;
-    rc = run_batch(call, cq, ops, 6, TAG_UNARY);
+    int interrupted = 0;
+    grpc_call_error e = grpc_call_start_batch(call, ops, 6, TAG(TAG_UNARY), NULL);
+    if (e != GRPC_CALL_OK) {
+        log_error("rpc: cannot start batch: %s", grpc_call_error_to_string(e));
+        rc = RPC_ERR_CALL_START;
+    } else {
+        /* (RECV_STATUS_ON_CLIENT always completes; its outcome is in code) */
+        (void)wait_batch(call, cq, TAG_UNARY, opts->interrupt, &interrupted);
+    }
 
     if (rc == RPC_ERR_CALL_START) {
         fail_status(st, rc);
+    } else if (interrupted && code != GRPC_STATUS_OK) {
+        rc = RPC_ERR_INTERRUPTED;
+        rpc_status_set(st, GRPC_STATUS_CANCELLED, rpc_strerror(rc), strlen(rpc_strerror(rc)));
     } else {
         /* RECV_STATUS_ON_CLIENT reports failures in code, not in success. */
         rpc_status_set(st, code, (const char *)GRPC_SLICE_START_PTR(details),

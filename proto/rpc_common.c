@@ -31,6 +31,7 @@ const char *rpc_strerror(int rc)
     case RPC_ERR_FINISHED:       return "the call is already finished";
     case RPC_ERR_NOT_FOUND:      return "metadata key not present";
     case RPC_ERR_NO_REPLY:       return "the server answered OK without a reply message";
+    case RPC_ERR_INTERRUPTED:    return "the call was interrupted: this process is stopping";
     case PB_ERR_MALFORMED:       return "malformed protobuf message";
     case PB_ERR_TOO_LARGE:       return "protobuf message larger than the limit";
     case FED_ERR_ABORTED:        return "stopped by the caller's callback";

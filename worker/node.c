@@ -310,7 +310,7 @@ struct node_follower {
 
 int node_follower_open(const char *leader, const struct rpc_channel_options *ch,
                        const struct crypto_key *key, int nodes, int gpus, int node_rank,
-                       struct node_follower **out)
+                       const volatile sig_atomic_t *interrupt, struct node_follower **out)
 {
     *out = NULL;
     if (!leader || !key || nodes < 2 || gpus < 1 || node_rank < 1 || node_rank >= nodes)
@@ -322,6 +322,7 @@ int node_follower_open(const char *leader, const struct rpc_channel_options *ch,
     if (ch)
         co.channel = *ch;
     co.identity = key;
+    co.interrupt = interrupt;
     int rc = fed_client_open(leader, &co, &f->client);
     if (rc != 0) {
         free(f);
@@ -357,6 +358,8 @@ int node_follower_next(struct node_follower *f, uint32_t wait_ms, struct node_ta
     Aulac__V1__NodeTask *r = NULL;
     struct rpc_status st = { 0 };
     int rc = fed_get_node_task(f->client, &q, &r, &st);
+    if (rc == RPC_ERR_INTERRUPTED)
+        return NODE_POLL_NOTHING;   /* stopping: the caller looks at its stop flag */
     if (rc != 0) {
         snprintf(why, why_cap, "%s", st.details[0] ? st.details : rpc_strerror(rc));
         if (st.code == GRPC_STATUS_UNAUTHENTICATED || st.code == GRPC_STATUS_INVALID_ARGUMENT)

@@ -57,10 +57,12 @@ struct node_follower;
 
 /* A follower node of rank node_rank (1..nodes-1) of a member with `nodes` nodes of
  * `gpus` GPUs each; polls the leader at `leader` (host:port) over ch (TLS when
- * ch->tls_ca_file is set). key must outlive the follower. 0 or an rpc error. */
+ * ch->tls_ca_file is set). key must outlive the follower. interrupt (may be NULL; the
+ * worker's stop flag) cuts a poll short: node_follower_next then returns
+ * NODE_POLL_NOTHING. 0 or an rpc error. */
 int node_follower_open(const char *leader, const struct rpc_channel_options *ch,
                        const struct crypto_key *key, int nodes, int gpus, int node_rank,
-                       struct node_follower **out);
+                       const volatile sig_atomic_t *interrupt, struct node_follower **out);
 
 /* One long poll of up to wait_ms. Returns 0 with the next verified task in *t and its
  * policy text in *policy_yaml (malloc'd, caller frees; "" when none was sent);

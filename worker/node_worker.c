@@ -346,7 +346,7 @@ int node_worker_follow(struct worker *w)
     struct node_follower *f = NULL;
     const int gpus = w->opt.gpus > 0 ? w->opt.gpus : 1;
     int rc = node_follower_open(w->opt.leader, &ch, w->key, w->opt.nodes, gpus,
-                                w->opt.node_rank, &f);
+                                w->opt.node_rank, worker_stop_flag(), &f);
     if (rc != 0) {
         log_error("cannot open a channel to the leader %s: %s", w->opt.leader, rpc_strerror(rc));
         return WORKER_EXIT_ERROR;

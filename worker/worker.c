@@ -712,6 +712,7 @@ int worker_train_local(struct worker *w, const struct policy_round_plan *plan, i
 }
 
 int worker_stopping(void) { return stop_flag; }
+const volatile sig_atomic_t *worker_stop_flag(void) { return &stop_flag; }
 
 int worker_verify_task(const struct worker *w, const Aulac__V1__Task *t)
 {
@@ -1121,6 +1122,8 @@ static int task_loop(struct worker *w)
         struct rpc_status st = { 0 };
         int64_t t0 = time_mono_ms();
         int rc = fed_get_task(w->client, &q, &t, &st);
+        if (rc == RPC_ERR_INTERRUPTED)
+            break;   /* stopping: the poll was cut short */
         enum worker_call_outcome o = coordinator_outcome(w, t0, rc, &st);
         if (o == WORKER_CALL_NOT_IN_ROSTER)
             return WORKER_EXIT_NOT_IN_ROSTER;
@@ -1223,6 +1226,7 @@ int worker_run(struct worker *w, const struct worker_options *opt)
     struct fed_client_options co = { 0 };
     worker_channel_options(opt, &co.channel);
     co.identity = w->key;   /* every member RPC is signed (crypto/request.h) */
+    co.interrupt = &stop_flag;   /* SIGTERM ends a GetTask long poll at once */
     if ((r = fed_client_open(opt->coordinator, &co, &w->client)) != 0) {
         log_error("cannot open a channel to %s: %s", opt->coordinator, rpc_strerror(r));
         goto out;

@@ -12,6 +12,7 @@
  * experiment is carried into the next). An experiment its site refuses, or that does
  * not list this member, it sits out (GetTask with sit_out) without exiting. */
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "codec/codec.h"
@@ -144,6 +145,9 @@ int  worker_run(struct worker *w, const struct worker_options *opt);
 /* The TLS options of every channel to the coordinator (--tls-*; none: plaintext). */
 void worker_channel_options(const struct worker_options *opt, struct rpc_channel_options *ch);
 int  worker_stopping(void);
+/* The flag SIGINT/SIGTERM set (worker_request_stop): the long polls' interrupt
+ * (fed_client_options.interrupt), so a stop is not held up by a poll. */
+const volatile sig_atomic_t *worker_stop_flag(void);
 /* A TRAIN task is trained only when the coordinator's key signs it (crypto/README.md,
  * "Task announcement") and it names the policy this member joined with (and its site
  * policy allowed), w->policy_hash: 0, or -1 with the reason logged. */

@@ -107,10 +107,12 @@ for _ in $(seq 200); do grep -q "sitting experiment .* out" "$T/logs/gpus-split.
 grep -q "batch_size 4 does not split evenly over --gpus 3" "$T/logs/gpus-split.log" &&
     grep -q "sitting experiment .* out" "$T/logs/gpus-split.log" || fail "gpus-split: $(tail -3 "$T/logs/gpus-split.log")"
 kill -0 "$LAST_PID" 2>/dev/null || fail "gpus-split: the worker exited instead of sitting the experiment out"
-# (SIGKILL: a worker sitting an experiment out waits in a GetTask long poll that SIGTERM
-# does not cut short, up to 20 s; how it exits is not what this checks)
-kill -9 "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
-note "gpus-split: $(grep -m1 -o 'the policy.s batch_size.*' "$T/logs/gpus-split.log")"
+# SIGTERM cuts the GetTask long poll it sits in (up to 20 s) short: it stops at once, exit 0.
+kill -TERM "$LAST_PID"
+rc=0; wait_pid "$LAST_PID" 5 || rc=$?
+[ $rc -eq 0 ] || fail "gpus-split: SIGTERM during a long poll: exit $rc (124: still running after 5 s)"
+grep -q "stopping" "$T/logs/gpus-split.log" || fail "gpus-split: no 'stopping' after SIGTERM"
+note "gpus-split: $(grep -m1 -o 'the policy.s batch_size.*' "$T/logs/gpus-split.log"); SIGTERM mid-poll: exit 0"
 
 # A site that requires differential privacy sits out an experiment without it when its
 # worker joins, saying why (site_check; the vote path: tests/unit/test_auto_vote.c), and

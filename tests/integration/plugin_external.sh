@@ -158,9 +158,7 @@ for _ in $(seq 100); do grep -q "sitting experiment" "$B" && break; sleep 0.1; d
 grep -q "its model has 34 parameters; this site's limits.max_parameters is 30" "$B" ||
     fail "max_parameters: no reason given"
 grep -q "fetched the pinned file" "$B" && fail "the restarted worker fetched files it holds"
-# (SIGKILL: a worker sitting an experiment out waits in a GetTask long poll that SIGTERM
-# does not cut short, up to 20 s; how it exits is not what this checks)
-kill -9 "$BETA" "$ALPHA" 2>/dev/null; wait "$BETA" "$ALPHA" 2>/dev/null || true
+kill -TERM "$BETA" "$ALPHA" 2>/dev/null; wait "$BETA" "$ALPHA" 2>/dev/null || true
 note "limits.max_parameters 30 < 34: sat out with the reason; held pinned files reused"
 
 # The same without the init held: counted from its header alone, the body never fetched.

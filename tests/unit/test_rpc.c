@@ -648,6 +648,7 @@ static void test_deadline_exceeded(void **state)
 struct poll_client {
     struct rpc_channel *ch;
     int                 authenticated;   /* M_AUTH_POLL as a member, not M_POLL */
+    const volatile sig_atomic_t *interrupt;
     int                 rc;
     struct rpc_status   st;
 };
@@ -655,7 +656,7 @@ struct poll_client {
 static void *poll_client_main(void *arg)
 {
     struct poll_client *p = arg;
-    struct rpc_call_options o = { .timeout_ms = 30000 };
+    struct rpc_call_options o = { .timeout_ms = 30000, .interrupt = p->interrupt };
     uint8_t *out = NULL;
     size_t len;
     const char *req = p->authenticated ? "member" : "wait";
@@ -691,6 +692,45 @@ static void test_stop_during_long_poll(void **state)
     assert_int_not_equal(p.st.code, GRPC_STATUS_OK);
     rpc_channel_close(e.ch);
     ctx_destroy(&e.ctx);
+}
+
+/* A stopping process's flag cuts its long poll short: the call is cancelled, fails with
+ * RPC_ERR_INTERRUPTED (status CANCELLED) long before its 30 s deadline, the server's
+ * handler sees the cancel, and the channel serves the next call. */
+static void test_interrupted_long_poll(void **state)
+{
+    struct env e;
+    env_start(&e, NULL, NULL);
+    static volatile sig_atomic_t stop;
+    stop = 0;
+    struct poll_client p = { .ch = e.ch, .interrupt = &stop };
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, poll_client_main, &p), 0);
+    wait_for_polls(&e.ctx, 1);
+    time_sleep_ms(3 * RPC_INTERRUPT_POLL_MS);   /* unset, the flag holds nothing up */
+    int64_t t0 = time_mono_ms();
+    stop = 1;
+    pthread_join(th, NULL);
+    int64_t ms = time_mono_ms() - t0;
+    printf("    long poll interrupted after %lld ms\n", (long long)ms);
+    assert_int_equal(p.rc, RPC_ERR_INTERRUPTED);
+    assert_int_equal(p.st.code, GRPC_STATUS_CANCELLED);
+    assert_non_null(strstr(p.st.details, "interrupted"));
+    assert_true(ms < 5000);
+    /* the handler saw the cancel and returned (env_stop below would wait for it) */
+    pthread_mutex_lock(&e.ctx.mu);
+    while (e.ctx.polls_waiting > 0)
+        wait_slice(&e.ctx, 20);
+    pthread_mutex_unlock(&e.ctx.mu);
+    struct rpc_call_options o = { .timeout_ms = 5000, .interrupt = &stop };
+    uint8_t *out = NULL;
+    size_t len = 0;
+    struct rpc_status st;
+    /* a call that answers at once completes even with the flag set */
+    assert_int_equal(rpc_unary(e.ch, M_ECHO, &o, (const uint8_t *)"hi", 2, &out, &len, &st), 0);
+    assert_int_equal(len, 2);
+    free(out);
+    env_stop(&e);
 }
 
 struct upload_client {
@@ -1455,6 +1495,7 @@ int main(void)
         cmocka_unit_test(test_message_over_limit),
         cmocka_unit_test(test_deadline_exceeded),
         cmocka_unit_test(test_stop_during_long_poll),
+        cmocka_unit_test(test_interrupted_long_poll),
         cmocka_unit_test(test_stop_is_graceful),
         cmocka_unit_test(test_concurrency_limit),
         cmocka_unit_test(test_port_in_use),
