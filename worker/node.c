@@ -258,7 +258,7 @@ int node_leader_publish(struct node_leader *l, const struct node_task *t,
 }
 
 int node_leader_wait_fetched(struct node_leader *l, int64_t timeout_ms,
-                             volatile sig_atomic_t *stop)
+                             const volatile sig_atomic_t *stop)
 {
     const int64_t until = time_mono_ms() + timeout_ms;
     pthread_mutex_lock(&l->mu);

@@ -48,7 +48,7 @@ int node_leader_publish(struct node_leader *l, const struct node_task *t,
 /* Waits until every follower has fetched the latest task: 0, or -1 after timeout_ms
  * (<= 0: forever) or when *stop becomes nonzero. */
 int node_leader_wait_fetched(struct node_leader *l, int64_t timeout_ms,
-                             volatile sig_atomic_t *stop);
+                             const volatile sig_atomic_t *stop);
 
 /* Stops the service (waiting calls end) and frees the leader. NULL is a no-op. */
 void node_leader_stop(struct node_leader *l);

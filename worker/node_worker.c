@@ -198,7 +198,11 @@ int node_worker_check_leader(struct worker *w)
     if (node_leader_publish(w->node_leader, &t, NULL) != 0)
         return WORKER_EXIT_ERROR;
     int64_t limit = w->opt.connect_timeout_ms > 0 ? w->opt.connect_timeout_ms : CHECK_TIMEOUT_MS;
-    if (node_leader_wait_fetched(w->node_leader, limit, NULL) != 0) {
+    if (node_leader_wait_fetched(w->node_leader, limit, worker_stop_flag()) != 0) {
+        if (worker_stopping()) {
+            log_info("--check-nodes: stopping before every follower fetched the probe");
+            return WORKER_EXIT_DONE;
+        }
         log_error("--check-nodes: not every follower fetched the probe within %" PRId64 " s",
                   limit / 1000);
         return WORKER_EXIT_ERROR;

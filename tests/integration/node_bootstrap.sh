@@ -43,9 +43,11 @@ grep -q "refusing the leader" "$T/logs/follower-bad.log" || fail "the follower d
 grep -qE "does not verify with member alpha's key|another key" "$T/logs/follower-bad.log" \
     || fail "the follower did not name the key mismatch"
 note "follower: $(grep -m1 -oE "refusing the leader.*" "$T/logs/follower-bad.log" | cut -c1-200)"
-# (SIGKILL: a leader waiting for its followers does not stop on SIGTERM before its
-# --connect-timeout, 10 s; how it exits is not what this checks)
-kill -9 "$lpid" 2>/dev/null || true; wait "$lpid" 2>/dev/null || true
+# SIGTERM stops a leader waiting for its followers at once (its --connect-timeout is 10 s).
+kill -TERM "$lpid" 2>/dev/null || true
+rc=0; wait_pid "$lpid" 5 || rc=$?
+[ $rc -eq 0 ] || fail "the leader exited $rc on SIGTERM while waiting for its followers (124: still running after 5 s)"
+grep -q "stopping before every follower" "$T/logs/leader-bad.log" || fail "the leader did not say it stops"
 
 note "leader and follower with the member's key: the signed probe passes"
 check_leader leader-ok "$T/keys/alpha.key"; lpid=$LAST_PID
