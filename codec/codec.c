@@ -603,14 +603,13 @@ int codec_encode(const float *delta, size_t n, const struct codec_params *params
     return codec_encode_released(delta, n, params, residual, NULL, NULL, payload, payload_len);
 }
 
-int codec_encode_released(const float *delta, size_t n, const struct codec_params *params,
-                          float *residual, codec_release_fn release, void *arg,
-                          uint8_t **payload, size_t *payload_len)
+/* The encoders' common argument checks: 0, CODEC_ERR_ARG, CODEC_ERR_PARAMS or
+ * CODEC_ERR_TOO_LARGE. */
+static int encode_check(const float *delta, size_t n, const struct codec_params *params,
+                        const float *residual)
 {
-    if (!payload || !payload_len || !params || (n && !delta))
+    if (!params || (n && !delta))
         return CODEC_ERR_ARG;
-    *payload = NULL;
-    *payload_len = 0;
     int rc = codec_params_validate(params, NULL, 0);
     if (rc)
         return rc;
@@ -618,6 +617,20 @@ int codec_encode_released(const float *delta, size_t n, const struct codec_param
         return CODEC_ERR_TOO_LARGE;
     if (params->error_feedback && n && !residual)
         return CODEC_ERR_ARG;
+    return 0;
+}
+
+int codec_encode_released(const float *delta, size_t n, const struct codec_params *params,
+                          float *residual, codec_release_fn release, void *arg,
+                          uint8_t **payload, size_t *payload_len)
+{
+    if (!payload || !payload_len)
+        return CODEC_ERR_ARG;
+    *payload = NULL;
+    *payload_len = 0;
+    int rc = encode_check(delta, n, params, residual);
+    if (rc)
+        return rc;
     float *res = params->error_feedback ? residual : NULL;
     if (res && !sum_all_finite(delta, res, n, release, arg))
         return CODEC_ERR_NONFINITE;
@@ -792,16 +805,12 @@ int codec_encode_fd(const float *delta, size_t n, const struct codec_params *par
                     float *residual, codec_release_fn release, void *arg, int fd, uint64_t at,
                     uint64_t *payload_len)
 {
-    if (!payload_len || !params || fd < 0 || (n && !delta))
+    if (!payload_len || fd < 0)
         return CODEC_ERR_ARG;
     *payload_len = 0;
-    int rc = codec_params_validate(params, NULL, 0);
+    int rc = encode_check(delta, n, params, residual);
     if (rc)
         return rc;
-    if ((uint64_t)n > CODEC_MAX_N)
-        return CODEC_ERR_TOO_LARGE;
-    if (params->error_feedback && n && !residual)
-        return CODEC_ERR_ARG;
     struct codec_params p = *params;
     uint32_t B = p.block_size;
     if (p.k_per_block > B)
