@@ -292,7 +292,9 @@ int rpc_channel_wait_ready(struct rpc_channel *ch, int64_t timeout_ms);
 /* One request, one reply. On 0, *reply is a malloc'd buffer the caller frees.
  * st (may be NULL) always receives the call's status. Errors:
  * RPC_ERR_STATUS (see st), RPC_ERR_NO_REPLY, RPC_ERR_INVALID_ARG,
- * RPC_ERR_CALL_START, RPC_ERR_NOMEM. */
+ * RPC_ERR_CALL_START, RPC_ERR_NOMEM, RPC_ERR_INTERRUPTED (opts->interrupt was set
+ * before the call, which then sends nothing, or while it waited, which cancelled it;
+ * st: CANCELLED; a reply that arrived first is returned as usual). */
 int rpc_unary(struct rpc_channel *ch, const char *method,
               const struct rpc_call_options *opts,
               const uint8_t *req, size_t req_len,

@@ -253,11 +253,12 @@ static grpc_event wait_batch(grpc_call *call, grpc_completion_queue *cq, int tag
 {
     *interrupted = 0;
     for (;;) {
-        gpr_timespec until = interrupt && !*interrupted ? rpc_deadline_after_ms(RPC_INTERRUPT_POLL_MS)
-                                                        : gpr_inf_future(GPR_CLOCK_REALTIME);
+        const int sliced = interrupt && !*interrupted;
+        gpr_timespec until = sliced ? rpc_deadline_after_ms(RPC_INTERRUPT_POLL_MS)
+                                    : gpr_inf_future(GPR_CLOCK_REALTIME);
         grpc_event ev = grpc_completion_queue_pluck(cq, TAG(tag), until, NULL);
-        if (ev.type != GRPC_QUEUE_TIMEOUT)
-            return ev;
+        if (ev.type != GRPC_QUEUE_TIMEOUT || !sliced)
+            return ev;   /* (a timeout without a deadline of ours: the caller's failure) */
         if (*interrupt) {
             grpc_call_cancel(call, NULL);
             *interrupted = 1;
@@ -289,6 +290,12 @@ int rpc_unary(struct rpc_channel *ch, const char *method,
     if (!req && req_len) {
         fail_status(st, RPC_ERR_INVALID_ARG);
         return RPC_ERR_INVALID_ARG;
+    }
+    if (opts && opts->interrupt && *opts->interrupt) {
+        /* already stopping: nothing is sent */
+        rpc_status_set(st, GRPC_STATUS_CANCELLED, rpc_strerror(RPC_ERR_INTERRUPTED),
+                       strlen(rpc_strerror(RPC_ERR_INTERRUPTED)));
+        return RPC_ERR_INTERRUPTED;
     }
     grpc_metadata *md = NULL;
     grpc_call *call = NULL;

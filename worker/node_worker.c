@@ -182,9 +182,13 @@ void node_worker_stop_followers(struct worker *w)
     struct node_task t;
     task_base(w, &t, NODE_TASK_STOP);
     memset(t.nccl_id, 0, sizeof t.nccl_id);
+    /* On SIGINT/SIGTERM the followers were likely stopped too (a scheduler stops every
+     * node): a follower still polling takes the task at once, so wait briefly. */
+    const int64_t limit = worker_stopping() ? 2000 : 30000;
     if (node_leader_publish(w->node_leader, &t, NULL) == 0 &&
-        node_leader_wait_fetched(w->node_leader, 30000, NULL) != 0)
-        log_warn("not every follower node took the stop task within 30 s");
+        node_leader_wait_fetched(w->node_leader, limit, NULL) != 0)
+        log_warn("not every follower node took the stop task within %" PRId64 " s",
+                 limit / 1000);
 }
 
 int node_worker_check_leader(struct worker *w)

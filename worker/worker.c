@@ -31,6 +31,10 @@
 static volatile sig_atomic_t stop_flag;
 void worker_request_stop(void) { stop_flag = 1; }
 
+/* hello and join on SIGINT/SIGTERM: worker_run exits 0 (WORKER_EXIT_DONE), as when the
+ * task loop stops. */
+#define STOPPED (-100)
+
 /* Sleeps up to ms, waking early on stop. */
 static void nap(int64_t ms)
 {
@@ -174,7 +178,7 @@ static int hello(struct worker *w)
             return 0;
         }
         if (stop_flag)
-            return WORKER_EXIT_ERROR;
+            return STOPPED;
         if (w->opt.connect_timeout_ms > 0 && time_mono_ms() - start > w->opt.connect_timeout_ms) {
             log_error("cannot reach the coordinator at %s: %s", w->opt.coordinator, st.details);
             return WORKER_EXIT_ERROR;
@@ -331,7 +335,7 @@ static int join(struct worker *w)
             return WORKER_EXIT_ERROR;
         }
         if (stop_flag)
-            return WORKER_EXIT_ERROR;
+            return STOPPED;
         retry_pause(w, o, &backoff, "join refused for now", &st);
     }
     int rc;
@@ -563,6 +567,8 @@ struct download_ctx {
 static uint8_t *chunk_dest(const Aulac__V1__ModelChunk *ch, void *arg)
 {
     struct download_ctx *d = arg;
+    if (stop_flag)
+        return NULL;   /* stopping: the download ends at this chunk */
     health_beat("downloading", 0);
     if (!d->started) {
         d->started = 1;
@@ -606,7 +612,7 @@ static int download(struct worker *w, const uint8_t hash[32], int as_update,
     int64_t t0 = time_mono_ms();
     int rc = fed_download_model_into(w->client, &q, chunk_dest, NULL, d, &st);
     if (coordinator_outcome(w, t0, rc, &st) != WORKER_CALL_OK) {
-        if (!w->away_since_ms && !w->not_in_roster)   /* those are logged already */
+        if (!w->away_since_ms && !w->not_in_roster && !stop_flag)   /* those are logged already */
             log_warn("model download failed: %s", st.details[0] ? st.details : rpc_strerror(rc));
         free(d->update);
         d->update = NULL;
@@ -1237,6 +1243,10 @@ int worker_run(struct worker *w, const struct worker_options *opt)
         goto out;
     rc = task_loop(w);
 out:
+    if (rc == STOPPED) {
+        log_info("stopping");
+        rc = WORKER_EXIT_DONE;
+    }
     health_stop();
     if (w->node_leader && !opt->check_nodes)
         node_worker_stop_followers(w);

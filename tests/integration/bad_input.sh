@@ -114,6 +114,18 @@ rc=0; wait_pid "$LAST_PID" 5 || rc=$?
 grep -q "stopping" "$T/logs/gpus-split.log" || fail "gpus-split: no 'stopping' after SIGTERM"
 note "gpus-split: $(grep -m1 -o 'the policy.s batch_size.*' "$T/logs/gpus-split.log"); SIGTERM mid-poll: exit 0"
 
+# A worker still waiting for its coordinator (nothing listens on port 1) stops on
+# SIGTERM at once with exit 0, as from a long poll (hello's retries; --connect-timeout 60).
+start_bg no-coordinator "$BIN/aulac-worker" --coordinator 127.0.0.1:1 --member alpha \
+    --key "$T/keys/alpha.key" --data "$T/corpus/alpha" --state-dir "$T/state/a4" --insecure \
+    --connect-timeout 60
+for _ in $(seq 100); do grep -q "does not answer" "$T/logs/no-coordinator.log" && break; sleep 0.1; done
+kill -TERM "$LAST_PID"
+rc=0; wait_pid "$LAST_PID" 5 || rc=$?
+[ $rc -eq 0 ] || fail "no-coordinator: SIGTERM while waiting for the coordinator: exit $rc (124: still running after 5 s)"
+grep -q "stopping" "$T/logs/no-coordinator.log" || fail "no-coordinator: no 'stopping' after SIGTERM"
+note "no-coordinator: SIGTERM while waiting for it: exit 0"
+
 # A site that requires differential privacy sits out an experiment without it when its
 # worker joins, saying why (site_check; the vote path: tests/unit/test_auto_vote.c), and
 # aulac site check says the same.

@@ -158,7 +158,12 @@ for _ in $(seq 100); do grep -q "sitting experiment" "$B" && break; sleep 0.1; d
 grep -q "its model has 34 parameters; this site's limits.max_parameters is 30" "$B" ||
     fail "max_parameters: no reason given"
 grep -q "fetched the pinned file" "$B" && fail "the restarted worker fetched files it holds"
-kill -TERM "$BETA" "$ALPHA" 2>/dev/null; wait "$BETA" "$ALPHA" 2>/dev/null || true
+# SIGTERM: both stop at once (beta sits the experiment out in a GetTask long poll)
+kill -TERM "$BETA" "$ALPHA" 2>/dev/null
+for p in "$BETA" "$ALPHA"; do
+    rc=0; wait_pid "$p" 10 || rc=$?
+    [ $rc -ne 124 ] || fail "a worker still runs 10 s after SIGTERM"
+done
 note "limits.max_parameters 30 < 34: sat out with the reason; held pinned files reused"
 
 # The same without the init held: counted from its header alone, the body never fetched.
