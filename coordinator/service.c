@@ -431,6 +431,18 @@ static void finish_receipt(struct coord *c, struct rpc_call *call, const struct 
     receipt_ledger_free(&rl);
 }
 
+/* rpc_msg_each's writer of an upload chunk's pieces into the spool file. */
+struct spool_piece {
+    struct spool *sp;
+    int *err;
+};
+
+static int spool_piece(void *ctx, const uint8_t *p, size_t n)
+{
+    struct spool_piece *w = ctx;
+    return spool_write(w->sp, p, n, w->err);
+}
+
 static void on_submit(struct rpc_call *call, void *ctx)
 {
     struct coord *c = ctx;
@@ -474,25 +486,34 @@ static void on_submit(struct rpc_call *call, void *ctx)
     uint64_t got = 0;
     int rc, io_errno = 0;
     for (;;) {
-        rc = pb_call_recv(call, &aulac__v1__update_chunk__descriptor, &in);
+        /* Each chunk's data goes from gRPC's buffers to the spool file: no copy. */
+        struct rpc_msg *msg;
+        size_t off, len;
+        rc = pb_call_recv_bulk(call, &aulac__v1__update_chunk__descriptor,
+                               FED_UPDATE_CHUNK_DATA_FIELD, &in, &msg, &off, &len);
         if (rc != 0)
             break;
         Aulac__V1__UpdateChunk *ch = (Aulac__V1__UpdateChunk *)in;
         const char *bad = NULL;
-        if (ch->part_case != AULAC__V1__UPDATE_CHUNK__PART_DATA)
-            bad = "a second header in one upload";
-        else if (ch->data.len > FED_MAX_CHUNK_BYTES)
+        if (ch->part_case == AULAC__V1__UPDATE_CHUNK__PART_HEADER)
+            bad = off ? "a chunk with both a header and data" : "a second header in one upload";
+        else if (!off)
+            bad = "a chunk without data";
+        else if (len > FED_MAX_CHUNK_BYTES)
             bad = "a chunk larger than 1 MiB";
-        else if (ch->data.len > want - got)
+        else if (len > want - got)
             bad = "more payload bytes than the signed header declares";
-        if (!bad && spool_write(sp, ch->data.data, ch->data.len, &io_errno) != 0) {
+        struct spool_piece w = { sp, &io_errno };
+        if (!bad && rpc_msg_each(msg, off, len, spool_piece, &w) != 0) {
             protobuf_c_message_free_unpacked(in, NULL);
+            rpc_msg_free(msg);
             rc = -2;
             break;
         }
         if (!bad)
-            got += ch->data.len;
+            got += len;
         protobuf_c_message_free_unpacked(in, NULL);
+        rpc_msg_free(msg);
         if (bad) {
             snprintf(u.reason, sizeof u.reason, "malformed upload stream: %s", bad);
             u.reason_label = "malformed";

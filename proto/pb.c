@@ -317,3 +317,23 @@ int pb_stream_recv_bulk(struct rpc_stream *s, const ProtobufCMessageDescriptor *
     }
     return rc;
 }
+
+int pb_call_recv_bulk(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
+                      uint32_t bulk_field, ProtobufCMessage **out, struct rpc_msg **msg,
+                      size_t *bulk_off, size_t *bulk_len)
+{
+    *out = NULL;
+    *bulk_off = *bulk_len = 0;
+    int rc = rpc_call_recv_msg(call, msg);
+    if (rc == RPC_ERR_NOMEM)
+        pb_call_finish_unpack_error(call, rc);
+    if (rc != 0)
+        return rc;
+    rc = pb_split_bulk(*msg, desc, bulk_field, out, bulk_off, bulk_len);
+    if (rc != 0) {
+        rpc_msg_free(*msg);
+        *msg = NULL;
+        pb_call_finish_unpack_error(call, rc);
+    }
+    return rc;
+}

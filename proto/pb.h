@@ -84,6 +84,14 @@ int pb_stream_recv_bulk(struct rpc_stream *s, const ProtobufCMessageDescriptor *
                         uint32_t bulk_field, ProtobufCMessage **out, struct rpc_msg **msg,
                         size_t *bulk_off, size_t *bulk_len);
 
+/* pb_call_recv for such a message on the server side: what pb_stream_recv_bulk gives,
+ * from rpc_call_recv_msg. On a malformed or oversized message the call is finished with
+ * the error, as pb_call_recv does. *bulk_off is 0 only when the bulk field is absent (a
+ * present one starts after its tag), so an empty bulk field is told from none. */
+int pb_call_recv_bulk(struct rpc_call *call, const ProtobufCMessageDescriptor *desc,
+                      uint32_t bulk_field, ProtobufCMessage **out, struct rpc_msg **msg,
+                      size_t *bulk_off, size_t *bulk_len);
+
 /* The parser of pb_stream_recv_bulk: walks the top-level fields of the message in m
  * (protobuf wire format, fields in any order), unpacks all but the bulk field with
  * pb_unpack and says where the bulk field's bytes are (*bulk_len 0 when it is absent).

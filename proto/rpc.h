@@ -328,8 +328,18 @@ size_t rpc_msg_len(const struct rpc_msg *m);
 /* Copies the message's bytes [off, off + len) to dst. 0, or RPC_ERR_INVALID_ARG when
  * the range runs past the message (nothing copied). */
 int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst);
+/* Calls fn(ctx, p, n) for each contiguous piece of the message's bytes [off, off + len),
+ * in order, without copying them (a piece may be empty only when len is 0: no call).
+ * 0; fn's first non-zero return, at which it stops; RPC_ERR_INVALID_ARG when the range
+ * runs past the message (no call). */
+int rpc_msg_each(const struct rpc_msg *m, size_t off, size_t len,
+                 int (*fn)(void *ctx, const uint8_t *p, size_t n), void *ctx);
 /* NULL is a no-op. */
 void rpc_msg_free(struct rpc_msg *m);
+/* rpc_call_recv without copying the message: *out as rpc_stream_recv_msg's (the caller
+ * frees it); RPC_EOS at the end (*out NULL); errors as rpc_call_recv. For a server
+ * that stores large request messages (SubmitUpdate's payload chunks). */
+int rpc_call_recv_msg(struct rpc_call *call, struct rpc_msg **out);
 /* For a process that receives large streams (a worker downloading models): keeps the
  * buffers gRPC allocates for each read in glibc's heap between messages (mmap threshold
  * 32 MiB, trim threshold 64 MiB, both fixed) instead of mapping fresh pages and faulting

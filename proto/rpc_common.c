@@ -248,7 +248,8 @@ size_t rpc_msg_len(const struct rpc_msg *m)
     return m->n ? m->ends[m->n - 1] : 0;
 }
 
-int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst)
+int rpc_msg_each(const struct rpc_msg *m, size_t off, size_t len,
+                 int (*fn)(void *ctx, const uint8_t *p, size_t n), void *ctx)
 {
     size_t total = rpc_msg_len(m);
     if (off > total || len > total - off)
@@ -262,18 +263,32 @@ int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst)
         else
             hi = mid;
     }
-    uint8_t *out = dst;
     for (size_t i = lo; len > 0; i++) {
         size_t start = m->ends[i] - GRPC_SLICE_LENGTH(m->slices[i]);
         size_t at = off - start, n = m->ends[i] - off;
         if (n > len)
             n = len;
-        memcpy(out, GRPC_SLICE_START_PTR(m->slices[i]) + at, n);
-        out += n;
+        int rc = fn(ctx, GRPC_SLICE_START_PTR(m->slices[i]) + at, n);
+        if (rc != 0)
+            return rc;
         off += n;
         len -= n;
     }
     return 0;
+}
+
+static int copy_piece(void *ctx, const uint8_t *p, size_t n)
+{
+    uint8_t **out = ctx;
+    memcpy(*out, p, n);
+    *out += n;
+    return 0;
+}
+
+int rpc_msg_copy(const struct rpc_msg *m, size_t off, size_t len, void *dst)
+{
+    uint8_t *out = dst;
+    return rpc_msg_each(m, off, len, copy_piece, &out);
 }
 
 gpr_timespec rpc_deadline_after_ms(int64_t timeout_ms)

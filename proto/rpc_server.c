@@ -638,10 +638,10 @@ void rpc_server_stop(struct rpc_server *srv)
 
 /* ------------------------------------------------------ inside a handler */
 
-int rpc_call_recv(struct rpc_call *c, uint8_t **buf, size_t *len)
+/* The next request message as gRPC holds it (*bb NULL with RPC_EOS). */
+static int call_recv_buffer(struct rpc_call *c, grpc_byte_buffer **out)
 {
-    *buf = NULL;
-    *len = 0;
+    *out = NULL;
     if (c->finished)
         return RPC_ERR_FINISHED;
     if (c->recv_eos)
@@ -676,9 +676,32 @@ int rpc_call_recv(struct rpc_call *c, uint8_t **buf, size_t *len)
         return RPC_EOS;
     }
     c->received++;
+    *out = bb;
+    return 0;
+}
+
+int rpc_call_recv(struct rpc_call *c, uint8_t **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    grpc_byte_buffer *bb;
+    int rc = call_recv_buffer(c, &bb);
+    if (rc != 0)
+        return rc;
     rc = rpc_buffer_copy_out(bb, buf, len);
     grpc_byte_buffer_destroy(bb);
     return rc;
+}
+
+int rpc_call_recv_msg(struct rpc_call *c, struct rpc_msg **out)
+{
+    *out = NULL;
+    grpc_byte_buffer *bb;
+    int rc = call_recv_buffer(c, &bb);
+    if (rc != 0)
+        return rc;
+    *out = rpc_msg_take(bb);
+    return *out ? 0 : RPC_ERR_NOMEM;
 }
 
 static size_t add_initial_metadata(struct rpc_call *c, grpc_op *op)

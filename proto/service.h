@@ -37,9 +37,11 @@
 /* Largest data part of a ModelChunk or UpdateChunk. */
 #define FED_MAX_CHUNK_BYTES            (1u << 20)
 /* The data fields' numbers of ModelChunk and ArtifactChunk (proto/aulac.proto): the
- * bulk fields pb_call_send_bulk sends last and pb_stream_recv_bulk leaves uncopied. */
+ * bulk fields pb_call_send_bulk sends last and pb_stream_recv_bulk leaves uncopied; and
+ * UpdateChunk's, which the coordinator stores from gRPC's buffers (pb_call_recv_bulk). */
 #define FED_MODEL_CHUNK_DATA_FIELD     4u
 #define FED_ARTIFACT_CHUNK_DATA_FIELD  5u
+#define FED_UPDATE_CHUNK_DATA_FIELD    2u
 /* Message limit both sides set unless configured otherwise: a full chunk
  * plus its header fits with room to spare. */
 #define FED_DEFAULT_MAX_MESSAGE_BYTES  (4u << 20)

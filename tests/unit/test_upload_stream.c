@@ -207,6 +207,82 @@ static void vanished_uploader_is_recorded(void **state)
 
 /* A finite but enormous update must not poison the aggregate: refused before it is
  * accumulated, so the round (and every later restart) goes on. */
+/* After the header, each message must carry data and nothing else. A chunk that breaks
+ * that is refused with a Receipt naming it and recorded; a chunk the coordinator cannot
+ * parse ends the call (INVALID_ARGUMENT, not judged). The chunks' data is stored from
+ * gRPC's buffers (pb_call_recv_bulk): an update then sent in chunks of 7 bytes is stored
+ * byte for byte. */
+static void malformed_chunks_are_refused(void **state)
+{
+    struct fx *f = *state;
+    static const uint8_t both[] = {0x0a, 0x00, 0x12, 0x01, 0xaa};      /* header, data */
+    static const uint8_t twice[] = {0x12, 0x01, 0xaa, 0x12, 0x01, 0xbb}; /* data, data */
+    static const uint8_t trunc[] = {0x12, 0x05, 0xaa};                  /* 5 bytes said */
+    const struct {
+        const uint8_t *bytes;
+        size_t len;
+        const char *told;       /* in the Receipt and the ledger; NULL: the call fails */
+    } cases[] = {
+        {both, sizeof both, "a chunk with both a header and data"},
+        {(const uint8_t *)"", 0, "a chunk without data"},
+        {NULL, 0, "a second header in one upload"},    /* the header again */
+        {twice, sizeof twice, NULL},
+        {trunc, sizeof trunc, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct upd u;
+        upd_make(f, &u, f->keys[FPT], 20 + (int)i);
+        struct rpc_channel *ch;
+        uint64_t before = fx_ledger_size(f);
+        struct rpc_stream *s = open_partial(f, &ch, &u, f->keys[FPT], u.len / 2);
+        wait_spooled(f, u.len / 2);
+        if (cases[i].bytes) {
+            assert_int_equal(rpc_stream_send(s, cases[i].bytes, cases[i].len), 0);
+        } else {
+            Aulac__V1__UpdateChunk again = AULAC__V1__UPDATE_CHUNK__INIT;
+            again.part_case = AULAC__V1__UPDATE_CHUNK__PART_HEADER;
+            again.header = &u.h;
+            assert_int_equal(pb_stream_send(s, &again.base), 0);
+        }
+        (void)rpc_stream_close_send(s);
+        ProtobufCMessage *m = NULL;
+        int rc = pb_stream_recv(s, &aulac__v1__receipt__descriptor, &m);
+        struct rpc_status st;
+        if (cases[i].told) {
+            assert_int_equal(rc, 0);
+            Aulac__V1__Receipt *r = (Aulac__V1__Receipt *)m;
+            assert_false(r->accepted);
+            if (!strstr(r->reason, "malformed upload stream") || !strstr(r->reason, cases[i].told))
+                fail_msg("case %zu: the member was told \"%s\"", i, r->reason);
+            protobuf_c_message_free_unpacked(m, NULL);
+            assert_int_equal(rpc_stream_finish(s, &st), 0);
+            fx_expect_rejection(f, "fpt", cases[i].told);
+        } else {
+            assert_int_not_equal(rc, 0);
+            assert_int_not_equal(rpc_stream_finish(s, &st), 0);
+            assert_int_equal(st.code, GRPC_STATUS_INVALID_ARGUMENT);
+            assert_int_equal(fx_ledger_size(f), before);
+        }
+        rpc_channel_close(ch);
+        wait_no_upload(f);
+        assert_int_equal(spool_files(f, NULL), 0);
+        upd_free(&u);
+    }
+    fx_expect_nothing_aggregated(f);
+    struct upd ok;
+    upd_make(f, &ok, f->keys[FPT], 40);
+    struct signer sg = { .key = f->keys[FPT] };
+    struct fed_client *cl = fx_client(f, &sg);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &ok.h, ok.payload, ok.len, 7, &r, &st), 0);
+    assert_true(r->accepted);
+    aulac__v1__receipt__free_unpacked(r, NULL);
+    fed_client_close(cl);
+    expect_stored(f, &ok);
+    upd_free(&ok);
+}
+
 static void oversized_update_is_refused(void **state)
 {
     struct fx *f = *state;
@@ -557,6 +633,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(half_closed_upload_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(vanished_uploader_is_recorded, setup, teardown),
+        cmocka_unit_test_setup_teardown(malformed_chunks_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(oversized_update_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(unauthenticated_refusals_are_recorded_at_a_bounded_rate,
                                         setup, teardown),
