@@ -498,7 +498,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
         if (ch->part_case == AULAC__V1__UPDATE_CHUNK__PART_HEADER)
             bad = off ? "a chunk with both a header and data" : "a second header in one upload";
         else if (!off)
-            bad = "a chunk without data";
+            bad = "a chunk without the data field";
         else if (len > FED_MAX_CHUNK_BYTES)
             bad = "a chunk larger than 1 MiB";
         else if (len > want - got)
@@ -562,7 +562,7 @@ static void on_submit(struct rpc_call *call, void *ctx)
         else
             rpc_call_finish(call, GRPC_STATUS_UNAVAILABLE, "storage error", NULL, 0);
     }
-    /* PB_ERR_*: pb_call_recv has already finished the call with the error. */
+    /* PB_ERR_*, RPC_ERR_NOMEM: pb_call_recv_bulk has already finished the call. */
 }
 
 /* --- Status ------------------------------------------------------------------------ */

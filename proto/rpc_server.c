@@ -638,7 +638,7 @@ void rpc_server_stop(struct rpc_server *srv)
 
 /* ------------------------------------------------------ inside a handler */
 
-/* The next request message as gRPC holds it (*bb NULL with RPC_EOS). */
+/* The next request message as gRPC holds it (*out NULL unless 0). */
 static int call_recv_buffer(struct rpc_call *c, grpc_byte_buffer **out)
 {
     *out = NULL;

@@ -99,6 +99,11 @@ static void data_field_numbers_are_the_protos(void **state)
     assert_non_null(f);
     assert_int_equal(f->id, FED_ARTIFACT_CHUNK_DATA_FIELD);
     assert_int_equal(f->type, PROTOBUF_C_TYPE_BYTES);
+    f = protobuf_c_message_descriptor_get_field_by_name(&aulac__v1__update_chunk__descriptor,
+                                                        "data");
+    assert_non_null(f);
+    assert_int_equal(f->id, FED_UPDATE_CHUNK_DATA_FIELD);
+    assert_int_equal(f->type, PROTOBUF_C_TYPE_BYTES);
 }
 
 /* The data field first, in the middle and last, cut at every offset (and, for some, in

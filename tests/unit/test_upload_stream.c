@@ -205,18 +205,17 @@ static void vanished_uploader_is_recorded(void **state)
     upd_free(&u);
 }
 
-/* A finite but enormous update must not poison the aggregate: refused before it is
- * accumulated, so the round (and every later restart) goes on. */
 /* After the header, each message must carry data and nothing else. A chunk that breaks
  * that is refused with a Receipt naming it and recorded; a chunk the coordinator cannot
- * parse ends the call (INVALID_ARGUMENT, not judged). The chunks' data is stored from
+ * split into its data and the rest (data given twice, truncated) ends the call
+ * (INVALID_ARGUMENT, not judged). The chunks' data is stored from
  * gRPC's buffers (pb_call_recv_bulk): an update then sent in chunks of 7 bytes is stored
  * byte for byte. */
 static void malformed_chunks_are_refused(void **state)
 {
     struct fx *f = *state;
     static const uint8_t both[] = {0x0a, 0x00, 0x12, 0x01, 0xaa};      /* header, data */
-    static const uint8_t twice[] = {0x12, 0x01, 0xaa, 0x12, 0x01, 0xbb}; /* data, data */
+    static const uint8_t twice[] = {0x12, 0x01, 0xaa, 0x12, 0x01, 0xbb}; /* data twice */
     static const uint8_t trunc[] = {0x12, 0x05, 0xaa};                  /* 5 bytes said */
     const struct {
         const uint8_t *bytes;
@@ -224,7 +223,7 @@ static void malformed_chunks_are_refused(void **state)
         const char *told;       /* in the Receipt and the ledger; NULL: the call fails */
     } cases[] = {
         {both, sizeof both, "a chunk with both a header and data"},
-        {(const uint8_t *)"", 0, "a chunk without data"},
+        {(const uint8_t *)"", 0, "a chunk without the data field"},
         {NULL, 0, "a second header in one upload"},    /* the header again */
         {twice, sizeof twice, NULL},
         {trunc, sizeof trunc, NULL},
@@ -283,6 +282,8 @@ static void malformed_chunks_are_refused(void **state)
     upd_free(&ok);
 }
 
+/* A finite but enormous update must not poison the aggregate: refused before it is
+ * accumulated, so the round (and every later restart) goes on. */
 static void oversized_update_is_refused(void **state)
 {
     struct fx *f = *state;
