@@ -527,6 +527,9 @@ static int simulate(const struct sim *s, const struct variant *v, struct result 
                 fail(res, -1, "%s", "the global model became non-finite");
                 goto out;
             }
+        if (rounds >= 20 && r % (rounds / 10) == 0 && r < rounds)   /* long cells: progress */
+            fprintf(stderr, "  %-15s round %u of %u, %.0f s\n", v->name, r, rounds,
+                    fedsim_now() - t0);
         if (s->curve && r < MAX_ROUNDS && (r % (uint32_t)s->curve == 0 || r == rounds) &&
             (rc = evaluate(s, tr, dt, theta, &res->curve[r], NULL)) != 0) {
             fail(res, rc, "evaluate: %s", model_strerror(rc));
@@ -1146,6 +1149,8 @@ static void usage(FILE *f)
             "  --jobs N        variants run at once (online CPUs)\n"
             "  --downlink      apply the policy's downlink compression (default: exact)\n"
             "  --curve N       print the validation loss after every N-th round\n"
+            "                  (a run of 20 rounds or more also says on stderr when each tenth\n"
+            "                  of its rounds is done, and how long it has taken)\n"
             "  --diloco        the DiLoCo grid instead of variants: the synchronous baseline\n"
             "                  (H = 1, dense, fedavg lr 1), then every H x uplink x outer,\n"
             "                  each with T inner steps per member (T / H rounds of H steps)\n"
