@@ -912,6 +912,12 @@ static int train_builtin(struct worker *w, const Aulac__V1__Task *t,
     progress_begin(&w->progress);
     progress_update(&w->progress, ps);
     rc = train_local(w, plan, steps, &pc, ts);
+    if (rc != 0 && stop_flag) {
+        progress_end(&w->progress);
+        log_info("round %" PRIu64 ": training stopped (the worker is stopping); the round is "
+                 "not sent", t->round);
+        return -1;
+    }
     if (rc != 0) {
         progress_end(&w->progress);
         log_error("training round %" PRIu64 " failed: %s", t->round, model_strerror(rc));
