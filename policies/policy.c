@@ -741,7 +741,7 @@ static int post_training(struct post *pc, struct policy *p)
 
     struct policy_outer_optimizer *o = &t->outer;
     if (!seen(pc, "training.outer.lr"))
-        o->lr = o->kind == POLICY_OUTER_NESTEROV ? 0.7 : (o->kind == POLICY_OUTER_FEDADAM ? 0.01 : 1.0);
+        o->lr = o->kind == POLICY_OUTER_NESTEROV ? 0.4 : (o->kind == POLICY_OUTER_FEDADAM ? 0.01 : 1.0);
     if (!seen(pc, "training.outer.momentum"))
         o->momentum = o->kind == POLICY_OUTER_NESTEROV ? 0.9 : 0.0;
     if (o->kind == POLICY_OUTER_FEDADAM && seen(pc, "training.outer.momentum"))

@@ -271,7 +271,7 @@ static void test_defaults(void **state)
     char buf[1024];
     snprintf(buf, sizeof buf, "%s  outer:\n    kind: nesterov\n  local_steps: 1e2\n", minimal);
     assert_int_equal(load(buf, &p, &e), 0);
-    assert_true(p.training.outer.lr == 0.7 && p.training.outer.momentum == 0.9);
+    assert_true(p.training.outer.lr == 0.4 && p.training.outer.momentum == 0.9);
     assert_int_equal(p.training.local_steps, 100);
     policy_free(&p);
 
