@@ -433,11 +433,11 @@ static int close_begin_locked(struct coord *c, struct close_job *j)
 }
 
 /* What the round's uploads freed (gRPC's read buffers of 1 MiB chunks, the validating
- * decode's buffers, freed by many threads) glibc keeps in its per-thread arenas, a few MB each, and
- * gives back only from the top of each heap: ~100-300 MB at 16-32 members. Given back
- * before the close touches its two model-sized buffers, so that the close's peak is
- * those and what is live (bench/README.md, Scale). One pass over the arenas' free
- * lists: milliseconds. */
+ * decode's buffers, freed by many threads) glibc keeps in its per-thread arenas, a few
+ * MB each, and gives back only from the top of each heap: ~100-300 MB at 16-32 members
+ * (bench/README.md, Scale). Given back before the close touches its two model-sized
+ * buffers, so that the close's peak is those and what is live. One pass over the
+ * arenas' free lists: milliseconds. */
 static void give_back_freed_memory(void)
 {
 #ifdef __GLIBC__

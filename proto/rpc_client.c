@@ -266,18 +266,35 @@ static grpc_event wait_batch(grpc_call *call, grpc_completion_queue *cq, int tag
     }
 }
 
-/* Starts ops and waits for them; the call's deadline bounds the wait. */
-static int run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t n,
-                     int tag)
+/* Starts ops and waits for them (wait_batch: the call's deadline bounds the wait; with
+ * interrupt, so does the caller's flag, and *interrupted says whether it ended it). */
+static int run_batch_interruptible(grpc_call *call, grpc_completion_queue *cq,
+                                   const grpc_op *ops, size_t n, int tag,
+                                   const volatile sig_atomic_t *interrupt, int *interrupted)
 {
+    *interrupted = 0;
     grpc_call_error e = grpc_call_start_batch(call, ops, n, TAG(tag), NULL);
     if (e != GRPC_CALL_OK) {
         log_error("rpc: cannot start batch: %s", grpc_call_error_to_string(e));
         return RPC_ERR_CALL_START;
     }
-    int interrupted;
-    grpc_event ev = wait_batch(call, cq, tag, NULL, &interrupted);
+    grpc_event ev = wait_batch(call, cq, tag, interrupt, interrupted);
     return ev.type == GRPC_OP_COMPLETE && ev.success ? 0 : RPC_ERR_CANCELLED;
+}
+
+static int run_batch(grpc_call *call, grpc_completion_queue *cq, const grpc_op *ops, size_t n,
+                     int tag)
+{
+    int interrupted;
+    return run_batch_interruptible(call, cq, ops, n, tag, NULL, &interrupted);
+}
+
+/* RPC_ERR_INTERRUPTED, with st CANCELLED and its words. */
+static int fail_interrupted(struct rpc_status *st)
+{
+    const char *msg = rpc_strerror(RPC_ERR_INTERRUPTED);
+    rpc_status_set(st, GRPC_STATUS_CANCELLED, msg, strlen(msg));
+    return RPC_ERR_INTERRUPTED;
 }
 
 int rpc_unary(struct rpc_channel *ch, const char *method,
@@ -291,12 +308,8 @@ int rpc_unary(struct rpc_channel *ch, const char *method,
         fail_status(st, RPC_ERR_INVALID_ARG);
         return RPC_ERR_INVALID_ARG;
     }
-    if (opts && opts->interrupt && *opts->interrupt) {
-        /* already stopping: nothing is sent */
-        rpc_status_set(st, GRPC_STATUS_CANCELLED, rpc_strerror(RPC_ERR_INTERRUPTED),
-                       strlen(rpc_strerror(RPC_ERR_INTERRUPTED)));
-        return RPC_ERR_INTERRUPTED;
-    }
+    if (opts && opts->interrupt && *opts->interrupt)
+        return fail_interrupted(st);   /* already stopping: nothing is sent */
     grpc_metadata *md = NULL;
     grpc_call *call = NULL;
     grpc_completion_queue *cq = NULL;
@@ -333,21 +346,14 @@ int rpc_unary(struct rpc_channel *ch, const char *method,
     ops[5].data.recv_status_on_client.trailing_metadata = &trailing_md;
     ops[5].data.recv_status_on_client.status = &code;
     ops[5].data.recv_status_on_client.status_details = &details;
-    int interrupted = 0;
-    grpc_call_error e = grpc_call_start_batch(call, ops, 6, TAG(TAG_UNARY), NULL);
-    if (e != GRPC_CALL_OK) {
-        log_error("rpc: cannot start batch: %s", grpc_call_error_to_string(e));
-        rc = RPC_ERR_CALL_START;
-    } else {
-        /* (RECV_STATUS_ON_CLIENT always completes; its outcome is in code) */
-        (void)wait_batch(call, cq, TAG_UNARY, opts->interrupt, &interrupted);
-    }
+    /* (RECV_STATUS_ON_CLIENT always completes; its outcome is in code, not in rc) */
+    int interrupted;
+    rc = run_batch_interruptible(call, cq, ops, 6, TAG_UNARY, opts->interrupt, &interrupted);
 
     if (rc == RPC_ERR_CALL_START) {
         fail_status(st, rc);
     } else if (interrupted && code != GRPC_STATUS_OK) {
-        rc = RPC_ERR_INTERRUPTED;
-        rpc_status_set(st, GRPC_STATUS_CANCELLED, rpc_strerror(rc), strlen(rpc_strerror(rc)));
+        rc = fail_interrupted(st);
     } else {
         /* RECV_STATUS_ON_CLIENT reports failures in code, not in success. */
         rpc_status_set(st, code, (const char *)GRPC_SLICE_START_PTR(details),

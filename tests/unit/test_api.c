@@ -269,18 +269,13 @@ static void unknown_paths_are_404_and_bad_queries_400(void **state)
  * with a reason (update_reject). */
 static void submit_refused(struct fx *f)
 {
-    struct signer s = { .key = f->keys[FPT] };
     struct upd u;
     upd_make(f, &u, f->keys[FPT], 12);
     u.e.round = 2;
     upd_sign(&u, f->keys[FPT]);
-    struct fed_client *cl = fx_client(f, &s);
-    Aulac__V1__Receipt *r = NULL;
-    struct rpc_status st;
-    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    Aulac__V1__Receipt *r = fx_send(f, FPT, &u, 0);
     assert_false(r->accepted);
     aulac__v1__receipt__free_unpacked(r, NULL);
-    fed_client_close(cl);
     upd_free(&u);
 }
 

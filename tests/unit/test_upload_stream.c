@@ -270,14 +270,9 @@ static void malformed_chunks_are_refused(void **state)
     fx_expect_nothing_aggregated(f);
     struct upd ok;
     upd_make(f, &ok, f->keys[FPT], 40);
-    struct signer sg = { .key = f->keys[FPT] };
-    struct fed_client *cl = fx_client(f, &sg);
-    Aulac__V1__Receipt *r = NULL;
-    struct rpc_status st;
-    assert_int_equal(fed_submit_update(cl, &ok.h, ok.payload, ok.len, 7, &r, &st), 0);
+    Aulac__V1__Receipt *r = fx_send(f, FPT, &ok, 7);
     assert_true(r->accepted);
     aulac__v1__receipt__free_unpacked(r, NULL);
-    fed_client_close(cl);
     expect_stored(f, &ok);
     upd_free(&ok);
 }
@@ -303,16 +298,11 @@ static void oversized_update_is_refused(void **state)
     crypto_blake2b256(u.payload, u.len, u.e.payload_hash);
     u.e.payload_bytes = u.len;
     upd_sign(&u, f->keys[HUST]);
-    struct signer s = { .key = f->keys[HUST] };
-    struct fed_client *cl = fx_client(f, &s);
-    Aulac__V1__Receipt *r = NULL;
-    struct rpc_status st;
-    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    Aulac__V1__Receipt *r = fx_send(f, HUST, &u, 0);
     assert_false(r->accepted);
     if (!strstr(r->reason, "too large to aggregate"))
         fail_msg("the member was told \"%s\"", r->reason);
     aulac__v1__receipt__free_unpacked(r, NULL);
-    fed_client_close(cl);
     fx_expect_rejection(f, "hust", "too large to aggregate");
     fx_expect_nothing_aggregated(f);
     expect_still_serving(f, HUST, 9);

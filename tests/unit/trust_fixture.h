@@ -342,21 +342,31 @@ static inline void upd_free(struct upd *u)
  * its key; the coordinator must accept it. */
 static inline void fx_wait_closed(struct fx *f);
 
+/* Sends u signed as who, in chunks of chunk_bytes (0: the client's default), and returns
+ * the coordinator's receipt (the call must succeed; free it with
+ * aulac__v1__receipt__free_unpacked). */
+static inline Aulac__V1__Receipt *fx_send(struct fx *f, int who, const struct upd *u,
+                                          size_t chunk_bytes)
+{
+    struct signer s = { .key = f->keys[who] };
+    struct fed_client *cl = fx_client(f, &s);
+    Aulac__V1__Receipt *r = NULL;
+    struct rpc_status st;
+    assert_int_equal(fed_submit_update(cl, &u->h, u->payload, u->len, chunk_bytes, &r, &st), 0);
+    fed_client_close(cl);
+    return r;
+}
+
 /* Submits who's update, which must be accepted; when it completes the round, returns
  * once the timer thread has closed it. */
 static inline void fx_submit_accepted(struct fx *f, int who, int salt)
 {
-    struct signer s = { .key = f->keys[who] };
     struct upd u;
     upd_make(f, &u, f->keys[who], salt);
-    struct fed_client *cl = fx_client(f, &s);
-    Aulac__V1__Receipt *r = NULL;
-    struct rpc_status st;
-    assert_int_equal(fed_submit_update(cl, &u.h, u.payload, u.len, 0, &r, &st), 0);
+    Aulac__V1__Receipt *r = fx_send(f, who, &u, 0);
     if (!r->accepted)
         fail_msg("the update of %s was refused: %s", fx_ids[who], r->reason);
     aulac__v1__receipt__free_unpacked(r, NULL);
-    fed_client_close(cl);
     upd_free(&u);
     fx_wait_closed(f);
 }
