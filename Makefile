@@ -76,8 +76,11 @@ TOOL_SRC  := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(BUILD)/tests/tools/%,$(TOOL_SRC))
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BINS:= $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
-# Code the benches share (bench/lib/: the simulated federation's members), linked into each.
+# Code the benches share (bench/lib/: the simulated federation's members, the loopback
+# TCP and TLS copies bench/scale measures downloads against), linked into each. The TLS
+# copy uses OpenSSL directly, the library gRPC itself links (libgrpc-dev pulls libssl-dev).
 BENCH_LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(wildcard bench/lib/*.c))
+BENCH_LDLIBS  := $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto)
 
 .PHONY: all deps demo demo-torch test tests unit-tests bench clean reference reference-rdp fuzz peers
 # The benches are built (never run) by all and tests, so that they keep compiling.
@@ -150,7 +153,7 @@ $(FAULT_TESTS): TEST_LDFLAGS = $(foreach s,$(FAULT_WRAP),-Wl,--wrap=$(s))
 
 $(BUILD)/bench/%: bench/%.c $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BENCH_LIB_OBJ) $(BUILD)/libcoord.a $(BUILD)/libworker.a $(LIBAULAC) $(LDLIBS) $(BENCH_LDLIBS)
 
 $(BUILD)/tests/tools/%: tests/tools/%.c $(BUILD)/libworker.a $(LIBAULAC) $(PROTO_H)
 	@mkdir -p $(dir $@)

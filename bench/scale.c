@@ -12,13 +12,15 @@
  * upload it with fed_submit_update (all N at once). Nobody trains.
  *
  * The phases of a round are separated by barriers, so that each figure is measured
- * while nothing else runs: download, the raw TCP baseline, encoding (the tool's own CPU),
+ * while nothing else runs: download, the raw baselines, encoding (the tool's own CPU),
  * upload, round close. It prints, per round and in a summary: the coordinator's peak
  * RSS (VmHWM) and per-phase RSS, updates accepted per second, the coordinator's CPU time
  * (utime + stime from /proc) per update over the upload phase and over the close, the
  * round close time (last receipt to the first member's next task), the model download
- * throughput against a raw loopback TCP copy of the same bytes to N receivers at once
- * (the best of three copies), and the growth of the data directory. Members download as
+ * throughput and the CPU it costs each side against raw loopback copies of the same
+ * bytes to N receivers at once (the best of three copies; bench/lib/loopback_copy.c): in
+ * plain TCP, and with TLS in OpenSSL's TLS 1.3 with the suite the coordinator negotiates
+ * (what TLS itself costs on this machine), and the growth of the data directory. Members download as
  * the worker does: each chunk's data copied once from what gRPC received, member 0's
  * into its replica (fed_download_model_into), with the worker's allocator setting
  * (rpc_tune_malloc_for_streams). The last line is "RESULT key=value ..." for
@@ -52,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/lib/loopback_copy.h"
 #include "codec/codec.h"
 #include "crypto/digest.h"
 #include "crypto/envelope.h"
@@ -92,9 +95,11 @@ static void usage(FILE *f)
 "compresses it with the round's uplink codec and its error-feedback residual, signs the\n"
 "update envelope and uploads it (all at once). Nobody trains. Prints the coordinator's\n"
 "peak RSS (and over the model's fp32 bytes), updates accepted per second, coordinator\n"
-"CPU time per update, round close time, download throughput against a raw loopback TCP\n"
-"copy of the same bytes (best of three), and the data directory's growth per round; then\n"
-"one line RESULT key=value ... for scripts.\n"
+"CPU time per update, round close time, download throughput (and CPU per GB at each end)\n"
+"against raw loopback copies of the same bytes to N receivers (best of three each): plain\n"
+"TCP, and, with TLS, a bare OpenSSL TLS 1.3 stream with the suite the coordinator\n"
+"negotiates; and the data directory's growth per round; then one line RESULT key=value\n"
+"... for scripts.\n"
 "\n"
 "  --members N       simulated members (default 4, at most %d)\n"
 "  --model M         tiny (tests/integration/lib.sh's 1-layer policy), 124m\n"
@@ -115,7 +120,8 @@ static void usage(FILE *f)
 "  --bin DIR         where aulac and aulac-coordinator are (default: the directory\n"
 "                    above this program's, i.e. the build directory)\n"
 "  --run-dir DIR     use DIR (must not exist) instead of a new temporary directory\n"
-"  --plaintext       no TLS (coordinator --insecure): to tell TLS's share of the costs\n"
+"  --plaintext       no TLS (coordinator --insecure; no raw TLS copy either): to tell\n"
+"                    TLS's share of the costs\n"
 "  --downloads K     each member downloads the model K times in a row in each round's\n"
 "                    download phase; the throughput is over all K (a steadier figure\n"
 "                    on a busy machine) (default 1)\n"
@@ -132,12 +138,17 @@ static void usage(FILE *f)
 
 static struct options opt;
 
-static double now_s(void)
+/* Seconds on a clock: CLOCK_MONOTONIC (now_s) or CLOCK_PROCESS_CPUTIME_ID (self_cpu_s:
+ * this process's CPU time, all its threads). */
+static double clock_s(clockid_t id)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
+
+static double now_s(void) { return clock_s(CLOCK_MONOTONIC); }
+static double self_cpu_s(void) { return clock_s(CLOCK_PROCESS_CPUTIME_ID); }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -304,6 +315,7 @@ struct bench {
     size_t n;                   /* parameters */
     uint64_t model_bytes;
     uint8_t *model0;             /* member 0's replica: it downloads into it (pre-faulted) */
+    char tls_version[16], tls_suite[64];   /* what the coordinator negotiates ("" plaintext) */
     struct member *m;
     pthread_barrier_t bar;
     sem_t enc_sem;
@@ -820,93 +832,31 @@ static void *member_main(void *arg)
     return NULL;
 }
 
-/* --- the raw TCP baseline ---------------------------------------------------------- */
+/* --- the baselines ----------------------------------------------------------------- */
 
-struct raw_conn {
-    int fd;
-    const uint8_t *buf;
-    size_t len;
-    uint64_t got;
-};
-
-static void *raw_send(void *arg)
+/* The same bytes (B.model0, the model member 0 downloaded) copied over loopback to
+ * opt.members receivers at once (bench/lib/loopback_copy.c), in plain TCP, or in TLS
+ * with the coordinator's certificate and the suite it negotiated (B.tls_suite): the
+ * best of three copies, so that a slow moment of the machine never flatters the ratio. */
+static void best_copy(int tls, double *rate, double *cpu_per_gb)
 {
-    struct raw_conn *c = arg;
-    size_t off = 0;
-    while (off < c->len) {
-        ssize_t w = send(c->fd, c->buf + off, c->len - off, MSG_NOSIGNAL);
-        if (w <= 0)
-            break;
-        off += (size_t)w;
-    }
-    close(c->fd);
-    return NULL;
-}
-
-static void *raw_recv(void *arg)
-{
-    struct raw_conn *c = arg;
-    static __thread uint8_t buf[1 << 20];
-    for (;;) {
-        ssize_t r = recv(c->fd, buf, sizeof buf, 0);
-        if (r <= 0)
-            break;
-        c->got += (uint64_t)r;
-    }
-    close(c->fd);
-    return NULL;
-}
-
-/* The same bytes (B.model0, the model member 0 downloaded) copied over loopback TCP to
- * `count` receivers at once, each on its own connection from its own sender thread:
- * aggregate bytes per second, or -1. */
-static double raw_baseline(int count)
-{
-    const uint8_t *buf = B.model0;
-    int ls = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t al = sizeof a;
-    double rate = -1;
-    struct raw_conn *s = calloc((size_t)count, sizeof *s), *r = calloc((size_t)count, sizeof *r);
-    pthread_t *ts = calloc((size_t)count, sizeof *ts), *tr = calloc((size_t)count, sizeof *tr);
-    if (ls < 0 || !s || !r || !ts || !tr || bind(ls, (struct sockaddr *)&a, sizeof a) != 0 ||
-        listen(ls, count) != 0 || getsockname(ls, (struct sockaddr *)&a, &al) != 0)
-        goto out;
-    int made = 0;
-    for (; made < count; made++) {
-        r[made].fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (r[made].fd < 0 || connect(r[made].fd, (struct sockaddr *)&a, sizeof a) != 0)
-            break;
-        s[made].fd = accept(ls, NULL, NULL);
-        if (s[made].fd < 0) {
-            close(r[made].fd);
-            break;
+    char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], err[512];
+    snprintf(cert, sizeof cert, "%s/tls/coordinator.pem", B.dir);
+    snprintf(key, sizeof key, "%s/tls/coordinator.key", B.dir);
+    snprintf(ca, sizeof ca, "%s/tls/ca.pem", B.dir);
+    struct loopback_tls t = { cert, key, ca, B.tls_suite };
+    *rate = -1;
+    *cpu_per_gb = -1;
+    for (int k = 0; k < 3; k++) {
+        struct loopback_result r;
+        if (loopback_copy(B.model0, B.model_bytes, opt.members, tls ? &t : NULL, &r, err,
+                          sizeof err) != 0)
+            die("the loopback %s copy failed: %s", tls ? "TLS" : "TCP", err);
+        if (r.bytes_per_s > *rate) {
+            *rate = r.bytes_per_s;
+            *cpu_per_gb = r.cpu_s / ((double)B.model_bytes * opt.members / 1e9);
         }
-        s[made].buf = buf;
-        s[made].len = B.model_bytes;
     }
-    double t0 = now_s();
-    for (int i = 0; i < made; i++) {
-        pthread_create(&tr[i], NULL, raw_recv, &r[i]);
-        pthread_create(&ts[i], NULL, raw_send, &s[i]);
-    }
-    uint64_t total = 0;
-    for (int i = 0; i < made; i++) {
-        pthread_join(ts[i], NULL);
-        pthread_join(tr[i], NULL);
-        total += r[i].got;
-    }
-    double dt = now_s() - t0;
-    if (made == count && total == (uint64_t)count * B.model_bytes && dt > 0)
-        rate = (double)total / dt;
-out:
-    if (ls >= 0)
-        close(ls);
-    free(s);
-    free(r);
-    free(ts);
-    free(tr);
-    return rate;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
@@ -1105,11 +1055,28 @@ static void start_coordinator(const char *coordinator)
     die("the coordinator did not serve within 60 s (%s)", log);
 }
 
+/* What the coordinator's TLS negotiates (B.tls_version, B.tls_suite): the raw TLS copy
+ * uses the same suite. gRPC's own client gets the same from it: both sides use OpenSSL's
+ * default TLS 1.3 suites. */
+static void probe_tls(void)
+{
+    char ca[PATH_MAX], err[512];
+    snprintf(ca, sizeof ca, "%s/tls/ca.pem", B.dir);
+    const char *colon = strrchr(B.addr, ':');
+    if (!colon || loopback_tls_probe(atoi(colon + 1), ca, B.tls_version, sizeof B.tls_version,
+                                     B.tls_suite, sizeof B.tls_suite, err, sizeof err) != 0)
+        die("cannot tell the coordinator's TLS suite: %s", colon ? err : B.addr);
+    say("the coordinator negotiates %s with %s", B.tls_version, B.tls_suite);
+}
+
 /* --- main -------------------------------------------------------------------------- */
 
 struct round_result {
     int done, dense;
     double dl_s, dl_cpu, raw_rate, enc_s, up_s, up_cpu, close_s, close_cpu;
+    double dl_members_cpu;          /* this process's CPU over the download (the members') */
+    double raw_cpu_gb;              /* the raw TCP copy's CPU s per GB (both ends) */
+    double tls_rate, tls_cpu_gb;    /* the raw TLS copy's (not measured in plaintext: -1) */
     uint64_t payload_bytes;   /* all members' */
     int accepted;
     uint64_t disk_before, disk_after;
@@ -1148,6 +1115,26 @@ static const char *describe_death(int st, char *buf, size_t cap)
 static double served_bytes(void)
 {
     return (double)opt.downloads * opt.members * (double)B.model_bytes;
+}
+
+/* The download phase's figures, against the raw copies of the same bytes. */
+static void report_download(int r, const struct round_result *q)
+{
+    double served_gb = served_bytes() / 1e9, dl_rate = served_bytes() / q->dl_s;
+    char times[32] = "", tls[256] = "";
+    if (opt.downloads > 1)
+        snprintf(times, sizeof times, ", %d times in a row", opt.downloads);
+    say("round %d: download %d x %.1f MB at once%s in %.2f s = %.0f MB/s; CPU s per GB served: "
+        "coordinator %.2f, members %.2f", r, opt.members, mb((double)B.model_bytes), times,
+        q->dl_s, mb(dl_rate), q->dl_cpu / served_gb, q->dl_members_cpu / served_gb);
+    if (!opt.plaintext)
+        snprintf(tls, sizeof tls, "; TLS (OpenSSL, %s %s): %.0f MB/s (download %.0f %% of it), "
+                 "%.2f CPU s per GB", B.tls_version, B.tls_suite, mb(q->tls_rate),
+                 100 * dl_rate / q->tls_rate, q->tls_cpu_gb);
+    say("round %d: raw loopback copies of the same bytes to %d receiver%s, best of 3 each, "
+        "both ends' CPU: TCP %.0f MB/s (download %.0f %% of it), %.2f CPU s per GB%s", r,
+        opt.members, opt.members == 1 ? "" : "s", mb(q->raw_rate), 100 * dl_rate / q->raw_rate,
+        q->raw_cpu_gb, tls);
 }
 
 int main(int argc, char **argv)
@@ -1334,6 +1321,8 @@ int main(int argc, char **argv)
     make_alliance(aulac);
     start_coordinator(coordinator);
     say("coordinator pid %d serving on %s (log %s/coordinator.log)", (int)B.coord, B.addr, B.dir);
+    if (!opt.plaintext)
+        probe_tls();
 
     B.rss_max = calloc((size_t)opt.rounds + 2, sizeof *B.rss_max);
     B.anon_max = calloc((size_t)opt.rounds + 2, sizeof *B.anon_max);
@@ -1391,33 +1380,20 @@ int main(int argc, char **argv)
         q->dense = plans[r].uplink.k_per_block >= plans[r].uplink.block_size;
         /* download */
         B.phase = PH_DOWNLOAD;
-        double dl_cpu0 = proc_cpu_s(B.coord);
+        double dl_cpu0 = proc_cpu_s(B.coord), self_cpu0 = self_cpu_s();
         double t0 = now_s();
         main_sync();   /* (B) */
         main_sync();   /* (C) */
         q->dl_s = now_s() - t0;
         q->dl_cpu = proc_cpu_s(B.coord) - dl_cpu0;
+        q->dl_members_cpu = self_cpu_s() - self_cpu0;
         if (B.abort)
             break;
         B.phase = PH_BASELINE;
-        /* The best of three copies: the baseline at its fastest, so that a slow moment of
-         * the machine never flatters the ratio. */
-        q->raw_rate = -1;
-        for (int k = 0; k < 3; k++) {
-            double rate = raw_baseline(opt.members);
-            if (rate > q->raw_rate)
-                q->raw_rate = rate;
-        }
-        double dl_rate = served_bytes() / q->dl_s;
-        char times[32] = "";
-        if (opt.downloads > 1)
-            snprintf(times, sizeof times, ", %d times in a row", opt.downloads);
-        say("round %d: download %d x %.1f MB at once%s in %.2f s = %.0f MB/s (coordinator CPU "
-            "%.2f s, %.2f s per GB served); raw loopback TCP copy of the same bytes to %d "
-            "receivers (best of 3): %.0f MB/s (%.0f %%)", r, opt.members, mb((double)B.model_bytes),
-            times, q->dl_s, mb(dl_rate), q->dl_cpu,
-            q->dl_cpu / (served_bytes() / 1e9), opt.members,
-            mb(q->raw_rate), q->raw_rate > 0 ? 100 * dl_rate / q->raw_rate : 0);
+        best_copy(0, &q->raw_rate, &q->raw_cpu_gb);
+        if (!opt.plaintext)
+            best_copy(1, &q->tls_rate, &q->tls_cpu_gb);
+        report_download(r, q);
         /* encode */
         B.phase = PH_ENCODE;
         t0 = now_s();
@@ -1491,6 +1467,8 @@ int main(int argc, char **argv)
     /* --- the results --- */
     int rounds_done = 0, accepted = 0, expected = 0;
     double ups_d = 0, ups_s = 0, cpu_d = 0, cpu_s = 0, close_sum = 0, dl = 0, raw = 0;
+    double tls_sum = 0;
+    double gb_cpu[4] = { 0 };   /* CPU s per GB: coordinator, members, raw TCP, raw TLS */
     int nd = 0, ns = 0;
     uint64_t disk_sum = 0;
     double close_k[2] = { 0, 0 }, disk_k[2] = { 0, 0 };   /* [dense]: sums */
@@ -1498,9 +1476,9 @@ int main(int argc, char **argv)
     printf("\nbench/scale: model %s (%zu parameters, %.1f MB fp32), %d members, %s on "
            "loopback\n", opt.model, B.n, mb((double)B.model_bytes), opt.members,
            opt.plaintext ? "plaintext gRPC" : "gRPC with TLS");
-    printf("%5s %6s %10s %9s %9s %6s %9s %11s %10s %9s %11s %10s\n", "round", "uplink",
-           "upload MB", "accepted", "upd/s", "", "CPU s/upd", "download MB/s", "raw MB/s",
-           "ratio", "close s", "disk +MB");
+    printf("%5s %6s %10s %9s %9s %6s %9s %11s %10s %9s %12s %9s %11s %10s\n", "round",
+           "uplink", "upload MB", "accepted", "upd/s", "", "CPU s/upd", "download MB/s",
+           "raw MB/s", "ratio", "raw TLS MB/s", "ratio", "close s", "disk +MB");
     for (int r = 1; r <= opt.rounds; r++) {
         struct round_result *q = &res[r];
         if (!q->up_s)
@@ -1508,14 +1486,25 @@ int main(int argc, char **argv)
         expected += opt.members;
         accepted += q->accepted;
         double dlr = served_bytes() / q->dl_s;
-        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %8.0f%% %11.2f %10.1f\n", r,
-               q->dense ? "dense" : "top-k", mb((double)q->payload_bytes / opt.members),
-               q->accepted, opt.members, q->accepted / q->up_s, "",
-               q->accepted ? q->up_cpu / q->accepted : -1, mb(dlr), mb(q->raw_rate),
-               q->raw_rate > 0 ? 100 * dlr / q->raw_rate : 0, q->done ? q->close_s : -1,
+        char tls_rate[16] = "-", tls_ratio[16] = "-";
+        if (!opt.plaintext) {
+            snprintf(tls_rate, sizeof tls_rate, "%.0f", mb(q->tls_rate));
+            snprintf(tls_ratio, sizeof tls_ratio, "%.0f%%", 100 * dlr / q->tls_rate);
+        }
+        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %8.0f%% %12s %9s %11.2f "
+               "%10.1f\n", r, q->dense ? "dense" : "top-k",
+               mb((double)q->payload_bytes / opt.members), q->accepted, opt.members,
+               q->accepted / q->up_s, "", q->accepted ? q->up_cpu / q->accepted : -1, mb(dlr),
+               mb(q->raw_rate), 100 * dlr / q->raw_rate, tls_rate, tls_ratio,
+               q->done ? q->close_s : -1,
                q->done ? mb((double)q->disk_after - (double)q->disk_before) : -1);
         dl += dlr;
         raw += q->raw_rate;
+        tls_sum += q->tls_rate;
+        gb_cpu[0] += q->dl_cpu / (served_bytes() / 1e9);
+        gb_cpu[1] += q->dl_members_cpu / (served_bytes() / 1e9);
+        gb_cpu[2] += q->raw_cpu_gb;
+        gb_cpu[3] += q->tls_cpu_gb;
         if (q->dense) {
             ups_d += q->accepted / q->up_s;
             cpu_d += q->accepted ? q->up_cpu / q->accepted : 0;
@@ -1583,7 +1572,9 @@ int main(int argc, char **argv)
            "cpu_per_update_sparse_s=%.4f close_s=%.3f download_MBps=%.1f raw_MBps=%.1f "
            "download_ratio=%.3f disk_per_round_bytes=%.0f close_dense_s=%.3f "
            "close_sparse_s=%.3f disk_dense_round_bytes=%.0f disk_sparse_round_bytes=%.0f "
-           "tls=%d coordinator=%s%s\n",
+           "raw_tls_MBps=%.1f download_tls_ratio=%.3f download_cpu_per_gb_coordinator=%.3f "
+           "download_cpu_per_gb_members=%.3f raw_cpu_per_gb=%.3f raw_tls_cpu_per_gb=%.3f "
+           "tls=%d tls_suite=%s coordinator=%s%s\n",
            opt.model, opt.members, opt.rounds, rounds_done, accepted, opt.members * opt.rounds,
            B.model_bytes, hwm, (double)hwm / (double)B.model_bytes, nd ? ups_d / nd : -1,
            ns ? ups_s / ns : -1, nd ? cpu_d / nd : -1, ns ? cpu_s / ns : -1,
@@ -1592,7 +1583,12 @@ int main(int argc, char **argv)
            rounds_done ? (double)disk_sum / rounds_done : -1,
            closed_k[1] ? close_k[1] / closed_k[1] : -1, closed_k[0] ? close_k[0] / closed_k[0] : -1,
            closed_k[1] ? disk_k[1] / closed_k[1] : -1, closed_k[0] ? disk_k[0] / closed_k[0] : -1,
-           !opt.plaintext, status, how);
+           measured && !opt.plaintext ? mb(tls_sum / measured) : -1,
+           measured && !opt.plaintext ? dl / tls_sum : -1,
+           measured ? gb_cpu[0] / measured : -1, measured ? gb_cpu[1] / measured : -1,
+           measured ? gb_cpu[2] / measured : -1,
+           measured && !opt.plaintext ? gb_cpu[3] / measured : -1, !opt.plaintext,
+           opt.plaintext ? "none" : B.tls_suite, status, how);
     fflush(stdout);
     for (int i = 0; i < opt.members; i++)
         if (B.m[i].failed && !died)

@@ -26,8 +26,8 @@ def f(kv, k, fmt, scale=1.0):
     v = kv.get(k)
     if v is None or float(v) < 0: return "-"
     return fmt % (float(v) * scale)
-print("| model | N | peak RSS | / model fp32 | updates/s dense, top-k | coordinator CPU s/update dense, top-k | round close s dense, top-k | download MB/s (raw TCP MB/s, ratio) | disk / round dense, top-k | outcome |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| model | N | peak RSS | / model fp32 | updates/s dense, top-k | coordinator CPU s/update dense, top-k | round close s dense, top-k | download MB/s (raw TCP MB/s, ratio) | raw TLS MB/s (ratio) | disk / round dense, top-k | outcome |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for kv in rows:
     st = kv.get("coordinator", "?")
     outcome = {"ok": "all %s updates accepted" % kv.get("accepted", "?")}.get(st, st)
@@ -36,14 +36,16 @@ for kv in rows:
     if "close_dense_s" not in kv:
         kv["close_dense_s"] = kv["close_sparse_s"] = "-1"   # (an older log: the mean only, close_s)
         kv["disk_dense_round_bytes"] = kv["disk_sparse_round_bytes"] = "-1"
-    print("| %s | %s | %s | %s | %s, %s | %s, %s | %s, %s | %s (%s, %s) | %s, %s | %s |" % (
+    print("| %s | %s | %s | %s | %s, %s | %s, %s | %s, %s | %s (%s, %s) | %s (%s) | %s, %s | %s |" % (
         kv.get("model"), kv.get("members"),
         f(kv, "peak_rss_bytes", "%.2f GB", 1e-9), f(kv, "rss_ratio", "%.2fx"),
         f(kv, "updates_per_s_dense", "%.2f"), f(kv, "updates_per_s_sparse", "%.2f"),
         f(kv, "cpu_per_update_dense_s", "%.3f"), f(kv, "cpu_per_update_sparse_s", "%.3f"),
         f(kv, "close_dense_s", "%.1f"), f(kv, "close_sparse_s", "%.1f"),
         f(kv, "download_MBps", "%.0f"), f(kv, "raw_MBps", "%.0f"),
-        f(kv, "download_ratio", "%.0f %%", 100), f(kv, "disk_dense_round_bytes", "%.2f GB", 1e-9),
+        f(kv, "download_ratio", "%.0f %%", 100),
+        f(kv, "raw_tls_MBps", "%.0f"), f(kv, "download_tls_ratio", "%.0f %%", 100),
+        f(kv, "disk_dense_round_bytes", "%.2f GB", 1e-9),
         f(kv, "disk_sparse_round_bytes", "%.2f GB", 1e-9),
         outcome))
 '

@@ -39,6 +39,11 @@ check(0 <= num("cpu_per_update_sparse_s") < 5, "coordinator CPU per update in [0
 check(0 < num("close_s") < 30, "round close time in (0, 30) s")
 check(num("download_MBps") > 0 and num("raw_MBps") > 0, "download and raw rates measured")
 check(0 < num("download_ratio") < 10, "a download ratio in (0, 10)")
+check(kv["tls_suite"].startswith("TLS_"), "the TLS 1.3 suite the coordinator negotiates")
+check(num("raw_tls_MBps") > 0, "the raw TLS copy's rate measured")
+check(0 < num("download_tls_ratio") < 10, "a download ratio to the raw TLS copy in (0, 10)")
+for k in ("download_cpu_per_gb_coordinator", "download_cpu_per_gb_members", "raw_cpu_per_gb", "raw_tls_cpu_per_gb"):
+    check(num(k) >= 0, "%s measured" % k)
 check(num("disk_per_round_bytes") > 0, "the data directory grew each round")
 print("ok:", sys.argv[1])
 PY
