@@ -69,6 +69,7 @@
 
 #define MAX_MEMBERS 256
 #define TASK_WAIT_MS 2000
+#define UPLOAD_ATTEMPTS 5
 
 /* --- options ----------------------------------------------------------------------- */
 
@@ -301,6 +302,8 @@ struct member {
     double t_receipt;
     int accepted;
     char reason[256];
+    int retries;                /* upload attempts that failed in transport and were retried */
+    char retry_why[600];        /* the first such failure */
     int failed;
     char why[512];
 };
@@ -737,6 +740,30 @@ static void member_encode(struct member *x, const struct policy_round_plan *plan
     free(payload);
 }
 
+/* fed_submit_update, retried as the worker retries (worker/worker.c) when the call
+ * fails in transport (UNAVAILABLE: the connection was reset; RESOURCE_EXHAUSTED: gRPC's
+ * memory quota reset the stream): at most UPLOAD_ATTEMPTS attempts, 0.25 s apart and
+ * doubling. Each retry is counted in x->retries, the first failure kept in
+ * x->retry_why. */
+static int submit_with_retries(struct member *x, const Aulac__V1__UpdateHeader *h,
+                               const uint8_t *payload, Aulac__V1__Receipt **r,
+                               struct rpc_status *st)
+{
+    int rc = 0;
+    for (int attempt = 1, wait_ms = 250;; attempt++, wait_ms *= 2) {
+        *st = (struct rpc_status){ 0 };
+        rc = fed_submit_update(x->cl, h, payload, x->payload_len, 0, r, st);
+        int transport = st->code == GRPC_STATUS_UNAVAILABLE ||
+                        st->code == GRPC_STATUS_RESOURCE_EXHAUSTED;
+        if (rc == 0 || !transport || attempt == UPLOAD_ATTEMPTS)
+            return rc;
+        if (!x->retries++)
+            snprintf(x->retry_why, sizeof x->retry_why, "%s",
+                     st->details[0] ? st->details : rpc_strerror(rc));
+        usleep((useconds_t)wait_ms * 1000);
+    }
+}
+
 /* Signs the envelope and uploads the payload (mapped from its file). */
 static void member_upload(struct member *x, const struct policy_round_plan *plan)
 {
@@ -775,7 +802,7 @@ static void member_upload(struct member *x, const struct policy_round_plan *plan
     h.val_loss = 3.1f + 0.01f * (float)x->idx;
     Aulac__V1__Receipt *r = NULL;
     struct rpc_status st = { 0 };
-    int rc = fed_submit_update(x->cl, &h, payload, x->payload_len, 0, &r, &st);
+    int rc = submit_with_retries(x, &h, payload, &r, &st);
     x->t_receipt = now_s();
     munmap((void *)payload, x->payload_len);
     if (rc != 0) {
@@ -783,8 +810,9 @@ static void member_upload(struct member *x, const struct policy_round_plan *plan
                     st.details[0] ? st.details : rpc_strerror(rc));
         return;
     }
-    x->accepted = r->accepted;
-    if (!r->accepted) {   /* the round would wait for its deadline: the run stops */
+    /* a retry of an update whose first attempt got through: accepted then */
+    x->accepted = r->accepted || (r->duplicate && r->accepted_index > 0);
+    if (!x->accepted) {   /* the round would wait for its deadline: the run stops */
         snprintf(x->reason, sizeof x->reason, "%s", r->reason ? r->reason : "");
         member_fail(x, "round %" PRIu64 " update refused: %s", x->round, x->reason);
     }
@@ -838,25 +866,60 @@ static void *member_main(void *arg)
  * opt.members receivers at once (bench/lib/loopback_copy.c), in plain TCP, or in TLS
  * with the coordinator's certificate and the suite it negotiated (B.tls_suite): the
  * best of three copies, so that a slow moment of the machine never flatters the ratio. */
-static void best_copy(int tls, double *rate, double *cpu_per_gb)
+/* A raw copy's best: bytes per second and CPU seconds per GB at both ends (-1, -1: not
+ * measured, or every copy failed). */
+struct baseline {
+    double rate, cpu_gb;
+};
+
+static struct baseline best_copy(int tls)
 {
     char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], err[512];
     snprintf(cert, sizeof cert, "%s/tls/coordinator.pem", B.dir);
     snprintf(key, sizeof key, "%s/tls/coordinator.key", B.dir);
     snprintf(ca, sizeof ca, "%s/tls/ca.pem", B.dir);
     struct loopback_tls t = { cert, key, ca, B.tls_suite };
-    *rate = -1;
-    *cpu_per_gb = -1;
+    struct baseline best = { -1, -1 };
     for (int k = 0; k < 3; k++) {
         struct loopback_result r;
         if (loopback_copy(B.model0, B.model_bytes, opt.members, tls ? &t : NULL, &r, err,
-                          sizeof err) != 0)
-            die("the loopback %s copy failed: %s", tls ? "TLS" : "TCP", err);
-        if (r.bytes_per_s > *rate) {
-            *rate = r.bytes_per_s;
-            *cpu_per_gb = r.cpu_s / ((double)B.model_bytes * opt.members / 1e9);
+                          sizeof err) != 0) {   /* the run goes on: the baseline is missing */
+            fprintf(stderr, "bench/scale: the loopback %s copy %d of 3 failed: %s\n",
+                    tls ? "TLS" : "TCP", k + 1, err);
+            continue;
         }
+        if (r.bytes_per_s > best.rate)
+            best = (struct baseline){ r.bytes_per_s,
+                                      r.cpu_s / ((double)B.model_bytes * opt.members / 1e9) };
     }
+    return best;
+}
+
+/* The baselines over the rounds they were measured in: the download rates of those
+ * rounds, the baselines' rates and CPU per GB, summed, and how many. */
+struct baseline_sum {
+    double dl, rate, cpu_gb;
+    int n;
+};
+
+static void baseline_add(struct baseline_sum *s, double download_rate, const struct baseline *b)
+{
+    if (b->rate <= 0)
+        return;
+    s->dl += download_rate;
+    s->rate += b->rate;
+    s->cpu_gb += b->cpu_gb;
+    s->n++;
+}
+
+/* "74 %", or "-" when whole was not measured. */
+static const char *pct(char *buf, size_t cap, double part, double whole)
+{
+    if (whole > 0)
+        snprintf(buf, cap, "%.0f %%", 100 * part / whole);
+    else
+        snprintf(buf, cap, "-");
+    return buf;
 }
 
 /* --- set-up ------------------------------------------------------------------------ */
@@ -1066,6 +1129,8 @@ static void probe_tls(void)
     if (!colon || loopback_tls_probe(atoi(colon + 1), ca, B.tls_version, sizeof B.tls_version,
                                      B.tls_suite, sizeof B.tls_suite, err, sizeof err) != 0)
         die("cannot tell the coordinator's TLS suite: %s", colon ? err : B.addr);
+    if (strcmp(B.tls_version, "TLSv1.3") != 0)   /* the bare TLS copy speaks TLS 1.3 only */
+        die("the coordinator negotiated %s (%s), not TLSv1.3", B.tls_version, B.tls_suite);
     say("the coordinator negotiates %s with %s", B.tls_version, B.tls_suite);
 }
 
@@ -1073,12 +1138,12 @@ static void probe_tls(void)
 
 struct round_result {
     int done, dense;
-    double dl_s, dl_cpu, raw_rate, enc_s, up_s, up_cpu, close_s, close_cpu;
+    double dl_s, dl_cpu, enc_s, up_s, up_cpu, close_s, close_cpu;
     double dl_members_cpu;          /* this process's CPU over the download (the members') */
-    double raw_cpu_gb;              /* the raw TCP copy's CPU s per GB (both ends) */
-    double tls_rate, tls_cpu_gb;    /* the raw TLS copy's (not measured in plaintext: -1) */
+    struct baseline tcp, tls;       /* the raw copies (tls in plaintext: -1, not measured) */
     uint64_t payload_bytes;   /* all members' */
     int accepted;
+    int retries;              /* upload attempts failed in transport and retried */
     uint64_t disk_before, disk_after;
     double norm;
 };
@@ -1121,20 +1186,20 @@ static double served_bytes(void)
 static void report_download(int r, const struct round_result *q)
 {
     double served_gb = served_bytes() / 1e9, dl_rate = served_bytes() / q->dl_s;
-    char times[32] = "", tls[256] = "";
+    char times[32] = "", tls[256] = "", p1[16], p2[16];
     if (opt.downloads > 1)
         snprintf(times, sizeof times, ", %d times in a row", opt.downloads);
     say("round %d: download %d x %.1f MB at once%s in %.2f s = %.0f MB/s; CPU s per GB served: "
         "coordinator %.2f, members %.2f", r, opt.members, mb((double)B.model_bytes), times,
         q->dl_s, mb(dl_rate), q->dl_cpu / served_gb, q->dl_members_cpu / served_gb);
     if (!opt.plaintext)
-        snprintf(tls, sizeof tls, "; TLS (OpenSSL, %s %s): %.0f MB/s (download %.0f %% of it), "
-                 "%.2f CPU s per GB", B.tls_version, B.tls_suite, mb(q->tls_rate),
-                 100 * dl_rate / q->tls_rate, q->tls_cpu_gb);
+        snprintf(tls, sizeof tls, "; TLS (OpenSSL, %s %s): %.0f MB/s (download %s of it), "
+                 "%.2f CPU s per GB", B.tls_version, B.tls_suite, mb(q->tls.rate),
+                 pct(p1, sizeof p1, dl_rate, q->tls.rate), q->tls.cpu_gb);
     say("round %d: raw loopback copies of the same bytes to %d receiver%s, best of 3 each, "
-        "both ends' CPU: TCP %.0f MB/s (download %.0f %% of it), %.2f CPU s per GB%s", r,
-        opt.members, opt.members == 1 ? "" : "s", mb(q->raw_rate), 100 * dl_rate / q->raw_rate,
-        q->raw_cpu_gb, tls);
+        "both ends' CPU: TCP %.0f MB/s (download %s of it), %.2f CPU s per GB%s", r,
+        opt.members, opt.members == 1 ? "" : "s", mb(q->tcp.rate),
+        pct(p2, sizeof p2, dl_rate, q->tcp.rate), q->tcp.cpu_gb, tls);
 }
 
 int main(int argc, char **argv)
@@ -1390,9 +1455,8 @@ int main(int argc, char **argv)
         if (B.abort)
             break;
         B.phase = PH_BASELINE;
-        best_copy(0, &q->raw_rate, &q->raw_cpu_gb);
-        if (!opt.plaintext)
-            best_copy(1, &q->tls_rate, &q->tls_cpu_gb);
+        q->tcp = best_copy(0);
+        q->tls = opt.plaintext ? (struct baseline){ -1, -1 } : best_copy(1);
         report_download(r, q);
         /* encode */
         B.phase = PH_ENCODE;
@@ -1418,16 +1482,26 @@ int main(int argc, char **argv)
         cpu_after_upload = proc_cpu_s(B.coord);
         B.phase = PH_CLOSE;
         last_receipt = 0;
+        const struct member *retried = NULL;
         for (int i = 0; i < opt.members; i++) {
             q->accepted += B.m[i].accepted;
             if (B.m[i].t_receipt > last_receipt)
                 last_receipt = B.m[i].t_receipt;
+            q->retries += B.m[i].retries;
+            if (B.m[i].retries && !retried)
+                retried = &B.m[i];
+            B.m[i].retries = 0;
         }
         q->up_s = last_receipt > t0 ? last_receipt - t0 : now_s() - t0;
         q->up_cpu = cpu0 >= 0 && cpu_after_upload >= 0 ? cpu_after_upload - cpu0 : -1;
         say("round %d: %d/%d updates accepted in %.2f s = %.2f updates/s; coordinator CPU "
             "%.2f s = %.3f s per update", r, q->accepted, opt.members, q->up_s,
             q->accepted / q->up_s, q->up_cpu, q->accepted ? q->up_cpu / q->accepted : 0);
+        if (retried)   /* on stderr whatever --quiet says: the coordinator reset uploads */
+            fprintf(stderr, "bench/scale: round %d: %d upload attempt%s failed in transport and "
+                    "%s retried, as a worker retries; the first: %s: %s\n", r, q->retries,
+                    q->retries == 1 ? "" : "s", q->retries == 1 ? "was" : "were", retried->id,
+                    retried->retry_why);
         prev = r;
     }
     /* the end: members are past their last barrier once main passed it */
@@ -1465,10 +1539,10 @@ int main(int argc, char **argv)
     }
 
     /* --- the results --- */
-    int rounds_done = 0, accepted = 0, expected = 0;
-    double ups_d = 0, ups_s = 0, cpu_d = 0, cpu_s = 0, close_sum = 0, dl = 0, raw = 0;
-    double tls_sum = 0;
-    double gb_cpu[4] = { 0 };   /* CPU s per GB: coordinator, members, raw TCP, raw TLS */
+    int rounds_done = 0, accepted = 0, expected = 0, retries = 0;
+    double ups_d = 0, ups_s = 0, cpu_d = 0, cpu_s = 0, close_sum = 0, dl = 0;
+    double gb_cpu[2] = { 0 };   /* the download's CPU s per GB: coordinator, members */
+    struct baseline_sum tcp = { 0 }, tls = { 0 };
     int nd = 0, ns = 0;
     uint64_t disk_sum = 0;
     double close_k[2] = { 0, 0 }, disk_k[2] = { 0, 0 };   /* [dense]: sums */
@@ -1485,26 +1559,21 @@ int main(int argc, char **argv)
             continue;
         expected += opt.members;
         accepted += q->accepted;
+        retries += q->retries;
         double dlr = served_bytes() / q->dl_s;
-        char tls_rate[16] = "-", tls_ratio[16] = "-";
-        if (!opt.plaintext) {
-            snprintf(tls_rate, sizeof tls_rate, "%.0f", mb(q->tls_rate));
-            snprintf(tls_ratio, sizeof tls_ratio, "%.0f%%", 100 * dlr / q->tls_rate);
-        }
-        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %8.0f%% %12s %9s %11.2f "
+        char p1[16], p2[16];
+        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %9s %12.0f %9s %11.2f "
                "%10.1f\n", r, q->dense ? "dense" : "top-k",
                mb((double)q->payload_bytes / opt.members), q->accepted, opt.members,
                q->accepted / q->up_s, "", q->accepted ? q->up_cpu / q->accepted : -1, mb(dlr),
-               mb(q->raw_rate), 100 * dlr / q->raw_rate, tls_rate, tls_ratio,
-               q->done ? q->close_s : -1,
+               mb(q->tcp.rate), pct(p1, sizeof p1, dlr, q->tcp.rate), mb(q->tls.rate),
+               pct(p2, sizeof p2, dlr, q->tls.rate), q->done ? q->close_s : -1,
                q->done ? mb((double)q->disk_after - (double)q->disk_before) : -1);
         dl += dlr;
-        raw += q->raw_rate;
-        tls_sum += q->tls_rate;
         gb_cpu[0] += q->dl_cpu / (served_bytes() / 1e9);
         gb_cpu[1] += q->dl_members_cpu / (served_bytes() / 1e9);
-        gb_cpu[2] += q->raw_cpu_gb;
-        gb_cpu[3] += q->tls_cpu_gb;
+        baseline_add(&tcp, dlr, &q->tcp);
+        baseline_add(&tls, dlr, &q->tls);
         if (q->dense) {
             ups_d += q->accepted / q->up_s;
             cpu_d += q->accepted ? q->up_cpu / q->accepted : 0;
@@ -1574,20 +1643,19 @@ int main(int argc, char **argv)
            "close_sparse_s=%.3f disk_dense_round_bytes=%.0f disk_sparse_round_bytes=%.0f "
            "raw_tls_MBps=%.1f download_tls_ratio=%.3f download_cpu_per_gb_coordinator=%.3f "
            "download_cpu_per_gb_members=%.3f raw_cpu_per_gb=%.3f raw_tls_cpu_per_gb=%.3f "
-           "tls=%d tls_suite=%s coordinator=%s%s\n",
+           "upload_retries=%d tls=%d tls_suite=%s coordinator=%s%s\n",
            opt.model, opt.members, opt.rounds, rounds_done, accepted, opt.members * opt.rounds,
            B.model_bytes, hwm, (double)hwm / (double)B.model_bytes, nd ? ups_d / nd : -1,
            ns ? ups_s / ns : -1, nd ? cpu_d / nd : -1, ns ? cpu_s / ns : -1,
            rounds_done ? close_sum / rounds_done : -1, measured ? mb(dl / measured) : -1,
-           measured ? mb(raw / measured) : -1, raw > 0 ? dl / raw : -1,
+           tcp.n ? mb(tcp.rate / tcp.n) : -1, tcp.n ? tcp.dl / tcp.rate : -1,
            rounds_done ? (double)disk_sum / rounds_done : -1,
            closed_k[1] ? close_k[1] / closed_k[1] : -1, closed_k[0] ? close_k[0] / closed_k[0] : -1,
            closed_k[1] ? disk_k[1] / closed_k[1] : -1, closed_k[0] ? disk_k[0] / closed_k[0] : -1,
-           measured && !opt.plaintext ? mb(tls_sum / measured) : -1,
-           measured && !opt.plaintext ? dl / tls_sum : -1,
+           tls.n ? mb(tls.rate / tls.n) : -1, tls.n ? tls.dl / tls.rate : -1,
            measured ? gb_cpu[0] / measured : -1, measured ? gb_cpu[1] / measured : -1,
-           measured ? gb_cpu[2] / measured : -1,
-           measured && !opt.plaintext ? gb_cpu[3] / measured : -1, !opt.plaintext,
+           tcp.n ? tcp.cpu_gb / tcp.n : -1, tls.n ? tls.cpu_gb / tls.n : -1, retries,
+           !opt.plaintext,
            opt.plaintext ? "none" : B.tls_suite, status, how);
     fflush(stdout);
     for (int i = 0; i < opt.members; i++)

@@ -31,6 +31,8 @@ print("|---|---|---|---|---|---|---|---|---|---|---|")
 for kv in rows:
     st = kv.get("coordinator", "?")
     outcome = {"ok": "all %s updates accepted" % kv.get("accepted", "?")}.get(st, st)
+    if int(kv.get("upload_retries", "0")) > 0:
+        outcome += " (%s upload attempts reset and retried)" % kv["upload_retries"]
     if st.startswith("died"):
         outcome = "coordinator died (%s) after %s of %s rounds" % (st.split(":", 1)[-1], kv.get("rounds_closed", "?"), kv.get("rounds", "?"))
     if "close_dense_s" not in kv:

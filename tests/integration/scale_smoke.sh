@@ -27,6 +27,7 @@ def check(ok, what):
         sys.exit("FAIL: %s (%s)" % (what, sys.argv[1]))
 check(kv["coordinator"] == "ok", "the coordinator ran to the end")
 check(kv["tls"] == "1", "the run used TLS")
+check(int(kv["upload_retries"]) >= 0, "upload retries counted")
 check(int(kv["accepted"]) == 8 and int(kv["expected"]) == 8, "all 8 updates accepted")
 check(int(kv["rounds_closed"]) == 2, "both rounds closed")
 mb = num("model_bytes")
