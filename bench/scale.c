@@ -20,10 +20,11 @@
  * throughput and the CPU it costs each side against raw loopback copies of the same
  * bytes to N receivers at once (the best of three copies; bench/lib/loopback_copy.c): in
  * plain TCP, and with TLS in OpenSSL's TLS 1.3 with the suite the coordinator negotiates
- * (what TLS itself costs on this machine), and the growth of the data directory. Members download as
- * the worker does: each chunk's data copied once from what gRPC received, member 0's
- * into its replica (fed_download_model_into), with the worker's allocator setting
- * (rpc_tune_malloc_for_streams). The last line is "RESULT key=value ..." for
+ * (what TLS itself costs on this machine), and the growth of the data directory.
+ * Members download as the worker does: each chunk's data copied once from what gRPC
+ * received, member 0's into its replica (fed_download_model_into), with the worker's
+ * allocator setting (rpc_tune_malloc_for_streams). Members retry an upload that fails
+ * in transport, as the worker does. The last line is "RESULT key=value ..." for
  * scripts (scripts/bench-scale.sh, tests/integration/scale_smoke.sh).
  *
  * Exit status: 0 every update accepted; 1 an error or a refused update; 3 the
