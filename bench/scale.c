@@ -1205,6 +1205,13 @@ static void report_download(int r, const struct round_result *q)
 
 int main(int argc, char **argv)
 {
+    /* The N members share this process, and while they encode no call of theirs reads
+     * their connections: gRPC's backup poller does, one connection's event per poll,
+     * every 5 s by default. 32 idle members then answered the coordinator's keepalive
+     * pings too late (it closes a connection whose ping goes unanswered for
+     * RPC_KEEPALIVE_TIMEOUT_MS, 20 s), and their uploads met closed connections. A
+     * worker holds one connection. Before gRPC starts (its first channel). */
+    setenv("GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS", "100", 0);
     rpc_tune_malloc_for_streams();   /* the members download as workers do */
     opt = (struct options){ .members = 4, .rounds = 2, .jobs = 2, .dense_warmup = -1,
                             .model = "tiny", .residuals = "auto", .delta_std = 0.002,

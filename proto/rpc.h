@@ -125,7 +125,11 @@ struct rpc_method {
  *     an attack a member's call in flight may be reset too and must be retried;
  *     nothing it was told succeeded is lost. */
 /* The server pings every connection this often and closes one whose peer has not
- * answered a ping within the timeout (a stopped or hung client). */
+ * answered a ping within the timeout (a stopped or hung client). A client answers
+ * while one of its calls polls; an idle one only through gRPC's backup poller, which
+ * handles one connection's event per poll (GRPC_CLIENT_CHANNEL_BACKUP_POLL_INTERVAL_MS,
+ * 5 s by default): a process idling on many connections at once (bench/scale's
+ * simulated members) must poll more often, or lose some of them. */
 #define RPC_KEEPALIVE_MS          60000
 #define RPC_KEEPALIVE_TIMEOUT_MS  20000
 
