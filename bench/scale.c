@@ -863,16 +863,16 @@ static void *member_main(void *arg)
 
 /* --- the baselines ----------------------------------------------------------------- */
 
-/* The same bytes (B.model0, the model member 0 downloaded) copied over loopback to
- * opt.members receivers at once (bench/lib/loopback_copy.c), in plain TCP, or in TLS
- * with the coordinator's certificate and the suite it negotiated (B.tls_suite): the
- * best of three copies, so that a slow moment of the machine never flatters the ratio. */
 /* A raw copy's best: bytes per second and CPU seconds per GB at both ends (-1, -1: not
  * measured, or every copy failed). */
 struct baseline {
     double rate, cpu_gb;
 };
 
+/* The same bytes (B.model0, the model member 0 downloaded) copied over loopback to
+ * opt.members receivers at once (bench/lib/loopback_copy.c), in plain TCP, or in TLS
+ * with the coordinator's certificate and the suite it negotiated (B.tls_suite): the
+ * best of three copies, so that a slow moment of the machine never flatters the ratio. */
 static struct baseline best_copy(int tls)
 {
     char cert[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], err[512];
@@ -911,6 +911,16 @@ static void baseline_add(struct baseline_sum *s, double download_rate, const str
     s->rate += b->rate;
     s->cpu_gb += b->cpu_gb;
     s->n++;
+}
+
+/* A rate in MB/s ("1916"), or "-" when it was not measured. */
+static const char *rate_mb(char *buf, size_t cap, double bytes_per_s)
+{
+    if (bytes_per_s > 0)
+        snprintf(buf, cap, "%.0f", mb(bytes_per_s));
+    else
+        snprintf(buf, cap, "-");
+    return buf;
 }
 
 /* "74 %", or "-" when whole was not measured. */
@@ -1187,19 +1197,20 @@ static double served_bytes(void)
 static void report_download(int r, const struct round_result *q)
 {
     double served_gb = served_bytes() / 1e9, dl_rate = served_bytes() / q->dl_s;
-    char times[32] = "", tls[256] = "", p1[16], p2[16];
+    char times[32] = "", tls[256] = "", p1[16], p2[16], r1[16], r2[16];
     if (opt.downloads > 1)
         snprintf(times, sizeof times, ", %d times in a row", opt.downloads);
     say("round %d: download %d x %.1f MB at once%s in %.2f s = %.0f MB/s; CPU s per GB served: "
         "coordinator %.2f, members %.2f", r, opt.members, mb((double)B.model_bytes), times,
         q->dl_s, mb(dl_rate), q->dl_cpu / served_gb, q->dl_members_cpu / served_gb);
     if (!opt.plaintext)
-        snprintf(tls, sizeof tls, "; TLS (OpenSSL, %s %s): %.0f MB/s (download %s of it), "
-                 "%.2f CPU s per GB", B.tls_version, B.tls_suite, mb(q->tls.rate),
+        snprintf(tls, sizeof tls, "; TLS (OpenSSL, %s %s): %s MB/s (download %s of it), "
+                 "%.2f CPU s per GB", B.tls_version, B.tls_suite,
+                 rate_mb(r1, sizeof r1, q->tls.rate),
                  pct(p1, sizeof p1, dl_rate, q->tls.rate), q->tls.cpu_gb);
     say("round %d: raw loopback copies of the same bytes to %d receiver%s, best of 3 each, "
-        "both ends' CPU: TCP %.0f MB/s (download %s of it), %.2f CPU s per GB%s", r,
-        opt.members, opt.members == 1 ? "" : "s", mb(q->tcp.rate),
+        "both ends' CPU: TCP %s MB/s (download %s of it), %.2f CPU s per GB%s", r,
+        opt.members, opt.members == 1 ? "" : "s", rate_mb(r2, sizeof r2, q->tcp.rate),
         pct(p2, sizeof p2, dl_rate, q->tcp.rate), q->tcp.cpu_gb, tls);
 }
 
@@ -1569,12 +1580,13 @@ int main(int argc, char **argv)
         accepted += q->accepted;
         retries += q->retries;
         double dlr = served_bytes() / q->dl_s;
-        char p1[16], p2[16];
-        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10.0f %9s %12.0f %9s %11.2f "
+        char p1[16], p2[16], r1[16], r2[16];
+        printf("%5d %6s %10.2f %6d/%-2d %9.2f %6s %9.3f %13.0f %10s %9s %12s %9s %11.2f "
                "%10.1f\n", r, q->dense ? "dense" : "top-k",
                mb((double)q->payload_bytes / opt.members), q->accepted, opt.members,
                q->accepted / q->up_s, "", q->accepted ? q->up_cpu / q->accepted : -1, mb(dlr),
-               mb(q->tcp.rate), pct(p1, sizeof p1, dlr, q->tcp.rate), mb(q->tls.rate),
+               rate_mb(r1, sizeof r1, q->tcp.rate), pct(p1, sizeof p1, dlr, q->tcp.rate),
+               rate_mb(r2, sizeof r2, q->tls.rate),
                pct(p2, sizeof p2, dlr, q->tls.rate), q->done ? q->close_s : -1,
                q->done ? mb((double)q->disk_after - (double)q->disk_before) : -1);
         dl += dlr;

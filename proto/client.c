@@ -219,7 +219,8 @@ int fed_get_task(struct fed_client *c, const Aulac__V1__TaskRequest *req,
     int rc = RPC_ERR_INVALID_ARG;
     if (task)
         *task = fed_call(c, "GetTask", FED_METHOD_GET_TASK, req ? poll_timeout(req->wait_ms) : 0,
-                         CALL_SIGNED | CALL_LONG_POLL, req ? &req->base : NULL, &aulac__v1__task__descriptor, st, &rc);
+                         CALL_SIGNED | CALL_LONG_POLL, req ? &req->base : NULL,
+                         &aulac__v1__task__descriptor, st, &rc);
     return rc;
 }
 
